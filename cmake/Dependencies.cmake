@@ -1,0 +1,25 @@
+# Finds every third-party dependency once and exposes each as an imported target.
+find_package(PkgConfig REQUIRED)
+find_package(Threads REQUIRED)
+
+pkg_check_modules(LIBBPF REQUIRED IMPORTED_TARGET libbpf>=1.1)
+pkg_check_modules(LIBELF REQUIRED IMPORTED_TARGET libelf)
+pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
+# cpp-httplib's .so was built with OpenSSL, zlib and brotli: the same defines must reach every user
+# of the header or the classes differ between translation units.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
+pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
+
+find_package(spdlog REQUIRED)
+find_package(fmt REQUIRED)
+find_package(nlohmann_json 3.10 REQUIRED)
+
+if(CILIUM_BUILD_TESTS)
+  find_package(GTest REQUIRED)
+endif()
+if(CILIUM_BUILD_BENCH)
+  find_package(benchmark REQUIRED)
+endif()
+
+find_program(CLANG_BPF NAMES clang-14 clang REQUIRED)
+find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /sbin REQUIRED)

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs, idempotently, every Debian 12 package that building, testing and the demo need.
+# Safe to run repeatedly: it only calls apt-get when a package is missing.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential g++ cmake ninja-build pkg-config git
+  clang llvm libclang-rt-14-dev clang-format clang-tidy
+  # eBPF
+  libbpf-dev libelf-dev zlib1g-dev bpftool linux-libc-dev
+  # libraries chosen for the project
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libboost-dev libcpp-httplib-dev libssl-dev libbrotli-dev
+  libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # network namespaces, traffic and inspection for tests and the demo
+  iproute2 iputils-ping util-linux procps socat iperf3 curl netcat-openbsd tcpdump ethtool
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "install-deps: missing packages (${missing[*]}); run as root to install them" >&2
+  exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# README command 2: installs what is missing, builds, and runs every test tier (unit, unit under
+# ASan+UBSan, bpf, netns, e2e), then prints a summary. As root the privileged tiers must run;
+# otherwise they are reported as skipped.
+#
+#   scripts/test.sh              everything
+#   scripts/test.sh unit bpf     only these tiers ("asan" is the sanitizer pass of the unit tier)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+tiers=("$@")
+[ ${#tiers[@]} -gt 0 ] || tiers=(unit asan bpf netns e2e)
+
+./scripts/install-deps.sh
+start=$(date +%s)
+./scripts/build.sh
+echo "build: $(( $(date +%s) - start )) s"
+
+if [ "$(id -u)" -eq 0 ]; then
+  export CILIUM_TEST_REQUIRE_PRIVILEGED=1
+fi
+
+declare -A result
+status=0
+for tier in "${tiers[@]}"; do
+  echo
+  echo "=== tier: $tier ==="
+  log=$(mktemp)
+  if [ "$tier" = asan ]; then
+    BUILD_DIR=build-asan ./scripts/build.sh -DCILIUM_SANITIZE=ON -DCILIUM_BUILD_BENCH=OFF
+    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+      ctest -L '^unit$' --output-on-failure -j2) 2>&1 | tee "$log" || true
+  else
+    (cd build && ctest -L "^${tier}\$" --output-on-failure) 2>&1 | tee "$log" || true
+  fi
+  summary=$(grep -E 'tests passed|No tests were found' "$log" | tail -1)
+  skipped=$(grep -c 'Not Run\|\*\*\*Skipped' "$log" || true)
+  if grep -qE 'tests passed, 0 tests failed|100% tests passed' "$log"; then
+    result[$tier]="ok      ${summary}; skipped: ${skipped}"
+  elif grep -q 'No tests were found' "$log"; then
+    result[$tier]="empty   no tests in this tier yet"
+  else
+    result[$tier]="FAILED  ${summary:-ctest did not finish}"
+    status=1
+  fi
+  rm -f "$log"
+done
+
+echo
+echo "=== summary ($(( $(date +%s) - start )) s) ==="
+for tier in "${tiers[@]}"; do
+  printf '  %-6s %s\n' "$tier" "${result[$tier]}"
+done
+if [ "$(id -u)" -ne 0 ]; then
+  echo "  note: not root: the bpf, netns and e2e tiers were skipped"
+fi
+# Nothing a test made may outlive the run.
+leftovers=$(ip netns list 2>/dev/null | grep -c '^cilt' || true)
+if [ "$leftovers" -ne 0 ]; then
+  echo "  LEAK: $leftovers test network namespace(s) remain"
+  status=1
+fi
+exit $status

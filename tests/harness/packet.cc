@@ -1,0 +1,213 @@
+#include "tests/harness/packet.h"
+
+#include <arpa/inet.h>
+
+#include <cstring>
+#include <stdexcept>
+
+namespace cilium::testing {
+namespace {
+
+void put16(std::vector<uint8_t>& b, size_t off, uint16_t v) {
+  b[off] = static_cast<uint8_t>(v >> 8);
+  b[off + 1] = static_cast<uint8_t>(v);
+}
+void put32(std::vector<uint8_t>& b, size_t off, uint32_t v) {
+  for (int i = 0; i < 4; i++) b[off + i] = static_cast<uint8_t>(v >> (24 - 8 * i));
+}
+uint16_t get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+uint32_t get32(const uint8_t* p) {
+  return uint32_t{p[0]} << 24 | uint32_t{p[1]} << 16 | uint32_t{p[2]} << 8 | p[3];
+}
+
+uint32_t sumWords(const uint8_t* p, size_t n, uint32_t acc = 0) {
+  for (size_t i = 0; i + 1 < n; i += 2) acc += get16(p + i);
+  if (n & 1) acc += static_cast<uint32_t>(p[n - 1]) << 8;
+  return acc;
+}
+uint16_t fold(uint32_t acc) {
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  return static_cast<uint16_t>(~acc);
+}
+uint32_t pseudoHeader(uint32_t s, uint32_t d, uint8_t proto, size_t len) {
+  return (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + proto + static_cast<uint32_t>(len);
+}
+
+}  // namespace
+
+uint32_t ipv4(std::string_view dotted) {
+  in_addr a{};
+  if (inet_pton(AF_INET, std::string(dotted).c_str(), &a) != 1)
+    throw std::invalid_argument("bad IPv4 address: " + std::string(dotted));
+  return ntohl(a.s_addr);
+}
+
+std::string ipv4String(uint32_t host_order) {
+  in_addr a{htonl(host_order)};
+  char buf[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &a, buf, sizeof(buf));
+  return buf;
+}
+
+Mac mac(std::string_view s) {
+  Mac m{};
+  unsigned v[6];
+  if (std::sscanf(std::string(s).c_str(), "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4],
+                  &v[5]) != 6)
+    throw std::invalid_argument("bad MAC: " + std::string(s));
+  for (int i = 0; i < 6; i++) m[i] = static_cast<uint8_t>(v[i]);
+  return m;
+}
+
+PacketBuilder& PacketBuilder::eth(Mac src, Mac dst) {
+  src_mac_ = src;
+  dst_mac_ = dst;
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::ipv4(std::string_view src, std::string_view dst, uint8_t ttl) {
+  saddr_ = testing::ipv4(src);
+  daddr_ = testing::ipv4(dst);
+  ttl_ = ttl;
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::tcp(uint16_t sport, uint16_t dport, uint8_t flags, uint32_t seq,
+                                  uint32_t ack) {
+  proto_ = 6;
+  l4_.assign(20, 0);
+  put16(l4_, 0, sport);
+  put16(l4_, 2, dport);
+  put32(l4_, 4, seq);
+  put32(l4_, 8, ack);
+  l4_[12] = 5 << 4;
+  l4_[13] = flags;
+  put16(l4_, 14, 65535);
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::udp(uint16_t sport, uint16_t dport) {
+  proto_ = 17;
+  l4_.assign(8, 0);
+  put16(l4_, 0, sport);
+  put16(l4_, 2, dport);
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::icmp(uint8_t type, uint8_t code, uint16_t id, uint16_t seq) {
+  proto_ = 1;
+  l4_.assign(8, 0);
+  l4_[0] = type;
+  l4_[1] = code;
+  put16(l4_, 4, id);
+  put16(l4_, 6, seq);
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::icmpError(uint8_t type, uint8_t code,
+                                        const std::vector<uint8_t>& inner) {
+  proto_ = 1;
+  l4_.assign(8, 0);
+  l4_[0] = type;
+  l4_[1] = code;
+  // RFC 792: the quoted IP header plus at least 8 bytes of its payload.
+  size_t ihl = inner.empty() ? 0 : static_cast<size_t>(inner[0] & 0x0f) * 4;
+  size_t quote = std::min(inner.size(), ihl + 8);
+  payload_.assign(inner.begin(), inner.begin() + static_cast<long>(quote));
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::protocol(uint8_t proto) {
+  proto_ = proto;
+  l4_.clear();
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::payload(std::string_view bytes) {
+  payload_.assign(bytes.begin(), bytes.end());
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::payload(size_t n, uint8_t fill) {
+  payload_.assign(n, fill);
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::fragment(uint16_t frag_field) {
+  frag_ = frag_field;
+  return *this;
+}
+
+std::vector<uint8_t> PacketBuilder::buildL3() const {
+  std::vector<uint8_t> p(20 + l4_.size() + payload_.size());
+  p[0] = 0x45;
+  put16(p, 2, static_cast<uint16_t>(p.size()));
+  put16(p, 4, 0x1234);
+  put16(p, 6, frag_);
+  p[8] = ttl_;
+  p[9] = proto_;
+  put32(p, 12, saddr_);
+  put32(p, 16, daddr_);
+  put16(p, 10, fold(sumWords(p.data(), 20)));
+  std::memcpy(p.data() + 20, l4_.data(), l4_.size());
+  std::memcpy(p.data() + 20 + l4_.size(), payload_.data(), payload_.size());
+  size_t l4len = l4_.size() + payload_.size();
+  uint8_t* l4 = p.data() + 20;
+  if (proto_ == 17) {
+    put16(p, 20 + 4, static_cast<uint16_t>(l4len));
+    uint16_t c = fold(sumWords(l4, l4len, pseudoHeader(saddr_, daddr_, 17, l4len)));
+    put16(p, 20 + 6, c == 0 ? 0xffff : c);
+  } else if (proto_ == 6) {
+    put16(p, 20 + 16, fold(sumWords(l4, l4len, pseudoHeader(saddr_, daddr_, 6, l4len))));
+  } else if (proto_ == 1) {
+    put16(p, 20 + 2, fold(sumWords(l4, l4len)));
+  }
+  return p;
+}
+
+std::vector<uint8_t> PacketBuilder::build() const {
+  std::vector<uint8_t> l3 = buildL3();
+  std::vector<uint8_t> f(14 + l3.size());
+  std::memcpy(f.data(), dst_mac_.data(), 6);
+  std::memcpy(f.data() + 6, src_mac_.data(), 6);
+  put16(f, 12, 0x0800);
+  std::memcpy(f.data() + 14, l3.data(), l3.size());
+  return f;
+}
+
+std::optional<ParsedPacket> parsePacket(const std::vector<uint8_t>& f) {
+  ParsedPacket p;
+  if (f.size() < 14) return std::nullopt;
+  std::memcpy(p.dst_mac.data(), f.data(), 6);
+  std::memcpy(p.src_mac.data(), f.data() + 6, 6);
+  p.eth_proto = get16(f.data() + 12);
+  if (p.eth_proto != 0x0800) return p;
+  if (f.size() < 34) return std::nullopt;
+  const uint8_t* ip = f.data() + 14;
+  size_t ihl = static_cast<size_t>(ip[0] & 0x0f) * 4;
+  size_t total = get16(ip + 2);
+  if (ihl < 20 || 14 + total > f.size() || total < ihl) return std::nullopt;
+  p.ttl = ip[8];
+  p.proto = ip[9];
+  p.saddr = get32(ip + 12);
+  p.daddr = get32(ip + 16);
+  p.ip_csum_ok = fold(sumWords(ip, ihl)) == 0;
+  const uint8_t* l4 = ip + ihl;
+  size_t l4len = total - ihl;
+  if ((p.proto == 6 && l4len >= 20) || (p.proto == 17 && l4len >= 8)) {
+    p.sport = get16(l4);
+    p.dport = get16(l4 + 2);
+    if (p.proto == 6) p.tcp_flags = l4[13];
+    bool zero_udp = p.proto == 17 && get16(l4 + 6) == 0;
+    p.l4_csum_ok =
+        zero_udp || fold(sumWords(l4, l4len, pseudoHeader(p.saddr, p.daddr, p.proto, l4len))) == 0;
+  } else if (p.proto == 1 && l4len >= 8) {
+    p.icmp_type = l4[0];
+    p.icmp_code = l4[1];
+    p.sport = get16(l4 + 4);  // echo id
+    p.l4_csum_ok = fold(sumWords(l4, l4len)) == 0;
+  }
+  return p;
+}
+
+}  // namespace cilium::testing

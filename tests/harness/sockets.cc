@@ -1,0 +1,156 @@
+#include "tests/harness/sockets.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "agent/common/netns.h"
+
+namespace cilium::testing {
+namespace {
+
+Result<sockaddr_in> addr(const std::string& ip, uint16_t port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1)
+    return makeError(ErrorCode::kInvalidArgument, "bad IPv4 address {}", ip);
+  return a;
+}
+
+Status waitFd(int fd, short events, std::chrono::milliseconds timeout, const char* what) {
+  pollfd p{fd, events, 0};
+  int r;
+  do {
+    r = ::poll(&p, 1, static_cast<int>(timeout.count()));
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return errnoError(errno, what);
+  if (r == 0)
+    return makeError(ErrorCode::kDeadlineExceeded, "{}: timed out after {} ms", what,
+                     timeout.count());
+  return okStatus();
+}
+
+}  // namespace
+
+Result<UniqueFd> listenTcp(const std::string& netns, const std::string& ip, uint16_t port) {
+  return runInNetnsValue<UniqueFd>(netns, [&]() -> Result<UniqueFd> {
+    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (!fd) return errnoError(errno, "socket");
+    int one = 1;
+    ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    CILIUM_ASSIGN_OR_RETURN(sockaddr_in a, addr(ip, port));
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+      return errnoError(errno, "bind " + ip);
+    if (::listen(fd.get(), 128) != 0) return errnoError(errno, "listen");
+    return fd;
+  });
+}
+
+Result<UniqueFd> connectTcp(const std::string& netns, const std::string& ip, uint16_t port,
+                            std::chrono::milliseconds timeout) {
+  CILIUM_ASSIGN_OR_RETURN(
+      UniqueFd fd, runInNetnsValue<UniqueFd>(netns, []() -> Result<UniqueFd> {
+        UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+        if (!s) return errnoError(errno, "socket");
+        return s;
+      }));
+  CILIUM_ASSIGN_OR_RETURN(sockaddr_in a, addr(ip, port));
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 && errno != EINPROGRESS)
+    return errnoError(errno, "connect " + ip);
+  CILIUM_RETURN_IF_ERROR(waitFd(fd.get(), POLLOUT, timeout, "connect"));
+  int err = 0;
+  socklen_t len = sizeof(err);
+  ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+  if (err != 0) return errnoError(err, "connect " + ip);
+  int flags = ::fcntl(fd.get(), F_GETFL);
+  ::fcntl(fd.get(), F_SETFL, flags & ~O_NONBLOCK);
+  return fd;
+}
+
+Result<UniqueFd> acceptTcp(int listen_fd, std::chrono::milliseconds timeout) {
+  CILIUM_RETURN_IF_ERROR(waitFd(listen_fd, POLLIN, timeout, "accept"));
+  int fd = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+  if (fd < 0) return errnoError(errno, "accept");
+  return UniqueFd(fd);
+}
+
+Result<UniqueFd> bindUdp(const std::string& netns, const std::string& ip, uint16_t port) {
+  return runInNetnsValue<UniqueFd>(netns, [&]() -> Result<UniqueFd> {
+    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!fd) return errnoError(errno, "socket");
+    CILIUM_ASSIGN_OR_RETURN(sockaddr_in a, addr(ip, port));
+    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+      return errnoError(errno, "bind " + ip);
+    return fd;
+  });
+}
+
+Status sendUdp(int fd, const std::string& ip, uint16_t port, const std::string& data) {
+  CILIUM_ASSIGN_OR_RETURN(sockaddr_in a, addr(ip, port));
+  if (::sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)) < 0)
+    return errnoError(errno, "sendto " + ip);
+  return okStatus();
+}
+
+Result<std::string> recvUdp(int fd, std::chrono::milliseconds timeout, std::string* from_ip,
+                            uint16_t* from_port) {
+  CILIUM_RETURN_IF_ERROR(waitFd(fd, POLLIN, timeout, "recvfrom"));
+  char buf[65536];
+  sockaddr_in from{};
+  socklen_t len = sizeof(from);
+  ssize_t n = ::recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
+  if (n < 0) return errnoError(errno, "recvfrom");
+  if (from_ip) {
+    char s[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &from.sin_addr, s, sizeof(s));
+    *from_ip = s;
+  }
+  if (from_port) *from_port = ntohs(from.sin_port);
+  return std::string(buf, static_cast<size_t>(n));
+}
+
+Status sendAll(int fd, const std::string& data) {
+  size_t off = 0;
+  while (off < data.size()) {
+    ssize_t n = ::send(fd, data.data() + off, data.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return errnoError(errno, "send");
+    off += static_cast<size_t>(n);
+  }
+  return okStatus();
+}
+
+Result<std::string> recvExactly(int fd, size_t n, std::chrono::milliseconds timeout) {
+  std::string out;
+  out.reserve(n);
+  char buf[65536];
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (out.size() < n) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      return makeError(ErrorCode::kDeadlineExceeded, "received {} of {} bytes", out.size(), n);
+    CILIUM_RETURN_IF_ERROR(waitFd(fd, POLLIN, left, "recv"));
+    ssize_t r = ::recv(fd, buf, std::min(sizeof(buf), n - out.size()), 0);
+    if (r < 0 && errno == EINTR) continue;
+    if (r < 0) return errnoError(errno, "recv");
+    if (r == 0)
+      return makeError(ErrorCode::kUnavailable, "peer closed after {} of {} bytes", out.size(), n);
+    out.append(buf, static_cast<size_t>(r));
+  }
+  return out;
+}
+
+Result<uint16_t> localPort(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
+    return errnoError(errno, "getsockname");
+  return ntohs(a.sin_port);
+}
+
+}  // namespace cilium::testing

@@ -1,0 +1,35 @@
+// Sockets opened inside a given network namespace (a socket keeps the namespace it was created
+// in), so tests drive real pod-to-pod traffic from one process without sleeping or shelling out.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "agent/common/error.h"
+#include "agent/common/fd.h"
+
+namespace cilium::testing {
+
+Result<UniqueFd> listenTcp(const std::string& netns, const std::string& ip, uint16_t port);
+// Connects with a timeout; kDeadlineExceeded when nothing answers (a dropped SYN).
+Result<UniqueFd> connectTcp(const std::string& netns, const std::string& ip, uint16_t port,
+                            std::chrono::milliseconds timeout = std::chrono::seconds(5));
+Result<UniqueFd> acceptTcp(int listen_fd,
+                           std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+Result<UniqueFd> bindUdp(const std::string& netns, const std::string& ip, uint16_t port);
+Status sendUdp(int fd, const std::string& ip, uint16_t port, const std::string& data);
+// Receives one datagram; kDeadlineExceeded on timeout.
+Result<std::string> recvUdp(int fd, std::chrono::milliseconds timeout,
+                            std::string* from_ip = nullptr, uint16_t* from_port = nullptr);
+
+Status sendAll(int fd, const std::string& data);
+// Reads exactly n bytes (or fails on EOF / timeout).
+Result<std::string> recvExactly(int fd, size_t n,
+                                std::chrono::milliseconds timeout = std::chrono::seconds(5));
+
+// The local port a socket is bound to.
+Result<uint16_t> localPort(int fd);
+
+}  // namespace cilium::testing
