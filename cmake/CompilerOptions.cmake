@@ -4,7 +4,9 @@ add_library(cilium_compile_options INTERFACE)
 target_compile_options(cilium_compile_options INTERFACE -Wall -Wextra -Werror -Wno-missing-field-initializers)
 if(CILIUM_SANITIZE)
   target_compile_options(cilium_compile_options INTERFACE
-    -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+    -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+    # GCC 12 reports false maybe-uninitialized positives in libstdc++ under the sanitizers.
+    -Wno-maybe-uninitialized)
   target_link_options(cilium_compile_options INTERFACE -fsanitize=address,undefined)
 endif()
 

@@ -9,7 +9,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
-#include <regex>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -46,10 +46,16 @@ bool pidAlive(pid_t pid) { return ::kill(pid, 0) == 0 || errno == EPERM; }
 
 // "cilt<pid>-..." -> pid, or -1.
 pid_t ownerPid(const std::string& name) {
-  static const std::regex re("^cilt([0-9]+)-");
-  std::smatch m;
-  if (!std::regex_search(name, m, re)) return -1;
-  return static_cast<pid_t>(std::stol(m[1]));
+  constexpr std::string_view kPrefix = "cilt";
+  if (name.rfind(kPrefix, 0) != 0) return -1;
+  size_t end = name.find('-', kPrefix.size());
+  if (end == std::string::npos || end == kPrefix.size()) return -1;
+  pid_t pid = 0;
+  for (size_t i = kPrefix.size(); i < end; i++) {
+    if (name[i] < '0' || name[i] > '9' || pid > 100000000) return -1;
+    pid = pid * 10 + (name[i] - '0');
+  }
+  return pid;
 }
 
 void killCgroupProcs(const fs::path& dir) {
