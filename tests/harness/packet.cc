@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <cstring>
 #include <stdexcept>
 
@@ -149,8 +150,8 @@ std::vector<uint8_t> PacketBuilder::buildL3() const {
   put32(p, 12, saddr_);
   put32(p, 16, daddr_);
   put16(p, 10, fold(sumWords(p.data(), 20)));
-  std::memcpy(p.data() + 20, l4_.data(), l4_.size());
-  std::memcpy(p.data() + 20 + l4_.size(), payload_.data(), payload_.size());
+  std::copy(l4_.begin(), l4_.end(), p.begin() + 20);
+  std::copy(payload_.begin(), payload_.end(), p.begin() + 20 + static_cast<long>(l4_.size()));
   size_t l4len = l4_.size() + payload_.size();
   uint8_t* l4 = p.data() + 20;
   if (proto_ == 17) {
