@@ -127,7 +127,10 @@ inline Status okStatus() { return {}; }
 // `CILIUM_ASSIGN_OR_RETURN(auto x, f());` declares x from a Result, or returns its error.
 #define CILIUM_ASSIGN_OR_RETURN(lhs, expr) \
   CILIUM_ASSIGN_OR_RETURN_IMPL_(CILIUM_CONCAT_(cilium_result_, __LINE__), lhs, expr)
+// `tmp` is an identifier and `lhs` a declaration: neither may be parenthesised.
+// NOLINTBEGIN(bugprone-macro-parentheses)
 #define CILIUM_ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
   auto tmp = (expr);                                  \
   if (!tmp.ok()) return std::move(tmp).error();       \
   lhs = std::move(tmp).value()
+// NOLINTEND(bugprone-macro-parentheses)

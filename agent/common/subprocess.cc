@@ -36,12 +36,14 @@ Result<Process> spawnImpl(const std::vector<std::string>& argv, const SpawnOptio
                           Pipes* pipes) {
   if (argv.empty()) return Error(ErrorCode::kInvalidArgument, "spawn: empty argv");
   std::vector<char*> cargv;
+  cargv.reserve(argv.size() + 1);
   for (const auto& a : argv) cargv.push_back(const_cast<char*>(a.c_str()));
   cargv.push_back(nullptr);
   std::vector<std::string> envs;
   for (char** e = environ; e && *e; ++e) envs.emplace_back(*e);
   for (const auto& e : opts.extra_env) envs.push_back(e);
   std::vector<char*> cenv;
+  cenv.reserve(envs.size() + 1);
   for (auto& e : envs) cenv.push_back(e.data());
   cenv.push_back(nullptr);
 
