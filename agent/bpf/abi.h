@@ -5,17 +5,90 @@
 #include <cstddef>
 
 extern "C" {
+#include "bpf/abi/config.h"
+#include "bpf/abi/ct.h"
+#include "bpf/abi/drop.h"
+#include "bpf/abi/endpoint.h"
+#include "bpf/abi/events.h"
+#include "bpf/abi/identity.h"
+#include "bpf/abi/ipcache.h"
 #include "bpf/abi/metrics.h"
+#include "bpf/abi/policy.h"
 }
 
 namespace cilium::bpf {
 
+#define CILIUM_CHECK_FIELD(type, field, offset) \
+  static_assert(offsetof(type, field) == (offset), #type "." #field " moved")
+
+static_assert(sizeof(v4v6_addr) == 16);
+
 static_assert(sizeof(metrics_key) == 8);
-static_assert(offsetof(metrics_key, reason) == 0);
-static_assert(offsetof(metrics_key, dir) == 1);
-static_assert(offsetof(metrics_key, line) == 2);
-static_assert(offsetof(metrics_key, file) == 4);
+CILIUM_CHECK_FIELD(metrics_key, reason, 0);
+CILIUM_CHECK_FIELD(metrics_key, dir, 1);
+CILIUM_CHECK_FIELD(metrics_key, line, 2);
+CILIUM_CHECK_FIELD(metrics_key, file, 4);
 static_assert(sizeof(metrics_value) == 16);
-static_assert(offsetof(metrics_value, bytes) == 8);
+CILIUM_CHECK_FIELD(metrics_value, bytes, 8);
+
+static_assert(sizeof(endpoint_key) == 20);
+CILIUM_CHECK_FIELD(endpoint_key, family, 16);
+CILIUM_CHECK_FIELD(endpoint_key, cluster_id, 18);
+static_assert(sizeof(endpoint_info) == 56);
+CILIUM_CHECK_FIELD(endpoint_info, lxc_id, 6);
+CILIUM_CHECK_FIELD(endpoint_info, flags, 8);
+CILIUM_CHECK_FIELD(endpoint_info, sec_id, 12);
+CILIUM_CHECK_FIELD(endpoint_info, mac, 16);
+CILIUM_CHECK_FIELD(endpoint_info, node_mac, 24);
+CILIUM_CHECK_FIELD(endpoint_info, ipv4, 32);
+CILIUM_CHECK_FIELD(endpoint_info, ipv6, 40);
+
+static_assert(sizeof(ipcache_key) == 24);
+CILIUM_CHECK_FIELD(ipcache_key, cluster_id, 4);
+CILIUM_CHECK_FIELD(ipcache_key, family, 7);
+CILIUM_CHECK_FIELD(ipcache_key, ip, 8);
+static_assert(sizeof(remote_endpoint_info) == 24);
+CILIUM_CHECK_FIELD(remote_endpoint_info, tunnel_endpoint, 4);
+CILIUM_CHECK_FIELD(remote_endpoint_info, node_id, 20);
+CILIUM_CHECK_FIELD(remote_endpoint_info, flags, 23);
+
+static_assert(sizeof(policy_key) == 12);
+CILIUM_CHECK_FIELD(policy_key, sec_label, 4);
+CILIUM_CHECK_FIELD(policy_key, egress, 8);
+CILIUM_CHECK_FIELD(policy_key, protocol, 9);
+CILIUM_CHECK_FIELD(policy_key, dport, 10);
+static_assert(sizeof(policy_entry) == 8);
+CILIUM_CHECK_FIELD(policy_entry, flags, 2);
+CILIUM_CHECK_FIELD(policy_entry, prefix_len, 4);
+
+static_assert(sizeof(ct_key4) == 16);
+CILIUM_CHECK_FIELD(ct_key4, sport, 8);
+CILIUM_CHECK_FIELD(ct_key4, nexthdr, 12);
+CILIUM_CHECK_FIELD(ct_key4, flags, 13);
+static_assert(sizeof(ct_entry) == 64);
+CILIUM_CHECK_FIELD(ct_entry, lifetime, 32);
+CILIUM_CHECK_FIELD(ct_entry, flags, 36);
+CILIUM_CHECK_FIELD(ct_entry, rev_nat_index, 38);
+CILIUM_CHECK_FIELD(ct_entry, tx_flags_seen, 40);
+CILIUM_CHECK_FIELD(ct_entry, src_sec_id, 44);
+CILIUM_CHECK_FIELD(ct_entry, policy_rev, 56);
+
+static_assert(sizeof(event_tuple) == 44);
+CILIUM_CHECK_FIELD(event_tuple, daddr, 16);
+CILIUM_CHECK_FIELD(event_tuple, sport, 32);
+CILIUM_CHECK_FIELD(event_tuple, proto, 36);
+CILIUM_CHECK_FIELD(event_tuple, icmp_code, 40);
+static_assert(sizeof(cilium_event) == 88);
+CILIUM_CHECK_FIELD(cilium_event, type, 8);
+CILIUM_CHECK_FIELD(cilium_event, source, 10);
+CILIUM_CHECK_FIELD(cilium_event, ifindex, 12);
+CILIUM_CHECK_FIELD(cilium_event, src_identity, 20);
+CILIUM_CHECK_FIELD(cilium_event, dst_id, 28);
+CILIUM_CHECK_FIELD(cilium_event, verdict, 32);
+CILIUM_CHECK_FIELD(cilium_event, line, 38);
+CILIUM_CHECK_FIELD(cilium_event, tuple, 44);
+static_assert(sizeof(event_stats) == 24);
+
+#undef CILIUM_CHECK_FIELD
 
 }  // namespace cilium::bpf

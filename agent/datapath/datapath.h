@@ -12,6 +12,7 @@
 #include "agent/bpf/attach.h"
 #include "agent/bpf/map.h"
 #include "agent/common/error.h"
+#include "agent/datapath/maps.h"
 
 struct bpf_lxc;
 
@@ -29,8 +30,6 @@ struct MetricsEntry {
   uint64_t packets = 0;
   uint64_t bytes = 0;
 };
-
-using MetricsMap = bpf::Map<metrics_key, bpf::PerCpu<metrics_value>>;
 
 // The loaded entry programs, for attachment and for BPF_PROG_TEST_RUN (tests, benchmarks).
 struct LxcPrograms {

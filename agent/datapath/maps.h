@@ -1,0 +1,85 @@
+// The datapath's maps as the control plane sees them: typed interfaces with kernel and fake
+// implementations. Control-plane code (endpoint manager, ipcache, policy) takes a `Maps` and never
+// knows whether the kernel is behind it. Layouts and semantics: bpf/abi/*.h, docs/datapath.md.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "agent/bpf/abi.h"
+#include "agent/bpf/map.h"
+#include "agent/common/error.h"
+
+namespace cilium::datapath {
+
+using EndpointMap = bpf::Map<endpoint_key, endpoint_info>;  // cilium_lxc: address -> endpoint
+using EndpointIfMap = bpf::Map<uint32_t, endpoint_info>;    // cilium_lxc_if: ifindex -> endpoint
+using IpcacheMap = bpf::Map<ipcache_key, remote_endpoint_info>;
+using CtMap = bpf::Map<ct_key4, ct_entry>;
+using MetricsMap = bpf::Map<metrics_key, bpf::PerCpu<metrics_value>>;
+using RuntimeConfigMap = bpf::Map<uint32_t, uint64_t>;  // cilium_runtime_config
+using EventStatsMap = bpf::Map<uint32_t, bpf::PerCpu<::event_stats>>;
+
+struct PolicyEntry {
+  policy_key key{};
+  policy_entry value{};
+};
+
+// Per-endpoint policy maps (cilium_policy_v2 and its inner maps).
+class PolicyMaps {
+ public:
+  virtual ~PolicyMaps() = default;
+  // Replaces the complete policy of `endpoint_id` atomically: packets see the old or the new
+  // set, never a mix. Creates the endpoint's map when it has none.
+  virtual Status replace(uint16_t endpoint_id, std::span<const PolicyEntry> entries) = 0;
+  // Changes the current map in place: each entry changes atomically, the set does not. For small
+  // incremental changes (an identity appearing). kNotFound when the endpoint has no map.
+  virtual Status update(uint16_t endpoint_id, std::span<const PolicyEntry> upserts,
+                        std::span<const policy_key> deletes) = 0;
+  // Removes the endpoint's map: its packets then drop with DROP_EP_NOT_READY. Absent is fine.
+  virtual Status remove(uint16_t endpoint_id) = 0;
+  virtual Result<std::vector<PolicyEntry>> dump(uint16_t endpoint_id) const = 0;
+  // Endpoint ids that have a policy map.
+  virtual Result<std::vector<uint16_t>> endpoints() const = 0;
+};
+
+// Every map the control plane reads or writes. Non-owning; whoever built it keeps them alive.
+struct Maps {
+  EndpointMap* endpoints = nullptr;
+  EndpointIfMap* endpoints_by_ifindex = nullptr;
+  IpcacheMap* ipcache = nullptr;
+  PolicyMaps* policy = nullptr;
+  CtMap* ct_tcp = nullptr;
+  CtMap* ct_any = nullptr;
+  MetricsMap* metrics = nullptr;
+  RuntimeConfigMap* runtime_config = nullptr;
+  EventStatsMap* event_stats = nullptr;
+};
+
+// Increments RUNTIME_POLICY_REV: established connections re-check policy on their next packet.
+// Call after every map change that can change a verdict (policy, ipcache).
+Status bumpPolicyRevision(RuntimeConfigMap& runtime);
+
+// --- Keys and values -------------------------------------------------------------------------
+
+// Parses a dotted IPv4 address into network byte order.
+Result<uint32_t> parseIpv4(const std::string& dotted);
+std::string formatIpv4(uint32_t network_order);
+
+endpoint_key endpointKeyV4(uint32_t ip_be);
+// prefix_len 0..32; host bits of `ip_be` beyond the prefix are cleared.
+ipcache_key ipcacheKeyV4(uint32_t ip_be, uint8_t prefix_len);
+
+// A policy key for `identity` (0 = any) in one direction (POLICY_INGRESS/POLICY_EGRESS).
+// proto 0 = any protocol; port 0 with port_prefix_bits 0 = any port; a port range is expressed
+// as an aligned block: `port` with the low (16 - port_prefix_bits) bits clear.
+policy_key policyKey(uint32_t identity, uint8_t direction, uint8_t proto, uint16_t port,
+                     uint8_t port_prefix_bits);
+
+// Splits the inclusive port range [first, last] into the fewest aligned power-of-two blocks,
+// each given as (start port, prefix bits over the 16-bit port).
+std::vector<std::pair<uint16_t, uint8_t>> portRangeBlocks(uint16_t first, uint16_t last);
+
+}  // namespace cilium::datapath
