@@ -322,13 +322,11 @@ Status applySetting(Config& cfg, const Setting& s) {
   return okStatus();
 }
 
-Result<std::vector<Setting>> readConfigFile(const std::string& path) {
-  auto text = readFile(path);
-  if (!text.ok()) return text.error().withContext("--config-file");
+Result<std::vector<Setting>> parseConfigYaml(std::string_view text, const std::string& path) {
   std::vector<Setting> out;
   YAML::Node doc;
   try {
-    doc = YAML::Load(*text);
+    doc = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     return makeError(ErrorCode::kInvalidArgument, "config file {}: line {}, column {}: {}", path,
                      e.mark.line + 1, e.mark.column + 1, e.msg);
@@ -353,6 +351,12 @@ Result<std::vector<Setting>> readConfigFile(const std::string& path) {
     out.push_back({key, kv.second.Scalar(), Source::kConfigFile, path});
   }
   return out;
+}
+
+Result<std::vector<Setting>> readConfigFile(const std::string& path) {
+  auto text = readFile(path);
+  if (!text.ok()) return text.error().withContext("--config-file");
+  return parseConfigYaml(*text, path);
 }
 
 Result<std::vector<Setting>> readConfigDir(const std::string& dir) {
@@ -544,6 +548,13 @@ Result<LoadedConfig> loadConfig(const std::vector<std::string>& args, const Envi
     cfg.bpf_pin_dir = cfg.bpf_root + (cfg.bpf_root.back() == '/' ? "" : "/") + "cilium";
   CILIUM_RETURN_IF_ERROR(validateConfig(cfg));
   return out;
+}
+
+Result<Config> configFromYaml(std::string_view text, const std::string& origin) {
+  CILIUM_ASSIGN_OR_RETURN(auto settings, parseConfigYaml(text, origin));
+  Config cfg;
+  for (const auto& s : settings) CILIUM_RETURN_IF_ERROR(applySetting(cfg, s));
+  return cfg;
 }
 
 std::string usage() {

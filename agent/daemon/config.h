@@ -122,6 +122,10 @@ struct LoadedConfig {
 // -D for --debug, --config-file (alias --config) and --config-dir, --help/-h, --version.
 Result<LoadedConfig> loadConfig(const std::vector<std::string>& args, const Environment& env);
 
+// What --config-file does with a file's text: the defaults with the file's keys applied (no
+// environment, no cross-key validation). `origin` names the file in errors. For tests and fuzzing.
+Result<Config> configFromYaml(std::string_view text, const std::string& origin);
+
 // The text `cilium-agent --help` prints.
 std::string usage();
 
