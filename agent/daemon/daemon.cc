@@ -70,7 +70,9 @@ Status Daemon::startIpam(const Config& cfg) {
 }
 
 Status Daemon::start() {
-  if (started_) return Error(ErrorCode::kFailedPrecondition, "agent already started");
+  // Routes and components are registered once: a restart is a new Daemon.
+  if (ran_) return Error(ErrorCode::kFailedPrecondition, "a Daemon starts only once");
+  ran_ = true;
   started_ = true;
   Config cfg = config_.snapshot();
   auto fail = [&](Error e) {

@@ -69,6 +69,7 @@ class Daemon {
   // Before start().
   void addComponent(std::unique_ptr<Component> component);
 
+  // Runs once per Daemon object (a restart is a new Daemon).
   Status start();
   // Idempotent; safe to call after a failed start().
   void stop();
@@ -104,6 +105,7 @@ class Daemon {
   std::vector<DebugInfoProvider> debug_providers_;
   std::atomic<bool> ready_{false};
   bool started_ = false;
+  bool ran_ = false;
 };
 
 // The (method, path template) pairs of api/v1/openapi.yaml. Daemon::start answers 501 on the

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <fstream>
 #include <thread>
 
@@ -79,9 +80,12 @@ class AgentTest : public ::testing::Test {
 };
 
 TEST_F(AgentTest, ServesThenShutsDownCleanlyOnSigterm) {
+  auto t0 = std::chrono::steady_clock::now();
   Process* agent = startAgent("agent1");
   ASSERT_NE(agent, nullptr);
   ASSERT_TRUE(waitReady(agent)) << log("agent1");
+  auto ready_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
 
   // Its pin directory is on bpffs, and the API socket has mode 0660.
   EXPECT_TRUE(bpf::isBpffs(pin_));
@@ -107,10 +111,16 @@ TEST_F(AgentTest, ServesThenShutsDownCleanlyOnSigterm) {
   EXPECT_NE(cfg->out.find("bpf-pin-dir"), std::string::npos);
   EXPECT_NE(cfg->out.find(pin_), std::string::npos);
 
+  auto t1 = std::chrono::steady_clock::now();
   agent->signal(SIGTERM);
   auto code = agent->wait(10s);
   ASSERT_TRUE(code.ok()) << code.error().toString();
   EXPECT_EQ(*code, 0) << log("agent1");
+  auto stop_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t1);
+  // Numbers for docs, not assertions.
+  std::printf("agent: spawn to ready %lld ms, SIGTERM to exit %lld ms\n",
+              static_cast<long long>(ready_ms.count()), static_cast<long long>(stop_ms.count()));
   EXPECT_NE(::stat(sock_.c_str(), &st), 0) << "the socket is removed";
   auto state = readFile(dir_ + "/run/state/ipam.json");
   ASSERT_TRUE(state.ok());

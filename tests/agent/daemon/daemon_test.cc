@@ -278,6 +278,14 @@ TEST_F(DaemonTest, AFailingComponentStopsWhatStarted) {
   EXPECT_NE(::stat(dir_.file("run/cilium.sock").c_str(), &sb), 0) << "no socket left behind";
 }
 
+TEST_F(DaemonTest, ADaemonStartsOnlyOnce) {
+  startDaemon();
+  daemon_->stop();
+  auto again = daemon_->start();
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().message(), "a Daemon starts only once");
+}
+
 TEST_F(DaemonTest, SecondAgentOnTheSameSocketFails) {
   startDaemon();
   Daemon second(testConfig(dir_), unprivileged());
