@@ -156,7 +156,8 @@ std::vector<std::pair<Method, std::string>> Router::routes() const {
 }
 
 Response Router::dispatch(std::string_view method_text, std::string_view target,
-                          std::map<std::string, std::string> headers, std::string body) const {
+                          const std::map<std::string, std::string>& headers,
+                          std::string body) const {
   auto started = std::chrono::steady_clock::now();
   std::string_view path_part = target;
   std::string_view query_part;
@@ -208,6 +209,7 @@ Response Router::dispatch(std::string_view method_text, std::string_view target,
     }
   if (!chosen) {
     std::vector<std::string> allowed;
+    allowed.reserve(matches.size());
     for (const auto& r : matches) allowed.emplace_back(methodName(r->method));
     std::sort(allowed.begin(), allowed.end());
     allowed.erase(std::unique(allowed.begin(), allowed.end()), allowed.end());
@@ -225,11 +227,11 @@ Response Router::dispatch(std::string_view method_text, std::string_view target,
   for (size_t i = 0; i < segments->size(); i++)
     if (chosen->segments[i].is_param) req.params[chosen->segments[i].text] = (*segments)[i];
   req.query = std::move(*query);
-  for (auto& [k, v] : headers) {
+  for (const auto& [k, v] : headers) {
     std::string lower = k;
     std::transform(lower.begin(), lower.end(), lower.begin(),
                    [](unsigned char c) { return std::tolower(c); });
-    req.headers[lower] = std::move(v);
+    req.headers[lower] = v;
   }
   req.body = std::move(body);
 

@@ -103,7 +103,7 @@ class Router {
   // one with a literal at the first differing segment wins (/v1/identity/endpoints beats
   // /v1/identity/{id}). A trailing slash is ignored.
   Response dispatch(std::string_view method, std::string_view target,
-                    std::map<std::string, std::string> headers, std::string body) const;
+                    const std::map<std::string, std::string>& headers, std::string body) const;
 
  private:
   struct Segment {

@@ -93,7 +93,7 @@ Status Server::start() {
     std::map<std::string, std::string> headers;
     for (const auto& [k, v] : hreq.headers) headers[k] = v;
     std::string target = hreq.target.empty() ? hreq.path : hreq.target;
-    Response res = router_.dispatch(hreq.method, target, std::move(headers), hreq.body);
+    Response res = router_.dispatch(hreq.method, target, headers, hreq.body);
     for (const auto& [k, v] : res.headers) hres.set_header(k, v);
     if (res.stream) {
       if (stopping_.load()) {

@@ -87,7 +87,7 @@ Status checkListenAddress(std::string_view v) {
 using Member = std::string Config::*;
 
 ConfigKey stringKey(std::string name, std::string desc, Member m,
-                    std::function<Status(std::string_view)> check = nullptr,
+                    const std::function<Status(std::string_view)>& check = nullptr,
                     std::string type = "string") {
   ConfigKey k;
   k.name = std::move(name);
@@ -109,7 +109,8 @@ ConfigKey pathKey(std::string name, std::string desc, Member m, bool allow_empty
       [allow_empty](std::string_view v) { return checkAbsolutePath(v, allow_empty); }, "path");
 }
 
-ConfigKey enumKey(std::string name, std::string desc, Member m, std::vector<std::string> choices) {
+ConfigKey enumKey(std::string name, std::string desc, Member m,
+                  const std::vector<std::string>& choices) {
   std::string type;
   for (const auto& c : choices) type += (type.empty() ? "" : "|") + c;
   ConfigKey k = stringKey(std::move(name), std::move(desc), m, nullptr, type);

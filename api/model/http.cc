@@ -20,7 +20,7 @@ int httpStatusFor(ErrorCode code) {
     case ErrorCode::kInvalidArgument: return 400;
     case ErrorCode::kPermissionDenied: return 403;
     case ErrorCode::kNotFound: return 404;
-    case ErrorCode::kAlreadyExists: return 409;
+    case ErrorCode::kAlreadyExists:
     case ErrorCode::kAborted: return 409;
     case ErrorCode::kFailedPrecondition: return 412;
     case ErrorCode::kResourceExhausted: return 507;
