@@ -1,0 +1,306 @@
+// Printers for the pinned datapath maps.
+#include "agent/dbg/bpf_maps.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+
+#include <algorithm>
+#include <tuple>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/common/inet.h"
+#include "agent/dbg/names.h"
+#include "agent/dbg/table.h"
+
+namespace cilium::dbg {
+namespace {
+
+using nlohmann::json;
+
+std::string macText(const uint8_t* m) {
+  return fmt::format("{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}", m[0], m[1], m[2], m[3], m[4],
+                     m[5]);
+}
+
+IpAddr addrOf(uint8_t family, const v4v6_addr& a) {
+  return IpAddr::fromBytes(family == ENDPOINT_KEY_IPV6 ? IpFamily::kV6 : IpFamily::kV4, a.ip6);
+}
+
+std::string v4Text(uint32_t be) {
+  in_addr a{be};
+  char buf[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &a, buf, sizeof(buf));
+  return buf;
+}
+
+void printJson(const json& j, std::ostream& out) { out << j.dump(2) << "\n"; }
+
+}  // namespace
+
+Status printEndpoints(const datapath::EndpointMap& map, bool json_out, std::ostream& out) {
+  std::vector<std::pair<endpoint_key, endpoint_info>> entries;
+  CILIUM_RETURN_IF_ERROR(map.forEach([&](const endpoint_key& k, const endpoint_info& v) {
+    entries.emplace_back(k, v);
+    return true;
+  }));
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    return addrOf(a.first.family, a.first.ip) < addrOf(b.first.family, b.first.ip);
+  });
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& [k, v] : entries)
+      arr.push_back({{"address", addrOf(k.family, k.ip).toString()},
+                     {"id", v.lxc_id},
+                     {"sec-id", v.sec_id},
+                     {"flags", v.flags},
+                     {"ifindex", v.ifindex},
+                     {"mac", macText(v.mac)},
+                     {"node-mac", macText(v.node_mac)},
+                     {"host", (v.flags & ENDPOINT_F_HOST) != 0}});
+    printJson(arr, out);
+    return okStatus();
+  }
+  Table t({"IP ADDRESS", "LOCAL ENDPOINT INFO"});
+  for (const auto& [k, v] : entries) {
+    std::string info =
+        (v.flags & ENDPOINT_F_HOST) != 0
+            ? "(localhost)"
+            : fmt::format("id={:<5} sec_id={:<5} flags=0x{:04x} ifindex={:<3} mac={} nodemac={}",
+                          v.lxc_id, v.sec_id, v.flags, v.ifindex, macText(v.mac),
+                          macText(v.node_mac));
+    t.add({addrOf(k.family, k.ip).toString() + ":0", info});
+  }
+  t.print(out);
+  return okStatus();
+}
+
+Status printIpcache(const datapath::IpcacheMap& map, bool json_out, std::ostream& out) {
+  std::vector<std::pair<IpPrefix, remote_endpoint_info>> entries;
+  CILIUM_RETURN_IF_ERROR(map.forEach([&](const ipcache_key& k, const remote_endpoint_info& v) {
+    int len = static_cast<int>(k.prefixlen) - IPCACHE_PREFIX_BASE;
+    entries.emplace_back(IpPrefix(addrOf(k.family, k.ip), len), v);
+    return true;
+  }));
+  std::sort(entries.begin(), entries.end(),
+            [](const auto& a, const auto& b) { return a.first < b.first; });
+  auto tunnel = [](const IpPrefix& p, const remote_endpoint_info& v) {
+    return IpAddr::fromBytes(p.family(), v.tunnel_endpoint.ip6).toString();
+  };
+  auto flags = [](const remote_endpoint_info& v) {
+    return (v.flags & IPCACHE_F_HAS_TUNNEL_EP) != 0 ? std::string("hastunnel")
+                                                    : std::string("<none>");
+  };
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& [p, v] : entries)
+      arr.push_back({{"prefix", p.toString()},
+                     {"identity", v.sec_identity},
+                     {"encrypt-key", v.key},
+                     {"tunnel-endpoint", tunnel(p, v)},
+                     {"node-id", v.node_id},
+                     {"flags", v.flags}});
+    printJson(arr, out);
+    return okStatus();
+  }
+  Table t({"IP PREFIX/ADDRESS", "IDENTITY"});
+  for (const auto& [p, v] : entries)
+    t.add({p.toString(), fmt::format("identity={} encryptkey={} tunnelendpoint={} flags={}",
+                                     v.sec_identity, v.key, tunnel(p, v), flags(v))});
+  t.print(out);
+  return okStatus();
+}
+
+Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, uint64_t now,
+                      bool json_out, std::ostream& out) {
+  std::vector<std::pair<ct_key4, ct_entry>> entries;
+  for (const auto* m : {&tcp, &any})
+    CILIUM_RETURN_IF_ERROR(m->forEach([&](const ct_key4& k, const ct_entry& v) {
+      entries.emplace_back(k, v);
+      return true;
+    }));
+  auto order = [](const ct_key4& k) {
+    return std::make_tuple(k.nexthdr, ntohl(k.saddr), ntohl(k.daddr), ntohs(k.sport),
+                           ntohs(k.dport), k.flags);
+  };
+  std::sort(entries.begin(), entries.end(),
+            [&](const auto& a, const auto& b) { return order(a.first) < order(b.first); });
+  auto dir = [](uint8_t f) {
+    switch (f) {
+      case CT_KEY_EGRESS: return "OUT";
+      case CT_KEY_INGRESS: return "IN";
+      case CT_KEY_SERVICE: return "SVC";
+      default: return "?";
+    }
+  };
+  auto flagNames = [](uint16_t f) {
+    static const std::pair<uint16_t, const char*> kNames[] = {
+        {CT_F_RX_CLOSING, "RxClosing"},         {CT_F_TX_CLOSING, "TxClosing"},
+        {CT_F_SEEN_NON_SYN, "SeenNonSyn"},      {CT_F_NODE_PORT, "NodePort"},
+        {CT_F_PROXY_REDIRECT, "ProxyRedirect"},
+    };
+    std::string s;
+    for (const auto& [bit, name] : kNames)
+      if ((f & bit) != 0) s += std::string(name) + " ";
+    return s;
+  };
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& [k, v] : entries)
+      arr.push_back({{"protocol", protocolName(k.nexthdr)},
+                     {"direction", dir(k.flags)},
+                     {"src", fmt::format("{}:{}", v4Text(k.saddr), ntohs(k.sport))},
+                     {"dst", fmt::format("{}:{}", v4Text(k.daddr), ntohs(k.dport))},
+                     {"expires", v.lifetime},
+                     {"remaining", static_cast<int64_t>(v.lifetime) - static_cast<int64_t>(now)},
+                     {"tx-packets", v.tx_packets},
+                     {"tx-bytes", v.tx_bytes},
+                     {"rx-packets", v.rx_packets},
+                     {"rx-bytes", v.rx_bytes},
+                     {"flags", v.flags},
+                     {"tx-flags-seen", v.tx_flags_seen},
+                     {"rx-flags-seen", v.rx_flags_seen},
+                     {"rev-nat", v.rev_nat_index},
+                     {"source-security-id", v.src_sec_id},
+                     {"policy-revision", v.policy_rev}});
+    printJson(arr, out);
+    return okStatus();
+  }
+  for (const auto& [k, v] : entries) {
+    int64_t remaining = static_cast<int64_t>(v.lifetime) - static_cast<int64_t>(now);
+    out << fmt::format(
+        "{} {} {}:{} -> {}:{} expires={} ({}) RxPackets={} RxBytes={} RxFlagsSeen=0x{:02x} "
+        "LastRxReport={} TxPackets={} TxBytes={} TxFlagsSeen=0x{:02x} LastTxReport={} "
+        "Flags=0x{:04x} [ {}] RevNAT={} SourceSecurityID={} PolicyRevision={}\n",
+        protocolName(k.nexthdr), dir(k.flags), v4Text(k.saddr), ntohs(k.sport), v4Text(k.daddr),
+        ntohs(k.dport), v.lifetime,
+        remaining > 0 ? fmt::format("remaining: {} sec(s)", remaining) : std::string("expired"),
+        v.rx_packets, v.rx_bytes, v.rx_flags_seen, v.last_rx_report, v.tx_packets, v.tx_bytes,
+        v.tx_flags_seen, v.last_tx_report, v.flags, flagNames(v.flags), v.rev_nat_index,
+        v.src_sec_id, v.policy_rev);
+  }
+  return okStatus();
+}
+
+Status printMetrics(const datapath::MetricsMap& map, bool json_out, std::ostream& out) {
+  struct Row {
+    metrics_key key;
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+  };
+  std::vector<Row> rows;
+  CILIUM_RETURN_IF_ERROR(
+      map.forEach([&](const metrics_key& k, const bpf::PerCpu<metrics_value>& v) {
+        Row r{k, 0, 0};
+        for (const auto& c : v.values) {
+          r.packets += c.count;
+          r.bytes += c.bytes;
+        }
+        rows.push_back(r);
+        return true;
+      }));
+  std::sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) {
+    return std::make_tuple(a.key.reason, a.key.dir, a.key.file, a.key.line) <
+           std::make_tuple(b.key.reason, b.key.dir, b.key.file, b.key.line);
+  });
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& r : rows)
+      arr.push_back({{"reason", dropReasonName(r.key.reason)},
+                     {"reason-code", r.key.reason},
+                     {"direction", metricDirectionName(r.key.dir)},
+                     {"packets", r.packets},
+                     {"bytes", r.bytes},
+                     {"line", r.key.line},
+                     {"file", sourceFileName(r.key.file)}});
+    printJson(arr, out);
+    return okStatus();
+  }
+  Table t({"REASON", "DIRECTION", "PACKETS", "BYTES", "LINE", "FILE"});
+  for (const auto& r : rows)
+    t.add({dropReasonName(r.key.reason), metricDirectionName(r.key.dir), std::to_string(r.packets),
+           std::to_string(r.bytes), std::to_string(r.key.line), sourceFileName(r.key.file)});
+  t.print(out);
+  return okStatus();
+}
+
+namespace {
+
+std::string portText(const policy_key& k) {
+  if (k.prefixlen <= POLICY_PREFIX_ANY_PROTO || k.protocol == 0) return "ANY";
+  std::string proto = protocolName(k.protocol);
+  if (k.prefixlen <= POLICY_PREFIX_ANY_PORT) return "ANY/" + proto;
+  uint16_t port = ntohs(k.dport);
+  unsigned bits = k.prefixlen - POLICY_PREFIX_ANY_PORT;  // significant port bits
+  if (bits >= 16) return fmt::format("{}/{}", port, proto);
+  uint32_t last = port + ((1u << (16 - bits)) - 1);
+  return fmt::format("{}-{}/{}", port, last, proto);
+}
+
+}  // namespace
+
+Status printPolicy(const PolicyOuterMap& outer, const InnerMapOpener& open_inner,
+                   uint32_t endpoint_id, const std::string& outer_path,
+                   const IdentityLabeler& labeler, bool json_out, std::ostream& out) {
+  CILIUM_ASSIGN_OR_RETURN(auto inner_id, outer.lookup(endpoint_id));
+  if (!inner_id)
+    return makeError(ErrorCode::kNotFound,
+                     "endpoint {} has no policy map in {} (its packets are dropped as not ready)",
+                     endpoint_id, outer_path);
+  CILIUM_ASSIGN_OR_RETURN(auto inner, open_inner(*inner_id));
+  std::vector<std::pair<policy_key, policy_entry>> entries;
+  CILIUM_RETURN_IF_ERROR(inner->forEach([&](const policy_key& k, const policy_entry& v) {
+    entries.emplace_back(k, v);
+    return true;
+  }));
+  std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) {
+    auto key = [](const policy_key& k) {
+      return std::make_tuple(k.egress, k.sec_label, k.protocol, ntohs(k.dport), k.prefixlen);
+    };
+    return key(a.first) < key(b.first);
+  });
+  auto labels = [&](uint32_t id) {
+    if (id == 0) return std::string("ANY");
+    std::string l = labeler ? labeler(id) : std::string();
+    return l.empty() ? fmt::format("identity={}", id) : l;
+  };
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& [k, v] : entries)
+      arr.push_back({{"policy", (v.flags & POLICY_F_DENY) != 0 ? "Deny" : "Allow"},
+                     {"direction", k.egress == POLICY_EGRESS ? "Egress" : "Ingress"},
+                     {"identity", k.sec_label},
+                     {"labels", labels(k.sec_label)},
+                     {"port", portText(k)},
+                     {"proxy-port", ntohs(v.proxy_port)},
+                     {"auth-type", v.auth_type},
+                     {"prefix", k.prefixlen}});
+    printJson(json{{"endpoint-id", endpoint_id}, {"path", outer_path}, {"entries", arr}}, out);
+    return okStatus();
+  }
+  out << "Endpoint ID: " << endpoint_id << "\n";
+  out << "Path: " << outer_path << " [" << endpoint_id << "] (inner map id " << *inner_id
+      << ")\n\n";
+  Table t({"POLICY", "DIRECTION", "LABELS (source:key[=value])", "PORT/PROTO", "PROXY PORT",
+           "AUTH TYPE", "PREFIX"});
+  for (const auto& [k, v] : entries) {
+    uint16_t proxy = ntohs(v.proxy_port);
+    t.add({(v.flags & POLICY_F_DENY) != 0 ? "Deny" : "Allow",
+           k.egress == POLICY_EGRESS ? "Egress" : "Ingress", labels(k.sec_label), portText(k),
+           proxy == 0 ? "NONE" : std::to_string(proxy),
+           v.auth_type == 0 ? "disabled" : std::to_string(v.auth_type),
+           std::to_string(k.prefixlen)});
+  }
+  t.print(out);
+  return okStatus();
+}
+
+Result<std::unique_ptr<PolicyInnerMap>> openMapById(uint32_t map_id) {
+  int fd = ::bpf_map_get_fd_by_id(map_id);
+  if (fd < 0) return errnoError(errno, fmt::format("open policy map id {}", map_id));
+  CILIUM_ASSIGN_OR_RETURN(auto m, (bpf::KernelMap<policy_key, policy_entry>::fromFd(UniqueFd(fd))));
+  return std::unique_ptr<PolicyInnerMap>(std::move(m));
+}
+
+}  // namespace cilium::dbg

@@ -1,0 +1,52 @@
+// `cilium-dbg bpf ...`: the datapath's pinned maps read directly, printed as Cilium prints them.
+// The printers take the map interfaces of agent/datapath/maps.h, so tests feed them fakes; the
+// command layer opens the pinned kernel maps under the pin directory.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <ostream>
+#include <string>
+
+#include "agent/bpf/map.h"
+#include "agent/common/error.h"
+#include "agent/datapath/maps.h"
+
+namespace cilium::dbg {
+
+// Pinned map names (bpf/abi/*.h); each is pinned as <pin dir>/<name>.
+inline constexpr char kEndpointMapName[] = "cilium_lxc";
+inline constexpr char kIpcacheMapName[] = "cilium_ipcache";
+inline constexpr char kCtTcpMapName[] = "cilium_ct4_global";
+inline constexpr char kCtAnyMapName[] = "cilium_ct_any4_global";
+inline constexpr char kMetricsMapName[] = "cilium_metrics";
+inline constexpr char kPolicyMapName[] = "cilium_policy_v2";
+
+// IP ADDRESS / LOCAL ENDPOINT INFO, sorted by address.
+Status printEndpoints(const datapath::EndpointMap& map, bool json, std::ostream& out);
+// IP PREFIX/ADDRESS / IDENTITY, sorted by prefix.
+Status printIpcache(const datapath::IpcacheMap& map, bool json, std::ostream& out);
+// One line per entry of both conntrack maps; `now` is CLOCK_MONOTONIC seconds (the clock of
+// ct_entry.lifetime).
+Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, uint64_t now,
+                      bool json, std::ostream& out);
+// REASON / DIRECTION / PACKETS / BYTES / LINE / FILE, summed over CPUs.
+Status printMetrics(const datapath::MetricsMap& map, bool json, std::ostream& out);
+
+using PolicyOuterMap = bpf::Map<uint32_t, uint32_t>;  // endpoint id -> inner map id
+using PolicyInnerMap = bpf::Map<policy_key, policy_entry>;
+using InnerMapOpener = std::function<Result<std::unique_ptr<PolicyInnerMap>>(uint32_t map_id)>;
+// Labels of an identity for the LABELS column ("reserved:host", "k8s:app=web"); may be empty.
+using IdentityLabeler = std::function<std::string(uint32_t identity)>;
+
+// The policy of one endpoint: its entry in the outer map names the inner map. kNotFound when
+// the endpoint has no policy map.
+Status printPolicy(const PolicyOuterMap& outer, const InnerMapOpener& open_inner,
+                   uint32_t endpoint_id, const std::string& outer_path,
+                   const IdentityLabeler& labeler, bool json, std::ostream& out);
+
+// Opens an inner map by id (bpf_map_get_fd_by_id).
+Result<std::unique_ptr<PolicyInnerMap>> openMapById(uint32_t map_id);
+
+}  // namespace cilium::dbg

@@ -1,0 +1,700 @@
+// cilium-dbg commands: argument parsing, REST-backed commands, pinned-map commands.
+#include <time.h>
+
+#include <algorithm>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "agent/dbg/bpf_maps.h"
+#include "agent/dbg/dbg.h"
+#include "agent/dbg/names.h"
+#include "agent/dbg/table.h"
+#include "api/client/client.h"
+
+namespace cilium::dbg {
+namespace {
+
+using api::Json;
+
+constexpr char kUsage[] =
+    "Usage: cilium-dbg [-H unix:///path.sock] [-o json] <command>\n"
+    "\n"
+    "Commands:\n"
+    "  status [--brief]                      agent health (--brief: OK or the problem)\n"
+    "  config [-a]                           mutable options (-a: every option)\n"
+    "  config KEY=VALUE...                   change mutable options\n"
+    "  endpoint list                         endpoints\n"
+    "  endpoint get <id>                     one endpoint (id forms: 42, container-id:..., "
+    "pod-name:ns/name)\n"
+    "  identity list | identity get <id>     security identities\n"
+    "  policy get [labels...]                policy rules and revision\n"
+    "  policy import <file|->                add rules (JSON or YAML)\n"
+    "  policy delete <labels...> | --all     delete rules\n"
+    "  policy selectors                      selector cache\n"
+    "  monitor [--type T]... [--from ID] [--to ID] [--related-to ID]\n"
+    "                                        datapath events (T: drop, trace, policy-verdict, "
+    "debug, agent)\n"
+    "  ipam list                             allocated addresses\n"
+    "  ipam allocate [--family F] [--owner O]\n"
+    "  ipam release <ip|owner>\n"
+    "  debuginfo                             everything the agent reports\n"
+    "  bpf endpoint list                     local endpoints map\n"
+    "  bpf ipcache list                      IP -> identity map\n"
+    "  bpf ct list global                    connection tracking entries\n"
+    "  bpf metrics list                      datapath counters\n"
+    "  bpf policy get <endpoint id>          an endpoint's policy map\n"
+    "\n"
+    "Options:\n"
+    "  -H, --host <socket>    agent socket (default $CILIUM_SOCK or /var/run/cilium/cilium.sock)\n"
+    "  -o, --output json      JSON output\n"
+    "  --pin-dir <dir>        BPF pin directory for 'bpf' commands (default: the agent's "
+    "bpf-pin-dir,\n"
+    "                         else /sys/fs/bpf/cilium)\n";
+
+const std::set<std::string> kValueFlags = {"host", "output",     "pin-dir", "type", "from",
+                                           "to",   "related-to", "family",  "owner"};
+const std::set<std::string> kBoolFlags = {"all", "brief", "help", "debug", "verbose"};
+const std::map<std::string, std::string> kShort = {{"H", "host"},   {"o", "output"}, {"t", "type"},
+                                                   {"a", "all"},    {"h", "help"},   {"D", "debug"},
+                                                   {"v", "verbose"}};
+
+struct Usage {
+  std::string message;
+};
+
+struct Args {
+  std::vector<std::string> words;
+  std::map<std::string, std::vector<std::string>> flags;
+
+  bool has(const std::string& f) const { return flags.count(f) > 0; }
+  std::optional<std::string> value(const std::string& f) const {
+    auto it = flags.find(f);
+    if (it == flags.end() || it->second.empty()) return std::nullopt;
+    return it->second.back();
+  }
+  std::vector<std::string> values(const std::string& f) const {
+    auto it = flags.find(f);
+    return it == flags.end() ? std::vector<std::string>{} : it->second;
+  }
+};
+
+Result<Args> parseArgs(const std::vector<std::string>& raw) {
+  Args a;
+  for (size_t i = 0; i < raw.size(); i++) {
+    const std::string& s = raw[i];
+    if (s.size() < 2 || s[0] != '-' || s == "-") {
+      a.words.push_back(s);
+      continue;
+    }
+    std::string name;
+    std::optional<std::string> value;
+    if (s.rfind("--", 0) == 0) {
+      name = s.substr(2);
+      if (auto eq = name.find('='); eq != std::string::npos) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      }
+    } else {
+      auto it = kShort.find(s.substr(1, 1));
+      if (it == kShort.end()) return makeError(ErrorCode::kInvalidArgument, "unknown flag {}", s);
+      name = it->second;
+      if (s.size() > 2) value = s.substr(2);
+    }
+    if (kBoolFlags.count(name)) {
+      a.flags[name].push_back(value.value_or("true"));
+    } else if (kValueFlags.count(name)) {
+      if (!value) {
+        if (i + 1 >= raw.size())
+          return makeError(ErrorCode::kInvalidArgument, "flag {} needs a value", s);
+        value = raw[++i];
+      }
+      a.flags[name].push_back(*value);
+    } else {
+      return makeError(ErrorCode::kInvalidArgument, "unknown flag {}", s);
+    }
+  }
+  return a;
+}
+
+std::string labelsCell(std::vector<std::string> labels) {
+  std::sort(labels.begin(), labels.end());
+  std::string out;
+  for (const auto& l : labels) out += (out.empty() ? "" : "\n") + l;
+  return out;
+}
+
+class Commands {
+ public:
+  Commands(Args args, std::ostream& out, std::ostream& err, const DbgEnv& env)
+      : args_(std::move(args)), out_(out), err_(err), env_(env) {}
+
+  int run() {
+    if (args_.has("help") || args_.words.empty()) {
+      out_ << kUsage;
+      return args_.words.empty() && !args_.has("help") ? 2 : 0;
+    }
+    if (auto o = args_.value("output"); o && *o != "json") return usage("--output takes only json");
+    json_ = args_.has("output");
+    std::string host;
+    if (auto h = args_.value("host")) {
+      auto p = api::socketPathFromHost(*h);
+      if (!p.ok()) return usage(p.error().message());
+      host = *p;
+    } else if (auto e = env_.getenv ? env_.getenv("CILIUM_SOCK") : std::nullopt; e && !e->empty()) {
+      auto p = api::socketPathFromHost(*e);
+      if (!p.ok()) return usage("CILIUM_SOCK: " + p.error().message());
+      host = *p;
+    }
+    client_ = std::make_unique<api::Client>(api::ClientOptions{
+        host.empty() ? std::string(api::kDefaultSocketPath) : host, std::chrono::seconds(30)});
+    const auto& w = args_.words;
+    const std::string& cmd = w[0];
+    if (cmd == "status") return status();
+    if (cmd == "config") return config();
+    if (cmd == "debuginfo") return debuginfo();
+    if (cmd == "endpoint") return endpoint();
+    if (cmd == "identity") return identity();
+    if (cmd == "policy") return policy();
+    if (cmd == "monitor") return monitor();
+    if (cmd == "ipam") return ipam();
+    if (cmd == "bpf") return bpf();
+    return usage("unknown command '" + cmd + "'");
+  }
+
+ private:
+  int usage(const std::string& msg) {
+    err_ << "Error: " << msg << "\n\n" << kUsage;
+    return 2;
+  }
+  int fail(const Error& e) {
+    err_ << "Error: " << e.message() << "\n";
+    return 1;
+  }
+  int fail(const std::string& what, const Error& e) {
+    err_ << "Error: " << what << ": " << e.message() << "\n";
+    return 1;
+  }
+  bool expectWords(size_t n, const std::string& form) {
+    if (args_.words.size() == n) return true;
+    usage("usage: cilium-dbg " + form);
+    return false;
+  }
+  void printJson(const Json& j) { out_ << j.dump(2) << "\n"; }
+
+  static std::string stateText(const std::optional<api::ComponentStatus>& s) {
+    if (!s) return "";
+    std::string out(api::enumName(s->state));
+    if (!s->msg.empty()) out += "   " + s->msg;
+    return out;
+  }
+
+  int status() {
+    auto s = client_->healthz();
+    if (!s.ok()) return fail("cannot get the agent's status", s.error());
+    bool ok = s->cilium && s->cilium->state == api::StatusState::kOk;
+    if (args_.has("brief")) {
+      if (ok) {
+        out_ << "OK\n";
+        return 0;
+      }
+      err_ << (s->cilium ? stateText(s->cilium) : std::string("no cilium status")) << "\n";
+      return 1;
+    }
+    if (json_) {
+      printJson(api::encode(*s));
+      return 0;
+    }
+    auto line = [&](std::string_view label, const std::string& value) {
+      if (!value.empty()) out_ << fmt::format("{:<25}{}\n", std::string(label) + ":", value);
+    };
+    line("KVStore", stateText(s->kvstore));
+    if (s->kubernetes) {
+      std::string k(api::enumName(s->kubernetes->state));
+      if (!s->kubernetes->msg.empty()) k += "   " + s->kubernetes->msg;
+      line("Kubernetes", k);
+      if (!s->kubernetes->k8s_api_versions.empty())
+        line("Kubernetes APIs",
+             fmt::format("[\"{}\"]", fmt::join(s->kubernetes->k8s_api_versions, "\", \"")));
+    }
+    line("Cilium", stateText(s->cilium));
+    line("Container runtime", stateText(s->container_runtime));
+    if (s->ipam) line("IPAM", s->ipam->status);
+    if (s->cni_chaining) line("CNI Chaining", s->cni_chaining->mode);
+    line("Device Mode", s->datapath_mode);
+    line("Attach Mode", s->attach_mode);
+    if (s->hubble) {
+      std::string h(api::enumName(s->hubble->state));
+      if (!s->hubble->msg.empty()) h += "   " + s->hubble->msg;
+      if (s->hubble->observer)
+        h += fmt::format("   Current/Max Flows: {}/{}, Flows seen: {}",
+                         s->hubble->observer->current_flows, s->hubble->observer->max_flows,
+                         s->hubble->observer->seen_flows);
+      line("Hubble", h);
+    }
+    if (s->identity_range)
+      line("Global Identity Range", fmt::format("min {}, max {}", s->identity_range->min_identity,
+                                                s->identity_range->max_identity));
+    if (s->cluster) {
+      line("Node", s->cluster->self);
+      if (s->cluster->cilium_health) line("Cluster health", stateText(s->cluster->cilium_health));
+    }
+    for (const auto& [probe, since] : s->stale) line("Stale", probe + " since " + since);
+    return 0;
+  }
+
+  int config() {
+    std::map<std::string, std::string> changes;
+    for (size_t i = 1; i < args_.words.size(); i++) {
+      const auto& kv = args_.words[i];
+      auto eq = kv.find('=');
+      if (eq == std::string::npos || eq == 0)
+        return usage("config takes KEY=VALUE, got '" + kv + "'");
+      changes[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    if (!changes.empty()) {
+      api::DaemonConfigurationSpec spec;
+      spec.options = changes;
+      if (auto st = client_->patchConfig(spec); !st.ok())
+        return fail("cannot change the configuration", st.error());
+      out_ << "OK\n";
+      return 0;
+    }
+    auto c = client_->getConfig();
+    if (!c.ok()) return fail("cannot get the configuration", c.error());
+    if (json_) {
+      printJson(api::encode(*c));
+      return 0;
+    }
+    Table t({"KEY", "VALUE"});
+    if (args_.has("all") && c->status) {
+      for (const auto& [k, v] : c->status->daemon_configuration_map)
+        t.add({k, v.is_string() ? v.get<std::string>() : v.dump()});
+    } else if (c->spec) {
+      for (const auto& [k, v] : c->spec->options) t.add({k, v});
+      if (!c->spec->policy_enforcement.empty())
+        t.add({"policy-enforcement", c->spec->policy_enforcement});
+    }
+    t.print(out_);
+    return 0;
+  }
+
+  int debuginfo() {
+    auto d = client_->debugInfo();
+    if (!d.ok()) return fail("cannot get debug information", d.error());
+    printJson(api::encode(*d));
+    return 0;
+  }
+
+  static std::string enforcement(const api::Endpoint& ep, bool ingress) {
+    if (!ep.status || !ep.status->policy || !ep.status->policy->realized ||
+        !ep.status->policy->realized->policy_enabled)
+      return "Disabled";
+    using E = api::EndpointPolicyEnabled;
+    E e = *ep.status->policy->realized->policy_enabled;
+    if (e == E::kBoth || e == (ingress ? E::kIngress : E::kEgress)) return "Enabled";
+    if (e == E::kAuditBoth || e == (ingress ? E::kAuditIngress : E::kAuditEgress))
+      return "Disabled (Audit)";
+    return "Disabled";
+  }
+
+  int endpoint() {
+    const auto& w = args_.words;
+    if (w.size() >= 2 && w[1] == "list") {
+      if (!expectWords(2, "endpoint list")) return 2;
+      auto eps = client_->listEndpoints();
+      if (!eps.ok()) return fail("cannot list endpoints", eps.error());
+      std::sort(eps->begin(), eps->end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+      if (json_) {
+        printJson(api::encodeList(*eps));
+        return 0;
+      }
+      Table t({"ENDPOINT", "POLICY (ingress)", "POLICY (egress)", "IDENTITY",
+               "LABELS (source:key[=value])", "IPv6", "IPv4", "STATUS"});
+      t.add({"", "ENFORCEMENT", "ENFORCEMENT", "", "", "", "", ""});
+      for (const auto& ep : *eps) {
+        std::string identity, labels, v4, v6, state;
+        if (ep.status) {
+          if (ep.status->identity) {
+            identity = std::to_string(ep.status->identity->id);
+            labels = labelsCell(ep.status->identity->labels);
+          }
+          if (ep.status->networking && !ep.status->networking->addressing.empty()) {
+            v4 = ep.status->networking->addressing[0].ipv4;
+            v6 = ep.status->networking->addressing[0].ipv6;
+          }
+          state = std::string(api::enumName(ep.status->state));
+        }
+        t.add({std::to_string(ep.id), enforcement(ep, true), enforcement(ep, false), identity,
+               labels, v6, v4, state});
+      }
+      t.print(out_);
+      return 0;
+    }
+    if (w.size() >= 2 && w[1] == "get") {
+      if (!expectWords(3, "endpoint get <id>")) return 2;
+      auto ref = api::parseEndpointRef(w[2]);
+      if (!ref.ok()) return usage(ref.error().message());
+      auto ep = client_->getEndpoint(*ref);
+      if (!ep.ok()) return fail("cannot get endpoint " + w[2], ep.error());
+      printJson(api::encode(*ep));
+      return 0;
+    }
+    return usage("endpoint takes list or get <id>");
+  }
+
+  int identity() {
+    const auto& w = args_.words;
+    std::vector<api::Identity> ids;
+    if (w.size() >= 2 && w[1] == "list") {
+      if (!expectWords(2, "identity list")) return 2;
+      auto r = client_->listIdentities();
+      if (!r.ok()) return fail("cannot list identities", r.error());
+      ids = std::move(*r);
+      std::sort(ids.begin(), ids.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+    } else if (w.size() >= 2 && w[1] == "get") {
+      if (!expectWords(3, "identity get <id>")) return 2;
+      auto r = client_->getIdentity(w[2]);
+      if (!r.ok()) return fail("cannot get identity " + w[2], r.error());
+      ids.push_back(std::move(*r));
+    } else {
+      return usage("identity takes list or get <id>");
+    }
+    if (json_) {
+      printJson(api::encodeList(ids));
+      return 0;
+    }
+    Table t({"ID", "LABELS"});
+    for (const auto& i : ids) t.add({std::to_string(i.id), labelsCell(i.labels)});
+    t.print(out_);
+    return 0;
+  }
+
+  void printPolicyResult(const api::Policy& p) {
+    if (json_) {
+      printJson(api::encode(p));
+      return;
+    }
+    if (!p.policy.empty()) {
+      auto parsed = api::parseJson(p.policy, "policy");
+      out_ << (parsed.ok() ? parsed->dump(2) : p.policy) << "\n";
+    }
+    out_ << "Revision: " << p.revision << "\n";
+  }
+
+  int policy() {
+    const auto& w = args_.words;
+    std::string sub = w.size() >= 2 ? w[1] : "";
+    if (sub == "get") {
+      api::Labels labels(w.begin() + 2, w.end());
+      auto p = client_->getPolicy(labels);
+      if (!p.ok()) return fail("cannot get policy", p.error());
+      printPolicyResult(*p);
+      return 0;
+    }
+    if (sub == "import") {
+      if (!expectWords(3, "policy import <file|->")) return 2;
+      std::string text;
+      if (w[2] == "-") {
+        if (env_.in == nullptr) return usage("no standard input");
+        std::ostringstream ss;
+        ss << env_.in->rdbuf();
+        text = ss.str();
+      } else {
+        std::ifstream f(w[2]);
+        if (!f) return fail(makeError(ErrorCode::kNotFound, "cannot read {}", w[2]));
+        std::ostringstream ss;
+        ss << f.rdbuf();
+        text = ss.str();
+      }
+      auto p = client_->putPolicy(text);
+      if (!p.ok()) return fail("cannot import policy", p.error());
+      if (json_) {
+        printJson(api::encode(*p));
+      } else {
+        out_ << "Revision: " << p->revision << "\n";
+      }
+      return 0;
+    }
+    if (sub == "delete") {
+      api::Labels labels(w.begin() + 2, w.end());
+      if (labels.empty() && !args_.has("all")) return usage("policy delete needs labels or --all");
+      if (!labels.empty() && args_.has("all"))
+        return usage("policy delete takes labels or --all, not both");
+      auto p = client_->deletePolicy(labels);
+      if (!p.ok()) return fail("cannot delete policy", p.error());
+      if (json_) {
+        printJson(api::encode(*p));
+      } else {
+        out_ << "Revision: " << p->revision << "\n";
+      }
+      return 0;
+    }
+    if (sub == "selectors") {
+      if (!expectWords(2, "policy selectors")) return 2;
+      auto sc = client_->getSelectors();
+      if (!sc.ok()) return fail("cannot get the selector cache", sc.error());
+      if (json_) {
+        printJson(api::encodeList(*sc));
+        return 0;
+      }
+      std::sort(sc->begin(), sc->end(),
+                [](const auto& a, const auto& b) { return a.selector < b.selector; });
+      Table t({"SELECTOR", "LABELS", "USERS", "IDENTITIES"});
+      for (const auto& s : *sc) {
+        std::string ids;
+        for (auto id : s.identities) ids += (ids.empty() ? "" : "\n") + std::to_string(id);
+        t.add({s.selector, labelsCell(s.labels), std::to_string(s.users), ids});
+      }
+      t.print(out_);
+      return 0;
+    }
+    return usage("policy takes get, import, delete or selectors");
+  }
+
+  int monitor() {
+    if (!expectWords(1, "monitor [--type T]...")) return 2;
+    api::MonitorQuery q;
+    static const std::set<std::string> kTypes = {"drop", "trace", "policy-verdict", "debug",
+                                                 "agent"};
+    for (const auto& t : args_.values("type")) {
+      if (!kTypes.count(t))
+        return usage("--type '" + t + "' is not one of drop, trace, policy-verdict, debug, agent");
+      q.types.push_back(t);
+    }
+    auto num = [&](const std::string& f, std::optional<int64_t>& dst) -> bool {
+      auto v = args_.value(f);
+      if (!v) return true;
+      try {
+        size_t pos = 0;
+        dst = std::stoll(*v, &pos);
+        return pos == v->size();
+      } catch (const std::exception&) {
+        return false;
+      }
+    };
+    if (!num("from", q.from) || !num("to", q.to) || !num("related-to", q.related_to))
+      return usage("--from, --to and --related-to take endpoint ids");
+    if (!json_) out_ << "Listening for events... Press Ctrl-C to quit\n" << std::flush;
+    auto st = client_->monitor(q, [&](const api::MonitorEvent& ev) {
+      out_ << (json_ ? api::encode(ev).dump() : formatMonitorEvent(ev)) << "\n" << std::flush;
+      return true;
+    });
+    if (!st.ok()) return fail("monitor", st.error());
+    return 0;
+  }
+
+  int ipam() {
+    const auto& w = args_.words;
+    std::string sub = w.size() >= 2 ? w[1] : "";
+    if (sub == "list") {
+      auto s = client_->healthz();
+      if (!s.ok()) return fail("cannot get IPAM state", s.error());
+      if (!s->ipam) return fail(makeError(ErrorCode::kNotFound, "the agent reports no IPAM state"));
+      if (json_) {
+        printJson(api::encode(*s->ipam));
+        return 0;
+      }
+      out_ << s->ipam->status << "\n";
+      Table t({"ADDRESS", "OWNER"});
+      for (const auto& [ip, owner] : s->ipam->allocations) t.add({ip, owner});
+      t.print(out_);
+      return 0;
+    }
+    if (sub == "allocate") {
+      if (!expectWords(2, "ipam allocate [--family ipv4|ipv6] [--owner O]")) return 2;
+      std::optional<IpFamily> fam;
+      if (auto f = args_.value("family")) {
+        auto pf = parseIpFamily(*f);
+        if (!pf.ok()) return usage(pf.error().message());
+        fam = *pf;
+      }
+      auto r = client_->ipamAllocate(fam, args_.value("owner").value_or(""));
+      if (!r.ok()) return fail("cannot allocate", r.error());
+      if (json_) {
+        printJson(api::encode(*r));
+      } else {
+        for (const auto* a : {r->ipv4 ? &*r->ipv4 : nullptr, r->ipv6 ? &*r->ipv6 : nullptr})
+          if (a) out_ << a->ip << " gateway " << a->gateway << "\n";
+      }
+      return 0;
+    }
+    if (sub == "release") {
+      if (!expectWords(3, "ipam release <ip|owner>")) return 2;
+      if (auto st = client_->ipamRelease(w[2]); !st.ok())
+        return fail("cannot release " + w[2], st.error());
+      out_ << "Released " << w[2] << "\n";
+      return 0;
+    }
+    return usage("ipam takes list, allocate or release");
+  }
+
+  // The pin directory: --pin-dir, else the agent's bpf-pin-dir, else the default.
+  std::string pinDir() {
+    if (auto p = args_.value("pin-dir")) return *p;
+    api::Client quick(api::ClientOptions{client_->socketPath(), std::chrono::seconds(2)});
+    if (auto c = quick.getConfig(); c.ok() && c->status) {
+      auto it = c->status->daemon_configuration_map.find("bpf-pin-dir");
+      if (it != c->status->daemon_configuration_map.end() && it->second.is_string())
+        return it->second.get<std::string>();
+    }
+    return "/sys/fs/bpf/cilium";
+  }
+
+  template <typename K, typename V>
+  Result<std::unique_ptr<bpf::KernelMap<K, V>>> openPinned(const std::string& dir,
+                                                           const char* name) {
+    auto m = bpf::KernelMap<K, V>::fromPinned(dir + "/" + name);
+    if (!m.ok()) return m.error().withContext(fmt::format("open {}/{}", dir, name));
+    return m;
+  }
+
+  int bpf() {
+    const auto& w = args_.words;
+    std::string what = w.size() >= 2 ? w[1] : "";
+    std::string verb = w.size() >= 3 ? w[2] : "";
+    if (what == "endpoint" && verb == "list" && w.size() == 3) {
+      auto m = openPinned<endpoint_key, endpoint_info>(pinDir(), kEndpointMapName);
+      if (!m.ok()) return fail(m.error());
+      auto st = printEndpoints(**m, json_, out_);
+      return st.ok() ? 0 : fail(st.error());
+    }
+    if (what == "ipcache" && verb == "list" && w.size() == 3) {
+      auto m = openPinned<ipcache_key, remote_endpoint_info>(pinDir(), kIpcacheMapName);
+      if (!m.ok()) return fail(m.error());
+      auto st = printIpcache(**m, json_, out_);
+      return st.ok() ? 0 : fail(st.error());
+    }
+    if (what == "ct" && verb == "list") {
+      if (w.size() != 4 || w[3] != "global") return usage("usage: cilium-dbg bpf ct list global");
+      std::string dir = pinDir();
+      auto tcp = openPinned<ct_key4, ct_entry>(dir, kCtTcpMapName);
+      if (!tcp.ok()) return fail(tcp.error());
+      auto any = openPinned<ct_key4, ct_entry>(dir, kCtAnyMapName);
+      if (!any.ok()) return fail(any.error());
+      auto st = printConntrack(**tcp, **any, env_.monotonic_seconds(), json_, out_);
+      return st.ok() ? 0 : fail(st.error());
+    }
+    if (what == "metrics" && verb == "list" && w.size() == 3) {
+      auto m = openPinned<metrics_key, bpf::PerCpu<metrics_value>>(pinDir(), kMetricsMapName);
+      if (!m.ok()) return fail(m.error());
+      auto st = printMetrics(**m, json_, out_);
+      return st.ok() ? 0 : fail(st.error());
+    }
+    if (what == "policy" && verb == "get") {
+      if (w.size() != 4) return usage("usage: cilium-dbg bpf policy get <endpoint id>");
+      auto ref = api::parseEndpointRef(w[3]);
+      if (!ref.ok() || ref->kind != api::EndpointRef::Kind::kCiliumLocal)
+        return usage("bpf policy get takes a numeric endpoint id, got '" + w[3] + "'");
+      std::string dir = pinDir();
+      auto outer = openPinned<uint32_t, uint32_t>(dir, kPolicyMapName);
+      if (!outer.ok()) return fail(outer.error());
+      // Labels for identities: reserved ones are known here, the others come from the agent.
+      std::optional<std::map<int64_t, api::Labels>> known;
+      auto labeler = [&](uint32_t id) -> std::string {
+        std::string r = reservedIdentityLabel(id);
+        if (!r.empty()) return r;
+        if (!known) {
+          known.emplace();
+          api::Client quick(api::ClientOptions{client_->socketPath(), std::chrono::seconds(2)});
+          if (auto ids = quick.listIdentities(); ids.ok())
+            for (const auto& i : *ids) (*known)[i.id] = i.labels;
+        }
+        auto it = known->find(id);
+        return it == known->end() ? std::string() : labelsCell(it->second);
+      };
+      auto st = printPolicy(**outer, openMapById, static_cast<uint32_t>(ref->local_id),
+                            dir + "/" + kPolicyMapName, labeler, json_, out_);
+      return st.ok() ? 0 : fail(st.error());
+    }
+    return usage("unknown bpf command");
+  }
+
+  Args args_;
+  std::ostream& out_;
+  std::ostream& err_;
+  const DbgEnv& env_;
+  bool json_ = false;
+  std::unique_ptr<api::Client> client_;
+};
+
+std::string tupleText(const api::MonitorTuple& t) {
+  std::string proto = t.protocol;
+  bool ports = proto == "tcp" || proto == "udp" || proto == "sctp";
+  std::string out = ports ? fmt::format("{}:{} -> {}:{} {}", t.src, t.sport, t.dst, t.dport, proto)
+                          : fmt::format("{} -> {} {}", t.src, t.dst, proto);
+  if (!t.tcp_flags.empty()) out += " " + t.tcp_flags;
+  if (proto == "icmp" || proto == "icmpv6")
+    out += fmt::format(" type {} code {}", t.icmp_type, t.icmp_code);
+  return out;
+}
+
+}  // namespace
+
+std::string formatMonitorEvent(const api::MonitorEvent& ev) {
+  std::string tuple = ev.tuple ? ": " + tupleText(*ev.tuple) : "";
+  if (ev.type == "drop")
+    return fmt::format(
+        "xx drop ({}) flow 0x0 to endpoint {}, ifindex {}, file {}:{}, identity {}->{}{}",
+        ev.drop_reason_desc.empty() ? dropReasonName(static_cast<uint8_t>(ev.drop_reason))
+                                    : ev.drop_reason_desc,
+        ev.dst_endpoint, ev.ifindex, ev.file.empty() ? "?" : ev.file, ev.line, ev.src_identity,
+        ev.dst_identity, tuple);
+  if (ev.type == "trace") {
+    std::string where;
+    const std::string& p = ev.observation_point;
+    if (p == "to-endpoint")
+      where = fmt::format("-> endpoint {}", ev.dst_endpoint);
+    else if (p == "from-endpoint")
+      where = fmt::format("<- endpoint {}", ev.source);
+    else if (p.rfind("to-", 0) == 0)
+      where = "-> " + p.substr(3);
+    else if (p.rfind("from-", 0) == 0)
+      where = "<- " + p.substr(5);
+    else
+      where = p.empty() ? "trace" : p;
+    return fmt::format("{} flow 0x0 , identity {}->{} state {} ifindex {}{}", where,
+                       ev.src_identity, ev.dst_identity,
+                       ev.ct_state.empty() ? "unknown" : ev.ct_state, ev.ifindex, tuple);
+  }
+  if (ev.type == "policy-verdict") {
+    int64_t remote = ev.direction == "egress" ? ev.dst_identity : ev.src_identity;
+    std::string proto = ev.tuple ? ev.tuple->protocol : "";
+    return fmt::format(
+        "Policy verdict log: flow 0x0 local EP ID {}, remote ID {}, proto {}, {}, action {}, match "
+        "{}{}",
+        ev.source, remote, proto, ev.direction, ev.verdict, ev.match_type, tuple);
+  }
+  if (ev.type == "lost") return fmt::format("Lost {} events", ev.lost);
+  return fmt::format(">> {}: {}", ev.type, ev.message);
+}
+
+DbgEnv DbgEnv::system() {
+  DbgEnv e;
+  e.getenv = [](const std::string& n) -> std::optional<std::string> {
+    const char* v = std::getenv(n.c_str());
+    if (v == nullptr) return std::nullopt;
+    return std::string(v);
+  };
+  e.monotonic_seconds = [] {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec);
+  };
+  e.in = &std::cin;
+  return e;
+}
+
+int runDbg(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
+           const DbgEnv& env) {
+  auto parsed = parseArgs(args);
+  if (!parsed.ok()) {
+    err << "Error: " << parsed.error().message() << "\n\n" << kUsage;
+    return 2;
+  }
+  return Commands(std::move(*parsed), out, err, env).run();
+}
+
+}  // namespace cilium::dbg

@@ -1,0 +1,350 @@
+// Configuration: every source, precedence, every validation, and runtime changes.
+#include "agent/daemon/config.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "agent/common/files.h"
+#include "tests/harness/temp_dir.h"
+
+namespace cilium::daemon {
+namespace {
+
+Environment fakeEnv(std::map<std::string, std::string> vars = {}, std::string host = "host-1") {
+  Environment e;
+  e.getenv = [vars](const std::string& n) -> std::optional<std::string> {
+    auto it = vars.find(n);
+    if (it == vars.end()) return std::nullopt;
+    return it->second;
+  };
+  e.hostname = [host] { return host; };
+  return e;
+}
+
+Result<LoadedConfig> load(std::vector<std::string> args, Environment env = fakeEnv()) {
+  return loadConfig(args, env);
+}
+
+std::string loadError(std::vector<std::string> args) {
+  auto r = load(std::move(args));
+  EXPECT_FALSE(r.ok());
+  return r.ok() ? "" : r.error().message();
+}
+
+void write(const std::string& path, const std::string& content) { std::ofstream(path) << content; }
+
+TEST(ConfigTest, Defaults) {
+  auto r = load({});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  const Config& c = r->config;
+  EXPECT_EQ(c.state_dir, "/var/run/cilium");
+  EXPECT_EQ(c.bpf_root, "/sys/fs/bpf");
+  EXPECT_EQ(c.bpf_pin_dir, "/sys/fs/bpf/cilium");
+  EXPECT_EQ(c.socket_path, "/var/run/cilium/cilium.sock");
+  EXPECT_EQ(c.node_name, "host-1");
+  EXPECT_FALSE(c.ipv4_range.has_value());
+  EXPECT_EQ(c.bpf_ct_global_tcp_max, 524288u);
+  EXPECT_EQ(c.bpf_policy_map_max, 16384u);
+  EXPECT_EQ(c.stateFile("ipam.json"), "/var/run/cilium/state/ipam.json");
+  EXPECT_TRUE(r->sources.empty());
+  EXPECT_EQ(c.effectiveLogLevel(), "info");
+}
+
+TEST(ConfigTest, NodeNameFromEnvironment) {
+  auto r = load({}, fakeEnv({{"K8S_NODE_NAME", "worker-7"}}));
+  EXPECT_EQ(r->config.node_name, "worker-7");
+  auto flag = load({"--node-name=explicit"}, fakeEnv({{"K8S_NODE_NAME", "worker-7"}}));
+  EXPECT_EQ(flag->config.node_name, "explicit");
+  auto bad = load({}, fakeEnv({{"K8S_NODE_NAME", "a/b"}}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(),
+            "node name 'a/b' (from the environment): contains a space or '/'");
+}
+
+TEST(ConfigTest, Flags) {
+  auto r = load({"--ipv4-range=10.200.0.0/24", "--state-dir", "/tmp/state", "--debug", "-D",
+                 "--enable-ipv6=false", "--bpf-ct-global-any-max", "4096"});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->config.ipv4_range->toString(), "10.200.0.0/24");
+  EXPECT_EQ(r->config.state_dir, "/tmp/state");
+  EXPECT_TRUE(r->config.debug);
+  EXPECT_EQ(r->config.effectiveLogLevel(), "debug");
+  EXPECT_EQ(r->config.bpf_ct_global_any_max, 4096u);
+  EXPECT_EQ(r->sources["ipv4-range"], Source::kFlag);
+  EXPECT_EQ(r->sources["debug"], Source::kFlag);
+
+  EXPECT_TRUE(load({"--help"})->help);
+  EXPECT_TRUE(load({"--bogus", "-h"})->help);  // --help wins over everything else
+  EXPECT_TRUE(load({"--version"})->version);
+
+  EXPECT_EQ(loadError({"--bogus=1"}), "--bogus (flag): unknown option");
+  EXPECT_EQ(loadError({"stray"}), "unexpected argument 'stray' (options look like --key=value)");
+  EXPECT_EQ(loadError({"--debug", "false"}),
+            "unexpected argument 'false' (options look like --key=value)");
+  EXPECT_EQ(loadError({"--state-dir"}), "--state-dir (flag): needs a value");
+  EXPECT_EQ(loadError({"--config-dir"}), "--config-dir (flag): needs a value");
+}
+
+TEST(ConfigTest, ConfigFile) {
+  testing::TempDir dir;
+  write(dir.file("c.yaml"),
+        "# agent config\n"
+        "ipv4-range: 10.1.0.0/24\n"
+        "debug: true\n"
+        "bpf-policy-map-max: 2048\n"
+        "prometheus-serve-addr: \":9962\"\n"
+        "write-cni-conf-when-ready:\n");
+  auto r = load({"--config-file", dir.file("c.yaml")});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->config.ipv4_range->toString(), "10.1.0.0/24");
+  EXPECT_TRUE(r->config.debug);
+  EXPECT_EQ(r->config.bpf_policy_map_max, 2048u);
+  EXPECT_EQ(r->config.prometheus_serve_addr, ":9962");
+  EXPECT_EQ(r->sources["ipv4-range"], Source::kConfigFile);
+  EXPECT_EQ(load({"--config=" + dir.file("c.yaml")})->config.bpf_policy_map_max, 2048u);
+
+  write(dir.file("unknown.yaml"), "ipv4-range: 10.1.0.0/24\nbogus-key: 1\n");
+  EXPECT_EQ(loadError({"--config-file", dir.file("unknown.yaml")}),
+            "bogus-key (config file " + dir.file("unknown.yaml") + "): unknown option");
+  write(dir.file("bad.yaml"), "ipv4-range: 10.0.0.0/33\n");
+  EXPECT_EQ(loadError({"--config-file", dir.file("bad.yaml")}),
+            "ipv4-range=10.0.0.0/33 (config file " + dir.file("bad.yaml") +
+                "): prefix length 33 is not 0..32");
+  write(dir.file("list.yaml"), "ipv4-range:\n  - 10.0.0.0/24\n");
+  EXPECT_EQ(
+      loadError({"--config-file", dir.file("list.yaml")}),
+      "ipv4-range (config file " + dir.file("list.yaml") + ", line 2): value must be a scalar");
+  write(dir.file("seq.yaml"), "- a\n- b\n");
+  EXPECT_EQ(loadError({"--config-file", dir.file("seq.yaml")}),
+            "config file " + dir.file("seq.yaml") + ": expected a mapping of key: value");
+  write(dir.file("syntax.yaml"), "a: [1, 2\n");
+  EXPECT_NE(loadError({"--config-file", dir.file("syntax.yaml")}).find("line 2"),
+            std::string::npos);
+  EXPECT_NE(loadError({"--config-file", dir.file("missing.yaml")}).find("No such file"),
+            std::string::npos);
+  write(dir.file("empty.yaml"), "");
+  EXPECT_TRUE(load({"--config-file", dir.file("empty.yaml")}).ok());
+}
+
+TEST(ConfigTest, ConfigDirAsKubernetesMountsIt) {
+  testing::TempDir dir;
+  // Kubernetes layout: key -> ..data/key -> ..2024_01_01/key
+  std::string ts = dir.file("..2024_01_01_00_00_00.1");
+  ASSERT_EQ(::mkdir(ts.c_str(), 0755), 0);
+  write(ts + "/ipv4-range", "10.2.0.0/24\n");
+  write(ts + "/debug", "true");
+  write(ts + "/bpf-lb-map-max", "  8192\n\n");
+  ASSERT_EQ(::symlink("..2024_01_01_00_00_00.1", dir.file("..data").c_str()), 0);
+  for (const char* k : {"ipv4-range", "debug", "bpf-lb-map-max"})
+    ASSERT_EQ(::symlink((std::string("..data/") + k).c_str(), dir.file(k).c_str()), 0);
+  write(dir.file(".hidden"), "anything");
+  ASSERT_EQ(::mkdir(dir.file("subdir").c_str(), 0755), 0);
+
+  auto r = load({"--config-dir", dir.path()});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->config.ipv4_range->toString(), "10.2.0.0/24");
+  EXPECT_TRUE(r->config.debug);
+  EXPECT_EQ(r->config.bpf_lb_map_max, 8192u);
+  EXPECT_EQ(r->sources["bpf-lb-map-max"], Source::kConfigDir);
+
+  write(dir.file("not-a-key"), "1");
+  EXPECT_EQ(loadError({"--config-dir", dir.path()}),
+            "not-a-key (config dir " + dir.path() + "): unknown option");
+  ::unlink(dir.file("not-a-key").c_str());
+  write(dir.file("mtu"), "12");
+  EXPECT_EQ(loadError({"--config-dir", dir.path()}),
+            "mtu=12 (config dir " + dir.path() + "): 12 is not 0 or 576..65535");
+  EXPECT_NE(loadError({"--config-dir", dir.file("nope")}).find("No such file"), std::string::npos);
+}
+
+TEST(ConfigTest, PrecedenceFlagsOverDirOverFileOverDefaults) {
+  testing::TempDir dir;
+  write(dir.file("c.yaml"),
+        "bpf-nat-global-max: 2000\nbpf-lb-map-max: 2000\nbpf-policy-map-max: 2000\n");
+  ASSERT_EQ(::mkdir(dir.file("d").c_str(), 0755), 0);
+  write(dir.file("d/bpf-lb-map-max"), "3000");
+  write(dir.file("d/bpf-policy-map-max"), "3000");
+  auto r = load({"--config-file", dir.file("c.yaml"), "--config-dir", dir.file("d"),
+                 "--bpf-policy-map-max=4000"});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->config.bpf_ct_global_tcp_max, 524288u);  // default
+  EXPECT_EQ(r->config.bpf_nat_global_max, 2000u);       // file
+  EXPECT_EQ(r->config.bpf_lb_map_max, 3000u);           // dir over file
+  EXPECT_EQ(r->config.bpf_policy_map_max, 4000u);       // flag over both
+  EXPECT_EQ(r->sources["bpf-nat-global-max"], Source::kConfigFile);
+  EXPECT_EQ(r->sources["bpf-lb-map-max"], Source::kConfigDir);
+  EXPECT_EQ(r->sources["bpf-policy-map-max"], Source::kFlag);
+
+  // A bad value is an error even when a higher source overrides it.
+  write(dir.file("d/bpf-lb-map-max"), "lots");
+  EXPECT_EQ(loadError({"--config-dir", dir.file("d"), "--bpf-lb-map-max=5000"}),
+            "bpf-lb-map-max=lots (config dir " + dir.file("d") +
+                "): 'lots' is not a non-negative integer");
+}
+
+TEST(ConfigTest, EveryValidation) {
+  struct Case {
+    std::vector<std::string> args;
+    std::string error;
+  };
+  const std::vector<Case> cases = {
+      {{"--ipv4-range=10.0.0.0/33"},
+       "--ipv4-range=10.0.0.0/33 (flag): prefix length 33 is not 0..32"},
+      {{"--ipv4-range=10.0.0.5/24"},
+       "--ipv4-range=10.0.0.5/24 (flag): '10.0.0.5/24' has host bits set (did you mean "
+       "10.0.0.0/24?)"},
+      {{"--ipv4-range=fd00::/64"},
+       "--ipv4-range=fd00::/64 (flag): 'fd00::/64' is not an IPv4 CIDR"},
+      {{"--ipv4-range=10.0.0.0/31"},
+       "--ipv4-range=10.0.0.0/31 (flag): /31 leaves no address for endpoints (at most /30)"},
+      {{"--ipv4-range=banana"},
+       "--ipv4-range=banana (flag): 'banana' is not a CIDR (missing /length)"},
+      {{"--ipv6-range=fd00::/48"},
+       "--ipv6-range=fd00::/48 (flag): /48 is too large for a node (at least /64)"},
+      {{"--ipv6-range=fd00::/127"},
+       "--ipv6-range=fd00::/127 (flag): /127 leaves no address for endpoints (at most /126)"},
+      {{"--ipv6-range=10.0.0.0/24"},
+       "--ipv6-range=10.0.0.0/24 (flag): '10.0.0.0/24' is not an IPv6 CIDR"},
+      {{"--state-dir=relative"}, "--state-dir=relative (flag): 'relative' is not an absolute path"},
+      {{"--state-dir="}, "--state-dir= (flag): must not be empty"},
+      {{"--socket-path=/tmp/a\tb"}, "--socket-path=/tmp/a\tb (flag): contains a control character"},
+      {{"--debug=maybe"}, "--debug=maybe (flag): 'maybe' is not a boolean (true or false)"},
+      {{"--bpf-ct-global-tcp-max=100"},
+       "--bpf-ct-global-tcp-max=100 (flag): 100 is not 1024..16777216"},
+      {{"--bpf-ct-global-tcp-max=-5"},
+       "--bpf-ct-global-tcp-max=-5 (flag): '-5' is not a non-negative integer"},
+      {{"--bpf-policy-map-max=70000"},
+       "--bpf-policy-map-max=70000 (flag): 70000 is not 1024..65536"},
+      {{"--bpf-nat-global-max=99999999999"},
+       "--bpf-nat-global-max=99999999999 (flag): 99999999999 is not 1024..16777216"},
+      {{"--log-level=loud"},
+       "--log-level=loud (flag): 'loud' is not one of trace, debug, info, warn, warning, error"},
+      {{"--enable-policy=sometimes"},
+       "--enable-policy=sometimes (flag): 'sometimes' is not one of default, always, never"},
+      {{"--monitor-aggregation=all"},
+       "--monitor-aggregation=all (flag): 'all' is not one of none, low, medium, maximum"},
+      {{"--prometheus-serve-addr=9962"},
+       "--prometheus-serve-addr=9962 (flag): '9962' is not host:port (e.g. :9962)"},
+      {{"--prometheus-serve-addr=:99999"},
+       "--prometheus-serve-addr=:99999 (flag): ':99999': port '99999' is not 1..65535"},
+      {{"--hubble-listen-address=::1:4244"},
+       "--hubble-listen-address=::1:4244 (flag): '::1:4244': write IPv6 hosts as [addr]:port"},
+      {{"--hubble-listen-address=[zz]:4244"},
+       "--hubble-listen-address=[zz]:4244 (flag): '[zz]:4244': '[zz]' is not a bracketed IPv6 "
+       "address"},
+      {{"--cluster-name=Prod_1"},
+       "--cluster-name=Prod_1 (flag): may contain only lower-case letters, digits and '-'"},
+      {{"--cluster-id=256"}, "--cluster-id=256 (flag): 256 is not 0..255"},
+      {{"--node-name=a b"}, "--node-name=a b (flag): contains a space or '/'"},
+      {{"--mtu=100"}, "--mtu=100 (flag): 100 is not 0 or 576..65535"},
+      {{"--k8s-api-server=10.0.0.1:6443"},
+       "--k8s-api-server=10.0.0.1:6443 (flag): must start with http:// or https://"},
+      {{"--write-cni-conf-when-ready=05-cilium.conflist"},
+       "--write-cni-conf-when-ready=05-cilium.conflist (flag): '05-cilium.conflist' is not an "
+       "absolute path"},
+      {{"--enable-ipv4=false"},
+       "enable-ipv4 and enable-ipv6 are both false: at least one family is needed"},
+      {{"--bpf-pin-dir=/tmp/pins"}, "bpf-pin-dir /tmp/pins is not inside bpf-root /sys/fs/bpf"},
+      {{"--bpf-pin-dir=/sys/fs/bpfx"},
+       "bpf-pin-dir /sys/fs/bpfx is not inside bpf-root /sys/fs/bpf"},
+      {{"--socket-path=/" + std::string(110, 's')},
+       "socket-path /" + std::string(110, 's') +
+           " is 111 bytes long; Unix socket paths allow at most 107"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(loadError(c.args), c.error) << c.args[0];
+
+  // And the accepted forms next to them.
+  EXPECT_FALSE(load({"--ipv4-range=auto"})->config.ipv4_range.has_value());
+  EXPECT_EQ(load({"--ipv6-range=fd00:10::/112"})->config.ipv6_range->toString(), "fd00:10::/112");
+  EXPECT_EQ(load({"--bpf-pin-dir=/sys/fs/bpf/node1"})->config.bpf_pin_dir, "/sys/fs/bpf/node1");
+  EXPECT_EQ(load({"--bpf-root=/run/x/bpffs"})->config.bpf_pin_dir, "/run/x/bpffs/cilium");
+  EXPECT_EQ(load({"--log-level=WARNING"})->config.effectiveLogLevel(), "warn");
+  EXPECT_TRUE(load({"--debug=Enabled"})->config.debug);
+  EXPECT_TRUE(load({"--prometheus-serve-addr=[::1]:9962"}).ok());
+  EXPECT_TRUE(load({"--prometheus-serve-addr=127.0.0.1:9962"}).ok());
+  EXPECT_TRUE(load({"--enable-ipv4=false", "--enable-ipv6"}).ok());
+  EXPECT_EQ(load({"--mtu=0"})->config.mtu, 0u);
+}
+
+TEST(ConfigTest, UsageListsEveryKey) {
+  std::string u = usage();
+  for (const auto& k : configKeys())
+    EXPECT_NE(u.find("--" + k.name + "="), std::string::npos) << k.name;
+  EXPECT_NE(u.find("--debug=bool (mutable)"), std::string::npos);
+}
+
+Config loaded(std::vector<std::string> args) { return load(std::move(args))->config; }
+
+TEST(ConfigStoreTest, MutableKeysChangeAndNotify) {
+  ConfigStore store(loaded({"--ipv4-range=10.200.0.0/24"}));
+  std::vector<std::pair<std::string, std::string>> seen;
+  store.subscribe([&](const Config& before, const Config& after) {
+    seen.emplace_back(before.effectiveLogLevel(), after.effectiveLogLevel());
+  });
+  ASSERT_TRUE(store.apply({{"debug", "true"}}).ok());
+  EXPECT_TRUE(store.snapshot().debug);
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0], std::make_pair(std::string("info"), std::string("debug")));
+
+  // Cilium's option name and value style.
+  ASSERT_TRUE(store.apply({{"Debug", "Disabled"}}).ok());
+  EXPECT_FALSE(store.snapshot().debug);
+  ASSERT_TRUE(store.apply({{"log-level", "error"}}).ok());
+  EXPECT_EQ(store.snapshot().effectiveLogLevel(), "error");
+  EXPECT_EQ(seen.size(), 3u);
+
+  // Nothing changed: no notification.
+  ASSERT_TRUE(store.apply({{"log-level", "error"}}).ok());
+  EXPECT_EQ(seen.size(), 3u);
+}
+
+TEST(ConfigStoreTest, ImmutableKeysAcceptOnlyTheirCurrentValue) {
+  ConfigStore store(loaded({"--ipv4-range=10.200.0.0/24"}));
+  EXPECT_TRUE(store.apply({{"ipv4-range", "10.200.0.0/24"}}).ok());
+  auto st = store.apply({{"ipv4-range", "10.201.0.0/24"}});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(st.error().message(),
+            "ipv4-range is immutable: it can only be set when the agent starts (current value "
+            "10.200.0.0/24)");
+  auto state = store.apply({{"state-dir", "/elsewhere"}});
+  EXPECT_EQ(state.error().message(),
+            "state-dir is immutable: it can only be set when the agent starts (current value "
+            "/var/run/cilium)");
+}
+
+TEST(ConfigStoreTest, ChangesAreAllOrNothing) {
+  ConfigStore store(loaded({}));
+  auto st = store.apply({{"debug", "true"}, {"log-level", "loud"}});
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().message(),
+            "log-level=loud (PATCH /config): 'loud' is not one of trace, debug, info, warn, "
+            "warning, error");
+  EXPECT_FALSE(store.snapshot().debug);
+  auto unknown = store.apply({{"debug", "true"}, {"nope", "1"}});
+  EXPECT_EQ(unknown.error().message(), "nope: unknown option");
+  EXPECT_FALSE(store.snapshot().debug);
+}
+
+TEST(ConfigStoreTest, RendersOptions) {
+  ConfigStore store(loaded({"--ipv4-range=10.200.0.0/24"}));
+  auto m = store.mutableOptions();
+  EXPECT_EQ(m, (std::map<std::string, std::string>{{"debug", "false"}, {"log-level", "info"}}));
+  auto im = store.immutableOptions();
+  EXPECT_EQ(im["ipv4-range"], "10.200.0.0/24");
+  EXPECT_EQ(im["ipv6-range"], "auto");
+  EXPECT_EQ(im["bpf-ct-global-tcp-max"], "524288");
+  EXPECT_EQ(im.count("debug"), 0u);
+  auto all = store.allOptions();
+  EXPECT_EQ(all["bpf-ct-global-tcp-max"], 524288);
+  EXPECT_EQ(all["debug"], false);
+  EXPECT_EQ(all["bpf-pin-dir"], "/sys/fs/bpf/cilium");
+  EXPECT_EQ(all.size(), configKeys().size());
+}
+
+}  // namespace
+}  // namespace cilium::daemon
