@@ -29,8 +29,11 @@ class Backend {
 
   // The number for `labels`: the one already given to these labels (by this node before, or by
   // another node), else a new one. Called when this node's first user of the labels appears.
+  // `known` is the number the node already knows for the labels (reported by another node); a
+  // backend returns it unless the cluster-wide agreement says otherwise.
   // kResourceExhausted when the range has no free number.
-  virtual Result<NumericIdentity> acquire(const labels::Labels& labels) = 0;
+  virtual Result<NumericIdentity> acquire(const labels::Labels& labels,
+                                          std::optional<NumericIdentity> known) = 0;
   // This node's last user of `id` is gone. The backend may keep the number for the labels.
   virtual Status release(NumericIdentity id, const labels::Labels& labels) = 0;
   // Identities this node was using when it last stopped (for restore after a restart).
@@ -52,7 +55,8 @@ class LocalBackend final : public Backend {
                                                     NumericIdentity min_id, NumericIdentity max_id,
                                                     const std::string& file_name);
 
-  Result<NumericIdentity> acquire(const labels::Labels& labels) override;
+  Result<NumericIdentity> acquire(const labels::Labels& labels,
+                                  std::optional<NumericIdentity> known) override;
   Status release(NumericIdentity id, const labels::Labels& labels) override;
   Result<std::vector<Identity>> restoreInUse() override;
   std::string name() const override { return "local"; }
@@ -159,6 +163,7 @@ class Allocator {
   void queueLocked(IdentityChange::Kind kind, NumericIdentity id, const labels::Labels& labels);
   // Delivers queued changes (outside mu_, under notify_mu_).
   void deliver();
+  SubscriptionId subscribeLocked(Observer observer);
 
   std::unique_ptr<Backend> cluster_;
   std::unique_ptr<Backend> local_;
