@@ -70,6 +70,8 @@ class SelectorCache {
   // One more user of the selector; the first user computes its selections from the known
   // identities. The pointer stays valid until the last remove().
   CachedSelector* add(const PeerSelector& spec);
+  // One more user of a selector already in the cache.
+  void ref(CachedSelector* sel);
   void remove(CachedSelector* sel);
 
   struct Change {
