@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <openssl/evp.h>
 
+#include "agent/common/utf8.h"
+
 namespace cilium::labels {
 
 namespace {
@@ -51,6 +53,7 @@ std::string Label::toString() const {
 }
 
 Result<Label> Label::parse(std::string_view text, Source default_source) {
+  if (!isValidUtf8(text)) return makeError(ErrorCode::kInvalidArgument, "label is not valid UTF-8");
   Label l;
   l.source = default_source;
   std::string_view rest = text;

@@ -276,7 +276,8 @@ void LabelSelector::canonicalize() {
     }
     i++;
   }
-  text_ = toJson().dump();
+  // Never throws: invalid UTF-8 (only possible from callers that skipped validation) is replaced.
+  text_ = toJson().dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 }  // namespace cilium::labels

@@ -2,13 +2,16 @@
 // scoping as Cilium applies it and errors that name the offending field.
 #include "agent/policy/decode.h"
 
+#include <yaml.h>
+
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <map>
 
 #include <nlohmann/json.hpp>
-#include <yaml-cpp/yaml.h>
 
+#include "agent/common/utf8.h"
 #include "agent/labels/k8s.h"
 
 namespace cilium::policy {
@@ -37,7 +40,7 @@ std::string index(std::string_view path, size_t i) { return fmt::format("{}[{}]"
 // --- YAML -> JSON -------------------------------------------------------------------------------
 
 // Alias expansion can make a small document huge ("billion laughs"): cap the converted size.
-constexpr size_t kMaxJsonNodes = 1 << 20;
+constexpr size_t kMaxJsonNodes = 1 << 19;
 
 bool isPlainNull(const std::string& s) {
   return s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL";
@@ -94,47 +97,115 @@ json plainScalar(const std::string& s) {
   return s;
 }
 
-Result<json> toJson(const YAML::Node& node, int depth, size_t& budget) {
-  if (depth > kMaxNestingDepth)
-    return invalid("document nests deeper than {} levels", kMaxNestingDepth);
-  if (budget == 0) return invalid("document is too large once its aliases are expanded");
-  budget--;
-  switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null: return json(nullptr);
-    case YAML::NodeType::Scalar: {
-      const std::string& tag = node.Tag();
-      const std::string& v = node.Scalar();
-      if (tag == "?") return plainScalar(v);
+// Builds JSON documents from libyaml's parse events, iteratively (no recursion, so nesting is
+// bounded by kMaxNestingDepth, not by the stack). libyaml rather than yaml-cpp: yaml-cpp 0.7
+// loops forever, allocating, on input as small as "{a: 1},".
+class YamlBuilder {
+ public:
+  Status scalar(const yaml_event_t& e) {
+    const auto& d = e.data.scalar;
+    std::string v(reinterpret_cast<const char*>(d.value), d.length);
+    std::string tag = d.tag ? reinterpret_cast<const char*>(d.tag) : "";
+    json value;
+    if (!tag.empty() && tag != "!") {
       if (tag == "tag:yaml.org,2002:int" || tag == "tag:yaml.org,2002:float") {
-        if (auto n = plainNumber(v)) return *n;
-        return invalid("\"{}\" is not a number", v);
+        auto n = plainNumber(v);
+        if (!n) return invalid("\"{}\" is not a number", v);
+        value = *n;
+      } else if (tag == "tag:yaml.org,2002:bool" || tag == "tag:yaml.org,2002:null") {
+        value = plainScalar(v);
+      } else {
+        value = v;  // !!str and tags we do not interpret
       }
-      if (tag == "tag:yaml.org,2002:bool" || tag == "tag:yaml.org,2002:null") return plainScalar(v);
-      return json(v);  // quoted, block scalars and !!str
+    } else if (d.style == YAML_PLAIN_SCALAR_STYLE && tag.empty()) {
+      value = plainScalar(v);
+    } else {
+      value = v;  // quoted and block scalars are strings
     }
-    case YAML::NodeType::Sequence: {
-      json arr = json::array();
-      for (const auto& child : node) {
-        CILIUM_ASSIGN_OR_RETURN(json c, toJson(child, depth + 1, budget));
-        arr.push_back(std::move(c));
-      }
-      return arr;
-    }
-    case YAML::NodeType::Map: {
-      json obj = json::object();
-      for (const auto& kv : node) {
-        if (!kv.first.IsScalar()) return invalid("mapping keys must be scalars");
-        const std::string& key = kv.first.Scalar();
-        if (obj.contains(key)) return invalid("duplicate key \"{}\"", key);
-        CILIUM_ASSIGN_OR_RETURN(json c, toJson(kv.second, depth + 1, budget));
-        obj[key] = std::move(c);
-      }
-      return obj;
-    }
+    CILIUM_RETURN_IF_ERROR(spend(1));
+    return add(std::move(value), 1, anchorOf(d.anchor));
   }
-  return json(nullptr);
-}
+
+  Status alias(const yaml_event_t& e) {
+    std::string name(reinterpret_cast<const char*>(e.data.alias.anchor));
+    auto it = anchors_.find(name);
+    if (it == anchors_.end()) return invalid("unknown alias \"*{}\"", name);
+    CILIUM_RETURN_IF_ERROR(spend(it->second.second));
+    return add(it->second.first, it->second.second, {});
+  }
+
+  Status start(bool mapping, const yaml_char_t* anchor) {
+    if (!stack_.empty() && stack_.back().value.is_object() && stack_.back().expect_key)
+      return invalid("mapping keys must be scalars");
+    if (stack_.size() >= static_cast<size_t>(kMaxNestingDepth))
+      return invalid("document nests deeper than {} levels", kMaxNestingDepth);
+    CILIUM_RETURN_IF_ERROR(spend(1));
+    stack_.push_back(
+        Frame{mapping ? json::object() : json::array(), {}, true, anchorOf(anchor), 1});
+    return okStatus();
+  }
+
+  Status end() {
+    Frame f = std::move(stack_.back());
+    stack_.pop_back();
+    return add(std::move(f.value), f.nodes, f.anchor);
+  }
+
+  // The finished document's root (null for an empty document).
+  json takeRoot() {
+    json r = std::move(root_);
+    root_ = nullptr;
+    return r;
+  }
+
+ private:
+  struct Frame {
+    json value;
+    std::string key;
+    bool expect_key;
+    std::string anchor;
+    size_t nodes;  // size of the subtree, for alias expansion accounting
+  };
+
+  static std::string anchorOf(const yaml_char_t* a) {
+    return a ? std::string(reinterpret_cast<const char*>(a)) : std::string();
+  }
+
+  Status spend(size_t n) {
+    if (n > budget_) return invalid("document is too large once its aliases are expanded");
+    budget_ -= n;
+    return okStatus();
+  }
+
+  Status add(json value, size_t nodes, const std::string& anchor) {
+    if (!anchor.empty()) anchors_[anchor] = {value, nodes};
+    if (stack_.empty()) {
+      root_ = std::move(value);
+      return okStatus();
+    }
+    Frame& parent = stack_.back();
+    parent.nodes += nodes;
+    if (parent.value.is_array()) {
+      parent.value.push_back(std::move(value));
+      return okStatus();
+    }
+    if (parent.expect_key) {
+      if (value.is_object() || value.is_array()) return invalid("mapping keys must be scalars");
+      parent.key = value.is_string() ? value.get<std::string>() : value.dump();
+      if (parent.value.contains(parent.key)) return invalid("duplicate key \"{}\"", parent.key);
+      parent.expect_key = false;
+      return okStatus();
+    }
+    parent.value[parent.key] = std::move(value);
+    parent.expect_key = true;
+    return okStatus();
+  }
+
+  std::vector<Frame> stack_;
+  std::map<std::string, std::pair<json, size_t>> anchors_;
+  json root_;
+  size_t budget_ = kMaxJsonNodes;
+};
 
 // Bracket nesting of the raw text, so that pathological input never reaches a recursive parser.
 Status checkNesting(std::string_view text) {
@@ -548,9 +619,10 @@ Result<Rule> decodeRule(const json& j, std::string_view path, Scope scope) {
   for (const auto& [k, v] : j.items()) {
     std::string fpath = join(path, k);
     if (k == "endpointSelector") continue;
-    auto spec = std::find_if(std::begin(lists), std::end(lists),
-                             [&](const ListSpec& s) { return k == s.key; });
-    if (spec != std::end(lists)) {
+    const ListSpec* spec = nullptr;
+    for (const auto& l : lists)
+      if (k == l.key) spec = &l;
+    if (spec != nullptr) {
       if (v.is_null()) continue;
       if (!v.is_array()) return invalid("{}: must be a list", fpath);
       for (size_t i = 0; i < v.size(); i++) {
@@ -941,23 +1013,44 @@ Result<std::vector<json>> yamlToJson(std::string_view text) {
   if (text.size() > kMaxPolicyBytes)
     return invalid("policy text is {} bytes, more than the {} allowed", text.size(),
                    kMaxPolicyBytes);
-  CILIUM_RETURN_IF_ERROR(checkNesting(text));
+  if (auto bad = invalidUtf8Offset(text); bad != std::string_view::npos)
+    return invalid("policy text is not valid UTF-8 (byte {})", bad);
+  yaml_parser_t parser;
+  if (!yaml_parser_initialize(&parser))
+    return makeError(ErrorCode::kInternal, "libyaml init failed");
+  yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char*>(text.data()),
+                               text.size());
   std::vector<json> out;
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    return invalid("not valid YAML or JSON: line {}, column {}: {}", e.mark.line + 1,
-                   e.mark.column + 1, e.msg);
-  } catch (const std::exception& e) {
-    return invalid("not valid YAML or JSON: {}", e.what());
+  YamlBuilder builder;
+  Status st;
+  for (bool done = false; !done && st.ok();) {
+    yaml_event_t e;
+    if (!yaml_parser_parse(&parser, &e)) {
+      st = invalid("not valid YAML or JSON: line {}, column {}: {}{}{}",
+                   parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                   parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                   parser.context ? parser.context : "");
+      break;
+    }
+    switch (e.type) {
+      case YAML_STREAM_END_EVENT: done = true; break;
+      case YAML_DOCUMENT_END_EVENT:
+        if (json root = builder.takeRoot(); !root.is_null()) out.push_back(std::move(root));
+        break;
+      case YAML_MAPPING_START_EVENT: st = builder.start(true, e.data.mapping_start.anchor); break;
+      case YAML_SEQUENCE_START_EVENT:
+        st = builder.start(false, e.data.sequence_start.anchor);
+        break;
+      case YAML_MAPPING_END_EVENT:
+      case YAML_SEQUENCE_END_EVENT: st = builder.end(); break;
+      case YAML_SCALAR_EVENT: st = builder.scalar(e); break;
+      case YAML_ALIAS_EVENT: st = builder.alias(e); break;
+      default: break;
+    }
+    yaml_event_delete(&e);
   }
-  size_t budget = kMaxJsonNodes;
-  for (const auto& d : docs) {
-    if (!d.IsDefined() || d.IsNull()) continue;
-    CILIUM_ASSIGN_OR_RETURN(json j, toJson(d, 0, budget));
-    out.push_back(std::move(j));
-  }
+  yaml_parser_delete(&parser);
+  if (!st.ok()) return st.error();
   return out;
 }
 

@@ -70,6 +70,12 @@ class KeySet {
     }
   }
   size_t size() const { return size_; }
+  // Makes room for `n` keys without rehashing.
+  void reserve(size_t n) {
+    size_t want = 64;
+    while (want < n * 2) want *= 2;
+    if (want > slots_.size()) rehash(want);
+  }
   // The entries sorted by key, duplicates merged.
   std::vector<std::pair<uint64_t, uint8_t>> sorted() const;
 

@@ -277,6 +277,15 @@ struct Engine::Impl {
 
   static std::vector<PackedEntry> fullState(const std::vector<Contribution>& contributions) {
     detail::KeySet set;
+    // Room for every key as if none repeated, but no more than a policy map can hold: many
+    // rules usually repeat keys, and a huge empty table costs more than a few rehashes.
+    size_t estimate = 0;
+    for (const auto& c : contributions) {
+      size_t idents = c.selectors.empty() ? 1 : 0;
+      for (const CachedSelector* cs : c.selectors) idents += cs->selections().size();
+      estimate += idents * c.lows.size();
+    }
+    set.reserve(std::min<size_t>(estimate, CILIUM_POLICY_MAP_SIZE));
     static const std::vector<NumericIdentity> kHostOnly = {identity::kHost};
     static const std::vector<NumericIdentity> kAnyOnly = {identity::kUnknown};
     for (const auto& c : contributions) {

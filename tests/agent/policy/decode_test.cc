@@ -51,6 +51,15 @@ TEST(DecodeTest, HostileStructureIsRejected) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("too large"), std::string::npos);
   EXPECT_FALSE(decodePolicies(std::string(kMaxPolicyBytes + 1, ' ')).ok());
+  // yaml-cpp 0.7 never returns from these (it allocates until the OOM killer comes).
+  for (const char* text : {"{a: 1},", "{{\"\",[{[{{}}]}]}},", "[x],"}) {
+    auto bad = yamlToJson(text);
+    ASSERT_FALSE(bad.ok()) << text;
+    EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  }
+  EXPECT_FALSE(yamlToJson("a: \xff\n").ok()) << "invalid UTF-8";
+  EXPECT_FALSE(yamlToJson("a: *nowhere\n").ok());
+  EXPECT_FALSE(yamlToJson("? [a]\n: b\n").ok()) << "complex keys";
 }
 
 TEST(DecodeTest, CnpWithSpecAndSpecs) {
