@@ -83,7 +83,7 @@ class IpAddr {
     return buf;
   }
 
-  auto operator<=>(const IpAddr&) const = default;
+  auto operator<=>(const IpAddr&) const = default;  // NOLINT(modernize-use-nullptr): tidy 14 bug
 
  private:
   IpFamily family_ = IpFamily::kV4;
@@ -141,7 +141,7 @@ class IpPrefix {
 
   std::string toString() const { return addr_.toString() + "/" + std::to_string(len_); }
 
-  auto operator<=>(const IpPrefix&) const = default;
+  auto operator<=>(const IpPrefix&) const = default;  // NOLINT(modernize-use-nullptr): tidy 14 bug
 
  private:
   IpAddr addr_;

@@ -41,6 +41,7 @@ std::optional<NumericIdentity> reservedByName(std::string_view name) {
 const std::vector<Identity>& reservedIdentities() {
   static const std::vector<Identity> kList = [] {
     std::vector<Identity> out;
+    out.reserve(kReserved.size());
     for (const auto& [n, name] : kReserved)
       out.push_back({n, labels::Labels{{labels::Source::kReserved, std::string(name), ""}}});
     return out;

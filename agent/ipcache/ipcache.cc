@@ -16,7 +16,9 @@ auto& log() {
 }
 
 bool sameValue(const remote_endpoint_info& a, const remote_endpoint_info& b) {
-  return std::memcmp(&a, &b, sizeof(a)) == 0;
+  return a.sec_identity == b.sec_identity &&
+         std::memcmp(&a.tunnel_endpoint, &b.tunnel_endpoint, sizeof(a.tunnel_endpoint)) == 0 &&
+         a.node_id == b.node_id && a.key == b.key && a.flags == b.flags;
 }
 
 }  // namespace

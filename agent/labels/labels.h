@@ -44,7 +44,7 @@ struct Label {
   // unknown source name is an error. "k8s:app" has an empty value; "=x" (empty key) is an error.
   static Result<Label> parse(std::string_view text, Source default_source = Source::kUnspec);
 
-  auto operator<=>(const Label&) const = default;
+  auto operator<=>(const Label&) const = default;  // NOLINT(modernize-use-nullptr): tidy 14 bug
 };
 
 // A set of labels sorted by key, holding at most one label per key (as Cilium's labels map):

@@ -100,7 +100,7 @@ json plainScalar(const std::string& s) {
 // Builds JSON documents from libyaml's parse events, iteratively (no recursion, so nesting is
 // bounded by kMaxNestingDepth, not by the stack). libyaml rather than yaml-cpp: yaml-cpp 0.7
 // loops forever, allocating, on input as small as "{a: 1},".
-class YamlBuilder {
+class YamlBuilder {  // NOLINT(bugprone-exception-escape): json's allocation only
  public:
   Status scalar(const yaml_event_t& e) {
     const auto& d = e.data.scalar;

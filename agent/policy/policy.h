@@ -68,7 +68,7 @@ struct EndpointPolicy {
   uint64_t revision = 0;  // repository revision the policy was computed at
   bool ingress_enforced = false;
   bool egress_enforced = false;
-  // The complete map state, sorted by key bytes (identity, direction, protocol, port, prefix).
+  // The complete map state, sorted by (identity, direction, protocol, port, prefix length).
   std::vector<datapath::PolicyEntry> entries;
 };
 
