@@ -36,6 +36,15 @@ std::string_view sourceName(Source s) {
   return "unknown";
 }
 
+std::string formatEntry(const Entry& e) {
+  std::string tunnel = e.info.tunnel_endpoint
+                           ? e.info.tunnel_endpoint->toString()
+                           : (e.prefix.family() == IpFamily::kV4 ? "0.0.0.0" : "::");
+  return fmt::format("{:<20} identity={} encryptkey={} tunnelendpoint={} flags={}",
+                     e.prefix.toString(), e.info.identity, e.info.encrypt_key, tunnel,
+                     e.info.tunnel_endpoint ? "hastunnel" : "<none>");
+}
+
 ipcache_key kernelKey(const IpPrefix& prefix) {
   if (prefix.family() == IpFamily::kV4)
     return datapath::ipcacheKeyV4(prefix.addr().v4NetworkOrder(), prefix.len());

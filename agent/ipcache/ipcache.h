@@ -93,6 +93,10 @@ class IpCache {
   std::map<IpPrefix, Holders> entries_;
 };
 
+// One line as `cilium-dbg bpf ipcache list` prints it:
+// "10.0.1.5/32  identity=256 encryptkey=0 tunnelendpoint=0.0.0.0 flags=<none>".
+std::string formatEntry(const Entry& e);
+
 // Kernel key and value for an entry (cluster id 0).
 ipcache_key kernelKey(const IpPrefix& prefix);
 remote_endpoint_info kernelValue(const Info& info);

@@ -148,6 +148,14 @@ TEST_F(IpCacheTest, SyncToKernelReconciles) {
   EXPECT_EQ(revision(), rev + 1) << "nothing to change: no bump";
 }
 
+TEST(IpCacheUserspaceTest, FormatsLikeCiliumDbg) {
+  EXPECT_EQ(formatEntry({pfx("10.0.1.5/32"), id(256), Source::kLocal}),
+            "10.0.1.5/32          identity=256 encryptkey=0 tunnelendpoint=0.0.0.0 flags=<none>");
+  EXPECT_EQ(
+      formatEntry({pfx("10.201.2.0/24"), Info{300, ip("172.30.0.2")}, Source::kKubernetes}),
+      "10.201.2.0/24        identity=300 encryptkey=0 tunnelendpoint=172.30.0.2 flags=hastunnel");
+}
+
 TEST(IpCacheUserspaceTest, WorksWithoutMaps) {
   IpCache cache(nullptr, nullptr);
   ASSERT_TRUE(cache.upsert(pfx("10.0.0.1/32"), id(256), Source::kLocal).ok());
