@@ -10,6 +10,13 @@ if(CILIUM_SANITIZE)
   target_link_options(cilium_compile_options INTERFACE -fsanitize=address,undefined)
 endif()
 
+if(CILIUM_FUZZ)
+  # Coverage for libFuzzer in every library; the fuzzer binaries add -fsanitize=fuzzer.
+  target_compile_options(cilium_compile_options INTERFACE
+    -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined)
+  target_link_options(cilium_compile_options INTERFACE -fsanitize=address,undefined)
+endif()
+
 # cilium_library(<name> SOURCES ... [PUBLIC_DEPS ...] [PRIVATE_DEPS ...])
 # One module = one static library whose public include root is the repository root, so that code
 # includes "agent/bpf/map.h" with the module path spelled out.

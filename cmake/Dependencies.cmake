@@ -9,6 +9,8 @@ pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
 # of the header or the classes differ between translation units.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
+# libyaml for untrusted YAML (policy): yaml-cpp 0.7 hangs on some malformed input.
+pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
 
 find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)

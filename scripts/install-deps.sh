@@ -12,7 +12,7 @@ packages=(
   # libraries chosen for the project
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   nlohmann-json3-dev libspdlog-dev libfmt-dev libboost-dev libcpp-httplib-dev libssl-dev libbrotli-dev
-  libyaml-cpp-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libyaml-cpp-dev libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
   # network namespaces, traffic and inspection for tests and the demo
   iproute2 iputils-ping util-linux procps socat iperf3 curl netcat-openbsd tcpdump ethtool
 )

@@ -1,0 +1,688 @@
+// The policy engine: repository, selector cache, resolution and incremental deltas.
+#include "agent/policy/policy.h"
+
+#include <algorithm>
+#include <set>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/common/log.h"
+#include "agent/policy/map_state.h"
+
+namespace cilium::policy {
+
+namespace {
+
+using detail::KeySpec;
+using detail::PackedEntry;
+
+auto& log() {
+  static auto l = cilium::logger("policy");
+  return l;
+}
+
+constexpr Protocol kAnyExpansion[] = {Protocol::kTcp, Protocol::kUdp, Protocol::kSctp};
+
+labels::LabelSelector reservedSelector(std::string_view name) {
+  labels::LabelSelector s;
+  s.addMatch(labels::Source::kReserved, std::string(name), "");
+  return s;
+}
+
+// The selectors one entity stands for (none for "none").
+std::vector<PeerSelector> entitySelectors(Entity e) {
+  switch (e) {
+    case Entity::kAll: return {PeerSelector::wildcard()};
+    case Entity::kWorld:
+      // CIDR identities carry reserved:world too, so this also selects every CIDR identity.
+      return {PeerSelector::ofLabels(reservedSelector("world")),
+              PeerSelector::ofLabels(reservedSelector("world-ipv4")),
+              PeerSelector::ofLabels(reservedSelector("world-ipv6"))};
+    case Entity::kWorldIpv4: return {PeerSelector::ofLabels(reservedSelector("world-ipv4"))};
+    case Entity::kWorldIpv6: return {PeerSelector::ofLabels(reservedSelector("world-ipv6"))};
+    case Entity::kCluster: return {PeerSelector::cluster()};
+    case Entity::kHost: return {PeerSelector::ofLabels(reservedSelector("host"))};
+    case Entity::kRemoteNode: return {PeerSelector::ofLabels(reservedSelector("remote-node"))};
+    case Entity::kKubeApiServer:
+      return {PeerSelector::ofLabels(reservedSelector("kube-apiserver"))};
+    case Entity::kInit: return {PeerSelector::ofLabels(reservedSelector("init"))};
+    case Entity::kHealth: return {PeerSelector::ofLabels(reservedSelector("health"))};
+    case Entity::kUnmanaged: return {PeerSelector::ofLabels(reservedSelector("unmanaged"))};
+    case Entity::kIngress: return {PeerSelector::ofLabels(reservedSelector("ingress"))};
+    case Entity::kNone: return {};
+  }
+  return {};
+}
+
+// The peer selectors of one ingress/egress element.
+std::vector<PeerSelector> peerSelectors(const PeerRule& pr) {
+  std::vector<PeerSelector> out;
+  if (!pr.hasPeers()) {
+    // No peer field: ports alone allow every peer; nothing at all allows nothing.
+    if (!pr.ports.empty()) out.push_back(PeerSelector::wildcard());
+    return out;
+  }
+  for (const auto& s : pr.endpoints) out.push_back(PeerSelector::ofLabels(s));
+  for (auto e : pr.entities)
+    for (auto& s : entitySelectors(e)) out.push_back(std::move(s));
+  for (const auto& c : pr.cidrs) out.push_back(PeerSelector::ofCidr(c, {}));
+  for (const auto& c : pr.cidr_sets) out.push_back(PeerSelector::ofCidr(c.cidr, c.except));
+  return out;
+}
+
+// A rule in the repository with its selectors in the cache.
+struct StoredRule {
+  uint64_t seq = 0;
+  Rule rule;
+  struct Peer {
+    Direction dir;
+    bool deny;
+    const PeerRule* source;
+    std::vector<CachedSelector*> selectors;
+  };
+  std::vector<Peer> peers;
+};
+
+// What one (rule element, selector set) contributes to an endpoint: keys for every selected
+// identity with each spec.
+struct Contribution {
+  uint8_t dir = 0;
+  bool deny = false;
+  std::vector<CachedSelector*> selectors;
+  bool host_only = false;      // allow-localhost: selects exactly reserved:host
+  std::vector<uint64_t> lows;  // packLow() of each spec
+};
+
+struct Attached {
+  Subject subject;
+  std::vector<Contribution> contributions;
+  bool uses_egress_named_ports = false;
+  // The map state as the endpoint holds it once pending changes are applied, per identity.
+  std::unordered_map<uint32_t, std::vector<PackedEntry>> state;
+  // Identities changed since the last hand-out, with their state at that hand-out.
+  std::unordered_map<uint32_t, std::vector<PackedEntry>> pending_old;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  identity::Allocator& ids;
+  EngineOptions opts;
+  CidrIdentityProvider* cidrs;
+  const NamedPortProvider* named_ports;
+  identity::Allocator::SubscriptionId subscription = 0;
+
+  mutable std::mutex mu;
+  SelectorCache cache;
+  std::vector<std::unique_ptr<StoredRule>> rules;
+  uint64_t next_seq = 1;
+  uint64_t revision = 1;
+  std::unordered_map<uint16_t, Attached> attached;
+  std::unordered_map<const CachedSelector*, std::set<uint16_t>> selector_endpoints;
+
+  std::mutex listener_mu;
+  std::function<void(const std::vector<uint16_t>&)> listener;
+
+  Impl(identity::Allocator& a, EngineOptions o, CidrIdentityProvider* c, const NamedPortProvider* n)
+      : ids(a), opts(o), cidrs(c), named_ports(n) {}
+
+  // --- Repository (mu held) ---------------------------------------------------------------------
+
+  std::unique_ptr<StoredRule> compile(Rule rule) {
+    auto sr = std::make_unique<StoredRule>();
+    sr->seq = next_seq++;
+    sr->rule = std::move(rule);
+    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+      for (bool deny : {false, true}) {
+        for (const auto& pr : deny ? sr->rule.denies(d) : sr->rule.allows(d)) {
+          StoredRule::Peer peer{d, deny, &pr, {}};
+          for (const auto& ps : peerSelectors(pr)) {
+            CachedSelector* cs = cache.add(ps);
+            if (std::find(peer.selectors.begin(), peer.selectors.end(), cs) !=
+                peer.selectors.end()) {
+              cache.remove(cs);
+              continue;
+            }
+            peer.selectors.push_back(cs);
+          }
+          sr->peers.push_back(std::move(peer));
+        }
+      }
+    }
+    return sr;
+  }
+
+  void uncompile(StoredRule& sr) {
+    for (auto& p : sr.peers)
+      for (CachedSelector* cs : p.selectors) cache.remove(cs);
+    sr.peers.clear();
+  }
+
+  std::vector<uint16_t> endpointsSelectedBy(const std::vector<const Rule*>& changed) const {
+    std::vector<uint16_t> out;
+    for (const auto& [id, a] : attached) {
+      for (const Rule* r : changed) {
+        if (r->endpoint_selector.matches(a.subject.labels)) {
+          out.push_back(id);
+          break;
+        }
+      }
+    }
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+
+  // --- Resolution (mu held) ---------------------------------------------------------------------
+
+  // Port specs of one element's toPorts for the subject; empty toPorts = any protocol.
+  std::vector<uint64_t> specLows(const PeerRule& pr, Direction dir, const Subject& subject,
+                                 bool& named_egress) const {
+    std::vector<KeySpec> specs;
+    uint8_t d = static_cast<uint8_t>(dir);
+    if (pr.ports.empty()) {
+      specs.push_back(KeySpec{});
+    } else {
+      for (const auto& port_rule : pr.ports) {
+        for (const auto& p : port_rule.ports) {
+          std::vector<Protocol> protos;
+          if (p.protocol == Protocol::kAny)
+            protos.assign(std::begin(kAnyExpansion), std::end(kAnyExpansion));
+          else
+            protos.push_back(p.protocol);
+          if (!p.name.empty()) {
+            // Ingress: the subject's own port of that name. Egress: the port of that name on
+            // any pod of the cluster (the destination's port is not known per identity).
+            std::vector<NamedPort> found;
+            if (dir == Direction::kIngress) {
+              for (const auto& np : subject.named_ports)
+                if (np.name == p.name) found.push_back(np);
+            } else {
+              named_egress = true;
+              if (named_ports != nullptr) found = named_ports->lookup(p.name);
+            }
+            for (const auto& np : found)
+              if (std::find(protos.begin(), protos.end(), np.protocol) != protos.end() &&
+                  np.port != 0)
+                specs.push_back(KeySpec{static_cast<uint8_t>(np.protocol), np.port, 16});
+            continue;
+          }
+          for (Protocol proto : protos) {
+            auto pnum = static_cast<uint8_t>(proto);
+            if (p.port == 0) {
+              specs.push_back(KeySpec{pnum, 0, 0});
+            } else if (p.end_port > p.port) {
+              for (auto [start, bits] : datapath::portRangeBlocks(p.port, p.end_port))
+                specs.push_back(KeySpec{pnum, start, bits});
+            } else {
+              specs.push_back(KeySpec{pnum, p.port, 16});
+            }
+          }
+        }
+      }
+    }
+    std::vector<uint64_t> lows;
+    lows.reserve(specs.size());
+    for (const auto& s : specs) lows.push_back(detail::packLow(d, s));
+    std::sort(lows.begin(), lows.end());
+    lows.erase(std::unique(lows.begin(), lows.end()), lows.end());
+    return lows;
+  }
+
+  struct Distilled {
+    bool ingress = false;
+    bool egress = false;
+    bool named_egress = false;
+    std::vector<Contribution> contributions;
+  };
+
+  Distilled distill(const Subject& subject) const {
+    Distilled out;
+    bool enforce_any = opts.mode != EnforcementMode::kNever;
+    for (const auto& sr : rules) {
+      if (!sr->rule.endpoint_selector.matches(subject.labels)) continue;
+      if (!enforce_any) continue;
+      out.ingress |= sr->rule.enforces(Direction::kIngress);
+      out.egress |= sr->rule.enforces(Direction::kEgress);
+      for (const auto& peer : sr->peers) {
+        if (peer.selectors.empty()) continue;
+        Contribution c;
+        c.dir = static_cast<uint8_t>(peer.dir);
+        c.deny = peer.deny;
+        c.selectors = peer.selectors;
+        c.lows = specLows(*peer.source, peer.dir, subject, out.named_egress);
+        if (c.lows.empty()) continue;
+        out.contributions.push_back(std::move(c));
+      }
+    }
+    if (opts.mode == EnforcementMode::kAlways) out.ingress = out.egress = true;
+    if (out.ingress && opts.allow_localhost) {
+      Contribution c;
+      c.dir = static_cast<uint8_t>(Direction::kIngress);
+      c.host_only = true;
+      c.lows.push_back(detail::packLow(c.dir, KeySpec{}));
+      out.contributions.push_back(std::move(c));
+    }
+    // A direction nobody enforces allows everything: one wildcard entry.
+    for (Direction d : {Direction::kIngress, Direction::kEgress}) {
+      if (d == Direction::kIngress ? out.ingress : out.egress) continue;
+      Contribution c;
+      c.dir = static_cast<uint8_t>(d);
+      c.lows.push_back(detail::packLow(c.dir, KeySpec{}));
+      out.contributions.push_back(std::move(c));
+    }
+    return out;
+  }
+
+  static bool wildcardOnly(const Contribution& c) { return !c.host_only && c.selectors.empty(); }
+
+  static std::vector<PackedEntry> fullState(const std::vector<Contribution>& contributions) {
+    detail::KeySet set;
+    // Room for every key as if none repeated, but no more than a policy map can hold: many
+    // rules usually repeat keys, and a huge empty table costs more than a few rehashes.
+    size_t estimate = 0;
+    for (const auto& c : contributions) {
+      size_t idents = c.selectors.empty() ? 1 : 0;
+      for (const CachedSelector* cs : c.selectors) idents += cs->selections().size();
+      estimate += idents * c.lows.size();
+    }
+    set.reserve(std::min<size_t>(estimate, CILIUM_POLICY_MAP_SIZE));
+    static const std::vector<NumericIdentity> kHostOnly = {identity::kHost};
+    static const std::vector<NumericIdentity> kAnyOnly = {identity::kUnknown};
+    for (const auto& c : contributions) {
+      uint8_t flags = c.deny ? detail::kDeny : detail::kAllow;
+      auto emit = [&](const std::vector<NumericIdentity>& idents) {
+        for (NumericIdentity id : idents) {
+          uint64_t base = uint64_t{id} << 32;
+          for (uint64_t low : c.lows) set.insert(base | low, flags);
+        }
+      };
+      if (c.host_only)
+        emit(kHostOnly);
+      else if (wildcardOnly(c))
+        emit(kAnyOnly);
+      for (const CachedSelector* cs : c.selectors) emit(cs->selections());
+    }
+    return detail::finalize(set.sorted());
+  }
+
+  // The entries of one identity, recomputed from the contributions.
+  static std::vector<PackedEntry> identityState(const std::vector<Contribution>& contributions,
+                                                NumericIdentity id) {
+    std::vector<std::pair<uint64_t, uint8_t>> keys;
+    uint64_t base = uint64_t{id} << 32;
+    for (const auto& c : contributions) {
+      bool selected = false;
+      if (c.host_only)
+        selected = id == identity::kHost;
+      else if (wildcardOnly(c))
+        selected = id == identity::kUnknown;
+      for (const CachedSelector* cs : c.selectors) selected = selected || cs->selects(id);
+      if (!selected) continue;
+      for (uint64_t low : c.lows)
+        keys.emplace_back(base | low, c.deny ? detail::kDeny : detail::kAllow);
+    }
+    std::sort(keys.begin(), keys.end());
+    std::vector<std::pair<uint64_t, uint8_t>> merged;
+    for (const auto& k : keys) {
+      if (!merged.empty() && merged.back().first == k.first)
+        merged.back().second |= k.second;
+      else
+        merged.push_back(k);
+    }
+    return detail::finalize(merged);
+  }
+
+  static EndpointPolicy toPolicy(uint64_t revision, const Distilled& d,
+                                 const std::vector<PackedEntry>& state) {
+    EndpointPolicy p;
+    p.revision = revision;
+    p.ingress_enforced = d.ingress;
+    p.egress_enforced = d.egress;
+    p.entries.reserve(state.size());
+    for (const auto& e : state) p.entries.push_back(detail::toPolicyEntry(e));
+    return p;
+  }
+
+  Status checkSize(const Subject& s, size_t n) const {
+    if (n > opts.max_entries)
+      return makeError(ErrorCode::kResourceExhausted,
+                       "policy of endpoint {} has {} map entries, more than the {} allowed",
+                       s.endpoint_id, n, opts.max_entries);
+    return okStatus();
+  }
+
+  void unregister(uint16_t endpoint_id) {
+    auto it = attached.find(endpoint_id);
+    if (it == attached.end()) return;
+    for (const auto& c : it->second.contributions) {
+      for (CachedSelector* cs : c.selectors) {
+        auto u = selector_endpoints.find(cs);
+        if (u != selector_endpoints.end()) {
+          u->second.erase(endpoint_id);
+          if (u->second.empty()) selector_endpoints.erase(u);
+        }
+        cache.remove(cs);
+      }
+    }
+    attached.erase(it);
+  }
+
+  // --- Identity changes -------------------------------------------------------------------------
+
+  std::vector<uint16_t> onIdentities(const std::vector<identity::IdentityChange>& changes) {
+    std::lock_guard lock(mu);
+    auto sel_changes = cache.apply(changes);
+    std::unordered_map<uint16_t, std::set<NumericIdentity>> touched;
+    for (const auto& c : sel_changes) {
+      auto it = selector_endpoints.find(c.selector);
+      if (it == selector_endpoints.end()) continue;
+      for (uint16_t ep : it->second) touched[ep].insert(c.id);
+    }
+    std::vector<uint16_t> changed_eps;
+    for (const auto& [ep, idents] : touched) {
+      Attached& a = attached.at(ep);
+      bool changed = false;
+      for (NumericIdentity id : idents) {
+        auto now = identityState(a.contributions, id);
+        auto cur = a.state.find(id);
+        const std::vector<PackedEntry> empty;
+        const auto& before = cur == a.state.end() ? empty : cur->second;
+        if (now == before) continue;
+        a.pending_old.try_emplace(id, before);
+        if (now.empty())
+          a.state.erase(id);
+        else
+          a.state[id] = std::move(now);
+        changed = true;
+      }
+      if (changed) changed_eps.push_back(ep);
+    }
+    std::sort(changed_eps.begin(), changed_eps.end());
+    return changed_eps;
+  }
+
+  void notify(const std::vector<uint16_t>& eps) {
+    if (eps.empty()) return;
+    std::lock_guard lock(listener_mu);
+    if (listener) listener(eps);
+  }
+};
+
+Engine::Engine(identity::Allocator& ids, EngineOptions options, CidrIdentityProvider* cidrs,
+               const NamedPortProvider* named_ports)
+    : impl_(std::make_unique<Impl>(ids, options, cidrs, named_ports)) {
+  Impl* impl = impl_.get();
+  impl_->subscription = ids.subscribe([impl](const std::vector<identity::IdentityChange>& changes) {
+    impl->notify(impl->onIdentities(changes));
+  });
+}
+
+Engine::~Engine() { impl_->ids.unsubscribe(impl_->subscription); }
+
+// --- Repository -------------------------------------------------------------------------------
+
+Result<ImportResult> Engine::import(std::string_view text, const ImportOptions& options) {
+  CILIUM_ASSIGN_OR_RETURN(auto objects, decodePolicies(text));
+  return importObjects(std::move(objects), options);
+}
+
+Result<ImportResult> Engine::importRules(std::string_view json_array,
+                                         const ImportOptions& options) {
+  CILIUM_ASSIGN_OR_RETURN(auto rules, decodeRules(json_array));
+  PolicyObject po;
+  po.rules = std::move(rules);
+  std::vector<PolicyObject> objects;
+  objects.push_back(std::move(po));
+  return importObjects(std::move(objects), options);
+}
+
+Result<ImportResult> Engine::importObjects(std::vector<PolicyObject> objects,
+                                           const ImportOptions& options) {
+  ImportResult result;
+  std::vector<IpPrefix> new_prefixes;
+  for (auto& o : objects) {
+    for (auto& r : o.rules) {
+      if (r.hasL7() && impl_->opts.l7 == L7Mode::kReject)
+        return makeError(ErrorCode::kUnimplemented,
+                         "{}: L7 rules are not supported (the L7 proxy is not available)",
+                         o.kind.empty() ? std::string("rule")
+                                        : fmt::format("{} {}{}{}", o.kind, o.namespace_name,
+                                                      o.namespace_name.empty() ? "" : "/", o.name));
+      r.labels.merge(options.extra_labels);
+      auto p = r.prefixes();
+      new_prefixes.insert(new_prefixes.end(), p.begin(), p.end());
+    }
+    result.warnings.insert(result.warnings.end(), o.warnings.begin(), o.warnings.end());
+  }
+  // CIDR identities exist before the rules that select them: no window in which an address of a
+  // new prefix still resolves to world.
+  if (impl_->cidrs != nullptr && !new_prefixes.empty()) {
+    auto st = impl_->cidrs->acquire(new_prefixes);
+    if (!st.ok()) return st.error().withContext("policy import: CIDR identities");
+  }
+  std::vector<IpPrefix> released;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto& rules = impl_->rules;
+    std::vector<std::unique_ptr<StoredRule>> removed;
+    auto take = [&](auto pred) {
+      for (auto it = rules.begin(); it != rules.end();) {
+        if (pred((*it)->rule)) {
+          removed.push_back(std::move(*it));
+          it = rules.erase(it);
+        } else {
+          ++it;
+        }
+      }
+    };
+    for (const auto& o : objects) {
+      auto key = o.objectLabels();
+      if (!key.empty()) take([&](const Rule& r) { return r.labels.contains(key); });
+      if (options.replace)
+        for (const auto& nr : o.rules) take([&](const Rule& r) { return r.labels == nr.labels; });
+    }
+    if (!options.replace_with_labels.empty())
+      take([&](const Rule& r) { return r.labels.contains(options.replace_with_labels); });
+
+    std::vector<const Rule*> changed;
+    for (auto& sr : removed) {
+      impl_->uncompile(*sr);
+      auto p = sr->rule.prefixes();
+      released.insert(released.end(), p.begin(), p.end());
+      changed.push_back(&sr->rule);
+    }
+    for (auto& o : objects) {
+      for (auto& r : o.rules) {
+        rules.push_back(impl_->compile(std::move(r)));
+        changed.push_back(&rules.back()->rule);
+        result.added++;
+      }
+    }
+    result.deleted = removed.size();
+    result.revision = ++impl_->revision;
+    result.affected_endpoints = impl_->endpointsSelectedBy(changed);
+  }
+  if (impl_->cidrs != nullptr && !released.empty()) impl_->cidrs->release(released);
+  for (const auto& w : result.warnings) log()->warn("{}", w);
+  log()->info("policy imported revision={} added={} replaced={} affected_endpoints={}",
+              result.revision, result.added, result.deleted, result.affected_endpoints.size());
+  return result;
+}
+
+Result<DeleteResult> Engine::deleteByLabels(const labels::Labels& lbls) {
+  DeleteResult result;
+  std::vector<IpPrefix> released;
+  {
+    std::lock_guard lock(impl_->mu);
+    auto& rules = impl_->rules;
+    std::vector<std::unique_ptr<StoredRule>> removed;
+    for (auto it = rules.begin(); it != rules.end();) {
+      if ((*it)->rule.labels.contains(lbls)) {
+        removed.push_back(std::move(*it));
+        it = rules.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    if (removed.empty())
+      return makeError(ErrorCode::kNotFound, "no policy rule has labels [{}]", lbls.toString());
+    std::vector<const Rule*> changed;
+    for (auto& sr : removed) {
+      impl_->uncompile(*sr);
+      auto p = sr->rule.prefixes();
+      released.insert(released.end(), p.begin(), p.end());
+      changed.push_back(&sr->rule);
+    }
+    result.deleted = removed.size();
+    result.revision = ++impl_->revision;
+    result.affected_endpoints = impl_->endpointsSelectedBy(changed);
+  }
+  if (impl_->cidrs != nullptr && !released.empty()) impl_->cidrs->release(released);
+  log()->info("policy deleted revision={} rules={} labels=[{}]", result.revision, result.deleted,
+              lbls.toString());
+  return result;
+}
+
+Result<DeleteResult> Engine::deleteObject(std::string_view kind, std::string_view namespace_name,
+                                          std::string_view name) {
+  PolicyObject o;
+  o.kind = std::string(kind);
+  o.namespace_name = kind == kKindCcnp ? "" : std::string(namespace_name);
+  o.name = std::string(name);
+  return deleteByLabels(o.objectLabels());
+}
+
+uint64_t Engine::revision() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->revision;
+}
+
+size_t Engine::ruleCount() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->rules.size();
+}
+
+nlohmann::json Engine::rulesJson(const labels::Labels& filter) const {
+  std::lock_guard lock(impl_->mu);
+  auto arr = nlohmann::json::array();
+  for (const auto& sr : impl_->rules)
+    if (sr->rule.labels.contains(filter)) arr.push_back(sr->rule.toJson());
+  return arr;
+}
+
+std::vector<SelectorInfo> Engine::selectors() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->cache.list();
+}
+
+std::vector<IpPrefix> Engine::cidrPrefixes() const {
+  std::lock_guard lock(impl_->mu);
+  std::set<IpPrefix> out;
+  for (const auto& sr : impl_->rules)
+    for (const auto& p : sr->rule.prefixes()) out.insert(p);
+  return {out.begin(), out.end()};
+}
+
+// --- Resolution -------------------------------------------------------------------------------
+
+Result<EndpointPolicy> Engine::resolve(const Subject& subject) const {
+  std::lock_guard lock(impl_->mu);
+  auto d = impl_->distill(subject);
+  auto state = Impl::fullState(d.contributions);
+  CILIUM_RETURN_IF_ERROR(impl_->checkSize(subject, state.size()));
+  return Impl::toPolicy(impl_->revision, d, state);
+}
+
+Result<EndpointPolicy> Engine::attach(const Subject& subject) {
+  std::lock_guard lock(impl_->mu);
+  auto d = impl_->distill(subject);
+  auto state = Impl::fullState(d.contributions);
+  CILIUM_RETURN_IF_ERROR(impl_->checkSize(subject, state.size()));
+  EndpointPolicy policy = Impl::toPolicy(impl_->revision, d, state);
+
+  impl_->unregister(subject.endpoint_id);
+  Attached& a = impl_->attached[subject.endpoint_id];
+  a.subject = subject;
+  a.uses_egress_named_ports = d.named_egress;
+  a.contributions = std::move(d.contributions);
+  for (const auto& c : a.contributions) {
+    for (CachedSelector* cs : c.selectors) {
+      impl_->cache.ref(cs);
+      impl_->selector_endpoints[cs].insert(subject.endpoint_id);
+    }
+  }
+  for (size_t i = 0; i < state.size();) {
+    uint32_t id = detail::packedIdentity(state[i].key);
+    size_t end = i;
+    while (end < state.size() && detail::packedIdentity(state[end].key) == id) end++;
+    a.state.emplace(id, std::vector<PackedEntry>(state.begin() + static_cast<std::ptrdiff_t>(i),
+                                                 state.begin() + static_cast<std::ptrdiff_t>(end)));
+    i = end;
+  }
+  return policy;
+}
+
+void Engine::detach(uint16_t endpoint_id) {
+  std::lock_guard lock(impl_->mu);
+  impl_->unregister(endpoint_id);
+}
+
+std::vector<uint16_t> Engine::attachedEndpoints() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<uint16_t> out;
+  for (const auto& [id, a] : impl_->attached) out.push_back(id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+Result<MapDelta> Engine::consumeChanges(uint16_t endpoint_id) {
+  std::lock_guard lock(impl_->mu);
+  auto it = impl_->attached.find(endpoint_id);
+  if (it == impl_->attached.end())
+    return makeError(ErrorCode::kNotFound, "endpoint {} has no attached policy", endpoint_id);
+  Attached& a = it->second;
+  std::vector<PackedEntry> up_deny, up_allow, del_allow, del_deny;
+  const std::vector<PackedEntry> empty;
+  for (const auto& [id, before] : a.pending_old) {
+    auto cur = a.state.find(id);
+    const auto& now = cur == a.state.end() ? empty : cur->second;
+    // Both sorted by key: a merge finds what appeared, changed or went away.
+    size_t i = 0, k = 0;
+    while (i < before.size() || k < now.size()) {
+      if (k == now.size() || (i < before.size() && before[i].key < now[k].key)) {
+        (before[i].deny ? del_deny : del_allow).push_back(before[i]);
+        i++;
+      } else if (i == before.size() || now[k].key < before[i].key) {
+        (now[k].deny ? up_deny : up_allow).push_back(now[k]);
+        k++;
+      } else {
+        if (before[i].deny != now[k].deny) (now[k].deny ? up_deny : up_allow).push_back(now[k]);
+        i++;
+        k++;
+      }
+    }
+  }
+  a.pending_old.clear();
+  MapDelta delta;
+  for (const auto* list : {&up_deny, &up_allow})
+    for (const auto& e : *list) delta.upserts.push_back(detail::toPolicyEntry(e));
+  for (const auto* list : {&del_allow, &del_deny})
+    for (const auto& e : *list) delta.deletes.push_back(detail::toPolicyKey(e.key));
+  return delta;
+}
+
+void Engine::setChangeListener(std::function<void(const std::vector<uint16_t>&)> listener) {
+  std::lock_guard lock(impl_->listener_mu);
+  impl_->listener = std::move(listener);
+}
+
+std::vector<uint16_t> Engine::namedPortsChanged() const {
+  std::lock_guard lock(impl_->mu);
+  std::vector<uint16_t> out;
+  for (const auto& [id, a] : impl_->attached)
+    if (a.uses_egress_named_ports) out.push_back(id);
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+}  // namespace cilium::policy

@@ -1,0 +1,194 @@
+// The policy engine: the rule repository (import, replace, delete, list, revision), the selector
+// cache, and resolution of an endpoint's policy into datapath map state, with incremental deltas
+// when identities appear or disappear. Pure logic: the caller writes the results with
+// datapath::PolicyMaps (replace() for full states, update() for deltas) and bumps the datapath
+// policy revision. Semantics of the map state: bpf/abi/policy.h and docs/policy.md.
+//
+// Threading: every method is thread-safe (one internal mutex). Callbacks (the change listener,
+// the CIDR identity provider) are called without that mutex held.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "agent/common/error.h"
+#include "agent/datapath/maps.h"
+#include "agent/identity/allocator.h"
+#include "agent/labels/labels.h"
+#include "agent/policy/decode.h"
+#include "agent/policy/rule.h"
+#include "agent/policy/selector_cache.h"
+
+namespace cilium::policy {
+
+struct NamedPort {
+  std::string name;  // lowercase
+  uint16_t port = 0;
+  Protocol protocol = Protocol::kTcp;
+  bool operator==(const NamedPort&) const = default;
+};
+
+// Cluster-wide named ports (every pod's containerPorts by name), for egress rules that name a
+// port of the destination. Must be callable from inside Engine calls (no call back into it).
+class NamedPortProvider {
+ public:
+  virtual ~NamedPortProvider() = default;
+  virtual std::vector<NamedPort> lookup(std::string_view name) const = 0;
+};
+
+// Gives node-local identities to the prefixes that CIDR rules reference (and puts them in the
+// ipcache), so that addresses in those prefixes resolve to identities the CIDR selectors can
+// select. Reference counted per prefix. Called without the Engine's mutex held.
+class CidrIdentityProvider {
+ public:
+  virtual ~CidrIdentityProvider() = default;
+  virtual Status acquire(const std::vector<IpPrefix>& prefixes) = 0;
+  virtual void release(const std::vector<IpPrefix>& prefixes) = 0;
+};
+
+// What an endpoint's policy is resolved for.
+struct Subject {
+  uint16_t endpoint_id = 0;
+  identity::NumericIdentity identity = identity::kUnknown;
+  labels::Labels labels;               // the identity's labels
+  std::vector<NamedPort> named_ports;  // the endpoint's own ports, for ingress named ports
+};
+
+struct EndpointPolicy {
+  uint64_t revision = 0;  // repository revision the policy was computed at
+  bool ingress_enforced = false;
+  bool egress_enforced = false;
+  // The complete map state, sorted by (identity, direction, protocol, port, prefix length).
+  std::vector<datapath::PolicyEntry> entries;
+};
+
+// Changes to apply to an endpoint's current map with PolicyMaps::update(). Upserts list denies
+// before allows and deletes list allows before denies, so applying them in order never lets an
+// allow act where a deny is meant to be.
+struct MapDelta {
+  std::vector<datapath::PolicyEntry> upserts;
+  std::vector<policy_key> deletes;
+  bool empty() const { return upserts.empty() && deletes.empty(); }
+};
+
+enum class EnforcementMode : uint8_t {
+  kDefault,  // a direction is default-deny once a rule selects the endpoint in it
+  kAlways,   // every endpoint is default-deny in both directions
+  kNever,    // nothing is enforced
+};
+
+enum class L7Mode : uint8_t {
+  kAllowAtL4,  // accept L7 rules; their ports are allowed at L4 (L7 not enforced), with a warning
+  kReject,     // reject policies with L7 rules (kUnimplemented), as Cilium without its proxy
+};
+
+struct EngineOptions {
+  EnforcementMode mode = EnforcementMode::kDefault;
+  L7Mode l7 = L7Mode::kAllowAtL4;
+  // Allow ingress from reserved:host into endpoints whose ingress is enforced (Cilium's
+  // allow-localhost, needed by kubelet probes). A deny rule still overrides it.
+  bool allow_localhost = true;
+  // Largest map state an endpoint may have (the inner map size); more is kResourceExhausted.
+  size_t max_entries = CILIUM_POLICY_MAP_SIZE;
+};
+
+struct ImportOptions {
+  // Added to every imported rule's labels (the REST API tags its rules with them).
+  labels::Labels extra_labels;
+  // Before adding, delete rules whose labels equal a new rule's labels (`policy import --replace`).
+  bool replace = false;
+  // Before adding, delete rules whose labels contain these (when not empty).
+  labels::Labels replace_with_labels;
+};
+
+struct ImportResult {
+  uint64_t revision = 0;
+  size_t added = 0;    // rules added
+  size_t deleted = 0;  // rules replaced
+  // Attached endpoints selected by an added or a deleted rule: regenerate these with attach().
+  std::vector<uint16_t> affected_endpoints;
+  std::vector<std::string> warnings;
+};
+
+struct DeleteResult {
+  uint64_t revision = 0;
+  size_t deleted = 0;
+  std::vector<uint16_t> affected_endpoints;
+};
+
+class Engine {
+ public:
+  // Subscribes to `ids` (which must outlive the Engine) for identity changes. `cidrs` and
+  // `named_ports` are optional and, when given, must outlive the Engine.
+  Engine(identity::Allocator& ids, EngineOptions options = {},
+         CidrIdentityProvider* cidrs = nullptr, const NamedPortProvider* named_ports = nullptr);
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // --- Repository ------------------------------------------------------------------------------
+
+  // Imports policy text (see decode.h): Kubernetes objects replace the rules of the object with
+  // the same kind, namespace and name; bare rule arrays are added (see ImportOptions). The whole
+  // text is applied in one revision, or nothing is (the error names the field).
+  Result<ImportResult> import(std::string_view text, const ImportOptions& options = {});
+  // Imports a JSON array of Cilium rules (PUT /v1/policy).
+  Result<ImportResult> importRules(std::string_view json_array, const ImportOptions& options = {});
+  // Imports already decoded objects (the Kubernetes watcher decodes objects itself).
+  Result<ImportResult> importObjects(std::vector<PolicyObject> objects,
+                                     const ImportOptions& options = {});
+  // Deletes every rule whose labels contain `labels` (all rules when empty). kNotFound when
+  // nothing matched; the revision is then unchanged.
+  Result<DeleteResult> deleteByLabels(const labels::Labels& labels);
+  // Deletes the rules of one Kubernetes object (a watch DELETE event).
+  Result<DeleteResult> deleteObject(std::string_view kind, std::string_view namespace_name,
+                                    std::string_view name);
+
+  // Starts at 1; +1 for every import and every delete that changed something.
+  uint64_t revision() const;
+  size_t ruleCount() const;
+  // The rules (Cilium's JSON rule array) whose labels contain `filter`.
+  nlohmann::json rulesJson(const labels::Labels& filter = {}) const;
+  // GET /v1/policy/selectors.
+  std::vector<SelectorInfo> selectors() const;
+  // Every prefix the current rules reference.
+  std::vector<IpPrefix> cidrPrefixes() const;
+
+  // --- Resolution ------------------------------------------------------------------------------
+
+  // The policy of `subject` at the current revision, without registering it.
+  Result<EndpointPolicy> resolve(const Subject& subject) const;
+  // Registers (or re-registers) `subject`, resolves its full policy and takes that as what the
+  // endpoint's map holds: deltas from consumeChanges() are relative to it. Apply the result with
+  // PolicyMaps::replace(). Per endpoint, apply results in the order the calls returned.
+  Result<EndpointPolicy> attach(const Subject& subject);
+  void detach(uint16_t endpoint_id);
+  std::vector<uint16_t> attachedEndpoints() const;
+
+  // The map changes identity changes caused for an attached endpoint since its last attach() or
+  // consumeChanges(); kNotFound for an endpoint that is not attached.
+  Result<MapDelta> consumeChanges(uint16_t endpoint_id);
+  // Called (outside the mutex) with the endpoints that have new changes to consume after an
+  // identity change. Set it before identities change; replaces any earlier listener.
+  void setChangeListener(std::function<void(const std::vector<uint16_t>&)> listener);
+
+  // The cluster's named ports changed: the attached endpoints whose egress rules name ports.
+  // Regenerate them with attach().
+  std::vector<uint16_t> namedPortsChanged() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cilium::policy
