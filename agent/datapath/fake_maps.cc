@@ -12,7 +12,10 @@ std::vector<uint8_t> FakePolicyMaps::keyBytes(const policy_key& k) {
 
 Status FakePolicyMaps::replace(uint16_t endpoint_id, std::span<const PolicyEntry> entries) {
   Inner inner;
-  for (const auto& e : entries) inner[keyBytes(e.key)] = e;
+  for (const auto& e : entries) {
+    CILIUM_RETURN_IF_ERROR(validatePolicyEntry(e));
+    inner[keyBytes(e.key)] = normalizePolicyEntry(e);
+  }
   if (inner.size() > max_entries_)
     return makeError(ErrorCode::kResourceExhausted, "policy map of endpoint {} would hold {} entries (max {})",
                      endpoint_id, inner.size(), max_entries_);
@@ -24,6 +27,7 @@ Status FakePolicyMaps::replace(uint16_t endpoint_id, std::span<const PolicyEntry
 
 Status FakePolicyMaps::update(uint16_t endpoint_id, std::span<const PolicyEntry> upserts,
                               std::span<const policy_key> deletes) {
+  for (const auto& e : upserts) CILIUM_RETURN_IF_ERROR(validatePolicyEntry(e));
   std::lock_guard lock(mu_);
   auto it = maps_.find(endpoint_id);
   if (it == maps_.end()) return makeError(ErrorCode::kNotFound, "endpoint {} has no policy map", endpoint_id);
@@ -31,7 +35,7 @@ Status FakePolicyMaps::update(uint16_t endpoint_id, std::span<const PolicyEntry>
   for (const auto& e : upserts) {
     if (it->second.size() >= max_entries_ && !it->second.count(keyBytes(e.key)))
       return makeError(ErrorCode::kResourceExhausted, "policy map of endpoint {} is full", endpoint_id);
-    it->second[keyBytes(e.key)] = e;
+    it->second[keyBytes(e.key)] = normalizePolicyEntry(e);
   }
   return okStatus();
 }

@@ -36,6 +36,15 @@ enum trace_point {
 	TRACE_TO_NETWORK = 11,
 };
 
+/*
+ * Trace aggregation levels (program configuration, Cilium's numbers):
+ *   NONE    a trace event for every packet at every observation point
+ *   MEDIUM  only for new connections, TCP flags not seen before in that direction, or once per
+ *           CT_REPORT_INTERVAL per connection direction
+ */
+#define MONITOR_AGGREGATION_NONE 0
+#define MONITOR_AGGREGATION_MEDIUM 2
+
 /* Policy verdict match type (flow.proto policy_match_type). */
 enum policy_match {
 	POLICY_MATCH_NONE = 0,
