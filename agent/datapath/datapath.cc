@@ -25,7 +25,8 @@ Result<std::unique_ptr<bpf::KernelMap<K, V>>> kernelMap(bpf_map* m) {
 
 Status Config::validate() const {
   auto positive = [](uint32_t v, const char* field) -> Status {
-    if (v == 0) return makeError(ErrorCode::kInvalidArgument, "datapath config: {} must be > 0", field);
+    if (v == 0)
+      return makeError(ErrorCode::kInvalidArgument, "datapath config: {} must be > 0", field);
     return okStatus();
   };
   CILIUM_RETURN_IF_ERROR(positive(metrics_map_entries, "metrics_map_entries"));
@@ -134,9 +135,9 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
   std::error_code ec;
   std::filesystem::create_directories(cfg.pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", cfg.pin_dir, ec.message());
-  log()->info("datapath loaded pin_dir={} ct_tcp={} ct_any={} ipcache={} policy={}x{}",
-              cfg.pin_dir, cfg.ct_tcp_map_entries, cfg.ct_any_map_entries,
-              cfg.ipcache_map_entries, cfg.policy_endpoints, cfg.policy_map_entries);
+  log()->info("datapath loaded pin_dir={} ct_tcp={} ct_any={} ipcache={} policy={}x{}", cfg.pin_dir,
+              cfg.ct_tcp_map_entries, cfg.ct_any_map_entries, cfg.ipcache_map_entries,
+              cfg.policy_endpoints, cfg.policy_map_entries);
   return dp;
 }
 
@@ -145,9 +146,11 @@ LxcPrograms Datapath::programs() const {
 }
 
 Maps Datapath::maps() {
-  return Maps{s_->endpoints.get(), s_->endpoints_by_ifindex.get(), s_->ipcache.get(),
-              s_->policy.get(),    s_->ct_tcp.get(),               s_->ct_any.get(),
-              metrics_.get(),      s_->runtime_config.get(),       s_->event_stats.get()};
+  return Maps{s_->endpoints.get(),  s_->endpoints_by_ifindex.get(),
+              s_->ipcache.get(),    s_->policy.get(),
+              s_->ct_tcp.get(),     s_->ct_any.get(),
+              metrics_.get(),       s_->runtime_config.get(),
+              s_->event_stats.get()};
 }
 
 Result<std::unique_ptr<EventReader>> Datapath::openEventReader(EventReader::Callback cb) const {

@@ -37,14 +37,14 @@ struct CtTimeouts {  // seconds
 struct Config {
   std::string pin_dir;  // bpffs directory for maps and links; must exist
   uint32_t metrics_map_entries = CILIUM_METRICS_MAP_SIZE;
-  uint32_t lxc_map_entries = CILIUM_LXC_MAP_SIZE;          // cilium_lxc and cilium_lxc_if
+  uint32_t lxc_map_entries = CILIUM_LXC_MAP_SIZE;  // cilium_lxc and cilium_lxc_if
   uint32_t ipcache_map_entries = CILIUM_IPCACHE_MAP_SIZE;
-  uint32_t policy_map_entries = CILIUM_POLICY_MAP_SIZE;    // per endpoint (inner maps)
-  uint32_t policy_endpoints = CILIUM_POLICY_OUTER_SIZE;    // outer map
+  uint32_t policy_map_entries = CILIUM_POLICY_MAP_SIZE;  // per endpoint (inner maps)
+  uint32_t policy_endpoints = CILIUM_POLICY_OUTER_SIZE;  // outer map
   uint32_t ct_tcp_map_entries = CILIUM_CT_TCP_MAP_SIZE;
   uint32_t ct_any_map_entries = CILIUM_CT_ANY_MAP_SIZE;
-  uint32_t events_ring_bytes = CILIUM_EVENTS_RING_SIZE;    // a power of two, >= page size
-  uint32_t events_rate = 0;   // events per second per CPU; 0 = unlimited
+  uint32_t events_ring_bytes = CILIUM_EVENTS_RING_SIZE;  // a power of two, >= page size
+  uint32_t events_rate = 0;                              // events per second per CPU; 0 = unlimited
   uint32_t events_burst = 0;  // bucket depth; 0 = one second's worth of events_rate
   MonitorAggregation monitor_aggregation = MonitorAggregation::kMedium;
   uint32_t ct_report_interval = CT_REPORT_INTERVAL;  // seconds between traces of a connection

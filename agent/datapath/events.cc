@@ -42,7 +42,7 @@ Result<std::unique_ptr<EventReader>> EventReader::open(int ring_fd, Callback cb)
 }
 
 Result<std::unique_ptr<EventReader>> EventReader::openPinned(const std::string& pin_dir,
-                                                            Callback cb) {
+                                                             Callback cb) {
   CILIUM_ASSIGN_OR_RETURN(UniqueFd fd, bpf::openPinned(pin_dir + "/cilium_events"));
   return open(fd.get(), std::move(cb));
 }

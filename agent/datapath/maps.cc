@@ -52,7 +52,8 @@ policy_key policyKey(uint32_t identity, uint8_t direction, uint8_t proto, uint16
   }
   k.protocol = proto;
   if (port_prefix_bits > 16) port_prefix_bits = 16;
-  uint16_t mask = port_prefix_bits == 0 ? 0 : static_cast<uint16_t>(0xffff << (16 - port_prefix_bits));
+  uint16_t mask =
+      port_prefix_bits == 0 ? 0 : static_cast<uint16_t>(0xffff << (16 - port_prefix_bits));
   k.dport = htons(static_cast<uint16_t>(port & mask));
   k.prefixlen = POLICY_PREFIX_ANY_PORT + port_prefix_bits;
   return k;
@@ -78,8 +79,7 @@ Status validatePolicyEntry(const PolicyEntry& entry) {
                        "policy key prefix length {} covers the protocol but protocol is 0",
                        k.prefixlen);
     uint32_t port_bits = k.prefixlen - POLICY_PREFIX_ANY_PORT;
-    uint16_t host_mask =
-        port_bits >= 16 ? 0 : static_cast<uint16_t>(0xffffu >> port_bits);
+    uint16_t host_mask = port_bits >= 16 ? 0 : static_cast<uint16_t>(0xffffu >> port_bits);
     if ((ntohs(k.dport) & host_mask) != 0)
       return makeError(ErrorCode::kInvalidArgument,
                        "policy key port {} has bits beyond its {}-bit prefix", ntohs(k.dport),

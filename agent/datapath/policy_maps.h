@@ -30,7 +30,8 @@ class KernelPolicyMaps final : public PolicyMaps {
   static Result<UniqueFd> createInnerMap(uint16_t endpoint_id, uint32_t max_entries);
 
  private:
-  KernelPolicyMaps(UniqueFd outer, uint32_t inner_max) : outer_(std::move(outer)), inner_max_(inner_max) {}
+  KernelPolicyMaps(UniqueFd outer, uint32_t inner_max)
+      : outer_(std::move(outer)), inner_max_(inner_max) {}
   // The current inner map of an endpoint; kNotFound when it has none.
   Result<UniqueFd> innerMap(uint16_t endpoint_id) const;
 

@@ -42,7 +42,7 @@ enum trace_point {
  *   MEDIUM  only for new connections, TCP flags not seen before in that direction, or once per
  *           CT_REPORT_INTERVAL per connection direction
  */
-#define MONITOR_AGGREGATION_NONE 0
+#define MONITOR_AGGREGATION_NONE   0
 #define MONITOR_AGGREGATION_MEDIUM 2
 
 /* Policy verdict match type (flow.proto policy_match_type). */
@@ -62,7 +62,7 @@ struct event_tuple {
 	__be16 sport; /* TCP/UDP ports; ICMP echo id for requests */
 	__be16 dport;
 	__u8 proto;
-	__u8 family;    /* ENDPOINT_KEY_IPV4 / ENDPOINT_KEY_IPV6 */
+	__u8 family;	/* ENDPOINT_KEY_IPV4 / ENDPOINT_KEY_IPV6 */
 	__u8 tcp_flags; /* the packet's TCP flags byte */
 	__u8 icmp_type;
 	__u8 icmp_code;
@@ -70,22 +70,22 @@ struct event_tuple {
 };
 
 struct cilium_event {
-	__u64 ktime_ns;     /* bpf_ktime_get_ns() */
-	__u8 type;          /* enum event_type */
-	__u8 subtype;       /* DROP: reason; TRACE: enum trace_point; VERDICT: 0 */
-	__u16 source;       /* endpoint id on whose behalf the program ran */
-	__u32 ifindex;      /* device the packet was seen on */
-	__u32 len_orig;     /* packet length */
+	__u64 ktime_ns; /* bpf_ktime_get_ns() */
+	__u8 type;	/* enum event_type */
+	__u8 subtype;	/* DROP: reason; TRACE: enum trace_point; VERDICT: 0 */
+	__u16 source;	/* endpoint id on whose behalf the program ran */
+	__u32 ifindex;	/* device the packet was seen on */
+	__u32 len_orig; /* packet length */
 	__u32 src_identity;
 	__u32 dst_identity;
-	__u16 dst_id;       /* destination endpoint id on local delivery, else 0 */
-	__u8 ct_state;      /* enum ct_status */
-	__u8 dir;           /* METRIC_INGRESS / METRIC_EGRESS, relative to `source` */
-	__s32 verdict;      /* VERDICT: 0 allowed, -DROP_x denied, >0 proxy port */
-	__u8 match_type;    /* VERDICT: enum policy_match */
+	__u16 dst_id;	 /* destination endpoint id on local delivery, else 0 */
+	__u8 ct_state;	 /* enum ct_status */
+	__u8 dir;	 /* METRIC_INGRESS / METRIC_EGRESS, relative to `source` */
+	__s32 verdict;	 /* VERDICT: 0 allowed, -DROP_x denied, >0 proxy port */
+	__u8 match_type; /* VERDICT: enum policy_match */
 	__u8 audited;
-	__u16 line;         /* DROP: source line */
-	__u8 file;          /* DROP: DROP_FILE_* */
+	__u16 line; /* DROP: source line */
+	__u8 file;  /* DROP: DROP_FILE_* */
 	__u8 pad[3];
 	struct event_tuple tuple;
 };
@@ -93,7 +93,7 @@ struct cilium_event {
 /* cilium_event_stats: PERCPU_ARRAY[1] of event_stats. */
 struct event_stats {
 	__u64 emitted;
-	__u64 lost;         /* the ring was full */
+	__u64 lost;	    /* the ring was full */
 	__u64 rate_limited; /* the per-CPU token bucket was empty */
 };
 

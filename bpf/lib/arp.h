@@ -9,9 +9,9 @@
 #include "abi/endpoint.h"
 #include "lib/eth.h"
 
-#define ARPHRD_ETHER_ 1
+#define ARPHRD_ETHER_  1
 #define ARPOP_REQUEST_ 1
-#define ARPOP_REPLY_ 2
+#define ARPOP_REPLY_   2
 
 struct arp_eth_ipv4 {
 	__be16 hrd;

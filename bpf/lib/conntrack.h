@@ -35,8 +35,8 @@ struct {
 
 struct ct_result {
 	struct ct_entry *entry; /* the entry hit; NULL for CT_NEW */
-	__u8 status;            /* enum ct_status */
-	bool monitor;           /* a trace event is due under MONITOR_AGGREGATION_MEDIUM */
+	__u8 status;		/* enum ct_status */
+	bool monitor;		/* a trace event is due under MONITOR_AGGREGATION_MEDIUM */
 };
 
 static __always_inline __u8 ct_opposite(__u8 dir)

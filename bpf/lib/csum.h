@@ -17,7 +17,7 @@ static __always_inline __u16 csum_fold32(__u32 s)
  */
 static __always_inline void csum_replace2(__u16 *sum, __u16 old, __u16 new)
 {
-	__u32 s = (__u16)~*sum;
+	__u32 s = (__u16) ~*sum;
 
 	s += (__u16)~old;
 	s += new;

@@ -5,7 +5,7 @@
 #include "compiler.h"
 #include "lib/csum.h"
 
-#define IP_MF 0x2000
+#define IP_MF	  0x2000
 #define IP_OFFSET 0x1fff
 
 /* A fragment other than a whole datagram: more fragments follow, or this is not the first. */

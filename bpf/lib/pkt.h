@@ -9,11 +9,11 @@
 #include "abi/drop.h"
 #include "lib/ipv4.h"
 
-#define ICMP_ECHOREPLY 0
-#define ICMP_DEST_UNREACH 3
+#define ICMP_ECHOREPLY	   0
+#define ICMP_DEST_UNREACH  3
 #define ICMP_SOURCE_QUENCH 4
-#define ICMP_REDIRECT 5
-#define ICMP_ECHO 8
+#define ICMP_REDIRECT	   5
+#define ICMP_ECHO	   8
 #define ICMP_TIME_EXCEEDED 11
 #define ICMP_PARAMETERPROB 12
 
@@ -36,7 +36,7 @@ struct tuple4 {
 
 struct pkt4 {
 	struct tuple4 t; /* conntrack view: ICMP echo id as sport (request) or dport (reply) */
-	__u32 len;       /* skb length, for counters */
+	__u32 len;	 /* skb length, for counters */
 	__u8 tcp_flags;
 	__u8 icmp_type;
 	__u8 icmp_code;
@@ -67,7 +67,8 @@ static __always_inline __be16 pkt_policy_dport(const struct pkt4 *p)
  */
 static __always_inline void pkt_pull(struct __sk_buff *ctx)
 {
-	__u32 want = ctx_load_u32(ctx, len) < PKT_MAX_PARSE ? ctx_load_u32(ctx, len) : PKT_MAX_PARSE;
+	__u32 want =
+	    ctx_load_u32(ctx, len) < PKT_MAX_PARSE ? ctx_load_u32(ctx, len) : PKT_MAX_PARSE;
 
 	if (ctx_data(ctx) + want > ctx_data_end(ctx))
 		bpf_skb_pull_data(ctx, want);

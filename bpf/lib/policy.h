@@ -28,7 +28,7 @@ struct {
 } cilium_policy_v2 SEC(".maps");
 
 struct policy_verdict {
-	int verdict;      /* 0 allowed, -DROP_POLICY / -DROP_POLICY_DENY / -DROP_EP_NOT_READY */
+	int verdict;	  /* 0 allowed, -DROP_POLICY / -DROP_POLICY_DENY / -DROP_EP_NOT_READY */
 	__u16 proxy_port; /* network order; non-zero: the allow asks for an L7 redirect (later) */
 	__u8 match_type;  /* enum policy_match */
 };

@@ -12,8 +12,8 @@ constexpr uint8_t E = POLICY_EGRESS;
 
 class LxcConntrackTest : public LxcTest {
  protected:
-  std::vector<uint8_t> icmpError(const std::string& from_ip, const std::string& to_ip,
-                                 uint8_t type, uint8_t code, const std::vector<uint8_t>& quoted,
+  std::vector<uint8_t> icmpError(const std::string& from_ip, const std::string& to_ip, uint8_t type,
+                                 uint8_t code, const std::vector<uint8_t>& quoted,
                                  const TestEndpoint& towards) {
     return to(towards).ipv4(from_ip, to_ip).icmpError(type, code, quoted).build();
   }
@@ -37,8 +37,8 @@ TEST_F(LxcConntrackTest, RepliesPassAlthoughTheReverseIsDenied) {
   EXPECT_EQ(fromContainer(a_, a2b(tcp::kAck)).retval, TC_ACT_REDIRECT);
   EXPECT_EQ(fromContainer(b_, b2a(tcp::kAck | tcp::kPsh)).retval, TC_ACT_REDIRECT);
   auto evs = events();
-  EXPECT_EQ(ofType(evs, EVENT_POLICY_VERDICT).size(), 2u) << "only the first SYN needed verdicts"
-                                                          << describe(evs);
+  EXPECT_EQ(ofType(evs, EVENT_POLICY_VERDICT).size(), 2u)
+      << "only the first SYN needed verdicts" << describe(evs);
   for (const auto& t : ofType(evs, EVENT_TRACE)) {
     if (t.source == b_.id && t.dir == METRIC_EGRESS) {
       EXPECT_EQ(t.ct_state, CT_REPLY);
@@ -114,7 +114,8 @@ TEST_F(LxcConntrackTest, RelatedIcmpErrorsPass) {
   // nothing, the error passes both.
   auto a2b = from(a_).ipv4(a_.pod.ip, b_.pod.ip).udp(42000, 53).build();
   ASSERT_EQ(fromContainer(a_, a2b).retval, TC_ACT_REDIRECT);
-  auto err = from(b_).ipv4(b_.pod.ip, a_.pod.ip)
+  auto err = from(b_)
+                 .ipv4(b_.pod.ip, a_.pod.ip)
                  .icmpError(3, 3, std::vector<uint8_t>(a2b.begin() + 14, a2b.end()))
                  .build();
   EXPECT_EQ(fromContainer(b_, err).retval, TC_ACT_REDIRECT);
@@ -228,12 +229,12 @@ TEST_F(LxcConntrackTest, GarbageCollectionDeletesOnlyExpiredEntries) {
   setPolicy(a_, {allowEntry(0, E)});
   ASSERT_EQ(fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).udp(41000, 53).build()).retval,
             TC_ACT_OK);
-  ASSERT_EQ(fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).tcp(41001, 80, tcp::kSyn).build())
-                .retval,
-            TC_ACT_OK);
-  ASSERT_EQ(fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).tcp(41002, 80, tcp::kAck).build())
-                .retval,
-            TC_ACT_OK);
+  ASSERT_EQ(
+      fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).tcp(41001, 80, tcp::kSyn).build()).retval,
+      TC_ACT_OK);
+  ASSERT_EQ(
+      fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).tcp(41002, 80, tcp::kAck).build()).retval,
+      TC_ACT_OK);
   uint32_t now = datapath::monotonicSeconds();
 
   auto none = datapath::gcConntrack(*maps().ct_any, now);
@@ -279,11 +280,12 @@ TEST_F(LxcConntrackFullTest, FullTableEvictsTheLeastRecentlyUsed) {
   EXPECT_TRUE(ctEntry(a_.pod.ip.c_str(), kWorld, 10000 + kFlows - 1, 53, kUdp, CT_KEY_EGRESS));
   EXPECT_FALSE(ctEntry(a_.pod.ip.c_str(), kWorld, 10000, 53, kUdp, CT_KEY_EGRESS));
 
-  EXPECT_EQ(toContainer(a_, to(a_).ipv4(kWorld, a_.pod.ip)
-                                .udp(53, static_cast<uint16_t>(10000 + kFlows - 1))
-                                .build())
-                .retval,
-            TC_ACT_OK);
+  EXPECT_EQ(
+      toContainer(
+          a_,
+          to(a_).ipv4(kWorld, a_.pod.ip).udp(53, static_cast<uint16_t>(10000 + kFlows - 1)).build())
+          .retval,
+      TC_ACT_OK);
   EXPECT_EQ(toContainer(a_, to(a_).ipv4(kWorld, a_.pod.ip).udp(53, 10000).build()).retval,
             TC_ACT_SHOT)
       << "the evicted flow's reply is new traffic";

@@ -105,9 +105,8 @@ bpf::TestRunResult LxcTest::run(const bpf_program* prog, const TestEndpoint& ep,
   __sk_buff ctx{};
   ctx.ifindex = static_cast<uint32_t>(ep.pod.host_ifindex);
   // The kernel resolves ctx.ifindex in the caller's namespace: run where the veth lives.
-  auto r = runInNetnsValue<bpf::TestRunResult>(topo_->nodeNetns(), [&] {
-    return bpf::testRun(prog, packet, {.repeat = 1, .ctx = ctx});
-  });
+  auto r = runInNetnsValue<bpf::TestRunResult>(
+      topo_->nodeNetns(), [&] { return bpf::testRun(prog, packet, {.repeat = 1, .ctx = ctx}); });
   EXPECT_TRUE(r.ok()) << r.error().toString();
   return r.ok() ? *r : bpf::TestRunResult{.retval = -1};
 }

@@ -10,7 +10,8 @@ using LxcMetricsTest = LxcTest;
 TEST_F(LxcMetricsTest, CountsPacketsAndBytesPerReasonAndDirection) {
   setPolicy(a_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
   auto out = from(a_).ipv4(a_.pod.ip, kRemote1).tcp(40000, 80, tcp::kSyn).build();
-  auto in = to(a_).ipv4(kRemote1, a_.pod.ip).tcp(80, 40000, tcp::kSyn | tcp::kAck).payload(1000).build();
+  auto in =
+      to(a_).ipv4(kRemote1, a_.pod.ip).tcp(80, 40000, tcp::kSyn | tcp::kAck).payload(1000).build();
   for (int i = 0; i < 10; i++) ASSERT_EQ(fromContainer(a_, out).retval, TC_ACT_OK);
   for (int i = 0; i < 3; i++) ASSERT_EQ(toContainer(a_, in).retval, TC_ACT_OK);
   auto spoofed = from(a_).ipv4("10.200.0.99", kRemote1).udp(1, 2).build();

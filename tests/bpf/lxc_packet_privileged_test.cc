@@ -83,7 +83,8 @@ TEST_F(LxcPacketTest, SpoofedSourceIsDropped) {
 TEST_F(LxcPacketTest, FragmentsAndOtherL3AreDropped) {
   auto frag = from(a_).ipv4(a_.pod.ip, b_.pod.ip).udp(41004, 53).fragment(0x2000).build();
   EXPECT_EQ(fromContainer(a_, frag).retval, TC_ACT_SHOT);
-  auto later = from(a_).ipv4(a_.pod.ip, b_.pod.ip).protocol(17).payload(16).fragment(0x0010).build();
+  auto later =
+      from(a_).ipv4(a_.pod.ip, b_.pod.ip).protocol(17).payload(16).fragment(0x0010).build();
   EXPECT_EQ(fromContainer(a_, later).retval, TC_ACT_SHOT);
   auto in_frag = to(a_).ipv4(kRemote1, a_.pod.ip).udp(53, 41004).fragment(0x2000).build();
   EXPECT_EQ(toContainer(a_, in_frag).retval, TC_ACT_SHOT);

@@ -17,7 +17,7 @@ struct Probe {
   const char* remote;  // address of the other end
   uint8_t proto;
   uint16_t dport;
-  int drop;  // 0: passes; else the drop reason
+  int drop;        // 0: passes; else the drop reason
   int match = -1;  // expected policy match type, when checked
 };
 
@@ -42,7 +42,8 @@ std::vector<datapath::PolicyEntry> range(uint32_t id, uint8_t dir, uint8_t proto
                                          uint16_t last, bool deny = false) {
   std::vector<datapath::PolicyEntry> out;
   for (auto [port, bits] : datapath::portRangeBlocks(first, last))
-    out.push_back(deny ? denyEntry(id, dir, proto, port, bits) : allowEntry(id, dir, proto, port, bits));
+    out.push_back(deny ? denyEntry(id, dir, proto, port, bits)
+                       : allowEntry(id, dir, proto, port, bits));
   return out;
 }
 
@@ -76,8 +77,7 @@ std::vector<PolicyCase> policyCases() {
         {false, R2, kUdp, 53, DROP_POLICY}}},
       {"wildcard port",
        {allowEntry(2001, E, kUdp)},
-       {{false, R1, kUdp, 12345, 0, POLICY_MATCH_L3_PROTO},
-        {false, R1, kTcp, 12345, DROP_POLICY}}},
+       {{false, R1, kUdp, 12345, 0, POLICY_MATCH_L3_PROTO}, {false, R1, kTcp, 12345, DROP_POLICY}}},
       {"wildcard identity and port",
        {allowEntry(0, E, kUdp)},
        {{false, R2, kUdp, 5353, 0, POLICY_MATCH_PROTO_ONLY}, {false, R2, kTcp, 5353, DROP_POLICY}}},
@@ -278,8 +278,7 @@ TEST_F(LxcPolicyTest, UnknownDeviceAndMissingPolicyMapFailClosed) {
   auto pkt = from(c_).ipv4(c_.pod.ip, R1).udp(1000, 53).build();
   // c's device is in no map.
   EXPECT_EQ(fromContainer(c_, pkt).retval, TC_ACT_SHOT);
-  EXPECT_EQ(toContainer(c_, to(c_).ipv4(R1, c_.pod.ip).udp(53, 1000).build()).retval,
-            TC_ACT_SHOT);
+  EXPECT_EQ(toContainer(c_, to(c_).ipv4(R1, c_.pod.ip).udp(53, 1000).build()).retval, TC_ACT_SHOT);
   auto drops = ofType(events(), EVENT_DROP);
   ASSERT_EQ(drops.size(), 2u);
   EXPECT_EQ(drops[0].subtype, DROP_EP_NOT_READY);
@@ -347,7 +346,8 @@ TEST_F(LxcPolicyTest, PolicyMapsUpdateDumpAndRejectBadEntries) {
 
   // A replace larger than the inner map is refused whole.
   std::vector<datapath::PolicyEntry> huge;
-  for (uint32_t i = 0; i < CILIUM_POLICY_MAP_SIZE + 1; i++) huge.push_back(allowEntry(100000 + i, E));
+  for (uint32_t i = 0; i < CILIUM_POLICY_MAP_SIZE + 1; i++)
+    huge.push_back(allowEntry(100000 + i, E));
   EXPECT_EQ(pm->replace(a_.id, huge).error().code(), ErrorCode::kResourceExhausted);
   EXPECT_EQ(pm->dump(a_.id)->size(), 1u);
 }
@@ -356,9 +356,8 @@ TEST_F(LxcPolicyTest, PolicyMapsUpdateDumpAndRejectBadEntries) {
 // 2001:80 the verdicts "denied by denylist" and "allowed"; any partial state would give
 // DROP_POLICY (nothing matches) at some point.
 TEST_F(LxcPolicyTest, ReplaceIsAtomicForPacketsInFlight) {
-  std::vector<datapath::PolicyEntry> deny_set{allowEntry(0, E, kTcp, 80, 16),
-                                              denyEntry(2001, E, kTcp, 80, 16),
-                                              allowEntry(0, E, kUdp)};
+  std::vector<datapath::PolicyEntry> deny_set{
+      allowEntry(0, E, kTcp, 80, 16), denyEntry(2001, E, kTcp, 80, 16), allowEntry(0, E, kUdp)};
   std::vector<datapath::PolicyEntry> allow_set{allowEntry(2001, E, kTcp, 80, 16),
                                                allowEntry(2001, E, kUdp)};
   setPolicy(a_, deny_set);

@@ -91,8 +91,9 @@ int main() {
     return okStatus();
   });
   if (!attached.ok()) return fail("attach", attached.error());
-  std::printf("      client 10.200.0.11 (identity 1001), server 10.200.0.12 (1002), other "
-              "10.200.0.13 (1003)\n      policy: server admits identity 1001 on TCP 8080\n");
+  std::printf(
+      "      client 10.200.0.11 (identity 1001), server 10.200.0.12 (1002), other "
+      "10.200.0.13 (1003)\n      policy: server admits identity 1001 on TCP 8080\n");
 
   const size_t kBytes = 10 << 20;
   std::printf("[3/5] client -> server:8080, %zu MiB over TCP: ", kBytes >> 20);
@@ -122,15 +123,17 @@ int main() {
   uint64_t forwarded_bytes = 0, policy_drops = 0;
   for (const auto& e : *metrics) {
     const char* dir = e.dir == METRIC_INGRESS ? "ingress" : e.dir == METRIC_EGRESS ? "egress" : "?";
-    std::string reason = e.reason == REASON_FORWARDED ? "forwarded" : datapath::dropReasonName(e.reason);
+    std::string reason =
+        e.reason == REASON_FORWARDED ? "forwarded" : datapath::dropReasonName(e.reason);
     std::printf("      %-28s %-10s %10lu %14lu\n", reason.c_str(), dir, e.packets, e.bytes);
     if (e.reason == REASON_FORWARDED) forwarded_bytes += e.bytes;
     if (e.reason == DROP_POLICY) policy_drops += e.packets;
   }
   bool ok = forwarded_bytes > 2 * kBytes && blocked && policy_drops > 0;
-  std::printf("\n%s: allowed traffic was delivered and counted, denied traffic was dropped as "
-              "\"Policy denied\"\n",
-              ok ? "OK" : "FAILED");
+  std::printf(
+      "\n%s: allowed traffic was delivered and counted, denied traffic was dropped as "
+      "\"Policy denied\"\n",
+      ok ? "OK" : "FAILED");
   std::printf("Cleaning up namespaces, links and pins\n");
   return ok ? 0 : 1;
 }

@@ -28,7 +28,8 @@ Status unprogramEndpoint(const datapath::Maps& maps, const Pod& pod) {
   CILIUM_ASSIGN_OR_RETURN(uint32_t ip, datapath::parseIpv4(pod.ip));
   CILIUM_RETURN_IF_ERROR(maps.ipcache->remove(datapath::ipcacheKeyV4(ip, 32)));
   CILIUM_RETURN_IF_ERROR(maps.endpoints->remove(datapath::endpointKeyV4(ip)));
-  CILIUM_RETURN_IF_ERROR(maps.endpoints_by_ifindex->remove(static_cast<uint32_t>(pod.host_ifindex)));
+  CILIUM_RETURN_IF_ERROR(
+      maps.endpoints_by_ifindex->remove(static_cast<uint32_t>(pod.host_ifindex)));
   return okStatus();
 }
 

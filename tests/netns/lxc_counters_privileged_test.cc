@@ -13,9 +13,7 @@
 namespace cilium {
 namespace {
 
-datapath::PolicyEntry allowAll(uint8_t dir) {
-  return {datapath::policyKey(0, dir, 0, 0, 0), {}};
-}
+datapath::PolicyEntry allowAll(uint8_t dir) { return {datapath::policyKey(0, dir, 0, 0, 0), {}}; }
 
 class LxcCountersTest : public ::testing::Test {
  protected:

@@ -70,8 +70,9 @@ class LxcPolicyNetnsTest : public ::testing::Test {
 
     // The client may reach the server's services; the server admits the client there and may
     // open nothing itself; the other pod is unrestricted but not admitted by the server.
-    setPolicy(1, {allow(kServerId, POLICY_EGRESS, kTcp, 8080), allow(kServerId, POLICY_EGRESS, kUdp, 5353),
-                  allow(kServerId, POLICY_EGRESS, kIcmp)});
+    setPolicy(
+        1, {allow(kServerId, POLICY_EGRESS, kTcp, 8080),
+            allow(kServerId, POLICY_EGRESS, kUdp, 5353), allow(kServerId, POLICY_EGRESS, kIcmp)});
     setPolicy(2, serverIngress());
     setPolicy(3, {allow(0, POLICY_EGRESS), allow(0, POLICY_INGRESS)});
 
@@ -86,8 +87,8 @@ class LxcPolicyNetnsTest : public ::testing::Test {
   }
 
   static std::vector<PolicyEntry> serverIngress() {
-    return {allow(kClientId, POLICY_INGRESS, kTcp, 8080), allow(kClientId, POLICY_INGRESS, kUdp, 5353),
-            allow(kClientId, POLICY_INGRESS, kIcmp)};
+    return {allow(kClientId, POLICY_INGRESS, kTcp, 8080),
+            allow(kClientId, POLICY_INGRESS, kUdp, 5353), allow(kClientId, POLICY_INGRESS, kIcmp)};
   }
 
   void setPolicy(uint16_t id, const std::vector<PolicyEntry>& entries) {
@@ -100,11 +101,12 @@ class LxcPolicyNetnsTest : public ::testing::Test {
   static bool matches(const cilium_event& ev, const Want& w) {
     auto ip = [](const char* s) { return htonl(testing::ipv4(s)); };
     return ev.type == w.type && (!w.reason || ev.subtype == w.reason) &&
-           (!w.saddr || ev.tuple.saddr.ip4 == ip(w.saddr)) && (!w.proto || ev.tuple.proto == w.proto) &&
+           (!w.saddr || ev.tuple.saddr.ip4 == ip(w.saddr)) &&
+           (!w.proto || ev.tuple.proto == w.proto) &&
            (!w.dport || ev.tuple.dport == htons(w.dport)) &&
            (!w.src_identity || ev.src_identity == w.src_identity) &&
-           (!w.dst_identity || ev.dst_identity == w.dst_identity) && (!w.source || ev.source == w.source) &&
-           (!w.dir || ev.dir == w.dir);
+           (!w.dst_identity || ev.dst_identity == w.dst_identity) &&
+           (!w.source || ev.source == w.source) && (!w.dir || ev.dir == w.dir);
   }
 
   // Polls the ring until an event matching `w` arrives, or fails after `timeout`.
@@ -131,9 +133,7 @@ class LxcPolicyNetnsTest : public ::testing::Test {
     return 0;
   }
 
-  bool ping(const testing::Pod& from, const std::string& to) {
-    return pingFrom(from.netns, to);
-  }
+  bool ping(const testing::Pod& from, const std::string& to) { return pingFrom(from.netns, to); }
   bool pingFrom(const std::string& netns, const std::string& to) {
     auto r = topo_->exec(netns, {"ping", "-c", "1", "-W", "1", "-n", "-q", to}, 10s);
     return r.ok() && r->exit_code == 0;
@@ -166,16 +166,25 @@ TEST_F(LxcPolicyNetnsTest, TcpAllowedByIdentityAndDeniedOtherwise) {
   ASSERT_TRUE(s.ok()) << s.error().toString();
   // The server's egress policy denies everything; its replies still flow.
   tcpRoundTrip(c->get(), s->get(), std::string(100000, 'x'));
-  EXPECT_TRUE(waitForEvent({.type = EVENT_POLICY_VERDICT, .dport = 8080, .src_identity = kClientId,
-                            .dst_identity = kServerId, .source = 2, .dir = METRIC_INGRESS}));
+  EXPECT_TRUE(waitForEvent({.type = EVENT_POLICY_VERDICT,
+                            .dport = 8080,
+                            .src_identity = kClientId,
+                            .dst_identity = kServerId,
+                            .source = 2,
+                            .dir = METRIC_INGRESS}));
 
   uint64_t before = metric(DROP_POLICY, METRIC_INGRESS);
   auto denied = testing::connectTcp(other_.netns, server_.ip, 8080, 1500ms);
   ASSERT_FALSE(denied.ok());
   EXPECT_EQ(denied.error().code(), ErrorCode::kDeadlineExceeded);
-  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY, .saddr = other_.ip.c_str(), .proto = kTcp,
-                            .dport = 8080, .src_identity = kOtherId, .dst_identity = kServerId,
-                            .source = 2, .dir = METRIC_INGRESS}));
+  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
+                            .saddr = other_.ip.c_str(),
+                            .proto = kTcp,
+                            .dport = 8080,
+                            .src_identity = kOtherId,
+                            .dst_identity = kServerId,
+                            .source = 2,
+                            .dir = METRIC_INGRESS}));
   EXPECT_GT(metric(DROP_POLICY, METRIC_INGRESS), before);
 
   // Nothing allows the server to open connections: its own egress policy drops them.
@@ -183,8 +192,11 @@ TEST_F(LxcPolicyNetnsTest, TcpAllowedByIdentityAndDeniedOtherwise) {
   ASSERT_TRUE(cl.ok());
   auto out = testing::connectTcp(server_.netns, client_.ip, 9090, 1500ms);
   EXPECT_FALSE(out.ok());
-  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY, .saddr = server_.ip.c_str(), .dport = 9090,
-                            .source = 2, .dir = METRIC_EGRESS}));
+  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
+                            .saddr = server_.ip.c_str(),
+                            .dport = 9090,
+                            .source = 2,
+                            .dir = METRIC_EGRESS}));
   EXPECT_GT(metric(DROP_POLICY, METRIC_EGRESS), 0u);
   EXPECT_GT(metric(REASON_FORWARDED, METRIC_EGRESS), 0u);
   EXPECT_GT(metric(REASON_FORWARDED, METRIC_INGRESS), 0u);
@@ -211,32 +223,48 @@ TEST_F(LxcPolicyNetnsTest, UdpAllowedByIdentityAndDeniedOtherwise) {
   ASSERT_TRUE(oth.ok());
   ASSERT_TRUE(testing::sendUdp(oth->get(), server_.ip, 5353, "intruder").ok());
   EXPECT_FALSE(testing::recvUdp(srv->get(), 500ms).ok());
-  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY, .saddr = other_.ip.c_str(), .proto = kUdp,
-                            .dport = 5353, .src_identity = kOtherId, .dst_identity = kServerId}));
+  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
+                            .saddr = other_.ip.c_str(),
+                            .proto = kUdp,
+                            .dport = 5353,
+                            .src_identity = kOtherId,
+                            .dst_identity = kServerId}));
   // Another port than the allowed one.
   auto srv2 = testing::bindUdp(server_.netns, server_.ip, 5354);
   ASSERT_TRUE(srv2.ok());
   ASSERT_TRUE(testing::sendUdp(cli->get(), server_.ip, 5354, "wrong port").ok());
   EXPECT_FALSE(testing::recvUdp(srv2->get(), 500ms).ok());
-  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY, .saddr = client_.ip.c_str(), .dport = 5354,
-                            .source = 1, .dir = METRIC_EGRESS}));
+  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
+                            .saddr = client_.ip.c_str(),
+                            .dport = 5354,
+                            .source = 1,
+                            .dir = METRIC_EGRESS}));
 }
 
 TEST_F(LxcPolicyNetnsTest, IcmpAllowedByIdentityAndDeniedOtherwise) {
   EXPECT_TRUE(ping(client_, server_.ip));
   EXPECT_FALSE(ping(other_, server_.ip));
-  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY, .saddr = other_.ip.c_str(), .proto = kIcmp,
-                            .src_identity = kOtherId, .dst_identity = kServerId}));
+  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
+                            .saddr = other_.ip.c_str(),
+                            .proto = kIcmp,
+                            .src_identity = kOtherId,
+                            .dst_identity = kServerId}));
   // The server may not ping the client (no egress), though it answers the client's pings.
   EXPECT_FALSE(ping(server_, client_.ip));
-  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY, .saddr = server_.ip.c_str(), .proto = kIcmp,
-                            .source = 2, .dir = METRIC_EGRESS}));
+  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
+                            .saddr = server_.ip.c_str(),
+                            .proto = kIcmp,
+                            .source = 2,
+                            .dir = METRIC_EGRESS}));
   // The node's own pings reach pods only where ingress admits the host identity.
   EXPECT_TRUE(pingFrom(topo_->nodeNetns(), other_.ip));
   EXPECT_FALSE(pingFrom(topo_->nodeNetns(), client_.ip));
-  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY, .saddr = topo_->routerIp().c_str(),
-                            .src_identity = IDENTITY_HOST, .dst_identity = kClientId,
-                            .source = 1, .dir = METRIC_INGRESS}));
+  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
+                            .saddr = topo_->routerIp().c_str(),
+                            .src_identity = IDENTITY_HOST,
+                            .dst_identity = kClientId,
+                            .source = 1,
+                            .dir = METRIC_INGRESS}));
 }
 
 TEST_F(LxcPolicyNetnsTest, DenyRuleBeatsAllowWithItsOwnReason) {
@@ -246,7 +274,9 @@ TEST_F(LxcPolicyNetnsTest, DenyRuleBeatsAllowWithItsOwnReason) {
   auto lfd = testing::listenTcp(server_.netns, server_.ip, 8080);
   ASSERT_TRUE(lfd.ok());
   EXPECT_FALSE(testing::connectTcp(client_.netns, server_.ip, 8080, 1500ms).ok());
-  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY_DENY, .dport = 8080, .src_identity = kClientId,
+  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY_DENY,
+                            .dport = 8080,
+                            .src_identity = kClientId,
                             .dst_identity = kServerId}));
   EXPECT_GT(metric(DROP_POLICY_DENY, METRIC_INGRESS), 0u);
   EXPECT_TRUE(ping(client_, server_.ip)) << "the deny is for TCP 8080 only";
@@ -264,8 +294,11 @@ TEST_F(LxcPolicyNetnsTest, RevokedPolicyCutsAnOpenConnection) {
   setPolicy(2, {allow(kClientId, POLICY_INGRESS, kIcmp)});  // TCP 8080 no longer admitted
   ASSERT_TRUE(testing::sendAll(c->get(), "after").ok());
   EXPECT_FALSE(testing::recvExactly(s->get(), 5, 1s).ok()) << "the open connection was cut";
-  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY, .saddr = client_.ip.c_str(), .dport = 8080,
-                            .source = 2, .dir = METRIC_INGRESS}));
+  EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
+                            .saddr = client_.ip.c_str(),
+                            .dport = 8080,
+                            .source = 2,
+                            .dir = METRIC_INGRESS}));
   bool established = false;
   for (const auto& ev : events_)
     if (ev.type == EVENT_DROP && ev.subtype == DROP_POLICY && ev.ct_state == CT_ESTABLISHED)
@@ -290,8 +323,12 @@ TEST_F(LxcPolicyNetnsTest, SpoofedSourceIsDropped) {
   uint64_t before = metric(DROP_INVALID_SIP, METRIC_EGRESS);
   ASSERT_TRUE(testing::sendUdp(spoof->get(), server_.ip, 5353, "spoofed").ok());
   EXPECT_FALSE(testing::recvUdp(srv->get(), 500ms).ok());
-  EXPECT_TRUE(waitForEvent({.reason = DROP_INVALID_SIP, .saddr = "10.200.0.99", .proto = kUdp,
-                            .dport = 5353, .src_identity = kClientId, .source = 1,
+  EXPECT_TRUE(waitForEvent({.reason = DROP_INVALID_SIP,
+                            .saddr = "10.200.0.99",
+                            .proto = kUdp,
+                            .dport = 5353,
+                            .src_identity = kClientId,
+                            .source = 1,
                             .dir = METRIC_EGRESS}));
   EXPECT_EQ(metric(DROP_INVALID_SIP, METRIC_EGRESS), before + 1);
   // Its real address still works.
