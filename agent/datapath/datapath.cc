@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "agent/bpf/skeleton.h"
@@ -98,6 +99,9 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
   ro->cfg_ct_report_interval = cfg.ct_report_interval;
   ro->cfg_events_rate = cfg.events_rate;
   ro->cfg_events_burst = cfg.events_burst != 0 ? cfg.events_burst : cfg.events_rate;
+  ro->cfg_events_wakeup_bytes = cfg.events_wakeup_bytes != 0
+                                    ? cfg.events_wakeup_bytes
+                                    : std::min<uint32_t>(64 * 1024, cfg.events_ring_bytes / 4);
   ro->cfg_monitor_aggregation = static_cast<uint8_t>(cfg.monitor_aggregation);
 
   // A pinned outer policy map accepts only inner maps like the template it was created with

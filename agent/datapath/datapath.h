@@ -46,6 +46,9 @@ struct Config {
   uint32_t events_ring_bytes = CILIUM_EVENTS_RING_SIZE;  // a power of two, >= page size
   uint32_t events_rate = 0;                              // events per second per CPU; 0 = unlimited
   uint32_t events_burst = 0;  // bucket depth; 0 = one second's worth of events_rate
+  // Readers are woken when this many bytes of events are waiting; fewer wait for the reader's
+  // next timed poll (EventReader::poll). 0 = min(64 KiB, a quarter of the ring).
+  uint32_t events_wakeup_bytes = 0;
   MonitorAggregation monitor_aggregation = MonitorAggregation::kMedium;
   uint32_t ct_report_interval = CT_REPORT_INTERVAL;  // seconds between traces of a connection
   CtTimeouts ct_timeouts;

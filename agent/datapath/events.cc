@@ -69,6 +69,9 @@ Result<int> EventReader::poll(std::chrono::milliseconds timeout) {
   uint64_t before = handled_;
   int n = ::ring_buffer__poll(rb_, static_cast<int>(timeout.count()));
   if (n < 0 && n != -EINTR) return errnoError(-n, "poll cilium_events");
+  // Records below the wakeup threshold raise no wakeup: collect them too.
+  n = ::ring_buffer__consume(rb_);
+  if (n < 0) return errnoError(-n, "consume cilium_events");
   return static_cast<int>(handled_ - before);
 }
 

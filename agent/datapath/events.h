@@ -32,7 +32,10 @@ Result<EventCounters> readEventCounters(const EventStatsMap& stats);
 
 // A consumer of the cilium_events ring (RAII over libbpf's ring_buffer). The callback runs on the
 // thread that calls poll() or consume(), once per record, in order. Not thread-safe: one thread
-// polls. Event loops can wait on fd() (readable when records are pending) and then consume().
+// polls. The datapath wakes readers only once Config::events_wakeup_bytes are waiting (waking
+// on every record would cost each packet an interrupt), so readers poll with a timeout: poll()
+// hands over whatever is waiting when it returns. Event loops can wait on fd() with a timeout
+// and call consume() on either outcome.
 class EventReader {
  public:
   using Callback = std::function<void(const cilium_event&)>;
@@ -46,7 +49,7 @@ class EventReader {
   EventReader& operator=(const EventReader&) = delete;
 
   int fd() const;
-  // Waits up to `timeout` for records and handles those available; returns how many.
+  // Waits up to `timeout` for a wakeup, then handles every record waiting; returns how many.
   Result<int> poll(std::chrono::milliseconds timeout);
   // Handles the records available now without waiting; returns how many.
   Result<int> consume();

@@ -2,8 +2,8 @@
 /*
  * Datapath events: cilium_events, a BPF ring buffer of fixed-size cilium_event records.
  *   EVENT_DROP             a packet was dropped (subtype = drop reason)
- *   EVENT_TRACE            a packet passed an observation point (subtype = TRACE_*); aggregated:
- *                          new connections, new TCP flags, or once per CT_REPORT_INTERVAL
+ *   EVENT_TRACE            a packet passed an observation point (subtype = TRACE_*); aggregated
+ *                          (MONITOR_AGGREGATION_* below)
  *   EVENT_POLICY_VERDICT   a policy decision: every deny, and the allow of a new connection
  * Emission is rate limited per CPU (token bucket from the program config) and never blocks: a full
  * ring or an empty bucket only increments cilium_event_stats.
@@ -39,8 +39,9 @@ enum trace_point {
 /*
  * Trace aggregation levels (program configuration, Cilium's numbers):
  *   NONE    a trace event for every packet at every observation point
- *   MEDIUM  only for new connections, TCP flags not seen before in that direction, or once per
- *           CT_REPORT_INTERVAL per connection direction
+ *   MEDIUM  as Cilium's: no FROM_* observation points; TO_* ones only for new connections, TCP
+ *           flags not seen before in that direction, or once per CT_REPORT_INTERVAL per
+ *           connection direction
  */
 #define MONITOR_AGGREGATION_NONE   0
 #define MONITOR_AGGREGATION_MEDIUM 2

@@ -21,6 +21,11 @@ const volatile __u32 cfg_ct_report_interval = CT_REPORT_INTERVAL;
 /* Events: per-CPU token bucket (events per second and burst; rate 0 = unlimited). */
 const volatile __u32 cfg_events_rate = 0;
 const volatile __u32 cfg_events_burst = 0;
+/*
+ * Readers are woken once this many bytes of events wait in the ring; below that they find the
+ * records on their next timed poll. Waking on every record costs the sender an interrupt each.
+ */
+const volatile __u32 cfg_events_wakeup_bytes = 64 * 1024;
 /* MONITOR_AGGREGATION_* (abi/events.h). */
 const volatile __u8 cfg_monitor_aggregation = MONITOR_AGGREGATION_MEDIUM;
 

@@ -11,7 +11,7 @@
 #error "define DROP_FILE (a DROP_FILE_* id) before including lib/drop.h"
 #endif
 
-static __always_inline int __send_drop(const struct __sk_buff *ctx, const struct pkt4 *p,
+static __always_inline int __send_drop(const struct __sk_buff *ctx, struct pkt4 *p,
 				       const struct trace_info *ti, int ret, __u16 line)
 {
 	/* ret is -DROP_x; the wire and the metrics use the positive code. */

@@ -28,7 +28,7 @@
  * the conntrack state. `*trace_due` tells whether medium aggregation reports this packet.
  * Returns 0 to pass, or -DROP_x.
  */
-static __always_inline int enforce4(const struct __sk_buff *ctx, const struct pkt4 *p,
+static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 				    const struct endpoint_info *ep, __u8 ct_dir, __u32 remote_id,
 				    __be32 remote_addr, __u32 now, struct trace_info *ti,
 				    bool *trace_due)

@@ -61,7 +61,8 @@ static __always_inline bool event_bucket_take(void)
 
 	if (!b)
 		return false;
-	now = bpf_ktime_get_ns();
+	/* The coarse clock is cheap and precise enough to refill a bucket. */
+	now = bpf_ktime_get_coarse_ns();
 	elapsed = now - b->last_ns;
 	if (elapsed > EVENT_MAX_REFILL_NS)
 		elapsed = EVENT_MAX_REFILL_NS;
@@ -99,11 +100,22 @@ static __always_inline struct cilium_event *event_reserve(void)
 	return ev;
 }
 
+static __always_inline void event_submit(struct cilium_event *ev)
+{
+	__u64 waiting = bpf_ringbuf_query(&cilium_events, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(ev, waiting >= cfg_events_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+								  : BPF_RB_NO_WAKEUP);
+}
+
 static __always_inline void event_fill(struct cilium_event *ev, const struct __sk_buff *ctx,
-				       const struct pkt4 *p, const struct trace_info *ti, __u8 type,
+				       struct pkt4 *p, const struct trace_info *ti, __u8 type,
 				       __u8 subtype)
 {
-	ev->ktime_ns = bpf_ktime_get_ns();
+	/* One clock read per packet, however many events it raises. */
+	if (!p->event_ns)
+		p->event_ns = bpf_ktime_get_ns();
+	ev->ktime_ns = p->event_ns;
 	ev->type = type;
 	ev->subtype = subtype;
 	ev->source = ti->source;
@@ -132,7 +144,7 @@ static __always_inline void event_fill(struct cilium_event *ev, const struct __s
 	ev->tuple.icmp_code = p->icmp_code;
 }
 
-static __always_inline void emit_drop(const struct __sk_buff *ctx, const struct pkt4 *p,
+static __always_inline void emit_drop(const struct __sk_buff *ctx, struct pkt4 *p,
 				      const struct trace_info *ti, __u8 reason, __u16 line,
 				      __u8 file)
 {
@@ -144,25 +156,36 @@ static __always_inline void emit_drop(const struct __sk_buff *ctx, const struct 
 	ev->verdict = -(int)reason;
 	ev->line = line;
 	ev->file = file;
-	bpf_ringbuf_submit(ev, 0);
+	event_submit(ev);
 }
 
-/* A trace at `point`; under medium aggregation only when conntrack said one is due. */
-static __always_inline void emit_trace(const struct __sk_buff *ctx, const struct pkt4 *p,
+static __always_inline bool trace_point_is_from(__u8 point)
+{
+	return point == TRACE_FROM_LXC || point == TRACE_FROM_PROXY || point == TRACE_FROM_HOST ||
+	       point == TRACE_FROM_STACK || point == TRACE_FROM_OVERLAY ||
+	       point == TRACE_FROM_NETWORK;
+}
+
+/*
+ * A trace at `point`. Medium aggregation, as Cilium's: no FROM_* points (each packet is reported
+ * where it goes, not also where it came from), and TO_* only when conntrack says one is due.
+ */
+static __always_inline void emit_trace(const struct __sk_buff *ctx, struct pkt4 *p,
 				       const struct trace_info *ti, __u8 point, bool due)
 {
 	struct cilium_event *ev;
 
-	if (cfg_monitor_aggregation != MONITOR_AGGREGATION_NONE && !due)
+	if (cfg_monitor_aggregation != MONITOR_AGGREGATION_NONE &&
+	    (!due || trace_point_is_from(point)))
 		return;
 	ev = event_reserve();
 	if (!ev)
 		return;
 	event_fill(ev, ctx, p, ti, EVENT_TRACE, point);
-	bpf_ringbuf_submit(ev, 0);
+	event_submit(ev);
 }
 
-static __always_inline void emit_policy_verdict(const struct __sk_buff *ctx, const struct pkt4 *p,
+static __always_inline void emit_policy_verdict(const struct __sk_buff *ctx, struct pkt4 *p,
 						const struct trace_info *ti, int verdict,
 						__u8 match_type)
 {
@@ -173,5 +196,5 @@ static __always_inline void emit_policy_verdict(const struct __sk_buff *ctx, con
 	event_fill(ev, ctx, p, ti, EVENT_POLICY_VERDICT, 0);
 	ev->verdict = verdict;
 	ev->match_type = match_type;
-	bpf_ringbuf_submit(ev, 0);
+	event_submit(ev);
 }

@@ -42,6 +42,7 @@ struct pkt4 {
 	__u8 icmp_code;
 	__u8 related; /* an ICMP error quoting `inner` */
 	struct tuple4 inner;
+	__u64 event_ns; /* timestamp of the packet's events, read on the first one */
 };
 
 static __always_inline bool l4_has_ports(__u8 proto)
