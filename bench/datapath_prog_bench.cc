@@ -61,7 +61,7 @@ datapath::PolicyEntry allow(uint32_t identity, uint8_t dir, uint8_t proto, uint1
 
 struct Row {
   std::string name;
-  bool driven = false;  // measured through bench_driver
+  bool driven = false;     // measured through bench_driver
   std::vector<double> ns;  // per ipcache size
 };
 
@@ -84,7 +84,8 @@ class Bench {
     drained_ = 0;
     reader_.reset();
     dp_.reset();
-    std::string dir = check(topo_->pinDir(), "pin dir") + "/ipcache" + std::to_string(ipcache_entries);
+    std::string dir =
+        check(topo_->pinDir(), "pin dir") + "/ipcache" + std::to_string(ipcache_entries);
     check(bpf::makePinDir(dir), "pin dir");
     datapath::Config cfg;
     cfg.pin_dir = dir;
@@ -128,8 +129,9 @@ class Bench {
     reader_ = check(dp_->openEventReader([this](const cilium_event&) { drained_++; }), "reader");
   }
 
-  // Median over runs of the kernel's mean ns per repeat. Runs on a thread in the node namespace. The event ring is drained meanwhile,
-  // as the agent does, so emitting events costs what it costs in production.
+  // Median over runs of the kernel's mean ns per repeat. Runs on a thread in the node namespace.
+  // The event ring is drained meanwhile, as the agent does, so emitting events costs what it costs
+  // in production.
   double measure(const bpf_program* prog, const std::vector<uint8_t>& pkt, bool vary_ports = false,
                  bool reset_ttl = false, uint16_t* sport_base = nullptr) {
     (*driver_)->bss->vary_ports = vary_ports;
@@ -190,14 +192,15 @@ class Bench {
       };
       auto expect = [&](int want, const char* what) {
         if (last_retval_ != want)
-          checks.push_back(fmt::format("{} (ipcache {}): return code {} instead of {}", what,
-                                       size, last_retval_, want));
+          checks.push_back(fmt::format("{} (ipcache {}): return code {} instead of {}", what, size,
+                                       last_retval_, want));
       };
       // The baseline: nothing at all, and the driver's own share.
       uint32_t empty_key = 0;
       int empty_fd = bpf_program__fd(empty);
       rows[0].ns.push_back(measure(empty, tcp(kAllowedRemote, 1000, 0x10)));
-      bpf_map_update_elem(bpf_map__fd((*driver_)->maps.bench_target), &empty_key, &empty_fd, BPF_ANY);
+      bpf_map_update_elem(bpf_map__fd((*driver_)->maps.bench_target), &empty_key, &empty_fd,
+                          BPF_ANY);
       uint16_t scratch = 2000;
       rows[1].ns.push_back(measure(driver, tcp(kAllowedRemote, 1000, 0x10), true, true, &scratch));
       int lxc_fd = bpf_program__fd(lxc);
@@ -223,24 +226,28 @@ class Bench {
     }
     auto counters = check(dp_->eventCounters(), "event counters");
 
-    std::printf("\nbpf_lxc cil_from_container, BPF_PROG_TEST_RUN, %u repeats, median of %d runs, "
-                "%u policy entries per endpoint\n\n",
-                repeat_, runs_, kPolicyEntries);
+    std::printf(
+        "\nbpf_lxc cil_from_container, BPF_PROG_TEST_RUN, %u repeats, median of %d runs, "
+        "%u policy entries per endpoint\n\n",
+        repeat_, runs_, kPolicyEntries);
     std::printf("%-46s %14s %14s %16s\n", "path", "ipcache 1k", "ipcache 100k", "above baseline*");
     for (const auto& r : rows) {
       const Row& base = r.driven ? rows[1] : rows[0];
-      std::string delta = &r == &rows[0] || &r == &rows[1]
-                              ? "-"
-                              : fmt::format("{:+.0f} / {:+.0f}", r.ns[0] - base.ns[0], r.ns[1] - base.ns[1]);
+      std::string delta =
+          &r == &rows[0] || &r == &rows[1]
+              ? "-"
+              : fmt::format("{:+.0f} / {:+.0f}", r.ns[0] - base.ns[0], r.ns[1] - base.ns[1]);
       std::printf("%-46s %11.0f ns %11.0f ns %16s\n", (r.name + (r.driven ? " (d)" : "")).c_str(),
                   r.ns[0], r.ns[1], delta.c_str());
     }
-    std::printf("\n* ns above the empty program, or above the driver row for (d) rows (driven: "
-                "TTL restored and/or ports advanced per repeat, then a tail call).\n");
-    std::printf("events: rate limit %s, emitted %lu, lost (ring full) %lu, rate limited %lu, "
-                "read %lu (last datapath load)\n",
-                events_rate_ ? fmt::format("{}/s per CPU", events_rate_).c_str() : "none",
-                counters.emitted, counters.lost, counters.rate_limited, drained_.load());
+    std::printf(
+        "\n* ns above the empty program, or above the driver row for (d) rows (driven: "
+        "TTL restored and/or ports advanced per repeat, then a tail call).\n");
+    std::printf(
+        "events: rate limit %s, emitted %lu, lost (ring full) %lu, rate limited %lu, "
+        "read %lu (last datapath load)\n",
+        events_rate_ ? fmt::format("{}/s per CPU", events_rate_).c_str() : "none", counters.emitted,
+        counters.lost, counters.rate_limited, drained_.load());
     for (const auto& c : checks) std::printf("WARNING: %s\n", c.c_str());
   }
 
