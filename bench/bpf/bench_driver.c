@@ -10,10 +10,10 @@
 #include "compiler.h"
 
 struct {
-  __uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-  __uint(key_size, sizeof(__u32));
-  __uint(value_size, sizeof(__u32));
-  __uint(max_entries, 1);
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+	__uint(max_entries, 1);
 } bench_target SEC(".maps");
 
 /* Set from user space between runs (.bss is mapped). */
@@ -21,20 +21,27 @@ volatile __u8 vary_ports;
 volatile __u8 reset_ttl;
 
 SEC("tc")
-int bench_empty(struct __sk_buff* ctx) { return TC_ACT_OK; }
+int bench_empty(struct __sk_buff *ctx)
+{
+	return TC_ACT_OK;
+}
 
 SEC("tc")
-int bench_driver(struct __sk_buff* ctx) {
-  void* data = ctx_data(ctx);
-  void* data_end = ctx_data_end(ctx);
-  struct iphdr* ip = data + ETH_HLEN;
-  __u32* ports = (void*)(ip + 1);
+int bench_driver(struct __sk_buff *ctx)
+{
+	void *data = ctx_data(ctx);
+	void *data_end = ctx_data_end(ctx);
+	struct iphdr *ip = data + ETH_HLEN;
+	__u32 *ports = (void *)(ip + 1);
 
-  if ((void*)(ports + 1) > data_end) return TC_ACT_SHOT;
-  if (vary_ports) *ports = bpf_htonl(bpf_ntohl(*ports) + 1);
-  if (reset_ttl) ip->ttl = 64;
-  bpf_tail_call(ctx, &bench_target, 0);
-  return TC_ACT_SHOT;
+	if ((void *)(ports + 1) > data_end)
+		return TC_ACT_SHOT;
+	if (vary_ports)
+		*ports = bpf_htonl(bpf_ntohl(*ports) + 1);
+	if (reset_ttl)
+		ip->ttl = 64;
+	bpf_tail_call(ctx, &bench_target, 0);
+	return TC_ACT_SHOT;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
