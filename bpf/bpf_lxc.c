@@ -30,12 +30,16 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 	bool due;
 	int ret;
 
-	ret = enforce4(ctx, p, ep, CT_KEY_EGRESS, 0, p->t.daddr, now, ti, &due);
+	/*
+	 * A local destination's identity is in its endpoint entry, which delivery needs anyway:
+	 * that spares the ipcache lookup. Others (sec_id 0 included) resolve through the ipcache.
+	 */
+	dst = endpoint_by_ipv4(p->t.daddr);
+	ret = enforce4(ctx, p, ep, CT_KEY_EGRESS, dst ? dst->sec_id : 0, p->t.daddr, now, ti, &due);
 	if (ret < 0)
 		return send_drop(ctx, p, ti, ret);
 	emit_trace(ctx, p, ti, TRACE_FROM_LXC, due);
 
-	dst = endpoint_by_ipv4(p->t.daddr);
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
 		/* A local pod: its ingress side runs here, on its behalf. */
 		struct trace_info dti = {
