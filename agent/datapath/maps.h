@@ -38,7 +38,9 @@ class PolicyMaps {
   // incremental changes (an identity appearing). kNotFound when the endpoint has no map.
   virtual Status update(uint16_t endpoint_id, std::span<const PolicyEntry> upserts,
                         std::span<const policy_key> deletes) = 0;
-  // Removes the endpoint's map: its packets then drop with DROP_EP_NOT_READY. Absent is fine.
+  // Removes the endpoint's map: its packets that need a verdict then drop with
+  // DROP_EP_NOT_READY (new connections at once, established ones after the next
+  // bumpPolicyRevision). Absent is fine.
   virtual Status remove(uint16_t endpoint_id) = 0;
   virtual Result<std::vector<PolicyEntry>> dump(uint16_t endpoint_id) const = 0;
   // Endpoint ids that have a policy map, ascending.
