@@ -51,7 +51,7 @@ T check(Result<T> r, const std::string& what) {
   if (!r.ok()) die(what, r.error());
   return std::move(*r);
 }
-void check(Status s, const std::string& what) {
+void check(const Status& s, const std::string& what) {
   if (!s.ok()) die(what, s.error());
 }
 
@@ -276,6 +276,17 @@ class Bench {
   int last_retval_ = 0;
 };
 
+// A non-negative integer argument, or exit with usage.
+uint32_t number(const char* arg) {
+  char* end = nullptr;
+  unsigned long v = std::strtoul(arg, &end, 10);
+  if (end == arg || *end != '\0' || v > 0xffffffffUL) {
+    std::fprintf(stderr, "datapath_prog_bench: '%s' is not a number\n", arg);
+    std::exit(2);
+  }
+  return static_cast<uint32_t>(v);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -287,13 +298,13 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--repeat" && i + 1 < argc) {
-      repeat = static_cast<uint32_t>(std::stoul(argv[++i]));
+      repeat = std::max<uint32_t>(1, number(argv[++i]));
     } else if (a == "--runs" && i + 1 < argc) {
-      runs = std::max(1, std::stoi(argv[++i]));
+      runs = static_cast<int>(std::clamp<uint32_t>(number(argv[++i]), 1, 100));
     } else if (a == "--events-rate" && i + 1 < argc) {
-      events_rate = static_cast<uint32_t>(std::stoul(argv[++i]));
+      events_rate = number(argv[++i]);
     } else if (a == "--ct-entries" && i + 1 < argc) {
-      ct_entries = static_cast<uint32_t>(std::stoul(argv[++i]));
+      ct_entries = number(argv[++i]);
     } else if (a == "--no-drain") {
       drain = false;
     } else {

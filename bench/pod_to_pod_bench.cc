@@ -104,6 +104,17 @@ double median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
+// A positive integer argument, or exit with usage.
+int number(const char* arg) {
+  char* end = nullptr;
+  long v = std::strtol(arg, &end, 10);
+  if (end == arg || *end != '\0' || v < 1 || v > 3600) {
+    std::fprintf(stderr, "pod_to_pod_bench: '%s' is not a number in 1..3600\n", arg);
+    std::exit(2);
+  }
+  return static_cast<int>(v);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,9 +122,9 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
-      seconds = std::max(1, std::stoi(argv[++i]));
+      seconds = number(argv[++i]);
     } else if (a == "--runs" && i + 1 < argc) {
-      runs = std::max(1, std::stoi(argv[++i]));
+      runs = number(argv[++i]);
     } else {
       std::fprintf(stderr, "usage: %s [--seconds N] [--runs R]\n", argv[0]);
       return 2;

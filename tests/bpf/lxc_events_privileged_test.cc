@@ -123,7 +123,7 @@ TEST_F(LxcEventsTest, RateLimitSuppressesEventsNotPackets) {
   auto after = dp_->eventCounters();
   ASSERT_TRUE(after.ok());
   EXPECT_EQ(after->emitted - before->emitted, evs.size());
-  EXPECT_EQ(after->rate_limited - before->rate_limited, 2 * kPackets - evs.size());
+  EXPECT_EQ(after->rate_limited - before->rate_limited, size_t{2} * kPackets - evs.size());
   EXPECT_EQ(after->lost, before->lost);
 }
 

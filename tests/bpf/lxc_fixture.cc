@@ -66,7 +66,7 @@ void LxcTest::setUpWith(datapath::Config cfg) {
   ASSERT_TRUE(s.ok()) << s.error().toString();
 }
 
-void LxcTest::reload(datapath::Config cfg) {
+void LxcTest::reload(const datapath::Config& cfg) {
   reader_.reset();
   dp_.reset();
   auto dp = datapath::Datapath::load(cfg);

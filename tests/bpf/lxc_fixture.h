@@ -48,7 +48,7 @@ class LxcTest : public ::testing::Test {
   // programs endpoints a and b with default-deny policy maps, c without any map state.
   void setUpWith(datapath::Config cfg);
   // Reloads the programs with another configuration over the same pinned maps.
-  void reload(datapath::Config cfg);
+  void reload(const datapath::Config& cfg);
 
   void addEndpoint(TestEndpoint& ep, bool with_policy_map = true);
   void setIpcache(const std::string& ip, uint8_t prefix_len, uint32_t identity);
