@@ -30,6 +30,9 @@ Status Config::validate() const {
       return makeError(ErrorCode::kInvalidArgument, "datapath config: {} must be > 0", field);
     return okStatus();
   };
+  if (pin_dir.empty() || pin_dir[0] != '/')
+    return makeError(ErrorCode::kInvalidArgument,
+                     "datapath config: pin_dir '{}' must be an absolute path on bpffs", pin_dir);
   CILIUM_RETURN_IF_ERROR(positive(metrics_map_entries, "metrics_map_entries"));
   CILIUM_RETURN_IF_ERROR(positive(lxc_map_entries, "lxc_map_entries"));
   CILIUM_RETURN_IF_ERROR(positive(ipcache_map_entries, "ipcache_map_entries"));

@@ -167,13 +167,21 @@ static __always_inline void __ct_lookup4(void *map, const struct pkt4 *p, __u8 d
 		res->status = ct_entry_update(e, p, false, now, &res->monitor);
 		return;
 	}
+	/*
+	 * A SYN without ACK opens a connection; it never answers one. Not looking it up as a reply
+	 * keeps a peer from passing SYNs off as replies of a mirrored connection, and spares new
+	 * connections a lookup.
+	 */
+	if (p->t.proto == IPPROTO_TCP_ &&
+	    (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+		goto new;
 	e = ct_find(map, &p->t, true, ct_opposite(dir), now);
 	if (e) {
 		res->entry = e;
 		res->status = ct_entry_update(e, p, true, now, &res->monitor);
 		return;
 	}
-	res->entry = NULL;
+	new : res->entry = NULL;
 	res->status = CT_NEW;
 	res->monitor = true;
 }

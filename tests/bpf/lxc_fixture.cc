@@ -66,7 +66,8 @@ void LxcTest::setUpWith(datapath::Config cfg) {
   ASSERT_TRUE(s.ok()) << s.error().toString();
 }
 
-void LxcTest::reload(const datapath::Config& cfg) {
+void LxcTest::reload(const datapath::Config& config) {
+  datapath::Config cfg = config;  // callers pass dp_->config(), which goes away below
   reader_.reset();
   dp_.reset();
   auto dp = datapath::Datapath::load(cfg);

@@ -1,5 +1,9 @@
 // bpf tier: cilium_metrics counts every forwarded and dropped packet by (reason, direction), and
 // pinned maps keep their contents across a reload of the programs (an agent restart).
+#include <unistd.h>
+
+#include "agent/bpf/skeleton.h"
+#include "bpf_lxc.skel.h"
 #include "tests/bpf/lxc_fixture.h"
 
 namespace cilium::testing {
@@ -73,6 +77,22 @@ TEST_F(LxcMetricsTest, BadConfigurationIsRejectedBeforeLoading) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(r.error().message().find("events_ring_bytes"), std::string::npos);
+  cfg = dp_->config();
+  cfg.pin_dir.clear();  // would pin nothing and put the links directory at "/links"
+  r = datapath::Datapath::load(cfg);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+}
+
+// Without a pin directory nothing is pinned (libbpf alone would pin under /sys/fs/bpf).
+TEST(SkeletonPinningTest, NoPinDirPinsNothing) {
+  const char* probe = "/sys/fs/bpf/cilium_runtime_config";
+  if (::access(probe, F_OK) == 0) GTEST_SKIP() << probe << " exists already";
+  auto opened = bpf::OpenedSkeleton<bpf_lxc>::open({});
+  ASSERT_TRUE(opened.ok()) << opened.error().toString();
+  auto loaded = std::move(*opened).load();
+  ASSERT_TRUE(loaded.ok()) << loaded.error().toString();
+  EXPECT_NE(::access(probe, F_OK), 0) << "a map was pinned under /sys/fs/bpf";
 }
 
 }  // namespace
