@@ -44,6 +44,13 @@ TEST_F(LxcConntrackTest, RepliesPassAlthoughTheReverseIsDenied) {
       EXPECT_EQ(t.ct_state, CT_REPLY);
     }
   }
+  // A bare SYN is never a reply, even on the mirrored tuple of an open connection.
+  EXPECT_EQ(fromContainer(b_, b2a(tcp::kSyn)).retval, TC_ACT_SHOT);
+  auto syn_drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(syn_drops.size(), 1u);
+  EXPECT_EQ(syn_drops[0].subtype, DROP_POLICY);
+  EXPECT_EQ(syn_drops[0].ct_state, CT_NEW);
+
   // A connection b opens itself is denied by b's (empty) egress policy.
   auto fresh = from(b_).ipv4(b_.pod.ip, a_.pod.ip).tcp(5555, 40000, tcp::kSyn).build();
   EXPECT_EQ(fromContainer(b_, fresh).retval, TC_ACT_SHOT);
