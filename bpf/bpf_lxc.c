@@ -1,23 +1,160 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * bpf_lxc: programs on the host side of each pod's veth.
- *   cil_from_container: tc ingress of lxc* (packets leaving the pod)
- *   cil_to_container:   tc egress of lxc*  (packets entering the pod)
+ * bpf_lxc: the programs on the host side of each pod's veth, loaded once per node and shared by
+ * every endpoint (each finds its endpoint in cilium_lxc_if by ifindex).
+ *   cil_from_container: tcx ingress of lxc* (packets leaving the pod)
+ *   cil_to_container:   tcx egress of lxc*  (packets the node's stack routes into the pod)
+ * Packet walk: docs/datapath.md. This file only wires the stages in lib/ together.
  */
+#define DROP_FILE DROP_FILE_BPF_LXC
+
 #include "compiler.h"
+#include "lib/arp.h"
+#include "lib/config.h"
+#include "lib/drop.h"
+#include "lib/endpoint.h"
+#include "lib/enforce.h"
+#include "lib/eth.h"
+#include "lib/events.h"
+#include "lib/local_delivery.h"
 #include "lib/metrics.h"
+#include "lib/pkt.h"
+
+/* A pod's IPv4 packet, source verified: the sender's egress side, then delivery. */
+static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
+					       const struct endpoint_info *ep, struct pkt4 *p,
+					       struct trace_info *ti)
+{
+	const struct endpoint_info *dst;
+	__u32 now = mono_now_sec();
+	bool due;
+	int ret;
+
+	/*
+	 * A local destination's identity is in its endpoint entry, which delivery needs anyway:
+	 * that spares the ipcache lookup. Others (sec_id 0 included) resolve through the ipcache.
+	 */
+	dst = endpoint_by_ipv4(p->t.daddr);
+	ret = enforce4(ctx, p, ep, CT_KEY_EGRESS, dst ? dst->sec_id : 0, p->t.daddr, now, ti, &due);
+	if (ret < 0)
+		return send_drop(ctx, p, ti, ret);
+	emit_trace(ctx, p, ti, TRACE_FROM_LXC, due);
+
+	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
+		/* A local pod: its ingress side runs here, on its behalf. */
+		struct trace_info dti = {
+		    .src_identity = ep->sec_id,
+		    .dst_identity = dst->sec_id,
+		    .source = dst->lxc_id,
+		    .dst_id = dst->lxc_id,
+		    .dir = METRIC_INGRESS,
+		};
+
+		ret = enforce4(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, 0, now, &dti, &due);
+		if (ret < 0)
+			return send_drop(ctx, p, &dti, ret);
+		ret = local_delivery4(ctx, dst);
+		if (ret < 0)
+			return send_drop(ctx, p, &dti, ret);
+		count_forwarded(p->len, METRIC_EGRESS);
+		count_forwarded(p->len, METRIC_INGRESS);
+		emit_trace(ctx, p, &dti, TRACE_TO_LXC, due);
+		return ret;
+	}
+
+	count_forwarded(p->len, METRIC_EGRESS);
+	emit_trace(ctx, p, ti, TRACE_TO_STACK, due);
+	return TC_ACT_OK;
+}
 
 SEC("tc")
 int cil_from_container(struct __sk_buff *ctx)
 {
-	metrics_account(ctx->len, METRIC_EGRESS, REASON_FORWARDED, 0, 0);
-	return TC_ACT_OK;
+	struct trace_info ti = {.dir = METRIC_EGRESS};
+	const struct endpoint_info *ep;
+	struct pkt4 p = {};
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	int ret;
+
+	pkt_pull(ctx);
+	p.len = ctx_load_u32(ctx, len);
+	if (!eth_ok(ctx, &eth))
+		return send_drop(ctx, &p, &ti, -DROP_INVALID);
+	ep = endpoint_by_ifindex(ctx_load_u32(ctx, ifindex));
+	if (ep) {
+		ti.source = ep->lxc_id;
+		ti.src_identity = ep->sec_id;
+	}
+
+	switch (eth->h_proto) {
+	case bpf_htons(ETH_P_IP):
+		break;
+	case bpf_htons(ETH_P_ARP):
+		if (!ep)
+			return send_drop(ctx, &p, &ti, -DROP_EP_NOT_READY);
+		count_forwarded(p.len, METRIC_EGRESS);
+		if (arp_respond(ctx, ep) == ARP_REPLIED)
+			return bpf_redirect(ctx_load_u32(ctx, ifindex), 0);
+		return TC_ACT_OK;
+	default:
+		/* IPv6 included: unenforced traffic never passes. */
+		return send_drop(ctx, &p, &ti, -DROP_UNKNOWN_L3);
+	}
+
+	ret = pkt_parse4(ctx, &p, &ip);
+	if (ret < 0)
+		return send_drop(ctx, &p, &ti, ret);
+	if (!ep)
+		return send_drop(ctx, &p, &ti, -DROP_EP_NOT_READY);
+	if (p.t.saddr != ep->ipv4)
+		return send_drop(ctx, &p, &ti, -DROP_INVALID_SIP);
+	return from_container_ipv4(ctx, ep, &p, &ti);
 }
 
 SEC("tc")
 int cil_to_container(struct __sk_buff *ctx)
 {
-	metrics_account(ctx->len, METRIC_INGRESS, REASON_FORWARDED, 0, 0);
+	struct trace_info ti = {.dir = METRIC_INGRESS};
+	const struct endpoint_info *ep;
+	struct pkt4 p = {};
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	bool due;
+	int ret;
+
+	pkt_pull(ctx);
+	p.len = ctx_load_u32(ctx, len);
+	if (!eth_ok(ctx, &eth))
+		return send_drop(ctx, &p, &ti, -DROP_INVALID);
+	ep = endpoint_by_ifindex(ctx_load_u32(ctx, ifindex));
+	if (ep) {
+		ti.source = ep->lxc_id;
+		ti.dst_identity = ep->sec_id;
+		ti.dst_id = ep->lxc_id;
+	}
+
+	switch (eth->h_proto) {
+	case bpf_htons(ETH_P_IP):
+		break;
+	case bpf_htons(ETH_P_ARP):
+		/* The node resolving the pod, and the responder's own replies. */
+		count_forwarded(p.len, METRIC_INGRESS);
+		return TC_ACT_OK;
+	default:
+		return send_drop(ctx, &p, &ti, -DROP_UNKNOWN_L3);
+	}
+
+	ret = pkt_parse4(ctx, &p, &ip);
+	if (ret < 0)
+		return send_drop(ctx, &p, &ti, ret);
+	if (!ep)
+		return send_drop(ctx, &p, &ti, -DROP_EP_NOT_READY);
+	ret = enforce4(ctx, &p, ep, CT_KEY_INGRESS, 0, p.t.saddr, mono_now_sec(), &ti, &due);
+	if (ret < 0)
+		return send_drop(ctx, &p, &ti, ret);
+	count_forwarded(p.len, METRIC_INGRESS);
+	emit_trace(ctx, &p, &ti, TRACE_TO_LXC, due);
 	return TC_ACT_OK;
 }
 

@@ -15,6 +15,11 @@ Error openError(const char* mangled_type_name, int err) {
   return errnoError(err, "open BPF object " + name);
 }
 
+void disablePinning(bpf_object* obj) {
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) bpf_map__set_pin_path(map, nullptr);
+}
+
 Status reconcilePins(bpf_object* obj) {
   static auto log = logger("bpf");
   bpf_map* map;

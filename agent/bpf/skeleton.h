@@ -24,6 +24,8 @@ namespace detail {
 // Unpins maps of `obj` whose pinned twin is incompatible with the object's definition.
 Status reconcilePins(bpf_object* obj);
 Error openError(const char* mangled_type_name, int err);
+// Clears the pin path of every map, so that loading pins nothing.
+void disablePinning(bpf_object* obj);
 }  // namespace detail
 
 template <typename S>
@@ -54,7 +56,10 @@ class OpenedSkeleton {
     if (!opts.pin_dir.empty()) o.pin_root_path = opts.pin_dir.c_str();
     S* s = S::open(&o);
     if (s == nullptr) return detail::openError(typeid(S).name(), errno);
-    return OpenedSkeleton(s);
+    OpenedSkeleton opened(s);
+    // Without a root, libbpf would pin PIN_BY_NAME maps under /sys/fs/bpf itself.
+    if (opts.pin_dir.empty()) detail::disablePinning(s->obj);
+    return opened;
   }
 
   S* get() const { return skel_.get(); }

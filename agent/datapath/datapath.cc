@@ -1,12 +1,14 @@
-// Loading bpf_lxc and managing its tc links.
+// Loading bpf_lxc, configuring it before load, and managing its tc links.
 #include "agent/datapath/datapath.h"
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "agent/bpf/skeleton.h"
 #include "agent/common/log.h"
+#include "agent/datapath/policy_maps.h"
 #include "bpf_lxc.skel.h"
 
 namespace cilium::datapath {
@@ -15,34 +17,155 @@ auto log() {
   static auto l = logger("datapath");
   return l;
 }
+
+template <typename K, typename V>
+Result<std::unique_ptr<bpf::KernelMap<K, V>>> kernelMap(bpf_map* m) {
+  return bpf::KernelMap<K, V>::fromBorrowedFd(bpf_map__fd(m));
+}
 }  // namespace
 
-struct Datapath::Programs {
+Status Config::validate() const {
+  auto positive = [](uint32_t v, const char* field) -> Status {
+    if (v == 0)
+      return makeError(ErrorCode::kInvalidArgument, "datapath config: {} must be > 0", field);
+    return okStatus();
+  };
+  if (pin_dir.empty() || pin_dir[0] != '/')
+    return makeError(ErrorCode::kInvalidArgument,
+                     "datapath config: pin_dir '{}' must be an absolute path on bpffs", pin_dir);
+  CILIUM_RETURN_IF_ERROR(positive(metrics_map_entries, "metrics_map_entries"));
+  CILIUM_RETURN_IF_ERROR(positive(lxc_map_entries, "lxc_map_entries"));
+  CILIUM_RETURN_IF_ERROR(positive(ipcache_map_entries, "ipcache_map_entries"));
+  CILIUM_RETURN_IF_ERROR(positive(policy_map_entries, "policy_map_entries"));
+  CILIUM_RETURN_IF_ERROR(positive(policy_endpoints, "policy_endpoints"));
+  CILIUM_RETURN_IF_ERROR(positive(ct_tcp_map_entries, "ct_tcp_map_entries"));
+  CILIUM_RETURN_IF_ERROR(positive(ct_any_map_entries, "ct_any_map_entries"));
+  CILIUM_RETURN_IF_ERROR(positive(ct_timeouts.tcp_syn, "ct_timeouts.tcp_syn"));
+  CILIUM_RETURN_IF_ERROR(positive(ct_timeouts.tcp_established, "ct_timeouts.tcp_established"));
+  CILIUM_RETURN_IF_ERROR(positive(ct_timeouts.tcp_close, "ct_timeouts.tcp_close"));
+  CILIUM_RETURN_IF_ERROR(positive(ct_timeouts.non_tcp, "ct_timeouts.non_tcp"));
+  long page = ::sysconf(_SC_PAGESIZE);
+  if (events_ring_bytes < page || (events_ring_bytes & (events_ring_bytes - 1)) != 0)
+    return makeError(ErrorCode::kInvalidArgument,
+                     "datapath config: events_ring_bytes {} must be a power of two >= {}",
+                     events_ring_bytes, page);
+  if (monitor_aggregation != MonitorAggregation::kNone &&
+      monitor_aggregation != MonitorAggregation::kMedium)
+    return makeError(ErrorCode::kInvalidArgument, "datapath config: unknown monitor_aggregation {}",
+                     static_cast<int>(monitor_aggregation));
+  if (events_rate > 10'000'000)
+    return makeError(ErrorCode::kInvalidArgument, "datapath config: events_rate {} above 1e7",
+                     events_rate);
+  return okStatus();
+}
+
+struct Datapath::State {
   bpf::LoadedSkeleton<bpf_lxc> lxc;
+  std::unique_ptr<bpf::KernelMap<endpoint_key, endpoint_info>> endpoints;
+  std::unique_ptr<bpf::KernelMap<uint32_t, endpoint_info>> endpoints_by_ifindex;
+  std::unique_ptr<bpf::KernelMap<ipcache_key, remote_endpoint_info>> ipcache;
+  std::unique_ptr<KernelPolicyMaps> policy;
+  std::unique_ptr<bpf::KernelMap<ct_key4, ct_entry>> ct_tcp;
+  std::unique_ptr<bpf::KernelMap<ct_key4, ct_entry>> ct_any;
+  std::unique_ptr<bpf::KernelMap<uint32_t, uint64_t>> runtime_config;
+  std::unique_ptr<bpf::KernelMap<uint32_t, bpf::PerCpu<::event_stats>>> event_stats;
 };
 
 Datapath::Datapath(Config cfg) : cfg_(std::move(cfg)) {}
 Datapath::~Datapath() = default;
 
 Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
+  CILIUM_RETURN_IF_ERROR(cfg.validate());
   std::unique_ptr<Datapath> dp(new Datapath(cfg));
   CILIUM_ASSIGN_OR_RETURN(auto opened, bpf::OpenedSkeleton<bpf_lxc>::open({cfg.pin_dir}));
-  CILIUM_RETURN_IF_ERROR(
-      opened.setMaxEntries(opened->maps.cilium_metrics, cfg.metrics_map_entries));
+  auto& m = opened->maps;
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_metrics, cfg.metrics_map_entries));
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_lxc, cfg.lxc_map_entries));
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_lxc_if, cfg.lxc_map_entries));
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_ipcache, cfg.ipcache_map_entries));
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_policy_v2, cfg.policy_endpoints));
+  // The inner map template decides which inner maps the outer one accepts. libbpf 1.1 crashes
+  // resizing its own template (bpf_map__inner_map), so hand it one made like replace() does.
+  CILIUM_ASSIGN_OR_RETURN(UniqueFd inner_template,
+                          KernelPolicyMaps::createInnerMap(0, cfg.policy_map_entries));
+  if (int err = bpf_map__set_inner_map_fd(m.cilium_policy_v2, inner_template.get()); err != 0)
+    return errnoError(-err, "set the inner map template of cilium_policy_v2");
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_ct4_global, cfg.ct_tcp_map_entries));
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_ct_any4_global, cfg.ct_any_map_entries));
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_events, cfg.events_ring_bytes));
+
+  auto* ro = opened->rodata;
+  ro->cfg_ct_timeout_tcp_syn = cfg.ct_timeouts.tcp_syn;
+  ro->cfg_ct_timeout_tcp_established = cfg.ct_timeouts.tcp_established;
+  ro->cfg_ct_timeout_tcp_close = cfg.ct_timeouts.tcp_close;
+  ro->cfg_ct_timeout_nontcp = cfg.ct_timeouts.non_tcp;
+  ro->cfg_ct_report_interval = cfg.ct_report_interval;
+  ro->cfg_events_rate = cfg.events_rate;
+  ro->cfg_events_burst = cfg.events_burst != 0 ? cfg.events_burst : cfg.events_rate;
+  ro->cfg_events_wakeup_bytes = cfg.events_wakeup_bytes != 0
+                                    ? cfg.events_wakeup_bytes
+                                    : std::min<uint32_t>(64 * 1024, cfg.events_ring_bytes / 4);
+  ro->cfg_monitor_aggregation = static_cast<uint8_t>(cfg.monitor_aggregation);
+
+  // A pinned outer policy map accepts only inner maps like the template it was created with
+  // (type, key and value sizes, flags), which the generic pin check cannot see: replace it
+  // when it would refuse the maps this build creates.
+  std::string policy_pin = cfg.pin_dir + "/cilium_policy_v2";
+  CILIUM_ASSIGN_OR_RETURN(bool compatible,
+                          pinnedPolicyMapCompatible(policy_pin, cfg.policy_map_entries));
+  if (!compatible) {
+    log()->warn("replacing pinned policy map with an incompatible inner map layout path={}",
+                policy_pin);
+    if (::unlink(policy_pin.c_str()) != 0) return errnoError(errno, "unpin " + policy_pin);
+  }
+
   CILIUM_ASSIGN_OR_RETURN(auto loaded, std::move(opened).load());
+  auto& lm = loaded->maps;
+  auto st = std::make_unique<State>(State{std::move(loaded)});
   CILIUM_ASSIGN_OR_RETURN(dp->metrics_,
-                          (bpf::KernelMap<metrics_key, bpf::PerCpu<metrics_value>>::fromBorrowedFd(
-                              bpf_map__fd(loaded->maps.cilium_metrics))));
-  dp->progs_ = std::make_unique<Programs>(Programs{std::move(loaded)});
+                          (kernelMap<metrics_key, bpf::PerCpu<metrics_value>>(lm.cilium_metrics)));
+  CILIUM_ASSIGN_OR_RETURN(st->endpoints, (kernelMap<endpoint_key, endpoint_info>(lm.cilium_lxc)));
+  CILIUM_ASSIGN_OR_RETURN(st->endpoints_by_ifindex,
+                          (kernelMap<uint32_t, endpoint_info>(lm.cilium_lxc_if)));
+  CILIUM_ASSIGN_OR_RETURN(st->ipcache,
+                          (kernelMap<ipcache_key, remote_endpoint_info>(lm.cilium_ipcache)));
+  CILIUM_ASSIGN_OR_RETURN(st->policy, KernelPolicyMaps::create(bpf_map__fd(lm.cilium_policy_v2),
+                                                               cfg.policy_map_entries));
+  CILIUM_ASSIGN_OR_RETURN(st->ct_tcp, (kernelMap<ct_key4, ct_entry>(lm.cilium_ct4_global)));
+  CILIUM_ASSIGN_OR_RETURN(st->ct_any, (kernelMap<ct_key4, ct_entry>(lm.cilium_ct_any4_global)));
+  CILIUM_ASSIGN_OR_RETURN(st->runtime_config,
+                          (kernelMap<uint32_t, uint64_t>(lm.cilium_runtime_config)));
+  CILIUM_ASSIGN_OR_RETURN(st->event_stats,
+                          (kernelMap<uint32_t, bpf::PerCpu<::event_stats>>(lm.cilium_event_stats)));
+  dp->s_ = std::move(st);
+
   std::error_code ec;
   std::filesystem::create_directories(cfg.pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", cfg.pin_dir, ec.message());
-  log()->info("datapath loaded pin_dir={}", cfg.pin_dir);
+  log()->info("datapath loaded pin_dir={} ct_tcp={} ct_any={} ipcache={} policy={}x{}", cfg.pin_dir,
+              cfg.ct_tcp_map_entries, cfg.ct_any_map_entries, cfg.ipcache_map_entries,
+              cfg.policy_endpoints, cfg.policy_map_entries);
   return dp;
 }
 
 LxcPrograms Datapath::programs() const {
-  return {progs_->lxc->progs.cil_from_container, progs_->lxc->progs.cil_to_container};
+  return {s_->lxc->progs.cil_from_container, s_->lxc->progs.cil_to_container};
+}
+
+Maps Datapath::maps() {
+  return Maps{s_->endpoints.get(),  s_->endpoints_by_ifindex.get(),
+              s_->ipcache.get(),    s_->policy.get(),
+              s_->ct_tcp.get(),     s_->ct_any.get(),
+              metrics_.get(),       s_->runtime_config.get(),
+              s_->event_stats.get()};
+}
+
+Result<std::unique_ptr<EventReader>> Datapath::openEventReader(EventReader::Callback cb) const {
+  return EventReader::open(bpf_map__fd(s_->lxc->maps.cilium_events), std::move(cb));
+}
+
+Result<EventCounters> Datapath::eventCounters() const {
+  return readEventCounters(*s_->event_stats);
 }
 
 std::string Datapath::linkPin(int ifindex, bpf::TcDirection dir) const {
@@ -52,8 +175,8 @@ std::string Datapath::linkPin(int ifindex, bpf::TcDirection dir) const {
 Status Datapath::attachEndpoint(int ifindex) {
   // tc ingress of the host-side veth sees what the pod sends; tc egress what it receives.
   const std::pair<bpf::TcDirection, const bpf_program*> hooks[] = {
-      {bpf::TcDirection::kIngress, progs_->lxc->progs.cil_from_container},
-      {bpf::TcDirection::kEgress, progs_->lxc->progs.cil_to_container},
+      {bpf::TcDirection::kIngress, s_->lxc->progs.cil_from_container},
+      {bpf::TcDirection::kEgress, s_->lxc->progs.cil_to_container},
   };
   for (const auto& [dir, prog] : hooks) {
     std::string pin = linkPin(ifindex, dir);

@@ -12,15 +12,49 @@
 #include "agent/bpf/attach.h"
 #include "agent/bpf/map.h"
 #include "agent/common/error.h"
+#include "agent/datapath/events.h"
 #include "agent/datapath/maps.h"
 
 struct bpf_lxc;
 
 namespace cilium::datapath {
 
+// How many trace events the datapath emits (abi/events.h MONITOR_AGGREGATION_*).
+enum class MonitorAggregation : uint8_t {
+  kNone = MONITOR_AGGREGATION_NONE,      // every packet at every observation point
+  kMedium = MONITOR_AGGREGATION_MEDIUM,  // new connections, new TCP flags, once per interval
+};
+
+struct CtTimeouts {  // seconds
+  uint32_t tcp_syn = CT_TIMEOUT_TCP_SYN;
+  uint32_t tcp_established = CT_TIMEOUT_TCP_ESTABLISHED;
+  uint32_t tcp_close = CT_TIMEOUT_TCP_CLOSE;
+  uint32_t non_tcp = CT_TIMEOUT_NONTCP;
+};
+
+// Everything fixed at load time. Map sizes of pinned maps that differ from the pinned ones
+// replace those maps (their contents are lost; the agent rewrites them).
 struct Config {
   std::string pin_dir;  // bpffs directory for maps and links; must exist
   uint32_t metrics_map_entries = CILIUM_METRICS_MAP_SIZE;
+  uint32_t lxc_map_entries = CILIUM_LXC_MAP_SIZE;  // cilium_lxc and cilium_lxc_if
+  uint32_t ipcache_map_entries = CILIUM_IPCACHE_MAP_SIZE;
+  uint32_t policy_map_entries = CILIUM_POLICY_MAP_SIZE;  // per endpoint (inner maps)
+  uint32_t policy_endpoints = CILIUM_POLICY_OUTER_SIZE;  // outer map
+  uint32_t ct_tcp_map_entries = CILIUM_CT_TCP_MAP_SIZE;
+  uint32_t ct_any_map_entries = CILIUM_CT_ANY_MAP_SIZE;
+  uint32_t events_ring_bytes = CILIUM_EVENTS_RING_SIZE;  // a power of two, >= page size
+  uint32_t events_rate = 0;                              // events per second per CPU; 0 = unlimited
+  uint32_t events_burst = 0;  // bucket depth; 0 = one second's worth of events_rate
+  // Readers are woken when this many bytes of events are waiting; fewer wait for the reader's
+  // next timed poll (EventReader::poll). 0 = min(64 KiB, a quarter of the ring).
+  uint32_t events_wakeup_bytes = 0;
+  MonitorAggregation monitor_aggregation = MonitorAggregation::kMedium;
+  uint32_t ct_report_interval = CT_REPORT_INTERVAL;  // seconds between traces of a connection
+  CtTimeouts ct_timeouts;
+
+  // kInvalidArgument naming the bad field.
+  Status validate() const;
 };
 
 // One (reason, direction) counter summed over CPUs.
@@ -51,8 +85,13 @@ class Datapath {
   Status detachEndpoint(int ifindex);
 
   LxcPrograms programs() const;
+  // Every map, backed by the kernel; valid as long as this Datapath.
+  Maps maps();
   MetricsMap& metrics() { return *metrics_; }
   Result<std::vector<MetricsEntry>> readMetrics() const;
+  // A reader of the event ring; the callback runs on the thread that polls.
+  Result<std::unique_ptr<EventReader>> openEventReader(EventReader::Callback cb) const;
+  Result<EventCounters> eventCounters() const;
 
   const Config& config() const { return cfg_; }
 
@@ -61,8 +100,8 @@ class Datapath {
   std::string linkPin(int ifindex, bpf::TcDirection dir) const;
 
   Config cfg_;
-  struct Programs;
-  std::unique_ptr<Programs> progs_;
+  struct State;
+  std::unique_ptr<State> s_;
   std::unique_ptr<MetricsMap> metrics_;
 };
 

@@ -12,10 +12,14 @@ std::vector<uint8_t> FakePolicyMaps::keyBytes(const policy_key& k) {
 
 Status FakePolicyMaps::replace(uint16_t endpoint_id, std::span<const PolicyEntry> entries) {
   Inner inner;
-  for (const auto& e : entries) inner[keyBytes(e.key)] = e;
+  for (const auto& e : entries) {
+    CILIUM_RETURN_IF_ERROR(validatePolicyEntry(e));
+    inner[keyBytes(e.key)] = normalizePolicyEntry(e);
+  }
   if (inner.size() > max_entries_)
-    return makeError(ErrorCode::kResourceExhausted, "policy map of endpoint {} would hold {} entries (max {})",
-                     endpoint_id, inner.size(), max_entries_);
+    return makeError(ErrorCode::kResourceExhausted,
+                     "policy map of endpoint {} would hold {} entries (max {})", endpoint_id,
+                     inner.size(), max_entries_);
   std::lock_guard lock(mu_);
   maps_[endpoint_id] = std::move(inner);
   replacements_++;
@@ -24,14 +28,17 @@ Status FakePolicyMaps::replace(uint16_t endpoint_id, std::span<const PolicyEntry
 
 Status FakePolicyMaps::update(uint16_t endpoint_id, std::span<const PolicyEntry> upserts,
                               std::span<const policy_key> deletes) {
+  for (const auto& e : upserts) CILIUM_RETURN_IF_ERROR(validatePolicyEntry(e));
   std::lock_guard lock(mu_);
   auto it = maps_.find(endpoint_id);
-  if (it == maps_.end()) return makeError(ErrorCode::kNotFound, "endpoint {} has no policy map", endpoint_id);
+  if (it == maps_.end())
+    return makeError(ErrorCode::kNotFound, "endpoint {} has no policy map", endpoint_id);
   for (const auto& k : deletes) it->second.erase(keyBytes(k));
   for (const auto& e : upserts) {
     if (it->second.size() >= max_entries_ && !it->second.count(keyBytes(e.key)))
-      return makeError(ErrorCode::kResourceExhausted, "policy map of endpoint {} is full", endpoint_id);
-    it->second[keyBytes(e.key)] = e;
+      return makeError(ErrorCode::kResourceExhausted, "policy map of endpoint {} is full",
+                       endpoint_id);
+    it->second[keyBytes(e.key)] = normalizePolicyEntry(e);
   }
   return okStatus();
 }
@@ -45,7 +52,8 @@ Status FakePolicyMaps::remove(uint16_t endpoint_id) {
 Result<std::vector<PolicyEntry>> FakePolicyMaps::dump(uint16_t endpoint_id) const {
   std::lock_guard lock(mu_);
   auto it = maps_.find(endpoint_id);
-  if (it == maps_.end()) return makeError(ErrorCode::kNotFound, "endpoint {} has no policy map", endpoint_id);
+  if (it == maps_.end())
+    return makeError(ErrorCode::kNotFound, "endpoint {} has no policy map", endpoint_id);
   std::vector<PolicyEntry> out;
   for (const auto& [k, e] : it->second) out.push_back(e);
   return out;

@@ -11,7 +11,8 @@ namespace cilium::datapath {
 
 class FakePolicyMaps final : public PolicyMaps {
  public:
-  explicit FakePolicyMaps(uint32_t max_entries = CILIUM_POLICY_MAP_SIZE) : max_entries_(max_entries) {}
+  explicit FakePolicyMaps(uint32_t max_entries = CILIUM_POLICY_MAP_SIZE)
+      : max_entries_(max_entries) {}
 
   Status replace(uint16_t endpoint_id, std::span<const PolicyEntry> entries) override;
   Status update(uint16_t endpoint_id, std::span<const PolicyEntry> upserts,
@@ -36,7 +37,8 @@ class FakePolicyMaps final : public PolicyMaps {
 struct FakeMaps {
   bpf::FakeMap<endpoint_key, endpoint_info> endpoints{"cilium_lxc", CILIUM_LXC_MAP_SIZE};
   bpf::FakeMap<uint32_t, endpoint_info> endpoints_by_ifindex{"cilium_lxc_if", CILIUM_LXC_MAP_SIZE};
-  bpf::FakeMap<ipcache_key, remote_endpoint_info> ipcache{"cilium_ipcache", CILIUM_IPCACHE_MAP_SIZE};
+  bpf::FakeMap<ipcache_key, remote_endpoint_info> ipcache{"cilium_ipcache",
+                                                          CILIUM_IPCACHE_MAP_SIZE};
   FakePolicyMaps policy;
   bpf::FakeMap<ct_key4, ct_entry> ct_tcp{"cilium_ct4_global", 1024};
   bpf::FakeMap<ct_key4, ct_entry> ct_any{"cilium_ct_any4_global", 1024};
@@ -45,8 +47,8 @@ struct FakeMaps {
   bpf::FakeMap<uint32_t, bpf::PerCpu<::event_stats>> event_stats_map{"cilium_event_stats", 1};
 
   Maps view() {
-    return Maps{&endpoints, &endpoints_by_ifindex, &ipcache, &policy, &ct_tcp,
-                &ct_any,    &metrics,   &runtime_config, &event_stats_map};
+    return Maps{&endpoints, &endpoints_by_ifindex, &ipcache,        &policy, &ct_tcp, &ct_any,
+                &metrics,   &runtime_config,       &event_stats_map};
   }
 };
 

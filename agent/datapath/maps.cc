@@ -52,10 +52,50 @@ policy_key policyKey(uint32_t identity, uint8_t direction, uint8_t proto, uint16
   }
   k.protocol = proto;
   if (port_prefix_bits > 16) port_prefix_bits = 16;
-  uint16_t mask = port_prefix_bits == 0 ? 0 : static_cast<uint16_t>(0xffff << (16 - port_prefix_bits));
+  uint16_t mask =
+      port_prefix_bits == 0 ? 0 : static_cast<uint16_t>(0xffff << (16 - port_prefix_bits));
   k.dport = htons(static_cast<uint16_t>(port & mask));
   k.prefixlen = POLICY_PREFIX_ANY_PORT + port_prefix_bits;
   return k;
+}
+
+Status validatePolicyEntry(const PolicyEntry& entry) {
+  const policy_key& k = entry.key;
+  if (k.prefixlen < POLICY_PREFIX_ANY_PROTO || k.prefixlen > POLICY_PREFIX_FULL)
+    return makeError(ErrorCode::kInvalidArgument,
+                     "policy key prefix length {} outside [{}, {}] (identity {})", k.prefixlen,
+                     POLICY_PREFIX_ANY_PROTO, POLICY_PREFIX_FULL, k.sec_label);
+  if (k.egress != POLICY_INGRESS && k.egress != POLICY_EGRESS)
+    return makeError(ErrorCode::kInvalidArgument, "policy key direction {} is not 0 or 1",
+                     k.egress);
+  if (k.prefixlen == POLICY_PREFIX_ANY_PROTO) {
+    if (k.protocol != 0 || k.dport != 0)
+      return makeError(ErrorCode::kInvalidArgument,
+                       "any-protocol policy key carries protocol {} port {}", k.protocol,
+                       ntohs(k.dport));
+  } else {
+    if (k.protocol == 0)
+      return makeError(ErrorCode::kInvalidArgument,
+                       "policy key prefix length {} covers the protocol but protocol is 0",
+                       k.prefixlen);
+    uint32_t port_bits = k.prefixlen - POLICY_PREFIX_ANY_PORT;
+    uint16_t host_mask = port_bits >= 16 ? 0 : static_cast<uint16_t>(0xffffu >> port_bits);
+    if ((ntohs(k.dport) & host_mask) != 0)
+      return makeError(ErrorCode::kInvalidArgument,
+                       "policy key port {} has bits beyond its {}-bit prefix", ntohs(k.dport),
+                       port_bits);
+  }
+  if ((entry.value.flags & ~POLICY_F_DENY) != 0)
+    return makeError(ErrorCode::kInvalidArgument, "policy entry has unknown flags {:#x}",
+                     entry.value.flags);
+  if ((entry.value.flags & POLICY_F_DENY) && entry.value.proxy_port != 0)
+    return makeError(ErrorCode::kInvalidArgument, "a deny policy entry cannot redirect to a proxy");
+  return okStatus();
+}
+
+PolicyEntry normalizePolicyEntry(PolicyEntry entry) {
+  entry.value.prefix_len = static_cast<uint8_t>(entry.key.prefixlen);
+  return entry;
 }
 
 std::vector<std::pair<uint16_t, uint8_t>> portRangeBlocks(uint16_t first, uint16_t last) {

@@ -38,10 +38,12 @@ class PolicyMaps {
   // incremental changes (an identity appearing). kNotFound when the endpoint has no map.
   virtual Status update(uint16_t endpoint_id, std::span<const PolicyEntry> upserts,
                         std::span<const policy_key> deletes) = 0;
-  // Removes the endpoint's map: its packets then drop with DROP_EP_NOT_READY. Absent is fine.
+  // Removes the endpoint's map: its packets that need a verdict then drop with
+  // DROP_EP_NOT_READY (new connections at once, established ones after the next
+  // bumpPolicyRevision). Absent is fine.
   virtual Status remove(uint16_t endpoint_id) = 0;
   virtual Result<std::vector<PolicyEntry>> dump(uint16_t endpoint_id) const = 0;
-  // Endpoint ids that have a policy map.
+  // Endpoint ids that have a policy map, ascending.
   virtual Result<std::vector<uint16_t>> endpoints() const = 0;
 };
 
@@ -77,6 +79,14 @@ ipcache_key ipcacheKeyV4(uint32_t ip_be, uint8_t prefix_len);
 // as an aligned block: `port` with the low (16 - port_prefix_bits) bits clear.
 policy_key policyKey(uint32_t identity, uint8_t direction, uint8_t proto, uint16_t port,
                      uint8_t port_prefix_bits);
+
+// Checks a policy entry the way the datapath reads it: prefix length between
+// POLICY_PREFIX_ANY_PROTO and POLICY_PREFIX_FULL, direction POLICY_INGRESS/POLICY_EGRESS, no
+// protocol or port bits beyond the prefix, a protocol when the prefix covers it, no proxy port on
+// a deny. kInvalidArgument names what is wrong. Both PolicyMaps implementations reject what this
+// rejects, and store value.prefix_len = key.prefixlen (normalizePolicyEntry).
+Status validatePolicyEntry(const PolicyEntry& entry);
+PolicyEntry normalizePolicyEntry(PolicyEntry entry);
 
 // Splits the inclusive port range [first, last] into the fewest aligned power-of-two blocks,
 // each given as (start port, prefix bits over the 16-bit port).

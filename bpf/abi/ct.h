@@ -14,6 +14,7 @@
  *   ICMP errors: the quoted inner tuple as {inner, opposite(D)} or {reversed inner, D}
  *                                        hit -> CT_RELATED
  *   otherwise                            CT_NEW
+ * A TCP SYN without ACK only opens connections: it is never looked up as a reply.
  * ICMP echo uses the identifier as the request's source port (dport 0), and as the reply's
  * destination port, so a reply is the reverse of its request.
  *

@@ -2,8 +2,8 @@
 /*
  * Datapath events: cilium_events, a BPF ring buffer of fixed-size cilium_event records.
  *   EVENT_DROP             a packet was dropped (subtype = drop reason)
- *   EVENT_TRACE            a packet passed an observation point (subtype = TRACE_*); aggregated:
- *                          new connections, new TCP flags, or once per CT_REPORT_INTERVAL
+ *   EVENT_TRACE            a packet passed an observation point (subtype = TRACE_*); aggregated
+ *                          (MONITOR_AGGREGATION_* below)
  *   EVENT_POLICY_VERDICT   a policy decision: every deny, and the allow of a new connection
  * Emission is rate limited per CPU (token bucket from the program config) and never blocks: a full
  * ring or an empty bucket only increments cilium_event_stats.
@@ -36,6 +36,16 @@ enum trace_point {
 	TRACE_TO_NETWORK = 11,
 };
 
+/*
+ * Trace aggregation levels (program configuration, Cilium's numbers):
+ *   NONE    a trace event for every packet at every observation point
+ *   MEDIUM  as Cilium's: no FROM_* observation points; TO_* ones only for new connections, TCP
+ *           flags not seen before in that direction, or once per CT_REPORT_INTERVAL per
+ *           connection direction
+ */
+#define MONITOR_AGGREGATION_NONE   0
+#define MONITOR_AGGREGATION_MEDIUM 2
+
 /* Policy verdict match type (flow.proto policy_match_type). */
 enum policy_match {
 	POLICY_MATCH_NONE = 0,
@@ -53,7 +63,7 @@ struct event_tuple {
 	__be16 sport; /* TCP/UDP ports; ICMP echo id for requests */
 	__be16 dport;
 	__u8 proto;
-	__u8 family;    /* ENDPOINT_KEY_IPV4 / ENDPOINT_KEY_IPV6 */
+	__u8 family;	/* ENDPOINT_KEY_IPV4 / ENDPOINT_KEY_IPV6 */
 	__u8 tcp_flags; /* the packet's TCP flags byte */
 	__u8 icmp_type;
 	__u8 icmp_code;
@@ -61,22 +71,22 @@ struct event_tuple {
 };
 
 struct cilium_event {
-	__u64 ktime_ns;     /* bpf_ktime_get_ns() */
-	__u8 type;          /* enum event_type */
-	__u8 subtype;       /* DROP: reason; TRACE: enum trace_point; VERDICT: 0 */
-	__u16 source;       /* endpoint id on whose behalf the program ran */
-	__u32 ifindex;      /* device the packet was seen on */
-	__u32 len_orig;     /* packet length */
+	__u64 ktime_ns; /* bpf_ktime_get_ns() */
+	__u8 type;	/* enum event_type */
+	__u8 subtype;	/* DROP: reason; TRACE: enum trace_point; VERDICT: 0 */
+	__u16 source;	/* endpoint id on whose behalf the program ran */
+	__u32 ifindex;	/* device the packet was seen on */
+	__u32 len_orig; /* packet length */
 	__u32 src_identity;
 	__u32 dst_identity;
-	__u16 dst_id;       /* destination endpoint id on local delivery, else 0 */
-	__u8 ct_state;      /* enum ct_status */
-	__u8 dir;           /* METRIC_INGRESS / METRIC_EGRESS, relative to `source` */
-	__s32 verdict;      /* VERDICT: 0 allowed, -DROP_x denied, >0 proxy port */
-	__u8 match_type;    /* VERDICT: enum policy_match */
+	__u16 dst_id;	 /* destination endpoint id on local delivery, else 0 */
+	__u8 ct_state;	 /* enum ct_status */
+	__u8 dir;	 /* METRIC_INGRESS / METRIC_EGRESS, relative to `source` */
+	__s32 verdict;	 /* VERDICT: 0 allowed, -DROP_x denied, >0 proxy port */
+	__u8 match_type; /* VERDICT: enum policy_match */
 	__u8 audited;
-	__u16 line;         /* DROP: source line */
-	__u8 file;          /* DROP: DROP_FILE_* */
+	__u16 line; /* DROP: source line */
+	__u8 file;  /* DROP: DROP_FILE_* */
 	__u8 pad[3];
 	struct event_tuple tuple;
 };
@@ -84,7 +94,7 @@ struct cilium_event {
 /* cilium_event_stats: PERCPU_ARRAY[1] of event_stats. */
 struct event_stats {
 	__u64 emitted;
-	__u64 lost;         /* the ring was full */
+	__u64 lost;	    /* the ring was full */
 	__u64 rate_limited; /* the per-CPU token bucket was empty */
 };
 

@@ -40,3 +40,26 @@
 
 /* libbpf map pinning (tools/lib/bpf/libbpf.h, LIBBPF_PIN_BY_NAME) */
 #define PIN_BY_NAME 1
+
+/*
+ * Context fields read with a fixed offset in one instruction. Plain accesses let clang turn them
+ * into arithmetic on the context pointer shared between branches, which the verifier rejects.
+ */
+#define ctx_load_u32(ctx, field)                                                                   \
+	({                                                                                         \
+		__u64 __v;                                                                         \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                                              \
+			     : "=r"(__v)                                                           \
+			     : "r"(ctx), "i"(__builtin_offsetof(struct __sk_buff, field)));        \
+		(__u32) __v;                                                                       \
+	})
+#define ctx_load_ptr(ctx, field)                                                                   \
+	({                                                                                         \
+		void *__p;                                                                         \
+		asm volatile("%0 = *(u32 *)(%1 + %2)"                                              \
+			     : "=r"(__p)                                                           \
+			     : "r"(ctx), "i"(__builtin_offsetof(struct __sk_buff, field)));        \
+		__p;                                                                               \
+	})
+#define ctx_data(ctx)	  ctx_load_ptr(ctx, data)
+#define ctx_data_end(ctx) ctx_load_ptr(ctx, data_end)

@@ -1,93 +1,99 @@
-// bpf tier: bpf_lxc run with BPF_PROG_TEST_RUN on crafted packets, counting into cilium_metrics.
-#include <gtest/gtest.h>
+// bpf tier: cilium_metrics counts every forwarded and dropped packet by (reason, direction), and
+// pinned maps keep their contents across a reload of the programs (an agent restart).
+#include <unistd.h>
 
 #include "agent/bpf/skeleton.h"
-#include "agent/bpf/test_run.h"
-#include "agent/datapath/datapath.h"
-#include "tests/harness/netns.h"
-#include "tests/harness/packet.h"
+#include "bpf_lxc.skel.h"
+#include "tests/bpf/lxc_fixture.h"
 
-namespace cilium {
+namespace cilium::testing {
 namespace {
 
-using testing::PacketBuilder;
+using LxcMetricsTest = LxcTest;
 
-class LxcMetricsTest : public ::testing::Test {
- protected:
-  void SetUp() override {
-    auto topo = testing::Topology::create();
-    ASSERT_TRUE(topo.ok()) << topo.error().toString();
-    topo_ = std::move(*topo);
-    auto pin = topo_->pinDir();
-    ASSERT_TRUE(pin.ok()) << pin.error().toString();
-    auto dp = datapath::Datapath::load({*pin});
-    ASSERT_TRUE(dp.ok()) << dp.error().toString();
-    dp_ = std::move(*dp);
-  }
+TEST_F(LxcMetricsTest, CountsPacketsAndBytesPerReasonAndDirection) {
+  setPolicy(a_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
+  auto out = from(a_).ipv4(a_.pod.ip, kRemote1).tcp(40000, 80, tcp::kSyn).build();
+  auto in =
+      to(a_).ipv4(kRemote1, a_.pod.ip).tcp(80, 40000, tcp::kSyn | tcp::kAck).payload(1000).build();
+  for (int i = 0; i < 10; i++) ASSERT_EQ(fromContainer(a_, out).retval, TC_ACT_OK);
+  for (int i = 0; i < 3; i++) ASSERT_EQ(toContainer(a_, in).retval, TC_ACT_OK);
+  auto spoofed = from(a_).ipv4("10.200.0.99", kRemote1).udp(1, 2).build();
+  for (int i = 0; i < 4; i++) ASSERT_EQ(fromContainer(a_, spoofed).retval, TC_ACT_SHOT);
 
-  datapath::MetricsEntry entry(uint8_t reason, uint8_t dir) {
-    auto all = dp_->readMetrics();
-    EXPECT_TRUE(all.ok());
+  auto all = dp_->readMetrics();
+  ASSERT_TRUE(all.ok());
+  auto find = [&](uint8_t reason, uint8_t dir) {
     for (const auto& e : *all)
       if (e.reason == reason && e.dir == dir) return e;
-    return {reason, dir, 0, 0};
-  }
-
-  std::unique_ptr<testing::Topology> topo_;
-  std::unique_ptr<datapath::Datapath> dp_;
-};
-
-TEST_F(LxcMetricsTest, CountsPacketsAndBytesPerDirection) {
-  auto syn =
-      PacketBuilder().ipv4("10.200.0.11", "10.200.0.12").tcp(40000, 80, testing::tcp::kSyn).build();
-  auto data = PacketBuilder()
-                  .ipv4("10.200.0.12", "10.200.0.11")
-                  .tcp(80, 40000, testing::tcp::kAck)
-                  .payload(1000)
-                  .build();
-
-  // Pretend the program is the one on the veth: the harness gives the program the same view.
-  const auto* from = dp_->programs().from_container;
-  const auto* to = dp_->programs().to_container;
-  auto r = bpf::testRun(from, syn, {.repeat = 10});
-  ASSERT_TRUE(r.ok()) << r.error().toString();
-  EXPECT_EQ(r->retval, 0);  // TC_ACT_OK
-  r = bpf::testRun(to, data, {.repeat = 3});
-  ASSERT_TRUE(r.ok()) << r.error().toString();
-
-  auto egress = entry(REASON_FORWARDED, METRIC_EGRESS);
-  EXPECT_EQ(egress.packets, 10u);
-  EXPECT_EQ(egress.bytes, 10u * syn.size());
-  auto ingress = entry(REASON_FORWARDED, METRIC_INGRESS);
-  EXPECT_EQ(ingress.packets, 3u);
-  EXPECT_EQ(ingress.bytes, 3u * data.size());
+    return datapath::MetricsEntry{reason, dir, 0, 0};
+  };
+  EXPECT_EQ(find(REASON_FORWARDED, METRIC_EGRESS).packets, 10u);
+  EXPECT_EQ(find(REASON_FORWARDED, METRIC_EGRESS).bytes, 10u * out.size());
+  EXPECT_EQ(find(REASON_FORWARDED, METRIC_INGRESS).packets, 3u);
+  EXPECT_EQ(find(REASON_FORWARDED, METRIC_INGRESS).bytes, 3u * in.size());
+  EXPECT_EQ(find(DROP_INVALID_SIP, METRIC_EGRESS).packets, 4u);
+  EXPECT_EQ(find(DROP_INVALID_SIP, METRIC_EGRESS).bytes, 4u * spoofed.size());
 }
 
 TEST_F(LxcMetricsTest, PinnedMapsSurviveAReload) {
-  auto pkt = PacketBuilder().ipv4("10.200.0.11", "10.200.0.12").udp(1, 2).build();
-  ASSERT_TRUE(bpf::testRun(dp_->programs().from_container, pkt, {.repeat = 5}).ok());
+  setPolicy(a_, {allowEntry(0, POLICY_EGRESS)});
+  auto pkt = from(a_).ipv4(a_.pod.ip, kRemote1).udp(1, 2).build();
+  for (int i = 0; i < 5; i++) ASSERT_EQ(fromContainer(a_, pkt).retval, TC_ACT_OK);
 
-  // A second load, as a restarted agent does, reuses the pinned map and its counts.
-  auto again = datapath::Datapath::load(dp_->config());
-  ASSERT_TRUE(again.ok()) << again.error().toString();
-  dp_ = std::move(*again);
-  EXPECT_EQ(entry(REASON_FORWARDED, METRIC_EGRESS).packets, 5u);
-  ASSERT_TRUE(bpf::testRun(dp_->programs().from_container, pkt, {.repeat = 2}).ok());
-  EXPECT_EQ(entry(REASON_FORWARDED, METRIC_EGRESS).packets, 7u);
+  // A second load, as a restarted agent does, reuses the pinned maps: counters, endpoints,
+  // policy and conntrack are all still there.
+  reload(dp_->config());
+  EXPECT_EQ(metric(REASON_FORWARDED, METRIC_EGRESS), 5u);
+  ASSERT_TRUE(ctEntry(a_.pod.ip.c_str(), kRemote1, 1, 2, 17, CT_KEY_EGRESS));
+  for (int i = 0; i < 2; i++) ASSERT_EQ(fromContainer(a_, pkt).retval, TC_ACT_OK);
+  EXPECT_EQ(metric(REASON_FORWARDED, METRIC_EGRESS), 7u);
+  EXPECT_EQ(maps().policy->dump(a_.id)->size(), 1u);
 }
 
-TEST_F(LxcMetricsTest, PinnedMapWithAnotherSizeIsReplaced) {
-  auto pkt = PacketBuilder().ipv4("10.200.0.11", "10.200.0.12").udp(1, 2).build();
-  ASSERT_TRUE(bpf::testRun(dp_->programs().from_container, pkt, {.repeat = 5}).ok());
+TEST_F(LxcMetricsTest, PinnedMapsWithAnotherSizeAreReplaced) {
+  setPolicy(a_, {allowEntry(0, POLICY_EGRESS)});
+  auto pkt = from(a_).ipv4(a_.pod.ip, kRemote1).udp(1, 2).build();
+  ASSERT_EQ(fromContainer(a_, pkt).retval, TC_ACT_OK);
   datapath::Config cfg = dp_->config();
   cfg.metrics_map_entries = 1024;
-  dp_.reset();
-  auto resized = datapath::Datapath::load(cfg);
-  ASSERT_TRUE(resized.ok()) << resized.error().toString();
-  dp_ = std::move(*resized);
+  cfg.policy_map_entries = 512;
+  reload(cfg);
   EXPECT_EQ(dp_->metrics().maxEntries(), 1024u);
-  EXPECT_EQ(entry(REASON_FORWARDED, METRIC_EGRESS).packets, 0u);
+  EXPECT_EQ(metric(REASON_FORWARDED, METRIC_EGRESS), 0u);
+  // LPM inner maps of any size fit the outer map: the policies in force survive the resize,
+  // and new inner maps get the new size.
+  EXPECT_EQ(maps().policy->dump(a_.id)->size(), 1u);
+  EXPECT_EQ(fromContainer(a_, pkt).retval, TC_ACT_OK);
+  std::vector<datapath::PolicyEntry> big;
+  for (uint32_t i = 0; i < 513; i++) big.push_back(allowEntry(5000 + i, POLICY_EGRESS));
+  EXPECT_EQ(maps().policy->replace(a_.id, big).error().code(), ErrorCode::kResourceExhausted);
+}
+
+TEST_F(LxcMetricsTest, BadConfigurationIsRejectedBeforeLoading) {
+  datapath::Config cfg = dp_->config();
+  cfg.events_ring_bytes = 5000;
+  auto r = datapath::Datapath::load(cfg);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_NE(r.error().message().find("events_ring_bytes"), std::string::npos);
+  cfg = dp_->config();
+  cfg.pin_dir.clear();  // would pin nothing and put the links directory at "/links"
+  r = datapath::Datapath::load(cfg);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+}
+
+// Without a pin directory nothing is pinned (libbpf alone would pin under /sys/fs/bpf).
+TEST(SkeletonPinningTest, NoPinDirPinsNothing) {
+  const char* probe = "/sys/fs/bpf/cilium_runtime_config";
+  if (::access(probe, F_OK) == 0) GTEST_SKIP() << probe << " exists already";
+  auto opened = bpf::OpenedSkeleton<bpf_lxc>::open({});
+  ASSERT_TRUE(opened.ok()) << opened.error().toString();
+  auto loaded = std::move(*opened).load();
+  ASSERT_TRUE(loaded.ok()) << loaded.error().toString();
+  EXPECT_NE(::access(probe, F_OK), 0) << "a map was pinned under /sys/fs/bpf";
 }
 
 }  // namespace
-}  // namespace cilium
+}  // namespace cilium::testing

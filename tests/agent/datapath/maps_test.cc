@@ -73,5 +73,49 @@ TEST(MapsTest, FakePolicyMapsReplaceIsWhole) {
   EXPECT_EQ(pm.dump(7)->size(), 1u) << "a failed replace leaves the old policy in force";
 }
 
+TEST(MapsTest, PolicyEntriesAreValidatedAsTheDatapathReadsThem) {
+  auto ok = [](policy_key k, uint8_t flags = 0, uint16_t proxy = 0) {
+    PolicyEntry e{k, {}};
+    e.value.flags = flags;
+    e.value.proxy_port = proxy;
+    return validatePolicyEntry(e).ok();
+  };
+  EXPECT_TRUE(ok(policyKey(0, POLICY_INGRESS, 0, 0, 0)));
+  EXPECT_TRUE(ok(policyKey(256, POLICY_EGRESS, 6, 80, 16)));
+  EXPECT_TRUE(ok(policyKey(256, POLICY_EGRESS, 6, 8080, 13)));
+  EXPECT_TRUE(ok(policyKey(256, POLICY_EGRESS, 17, 0, 0), POLICY_F_DENY));
+  policy_key k = policyKey(256, POLICY_EGRESS, 6, 80, 16);
+  k.prefixlen = 32;
+  EXPECT_FALSE(ok(k)) << "identity-only prefixes would span both directions";
+  k.prefixlen = 65;
+  EXPECT_FALSE(ok(k));
+  k = policyKey(256, 2, 6, 80, 16);
+  EXPECT_FALSE(ok(k)) << "direction";
+  k = policyKey(256, POLICY_EGRESS, 0, 0, 0);
+  k.protocol = 6;
+  EXPECT_FALSE(ok(k)) << "protocol beyond an any-protocol prefix";
+  k = policyKey(256, POLICY_EGRESS, 6, 0, 0);
+  k.protocol = 0;
+  EXPECT_FALSE(ok(k)) << "a protocol prefix needs a protocol";
+  k = policyKey(256, POLICY_EGRESS, 6, 8080, 13);
+  k.dport = htons(8081);
+  EXPECT_FALSE(ok(k)) << "port bits beyond the prefix";
+  EXPECT_FALSE(ok(policyKey(256, POLICY_EGRESS, 6, 80, 16), 0x80)) << "unknown flag";
+  EXPECT_FALSE(ok(policyKey(256, POLICY_EGRESS, 6, 80, 16), POLICY_F_DENY, htons(15000)));
+  EXPECT_TRUE(ok(policyKey(256, POLICY_EGRESS, 6, 80, 16), 0, htons(15000)));
+}
+
+TEST(MapsTest, FakePolicyMapsValidateAndNormalizeLikeTheKernel) {
+  FakePolicyMaps pm;
+  PolicyEntry e{policyKey(256, POLICY_EGRESS, 6, 80, 16), {}};
+  ASSERT_TRUE(pm.replace(3, std::vector{e}).ok());
+  EXPECT_EQ((*pm.dump(3))[0].value.prefix_len, POLICY_PREFIX_FULL);
+  PolicyEntry bad = e;
+  bad.key.prefixlen = 20;
+  EXPECT_EQ(pm.replace(3, std::vector{e, bad}).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(pm.update(3, std::vector{bad}, {}).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(pm.dump(3)->size(), 1u);
+}
+
 }  // namespace
 }  // namespace cilium::datapath

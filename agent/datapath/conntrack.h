@@ -1,0 +1,29 @@
+// Conntrack maintenance for the agent: the clock the datapath stamps entries with, and garbage
+// collection of expired entries (the datapath only ever overwrites them).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "agent/datapath/maps.h"
+
+namespace cilium::datapath {
+
+// Monotonic seconds on the datapath's clock (CLOCK_MONOTONIC_COARSE, as
+// bpf_ktime_get_coarse_ns): ct_entry.lifetime is compared against this.
+uint32_t monotonicSeconds();
+
+struct CtGcStats {
+  size_t scanned = 0;
+  size_t deleted = 0;
+};
+
+// Deletes every entry of `map` whose lifetime is before `now` (monotonic seconds). An entry the
+// datapath refreshes between the scan and the delete is kept: each candidate is re-read first.
+// Safe to run while the datapath uses the map; the agent runs it periodically on both CT maps.
+Result<CtGcStats> gcConntrack(CtMap& map, uint32_t now);
+
+// An entry is alive while now <= lifetime (the datapath's rule).
+inline bool ctEntryExpired(const ct_entry& e, uint32_t now) { return e.lifetime < now; }
+
+}  // namespace cilium::datapath

@@ -1,0 +1,200 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Datapath events (abi/events.h): drop, trace and policy verdict records in the cilium_events ring
+ * buffer. Emission never affects the packet: a full ring or an empty rate-limit bucket only
+ * counts in cilium_event_stats.
+ */
+#pragma once
+
+#include "compiler.h"
+#include "abi/endpoint.h"
+#include "abi/events.h"
+#include "lib/config.h"
+#include "lib/pkt.h"
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, CILIUM_EVENTS_RING_SIZE);
+	__uint(pinning, PIN_BY_NAME);
+} cilium_events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct event_stats);
+	__uint(max_entries, 1);
+	__uint(pinning, PIN_BY_NAME);
+} cilium_event_stats SEC(".maps");
+
+/* Per-CPU token bucket; tokens are kept in nanoseconds' worth of rate (1e9 per event). */
+struct event_bucket {
+	__u64 tokens;
+	__u64 last_ns;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct event_bucket);
+	__uint(max_entries, 1);
+} cilium_event_bucket SEC(".maps");
+
+/* What the program knows about the packet's endpoints when it reports it. */
+struct trace_info {
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u16 source; /* endpoint id the program runs for */
+	__u16 dst_id; /* destination endpoint id on local delivery */
+	__u8 dir;     /* METRIC_INGRESS / METRIC_EGRESS relative to `source` */
+	__u8 ct_state;
+};
+
+#define EVENT_TOKEN NSEC_PER_SEC
+/* Refill is computed over at most this long, which also bounds the arithmetic. */
+#define EVENT_MAX_REFILL_NS (10 * NSEC_PER_SEC)
+
+static __always_inline bool event_bucket_take(void)
+{
+	__u32 zero = 0;
+	struct event_bucket *b = bpf_map_lookup_elem(&cilium_event_bucket, &zero);
+	__u64 now, elapsed, cap;
+
+	if (!b)
+		return false;
+	/* The coarse clock is cheap and precise enough to refill a bucket. */
+	now = bpf_ktime_get_coarse_ns();
+	elapsed = now - b->last_ns;
+	if (elapsed > EVENT_MAX_REFILL_NS)
+		elapsed = EVENT_MAX_REFILL_NS;
+	b->last_ns = now;
+	cap = (__u64)(cfg_events_burst ? cfg_events_burst : 1) * EVENT_TOKEN;
+	b->tokens += elapsed * cfg_events_rate;
+	if (b->tokens > cap)
+		b->tokens = cap;
+	if (b->tokens < EVENT_TOKEN)
+		return false;
+	b->tokens -= EVENT_TOKEN;
+	return true;
+}
+
+/* Reserves a record, or returns NULL (counted) when rate limited or the ring is full. */
+static __always_inline struct cilium_event *event_reserve(void)
+{
+	__u32 zero = 0;
+	struct event_stats *st = bpf_map_lookup_elem(&cilium_event_stats, &zero);
+	struct cilium_event *ev;
+
+	if (cfg_events_rate && !event_bucket_take()) {
+		if (st)
+			st->rate_limited++;
+		return NULL;
+	}
+	ev = bpf_ringbuf_reserve(&cilium_events, sizeof(*ev), 0);
+	if (!ev) {
+		if (st)
+			st->lost++;
+		return NULL;
+	}
+	if (st)
+		st->emitted++;
+	return ev;
+}
+
+static __always_inline void event_submit(struct cilium_event *ev)
+{
+	__u64 waiting = bpf_ringbuf_query(&cilium_events, BPF_RB_AVAIL_DATA);
+
+	bpf_ringbuf_submit(ev, waiting >= cfg_events_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+								  : BPF_RB_NO_WAKEUP);
+}
+
+static __always_inline void event_fill(struct cilium_event *ev, const struct __sk_buff *ctx,
+				       struct pkt4 *p, const struct trace_info *ti, __u8 type,
+				       __u8 subtype)
+{
+	/* One clock read per packet, however many events it raises. */
+	if (!p->event_ns)
+		p->event_ns = bpf_ktime_get_ns();
+	ev->ktime_ns = p->event_ns;
+	ev->type = type;
+	ev->subtype = subtype;
+	ev->source = ti->source;
+	ev->ifindex = ctx_load_u32(ctx, ifindex);
+	ev->len_orig = p->len;
+	ev->src_identity = ti->src_identity;
+	ev->dst_identity = ti->dst_identity;
+	ev->dst_id = ti->dst_id;
+	ev->ct_state = ti->ct_state;
+	ev->dir = ti->dir;
+	ev->verdict = 0;
+	ev->match_type = 0;
+	ev->audited = 0;
+	ev->line = 0;
+	ev->file = 0;
+	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+	__builtin_memset(&ev->tuple, 0, sizeof(ev->tuple));
+	ev->tuple.saddr.ip4 = p->t.saddr;
+	ev->tuple.daddr.ip4 = p->t.daddr;
+	ev->tuple.sport = p->t.sport;
+	ev->tuple.dport = p->t.dport;
+	ev->tuple.proto = p->t.proto;
+	ev->tuple.family = ENDPOINT_KEY_IPV4;
+	ev->tuple.tcp_flags = p->tcp_flags;
+	ev->tuple.icmp_type = p->icmp_type;
+	ev->tuple.icmp_code = p->icmp_code;
+}
+
+static __always_inline void emit_drop(const struct __sk_buff *ctx, struct pkt4 *p,
+				      const struct trace_info *ti, __u8 reason, __u16 line,
+				      __u8 file)
+{
+	struct cilium_event *ev = event_reserve();
+
+	if (!ev)
+		return;
+	event_fill(ev, ctx, p, ti, EVENT_DROP, reason);
+	ev->verdict = -(int)reason;
+	ev->line = line;
+	ev->file = file;
+	event_submit(ev);
+}
+
+static __always_inline bool trace_point_is_from(__u8 point)
+{
+	return point == TRACE_FROM_LXC || point == TRACE_FROM_PROXY || point == TRACE_FROM_HOST ||
+	       point == TRACE_FROM_STACK || point == TRACE_FROM_OVERLAY ||
+	       point == TRACE_FROM_NETWORK;
+}
+
+/*
+ * A trace at `point`. Medium aggregation, as Cilium's: no FROM_* points (each packet is reported
+ * where it goes, not also where it came from), and TO_* only when conntrack says one is due.
+ */
+static __always_inline void emit_trace(const struct __sk_buff *ctx, struct pkt4 *p,
+				       const struct trace_info *ti, __u8 point, bool due)
+{
+	struct cilium_event *ev;
+
+	if (cfg_monitor_aggregation != MONITOR_AGGREGATION_NONE &&
+	    (!due || trace_point_is_from(point)))
+		return;
+	ev = event_reserve();
+	if (!ev)
+		return;
+	event_fill(ev, ctx, p, ti, EVENT_TRACE, point);
+	event_submit(ev);
+}
+
+static __always_inline void emit_policy_verdict(const struct __sk_buff *ctx, struct pkt4 *p,
+						const struct trace_info *ti, int verdict,
+						__u8 match_type)
+{
+	struct cilium_event *ev = event_reserve();
+
+	if (!ev)
+		return;
+	event_fill(ev, ctx, p, ti, EVENT_POLICY_VERDICT, 0);
+	ev->verdict = verdict;
+	ev->match_type = match_type;
+	event_submit(ev);
+}

@@ -1,0 +1,92 @@
+// Shared fixture of the bpf_lxc tests: a node namespace with pods (for real ifindexes), the
+// datapath loaded with its maps under a test pin dir, endpoints and policy programmed through
+// Maps/PolicyMaps, and helpers that run a program on a crafted packet and collect its events.
+#pragma once
+
+#include <arpa/inet.h>
+#include <linux/pkt_cls.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "agent/bpf/test_run.h"
+#include "agent/datapath/datapath.h"
+#include "agent/datapath/monitor.h"
+#include "tests/harness/netns.h"
+#include "tests/harness/packet.h"
+
+namespace cilium::testing {
+
+struct TestEndpoint {
+  Pod pod;
+  uint16_t id = 0;
+  uint32_t identity = 0;
+  Mac mac{};       // pod side
+  Mac host_mac{};  // host side (node_mac)
+};
+
+// Policy entry shorthands. `bits` is the port prefix length (16 = one port, 0 = any port).
+datapath::PolicyEntry allowEntry(uint32_t identity, uint8_t dir, uint8_t proto = 0,
+                                 uint16_t port = 0, uint8_t bits = 0);
+datapath::PolicyEntry denyEntry(uint32_t identity, uint8_t dir, uint8_t proto = 0,
+                                uint16_t port = 0, uint8_t bits = 0);
+
+class LxcTest : public ::testing::Test {
+ protected:
+  static constexpr uint32_t kIdentityA = 1001, kIdentityB = 1002, kIdentityC = 1003;
+  // Remote (not local) pods reached through the stack, and the node.
+  static constexpr const char* kRemote1 = "10.201.0.1";  // identity kRemoteId1
+  static constexpr const char* kRemote2 = "10.201.0.2";  // identity kRemoteId2
+  static constexpr uint32_t kRemoteId1 = 2001, kRemoteId2 = 2002;
+  static constexpr const char* kWorld = "8.8.8.8";  // no ipcache entry: world
+
+  void SetUp() override { setUpWith({}); }
+  // Builds the topology (pods a, b, c), loads the datapath with `cfg` (pin_dir filled in) and
+  // programs endpoints a and b with default-deny policy maps, c without any map state.
+  void setUpWith(datapath::Config cfg);
+  // Reloads the programs with another configuration over the same pinned maps.
+  void reload(const datapath::Config& cfg);
+
+  void addEndpoint(TestEndpoint& ep, bool with_policy_map = true);
+  void setIpcache(const std::string& ip, uint8_t prefix_len, uint32_t identity);
+  void setPolicy(const TestEndpoint& ep, const std::vector<datapath::PolicyEntry>& entries);
+  void bumpRevision();
+
+  bpf::TestRunResult run(const bpf_program* prog, const TestEndpoint& ep,
+                         const std::vector<uint8_t>& packet);
+  bpf::TestRunResult fromContainer(const TestEndpoint& ep, const std::vector<uint8_t>& packet) {
+    return run(dp_->programs().from_container, ep, packet);
+  }
+  bpf::TestRunResult toContainer(const TestEndpoint& ep, const std::vector<uint8_t>& packet) {
+    return run(dp_->programs().to_container, ep, packet);
+  }
+
+  // A packet as endpoint `ep` sends it (its MACs on the wire towards the host veth).
+  PacketBuilder from(const TestEndpoint& ep) const;
+  // A packet as the node's stack sends it towards `ep`.
+  PacketBuilder to(const TestEndpoint& ep) const;
+
+  // Drains the ring and returns the events produced since the last call.
+  std::vector<cilium_event> events();
+  // Events of one type among `evs`.
+  static std::vector<cilium_event> ofType(const std::vector<cilium_event>& evs, uint8_t type);
+  static std::string describe(const std::vector<cilium_event>& evs);
+  // Packets counted under (reason, dir), summed over CPUs.
+  uint64_t metric(uint8_t reason, uint8_t dir);
+
+  datapath::Maps maps() { return dp_->maps(); }
+  std::optional<ct_entry> ctEntry(const char* saddr, const char* daddr, uint16_t sport,
+                                  uint16_t dport, uint8_t proto, uint8_t dir);
+
+  std::unique_ptr<Topology> topo_;
+  std::unique_ptr<datapath::Datapath> dp_;
+  std::unique_ptr<datapath::EventReader> reader_;
+  std::vector<cilium_event> pending_;
+  TestEndpoint a_, b_, c_;
+  uint16_t next_sport_ = 30000;
+};
+
+}  // namespace cilium::testing

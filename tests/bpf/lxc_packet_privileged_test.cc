@@ -1,0 +1,165 @@
+// bpf tier: what bpf_lxc does to packets: local delivery (MAC rewrite, TTL, redirect), the ARP
+// responder, source IP verification, fragments and unsupported L3 protocols.
+#include "tests/bpf/lxc_fixture.h"
+
+namespace cilium::testing {
+namespace {
+
+class LxcPacketTest : public LxcTest {
+ protected:
+  void SetUp() override {
+    LxcTest::SetUp();
+    setPolicy(a_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
+    setPolicy(b_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
+    events();
+  }
+};
+
+TEST_F(LxcPacketTest, LocalDeliveryRewritesL2AndTtlAndRedirects) {
+  for (uint8_t proto : {6, 17, 1}) {
+    SCOPED_TRACE(int(proto));
+    PacketBuilder b = from(a_);
+    b.ipv4(a_.pod.ip, b_.pod.ip, 64);
+    if (proto == 6) b.tcp(41000, 80, tcp::kSyn);
+    if (proto == 17) b.udp(41000, 53).payload("hello");
+    if (proto == 1) b.icmp(8, 0, 41000, 1);
+    auto in = b.build();
+    auto r = fromContainer(a_, in);
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+    auto p = parsePacket(r.packet);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->dst_mac, b_.mac) << "delivered to the destination pod's MAC";
+    EXPECT_EQ(p->src_mac, b_.host_mac) << "from the destination's host-side veth";
+    EXPECT_EQ(p->ttl, 63);
+    EXPECT_TRUE(p->ip_csum_ok) << "TTL change must keep the IP checksum valid";
+    EXPECT_TRUE(p->l4_csum_ok);
+    EXPECT_EQ(p->saddr, ipv4(a_.pod.ip));
+    EXPECT_EQ(p->daddr, ipv4(b_.pod.ip));
+  }
+  EXPECT_EQ(metric(REASON_FORWARDED, METRIC_EGRESS), 3u);
+  EXPECT_EQ(metric(REASON_FORWARDED, METRIC_INGRESS), 3u);
+}
+
+TEST_F(LxcPacketTest, ExpiringTtlIsDropped) {
+  auto in = from(a_).ipv4(a_.pod.ip, b_.pod.ip, 1).udp(41001, 53).build();
+  EXPECT_EQ(fromContainer(a_, in).retval, TC_ACT_SHOT);
+  auto drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(drops.size(), 1u);
+  EXPECT_EQ(drops[0].subtype, DROP_TTL_EXCEEDED);
+}
+
+TEST_F(LxcPacketTest, TrafficToTheNodeAndOutsideGoesToTheStack) {
+  auto r = fromContainer(a_, from(a_).ipv4(a_.pod.ip, topo_->routerIp()).icmp(8, 0, 7, 1).build());
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  r = fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).tcp(41002, 443, tcp::kSyn).build());
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->ttl, 64) << "the stack routes and decrements it";
+  auto evs = events();
+  auto verdicts = ofType(evs, EVENT_POLICY_VERDICT);
+  ASSERT_EQ(verdicts.size(), 2u) << describe(evs);
+  EXPECT_EQ(verdicts[0].dst_identity, IDENTITY_HOST);
+  EXPECT_EQ(verdicts[1].dst_identity, IDENTITY_WORLD);
+}
+
+TEST_F(LxcPacketTest, SpoofedSourceIsDropped) {
+  uint64_t before = metric(DROP_INVALID_SIP, METRIC_EGRESS);
+  for (const char* src : {"10.200.0.99", "10.200.0.12", "0.0.0.0"}) {
+    SCOPED_TRACE(src);
+    auto in = from(a_).ipv4(src, b_.pod.ip).udp(41003, 53).build();
+    EXPECT_EQ(fromContainer(a_, in).retval, TC_ACT_SHOT);
+    auto drops = ofType(events(), EVENT_DROP);
+    ASSERT_EQ(drops.size(), 1u);
+    EXPECT_EQ(drops[0].subtype, DROP_INVALID_SIP);
+    EXPECT_EQ(drops[0].source, a_.id);
+    EXPECT_EQ(drops[0].src_identity, kIdentityA);
+    EXPECT_EQ(ntohl(drops[0].tuple.saddr.ip4), ipv4(src));
+  }
+  EXPECT_EQ(metric(DROP_INVALID_SIP, METRIC_EGRESS), before + 3);
+  EXPECT_EQ(datapath::dropReasonName(DROP_INVALID_SIP), "Invalid source ip");
+}
+
+TEST_F(LxcPacketTest, FragmentsAndOtherL3AreDropped) {
+  auto frag = from(a_).ipv4(a_.pod.ip, b_.pod.ip).udp(41004, 53).fragment(0x2000).build();
+  EXPECT_EQ(fromContainer(a_, frag).retval, TC_ACT_SHOT);
+  auto later =
+      from(a_).ipv4(a_.pod.ip, b_.pod.ip).protocol(17).payload(16).fragment(0x0010).build();
+  EXPECT_EQ(fromContainer(a_, later).retval, TC_ACT_SHOT);
+  auto in_frag = to(a_).ipv4(kRemote1, a_.pod.ip).udp(53, 41004).fragment(0x2000).build();
+  EXPECT_EQ(toContainer(a_, in_frag).retval, TC_ACT_SHOT);
+  auto df = from(a_).ipv4(a_.pod.ip, b_.pod.ip).udp(41005, 53).fragment(0x4000).build();
+  EXPECT_EQ(fromContainer(a_, df).retval, TC_ACT_REDIRECT) << "don't-fragment is no fragment";
+  auto drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(drops.size(), 3u);
+  for (const auto& d : drops) EXPECT_EQ(d.subtype, DROP_FRAG_NOSUPPORT);
+
+  // An IPv6 UDP packet (fe80::1 -> ff02::1): the kernel wants a plausible header.
+  std::vector<uint8_t> v6(14 + 40 + 8, 0);
+  std::copy(a_.host_mac.begin(), a_.host_mac.end(), v6.begin());
+  std::copy(a_.mac.begin(), a_.mac.end(), v6.begin() + 6);
+  v6[12] = 0x86, v6[13] = 0xdd, v6[14] = 0x60, v6[19] = 8, v6[20] = 17, v6[21] = 64;
+  v6[22] = 0xfe, v6[23] = 0x80, v6[37] = 1, v6[38] = 0xff, v6[39] = 0x02, v6[53] = 1;
+  v6[55] = 1, v6[57] = 2, v6[59] = 8;
+  EXPECT_EQ(fromContainer(a_, v6).retval, TC_ACT_SHOT);
+  EXPECT_EQ(toContainer(a_, v6).retval, TC_ACT_SHOT);
+  drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(drops.size(), 2u);
+  EXPECT_EQ(drops[0].subtype, DROP_UNKNOWN_L3);
+  EXPECT_EQ(drops[1].subtype, DROP_UNKNOWN_L3);
+  EXPECT_EQ(metric(DROP_UNKNOWN_L3, METRIC_EGRESS), 1u);
+  EXPECT_EQ(metric(DROP_UNKNOWN_L3, METRIC_INGRESS), 1u);
+
+  auto truncated = from(a_).ipv4(a_.pod.ip, b_.pod.ip).tcp(41006, 80, tcp::kSyn).build();
+  truncated.resize(14 + 20 + 10);
+  truncated[14 + 3] = 30;  // total length matching the cut
+  EXPECT_EQ(fromContainer(a_, truncated).retval, TC_ACT_SHOT);
+  drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(drops.size(), 1u);
+  EXPECT_EQ(drops[0].subtype, DROP_CT_INVALID_HDR);
+}
+
+std::vector<uint8_t> arpRequest(const Mac& sha, const std::string& spa, const std::string& tpa) {
+  std::vector<uint8_t> f(42, 0);
+  for (int i = 0; i < 6; i++) f[i] = 0xff;
+  std::copy(sha.begin(), sha.end(), f.begin() + 6);
+  f[12] = 0x08, f[13] = 0x06;
+  f[14] = 0, f[15] = 1, f[16] = 0x08, f[17] = 0, f[18] = 6, f[19] = 4, f[20] = 0, f[21] = 1;
+  std::copy(sha.begin(), sha.end(), f.begin() + 22);
+  uint32_t s = ipv4(spa), t = ipv4(tpa);
+  for (int i = 0; i < 4; i++) {
+    f[28 + i] = static_cast<uint8_t>(s >> (24 - 8 * i));
+    f[38 + i] = static_cast<uint8_t>(t >> (24 - 8 * i));
+  }
+  return f;
+}
+
+TEST_F(LxcPacketTest, ArpRequestsAreAnsweredWithTheHostVethMac) {
+  auto r = fromContainer(a_, arpRequest(a_.mac, a_.pod.ip, topo_->routerIp()));
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+  const auto& f = r.packet;
+  ASSERT_GE(f.size(), 42u);
+  EXPECT_TRUE(std::equal(a_.mac.begin(), a_.mac.end(), f.begin())) << "to the pod";
+  EXPECT_TRUE(std::equal(a_.host_mac.begin(), a_.host_mac.end(), f.begin() + 6));
+  EXPECT_EQ(f[21], 2) << "an ARP reply";
+  EXPECT_TRUE(std::equal(a_.host_mac.begin(), a_.host_mac.end(), f.begin() + 22)) << "sender MAC";
+  uint32_t spa = uint32_t{f[28]} << 24 | f[29] << 16 | f[30] << 8 | f[31];
+  uint32_t tpa = uint32_t{f[38]} << 24 | f[39] << 16 | f[40] << 8 | f[41];
+  EXPECT_EQ(spa, ipv4(topo_->routerIp()));
+  EXPECT_EQ(tpa, ipv4(a_.pod.ip));
+  EXPECT_TRUE(std::equal(a_.mac.begin(), a_.mac.end(), f.begin() + 32)) << "target MAC";
+
+  // Any address the pod asks for (it routes everything through the node).
+  EXPECT_EQ(fromContainer(a_, arpRequest(a_.mac, a_.pod.ip, "10.200.0.12")).retval,
+            TC_ACT_REDIRECT);
+  // Gratuitous ARP and duplicate address probes are not answered.
+  EXPECT_EQ(fromContainer(a_, arpRequest(a_.mac, a_.pod.ip, a_.pod.ip)).retval, TC_ACT_OK);
+  EXPECT_EQ(fromContainer(a_, arpRequest(a_.mac, "0.0.0.0", a_.pod.ip)).retval, TC_ACT_OK);
+  // The node's ARP towards the pod passes.
+  EXPECT_EQ(toContainer(a_, arpRequest(a_.host_mac, topo_->routerIp(), a_.pod.ip)).retval,
+            TC_ACT_OK);
+  EXPECT_TRUE(ofType(events(), EVENT_DROP).empty());
+}
+
+}  // namespace
+}  // namespace cilium::testing

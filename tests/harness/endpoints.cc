@@ -1,0 +1,48 @@
+#include "tests/harness/endpoints.h"
+
+#include <cstring>
+
+#include "tests/harness/packet.h"
+
+namespace cilium::testing {
+
+Status programEndpoint(const datapath::Maps& maps, const Pod& pod, uint16_t id, uint32_t identity) {
+  CILIUM_ASSIGN_OR_RETURN(uint32_t ip, datapath::parseIpv4(pod.ip));
+  endpoint_info info{};
+  info.ifindex = static_cast<uint32_t>(pod.host_ifindex);
+  info.lxc_id = id;
+  info.sec_id = identity;
+  Mac m = mac(pod.mac), hm = mac(pod.host_mac);
+  std::memcpy(info.mac, m.data(), m.size());
+  std::memcpy(info.node_mac, hm.data(), hm.size());
+  info.ipv4 = ip;
+  // ifindex first: the device's program finds its endpoint before anything routes to it.
+  CILIUM_RETURN_IF_ERROR(maps.endpoints_by_ifindex->update(info.ifindex, info));
+  CILIUM_RETURN_IF_ERROR(maps.endpoints->update(datapath::endpointKeyV4(ip), info));
+  remote_endpoint_info remote{};
+  remote.sec_identity = identity;
+  return maps.ipcache->update(datapath::ipcacheKeyV4(ip, 32), remote);
+}
+
+Status unprogramEndpoint(const datapath::Maps& maps, const Pod& pod) {
+  CILIUM_ASSIGN_OR_RETURN(uint32_t ip, datapath::parseIpv4(pod.ip));
+  CILIUM_RETURN_IF_ERROR(maps.ipcache->remove(datapath::ipcacheKeyV4(ip, 32)));
+  CILIUM_RETURN_IF_ERROR(maps.endpoints->remove(datapath::endpointKeyV4(ip)));
+  CILIUM_RETURN_IF_ERROR(
+      maps.endpoints_by_ifindex->remove(static_cast<uint32_t>(pod.host_ifindex)));
+  return okStatus();
+}
+
+Status programNode(const datapath::Maps& maps, const std::string& node_ip) {
+  CILIUM_ASSIGN_OR_RETURN(uint32_t ip, datapath::parseIpv4(node_ip));
+  endpoint_info host{};
+  host.flags = ENDPOINT_F_HOST;
+  host.sec_id = IDENTITY_HOST;
+  host.ipv4 = ip;
+  CILIUM_RETURN_IF_ERROR(maps.endpoints->update(datapath::endpointKeyV4(ip), host));
+  remote_endpoint_info remote{};
+  remote.sec_identity = IDENTITY_HOST;
+  return maps.ipcache->update(datapath::ipcacheKeyV4(ip, 32), remote);
+}
+
+}  // namespace cilium::testing
