@@ -27,6 +27,7 @@ function(cilium_fuzz name)
     SOURCES ${ARG_SOURCES} ${PROJECT_SOURCE_DIR}/tests/fuzz/regression_main.cc
     DEPS ${ARG_DEPS})
   add_test(NAME fuzz_${name} COMMAND ${name}_regression ${corpus})
+  add_dependencies(unit_tests ${name}_regression)
   set_tests_properties(fuzz_${name} PROPERTIES LABELS unit TIMEOUT 300)
 
   if(CILIUM_FUZZ)

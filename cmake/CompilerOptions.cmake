@@ -1,7 +1,9 @@
 # Warning and sanitizer flags, applied per target (never through global CMAKE_CXX_FLAGS).
 
 add_library(cilium_compile_options INTERFACE)
-target_compile_options(cilium_compile_options INTERFACE -Wall -Wextra -Werror -Wno-missing-field-initializers)
+target_compile_options(cilium_compile_options INTERFACE -Wall -Wextra -Werror -Wno-missing-field-initializers
+  # Line tables only: full debug info doubles compile time for little use in this build.
+  $<$<CONFIG:RelWithDebInfo>:-g1>)
 if(CILIUM_SANITIZE)
   target_compile_options(cilium_compile_options INTERFACE
     -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

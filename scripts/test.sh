@@ -28,7 +28,7 @@ for tier in "${tiers[@]}"; do
   echo "=== tier: $tier ==="
   log=$(mktemp)
   if [ "$tier" = asan ]; then
-    BUILD_DIR=build-asan ./scripts/build.sh -DCILIUM_SANITIZE=ON -DCILIUM_BUILD_BENCH=OFF
+    BUILD_DIR=build-asan BUILD_TARGET=unit_tests ./scripts/build.sh -DCILIUM_SANITIZE=ON -DCILIUM_BUILD_BENCH=OFF
     (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest -L '^unit$' --output-on-failure -j2) 2>&1 | tee "$log" || true
   else
