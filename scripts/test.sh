@@ -23,6 +23,9 @@ fi
 
 declare -A result
 status=0
+total_passed=0
+total_failed=0
+total_skipped=0
 for tier in "${tiers[@]}"; do
   echo
   echo "=== tier: $tier ==="
@@ -36,6 +39,14 @@ for tier in "${tiers[@]}"; do
   fi
   summary=$(grep -E 'tests passed|No tests were found' "$log" | tail -1)
   skipped=$(grep -c 'Not Run\|\*\*\*Skipped' "$log" || true)
+  # "N% tests passed, F tests failed out of T": T includes the sweep fixture and skipped tests.
+  if [[ $summary =~ ([0-9]+)\ tests\ failed\ out\ of\ ([0-9]+) ]]; then
+    failed=${BASH_REMATCH[1]}
+    total=${BASH_REMATCH[2]}
+    total_failed=$((total_failed + failed))
+    total_skipped=$((total_skipped + skipped))
+    total_passed=$((total_passed + total - failed - skipped))
+  fi
   if grep -qE 'tests passed, 0 tests failed|100% tests passed' "$log"; then
     result[$tier]="ok      ${summary}; skipped: ${skipped}"
   elif grep -q 'No tests were found' "$log"; then
@@ -61,4 +72,6 @@ if [ "$leftovers" -ne 0 ]; then
   echo "  LEAK: $leftovers test network namespace(s) remain"
   status=1
 fi
+# The closing line CI reads: every tier's tests added up.
+echo "tests: ${total_passed} passed, ${total_failed} failed, ${total_skipped} skipped"
 exit $status
