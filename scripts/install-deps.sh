@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # toolchain
-  build-essential g++ cmake ninja-build pkg-config git
+  build-essential g++ cmake ninja-build pkg-config git ccache
   clang llvm libclang-rt-14-dev clang-format clang-tidy
   # eBPF
   libbpf-dev libelf-dev zlib1g-dev bpftool linux-libc-dev
