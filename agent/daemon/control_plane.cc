@@ -367,7 +367,8 @@ Status ControlPlane::Impl::registerRoutes(api::Router& router) {
   CILIUM_RETURN_IF_ERROR(
       router.add(Method::kDelete, "/v1/policy",
                  [this, policyResponse, applied](const Request& r) -> Result<Response> {
-                   labels::Labels filter;
+                   CILIUM_ASSIGN_OR_RETURN(labels::Labels filter,
+                                           labels::Labels::parse(r.queryValues("labels")));
                    if (r.body.find_first_not_of(" \t\r\n") != std::string::npos) {
                      auto j = nlohmann::json::parse(r.body, nullptr, false);
                      if (j.is_discarded())

@@ -86,9 +86,8 @@ class EndpointAgentTest : public ::testing::Test {
     req.k8s_pod_name = pod.name;
     req.netns = pod.netns;
     req.labels = {"k8s:app=" + app};
-    api::EndpointRef ref;
-    ref.kind = api::EndpointRef::Kind::kCiliumLocal;
-    return client().putEndpoint(ref, req);
+    // The agent picks the endpoint id; the path names the container, as cilium-cni does.
+    return client().putEndpoint(*api::parseEndpointRef("container-id:" + req.container_id), req);
   }
 
   Result<RunOutput> dbg(std::vector<std::string> args) {

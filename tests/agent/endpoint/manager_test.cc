@@ -229,14 +229,14 @@ TEST_F(ManagerTest, RejectsConflictsAndBadSpecsLeavingNothingBehind) {
 
 TEST_F(ManagerTest, RestApiIdFormsAndErrors) {
   add(pod("web", "10.200.0.10", 7, "web"));
-  for (const char* id : {"1", "cilium-local:1", "container-id:c-web", "pod-name:default/web",
+  for (const char* id : {"1", "cilium-local:1", "container-id:c-web", "pod-name:default%2Fweb",
                          "cni-attachment-id:c-web:eth0"}) {
     auto r = call("GET", std::string("/v1/endpoint/") + id);
     EXPECT_EQ(r.status, 200) << id;
     EXPECT_EQ(r.body["id"], 1) << id;
   }
   EXPECT_EQ(call("GET", "/v1/endpoint/2").status, 404);
-  EXPECT_EQ(call("GET", "/v1/endpoint/pod-name:default/nope").status, 404);
+  EXPECT_EQ(call("GET", "/v1/endpoint/pod-name:default%2Fnope").status, 404);
   EXPECT_EQ(call("GET", "/v1/endpoint/bogus-prefix:1").status, 400);
   EXPECT_EQ(call("DELETE", "/v1/endpoint/container-id:none").status, 404);
 
@@ -253,18 +253,18 @@ TEST_F(ManagerTest, RestApiIdFormsAndErrors) {
   EXPECT_EQ(labels.body["status"]["security-relevant"][0], "k8s:app=web");
 
   // Malformed bodies: 400 naming the problem.
-  auto bad_json = call("PUT", "/v1/endpoint/0", "{");
+  auto bad_json = call("PUT", "/v1/endpoint/container-id:x", "{");
   EXPECT_EQ(bad_json.status, 400);
-  auto bad_mac = call("PUT", "/v1/endpoint/0",
+  auto bad_mac = call("PUT", "/v1/endpoint/container-id:x",
                       R"({"state":"waiting-for-identity","interface-index":9,"mac":"zz",
                           "addressing":{"ipv4":"10.200.0.20"}})");
   EXPECT_EQ(bad_mac.status, 400);
   EXPECT_NE(bad_mac.body.get<std::string>().find("mac"), std::string::npos) << bad_mac.body;
-  auto no_ip =
-      call("PUT", "/v1/endpoint/0", R"({"state":"waiting-for-identity","interface-index":9})");
+  auto no_ip = call("PUT", "/v1/endpoint/container-id:x",
+                    R"({"state":"waiting-for-identity","interface-index":9})");
   EXPECT_EQ(no_ip.status, 400);
   auto bad_ip =
-      call("PUT", "/v1/endpoint/0",
+      call("PUT", "/v1/endpoint/container-id:x",
            R"({"state":"waiting-for-identity","interface-index":9,"addressing":{"ipv4":"10.1"}})");
   EXPECT_EQ(bad_ip.status, 400);
 
@@ -283,7 +283,7 @@ TEST_F(ManagerTest, RestApiIdFormsAndErrors) {
           .status,
       409);
 
-  auto patch = call("PATCH", "/v1/endpoint/pod-name:default/db",
+  auto patch = call("PATCH", "/v1/endpoint/pod-name:default%2Fdb",
                     R"({"state":"ready","labels":["k8s:app=db2"]})");
   EXPECT_EQ(patch.status, 200) << patch.body;
   EXPECT_EQ(call("GET", "/v1/endpoint/5").body["status"]["identity"]["labels"][0], "k8s:app=db2");
