@@ -70,6 +70,9 @@ class Message {
 Status transact(Message& msg, const std::function<void(const nlmsghdr*)>& on_reply = {}) {
   UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
   if (!fd) return errnoError(errno, "netlink socket");
+  // A reply that never comes must not hang the agent.
+  timeval tv{5, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   sockaddr_nl sa{};
   sa.nl_family = AF_NETLINK;
   static std::atomic<uint32_t> seq{1};
@@ -132,7 +135,8 @@ Link parseLink(const nlmsghdr* h) {
 }
 
 Result<Link> getLink(int ifindex, const std::string& name) {
-  Message m(RTM_GETLINK, 0);
+  // Without NLM_F_ACK a non-dump GET ends with its one reply and no ACK to wait for.
+  Message m(RTM_GETLINK, NLM_F_ACK);
   ifinfomsg ifi{};
   ifi.ifi_family = AF_UNSPEC;
   ifi.ifi_index = ifindex;

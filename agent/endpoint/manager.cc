@@ -262,8 +262,8 @@ Status Manager::regenerateLocked(uint16_t id, const std::string& reason) {
                 st.error().message());
     return st.error();
   }
-  if (auto p = persist(snap); !p.ok())
-    log()->warn("cannot persist endpoint id={} error={}", id, p.error().message());
+  // The state file is written by the callers that change what it holds (creation, labels,
+  // identity): a regeneration alone only moves the revision, which a restart recomputes.
   return okStatus();
 }
 
@@ -454,7 +454,8 @@ Result<Endpoint> Manager::updateLabels(const Ref& ref, const labels::Labels& new
     return st.error().withContext("update labels");
   }
   (void)deps_.ids->release(old);
-  (void)persist(ep);
+  if (auto p = persist(ep); !p.ok())
+    log()->warn("cannot persist endpoint id={} error={}", ep.id(), p.error().message());
   return ep;
 }
 
@@ -609,6 +610,7 @@ Result<RestoreResult> Manager::restore() {
       ep = endpoints_[ep.id()];
     }
     if (st.ok()) st = programEndpointLocked(ep);
+    if (st.ok() && ep.identity != previous) st = persist(ep);
     if (!st.ok()) {
       // Keep what is in the datapath (it enforces the last good policy); report not-ready.
       log()->warn("endpoint restore failed id={} error={}", ep.id(), st.error().message());
