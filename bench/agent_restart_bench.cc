@@ -111,6 +111,12 @@ int run(int n) {
   std::printf("kill -9, then spawn to ready with %d endpoints to restore: %.0f ms (%zu ready)\n", n,
               ready_ms, ready);
   std::printf("agent RSS after the restore: %ld KiB\n", rssKiB((*second)->pid()));
+  if (std::ifstream log(dir + "/agent2.err"); log) {
+    std::string line;
+    while (std::getline(log, line))
+      if (line.find("control plane started") != std::string::npos)
+        std::printf("  %s\n", line.substr(line.find("control plane")).c_str());
+  }
   (*second)->signal(SIGTERM);
   (void)(*second)->wait(30s);
   return 0;

@@ -222,6 +222,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
                                  ? datapath::MonitorAggregation::kNone
                                  : datapath::MonitorAggregation::kMedium;
   CILIUM_ASSIGN_OR_RETURN(c.dp, datapath::Datapath::load(dcfg));
+  auto loaded_at = std::chrono::steady_clock::now();
   c.maps = c.dp->maps();
 
   // 2. Identities (held from the last run until the restore ends) and the ipcache, which starts
@@ -250,6 +251,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   endpoint::ManagerOptions mopts;
   mopts.state_dir = opts.state_dir;
   CILIUM_ASSIGN_OR_RETURN(c.manager, endpoint::Manager::create(deps, mopts));
+  auto restore_from = std::chrono::steady_clock::now();
   if (opts.restore) {
     CILIUM_ASSIGN_OR_RETURN(c.restored, c.manager->restore());
   } else {
@@ -260,6 +262,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   }
   CILIUM_RETURN_IF_ERROR(c.ipcache->removeAll(ipcache::Source::kRestored));
   c.ids->releaseRestored();
+  auto restored_at = std::chrono::steady_clock::now();
 
   // 5. Events: the only reader of the ring.
   datapath::Datapath* dp = c.dp.get();
@@ -271,8 +274,12 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   c.gc_thread = std::thread([raw] { raw->gcLoop(); });
   auto took =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
-  log()->info("control plane started endpoints_restored={} skipped={} stale_removed={} took_ms={}",
-              c.restored.restored, c.restored.skipped, c.restored.stale_removed, took.count());
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  log()->info(
+      "control plane started endpoints_restored={} skipped={} stale_removed={} took_ms={} "
+      "datapath_load_ms={} endpoint_restore_ms={}",
+      c.restored.restored, c.restored.skipped, c.restored.stale_removed, took.count(),
+      ms(loaded_at - t0), ms(restored_at - restore_from));
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 

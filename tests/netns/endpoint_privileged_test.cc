@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/common/files.h"
+#include "agent/common/subprocess.h"
 #include "api/client/client.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
@@ -166,6 +167,23 @@ TEST_F(EndpointAgentTest, PolicyFromDbgChangesRealTrafficAndDeleteCleansUp) {
   auto bpol = dbg({"bpf", "policy", "get", std::to_string(sep->id), "--pin-dir", pin_});
   ASSERT_TRUE(bpol.ok());
   EXPECT_EQ(bpol->exit_code, 0) << bpol->err;
+
+  // `cilium-dbg monitor --type drop` streams the datapath's drops (GET /monitor): the denied SYN
+  // shows up with its reason.
+  std::string mon_out = dir_ + "/monitor.out";
+  SpawnOptions mon_opts;
+  mon_opts.stdout_path = mon_out;
+  auto mon =
+      spawn({CILIUM_DBG_BINARY, "-H", "unix://" + sock_, "monitor", "--type", "drop"}, mon_opts);
+  ASSERT_TRUE(mon.ok());
+  auto sawDrop = [&] {
+    auto t = readFile(mon_out);
+    return t.ok() && t->find("Policy denied") != std::string::npos &&
+           t->find(other.ip) != std::string::npos;
+  };
+  for (int i = 0; i < 30 && !sawDrop(); i++) (void)canConnect(other, server, 200ms);
+  mon->stop();
+  EXPECT_TRUE(sawDrop()) << readFile(mon_out).valueOr(std::string("(no output)"));
 
   // Replaced: now only app=other; client is denied.
   ASSERT_EQ(dbg({"policy", "delete", "--all"})->exit_code, 0);
