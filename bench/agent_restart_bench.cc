@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <sstream>
 #include <string>
 #include <thread>
 
@@ -101,7 +102,14 @@ int run(int n) {
   (*first)->signal(SIGKILL);
   (void)(*first)->wait(10s);
   t0 = Clock::now();
-  auto second = (*topo)->spawnIn((*topo)->nodeNetns(), args, "agent2");
+  // CILIUM_BENCH_WRAP="strace -f -c -o /tmp/x" runs the restarted agent under a profiler.
+  std::vector<std::string> args2;
+  if (const char* wrap = std::getenv("CILIUM_BENCH_WRAP")) {
+    std::istringstream words(wrap);
+    for (std::string w; words >> w;) args2.push_back(w);
+  }
+  args2.insert(args2.end(), args.begin(), args.end());
+  auto second = (*topo)->spawnIn((*topo)->nodeNetns(), args2, "agent2");
   if (!second.ok() || !waitReady(sock, *second)) return std::fprintf(stderr, "agent2 failed\n"), 1;
   double ready_ms = msSince(t0);
   auto eps = client.listEndpoints();
