@@ -9,6 +9,7 @@
 
 #include "agent/common/log.h"
 #include "agent/daemon/config.h"
+#include "agent/daemon/control_plane_component.h"
 #include "agent/daemon/daemon.h"
 
 int main(int argc, char** argv) {
@@ -46,12 +47,11 @@ int main(int argc, char** argv) {
   }
 
   daemon::Daemon agent(cfg);
-  // Components plug in here, in dependency order, once their modules exist:
-  //   the datapath (agent/datapath: loads the programs into bpf-pin-dir, owns the maps),
-  //   the identity allocator and policy engine, the endpoint manager (serves /endpoint),
-  //   Hubble and metrics. For example:
-  //     agent.addComponent(std::make_unique<datapath::DatapathComponent>());
-  // No BPF program is loaded until the datapath component is added.
+  // Components plug in here, in dependency order. The control plane loads the datapath into
+  // bpf-pin-dir, restores identities, policy and endpoints, and serves /endpoint, /identity,
+  // /policy, /map and /monitor; Hubble and metrics reach it through controlPlane().
+  auto control_plane = std::make_unique<daemon::ControlPlaneComponent>();
+  agent.addComponent(std::move(control_plane));
 
   if (auto st = agent.start(); !st.ok()) {
     std::fprintf(stderr, "cilium-agent: %s\n", st.error().message().c_str());

@@ -6,40 +6,15 @@
 #include <fmt/format.h>
 
 #include "agent/bpf/abi.h"
+#include "agent/datapath/monitor.h"
 
 namespace cilium::dbg {
 
 std::string dropReasonName(uint8_t reason) {
-  switch (reason) {
-    case REASON_FORWARDED: return "Forwarded";
-    case DROP_INVALID_SIP: return "Invalid source ip";
-    case DROP_POLICY: return "Policy denied";
-    case DROP_INVALID: return "Invalid packet";
-    case DROP_CT_INVALID_HDR: return "CT: Truncated or invalid header";
-    case DROP_CT_UNKNOWN_PROTO: return "CT: Unknown L4 protocol";
-    case DROP_UNKNOWN_L3: return "Unknown L3 target address";
-    case DROP_MISSED_TAIL_CALL: return "Missed tail call";
-    case DROP_WRITE_ERROR: return "Error writing to packet";
-    case DROP_UNKNOWN_L4: return "Unknown L4 protocol";
-    case DROP_UNKNOWN_ICMP_CODE: return "Unknown ICMPv4 code";
-    case DROP_UNKNOWN_ICMP_TYPE: return "Unknown ICMPv4 type";
-    case DROP_UNKNOWN_TARGET: return "Unknown target";
-    case DROP_UNROUTABLE: return "Unroutable";
-    case DROP_CSUM_L3: return "Invalid L3 checksum";
-    case DROP_CSUM_L4: return "Invalid L4 checksum";
-    case DROP_CT_CREATE_FAILED: return "CT: Map insertion failed";
-    case DROP_FRAG_NOSUPPORT: return "Fragmentation needed";
-    case DROP_NO_SERVICE: return "Service backend not found";
-    case DROP_UNSUPPORTED_L2: return "Unsupported L2 protocol";
-    case DROP_NAT_NO_MAPPING: return "No mapping for NAT masquerade";
-    case DROP_INVALID_IDENTITY: return "Invalid identity";
-    case DROP_UNKNOWN_SENDER: return "Unknown sender";
-    case DROP_POLICY_DENY: return "Policy denied by denylist";
-    case DROP_TTL_EXCEEDED: return "TTL exceeded";
-    case DROP_HOST_NOT_READY: return "Host datapath not ready";
-    case DROP_EP_NOT_READY: return "Endpoint policy program not available";
-    default: return fmt::format("reason {}", reason);
-  }
+  // Metrics count forwarded packets under reason 0; every other code has Cilium's drop text,
+  // from the one table the agent and the exporters use.
+  if (reason == REASON_FORWARDED) return "Forwarded";
+  return datapath::dropReasonName(reason);
 }
 
 std::string metricDirectionName(uint8_t dir) {

@@ -1,0 +1,462 @@
+// ControlPlane: start order, restore, the /identity /policy /map routes and background work.
+#include "agent/daemon/control_plane.h"
+
+#include <dirent.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/common/files.h"
+#include "agent/common/log.h"
+#include "agent/datapath/conntrack.h"
+#include "agent/datapath/datapath.h"
+#include "agent/datapath/netlink.h"
+#include "agent/endpoint/api.h"
+#include "agent/endpoint/manager.h"
+#include "agent/identity/allocator.h"
+#include "agent/ipcache/ipcache.h"
+#include "agent/monitor/api.h"
+#include "agent/monitor/event_hub.h"
+#include "agent/policy/cidr_identities.h"
+#include "agent/policy/policy.h"
+
+namespace cilium::daemon {
+namespace {
+
+auto log() {
+  static auto l = logger("controlplane");
+  return l;
+}
+
+// Devices, routes and programs for the endpoint manager, in the agent's (node) namespace.
+class KernelDevices final : public endpoint::Devices {
+ public:
+  explicit KernelDevices(datapath::Datapath& dp) : dp_(dp) {}
+  Status attach(int ifindex) override { return dp_.attachEndpoint(ifindex); }
+  Status detach(int ifindex) override { return dp_.detachEndpoint(ifindex); }
+  Status addRoute(uint32_t ip, int ifindex) override {
+    return datapath::netlink::replaceRoute4(ip, 32, ifindex);
+  }
+  Status removeRoute(uint32_t ip, int ifindex) override {
+    return datapath::netlink::deleteRoute4(ip, 32, ifindex);
+  }
+  Status deleteLink(int ifindex) override { return datapath::netlink::deleteLink(ifindex); }
+  bool linkExists(int ifindex, const std::string& name) override {
+    auto l = datapath::netlink::linkByIndex(ifindex);
+    return l.ok() && (name.empty() || l->name == name);
+  }
+  std::vector<int> attachedLinks() override {
+    // Pins are named lxc_<ifindex>_<direction> (Datapath::attachEndpoint).
+    std::set<int> out;
+    std::string dir = dp_.config().pin_dir + "/links";
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        int ifindex = 0;
+        if (std::sscanf(e->d_name, "lxc_%d_", &ifindex) == 1 && ifindex > 0) out.insert(ifindex);
+      }
+      ::closedir(d);
+    }
+    return {out.begin(), out.end()};
+  }
+
+ private:
+  datapath::Datapath& dp_;
+};
+
+policy::EnforcementMode enforcementMode(const std::string& s) {
+  if (s == "always") return policy::EnforcementMode::kAlways;
+  if (s == "never") return policy::EnforcementMode::kNever;
+  return policy::EnforcementMode::kDefault;
+}
+
+api::Identity apiIdentity(const identity::Identity& id) {
+  return api::Identity{id.id, id.labels.toStrings(), id.labels.sha256()};
+}
+
+std::string endpointInfoText(const endpoint_info& v) {
+  return fmt::format("id={} ifindex={} identity={} flags={:#x} ipv4={}", v.lxc_id, v.ifindex,
+                     v.sec_id, v.flags, datapath::formatIpv4(v.ipv4));
+}
+
+}  // namespace
+
+struct ControlPlane::Impl {
+  ControlPlaneOptions opts;
+  std::unique_ptr<datapath::Datapath> dp;
+  datapath::Maps maps;
+  std::unique_ptr<identity::Allocator> ids;
+  std::unique_ptr<ipcache::IpCache> ipcache;
+  std::unique_ptr<policy::CidrIdentities> cidrs;
+  std::unique_ptr<policy::Engine> engine;
+  std::unique_ptr<KernelDevices> devices;
+  std::unique_ptr<endpoint::Manager> manager;
+  std::unique_ptr<monitor::EventHub> hub;
+  endpoint::RestoreResult restored;
+
+  std::mutex policy_mu;  // one policy change (import + persist + regenerate) at a time
+
+  std::mutex gc_mu;
+  std::condition_variable gc_cv;
+  bool stopping = false;
+  std::thread gc_thread;
+  uint64_t gc_runs = 0;
+  uint64_t gc_deleted = 0;
+
+  ~Impl() {
+    {
+      std::lock_guard lock(gc_mu);
+      stopping = true;
+      gc_cv.notify_all();
+    }
+    if (gc_thread.joinable()) gc_thread.join();
+    // Order: nothing may call into a module after it is gone.
+    hub.reset();
+    manager.reset();
+    engine.reset();
+    cidrs.reset();
+    ipcache.reset();
+    ids.reset();
+    dp.reset();  // closes fds only: pinned maps and links stay
+  }
+
+  std::string policyStatePath() const { return opts.state_dir + "/policy.json"; }
+
+  Status persistPolicy() const {
+    return writeFileAtomic(policyStatePath(), engine->rulesJson().dump(2) + "\n", 0600);
+  }
+
+  Status restorePolicy() {
+    auto text = readFile(policyStatePath());
+    if (!text.ok()) {
+      if (text.error().code() == ErrorCode::kNotFound) return okStatus();
+      return text.error();
+    }
+    auto j = nlohmann::json::parse(*text, nullptr, false);
+    if (j.is_discarded() || !j.is_array())
+      return makeError(ErrorCode::kFailedPrecondition, "{} is unreadable: not a JSON rule array",
+                       policyStatePath());
+    if (j.empty()) return okStatus();
+    auto r = engine->importRules(*text);
+    if (!r.ok()) return r.error().withContext("restore " + policyStatePath());
+    log()->info("policy restored rules={} revision={}", r->added, r->revision);
+    return okStatus();
+  }
+
+  Status setupHost() {
+    if (opts.router_ipv4.empty()) return okStatus();
+    CILIUM_ASSIGN_OR_RETURN(uint32_t router, datapath::parseIpv4(opts.router_ipv4));
+    if (opts.host_device) {
+      namespace nl = datapath::netlink;
+      if (!nl::linkByName("cilium_host").ok())
+        CILIUM_RETURN_IF_ERROR(nl::createVeth("cilium_host", "cilium_net"));
+      CILIUM_ASSIGN_OR_RETURN(auto host, nl::linkByName("cilium_host"));
+      CILIUM_ASSIGN_OR_RETURN(auto net, nl::linkByName("cilium_net"));
+      CILIUM_RETURN_IF_ERROR(nl::setLinkUp(net.ifindex));
+      CILIUM_RETURN_IF_ERROR(nl::setLinkUp(host.ifindex));
+      CILIUM_RETURN_IF_ERROR(nl::addAddress4(host.ifindex, router, 32));
+    }
+    // The node itself: ipcache says host, and cilium_lxc marks the address as the host so pod
+    // traffic to it goes up the node's stack.
+    endpoint_info host{};
+    host.flags = ENDPOINT_F_HOST;
+    host.sec_id = identity::kHost;
+    host.ipv4 = router;
+    CILIUM_RETURN_IF_ERROR(maps.endpoints->update(datapath::endpointKeyV4(router), host));
+    CILIUM_RETURN_IF_ERROR(ipcache->upsert(IpPrefix::host(IpAddr::v4(router)),
+                                           ipcache::Info{identity::kHost, std::nullopt, 0, 0},
+                                           ipcache::Source::kLocal));
+    return okStatus();
+  }
+
+  void gcLoop() {
+    std::unique_lock lock(gc_mu);
+    while (!gc_cv.wait_for(lock, opts.ct_gc_interval, [&] { return stopping; })) {
+      lock.unlock();
+      uint32_t now = datapath::monotonicSeconds();
+      size_t deleted = 0;
+      for (datapath::CtMap* m : {maps.ct_tcp, maps.ct_any}) {
+        auto r = datapath::gcConntrack(*m, now);
+        if (r.ok()) {
+          deleted += r->deleted;
+        } else {
+          log()->warn("conntrack gc failed error={}", r.error().message());
+        }
+      }
+      lock.lock();
+      gc_runs++;
+      gc_deleted += deleted;
+      if (deleted != 0) log()->debug("conntrack gc deleted={}", deleted);
+    }
+  }
+
+  Status registerRoutes(api::Router& router);
+};
+
+ControlPlane::ControlPlane(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+ControlPlane::~ControlPlane() = default;
+
+endpoint::Manager& ControlPlane::endpoints() { return *impl_->manager; }
+monitor::EventHub& ControlPlane::events() { return *impl_->hub; }
+datapath::Datapath& ControlPlane::datapath() { return *impl_->dp; }
+
+Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOptions& opts,
+                                                          api::Router& router) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto impl = std::make_unique<Impl>();
+  Impl& c = *impl;
+  c.opts = opts;
+  CILIUM_RETURN_IF_ERROR(makeDirs(opts.state_dir, 0700));
+
+  // 1. Datapath: reuses pinned maps, so the running datapath keeps its state; programs already
+  //    attached keep running until their links are updated below.
+  datapath::Config dcfg;
+  dcfg.pin_dir = opts.pin_dir;
+  dcfg.ct_tcp_map_entries = opts.ct_tcp_entries;
+  dcfg.ct_any_map_entries = opts.ct_any_entries;
+  dcfg.policy_map_entries = opts.policy_map_entries;
+  dcfg.monitor_aggregation = opts.monitor_aggregation == "none"
+                                 ? datapath::MonitorAggregation::kNone
+                                 : datapath::MonitorAggregation::kMedium;
+  CILIUM_ASSIGN_OR_RETURN(c.dp, datapath::Datapath::load(dcfg));
+  auto loaded_at = std::chrono::steady_clock::now();
+  c.maps = c.dp->maps();
+
+  // 2. Identities (held from the last run until the restore ends) and the ipcache, which starts
+  //    from what the kernel map holds so nothing changes until the real sources re-announce.
+  CILIUM_ASSIGN_OR_RETURN(c.ids, identity::Allocator::open(opts.state_dir));
+  c.ipcache = std::make_unique<ipcache::IpCache>(c.maps.ipcache, c.maps.runtime_config);
+  if (opts.restore) CILIUM_RETURN_IF_ERROR(c.ipcache->restoreFromKernel());
+  CILIUM_RETURN_IF_ERROR(c.ipcache->upsert(*IpPrefix::parse("0.0.0.0/0"),
+                                           ipcache::Info{identity::kWorld, std::nullopt, 0, 0},
+                                           ipcache::Source::kLocal));
+  CILIUM_RETURN_IF_ERROR(c.setupHost());
+
+  // 3. Policy: the rules in force when the agent stopped, before any endpoint is regenerated.
+  c.cidrs = std::make_unique<policy::CidrIdentities>(*c.ids, *c.ipcache);
+  policy::EngineOptions eopts;
+  eopts.mode = enforcementMode(opts.enable_policy);
+  eopts.max_entries = opts.policy_map_entries;
+  c.engine = std::make_unique<policy::Engine>(*c.ids, eopts, c.cidrs.get());
+  if (opts.restore) CILIUM_RETURN_IF_ERROR(c.restorePolicy());
+
+  // 4. Endpoints: restored (maps replaced atomically, programs swapped onto the pinned links),
+  //    then what belongs to nobody is removed.
+  c.devices = std::make_unique<KernelDevices>(*c.dp);
+  endpoint::Manager::Deps deps{c.ids.get(), c.engine.get(), c.ipcache.get(), c.maps,
+                               c.devices.get()};
+  endpoint::ManagerOptions mopts;
+  mopts.state_dir = opts.state_dir;
+  CILIUM_ASSIGN_OR_RETURN(c.manager, endpoint::Manager::create(deps, mopts));
+  auto restore_from = std::chrono::steady_clock::now();
+  if (opts.restore) {
+    CILIUM_ASSIGN_OR_RETURN(c.restored, c.manager->restore());
+  } else {
+    // Start empty: forget every endpoint of the last run.
+    std::error_code ec;
+    std::filesystem::remove_all(opts.state_dir + "/endpoints", ec);
+    CILIUM_ASSIGN_OR_RETURN(c.restored, c.manager->restore());
+  }
+  CILIUM_RETURN_IF_ERROR(c.ipcache->removeAll(ipcache::Source::kRestored));
+  c.ids->releaseRestored();
+  auto restored_at = std::chrono::steady_clock::now();
+
+  // 5. Events: the only reader of the ring.
+  datapath::Datapath* dp = c.dp.get();
+  CILIUM_ASSIGN_OR_RETURN(c.hub, monitor::EventHub::start(
+                                     [dp](auto cb) { return dp->openEventReader(std::move(cb)); }));
+
+  CILIUM_RETURN_IF_ERROR(c.registerRoutes(router));
+  Impl* raw = impl.get();
+  c.gc_thread = std::thread([raw] { raw->gcLoop(); });
+  auto took =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
+  log()->info(
+      "control plane started endpoints_restored={} skipped={} stale_removed={} took_ms={} "
+      "datapath_load_ms={} endpoint_restore_ms={}",
+      c.restored.restored, c.restored.skipped, c.restored.stale_removed, took.count(),
+      ms(loaded_at - t0), ms(restored_at - restore_from));
+  return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
+}
+
+void ControlPlane::status(api::StatusResponse& s) const {
+  s.attach_mode = "TCX";
+  s.datapath_mode = "veth";
+  (void)s;
+}
+
+void ControlPlane::debugInfo(api::DebugInfo& d) const {
+  auto sum = impl_->manager->regenerationSummary();
+  d.subsystem["endpoint-manager"] = fmt::format(
+      "endpoints={} regenerations={} failures={} p50_ms={:.3f} p99_ms={:.3f} restored={} "
+      "stale_removed={}",
+      impl_->manager->size(), sum.count, sum.failures, sum.p50.count() / 1e6, sum.p99.count() / 1e6,
+      impl_->restored.restored, impl_->restored.stale_removed);
+  d.subsystem["policy"] =
+      fmt::format("revision={} rules={}", impl_->engine->revision(), impl_->engine->ruleCount());
+  std::lock_guard lock(impl_->gc_mu);
+  d.subsystem["conntrack-gc"] =
+      fmt::format("runs={} deleted={}", impl_->gc_runs, impl_->gc_deleted);
+}
+
+Status ControlPlane::Impl::registerRoutes(api::Router& router) {
+  using api::Method;
+  using api::Request;
+  using api::Response;
+  CILIUM_RETURN_IF_ERROR(endpoint::registerRoutes(router, *manager));
+  CILIUM_RETURN_IF_ERROR(monitor::registerRoutes(router, *hub));
+
+  // --- identities
+  CILIUM_RETURN_IF_ERROR(
+      router.add(Method::kGet, "/v1/identity", [this](const Request& r) -> Result<Response> {
+        CILIUM_ASSIGN_OR_RETURN(auto filter, labels::Labels::parse(r.queryValues("labels")));
+        std::vector<api::Identity> out;
+        for (const auto& e : ids->list())
+          if (e.identity.labels.contains(filter)) out.push_back(apiIdentity(e.identity));
+        return Response::json(api::encodeList(out));
+      }));
+  CILIUM_RETURN_IF_ERROR(
+      router.add(Method::kGet, "/v1/identity/{id}", [this](const Request& r) -> Result<Response> {
+        const std::string& text = r.param("id");
+        std::optional<identity::NumericIdentity> id;
+        if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos &&
+            text.size() <= 10) {
+          uint64_t v = std::stoull(text);
+          if (v <= UINT32_MAX) id = static_cast<identity::NumericIdentity>(v);
+        } else {
+          id = identity::reservedByName(text);
+        }
+        if (!id)
+          return makeError(ErrorCode::kInvalidArgument, "identity '{}' is not a number", text);
+        auto found = ids->lookup(*id);
+        if (!found) return makeError(ErrorCode::kNotFound, "identity {} not found", text);
+        return Response::json(api::encode(apiIdentity(*found)));
+      }));
+
+  // --- policy
+  auto policyResponse = [this](uint64_t revision, const labels::Labels& filter) {
+    api::Policy p;
+    p.revision = static_cast<int64_t>(revision);
+    p.policy = engine->rulesJson(filter).dump(2);
+    return Response::json(api::encode(p));
+  };
+  // A change is in force when the call returns: affected endpoints are regenerated (bounded
+  // wait; on timeout the call still succeeds and endpoints report the revision they enforce).
+  auto applied = [this](uint64_t revision, const std::vector<uint16_t>& affected) {
+    if (auto st = persistPolicy(); !st.ok())
+      log()->error("cannot persist policy error={}", st.error().message());
+    manager->policyChanged(revision, affected);
+    if (!manager->waitForRevision(revision, std::chrono::seconds(10)))
+      log()->warn("endpoints did not reach policy revision={} within 10s", revision);
+  };
+  CILIUM_RETURN_IF_ERROR(router.add(
+      Method::kGet, "/v1/policy", [this, policyResponse](const Request& r) -> Result<Response> {
+        CILIUM_ASSIGN_OR_RETURN(auto filter, labels::Labels::parse(r.queryValues("labels")));
+        return policyResponse(engine->revision(), filter);
+      }));
+  CILIUM_RETURN_IF_ERROR(
+      router.add(Method::kPut, "/v1/policy",
+                 [this, policyResponse, applied](const Request& r) -> Result<Response> {
+                   if (r.body.find_first_not_of(" \t\r\n") == std::string::npos)
+                     return Error(ErrorCode::kInvalidArgument, "policy: the body is empty");
+                   std::lock_guard lock(policy_mu);
+                   CILIUM_ASSIGN_OR_RETURN(auto res, engine->import(r.body));
+                   for (const auto& w : res.warnings) log()->warn("policy import warning={}", w);
+                   applied(res.revision, res.affected_endpoints);
+                   log()->info("policy imported added={} replaced={} revision={}", res.added,
+                               res.deleted, res.revision);
+                   return policyResponse(res.revision, {});
+                 }));
+  CILIUM_RETURN_IF_ERROR(
+      router.add(Method::kDelete, "/v1/policy",
+                 [this, policyResponse, applied](const Request& r) -> Result<Response> {
+                   CILIUM_ASSIGN_OR_RETURN(labels::Labels filter,
+                                           labels::Labels::parse(r.queryValues("labels")));
+                   if (r.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+                     auto j = nlohmann::json::parse(r.body, nullptr, false);
+                     if (j.is_discarded())
+                       return Error(ErrorCode::kInvalidArgument, "labels: the body is not JSON");
+                     CILIUM_ASSIGN_OR_RETURN(filter, labels::Labels::fromJson(j, "labels"));
+                   }
+                   std::lock_guard lock(policy_mu);
+                   CILIUM_ASSIGN_OR_RETURN(auto res, engine->deleteByLabels(filter));
+                   applied(res.revision, res.affected_endpoints);
+                   log()->info("policy deleted rules={} revision={}", res.deleted, res.revision);
+                   return policyResponse(res.revision, {});
+                 }));
+  CILIUM_RETURN_IF_ERROR(
+      router.add(Method::kGet, "/v1/policy/selectors", [this](const Request&) -> Result<Response> {
+        api::SelectorCache out;
+        for (const auto& s : engine->selectors()) {
+          api::SelectorIdentityMapping m;
+          m.selector = s.selector;
+          for (auto id : s.identities) m.identities.push_back(id);
+          m.users = static_cast<int64_t>(s.users);
+          out.push_back(std::move(m));
+        }
+        return Response::json(api::encodeList(out));
+      }));
+
+  // --- maps
+  auto mapNames = [] {
+    return std::vector<std::string>{
+        "cilium_lxc",        "cilium_lxc_if",         "cilium_ipcache", "cilium_policy_v2",
+        "cilium_ct4_global", "cilium_ct_any4_global", "cilium_metrics", "cilium_runtime_config",
+        "cilium_events",     "cilium_event_stats"};
+  };
+  CILIUM_RETURN_IF_ERROR(
+      router.add(Method::kGet, "/v1/map", [this, mapNames](const Request&) -> Result<Response> {
+        api::BpfMapList list;
+        for (const auto& n : mapNames())
+          list.maps.push_back(api::BpfMap{opts.pin_dir + "/" + n, {}});
+        return Response::json(api::encode(list));
+      }));
+  CILIUM_RETURN_IF_ERROR(router.add(
+      Method::kGet, "/v1/map/{name}", [this, mapNames](const Request& r) -> Result<Response> {
+        const std::string& name = r.param("name");
+        auto names = mapNames();
+        if (std::find(names.begin(), names.end(), name) == names.end())
+          return makeError(ErrorCode::kNotFound, "map {} not found", name);
+        api::BpfMap m{opts.pin_dir + "/" + name, {}};
+        if (name == "cilium_ipcache") {
+          for (const auto& e : ipcache->list()) {
+            std::string line = ipcache::formatEntry(e);
+            auto sp = line.find(' ');
+            m.cache.push_back(api::BpfMapEntry{e.prefix.toString(),
+                                               sp == std::string::npos ? line : line.substr(sp + 1),
+                                               "ok", ""});
+          }
+        } else if (name == "cilium_lxc") {
+          CILIUM_RETURN_IF_ERROR(
+              maps.endpoints->forEach([&](const endpoint_key& k, const endpoint_info& v) {
+                m.cache.push_back(api::BpfMapEntry{datapath::formatIpv4(k.ip.ip4),
+                                                   endpointInfoText(v), "ok", ""});
+                return true;
+              }));
+        } else if (name == "cilium_lxc_if") {
+          CILIUM_RETURN_IF_ERROR(maps.endpoints_by_ifindex->forEach([&](const uint32_t& k,
+                                                                        const endpoint_info& v) {
+            m.cache.push_back(api::BpfMapEntry{std::to_string(k), endpointInfoText(v), "ok", ""});
+            return true;
+          }));
+        } else if (name == "cilium_policy_v2") {
+          CILIUM_ASSIGN_OR_RETURN(auto eps, maps.policy->endpoints());
+          for (uint16_t id : eps) {
+            auto entries = maps.policy->dump(id);
+            m.cache.push_back(api::BpfMapEntry{std::to_string(id),
+                                               entries.ok()
+                                                   ? fmt::format("entries={}", entries->size())
+                                                   : entries.error().message(),
+                                               "ok", ""});
+          }
+        }
+        return Response::json(api::encode(m));
+      }));
+  return okStatus();
+}
+
+}  // namespace cilium::daemon

@@ -1,0 +1,71 @@
+// The node's control plane as one object: the datapath (pinned maps, programs), the identity
+// allocator, the ipcache, the policy engine, the endpoint manager, the event hub and conntrack
+// GC, wired together, restored after a restart, and served on the REST API (/endpoint,
+// /identity, /policy, /map, /monitor).
+//
+// This header deliberately includes nothing of agent/common/ip_prefix.h (used by the modules
+// behind it) so that daemon code, which uses agent/common/inet.h, can include it: the two
+// headers define different cilium::IpAddr classes and cannot meet in one translation unit.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "agent/api/router.h"
+#include "agent/common/error.h"
+#include "api/model/model.h"
+
+namespace cilium::endpoint {
+class Manager;
+}
+namespace cilium::monitor {
+class EventHub;
+}
+namespace cilium::datapath {
+class Datapath;
+}
+
+namespace cilium::daemon {
+
+struct ControlPlaneOptions {
+  std::string pin_dir;    // bpffs directory for maps and links (created by the daemon)
+  std::string state_dir;  // persistent state (<state-dir>/state)
+  uint32_t ct_tcp_entries = 524288;
+  uint32_t ct_any_entries = 262144;
+  uint32_t policy_map_entries = 16384;
+  std::string monitor_aggregation = "medium";  // none | medium | ...
+  std::string enable_policy = "default";       // default | always | never
+  std::string router_ipv4;  // the node's address on the pod network; "" = none known
+  bool restore = true;      // restore endpoints from state (else start empty)
+  // Create cilium_host/cilium_net with the router address (needs a node namespace).
+  bool host_device = true;
+  std::chrono::seconds ct_gc_interval{30};
+};
+
+class ControlPlane {
+ public:
+  // Loads, restores and registers the routes. On error, nothing is left running (what is in the
+  // datapath stays).
+  static Result<std::unique_ptr<ControlPlane>> start(const ControlPlaneOptions& opts,
+                                                     api::Router& router);
+  // Stops the threads; leaves the datapath (maps, programs, links) in place.
+  ~ControlPlane();
+
+  // Fills /healthz parts (attach mode, controllers) and /debuginfo.
+  void status(api::StatusResponse& s) const;
+  void debugInfo(api::DebugInfo& d) const;
+
+  endpoint::Manager& endpoints();
+  monitor::EventHub& events();  // the single reader of the datapath event ring
+  datapath::Datapath& datapath();
+
+  struct Impl;
+
+ private:
+  explicit ControlPlane(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cilium::daemon

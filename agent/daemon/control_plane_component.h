@@ -1,0 +1,24 @@
+// The Daemon component that runs the ControlPlane (datapath, identities, ipcache, policy,
+// endpoints, events) with the agent's configuration.
+#pragma once
+
+#include <memory>
+
+#include "agent/daemon/control_plane.h"
+#include "agent/daemon/daemon.h"
+
+namespace cilium::daemon {
+
+class ControlPlaneComponent final : public Component {
+ public:
+  std::string_view name() const override { return "control-plane"; }
+  Status start(Daemon& daemon) override;
+  void stop() override;
+  // Valid between start() and stop() (Hubble and metrics reach the modules through it).
+  ControlPlane* controlPlane() { return cp_.get(); }
+
+ private:
+  std::unique_ptr<ControlPlane> cp_;
+};
+
+}  // namespace cilium::daemon

@@ -1,0 +1,333 @@
+// rtnetlink requests: one socket per call, every request acknowledged.
+#include "agent/datapath/netlink.h"
+
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <net/if.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <functional>
+
+#include "agent/common/fd.h"
+#include "agent/common/files.h"
+
+namespace cilium::datapath::netlink {
+namespace {
+
+// A netlink message under construction, with nested attribute support.
+class Message {
+ public:
+  Message(uint16_t type, uint16_t flags) {
+    buf_.resize(NLMSG_HDRLEN);
+    hdr()->nlmsg_type = type;
+    hdr()->nlmsg_flags = static_cast<uint16_t>(NLM_F_REQUEST | flags);
+  }
+  template <typename T>
+  T* append(const T& v) {
+    size_t off = buf_.size();
+    buf_.resize(off + NLMSG_ALIGN(sizeof(T)));
+    std::memcpy(buf_.data() + off, &v, sizeof(T));
+    return reinterpret_cast<T*>(buf_.data() + off);
+  }
+  void attr(uint16_t type, const void* data, size_t len) {
+    size_t off = buf_.size();
+    buf_.resize(off + RTA_ALIGN(RTA_LENGTH(len)));
+    auto* rta = reinterpret_cast<rtattr*>(buf_.data() + off);
+    rta->rta_type = type;
+    rta->rta_len = static_cast<uint16_t>(RTA_LENGTH(len));
+    if (len != 0) std::memcpy(RTA_DATA(rta), data, len);
+  }
+  void attrU32(uint16_t type, uint32_t v) { attr(type, &v, sizeof(v)); }
+  void attrStr(uint16_t type, const std::string& s) { attr(type, s.c_str(), s.size() + 1); }
+  size_t begin(uint16_t type) {
+    size_t off = buf_.size();
+    attr(type, nullptr, 0);
+    return off;
+  }
+  void end(size_t off) {
+    reinterpret_cast<rtattr*>(buf_.data() + off)->rta_len =
+        static_cast<uint16_t>(buf_.size() - off);
+  }
+  std::vector<char>& finish(uint32_t seq) {
+    hdr()->nlmsg_len = static_cast<uint32_t>(buf_.size());
+    hdr()->nlmsg_seq = seq;
+    return buf_;
+  }
+
+ private:
+  nlmsghdr* hdr() { return reinterpret_cast<nlmsghdr*>(buf_.data()); }
+  std::vector<char> buf_;
+};
+
+// Sends `msg` and reads replies until the ACK (or the end of a dump). `on_reply` sees every
+// non-error message.
+Status transact(Message& msg, const std::function<void(const nlmsghdr*)>& on_reply = {}) {
+  UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
+  if (!fd) return errnoError(errno, "netlink socket");
+  // A reply that never comes must not hang the agent.
+  timeval tv{5, 0};
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  sockaddr_nl sa{};
+  sa.nl_family = AF_NETLINK;
+  static std::atomic<uint32_t> seq{1};
+  uint32_t my_seq = seq++;
+  auto& buf = msg.finish(my_seq);
+  if (::sendto(fd.get(), buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) <
+      0)
+    return errnoError(errno, "netlink send");
+  std::vector<char> rx(64 * 1024);
+  for (;;) {
+    ssize_t n = ::recv(fd.get(), rx.data(), rx.size(), 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errnoError(errno, "netlink receive");
+    }
+    int len = static_cast<int>(n);
+    for (auto* h = reinterpret_cast<nlmsghdr*>(rx.data()); NLMSG_OK(h, static_cast<unsigned>(len));
+         h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != my_seq) continue;
+      if (h->nlmsg_type == NLMSG_DONE) return okStatus();
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(h));
+        if (err->error == 0) return okStatus();
+        return errnoError(-err->error, "netlink");
+      }
+      if (on_reply) on_reply(h);
+    }
+  }
+}
+
+std::string macText(const unsigned char* b, size_t len) {
+  std::string s;
+  for (size_t i = 0; i < len; i++) s += fmt::format("{}{:02x}", i ? ":" : "", b[i]);
+  return s;
+}
+
+Link parseLink(const nlmsghdr* h) {
+  auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+  Link l;
+  l.ifindex = ifi->ifi_index;
+  l.up = (ifi->ifi_flags & IFF_UP) != 0;
+  int len = static_cast<int>(IFLA_PAYLOAD(h));
+  for (auto* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+    switch (a->rta_type) {
+      case IFLA_IFNAME: l.name = static_cast<const char*>(RTA_DATA(a)); break;
+      case IFLA_MTU: std::memcpy(&l.mtu, RTA_DATA(a), sizeof(uint32_t)); break;
+      case IFLA_ADDRESS:
+        l.mac = macText(static_cast<const unsigned char*>(RTA_DATA(a)), RTA_PAYLOAD(a));
+        break;
+      case IFLA_LINKINFO: {
+        int ilen = static_cast<int>(RTA_PAYLOAD(a));
+        for (auto* i = static_cast<rtattr*>(RTA_DATA(a)); RTA_OK(i, ilen); i = RTA_NEXT(i, ilen))
+          if (i->rta_type == IFLA_INFO_KIND) l.kind = static_cast<const char*>(RTA_DATA(i));
+        break;
+      }
+      default: break;
+    }
+  }
+  return l;
+}
+
+Result<Link> getLink(int ifindex, const std::string& name) {
+  // Without NLM_F_ACK a non-dump GET ends with its one reply and no ACK to wait for.
+  Message m(RTM_GETLINK, NLM_F_ACK);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = ifindex;
+  m.append(ifi);
+  if (!name.empty()) m.attrStr(IFLA_IFNAME, name);
+  std::optional<Link> found;
+  Status st = transact(m, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type == RTM_NEWLINK) found = parseLink(h);
+  });
+  if (!st.ok() || !found) {
+    std::string what = name.empty() ? "ifindex " + std::to_string(ifindex) : "'" + name + "'";
+    if (!st.ok() && st.error().code() != ErrorCode::kNotFound &&
+        st.error().message().find("No such device") == std::string::npos)
+      return st.error().withContext("get link " + what);
+    return makeError(ErrorCode::kNotFound, "no device {}", what);
+  }
+  return *found;
+}
+
+Status linkChange(int ifindex, const std::function<void(Message&)>& attrs, unsigned flags = 0,
+                  unsigned change = 0) {
+  Message m(RTM_NEWLINK, NLM_F_ACK);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = ifindex;
+  ifi.ifi_flags = flags;
+  ifi.ifi_change = change;
+  m.append(ifi);
+  if (attrs) attrs(m);
+  return transact(m);
+}
+
+Status addrRequest(uint16_t type, uint16_t flags, int ifindex, uint32_t ip, uint8_t prefix_len) {
+  Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_INET;
+  ifa.ifa_prefixlen = prefix_len;
+  ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa.ifa_index = static_cast<uint32_t>(ifindex);
+  m.append(ifa);
+  m.attr(IFA_LOCAL, &ip, 4);
+  m.attr(IFA_ADDRESS, &ip, 4);
+  return transact(m);
+}
+
+Status routeRequest(uint16_t type, uint16_t flags, uint32_t dst, uint8_t prefix_len, int ifindex,
+                    uint32_t via) {
+  Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
+  rtmsg rt{};
+  rt.rtm_family = AF_INET;
+  rt.rtm_dst_len = prefix_len;
+  rt.rtm_table = RT_TABLE_MAIN;
+  rt.rtm_protocol = RTPROT_STATIC;
+  rt.rtm_scope = via == 0 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  rt.rtm_type = RTN_UNICAST;
+  m.append(rt);
+  m.attr(RTA_DST, &dst, 4);
+  m.attrU32(RTA_OIF, static_cast<uint32_t>(ifindex));
+  if (via != 0) m.attr(RTA_GATEWAY, &via, 4);
+  return transact(m);
+}
+
+bool isAbsent(const Status& st) {
+  return !st.ok() && (st.error().code() == ErrorCode::kNotFound ||
+                      st.error().message().find("No such") != std::string::npos);
+}
+
+}  // namespace
+
+Result<Link> linkByName(const std::string& name) {
+  if (name.empty() || name.size() >= IFNAMSIZ)
+    return makeError(ErrorCode::kInvalidArgument, "'{}' is not a device name", name);
+  return getLink(0, name);
+}
+
+Result<Link> linkByIndex(int ifindex) {
+  if (ifindex <= 0) return makeError(ErrorCode::kInvalidArgument, "bad ifindex {}", ifindex);
+  return getLink(ifindex, "");
+}
+
+Result<std::vector<Link>> listLinks() {
+  Message m(RTM_GETLINK, NLM_F_DUMP);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  m.append(ifi);
+  std::vector<Link> out;
+  CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type == RTM_NEWLINK) out.push_back(parseLink(h));
+  }));
+  return out;
+}
+
+Status createVeth(const std::string& name, const std::string& peer, int peer_netns_fd) {
+  if (name.empty() || name.size() >= IFNAMSIZ || peer.empty() || peer.size() >= IFNAMSIZ)
+    return makeError(ErrorCode::kInvalidArgument, "veth names '{}'/'{}' must be 1..15 characters",
+                     name, peer);
+  Message m(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  m.append(ifi);
+  m.attrStr(IFLA_IFNAME, name);
+  size_t linkinfo = m.begin(IFLA_LINKINFO);
+  m.attrStr(IFLA_INFO_KIND, "veth");
+  size_t data = m.begin(IFLA_INFO_DATA);
+  size_t peer_info = m.begin(VETH_INFO_PEER);
+  ifinfomsg pifi{};
+  pifi.ifi_family = AF_UNSPEC;
+  m.append(pifi);
+  m.attrStr(IFLA_IFNAME, peer);
+  if (peer_netns_fd >= 0) m.attrU32(IFLA_NET_NS_FD, static_cast<uint32_t>(peer_netns_fd));
+  m.end(peer_info);
+  m.end(data);
+  m.end(linkinfo);
+  auto st = transact(m);
+  if (!st.ok()) return st.error().withContext("create veth " + name);
+  return okStatus();
+}
+
+Status deleteLink(int ifindex) {
+  Message m(RTM_DELLINK, NLM_F_ACK);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  ifi.ifi_index = ifindex;
+  m.append(ifi);
+  auto st = transact(m);
+  if (st.ok() || isAbsent(st)) return okStatus();
+  return st.error().withContext(fmt::format("delete link {}", ifindex));
+}
+
+Status setLinkUp(int ifindex, bool up) {
+  auto st = linkChange(ifindex, {}, up ? IFF_UP : 0, IFF_UP);
+  if (!st.ok()) return st.error().withContext(fmt::format("set link {} up={}", ifindex, up));
+  return okStatus();
+}
+
+Status setMtu(int ifindex, uint32_t mtu) {
+  auto st = linkChange(ifindex, [&](Message& m) { m.attrU32(IFLA_MTU, mtu); });
+  if (!st.ok()) return st.error().withContext(fmt::format("set link {} mtu {}", ifindex, mtu));
+  return okStatus();
+}
+
+Status renameLink(int ifindex, const std::string& name) {
+  if (name.empty() || name.size() >= IFNAMSIZ)
+    return makeError(ErrorCode::kInvalidArgument, "'{}' is not a device name", name);
+  auto st = linkChange(ifindex, [&](Message& m) { m.attrStr(IFLA_IFNAME, name); });
+  if (!st.ok()) return st.error().withContext(fmt::format("rename link {} to {}", ifindex, name));
+  return okStatus();
+}
+
+Status moveToNetns(int ifindex, int netns_fd) {
+  auto st = linkChange(
+      ifindex, [&](Message& m) { m.attrU32(IFLA_NET_NS_FD, static_cast<uint32_t>(netns_fd)); });
+  if (!st.ok()) return st.error().withContext(fmt::format("move link {} to netns", ifindex));
+  return okStatus();
+}
+
+Status addAddress4(int ifindex, uint32_t ip, uint8_t prefix_len) {
+  auto st = addrRequest(RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, ifindex, ip, prefix_len);
+  if (!st.ok()) return st.error().withContext(fmt::format("add address to link {}", ifindex));
+  return okStatus();
+}
+
+Status deleteAddress4(int ifindex, uint32_t ip, uint8_t prefix_len) {
+  auto st = addrRequest(RTM_DELADDR, 0, ifindex, ip, prefix_len);
+  if (st.ok() || isAbsent(st) || st.error().message().find("Cannot assign") != std::string::npos)
+    return okStatus();
+  return st.error().withContext(fmt::format("delete address from link {}", ifindex));
+}
+
+Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via) {
+  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len, ifindex, via);
+  if (!st.ok()) return st.error().withContext(fmt::format("replace route via link {}", ifindex));
+  return okStatus();
+}
+
+Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex) {
+  auto st = routeRequest(RTM_DELROUTE, 0, dst, prefix_len, ifindex, 0);
+  if (st.ok() || isAbsent(st)) return okStatus();
+  return st.error().withContext(fmt::format("delete route via link {}", ifindex));
+}
+
+Status setDeviceSysctl(const std::string& dev, const std::string& key, const std::string& value) {
+  if (dev.empty() || dev == "all" || dev == "default" || dev.find('/') != std::string::npos ||
+      key.find('/') != std::string::npos)
+    return makeError(ErrorCode::kInvalidArgument, "refusing sysctl for device '{}' key '{}'", dev,
+                     key);
+  std::string path = "/proc/sys/net/ipv4/conf/" + dev + "/" + key;
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return errnoError(errno, "open " + path);
+  if (::write(fd.get(), value.data(), value.size()) < 0) return errnoError(errno, "write " + path);
+  return okStatus();
+}
+
+}  // namespace cilium::datapath::netlink

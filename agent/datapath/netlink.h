@@ -1,0 +1,51 @@
+// rtnetlink on raw netlink sockets: links (veth pairs, state, MTU, names, namespaces), IPv4
+// addresses and routes, in the calling thread's network namespace. The agent uses them for
+// cilium_host/cilium_net and the per-endpoint routes; cilium-cni for pod veths. No `ip` command.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/common/error.h"
+
+namespace cilium::datapath::netlink {
+
+struct Link {
+  int ifindex = 0;
+  std::string name;
+  std::string kind;  // "veth", ... ("" when the kernel does not say)
+  uint32_t mtu = 0;
+  bool up = false;
+  std::string mac;  // "aa:bb:cc:dd:ee:ff"
+};
+
+// kNotFound when no such device exists.
+Result<Link> linkByName(const std::string& name);
+Result<Link> linkByIndex(int ifindex);
+Result<std::vector<Link>> listLinks();
+
+// Creates a veth pair; `peer_netns_fd` >= 0 creates the peer directly in that namespace.
+// kAlreadyExists when `name` exists.
+Status createVeth(const std::string& name, const std::string& peer, int peer_netns_fd = -1);
+Status deleteLink(int ifindex);  // absent is fine
+Status setLinkUp(int ifindex, bool up = true);
+Status setMtu(int ifindex, uint32_t mtu);
+Status renameLink(int ifindex, const std::string& name);  // the device must be down
+Status moveToNetns(int ifindex, int netns_fd);
+
+// IPv4 addresses in network byte order. Adding an address that exists is fine.
+Status addAddress4(int ifindex, uint32_t ip, uint8_t prefix_len);
+Status deleteAddress4(int ifindex, uint32_t ip, uint8_t prefix_len);  // absent is fine
+
+// Creates or replaces the route to ip/prefix_len through `ifindex` (scope link, main table;
+// `via` != 0 routes through that gateway instead).
+Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via = 0);
+// Removes the route to ip/prefix_len through `ifindex`; absent is fine.
+Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex);
+
+// Sets /proc/sys/net/ipv4/conf/<dev>/<key> (per device only; never the global switches).
+Status setDeviceSysctl(const std::string& dev, const std::string& key, const std::string& value);
+
+}  // namespace cilium::datapath::netlink

@@ -1,0 +1,123 @@
+// Endpoint validation and its persisted JSON form.
+#include "agent/endpoint/endpoint.h"
+
+#include <nlohmann/json.hpp>
+
+#include "agent/datapath/maps.h"
+
+namespace cilium::endpoint {
+namespace {
+
+bool isMac(std::string_view s) {
+  if (s.size() != 17) return false;
+  for (size_t i = 0; i < s.size(); i++) {
+    char c = s[i];
+    if (i % 3 == 2) {
+      if (c != ':') return false;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+constexpr std::pair<State, std::string_view> kStateNames[] = {
+    {State::kWaitingForIdentity, "waiting-for-identity"},
+    {State::kRestoring, "restoring"},
+    {State::kRegenerating, "regenerating"},
+    {State::kReady, "ready"},
+    {State::kDisconnecting, "disconnecting"},
+    {State::kNotReady, "not-ready"},
+};
+
+}  // namespace
+
+std::string_view stateName(State s) {
+  for (const auto& [st, name] : kStateNames)
+    if (st == s) return name;
+  return "invalid";
+}
+
+Status Spec::validate() const {
+  if (!mac.empty() && !isMac(mac))
+    return makeError(ErrorCode::kInvalidArgument, "mac: '{}' is not a MAC address", mac);
+  if (!host_mac.empty() && !isMac(host_mac))
+    return makeError(ErrorCode::kInvalidArgument, "host-mac: '{}' is not a MAC address", host_mac);
+  if (ifindex <= 0)
+    return makeError(ErrorCode::kInvalidArgument,
+                     "interface-index: {} is not a device index (the host side of the veth)",
+                     ifindex);
+  if (ipv4 == 0)
+    return Error(ErrorCode::kInvalidArgument, "addressing.ipv4: an IPv4 address is required");
+  if (pod_name.empty() != pod_namespace.empty())
+    return Error(ErrorCode::kInvalidArgument,
+                 "k8s-pod-name and k8s-namespace must be given together");
+  return okStatus();
+}
+
+nlohmann::json toStateJson(const Endpoint& ep) {
+  const Spec& s = ep.spec;
+  return {
+      {"id", s.id},
+      {"container-id", s.container_id},
+      {"container-name", s.container_name},
+      {"container-interface-name", s.container_interface_name},
+      {"docker-endpoint-id", s.docker_endpoint_id},
+      {"k8s-namespace", s.pod_namespace},
+      {"k8s-pod-name", s.pod_name},
+      {"k8s-uid", s.k8s_uid},
+      {"interface-name", s.interface_name},
+      {"interface-index", s.ifindex},
+      {"mac", s.mac},
+      {"host-mac", s.host_mac},
+      {"ipv4", s.ipv4 == 0 ? "" : datapath::formatIpv4(s.ipv4)},
+      {"netns", s.netns},
+      {"labels", s.labels.toStrings()},
+      {"identity", ep.identity},
+      {"policy-revision", ep.policy_revision},
+  };
+}
+
+Result<Endpoint> fromStateJson(const nlohmann::json& j, const std::string& origin) {
+  auto fail = [&](std::string_view what) {
+    return makeError(ErrorCode::kInvalidArgument, "{}: {}", origin, what);
+  };
+  if (!j.is_object()) return fail("not a JSON object");
+  Endpoint ep;
+  Spec& s = ep.spec;
+  try {
+    uint64_t id = j.at("id").get<uint64_t>();
+    if (id == 0 || id > 65535) return fail("id out of range 1..65535");
+    s.id = static_cast<uint16_t>(id);
+    s.container_id = j.value("container-id", "");
+    s.container_name = j.value("container-name", "");
+    s.container_interface_name = j.value("container-interface-name", "");
+    s.docker_endpoint_id = j.value("docker-endpoint-id", "");
+    s.pod_namespace = j.value("k8s-namespace", "");
+    s.pod_name = j.value("k8s-pod-name", "");
+    s.k8s_uid = j.value("k8s-uid", "");
+    s.interface_name = j.value("interface-name", "");
+    s.ifindex = j.at("interface-index").get<int>();
+    s.mac = j.value("mac", "");
+    s.host_mac = j.value("host-mac", "");
+    s.netns = j.value("netns", "");
+    std::string ip = j.value("ipv4", "");
+    if (!ip.empty()) {
+      auto parsed = datapath::parseIpv4(ip);
+      if (!parsed.ok()) return fail("ipv4: " + parsed.error().message());
+      s.ipv4 = *parsed;
+    }
+    auto labels = labels::Labels::parse(j.value("labels", std::vector<std::string>{}));
+    if (!labels.ok()) return fail("labels: " + labels.error().message());
+    s.labels = std::move(*labels);
+    ep.identity = j.value("identity", identity::NumericIdentity{0});
+    ep.policy_revision = j.value("policy-revision", uint64_t{0});
+  } catch (const nlohmann::json::exception& e) {
+    return fail(e.what());
+  }
+  if (auto st = s.validate(); !st.ok()) return st.error().withContext(origin);
+  ep.state = State::kRestoring;
+  return ep;
+}
+
+}  // namespace cilium::endpoint

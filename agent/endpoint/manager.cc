@@ -1,0 +1,653 @@
+// Endpoint manager: creation, regeneration, deletion, persistence and restore.
+#include "agent/endpoint/manager.h"
+
+#include <dirent.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/common/files.h"
+#include "agent/common/log.h"
+
+namespace cilium::endpoint {
+namespace {
+
+auto log() {
+  static auto l = logger("endpoint");
+  return l;
+}
+
+constexpr size_t kRecentStats = 1024;
+
+std::string nowRfc3339() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_REALTIME, &ts);
+  tm t{};
+  ::gmtime_r(&ts.tv_sec, &t);
+  char buf[64];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &t);
+  return fmt::format("{}.{:09d}Z", buf, ts.tv_nsec);
+}
+
+void parseMac(const std::string& text, uint8_t out[8]) {
+  std::memset(out, 0, 8);
+  if (text.size() != 17) return;
+  for (int i = 0; i < 6; i++)
+    out[i] =
+        static_cast<uint8_t>(std::stoul(text.substr(static_cast<size_t>(i) * 3, 2), nullptr, 16));
+}
+
+endpoint_info endpointInfo(const Endpoint& ep) {
+  endpoint_info info{};
+  info.ifindex = static_cast<uint32_t>(ep.spec.ifindex);
+  info.lxc_id = ep.spec.id;
+  info.sec_id = ep.identity;
+  parseMac(ep.spec.mac, info.mac);
+  parseMac(ep.spec.host_mac, info.node_mac);
+  info.ipv4 = ep.spec.ipv4;
+  return info;
+}
+
+IpPrefix hostPrefix(uint32_t ipv4) { return IpPrefix::host(IpAddr::v4(ipv4)); }
+
+bool matches(const Endpoint& ep, const Ref& ref) {
+  const Spec& s = ep.spec;
+  switch (ref.kind) {
+    case Ref::Kind::kId: return s.id == ref.id;
+    case Ref::Kind::kContainerId: return !s.container_id.empty() && s.container_id == ref.value;
+    case Ref::Kind::kContainerName:
+      return !s.container_name.empty() && s.container_name == ref.value;
+    case Ref::Kind::kPodName: return !s.pod_name.empty() && s.podRef() == ref.value;
+    case Ref::Kind::kDockerEndpoint:
+      return !s.docker_endpoint_id.empty() && s.docker_endpoint_id == ref.value;
+    case Ref::Kind::kCniAttachment:
+      return !s.container_id.empty() && s.container_id == ref.value &&
+             (ref.interface.empty() || s.container_interface_name == ref.interface);
+  }
+  return false;
+}
+
+}  // namespace
+
+Manager::Manager(Deps deps, ManagerOptions options) : deps_(deps), options_(std::move(options)) {}
+
+Result<std::unique_ptr<Manager>> Manager::create(Deps deps, ManagerOptions options) {
+  if (deps.ids == nullptr || deps.engine == nullptr || deps.ipcache == nullptr ||
+      deps.devices == nullptr || deps.maps.endpoints == nullptr ||
+      deps.maps.endpoints_by_ifindex == nullptr || deps.maps.policy == nullptr ||
+      deps.maps.runtime_config == nullptr)
+    return Error(ErrorCode::kInvalidArgument, "endpoint manager: a dependency is missing");
+  if (!options.state_dir.empty())
+    CILIUM_RETURN_IF_ERROR(makeDirs(options.state_dir + "/endpoints", 0700));
+  std::unique_ptr<Manager> m(new Manager(deps, std::move(options)));
+  Manager* raw = m.get();
+  // Runs on whatever thread changed an identity: only queue here (regen_mu_ may be held by the
+  // caller of that change).
+  deps.engine->setChangeListener([raw](const std::vector<uint16_t>& ids) {
+    std::lock_guard lock(raw->mu_);
+    for (uint16_t id : ids) raw->pending_delta_.insert(id);
+    raw->cv_.notify_all();
+  });
+  m->worker_ = std::thread([raw] { raw->worker(); });
+  return m;
+}
+
+Manager::~Manager() {
+  deps_.engine->setChangeListener(nullptr);
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    cv_.notify_all();
+  }
+  if (worker_.joinable()) worker_.join();
+}
+
+void Manager::setRegenerationListener(std::function<void(const RegenerationStat&)> listener) {
+  std::lock_guard lock(stats_mu_);
+  listener_ = std::move(listener);
+}
+
+void Manager::record(const RegenerationStat& stat) {
+  std::function<void(const RegenerationStat&)> listener;
+  {
+    std::lock_guard lock(stats_mu_);
+    regen_count_++;
+    if (!stat.ok) regen_failures_++;
+    if (recent_.size() < kRecentStats) {
+      recent_.push_back(stat.duration);
+    } else {
+      recent_[recent_next_] = stat.duration;
+      recent_next_ = (recent_next_ + 1) % kRecentStats;
+    }
+    listener = listener_;
+  }
+  if (listener) listener(stat);
+}
+
+Manager::RegenerationSummary Manager::regenerationSummary() const {
+  std::lock_guard lock(stats_mu_);
+  RegenerationSummary s{regen_count_, regen_failures_, {}, {}};
+  if (recent_.empty()) return s;
+  auto sorted = recent_;
+  std::sort(sorted.begin(), sorted.end());
+  s.p50 = sorted[(sorted.size() - 1) / 2];
+  s.p99 = sorted[(sorted.size() - 1) * 99 / 100];
+  return s;
+}
+
+std::string Manager::statePath(uint16_t id) const {
+  return fmt::format("{}/endpoints/{}.json", options_.state_dir, id);
+}
+
+Status Manager::persist(const Endpoint& ep) const {
+  if (options_.state_dir.empty()) return okStatus();
+  return writeFileAtomic(statePath(ep.id()), toStateJson(ep).dump(2) + "\n", 0600);
+}
+
+void Manager::removeStateFile(uint16_t id) const {
+  if (options_.state_dir.empty()) return;
+  if (::unlink(statePath(id).c_str()) != 0 && errno != ENOENT)
+    log()->warn("cannot remove endpoint state file path={} error={}", statePath(id),
+                std::strerror(errno));
+}
+
+void Manager::appendLog(Endpoint& ep, bool ok, std::string message) {
+  ep.log.push_back(StatusChange{nowRfc3339(), ok, std::move(message), ep.state});
+  if (ep.log.size() > options_.log_entries)
+    ep.log.erase(ep.log.begin(),
+                 ep.log.begin() + static_cast<long>(ep.log.size() - options_.log_entries));
+}
+
+labels::Labels Manager::withDerivedLabels(const Spec& spec) const {
+  labels::Labels all = spec.labels;
+  // The namespace is part of a pod's identity (namespaced policies select on it), as Cilium
+  // derives it from the pod.
+  if (!spec.pod_namespace.empty() && all.find("io.kubernetes.pod.namespace") == nullptr)
+    all.set(labels::Label(labels::Source::kK8s, "io.kubernetes.pod.namespace", spec.pod_namespace));
+  return all;
+}
+
+Result<identity::Identity> Manager::allocateIdentity(const labels::Labels& labels) {
+  if (labels.empty())
+    return deps_.ids->allocate(labels::Labels{labels::Label(labels::Source::kReserved, "init")});
+  return deps_.ids->allocate(labels);
+}
+
+std::optional<uint16_t> Manager::findLocked(const Ref& ref) const {
+  if (ref.kind == Ref::Kind::kId) {
+    if (endpoints_.count(ref.id) != 0) return ref.id;
+    return std::nullopt;
+  }
+  for (const auto& [id, ep] : endpoints_)
+    if (matches(ep, ref)) return id;
+  return std::nullopt;
+}
+
+Result<uint16_t> Manager::pickIdLocked(uint16_t wanted) const {
+  if (wanted != 0) {
+    if (endpoints_.count(wanted) != 0)
+      return makeError(ErrorCode::kAlreadyExists, "endpoint {} already exists", wanted);
+    return wanted;
+  }
+  uint16_t id = 1;
+  for (const auto& [used, ep] : endpoints_) {
+    if (used != id) break;
+    if (id == 65535) return Error(ErrorCode::kResourceExhausted, "no free endpoint id");
+    id++;
+  }
+  return id;
+}
+
+// Writes everything but the policy map: ipcache first (peers resolve the pod), then the
+// endpoint entries (ifindex first: the device's program finds its endpoint before anything is
+// routed to it), the programs and the route.
+Status Manager::programEndpointLocked(const Endpoint& ep) {
+  CILIUM_RETURN_IF_ERROR(deps_.ipcache->upsert(hostPrefix(ep.spec.ipv4),
+                                               ipcache::Info{ep.identity, std::nullopt, 0, 0},
+                                               ipcache::Source::kLocal));
+  endpoint_info info = endpointInfo(ep);
+  CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints_by_ifindex->update(info.ifindex, info));
+  CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints->update(datapath::endpointKeyV4(ep.spec.ipv4), info));
+  CILIUM_RETURN_IF_ERROR(deps_.devices->attach(ep.spec.ifindex));
+  CILIUM_RETURN_IF_ERROR(deps_.devices->addRoute(ep.spec.ipv4, ep.spec.ifindex));
+  return okStatus();
+}
+
+Status Manager::regenerateLocked(uint16_t id, const std::string& reason) {
+  Endpoint snap;
+  {
+    std::lock_guard lock(mu_);
+    auto it = endpoints_.find(id);
+    if (it == endpoints_.end()) return okStatus();  // deleted meanwhile
+    if (it->second.state == State::kDisconnecting) return okStatus();
+    snap = it->second;
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  policy::Subject subject{id, snap.identity, snap.identity_labels, {}};
+  auto st = [&]() -> Result<policy::EndpointPolicy> {
+    CILIUM_ASSIGN_OR_RETURN(auto pol, deps_.engine->attach(subject));
+    CILIUM_RETURN_IF_ERROR(deps_.maps.policy->replace(id, pol.entries));
+    CILIUM_RETURN_IF_ERROR(datapath::bumpPolicyRevision(*deps_.maps.runtime_config));
+    return pol;
+  }();
+  auto took = std::chrono::steady_clock::now() - t0;
+  {
+    std::lock_guard lock(mu_);
+    auto it = endpoints_.find(id);
+    if (it != endpoints_.end()) {
+      Endpoint& ep = it->second;
+      if (st.ok()) {
+        ep.policy_revision = st->revision;
+        ep.ingress_enforced = st->ingress_enforced;
+        ep.egress_enforced = st->egress_enforced;
+        ep.policy_entries = st->entries.size();
+        ep.state = State::kReady;
+        appendLog(ep, true, "Successfully regenerated endpoint program (" + reason + ")");
+      } else {
+        // The previous policy map stays in force (replace() is atomic).
+        ep.state = State::kNotReady;
+        appendLog(ep, false, "Regeneration failed: " + st.error().message());
+      }
+      snap = ep;
+    }
+    cv_.notify_all();
+  }
+  record({id, std::chrono::duration_cast<std::chrono::nanoseconds>(took), true, st.ok(), reason});
+  if (!st.ok()) {
+    log()->warn("endpoint regeneration failed id={} reason={} error={}", id, reason,
+                st.error().message());
+    return st.error();
+  }
+  // The state file is written by the callers that change what it holds (creation, labels,
+  // identity): a regeneration alone only moves the revision, which a restart recomputes.
+  return okStatus();
+}
+
+Status Manager::applyDeltaLocked(uint16_t id) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto delta = deps_.engine->consumeChanges(id);
+  if (!delta.ok()) {
+    if (delta.error().code() == ErrorCode::kNotFound) return okStatus();  // detached meanwhile
+    return delta.error();
+  }
+  if (delta->empty()) return okStatus();
+  Status st = deps_.maps.policy->update(id, delta->upserts, delta->deletes);
+  if (st.ok()) st = datapath::bumpPolicyRevision(*deps_.maps.runtime_config);
+  auto took = std::chrono::steady_clock::now() - t0;
+  record({id, std::chrono::duration_cast<std::chrono::nanoseconds>(took), false, st.ok(),
+          "identity change"});
+  if (!st.ok()) {
+    // The map may now differ from what the engine believes it holds: rebuild it completely.
+    log()->warn("incremental policy update failed id={} error={}; regenerating", id,
+                st.error().message());
+    return regenerateLocked(id, "incremental update failed");
+  }
+  std::lock_guard lock(mu_);
+  if (auto it = endpoints_.find(id); it != endpoints_.end()) {
+    it->second.policy_entries = it->second.policy_entries + delta->upserts.size() -
+                                std::min(it->second.policy_entries, delta->deletes.size());
+  }
+  return okStatus();
+}
+
+void Manager::worker() {
+  for (;;) {
+    std::set<uint16_t> full, delta;
+    std::map<uint16_t, std::string> reasons;
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait(lock,
+               [&] { return stopping_ || !pending_full_.empty() || !pending_delta_.empty(); });
+      if (stopping_) return;
+      full.swap(pending_full_);
+      delta.swap(pending_delta_);
+      reasons.swap(pending_reason_);
+    }
+    std::lock_guard regen(regen_mu_);
+    for (uint16_t id : full) (void)regenerateLocked(id, reasons[id]);
+    for (uint16_t id : delta)
+      if (full.count(id) == 0) (void)applyDeltaLocked(id);
+  }
+}
+
+void Manager::requestRegeneration(std::vector<uint16_t> ids, std::string reason) {
+  std::lock_guard lock(mu_);
+  if (ids.empty())
+    for (const auto& [id, ep] : endpoints_) ids.push_back(id);
+  for (uint16_t id : ids) {
+    pending_full_.insert(id);
+    pending_reason_[id] = reason;
+  }
+  cv_.notify_all();
+}
+
+void Manager::policyChanged(uint64_t revision, const std::vector<uint16_t>& affected) {
+  std::set<uint16_t> regen(affected.begin(), affected.end());
+  std::lock_guard lock(mu_);
+  for (auto& [id, ep] : endpoints_) {
+    if (regen.count(id) != 0) {
+      pending_full_.insert(id);
+      pending_reason_[id] = fmt::format("policy revision {}", revision);
+    } else if (ep.state == State::kReady && ep.policy_revision < revision) {
+      // Not selected by what changed: the policy it enforces is also that of `revision`.
+      ep.policy_revision = revision;
+    }
+  }
+  cv_.notify_all();
+}
+
+bool Manager::waitForRevision(uint64_t revision, std::chrono::milliseconds timeout) const {
+  std::unique_lock lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] {
+    for (const auto& [id, ep] : endpoints_)
+      if (ep.state == State::kReady && ep.policy_revision < revision) return false;
+    for (const auto& [id, ep] : endpoints_)
+      if (pending_full_.count(id) != 0) return false;
+    return true;
+  });
+}
+
+Result<Endpoint> Manager::add(Spec spec) {
+  CILIUM_RETURN_IF_ERROR(spec.validate());
+  std::lock_guard regen(regen_mu_);
+  Endpoint ep;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [id, other] : endpoints_) {
+      if (other.spec.ipv4 == spec.ipv4)
+        return makeError(ErrorCode::kAlreadyExists, "address {} is in use by endpoint {}",
+                         datapath::formatIpv4(spec.ipv4), id);
+      if (other.spec.ifindex == spec.ifindex)
+        return makeError(ErrorCode::kAlreadyExists, "interface index {} is in use by endpoint {}",
+                         spec.ifindex, id);
+    }
+    CILIUM_ASSIGN_OR_RETURN(spec.id, pickIdLocked(spec.id));
+    ep.spec = std::move(spec);
+    ep.state = State::kWaitingForIdentity;
+    endpoints_[ep.id()] = ep;
+  }
+  auto drop = [&] {
+    std::lock_guard lock(mu_);
+    endpoints_.erase(ep.id());
+    cv_.notify_all();
+  };
+  auto split = options_.filter.filter(withDerivedLabels(ep.spec));
+  auto ident = allocateIdentity(split.identity);
+  if (!ident.ok()) {
+    drop();
+    return ident.error().withContext("allocate identity");
+  }
+  ep.identity = ident->id;
+  ep.identity_labels = ident->labels;
+  ep.information_labels = split.information;
+  ep.state = State::kRegenerating;
+  {
+    std::lock_guard lock(mu_);
+    endpoints_[ep.id()] = ep;
+  }
+  // The policy map goes in before the endpoint is reachable: no packet of it ever meets an
+  // open policy.
+  Status st = regenerateLocked(ep.id(), "endpoint created");
+  if (st.ok()) {
+    std::lock_guard lock(mu_);
+    ep = endpoints_[ep.id()];
+  }
+  if (st.ok()) st = programEndpointLocked(ep);
+  if (st.ok()) st = datapath::bumpPolicyRevision(*deps_.maps.runtime_config);
+  if (st.ok()) st = persist(ep);
+  if (!st.ok()) {
+    cleanupLocked(ep, false);
+    (void)deps_.ids->release(ep.identity);
+    drop();
+    removeStateFile(ep.id());
+    return st.error().withContext(fmt::format("create endpoint {}", ep.id()));
+  }
+  log()->info("endpoint ready id={} ipv4={} ifindex={} identity={} revision={}", ep.id(),
+              datapath::formatIpv4(ep.spec.ipv4), ep.spec.ifindex, ep.identity, ep.policy_revision);
+  return ep;
+}
+
+Result<Endpoint> Manager::updateLabels(const Ref& ref, const labels::Labels& new_labels) {
+  std::lock_guard regen(regen_mu_);
+  Endpoint ep;
+  {
+    std::lock_guard lock(mu_);
+    auto id = findLocked(ref);
+    if (!id) return Error(ErrorCode::kNotFound, "endpoint not found");
+    ep = endpoints_[*id];
+  }
+  Spec spec = ep.spec;
+  spec.labels = new_labels;
+  auto split = options_.filter.filter(withDerivedLabels(spec));
+  CILIUM_ASSIGN_OR_RETURN(auto ident, allocateIdentity(split.identity));
+  identity::NumericIdentity old = ep.identity;
+  {
+    std::lock_guard lock(mu_);
+    Endpoint& cur = endpoints_[ep.id()];
+    cur.spec.labels = new_labels;
+    cur.identity = ident.id;
+    cur.identity_labels = ident.labels;
+    cur.information_labels = split.information;
+    cur.state = State::kRegenerating;
+  }
+  Status st = regenerateLocked(ep.id(), "labels changed");
+  {
+    std::lock_guard lock(mu_);
+    ep = endpoints_[ep.id()];
+  }
+  if (st.ok()) st = programEndpointLocked(ep);
+  if (st.ok()) st = datapath::bumpPolicyRevision(*deps_.maps.runtime_config);
+  if (!st.ok()) {
+    // Keep the endpoint on its old identity, as the datapath may still have it.
+    {
+      std::lock_guard lock(mu_);
+      Endpoint& cur = endpoints_[ep.id()];
+      cur.identity = old;
+      cur.state = State::kNotReady;
+    }
+    (void)deps_.ids->release(ident.id);
+    (void)regenerateLocked(ep.id(), "labels change failed");
+    return st.error().withContext("update labels");
+  }
+  (void)deps_.ids->release(old);
+  if (auto p = persist(ep); !p.ok())
+    log()->warn("cannot persist endpoint id={} error={}", ep.id(), p.error().message());
+  return ep;
+}
+
+int Manager::cleanupLocked(const Endpoint& ep, bool delete_link) {
+  int errors = 0;
+  auto check = [&](const Status& st, std::string_view what) {
+    if (!st.ok()) {
+      errors++;
+      log()->warn("endpoint cleanup step failed id={} step={} error={}", ep.id(), what,
+                  st.error().message());
+    }
+  };
+  auto checkBool = [&](const Result<bool>& r, std::string_view what) {
+    if (!r.ok()) check(r.error(), what);
+  };
+  check(deps_.devices->removeRoute(ep.spec.ipv4, ep.spec.ifindex), "route");
+  // Only remove entries that are still this endpoint's (a restore may have reused them).
+  auto byip = deps_.maps.endpoints->lookup(datapath::endpointKeyV4(ep.spec.ipv4));
+  if (byip.ok() && *byip && (*byip)->lxc_id == ep.id())
+    checkBool(deps_.maps.endpoints->remove(datapath::endpointKeyV4(ep.spec.ipv4)), "cilium_lxc");
+  auto byif = deps_.maps.endpoints_by_ifindex->lookup(static_cast<uint32_t>(ep.spec.ifindex));
+  if (byif.ok() && *byif && (*byif)->lxc_id == ep.id())
+    checkBool(deps_.maps.endpoints_by_ifindex->remove(static_cast<uint32_t>(ep.spec.ifindex)),
+              "cilium_lxc_if");
+  check(deps_.ipcache->remove(hostPrefix(ep.spec.ipv4), ipcache::Source::kLocal), "ipcache");
+  deps_.engine->detach(ep.id());
+  check(deps_.maps.policy->remove(ep.id()), "policy map");
+  check(deps_.devices->detach(ep.spec.ifindex), "programs");
+  if (delete_link) check(deps_.devices->deleteLink(ep.spec.ifindex), "link");
+  check(datapath::bumpPolicyRevision(*deps_.maps.runtime_config), "policy revision");
+  return errors;
+}
+
+Result<int> Manager::remove(const Ref& ref) {
+  std::lock_guard regen(regen_mu_);
+  Endpoint ep;
+  {
+    std::lock_guard lock(mu_);
+    auto id = findLocked(ref);
+    if (!id) return Error(ErrorCode::kNotFound, "endpoint not found");
+    Endpoint& cur = endpoints_[*id];
+    cur.state = State::kDisconnecting;
+    ep = cur;
+    pending_full_.erase(*id);
+    pending_delta_.erase(*id);
+  }
+  int errors = cleanupLocked(ep, true);
+  if (auto st = deps_.ids->release(ep.identity); !st.ok()) {
+    errors++;
+    log()->warn("release identity failed id={} identity={} error={}", ep.id(), ep.identity,
+                st.error().message());
+  }
+  removeStateFile(ep.id());
+  {
+    std::lock_guard lock(mu_);
+    endpoints_.erase(ep.id());
+    cv_.notify_all();
+  }
+  log()->info("endpoint deleted id={} errors={}", ep.id(), errors);
+  return errors;
+}
+
+std::optional<Endpoint> Manager::get(const Ref& ref) const {
+  std::lock_guard lock(mu_);
+  auto id = findLocked(ref);
+  if (!id) return std::nullopt;
+  return endpoints_.at(*id);
+}
+
+std::vector<Endpoint> Manager::list() const {
+  std::lock_guard lock(mu_);
+  std::vector<Endpoint> out;
+  out.reserve(endpoints_.size());
+  for (const auto& [id, ep] : endpoints_) out.push_back(ep);
+  return out;
+}
+
+size_t Manager::size() const {
+  std::lock_guard lock(mu_);
+  return endpoints_.size();
+}
+
+Result<RestoreResult> Manager::restore() {
+  RestoreResult res;
+  if (options_.state_dir.empty()) return res;
+  std::string dir = options_.state_dir + "/endpoints";
+  std::vector<Endpoint> found;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name.size() < 6 || name.compare(name.size() - 5, 5, ".json") != 0) continue;
+      std::string path = dir + "/" + name;
+      auto text = readFile(path);
+      Result<Endpoint> ep = text.ok() ? [&]() -> Result<Endpoint> {
+        try {
+          return fromStateJson(nlohmann::json::parse(*text), path);
+        } catch (const nlohmann::json::exception& ex) {
+          return makeError(ErrorCode::kInvalidArgument, "{}: {}", path, ex.what());
+        }
+      }()
+          : Result<Endpoint>(text.error());
+      if (!ep.ok()) {
+        log()->warn("skipping unreadable endpoint state error={}", ep.error().message());
+        ::unlink(path.c_str());
+        res.skipped++;
+        continue;
+      }
+      if (!deps_.devices->linkExists(ep->spec.ifindex, ep->spec.interface_name)) {
+        log()->info("endpoint device is gone, not restoring id={} ifindex={} name={}", ep->id(),
+                    ep->spec.ifindex, ep->spec.interface_name);
+        ::unlink(path.c_str());
+        res.skipped++;
+        continue;
+      }
+      found.push_back(std::move(*ep));
+    }
+    ::closedir(d);
+  }
+  std::sort(found.begin(), found.end(),
+            [](const Endpoint& a, const Endpoint& b) { return a.id() < b.id(); });
+
+  std::lock_guard regen(regen_mu_);
+  std::set<uint16_t> ids;
+  std::set<uint32_t> ips;
+  std::set<int> ifindexes;
+  for (auto& ep : found) {
+    {
+      std::lock_guard lock(mu_);
+      if (endpoints_.count(ep.id()) != 0) continue;
+      endpoints_[ep.id()] = ep;
+    }
+    identity::NumericIdentity previous = ep.identity;
+    auto split = options_.filter.filter(withDerivedLabels(ep.spec));
+    auto ident = allocateIdentity(split.identity);
+    Status st = ident.ok() ? okStatus() : Status(ident.error());
+    if (st.ok()) {
+      if (ident->id != previous)
+        log()->warn("restored endpoint got a different identity id={} was={} now={}", ep.id(),
+                    previous, ident->id);
+      std::lock_guard lock(mu_);
+      Endpoint& cur = endpoints_[ep.id()];
+      cur.identity = ident->id;
+      cur.identity_labels = ident->labels;
+      cur.information_labels = split.information;
+      cur.state = State::kRegenerating;
+    }
+    // replace() swaps the inner map the datapath uses for a complete new one: the policy in
+    // force changes from the old set to the new one with nothing in between.
+    if (st.ok()) st = regenerateLocked(ep.id(), "restored");
+    if (st.ok()) {
+      std::lock_guard lock(mu_);
+      ep = endpoints_[ep.id()];
+    }
+    if (st.ok()) st = programEndpointLocked(ep);
+    if (st.ok() && ep.identity != previous) st = persist(ep);
+    if (!st.ok()) {
+      // Keep what is in the datapath (it enforces the last good policy); report not-ready.
+      log()->warn("endpoint restore failed id={} error={}", ep.id(), st.error().message());
+      std::lock_guard lock(mu_);
+      endpoints_[ep.id()].state = State::kNotReady;
+    } else {
+      res.restored++;
+    }
+    ids.insert(ep.id());
+    ips.insert(ep.spec.ipv4);
+    ifindexes.insert(ep.spec.ifindex);
+  }
+
+  // Stale state: what a previous run programmed for endpoints that are not coming back.
+  std::vector<endpoint_key> stale_keys;
+  (void)deps_.maps.endpoints->forEach([&](const endpoint_key& k, const endpoint_info& v) {
+    if ((v.flags & ENDPOINT_F_HOST) == 0 && ids.count(v.lxc_id) == 0) stale_keys.push_back(k);
+    return true;
+  });
+  for (const auto& k : stale_keys)
+    if (deps_.maps.endpoints->remove(k).ok()) res.stale_removed++;
+  std::vector<uint32_t> stale_ifs;
+  (void)deps_.maps.endpoints_by_ifindex->forEach([&](const uint32_t& k, const endpoint_info& v) {
+    if ((v.flags & ENDPOINT_F_HOST) == 0 && ids.count(v.lxc_id) == 0) stale_ifs.push_back(k);
+    return true;
+  });
+  for (uint32_t k : stale_ifs)
+    if (deps_.maps.endpoints_by_ifindex->remove(k).ok()) res.stale_removed++;
+  if (auto eps = deps_.maps.policy->endpoints(); eps.ok())
+    for (uint16_t id : *eps)
+      if (ids.count(id) == 0 && deps_.maps.policy->remove(id).ok()) res.stale_removed++;
+  for (int ifindex : deps_.devices->attachedLinks())
+    if (ifindexes.count(ifindex) == 0 && deps_.devices->detach(ifindex).ok()) res.stale_removed++;
+  CILIUM_RETURN_IF_ERROR(datapath::bumpPolicyRevision(*deps_.maps.runtime_config));
+  log()->info("endpoints restored restored={} skipped={} stale_removed={}", res.restored,
+              res.skipped, res.stale_removed);
+  return res;
+}
+
+}  // namespace cilium::endpoint

@@ -1,0 +1,139 @@
+// The real agent with 1,000 endpoints (1,000 identities) in a node namespace: how long creating
+// them through the API takes, the agent's RSS, and `kill -9` -> spawn -> ready when all 1,000 are
+// restored from state (their veths exist; no pod namespaces, so no traffic). Needs root.
+// Prints numbers; never passes or fails.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+
+#include "agent/common/log.h"
+#include "agent/common/netns.h"
+#include "agent/datapath/netlink.h"
+#include "api/client/client.h"
+#include "tests/harness/netns.h"
+
+namespace {
+
+using namespace cilium;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+long rssKiB(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+
+bool waitReady(const std::string& sock, Process* agent) {
+  auto deadline = Clock::now() + 120s;
+  while (Clock::now() < deadline) {
+    if (!agent->running()) return false;
+    auto s = api::Client(api::ClientOptions{sock, 1s}).healthz();
+    if (s.ok() && s->cilium && s->cilium->state == api::StatusState::kOk) return true;
+    std::this_thread::sleep_for(2ms);
+  }
+  return false;
+}
+
+int run(int n) {
+  auto topo = testing::Topology::create();
+  if (!topo.ok()) return std::fprintf(stderr, "%s\n", topo.error().toString().c_str()), 1;
+  auto pin = (*topo)->pinDir();
+  std::string dir = (*topo)->tmpDir();
+  std::string sock = dir + "/run/cilium.sock";
+  std::vector<std::pair<int, std::string>> devs;  // ifindex, name
+  auto t0 = Clock::now();
+  Status made = runInNetns((*topo)->nodeNetns(), [&]() -> Status {
+    namespace nl = datapath::netlink;
+    for (int i = 0; i < n; i++) {
+      std::string name = "lxb" + std::to_string(i), peer = "lxp" + std::to_string(i);
+      CILIUM_RETURN_IF_ERROR(nl::createVeth(name, peer));
+      CILIUM_ASSIGN_OR_RETURN(auto l, nl::linkByName(name));
+      CILIUM_ASSIGN_OR_RETURN(auto p, nl::linkByName(peer));
+      CILIUM_RETURN_IF_ERROR(nl::setLinkUp(p.ifindex));
+      CILIUM_RETURN_IF_ERROR(nl::setLinkUp(l.ifindex));
+      devs.emplace_back(l.ifindex, name);
+    }
+    return okStatus();
+  });
+  if (!made.ok()) return std::fprintf(stderr, "%s\n", made.error().toString().c_str()), 1;
+  std::printf("created %d veth pairs over rtnetlink: %.0f ms\n", n, msSince(t0));
+
+  std::vector<std::string> args = {CILIUM_AGENT_BINARY,          "--state-dir=" + dir + "/run",
+                                   "--socket-path=" + sock,      "--bpf-pin-dir=" + *pin + "/agent",
+                                   "--ipv4-range=10.200.0.0/16", "--node-name=node-1"};
+  auto first = (*topo)->spawnIn((*topo)->nodeNetns(), args, "agent1");
+  if (!first.ok() || !waitReady(sock, *first)) return std::fprintf(stderr, "agent1 failed\n"), 1;
+
+  api::Client client(api::ClientOptions{sock, 30s});
+  t0 = Clock::now();
+  for (int i = 0; i < n; i++) {
+    api::EndpointChangeRequest req;
+    req.container_id = "ctr" + std::to_string(i);
+    req.interface_name = devs[i].second;
+    req.interface_index = devs[i].first;
+    req.addressing = api::AddressPair{};
+    req.addressing->ipv4 =
+        "10.200." + std::to_string(1 + i / 250) + "." + std::to_string(1 + i % 250);
+    req.k8s_namespace = "default";
+    req.k8s_pod_name = "pod" + std::to_string(i);
+    req.labels = {"k8s:app=app" + std::to_string(i)};  // one identity per endpoint
+    auto st = client.putEndpoint(*api::parseEndpointRef("container-id:" + req.container_id), req);
+    if (!st.ok()) return std::fprintf(stderr, "PUT %d: %s\n", i, st.error().toString().c_str()), 1;
+  }
+  double put_ms = msSince(t0);
+  std::printf("PUT %d endpoints (new identity each): %.0f ms, %.1f ms per endpoint\n", n, put_ms,
+              put_ms / n);
+  auto ids = client.listIdentities();
+  std::printf("agent RSS with %d endpoints and %zu identities: %ld KiB\n", n,
+              ids.ok() ? ids->size() : 0, rssKiB((*first)->pid()));
+
+  (*first)->signal(SIGKILL);
+  (void)(*first)->wait(10s);
+  t0 = Clock::now();
+  // CILIUM_BENCH_WRAP="strace -f -c -o /tmp/x" runs the restarted agent under a profiler.
+  std::vector<std::string> args2;
+  if (const char* wrap = std::getenv("CILIUM_BENCH_WRAP")) {
+    std::istringstream words(wrap);
+    for (std::string w; words >> w;) args2.push_back(w);
+  }
+  args2.insert(args2.end(), args.begin(), args.end());
+  auto second = (*topo)->spawnIn((*topo)->nodeNetns(), args2, "agent2");
+  if (!second.ok() || !waitReady(sock, *second)) return std::fprintf(stderr, "agent2 failed\n"), 1;
+  double ready_ms = msSince(t0);
+  auto eps = client.listEndpoints();
+  size_t ready = 0;
+  if (eps.ok())
+    for (const auto& e : *eps) ready += e.status && e.status->state == api::EndpointState::kReady;
+  std::printf("kill -9, then spawn to ready with %d endpoints to restore: %.0f ms (%zu ready)\n", n,
+              ready_ms, ready);
+  std::printf("agent RSS after the restore: %ld KiB\n", rssKiB((*second)->pid()));
+  if (std::ifstream log(dir + "/agent2.err"); log) {
+    std::string line;
+    while (std::getline(log, line))
+      if (line.find("control plane started") != std::string::npos)
+        std::printf("  %s\n", line.substr(line.find("control plane")).c_str());
+  }
+  (*second)->signal(SIGTERM);
+  (void)(*second)->wait(30s);
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  cilium::setLogLevel("warn");
+  int n = argc > 1 ? std::atoi(argv[1]) : 1000;
+  return run(n);
+}

@@ -1,0 +1,411 @@
+// The endpoint manager against fake maps and fake devices: creation, the id forms, REST errors,
+// deletion, regeneration on policy and identity changes, persistence and restore.
+#include "agent/endpoint/manager.h"
+
+#include <arpa/inet.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <set>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/common/files.h"
+#include "agent/datapath/fake_maps.h"
+#include "agent/endpoint/api.h"
+#include "tests/harness/temp_dir.h"
+
+namespace cilium::endpoint {
+namespace {
+
+using namespace std::chrono_literals;
+
+class FakeDevices final : public Devices {
+ public:
+  Status attach(int ifindex) override {
+    std::lock_guard l(mu);
+    if (fail_attach) return Error(ErrorCode::kInternal, "attach failed");
+    attached.insert(ifindex);
+    return okStatus();
+  }
+  Status detach(int ifindex) override {
+    std::lock_guard l(mu);
+    attached.erase(ifindex);
+    return okStatus();
+  }
+  Status addRoute(uint32_t ip, int ifindex) override {
+    std::lock_guard l(mu);
+    routes[ip] = ifindex;
+    return okStatus();
+  }
+  Status removeRoute(uint32_t ip, int) override {
+    std::lock_guard l(mu);
+    routes.erase(ip);
+    return okStatus();
+  }
+  Status deleteLink(int ifindex) override {
+    std::lock_guard l(mu);
+    links.erase(ifindex);
+    return okStatus();
+  }
+  bool linkExists(int ifindex, const std::string&) override {
+    std::lock_guard l(mu);
+    return links.count(ifindex) != 0;
+  }
+  std::vector<int> attachedLinks() override {
+    std::lock_guard l(mu);
+    return {attached.begin(), attached.end()};
+  }
+
+  std::mutex mu;
+  std::set<int> attached;
+  std::set<int> links;
+  std::map<uint32_t, int> routes;
+  bool fail_attach = false;
+};
+
+uint32_t ip(const char* s) { return *datapath::parseIpv4(s); }
+
+Spec pod(const std::string& name, const char* addr, int ifindex, const std::string& app) {
+  Spec s;
+  s.container_id = "c-" + name;
+  s.container_interface_name = "eth0";
+  s.pod_namespace = "default";
+  s.pod_name = name;
+  s.interface_name = "lxc" + std::to_string(ifindex);
+  s.ifindex = ifindex;
+  s.mac = "02:00:00:00:00:01";
+  s.host_mac = "02:00:00:00:00:02";
+  s.ipv4 = ip(addr);
+  s.labels = *labels::Labels::parse({"k8s:app=" + app, "k8s:pod-template-hash=abc123"});
+  return s;
+}
+
+std::string cnp(const std::string& name, const std::string& app, const std::string& from) {
+  return "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: " + name +
+         "\n  namespace: default\nspec:\n  endpointSelector: {matchLabels: {app: " + app +
+         "}}\n  ingress: [{fromEndpoints: [{matchLabels: {app: " + from + "}}]}]\n";
+}
+
+// Ingress allow entries of an endpoint's policy map: the remote identities.
+std::set<uint32_t> ingressAllowed(datapath::PolicyMaps& maps, uint16_t id) {
+  std::set<uint32_t> out;
+  auto d = maps.dump(id);
+  if (!d.ok()) return out;
+  for (const auto& e : *d)
+    if (!e.key.egress && (e.value.flags & POLICY_F_DENY) == 0) out.insert(e.key.sec_label);
+  return out;
+}
+
+template <typename F>
+bool eventually(F cond, std::chrono::milliseconds limit = 5s) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(2ms);
+  }
+  return cond();
+}
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { start(); }
+  void TearDown() override { stop(); }
+
+  void start() {
+    auto ids = identity::Allocator::open(dir_.path() + "/ids");
+    ASSERT_TRUE(ids.ok()) << ids.error().toString();
+    ids_ = std::move(*ids);
+    engine_ = std::make_unique<policy::Engine>(*ids_);
+    ipcache_ = std::make_unique<ipcache::IpCache>(&maps_.ipcache, &maps_.runtime_config);
+    Manager::Deps deps{ids_.get(), engine_.get(), ipcache_.get(), maps_.view(), &devices_};
+    auto m = Manager::create(deps, ManagerOptions{dir_.path() + "/state"});
+    ASSERT_TRUE(m.ok()) << m.error().toString();
+    mgr_ = std::move(*m);
+  }
+  void stop() {
+    mgr_.reset();
+    engine_.reset();
+    ipcache_.reset();
+    ids_.reset();
+  }
+
+  Endpoint add(const Spec& s) {
+    devices_.links.insert(s.ifindex);
+    auto ep = mgr_->add(s);
+    EXPECT_TRUE(ep.ok()) << ep.error().toString();
+    return ep.ok() ? *ep : Endpoint{};
+  }
+
+  api::Response call(const std::string& method, const std::string& target, std::string body = "") {
+    api::Router router;
+    EXPECT_TRUE(registerRoutes(router, *mgr_).ok());
+    return router.dispatch(method, target, {}, std::move(body));
+  }
+
+  uint64_t policyRevisionBumps() {
+    auto v = maps_.runtime_config.lookup(RUNTIME_POLICY_REV);
+    return v.ok() && *v ? **v : 0;
+  }
+
+  testing::TempDir dir_;
+  datapath::FakeMaps maps_;
+  FakeDevices devices_;
+  std::unique_ptr<identity::Allocator> ids_;
+  std::unique_ptr<policy::Engine> engine_;
+  std::unique_ptr<ipcache::IpCache> ipcache_;
+  std::unique_ptr<Manager> mgr_;
+};
+
+TEST_F(ManagerTest, CreateProgramsEverythingBeforeReturningReady) {
+  uint64_t bumps = policyRevisionBumps();
+  Endpoint ep = add(pod("web", "10.200.0.10", 7, "web"));
+  EXPECT_EQ(ep.id(), 1);
+  EXPECT_EQ(ep.state, State::kReady);
+  EXPECT_GE(ep.identity, identity::kMinCluster);
+  EXPECT_EQ(ep.policy_revision, engine_->revision());
+  // The identity is of the security-relevant labels only, with the namespace derived.
+  EXPECT_EQ(ep.identity_labels.toStrings(),
+            (std::vector<std::string>{"k8s:app=web", "k8s:io.kubernetes.pod.namespace=default"}));
+  EXPECT_EQ(ep.information_labels.toStrings(),
+            std::vector<std::string>{"k8s:pod-template-hash=abc123"});
+
+  auto byif = maps_.endpoints_by_ifindex.lookup(7);
+  ASSERT_TRUE(byif.ok() && *byif);
+  EXPECT_EQ((*byif)->lxc_id, 1);
+  EXPECT_EQ((*byif)->sec_id, ep.identity);
+  EXPECT_EQ((*byif)->mac[0], 0x02);
+  EXPECT_EQ((*byif)->node_mac[5], 0x02);
+  auto byip = maps_.endpoints.lookup(datapath::endpointKeyV4(ip("10.200.0.10")));
+  ASSERT_TRUE(byip.ok() && *byip);
+  EXPECT_EQ((*byip)->ifindex, 7u);
+  auto ipc = maps_.ipcache.lookup(datapath::ipcacheKeyV4(ip("10.200.0.10"), 32));
+  ASSERT_TRUE(ipc.ok() && *ipc);
+  EXPECT_EQ((*ipc)->sec_identity, ep.identity);
+  EXPECT_TRUE(maps_.policy.dump(1).ok()) << "a policy map exists before the endpoint is ready";
+  EXPECT_EQ(devices_.attached, std::set<int>{7});
+  EXPECT_EQ(devices_.routes.at(ip("10.200.0.10")), 7);
+  EXPECT_GT(policyRevisionBumps(), bumps);
+  auto state = readFile(dir_.path() + "/state/endpoints/1.json");
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(nlohmann::json::parse(*state)["ipv4"], "10.200.0.10");
+
+  // A second pod of the same workload shares the identity (pod-template-hash is dropped).
+  auto s2 = pod("web2", "10.200.0.11", 8, "web");
+  s2.labels.set(labels::Label(labels::Source::kK8s, "pod-template-hash", "zzz"));
+  Endpoint ep2 = add(s2);
+  EXPECT_EQ(ep2.id(), 2);
+  EXPECT_EQ(ep2.identity, ep.identity);
+}
+
+TEST_F(ManagerTest, RejectsConflictsAndBadSpecsLeavingNothingBehind) {
+  add(pod("web", "10.200.0.10", 7, "web"));
+  auto dup = mgr_->add(pod("other", "10.200.0.10", 9, "x"));
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
+  auto dupif = mgr_->add(pod("other", "10.200.0.12", 7, "x"));
+  ASSERT_FALSE(dupif.ok());
+  EXPECT_EQ(dupif.error().code(), ErrorCode::kAlreadyExists);
+  Spec bad = pod("bad", "10.200.0.13", 10, "x");
+  bad.ifindex = 0;
+  EXPECT_EQ(mgr_->add(bad).error().code(), ErrorCode::kInvalidArgument);
+
+  // A datapath failure half way leaves no map entry and no endpoint.
+  devices_.fail_attach = true;
+  devices_.links.insert(11);
+  auto failed = mgr_->add(pod("db", "10.200.0.14", 11, "db"));
+  ASSERT_FALSE(failed.ok());
+  EXPECT_EQ(mgr_->size(), 1u);
+  EXPECT_FALSE(*maps_.endpoints_by_ifindex.lookup(11));
+  EXPECT_FALSE(*maps_.endpoints.lookup(datapath::endpointKeyV4(ip("10.200.0.14"))));
+  EXPECT_FALSE(*maps_.ipcache.lookup(datapath::ipcacheKeyV4(ip("10.200.0.14"), 32)));
+  EXPECT_FALSE(maps_.policy.dump(2).ok());
+  EXPECT_FALSE(ids_->lookupByLabels(
+      *labels::Labels::parse({"k8s:app=db", "k8s:io.kubernetes.pod.namespace=default"})))
+      << "the identity was released";
+}
+
+TEST_F(ManagerTest, RestApiIdFormsAndErrors) {
+  add(pod("web", "10.200.0.10", 7, "web"));
+  for (const char* id : {"1", "cilium-local:1", "container-id:c-web", "pod-name:default%2Fweb",
+                         "cni-attachment-id:c-web:eth0"}) {
+    auto r = call("GET", std::string("/v1/endpoint/") + id);
+    EXPECT_EQ(r.status, 200) << id;
+    EXPECT_EQ(r.body["id"], 1) << id;
+  }
+  EXPECT_EQ(call("GET", "/v1/endpoint/2").status, 404);
+  EXPECT_EQ(call("GET", "/v1/endpoint/pod-name:default%2Fnope").status, 404);
+  EXPECT_EQ(call("GET", "/v1/endpoint/bogus-prefix:1").status, 400);
+  EXPECT_EQ(call("DELETE", "/v1/endpoint/container-id:none").status, 404);
+
+  auto list = call("GET", "/v1/endpoint");
+  ASSERT_EQ(list.status, 200);
+  ASSERT_EQ(list.body.size(), 1u);
+  EXPECT_EQ(list.body[0]["status"]["state"], "ready");
+  EXPECT_EQ(list.body[0]["status"]["networking"]["addressing"][0]["ipv4"], "10.200.0.10");
+  EXPECT_EQ(call("GET", "/v1/endpoint?labels=k8s:app=db").body.size(), 0u);
+  EXPECT_EQ(call("GET", "/v1/endpoint?labels=k8s:app=web").body.size(), 1u);
+
+  auto labels = call("GET", "/v1/endpoint/1/labels");
+  ASSERT_EQ(labels.status, 200);
+  EXPECT_EQ(labels.body["status"]["security-relevant"][0], "k8s:app=web");
+
+  // Malformed bodies: 400 naming the problem.
+  auto bad_json = call("PUT", "/v1/endpoint/container-id:x", "{");
+  EXPECT_EQ(bad_json.status, 400);
+  auto bad_mac = call("PUT", "/v1/endpoint/container-id:x",
+                      R"({"state":"waiting-for-identity","interface-index":9,"mac":"zz",
+                          "addressing":{"ipv4":"10.200.0.20"}})");
+  EXPECT_EQ(bad_mac.status, 400);
+  EXPECT_NE(bad_mac.body.get<std::string>().find("mac"), std::string::npos) << bad_mac.body;
+  auto no_ip = call("PUT", "/v1/endpoint/container-id:x",
+                    R"({"state":"waiting-for-identity","interface-index":9})");
+  EXPECT_EQ(no_ip.status, 400);
+  auto bad_ip =
+      call("PUT", "/v1/endpoint/container-id:x",
+           R"({"state":"waiting-for-identity","interface-index":9,"addressing":{"ipv4":"10.1"}})");
+  EXPECT_EQ(bad_ip.status, 400);
+
+  devices_.links.insert(9);
+  auto ok = call("PUT", "/v1/endpoint/5",
+                 R"({"state":"waiting-for-identity","interface-index":9,"interface-name":"lxc9",
+                     "container-id":"abc","k8s-namespace":"default","k8s-pod-name":"db",
+                     "labels":["k8s:app=db"],"addressing":{"ipv4":"10.200.0.20"}})");
+  EXPECT_EQ(ok.status, 201) << ok.body;
+  EXPECT_EQ(ok.body["id"], 5);
+  EXPECT_EQ(ok.body["status"]["state"], "ready");
+  EXPECT_EQ(
+      call(
+          "PUT", "/v1/endpoint/5",
+          R"({"state":"waiting-for-identity","interface-index":10,"addressing":{"ipv4":"10.200.0.21"}})")
+          .status,
+      409);
+
+  auto patch = call("PATCH", "/v1/endpoint/pod-name:default%2Fdb",
+                    R"({"state":"ready","labels":["k8s:app=db2"]})");
+  EXPECT_EQ(patch.status, 200) << patch.body;
+  EXPECT_EQ(call("GET", "/v1/endpoint/5").body["status"]["identity"]["labels"][0], "k8s:app=db2");
+  EXPECT_EQ(call("DELETE", "/v1/endpoint/5").status, 200);
+  EXPECT_EQ(call("GET", "/v1/endpoint/5").status, 404);
+}
+
+TEST_F(ManagerTest, DeleteRemovesEveryTrace) {
+  Endpoint ep = add(pod("web", "10.200.0.10", 7, "web"));
+  auto errors = mgr_->remove(Ref{Ref::Kind::kPodName, 0, "default/web", ""});
+  ASSERT_TRUE(errors.ok());
+  EXPECT_EQ(*errors, 0);
+  EXPECT_EQ(mgr_->size(), 0u);
+  size_t n = 0;
+  (void)maps_.endpoints.forEach([&](auto&, auto&) { return ++n, true; });
+  (void)maps_.endpoints_by_ifindex.forEach([&](auto&, auto&) { return ++n, true; });
+  (void)maps_.ipcache.forEach([&](auto&, auto&) { return ++n, true; });
+  EXPECT_EQ(n, 0u);
+  EXPECT_TRUE(maps_.policy.endpoints()->empty());
+  EXPECT_TRUE(devices_.attached.empty());
+  EXPECT_TRUE(devices_.routes.empty());
+  EXPECT_TRUE(devices_.links.empty()) << "the host-side veth is deleted";
+  EXPECT_FALSE(readFile(dir_.path() + "/state/endpoints/1.json").ok());
+  EXPECT_FALSE(ids_->lookup(ep.identity)) << "the identity is released";
+  EXPECT_TRUE(engine_->attachedEndpoints().empty());
+  EXPECT_EQ(mgr_->remove(Ref{Ref::Kind::kId, 1, "", ""}).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_F(ManagerTest, RegeneratesOnPolicyAndIdentityChanges) {
+  Endpoint web = add(pod("web", "10.200.0.10", 7, "web"));
+  Endpoint other = add(pod("other", "10.200.0.12", 9, "other"));
+  EXPECT_TRUE(ingressAllowed(maps_.policy, web.id()).count(0) == 0 || !web.ingress_enforced);
+
+  // Policy change: web gets ingress enforcement; it allows app=db, which has no pod yet.
+  auto imp = engine_->import(cnp("allow-db", "web", "db"));
+  ASSERT_TRUE(imp.ok()) << imp.error().toString();
+  mgr_->policyChanged(imp->revision, imp->affected_endpoints);
+  ASSERT_TRUE(mgr_->waitForRevision(imp->revision, 5s));
+  auto w = mgr_->get(Ref{Ref::Kind::kId, web.id(), "", ""});
+  EXPECT_EQ(w->policy_revision, imp->revision);
+  EXPECT_TRUE(w->ingress_enforced);
+  EXPECT_EQ(mgr_->get(Ref{Ref::Kind::kId, other.id(), "", ""})->policy_revision, imp->revision)
+      << "an endpoint the change did not touch reports the new revision too";
+  EXPECT_FALSE(mgr_->get(Ref{Ref::Kind::kId, other.id(), "", ""})->ingress_enforced);
+
+  // Identity change: a db pod appears; web's map gains its identity without a full replace.
+  uint64_t replaces = maps_.policy.replacements();
+  Endpoint db = add(pod("db", "10.200.0.11", 8, "db"));
+  ASSERT_TRUE(eventually([&] { return ingressAllowed(maps_.policy, web.id()).count(db.identity); }))
+      << "web's policy map never allowed the new db identity";
+  EXPECT_EQ(maps_.policy.replacements(), replaces + 1) << "only db's own map was replaced";
+
+  // The db pod goes: its identity leaves web's map.
+  ASSERT_TRUE(mgr_->remove(Ref{Ref::Kind::kId, db.id(), "", ""}).ok());
+  ASSERT_TRUE(
+      eventually([&] { return !ingressAllowed(maps_.policy, web.id()).count(db.identity); }));
+
+  // Deleting the policy opens web again.
+  auto del = engine_->deleteByLabels({});
+  ASSERT_TRUE(del.ok());
+  mgr_->policyChanged(del->revision, del->affected_endpoints);
+  ASSERT_TRUE(mgr_->waitForRevision(del->revision, 5s));
+  EXPECT_FALSE(mgr_->get(Ref{Ref::Kind::kId, web.id(), "", ""})->ingress_enforced);
+  auto stats = mgr_->regenerationSummary();
+  EXPECT_GE(stats.count, 5u);
+  EXPECT_EQ(stats.failures, 0u);
+}
+
+TEST_F(ManagerTest, RestoresFromStateAndRemovesStaleEntries) {
+  Endpoint web = add(pod("web", "10.200.0.10", 7, "web"));
+  Endpoint db = add(pod("db", "10.200.0.11", 8, "db"));
+  Endpoint gone = add(pod("gone", "10.200.0.12", 9, "gone"));
+  auto imp = engine_->import(cnp("allow-db", "web", "db"));
+  ASSERT_TRUE(imp.ok());
+  mgr_->policyChanged(imp->revision, imp->affected_endpoints);
+  ASSERT_TRUE(mgr_->waitForRevision(imp->revision, 5s));
+  auto web_policy = maps_.policy.dump(web.id());
+  ASSERT_TRUE(web_policy.ok());
+  std::string policy_json = engine_->rulesJson().dump();
+
+  // The agent stops (maps stay, as pinned maps do); "gone"'s device disappears meanwhile, and a
+  // leftover policy map of an endpoint nobody knows is in the datapath.
+  stop();
+  devices_.links.erase(9);
+  ASSERT_TRUE(maps_.policy.replace(77, {}).ok());
+  start();
+  ASSERT_TRUE(engine_->importRules(policy_json).ok());
+  uint64_t replaces = maps_.policy.replacements();
+  auto res = mgr_->restore();
+  ASSERT_TRUE(res.ok()) << res.error().toString();
+  EXPECT_EQ(res->restored, 2u);
+  EXPECT_EQ(res->skipped, 1u);
+  EXPECT_GE(res->stale_removed, 3u);  // gone's two endpoint entries, policy 77, gone's policy map
+  EXPECT_EQ(maps_.policy.replacements(), replaces + 2) << "maps are replaced, never deleted first";
+  EXPECT_EQ(*maps_.policy.endpoints(), (std::vector<uint16_t>{web.id(), db.id()}));
+  auto r = mgr_->get(Ref{Ref::Kind::kPodName, 0, "default/web", ""});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->identity, web.identity) << "the same labels get the same identity back";
+  EXPECT_EQ(r->state, State::kReady);
+  auto restored_policy = maps_.policy.dump(web.id());
+  ASSERT_TRUE(restored_policy.ok());
+  ASSERT_EQ(restored_policy->size(), web_policy->size());
+  for (size_t i = 0; i < web_policy->size(); i++)
+    EXPECT_EQ(std::memcmp(&(*restored_policy)[i], &(*web_policy)[i], sizeof(datapath::PolicyEntry)),
+              0);
+  EXPECT_TRUE(ingressAllowed(maps_.policy, web.id()).count(db.identity));
+  EXPECT_FALSE(*maps_.endpoints_by_ifindex.lookup(9));
+  EXPECT_EQ(devices_.attached, (std::set<int>{7, 8}));
+  EXPECT_FALSE(
+      readFile(dir_.path() + "/state/endpoints/" + std::to_string(gone.id()) + ".json").ok());
+  // New endpoints do not reuse a restored id.
+  EXPECT_EQ(add(pod("new", "10.200.0.13", 10, "new")).id(), 3);
+}
+
+TEST_F(ManagerTest, CorruptStateIsSkippedNotFatal) {
+  ASSERT_TRUE(writeFileAtomic(dir_.path() + "/state/endpoints/4.json", "{oops").ok());
+  ASSERT_TRUE(writeFileAtomic(dir_.path() + "/state/endpoints/5.json", R"({"id":5})").ok());
+  auto res = mgr_->restore();
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->restored, 0u);
+  EXPECT_EQ(res->skipped, 2u);
+}
+
+}  // namespace
+}  // namespace cilium::endpoint

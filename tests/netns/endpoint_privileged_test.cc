@@ -1,0 +1,324 @@
+// netns tier: the real cilium-agent in a node namespace enforcing policy on pods attached through
+// the API (the test plays the CNI plugin: it makes the pod namespace and veth, then PUTs the
+// endpoint). Policy imported with cilium-dbg changes what real TCP traffic can do; node<->pod
+// traffic works; a live connection survives `kill -9` of the agent and its restart while a
+// denied flow stays denied throughout; DELETE leaves no map entry behind.
+#include <signal.h>
+
+#include <atomic>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/common/files.h"
+#include "agent/common/subprocess.h"
+#include "api/client/client.h"
+#include "tests/harness/netns.h"
+#include "tests/harness/sockets.h"
+
+namespace cilium {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Pod;
+
+constexpr uint16_t kPort = 8080;
+
+class EndpointAgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto topo = testing::Topology::create();
+    ASSERT_TRUE(topo.ok()) << topo.error().toString();
+    topo_ = std::move(*topo);
+    auto pin = topo_->pinDir();
+    ASSERT_TRUE(pin.ok()) << pin.error().toString();
+    pin_ = *pin + "/agent";
+    dir_ = topo_->tmpDir();
+    sock_ = dir_ + "/run/cilium.sock";
+  }
+
+  Process* startAgent(const std::string& log) {
+    std::vector<std::string> args = {CILIUM_AGENT_BINARY,          "--state-dir=" + dir_ + "/run",
+                                     "--socket-path=" + sock_,     "--bpf-pin-dir=" + pin_,
+                                     "--ipv4-range=10.200.0.0/24", "--node-name=node-1"};
+    auto p = topo_->spawnIn(topo_->nodeNetns(), args, log);
+    EXPECT_TRUE(p.ok()) << p.error().toString();
+    return p.ok() ? *p : nullptr;
+  }
+
+  api::Client client() { return api::Client(api::ClientOptions{sock_, 15s}); }
+
+  bool waitReady(Process* agent) {
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (!agent->running()) return false;
+      auto s = api::Client(api::ClientOptions{sock_, 1s}).healthz();
+      if (s.ok() && s->cilium && s->cilium->state == api::StatusState::kOk) return true;
+      std::this_thread::sleep_for(10ms);
+    }
+    return false;
+  }
+
+  std::string log(const std::string& name) {
+    auto t = readFile(dir_ + "/" + name + ".err");
+    return t.ok() ? *t : "";
+  }
+
+  Pod addPod(const std::string& name, const std::string& ip) {
+    auto p = topo_->addPod(name, ip);
+    EXPECT_TRUE(p.ok()) << p.error().toString();
+    return p.ok() ? *p : Pod{};
+  }
+
+  // What cilium-cni sends for a pod.
+  Status attach(const Pod& pod, const std::string& app) {
+    api::EndpointChangeRequest req;
+    req.container_id = "ctr-" + pod.name;
+    req.container_interface_name = "eth0";
+    req.interface_name = pod.host_ifname;
+    req.interface_index = pod.host_ifindex;
+    req.mac = pod.mac;
+    req.host_mac = pod.host_mac;
+    req.addressing = api::AddressPair{};
+    req.addressing->ipv4 = pod.ip;
+    req.k8s_namespace = "default";
+    req.k8s_pod_name = pod.name;
+    req.netns = pod.netns;
+    req.labels = {"k8s:app=" + app};
+    // The agent picks the endpoint id; the path names the container, as cilium-cni does.
+    return client().putEndpoint(*api::parseEndpointRef("container-id:" + req.container_id), req);
+  }
+
+  Result<RunOutput> dbg(std::vector<std::string> args) {
+    std::vector<std::string> argv = {CILIUM_DBG_BINARY, "-H", "unix://" + sock_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv);
+  }
+
+  // Imports a CNP selecting app=server that allows ingress only from app=`from`.
+  void importServerPolicy(const std::string& from) {
+    std::string path = dir_ + "/policy-" + from + ".yaml";
+    std::ofstream(path) << "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\n"
+                           "metadata: {name: server-ingress, namespace: default}\n"
+                           "spec:\n  endpointSelector: {matchLabels: {app: server}}\n"
+                           "  ingress:\n  - fromEndpoints: [{matchLabels: {app: "
+                        << from << "}}]\n";
+    auto out = dbg({"policy", "import", path});
+    ASSERT_TRUE(out.ok());
+    ASSERT_EQ(out->exit_code, 0) << out->err << log("agent");
+  }
+
+  bool canConnect(const Pod& from, const Pod& to, std::chrono::milliseconds timeout = 1500ms) {
+    return testing::connectTcp(from.netns, to.ip, kPort, timeout).ok();
+  }
+  bool nodeCanConnect(const Pod& to) {
+    return testing::connectTcp(topo_->nodeNetns(), to.ip, kPort, 1500ms).ok();
+  }
+
+  std::unique_ptr<testing::Topology> topo_;
+  std::string pin_, dir_, sock_;
+};
+
+TEST_F(EndpointAgentTest, PolicyFromDbgChangesRealTrafficAndDeleteCleansUp) {
+  Process* agent = startAgent("agent");
+  ASSERT_NE(agent, nullptr);
+  ASSERT_TRUE(waitReady(agent)) << log("agent");
+  Pod client_pod = addPod("client", "10.200.0.10");
+  Pod server = addPod("server", "10.200.0.11");
+  Pod other = addPod("other", "10.200.0.12");
+  for (auto [pod, app] :
+       {std::pair{&client_pod, "client"}, {&server, "server"}, {&other, "other"}}) {
+    auto st = attach(*pod, app);
+    ASSERT_TRUE(st.ok()) << st.error().toString() << log("agent");
+  }
+  auto listener = testing::listenTcp(server.netns, server.ip, kPort);
+  ASSERT_TRUE(listener.ok()) << listener.error().toString();
+
+  auto eps = client().listEndpoints();
+  ASSERT_TRUE(eps.ok());
+  ASSERT_EQ(eps->size(), 3u);
+  for (const auto& ep : *eps) EXPECT_EQ(ep.status->state, api::EndpointState::kReady);
+  auto list = dbg({"endpoint", "list"});
+  ASSERT_TRUE(list.ok());
+  EXPECT_NE(list->out.find("10.200.0.11"), std::string::npos) << list->out;
+  EXPECT_NE(list->out.find("ready"), std::string::npos);
+
+  // No policy: everything flows, node <-> pod included (cilium_host carries the router address).
+  EXPECT_TRUE(canConnect(client_pod, server));
+  EXPECT_TRUE(canConnect(other, server));
+  EXPECT_TRUE(nodeCanConnect(server));
+  auto host = topo_->exec(topo_->nodeNetns(), {"ip", "-j", "addr", "show", "dev", "cilium_host"});
+  ASSERT_TRUE(host.ok());
+  EXPECT_NE(host->out.find("10.200.0.1\""), std::string::npos) << host->out;
+
+  // Policy: only app=client may reach the server.
+  importServerPolicy("client");
+  EXPECT_TRUE(canConnect(client_pod, server));
+  EXPECT_FALSE(canConnect(other, server, 700ms)) << "other is denied";
+  EXPECT_TRUE(nodeCanConnect(server)) << "the node still reaches the pod (allow-localhost)";
+  // The server endpoint reports the revision it enforces.
+  auto pol = client().getPolicy();
+  ASSERT_TRUE(pol.ok());
+  auto sep = client().getEndpoint(*api::parseEndpointRef("pod-name:default/server"));
+  ASSERT_TRUE(sep.ok());
+  EXPECT_EQ(sep->status->policy->realized->policy_revision, pol->revision);
+  auto bpol = dbg({"bpf", "policy", "get", std::to_string(sep->id), "--pin-dir", pin_});
+  ASSERT_TRUE(bpol.ok());
+  EXPECT_EQ(bpol->exit_code, 0) << bpol->err;
+
+  // `cilium-dbg monitor --type drop` streams the datapath's drops (GET /monitor): the denied SYN
+  // shows up with its reason.
+  std::string mon_out = dir_ + "/monitor.out";
+  SpawnOptions mon_opts;
+  mon_opts.stdout_path = mon_out;
+  auto mon =
+      spawn({CILIUM_DBG_BINARY, "-H", "unix://" + sock_, "monitor", "--type", "drop"}, mon_opts);
+  ASSERT_TRUE(mon.ok());
+  auto sawDrop = [&] {
+    auto t = readFile(mon_out);
+    return t.ok() && t->find("Policy denied") != std::string::npos &&
+           t->find(other.ip) != std::string::npos;
+  };
+  for (int i = 0; i < 30 && !sawDrop(); i++) (void)canConnect(other, server, 200ms);
+  mon->stop();
+  EXPECT_TRUE(sawDrop()) << readFile(mon_out).valueOr(std::string("(no output)"));
+
+  // Replaced: now only app=other; client is denied.
+  ASSERT_EQ(dbg({"policy", "delete", "--all"})->exit_code, 0);
+  importServerPolicy("other");
+  EXPECT_FALSE(canConnect(client_pod, server, 700ms)) << "client is denied now";
+  EXPECT_TRUE(canConnect(other, server));
+
+  // Deleted: allowed again.
+  auto del = dbg({"policy", "delete", "--all"});
+  ASSERT_TRUE(del.ok());
+  ASSERT_EQ(del->exit_code, 0) << del->err;
+  EXPECT_TRUE(canConnect(client_pod, server));
+
+  // cilium-dbg reads the live datapath.
+  auto ipc = dbg({"bpf", "ipcache", "list", "--pin-dir", pin_});
+  ASSERT_TRUE(ipc.ok());
+  EXPECT_NE(ipc->out.find("10.200.0.12/32"), std::string::npos) << ipc->out;
+  auto ids = dbg({"identity", "list"});
+  ASSERT_TRUE(ids.ok());
+  EXPECT_NE(ids->out.find("k8s:app=other"), std::string::npos) << ids->out;
+
+  // DELETE leaves nothing of the endpoint in the maps.
+  auto other_ep = client().getEndpoint(*api::parseEndpointRef("pod-name:default/other"));
+  ASSERT_TRUE(other_ep.ok());
+  auto removed = client().deleteEndpoint(*api::parseEndpointRef("container-id:ctr-other"));
+  ASSERT_TRUE(removed.ok()) << removed.error().toString();
+  EXPECT_EQ(*removed, 0);
+  auto lxc = dbg({"bpf", "endpoint", "list", "--pin-dir", pin_});
+  ASSERT_TRUE(lxc.ok());
+  EXPECT_EQ(lxc->out.find("10.200.0.12"), std::string::npos) << lxc->out;
+  EXPECT_NE(lxc->out.find("10.200.0.11"), std::string::npos) << lxc->out;
+  ipc = dbg({"bpf", "ipcache", "list", "--pin-dir", pin_});
+  EXPECT_EQ(ipc->out.find("10.200.0.12/32"), std::string::npos) << ipc->out;
+  auto gone = dbg({"bpf", "policy", "get", std::to_string(other_ep->id), "--pin-dir", pin_});
+  EXPECT_NE(gone->exit_code, 0) << gone->out;
+  auto link = topo_->exec(topo_->nodeNetns(), {"ip", "link", "show", other.host_ifname});
+  EXPECT_NE(link->exit_code, 0) << "the host-side veth is gone";
+  auto route = topo_->exec(topo_->nodeNetns(), {"ip", "route", "show", "10.200.0.12"});
+  EXPECT_EQ(route->out, "");
+  EXPECT_FALSE(
+      readFile(dir_ + "/run/state/endpoints/" + std::to_string(other_ep->id) + ".json").ok());
+
+  agent->signal(SIGTERM);
+  auto code = agent->wait(10s);
+  ASSERT_TRUE(code.ok());
+  EXPECT_EQ(*code, 0) << log("agent");
+  // A clean shutdown leaves the datapath enforcing.
+  EXPECT_TRUE(canConnect(client_pod, server));
+}
+
+TEST_F(EndpointAgentTest, LiveConnectionSurvivesKill9AndDeniedFlowStaysDenied) {
+  Process* agent = startAgent("agent");
+  ASSERT_NE(agent, nullptr);
+  ASSERT_TRUE(waitReady(agent)) << log("agent");
+  Pod client_pod = addPod("client", "10.200.0.10");
+  Pod server = addPod("server", "10.200.0.11");
+  Pod other = addPod("other", "10.200.0.12");
+  ASSERT_TRUE(attach(client_pod, "client").ok()) << log("agent");
+  ASSERT_TRUE(attach(server, "server").ok()) << log("agent");
+  ASSERT_TRUE(attach(other, "other").ok()) << log("agent");
+  importServerPolicy("client");
+  auto before = client().listEndpoints();
+  ASSERT_TRUE(before.ok());
+
+  auto listener = testing::listenTcp(server.netns, server.ip, kPort);
+  ASSERT_TRUE(listener.ok());
+  auto conn = testing::connectTcp(client_pod.netns, server.ip, kPort);
+  ASSERT_TRUE(conn.ok()) << conn.error().toString();
+  auto accepted = testing::acceptTcp(listener->get());
+  ASSERT_TRUE(accepted.ok());
+  auto echo = [&](const std::string& msg) {
+    if (!testing::sendAll(conn->get(), msg).ok()) return false;
+    auto got = testing::recvExactly(accepted->get(), msg.size(), 2s);
+    if (!got.ok() || *got != msg) return false;
+    if (!testing::sendAll(accepted->get(), msg).ok()) return false;
+    auto back = testing::recvExactly(conn->get(), msg.size(), 2s);
+    return back.ok() && *back == msg;
+  };
+  ASSERT_TRUE(echo("before"));
+  ASSERT_FALSE(canConnect(other, server, 500ms));
+
+  // Probe the denied flow continuously from before the kill until after the restart.
+  std::atomic<bool> stop{false};
+  std::atomic<int> denied_probes{0}, leaked{0};
+  std::thread prober([&] {
+    while (!stop.load()) {
+      if (testing::connectTcp(other.netns, server.ip, kPort, 150ms).ok())
+        leaked++;
+      else
+        denied_probes++;
+    }
+  });
+  while (denied_probes.load() < 2) std::this_thread::sleep_for(5ms);
+
+  agent->signal(SIGKILL);
+  ASSERT_TRUE(agent->wait(5s).ok());
+  EXPECT_TRUE(echo("agent dead")) << "the datapath keeps forwarding without the agent";
+  int probes_at_kill = denied_probes.load();
+
+  auto t0 = std::chrono::steady_clock::now();
+  Process* second = startAgent("agent2");
+  ASSERT_NE(second, nullptr);
+  ASSERT_TRUE(waitReady(second)) << log("agent2");
+  auto ready_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
+  int probes_during_restart = denied_probes.load() - probes_at_kill;
+  // A few more probes against the restored datapath.
+  int target = denied_probes.load() + 3;
+  while (denied_probes.load() < target) std::this_thread::sleep_for(5ms);
+  stop = true;
+  prober.join();
+  std::printf("restart: spawn to ready %lld ms, %d denied probes during the restart\n",
+              static_cast<long long>(ready_ms.count()), probes_during_restart);
+
+  EXPECT_EQ(leaked.load(), 0) << "the denied flow got through during the restart";
+  EXPECT_TRUE(echo("after restart")) << "the live connection survived";
+  EXPECT_TRUE(canConnect(client_pod, server));
+  EXPECT_FALSE(canConnect(other, server, 500ms));
+
+  // The same endpoints, ids and identities, ready.
+  auto after = client().listEndpoints();
+  ASSERT_TRUE(after.ok());
+  ASSERT_EQ(after->size(), before->size());
+  std::map<int64_t, int64_t> id_before, id_after;
+  for (const auto& e : *before) id_before[e.id] = e.status->identity->id;
+  for (const auto& e : *after) {
+    id_after[e.id] = e.status->identity->id;
+    EXPECT_EQ(e.status->state, api::EndpointState::kReady);
+  }
+  EXPECT_EQ(id_before, id_after);
+  EXPECT_NE(log("agent2").find("endpoints restored restored=3"), std::string::npos)
+      << log("agent2");
+  second->signal(SIGTERM);
+  EXPECT_EQ(*second->wait(10s), 0) << log("agent2");
+}
+
+}  // namespace
+}  // namespace cilium
