@@ -198,8 +198,7 @@ bool globMatch(std::string_view pat, std::string_view s) {
 
 Result<labels::LabelSelector> parseSelectorText(std::string_view text) {
   labels::LabelSelector sel;
-  if (trim(text).empty())
-    return makeError(ErrorCode::kInvalidArgument, "empty label selector");
+  if (trim(text).empty()) return makeError(ErrorCode::kInvalidArgument, "empty label selector");
   for (auto term : splitTerms(text)) {
     if (term.empty()) return makeError(ErrorCode::kInvalidArgument, "empty term in \"{}\"", text);
     labels::Requirement r;
@@ -328,7 +327,8 @@ Result<FlowPredicate> compileFilter(const flow::FlowFilter& f) {
   if (f.protocol_size() > 0) {
     std::vector<std::string> protos;
     for (auto p : f.protocol()) {
-      std::transform(p.begin(), p.end(), p.begin(), [](unsigned char c) { return std::tolower(c); });
+      std::transform(p.begin(), p.end(), p.begin(),
+                     [](unsigned char c) { return std::tolower(c); });
       if (p == "icmp") {
         protos.push_back("icmpv4");
         protos.push_back("icmpv6");

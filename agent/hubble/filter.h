@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "agent/common/error.h"
-#include "agent/labels/selector.h"
 #include "agent/hubble/proto.h"
+#include "agent/labels/selector.h"
 
 namespace cilium::hubble {
 
@@ -35,8 +35,9 @@ Result<FlowPredicate> compileFilter(const flow::FlowFilter& filter);
 class FlowFilters {
  public:
   FlowFilters() = default;  // passes everything
-  static Result<FlowFilters> compile(const google::protobuf::RepeatedPtrField<flow::FlowFilter>& whitelist,
-                                     const google::protobuf::RepeatedPtrField<flow::FlowFilter>& blacklist);
+  static Result<FlowFilters> compile(
+      const google::protobuf::RepeatedPtrField<flow::FlowFilter>& whitelist,
+      const google::protobuf::RepeatedPtrField<flow::FlowFilter>& blacklist);
   bool allows(const flow::Flow& f) const;
 
  private:

@@ -29,46 +29,46 @@ std::string_view familyLabel(const flow::Flow& f) {
 }  // namespace
 
 Status registerHubbleMetrics(metrics::Registry& registry, FlowPipeline& pipeline) {
-  CILIUM_ASSIGN_OR_RETURN(
-      auto* processed,
-      registry.counter("hubble_flows_processed_total", "Total number of flows processed",
-                       {"type", "subtype", "verdict"}));
-  CILIUM_ASSIGN_OR_RETURN(auto* drops, registry.counter("hubble_drop_total",
-                                                        "Number of drops", {"reason", "protocol"}));
+  CILIUM_ASSIGN_OR_RETURN(auto* processed, registry.counter("hubble_flows_processed_total",
+                                                            "Total number of flows processed",
+                                                            {"type", "subtype", "verdict"}));
+  CILIUM_ASSIGN_OR_RETURN(auto* drops, registry.counter("hubble_drop_total", "Number of drops",
+                                                        {"reason", "protocol"}));
   CILIUM_ASSIGN_OR_RETURN(
       auto* tcp_flags,
       registry.counter("hubble_tcp_flags_total", "TCP flag occurrences", {"flag", "family"}));
   CILIUM_ASSIGN_OR_RETURN(
-      auto* ports, registry.counter("hubble_port_distribution_total",
-                                    "Numbers of packets distributed by destination port",
-                                    {"protocol", "port"}));
+      auto* ports,
+      registry.counter("hubble_port_distribution_total",
+                       "Numbers of packets distributed by destination port", {"protocol", "port"}));
   CILIUM_ASSIGN_OR_RETURN(
       auto* verdicts,
       registry.counter("hubble_policy_verdicts_total",
                        "Number of policy verdicts by direction, action and match type",
                        {"direction", "action", "match"}));
-  CILIUM_ASSIGN_OR_RETURN(auto* icmp, registry.counter("hubble_icmp_total",
-                                                       "Number of ICMP messages", {"family", "type"}));
   CILIUM_ASSIGN_OR_RETURN(
-      auto* lost, registry.counter("hubble_lost_events_total",
-                                   "Number of lost events", {"source"}));
+      auto* icmp,
+      registry.counter("hubble_icmp_total", "Number of ICMP messages", {"family", "type"}));
+  CILIUM_ASSIGN_OR_RETURN(auto* lost, registry.counter("hubble_lost_events_total",
+                                                       "Number of lost events", {"source"}));
 
   pipeline.addFlowObserver([=](const flow::Flow& f) {
     std::string subtype;
     if (f.event_type().type() == EVENT_TRACE)
       subtype = observationPointName(f.trace_observation_point());
-    processed->with({std::string(eventTypeLabel(f)), subtype, std::string(verdictName(f.verdict()))})
+    processed
+        ->with({std::string(eventTypeLabel(f)), subtype, std::string(verdictName(f.verdict()))})
         .inc();
     auto proto = upper(l4ProtocolName(f));
     if (f.verdict() == flow::DROPPED)
       drops->with({flow::DropReason_Name(f.drop_reason_desc()), proto}).inc();
     if (f.event_type().type() == EVENT_POLICY_VERDICT) {
-      std::string action = f.verdict() == flow::DROPPED   ? "dropped"
-                           : f.verdict() == flow::AUDIT   ? "audit"
+      std::string action = f.verdict() == flow::DROPPED      ? "dropped"
+                           : f.verdict() == flow::AUDIT      ? "audit"
                            : f.verdict() == flow::REDIRECTED ? "redirected"
-                                                              : "forwarded";
-      static const char* kMatch[] = {"none", "l3-only", "l3-l4", "l4-only", "all", "l3-proto",
-                                     "proto-only"};
+                                                             : "forwarded";
+      static const char* kMatch[] = {"none", "l3-only",  "l3-l4",     "l4-only",
+                                     "all",  "l3-proto", "proto-only"};
       std::string match = f.policy_match_type() < 7 ? kMatch[f.policy_match_type()] : "unknown";
       std::string dir = f.traffic_direction() == flow::INGRESS  ? "ingress"
                         : f.traffic_direction() == flow::EGRESS ? "egress"

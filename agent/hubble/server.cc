@@ -22,9 +22,7 @@ auto log() {
   return l;
 }
 
-int64_t tsNs(const google::protobuf::Timestamp& t) {
-  return t.seconds() * 1000000000 + t.nanos();
-}
+int64_t tsNs(const google::protobuf::Timestamp& t) { return t.seconds() * 1000000000 + t.nanos(); }
 
 }  // namespace
 
@@ -125,8 +123,7 @@ class HubbleServer::Service final : public observer::Observer::Service {
     auto* n = resp->add_nodes();
     n->set_name(pipeline_.nodeName());
     n->set_version(opts_.version);
-    n->set_address(!opts_.tcp_address.empty() ? opts_.tcp_address
-                                              : "unix://" + opts_.unix_socket);
+    n->set_address(!opts_.tcp_address.empty() ? opts_.tcp_address : "unix://" + opts_.unix_socket);
     n->set_state(relay::NODE_CONNECTED);
     n->mutable_tls()->set_enabled(false);
     n->set_uptime_ns(static_cast<uint64_t>(st.uptime.count()));

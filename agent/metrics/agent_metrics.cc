@@ -76,30 +76,36 @@ Status addDatapathMetrics(Registry& registry, DatapathSources sources) {
         }
       };
     };
-    CILIUM_RETURN_IF_ERROR(registry.addCollector(
-        {"cilium_drop_count_total", "Total dropped packets, tagged by drop reason and direction",
-         MetricType::kCounter, {"reason", "direction"}},
-        drops(false)));
-    CILIUM_RETURN_IF_ERROR(registry.addCollector(
-        {"cilium_drop_bytes_total",
-         "Total dropped bytes, tagged by drop reason and direction", MetricType::kCounter,
-         {"reason", "direction"}},
-        drops(true)));
-    CILIUM_RETURN_IF_ERROR(registry.addCollector(
-        {"cilium_forward_count_total", "Total forwarded packets, tagged by direction",
-         MetricType::kCounter, {"direction"}},
-        forwards(false)));
-    CILIUM_RETURN_IF_ERROR(registry.addCollector(
-        {"cilium_forward_bytes_total", "Total forwarded bytes, tagged by direction",
-         MetricType::kCounter, {"direction"}},
-        forwards(true)));
+    CILIUM_RETURN_IF_ERROR(
+        registry.addCollector({"cilium_drop_count_total",
+                               "Total dropped packets, tagged by drop reason and direction",
+                               MetricType::kCounter,
+                               {"reason", "direction"}},
+                              drops(false)));
+    CILIUM_RETURN_IF_ERROR(
+        registry.addCollector({"cilium_drop_bytes_total",
+                               "Total dropped bytes, tagged by drop reason and direction",
+                               MetricType::kCounter,
+                               {"reason", "direction"}},
+                              drops(true)));
+    CILIUM_RETURN_IF_ERROR(registry.addCollector({"cilium_forward_count_total",
+                                                  "Total forwarded packets, tagged by direction",
+                                                  MetricType::kCounter,
+                                                  {"direction"}},
+                                                 forwards(false)));
+    CILIUM_RETURN_IF_ERROR(registry.addCollector({"cilium_forward_bytes_total",
+                                                  "Total forwarded bytes, tagged by direction",
+                                                  MetricType::kCounter,
+                                                  {"direction"}},
+                                                 forwards(true)));
   }
   if (sources.read_event_counters) {
     auto read = sources.read_event_counters;
     CILIUM_RETURN_IF_ERROR(registry.addCollector(
         {"cilium_datapath_events_total",
          "Datapath events by outcome: emitted to the ring, lost (ring full), rate_limited",
-         MetricType::kCounter, {"outcome"}},
+         MetricType::kCounter,
+         {"outcome"}},
         [read](SampleSink& sink) {
           auto r = read();
           if (!r.ok()) return;
@@ -114,14 +120,17 @@ Status addDatapathMetrics(Registry& registry, DatapathSources sources) {
 const std::vector<ScrapedGauge>& scrapedGauges() {
   static const std::vector<ScrapedGauge> g = {
       {"cilium_endpoint", "Number of endpoints managed by this agent", {}},
-      {"cilium_endpoint_state", "Count of all endpoints, tagged by their state",
+      {"cilium_endpoint_state",
+       "Count of all endpoints, tagged by their state",
        {"endpoint_state"}},
       {"cilium_identity", "Number of identities currently allocated", {"type"}},
       {"cilium_policy", "Number of policies currently loaded", {}},
       {"cilium_policy_max_revision", "Highest policy revision number in the agent", {}},
       {"cilium_policy_endpoint_enforcement_status",
-       "Number of endpoints labeled by policy enforcement status", {"enforcement"}},
-      {"cilium_bpf_map_pressure", "Fill percentage of a BPF map (0..1), tagged by map name",
+       "Number of endpoints labeled by policy enforcement status",
+       {"enforcement"}},
+      {"cilium_bpf_map_pressure",
+       "Fill percentage of a BPF map (0..1), tagged by map name",
        {"map_name"}},
       {"cilium_ip_addresses", "Number of allocated IP addresses", {"family"}},
   };

@@ -1,6 +1,6 @@
-// The daemon component that serves a metrics registry over HTTP: the agent's (prometheus-serve-addr,
-// Cilium's :9962) or Hubble's (hubble-metrics-server, :9965). The registry itself is created by
-// main and shared with the modules that feed it.
+// The daemon component that serves a metrics registry over HTTP: the agent's
+// (prometheus-serve-addr, Cilium's :9962) or Hubble's (hubble-metrics-server, :9965). The registry
+// itself is created by main and shared with the modules that feed it.
 #pragma once
 
 #include <memory>

@@ -130,9 +130,7 @@ std::vector<uint64_t> Histogram::cumulativeCounts() const {
   return out;
 }
 
-std::vector<double> defaultBuckets() {
-  return {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
-}
+std::vector<double> defaultBuckets() { return {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}; }
 
 std::vector<double> exponentialBuckets(double start, double factor, int count) {
   std::vector<double> out;

@@ -137,7 +137,8 @@ class Registry {
   std::map<std::string, std::shared_ptr<Entry>> entries_;
 };
 
-inline constexpr std::string_view kExpositionContentType = "text/plain; version=0.0.4; charset=utf-8";
+inline constexpr std::string_view kExpositionContentType =
+    "text/plain; version=0.0.4; charset=utf-8";
 
 // Label value and help text escaping of the exposition format, and sample values as Prometheus
 // prints them ("+Inf", "NaN", integers without a fraction). Exposed for tests.

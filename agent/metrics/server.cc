@@ -1,9 +1,9 @@
 // cpp-httplib glue for the /metrics endpoint.
 #include "agent/metrics/server.h"
 
-#include <charconv>
-
 #include <httplib.h>
+
+#include <charconv>
 
 #include "agent/common/log.h"
 

@@ -87,16 +87,26 @@ Result<flow::TCPFlags> parseFlags(std::string_view v) {
     std::string name = s.substr(start, end - start);
     std::transform(name.begin(), name.end(), name.begin(),
                    [](unsigned char c) { return std::toupper(c); });
-    if (name == "SYN") f.set_syn(true);
-    else if (name == "ACK") f.set_ack(true);
-    else if (name == "FIN") f.set_fin(true);
-    else if (name == "RST") f.set_rst(true);
-    else if (name == "PSH") f.set_psh(true);
-    else if (name == "URG") f.set_urg(true);
-    else if (name == "ECE") f.set_ece(true);
-    else if (name == "CWR") f.set_cwr(true);
-    else if (name == "NS") f.set_ns(true);
-    else return bad("--tcp-flags", v, "flags are SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, NS");
+    if (name == "SYN")
+      f.set_syn(true);
+    else if (name == "ACK")
+      f.set_ack(true);
+    else if (name == "FIN")
+      f.set_fin(true);
+    else if (name == "RST")
+      f.set_rst(true);
+    else if (name == "PSH")
+      f.set_psh(true);
+    else if (name == "URG")
+      f.set_urg(true);
+    else if (name == "ECE")
+      f.set_ece(true);
+    else if (name == "CWR")
+      f.set_cwr(true);
+    else if (name == "NS")
+      f.set_ns(true);
+    else
+      return bad("--tcp-flags", v, "flags are SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, NS");
     start = end + 1;
   }
   return f;
@@ -158,13 +168,13 @@ std::string_view directionName(flow::TrafficDirection d) {
 // "to-endpoint FORWARDED", "Policy denied DROPPED", "policy-verdict:L3-L4 INGRESS ALLOWED".
 std::string what(const flow::Flow& f) {
   if (f.event_type().type() == EVENT_POLICY_VERDICT) {
-    static const char* kMatch[] = {"none", "L3-Only", "L3-L4", "L4-Only", "all", "L3-Proto",
-                                   "Proto-Only"};
+    static const char* kMatch[] = {"none", "L3-Only",  "L3-L4",     "L4-Only",
+                                   "all",  "L3-Proto", "Proto-Only"};
     std::string match = f.policy_match_type() < 7 ? kMatch[f.policy_match_type()] : "unknown";
-    std::string action = f.verdict() == flow::DROPPED   ? "DENIED"
-                         : f.verdict() == flow::AUDIT   ? "AUDITED"
+    std::string action = f.verdict() == flow::DROPPED      ? "DENIED"
+                         : f.verdict() == flow::AUDIT      ? "AUDITED"
                          : f.verdict() == flow::REDIRECTED ? "REDIRECTED"
-                                                            : "ALLOWED";
+                                                           : "ALLOWED";
     return fmt::format("policy-verdict:{} {} {}", match, directionName(f.traffic_direction()),
                        action);
   }
@@ -228,16 +238,33 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   if (const char* env = getenv("HUBBLE_SERVER"); env && *env) a.server = env;
   auto& o = a.observe;
   std::map<std::string, std::vector<std::string>*> lists = {
-      {"--pod", &o.pod}, {"--from-pod", &o.from_pod}, {"--to-pod", &o.to_pod},
-      {"--namespace", &o.ns}, {"-n", &o.ns}, {"--from-namespace", &o.from_ns},
-      {"--to-namespace", &o.to_ns}, {"--label", &o.label}, {"-l", &o.label},
-      {"--from-label", &o.from_label}, {"--to-label", &o.to_label}, {"--ip", &o.ip},
-      {"--from-ip", &o.from_ip}, {"--to-ip", &o.to_ip}, {"--port", &o.port},
-      {"--from-port", &o.from_port}, {"--to-port", &o.to_port}, {"--identity", &o.identity},
-      {"--from-identity", &o.from_identity}, {"--to-identity", &o.to_identity},
-      {"--verdict", &o.verdict}, {"--protocol", &o.protocol}, {"--type", &o.type},
-      {"-t", &o.type}, {"--drop-reason-desc", &o.drop_reason},
-      {"--traffic-direction", &o.traffic_direction}, {"--node-name", &o.node_name},
+      {"--pod", &o.pod},
+      {"--from-pod", &o.from_pod},
+      {"--to-pod", &o.to_pod},
+      {"--namespace", &o.ns},
+      {"-n", &o.ns},
+      {"--from-namespace", &o.from_ns},
+      {"--to-namespace", &o.to_ns},
+      {"--label", &o.label},
+      {"-l", &o.label},
+      {"--from-label", &o.from_label},
+      {"--to-label", &o.to_label},
+      {"--ip", &o.ip},
+      {"--from-ip", &o.from_ip},
+      {"--to-ip", &o.to_ip},
+      {"--port", &o.port},
+      {"--from-port", &o.from_port},
+      {"--to-port", &o.to_port},
+      {"--identity", &o.identity},
+      {"--from-identity", &o.from_identity},
+      {"--to-identity", &o.to_identity},
+      {"--verdict", &o.verdict},
+      {"--protocol", &o.protocol},
+      {"--type", &o.type},
+      {"-t", &o.type},
+      {"--drop-reason-desc", &o.drop_reason},
+      {"--traffic-direction", &o.traffic_direction},
+      {"--node-name", &o.node_name},
       {"--tcp-flags", &o.tcp_flags}};
   std::vector<std::string> positional;
   for (size_t i = 0; i < argv.size(); ++i) {
@@ -278,11 +305,16 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
       CILIUM_ASSIGN_OR_RETURN(o.until, value());
     } else if (arg == "-o" || arg == "--output") {
       CILIUM_ASSIGN_OR_RETURN(auto v, value());
-      if (v == "compact") o.output = Output::kCompact;
-      else if (v == "json" || v == "jsonpb") o.output = Output::kJson;
-      else if (v == "table") o.output = Output::kTable;
-      else if (v == "dict") o.output = Output::kDict;
-      else return bad(arg, v, "output is compact, json, jsonpb, table or dict");
+      if (v == "compact")
+        o.output = Output::kCompact;
+      else if (v == "json" || v == "jsonpb")
+        o.output = Output::kJson;
+      else if (v == "table")
+        o.output = Output::kTable;
+      else if (v == "dict")
+        o.output = Output::kDict;
+      else
+        return bad(arg, v, "output is compact, json, jsonpb, table or dict");
     } else if (auto it = lists.find(arg); it != lists.end()) {
       CILIUM_ASSIGN_OR_RETURN(auto v, value());
       it->second->push_back(std::move(v));
@@ -317,7 +349,8 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
   // Filters that do not depend on a side.
   for (const auto& v : a.verdict) {
     std::string up(v);
-    std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return std::toupper(c); });
+    std::transform(up.begin(), up.end(), up.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
     flow::Verdict verdict;
     if (!flow::Verdict_Parse(up, &verdict) || verdict == flow::VERDICT_UNKNOWN)
       return bad("--verdict", v, "not FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR, TRACED");
@@ -328,10 +361,14 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
     auto colon = v.find(':');
     std::string kind = v.substr(0, colon);
     auto* e = common.add_event_type();
-    if (kind == "drop") e->set_type(EVENT_DROP);
-    else if (kind == "trace") e->set_type(EVENT_TRACE);
-    else if (kind == "policy-verdict") e->set_type(EVENT_POLICY_VERDICT);
-    else return bad("--type", v, "not drop, trace, policy-verdict or trace:<point>");
+    if (kind == "drop")
+      e->set_type(EVENT_DROP);
+    else if (kind == "trace")
+      e->set_type(EVENT_TRACE);
+    else if (kind == "policy-verdict")
+      e->set_type(EVENT_POLICY_VERDICT);
+    else
+      return bad("--type", v, "not drop, trace, policy-verdict or trace:<point>");
     if (colon != std::string::npos) {
       std::string sub = v.substr(colon + 1);
       bool found = false;
@@ -347,15 +384,19 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
   }
   for (const auto& v : a.drop_reason) {
     std::string up(v);
-    std::transform(up.begin(), up.end(), up.begin(), [](unsigned char c) { return std::toupper(c); });
+    std::transform(up.begin(), up.end(), up.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
     flow::DropReason r;
     if (!flow::DropReason_Parse(up, &r)) return bad("--drop-reason-desc", v, "unknown drop reason");
     common.add_drop_reason_desc(r);
   }
   for (const auto& v : a.traffic_direction) {
-    if (v == "ingress") common.add_traffic_direction(flow::INGRESS);
-    else if (v == "egress") common.add_traffic_direction(flow::EGRESS);
-    else return bad("--traffic-direction", v, "not ingress or egress");
+    if (v == "ingress")
+      common.add_traffic_direction(flow::INGRESS);
+    else if (v == "egress")
+      common.add_traffic_direction(flow::EGRESS);
+    else
+      return bad("--traffic-direction", v, "not ingress or egress");
   }
   for (const auto& v : a.node_name) common.add_node_name(v);
   for (const auto& v : a.tcp_flags) {
@@ -369,8 +410,8 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
                 !a.identity.empty() || (!a.ns.empty() && a.from_pod.empty() && a.to_pod.empty());
   auto addSide = [&](flow::FlowFilter& f, bool source, const std::vector<std::string>& pods,
                      const std::vector<std::string>& nss, const std::vector<std::string>& ns_only,
-                     const std::vector<std::string>& labels,
-                     const std::vector<std::string>& ips, const std::vector<std::string>& ports,
+                     const std::vector<std::string>& labels, const std::vector<std::string>& ips,
+                     const std::vector<std::string>& ports,
                      const std::vector<std::string>& ids) -> Status {
     auto* pod_field = source ? f.mutable_source_pod() : f.mutable_destination_pod();
     for (const auto& p : pods) *pod_field->Add() = withNamespace(p, nss);
@@ -398,21 +439,19 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
   std::vector<flow::FlowFilter> filters;
   if (either) {
     flow::FlowFilter l = common, r = common;
-    CILIUM_RETURN_IF_ERROR(
-        addSide(l, true, a.pod, a.ns, a.ns, a.label, a.ip, a.port, a.identity));
-    CILIUM_RETURN_IF_ERROR(addSide(l, false, a.to_pod, nsFor(a.to_ns), a.to_ns, a.to_label,
-                                   a.to_ip, a.to_port, a.to_identity));
-    CILIUM_RETURN_IF_ERROR(
-        addSide(r, false, a.pod, a.ns, a.ns, a.label, a.ip, a.port, a.identity));
-    CILIUM_RETURN_IF_ERROR(addSide(r, true, a.from_pod, nsFor(a.from_ns), a.from_ns,
-                                   a.from_label, a.from_ip, a.from_port, a.from_identity));
+    CILIUM_RETURN_IF_ERROR(addSide(l, true, a.pod, a.ns, a.ns, a.label, a.ip, a.port, a.identity));
+    CILIUM_RETURN_IF_ERROR(addSide(l, false, a.to_pod, nsFor(a.to_ns), a.to_ns, a.to_label, a.to_ip,
+                                   a.to_port, a.to_identity));
+    CILIUM_RETURN_IF_ERROR(addSide(r, false, a.pod, a.ns, a.ns, a.label, a.ip, a.port, a.identity));
+    CILIUM_RETURN_IF_ERROR(addSide(r, true, a.from_pod, nsFor(a.from_ns), a.from_ns, a.from_label,
+                                   a.from_ip, a.from_port, a.from_identity));
     filters = {l, r};
   } else {
     flow::FlowFilter f = common;
-    CILIUM_RETURN_IF_ERROR(addSide(f, true, a.from_pod, nsFor(a.from_ns), a.from_ns,
-                                   a.from_label, a.from_ip, a.from_port, a.from_identity));
-    CILIUM_RETURN_IF_ERROR(addSide(f, false, a.to_pod, nsFor(a.to_ns), a.to_ns, a.to_label,
-                                   a.to_ip, a.to_port, a.to_identity));
+    CILIUM_RETURN_IF_ERROR(addSide(f, true, a.from_pod, nsFor(a.from_ns), a.from_ns, a.from_label,
+                                   a.from_ip, a.from_port, a.from_identity));
+    CILIUM_RETURN_IF_ERROR(addSide(f, false, a.to_pod, nsFor(a.to_ns), a.to_ns, a.to_label, a.to_ip,
+                                   a.to_port, a.to_identity));
     filters = {f};
   }
   for (auto& f : filters)
@@ -445,8 +484,8 @@ std::string formatCompact(const observer::GetFlowsResponse& r) {
   }
   if (!r.has_flow()) return "";
   const auto& f = r.flow();
-  auto src = endpointName(f.source(), f.ip().source(), sourcePort(f)) + " " +
-             identityTag(f.source());
+  auto src =
+      endpointName(f.source(), f.ip().source(), sourcePort(f)) + " " + identityTag(f.source());
   auto dst = endpointName(f.destination(), f.ip().destination(), destinationPort(f)) + " " +
              identityTag(f.destination());
   bool reply = f.has_is_reply() && f.is_reply().value();
@@ -463,8 +502,8 @@ std::string formatJson(const observer::GetFlowsResponse& r) {
 }
 
 std::string tableHeader() {
-  return fmt::format("{:<22} {:<36} {:<36} {:<22} {:<10} {}", "TIMESTAMP", "SOURCE",
-                     "DESTINATION", "TYPE", "VERDICT", "SUMMARY");
+  return fmt::format("{:<22} {:<36} {:<36} {:<22} {:<10} {}", "TIMESTAMP", "SOURCE", "DESTINATION",
+                     "TYPE", "VERDICT", "SUMMARY");
 }
 
 std::string formatTableRow(const observer::GetFlowsResponse& r) {

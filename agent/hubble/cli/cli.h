@@ -38,7 +38,7 @@ struct ObserveArgs {
 struct Args {
   std::string command;  // "observe", "status", "nodes", "help", "version"
   std::string server = "unix:///var/run/cilium/hubble.sock";
-  int timeout_s = 5;    // connection timeout
+  int timeout_s = 5;  // connection timeout
   ObserveArgs observe;
 };
 

@@ -20,8 +20,7 @@ std::unique_ptr<grpc::ClientContext> g_ctx;  // for SIGINT: cancel the stream, e
 
 std::shared_ptr<grpc::Channel> connect(const Args& a, const std::string& target) {
   auto ch = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-  if (!ch->WaitForConnected(std::chrono::system_clock::now() +
-                            std::chrono::seconds(a.timeout_s))) {
+  if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(a.timeout_s))) {
     std::cerr << fmt::format("hubble: cannot connect to {} within {}s\n", a.server, a.timeout_s);
     return nullptr;
   }
@@ -85,9 +84,9 @@ int status(const Args& a, std::shared_ptr<grpc::Channel> ch) {
                            resp.max_flows(), pct);
   std::cout << fmt::format("Flows/s: {:.2f}\n", uptime_s > 0 ? resp.seen_flows() / uptime_s : 0);
   std::cout << fmt::format("Seen Flows: {}\n", resp.seen_flows());
-  std::cout << fmt::format("Connected Nodes: {}/{}\n", resp.num_connected_nodes().value(),
-                           resp.num_connected_nodes().value() +
-                               resp.num_unavailable_nodes().value());
+  std::cout << fmt::format(
+      "Connected Nodes: {}/{}\n", resp.num_connected_nodes().value(),
+      resp.num_connected_nodes().value() + resp.num_unavailable_nodes().value());
   return 0;
 }
 
