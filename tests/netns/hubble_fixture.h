@@ -82,7 +82,10 @@ class HubbleNodeFixture : public ::testing::Test {
     ASSERT_TRUE(metrics::addDatapathMetrics(agent_registry_, src).ok());
     ASSERT_TRUE(pipeline_->start().ok());
 
-    auto reader = dp_->openEventReader([this](const cilium_event& ev) { pipeline_->onEvent(ev); });
+    auto reader = dp_->openEventReader([this](const cilium_event& ev) {
+      pipeline_->onEvent(ev);
+      if (record_dir_ && recorded_.size() < 64) recorded_.push_back(ev);
+    });
     ASSERT_TRUE(reader.ok()) << reader.error().toString();
     reader_ = std::move(*reader);
     poller_ = std::thread([this] {
@@ -107,6 +110,20 @@ class HubbleNodeFixture : public ::testing::Test {
     server_grpc_.reset();
     stop_poll_ = true;
     if (poller_.joinable()) poller_.join();
+    // CILIUM_HUBBLE_RECORD_DIR=<dir>: keep the raw records this test's traffic produced (how
+    // tests/fuzz/corpus/hubble_decode/ was made).
+    if (record_dir_) {
+      int n = 0;
+      for (const auto& ev : recorded_) {
+        auto path = std::string(record_dir_) + "/" +
+                    ::testing::UnitTest::GetInstance()->current_test_info()->name() + "-" +
+                    std::to_string(n++) + ".bin";
+        if (FILE* f = fopen(path.c_str(), "wb")) {
+          fwrite(&ev, sizeof ev, 1, f);
+          fclose(f);
+        }
+      }
+    }
     reader_.reset();
     pipeline_.reset();
     dp_.reset();
@@ -157,6 +174,8 @@ class HubbleNodeFixture : public ::testing::Test {
   std::thread poller_;
   std::atomic<bool> stop_poll_{false};
   std::unique_ptr<hubble::HubbleServer> server_grpc_;
+  const char* record_dir_ = std::getenv("CILIUM_HUBBLE_RECORD_DIR");
+  std::vector<cilium_event> recorded_;  // written by the poller thread only
 };
 
 }  // namespace cilium::testing
