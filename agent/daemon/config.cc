@@ -269,6 +269,13 @@ std::vector<ConfigKey> buildKeys() {
                 &Config::hubble_listen_address, checkListenAddress));
   add(pathKey("hubble-socket-path", "Unix socket of the Hubble server",
               &Config::hubble_socket_path));
+  add(uintKey("hubble-event-buffer-capacity", "Number of flows kept in Hubble's ring buffer",
+              &Config::hubble_event_buffer_capacity, 1, 1 << 20));
+  add(uintKey("hubble-event-queue-size",
+              "Datapath events waiting for Hubble's decoder before new ones are lost (0: auto)",
+              &Config::hubble_event_queue_size, 0, 1 << 20));
+  add(stringKey("hubble-metrics-server", "host:port to serve Hubble metrics on (\"\": off)",
+                &Config::hubble_metrics_server, checkListenAddress));
   // CNI
   add(pathKey("write-cni-conf-when-ready",
               "Write the CNI configuration to this path once the agent is ready (\"\": do not)",

@@ -1,0 +1,549 @@
+// hubble CLI: flags -> GetFlowsRequest, responses -> text.
+#include "agent/hubble/cli/cli.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <charconv>
+#include <functional>
+#include <map>
+
+#include <fmt/format.h>
+#include <google/protobuf/util/json_util.h>
+
+#include "agent/datapath/monitor.h"
+#include "agent/hubble/decoder.h"
+#include "agent/identity/identity.h"
+
+namespace cilium::hubble::cli {
+
+namespace {
+
+Error bad(std::string_view flag, std::string_view value, std::string_view why) {
+  return makeError(ErrorCode::kInvalidArgument, "{} \"{}\": {}", flag, value, why);
+}
+
+Result<uint64_t> parseCount(std::string_view flag, std::string_view v) {
+  uint64_t n = 0;
+  auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), n);
+  if (v.empty() || ec != std::errc() || p != v.data() + v.size())
+    return bad(flag, v, "not a non-negative number");
+  return n;
+}
+
+// "30s", "5m", "2h", "1d" ago, or RFC 3339 ("2026-11-22T21:00:00Z", fraction allowed).
+Result<int64_t> parseTime(std::string_view flag, std::string_view v, int64_t now_ns) {
+  if (!v.empty() && std::isdigit(static_cast<unsigned char>(v.front())) &&
+      std::string_view("smhd").find(v.back()) != std::string_view::npos &&
+      v.find('-') == std::string_view::npos) {
+    int64_t n = 0;
+    auto num = v.substr(0, v.size() - 1);
+    auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
+    if (ec != std::errc() || p != num.data() + num.size()) return bad(flag, v, "bad duration");
+    int64_t unit = v.back() == 's' ? 1 : v.back() == 'm' ? 60 : v.back() == 'h' ? 3600 : 86400;
+    return now_ns - n * unit * 1000000000;
+  }
+  std::string s(v);
+  tm t{};
+  const char* rest = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &t);
+  if (!rest) return bad(flag, v, "not a duration (5m) or RFC 3339 time");
+  int64_t frac_ns = 0;
+  if (*rest == '.') {
+    ++rest;
+    int64_t scale = 100000000;
+    while (std::isdigit(static_cast<unsigned char>(*rest))) {
+      frac_ns += (*rest - '0') * scale;
+      scale /= 10;
+      ++rest;
+    }
+  }
+  int64_t offset = 0;
+  if (*rest == 'Z') {
+    ++rest;
+  } else if (*rest == '+' || *rest == '-') {
+    int hh = 0, mm = 0;
+    if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2) return bad(flag, v, "bad UTC offset");
+    offset = (hh * 3600 + mm * 60) * (*rest == '+' ? 1 : -1);
+    rest += 6;
+  } else {
+    return bad(flag, v, "needs a Z or +hh:mm offset");
+  }
+  if (*rest) return bad(flag, v, "trailing text");
+  return (static_cast<int64_t>(timegm(&t)) - offset) * 1000000000 + frac_ns;
+}
+
+void setTs(google::protobuf::Timestamp* ts, int64_t ns) {
+  ts->set_seconds(ns / 1000000000);
+  ts->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+Result<flow::TCPFlags> parseFlags(std::string_view v) {
+  flow::TCPFlags f;
+  std::string s(v);
+  size_t start = 0;
+  while (start <= s.size()) {
+    auto end = s.find(',', start);
+    if (end == std::string::npos) end = s.size();
+    std::string name = s.substr(start, end - start);
+    std::transform(name.begin(), name.end(), name.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
+    if (name == "SYN")
+      f.set_syn(true);
+    else if (name == "ACK")
+      f.set_ack(true);
+    else if (name == "FIN")
+      f.set_fin(true);
+    else if (name == "RST")
+      f.set_rst(true);
+    else if (name == "PSH")
+      f.set_psh(true);
+    else if (name == "URG")
+      f.set_urg(true);
+    else if (name == "ECE")
+      f.set_ece(true);
+    else if (name == "CWR")
+      f.set_cwr(true);
+    else if (name == "NS")
+      f.set_ns(true);
+    else
+      return bad("--tcp-flags", v, "flags are SYN, ACK, FIN, RST, PSH, URG, ECE, CWR, NS");
+    start = end + 1;
+  }
+  return f;
+}
+
+std::string withNamespace(const std::string& pod, const std::vector<std::string>& ns) {
+  if (pod.find('/') != std::string::npos || ns.empty()) return pod;
+  return ns.front() + "/" + pod;
+}
+
+std::string formatTime(const google::protobuf::Timestamp& ts) {
+  time_t secs = ts.seconds();
+  tm t{};
+  gmtime_r(&secs, &t);
+  char buf[64];
+  strftime(buf, sizeof buf, "%b %e %H:%M:%S", &t);
+  return fmt::format("{}.{:03d}", buf, ts.nanos() / 1000000);
+}
+
+std::string endpointName(const flow::Endpoint& ep, const std::string& ip, uint32_t port) {
+  std::string host = ep.pod_name().empty() ? ip : ep.namespace_() + "/" + ep.pod_name();
+  if (port != 0) host += fmt::format(":{}", port);
+  return host;
+}
+
+std::string identityTag(const flow::Endpoint& ep) {
+  if (identity::isReserved(ep.identity())) {
+    auto name = identity::reservedName(ep.identity());
+    if (!name.empty()) return fmt::format("({})", name);
+  }
+  return fmt::format("(ID:{})", ep.identity());
+}
+
+std::string summary(const flow::Flow& f) {
+  std::string s;
+  switch (f.l4().protocol_case()) {
+    case flow::Layer4::kTCP: {
+      auto flags = tcpFlagsString(f.l4().tcp().flags());
+      s = flags.empty() ? "TCP" : "TCP Flags: " + flags;
+      break;
+    }
+    case flow::Layer4::kUDP: s = "UDP"; break;
+    case flow::Layer4::kSCTP: s = "SCTP"; break;
+    case flow::Layer4::kICMPv4:
+      s = fmt::format("ICMPv4 type {} code {}", f.l4().icmpv4().type(), f.l4().icmpv4().code());
+      break;
+    case flow::Layer4::kICMPv6:
+      s = fmt::format("ICMPv6 type {} code {}", f.l4().icmpv6().type(), f.l4().icmpv6().code());
+      break;
+    default: s = "IP"; break;
+  }
+  return s;
+}
+
+std::string_view directionName(flow::TrafficDirection d) {
+  return d == flow::INGRESS ? "INGRESS" : d == flow::EGRESS ? "EGRESS" : "UNKNOWN";
+}
+
+// "to-endpoint FORWARDED", "Policy denied DROPPED", "policy-verdict:L3-L4 INGRESS ALLOWED".
+std::string what(const flow::Flow& f) {
+  if (f.event_type().type() == EVENT_POLICY_VERDICT) {
+    static const char* kMatch[] = {"none", "L3-Only",  "L3-L4",     "L4-Only",
+                                   "all",  "L3-Proto", "Proto-Only"};
+    std::string match = f.policy_match_type() < 7 ? kMatch[f.policy_match_type()] : "unknown";
+    std::string action = f.verdict() == flow::DROPPED      ? "DENIED"
+                         : f.verdict() == flow::AUDIT      ? "AUDITED"
+                         : f.verdict() == flow::REDIRECTED ? "REDIRECTED"
+                                                           : "ALLOWED";
+    return fmt::format("policy-verdict:{} {} {}", match, directionName(f.traffic_direction()),
+                       action);
+  }
+  if (f.verdict() == flow::DROPPED)
+    return fmt::format("{} DROPPED", dropReasonDesc(f.drop_reason_desc()).empty()
+                                         ? fmt::format("drop reason {}", f.drop_reason())
+                                         : dropReasonDesc(f.drop_reason_desc()));
+  return fmt::format("{} {}", observationPointName(f.trace_observation_point()),
+                     verdictName(f.verdict()));
+}
+
+std::string typeName(const flow::Flow& f) {
+  switch (f.event_type().type()) {
+    case EVENT_DROP: return "drop";
+    case EVENT_POLICY_VERDICT: return "policy-verdict";
+    case EVENT_TRACE:
+      return fmt::format("trace:{}", observationPointName(f.trace_observation_point()));
+    default: return "unknown";
+  }
+}
+
+}  // namespace
+
+std::string usage() {
+  return R"(Usage: hubble [--server ADDR] <command> [flags]
+
+Commands:
+  observe       Show flows from the Hubble server
+  status        Show the Hubble server's status
+  list nodes    Show the nodes the server knows
+  version       Print the version
+
+Global flags:
+  --server ADDR     unix:///path or host:port (default unix:///var/run/cilium/hubble.sock,
+                    or $HUBBLE_SERVER)
+  --timeout SECS    connection timeout (default 5)
+
+observe flags (repeat a flag to OR its values):
+  --pod, --from-pod, --to-pod NAME         [namespace/]pod-name-prefix
+  -n, --namespace, --from-namespace, --to-namespace NS
+  -l, --label, --from-label, --to-label SELECTOR   e.g. app=web,env in (a,b)
+  --ip, --from-ip, --to-ip ADDR|CIDR
+  --port, --from-port, --to-port PORT
+  --identity, --from-identity, --to-identity ID
+  --verdict FORWARDED|DROPPED|AUDIT|REDIRECTED|ERROR
+  --protocol tcp|udp|icmp|icmpv4|icmpv6|sctp
+  -t, --type drop|trace|policy-verdict|trace:<point>   e.g. trace:to-endpoint
+  --drop-reason-desc NAME                   e.g. POLICY_DENIED
+  --traffic-direction ingress|egress
+  --node-name PATTERN                       * wildcards
+  --tcp-flags SYN[,ACK...]                  flows with all of these flags
+  -f, --follow                              keep streaming new flows
+  --last N | --first N | --all              how many stored flows (default: last 20)
+  --since T, --until T                      5m, 1h, or 2026-11-22T21:00:00Z
+  -o, --output compact|json|jsonpb|table|dict
+)";
+}
+
+Result<Args> parseArgs(const std::vector<std::string>& argv) {
+  Args a;
+  if (const char* env = getenv("HUBBLE_SERVER"); env && *env) a.server = env;
+  auto& o = a.observe;
+  std::map<std::string, std::vector<std::string>*> lists = {
+      {"--pod", &o.pod},
+      {"--from-pod", &o.from_pod},
+      {"--to-pod", &o.to_pod},
+      {"--namespace", &o.ns},
+      {"-n", &o.ns},
+      {"--from-namespace", &o.from_ns},
+      {"--to-namespace", &o.to_ns},
+      {"--label", &o.label},
+      {"-l", &o.label},
+      {"--from-label", &o.from_label},
+      {"--to-label", &o.to_label},
+      {"--ip", &o.ip},
+      {"--from-ip", &o.from_ip},
+      {"--to-ip", &o.to_ip},
+      {"--port", &o.port},
+      {"--from-port", &o.from_port},
+      {"--to-port", &o.to_port},
+      {"--identity", &o.identity},
+      {"--from-identity", &o.from_identity},
+      {"--to-identity", &o.to_identity},
+      {"--verdict", &o.verdict},
+      {"--protocol", &o.protocol},
+      {"--type", &o.type},
+      {"-t", &o.type},
+      {"--drop-reason-desc", &o.drop_reason},
+      {"--traffic-direction", &o.traffic_direction},
+      {"--node-name", &o.node_name},
+      {"--tcp-flags", &o.tcp_flags}};
+  std::vector<std::string> positional;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    std::string arg = argv[i];
+    std::optional<std::string> inline_value;
+    if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
+      inline_value = arg.substr(arg.find('=') + 1);
+      arg = arg.substr(0, arg.find('='));
+    }
+    auto value = [&]() -> Result<std::string> {
+      if (inline_value) return *inline_value;
+      if (i + 1 >= argv.size()) return bad(arg, "", "needs a value");
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      a.command = "help";
+      return a;
+    }
+    if (arg == "-f" || arg == "--follow") {
+      o.follow = true;
+    } else if (arg == "--all") {
+      o.all = true;
+    } else if (arg == "--server") {
+      CILIUM_ASSIGN_OR_RETURN(a.server, value());
+    } else if (arg == "--timeout") {
+      CILIUM_ASSIGN_OR_RETURN(auto v, value());
+      CILIUM_ASSIGN_OR_RETURN(auto n, parseCount(arg, v));
+      a.timeout_s = static_cast<int>(std::min<uint64_t>(n, 3600));
+    } else if (arg == "--last") {
+      CILIUM_ASSIGN_OR_RETURN(auto v, value());
+      CILIUM_ASSIGN_OR_RETURN(o.last, parseCount(arg, v));
+    } else if (arg == "--first") {
+      CILIUM_ASSIGN_OR_RETURN(auto v, value());
+      CILIUM_ASSIGN_OR_RETURN(o.first, parseCount(arg, v));
+    } else if (arg == "--since") {
+      CILIUM_ASSIGN_OR_RETURN(o.since, value());
+    } else if (arg == "--until") {
+      CILIUM_ASSIGN_OR_RETURN(o.until, value());
+    } else if (arg == "-o" || arg == "--output") {
+      CILIUM_ASSIGN_OR_RETURN(auto v, value());
+      if (v == "compact")
+        o.output = Output::kCompact;
+      else if (v == "json" || v == "jsonpb")
+        o.output = Output::kJson;
+      else if (v == "table")
+        o.output = Output::kTable;
+      else if (v == "dict")
+        o.output = Output::kDict;
+      else
+        return bad(arg, v, "output is compact, json, jsonpb, table or dict");
+    } else if (auto it = lists.find(arg); it != lists.end()) {
+      CILIUM_ASSIGN_OR_RETURN(auto v, value());
+      it->second->push_back(std::move(v));
+    } else if (arg.starts_with("-") && arg != "-") {
+      return bad(arg, "", "unknown flag (see --help)");
+    } else {
+      positional.push_back(arg);
+    }
+  }
+  if (positional.empty()) {
+    a.command = "help";
+    return a;
+  }
+  const auto& cmd = positional[0];
+  if (cmd == "observe" || cmd == "status" || cmd == "version" || cmd == "help") {
+    if (positional.size() > 1) return bad(cmd, positional[1], "unexpected argument");
+    a.command = cmd;
+  } else if (cmd == "list" && positional.size() == 2 && positional[1] == "nodes") {
+    a.command = "nodes";
+  } else {
+    return bad("command", cmd, "unknown (observe, status, list nodes, version)");
+  }
+  if (o.last && o.first) return bad("--first", "", "cannot be combined with --last");
+  if (o.first && o.follow) return bad("--first", "", "cannot be combined with --follow");
+  return a;
+}
+
+Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now_ns) {
+  observer::GetFlowsRequest req;
+  flow::FlowFilter common, src_side, dst_side;
+
+  // Filters that do not depend on a side.
+  for (const auto& v : a.verdict) {
+    std::string up(v);
+    std::transform(up.begin(), up.end(), up.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
+    flow::Verdict verdict;
+    if (!flow::Verdict_Parse(up, &verdict) || verdict == flow::VERDICT_UNKNOWN)
+      return bad("--verdict", v, "not FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR, TRACED");
+    common.add_verdict(verdict);
+  }
+  for (const auto& v : a.protocol) common.add_protocol(v);
+  for (const auto& v : a.type) {
+    auto colon = v.find(':');
+    std::string kind = v.substr(0, colon);
+    auto* e = common.add_event_type();
+    if (kind == "drop")
+      e->set_type(EVENT_DROP);
+    else if (kind == "trace")
+      e->set_type(EVENT_TRACE);
+    else if (kind == "policy-verdict")
+      e->set_type(EVENT_POLICY_VERDICT);
+    else
+      return bad("--type", v, "not drop, trace, policy-verdict or trace:<point>");
+    if (colon != std::string::npos) {
+      std::string sub = v.substr(colon + 1);
+      bool found = false;
+      for (uint8_t p = 0; p <= TRACE_TO_NETWORK; ++p) {
+        if (datapath::tracePointName(p) == sub) {
+          e->set_match_sub_type(true);
+          e->set_sub_type(p);
+          found = true;
+        }
+      }
+      if (!found || kind != "trace") return bad("--type", v, "unknown trace point");
+    }
+  }
+  for (const auto& v : a.drop_reason) {
+    std::string up(v);
+    std::transform(up.begin(), up.end(), up.begin(),
+                   [](unsigned char c) { return std::toupper(c); });
+    flow::DropReason r;
+    if (!flow::DropReason_Parse(up, &r)) return bad("--drop-reason-desc", v, "unknown drop reason");
+    common.add_drop_reason_desc(r);
+  }
+  for (const auto& v : a.traffic_direction) {
+    if (v == "ingress")
+      common.add_traffic_direction(flow::INGRESS);
+    else if (v == "egress")
+      common.add_traffic_direction(flow::EGRESS);
+    else
+      return bad("--traffic-direction", v, "not ingress or egress");
+  }
+  for (const auto& v : a.node_name) common.add_node_name(v);
+  for (const auto& v : a.tcp_flags) {
+    CILIUM_ASSIGN_OR_RETURN(auto f, parseFlags(v));
+    *common.add_tcp_flags() = f;
+  }
+
+  // Sided filters. `either` values go to the source of one filter and the destination of the
+  // other; from/to values go to that side in both.
+  bool either = !a.pod.empty() || !a.label.empty() || !a.ip.empty() || !a.port.empty() ||
+                !a.identity.empty() || (!a.ns.empty() && a.from_pod.empty() && a.to_pod.empty());
+  auto addSide = [&](flow::FlowFilter& f, bool source, const std::vector<std::string>& pods,
+                     const std::vector<std::string>& nss, const std::vector<std::string>& ns_only,
+                     const std::vector<std::string>& labels, const std::vector<std::string>& ips,
+                     const std::vector<std::string>& ports,
+                     const std::vector<std::string>& ids) -> Status {
+    auto* pod_field = source ? f.mutable_source_pod() : f.mutable_destination_pod();
+    for (const auto& p : pods) *pod_field->Add() = withNamespace(p, nss);
+    if (pods.empty())
+      for (const auto& n : ns_only) *pod_field->Add() = n + "/";
+    for (const auto& l : labels)
+      *(source ? f.mutable_source_label() : f.mutable_destination_label())->Add() = l;
+    for (const auto& i : ips)
+      *(source ? f.mutable_source_ip() : f.mutable_destination_ip())->Add() = i;
+    for (const auto& p : ports)
+      *(source ? f.mutable_source_port() : f.mutable_destination_port())->Add() = p;
+    for (const auto& i : ids) {
+      CILIUM_ASSIGN_OR_RETURN(auto n, parseCount(source ? "--from-identity" : "--to-identity", i));
+      if (source)
+        f.add_source_identity(static_cast<uint32_t>(n));
+      else
+        f.add_destination_identity(static_cast<uint32_t>(n));
+    }
+    return okStatus();
+  };
+  // Namespaces given with --namespace qualify --pod; --from/--to-namespace qualify their side.
+  auto nsFor = [&](const std::vector<std::string>& side_ns) {
+    return side_ns.empty() ? a.ns : side_ns;
+  };
+  std::vector<flow::FlowFilter> filters;
+  if (either) {
+    flow::FlowFilter l = common, r = common;
+    CILIUM_RETURN_IF_ERROR(addSide(l, true, a.pod, a.ns, a.ns, a.label, a.ip, a.port, a.identity));
+    CILIUM_RETURN_IF_ERROR(addSide(l, false, a.to_pod, nsFor(a.to_ns), a.to_ns, a.to_label, a.to_ip,
+                                   a.to_port, a.to_identity));
+    CILIUM_RETURN_IF_ERROR(addSide(r, false, a.pod, a.ns, a.ns, a.label, a.ip, a.port, a.identity));
+    CILIUM_RETURN_IF_ERROR(addSide(r, true, a.from_pod, nsFor(a.from_ns), a.from_ns, a.from_label,
+                                   a.from_ip, a.from_port, a.from_identity));
+    filters = {l, r};
+  } else {
+    flow::FlowFilter f = common;
+    CILIUM_RETURN_IF_ERROR(addSide(f, true, a.from_pod, nsFor(a.from_ns), a.from_ns, a.from_label,
+                                   a.from_ip, a.from_port, a.from_identity));
+    CILIUM_RETURN_IF_ERROR(addSide(f, false, a.to_pod, nsFor(a.to_ns), a.to_ns, a.to_label, a.to_ip,
+                                   a.to_port, a.to_identity));
+    filters = {f};
+  }
+  for (auto& f : filters)
+    if (f.ByteSizeLong() > 0) *req.add_whitelist() = std::move(f);
+
+  req.set_follow(a.follow);
+  if (a.first) {
+    req.set_first(true);
+    req.set_number(*a.first);
+  } else if (a.last) {
+    req.set_number(*a.last);
+  } else if (!a.all && !a.follow && a.since.empty() && a.until.empty()) {
+    req.set_number(20);  // hubble observe's default
+  }
+  if (!a.since.empty()) {
+    CILIUM_ASSIGN_OR_RETURN(auto ns, parseTime("--since", a.since, now_ns));
+    setTs(req.mutable_since(), ns);
+  }
+  if (!a.until.empty()) {
+    CILIUM_ASSIGN_OR_RETURN(auto ns, parseTime("--until", a.until, now_ns));
+    setTs(req.mutable_until(), ns);
+  }
+  return req;
+}
+
+std::string formatCompact(const observer::GetFlowsResponse& r) {
+  if (r.has_lost_events()) {
+    return fmt::format("EVENTS LOST: {} {}", flow::LostEventSource_Name(r.lost_events().source()),
+                       r.lost_events().num_events_lost());
+  }
+  if (!r.has_flow()) return "";
+  const auto& f = r.flow();
+  auto src =
+      endpointName(f.source(), f.ip().source(), sourcePort(f)) + " " + identityTag(f.source());
+  auto dst = endpointName(f.destination(), f.ip().destination(), destinationPort(f)) + " " +
+             identityTag(f.destination());
+  bool reply = f.has_is_reply() && f.is_reply().value();
+  std::string path = reply ? dst + " <- " + src : src + " -> " + dst;
+  return fmt::format("{}: {} {} ({})", formatTime(f.time()), path, what(f), summary(f));
+}
+
+std::string formatJson(const observer::GetFlowsResponse& r) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions opts;
+  opts.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(r, &out, opts);
+  return out;
+}
+
+std::string tableHeader() {
+  return fmt::format("{:<22} {:<36} {:<36} {:<22} {:<10} {}", "TIMESTAMP", "SOURCE", "DESTINATION",
+                     "TYPE", "VERDICT", "SUMMARY");
+}
+
+std::string formatTableRow(const observer::GetFlowsResponse& r) {
+  if (!r.has_flow()) return formatCompact(r);
+  const auto& f = r.flow();
+  return fmt::format("{:<22} {:<36} {:<36} {:<22} {:<10} {}", formatTime(f.time()),
+                     endpointName(f.source(), f.ip().source(), sourcePort(f)),
+                     endpointName(f.destination(), f.ip().destination(), destinationPort(f)),
+                     typeName(f), verdictName(f.verdict()), summary(f));
+}
+
+std::string formatDict(const observer::GetFlowsResponse& r) {
+  if (!r.has_flow()) return formatCompact(r);
+  const auto& f = r.flow();
+  std::string out;
+  auto line = [&](std::string_view k, const std::string& v) {
+    out += fmt::format("{:>12}: {}\n", k, v);
+  };
+  line("TIMESTAMP", formatTime(f.time()));
+  line("SOURCE", endpointName(f.source(), f.ip().source(), sourcePort(f)));
+  line("DESTINATION", endpointName(f.destination(), f.ip().destination(), destinationPort(f)));
+  line("TYPE", typeName(f));
+  line("VERDICT", std::string(verdictName(f.verdict())));
+  if (f.verdict() == flow::DROPPED) line("DROP REASON", dropReasonDesc(f.drop_reason_desc()));
+  line("SUMMARY", summary(f));
+  line("NODE", f.node_name());
+  out += "------------";
+  return out;
+}
+
+Result<std::string> grpcTarget(const std::string& server) {
+  if (server.starts_with("unix://")) {
+    if (server.size() <= 7) return bad("--server", server, "empty socket path");
+    return server;
+  }
+  if (server.starts_with("/")) return "unix://" + server;
+  if (server.find("://") != std::string::npos)
+    return bad("--server", server, "use unix:///path or host:port (TLS is not supported)");
+  if (server.rfind(':') == std::string::npos) return bad("--server", server, "needs :port");
+  return server;
+}
+
+}  // namespace cilium::hubble::cli

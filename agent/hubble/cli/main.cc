@@ -1,0 +1,143 @@
+// hubble: observe flows and server status over the Observer gRPC API.
+#include <signal.h>
+
+#include <chrono>
+#include <cstdio>
+#include <iostream>
+
+#include <fmt/format.h>
+#include <grpcpp/grpcpp.h>
+
+#include "agent/hubble/cli/cli.h"
+#include "agent/hubble/proto.h"
+
+namespace {
+
+using cilium::hubble::cli::Args;
+using cilium::hubble::cli::Output;
+
+std::unique_ptr<grpc::ClientContext> g_ctx;  // for SIGINT: cancel the stream, exit cleanly
+
+std::shared_ptr<grpc::Channel> connect(const Args& a, const std::string& target) {
+  auto ch = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(a.timeout_s))) {
+    std::cerr << fmt::format("hubble: cannot connect to {} within {}s\n", a.server, a.timeout_s);
+    return nullptr;
+  }
+  return ch;
+}
+
+int64_t nowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int observe(const Args& a, std::shared_ptr<grpc::Channel> ch) {
+  auto req = cilium::hubble::cli::buildRequest(a.observe, nowNs());
+  if (!req.ok()) {
+    std::cerr << "hubble: " << req.error().message() << "\n";
+    return 2;
+  }
+  auto stub = observer::Observer::NewStub(ch);
+  g_ctx = std::make_unique<grpc::ClientContext>();
+  signal(SIGINT, [](int) {
+    if (g_ctx) g_ctx->TryCancel();
+  });
+  auto reader = stub->GetFlows(g_ctx.get(), *req);
+  observer::GetFlowsResponse resp;
+  if (a.observe.output == Output::kTable) std::cout << cilium::hubble::cli::tableHeader() << "\n";
+  while (reader->Read(&resp)) {
+    std::string line;
+    switch (a.observe.output) {
+      case Output::kCompact: line = cilium::hubble::cli::formatCompact(resp); break;
+      case Output::kJson: line = cilium::hubble::cli::formatJson(resp); break;
+      case Output::kTable: line = cilium::hubble::cli::formatTableRow(resp); break;
+      case Output::kDict: line = cilium::hubble::cli::formatDict(resp); break;
+    }
+    if (line.empty()) continue;
+    std::cout << line << "\n";
+    if (a.observe.follow) std::cout.flush();
+  }
+  auto st = reader->Finish();
+  if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED) {
+    std::cerr << "hubble: " << st.error_message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int status(const Args& a, std::shared_ptr<grpc::Channel> ch) {
+  auto stub = observer::Observer::NewStub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(a.timeout_s));
+  observer::ServerStatusResponse resp;
+  auto st = stub->ServerStatus(&ctx, observer::ServerStatusRequest{}, &resp);
+  if (!st.ok()) {
+    std::cerr << "hubble: " << st.error_message() << "\n";
+    return 1;
+  }
+  double pct = resp.max_flows() ? 100.0 * resp.num_flows() / resp.max_flows() : 0;
+  double uptime_s = resp.uptime_ns() / 1e9;
+  std::cout << fmt::format("Healthcheck (via {}): Ok\n", a.server);
+  std::cout << fmt::format("Current/Max Flows: {}/{} ({:.2f}%)\n", resp.num_flows(),
+                           resp.max_flows(), pct);
+  std::cout << fmt::format("Flows/s: {:.2f}\n", uptime_s > 0 ? resp.seen_flows() / uptime_s : 0);
+  std::cout << fmt::format("Seen Flows: {}\n", resp.seen_flows());
+  std::cout << fmt::format(
+      "Connected Nodes: {}/{}\n", resp.num_connected_nodes().value(),
+      resp.num_connected_nodes().value() + resp.num_unavailable_nodes().value());
+  return 0;
+}
+
+int nodes(const Args& a, std::shared_ptr<grpc::Channel> ch) {
+  auto stub = observer::Observer::NewStub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(a.timeout_s));
+  observer::GetNodesResponse resp;
+  auto st = stub->GetNodes(&ctx, observer::GetNodesRequest{}, &resp);
+  if (!st.ok()) {
+    std::cerr << "hubble: " << st.error_message() << "\n";
+    return 1;
+  }
+  std::cout << fmt::format("{:<24} {:<12} {:<10} {:<14} {}\n", "NAME", "STATUS", "AGE", "FLOWS/S",
+                           "CURRENT/MAX-FLOWS");
+  for (const auto& n : resp.nodes()) {
+    double up = n.uptime_ns() / 1e9;
+    std::cout << fmt::format("{:<24} {:<12} {:<10} {:<14.2f} {}/{}\n", n.name(),
+                             n.state() == relay::NODE_CONNECTED ? "Connected" : "Unavailable",
+                             fmt::format("{}s", static_cast<uint64_t>(up)),
+                             up > 0 ? n.seen_flows() / up : 0, n.num_flows(), n.max_flows());
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  auto parsed = cilium::hubble::cli::parseArgs(args);
+  if (!parsed.ok()) {
+    std::cerr << "hubble: " << parsed.error().message() << "\n";
+    return 2;
+  }
+  const auto& a = *parsed;
+  if (a.command == "help") {
+    std::cout << cilium::hubble::cli::usage();
+    return 0;
+  }
+  if (a.command == "version") {
+    std::cout << "hubble (cilium-cpp) " << CILIUM_VERSION << "\n";
+    return 0;
+  }
+  auto target = cilium::hubble::cli::grpcTarget(a.server);
+  if (!target.ok()) {
+    std::cerr << "hubble: " << target.error().message() << "\n";
+    return 2;
+  }
+  auto ch = connect(a, *target);
+  if (!ch) return 1;
+  if (a.command == "observe") return observe(a, ch);
+  if (a.command == "status") return status(a, ch);
+  return nodes(a, ch);
+}

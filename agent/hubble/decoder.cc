@@ -1,0 +1,299 @@
+// cilium_event -> flow::Flow.
+#include "agent/hubble/decoder.h"
+
+#include <arpa/inet.h>
+#include <time.h>
+
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "agent/datapath/events.h"
+#include "agent/datapath/monitor.h"
+#include "agent/hubble/resolver.h"
+#include "agent/identity/identity.h"
+
+namespace cilium::hubble {
+
+namespace {
+
+int64_t nowNs(clockid_t clock) {
+  timespec ts{};
+  clock_gettime(clock, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+flow::TraceObservationPoint observationPoint(uint8_t point) {
+  // Only TO_LXC differs: 0 is "unknown" in flow.proto, so Hubble moved to-endpoint to 101.
+  if (point == TRACE_TO_LXC) return flow::TO_ENDPOINT;
+  return static_cast<flow::TraceObservationPoint>(point);
+}
+
+void setFlags(flow::TCPFlags& f, uint8_t b) {
+  f.set_fin(b & 0x01);
+  f.set_syn(b & 0x02);
+  f.set_rst(b & 0x04);
+  f.set_psh(b & 0x08);
+  f.set_ack(b & 0x10);
+  f.set_urg(b & 0x20);
+  f.set_ece(b & 0x40);
+  f.set_cwr(b & 0x80);
+}
+
+void setDropReason(flow::Flow& out, uint32_t reason) {
+  out.set_drop_reason(reason);
+  out.set_drop_reason_desc(flow::DropReason_IsValid(static_cast<int>(reason))
+                               ? static_cast<flow::DropReason>(reason)
+                               : flow::DROP_REASON_UNKNOWN);
+}
+
+}  // namespace
+
+Decoder::Decoder(DecoderOptions opts, const EndpointResolver* endpoints,
+                 const IdentityResolver* identities)
+    : opts_(std::move(opts)),
+      endpoints_(endpoints),
+      identities_(identities),
+      rng_(std::random_device{}()) {
+  if (opts_.monotonic_to_realtime_ns == 0)
+    opts_.monotonic_to_realtime_ns = nowNs(CLOCK_REALTIME) - nowNs(CLOCK_MONOTONIC);
+}
+
+std::string Decoder::newUuid() {
+  uint64_t hi = rng_(), lo = rng_();
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL;  // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+  return fmt::format("{:08x}-{:04x}-{:04x}-{:04x}-{:012x}", hi >> 32, (hi >> 16) & 0xffff,
+                     hi & 0xffff, lo >> 48, lo & 0xffffffffffffULL);
+}
+
+namespace {
+
+void fillEndpoint(const EndpointResolver* endpoints_, const IdentityResolver* identities_,
+                  flow::Endpoint& ep, uint32_t identity, const IpAddr* ip, uint32_t endpoint_id) {
+  ep.set_identity(identity);
+  std::optional<EndpointInfo> info;
+  if (endpoints_) {
+    if (ip) info = endpoints_->endpointByIp(*ip);
+    if (!info && endpoint_id != 0) info = endpoints_->endpointById(endpoint_id);
+  }
+  if (info) {
+    ep.set_id(info->id);
+    ep.set_namespace_(info->pod_namespace);
+    ep.set_pod_name(info->pod_name);
+    if (identity == 0) ep.set_identity(info->identity);
+    // The endpoint's labels belong to the identity it holds now; the event's identity wins
+    // when the two differ (an endpoint relabelled after the packet).
+    if (info->identity == identity || identity == 0)
+      for (const auto& l : info->labels) ep.add_labels(l);
+  }
+  if (ep.labels_size() == 0 && ep.identity() != 0) {
+    if (identity::isReserved(ep.identity())) {
+      for (const auto& r : identity::reservedIdentities())
+        if (r.id == ep.identity())
+          for (auto& l : r.labels.toStrings()) ep.add_labels(std::move(l));
+    } else if (identities_) {
+      if (auto labels = identities_->identityLabels(ep.identity()))
+        for (const auto& l : *labels) ep.add_labels(l);
+    }
+  }
+}
+
+}  // namespace
+
+Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
+  out.Clear();
+  switch (ev.type) {
+    case EVENT_DROP:
+    case EVENT_TRACE:
+    case EVENT_POLICY_VERDICT: break;
+    case EVENT_DEBUG: return makeError(ErrorCode::kUnimplemented, "debug events make no flow");
+    default: return makeError(ErrorCode::kInvalidArgument, "unknown event type {}", ev.type);
+  }
+  if (ev.tuple.family != ENDPOINT_KEY_IPV4 && ev.tuple.family != ENDPOINT_KEY_IPV6)
+    return makeError(ErrorCode::kInvalidArgument, "unknown address family {}", ev.tuple.family);
+  const bool v4 = ev.tuple.family == ENDPOINT_KEY_IPV4;
+  if (ev.type == EVENT_TRACE && ev.subtype > TRACE_TO_NETWORK)
+    return makeError(ErrorCode::kInvalidArgument, "unknown trace point {}", ev.subtype);
+
+  int64_t wall = opts_.monotonic_to_realtime_ns + static_cast<int64_t>(ev.ktime_ns);
+  auto* ts = out.mutable_time();
+  ts->set_seconds(wall / 1000000000);
+  ts->set_nanos(static_cast<int32_t>(wall % 1000000000));
+  if (wall < 0) {
+    ts->set_seconds(0);
+    ts->set_nanos(0);
+  }
+  out.set_uuid(newUuid());
+  out.set_node_name(opts_.node_name);
+  out.set_type(flow::L3_L4);
+  out.mutable_event_type()->set_type(ev.type);
+  out.mutable_event_type()->set_sub_type(ev.subtype);
+
+  IpAddr saddr = v4 ? IpAddr::v4(ev.tuple.saddr.ip4) : IpAddr::v6(ev.tuple.saddr.ip6);
+  IpAddr daddr = v4 ? IpAddr::v4(ev.tuple.daddr.ip4) : IpAddr::v6(ev.tuple.daddr.ip6);
+  auto* ip = out.mutable_ip();
+  ip->set_source(saddr.toString());
+  ip->set_destination(daddr.toString());
+  ip->set_ipversion(v4 ? flow::IPv4 : flow::IPv6);
+
+  uint16_t sport = ntohs(ev.tuple.sport), dport = ntohs(ev.tuple.dport);
+  switch (ev.tuple.proto) {
+    case 6: {
+      auto* tcp = out.mutable_l4()->mutable_tcp();
+      tcp->set_source_port(sport);
+      tcp->set_destination_port(dport);
+      setFlags(*tcp->mutable_flags(), ev.tuple.tcp_flags);
+      break;
+    }
+    case 17: {
+      auto* udp = out.mutable_l4()->mutable_udp();
+      udp->set_source_port(sport);
+      udp->set_destination_port(dport);
+      break;
+    }
+    case 132: {
+      auto* sctp = out.mutable_l4()->mutable_sctp();
+      sctp->set_source_port(sport);
+      sctp->set_destination_port(dport);
+      break;
+    }
+    case 1: {
+      auto* icmp = out.mutable_l4()->mutable_icmpv4();
+      icmp->set_type(ev.tuple.icmp_type);
+      icmp->set_code(ev.tuple.icmp_code);
+      break;
+    }
+    case 58: {
+      auto* icmp = out.mutable_l4()->mutable_icmpv6();
+      icmp->set_type(ev.tuple.icmp_type);
+      icmp->set_code(ev.tuple.icmp_code);
+      break;
+    }
+    default: break;  // other protocols: L3 only
+  }
+
+  // `source` is the endpoint the program ran for; `dir` is relative to it. On egress it sent
+  // the packet; on ingress it receives it.
+  uint32_t src_ep = ev.dir == METRIC_EGRESS ? ev.source : 0;
+  uint32_t dst_ep = ev.dir == METRIC_INGRESS ? ev.source : ev.dst_id;
+  fillEndpoint(endpoints_, identities_, *out.mutable_source(), ev.src_identity, &saddr, src_ep);
+  fillEndpoint(endpoints_, identities_, *out.mutable_destination(), ev.dst_identity, &daddr,
+               dst_ep);
+
+  bool reply = ev.ct_state == CT_REPLY;
+  out.mutable_is_reply()->set_value(reply);
+  out.set_reply(reply);
+  // Hubble reports the direction of the connection: a reply leaving an endpoint belongs to a
+  // connection that came in.
+  flow::TrafficDirection dir = flow::TRAFFIC_DIRECTION_UNKNOWN;
+  if (ev.dir == METRIC_INGRESS) dir = reply ? flow::EGRESS : flow::INGRESS;
+  if (ev.dir == METRIC_EGRESS) dir = reply ? flow::INGRESS : flow::EGRESS;
+  out.set_traffic_direction(dir);
+
+  if (ev.ifindex != 0) out.mutable_interface()->set_index(ev.ifindex);
+
+  switch (ev.type) {
+    case EVENT_DROP:
+      out.set_verdict(flow::DROPPED);
+      setDropReason(out, ev.subtype);
+      break;
+    case EVENT_TRACE:
+      out.set_verdict(flow::FORWARDED);
+      out.set_trace_observation_point(observationPoint(ev.subtype));
+      break;
+    case EVENT_POLICY_VERDICT:
+      out.set_policy_match_type(ev.match_type);
+      if (ev.verdict < 0) {
+        out.set_verdict(ev.audited ? flow::AUDIT : flow::DROPPED);
+        setDropReason(out, static_cast<uint32_t>(-static_cast<int64_t>(ev.verdict)));
+      } else if (ev.verdict > 0) {
+        out.set_verdict(flow::REDIRECTED);
+        out.set_proxy_port(static_cast<uint32_t>(ev.verdict));
+      } else {
+        out.set_verdict(flow::FORWARDED);
+      }
+      break;
+    default: break;
+  }
+  return okStatus();
+}
+
+Status Decoder::decodeRecord(std::span<const uint8_t> record, flow::Flow& out) {
+  CILIUM_ASSIGN_OR_RETURN(auto ev, datapath::decodeEvent(record));
+  return decode(ev, out);
+}
+
+std::string_view verdictName(flow::Verdict v) {
+  switch (v) {
+    case flow::FORWARDED: return "FORWARDED";
+    case flow::DROPPED: return "DROPPED";
+    case flow::ERROR: return "ERROR";
+    case flow::AUDIT: return "AUDIT";
+    case flow::REDIRECTED: return "REDIRECTED";
+    case flow::TRACED: return "TRACED";
+    case flow::TRANSLATED: return "TRANSLATED";
+    default: return "UNKNOWN";
+  }
+}
+
+std::string_view observationPointName(flow::TraceObservationPoint p) {
+  if (p == flow::TO_ENDPOINT) return datapath::tracePointName(TRACE_TO_LXC);
+  if (p == flow::UNKNOWN_POINT) return "";
+  return datapath::tracePointName(static_cast<uint8_t>(p));
+}
+
+std::string dropReasonDesc(flow::DropReason r) {
+  if (r == flow::DROP_REASON_UNKNOWN) return "";
+  return datapath::dropReasonName(static_cast<uint8_t>(r));
+}
+
+std::string_view l4ProtocolName(const flow::Flow& f) {
+  switch (f.l4().protocol_case()) {
+    case flow::Layer4::kTCP: return "tcp";
+    case flow::Layer4::kUDP: return "udp";
+    case flow::Layer4::kICMPv4: return "icmpv4";
+    case flow::Layer4::kICMPv6: return "icmpv6";
+    case flow::Layer4::kSCTP: return "sctp";
+    default: return "";
+  }
+}
+
+uint32_t sourcePort(const flow::Flow& f) {
+  switch (f.l4().protocol_case()) {
+    case flow::Layer4::kTCP: return f.l4().tcp().source_port();
+    case flow::Layer4::kUDP: return f.l4().udp().source_port();
+    case flow::Layer4::kSCTP: return f.l4().sctp().source_port();
+    default: return 0;
+  }
+}
+
+uint32_t destinationPort(const flow::Flow& f) {
+  switch (f.l4().protocol_case()) {
+    case flow::Layer4::kTCP: return f.l4().tcp().destination_port();
+    case flow::Layer4::kUDP: return f.l4().udp().destination_port();
+    case flow::Layer4::kSCTP: return f.l4().sctp().destination_port();
+    default: return 0;
+  }
+}
+
+std::string tcpFlagsString(const flow::TCPFlags& f) {
+  std::string out;
+  auto add = [&](bool on, const char* name) {
+    if (!on) return;
+    if (!out.empty()) out += ", ";
+    out += name;
+  };
+  add(f.syn(), "SYN");
+  add(f.fin(), "FIN");
+  add(f.rst(), "RST");
+  add(f.psh(), "PSH");
+  add(f.ack(), "ACK");
+  add(f.urg(), "URG");
+  add(f.ece(), "ECE");
+  add(f.cwr(), "CWR");
+  add(f.ns(), "NS");
+  return out;
+}
+
+}  // namespace cilium::hubble

@@ -1,0 +1,65 @@
+// Turns datapath events (bpf/abi/events.h cilium_event) into Hubble flows (proto/flow/flow.proto):
+// addresses, ports, protocol, TCP flags, identities with their labels, pod and namespace names,
+// verdict, drop reason, traffic direction, observation point, is_reply, time and node name.
+//
+// Threading: a Decoder is used by one thread at a time (it keeps a uuid generator); the resolvers
+// it borrows must be thread-safe for that thread.
+#pragma once
+
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+
+#include "agent/bpf/abi.h"
+#include "agent/common/error.h"
+#include "agent/hubble/proto.h"
+
+namespace cilium::hubble {
+
+class EndpointResolver;
+class IdentityResolver;
+
+struct DecoderOptions {
+  std::string node_name;
+  // Wall-clock ns minus CLOCK_MONOTONIC ns: event times are bpf_ktime_get_ns() (monotonic).
+  // 0 = measured when the decoder is made.
+  int64_t monotonic_to_realtime_ns = 0;
+};
+
+class Decoder {
+ public:
+  // The resolvers may be null (flows then carry identities without names); when set they must
+  // outlive the decoder.
+  Decoder(DecoderOptions opts, const EndpointResolver* endpoints,
+          const IdentityResolver* identities);
+
+  // kUnimplemented for event types that make no flow (debug events); kInvalidArgument for
+  // records no datapath writes (unknown type, address family or trace point).
+  Status decode(const cilium_event& ev, flow::Flow& out);
+  // A raw ring-buffer record (what the fuzzer feeds); short records are kInvalidArgument.
+  Status decodeRecord(std::span<const uint8_t> record, flow::Flow& out);
+
+ private:
+  std::string newUuid();
+
+  DecoderOptions opts_;
+  const EndpointResolver* endpoints_;
+  const IdentityResolver* identities_;
+  std::mt19937_64 rng_;
+};
+
+// Hubble's names, as the CLI prints and filters them.
+std::string_view verdictName(flow::Verdict v);                         // "FORWARDED", ...
+std::string_view observationPointName(flow::TraceObservationPoint p);  // "to-endpoint", ...
+// "Policy denied", ... (the datapath's text for the code); "" for DROP_REASON_UNKNOWN.
+std::string dropReasonDesc(flow::DropReason r);
+// "tcp", "udp", "icmpv4", "icmpv6", "sctp", or "" when the flow has no L4.
+std::string_view l4ProtocolName(const flow::Flow& f);
+// The flow's L4 source and destination ports (0 for ICMP and no L4).
+uint32_t sourcePort(const flow::Flow& f);
+uint32_t destinationPort(const flow::Flow& f);
+// "SYN, ACK" in Hubble's order; "" without flags.
+std::string tcpFlagsString(const flow::TCPFlags& flags);
+
+}  // namespace cilium::hubble

@@ -1,0 +1,63 @@
+// What the flow decoder asks the agent about: which endpoint an id or an address belongs to, and
+// which labels an identity stands for. The agent implements these over its endpoint manager and
+// identity allocator; tests use StaticResolver.
+//
+// Threading: called from the decoder thread only, once per event, so implementations must be
+// quick (a map lookup under a shared lock) and never block on I/O.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/common/ip_prefix.h"
+
+namespace cilium::hubble {
+
+struct EndpointInfo {
+  uint32_t id = 0;        // endpoint id
+  uint32_t identity = 0;  // security identity
+  std::string pod_name;
+  std::string pod_namespace;
+  std::vector<std::string> labels;  // "source:key=value", e.g. "k8s:app=web"
+};
+
+class EndpointResolver {
+ public:
+  virtual ~EndpointResolver() = default;
+  // A local endpoint by its id; nullopt when unknown.
+  virtual std::optional<EndpointInfo> endpointById(uint32_t id) const = 0;
+  // A local or remote pod by address (ipcache); nullopt when unknown.
+  virtual std::optional<EndpointInfo> endpointByIp(const IpAddr& ip) const = 0;
+};
+
+class IdentityResolver {
+ public:
+  virtual ~IdentityResolver() = default;
+  // The labels of an allocated identity; nullopt when unknown. Reserved identities (host,
+  // world, ...) need not be handled: the decoder knows them.
+  virtual std::optional<std::vector<std::string>> identityLabels(uint32_t identity) const = 0;
+};
+
+// Both interfaces over maps filled by hand (tests, benchmarks, the demo). Thread-safe.
+class StaticResolver : public EndpointResolver, public IdentityResolver {
+ public:
+  // Registers the endpoint under its id and under each address, and its identity's labels.
+  void addEndpoint(const EndpointInfo& ep, const std::vector<IpAddr>& ips);
+  void addIdentity(uint32_t identity, std::vector<std::string> labels);
+
+  std::optional<EndpointInfo> endpointById(uint32_t id) const override;
+  std::optional<EndpointInfo> endpointByIp(const IpAddr& ip) const override;
+  std::optional<std::vector<std::string>> identityLabels(uint32_t identity) const override;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<uint32_t, EndpointInfo> by_id_;
+  std::map<IpAddr, EndpointInfo> by_ip_;
+  std::map<uint32_t, std::vector<std::string>> identities_;
+};
+
+}  // namespace cilium::hubble

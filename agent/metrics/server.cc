@@ -1,0 +1,68 @@
+// cpp-httplib glue for the /metrics endpoint.
+#include "agent/metrics/server.h"
+
+#include <httplib.h>
+
+#include <charconv>
+
+#include "agent/common/log.h"
+
+namespace cilium::metrics {
+
+namespace {
+auto log() {
+  static auto l = cilium::logger("metrics");
+  return l;
+}
+}  // namespace
+
+Result<ListenAddress> parseListenAddress(std::string_view text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string_view::npos)
+    return makeError(ErrorCode::kInvalidArgument, "listen address \"{}\" has no :port", text);
+  ListenAddress a;
+  std::string_view host = text.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  a.host = host.empty() ? "0.0.0.0" : std::string(host);
+  auto port = text.substr(colon + 1);
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), a.port);
+  if (ec != std::errc() || p != port.data() + port.size() || a.port < 0 || a.port > 65535)
+    return makeError(ErrorCode::kInvalidArgument, "listen address \"{}\": port is not 0..65535",
+                     text);
+  return a;
+}
+
+MetricsServer::MetricsServer(const Registry& registry, std::string address)
+    : registry_(registry), address_(std::move(address)) {}
+
+MetricsServer::~MetricsServer() { stop(); }
+
+Status MetricsServer::start() {
+  CILIUM_ASSIGN_OR_RETURN(auto addr, parseListenAddress(address_));
+  http_ = std::make_unique<httplib::Server>();
+  http_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(registry_.expose(), std::string(kExpositionContentType).c_str());
+  });
+  if (addr.port == 0) {
+    port_ = http_->bind_to_any_port(addr.host);
+    if (port_ < 0) return errnoError(errno, "bind metrics server " + address_);
+  } else {
+    if (!http_->bind_to_port(addr.host, addr.port))
+      return errnoError(errno, "bind metrics server " + address_);
+    port_ = addr.port;
+  }
+  thread_ = std::thread([this] { http_->listen_after_bind(); });
+  log()->info("metrics server listening address={} port={}", address_, port_);
+  return okStatus();
+}
+
+void MetricsServer::stop() {
+  if (!http_) return;
+  http_->stop();
+  if (thread_.joinable()) thread_.join();
+  http_.reset();
+}
+
+}  // namespace cilium::metrics

@@ -1,0 +1,186 @@
+// hubble CLI flags -> the GetFlowsRequest Hubble's CLI would send, and the output formats.
+#include "agent/hubble/cli/cli.h"
+
+#include <gtest/gtest.h>
+
+#include "agent/hubble/decoder.h"
+#include "agent/hubble/filter.h"
+#include "agent/hubble/resolver.h"
+#include "tests/agent/hubble/event_builder.h"
+
+namespace cilium::hubble::cli {
+namespace {
+
+Args parse(std::vector<std::string> argv) {
+  auto a = parseArgs(argv);
+  EXPECT_TRUE(a.ok()) << a.error().toString();
+  return a.ok() ? *a : Args{};
+}
+
+observer::GetFlowsRequest request(std::vector<std::string> argv) {
+  auto a = parse(std::move(argv));
+  auto r = buildRequest(a.observe, 2'000'000'000'000'000'000);
+  EXPECT_TRUE(r.ok()) << r.error().toString();
+  return r.ok() ? *r : observer::GetFlowsRequest{};
+}
+
+TEST(CliTest, Commands) {
+  EXPECT_EQ(parse({"observe"}).command, "observe");
+  EXPECT_EQ(parse({"status"}).command, "status");
+  EXPECT_EQ(parse({"list", "nodes"}).command, "nodes");
+  EXPECT_EQ(parse({}).command, "help");
+  EXPECT_EQ(parse({"--server", "unix:///tmp/x.sock", "status"}).server, "unix:///tmp/x.sock");
+  EXPECT_FALSE(parseArgs({"observe", "--bogus"}).ok());
+  EXPECT_FALSE(parseArgs({"frobnicate"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--last"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--first", "2", "--follow"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "-o", "yaml"}).ok());
+}
+
+TEST(CliTest, DefaultsToTheLast20) {
+  auto r = request({"observe"});
+  EXPECT_EQ(r.number(), 20u);
+  EXPECT_FALSE(r.follow());
+  EXPECT_EQ(r.whitelist_size(), 0);
+  auto f = request({"observe", "--follow"});
+  EXPECT_EQ(f.number(), 0u);
+  EXPECT_TRUE(f.follow());
+  EXPECT_EQ(request({"observe", "--last", "5"}).number(), 5u);
+  auto first = request({"observe", "--first", "3"});
+  EXPECT_TRUE(first.first());
+  EXPECT_EQ(first.number(), 3u);
+  EXPECT_EQ(request({"observe", "--all"}).number(), 0u);
+}
+
+TEST(CliTest, EitherSideFlagsMakeTwoFilters) {
+  auto r = request({"observe", "--pod", "client", "-n", "default", "--verdict", "dropped",
+                    "--protocol", "tcp", "--port", "8080"});
+  ASSERT_EQ(r.whitelist_size(), 2);
+  const auto& l = r.whitelist(0);
+  const auto& rt = r.whitelist(1);
+  ASSERT_EQ(l.source_pod_size(), 1);
+  EXPECT_EQ(l.source_pod(0), "default/client");
+  EXPECT_EQ(l.source_port(0), "8080");
+  EXPECT_EQ(l.destination_pod_size(), 0);
+  ASSERT_EQ(rt.destination_pod_size(), 1);
+  EXPECT_EQ(rt.destination_pod(0), "default/client");
+  EXPECT_EQ(rt.destination_port(0), "8080");
+  for (const auto& f : r.whitelist()) {
+    ASSERT_EQ(f.verdict_size(), 1);
+    EXPECT_EQ(f.verdict(0), flow::DROPPED);
+    EXPECT_EQ(f.protocol(0), "tcp");
+  }
+}
+
+TEST(CliTest, FromToFlagsPinASide) {
+  auto r = request({"observe", "--from-pod", "default/client", "--to-label", "app=server",
+                    "--to-port", "80", "--type", "trace:to-endpoint", "--drop-reason-desc",
+                    "policy_denied", "--from-ip", "10.0.0.0/8", "--to-identity", "257"});
+  ASSERT_EQ(r.whitelist_size(), 1);
+  const auto& f = r.whitelist(0);
+  EXPECT_EQ(f.source_pod(0), "default/client");
+  EXPECT_EQ(f.destination_label(0), "app=server");
+  EXPECT_EQ(f.destination_port(0), "80");
+  EXPECT_EQ(f.source_ip(0), "10.0.0.0/8");
+  EXPECT_EQ(f.destination_identity(0), 257u);
+  ASSERT_EQ(f.event_type_size(), 1);
+  EXPECT_EQ(f.event_type(0).type(), EVENT_TRACE);
+  EXPECT_TRUE(f.event_type(0).match_sub_type());
+  EXPECT_EQ(f.event_type(0).sub_type(), TRACE_TO_LXC);
+  EXPECT_EQ(f.drop_reason_desc(0), flow::POLICY_DENIED);
+}
+
+TEST(CliTest, NamespaceAloneSelectsTheNamespaceOnEitherSide) {
+  auto r = request({"observe", "--namespace", "kube-system"});
+  ASSERT_EQ(r.whitelist_size(), 2);
+  EXPECT_EQ(r.whitelist(0).source_pod(0), "kube-system/");
+  EXPECT_EQ(r.whitelist(1).destination_pod(0), "kube-system/");
+}
+
+TEST(CliTest, BadFilterValues) {
+  auto bad = [](std::vector<std::string> argv) {
+    auto a = parseArgs(argv);
+    if (!a.ok()) return true;
+    return !buildRequest(a->observe, 0).ok();
+  };
+  EXPECT_TRUE(bad({"observe", "--verdict", "maybe"}));
+  EXPECT_TRUE(bad({"observe", "--type", "trace:nowhere"}));
+  EXPECT_TRUE(bad({"observe", "--drop-reason-desc", "because"}));
+  EXPECT_TRUE(bad({"observe", "--since", "yesterday"}));
+  EXPECT_TRUE(bad({"observe", "--tcp-flags", "SYN,XMAS"}));
+  EXPECT_TRUE(bad({"observe", "--from-identity", "web"}));
+}
+
+TEST(CliTest, SinceUntil) {
+  auto r = request({"observe", "--since", "5m", "--until", "2026-11-22T21:00:00.5Z"});
+  EXPECT_EQ(r.since().seconds(), 2'000'000'000 - 300);
+  EXPECT_EQ(r.until().seconds(), 1795381200);
+  EXPECT_EQ(r.until().nanos(), 500000000);
+  EXPECT_EQ(r.number(), 0u);
+}
+
+TEST(CliTest, RequestsSelectTheFlowsTheFlagsSay) {
+  // The request the CLI builds, compiled by the server's filter code, on real decoded flows.
+  StaticResolver res;
+  res.addEndpoint({1, 256, "client", "default", {"k8s:app=client"}},
+                  {*IpAddr::parse("10.200.0.11")});
+  res.addEndpoint({2, 257, "server", "default", {"k8s:app=server"}},
+                  {*IpAddr::parse("10.200.0.12")});
+  Decoder d(DecoderOptions{"n", 1}, &res, &res);
+  flow::Flow fwd, drop;
+  ASSERT_TRUE(d.decode(hubble::testing::makeEvent(hubble::testing::EventSpec{}), fwd).ok());
+  ASSERT_TRUE(d.decode(hubble::testing::makeEvent(hubble::testing::policyDrop()), drop).ok());
+  auto allows = [&](std::vector<std::string> argv, const flow::Flow& f) {
+    auto req = request(std::move(argv));
+    auto ff = FlowFilters::compile(req.whitelist(), req.blacklist());
+    EXPECT_TRUE(ff.ok());
+    return ff->allows(f);
+  };
+  EXPECT_TRUE(allows({"observe", "--pod", "default/server"}, fwd));
+  EXPECT_TRUE(allows({"observe", "--pod", "default/client"}, fwd));
+  EXPECT_FALSE(allows({"observe", "--from-pod", "default/server"}, fwd));
+  EXPECT_TRUE(allows({"observe", "--verdict", "DROPPED", "--label", "app=server"}, drop));
+  EXPECT_FALSE(allows({"observe", "--verdict", "DROPPED"}, fwd));
+  EXPECT_TRUE(allows({"observe", "--to-port", "8080", "--protocol", "TCP"}, fwd));
+  EXPECT_FALSE(allows({"observe", "--port", "9090"}, fwd));
+}
+
+TEST(CliTest, CompactOutputReadsLikeHubbles) {
+  StaticResolver res;
+  res.addEndpoint({1, 256, "client", "default", {"k8s:app=client"}},
+                  {*IpAddr::parse("10.200.0.11")});
+  res.addEndpoint({2, 257, "server", "default", {"k8s:app=server"}},
+                  {*IpAddr::parse("10.200.0.12")});
+  Decoder d(DecoderOptions{"n", 1'795'381'200'000'000'000}, &res, &res);
+  observer::GetFlowsResponse r;
+  ASSERT_TRUE(
+      d.decode(hubble::testing::makeEvent(hubble::testing::policyDrop()), *r.mutable_flow()).ok());
+  EXPECT_EQ(formatCompact(r),
+            "Nov 22 21:00:00.000: default/client:40000 (ID:256) -> default/server:8080 (ID:257) "
+            "Policy denied DROPPED (TCP Flags: SYN)");
+  ASSERT_TRUE(
+      d.decode(hubble::testing::makeEvent(hubble::testing::EventSpec{}), *r.mutable_flow()).ok());
+  EXPECT_EQ(formatCompact(r),
+            "Nov 22 21:00:00.000: default/client:40000 (ID:256) -> default/server:8080 (ID:257) "
+            "to-endpoint FORWARDED (TCP Flags: SYN)");
+  auto json = formatJson(r);
+  EXPECT_NE(json.find("\"verdict\":\"FORWARDED\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"pod_name\":\"server\""), std::string::npos) << json;
+  EXPECT_NE(formatTableRow(r).find("trace:to-endpoint"), std::string::npos);
+  observer::GetFlowsResponse lost;
+  lost.mutable_lost_events()->set_source(flow::HUBBLE_RING_BUFFER);
+  lost.mutable_lost_events()->set_num_events_lost(12);
+  EXPECT_EQ(formatCompact(lost), "EVENTS LOST: HUBBLE_RING_BUFFER 12");
+}
+
+TEST(CliTest, ServerTargets) {
+  EXPECT_EQ(*grpcTarget("unix:///var/run/cilium/hubble.sock"),
+            "unix:///var/run/cilium/hubble.sock");
+  EXPECT_EQ(*grpcTarget("/tmp/h.sock"), "unix:///tmp/h.sock");
+  EXPECT_EQ(*grpcTarget("localhost:4244"), "localhost:4244");
+  EXPECT_FALSE(grpcTarget("tls://x:1").ok());
+  EXPECT_FALSE(grpcTarget("localhost").ok());
+}
+
+}  // namespace
+}  // namespace cilium::hubble::cli

@@ -1,0 +1,184 @@
+// The exposition text Prometheus parses, and the cilium_* / hubble_* families on it.
+#include "agent/metrics/registry.h"
+
+#include <httplib.h>
+
+#include <cmath>
+
+#include <gtest/gtest.h>
+
+#include "agent/hubble/metrics.h"
+#include "agent/metrics/agent_metrics.h"
+#include "agent/metrics/server.h"
+#include "tests/agent/hubble/event_builder.h"
+
+namespace cilium::metrics {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(RegistryTest, ExpositionFormat) {
+  Registry r;
+  auto c = r.counter("test_requests_total", "Requests.\nSecond line \\ here", {"code", "path"});
+  ASSERT_TRUE(c.ok());
+  (*c)->with({"200", "/a\"b\\c\nd"}).inc(3);
+  (*c)->with({"500", "/"}).inc();
+  auto g = r.gauge("test_temperature", "Gauge");
+  ASSERT_TRUE(g.ok());
+  (*g)->get().set(-1.5);
+  auto h = r.histogram("test_latency_seconds", "Latency", {"op"}, {0.1, 1});
+  ASSERT_TRUE(h.ok());
+  (*h)->with({"get"}).observe(0.05);
+  (*h)->with({"get"}).observe(0.5);
+  (*h)->with({"get"}).observe(7);
+  EXPECT_EQ(r.expose(),
+            "# HELP test_latency_seconds Latency\n"
+            "# TYPE test_latency_seconds histogram\n"
+            "test_latency_seconds_bucket{op=\"get\",le=\"0.1\"} 1\n"
+            "test_latency_seconds_bucket{op=\"get\",le=\"1\"} 2\n"
+            "test_latency_seconds_bucket{op=\"get\",le=\"+Inf\"} 3\n"
+            "test_latency_seconds_sum{op=\"get\"} 7.55\n"
+            "test_latency_seconds_count{op=\"get\"} 3\n"
+            "# HELP test_requests_total Requests.\\nSecond line \\\\ here\n"
+            "# TYPE test_requests_total counter\n"
+            "test_requests_total{code=\"200\",path=\"/a\\\"b\\\\c\\nd\"} 3\n"
+            "test_requests_total{code=\"500\",path=\"/\"} 1\n"
+            "# HELP test_temperature Gauge\n"
+            "# TYPE test_temperature gauge\n"
+            "test_temperature -1.5\n");
+}
+
+TEST(RegistryTest, CountersOnlyGoUp) {
+  Registry r;
+  auto& c = (*r.counter("x_total", "x"))->get();
+  c.inc(2);
+  c.inc(-5);
+  c.inc(std::nan(""));
+  EXPECT_EQ(c.value(), 2);
+}
+
+TEST(RegistryTest, NamesAreChecked) {
+  Registry r;
+  EXPECT_TRUE(r.counter("ok_total", "x").ok());
+  EXPECT_EQ(r.counter("ok_total", "x").error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_FALSE(r.counter("1bad", "x").ok());
+  EXPECT_FALSE(r.counter("bad-name", "x").ok());
+  EXPECT_FALSE(r.gauge("g", "x", {"__reserved"}).ok());
+  EXPECT_FALSE(r.histogram("h", "x", {"le"}).ok());
+  EXPECT_FALSE(r.histogram("h2", "x", {}, {1, 0.5}).ok());
+}
+
+TEST(RegistryTest, CollectorsRunAtScrapeTime) {
+  Registry r;
+  int calls = 0;
+  ASSERT_TRUE(
+      r.addCollector({"things", "Things", MetricType::kGauge, {"kind"}}, [&](SampleSink& s) {
+         ++calls;
+         s.add({"a"}, calls);
+         s.add({"wrong", "arity"}, 1);  // skipped
+       }).ok());
+  EXPECT_NE(r.expose().find("things{kind=\"a\"} 1\n"), std::string::npos);
+  EXPECT_NE(r.expose().find("things{kind=\"a\"} 2\n"), std::string::npos);
+  EXPECT_EQ(r.expose().find("wrong"), std::string::npos);
+}
+
+TEST(AgentMetricsTest, DatapathCountersUnderCiliumNames) {
+  Registry r;
+  int reads = 0;
+  DatapathSources src;
+  src.read_metrics = [&]() -> Result<std::vector<datapath::MetricsEntry>> {
+    ++reads;
+    return std::vector<datapath::MetricsEntry>{
+        {0, METRIC_EGRESS, 10, 1000},
+        {0, METRIC_INGRESS, 7, 700},
+        {DROP_POLICY, METRIC_INGRESS, 3, 222},
+        {DROP_POLICY_DENY, METRIC_EGRESS, 1, 74},
+    };
+  };
+  src.read_event_counters = []() -> Result<datapath::EventCounters> {
+    return datapath::EventCounters{100, 2, 5};
+  };
+  ASSERT_TRUE(addDatapathMetrics(r, src).ok());
+  auto text = r.expose();
+  EXPECT_NE(text.find("cilium_forward_count_total{direction=\"EGRESS\"} 10\n"), std::string::npos)
+      << text;
+  EXPECT_NE(text.find("cilium_forward_bytes_total{direction=\"INGRESS\"} 700\n"),
+            std::string::npos);
+  EXPECT_NE(
+      text.find("cilium_drop_count_total{reason=\"Policy denied\",direction=\"INGRESS\"} 3\n"),
+      std::string::npos);
+  EXPECT_NE(text.find("cilium_drop_bytes_total{reason=\"Policy denied by denylist\",direction="
+                      "\"EGRESS\"} 74\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("cilium_datapath_events_total{outcome=\"lost\"} 2\n"), std::string::npos);
+  EXPECT_EQ(reads, 1);  // one map walk per scrape
+}
+
+TEST(AgentMetricsTest, ControlPlaneHooks) {
+  Registry r;
+  auto m = AgentMetrics::create(r);
+  ASSERT_TRUE(m.ok());
+  (*m)->endpoint_regeneration_time_stats->with({"total"}).observe(0.02);
+  (*m)->k8s_client_api_calls->with({"10.0.0.1:6443", "GET", "200"}).inc();
+  ASSERT_TRUE((*m)->setGaugeSource("cilium_endpoint", [](SampleSink& s) { s.add({}, 3); }).ok());
+  ASSERT_TRUE((*m)->setGaugeSource("cilium_bpf_map_pressure",
+                                   [](SampleSink& s) { s.add({"cilium_ct4_global"}, 0.25); })
+                  .ok());
+  EXPECT_EQ((*m)->setGaugeSource("cilium_nope", {}).error().code(), ErrorCode::kNotFound);
+  auto text = r.expose();
+  EXPECT_NE(text.find("cilium_endpoint 3\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("cilium_bpf_map_pressure{map_name=\"cilium_ct4_global\"} 0.25\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("cilium_endpoint_regeneration_time_stats_seconds_bucket{scope=\"total\","
+                      "le=\"0.025\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("cilium_k8s_client_api_calls_total{host=\"10.0.0.1:6443\",method=\"GET\","
+                      "return_code=\"200\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("# TYPE cilium_identity gauge\n"), std::string::npos);
+}
+
+TEST(HubbleMetricsTest, FlowsFeedHubbleFamilies) {
+  Registry r;
+  hubble::PipelineOptions o;
+  o.queue_size = 64;
+  hubble::FlowPipeline p(o, nullptr, nullptr);
+  ASSERT_TRUE(hubble::registerHubbleMetrics(r, p).ok());
+  ASSERT_TRUE(p.start().ok());
+  p.onEvent(hubble::testing::makeEvent(hubble::testing::EventSpec{}));
+  p.onEvent(hubble::testing::makeEvent(hubble::testing::policyDrop()));
+  ASSERT_TRUE(p.flush(5s));
+  auto text = r.expose();
+  EXPECT_NE(text.find("hubble_flows_processed_total{type=\"Trace\",subtype=\"to-endpoint\","
+                      "verdict=\"FORWARDED\"} 1\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("hubble_drop_total{reason=\"POLICY_DENIED\",protocol=\"TCP\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("hubble_tcp_flags_total{flag=\"SYN\",family=\"IPv4\"} 2\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("hubble_port_distribution_total{protocol=\"TCP\",port=\"8080\"} 2\n"),
+            std::string::npos);
+}
+
+TEST(MetricsServerTest, ServesMetricsOverHttp) {
+  Registry r;
+  (*r.counter("served_total", "x"))->get().inc(5);
+  MetricsServer s(r, "127.0.0.1:0");
+  ASSERT_TRUE(s.start().ok());
+  ASSERT_GT(s.port(), 0);
+  httplib::Client c("127.0.0.1", s.port());
+  auto res = c.Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), kExpositionContentType);
+  EXPECT_NE(res->body.find("served_total 5\n"), std::string::npos);
+  s.stop();
+  EXPECT_FALSE(parseListenAddress("nope").ok());
+  EXPECT_FALSE(parseListenAddress(":99999").ok());
+  EXPECT_EQ(parseListenAddress(":9962")->host, "0.0.0.0");
+  EXPECT_EQ(parseListenAddress("[::1]:9962")->host, "::1");
+}
+
+}  // namespace
+}  // namespace cilium::metrics
