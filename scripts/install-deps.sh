@@ -15,6 +15,8 @@ packages=(
   libyaml-cpp-dev libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
   # network namespaces, traffic and inspection for tests and the demo
   iproute2 iputils-ping util-linux procps socat iperf3 curl netcat-openbsd tcpdump ethtool
+  # kube-proxy-style rules for the service LB benchmark (inside its own namespace only)
+  iptables
 )
 
 missing=()
