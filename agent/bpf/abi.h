@@ -73,6 +73,7 @@ CILIUM_CHECK_FIELD(ct_entry, rev_nat_index, 38);
 CILIUM_CHECK_FIELD(ct_entry, tx_flags_seen, 40);
 CILIUM_CHECK_FIELD(ct_entry, src_sec_id, 44);
 CILIUM_CHECK_FIELD(ct_entry, policy_rev, 56);
+CILIUM_CHECK_FIELD(ct_entry, lb_id, 60);
 
 static_assert(sizeof(event_tuple) == 44);
 CILIUM_CHECK_FIELD(event_tuple, daddr, 16);
