@@ -41,6 +41,13 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 	dst = endpoint_by_ipv4(p->t.daddr);
 	if (!dst) {
 		ret = lb4_egress(ctx, p, now, &rev_nat);
+		if (ret == -DROP_NO_SERVICE) {
+			/* Refused, not dropped silently; still reported as NO_SERVICE. */
+			int verdict = lb4_reject(ctx, p, ep);
+
+			send_drop(ctx, p, ti, -DROP_NO_SERVICE);
+			return verdict < 0 ? TC_ACT_SHOT : verdict;
+		}
 		if (ret < 0)
 			return send_drop(ctx, p, ti, ret);
 		if (rev_nat)

@@ -173,3 +173,174 @@ static __always_inline int lb4_reverse(struct __sk_buff *ctx, struct pkt4 *p, __
 	p->t.sport = rn->port;
 	return 0;
 }
+
+/* The folded Internet checksum of `sum` (a 32-bit partial sum from bpf_csum_diff). */
+static __always_inline __u16 lb_csum_fold(__s64 sum)
+{
+	__u32 s = (__u32)sum;
+
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)~s;
+}
+
+/* A fresh IPv4 header (no options) from `saddr` to `daddr`, checksum included. */
+static __always_inline void lb4_fill_iphdr(struct iphdr *ip, __be32 saddr, __be32 daddr, __u8 proto,
+					   __u16 tot_len)
+{
+	ip->ihl = 5;
+	ip->version = 4;
+	ip->tos = 0;
+	ip->tot_len = bpf_htons(tot_len);
+	ip->id = 0;
+	ip->frag_off = 0;
+	ip->ttl = 64;
+	ip->protocol = proto;
+	ip->check = 0;
+	ip->saddr = saddr;
+	ip->daddr = daddr;
+	ip->check = lb_csum_fold(bpf_csum_diff(NULL, 0, (__be32 *)ip, sizeof(*ip), 0));
+}
+
+/*
+ * Turns a TCP segment to a frontend without backends into the RST the frontend would answer
+ * with (RFC 793: seq from the segment's ack, or an ack of what it carried), addressed back to
+ * the sending pod. Returns 0 or -DROP_x; the caller redirects the packet into the pod.
+ */
+static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pkt4 *p,
+					  const struct endpoint_info *ep)
+{
+	struct iphdr *ip;
+	struct tcphdr *th;
+	struct ethhdr *eth;
+	__u32 seq, ack_seq, seg_len, plen;
+	__u8 flags;
+	void *data, *data_end;
+	struct {
+		__be32 saddr, daddr;
+		__u8 zero, proto;
+		__be16 len;
+	} ph;
+	__s64 sum;
+
+	if (p->tcp_flags & TCP_FLAG_RST)
+		return -DROP_NO_SERVICE; /* never answer a RST */
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	ip = data + ETH_HLEN;
+	th = data + ETH_HLEN + sizeof(*ip);
+	if ((void *)(th + 1) > data_end || ipv4_hdrlen(ip) != sizeof(*ip))
+		return -DROP_NO_SERVICE;
+	flags = ((__u8 *)th)[13];
+	plen = bpf_ntohs(ip->tot_len);
+	if (plen < sizeof(*ip) + th->doff * 4)
+		return -DROP_INVALID;
+	seg_len = plen - sizeof(*ip) - th->doff * 4;
+	if (flags & TCP_FLAG_SYN)
+		seg_len++;
+	if (flags & TCP_FLAG_FIN)
+		seg_len++;
+	seq = bpf_ntohl(th->seq);
+	ack_seq = bpf_ntohl(th->ack_seq);
+
+	if (bpf_skb_change_tail(ctx, ETH_HLEN + sizeof(*ip) + sizeof(*th), 0) < 0)
+		return -DROP_WRITE_ERROR;
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	eth = data;
+	ip = data + ETH_HLEN;
+	th = data + ETH_HLEN + sizeof(*ip);
+	if ((void *)(th + 1) > data_end)
+		return -DROP_INVALID;
+
+	eth_rewrite(eth, ep->mac, ep->node_mac);
+	lb4_fill_iphdr(ip, p->t.daddr, p->t.saddr, IPPROTO_TCP_, sizeof(*ip) + sizeof(*th));
+	th->source = p->t.dport;
+	th->dest = p->t.sport;
+	if (flags & TCP_FLAG_ACK) {
+		th->seq = bpf_htonl(ack_seq);
+		th->ack_seq = 0;
+		((__u8 *)th)[13] = TCP_FLAG_RST;
+	} else {
+		th->seq = 0;
+		th->ack_seq = bpf_htonl(seq + seg_len);
+		((__u8 *)th)[13] = TCP_FLAG_RST | TCP_FLAG_ACK;
+	}
+	((__u8 *)th)[12] = 5 << 4; /* data offset: no options */
+	th->window = 0;
+	th->check = 0;
+	th->urg_ptr = 0;
+
+	ph.saddr = p->t.daddr;
+	ph.daddr = p->t.saddr;
+	ph.zero = 0;
+	ph.proto = IPPROTO_TCP_;
+	ph.len = bpf_htons(sizeof(*th));
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ph, sizeof(ph), 0);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)th, sizeof(*th), (__u32)sum);
+	th->check = lb_csum_fold(sum);
+	return 0;
+}
+
+#define ICMP_PORT_UNREACH 3
+#define LB_ICMP_QUOTE	  28 /* the quoted IPv4 header and the first 8 bytes after it */
+
+/*
+ * Turns a UDP datagram to a frontend without backends into ICMP port unreachable from the
+ * frontend, quoting the datagram's header, addressed back to the sending pod.
+ */
+static __always_inline int lb4_reject_udp(struct __sk_buff *ctx, const struct pkt4 *p,
+					  const struct endpoint_info *ep)
+{
+	const __u32 grow = sizeof(struct iphdr) + 8;
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	__u8 *icmp;
+	void *data, *data_end;
+	__s64 sum;
+
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	ip = data + ETH_HLEN;
+	if ((void *)(ip + 1) > data_end || ipv4_hdrlen(ip) != sizeof(*ip))
+		return -DROP_NO_SERVICE;
+	if (bpf_skb_change_tail(ctx, ETH_HLEN + LB_ICMP_QUOTE, 0) < 0)
+		return -DROP_WRITE_ERROR;
+	/* Room for the new IPv4 and ICMP headers between Ethernet and the quoted datagram. */
+	if (bpf_skb_adjust_room(ctx, grow, BPF_ADJ_ROOM_MAC, 0) < 0)
+		return -DROP_WRITE_ERROR;
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	eth = data;
+	ip = data + ETH_HLEN;
+	icmp = data + ETH_HLEN + sizeof(*ip);
+	if ((void *)(icmp + 8 + LB_ICMP_QUOTE) > data_end)
+		return -DROP_INVALID;
+
+	eth_rewrite(eth, ep->mac, ep->node_mac);
+	lb4_fill_iphdr(ip, p->t.daddr, p->t.saddr, IPPROTO_ICMP_, sizeof(*ip) + 8 + LB_ICMP_QUOTE);
+	icmp[0] = ICMP_DEST_UNREACH;
+	icmp[1] = ICMP_PORT_UNREACH;
+	*(__u16 *)(icmp + 2) = 0;
+	*(__u32 *)(icmp + 4) = 0;
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)icmp, 8 + LB_ICMP_QUOTE, 0);
+	*(__u16 *)(icmp + 2) = lb_csum_fold(sum);
+	return 0;
+}
+
+/*
+ * A connection to a frontend without active backends: answers the pod as Kubernetes expects
+ * (TCP RST, ICMP port unreachable) instead of dropping silently. Returns the tc verdict
+ * (the answer redirected into the pod), or -DROP_x when no answer is possible.
+ */
+static __always_inline int lb4_reject(struct __sk_buff *ctx, const struct pkt4 *p,
+				      const struct endpoint_info *ep)
+{
+	int ret =
+	    p->t.proto == IPPROTO_TCP_ ? lb4_reject_tcp(ctx, p, ep) : lb4_reject_udp(ctx, p, ep);
+
+	if (ret < 0)
+		return ret;
+	/* Into the pod's namespace, as local delivery does. */
+	return bpf_redirect_peer(ep->ifindex, 0);
+}

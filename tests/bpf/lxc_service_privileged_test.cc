@@ -123,14 +123,46 @@ TEST_F(LxcServiceTest, TerminatingBackendKeepsItsConnectionOnly) {
   }
 }
 
-TEST_F(LxcServiceTest, NoBackendDropsWithNoService) {
+TEST_F(LxcServiceTest, NoBackendAnswersTcpWithRstAndUdpWithPortUnreachable) {
   program(service::Protocol::kTcp, {});
   auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(41200, 80, tcp::kSyn).build();
   auto r = fromContainer(a_, syn);
-  EXPECT_EQ(r.retval, TC_ACT_SHOT);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << "the answer goes back into the pod";
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kVip));
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(p->sport, 80);
+  EXPECT_EQ(p->dport, 41200);
+  EXPECT_EQ(p->tcp_flags, tcp::kRst | tcp::kAck);
+  EXPECT_EQ(p->dst_mac, a_.mac);
+  EXPECT_EQ(p->src_mac, a_.host_mac);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
   auto drops = ofType(events(), EVENT_DROP);
   ASSERT_EQ(drops.size(), 1u);
-  EXPECT_EQ(drops[0].subtype, DROP_NO_SERVICE);
+  EXPECT_EQ(drops[0].subtype, DROP_NO_SERVICE) << "still reported";
+  // A stray RST gets no answer.
+  auto rst = from(a_).ipv4(a_.pod.ip, kVip).tcp(41201, 80, tcp::kRst).build();
+  EXPECT_EQ(fromContainer(a_, rst).retval, TC_ACT_SHOT);
+
+  program(service::Protocol::kUdp, {});
+  auto q = from(a_).ipv4(a_.pod.ip, kVip).udp(41202, 80).payload("query").build();
+  r = fromContainer(a_, q);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->proto, 1);
+  EXPECT_EQ(p->icmp_type, 3);
+  EXPECT_EQ(p->icmp_code, 3);
+  EXPECT_EQ(p->saddr, ipv4(kVip));
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok) << "ICMP checksum";
+  // The quote names the refused datagram: its IPv4 header and UDP ports.
+  ASSERT_EQ(r.packet.size(), 14u + 20 + 8 + 28);
+  EXPECT_EQ(r.packet[14 + 20 + 8 + 9], 17);
+  EXPECT_EQ((r.packet[14 + 20 + 8 + 20] << 8) | r.packet[14 + 20 + 8 + 21], 41202);
 }
 
 TEST_F(LxcServiceTest, OtherPortsOfTheVipAreNotTranslated) {
