@@ -137,6 +137,22 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
 
 Manager::Manager(ServiceMaps maps, ManagerConfig cfg) : maps_(maps), cfg_(std::move(cfg)) {}
 
+size_t Manager::FrontendHash::operator()(const Frontend& f) const {
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : f.ip.bytes()) h = (h ^ b) * 1099511628211ull;
+  h = (h ^ f.port) * 1099511628211ull;
+  return static_cast<size_t>((h ^ static_cast<uint8_t>(f.proto)) * 1099511628211ull);
+}
+
+size_t Manager::NameHash::operator()(const ServiceName& n) const {
+  return std::hash<std::string>()(n.ns) * 31 + std::hash<std::string>()(n.name);
+}
+
+size_t Manager::BackendKeyHash::operator()(const BackendKey& k) const {
+  uint64_t v = (uint64_t{std::get<0>(k)} << 24) | (uint64_t{std::get<1>(k)} << 8) | std::get<2>(k);
+  return std::hash<uint64_t>()(v);
+}
+
 Status Manager::validate(const LbService& svc) const {
   if (!svc.frontend.ip.isV4())
     return makeError(ErrorCode::kUnimplemented, "frontend {}: IPv6 services are not supported yet",
@@ -202,7 +218,7 @@ Result<uint32_t> Manager::acquireBackend(const Backend& b, Protocol proto, Batch
   return it->second.id;
 }
 
-void Manager::planUpsert(FrontendState& st, const LbService& spec, Batch& batch) {
+void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   bool fresh = st.backend_ids.empty() && st.count == 0 && st.spec.id == 0;
   std::vector<uint32_t> ids;
   std::vector<uint32_t> active;
@@ -262,7 +278,7 @@ void Manager::planUpsert(FrontendState& st, const LbService& spec, Batch& batch)
         {st.backend_ids[i],
          i < st.spec.backends.size() && st.spec.backends[i].state == BackendState::kActive});
 
-  st.spec = spec;
+  st.spec = std::move(spec);
   st.gen = gen;
   st.count = v.count;
   st.backend_ids = std::move(ids);
@@ -347,7 +363,7 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
         frontends_[id] = FrontendState{};
       }
       fe.id = id;
-      planUpsert(frontends_[id], fe, batch);
+      planUpsert(frontends_[id], std::move(fe), batch);
       keep.insert(id);
     }
     auto& owned = by_owner_[name];
@@ -425,7 +441,7 @@ Result<uint32_t> Manager::upsertFrontend(LbService svc) {
   svc.id = id;
   svc.owner = {};
   Batch batch;
-  planUpsert(frontends_[id], svc, batch);
+  planUpsert(frontends_[id], std::move(svc), batch);
   CILIUM_RETURN_IF_ERROR(flush(batch));
   return id;
 }
@@ -453,6 +469,8 @@ std::vector<LbService> Manager::list() const {
   std::vector<LbService> out;
   out.reserve(frontends_.size());
   for (const auto& [id, st] : frontends_) out.push_back(st.spec);
+  std::sort(out.begin(), out.end(),
+            [](const LbService& a, const LbService& b) { return a.id < b.id; });
   return out;
 }
 
@@ -494,7 +512,7 @@ Status Manager::restore() {
     FrontendState st;
     st.spec.id = v.rev_nat_index;
     st.spec.frontend =
-        Frontend{IpAddr::v4(k.address), ntohs(k.dport), static_cast<Protocol>(k.proto)};
+        Frontend{IpAddr::v4(ntohl(k.address)), ntohs(k.dport), static_cast<Protocol>(k.proto)};
     st.spec.type = typeOf(v.flags);
     st.spec.session_affinity = v.flags & SVC_F_AFFINITY;
     st.spec.affinity_timeout = v.affinity_timeout;
@@ -514,7 +532,7 @@ Status Manager::restore() {
       ref.active_refs++;  // slots hold active backends only
       st.backend_ids.push_back(*id);
       Backend b;
-      b.ip = IpAddr::v4(ref.value.address);
+      b.ip = IpAddr::v4(ntohl(ref.value.address));
       b.port = ntohs(ref.value.port);
       b.state = static_cast<BackendState>(ref.value.state);
       b.local = true;  // unknown after a restart; keeps eTP=Local frontends' slots as they are

@@ -10,12 +10,13 @@
 #include <span>
 #include <string>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "agent/bpf/abi.h"
 #include "agent/bpf/map.h"
 #include "agent/common/error.h"
-#include "agent/common/ip_prefix.h"
+#include "agent/common/inet.h"
 
 namespace cilium::service {
 
@@ -175,7 +176,7 @@ class Manager {
   Status validate(const LbService& svc) const;
   Result<uint32_t> allocateId(uint32_t wanted);
   Result<uint32_t> acquireBackend(const Backend& b, Protocol proto, Batch& batch);
-  void planUpsert(FrontendState& st, const LbService& spec, Batch& batch);
+  void planUpsert(FrontendState& st, LbService spec, Batch& batch);
   void planDelete(const FrontendState& st, Batch& batch);
   Status flush(Batch& batch);
   Status upsertLocked(std::span<const Service> svcs);
@@ -183,11 +184,21 @@ class Manager {
   ServiceMaps maps_;
   ManagerConfig cfg_;
   mutable std::mutex mu_;
-  std::map<uint32_t, FrontendState> frontends_;  // by id
-  std::map<Frontend, uint32_t> by_frontend_;
-  std::map<ServiceName, std::vector<uint32_t>> by_owner_;
-  std::map<BackendKey, BackendRef> backends_;
-  std::map<uint32_t, BackendKey> backend_by_id_;
+  struct FrontendHash {
+    size_t operator()(const Frontend& f) const;
+  };
+  struct NameHash {
+    size_t operator()(const ServiceName& n) const;
+  };
+  struct BackendKeyHash {
+    size_t operator()(const BackendKey& k) const;
+  };
+  // Hash tables: programming 100k Services is dominated by these lookups.
+  std::unordered_map<uint32_t, FrontendState> frontends_;  // by id
+  std::unordered_map<Frontend, uint32_t, FrontendHash> by_frontend_;
+  std::unordered_map<ServiceName, std::vector<uint32_t>, NameHash> by_owner_;
+  std::unordered_map<BackendKey, BackendRef, BackendKeyHash> backends_;
+  std::unordered_map<uint32_t, BackendKey> backend_by_id_;
   uint32_t next_id_ = 1;
   uint32_t next_backend_id_ = 1;
 };

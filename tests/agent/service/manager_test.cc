@@ -138,7 +138,8 @@ class ManagerTest : public ::testing::Test {
     for (uint16_t s = 1; s <= (*fe)->count; s++) {
       auto id = m_.slots.lookup(lb4_slot_key{(*fe)->rev_nat_index, (*fe)->gen, s});
       auto b = m_.backends.lookup(**id);
-      out.insert(IpAddr::v4((*b)->address).toString() + ":" + std::to_string(ntohs((*b)->port)));
+      out.insert(IpAddr::v4(ntohl((*b)->address)).toString() + ":" +
+                 std::to_string(ntohs((*b)->port)));
     }
     return out;
   }
@@ -162,7 +163,7 @@ TEST_F(ManagerTest, ClusterIpProgramsFrontendSlotsBackendsAndRevNat) {
   ASSERT_EQ(list.size(), 1u);
   auto rn = m_.revnat.lookup(list[0].id);
   ASSERT_TRUE(rn->has_value());
-  EXPECT_EQ(IpAddr::v4((*rn)->address).toString(), "10.96.0.10");
+  EXPECT_EQ(IpAddr::v4(ntohl((*rn)->address)).toString(), "10.96.0.10");
   EXPECT_EQ(ntohs((*rn)->port), 80);
   EXPECT_EQ(*m_.backends.count(), 2u);
 }
@@ -189,7 +190,7 @@ TEST_F(ManagerTest, TerminatingBackendStaysForExistingConnectionsButGetsNoSlot) 
   EXPECT_EQ(slotBackends("10.96.0.10", 80), (std::multiset<std::string>{"10.0.1.1:8080"}));
   bool terminating_present = false;
   (void)m_.backends.forEach([&](const uint32_t&, const lb4_backend& b) {
-    if (IpAddr::v4(b.address).toString() == "10.0.1.2" && b.state == LB_BACKEND_TERMINATING)
+    if (IpAddr::v4(ntohl(b.address)).toString() == "10.0.1.2" && b.state == LB_BACKEND_TERMINATING)
       terminating_present = true;
     return true;
   });
@@ -309,7 +310,7 @@ TEST_F(ManagerTest, ManyServicesBatch) {
   for (int i = 0; i < 500; i++) {
     Service s = web({be("10.0.1.1", 8080), be("10.0.1.2", 8080)});
     s.name.name = "svc" + std::to_string(i);
-    s.cluster_ip = IpAddr::v4(htonl(0x0a600000u + i + 1));
+    s.cluster_ip = IpAddr::v4(0x0a600000u + i + 1);
     svcs.push_back(s);
   }
   ASSERT_TRUE(mgr_.upsertServices(svcs).ok());
