@@ -257,7 +257,11 @@ int main(int argc, char** argv) {
         p.backends = {{backend, 8080, service::BackendState::kActive, true}};
         s.ports.push_back(std::move(p));
       }
-      // The same Services into maps that keep nothing: the Manager's share of the time.
+      auto t0 = Clock::now();
+      if (auto s = mgr.upsertServices(svcs); !s.ok()) die("program", s.error());
+      double program_ms = msSince(t0);
+      // The same Services into maps that keep nothing: the Manager's share of the time
+      // (measured second, so both runs find the process heap already grown).
       NullMap<lb4_key, lb4_service> ns;
       NullMap<lb4_slot_key, uint32_t> nsl;
       NullMap<uint32_t, lb4_backend> nb;
@@ -269,9 +273,6 @@ int main(int argc, char** argv) {
         if (auto s = null_mgr.upsertServices(svcs); !s.ok()) die("program (null)", s.error());
         manager_ms = msSince(n0);
       }
-      auto t0 = Clock::now();
-      if (auto s = mgr.upsertServices(svcs); !s.ok()) die("program", s.error());
-      double program_ms = msSince(t0);
       // One change at n: the last Service gets a second backend, then loses it again.
       std::vector<double> change_us;
       for (int k = 0; k < 50; k++) {
