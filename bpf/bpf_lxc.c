@@ -16,6 +16,7 @@
 #include "lib/enforce.h"
 #include "lib/eth.h"
 #include "lib/events.h"
+#include "lib/lb_packet.h"
 #include "lib/local_delivery.h"
 #include "lib/metrics.h"
 #include "lib/pkt.h"
@@ -27,17 +28,36 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 {
 	const struct endpoint_info *dst;
 	__u32 now = mono_now_sec();
+	__u32 rev_nat = 0;
 	bool due;
 	int ret;
 
 	/*
 	 * A local destination's identity is in its endpoint entry, which delivery needs anyway:
 	 * that spares the ipcache lookup. Others (sec_id 0 included) resolve through the ipcache.
+	 * A pod address is never a service frontend, so pod-to-pod traffic skips the service
+	 * lookup; anything else may be a frontend the socket layer did not translate.
 	 */
 	dst = endpoint_by_ipv4(p->t.daddr);
+	if (!dst) {
+		ret = lb4_egress(ctx, p, now, &rev_nat);
+		if (ret == -DROP_NO_SERVICE) {
+			/* Refused, not dropped silently; still reported as NO_SERVICE. */
+			int verdict = lb4_reject(ctx, p, ep);
+
+			send_drop(ctx, p, ti, -DROP_NO_SERVICE);
+			return verdict < 0 ? TC_ACT_SHOT : verdict;
+		}
+		if (ret < 0)
+			return send_drop(ctx, p, ti, ret);
+		if (rev_nat)
+			dst = endpoint_by_ipv4(p->t.daddr);
+	}
 	ret = enforce4(ctx, p, ep, CT_KEY_EGRESS, dst ? dst->sec_id : 0, p->t.daddr, now, ti, &due);
 	if (ret < 0)
 		return send_drop(ctx, p, ti, ret);
+	if (rev_nat)
+		lb4_ct_mark(p, rev_nat, now);
 	emit_trace(ctx, p, ti, TRACE_FROM_LXC, due);
 
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
@@ -53,6 +73,11 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 		ret = enforce4(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, 0, now, &dti, &due);
 		if (ret < 0)
 			return send_drop(ctx, p, &dti, ret);
+		if (dti.rev_nat) {
+			ret = lb4_reverse(ctx, p, dti.rev_nat);
+			if (ret < 0)
+				return send_drop(ctx, p, &dti, ret);
+		}
 		ret = local_delivery4(ctx, dst);
 		if (ret < 0)
 			return send_drop(ctx, p, &dti, ret);
@@ -153,6 +178,11 @@ int cil_to_container(struct __sk_buff *ctx)
 	ret = enforce4(ctx, &p, ep, CT_KEY_INGRESS, 0, p.t.saddr, mono_now_sec(), &ti, &due);
 	if (ret < 0)
 		return send_drop(ctx, &p, &ti, ret);
+	if (ti.rev_nat) {
+		ret = lb4_reverse(ctx, &p, ti.rev_nat);
+		if (ret < 0)
+			return send_drop(ctx, &p, &ti, ret);
+	}
 	count_forwarded(p.len, METRIC_INGRESS);
 	emit_trace(ctx, &p, &ti, TRACE_TO_LXC, due);
 	return TC_ACT_OK;

@@ -17,6 +17,8 @@ packages=(
   iproute2 iputils-ping util-linux procps socat iperf3 curl netcat-openbsd tcpdump ethtool
   # Prometheus server and promtool for the metrics e2e test
   prometheus
+  # kube-proxy-style rules for the service LB benchmark (inside its own namespace only)
+  iptables
 )
 
 missing=()

@@ -12,6 +12,7 @@ extern "C" {
 #include "bpf/abi/events.h"
 #include "bpf/abi/identity.h"
 #include "bpf/abi/ipcache.h"
+#include "bpf/abi/lb.h"
 #include "bpf/abi/metrics.h"
 #include "bpf/abi/policy.h"
 }
@@ -72,6 +73,7 @@ CILIUM_CHECK_FIELD(ct_entry, rev_nat_index, 38);
 CILIUM_CHECK_FIELD(ct_entry, tx_flags_seen, 40);
 CILIUM_CHECK_FIELD(ct_entry, src_sec_id, 44);
 CILIUM_CHECK_FIELD(ct_entry, policy_rev, 56);
+CILIUM_CHECK_FIELD(ct_entry, lb_id, 60);
 
 static_assert(sizeof(event_tuple) == 44);
 CILIUM_CHECK_FIELD(event_tuple, daddr, 16);
@@ -88,6 +90,37 @@ CILIUM_CHECK_FIELD(cilium_event, verdict, 32);
 CILIUM_CHECK_FIELD(cilium_event, line, 38);
 CILIUM_CHECK_FIELD(cilium_event, tuple, 44);
 static_assert(sizeof(event_stats) == 24);
+
+static_assert(sizeof(lb4_key) == 8);
+CILIUM_CHECK_FIELD(lb4_key, dport, 4);
+CILIUM_CHECK_FIELD(lb4_key, proto, 6);
+CILIUM_CHECK_FIELD(lb4_key, scope, 7);
+static_assert(sizeof(lb4_service) == 16);
+CILIUM_CHECK_FIELD(lb4_service, rev_nat_index, 4);
+CILIUM_CHECK_FIELD(lb4_service, count, 8);
+CILIUM_CHECK_FIELD(lb4_service, gen, 10);
+CILIUM_CHECK_FIELD(lb4_service, flags, 12);
+static_assert(sizeof(lb4_slot_key) == 8);
+CILIUM_CHECK_FIELD(lb4_slot_key, gen, 4);
+CILIUM_CHECK_FIELD(lb4_slot_key, slot, 6);
+static_assert(sizeof(lb4_backend) == 12);
+CILIUM_CHECK_FIELD(lb4_backend, port, 4);
+CILIUM_CHECK_FIELD(lb4_backend, proto, 6);
+CILIUM_CHECK_FIELD(lb4_backend, state, 7);
+CILIUM_CHECK_FIELD(lb4_backend, cluster_id, 8);
+static_assert(sizeof(lb4_reverse_nat) == 8);
+CILIUM_CHECK_FIELD(lb4_reverse_nat, port, 4);
+static_assert(sizeof(lb4_affinity_key) == 16);
+CILIUM_CHECK_FIELD(lb4_affinity_key, rev_nat_index, 8);
+CILIUM_CHECK_FIELD(lb4_affinity_key, client_kind, 12);
+static_assert(sizeof(lb4_affinity_val) == 8);
+CILIUM_CHECK_FIELD(lb4_affinity_val, backend_id, 4);
+static_assert(sizeof(lb4_reverse_sk_key) == 16);
+CILIUM_CHECK_FIELD(lb4_reverse_sk_key, address, 8);
+CILIUM_CHECK_FIELD(lb4_reverse_sk_key, port, 12);
+static_assert(sizeof(lb4_reverse_sk_val) == 12);
+CILIUM_CHECK_FIELD(lb4_reverse_sk_val, port, 4);
+CILIUM_CHECK_FIELD(lb4_reverse_sk_val, rev_nat_index, 8);
 
 #undef CILIUM_CHECK_FIELD
 

@@ -68,6 +68,10 @@ const std::vector<ContractRoute>& contractRoutes() {
       {Method::kGet, "/v1/map", "the datapath"},
       {Method::kGet, "/v1/map/{name}", "the datapath"},
       {Method::kGet, "/v1/monitor", "the monitor (datapath events)"},
+      {Method::kGet, "/v1/service", "the service manager"},
+      {Method::kGet, "/v1/service/{id}", "the service manager"},
+      {Method::kPut, "/v1/service/{id}", "the service manager"},
+      {Method::kDelete, "/v1/service/{id}", "the service manager"},
   };
   return routes;
 }

@@ -112,6 +112,65 @@ Status printIpcache(const datapath::IpcacheMap& map, bool json_out, std::ostream
   return okStatus();
 }
 
+Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
+               const bpf::Map<lb4_slot_key, uint32_t>& slots,
+               const bpf::Map<uint32_t, lb4_backend>& backends, bool json_out, std::ostream& out) {
+  std::vector<std::pair<lb4_key, lb4_service>> fes;
+  CILIUM_RETURN_IF_ERROR(services.forEach([&](const lb4_key& k, const lb4_service& v) {
+    fes.emplace_back(k, v);
+    return true;
+  }));
+  auto order = [](const lb4_key& k) {
+    return std::tuple(ntohl(k.address), ntohs(k.dport), k.proto, k.scope);
+  };
+  std::sort(fes.begin(), fes.end(),
+            [&](const auto& a, const auto& b) { return order(a.first) < order(b.first); });
+  auto proto = [](uint8_t p) { return p == 17 ? std::string("UDP") : std::string("TCP"); };
+  auto addr = [&](uint32_t a, uint16_t port, uint8_t p) {
+    return fmt::format("{}:{}/{}", IpAddr::v4(ntohl(a)).toString(), ntohs(port), proto(p));
+  };
+  auto type = [](uint8_t f) {
+    if (f & SVC_F_NODEPORT) return "NodePort";
+    if (f & SVC_F_EXTERNAL_IP) return "ExternalIPs";
+    if (f & SVC_F_LOADBALANCER) return "LoadBalancer";
+    return "ClusterIP";
+  };
+  json arr = json::array();
+  Table t({"SERVICE ADDRESS", "BACKEND ADDRESS (SERVICE ID) (SLOT)"});
+  for (const auto& [k, v] : fes) {
+    std::string fe = addr(k.address, k.dport, k.proto);
+    std::string attrs = type(v.flags);
+    if (v.flags & SVC_F_EXT_LOCAL) attrs += ", Local";
+    if (v.flags & SVC_F_AFFINITY) attrs += fmt::format(", affinity {}s", v.affinity_timeout);
+    json bes = json::array();
+    t.add({fe, fmt::format("{} backends ({}) [{}]", v.count, v.rev_nat_index, attrs)});
+    for (uint16_t s = 1; s <= v.count; s++) {
+      CILIUM_ASSIGN_OR_RETURN(auto id, slots.lookup(lb4_slot_key{v.rev_nat_index, v.gen, s}));
+      std::string be = "<missing slot>";
+      if (id) {
+        CILIUM_ASSIGN_OR_RETURN(auto b, backends.lookup(*id));
+        be = b ? addr(b->address, b->port, b->proto) +
+                     (b->state == LB_BACKEND_TERMINATING ? " terminating" : "")
+               : fmt::format("<missing backend {}>", *id);
+      }
+      t.add({"", fmt::format("{} ({}) ({})", be, v.rev_nat_index, s)});
+      bes.push_back({{"slot", s}, {"backend-id", id.value_or(0)}, {"address", be}});
+    }
+    arr.push_back({{"frontend", fe},
+                   {"service-id", v.rev_nat_index},
+                   {"type", type(v.flags)},
+                   {"flags", v.flags},
+                   {"affinity-timeout", v.affinity_timeout},
+                   {"backends", bes}});
+  }
+  if (json_out) {
+    printJson(arr, out);
+    return okStatus();
+  }
+  t.print(out);
+  return okStatus();
+}
+
 Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, uint64_t now,
                       bool json_out, std::ostream& out) {
   std::vector<std::pair<ct_key4, ct_entry>> entries;

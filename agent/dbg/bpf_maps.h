@@ -22,6 +22,9 @@ inline constexpr char kCtTcpMapName[] = "cilium_ct4_global";
 inline constexpr char kCtAnyMapName[] = "cilium_ct_any4_global";
 inline constexpr char kMetricsMapName[] = "cilium_metrics";
 inline constexpr char kPolicyMapName[] = "cilium_policy_v2";
+inline constexpr char kLbServicesMapName[] = "cilium_lb4_services";
+inline constexpr char kLbSlotsMapName[] = "cilium_lb4_slots";
+inline constexpr char kLbBackendsMapName[] = "cilium_lb4_backends";
 
 // IP ADDRESS / LOCAL ENDPOINT INFO, sorted by address.
 Status printEndpoints(const datapath::EndpointMap& map, bool json, std::ostream& out);
@@ -31,6 +34,11 @@ Status printIpcache(const datapath::IpcacheMap& map, bool json, std::ostream& ou
 // ct_entry.lifetime).
 Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, uint64_t now,
                       bool json, std::ostream& out);
+// SERVICE ADDRESS / BACKEND ADDRESS: each frontend with its type and service id, then the
+// backends of its current slots (bpf/abi/lb.h), sorted by frontend.
+Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
+               const bpf::Map<lb4_slot_key, uint32_t>& slots,
+               const bpf::Map<uint32_t, lb4_backend>& backends, bool json, std::ostream& out);
 // REASON / DIRECTION / PACKETS / BYTES / LINE / FILE, summed over CPUs.
 Status printMetrics(const datapath::MetricsMap& map, bool json, std::ostream& out);
 

@@ -38,6 +38,7 @@ constexpr char kUsage[] =
     "                                        datapath events (T: drop, trace, policy-verdict, "
     "debug, agent)\n"
     "  ipam list                             allocated addresses\n"
+    "  service list                          service frontends and backends\n"
     "  ipam allocate [--family F] [--owner O]\n"
     "  ipam release <ip|owner>\n"
     "  debuginfo                             everything the agent reports\n"
@@ -45,6 +46,7 @@ constexpr char kUsage[] =
     "  bpf ipcache list                      IP -> identity map\n"
     "  bpf ct list global                    connection tracking entries\n"
     "  bpf metrics list                      datapath counters\n"
+    "  bpf lb list                           service frontends and their backend slots\n"
     "  bpf policy get <endpoint id>          an endpoint's policy map\n"
     "\n"
     "Options:\n"
@@ -161,6 +163,7 @@ class Commands {
     if (cmd == "monitor") return monitor();
     if (cmd == "ipam") return ipam();
     if (cmd == "bpf") return bpf();
+    if (cmd == "service") return service();
     return usage("unknown command '" + cmd + "'");
   }
 
@@ -486,6 +489,37 @@ class Commands {
     return 0;
   }
 
+  int service() {
+    const auto& w = args_.words;
+    if (w.size() < 2 || w[1] != "list") return usage("service takes list");
+    if (!expectWords(2, "service list")) return 2;
+    auto r = client_->listServices();
+    if (!r.ok()) return fail("cannot list services", r.error());
+    if (json_) {
+      Json arr = Json::array();
+      for (const auto& s : *r) arr.push_back(api::encode(s));
+      printJson(arr);
+      return 0;
+    }
+    Table t({"ID", "Frontend", "Service Type", "Backend"});
+    for (const auto& s : *r) {
+      if (!s.spec) continue;
+      const auto& sp = *s.spec;
+      std::string fe = fmt::format("{}:{}/{}", sp.frontend_address.ip, sp.frontend_address.port,
+                                   sp.frontend_address.protocol);
+      std::string type = sp.flags ? sp.flags->type : "";
+      if (sp.backend_addresses.empty()) t.add({std::to_string(sp.id), fe, type, ""});
+      for (size_t i = 0; i < sp.backend_addresses.size(); i++) {
+        const auto& b = sp.backend_addresses[i];
+        t.add({i == 0 ? std::to_string(sp.id) : "", i == 0 ? fe : "", i == 0 ? type : "",
+               fmt::format("{} => {}:{}/{} ({})", i + 1, b.ip, b.port, sp.frontend_address.protocol,
+                           b.state.empty() ? "active" : b.state)});
+      }
+    }
+    t.print(out_);
+    return 0;
+  }
+
   int ipam() {
     const auto& w = args_.words;
     std::string sub = w.size() >= 2 ? w[1] : "";
@@ -575,6 +609,17 @@ class Commands {
       auto any = openPinned<ct_key4, ct_entry>(dir, kCtAnyMapName);
       if (!any.ok()) return fail(any.error());
       auto st = printConntrack(**tcp, **any, env_.monotonic_seconds(), json_, out_);
+      return st.ok() ? 0 : fail(st.error());
+    }
+    if (what == "lb" && verb == "list" && w.size() == 3) {
+      std::string dir = pinDir();
+      auto svcs = openPinned<lb4_key, lb4_service>(dir, kLbServicesMapName);
+      if (!svcs.ok()) return fail(svcs.error());
+      auto slots = openPinned<lb4_slot_key, uint32_t>(dir, kLbSlotsMapName);
+      if (!slots.ok()) return fail(slots.error());
+      auto bes = openPinned<uint32_t, lb4_backend>(dir, kLbBackendsMapName);
+      if (!bes.ok()) return fail(bes.error());
+      auto st = printLb(**svcs, **slots, **bes, json_, out_);
       return st.ok() ? 0 : fail(st.error());
     }
     if (what == "metrics" && verb == "list" && w.size() == 3) {

@@ -192,6 +192,11 @@ Result<std::vector<Identity>> Client::listIdentities(const Labels& labels) {
   return decodeResponse<std::vector<Identity>>(r, "Identity list");
 }
 
+Result<std::vector<Service>> Client::listServices() {
+  CILIUM_ASSIGN_OR_RETURN(auto r, request("GET", "/v1/service", std::nullopt, {200}));
+  return decodeResponse<std::vector<Service>>(r, "Service list");
+}
+
 Result<Identity> Client::getIdentity(std::string_view id) {
   CILIUM_ASSIGN_OR_RETURN(auto r,
                           request("GET", "/v1/identity/" + percentEncode(id), std::nullopt, {200}));

@@ -64,6 +64,8 @@ class Client {
 
   // identities
   Result<std::vector<Identity>> listIdentities(const Labels& labels = {});
+  // GET /service: every service frontend.
+  Result<std::vector<Service>> listServices();
   Result<Identity> getIdentity(std::string_view id);
 
   // IPAM

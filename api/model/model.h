@@ -897,4 +897,92 @@ Result<EndpointRef> parseEndpointRef(std::string_view text);
 // Checks a MAC written as six colon-separated hex octets.
 bool isMac(std::string_view s);
 
+// ---- Services (/service, /service/{id}; served by agent/service) ---------------------------
+
+struct FrontendAddress {
+  std::string ip;
+  int64_t port = 0;
+  std::string protocol;  // TCP, UDP
+  std::string scope;     // external, internal
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("ip", s.ip);
+    v("port", s.port);
+    v("protocol", s.protocol);
+    v("scope", s.scope);
+  }
+  bool operator==(const FrontendAddress&) const = default;
+};
+
+struct BackendAddress {
+  std::string ip;
+  int64_t port = 0;
+  std::string node_name;
+  std::string state;  // active, terminating
+  bool preferred = false;
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v.required("ip", s.ip);
+    v("port", s.port);
+    v("nodeName", s.node_name);
+    v("state", s.state);
+    v("preferred", s.preferred);
+  }
+  bool operator==(const BackendAddress&) const = default;
+};
+
+struct ServiceSpecFlags {
+  std::string type;                // ClusterIP, NodePort, ExternalIPs, LoadBalancer
+  std::string ext_traffic_policy;  // Cluster, Local
+  std::string name;
+  std::string namespace_;
+  bool session_affinity = false;         // extension
+  int64_t session_affinity_timeout = 0;  // extension, seconds
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("type", s.type);
+    v("extTrafficPolicy", s.ext_traffic_policy);
+    v("name", s.name);
+    v("namespace", s.namespace_);
+    v("sessionAffinity", s.session_affinity);
+    v("sessionAffinityTimeout", s.session_affinity_timeout);
+  }
+  bool operator==(const ServiceSpecFlags&) const = default;
+};
+
+struct ServiceSpec {
+  int64_t id = 0;
+  FrontendAddress frontend_address;
+  std::vector<BackendAddress> backend_addresses;
+  std::optional<ServiceSpecFlags> flags;
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("id", s.id);
+    v.required("frontend-address", s.frontend_address);
+    v("backend-addresses", s.backend_addresses);
+    v("flags", s.flags);
+  }
+  bool operator==(const ServiceSpec&) const = default;
+};
+
+struct ServiceStatus {
+  std::optional<ServiceSpec> realized;
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("realized", s.realized);
+  }
+  bool operator==(const ServiceStatus&) const = default;
+};
+
+struct Service {
+  std::optional<ServiceSpec> spec;
+  std::optional<ServiceStatus> status;
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("spec", s.spec);
+    v("status", s.status);
+  }
+  bool operator==(const Service&) const = default;
+};
+
 }  // namespace cilium::api

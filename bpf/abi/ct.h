@@ -29,7 +29,7 @@
 
 #define CT_KEY_EGRESS 0
 #define CT_KEY_INGRESS 1
-#define CT_KEY_SERVICE 4 /* later: service translation entries */
+#define CT_KEY_SERVICE 4 /* client -> frontend: the backend chosen (lib/lb_packet.h) */
 
 struct ct_key4 {
 	__be32 saddr;
@@ -71,7 +71,12 @@ struct ct_entry {
 	__u32 last_tx_report; /* monotonic seconds of the last trace event, original direction */
 	__u32 last_rx_report; /* same, reply direction */
 	__u32 policy_rev;     /* cilium_runtime_config[RUNTIME_POLICY_REV] when the verdict was taken */
-	__u32 pad2;
+	/*
+	 * Service load balancing (abi/lb.h): in a CT_KEY_SERVICE entry the backend id the
+	 * connection uses; in the egress entry of a translated connection the service id
+	 * (rev-nat index) its replies are translated back with; otherwise 0.
+	 */
+	__u32 lb_id;
 };
 
 /* Timeouts, seconds (Cilium's defaults); overridable through the programs' config. */

@@ -44,8 +44,11 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 	*trace_due = ct.monitor;
 
 	if (ct.status == CT_REPLY || ct.status == CT_RELATED) {
-		if (ct.entry)
+		if (ct.entry) {
 			*remote = ct.entry->src_sec_id;
+			if (ct.status == CT_REPLY)
+				ti->rev_nat = ct.entry->lb_id;
+		}
 		return 0;
 	}
 	/* Read before the lookup: a policy change racing with it bumps past this value. */

@@ -47,6 +47,7 @@ struct trace_info {
 	__u16 dst_id; /* destination endpoint id on local delivery */
 	__u8 dir;     /* METRIC_INGRESS / METRIC_EGRESS relative to `source` */
 	__u8 ct_state;
+	__u32 rev_nat; /* set by enforce4 on a reply of a translated service connection */
 };
 
 #define EVENT_TOKEN NSEC_PER_SEC

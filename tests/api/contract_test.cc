@@ -196,6 +196,11 @@ TEST(ContractTest, ModelsMatchTheirSchemas) {
   checkModel<EndpointConfigurationSpec>("EndpointConfigurationSpec");
   checkModel<EndpointIdentifiers>("EndpointIdentifiers");
   checkModel<Identity>("Identity");
+  checkModel<FrontendAddress>("FrontendAddress");
+  checkModel<BackendAddress>("BackendAddress");
+  checkModel<ServiceSpec>("ServiceSpec");
+  checkModel<ServiceStatus>("ServiceStatus");
+  checkModel<Service>("Service");
   checkModel<EndpointNetworking>("EndpointNetworking");
   checkModel<EndpointPolicy>("EndpointPolicy");
   checkModel<EndpointPolicyStatus>("EndpointPolicyStatus");

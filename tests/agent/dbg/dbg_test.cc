@@ -397,6 +397,42 @@ TEST(BpfPrintTest, Endpoints) {
             "nodemac=3e:1f:00:aa:bb:cc\n");
 }
 
+TEST(BpfPrintTest, Lb) {
+  bpf::FakeMap<lb4_key, lb4_service> svcs("cilium_lb4_services");
+  bpf::FakeMap<lb4_slot_key, uint32_t> slots("cilium_lb4_slots");
+  bpf::FakeMap<uint32_t, lb4_backend> bes("cilium_lb4_backends");
+  lb4_key k{};
+  k.address = ip4("10.96.0.10");
+  k.dport = htons(80);
+  k.proto = 6;
+  lb4_service v{};
+  v.rev_nat_index = 3;
+  v.count = 2;
+  v.gen = 1;
+  v.flags = SVC_F_AFFINITY;
+  v.affinity_timeout = 60;
+  ASSERT_TRUE(svcs.update(k, v).ok());
+  lb4_backend b1{};
+  b1.address = ip4("10.0.1.1");
+  b1.port = htons(8080);
+  b1.proto = 6;
+  lb4_backend b2 = b1;
+  b2.address = ip4("10.0.1.2");
+  b2.state = LB_BACKEND_TERMINATING;
+  ASSERT_TRUE(bes.update(11, b1).ok());
+  ASSERT_TRUE(bes.update(12, b2).ok());
+  ASSERT_TRUE(slots.update(lb4_slot_key{3, 1, 1}, 11).ok());
+  ASSERT_TRUE(slots.update(lb4_slot_key{3, 1, 2}, 12).ok());
+  ASSERT_TRUE(slots.update(lb4_slot_key{3, 0, 1}, 12).ok());  // an old generation: not shown
+  std::ostringstream out;
+  ASSERT_TRUE(printLb(svcs, slots, bes, false, out).ok());
+  EXPECT_EQ(out.str(),
+            "SERVICE ADDRESS     BACKEND ADDRESS (SERVICE ID) (SLOT)\n"
+            "10.96.0.10:80/TCP   2 backends (3) [ClusterIP, affinity 60s]\n"
+            "                    10.0.1.1:8080/TCP (3) (1)\n"
+            "                    10.0.1.2:8080/TCP terminating (3) (2)\n");
+}
+
 TEST(BpfPrintTest, Ipcache) {
   bpf::FakeMap<ipcache_key, remote_endpoint_info> m("cilium_ipcache");
   remote_endpoint_info world{};

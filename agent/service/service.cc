@@ -1,0 +1,572 @@
+// The service manager: frontend and backend id allocation, atomic backend replacement through
+// slot generations, batched programming and restore from the pinned maps.
+#include "agent/service/service.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cctype>
+#include <set>
+
+#include "agent/common/log.h"
+
+namespace cilium::service {
+namespace {
+
+auto& log() {
+  static auto l = cilium::logger("service");
+  return l;
+}
+
+uint8_t flagsOf(const LbService& s) {
+  uint8_t f = 0;
+  switch (s.type) {
+    case FrontendType::kClusterIp: break;
+    case FrontendType::kNodePort: f |= SVC_F_NODEPORT; break;
+    case FrontendType::kExternalIp: f |= SVC_F_EXTERNAL_IP; break;
+    case FrontendType::kLoadBalancer: f |= SVC_F_LOADBALANCER; break;
+  }
+  if (s.session_affinity) f |= SVC_F_AFFINITY;
+  if (s.type != FrontendType::kClusterIp && s.ext_traffic_policy == TrafficPolicy::kLocal)
+    f |= SVC_F_EXT_LOCAL;
+  return f;
+}
+
+FrontendType typeOf(uint8_t flags) {
+  if (flags & SVC_F_NODEPORT) return FrontendType::kNodePort;
+  if (flags & SVC_F_EXTERNAL_IP) return FrontendType::kExternalIp;
+  if (flags & SVC_F_LOADBALANCER) return FrontendType::kLoadBalancer;
+  return FrontendType::kClusterIp;
+}
+
+template <typename T>
+Status asStatus(const Result<T>& r) {
+  if (r.ok()) return okStatus();
+  return r.error();
+}
+
+// Applies a batch of updates through the map's batch call when it has one.
+template <typename K, typename V>
+Status writeAll(bpf::Map<K, V>* map, const std::vector<K>& keys, const std::vector<V>& vals) {
+  if (keys.empty()) return okStatus();
+  return map->updateBatch(std::span<const K>(keys), std::span<const V>(vals));
+}
+
+}  // namespace
+
+std::string_view protocolName(Protocol p) { return p == Protocol::kUdp ? "UDP" : "TCP"; }
+
+Result<Protocol> parseProtocol(std::string_view s) {
+  std::string u(s);
+  for (auto& c : u) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  if (u == "TCP") return Protocol::kTcp;
+  if (u == "UDP") return Protocol::kUdp;
+  return makeError(ErrorCode::kInvalidArgument, "protocol \"{}\" is not TCP or UDP", s);
+}
+
+std::string_view frontendTypeName(FrontendType t) {
+  switch (t) {
+    case FrontendType::kClusterIp: return "ClusterIP";
+    case FrontendType::kNodePort: return "NodePort";
+    case FrontendType::kExternalIp: return "ExternalIPs";
+    case FrontendType::kLoadBalancer: return "LoadBalancer";
+  }
+  return "ClusterIP";
+}
+
+lb4_key frontendKey(const Frontend& fe) {
+  lb4_key k{};
+  k.address = fe.ip.v4NetworkOrder();
+  k.dport = htons(fe.port);
+  k.proto = static_cast<uint8_t>(fe.proto);
+  k.scope = LB_SCOPE_EXTERNAL;
+  return k;
+}
+
+Result<std::vector<LbService>> expandService(const Service& svc, const ManagerConfig& cfg) {
+  if (svc.name.name.empty() || svc.name.ns.empty())
+    return makeError(ErrorCode::kInvalidArgument, "service: metadata.name and namespace required");
+  auto where = [&](std::string_view field) { return svc.name.str() + ": " + std::string(field); };
+  auto checkIp = [&](const IpAddr& ip, std::string_view field) -> Status {
+    if (!ip.isV4())
+      return makeError(ErrorCode::kUnimplemented, "{} {}: IPv6 services are not supported yet",
+                       where(field), ip.toString());
+    return okStatus();
+  };
+  std::vector<LbService> out;
+  for (const auto& p : svc.ports) {
+    if (p.port == 0) return makeError(ErrorCode::kInvalidArgument, "{} is 0", where("ports.port"));
+    for (const auto& b : p.backends) {
+      CILIUM_RETURN_IF_ERROR(checkIp(b.ip, "endpoints.addresses"));
+      if (b.port == 0)
+        return makeError(ErrorCode::kInvalidArgument, "{} is 0", where("endpoints.ports.port"));
+    }
+    auto add = [&](const IpAddr& ip, uint16_t port, FrontendType type,
+                   std::string_view field) -> Status {
+      CILIUM_RETURN_IF_ERROR(checkIp(ip, field));
+      LbService s;
+      s.frontend = Frontend{ip, port, p.proto};
+      s.type = type;
+      s.backends = p.backends;
+      s.session_affinity = svc.session_affinity;
+      s.affinity_timeout = svc.affinity_timeout;
+      s.ext_traffic_policy = svc.ext_traffic_policy;
+      s.owner = svc.name;
+      s.port_name = p.name;
+      out.push_back(std::move(s));
+      return okStatus();
+    };
+    if (svc.cluster_ip)
+      CILIUM_RETURN_IF_ERROR(add(*svc.cluster_ip, p.port, FrontendType::kClusterIp, "clusterIP"));
+    for (const auto& ip : svc.external_ips)
+      CILIUM_RETURN_IF_ERROR(add(ip, p.port, FrontendType::kExternalIp, "externalIPs"));
+    for (const auto& ip : svc.load_balancer_ips)
+      CILIUM_RETURN_IF_ERROR(add(ip, p.port, FrontendType::kLoadBalancer, "loadBalancer.ingress"));
+    if (p.node_port != 0)
+      for (const auto& ip : cfg.node_ips)
+        CILIUM_RETURN_IF_ERROR(add(ip, p.node_port, FrontendType::kNodePort, "nodePort"));
+  }
+  // Two ports of one Service on the same frontend would fight over one map entry.
+  std::set<Frontend> seen;
+  for (const auto& s : out)
+    if (!seen.insert(s.frontend).second)
+      return makeError(ErrorCode::kInvalidArgument, "{} {}:{}/{} appears twice", where("ports"),
+                       s.frontend.ip.toString(), s.frontend.port, protocolName(s.frontend.proto));
+  return out;
+}
+
+Manager::Manager(ServiceMaps maps, ManagerConfig cfg) : maps_(maps), cfg_(std::move(cfg)) {}
+
+size_t Manager::FrontendHash::operator()(const Frontend& f) const {
+  uint64_t h = 1469598103934665603ull;
+  for (uint8_t b : f.ip.bytes()) h = (h ^ b) * 1099511628211ull;
+  h = (h ^ f.port) * 1099511628211ull;
+  return static_cast<size_t>((h ^ static_cast<uint8_t>(f.proto)) * 1099511628211ull);
+}
+
+size_t Manager::NameHash::operator()(const ServiceName& n) const {
+  return std::hash<std::string>()(n.ns) * 31 + std::hash<std::string>()(n.name);
+}
+
+size_t Manager::BackendKeyHash::operator()(const BackendKey& k) const {
+  uint64_t v = (uint64_t{std::get<0>(k)} << 24) | (uint64_t{std::get<1>(k)} << 8) | std::get<2>(k);
+  return std::hash<uint64_t>()(v);
+}
+
+Status Manager::validate(const LbService& svc) const {
+  if (!svc.frontend.ip.isV4())
+    return makeError(ErrorCode::kUnimplemented, "frontend {}: IPv6 services are not supported yet",
+                     svc.frontend.ip.toString());
+  if (svc.frontend.port == 0)
+    return makeError(ErrorCode::kInvalidArgument, "frontend-address.port is 0");
+  if (svc.backends.size() > LB_MAX_BACKENDS)
+    return makeError(ErrorCode::kInvalidArgument, "backend-addresses: {} backends, at most {}",
+                     svc.backends.size(), LB_MAX_BACKENDS);
+  for (const auto& b : svc.backends) {
+    if (!b.ip.isV4())
+      return makeError(ErrorCode::kUnimplemented, "backend {}: IPv6 is not supported yet",
+                       b.ip.toString());
+    if (b.port == 0)
+      return makeError(ErrorCode::kInvalidArgument, "backend {}: port is 0", b.ip.toString());
+  }
+  return okStatus();
+}
+
+Result<uint32_t> Manager::allocateId(uint32_t wanted) {
+  if (wanted != 0) {
+    if (frontends_.count(wanted))
+      return makeError(ErrorCode::kAlreadyExists, "service id {} is in use", wanted);
+    next_id_ = std::max(next_id_, wanted + 1);
+    return wanted;
+  }
+  for (uint64_t i = 0; i < 0xffffffffull; i++) {
+    uint32_t id = next_id_++;
+    if (next_id_ == 0) next_id_ = 1;
+    if (id != 0 && !frontends_.count(id)) return id;
+  }
+  return makeError(ErrorCode::kResourceExhausted, "no free service id");
+}
+
+Result<uint32_t> Manager::acquireBackend(const Backend& b, Protocol proto, Batch& batch) {
+  BackendKey key{b.ip.v4NetworkOrder(), b.port, static_cast<uint8_t>(proto)};
+  auto it = backends_.find(key);
+  if (it == backends_.end()) {
+    uint32_t id = 0;
+    for (uint64_t i = 0; i < 0xffffffffull; i++) {
+      uint32_t c = next_backend_id_++;
+      if (next_backend_id_ == 0) next_backend_id_ = 1;
+      if (c != 0 && !backend_by_id_.count(c)) {
+        id = c;
+        break;
+      }
+    }
+    if (id == 0) return makeError(ErrorCode::kResourceExhausted, "no free backend id");
+    BackendRef ref;
+    ref.id = id;
+    ref.value.address = b.ip.v4NetworkOrder();
+    ref.value.port = htons(b.port);
+    ref.value.proto = static_cast<uint8_t>(proto);
+    ref.value.state = static_cast<uint8_t>(b.state);
+    it = backends_.emplace(key, ref).first;
+    backend_by_id_[id] = key;
+    batch.backend_keys.push_back(id);
+    batch.backend_vals.push_back(ref.value);
+  }
+  it->second.refs++;
+  if (b.state == BackendState::kActive) it->second.active_refs++;
+  batch.touched.push_back(it->second.id);
+  return it->second.id;
+}
+
+void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
+  bool fresh = st.backend_ids.empty() && st.count == 0 && st.spec.id == 0;
+  std::vector<uint32_t> ids;
+  std::vector<uint32_t> active;
+  bool local_only =
+      spec.type != FrontendType::kClusterIp && spec.ext_traffic_policy == TrafficPolicy::kLocal;
+  for (const auto& b : spec.backends) {
+    auto id = acquireBackend(b, spec.frontend.proto, batch);
+    if (!id.ok()) continue;  // exhausted: the frontend runs with the backends it could get
+    ids.push_back(*id);
+    if (b.state == BackendState::kActive && (!local_only || b.local)) active.push_back(*id);
+  }
+
+  // The slots currently in force are the active ids of the previous spec, in order.
+  std::vector<uint32_t> old_active;
+  if (!fresh) {
+    bool old_local_only = st.spec.type != FrontendType::kClusterIp &&
+                          st.spec.ext_traffic_policy == TrafficPolicy::kLocal;
+    for (size_t i = 0; i < st.spec.backends.size() && i < st.backend_ids.size(); i++) {
+      const auto& b = st.spec.backends[i];
+      if (b.state == BackendState::kActive && (!old_local_only || b.local))
+        old_active.push_back(st.backend_ids[i]);
+    }
+  }
+
+  if (spec.id != st.spec.id || fresh) {
+    lb4_reverse_nat rn{};
+    rn.address = spec.frontend.ip.v4NetworkOrder();
+    rn.port = htons(spec.frontend.port);
+    batch.revnat_keys.push_back(spec.id);
+    batch.revnat_vals.push_back(rn);
+  }
+
+  bool slots_changed = fresh || old_active != active || st.restored;
+  uint16_t gen = st.gen;
+  if (slots_changed) {
+    if (!fresh) gen = static_cast<uint16_t>(st.gen + 1);
+    for (size_t i = 0; i < active.size(); i++) {
+      batch.slot_keys.push_back(lb4_slot_key{spec.id, gen, static_cast<uint16_t>(i + 1)});
+      batch.slot_vals.push_back(active[i]);
+    }
+    if (!fresh)
+      for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({spec.id, st.gen, s});
+  }
+  lb4_service v{};
+  v.affinity_timeout = spec.session_affinity ? spec.affinity_timeout : 0;
+  v.rev_nat_index = spec.id;
+  v.count = static_cast<uint16_t>(slots_changed ? active.size() : st.count);
+  v.gen = gen;
+  v.flags = flagsOf(spec);
+  batch.fe_keys.push_back(frontendKey(spec.frontend));
+  batch.fe_vals.push_back(v);
+
+  // References of the previous spec are dropped after the flip, so a backend that stays never
+  // leaves the backends map, and one that goes leaves it only when no slot points at it.
+  for (size_t i = 0; i < st.backend_ids.size(); i++)
+    batch.backend_releases.push_back(
+        {st.backend_ids[i],
+         i < st.spec.backends.size() && st.spec.backends[i].state == BackendState::kActive});
+
+  st.spec = std::move(spec);
+  st.gen = gen;
+  st.count = v.count;
+  st.backend_ids = std::move(ids);
+  st.restored = false;
+}
+
+void Manager::planDelete(const FrontendState& st, Batch& batch) {
+  for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({st.spec.id, st.gen, s});
+  for (size_t i = 0; i < st.backend_ids.size(); i++)
+    batch.backend_releases.push_back(
+        {st.backend_ids[i],
+         i < st.spec.backends.size() && st.spec.backends[i].state == BackendState::kActive});
+}
+
+Status Manager::flush(Batch& batch) {
+  // Order matters: everything a frontend points at exists before the frontend is written, and
+  // is removed only after the frontend stopped pointing at it.
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.backends, batch.backend_keys, batch.backend_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.revnat, batch.revnat_keys, batch.revnat_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.slots, batch.slot_keys, batch.slot_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.services, batch.fe_keys, batch.fe_vals));
+  Status first = okStatus();
+  auto keep = [&](Status s) {
+    if (!s.ok() && first.ok()) first = std::move(s);
+  };
+  for (const auto& k : batch.slot_deletes) keep(asStatus(maps_.slots->remove(k)));
+  for (const auto& [id, was_active] : batch.backend_releases) {
+    auto kit = backend_by_id_.find(id);
+    if (kit == backend_by_id_.end()) continue;
+    auto it = backends_.find(kit->second);
+    if (it == backends_.end()) continue;
+    if (was_active && it->second.active_refs > 0) it->second.active_refs--;
+    if (it->second.refs > 0 && --it->second.refs > 0) continue;
+    keep(asStatus(maps_.backends->remove(id)));
+    backends_.erase(it);
+    backend_by_id_.erase(kit);
+  }
+  // A backend serving several frontends is active while any of them lists it as active; the
+  // state only matters to session affinity, slots decide what new connections pick.
+  for (uint32_t id : batch.touched) {
+    auto kit = backend_by_id_.find(id);
+    if (kit == backend_by_id_.end()) continue;
+    auto& ref = backends_.at(kit->second);
+    uint8_t want = ref.active_refs > 0 ? LB_BACKEND_ACTIVE : LB_BACKEND_TERMINATING;
+    if (ref.value.state == want) continue;
+    ref.value.state = want;
+    keep(maps_.backends->update(id, ref.value));
+  }
+  return first;
+}
+
+Status Manager::upsertLocked(std::span<const Service> svcs) {
+  Batch batch;
+  std::vector<std::vector<LbService>> expanded;
+  for (const auto& svc : svcs) {
+    CILIUM_ASSIGN_OR_RETURN(auto fes, expandService(svc, cfg_));
+    for (const auto& fe : fes) {
+      CILIUM_RETURN_IF_ERROR(validate(fe));
+      auto it = by_frontend_.find(fe.frontend);
+      if (it != by_frontend_.end()) {
+        const auto& owner = frontends_.at(it->second).spec.owner;
+        if (!frontends_.at(it->second).restored && !(owner == svc.name))
+          return makeError(ErrorCode::kAlreadyExists, "{}: frontend {}:{}/{} belongs to {}",
+                           svc.name.str(), fe.frontend.ip.toString(), fe.frontend.port,
+                           protocolName(fe.frontend.proto),
+                           owner.name.empty() ? "the REST API" : owner.str());
+      }
+    }
+    expanded.push_back(std::move(fes));
+  }
+  for (size_t i = 0; i < svcs.size(); i++) {
+    const auto& name = svcs[i].name;
+    std::set<uint32_t> keep;
+    for (auto& fe : expanded[i]) {
+      auto it = by_frontend_.find(fe.frontend);
+      uint32_t id;
+      if (it != by_frontend_.end()) {
+        id = it->second;
+      } else {
+        CILIUM_ASSIGN_OR_RETURN(id, allocateId(0));
+        by_frontend_[fe.frontend] = id;
+        frontends_[id] = FrontendState{};
+      }
+      fe.id = id;
+      planUpsert(frontends_[id], std::move(fe), batch);
+      keep.insert(id);
+    }
+    auto& owned = by_owner_[name];
+    for (uint32_t id : owned) {
+      if (keep.count(id)) continue;
+      auto it = frontends_.find(id);
+      if (it == frontends_.end()) continue;
+      planDelete(it->second, batch);
+      lb4_key k = frontendKey(it->second.spec.frontend);
+      // Deleting the frontend first: slots and backends go only after nothing points at them.
+      auto r = maps_.services->remove(k);
+      if (!r.ok()) return r.error();
+      (void)maps_.revnat->remove(id);
+      by_frontend_.erase(it->second.spec.frontend);
+      frontends_.erase(it);
+    }
+    owned.assign(keep.begin(), keep.end());
+    if (owned.empty()) by_owner_.erase(name);
+  }
+  return flush(batch);
+}
+
+Status Manager::upsertService(const Service& svc) {
+  std::lock_guard lock(mu_);
+  auto st = upsertLocked(std::span<const Service>(&svc, 1));
+  if (!st.ok()) log()->warn("service {} not programmed: {}", svc.name.str(), st.error().message());
+  return st;
+}
+
+Status Manager::upsertServices(std::span<const Service> svcs) {
+  std::lock_guard lock(mu_);
+  return upsertLocked(svcs);
+}
+
+Status Manager::deleteService(const ServiceName& name) {
+  std::lock_guard lock(mu_);
+  auto it = by_owner_.find(name);
+  if (it == by_owner_.end())
+    return makeError(ErrorCode::kNotFound, "service {} is unknown", name.str());
+  Batch batch;
+  for (uint32_t id : it->second) {
+    auto fit = frontends_.find(id);
+    if (fit == frontends_.end()) continue;
+    CILIUM_RETURN_IF_ERROR(
+        asStatus(maps_.services->remove(frontendKey(fit->second.spec.frontend))));
+    (void)maps_.revnat->remove(id);
+    planDelete(fit->second, batch);
+    by_frontend_.erase(fit->second.spec.frontend);
+    frontends_.erase(fit);
+  }
+  by_owner_.erase(it);
+  return flush(batch);
+}
+
+Result<uint32_t> Manager::upsertFrontend(LbService svc) {
+  std::lock_guard lock(mu_);
+  CILIUM_RETURN_IF_ERROR(validate(svc));
+  auto it = by_frontend_.find(svc.frontend);
+  uint32_t id;
+  if (it != by_frontend_.end()) {
+    id = it->second;
+    if (svc.id != 0 && svc.id != id)
+      return makeError(ErrorCode::kAlreadyExists, "frontend {}:{} already has id {}",
+                       svc.frontend.ip.toString(), svc.frontend.port, id);
+    auto& st = frontends_.at(id);
+    if (!st.spec.owner.name.empty() && !st.restored)
+      return makeError(ErrorCode::kFailedPrecondition,
+                       "frontend {}:{} belongs to service {}; change it there",
+                       svc.frontend.ip.toString(), svc.frontend.port, st.spec.owner.str());
+  } else {
+    CILIUM_ASSIGN_OR_RETURN(id, allocateId(svc.id));
+    by_frontend_[svc.frontend] = id;
+    frontends_[id] = FrontendState{};
+  }
+  svc.id = id;
+  svc.owner = {};
+  Batch batch;
+  planUpsert(frontends_[id], std::move(svc), batch);
+  CILIUM_RETURN_IF_ERROR(flush(batch));
+  return id;
+}
+
+Status Manager::deleteFrontend(uint32_t id) {
+  std::lock_guard lock(mu_);
+  auto it = frontends_.find(id);
+  if (it == frontends_.end()) return makeError(ErrorCode::kNotFound, "service {} not found", id);
+  CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(it->second.spec.frontend))));
+  (void)maps_.revnat->remove(id);
+  Batch batch;
+  planDelete(it->second, batch);
+  if (!it->second.spec.owner.name.empty()) {
+    auto& owned = by_owner_[it->second.spec.owner];
+    owned.erase(std::remove(owned.begin(), owned.end(), id), owned.end());
+    if (owned.empty()) by_owner_.erase(it->second.spec.owner);
+  }
+  by_frontend_.erase(it->second.spec.frontend);
+  frontends_.erase(it);
+  return flush(batch);
+}
+
+std::vector<LbService> Manager::list() const {
+  std::lock_guard lock(mu_);
+  std::vector<LbService> out;
+  out.reserve(frontends_.size());
+  for (const auto& [id, st] : frontends_) out.push_back(st.spec);
+  std::sort(out.begin(), out.end(),
+            [](const LbService& a, const LbService& b) { return a.id < b.id; });
+  return out;
+}
+
+std::optional<LbService> Manager::get(uint32_t id) const {
+  std::lock_guard lock(mu_);
+  auto it = frontends_.find(id);
+  if (it == frontends_.end()) return std::nullopt;
+  return it->second.spec;
+}
+
+size_t Manager::frontendCount() const {
+  std::lock_guard lock(mu_);
+  return frontends_.size();
+}
+
+Status Manager::restore() {
+  std::lock_guard lock(mu_);
+  frontends_.clear();
+  by_frontend_.clear();
+  by_owner_.clear();
+  backends_.clear();
+  backend_by_id_.clear();
+  CILIUM_RETURN_IF_ERROR(maps_.backends->forEach([&](const uint32_t& id, const lb4_backend& v) {
+    BackendKey key{v.address, ntohs(v.port), v.proto};
+    BackendRef ref;
+    ref.id = id;
+    ref.value = v;
+    backends_[key] = ref;
+    backend_by_id_[id] = key;
+    next_backend_id_ = std::max(next_backend_id_, id + 1);
+    return true;
+  }));
+  std::vector<std::pair<lb4_key, lb4_service>> fes;
+  CILIUM_RETURN_IF_ERROR(maps_.services->forEach([&](const lb4_key& k, const lb4_service& v) {
+    fes.emplace_back(k, v);
+    return true;
+  }));
+  for (const auto& [k, v] : fes) {
+    FrontendState st;
+    st.spec.id = v.rev_nat_index;
+    st.spec.frontend =
+        Frontend{IpAddr::v4(ntohl(k.address)), ntohs(k.dport), static_cast<Protocol>(k.proto)};
+    st.spec.type = typeOf(v.flags);
+    st.spec.session_affinity = v.flags & SVC_F_AFFINITY;
+    st.spec.affinity_timeout = v.affinity_timeout;
+    st.spec.ext_traffic_policy =
+        (v.flags & SVC_F_EXT_LOCAL) ? TrafficPolicy::kLocal : TrafficPolicy::kCluster;
+    st.gen = v.gen;
+    st.count = v.count;
+    st.restored = true;
+    for (uint16_t s = 1; s <= v.count; s++) {
+      CILIUM_ASSIGN_OR_RETURN(auto id,
+                              maps_.slots->lookup(lb4_slot_key{v.rev_nat_index, v.gen, s}));
+      if (!id) continue;
+      auto kit = backend_by_id_.find(*id);
+      if (kit == backend_by_id_.end()) continue;
+      auto& ref = backends_[kit->second];
+      ref.refs++;
+      ref.active_refs++;  // slots hold active backends only
+      st.backend_ids.push_back(*id);
+      Backend b;
+      b.ip = IpAddr::v4(ntohl(ref.value.address));
+      b.port = ntohs(ref.value.port);
+      b.state = static_cast<BackendState>(ref.value.state);
+      b.local = true;  // unknown after a restart; keeps eTP=Local frontends' slots as they are
+      st.spec.backends.push_back(b);
+    }
+    next_id_ = std::max(next_id_, v.rev_nat_index + 1);
+    by_frontend_[st.spec.frontend] = v.rev_nat_index;
+    frontends_[v.rev_nat_index] = std::move(st);
+  }
+  log()->info("restored services frontends={} backends={}", frontends_.size(), backends_.size());
+  return okStatus();
+}
+
+Status Manager::pruneRestored() {
+  std::lock_guard lock(mu_);
+  Batch batch;
+  size_t n = 0;
+  for (auto it = frontends_.begin(); it != frontends_.end();) {
+    if (!it->second.restored) {
+      ++it;
+      continue;
+    }
+    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(it->second.spec.frontend))));
+    (void)maps_.revnat->remove(it->first);
+    planDelete(it->second, batch);
+    by_frontend_.erase(it->second.spec.frontend);
+    it = frontends_.erase(it);
+    n++;
+  }
+  // Backends only terminating connections used, which no frontend lists any more.
+  for (const auto& [key, ref] : backends_)
+    if (ref.refs == 0) batch.backend_releases.push_back({ref.id, false});
+  log()->info("pruned restored service frontends={}", n);
+  return flush(batch);
+}
+
+}  // namespace cilium::service

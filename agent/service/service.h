@@ -1,0 +1,209 @@
+// Service load balancing, control plane: the Manager turns Services (ClusterIP, NodePort,
+// LoadBalancer, externalIPs, with their ready/terminating backends) into the LB maps of
+// bpf/abi/lb.h, one frontend per (address, port, protocol). Design: docs/services.md.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <span>
+#include <string>
+#include <tuple>
+#include <unordered_map>
+#include <vector>
+
+#include "agent/bpf/abi.h"
+#include "agent/bpf/map.h"
+#include "agent/common/error.h"
+#include "agent/common/inet.h"
+
+namespace cilium::service {
+
+enum class Protocol : uint8_t { kTcp = 6, kUdp = 17 };
+enum class FrontendType : uint8_t { kClusterIp, kNodePort, kExternalIp, kLoadBalancer };
+enum class BackendState : uint8_t {
+  kActive = LB_BACKEND_ACTIVE,            // ready: new connections may pick it
+  kTerminating = LB_BACKEND_TERMINATING,  // kept for connections already using it
+};
+enum class TrafficPolicy : uint8_t { kCluster, kLocal };
+
+std::string_view protocolName(Protocol p);           // "TCP", "UDP"
+Result<Protocol> parseProtocol(std::string_view s);  // case-insensitive
+std::string_view frontendTypeName(FrontendType t);   // "ClusterIP", "NodePort", ...
+
+struct ServiceName {
+  std::string ns;
+  std::string name;
+  std::string str() const { return ns + "/" + name; }
+  auto operator<=>(const ServiceName&) const = default;
+};
+
+struct Backend {
+  IpAddr ip;
+  uint16_t port = 0;
+  BackendState state = BackendState::kActive;
+  bool local = false;  // runs on this node (externalTrafficPolicy=Local keeps only these)
+  bool operator==(const Backend&) const = default;
+};
+
+struct Frontend {
+  IpAddr ip;
+  uint16_t port = 0;
+  Protocol proto = Protocol::kTcp;
+  auto operator<=>(const Frontend&) const = default;
+};
+
+// One frontend with its backends: the unit the datapath and the REST API (/service/{id}) know.
+struct LbService {
+  uint32_t id = 0;  // rev-nat index; assigned by the manager, stable while the frontend exists
+  Frontend frontend;
+  FrontendType type = FrontendType::kClusterIp;
+  std::vector<Backend> backends;
+  bool session_affinity = false;
+  uint32_t affinity_timeout = 0;  // seconds
+  TrafficPolicy ext_traffic_policy = TrafficPolicy::kCluster;
+  ServiceName owner;      // the Kubernetes Service it came from; empty for REST-made ones
+  std::string port_name;  // the Service port it came from
+};
+
+// A Kubernetes Service port with the backends its EndpointSlices give for it.
+struct ServicePort {
+  std::string name;
+  Protocol proto = Protocol::kTcp;
+  uint16_t port = 0;
+  uint16_t node_port = 0;         // 0 = none
+  std::vector<Backend> backends;  // not-ready endpoints left out by the caller
+};
+
+// A Kubernetes Service as the sources (API server or manifests) describe it.
+struct Service {
+  ServiceName name;
+  std::optional<IpAddr> cluster_ip;  // none for headless
+  std::vector<IpAddr> external_ips;
+  std::vector<IpAddr> load_balancer_ips;  // status.loadBalancer.ingress
+  std::vector<ServicePort> ports;
+  bool session_affinity = false;      // sessionAffinity: ClientIP
+  uint32_t affinity_timeout = 10800;  // sessionAffinityConfig.clientIP.timeoutSeconds
+  TrafficPolicy ext_traffic_policy = TrafficPolicy::kCluster;
+};
+
+using ServicesMap = bpf::Map<lb4_key, lb4_service>;
+using SlotsMap = bpf::Map<lb4_slot_key, uint32_t>;
+using BackendsMap = bpf::Map<uint32_t, lb4_backend>;
+using RevNatMap = bpf::Map<uint32_t, lb4_reverse_nat>;
+using AffinityMap = bpf::Map<lb4_affinity_key, lb4_affinity_val>;
+
+// Non-owning; whoever built them keeps them alive.
+struct ServiceMaps {
+  ServicesMap* services = nullptr;
+  SlotsMap* slots = nullptr;
+  BackendsMap* backends = nullptr;
+  RevNatMap* revnat = nullptr;
+};
+
+struct ManagerConfig {
+  // Node addresses NodePort frontends are created on.
+  std::vector<IpAddr> node_ips;
+};
+
+// Expands a Service into its frontends (ClusterIP, externalIPs, LoadBalancer IPs, NodePort on
+// every node address), each with the port's backends. kInvalidArgument naming the field.
+Result<std::vector<LbService>> expandService(const Service& svc, const ManagerConfig& cfg);
+
+// Thread-safe. Every change programs the maps before it returns; a failed change leaves the
+// frontends in force as they were (backends and slots it wrote are cleaned up or reused later).
+class Manager {
+ public:
+  Manager(ServiceMaps maps, ManagerConfig cfg);
+
+  // Rebuilds the manager's state from the maps after an agent restart, so ids, backend ids and
+  // generations continue where the previous agent left them and the datapath keeps forwarding.
+  // Restored frontends have no owner until a source upserts them again; pruneRestored() then
+  // removes the ones nobody claimed.
+  Status restore();
+  Status pruneRestored();
+
+  // Creates or replaces a Kubernetes Service: its frontends are created, changed in place
+  // (backend replacement is atomic per frontend), and those it no longer has are deleted.
+  Status upsertService(const Service& svc);
+  // Many at once with batched map writes (the first sync after start).
+  Status upsertServices(std::span<const Service> svcs);
+  // kNotFound when unknown.
+  Status deleteService(const ServiceName& name);
+
+  // Frontend-level changes (REST PUT /service/{id}): `id` 0 assigns one; a given id must be free
+  // or already name this frontend. Returns the id.
+  Result<uint32_t> upsertFrontend(LbService svc);
+  Status deleteFrontend(uint32_t id);  // kNotFound when unknown
+
+  std::vector<LbService> list() const;  // by id
+  std::optional<LbService> get(uint32_t id) const;
+  size_t frontendCount() const;
+
+ private:
+  struct FrontendState {
+    LbService spec;
+    uint16_t gen = 0;
+    uint16_t count = 0;                 // slots written under gen
+    std::vector<uint32_t> backend_ids;  // every backend referenced (active and terminating)
+    bool restored = false;
+  };
+  struct BackendRef {
+    uint32_t id = 0;
+    uint32_t refs = 0;
+    uint32_t active_refs = 0;  // references that list it as active
+    lb4_backend value{};
+  };
+  using BackendKey = std::tuple<uint32_t, uint16_t, uint8_t>;  // address, port (host), proto
+
+  // Plans the writes of one frontend change; applied by flush().
+  struct Batch {
+    std::vector<uint32_t> backend_keys;
+    std::vector<lb4_backend> backend_vals;
+    std::vector<uint32_t> revnat_keys;
+    std::vector<lb4_reverse_nat> revnat_vals;
+    std::vector<lb4_slot_key> slot_keys;
+    std::vector<uint32_t> slot_vals;
+    std::vector<lb4_key> fe_keys;
+    std::vector<lb4_service> fe_vals;
+    std::vector<lb4_slot_key> slot_deletes;
+    // (id, referenced as active) whose reference is dropped after the flip
+    std::vector<std::pair<uint32_t, bool>> backend_releases;
+    std::vector<uint32_t> touched;  // backends whose state may change
+  };
+
+  Status validate(const LbService& svc) const;
+  Result<uint32_t> allocateId(uint32_t wanted);
+  Result<uint32_t> acquireBackend(const Backend& b, Protocol proto, Batch& batch);
+  void planUpsert(FrontendState& st, LbService spec, Batch& batch);
+  void planDelete(const FrontendState& st, Batch& batch);
+  Status flush(Batch& batch);
+  Status upsertLocked(std::span<const Service> svcs);
+
+  ServiceMaps maps_;
+  ManagerConfig cfg_;
+  mutable std::mutex mu_;
+  struct FrontendHash {
+    size_t operator()(const Frontend& f) const;
+  };
+  struct NameHash {
+    size_t operator()(const ServiceName& n) const;
+  };
+  struct BackendKeyHash {
+    size_t operator()(const BackendKey& k) const;
+  };
+  // Hash tables: programming 100k Services is dominated by these lookups.
+  std::unordered_map<uint32_t, FrontendState> frontends_;  // by id
+  std::unordered_map<Frontend, uint32_t, FrontendHash> by_frontend_;
+  std::unordered_map<ServiceName, std::vector<uint32_t>, NameHash> by_owner_;
+  std::unordered_map<BackendKey, BackendRef, BackendKeyHash> backends_;
+  std::unordered_map<uint32_t, BackendKey> backend_by_id_;
+  uint32_t next_id_ = 1;
+  uint32_t next_backend_id_ = 1;
+};
+
+// The map key of a frontend.
+lb4_key frontendKey(const Frontend& fe);
+
+}  // namespace cilium::service

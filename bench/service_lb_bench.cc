@@ -1,0 +1,341 @@
+// service_lb_bench: new-connection cost from a pod to a Service as the number of Services grows,
+// side by side in one run: our socket LB (bpf_sock on the bench's own cgroup) against
+// kube-proxy-style iptables rules (iptables-nft and iptables-legacy, restored inside the client
+// pod's namespace only) for the same Services; plus the time to program N Services into the LB
+// maps and to apply one change at N. Prints numbers; never fails on time.
+//
+//   sudo ./build/bench/service_lb_bench [--counts 10,1000,10000,100000] [--connects 2000]
+//                                       [--modes sock,nft,legacy]
+//
+// Each connection: socket(), blocking connect() to the last Service's ClusterIP (the worst case
+// for iptables, which walks KUBE-SERVICES in order), close() with SO_LINGER 0 (RST, no
+// TIME_WAIT). The server pod accepts and closes. Latency is per connect() call.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "agent/bpf/libbpf_log.h"
+#include "agent/common/log.h"
+#include "agent/common/netns.h"
+#include "agent/service/lb_datapath.h"
+#include "agent/service/service.h"
+#include "tests/harness/cgroup.h"
+#include "tests/harness/netns.h"
+#include "tests/harness/privileges.h"
+#include "tests/harness/sockets.h"
+
+using namespace cilium;
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+[[noreturn]] void die(const std::string& what, const Error& e) {
+  std::fprintf(stderr, "service_lb_bench: %s: %s\n", what.c_str(), e.toString().c_str());
+  std::exit(1);
+}
+
+// The i-th Service's ClusterIP (0-based): 10.96.0.0/12 counted upwards from 10.96.0.1.
+std::string vip(uint32_t i) {
+  uint32_t a = 0x0a600000u + i + 1;
+  return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
+struct Latency {
+  double p50_us = 0, p99_us = 0, max_us = 0, per_sec = 0;
+  size_t failed = 0;
+};
+
+// `n` connections from the client pod's namespace to ip:port, one at a time.
+Result<Latency> connectLoop(const std::string& netns, const std::string& ip, uint16_t port, int n) {
+  std::vector<double> us;
+  us.reserve(n);
+  size_t failed = 0;
+  auto start = Clock::now();
+  CILIUM_RETURN_IF_ERROR(runInNetns(netns, [&]() -> Status {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port);
+    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+    linger lg{1, 0};
+    for (int i = 0; i < n; i++) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0) return errnoError(errno, "socket");
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+      auto t0 = Clock::now();
+      int r = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
+      auto t1 = Clock::now();
+      if (r == 0)
+        us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+      else
+        failed++;
+      ::close(fd);
+    }
+    return okStatus();
+  }));
+  double secs = std::chrono::duration<double>(Clock::now() - start).count();
+  Latency l;
+  l.failed = failed;
+  if (us.empty()) return l;
+  std::sort(us.begin(), us.end());
+  l.p50_us = us[us.size() / 2];
+  l.p99_us = us[std::min(us.size() - 1, us.size() * 99 / 100)];
+  l.max_us = us.back();
+  l.per_sec = static_cast<double>(us.size()) / secs;
+  return l;
+}
+
+// kube-proxy's iptables-restore input for n Services (one port, one endpoint each), as
+// machine.md describes it: KUBE-SERVICES -> KUBE-SVC-x -> KUBE-SEP-x DNAT.
+std::string kubeProxyRules(uint32_t n, const std::string& backend, uint16_t bport) {
+  std::ostringstream o;
+  o << "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+       ":POSTROUTING ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n";
+  for (uint32_t i = 0; i < n; i++)
+    o << ":KUBE-SVC-" << i << " - [0:0]\n:KUBE-SEP-" << i << " - [0:0]\n";
+  o << "-A OUTPUT -j KUBE-SERVICES\n-A PREROUTING -j KUBE-SERVICES\n";
+  for (uint32_t i = 0; i < n; i++) {
+    o << "-A KUBE-SERVICES -d " << vip(i) << "/32 -p tcp -m comment --comment \"default/svc" << i
+      << ":http cluster IP\" -m tcp --dport 80 -j KUBE-SVC-" << i << "\n";
+    o << "-A KUBE-SVC-" << i << " -j KUBE-SEP-" << i << "\n";
+    o << "-A KUBE-SEP-" << i << " -p tcp -m tcp -j DNAT --to-destination " << backend << ":"
+      << bport << "\n";
+  }
+  o << "COMMIT\n";
+  return o.str();
+}
+
+std::vector<uint32_t> parseCounts(const std::string& s) {
+  std::vector<uint32_t> out;
+  std::stringstream in(s);
+  std::string part;
+  while (std::getline(in, part, ',')) {
+    char* end = nullptr;
+    unsigned long v = std::strtoul(part.c_str(), &end, 10);
+    if (end == part.c_str() || *end != '\0' || v < 1 || v > 200000) {
+      std::fprintf(stderr, "service_lb_bench: count '%s' is not in 1..200000\n", part.c_str());
+      std::exit(2);
+    }
+    out.push_back(static_cast<uint32_t>(v));
+  }
+  return out;
+}
+
+// A map that accepts everything and keeps nothing: isolates the Manager's own bookkeeping from
+// the kernel's map writes when timing the programming of N Services.
+template <typename K, typename V>
+class NullMap final : public bpf::Map<K, V> {
+ public:
+  const std::string& name() const override { return name_; }
+  uint32_t maxEntries() const override { return 1u << 30; }
+  Result<std::optional<V>> lookup(const K&) const override { return std::optional<V>(); }
+  Status update(const K&, const V&, bpf::UpdateFlag) override { return okStatus(); }
+  Result<bool> remove(const K&) override { return false; }
+  Status forEach(const std::function<bool(const K&, const V&)>&) const override {
+    return okStatus();
+  }
+  Status updateBatch(std::span<const K>, std::span<const V>) override { return okStatus(); }
+
+ private:
+  std::string name_ = "null";
+};
+
+double msSince(Clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<uint32_t> counts{10, 1000, 10000, 100000};
+  int connects = 2000;
+  std::string modes = "sock,nft,legacy";
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--counts" && i + 1 < argc) {
+      counts = parseCounts(argv[++i]);
+    } else if (a == "--connects" && i + 1 < argc) {
+      connects = std::max(10, std::atoi(argv[++i]));
+    } else if (a == "--modes" && i + 1 < argc) {
+      modes = argv[++i];
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--counts 10,1000,...] [--connects N] [--modes sock,nft,legacy]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  auto want = [&](const char* m) {
+    return ("," + modes + ",").find(std::string(",") + m + ",") != std::string::npos;
+  };
+  setLogLevel("warn");
+  bpf::routeLibbpfLogs();
+  if (auto why = testing::privilegedUnavailableReason(); !why.empty()) {
+    std::fprintf(stderr, "service_lb_bench needs root and bpf(): %s\n", why.c_str());
+    return 1;
+  }
+  (void)testing::sweepStale(false);
+
+  auto topo = testing::Topology::create(202);
+  if (!topo.ok()) die("topology", topo.error());
+  auto client = (*topo)->addPod("client", "10.202.0.11");
+  if (!client.ok()) die("pod", client.error());
+  auto server = (*topo)->addPod("server", "10.202.0.12");
+  if (!server.ok()) die("pod", server.error());
+  auto pin = (*topo)->pinDir();
+  if (!pin.ok()) die("pin dir", pin.error());
+  auto cg = (*topo)->cgroupDir();
+  if (!cg.ok()) die("cgroup", cg.error());
+
+  // The server: accept and close, until the bench ends.
+  auto lfd = testing::listenTcp(server->netns, server->ip, 8080);
+  if (!lfd.ok()) die("listen", lfd.error());
+  // A deep accept queue: on a busy 2-core machine the acceptor is sometimes descheduled, and an
+  // overflow drops a SYN that then costs a 1 s retransmission.
+  if (::listen(lfd->get(), 4096) != 0) die("listen", errnoError(errno, "listen backlog"));
+  std::atomic<bool> stop{false};
+  // Blocking accepts: a poll loop lets the accept queue overflow under a fast client, and the
+  // dropped SYNs then cost a 1 s retransmission each.
+  std::thread acceptor([&, fd = lfd->get()] {
+    while (!stop) {
+      int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c >= 0) ::close(c);
+    }
+  });
+
+  std::printf("service_lb_bench: %d connects per point, target = the last Service\n", connects);
+  // Direct to the pod, no Service: the floor every mode pays.
+  auto direct = connectLoop(client->netns, server->ip, 8080, connects);
+  if (!direct.ok()) die("direct", direct.error());
+  if (std::getenv("BENCH_NSTAT")) {
+    for (auto* pod : {&*server, &*client}) {
+      auto r = (*topo)->exec(pod->netns, {"nstat", "-az"});
+      if (r.ok()) {
+        std::istringstream in(r->out);
+        std::string line;
+        while (std::getline(in, line))
+          if (line.find(" 0 ") == std::string::npos && (line.find("Tcp") != std::string::npos))
+            std::printf("%s %s\n", pod->name.c_str(), line.c_str());
+      }
+    }
+  }
+  std::printf("%-8s %9s %10s %10s %12s %8s %s\n", "mode", "services", "p50_us", "p99_us", "conns/s",
+              "failed", "setup");
+  std::printf("%-8s %9s %10.1f %10.1f %12.0f %8zu\n", "direct", "-", direct->p50_us, direct->p99_us,
+              direct->per_sec, direct->failed);
+
+  int round = 0;
+  for (uint32_t n : counts) {
+    if (want("sock")) {
+      // Fresh maps per count: a pin directory of its own.
+      std::string dir = fmt::format("{}/n{}", *pin, round++);
+      if (::mkdir(dir.c_str(), 0700) != 0) die("mkdir", errnoError(errno, dir));
+      service::LbDatapathConfig cfg;
+      cfg.pin_dir = dir;
+      auto dp = service::LbDatapath::load(cfg);
+      if (!dp.ok()) die("load bpf_sock", dp.error());
+      if (auto s = (*dp)->attachCgroup(*cg); !s.ok()) die("attach", s.error());
+      service::Manager mgr((*dp)->maps(), {});
+      std::vector<service::Service> svcs(n);
+      auto backend = *IpAddr::parse(server->ip);
+      for (uint32_t i = 0; i < n; i++) {
+        auto& s = svcs[i];
+        s.name = {"default", "svc" + std::to_string(i)};
+        s.cluster_ip = *IpAddr::parse(vip(i));
+        service::ServicePort p;
+        p.name = "http";
+        p.port = 80;
+        p.backends = {{backend, 8080, service::BackendState::kActive, true}};
+        s.ports.push_back(std::move(p));
+      }
+      auto t0 = Clock::now();
+      if (auto s = mgr.upsertServices(svcs); !s.ok()) die("program", s.error());
+      double program_ms = msSince(t0);
+      // The same Services into maps that keep nothing: the Manager's share of the time
+      // (measured second, so both runs find the process heap already grown).
+      NullMap<lb4_key, lb4_service> ns;
+      NullMap<lb4_slot_key, uint32_t> nsl;
+      NullMap<uint32_t, lb4_backend> nb;
+      NullMap<uint32_t, lb4_reverse_nat> nr;
+      double manager_ms = 0;
+      {
+        service::Manager null_mgr({&ns, &nsl, &nb, &nr}, {});
+        auto n0 = Clock::now();
+        if (auto s = null_mgr.upsertServices(svcs); !s.ok()) die("program (null)", s.error());
+        manager_ms = msSince(n0);
+      }
+      // One change at n: the last Service gets a second backend, then loses it again.
+      std::vector<double> change_us;
+      for (int k = 0; k < 50; k++) {
+        auto& s = svcs[n - 1];
+        if (k % 2 == 0)
+          s.ports[0].backends.push_back({*IpAddr::parse(server->ip),
+                                         static_cast<uint16_t>(8081 + k),
+                                         service::BackendState::kActive, true});
+        else
+          s.ports[0].backends.pop_back();
+        auto c0 = Clock::now();
+        if (auto st = mgr.upsertService(s); !st.ok()) die("change", st.error());
+        change_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - c0).count());
+      }
+      std::sort(change_us.begin(), change_us.end());
+      if (svcs[n - 1].ports[0].backends.size() != 1) {
+        svcs[n - 1].ports[0].backends.resize(1);
+        (void)mgr.upsertService(svcs[n - 1]);
+      }
+      Result<Latency> l = makeError(ErrorCode::kInternal, "not run");
+      {
+        auto member = testing::CgroupMembership::join(*cg);
+        if (!member.ok()) die("join cgroup", member.error());
+        l = connectLoop(client->netns, vip(n - 1), 80, connects);
+      }
+      if (!l.ok()) die("connect (sock)", l.error());
+      std::printf(
+          "%-8s %9u %10.1f %10.1f %12.0f %8zu program=%.1fms (manager %.1fms) change_p50=%.0fus\n",
+          "sock", n, l->p50_us, l->p99_us, l->per_sec, l->failed, program_ms, manager_ms,
+          change_us[change_us.size() / 2]);
+      std::fflush(stdout);
+      if (auto s = (*dp)->detachCgroup(); !s.ok()) die("detach", s.error());
+    }
+    for (const char* tool : {"nft", "legacy"}) {
+      if (!want(tool)) continue;
+      std::string rules = fmt::format("{}/rules-{}.txt", (*topo)->tmpDir(), n);
+      {
+        std::ofstream out(rules);
+        out << kubeProxyRules(n, server->ip, 8080);
+      }
+      std::string restore = std::string("iptables-") + tool + "-restore";
+      auto t0 = Clock::now();
+      auto r = (*topo)->exec(client->netns, {restore, rules}, std::chrono::seconds(600));
+      if (!r.ok() || r->exit_code != 0)
+        die(restore, r.ok() ? Error(ErrorCode::kInternal, r->out + r->err) : r.error());
+      double restore_ms = msSince(t0);
+      auto l = connectLoop(client->netns, vip(n - 1), 80, connects);
+      if (!l.ok()) die(std::string("connect (") + tool + ")", l.error());
+      std::printf("%-8s %9u %10.1f %10.1f %12.0f %8zu restore=%.0fms\n", tool, n, l->p50_us,
+                  l->p99_us, l->per_sec, l->failed, restore_ms);
+      std::fflush(stdout);
+      // Empty the table again so the next mode and count start clean.
+      std::string empty = fmt::format("{}/rules-empty.txt", (*topo)->tmpDir());
+      {
+        std::ofstream out(empty);
+        out << "*nat\n:PREROUTING ACCEPT [0:0]\n:INPUT ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n"
+               ":POSTROUTING ACCEPT [0:0]\nCOMMIT\n";
+      }
+      (void)(*topo)->exec(client->netns, {restore, empty}, std::chrono::seconds(600));
+    }
+  }
+  stop = true;
+  ::shutdown(lfd->get(), SHUT_RDWR);  // wakes the blocked accept
+  acceptor.join();
+  return 0;
+}

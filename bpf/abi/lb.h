@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Service load balancing (IPv4). Design and limits: docs/services.md.
+ *   cilium_lb4_services    HASH     lb4_key (VIP, port, proto, scope) -> lb4_service (frontend)
+ *   cilium_lb4_slots       HASH     lb4_slot_key (service id, generation, slot) -> backend id
+ *   cilium_lb4_backends    HASH     backend id -> lb4_backend (IP, port, state)
+ *   cilium_lb4_reverse_nat HASH     __u32 service id (rev-nat index) -> lb4_reverse_nat (VIP, port)
+ *   cilium_lb4_affinity    LRU_HASH lb4_affinity_key (client, service id) -> lb4_affinity_val
+ *   cilium_lb4_reverse_sk  LRU_HASH lb4_reverse_sk_key (socket cookie, backend) -> VIP, port
+ *
+ * A frontend names the generation of its slots. Replacing a service's backends writes the new
+ * slots under the other generation, then flips the frontend (count and generation) with one map
+ * update, then deletes the old slots: a lookup sees either the old frontend with the old slots or
+ * the new one with the new slots, never no backend or a mix. A program that read the old
+ * frontend just before the flip and finds its slot already deleted reads the frontend again.
+ *
+ * Slots are numbered 1..count and hold active backends only; terminating backends stay in
+ * cilium_lb4_backends (state LB_BACKEND_TERMINATING) so connections already pinned to them keep
+ * working, but new connections never pick them.
+ *
+ * Twins: agent/service (ServiceMaps), cilium-dbg "bpf lb list".
+ */
+#pragma once
+
+#include "common.h"
+
+/* lb4_service.flags: the kind of frontend. ClusterIP has none of the type bits. */
+#define SVC_F_EXTERNAL_IP  (1 << 0)
+#define SVC_F_NODEPORT	   (1 << 1)
+#define SVC_F_EXT_LOCAL	   (1 << 2) /* externalTrafficPolicy=Local */
+#define SVC_F_AFFINITY	   (1 << 4) /* sessionAffinity=ClientIP, timeout in affinity_timeout */
+#define SVC_F_LOADBALANCER (1 << 5)
+
+/* lb4_key.scope */
+#define LB_SCOPE_EXTERNAL 0
+#define LB_SCOPE_INTERNAL 1
+
+struct lb4_key {
+	__be32 address; /* frontend IP */
+	__be16 dport;	/* frontend port */
+	__u8 proto;	/* IPPROTO_TCP / IPPROTO_UDP */
+	__u8 scope;	/* LB_SCOPE_* */
+};
+
+/*
+ * Service ids (rev-nat indexes) are 32-bit, unlike Cilium's 16: a node must hold more than 65535
+ * frontends (the benchmarks program 100k Services).
+ */
+struct lb4_service {
+	__u32 affinity_timeout; /* seconds, with SVC_F_AFFINITY */
+	__u32 rev_nat_index;	/* the service id: reverse NAT, slots, affinity; never 0 */
+	__u16 count;		/* active backend slots 1..count; 0 = no backend (reject) */
+	__u16 gen;		/* generation of the slots in cilium_lb4_slots */
+	__u8 flags;		/* SVC_F_* */
+	__u8 pad[3];
+};
+
+struct lb4_slot_key {
+	__u32 rev_nat_index;
+	__u16 gen;
+	__u16 slot; /* 1..count */
+};
+
+#define LB_BACKEND_ACTIVE      0
+#define LB_BACKEND_TERMINATING 1
+
+struct lb4_backend {
+	__be32 address;
+	__be16 port;
+	__u8 proto;
+	__u8 state; /* LB_BACKEND_* */
+	__u8 cluster_id;
+	__u8 pad[3];
+};
+
+struct lb4_reverse_nat {
+	__be32 address; /* the frontend replies must come from */
+	__be16 port;
+	__u16 pad;
+};
+
+/* Session affinity: the client is its netns cookie (socket LB) or its IPv4 address (packets). */
+#define LB_AFFINITY_CLIENT_COOKIE 1
+#define LB_AFFINITY_CLIENT_IP	  0
+
+struct lb4_affinity_key {
+	__u64 client;
+	__u32 rev_nat_index;
+	__u8 client_kind; /* LB_AFFINITY_CLIENT_* */
+	__u8 pad[3];
+};
+
+struct lb4_affinity_val {
+	__u32 last_used; /* monotonic seconds */
+	__u32 backend_id;
+};
+
+/* Socket LB: what recvmsg/getpeername must show for a socket connected to a backend. */
+struct lb4_reverse_sk_key {
+	__u64 cookie; /* bpf_get_socket_cookie() */
+	__be32 address;
+	__be16 port;
+	__u16 pad;
+};
+
+struct lb4_reverse_sk_val {
+	__be32 address;
+	__be16 port;
+	__u16 pad;
+	__u32 rev_nat_index;
+};
+
+#define CILIUM_LB_SERVICES_MAP_SIZE   262144
+#define CILIUM_LB_SLOTS_MAP_SIZE      1048576
+#define CILIUM_LB_BACKENDS_MAP_SIZE   262144
+#define CILIUM_LB_REVNAT_MAP_SIZE     262144
+#define CILIUM_LB_AFFINITY_MAP_SIZE   65536
+#define CILIUM_LB_REVERSE_SK_MAP_SIZE 262144
+/* Largest backend count per service the programs handle (slot numbers are __u16). */
+#define LB_MAX_BACKENDS 65535

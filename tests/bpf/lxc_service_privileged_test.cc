@@ -1,0 +1,177 @@
+// bpf tier: per-packet service load balancing in bpf_lxc (lib/lb_packet.h): DNAT of packets a
+// pod sends to a frontend, reverse NAT of the replies, the backend kept per connection, and the
+// drop of connections to a service without backends. The service Manager programs the maps.
+#include "agent/service/service.h"
+#include "tests/bpf/lxc_fixture.h"
+
+namespace cilium::testing {
+namespace {
+
+constexpr const char* kVip = "10.96.0.10";
+
+template <typename K, typename V>
+std::unique_ptr<bpf::KernelMap<K, V>> pinned(const std::string& dir, const char* name) {
+  auto m = bpf::KernelMap<K, V>::fromPinned(dir + "/" + name);
+  EXPECT_TRUE(m.ok()) << name << ": " << m.error().toString();
+  return m.ok() ? std::move(*m) : nullptr;
+}
+
+class LxcServiceTest : public LxcTest {
+ protected:
+  void SetUp() override {
+    LxcTest::SetUp();
+    addEndpoint(c_);
+    setPolicy(a_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
+    setPolicy(b_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
+    setPolicy(c_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
+    std::string pin = *topo_->pinDir();
+    services_ = pinned<lb4_key, lb4_service>(pin, "cilium_lb4_services");
+    slots_ = pinned<lb4_slot_key, uint32_t>(pin, "cilium_lb4_slots");
+    backends_ = pinned<uint32_t, lb4_backend>(pin, "cilium_lb4_backends");
+    revnat_ = pinned<uint32_t, lb4_reverse_nat>(pin, "cilium_lb4_reverse_nat");
+    ASSERT_TRUE(services_ && slots_ && backends_ && revnat_);
+    mgr_ = std::make_unique<service::Manager>(
+        service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get()},
+        service::ManagerConfig{});
+    events();
+  }
+
+  void program(service::Protocol proto, std::vector<service::Backend> bes) {
+    service::Service s;
+    s.name = {"default", "web"};
+    s.cluster_ip = *IpAddr::parse(kVip);
+    service::ServicePort p;
+    p.name = "p";
+    p.proto = proto;
+    p.port = 80;
+    p.backends = std::move(bes);
+    s.ports.push_back(p);
+    ASSERT_TRUE(mgr_->upsertService(s).ok());
+  }
+  service::Backend backend(const TestEndpoint& ep,
+                           service::BackendState st = service::BackendState::kActive) {
+    return {*IpAddr::parse(ep.pod.ip), 8080, st, true};
+  }
+
+  std::unique_ptr<bpf::KernelMap<lb4_key, lb4_service>> services_;
+  std::unique_ptr<bpf::KernelMap<lb4_slot_key, uint32_t>> slots_;
+  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_backend>> backends_;
+  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat_;
+  std::unique_ptr<service::Manager> mgr_;
+};
+
+TEST_F(LxcServiceTest, TcpToFrontendIsTranslatedAndRepliesComeFromTheFrontend) {
+  program(service::Protocol::kTcp, {backend(b_)});
+  auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(41000, 80, tcp::kSyn).build();
+  auto r = fromContainer(a_, syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(b_.pod.ip));
+  EXPECT_EQ(p->dport, 8080);
+  EXPECT_EQ(p->saddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(p->dst_mac, b_.mac) << "delivered to the backend pod";
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  auto synack = from(b_).ipv4(b_.pod.ip, a_.pod.ip).tcp(8080, 41000, tcp::kSyn | tcp::kAck).build();
+  r = fromContainer(b_, synack);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kVip)) << "the client sees the frontend";
+  EXPECT_EQ(p->sport, 80);
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(p->dst_mac, a_.mac);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  auto ack = from(a_).ipv4(a_.pod.ip, kVip).tcp(41000, 80, tcp::kAck).build();
+  r = fromContainer(a_, ack);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+  EXPECT_EQ(parsePacket(r.packet)->daddr, ipv4(b_.pod.ip));
+}
+
+TEST_F(LxcServiceTest, UdpBothBackendsUsedAndEachFlowSticks) {
+  program(service::Protocol::kUdp, {backend(b_), backend(c_)});
+  std::map<uint32_t, int> hits;
+  for (uint16_t sport = 42000; sport < 42040; sport++) {
+    auto q = from(a_).ipv4(a_.pod.ip, kVip).udp(sport, 80).payload("q").build();
+    auto r = fromContainer(a_, q);
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+    auto p = parsePacket(r.packet);
+    ASSERT_TRUE(p && p->l4_csum_ok);
+    hits[p->daddr]++;
+    // The same flow again: the same backend.
+    auto again = parsePacket(fromContainer(a_, q).packet);
+    EXPECT_EQ(again->daddr, p->daddr);
+  }
+  EXPECT_GT(hits[ipv4(b_.pod.ip)], 0);
+  EXPECT_GT(hits[ipv4(c_.pod.ip)], 0);
+}
+
+TEST_F(LxcServiceTest, TerminatingBackendKeepsItsConnectionOnly) {
+  program(service::Protocol::kTcp, {backend(b_)});
+  auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(41100, 80, tcp::kSyn).build();
+  ASSERT_EQ(parsePacket(fromContainer(a_, syn).packet)->daddr, ipv4(b_.pod.ip));
+  program(service::Protocol::kTcp, {backend(b_, service::BackendState::kTerminating), backend(c_)});
+  auto ack = from(a_).ipv4(a_.pod.ip, kVip).tcp(41100, 80, tcp::kAck).build();
+  EXPECT_EQ(parsePacket(fromContainer(a_, ack).packet)->daddr, ipv4(b_.pod.ip));
+  for (uint16_t sport = 41101; sport < 41111; sport++) {
+    auto s = from(a_).ipv4(a_.pod.ip, kVip).tcp(sport, 80, tcp::kSyn).build();
+    EXPECT_EQ(parsePacket(fromContainer(a_, s).packet)->daddr, ipv4(c_.pod.ip));
+  }
+}
+
+TEST_F(LxcServiceTest, NoBackendAnswersTcpWithRstAndUdpWithPortUnreachable) {
+  program(service::Protocol::kTcp, {});
+  auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(41200, 80, tcp::kSyn).build();
+  auto r = fromContainer(a_, syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << "the answer goes back into the pod";
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kVip));
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(p->sport, 80);
+  EXPECT_EQ(p->dport, 41200);
+  EXPECT_EQ(p->tcp_flags, tcp::kRst | tcp::kAck);
+  EXPECT_EQ(p->dst_mac, a_.mac);
+  EXPECT_EQ(p->src_mac, a_.host_mac);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  auto drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(drops.size(), 1u);
+  EXPECT_EQ(drops[0].subtype, DROP_NO_SERVICE) << "still reported";
+  // A stray RST gets no answer.
+  auto rst = from(a_).ipv4(a_.pod.ip, kVip).tcp(41201, 80, tcp::kRst).build();
+  EXPECT_EQ(fromContainer(a_, rst).retval, TC_ACT_SHOT);
+
+  program(service::Protocol::kUdp, {});
+  auto q = from(a_).ipv4(a_.pod.ip, kVip).udp(41202, 80).payload("query").build();
+  r = fromContainer(a_, q);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->proto, 1);
+  EXPECT_EQ(p->icmp_type, 3);
+  EXPECT_EQ(p->icmp_code, 3);
+  EXPECT_EQ(p->saddr, ipv4(kVip));
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok) << "ICMP checksum";
+  // The quote names the refused datagram: its IPv4 header and UDP ports.
+  ASSERT_EQ(r.packet.size(), 14u + 20 + 8 + 28);
+  EXPECT_EQ(r.packet[14 + 20 + 8 + 9], 17);
+  EXPECT_EQ((r.packet[14 + 20 + 8 + 20] << 8) | r.packet[14 + 20 + 8 + 21], 41202);
+}
+
+TEST_F(LxcServiceTest, OtherPortsOfTheVipAreNotTranslated) {
+  program(service::Protocol::kTcp, {backend(b_)});
+  auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(41300, 81, tcp::kSyn).build();
+  auto r = fromContainer(a_, syn);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(parsePacket(r.packet)->daddr, ipv4(kVip));
+}
+
+}  // namespace
+}  // namespace cilium::testing
