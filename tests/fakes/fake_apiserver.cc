@@ -390,7 +390,7 @@ std::string FakeApiServer::resourceVersion() const {
 
 void FakeApiServer::compact() {
   std::lock_guard lock(mu_);
-  compacted_rv_ = rv_ + 1;  // nothing before "now" can be watched from any more
+  compacted_rv_ = rv_;  // events up to now are forgotten: older RVs cannot be watched from
   history_.clear();
   changed_.notify_all();
 }
@@ -409,6 +409,12 @@ void FakeApiServer::setLatency(std::chrono::milliseconds latency) {
 void FakeApiServer::failNext(int n, int status, std::string path_part) {
   std::lock_guard lock(mu_);
   failures_.push_back(Failure{n, status, std::move(path_part)});
+}
+
+void FakeApiServer::clearFaults() {
+  std::lock_guard lock(mu_);
+  failures_.clear();
+  latency_ = std::chrono::milliseconds(0);
 }
 
 void FakeApiServer::setToken(std::string token) {
@@ -444,6 +450,9 @@ void FakeApiServer::routes() {
     int status = 0;
     {
       std::lock_guard lock(mu_);
+      std::string query;
+      for (const auto& [k, v] : req.params) query += (query.empty() ? "" : "&") + k + "=" + v;
+      requests_.push_back(RequestRecord{req.method, req.path, std::move(query), 0});
       latency = latency_;
       if (!options_.token.empty() &&
           req.get_header_value("Authorization") != "Bearer " + options_.token) {
@@ -453,6 +462,7 @@ void FakeApiServer::routes() {
           if (f.remaining > 0 && req.path.find(f.path_part) != std::string::npos) {
             f.remaining--;
             status = f.status;
+            requests_.back().injected_status = status;
             break;
           }
         }
@@ -463,13 +473,6 @@ void FakeApiServer::routes() {
     fail(res, status, status == 401 ? "Unauthorized" : "injected failure");
     return httplib::Server::HandlerResponse::Handled;
   });
-  http_->set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-    std::string query;
-    for (const auto& [k, v] : req.params) query += (query.empty() ? "" : "&") + k + "=" + v;
-    std::lock_guard lock(mu_);
-    requests_.push_back(RequestRecord{req.method, req.path, query, res.status});
-  });
-
   http_->Get("/version", [this](const httplib::Request&, httplib::Response& res) {
     reply(res, 200,
           {{"major", "1"},
@@ -612,7 +615,7 @@ void FakeApiServer::routes() {
       } else {
         uint64_t from = std::strtoull(rv_param.c_str(), nullptr, 10);
         st->next_rv = from + 1;
-        if (from + 1 < compacted_rv_ || from < compacted_rv_) st->gone = true;
+        if (from < compacted_rv_) st->gone = true;
       }
       std::string resource = keyOf(c->info);
       lock.unlock();
@@ -644,12 +647,12 @@ void FakeApiServer::routes() {
               std::unique_lock lock(mu_);
               changed_.wait_for(lock, std::chrono::milliseconds(100), [&] {
                 return stopping_ || drop_generation_ != st->drop_gen || st->next_rv <= rv_ ||
-                       st->next_rv < compacted_rv_ ||
+                       st->next_rv <= compacted_rv_ ||
                        (bookmarks && bookmark_generation_ != st->bookmark_gen);
               });
               if (stopping_ || drop_generation_ != st->drop_gen) {
                 drop = true;
-              } else if (st->next_rv < compacted_rv_) {
+              } else if (st->next_rv <= compacted_rv_) {
                 lines.push_back(
                     json{{"type", "ERROR"},
                          {"object", statusJson(410, "Expired", "too old resource version")}}

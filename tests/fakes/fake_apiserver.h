@@ -43,8 +43,8 @@ class FakeApiServer {
   struct RequestRecord {
     std::string method;
     std::string path;
-    std::string query;  // raw, without '?'
-    int status = 0;
+    std::string query;        // decoded parameters joined with '&', in the order httplib keeps them
+    int injected_status = 0;  // the failNext() status it got, 0 when served normally
   };
 
   FakeApiServer();
@@ -77,6 +77,8 @@ class FakeApiServer {
   void setLatency(std::chrono::milliseconds latency);
   // The next `n` requests whose path contains `path_part` get `status` (410 with reason Expired).
   void failNext(int n, int status, std::string path_part = {});
+  // Ends every failNext() rule and the latency.
+  void clearFaults();
   void setToken(std::string token);
   // A BOOKMARK with the current RV to every watch that allowed bookmarks.
   void sendBookmarks();
@@ -84,6 +86,7 @@ class FakeApiServer {
   void expireContinueTokens();
 
   // --- Observation ----------------------------------------------------------------------------
+  // Every request as it arrived (recorded before it is served, so open watches are listed).
   std::vector<RequestRecord> requests() const;
   void clearRequests();
   size_t openWatches() const { return open_watches_.load(); }
