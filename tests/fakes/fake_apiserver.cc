@@ -172,6 +172,13 @@ std::optional<ParsedPath> parsePath(const std::string& path) {
   return p;
 }
 
+// Kinds whose status is written only through /status (main-resource writes keep it), as with
+// the real apiserver: the built-in kinds and the Cilium policies. CiliumEndpoint, CiliumNode and
+// CiliumIdentity have no status subresource: a PUT writes their status.
+bool hasStatusSubresource(const k8s::ResourceInfo& info) {
+  return info.group != "cilium.io" || info.plural.find("policies") != std::string_view::npos;
+}
+
 json resourceList(std::string_view group_version,
                   const std::vector<const k8s::ResourceInfo*>& infos) {
   json resources = json::array();
@@ -195,7 +202,7 @@ json resourceList(std::string_view group_version,
     if (r->plural == "nodes") e["shortNames"] = {"no"};
     if (r->plural == "networkpolicies") e["shortNames"] = {"netpol"};
     resources.push_back(e);
-    if (r->group == "cilium.io" && r->plural.find("policies") != std::string_view::npos) {
+    if (r->group == "cilium.io" && hasStatusSubresource(*r)) {
       resources.push_back({{"name", fmt::format("{}/status", r->plural)},
                            {"singularName", ""},
                            {"namespaced", r->namespaced},
@@ -747,8 +754,11 @@ void FakeApiServer::routes() {
         next["status"] = body.value("status", json::object());
         next["metadata"]["resourceVersion"] = metaString(body, "resourceVersion");
         body = std::move(next);
-      } else if (it->second.contains("status")) {
-        body["status"] = it->second["status"];
+      } else if (hasStatusSubresource(c->info)) {
+        if (it->second.contains("status"))
+          body["status"] = it->second["status"];
+        else
+          body.erase("status");
       }
       auto r = updateLocked(*c, std::move(body));
       if (!r.ok()) return errorReply(r.error());
@@ -767,7 +777,7 @@ void FakeApiServer::routes() {
         if (body.contains("status")) status.merge_patch(body["status"]);
         next["status"] = status;
       } else {
-        body.erase("status");
+        if (hasStatusSubresource(c->info)) body.erase("status");
         next.merge_patch(body);
       }
       next["metadata"].erase("resourceVersion");
