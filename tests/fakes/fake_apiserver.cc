@@ -630,7 +630,9 @@ void FakeApiServer::routes() {
       st->counted = true;
       res.status = 200;
       res.set_chunked_content_provider(
-          "application/json",
+          // The real apiserver's watch media type; it also keeps httplib from gzipping (and so
+          // buffering) the stream for clients that accept gzip, as Go clients do.
+          "application/json;stream=watch",
           [this, st, selected, bookmarks, resource, c](size_t, httplib::DataSink& sink) {
             auto send = [&](const std::string& line) {
               std::string l = line + "\n";
