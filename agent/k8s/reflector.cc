@@ -163,7 +163,8 @@ Status Reflector::list() {
     // what we had, and after a 410 for the latest state (quorum read, RV "").
     rv = list_from_latest_ ? "" : (last_rv_.empty() ? "0" : last_rv_);
   }
-  std::vector<json> items;
+  sink_.listBegin();
+  size_t items = 0;
   std::string list_rv;
   std::string cont;
   std::string limit = options_.page_size > 0 ? std::to_string(options_.page_size) : "";
@@ -189,8 +190,10 @@ Status Reflector::list() {
     if (!doc.is_object() || !doc.contains("items") ||
         !(doc["items"].is_array() || doc["items"].is_null()))
       return makeError(ErrorCode::kInvalidArgument, "list {}: not a list", info_.plural);
-    for (auto& item : doc["items"].is_array() ? doc["items"] : json::array())
-      items.push_back(std::move(item));
+    if (doc["items"].is_array()) {
+      for (const auto& item : doc["items"]) sink_.listItem(item);
+      items += doc["items"].size();
+    }
     cont.clear();
     if (auto m = doc.find("metadata"); m != doc.end() && m->is_object()) {
       if (auto c = m->find("continue"); c != m->end() && c->is_string())
@@ -201,13 +204,17 @@ Status Reflector::list() {
       }
     }
   } while (!cont.empty());
-  sink_.replace(items);
-  std::lock_guard lock(mu_);
-  last_rv_ = list_rv;
-  need_list_ = false;
-  list_from_latest_ = false;
-  stats_.lists++;
-  stats_.list_pages += pages;
+  {
+    // Before the sink publishes the state: whoever sees the store synced sees these too.
+    std::lock_guard lock(mu_);
+    last_rv_ = list_rv;
+    need_list_ = false;
+    list_from_latest_ = false;
+    stats_.lists++;
+    stats_.list_pages += pages;
+    stats_.listed_items = items;
+  }
+  sink_.listEnd();
   return okStatus();
 }
 

@@ -45,8 +45,12 @@ struct ReflectorOptions {
 class ReflectorSink {
  public:
   virtual ~ReflectorSink() = default;
-  // The full state after a (re)list.
-  virtual void replace(const std::vector<nlohmann::json>& items) = 0;
+  // A (re)list, page by page: listBegin(), listItem() for every item of every page, then
+  // listEnd() once the last page is in; the sink then replaces its state with the items. A list
+  // that fails part way is abandoned: the next one starts with listBegin() again.
+  virtual void listBegin() = 0;
+  virtual void listItem(const nlohmann::json& item) = 0;
+  virtual void listEnd() = 0;
   enum class Event { kAdded, kModified, kDeleted };
   virtual void apply(Event event, const nlohmann::json& object) = 0;
 };
@@ -54,8 +58,9 @@ class ReflectorSink {
 struct ReflectorStats {
   uint64_t lists = 0;  // complete lists (initial + relists)
   uint64_t list_pages = 0;
-  uint64_t watches = 0;  // watch requests started
-  uint64_t events = 0;   // ADDED/MODIFIED/DELETED applied
+  uint64_t listed_items = 0;  // items in the last complete list
+  uint64_t watches = 0;       // watch requests started
+  uint64_t events = 0;        // ADDED/MODIFIED/DELETED applied
   uint64_t bookmarks = 0;
   uint64_t gone = 0;      // 410s seen (list or watch)
   uint64_t failures = 0;  // errors that led to a backoff
@@ -124,13 +129,14 @@ class Informer final : public ReflectorSink {
   Reflector& reflector() { return reflector_; }
   uint64_t skipped() const { return skipped_.load(); }
 
-  void replace(const std::vector<nlohmann::json>& items) override {
-    std::vector<T> objects;
-    objects.reserve(items.size());
-    for (const auto& item : items) {
-      if (auto obj = decode(item)) objects.push_back(std::move(*obj));
-    }
-    store_.replace(std::move(objects));
+  // Items are decoded as pages arrive, so a large list never exists as JSON all at once.
+  void listBegin() override { listed_.clear(); }
+  void listItem(const nlohmann::json& item) override {
+    if (auto obj = decode(item)) listed_.push_back(std::move(*obj));
+  }
+  void listEnd() override {
+    store_.replace(std::move(listed_));
+    listed_ = {};
   }
   void apply(Event event, const nlohmann::json& object) override {
     auto obj = decode(object);
@@ -151,6 +157,7 @@ class Informer final : public ReflectorSink {
   }
 
   Store<T>& store_;
+  std::vector<T> listed_;
   Reflector reflector_;
   std::atomic<uint64_t> skipped_{0};
 };

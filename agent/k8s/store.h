@@ -51,7 +51,8 @@ class Store {
     std::lock_guard lock(mu_);
     return objects_.size();
   }
-  // True once the first full state (list, or manifests scan) has been stored.
+  // True once the first full state (list, or manifests scan) has been stored and its changes
+  // told to the handlers registered at that time.
   bool hasSynced() const {
     std::lock_guard lock(mu_);
     return synced_;
@@ -130,10 +131,9 @@ class Store {
       for (const auto& [k, v] : next)
         if (!objects_.count(k)) changes.push_back(Change{Change::kAdd, {}, v});
       objects_ = std::move(next);
-      synced_ = true;
     }
-    synced_cv_.notify_all();
     for (auto& c : changes) deliver(std::move(c));
+    markSynced();
   }
   void markSynced() {
     {

@@ -36,8 +36,9 @@ void check(const nlohmann::json& j) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
-  auto j = nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1),
-                                 nullptr, /*allow_exceptions=*/false);
+  auto j =
+      nlohmann::json::parse(std::string_view(reinterpret_cast<const char*>(data) + 1, size - 1),
+                            nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return 0;
   switch (data[0] % 11) {
     case 0: check<Pod>(j); break;
