@@ -76,6 +76,7 @@ Result<identity::NumericIdentity> CrdIdentityBackend::acquire(
   std::memcpy(&h, digest, sizeof(h));
   uint64_t range = static_cast<uint64_t>(max_) - min_ + 1;
   auto info = Resource<CiliumIdentity>::info();
+  int vanished = 0;
   for (uint64_t i = 0; i < range; i++) {
     auto id = static_cast<identity::NumericIdentity>(min_ + (h + i) % range);
     // Known to hold other labels: skip without a request.
@@ -94,7 +95,10 @@ Result<identity::NumericIdentity> CrdIdentityBackend::acquire(
                        res.status);
     CILIUM_ASSIGN_OR_RETURN(auto existing, fetch(id));
     if (!existing) {
-      i--;  // deleted between our create and read: try the same number again
+      // Deleted between our create and our read: try the same number again, a few times.
+      if (++vanished > 5)
+        return makeError(ErrorCode::kAborted, "ciliumidentity {} keeps vanishing", id);
+      i--;
       continue;
     }
     if (*existing == labels) return id;  // another agent created the same identity first

@@ -114,20 +114,17 @@ Result<std::vector<json>> ManifestSource::parseFile(const std::string& content) 
   for (size_t i = 0; i < docs.size(); i++) {
     std::vector<json> items;
     // A List (kubectl get -o yaml) carries its objects in items.
-    if (docs[i].is_object() && docs[i].value("kind", "") == "List" && docs[i].contains("items") &&
-        docs[i]["items"].is_array()) {
+    bool is_list = docs[i].is_object() && docs[i].value("kind", "") == "List" &&
+                   docs[i].contains("items") && docs[i]["items"].is_array();
+    if (is_list)
       items = docs[i]["items"].get<std::vector<json>>();
-    } else {
+    else
       items.push_back(std::move(docs[i]));
-    }
     for (size_t j = 0; j < items.size(); j++) {
       auto ok = validateManifestObject(items[j]);
       if (!ok.ok()) {
-        std::string where = items.size() > 1 && docs[i].is_null()
-                                ? fmt::format("document {}", i + 1)
-                                : fmt::format("document {}", i + 1);
-        if (items.size() > 1 || (docs[i].is_object() && docs[i].value("kind", "") == "List"))
-          where += fmt::format(" items[{}]", j);
+        std::string where = fmt::format("document {}", i + 1);
+        if (is_list) where += fmt::format(" items[{}]", j);
         return ok.error().withContext(where + describe(items[j]));
       }
       if (*ok) {
@@ -145,15 +142,35 @@ void ManifestSource::rescan() {
   std::lock_guard scan(scan_mu_);
   std::map<std::string, std::string> contents;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir_, ec)) {
-    if (!entry.is_regular_file(ec) || !isManifestFile(entry.path())) continue;
+  std::filesystem::directory_iterator it(dir_, ec);
+  if (ec) {
+    // An unreadable (or vanished) directory says nothing about the objects: keep them.
+    log()->error("manifests: cannot read dir={}: {}; keeping the objects in force", dir_,
+                 ec.message());
+    generation_++;
+    return;
+  }
+  std::vector<std::string> unreadable;
+  for (const auto& entry : it) {
+    std::error_code fec;
+    if (!entry.is_regular_file(fec) || !isManifestFile(entry.path())) continue;
+    std::string name = entry.path().filename().string();
     auto text = readFile(entry.path().string());
-    if (!text.ok()) continue;  // removed between listing and reading: the next event handles it
-    contents[entry.path().filename().string()] = std::move(*text);
+    if (!text.ok()) {
+      // Gone between listing and reading (the next event tells), or unreadable: keep what the
+      // file had.
+      if (std::filesystem::exists(entry.path(), fec)) unreadable.push_back(name);
+      continue;
+    }
+    contents[name] = std::move(*text);
   }
   bool changed = false;
   {
     std::lock_guard lock(mu_);
+    for (const auto& name : unreadable) {
+      if (auto f = files_.find(name); f != files_.end()) contents[name] = f->second.content;
+      errors_[name] = fmt::format("{}: cannot be read; keeping its last good version", name);
+    }
     for (auto it = files_.begin(); it != files_.end();) {
       if (!contents.count(it->first)) {
         log()->info("manifests: file removed file={}", it->first);
@@ -218,7 +235,9 @@ Status ManifestSource::start() {
   rescan();
   stopping_ = false;
   thread_ = std::thread([this] { run(); });
-  log()->info("manifests: watching dir={} files={}", dir_, files_.size());
+  std::lock_guard lock(mu_);
+  log()->info("manifests: watching dir={} files={} rejected={}", dir_, files_.size(),
+              errors_.size());
   return okStatus();
 }
 
