@@ -226,10 +226,22 @@ FakeApiServer::FakeApiServer(Options options) : options_(std::move(options)) {
 
 FakeApiServer::~FakeApiServer() { stop(); }
 
-std::string FakeApiServer::url() const { return fmt::format("http://127.0.0.1:{}", port_); }
+std::string FakeApiServer::url() const {
+  return fmt::format("{}://127.0.0.1:{}", options_.tls_cert_file.empty() ? "http" : "https",
+                     port_);
+}
 
 Status FakeApiServer::start(const std::string& host, int port) {
-  http_ = std::make_unique<httplib::Server>();
+  if (!options_.tls_cert_file.empty()) {
+    auto tls = std::make_unique<httplib::SSLServer>(
+        options_.tls_cert_file.c_str(), options_.tls_key_file.c_str(),
+        options_.client_ca_file.empty() ? nullptr : options_.client_ca_file.c_str());
+    if (!tls->is_valid())
+      return makeError(ErrorCode::kInvalidArgument, "fake apiserver: bad TLS certificate or key");
+    http_ = std::move(tls);
+  } else {
+    http_ = std::make_unique<httplib::Server>();
+  }
   // Each open watch holds a worker thread.
   http_->new_task_queue = [] { return new httplib::ThreadPool(64); };
   http_->set_keep_alive_max_count(100);
@@ -466,7 +478,9 @@ void FakeApiServer::routes() {
         status = 401;
       } else {
         for (auto& f : failures_) {
-          if (f.remaining > 0 && req.path.find(f.path_part) != std::string::npos) {
+          const auto& rec = requests_.back();
+          std::string target = rec.path + "?" + rec.query;
+          if (f.remaining > 0 && target.find(f.path_part) != std::string::npos) {
             f.remaining--;
             status = f.status;
             requests_.back().injected_status = status;

@@ -1,7 +1,8 @@
 // A fake kube-apiserver for tests: discovery (/version, /api, /apis, group versions with their
 // resources, enough for kubectl), CRUD with resourceVersion semantics, list with limit/continue,
 // watch with bookmarks, and injected faults (410 Gone, dropped connections, slow responses,
-// compaction, failing requests, token checks). Plain HTTP on loopback. See docs/kubernetes.md.
+// compaction, failing requests, token checks). HTTP or HTTPS (optionally requiring client
+// certificates) on loopback. See docs/kubernetes.md.
 //
 // Known differences from the real apiserver (documented there): one global RV counter for all
 // resources (as etcd); continue pages read the current state after the last key rather than the
@@ -39,6 +40,11 @@ class FakeApiServer {
   struct Options {
     std::string token;                 // required bearer token; "" = no authentication
     std::string version_minor = "32";  // /version (kubectl's dispatcher picks its binary by it)
+    // HTTPS when both are set (PEM files); with client_ca_file, clients must present a
+    // certificate signed by it.
+    std::string tls_cert_file;
+    std::string tls_key_file;
+    std::string client_ca_file;
   };
   struct RequestRecord {
     std::string method;
@@ -75,7 +81,8 @@ class FakeApiServer {
   void dropWatches();
   // Every response waits this long first.
   void setLatency(std::chrono::milliseconds latency);
-  // The next `n` requests whose path contains `path_part` get `status` (410 with reason Expired).
+  // The next `n` requests whose "<path>?<query>" (the query as in RequestRecord) contains
+  // `path_part` get `status` (410 with reason Expired).
   void failNext(int n, int status, std::string path_part = {});
   // Ends every failNext() rule and the latency.
   void clearFaults();

@@ -178,6 +178,31 @@ TEST_F(InformerTest, GoneOnListIsRetriedFromLatest) {
   EXPECT_EQ(inf.reflector().stats().gone, 1u);
 }
 
+TEST_F(InformerTest, ExpiredContinueTokenRestartsTheListFromLatest) {
+  for (int i = 0; i < 7; i++) ASSERT_TRUE(server.create(pods, pod("a", fmt::format("p{}", i))).ok());
+  server.failNext(1, 410, "continue=");
+  Store<Pod> store;
+  Informer<Pod> inf(*client, store, fastOptions());
+  inf.start();
+  ASSERT_TRUE(store.waitForSync(5s));
+  EXPECT_EQ(store.size(), 7u);
+  auto st = inf.reflector().stats();
+  EXPECT_EQ(st.gone, 1u);
+  EXPECT_EQ(st.lists, 1u);
+  EXPECT_EQ(st.listed_items, 7u);
+  // The second start of the list is a quorum read (no resourceVersion).
+  size_t first_pages = 0, quorum_first_pages = 0;
+  for (const auto& r : server.requests()) {
+    if (r.path != "/api/v1/pods" || r.query.find("watch") != std::string::npos ||
+        r.query.find("continue") != std::string::npos)
+      continue;
+    first_pages++;
+    if (r.query.find("resourceVersion") == std::string::npos) quorum_first_pages++;
+  }
+  EXPECT_EQ(first_pages, 2u);
+  EXPECT_EQ(quorum_first_pages, 1u);
+}
+
 TEST_F(InformerTest, DroppedConnectionRewatchesFromLastRvWithoutRelisting) {
   ASSERT_TRUE(server.create(pods, pod("a", "p")).ok());
   Store<Pod> store;
