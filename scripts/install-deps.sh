@@ -15,6 +15,9 @@ packages=(
   libyaml-cpp-dev libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
   # network namespaces, traffic and inspection for tests and the demo
   iproute2 iputils-ping util-linux procps socat iperf3 curl netcat-openbsd tcpdump ethtool
+  # Kubernetes client tests: openssl makes the TLS test certificates (kubectl for the e2e test is
+  # preinstalled on the project machines; the test skips without it)
+  openssl
 )
 
 missing=()
