@@ -19,6 +19,9 @@ packages=(
   prometheus
   # kube-proxy-style rules for the service LB benchmark (inside its own namespace only)
   iptables
+  # Kubernetes client tests: openssl makes the TLS test certificates (kubectl for the e2e test is
+  # preinstalled on the project machines; the test skips without it)
+  openssl
 )
 
 missing=()

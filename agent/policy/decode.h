@@ -42,14 +42,16 @@ inline constexpr int kMaxNestingDepth = 64;
 // Decodes policy text. All or nothing: the first error fails the whole text.
 Result<std::vector<PolicyObject>> decodePolicies(std::string_view text);
 
+// Decodes one already parsed document (a policy object, a List of them, or bare rules), as
+// decodePolicies does for each document of a text (the Kubernetes watcher's path).
+Result<std::vector<PolicyObject>> decodePolicyJson(const nlohmann::json& document);
+
 // Decodes a JSON array of Cilium rules (no namespace scoping: selectors mean what they say).
 // Errors name the element: `[2].ingress[0].fromEntities[0]: unknown entity "wrld"`.
 Result<std::vector<Rule>> decodeRules(std::string_view json_text);
 Result<std::vector<Rule>> decodeRules(const nlohmann::json& array, std::string_view path);
 
-// YAML (or JSON, a YAML subset) text -> JSON documents, one per "---" document; empty
-// documents are skipped. Plain scalars become numbers, booleans or null when they read as such
-// (YAML 1.2 core schema); quoted scalars stay strings.
+// yaml::toJson (agent/common/yaml.h) with the policy limits above.
 Result<std::vector<nlohmann::json>> yamlToJson(std::string_view text);
 
 }  // namespace cilium::policy

@@ -34,7 +34,7 @@ TEST(DecodeTest, MultiDocumentAndEmptyDocuments) {
   EXPECT_FALSE(yamlToJson("a: [1, 2\n").ok());
   auto dup = yamlToJson("a: 1\na: 2\n");
   ASSERT_FALSE(dup.ok());
-  EXPECT_EQ(dup.error().message(), "duplicate key \"a\"");
+  EXPECT_EQ(dup.error().message(), "document 1: line 2, column 1: duplicate key \"a\"");
 }
 
 TEST(DecodeTest, HostileStructureIsRejected) {
