@@ -15,6 +15,11 @@
 #include "agent/common/error.h"
 
 namespace cilium {
+// agent/common/inet.h defines another cilium::IpAddr (and IpFamily) for the daemon and the API.
+// The inline namespace gives these classes their own linker names, so the two never get mixed
+// up at link time (their inline members would otherwise share symbols with different meanings,
+// e.g. IpAddr::v4 takes host order there and network order here). Merging the two is pending.
+inline namespace prefix {
 
 enum class IpFamily : uint8_t { kV4 = 4, kV6 = 6 };
 
@@ -148,6 +153,7 @@ class IpPrefix {
   uint8_t len_ = 0;
 };
 
+}  // namespace prefix
 }  // namespace cilium
 
 template <>
