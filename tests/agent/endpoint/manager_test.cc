@@ -394,6 +394,9 @@ TEST_F(ManagerTest, RestoresFromStateAndRemovesStaleEntries) {
   EXPECT_EQ(devices_.attached, (std::set<int>{7, 8}));
   EXPECT_FALSE(
       readFile(dir_.path() + "/state/endpoints/" + std::to_string(gone.id()) + ".json").ok());
+  // A restored rule is still its object's: importing the object again replaces it.
+  ASSERT_TRUE(engine_->import(cnp("allow-db", "web", "other")).ok());
+  EXPECT_EQ(engine_->ruleCount(), 1u);
   // New endpoints do not reuse a restored id.
   EXPECT_EQ(add(pod("new", "10.200.0.13", 10, "new")).id(), 3);
 }
