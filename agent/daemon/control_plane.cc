@@ -202,6 +202,8 @@ ControlPlane::~ControlPlane() = default;
 endpoint::Manager& ControlPlane::endpoints() { return *impl_->manager; }
 monitor::EventHub& ControlPlane::events() { return *impl_->hub; }
 datapath::Datapath& ControlPlane::datapath() { return *impl_->dp; }
+identity::Allocator& ControlPlane::identities() { return *impl_->ids; }
+policy::Engine& ControlPlane::policy() { return *impl_->engine; }
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOptions& opts,
                                                           api::Router& router) {

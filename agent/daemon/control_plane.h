@@ -26,6 +26,12 @@ class EventHub;
 namespace cilium::datapath {
 class Datapath;
 }
+namespace cilium::identity {
+class Allocator;
+}
+namespace cilium::policy {
+class Engine;
+}
 
 namespace cilium::daemon {
 
@@ -60,6 +66,8 @@ class ControlPlane {
   endpoint::Manager& endpoints();
   monitor::EventHub& events();  // the single reader of the datapath event ring
   datapath::Datapath& datapath();
+  identity::Allocator& identities();
+  policy::Engine& policy();
 
   struct Impl;
 

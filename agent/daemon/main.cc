@@ -11,6 +11,11 @@
 #include "agent/daemon/config.h"
 #include "agent/daemon/control_plane_component.h"
 #include "agent/daemon/daemon.h"
+#include "agent/daemon/observability.h"
+#include "agent/hubble/component.h"
+#include "agent/metrics/component.h"
+#include "agent/metrics/registry.h"
+#include "agent/service/component.h"
 
 int main(int argc, char** argv) {
   using namespace cilium;
@@ -46,12 +51,28 @@ int main(int argc, char** argv) {
               src == loaded->sources.end() ? "default" : daemon::sourceName(src->second));
   }
 
+  // Declared before the Daemon: the components that feed and serve them go first.
+  metrics::Registry agent_registry;
+  metrics::Registry hubble_registry;
   daemon::Daemon agent(cfg);
-  // Components plug in here, in dependency order. The control plane loads the datapath into
-  // bpf-pin-dir, restores identities, policy and endpoints, and serves /endpoint, /identity,
-  // /policy, /map and /monitor; Hubble and metrics reach it through controlPlane().
+  // Components start in this order and stop in reverse. The control plane loads the datapath
+  // into bpf-pin-dir, restores identities, policy and endpoints, and serves /endpoint,
+  // /identity, /policy, /map and /monitor. Observability connects its event hub and state to
+  // Hubble and to the metrics registries, which the metrics components then serve.
   auto control_plane = std::make_unique<daemon::ControlPlaneComponent>();
+  auto observability =
+      std::make_unique<daemon::ObservabilityComponent>(*control_plane, agent_registry);
+  auto hubble = std::make_unique<hubble::HubbleComponent>(
+      hubble::componentOptions(cfg, std::string(daemon::version())),
+      observability->endpointResolver(), observability->identityResolver(), &hubble_registry);
+  if (cfg.enable_hubble) observability->setFlowPipeline(&hubble->pipeline());
   agent.addComponent(std::move(control_plane));
+  agent.addComponent(std::move(observability));
+  agent.addComponent(std::move(hubble));
+  agent.addComponent(std::make_unique<service::ServiceComponent>());
+  agent.addComponent(std::make_unique<metrics::MetricsComponent>(agent_registry));
+  agent.addComponent(std::make_unique<metrics::MetricsComponent>(
+      hubble_registry, &daemon::Config::hubble_metrics_server, "hubble-metrics"));
 
   if (auto st = agent.start(); !st.ok()) {
     std::fprintf(stderr, "cilium-agent: %s\n", st.error().message().c_str());

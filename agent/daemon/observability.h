@@ -1,0 +1,47 @@
+// Connects the control plane to Hubble and to the agent's metrics: the event hub feeds Hubble's
+// flow pipeline, Hubble's resolvers answer from snapshots of the endpoints and identities, and
+// the cilium_* metrics read the datapath and the control plane at scrape time.
+//
+// Add it after the ControlPlaneComponent and before the Hubble and metrics components; the
+// resolvers exist from construction (Hubble's pipeline is built with them) and answer "unknown"
+// until start().
+#pragma once
+
+#include <memory>
+
+#include "agent/daemon/control_plane_component.h"
+#include "agent/daemon/daemon.h"
+
+namespace cilium::hubble {
+class EndpointResolver;
+class IdentityResolver;
+class FlowPipeline;
+}  // namespace cilium::hubble
+namespace cilium::metrics {
+class Registry;
+}
+
+namespace cilium::daemon {
+
+class ObservabilityComponent final : public Component {
+ public:
+  // `control_plane` and `agent_registry` must outlive this component.
+  ObservabilityComponent(ControlPlaneComponent& control_plane, metrics::Registry& agent_registry);
+  ~ObservabilityComponent() override;
+
+  std::string_view name() const override { return "observability"; }
+  // The pipeline that receives the event hub's records (null: no Hubble). Before start().
+  void setFlowPipeline(hubble::FlowPipeline* pipeline);
+  const hubble::EndpointResolver* endpointResolver() const;
+  const hubble::IdentityResolver* identityResolver() const;
+
+  Status start(Daemon& daemon) override;
+  void stop() override;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cilium::daemon
