@@ -3,6 +3,10 @@
 
 #include <mutex>
 
+#include <filesystem>
+
+#include <spdlog/sinks/basic_file_sink.h>
+#include <spdlog/sinks/null_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 
 namespace cilium {
@@ -33,6 +37,28 @@ std::shared_ptr<spdlog::logger> logger(std::string_view module) {
   l->set_pattern(r.pattern);
   spdlog::register_logger(l);
   return l;
+}
+
+Status logToFile(const std::string& path) {
+  spdlog::sink_ptr sink;
+  Status result;
+  try {
+    std::error_code ec;
+    auto dir = std::filesystem::path(path).parent_path();
+    if (!dir.empty()) std::filesystem::create_directories(dir, ec);
+    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(path, /*truncate=*/false);
+  } catch (const std::exception& e) {
+    sink = std::make_shared<spdlog::sinks::null_sink_mt>();
+    result = makeError(ErrorCode::kInternal, "log file {}: {}", path, e.what());
+  }
+  auto& r = registry();
+  std::lock_guard lock(r.mu);
+  r.sink = sink;
+  spdlog::apply_all([&](const std::shared_ptr<spdlog::logger>& l) {
+    l->sinks().assign(1, sink);
+    l->set_pattern(r.pattern);
+  });
+  return result;
 }
 
 void setLogLevel(std::string_view level) {

@@ -306,6 +306,30 @@ Status deleteAddress4(int ifindex, uint32_t ip, uint8_t prefix_len) {
   return st.error().withContext(fmt::format("delete address from link {}", ifindex));
 }
 
+Result<std::vector<Address4>> addresses4(int ifindex) {
+  Message m(RTM_GETADDR, NLM_F_DUMP);
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_INET;
+  m.append(ifa);
+  std::vector<Address4> out;
+  CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWADDR) return;
+    const auto* msg = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
+    // The dump ignores the index filter on older kernels: filter here.
+    if (msg->ifa_family != AF_INET || static_cast<int>(msg->ifa_index) != ifindex) return;
+    int len = static_cast<int>(IFA_PAYLOAD(h));
+    for (auto* a = IFA_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type == IFA_LOCAL && RTA_PAYLOAD(a) == 4) {
+        Address4 addr;
+        std::memcpy(&addr.ip, RTA_DATA(a), 4);
+        addr.prefix_len = msg->ifa_prefixlen;
+        out.push_back(addr);
+      }
+    }
+  }));
+  return out;
+}
+
 Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via) {
   auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len, ifindex, via);
   if (!st.ok()) return st.error().withContext(fmt::format("replace route via link {}", ifindex));

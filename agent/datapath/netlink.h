@@ -38,6 +38,12 @@ Status moveToNetns(int ifindex, int netns_fd);
 // IPv4 addresses in network byte order. Adding an address that exists is fine.
 Status addAddress4(int ifindex, uint32_t ip, uint8_t prefix_len);
 Status deleteAddress4(int ifindex, uint32_t ip, uint8_t prefix_len);  // absent is fine
+struct Address4 {
+  uint32_t ip = 0;  // network byte order
+  uint8_t prefix_len = 0;
+};
+// The IPv4 addresses on a device.
+Result<std::vector<Address4>> addresses4(int ifindex);
 
 // Creates or replaces the route to ip/prefix_len through `ifindex` (scope link, main table;
 // `via` != 0 routes through that gateway instead).
