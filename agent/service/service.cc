@@ -349,6 +349,19 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
     }
     expanded.push_back(std::move(fes));
   }
+  // Sized once for a large first sync instead of rehashing on the way.
+  size_t total = 0;
+  for (const auto& fes : expanded) total += fes.size();
+  frontends_.reserve(frontends_.size() + total);
+  by_frontend_.reserve(by_frontend_.size() + total);
+  by_owner_.reserve(by_owner_.size() + svcs.size());
+  batch.fe_keys.reserve(total);
+  batch.fe_vals.reserve(total);
+  batch.revnat_keys.reserve(total);
+  batch.revnat_vals.reserve(total);
+  batch.slot_keys.reserve(total);
+  batch.slot_vals.reserve(total);
+  batch.touched.reserve(total);
   for (size_t i = 0; i < svcs.size(); i++) {
     const auto& name = svcs[i].name;
     std::set<uint32_t> keep;

@@ -1,6 +1,8 @@
 // bpf tier: per-packet service load balancing in bpf_lxc (lib/lb_packet.h): DNAT of packets a
 // pod sends to a frontend, reverse NAT of the replies, the backend kept per connection, and the
 // drop of connections to a service without backends. The service Manager programs the maps.
+#include <set>
+
 #include "agent/service/service.h"
 #include "tests/bpf/lxc_fixture.h"
 
@@ -36,8 +38,10 @@ class LxcServiceTest : public LxcTest {
     events();
   }
 
-  void program(service::Protocol proto, std::vector<service::Backend> bes) {
+  void program(service::Protocol proto, std::vector<service::Backend> bes, bool affinity = false) {
     service::Service s;
+    s.session_affinity = affinity;
+    s.affinity_timeout = 60;
     s.name = {"default", "web"};
     s.cluster_ip = *IpAddr::parse(kVip);
     service::ServicePort p;
@@ -121,6 +125,18 @@ TEST_F(LxcServiceTest, TerminatingBackendKeepsItsConnectionOnly) {
     auto s = from(a_).ipv4(a_.pod.ip, kVip).tcp(sport, 80, tcp::kSyn).build();
     EXPECT_EQ(parsePacket(fromContainer(a_, s).packet)->daddr, ipv4(c_.pod.ip));
   }
+}
+
+TEST_F(LxcServiceTest, SessionAffinityKeepsAClientOnOneBackendAcrossConnections) {
+  program(service::Protocol::kTcp, {backend(b_), backend(c_)}, true);
+  std::set<uint32_t> used;
+  for (uint16_t sport = 43000; sport < 43020; sport++) {
+    auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(sport, 80, tcp::kSyn).build();
+    auto r = fromContainer(a_, syn);
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+    used.insert(parsePacket(r.packet)->daddr);
+  }
+  EXPECT_EQ(used.size(), 1u) << "every new connection of the client went to one backend";
 }
 
 TEST_F(LxcServiceTest, NoBackendAnswersTcpWithRstAndUdpWithPortUnreachable) {

@@ -62,8 +62,7 @@ TEST_F(ServiceApiTest, BadInputNamesTheFieldAndChangesNothing) {
   } cases[] = {
       {R"({"frontend-address": {"ip": "10.96.0.10", "port": 0}})", "frontend-address.port"},
       {R"({"frontend-address": {"ip": "nope", "port": 80}})", "frontend-address.ip"},
-      {R"({"frontend-address": {"ip": "10.96.0.10", "port": 80, "protocol": "SCTP"}})",
-       "protocol"},
+      {R"({"frontend-address": {"ip": "10.96.0.10", "port": 80, "protocol": "SCTP"}})", "protocol"},
       {R"({"frontend-address": {"ip": "10.96.0.10", "port": 80},
            "backend-addresses": [{"ip": "10.0.1.1", "port": 70000}]})",
        "backend-addresses[0].port"},
