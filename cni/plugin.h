@@ -59,11 +59,15 @@ class AgentApi {
 
 // The real agent over its Unix socket.
 std::unique_ptr<AgentApi> makeAgentApi(api::ClientOptions opts);
+// The real host: rtnetlink in the calling process's (node) network namespace.
+std::unique_ptr<HostNet> makeHostNet();
+
+inline constexpr std::string_view kDefaultLogFile = "/var/run/cilium/cilium-cni.log";
 
 struct PluginOptions {
   int default_mtu = 1500;
-  // Where DEL records what it could not finish while the agent was down; the agent drains it
-  // when it starts ("" disables).
+  // Where DEL records what it could not finish while the agent was down; the agent drains
+  // <socket dir>/deleteQueue when it starts ("" disables).
   std::string delete_queue_dir = "/var/run/cilium/deleteQueue";
 };
 

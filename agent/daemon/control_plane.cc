@@ -203,6 +203,15 @@ endpoint::Manager& ControlPlane::endpoints() { return *impl_->manager; }
 monitor::EventHub& ControlPlane::events() { return *impl_->hub; }
 datapath::Datapath& ControlPlane::datapath() { return *impl_->dp; }
 identity::Allocator& ControlPlane::identities() { return *impl_->ids; }
+
+Status ControlPlane::deleteContainerEndpoint(const std::string& container_id) {
+  endpoint::Ref ref;
+  ref.kind = endpoint::Ref::Kind::kContainerId;
+  ref.value = container_id;
+  auto removed = impl_->manager->remove(ref);
+  if (!removed.ok()) return std::move(removed).error();
+  return okStatus();
+}
 policy::Engine& ControlPlane::policy() { return *impl_->engine; }
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOptions& opts,

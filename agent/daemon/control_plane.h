@@ -67,6 +67,9 @@ class ControlPlane {
   monitor::EventHub& events();  // the single reader of the datapath event ring
   datapath::Datapath& datapath();
   identity::Allocator& identities();
+  // Removes the endpoint of a container (kNotFound when there is none); for the CNI delete
+  // queue, whose entries name containers.
+  Status deleteContainerEndpoint(const std::string& container_id);
   policy::Engine& policy();
 
   struct Impl;

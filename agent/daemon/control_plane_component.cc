@@ -1,7 +1,45 @@
 // ControlPlaneComponent: the agent's configuration turned into ControlPlaneOptions.
 #include "agent/daemon/control_plane_component.h"
 
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/common/files.h"
+#include "agent/common/log.h"
+
 namespace cilium::daemon {
+namespace {
+
+// cilium-cni leaves <socket dir>/deleteQueue/<container id>.json when it runs DEL while the agent
+// is down (cni/plugin.h): finish those deletes (endpoint, then addresses) before serving.
+void drainDeleteQueue(const std::string& dir, ControlPlane& cp, ipam::Ipam* ipam) {
+  static auto log = logger("daemon");
+  std::error_code ec;
+  if (!std::filesystem::is_directory(dir, ec)) return;
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    if (entry.path().extension() != ".json") continue;
+    const std::string path = entry.path().string();
+    auto text = readFile(path);
+    nlohmann::json j = text.ok() ? nlohmann::json::parse(*text, nullptr, false) : nlohmann::json();
+    if (!j.is_object() || !j.contains("container-id") || !j["container-id"].is_string()) {
+      log->warn("delete queue: skipping malformed {}", path);
+      std::filesystem::remove(entry.path(), ec);
+      continue;
+    }
+    const std::string cid = j["container-id"].get<std::string>();
+    if (auto st = cp.deleteContainerEndpoint(cid); !st.ok() && st.error().code() != ErrorCode::kNotFound) {
+      log->warn("delete queue: endpoint of container={}: {}", cid, st.error().message());
+      continue;  // the file stays; the next start tries again
+    }
+    size_t released = 0;
+    if (ipam != nullptr) released = ipam->releaseOwner(cid).valueOr(std::vector<IpAddr>{}).size();
+    log->info("delete queue: finished container={} addresses_released={}", cid, released);
+    std::filesystem::remove(entry.path(), ec);
+  }
+}
+
+}  // namespace
 
 Status ControlPlaneComponent::start(Daemon& daemon) {
   Config cfg = daemon.config().snapshot();
@@ -18,6 +56,9 @@ Status ControlPlaneComponent::start(Daemon& daemon) {
     if (auto r = daemon.ipam()->router(IpFamily::kV4)) o.router_ipv4 = r->toString();
   CILIUM_ASSIGN_OR_RETURN(cp_, ControlPlane::start(o, daemon.router()));
   ControlPlane* cp = cp_.get();
+  drainDeleteQueue(
+      (std::filesystem::path(cfg.socket_path).parent_path() / "deleteQueue").string(), *cp,
+      daemon.ipam());
   daemon.addStatusProvider([cp](api::StatusResponse& s) { cp->status(s); });
   daemon.addDebugInfoProvider([cp](api::DebugInfo& d) { cp->debugInfo(d); });
   return okStatus();

@@ -1,0 +1,92 @@
+// HostNet on rtnetlink: the pod's veth pair, created with its peer directly inside the pod's
+// network namespace, addressed and routed there. Any failure removes the pair again.
+#include "cni/plugin.h"
+
+#include <arpa/inet.h>
+
+#include <fmt/format.h>
+
+#include "agent/common/inet.h"
+#include "agent/common/netns.h"
+#include "agent/datapath/netlink.h"
+
+namespace cilium::cni {
+namespace {
+
+namespace nl = datapath::netlink;
+
+Result<uint32_t> ipv4(const std::string& text) {
+  CILIUM_ASSIGN_OR_RETURN(IpAddr ip, IpAddr::parse(text));
+  if (!ip.isV4()) return makeError(ErrorCode::kInvalidArgument, "{} is not IPv4", text);
+  return ip.v4NetworkOrder();
+}
+
+// Inside the pod: the interface up with its MTU, the /32, a link route to the gateway (the only
+// neighbour a /32 has) and the default route through it.
+Status configurePod(const PodLink& link, uint32_t ip, uint32_t gw) {
+  CILIUM_ASSIGN_OR_RETURN(nl::Link dev, nl::linkByName(link.ifname));
+  CILIUM_RETURN_IF_ERROR(nl::setMtu(dev.ifindex, static_cast<uint32_t>(link.mtu)));
+  CILIUM_RETURN_IF_ERROR(nl::setLinkUp(dev.ifindex));
+  CILIUM_RETURN_IF_ERROR(nl::addAddress4(dev.ifindex, ip, 32));
+  CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(gw, 32, dev.ifindex));
+  CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(0, 0, dev.ifindex, gw));
+  return okStatus();
+}
+
+class NetlinkHostNet final : public HostNet {
+ public:
+  Result<PodLinkInfo> setup(const PodLink& link) override {
+    CILIUM_ASSIGN_OR_RETURN(uint32_t ip, ipv4(link.address));
+    CILIUM_ASSIGN_OR_RETURN(uint32_t gw, ipv4(link.gateway));
+    auto netns = openNetns(link.netns);
+    if (!netns.ok()) {
+      return makeError(ErrorCode::kNotFound, "network namespace {}: {}", link.netns,
+                       netns.error().message());
+    }
+    CILIUM_RETURN_IF_ERROR(nl::createVeth(link.host_ifname, link.ifname, netns->get()));
+    auto undo = [&](const Error& e) -> Error {
+      if (auto host = nl::linkByName(link.host_ifname); host.ok()) (void)nl::deleteLink(host->ifindex);
+      return e;
+    };
+    auto host = nl::linkByName(link.host_ifname);
+    if (!host.ok()) return undo(host.error());
+    if (auto st = nl::setMtu(host->ifindex, static_cast<uint32_t>(link.mtu)); !st.ok())
+      return undo(st.error());
+    if (auto st = nl::setLinkUp(host->ifindex); !st.ok()) return undo(st.error());
+    auto pod = runInNetnsValue<nl::Link>(link.netns, [&]() -> Result<nl::Link> {
+      CILIUM_RETURN_IF_ERROR(configurePod(link, ip, gw));
+      return nl::linkByName(link.ifname);
+    });
+    if (!pod.ok()) return undo(pod.error());
+    // The MAC as the kernel reports it after the device came up.
+    auto host_now = nl::linkByName(link.host_ifname);
+    if (!host_now.ok()) return undo(host_now.error());
+    return PodLinkInfo{host_now->ifindex, host_now->mac, pod->mac, pod->ifindex};
+  }
+
+  Status teardown(const std::string& host_ifname) override {
+    auto host = nl::linkByName(host_ifname);
+    if (!host.ok()) return host.error().code() == ErrorCode::kNotFound ? okStatus() : Status(host.error());
+    return nl::deleteLink(host->ifindex);
+  }
+
+  Status check(const std::string& netns, const std::string& ifname,
+               const std::string& address) override {
+    CILIUM_ASSIGN_OR_RETURN(uint32_t ip, ipv4(address));
+    return runInNetns(netns, [&]() -> Status {
+      CILIUM_ASSIGN_OR_RETURN(nl::Link dev, nl::linkByName(ifname));
+      if (!dev.up) return makeError(ErrorCode::kNotFound, "{} in {} is down", ifname, netns);
+      CILIUM_ASSIGN_OR_RETURN(auto addrs, nl::addresses4(dev.ifindex));
+      for (const auto& a : addrs) {
+        if (a.ip == ip) return okStatus();
+      }
+      return makeError(ErrorCode::kNotFound, "{} in {} does not carry {}", ifname, netns, address);
+    });
+  }
+};
+
+}  // namespace
+
+std::unique_ptr<HostNet> makeHostNet() { return std::make_unique<NetlinkHostNet>(); }
+
+}  // namespace cilium::cni
