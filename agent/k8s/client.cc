@@ -412,11 +412,10 @@ std::string Client::currentToken(bool force_reload) {
 namespace {
 
 Error transportError(httplib::Error e, std::string_view method, const std::string& path) {
-  auto code = e == httplib::Error::Read || e == httplib::Error::Write ||
-                      e == httplib::Error::ConnectionTimeout
-                  ? ErrorCode::kDeadlineExceeded
-                  : ErrorCode::kUnavailable;
-  if (e == httplib::Error::Read) code = ErrorCode::kUnavailable;
+  // httplib reports a read timeout and a reset connection alike (Read): both are "the peer is not
+  // answering", so only a connect timeout is told apart.
+  auto code = e == httplib::Error::ConnectionTimeout ? ErrorCode::kDeadlineExceeded
+                                                     : ErrorCode::kUnavailable;
   return makeError(code, "{} {}: {}", method, path, httplib::to_string(e));
 }
 

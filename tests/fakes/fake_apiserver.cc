@@ -227,8 +227,7 @@ FakeApiServer::FakeApiServer(Options options) : options_(std::move(options)) {
 FakeApiServer::~FakeApiServer() { stop(); }
 
 std::string FakeApiServer::url() const {
-  return fmt::format("{}://127.0.0.1:{}", options_.tls_cert_file.empty() ? "http" : "https",
-                     port_);
+  return fmt::format("{}://127.0.0.1:{}", options_.tls_cert_file.empty() ? "http" : "https", port_);
 }
 
 Status FakeApiServer::start(const std::string& host, int port) {

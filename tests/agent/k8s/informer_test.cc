@@ -179,7 +179,8 @@ TEST_F(InformerTest, GoneOnListIsRetriedFromLatest) {
 }
 
 TEST_F(InformerTest, ExpiredContinueTokenRestartsTheListFromLatest) {
-  for (int i = 0; i < 7; i++) ASSERT_TRUE(server.create(pods, pod("a", fmt::format("p{}", i))).ok());
+  for (int i = 0; i < 7; i++)
+    ASSERT_TRUE(server.create(pods, pod("a", fmt::format("p{}", i))).ok());
   server.failNext(1, 410, "continue=");
   Store<Pod> store;
   Informer<Pod> inf(*client, store, fastOptions());

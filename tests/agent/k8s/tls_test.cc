@@ -55,9 +55,18 @@ class TlsTest : public ::testing::Test {
       ssl(a);
     };
     auto sign = [&](const std::string& name, const std::string& ext) {
-      std::vector<std::string> a = {"x509", "-req", "-in", dir.file(name + ".csr"), "-CA",
-                                    dir.file("ca.crt"), "-CAkey", dir.file("ca.key"),
-                                    "-CAcreateserial", "-out", dir.file(name + ".crt"), "-days",
+      std::vector<std::string> a = {"x509",
+                                    "-req",
+                                    "-in",
+                                    dir.file(name + ".csr"),
+                                    "-CA",
+                                    dir.file("ca.crt"),
+                                    "-CAkey",
+                                    dir.file("ca.key"),
+                                    "-CAcreateserial",
+                                    "-out",
+                                    dir.file(name + ".crt"),
+                                    "-days",
                                     "1"};
       if (!ext.empty()) a.insert(a.end(), {"-extfile", ext});
       ssl(a);
@@ -78,9 +87,9 @@ class TlsTest : public ::testing::Test {
     ASSERT_TRUE(server->create(Resource<Pod>::info(), {{"metadata", {{"name", "p"}}}}).ok());
   }
   std::string kubeconfig(bool inline_data, const std::string& ca = "ca") {
-    std::string cluster = inline_data
-                              ? "certificate-authority-data: " + base64(*readFile(dir.file(ca + ".crt")))
-                              : "certificate-authority: " + ca + ".crt";
+    std::string cluster =
+        inline_data ? "certificate-authority-data: " + base64(*readFile(dir.file(ca + ".crt")))
+                    : "certificate-authority: " + ca + ".crt";
     std::string user =
         inline_data ? "client-certificate-data: " + base64(*readFile(dir.file("client.crt"))) +
                           "\n    client-key-data: " + base64(*readFile(dir.file("client.key")))
