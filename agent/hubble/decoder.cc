@@ -134,11 +134,13 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
   // ip_prefix.h) whose out-of-line members share symbol names, and their v4() constructors take
   // different byte orders; parse() and text mean the same in both.
   char sbuf[INET6_ADDRSTRLEN], dbuf[INET6_ADDRSTRLEN];
-  inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? static_cast<const void*>(&ev.tuple.saddr.ip4)
-                                        : static_cast<const void*>(ev.tuple.saddr.ip6),
+  inet_ntop(v4 ? AF_INET : AF_INET6,
+            v4 ? static_cast<const void*>(&ev.tuple.saddr.ip4)
+               : static_cast<const void*>(ev.tuple.saddr.ip6),
             sbuf, sizeof sbuf);
-  inet_ntop(v4 ? AF_INET : AF_INET6, v4 ? static_cast<const void*>(&ev.tuple.daddr.ip4)
-                                        : static_cast<const void*>(ev.tuple.daddr.ip6),
+  inet_ntop(v4 ? AF_INET : AF_INET6,
+            v4 ? static_cast<const void*>(&ev.tuple.daddr.ip4)
+               : static_cast<const void*>(ev.tuple.daddr.ip6),
             dbuf, sizeof dbuf);
   auto* ip = out.mutable_ip();
   ip->set_source(sbuf);
@@ -189,8 +191,7 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
   uint32_t src_ep = ev.dir == METRIC_EGRESS ? ev.source : 0;
   uint32_t dst_ep = ev.dir == METRIC_INGRESS ? ev.source : ev.dst_id;
   fillEndpoint(endpoints_, identities_, *out.mutable_source(), ev.src_identity, saddr, src_ep);
-  fillEndpoint(endpoints_, identities_, *out.mutable_destination(), ev.dst_identity, daddr,
-               dst_ep);
+  fillEndpoint(endpoints_, identities_, *out.mutable_destination(), ev.dst_identity, daddr, dst_ep);
 
   bool reply = ev.ct_state == CT_REPLY;
   out.mutable_is_reply()->set_value(reply);

@@ -2,11 +2,11 @@
 // down (socket removed) when it stops; nothing served when disabled.
 #include "agent/hubble/component.h"
 
-#include <gtest/gtest.h>
+#include <httplib.h>
 #include <sys/stat.h>
 
 #include <grpcpp/grpcpp.h>
-#include <httplib.h>
+#include <gtest/gtest.h>
 
 #include "agent/metrics/component.h"
 #include "tests/agent/hubble/event_builder.h"
@@ -94,8 +94,8 @@ TEST(HubbleComponentTest, ServesFlowsAndMetricsWithTheDaemon) {
 TEST(HubbleComponentTest, DisabledServesNothing) {
   testing::TempDir dir;
   auto cfg = testConfig(dir, {});
-  auto comp = std::make_unique<hubble::HubbleComponent>(hubble::componentOptions(cfg, "v"),
-                                                        nullptr, nullptr, nullptr);
+  auto comp = std::make_unique<hubble::HubbleComponent>(hubble::componentOptions(cfg, "v"), nullptr,
+                                                        nullptr, nullptr);
   auto* hub = comp.get();
   metrics::Registry unused;
   daemon::Daemon d(cfg, unprivileged());
@@ -109,15 +109,15 @@ TEST(HubbleComponentTest, DisabledServesNothing) {
 }
 
 TEST(HubbleComponentTest, ConfigKeysAreValidated) {
-  auto bad = daemon::loadConfig({"--hubble-event-buffer-capacity=0"},
-                                daemon::Environment::system());
+  auto bad =
+      daemon::loadConfig({"--hubble-event-buffer-capacity=0"}, daemon::Environment::system());
   EXPECT_FALSE(bad.ok());
-  auto bad_addr = daemon::loadConfig({"--hubble-metrics-server=nohost"},
-                                     daemon::Environment::system());
+  auto bad_addr =
+      daemon::loadConfig({"--hubble-metrics-server=nohost"}, daemon::Environment::system());
   EXPECT_FALSE(bad_addr.ok());
-  auto good = daemon::loadConfig({"--hubble-metrics-server=:9965",
-                                  "--hubble-event-queue-size=2048"},
-                                 daemon::Environment::system());
+  auto good =
+      daemon::loadConfig({"--hubble-metrics-server=:9965", "--hubble-event-queue-size=2048"},
+                         daemon::Environment::system());
   ASSERT_TRUE(good.ok()) << good.error().toString();
   EXPECT_EQ(good->config.hubble_metrics_server, ":9965");
   EXPECT_EQ(good->config.hubble_event_queue_size, 2048u);
