@@ -46,9 +46,16 @@ std::vector<cilium_event> sampleEvents() {
     s.dst_identity = 2000 + i % 50;
     switch (i % 4) {
       case 0: break;
-      case 1: s.type = EVENT_POLICY_VERDICT; s.subtype = 0; s.match_type = 2; break;
+      case 1:
+        s.type = EVENT_POLICY_VERDICT;
+        s.subtype = 0;
+        s.match_type = 2;
+        break;
       case 2: s = hubble::testing::policyDrop(); break;
-      case 3: s.proto = 17; s.dport = 53; break;
+      case 3:
+        s.proto = 17;
+        s.dport = 53;
+        break;
     }
     out.push_back(hubble::testing::makeEvent(s));
   }
@@ -58,8 +65,10 @@ std::vector<cilium_event> sampleEvents() {
 void fillResolver(hubble::StaticResolver& r) {
   for (int i = 0; i < 1000; ++i) {
     std::string ip = "10.200." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
-    r.addEndpoint({static_cast<uint32_t>(i + 1), static_cast<uint32_t>(1000 + i % 50),
-                   "pod-" + std::to_string(i), "ns-" + std::to_string(i % 10),
+    r.addEndpoint({static_cast<uint32_t>(i + 1),
+                   static_cast<uint32_t>(1000 + i % 50),
+                   "pod-" + std::to_string(i),
+                   "ns-" + std::to_string(i % 10),
                    {"k8s:app=app" + std::to_string(i % 50), "k8s:io.kubernetes.pod.namespace=ns"}},
                   {*IpAddr::parse(ip)});
   }
@@ -90,8 +99,9 @@ void benchPipeline(const std::vector<cilium_event>& evs, hubble::StaticResolver&
   p.flush(10s);
   double s = std::chrono::duration<double>(Clock::now() - start).count();
   auto st = p.stats();
-  std::printf("pipeline (push, 2 threads)   %12.0f flows/s   offered %.0f/s, queue lost %lu (%.1f%%)\n",
-              st.seen_flows / s, n / s, st.queue_lost, 100.0 * st.queue_lost / n);
+  std::printf(
+      "pipeline (push, 2 threads)   %12.0f flows/s   offered %.0f/s, queue lost %lu (%.1f%%)\n",
+      st.seen_flows / s, n / s, st.queue_lost, 100.0 * st.queue_lost / n);
 }
 
 void benchPaced(const std::vector<cilium_event>& evs, hubble::StaticResolver& res, int rate,
@@ -130,8 +140,8 @@ void benchPaced(const std::vector<cilium_event>& evs, hubble::StaticResolver& re
   // Bursts every millisecond, as the datapath's ring hands records over in batches.
   uint64_t sent = 0;
   while (sent < total) {
-    auto due = static_cast<uint64_t>(
-        std::chrono::duration<double>(Clock::now() - start).count() * rate);
+    auto due =
+        static_cast<uint64_t>(std::chrono::duration<double>(Clock::now() - start).count() * rate);
     for (; sent < std::min(due, total); ++sent) p.onEvent(evs[sent % evs.size()]);
     std::this_thread::sleep_for(1ms);
   }
@@ -141,8 +151,9 @@ void benchPaced(const std::vector<cilium_event>& evs, hubble::StaticResolver& re
   ctx.TryCancel();
   follower.join();
   auto st = p.stats();
-  std::printf("paced %7d events/s, %ds  sent %8lu  queue lost %6lu  follower got %8lu  missed %6lu\n",
-              rate, secs, total, st.queue_lost, got.load(), missed.load());
+  std::printf(
+      "paced %7d events/s, %ds  sent %8lu  queue lost %6lu  follower got %8lu  missed %6lu\n", rate,
+      secs, total, st.queue_lost, got.load(), missed.load());
   server.stop();
 }
 
@@ -153,8 +164,10 @@ int main(int argc, char** argv) {
   std::vector<int> rates;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--seconds" && i + 1 < argc) secs = std::max(1, std::atoi(argv[++i]));
-    else if (a == "--rate" && i + 1 < argc) rates.push_back(std::max(1, std::atoi(argv[++i])));
+    if (a == "--seconds" && i + 1 < argc)
+      secs = std::max(1, std::atoi(argv[++i]));
+    else if (a == "--rate" && i + 1 < argc)
+      rates.push_back(std::max(1, std::atoi(argv[++i])));
     else {
       std::fprintf(stderr, "usage: %s [--seconds N] [--rate R]...\n", argv[0]);
       return 2;

@@ -93,8 +93,8 @@ int main(int argc, char** argv) {
       runs = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--aggregation" && i + 1 < argc) {
       std::string v = argv[++i];
-      aggregation = v == "none" ? datapath::MonitorAggregation::kNone
-                                : datapath::MonitorAggregation::kMedium;
+      aggregation =
+          v == "none" ? datapath::MonitorAggregation::kNone : datapath::MonitorAggregation::kMedium;
     } else {
       std::fprintf(stderr, "usage: %s [--seconds N] [--runs R] [--aggregation none|medium]\n",
                    argv[0]);
@@ -183,8 +183,8 @@ int main(int argc, char** argv) {
       if (mode == 1) {
         ctx = std::make_unique<grpc::ClientContext>();
         follower = std::thread([&, c = ctx.get()] {
-          auto stub = observer::Observer::NewStub(grpc::CreateChannel(
-              "unix://" + so.unix_socket, grpc::InsecureChannelCredentials()));
+          auto stub = observer::Observer::NewStub(
+              grpc::CreateChannel("unix://" + so.unix_socket, grpc::InsecureChannelCredentials()));
           observer::GetFlowsRequest req;
           req.set_follow(true);
           auto rd = stub->GetFlows(c, req);

@@ -1,182 +1,21 @@
-// Hubble and metrics wired to the control plane. The decoder thread never takes a control-plane
-// lock (a regeneration holds the manager's lock across fsyncs): it reads immutable snapshots that
-// a refresher thread rebuilds when endpoints regenerate, and identity labels that the
-// allocator's observer keeps current.
+// ObservabilityComponent: the daemon-facing half; the work is in observability_bridge.cc.
 #include "agent/daemon/observability.h"
 
-#include <condition_variable>
-#include <map>
-#include <mutex>
-#include <thread>
-
-#include "agent/common/log.h"
-#include "agent/datapath/datapath.h"
-#include "agent/endpoint/manager.h"
-#include "agent/hubble/pipeline.h"
-#include "agent/hubble/resolver.h"
-#include "agent/identity/allocator.h"
-#include "agent/metrics/agent_metrics.h"
-#include "agent/metrics/registry.h"
-#include "agent/monitor/event_hub.h"
-#include "agent/policy/policy.h"
+#include "agent/daemon/observability_bridge.h"
 
 namespace cilium::daemon {
-namespace {
 
-auto& log() {
-  static auto l = logger("observability");
-  return l;
-}
-
-std::vector<std::string> labelStrings(const labels::Labels& labels) {
-  std::vector<std::string> out;
-  for (const auto& l : labels) out.push_back(l.toString());
-  return out;
-}
-
-struct EndpointSnapshot {
-  std::map<uint32_t, hubble::EndpointInfo> by_id;
-  std::map<uint32_t, hubble::EndpointInfo> by_ipv4;  // network byte order
-  std::map<std::string, double> states;              // endpoint_state -> count
-  std::map<std::string, double> enforcement;          // none|ingress|egress|both -> count
-};
-
-}  // namespace
-
-struct ObservabilityComponent::Impl : hubble::EndpointResolver, hubble::IdentityResolver {
+struct ObservabilityComponent::Impl {
   ControlPlaneComponent& cp;
-  metrics::Registry& registry;
+  std::unique_ptr<ObservabilityBridge> bridge;
   hubble::FlowPipeline* pipeline = nullptr;
-  std::unique_ptr<metrics::AgentMetrics> agent_metrics;
-  std::optional<monitor::EventHub::Subscription> subscription;
-  uint64_t identity_subscription = 0;
-  bool identities_subscribed = false;
-
-  mutable std::mutex snap_mu;
-  std::shared_ptr<const EndpointSnapshot> snapshot = std::make_shared<EndpointSnapshot>();
-  std::map<uint32_t, std::vector<std::string>> identity_labels;  // under snap_mu
-
-  std::mutex refresh_mu;
-  std::condition_variable refresh_cv;
-  bool refresh_wanted = true;
-  bool stopping = false;
-  std::thread refresher;
-
-  Impl(ControlPlaneComponent& c, metrics::Registry& r) : cp(c), registry(r) {}
-
-  std::shared_ptr<const EndpointSnapshot> current() const {
-    std::lock_guard lock(snap_mu);
-    return snapshot;
-  }
-
-  std::optional<hubble::EndpointInfo> endpointById(uint32_t id) const override {
-    auto s = current();
-    auto it = s->by_id.find(id);
-    if (it == s->by_id.end()) return std::nullopt;
-    return it->second;
-  }
-  std::optional<hubble::EndpointInfo> endpointByIp(const prefix::IpAddr& ip) const override {
-    if (!ip.isV4()) return std::nullopt;
-    auto s = current();
-    auto it = s->by_ipv4.find(ip.v4NetworkOrder());
-    if (it == s->by_ipv4.end()) return std::nullopt;
-    return it->second;
-  }
-  std::optional<std::vector<std::string>> identityLabels(uint32_t identity) const override {
-    std::lock_guard lock(snap_mu);
-    auto it = identity_labels.find(identity);
-    if (it == identity_labels.end()) return std::nullopt;
-    return it->second;
-  }
-
-  void rebuild() {
-    auto next = std::make_shared<EndpointSnapshot>();
-    for (const auto& ep : cp.controlPlane()->endpoints().list()) {
-      hubble::EndpointInfo info;
-      info.id = ep.id();
-      info.identity = ep.identity;
-      info.pod_name = ep.spec.pod_name;
-      info.pod_namespace = ep.spec.pod_namespace;
-      info.labels = labelStrings(ep.spec.labels);
-      next->states[std::string(endpoint::stateName(ep.state))] += 1;
-      const char* enforcement = ep.ingress_enforced ? (ep.egress_enforced ? "both" : "ingress")
-                                                    : (ep.egress_enforced ? "egress" : "none");
-      next->enforcement[enforcement] += 1;
-      if (ep.spec.ipv4 != 0) next->by_ipv4[ep.spec.ipv4] = info;
-      next->by_id[info.id] = std::move(info);
-    }
-    std::lock_guard lock(snap_mu);
-    snapshot = std::move(next);
-  }
-
-  void requestRefresh() {
-    std::lock_guard lock(refresh_mu);
-    refresh_wanted = true;
-    refresh_cv.notify_one();
-  }
-
-  // Rebuilds after regenerations (coalesced), and once a second for anything else that changed.
-  void refreshLoop() {
-    std::unique_lock lock(refresh_mu);
-    while (!stopping) {
-      refresh_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping || refresh_wanted; });
-      if (stopping) break;
-      refresh_wanted = false;
-      lock.unlock();
-      rebuild();
-      lock.lock();
-    }
-  }
-
-  Status registerMetrics() {
-    ControlPlane* c = cp.controlPlane();
-    CILIUM_RETURN_IF_ERROR(metrics::addDatapathMetrics(
-        registry, {[c] { return c->datapath().readMetrics(); },
-                   [c] { return c->datapath().eventCounters(); }}));
-    CILIUM_ASSIGN_OR_RETURN(agent_metrics, metrics::AgentMetrics::create(registry));
-    auto from_snapshot = [this](std::map<std::string, double> EndpointSnapshot::*field) {
-      return [this, field](metrics::SampleSink& sink) {
-        for (const auto& [label, n] : (*current()).*field) sink.add({label}, n);
-      };
-    };
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_endpoint", [this](metrics::SampleSink& sink) {
-          sink.add({}, static_cast<double>(current()->by_id.size()));
-        }));
-    CILIUM_RETURN_IF_ERROR(
-        agent_metrics->setGaugeSource("cilium_endpoint_state", from_snapshot(&EndpointSnapshot::states)));
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_policy_endpoint_enforcement_status", from_snapshot(&EndpointSnapshot::enforcement)));
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_policy", [c](metrics::SampleSink& sink) {
-          sink.add({}, static_cast<double>(c->policy().ruleCount()));
-        }));
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_policy_max_revision", [c](metrics::SampleSink& sink) {
-          sink.add({}, static_cast<double>(c->policy().revision()));
-        }));
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_identity", [c](metrics::SampleSink& sink) {
-          std::map<std::string, double> by_type = {
-              {"reserved", 0}, {"cluster_local", 0}, {"node_local", 0}};
-          for (const auto& e : c->identities().list()) {
-            if (e.reserved) {
-              by_type["reserved"] += 1;
-            } else if ((e.identity.id & identity::kLocalFlag) != 0) {
-              by_type["node_local"] += 1;
-            } else {
-              by_type["cluster_local"] += 1;
-            }
-          }
-          for (const auto& [type, n] : by_type) sink.add({type}, n);
-        }));
-    return okStatus();
-  }
+  bool started = false;
 };
 
 ObservabilityComponent::ObservabilityComponent(ControlPlaneComponent& control_plane,
                                                metrics::Registry& agent_registry)
-    : impl_(std::make_unique<Impl>(control_plane, agent_registry)) {}
+    : impl_(std::make_unique<Impl>(
+          Impl{control_plane, ObservabilityBridge::create(agent_registry)})) {}
 
 ObservabilityComponent::~ObservabilityComponent() { stop(); }
 
@@ -184,73 +23,28 @@ void ObservabilityComponent::setFlowPipeline(hubble::FlowPipeline* pipeline) {
   impl_->pipeline = pipeline;
 }
 const hubble::EndpointResolver* ObservabilityComponent::endpointResolver() const {
-  return impl_.get();
+  return impl_->bridge->endpointResolver();
 }
 const hubble::IdentityResolver* ObservabilityComponent::identityResolver() const {
-  return impl_.get();
+  return impl_->bridge->identityResolver();
 }
 
 Status ObservabilityComponent::start(Daemon&) {
-  Impl& d = *impl_;
-  ControlPlane* c = d.cp.controlPlane();
-  if (c == nullptr) {
+  ControlPlane* cp = impl_->cp.controlPlane();
+  if (cp == nullptr) {
     return makeError(ErrorCode::kFailedPrecondition,
                      "observability needs the control plane started first");
   }
-  CILIUM_RETURN_IF_ERROR(d.registerMetrics());
-  // The allocator first reports every present identity, then each change.
-  d.identity_subscription =
-      c->identities().subscribe([&d](const std::vector<identity::IdentityChange>& changes) {
-        std::lock_guard lock(d.snap_mu);
-        for (const auto& ch : changes) {
-          if (ch.kind == identity::IdentityChange::Kind::kAdded) {
-            d.identity_labels[ch.identity.id] = labelStrings(ch.identity.labels);
-          } else {
-            d.identity_labels.erase(ch.identity.id);
-          }
-        }
-      });
-  d.identities_subscribed = true;
-  auto* regen_time = d.agent_metrics->endpoint_regeneration_time_stats;
-  auto* regens = d.agent_metrics->endpoint_regenerations;
-  c->endpoints().setRegenerationListener([&d, regen_time, regens](
-                                             const endpoint::RegenerationStat& stat) {
-    if (regen_time != nullptr) {
-      regen_time->with({"total"}).observe(std::chrono::duration<double>(stat.duration).count());
-    }
-    if (regens != nullptr) regens->with({stat.ok ? "success" : "failure"}).inc();
-    d.requestRefresh();
-  });
-  d.rebuild();
-  {
-    std::lock_guard lock(d.refresh_mu);
-    d.stopping = false;
-  }
-  d.refresher = std::thread([&d] { d.refreshLoop(); });
-  if (d.pipeline != nullptr) {
-    hubble::FlowPipeline* pipeline = d.pipeline;
-    d.subscription.emplace(
-        c->events().subscribe([pipeline](const cilium_event& ev) { pipeline->onEvent(ev); }));
-  }
-  log()->info("hubble={} metrics=on", d.pipeline != nullptr ? "on" : "off");
+  CILIUM_RETURN_IF_ERROR(impl_->bridge->start(*cp, impl_->pipeline));
+  impl_->started = true;
   return okStatus();
 }
 
 void ObservabilityComponent::stop() {
-  if (!impl_) return;
-  Impl& d = *impl_;
-  d.subscription.reset();
-  {
-    std::lock_guard lock(d.refresh_mu);
-    d.stopping = true;
-    d.refresh_cv.notify_all();
-  }
-  if (d.refresher.joinable()) d.refresher.join();
-  if (ControlPlane* c = d.cp.controlPlane(); c != nullptr) {
-    c->endpoints().setRegenerationListener(nullptr);
-    if (d.identities_subscribed) c->identities().unsubscribe(d.identity_subscription);
-  }
-  d.identities_subscribed = false;
+  if (!impl_ || !impl_->started) return;
+  // Components stop in reverse order, so the control plane is still running here.
+  if (ControlPlane* cp = impl_->cp.controlPlane(); cp != nullptr) impl_->bridge->stop(*cp);
+  impl_->started = false;
 }
 
 }  // namespace cilium::daemon

@@ -72,7 +72,7 @@ namespace {
 void fillEndpoint(const EndpointResolver* endpoints_, const IdentityResolver* identities_,
                   flow::Endpoint& ep, uint32_t identity, const IpAddr* ip, uint32_t endpoint_id) {
   ep.set_identity(identity);
-  std::optional<EndpointInfo> info;
+  std::shared_ptr<const EndpointInfo> info;
   if (endpoints_) {
     if (ip) info = endpoints_->endpointByIp(*ip);
     if (!info && endpoint_id != 0) info = endpoints_->endpointById(endpoint_id);
@@ -130,11 +130,24 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
   out.mutable_event_type()->set_type(ev.type);
   out.mutable_event_type()->set_sub_type(ev.subtype);
 
-  IpAddr saddr = v4 ? IpAddr::v4(ev.tuple.saddr.ip4) : IpAddr::v6(ev.tuple.saddr.ip6);
-  IpAddr daddr = v4 ? IpAddr::v4(ev.tuple.daddr.ip4) : IpAddr::v6(ev.tuple.daddr.ip6);
+  // Addresses go through text on purpose: agent/common has two IpAddr classes (inet.h and
+  // ip_prefix.h) whose out-of-line members share symbol names, and their v4() constructors take
+  // different byte orders; parse() and text mean the same in both.
+  char sbuf[INET6_ADDRSTRLEN], dbuf[INET6_ADDRSTRLEN];
+  inet_ntop(v4 ? AF_INET : AF_INET6,
+            v4 ? static_cast<const void*>(&ev.tuple.saddr.ip4)
+               : static_cast<const void*>(ev.tuple.saddr.ip6),
+            sbuf, sizeof sbuf);
+  inet_ntop(v4 ? AF_INET : AF_INET6,
+            v4 ? static_cast<const void*>(&ev.tuple.daddr.ip4)
+               : static_cast<const void*>(ev.tuple.daddr.ip6),
+            dbuf, sizeof dbuf);
   auto* ip = out.mutable_ip();
-  ip->set_source(saddr.toString());
-  ip->set_destination(daddr.toString());
+  ip->set_source(sbuf);
+  ip->set_destination(dbuf);
+  auto saddr_r = IpAddr::parse(sbuf), daddr_r = IpAddr::parse(dbuf);
+  const IpAddr* saddr = saddr_r.ok() ? &*saddr_r : nullptr;
+  const IpAddr* daddr = daddr_r.ok() ? &*daddr_r : nullptr;
   ip->set_ipversion(v4 ? flow::IPv4 : flow::IPv6);
 
   uint16_t sport = ntohs(ev.tuple.sport), dport = ntohs(ev.tuple.dport);
@@ -177,9 +190,8 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
   // the packet; on ingress it receives it.
   uint32_t src_ep = ev.dir == METRIC_EGRESS ? ev.source : 0;
   uint32_t dst_ep = ev.dir == METRIC_INGRESS ? ev.source : ev.dst_id;
-  fillEndpoint(endpoints_, identities_, *out.mutable_source(), ev.src_identity, &saddr, src_ep);
-  fillEndpoint(endpoints_, identities_, *out.mutable_destination(), ev.dst_identity, &daddr,
-               dst_ep);
+  fillEndpoint(endpoints_, identities_, *out.mutable_source(), ev.src_identity, saddr, src_ep);
+  fillEndpoint(endpoints_, identities_, *out.mutable_destination(), ev.dst_identity, daddr, dst_ep);
 
   bool reply = ev.ct_state == CT_REPLY;
   out.mutable_is_reply()->set_value(reply);

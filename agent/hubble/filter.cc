@@ -97,9 +97,27 @@ Result<uint16_t> parsePort(std::string_view field, std::string_view v) {
   return static_cast<uint16_t>(port);
 }
 
+// Prefix matching is done here on the address bytes rather than with IpPrefix: agent/common has
+// two IpPrefix classes with different layouts whose out-of-line members share symbol names.
+struct Cidr {
+  IpAddr addr;
+  int len = 0;
+  bool contains(const IpAddr& ip) const {
+    if (ip.isV4() != addr.isV4()) return false;
+    const auto& a = addr.bytes();
+    const auto& b = ip.bytes();
+    int full = len / 8, rest = len % 8;
+    for (int i = 0; i < full; ++i)
+      if (a[i] != b[i]) return false;
+    if (rest == 0) return true;
+    uint8_t mask = static_cast<uint8_t>(0xff << (8 - rest));
+    return (a[full] & mask) == (b[full] & mask);
+  }
+};
+
 struct IpMatcher {
   std::vector<IpAddr> exact;
-  std::vector<IpPrefix> prefixes;
+  std::vector<Cidr> prefixes;
   bool matches(const std::string& text) const {
     auto ip = IpAddr::parse(text);
     if (!ip.ok()) return false;
@@ -124,9 +142,9 @@ Result<IpMatcher> compileIps(std::string_view field,
       int len = -1;
       auto [p, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
       if (ec != std::errc() || p != len_text.data() + len_text.size() || len < 0 ||
-          len > addr->bits())
+          len > (addr->isV4() ? 32 : 128))
         return invalid(field, v, "has a bad prefix length");
-      m.prefixes.emplace_back(*addr, static_cast<uint8_t>(len));
+      m.prefixes.push_back(Cidr{*addr, len});
     } else {
       auto addr = IpAddr::parse(trim(v));
       if (!addr.ok()) return invalid(field, v, "is not an IP address or CIDR");

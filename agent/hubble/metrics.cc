@@ -7,10 +7,16 @@ namespace cilium::hubble {
 
 namespace {
 
-std::string upper(std::string_view s) {
-  std::string out(s);
-  for (auto& c : out) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return out;
+// Hubble's protocol label values.
+std::string protocolLabel(const flow::Flow& f) {
+  switch (f.l4().protocol_case()) {
+    case flow::Layer4::kTCP: return "TCP";
+    case flow::Layer4::kUDP: return "UDP";
+    case flow::Layer4::kICMPv4: return "ICMPv4";
+    case flow::Layer4::kICMPv6: return "ICMPv6";
+    case flow::Layer4::kSCTP: return "SCTP";
+    default: return "Unknown";
+  }
 }
 
 std::string_view eventTypeLabel(const flow::Flow& f) {
@@ -59,7 +65,7 @@ Status registerHubbleMetrics(metrics::Registry& registry, FlowPipeline& pipeline
     processed
         ->with({std::string(eventTypeLabel(f)), subtype, std::string(verdictName(f.verdict()))})
         .inc();
-    auto proto = upper(l4ProtocolName(f));
+    auto proto = protocolLabel(f);
     if (f.verdict() == flow::DROPPED)
       drops->with({flow::DropReason_Name(f.drop_reason_desc()), proto}).inc();
     if (f.event_type().type() == EVENT_POLICY_VERDICT) {

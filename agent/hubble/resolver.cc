@@ -4,36 +4,36 @@
 namespace cilium::hubble {
 
 void StaticResolver::addEndpoint(const EndpointInfo& ep, const std::vector<IpAddr>& ips) {
+  auto shared = std::make_shared<const EndpointInfo>(ep);
   std::lock_guard lock(mu_);
-  by_id_[ep.id] = ep;
-  for (const auto& ip : ips) by_ip_[ip] = ep;
-  if (ep.identity != 0) identities_[ep.identity] = ep.labels;
+  by_id_[ep.id] = shared;
+  for (const auto& ip : ips) by_ip_[ip] = shared;
+  if (ep.identity != 0)
+    identities_[ep.identity] = std::make_shared<const std::vector<std::string>>(ep.labels);
 }
 
 void StaticResolver::addIdentity(uint32_t identity, std::vector<std::string> labels) {
   std::lock_guard lock(mu_);
-  identities_[identity] = std::move(labels);
+  identities_[identity] = std::make_shared<const std::vector<std::string>>(std::move(labels));
 }
 
-std::optional<EndpointInfo> StaticResolver::endpointById(uint32_t id) const {
+std::shared_ptr<const EndpointInfo> StaticResolver::endpointById(uint32_t id) const {
   std::lock_guard lock(mu_);
   auto it = by_id_.find(id);
-  if (it == by_id_.end()) return std::nullopt;
-  return it->second;
+  return it == by_id_.end() ? nullptr : it->second;
 }
 
-std::optional<EndpointInfo> StaticResolver::endpointByIp(const IpAddr& ip) const {
+std::shared_ptr<const EndpointInfo> StaticResolver::endpointByIp(const IpAddr& ip) const {
   std::lock_guard lock(mu_);
   auto it = by_ip_.find(ip);
-  if (it == by_ip_.end()) return std::nullopt;
-  return it->second;
+  return it == by_ip_.end() ? nullptr : it->second;
 }
 
-std::optional<std::vector<std::string>> StaticResolver::identityLabels(uint32_t identity) const {
+std::shared_ptr<const std::vector<std::string>> StaticResolver::identityLabels(
+    uint32_t identity) const {
   std::lock_guard lock(mu_);
   auto it = identities_.find(identity);
-  if (it == identities_.end()) return std::nullopt;
-  return it->second;
+  return it == identities_.end() ? nullptr : it->second;
 }
 
 }  // namespace cilium::hubble

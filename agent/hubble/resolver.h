@@ -8,8 +8,8 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -28,18 +28,21 @@ struct EndpointInfo {
 class EndpointResolver {
  public:
   virtual ~EndpointResolver() = default;
-  // A local endpoint by its id; nullopt when unknown.
-  virtual std::optional<EndpointInfo> endpointById(uint32_t id) const = 0;
-  // A local or remote pod by address (ipcache); nullopt when unknown.
-  virtual std::optional<EndpointInfo> endpointByIp(const IpAddr& ip) const = 0;
+  // Answers are shared, immutable snapshots (null when unknown): the decoder runs for every
+  // event, and copying names and label lists each time would cost more than the decode.
+  // A local endpoint by its id.
+  virtual std::shared_ptr<const EndpointInfo> endpointById(uint32_t id) const = 0;
+  // A local or remote pod by address (ipcache).
+  virtual std::shared_ptr<const EndpointInfo> endpointByIp(const IpAddr& ip) const = 0;
 };
 
 class IdentityResolver {
  public:
   virtual ~IdentityResolver() = default;
-  // The labels of an allocated identity; nullopt when unknown. Reserved identities (host,
+  // The labels of an allocated identity; null when unknown. Reserved identities (host,
   // world, ...) need not be handled: the decoder knows them.
-  virtual std::optional<std::vector<std::string>> identityLabels(uint32_t identity) const = 0;
+  virtual std::shared_ptr<const std::vector<std::string>> identityLabels(
+      uint32_t identity) const = 0;
 };
 
 // Both interfaces over maps filled by hand (tests, benchmarks, the demo). Thread-safe.
@@ -49,15 +52,15 @@ class StaticResolver : public EndpointResolver, public IdentityResolver {
   void addEndpoint(const EndpointInfo& ep, const std::vector<IpAddr>& ips);
   void addIdentity(uint32_t identity, std::vector<std::string> labels);
 
-  std::optional<EndpointInfo> endpointById(uint32_t id) const override;
-  std::optional<EndpointInfo> endpointByIp(const IpAddr& ip) const override;
-  std::optional<std::vector<std::string>> identityLabels(uint32_t identity) const override;
+  std::shared_ptr<const EndpointInfo> endpointById(uint32_t id) const override;
+  std::shared_ptr<const EndpointInfo> endpointByIp(const IpAddr& ip) const override;
+  std::shared_ptr<const std::vector<std::string>> identityLabels(uint32_t identity) const override;
 
  private:
   mutable std::mutex mu_;
-  std::map<uint32_t, EndpointInfo> by_id_;
-  std::map<IpAddr, EndpointInfo> by_ip_;
-  std::map<uint32_t, std::vector<std::string>> identities_;
+  std::map<uint32_t, std::shared_ptr<const EndpointInfo>> by_id_;
+  std::map<IpAddr, std::shared_ptr<const EndpointInfo>> by_ip_;
+  std::map<uint32_t, std::shared_ptr<const std::vector<std::string>>> identities_;
 };
 
 }  // namespace cilium::hubble

@@ -1,7 +1,8 @@
 // cilium-demo-counters: the smallest end-to-end demo. Builds a node namespace with three pods,
 // loads the embedded bpf_lxc programs, programs endpoints and an identity-based policy from C++,
 // attaches the programs through tcx, and shows real TCP passing where the policy allows it and
-// dropped (with Cilium's drop reason, in the events and the counters) where it does not.
+// dropped (with Cilium's drop reason, in the events and the counters) where it does not; then
+// shows both as Hubble flows through the `hubble` CLI over the Observer gRPC API.
 // Exits 0 only if both happened.
 #include <unistd.h>
 
@@ -11,8 +12,12 @@
 #include "agent/bpf/libbpf_log.h"
 #include "agent/common/log.h"
 #include "agent/common/netns.h"
+#include "agent/common/subprocess.h"
 #include "agent/datapath/datapath.h"
 #include "agent/datapath/monitor.h"
+#include "agent/hubble/pipeline.h"
+#include "agent/hubble/resolver.h"
+#include "agent/hubble/server.h"
 #include "tests/harness/endpoints.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/privileges.h"
@@ -44,7 +49,7 @@ int main() {
   }
   (void)testing::sweepStale(false);
 
-  std::printf("[1/5] Creating a node network namespace with three pods\n");
+  std::printf("[1/6] Creating a node network namespace with three pods\n");
   auto topo = testing::Topology::create();
   if (!topo.ok()) return fail("node", topo.error());
   auto client = (*topo)->addPod("client", "10.200.0.11");
@@ -54,7 +59,7 @@ int main() {
   auto other = (*topo)->addPod("other", "10.200.0.13");
   if (!other.ok()) return fail("pod other", other.error());
 
-  std::printf("[2/5] Loading bpf_lxc (CO-RE), programming endpoints and policy, attaching (tcx)\n");
+  std::printf("[2/6] Loading bpf_lxc (CO-RE), programming endpoints and policy, attaching (tcx)\n");
   auto pin = (*topo)->pinDir();
   if (!pin.ok()) return fail("pin dir", pin.error());
   auto dp = datapath::Datapath::load({*pin});
@@ -81,9 +86,21 @@ int main() {
     if (auto s = maps.policy->replace(e.id, p); !s.ok()) return fail("policy", s.error());
   }
   (void)datapath::bumpPolicyRevision(*maps.runtime_config);
+  // Hubble: every record also goes to the flow pipeline, served on a Unix socket.
+  hubble::StaticResolver pods;
+  for (auto& e : eps)
+    pods.addEndpoint({e.id, e.identity, e.pod->name, "default", {"k8s:app=" + e.pod->name}},
+                     {*IpAddr::parse(e.pod->ip)});
+  hubble::FlowPipeline flows(hubble::PipelineOptions{"demo-node"}, &pods, &pods);
+  if (auto st = flows.start(); !st.ok()) return fail("hubble pipeline", st.error());
+  hubble::ServerOptions hubble_opts;
+  hubble_opts.unix_socket = (*topo)->tmpDir() + "/hubble.sock";
+  hubble::HubbleServer hubble_server(flows, hubble_opts);
+  if (auto st = hubble_server.start(); !st.ok()) return fail("hubble server", st.error());
   std::vector<cilium_event> drops;
   auto reader = (*dp)->openEventReader([&](const cilium_event& ev) {
     if (ev.type == EVENT_DROP) drops.push_back(ev);
+    flows.onEvent(ev);
   });
   if (!reader.ok()) return fail("event reader", reader.error());
   Status attached = runInNetns((*topo)->nodeNetns(), [&]() -> Status {
@@ -96,7 +113,7 @@ int main() {
       "10.200.0.13 (1003)\n      policy: server admits identity 1001 on TCP 8080\n");
 
   const size_t kBytes = 10 << 20;
-  std::printf("[3/5] client -> server:8080, %zu MiB over TCP: ", kBytes >> 20);
+  std::printf("[3/6] client -> server:8080, %zu MiB over TCP: ", kBytes >> 20);
   auto lfd = testing::listenTcp(server->netns, server->ip, 8080);
   if (!lfd.ok()) return fail("listen", lfd.error());
   auto c = testing::connectTcp(client->netns, server->ip, 8080);
@@ -109,14 +126,14 @@ int main() {
   if (!got.ok()) return fail("transfer", got.error());
   std::printf("delivered\n");
 
-  std::printf("[4/5] other -> server:8080 (identity 1003 is not allowed): ");
+  std::printf("[4/6] other -> server:8080 (identity 1003 is not allowed): ");
   auto denied = testing::connectTcp(other->netns, server->ip, 8080, std::chrono::seconds(2));
   bool blocked = !denied.ok() && denied.error().code() == ErrorCode::kDeadlineExceeded;
   std::printf("%s\n", blocked ? "blocked" : "NOT blocked");
   (void)(*reader)->consume();
   for (const auto& ev : drops) std::printf("      event: %s\n", datapath::formatEvent(ev).c_str());
 
-  std::printf("[5/5] cilium_metrics, summed over CPUs:\n");
+  std::printf("[5/6] cilium_metrics, summed over CPUs:\n");
   auto metrics = (*dp)->readMetrics();
   if (!metrics.ok()) return fail("read metrics", metrics.error());
   std::printf("      %-28s %-10s %10s %14s\n", "REASON", "DIRECTION", "PACKETS", "BYTES");
@@ -129,10 +146,24 @@ int main() {
     if (e.reason == REASON_FORWARDED) forwarded_bytes += e.bytes;
     if (e.reason == DROP_POLICY) policy_drops += e.packets;
   }
-  bool ok = forwarded_bytes > 2 * kBytes && blocked && policy_drops > 0;
+
+  std::printf("[6/6] hubble observe --server unix://%s --last 12:\n",
+              hubble_opts.unix_socket.c_str());
+  (void)flows.flush(std::chrono::seconds(5));
+  auto observed = run({CILIUM_HUBBLE_BINARY, "--server", "unix://" + hubble_opts.unix_socket,
+                       "observe", "--last", "12"},
+                      {}, std::chrono::seconds(30));
+  if (!observed.ok()) return fail("hubble observe", observed.error());
+  std::printf("%s%s", observed->out.c_str(), observed->err.c_str());
+  bool flows_shown = observed->exit_code == 0 &&
+                     observed->out.find("Policy denied DROPPED") != std::string::npos &&
+                     observed->out.find("FORWARDED") != std::string::npos;
+  hubble_server.stop();
+
+  bool ok = forwarded_bytes > 2 * kBytes && blocked && policy_drops > 0 && flows_shown;
   std::printf(
       "\n%s: allowed traffic was delivered and counted, denied traffic was dropped as "
-      "\"Policy denied\"\n",
+      "\"Policy denied\", and hubble showed both\n",
       ok ? "OK" : "FAILED");
   std::printf("Cleaning up namespaces, links and pins\n");
   return ok ? 0 : 1;

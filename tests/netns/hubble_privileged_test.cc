@@ -154,6 +154,7 @@ TEST_F(HubbleNetnsTest, FollowSeesNewTrafficAndMetricsCountIt) {
   ctx.set_deadline(std::chrono::system_clock::now() + 20s);
   observer::GetFlowsRequest req;
   req.set_follow(true);
+  req.set_number(100);  // also what arrived before the server started following (none before)
   auto* wl = req.add_whitelist();
   wl->add_protocol("icmp");
   wl->add_verdict(flow::DROPPED);
@@ -170,7 +171,7 @@ TEST_F(HubbleNetnsTest, FollowSeesNewTrafficAndMetricsCountIt) {
   ctx.TryCancel();
 
   auto text = hubble_registry_.expose();
-  EXPECT_NE(text.find("hubble_drop_total{reason=\"POLICY_DENIED\",protocol=\"ICMPV4\"}"),
+  EXPECT_NE(text.find("hubble_drop_total{reason=\"POLICY_DENIED\",protocol=\"ICMPv4\"}"),
             std::string::npos)
       << text;
   auto agent = agent_registry_.expose();

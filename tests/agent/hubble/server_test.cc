@@ -163,6 +163,9 @@ TEST_F(ServerTest, ServerStopEndsFollowers) {
   grpc::ClientContext ctx;
   observer::GetFlowsRequest req;
   req.set_follow(true);
+  // The call reaches the server asynchronously: with number=1 the flow below is delivered once
+  // whether it lands in the ring before the server starts following (backlog) or after (live).
+  req.set_number(1);
   auto reader = stub_->GetFlows(&ctx, req);
   // The stream is open once a flow arrives through it.
   pipeline_->onEvent(testing::makeEvent(testing::EventSpec{}));
@@ -202,6 +205,9 @@ TEST_F(ServerTest, LappedFollowerGetsALostEvent) {
   grpc::ClientContext ctx;
   observer::GetFlowsRequest req;
   req.set_follow(true);
+  // The call reaches the server asynchronously: with number=1 the flow below is delivered once
+  // whether it lands in the ring before the server starts following (backlog) or after (live).
+  req.set_number(1);
   auto reader = stub_->GetFlows(&ctx, req);
   pipeline_->onEvent(testing::makeEvent(testing::EventSpec{}));
   observer::GetFlowsResponse r;

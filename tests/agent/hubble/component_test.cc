@@ -1,0 +1,127 @@
+// Hubble and metrics as daemon components: configuration keys in, servers up with the daemon,
+// down (socket removed) when it stops; nothing served when disabled.
+#include "agent/hubble/component.h"
+
+#include <httplib.h>
+#include <sys/stat.h>
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "agent/metrics/component.h"
+#include "tests/agent/hubble/event_builder.h"
+#include "tests/harness/temp_dir.h"
+
+namespace cilium {
+namespace {
+
+using namespace std::chrono_literals;
+
+daemon::Config testConfig(const testing::TempDir& dir, std::vector<std::string> extra) {
+  std::vector<std::string> args = {"--state-dir=" + dir.file("run"),
+                                   "--socket-path=" + dir.file("run/cilium.sock"),
+                                   "--hubble-socket-path=" + dir.file("run/hubble.sock"),
+                                   "--ipv4-range=10.200.0.0/24", "--node-name=node-1"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  auto loaded = daemon::loadConfig(args, daemon::Environment::system());
+  EXPECT_TRUE(loaded.ok()) << loaded.error().toString();
+  return loaded.ok() ? loaded->config : daemon::Config{};
+}
+
+daemon::DaemonOptions unprivileged() {
+  daemon::DaemonOptions o;
+  o.manage_bpffs = false;
+  return o;
+}
+
+bool exists(const std::string& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+TEST(HubbleComponentTest, ServesFlowsAndMetricsWithTheDaemon) {
+  testing::TempDir dir;
+  auto cfg = testConfig(dir, {"--enable-hubble", "--hubble-event-buffer-capacity=100"});
+  // Port 0 (a free port) is for tests only; the configuration keys refuse it.
+  cfg.prometheus_serve_addr = "127.0.0.1:0";
+  cfg.hubble_metrics_server = "127.0.0.1:0";
+  metrics::Registry agent_reg, hubble_reg;
+  auto opts = hubble::componentOptions(cfg, "9.9.9");
+  EXPECT_EQ(opts.pipeline.ring_capacity, 100u);
+  EXPECT_EQ(opts.pipeline.node_name, "node-1");
+  auto comp = std::make_unique<hubble::HubbleComponent>(opts, nullptr, nullptr, &hubble_reg);
+  auto* hub = comp.get();
+  auto agent_metrics = std::make_unique<metrics::MetricsComponent>(agent_reg);
+  auto hubble_metrics = std::make_unique<metrics::MetricsComponent>(
+      hubble_reg, &daemon::Config::hubble_metrics_server, "hubble-metrics");
+  auto* am = agent_metrics.get();
+  auto* hm = hubble_metrics.get();
+  (void)agent_reg.counter("cilium_test_total", "t");
+
+  daemon::Daemon d(cfg, unprivileged());
+  d.addComponent(std::move(comp));
+  d.addComponent(std::move(agent_metrics));
+  d.addComponent(std::move(hubble_metrics));
+  auto st = d.start();
+  ASSERT_TRUE(st.ok()) << st.error().toString();
+
+  hub->pipeline().onEvent(hubble::testing::makeEvent(hubble::testing::policyDrop()));
+  ASSERT_TRUE(hub->pipeline().flush(5s));
+  auto stub = observer::Observer::NewStub(grpc::CreateChannel(
+      "unix://" + dir.file("run/hubble.sock"), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  observer::ServerStatusResponse status;
+  ASSERT_TRUE(stub->ServerStatus(&ctx, {}, &status).ok());
+  EXPECT_EQ(status.max_flows(), 100u);
+  EXPECT_EQ(status.seen_flows(), 1u);
+  EXPECT_EQ(status.version(), "9.9.9");
+
+  ASSERT_NE(am->server(), nullptr);
+  ASSERT_NE(hm->server(), nullptr);
+  httplib::Client a("127.0.0.1", am->server()->port()), h("127.0.0.1", hm->server()->port());
+  auto ra = a.Get("/metrics");
+  auto rh = h.Get("/metrics");
+  ASSERT_TRUE(ra && rh);
+  EXPECT_NE(ra->body.find("cilium_test_total"), std::string::npos);
+  EXPECT_NE(rh->body.find("hubble_drop_total{reason=\"POLICY_DENIED\",protocol=\"TCP\"} 1"),
+            std::string::npos)
+      << rh->body;
+
+  d.stop();
+  EXPECT_FALSE(exists(dir.file("run/hubble.sock")));
+}
+
+TEST(HubbleComponentTest, DisabledServesNothing) {
+  testing::TempDir dir;
+  auto cfg = testConfig(dir, {});
+  auto comp = std::make_unique<hubble::HubbleComponent>(hubble::componentOptions(cfg, "v"), nullptr,
+                                                        nullptr, nullptr);
+  auto* hub = comp.get();
+  metrics::Registry unused;
+  daemon::Daemon d(cfg, unprivileged());
+  d.addComponent(std::move(comp));
+  d.addComponent(std::make_unique<metrics::MetricsComponent>(unused));
+  ASSERT_TRUE(d.start().ok());
+  EXPECT_EQ(hub->server(), nullptr);
+  EXPECT_FALSE(exists(dir.file("run/hubble.sock")));
+  hub->pipeline().onEvent(hubble::testing::makeEvent(hubble::testing::EventSpec{}));  // no crash
+  d.stop();
+}
+
+TEST(HubbleComponentTest, ConfigKeysAreValidated) {
+  auto bad =
+      daemon::loadConfig({"--hubble-event-buffer-capacity=0"}, daemon::Environment::system());
+  EXPECT_FALSE(bad.ok());
+  auto bad_addr =
+      daemon::loadConfig({"--hubble-metrics-server=nohost"}, daemon::Environment::system());
+  EXPECT_FALSE(bad_addr.ok());
+  auto good =
+      daemon::loadConfig({"--hubble-metrics-server=:9965", "--hubble-event-queue-size=2048"},
+                         daemon::Environment::system());
+  ASSERT_TRUE(good.ok()) << good.error().toString();
+  EXPECT_EQ(good->config.hubble_metrics_server, ":9965");
+  EXPECT_EQ(good->config.hubble_event_queue_size, 2048u);
+}
+
+}  // namespace
+}  // namespace cilium
