@@ -39,10 +39,11 @@ class EndpointAgentTest : public ::testing::Test {
     sock_ = dir_ + "/run/cilium.sock";
   }
 
-  Process* startAgent(const std::string& log) {
+  Process* startAgent(const std::string& log, std::vector<std::string> extra = {}) {
     std::vector<std::string> args = {CILIUM_AGENT_BINARY,          "--state-dir=" + dir_ + "/run",
                                      "--socket-path=" + sock_,     "--bpf-pin-dir=" + pin_,
                                      "--ipv4-range=10.200.0.0/24", "--node-name=node-1"};
+    args.insert(args.end(), extra.begin(), extra.end());
     auto p = topo_->spawnIn(topo_->nodeNetns(), args, log);
     EXPECT_TRUE(p.ok()) << p.error().toString();
     return p.ok() ? *p : nullptr;
@@ -318,6 +319,80 @@ TEST_F(EndpointAgentTest, LiveConnectionSurvivesKill9AndDeniedFlowStaysDenied) {
       << log("agent2");
   second->signal(SIGTERM);
   EXPECT_EQ(*second->wait(10s), 0) << log("agent2");
+}
+
+// The agent's own Hubble server and metrics endpoints (wired in main.cc): flows carry the pods
+// the endpoint manager knows and the verdicts the datapath took; cilium_* gauges and the
+// regeneration histogram come from the control plane.
+TEST_F(EndpointAgentTest, AgentServesFlowsAndMetricsForItsEndpoints) {
+  const std::string hubble_sock = dir_ + "/run/hubble.sock";
+  // Both listen inside the node namespace, where these ports are free.
+  Process* agent = startAgent("agent", {"--enable-hubble", "--hubble-socket-path=" + hubble_sock,
+                                        "--hubble-listen-address=", "--monitor-aggregation=none",
+                                        "--prometheus-serve-addr=127.0.0.1:9962",
+                                        "--hubble-metrics-server=127.0.0.1:9965"});
+  ASSERT_NE(agent, nullptr);
+  ASSERT_TRUE(waitReady(agent)) << log("agent");
+  Pod client_pod = addPod("client", "10.200.0.10");
+  Pod server = addPod("server", "10.200.0.11");
+  Pod other = addPod("other", "10.200.0.12");
+  ASSERT_TRUE(attach(client_pod, "client").ok()) << log("agent");
+  ASSERT_TRUE(attach(server, "server").ok()) << log("agent");
+  ASSERT_TRUE(attach(other, "other").ok()) << log("agent");
+  auto listener = testing::listenTcp(server.netns, server.ip, kPort);
+  ASSERT_TRUE(listener.ok()) << listener.error().toString();
+  importServerPolicy("client");
+
+  auto hubble = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {CILIUM_HUBBLE_BINARY, "--server", "unix://" + hubble_sock});
+    auto r = run(args, {}, 30s);
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? *r : RunOutput{};
+  };
+  // Flows reach the ring asynchronously: send and look until both verdicts are there.
+  RunOutput dropped, forwarded;
+  for (int i = 0; i < 40; i++) {
+    EXPECT_TRUE(canConnect(client_pod, server));
+    (void)canConnect(other, server, 200ms);
+    dropped = hubble({"observe", "--all", "--verdict", "DROPPED", "--from-pod", "default/other"});
+    forwarded = hubble({"observe", "--all", "--verdict", "FORWARDED", "--from-pod",
+                        "default/client", "--to-pod", "default/server"});
+    if (dropped.out.find("Policy denied") != std::string::npos &&
+        forwarded.out.find("default/server") != std::string::npos) {
+      break;
+    }
+  }
+  EXPECT_NE(dropped.out.find("default/other:"), std::string::npos) << dropped.out << dropped.err;
+  EXPECT_NE(dropped.out.find("-> default/server:" + std::to_string(kPort)), std::string::npos)
+      << dropped.out;
+  EXPECT_NE(dropped.out.find("Policy denied DROPPED"), std::string::npos) << dropped.out;
+  EXPECT_NE(forwarded.out.find("default/client:"), std::string::npos) << forwarded.out;
+
+  auto scrape = [&](int port) {
+    auto r = topo_->exec(topo_->nodeNetns(),
+                         {"curl", "-sf", "http://127.0.0.1:" + std::to_string(port) + "/metrics"});
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? r->out : std::string();
+  };
+  std::string agent_metrics = scrape(9962);
+  EXPECT_NE(agent_metrics.find("\ncilium_endpoint 3\n"), std::string::npos) << agent_metrics;
+  EXPECT_NE(agent_metrics.find("cilium_endpoint_state{endpoint_state=\"ready\"} 3"),
+            std::string::npos);
+  EXPECT_NE(agent_metrics.find("cilium_policy_endpoint_enforcement_status{enforcement=\"ingress\"} 1"),
+            std::string::npos)
+      << agent_metrics;
+  EXPECT_NE(agent_metrics.find("cilium_policy 1\n"), std::string::npos);
+  EXPECT_NE(agent_metrics.find("cilium_endpoint_regeneration_time_stats_seconds_count{scope=\"total\"}"),
+            std::string::npos);
+  EXPECT_NE(agent_metrics.find("cilium_drop_count_total{reason=\"Policy denied\",direction=\"INGRESS\"}"),
+            std::string::npos);
+  EXPECT_NE(agent_metrics.find("cilium_identity{type=\"cluster_local\"} 3"), std::string::npos);
+  std::string hubble_metrics = scrape(9965);
+  EXPECT_NE(hubble_metrics.find("hubble_flows_processed_total"), std::string::npos)
+      << hubble_metrics;
+
+  agent->signal(SIGTERM);
+  EXPECT_EQ(*agent->wait(10s), 0) << log("agent");
 }
 
 }  // namespace
