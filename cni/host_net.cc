@@ -1,7 +1,5 @@
 // HostNet on rtnetlink: the pod's veth pair, created with its peer directly inside the pod's
 // network namespace, addressed and routed there. Any failure removes the pair again.
-#include "cni/plugin.h"
-
 #include <arpa/inet.h>
 
 #include <fmt/format.h>
@@ -9,6 +7,7 @@
 #include "agent/common/inet.h"
 #include "agent/common/netns.h"
 #include "agent/datapath/netlink.h"
+#include "cni/plugin.h"
 
 namespace cilium::cni {
 namespace {
@@ -45,7 +44,8 @@ class NetlinkHostNet final : public HostNet {
     }
     CILIUM_RETURN_IF_ERROR(nl::createVeth(link.host_ifname, link.ifname, netns->get()));
     auto undo = [&](const Error& e) -> Error {
-      if (auto host = nl::linkByName(link.host_ifname); host.ok()) (void)nl::deleteLink(host->ifindex);
+      if (auto host = nl::linkByName(link.host_ifname); host.ok())
+        (void)nl::deleteLink(host->ifindex);
       return e;
     };
     auto host = nl::linkByName(link.host_ifname);
@@ -66,7 +66,8 @@ class NetlinkHostNet final : public HostNet {
 
   Status teardown(const std::string& host_ifname) override {
     auto host = nl::linkByName(host_ifname);
-    if (!host.ok()) return host.error().code() == ErrorCode::kNotFound ? okStatus() : Status(host.error());
+    if (!host.ok())
+      return host.error().code() == ErrorCode::kNotFound ? okStatus() : Status(host.error());
     return nl::deleteLink(host->ifindex);
   }
 

@@ -18,8 +18,8 @@ int main() {
   // is reported by the plugin itself below.
   cni::CniError ignored;
   auto conf = cni::parseNetConf(input, ignored);
-  std::string log_file = conf && !conf->log_file.empty() ? conf->log_file
-                                                         : std::string(cni::kDefaultLogFile);
+  std::string log_file =
+      conf && !conf->log_file.empty() ? conf->log_file : std::string(cni::kDefaultLogFile);
   if (const char* env = std::getenv("CILIUM_CNI_LOG_FILE")) log_file = env;
   (void)logToFile(log_file);  // on failure logs are discarded: stdout and stderr are the runtime's
 

@@ -108,9 +108,9 @@ Outcome Plugin::run(const Getenv& getenv, std::string_view stdin_text) {
     case Command::kDel: return del(*env, *conf);
     case Command::kCheck:
       if (compareVersions(conf->cni_version, "0.4.0") < 0) {
-        return failure(&*conf, Code::kIncompatibleVersion,
-                       fmt::format("CHECK needs cniVersion 0.4.0 or later, config is {}",
-                                   conf->cni_version));
+        return failure(
+            &*conf, Code::kIncompatibleVersion,
+            fmt::format("CHECK needs cniVersion 0.4.0 or later, config is {}", conf->cni_version));
       }
       return check(*env, *conf);
     case Command::kGc:
@@ -146,13 +146,13 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   }
   (void)agent_.release(env.container_id);
   if (auto st = net_.teardown(host_if); !st.ok())
-    return failure(&conf, Code::kInternal, fmt::format("removing stale {}: {}", host_if,
-                                                        st.error().message()));
+    return failure(&conf, Code::kInternal,
+                   fmt::format("removing stale {}: {}", host_if, st.error().message()));
 
   auto ipam = agent_.allocate(env.container_id);
   if (!ipam.ok()) {
     Code code = ipam.error().code() == ErrorCode::kResourceExhausted ? Code::kInternal
-                                                                       : Code::kTryAgainLater;
+                                                                     : Code::kTryAgainLater;
     if (ipam.error().code() == ErrorCode::kUnavailable ||
         ipam.error().code() == ErrorCode::kResourceExhausted) {
       return failure(&conf, code, fmt::format("allocating an address: {}", ipam.error().message()));
@@ -166,14 +166,15 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   const std::string ip = ipam->address.ipv4;
   const std::string gateway = ipam->ipv4->gateway;
 
-  PodLink link{env.netns, env.ifname, host_if, conf.mtu > 0 ? conf.mtu : opts_.default_mtu, ip,
-               gateway};
+  PodLink link{env.netns, env.ifname, host_if, conf.mtu > 0 ? conf.mtu : opts_.default_mtu,
+               ip,        gateway};
   auto info = net_.setup(link);
   if (!info.ok()) {
     (void)agent_.release(ip);
     Code code = info.error().code() == ErrorCode::kNotFound ? Code::kInvalidNetns : Code::kInternal;
-    return failure(&conf, code, fmt::format("setting up {} in {}: {}", env.ifname, env.netns,
-                                            info.error().message()));
+    return failure(
+        &conf, code,
+        fmt::format("setting up {} in {}: {}", env.ifname, env.netns, info.error().message()));
   }
 
   api::EndpointChangeRequest req;
@@ -231,8 +232,8 @@ Outcome Plugin::del(const Environment& env, const NetConf& conf) {
                      fmt::format("cilium agent is down and the delete could not be queued: {}",
                                  st.error().message()));
     }
-    log()->warn("agent unreachable ({}); queued the delete of container={}",
-                ep.error().message(), env.container_id);
+    log()->warn("agent unreachable ({}); queued the delete of container={}", ep.error().message(),
+                env.container_id);
     return {0, ""};
   }
   if (ep.ok()) {
@@ -260,7 +261,8 @@ Outcome Plugin::check(const Environment& env, const NetConf& conf) {
   CniError err;
   auto prev = AddResult::fromJson(conf.prev_result, err);
   if (!prev) return failure(conf, err);
-  if (prev->ips.empty()) return failure(&conf, Code::kInvalidNetworkConfig, "prevResult has no ips");
+  if (prev->ips.empty())
+    return failure(&conf, Code::kInvalidNetworkConfig, "prevResult has no ips");
   const std::string ip = stripPrefixLength(prev->ips.front().address);
 
   auto ep = agent_.getEndpoint(env.container_id);
@@ -282,7 +284,8 @@ Outcome Plugin::gc(const NetConf& conf) {
   std::set<std::string> valid;
   if (auto it = conf.raw.find("cni.dev/valid-attachments"); it != conf.raw.end()) {
     if (!it->is_array())
-      return failure(&conf, Code::kInvalidNetworkConfig, "cni.dev/valid-attachments must be a list");
+      return failure(&conf, Code::kInvalidNetworkConfig,
+                     "cni.dev/valid-attachments must be a list");
     for (const auto& a : *it) {
       if (!a.is_object() || !a.contains("containerID") || !a["containerID"].is_string()) {
         return failure(&conf, Code::kInvalidNetworkConfig,
@@ -306,7 +309,8 @@ Outcome Plugin::gc(const NetConf& conf) {
     if (auto host_if = endpointHostIfname(ep); !host_if.empty())
       record(net_.teardown(host_if), "removing the veth");
     record(agent_.deleteEndpoint(cid), "deleting the endpoint");
-    if (auto ip = endpointIpv4(ep); !ip.empty()) record(agent_.release(ip), "releasing the address");
+    if (auto ip = endpointIpv4(ep); !ip.empty())
+      record(agent_.release(ip), "releasing the address");
     record(agent_.release(cid), "releasing the owner's addresses");
   }
   if (!first_error.empty()) return failure(&conf, Code::kInternal, first_error);
@@ -337,7 +341,8 @@ Status Plugin::queueDelete(const Environment& env, const std::string& ip) {
                       {"ip", ip},
                       {"k8s-namespace", env.arg("K8S_POD_NAMESPACE")},
                       {"k8s-pod-name", env.arg("K8S_POD_NAME")}};
-  return writeFileAtomic(opts_.delete_queue_dir + "/" + env.container_id + ".json", j.dump() + "\n");
+  return writeFileAtomic(opts_.delete_queue_dir + "/" + env.container_id + ".json",
+                         j.dump() + "\n");
 }
 
 }  // namespace cilium::cni

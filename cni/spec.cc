@@ -199,8 +199,8 @@ std::optional<NetConf> parseNetConf(std::string_view stdin_text, CniError& err) 
     auto it = j.find(key);
     if (it == j.end() || it->is_null()) {
       if (required) {
-        err = {Code::kInvalidNetworkConfig, fmt::format("network configuration: {} is required", key),
-               ""};
+        err = {Code::kInvalidNetworkConfig,
+               fmt::format("network configuration: {} is required", key), ""};
         return false;
       }
       return true;
@@ -314,7 +314,8 @@ std::optional<AddResult> AddResult::fromJson(const nlohmann::json& j, CniError& 
       ip.gateway = *gateway;
       ip.ipv6 = ip.address.find(':') != std::string::npos;
       if (auto i = o.find("interface"); i != o.end() && !i->is_null()) {
-        if (!i->is_number_integer()) return fail(fmt::format("ips[{}].interface must be a number", n));
+        if (!i->is_number_integer())
+          return fail(fmt::format("ips[{}].interface must be a number", n));
         ip.interface = i->get<int>();
       }
       r.ips.push_back(std::move(ip));

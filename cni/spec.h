@@ -73,10 +73,10 @@ struct NetConf {
   std::string cni_version;  // "0.1.0" when the config has none, as libcni assumes
   std::string name;
   std::string type;
-  int mtu = 0;                   // 0: the plugin's default
-  std::string log_file;          // "" = the default log file
-  std::string socket_path;       // the agent's REST socket; "" = the default
-  nlohmann::json prev_result;    // null when absent
+  int mtu = 0;                    // 0: the plugin's default
+  std::string log_file;           // "" = the default log file
+  std::string socket_path;        // the agent's REST socket; "" = the default
+  nlohmann::json prev_result;     // null when absent
   nlohmann::json runtime_config;  // null when absent
   nlohmann::json raw;             // the whole object, for keys like cni.dev/valid-attachments
 };

@@ -1,9 +1,8 @@
 // Module loggers sharing one stderr sink, level and format.
 #include "agent/common/log.h"
 
-#include <mutex>
-
 #include <filesystem>
+#include <mutex>
 
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/null_sink.h>

@@ -28,7 +28,8 @@ void drainDeleteQueue(const std::string& dir, ControlPlane& cp, ipam::Ipam* ipam
       continue;
     }
     const std::string cid = j["container-id"].get<std::string>();
-    if (auto st = cp.deleteContainerEndpoint(cid); !st.ok() && st.error().code() != ErrorCode::kNotFound) {
+    if (auto st = cp.deleteContainerEndpoint(cid);
+        !st.ok() && st.error().code() != ErrorCode::kNotFound) {
       log->warn("delete queue: endpoint of container={}: {}", cid, st.error().message());
       continue;  // the file stays; the next start tries again
     }
@@ -56,9 +57,8 @@ Status ControlPlaneComponent::start(Daemon& daemon) {
     if (auto r = daemon.ipam()->router(IpFamily::kV4)) o.router_ipv4 = r->toString();
   CILIUM_ASSIGN_OR_RETURN(cp_, ControlPlane::start(o, daemon.router()));
   ControlPlane* cp = cp_.get();
-  drainDeleteQueue(
-      (std::filesystem::path(cfg.socket_path).parent_path() / "deleteQueue").string(), *cp,
-      daemon.ipam());
+  drainDeleteQueue((std::filesystem::path(cfg.socket_path).parent_path() / "deleteQueue").string(),
+                   *cp, daemon.ipam());
   daemon.addStatusProvider([cp](api::StatusResponse& s) { cp->status(s); });
   daemon.addDebugInfoProvider([cp](api::DebugInfo& d) { cp->debugInfo(d); });
   return okStatus();

@@ -1,10 +1,8 @@
-// ObservabilityBridge: Hubble and metrics wired to the control plane. The decoder thread never takes a control-plane
-// lock (a regeneration holds the manager's lock across fsyncs): it reads immutable snapshots that
-// a refresher thread rebuilds when endpoints regenerate, and identity labels that the
-// allocator's observer keeps current.
+// ObservabilityBridge: Hubble and metrics wired to the control plane. The decoder thread never
+// takes a control-plane lock (a regeneration holds the manager's lock across fsyncs): it reads
+// immutable snapshots that a refresher thread rebuilds when endpoints regenerate, and identity
+// labels that the allocator's observer keeps current.
 #include "agent/daemon/observability_bridge.h"
-
-#include "agent/daemon/control_plane.h"
 
 #include <condition_variable>
 #include <map>
@@ -12,6 +10,7 @@
 #include <thread>
 
 #include "agent/common/log.h"
+#include "agent/daemon/control_plane.h"
 #include "agent/datapath/datapath.h"
 #include "agent/endpoint/manager.h"
 #include "agent/hubble/pipeline.h"
@@ -39,8 +38,8 @@ std::vector<std::string> labelStrings(const labels::Labels& labels) {
 struct EndpointSnapshot {
   std::map<uint32_t, std::shared_ptr<const hubble::EndpointInfo>> by_id;
   std::map<uint32_t, std::shared_ptr<const hubble::EndpointInfo>> by_ipv4;  // network order
-  std::map<std::string, double> states;              // endpoint_state -> count
-  std::map<std::string, double> enforcement;          // none|ingress|egress|both -> count
+  std::map<std::string, double> states;       // endpoint_state -> count
+  std::map<std::string, double> enforcement;  // none|ingress|egress|both -> count
 };
 
 }  // namespace
@@ -77,7 +76,6 @@ class Bridge final : public ObservabilityBridge,
   bool stopping = false;
   std::thread refresher;
 
-
   std::shared_ptr<const EndpointSnapshot> current() const {
     std::lock_guard lock(snap_mu);
     return snapshot;
@@ -94,8 +92,7 @@ class Bridge final : public ObservabilityBridge,
     auto it = s->by_ipv4.find(ip.v4NetworkOrder());
     return it == s->by_ipv4.end() ? nullptr : it->second;
   }
-  std::shared_ptr<const std::vector<std::string>> identityLabels(
-      uint32_t identity) const override {
+  std::shared_ptr<const std::vector<std::string>> identityLabels(uint32_t identity) const override {
     std::lock_guard lock(snap_mu);
     auto it = identity_labels.find(identity);
     return it == identity_labels.end() ? nullptr : it->second;
@@ -131,7 +128,8 @@ class Bridge final : public ObservabilityBridge,
   void refreshLoop() {
     std::unique_lock lock(refresh_mu);
     while (!stopping) {
-      refresh_cv.wait_for(lock, std::chrono::seconds(1), [&] { return stopping || refresh_wanted; });
+      refresh_cv.wait_for(lock, std::chrono::seconds(1),
+                          [&] { return stopping || refresh_wanted; });
       if (stopping) break;
       refresh_wanted = false;
       lock.unlock();
@@ -142,33 +140,34 @@ class Bridge final : public ObservabilityBridge,
 
   Status registerMetrics() {
     ControlPlane* c = cp;
-    CILIUM_RETURN_IF_ERROR(metrics::addDatapathMetrics(
-        registry, {[c] { return c->datapath().readMetrics(); },
-                   [c] { return c->datapath().eventCounters(); }}));
+    CILIUM_RETURN_IF_ERROR(
+        metrics::addDatapathMetrics(registry, {[c] { return c->datapath().readMetrics(); },
+                                               [c] { return c->datapath().eventCounters(); }}));
     CILIUM_ASSIGN_OR_RETURN(agent_metrics, metrics::AgentMetrics::create(registry));
     auto from_snapshot = [this](std::map<std::string, double> EndpointSnapshot::*field) {
       return [this, field](metrics::SampleSink& sink) {
         for (const auto& [label, n] : (*current()).*field) sink.add({label}, n);
       };
     };
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_endpoint", [this](metrics::SampleSink& sink) {
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_endpoint", [this](metrics::SampleSink& sink) {
           sink.add({}, static_cast<double>(current()->by_id.size()));
         }));
+    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource("cilium_endpoint_state",
+                                                         from_snapshot(&EndpointSnapshot::states)));
     CILIUM_RETURN_IF_ERROR(
-        agent_metrics->setGaugeSource("cilium_endpoint_state", from_snapshot(&EndpointSnapshot::states)));
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_policy_endpoint_enforcement_status", from_snapshot(&EndpointSnapshot::enforcement)));
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_policy", [c](metrics::SampleSink& sink) {
+        agent_metrics->setGaugeSource("cilium_policy_endpoint_enforcement_status",
+                                      from_snapshot(&EndpointSnapshot::enforcement)));
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_policy", [c](metrics::SampleSink& sink) {
           sink.add({}, static_cast<double>(c->policy().ruleCount()));
         }));
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_policy_max_revision", [c](metrics::SampleSink& sink) {
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_policy_max_revision", [c](metrics::SampleSink& sink) {
           sink.add({}, static_cast<double>(c->policy().revision()));
         }));
-    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
-        "cilium_identity", [c](metrics::SampleSink& sink) {
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_identity", [c](metrics::SampleSink& sink) {
           std::map<std::string, double> by_type = {
               {"reserved", 0}, {"cluster_local", 0}, {"node_local", 0}};
           for (const auto& e : c->identities().list()) {
@@ -209,8 +208,7 @@ Status Bridge::start(ControlPlane& c, hubble::FlowPipeline* flow_pipeline) {
   c.endpoints().setRegenerationListener(
       [this, regen_time, regens](const endpoint::RegenerationStat& stat) {
         if (regen_time != nullptr) {
-          regen_time->with({"total"}).observe(
-              std::chrono::duration<double>(stat.duration).count());
+          regen_time->with({"total"}).observe(std::chrono::duration<double>(stat.duration).count());
         }
         if (regens != nullptr) regens->with({stat.ok ? "success" : "failure"}).inc();
         requestRefresh();

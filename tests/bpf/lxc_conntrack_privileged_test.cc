@@ -313,7 +313,8 @@ TEST_F(LxcConntrackFullTest, FullTableEvictsTheLeastRecentlyUsed) {
           to(a_).ipv4(kWorld, a_.pod.ip).udp(53, static_cast<uint16_t>(10000 + kFlows - 1)).build())
           .retval,
       TC_ACT_OK);
-  EXPECT_EQ(toContainer(a_, to(a_).ipv4(kWorld, a_.pod.ip)
+  EXPECT_EQ(toContainer(a_, to(a_)
+                                .ipv4(kWorld, a_.pod.ip)
                                 .udp(53, static_cast<uint16_t>(10000 + first_evicted))
                                 .build())
                 .retval,

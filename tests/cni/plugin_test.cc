@@ -1,5 +1,7 @@
 // cilium-cni against the specification, with a fake agent and a fake host: every command, bad
 // environments, malformed stdin, versions, double ADD, triple DEL, rollback, the agent down.
+#include "cni/plugin.h"
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -8,7 +10,6 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "cni/plugin.h"
 #include "cni/spec.h"
 
 namespace cilium::cni {
@@ -20,7 +21,7 @@ class FakeAgent : public AgentApi {
   bool ready = true;
   bool fail_put = false;
   int next_ip = 10;
-  std::map<std::string, std::string> ips;  // ip -> owner
+  std::map<std::string, std::string> ips;                       // ip -> owner
   std::map<std::string, api::EndpointChangeRequest> endpoints;  // container id -> request
   int puts = 0;
 
@@ -42,7 +43,8 @@ class FakeAgent : public AgentApi {
   }
   Status release(const std::string& what) override {
     if (!up) return down();
-    size_t n = std::erase_if(ips, [&](const auto& kv) { return kv.first == what || kv.second == what; });
+    size_t n =
+        std::erase_if(ips, [&](const auto& kv) { return kv.first == what || kv.second == what; });
     if (n == 0) return makeError(ErrorCode::kNotFound, "{} not allocated", what);
     return okStatus();
   }
@@ -95,7 +97,10 @@ class FakeHost : public HostNet {
     if (links.count(link.host_ifname) != 0)
       return makeError(ErrorCode::kAlreadyExists, "{} exists", link.host_ifname);
     links[link.host_ifname] = link;
-    return PodLinkInfo{.host_ifindex = 7, .host_mac = "02:00:00:00:00:07", .pod_mac = "02:00:00:00:00:08", .pod_ifindex = 2};
+    return PodLinkInfo{.host_ifindex = 7,
+                       .host_mac = "02:00:00:00:00:07",
+                       .pod_mac = "02:00:00:00:00:08",
+                       .pod_ifindex = 2};
   }
   Status teardown(const std::string& host_ifname) override {
     links.erase(host_ifname);
@@ -121,7 +126,8 @@ class PluginTest : public ::testing::Test {
             {"CNI_NETNS", "/var/run/netns/cni-1234"},
             {"CNI_IFNAME", "eth0"},
             {"CNI_PATH", "/opt/cni/bin"},
-            {"CNI_ARGS", "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=xwing;K8S_POD_UID=u1"}};
+            {"CNI_ARGS",
+             "IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=xwing;K8S_POD_UID=u1"}};
   }
   void TearDown() override { std::filesystem::remove_all(queue_); }
 
@@ -136,7 +142,8 @@ class PluginTest : public ::testing::Test {
         conf);
   }
   static std::string conf(const std::string& version = "1.1.0", const std::string& extra = "") {
-    return R"({"cniVersion":")" + version + R"(","name":"cilium","type":"cilium-cni")" + extra + "}";
+    return R"({"cniVersion":")" + version + R"(","name":"cilium","type":"cilium-cni")" + extra +
+           "}";
   }
   static nlohmann::json json(const Outcome& o) { return nlohmann::json::parse(o.stdout_text); }
   static int code(const Outcome& o) { return json(o).at("code").get<int>(); }
@@ -172,10 +179,15 @@ TEST_F(PluginTest, MissingVariablesAreListedWithCode4) {
 }
 
 TEST_F(PluginTest, EachMalformedVariableIsRejected) {
-  for (auto [var, value] : std::vector<std::pair<std::string, std::string>>{
-           {"CNI_IFNAME", "0123456789abcdef"}, {"CNI_IFNAME", ".."}, {"CNI_IFNAME", "et/h0"},
-           {"CNI_IFNAME", "eth 0"}, {"CNI_CONTAINERID", "-bad"}, {"CNI_CONTAINERID", "a b"},
-           {"CNI_ARGS", "novalue"}, {"CNI_PATH", ""}}) {
+  for (auto [var, value] :
+       std::vector<std::pair<std::string, std::string>>{{"CNI_IFNAME", "0123456789abcdef"},
+                                                        {"CNI_IFNAME", ".."},
+                                                        {"CNI_IFNAME", "et/h0"},
+                                                        {"CNI_IFNAME", "eth 0"},
+                                                        {"CNI_CONTAINERID", "-bad"},
+                                                        {"CNI_CONTAINERID", "a b"},
+                                                        {"CNI_ARGS", "novalue"},
+                                                        {"CNI_PATH", ""}}) {
     SetUp();
     env_[var] = value;
     auto o = run("ADD", conf());
@@ -335,8 +347,9 @@ TEST_F(PluginTest, GcRemovesWhatTheRuntimeNoLongerHas) {
     ASSERT_EQ(run("ADD", conf()).exit_code, 0);
   }
   env_ = {{"CNI_PATH", "/opt/cni/bin"}};
-  auto o = run("GC", conf("1.1.0",
-                          R"(,"cni.dev/valid-attachments":[{"containerID":"keep","ifname":"eth0"}])"));
+  auto o = run(
+      "GC",
+      conf("1.1.0", R"(,"cni.dev/valid-attachments":[{"containerID":"keep","ifname":"eth0"}])"));
   ASSERT_EQ(o.exit_code, 0) << o.stdout_text;
   EXPECT_EQ(agent_.endpoints.size(), 1u);
   EXPECT_EQ(agent_.endpoints.count("keep"), 1u);

@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -14,6 +15,7 @@
 #include "agent/bpf/fs.h"
 #include "agent/common/files.h"
 #include "api/client/client.h"
+#include "tests/harness/agent_node.h"
 #include "tests/harness/netns.h"
 
 namespace cilium {
@@ -27,25 +29,16 @@ class AgentTest : public ::testing::Test {
     auto topo = testing::Topology::create();
     ASSERT_TRUE(topo.ok()) << topo.error().toString();
     topo_ = std::move(*topo);
-    auto pin = topo_->pinDir();
-    ASSERT_TRUE(pin.ok()) << pin.error().toString();
-    // The agent creates its pin directory itself.
-    pin_ = *pin + "/agent";
-    dir_ = topo_->tmpDir();
-    sock_ = dir_ + "/run/cilium.sock";
+    auto node = testing::AgentNode::create(*topo_, CILIUM_AGENT_BINARY);
+    ASSERT_TRUE(node.ok()) << node.error().toString();
+    node_.emplace(std::move(*node));
+    pin_ = node_->pinDir();
+    dir_ = node_->dir();
+    sock_ = node_->socket();
   }
 
-  std::vector<std::string> agentArgs(std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {
-        CILIUM_AGENT_BINARY,
-        "--state-dir=" + dir_ + "/run",
-        "--socket-path=" + sock_,
-        "--bpf-pin-dir=" + pin_,
-        "--ipv4-range=10.200.0.0/24",
-        "--node-name=node-1",
-        "--write-cni-conf-when-ready=" + dir_ + "/net.d/05-cilium.conflist"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    return args;
+  std::vector<std::string> agentArgs() {
+    return node_->args({"--write-cni-conf-when-ready=" + dir_ + "/net.d/05-cilium.conflist"});
   }
 
   Process* startAgent(const std::string& log) {
@@ -54,26 +47,13 @@ class AgentTest : public ::testing::Test {
     return p.ok() ? *p : nullptr;
   }
 
-  api::Client client() { return api::Client(api::ClientOptions{sock_, 2s}); }
+  api::Client client() { return node_->client(2s); }
+  bool waitReady(Process* agent) { return node_->waitReady(agent); }
 
-  // Polls /healthz until the agent says Ok.
-  bool waitReady(Process* agent) {
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (!agent->running()) return false;
-      auto s = client().healthz();
-      if (s.ok() && s->cilium && s->cilium->state == api::StatusState::kOk) return true;
-      std::this_thread::sleep_for(20ms);
-    }
-    return false;
-  }
-
-  std::string log(const std::string& name) {
-    auto t = readFile(dir_ + "/" + name + ".err");
-    return t.ok() ? *t : "";
-  }
+  std::string log(const std::string& name) { return node_->log(name); }
 
   std::unique_ptr<testing::Topology> topo_;
+  std::optional<testing::AgentNode> node_;
   std::string pin_;
   std::string dir_;
   std::string sock_;

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include "agent/common/files.h"
 #include "agent/common/subprocess.h"
 #include "api/client/client.h"
+#include "tests/harness/agent_node.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -28,33 +30,17 @@ class CniTest : public ::testing::Test {
     auto topo = testing::Topology::create();
     ASSERT_TRUE(topo.ok()) << topo.error().toString();
     topo_ = std::move(*topo);
-    auto pin = topo_->pinDir();
-    ASSERT_TRUE(pin.ok()) << pin.error().toString();
-    pin_ = *pin + "/agent";
-    dir_ = topo_->tmpDir();
-    sock_ = dir_ + "/run/cilium.sock";
+    auto node = testing::AgentNode::create(*topo_, CILIUM_AGENT_BINARY);
+    ASSERT_TRUE(node.ok()) << node.error().toString();
+    node_.emplace(std::move(*node));
+    dir_ = node_->dir();
+    sock_ = node_->socket();
   }
   void TearDown() override {
     for (const auto& ns : netns_) (void)run({"ip", "netns", "del", ns});
   }
 
-  Process* startAgent(const std::string& log) {
-    auto p = topo_->spawnIn(topo_->nodeNetns(),
-                            {CILIUM_AGENT_BINARY, "--state-dir=" + dir_ + "/run",
-                             "--socket-path=" + sock_, "--bpf-pin-dir=" + pin_,
-                             "--ipv4-range=10.200.0.0/24", "--node-name=node-1"},
-                            log);
-    EXPECT_TRUE(p.ok()) << p.error().toString();
-    if (!p.ok()) return nullptr;
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (std::chrono::steady_clock::now() < deadline && (*p)->running()) {
-      auto s = api::Client(api::ClientOptions{sock_, 1s}).healthz();
-      if (s.ok() && s->cilium && s->cilium->state == api::StatusState::kOk) return *p;
-      std::this_thread::sleep_for(10ms);
-    }
-    ADD_FAILURE() << "agent not ready: " << readFile(dir_ + "/" + log + ".err").valueOr("");
-    return nullptr;
-  }
+  Process* startAgent(const std::string& log) { return node_->startReady(log); }
 
   // A bare network namespace, as the runtime creates for a sandbox (named for the sweep).
   std::string sandbox(const std::string& name) {
@@ -100,7 +86,8 @@ class CniTest : public ::testing::Test {
   }
 
   std::unique_ptr<testing::Topology> topo_;
-  std::string pin_, dir_, sock_;
+  std::optional<testing::AgentNode> node_;
+  std::string dir_, sock_;
   std::vector<std::string> netns_;
   int calls_ = 0;
 };

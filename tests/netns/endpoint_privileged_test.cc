@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <fstream>
+#include <optional>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 #include "agent/common/files.h"
 #include "agent/common/subprocess.h"
 #include "api/client/client.h"
+#include "tests/harness/agent_node.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -32,40 +34,22 @@ class EndpointAgentTest : public ::testing::Test {
     auto topo = testing::Topology::create();
     ASSERT_TRUE(topo.ok()) << topo.error().toString();
     topo_ = std::move(*topo);
-    auto pin = topo_->pinDir();
-    ASSERT_TRUE(pin.ok()) << pin.error().toString();
-    pin_ = *pin + "/agent";
-    dir_ = topo_->tmpDir();
-    sock_ = dir_ + "/run/cilium.sock";
+    auto node = testing::AgentNode::create(*topo_, CILIUM_AGENT_BINARY);
+    ASSERT_TRUE(node.ok()) << node.error().toString();
+    node_.emplace(std::move(*node));
+    pin_ = node_->pinDir();
+    dir_ = node_->dir();
+    sock_ = node_->socket();
   }
 
-  Process* startAgent(const std::string& log, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args = {CILIUM_AGENT_BINARY,          "--state-dir=" + dir_ + "/run",
-                                     "--socket-path=" + sock_,     "--bpf-pin-dir=" + pin_,
-                                     "--ipv4-range=10.200.0.0/24", "--node-name=node-1"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    auto p = topo_->spawnIn(topo_->nodeNetns(), args, log);
+  Process* startAgent(const std::string& log, const std::vector<std::string>& extra = {}) {
+    auto p = node_->start(log, extra);
     EXPECT_TRUE(p.ok()) << p.error().toString();
     return p.ok() ? *p : nullptr;
   }
-
-  api::Client client() { return api::Client(api::ClientOptions{sock_, 15s}); }
-
-  bool waitReady(Process* agent) {
-    auto deadline = std::chrono::steady_clock::now() + 20s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (!agent->running()) return false;
-      auto s = api::Client(api::ClientOptions{sock_, 1s}).healthz();
-      if (s.ok() && s->cilium && s->cilium->state == api::StatusState::kOk) return true;
-      std::this_thread::sleep_for(10ms);
-    }
-    return false;
-  }
-
-  std::string log(const std::string& name) {
-    auto t = readFile(dir_ + "/" + name + ".err");
-    return t.ok() ? *t : "";
-  }
+  api::Client client() { return node_->client(); }
+  bool waitReady(Process* agent) { return node_->waitReady(agent); }
+  std::string log(const std::string& name) { return node_->log(name); }
 
   Pod addPod(const std::string& name, const std::string& ip) {
     auto p = topo_->addPod(name, ip);
@@ -119,6 +103,7 @@ class EndpointAgentTest : public ::testing::Test {
   }
 
   std::unique_ptr<testing::Topology> topo_;
+  std::optional<testing::AgentNode> node_;
   std::string pin_, dir_, sock_;
 };
 
@@ -378,14 +363,17 @@ TEST_F(EndpointAgentTest, AgentServesFlowsAndMetricsForItsEndpoints) {
   EXPECT_NE(agent_metrics.find("\ncilium_endpoint 3\n"), std::string::npos) << agent_metrics;
   EXPECT_NE(agent_metrics.find("cilium_endpoint_state{endpoint_state=\"ready\"} 3"),
             std::string::npos);
-  EXPECT_NE(agent_metrics.find("cilium_policy_endpoint_enforcement_status{enforcement=\"ingress\"} 1"),
-            std::string::npos)
+  EXPECT_NE(
+      agent_metrics.find("cilium_policy_endpoint_enforcement_status{enforcement=\"ingress\"} 1"),
+      std::string::npos)
       << agent_metrics;
   EXPECT_NE(agent_metrics.find("cilium_policy 1\n"), std::string::npos);
-  EXPECT_NE(agent_metrics.find("cilium_endpoint_regeneration_time_stats_seconds_count{scope=\"total\"}"),
-            std::string::npos);
-  EXPECT_NE(agent_metrics.find("cilium_drop_count_total{reason=\"Policy denied\",direction=\"INGRESS\"}"),
-            std::string::npos);
+  EXPECT_NE(
+      agent_metrics.find("cilium_endpoint_regeneration_time_stats_seconds_count{scope=\"total\"}"),
+      std::string::npos);
+  EXPECT_NE(
+      agent_metrics.find("cilium_drop_count_total{reason=\"Policy denied\",direction=\"INGRESS\"}"),
+      std::string::npos);
   EXPECT_NE(agent_metrics.find("cilium_identity{type=\"cluster_local\"} 3"), std::string::npos);
   std::string hubble_metrics = scrape(9965);
   EXPECT_NE(hubble_metrics.find("hubble_flows_processed_total"), std::string::npos)

@@ -1,0 +1,68 @@
+// AgentNode: a cilium-agent per test, in the node namespace.
+#include "tests/harness/agent_node.h"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+
+#include "agent/common/files.h"
+
+namespace cilium::testing {
+
+Result<AgentNode> AgentNode::create(Topology& topo, std::string binary) {
+  AgentNode node(topo, std::move(binary));
+  CILIUM_ASSIGN_OR_RETURN(std::string pin, topo.pinDir());
+  node.pin_dir_ = pin + "/agent";  // the agent creates its pin directory itself
+  node.dir_ = topo.tmpDir();
+  node.socket_ = node.dir_ + "/run/cilium.sock";
+  return node;
+}
+
+std::vector<std::string> AgentNode::args(const std::vector<std::string>& extra) const {
+  std::vector<std::string> argv = {binary_,
+                                   "--state-dir=" + stateDir(),
+                                   "--socket-path=" + socket_,
+                                   "--bpf-pin-dir=" + pin_dir_,
+                                   "--ipv4-range=10.200.0.0/24",
+                                   "--node-name=node-1"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+Result<Process*> AgentNode::start(const std::string& log, const std::vector<std::string>& extra) {
+  return topo_->spawnIn(topo_->nodeNetns(), args(extra), log);
+}
+
+bool AgentNode::waitReady(Process* agent, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!agent->running()) return false;
+    auto s = client(std::chrono::seconds(1)).healthz();
+    if (s.ok() && s->cilium && s->cilium->state == api::StatusState::kOk) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));  // between polls of /healthz
+  }
+  return false;
+}
+
+Process* AgentNode::startReady(const std::string& log, const std::vector<std::string>& extra) {
+  auto p = start(log, extra);
+  if (!p.ok()) {
+    ADD_FAILURE() << "starting the agent: " << p.error().toString();
+    return nullptr;
+  }
+  if (!waitReady(*p)) {
+    ADD_FAILURE() << "the agent did not become ready:\n" << this->log(log);
+    return nullptr;
+  }
+  return *p;
+}
+
+api::Client AgentNode::client(std::chrono::milliseconds timeout) const {
+  return api::Client(api::ClientOptions{socket_, timeout});
+}
+
+std::string AgentNode::log(const std::string& name) const {
+  return readFile(dir_ + "/" + name + ".err").valueOr(std::string());
+}
+
+}  // namespace cilium::testing
