@@ -256,7 +256,9 @@ Status writeCniConfig(const Config& cfg) {
       {"name", "cilium"},
       {"plugins", nlohmann::json::array({{{"type", "cilium-cni"},
                                           {"enable-debug", cfg.debug},
-                                          {"log-file", cfg.cni_log_file}}})},
+                                          {"log-file", cfg.cni_log_file},
+                                          // cilium-cni talks to this agent's socket.
+                                          {"socket-path", cfg.socket_path}}})},
   };
   if (auto st = writeFileAtomic(path, conf.dump(2) + "\n", 0644); !st.ok())
     return st.error().withContext("write CNI configuration");

@@ -307,6 +307,7 @@ TEST_F(DaemonTest, WritesCniConfigurationWhenReady) {
   EXPECT_EQ(j["name"], "cilium");
   EXPECT_EQ(j["plugins"][0]["type"], "cilium-cni");
   EXPECT_EQ(j["plugins"][0]["log-file"], "/var/run/cilium/cilium-cni.log");
+  EXPECT_TRUE(j["plugins"][0]["socket-path"].is_string());
   struct stat st {};
   EXPECT_NE(::stat(dir_.file("net.d/10-flannel.conflist").c_str(), &st), 0);
   EXPECT_EQ(::stat(dir_.file("net.d/10-flannel.conflist.cilium_bak").c_str(), &st), 0);
