@@ -12,6 +12,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "agent/api/router.h"
 #include "agent/common/error.h"
@@ -67,6 +69,9 @@ class ControlPlane {
   monitor::EventHub& events();  // the single reader of the datapath event ring
   datapath::Datapath& datapath();
   identity::Allocator& identities();
+  // Fill level (0..1) of the maps whose size is cheap to know: the endpoint map, and the
+  // conntrack maps as of the last GC pass (absent before the first one).
+  std::vector<std::pair<std::string, double>> mapPressure() const;
   // Removes the endpoint of a container (kNotFound when there is none); for the CNI delete
   // queue, whose entries name containers.
   Status deleteContainerEndpoint(const std::string& container_id);

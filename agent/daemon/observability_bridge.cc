@@ -167,6 +167,10 @@ class Bridge final : public ObservabilityBridge,
           sink.add({}, static_cast<double>(c->policy().revision()));
         }));
     CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_bpf_map_pressure", [c](metrics::SampleSink& sink) {
+          for (const auto& [name, ratio] : c->mapPressure()) sink.add({name}, ratio);
+        }));
+    CILIUM_RETURN_IF_ERROR(
         agent_metrics->setGaugeSource("cilium_identity", [c](metrics::SampleSink& sink) {
           std::map<std::string, double> by_type = {
               {"reserved", 0}, {"cluster_local", 0}, {"node_local", 0}};

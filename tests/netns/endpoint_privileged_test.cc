@@ -375,6 +375,12 @@ TEST_F(EndpointAgentTest, AgentServesFlowsAndMetricsForItsEndpoints) {
       agent_metrics.find("cilium_drop_count_total{reason=\"Policy denied\",direction=\"INGRESS\"}"),
       std::string::npos);
   EXPECT_NE(agent_metrics.find("cilium_identity{type=\"cluster_local\"} 3"), std::string::npos);
+  // Three endpoints and the host's addresses in a 64k-entry map: a small fraction, not zero.
+  auto pressure = agent_metrics.find("cilium_bpf_map_pressure{map_name=\"cilium_lxc\"} ");
+  ASSERT_NE(pressure, std::string::npos) << log("agent");
+  double ratio = std::stod(agent_metrics.substr(agent_metrics.find("} ", pressure) + 2));
+  EXPECT_GT(ratio, 0.0);
+  EXPECT_LT(ratio, 0.001);
   std::string hubble_metrics = scrape(9965);
   EXPECT_NE(hubble_metrics.find("hubble_flows_processed_total"), std::string::npos)
       << hubble_metrics;
