@@ -24,8 +24,8 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 struct Bench {
-  testing::Topology& topo;
-  testing::AgentNode& node;
+  cilium::testing::Topology& topo;
+  cilium::testing::AgentNode& node;
   std::string conf_path;
   std::vector<std::string> sandboxes;
 
@@ -67,7 +67,7 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * static_cast<double>(v.size())))];
 }
 
-size_t countVeths(testing::Topology& topo) {
+size_t countVeths(cilium::testing::Topology& topo) {
   auto r = topo.exec(topo.nodeNetns(), {"ip", "-o", "link", "show", "type", "veth"});
   if (!r.ok()) return 0;
   return static_cast<size_t>(std::count(r->out.begin(), r->out.end(), '\n'));
@@ -84,12 +84,12 @@ size_t countFiles(const std::string& dir) {
 }
 
 int runBench(int pods, int churn) {
-  auto topo = testing::Topology::create();
+  auto topo = cilium::testing::Topology::create();
   if (!topo.ok()) {
     std::fprintf(stderr, "topology: %s\n", topo.error().toString().c_str());
     return 1;
   }
-  auto node = testing::AgentNode::create(**topo, CILIUM_AGENT_BINARY);
+  auto node = cilium::testing::AgentNode::create(**topo, CILIUM_AGENT_BINARY);
   if (!node.ok()) return 1;
   auto agent = node->start("agent");
   if (!agent.ok() || !node->waitReady(*agent)) {

@@ -65,4 +65,16 @@ std::string AgentNode::log(const std::string& name) const {
   return readFile(dir_ + "/" + name + ".err").valueOr(std::string());
 }
 
+void AgentNodeTest::SetUp() {
+  auto topo = Topology::create();
+  ASSERT_TRUE(topo.ok()) << topo.error().toString();
+  topo_ = std::move(*topo);
+  auto node = AgentNode::create(*topo_, binary_);
+  ASSERT_TRUE(node.ok()) << node.error().toString();
+  node_.emplace(std::move(*node));
+  pin_ = node_->pinDir();
+  dir_ = node_->dir();
+  sock_ = node_->socket();
+}
+
 }  // namespace cilium::testing

@@ -4,8 +4,12 @@
 #pragma once
 
 #include <chrono>
+#include <memory>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "agent/common/subprocess.h"
 #include "api/client/client.h"
@@ -42,6 +46,20 @@ class AgentNode {
   Topology* topo_;
   std::string binary_;
   std::string dir_, socket_, pin_dir_;
+};
+
+// A gtest fixture with a fresh Topology and an AgentNode for each test.
+class AgentNodeTest : public ::testing::Test {
+ protected:
+  explicit AgentNodeTest(std::string binary) : binary_(std::move(binary)) {}
+  void SetUp() override;
+
+  std::unique_ptr<Topology> topo_;
+  std::optional<AgentNode> node_;
+  std::string pin_, dir_, sock_;  // node_'s pin dir, scratch dir and socket
+
+ private:
+  std::string binary_;
 };
 
 }  // namespace cilium::testing

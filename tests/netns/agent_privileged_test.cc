@@ -23,19 +23,9 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class AgentTest : public ::testing::Test {
+class AgentTest : public testing::AgentNodeTest {
  protected:
-  void SetUp() override {
-    auto topo = testing::Topology::create();
-    ASSERT_TRUE(topo.ok()) << topo.error().toString();
-    topo_ = std::move(*topo);
-    auto node = testing::AgentNode::create(*topo_, CILIUM_AGENT_BINARY);
-    ASSERT_TRUE(node.ok()) << node.error().toString();
-    node_.emplace(std::move(*node));
-    pin_ = node_->pinDir();
-    dir_ = node_->dir();
-    sock_ = node_->socket();
-  }
+  AgentTest() : AgentNodeTest(CILIUM_AGENT_BINARY) {}
 
   std::vector<std::string> agentArgs() {
     return node_->args({"--write-cni-conf-when-ready=" + dir_ + "/net.d/05-cilium.conflist"});
@@ -51,12 +41,6 @@ class AgentTest : public ::testing::Test {
   bool waitReady(Process* agent) { return node_->waitReady(agent); }
 
   std::string log(const std::string& name) { return node_->log(name); }
-
-  std::unique_ptr<testing::Topology> topo_;
-  std::optional<testing::AgentNode> node_;
-  std::string pin_;
-  std::string dir_;
-  std::string sock_;
 };
 
 TEST_F(AgentTest, ServesThenShutsDownCleanlyOnSigterm) {

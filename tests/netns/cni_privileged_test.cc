@@ -24,18 +24,10 @@ namespace {
 using namespace std::chrono_literals;
 constexpr uint16_t kPort = 8080;
 
-class CniTest : public ::testing::Test {
+class CniTest : public testing::AgentNodeTest {
  protected:
-  void SetUp() override {
-    auto topo = testing::Topology::create();
-    ASSERT_TRUE(topo.ok()) << topo.error().toString();
-    topo_ = std::move(*topo);
-    auto node = testing::AgentNode::create(*topo_, CILIUM_AGENT_BINARY);
-    ASSERT_TRUE(node.ok()) << node.error().toString();
-    node_.emplace(std::move(*node));
-    dir_ = node_->dir();
-    sock_ = node_->socket();
-  }
+  CniTest() : AgentNodeTest(CILIUM_AGENT_BINARY) {}
+
   void TearDown() override {
     for (const auto& ns : netns_) (void)run({"ip", "netns", "del", ns});
   }
@@ -85,9 +77,6 @@ class CniTest : public ::testing::Test {
     return r.ok() && r->exit_code == 0;
   }
 
-  std::unique_ptr<testing::Topology> topo_;
-  std::optional<testing::AgentNode> node_;
-  std::string dir_, sock_;
   std::vector<std::string> netns_;
   int calls_ = 0;
 };

@@ -28,19 +28,9 @@ using testing::Pod;
 
 constexpr uint16_t kPort = 8080;
 
-class EndpointAgentTest : public ::testing::Test {
+class EndpointAgentTest : public testing::AgentNodeTest {
  protected:
-  void SetUp() override {
-    auto topo = testing::Topology::create();
-    ASSERT_TRUE(topo.ok()) << topo.error().toString();
-    topo_ = std::move(*topo);
-    auto node = testing::AgentNode::create(*topo_, CILIUM_AGENT_BINARY);
-    ASSERT_TRUE(node.ok()) << node.error().toString();
-    node_.emplace(std::move(*node));
-    pin_ = node_->pinDir();
-    dir_ = node_->dir();
-    sock_ = node_->socket();
-  }
+  EndpointAgentTest() : AgentNodeTest(CILIUM_AGENT_BINARY) {}
 
   Process* startAgent(const std::string& log, const std::vector<std::string>& extra = {}) {
     auto p = node_->start(log, extra);
@@ -101,10 +91,6 @@ class EndpointAgentTest : public ::testing::Test {
   bool nodeCanConnect(const Pod& to) {
     return testing::connectTcp(topo_->nodeNetns(), to.ip, kPort, 1500ms).ok();
   }
-
-  std::unique_ptr<testing::Topology> topo_;
-  std::optional<testing::AgentNode> node_;
-  std::string pin_, dir_, sock_;
 };
 
 TEST_F(EndpointAgentTest, PolicyFromDbgChangesRealTrafficAndDeleteCleansUp) {
