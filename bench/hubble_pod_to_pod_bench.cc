@@ -42,39 +42,6 @@ namespace {
   std::exit(1);
 }
 
-Result<double> tcpRr(const testing::Pod& client, const testing::Pod& server, uint16_t port,
-                     std::chrono::seconds duration) {
-  CILIUM_ASSIGN_OR_RETURN(UniqueFd lfd, testing::listenTcp(server.netns, server.ip, port));
-  CILIUM_ASSIGN_OR_RETURN(UniqueFd c, testing::connectTcp(client.netns, server.ip, port));
-  CILIUM_ASSIGN_OR_RETURN(UniqueFd s, testing::acceptTcp(lfd.get()));
-  int one = 1;
-  ::setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  ::setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  std::thread responder([fd = s.get()] {
-    char b;
-    while (::recv(fd, &b, 1, 0) == 1)
-      if (::send(fd, &b, 1, MSG_NOSIGNAL) != 1) break;
-  });
-  uint64_t n = 0;
-  char b = 'x';
-  auto start = std::chrono::steady_clock::now();
-  auto end = start + duration;
-  Status st = okStatus();
-  while (true) {
-    if (::send(c.get(), &b, 1, MSG_NOSIGNAL) != 1 || ::recv(c.get(), &b, 1, 0) != 1) {
-      st = errnoError(errno, "request/response");
-      break;
-    }
-    n++;
-    if ((n & 255) == 0 && std::chrono::steady_clock::now() >= end) break;
-  }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ::shutdown(c.get(), SHUT_RDWR);
-  responder.join();
-  if (!st.ok()) return st.error();
-  return static_cast<double>(n) / secs;
-}
-
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -193,7 +160,8 @@ int main(int argc, char** argv) {
         });
       }
       uint64_t before = records.load();
-      auto t = tcpRr(*client, *server, port++, std::chrono::seconds(seconds));
+      auto t = testing::tcpRequestResponseRate(client->netns, server->netns, server->ip, port++,
+                                               std::chrono::seconds(seconds));
       if (!t.ok()) die("tcp_rr", t.error());
       uint64_t evs = records.load() - before;
       if (ctx) {

@@ -37,44 +37,6 @@ namespace {
   std::exit(1);
 }
 
-void noDelay(int fd) {
-  int one = 1;
-  ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-// Transactions per second of one TCP connection doing 1-byte request / 1-byte response.
-Result<double> tcpRr(const testing::Pod& client, const testing::Pod& server, uint16_t port,
-                     std::chrono::seconds duration) {
-  CILIUM_ASSIGN_OR_RETURN(UniqueFd lfd, testing::listenTcp(server.netns, server.ip, port));
-  CILIUM_ASSIGN_OR_RETURN(UniqueFd c, testing::connectTcp(client.netns, server.ip, port));
-  CILIUM_ASSIGN_OR_RETURN(UniqueFd s, testing::acceptTcp(lfd.get()));
-  noDelay(c.get());
-  noDelay(s.get());
-  std::thread responder([fd = s.get()] {
-    char b;
-    while (::recv(fd, &b, 1, 0) == 1)
-      if (::send(fd, &b, 1, MSG_NOSIGNAL) != 1) break;
-  });
-  uint64_t n = 0;
-  char b = 'x';
-  auto start = std::chrono::steady_clock::now();
-  auto end = start + duration;
-  Status st = okStatus();
-  while (true) {
-    if (::send(c.get(), &b, 1, MSG_NOSIGNAL) != 1 || ::recv(c.get(), &b, 1, 0) != 1) {
-      st = errnoError(errno, "request/response");
-      break;
-    }
-    n++;
-    if ((n & 255) == 0 && std::chrono::steady_clock::now() >= end) break;
-  }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  ::shutdown(c.get(), SHUT_RDWR);
-  responder.join();
-  if (!st.ok()) return st.error();
-  return static_cast<double>(n) / secs;
-}
-
 // Single-stream TCP throughput with iperf3 against a server already started, in Gbit/s
 // (receiver side). Retries while the server is still coming up.
 Result<double> iperf(testing::Topology& topo, const testing::Pod& client,
@@ -192,7 +154,8 @@ int main(int argc, char** argv) {
     for (int k = 0; k < 2; k++) {
       int mode = (r + k) % 2;  // 0 bare, 1 datapath
       setMode(mode == 1);
-      auto t = tcpRr(*client, *server, port++, std::chrono::seconds(seconds));
+      auto t = testing::tcpRequestResponseRate(client->netns, server->netns, server->ip, port++,
+                                               std::chrono::seconds(seconds));
       if (!t.ok()) die("tcp_rr", t.error());
       auto g = iperf(**topo, *client, *server, seconds);
       if (!g.ok()) die("iperf3", g.error());

@@ -142,8 +142,8 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
     log()->info("container={} already has endpoint {}; replacing it", env.container_id, old->id);
     if (auto st = agent_.deleteEndpoint(env.container_id); !st.ok())
       return agentFailure(conf, "removing the previous endpoint", st.error());
-    if (auto ip = endpointIpv4(*old); !ip.empty()) (void)agent_.release(ip);
   }
+  // Addresses are allocated with the container id as owner: this frees whatever it held.
   (void)agent_.release(env.container_id);
   if (auto st = net_.teardown(host_if); !st.ok())
     return failure(&conf, Code::kInternal,
@@ -245,11 +245,10 @@ Outcome Plugin::del(const Environment& env, const NetConf& conf) {
   } else if (ep.error().code() != ErrorCode::kNotFound) {
     return agentFailure(conf, "looking up the endpoint", ep.error());
   }
-  // By address when we know it, and by owner in any case (an ADD that failed half-way).
-  for (const std::string& what : {ip, env.container_id}) {
-    if (what.empty()) continue;
-    if (auto st = agent_.release(what); !st.ok() && st.error().code() != ErrorCode::kNotFound)
-      return agentFailure(conf, fmt::format("releasing {}", what), st.error());
+  // By owner: every address ADD allocated for this container, also after a half-done ADD.
+  if (auto st = agent_.release(env.container_id);
+      !st.ok() && st.error().code() != ErrorCode::kNotFound) {
+    return agentFailure(conf, "releasing the container's addresses", st.error());
   }
   log()->info("deleted container={} ip={}", env.container_id, ip.empty() ? "-" : ip);
   return {0, ""};
@@ -309,9 +308,7 @@ Outcome Plugin::gc(const NetConf& conf) {
     if (auto host_if = endpointHostIfname(ep); !host_if.empty())
       record(net_.teardown(host_if), "removing the veth");
     record(agent_.deleteEndpoint(cid), "deleting the endpoint");
-    if (auto ip = endpointIpv4(ep); !ip.empty())
-      record(agent_.release(ip), "releasing the address");
-    record(agent_.release(cid), "releasing the owner's addresses");
+    record(agent_.release(cid), "releasing the container's addresses");
   }
   if (!first_error.empty()) return failure(&conf, Code::kInternal, first_error);
   return {0, ""};

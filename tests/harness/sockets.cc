@@ -3,9 +3,12 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <thread>
 
 #include "agent/common/netns.h"
 
@@ -151,6 +154,41 @@ Result<uint16_t> localPort(int fd) {
   if (::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0)
     return errnoError(errno, "getsockname");
   return ntohs(a.sin_port);
+}
+
+Result<double> tcpRequestResponseRate(const std::string& client_netns,
+                                      const std::string& server_netns, const std::string& server_ip,
+                                      uint16_t port, std::chrono::seconds duration) {
+  CILIUM_ASSIGN_OR_RETURN(UniqueFd lfd, listenTcp(server_netns, server_ip, port));
+  CILIUM_ASSIGN_OR_RETURN(UniqueFd c, connectTcp(client_netns, server_ip, port));
+  CILIUM_ASSIGN_OR_RETURN(UniqueFd s, acceptTcp(lfd.get()));
+  int one = 1;
+  ::setsockopt(c.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  ::setsockopt(s.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  std::thread responder([fd = s.get()] {
+    char b;
+    while (::recv(fd, &b, 1, 0) == 1)
+      if (::send(fd, &b, 1, MSG_NOSIGNAL) != 1) break;
+  });
+  uint64_t n = 0;
+  char b = 'x';
+  auto start = std::chrono::steady_clock::now();
+  auto end = start + duration;
+  Status st = okStatus();
+  while (true) {
+    if (::send(c.get(), &b, 1, MSG_NOSIGNAL) != 1 || ::recv(c.get(), &b, 1, 0) != 1) {
+      st = errnoError(errno, "request/response");
+      break;
+    }
+    n++;
+    // The clock is read every 256 transactions, not on each one.
+    if ((n & 255) == 0 && std::chrono::steady_clock::now() >= end) break;
+  }
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  ::shutdown(c.get(), SHUT_RDWR);
+  responder.join();
+  if (!st.ok()) return st.error();
+  return static_cast<double>(n) / secs;
 }
 
 }  // namespace cilium::testing

@@ -32,4 +32,11 @@ Result<std::string> recvExactly(int fd, size_t n,
 // The local port a socket is bound to.
 Result<uint16_t> localPort(int fd);
 
+// Request/response rate of one TCP connection from `client_netns` to a listener this opens on
+// server_ip:port in `server_netns`: 1-byte request, 1-byte response (netperf TCP_RR), for
+// `duration`; transactions per second.
+Result<double> tcpRequestResponseRate(const std::string& client_netns,
+                                      const std::string& server_netns, const std::string& server_ip,
+                                      uint16_t port, std::chrono::seconds duration);
+
 }  // namespace cilium::testing
