@@ -165,16 +165,20 @@ void ManifestSource::rescan() {
     contents[name] = std::move(*text);
   }
   bool changed = false;
+  // This scan's errors become visible together with its generation, after its objects are
+  // published: whoever sees one sees the others.
+  std::map<std::string, std::string> errors;
   {
     std::lock_guard lock(mu_);
+    errors = errors_;
     for (const auto& name : unreadable) {
       if (auto f = files_.find(name); f != files_.end()) contents[name] = f->second.content;
-      errors_[name] = fmt::format("{}: cannot be read; keeping its last good version", name);
+      errors[name] = fmt::format("{}: cannot be read; keeping its last good version", name);
     }
     for (auto it = files_.begin(); it != files_.end();) {
       if (!contents.count(it->first)) {
         log()->info("manifests: file removed file={}", it->first);
-        errors_.erase(it->first);
+        errors.erase(it->first);
         it = files_.erase(it);
         changed = true;
       } else {
@@ -184,23 +188,25 @@ void ManifestSource::rescan() {
     for (auto& [name, text] : contents) {
       auto cur = files_.find(name);
       if (cur != files_.end() && cur->second.content == text) {
-        errors_.erase(name);  // reverted to the good version
+        errors.erase(name);  // reverted to the good version
         continue;
       }
       auto objects = parseFile(text);
       if (!objects.ok()) {
         std::string msg = fmt::format("{}: {}", name, objects.error().message());
-        if (errors_[name] != msg)
+        if (errors[name] != msg)
           log()->error("manifests: rejected file, keeping its last good version: {}", msg);
-        errors_[name] = msg;
+        errors[name] = msg;
         continue;
       }
-      errors_.erase(name);
+      errors.erase(name);
       files_[name] = FileState{std::move(text), std::move(*objects)};
       changed = true;
     }
   }
   if (changed || generation_ == 0) publish();
+  std::lock_guard lock(mu_);
+  errors_ = std::move(errors);
   generation_++;
 }
 
