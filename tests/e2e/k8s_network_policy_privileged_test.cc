@@ -84,7 +84,8 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
       ASSERT_NE(info, nullptr);
       ASSERT_TRUE(server_.create(*info, d).ok());
     }
-    agent_ = node_->startReady("agent", {"--k8s-api-server=" + server_.url()});
+    agent_ = node_->startReady("agent", {"--k8s-api-server=" + server_.url(),
+                                         "--prometheus-serve-addr=127.0.0.1:9962"});
     ASSERT_NE(agent_, nullptr);
     for (const auto& [ns, pod] : std::vector<std::pair<std::string, std::string>>{
              {"a", "web"}, {"a", "client"}, {"b", "client"}, {"b", "other"}})
@@ -217,6 +218,45 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
   std::map<std::string, UniqueFd> ext_listeners_;
   int applied_ = 0;
 };
+
+TEST_F(NetworkPolicyTest, AgentWritesCiliumEndpointsAndCountsApiCalls) {
+  // Each local pod gets a CiliumEndpoint with its identity and address.
+  auto web = node_->client().listEndpoints();
+  ASSERT_TRUE(web.ok());
+  json cep;
+  ASSERT_TRUE(eventually(
+      [&] {
+        SpawnOptions o;
+        o.netns = topo_->nodeNetns();
+        o.extra_env = {"HOME=" + dir_, "KUBECONFIG=" + dir_ + "/no-kubeconfig"};
+        auto r = run({kKubectl, "--server=" + server_.url(), "--cache-dir=" + dir_ + "/kc", "get",
+                      "ciliumendpoints", "-n", "a", "web", "-o", "json"},
+                     o, 30s);
+        if (!r.ok() || r->exit_code != 0) return false;
+        cep = json::parse(r->out, nullptr, false);
+        return cep.is_object();
+      },
+      10s));
+  EXPECT_EQ(cep["status"]["networking"]["addressing"][0]["ipv4"], web_);
+  int64_t identity = 0;
+  for (const auto& ep : *web)
+    if (ep.status && ep.status->external_identifiers &&
+        ep.status->external_identifiers->pod_name == "a/web" && ep.status->identity)
+      identity = ep.status->identity->id;
+  EXPECT_NE(identity, 0);
+  EXPECT_EQ(cep["status"]["identity"]["id"], identity) << cep.dump(2);
+
+  // The client's calls are exported, by host, method and return code.
+  SpawnOptions in_node;
+  in_node.netns = topo_->nodeNetns();
+  auto metrics = run({"curl", "-sf", "http://127.0.0.1:9962/metrics"}, in_node, 10s);
+  ASSERT_TRUE(metrics.ok() && metrics->exit_code == 0);
+  std::string host = server_.url().substr(std::string("http://").size());
+  EXPECT_NE(metrics->out.find("cilium_k8s_client_api_calls_total{host=\"" + host +
+                          "\",method=\"GET\",return_code=\"200\"}"),
+            std::string::npos)
+      << metrics->out;
+}
 
 TEST_F(NetworkPolicyTest, ConnectivityMatchesKubernetesSemantics) {
   // No policy: everything is allowed.
