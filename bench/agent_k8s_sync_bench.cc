@@ -49,15 +49,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "agent_k8s_sync_bench needs root (network namespaces, bpffs)\n");
     return 2;
   }
-  auto topo = testing::Topology::create();
+  auto topo = cilium::testing::Topology::create();
   if (!topo.ok()) {
     std::fprintf(stderr, "%s\n", topo.error().toString().c_str());
     return 1;
   }
-  auto node = testing::AgentNode::create(**topo, CILIUM_AGENT_BINARY);
+  auto node = cilium::testing::AgentNode::create(**topo, CILIUM_AGENT_BINARY);
   if (!node.ok()) return 1;
 
-  testing::FakeApiServer server;
+  cilium::testing::FakeApiServer server;
   if (!runInNetns((*topo)->nodeNetns(), [&] { return server.start(); }).ok()) return 1;
   for (int i = 0; i < pods; i++) (void)server.create(k8s::Resource<k8s::Pod>::info(), bench::pod(i));
   for (int i = 0; i < services; i++) {
