@@ -4,7 +4,7 @@
 # manifests directory). Installs what is missing, builds, runs every step, checks what it shows,
 # and removes everything at the end. Exit status 0 only if every expectation held.
 # CILIUM_DEMO_SKIP_BUILD=1 skips install and build (the e2e test sets it); CILIUM_DEMO_NAME names
-# the node (default cilium-demo).
+# the node (default cilium-demo); CILIUM_DEMO_KEEP=1 leaves the node up at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -31,6 +31,12 @@ failed=0
 
 cleanup() {
   [[ -n $monitor_pid ]] && kill "$monitor_pid" 2>/dev/null || true
+  if [[ ${CILIUM_DEMO_KEEP:-0} == 1 ]]; then
+    echo
+    echo "Kept the node (CILIUM_DEMO_KEEP=1). Look around, then remove it with:"
+    echo "  CILIUM_LOCAL_NAME=$name CILIUM_LOCAL_STATE=$work/state $tool down; rm -rf $work"
+    return
+  fi
   echo
   echo "${dim}Tearing down the node...${off}"
   "$tool" down >/dev/null 2>&1 || "$tool" down || true
@@ -48,7 +54,7 @@ indent() { sed 's/^/      /'; }
 # sets last_rc (0 answered 2xx, 1 other answer, 3 refused, 4 timed out) and last_out.
 request() {
   local ship=$1 method=$2 path=$3 target=$4
-  echo "  ${dim}\$ kubectl exec $ship -- curl -s -X $method http://$target$path${off}"
+  echo "  ${dim}\$ cilium-local exec default/$ship -- cilium-http-client $method http://$target$path${off}"
   last_rc=0
   last_out=$("$tool" exec "default/$ship" -- cilium-http-client "$method" "http://$target$path" \
     --timeout 3 2>&1) || last_rc=$?
@@ -97,7 +103,7 @@ ds2=$("$tool" ip default/deathstar-2)
 cluster_ip=10.96.0.100
 # The servers listen once their process runs: wait for both before the first landing.
 for ip in "$ds1" "$ds2"; do
-  wait_for 10 "$tool" exec default/deathstar-1 -- cilium-http-client POST \
+  wait_for 10 "$tool" exec default/tiefighter -- cilium-http-client POST \
     "http://$ip/v1/request-landing" --timeout 1 >/dev/null 2>&1 ||
     { bad "deathstar at $ip does not answer"; exit 1; }
 done
@@ -151,7 +157,7 @@ echo
 echo "  The drops, as the datapath reported them:"
 echo "  ${dim}\$ cilium-dbg monitor --type drop${off}"
 if wait_for 5 grep -q "Policy denied" "$work/drops.log"; then
-  grep "drop" "$work/drops.log" | head -n 6 | indent
+  grep "Policy denied" "$work/drops.log" | head -n 4 | indent
   ok "the drops are reported with reason \"Policy denied\""
 else
   cat "$work/drops.log" | indent
@@ -170,6 +176,6 @@ if [[ $failed -eq 0 ]]; then
   echo "  ${green}All $held expectations held.${off}"
   exit 0
 fi
-echo "  ${red}$failed of $((held + failed)) expectations failed${off} (agent log: $work/state/logs/agent.log is removed"
-echo "  at exit; rerun with the node kept: see docs/local-node.md)."
+echo "  ${red}$failed of $((held + failed)) expectations failed.${off} To look at the node afterwards"
+echo "  (agent log, cilium-dbg), rerun with CILIUM_DEMO_KEEP=1."
 exit 1
