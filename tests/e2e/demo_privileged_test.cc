@@ -202,9 +202,22 @@ TEST_F(DemoTest, StarWarsScenario) {
   EXPECT_EQ(tool({"down"}).exit_code, 0);
 }
 
-TEST_F(DemoTest, DownCleansUpAfterACrash) {
+TEST_F(DemoTest, PodsFollowTheManifestsAndDownCleansUpAfterACrash) {
   ASSERT_NO_FATAL_FAILURE(upWithPods());
-  auto started = tool({"run", "default/xwing", "--as", "extra", "--", "sleep", "1000"});
+  // A pod that leaves the manifests goes on the next `pods`: endpoint, namespace and address.
+  std::string ships = readFile(work_ + "/manifests/ships.yaml").valueOr("");
+  ASSERT_NE(ships.find("---"), std::string::npos);
+  std::ofstream(work_ + "/manifests/ships.yaml", std::ios::trunc)
+      << ships.substr(0, ships.find("---"));
+  auto again = tool({"pods"}, 120s);
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("default/xwing: deleted"), std::string::npos) << again.out;
+  EXPECT_FALSE(netnsExists(name_ + "-pod-default_xwing"));
+  EXPECT_NE(tool({"ip", "default/xwing"}).exit_code, 0);
+  auto eps = tool({"dbg", "endpoint", "list", "-o", "json"});
+  EXPECT_EQ(nlohmann::json::parse(eps.out).size(), 3u) << eps.out;
+
+  auto started = tool({"run", "default/tiefighter", "--as", "extra", "--", "sleep", "1000"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
   auto status = tool({"status"});
   EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
