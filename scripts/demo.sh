@@ -107,8 +107,6 @@ for ip in "$ds1" "$ds2"; do
     "http://$ip/v1/request-landing" --timeout 1 >/dev/null 2>&1 ||
     { bad "deathstar at $ip does not answer"; exit 1; }
 done
-echo
-"$tool" dbg endpoint list | indent
 
 # The Service when it answers (service load balancing in the agent); the pods themselves if not.
 if "$tool" exec default/tiefighter -- cilium-http-client POST \
@@ -138,6 +136,7 @@ if wait_for 10 ingress_enforced deathstar-1 && wait_for 5 ingress_enforced death
 else
   bad "the deathstar endpoints do not enforce ingress policy 10 s after rule1 was applied"
 fi
+echo "  ${dim}\$ cilium-dbg endpoint list${off}"
 "$tool" dbg endpoint list | indent
 if ! ingress_enforced tiefighter && ! ingress_enforced xwing; then
   ok "the ships' endpoints are not selected by rule1 (no enforcement)"
