@@ -96,8 +96,8 @@ heading "Setup: a node, the agent, the pods"
 mkdir -p "$manifests"
 cp deploy/local/demo/manifests/*.yaml "$manifests/"
 echo "  manifests: $manifests ($(ls "$manifests" | tr '\n' ' '))"
-"$tool" up --manifests "$manifests" 2>&1 | indent
-"$tool" pods 2>&1 | indent
+"$tool" up --manifests "$manifests" 2>&1 | indent || { bad "the node did not come up"; exit 1; }
+"$tool" pods 2>&1 | indent || { bad "the pods were not created"; exit 1; }
 ds1=$("$tool" ip default/deathstar-1)
 ds2=$("$tool" ip default/deathstar-2)
 cluster_ip=10.96.0.100
