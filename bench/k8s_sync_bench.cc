@@ -19,6 +19,7 @@
 #include "agent/k8s/source.h"
 #include "agent/policy/decode.h"
 #include "agent/policy/policy.h"
+#include "bench/k8s_objects.h"
 #include "tests/fakes/fake_apiserver.h"
 
 namespace {
@@ -45,50 +46,11 @@ long rssKiB() {
   return -1;
 }
 
-json pod(int i) {
-  return {
-      {"apiVersion", "v1"},
-      {"kind", "Pod"},
-      {"metadata",
-       {{"name", fmt::format("pod-{}", i)},
-        {"namespace", fmt::format("ns-{}", i % 50)},
-        {"labels", {{"app", fmt::format("app-{}", i % 200)}, {"tier", i % 3 ? "back" : "front"}}}}},
-      {"spec",
-       {{"nodeName", fmt::format("node-{}", i % 100)},
-        {"containers",
-         {{{"name", "c"},
-           {"image", "x"},
-           {"ports", {{{"name", "http"}, {"containerPort", 8080}}}}}}}}},
-      {"status",
-       {{"phase", "Running"},
-        {"podIPs", {{{"ip", fmt::format("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255)}}}}}}};
-}
-
-json service(int i) {
-  return {{"apiVersion", "v1"},
-          {"kind", "Service"},
-          {"metadata",
-           {{"name", fmt::format("svc-{}", i)}, {"namespace", fmt::format("ns-{}", i % 50)}}},
-          {"spec",
-           {{"clusterIP", fmt::format("10.96.{}.{}", i >> 8, i & 255)},
-            {"selector", {{"app", fmt::format("app-{}", i % 200)}}},
-            {"ports", {{{"name", "http"}, {"port", 80}, {"targetPort", "http"}}}}}}};
-}
-
-json cnp(int i) {
-  return {
-      {"apiVersion", "cilium.io/v2"},
-      {"kind", "CiliumNetworkPolicy"},
-      {"metadata",
-       {{"name", fmt::format("cnp-{}", i)}, {"namespace", fmt::format("ns-{}", i % 50)}}},
-      {"spec",
-       {{"endpointSelector", {{"matchLabels", {{"app", fmt::format("app-{}", i % 200)}}}}},
-        {"ingress",
-         {{{"fromEndpoints", {{{"matchLabels", {{"app", fmt::format("app-{}", (i + 1) % 200)}}}}}},
-           {"toPorts", {{{"ports", {{{"port", "8080"}, {"protocol", "TCP"}}}}}}}}}}}}};
-}
-
 }  // namespace
+
+using bench::cnp;
+using bench::pod;
+using bench::service;
 
 int main(int argc, char** argv) {
   int pods = argc > 1 ? std::atoi(argv[1]) : 10000;

@@ -120,6 +120,7 @@ Status K8sComponent::startWatching(Daemon& daemon) {
   wo.node_name = cfg.node_name;
   wo.cluster_name = cfg.cluster_name;
   wo.client = source_.client();
+  wo.crd_identities = cfg.identity_allocation_mode == "crd" && wo.client != nullptr;
   CILIUM_ASSIGN_OR_RETURN(watchers_, K8sWatchers::start(*cp, *source, wo));
   if (services_ != nullptr && services_->manager() != nullptr) {
     CILIUM_ASSIGN_OR_RETURN(

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <cstdlib>
 #include <condition_variable>
 #include <map>
 #include <mutex>
@@ -17,6 +18,7 @@
 #include "agent/common/log.h"
 #include "agent/daemon/control_plane.h"
 #include "agent/endpoint/manager.h"
+#include "agent/identity/allocator.h"
 #include "agent/k8s/crd_identity.h"
 #include "agent/k8s/publisher.h"
 #include "agent/k8s/source.h"
@@ -291,6 +293,38 @@ struct K8sWatchers::Impl {
   }
   std::atomic<bool> started{false};
 
+  // --- identities of the cluster -------------------------------------------------------------
+
+  void watchIdentities() {
+    auto& store = source.stores().cilium_identities;
+    k8s::Handlers<k8s::CiliumIdentity> h;
+    h.on_add = [this](const k8s::CiliumIdentity& ci) { remoteIdentity(ci); };
+    h.on_update = [this](const k8s::CiliumIdentity&, const k8s::CiliumIdentity& ci) {
+      remoteIdentity(ci);
+    };
+    h.on_delete = [this](const k8s::CiliumIdentity& ci) {
+      if (auto id = identityNumber(ci)) cp.identities().removeRemote(*id);
+    };
+    auto id = store.addHandlers(std::move(h));
+    unregister.push_back([&store, id] { store.removeHandlers(id); });
+  }
+  static std::optional<identity::NumericIdentity> identityNumber(const k8s::CiliumIdentity& ci) {
+    char* end = nullptr;
+    unsigned long v = std::strtoul(ci.meta.name.c_str(), &end, 10);
+    if (ci.meta.name.empty() || *end != '\0' || v == 0 || v > UINT32_MAX) return std::nullopt;
+    return static_cast<identity::NumericIdentity>(v);
+  }
+  void remoteIdentity(const k8s::CiliumIdentity& ci) {
+    auto id = identityNumber(ci);
+    auto labels = k8s::labelsOfSecurityLabels(ci.security_labels);
+    if (!id || !labels.ok()) {
+      log()->warn("skipping CiliumIdentity name={}: not a numeric identity with valid labels",
+                  ci.meta.name);
+      return;
+    }
+    cp.identities().upsertRemote(identity::Identity{*id, std::move(*labels)});
+  }
+
   // --- writes to the API server ----------------------------------------------------------------
 
   void publishEndpoints() {
@@ -380,6 +414,7 @@ Result<std::unique_ptr<K8sWatchers>> K8sWatchers::start(ControlPlane& cp, k8s::S
     w->status_writer =
         std::make_unique<k8s::PolicyStatusWriter>(*w->opts.client, w->opts.node_name);
   }
+  if (w->opts.crd_identities) w->watchIdentities();
   // Pods first: policies that name ports and endpoints restored from the last run need them.
   w->watchPods();
   cp.endpoints().setPodResolver([w](const endpoint::Spec& spec) { return w->resolve(spec); });

@@ -45,6 +45,9 @@ struct K8sWatchersOptions {
   // The API client: CiliumEndpoints and policy status are written through it. Null for the
   // manifests source (nothing to write back to).
   k8s::Client* client = nullptr;
+  // identity-allocation-mode=crd: CiliumIdentity objects (other nodes' identities) are made
+  // known to the allocator, so selectors match pods elsewhere in the cluster.
+  bool crd_identities = false;
   // How long a CNI ADD waits for its pod to appear in the cache before "try again later".
   std::chrono::milliseconds pod_wait{5000};
   // How often CiliumEndpoints are reconciled with the endpoint manager.

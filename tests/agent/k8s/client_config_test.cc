@@ -1,11 +1,14 @@
 // kubeconfig and in-cluster configuration parsing, the call counter's resource names, and the
 // token bucket.
 #include <chrono>
+#include <map>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "agent/common/files.h"
 #include "agent/k8s/client.h"
+#include "agent/k8s/store.h"
 #include "tests/harness/temp_dir.h"
 
 namespace cilium::k8s {
@@ -137,6 +140,41 @@ TEST(ClientConfigTest, RateLimiterHoldsTheRate) {
   RateLimiter unlimited(0, 1);
   for (int i = 0; i < 1000; i++) unlimited.acquire();
   EXPECT_EQ(unlimited.waited().count(), 0);
+}
+
+}  // namespace
+}  // namespace cilium::k8s
+
+namespace cilium::k8s {
+namespace {
+
+TEST(CallCounterTest, SubscriberHearsPastAndFutureCallsOnce) {
+  CallCounter c;
+  c.add("GET", "pods", "200");
+  c.add("GET", "pods", "200");
+  std::map<CallCounter::Key, uint64_t> heard;
+  c.subscribe([&](const CallCounter::Key& k, uint64_t n) { heard[k] += n; });
+  c.add("GET", "pods", "200");
+  c.add("WATCH", "pods", "<error>");
+  EXPECT_EQ((heard[{"GET", "pods", "200"}]), 3u);
+  EXPECT_EQ((heard[{"WATCH", "pods", "<error>"}]), 1u);
+  EXPECT_EQ(heard, c.snapshot());
+  c.subscribe(nullptr);
+  c.add("GET", "pods", "200");
+  EXPECT_EQ((heard[{"GET", "pods", "200"}]), 3u);
+}
+
+TEST(StoreTest, WaitForAnObjectThatArrivesLater) {
+  Store<Pod> pods;
+  Pod p;
+  p.meta.name = "web";
+  p.meta.namespace_name = "default";
+  EXPECT_FALSE(pods.waitFor("default/web", std::chrono::milliseconds(10)).has_value());
+  std::thread writer([&] { pods.upsert(p); });
+  auto got = pods.waitFor("default/web", std::chrono::seconds(10));
+  writer.join();
+  ASSERT_TRUE(got.has_value());
+  EXPECT_EQ(got->meta.name, "web");
 }
 
 }  // namespace

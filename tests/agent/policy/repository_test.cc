@@ -262,3 +262,24 @@ spec:
 
 }  // namespace
 }  // namespace cilium::policy
+
+namespace cilium::policy {
+namespace {
+
+TEST(NamedPortTableTest, ReferenceCountedAcrossPods) {
+  NamedPortTable t;
+  NamedPort http{"http", 8080, Protocol::kTcp};
+  EXPECT_TRUE(t.update({}, {http}));   // first pod naming it: new
+  EXPECT_FALSE(t.update({}, {http}));  // second pod: same set
+  EXPECT_FALSE(t.update({http}, {}));  // one pod gone: still named by the other
+  EXPECT_EQ(t.lookup("http").size(), 1u);
+  EXPECT_TRUE(t.update({http}, {}));  // last one gone
+  EXPECT_TRUE(t.lookup("http").empty());
+  EXPECT_FALSE(t.update({http}, {}));  // removing what is not there changes nothing
+  EXPECT_TRUE(t.update({}, {{"dns", 53, Protocol::kUdp}, {"dns", 5353, Protocol::kUdp}}));
+  EXPECT_EQ(t.lookup("dns").size(), 2u);
+  EXPECT_TRUE(t.lookup("dn").empty());
+}
+
+}  // namespace
+}  // namespace cilium::policy

@@ -1,0 +1,118 @@
+// Services and EndpointSlices as the Manager's Services (fromK8s): frontends per type, backends
+// matched by port name and protocol, readiness and terminating endpoints, locality, and bad
+// input named by field.
+#include "agent/service/k8s_feed.h"
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+namespace cilium::service {
+namespace {
+
+using nlohmann::json;
+
+k8s::Service svc(const json& spec, const json& status = json::object()) {
+  json obj = {{"apiVersion", "v1"},
+              {"kind", "Service"},
+              {"metadata", {{"name", "web"}, {"namespace", "shop"}}},
+              {"spec", spec},
+              {"status", status}};
+  auto r = k8s::Resource<k8s::Service>::decode(obj);
+  EXPECT_TRUE(r.ok()) << r.error().message();
+  return *r;
+}
+
+k8s::EndpointSlice slice(const json& ports, const json& endpoints,
+                         const std::string& name = "web-1", const std::string& family = "IPv4") {
+  json obj = {{"apiVersion", "discovery.k8s.io/v1"},
+              {"kind", "EndpointSlice"},
+              {"metadata",
+               {{"name", name},
+                {"namespace", "shop"},
+                {"labels", {{"kubernetes.io/service-name", "web"}}}}},
+              {"addressType", family},
+              {"ports", ports},
+              {"endpoints", endpoints}};
+  auto r = k8s::Resource<k8s::EndpointSlice>::decode(obj);
+  EXPECT_TRUE(r.ok()) << r.error().message();
+  return *r;
+}
+
+TEST(K8sFeedTest, ClusterIpWithBackendsByPortName) {
+  auto s = svc({{"clusterIP", "10.96.0.10"},
+                {"ports",
+                 {{{"name", "http"}, {"port", 80}, {"protocol", "TCP"}},
+                  {{"name", "dns"}, {"port", 53}, {"protocol", "UDP"}}}}});
+  auto es = slice(
+      {{{"name", "http"}, {"port", 8080}, {"protocol", "TCP"}},
+       {{"name", "dns"}, {"port", 5353}, {"protocol", "UDP"}}},
+      {{{"addresses", {"10.0.0.5"}}, {"nodeName", "node-1"}},
+       {{"addresses", {"10.0.1.7"}}, {"nodeName", "node-2"}},
+       {{"addresses", {"10.0.1.8"}}, {"conditions", {{"ready", false}}}},
+       {{"addresses", {"10.0.1.9"}}, {"conditions", {{"ready", false}, {"terminating", true}}}}});
+  auto out = fromK8s(s, {es}, "node-1");
+  ASSERT_TRUE(out.ok()) << out.error().message();
+  ASSERT_TRUE(out->has_value());
+  const Service& got = **out;
+  EXPECT_EQ(got.name.str(), "shop/web");
+  EXPECT_EQ(got.cluster_ip->toString(), "10.96.0.10");
+  ASSERT_EQ(got.ports.size(), 2u);
+  const auto& http = got.ports[0];
+  EXPECT_EQ(http.proto, Protocol::kTcp);
+  EXPECT_EQ(http.port, 80);
+  // Ready endpoints active, the not-ready one left out, the terminating one kept as terminating.
+  ASSERT_EQ(http.backends.size(), 3u);
+  EXPECT_EQ(http.backends[0].ip.toString(), "10.0.0.5");
+  EXPECT_EQ(http.backends[0].port, 8080);
+  EXPECT_TRUE(http.backends[0].local);
+  EXPECT_FALSE(http.backends[1].local);
+  EXPECT_EQ(http.backends[2].ip.toString(), "10.0.1.9");
+  EXPECT_EQ(http.backends[2].state, BackendState::kTerminating);
+  EXPECT_EQ(got.ports[1].proto, Protocol::kUdp);
+  EXPECT_EQ(got.ports[1].backends[0].port, 5353);
+  EXPECT_EQ(got.ports[0].node_port, 0);
+}
+
+TEST(K8sFeedTest, NodePortExternalLoadBalancerAffinityAndTrafficPolicy) {
+  auto s = svc({{"type", "LoadBalancer"},
+                {"clusterIP", "10.96.0.11"},
+                {"externalIPs", {"192.0.2.10"}},
+                {"externalTrafficPolicy", "Local"},
+                {"sessionAffinity", "ClientIP"},
+                {"sessionAffinityConfig", {{"clientIP", {{"timeoutSeconds", 60}}}}},
+                {"ports", {{{"port", 80}, {"nodePort", 30080}}}}},
+               {{"loadBalancer", {{"ingress", {{{"ip", "198.51.100.1"}}}}}}});
+  auto out = fromK8s(s, {}, "node-1");
+  ASSERT_TRUE(out.ok() && out->has_value());
+  const Service& got = **out;
+  EXPECT_EQ(got.external_ips.size(), 1u);
+  EXPECT_EQ(got.load_balancer_ips[0].toString(), "198.51.100.1");
+  EXPECT_EQ(got.ports[0].node_port, 30080);
+  EXPECT_TRUE(got.session_affinity);
+  EXPECT_EQ(got.affinity_timeout, 60u);
+  EXPECT_EQ(got.ext_traffic_policy, TrafficPolicy::kLocal);
+}
+
+TEST(K8sFeedTest, NothingToBalance) {
+  EXPECT_FALSE(
+      fromK8s(svc({{"clusterIP", "None"}, {"ports", {{{"port", 80}}}}}), {}, "n")->has_value());
+  EXPECT_FALSE(fromK8s(svc({{"type", "ExternalName"}, {"externalName", "example.com"}}), {}, "n")
+                   ->has_value());
+  // IPv6 slices and addresses are skipped, not errors.
+  auto s = svc({{"clusterIPs", {"fd00::1", "10.96.0.12"}}, {"ports", {{{"port", 80}}}}});
+  auto out =
+      fromK8s(s, {slice({{{"port", 80}}}, {{{"addresses", {"fd00::5"}}}}, "v6", "IPv6")}, "n");
+  ASSERT_TRUE(out.ok() && out->has_value());
+  EXPECT_EQ((*out)->cluster_ip->toString(), "10.96.0.12");
+  EXPECT_TRUE((*out)->ports[0].backends.empty());
+}
+
+TEST(K8sFeedTest, BadAddressIsNamed) {
+  auto out = fromK8s(svc({{"clusterIP", "10.96.0.300"}, {"ports", {{{"port", 80}}}}}), {}, "n");
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.error().message().find("spec.clusterIPs[0]"), std::string::npos)
+      << out.error().message();
+}
+
+}  // namespace
+}  // namespace cilium::service
