@@ -153,6 +153,15 @@ for t in "${targets[@]}"; do
   expect_landing tiefighter "$t"
 done
 echo
+echo "  An L3/L4 rule cannot tell one HTTP request from another: the tiefighter can also reach the"
+echo "  exhaust port."
+request tiefighter PUT /v1/exhaust-port "${targets[0]}"
+if [[ $last_rc -eq 1 && $last_out == *"Panic: deathstar exploded"* ]]; then
+  ok "tiefighter's PUT /v1/exhaust-port reached the deathstar (step 3's L7 rule would stop it)"
+else
+  bad "tiefighter's PUT /v1/exhaust-port did not reach the deathstar (client exit $last_rc)"
+fi
+echo
 echo "  The drops, as the datapath reported them:"
 echo "  ${dim}\$ cilium-dbg monitor --type drop${off}"
 if wait_for 5 grep -q "Policy denied" "$work/drops.log"; then

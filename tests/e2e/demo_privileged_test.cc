@@ -171,6 +171,11 @@ TEST_F(DemoTest, StarWarsScenario) {
     EXPECT_EQ(tie.exit_code, 0) << "tiefighter -> " << t << ": " << tie.out << tie.err;
     EXPECT_EQ(tie.out, "HTTP 200 OK\nShip landed\n");
   }
+  // L3/L4 lets every request of an allowed peer through, the exhaust port included.
+  auto put = tool({"exec", "default/tiefighter", "--", "cilium-http-client", "PUT",
+                   "http://" + targets[0] + "/v1/exhaust-port", "--timeout", "3"});
+  EXPECT_EQ(put.exit_code, 1) << put.out << put.err;
+  EXPECT_EQ(put.out, "HTTP 500 Internal Server Error\nPanic: deathstar exploded\n");
   // The drop event names the reason and comes from xwing's address.
   EXPECT_TRUE(eventually(
       [&] {
