@@ -15,6 +15,8 @@ packages=(
   libyaml-cpp-dev libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
   # network namespaces, traffic and inspection for tests and the demo
   iproute2 iputils-ping util-linux procps socat iperf3 curl netcat-openbsd tcpdump ethtool
+  # JSON on the command line for the local node tool and the demo (deploy/local, scripts/demo.sh)
+  jq
   # Prometheus server and promtool for the metrics e2e test
   prometheus
   # kube-proxy-style rules for the service LB benchmark (inside its own namespace only)

@@ -1,0 +1,262 @@
+// e2e tier: the Star Wars scenario driven through the local node tool (deploy/local/cilium-local)
+// as a user would: a node with the agent on the demo manifests, the pods through cilium-cni, both
+// ships land; rule1 dropped into the manifests directory makes the deathstar endpoints enforce
+// ingress, xwing's request times out with a "Policy denied" drop reported, tiefighter still
+// lands; removing rule1 lets xwing land again. Then `down` leaves nothing behind, also after a
+// crash, and README command 1 (scripts/demo.sh) passes.
+// Everything is named cilt<pid>-..., so the harness sweep removes it even after a kill -9.
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/common/files.h"
+#include "agent/common/subprocess.h"
+
+namespace cilium {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::string kSource = CILIUM_SOURCE_DIR;
+const std::string kTool = kSource + "/deploy/local/cilium-local";
+constexpr char kClusterIp[] = "10.96.0.100";
+
+// Polls `cond` until it holds or `timeout` passes.
+template <typename F>
+bool eventually(F cond, std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (cond()) return true;
+    std::this_thread::sleep_for(100ms);
+  }
+  return cond();
+}
+
+class DemoTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    name_ = "cilt" + std::to_string(::getpid()) + "-demo" + std::to_string(counter_++);
+    work_ = "/tmp/" + name_;
+    fs::create_directories(work_ + "/manifests");
+    for (const auto& e : fs::directory_iterator(kSource + "/deploy/local/demo/manifests"))
+      fs::copy_file(e.path(), work_ + "/manifests/" + e.path().filename().string());
+  }
+
+  void TearDown() override {
+    auto r = tool({"down"}, 120s);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    if (HasFailure()) std::fprintf(stderr, "agent log:\n%s\n", agent_log_.c_str());
+    std::error_code ec;
+    if (!std::getenv("CILIUM_TEST_KEEP_TMP")) fs::remove_all(work_, ec);
+  }
+
+  SpawnOptions env() const {
+    SpawnOptions o;
+    o.extra_env = {"CILIUM_LOCAL_NAME=" + name_, "CILIUM_LOCAL_STATE=" + state(),
+                   "CILIUM_LOCAL_BUILD=" + std::string(CILIUM_BUILD_DIR)};
+    return o;
+  }
+  std::string state() const { return work_ + "/state"; }
+
+  RunOutput tool(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s) {
+    std::vector<std::string> argv = {kTool};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv, env(), timeout);
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? *r : RunOutput{};
+  }
+
+  // cilium-http-client in `pod`; its exit status says landed (0), refused (3), timed out (4).
+  RunOutput request(const std::string& pod, const std::string& target,
+                    const std::string& timeout = "3") {
+    return tool({"exec", "default/" + pod, "--", "cilium-http-client", "POST",
+                 "http://" + target + "/v1/request-landing", "--timeout", timeout});
+  }
+
+  std::string ip(const std::string& pod) {
+    auto r = tool({"ip", "default/" + pod});
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out.substr(0, r.out.find('\n'));
+  }
+
+  // The endpoint's realized policy-enabled mode ("none", "ingress", "egress", "both").
+  std::string policyMode(const std::string& pod) {
+    auto r = tool({"dbg", "endpoint", "get", "pod-name:default/" + pod});
+    if (r.exit_code != 0) return "error: " + r.err;
+    try {
+      auto j = nlohmann::json::parse(r.out);
+      if (j.is_array() && !j.empty()) j = j[0];
+      return j["status"]["policy"]["realized"].value("policy-enabled", "none");
+    } catch (const std::exception& e) {
+      return std::string("unparsable: ") + e.what();
+    }
+  }
+  bool enforcesIngress(const std::string& pod) {
+    auto m = policyMode(pod);
+    return m == "ingress" || m == "both";
+  }
+
+  void upWithPods() {
+    auto up = tool({"up", "--manifests", work_ + "/manifests"}, 90s);
+    ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+    auto pods = tool({"pods"}, 120s);
+    agent_log_ = readFile(state() + "/logs/agent.log").valueOr("");
+    ASSERT_EQ(pods.exit_code, 0) << pods.out << pods.err;
+    for (const char* p : {"deathstar-1", "deathstar-2", "tiefighter", "xwing"})
+      EXPECT_NE(pods.out.find(std::string("default/") + p + ": 10.200.0."), std::string::npos)
+          << pods.out;
+  }
+
+  bool netnsExists(const std::string& ns) { return fs::exists("/run/netns/" + ns); }
+
+  static inline int counter_ = 0;
+  std::string name_, work_, agent_log_;
+};
+
+TEST_F(DemoTest, StarWarsScenario) {
+  ASSERT_NO_FATAL_FAILURE(upWithPods());
+  std::string ds1 = ip("deathstar-1"), ds2 = ip("deathstar-2");
+  ASSERT_FALSE(ds1.empty());
+  ASSERT_NE(ds1, ds2);
+  // The deathstar servers run as the pods' container command; wait until they answer.
+  for (const auto& t : {ds1, ds2})
+    ASSERT_TRUE(eventually([&] { return request("tiefighter", t, "1").exit_code == 0; }, 15s))
+        << t << " never answered";
+
+  // The Service is used when its ClusterIP answers (service load balancing wired); otherwise
+  // the pods are addressed directly, as the demo does.
+  std::vector<std::string> targets = {ds1, ds2};
+  if (request("tiefighter", kClusterIp, "2").exit_code == 0) targets = {kClusterIp};
+
+  // Step 1: no policy, both ships land.
+  EXPECT_EQ(policyMode("deathstar-1"), "none");
+  for (const auto& t : targets) {
+    for (const char* ship : {"tiefighter", "xwing"}) {
+      auto r = request(ship, t);
+      EXPECT_EQ(r.exit_code, 0) << ship << " -> " << t << ": " << r.out << r.err;
+      EXPECT_EQ(r.out, "HTTP 200 OK\nShip landed\n") << ship << " -> " << t;
+    }
+  }
+
+  // Step 2: rule1 into the manifests directory.
+  std::string drops = work_ + "/drops.log";
+  SpawnOptions mon = env();
+  mon.stdout_path = drops;
+  auto monitor = spawn({kTool, "dbg", "monitor", "--type", "drop"}, mon);
+  ASSERT_TRUE(monitor.ok()) << monitor.error().toString();
+  fs::copy_file(kSource + "/deploy/local/demo/policies/rule1.yaml",
+                work_ + "/manifests/rule1.yaml");
+  EXPECT_TRUE(eventually(
+      [&] { return enforcesIngress("deathstar-1") && enforcesIngress("deathstar-2"); }, 10s))
+      << "deathstar-1: " << policyMode("deathstar-1")
+      << ", deathstar-2: " << policyMode("deathstar-2");
+  EXPECT_EQ(policyMode("tiefighter"), "none");
+  EXPECT_EQ(policyMode("xwing"), "none");
+  auto list = tool({"dbg", "endpoint", "list"});
+  EXPECT_EQ(list.exit_code, 0);
+  EXPECT_NE(list.out.find("Enabled"), std::string::npos) << list.out;
+
+  std::string xwing_ip = ip("xwing");
+  for (const auto& t : targets) {
+    auto x = request("xwing", t, "2");
+    EXPECT_EQ(x.exit_code, 4) << "xwing -> " << t << " must time out: " << x.out << x.err;
+    auto tie = request("tiefighter", t);
+    EXPECT_EQ(tie.exit_code, 0) << "tiefighter -> " << t << ": " << tie.out << tie.err;
+    EXPECT_EQ(tie.out, "HTTP 200 OK\nShip landed\n");
+  }
+  // L3/L4 lets every request of an allowed peer through, the exhaust port included.
+  auto put = tool({"exec", "default/tiefighter", "--", "cilium-http-client", "PUT",
+                   "http://" + targets[0] + "/v1/exhaust-port", "--timeout", "3"});
+  EXPECT_EQ(put.exit_code, 1) << put.out << put.err;
+  EXPECT_EQ(put.out, "HTTP 500 Internal Server Error\nPanic: deathstar exploded\n");
+  // The drop event names the reason and comes from xwing's address.
+  EXPECT_TRUE(eventually(
+      [&] {
+        std::string text = readFile(drops).valueOr("");
+        size_t at = text.find("Policy denied");
+        return at != std::string::npos && text.find(xwing_ip, at) != std::string::npos;
+      },
+      5s))
+      << readFile(drops).valueOr("");
+  monitor->stop();
+  auto flows = tool({"hubble", "observe", "--verdict", "DROPPED", "--pod", "default/xwing"});
+  EXPECT_EQ(flows.exit_code, 0) << flows.err;
+  EXPECT_NE(flows.out.find("Policy denied"), std::string::npos) << flows.out;
+
+  // Removing the file lifts the policy again.
+  fs::remove(work_ + "/manifests/rule1.yaml");
+  EXPECT_TRUE(eventually([&] { return request("xwing", targets[0], "1").exit_code == 0; }, 10s));
+  agent_log_ = readFile(state() + "/logs/agent.log").valueOr("");
+
+  // Down removes everything, and a second down is a no-op.
+  auto down = tool({"down"}, 120s);
+  EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
+  EXPECT_FALSE(netnsExists(name_ + "-node"));
+  EXPECT_FALSE(netnsExists(name_ + "-pod-default_xwing"));
+  EXPECT_FALSE(fs::exists("/sys/fs/bpf/" + name_));
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/unified/" + name_));
+  EXPECT_FALSE(fs::exists(state()));
+  EXPECT_FALSE(fs::exists(work_ + "/manifests/cilium-local.endpointslices.json"));
+  EXPECT_EQ(tool({"down"}).exit_code, 0);
+}
+
+TEST_F(DemoTest, PodsFollowTheManifestsAndDownCleansUpAfterACrash) {
+  ASSERT_NO_FATAL_FAILURE(upWithPods());
+  // A pod that leaves the manifests goes on the next `pods`: endpoint, namespace and address.
+  std::string ships = readFile(work_ + "/manifests/ships.yaml").valueOr("");
+  ASSERT_NE(ships.find("---"), std::string::npos);
+  std::ofstream(work_ + "/manifests/ships.yaml", std::ios::trunc)
+      << ships.substr(0, ships.find("---"));
+  auto again = tool({"pods"}, 120s);
+  EXPECT_EQ(again.exit_code, 0) << again.err;
+  EXPECT_NE(again.out.find("default/xwing: deleted"), std::string::npos) << again.out;
+  EXPECT_FALSE(netnsExists(name_ + "-pod-default_xwing"));
+  EXPECT_NE(tool({"ip", "default/xwing"}).exit_code, 0);
+  auto eps = tool({"dbg", "endpoint", "list", "-o", "json"});
+  EXPECT_EQ(nlohmann::json::parse(eps.out).size(), 3u) << eps.out;
+
+  auto started = tool({"run", "default/tiefighter", "--as", "extra", "--", "sleep", "1000"});
+  ASSERT_EQ(started.exit_code, 0) << started.err;
+  auto status = tool({"status"});
+  EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
+  EXPECT_NE(status.out.find("extra("), std::string::npos) << status.out;
+
+  // A crash: the agent is killed and the pidfiles are lost.
+  std::string pidfile = readFile(state() + "/agent.pid").valueOr("");
+  pid_t agent = std::atoi(pidfile.c_str());
+  ASSERT_GT(agent, 1);
+  ASSERT_EQ(::kill(agent, SIGKILL), 0);
+  for (const auto& e : fs::recursive_directory_iterator(state()))
+    if (e.path().extension() == ".pid") fs::remove(e.path());
+
+  auto down = tool({"down"}, 120s);
+  EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
+  EXPECT_FALSE(netnsExists(name_ + "-node"));
+  EXPECT_FALSE(netnsExists(name_ + "-pod-default_deathstar-1"));
+  EXPECT_FALSE(fs::exists("/sys/fs/bpf/" + name_));
+  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/unified/" + name_)) << "workloads left running";
+  EXPECT_FALSE(fs::exists(state()));
+}
+
+TEST_F(DemoTest, ReadmeCommandOnePasses) {
+  SpawnOptions o;
+  o.extra_env = {"CILIUM_DEMO_SKIP_BUILD=1", "CILIUM_DEMO_NAME=" + name_ + "sw",
+                 "CILIUM_LOCAL_BUILD=" + std::string(CILIUM_BUILD_DIR)};
+  auto res = run({kSource + "/scripts/demo.sh"}, o, 240s);
+  ASSERT_TRUE(res.ok()) << res.error().toString();
+  const RunOutput& r = *res;
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("expectations held"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("Policy denied"), std::string::npos) << r.out;
+  EXPECT_FALSE(netnsExists(name_ + "sw-node")) << "the demo tears down at exit";
+}
+
+}  // namespace
+}  // namespace cilium
