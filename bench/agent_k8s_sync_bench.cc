@@ -59,7 +59,8 @@ int main(int argc, char** argv) {
 
   cilium::testing::FakeApiServer server;
   if (!runInNetns((*topo)->nodeNetns(), [&] { return server.start(); }).ok()) return 1;
-  for (int i = 0; i < pods; i++) (void)server.create(k8s::Resource<k8s::Pod>::info(), bench::pod(i));
+  for (int i = 0; i < pods; i++)
+    (void)server.create(k8s::Resource<k8s::Pod>::info(), bench::pod(i));
   for (int i = 0; i < services; i++) {
     (void)server.create(k8s::Resource<k8s::Service>::info(), bench::service(i));
     (void)server.create(k8s::Resource<k8s::EndpointSlice>::info(), bench::endpointSlice(i, pods));
@@ -95,8 +96,7 @@ int main(int argc, char** argv) {
     auto obj = server.get(k8s::Resource<k8s::CiliumNetworkPolicy>::info(),
                           want["metadata"]["namespace"], want["metadata"]["name"]);
     if (!obj) continue;
-    (*obj)["spec"]["ingress"][0]["toPorts"][0]["ports"][0]["port"] =
-        std::to_string(9000 + i % 100);
+    (*obj)["spec"]["ingress"][0]["toPorts"][0]["ports"][0]["port"] = std::to_string(9000 + i % 100);
     (void)server.update(k8s::Resource<k8s::CiliumNetworkPolicy>::info(), *obj);
   }
   auto w1 = Clock::now();

@@ -101,6 +101,13 @@ struct ControlPlane::Impl {
 
   std::mutex policy_mu;  // one policy change (import + persist + regenerate) at a time
 
+  // Deferred policy persistence: many changes in a row (a Kubernetes sync) are written once.
+  std::mutex persist_mu;
+  std::condition_variable persist_cv;
+  bool persist_pending = false;
+  bool persist_stopping = false;
+  std::thread persist_thread;
+
   std::mutex gc_mu;
   std::condition_variable gc_cv;
   bool stopping = false;
@@ -118,6 +125,12 @@ struct ControlPlane::Impl {
       gc_cv.notify_all();
     }
     if (gc_thread.joinable()) gc_thread.join();
+    {
+      std::lock_guard lock(persist_mu);
+      persist_stopping = true;
+      persist_cv.notify_all();
+    }
+    if (persist_thread.joinable()) persist_thread.join();  // writes what is still pending
     // Order: nothing may call into a module after it is gone.
     hub.reset();
     manager.reset();
@@ -132,12 +145,37 @@ struct ControlPlane::Impl {
 
   // A change is in force when this returns: affected endpoints are regenerated (bounded wait;
   // on timeout the change still stands and endpoints report the revision they enforce).
-  void policyApplied(uint64_t revision, const std::vector<uint16_t>& affected) {
-    if (auto st = persistPolicy(); !st.ok())
-      log()->error("cannot persist policy error={}", st.error().message());
+  void policyApplied(uint64_t revision, const std::vector<uint16_t>& affected, bool durable) {
+    if (durable) {
+      if (auto st = persistPolicy(); !st.ok())
+        log()->error("cannot persist policy error={}", st.error().message());
+    } else {
+      std::lock_guard lock(persist_mu);
+      persist_pending = true;
+      persist_cv.notify_all();
+    }
     manager->policyChanged(revision, affected);
     if (!manager->waitForRevision(revision, std::chrono::seconds(10)))
       log()->warn("endpoints did not reach policy revision={} within 10s", revision);
+  }
+
+  // Writes the rules once per burst of deferred changes (100 ms after the first), and once more
+  // at shutdown if something is pending.
+  void persistLoop() {
+    std::unique_lock lock(persist_mu);
+    while (true) {
+      persist_cv.wait(lock, [&] { return persist_pending || persist_stopping; });
+      if (!persist_pending) return;
+      persist_cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return persist_stopping; });
+      persist_pending = false;
+      lock.unlock();
+      {
+        std::lock_guard policy_lock(policy_mu);
+        if (auto st = persistPolicy(); !st.ok())
+          log()->error("cannot persist policy error={}", st.error().message());
+      }
+      lock.lock();
+    }
   }
 
   Status persistPolicy() const {
@@ -247,8 +285,9 @@ Status ControlPlane::deleteContainerEndpoint(const std::string& container_id) {
 policy::Engine& ControlPlane::policy() { return *impl_->engine; }
 policy::NamedPortTable& ControlPlane::namedPorts() { return impl_->named_ports; }
 std::mutex& ControlPlane::policyMutex() { return impl_->policy_mu; }
-void ControlPlane::policyApplied(uint64_t revision, const std::vector<uint16_t>& affected) {
-  impl_->policyApplied(revision, affected);
+void ControlPlane::policyApplied(uint64_t revision, const std::vector<uint16_t>& affected,
+                                 bool durable) {
+  impl_->policyApplied(revision, affected, durable);
 }
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOptions& opts,
@@ -329,6 +368,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   CILIUM_RETURN_IF_ERROR(c.registerRoutes(router));
   Impl* raw = impl.get();
   c.gc_thread = std::thread([raw] { raw->gcLoop(); });
+  c.persist_thread = std::thread([raw] { raw->persistLoop(); });
   auto took =
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0);
   auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
@@ -402,7 +442,7 @@ Status ControlPlane::Impl::registerRoutes(api::Router& router) {
     return Response::json(api::encode(p));
   };
   auto applied = [this](uint64_t revision, const std::vector<uint16_t>& affected) {
-    policyApplied(revision, affected);
+    policyApplied(revision, affected, true);
   };
   CILIUM_RETURN_IF_ERROR(router.add(
       Method::kGet, "/v1/policy", [this, policyResponse](const Request& r) -> Result<Response> {

@@ -88,8 +88,10 @@ class ControlPlane {
   // engine call and policyApplied().
   std::mutex& policyMutex();
   // A policy change reached `revision`: persists the rules, regenerates the affected endpoints
-  // and waits (bounded) until every endpoint enforces the revision.
-  void policyApplied(uint64_t revision, const std::vector<uint16_t>& affected);
+  // and waits (bounded) until every endpoint enforces the revision. `durable`: written before
+  // this returns (the REST API's promise); otherwise written shortly after, coalesced with the
+  // changes that follow (a source that replays its state after a restart anyway).
+  void policyApplied(uint64_t revision, const std::vector<uint16_t>& affected, bool durable = true);
 
   struct Impl;
 
