@@ -90,6 +90,28 @@ std::vector<pid_t> childrenOf(pid_t pid) {
   return kids;
 }
 
+// Paths of the Unix sockets `pid` holds open (its fds' inodes looked up in /proc/<pid>/net/unix).
+std::vector<std::string> listeningUnixSockets(pid_t pid) {
+  std::set<std::string> inodes;
+  std::error_code ec;
+  std::string proc = "/proc/" + std::to_string(pid);
+  for (const auto& e : fs::directory_iterator(proc + "/fd", ec)) {
+    auto target = fs::read_symlink(e.path(), ec).string();
+    if (target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
+  }
+  std::vector<std::string> paths;
+  std::istringstream in(readFile(proc + "/net/unix").valueOr(""));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string num, refs, proto, flags, type, st, inode, path;
+    f >> num >> refs >> proto >> flags >> type >> st >> inode >> path;
+    if (!path.empty() && path[0] == '/' && inodes.count(inode)) paths.push_back(path);
+  }
+  return paths;
+}
+
 // The CRI RuntimeService over containerd's Unix socket.
 class CriClient {
  public:
@@ -394,10 +416,22 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
   // Whatever a failed run left: shims and their pause processes (found by our socket on their
   // command line), mounts under base_, the pods' netns files and the sandbox cgroups.
   void cleanupRuntimeLeftovers() {
+    std::vector<pid_t> doomed;
+    std::set<std::string> shim_sockets;
     for (pid_t shim : pidsWithCmdline({"containerd-shim", sock_ctrd_})) {
-      for (pid_t child : childrenOf(shim)) ::kill(child, SIGKILL);
-      ::kill(shim, SIGKILL);
+      for (const auto& path : listeningUnixSockets(shim)) shim_sockets.insert(path);
+      for (pid_t child : childrenOf(shim)) doomed.push_back(child);
+      doomed.push_back(shim);
     }
+    for (pid_t pid : doomed) ::kill(pid, SIGKILL);
+    // Killed processes leave their cgroups (and release their sockets) only once they are gone.
+    auto deadline = std::chrono::steady_clock::now() + 10s;
+    for (pid_t pid : doomed)
+      while (::kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline &&
+             readFile("/proc/" + std::to_string(pid) + "/stat").valueOr("").find(") Z") ==
+                 std::string::npos)
+        std::this_thread::sleep_for(10ms);
+    for (const auto& path : shim_sockets) ::unlink(path.c_str());
     std::vector<std::string> mounts;
     std::istringstream in(readFile("/proc/self/mountinfo").valueOr(""));
     std::string line;
