@@ -3,7 +3,9 @@
 // cycles of ADD+DEL on one sandbox, counting what is left behind (endpoints, addresses, veths,
 // endpoint state files). Prints numbers; never fails on time.
 //
-//   sudo ./build/bench/cni_bench [pods=100] [churn=500]
+//   sudo ./build/bench/cni_bench [pods=100] [churn=500] [plugin=the cilium-cni built with it]
+//
+// A plugin path runs another cilium-cni build against the same agent (A/B comparisons).
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +29,7 @@ struct Bench {
   cilium::testing::Topology& topo;
   cilium::testing::AgentNode& node;
   std::string conf_path;
+  std::string plugin;
   std::vector<std::string> sandboxes;
 
   Result<double> cni(const std::string& command, const std::string& cid, const std::string& netns) {
@@ -36,11 +39,10 @@ struct Bench {
         "CNI_COMMAND=" + command, "CNI_CONTAINERID=" + cid,
         "CNI_NETNS=" + netns,     "CNI_IFNAME=eth0",
         "CNI_PATH=/opt/cni/bin",  "CNI_ARGS=K8S_POD_NAMESPACE=bench;K8S_POD_NAME=" + cid};
+    // The plugin is exec'd directly with the config on stdin, as containerd (go-cni) runs it.
+    opts.stdin_path = conf_path;
     auto start = Clock::now();
-    CILIUM_ASSIGN_OR_RETURN(
-        RunOutput out,
-        run({"/bin/sh", "-c", std::string("exec ") + CILIUM_CNI_BINARY + " < " + conf_path}, opts,
-            std::chrono::seconds(60)));
+    CILIUM_ASSIGN_OR_RETURN(RunOutput out, run({plugin}, opts, std::chrono::seconds(60)));
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
     if (out.exit_code != 0) {
       return makeError(ErrorCode::kInternal, "{} {}: exit {}: {}", command, cid, out.exit_code,
@@ -83,7 +85,7 @@ size_t countFiles(const std::string& dir) {
   return n;
 }
 
-int runBench(int pods, int churn) {
+int runBench(int pods, int churn, const std::string& plugin) {
   auto topo = cilium::testing::Topology::create();
   if (!topo.ok()) {
     std::fprintf(stderr, "topology: %s\n", topo.error().toString().c_str());
@@ -96,7 +98,7 @@ int runBench(int pods, int churn) {
     std::fprintf(stderr, "agent not ready:\n%s\n", node->log("agent").c_str());
     return 1;
   }
-  Bench b{**topo, *node, node->dir() + "/conf.json", {}};
+  Bench b{**topo, *node, node->dir() + "/conf.json", plugin, {}};
   std::ofstream(b.conf_path) << nlohmann::json{
       {"cniVersion", "1.0.0"},
       {"name", "cilium"},
@@ -124,8 +126,8 @@ int runBench(int pods, int churn) {
     if (!ms.ok()) return 1;
     del_ms.push_back(*ms);
   }
-  std::printf("cilium-cni against a real agent, %d pods (wall time of the whole plugin process)\n",
-              pods);
+  std::printf("%s against a real agent, %d pods (wall time of the whole plugin process)\n",
+              plugin.c_str(), pods);
   std::printf("  ADD to ready endpoint: p50 %.1f ms  p99 %.1f ms  max %.1f ms\n",
               percentile(add_ms, 0.5), percentile(add_ms, 0.99), percentile(add_ms, 1.0));
   std::printf("  DEL:                   p50 %.1f ms  p99 %.1f ms\n", percentile(del_ms, 0.5),
@@ -166,8 +168,8 @@ int main(int argc, char** argv) {
   int pods = argc > 1 ? std::atoi(argv[1]) : 100;
   int churn = argc > 2 ? std::atoi(argv[2]) : 500;
   if (pods <= 0 || churn <= 0) {
-    std::fprintf(stderr, "usage: cni_bench [pods>0] [churn>0]\n");
+    std::fprintf(stderr, "usage: cni_bench [pods>0] [churn>0] [plugin]\n");
     return 2;
   }
-  return runBench(pods, churn);
+  return runBench(pods, churn, argc > 3 ? argv[3] : CILIUM_CNI_BINARY);
 }
