@@ -293,6 +293,16 @@ std::vector<ConfigKey> buildKeys() {
                 }));
   add(pathKey("k8s-kubeconfig-path", "Path of a kubeconfig file", &Config::k8s_kubeconfig_path,
               true));
+  add(uintKey("k8s-sync-timeout",
+              "Seconds to wait for the first full state from Kubernetes before failing to start",
+              &Config::k8s_sync_timeout, 1, 3600));
+  add(enumKey("identity-allocation-mode",
+              "Where identities live: local (this node) or crd (CiliumIdentity objects)",
+              &Config::identity_allocation_mode, {"local", "crd"}));
+  add(pathKey("manifests-dir",
+              "Standalone mode: read cluster state from this directory of Kubernetes YAML instead "
+              "of the API server (\"\": off)",
+              &Config::manifests_dir, true));
   return keys;
 }
 

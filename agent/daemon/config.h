@@ -72,6 +72,9 @@ struct Config {
   // Kubernetes
   std::string k8s_api_server;
   std::string k8s_kubeconfig_path;
+  uint32_t k8s_sync_timeout = 180;                 // seconds
+  std::string identity_allocation_mode = "local";  // local | crd
+  std::string manifests_dir;                       // standalone source; "" = off
 
   // <state-dir>/state/<name>: where modules keep what must survive a restart.
   std::string stateFile(std::string_view name) const;

@@ -92,6 +92,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<identity::Allocator> ids;
   std::unique_ptr<ipcache::IpCache> ipcache;
   std::unique_ptr<policy::CidrIdentities> cidrs;
+  policy::NamedPortTable named_ports;
   std::unique_ptr<policy::Engine> engine;
   std::unique_ptr<KernelDevices> devices;
   std::unique_ptr<endpoint::Manager> manager;
@@ -128,6 +129,16 @@ struct ControlPlane::Impl {
   }
 
   std::string policyStatePath() const { return opts.state_dir + "/policy.json"; }
+
+  // A change is in force when this returns: affected endpoints are regenerated (bounded wait;
+  // on timeout the change still stands and endpoints report the revision they enforce).
+  void policyApplied(uint64_t revision, const std::vector<uint16_t>& affected) {
+    if (auto st = persistPolicy(); !st.ok())
+      log()->error("cannot persist policy error={}", st.error().message());
+    manager->policyChanged(revision, affected);
+    if (!manager->waitForRevision(revision, std::chrono::seconds(10)))
+      log()->warn("endpoints did not reach policy revision={} within 10s", revision);
+  }
 
   Status persistPolicy() const {
     return writeFileAtomic(policyStatePath(), engine->rulesJson().dump(2) + "\n", 0600);
@@ -234,6 +245,11 @@ Status ControlPlane::deleteContainerEndpoint(const std::string& container_id) {
   return okStatus();
 }
 policy::Engine& ControlPlane::policy() { return *impl_->engine; }
+policy::NamedPortTable& ControlPlane::namedPorts() { return impl_->named_ports; }
+std::mutex& ControlPlane::policyMutex() { return impl_->policy_mu; }
+void ControlPlane::policyApplied(uint64_t revision, const std::vector<uint16_t>& affected) {
+  impl_->policyApplied(revision, affected);
+}
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOptions& opts,
                                                           api::Router& router) {
@@ -259,7 +275,16 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
 
   // 2. Identities (held from the last run until the restore ends) and the ipcache, which starts
   //    from what the kernel map holds so nothing changes until the real sources re-announce.
-  CILIUM_ASSIGN_OR_RETURN(c.ids, identity::Allocator::open(opts.state_dir));
+  if (opts.cluster_identities) {
+    CILIUM_ASSIGN_OR_RETURN(auto cluster, opts.cluster_identities());
+    CILIUM_ASSIGN_OR_RETURN(
+        auto local, identity::LocalBackend::open(opts.state_dir, identity::kMinLocal,
+                                                 identity::kMaxLocal, "local_identities.json"));
+    CILIUM_ASSIGN_OR_RETURN(c.ids,
+                            identity::Allocator::create(std::move(cluster), std::move(local)));
+  } else {
+    CILIUM_ASSIGN_OR_RETURN(c.ids, identity::Allocator::open(opts.state_dir));
+  }
   c.ipcache = std::make_unique<ipcache::IpCache>(c.maps.ipcache, c.maps.runtime_config);
   if (opts.restore) CILIUM_RETURN_IF_ERROR(c.ipcache->restoreFromKernel());
   CILIUM_RETURN_IF_ERROR(c.ipcache->upsert(*IpPrefix::parse("0.0.0.0/0"),
@@ -272,7 +297,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   policy::EngineOptions eopts;
   eopts.mode = enforcementMode(opts.enable_policy);
   eopts.max_entries = opts.policy_map_entries;
-  c.engine = std::make_unique<policy::Engine>(*c.ids, eopts, c.cidrs.get());
+  c.engine = std::make_unique<policy::Engine>(*c.ids, eopts, c.cidrs.get(), &c.named_ports);
   if (opts.restore) CILIUM_RETURN_IF_ERROR(c.restorePolicy());
 
   // 4. Endpoints: restored (maps replaced atomically, programs swapped onto the pinned links),
@@ -376,14 +401,8 @@ Status ControlPlane::Impl::registerRoutes(api::Router& router) {
     p.policy = engine->rulesJson(filter).dump(2);
     return Response::json(api::encode(p));
   };
-  // A change is in force when the call returns: affected endpoints are regenerated (bounded
-  // wait; on timeout the call still succeeds and endpoints report the revision they enforce).
   auto applied = [this](uint64_t revision, const std::vector<uint16_t>& affected) {
-    if (auto st = persistPolicy(); !st.ok())
-      log()->error("cannot persist policy error={}", st.error().message());
-    manager->policyChanged(revision, affected);
-    if (!manager->waitForRevision(revision, std::chrono::seconds(10)))
-      log()->warn("endpoints did not reach policy revision={} within 10s", revision);
+    policyApplied(revision, affected);
   };
   CILIUM_RETURN_IF_ERROR(router.add(
       Method::kGet, "/v1/policy", [this, policyResponse](const Request& r) -> Result<Response> {

@@ -10,7 +10,9 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,10 +32,12 @@ class Datapath;
 }
 namespace cilium::identity {
 class Allocator;
-}
+class Backend;
+}  // namespace cilium::identity
 namespace cilium::policy {
 class Engine;
-}
+class NamedPortTable;
+}  // namespace cilium::policy
 
 namespace cilium::daemon {
 
@@ -47,6 +51,8 @@ struct ControlPlaneOptions {
   std::string enable_policy = "default";       // default | always | never
   std::string router_ipv4;  // the node's address on the pod network; "" = none known
   bool restore = true;      // restore endpoints from state (else start empty)
+  // The cluster-scope identity backend (identity-allocation-mode=crd); unset = a local file.
+  std::function<Result<std::unique_ptr<identity::Backend>>()> cluster_identities;
   // Create cilium_host/cilium_net with the router address (needs a node namespace).
   bool host_device = true;
   std::chrono::seconds ct_gc_interval{30};
@@ -76,6 +82,14 @@ class ControlPlane {
   // queue, whose entries name containers.
   Status deleteContainerEndpoint(const std::string& container_id);
   policy::Engine& policy();
+  // Cluster-wide named ports for egress rules (the Kubernetes watchers fill it).
+  policy::NamedPortTable& namedPorts();
+  // Serializes policy changes (import or delete, persist, regenerate): hold it around the
+  // engine call and policyApplied().
+  std::mutex& policyMutex();
+  // A policy change reached `revision`: persists the rules, regenerates the affected endpoints
+  // and waits (bounded) until every endpoint enforces the revision.
+  void policyApplied(uint64_t revision, const std::vector<uint16_t>& affected);
 
   struct Impl;
 

@@ -7,6 +7,7 @@
 
 #include "agent/common/files.h"
 #include "agent/common/log.h"
+#include "agent/daemon/k8s_component.h"
 
 namespace cilium::daemon {
 namespace {
@@ -53,6 +54,13 @@ Status ControlPlaneComponent::start(Daemon& daemon) {
   o.monitor_aggregation = cfg.monitor_aggregation;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;
+  if (cfg.identity_allocation_mode == "crd") {
+    if (k8s_ == nullptr || k8s_->client() == nullptr)
+      return Error(ErrorCode::kInvalidArgument,
+                   "identity-allocation-mode=crd needs the Kubernetes API server "
+                   "(k8s-kubeconfig-path, k8s-api-server or in-cluster configuration)");
+    o.cluster_identities = crdIdentityBackend(*k8s_->client(), *k8s_->source());
+  }
   if (daemon.ipam() != nullptr)
     if (auto r = daemon.ipam()->router(IpFamily::kV4)) o.router_ipv4 = r->toString();
   CILIUM_ASSIGN_OR_RETURN(cp_, ControlPlane::start(o, daemon.router()));

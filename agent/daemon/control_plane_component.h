@@ -9,8 +9,13 @@
 
 namespace cilium::daemon {
 
+class K8sSourceComponent;
+
 class ControlPlaneComponent final : public Component {
  public:
+  // `k8s` (may be null) gives the CiliumIdentity backend for identity-allocation-mode=crd; it
+  // must start before this component.
+  explicit ControlPlaneComponent(K8sSourceComponent* k8s = nullptr) : k8s_(k8s) {}
   std::string_view name() const override { return "control-plane"; }
   Status start(Daemon& daemon) override;
   void stop() override;
@@ -18,6 +23,7 @@ class ControlPlaneComponent final : public Component {
   ControlPlane* controlPlane() { return cp_.get(); }
 
  private:
+  K8sSourceComponent* k8s_;
   std::unique_ptr<ControlPlane> cp_;
 };
 

@@ -11,6 +11,7 @@
 #include "agent/daemon/config.h"
 #include "agent/daemon/control_plane_component.h"
 #include "agent/daemon/daemon.h"
+#include "agent/daemon/k8s_component.h"
 #include "agent/daemon/observability.h"
 #include "agent/hubble/component.h"
 #include "agent/metrics/component.h"
@@ -55,21 +56,29 @@ int main(int argc, char** argv) {
   metrics::Registry agent_registry;
   metrics::Registry hubble_registry;
   daemon::Daemon agent(cfg);
-  // Components start in this order and stop in reverse. The control plane loads the datapath
-  // into bpf-pin-dir, restores identities, policy and endpoints, and serves /endpoint,
-  // /identity, /policy, /map and /monitor. Observability connects its event hub and state to
-  // Hubble and to the metrics registries, which the metrics components then serve.
-  auto control_plane = std::make_unique<daemon::ControlPlaneComponent>();
+  // Components start in this order and stop in reverse. The cluster state source (API server or
+  // manifests directory) syncs first. The control plane loads the datapath into bpf-pin-dir,
+  // restores identities, policy and endpoints, and serves /endpoint, /identity, /policy, /map
+  // and /monitor. Observability connects its event hub and state to Hubble and to the metrics
+  // registries, which the metrics components then serve. The k8s component then applies the
+  // source's policies, pod labels and Services.
+  auto k8s_source = std::make_unique<daemon::K8sSourceComponent>();
+  auto control_plane = std::make_unique<daemon::ControlPlaneComponent>(k8s_source.get());
   auto observability =
       std::make_unique<daemon::ObservabilityComponent>(*control_plane, agent_registry);
   auto hubble = std::make_unique<hubble::HubbleComponent>(
       hubble::componentOptions(cfg, std::string(daemon::version())),
       observability->endpointResolver(), observability->identityResolver(), &hubble_registry);
   if (cfg.enable_hubble) observability->setFlowPipeline(&hubble->pipeline());
+  auto services = std::make_unique<service::ServiceComponent>();
+  auto k8s = std::make_unique<daemon::K8sComponent>(*k8s_source, *control_plane, services.get(),
+                                                    observability.get());
+  agent.addComponent(std::move(k8s_source));
   agent.addComponent(std::move(control_plane));
   agent.addComponent(std::move(observability));
   agent.addComponent(std::move(hubble));
-  agent.addComponent(std::make_unique<service::ServiceComponent>());
+  agent.addComponent(std::move(services));
+  agent.addComponent(std::move(k8s));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(agent_registry));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(
       hubble_registry, &daemon::Config::hubble_metrics_server, "hubble-metrics"));

@@ -29,6 +29,10 @@ const hubble::IdentityResolver* ObservabilityComponent::identityResolver() const
   return impl_->bridge->identityResolver();
 }
 
+metrics::AgentMetrics* ObservabilityComponent::agentMetrics() {
+  return impl_->bridge->agentMetrics();
+}
+
 Status ObservabilityComponent::start(Daemon&) {
   ControlPlane* cp = impl_->cp.controlPlane();
   if (cp == nullptr) {

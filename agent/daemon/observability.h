@@ -19,7 +19,8 @@ class FlowPipeline;
 }  // namespace cilium::hubble
 namespace cilium::metrics {
 class Registry;
-}
+class AgentMetrics;
+}  // namespace cilium::metrics
 
 namespace cilium::daemon {
 
@@ -34,6 +35,9 @@ class ObservabilityComponent final : public Component {
   void setFlowPipeline(hubble::FlowPipeline* pipeline);
   const hubble::EndpointResolver* endpointResolver() const;
   const hubble::IdentityResolver* identityResolver() const;
+  // The cilium_* families counted where things happen (the Kubernetes client's calls); valid
+  // after start().
+  metrics::AgentMetrics* agentMetrics();
 
   Status start(Daemon& daemon) override;
   void stop() override;

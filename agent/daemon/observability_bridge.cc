@@ -55,6 +55,7 @@ class Bridge final : public ObservabilityBridge,
 
   const hubble::EndpointResolver* endpointResolver() const override { return this; }
   const hubble::IdentityResolver* identityResolver() const override { return this; }
+  metrics::AgentMetrics* agentMetrics() override { return agent_metrics.get(); }
   Status start(ControlPlane& c, hubble::FlowPipeline* pipeline) override;
   void stop(ControlPlane& c) override;
 

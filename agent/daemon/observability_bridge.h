@@ -15,7 +15,8 @@ class FlowPipeline;
 }  // namespace cilium::hubble
 namespace cilium::metrics {
 class Registry;
-}
+class AgentMetrics;
+}  // namespace cilium::metrics
 
 namespace cilium::daemon {
 
@@ -27,6 +28,8 @@ class ObservabilityBridge {
   virtual ~ObservabilityBridge() = default;
   virtual const hubble::EndpointResolver* endpointResolver() const = 0;
   virtual const hubble::IdentityResolver* identityResolver() const = 0;
+  // The cilium_* families counted where things happen; null before start().
+  virtual metrics::AgentMetrics* agentMetrics() = 0;
   // Registers the metrics, subscribes to identities, regenerations and events (`pipeline` may
   // be null), starts the snapshot refresher.
   virtual Status start(ControlPlane& cp, hubble::FlowPipeline* pipeline) = 0;

@@ -8,6 +8,13 @@
 namespace cilium::endpoint {
 namespace {
 
+nlohmann::json namedPortsJson(const std::vector<NamedPort>& ports) {
+  auto out = nlohmann::json::array();
+  for (const auto& p : ports)
+    out.push_back({{"name", p.name}, {"port", p.port}, {"protocol", p.protocol}});
+  return out;
+}
+
 bool isMac(std::string_view s) {
   if (s.size() != 17) return false;
   for (size_t i = 0; i < s.size(); i++) {
@@ -73,6 +80,7 @@ nlohmann::json toStateJson(const Endpoint& ep) {
       {"ipv4", s.ipv4 == 0 ? "" : datapath::formatIpv4(s.ipv4)},
       {"netns", s.netns},
       {"labels", s.labels.toStrings()},
+      {"named-ports", namedPortsJson(s.named_ports)},
       {"identity", ep.identity},
       {"policy-revision", ep.policy_revision},
   };
@@ -110,6 +118,13 @@ Result<Endpoint> fromStateJson(const nlohmann::json& j, const std::string& origi
     auto labels = labels::Labels::parse(j.value("labels", std::vector<std::string>{}));
     if (!labels.ok()) return fail("labels: " + labels.error().message());
     s.labels = std::move(*labels);
+    if (auto ports = j.find("named-ports"); ports != j.end()) {
+      for (const auto& p : *ports) {
+        s.named_ports.push_back(NamedPort{p.at("name").get<std::string>(),
+                                          p.at("port").get<uint16_t>(),
+                                          p.at("protocol").get<uint8_t>()});
+      }
+    }
     ep.identity = j.value("identity", identity::NumericIdentity{0});
     ep.policy_revision = j.value("policy-revision", uint64_t{0});
   } catch (const nlohmann::json::exception& e) {

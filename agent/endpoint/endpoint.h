@@ -25,6 +25,15 @@ enum class State : uint8_t {
 };
 std::string_view stateName(State s);  // the REST API's names: "ready", "restoring", ...
 
+// A named container port of the pod (Kubernetes containerPorts with a name), for ingress rules
+// that name the port ("http" instead of 80).
+struct NamedPort {
+  std::string name;  // lowercase
+  uint16_t port = 0;
+  uint8_t protocol = 6;  // IANA number: 6 TCP, 17 UDP, 132 SCTP
+  bool operator==(const NamedPort&) const = default;
+};
+
 // What the CNI plugin (PUT /endpoint/{id}) says about the endpoint. Immutable after creation
 // except for the labels (PATCH).
 struct Spec {
@@ -36,13 +45,14 @@ struct Spec {
   std::string pod_namespace;
   std::string pod_name;
   std::string k8s_uid;
-  std::string interface_name;  // host side of the veth
-  int ifindex = 0;             // host side of the veth, in the node namespace
-  std::string mac;             // pod side
-  std::string host_mac;        // host side
-  uint32_t ipv4 = 0;           // network byte order; 0 = none
-  std::string netns;           // the pod's network namespace path, informational
-  labels::Labels labels;       // every label the orchestrator gave
+  std::string interface_name;          // host side of the veth
+  int ifindex = 0;                     // host side of the veth, in the node namespace
+  std::string mac;                     // pod side
+  std::string host_mac;                // host side
+  uint32_t ipv4 = 0;                   // network byte order; 0 = none
+  std::string netns;                   // the pod's network namespace path, informational
+  labels::Labels labels;               // every label the orchestrator gave
+  std::vector<NamedPort> named_ports;  // the pod's named container ports
 
   // kInvalidArgument naming the field: MACs, ifindex and interface name consistency.
   Status validate() const;

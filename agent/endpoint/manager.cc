@@ -228,6 +228,9 @@ Status Manager::regenerateLocked(uint16_t id, const std::string& reason) {
   }
   auto t0 = std::chrono::steady_clock::now();
   policy::Subject subject{id, snap.identity, snap.identity_labels, {}};
+  for (const auto& p : snap.spec.named_ports)
+    subject.named_ports.push_back(
+        policy::NamedPort{p.name, p.port, static_cast<policy::Protocol>(p.protocol)});
   auto st = [&]() -> Result<policy::EndpointPolicy> {
     CILIUM_ASSIGN_OR_RETURN(auto pol, deps_.engine->attach(subject));
     CILIUM_RETURN_IF_ERROR(deps_.maps.policy->replace(id, pol.entries));
@@ -351,8 +354,24 @@ bool Manager::waitForRevision(uint64_t revision, std::chrono::milliseconds timeo
   });
 }
 
+void Manager::setPodResolver(PodResolver resolver) {
+  std::lock_guard lock(resolver_mu_);
+  resolver_ = std::move(resolver);
+}
+
 Result<Endpoint> Manager::add(Spec spec) {
   CILIUM_RETURN_IF_ERROR(spec.validate());
+  PodResolver resolver;
+  {
+    std::lock_guard lock(resolver_mu_);
+    resolver = resolver_;
+  }
+  if (resolver && !spec.pod_name.empty()) {
+    // Before any lock: the resolver may wait a little for the pod to reach the agent's cache.
+    CILIUM_ASSIGN_OR_RETURN(auto meta, resolver(spec));
+    spec.labels = std::move(meta.labels);
+    spec.named_ports = std::move(meta.named_ports);
+  }
   std::lock_guard regen(regen_mu_);
   Endpoint ep;
   {
@@ -411,7 +430,8 @@ Result<Endpoint> Manager::add(Spec spec) {
   return ep;
 }
 
-Result<Endpoint> Manager::updateLabels(const Ref& ref, const labels::Labels& new_labels) {
+Result<Endpoint> Manager::updateLabels(const Ref& ref, const labels::Labels& new_labels,
+                                       std::optional<std::vector<NamedPort>> named_ports) {
   std::lock_guard regen(regen_mu_);
   Endpoint ep;
   {
@@ -419,6 +439,9 @@ Result<Endpoint> Manager::updateLabels(const Ref& ref, const labels::Labels& new
     auto id = findLocked(ref);
     if (!id) return Error(ErrorCode::kNotFound, "endpoint not found");
     ep = endpoints_[*id];
+    if (ep.spec.labels == new_labels && (!named_ports || *named_ports == ep.spec.named_ports))
+      return ep;
+    if (named_ports) endpoints_[*id].spec.named_ports = *named_ports;
   }
   Spec spec = ep.spec;
   spec.labels = new_labels;

@@ -114,7 +114,22 @@ class Manager {
   // endpoint is left behind.
   Result<Endpoint> add(Spec spec);
   // Replaces the endpoint's labels (PATCH): new identity, regenerated, old identity released.
-  Result<Endpoint> updateLabels(const Ref& ref, const labels::Labels& labels);
+  // Unchanged labels (and named ports, when given) are a no-op.
+  Result<Endpoint> updateLabels(const Ref& ref, const labels::Labels& labels,
+                                std::optional<std::vector<NamedPort>> named_ports = std::nullopt);
+
+  // What the orchestrator knows of a pod: its labels and named ports. A resolver answers for
+  // the endpoint a CNI ADD describes (pod namespace and name); add() stores the answer in the
+  // spec, so it is persisted and a restart restores the same identity. An error fails add()
+  // (kUnavailable: the pod is not known yet, the CNI plugin says "try again later").
+  struct PodMetadata {
+    labels::Labels labels;
+    std::vector<NamedPort> named_ports;
+  };
+  using PodResolver = std::function<Result<PodMetadata>(const Spec& spec)>;
+  // Set before endpoints are added (the Kubernetes watchers do); called without locks held and
+  // only for specs with a pod name.
+  void setPodResolver(PodResolver resolver);
   // Deletes the endpoint and everything the agent made for it. Returns the number of cleanup
   // steps that failed (0 = clean); kNotFound for an unknown endpoint.
   Result<int> remove(const Ref& ref);
@@ -179,6 +194,9 @@ class Manager {
   std::map<uint16_t, std::string> pending_reason_;
   bool stopping_ = false;
   std::thread worker_;
+
+  mutable std::mutex resolver_mu_;
+  PodResolver resolver_;
 
   mutable std::mutex stats_mu_;
   std::function<void(const RegenerationStat&)> listener_;

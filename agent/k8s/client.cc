@@ -268,7 +268,16 @@ void RateLimiter::acquire() {
 
 void CallCounter::add(std::string_view method, std::string_view resource, std::string_view code) {
   std::lock_guard lock(mu_);
-  counts_[Key(method, resource, code)]++;
+  Key key(method, resource, code);
+  counts_[key]++;
+  if (observer_) observer_(key, 1);
+}
+
+void CallCounter::subscribe(Observer observer) {
+  std::lock_guard lock(mu_);
+  observer_ = std::move(observer);
+  if (observer_)
+    for (const auto& [key, n] : counts_) observer_(key, n);
 }
 
 std::map<CallCounter::Key, uint64_t> CallCounter::snapshot() const {

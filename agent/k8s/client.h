@@ -77,10 +77,16 @@ class CallCounter {
   void add(std::string_view method, std::string_view resource, std::string_view code);
   std::map<Key, uint64_t> snapshot() const;
   uint64_t count(std::string_view method, std::string_view resource, std::string_view code) const;
+  // Hears every call from now on, after the calls counted so far (each key with its count), with
+  // no call lost or told twice in between. Runs under the counter's lock: keep it short. One
+  // observer; a new one replaces it, an empty one unsubscribes.
+  using Observer = std::function<void(const Key& key, uint64_t n)>;
+  void subscribe(Observer observer);
 
  private:
   mutable std::mutex mu_;
   std::map<Key, uint64_t> counts_;
+  Observer observer_;
 };
 
 // The resource segment of an API path, for the call counter ("/api/v1/namespaces/x/pods/y" ->

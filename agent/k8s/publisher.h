@@ -23,6 +23,7 @@ struct EndpointState {
   bool ingress_enforcing = false;
   bool egress_enforcing = false;
   std::string state = "ready";
+  bool operator==(const EndpointState&) const = default;
 };
 
 class CiliumEndpointPublisher {

@@ -206,6 +206,7 @@ Result<Pod> Resource<Pod>::decode(const json& obj) {
   CILIUM_ASSIGN_OR_RETURN(const json* spec, specOf(obj));
   const json& s = spec ? *spec : kEmpty;
   CILIUM_RETURN_IF_ERROR(str(s, "nodeName", "spec", p.node_name));
+  CILIUM_RETURN_IF_ERROR(str(s, "serviceAccountName", "spec", p.service_account));
   CILIUM_RETURN_IF_ERROR(boolean(s, "hostNetwork", "spec", p.host_network));
   CILIUM_RETURN_IF_ERROR(
       eachOf(s, "containers", "spec", [&](const json& c, const std::string& cp) -> Status {
@@ -287,6 +288,31 @@ Result<Service> Resource<Service>::decode(const json& obj) {
   CILIUM_RETURN_IF_ERROR(stringMap(sp, "selector", "spec", s.selector));
   CILIUM_RETURN_IF_ERROR(str(sp, "externalTrafficPolicy", "spec", s.external_traffic_policy));
   CILIUM_RETURN_IF_ERROR(str(sp, "internalTrafficPolicy", "spec", s.internal_traffic_policy));
+  CILIUM_RETURN_IF_ERROR(stringList(sp, "externalIPs", "spec", s.external_ips));
+  CILIUM_RETURN_IF_ERROR(str(sp, "sessionAffinity", "spec", s.session_affinity));
+  CILIUM_ASSIGN_OR_RETURN(const json* affinity, object(sp, "sessionAffinityConfig", "spec"));
+  if (affinity) {
+    CILIUM_ASSIGN_OR_RETURN(const json* client_ip,
+                            object(*affinity, "clientIP", "spec.sessionAffinityConfig"));
+    if (client_ip) {
+      CILIUM_RETURN_IF_ERROR(integer(*client_ip, "timeoutSeconds",
+                                     "spec.sessionAffinityConfig.clientIP", 1, 86400,
+                                     s.session_affinity_timeout));
+    }
+  }
+  CILIUM_ASSIGN_OR_RETURN(const json* status, object(obj, "status", ""));
+  if (status) {
+    CILIUM_ASSIGN_OR_RETURN(const json* lb, object(*status, "loadBalancer", "status"));
+    if (lb) {
+      CILIUM_RETURN_IF_ERROR(eachOf(*lb, "ingress", "status.loadBalancer",
+                                    [&](const json& ij, const std::string& p) -> Status {
+                                      std::string ip;
+                                      CILIUM_RETURN_IF_ERROR(str(ij, "ip", p, ip));
+                                      if (!ip.empty()) s.load_balancer_ips.push_back(ip);
+                                      return okStatus();
+                                    }));
+    }
+  }
   CILIUM_RETURN_IF_ERROR(
       eachOf(sp, "ports", "spec", [&](const json& pj, const std::string& p) -> Status {
         ServicePort port;

@@ -41,6 +41,7 @@ struct ContainerPort {
 struct Pod {
   ObjectMeta meta;
   std::string node_name;
+  std::string service_account;  // spec.serviceAccountName
   bool host_network = false;
   std::vector<ContainerPort> ports;  // every container's ports
   std::string phase;
@@ -75,6 +76,10 @@ struct Service {
   std::vector<std::string> cluster_ips;  // "None" for headless services
   std::vector<ServicePort> ports;
   StringMap selector;
+  std::vector<std::string> external_ips;       // spec.externalIPs
+  std::vector<std::string> load_balancer_ips;  // status.loadBalancer.ingress[].ip
+  std::string session_affinity;                // "ClientIP" or "None"
+  int64_t session_affinity_timeout = 0;        // ...clientIP.timeoutSeconds; 0 = default
   std::string external_traffic_policy;
   std::string internal_traffic_policy;
   bool operator==(const Service&) const = default;

@@ -57,6 +57,17 @@ class Store {
     std::lock_guard lock(mu_);
     return synced_;
   }
+  // The object once it is stored, waiting up to `timeout` for it; nullopt on timeout.
+  std::optional<T> waitFor(const std::string& key, std::chrono::milliseconds timeout) const {
+    std::unique_lock lock(mu_);
+    std::optional<T> found;
+    changed_cv_.wait_for(lock, timeout, [&] {
+      auto it = objects_.find(key);
+      if (it != objects_.end()) found = it->second;
+      return found.has_value();
+    });
+    return found;
+  }
   bool waitForSync(std::chrono::milliseconds timeout) const {
     std::unique_lock lock(mu_);
     return synced_cv_.wait_for(lock, timeout, [&] { return synced_; });
@@ -95,6 +106,7 @@ class Store {
         objects_.emplace(key, obj);
       }
     }
+    changed_cv_.notify_all();
     deliver(old ? Change{Change::kUpdate, std::move(*old), std::move(obj)}
                 : Change{Change::kAdd, {}, std::move(obj)});
   }
@@ -132,6 +144,7 @@ class Store {
         if (!objects_.count(k)) changes.push_back(Change{Change::kAdd, {}, v});
       objects_ = std::move(next);
     }
+    changed_cv_.notify_all();
     for (auto& c : changes) deliver(std::move(c));
     markSynced();
   }
@@ -168,6 +181,7 @@ class Store {
 
   mutable std::mutex mu_;
   mutable std::condition_variable synced_cv_;
+  mutable std::condition_variable changed_cv_;  // an object was added or replaced
   std::map<std::string, T> objects_;
   bool synced_ = false;
 

@@ -11,6 +11,34 @@
 
 namespace cilium::policy {
 
+std::vector<NamedPort> NamedPortTable::lookup(std::string_view name) const {
+  std::lock_guard lock(mu_);
+  std::vector<NamedPort> out;
+  for (auto it = refs_.lower_bound({std::string(name), 0, Protocol::kAny});
+       it != refs_.end() && std::get<0>(it->first) == name; ++it)
+    out.push_back(
+        NamedPort{std::get<0>(it->first), std::get<1>(it->first), std::get<2>(it->first)});
+  return out;
+}
+
+bool NamedPortTable::update(const std::vector<NamedPort>& removed,
+                            const std::vector<NamedPort>& added) {
+  std::lock_guard lock(mu_);
+  bool changed = false;
+  for (const auto& p : added) {
+    if (refs_[{p.name, p.port, p.protocol}]++ == 0) changed = true;
+  }
+  for (const auto& p : removed) {
+    auto it = refs_.find({p.name, p.port, p.protocol});
+    if (it == refs_.end()) continue;
+    if (--it->second == 0) {
+      refs_.erase(it);
+      changed = true;
+    }
+  }
+  return changed;
+}
+
 namespace {
 
 using detail::KeySpec;

@@ -10,11 +10,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -44,6 +46,20 @@ class NamedPortProvider {
  public:
   virtual ~NamedPortProvider() = default;
   virtual std::vector<NamedPort> lookup(std::string_view name) const = 0;
+};
+
+// A NamedPortProvider the Kubernetes watchers fill: every pod's named container ports,
+// reference-counted (two pods naming the same port keep one entry until both are gone).
+// Thread-safe.
+class NamedPortTable final : public NamedPortProvider {
+ public:
+  std::vector<NamedPort> lookup(std::string_view name) const override;
+  // Adds and removes one pod's ports; true when the set of distinct ports changed.
+  bool update(const std::vector<NamedPort>& removed, const std::vector<NamedPort>& added);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::tuple<std::string, uint16_t, Protocol>, size_t> refs_;
 };
 
 // Gives node-local identities to the prefixes that CIDR rules reference (and puts them in the

@@ -1,6 +1,8 @@
 // AgentNode: a cilium-agent per test, in the node namespace.
 #include "tests/harness/agent_node.h"
 
+#include <atomic>
+#include <fstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -59,6 +61,29 @@ Process* AgentNode::startReady(const std::string& log, const std::vector<std::st
 
 api::Client AgentNode::client(std::chrono::milliseconds timeout) const {
   return api::Client(api::ClientOptions{socket_, timeout});
+}
+
+Result<RunOutput> AgentNode::cni(const std::string& cni_binary, const CniCall& call) const {
+  static std::atomic<int> calls{0};
+  nlohmann::json conf = {{"cniVersion", "1.0.0"},
+                         {"name", "cilium"},
+                         {"type", "cilium-cni"},
+                         {"socket-path", socket_},
+                         {"log-file", dir_ + "/cni.log"}};
+  conf.update(call.extra);
+  std::string conf_path = dir_ + "/cni-conf-" + std::to_string(calls++) + ".json";
+  std::ofstream(conf_path) << conf.dump();
+  SpawnOptions opts;
+  opts.netns = topo_->nodeNetns();
+  opts.extra_env = {"CNI_COMMAND=" + call.command,
+                    "CNI_CONTAINERID=" + call.container,
+                    "CNI_NETNS=" + call.netns,
+                    "CNI_IFNAME=eth0",
+                    "CNI_PATH=/opt/cni/bin",
+                    "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=" + call.pod_namespace +
+                        ";K8S_POD_NAME=" + call.pod};
+  return run({"/bin/sh", "-c", "exec " + cni_binary + " < " + conf_path}, opts,
+             std::chrono::seconds(60));
 }
 
 std::string AgentNode::log(const std::string& name) const {

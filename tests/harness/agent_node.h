@@ -10,6 +10,7 @@
 #include <vector>
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "agent/common/subprocess.h"
 #include "api/client/client.h"
@@ -38,6 +39,19 @@ class AgentNode {
   Process* startReady(const std::string& log, const std::vector<std::string>& extra = {});
 
   api::Client client(std::chrono::milliseconds timeout = std::chrono::seconds(15)) const;
+
+  // Runs cilium-cni (`cni_binary`) as kubelet does: CNI_* environment with the pod's namespace
+  // and name in CNI_ARGS, interface eth0, the plugin configuration (this agent's socket, a log
+  // file in dir(), `extra` merged in) on stdin, inside the node namespace.
+  struct CniCall {
+    std::string command;  // ADD, DEL, CHECK, ...
+    std::string container;
+    std::string netns;  // the sandbox's namespace path
+    std::string pod_namespace = "default";
+    std::string pod;
+    nlohmann::json extra = nlohmann::json::object();
+  };
+  Result<RunOutput> cni(const std::string& cni_binary, const CniCall& call) const;
   // What an agent wrote to stderr, for failure messages.
   std::string log(const std::string& name) const;
 

@@ -45,24 +45,7 @@ class CniTest : public testing::AgentNodeTest {
 
   RunOutput cni(const std::string& command, const std::string& container, const std::string& netns,
                 const std::string& pod, const nlohmann::json& extra = nlohmann::json::object()) {
-    nlohmann::json conf = {{"cniVersion", "1.0.0"},
-                           {"name", "cilium"},
-                           {"type", "cilium-cni"},
-                           {"socket-path", sock_},
-                           {"log-file", dir_ + "/cni.log"}};
-    conf.update(extra);
-    std::string conf_path = dir_ + "/conf-" + std::to_string(calls_++) + ".json";
-    std::ofstream(conf_path) << conf.dump();
-    SpawnOptions opts;
-    opts.netns = topo_->nodeNetns();
-    opts.extra_env = {"CNI_COMMAND=" + command,
-                      "CNI_CONTAINERID=" + container,
-                      "CNI_NETNS=" + netns,
-                      "CNI_IFNAME=eth0",
-                      "CNI_PATH=/opt/cni/bin",
-                      "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + pod};
-    auto r = run({"/bin/sh", "-c", std::string("exec ") + CILIUM_CNI_BINARY + " < " + conf_path},
-                 opts, 60s);
+    auto r = node_->cni(CILIUM_CNI_BINARY, {command, container, netns, "default", pod, extra});
     EXPECT_TRUE(r.ok()) << r.error().toString();
     return r.ok() ? *r : RunOutput{};
   }
@@ -78,7 +61,6 @@ class CniTest : public testing::AgentNodeTest {
   }
 
   std::vector<std::string> netns_;
-  int calls_ = 0;
 };
 
 TEST_F(CniTest, AddWiresPodsThatTalkAndDelRemovesEverything) {

@@ -1,0 +1,150 @@
+// The agent's Kubernetes (or manifests-directory) components.
+#include "agent/daemon/k8s_component.h"
+
+#include <cstdlib>
+
+#include "agent/common/log.h"
+#include "agent/k8s/client.h"
+#include "agent/k8s/manifests.h"
+#include "agent/k8s/source.h"
+#include "agent/metrics/agent_metrics.h"
+#include "agent/service/component.h"
+#include "agent/service/k8s_feed.h"
+
+namespace cilium::daemon {
+namespace {
+
+auto& log() {
+  static auto l = cilium::logger("k8s");
+  return l;
+}
+
+// host:port of the API server URL, for the call metric's `host` label.
+std::string hostOf(const std::string& server) {
+  auto start = server.find("://");
+  std::string rest = start == std::string::npos ? server : server.substr(start + 3);
+  return rest.substr(0, rest.find('/'));
+}
+
+Result<k8s::ClientConfig> clientConfig(const Config& cfg) {
+  k8s::ClientConfig cc;
+  if (!cfg.k8s_kubeconfig_path.empty()) {
+    CILIUM_ASSIGN_OR_RETURN(cc, k8s::loadKubeconfig(cfg.k8s_kubeconfig_path));
+    if (!cfg.k8s_api_server.empty()) cc.server = cfg.k8s_api_server;
+    return cc;
+  }
+  if (!cfg.k8s_api_server.empty()) {
+    // Cilium's behaviour: an explicit URL without a kubeconfig still picks up the service
+    // account's token and CA when the agent runs in a pod.
+    auto in_cluster = k8s::inClusterConfig([](const char* k) { return std::getenv(k); });
+    if (in_cluster.ok()) cc = std::move(*in_cluster);
+    cc.server = cfg.k8s_api_server;
+    return cc;
+  }
+  return k8s::inClusterConfig([](const char* k) { return std::getenv(k); });
+}
+
+}  // namespace
+
+K8sSourceComponent::K8sSourceComponent() = default;
+K8sSourceComponent::~K8sSourceComponent() { stop(); }
+
+Status K8sSourceComponent::start(Daemon& daemon) {
+  Config cfg = daemon.config().snapshot();
+  const bool in_cluster = std::getenv("KUBERNETES_SERVICE_HOST") != nullptr;
+  const bool api = !cfg.k8s_kubeconfig_path.empty() || !cfg.k8s_api_server.empty() ||
+                   (in_cluster && cfg.manifests_dir.empty());
+  if (api && !cfg.manifests_dir.empty())
+    return Error(ErrorCode::kInvalidArgument,
+                 "manifests-dir cannot be combined with k8s-kubeconfig-path or k8s-api-server: "
+                 "choose one source of cluster state");
+  if (!api && cfg.manifests_dir.empty()) {
+    log()->info(
+        "no cluster state source configured: policy and endpoints come from the REST "
+        "API only");
+    return okStatus();
+  }
+  auto timeout = std::chrono::seconds(cfg.k8s_sync_timeout);
+  if (api) {
+    CILIUM_ASSIGN_OR_RETURN(auto cc, clientConfig(cfg));
+    CILIUM_ASSIGN_OR_RETURN(client_, k8s::Client::create(std::move(cc)));
+    source_ = std::make_unique<k8s::ApiSource>(*client_);
+  } else {
+    source_ = std::make_unique<k8s::ManifestSource>(cfg.manifests_dir);
+  }
+  CILIUM_RETURN_IF_ERROR(source_->start());
+  auto t0 = std::chrono::steady_clock::now();
+  if (!source_->waitForSync(timeout)) {
+    std::string missing = source_->name();
+    source_->stop();
+    return makeError(ErrorCode::kDeadlineExceeded,
+                     "no full state from {} within k8s-sync-timeout={}s", missing,
+                     cfg.k8s_sync_timeout);
+  }
+  log()->info(
+      "source synced source={} took_ms={}", source_->name(),
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+          .count());
+  return okStatus();
+}
+
+void K8sSourceComponent::stop() {
+  if (source_) source_->stop();
+}
+
+K8sComponent::K8sComponent(K8sSourceComponent& source, ControlPlaneComponent& control_plane,
+                           service::ServiceComponent* services,
+                           ObservabilityComponent* observability)
+    : source_(source),
+      control_plane_(control_plane),
+      services_(services),
+      observability_(observability) {}
+
+// Daemon::stop() has stopped it; by destruction time the control plane may be gone.
+K8sComponent::~K8sComponent() = default;
+
+Status K8sComponent::start(Daemon& daemon) {
+  Status st = startWatching(daemon);
+  if (!st.ok()) stop();  // the Daemon stops only the components that started
+  return st;
+}
+
+Status K8sComponent::startWatching(Daemon& daemon) {
+  k8s::Source* source = source_.source();
+  if (source == nullptr) return okStatus();
+  ControlPlane* cp = control_plane_.controlPlane();
+  if (cp == nullptr)
+    return Error(ErrorCode::kFailedPrecondition, "k8s: the control plane is not running");
+  Config cfg = daemon.config().snapshot();
+  K8sWatchersOptions wo;
+  wo.node_name = cfg.node_name;
+  wo.cluster_name = cfg.cluster_name;
+  wo.client = source_.client();
+  CILIUM_ASSIGN_OR_RETURN(watchers_, K8sWatchers::start(*cp, *source, wo));
+  if (services_ != nullptr && services_->manager() != nullptr) {
+    CILIUM_ASSIGN_OR_RETURN(
+        feed_, service::K8sFeed::start(*services_->manager(), source->stores(), cfg.node_name));
+  }
+  if (k8s::Client* client = source_.client(); client != nullptr && observability_ != nullptr) {
+    if (metrics::AgentMetrics* m = observability_->agentMetrics()) {
+      std::string host = hostOf(client->config().server);
+      auto* family = m->k8s_client_api_calls;
+      client->calls().subscribe([family, host](const k8s::CallCounter::Key& key, uint64_t n) {
+        family->with({host, std::get<0>(key), std::get<2>(key)}).inc(static_cast<double>(n));
+      });
+      subscribed_ = true;
+    }
+  }
+  return okStatus();
+}
+
+void K8sComponent::stop() {
+  if (k8s::Client* client = source_.client(); client != nullptr && subscribed_) {
+    client->calls().subscribe(nullptr);
+    subscribed_ = false;
+  }
+  feed_.reset();
+  watchers_.reset();
+}
+
+}  // namespace cilium::daemon

@@ -1,0 +1,76 @@
+// Where the agent's cluster state comes from, as two Daemon components around the control plane:
+//
+//   K8sSourceComponent (added before the control plane): builds the source from the
+//     configuration — the API server (k8s-kubeconfig-path, k8s-api-server, or in-cluster
+//     config), or a manifests directory (manifests-dir), or none — starts it and waits for its
+//     first full state (k8s-sync-timeout), so the control plane and the CRD identity backend
+//     start from complete data.
+//   K8sComponent (added after the control plane, observability and the service component):
+//     connects that state to policy, endpoints (daemon/k8s_watchers.h) and services
+//     (service/k8s_feed.h), and exports the client's call counts as
+//     cilium_k8s_client_api_calls_total.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "agent/daemon/control_plane_component.h"
+#include "agent/daemon/daemon.h"
+#include "agent/daemon/k8s_watchers.h"
+#include "agent/daemon/observability.h"
+
+namespace cilium::k8s {
+class Client;
+class Source;
+}  // namespace cilium::k8s
+namespace cilium::service {
+class ServiceComponent;
+class K8sFeed;
+}  // namespace cilium::service
+
+namespace cilium::daemon {
+
+class K8sSourceComponent final : public Component {
+ public:
+  K8sSourceComponent();
+  ~K8sSourceComponent() override;
+  std::string_view name() const override { return "k8s-source"; }
+  // Configuration errors (both sources set, crd identities without the API server, a kubeconfig
+  // that does not parse, a missing manifests directory) fail the start, as does no full state
+  // within k8s-sync-timeout.
+  Status start(Daemon& daemon) override;
+  void stop() override;
+
+  // Null when the agent runs without a source (state only through the REST API).
+  k8s::Source* source() { return source_.get(); }
+  // Null unless the source is the API server.
+  k8s::Client* client() { return client_.get(); }
+
+ private:
+  std::unique_ptr<k8s::Client> client_;
+  std::unique_ptr<k8s::Source> source_;
+};
+
+class K8sComponent final : public Component {
+ public:
+  // All must outlive this component; `services` and `observability` may be null.
+  K8sComponent(K8sSourceComponent& source, ControlPlaneComponent& control_plane,
+               service::ServiceComponent* services, ObservabilityComponent* observability);
+  ~K8sComponent() override;
+  std::string_view name() const override { return "k8s"; }
+  Status start(Daemon& daemon) override;
+  void stop() override;
+
+ private:
+  Status startWatching(Daemon& daemon);
+
+  K8sSourceComponent& source_;
+  ControlPlaneComponent& control_plane_;
+  service::ServiceComponent* services_;
+  ObservabilityComponent* observability_;
+  std::unique_ptr<K8sWatchers> watchers_;
+  std::unique_ptr<service::K8sFeed> feed_;
+  bool subscribed_ = false;
+};
+
+}  // namespace cilium::daemon
