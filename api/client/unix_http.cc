@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -148,7 +149,8 @@ Result<UnixHttpResponse> unixHttpRoundTrip(const std::string& socket_path,
   {
     auto sp = headers.find(' ');
     auto code = headers.substr(sp + 1, 3);
-    if (code.size() != 3 || !std::all_of(code.begin(), code.end(), ::isdigit))
+    if (code.size() != 3 ||
+        !std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; }))
       return makeError(ErrorCode::kInternal, "the agent at {} sent a bad HTTP status line",
                        socket_path);
     resp.status = std::stoi(std::string(code));
