@@ -157,10 +157,8 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
     for (const char* d : {"cni-bin", "cni-conf", "root", "state", "runc", "opt"})
       fs::create_directories(base_ + "/" + d);
     // The agent writes its conflist into containerd's conf_dir once it is ready, as on a node.
-    ASSERT_NE(node_->startReady(
-                  "agent", {"--write-cni-conf-when-ready=" + base_ + "/cni-conf/05-cilium.conflist",
-                            "--cni-log-file=" + cniLog()}),
-              nullptr);
+    agent_ = startAgent("agent");
+    ASSERT_NE(agent_, nullptr);
     fs::create_symlink(CILIUM_CNI_BINARY, base_ + "/cni-bin/cilium-cni");
     // containerd's CRI plugin always sets up the pod's lo with the standard loopback plugin.
     fs::create_symlink("/usr/lib/cni/loopback", base_ + "/cni-bin/loopback");
@@ -199,6 +197,12 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
   }
 
   std::string cniLog() const { return dir_ + "/cni.log"; }
+
+  Process* startAgent(const std::string& log) {
+    return node_->startReady(
+        log, {"--write-cni-conf-when-ready=" + base_ + "/cni-conf/05-cilium.conflist",
+              "--cni-log-file=" + cniLog()});
+  }
 
   void writeConfig() {
     // Everything containerd keeps lives under base_ (root, state, socket, runc's state, the opt
@@ -289,17 +293,9 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
   // RunPodSandbox as kubelet sends it (metadata, hostname, a cgroup parent of the test's own),
   // then PodSandboxStatus for the address and the namespace.
   Sandbox runSandbox(const std::string& name) {
-    cri::RunPodSandboxRequest req;
-    auto* cfg = req.mutable_config();
-    cfg->mutable_metadata()->set_name(name);
-    cfg->mutable_metadata()->set_namespace_("default");
-    cfg->mutable_metadata()->set_uid("uid-" + name);
-    cfg->set_hostname(name);
-    (*cfg->mutable_labels())["app"] = name;
-    cfg->mutable_linux()->set_cgroup_parent(cgroup_parent_);
     cri::RunPodSandboxResponse resp;
     auto start = std::chrono::steady_clock::now();
-    auto s = cri_->call(&cri::RuntimeService::Stub::RunPodSandbox, req, &resp, 120s);
+    auto s = runSandboxRaw(name, &resp);
     auto took = std::chrono::steady_clock::now() - start;
     EXPECT_TRUE(s.ok()) << "RunPodSandbox " << name << ": " << describe(s) << "\ncni log:\n"
                         << readFile(cniLog()).valueOr("") << "\ncontainerd:\n"
@@ -308,8 +304,23 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
     sandboxes_.push_back(resp.pod_sandbox_id());
     std::printf("RunPodSandbox %s: %.1f ms\n", name.c_str(),
                 std::chrono::duration<double, std::milli>(took).count());
+    return describeSandbox(resp.pod_sandbox_id(), name);
+  }
 
-    Sandbox sb{resp.pod_sandbox_id(), "", ""};
+  grpc::Status runSandboxRaw(const std::string& name, cri::RunPodSandboxResponse* resp) {
+    cri::RunPodSandboxRequest req;
+    auto* cfg = req.mutable_config();
+    cfg->mutable_metadata()->set_name(name);
+    cfg->mutable_metadata()->set_namespace_("default");
+    cfg->mutable_metadata()->set_uid("uid-" + name);
+    cfg->set_hostname(name);
+    (*cfg->mutable_labels())["app"] = name;
+    cfg->mutable_linux()->set_cgroup_parent(cgroup_parent_);
+    return cri_->call(&cri::RuntimeService::Stub::RunPodSandbox, req, resp, 120s);
+  }
+
+  Sandbox describeSandbox(const std::string& id, const std::string& name) {
+    Sandbox sb{id, "", ""};
     auto st = status(sb.id);
     EXPECT_TRUE(st.has_value());
     if (!st) return sb;
@@ -471,6 +482,7 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
   cri::VersionResponse version_;
   std::vector<std::string> sandboxes_;  // created and not yet removed
   std::set<std::string> netns_seen_;
+  Process* agent_ = nullptr;
 };
 
 TEST_F(ContainerdE2eTest, SandboxesGetAgentAddressesTalkAndStopRemoveLeaveNothing) {
@@ -578,6 +590,52 @@ TEST_F(ContainerdE2eTest, SandboxesGetAgentAddressesTalkAndStopRemoveLeaveNothin
     EXPECT_FALSE(ipamHolds(sb->ip)) << ipamState();
     EXPECT_FALSE(fs::exists(sb->netns));
   }
+}
+
+// kubelet's retry loop, for real: with the agent stopped, containerd's CNI ADD gets "try again
+// later" and RunPodSandbox fails with the plugin's message, leaving no sandbox, veth or pod
+// namespace; containerd's clean-up DEL is queued by cilium-cni and finished by the next agent,
+// and the same RunPodSandbox then succeeds.
+TEST_F(ContainerdE2eTest, AgentDownFailsRunPodSandboxCleanlyUntilItIsBack) {
+  agent_->signal(SIGTERM);
+  ASSERT_TRUE(agent_->wait(15s).ok());
+
+  cri::RunPodSandboxResponse resp;
+  auto failed = runSandboxRaw("pod-c", &resp);
+  ASSERT_FALSE(failed.ok()) << "RunPodSandbox succeeded without an agent";
+  EXPECT_NE(failed.error_message().find("cilium agent is not reachable"), std::string::npos)
+      << failed.error_message();
+  std::string log = readFile(cniLog()).valueOr("");
+  EXPECT_NE(log.find("command=ADD"), std::string::npos) << log;
+  EXPECT_NE(log.find("failing with code=11"), std::string::npos) << log;
+  // containerd cleans up the failed sandbox with a DEL, which cilium-cni queues for the agent.
+  EXPECT_NE(log.find("queued the delete of container="), std::string::npos) << log;
+  {
+    cri::ListPodSandboxRequest req;
+    cri::ListPodSandboxResponse list;
+    ASSERT_TRUE(cri_->call(&cri::RuntimeService::Stub::ListPodSandbox, req, &list).ok());
+    for (const auto& item : list.items()) EXPECT_NE(item.state(), cri::SANDBOX_READY);
+  }
+  EXPECT_TRUE(lxcLinks().empty());
+
+  agent_ = startAgent("agent2");
+  ASSERT_NE(agent_, nullptr);
+  EXPECT_TRUE(endpoints().empty());
+  std::error_code ec;
+  EXPECT_TRUE(fs::is_empty(node_->stateDir() + "/deleteQueue", ec) || ec)
+      << "the new agent finishes the queued deletes before it serves";
+
+  Sandbox c = runSandbox("pod-c");
+  ASSERT_FALSE(c.id.empty());
+  auto ep = endpointOf(c.id);
+  ASSERT_TRUE(ep.has_value());
+  EXPECT_EQ(ep->status->state, api::EndpointState::kReady);
+  EXPECT_EQ(ep->status->networking->addressing[0].ipv4, c.ip);
+  ASSERT_TRUE(stopSandbox(c.id).ok());
+  ASSERT_TRUE(removeSandbox(c.id).ok());
+  EXPECT_TRUE(endpoints().empty());
+  EXPECT_TRUE(lxcLinks().empty());
+  EXPECT_FALSE(ipamHolds(c.ip)) << ipamState();
 }
 
 }  // namespace
