@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <cerrno>
 #include <cstring>
 
@@ -17,6 +16,8 @@ namespace cilium::api {
 namespace {
 
 constexpr size_t kMaxHeaderBytes = 64 * 1024;
+// A collected (not streamed) body larger than this is refused rather than buffered.
+constexpr size_t kMaxBodyBytes = size_t{256} << 20;
 
 Error unreachable(const std::string& socket) {
   return makeError(ErrorCode::kUnavailable,
@@ -169,7 +170,7 @@ Result<UnixHttpResponse> unixHttpRoundTrip(const std::string& socket_path,
       if (name == "content-length") {
         size_t n = 0;
         for (char c : value) {
-          if (c < '0' || c > '9')
+          if (c < '0' || c > '9' || n > kMaxBodyBytes)
             return makeError(ErrorCode::kInternal, "the agent at {} sent a bad Content-Length",
                              socket_path);
           n = n * 10 + static_cast<size_t>(c - '0');
@@ -185,6 +186,7 @@ Result<UnixHttpResponse> unixHttpRoundTrip(const std::string& socket_path,
 
   // Body bytes go to the sink as they arrive, or are collected.
   bool stopped = false;
+  bool oversized = false;
   auto deliver = [&](std::string_view data) {
     if (data.empty() || stopped) return;
     if (sink) {
@@ -192,6 +194,11 @@ Result<UnixHttpResponse> unixHttpRoundTrip(const std::string& socket_path,
     } else {
       resp.body.append(data);
     }
+    oversized = resp.body.size() > kMaxBodyBytes;
+  };
+  auto tooBig = [&] {
+    return makeError(ErrorCode::kInternal, "the agent at {} sent a body over {} bytes", socket_path,
+                     kMaxBodyBytes);
   };
   auto closedEarly = [&] {
     return makeError(ErrorCode::kUnavailable,
@@ -212,11 +219,11 @@ Result<UnixHttpResponse> unixHttpRoundTrip(const std::string& socket_path,
       if (trim(hex).empty())
         return makeError(ErrorCode::kInternal, "the agent at {} sent a bad chunk", socket_path);
       for (char c : trim(hex)) {
-        int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
-                : (c >= 'a' && c <= 'f')                    ? c - 'a' + 10
-                : (c >= 'A' && c <= 'F')                    ? c - 'A' + 10
-                                                            : -1;
-        if (d < 0 || size > (SIZE_MAX >> 4))
+        int d = (c >= '0' && c <= '9')   ? c - '0'
+                : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                         : -1;
+        if (d < 0 || size > kMaxBodyBytes)
           return makeError(ErrorCode::kInternal, "the agent at {} sent a bad chunk size",
                            socket_path);
         size = size * 16 + static_cast<size_t>(d);
@@ -229,6 +236,7 @@ Result<UnixHttpResponse> unixHttpRoundTrip(const std::string& socket_path,
       }
       deliver(std::string_view(buf.data(), size));
       buf.erase(0, size + 2);
+      if (oversized) return tooBig();
     }
   } else if (content_length) {
     while (buf.size() < *content_length && !stopped) {
@@ -241,6 +249,7 @@ Result<UnixHttpResponse> unixHttpRoundTrip(const std::string& socket_path,
     while (!stopped) {
       deliver(buf);
       buf.clear();
+      if (oversized) return tooBig();
       CILIUM_ASSIGN_OR_RETURN(bool more, in.fill());
       if (!more) break;
     }

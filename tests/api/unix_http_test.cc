@@ -175,6 +175,10 @@ TEST_F(UnixHttpTest, BrokenResponsesAreErrorsNotCrashes) {
       {{"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"}, ErrorCode::kUnavailable},
       {{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab"}, ErrorCode::kUnavailable},
       {{"HTTP/1.1 200 OK\r\n"}, ErrorCode::kUnavailable},
+      {{"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n"},
+       ErrorCode::kInternal},
+      {{"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n"},
+       ErrorCode::kInternal},
       {{}, ErrorCode::kUnavailable},
   };
   for (size_t i = 0; i < cases.size(); ++i) {
