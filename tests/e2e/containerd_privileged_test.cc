@@ -7,9 +7,13 @@
 #include <dirent.h>
 #include <signal.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -20,6 +24,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/common/fd.h"
 #include "agent/common/files.h"
 #include "agent/common/subprocess.h"
 #include "api/client/client.h"
@@ -37,6 +42,7 @@ namespace cri = runtime::v1;
 
 constexpr char kPauseImage[] = "localhost/cilium-test/pause:local";
 constexpr uint16_t kPort = 8080;
+constexpr char kShimSocketDir[] = "/run/containerd/s";  // fixed in containerd 1.6
 
 bool requirePrivileged() {
   const char* v = std::getenv("CILIUM_TEST_REQUIRE_PRIVILEGED");
@@ -110,6 +116,17 @@ std::vector<std::string> listeningUnixSockets(pid_t pid) {
     if (!path.empty() && path[0] == '/' && inodes.count(inode)) paths.push_back(path);
   }
   return paths;
+}
+
+// Whether something accepts connections on the Unix socket at `path`.
+bool socketListening(const std::string& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  if (!fd || path.size() >= sizeof a.sun_path) return true;  // unsure: keep it
+  std::memcpy(a.sun_path, path.data(), path.size());
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return true;
+  return errno != ECONNREFUSED;
 }
 
 // The CRI RuntimeService over containerd's Unix socket.
@@ -245,6 +262,7 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
     auto p = spawn({"/usr/bin/containerd", "--config", base_ + "/config.toml"}, o);
     ASSERT_TRUE(p.ok()) << p.error().toString();
     containerd_ = std::make_unique<Process>(std::move(*p));
+    containerd_started_ = ::time(nullptr) - 1;
     cri_ = std::make_unique<CriClient>(sock_ctrd_);
     auto deadline = std::chrono::steady_clock::now() + 30s;
     while (std::chrono::steady_clock::now() < deadline && containerd_->running()) {
@@ -453,6 +471,16 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
       if (point.rfind(base_, 0) == 0) mounts.push_back(point);
     }
     for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
+    // Every namespace containerd handed to our plugin is ours, also those of sandboxes that
+    // failed half way (their paths never reached the test through CRI).
+    std::istringstream calls(readFile(cniLog()).valueOr(""));
+    while (std::getline(calls, line)) {
+      auto at = line.find(" netns=/");
+      if (at == std::string::npos) continue;
+      auto path = line.substr(at + 7, line.find(' ', at + 7) - at - 7);
+      if (path.rfind("/var/run/netns/cni-", 0) == 0 || path.rfind("/run/netns/cni-", 0) == 0)
+        netns_seen_.insert(path);
+    }
     for (const auto& ns : netns_seen_) {
       if (ns.empty() || !fs::exists(ns)) continue;
       ::umount2(ns.c_str(), MNT_DETACH);
@@ -471,8 +499,18 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
       for (const auto& d : dirs) ::rmdir(d.c_str());
       ::rmdir(top.c_str());
     }
-    // The shims' socket directory is fixed (/run/containerd/s); left only when empty.
-    ::rmdir("/run/containerd/s");
+    // A shim killed from outside (a sweep of the node namespace) leaves its socket behind in the
+    // fixed /run/containerd/s: remove the ones made since our containerd started that nobody
+    // listens on any more (a connect reaches a path socket from any namespace).
+    std::error_code dir_ec;
+    for (const auto& e : fs::directory_iterator(kShimSocketDir, dir_ec)) {
+      struct stat st {};
+      if (::lstat(e.path().c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) ||
+          st.st_mtime < containerd_started_)
+        continue;
+      if (!socketListening(e.path().string())) ::unlink(e.path().c_str());
+    }
+    ::rmdir(kShimSocketDir);
     ::rmdir("/run/containerd");
   }
 
@@ -483,6 +521,7 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
   std::vector<std::string> sandboxes_;  // created and not yet removed
   std::set<std::string> netns_seen_;
   Process* agent_ = nullptr;
+  time_t containerd_started_ = 0;
 };
 
 TEST_F(ContainerdE2eTest, SandboxesGetAgentAddressesTalkAndStopRemoveLeaveNothing) {
