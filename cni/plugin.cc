@@ -2,6 +2,7 @@
 // half a network (an address without an endpoint, a veth without policy).
 #include "cni/plugin.h"
 
+#include <chrono>
 #include <filesystem>
 #include <set>
 
@@ -127,6 +128,16 @@ Outcome Plugin::run(const Getenv& getenv, std::string_view stdin_text) {
 }
 
 Outcome Plugin::add(const Environment& env, const NetConf& conf) {
+  // Each step's wall time goes into the final log line: where an ADD spends its time is the
+  // first question when pods start slowly.
+  using Clock = std::chrono::steady_clock;
+  auto mark = Clock::now();
+  auto lap = [&mark] {
+    auto now = Clock::now();
+    double ms = std::chrono::duration<double, std::milli>(now - mark).count();
+    mark = now;
+    return ms;
+  };
   auto health = agent_.healthz();
   if (!health.ok()) return agentFailure(conf, "cilium agent is not reachable", health.error());
   if (!health->cilium || health->cilium->state != api::StatusState::kOk) {
@@ -149,6 +160,7 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
     return failure(&conf, Code::kInternal,
                    fmt::format("removing stale {}: {}", host_if, st.error().message()));
 
+  const double prepare_ms = lap();
   auto ipam = agent_.allocate(env.container_id);
   if (!ipam.ok()) {
     Code code = ipam.error().code() == ErrorCode::kResourceExhausted ? Code::kInternal
@@ -166,6 +178,7 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   const std::string ip = ipam->address.ipv4;
   const std::string gateway = ipam->ipv4->gateway;
 
+  const double ipam_ms = lap();
   PodLink link{env.netns, env.ifname, host_if, conf.mtu > 0 ? conf.mtu : opts_.default_mtu,
                ip,        gateway};
   auto info = net_.setup(link);
@@ -177,6 +190,7 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
         fmt::format("setting up {} in {}: {}", env.ifname, env.netns, info.error().message()));
   }
 
+  const double veth_ms = lap();
   api::EndpointChangeRequest req;
   req.container_id = env.container_id;
   req.container_interface_name = env.ifname;
@@ -198,13 +212,17 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
     return agentFailure(conf, "creating the endpoint", st.error());
   }
 
+  const double endpoint_ms = lap();
+
   AddResult result;
   result.interfaces.push_back({host_if, info->host_mac, link.mtu, ""});
   result.interfaces.push_back({env.ifname, info->pod_mac, link.mtu, env.netns});
   result.ips.push_back({ip + "/32", gateway, 1, false});
   result.routes.push_back({"0.0.0.0/0", gateway});
-  log()->info("added container={} ip={} host-if={} ifindex={}", env.container_id, ip, host_if,
-              info->host_ifindex);
+  log()->info(
+      "added container={} ip={} host-if={} ifindex={} ms-prepare={:.1f} ms-ipam={:.1f} "
+      "ms-veth={:.1f} ms-endpoint={:.1f}",
+      env.container_id, ip, host_if, info->host_ifindex, prepare_ms, ipam_ms, veth_ms, endpoint_ms);
   return {0, result.toJson(conf.cni_version).dump()};
 }
 

@@ -24,6 +24,9 @@ packages=(
   # Kubernetes client tests: openssl makes the TLS test certificates (kubectl for the e2e test is
   # preinstalled on the project machines; the test skips without it)
   openssl
+  # a real CNI caller for the containerd e2e test (run privately by the test, never as a service);
+  # containernetworking-plugins for the loopback plugin containerd's CRI always runs
+  containerd runc containernetworking-plugins
 )
 
 missing=()

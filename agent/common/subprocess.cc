@@ -58,7 +58,9 @@ Result<Process> spawnImpl(const std::vector<std::string>& argv, const SpawnOptio
   };
   UniqueFd out_fd(pipes ? -1 : openOut(opts.stdout_path));
   UniqueFd err_fd(pipes ? -1 : openOut(opts.stderr_path));
-  UniqueFd null_in(::open("/dev/null", O_RDONLY | O_CLOEXEC));
+  const std::string& in_path = opts.stdin_path.empty() ? "/dev/null" : opts.stdin_path;
+  UniqueFd stdin_fd(::open(in_path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!stdin_fd) return errnoError(errno, "open " + in_path + " for stdin");
 
   pid_t pid = ::fork();
   if (pid < 0) return errnoError(errno, "fork");
@@ -68,7 +70,7 @@ Result<Process> spawnImpl(const std::vector<std::string>& argv, const SpawnOptio
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
     if (netns && ::setns(netns.get(), CLONE_NEWNET) != 0) _exit(126);
-    ::dup2(null_in.get(), 0);
+    ::dup2(stdin_fd.get(), 0);
     if (pipes) {
       ::dup2(pipes->out[1], 1);
       ::dup2(pipes->err[1], 2);

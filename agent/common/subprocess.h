@@ -16,6 +16,7 @@ struct SpawnOptions {
   std::string netns;        // join this network namespace file before exec (empty: stay)
   std::string stdout_path;  // redirect stdout to this file (empty: /dev/null unless captured)
   std::string stderr_path;  // redirect stderr to this file (empty: /dev/null unless captured)
+  std::string stdin_path;   // read stdin from this file (empty: /dev/null)
   std::vector<std::string> extra_env;  // "K=V" entries added to the inherited environment
   bool new_process_group = true;       // so that stop() reaches the whole tree
 };

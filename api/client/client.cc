@@ -1,11 +1,9 @@
-// REST client over the agent's Unix socket (cpp-httplib).
+// REST client over the agent's Unix socket.
 #include "api/client/client.h"
-
-#include <httplib.h>
-#include <sys/socket.h>
 
 #include <cstdlib>
 
+#include "api/client/unix_http.h"
 #include "api/model/http.h"
 
 namespace cilium::api {
@@ -21,26 +19,6 @@ std::string endpointPath(const EndpointRef& id) {
   return "/v1/endpoint/" + percentEncode(id.toString());
 }
 
-Error transportError(httplib::Error e, const std::string& socket) {
-  switch (e) {
-    case httplib::Error::Connection:
-      return makeError(ErrorCode::kUnavailable,
-                       "cannot reach the agent at {}: connection failed (is cilium-agent running?)",
-                       socket);
-    case httplib::Error::ConnectionTimeout:
-      return makeError(ErrorCode::kDeadlineExceeded, "connecting to the agent at {} timed out",
-                       socket);
-    case httplib::Error::Read:
-      return makeError(ErrorCode::kUnavailable,
-                       "the agent at {} did not answer in time or closed the connection", socket);
-    case httplib::Error::Write:
-      return makeError(ErrorCode::kUnavailable, "sending to the agent at {} failed", socket);
-    default:
-      return makeError(ErrorCode::kUnavailable, "request to the agent at {} failed: {}", socket,
-                       httplib::to_string(e));
-  }
-}
-
 // The agent's error body is a JSON string; fall back to the raw text.
 std::string errorMessage(const std::string& body, int status) {
   if (body.empty()) return fmt::format("HTTP status {}", status);
@@ -50,19 +28,6 @@ std::string errorMessage(const std::string& body, int status) {
   } catch (const Json::exception&) {
   }
   return body;
-}
-
-std::unique_ptr<httplib::ClientImpl> makeClient(const ClientOptions& o) {
-  // The one-string httplib::Client constructor parses a URL and crashes on a path: use
-  // ClientImpl with the socket path as host (machine.md item 9).
-  auto cli = std::make_unique<httplib::ClientImpl>(o.socket_path);
-  cli->set_address_family(AF_UNIX);
-  cli->set_url_encode(false);  // paths are encoded here, segment by segment
-  cli->set_keep_alive(false);
-  cli->set_connection_timeout(o.timeout);
-  cli->set_read_timeout(o.timeout);
-  cli->set_write_timeout(o.timeout);
-  return cli;
 }
 
 }  // namespace
@@ -90,18 +55,10 @@ Client::Client(ClientOptions opts) : opts_(std::move(opts)) {
 
 Result<Client::RawResponse> Client::call(std::string_view method, const std::string& target,
                                          const std::optional<std::string>& body) {
-  auto cli = makeClient(opts_);
-  httplib::Request req;
-  req.method = std::string(method);
-  req.path = target;
-  req.set_header("Accept", "application/json");
-  if (body) {
-    req.body = *body;
-    req.set_header("Content-Type", "application/json");
-  }
-  auto res = cli->send(req);
-  if (!res) return transportError(res.error(), opts_.socket_path);
-  return RawResponse{res->status, res->body};
+  UnixHttpRequest req{std::string(method), target, {{"Accept", "application/json"}}, body};
+  if (body) req.headers.emplace_back("Content-Type", "application/json");
+  CILIUM_ASSIGN_OR_RETURN(auto res, unixHttpRoundTrip(opts_.socket_path, req, opts_.timeout));
+  return RawResponse{res.status, std::move(res.body)};
 }
 
 Result<Client::RawResponse> Client::request(std::string_view method, const std::string& target,
@@ -276,24 +233,18 @@ Status Client::monitor(const MonitorQuery& query,
   if (query.to) add("to", std::to_string(*query.to));
   if (query.related_to) add("related-to", std::to_string(*query.related_to));
 
-  auto cli = makeClient(opts_);
-  int status = 0;
   std::string pending;     // a partial line between chunks
   std::string error_body;  // the body of a non-200 answer
   Status failure;
   bool stopped_by_caller = false;
-  auto res = cli->Get(
-      target, httplib::Headers{{"Accept", "application/x-ndjson"}},
-      [&](const httplib::Response& r) {
-        status = r.status;
-        return true;
-      },
-      [&](const char* data, size_t len) {
+  UnixHttpRequest req{"GET", target, {{"Accept", "application/x-ndjson"}}, std::nullopt};
+  auto res = unixHttpRoundTrip(
+      opts_.socket_path, req, opts_.timeout, [&](int status, std::string_view data) {
         if (status != 200) {
-          error_body.append(data, len);
+          error_body.append(data);
           return true;
         }
-        pending.append(data, len);
+        pending.append(data);
         size_t nl;
         while ((nl = pending.find('\n')) != std::string::npos) {
           std::string line = pending.substr(0, nl);
@@ -314,7 +265,8 @@ Status Client::monitor(const MonitorQuery& query,
       });
   if (!failure.ok()) return failure;
   if (stopped_by_caller) return okStatus();
-  if (!res) return transportError(res.error(), opts_.socket_path);
+  if (!res.ok()) return res.error();
+  int status = res->status;
   if (status != 200) return Error(errorCodeForHttpStatus(status), errorMessage(error_body, status));
   return okStatus();
 }
