@@ -236,6 +236,22 @@ std::vector<ConfigKey> buildKeys() {
   add(cidrKey("ipv6-range",
               "The node's IPv6 pod CIDR, e.g. fd00:10:200::/112 (\"auto\": learned later)",
               &Config::ipv6_range, IpFamily::kV6));
+  add(stringKey("devices",
+                "Native devices for NodePort, externalIPs and LoadBalancer, comma-separated "
+                "(\"\": none)",
+                &Config::devices, [](std::string_view v) -> Status {
+                  size_t start = 0;
+                  while (start <= v.size()) {
+                    size_t end = v.find(',', start);
+                    if (end == std::string_view::npos) end = v.size();
+                    std::string_view d = v.substr(start, end - start);
+                    if (d.size() > 15) return invalid("a device name is longer than 15 characters");
+                    if (d.find_first_of(" /:") != std::string_view::npos)
+                      return invalid("a device name contains a space, '/' or ':'");
+                    start = end + 1;
+                  }
+                  return okStatus();
+                }));
   add(uintKey("mtu", "MTU of pod devices (0: auto-detect)", &Config::mtu, 576, 65535, true));
   add(boolKey("restore", "Restore state (IPAM allocations, later endpoints) from the previous run",
               &Config::restore));
@@ -403,6 +419,18 @@ Result<std::vector<Setting>> readConfigDir(const std::string& dir) {
 
 std::string Config::stateFile(std::string_view name) const {
   return persistentStateDir() + "/" + std::string(name);
+}
+
+std::vector<std::string> Config::devicesList() const {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= devices.size()) {
+    size_t end = devices.find(',', start);
+    if (end == std::string::npos) end = devices.size();
+    if (end > start) out.push_back(devices.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
 }
 
 std::string Config::effectiveLogLevel() const {

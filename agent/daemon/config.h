@@ -44,6 +44,9 @@ struct Config {
   std::optional<IpPrefix> ipv4_range;  // the node's pod CIDR; nullopt = "auto" (not known yet)
   std::optional<IpPrefix> ipv6_range;
   uint32_t mtu = 0;  // 0 = auto
+  // Native devices NodePort / externalIPs / LoadBalancer are served on, comma-separated
+  // ("" = none); see devicesList().
+  std::string devices;
   bool restore = true;
   // Logging
   std::string log_level = "info";
@@ -76,6 +79,8 @@ struct Config {
   // <state-dir>/state/<name>: where modules keep what must survive a restart.
   std::string stateFile(std::string_view name) const;
   std::string persistentStateDir() const { return state_dir + "/state"; }
+  // `devices` split on commas, empty items dropped.
+  std::vector<std::string> devicesList() const;
   // The spdlog level in force: "debug" when debug is set, else log-level.
   std::string effectiveLogLevel() const;
 };

@@ -83,6 +83,12 @@ lb4_key frontendKey(const Frontend& fe) {
   return k;
 }
 
+lb4_key internalFrontendKey(const Frontend& fe) {
+  lb4_key k = frontendKey(fe);
+  k.scope = LB_SCOPE_INTERNAL;
+  return k;
+}
+
 Result<std::vector<LbService>> expandService(const Service& svc, const ManagerConfig& cfg) {
   if (svc.name.name.empty() || svc.name.ns.empty())
     return makeError(ErrorCode::kInvalidArgument, "service: metadata.name and namespace required");
@@ -218,28 +224,36 @@ Result<uint32_t> Manager::acquireBackend(const Backend& b, Protocol proto, Batch
   return it->second.id;
 }
 
+namespace {
+bool localOnly(const LbService& s) {
+  return s.type != FrontendType::kClusterIp && s.ext_traffic_policy == TrafficPolicy::kLocal;
+}
+}  // namespace
+
 void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   bool fresh = st.backend_ids.empty() && st.count == 0 && st.spec.id == 0;
   std::vector<uint32_t> ids;
-  std::vector<uint32_t> active;
-  bool local_only =
-      spec.type != FrontendType::kClusterIp && spec.ext_traffic_policy == TrafficPolicy::kLocal;
+  std::vector<uint32_t> active;      // the external scope's slots
+  std::vector<uint32_t> all_active;  // the internal scope's, when there are two scopes
+  bool two = localOnly(spec);
   for (const auto& b : spec.backends) {
     auto id = acquireBackend(b, spec.frontend.proto, batch);
     if (!id.ok()) continue;  // exhausted: the frontend runs with the backends it could get
     ids.push_back(*id);
-    if (b.state == BackendState::kActive && (!local_only || b.local)) active.push_back(*id);
+    if (b.state != BackendState::kActive) continue;
+    all_active.push_back(*id);
+    if (!two || b.local) active.push_back(*id);
   }
 
   // The slots currently in force are the active ids of the previous spec, in order.
-  std::vector<uint32_t> old_active;
+  std::vector<uint32_t> old_active, old_all;
   if (!fresh) {
-    bool old_local_only = st.spec.type != FrontendType::kClusterIp &&
-                          st.spec.ext_traffic_policy == TrafficPolicy::kLocal;
+    bool old_local_only = localOnly(st.spec);
     for (size_t i = 0; i < st.spec.backends.size() && i < st.backend_ids.size(); i++) {
       const auto& b = st.spec.backends[i];
-      if (b.state == BackendState::kActive && (!old_local_only || b.local))
-        old_active.push_back(st.backend_ids[i]);
+      if (b.state != BackendState::kActive) continue;
+      old_all.push_back(st.backend_ids[i]);
+      if (!old_local_only || b.local) old_active.push_back(st.backend_ids[i]);
     }
   }
 
@@ -251,16 +265,26 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
     batch.revnat_vals.push_back(rn);
   }
 
-  bool slots_changed = fresh || old_active != active || st.restored;
-  uint16_t gen = st.gen;
+  bool slots_changed = fresh || old_active != active || st.restored || two != st.two_scopes ||
+                       (two && old_all != all_active);
+  uint16_t gen = st.gen & LB_GEN_MASK;
   if (slots_changed) {
-    if (!fresh) gen = static_cast<uint16_t>(st.gen + 1);
+    if (!fresh) gen = static_cast<uint16_t>((st.gen + 1) & LB_GEN_MASK);
     for (size_t i = 0; i < active.size(); i++) {
       batch.slot_keys.push_back(lb4_slot_key{spec.id, gen, static_cast<uint16_t>(i + 1)});
       batch.slot_vals.push_back(active[i]);
     }
-    if (!fresh)
+    if (two)
+      for (size_t i = 0; i < all_active.size(); i++) {
+        batch.slot_keys.push_back(lb4_slot_key{
+            spec.id, static_cast<uint16_t>(gen | LB_GEN_INTERNAL), static_cast<uint16_t>(i + 1)});
+        batch.slot_vals.push_back(all_active[i]);
+      }
+    if (!fresh) {
       for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({spec.id, st.gen, s});
+      for (uint16_t s = 1; s <= st.internal_count; s++)
+        batch.slot_deletes.push_back({spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
+    }
   }
   lb4_service v{};
   v.affinity_timeout = spec.session_affinity ? spec.affinity_timeout : 0;
@@ -268,6 +292,20 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   v.count = static_cast<uint16_t>(slots_changed ? active.size() : st.count);
   v.gen = gen;
   v.flags = flagsOf(spec);
+  v.flags2 = two ? SVC_F2_TWO_SCOPES : 0;
+  uint16_t internal_count = 0;
+  if (two) {
+    // Before the external entry: a lookup follows TWO_SCOPES only once the internal one exists.
+    lb4_service iv = v;
+    internal_count = static_cast<uint16_t>(slots_changed ? all_active.size() : st.internal_count);
+    iv.count = internal_count;
+    iv.gen = static_cast<uint16_t>(gen | LB_GEN_INTERNAL);
+    iv.flags2 = SVC_F2_SCOPE_INTERNAL;
+    batch.fe_keys.push_back(internalFrontendKey(spec.frontend));
+    batch.fe_vals.push_back(iv);
+  } else if (st.two_scopes) {
+    batch.fe_deletes.push_back(internalFrontendKey(spec.frontend));
+  }
   batch.fe_keys.push_back(frontendKey(spec.frontend));
   batch.fe_vals.push_back(v);
 
@@ -281,16 +319,29 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   st.spec = std::move(spec);
   st.gen = gen;
   st.count = v.count;
+  st.two_scopes = two;
+  st.internal_count = internal_count;
   st.backend_ids = std::move(ids);
   st.restored = false;
 }
 
 void Manager::planDelete(const FrontendState& st, Batch& batch) {
   for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({st.spec.id, st.gen, s});
+  for (uint16_t s = 1; s <= st.internal_count; s++)
+    batch.slot_deletes.push_back({st.spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
   for (size_t i = 0; i < st.backend_ids.size(); i++)
     batch.backend_releases.push_back(
         {st.backend_ids[i],
          i < st.spec.backends.size() && st.spec.backends[i].state == BackendState::kActive});
+}
+
+Status Manager::removeFrontendEntries(const FrontendState& st) {
+  // The external entry first: it is what sends lookups to the internal one.
+  CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(st.spec.frontend))));
+  if (st.two_scopes)
+    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(internalFrontendKey(st.spec.frontend))));
+  (void)maps_.revnat->remove(st.spec.id);
+  return okStatus();
 }
 
 Status Manager::flush(Batch& batch) {
@@ -304,6 +355,7 @@ Status Manager::flush(Batch& batch) {
   auto keep = [&](Status s) {
     if (!s.ok() && first.ok()) first = std::move(s);
   };
+  for (const auto& k : batch.fe_deletes) keep(asStatus(maps_.services->remove(k)));
   for (const auto& k : batch.slot_deletes) keep(asStatus(maps_.slots->remove(k)));
   for (const auto& [id, was_active] : batch.backend_releases) {
     auto kit = backend_by_id_.find(id);
@@ -385,11 +437,8 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
       auto it = frontends_.find(id);
       if (it == frontends_.end()) continue;
       planDelete(it->second, batch);
-      lb4_key k = frontendKey(it->second.spec.frontend);
       // Deleting the frontend first: slots and backends go only after nothing points at them.
-      auto r = maps_.services->remove(k);
-      if (!r.ok()) return r.error();
-      (void)maps_.revnat->remove(id);
+      CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
       by_frontend_.erase(it->second.spec.frontend);
       frontends_.erase(it);
     }
@@ -420,9 +469,7 @@ Status Manager::deleteService(const ServiceName& name) {
   for (uint32_t id : it->second) {
     auto fit = frontends_.find(id);
     if (fit == frontends_.end()) continue;
-    CILIUM_RETURN_IF_ERROR(
-        asStatus(maps_.services->remove(frontendKey(fit->second.spec.frontend))));
-    (void)maps_.revnat->remove(id);
+    CILIUM_RETURN_IF_ERROR(removeFrontendEntries(fit->second));
     planDelete(fit->second, batch);
     by_frontend_.erase(fit->second.spec.frontend);
     frontends_.erase(fit);
@@ -463,8 +510,7 @@ Status Manager::deleteFrontend(uint32_t id) {
   std::lock_guard lock(mu_);
   auto it = frontends_.find(id);
   if (it == frontends_.end()) return makeError(ErrorCode::kNotFound, "service {} not found", id);
-  CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(it->second.spec.frontend))));
-  (void)maps_.revnat->remove(id);
+  CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
   Batch batch;
   planDelete(it->second, batch);
   if (!it->second.spec.owner.name.empty()) {
@@ -517,8 +563,12 @@ Status Manager::restore() {
     return true;
   }));
   std::vector<std::pair<lb4_key, lb4_service>> fes;
+  std::unordered_map<uint32_t, lb4_service> internal;  // by service id
   CILIUM_RETURN_IF_ERROR(maps_.services->forEach([&](const lb4_key& k, const lb4_service& v) {
-    fes.emplace_back(k, v);
+    if (k.scope == LB_SCOPE_INTERNAL)
+      internal[v.rev_nat_index] = v;
+    else
+      fes.emplace_back(k, v);
     return true;
   }));
   for (const auto& [k, v] : fes) {
@@ -534,10 +584,21 @@ Status Manager::restore() {
     st.gen = v.gen;
     st.count = v.count;
     st.restored = true;
-    for (uint16_t s = 1; s <= v.count; s++) {
-      CILIUM_ASSIGN_OR_RETURN(auto id,
-                              maps_.slots->lookup(lb4_slot_key{v.rev_nat_index, v.gen, s}));
+    // Slots of both scopes, each backend once: the internal scope lists the remote ones too.
+    std::vector<lb4_slot_key> slots;
+    for (uint16_t s = 1; s <= v.count; s++) slots.push_back({v.rev_nat_index, v.gen, s});
+    if (auto in = internal.find(v.rev_nat_index);
+        in != internal.end() && (v.flags2 & SVC_F2_TWO_SCOPES)) {
+      st.two_scopes = true;
+      st.internal_count = in->second.count;
+      for (uint16_t s = 1; s <= in->second.count; s++)
+        slots.push_back({v.rev_nat_index, in->second.gen, s});
+    }
+    for (const auto& sk : slots) {
+      CILIUM_ASSIGN_OR_RETURN(auto id, maps_.slots->lookup(sk));
       if (!id) continue;
+      if (std::find(st.backend_ids.begin(), st.backend_ids.end(), *id) != st.backend_ids.end())
+        continue;
       auto kit = backend_by_id_.find(*id);
       if (kit == backend_by_id_.end()) continue;
       auto& ref = backends_[kit->second];
@@ -568,8 +629,7 @@ Status Manager::pruneRestored() {
       ++it;
       continue;
     }
-    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(it->second.spec.frontend))));
-    (void)maps_.revnat->remove(it->first);
+    CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
     planDelete(it->second, batch);
     by_frontend_.erase(it->second.spec.frontend);
     it = frontends_.erase(it);

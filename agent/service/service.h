@@ -146,6 +146,8 @@ class Manager {
     LbService spec;
     uint16_t gen = 0;
     uint16_t count = 0;                 // slots written under gen
+    bool two_scopes = false;            // eTP=Local: an internal-scope entry exists too
+    uint16_t internal_count = 0;        // its slots, under gen | LB_GEN_INTERNAL
     std::vector<uint32_t> backend_ids;  // every backend referenced (active and terminating)
     bool restored = false;
   };
@@ -167,6 +169,7 @@ class Manager {
     std::vector<uint32_t> slot_vals;
     std::vector<lb4_key> fe_keys;
     std::vector<lb4_service> fe_vals;
+    std::vector<lb4_key> fe_deletes;  // after the writes (an internal scope no longer used)
     std::vector<lb4_slot_key> slot_deletes;
     // (id, referenced as active) whose reference is dropped after the flip
     std::vector<std::pair<uint32_t, bool>> backend_releases;
@@ -180,6 +183,8 @@ class Manager {
   void planDelete(const FrontendState& st, Batch& batch);
   Status flush(Batch& batch);
   Status upsertLocked(std::span<const Service> svcs);
+  // Removes the frontend's map entries (both scopes) before its slots and backends go.
+  Status removeFrontendEntries(const FrontendState& st);
 
   ServiceMaps maps_;
   ManagerConfig cfg_;
@@ -203,7 +208,9 @@ class Manager {
   uint32_t next_backend_id_ = 1;
 };
 
-// The map key of a frontend.
+// The map key of a frontend (scope external: what every lookup tries first).
 lb4_key frontendKey(const Frontend& fe);
+// The key of its internal-scope entry (externalTrafficPolicy=Local: what pods and the node get).
+lb4_key internalFrontendKey(const Frontend& fe);
 
 }  // namespace cilium::service

@@ -31,9 +31,23 @@
 #define SVC_F_AFFINITY	   (1 << 4) /* sessionAffinity=ClientIP, timeout in affinity_timeout */
 #define SVC_F_LOADBALANCER (1 << 5)
 
+/*
+ * lb4_service.flags2. A NodePort / externalIP / LoadBalancer frontend with
+ * externalTrafficPolicy=Local has two entries: scope EXTERNAL (flag TWO_SCOPES; local backends
+ * only, what traffic from outside the cluster gets) and scope INTERNAL (flag SCOPE_INTERNAL;
+ * every backend, what pods and the node get). Both share the service id; the internal entry's
+ * slots live under generation gen | LB_GEN_INTERNAL.
+ */
+#define SVC_F2_TWO_SCOPES     (1 << 0)
+#define SVC_F2_SCOPE_INTERNAL (1 << 1)
+
 /* lb4_key.scope */
 #define LB_SCOPE_EXTERNAL 0
 #define LB_SCOPE_INTERNAL 1
+
+/* Slot generations are 15 bits; the top bit selects the internal scope's slots. */
+#define LB_GEN_MASK	0x7fff
+#define LB_GEN_INTERNAL 0x8000
 
 struct lb4_key {
 	__be32 address; /* frontend IP */
@@ -52,7 +66,8 @@ struct lb4_service {
 	__u16 count;		/* active backend slots 1..count; 0 = no backend (reject) */
 	__u16 gen;		/* generation of the slots in cilium_lb4_slots */
 	__u8 flags;		/* SVC_F_* */
-	__u8 pad[3];
+	__u8 flags2;		/* SVC_F2_* */
+	__u8 pad[2];
 };
 
 struct lb4_slot_key {

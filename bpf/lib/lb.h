@@ -59,16 +59,38 @@ static __always_inline __u32 lb_now_sec(void)
 	return (__u32)(bpf_ktime_get_coarse_ns() / 1000000000ULL);
 }
 
-static __always_inline struct lb4_service *lb4_lookup_service(__be32 addr, __be16 port, __u8 proto)
+static __always_inline struct lb4_service *lb4_lookup_scope(__be32 addr, __be16 port, __u8 proto,
+							    __u8 scope)
 {
 	struct lb4_key key = {
 	    .address = addr,
 	    .dport = port,
 	    .proto = proto,
-	    .scope = LB_SCOPE_EXTERNAL,
+	    .scope = scope,
 	};
 
 	return bpf_map_lookup_elem(&cilium_lb4_services, &key);
+}
+
+/* The frontend as traffic from outside the cluster sees it (bpf_host). */
+static __always_inline struct lb4_service *lb4_lookup_external(__be32 addr, __be16 port, __u8 proto)
+{
+	return lb4_lookup_scope(addr, port, proto, LB_SCOPE_EXTERNAL);
+}
+
+/*
+ * The frontend as pods and the node see it: the internal scope of an externalTrafficPolicy=Local
+ * frontend (every backend), else the only entry.
+ */
+static __always_inline struct lb4_service *lb4_lookup_service(__be32 addr, __be16 port, __u8 proto)
+{
+	struct lb4_service *svc = lb4_lookup_external(addr, port, proto);
+	struct lb4_service *internal;
+
+	if (!svc || !(svc->flags2 & SVC_F2_TWO_SCOPES))
+		return svc;
+	internal = lb4_lookup_scope(addr, port, proto, LB_SCOPE_INTERNAL);
+	return internal ? internal : svc;
 }
 
 static __always_inline struct lb4_backend *lb4_lookup_backend(__u32 backend_id)
@@ -104,7 +126,9 @@ static __always_inline __u32 lb4_pick_slot(struct lb4_service *svc, __be32 addr,
 	id = lb4_slot_backend(svc, (__u16)(bpf_get_prandom_u32() % svc->count) + 1);
 	if (id)
 		return id;
-	svc = lb4_lookup_service(addr, port, proto);
+	svc = lb4_lookup_scope(addr, port, proto,
+			       (svc->flags2 & SVC_F2_SCOPE_INTERNAL) ? LB_SCOPE_INTERNAL
+								     : LB_SCOPE_EXTERNAL);
 	if (!svc || svc->count == 0)
 		return 0;
 	return lb4_slot_backend(svc, (__u16)(bpf_get_prandom_u32() % svc->count) + 1);
