@@ -271,6 +271,24 @@ std::vector<ConfigKey> buildKeys() {
               &Config::bpf_lb_map_max, 1 << 10, 1 << 24));
   add(uintKey("bpf-nat-global-max", "Maximum entries in the NAT map", &Config::bpf_nat_global_max,
               1 << 10, 1 << 24));
+  add(enumKey("bpf-lb-algorithm",
+              "How a Service's backend is picked for a new connection: random, or maglev "
+              "(consistent hashing of the client)",
+              &Config::bpf_lb_algorithm, {"random", "maglev"}));
+  {
+    ConfigKey k = uintKey("bpf-lb-maglev-table-size",
+                          "Entries in each Service's Maglev table (a prime: 251, 509, 1021, 2039, "
+                          "4093, 8191, 16381, 32749, 65521)",
+                          &Config::bpf_lb_maglev_table_size, 251, 65521);
+    auto set = k.set;
+    k.set = [set](Config& c, std::string_view v) -> Status {
+      CILIUM_RETURN_IF_ERROR(set(c, v));
+      for (uint32_t p : {251u, 509u, 1021u, 2039u, 4093u, 8191u, 16381u, 32749u, 65521u})
+        if (c.bpf_lb_maglev_table_size == p) return okStatus();
+      return invalid("is not one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521");
+    };
+    add(std::move(k));
+  }
   add(enumKey("monitor-aggregation", "How much the datapath aggregates trace events",
               &Config::monitor_aggregation, {"none", "low", "medium", "maximum"}));
   // Policy

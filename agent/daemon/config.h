@@ -57,6 +57,9 @@ struct Config {
   uint32_t bpf_policy_map_max = 16384;
   uint32_t bpf_lb_map_max = 65536;
   uint32_t bpf_nat_global_max = 524288;
+  // Service load balancing
+  std::string bpf_lb_algorithm = "random";  // random | maglev
+  uint32_t bpf_lb_maglev_table_size = 16381;
   std::string monitor_aggregation = "medium";
   // Policy
   std::string enable_policy = "default";  // default | always | never

@@ -70,6 +70,8 @@ Status ServiceComponent::start(daemon::Daemon& d) {
   if (!host.ok()) return host.error().withContext("NodePort datapath");
   host_ = std::move(*host);
   ManagerConfig mc = opts_.manager;
+  mc.algorithm = cfg.bpf_lb_algorithm == "maglev" ? LbAlgorithm::kMaglev : LbAlgorithm::kRandom;
+  mc.maglev_table_size = cfg.bpf_lb_maglev_table_size;
   std::vector<IpAddr> device_ips;
   CILIUM_RETURN_IF_ERROR(attachDevices(cfg.devicesList(), device_ips));
   if (mc.node_ips.empty()) mc.node_ips = device_ips;

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "agent/common/log.h"
+#include "agent/service/maglev.h"
 
 namespace cilium::service {
 namespace {
@@ -117,6 +118,7 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
       s.session_affinity = svc.session_affinity;
       s.affinity_timeout = svc.affinity_timeout;
       s.ext_traffic_policy = svc.ext_traffic_policy;
+      s.algorithm = svc.lb_algorithm.value_or(cfg.algorithm);
       s.owner = svc.name;
       s.port_name = p.name;
       out.push_back(std::move(s));
@@ -165,6 +167,10 @@ Status Manager::validate(const LbService& svc) const {
                      svc.frontend.ip.toString());
   if (svc.frontend.port == 0)
     return makeError(ErrorCode::kInvalidArgument, "frontend-address.port is 0");
+  if (svc.algorithm == LbAlgorithm::kMaglev && maps_.maglev == nullptr)
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "frontend {}: Maglev needs the cilium_lb4_maglev map",
+                     svc.frontend.ip.toString());
   if (svc.backends.size() > LB_MAX_BACKENDS)
     return makeError(ErrorCode::kInvalidArgument, "backend-addresses: {} backends, at most {}",
                      svc.backends.size(), LB_MAX_BACKENDS);
@@ -265,8 +271,10 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
     batch.revnat_vals.push_back(rn);
   }
 
+  uint16_t maglev_size =
+      spec.algorithm == LbAlgorithm::kMaglev ? static_cast<uint16_t>(cfg_.maglev_table_size) : 0;
   bool slots_changed = fresh || old_active != active || st.restored || two != st.two_scopes ||
-                       (two && old_all != all_active);
+                       (two && old_all != all_active) || maglev_size != st.maglev_size;
   uint16_t gen = st.gen & LB_GEN_MASK;
   if (slots_changed) {
     if (!fresh) gen = static_cast<uint16_t>((st.gen + 1) & LB_GEN_MASK);
@@ -280,7 +288,12 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
             spec.id, static_cast<uint16_t>(gen | LB_GEN_INTERNAL), static_cast<uint16_t>(i + 1)});
         batch.slot_vals.push_back(all_active[i]);
       }
+    if (maglev_size != 0) {
+      planMaglev(spec.id, gen, active, batch);
+      if (two) planMaglev(spec.id, static_cast<uint16_t>(gen | LB_GEN_INTERNAL), all_active, batch);
+    }
     if (!fresh) {
+      planMaglevDelete(st, batch);
       for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({spec.id, st.gen, s});
       for (uint16_t s = 1; s <= st.internal_count; s++)
         batch.slot_deletes.push_back({spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
@@ -293,6 +306,11 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   v.gen = gen;
   v.flags = flagsOf(spec);
   v.flags2 = two ? SVC_F2_TWO_SCOPES : 0;
+  uint16_t new_maglev = slots_changed ? maglev_size : st.maglev_size;
+  if (new_maglev != 0) {
+    v.flags2 |= SVC_F2_MAGLEV;
+    v.maglev_size = new_maglev;
+  }
   uint16_t internal_count = 0;
   if (two) {
     // Before the external entry: a lookup follows TWO_SCOPES only once the internal one exists.
@@ -300,7 +318,7 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
     internal_count = static_cast<uint16_t>(slots_changed ? all_active.size() : st.internal_count);
     iv.count = internal_count;
     iv.gen = static_cast<uint16_t>(gen | LB_GEN_INTERNAL);
-    iv.flags2 = SVC_F2_SCOPE_INTERNAL;
+    iv.flags2 = static_cast<uint8_t>(SVC_F2_SCOPE_INTERNAL | (v.flags2 & SVC_F2_MAGLEV));
     batch.fe_keys.push_back(internalFrontendKey(spec.frontend));
     batch.fe_vals.push_back(iv);
   } else if (st.two_scopes) {
@@ -321,11 +339,43 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   st.count = v.count;
   st.two_scopes = two;
   st.internal_count = internal_count;
+  st.maglev_size = new_maglev;
   st.backend_ids = std::move(ids);
   st.restored = false;
 }
 
+void Manager::planMaglev(uint32_t id, uint16_t gen, const std::vector<uint32_t>& ids,
+                         Batch& batch) {
+  if (ids.empty()) return;  // count 0: the datapath refuses before it reads a table
+  std::vector<std::string> names;
+  names.reserve(ids.size());
+  for (uint32_t b : ids) {
+    const auto& [addr, port, proto] = backend_by_id_.at(b);
+    names.push_back(fmt::format("{}:{}/{}", IpAddr::v4(ntohl(addr)).toString(), port, proto));
+  }
+  auto table = maglevTable(names, cfg_.maglev_table_size);
+  for (size_t off = 0; off < table.size(); off += LB_MAGLEV_CHUNK) {
+    lb4_maglev_chunk chunk{};
+    for (size_t j = 0; j < LB_MAGLEV_CHUNK && off + j < table.size(); j++)
+      chunk.backend_ids[j] = ids[table[off + j]];
+    batch.maglev_keys.push_back({id, gen, static_cast<uint16_t>(off / LB_MAGLEV_CHUNK)});
+    batch.maglev_vals.push_back(chunk);
+  }
+}
+
+void Manager::planMaglevDelete(const FrontendState& st, Batch& batch) {
+  if (st.maglev_size == 0) return;
+  uint16_t chunks = static_cast<uint16_t>((st.maglev_size + LB_MAGLEV_CHUNK - 1) / LB_MAGLEV_CHUNK);
+  for (uint16_t c = 0; c < chunks; c++) {
+    if (st.count > 0) batch.maglev_deletes.push_back({st.spec.id, st.gen, c});
+    if (st.two_scopes && st.internal_count > 0)
+      batch.maglev_deletes.push_back(
+          {st.spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), c});
+  }
+}
+
 void Manager::planDelete(const FrontendState& st, Batch& batch) {
+  planMaglevDelete(st, batch);
   for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({st.spec.id, st.gen, s});
   for (uint16_t s = 1; s <= st.internal_count; s++)
     batch.slot_deletes.push_back({st.spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
@@ -350,6 +400,8 @@ Status Manager::flush(Batch& batch) {
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.backends, batch.backend_keys, batch.backend_vals));
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.revnat, batch.revnat_keys, batch.revnat_vals));
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.slots, batch.slot_keys, batch.slot_vals));
+  if (maps_.maglev != nullptr)
+    CILIUM_RETURN_IF_ERROR(writeAll(maps_.maglev, batch.maglev_keys, batch.maglev_vals));
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.services, batch.fe_keys, batch.fe_vals));
   Status first = okStatus();
   auto keep = [&](Status s) {
@@ -357,6 +409,8 @@ Status Manager::flush(Batch& batch) {
   };
   for (const auto& k : batch.fe_deletes) keep(asStatus(maps_.services->remove(k)));
   for (const auto& k : batch.slot_deletes) keep(asStatus(maps_.slots->remove(k)));
+  if (maps_.maglev != nullptr)
+    for (const auto& k : batch.maglev_deletes) keep(asStatus(maps_.maglev->remove(k)));
   for (const auto& [id, was_active] : batch.backend_releases) {
     auto kit = backend_by_id_.find(id);
     if (kit == backend_by_id_.end()) continue;
@@ -584,6 +638,10 @@ Status Manager::restore() {
     st.gen = v.gen;
     st.count = v.count;
     st.restored = true;
+    if (v.flags2 & SVC_F2_MAGLEV) {
+      st.maglev_size = v.maglev_size;
+      st.spec.algorithm = LbAlgorithm::kMaglev;
+    }
     // Slots of both scopes, each backend once: the internal scope lists the remote ones too.
     std::vector<lb4_slot_key> slots;
     for (uint16_t s = 1; s <= v.count; s++) slots.push_back({v.rev_nat_index, v.gen, s});

@@ -92,7 +92,8 @@ lb4_connection_backend(void *map, struct lb4_service *svc, const struct pkt4 *p,
 		}
 	}
 	be = lb4_select_backend(svc, p->t.daddr, p->t.dport, p->t.proto, p->t.saddr,
-				LB_AFFINITY_CLIENT_IP, now, &id);
+				LB_AFFINITY_CLIENT_IP, now,
+				lb4_tuple_hash(p->t.saddr, p->t.sport, p->t.proto), &id);
 	if (!be)
 		return NULL;
 	{

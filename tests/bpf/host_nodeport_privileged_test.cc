@@ -12,6 +12,7 @@
 #include "agent/common/netns.h"
 #include "agent/common/subprocess.h"
 #include "agent/service/host_datapath.h"
+#include "agent/service/maglev.h"
 #include "agent/service/service.h"
 #include "tests/bpf/lxc_fixture.h"
 
@@ -305,6 +306,46 @@ TEST_F(HostNodePortTest, WhatIsNotAnOutsideFrontendPassesUntouched) {
     EXPECT_EQ(r.retval, TC_ACT_OK);
     EXPECT_EQ(r.packet, pkt);
   }
+}
+
+TEST_F(HostNodePortTest, MaglevPicksTheTableEntryOfTheConnectionsHash) {
+  auto maglev = pinned<lb4_maglev_key, lb4_maglev_chunk>(*topo_->pinDir(), "cilium_lb4_maglev");
+  ASSERT_TRUE(maglev);
+  service::ManagerConfig cfg{{*IpAddr::parse(kNode)}};
+  cfg.algorithm = service::LbAlgorithm::kMaglev;
+  cfg.maglev_table_size = 1021;
+  mgr_ = std::make_unique<service::Manager>(
+      service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get(),
+                           maglev.get()},
+      cfg);
+  std::vector<service::Backend> bes;
+  for (const char* ip : {"10.250.0.5", "10.250.0.6", "10.250.0.7"})
+    bes.push_back({*IpAddr::parse(ip), 8080, service::BackendState::kActive, false});
+  program(service::Protocol::kTcp, bes);
+  lb4_key k{};
+  k.address = htonl(ipv4(kNode));
+  k.dport = htons(kNodePort);
+  k.proto = 6;
+  auto fe = **services_->lookup(k);
+  ASSERT_TRUE(fe.flags2 & SVC_F2_MAGLEV);
+  ASSERT_EQ(fe.maglev_size, 1021);
+
+  std::set<uint32_t> used;
+  for (uint16_t sport = 43000; sport < 43040; sport++) {
+    uint32_t idx = service::lbTupleHash(ipv4(kClient), sport, 6) % fe.maglev_size;
+    auto chunk = maglev->lookup({fe.rev_nat_index, fe.gen, static_cast<uint16_t>(idx / 64)});
+    ASSERT_TRUE(chunk.ok() && *chunk);
+    auto be = backends_->lookup((*chunk)->backend_ids[idx % 64]);
+    ASSERT_TRUE(be.ok() && *be);
+    auto syn = fromNetwork().ipv4(kClient, kNode).tcp(sport, kNodePort, tcp::kSyn).build();
+    auto r = ingress(syn);
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+    auto p = parsePacket(r.packet);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->daddr, ntohl((*be)->address)) << "sport " << sport;
+    used.insert(p->daddr);
+  }
+  EXPECT_EQ(used.size(), 3u);
 }
 
 }  // namespace
