@@ -104,19 +104,18 @@ static __always_inline bool nodeport_dec_ttl(struct __sk_buff *ctx)
 static __always_inline int nodeport_fib_lookup(struct __sk_buff *ctx, const struct pkt4 *p,
 					       __be32 saddr, struct bpf_fib_lookup *fib)
 {
-	void *data = ctx_data(ctx);
-	void *data_end = ctx_data_end(ctx);
-	struct iphdr *ip = data + ETH_HLEN;
 	long rc;
 
-	if ((void *)(ip + 1) > data_end)
-		return -DROP_INVALID;
 	__builtin_memset(fib, 0, sizeof(*fib));
 	fib->family = AF_INET_;
 	fib->l4_protocol = p->t.proto;
 	fib->sport = p->t.sport;
 	fib->dport = p->t.dport;
-	fib->tot_len = bpf_ntohs(ip->tot_len);
+	/*
+	 * tot_len 0: the kernel checks the skb against the MTU itself, which understands GRO'd
+	 * packets; the IP header's length of one would exceed the MTU and fail the lookup.
+	 */
+	fib->tot_len = 0;
 	fib->ifindex = ctx_load_u32(ctx, ifindex);
 	fib->ipv4_src = saddr;
 	fib->ipv4_dst = p->t.daddr;

@@ -17,11 +17,13 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/bpf/attach.h"
 #include "agent/common/netns.h"
 #include "agent/common/subprocess.h"
 #include "agent/datapath/datapath.h"
 #include "agent/service/host_datapath.h"
 #include "agent/service/service.h"
+#include "tests/harness/agent_node.h"
 #include "tests/harness/endpoints.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
@@ -60,6 +62,78 @@ std::string peerOf(int fd) {
   return buf;
 }
 
+// The outside client, the remote node and the fabric between them and the node's ext0.
+// Namespaces carry the topology's prefix, so a killed test's are swept as well.
+struct OutsideNetwork {
+  std::string fabric, outside, remote;
+  std::vector<std::string> netns;
+
+  ~OutsideNetwork() {
+    for (const auto& ns : netns) (void)ip({"netns", "del", ns});
+  }
+  static std::string path(const std::string& name) { return "/run/netns/" + name; }
+
+  Status addNetns(const std::string& name) {
+    CILIUM_RETURN_IF_ERROR(ip({"netns", "add", name}));
+    netns.push_back(name);
+    return ip({"-n", name, "link", "set", "lo", "up"});
+  }
+
+  // A veth from `ns` (named `ifname` there) into the bridge in the fabric namespace.
+  Status plug(const std::string& ns, const std::string& ifname, const std::string& port,
+              const std::string& addr) {
+    CILIUM_RETURN_IF_ERROR(ip(
+        {"-n", fabric, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns}));
+    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric, "link", "set", port, "master", "br0", "up"}));
+    CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "addr", "add", addr + "/24", "dev", ifname}));
+    return ip({"-n", ns, "link", "set", ifname, "up"});
+  }
+
+  Status build(const testing::Topology& topo) {
+    fabric = topo.prefix() + "-fab";
+    outside = topo.prefix() + "-out";
+    remote = topo.prefix() + "-rem";
+    std::string node = topo.nodeNetns().substr(std::string("/run/netns/").size());
+    CILIUM_RETURN_IF_ERROR(addNetns(fabric));
+    CILIUM_RETURN_IF_ERROR(addNetns(outside));
+    CILIUM_RETURN_IF_ERROR(addNetns(remote));
+    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric, "link", "add", "br0", "type", "bridge"}));
+    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric, "link", "set", "br0", "up"}));
+    CILIUM_RETURN_IF_ERROR(plug(node, "ext0", "f-node", kNodeIp));
+    CILIUM_RETURN_IF_ERROR(plug(outside, "eth0", "f-out", kClientIp));
+    CILIUM_RETURN_IF_ERROR(plug(remote, "eth0", "f-rem", kRemoteNodeIp));
+    // The remote node's pod address, and the node's route to the remote pod CIDR.
+    CILIUM_RETURN_IF_ERROR(
+        ip({"-n", remote, "addr", "add", std::string(kRemoteBackend) + "/32", "dev", "lo"}));
+    return ip({"-n", node, "route", "add", "10.250.0.0/24", "via", kRemoteNodeIp, "dev", "ext0"});
+  }
+};
+
+// One connection from outside to the NodePort, accepted on `l1` or `l2` (-1: none); data both
+// ways. Returns which listener got it (1 or 2) and the client address the backend saw.
+std::pair<int, std::string> connectOnce(const std::string& outside_netns, int l1, int l2) {
+  auto c = testing::connectTcp(outside_netns, kNodeIp, kNodePort);
+  EXPECT_TRUE(c.ok()) << c.error().toString();
+  if (!c.ok()) return {0, ""};
+  pollfd pfds[2] = {{l1, POLLIN, 0}, {l2, POLLIN, 0}};
+  int n = ::poll(pfds, l2 >= 0 ? 2 : 1, 3000);
+  EXPECT_GT(n, 0);
+  if (n <= 0) return {0, ""};
+  int which = (pfds[0].revents & POLLIN) ? 1 : 2;
+  auto s = testing::acceptTcp(which == 1 ? l1 : l2);
+  EXPECT_TRUE(s.ok());
+  if (!s.ok()) return {0, ""};
+  std::string big(32 * 1024, 'x');
+  EXPECT_TRUE(testing::sendAll(c->get(), big).ok());
+  auto got = testing::recvExactly(s->get(), big.size());
+  EXPECT_TRUE(got.ok()) << got.error().toString();
+  EXPECT_TRUE(testing::sendAll(s->get(), "pong").ok());
+  auto back = testing::recvExactly(c->get(), 4);
+  EXPECT_TRUE(back.ok()) << "the reply reaches the client through the NodePort: "
+                         << back.error().toString();
+  return {which, peerOf(s->get())};
+}
+
 class ServiceNodePortTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -69,7 +143,10 @@ class ServiceNodePortTest : public ::testing::Test {
     auto b1 = topo_->addPod("b1", "10.204.0.21");
     ASSERT_TRUE(b1.ok()) << b1.error().toString();
     b1_ = *b1;
-    ASSERT_TRUE(buildNetwork().ok());
+    auto built = net_.build(*topo_);
+    ASSERT_TRUE(built.ok()) << built.error().toString();
+    outside_ = net_.outside;
+    remote_ = net_.remote;
 
     auto dp = datapath::Datapath::load({*topo_->pinDir()});
     ASSERT_TRUE(dp.ok()) << dp.error().toString();
@@ -104,53 +181,6 @@ class ServiceNodePortTest : public ::testing::Test {
         service::ManagerConfig{{*IpAddr::parse(kNodeIp)}});
   }
 
-  void TearDown() override {
-    // Namespaces carry the topology's prefix, so a killed test's are swept as well.
-    for (const auto& ns : extra_netns_) (void)ip({"netns", "del", ns});
-  }
-
-  std::string netnsPath(const std::string& name) { return "/run/netns/" + name; }
-
-  Status addNetns(const std::string& name) {
-    CILIUM_RETURN_IF_ERROR(ip({"netns", "add", name}));
-    extra_netns_.push_back(name);
-    CILIUM_RETURN_IF_ERROR(ip({"-n", name, "link", "set", "lo", "up"}));
-    return okStatus();
-  }
-
-  // A veth from `ns` (named `ifname` there) into the bridge in the fabric namespace.
-  Status plug(const std::string& ns, const std::string& ifname, const std::string& port,
-              const std::string& addr) {
-    CILIUM_RETURN_IF_ERROR(ip(
-        {"-n", fabric_, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns}));
-    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric_, "link", "set", port, "master", "br0", "up"}));
-    CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "addr", "add", addr + "/24", "dev", ifname}));
-    CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "link", "set", ifname, "up"}));
-    return okStatus();
-  }
-
-  Status buildNetwork() {
-    const std::string& p = topo_->prefix();
-    fabric_ = p + "-fab";
-    outside_ = p + "-out";
-    remote_ = p + "-rem";
-    std::string node = topo_->nodeNetns().substr(std::string("/run/netns/").size());
-    CILIUM_RETURN_IF_ERROR(addNetns(fabric_));
-    CILIUM_RETURN_IF_ERROR(addNetns(outside_));
-    CILIUM_RETURN_IF_ERROR(addNetns(remote_));
-    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric_, "link", "add", "br0", "type", "bridge"}));
-    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric_, "link", "set", "br0", "up"}));
-    CILIUM_RETURN_IF_ERROR(plug(node, "ext0", "f-node", kNodeIp));
-    CILIUM_RETURN_IF_ERROR(plug(outside_, "eth0", "f-out", kClientIp));
-    CILIUM_RETURN_IF_ERROR(plug(remote_, "eth0", "f-rem", kRemoteNodeIp));
-    // The remote node's pod address, and the node's route to the remote pod CIDR.
-    CILIUM_RETURN_IF_ERROR(
-        ip({"-n", remote_, "addr", "add", std::string(kRemoteBackend) + "/32", "dev", "lo"}));
-    CILIUM_RETURN_IF_ERROR(
-        ip({"-n", node, "route", "add", "10.250.0.0/24", "via", kRemoteNodeIp, "dev", "ext0"}));
-    return okStatus();
-  }
-
   void program(service::Protocol proto, std::vector<service::Backend> bes,
                service::TrafficPolicy etp = service::TrafficPolicy::kCluster) {
     service::Service s;
@@ -174,35 +204,25 @@ class ServiceNodePortTest : public ::testing::Test {
     return {*IpAddr::parse(kRemoteBackend), 8080, service::BackendState::kActive, false};
   }
 
-  // One connection from outside to the NodePort, accepted on `l1` or `l2`; data both ways.
-  // Returns which listener got it (1 or 2) and the client address the backend saw.
+  std::string netnsPath(const std::string& name) { return OutsideNetwork::path(name); }
+  // Packets any program dropped, whatever the reason.
+  uint64_t drops() {
+    auto m = dp_->readMetrics();
+    EXPECT_TRUE(m.ok());
+    uint64_t n = 0;
+    if (m.ok())
+      for (const auto& e : m.value())
+        if (e.reason != REASON_FORWARDED) n += e.packets;
+    return n;
+  }
   std::pair<int, std::string> connectOnce(int l1, int l2) {
-    auto c = testing::connectTcp(netnsPath(outside_), kNodeIp, kNodePort);
-    EXPECT_TRUE(c.ok()) << c.error().toString();
-    if (!c.ok()) return {0, ""};
-    pollfd pfds[2] = {{l1, POLLIN, 0}, {l2, POLLIN, 0}};
-    int n = ::poll(pfds, l2 >= 0 ? 2 : 1, 3000);
-    EXPECT_GT(n, 0);
-    if (n <= 0) return {0, ""};
-    int which = (pfds[0].revents & POLLIN) ? 1 : 2;
-    auto s = testing::acceptTcp(which == 1 ? l1 : l2);
-    EXPECT_TRUE(s.ok());
-    if (!s.ok()) return {0, ""};
-    std::string big(32 * 1024, 'x');
-    EXPECT_TRUE(testing::sendAll(c->get(), big).ok());
-    auto got = testing::recvExactly(s->get(), big.size());
-    EXPECT_TRUE(got.ok()) << got.error().toString();
-    EXPECT_TRUE(testing::sendAll(s->get(), "pong").ok());
-    auto back = testing::recvExactly(c->get(), 4);
-    EXPECT_TRUE(back.ok()) << "the reply reaches the client through the NodePort: "
-                           << back.error().toString();
-    return {which, peerOf(s->get())};
+    return ::cilium::connectOnce(netnsPath(outside_), l1, l2);
   }
 
   std::unique_ptr<testing::Topology> topo_;
   testing::Pod b1_;
-  std::string fabric_, outside_, remote_;
-  std::vector<std::string> extra_netns_;
+  OutsideNetwork net_;
+  std::string outside_, remote_;
   std::unique_ptr<datapath::Datapath> dp_;
   std::unique_ptr<service::HostDatapath> host_;
   std::unique_ptr<bpf::KernelMap<lb4_key, lb4_service>> services_;
@@ -221,6 +241,7 @@ TEST_F(ServiceNodePortTest, OutsideReachesLocalBackendWithItsOwnAddress) {
     EXPECT_EQ(which, 1);
     EXPECT_EQ(peer, kClientIp) << "no SNAT towards a local backend";
   }
+  EXPECT_EQ(drops(), 0u);
 }
 
 TEST_F(ServiceNodePortTest, OutsideReachesRemoteBackendThroughSnat) {
@@ -232,6 +253,7 @@ TEST_F(ServiceNodePortTest, OutsideReachesRemoteBackendThroughSnat) {
     EXPECT_EQ(which, 1);
     EXPECT_EQ(peer, kNodeIp) << "SNAT to the node, so replies come back through it";
   }
+  EXPECT_EQ(drops(), 0u) << "a dropped segment costs a retransmission, not a failure";
 }
 
 TEST_F(ServiceNodePortTest, BothBackendsUsedWithClusterPolicy) {
@@ -247,6 +269,7 @@ TEST_F(ServiceNodePortTest, BothBackendsUsedWithClusterPolicy) {
   }
   EXPECT_GT(hits[1], 0);
   EXPECT_GT(hits[2], 0);
+  EXPECT_EQ(drops(), 0u);
 }
 
 TEST_F(ServiceNodePortTest, ExternalTrafficPolicyLocalKeepsClientAddressAndLocalBackends) {
@@ -292,6 +315,79 @@ TEST_F(ServiceNodePortTest, NoBackendIsRefusedToTheOutside) {
   char buf[8];
   EXPECT_EQ(::recv(fd->get(), buf, sizeof(buf), 0), -1);
   EXPECT_EQ(errno, ECONNREFUSED);
+}
+
+// The agent: `devices` attaches bpf_host and makes the device's address a NodePort address; a
+// NodePort frontend made through the REST API works from outside, keeps working while the agent
+// is down (pinned links and maps), and a restart without the device detaches it.
+class AgentNodePortTest : public testing::AgentNodeTest {
+ protected:
+  AgentNodePortTest() : AgentNodeTest(CILIUM_AGENT_BINARY) {}
+
+  // PUT /v1/service/{id}; the HTTP status.
+  int putService(int id, const std::string& body) {
+    auto r = runChecked({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket",
+                         sock_, "-X", "PUT", "-H", "Content-Type: application/json", "--data", body,
+                         fmt::format("http://localhost/v1/service/{}", id)});
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? std::atoi(r->c_str()) : 0;
+  }
+  std::vector<uint32_t> ingressPrograms() {
+    auto ids = runInNetnsValue<std::vector<uint32_t>>(
+        topo_->nodeNetns(), []() -> Result<std::vector<uint32_t>> {
+          int ifindex = static_cast<int>(::if_nametoindex("ext0"));
+          if (ifindex == 0) return errnoError(errno, "ext0");
+          return bpf::tcxProgramIds(ifindex, bpf::TcDirection::kIngress);
+        });
+    EXPECT_TRUE(ids.ok()) << ids.error().toString();
+    return ids.ok() ? *ids : std::vector<uint32_t>{};
+  }
+};
+
+TEST_F(AgentNodePortTest, DevicesServeNodePortAcrossRestarts) {
+  OutsideNetwork net;
+  ASSERT_TRUE(net.build(*topo_).ok());
+  auto l = testing::listenTcp(OutsideNetwork::path(net.remote), kRemoteBackend, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+
+  Process* agent = node_->startReady("agent1", {"--devices=ext0"});
+  ASSERT_NE(agent, nullptr);
+  EXPECT_EQ(ingressPrograms().size(), 1u);
+  std::string body = fmt::format(
+      R"({{"id":7,"frontend-address":{{"ip":"{}","port":{},"protocol":"TCP"}},)"
+      R"("backend-addresses":[{{"ip":"{}","port":8080}}],"flags":{{"type":"NodePort"}}}})",
+      kNodeIp, kNodePort, kRemoteBackend);
+  ASSERT_EQ(putService(7, body), 201) << node_->log("agent1");
+  auto [which, peer] = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  EXPECT_EQ(which, 1);
+  EXPECT_EQ(peer, kNodeIp);
+
+  // Down: the pinned links and maps keep serving.
+  EXPECT_EQ(agent->stop(), 0) << node_->log("agent1");
+  std::tie(which, peer) = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  EXPECT_EQ(which, 1) << "NodePort works while the agent is down";
+
+  // Restarted with the same device: the programs are swapped in place, not stacked.
+  agent = node_->startReady("agent2", {"--devices=ext0"});
+  ASSERT_NE(agent, nullptr);
+  EXPECT_EQ(ingressPrograms().size(), 1u);
+  std::tie(which, peer) = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  EXPECT_EQ(which, 1);
+  EXPECT_EQ(agent->stop(), 0);
+
+  // Restarted without it: detached.
+  agent = node_->startReady("agent3", {});
+  ASSERT_NE(agent, nullptr);
+  EXPECT_TRUE(ingressPrograms().empty()) << "a device no longer configured is detached";
+}
+
+TEST_F(AgentNodePortTest, UnknownDeviceFailsTheStartNamingIt) {
+  auto p = node_->start("agent", {"--devices=nosuchdev0"});
+  ASSERT_TRUE(p.ok());
+  auto code = (*p)->wait(std::chrono::seconds(20));
+  ASSERT_TRUE(code.ok());
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(node_->log("agent").find("nosuchdev0"), std::string::npos) << node_->log("agent");
 }
 
 }  // namespace
