@@ -5,6 +5,7 @@
  *   cil_from_netdev: tcx ingress  (NodePort / externalIPs / LoadBalancer from outside, replies
  *                    of remote backends to SNATed connections)
  *   cil_to_netdev:   tcx egress   (replies of local backends to outside clients)
+ *   cil_xdp_entry:   XDP, with bpf-lb-acceleration=native (the remote-backend path, earlier)
  * Everything else passes untouched: the node's own traffic is not this program's business.
  * Paths: lib/nodeport.h, docs/services.md.
  */
@@ -17,6 +18,7 @@
 #include "lib/events.h"
 #include "lib/metrics.h"
 #include "lib/nodeport.h"
+#include "lib/nodeport_xdp.h"
 #include "lib/pkt.h"
 
 /* The packet's IPv4 facts, or false for anything bpf_host leaves to the stack. */
@@ -69,6 +71,12 @@ int cil_to_netdev(struct __sk_buff *ctx)
 	if (ret < 0)
 		return send_drop(ctx, &p, &ti, ret);
 	return TC_ACT_OK;
+}
+
+SEC("xdp")
+int cil_xdp_entry(struct xdp_md *ctx)
+{
+	return nodeport_xdp(ctx);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -271,6 +271,9 @@ std::vector<ConfigKey> buildKeys() {
               &Config::bpf_lb_map_max, 1 << 10, 1 << 24));
   add(uintKey("bpf-nat-global-max", "Maximum entries in the NAT map", &Config::bpf_nat_global_max,
               1 << 10, 1 << 24));
+  add(enumKey("bpf-lb-acceleration",
+              "XDP acceleration of NodePort to remote backends on the devices: native or disabled",
+              &Config::bpf_lb_acceleration, {"disabled", "native"}));
   add(enumKey("bpf-lb-algorithm",
               "How a Service's backend is picked for a new connection: random, or maglev "
               "(consistent hashing of the client)",

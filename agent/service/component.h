@@ -37,7 +37,8 @@ class ServiceComponent final : public daemon::Component {
   // Loads bpf_host, attaches it to the configured `devices` and detaches it from devices an
   // earlier agent served that are no longer configured. Adds the devices' addresses to
   // `node_ips`.
-  Status attachDevices(const std::vector<std::string>& devices, std::vector<IpAddr>& node_ips);
+  Status attachDevices(const std::vector<std::string>& devices, XdpMode xdp,
+                       std::vector<IpAddr>& node_ips);
 
   std::unique_ptr<LbDatapath> dp_;
   std::unique_ptr<HostDatapath> host_;

@@ -1,6 +1,8 @@
 // Loading bpf_host and managing its tcx links on the native devices.
 #include "agent/service/host_datapath.h"
 
+#include <bpf/bpf.h>
+#include <linux/if_link.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -77,7 +79,39 @@ static std::string linkPin(const std::string& pin_dir, int ifindex, bpf::TcDirec
   return fmt::format("{}/links/{}{}_{}", pin_dir, kLinkPrefix, ifindex, bpf::directionName(dir));
 }
 
-Status HostDatapath::attachDevice(int ifindex, const IpAddr& snat_address) {
+static std::string xdpPin(const std::string& pin_dir, int ifindex) {
+  return fmt::format("{}/links/{}{}_xdp", pin_dir, kLinkPrefix, ifindex);
+}
+
+// Attaches (or swaps in) the XDP program through a pinned bpf link.
+static Status attachXdp(const bpf_program* prog, int ifindex, XdpMode mode,
+                        const std::string& pin) {
+  int prog_fd = bpf_program__fd(prog);
+  if (::access(pin.c_str(), F_OK) == 0) {
+    UniqueFd link(::bpf_obj_get(pin.c_str()));
+    if (link && ::bpf_link_update(link.get(), prog_fd, nullptr) == 0) return okStatus();
+    ::unlink(pin.c_str());
+  }
+  LIBBPF_OPTS(bpf_link_create_opts, opts,
+              .flags = mode == XdpMode::kNative ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE);
+  UniqueFd link(::bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts));
+  if (!link)
+    return errnoError(errno, fmt::format("attach XDP ({}) to ifindex {}",
+                                         mode == XdpMode::kNative ? "native" : "generic", ifindex));
+  if (::bpf_obj_pin(link.get(), pin.c_str()) != 0) return errnoError(errno, "pin " + pin);
+  return okStatus();
+}
+
+static Status detachXdp(const std::string& pin) {
+  UniqueFd link(::bpf_obj_get(pin.c_str()));
+  if (!link) return okStatus();
+  if (::bpf_link_detach(link.get()) != 0 && errno != ENOLINK && errno != ENODEV)
+    return errnoError(errno, "detach " + pin);
+  ::unlink(pin.c_str());
+  return okStatus();
+}
+
+Status HostDatapath::attachDevice(int ifindex, const IpAddr& snat_address, XdpMode xdp) {
   if (!snat_address.isV4())
     return makeError(ErrorCode::kInvalidArgument, "device {}: SNAT address {} is not IPv4", ifindex,
                      snat_address.toString());
@@ -99,11 +133,21 @@ Status HostDatapath::attachDevice(int ifindex, const IpAddr& snat_address) {
     CILIUM_ASSIGN_OR_RETURN(bpf::TcLink link, bpf::TcLink::attach(prog, ifindex, dir));
     CILIUM_RETURN_IF_ERROR(link.pin(pin));
   }
-  log()->info("native device attached ifindex={} snat={}", ifindex, snat_address.toString());
+  if (xdp != XdpMode::kDisabled)
+    CILIUM_RETURN_IF_ERROR(
+        attachXdp((*s_->skel)->progs.cil_xdp_entry, ifindex, xdp, xdpPin(pin_dir_, ifindex)));
+  else
+    CILIUM_RETURN_IF_ERROR(detachXdp(xdpPin(pin_dir_, ifindex)));
+  const char* mode = xdp == XdpMode::kNative    ? "native"
+                     : xdp == XdpMode::kGeneric ? "generic"
+                                                : "disabled";
+  log()->info("native device attached ifindex={} snat={} xdp={}", ifindex, snat_address.toString(),
+              mode);
   return okStatus();
 }
 
 Status HostDatapath::detachDevice(int ifindex) {
+  CILIUM_RETURN_IF_ERROR(detachXdp(xdpPin(pin_dir_, ifindex)));
   for (auto dir : {bpf::TcDirection::kIngress, bpf::TcDirection::kEgress}) {
     auto link = bpf::TcLink::openPinned(linkPin(pin_dir_, ifindex, dir));
     if (!link.ok()) {
@@ -135,7 +179,8 @@ Status HostDatapath::detachAllExcept(const std::vector<int>& keep) {
 }
 
 HostPrograms HostDatapath::programs() const {
-  return {(*s_->skel)->progs.cil_from_netdev, (*s_->skel)->progs.cil_to_netdev};
+  return {(*s_->skel)->progs.cil_from_netdev, (*s_->skel)->progs.cil_to_netdev,
+          (*s_->skel)->progs.cil_xdp_entry};
 }
 
 NatMap& HostDatapath::nat() { return *s_->nat; }

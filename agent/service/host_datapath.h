@@ -21,9 +21,14 @@ namespace cilium::service {
 
 using NatMap = bpf::Map<nat4_key, nat4_entry>;
 
+// XDP acceleration of a device: none, in the driver (bpf-lb-acceleration=native), or generic
+// (on the skb; for devices whose driver cannot XDP_TX, such as a veth whose peer has no XDP).
+enum class XdpMode { kDisabled, kNative, kGeneric };
+
 struct HostPrograms {
   const bpf_program* from_netdev = nullptr;  // tcx ingress of a native device
   const bpf_program* to_netdev = nullptr;    // tcx egress
+  const bpf_program* xdp = nullptr;          // XDP (bpf-lb-acceleration=native)
 };
 
 class HostDatapath {
@@ -36,8 +41,10 @@ class HostDatapath {
   // Attaches cil_from_netdev / cil_to_netdev to device `ifindex` (in the calling thread's
   // network namespace) and records `snat_address` (IPv4) as the address connections SNATed out
   // of this device use. Links are pinned under <pin_dir>/links/host_<ifindex>_{ingress,egress};
-  // an attached device gets the new programs atomically.
-  Status attachDevice(int ifindex, const IpAddr& snat_address);
+  // an attached device gets the new programs atomically. With `xdp` other than kDisabled,
+  // cil_xdp_entry is attached too, pinned as host_<ifindex>_xdp; with kDisabled such a link is
+  // removed.
+  Status attachDevice(int ifindex, const IpAddr& snat_address, XdpMode xdp = XdpMode::kDisabled);
   // Detaches and unpins; a device that is gone is not an error.
   Status detachDevice(int ifindex);
   // Detaches every device an earlier agent attached that is not in `keep` (devices removed from

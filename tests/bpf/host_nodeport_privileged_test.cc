@@ -5,6 +5,8 @@
 // local backends, pods every backend), the refusal of a frontend without backends, and what
 // bpf_host must leave alone.
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
 
 #include <map>
 #include <set>
@@ -114,6 +116,30 @@ class HostNodePortTest : public LxcTest {
   }
   bpf::TestRunResult egress(const std::vector<uint8_t>& packet) {
     return runOnDevice(host_->programs().to_netdev, packet);
+  }
+
+  struct XdpResult {
+    int retval = -1;
+    std::vector<uint8_t> packet;
+  };
+  // Runs cil_xdp_entry as if the packet arrived on the device.
+  XdpResult xdp(const std::vector<uint8_t>& pkt) {
+    auto r = runInNetnsValue<XdpResult>(topo_->nodeNetns(), [&]() -> Result<XdpResult> {
+      xdp_md ctx{};
+      ctx.data_end = static_cast<uint32_t>(pkt.size());
+      ctx.ingress_ifindex = static_cast<uint32_t>(ext_.host_ifindex);
+      std::vector<uint8_t> out(pkt.size() + 256);
+      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_out = out.data(),
+                  .data_size_in = static_cast<uint32_t>(pkt.size()),
+                  .data_size_out = static_cast<uint32_t>(out.size()), .ctx_in = &ctx,
+                  .ctx_size_in = sizeof(ctx), .repeat = 1);
+      if (bpf_prog_test_run_opts(bpf_program__fd(host_->programs().xdp), &o) != 0)
+        return errnoError(errno, "XDP test run");
+      out.resize(o.data_size_out);
+      return XdpResult{static_cast<int>(o.retval), out};
+    });
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? *r : XdpResult{};
   }
 
   Pod ext_;
@@ -346,6 +372,79 @@ TEST_F(HostNodePortTest, MaglevPicksTheTableEntryOfTheConnectionsHash) {
     used.insert(p->daddr);
   }
   EXPECT_EQ(used.size(), 3u);
+}
+
+TEST_F(HostNodePortTest, XdpTranslatesRemoteBackendsAndPassesTheRest) {
+  program(service::Protocol::kTcp, {remote()});
+  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(44000, kNodePort, tcp::kSyn).build();
+  auto r = xdp(syn);
+  ASSERT_EQ(r.retval, XDP_TX);
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_EQ(p->dport, 8080);
+  EXPECT_EQ(p->saddr, ipv4(kNode));
+  uint16_t node_port = p->sport;
+  EXPECT_GE(node_port, NAT_PORT_MIN);
+  EXPECT_EQ(p->dst_mac, mac(ext_.mac));
+  EXPECT_EQ(p->ttl, 63);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  // The tc program finds the mapping XDP made: the connection keeps its node port either way.
+  auto ack = fromNetwork().ipv4(kClient, kNode).tcp(44000, kNodePort, tcp::kAck).build();
+  auto t = ingress(ack);
+  ASSERT_EQ(t.retval, TC_ACT_REDIRECT);
+  EXPECT_EQ(parsePacket(t.packet)->sport, node_port);
+
+  auto data = fromNetwork()
+                  .ipv4(kClient, kNode)
+                  .tcp(44000, kNodePort, tcp::kAck | tcp::kPsh)
+                  .payload(1448)
+                  .build();
+  r = xdp(data);
+  ASSERT_EQ(r.retval, XDP_TX) << "a full-sized segment";
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->sport, node_port);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  auto synack =
+      fromNetwork().ipv4(kRemoteBackend, kNode).tcp(8080, node_port, tcp::kSyn | tcp::kAck).build();
+  r = xdp(synack);
+  ASSERT_EQ(r.retval, XDP_TX);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_EQ(p->dport, 44000);
+  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_EQ(p->sport, kNodePort);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  program(service::Protocol::kUdp, {remote()});
+  auto q = fromNetwork().ipv4(kClient, kNode).udp(44001, kNodePort).payload("query").build();
+  r = xdp(q);
+  ASSERT_EQ(r.retval, XDP_TX);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok) << "UDP checksum updated";
+
+  // What XDP leaves to tc, untouched: a local backend, no backend, anything else.
+  program(service::Protocol::kTcp, {local(a_)});
+  auto to_local = fromNetwork().ipv4(kClient, kNode).tcp(44002, kNodePort, tcp::kSyn).build();
+  r = xdp(to_local);
+  EXPECT_EQ(r.retval, XDP_PASS);
+  EXPECT_EQ(r.packet, to_local);
+  program(service::Protocol::kTcp, {});
+  r = xdp(to_local);
+  EXPECT_EQ(r.retval, XDP_PASS);
+  EXPECT_EQ(r.packet, to_local);
+  auto ssh = fromNetwork().ipv4(kClient, kNode).tcp(44003, 22, tcp::kSyn).build();
+  r = xdp(ssh);
+  EXPECT_EQ(r.retval, XDP_PASS);
+  EXPECT_EQ(r.packet, ssh);
 }
 
 }  // namespace
