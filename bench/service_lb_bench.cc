@@ -1,11 +1,12 @@
 // service_lb_bench: new-connection cost from a pod to a Service as the number of Services grows,
-// side by side in one run: our socket LB (bpf_sock on the bench's own cgroup) against
-// kube-proxy-style iptables rules (iptables-nft and iptables-legacy, restored inside the client
+// side by side in one run: our socket LB (bpf_sock on the bench's own cgroup), our per-packet LB
+// (bpf_lxc on the pods' veths, for a client outside the socket-LB cgroup) and kube-proxy-style
+// iptables rules (iptables-nft and iptables-legacy, restored inside the client
 // pod's namespace only) for the same Services; plus the time to program N Services into the LB
 // maps and to apply one change at N. Prints numbers; never fails on time.
 //
 //   sudo ./build/bench/service_lb_bench [--counts 10,1000,10000,100000] [--connects 2000]
-//                                       [--modes sock,nft,legacy]
+//                                       [--modes sock,packet,nft,legacy]
 //
 // Each connection: socket(), blocking connect() to the last Service's ClusterIP (the worst case
 // for iptables, which walks KUBE-SERVICES in order), close() with SO_LINGER 0 (RST, no
@@ -26,9 +27,11 @@
 #include "agent/bpf/libbpf_log.h"
 #include "agent/common/log.h"
 #include "agent/common/netns.h"
+#include "agent/datapath/datapath.h"
 #include "agent/service/lb_datapath.h"
 #include "agent/service/service.h"
 #include "tests/harness/cgroup.h"
+#include "tests/harness/endpoints.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/privileges.h"
 #include "tests/harness/sockets.h"
@@ -55,29 +58,34 @@ struct Latency {
   size_t failed = 0;
 };
 
-// `n` connections from the client pod's namespace to ip:port, one at a time.
+// `n` connections from the client pod's namespace to ip:port, one at a time, after n/10 that
+// are not measured (the first connections after an attach or a map change warm caches up).
 Result<Latency> connectLoop(const std::string& netns, const std::string& ip, uint16_t port, int n) {
   std::vector<double> us;
   us.reserve(n);
   size_t failed = 0;
   auto start = Clock::now();
+  int warmup = n / 10;
   CILIUM_RETURN_IF_ERROR(runInNetns(netns, [&]() -> Status {
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_port = htons(port);
     inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
     linger lg{1, 0};
-    for (int i = 0; i < n; i++) {
+    for (int i = -warmup; i < n; i++) {
       int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
       if (fd < 0) return errnoError(errno, "socket");
       ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+      if (i == 0) start = Clock::now();
       auto t0 = Clock::now();
       int r = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
       auto t1 = Clock::now();
-      if (r == 0)
-        us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-      else
-        failed++;
+      if (i >= 0) {  // not a warm-up connection
+        if (r == 0)
+          us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
+        else
+          failed++;
+      }
       ::close(fd);
     }
     return okStatus();
@@ -158,7 +166,7 @@ double msSince(Clock::time_point t0) {
 int main(int argc, char** argv) {
   std::vector<uint32_t> counts{10, 1000, 10000, 100000};
   int connects = 2000;
-  std::string modes = "sock,nft,legacy";
+  std::string modes = "sock,packet,nft,legacy";
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--counts" && i + 1 < argc) {
@@ -168,9 +176,10 @@ int main(int argc, char** argv) {
     } else if (a == "--modes" && i + 1 < argc) {
       modes = argv[++i];
     } else {
-      std::fprintf(stderr,
-                   "usage: %s [--counts 10,1000,...] [--connects N] [--modes sock,nft,legacy]\n",
-                   argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--counts 10,1000,...] [--connects N] [--modes sock,packet,nft,legacy]\n",
+          argv[0]);
       return 2;
     }
   }
@@ -232,6 +241,49 @@ int main(int argc, char** argv) {
               "failed", "setup");
   std::printf("%-8s %9s %10.1f %10.1f %12.0f %8zu\n", "direct", "-", direct->p50_us, direct->p99_us,
               direct->per_sec, direct->failed);
+
+  // Per-packet LB: bpf_lxc with its maps in a pin directory of its own, the LB maps shared with
+  // bpf_sock (loaded for its batched map writes, never attached). The programs are attached to
+  // the pods' veths only while this mode measures, so the other modes see bare veths. Services
+  // accumulate over the counts (counts ascend), so N Services are in the maps at each point.
+  std::unique_ptr<datapath::Datapath> pkt_dp;
+  std::unique_ptr<service::LbDatapath> pkt_lb;
+  std::unique_ptr<service::Manager> pkt_mgr;
+  uint32_t pkt_programmed = 0;
+  bool pkt_direct_done = false;
+  if (want("packet")) {
+    std::string dir = *pin + "/packet";
+    if (::mkdir(dir.c_str(), 0700) != 0) die("mkdir", errnoError(errno, dir));
+    auto dp = datapath::Datapath::load({dir});
+    if (!dp.ok()) die("load bpf_lxc", dp.error());
+    pkt_dp = std::move(*dp);
+    auto maps = pkt_dp->maps();
+    std::vector<datapath::PolicyEntry> open{{datapath::policyKey(0, POLICY_INGRESS, 0, 0, 0), {}},
+                                            {datapath::policyKey(0, POLICY_EGRESS, 0, 0, 0), {}}};
+    uint16_t id = 1;
+    for (auto* pod : {&*client, &*server}) {
+      if (auto s = testing::programEndpoint(maps, *pod, id, 1000 + id); !s.ok())
+        die("endpoint", s.error());
+      if (auto s = maps.policy->replace(id, open); !s.ok()) die("policy", s.error());
+      id++;
+    }
+    if (auto s = testing::programNode(maps, (*topo)->routerIp()); !s.ok()) die("node", s.error());
+    service::LbDatapathConfig lc;
+    lc.pin_dir = dir;
+    auto lb = service::LbDatapath::load(lc);
+    if (!lb.ok()) die("load bpf_sock", lb.error());
+    pkt_lb = std::move(*lb);
+    pkt_mgr = std::make_unique<service::Manager>(pkt_lb->maps(), service::ManagerConfig{});
+  }
+  auto pktAttach = [&](bool on) {
+    auto s = runInNetns((*topo)->nodeNetns(), [&]() -> Status {
+      for (auto* pod : {&*client, &*server})
+        CILIUM_RETURN_IF_ERROR(on ? pkt_dp->attachEndpoint(pod->host_ifindex)
+                                  : pkt_dp->detachEndpoint(pod->host_ifindex));
+      return okStatus();
+    });
+    if (!s.ok()) die("attach bpf_lxc", s.error());
+  };
 
   int round = 0;
   for (uint32_t n : counts) {
@@ -305,6 +357,38 @@ int main(int argc, char** argv) {
           change_us[change_us.size() / 2]);
       std::fflush(stdout);
       if (auto s = (*dp)->detachCgroup(); !s.ok()) die("detach", s.error());
+    }
+    if (want("packet")) {
+      std::vector<service::Service> svcs;
+      auto backend = *IpAddr::parse(server->ip);
+      for (uint32_t i = pkt_programmed; i < n; i++) {
+        service::Service s;
+        s.name = {"default", "svc" + std::to_string(i)};
+        s.cluster_ip = *IpAddr::parse(vip(i));
+        service::ServicePort p;
+        p.name = "http";
+        p.port = 80;
+        p.backends = {{backend, 8080, service::BackendState::kActive, true}};
+        s.ports.push_back(std::move(p));
+        svcs.push_back(std::move(s));
+      }
+      if (auto s = pkt_mgr->upsertServices(svcs); !s.ok()) die("program (packet)", s.error());
+      pkt_programmed = std::max(pkt_programmed, n);
+      pktAttach(true);
+      if (!pkt_direct_done) {
+        // The floor of this mode: pod to pod through bpf_lxc, no Service.
+        auto d = connectLoop(client->netns, server->ip, 8080, connects);
+        if (!d.ok()) die("connect (packet, direct)", d.error());
+        std::printf("%-8s %9s %10.1f %10.1f %12.0f %8zu\n", "pkt-dir", "-", d->p50_us, d->p99_us,
+                    d->per_sec, d->failed);
+        pkt_direct_done = true;
+      }
+      auto l = connectLoop(client->netns, vip(n - 1), 80, connects);
+      pktAttach(false);
+      if (!l.ok()) die("connect (packet)", l.error());
+      std::printf("%-8s %9u %10.1f %10.1f %12.0f %8zu\n", "packet", n, l->p50_us, l->p99_us,
+                  l->per_sec, l->failed);
+      std::fflush(stdout);
     }
     for (const char* tool : {"nft", "legacy"}) {
       if (!want(tool)) continue;

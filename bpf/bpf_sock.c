@@ -49,8 +49,10 @@ static __always_inline int sock4_translate(struct bpf_sock_addr *ctx)
 	svc = lb4_lookup_service(vip, vport, proto);
 	if (!svc)
 		return 1;
+	/* The source port is not chosen yet: Maglev hashes the socket instead. */
 	be = lb4_select_backend(svc, vip, vport, proto, bpf_get_netns_cookie(ctx),
-				LB_AFFINITY_CLIENT_COOKIE, lb_now_sec(), &backend_id);
+				LB_AFFINITY_CLIENT_COOKIE, lb_now_sec(),
+				(__u32)bpf_get_socket_cookie(ctx), &backend_id);
 	if (!be) {
 		bpf_set_retval(-ECONNREFUSED_);
 		return 0;

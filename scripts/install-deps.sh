@@ -17,6 +17,8 @@ packages=(
   iproute2 iputils-ping util-linux procps socat iperf3 curl netcat-openbsd tcpdump ethtool
   # JSON on the command line for the local node tool and the demo (deploy/local, scripts/demo.sh)
   jq
+  # python3 packs the containerd test's pause image (tests/e2e/pause/make_image.py)
+  python3
   # Prometheus server and promtool for the metrics e2e test
   prometheus
   # kube-proxy-style rules for the service LB benchmark (inside its own namespace only)

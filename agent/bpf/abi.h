@@ -14,6 +14,7 @@ extern "C" {
 #include "bpf/abi/ipcache.h"
 #include "bpf/abi/lb.h"
 #include "bpf/abi/metrics.h"
+#include "bpf/abi/nat.h"
 #include "bpf/abi/policy.h"
 }
 
@@ -100,6 +101,7 @@ CILIUM_CHECK_FIELD(lb4_service, rev_nat_index, 4);
 CILIUM_CHECK_FIELD(lb4_service, count, 8);
 CILIUM_CHECK_FIELD(lb4_service, gen, 10);
 CILIUM_CHECK_FIELD(lb4_service, flags, 12);
+CILIUM_CHECK_FIELD(lb4_service, flags2, 13);
 static_assert(sizeof(lb4_slot_key) == 8);
 CILIUM_CHECK_FIELD(lb4_slot_key, gen, 4);
 CILIUM_CHECK_FIELD(lb4_slot_key, slot, 6);
@@ -121,6 +123,16 @@ CILIUM_CHECK_FIELD(lb4_reverse_sk_key, port, 12);
 static_assert(sizeof(lb4_reverse_sk_val) == 12);
 CILIUM_CHECK_FIELD(lb4_reverse_sk_val, port, 4);
 CILIUM_CHECK_FIELD(lb4_reverse_sk_val, rev_nat_index, 8);
+
+static_assert(sizeof(nat4_key) == 16);
+CILIUM_CHECK_FIELD(nat4_key, sport, 8);
+CILIUM_CHECK_FIELD(nat4_key, proto, 12);
+CILIUM_CHECK_FIELD(nat4_key, dir, 13);
+static_assert(sizeof(nat4_entry) == 16);
+CILIUM_CHECK_FIELD(nat4_entry, to_port, 4);
+CILIUM_CHECK_FIELD(nat4_entry, rev_nat_index, 8);
+CILIUM_CHECK_FIELD(nat4_entry, created, 12);
+static_assert(sizeof(node_dev4) == 8);
 
 #undef CILIUM_CHECK_FIELD
 

@@ -236,6 +236,22 @@ std::vector<ConfigKey> buildKeys() {
   add(cidrKey("ipv6-range",
               "The node's IPv6 pod CIDR, e.g. fd00:10:200::/112 (\"auto\": learned later)",
               &Config::ipv6_range, IpFamily::kV6));
+  add(stringKey("devices",
+                "Native devices for NodePort, externalIPs and LoadBalancer, comma-separated "
+                "(\"\": none)",
+                &Config::devices, [](std::string_view v) -> Status {
+                  size_t start = 0;
+                  while (start <= v.size()) {
+                    size_t end = v.find(',', start);
+                    if (end == std::string_view::npos) end = v.size();
+                    std::string_view d = v.substr(start, end - start);
+                    if (d.size() > 15) return invalid("a device name is longer than 15 characters");
+                    if (d.find_first_of(" /:") != std::string_view::npos)
+                      return invalid("a device name contains a space, '/' or ':'");
+                    start = end + 1;
+                  }
+                  return okStatus();
+                }));
   add(uintKey("mtu", "MTU of pod devices (0: auto-detect)", &Config::mtu, 576, 65535, true));
   add(boolKey("restore", "Restore state (IPAM allocations, later endpoints) from the previous run",
               &Config::restore));
@@ -255,6 +271,27 @@ std::vector<ConfigKey> buildKeys() {
               &Config::bpf_lb_map_max, 1 << 10, 1 << 24));
   add(uintKey("bpf-nat-global-max", "Maximum entries in the NAT map", &Config::bpf_nat_global_max,
               1 << 10, 1 << 24));
+  add(enumKey("bpf-lb-acceleration",
+              "XDP acceleration of NodePort to remote backends on the devices: native or disabled",
+              &Config::bpf_lb_acceleration, {"disabled", "native"}));
+  add(enumKey("bpf-lb-algorithm",
+              "How a Service's backend is picked for a new connection: random, or maglev "
+              "(consistent hashing of the client)",
+              &Config::bpf_lb_algorithm, {"random", "maglev"}));
+  {
+    ConfigKey k = uintKey("bpf-lb-maglev-table-size",
+                          "Entries in each Service's Maglev table (a prime: 251, 509, 1021, 2039, "
+                          "4093, 8191, 16381, 32749, 65521)",
+                          &Config::bpf_lb_maglev_table_size, 251, 65521);
+    auto set = k.set;
+    k.set = [set](Config& c, std::string_view v) -> Status {
+      CILIUM_RETURN_IF_ERROR(set(c, v));
+      for (uint32_t p : {251u, 509u, 1021u, 2039u, 4093u, 8191u, 16381u, 32749u, 65521u})
+        if (c.bpf_lb_maglev_table_size == p) return okStatus();
+      return invalid("is not one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521");
+    };
+    add(std::move(k));
+  }
   add(enumKey("monitor-aggregation", "How much the datapath aggregates trace events",
               &Config::monitor_aggregation, {"none", "low", "medium", "maximum"}));
   // Policy
@@ -413,6 +450,18 @@ Result<std::vector<Setting>> readConfigDir(const std::string& dir) {
 
 std::string Config::stateFile(std::string_view name) const {
   return persistentStateDir() + "/" + std::string(name);
+}
+
+std::vector<std::string> Config::devicesList() const {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= devices.size()) {
+    size_t end = devices.find(',', start);
+    if (end == std::string::npos) end = devices.size();
+    if (end > start) out.push_back(devices.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
 }
 
 std::string Config::effectiveLogLevel() const {

@@ -44,6 +44,9 @@ struct Config {
   std::optional<IpPrefix> ipv4_range;  // the node's pod CIDR; nullopt = "auto" (not known yet)
   std::optional<IpPrefix> ipv6_range;
   uint32_t mtu = 0;  // 0 = auto
+  // Native devices NodePort / externalIPs / LoadBalancer are served on, comma-separated
+  // ("" = none); see devicesList().
+  std::string devices;
   bool restore = true;
   // Logging
   std::string log_level = "info";
@@ -54,6 +57,10 @@ struct Config {
   uint32_t bpf_policy_map_max = 16384;
   uint32_t bpf_lb_map_max = 65536;
   uint32_t bpf_nat_global_max = 524288;
+  // Service load balancing
+  std::string bpf_lb_algorithm = "random";  // random | maglev
+  uint32_t bpf_lb_maglev_table_size = 16381;
+  std::string bpf_lb_acceleration = "disabled";  // native | disabled: XDP on the devices
   std::string monitor_aggregation = "medium";
   // Policy
   std::string enable_policy = "default";  // default | always | never
@@ -79,6 +86,8 @@ struct Config {
   // <state-dir>/state/<name>: where modules keep what must survive a restart.
   std::string stateFile(std::string_view name) const;
   std::string persistentStateDir() const { return state_dir + "/state"; }
+  // `devices` split on commas, empty items dropped.
+  std::vector<std::string> devicesList() const;
   // The spdlog level in force: "debug" when debug is set, else log-level.
   std::string effectiveLogLevel() const;
 };

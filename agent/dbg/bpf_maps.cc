@@ -142,6 +142,8 @@ Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
     std::string attrs = type(v.flags);
     if (v.flags & SVC_F_EXT_LOCAL) attrs += ", Local";
     if (v.flags & SVC_F_AFFINITY) attrs += fmt::format(", affinity {}s", v.affinity_timeout);
+    if (k.scope == LB_SCOPE_INTERNAL) attrs += ", internal scope";
+    if (v.flags2 & SVC_F2_MAGLEV) attrs += fmt::format(", maglev {}", v.maglev_size);
     json bes = json::array();
     t.add({fe, fmt::format("{} backends ({}) [{}]", v.count, v.rev_nat_index, attrs)});
     for (uint16_t s = 1; s <= v.count; s++) {

@@ -1,6 +1,9 @@
 // Start-up of the service load balancer inside the agent.
 #include "agent/service/component.h"
 
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 
 #include "agent/common/log.h"
@@ -14,7 +17,38 @@ auto& log() {
   return l;
 }
 
+// The first IPv4 address of device `name`, in the calling thread's network namespace.
+Result<IpAddr> deviceAddress(const std::string& name) {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return errnoError(errno, "getifaddrs");
+  std::optional<IpAddr> found;
+  for (ifaddrs* a = list; a != nullptr && !found; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET || name != a->ifa_name)
+      continue;
+    found = IpAddr::v4(ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr));
+  }
+  ::freeifaddrs(list);
+  if (!found)
+    return makeError(ErrorCode::kFailedPrecondition, "devices: {} has no IPv4 address", name);
+  return *found;
+}
+
 }  // namespace
+
+Status ServiceComponent::attachDevices(const std::vector<std::string>& devices, XdpMode xdp,
+                                       std::vector<IpAddr>& node_ips) {
+  std::vector<int> attached;
+  for (const auto& name : devices) {
+    int ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
+    if (ifindex == 0) return makeError(ErrorCode::kNotFound, "devices: no device named {}", name);
+    CILIUM_ASSIGN_OR_RETURN(IpAddr addr, deviceAddress(name));
+    CILIUM_RETURN_IF_ERROR(host_->attachDevice(ifindex, addr, xdp));
+    attached.push_back(ifindex);
+    if (std::find(node_ips.begin(), node_ips.end(), addr) == node_ips.end())
+      node_ips.push_back(addr);
+  }
+  return host_->detachAllExcept(attached);
+}
 
 Status ServiceComponent::start(daemon::Daemon& d) {
   auto cfg = d.config().snapshot();
@@ -32,7 +66,18 @@ Status ServiceComponent::start(daemon::Daemon& d) {
       log()->warn("socket LB not attached: cgroup-root {} is not a directory", cfg.cgroup_root);
     }
   }
-  mgr_ = std::make_unique<Manager>(dp_->maps(), opts_.manager);
+  auto host = HostDatapath::load(cfg.bpf_pin_dir);
+  if (!host.ok()) return host.error().withContext("NodePort datapath");
+  host_ = std::move(*host);
+  ManagerConfig mc = opts_.manager;
+  mc.algorithm = cfg.bpf_lb_algorithm == "maglev" ? LbAlgorithm::kMaglev : LbAlgorithm::kRandom;
+  mc.maglev_table_size = cfg.bpf_lb_maglev_table_size;
+  std::vector<IpAddr> device_ips;
+  CILIUM_RETURN_IF_ERROR(attachDevices(
+      cfg.devicesList(),
+      cfg.bpf_lb_acceleration == "native" ? XdpMode::kNative : XdpMode::kDisabled, device_ips));
+  if (mc.node_ips.empty()) mc.node_ips = device_ips;
+  mgr_ = std::make_unique<Manager>(dp_->maps(), mc);
   CILIUM_RETURN_IF_ERROR(mgr_->restore());
   return registerRoutes(d.router(), *mgr_);
 }

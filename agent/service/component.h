@@ -1,5 +1,6 @@
 // The service load balancer as a part of the agent: loads bpf_sock and the LB maps under the
-// agent's pin directory, attaches the socket hooks to its cgroup-v2 root, restores the Manager
+// agent's pin directory, attaches the socket hooks to its cgroup-v2 root and bpf_host to the
+// native `devices` (NodePort, externalIPs, LoadBalancer), restores the Manager
 // from the pinned maps, and serves /v1/service. The sources (Kubernetes or manifests) feed
 // manager() with Services and EndpointSlices; call manager()->pruneRestored() after their first
 // full sync.
@@ -8,6 +9,7 @@
 #include <memory>
 
 #include "agent/daemon/daemon.h"
+#include "agent/service/host_datapath.h"
 #include "agent/service/lb_datapath.h"
 #include "agent/service/service.h"
 
@@ -17,7 +19,8 @@ struct ComponentOptions {
   // Attach the socket LB to the configured cgroup-root. Without it (or when the directory is
   // missing) only the per-packet LB in bpf_lxc translates.
   bool attach_cgroup = true;
-  ManagerConfig manager;  // node addresses for NodePort frontends
+  // Node addresses for NodePort frontends; empty = the IPv4 addresses of the `devices`.
+  ManagerConfig manager;
 };
 
 class ServiceComponent final : public daemon::Component {
@@ -31,7 +34,14 @@ class ServiceComponent final : public daemon::Component {
 
  private:
   ComponentOptions opts_;
+  // Loads bpf_host, attaches it to the configured `devices` and detaches it from devices an
+  // earlier agent served that are no longer configured. Adds the devices' addresses to
+  // `node_ips`.
+  Status attachDevices(const std::vector<std::string>& devices, XdpMode xdp,
+                       std::vector<IpAddr>& node_ips);
+
   std::unique_ptr<LbDatapath> dp_;
+  std::unique_ptr<HostDatapath> host_;
   std::unique_ptr<Manager> mgr_;
 };
 

@@ -82,6 +82,7 @@ struct LbDatapath::State {
   std::unique_ptr<BatchedMap<uint32_t, lb4_backend>> backends;
   std::unique_ptr<BatchedMap<uint32_t, lb4_reverse_nat>> revnat;
   std::unique_ptr<BatchedMap<lb4_affinity_key, lb4_affinity_val>> affinity;
+  std::unique_ptr<BatchedMap<lb4_maglev_key, lb4_maglev_chunk>> maglev;
 
   const bpf_program* prog(size_t i) const {
     switch (i) {
@@ -122,6 +123,8 @@ Result<std::unique_ptr<LbDatapath>> LbDatapath::load(const LbDatapathConfig& cfg
                           (borrow<uint32_t, lb4_reverse_nat>(m.cilium_lb4_reverse_nat)));
   CILIUM_ASSIGN_OR_RETURN(dp->s_->affinity,
                           (borrow<lb4_affinity_key, lb4_affinity_val>(m.cilium_lb4_affinity)));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->maglev,
+                          (borrow<lb4_maglev_key, lb4_maglev_chunk>(m.cilium_lb4_maglev)));
   std::error_code ec;
   std::filesystem::create_directories(cfg.pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", cfg.pin_dir, ec.message());
@@ -165,7 +168,8 @@ Status LbDatapath::detachCgroup() {
 }
 
 ServiceMaps LbDatapath::maps() {
-  return {s_->services.get(), s_->slots.get(), s_->backends.get(), s_->revnat.get()};
+  return {s_->services.get(), s_->slots.get(), s_->backends.get(), s_->revnat.get(),
+          s_->maglev.get()};
 }
 
 AffinityMap& LbDatapath::affinity() { return *s_->affinity; }

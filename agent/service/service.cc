@@ -9,6 +9,7 @@
 #include <set>
 
 #include "agent/common/log.h"
+#include "agent/service/maglev.h"
 
 namespace cilium::service {
 namespace {
@@ -83,6 +84,12 @@ lb4_key frontendKey(const Frontend& fe) {
   return k;
 }
 
+lb4_key internalFrontendKey(const Frontend& fe) {
+  lb4_key k = frontendKey(fe);
+  k.scope = LB_SCOPE_INTERNAL;
+  return k;
+}
+
 Result<std::vector<LbService>> expandService(const Service& svc, const ManagerConfig& cfg) {
   if (svc.name.name.empty() || svc.name.ns.empty())
     return makeError(ErrorCode::kInvalidArgument, "service: metadata.name and namespace required");
@@ -111,6 +118,7 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
       s.session_affinity = svc.session_affinity;
       s.affinity_timeout = svc.affinity_timeout;
       s.ext_traffic_policy = svc.ext_traffic_policy;
+      s.algorithm = svc.lb_algorithm.value_or(cfg.algorithm);
       s.owner = svc.name;
       s.port_name = p.name;
       out.push_back(std::move(s));
@@ -159,6 +167,10 @@ Status Manager::validate(const LbService& svc) const {
                      svc.frontend.ip.toString());
   if (svc.frontend.port == 0)
     return makeError(ErrorCode::kInvalidArgument, "frontend-address.port is 0");
+  if (svc.algorithm == LbAlgorithm::kMaglev && maps_.maglev == nullptr)
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "frontend {}: Maglev needs the cilium_lb4_maglev map",
+                     svc.frontend.ip.toString());
   if (svc.backends.size() > LB_MAX_BACKENDS)
     return makeError(ErrorCode::kInvalidArgument, "backend-addresses: {} backends, at most {}",
                      svc.backends.size(), LB_MAX_BACKENDS);
@@ -218,28 +230,36 @@ Result<uint32_t> Manager::acquireBackend(const Backend& b, Protocol proto, Batch
   return it->second.id;
 }
 
+namespace {
+bool localOnly(const LbService& s) {
+  return s.type != FrontendType::kClusterIp && s.ext_traffic_policy == TrafficPolicy::kLocal;
+}
+}  // namespace
+
 void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   bool fresh = st.backend_ids.empty() && st.count == 0 && st.spec.id == 0;
   std::vector<uint32_t> ids;
-  std::vector<uint32_t> active;
-  bool local_only =
-      spec.type != FrontendType::kClusterIp && spec.ext_traffic_policy == TrafficPolicy::kLocal;
+  std::vector<uint32_t> active;      // the external scope's slots
+  std::vector<uint32_t> all_active;  // the internal scope's, when there are two scopes
+  bool two = localOnly(spec);
   for (const auto& b : spec.backends) {
     auto id = acquireBackend(b, spec.frontend.proto, batch);
     if (!id.ok()) continue;  // exhausted: the frontend runs with the backends it could get
     ids.push_back(*id);
-    if (b.state == BackendState::kActive && (!local_only || b.local)) active.push_back(*id);
+    if (b.state != BackendState::kActive) continue;
+    all_active.push_back(*id);
+    if (!two || b.local) active.push_back(*id);
   }
 
   // The slots currently in force are the active ids of the previous spec, in order.
-  std::vector<uint32_t> old_active;
+  std::vector<uint32_t> old_active, old_all;
   if (!fresh) {
-    bool old_local_only = st.spec.type != FrontendType::kClusterIp &&
-                          st.spec.ext_traffic_policy == TrafficPolicy::kLocal;
+    bool old_local_only = localOnly(st.spec);
     for (size_t i = 0; i < st.spec.backends.size() && i < st.backend_ids.size(); i++) {
       const auto& b = st.spec.backends[i];
-      if (b.state == BackendState::kActive && (!old_local_only || b.local))
-        old_active.push_back(st.backend_ids[i]);
+      if (b.state != BackendState::kActive) continue;
+      old_all.push_back(st.backend_ids[i]);
+      if (!old_local_only || b.local) old_active.push_back(st.backend_ids[i]);
     }
   }
 
@@ -251,16 +271,33 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
     batch.revnat_vals.push_back(rn);
   }
 
-  bool slots_changed = fresh || old_active != active || st.restored;
-  uint16_t gen = st.gen;
+  uint16_t maglev_size =
+      spec.algorithm == LbAlgorithm::kMaglev ? static_cast<uint16_t>(cfg_.maglev_table_size) : 0;
+  bool slots_changed = fresh || old_active != active || st.restored || two != st.two_scopes ||
+                       (two && old_all != all_active) || maglev_size != st.maglev_size;
+  uint16_t gen = st.gen & LB_GEN_MASK;
   if (slots_changed) {
-    if (!fresh) gen = static_cast<uint16_t>(st.gen + 1);
+    if (!fresh) gen = static_cast<uint16_t>((st.gen + 1) & LB_GEN_MASK);
     for (size_t i = 0; i < active.size(); i++) {
       batch.slot_keys.push_back(lb4_slot_key{spec.id, gen, static_cast<uint16_t>(i + 1)});
       batch.slot_vals.push_back(active[i]);
     }
-    if (!fresh)
+    if (two)
+      for (size_t i = 0; i < all_active.size(); i++) {
+        batch.slot_keys.push_back(lb4_slot_key{
+            spec.id, static_cast<uint16_t>(gen | LB_GEN_INTERNAL), static_cast<uint16_t>(i + 1)});
+        batch.slot_vals.push_back(all_active[i]);
+      }
+    if (maglev_size != 0) {
+      planMaglev(spec.id, gen, active, batch);
+      if (two) planMaglev(spec.id, static_cast<uint16_t>(gen | LB_GEN_INTERNAL), all_active, batch);
+    }
+    if (!fresh) {
+      planMaglevDelete(st, batch);
       for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({spec.id, st.gen, s});
+      for (uint16_t s = 1; s <= st.internal_count; s++)
+        batch.slot_deletes.push_back({spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
+    }
   }
   lb4_service v{};
   v.affinity_timeout = spec.session_affinity ? spec.affinity_timeout : 0;
@@ -268,6 +305,25 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   v.count = static_cast<uint16_t>(slots_changed ? active.size() : st.count);
   v.gen = gen;
   v.flags = flagsOf(spec);
+  v.flags2 = two ? SVC_F2_TWO_SCOPES : 0;
+  uint16_t new_maglev = slots_changed ? maglev_size : st.maglev_size;
+  if (new_maglev != 0) {
+    v.flags2 |= SVC_F2_MAGLEV;
+    v.maglev_size = new_maglev;
+  }
+  uint16_t internal_count = 0;
+  if (two) {
+    // Before the external entry: a lookup follows TWO_SCOPES only once the internal one exists.
+    lb4_service iv = v;
+    internal_count = static_cast<uint16_t>(slots_changed ? all_active.size() : st.internal_count);
+    iv.count = internal_count;
+    iv.gen = static_cast<uint16_t>(gen | LB_GEN_INTERNAL);
+    iv.flags2 = static_cast<uint8_t>(SVC_F2_SCOPE_INTERNAL | (v.flags2 & SVC_F2_MAGLEV));
+    batch.fe_keys.push_back(internalFrontendKey(spec.frontend));
+    batch.fe_vals.push_back(iv);
+  } else if (st.two_scopes) {
+    batch.fe_deletes.push_back(internalFrontendKey(spec.frontend));
+  }
   batch.fe_keys.push_back(frontendKey(spec.frontend));
   batch.fe_vals.push_back(v);
 
@@ -281,16 +337,61 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   st.spec = std::move(spec);
   st.gen = gen;
   st.count = v.count;
+  st.two_scopes = two;
+  st.internal_count = internal_count;
+  st.maglev_size = new_maglev;
   st.backend_ids = std::move(ids);
   st.restored = false;
 }
 
+void Manager::planMaglev(uint32_t id, uint16_t gen, const std::vector<uint32_t>& ids,
+                         Batch& batch) {
+  if (ids.empty()) return;  // count 0: the datapath refuses before it reads a table
+  std::vector<std::string> names;
+  names.reserve(ids.size());
+  for (uint32_t b : ids) {
+    const auto& [addr, port, proto] = backend_by_id_.at(b);
+    names.push_back(fmt::format("{}:{}/{}", IpAddr::v4(ntohl(addr)).toString(), port, proto));
+  }
+  auto table = maglevTable(names, cfg_.maglev_table_size);
+  for (size_t off = 0; off < table.size(); off += LB_MAGLEV_CHUNK) {
+    lb4_maglev_chunk chunk{};
+    for (size_t j = 0; j < LB_MAGLEV_CHUNK && off + j < table.size(); j++)
+      chunk.backend_ids[j] = ids[table[off + j]];
+    batch.maglev_keys.push_back({id, gen, static_cast<uint16_t>(off / LB_MAGLEV_CHUNK)});
+    batch.maglev_vals.push_back(chunk);
+  }
+}
+
+void Manager::planMaglevDelete(const FrontendState& st, Batch& batch) {
+  if (st.maglev_size == 0) return;
+  uint16_t chunks = static_cast<uint16_t>((st.maglev_size + LB_MAGLEV_CHUNK - 1) / LB_MAGLEV_CHUNK);
+  for (uint16_t c = 0; c < chunks; c++) {
+    if (st.count > 0) batch.maglev_deletes.push_back({st.spec.id, st.gen, c});
+    if (st.two_scopes && st.internal_count > 0)
+      batch.maglev_deletes.push_back(
+          {st.spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), c});
+  }
+}
+
 void Manager::planDelete(const FrontendState& st, Batch& batch) {
+  planMaglevDelete(st, batch);
   for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({st.spec.id, st.gen, s});
+  for (uint16_t s = 1; s <= st.internal_count; s++)
+    batch.slot_deletes.push_back({st.spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
   for (size_t i = 0; i < st.backend_ids.size(); i++)
     batch.backend_releases.push_back(
         {st.backend_ids[i],
          i < st.spec.backends.size() && st.spec.backends[i].state == BackendState::kActive});
+}
+
+Status Manager::removeFrontendEntries(const FrontendState& st) {
+  // The external entry first: it is what sends lookups to the internal one.
+  CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(st.spec.frontend))));
+  if (st.two_scopes)
+    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(internalFrontendKey(st.spec.frontend))));
+  (void)maps_.revnat->remove(st.spec.id);
+  return okStatus();
 }
 
 Status Manager::flush(Batch& batch) {
@@ -299,12 +400,17 @@ Status Manager::flush(Batch& batch) {
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.backends, batch.backend_keys, batch.backend_vals));
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.revnat, batch.revnat_keys, batch.revnat_vals));
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.slots, batch.slot_keys, batch.slot_vals));
+  if (maps_.maglev != nullptr)
+    CILIUM_RETURN_IF_ERROR(writeAll(maps_.maglev, batch.maglev_keys, batch.maglev_vals));
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.services, batch.fe_keys, batch.fe_vals));
   Status first = okStatus();
   auto keep = [&](Status s) {
     if (!s.ok() && first.ok()) first = std::move(s);
   };
+  for (const auto& k : batch.fe_deletes) keep(asStatus(maps_.services->remove(k)));
   for (const auto& k : batch.slot_deletes) keep(asStatus(maps_.slots->remove(k)));
+  if (maps_.maglev != nullptr)
+    for (const auto& k : batch.maglev_deletes) keep(asStatus(maps_.maglev->remove(k)));
   for (const auto& [id, was_active] : batch.backend_releases) {
     auto kit = backend_by_id_.find(id);
     if (kit == backend_by_id_.end()) continue;
@@ -385,11 +491,8 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
       auto it = frontends_.find(id);
       if (it == frontends_.end()) continue;
       planDelete(it->second, batch);
-      lb4_key k = frontendKey(it->second.spec.frontend);
       // Deleting the frontend first: slots and backends go only after nothing points at them.
-      auto r = maps_.services->remove(k);
-      if (!r.ok()) return r.error();
-      (void)maps_.revnat->remove(id);
+      CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
       by_frontend_.erase(it->second.spec.frontend);
       frontends_.erase(it);
     }
@@ -420,9 +523,7 @@ Status Manager::deleteService(const ServiceName& name) {
   for (uint32_t id : it->second) {
     auto fit = frontends_.find(id);
     if (fit == frontends_.end()) continue;
-    CILIUM_RETURN_IF_ERROR(
-        asStatus(maps_.services->remove(frontendKey(fit->second.spec.frontend))));
-    (void)maps_.revnat->remove(id);
+    CILIUM_RETURN_IF_ERROR(removeFrontendEntries(fit->second));
     planDelete(fit->second, batch);
     by_frontend_.erase(fit->second.spec.frontend);
     frontends_.erase(fit);
@@ -463,8 +564,7 @@ Status Manager::deleteFrontend(uint32_t id) {
   std::lock_guard lock(mu_);
   auto it = frontends_.find(id);
   if (it == frontends_.end()) return makeError(ErrorCode::kNotFound, "service {} not found", id);
-  CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(it->second.spec.frontend))));
-  (void)maps_.revnat->remove(id);
+  CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
   Batch batch;
   planDelete(it->second, batch);
   if (!it->second.spec.owner.name.empty()) {
@@ -517,8 +617,12 @@ Status Manager::restore() {
     return true;
   }));
   std::vector<std::pair<lb4_key, lb4_service>> fes;
+  std::unordered_map<uint32_t, lb4_service> internal;  // by service id
   CILIUM_RETURN_IF_ERROR(maps_.services->forEach([&](const lb4_key& k, const lb4_service& v) {
-    fes.emplace_back(k, v);
+    if (k.scope == LB_SCOPE_INTERNAL)
+      internal[v.rev_nat_index] = v;
+    else
+      fes.emplace_back(k, v);
     return true;
   }));
   for (const auto& [k, v] : fes) {
@@ -534,10 +638,25 @@ Status Manager::restore() {
     st.gen = v.gen;
     st.count = v.count;
     st.restored = true;
-    for (uint16_t s = 1; s <= v.count; s++) {
-      CILIUM_ASSIGN_OR_RETURN(auto id,
-                              maps_.slots->lookup(lb4_slot_key{v.rev_nat_index, v.gen, s}));
+    if (v.flags2 & SVC_F2_MAGLEV) {
+      st.maglev_size = v.maglev_size;
+      st.spec.algorithm = LbAlgorithm::kMaglev;
+    }
+    // Slots of both scopes, each backend once: the internal scope lists the remote ones too.
+    std::vector<lb4_slot_key> slots;
+    for (uint16_t s = 1; s <= v.count; s++) slots.push_back({v.rev_nat_index, v.gen, s});
+    if (auto in = internal.find(v.rev_nat_index);
+        in != internal.end() && (v.flags2 & SVC_F2_TWO_SCOPES)) {
+      st.two_scopes = true;
+      st.internal_count = in->second.count;
+      for (uint16_t s = 1; s <= in->second.count; s++)
+        slots.push_back({v.rev_nat_index, in->second.gen, s});
+    }
+    for (const auto& sk : slots) {
+      CILIUM_ASSIGN_OR_RETURN(auto id, maps_.slots->lookup(sk));
       if (!id) continue;
+      if (std::find(st.backend_ids.begin(), st.backend_ids.end(), *id) != st.backend_ids.end())
+        continue;
       auto kit = backend_by_id_.find(*id);
       if (kit == backend_by_id_.end()) continue;
       auto& ref = backends_[kit->second];
@@ -568,8 +687,7 @@ Status Manager::pruneRestored() {
       ++it;
       continue;
     }
-    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(it->second.spec.frontend))));
-    (void)maps_.revnat->remove(it->first);
+    CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
     planDelete(it->second, batch);
     by_frontend_.erase(it->second.spec.frontend);
     it = frontends_.erase(it);

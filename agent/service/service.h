@@ -27,6 +27,9 @@ enum class BackendState : uint8_t {
   kTerminating = LB_BACKEND_TERMINATING,  // kept for connections already using it
 };
 enum class TrafficPolicy : uint8_t { kCluster, kLocal };
+// How a new connection picks its backend: at random among the active slots, or from the
+// frontend's Maglev table by the connection's hash (agent/service/maglev.h).
+enum class LbAlgorithm : uint8_t { kRandom, kMaglev };
 
 std::string_view protocolName(Protocol p);           // "TCP", "UDP"
 Result<Protocol> parseProtocol(std::string_view s);  // case-insensitive
@@ -63,6 +66,7 @@ struct LbService {
   bool session_affinity = false;
   uint32_t affinity_timeout = 0;  // seconds
   TrafficPolicy ext_traffic_policy = TrafficPolicy::kCluster;
+  LbAlgorithm algorithm = LbAlgorithm::kRandom;
   ServiceName owner;      // the Kubernetes Service it came from; empty for REST-made ones
   std::string port_name;  // the Service port it came from
 };
@@ -86,6 +90,8 @@ struct Service {
   bool session_affinity = false;      // sessionAffinity: ClientIP
   uint32_t affinity_timeout = 10800;  // sessionAffinityConfig.clientIP.timeoutSeconds
   TrafficPolicy ext_traffic_policy = TrafficPolicy::kCluster;
+  // Annotation service.cilium.io/lb-algorithm; unset = the agent's bpf-lb-algorithm.
+  std::optional<LbAlgorithm> lb_algorithm;
 };
 
 using ServicesMap = bpf::Map<lb4_key, lb4_service>;
@@ -93,6 +99,7 @@ using SlotsMap = bpf::Map<lb4_slot_key, uint32_t>;
 using BackendsMap = bpf::Map<uint32_t, lb4_backend>;
 using RevNatMap = bpf::Map<uint32_t, lb4_reverse_nat>;
 using AffinityMap = bpf::Map<lb4_affinity_key, lb4_affinity_val>;
+using MaglevMap = bpf::Map<lb4_maglev_key, lb4_maglev_chunk>;
 
 // Non-owning; whoever built them keeps them alive.
 struct ServiceMaps {
@@ -100,11 +107,15 @@ struct ServiceMaps {
   SlotsMap* slots = nullptr;
   BackendsMap* backends = nullptr;
   RevNatMap* revnat = nullptr;
+  MaglevMap* maglev = nullptr;  // without it, Maglev frontends are refused
 };
 
 struct ManagerConfig {
   // Node addresses NodePort frontends are created on.
   std::vector<IpAddr> node_ips;
+  // bpf-lb-algorithm and bpf-lb-maglev-table-size (one of maglevTableSizes()).
+  LbAlgorithm algorithm = LbAlgorithm::kRandom;
+  uint32_t maglev_table_size = LB_MAGLEV_DEFAULT_SIZE;
 };
 
 // Expands a Service into its frontends (ClusterIP, externalIPs, LoadBalancer IPs, NodePort on
@@ -146,6 +157,9 @@ class Manager {
     LbService spec;
     uint16_t gen = 0;
     uint16_t count = 0;                 // slots written under gen
+    bool two_scopes = false;            // eTP=Local: an internal-scope entry exists too
+    uint16_t internal_count = 0;        // its slots, under gen | LB_GEN_INTERNAL
+    uint16_t maglev_size = 0;           // Maglev tables written under gen (0 = none)
     std::vector<uint32_t> backend_ids;  // every backend referenced (active and terminating)
     bool restored = false;
   };
@@ -167,7 +181,11 @@ class Manager {
     std::vector<uint32_t> slot_vals;
     std::vector<lb4_key> fe_keys;
     std::vector<lb4_service> fe_vals;
+    std::vector<lb4_key> fe_deletes;  // after the writes (an internal scope no longer used)
     std::vector<lb4_slot_key> slot_deletes;
+    std::vector<lb4_maglev_key> maglev_keys;
+    std::vector<lb4_maglev_chunk> maglev_vals;
+    std::vector<lb4_maglev_key> maglev_deletes;
     // (id, referenced as active) whose reference is dropped after the flip
     std::vector<std::pair<uint32_t, bool>> backend_releases;
     std::vector<uint32_t> touched;  // backends whose state may change
@@ -180,6 +198,12 @@ class Manager {
   void planDelete(const FrontendState& st, Batch& batch);
   Status flush(Batch& batch);
   Status upsertLocked(std::span<const Service> svcs);
+  // Removes the frontend's map entries (both scopes) before its slots and backends go.
+  Status removeFrontendEntries(const FrontendState& st);
+  // Plans the Maglev table of `ids` (backend ids) for generation `gen` of frontend `id`.
+  void planMaglev(uint32_t id, uint16_t gen, const std::vector<uint32_t>& ids, Batch& batch);
+  // Plans the deletion of the tables `st` has under its generation.
+  void planMaglevDelete(const FrontendState& st, Batch& batch);
 
   ServiceMaps maps_;
   ManagerConfig cfg_;
@@ -203,7 +227,9 @@ class Manager {
   uint32_t next_backend_id_ = 1;
 };
 
-// The map key of a frontend.
+// The map key of a frontend (scope external: what every lookup tries first).
 lb4_key frontendKey(const Frontend& fe);
+// The key of its internal-scope entry (externalTrafficPolicy=Local: what pods and the node get).
+lb4_key internalFrontendKey(const Frontend& fe);
 
 }  // namespace cilium::service

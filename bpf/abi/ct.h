@@ -30,6 +30,8 @@
 #define CT_KEY_EGRESS 0
 #define CT_KEY_INGRESS 1
 #define CT_KEY_SERVICE 4 /* client -> frontend: the backend chosen (lib/lb_packet.h) */
+/* outside client -> local backend of a NodePort (bpf_host.c): lb_id is the service id */
+#define CT_KEY_NODEPORT 8
 
 struct ct_key4 {
 	__be32 saddr;

@@ -26,6 +26,7 @@
 #define DROP_NO_SERVICE 158
 #define DROP_UNSUPPORTED_L2 166
 #define DROP_NAT_NO_MAPPING 167
+#define DROP_NO_FIB 169
 #define DROP_INVALID_IDENTITY 171
 #define DROP_UNKNOWN_SENDER 172
 #define DROP_POLICY_DENY 181     /* "Policy denied by denylist": an explicit deny rule */
@@ -35,4 +36,5 @@
 
 /* Source file ids for the drop `file` field. */
 #define DROP_FILE_BPF_LXC 2
+#define DROP_FILE_BPF_HOST 3
 #define DROP_FILE_BPF_SOCK 5

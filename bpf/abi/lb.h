@@ -7,6 +7,7 @@
  *   cilium_lb4_reverse_nat HASH     __u32 service id (rev-nat index) -> lb4_reverse_nat (VIP, port)
  *   cilium_lb4_affinity    LRU_HASH lb4_affinity_key (client, service id) -> lb4_affinity_val
  *   cilium_lb4_reverse_sk  LRU_HASH lb4_reverse_sk_key (socket cookie, backend) -> VIP, port
+ *   cilium_lb4_maglev      HASH     lb4_maglev_key (service id, generation, chunk) -> table chunk
  *
  * A frontend names the generation of its slots. Replacing a service's backends writes the new
  * slots under the other generation, then flips the frontend (count and generation) with one map
@@ -31,9 +32,25 @@
 #define SVC_F_AFFINITY	   (1 << 4) /* sessionAffinity=ClientIP, timeout in affinity_timeout */
 #define SVC_F_LOADBALANCER (1 << 5)
 
+/*
+ * lb4_service.flags2. A NodePort / externalIP / LoadBalancer frontend with
+ * externalTrafficPolicy=Local has two entries: scope EXTERNAL (flag TWO_SCOPES; local backends
+ * only, what traffic from outside the cluster gets) and scope INTERNAL (flag SCOPE_INTERNAL;
+ * every backend, what pods and the node get). Both share the service id; the internal entry's
+ * slots live under generation gen | LB_GEN_INTERNAL.
+ */
+#define SVC_F2_TWO_SCOPES     (1 << 0)
+#define SVC_F2_SCOPE_INTERNAL (1 << 1)
+/* Backends are picked from the frontend's Maglev table (cilium_lb4_maglev), not at random. */
+#define SVC_F2_MAGLEV (1 << 2)
+
 /* lb4_key.scope */
 #define LB_SCOPE_EXTERNAL 0
 #define LB_SCOPE_INTERNAL 1
+
+/* Slot generations are 15 bits; the top bit selects the internal scope's slots. */
+#define LB_GEN_MASK	0x7fff
+#define LB_GEN_INTERNAL 0x8000
 
 struct lb4_key {
 	__be32 address; /* frontend IP */
@@ -52,7 +69,27 @@ struct lb4_service {
 	__u16 count;		/* active backend slots 1..count; 0 = no backend (reject) */
 	__u16 gen;		/* generation of the slots in cilium_lb4_slots */
 	__u8 flags;		/* SVC_F_* */
-	__u8 pad[3];
+	__u8 flags2;		/* SVC_F2_* */
+	__u16 maglev_size;	/* with SVC_F2_MAGLEV: entries in its table (a prime) */
+};
+
+/*
+ * Maglev lookup tables (bpf-lb-algorithm=maglev): the table of a frontend's generation, cut in
+ * chunks of LB_MAGLEV_CHUNK backend ids; entry i is in chunk i / LB_MAGLEV_CHUNK. A
+ * connection's hash picks the entry, so every node picks the same backend for it, and removing a
+ * backend moves few connections between the others. Replaced like the slots (new generation
+ * first, old one deleted after the flip).
+ */
+#define LB_MAGLEV_CHUNK 64
+
+struct lb4_maglev_key {
+	__u32 rev_nat_index;
+	__u16 gen;
+	__u16 chunk;
+};
+
+struct lb4_maglev_chunk {
+	__u32 backend_ids[LB_MAGLEV_CHUNK];
 };
 
 struct lb4_slot_key {
@@ -116,5 +153,8 @@ struct lb4_reverse_sk_val {
 #define CILIUM_LB_REVNAT_MAP_SIZE     262144
 #define CILIUM_LB_AFFINITY_MAP_SIZE   65536
 #define CILIUM_LB_REVERSE_SK_MAP_SIZE 262144
+/* Chunks: 256 per frontend with the default table size 16381, so about 1000 such frontends. */
+#define CILIUM_LB_MAGLEV_MAP_SIZE 262144
+#define LB_MAGLEV_DEFAULT_SIZE	  16381
 /* Largest backend count per service the programs handle (slot numbers are __u16). */
 #define LB_MAX_BACKENDS 65535

@@ -92,7 +92,8 @@ lb4_connection_backend(void *map, struct lb4_service *svc, const struct pkt4 *p,
 		}
 	}
 	be = lb4_select_backend(svc, p->t.daddr, p->t.dport, p->t.proto, p->t.saddr,
-				LB_AFFINITY_CLIENT_IP, now, &id);
+				LB_AFFINITY_CLIENT_IP, now,
+				lb4_tuple_hash(p->t.saddr, p->t.sport, p->t.proto), &id);
 	if (!be)
 		return NULL;
 	{
@@ -205,10 +206,11 @@ static __always_inline void lb4_fill_iphdr(struct iphdr *ip, __be32 saddr, __be3
 /*
  * Turns a TCP segment to a frontend without backends into the RST the frontend would answer
  * with (RFC 793: seq from the segment's ack, or an ack of what it carried), addressed back to
- * the sending pod. Returns 0 or -DROP_x; the caller redirects the packet into the pod.
+ * the sender with the Ethernet addresses dmac/smac. Returns 0 or -DROP_x; the caller redirects
+ * the packet back towards the sender.
  */
 static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pkt4 *p,
-					  const struct endpoint_info *ep)
+					  const __u8 *dmac, const __u8 *smac)
 {
 	struct iphdr *ip;
 	struct tcphdr *th;
@@ -253,7 +255,7 @@ static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pk
 	if ((void *)(th + 1) > data_end)
 		return -DROP_INVALID;
 
-	eth_rewrite(eth, ep->mac, ep->node_mac);
+	eth_rewrite(eth, dmac, smac);
 	lb4_fill_iphdr(ip, p->t.daddr, p->t.saddr, IPPROTO_TCP_, sizeof(*ip) + sizeof(*th));
 	th->source = p->t.dport;
 	th->dest = p->t.sport;
@@ -287,10 +289,10 @@ static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pk
 
 /*
  * Turns a UDP datagram to a frontend without backends into ICMP port unreachable from the
- * frontend, quoting the datagram's header, addressed back to the sending pod.
+ * frontend, quoting the datagram's header, addressed back to the sender (dmac/smac).
  */
 static __always_inline int lb4_reject_udp(struct __sk_buff *ctx, const struct pkt4 *p,
-					  const struct endpoint_info *ep)
+					  const __u8 *dmac, const __u8 *smac)
 {
 	const __u32 grow = sizeof(struct iphdr) + 8;
 	struct ethhdr *eth;
@@ -317,7 +319,7 @@ static __always_inline int lb4_reject_udp(struct __sk_buff *ctx, const struct pk
 	if ((void *)(icmp + 8 + LB_ICMP_QUOTE) > data_end)
 		return -DROP_INVALID;
 
-	eth_rewrite(eth, ep->mac, ep->node_mac);
+	eth_rewrite(eth, dmac, smac);
 	lb4_fill_iphdr(ip, p->t.daddr, p->t.saddr, IPPROTO_ICMP_, sizeof(*ip) + 8 + LB_ICMP_QUOTE);
 	icmp[0] = ICMP_DEST_UNREACH;
 	icmp[1] = ICMP_PORT_UNREACH;
@@ -328,6 +330,15 @@ static __always_inline int lb4_reject_udp(struct __sk_buff *ctx, const struct pk
 	return 0;
 }
 
+/* The refusal of a TCP or UDP packet to a frontend without backends; 0 or -DROP_x. */
+static __always_inline int lb4_reject_answer(struct __sk_buff *ctx, const struct pkt4 *p,
+					     const __u8 *dmac, const __u8 *smac)
+{
+	if (p->t.proto == IPPROTO_TCP_)
+		return lb4_reject_tcp(ctx, p, dmac, smac);
+	return lb4_reject_udp(ctx, p, dmac, smac);
+}
+
 /*
  * A connection to a frontend without active backends: answers the pod as Kubernetes expects
  * (TCP RST, ICMP port unreachable) instead of dropping silently. Returns the tc verdict
@@ -336,8 +347,7 @@ static __always_inline int lb4_reject_udp(struct __sk_buff *ctx, const struct pk
 static __always_inline int lb4_reject(struct __sk_buff *ctx, const struct pkt4 *p,
 				      const struct endpoint_info *ep)
 {
-	int ret =
-	    p->t.proto == IPPROTO_TCP_ ? lb4_reject_tcp(ctx, p, ep) : lb4_reject_udp(ctx, p, ep);
+	int ret = lb4_reject_answer(ctx, p, ep->mac, ep->node_mac);
 
 	if (ret < 0)
 		return ret;

@@ -82,8 +82,8 @@ Result<RunOutput> AgentNode::cni(const std::string& cni_binary, const CniCall& c
                     "CNI_PATH=/opt/cni/bin",
                     "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=" + call.pod_namespace +
                         ";K8S_POD_NAME=" + call.pod};
-  return run({"/bin/sh", "-c", "exec " + cni_binary + " < " + conf_path}, opts,
-             std::chrono::seconds(60));
+  opts.stdin_path = conf_path;
+  return run({cni_binary}, opts, std::chrono::seconds(60));
 }
 
 std::string AgentNode::log(const std::string& name) const {

@@ -232,6 +232,51 @@ TEST_F(ManagerTest, NodePortExternalIpLoadBalancerAndLocalPolicy) {
       m_.services.lookup(frontendKey({ip("203.0.113.5"), 80, Protocol::kTcp}))->has_value());
 }
 
+TEST_F(ManagerTest, LocalPolicyKeepsAnInternalScopeWithEveryBackend) {
+  Service s = web({be("10.0.1.1", 8080, BackendState::kActive, true), be("10.0.2.1", 8080)});
+  s.ports[0].node_port = 30080;
+  s.ext_traffic_policy = TrafficPolicy::kLocal;
+  ASSERT_TRUE(mgr_.upsertService(s).ok());
+  Frontend np{ip("192.168.1.10"), 30080, Protocol::kTcp};
+  auto ext = m_.services.lookup(frontendKey(np));
+  auto in = m_.services.lookup(internalFrontendKey(np));
+  ASSERT_TRUE(ext->has_value() && in->has_value());
+  EXPECT_EQ((*ext)->count, 1);
+  EXPECT_EQ((*ext)->flags2, SVC_F2_TWO_SCOPES);
+  EXPECT_EQ((*in)->count, 2) << "pods and the node still reach every backend";
+  EXPECT_EQ((*in)->flags2, SVC_F2_SCOPE_INTERNAL);
+  EXPECT_EQ((*in)->rev_nat_index, (*ext)->rev_nat_index);
+  EXPECT_EQ((*in)->gen, (*ext)->gen | LB_GEN_INTERNAL);
+  EXPECT_EQ(mgr_.frontendCount(), 2u) << "the internal scope is not a frontend of its own";
+  // ClusterIP has one scope.
+  EXPECT_FALSE(
+      m_.services.lookup(internalFrontendKey({ip("10.96.0.10"), 80, Protocol::kTcp}))->has_value());
+
+  // A backend change rewrites both scopes under a new generation.
+  s.ports[0].backends.push_back(be("10.0.2.2", 8080));
+  ASSERT_TRUE(mgr_.upsertService(s).ok());
+  in = m_.services.lookup(internalFrontendKey(np));
+  EXPECT_EQ((*in)->count, 3);
+
+  // A restarted agent finds both scopes and the remote backends' references.
+  Manager again(maps(), ManagerConfig{{ip("192.168.1.10")}});
+  ASSERT_TRUE(again.restore().ok());
+  EXPECT_EQ(again.frontendCount(), 2u);
+  ASSERT_TRUE(again.upsertService(s).ok());
+  ASSERT_TRUE(again.pruneRestored().ok());
+  EXPECT_EQ(*m_.backends.count(), 3u);
+
+  // Back to Cluster: one scope, every backend.
+  s.ext_traffic_policy = TrafficPolicy::kCluster;
+  ASSERT_TRUE(again.upsertService(s).ok());
+  EXPECT_FALSE(m_.services.lookup(internalFrontendKey(np))->has_value());
+  EXPECT_EQ(slotBackends("192.168.1.10", 30080).size(), 3u);
+  EXPECT_EQ(*m_.slots.count(), 6u) << "no internal slots left behind";
+  ASSERT_TRUE(again.deleteService(s.name).ok());
+  EXPECT_EQ(*m_.services.count(), 0u);
+  EXPECT_EQ(*m_.slots.count(), 0u);
+}
+
 TEST_F(ManagerTest, DeleteServiceRemovesEverything) {
   ASSERT_TRUE(mgr_.upsertService(web({be("10.0.1.1", 8080), be("10.0.1.2", 8080)})).ok());
   ASSERT_TRUE(mgr_.deleteService({"default", "web"}).ok());

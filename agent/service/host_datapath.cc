@@ -1,0 +1,188 @@
+// Loading bpf_host and managing its tcx links on the native devices.
+#include "agent/service/host_datapath.h"
+
+#include <bpf/bpf.h>
+#include <linux/if_link.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "agent/bpf/attach.h"
+#include "agent/bpf/skeleton.h"
+#include "agent/common/log.h"
+#include "bpf_host.skel.h"
+
+namespace cilium::service {
+namespace {
+
+auto& log() {
+  static auto l = cilium::logger("service");
+  return l;
+}
+
+// bpf_host declares every shared map with the default size of bpf/abi; the agent may have
+// created them with other sizes. Taking the pinned size keeps one map shared by all programs
+// instead of the pin check replacing it under bpf_lxc's feet.
+Status adoptPinnedSizes(bpf_object* obj) {
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    const char* path = bpf_map__pin_path(map);
+    if (path == nullptr || ::access(path, F_OK) != 0) continue;
+    CILIUM_ASSIGN_OR_RETURN(UniqueFd fd, bpf::openPinned(path));
+    CILIUM_ASSIGN_OR_RETURN(bpf::MapInfo info, bpf::mapInfo(fd.get()));
+    if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+        info.value_size != bpf_map__value_size(map) || info.max_entries == 0)
+      continue;
+    if (int err = bpf_map__set_max_entries(map, info.max_entries); err != 0)
+      return errnoError(-err, std::string("size map ") + bpf_map__name(map));
+  }
+  return okStatus();
+}
+
+constexpr std::string_view kLinkPrefix = "host_";
+
+}  // namespace
+
+struct HostDatapath::State {
+  std::unique_ptr<bpf::LoadedSkeleton<bpf_host>> skel;
+  std::unique_ptr<bpf::KernelMap<nat4_key, nat4_entry>> nat;
+  std::unique_ptr<bpf::KernelMap<uint32_t, node_dev4>> devices;
+};
+
+HostDatapath::~HostDatapath() = default;
+
+Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_dir) {
+  if (pin_dir.empty() || pin_dir[0] != '/')
+    return makeError(ErrorCode::kInvalidArgument, "host datapath: pin_dir '{}' must be absolute",
+                     pin_dir);
+  CILIUM_ASSIGN_OR_RETURN(auto opened, bpf::OpenedSkeleton<bpf_host>::open({pin_dir}));
+  CILIUM_RETURN_IF_ERROR(adoptPinnedSizes(opened->obj));
+  CILIUM_ASSIGN_OR_RETURN(auto loaded, std::move(opened).load());
+  std::unique_ptr<HostDatapath> dp(new HostDatapath());
+  dp->pin_dir_ = pin_dir;
+  dp->s_ = std::make_unique<State>();
+  dp->s_->skel = std::make_unique<bpf::LoadedSkeleton<bpf_host>>(std::move(loaded));
+  auto& m = (*dp->s_->skel)->maps;
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->nat, (bpf::KernelMap<nat4_key, nat4_entry>::fromBorrowedFd(
+                                           bpf_map__fd(m.cilium_snat_v4_external))));
+  CILIUM_ASSIGN_OR_RETURN(
+      dp->s_->devices,
+      (bpf::KernelMap<uint32_t, node_dev4>::fromBorrowedFd(bpf_map__fd(m.cilium_node_dev4))));
+  std::error_code ec;
+  std::filesystem::create_directories(pin_dir + "/links", ec);
+  if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", pin_dir, ec.message());
+  log()->info("host datapath loaded pin_dir={}", pin_dir);
+  return dp;
+}
+
+static std::string linkPin(const std::string& pin_dir, int ifindex, bpf::TcDirection dir) {
+  return fmt::format("{}/links/{}{}_{}", pin_dir, kLinkPrefix, ifindex, bpf::directionName(dir));
+}
+
+static std::string xdpPin(const std::string& pin_dir, int ifindex) {
+  return fmt::format("{}/links/{}{}_xdp", pin_dir, kLinkPrefix, ifindex);
+}
+
+// Attaches (or swaps in) the XDP program through a pinned bpf link.
+static Status attachXdp(const bpf_program* prog, int ifindex, XdpMode mode,
+                        const std::string& pin) {
+  int prog_fd = bpf_program__fd(prog);
+  if (::access(pin.c_str(), F_OK) == 0) {
+    UniqueFd link(::bpf_obj_get(pin.c_str()));
+    if (link && ::bpf_link_update(link.get(), prog_fd, nullptr) == 0) return okStatus();
+    ::unlink(pin.c_str());
+  }
+  LIBBPF_OPTS(bpf_link_create_opts, opts,
+              .flags = mode == XdpMode::kNative ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE);
+  UniqueFd link(::bpf_link_create(prog_fd, ifindex, BPF_XDP, &opts));
+  if (!link)
+    return errnoError(errno, fmt::format("attach XDP ({}) to ifindex {}",
+                                         mode == XdpMode::kNative ? "native" : "generic", ifindex));
+  if (::bpf_obj_pin(link.get(), pin.c_str()) != 0) return errnoError(errno, "pin " + pin);
+  return okStatus();
+}
+
+static Status detachXdp(const std::string& pin) {
+  UniqueFd link(::bpf_obj_get(pin.c_str()));
+  if (!link) return okStatus();
+  if (::bpf_link_detach(link.get()) != 0 && errno != ENOLINK && errno != ENODEV)
+    return errnoError(errno, "detach " + pin);
+  ::unlink(pin.c_str());
+  return okStatus();
+}
+
+Status HostDatapath::attachDevice(int ifindex, const IpAddr& snat_address, XdpMode xdp) {
+  if (!snat_address.isV4())
+    return makeError(ErrorCode::kInvalidArgument, "device {}: SNAT address {} is not IPv4", ifindex,
+                     snat_address.toString());
+  node_dev4 dev{};
+  dev.address = snat_address.v4NetworkOrder();
+  // The address first: the programs may SNAT out of this device as soon as they are attached.
+  CILIUM_RETURN_IF_ERROR(s_->devices->update(static_cast<uint32_t>(ifindex), dev));
+  const std::pair<bpf::TcDirection, const bpf_program*> hooks[] = {
+      {bpf::TcDirection::kIngress, (*s_->skel)->progs.cil_from_netdev},
+      {bpf::TcDirection::kEgress, (*s_->skel)->progs.cil_to_netdev},
+  };
+  for (const auto& [dir, prog] : hooks) {
+    std::string pin = linkPin(pin_dir_, ifindex, dir);
+    if (::access(pin.c_str(), F_OK) == 0) {
+      auto existing = bpf::TcLink::openPinned(pin);
+      if (existing.ok() && existing->replaceProgram(prog).ok()) continue;
+      ::unlink(pin.c_str());  // stale: the device went away and its ifindex was reused
+    }
+    CILIUM_ASSIGN_OR_RETURN(bpf::TcLink link, bpf::TcLink::attach(prog, ifindex, dir));
+    CILIUM_RETURN_IF_ERROR(link.pin(pin));
+  }
+  if (xdp != XdpMode::kDisabled)
+    CILIUM_RETURN_IF_ERROR(
+        attachXdp((*s_->skel)->progs.cil_xdp_entry, ifindex, xdp, xdpPin(pin_dir_, ifindex)));
+  else
+    CILIUM_RETURN_IF_ERROR(detachXdp(xdpPin(pin_dir_, ifindex)));
+  const char* mode = xdp == XdpMode::kNative    ? "native"
+                     : xdp == XdpMode::kGeneric ? "generic"
+                                                : "disabled";
+  log()->info("native device attached ifindex={} snat={} xdp={}", ifindex, snat_address.toString(),
+              mode);
+  return okStatus();
+}
+
+Status HostDatapath::detachDevice(int ifindex) {
+  CILIUM_RETURN_IF_ERROR(detachXdp(xdpPin(pin_dir_, ifindex)));
+  for (auto dir : {bpf::TcDirection::kIngress, bpf::TcDirection::kEgress}) {
+    auto link = bpf::TcLink::openPinned(linkPin(pin_dir_, ifindex, dir));
+    if (!link.ok()) {
+      if (link.error().code() == ErrorCode::kNotFound) continue;
+      return link.error();
+    }
+    CILIUM_RETURN_IF_ERROR(link->detach());
+  }
+  auto r = s_->devices->remove(static_cast<uint32_t>(ifindex));
+  if (!r.ok()) return r.error();
+  return okStatus();
+}
+
+Status HostDatapath::detachAllExcept(const std::vector<int>& keep) {
+  std::error_code ec;
+  std::vector<int> stale;
+  for (const auto& e : std::filesystem::directory_iterator(pin_dir_ + "/links", ec)) {
+    std::string name = e.path().filename();
+    if (name.rfind(kLinkPrefix, 0) != 0) continue;
+    int ifindex = std::atoi(name.c_str() + kLinkPrefix.size());
+    if (ifindex <= 0 || std::find(keep.begin(), keep.end(), ifindex) != keep.end()) continue;
+    if (std::find(stale.begin(), stale.end(), ifindex) == stale.end()) stale.push_back(ifindex);
+  }
+  for (int ifindex : stale) {
+    log()->info("detaching device no longer configured ifindex={}", ifindex);
+    CILIUM_RETURN_IF_ERROR(detachDevice(ifindex));
+  }
+  return okStatus();
+}
+
+HostPrograms HostDatapath::programs() const {
+  return {(*s_->skel)->progs.cil_from_netdev, (*s_->skel)->progs.cil_to_netdev,
+          (*s_->skel)->progs.cil_xdp_entry};
+}
+
+NatMap& HostDatapath::nat() { return *s_->nat; }
+
+}  // namespace cilium::service

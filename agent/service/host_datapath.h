@@ -1,0 +1,64 @@
+// The kernel side of NodePort / externalIPs / LoadBalancer on the node's native devices: loads
+// bpf_host (sharing the LB, conntrack and endpoint maps pinned by bpf_lxc and bpf_sock) and
+// attaches it with tcx links, pinned so that the devices keep translating while the agent is
+// down and a restarted agent swaps the programs atomically.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "agent/bpf/abi.h"
+#include "agent/bpf/map.h"
+#include "agent/common/error.h"
+#include "agent/common/inet.h"
+
+struct bpf_host;
+struct bpf_program;
+
+namespace cilium::service {
+
+using NatMap = bpf::Map<nat4_key, nat4_entry>;
+
+// XDP acceleration of a device: none, in the driver (bpf-lb-acceleration=native), or generic
+// (on the skb; for devices whose driver cannot XDP_TX, such as a veth whose peer has no XDP).
+enum class XdpMode { kDisabled, kNative, kGeneric };
+
+struct HostPrograms {
+  const bpf_program* from_netdev = nullptr;  // tcx ingress of a native device
+  const bpf_program* to_netdev = nullptr;    // tcx egress
+  const bpf_program* xdp = nullptr;          // XDP (bpf-lb-acceleration=native)
+};
+
+class HostDatapath {
+ public:
+  // Loads bpf_host with its maps under `pin_dir`. Maps already pinned there (by the datapath's
+  // bpf_lxc, with the agent's configured sizes) are reused at their size; load bpf_lxc first.
+  static Result<std::unique_ptr<HostDatapath>> load(const std::string& pin_dir);
+  ~HostDatapath();
+
+  // Attaches cil_from_netdev / cil_to_netdev to device `ifindex` (in the calling thread's
+  // network namespace) and records `snat_address` (IPv4) as the address connections SNATed out
+  // of this device use. Links are pinned under <pin_dir>/links/host_<ifindex>_{ingress,egress};
+  // an attached device gets the new programs atomically. With `xdp` other than kDisabled,
+  // cil_xdp_entry is attached too, pinned as host_<ifindex>_xdp; with kDisabled such a link is
+  // removed.
+  Status attachDevice(int ifindex, const IpAddr& snat_address, XdpMode xdp = XdpMode::kDisabled);
+  // Detaches and unpins; a device that is gone is not an error.
+  Status detachDevice(int ifindex);
+  // Detaches every device an earlier agent attached that is not in `keep` (devices removed from
+  // the configuration).
+  Status detachAllExcept(const std::vector<int>& keep);
+
+  HostPrograms programs() const;
+  NatMap& nat();
+
+ private:
+  HostDatapath() = default;
+  struct State;
+  std::unique_ptr<State> s_;
+  std::string pin_dir_;
+};
+
+}  // namespace cilium::service

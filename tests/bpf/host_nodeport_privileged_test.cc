@@ -1,0 +1,451 @@
+// bpf tier: bpf_host (lib/nodeport.h) on a native device through BPF_PROG_TEST_RUN: NodePort
+// to a local backend (DNAT, delivered to the pod's veth, client address kept, replies
+// translated back on egress), to a remote backend (SNAT to the device's address with a node port,
+// the backend's replies translated back), externalTrafficPolicy=Local (outside clients get only
+// local backends, pods every backend), the refusal of a frontend without backends, and what
+// bpf_host must leave alone.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+
+#include <map>
+#include <set>
+
+#include "agent/common/netns.h"
+#include "agent/common/subprocess.h"
+#include "agent/service/host_datapath.h"
+#include "agent/service/maglev.h"
+#include "agent/service/service.h"
+#include "tests/bpf/lxc_fixture.h"
+
+namespace cilium::testing {
+namespace {
+
+constexpr const char* kNode = "10.200.0.1";      // the device's address (the router address)
+constexpr const char* kGateway = "10.200.0.50";  // the "ext" pod: the device's neighbour
+constexpr const char* kClient = "192.0.2.10";    // outside, routed through the neighbour
+constexpr const char* kRemoteBackend = "10.250.0.5";
+constexpr const char* kExternalIp = "203.0.113.7";
+constexpr uint16_t kNodePort = 30080;
+
+template <typename K, typename V>
+std::unique_ptr<bpf::KernelMap<K, V>> pinned(const std::string& dir, const char* name) {
+  auto m = bpf::KernelMap<K, V>::fromPinned(dir + "/" + name);
+  EXPECT_TRUE(m.ok()) << name << ": " << m.error().toString();
+  return m.ok() ? std::move(*m) : nullptr;
+}
+
+class HostNodePortTest : public LxcTest {
+ protected:
+  void SetUp() override {
+    LxcTest::SetUp();
+    setPolicy(a_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
+    setPolicy(b_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
+    // The native device: a veth whose peer stands for the network (and the remote node).
+    auto ext = topo_->addPod("ext", kGateway);
+    ASSERT_TRUE(ext.ok()) << ext.error().toString();
+    ext_ = *ext;
+    for (const std::vector<std::string>& cmd :
+         {std::vector<std::string>{"ip", "route", "add", "10.250.0.0/24", "via", kGateway, "dev",
+                                   ext_.host_ifname},
+          std::vector<std::string>{"ip", "route", "add", "192.0.2.0/24", "via", kGateway, "dev",
+                                   ext_.host_ifname},
+          std::vector<std::string>{"ip", "neigh", "replace", kGateway, "lladdr", ext_.mac, "dev",
+                                   ext_.host_ifname}}) {
+      auto r = topo_->exec(topo_->nodeNetns(), cmd);
+      ASSERT_TRUE(r.ok() && r->exit_code == 0) << cmd[1] << " " << cmd[3];
+    }
+    std::string pin = *topo_->pinDir();
+    auto host = service::HostDatapath::load(pin);
+    ASSERT_TRUE(host.ok()) << host.error().toString();
+    host_ = std::move(*host);
+    ASSERT_TRUE(runInNetns(topo_->nodeNetns(), [&] {
+                  return host_->attachDevice(ext_.host_ifindex, *IpAddr::parse(kNode));
+                }).ok());
+    services_ = pinned<lb4_key, lb4_service>(pin, "cilium_lb4_services");
+    slots_ = pinned<lb4_slot_key, uint32_t>(pin, "cilium_lb4_slots");
+    backends_ = pinned<uint32_t, lb4_backend>(pin, "cilium_lb4_backends");
+    revnat_ = pinned<uint32_t, lb4_reverse_nat>(pin, "cilium_lb4_reverse_nat");
+    ASSERT_TRUE(services_ && slots_ && backends_ && revnat_);
+    mgr_ = std::make_unique<service::Manager>(
+        service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get()},
+        service::ManagerConfig{{*IpAddr::parse(kNode)}});
+    events();
+  }
+
+  void program(service::Protocol proto, std::vector<service::Backend> bes,
+               service::TrafficPolicy etp = service::TrafficPolicy::kCluster) {
+    service::Service s;
+    s.name = {"default", "web"};
+    s.cluster_ip = *IpAddr::parse("10.96.0.10");
+    s.external_ips = {*IpAddr::parse(kExternalIp)};
+    s.ext_traffic_policy = etp;
+    service::ServicePort p;
+    p.name = "p";
+    p.proto = proto;
+    p.port = 80;
+    p.node_port = kNodePort;
+    p.backends = std::move(bes);
+    s.ports.push_back(p);
+    auto st = mgr_->upsertService(s);
+    ASSERT_TRUE(st.ok()) << st.error().toString();
+  }
+  service::Backend local(const TestEndpoint& ep) {
+    return {*IpAddr::parse(ep.pod.ip), 8080, service::BackendState::kActive, true};
+  }
+  service::Backend remote() {
+    return {*IpAddr::parse(kRemoteBackend), 8080, service::BackendState::kActive, false};
+  }
+
+  // A packet arriving from the network on the device.
+  PacketBuilder fromNetwork() const {
+    PacketBuilder b;
+    b.eth(mac(ext_.mac), mac(ext_.host_mac));
+    return b;
+  }
+  bpf::TestRunResult runOnDevice(const bpf_program* prog, const std::vector<uint8_t>& packet) {
+    __sk_buff ctx{};
+    ctx.ifindex = static_cast<uint32_t>(ext_.host_ifindex);
+    auto r = runInNetnsValue<bpf::TestRunResult>(
+        topo_->nodeNetns(), [&] { return bpf::testRun(prog, packet, {.repeat = 1, .ctx = ctx}); });
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? *r : bpf::TestRunResult{.retval = -1};
+  }
+  bpf::TestRunResult ingress(const std::vector<uint8_t>& packet) {
+    return runOnDevice(host_->programs().from_netdev, packet);
+  }
+  bpf::TestRunResult egress(const std::vector<uint8_t>& packet) {
+    return runOnDevice(host_->programs().to_netdev, packet);
+  }
+
+  struct XdpResult {
+    int retval = -1;
+    std::vector<uint8_t> packet;
+  };
+  // Runs cil_xdp_entry as if the packet arrived on the device.
+  XdpResult xdp(const std::vector<uint8_t>& pkt) {
+    auto r = runInNetnsValue<XdpResult>(topo_->nodeNetns(), [&]() -> Result<XdpResult> {
+      xdp_md ctx{};
+      ctx.data_end = static_cast<uint32_t>(pkt.size());
+      ctx.ingress_ifindex = static_cast<uint32_t>(ext_.host_ifindex);
+      std::vector<uint8_t> out(pkt.size() + 256);
+      LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_out = out.data(),
+                  .data_size_in = static_cast<uint32_t>(pkt.size()),
+                  .data_size_out = static_cast<uint32_t>(out.size()), .ctx_in = &ctx,
+                  .ctx_size_in = sizeof(ctx), .repeat = 1);
+      if (bpf_prog_test_run_opts(bpf_program__fd(host_->programs().xdp), &o) != 0)
+        return errnoError(errno, "XDP test run");
+      out.resize(o.data_size_out);
+      return XdpResult{static_cast<int>(o.retval), out};
+    });
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? *r : XdpResult{};
+  }
+
+  Pod ext_;
+  std::unique_ptr<service::HostDatapath> host_;
+  std::unique_ptr<bpf::KernelMap<lb4_key, lb4_service>> services_;
+  std::unique_ptr<bpf::KernelMap<lb4_slot_key, uint32_t>> slots_;
+  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_backend>> backends_;
+  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat_;
+  std::unique_ptr<service::Manager> mgr_;
+};
+
+TEST_F(HostNodePortTest, LocalBackendKeepsTheClientAndRepliesComeFromTheNodePort) {
+  program(service::Protocol::kTcp, {local(a_)});
+  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40000, kNodePort, tcp::kSyn).build();
+  auto r = ingress(syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(p->dport, 8080);
+  EXPECT_EQ(p->saddr, ipv4(kClient)) << "no SNAT for a local backend";
+  EXPECT_EQ(p->sport, 40000);
+  EXPECT_EQ(p->dst_mac, a_.mac);
+  EXPECT_EQ(p->src_mac, a_.host_mac);
+  EXPECT_EQ(p->ttl, 63);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  auto np = ctEntry(kClient, a_.pod.ip.c_str(), 40000, 8080, 6, CT_KEY_NODEPORT);
+  ASSERT_TRUE(np) << "the connection is recorded for the reply's translation";
+  EXPECT_NE(np->lb_id, 0u);
+
+  // The pod's reply, routed by the node's stack to the device.
+  auto synack = PacketBuilder()
+                    .eth(mac(ext_.host_mac), mac(ext_.mac))
+                    .ipv4(a_.pod.ip, kClient)
+                    .tcp(8080, 40000, tcp::kSyn | tcp::kAck)
+                    .build();
+  r = egress(synack);
+  ASSERT_EQ(r.retval, TC_ACT_OK);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kNode)) << "the client sees the NodePort";
+  EXPECT_EQ(p->sport, kNodePort);
+  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  // The node's own traffic on the device passes untouched.
+  auto own = PacketBuilder()
+                 .eth(mac(ext_.host_mac), mac(ext_.mac))
+                 .ipv4(kNode, kClient)
+                 .tcp(22, 40000, tcp::kAck)
+                 .build();
+  r = egress(own);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, own);
+}
+
+TEST_F(HostNodePortTest, RemoteBackendIsSnatedAndItsRepliesTranslatedBack) {
+  program(service::Protocol::kTcp, {remote()});
+  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40001, kNodePort, tcp::kSyn).build();
+  auto r = ingress(syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_EQ(p->dport, 8080);
+  EXPECT_EQ(p->saddr, ipv4(kNode)) << "SNAT to the device's address";
+  uint16_t node_port = p->sport;
+  EXPECT_GE(node_port, NAT_PORT_MIN);
+  EXPECT_EQ(p->dst_mac, mac(ext_.mac)) << "to the next hop's MAC from the FIB";
+  EXPECT_EQ(p->src_mac, mac(ext_.host_mac));
+  EXPECT_EQ(p->ttl, 63);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  // The same connection keeps its node port.
+  auto ack = fromNetwork().ipv4(kClient, kNode).tcp(40001, kNodePort, tcp::kAck).build();
+  r = ingress(ack);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+  EXPECT_EQ(parsePacket(r.packet)->sport, node_port);
+
+  auto synack =
+      fromNetwork().ipv4(kRemoteBackend, kNode).tcp(8080, node_port, tcp::kSyn | tcp::kAck).build();
+  r = ingress(synack);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_EQ(p->dport, 40001);
+  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_EQ(p->sport, kNodePort);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  // A packet to a node port nobody allocated is the node's own business.
+  auto stray = fromNetwork().ipv4(kRemoteBackend, kNode).tcp(8080, 64999, tcp::kAck).build();
+  r = ingress(stray);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, stray);
+}
+
+TEST_F(HostNodePortTest, ExternalTrafficPolicyLocalGivesOutsideOnlyLocalBackends) {
+  program(service::Protocol::kTcp, {local(a_), remote()}, service::TrafficPolicy::kLocal);
+  // Two entries for the externalIP: external (local backends) and internal (all).
+  lb4_key k{};
+  k.address = htonl(ipv4(kExternalIp));
+  k.dport = htons(80);
+  k.proto = 6;
+  auto ext = services_->lookup(k);
+  ASSERT_TRUE(ext.ok() && *ext);
+  EXPECT_EQ((*ext)->count, 1);
+  EXPECT_TRUE((*ext)->flags2 & SVC_F2_TWO_SCOPES);
+  k.scope = LB_SCOPE_INTERNAL;
+  auto in = services_->lookup(k);
+  ASSERT_TRUE(in.ok() && *in);
+  EXPECT_EQ((*in)->count, 2);
+
+  for (uint16_t sport = 41000; sport < 41030; sport++) {
+    auto syn = fromNetwork().ipv4(kClient, kExternalIp).tcp(sport, 80, tcp::kSyn).build();
+    auto r = ingress(syn);
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+    auto p = parsePacket(r.packet);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+    EXPECT_EQ(p->saddr, ipv4(kClient)) << "client address preserved";
+  }
+  // A pod (per-packet LB in bpf_lxc) reaches both backends through the internal scope.
+  std::set<uint32_t> seen;
+  for (uint16_t sport = 42000; sport < 42060 && seen.size() < 2; sport++) {
+    auto syn = from(b_).ipv4(b_.pod.ip, kExternalIp).tcp(sport, 80, tcp::kSyn).build();
+    auto r = fromContainer(b_, syn);
+    ASSERT_TRUE(r.retval == TC_ACT_REDIRECT || r.retval == TC_ACT_OK) << describe(events());
+    seen.insert(parsePacket(r.packet)->daddr);
+  }
+  EXPECT_EQ(seen, (std::set<uint32_t>{ipv4(a_.pod.ip), ipv4(kRemoteBackend)}));
+
+  // Back to Cluster: one scope again, and outside clients reach the remote backend too.
+  program(service::Protocol::kTcp, {local(a_), remote()});
+  ASSERT_TRUE(services_->lookup(k).ok());
+  EXPECT_FALSE(*services_->lookup(k)) << "the internal entry is gone";
+}
+
+TEST_F(HostNodePortTest, NoBackendIsRefusedBackOutOfTheDevice) {
+  program(service::Protocol::kTcp, {});
+  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40002, kNodePort, tcp::kSyn, 5000).build();
+  auto r = ingress(syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_EQ(p->sport, kNodePort);
+  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_EQ(p->dport, 40002);
+  EXPECT_EQ(p->tcp_flags, tcp::kRst | tcp::kAck);
+  EXPECT_EQ(p->dst_mac, mac(ext_.mac)) << "back to the sender";
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  EXPECT_EQ(r.ctx->ifindex, static_cast<uint32_t>(ext_.host_ifindex));
+  auto drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(drops.size(), 1u);
+  EXPECT_EQ(drops[0].subtype, DROP_NO_SERVICE);
+
+  program(service::Protocol::kUdp, {});
+  auto q = fromNetwork().ipv4(kClient, kNode).udp(40003, kNodePort).payload("q").build();
+  r = ingress(q);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->proto, 1);
+  EXPECT_EQ(p->icmp_type, 3);
+  EXPECT_EQ(p->icmp_code, 3);
+  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_TRUE(p->ip_csum_ok);
+}
+
+TEST_F(HostNodePortTest, WhatIsNotAnOutsideFrontendPassesUntouched) {
+  program(service::Protocol::kTcp, {local(a_)});
+  // The ClusterIP is not served to the outside.
+  auto cip = fromNetwork().ipv4(kClient, "10.96.0.10").tcp(40004, 80, tcp::kSyn).build();
+  auto r = ingress(cip);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, cip);
+  // Traffic to the node itself, ICMP, and a port that is no NodePort.
+  for (const auto& pkt :
+       {fromNetwork().ipv4(kClient, kNode).tcp(40005, 22, tcp::kSyn).build(),
+        fromNetwork().ipv4(kClient, kNode).icmp(8, 0, 7, 1).build(),
+        fromNetwork().ipv4(kClient, kNode).udp(40006, kNodePort + 1).payload("x").build()}) {
+    r = ingress(pkt);
+    EXPECT_EQ(r.retval, TC_ACT_OK);
+    EXPECT_EQ(r.packet, pkt);
+  }
+}
+
+TEST_F(HostNodePortTest, MaglevPicksTheTableEntryOfTheConnectionsHash) {
+  auto maglev = pinned<lb4_maglev_key, lb4_maglev_chunk>(*topo_->pinDir(), "cilium_lb4_maglev");
+  ASSERT_TRUE(maglev);
+  service::ManagerConfig cfg{{*IpAddr::parse(kNode)}};
+  cfg.algorithm = service::LbAlgorithm::kMaglev;
+  cfg.maglev_table_size = 1021;
+  mgr_ = std::make_unique<service::Manager>(
+      service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get(),
+                           maglev.get()},
+      cfg);
+  std::vector<service::Backend> bes;
+  for (const char* ip : {"10.250.0.5", "10.250.0.6", "10.250.0.7"})
+    bes.push_back({*IpAddr::parse(ip), 8080, service::BackendState::kActive, false});
+  program(service::Protocol::kTcp, bes);
+  lb4_key k{};
+  k.address = htonl(ipv4(kNode));
+  k.dport = htons(kNodePort);
+  k.proto = 6;
+  auto fe = **services_->lookup(k);
+  ASSERT_TRUE(fe.flags2 & SVC_F2_MAGLEV);
+  ASSERT_EQ(fe.maglev_size, 1021);
+
+  std::set<uint32_t> used;
+  for (uint16_t sport = 43000; sport < 43040; sport++) {
+    uint32_t idx = service::lbTupleHash(ipv4(kClient), sport, 6) % fe.maglev_size;
+    auto chunk = maglev->lookup({fe.rev_nat_index, fe.gen, static_cast<uint16_t>(idx / 64)});
+    ASSERT_TRUE(chunk.ok() && *chunk);
+    auto be = backends_->lookup((*chunk)->backend_ids[idx % 64]);
+    ASSERT_TRUE(be.ok() && *be);
+    auto syn = fromNetwork().ipv4(kClient, kNode).tcp(sport, kNodePort, tcp::kSyn).build();
+    auto r = ingress(syn);
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+    auto p = parsePacket(r.packet);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->daddr, ntohl((*be)->address)) << "sport " << sport;
+    used.insert(p->daddr);
+  }
+  EXPECT_EQ(used.size(), 3u);
+}
+
+TEST_F(HostNodePortTest, XdpTranslatesRemoteBackendsAndPassesTheRest) {
+  program(service::Protocol::kTcp, {remote()});
+  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(44000, kNodePort, tcp::kSyn).build();
+  auto r = xdp(syn);
+  ASSERT_EQ(r.retval, XDP_TX);
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_EQ(p->dport, 8080);
+  EXPECT_EQ(p->saddr, ipv4(kNode));
+  uint16_t node_port = p->sport;
+  EXPECT_GE(node_port, NAT_PORT_MIN);
+  EXPECT_EQ(p->dst_mac, mac(ext_.mac));
+  EXPECT_EQ(p->ttl, 63);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  // The tc program finds the mapping XDP made: the connection keeps its node port either way.
+  auto ack = fromNetwork().ipv4(kClient, kNode).tcp(44000, kNodePort, tcp::kAck).build();
+  auto t = ingress(ack);
+  ASSERT_EQ(t.retval, TC_ACT_REDIRECT);
+  EXPECT_EQ(parsePacket(t.packet)->sport, node_port);
+
+  auto data = fromNetwork()
+                  .ipv4(kClient, kNode)
+                  .tcp(44000, kNodePort, tcp::kAck | tcp::kPsh)
+                  .payload(1448)
+                  .build();
+  r = xdp(data);
+  ASSERT_EQ(r.retval, XDP_TX) << "a full-sized segment";
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->sport, node_port);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  auto synack =
+      fromNetwork().ipv4(kRemoteBackend, kNode).tcp(8080, node_port, tcp::kSyn | tcp::kAck).build();
+  r = xdp(synack);
+  ASSERT_EQ(r.retval, XDP_TX);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_EQ(p->dport, 44000);
+  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_EQ(p->sport, kNodePort);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  program(service::Protocol::kUdp, {remote()});
+  auto q = fromNetwork().ipv4(kClient, kNode).udp(44001, kNodePort).payload("query").build();
+  r = xdp(q);
+  ASSERT_EQ(r.retval, XDP_TX);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok) << "UDP checksum updated";
+
+  // What XDP leaves to tc, untouched: a local backend, no backend, anything else.
+  program(service::Protocol::kTcp, {local(a_)});
+  auto to_local = fromNetwork().ipv4(kClient, kNode).tcp(44002, kNodePort, tcp::kSyn).build();
+  r = xdp(to_local);
+  EXPECT_EQ(r.retval, XDP_PASS);
+  EXPECT_EQ(r.packet, to_local);
+  program(service::Protocol::kTcp, {});
+  r = xdp(to_local);
+  EXPECT_EQ(r.retval, XDP_PASS);
+  EXPECT_EQ(r.packet, to_local);
+  auto ssh = fromNetwork().ipv4(kClient, kNode).tcp(44003, 22, tcp::kSyn).build();
+  r = xdp(ssh);
+  EXPECT_EQ(r.retval, XDP_PASS);
+  EXPECT_EQ(r.packet, ssh);
+}
+
+}  // namespace
+}  // namespace cilium::testing

@@ -1,0 +1,394 @@
+// netns tier: NodePort from outside the cluster with real traffic through bpf_host on the node's
+// native device. An "outside" client and a "remote node" (holding a remote backend) share an L2
+// segment (a bridge in a "fabric" namespace) with the node's device:
+//
+//   outside 192.168.77.100 --+
+//   remote  192.168.77.2   --+-- br0 (fabric) -- ext0 192.168.77.1 [node] -- lxc -- pod b1
+//     (backend 10.250.0.5 on its lo)
+//
+// Checked as the client and the backends see it: a local backend gets the client's address, a
+// remote one the node's (SNAT) and both answer through the NodePort; externalTrafficPolicy=Local
+// keeps outside clients on local backends; a NodePort without backends refuses.
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <gtest/gtest.h>
+
+#include "agent/bpf/attach.h"
+#include "agent/common/netns.h"
+#include "agent/common/subprocess.h"
+#include "agent/datapath/datapath.h"
+#include "agent/service/host_datapath.h"
+#include "agent/service/service.h"
+#include "tests/harness/agent_node.h"
+#include "tests/harness/endpoints.h"
+#include "tests/harness/netns.h"
+#include "tests/harness/sockets.h"
+
+namespace cilium {
+namespace {
+
+constexpr const char* kNodeIp = "192.168.77.1";
+constexpr const char* kRemoteNodeIp = "192.168.77.2";
+constexpr const char* kClientIp = "192.168.77.100";
+constexpr const char* kRemoteBackend = "10.250.0.5";
+constexpr uint16_t kNodePort = 30080;
+
+template <typename K, typename V>
+std::unique_ptr<bpf::KernelMap<K, V>> pinned(const std::string& dir, const char* name) {
+  auto m = bpf::KernelMap<K, V>::fromPinned(dir + "/" + name);
+  EXPECT_TRUE(m.ok()) << name << ": " << m.error().toString();
+  return m.ok() ? std::move(*m) : nullptr;
+}
+
+Status ip(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  auto r = runChecked(argv);
+  if (!r.ok()) return r.error();
+  return okStatus();
+}
+
+// The peer address of an accepted socket.
+std::string peerOf(int fd) {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return "";
+  char buf[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &a.sin_addr, buf, sizeof(buf));
+  return buf;
+}
+
+// The outside client, the remote node and the fabric between them and the node's ext0.
+// Namespaces carry the topology's prefix, so a killed test's are swept as well.
+struct OutsideNetwork {
+  std::string fabric, outside, remote;
+  std::vector<std::string> netns;
+
+  ~OutsideNetwork() {
+    for (const auto& ns : netns) (void)ip({"netns", "del", ns});
+  }
+  static std::string path(const std::string& name) { return "/run/netns/" + name; }
+
+  Status addNetns(const std::string& name) {
+    CILIUM_RETURN_IF_ERROR(ip({"netns", "add", name}));
+    netns.push_back(name);
+    return ip({"-n", name, "link", "set", "lo", "up"});
+  }
+
+  // A veth from `ns` (named `ifname` there) into the bridge in the fabric namespace.
+  Status plug(const std::string& ns, const std::string& ifname, const std::string& port,
+              const std::string& addr) {
+    CILIUM_RETURN_IF_ERROR(ip(
+        {"-n", fabric, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns}));
+    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric, "link", "set", port, "master", "br0", "up"}));
+    CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "addr", "add", addr + "/24", "dev", ifname}));
+    return ip({"-n", ns, "link", "set", ifname, "up"});
+  }
+
+  Status build(const testing::Topology& topo) {
+    fabric = topo.prefix() + "-fab";
+    outside = topo.prefix() + "-out";
+    remote = topo.prefix() + "-rem";
+    std::string node = topo.nodeNetns().substr(std::string("/run/netns/").size());
+    CILIUM_RETURN_IF_ERROR(addNetns(fabric));
+    CILIUM_RETURN_IF_ERROR(addNetns(outside));
+    CILIUM_RETURN_IF_ERROR(addNetns(remote));
+    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric, "link", "add", "br0", "type", "bridge"}));
+    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric, "link", "set", "br0", "up"}));
+    CILIUM_RETURN_IF_ERROR(plug(node, "ext0", "f-node", kNodeIp));
+    CILIUM_RETURN_IF_ERROR(plug(outside, "eth0", "f-out", kClientIp));
+    CILIUM_RETURN_IF_ERROR(plug(remote, "eth0", "f-rem", kRemoteNodeIp));
+    // The remote node's pod address, and the node's route to the remote pod CIDR.
+    CILIUM_RETURN_IF_ERROR(
+        ip({"-n", remote, "addr", "add", std::string(kRemoteBackend) + "/32", "dev", "lo"}));
+    return ip({"-n", node, "route", "add", "10.250.0.0/24", "via", kRemoteNodeIp, "dev", "ext0"});
+  }
+};
+
+// One connection from outside to the NodePort, accepted on `l1` or `l2` (-1: none); data both
+// ways. Returns which listener got it (1 or 2) and the client address the backend saw.
+std::pair<int, std::string> connectOnce(const std::string& outside_netns, int l1, int l2) {
+  auto c = testing::connectTcp(outside_netns, kNodeIp, kNodePort);
+  EXPECT_TRUE(c.ok()) << c.error().toString();
+  if (!c.ok()) return {0, ""};
+  pollfd pfds[2] = {{l1, POLLIN, 0}, {l2, POLLIN, 0}};
+  int n = ::poll(pfds, l2 >= 0 ? 2 : 1, 3000);
+  EXPECT_GT(n, 0);
+  if (n <= 0) return {0, ""};
+  int which = (pfds[0].revents & POLLIN) ? 1 : 2;
+  auto s = testing::acceptTcp(which == 1 ? l1 : l2);
+  EXPECT_TRUE(s.ok());
+  if (!s.ok()) return {0, ""};
+  std::string big(32 * 1024, 'x');
+  EXPECT_TRUE(testing::sendAll(c->get(), big).ok());
+  auto got = testing::recvExactly(s->get(), big.size());
+  EXPECT_TRUE(got.ok()) << got.error().toString();
+  EXPECT_TRUE(testing::sendAll(s->get(), "pong").ok());
+  auto back = testing::recvExactly(c->get(), 4);
+  EXPECT_TRUE(back.ok()) << "the reply reaches the client through the NodePort: "
+                         << back.error().toString();
+  return {which, peerOf(s->get())};
+}
+
+class ServiceNodePortTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto topo = testing::Topology::create(204);
+    ASSERT_TRUE(topo.ok()) << topo.error().toString();
+    topo_ = std::move(*topo);
+    auto b1 = topo_->addPod("b1", "10.204.0.21");
+    ASSERT_TRUE(b1.ok()) << b1.error().toString();
+    b1_ = *b1;
+    auto built = net_.build(*topo_);
+    ASSERT_TRUE(built.ok()) << built.error().toString();
+    outside_ = net_.outside;
+    remote_ = net_.remote;
+
+    auto dp = datapath::Datapath::load({*topo_->pinDir()});
+    ASSERT_TRUE(dp.ok()) << dp.error().toString();
+    dp_ = std::move(*dp);
+    auto maps = dp_->maps();
+    // Open policy: these tests are about translation; world may reach the pod.
+    std::vector<datapath::PolicyEntry> open{{datapath::policyKey(0, POLICY_INGRESS, 0, 0, 0), {}},
+                                            {datapath::policyKey(0, POLICY_EGRESS, 0, 0, 0), {}}};
+    ASSERT_TRUE(testing::programEndpoint(maps, b1_, 1, 1001).ok());
+    ASSERT_TRUE(maps.policy->replace(1, open).ok());
+    ASSERT_TRUE(testing::programNode(maps, topo_->routerIp()).ok());
+    ASSERT_TRUE(
+        runInNetns(topo_->nodeNetns(), [&] { return dp_->attachEndpoint(b1_.host_ifindex); }).ok());
+
+    std::string pin = *topo_->pinDir();
+    auto host = service::HostDatapath::load(pin);
+    ASSERT_TRUE(host.ok()) << host.error().toString();
+    host_ = std::move(*host);
+    ASSERT_TRUE(runInNetns(topo_->nodeNetns(), [&]() -> Status {
+                  int ifindex = static_cast<int>(::if_nametoindex("ext0"));
+                  if (ifindex == 0) return errnoError(errno, "ext0");
+                  return host_->attachDevice(ifindex, *IpAddr::parse(kNodeIp));
+                }).ok());
+
+    services_ = pinned<lb4_key, lb4_service>(pin, "cilium_lb4_services");
+    slots_ = pinned<lb4_slot_key, uint32_t>(pin, "cilium_lb4_slots");
+    backends_ = pinned<uint32_t, lb4_backend>(pin, "cilium_lb4_backends");
+    revnat_ = pinned<uint32_t, lb4_reverse_nat>(pin, "cilium_lb4_reverse_nat");
+    ASSERT_TRUE(services_ && slots_ && backends_ && revnat_);
+    mgr_ = std::make_unique<service::Manager>(
+        service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get()},
+        service::ManagerConfig{{*IpAddr::parse(kNodeIp)}});
+  }
+
+  void program(service::Protocol proto, std::vector<service::Backend> bes,
+               service::TrafficPolicy etp = service::TrafficPolicy::kCluster) {
+    service::Service s;
+    s.name = {"default", "web"};
+    s.cluster_ip = *IpAddr::parse("10.96.0.10");
+    s.ext_traffic_policy = etp;
+    service::ServicePort p;
+    p.name = "p";
+    p.proto = proto;
+    p.port = 80;
+    p.node_port = kNodePort;
+    p.backends = std::move(bes);
+    s.ports.push_back(p);
+    auto st = mgr_->upsertService(s);
+    ASSERT_TRUE(st.ok()) << st.error().toString();
+  }
+  service::Backend localBackend() {
+    return {*IpAddr::parse(b1_.ip), 8080, service::BackendState::kActive, true};
+  }
+  service::Backend remoteBackend() {
+    return {*IpAddr::parse(kRemoteBackend), 8080, service::BackendState::kActive, false};
+  }
+
+  std::string netnsPath(const std::string& name) { return OutsideNetwork::path(name); }
+  // Packets any program dropped, whatever the reason.
+  uint64_t drops() {
+    auto m = dp_->readMetrics();
+    EXPECT_TRUE(m.ok());
+    uint64_t n = 0;
+    if (m.ok())
+      for (const auto& e : m.value())
+        if (e.reason != REASON_FORWARDED) n += e.packets;
+    return n;
+  }
+  std::pair<int, std::string> connectOnce(int l1, int l2) {
+    return ::cilium::connectOnce(netnsPath(outside_), l1, l2);
+  }
+
+  std::unique_ptr<testing::Topology> topo_;
+  testing::Pod b1_;
+  OutsideNetwork net_;
+  std::string outside_, remote_;
+  std::unique_ptr<datapath::Datapath> dp_;
+  std::unique_ptr<service::HostDatapath> host_;
+  std::unique_ptr<bpf::KernelMap<lb4_key, lb4_service>> services_;
+  std::unique_ptr<bpf::KernelMap<lb4_slot_key, uint32_t>> slots_;
+  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_backend>> backends_;
+  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat_;
+  std::unique_ptr<service::Manager> mgr_;
+};
+
+TEST_F(ServiceNodePortTest, OutsideReachesLocalBackendWithItsOwnAddress) {
+  auto l = testing::listenTcp(b1_.netns, b1_.ip, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+  program(service::Protocol::kTcp, {localBackend()});
+  for (int i = 0; i < 5; i++) {
+    auto [which, peer] = connectOnce(l->get(), -1);
+    EXPECT_EQ(which, 1);
+    EXPECT_EQ(peer, kClientIp) << "no SNAT towards a local backend";
+  }
+  EXPECT_EQ(drops(), 0u);
+}
+
+TEST_F(ServiceNodePortTest, OutsideReachesRemoteBackendThroughSnat) {
+  auto l = testing::listenTcp(netnsPath(remote_), kRemoteBackend, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+  program(service::Protocol::kTcp, {remoteBackend()});
+  for (int i = 0; i < 5; i++) {
+    auto [which, peer] = connectOnce(l->get(), -1);
+    EXPECT_EQ(which, 1);
+    EXPECT_EQ(peer, kNodeIp) << "SNAT to the node, so replies come back through it";
+  }
+  EXPECT_EQ(drops(), 0u) << "a dropped segment costs a retransmission, not a failure";
+}
+
+TEST_F(ServiceNodePortTest, BothBackendsUsedWithClusterPolicy) {
+  auto l1 = testing::listenTcp(b1_.netns, b1_.ip, 8080);
+  auto l2 = testing::listenTcp(netnsPath(remote_), kRemoteBackend, 8080);
+  ASSERT_TRUE(l1.ok() && l2.ok());
+  program(service::Protocol::kTcp, {localBackend(), remoteBackend()});
+  std::map<int, int> hits;
+  for (int i = 0; i < 24 && (hits[1] == 0 || hits[2] == 0); i++) {
+    auto [which, peer] = connectOnce(l1->get(), l2->get());
+    hits[which]++;
+    EXPECT_EQ(peer, which == 1 ? kClientIp : kNodeIp);
+  }
+  EXPECT_GT(hits[1], 0);
+  EXPECT_GT(hits[2], 0);
+  EXPECT_EQ(drops(), 0u);
+}
+
+TEST_F(ServiceNodePortTest, ExternalTrafficPolicyLocalKeepsClientAddressAndLocalBackends) {
+  auto l1 = testing::listenTcp(b1_.netns, b1_.ip, 8080);
+  auto l2 = testing::listenTcp(netnsPath(remote_), kRemoteBackend, 8080);
+  ASSERT_TRUE(l1.ok() && l2.ok());
+  program(service::Protocol::kTcp, {localBackend(), remoteBackend()},
+          service::TrafficPolicy::kLocal);
+  for (int i = 0; i < 12; i++) {
+    auto [which, peer] = connectOnce(l1->get(), l2->get());
+    EXPECT_EQ(which, 1) << "outside clients only get local backends";
+    EXPECT_EQ(peer, kClientIp) << "client address preserved";
+  }
+}
+
+TEST_F(ServiceNodePortTest, NoBackendIsRefusedToTheOutside) {
+  // Node sockets on the NodePort: only bpf_host can refuse before the stack delivers to them.
+  auto node_tcp = testing::listenTcp(topo_->nodeNetns(), kNodeIp, kNodePort);
+  auto node_udp = testing::bindUdp(topo_->nodeNetns(), kNodeIp, kNodePort);
+  ASSERT_TRUE(node_tcp.ok() && node_udp.ok());
+  program(service::Protocol::kTcp, {});
+  auto c = testing::connectTcp(netnsPath(outside_), kNodeIp, kNodePort, std::chrono::seconds(3));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message().find("refused"), std::string::npos)
+      << "an RST, not a timeout: " << c.error().toString();
+
+  program(service::Protocol::kUdp, {});
+  auto fd = runInNetnsValue<UniqueFd>(netnsPath(outside_), []() -> Result<UniqueFd> {
+    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    if (!s) return errnoError(errno, "socket");
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(kNodePort);
+    inet_pton(AF_INET, kNodeIp, &a.sin_addr);
+    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+      return errnoError(errno, "connect");
+    return s;
+  });
+  ASSERT_TRUE(fd.ok()) << fd.error().toString();
+  ASSERT_EQ(::send(fd->get(), "q", 1, 0), 1);
+  pollfd p{fd->get(), POLLIN | POLLERR, 0};
+  ASSERT_GT(::poll(&p, 1, 3000), 0) << "no answer: dropped silently";
+  char buf[8];
+  EXPECT_EQ(::recv(fd->get(), buf, sizeof(buf), 0), -1);
+  EXPECT_EQ(errno, ECONNREFUSED);
+}
+
+// The agent: `devices` attaches bpf_host and makes the device's address a NodePort address; a
+// NodePort frontend made through the REST API works from outside, keeps working while the agent
+// is down (pinned links and maps), and a restart without the device detaches it.
+class AgentNodePortTest : public testing::AgentNodeTest {
+ protected:
+  AgentNodePortTest() : AgentNodeTest(CILIUM_AGENT_BINARY) {}
+
+  // PUT /v1/service/{id}; the HTTP status.
+  int putService(int id, const std::string& body) {
+    auto r = runChecked({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--unix-socket",
+                         sock_, "-X", "PUT", "-H", "Content-Type: application/json", "--data", body,
+                         fmt::format("http://localhost/v1/service/{}", id)});
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? std::atoi(r->c_str()) : 0;
+  }
+  std::vector<uint32_t> ingressPrograms() {
+    auto ids = runInNetnsValue<std::vector<uint32_t>>(
+        topo_->nodeNetns(), []() -> Result<std::vector<uint32_t>> {
+          int ifindex = static_cast<int>(::if_nametoindex("ext0"));
+          if (ifindex == 0) return errnoError(errno, "ext0");
+          return bpf::tcxProgramIds(ifindex, bpf::TcDirection::kIngress);
+        });
+    EXPECT_TRUE(ids.ok()) << ids.error().toString();
+    return ids.ok() ? *ids : std::vector<uint32_t>{};
+  }
+};
+
+TEST_F(AgentNodePortTest, DevicesServeNodePortAcrossRestarts) {
+  OutsideNetwork net;
+  ASSERT_TRUE(net.build(*topo_).ok());
+  auto l = testing::listenTcp(OutsideNetwork::path(net.remote), kRemoteBackend, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+
+  Process* agent = node_->startReady("agent1", {"--devices=ext0"});
+  ASSERT_NE(agent, nullptr);
+  EXPECT_EQ(ingressPrograms().size(), 1u);
+  std::string body = fmt::format(
+      R"({{"id":7,"frontend-address":{{"ip":"{}","port":{},"protocol":"TCP"}},)"
+      R"("backend-addresses":[{{"ip":"{}","port":8080}}],"flags":{{"type":"NodePort"}}}})",
+      kNodeIp, kNodePort, kRemoteBackend);
+  ASSERT_EQ(putService(7, body), 201) << node_->log("agent1");
+  auto [which, peer] = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  EXPECT_EQ(which, 1);
+  EXPECT_EQ(peer, kNodeIp);
+
+  // Down: the pinned links and maps keep serving.
+  EXPECT_EQ(agent->stop(), 0) << node_->log("agent1");
+  std::tie(which, peer) = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  EXPECT_EQ(which, 1) << "NodePort works while the agent is down";
+
+  // Restarted with the same device: the programs are swapped in place, not stacked.
+  agent = node_->startReady("agent2", {"--devices=ext0"});
+  ASSERT_NE(agent, nullptr);
+  EXPECT_EQ(ingressPrograms().size(), 1u);
+  std::tie(which, peer) = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  EXPECT_EQ(which, 1);
+  EXPECT_EQ(agent->stop(), 0);
+
+  // Restarted without it: detached.
+  agent = node_->startReady("agent3", {});
+  ASSERT_NE(agent, nullptr);
+  EXPECT_TRUE(ingressPrograms().empty()) << "a device no longer configured is detached";
+}
+
+TEST_F(AgentNodePortTest, UnknownDeviceFailsTheStartNamingIt) {
+  auto p = node_->start("agent", {"--devices=nosuchdev0"});
+  ASSERT_TRUE(p.ok());
+  auto code = (*p)->wait(std::chrono::seconds(20));
+  ASSERT_TRUE(code.ok());
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(node_->log("agent").find("nosuchdev0"), std::string::npos) << node_->log("agent");
+}
+
+}  // namespace
+}  // namespace cilium
