@@ -115,8 +115,7 @@ if "$tool" exec default/tiefighter -- cilium-http-client POST \
   echo "  The deathstar Service ($cluster_ip:80) answers: the ships use it."
 else
   targets=("$ds1" "$ds2")
-  echo "  The deathstar Service ($cluster_ip) does not answer on this build (its load balancing is"
-  echo "  not wired to the manifests yet): the ships address both deathstar pods directly."
+  bad "the deathstar Service ($cluster_ip) does not answer: the ships address both pods directly"
 fi
 
 heading "Step 1: no policy yet: both ships may land"
@@ -124,6 +123,17 @@ for t in "${targets[@]}"; do
   expect_landing tiefighter "$t"
   expect_landing xwing "$t"
 done
+
+echo
+echo "  Every connection is a flow in Hubble, with who talked to whom:"
+echo "  ${dim}\$ hubble observe --verdict FORWARDED --pod default/xwing --last 4${off}"
+flows=$("$tool" hubble observe --verdict FORWARDED --pod default/xwing --last 4 2>&1 || true)
+echo "$flows" | indent
+if [[ $flows == *FORWARDED* ]]; then
+  ok "hubble shows xwing's flows as FORWARDED"
+else
+  bad "hubble shows no FORWARDED flow of xwing"
+fi
 
 heading "Step 2: rule1 (L3/L4): only org=empire may reach the deathstar, on TCP port 80"
 sed -n '/^apiVersion/,$p' deploy/local/demo/policies/rule1.yaml | indent
@@ -173,8 +183,14 @@ else
 fi
 kill "$monitor_pid" 2>/dev/null || true
 monitor_pid=""
-echo "  ${dim}\$ hubble observe --verdict DROPPED --pod default/xwing${off}"
-"$tool" hubble observe --verdict DROPPED --pod default/xwing --last 4 2>&1 | indent || true
+echo "  ${dim}\$ hubble observe --verdict DROPPED --pod default/xwing --last 4${off}"
+flows=$("$tool" hubble observe --verdict DROPPED --pod default/xwing --last 4 2>&1 || true)
+echo "$flows" | indent
+if [[ $flows == *DROPPED* && $flows == *"Policy denied"* ]]; then
+  ok "hubble shows xwing's flows as DROPPED (Policy denied)"
+else
+  bad "hubble shows no DROPPED flow of xwing with reason Policy denied"
+fi
 
 heading "Step 3: L7 policy: only POST /v1/request-landing, PUT /v1/exhaust-port gets 403"
 echo "  Skipped: the L7 (HTTP) proxy is not built yet, so HTTP rules cannot be enforced."
