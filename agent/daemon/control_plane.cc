@@ -441,44 +441,39 @@ Status ControlPlane::Impl::registerRoutes(api::Router& router) {
     p.policy = engine->rulesJson(filter).dump(2);
     return Response::json(api::encode(p));
   };
-  auto applied = [this](uint64_t revision, const std::vector<uint16_t>& affected) {
-    policyApplied(revision, affected, true);
-  };
   CILIUM_RETURN_IF_ERROR(router.add(
       Method::kGet, "/v1/policy", [this, policyResponse](const Request& r) -> Result<Response> {
         CILIUM_ASSIGN_OR_RETURN(auto filter, labels::Labels::parse(r.queryValues("labels")));
         return policyResponse(engine->revision(), filter);
       }));
-  CILIUM_RETURN_IF_ERROR(
-      router.add(Method::kPut, "/v1/policy",
-                 [this, policyResponse, applied](const Request& r) -> Result<Response> {
-                   if (r.body.find_first_not_of(" \t\r\n") == std::string::npos)
-                     return Error(ErrorCode::kInvalidArgument, "policy: the body is empty");
-                   std::lock_guard lock(policy_mu);
-                   CILIUM_ASSIGN_OR_RETURN(auto res, engine->import(r.body));
-                   for (const auto& w : res.warnings) log()->warn("policy import warning={}", w);
-                   applied(res.revision, res.affected_endpoints);
-                   log()->info("policy imported added={} replaced={} revision={}", res.added,
-                               res.deleted, res.revision);
-                   return policyResponse(res.revision, {});
-                 }));
-  CILIUM_RETURN_IF_ERROR(
-      router.add(Method::kDelete, "/v1/policy",
-                 [this, policyResponse, applied](const Request& r) -> Result<Response> {
-                   CILIUM_ASSIGN_OR_RETURN(labels::Labels filter,
-                                           labels::Labels::parse(r.queryValues("labels")));
-                   if (r.body.find_first_not_of(" \t\r\n") != std::string::npos) {
-                     auto j = nlohmann::json::parse(r.body, nullptr, false);
-                     if (j.is_discarded())
-                       return Error(ErrorCode::kInvalidArgument, "labels: the body is not JSON");
-                     CILIUM_ASSIGN_OR_RETURN(filter, labels::Labels::fromJson(j, "labels"));
-                   }
-                   std::lock_guard lock(policy_mu);
-                   CILIUM_ASSIGN_OR_RETURN(auto res, engine->deleteByLabels(filter));
-                   applied(res.revision, res.affected_endpoints);
-                   log()->info("policy deleted rules={} revision={}", res.deleted, res.revision);
-                   return policyResponse(res.revision, {});
-                 }));
+  CILIUM_RETURN_IF_ERROR(router.add(
+      Method::kPut, "/v1/policy", [this, policyResponse](const Request& r) -> Result<Response> {
+        if (r.body.find_first_not_of(" \t\r\n") == std::string::npos)
+          return Error(ErrorCode::kInvalidArgument, "policy: the body is empty");
+        std::lock_guard lock(policy_mu);
+        CILIUM_ASSIGN_OR_RETURN(auto res, engine->import(r.body));
+        for (const auto& w : res.warnings) log()->warn("policy import warning={}", w);
+        policyApplied(res.revision, res.affected_endpoints, true);
+        log()->info("policy imported added={} replaced={} revision={}", res.added, res.deleted,
+                    res.revision);
+        return policyResponse(res.revision, {});
+      }));
+  CILIUM_RETURN_IF_ERROR(router.add(
+      Method::kDelete, "/v1/policy", [this, policyResponse](const Request& r) -> Result<Response> {
+        CILIUM_ASSIGN_OR_RETURN(labels::Labels filter,
+                                labels::Labels::parse(r.queryValues("labels")));
+        if (r.body.find_first_not_of(" \t\r\n") != std::string::npos) {
+          auto j = nlohmann::json::parse(r.body, nullptr, false);
+          if (j.is_discarded())
+            return Error(ErrorCode::kInvalidArgument, "labels: the body is not JSON");
+          CILIUM_ASSIGN_OR_RETURN(filter, labels::Labels::fromJson(j, "labels"));
+        }
+        std::lock_guard lock(policy_mu);
+        CILIUM_ASSIGN_OR_RETURN(auto res, engine->deleteByLabels(filter));
+        policyApplied(res.revision, res.affected_endpoints, true);
+        log()->info("policy deleted rules={} revision={}", res.deleted, res.revision);
+        return policyResponse(res.revision, {});
+      }));
   CILIUM_RETURN_IF_ERROR(
       router.add(Method::kGet, "/v1/policy/selectors", [this](const Request&) -> Result<Response> {
         api::SelectorCache out;

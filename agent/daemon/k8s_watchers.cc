@@ -62,9 +62,6 @@ struct K8sWatchers::Impl {
 
   std::vector<std::function<void()>> unregister;  // one per handler set
 
-  mutable std::mutex stats_mu;
-  Stats stats;
-
   // The writer thread: policy status and CiliumEndpoints go to the API server from here, never
   // from a handler (a slow apiserver must not hold up policy).
   std::mutex mu;
@@ -85,11 +82,6 @@ struct K8sWatchers::Impl {
     }
     cv.notify_all();
     if (writer.joinable()) writer.join();
-  }
-
-  void count(uint64_t Stats::*field) {
-    std::lock_guard lock(stats_mu);
-    stats.*field += 1;
   }
 
   // --- policy ----------------------------------------------------------------------------------
@@ -132,7 +124,6 @@ struct K8sWatchers::Impl {
   }
 
   void reject(std::string_view kind, const k8s::ObjectMeta& meta, const Error& e) {
-    count(&Stats::policies_rejected);
     log()->error("policy rejected kind={} namespace={} name={} error={}", kind, meta.namespace_name,
                  meta.name, e.message());
     queueStatus(kind, meta, k8s::PolicyStatus{false, e.message(), 0});
@@ -170,7 +161,6 @@ struct K8sWatchers::Impl {
                   meta.name, w);
     // The source replays every object after a restart: persistence may trail a little.
     cp.policyApplied(res->revision, res->affected_endpoints, false);
-    count(&Stats::policies_imported);
     log()->info("policy imported kind={} namespace={} name={} revision={}", kind,
                 meta.namespace_name, meta.name, res->revision);
     queueStatus(kind, meta, k8s::PolicyStatus{true, "", res->revision});
@@ -187,7 +177,6 @@ struct K8sWatchers::Impl {
       return;
     }
     cp.policyApplied(res->revision, res->affected_endpoints, false);
-    count(&Stats::policies_deleted);
     log()->info("policy deleted kind={} namespace={} name={} revision={}", kind, ns, name,
                 res->revision);
   }
@@ -252,10 +241,8 @@ struct K8sWatchers::Impl {
       return;
     }
     for (const auto& w : res->warnings) log()->warn("policy warning={}", w);
-    for (const auto& [key, p] : imported) {
-      count(&Stats::policies_imported);
+    for (const auto& [key, p] : imported)
       queueStatus(std::get<0>(key), p.meta, k8s::PolicyStatus{true, "", res->revision});
-    }
     log()->info("policies imported objects={} revision={}", imported.size(), res->revision);
   }
 
@@ -304,7 +291,10 @@ struct K8sWatchers::Impl {
 
   // --- pods ------------------------------------------------------------------------------------
 
-  endpoint::Manager::PodMetadata podMetadata(const k8s::Pod& pod) const {
+  // The pod's labels and named ports as its endpoint takes them; labels the runtime gave the
+  // endpoint that Kubernetes does not own (`runtime_labels`, any non-k8s source) stay.
+  endpoint::Manager::PodMetadata podMetadata(const k8s::Pod& pod,
+                                             const labels::Labels& runtime_labels) const {
     labels::PodInfo info;
     info.labels = pod.meta.labels;
     info.namespace_name = pod.meta.namespace_name;
@@ -314,6 +304,9 @@ struct K8sWatchers::Impl {
     info.cluster = opts.cluster_name;
     endpoint::Manager::PodMetadata meta;
     meta.labels = labels::podLabels(info);
+    for (const auto& l : runtime_labels)
+      if (l.source != labels::Source::kK8s && meta.labels.find(l.key) == nullptr)
+        meta.labels.set(l);
     for (const auto& p : clusterPorts(pod))
       meta.named_ports.push_back(
           endpoint::NamedPort{p.name, p.port, static_cast<uint8_t>(p.protocol)});
@@ -328,12 +321,7 @@ struct K8sWatchers::Impl {
                        "pod {}/{} is not known to the agent yet (source {}); try again later",
                        spec.pod_namespace, spec.pod_name, source.name());
     }
-    auto meta = podMetadata(*pod);
-    // Labels the runtime passed that Kubernetes does not own stay.
-    for (const auto& l : spec.labels)
-      if (l.source != labels::Source::kK8s && meta.labels.find(l.key) == nullptr)
-        meta.labels.set(l);
-    return meta;
+    return podMetadata(*pod, spec.labels);
   }
 
   // The pod's endpoint (when it runs here) takes the pod's current labels and ports.
@@ -343,10 +331,7 @@ struct K8sWatchers::Impl {
     ref.value = pod.meta.namespace_name + "/" + pod.meta.name;
     auto ep = cp.endpoints().get(ref);
     if (!ep) return;
-    auto meta = podMetadata(pod);
-    for (const auto& l : ep->spec.labels)
-      if (l.source != labels::Source::kK8s && meta.labels.find(l.key) == nullptr)
-        meta.labels.set(l);
+    auto meta = podMetadata(pod, ep->spec.labels);
     if (meta.labels == ep->spec.labels && meta.named_ports == ep->spec.named_ports) return;
     auto updated = cp.endpoints().updateLabels(ref, meta.labels, meta.named_ports);
     if (!updated.ok()) {
@@ -354,7 +339,6 @@ struct K8sWatchers::Impl {
                    updated.error().message());
       return;
     }
-    count(&Stats::endpoints_relabeled);
     log()->info("endpoint relabeled pod={} id={} identity={}", ref.value, updated->id(),
                 updated->identity);
   }
@@ -447,11 +431,7 @@ struct K8sWatchers::Impl {
       st.endpoint_id = ep.id();
       st.identity = ep.identity;
       st.identity_labels = ep.identity_labels.toStrings();
-      if (ep.spec.ipv4 != 0) {
-        uint32_t a = ep.spec.ipv4;  // network byte order
-        auto* b = reinterpret_cast<const uint8_t*>(&a);
-        st.ipv4 = fmt::format("{}.{}.{}.{}", b[0], b[1], b[2], b[3]);
-      }
+      if (ep.spec.ipv4 != 0) st.ipv4 = datapath::formatIpv4(ep.spec.ipv4);
       st.ingress_enforcing = ep.ingress_enforced;
       st.egress_enforcing = ep.egress_enforced;
       st.state = std::string(endpoint::stateName(ep.state));
@@ -465,7 +445,6 @@ struct K8sWatchers::Impl {
         continue;  // retried next round
       }
       published[key] = st;
-      count(&Stats::ciliumendpoints_written);
     }
     for (auto it = published.begin(); it != published.end();) {
       if (now.count(it->first) != 0) {
@@ -546,11 +525,6 @@ K8sWatchers::K8sWatchers(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 K8sWatchers::~K8sWatchers() {
   if (impl_) impl_->cp.endpoints().setPodResolver(nullptr);
-}
-
-K8sWatchers::Stats K8sWatchers::stats() const {
-  std::lock_guard lock(impl_->stats_mu);
-  return impl_->stats;
 }
 
 }  // namespace cilium::daemon

@@ -65,15 +65,6 @@ class K8sWatchers {
   K8sWatchers(const K8sWatchers&) = delete;
   K8sWatchers& operator=(const K8sWatchers&) = delete;
 
-  struct Stats {
-    uint64_t policies_imported = 0;
-    uint64_t policies_rejected = 0;
-    uint64_t policies_deleted = 0;
-    uint64_t endpoints_relabeled = 0;
-    uint64_t ciliumendpoints_written = 0;
-  };
-  Stats stats() const;
-
   struct Impl;
 
  private:

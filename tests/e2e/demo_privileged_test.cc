@@ -17,6 +17,7 @@
 
 #include "agent/common/files.h"
 #include "agent/common/subprocess.h"
+#include "tests/harness/eventually.h"
 
 namespace cilium {
 namespace {
@@ -28,16 +29,7 @@ const std::string kSource = CILIUM_SOURCE_DIR;
 const std::string kTool = kSource + "/deploy/local/cilium-local";
 constexpr char kClusterIp[] = "10.96.0.100";
 
-// Polls `cond` until it holds or `timeout` passes.
-template <typename F>
-bool eventually(F cond, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(100ms);
-  }
-  return cond();
-}
+using cilium::testing::eventually;
 
 class DemoTest : public ::testing::Test {
  protected:

@@ -20,6 +20,7 @@
 #include "api/client/client.h"
 #include "tests/fakes/fake_apiserver.h"
 #include "tests/harness/agent_node.h"
+#include "tests/harness/eventually.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -27,6 +28,7 @@ namespace cilium {
 namespace {
 
 using namespace std::chrono_literals;
+using cilium::testing::eventually;
 using nlohmann::json;
 
 constexpr const char* kKubectl = "/usr/lib/google-cloud-sdk/bin/kubectl.1.32";
@@ -84,8 +86,8 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
       ASSERT_NE(info, nullptr);
       ASSERT_TRUE(server_.create(*info, d).ok());
     }
-    agent_ = node_->startReady("agent", {"--k8s-api-server=" + server_.url(),
-                                         "--prometheus-serve-addr=127.0.0.1:9962"});
+    agent_ = node_->startReady(
+        "agent", {"--k8s-api-server=" + server_.url(), "--prometheus-serve-addr=127.0.0.1:9962"});
     ASSERT_NE(agent_, nullptr);
     for (const auto& [ns, pod] : std::vector<std::pair<std::string, std::string>>{
              {"a", "web"}, {"a", "client"}, {"b", "client"}, {"b", "other"}})
@@ -184,15 +186,6 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
     ASSERT_TRUE(ok) << "policy revision " << want << " not enforced\n" << node_->log("agent");
   }
 
-  static bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-    auto deadline = std::chrono::steady_clock::now() + timeout;
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (cond()) return true;
-      std::this_thread::sleep_for(50ms);  // between REST polls
-    }
-    return cond();
-  }
-
   // Whether a TCP connection from pod `from` ("ns/name") to ip:port completes.
   bool reaches(const std::string& from, const std::string& ip, uint16_t port) {
     auto c = testing::connectTcp(netns_[from], ip, port, 600ms);
@@ -253,7 +246,7 @@ TEST_F(NetworkPolicyTest, AgentWritesCiliumEndpointsAndCountsApiCalls) {
   ASSERT_TRUE(metrics.ok() && metrics->exit_code == 0);
   std::string host = server_.url().substr(std::string("http://").size());
   EXPECT_NE(metrics->out.find("cilium_k8s_client_api_calls_total{host=\"" + host +
-                          "\",method=\"GET\",return_code=\"200\"}"),
+                              "\",method=\"GET\",return_code=\"200\"}"),
             std::string::npos)
       << metrics->out;
 }

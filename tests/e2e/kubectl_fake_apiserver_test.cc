@@ -11,6 +11,7 @@
 #include "agent/k8s/source.h"
 #include "agent/policy/decode.h"
 #include "tests/fakes/fake_apiserver.h"
+#include "tests/harness/eventually.h"
 #include "tests/harness/temp_dir.h"
 
 namespace cilium {
@@ -50,15 +51,7 @@ spec:
   policyTypes: [Ingress, Egress]
 )";
 
-template <typename Fn>
-bool eventually(Fn&& fn, std::chrono::milliseconds timeout = 15s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!fn()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(10ms);
-  }
-  return true;
-}
+using cilium::testing::eventually;
 
 class KubectlTest : public ::testing::Test {
  protected:

@@ -15,6 +15,7 @@
 #include "agent/common/files.h"
 #include "api/client/client.h"
 #include "tests/harness/agent_node.h"
+#include "tests/harness/eventually.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -24,15 +25,7 @@ namespace {
 using namespace std::chrono_literals;
 constexpr uint16_t kPort = 8080;
 
-// Polls `cond` until it holds or `timeout` passes.
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(50ms);  // between probes of real traffic
-  }
-  return cond();
-}
+using cilium::testing::eventually;
 
 class ManifestsTest : public testing::AgentNodeTest {
  protected:

@@ -15,6 +15,7 @@
 #include "agent/common/files.h"
 #include "agent/datapath/fake_maps.h"
 #include "agent/endpoint/api.h"
+#include "tests/harness/eventually.h"
 #include "tests/harness/temp_dir.h"
 
 namespace cilium::endpoint {
@@ -99,15 +100,7 @@ std::set<uint32_t> ingressAllowed(datapath::PolicyMaps& maps, uint16_t id) {
   return out;
 }
 
-template <typename F>
-bool eventually(F cond, std::chrono::milliseconds limit = 5s) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (cond()) return true;
-    std::this_thread::sleep_for(2ms);
-  }
-  return cond();
-}
+using cilium::testing::eventually;
 
 class ManagerTest : public ::testing::Test {
  protected:

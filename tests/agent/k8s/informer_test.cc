@@ -10,6 +10,7 @@
 #include "agent/k8s/reflector.h"
 #include "agent/k8s/source.h"
 #include "tests/fakes/fake_apiserver.h"
+#include "tests/harness/eventually.h"
 #include "tests/harness/temp_dir.h"
 
 namespace cilium::k8s {
@@ -18,15 +19,7 @@ namespace {
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-template <typename Fn>
-bool eventually(Fn&& fn, std::chrono::milliseconds timeout = 10s) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (!fn()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
-}
+using cilium::testing::eventually;
 
 json pod(const std::string& ns, const std::string& name, const std::string& app = "web") {
   return {{"apiVersion", "v1"},
