@@ -272,8 +272,10 @@ std::vector<ConfigKey> buildKeys() {
   add(uintKey("bpf-nat-global-max", "Maximum entries in the NAT map", &Config::bpf_nat_global_max,
               1 << 10, 1 << 24));
   add(enumKey("bpf-lb-acceleration",
-              "XDP acceleration of NodePort to remote backends on the devices: native or disabled",
-              &Config::bpf_lb_acceleration, {"disabled", "native"}));
+              "XDP acceleration of NodePort to remote backends on the devices: native (a device "
+              "without driver support fails the start), best-effort (such a device gets tc only) "
+              "or disabled",
+              &Config::bpf_lb_acceleration, {"disabled", "native", "best-effort"}));
   add(enumKey("bpf-lb-algorithm",
               "How a Service's backend is picked for a new connection: random, or maglev "
               "(consistent hashing of the client)",

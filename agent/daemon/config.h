@@ -60,7 +60,7 @@ struct Config {
   // Service load balancing
   std::string bpf_lb_algorithm = "random";  // random | maglev
   uint32_t bpf_lb_maglev_table_size = 16381;
-  std::string bpf_lb_acceleration = "disabled";  // native | disabled: XDP on the devices
+  std::string bpf_lb_acceleration = "disabled";  // native | best-effort | disabled: XDP
   std::string monitor_aggregation = "medium";
   // Policy
   std::string enable_policy = "default";  // default | always | never

@@ -36,13 +36,19 @@ Result<IpAddr> deviceAddress(const std::string& name) {
 }  // namespace
 
 Status ServiceComponent::attachDevices(const std::vector<std::string>& devices, XdpMode xdp,
-                                       std::vector<IpAddr>& node_ips) {
+                                       bool xdp_best_effort, std::vector<IpAddr>& node_ips) {
   std::vector<int> attached;
   for (const auto& name : devices) {
     int ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
     if (ifindex == 0) return makeError(ErrorCode::kNotFound, "devices: no device named {}", name);
     CILIUM_ASSIGN_OR_RETURN(IpAddr addr, deviceAddress(name));
-    CILIUM_RETURN_IF_ERROR(host_->attachDevice(ifindex, addr, xdp));
+    Status st = host_->attachDevice(ifindex, addr, xdp);
+    if (!st.ok() && xdp != XdpMode::kDisabled && xdp_best_effort) {
+      log()->warn("devices: {} without XDP acceleration (tc only): {}", name,
+                  st.error().toString());
+      st = host_->attachDevice(ifindex, addr, XdpMode::kDisabled);
+    }
+    if (!st.ok()) return st.error().withContext("devices: " + name);
     attached.push_back(ifindex);
     if (std::find(node_ips.begin(), node_ips.end(), addr) == node_ips.end())
       node_ips.push_back(addr);
@@ -73,9 +79,10 @@ Status ServiceComponent::start(daemon::Daemon& d) {
   mc.algorithm = cfg.bpf_lb_algorithm == "maglev" ? LbAlgorithm::kMaglev : LbAlgorithm::kRandom;
   mc.maglev_table_size = cfg.bpf_lb_maglev_table_size;
   std::vector<IpAddr> device_ips;
-  CILIUM_RETURN_IF_ERROR(attachDevices(
-      cfg.devicesList(),
-      cfg.bpf_lb_acceleration == "native" ? XdpMode::kNative : XdpMode::kDisabled, device_ips));
+  const bool xdp = cfg.bpf_lb_acceleration != "disabled";
+  CILIUM_RETURN_IF_ERROR(attachDevices(cfg.devicesList(),
+                                       xdp ? XdpMode::kNative : XdpMode::kDisabled,
+                                       cfg.bpf_lb_acceleration == "best-effort", device_ips));
   if (mc.node_ips.empty()) mc.node_ips = device_ips;
   mgr_ = std::make_unique<Manager>(dp_->maps(), mc);
   CILIUM_RETURN_IF_ERROR(mgr_->restore());

@@ -36,8 +36,9 @@ class ServiceComponent final : public daemon::Component {
   ComponentOptions opts_;
   // Loads bpf_host, attaches it to the configured `devices` and detaches it from devices an
   // earlier agent served that are no longer configured. Adds the devices' addresses to
-  // `node_ips`.
-  Status attachDevices(const std::vector<std::string>& devices, XdpMode xdp,
+  // `node_ips`. With `xdp_best_effort`, a device whose driver refuses the XDP program is served
+  // by tc alone (a warning), instead of failing the start.
+  Status attachDevices(const std::vector<std::string>& devices, XdpMode xdp, bool xdp_best_effort,
                        std::vector<IpAddr>& node_ips);
 
   std::unique_ptr<LbDatapath> dp_;

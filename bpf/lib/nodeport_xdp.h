@@ -13,6 +13,7 @@
 
 #include "compiler.h"
 #include "lib/csum.h"
+#include "lib/metrics.h"
 #include "lib/nodeport.h"
 
 static __always_inline void xdp_csum_replace4(__u16 *sum, __be32 from, __be32 to)
@@ -77,7 +78,12 @@ static __always_inline bool xdp_fib_same_device(struct xdp_md *ctx, const struct
 	return fib->ifindex == ctx->ingress_ifindex;
 }
 
-static __always_inline int xdp_send_back(struct ethhdr *eth, struct iphdr *ip,
+/*
+ * Sends the translated packet back out of the device it came in on. Counted as forwarded in the
+ * SERVICE direction (the tc path counts INGRESS), so what XDP finished is visible on its own in
+ * cilium_forward_count_total and `cilium-dbg metrics`.
+ */
+static __always_inline int xdp_send_back(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
 					 const struct bpf_fib_lookup *fib)
 {
 	__u8 ttl = ip->ttl;
@@ -87,6 +93,7 @@ static __always_inline int xdp_send_back(struct ethhdr *eth, struct iphdr *ip,
 	ipv4_dec_ttl(ip);
 	nodeport_copy_mac16(eth->h_dest, fib->dmac);
 	nodeport_copy_mac16(eth->h_source, fib->smac);
+	metrics_account(ctx->data_end - ctx->data, METRIC_SERVICE, REASON_FORWARDED, 0, 0);
 	return XDP_TX;
 }
 
@@ -146,7 +153,7 @@ static __always_inline int nodeport_xdp(struct xdp_md *ctx)
 				return XDP_PASS;
 			if (!xdp_nat4(ip, data_end, rn->address, rn->port, to_addr, to_port))
 				return XDP_PASS;
-			return xdp_send_back(eth, ip, &fib);
+			return xdp_send_back(ctx, eth, ip, &fib);
 		}
 	}
 
@@ -182,6 +189,6 @@ static __always_inline int nodeport_xdp(struct xdp_md *ctx)
 			return XDP_PASS;
 		if (!xdp_nat4(ip, data_end, node_addr, node_port, backend, bport))
 			return XDP_PASS;
-		return xdp_send_back(eth, ip, &fib);
+		return xdp_send_back(ctx, eth, ip, &fib);
 	}
 }

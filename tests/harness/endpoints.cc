@@ -1,7 +1,14 @@
 #include "tests/harness/endpoints.h"
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+
 #include <cstring>
 
+#include "agent/common/fd.h"
+#include "agent/common/netns.h"
 #include "tests/harness/packet.h"
 
 namespace cilium::testing {
@@ -43,6 +50,23 @@ Status programNode(const datapath::Maps& maps, const std::string& node_ip) {
   remote_endpoint_info remote{};
   remote.sec_identity = IDENTITY_HOST;
   return maps.ipcache->update(datapath::ipcacheKeyV4(ip, 32), remote);
+}
+
+Status attachXdpPass(const std::string& netns_path, const std::string& ifname) {
+  // r0 = XDP_PASS; exit
+  const bpf_insn prog[] = {
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS},
+      {.code = BPF_JMP | BPF_EXIT},
+  };
+  UniqueFd fd(::bpf_prog_load(BPF_PROG_TYPE_XDP, "xdp_pass", "GPL", prog, 2, nullptr));
+  if (!fd) return errnoError(errno, "load XDP_PASS");
+  return runInNetns(netns_path, [&]() -> Status {
+    int ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
+    if (ifindex == 0) return errnoError(errno, ifname);
+    int err = ::bpf_xdp_attach(ifindex, fd.get(), XDP_FLAGS_DRV_MODE, nullptr);
+    if (err != 0) return errnoError(-err, "attach XDP_PASS to " + ifname);
+    return okStatus();
+  });
 }
 
 }  // namespace cilium::testing

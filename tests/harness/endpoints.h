@@ -19,4 +19,10 @@ Status unprogramEndpoint(const datapath::Maps& maps, const Pod& pod);
 // cilium_lxc entry flagged ENDPOINT_F_HOST, so pods' traffic to it goes up the node's stack.
 Status programNode(const datapath::Maps& maps, const std::string& node_ip);
 
+// Makes `ifname` (a veth in namespace `netns_path`) behave like the far end of a wire for a
+// device running driver-mode XDP: attaches a two-instruction XDP_PASS program in driver mode.
+// A veth delivers its peer's XDP_TX / XDP_REDIRECT frames only while its own NAPI runs, which an
+// XDP program guarantees. The attachment lives as long as the device.
+Status attachXdpPass(const std::string& netns_path, const std::string& ifname);
+
 }  // namespace cilium::testing
