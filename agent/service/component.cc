@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "agent/common/log.h"
+#include "agent/datapath/conntrack.h"
 #include "agent/service/api.h"
 
 namespace cilium::service {
@@ -86,7 +87,30 @@ Status ServiceComponent::start(daemon::Daemon& d) {
   if (mc.node_ips.empty()) mc.node_ips = device_ips;
   mgr_ = std::make_unique<Manager>(dp_->maps(), mc);
   CILIUM_RETURN_IF_ERROR(mgr_->restore());
+  nat_gc_ = std::thread([this] { natGcLoop(); });
   return registerRoutes(d.router(), *mgr_);
+}
+
+void ServiceComponent::natGcLoop() {
+  std::unique_lock lock(gc_mu_);
+  while (!gc_cv_.wait_for(lock, opts_.nat_gc_interval, [&] { return stopping_; })) {
+    lock.unlock();
+    auto r = host_->collectNat(datapath::monotonicSeconds());
+    if (!r.ok())
+      log()->warn("NAT gc failed error={}", r.error().toString());
+    else if (r->deleted != 0)
+      log()->debug("NAT gc scanned={} deleted={}", r->scanned, r->deleted);
+    lock.lock();
+  }
+}
+
+void ServiceComponent::stop() {
+  {
+    std::lock_guard lock(gc_mu_);
+    stopping_ = true;
+  }
+  gc_cv_.notify_all();
+  if (nat_gc_.joinable()) nat_gc_.join();
 }
 
 }  // namespace cilium::service

@@ -6,7 +6,11 @@
 // full sync.
 #pragma once
 
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "agent/daemon/daemon.h"
 #include "agent/service/host_datapath.h"
@@ -21,6 +25,8 @@ struct ComponentOptions {
   bool attach_cgroup = true;
   // Node addresses for NodePort frontends; empty = the IPv4 addresses of the `devices`.
   ManagerConfig manager;
+  // How often the SNAT mappings of finished NodePort connections are collected (nat_gc.h).
+  std::chrono::seconds nat_gc_interval{30};
 };
 
 class ServiceComponent final : public daemon::Component {
@@ -28,6 +34,7 @@ class ServiceComponent final : public daemon::Component {
   explicit ServiceComponent(ComponentOptions opts = {}) : opts_(std::move(opts)) {}
   std::string_view name() const override { return "service"; }
   Status start(daemon::Daemon& d) override;
+  void stop() override;
 
   // Valid after start().
   Manager* manager() { return mgr_.get(); }
@@ -41,9 +48,15 @@ class ServiceComponent final : public daemon::Component {
   Status attachDevices(const std::vector<std::string>& devices, XdpMode xdp, bool xdp_best_effort,
                        std::vector<IpAddr>& node_ips);
 
+  void natGcLoop();
+
   std::unique_ptr<LbDatapath> dp_;
   std::unique_ptr<HostDatapath> host_;
   std::unique_ptr<Manager> mgr_;
+  std::mutex gc_mu_;
+  std::condition_variable gc_cv_;
+  bool stopping_ = false;
+  std::thread nat_gc_;
 };
 
 }  // namespace cilium::service

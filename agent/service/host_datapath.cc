@@ -47,6 +47,8 @@ struct HostDatapath::State {
   std::unique_ptr<bpf::LoadedSkeleton<bpf_host>> skel;
   std::unique_ptr<bpf::KernelMap<nat4_key, nat4_entry>> nat;
   std::unique_ptr<bpf::KernelMap<uint32_t, node_dev4>> devices;
+  std::unique_ptr<bpf::KernelMap<ct_key4, ct_entry>> ct_tcp, ct_any;
+  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat;
 };
 
 HostDatapath::~HostDatapath() = default;
@@ -68,6 +70,14 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   CILIUM_ASSIGN_OR_RETURN(
       dp->s_->devices,
       (bpf::KernelMap<uint32_t, node_dev4>::fromBorrowedFd(bpf_map__fd(m.cilium_node_dev4))));
+  using CtKernelMap = bpf::KernelMap<ct_key4, ct_entry>;
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->ct_tcp,
+                          CtKernelMap::fromBorrowedFd(bpf_map__fd(m.cilium_ct4_global)));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->ct_any,
+                          CtKernelMap::fromBorrowedFd(bpf_map__fd(m.cilium_ct_any4_global)));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->revnat,
+                          (bpf::KernelMap<uint32_t, lb4_reverse_nat>::fromBorrowedFd(
+                              bpf_map__fd(m.cilium_lb4_reverse_nat))));
   std::error_code ec;
   std::filesystem::create_directories(pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", pin_dir, ec.message());
@@ -184,5 +194,9 @@ HostPrograms HostDatapath::programs() const {
 }
 
 NatMap& HostDatapath::nat() { return *s_->nat; }
+
+Result<NatGcStats> HostDatapath::collectNat(uint32_t now) {
+  return gcNat({s_->nat.get(), s_->ct_tcp.get(), s_->ct_any.get(), s_->revnat.get()}, now);
+}
 
 }  // namespace cilium::service

@@ -13,6 +13,7 @@
 #include "agent/bpf/map.h"
 #include "agent/common/error.h"
 #include "agent/common/inet.h"
+#include "agent/service/nat_gc.h"
 
 struct bpf_host;
 struct bpf_program;
@@ -53,6 +54,9 @@ class HostDatapath {
 
   HostPrograms programs() const;
   NatMap& nat();
+  // Collects the SNAT mappings of connections that are over at monotonic second `now`
+  // (nat_gc.h). The agent runs it periodically.
+  Result<NatGcStats> collectNat(uint32_t now);
 
  private:
   HostDatapath() = default;

@@ -8,7 +8,9 @@
  *   NAT_DIR_EGRESS  {client, backend, cport, bport}     -> {node address, node port}
  *   NAT_DIR_INGRESS {backend, node address, bport, node port} -> {client, cport, service id}
  * Node ports are allocated from [NAT_PORT_MIN, NAT_PORT_MAX], above Linux's default ephemeral
- * range so that they do not collide with the node's own connections. Entries age out by LRU.
+ * range so that they do not collide with the node's own connections. A mapping lives as long
+ * as the connection's CT_KEY_SERVICE entry: the agent collects it after that (agent/service/
+ * nat_gc.h); the LRU is only the backstop.
  *   cilium_node_dev4 HASH __u32 ifindex -> node_dev4: the address SNAT uses on each device.
  * Twins: agent/service (HostDatapath).
  */

@@ -64,9 +64,33 @@ static __always_inline int lb4_rewrite(struct __sk_buff *ctx, __u8 proto, bool d
 	return 0;
 }
 
-static __always_inline __u32 lb4_ct_lifetime(__u8 proto)
+/*
+ * Accounts a packet of the connection on its CT_KEY_SERVICE entry (`reply`: from the backend, as
+ * the NodePort paths see replies; bpf_lxc only sees the client's side): the TCP state advances as
+ * in any conntrack entry, so the entry, and the NAT mapping of a NodePort connection that lives
+ * as long as it (agent/service/nat_gc.h), ages out in the close timeout once the connection is
+ * closed instead of the established one.
+ */
+static __always_inline void lb4_service_entry_seen(struct ct_entry *e, __u8 proto, __u8 tcp_flags,
+						   bool reply, __u32 now)
 {
-	return proto == IPPROTO_TCP_ ? cfg_ct_timeout_tcp_established : cfg_ct_timeout_nontcp;
+	__u32 lifetime = now + cfg_ct_timeout_nontcp;
+
+	if (proto == IPPROTO_TCP_) {
+		__u16 flags = e->flags;
+
+		/* A new SYN over a closed connection's entry starts its state afresh. */
+		if (!reply && (flags & CT_F_CLOSING) &&
+		    (tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN)
+			flags = 0;
+		flags = ct_tcp_flags_after(flags, tcp_flags, reply);
+
+		if (flags != e->flags)
+			e->flags = flags;
+		lifetime = now + ct_lifetime_tcp(flags);
+	}
+	if (e->lifetime != lifetime)
+		e->lifetime = lifetime;
 }
 
 /* The backend a connection to the frontend already uses, or a new one; NULL if none. */
@@ -84,10 +108,7 @@ lb4_connection_backend(void *map, struct lb4_service *svc, const struct pkt4 *p,
 		/* A terminating backend still serves the connections it has. */
 		be = lb4_lookup_backend(e->lb_id);
 		if (be) {
-			__u32 lifetime = now + lb4_ct_lifetime(p->t.proto);
-
-			if (e->lifetime != lifetime)
-				e->lifetime = lifetime;
+			lb4_service_entry_seen(e, p->t.proto, p->tcp_flags, false, now);
 			return be;
 		}
 	}
@@ -98,9 +119,10 @@ lb4_connection_backend(void *map, struct lb4_service *svc, const struct pkt4 *p,
 		return NULL;
 	{
 		struct ct_entry n = {
-		    .lifetime = now + lb4_ct_lifetime(p->t.proto),
 		    .lb_id = id,
 		};
+
+		lb4_service_entry_seen(&n, p->t.proto, p->tcp_flags, false, now);
 
 		/* Without the entry the next packet may pick another backend: fail the packet. */
 		if (bpf_map_update_elem(map, &key, &n, BPF_ANY_) < 0)

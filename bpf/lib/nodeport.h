@@ -63,25 +63,46 @@ static __always_inline int nodeport_ct_local(const struct pkt4 *p, __u32 id, __u
 {
 	struct ct_key4 key = {};
 	struct ct_entry *e;
-	__u32 lifetime = now + lb4_ct_lifetime(p->t.proto);
 
 	ct_key_fill(&key, &p->t, false, CT_KEY_NODEPORT);
 	e = bpf_map_lookup_elem(nodeport_ct_map(p->t.proto), &key);
 	if (e && e->lb_id == id) {
-		if (e->lifetime != lifetime)
-			e->lifetime = lifetime;
+		lb4_service_entry_seen(e, p->t.proto, p->tcp_flags, false, now);
 		return 0;
 	}
 	{
 		struct ct_entry n = {
-		    .lifetime = lifetime,
 		    .lb_id = id,
 		};
 
+		lb4_service_entry_seen(&n, p->t.proto, p->tcp_flags, false, now);
 		if (bpf_map_update_elem(nodeport_ct_map(p->t.proto), &key, &n, BPF_ANY_) < 0)
 			return -DROP_CT_CREATE_FAILED;
 	}
 	return 0;
+}
+
+/*
+ * A reply of the connection client -> frontend, seen on its way back: advances the state of its
+ * CT_KEY_SERVICE entry (which the client's packets refresh in lb4_connection_backend), so the
+ * entry and the connection's NAT mapping live as long as the connection, in both directions.
+ */
+static __always_inline void nodeport_service_reply_seen(__be32 client, __be16 client_port,
+							__be32 frontend, __be16 frontend_port,
+							__u8 proto, __u8 tcp_flags, __u32 now)
+{
+	struct ct_key4 key = {
+	    .saddr = client,
+	    .daddr = frontend,
+	    .sport = client_port,
+	    .dport = frontend_port,
+	    .nexthdr = proto,
+	    .flags = CT_KEY_SERVICE,
+	};
+	struct ct_entry *e = bpf_map_lookup_elem(nodeport_ct_map(proto), &key);
+
+	if (e)
+		lb4_service_entry_seen(e, proto, tcp_flags, true, now);
 }
 
 /* Decrements the TTL of the (possibly rewritten) packet; false when it must not be forwarded. */
@@ -222,7 +243,7 @@ static __always_inline int nodeport_snat_entry(const struct pkt4 *p, __be32 node
  * A reply of a remote backend to a node port: back to the client, from the frontend. Returns the
  * tc verdict, TC_ACT_OK when the packet is not such a reply, or -DROP_x.
  */
-static __always_inline int nodeport_rev_snat(struct __sk_buff *ctx, struct pkt4 *p)
+static __always_inline int nodeport_rev_snat(struct __sk_buff *ctx, struct pkt4 *p, __u32 now)
 {
 	struct nat4_key key = {
 	    .saddr = p->t.saddr,
@@ -251,6 +272,8 @@ static __always_inline int nodeport_rev_snat(struct __sk_buff *ctx, struct pkt4 
 	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &svc_id);
 	if (!rn)
 		return -DROP_NAT_NO_MAPPING;
+	nodeport_service_reply_seen(to_addr, to_port, rn->address, rn->port, p->t.proto,
+				    p->tcp_flags, now);
 	ret = lb4_rewrite(ctx, p->t.proto, true, p->t.daddr, to_addr, p->t.dport, to_port);
 	if (ret < 0)
 		return ret;
@@ -308,7 +331,7 @@ static __always_inline int nodeport_ingress(struct __sk_buff *ctx, struct pkt4 *
 	*rejected = false;
 	if ((p->t.proto != IPPROTO_TCP_ && p->t.proto != IPPROTO_UDP_) || p->related)
 		return TC_ACT_OK;
-	ret = nodeport_rev_snat(ctx, p);
+	ret = nodeport_rev_snat(ctx, p, now);
 	if (ret != TC_ACT_OK)
 		return ret;
 	svc = lb4_lookup_external(p->t.daddr, p->t.dport, p->t.proto);
@@ -390,5 +413,6 @@ static __always_inline int nodeport_egress(struct __sk_buff *ctx, struct pkt4 *p
 	e = ct_find(nodeport_ct_map(p->t.proto), &p->t, true, CT_KEY_NODEPORT, now);
 	if (!e || !e->lb_id)
 		return 0;
+	lb4_service_entry_seen(e, p->t.proto, p->tcp_flags, true, now);
 	return lb4_reverse(ctx, p, e->lb_id);
 }

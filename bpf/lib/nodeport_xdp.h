@@ -119,17 +119,19 @@ static __always_inline int nodeport_xdp(struct xdp_md *ctx)
 	    (ip->protocol != IPPROTO_TCP_ && ip->protocol != IPPROTO_UDP_))
 		return XDP_PASS;
 	l4 = (__u8 *)(ip + 1);
-	if ((void *)(l4 + 20) > data_end && ip->protocol == IPPROTO_TCP_)
-		return XDP_PASS;
+	p.t.proto = ip->protocol;
+	/* Each bound checked right before its reads: the verifier tracks one range per pointer. */
+	if (p.t.proto == IPPROTO_TCP_) {
+		if ((void *)(l4 + 20) > data_end)
+			return XDP_PASS;
+		p.tcp_flags = l4[13];
+	}
 	if ((void *)(l4 + 8) > data_end)
 		return XDP_PASS;
 	p.t.saddr = ip->saddr;
 	p.t.daddr = ip->daddr;
 	p.t.sport = *(__be16 *)l4;
 	p.t.dport = *(__be16 *)(l4 + 2);
-	p.t.proto = ip->protocol;
-	if (ip->protocol == IPPROTO_TCP_)
-		p.tcp_flags = l4[13];
 
 	/* A remote backend's reply to a node port. */
 	if (bpf_ntohs(p.t.dport) >= NAT_PORT_MIN) {
@@ -151,6 +153,8 @@ static __always_inline int nodeport_xdp(struct xdp_md *ctx)
 			rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &svc_id);
 			if (!rn || !xdp_fib_same_device(ctx, ip, rn->address, to_addr, &fib))
 				return XDP_PASS;
+			nodeport_service_reply_seen(to_addr, to_port, rn->address, rn->port,
+						    p.t.proto, p.tcp_flags, now);
 			if (!xdp_nat4(ip, data_end, rn->address, rn->port, to_addr, to_port))
 				return XDP_PASS;
 			return xdp_send_back(ctx, eth, ip, &fib);

@@ -22,11 +22,13 @@
 #include "agent/bpf/attach.h"
 #include "agent/common/netns.h"
 #include "agent/common/subprocess.h"
+#include "agent/datapath/conntrack.h"
 #include "agent/datapath/datapath.h"
 #include "agent/service/host_datapath.h"
 #include "agent/service/service.h"
 #include "tests/harness/agent_node.h"
 #include "tests/harness/endpoints.h"
+#include "tests/harness/eventually.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -292,6 +294,53 @@ TEST_P(ServiceNodePortTest, OutsideReachesRemoteBackendThroughSnat) {
     EXPECT_GT(xdpForwarded(), 40u);
   else
     EXPECT_EQ(xdpForwarded(), 0u);
+}
+
+// The SNAT mapping of a connection lives as long as the connection: closing it (FIN both ways,
+// seen by whichever program translates it: tc or XDP) moves its service conntrack entry to the
+// close timeout, and the NAT GC then frees the node port; an open connection keeps its mapping
+// and keeps working.
+TEST_P(ServiceNodePortTest, ClosedConnectionsFreeTheirNodePorts) {
+  auto l = testing::listenTcp(netnsPath(remote_), kRemoteBackend, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+  program(service::Protocol::kTcp, {remoteBackend()});
+  auto open = testing::connectTcp(netnsPath(outside_), kNodeIp, kNodePort);
+  ASSERT_TRUE(open.ok()) << open.error().toString();
+  auto served = testing::acceptTcp(l->get());
+  ASSERT_TRUE(served.ok()) << served.error().toString();
+  for (int i = 0; i < 3; i++) connectOnce(l->get(), -1);  // both ends close when it returns
+
+  auto ct = dp_->maps().ct_tcp;
+  constexpr uint16_t kClosing = CT_F_RX_CLOSING | CT_F_TX_CLOSING;
+  auto closing = [&] {
+    size_t n = 0;
+    EXPECT_TRUE(ct->forEach([&](const ct_key4& k, const ct_entry& e) {
+                    if (k.flags == CT_KEY_SERVICE && (e.flags & kClosing) == kClosing) n++;
+                    return true;
+                  }).ok());
+    return n;
+  };
+  ASSERT_TRUE(testing::eventually([&] { return closing() == 3; }))
+      << "the service entries of the closed connections saw FIN both ways: " << closing();
+  auto natEntries = [&] {
+    size_t n = 0;
+    EXPECT_TRUE(
+        host_->nat().forEach([&](const nat4_key&, const nat4_entry&) { return ++n, true; }).ok());
+    return n;
+  };
+  EXPECT_EQ(natEntries(), 8u) << "two entries per connection";
+
+  // As the agent's GC would run once the close timeout has passed.
+  auto gc = host_->collectNat(datapath::monotonicSeconds() + CT_TIMEOUT_TCP_CLOSE + 1);
+  ASSERT_TRUE(gc.ok()) << gc.error().toString();
+  EXPECT_EQ(gc->deleted, 6u);
+  EXPECT_EQ(natEntries(), 2u) << "the open connection keeps its node port";
+  EXPECT_TRUE(testing::sendAll(open->get(), "still").ok());
+  auto got = testing::recvExactly(served->get(), 5);
+  EXPECT_TRUE(got.ok()) << got.error().toString();
+  EXPECT_TRUE(testing::sendAll(served->get(), "here").ok());
+  auto back = testing::recvExactly(open->get(), 4);
+  EXPECT_TRUE(back.ok()) << "replies still translated: " << back.error().toString();
 }
 
 TEST_P(ServiceNodePortTest, BothBackendsUsedWithClusterPolicy) {

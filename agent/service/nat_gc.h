@@ -1,0 +1,43 @@
+// Garbage collection of the NodePort SNAT mappings (cilium_snat_v4_external, bpf/abi/nat.h).
+//
+// A mapping lives exactly as long as its connection's CT_KEY_SERVICE entry {client -> frontend}:
+// the datapath refreshes that entry with the client's packets and the backend's replies and
+// advances its TCP state, so it expires 10 s after a close, 60 s after the last UDP packet (the
+// conntrack timeouts), and the conntrack GC removes it. This GC then removes both entries of the
+// mapping, which frees the node port. Without it a closed connection's port stays taken until the
+// LRU map fills up, and a busy client exhausts the 4535 ports a backend offers.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "agent/bpf/abi.h"
+#include "agent/bpf/map.h"
+#include "agent/common/error.h"
+
+namespace cilium::service {
+
+struct NatGcMaps {
+  bpf::Map<nat4_key, nat4_entry>* nat = nullptr;
+  bpf::Map<ct_key4, ct_entry>* ct_tcp = nullptr;  // cilium_ct4_global
+  bpf::Map<ct_key4, ct_entry>* ct_any = nullptr;  // cilium_ct_any4_global
+  bpf::Map<uint32_t, lb4_reverse_nat>* revnat = nullptr;
+};
+
+struct NatGcStats {
+  size_t scanned = 0;
+  size_t deleted = 0;  // entries, not mappings (a mapping has two)
+};
+
+// Mappings younger than this are never collected: the datapath writes the reverse entry first
+// and the forward one right after, and a scan between the two must not take the half for an
+// orphan.
+inline constexpr uint32_t kNatGcMinAgeSeconds = 2;
+
+// Deletes the mappings whose connection is over at monotonic time `now` (seconds, the
+// datapath's clock): the CT_KEY_SERVICE entry is gone or expired, or the frontend's service is
+// gone. Also deletes a half whose other half is gone (evicted by the LRU). Safe to run while the
+// datapath uses the maps: a mapping is re-read before it is deleted and kept if it changed.
+Result<NatGcStats> gcNat(const NatGcMaps& maps, uint32_t now);
+
+}  // namespace cilium::service

@@ -1,0 +1,154 @@
+// NAT GC: a NodePort SNAT mapping goes with its connection's service conntrack entry, never
+// before, and never takes a port that already serves another connection with it.
+#include "agent/service/nat_gc.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <gtest/gtest.h>
+
+#include "agent/bpf/fake_map.h"
+
+namespace cilium::service {
+namespace {
+
+constexpr uint32_t kNow = 1000;
+
+uint32_t ip(const char* s) {
+  in_addr a{};
+  ::inet_pton(AF_INET, s, &a);
+  return a.s_addr;
+}
+
+class NatGcTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    lb4_reverse_nat fe{};
+    fe.address = ip("192.168.77.1");
+    fe.port = htons(30080);
+    ASSERT_TRUE(revnat_.update(7, fe).ok());
+  }
+
+  // The two halves of a mapping as bpf_host writes them, created at `created`.
+  void addMapping(const char* client, uint16_t cport, uint16_t node_port, uint32_t created,
+                  uint8_t proto = IPPROTO_TCP) {
+    nat4_key fwd{};
+    fwd.saddr = ip(client);
+    fwd.daddr = ip("10.250.0.5");
+    fwd.sport = htons(cport);
+    fwd.dport = htons(8080);
+    fwd.proto = proto;
+    fwd.dir = NAT_DIR_EGRESS;
+    nat4_entry out{};
+    out.to_addr = ip("192.168.77.1");
+    out.to_port = htons(node_port);
+    out.rev_nat_index = 7;
+    out.created = created;
+    ASSERT_TRUE(nat_.update(fwd, out).ok());
+    nat4_key rev{};
+    rev.saddr = fwd.daddr;
+    rev.daddr = out.to_addr;
+    rev.sport = fwd.dport;
+    rev.dport = out.to_port;
+    rev.proto = proto;
+    rev.dir = NAT_DIR_INGRESS;
+    nat4_entry back{};
+    back.to_addr = fwd.saddr;
+    back.to_port = fwd.sport;
+    back.rev_nat_index = 7;
+    back.created = created;
+    ASSERT_TRUE(nat_.update(rev, back).ok());
+  }
+  // The connection's CT_KEY_SERVICE entry {client -> frontend}.
+  void addConnection(const char* client, uint16_t cport, uint32_t lifetime,
+                     uint8_t proto = IPPROTO_TCP) {
+    ct_key4 k{};
+    k.saddr = ip(client);
+    k.daddr = ip("192.168.77.1");
+    k.sport = htons(cport);
+    k.dport = htons(30080);
+    k.nexthdr = proto;
+    k.flags = CT_KEY_SERVICE;
+    ct_entry e{};
+    e.lifetime = lifetime;
+    ASSERT_TRUE((proto == IPPROTO_TCP ? ct_tcp_ : ct_any_).update(k, e).ok());
+  }
+  size_t natSize() {
+    size_t n = 0;
+    EXPECT_TRUE(nat_.forEach([&](const nat4_key&, const nat4_entry&) { return ++n, true; }).ok());
+    return n;
+  }
+  NatGcStats gc(uint32_t now = kNow) {
+    auto r = gcNat({&nat_, &ct_tcp_, &ct_any_, &revnat_}, now);
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? *r : NatGcStats{};
+  }
+
+  bpf::FakeMap<nat4_key, nat4_entry> nat_{"cilium_snat_v4_external"};
+  bpf::FakeMap<ct_key4, ct_entry> ct_tcp_{"cilium_ct4_global"};
+  bpf::FakeMap<ct_key4, ct_entry> ct_any_{"cilium_ct_any4_global"};
+  bpf::FakeMap<uint32_t, lb4_reverse_nat> revnat_{"cilium_lb4_reverse_nat"};
+};
+
+TEST_F(NatGcTest, LiveConnectionsKeepTheirMappings) {
+  addMapping("192.168.77.100", 40000, 61001, kNow - 100);
+  addConnection("192.168.77.100", 40000, kNow + 5);
+  addMapping("192.168.77.101", 40000, 61002, kNow - 100, IPPROTO_UDP);
+  addConnection("192.168.77.101", 40000, kNow, IPPROTO_UDP);  // alive up to and including now
+  auto s = gc();
+  EXPECT_EQ(s.scanned, 4u);
+  EXPECT_EQ(s.deleted, 0u);
+  EXPECT_EQ(natSize(), 4u);
+}
+
+TEST_F(NatGcTest, FinishedConnectionsLoseBothHalves) {
+  addMapping("192.168.77.100", 40000, 61001, kNow - 100);
+  addConnection("192.168.77.100", 40000, kNow - 1);        // expired, not yet collected
+  addMapping("192.168.77.100", 40001, 61002, kNow - 100);  // conntrack entry already collected
+  addMapping("192.168.77.102", 40000, 61003, kNow - 100, IPPROTO_UDP);
+  addConnection("192.168.77.102", 40000, kNow + 30, IPPROTO_TCP);  // same tuple, other protocol
+  EXPECT_EQ(gc().deleted, 6u);
+  EXPECT_EQ(natSize(), 0u);
+}
+
+TEST_F(NatGcTest, ARemovedServiceEndsItsMappings) {
+  addMapping("192.168.77.100", 40000, 61001, kNow - 100);
+  addConnection("192.168.77.100", 40000, kNow + 100);
+  ASSERT_TRUE(revnat_.remove(7).ok());
+  EXPECT_EQ(gc().deleted, 2u);
+}
+
+TEST_F(NatGcTest, YoungMappingsAreLeftForTheNextRun) {
+  addMapping("192.168.77.100", 40000, 61001, kNow - 1);  // the datapath may be mid-creation
+  EXPECT_EQ(gc().deleted, 0u);
+  EXPECT_EQ(gc(kNow + kNatGcMinAgeSeconds).deleted, 2u);
+}
+
+TEST_F(NatGcTest, OrphanHalvesGoButAPortServingAnotherConnectionStays) {
+  // The forward half of 40000 was evicted by the LRU: its reverse half is an orphan.
+  addMapping("192.168.77.100", 40000, 61001, kNow - 100);
+  addConnection("192.168.77.100", 40000, kNow + 100);
+  nat4_key fwd{};
+  fwd.saddr = ip("192.168.77.100");
+  fwd.daddr = ip("10.250.0.5");
+  fwd.sport = htons(40000);
+  fwd.dport = htons(8080);
+  fwd.proto = IPPROTO_TCP;
+  fwd.dir = NAT_DIR_EGRESS;
+  ASSERT_TRUE(nat_.remove(fwd).ok());
+  EXPECT_EQ(gc().deleted, 1u);
+  EXPECT_EQ(natSize(), 0u);
+
+  // A finished connection whose node port now serves another client: only its forward half
+  // goes; the reverse entry belongs to the live one.
+  addMapping("192.168.77.102", 40001, 61001, kNow - 100);  // finished (no conntrack)
+  addMapping("192.168.77.101", 40005, 61001, kNow - 50);   // live, same node port
+  addConnection("192.168.77.101", 40005, kNow + 100);
+  EXPECT_EQ(natSize(), 3u);  // the second mapping's reverse half replaced the first's
+  EXPECT_EQ(gc().deleted, 1u);
+  EXPECT_EQ(natSize(), 2u);
+  EXPECT_EQ(gc().deleted, 0u);
+}
+
+}  // namespace
+}  // namespace cilium::service
