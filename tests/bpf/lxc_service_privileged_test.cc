@@ -3,6 +3,7 @@
 // drop of connections to a service without backends. The service Manager programs the maps.
 #include <set>
 
+#include "agent/datapath/conntrack.h"
 #include "agent/service/service.h"
 #include "tests/bpf/lxc_fixture.h"
 
@@ -137,6 +138,52 @@ TEST_F(LxcServiceTest, SessionAffinityKeepsAClientOnOneBackendAcrossConnections)
     used.insert(parsePacket(r.packet)->daddr);
   }
   EXPECT_EQ(used.size(), 1u) << "every new connection of the client went to one backend";
+}
+
+// sessionAffinityConfig.clientIP.timeoutSeconds: the client keeps its backend while it comes
+// back within the timeout, and is balanced afresh once the timeout has passed. Time is moved by
+// ageing the affinity entry, as the datapath's clock would after that long.
+TEST_F(LxcServiceTest, SessionAffinityEndsAfterItsTimeout) {
+  program(service::Protocol::kTcp, {backend(b_), backend(c_)}, true);  // timeout 60 s
+  auto affinity =
+      pinned<lb4_affinity_key, lb4_affinity_val>(*topo_->pinDir(), "cilium_lb4_affinity");
+  ASSERT_TRUE(affinity);
+  // Sets the client's entry's last use `ago` seconds back; false when there is no entry.
+  auto age = [&](uint32_t ago) {
+    std::optional<lb4_affinity_key> key;
+    EXPECT_TRUE(affinity
+                    ->forEach([&](const lb4_affinity_key& k, const lb4_affinity_val&) {
+                      key = k;
+                      return false;
+                    })
+                    .ok());
+    if (!key) return false;
+    auto v = affinity->lookup(*key);
+    if (!v.ok() || !*v) return false;
+    lb4_affinity_val aged = **v;
+    aged.last_used = datapath::monotonicSeconds() - ago;
+    return affinity->update(*key, aged).ok();
+  };
+  uint16_t sport = 44000;
+  auto connect = [&] {
+    auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(sport++, 80, tcp::kSyn).build();
+    auto r = fromContainer(a_, syn);
+    EXPECT_EQ(r.retval, TC_ACT_REDIRECT);
+    auto parsed = parsePacket(r.packet);
+    return parsed ? parsed->daddr : 0u;
+  };
+  uint32_t first = connect();
+  ASSERT_NE(first, 0u);
+  for (int i = 0; i < 10; i++) {
+    ASSERT_TRUE(age(59));
+    EXPECT_EQ(connect(), first) << "within the timeout the client keeps its backend";
+  }
+  std::set<uint32_t> after_timeout;
+  for (int i = 0; i < 24 && after_timeout.size() < 2; i++) {
+    ASSERT_TRUE(age(61));
+    after_timeout.insert(connect());
+  }
+  EXPECT_EQ(after_timeout.size(), 2u) << "past the timeout the client is balanced afresh";
 }
 
 TEST_F(LxcServiceTest, NoBackendAnswersTcpWithRstAndUdpWithPortUnreachable) {
