@@ -29,16 +29,16 @@
 #include "tests/harness/agent_node.h"
 #include "tests/harness/endpoints.h"
 #include "tests/harness/eventually.h"
+#include "tests/harness/fabric.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
 namespace cilium {
 namespace {
 
-constexpr const char* kNodeIp = "192.168.77.1";
-constexpr const char* kRemoteNodeIp = "192.168.77.2";
-constexpr const char* kClientIp = "192.168.77.100";
-constexpr const char* kRemoteBackend = "10.250.0.5";
+constexpr const char* kNodeIp = testing::Fabric::kNodeIp;
+constexpr const char* kClientIp = testing::Fabric::kClientIp;
+constexpr const char* kRemoteBackend = testing::Fabric::kRemoteBackend;
 constexpr uint16_t kNodePort = 30080;
 
 template <typename K, typename V>
@@ -65,67 +65,6 @@ std::string peerOf(int fd) {
   ::inet_ntop(AF_INET, &a.sin_addr, buf, sizeof(buf));
   return buf;
 }
-
-// The outside client, the remote node and the fabric between them and the node's ext0.
-// Namespaces carry the topology's prefix, so a killed test's are swept as well.
-struct OutsideNetwork {
-  std::string fabric, outside, remote;
-  std::vector<std::string> netns;
-
-  ~OutsideNetwork() {
-    for (const auto& ns : netns) (void)ip({"netns", "del", ns});
-  }
-  static std::string path(const std::string& name) { return "/run/netns/" + name; }
-
-  Status addNetns(const std::string& name) {
-    CILIUM_RETURN_IF_ERROR(ip({"netns", "add", name}));
-    netns.push_back(name);
-    return ip({"-n", name, "link", "set", "lo", "up"});
-  }
-
-  // A veth from `ns` (named `ifname` there) into the bridge in the fabric namespace.
-  Status plug(const std::string& ns, const std::string& ifname, const std::string& port,
-              const std::string& addr) {
-    CILIUM_RETURN_IF_ERROR(ip(
-        {"-n", fabric, "link", "add", port, "type", "veth", "peer", "name", ifname, "netns", ns}));
-    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric, "link", "set", port, "master", "br0", "up"}));
-    CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "addr", "add", addr + "/24", "dev", ifname}));
-    return ip({"-n", ns, "link", "set", ifname, "up"});
-  }
-
-  // Makes the fabric behave towards the node's ext0 like a wire towards a physical NIC, for
-  // driver-mode XDP on ext0. Two things a wire gives that a veth does not:
-  //  - frames with complete checksums: a veth hands over its sender's CHECKSUM_PARTIAL skbs,
-  //    whose TCP checksum field holds only the pseudo-header sum, and driver-mode XDP sees raw
-  //    bytes without that state; so the senders compute checksums themselves;
-  //  - a receiver for XDP_TX: a veth delivers XDP_TX frames only to a peer running NAPI,
-  //    which an XDP program of its own guarantees.
-  Status wireForDriverXdp() {
-    for (const auto& ns : {outside, remote})
-      CILIUM_RETURN_IF_ERROR(
-          runChecked({"ip", "netns", "exec", ns, "ethtool", "-K", "eth0", "tx", "off"}));
-    return testing::attachXdpPass(path(fabric), "f-node");
-  }
-
-  Status build(const testing::Topology& topo) {
-    fabric = topo.prefix() + "-fab";
-    outside = topo.prefix() + "-out";
-    remote = topo.prefix() + "-rem";
-    std::string node = topo.nodeNetns().substr(std::string("/run/netns/").size());
-    CILIUM_RETURN_IF_ERROR(addNetns(fabric));
-    CILIUM_RETURN_IF_ERROR(addNetns(outside));
-    CILIUM_RETURN_IF_ERROR(addNetns(remote));
-    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric, "link", "add", "br0", "type", "bridge"}));
-    CILIUM_RETURN_IF_ERROR(ip({"-n", fabric, "link", "set", "br0", "up"}));
-    CILIUM_RETURN_IF_ERROR(plug(node, "ext0", "f-node", kNodeIp));
-    CILIUM_RETURN_IF_ERROR(plug(outside, "eth0", "f-out", kClientIp));
-    CILIUM_RETURN_IF_ERROR(plug(remote, "eth0", "f-rem", kRemoteNodeIp));
-    // The remote node's pod address, and the node's route to the remote pod CIDR.
-    CILIUM_RETURN_IF_ERROR(
-        ip({"-n", remote, "addr", "add", std::string(kRemoteBackend) + "/32", "dev", "lo"}));
-    return ip({"-n", node, "route", "add", "10.250.0.0/24", "via", kRemoteNodeIp, "dev", "ext0"});
-  }
-};
 
 // One connection from outside to the NodePort, accepted on `l1` or `l2` (-1: none); data both
 // ways. Returns which listener got it (1 or 2) and the client address the backend saw.
@@ -167,8 +106,6 @@ class ServiceNodePortTest : public ::testing::TestWithParam<service::XdpMode> {
       auto wire = net_.wireForDriverXdp();
       ASSERT_TRUE(wire.ok()) << wire.error().toString();
     }
-    outside_ = net_.outside;
-    remote_ = net_.remote;
 
     auto dp = datapath::Datapath::load({*topo_->pinDir()});
     ASSERT_TRUE(dp.ok()) << dp.error().toString();
@@ -226,7 +163,6 @@ class ServiceNodePortTest : public ::testing::TestWithParam<service::XdpMode> {
     return {*IpAddr::parse(kRemoteBackend), 8080, service::BackendState::kActive, false};
   }
 
-  std::string netnsPath(const std::string& name) { return OutsideNetwork::path(name); }
   // Packets any program dropped, whatever the reason.
   uint64_t drops() {
     auto m = dp_->readMetrics();
@@ -249,13 +185,12 @@ class ServiceNodePortTest : public ::testing::TestWithParam<service::XdpMode> {
   }
   bool xdp() const { return GetParam() != service::XdpMode::kDisabled; }
   std::pair<int, std::string> connectOnce(int l1, int l2) {
-    return ::cilium::connectOnce(netnsPath(outside_), l1, l2);
+    return ::cilium::connectOnce(net_.outsideNetns(), l1, l2);
   }
 
   std::unique_ptr<testing::Topology> topo_;
   testing::Pod b1_;
-  OutsideNetwork net_;
-  std::string outside_, remote_;
+  testing::Fabric net_;
   std::unique_ptr<datapath::Datapath> dp_;
   std::unique_ptr<service::HostDatapath> host_;
   std::unique_ptr<bpf::KernelMap<lb4_key, lb4_service>> services_;
@@ -279,7 +214,7 @@ TEST_P(ServiceNodePortTest, OutsideReachesLocalBackendWithItsOwnAddress) {
 }
 
 TEST_P(ServiceNodePortTest, OutsideReachesRemoteBackendThroughSnat) {
-  auto l = testing::listenTcp(netnsPath(remote_), kRemoteBackend, 8080);
+  auto l = testing::listenTcp(net_.remoteNetns(), kRemoteBackend, 8080);
   ASSERT_TRUE(l.ok()) << l.error().toString();
   program(service::Protocol::kTcp, {remoteBackend()});
   for (int i = 0; i < 5; i++) {
@@ -301,10 +236,10 @@ TEST_P(ServiceNodePortTest, OutsideReachesRemoteBackendThroughSnat) {
 // close timeout, and the NAT GC then frees the node port; an open connection keeps its mapping
 // and keeps working.
 TEST_P(ServiceNodePortTest, ClosedConnectionsFreeTheirNodePorts) {
-  auto l = testing::listenTcp(netnsPath(remote_), kRemoteBackend, 8080);
+  auto l = testing::listenTcp(net_.remoteNetns(), kRemoteBackend, 8080);
   ASSERT_TRUE(l.ok()) << l.error().toString();
   program(service::Protocol::kTcp, {remoteBackend()});
-  auto open = testing::connectTcp(netnsPath(outside_), kNodeIp, kNodePort);
+  auto open = testing::connectTcp(net_.outsideNetns(), kNodeIp, kNodePort);
   ASSERT_TRUE(open.ok()) << open.error().toString();
   auto served = testing::acceptTcp(l->get());
   ASSERT_TRUE(served.ok()) << served.error().toString();
@@ -345,7 +280,7 @@ TEST_P(ServiceNodePortTest, ClosedConnectionsFreeTheirNodePorts) {
 
 TEST_P(ServiceNodePortTest, BothBackendsUsedWithClusterPolicy) {
   auto l1 = testing::listenTcp(b1_.netns, b1_.ip, 8080);
-  auto l2 = testing::listenTcp(netnsPath(remote_), kRemoteBackend, 8080);
+  auto l2 = testing::listenTcp(net_.remoteNetns(), kRemoteBackend, 8080);
   ASSERT_TRUE(l1.ok() && l2.ok());
   program(service::Protocol::kTcp, {localBackend(), remoteBackend()});
   std::map<int, int> hits;
@@ -361,7 +296,7 @@ TEST_P(ServiceNodePortTest, BothBackendsUsedWithClusterPolicy) {
 
 TEST_P(ServiceNodePortTest, ExternalTrafficPolicyLocalKeepsClientAddressAndLocalBackends) {
   auto l1 = testing::listenTcp(b1_.netns, b1_.ip, 8080);
-  auto l2 = testing::listenTcp(netnsPath(remote_), kRemoteBackend, 8080);
+  auto l2 = testing::listenTcp(net_.remoteNetns(), kRemoteBackend, 8080);
   ASSERT_TRUE(l1.ok() && l2.ok());
   program(service::Protocol::kTcp, {localBackend(), remoteBackend()},
           service::TrafficPolicy::kLocal);
@@ -378,13 +313,13 @@ TEST_P(ServiceNodePortTest, NoBackendIsRefusedToTheOutside) {
   auto node_udp = testing::bindUdp(topo_->nodeNetns(), kNodeIp, kNodePort);
   ASSERT_TRUE(node_tcp.ok() && node_udp.ok());
   program(service::Protocol::kTcp, {});
-  auto c = testing::connectTcp(netnsPath(outside_), kNodeIp, kNodePort, std::chrono::seconds(3));
+  auto c = testing::connectTcp(net_.outsideNetns(), kNodeIp, kNodePort, std::chrono::seconds(3));
   ASSERT_FALSE(c.ok());
   EXPECT_NE(c.error().message().find("refused"), std::string::npos)
       << "an RST, not a timeout: " << c.error().toString();
 
   program(service::Protocol::kUdp, {});
-  auto fd = runInNetnsValue<UniqueFd>(netnsPath(outside_), []() -> Result<UniqueFd> {
+  auto fd = runInNetnsValue<UniqueFd>(net_.outsideNetns(), []() -> Result<UniqueFd> {
     UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (!s) return errnoError(errno, "socket");
     sockaddr_in a{};
@@ -462,29 +397,29 @@ class AgentNodePortTest : public testing::AgentNodeTest {
 };
 
 TEST_F(AgentNodePortTest, DevicesServeNodePortAcrossRestarts) {
-  OutsideNetwork net;
+  testing::Fabric net;
   ASSERT_TRUE(net.build(*topo_).ok());
-  auto l = testing::listenTcp(OutsideNetwork::path(net.remote), kRemoteBackend, 8080);
+  auto l = testing::listenTcp(net.remoteNetns(), kRemoteBackend, 8080);
   ASSERT_TRUE(l.ok()) << l.error().toString();
 
   Process* agent = node_->startReady("agent1", {"--devices=ext0"});
   ASSERT_NE(agent, nullptr);
   EXPECT_EQ(ingressPrograms().size(), 1u);
   ASSERT_EQ(putService(7, nodePortBody(kRemoteBackend)), 201) << node_->log("agent1");
-  auto [which, peer] = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  auto [which, peer] = connectOnce(net.outsideNetns(), l->get(), -1);
   EXPECT_EQ(which, 1);
   EXPECT_EQ(peer, kNodeIp);
 
   // Down: the pinned links and maps keep serving.
   EXPECT_EQ(agent->stop(), 0) << node_->log("agent1");
-  std::tie(which, peer) = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  std::tie(which, peer) = connectOnce(net.outsideNetns(), l->get(), -1);
   EXPECT_EQ(which, 1) << "NodePort works while the agent is down";
 
   // Restarted with the same device: the programs are swapped in place, not stacked.
   agent = node_->startReady("agent2", {"--devices=ext0"});
   ASSERT_NE(agent, nullptr);
   EXPECT_EQ(ingressPrograms().size(), 1u);
-  std::tie(which, peer) = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  std::tie(which, peer) = connectOnce(net.outsideNetns(), l->get(), -1);
   EXPECT_EQ(which, 1);
   EXPECT_EQ(agent->stop(), 0);
 
@@ -497,10 +432,10 @@ TEST_F(AgentNodePortTest, DevicesServeNodePortAcrossRestarts) {
 // bpf-lb-acceleration=native: the agent attaches cil_xdp_entry in driver mode next to the tc
 // programs, XDP finishes the remote-backend connections, and turning it off detaches it.
 TEST_F(AgentNodePortTest, XdpAccelerationServesRemoteBackends) {
-  OutsideNetwork net;
+  testing::Fabric net;
   ASSERT_TRUE(net.build(*topo_).ok());
   ASSERT_TRUE(net.wireForDriverXdp().ok());
-  auto l = testing::listenTcp(OutsideNetwork::path(net.remote), kRemoteBackend, 8080);
+  auto l = testing::listenTcp(net.remoteNetns(), kRemoteBackend, 8080);
   ASSERT_TRUE(l.ok()) << l.error().toString();
 
   Process* agent = node_->startReady("agent1", {"--devices=ext0", "--bpf-lb-acceleration=native"});
@@ -509,7 +444,7 @@ TEST_F(AgentNodePortTest, XdpAccelerationServesRemoteBackends) {
   EXPECT_EQ(ingressPrograms().size(), 1u) << "tc stays: XDP passes what it cannot finish";
   ASSERT_EQ(putService(7, nodePortBody(kRemoteBackend)), 201) << node_->log("agent1");
   for (int i = 0; i < 3; i++) {
-    auto [which, peer] = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+    auto [which, peer] = connectOnce(net.outsideNetns(), l->get(), -1);
     EXPECT_EQ(which, 1);
     EXPECT_EQ(peer, kNodeIp);
   }
@@ -523,7 +458,7 @@ TEST_F(AgentNodePortTest, XdpAccelerationServesRemoteBackends) {
   agent = node_->startReady("agent2", {"--devices=ext0"});
   ASSERT_NE(agent, nullptr);
   EXPECT_EQ(xdpProgram(), 0u) << "acceleration turned off detaches XDP";
-  auto [which, peer] = connectOnce(OutsideNetwork::path(net.outside), l->get(), -1);
+  auto [which, peer] = connectOnce(net.outsideNetns(), l->get(), -1);
   EXPECT_EQ(which, 1) << "tc alone serves the same connections";
 }
 
