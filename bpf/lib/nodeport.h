@@ -180,6 +180,35 @@ static __always_inline int nodeport_redirect(struct __sk_buff *ctx, struct bpf_f
 }
 
 /*
+ * Whether the connection owning the reverse mapping `owner` (of protocol `proto`) is over: its
+ * CT_KEY_SERVICE entry is gone, expired, or closed both ways (FIN each way, or an RST). Its node
+ * port may then serve a new connection at once rather than after the NAT GC's next run: under
+ * churn to one backend, 4535 node ports last only seconds otherwise.
+ */
+static __always_inline bool nodeport_mapping_over(const struct nat4_entry *owner, __u8 proto,
+						  __u32 now)
+{
+	struct ct_key4 key = {
+	    .saddr = owner->to_addr,
+	    .sport = owner->to_port,
+	    .nexthdr = proto,
+	    .flags = CT_KEY_SERVICE,
+	};
+	__u32 id = owner->rev_nat_index;
+	struct lb4_reverse_nat *rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &id);
+	struct ct_entry *e;
+
+	if (!rn)
+		return true;
+	key.daddr = rn->address;
+	key.dport = rn->port;
+	e = bpf_map_lookup_elem(nodeport_ct_map(proto), &key);
+	if (!e || !ct_alive(e, now))
+		return true;
+	return proto == IPPROTO_TCP_ && (e->flags & CT_F_CLOSING) == CT_F_CLOSING;
+}
+
+/*
  * The node-side address and port of a connection from the client to a remote backend, as it
  * leaves by the device whose SNAT address is `node_addr`: the existing mapping, or a new one.
  */
@@ -213,28 +242,53 @@ static __always_inline int nodeport_snat_entry(const struct pkt4 *p, __be32 node
 	    .created = now,
 	};
 	struct nat4_entry *e = bpf_map_lookup_elem(&cilium_snat_v4_external, &fwd);
+	struct nat4_entry *owner;
 	__u32 range = NAT_PORT_MAX - NAT_PORT_MIN + 1;
 	int i;
 
 	if (e && e->to_addr == node_addr) {
-		*node_port = e->to_port;
-		return 0;
+		/*
+		 * Packets of an established connection trust their mapping. A new one (a SYN, or
+		 * any UDP packet) checks that the port is still this tuple's: after the tuple's
+		 * previous connection ended, its port may have gone to another connection.
+		 */
+		if (p->t.proto == IPPROTO_TCP_ &&
+		    (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
+			*node_port = e->to_port;
+			return 0;
+		}
+		rev.dport = e->to_port;
+		owner = bpf_map_lookup_elem(&cilium_snat_v4_external, &rev);
+		if (owner && owner->to_addr == p->t.saddr && owner->to_port == p->t.sport) {
+			*node_port = e->to_port;
+			return 0;
+		}
 	}
 	/* Random ports: a collision costs another try, never a wrong mapping (NOEXIST). */
 	for (i = 0; i < NAT_PORT_TRIES; i++) {
 		__u16 port = NAT_PORT_MIN + (bpf_get_prandom_u32() % range);
 
 		rev.dport = bpf_htons(port);
-		if (bpf_map_update_elem(&cilium_snat_v4_external, &rev, &back, BPF_NOEXIST_) == 0) {
-			out.to_port = rev.dport;
-			if (bpf_map_update_elem(&cilium_snat_v4_external, &fwd, &out, BPF_ANY_) <
-			    0) {
-				bpf_map_delete_elem(&cilium_snat_v4_external, &rev);
-				return -DROP_NAT_NO_MAPPING;
-			}
-			*node_port = rev.dport;
-			return 0;
+		if (bpf_map_update_elem(&cilium_snat_v4_external, &rev, &back, BPF_NOEXIST_) != 0) {
+			/*
+			 * Taken. A finished connection's port is taken over; delete-then-NOEXIST
+			 * lets one of two CPUs racing for it win, never both.
+			 */
+			owner = bpf_map_lookup_elem(&cilium_snat_v4_external, &rev);
+			if (!owner || !nodeport_mapping_over(owner, p->t.proto, now))
+				continue;
+			bpf_map_delete_elem(&cilium_snat_v4_external, &rev);
+			if (bpf_map_update_elem(&cilium_snat_v4_external, &rev, &back,
+						BPF_NOEXIST_) != 0)
+				continue;
 		}
+		out.to_port = rev.dport;
+		if (bpf_map_update_elem(&cilium_snat_v4_external, &fwd, &out, BPF_ANY_) < 0) {
+			bpf_map_delete_elem(&cilium_snat_v4_external, &rev);
+			return -DROP_NAT_NO_MAPPING;
+		}
+		*node_port = rev.dport;
+		return 0;
 	}
 	return -DROP_NAT_NO_MAPPING;
 }

@@ -278,6 +278,41 @@ TEST_P(ServiceNodePortTest, ClosedConnectionsFreeTheirNodePorts) {
   EXPECT_TRUE(back.ok()) << "replies still translated: " << back.error().toString();
 }
 
+// More connections to one remote backend than there are node ports (4535), each reset as soon
+// as it is established: a finished connection's node port is taken over at once, so none fails
+// and nothing is dropped, long before the NAT GC would have freed anything.
+TEST_P(ServiceNodePortTest, ChurnToOneBackendDoesNotRunOutOfNodePorts) {
+  auto l = testing::listenTcp(net_.remoteNetns(), kRemoteBackend, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+  program(service::Protocol::kTcp, {remoteBackend()});
+  constexpr int kConnections = NAT_PORT_MAX - NAT_PORT_MIN + 1 + 1500;
+  int failed = 0;
+  auto st = runInNetns(net_.outsideNetns(), [&]() -> Status {
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(kNodePort);
+    ::inet_pton(AF_INET, kNodeIp, &a.sin_addr);
+    linger rst{1, 0};
+    timeval limit{2, 0};  // a lost SYN would cost 1 s: fail instead of hiding it
+    for (int i = 0; i < kConnections; i++) {
+      UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      if (!fd) return errnoError(errno, "socket");
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &rst, sizeof(rst));
+      ::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &limit, sizeof(limit));
+      if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 && ++failed > 10)
+        break;  // exhausted: enough to know, no need to wait out the rest
+      // Accept and drop the server side now and then so its backlog (128) never fills.
+      if (i % 64 == 63)
+        while (testing::acceptTcp(l->get(), std::chrono::milliseconds(0)).ok()) {
+        }
+    }
+    return okStatus();
+  });
+  ASSERT_TRUE(st.ok()) << st.error().toString();
+  EXPECT_EQ(failed, 0);
+  EXPECT_EQ(drops(), 0u) << "no DROP_NAT_NO_MAPPING";
+}
+
 TEST_P(ServiceNodePortTest, BothBackendsUsedWithClusterPolicy) {
   auto l1 = testing::listenTcp(b1_.netns, b1_.ip, 8080);
   auto l2 = testing::listenTcp(net_.remoteNetns(), kRemoteBackend, 8080);

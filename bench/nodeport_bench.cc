@@ -1,0 +1,198 @@
+// nodeport_bench: an outside client reaching a NodePort whose backend is on another node (the
+// path that SNATs), side by side in one run:
+//   direct    the client routed straight to the backend (the wire's floor, no NodePort)
+//   iptables  kube-proxy-style: DNAT in PREROUTING and MASQUERADE in POSTROUTING, iptables-nft
+//             in the node's namespace
+//   tc        our bpf_host on the device (tcx)
+//   xdp       our bpf_host with bpf-lb-acceleration=native: XDP in the device's driver
+// Per mode: new-connection latency (p50/p99) and rate, and the rate of one TCP stream. The
+// topology is tests/harness/fabric.h, with the wire set up for driver-mode XDP in every mode so
+// that all see the same senders. Prints numbers; never fails on time.
+//
+//   sudo ./build/bench/nodeport_bench [--connects 3000] [--seconds 3] [--modes
+//   direct,iptables,tc,xdp]
+#include <net/if.h>
+
+#include <cstdio>
+#include <string>
+
+#include "agent/bpf/libbpf_log.h"
+#include "agent/common/log.h"
+#include "agent/common/netns.h"
+#include "agent/common/subprocess.h"
+#include "agent/datapath/datapath.h"
+#include "agent/service/host_datapath.h"
+#include "agent/service/service.h"
+#include "bench/bench_net.h"
+#include "tests/harness/fabric.h"
+#include "tests/harness/netns.h"
+#include "tests/harness/privileges.h"
+
+using namespace cilium;
+using testing::Fabric;
+
+namespace {
+
+constexpr uint16_t kNodePort = 30080;
+constexpr uint16_t kBackendPort = 8080;
+
+[[noreturn]] void die(const std::string& what, const Error& e) {
+  std::fprintf(stderr, "nodeport_bench: %s: %s\n", what.c_str(), e.toString().c_str());
+  std::exit(1);
+}
+
+template <typename T>
+T must(Result<T> r, const std::string& what) {
+  if (!r.ok()) die(what, r.error());
+  return std::move(*r);
+}
+void must(Status s, const std::string& what) {
+  if (!s.ok()) die(what, s.error());
+}
+
+template <typename K, typename V>
+std::unique_ptr<bpf::KernelMap<K, V>> pinned(const std::string& dir, const char* name) {
+  return must(bpf::KernelMap<K, V>::fromPinned(dir + "/" + name), name);
+}
+
+Status runWith(const std::vector<std::string>& argv, const std::string& input = "") {
+  SpawnOptions o;
+  std::string file;
+  if (!input.empty()) {
+    file = "/tmp/nodeport_bench_rules." + std::to_string(::getpid());
+    FILE* f = std::fopen(file.c_str(), "w");
+    if (f == nullptr) return errnoError(errno, file);
+    std::fputs(input.c_str(), f);
+    std::fclose(f);
+    o.stdin_path = file;
+  }
+  auto r = runChecked(argv, o);
+  if (!file.empty()) std::remove(file.c_str());
+  if (!r.ok()) return r.error();
+  return okStatus();
+}
+
+void measure(const char* mode, const std::string& client_netns, const std::string& ip,
+             uint16_t port, int connects, double seconds, const std::string& note = "") {
+  auto c = must(bench::measureConnects(client_netns, ip, port, connects), mode);
+  auto gbps = must(bench::streamGbps(client_netns, ip, port, seconds), mode);
+  std::printf("| %s | %.1f | %.1f | %.0f | %.0f | %zu | %.2f | %s |\n", mode, c.p50_us, c.p99_us,
+              c.max_us, c.per_sec, c.failed, gbps, note.c_str());
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int connects = 3000;
+  double seconds = 3;
+  std::string modes = "direct,iptables,tc,xdp";
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--connects" && i + 1 < argc) {
+      connects = std::max(10, std::atoi(argv[++i]));
+    } else if (a == "--seconds" && i + 1 < argc) {
+      seconds = std::max(0.5, std::atof(argv[++i]));
+    } else if (a == "--modes" && i + 1 < argc) {
+      modes = argv[++i];
+    } else {
+      std::fprintf(stderr,
+                   "usage: %s [--connects N] [--seconds S] [--modes direct,iptables,tc,xdp]\n",
+                   argv[0]);
+      return 2;
+    }
+  }
+  auto want = [&](const char* m) {
+    return ("," + modes + ",").find(std::string(",") + m + ",") != std::string::npos;
+  };
+  setLogLevel("warn");
+  bpf::routeLibbpfLogs();
+  if (auto why = testing::privilegedUnavailableReason(); !why.empty()) {
+    std::fprintf(stderr, "nodeport_bench needs root and bpf(): %s\n", why.c_str());
+    return 1;
+  }
+  (void)testing::sweepStale(false);
+
+  auto topo = must(testing::Topology::create(211), "topology");
+  Fabric net;
+  must(net.build(*topo), "fabric");
+  must(net.wireForDriverXdp(), "wire");
+  std::string pin = must(topo->pinDir(), "pin dir");
+  auto server = must(
+      bench::SinkServer::start(net.remoteNetns(), Fabric::kRemoteBackend, kBackendPort), "backend");
+
+  std::printf(
+      "nodeport_bench: %d connects, %.1f s stream per mode; outside client -> NodePort "
+      "%s:%u -> remote backend %s:%u\n\n",
+      connects, seconds, Fabric::kNodeIp, kNodePort, Fabric::kRemoteBackend, kBackendPort);
+  std::printf("| mode | connect p50 µs | p99 µs | max µs | conns/s | failed | stream Gbit/s | |\n");
+  std::printf("|---|---|---|---|---|---|---|---|\n");
+
+  if (want("direct")) {
+    std::string out = net.outsideNetns().substr(std::string("/run/netns/").size());
+    must(runWith({"ip", "-n", out, "route", "add", "10.250.0.0/24", "via", Fabric::kRemoteNodeIp}),
+         "direct route");
+    measure("direct", net.outsideNetns(), Fabric::kRemoteBackend, kBackendPort, connects, seconds,
+            "no NodePort");
+    must(runWith({"ip", "-n", out, "route", "del", "10.250.0.0/24"}), "direct route");
+  }
+
+  if (want("tc") || want("xdp")) {
+    auto dp = must(datapath::Datapath::load({pin}), "datapath");
+    auto host = must(service::HostDatapath::load(pin), "host datapath");
+    auto services = pinned<lb4_key, lb4_service>(pin, "cilium_lb4_services");
+    auto slots = pinned<lb4_slot_key, uint32_t>(pin, "cilium_lb4_slots");
+    auto backends = pinned<uint32_t, lb4_backend>(pin, "cilium_lb4_backends");
+    auto revnat = pinned<uint32_t, lb4_reverse_nat>(pin, "cilium_lb4_reverse_nat");
+    service::Manager mgr(
+        service::ServiceMaps{services.get(), slots.get(), backends.get(), revnat.get()},
+        service::ManagerConfig{{*IpAddr::parse(Fabric::kNodeIp)}});
+    service::Service s;
+    s.name = {"default", "web"};
+    s.cluster_ip = *IpAddr::parse("10.96.0.10");
+    service::ServicePort p;
+    p.name = "http";
+    p.proto = service::Protocol::kTcp;
+    p.port = 80;
+    p.node_port = kNodePort;
+    p.backends = {{*IpAddr::parse(Fabric::kRemoteBackend), kBackendPort,
+                   service::BackendState::kActive, false}};
+    s.ports.push_back(p);
+    must(mgr.upsertService(s), "service");
+    int ifindex = must(runInNetnsValue<int>(topo->nodeNetns(),
+                                            []() -> Result<int> {
+                                              int i = static_cast<int>(::if_nametoindex("ext0"));
+                                              if (i == 0) return errnoError(errno, "ext0");
+                                              return i;
+                                            }),
+                       "ext0");
+    for (auto [mode, xdp] : {std::pair{"tc", service::XdpMode::kDisabled},
+                             std::pair{"xdp", service::XdpMode::kNative}}) {
+      if (!want(mode)) continue;
+      must(runInNetns(
+               topo->nodeNetns(),
+               [&] { return host->attachDevice(ifindex, *IpAddr::parse(Fabric::kNodeIp), xdp); }),
+           mode);
+      measure(mode, net.outsideNetns(), Fabric::kNodeIp, kNodePort, connects, seconds,
+              xdp == service::XdpMode::kNative ? "bpf_host, XDP in the driver" : "bpf_host, tcx");
+      must(runInNetns(topo->nodeNetns(), [&] { return host->detachDevice(ifindex); }), mode);
+    }
+  }
+
+  // Last: the nat table's hooks stay registered in the node's namespace once created.
+  if (want("iptables")) {
+    std::string node = topo->nodeNetns().substr(std::string("/run/netns/").size());
+    std::string rules = fmt::format(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+        "-A PREROUTING -d {}/32 -p tcp -m tcp --dport {} -j DNAT --to-destination {}:{}\n"
+        "-A POSTROUTING -d {}/32 -p tcp -m tcp --dport {} -j MASQUERADE\nCOMMIT\n",
+        Fabric::kNodeIp, kNodePort, Fabric::kRemoteBackend, kBackendPort, Fabric::kRemoteBackend,
+        kBackendPort);
+    must(runWith({"ip", "netns", "exec", node, "iptables-nft-restore"}, rules), "iptables rules");
+    measure("iptables", net.outsideNetns(), Fabric::kNodeIp, kNodePort, connects, seconds,
+            "kube-proxy style: DNAT + MASQUERADE, iptables-nft");
+  }
+  std::printf("\nserver received %.1f MiB in all\n",
+              static_cast<double>(server->bytes()) / 1048576);
+  return 0;
+}
