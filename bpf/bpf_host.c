@@ -18,6 +18,7 @@
 #include "lib/events.h"
 #include "lib/metrics.h"
 #include "lib/nodeport.h"
+#include "lib/nodeport_icmp.h"
 #include "lib/nodeport_xdp.h"
 #include "lib/pkt.h"
 
@@ -45,6 +46,14 @@ int cil_from_netdev(struct __sk_buff *ctx)
 
 	if (!host_parse(ctx, &p))
 		return TC_ACT_OK;
+	if (p.related) {
+		ret = nodeport_icmp_ingress(ctx, &p, mono_now_sec());
+		if (ret < 0)
+			return send_drop(ctx, &p, &ti, ret);
+		if (ret != TC_ACT_OK)
+			count_forwarded(p.len, METRIC_INGRESS);
+		return ret;
+	}
 	ret = nodeport_ingress(ctx, &p, mono_now_sec(), &rejected);
 	if (rejected) {
 		/* Refused, not dropped silently; still reported as NO_SERVICE. */
@@ -67,7 +76,10 @@ int cil_to_netdev(struct __sk_buff *ctx)
 
 	if (!host_parse(ctx, &p))
 		return TC_ACT_OK;
-	ret = nodeport_egress(ctx, &p, mono_now_sec());
+	if (p.related)
+		ret = nodeport_icmp_egress(ctx, &p, mono_now_sec());
+	else
+		ret = nodeport_egress(ctx, &p, mono_now_sec());
 	if (ret < 0)
 		return send_drop(ctx, &p, &ti, ret);
 	return TC_ACT_OK;

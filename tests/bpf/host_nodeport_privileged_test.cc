@@ -242,6 +242,136 @@ TEST_F(HostNodePortTest, RemoteBackendIsSnatedAndItsRepliesTranslatedBack) {
   EXPECT_EQ(r.packet, stray);
 }
 
+// What an ICMP error quotes: the IPv4 header and the first 8 bytes after it (RFC 792).
+struct Quote {
+  uint32_t saddr = 0, daddr = 0;  // host order
+  uint16_t sport = 0, dport = 0;
+  bool ip_csum_ok = false;
+};
+std::optional<Quote> quoteOf(const std::vector<uint8_t>& frame) {
+  constexpr size_t kQuote = 14 + 20 + 8;
+  if (frame.size() < kQuote + 24) return std::nullopt;
+  const uint8_t* ip = frame.data() + kQuote;
+  auto get16 = [](const uint8_t* b) { return static_cast<uint16_t>(b[0] << 8 | b[1]); };
+  Quote q;
+  q.saddr = static_cast<uint32_t>(get16(ip + 12)) << 16 | get16(ip + 14);
+  q.daddr = static_cast<uint32_t>(get16(ip + 16)) << 16 | get16(ip + 18);
+  q.sport = get16(ip + 20);
+  q.dport = get16(ip + 22);
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2) sum += get16(ip + i);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  q.ip_csum_ok = sum == 0xffff;
+  return q;
+}
+
+// ICMP errors about NodePort connections are translated like the connections they quote, both
+// ways, so that path MTU discovery works through the node (lib/nodeport_icmp.h).
+TEST_F(HostNodePortTest, IcmpErrorsFollowTheirRemoteBackendConnection) {
+  program(service::Protocol::kTcp, {remote()});
+  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40002, kNodePort, tcp::kSyn).build();
+  auto r = ingress(syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  uint16_t node_port = parsePacket(r.packet)->sport;
+
+  // A router towards the backend: the SNATed segment {node:node_port -> backend} is too big.
+  auto sent = PacketBuilder().ipv4(kNode, kRemoteBackend).tcp(node_port, 8080, tcp::kAck).build();
+  auto frag_needed =
+      fromNetwork().ipv4("10.250.0.1", kNode).icmpError(3, 4, {sent.begin() + 14, sent.end()});
+  r = ingress(frag_needed.build());
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->proto, 1);
+  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_EQ(p->saddr, ipv4(kNode)) << "from the frontend the client talks to";
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok) << "ICMP checksum";
+  auto q = quoteOf(r.packet);
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->saddr, ipv4(kClient));
+  EXPECT_EQ(q->sport, 40002);
+  EXPECT_EQ(q->daddr, ipv4(kNode));
+  EXPECT_EQ(q->dport, kNodePort) << "the client's own connection, as it knows it";
+  EXPECT_TRUE(q->ip_csum_ok);
+
+  // A router towards the client: the frontend's reply {node:nodeport -> client} is too big.
+  auto reply = PacketBuilder().ipv4(kNode, kClient).tcp(kNodePort, 40002, tcp::kAck).build();
+  frag_needed =
+      fromNetwork().ipv4("192.0.2.1", kNode).icmpError(3, 4, {reply.begin() + 14, reply.end()});
+  r = ingress(frag_needed.build());
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  q = quoteOf(r.packet);
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->saddr, ipv4(kRemoteBackend));
+  EXPECT_EQ(q->sport, 8080);
+  EXPECT_EQ(q->daddr, ipv4(kNode));
+  EXPECT_EQ(q->dport, node_port) << "the connection as the backend knows it";
+
+  // An error about no connection of ours is the stack's.
+  auto other = PacketBuilder().ipv4(kNode, kClient).tcp(22, 40999, tcp::kAck).build();
+  auto stray = fromNetwork()
+                   .ipv4("192.0.2.1", kNode)
+                   .icmpError(3, 4, {other.begin() + 14, other.end()})
+                   .build();
+  r = ingress(stray);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, stray);
+}
+
+TEST_F(HostNodePortTest, IcmpErrorsFollowTheirLocalBackendConnection) {
+  program(service::Protocol::kTcp, {local(a_)});
+  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40003, kNodePort, tcp::kSyn).build();
+  ASSERT_EQ(ingress(syn).retval, TC_ACT_REDIRECT) << describe(events());
+
+  // From the client's side, about the frontend's reply: to the pod, about its own segment.
+  auto reply = PacketBuilder().ipv4(kNode, kClient).tcp(kNodePort, 40003, tcp::kAck).build();
+  auto r = ingress(fromNetwork()
+                       .ipv4("192.0.2.1", kNode)
+                       .icmpError(3, 4, {reply.begin() + 14, reply.end()})
+                       .build());
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(p->dst_mac, a_.mac);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  auto q = quoteOf(r.packet);
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->saddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(q->sport, 8080);
+  EXPECT_EQ(q->daddr, ipv4(kClient));
+  EXPECT_EQ(q->dport, 40003);
+
+  // From the pod to the client, about the client's segment: as from the frontend.
+  auto in = PacketBuilder().ipv4(kClient, a_.pod.ip).tcp(40003, 8080, tcp::kAck).build();
+  auto err = PacketBuilder()
+                 .eth(mac(ext_.host_mac), mac(ext_.mac))
+                 .ipv4(a_.pod.ip, kClient)
+                 .icmpError(3, 3, {in.begin() + 14, in.end()})
+                 .build();
+  r = egress(err);
+  ASSERT_EQ(r.retval, TC_ACT_OK);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  q = quoteOf(r.packet);
+  ASSERT_TRUE(q);
+  EXPECT_EQ(q->saddr, ipv4(kClient));
+  EXPECT_EQ(q->daddr, ipv4(kNode));
+  EXPECT_EQ(q->dport, kNodePort);
+}
+
 TEST_F(HostNodePortTest, ExternalTrafficPolicyLocalGivesOutsideOnlyLocalBackends) {
   program(service::Protocol::kTcp, {local(a_), remote()}, service::TrafficPolicy::kLocal);
   // Two entries for the externalIP: external (local backends) and internal (all).

@@ -184,6 +184,27 @@ class ServiceNodePortTest : public ::testing::TestWithParam<service::XdpMode> {
     return n;
   }
   bool xdp() const { return GetParam() != service::XdpMode::kDisabled; }
+  // A datagram from outside to the UDP NodePort gets ECONNREFUSED back on the client's socket.
+  void expectUdpRefused(const char* why) {
+    auto fd = runInNetnsValue<UniqueFd>(net_.outsideNetns(), []() -> Result<UniqueFd> {
+      UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+      if (!s) return errnoError(errno, "socket");
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(kNodePort);
+      inet_pton(AF_INET, kNodeIp, &a.sin_addr);
+      if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+        return errnoError(errno, "connect");
+      return s;
+    });
+    ASSERT_TRUE(fd.ok()) << fd.error().toString();
+    ASSERT_EQ(::send(fd->get(), "q", 1, 0), 1);
+    pollfd p{fd->get(), POLLIN | POLLERR, 0};
+    ASSERT_GT(::poll(&p, 1, 3000), 0) << why << ": no answer reached the client";
+    char buf[8];
+    EXPECT_EQ(::recv(fd->get(), buf, sizeof(buf), 0), -1) << why;
+    EXPECT_EQ(errno, ECONNREFUSED) << why;
+  }
   std::pair<int, std::string> connectOnce(int l1, int l2) {
     return ::cilium::connectOnce(net_.outsideNetns(), l1, l2);
   }
@@ -354,24 +375,17 @@ TEST_P(ServiceNodePortTest, NoBackendIsRefusedToTheOutside) {
       << "an RST, not a timeout: " << c.error().toString();
 
   program(service::Protocol::kUdp, {});
-  auto fd = runInNetnsValue<UniqueFd>(net_.outsideNetns(), []() -> Result<UniqueFd> {
-    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!s) return errnoError(errno, "socket");
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(kNodePort);
-    inet_pton(AF_INET, kNodeIp, &a.sin_addr);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-      return errnoError(errno, "connect");
-    return s;
-  });
-  ASSERT_TRUE(fd.ok()) << fd.error().toString();
-  ASSERT_EQ(::send(fd->get(), "q", 1, 0), 1);
-  pollfd p{fd->get(), POLLIN | POLLERR, 0};
-  ASSERT_GT(::poll(&p, 1, 3000), 0) << "no answer: dropped silently";
-  char buf[8];
-  EXPECT_EQ(::recv(fd->get(), buf, sizeof(buf), 0), -1);
-  EXPECT_EQ(errno, ECONNREFUSED);
+  expectUdpRefused("a NodePort without backends");
+}
+
+// A UDP backend with nothing listening answers ICMP port unreachable, and the client learns it
+// as ECONNREFUSED on the socket it connected to the NodePort: the error is translated like the
+// datagram it quotes, from a remote backend (SNATed, ingress) and from a local one (egress).
+TEST_P(ServiceNodePortTest, BackendsRefusalsReachTheClient) {
+  program(service::Protocol::kUdp, {remoteBackend()});
+  expectUdpRefused("a remote backend's port unreachable");
+  program(service::Protocol::kUdp, {localBackend()});
+  expectUdpRefused("a local backend's port unreachable");
 }
 
 INSTANTIATE_TEST_SUITE_P(Xdp, ServiceNodePortTest,

@@ -1,0 +1,227 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * ICMP errors about NodePort / externalIP / LoadBalancer connections (bpf_host.c), translated
+ * like the connection they quote so that path MTU discovery and unreachables work through the
+ * node (a "fragmentation needed" lost here is a connection that hangs on its first full-size
+ * segment):
+ *   from outside, about a packet the frontend sent to the client (quote {F:fp -> C:cp}): to the
+ *     backend the connection's CT_KEY_SERVICE entry names. A local one gets quote {B:bp -> C:cp}
+ *     through bpf_lxc (a related packet of its connection); a remote one gets it as the SNATed
+ *     connection looks to it: quote {B:bp -> N:np}, from the node N.
+ *   from a remote backend's side, about a packet the node sent it (quote {N:np -> B:bp}): to the
+ *     client, as from the frontend: quote {C:cp -> F:fp}.
+ *   from a local backend towards an outside client (quote {C:cp -> B:bp}), at the device's egress:
+ *     as from the frontend, quote {C:cp -> F:fp}.
+ * The outer and quoted IP checksums and the ICMP checksum are updated; the quoted TCP/UDP
+ * checksum is left as it was (nobody verifies a quote's).
+ */
+#pragma once
+
+#include "compiler.h"
+#include "lib/nodeport.h"
+
+/* The quoted IPv4 header and the quoted ports, as one 24-byte block (quotes without options). */
+struct icmp_quote4 {
+	struct iphdr ip;
+	__be16 sport;
+	__be16 dport;
+};
+
+/*
+ * Rewrites the ICMP error in ctx (outer IPv4 header without options at ETH_HLEN): the outer
+ * addresses to (osaddr -> odaddr), the quote to (isaddr:isport -> idaddr:idport).
+ */
+static __always_inline int nodeport_icmp_rewrite(struct __sk_buff *ctx, __be32 osaddr,
+						 __be32 odaddr, __be32 isaddr, __be16 isport,
+						 __be32 idaddr, __be16 idport)
+{
+	const __u32 icmp_off = ETH_HLEN + sizeof(struct iphdr);
+	const __u32 quote_off = icmp_off + 8;
+	struct icmp_quote4 old, new;
+	struct iphdr outer;
+	__s64 diff;
+	__u32 sum;
+
+	if (bpf_skb_load_bytes(ctx, ETH_HLEN, &outer, sizeof(outer)) < 0 ||
+	    bpf_skb_load_bytes(ctx, quote_off, &old, sizeof(old)) < 0)
+		return -DROP_INVALID;
+	if (outer.ihl != 5 || old.ip.ihl != 5)
+		return -DROP_INVALID; /* options: left to the stack */
+	new = old;
+	new.ip.saddr = isaddr;
+	new.ip.daddr = idaddr;
+	new.sport = isport;
+	new.dport = idport;
+	new.ip.check = 0;
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&new.ip, sizeof(new.ip), 0);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	new.ip.check = (__u16)~sum;
+
+	diff = bpf_csum_diff((__be32 *)&old, sizeof(old), (__be32 *)&new, sizeof(new), 0);
+	if (diff < 0)
+		return -DROP_CSUM_L4;
+	if (bpf_skb_store_bytes(ctx, quote_off, &new, sizeof(new), 0) < 0)
+		return -DROP_WRITE_ERROR;
+	if (bpf_l4_csum_replace(ctx, icmp_off + 2, 0, (__u32)diff, 0) < 0)
+		return -DROP_CSUM_L4;
+	if (bpf_l3_csum_replace(ctx, ETH_HLEN + IP_OFF_CHECK, outer.saddr, osaddr, 4) < 0 ||
+	    bpf_l3_csum_replace(ctx, ETH_HLEN + IP_OFF_CHECK, outer.daddr, odaddr, 4) < 0)
+		return -DROP_CSUM_L3;
+	if (bpf_skb_store_bytes(ctx, ETH_HLEN + IP_OFF_SADDR, &osaddr, 4, 0) < 0 ||
+	    bpf_skb_store_bytes(ctx, ETH_HLEN + IP_OFF_DADDR, &odaddr, 4, 0) < 0)
+		return -DROP_WRITE_ERROR;
+	return 0;
+}
+
+/* Routes the translated error towards `daddr` (from `saddr`) and sends it, as nodeport_ingress. */
+static __always_inline int nodeport_icmp_forward(struct __sk_buff *ctx, struct pkt4 *p,
+						 __be32 saddr, __be32 daddr)
+{
+	struct bpf_fib_lookup fib;
+	int ret;
+
+	p->t.saddr = saddr;
+	p->t.daddr = daddr;
+	p->t.sport = 0;
+	p->t.dport = 0;
+	ret = nodeport_fib_lookup(ctx, p, saddr, &fib);
+	if (ret < 0)
+		return ret;
+	return nodeport_redirect(ctx, &fib, ret);
+}
+
+/*
+ * Ingress of a native device: an ICMP error (p->related) about a NodePort connection. Returns the
+ * tc verdict, TC_ACT_OK for an error about anything else, or -DROP_x.
+ */
+static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct pkt4 *p, __u32 now)
+{
+	const struct tuple4 q = p->inner;
+	struct nat4_key nk = {
+	    .proto = q.proto,
+	};
+	struct ct_key4 ck = {
+	    .nexthdr = q.proto,
+	    .flags = CT_KEY_SERVICE,
+	};
+	const struct endpoint_info *dst;
+	struct lb4_reverse_nat *rn;
+	struct lb4_backend *be;
+	struct nat4_entry *n;
+	struct ct_entry *e;
+	__be32 client, frontend;
+	__be16 client_port, frontend_port;
+	__u32 id;
+	int ret;
+
+	if (q.proto != IPPROTO_TCP_ && q.proto != IPPROTO_UDP_)
+		return TC_ACT_OK;
+
+	/* From the backend's side: the quote is a packet the node sent from a node port. */
+	if (bpf_ntohs(q.sport) >= NAT_PORT_MIN) {
+		nk.saddr = q.daddr;
+		nk.daddr = q.saddr;
+		nk.sport = q.dport;
+		nk.dport = q.sport;
+		nk.dir = NAT_DIR_INGRESS;
+		n = bpf_map_lookup_elem(&cilium_snat_v4_external, &nk);
+		if (n) {
+			client = n->to_addr;
+			client_port = n->to_port;
+			id = n->rev_nat_index;
+			rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &id);
+			if (!rn)
+				return -DROP_NAT_NO_MAPPING;
+			frontend = rn->address;
+			frontend_port = rn->port;
+			ret = nodeport_icmp_rewrite(ctx, frontend, client, client, client_port,
+						    frontend, frontend_port);
+			if (ret < 0)
+				return ret;
+			return nodeport_icmp_forward(ctx, p, frontend, client);
+		}
+	}
+
+	/* From the client's side: the quote is a packet the frontend sent to the client. */
+	ck.saddr = q.daddr;
+	ck.daddr = q.saddr;
+	ck.sport = q.dport;
+	ck.dport = q.sport;
+	e = bpf_map_lookup_elem(nodeport_ct_map(q.proto), &ck);
+	if (!e || !ct_alive(e, now))
+		return TC_ACT_OK;
+	be = lb4_lookup_backend(e->lb_id);
+	if (!be)
+		return TC_ACT_OK;
+	client = q.daddr;
+	client_port = q.dport;
+	dst = endpoint_by_ipv4(be->address);
+	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
+		void *data, *data_end;
+		struct ethhdr *eth;
+
+		ret = nodeport_icmp_rewrite(ctx, p->t.saddr, be->address, be->address, be->port,
+					    client, client_port);
+		if (ret < 0)
+			return ret;
+		if (!nodeport_dec_ttl(ctx))
+			return -DROP_TTL_EXCEEDED;
+		data = ctx_data(ctx);
+		data_end = ctx_data_end(ctx);
+		eth = data;
+		if ((void *)(eth + 1) > data_end)
+			return -DROP_INVALID;
+		eth_rewrite(eth, dst->mac, dst->node_mac);
+		/* bpf_lxc lets it in as a related packet of the pod's connection. */
+		return bpf_redirect(dst->ifindex, 0);
+	}
+	nk.saddr = client;
+	nk.daddr = be->address;
+	nk.sport = client_port;
+	nk.dport = be->port;
+	nk.dir = NAT_DIR_EGRESS;
+	n = bpf_map_lookup_elem(&cilium_snat_v4_external, &nk);
+	if (!n)
+		return TC_ACT_OK;
+	{
+		__be32 node_addr = n->to_addr;
+		__be16 node_port = n->to_port;
+		__be32 backend = be->address;
+
+		ret = nodeport_icmp_rewrite(ctx, node_addr, backend, backend, be->port, node_addr,
+					    node_port);
+		if (ret < 0)
+			return ret;
+		return nodeport_icmp_forward(ctx, p, node_addr, backend);
+	}
+}
+
+/*
+ * Egress of a native device: an ICMP error a local backend sends to an outside client about a
+ * NodePort connection leaves as from the frontend. Returns 0 or -DROP_x.
+ */
+static __always_inline int nodeport_icmp_egress(struct __sk_buff *ctx, const struct pkt4 *p,
+						__u32 now)
+{
+	const struct endpoint_info *src;
+	struct lb4_reverse_nat *rn;
+	struct ct_entry *e;
+	__u32 id;
+
+	if (p->inner.proto != IPPROTO_TCP_ && p->inner.proto != IPPROTO_UDP_)
+		return 0;
+	src = endpoint_by_ipv4(p->t.saddr);
+	if (!src || (src->flags & ENDPOINT_F_HOST))
+		return 0;
+	/* The quote {C:cp -> B:bp} is the connection's own direction. */
+	e = ct_find(nodeport_ct_map(p->inner.proto), &p->inner, false, CT_KEY_NODEPORT, now);
+	if (!e || !e->lb_id)
+		return 0;
+	id = e->lb_id;
+	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &id);
+	if (!rn)
+		return -DROP_NAT_NO_MAPPING;
+	return nodeport_icmp_rewrite(ctx, rn->address, p->t.daddr, p->inner.saddr, p->inner.sport,
+				     rn->address, rn->port);
+}
