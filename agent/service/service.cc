@@ -90,7 +90,13 @@ lb4_key internalFrontendKey(const Frontend& fe) {
   return k;
 }
 
-Result<std::vector<LbService>> expandService(const Service& svc, const ManagerConfig& cfg) {
+namespace {
+
+// expandService into `out` (cleared first), so that a caller expanding many Services reuses one
+// vector instead of allocating one per Service.
+Status expandServiceInto(const Service& svc, const ManagerConfig& cfg,
+                         std::vector<LbService>& out) {
+  out.clear();
   if (svc.name.name.empty() || svc.name.ns.empty())
     return makeError(ErrorCode::kInvalidArgument, "service: metadata.name and namespace required");
   auto where = [&](std::string_view field) { return svc.name.str() + ": " + std::string(field); };
@@ -100,7 +106,6 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
                        where(field), ip.toString());
     return okStatus();
   };
-  std::vector<LbService> out;
   for (const auto& p : svc.ports) {
     if (p.port == 0) return makeError(ErrorCode::kInvalidArgument, "{} is 0", where("ports.port"));
     for (const auto& b : p.backends) {
@@ -111,7 +116,7 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
     auto add = [&](const IpAddr& ip, uint16_t port, FrontendType type,
                    std::string_view field) -> Status {
       CILIUM_RETURN_IF_ERROR(checkIp(ip, field));
-      LbService s;
+      auto& s = out.emplace_back();
       s.frontend = Frontend{ip, port, p.proto};
       s.type = type;
       s.backends = p.backends;
@@ -121,7 +126,6 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
       s.algorithm = svc.lb_algorithm.value_or(cfg.algorithm);
       s.owner = svc.name;
       s.port_name = p.name;
-      out.push_back(std::move(s));
       return okStatus();
     };
     if (svc.cluster_ip)
@@ -134,12 +138,29 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
       for (const auto& ip : cfg.node_ips)
         CILIUM_RETURN_IF_ERROR(add(ip, p.node_port, FrontendType::kNodePort, "nodePort"));
   }
-  // Two ports of one Service on the same frontend would fight over one map entry.
-  std::set<Frontend> seen;
-  for (const auto& s : out)
-    if (!seen.insert(s.frontend).second)
-      return makeError(ErrorCode::kInvalidArgument, "{} {}:{}/{} appears twice", where("ports"),
-                       s.frontend.ip.toString(), s.frontend.port, protocolName(s.frontend.proto));
+  // Two ports of one Service on the same frontend would fight over one map entry. Most Services
+  // have a handful of frontends: comparing pairs allocates nothing, unlike a set per Service.
+  auto twice = [&](const Frontend& f) {
+    return makeError(ErrorCode::kInvalidArgument, "{} {}:{}/{} appears twice", where("ports"),
+                     f.ip.toString(), f.port, protocolName(f.proto));
+  };
+  if (out.size() <= 32) {
+    for (size_t i = 1; i < out.size(); i++)
+      for (size_t j = 0; j < i; j++)
+        if (out[i].frontend == out[j].frontend) return twice(out[i].frontend);
+  } else {
+    std::set<Frontend> seen;
+    for (const auto& s : out)
+      if (!seen.insert(s.frontend).second) return twice(s.frontend);
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+Result<std::vector<LbService>> expandService(const Service& svc, const ManagerConfig& cfg) {
+  std::vector<LbService> out;
+  CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg, out));
   return out;
 }
 
@@ -239,8 +260,12 @@ bool localOnly(const LbService& s) {
 void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   bool fresh = st.backend_ids.empty() && st.count == 0 && st.spec.id == 0;
   std::vector<uint32_t> ids;
-  std::vector<uint32_t> active;      // the external scope's slots
-  std::vector<uint32_t> all_active;  // the internal scope's, when there are two scopes
+  ids.reserve(spec.backends.size());
+  // Scratch vectors kept by the Manager: a large sync allocates nothing here but `ids`.
+  auto& active = scratch_active_;      // the external scope's slots
+  auto& all_active = scratch_all_;     // the internal scope's, when there are two scopes
+  active.clear();
+  all_active.clear();
   bool two = localOnly(spec);
   for (const auto& b : spec.backends) {
     auto id = acquireBackend(b, spec.frontend.proto, batch);
@@ -252,7 +277,10 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   }
 
   // The slots currently in force are the active ids of the previous spec, in order.
-  std::vector<uint32_t> old_active, old_all;
+  auto& old_active = scratch_old_active_;
+  auto& old_all = scratch_old_all_;
+  old_active.clear();
+  old_all.clear();
   if (!fresh) {
     bool old_local_only = localOnly(st.spec);
     for (size_t i = 0; i < st.spec.backends.size() && i < st.backend_ids.size(); i++) {
@@ -437,30 +465,35 @@ Status Manager::flush(Batch& batch) {
 }
 
 Status Manager::upsertLocked(std::span<const Service> svcs) {
-  Batch batch;
-  std::vector<std::vector<LbService>> expanded;
+  // First pass: everything is checked before anything changes. The expansion is not kept: a
+  // second one is cheaper than holding a copy of every frontend of a 100k-Service sync.
+  std::vector<LbService>& fes = scratch_fes_;
+  size_t total = 0;
   for (const auto& svc : svcs) {
-    CILIUM_ASSIGN_OR_RETURN(auto fes, expandService(svc, cfg_));
+    CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg_, fes));
     for (const auto& fe : fes) {
       CILIUM_RETURN_IF_ERROR(validate(fe));
       auto it = by_frontend_.find(fe.frontend);
       if (it != by_frontend_.end()) {
-        const auto& owner = frontends_.at(it->second).spec.owner;
-        if (!frontends_.at(it->second).restored && !(owner == svc.name))
+        const auto& st = frontends_.at(it->second);
+        const auto& owner = st.spec.owner;
+        if (!st.restored && !(owner == svc.name))
           return makeError(ErrorCode::kAlreadyExists, "{}: frontend {}:{}/{} belongs to {}",
                            svc.name.str(), fe.frontend.ip.toString(), fe.frontend.port,
                            protocolName(fe.frontend.proto),
                            owner.name.empty() ? "the REST API" : owner.str());
       }
     }
-    expanded.push_back(std::move(fes));
+    total += fes.size();
   }
-  // Sized once for a large first sync instead of rehashing on the way.
-  size_t total = 0;
-  for (const auto& fes : expanded) total += fes.size();
-  frontends_.reserve(frontends_.size() + total);
-  by_frontend_.reserve(by_frontend_.size() + total);
-  by_owner_.reserve(by_owner_.size() + svcs.size());
+  Batch batch;
+  // A large sync sizes the tables once instead of rehashing on the way; a small change leaves
+  // them alone (reserving size + 1 could rehash a 100k table for one Service).
+  if (total > 64) {
+    frontends_.reserve(frontends_.size() + total);
+    by_frontend_.reserve(by_frontend_.size() + total);
+    by_owner_.reserve(by_owner_.size() + svcs.size());
+  }
   batch.fe_keys.reserve(total);
   batch.fe_vals.reserve(total);
   batch.revnat_keys.reserve(total);
@@ -468,36 +501,44 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
   batch.slot_keys.reserve(total);
   batch.slot_vals.reserve(total);
   batch.touched.reserve(total);
-  for (size_t i = 0; i < svcs.size(); i++) {
-    const auto& name = svcs[i].name;
-    std::set<uint32_t> keep;
-    for (auto& fe : expanded[i]) {
+  for (const auto& svc : svcs) {
+    // Cannot fail: the same expansion passed above.
+    CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg_, fes));
+    std::vector<uint32_t> keep;
+    keep.reserve(fes.size());
+    for (auto& fe : fes) {
       auto it = by_frontend_.find(fe.frontend);
-      uint32_t id;
+      FrontendState* st;
       if (it != by_frontend_.end()) {
-        id = it->second;
+        st = &frontends_.at(it->second);
+        fe.id = it->second;
       } else {
-        CILIUM_ASSIGN_OR_RETURN(id, allocateId(0));
-        by_frontend_[fe.frontend] = id;
-        frontends_[id] = FrontendState{};
+        CILIUM_ASSIGN_OR_RETURN(fe.id, allocateId(0));
+        by_frontend_.emplace(fe.frontend, fe.id);
+        st = &frontends_.try_emplace(fe.id).first->second;
       }
-      fe.id = id;
-      planUpsert(frontends_[id], std::move(fe), batch);
-      keep.insert(id);
+      keep.push_back(fe.id);
+      planUpsert(*st, std::move(fe), batch);
     }
-    auto& owned = by_owner_[name];
-    for (uint32_t id : owned) {
-      if (keep.count(id)) continue;
-      auto it = frontends_.find(id);
-      if (it == frontends_.end()) continue;
-      planDelete(it->second, batch);
-      // Deleting the frontend first: slots and backends go only after nothing points at them.
-      CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
-      by_frontend_.erase(it->second.spec.frontend);
-      frontends_.erase(it);
+    auto oit = by_owner_.find(svc.name);
+    if (oit != by_owner_.end()) {
+      for (uint32_t id : oit->second) {
+        if (std::find(keep.begin(), keep.end(), id) != keep.end()) continue;
+        auto it = frontends_.find(id);
+        if (it == frontends_.end()) continue;
+        planDelete(it->second, batch);
+        // Deleting the frontend first: slots and backends go only after nothing points at them.
+        CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
+        by_frontend_.erase(it->second.spec.frontend);
+        frontends_.erase(it);
+      }
+      if (keep.empty())
+        by_owner_.erase(oit);
+      else
+        oit->second = std::move(keep);
+    } else if (!keep.empty()) {
+      by_owner_.emplace(svc.name, std::move(keep));
     }
-    owned.assign(keep.begin(), keep.end());
-    if (owned.empty()) by_owner_.erase(name);
   }
   return flush(batch);
 }

@@ -225,6 +225,9 @@ class Manager {
   std::unordered_map<uint32_t, BackendKey> backend_by_id_;
   uint32_t next_id_ = 1;
   uint32_t next_backend_id_ = 1;
+  // Reused by every change so that programming many Services does not allocate per frontend.
+  std::vector<LbService> scratch_fes_;
+  std::vector<uint32_t> scratch_active_, scratch_all_, scratch_old_active_, scratch_old_all_;
 };
 
 // The map key of a frontend (scope external: what every lookup tries first).
