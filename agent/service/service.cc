@@ -252,25 +252,41 @@ Result<uint32_t> Manager::acquireBackend(const Backend& b, Protocol proto, Batch
 }
 
 namespace {
-bool localOnly(const LbService& s) {
-  return s.type != FrontendType::kClusterIp && s.ext_traffic_policy == TrafficPolicy::kLocal;
+bool localOnly(FrontendType type, TrafficPolicy etp) {
+  return type != FrontendType::kClusterIp && etp == TrafficPolicy::kLocal;
 }
 }  // namespace
 
+LbService Manager::specOf(const FrontendState& st) const {
+  LbService s;
+  s.id = st.id;
+  s.frontend = st.frontend;
+  s.type = st.type;
+  s.backends.reserve(st.backends.size());
+  for (const auto& e : st.backends) s.backends.push_back(e.spec);
+  s.session_affinity = st.session_affinity;
+  s.affinity_timeout = st.affinity_timeout;
+  s.ext_traffic_policy = st.ext_traffic_policy;
+  s.algorithm = st.algorithm;
+  if (st.owner != nullptr) s.owner = *st.owner;
+  s.port_name = st.port_name;
+  return s;
+}
+
 void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
-  bool fresh = st.backend_ids.empty() && st.count == 0 && st.spec.id == 0;
-  std::vector<uint32_t> ids;
-  ids.reserve(spec.backends.size());
-  // Scratch vectors kept by the Manager: a large sync allocates nothing here but `ids`.
-  auto& active = scratch_active_;      // the external scope's slots
-  auto& all_active = scratch_all_;     // the internal scope's, when there are two scopes
+  bool fresh = st.backends.empty() && st.count == 0 && st.id == 0;
+  std::vector<BackendEntry> entries;
+  entries.reserve(spec.backends.size());
+  // Scratch vectors kept by the Manager: a large sync allocates nothing here but `entries`.
+  auto& active = scratch_active_;   // the external scope's slots
+  auto& all_active = scratch_all_;  // the internal scope's, when there are two scopes
   active.clear();
   all_active.clear();
-  bool two = localOnly(spec);
+  bool two = localOnly(spec.type, spec.ext_traffic_policy);
   for (const auto& b : spec.backends) {
     auto id = acquireBackend(b, spec.frontend.proto, batch);
     if (!id.ok()) continue;  // exhausted: the frontend runs with the backends it could get
-    ids.push_back(*id);
+    entries.push_back({b, *id});
     if (b.state != BackendState::kActive) continue;
     all_active.push_back(*id);
     if (!two || b.local) active.push_back(*id);
@@ -282,16 +298,15 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   old_active.clear();
   old_all.clear();
   if (!fresh) {
-    bool old_local_only = localOnly(st.spec);
-    for (size_t i = 0; i < st.spec.backends.size() && i < st.backend_ids.size(); i++) {
-      const auto& b = st.spec.backends[i];
-      if (b.state != BackendState::kActive) continue;
-      old_all.push_back(st.backend_ids[i]);
-      if (!old_local_only || b.local) old_active.push_back(st.backend_ids[i]);
+    bool old_local_only = localOnly(st.type, st.ext_traffic_policy);
+    for (const auto& e : st.backends) {
+      if (e.spec.state != BackendState::kActive) continue;
+      old_all.push_back(e.id);
+      if (!old_local_only || e.spec.local) old_active.push_back(e.id);
     }
   }
 
-  if (spec.id != st.spec.id || fresh) {
+  if (spec.id != st.id || fresh) {
     lb4_reverse_nat rn{};
     rn.address = spec.frontend.ip.v4NetworkOrder();
     rn.port = htons(spec.frontend.port);
@@ -357,18 +372,23 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
 
   // References of the previous spec are dropped after the flip, so a backend that stays never
   // leaves the backends map, and one that goes leaves it only when no slot points at it.
-  for (size_t i = 0; i < st.backend_ids.size(); i++)
-    batch.backend_releases.push_back(
-        {st.backend_ids[i],
-         i < st.spec.backends.size() && st.spec.backends[i].state == BackendState::kActive});
+  for (const auto& e : st.backends)
+    batch.backend_releases.push_back({e.id, e.spec.state == BackendState::kActive});
 
-  st.spec = std::move(spec);
+  st.id = spec.id;
+  st.frontend = spec.frontend;
+  st.type = spec.type;
+  st.ext_traffic_policy = spec.ext_traffic_policy;
+  st.algorithm = spec.algorithm;
+  st.session_affinity = spec.session_affinity;
+  st.affinity_timeout = spec.affinity_timeout;
+  st.port_name = std::move(spec.port_name);
+  st.backends = std::move(entries);
   st.gen = gen;
   st.count = v.count;
   st.two_scopes = two;
   st.internal_count = internal_count;
   st.maglev_size = new_maglev;
-  st.backend_ids = std::move(ids);
   st.restored = false;
 }
 
@@ -395,30 +415,27 @@ void Manager::planMaglevDelete(const FrontendState& st, Batch& batch) {
   if (st.maglev_size == 0) return;
   uint16_t chunks = static_cast<uint16_t>((st.maglev_size + LB_MAGLEV_CHUNK - 1) / LB_MAGLEV_CHUNK);
   for (uint16_t c = 0; c < chunks; c++) {
-    if (st.count > 0) batch.maglev_deletes.push_back({st.spec.id, st.gen, c});
+    if (st.count > 0) batch.maglev_deletes.push_back({st.id, st.gen, c});
     if (st.two_scopes && st.internal_count > 0)
-      batch.maglev_deletes.push_back(
-          {st.spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), c});
+      batch.maglev_deletes.push_back({st.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), c});
   }
 }
 
 void Manager::planDelete(const FrontendState& st, Batch& batch) {
   planMaglevDelete(st, batch);
-  for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({st.spec.id, st.gen, s});
+  for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({st.id, st.gen, s});
   for (uint16_t s = 1; s <= st.internal_count; s++)
-    batch.slot_deletes.push_back({st.spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
-  for (size_t i = 0; i < st.backend_ids.size(); i++)
-    batch.backend_releases.push_back(
-        {st.backend_ids[i],
-         i < st.spec.backends.size() && st.spec.backends[i].state == BackendState::kActive});
+    batch.slot_deletes.push_back({st.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
+  for (const auto& e : st.backends)
+    batch.backend_releases.push_back({e.id, e.spec.state == BackendState::kActive});
 }
 
 Status Manager::removeFrontendEntries(const FrontendState& st) {
   // The external entry first: it is what sends lookups to the internal one.
-  CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(st.spec.frontend))));
+  CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(st.frontend))));
   if (st.two_scopes)
-    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(internalFrontendKey(st.spec.frontend))));
-  (void)maps_.revnat->remove(st.spec.id);
+    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(internalFrontendKey(st.frontend))));
+  (void)maps_.revnat->remove(st.id);
   return okStatus();
 }
 
@@ -476,12 +493,11 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
       auto it = by_frontend_.find(fe.frontend);
       if (it != by_frontend_.end()) {
         const auto& st = frontends_.at(it->second);
-        const auto& owner = st.spec.owner;
-        if (!st.restored && !(owner == svc.name))
+        if (!st.restored && (st.owner == nullptr || !(*st.owner == svc.name)))
           return makeError(ErrorCode::kAlreadyExists, "{}: frontend {}:{}/{} belongs to {}",
                            svc.name.str(), fe.frontend.ip.toString(), fe.frontend.port,
                            protocolName(fe.frontend.proto),
-                           owner.name.empty() ? "the REST API" : owner.str());
+                           st.owner == nullptr ? "the REST API" : st.owner->str());
       }
     }
     total += fes.size();
@@ -504,6 +520,8 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
   for (const auto& svc : svcs) {
     // Cannot fail: the same expansion passed above.
     CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg_, fes));
+    // Created up front so that its frontends can point at its key.
+    auto oit = by_owner_.try_emplace(svc.name).first;
     std::vector<uint32_t> keep;
     keep.reserve(fes.size());
     for (auto& fe : fes) {
@@ -519,26 +537,22 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
       }
       keep.push_back(fe.id);
       planUpsert(*st, std::move(fe), batch);
+      st->owner = &oit->first;
     }
-    auto oit = by_owner_.find(svc.name);
-    if (oit != by_owner_.end()) {
-      for (uint32_t id : oit->second) {
-        if (std::find(keep.begin(), keep.end(), id) != keep.end()) continue;
-        auto it = frontends_.find(id);
-        if (it == frontends_.end()) continue;
-        planDelete(it->second, batch);
-        // Deleting the frontend first: slots and backends go only after nothing points at them.
-        CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
-        by_frontend_.erase(it->second.spec.frontend);
-        frontends_.erase(it);
-      }
-      if (keep.empty())
-        by_owner_.erase(oit);
-      else
-        oit->second = std::move(keep);
-    } else if (!keep.empty()) {
-      by_owner_.emplace(svc.name, std::move(keep));
+    for (uint32_t id : oit->second) {
+      if (std::find(keep.begin(), keep.end(), id) != keep.end()) continue;
+      auto it = frontends_.find(id);
+      if (it == frontends_.end()) continue;
+      planDelete(it->second, batch);
+      // Deleting the frontend first: slots and backends go only after nothing points at them.
+      CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
+      by_frontend_.erase(it->second.frontend);
+      frontends_.erase(it);
     }
+    if (keep.empty())
+      by_owner_.erase(oit);
+    else
+      oit->second = std::move(keep);
   }
   return flush(batch);
 }
@@ -566,7 +580,7 @@ Status Manager::deleteService(const ServiceName& name) {
     if (fit == frontends_.end()) continue;
     CILIUM_RETURN_IF_ERROR(removeFrontendEntries(fit->second));
     planDelete(fit->second, batch);
-    by_frontend_.erase(fit->second.spec.frontend);
+    by_frontend_.erase(fit->second.frontend);
     frontends_.erase(fit);
   }
   by_owner_.erase(it);
@@ -584,19 +598,20 @@ Result<uint32_t> Manager::upsertFrontend(LbService svc) {
       return makeError(ErrorCode::kAlreadyExists, "frontend {}:{} already has id {}",
                        svc.frontend.ip.toString(), svc.frontend.port, id);
     auto& st = frontends_.at(id);
-    if (!st.spec.owner.name.empty() && !st.restored)
+    if (st.owner != nullptr && !st.restored)
       return makeError(ErrorCode::kFailedPrecondition,
                        "frontend {}:{} belongs to service {}; change it there",
-                       svc.frontend.ip.toString(), svc.frontend.port, st.spec.owner.str());
+                       svc.frontend.ip.toString(), svc.frontend.port, st.owner->str());
   } else {
     CILIUM_ASSIGN_OR_RETURN(id, allocateId(svc.id));
     by_frontend_[svc.frontend] = id;
     frontends_[id] = FrontendState{};
   }
   svc.id = id;
-  svc.owner = {};
   Batch batch;
-  planUpsert(frontends_[id], std::move(svc), batch);
+  auto& st = frontends_.at(id);
+  planUpsert(st, std::move(svc), batch);
+  st.owner = nullptr;
   CILIUM_RETURN_IF_ERROR(flush(batch));
   return id;
 }
@@ -608,12 +623,15 @@ Status Manager::deleteFrontend(uint32_t id) {
   CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
   Batch batch;
   planDelete(it->second, batch);
-  if (!it->second.spec.owner.name.empty()) {
-    auto& owned = by_owner_[it->second.spec.owner];
-    owned.erase(std::remove(owned.begin(), owned.end(), id), owned.end());
-    if (owned.empty()) by_owner_.erase(it->second.spec.owner);
+  if (it->second.owner != nullptr) {
+    auto oit = by_owner_.find(*it->second.owner);
+    if (oit != by_owner_.end()) {
+      auto& owned = oit->second;
+      owned.erase(std::remove(owned.begin(), owned.end(), id), owned.end());
+      if (owned.empty()) by_owner_.erase(oit);
+    }
   }
-  by_frontend_.erase(it->second.spec.frontend);
+  by_frontend_.erase(it->second.frontend);
   frontends_.erase(it);
   return flush(batch);
 }
@@ -622,7 +640,7 @@ std::vector<LbService> Manager::list() const {
   std::lock_guard lock(mu_);
   std::vector<LbService> out;
   out.reserve(frontends_.size());
-  for (const auto& [id, st] : frontends_) out.push_back(st.spec);
+  for (const auto& [id, st] : frontends_) out.push_back(specOf(st));
   std::sort(out.begin(), out.end(),
             [](const LbService& a, const LbService& b) { return a.id < b.id; });
   return out;
@@ -632,7 +650,7 @@ std::optional<LbService> Manager::get(uint32_t id) const {
   std::lock_guard lock(mu_);
   auto it = frontends_.find(id);
   if (it == frontends_.end()) return std::nullopt;
-  return it->second.spec;
+  return specOf(it->second);
 }
 
 size_t Manager::frontendCount() const {
@@ -668,20 +686,20 @@ Status Manager::restore() {
   }));
   for (const auto& [k, v] : fes) {
     FrontendState st;
-    st.spec.id = v.rev_nat_index;
-    st.spec.frontend =
+    st.id = v.rev_nat_index;
+    st.frontend =
         Frontend{IpAddr::v4(ntohl(k.address)), ntohs(k.dport), static_cast<Protocol>(k.proto)};
-    st.spec.type = typeOf(v.flags);
-    st.spec.session_affinity = v.flags & SVC_F_AFFINITY;
-    st.spec.affinity_timeout = v.affinity_timeout;
-    st.spec.ext_traffic_policy =
+    st.type = typeOf(v.flags);
+    st.session_affinity = v.flags & SVC_F_AFFINITY;
+    st.affinity_timeout = v.affinity_timeout;
+    st.ext_traffic_policy =
         (v.flags & SVC_F_EXT_LOCAL) ? TrafficPolicy::kLocal : TrafficPolicy::kCluster;
     st.gen = v.gen;
     st.count = v.count;
     st.restored = true;
     if (v.flags2 & SVC_F2_MAGLEV) {
       st.maglev_size = v.maglev_size;
-      st.spec.algorithm = LbAlgorithm::kMaglev;
+      st.algorithm = LbAlgorithm::kMaglev;
     }
     // Slots of both scopes, each backend once: the internal scope lists the remote ones too.
     std::vector<lb4_slot_key> slots;
@@ -696,23 +714,23 @@ Status Manager::restore() {
     for (const auto& sk : slots) {
       CILIUM_ASSIGN_OR_RETURN(auto id, maps_.slots->lookup(sk));
       if (!id) continue;
-      if (std::find(st.backend_ids.begin(), st.backend_ids.end(), *id) != st.backend_ids.end())
+      if (std::any_of(st.backends.begin(), st.backends.end(),
+                      [&](const BackendEntry& e) { return e.id == *id; }))
         continue;
       auto kit = backend_by_id_.find(*id);
       if (kit == backend_by_id_.end()) continue;
       auto& ref = backends_[kit->second];
       ref.refs++;
       ref.active_refs++;  // slots hold active backends only
-      st.backend_ids.push_back(*id);
       Backend b;
       b.ip = IpAddr::v4(ntohl(ref.value.address));
       b.port = ntohs(ref.value.port);
       b.state = static_cast<BackendState>(ref.value.state);
       b.local = true;  // unknown after a restart; keeps eTP=Local frontends' slots as they are
-      st.spec.backends.push_back(b);
+      st.backends.push_back({b, *id});
     }
     next_id_ = std::max(next_id_, v.rev_nat_index + 1);
-    by_frontend_[st.spec.frontend] = v.rev_nat_index;
+    by_frontend_[st.frontend] = v.rev_nat_index;
     frontends_[v.rev_nat_index] = std::move(st);
   }
   log()->info("restored services frontends={} backends={}", frontends_.size(), backends_.size());
@@ -730,7 +748,7 @@ Status Manager::pruneRestored() {
     }
     CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
     planDelete(it->second, batch);
-    by_frontend_.erase(it->second.spec.frontend);
+    by_frontend_.erase(it->second.frontend);
     it = frontends_.erase(it);
     n++;
   }

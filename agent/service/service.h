@@ -153,15 +153,33 @@ class Manager {
   size_t frontendCount() const;
 
  private:
+  // A backend of a frontend next to the id it was given.
+  struct BackendEntry {
+    Backend spec;
+    uint32_t id = 0;
+  };
+  // A frontend as the manager keeps it: its LbService in compact form (the owner by pointer,
+  // each backend next to its id) and what the maps hold for it. Programming 100k Services
+  // touches every byte of these for the first time, which dominates its cost.
   struct FrontendState {
-    LbService spec;
-    uint16_t gen = 0;
-    uint16_t count = 0;                 // slots written under gen
-    bool two_scopes = false;            // eTP=Local: an internal-scope entry exists too
-    uint16_t internal_count = 0;        // its slots, under gen | LB_GEN_INTERNAL
-    uint16_t maglev_size = 0;           // Maglev tables written under gen (0 = none)
-    std::vector<uint32_t> backend_ids;  // every backend referenced (active and terminating)
+    uint32_t id = 0;
+    Frontend frontend;
+    FrontendType type = FrontendType::kClusterIp;
+    TrafficPolicy ext_traffic_policy = TrafficPolicy::kCluster;
+    LbAlgorithm algorithm = LbAlgorithm::kRandom;
+    bool session_affinity = false;
+    bool two_scopes = false;  // eTP=Local: an internal-scope entry exists too
     bool restored = false;
+    uint32_t affinity_timeout = 0;
+    uint16_t gen = 0;
+    uint16_t count = 0;           // slots written under gen
+    uint16_t internal_count = 0;  // slots of the internal scope, under gen | LB_GEN_INTERNAL
+    uint16_t maglev_size = 0;     // Maglev tables written under gen (0 = none)
+    // The key of its by_owner_ entry (stable: unordered_map nodes do not move); null for
+    // REST-made and restored frontends.
+    const ServiceName* owner = nullptr;
+    std::string port_name;
+    std::vector<BackendEntry> backends;  // every backend referenced (active and terminating)
   };
   struct BackendRef {
     uint32_t id = 0;
@@ -200,6 +218,7 @@ class Manager {
   Status upsertLocked(std::span<const Service> svcs);
   // Removes the frontend's map entries (both scopes) before its slots and backends go.
   Status removeFrontendEntries(const FrontendState& st);
+  LbService specOf(const FrontendState& st) const;
   // Plans the Maglev table of `ids` (backend ids) for generation `gen` of frontend `id`.
   void planMaglev(uint32_t id, uint16_t gen, const std::vector<uint32_t>& ids, Batch& batch);
   // Plans the deletion of the tables `st` has under its generation.
