@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <future>
 #include <set>
 
 #include "agent/common/log.h"
@@ -439,15 +440,36 @@ Status Manager::removeFrontendEntries(const FrontendState& st) {
   return okStatus();
 }
 
-Status Manager::flush(Batch& batch) {
-  // Order matters: everything a frontend points at exists before the frontend is written, and
-  // is removed only after the frontend stopped pointing at it.
-  CILIUM_RETURN_IF_ERROR(writeAll(maps_.backends, batch.backend_keys, batch.backend_vals));
-  CILIUM_RETURN_IF_ERROR(writeAll(maps_.revnat, batch.revnat_keys, batch.revnat_vals));
-  CILIUM_RETURN_IF_ERROR(writeAll(maps_.slots, batch.slot_keys, batch.slot_vals));
+void Manager::Writes::clear() {
+  backend_keys.clear();
+  backend_vals.clear();
+  revnat_keys.clear();
+  revnat_vals.clear();
+  slot_keys.clear();
+  slot_vals.clear();
+  maglev_keys.clear();
+  maglev_vals.clear();
+  fe_keys.clear();
+  fe_vals.clear();
+}
+
+Status Manager::writeMaps(const Writes& w) const {
+  // Order matters: everything a frontend points at exists before the frontend is written.
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.backends, w.backend_keys, w.backend_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.revnat, w.revnat_keys, w.revnat_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.slots, w.slot_keys, w.slot_vals));
   if (maps_.maglev != nullptr)
-    CILIUM_RETURN_IF_ERROR(writeAll(maps_.maglev, batch.maglev_keys, batch.maglev_vals));
-  CILIUM_RETURN_IF_ERROR(writeAll(maps_.services, batch.fe_keys, batch.fe_vals));
+    CILIUM_RETURN_IF_ERROR(writeAll(maps_.maglev, w.maglev_keys, w.maglev_vals));
+  return writeAll(maps_.services, w.fe_keys, w.fe_vals);
+}
+
+Status Manager::flush(Batch& batch) {
+  CILIUM_RETURN_IF_ERROR(writeMaps(batch));
+  return finishRemovals(batch);
+}
+
+Status Manager::finishRemovals(Batch& batch) {
+  // What a frontend pointed at is removed only after the frontend stopped pointing at it.
   Status first = okStatus();
   auto keep = [&](Status s) {
     if (!s.ok() && first.ok()) first = std::move(s);
@@ -510,13 +532,37 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
     by_frontend_.reserve(by_frontend_.size() + total);
     by_owner_.reserve(by_owner_.size() + svcs.size());
   }
-  batch.fe_keys.reserve(total);
-  batch.fe_vals.reserve(total);
-  batch.revnat_keys.reserve(total);
-  batch.revnat_vals.reserve(total);
-  batch.slot_keys.reserve(total);
-  batch.slot_vals.reserve(total);
+  // A large sync writes the maps chunk by chunk on a second thread while this one plans the
+  // next chunk: the kernel's map writes then overlap the bookkeeping instead of following it,
+  // and the write vectors stay chunk-sized (reused) instead of growing to the whole sync. A
+  // chunk ends at a Service boundary, so a frontend's slots, backends and reverse NAT entry are
+  // always written before the frontend, in the same chunk or an earlier one. Removals and
+  // backend releases wait until every chunk is written, as in a small change.
+  size_t chunk = std::max<uint32_t>(cfg_.write_chunk, 1);
+  size_t first = std::min(total, chunk);
+  batch.fe_keys.reserve(first);
+  batch.fe_vals.reserve(first);
+  batch.revnat_keys.reserve(first);
+  batch.revnat_vals.reserve(first);
+  batch.slot_keys.reserve(first);
+  batch.slot_vals.reserve(first);
   batch.touched.reserve(total);
+  Writes written;              // the chunk the writer thread has; outlives the future
+  std::future<Status> writer;  // its destructor waits for the thread, on every return
+  auto handOff = [&]() -> Status {
+    if (writer.valid()) CILIUM_RETURN_IF_ERROR(writer.get());
+    std::swap(static_cast<Writes&>(batch), written);
+    batch.Writes::clear();
+    writer = std::async(std::launch::async, [this, &written] { return writeMaps(written); });
+    return okStatus();
+  };
+  // Every planned write in the maps: before a removal, and at the end.
+  auto drain = [&]() -> Status {
+    if (writer.valid()) CILIUM_RETURN_IF_ERROR(writer.get());
+    CILIUM_RETURN_IF_ERROR(writeMaps(batch));
+    batch.Writes::clear();
+    return okStatus();
+  };
   for (const auto& svc : svcs) {
     // Cannot fail: the same expansion passed above.
     CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg_, fes));
@@ -544,6 +590,9 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
       auto it = frontends_.find(id);
       if (it == frontends_.end()) continue;
       planDelete(it->second, batch);
+      // A write still planned for it (the same Service twice in one sync) must not land after
+      // the removal and leave an entry the Manager no longer knows.
+      CILIUM_RETURN_IF_ERROR(drain());
       // Deleting the frontend first: slots and backends go only after nothing points at them.
       CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
       by_frontend_.erase(it->second.frontend);
@@ -553,8 +602,10 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
       by_owner_.erase(oit);
     else
       oit->second = std::move(keep);
+    if (total > chunk && batch.fe_keys.size() >= chunk) CILIUM_RETURN_IF_ERROR(handOff());
   }
-  return flush(batch);
+  CILIUM_RETURN_IF_ERROR(drain());
+  return finishRemovals(batch);
 }
 
 Status Manager::upsertService(const Service& svc) {

@@ -116,6 +116,9 @@ struct ManagerConfig {
   // bpf-lb-algorithm and bpf-lb-maglev-table-size (one of maglevTableSizes()).
   LbAlgorithm algorithm = LbAlgorithm::kRandom;
   uint32_t maglev_table_size = LB_MAGLEV_DEFAULT_SIZE;
+  // A sync of more frontends than this writes the maps in chunks of this many, on a second
+  // thread, while it plans the next chunk.
+  uint32_t write_chunk = 8192;
 };
 
 // Expands a Service into its frontends (ClusterIP, externalIPs, LoadBalancer IPs, NodePort on
@@ -189,20 +192,25 @@ class Manager {
   };
   using BackendKey = std::tuple<uint32_t, uint16_t, uint8_t>;  // address, port (host), proto
 
-  // Plans the writes of one frontend change; applied by flush().
-  struct Batch {
+  // The map writes of a change, in the order writeMaps() applies them. A large sync hands them
+  // to a writer thread chunk by chunk while it plans the next chunk.
+  struct Writes {
     std::vector<uint32_t> backend_keys;
     std::vector<lb4_backend> backend_vals;
     std::vector<uint32_t> revnat_keys;
     std::vector<lb4_reverse_nat> revnat_vals;
     std::vector<lb4_slot_key> slot_keys;
     std::vector<uint32_t> slot_vals;
-    std::vector<lb4_key> fe_keys;
-    std::vector<lb4_service> fe_vals;
-    std::vector<lb4_key> fe_deletes;  // after the writes (an internal scope no longer used)
-    std::vector<lb4_slot_key> slot_deletes;
     std::vector<lb4_maglev_key> maglev_keys;
     std::vector<lb4_maglev_chunk> maglev_vals;
+    std::vector<lb4_key> fe_keys;
+    std::vector<lb4_service> fe_vals;
+    void clear();  // keeps the capacity for the next chunk
+  };
+  // Plans the writes and removals of a change; applied by flush().
+  struct Batch : Writes {
+    std::vector<lb4_key> fe_deletes;  // after the writes (an internal scope no longer used)
+    std::vector<lb4_slot_key> slot_deletes;
     std::vector<lb4_maglev_key> maglev_deletes;
     // (id, referenced as active) whose reference is dropped after the flip
     std::vector<std::pair<uint32_t, bool>> backend_releases;
@@ -215,6 +223,10 @@ class Manager {
   void planUpsert(FrontendState& st, LbService spec, Batch& batch);
   void planDelete(const FrontendState& st, Batch& batch);
   Status flush(Batch& batch);
+  // Only reads maps_: safe on a writer thread while the Manager plans the next chunk.
+  Status writeMaps(const Writes& w) const;
+  // The removals and backend releases, after every write of the batch.
+  Status finishRemovals(Batch& batch);
   Status upsertLocked(std::span<const Service> svcs);
   // Removes the frontend's map entries (both scopes) before its slots and backends go.
   Status removeFrontendEntries(const FrontendState& st);
