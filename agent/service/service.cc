@@ -165,7 +165,14 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
   return out;
 }
 
-Manager::Manager(ServiceMaps maps, ManagerConfig cfg) : maps_(maps), cfg_(std::move(cfg)) {}
+Manager::Manager(ServiceMaps maps, ManagerConfig cfg)
+    : maps_(maps),
+      cfg_(std::move(cfg)),
+      frontends_(&arena_),
+      by_frontend_(&arena_),
+      by_owner_(&arena_),
+      backends_(&arena_),
+      backend_by_id_(&arena_) {}
 
 size_t Manager::FrontendHash::operator()(const Frontend& f) const {
   uint64_t h = 1469598103934665603ull;
@@ -276,7 +283,7 @@ LbService Manager::specOf(const FrontendState& st) const {
 
 void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
   bool fresh = st.backends.empty() && st.count == 0 && st.id == 0;
-  std::vector<BackendEntry> entries;
+  std::pmr::vector<BackendEntry> entries(&arena_);
   entries.reserve(spec.backends.size());
   // Scratch vectors kept by the Manager: a large sync allocates nothing here but `entries`.
   auto& active = scratch_active_;   // the external scope's slots
@@ -568,7 +575,7 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
     CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg_, fes));
     // Created up front so that its frontends can point at its key.
     auto oit = by_owner_.try_emplace(svc.name).first;
-    std::vector<uint32_t> keep;
+    std::pmr::vector<uint32_t> keep(&arena_);
     keep.reserve(fes.size());
     for (auto& fe : fes) {
       auto it = by_frontend_.find(fe.frontend);
@@ -579,7 +586,7 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
       } else {
         CILIUM_ASSIGN_OR_RETURN(fe.id, allocateId(0));
         by_frontend_.emplace(fe.frontend, fe.id);
-        st = &frontends_.try_emplace(fe.id).first->second;
+        st = &frontends_.try_emplace(fe.id, &arena_).first->second;
       }
       keep.push_back(fe.id);
       planUpsert(*st, std::move(fe), batch);
@@ -656,7 +663,7 @@ Result<uint32_t> Manager::upsertFrontend(LbService svc) {
   } else {
     CILIUM_ASSIGN_OR_RETURN(id, allocateId(svc.id));
     by_frontend_[svc.frontend] = id;
-    frontends_[id] = FrontendState{};
+    frontends_.try_emplace(id, &arena_);
   }
   svc.id = id;
   Batch batch;
@@ -736,7 +743,7 @@ Status Manager::restore() {
     return true;
   }));
   for (const auto& [k, v] : fes) {
-    FrontendState st;
+    FrontendState st(&arena_);
     st.id = v.rev_nat_index;
     st.frontend =
         Frontend{IpAddr::v4(ntohl(k.address)), ntohs(k.dport), static_cast<Protocol>(k.proto)};
@@ -782,7 +789,7 @@ Status Manager::restore() {
     }
     next_id_ = std::max(next_id_, v.rev_nat_index + 1);
     by_frontend_[st.frontend] = v.rev_nat_index;
-    frontends_[v.rev_nat_index] = std::move(st);
+    frontends_.insert_or_assign(v.rev_nat_index, std::move(st));
   }
   log()->info("restored services frontends={} backends={}", frontends_.size(), backends_.size());
   return okStatus();

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -17,6 +18,7 @@
 #include "agent/bpf/map.h"
 #include "agent/common/error.h"
 #include "agent/common/inet.h"
+#include "agent/service/huge_page_arena.h"
 
 namespace cilium::service {
 
@@ -165,6 +167,7 @@ class Manager {
   // each backend next to its id) and what the maps hold for it. Programming 100k Services
   // touches every byte of these for the first time, which dominates its cost.
   struct FrontendState {
+    explicit FrontendState(std::pmr::memory_resource* r) : backends(r) {}
     uint32_t id = 0;
     Frontend frontend;
     FrontendType type = FrontendType::kClusterIp;
@@ -182,7 +185,7 @@ class Manager {
     // REST-made and restored frontends.
     const ServiceName* owner = nullptr;
     std::string port_name;
-    std::vector<BackendEntry> backends;  // every backend referenced (active and terminating)
+    std::pmr::vector<BackendEntry> backends;  // every backend referenced (active and terminating)
   };
   struct BackendRef {
     uint32_t id = 0;
@@ -249,11 +252,13 @@ class Manager {
     size_t operator()(const BackendKey& k) const;
   };
   // Hash tables: programming 100k Services is dominated by these lookups.
-  std::unordered_map<uint32_t, FrontendState> frontends_;  // by id
-  std::unordered_map<Frontend, uint32_t, FrontendHash> by_frontend_;
-  std::unordered_map<ServiceName, std::vector<uint32_t>, NameHash> by_owner_;
-  std::unordered_map<BackendKey, BackendRef, BackendKeyHash> backends_;
-  std::unordered_map<uint32_t, BackendKey> backend_by_id_;
+  // Their nodes live in arena_ (declared first: destroyed last).
+  HugePageArena arena_;
+  std::pmr::unordered_map<uint32_t, FrontendState> frontends_;  // by id
+  std::pmr::unordered_map<Frontend, uint32_t, FrontendHash> by_frontend_;
+  std::pmr::unordered_map<ServiceName, std::pmr::vector<uint32_t>, NameHash> by_owner_;
+  std::pmr::unordered_map<BackendKey, BackendRef, BackendKeyHash> backends_;
+  std::pmr::unordered_map<uint32_t, BackendKey> backend_by_id_;
   uint32_t next_id_ = 1;
   uint32_t next_backend_id_ = 1;
   // Reused by every change so that programming many Services does not allocate per frontend.
