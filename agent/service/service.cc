@@ -8,6 +8,7 @@
 #include <cctype>
 #include <future>
 #include <set>
+#include <system_error>
 
 #include "agent/common/log.h"
 #include "agent/service/maglev.h"
@@ -560,7 +561,11 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
     if (writer.valid()) CILIUM_RETURN_IF_ERROR(writer.get());
     std::swap(static_cast<Writes&>(batch), written);
     batch.Writes::clear();
-    writer = std::async(std::launch::async, [this, &written] { return writeMaps(written); });
+    try {
+      writer = std::async(std::launch::async, [this, &written] { return writeMaps(written); });
+    } catch (const std::system_error&) {
+      return writeMaps(written);  // no thread to be had: this chunk is written in line
+    }
     return okStatus();
   };
   // Every planned write in the maps: before a removal, and at the end.
