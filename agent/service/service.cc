@@ -614,7 +614,10 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
       by_owner_.erase(oit);
     else
       oit->second = std::move(keep);
-    if (total > chunk && batch.fe_keys.size() >= chunk) CILIUM_RETURN_IF_ERROR(handOff());
+    // Maglev tables (a few hundred chunks per frontend) also end a chunk, so that a sync of
+    // Maglev frontends never holds all their tables at once.
+    if ((total > chunk && batch.fe_keys.size() >= chunk) || batch.maglev_keys.size() >= 4 * chunk)
+      CILIUM_RETURN_IF_ERROR(handOff());
   }
   CILIUM_RETURN_IF_ERROR(drain());
   return finishRemovals(batch);
