@@ -164,8 +164,8 @@ class Manager {
     uint32_t id = 0;
   };
   // A frontend as the manager keeps it: its LbService in compact form (the owner by pointer,
-  // each backend next to its id) and what the maps hold for it. Programming 100k Services
-  // touches every byte of these for the first time, which dominates its cost.
+  // each backend next to its id) and what the maps hold for it. Kept small: the first sync of
+  // 100k Services writes 100k of them into memory never touched before (docs/benchmarks.md).
   struct FrontendState {
     explicit FrontendState(std::pmr::memory_resource* r) : backends(r) {}
     uint32_t id = 0;
@@ -251,8 +251,7 @@ class Manager {
   struct BackendKeyHash {
     size_t operator()(const BackendKey& k) const;
   };
-  // Hash tables: programming 100k Services is dominated by these lookups.
-  // Their nodes live in arena_ (declared first: destroyed last).
+  // Hash tables whose nodes live in arena_ (declared first: destroyed last).
   HugePageArena arena_;
   std::pmr::unordered_map<uint32_t, FrontendState> frontends_;  // by id
   std::pmr::unordered_map<Frontend, uint32_t, FrontendHash> by_frontend_;
