@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 
@@ -161,6 +162,25 @@ double msSince(Clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
 }
 
+// Page faults of this process so far: first touches of new memory, which on a VM cost far more
+// than the work done on the memory (docs/benchmarks.md).
+long minorFaults() {
+  rusage r{};
+  ::getrusage(RUSAGE_SELF, &r);
+  return r.ru_minflt;
+}
+
+// The transparent huge page mode ("always", "madvise" or "never"): the Manager's arena asks for
+// huge pages, which the kernel grants only in the first two.
+std::string thpMode() {
+  std::ifstream in("/sys/kernel/mm/transparent_hugepage/enabled");
+  std::string line;
+  std::getline(in, line);
+  auto a = line.find('['), b = line.find(']');
+  return a == std::string::npos || b == std::string::npos ? "unknown"
+                                                          : line.substr(a + 1, b - a - 1);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -221,7 +241,8 @@ int main(int argc, char** argv) {
     }
   });
 
-  std::printf("service_lb_bench: %d connects per point, target = the last Service\n", connects);
+  std::printf("service_lb_bench: %d connects per point, target = the last Service, THP %s\n",
+              connects, thpMode().c_str());
   // Direct to the pod, no Service: the floor every mode pays.
   auto direct = connectLoop(client->netns, server->ip, 8080, connects);
   if (!direct.ok()) die("direct", direct.error());
@@ -309,9 +330,11 @@ int main(int argc, char** argv) {
         p.backends = {{backend, 8080, service::BackendState::kActive, true}};
         s.ports.push_back(std::move(p));
       }
+      long f0 = minorFaults();
       auto t0 = Clock::now();
       if (auto s = mgr.upsertServices(svcs); !s.ok()) die("program", s.error());
       double program_ms = msSince(t0);
+      long program_faults = minorFaults() - f0;
       // The same Services into maps that keep nothing: the Manager's share of the time
       // (measured second, so both runs find the process heap already grown).
       NullMap<lb4_key, lb4_service> ns;
@@ -352,9 +375,10 @@ int main(int argc, char** argv) {
       }
       if (!l.ok()) die("connect (sock)", l.error());
       std::printf(
-          "%-8s %9u %10.1f %10.1f %12.0f %8zu program=%.1fms (manager %.1fms) change_p50=%.0fus\n",
-          "sock", n, l->p50_us, l->p99_us, l->per_sec, l->failed, program_ms, manager_ms,
-          change_us[change_us.size() / 2]);
+          "%-8s %9u %10.1f %10.1f %12.0f %8zu program=%.1fms (%ld faults; manager %.1fms) "
+          "change_p50=%.0fus\n",
+          "sock", n, l->p50_us, l->p99_us, l->per_sec, l->failed, program_ms, program_faults,
+          manager_ms, change_us[change_us.size() / 2]);
       std::fflush(stdout);
       if (auto s = (*dp)->detachCgroup(); !s.ok()) die("detach", s.error());
     }

@@ -55,6 +55,19 @@ Result<std::optional<Service>> fromK8s(const k8s::Service& ks,
     svc.affinity_timeout = static_cast<uint32_t>(ks.session_affinity_timeout);
   svc.ext_traffic_policy =
       ks.external_traffic_policy == "Local" ? TrafficPolicy::kLocal : TrafficPolicy::kCluster;
+  if (auto it = ks.meta.annotations.find(std::string(kLbAlgorithmAnnotation));
+      it != ks.meta.annotations.end()) {
+    if (it->second == "maglev") {
+      svc.lb_algorithm = LbAlgorithm::kMaglev;
+    } else if (it->second == "random") {
+      svc.lb_algorithm = LbAlgorithm::kRandom;
+    } else {
+      // Not a reason to leave the Service unbalanced: it gets the agent's algorithm.
+      log()->warn(
+          "service {}/{}: annotation {}=\"{}\" is not random or maglev; using bpf-lb-algorithm",
+          ks.meta.namespace_name, ks.meta.name, kLbAlgorithmAnnotation, it->second);
+    }
+  }
   const bool node_ports = ks.type == "NodePort" || ks.type == "LoadBalancer";
 
   for (size_t i = 0; i < ks.ports.size(); i++) {

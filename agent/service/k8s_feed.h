@@ -10,6 +10,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/common/error.h"
@@ -22,12 +23,18 @@ struct Stores;
 
 namespace cilium::service {
 
+// Per-Service load-balancing algorithm (Cilium's key): "random" or "maglev" override the agent's
+// bpf-lb-algorithm; any other value is reported (a warning naming the Service and the value)
+// and the agent's algorithm applies.
+inline constexpr std::string_view kLbAlgorithmAnnotation = "service.cilium.io/lb-algorithm";
+
 // A Kubernetes Service and its EndpointSlices as the Manager's Service: frontends per port
 // (ClusterIP, externalIPs, LoadBalancer ingress IPs, NodePort), backends per port matched by
-// port name and protocol; IPv4 slices only (others are skipped); endpoints that are not ready
-// are left out unless terminating (then kept as terminating); `local` marks endpoints whose
-// nodeName is `node_name`. nullopt for Services with nothing to balance (ExternalName, or
-// headless without external addresses). kInvalidArgument naming the field for bad addresses.
+// port name and protocol; the kLbAlgorithmAnnotation; IPv4 slices only (others are skipped);
+// endpoints that are not ready are left out unless terminating (then kept as terminating); `local`
+// marks endpoints whose nodeName is `node_name`. nullopt for Services with nothing to balance
+// (ExternalName, or headless without external addresses). kInvalidArgument naming the field for bad
+// addresses.
 Result<std::optional<Service>> fromK8s(const k8s::Service& svc,
                                        const std::vector<k8s::EndpointSlice>& slices,
                                        const std::string& node_name);

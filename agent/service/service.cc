@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <cctype>
+#include <future>
 #include <set>
+#include <system_error>
 
 #include "agent/common/log.h"
 #include "agent/service/maglev.h"
@@ -90,7 +92,13 @@ lb4_key internalFrontendKey(const Frontend& fe) {
   return k;
 }
 
-Result<std::vector<LbService>> expandService(const Service& svc, const ManagerConfig& cfg) {
+namespace {
+
+// expandService into `out` (cleared first), so that a caller expanding many Services reuses one
+// vector instead of allocating one per Service.
+Status expandServiceInto(const Service& svc, const ManagerConfig& cfg,
+                         std::vector<LbService>& out) {
+  out.clear();
   if (svc.name.name.empty() || svc.name.ns.empty())
     return makeError(ErrorCode::kInvalidArgument, "service: metadata.name and namespace required");
   auto where = [&](std::string_view field) { return svc.name.str() + ": " + std::string(field); };
@@ -100,7 +108,6 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
                        where(field), ip.toString());
     return okStatus();
   };
-  std::vector<LbService> out;
   for (const auto& p : svc.ports) {
     if (p.port == 0) return makeError(ErrorCode::kInvalidArgument, "{} is 0", where("ports.port"));
     for (const auto& b : p.backends) {
@@ -111,7 +118,7 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
     auto add = [&](const IpAddr& ip, uint16_t port, FrontendType type,
                    std::string_view field) -> Status {
       CILIUM_RETURN_IF_ERROR(checkIp(ip, field));
-      LbService s;
+      auto& s = out.emplace_back();
       s.frontend = Frontend{ip, port, p.proto};
       s.type = type;
       s.backends = p.backends;
@@ -121,7 +128,6 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
       s.algorithm = svc.lb_algorithm.value_or(cfg.algorithm);
       s.owner = svc.name;
       s.port_name = p.name;
-      out.push_back(std::move(s));
       return okStatus();
     };
     if (svc.cluster_ip)
@@ -134,16 +140,40 @@ Result<std::vector<LbService>> expandService(const Service& svc, const ManagerCo
       for (const auto& ip : cfg.node_ips)
         CILIUM_RETURN_IF_ERROR(add(ip, p.node_port, FrontendType::kNodePort, "nodePort"));
   }
-  // Two ports of one Service on the same frontend would fight over one map entry.
-  std::set<Frontend> seen;
-  for (const auto& s : out)
-    if (!seen.insert(s.frontend).second)
-      return makeError(ErrorCode::kInvalidArgument, "{} {}:{}/{} appears twice", where("ports"),
-                       s.frontend.ip.toString(), s.frontend.port, protocolName(s.frontend.proto));
+  // Two ports of one Service on the same frontend would fight over one map entry. Most Services
+  // have a handful of frontends: comparing pairs allocates nothing, unlike a set per Service.
+  auto twice = [&](const Frontend& f) {
+    return makeError(ErrorCode::kInvalidArgument, "{} {}:{}/{} appears twice", where("ports"),
+                     f.ip.toString(), f.port, protocolName(f.proto));
+  };
+  if (out.size() <= 32) {
+    for (size_t i = 1; i < out.size(); i++)
+      for (size_t j = 0; j < i; j++)
+        if (out[i].frontend == out[j].frontend) return twice(out[i].frontend);
+  } else {
+    std::set<Frontend> seen;
+    for (const auto& s : out)
+      if (!seen.insert(s.frontend).second) return twice(s.frontend);
+  }
+  return okStatus();
+}
+
+}  // namespace
+
+Result<std::vector<LbService>> expandService(const Service& svc, const ManagerConfig& cfg) {
+  std::vector<LbService> out;
+  CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg, out));
   return out;
 }
 
-Manager::Manager(ServiceMaps maps, ManagerConfig cfg) : maps_(maps), cfg_(std::move(cfg)) {}
+Manager::Manager(ServiceMaps maps, ManagerConfig cfg)
+    : maps_(maps),
+      cfg_(std::move(cfg)),
+      frontends_(&arena_),
+      by_frontend_(&arena_),
+      by_owner_(&arena_),
+      backends_(&arena_),
+      backend_by_id_(&arena_) {}
 
 size_t Manager::FrontendHash::operator()(const Frontend& f) const {
   uint64_t h = 1469598103934665603ull;
@@ -231,39 +261,61 @@ Result<uint32_t> Manager::acquireBackend(const Backend& b, Protocol proto, Batch
 }
 
 namespace {
-bool localOnly(const LbService& s) {
-  return s.type != FrontendType::kClusterIp && s.ext_traffic_policy == TrafficPolicy::kLocal;
+bool localOnly(FrontendType type, TrafficPolicy etp) {
+  return type != FrontendType::kClusterIp && etp == TrafficPolicy::kLocal;
 }
 }  // namespace
 
+LbService Manager::specOf(const FrontendState& st) const {
+  LbService s;
+  s.id = st.id;
+  s.frontend = st.frontend;
+  s.type = st.type;
+  s.backends.reserve(st.backends.size());
+  for (const auto& e : st.backends) s.backends.push_back(e.spec);
+  s.session_affinity = st.session_affinity;
+  s.affinity_timeout = st.affinity_timeout;
+  s.ext_traffic_policy = st.ext_traffic_policy;
+  s.algorithm = st.algorithm;
+  if (st.owner != nullptr) s.owner = *st.owner;
+  s.port_name = st.port_name;
+  return s;
+}
+
 void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
-  bool fresh = st.backend_ids.empty() && st.count == 0 && st.spec.id == 0;
-  std::vector<uint32_t> ids;
-  std::vector<uint32_t> active;      // the external scope's slots
-  std::vector<uint32_t> all_active;  // the internal scope's, when there are two scopes
-  bool two = localOnly(spec);
+  bool fresh = st.backends.empty() && st.count == 0 && st.id == 0;
+  std::pmr::vector<BackendEntry> entries(&arena_);
+  entries.reserve(spec.backends.size());
+  // Scratch vectors kept by the Manager: a large sync allocates nothing here but `entries`.
+  auto& active = scratch_active_;   // the external scope's slots
+  auto& all_active = scratch_all_;  // the internal scope's, when there are two scopes
+  active.clear();
+  all_active.clear();
+  bool two = localOnly(spec.type, spec.ext_traffic_policy);
   for (const auto& b : spec.backends) {
     auto id = acquireBackend(b, spec.frontend.proto, batch);
     if (!id.ok()) continue;  // exhausted: the frontend runs with the backends it could get
-    ids.push_back(*id);
+    entries.push_back({b, *id});
     if (b.state != BackendState::kActive) continue;
     all_active.push_back(*id);
     if (!two || b.local) active.push_back(*id);
   }
 
   // The slots currently in force are the active ids of the previous spec, in order.
-  std::vector<uint32_t> old_active, old_all;
+  auto& old_active = scratch_old_active_;
+  auto& old_all = scratch_old_all_;
+  old_active.clear();
+  old_all.clear();
   if (!fresh) {
-    bool old_local_only = localOnly(st.spec);
-    for (size_t i = 0; i < st.spec.backends.size() && i < st.backend_ids.size(); i++) {
-      const auto& b = st.spec.backends[i];
-      if (b.state != BackendState::kActive) continue;
-      old_all.push_back(st.backend_ids[i]);
-      if (!old_local_only || b.local) old_active.push_back(st.backend_ids[i]);
+    bool old_local_only = localOnly(st.type, st.ext_traffic_policy);
+    for (const auto& e : st.backends) {
+      if (e.spec.state != BackendState::kActive) continue;
+      old_all.push_back(e.id);
+      if (!old_local_only || e.spec.local) old_active.push_back(e.id);
     }
   }
 
-  if (spec.id != st.spec.id || fresh) {
+  if (spec.id != st.id || fresh) {
     lb4_reverse_nat rn{};
     rn.address = spec.frontend.ip.v4NetworkOrder();
     rn.port = htons(spec.frontend.port);
@@ -329,18 +381,23 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
 
   // References of the previous spec are dropped after the flip, so a backend that stays never
   // leaves the backends map, and one that goes leaves it only when no slot points at it.
-  for (size_t i = 0; i < st.backend_ids.size(); i++)
-    batch.backend_releases.push_back(
-        {st.backend_ids[i],
-         i < st.spec.backends.size() && st.spec.backends[i].state == BackendState::kActive});
+  for (const auto& e : st.backends)
+    batch.backend_releases.push_back({e.id, e.spec.state == BackendState::kActive});
 
-  st.spec = std::move(spec);
+  st.id = spec.id;
+  st.frontend = spec.frontend;
+  st.type = spec.type;
+  st.ext_traffic_policy = spec.ext_traffic_policy;
+  st.algorithm = spec.algorithm;
+  st.session_affinity = spec.session_affinity;
+  st.affinity_timeout = spec.affinity_timeout;
+  st.port_name = std::move(spec.port_name);
+  st.backends = std::move(entries);
   st.gen = gen;
   st.count = v.count;
   st.two_scopes = two;
   st.internal_count = internal_count;
   st.maglev_size = new_maglev;
-  st.backend_ids = std::move(ids);
   st.restored = false;
 }
 
@@ -367,42 +424,60 @@ void Manager::planMaglevDelete(const FrontendState& st, Batch& batch) {
   if (st.maglev_size == 0) return;
   uint16_t chunks = static_cast<uint16_t>((st.maglev_size + LB_MAGLEV_CHUNK - 1) / LB_MAGLEV_CHUNK);
   for (uint16_t c = 0; c < chunks; c++) {
-    if (st.count > 0) batch.maglev_deletes.push_back({st.spec.id, st.gen, c});
+    if (st.count > 0) batch.maglev_deletes.push_back({st.id, st.gen, c});
     if (st.two_scopes && st.internal_count > 0)
-      batch.maglev_deletes.push_back(
-          {st.spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), c});
+      batch.maglev_deletes.push_back({st.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), c});
   }
 }
 
 void Manager::planDelete(const FrontendState& st, Batch& batch) {
   planMaglevDelete(st, batch);
-  for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({st.spec.id, st.gen, s});
+  for (uint16_t s = 1; s <= st.count; s++) batch.slot_deletes.push_back({st.id, st.gen, s});
   for (uint16_t s = 1; s <= st.internal_count; s++)
-    batch.slot_deletes.push_back({st.spec.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
-  for (size_t i = 0; i < st.backend_ids.size(); i++)
-    batch.backend_releases.push_back(
-        {st.backend_ids[i],
-         i < st.spec.backends.size() && st.spec.backends[i].state == BackendState::kActive});
+    batch.slot_deletes.push_back({st.id, static_cast<uint16_t>(st.gen | LB_GEN_INTERNAL), s});
+  for (const auto& e : st.backends)
+    batch.backend_releases.push_back({e.id, e.spec.state == BackendState::kActive});
 }
 
 Status Manager::removeFrontendEntries(const FrontendState& st) {
   // The external entry first: it is what sends lookups to the internal one.
-  CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(st.spec.frontend))));
+  CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(st.frontend))));
   if (st.two_scopes)
-    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(internalFrontendKey(st.spec.frontend))));
-  (void)maps_.revnat->remove(st.spec.id);
+    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(internalFrontendKey(st.frontend))));
+  (void)maps_.revnat->remove(st.id);
   return okStatus();
 }
 
-Status Manager::flush(Batch& batch) {
-  // Order matters: everything a frontend points at exists before the frontend is written, and
-  // is removed only after the frontend stopped pointing at it.
-  CILIUM_RETURN_IF_ERROR(writeAll(maps_.backends, batch.backend_keys, batch.backend_vals));
-  CILIUM_RETURN_IF_ERROR(writeAll(maps_.revnat, batch.revnat_keys, batch.revnat_vals));
-  CILIUM_RETURN_IF_ERROR(writeAll(maps_.slots, batch.slot_keys, batch.slot_vals));
+void Manager::Writes::clear() {
+  backend_keys.clear();
+  backend_vals.clear();
+  revnat_keys.clear();
+  revnat_vals.clear();
+  slot_keys.clear();
+  slot_vals.clear();
+  maglev_keys.clear();
+  maglev_vals.clear();
+  fe_keys.clear();
+  fe_vals.clear();
+}
+
+Status Manager::writeMaps(const Writes& w) const {
+  // Order matters: everything a frontend points at exists before the frontend is written.
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.backends, w.backend_keys, w.backend_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.revnat, w.revnat_keys, w.revnat_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.slots, w.slot_keys, w.slot_vals));
   if (maps_.maglev != nullptr)
-    CILIUM_RETURN_IF_ERROR(writeAll(maps_.maglev, batch.maglev_keys, batch.maglev_vals));
-  CILIUM_RETURN_IF_ERROR(writeAll(maps_.services, batch.fe_keys, batch.fe_vals));
+    CILIUM_RETURN_IF_ERROR(writeAll(maps_.maglev, w.maglev_keys, w.maglev_vals));
+  return writeAll(maps_.services, w.fe_keys, w.fe_vals);
+}
+
+Status Manager::flush(Batch& batch) {
+  CILIUM_RETURN_IF_ERROR(writeMaps(batch));
+  return finishRemovals(batch);
+}
+
+Status Manager::finishRemovals(Batch& batch) {
+  // What a frontend pointed at is removed only after the frontend stopped pointing at it.
   Status first = okStatus();
   auto keep = [&](Status s) {
     if (!s.ok() && first.ok()) first = std::move(s);
@@ -437,69 +512,115 @@ Status Manager::flush(Batch& batch) {
 }
 
 Status Manager::upsertLocked(std::span<const Service> svcs) {
-  Batch batch;
-  std::vector<std::vector<LbService>> expanded;
+  // First pass: everything is checked before anything changes. The expansion is not kept: a
+  // second one is cheaper than holding a copy of every frontend of a 100k-Service sync.
+  std::vector<LbService>& fes = scratch_fes_;
+  size_t total = 0;
   for (const auto& svc : svcs) {
-    CILIUM_ASSIGN_OR_RETURN(auto fes, expandService(svc, cfg_));
+    CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg_, fes));
     for (const auto& fe : fes) {
       CILIUM_RETURN_IF_ERROR(validate(fe));
       auto it = by_frontend_.find(fe.frontend);
       if (it != by_frontend_.end()) {
-        const auto& owner = frontends_.at(it->second).spec.owner;
-        if (!frontends_.at(it->second).restored && !(owner == svc.name))
+        const auto& st = frontends_.at(it->second);
+        if (!st.restored && (st.owner == nullptr || !(*st.owner == svc.name)))
           return makeError(ErrorCode::kAlreadyExists, "{}: frontend {}:{}/{} belongs to {}",
                            svc.name.str(), fe.frontend.ip.toString(), fe.frontend.port,
                            protocolName(fe.frontend.proto),
-                           owner.name.empty() ? "the REST API" : owner.str());
+                           st.owner == nullptr ? "the REST API" : st.owner->str());
       }
     }
-    expanded.push_back(std::move(fes));
+    total += fes.size();
   }
-  // Sized once for a large first sync instead of rehashing on the way.
-  size_t total = 0;
-  for (const auto& fes : expanded) total += fes.size();
-  frontends_.reserve(frontends_.size() + total);
-  by_frontend_.reserve(by_frontend_.size() + total);
-  by_owner_.reserve(by_owner_.size() + svcs.size());
-  batch.fe_keys.reserve(total);
-  batch.fe_vals.reserve(total);
-  batch.revnat_keys.reserve(total);
-  batch.revnat_vals.reserve(total);
-  batch.slot_keys.reserve(total);
-  batch.slot_vals.reserve(total);
+  Batch batch;
+  // A large sync sizes the tables once instead of rehashing on the way; a small change leaves
+  // them alone (reserving size + 1 could rehash a 100k table for one Service).
+  if (total > 64) {
+    frontends_.reserve(frontends_.size() + total);
+    by_frontend_.reserve(by_frontend_.size() + total);
+    by_owner_.reserve(by_owner_.size() + svcs.size());
+  }
+  // A large sync writes the maps chunk by chunk on a second thread while this one plans the
+  // next chunk: the kernel's map writes then overlap the bookkeeping instead of following it,
+  // and the write vectors stay chunk-sized (reused) instead of growing to the whole sync. A
+  // chunk ends at a Service boundary, so a frontend's slots, backends and reverse NAT entry are
+  // always written before the frontend, in the same chunk or an earlier one. Removals and
+  // backend releases wait until every chunk is written, as in a small change.
+  size_t chunk = std::max<uint32_t>(cfg_.write_chunk, 1);
+  size_t first = std::min(total, chunk);
+  batch.fe_keys.reserve(first);
+  batch.fe_vals.reserve(first);
+  batch.revnat_keys.reserve(first);
+  batch.revnat_vals.reserve(first);
+  batch.slot_keys.reserve(first);
+  batch.slot_vals.reserve(first);
   batch.touched.reserve(total);
-  for (size_t i = 0; i < svcs.size(); i++) {
-    const auto& name = svcs[i].name;
-    std::set<uint32_t> keep;
-    for (auto& fe : expanded[i]) {
-      auto it = by_frontend_.find(fe.frontend);
-      uint32_t id;
-      if (it != by_frontend_.end()) {
-        id = it->second;
-      } else {
-        CILIUM_ASSIGN_OR_RETURN(id, allocateId(0));
-        by_frontend_[fe.frontend] = id;
-        frontends_[id] = FrontendState{};
-      }
-      fe.id = id;
-      planUpsert(frontends_[id], std::move(fe), batch);
-      keep.insert(id);
+  Writes written;              // the chunk the writer thread has; outlives the future
+  std::future<Status> writer;  // its destructor waits for the thread, on every return
+  auto handOff = [&]() -> Status {
+    if (writer.valid()) CILIUM_RETURN_IF_ERROR(writer.get());
+    std::swap(static_cast<Writes&>(batch), written);
+    batch.Writes::clear();
+    try {
+      writer = std::async(std::launch::async, [this, &written] { return writeMaps(written); });
+    } catch (const std::system_error&) {
+      return writeMaps(written);  // no thread to be had: this chunk is written in line
     }
-    auto& owned = by_owner_[name];
-    for (uint32_t id : owned) {
-      if (keep.count(id)) continue;
+    return okStatus();
+  };
+  // Every planned write in the maps: before a removal, and at the end.
+  auto drain = [&]() -> Status {
+    if (writer.valid()) CILIUM_RETURN_IF_ERROR(writer.get());
+    CILIUM_RETURN_IF_ERROR(writeMaps(batch));
+    batch.Writes::clear();
+    return okStatus();
+  };
+  for (const auto& svc : svcs) {
+    // Cannot fail: the same expansion passed above.
+    CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg_, fes));
+    // Created up front so that its frontends can point at its key.
+    auto oit = by_owner_.try_emplace(svc.name).first;
+    std::pmr::vector<uint32_t> keep(&arena_);
+    keep.reserve(fes.size());
+    for (auto& fe : fes) {
+      auto it = by_frontend_.find(fe.frontend);
+      FrontendState* st;
+      if (it != by_frontend_.end()) {
+        st = &frontends_.at(it->second);
+        fe.id = it->second;
+      } else {
+        CILIUM_ASSIGN_OR_RETURN(fe.id, allocateId(0));
+        by_frontend_.emplace(fe.frontend, fe.id);
+        st = &frontends_.try_emplace(fe.id, &arena_).first->second;
+      }
+      keep.push_back(fe.id);
+      planUpsert(*st, std::move(fe), batch);
+      st->owner = &oit->first;
+    }
+    for (uint32_t id : oit->second) {
+      if (std::find(keep.begin(), keep.end(), id) != keep.end()) continue;
       auto it = frontends_.find(id);
       if (it == frontends_.end()) continue;
       planDelete(it->second, batch);
+      // A write still planned for it (the same Service twice in one sync) must not land after
+      // the removal and leave an entry the Manager no longer knows.
+      CILIUM_RETURN_IF_ERROR(drain());
       // Deleting the frontend first: slots and backends go only after nothing points at them.
       CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
-      by_frontend_.erase(it->second.spec.frontend);
+      by_frontend_.erase(it->second.frontend);
       frontends_.erase(it);
     }
-    owned.assign(keep.begin(), keep.end());
-    if (owned.empty()) by_owner_.erase(name);
+    if (keep.empty())
+      by_owner_.erase(oit);
+    else
+      oit->second = std::move(keep);
+    // Maglev tables (a few hundred chunks per frontend) also end a chunk, so that a sync of
+    // Maglev frontends never holds all their tables at once.
+    if ((total > chunk && batch.fe_keys.size() >= chunk) || batch.maglev_keys.size() >= 4 * chunk)
+      CILIUM_RETURN_IF_ERROR(handOff());
   }
-  return flush(batch);
+  CILIUM_RETURN_IF_ERROR(drain());
+  return finishRemovals(batch);
 }
 
 Status Manager::upsertService(const Service& svc) {
@@ -525,7 +646,7 @@ Status Manager::deleteService(const ServiceName& name) {
     if (fit == frontends_.end()) continue;
     CILIUM_RETURN_IF_ERROR(removeFrontendEntries(fit->second));
     planDelete(fit->second, batch);
-    by_frontend_.erase(fit->second.spec.frontend);
+    by_frontend_.erase(fit->second.frontend);
     frontends_.erase(fit);
   }
   by_owner_.erase(it);
@@ -543,19 +664,20 @@ Result<uint32_t> Manager::upsertFrontend(LbService svc) {
       return makeError(ErrorCode::kAlreadyExists, "frontend {}:{} already has id {}",
                        svc.frontend.ip.toString(), svc.frontend.port, id);
     auto& st = frontends_.at(id);
-    if (!st.spec.owner.name.empty() && !st.restored)
+    if (st.owner != nullptr && !st.restored)
       return makeError(ErrorCode::kFailedPrecondition,
                        "frontend {}:{} belongs to service {}; change it there",
-                       svc.frontend.ip.toString(), svc.frontend.port, st.spec.owner.str());
+                       svc.frontend.ip.toString(), svc.frontend.port, st.owner->str());
   } else {
     CILIUM_ASSIGN_OR_RETURN(id, allocateId(svc.id));
     by_frontend_[svc.frontend] = id;
-    frontends_[id] = FrontendState{};
+    frontends_.try_emplace(id, &arena_);
   }
   svc.id = id;
-  svc.owner = {};
   Batch batch;
-  planUpsert(frontends_[id], std::move(svc), batch);
+  auto& st = frontends_.at(id);
+  planUpsert(st, std::move(svc), batch);
+  st.owner = nullptr;
   CILIUM_RETURN_IF_ERROR(flush(batch));
   return id;
 }
@@ -567,12 +689,15 @@ Status Manager::deleteFrontend(uint32_t id) {
   CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
   Batch batch;
   planDelete(it->second, batch);
-  if (!it->second.spec.owner.name.empty()) {
-    auto& owned = by_owner_[it->second.spec.owner];
-    owned.erase(std::remove(owned.begin(), owned.end(), id), owned.end());
-    if (owned.empty()) by_owner_.erase(it->second.spec.owner);
+  if (it->second.owner != nullptr) {
+    auto oit = by_owner_.find(*it->second.owner);
+    if (oit != by_owner_.end()) {
+      auto& owned = oit->second;
+      owned.erase(std::remove(owned.begin(), owned.end(), id), owned.end());
+      if (owned.empty()) by_owner_.erase(oit);
+    }
   }
-  by_frontend_.erase(it->second.spec.frontend);
+  by_frontend_.erase(it->second.frontend);
   frontends_.erase(it);
   return flush(batch);
 }
@@ -581,7 +706,7 @@ std::vector<LbService> Manager::list() const {
   std::lock_guard lock(mu_);
   std::vector<LbService> out;
   out.reserve(frontends_.size());
-  for (const auto& [id, st] : frontends_) out.push_back(st.spec);
+  for (const auto& [id, st] : frontends_) out.push_back(specOf(st));
   std::sort(out.begin(), out.end(),
             [](const LbService& a, const LbService& b) { return a.id < b.id; });
   return out;
@@ -591,7 +716,7 @@ std::optional<LbService> Manager::get(uint32_t id) const {
   std::lock_guard lock(mu_);
   auto it = frontends_.find(id);
   if (it == frontends_.end()) return std::nullopt;
-  return it->second.spec;
+  return specOf(it->second);
 }
 
 size_t Manager::frontendCount() const {
@@ -626,21 +751,21 @@ Status Manager::restore() {
     return true;
   }));
   for (const auto& [k, v] : fes) {
-    FrontendState st;
-    st.spec.id = v.rev_nat_index;
-    st.spec.frontend =
+    FrontendState st(&arena_);
+    st.id = v.rev_nat_index;
+    st.frontend =
         Frontend{IpAddr::v4(ntohl(k.address)), ntohs(k.dport), static_cast<Protocol>(k.proto)};
-    st.spec.type = typeOf(v.flags);
-    st.spec.session_affinity = v.flags & SVC_F_AFFINITY;
-    st.spec.affinity_timeout = v.affinity_timeout;
-    st.spec.ext_traffic_policy =
+    st.type = typeOf(v.flags);
+    st.session_affinity = v.flags & SVC_F_AFFINITY;
+    st.affinity_timeout = v.affinity_timeout;
+    st.ext_traffic_policy =
         (v.flags & SVC_F_EXT_LOCAL) ? TrafficPolicy::kLocal : TrafficPolicy::kCluster;
     st.gen = v.gen;
     st.count = v.count;
     st.restored = true;
     if (v.flags2 & SVC_F2_MAGLEV) {
       st.maglev_size = v.maglev_size;
-      st.spec.algorithm = LbAlgorithm::kMaglev;
+      st.algorithm = LbAlgorithm::kMaglev;
     }
     // Slots of both scopes, each backend once: the internal scope lists the remote ones too.
     std::vector<lb4_slot_key> slots;
@@ -655,24 +780,24 @@ Status Manager::restore() {
     for (const auto& sk : slots) {
       CILIUM_ASSIGN_OR_RETURN(auto id, maps_.slots->lookup(sk));
       if (!id) continue;
-      if (std::find(st.backend_ids.begin(), st.backend_ids.end(), *id) != st.backend_ids.end())
+      if (std::any_of(st.backends.begin(), st.backends.end(),
+                      [&](const BackendEntry& e) { return e.id == *id; }))
         continue;
       auto kit = backend_by_id_.find(*id);
       if (kit == backend_by_id_.end()) continue;
       auto& ref = backends_[kit->second];
       ref.refs++;
       ref.active_refs++;  // slots hold active backends only
-      st.backend_ids.push_back(*id);
       Backend b;
       b.ip = IpAddr::v4(ntohl(ref.value.address));
       b.port = ntohs(ref.value.port);
       b.state = static_cast<BackendState>(ref.value.state);
       b.local = true;  // unknown after a restart; keeps eTP=Local frontends' slots as they are
-      st.spec.backends.push_back(b);
+      st.backends.push_back({b, *id});
     }
     next_id_ = std::max(next_id_, v.rev_nat_index + 1);
-    by_frontend_[st.spec.frontend] = v.rev_nat_index;
-    frontends_[v.rev_nat_index] = std::move(st);
+    by_frontend_[st.frontend] = v.rev_nat_index;
+    frontends_.insert_or_assign(v.rev_nat_index, std::move(st));
   }
   log()->info("restored services frontends={} backends={}", frontends_.size(), backends_.size());
   return okStatus();
@@ -689,7 +814,7 @@ Status Manager::pruneRestored() {
     }
     CILIUM_RETURN_IF_ERROR(removeFrontendEntries(it->second));
     planDelete(it->second, batch);
-    by_frontend_.erase(it->second.spec.frontend);
+    by_frontend_.erase(it->second.frontend);
     it = frontends_.erase(it);
     n++;
   }

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory_resource>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -17,6 +18,7 @@
 #include "agent/bpf/map.h"
 #include "agent/common/error.h"
 #include "agent/common/inet.h"
+#include "agent/service/huge_page_arena.h"
 
 namespace cilium::service {
 
@@ -116,6 +118,9 @@ struct ManagerConfig {
   // bpf-lb-algorithm and bpf-lb-maglev-table-size (one of maglevTableSizes()).
   LbAlgorithm algorithm = LbAlgorithm::kRandom;
   uint32_t maglev_table_size = LB_MAGLEV_DEFAULT_SIZE;
+  // A sync of more frontends than this writes the maps in chunks of this many, on a second
+  // thread, while it plans the next chunk.
+  uint32_t write_chunk = 8192;
 };
 
 // Expands a Service into its frontends (ClusterIP, externalIPs, LoadBalancer IPs, NodePort on
@@ -153,15 +158,34 @@ class Manager {
   size_t frontendCount() const;
 
  private:
+  // A backend of a frontend next to the id it was given.
+  struct BackendEntry {
+    Backend spec;
+    uint32_t id = 0;
+  };
+  // A frontend as the manager keeps it: its LbService in compact form (the owner by pointer,
+  // each backend next to its id) and what the maps hold for it. Kept small: the first sync of
+  // 100k Services writes 100k of them into memory never touched before (docs/benchmarks.md).
   struct FrontendState {
-    LbService spec;
-    uint16_t gen = 0;
-    uint16_t count = 0;                 // slots written under gen
-    bool two_scopes = false;            // eTP=Local: an internal-scope entry exists too
-    uint16_t internal_count = 0;        // its slots, under gen | LB_GEN_INTERNAL
-    uint16_t maglev_size = 0;           // Maglev tables written under gen (0 = none)
-    std::vector<uint32_t> backend_ids;  // every backend referenced (active and terminating)
+    explicit FrontendState(std::pmr::memory_resource* r) : backends(r) {}
+    uint32_t id = 0;
+    Frontend frontend;
+    FrontendType type = FrontendType::kClusterIp;
+    TrafficPolicy ext_traffic_policy = TrafficPolicy::kCluster;
+    LbAlgorithm algorithm = LbAlgorithm::kRandom;
+    bool session_affinity = false;
+    bool two_scopes = false;  // eTP=Local: an internal-scope entry exists too
     bool restored = false;
+    uint32_t affinity_timeout = 0;
+    uint16_t gen = 0;
+    uint16_t count = 0;           // slots written under gen
+    uint16_t internal_count = 0;  // slots of the internal scope, under gen | LB_GEN_INTERNAL
+    uint16_t maglev_size = 0;     // Maglev tables written under gen (0 = none)
+    // The key of its by_owner_ entry (stable: unordered_map nodes do not move); null for
+    // REST-made and restored frontends.
+    const ServiceName* owner = nullptr;
+    std::string port_name;
+    std::pmr::vector<BackendEntry> backends;  // every backend referenced (active and terminating)
   };
   struct BackendRef {
     uint32_t id = 0;
@@ -171,20 +195,25 @@ class Manager {
   };
   using BackendKey = std::tuple<uint32_t, uint16_t, uint8_t>;  // address, port (host), proto
 
-  // Plans the writes of one frontend change; applied by flush().
-  struct Batch {
+  // The map writes of a change, in the order writeMaps() applies them. A large sync hands them
+  // to a writer thread chunk by chunk while it plans the next chunk.
+  struct Writes {
     std::vector<uint32_t> backend_keys;
     std::vector<lb4_backend> backend_vals;
     std::vector<uint32_t> revnat_keys;
     std::vector<lb4_reverse_nat> revnat_vals;
     std::vector<lb4_slot_key> slot_keys;
     std::vector<uint32_t> slot_vals;
-    std::vector<lb4_key> fe_keys;
-    std::vector<lb4_service> fe_vals;
-    std::vector<lb4_key> fe_deletes;  // after the writes (an internal scope no longer used)
-    std::vector<lb4_slot_key> slot_deletes;
     std::vector<lb4_maglev_key> maglev_keys;
     std::vector<lb4_maglev_chunk> maglev_vals;
+    std::vector<lb4_key> fe_keys;
+    std::vector<lb4_service> fe_vals;
+    void clear();  // keeps the capacity for the next chunk
+  };
+  // Plans the writes and removals of a change; applied by flush().
+  struct Batch : Writes {
+    std::vector<lb4_key> fe_deletes;  // after the writes (an internal scope no longer used)
+    std::vector<lb4_slot_key> slot_deletes;
     std::vector<lb4_maglev_key> maglev_deletes;
     // (id, referenced as active) whose reference is dropped after the flip
     std::vector<std::pair<uint32_t, bool>> backend_releases;
@@ -197,9 +226,14 @@ class Manager {
   void planUpsert(FrontendState& st, LbService spec, Batch& batch);
   void planDelete(const FrontendState& st, Batch& batch);
   Status flush(Batch& batch);
+  // Only reads maps_: safe on a writer thread while the Manager plans the next chunk.
+  Status writeMaps(const Writes& w) const;
+  // The removals and backend releases, after every write of the batch.
+  Status finishRemovals(Batch& batch);
   Status upsertLocked(std::span<const Service> svcs);
   // Removes the frontend's map entries (both scopes) before its slots and backends go.
   Status removeFrontendEntries(const FrontendState& st);
+  LbService specOf(const FrontendState& st) const;
   // Plans the Maglev table of `ids` (backend ids) for generation `gen` of frontend `id`.
   void planMaglev(uint32_t id, uint16_t gen, const std::vector<uint32_t>& ids, Batch& batch);
   // Plans the deletion of the tables `st` has under its generation.
@@ -217,14 +251,18 @@ class Manager {
   struct BackendKeyHash {
     size_t operator()(const BackendKey& k) const;
   };
-  // Hash tables: programming 100k Services is dominated by these lookups.
-  std::unordered_map<uint32_t, FrontendState> frontends_;  // by id
-  std::unordered_map<Frontend, uint32_t, FrontendHash> by_frontend_;
-  std::unordered_map<ServiceName, std::vector<uint32_t>, NameHash> by_owner_;
-  std::unordered_map<BackendKey, BackendRef, BackendKeyHash> backends_;
-  std::unordered_map<uint32_t, BackendKey> backend_by_id_;
+  // Hash tables whose nodes live in arena_ (declared first: destroyed last).
+  HugePageArena arena_;
+  std::pmr::unordered_map<uint32_t, FrontendState> frontends_;  // by id
+  std::pmr::unordered_map<Frontend, uint32_t, FrontendHash> by_frontend_;
+  std::pmr::unordered_map<ServiceName, std::pmr::vector<uint32_t>, NameHash> by_owner_;
+  std::pmr::unordered_map<BackendKey, BackendRef, BackendKeyHash> backends_;
+  std::pmr::unordered_map<uint32_t, BackendKey> backend_by_id_;
   uint32_t next_id_ = 1;
   uint32_t next_backend_id_ = 1;
+  // Reused by every change so that programming many Services does not allocate per frontend.
+  std::vector<LbService> scratch_fes_;
+  std::vector<uint32_t> scratch_active_, scratch_all_, scratch_old_active_, scratch_old_all_;
 };
 
 // The map key of a frontend (scope external: what every lookup tries first).

@@ -11,10 +11,11 @@ namespace {
 
 using nlohmann::json;
 
-k8s::Service svc(const json& spec, const json& status = json::object()) {
+k8s::Service svc(const json& spec, const json& status = json::object(),
+                 const json& annotations = json::object()) {
   json obj = {{"apiVersion", "v1"},
               {"kind", "Service"},
-              {"metadata", {{"name", "web"}, {"namespace", "shop"}}},
+              {"metadata", {{"name", "web"}, {"namespace", "shop"}, {"annotations", annotations}}},
               {"spec", spec},
               {"status", status}};
   auto r = k8s::Resource<k8s::Service>::decode(obj);
@@ -112,6 +113,38 @@ TEST(K8sFeedTest, BadAddressIsNamed) {
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.error().message().find("spec.clusterIPs[0]"), std::string::npos)
       << out.error().message();
+}
+
+// service.cilium.io/lb-algorithm picks the Service's algorithm; an unknown value leaves it to
+// the agent's bpf-lb-algorithm (and is reported), and the Service is still balanced.
+TEST(K8sFeedTest, LbAlgorithmAnnotation) {
+  json spec = {{"clusterIP", "10.96.0.10"}, {"ports", {{{"name", "http"}, {"port", 80}}}}};
+  auto algorithmOf = [&](const json& annotations) -> std::optional<LbAlgorithm> {
+    auto out = fromK8s(svc(spec, json::object(), annotations), {}, "node-1");
+    EXPECT_TRUE(out.ok() && out->has_value());
+    if (!out.ok() || !out->has_value()) return LbAlgorithm::kRandom;
+    return (*out)->lb_algorithm;
+  };
+  EXPECT_EQ(algorithmOf({{"service.cilium.io/lb-algorithm", "maglev"}}), LbAlgorithm::kMaglev);
+  EXPECT_EQ(algorithmOf({{"service.cilium.io/lb-algorithm", "random"}}), LbAlgorithm::kRandom);
+  EXPECT_EQ(algorithmOf(json::object()), std::nullopt);
+  EXPECT_EQ(algorithmOf({{"service.cilium.io/lb-algorithm", "least-conn"}}), std::nullopt);
+  EXPECT_EQ(algorithmOf({{"service.cilium.io/lb-algorithm", "Maglev "}}), std::nullopt);
+  EXPECT_EQ(algorithmOf({{"io.cilium/lb-algorithm", "maglev"}}), std::nullopt);
+
+  // The Manager gives the annotated Service's frontends Maglev, the others the agent's choice.
+  ManagerConfig cfg;
+  cfg.algorithm = LbAlgorithm::kRandom;
+  auto annotated =
+      fromK8s(svc(spec, json::object(), {{"service.cilium.io/lb-algorithm", "maglev"}}), {}, "");
+  auto plain = fromK8s(svc(spec), {}, "");
+  ASSERT_TRUE(annotated.ok() && plain.ok());
+  EXPECT_EQ(expandService(**annotated, cfg)->at(0).algorithm, LbAlgorithm::kMaglev);
+  EXPECT_EQ(expandService(**plain, cfg)->at(0).algorithm, LbAlgorithm::kRandom);
+  cfg.algorithm = LbAlgorithm::kMaglev;
+  auto bad = fromK8s(svc(spec, json::object(), {{"service.cilium.io/lb-algorithm", "rr"}}), {}, "");
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(expandService(**bad, cfg)->at(0).algorithm, LbAlgorithm::kMaglev);
 }
 
 }  // namespace

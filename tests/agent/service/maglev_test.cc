@@ -124,6 +124,49 @@ TEST(MaglevTest, ManagerWritesTablesPerGenerationAndDeletesTheOldOnes) {
   EXPECT_EQ(*maglev.count(), 0u);
 }
 
+// A sync of many Maglev frontends is written in chunks (tables end a chunk too): every table is
+// complete, under its frontend's generation, and names existing backends.
+TEST(MaglevTest, LargeSyncWritesEveryTableInChunks) {
+  bpf::FakeMap<lb4_key, lb4_service> services{"s", 1 << 16};
+  bpf::FakeMap<lb4_slot_key, uint32_t> slots{"sl", 1 << 16};
+  bpf::FakeMap<uint32_t, lb4_backend> backends{"b", 1 << 16};
+  bpf::FakeMap<uint32_t, lb4_reverse_nat> revnat{"r", 1 << 16};
+  bpf::FakeMap<lb4_maglev_key, lb4_maglev_chunk> maglev{"m", 1 << 16};
+  ManagerConfig cfg;
+  cfg.algorithm = LbAlgorithm::kMaglev;
+  cfg.maglev_table_size = 251;
+  cfg.write_chunk = 8;  // a hand-off every 8 frontends or 32 table chunks
+  Manager mgr({&services, &slots, &backends, &revnat, &maglev}, cfg);
+  std::vector<Service> svcs;
+  for (int i = 0; i < 100; i++) {
+    Service s;
+    s.name = {"default", "web" + std::to_string(i)};
+    s.cluster_ip = IpAddr::v4(0x0a600000u + i + 1);
+    ServicePort p;
+    p.name = "http";
+    p.port = 80;
+    for (int b = 1; b <= 1 + i % 3; b++)
+      p.backends.push_back({*IpAddr::parse(fmt::format("10.0.1.{}", b)), 8080});
+    s.ports.push_back(p);
+    svcs.push_back(s);
+  }
+  ASSERT_TRUE(mgr.upsertServices(svcs).ok());
+  EXPECT_EQ(*services.count(), 100u);
+  EXPECT_EQ(*maglev.count(), 400u);
+  ASSERT_TRUE(services
+                  .forEach([&](const lb4_key&, const lb4_service& fe) {
+                    for (uint16_t c = 0; c < 4; c++) {
+                      auto chunk = maglev.lookup({fe.rev_nat_index, fe.gen, c});
+                      EXPECT_TRUE(chunk->has_value());
+                      if (!chunk->has_value()) continue;
+                      for (uint32_t j = 0; j < 64 && c * 64u + j < 251; j++)
+                        EXPECT_TRUE(backends.lookup((*chunk)->backend_ids[j])->has_value());
+                    }
+                    return true;
+                  })
+                  .ok());
+}
+
 TEST(MaglevTest, TupleHashMatchesTheDatapathFormula) {
   // Spot values of murmur3's fmix64 over (saddr << 32 | sport << 16 | proto), low 32 bits.
   EXPECT_EQ(lbTupleHash(0, 0, 0), 0u);

@@ -364,5 +364,47 @@ TEST_F(ManagerTest, ManyServicesBatch) {
   EXPECT_EQ(*m_.backends.count(), 2u);
 }
 
+// A sync larger than write_chunk writes the maps chunk by chunk on a second thread while it
+// plans the next chunk: every frontend still finds its slots and backends at every write, and
+// the maps end up exactly as the Services say, also when a Service appears twice in the sync
+// (the second one, with fewer ports, wins and its dropped frontend leaves the maps).
+TEST_F(ManagerTest, LargeSyncWritesInChunksWhilePlanning) {
+  ManagerConfig cfg{{ip("192.168.1.10")}};
+  cfg.write_chunk = 16;
+  Manager mgr(maps(), cfg);
+  std::vector<Service> svcs;
+  for (int i = 0; i < 300; i++) {
+    Service s = web({be("10.0.1.1", 8080), be("10.0.2.1", static_cast<uint16_t>(9000 + i % 7))});
+    s.name.name = "svc" + std::to_string(i);
+    s.cluster_ip = IpAddr::v4(0x0a600000u + i + 1);
+    s.ports[0].node_port = static_cast<uint16_t>(30000 + i);  // a second frontend each
+    svcs.push_back(s);
+  }
+  Service again = svcs[5];
+  again.ports[0].node_port = 0;
+  svcs.insert(svcs.begin() + 6, again);  // in the same chunk as the first one
+  ASSERT_TRUE(mgr.upsertServices(svcs).ok());
+  EXPECT_EQ(*m_.services.count(), 599u);
+  EXPECT_EQ(*m_.revnat.count(), 599u);
+  EXPECT_EQ(*m_.slots.count(), 2 * 599u);
+  EXPECT_EQ(*m_.backends.count(), 8u);
+  EXPECT_EQ(mgr.frontendCount(), 599u);
+  EXPECT_EQ(slotBackends("10.96.0.6", 80),
+            (std::multiset<std::string>{"10.0.1.1:8080", "10.0.2.1:9005"}));
+
+  // Changed in bulk again: every Service loses its second backend, atomically per frontend.
+  for (auto& s : svcs) s.ports[0].backends.pop_back();
+  ASSERT_TRUE(mgr.upsertServices(svcs).ok());
+  EXPECT_EQ(*m_.services.count(), 599u);
+  EXPECT_EQ(*m_.slots.count(), 599u);
+  EXPECT_EQ(*m_.backends.count(), 1u);
+  svcs.erase(svcs.begin() + 6);
+  for (const auto& s : svcs) ASSERT_TRUE(mgr.deleteService(s.name).ok());
+  EXPECT_EQ(*m_.services.count(), 0u);
+  EXPECT_EQ(*m_.slots.count(), 0u);
+  EXPECT_EQ(*m_.backends.count(), 0u);
+  EXPECT_EQ(*m_.revnat.count(), 0u);
+}
+
 }  // namespace
 }  // namespace cilium::service
