@@ -31,6 +31,7 @@
 #include "agent/datapath/datapath.h"
 #include "agent/service/lb_datapath.h"
 #include "agent/service/service.h"
+#include "bench/bench_net.h"
 #include "tests/harness/cgroup.h"
 #include "tests/harness/endpoints.h"
 #include "tests/harness/netns.h"
@@ -52,55 +53,6 @@ namespace {
 std::string vip(uint32_t i) {
   uint32_t a = 0x0a600000u + i + 1;
   return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
-}
-
-struct Latency {
-  double p50_us = 0, p99_us = 0, max_us = 0, per_sec = 0;
-  size_t failed = 0;
-};
-
-// `n` connections from the client pod's namespace to ip:port, one at a time, after n/10 that
-// are not measured (the first connections after an attach or a map change warm caches up).
-Result<Latency> connectLoop(const std::string& netns, const std::string& ip, uint16_t port, int n) {
-  std::vector<double> us;
-  us.reserve(n);
-  size_t failed = 0;
-  auto start = Clock::now();
-  int warmup = n / 10;
-  CILIUM_RETURN_IF_ERROR(runInNetns(netns, [&]() -> Status {
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-    linger lg{1, 0};
-    for (int i = -warmup; i < n; i++) {
-      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-      if (fd < 0) return errnoError(errno, "socket");
-      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-      if (i == 0) start = Clock::now();
-      auto t0 = Clock::now();
-      int r = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-      auto t1 = Clock::now();
-      if (i >= 0) {  // not a warm-up connection
-        if (r == 0)
-          us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
-        else
-          failed++;
-      }
-      ::close(fd);
-    }
-    return okStatus();
-  }));
-  double secs = std::chrono::duration<double>(Clock::now() - start).count();
-  Latency l;
-  l.failed = failed;
-  if (us.empty()) return l;
-  std::sort(us.begin(), us.end());
-  l.p50_us = us[us.size() / 2];
-  l.p99_us = us[std::min(us.size() - 1, us.size() * 99 / 100)];
-  l.max_us = us.back();
-  l.per_sec = static_cast<double>(us.size()) / secs;
-  return l;
 }
 
 // kube-proxy's iptables-restore input for n Services (one port, one endpoint each), as
@@ -244,7 +196,7 @@ int main(int argc, char** argv) {
   std::printf("service_lb_bench: %d connects per point, target = the last Service, THP %s\n",
               connects, thpMode().c_str());
   // Direct to the pod, no Service: the floor every mode pays.
-  auto direct = connectLoop(client->netns, server->ip, 8080, connects);
+  auto direct = bench::measureConnects(client->netns, server->ip, 8080, connects);
   if (!direct.ok()) die("direct", direct.error());
   if (std::getenv("BENCH_NSTAT")) {
     for (auto* pod : {&*server, &*client}) {
@@ -367,11 +319,11 @@ int main(int argc, char** argv) {
         svcs[n - 1].ports[0].backends.resize(1);
         (void)mgr.upsertService(svcs[n - 1]);
       }
-      Result<Latency> l = makeError(ErrorCode::kInternal, "not run");
+      Result<bench::ConnectStats> l = makeError(ErrorCode::kInternal, "not run");
       {
         auto member = testing::CgroupMembership::join(*cg);
         if (!member.ok()) die("join cgroup", member.error());
-        l = connectLoop(client->netns, vip(n - 1), 80, connects);
+        l = bench::measureConnects(client->netns, vip(n - 1), 80, connects);
       }
       if (!l.ok()) die("connect (sock)", l.error());
       std::printf(
@@ -401,13 +353,13 @@ int main(int argc, char** argv) {
       pktAttach(true);
       if (!pkt_direct_done) {
         // The floor of this mode: pod to pod through bpf_lxc, no Service.
-        auto d = connectLoop(client->netns, server->ip, 8080, connects);
+        auto d = bench::measureConnects(client->netns, server->ip, 8080, connects);
         if (!d.ok()) die("connect (packet, direct)", d.error());
         std::printf("%-8s %9s %10.1f %10.1f %12.0f %8zu\n", "pkt-dir", "-", d->p50_us, d->p99_us,
                     d->per_sec, d->failed);
         pkt_direct_done = true;
       }
-      auto l = connectLoop(client->netns, vip(n - 1), 80, connects);
+      auto l = bench::measureConnects(client->netns, vip(n - 1), 80, connects);
       pktAttach(false);
       if (!l.ok()) die("connect (packet)", l.error());
       std::printf("%-8s %9u %10.1f %10.1f %12.0f %8zu\n", "packet", n, l->p50_us, l->p99_us,
@@ -427,7 +379,7 @@ int main(int argc, char** argv) {
       if (!r.ok() || r->exit_code != 0)
         die(restore, r.ok() ? Error(ErrorCode::kInternal, r->out + r->err) : r.error());
       double restore_ms = msSince(t0);
-      auto l = connectLoop(client->netns, vip(n - 1), 80, connects);
+      auto l = bench::measureConnects(client->netns, vip(n - 1), 80, connects);
       if (!l.ok()) die(std::string("connect (") + tool + ")", l.error());
       std::printf("%-8s %9u %10.1f %10.1f %12.0f %8zu restore=%.0fms\n", tool, n, l->p50_us,
                   l->p99_us, l->per_sec, l->failed, restore_ms);
