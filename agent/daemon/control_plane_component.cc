@@ -68,6 +68,9 @@ Status ControlPlaneComponent::start(Daemon& daemon) {
   drainDeleteQueue((std::filesystem::path(cfg.socket_path).parent_path() / "deleteQueue").string(),
                    *cp, daemon.ipam());
   daemon.addStatusProvider([cp](api::StatusResponse& s) { cp->status(s); });
+  daemon.addMapPressureProvider([cp](std::vector<std::pair<std::string, double>>& out) {
+    for (auto& p : cp->mapPressure()) out.push_back(std::move(p));
+  });
   daemon.addDebugInfoProvider([cp](api::DebugInfo& d) { cp->debugInfo(d); });
   return okStatus();
 }

@@ -50,6 +50,22 @@ void Daemon::addDebugInfoProvider(DebugInfoProvider provider) {
   debug_providers_.push_back(std::move(provider));
 }
 
+void Daemon::addMapPressureProvider(MapPressureProvider provider) {
+  std::lock_guard lock(providers_mu_);
+  pressure_providers_.push_back(std::move(provider));
+}
+
+std::vector<std::pair<std::string, double>> Daemon::mapPressure() const {
+  std::vector<MapPressureProvider> providers;
+  {
+    std::lock_guard lock(providers_mu_);
+    providers = pressure_providers_;
+  }
+  std::vector<std::pair<std::string, double>> out;
+  for (const auto& p : providers) p(out);
+  return out;
+}
+
 Status Daemon::startIpam(const Config& cfg) {
   ipam::Config ic;
   if (cfg.enable_ipv4) ic.ipv4 = cfg.ipv4_range;

@@ -50,6 +50,10 @@ class Component {
 using StatusProvider = std::function<void(api::StatusResponse&)>;
 // Adds to GET /debuginfo (subsystem reports, endpoint list, policy).
 using DebugInfoProvider = std::function<void(api::DebugInfo&)>;
+// Adds the fill ratios (0..1) of the BPF maps a component owns, by map name, for
+// cilium_bpf_map_pressure; runs on every scrape, so it must be cheap (a count kept by a GC, not a
+// map walk).
+using MapPressureProvider = std::function<void(std::vector<std::pair<std::string, double>>&)>;
 
 struct DaemonOptions {
   // Mount bpffs at bpf-root and create bpf-pin-dir (needs root). Unit tests turn it off.
@@ -82,9 +86,11 @@ class Daemon {
   ipam::Ipam* ipam() { return ipam_.get(); }
   void addStatusProvider(StatusProvider provider);
   void addDebugInfoProvider(DebugInfoProvider provider);
+  void addMapPressureProvider(MapPressureProvider provider);
 
   api::StatusResponse status() const;
   api::DebugInfo debugInfo() const;
+  std::vector<std::pair<std::string, double>> mapPressure() const;
   api::DaemonConfiguration configuration() const;
 
  private:
@@ -103,6 +109,7 @@ class Daemon {
   mutable std::mutex providers_mu_;
   std::vector<StatusProvider> status_providers_;
   std::vector<DebugInfoProvider> debug_providers_;
+  std::vector<MapPressureProvider> pressure_providers_;
   std::atomic<bool> ready_{false};
   bool started_ = false;
   bool ran_ = false;

@@ -33,13 +33,14 @@ metrics::AgentMetrics* ObservabilityComponent::agentMetrics() {
   return impl_->bridge->agentMetrics();
 }
 
-Status ObservabilityComponent::start(Daemon&) {
+Status ObservabilityComponent::start(Daemon& daemon) {
   ControlPlane* cp = impl_->cp.controlPlane();
   if (cp == nullptr) {
     return makeError(ErrorCode::kFailedPrecondition,
                      "observability needs the control plane started first");
   }
-  CILIUM_RETURN_IF_ERROR(impl_->bridge->start(*cp, impl_->pipeline));
+  CILIUM_RETURN_IF_ERROR(
+      impl_->bridge->start(*cp, impl_->pipeline, [&daemon] { return daemon.mapPressure(); }));
   impl_->started = true;
   return okStatus();
 }

@@ -56,10 +56,12 @@ class Bridge final : public ObservabilityBridge,
   const hubble::EndpointResolver* endpointResolver() const override { return this; }
   const hubble::IdentityResolver* identityResolver() const override { return this; }
   metrics::AgentMetrics* agentMetrics() override { return agent_metrics.get(); }
-  Status start(ControlPlane& c, hubble::FlowPipeline* pipeline) override;
+  Status start(ControlPlane& c, hubble::FlowPipeline* pipeline,
+               std::function<std::vector<std::pair<std::string, double>>()> pressure) override;
   void stop(ControlPlane& c) override;
 
   ControlPlane* cp = nullptr;
+  std::function<std::vector<std::pair<std::string, double>>()> map_pressure;
   metrics::Registry& registry;
   hubble::FlowPipeline* pipeline = nullptr;
   std::unique_ptr<metrics::AgentMetrics> agent_metrics;
@@ -141,6 +143,7 @@ class Bridge final : public ObservabilityBridge,
 
   Status registerMetrics() {
     ControlPlane* c = cp;
+    auto pressure = map_pressure;
     CILIUM_RETURN_IF_ERROR(
         metrics::addDatapathMetrics(registry, {[c] { return c->datapath().readMetrics(); },
                                                [c] { return c->datapath().eventCounters(); }}));
@@ -167,9 +170,9 @@ class Bridge final : public ObservabilityBridge,
         agent_metrics->setGaugeSource("cilium_policy_max_revision", [c](metrics::SampleSink& sink) {
           sink.add({}, static_cast<double>(c->policy().revision()));
         }));
-    CILIUM_RETURN_IF_ERROR(
-        agent_metrics->setGaugeSource("cilium_bpf_map_pressure", [c](metrics::SampleSink& sink) {
-          for (const auto& [name, ratio] : c->mapPressure()) sink.add({name}, ratio);
+    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
+        "cilium_bpf_map_pressure", [pressure](metrics::SampleSink& sink) {
+          for (const auto& [name, ratio] : pressure()) sink.add({name}, ratio);
         }));
     CILIUM_RETURN_IF_ERROR(
         agent_metrics->setGaugeSource("cilium_identity", [c](metrics::SampleSink& sink) {
@@ -190,8 +193,10 @@ class Bridge final : public ObservabilityBridge,
   }
 };
 
-Status Bridge::start(ControlPlane& c, hubble::FlowPipeline* flow_pipeline) {
+Status Bridge::start(ControlPlane& c, hubble::FlowPipeline* flow_pipeline,
+                     std::function<std::vector<std::pair<std::string, double>>()> pressure) {
   cp = &c;
+  map_pressure = std::move(pressure);
   pipeline = flow_pipeline;
   CILIUM_RETURN_IF_ERROR(registerMetrics());
   // The allocator first reports every present identity, then each change.

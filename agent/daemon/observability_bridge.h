@@ -4,7 +4,11 @@
 // agent/common/inet.h (used by daemon.h); this header includes neither.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "agent/common/error.h"
 
@@ -32,7 +36,9 @@ class ObservabilityBridge {
   virtual metrics::AgentMetrics* agentMetrics() = 0;
   // Registers the metrics, subscribes to identities, regenerations and events (`pipeline` may
   // be null), starts the snapshot refresher.
-  virtual Status start(ControlPlane& cp, hubble::FlowPipeline* pipeline) = 0;
+  // `pressure` gives cilium_bpf_map_pressure (Daemon::mapPressure: every component's maps).
+  virtual Status start(ControlPlane& cp, hubble::FlowPipeline* pipeline,
+                       std::function<std::vector<std::pair<std::string, double>>()> pressure) = 0;
   // Undoes start(); `cp` is still running.
   virtual void stop(ControlPlane& cp) = 0;
 };

@@ -88,20 +88,31 @@ Status ServiceComponent::start(daemon::Daemon& d) {
   mgr_ = std::make_unique<Manager>(dp_->maps(), mc);
   CILIUM_RETURN_IF_ERROR(mgr_->restore());
   nat_gc_ = std::thread([this] { natGcLoop(); });
+  d.addMapPressureProvider([this](std::vector<std::pair<std::string, double>>& out) {
+    NatMap& nat = host_->nat();
+    if (nat.maxEntries() != 0)
+      // By its pin name: the kernel keeps 15 characters of a map's name.
+      out.emplace_back("cilium_snat_v4_external",
+                       static_cast<double>(nat_live_.load()) / nat.maxEntries());
+  });
   return registerRoutes(d.router(), *mgr_);
 }
 
+// Runs at once (what an earlier agent left is collected, and the map's pressure is known from
+// the start), then every nat_gc_interval.
 void ServiceComponent::natGcLoop() {
   std::unique_lock lock(gc_mu_);
-  while (!gc_cv_.wait_for(lock, opts_.nat_gc_interval, [&] { return stopping_; })) {
+  do {
     lock.unlock();
     auto r = host_->collectNat(datapath::monotonicSeconds());
-    if (!r.ok())
+    if (!r.ok()) {
       log()->warn("NAT gc failed error={}", r.error().toString());
-    else if (r->deleted != 0)
-      log()->debug("NAT gc scanned={} deleted={}", r->scanned, r->deleted);
+    } else {
+      nat_live_ = r->scanned - r->deleted;
+      if (r->deleted != 0) log()->debug("NAT gc scanned={} deleted={}", r->scanned, r->deleted);
+    }
     lock.lock();
-  }
+  } while (!gc_cv_.wait_for(lock, opts_.nat_gc_interval, [&] { return stopping_; }));
 }
 
 void ServiceComponent::stop() {

@@ -6,6 +6,7 @@
 // full sync.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -56,6 +57,7 @@ class ServiceComponent final : public daemon::Component {
   std::mutex gc_mu_;
   std::condition_variable gc_cv_;
   bool stopping_ = false;
+  std::atomic<size_t> nat_live_{0};  // entries after the last NAT GC run
   std::thread nat_gc_;
 };
 

@@ -502,13 +502,30 @@ TEST_F(AgentNodePortTest, XdpAccelerationServesRemoteBackends) {
   EXPECT_NE(metrics->find("SERVICE"), std::string::npos)
       << "XDP's translations are counted in the SERVICE direction:\n"
       << *metrics;
+  // A connection that stays open across the restart below.
+  auto kept = testing::connectTcp(net.outsideNetns(), kNodeIp, kNodePort);
+  ASSERT_TRUE(kept.ok()) << kept.error().toString();
+  auto served = testing::acceptTcp(l->get());
+  ASSERT_TRUE(served.ok()) << served.error().toString();
   EXPECT_EQ(agent->stop(), 0);
 
-  agent = node_->startReady("agent2", {"--devices=ext0"});
+  agent = node_->startReady("agent2", {"--devices=ext0", "--prometheus-serve-addr=127.0.0.1:9962"});
   ASSERT_NE(agent, nullptr);
   EXPECT_EQ(xdpProgram(), 0u) << "acceleration turned off detaches XDP";
   auto [which, peer] = connectOnce(net.outsideNetns(), l->get(), -1);
   EXPECT_EQ(which, 1) << "tc alone serves the same connections";
+  // The NAT GC's first run, at the start, counted the mappings still in use (the kept
+  // connection's at least): the NAT map's pressure is exported.
+  std::string needle = "cilium_bpf_map_pressure{map_name=\"cilium_snat_v4_external\"} ";
+  std::string scraped;
+  EXPECT_TRUE(testing::eventually([&] {
+    auto r = topo_->exec(topo_->nodeNetns(), {"curl", "-sf", "http://127.0.0.1:9962/metrics"});
+    scraped = r.ok() ? r->out : "";
+    auto at = scraped.find(needle);
+    return at != std::string::npos && std::stod(scraped.substr(at + needle.size())) > 0;
+  })) << scraped;
+  EXPECT_TRUE(testing::sendAll(kept->get(), "x").ok());
+  EXPECT_TRUE(testing::recvExactly(served->get(), 1).ok()) << "kept across the restart";
 }
 
 // A device whose driver has no XDP (a bridge; this kernel has no dummy devices): native fails the
