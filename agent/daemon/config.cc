@@ -280,6 +280,10 @@ std::vector<ConfigKey> buildKeys() {
               "How a Service's backend is picked for a new connection: random, or maglev "
               "(consistent hashing of the client)",
               &Config::bpf_lb_algorithm, {"random", "maglev"}));
+  add(boolKey("bpf-lb-algorithm-annotation",
+              "Let a Service's service.cilium.io/lb-algorithm annotation (random, maglev) "
+              "override bpf-lb-algorithm",
+              &Config::bpf_lb_algorithm_annotation));
   {
     ConfigKey k = uintKey("bpf-lb-maglev-table-size",
                           "Entries in each Service's Maglev table (a prime: 251, 509, 1021, 2039, "

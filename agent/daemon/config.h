@@ -59,6 +59,7 @@ struct Config {
   uint32_t bpf_nat_global_max = 524288;
   // Service load balancing
   std::string bpf_lb_algorithm = "random";  // random | maglev
+  bool bpf_lb_algorithm_annotation = false;  // read service.cilium.io/lb-algorithm
   uint32_t bpf_lb_maglev_table_size = 16381;
   std::string bpf_lb_acceleration = "disabled";  // native | best-effort | disabled: XDP
   std::string monitor_aggregation = "medium";

@@ -124,7 +124,8 @@ Status K8sComponent::startWatching(Daemon& daemon) {
   CILIUM_ASSIGN_OR_RETURN(watchers_, K8sWatchers::start(*cp, *source, wo));
   if (services_ != nullptr && services_->manager() != nullptr) {
     CILIUM_ASSIGN_OR_RETURN(
-        feed_, service::K8sFeed::start(*services_->manager(), source->stores(), cfg.node_name));
+        feed_, service::K8sFeed::start(*services_->manager(), source->stores(), cfg.node_name,
+                                       cfg.bpf_lb_algorithm_annotation));
   }
   if (k8s::Client* client = source_.client(); client != nullptr && observability_ != nullptr) {
     if (metrics::AgentMetrics* m = observability_->agentMetrics()) {

@@ -25,7 +25,7 @@ Result<IpAddr> v4(const std::string& text, const std::string& field) {
 
 Result<std::optional<Service>> fromK8s(const k8s::Service& ks,
                                        const std::vector<k8s::EndpointSlice>& slices,
-                                       const std::string& node_name) {
+                                       const std::string& node_name, bool lb_algorithm_annotation) {
   if (ks.type == "ExternalName") return std::optional<Service>();
   Service svc;
   svc.name = ServiceName{ks.meta.namespace_name, ks.meta.name};
@@ -56,7 +56,7 @@ Result<std::optional<Service>> fromK8s(const k8s::Service& ks,
   svc.ext_traffic_policy =
       ks.external_traffic_policy == "Local" ? TrafficPolicy::kLocal : TrafficPolicy::kCluster;
   if (auto it = ks.meta.annotations.find(std::string(kLbAlgorithmAnnotation));
-      it != ks.meta.annotations.end()) {
+      lb_algorithm_annotation && it != ks.meta.annotations.end()) {
     if (it->second == "maglev") {
       svc.lb_algorithm = LbAlgorithm::kMaglev;
     } else if (it->second == "random") {
@@ -116,8 +116,12 @@ Result<std::optional<Service>> fromK8s(const k8s::Service& ks,
   return std::optional<Service>(std::move(svc));
 }
 
-K8sFeed::K8sFeed(Manager& manager, k8s::Stores& stores, std::string node_name)
-    : manager_(manager), stores_(stores), node_name_(std::move(node_name)) {}
+K8sFeed::K8sFeed(Manager& manager, k8s::Stores& stores, std::string node_name,
+                 bool lb_algorithm_annotation)
+    : manager_(manager),
+      stores_(stores),
+      node_name_(std::move(node_name)),
+      lb_algorithm_annotation_(lb_algorithm_annotation) {}
 
 K8sFeed::~K8sFeed() {
   for (auto& u : unregister_) u();
@@ -139,7 +143,7 @@ void K8sFeed::sync(const std::string& key) {
   auto ks = stores_.services.get(key);
   std::optional<Service> svc;
   if (ks) {
-    auto converted = fromK8s(*ks, slicesOf(key), node_name_);
+    auto converted = fromK8s(*ks, slicesOf(key), node_name_, lb_algorithm_annotation_);
     if (!converted.ok()) {
       // What is programmed for it stays.
       log()->error("service {} rejected: {}", key, converted.error().message());
@@ -169,8 +173,10 @@ void K8sFeed::changed(const std::string& key) {
 }
 
 Result<std::unique_ptr<K8sFeed>> K8sFeed::start(Manager& manager, k8s::Stores& stores,
-                                                std::string node_name) {
-  std::unique_ptr<K8sFeed> feed(new K8sFeed(manager, stores, std::move(node_name)));
+                                                std::string node_name,
+                                                bool lb_algorithm_annotation) {
+  std::unique_ptr<K8sFeed> feed(
+      new K8sFeed(manager, stores, std::move(node_name), lb_algorithm_annotation));
   K8sFeed* f = feed.get();
   auto serviceKey = [](const k8s::EndpointSlice& s) {
     return k8s::objectKey(s.meta.namespace_name, s.service_name);
@@ -224,7 +230,7 @@ Result<std::unique_ptr<K8sFeed>> K8sFeed::start(Manager& manager, k8s::Stores& s
   for (const auto& key : f->dirty_) {
     auto ks = stores.services.get(key);
     if (!ks) continue;  // restored frontends of deleted Services go with pruneRestored()
-    auto converted = fromK8s(*ks, f->slicesOf(key), f->node_name_);
+    auto converted = fromK8s(*ks, f->slicesOf(key), f->node_name_, f->lb_algorithm_annotation_);
     if (!converted.ok()) {
       log()->error("service {} rejected: {}", key, converted.error().message());
       continue;

@@ -131,6 +131,11 @@ TEST(K8sFeedTest, LbAlgorithmAnnotation) {
   EXPECT_EQ(algorithmOf({{"service.cilium.io/lb-algorithm", "least-conn"}}), std::nullopt);
   EXPECT_EQ(algorithmOf({{"service.cilium.io/lb-algorithm", "Maglev "}}), std::nullopt);
   EXPECT_EQ(algorithmOf({{"io.cilium/lb-algorithm", "maglev"}}), std::nullopt);
+  // bpf-lb-algorithm-annotation=false (the agent's default, as Cilium's): not read.
+  auto ignored = fromK8s(svc(spec, json::object(), {{"service.cilium.io/lb-algorithm", "maglev"}}),
+                         {}, "node-1", false);
+  ASSERT_TRUE(ignored.ok() && ignored->has_value());
+  EXPECT_EQ((*ignored)->lb_algorithm, std::nullopt);
 
   // The Manager gives the annotated Service's frontends Maglev, the others the agent's choice.
   ManagerConfig cfg;
