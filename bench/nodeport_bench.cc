@@ -27,6 +27,7 @@
 #include "tests/harness/fabric.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/privileges.h"
+#include "tests/harness/service_maps.h"
 
 using namespace cilium;
 using testing::Fabric;
@@ -48,11 +49,6 @@ T must(Result<T> r, const std::string& what) {
 }
 void must(Status s, const std::string& what) {
   if (!s.ok()) die(what, s.error());
-}
-
-template <typename K, typename V>
-std::unique_ptr<bpf::KernelMap<K, V>> pinned(const std::string& dir, const char* name) {
-  return must(bpf::KernelMap<K, V>::fromPinned(dir + "/" + name), name);
 }
 
 Status runWith(const std::vector<std::string>& argv, const std::string& input = "") {
@@ -140,13 +136,8 @@ int main(int argc, char** argv) {
   if (want("tc") || want("xdp")) {
     auto dp = must(datapath::Datapath::load({pin}), "datapath");
     auto host = must(service::HostDatapath::load(pin), "host datapath");
-    auto services = pinned<lb4_key, lb4_service>(pin, "cilium_lb4_services");
-    auto slots = pinned<lb4_slot_key, uint32_t>(pin, "cilium_lb4_slots");
-    auto backends = pinned<uint32_t, lb4_backend>(pin, "cilium_lb4_backends");
-    auto revnat = pinned<uint32_t, lb4_reverse_nat>(pin, "cilium_lb4_reverse_nat");
-    service::Manager mgr(
-        service::ServiceMaps{services.get(), slots.get(), backends.get(), revnat.get()},
-        service::ManagerConfig{{*IpAddr::parse(Fabric::kNodeIp)}});
+    auto lb = must(testing::openServiceMaps(pin), "service maps");
+    service::Manager mgr(lb.maps(), service::ManagerConfig{{*IpAddr::parse(Fabric::kNodeIp)}});
     service::Service s;
     s.name = {"default", "web"};
     s.cluster_ip = *IpAddr::parse("10.96.0.10");

@@ -155,6 +155,28 @@ static __always_inline void nodeport_copy_mac16(__u8 *dst, const __u8 *src)
 	((__u16 *)dst)[2] = ((const __u16 *)src)[2];
 }
 
+/*
+ * Delivers the (translated) packet to local pod `dst`: TTL, MACs, then the egress of the pod's
+ * veth, not its peer, so that bpf_lxc enforces the pod's ingress policy (or lets a related ICMP
+ * error of the pod's connection in).
+ */
+static __always_inline int nodeport_deliver_local(struct __sk_buff *ctx,
+						  const struct endpoint_info *dst)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+
+	if (!nodeport_dec_ttl(ctx))
+		return -DROP_TTL_EXCEEDED;
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return -DROP_INVALID;
+	eth_rewrite(eth, dst->mac, dst->node_mac);
+	return bpf_redirect(dst->ifindex, 0);
+}
+
 /* Sends the packet out as nodeport_fib_lookup() said (`resolved` is its result). */
 static __always_inline int nodeport_redirect(struct __sk_buff *ctx, struct bpf_fib_lookup *fib,
 					     int resolved)
@@ -406,22 +428,10 @@ static __always_inline int nodeport_ingress(struct __sk_buff *ctx, struct pkt4 *
 
 	dst = endpoint_by_ipv4(p->t.daddr);
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
-		void *data, *data_end;
-		struct ethhdr *eth;
-
 		ret = nodeport_ct_local(p, svc_id, now);
 		if (ret < 0)
 			return ret;
-		if (!nodeport_dec_ttl(ctx))
-			return -DROP_TTL_EXCEEDED;
-		data = ctx_data(ctx);
-		data_end = ctx_data_end(ctx);
-		eth = data;
-		if ((void *)(eth + 1) > data_end)
-			return -DROP_INVALID;
-		eth_rewrite(eth, dst->mac, dst->node_mac);
-		/* The veth's egress, not its peer: bpf_lxc enforces the pod's ingress policy. */
-		return bpf_redirect(dst->ifindex, 0);
+		return nodeport_deliver_local(ctx, dst);
 	}
 
 	ret = nodeport_fib_lookup(ctx, p, client, &fib);

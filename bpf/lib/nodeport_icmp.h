@@ -158,23 +158,11 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 	client_port = q.dport;
 	dst = endpoint_by_ipv4(be->address);
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
-		void *data, *data_end;
-		struct ethhdr *eth;
-
 		ret = nodeport_icmp_rewrite(ctx, p->t.saddr, be->address, be->address, be->port,
 					    client, client_port);
 		if (ret < 0)
 			return ret;
-		if (!nodeport_dec_ttl(ctx))
-			return -DROP_TTL_EXCEEDED;
-		data = ctx_data(ctx);
-		data_end = ctx_data_end(ctx);
-		eth = data;
-		if ((void *)(eth + 1) > data_end)
-			return -DROP_INVALID;
-		eth_rewrite(eth, dst->mac, dst->node_mac);
-		/* bpf_lxc lets it in as a related packet of the pod's connection. */
-		return bpf_redirect(dst->ifindex, 0);
+		return nodeport_deliver_local(ctx, dst);
 	}
 	nk.saddr = client;
 	nk.daddr = be->address;

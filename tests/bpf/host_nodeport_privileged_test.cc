@@ -17,6 +17,7 @@
 #include "agent/service/maglev.h"
 #include "agent/service/service.h"
 #include "tests/bpf/lxc_fixture.h"
+#include "tests/harness/service_maps.h"
 
 namespace cilium::testing {
 namespace {
@@ -27,13 +28,6 @@ constexpr const char* kClient = "192.0.2.10";    // outside, routed through the 
 constexpr const char* kRemoteBackend = "10.250.0.5";
 constexpr const char* kExternalIp = "203.0.113.7";
 constexpr uint16_t kNodePort = 30080;
-
-template <typename K, typename V>
-std::unique_ptr<bpf::KernelMap<K, V>> pinned(const std::string& dir, const char* name) {
-  auto m = bpf::KernelMap<K, V>::fromPinned(dir + "/" + name);
-  EXPECT_TRUE(m.ok()) << name << ": " << m.error().toString();
-  return m.ok() ? std::move(*m) : nullptr;
-}
 
 class HostNodePortTest : public LxcTest {
  protected:
@@ -62,14 +56,11 @@ class HostNodePortTest : public LxcTest {
     ASSERT_TRUE(runInNetns(topo_->nodeNetns(), [&] {
                   return host_->attachDevice(ext_.host_ifindex, *IpAddr::parse(kNode));
                 }).ok());
-    services_ = pinned<lb4_key, lb4_service>(pin, "cilium_lb4_services");
-    slots_ = pinned<lb4_slot_key, uint32_t>(pin, "cilium_lb4_slots");
-    backends_ = pinned<uint32_t, lb4_backend>(pin, "cilium_lb4_backends");
-    revnat_ = pinned<uint32_t, lb4_reverse_nat>(pin, "cilium_lb4_reverse_nat");
-    ASSERT_TRUE(services_ && slots_ && backends_ && revnat_);
-    mgr_ = std::make_unique<service::Manager>(
-        service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get()},
-        service::ManagerConfig{{*IpAddr::parse(kNode)}});
+    auto lb = testing::openServiceMaps(pin);
+    ASSERT_TRUE(lb.ok()) << lb.error().toString();
+    lb_ = std::move(*lb);
+    mgr_ = std::make_unique<service::Manager>(lb_.maps(),
+                                              service::ManagerConfig{{*IpAddr::parse(kNode)}});
     events();
   }
 
@@ -144,10 +135,7 @@ class HostNodePortTest : public LxcTest {
 
   Pod ext_;
   std::unique_ptr<service::HostDatapath> host_;
-  std::unique_ptr<bpf::KernelMap<lb4_key, lb4_service>> services_;
-  std::unique_ptr<bpf::KernelMap<lb4_slot_key, uint32_t>> slots_;
-  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_backend>> backends_;
-  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat_;
+  testing::ServiceMapSet lb_;
   std::unique_ptr<service::Manager> mgr_;
 };
 
@@ -379,12 +367,12 @@ TEST_F(HostNodePortTest, ExternalTrafficPolicyLocalGivesOutsideOnlyLocalBackends
   k.address = htonl(ipv4(kExternalIp));
   k.dport = htons(80);
   k.proto = 6;
-  auto ext = services_->lookup(k);
+  auto ext = lb_.services->lookup(k);
   ASSERT_TRUE(ext.ok() && *ext);
   EXPECT_EQ((*ext)->count, 1);
   EXPECT_TRUE((*ext)->flags2 & SVC_F2_TWO_SCOPES);
   k.scope = LB_SCOPE_INTERNAL;
-  auto in = services_->lookup(k);
+  auto in = lb_.services->lookup(k);
   ASSERT_TRUE(in.ok() && *in);
   EXPECT_EQ((*in)->count, 2);
 
@@ -409,8 +397,8 @@ TEST_F(HostNodePortTest, ExternalTrafficPolicyLocalGivesOutsideOnlyLocalBackends
 
   // Back to Cluster: one scope again, and outside clients reach the remote backend too.
   program(service::Protocol::kTcp, {local(a_), remote()});
-  ASSERT_TRUE(services_->lookup(k).ok());
-  EXPECT_FALSE(*services_->lookup(k)) << "the internal entry is gone";
+  ASSERT_TRUE(lb_.services->lookup(k).ok());
+  EXPECT_FALSE(*lb_.services->lookup(k)) << "the internal entry is gone";
 }
 
 TEST_F(HostNodePortTest, NoBackendIsRefusedBackOutOfTheDevice) {
@@ -465,15 +453,16 @@ TEST_F(HostNodePortTest, WhatIsNotAnOutsideFrontendPassesUntouched) {
 }
 
 TEST_F(HostNodePortTest, MaglevPicksTheTableEntryOfTheConnectionsHash) {
-  auto maglev = pinned<lb4_maglev_key, lb4_maglev_chunk>(*topo_->pinDir(), "cilium_lb4_maglev");
-  ASSERT_TRUE(maglev);
+  auto opened = bpf::KernelMap<lb4_maglev_key, lb4_maglev_chunk>::fromPinned(*topo_->pinDir() +
+                                                                             "/cilium_lb4_maglev");
+  ASSERT_TRUE(opened.ok()) << opened.error().toString();
+  auto& maglev = *opened;
   service::ManagerConfig cfg{{*IpAddr::parse(kNode)}};
   cfg.algorithm = service::LbAlgorithm::kMaglev;
   cfg.maglev_table_size = 1021;
-  mgr_ = std::make_unique<service::Manager>(
-      service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get(),
-                           maglev.get()},
-      cfg);
+  service::ServiceMaps maps = lb_.maps();
+  maps.maglev = maglev.get();
+  mgr_ = std::make_unique<service::Manager>(maps, cfg);
   std::vector<service::Backend> bes;
   for (const char* ip : {"10.250.0.5", "10.250.0.6", "10.250.0.7"})
     bes.push_back({*IpAddr::parse(ip), 8080, service::BackendState::kActive, false});
@@ -482,7 +471,7 @@ TEST_F(HostNodePortTest, MaglevPicksTheTableEntryOfTheConnectionsHash) {
   k.address = htonl(ipv4(kNode));
   k.dport = htons(kNodePort);
   k.proto = 6;
-  auto fe = **services_->lookup(k);
+  auto fe = **lb_.services->lookup(k);
   ASSERT_TRUE(fe.flags2 & SVC_F2_MAGLEV);
   ASSERT_EQ(fe.maglev_size, 1021);
 
@@ -491,7 +480,7 @@ TEST_F(HostNodePortTest, MaglevPicksTheTableEntryOfTheConnectionsHash) {
     uint32_t idx = service::lbTupleHash(ipv4(kClient), sport, 6) % fe.maglev_size;
     auto chunk = maglev->lookup({fe.rev_nat_index, fe.gen, static_cast<uint16_t>(idx / 64)});
     ASSERT_TRUE(chunk.ok() && *chunk);
-    auto be = backends_->lookup((*chunk)->backend_ids[idx % 64]);
+    auto be = lb_.backends->lookup((*chunk)->backend_ids[idx % 64]);
     ASSERT_TRUE(be.ok() && *be);
     auto syn = fromNetwork().ipv4(kClient, kNode).tcp(sport, kNodePort, tcp::kSyn).build();
     auto r = ingress(syn);

@@ -6,18 +6,12 @@
 #include "agent/datapath/conntrack.h"
 #include "agent/service/service.h"
 #include "tests/bpf/lxc_fixture.h"
+#include "tests/harness/service_maps.h"
 
 namespace cilium::testing {
 namespace {
 
 constexpr const char* kVip = "10.96.0.10";
-
-template <typename K, typename V>
-std::unique_ptr<bpf::KernelMap<K, V>> pinned(const std::string& dir, const char* name) {
-  auto m = bpf::KernelMap<K, V>::fromPinned(dir + "/" + name);
-  EXPECT_TRUE(m.ok()) << name << ": " << m.error().toString();
-  return m.ok() ? std::move(*m) : nullptr;
-}
 
 class LxcServiceTest : public LxcTest {
  protected:
@@ -28,14 +22,10 @@ class LxcServiceTest : public LxcTest {
     setPolicy(b_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
     setPolicy(c_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
     std::string pin = *topo_->pinDir();
-    services_ = pinned<lb4_key, lb4_service>(pin, "cilium_lb4_services");
-    slots_ = pinned<lb4_slot_key, uint32_t>(pin, "cilium_lb4_slots");
-    backends_ = pinned<uint32_t, lb4_backend>(pin, "cilium_lb4_backends");
-    revnat_ = pinned<uint32_t, lb4_reverse_nat>(pin, "cilium_lb4_reverse_nat");
-    ASSERT_TRUE(services_ && slots_ && backends_ && revnat_);
-    mgr_ = std::make_unique<service::Manager>(
-        service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get()},
-        service::ManagerConfig{});
+    auto lb = testing::openServiceMaps(pin);
+    ASSERT_TRUE(lb.ok()) << lb.error().toString();
+    lb_ = std::move(*lb);
+    mgr_ = std::make_unique<service::Manager>(lb_.maps(), service::ManagerConfig{});
     events();
   }
 
@@ -58,10 +48,7 @@ class LxcServiceTest : public LxcTest {
     return {*IpAddr::parse(ep.pod.ip), 8080, st, true};
   }
 
-  std::unique_ptr<bpf::KernelMap<lb4_key, lb4_service>> services_;
-  std::unique_ptr<bpf::KernelMap<lb4_slot_key, uint32_t>> slots_;
-  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_backend>> backends_;
-  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat_;
+  testing::ServiceMapSet lb_;
   std::unique_ptr<service::Manager> mgr_;
 };
 
@@ -145,9 +132,10 @@ TEST_F(LxcServiceTest, SessionAffinityKeepsAClientOnOneBackendAcrossConnections)
 // ageing the affinity entry, as the datapath's clock would after that long.
 TEST_F(LxcServiceTest, SessionAffinityEndsAfterItsTimeout) {
   program(service::Protocol::kTcp, {backend(b_), backend(c_)}, true);  // timeout 60 s
-  auto affinity =
-      pinned<lb4_affinity_key, lb4_affinity_val>(*topo_->pinDir(), "cilium_lb4_affinity");
-  ASSERT_TRUE(affinity);
+  auto opened = bpf::KernelMap<lb4_affinity_key, lb4_affinity_val>::fromPinned(
+      *topo_->pinDir() + "/cilium_lb4_affinity");
+  ASSERT_TRUE(opened.ok()) << opened.error().toString();
+  auto& affinity = *opened;
   // Sets the client's entry's last use `ago` seconds back; false when there is no entry.
   auto age = [&](uint32_t ago) {
     std::optional<lb4_affinity_key> key;

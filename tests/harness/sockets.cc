@@ -116,6 +116,32 @@ Result<std::string> recvUdp(int fd, std::chrono::milliseconds timeout, std::stri
   return std::string(buf, static_cast<size_t>(n));
 }
 
+Status expectUdpRefused(const std::string& netns, const std::string& ip, uint16_t port,
+                        std::chrono::milliseconds timeout) {
+  CILIUM_ASSIGN_OR_RETURN(UniqueFd fd, runInNetnsValue<UniqueFd>(netns, [&]() -> Result<UniqueFd> {
+                            UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+                            if (!s) return errnoError(errno, "socket");
+                            sockaddr_in a{};
+                            a.sin_family = AF_INET;
+                            a.sin_port = htons(port);
+                            ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+                            if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+                              return errnoError(errno, "connect");
+                            return s;
+                          }));
+  if (::send(fd.get(), "q", 1, 0) != 1) return errnoError(errno, "send");
+  pollfd p{fd.get(), POLLIN | POLLERR, 0};
+  if (::poll(&p, 1, static_cast<int>(timeout.count())) <= 0)
+    return makeError(ErrorCode::kDeadlineExceeded, "no answer from {}:{}: dropped silently", ip,
+                     port);
+  char buf[8];
+  if (::recv(fd.get(), buf, sizeof(buf), 0) >= 0)
+    return makeError(ErrorCode::kFailedPrecondition, "{}:{} answered instead of refusing", ip,
+                     port);
+  if (errno != ECONNREFUSED) return errnoError(errno, "expected ECONNREFUSED");
+  return okStatus();
+}
+
 Status sendAll(int fd, const std::string& data) {
   size_t off = 0;
   while (off < data.size()) {

@@ -24,6 +24,12 @@ Status sendUdp(int fd, const std::string& ip, uint16_t port, const std::string& 
 Result<std::string> recvUdp(int fd, std::chrono::milliseconds timeout,
                             std::string* from_ip = nullptr, uint16_t* from_port = nullptr);
 
+// Sends one datagram from `netns` on a socket connected to ip:port and waits for the answer a
+// refusing peer gives (ICMP port unreachable, reported as ECONNREFUSED on a connected socket).
+// OK when refused; kDeadlineExceeded when nothing came back; another error otherwise.
+Status expectUdpRefused(const std::string& netns, const std::string& ip, uint16_t port,
+                        std::chrono::milliseconds timeout = std::chrono::seconds(3));
+
 Status sendAll(int fd, const std::string& data);
 // Reads exactly n bytes (or fails on EOF / timeout).
 Result<std::string> recvExactly(int fd, size_t n,

@@ -31,6 +31,7 @@
 #include "tests/harness/eventually.h"
 #include "tests/harness/fabric.h"
 #include "tests/harness/netns.h"
+#include "tests/harness/service_maps.h"
 #include "tests/harness/sockets.h"
 
 namespace cilium {
@@ -40,13 +41,6 @@ constexpr const char* kNodeIp = testing::Fabric::kNodeIp;
 constexpr const char* kClientIp = testing::Fabric::kClientIp;
 constexpr const char* kRemoteBackend = testing::Fabric::kRemoteBackend;
 constexpr uint16_t kNodePort = 30080;
-
-template <typename K, typename V>
-std::unique_ptr<bpf::KernelMap<K, V>> pinned(const std::string& dir, const char* name) {
-  auto m = bpf::KernelMap<K, V>::fromPinned(dir + "/" + name);
-  EXPECT_TRUE(m.ok()) << name << ": " << m.error().toString();
-  return m.ok() ? std::move(*m) : nullptr;
-}
 
 Status ip(const std::vector<std::string>& args) {
   std::vector<std::string> argv{"ip"};
@@ -130,14 +124,11 @@ class ServiceNodePortTest : public ::testing::TestWithParam<service::XdpMode> {
                   return host_->attachDevice(ifindex, *IpAddr::parse(kNodeIp), GetParam());
                 }).ok());
 
-    services_ = pinned<lb4_key, lb4_service>(pin, "cilium_lb4_services");
-    slots_ = pinned<lb4_slot_key, uint32_t>(pin, "cilium_lb4_slots");
-    backends_ = pinned<uint32_t, lb4_backend>(pin, "cilium_lb4_backends");
-    revnat_ = pinned<uint32_t, lb4_reverse_nat>(pin, "cilium_lb4_reverse_nat");
-    ASSERT_TRUE(services_ && slots_ && backends_ && revnat_);
-    mgr_ = std::make_unique<service::Manager>(
-        service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get()},
-        service::ManagerConfig{{*IpAddr::parse(kNodeIp)}});
+    auto lb = testing::openServiceMaps(pin);
+    ASSERT_TRUE(lb.ok()) << lb.error().toString();
+    lb_ = std::move(*lb);
+    mgr_ = std::make_unique<service::Manager>(lb_.maps(),
+                                              service::ManagerConfig{{*IpAddr::parse(kNodeIp)}});
   }
 
   void program(service::Protocol proto, std::vector<service::Backend> bes,
@@ -184,27 +175,6 @@ class ServiceNodePortTest : public ::testing::TestWithParam<service::XdpMode> {
     return n;
   }
   bool xdp() const { return GetParam() != service::XdpMode::kDisabled; }
-  // A datagram from outside to the UDP NodePort gets ECONNREFUSED back on the client's socket.
-  void expectUdpRefused(const char* why) {
-    auto fd = runInNetnsValue<UniqueFd>(net_.outsideNetns(), []() -> Result<UniqueFd> {
-      UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-      if (!s) return errnoError(errno, "socket");
-      sockaddr_in a{};
-      a.sin_family = AF_INET;
-      a.sin_port = htons(kNodePort);
-      inet_pton(AF_INET, kNodeIp, &a.sin_addr);
-      if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-        return errnoError(errno, "connect");
-      return s;
-    });
-    ASSERT_TRUE(fd.ok()) << fd.error().toString();
-    ASSERT_EQ(::send(fd->get(), "q", 1, 0), 1);
-    pollfd p{fd->get(), POLLIN | POLLERR, 0};
-    ASSERT_GT(::poll(&p, 1, 3000), 0) << why << ": no answer reached the client";
-    char buf[8];
-    EXPECT_EQ(::recv(fd->get(), buf, sizeof(buf), 0), -1) << why;
-    EXPECT_EQ(errno, ECONNREFUSED) << why;
-  }
   std::pair<int, std::string> connectOnce(int l1, int l2) {
     return ::cilium::connectOnce(net_.outsideNetns(), l1, l2);
   }
@@ -214,10 +184,7 @@ class ServiceNodePortTest : public ::testing::TestWithParam<service::XdpMode> {
   testing::Fabric net_;
   std::unique_ptr<datapath::Datapath> dp_;
   std::unique_ptr<service::HostDatapath> host_;
-  std::unique_ptr<bpf::KernelMap<lb4_key, lb4_service>> services_;
-  std::unique_ptr<bpf::KernelMap<lb4_slot_key, uint32_t>> slots_;
-  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_backend>> backends_;
-  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat_;
+  testing::ServiceMapSet lb_;
   std::unique_ptr<service::Manager> mgr_;
 };
 
@@ -375,7 +342,8 @@ TEST_P(ServiceNodePortTest, NoBackendIsRefusedToTheOutside) {
       << "an RST, not a timeout: " << c.error().toString();
 
   program(service::Protocol::kUdp, {});
-  expectUdpRefused("a NodePort without backends");
+  auto refused = testing::expectUdpRefused(net_.outsideNetns(), kNodeIp, kNodePort);
+  EXPECT_TRUE(refused.ok()) << "a NodePort without backends: " << refused.error().toString();
 }
 
 // A UDP backend with nothing listening answers ICMP port unreachable, and the client learns it
@@ -383,9 +351,12 @@ TEST_P(ServiceNodePortTest, NoBackendIsRefusedToTheOutside) {
 // datagram it quotes, from a remote backend (SNATed, ingress) and from a local one (egress).
 TEST_P(ServiceNodePortTest, BackendsRefusalsReachTheClient) {
   program(service::Protocol::kUdp, {remoteBackend()});
-  expectUdpRefused("a remote backend's port unreachable");
+  auto refused = testing::expectUdpRefused(net_.outsideNetns(), kNodeIp, kNodePort);
+  EXPECT_TRUE(refused.ok()) << "a remote backend's port unreachable: "
+                            << refused.error().toString();
   program(service::Protocol::kUdp, {localBackend()});
-  expectUdpRefused("a local backend's port unreachable");
+  refused = testing::expectUdpRefused(net_.outsideNetns(), kNodeIp, kNodePort);
+  EXPECT_TRUE(refused.ok()) << "a local backend's port unreachable: " << refused.error().toString();
 }
 
 INSTANTIATE_TEST_SUITE_P(Xdp, ServiceNodePortTest,

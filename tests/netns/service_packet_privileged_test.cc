@@ -13,19 +13,13 @@
 #include "agent/service/service.h"
 #include "tests/harness/endpoints.h"
 #include "tests/harness/netns.h"
+#include "tests/harness/service_maps.h"
 #include "tests/harness/sockets.h"
 
 namespace cilium {
 namespace {
 
 constexpr const char* kVip = "10.96.0.10";
-
-template <typename K, typename V>
-std::unique_ptr<bpf::KernelMap<K, V>> pinned(const std::string& dir, const char* name) {
-  auto m = bpf::KernelMap<K, V>::fromPinned(dir + "/" + name);
-  EXPECT_TRUE(m.ok()) << name << ": " << m.error().toString();
-  return m.ok() ? std::move(*m) : nullptr;
-}
 
 class ServicePacketTest : public ::testing::Test {
  protected:
@@ -58,14 +52,10 @@ class ServicePacketTest : public ::testing::Test {
                   return okStatus();
                 }).ok());
     std::string pin = *topo_->pinDir();
-    services_ = pinned<lb4_key, lb4_service>(pin, "cilium_lb4_services");
-    slots_ = pinned<lb4_slot_key, uint32_t>(pin, "cilium_lb4_slots");
-    backends_ = pinned<uint32_t, lb4_backend>(pin, "cilium_lb4_backends");
-    revnat_ = pinned<uint32_t, lb4_reverse_nat>(pin, "cilium_lb4_reverse_nat");
-    ASSERT_TRUE(services_ && slots_ && backends_ && revnat_);
-    mgr_ = std::make_unique<service::Manager>(
-        service::ServiceMaps{services_.get(), slots_.get(), backends_.get(), revnat_.get()},
-        service::ManagerConfig{});
+    auto lb = testing::openServiceMaps(pin);
+    ASSERT_TRUE(lb.ok()) << lb.error().toString();
+    lb_ = std::move(*lb);
+    mgr_ = std::make_unique<service::Manager>(lb_.maps(), service::ManagerConfig{});
   }
 
   void program(service::Protocol proto, uint16_t port, std::vector<const char*> pods) {
@@ -86,10 +76,7 @@ class ServicePacketTest : public ::testing::Test {
   std::unique_ptr<testing::Topology> topo_;
   std::map<std::string, testing::Pod> pods_;
   std::unique_ptr<datapath::Datapath> dp_;
-  std::unique_ptr<bpf::KernelMap<lb4_key, lb4_service>> services_;
-  std::unique_ptr<bpf::KernelMap<lb4_slot_key, uint32_t>> slots_;
-  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_backend>> backends_;
-  std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat_;
+  testing::ServiceMapSet lb_;
   std::unique_ptr<service::Manager> mgr_;
 };
 
@@ -150,24 +137,8 @@ TEST_F(ServicePacketTest, NoBackendIsRefusedNotDropped) {
 
   program(service::Protocol::kUdp, 53, {});
   // A connected UDP socket reports the ICMP port unreachable as ECONNREFUSED.
-  auto fd = runInNetnsValue<UniqueFd>(pods_["client"].netns, []() -> Result<UniqueFd> {
-    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    if (!s) return errnoError(errno, "socket");
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(53);
-    inet_pton(AF_INET, kVip, &a.sin_addr);
-    if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-      return errnoError(errno, "connect");
-    return s;
-  });
-  ASSERT_TRUE(fd.ok()) << fd.error().toString();
-  ASSERT_EQ(::send(fd->get(), "q", 1, 0), 1);
-  pollfd p{fd->get(), POLLIN | POLLERR, 0};
-  ASSERT_GT(::poll(&p, 1, 3000), 0) << "no answer: dropped silently";
-  char buf[8];
-  EXPECT_EQ(::recv(fd->get(), buf, sizeof(buf), 0), -1);
-  EXPECT_EQ(errno, ECONNREFUSED);
+  auto refused = testing::expectUdpRefused(pods_["client"].netns, kVip, 53);
+  EXPECT_TRUE(refused.ok()) << refused.error().toString();
 }
 
 }  // namespace
