@@ -155,8 +155,10 @@ TEST(ManifestSourceTest, MalformedFileIsReportedAndChangesNothingInForce) {
   std::string fixed = kDemo;
   fixed.replace(fixed.find("name: deathstar,"), 16, "name: renamed,");
   ASSERT_TRUE(writeFileAtomic(dir.file("demo.yaml"), fixed).ok());
-  ASSERT_TRUE(within(1s, [&] { return src.stores().pods.get("empire", "renamed").has_value(); }));
-  EXPECT_TRUE(src.errors().empty());
+  // A scan publishes its objects first and its errors after them: wait for both.
+  ASSERT_TRUE(within(1s, [&] {
+    return src.stores().pods.get("empire", "renamed").has_value() && src.errors().empty();
+  })) << (src.errors().empty() ? std::string() : src.errors().begin()->second);
   EXPECT_FALSE(src.stores().pods.get("empire", "deathstar").has_value());
 }
 
