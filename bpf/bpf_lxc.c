@@ -21,6 +21,20 @@
 #include "lib/metrics.h"
 #include "lib/pkt.h"
 
+/* A hairpin packet (lib/lb_packet.h), translated: back into the pod it came from. */
+static __always_inline int hairpin_deliver(struct __sk_buff *ctx, struct pkt4 *p,
+					   const struct endpoint_info *ep, struct trace_info *ti)
+{
+	int ret = local_delivery4(ctx, ep);
+
+	if (ret < 0)
+		return send_drop(ctx, p, ti, ret);
+	count_forwarded(p->len, METRIC_EGRESS);
+	count_forwarded(p->len, METRIC_INGRESS);
+	emit_trace(ctx, p, ti, TRACE_TO_LXC, true);
+	return ret;
+}
+
 /* A pod's IPv4 packet, source verified: the sender's egress side, then delivery. */
 static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 					       const struct endpoint_info *ep, struct pkt4 *p,
@@ -39,6 +53,12 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 	 * lookup; anything else may be a frontend the socket layer did not translate.
 	 */
 	dst = endpoint_by_ipv4(p->t.daddr);
+	if (!dst && p->t.daddr == cfg_lb_loopback_ipv4) {
+		ret = lb4_hairpin_reply(ctx, p, ep, now, ti);
+		if (ret < 0)
+			return send_drop(ctx, p, ti, ret);
+		return hairpin_deliver(ctx, p, ep, ti);
+	}
 	if (!dst) {
 		ret = lb4_egress(ctx, p, now, &rev_nat);
 		if (ret == -DROP_NO_SERVICE) {
@@ -50,6 +70,12 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 		}
 		if (ret < 0)
 			return send_drop(ctx, p, ti, ret);
+		if (rev_nat && p->t.daddr == ep->ipv4) {
+			ret = lb4_hairpin(ctx, p, ep, rev_nat, now, ti);
+			if (ret < 0)
+				return send_drop(ctx, p, ti, ret);
+			return hairpin_deliver(ctx, p, ep, ti);
+		}
 		if (rev_nat)
 			dst = endpoint_by_ipv4(p->t.daddr);
 	}
@@ -57,7 +83,7 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 	if (ret < 0)
 		return send_drop(ctx, p, ti, ret);
 	if (rev_nat)
-		lb4_ct_mark(p, rev_nat, now);
+		lb4_ct_mark(p, rev_nat, now, CT_KEY_EGRESS);
 	emit_trace(ctx, p, ti, TRACE_FROM_LXC, due);
 
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {

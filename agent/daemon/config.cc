@@ -271,6 +271,14 @@ std::vector<ConfigKey> buildKeys() {
               &Config::bpf_lb_map_max, 1 << 10, 1 << 24));
   add(uintKey("bpf-nat-global-max", "Maximum entries in the NAT map", &Config::bpf_nat_global_max,
               1 << 10, 1 << 24));
+  add(stringKey("ipv4-service-loopback-address",
+                "Source address of a pod's packets to itself through a Service (hairpin)",
+                &Config::ipv4_service_loopback_address, [](std::string_view v) -> Status {
+                  auto a = IpAddr::parse(v);
+                  if (!a.ok() || !a->isV4() || a->v4NetworkOrder() == 0)
+                    return invalid("is not an IPv4 unicast address");
+                  return okStatus();
+                }));
   add(enumKey("bpf-lb-acceleration",
               "XDP acceleration of NodePort to remote backends on the devices: native (a device "
               "without driver support fails the start), best-effort (such a device gets tc only) "

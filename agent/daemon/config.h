@@ -58,9 +58,11 @@ struct Config {
   uint32_t bpf_lb_map_max = 65536;
   uint32_t bpf_nat_global_max = 524288;
   // Service load balancing
-  std::string bpf_lb_algorithm = "random";  // random | maglev
+  std::string bpf_lb_algorithm = "random";   // random | maglev
   bool bpf_lb_algorithm_annotation = false;  // read service.cilium.io/lb-algorithm
   uint32_t bpf_lb_maglev_table_size = 16381;
+  // Source of a pod's packets to itself through a Service (hairpin, docs/services.md).
+  std::string ipv4_service_loopback_address = "169.254.42.1";
   std::string bpf_lb_acceleration = "disabled";  // native | best-effort | disabled: XDP
   std::string monitor_aggregation = "medium";
   // Policy

@@ -308,6 +308,13 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   dcfg.monitor_aggregation = opts.monitor_aggregation == "none"
                                  ? datapath::MonitorAggregation::kNone
                                  : datapath::MonitorAggregation::kMedium;
+  {
+    auto loopback = IpAddr::parse(opts.service_loopback_ipv4);
+    if (!loopback.ok() || !loopback->isV4())
+      return makeError(ErrorCode::kInvalidArgument, "service loopback address '{}' is not IPv4",
+                       opts.service_loopback_ipv4);
+    dcfg.lb_loopback_ipv4 = loopback->v4NetworkOrder();
+  }
   CILIUM_ASSIGN_OR_RETURN(c.dp, datapath::Datapath::load(dcfg));
   auto loaded_at = std::chrono::steady_clock::now();
   c.maps = c.dp->maps();

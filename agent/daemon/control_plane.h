@@ -50,7 +50,9 @@ struct ControlPlaneOptions {
   std::string monitor_aggregation = "medium";  // none | medium | ...
   std::string enable_policy = "default";       // default | always | never
   std::string router_ipv4;  // the node's address on the pod network; "" = none known
-  bool restore = true;      // restore endpoints from state (else start empty)
+  // Source of a pod's packets to itself through a Service (datapath::Config::lb_loopback_ipv4).
+  std::string service_loopback_ipv4 = "169.254.42.1";
+  bool restore = true;  // restore endpoints from state (else start empty)
   // The cluster-scope identity backend (identity-allocation-mode=crd); unset = a local file.
   std::function<Result<std::unique_ptr<identity::Backend>>()> cluster_identities;
   // Create cilium_host/cilium_net with the router address (needs a node namespace).

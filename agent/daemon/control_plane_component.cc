@@ -52,6 +52,7 @@ Status ControlPlaneComponent::start(Daemon& daemon) {
   o.ct_any_entries = cfg.bpf_ct_global_any_max;
   o.policy_map_entries = cfg.bpf_policy_map_max;
   o.monitor_aggregation = cfg.monitor_aggregation;
+  o.service_loopback_ipv4 = cfg.ipv4_service_loopback_address;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;
   if (cfg.identity_allocation_mode == "crd") {

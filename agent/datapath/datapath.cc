@@ -49,6 +49,8 @@ Status Config::validate() const {
     return makeError(ErrorCode::kInvalidArgument,
                      "datapath config: events_ring_bytes {} must be a power of two >= {}",
                      events_ring_bytes, page);
+  if (lb_loopback_ipv4 == 0)
+    return makeError(ErrorCode::kInvalidArgument, "datapath config: lb_loopback_ipv4 is unset");
   if (monitor_aggregation != MonitorAggregation::kNone &&
       monitor_aggregation != MonitorAggregation::kMedium)
     return makeError(ErrorCode::kInvalidArgument, "datapath config: unknown monitor_aggregation {}",
@@ -106,6 +108,7 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
                                     ? cfg.events_wakeup_bytes
                                     : std::min<uint32_t>(64 * 1024, cfg.events_ring_bytes / 4);
   ro->cfg_monitor_aggregation = static_cast<uint8_t>(cfg.monitor_aggregation);
+  ro->cfg_lb_loopback_ipv4 = cfg.lb_loopback_ipv4;
 
   // A pinned outer policy map accepts only inner maps like the template it was created with
   // (type, key and value sizes, flags), which the generic pin check cannot see: replace it

@@ -3,6 +3,8 @@
 // never a new verifier pass.
 #pragma once
 
+#include <arpa/inet.h>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -52,6 +54,9 @@ struct Config {
   MonitorAggregation monitor_aggregation = MonitorAggregation::kMedium;
   uint32_t ct_report_interval = CT_REPORT_INTERVAL;  // seconds between traces of a connection
   CtTimeouts ct_timeouts;
+  // Source address of a pod's packets to itself through a service (hairpin), network byte
+  // order: 169.254.42.1 (ipv4-service-loopback-address).
+  uint32_t lb_loopback_ipv4 = htonl(0xa9fe2a01);
 
   // kInvalidArgument naming the bad field.
   Status validate() const;

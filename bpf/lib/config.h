@@ -18,6 +18,12 @@ const volatile __u32 cfg_ct_timeout_nontcp = CT_TIMEOUT_NONTCP;
 /* Minimum seconds between two trace events of one connection direction. */
 const volatile __u32 cfg_ct_report_interval = CT_REPORT_INTERVAL;
 
+/*
+ * Source address of a pod's packets to itself through a service (hairpin, lib/lb_packet.h), in
+ * network byte order: 169.254.42.1 unless the agent's ipv4-service-loopback-address says else.
+ */
+const volatile __be32 cfg_lb_loopback_ipv4 = bpf_htonl(0xa9fe2a01);
+
 /* Events: per-CPU token bucket (events per second and burst; rate 0 = unlimited). */
 const volatile __u32 cfg_events_rate = 0;
 const volatile __u32 cfg_events_burst = 0;

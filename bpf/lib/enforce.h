@@ -46,7 +46,13 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 	if (ct.status == CT_REPLY || ct.status == CT_RELATED) {
 		if (ct.entry) {
 			*remote = ct.entry->src_sec_id;
-			if (ct.status == CT_REPLY)
+			/*
+			 * A reply of a translated connection, or an ICMP error arriving about
+			 * one this endpoint opened (the quote's source is the endpoint): the
+			 * translation is undone (lb4_reverse).
+			 */
+			if (ct.status == CT_REPLY ||
+			    (ct_dir == CT_KEY_INGRESS && p->inner.saddr == ep->ipv4))
 				ti->rev_nat = ct.entry->lb_id;
 		}
 		return 0;

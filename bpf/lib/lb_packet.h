@@ -164,26 +164,102 @@ static __always_inline int lb4_egress(struct __sk_buff *ctx, struct pkt4 *p, __u
 	return 0;
 }
 
-/* Stores the service id in the egress entry of the translated connection (lb4_egress). */
-static __always_inline void lb4_ct_mark(const struct pkt4 *p, __u32 rev_nat, __u32 now)
+/*
+ * Stores the service id in the entry of the translated connection in direction `dir`: the egress
+ * entry after lb4_egress, the ingress entry of a hairpin connection (lb4_hairpin).
+ */
+static __always_inline void lb4_ct_mark(const struct pkt4 *p, __u32 rev_nat, __u32 now, __u8 dir)
 {
 	void *map = p->t.proto == IPPROTO_TCP_ ? (void *)&cilium_ct4_global
 					       : (void *)&cilium_ct_any4_global;
-	struct ct_entry *e = ct_find(map, &p->t, false, CT_KEY_EGRESS, now);
+	struct ct_entry *e = ct_find(map, &p->t, false, dir, now);
 
 	if (e && e->lb_id != rev_nat)
 		e->lb_id = rev_nat;
 }
 
+/* The quoted IPv4 header and the quoted ports, as one 24-byte block (quotes without options). */
+struct icmp_quote4 {
+	struct iphdr ip;
+	__be16 sport;
+	__be16 dport;
+};
+
+/*
+ * Rewrites the ICMP error in ctx (outer IPv4 header without options at ETH_HLEN): the outer
+ * addresses to (osaddr -> odaddr), the quote to (isaddr:isport -> idaddr:idport). The outer and
+ * quoted IP checksums and the ICMP checksum are updated; the quoted TCP/UDP checksum is left as
+ * it was (nobody verifies a quote's). -DROP_INVALID for headers with options.
+ */
+static __always_inline int lb4_icmp_rewrite(struct __sk_buff *ctx, __be32 osaddr, __be32 odaddr,
+					    __be32 isaddr, __be16 isport, __be32 idaddr,
+					    __be16 idport)
+{
+	const __u32 icmp_off = ETH_HLEN + sizeof(struct iphdr);
+	const __u32 quote_off = icmp_off + 8;
+	struct icmp_quote4 old, new;
+	struct iphdr outer;
+	__s64 diff;
+	__u32 sum;
+
+	if (bpf_skb_load_bytes(ctx, ETH_HLEN, &outer, sizeof(outer)) < 0 ||
+	    bpf_skb_load_bytes(ctx, quote_off, &old, sizeof(old)) < 0)
+		return -DROP_INVALID;
+	if (outer.ihl != 5 || old.ip.ihl != 5)
+		return -DROP_INVALID; /* options: left to the stack */
+	new = old;
+	new.ip.saddr = isaddr;
+	new.ip.daddr = idaddr;
+	new.sport = isport;
+	new.dport = idport;
+	new.ip.check = 0;
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&new.ip, sizeof(new.ip), 0);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	new.ip.check = (__u16)~sum;
+
+	diff = bpf_csum_diff((__be32 *)&old, sizeof(old), (__be32 *)&new, sizeof(new), 0);
+	if (diff < 0)
+		return -DROP_CSUM_L4;
+	if (bpf_skb_store_bytes(ctx, quote_off, &new, sizeof(new), 0) < 0)
+		return -DROP_WRITE_ERROR;
+	if (bpf_l4_csum_replace(ctx, icmp_off + 2, 0, (__u32)diff, 0) < 0)
+		return -DROP_CSUM_L4;
+	if (bpf_l3_csum_replace(ctx, ETH_HLEN + IP_OFF_CHECK, outer.saddr, osaddr, 4) < 0 ||
+	    bpf_l3_csum_replace(ctx, ETH_HLEN + IP_OFF_CHECK, outer.daddr, odaddr, 4) < 0)
+		return -DROP_CSUM_L3;
+	if (bpf_skb_store_bytes(ctx, ETH_HLEN + IP_OFF_SADDR, &osaddr, 4, 0) < 0 ||
+	    bpf_skb_store_bytes(ctx, ETH_HLEN + IP_OFF_DADDR, &odaddr, 4, 0) < 0)
+		return -DROP_WRITE_ERROR;
+	return 0;
+}
+
 /*
  * Reverse translation of a reply whose conntrack entry named service `rev_nat`: the backend's
- * address and port become the frontend's again. Returns 0 or -DROP_x.
+ * address and port become the frontend's again; in an ICMP error about the connection, the
+ * error's source and the quoted destination. Returns 0 or -DROP_x.
  */
 static __always_inline int lb4_reverse(struct __sk_buff *ctx, struct pkt4 *p, __u32 rev_nat)
 {
 	struct lb4_reverse_nat *rn;
 	int ret;
 
+	if (p->related) {
+		/* An ICMP error from the backend about the connection (quote {C:cp -> B:bp}). */
+		if (p->inner.proto != IPPROTO_TCP_ && p->inner.proto != IPPROTO_UDP_)
+			return 0;
+		rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &rev_nat);
+		if (!rn)
+			return -DROP_NAT_NO_MAPPING;
+		ret = lb4_icmp_rewrite(ctx, rn->address, p->t.daddr, p->inner.saddr, p->inner.sport,
+				       rn->address, rn->port);
+		if (ret < 0)
+			return ret;
+		p->t.saddr = rn->address;
+		p->inner.daddr = rn->address;
+		p->inner.dport = rn->port;
+		return 0;
+	}
 	if (p->t.proto != IPPROTO_TCP_ && p->t.proto != IPPROTO_UDP_)
 		return 0;
 	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &rev_nat);
@@ -194,6 +270,73 @@ static __always_inline int lb4_reverse(struct __sk_buff *ctx, struct pkt4 *p, __
 		return ret;
 	p->t.saddr = rn->address;
 	p->t.sport = rn->port;
+	return 0;
+}
+
+/*
+ * Hairpin: a pod whose connection to a frontend was given to the pod itself (lb4_egress left
+ * daddr == its own address). A packet from the pod's own address would be a martian in its
+ * namespace, so the source becomes cfg_lb_loopback_ipv4 (169.254.42.1 unless configured) and
+ * the packet goes straight back into the pod. The pod's ingress entry {loopback, pod} carries
+ * the service id, so the pod's replies (to the loopback address) find their way back
+ * (lb4_hairpin_reply). Policy does not apply either way: Kubernetes lets a pod reach itself.
+ * Returns 0 with the packet ready for local_delivery4 to `ep`, or -DROP_x.
+ */
+static __always_inline int lb4_hairpin(struct __sk_buff *ctx, struct pkt4 *p,
+				       const struct endpoint_info *ep, __u32 rev_nat, __u32 now,
+				       struct trace_info *ti)
+{
+	struct ct_result ct;
+	int ret;
+
+	ret = lb4_rewrite(ctx, p->t.proto, false, p->t.saddr, cfg_lb_loopback_ipv4, p->t.sport,
+			  p->t.sport);
+	if (ret < 0)
+		return ret;
+	p->t.saddr = cfg_lb_loopback_ipv4;
+	ct_lookup4(p, CT_KEY_INGRESS, now, &ct);
+	ti->ct_state = ct.status;
+	if (ct.status == CT_NEW || ct.status == CT_REOPENED) {
+		ret = ct_create4(p, CT_KEY_INGRESS, now, ep->sec_id, runtime_policy_rev());
+		if (ret < 0)
+			return ret;
+	}
+	lb4_ct_mark(p, rev_nat, now, CT_KEY_INGRESS);
+	ti->dst_identity = ep->sec_id;
+	ti->dst_id = ep->lxc_id;
+	return 0;
+}
+
+/*
+ * A pod's reply to cfg_lb_loopback_ipv4: the reply of a hairpin connection. Its destination
+ * becomes the pod again and its source the frontend (lb4_reverse). Returns 0 with the packet ready
+ * for local_delivery4 to `ep`; -DROP_NAT_NO_MAPPING for anything to the loopback address that
+ * answers no hairpin connection (ICMP errors included).
+ */
+static __always_inline int lb4_hairpin_reply(struct __sk_buff *ctx, struct pkt4 *p,
+					     const struct endpoint_info *ep, __u32 now,
+					     struct trace_info *ti)
+{
+	struct ct_result ct;
+	__u32 rev_nat;
+	int ret;
+
+	if ((p->t.proto != IPPROTO_TCP_ && p->t.proto != IPPROTO_UDP_) || p->related)
+		return -DROP_NAT_NO_MAPPING;
+	ct_lookup4(p, CT_KEY_EGRESS, now, &ct);
+	ti->ct_state = ct.status;
+	if (ct.status != CT_REPLY || !ct.entry || !ct.entry->lb_id)
+		return -DROP_NAT_NO_MAPPING;
+	rev_nat = ct.entry->lb_id;
+	ret = lb4_rewrite(ctx, p->t.proto, true, p->t.daddr, ep->ipv4, p->t.dport, p->t.dport);
+	if (ret < 0)
+		return ret;
+	p->t.daddr = ep->ipv4;
+	ret = lb4_reverse(ctx, p, rev_nat);
+	if (ret < 0)
+		return ret;
+	ti->dst_identity = ep->sec_id;
+	ti->dst_id = ep->lxc_id;
 	return 0;
 }
 

@@ -20,60 +20,6 @@
 #include "compiler.h"
 #include "lib/nodeport.h"
 
-/* The quoted IPv4 header and the quoted ports, as one 24-byte block (quotes without options). */
-struct icmp_quote4 {
-	struct iphdr ip;
-	__be16 sport;
-	__be16 dport;
-};
-
-/*
- * Rewrites the ICMP error in ctx (outer IPv4 header without options at ETH_HLEN): the outer
- * addresses to (osaddr -> odaddr), the quote to (isaddr:isport -> idaddr:idport).
- */
-static __always_inline int nodeport_icmp_rewrite(struct __sk_buff *ctx, __be32 osaddr,
-						 __be32 odaddr, __be32 isaddr, __be16 isport,
-						 __be32 idaddr, __be16 idport)
-{
-	const __u32 icmp_off = ETH_HLEN + sizeof(struct iphdr);
-	const __u32 quote_off = icmp_off + 8;
-	struct icmp_quote4 old, new;
-	struct iphdr outer;
-	__s64 diff;
-	__u32 sum;
-
-	if (bpf_skb_load_bytes(ctx, ETH_HLEN, &outer, sizeof(outer)) < 0 ||
-	    bpf_skb_load_bytes(ctx, quote_off, &old, sizeof(old)) < 0)
-		return -DROP_INVALID;
-	if (outer.ihl != 5 || old.ip.ihl != 5)
-		return -DROP_INVALID; /* options: left to the stack */
-	new = old;
-	new.ip.saddr = isaddr;
-	new.ip.daddr = idaddr;
-	new.sport = isport;
-	new.dport = idport;
-	new.ip.check = 0;
-	sum = bpf_csum_diff(NULL, 0, (__be32 *)&new.ip, sizeof(new.ip), 0);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	new.ip.check = (__u16)~sum;
-
-	diff = bpf_csum_diff((__be32 *)&old, sizeof(old), (__be32 *)&new, sizeof(new), 0);
-	if (diff < 0)
-		return -DROP_CSUM_L4;
-	if (bpf_skb_store_bytes(ctx, quote_off, &new, sizeof(new), 0) < 0)
-		return -DROP_WRITE_ERROR;
-	if (bpf_l4_csum_replace(ctx, icmp_off + 2, 0, (__u32)diff, 0) < 0)
-		return -DROP_CSUM_L4;
-	if (bpf_l3_csum_replace(ctx, ETH_HLEN + IP_OFF_CHECK, outer.saddr, osaddr, 4) < 0 ||
-	    bpf_l3_csum_replace(ctx, ETH_HLEN + IP_OFF_CHECK, outer.daddr, odaddr, 4) < 0)
-		return -DROP_CSUM_L3;
-	if (bpf_skb_store_bytes(ctx, ETH_HLEN + IP_OFF_SADDR, &osaddr, 4, 0) < 0 ||
-	    bpf_skb_store_bytes(ctx, ETH_HLEN + IP_OFF_DADDR, &odaddr, 4, 0) < 0)
-		return -DROP_WRITE_ERROR;
-	return 0;
-}
-
 /* Routes the translated error towards `daddr` (from `saddr`) and sends it, as nodeport_ingress. */
 static __always_inline int nodeport_icmp_forward(struct __sk_buff *ctx, struct pkt4 *p,
 						 __be32 saddr, __be32 daddr)
@@ -135,8 +81,8 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 				return -DROP_NAT_NO_MAPPING;
 			frontend = rn->address;
 			frontend_port = rn->port;
-			ret = nodeport_icmp_rewrite(ctx, frontend, client, client, client_port,
-						    frontend, frontend_port);
+			ret = lb4_icmp_rewrite(ctx, frontend, client, client, client_port, frontend,
+					       frontend_port);
 			if (ret < 0)
 				return ret;
 			return nodeport_icmp_forward(ctx, p, frontend, client);
@@ -158,8 +104,8 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 	client_port = q.dport;
 	dst = endpoint_by_ipv4(be->address);
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
-		ret = nodeport_icmp_rewrite(ctx, p->t.saddr, be->address, be->address, be->port,
-					    client, client_port);
+		ret = lb4_icmp_rewrite(ctx, p->t.saddr, be->address, be->address, be->port, client,
+				       client_port);
 		if (ret < 0)
 			return ret;
 		return nodeport_deliver_local(ctx, dst);
@@ -177,8 +123,8 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 		__be16 node_port = n->to_port;
 		__be32 backend = be->address;
 
-		ret = nodeport_icmp_rewrite(ctx, node_addr, backend, backend, be->port, node_addr,
-					    node_port);
+		ret = lb4_icmp_rewrite(ctx, node_addr, backend, backend, be->port, node_addr,
+				       node_port);
 		if (ret < 0)
 			return ret;
 		return nodeport_icmp_forward(ctx, p, node_addr, backend);
@@ -210,6 +156,6 @@ static __always_inline int nodeport_icmp_egress(struct __sk_buff *ctx, const str
 	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &id);
 	if (!rn)
 		return -DROP_NAT_NO_MAPPING;
-	return nodeport_icmp_rewrite(ctx, rn->address, p->t.daddr, p->inner.saddr, p->inner.sport,
-				     rn->address, rn->port);
+	return lb4_icmp_rewrite(ctx, rn->address, p->t.daddr, p->inner.saddr, p->inner.sport,
+				rn->address, rn->port);
 }

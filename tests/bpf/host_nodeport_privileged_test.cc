@@ -230,29 +230,6 @@ TEST_F(HostNodePortTest, RemoteBackendIsSnatedAndItsRepliesTranslatedBack) {
   EXPECT_EQ(r.packet, stray);
 }
 
-// What an ICMP error quotes: the IPv4 header and the first 8 bytes after it (RFC 792).
-struct Quote {
-  uint32_t saddr = 0, daddr = 0;  // host order
-  uint16_t sport = 0, dport = 0;
-  bool ip_csum_ok = false;
-};
-std::optional<Quote> quoteOf(const std::vector<uint8_t>& frame) {
-  constexpr size_t kQuote = 14 + 20 + 8;
-  if (frame.size() < kQuote + 24) return std::nullopt;
-  const uint8_t* ip = frame.data() + kQuote;
-  auto get16 = [](const uint8_t* b) { return static_cast<uint16_t>(b[0] << 8 | b[1]); };
-  Quote q;
-  q.saddr = static_cast<uint32_t>(get16(ip + 12)) << 16 | get16(ip + 14);
-  q.daddr = static_cast<uint32_t>(get16(ip + 16)) << 16 | get16(ip + 18);
-  q.sport = get16(ip + 20);
-  q.dport = get16(ip + 22);
-  uint32_t sum = 0;
-  for (int i = 0; i < 20; i += 2) sum += get16(ip + i);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  q.ip_csum_ok = sum == 0xffff;
-  return q;
-}
-
 // ICMP errors about NodePort connections are translated like the connections they quote, both
 // ways, so that path MTU discovery works through the node (lib/nodeport_icmp.h).
 TEST_F(HostNodePortTest, IcmpErrorsFollowTheirRemoteBackendConnection) {
@@ -275,7 +252,7 @@ TEST_F(HostNodePortTest, IcmpErrorsFollowTheirRemoteBackendConnection) {
   EXPECT_EQ(p->saddr, ipv4(kNode)) << "from the frontend the client talks to";
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok) << "ICMP checksum";
-  auto q = quoteOf(r.packet);
+  auto q = icmpQuoteOf(r.packet);
   ASSERT_TRUE(q);
   EXPECT_EQ(q->saddr, ipv4(kClient));
   EXPECT_EQ(q->sport, 40002);
@@ -295,7 +272,7 @@ TEST_F(HostNodePortTest, IcmpErrorsFollowTheirRemoteBackendConnection) {
   EXPECT_EQ(p->saddr, ipv4(kNode));
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
-  q = quoteOf(r.packet);
+  q = icmpQuoteOf(r.packet);
   ASSERT_TRUE(q);
   EXPECT_EQ(q->saddr, ipv4(kRemoteBackend));
   EXPECT_EQ(q->sport, 8080);
@@ -331,7 +308,7 @@ TEST_F(HostNodePortTest, IcmpErrorsFollowTheirLocalBackendConnection) {
   EXPECT_EQ(p->dst_mac, a_.mac);
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
-  auto q = quoteOf(r.packet);
+  auto q = icmpQuoteOf(r.packet);
   ASSERT_TRUE(q);
   EXPECT_EQ(q->saddr, ipv4(a_.pod.ip));
   EXPECT_EQ(q->sport, 8080);
@@ -353,7 +330,7 @@ TEST_F(HostNodePortTest, IcmpErrorsFollowTheirLocalBackendConnection) {
   EXPECT_EQ(p->daddr, ipv4(kClient));
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
-  q = quoteOf(r.packet);
+  q = icmpQuoteOf(r.packet);
   ASSERT_TRUE(q);
   EXPECT_EQ(q->saddr, ipv4(kClient));
   EXPECT_EQ(q->daddr, ipv4(kNode));

@@ -1,6 +1,7 @@
 // bpf tier: per-packet service load balancing in bpf_lxc (lib/lb_packet.h): DNAT of packets a
-// pod sends to a frontend, reverse NAT of the replies, the backend kept per connection, and the
-// drop of connections to a service without backends. The service Manager programs the maps.
+// pod sends to a frontend, reverse NAT of the replies and of backends' ICMP errors, the backend
+// kept per connection, the refusal of connections to a service without backends, and hairpin.
+// The service Manager programs the maps.
 #include <set>
 
 #include "agent/datapath/conntrack.h"
@@ -222,6 +223,72 @@ TEST_F(LxcServiceTest, OtherPortsOfTheVipAreNotTranslated) {
   auto r = fromContainer(a_, syn);
   EXPECT_EQ(r.retval, TC_ACT_OK);
   EXPECT_EQ(parsePacket(r.packet)->daddr, ipv4(kVip));
+}
+
+// A backend's ICMP error about a translated connection (here b's port unreachable about a's
+// datagram to b:8080) reaches a as from the frontend: outer source and quoted destination.
+TEST_F(LxcServiceTest, BackendsIcmpErrorComesFromTheFrontend) {
+  program(service::Protocol::kUdp, {backend(b_)});
+  auto q = from(a_).ipv4(a_.pod.ip, kVip).udp(41400, 80).payload("query").build();
+  auto r = fromContainer(a_, q);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  std::vector<uint8_t> delivered(r.packet.begin() + 14, r.packet.end());
+  auto err = from(b_).ipv4(b_.pod.ip, a_.pod.ip).icmpError(3, 3, delivered).build();
+  r = fromContainer(b_, err);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kVip));
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(p->dst_mac, a_.mac);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok) << "ICMP checksum";
+  auto quote = icmpQuoteOf(r.packet);
+  ASSERT_TRUE(quote);
+  EXPECT_EQ(quote->saddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(quote->sport, 41400);
+  EXPECT_EQ(quote->daddr, ipv4(kVip));
+  EXPECT_EQ(quote->dport, 80);
+  EXPECT_TRUE(quote->ip_csum_ok);
+}
+
+// Hairpin (lb4_hairpin): a is the backend of the service it calls. Its packets come back into it
+// from the service loopback address, its replies come back from the frontend, and nothing else
+// gets in through the loopback address.
+TEST_F(LxcServiceTest, HairpinComesBackFromTheLoopbackAddress) {
+  constexpr const char* kLoopback = "169.254.42.1";
+  program(service::Protocol::kTcp, {backend(a_)});
+  auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(41500, 80, tcp::kSyn).build();
+  auto r = fromContainer(a_, syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kLoopback));
+  EXPECT_EQ(p->sport, 41500);
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(p->dport, 8080);
+  EXPECT_EQ(p->dst_mac, a_.mac) << "back into the pod";
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  auto synack = from(a_).ipv4(a_.pod.ip, kLoopback).tcp(8080, 41500, tcp::kSyn | tcp::kAck).build();
+  r = fromContainer(a_, synack);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kVip));
+  EXPECT_EQ(p->sport, 80);
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(p->dport, 41500);
+  EXPECT_EQ(p->dst_mac, a_.mac);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  // Not a reply of a hairpin connection: dropped, whatever policy says.
+  uint64_t before = metric(DROP_NAT_NO_MAPPING, METRIC_EGRESS);
+  auto stray = from(a_).ipv4(a_.pod.ip, kLoopback).tcp(8080, 41501, tcp::kAck).build();
+  EXPECT_EQ(fromContainer(a_, stray).retval, TC_ACT_SHOT);
+  EXPECT_EQ(metric(DROP_NAT_NO_MAPPING, METRIC_EGRESS), before + 1);
 }
 
 }  // namespace

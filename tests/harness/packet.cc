@@ -211,4 +211,21 @@ std::optional<ParsedPacket> parsePacket(const std::vector<uint8_t>& f) {
   return p;
 }
 
+std::optional<IcmpQuote> icmpQuoteOf(const std::vector<uint8_t>& frame) {
+  constexpr size_t kQuote = 14 + 20 + 8;
+  if (frame.size() < kQuote + 24) return std::nullopt;
+  const uint8_t* ip = frame.data() + kQuote;
+  auto get16 = [](const uint8_t* b) { return static_cast<uint16_t>(b[0] << 8 | b[1]); };
+  IcmpQuote q;
+  q.saddr = static_cast<uint32_t>(get16(ip + 12)) << 16 | get16(ip + 14);
+  q.daddr = static_cast<uint32_t>(get16(ip + 16)) << 16 | get16(ip + 18);
+  q.sport = get16(ip + 20);
+  q.dport = get16(ip + 22);
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2) sum += get16(ip + i);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  q.ip_csum_ok = sum == 0xffff;
+  return q;
+}
+
 }  // namespace cilium::testing

@@ -182,6 +182,17 @@ Result<uint16_t> localPort(int fd) {
   return ntohs(a.sin_port);
 }
 
+std::string socketAddress(int fd, bool local) {
+  sockaddr_in a{};
+  socklen_t len = sizeof(a);
+  int r = local ? ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len)
+                : ::getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  if (r != 0) return "";
+  char s[INET_ADDRSTRLEN];
+  ::inet_ntop(AF_INET, &a.sin_addr, s, sizeof(s));
+  return std::string(s) + ":" + std::to_string(ntohs(a.sin_port));
+}
+
 Result<double> tcpRequestResponseRate(const std::string& client_netns,
                                       const std::string& server_netns, const std::string& server_ip,
                                       uint16_t port, std::chrono::seconds duration) {

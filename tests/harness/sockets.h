@@ -38,6 +38,9 @@ Result<std::string> recvExactly(int fd, size_t n,
 // The local port a socket is bound to.
 Result<uint16_t> localPort(int fd);
 
+// The IPv4 "ip:port" of a socket's peer (`local`: its own address); "" when it has none.
+std::string socketAddress(int fd, bool local = false);
+
 // Request/response rate of one TCP connection from `client_netns` to a listener this opens on
 // server_ip:port in `server_netns`: 1-byte request, 1-byte response (netperf TCP_RR), for
 // `duration`; transactions per second.

@@ -50,14 +50,10 @@ Status ip(const std::vector<std::string>& args) {
   return okStatus();
 }
 
-// The peer address of an accepted socket.
+// The peer IP of an accepted socket.
 std::string peerOf(int fd) {
-  sockaddr_in a{};
-  socklen_t len = sizeof(a);
-  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) return "";
-  char buf[INET_ADDRSTRLEN];
-  ::inet_ntop(AF_INET, &a.sin_addr, buf, sizeof(buf));
-  return buf;
+  std::string a = testing::socketAddress(fd);
+  return a.substr(0, a.rfind(':'));
 }
 
 // One connection from outside to the NodePort, accepted on `l1` or `l2` (-1: none); data both

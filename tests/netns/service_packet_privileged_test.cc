@@ -1,7 +1,8 @@
 // netns tier: per-packet service LB in bpf_lxc with real traffic. The test process is not in a
 // socket-LB cgroup, so its connections to the ClusterIP leave the client pod untranslated and
 // bpf_lxc DNATs them on the pod's veth; replies come back from the VIP. A service without
-// backends answers TCP with RST and UDP with ICMP port unreachable.
+// backends answers TCP with RST and UDP with ICMP port unreachable; a backend's ICMP errors come
+// back as from the VIP; a pod that is its own backend reaches itself (hairpin).
 #include <arpa/inet.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -12,6 +13,7 @@
 #include "agent/datapath/datapath.h"
 #include "agent/service/service.h"
 #include "tests/harness/endpoints.h"
+#include "tests/harness/eventually.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/service_maps.h"
 #include "tests/harness/sockets.h"
@@ -139,6 +141,76 @@ TEST_F(ServicePacketTest, NoBackendIsRefusedNotDropped) {
   // A connected UDP socket reports the ICMP port unreachable as ECONNREFUSED.
   auto refused = testing::expectUdpRefused(pods_["client"].netns, kVip, 53);
   EXPECT_TRUE(refused.ok()) << refused.error().toString();
+}
+
+// A backend's ICMP error about a translated connection reaches the client as from the VIP:
+// here b1 has no UDP socket on the backend port, so its port unreachable (quoting
+// client -> b1:8080) must become one quoting client -> VIP:53, or the client's socket, connected
+// to the VIP, never learns of it and waits.
+TEST_F(ServicePacketTest, BackendsPortUnreachableReachesTheClientAsFromTheVip) {
+  program(service::Protocol::kUdp, 53, {"b1"});
+  auto refused = testing::expectUdpRefused(pods_["client"].netns, kVip, 53);
+  EXPECT_TRUE(refused.ok()) << refused.error().toString();
+}
+
+// Hairpin: the client is the only backend of the Service it connects to. The packets come back
+// into the client from the service loopback address (a packet from its own address would be a
+// martian there), and the replies leave it to that address and come back from the VIP.
+TEST_F(ServicePacketTest, PodReachesItselfThroughItsService) {
+  const testing::Pod& pod = pods_["client"];
+  auto l = testing::listenTcp(pod.netns, pod.ip, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+  program(service::Protocol::kTcp, 80, {"client"});
+  for (int i = 0; i < 3; i++) {
+    auto c = testing::connectTcp(pod.netns, kVip, 80);
+    ASSERT_TRUE(c.ok()) << c.error().toString();
+    auto s = testing::acceptTcp(l->get());
+    ASSERT_TRUE(s.ok()) << s.error().toString();
+    std::string client_port = std::to_string(*testing::localPort(c->get()));
+    EXPECT_EQ(testing::socketAddress(s->get()), "169.254.42.1:" + client_port);
+    std::string big(64 * 1024, 'h');
+    ASSERT_TRUE(testing::sendAll(c->get(), big).ok());
+    auto got = testing::recvExactly(s->get(), big.size());
+    ASSERT_TRUE(got.ok()) << got.error().toString();
+    ASSERT_TRUE(testing::sendAll(s->get(), big).ok());
+    auto back = testing::recvExactly(c->get(), big.size());
+    ASSERT_TRUE(back.ok()) << back.error().toString();
+  }
+
+  auto server = testing::bindUdp(pod.netns, pod.ip, 8080);
+  auto c = testing::bindUdp(pod.netns, pod.ip, 0);
+  ASSERT_TRUE(server.ok() && c.ok());
+  program(service::Protocol::kUdp, 53, {"client"});
+  ASSERT_TRUE(testing::sendUdp(c->get(), kVip, 53, "q").ok());
+  std::string from;
+  uint16_t from_port = 0;
+  auto q = testing::recvUdp(server->get(), std::chrono::seconds(3), &from, &from_port);
+  ASSERT_TRUE(q.ok()) << q.error().toString();
+  EXPECT_EQ(from, "169.254.42.1");
+  EXPECT_EQ(from_port, *testing::localPort(c->get()));
+  ASSERT_TRUE(testing::sendUdp(server->get(), from, from_port, "a").ok());
+  std::string rfrom;
+  uint16_t rport = 0;
+  auto a = testing::recvUdp(c->get(), std::chrono::seconds(3), &rfrom, &rport);
+  ASSERT_TRUE(a.ok()) << a.error().toString();
+  EXPECT_EQ(rfrom, kVip);
+  EXPECT_EQ(rport, 53);
+
+  // Nothing else reaches the pod through the loopback address: a datagram to it that answers no
+  // hairpin connection is dropped, not delivered.
+  auto no_mapping = [&] {
+    auto m = dp_->readMetrics();
+    uint64_t n = 0;
+    if (m.ok())
+      for (const auto& e : *m)
+        if (e.reason == DROP_NAT_NO_MAPPING && e.dir == METRIC_EGRESS) n += e.packets;
+    return n;
+  };
+  uint64_t before = no_mapping();
+  auto stray = testing::bindUdp(pod.netns, pod.ip, 0);
+  ASSERT_TRUE(stray.ok());
+  ASSERT_TRUE(testing::sendUdp(stray->get(), "169.254.42.1", 9, "x").ok());
+  EXPECT_TRUE(testing::eventually([&] { return no_mapping() > before; }, std::chrono::seconds(3)));
 }
 
 }  // namespace

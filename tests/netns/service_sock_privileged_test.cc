@@ -27,17 +27,6 @@ using service::Protocol;
 constexpr const char* kVip = "10.96.0.10";
 using testing::CgroupMembership;
 
-std::string peerOf(int fd, bool local = false) {
-  sockaddr_in a{};
-  socklen_t len = sizeof(a);
-  int r = local ? ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len)
-                : ::getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  if (r != 0) return "error";
-  char s[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &a.sin_addr, s, sizeof(s));
-  return std::string(s) + ":" + std::to_string(ntohs(a.sin_port));
-}
-
 class SockLbTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -128,7 +117,7 @@ TEST_F(SockLbTest, TcpToClusterIpUsesBothBackendsAndPeerIsTheVip) {
     auto [c, who] = connectVip(80, lfds);
     ASSERT_TRUE(c.valid());
     hits[who]++;
-    EXPECT_EQ(peerOf(c.get()), std::string(kVip) + ":80");
+    EXPECT_EQ(testing::socketAddress(c.get()), std::string(kVip) + ":80");
   }
   EXPECT_GT(hits["b1"], 0);
   EXPECT_GT(hits["b2"], 0);

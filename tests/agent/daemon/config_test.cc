@@ -239,6 +239,8 @@ TEST(ConfigTest, EveryValidation) {
       {{"--cluster-name=Prod_1"},
        "--cluster-name=Prod_1 (flag): may contain only lower-case letters, digits and '-'"},
       {{"--cluster-id=256"}, "--cluster-id=256 (flag): 256 is not 0..255"},
+      {{"--ipv4-service-loopback-address=fd00::1"},
+       "--ipv4-service-loopback-address=fd00::1 (flag): is not an IPv4 unicast address"},
       {{"--node-name=a b"}, "--node-name=a b (flag): contains a space or '/'"},
       {{"--mtu=100"}, "--mtu=100 (flag): 100 is not 0 or 576..65535"},
       {{"--k8s-api-server=10.0.0.1:6443"},
