@@ -197,6 +197,32 @@ TEST_P(ServiceNodePortTest, OutsideReachesLocalBackendWithItsOwnAddress) {
   EXPECT_EQ(xdpForwarded(), 0u) << "local backends are tc's (bpf_lxc policy)";
 }
 
+// Pods of this node reach the NodePort on the node's address too, through the per-packet LB in
+// bpf_lxc (these test sockets are in no socket-LB cgroup): a client pod keeps its address, and
+// the backend reaching its own NodePort is hairpinned.
+TEST_P(ServiceNodePortTest, PodsReachTheNodePortOnTheNodeAddress) {
+  auto c = topo_->addPod("c", "10.204.0.31");
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  auto maps = dp_->maps();
+  ASSERT_TRUE(testing::programEndpoint(maps, *c, 2, 1002).ok());
+  std::vector<datapath::PolicyEntry> open{{datapath::policyKey(0, POLICY_INGRESS, 0, 0, 0), {}},
+                                          {datapath::policyKey(0, POLICY_EGRESS, 0, 0, 0), {}}};
+  ASSERT_TRUE(maps.policy->replace(2, open).ok());
+  ASSERT_TRUE(
+      runInNetns(topo_->nodeNetns(), [&] { return dp_->attachEndpoint(c->host_ifindex); }).ok());
+  auto l = testing::listenTcp(b1_.netns, b1_.ip, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+  program(service::Protocol::kTcp, {localBackend()});
+
+  auto [which, peer] = ::cilium::connectOnce(c->netns, l->get(), -1);
+  EXPECT_EQ(which, 1);
+  EXPECT_EQ(peer, c->ip) << "a pod client keeps its address";
+  std::tie(which, peer) = ::cilium::connectOnce(b1_.netns, l->get(), -1);
+  EXPECT_EQ(which, 1);
+  EXPECT_EQ(peer, "169.254.42.1") << "hairpin";
+  EXPECT_EQ(drops(), 0u);
+}
+
 TEST_P(ServiceNodePortTest, OutsideReachesRemoteBackendThroughSnat) {
   auto l = testing::listenTcp(net_.remoteNetns(), kRemoteBackend, 8080);
   ASSERT_TRUE(l.ok()) << l.error().toString();
