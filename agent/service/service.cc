@@ -325,8 +325,11 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
 
   uint16_t maglev_size =
       spec.algorithm == LbAlgorithm::kMaglev ? static_cast<uint16_t>(cfg_.maglev_table_size) : 0;
-  bool slots_changed = fresh || old_active != active || st.restored || two != st.two_scopes ||
-                       (two && old_all != all_active) || maglev_size != st.maglev_size;
+  // A restored frontend's backends are in slot order, so one scope's slots compare as they are;
+  // with two scopes the restore cannot tell which backends are local: those are rewritten.
+  bool slots_changed = fresh || old_active != active || (st.restored && (two || st.two_scopes)) ||
+                       two != st.two_scopes || (two && old_all != all_active) ||
+                       maglev_size != st.maglev_size;
   uint16_t gen = st.gen & LB_GEN_MASK;
   if (slots_changed) {
     if (!fresh) gen = static_cast<uint16_t>((st.gen + 1) & LB_GEN_MASK);
@@ -741,6 +744,16 @@ Status Manager::restore() {
     next_backend_id_ = std::max(next_backend_id_, id + 1);
     return true;
   }));
+  // Every slot in one pass (batched reads) instead of one lookup per slot: packed
+  // (service id, generation, slot) -> backend id.
+  auto slot_key = [](const lb4_slot_key& k) {
+    return uint64_t{k.rev_nat_index} << 32 | uint64_t{k.gen} << 16 | k.slot;
+  };
+  std::unordered_map<uint64_t, uint32_t> slot_backends;
+  CILIUM_RETURN_IF_ERROR(maps_.slots->forEach([&](const lb4_slot_key& k, const uint32_t& id) {
+    slot_backends.emplace(slot_key(k), id);
+    return true;
+  }));
   std::vector<std::pair<lb4_key, lb4_service>> fes;
   std::unordered_map<uint32_t, lb4_service> internal;  // by service id
   CILIUM_RETURN_IF_ERROR(maps_.services->forEach([&](const lb4_key& k, const lb4_service& v) {
@@ -778,8 +791,9 @@ Status Manager::restore() {
         slots.push_back({v.rev_nat_index, in->second.gen, s});
     }
     for (const auto& sk : slots) {
-      CILIUM_ASSIGN_OR_RETURN(auto id, maps_.slots->lookup(sk));
-      if (!id) continue;
+      auto slot = slot_backends.find(slot_key(sk));
+      if (slot == slot_backends.end()) continue;
+      const uint32_t* id = &slot->second;
       if (std::any_of(st.backends.begin(), st.backends.end(),
                       [&](const BackendEntry& e) { return e.id == *id; }))
         continue;

@@ -350,6 +350,39 @@ TEST_F(ManagerTest, RestoreContinuesFromThePinnedMaps) {
   EXPECT_EQ(*m_.backends.count(), 3u);
 }
 
+// After a restart the source re-announces every Service: one whose backends did not change
+// keeps its slots and generation (nothing is rewritten), one that changed gets new ones.
+TEST_F(ManagerTest, ResyncAfterRestoreRewritesOnlyWhatChanged) {
+  Service same = web({be("10.0.1.1", 8080), be("10.0.1.2", 8080)});
+  Service changed = web({be("10.0.2.1", 8080)});
+  changed.name.name = "changed";
+  changed.cluster_ip = ip("10.96.0.20");
+  ASSERT_TRUE(mgr_.upsertServices(std::vector<Service>{same, changed}).ok());
+  auto fe = [&](const char* vip) {
+    return **m_.services.lookup(frontendKey({ip(vip), 80, Protocol::kTcp}));
+  };
+  uint16_t same_gen = fe("10.96.0.10").gen, changed_gen = fe("10.96.0.20").gen;
+
+  Manager again(maps(), ManagerConfig{});
+  ASSERT_TRUE(again.restore().ok());
+  uint64_t slot_writes = m_.slots.updates();
+  changed.ports[0].backends.push_back(be("10.0.2.2", 8080));
+  ASSERT_TRUE(again.upsertServices(std::vector<Service>{same, changed}).ok());
+  ASSERT_TRUE(again.pruneRestored().ok());
+  EXPECT_EQ(fe("10.96.0.10").gen, same_gen);
+  EXPECT_NE(fe("10.96.0.20").gen, changed_gen);
+  EXPECT_EQ(m_.slots.updates() - slot_writes, 2u) << "only the changed Service's two slots";
+  EXPECT_EQ(slotBackends("10.96.0.10", 80),
+            (std::multiset<std::string>{"10.0.1.1:8080", "10.0.1.2:8080"}));
+  EXPECT_EQ(slotBackends("10.96.0.20", 80),
+            (std::multiset<std::string>{"10.0.2.1:8080", "10.0.2.2:8080"}));
+  // The unchanged one is managed normally afterwards.
+  same.ports[0].backends.pop_back();
+  ASSERT_TRUE(again.upsertService(same).ok());
+  EXPECT_EQ(slotBackends("10.96.0.10", 80), (std::multiset<std::string>{"10.0.1.1:8080"}));
+  EXPECT_EQ(*m_.slots.count(), 3u) << "no old generation left behind";
+}
+
 TEST_F(ManagerTest, ManyServicesBatch) {
   std::vector<Service> svcs;
   for (int i = 0; i < 500; i++) {
