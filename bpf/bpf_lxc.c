@@ -23,7 +23,8 @@
 
 /* A hairpin packet (lib/lb_packet.h), translated: back into the pod it came from. */
 static __always_inline int hairpin_deliver(struct __sk_buff *ctx, struct pkt4 *p,
-					   const struct endpoint_info *ep, struct trace_info *ti)
+					   const struct endpoint_info *ep, struct trace_info *ti,
+					   bool due)
 {
 	int ret = local_delivery4(ctx, ep);
 
@@ -31,7 +32,7 @@ static __always_inline int hairpin_deliver(struct __sk_buff *ctx, struct pkt4 *p
 		return send_drop(ctx, p, ti, ret);
 	count_forwarded(p->len, METRIC_EGRESS);
 	count_forwarded(p->len, METRIC_INGRESS);
-	emit_trace(ctx, p, ti, TRACE_TO_LXC, true);
+	emit_trace(ctx, p, ti, TRACE_TO_LXC, due);
 	return ret;
 }
 
@@ -54,10 +55,10 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 	 */
 	dst = endpoint_by_ipv4(p->t.daddr);
 	if (!dst && p->t.daddr == cfg_lb_loopback_ipv4) {
-		ret = lb4_hairpin_reply(ctx, p, ep, now, ti);
+		ret = lb4_hairpin_reply(ctx, p, ep, now, ti, &due);
 		if (ret < 0)
 			return send_drop(ctx, p, ti, ret);
-		return hairpin_deliver(ctx, p, ep, ti);
+		return hairpin_deliver(ctx, p, ep, ti, due);
 	}
 	if (!dst) {
 		ret = lb4_egress(ctx, p, now, &rev_nat);
@@ -71,10 +72,10 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 		if (ret < 0)
 			return send_drop(ctx, p, ti, ret);
 		if (rev_nat && p->t.daddr == ep->ipv4) {
-			ret = lb4_hairpin(ctx, p, ep, rev_nat, now, ti);
+			ret = lb4_hairpin(ctx, p, ep, rev_nat, now, ti, &due);
 			if (ret < 0)
 				return send_drop(ctx, p, ti, ret);
-			return hairpin_deliver(ctx, p, ep, ti);
+			return hairpin_deliver(ctx, p, ep, ti, due);
 		}
 		if (rev_nat)
 			dst = endpoint_by_ipv4(p->t.daddr);

@@ -280,11 +280,12 @@ static __always_inline int lb4_reverse(struct __sk_buff *ctx, struct pkt4 *p, __
  * the packet goes straight back into the pod. The pod's ingress entry {loopback, pod} carries
  * the service id, so the pod's replies (to the loopback address) find their way back
  * (lb4_hairpin_reply). Policy does not apply either way: Kubernetes lets a pod reach itself.
- * Returns 0 with the packet ready for local_delivery4 to `ep`, or -DROP_x.
+ * Returns 0 with the packet ready for local_delivery4 to `ep`, or -DROP_x; `*trace_due` as
+ * enforce4 sets it.
  */
 static __always_inline int lb4_hairpin(struct __sk_buff *ctx, struct pkt4 *p,
 				       const struct endpoint_info *ep, __u32 rev_nat, __u32 now,
-				       struct trace_info *ti)
+				       struct trace_info *ti, bool *trace_due)
 {
 	struct ct_result ct;
 	int ret;
@@ -296,6 +297,7 @@ static __always_inline int lb4_hairpin(struct __sk_buff *ctx, struct pkt4 *p,
 	p->t.saddr = cfg_lb_loopback_ipv4;
 	ct_lookup4(p, CT_KEY_INGRESS, now, &ct);
 	ti->ct_state = ct.status;
+	*trace_due = ct.monitor;
 	if (ct.status == CT_NEW || ct.status == CT_REOPENED) {
 		ret = ct_create4(p, CT_KEY_INGRESS, now, ep->sec_id, runtime_policy_rev());
 		if (ret < 0)
@@ -315,7 +317,7 @@ static __always_inline int lb4_hairpin(struct __sk_buff *ctx, struct pkt4 *p,
  */
 static __always_inline int lb4_hairpin_reply(struct __sk_buff *ctx, struct pkt4 *p,
 					     const struct endpoint_info *ep, __u32 now,
-					     struct trace_info *ti)
+					     struct trace_info *ti, bool *trace_due)
 {
 	struct ct_result ct;
 	__u32 rev_nat;
@@ -325,6 +327,7 @@ static __always_inline int lb4_hairpin_reply(struct __sk_buff *ctx, struct pkt4 
 		return -DROP_NAT_NO_MAPPING;
 	ct_lookup4(p, CT_KEY_EGRESS, now, &ct);
 	ti->ct_state = ct.status;
+	*trace_due = ct.monitor;
 	if (ct.status != CT_REPLY || !ct.entry || !ct.entry->lb_id)
 		return -DROP_NAT_NO_MAPPING;
 	rev_nat = ct.entry->lb_id;
