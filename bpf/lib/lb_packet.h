@@ -311,23 +311,46 @@ static __always_inline int lb4_hairpin(struct __sk_buff *ctx, struct pkt4 *p,
 
 /*
  * A pod's reply to cfg_lb_loopback_ipv4: the reply of a hairpin connection. Its destination
- * becomes the pod again and its source the frontend (lb4_reverse). Returns 0 with the packet ready
- * for local_delivery4 to `ep`; -DROP_NAT_NO_MAPPING for anything to the loopback address that
- * answers no hairpin connection (ICMP errors included).
+ * becomes the pod again and its source the frontend (lb4_reverse). An ICMP error the pod sends
+ * about a hairpin connection (quote {loopback:cp -> pod:bp}, a UDP port without a listener, say)
+ * reaches the client in the pod as from the frontend, quoting {pod:cp -> frontend:fp}. Returns 0
+ * with the packet ready for local_delivery4 to `ep`; -DROP_NAT_NO_MAPPING for anything to the
+ * loopback address that answers no hairpin connection.
  */
 static __always_inline int lb4_hairpin_reply(struct __sk_buff *ctx, struct pkt4 *p,
 					     const struct endpoint_info *ep, __u32 now,
 					     struct trace_info *ti, bool *trace_due)
 {
+	struct lb4_reverse_nat *rn;
 	struct ct_result ct;
 	__u32 rev_nat;
 	int ret;
 
-	if ((p->t.proto != IPPROTO_TCP_ && p->t.proto != IPPROTO_UDP_) || p->related)
+	if (p->related) {
+		if (p->inner.proto != IPPROTO_TCP_ && p->inner.proto != IPPROTO_UDP_)
+			return -DROP_NAT_NO_MAPPING;
+	} else if (p->t.proto != IPPROTO_TCP_ && p->t.proto != IPPROTO_UDP_) {
 		return -DROP_NAT_NO_MAPPING;
+	}
 	ct_lookup4(p, CT_KEY_EGRESS, now, &ct);
 	ti->ct_state = ct.status;
 	*trace_due = ct.monitor;
+	if (ct.status == CT_RELATED && ct.entry && ct.entry->lb_id &&
+	    p->inner.saddr == cfg_lb_loopback_ipv4) {
+		rev_nat = ct.entry->lb_id;
+		rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &rev_nat);
+		if (!rn)
+			return -DROP_NAT_NO_MAPPING;
+		ret = lb4_icmp_rewrite(ctx, rn->address, ep->ipv4, ep->ipv4, p->inner.sport,
+				       rn->address, rn->port);
+		if (ret < 0)
+			return ret;
+		p->t.saddr = rn->address;
+		p->t.daddr = ep->ipv4;
+		ti->dst_identity = ep->sec_id;
+		ti->dst_id = ep->lxc_id;
+		return 0;
+	}
 	if (ct.status != CT_REPLY || !ct.entry || !ct.entry->lb_id)
 		return -DROP_NAT_NO_MAPPING;
 	rev_nat = ct.entry->lb_id;

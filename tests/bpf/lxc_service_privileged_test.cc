@@ -284,6 +284,30 @@ TEST_F(LxcServiceTest, HairpinComesBackFromTheLoopbackAddress) {
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
 
+  // The pod's ICMP error about a hairpin datagram (no listener on the backend port) reaches the
+  // client in the pod as from the frontend.
+  program(service::Protocol::kUdp, {backend(a_)});
+  auto q = from(a_).ipv4(a_.pod.ip, kVip).udp(41600, 80).payload("query").build();
+  r = fromContainer(a_, q);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  std::vector<uint8_t> delivered(r.packet.begin() + 14, r.packet.end());
+  auto err = from(a_).ipv4(a_.pod.ip, kLoopback).icmpError(3, 3, delivered).build();
+  r = fromContainer(a_, err);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kVip));
+  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok) << "ICMP checksum";
+  auto quote = icmpQuoteOf(r.packet);
+  ASSERT_TRUE(quote);
+  EXPECT_EQ(quote->saddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(quote->sport, 41600);
+  EXPECT_EQ(quote->daddr, ipv4(kVip));
+  EXPECT_EQ(quote->dport, 80);
+  EXPECT_TRUE(quote->ip_csum_ok);
+
   // Not a reply of a hairpin connection: dropped, whatever policy says.
   uint64_t before = metric(DROP_NAT_NO_MAPPING, METRIC_EGRESS);
   auto stray = from(a_).ipv4(a_.pod.ip, kLoopback).tcp(8080, 41501, tcp::kAck).build();

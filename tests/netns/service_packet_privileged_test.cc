@@ -195,6 +195,11 @@ TEST_F(ServicePacketTest, PodReachesItselfThroughItsService) {
   ASSERT_TRUE(a.ok()) << a.error().toString();
   EXPECT_EQ(rfrom, kVip);
   EXPECT_EQ(rport, 53);
+  // Without a listener on the backend port, the pod's own port unreachable reaches its client
+  // socket as from the VIP.
+  server->reset();
+  auto refused = testing::expectUdpRefused(pod.netns, kVip, 53);
+  EXPECT_TRUE(refused.ok()) << refused.error().toString();
 
   // Nothing else reaches the pod through the loopback address: a datagram to it that answers no
   // hairpin connection is dropped, not delivered.
