@@ -21,12 +21,15 @@
 #include "lib/metrics.h"
 #include "lib/pkt.h"
 
-/* A hairpin packet (lib/lb_packet.h), translated: back into the pod it came from. */
-static __always_inline int hairpin_deliver(struct __sk_buff *ctx, struct pkt4 *p,
-					   const struct endpoint_info *ep, struct trace_info *ti,
-					   bool due)
+/*
+ * Into local pod `dst`, its ingress side done: the packet counts as leaving the sender and
+ * entering `dst`. Also a hairpin packet (lib/lb_packet.h), back into the pod it came from.
+ */
+static __always_inline int deliver_to_pod(struct __sk_buff *ctx, struct pkt4 *p,
+					  const struct endpoint_info *dst, struct trace_info *ti,
+					  bool due)
 {
-	int ret = local_delivery4(ctx, ep);
+	int ret = local_delivery4(ctx, dst);
 
 	if (ret < 0)
 		return send_drop(ctx, p, ti, ret);
@@ -58,7 +61,7 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 		ret = lb4_hairpin_reply(ctx, p, ep, now, ti, &due);
 		if (ret < 0)
 			return send_drop(ctx, p, ti, ret);
-		return hairpin_deliver(ctx, p, ep, ti, due);
+		return deliver_to_pod(ctx, p, ep, ti, due);
 	}
 	if (!dst) {
 		ret = lb4_egress(ctx, p, now, &rev_nat);
@@ -75,7 +78,7 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 			ret = lb4_hairpin(ctx, p, ep, rev_nat, now, ti, &due);
 			if (ret < 0)
 				return send_drop(ctx, p, ti, ret);
-			return hairpin_deliver(ctx, p, ep, ti, due);
+			return deliver_to_pod(ctx, p, ep, ti, due);
 		}
 		if (rev_nat)
 			dst = endpoint_by_ipv4(p->t.daddr);
@@ -105,13 +108,7 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 			if (ret < 0)
 				return send_drop(ctx, p, &dti, ret);
 		}
-		ret = local_delivery4(ctx, dst);
-		if (ret < 0)
-			return send_drop(ctx, p, &dti, ret);
-		count_forwarded(p->len, METRIC_EGRESS);
-		count_forwarded(p->len, METRIC_INGRESS);
-		emit_trace(ctx, p, &dti, TRACE_TO_LXC, due);
-		return ret;
+		return deliver_to_pod(ctx, p, dst, &dti, due);
 	}
 
 	count_forwarded(p->len, METRIC_EGRESS);

@@ -235,6 +235,34 @@ static __always_inline int lb4_icmp_rewrite(struct __sk_buff *ctx, __be32 osaddr
 }
 
 /*
+ * An ICMP error about a translated connection of `client` (quote {x:cp -> backend:bp}, x being
+ * the client or, for hairpin, the loopback address) becomes one from the frontend to the
+ * client, quoting {client:cp -> frontend:fp}. Returns 0 or -DROP_x.
+ */
+static __always_inline int lb4_reverse_icmp(struct __sk_buff *ctx, struct pkt4 *p, __u32 rev_nat,
+					    __be32 client)
+{
+	struct lb4_reverse_nat *rn;
+	int ret;
+
+	if (p->inner.proto != IPPROTO_TCP_ && p->inner.proto != IPPROTO_UDP_)
+		return 0;
+	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &rev_nat);
+	if (!rn)
+		return -DROP_NAT_NO_MAPPING;
+	ret = lb4_icmp_rewrite(ctx, rn->address, client, client, p->inner.sport, rn->address,
+			       rn->port);
+	if (ret < 0)
+		return ret;
+	p->t.saddr = rn->address;
+	p->t.daddr = client;
+	p->inner.saddr = client;
+	p->inner.daddr = rn->address;
+	p->inner.dport = rn->port;
+	return 0;
+}
+
+/*
  * Reverse translation of a reply whose conntrack entry named service `rev_nat`: the backend's
  * address and port become the frontend's again; in an ICMP error about the connection, the
  * error's source and the quoted destination. Returns 0 or -DROP_x.
@@ -244,22 +272,9 @@ static __always_inline int lb4_reverse(struct __sk_buff *ctx, struct pkt4 *p, __
 	struct lb4_reverse_nat *rn;
 	int ret;
 
-	if (p->related) {
-		/* An ICMP error from the backend about the connection (quote {C:cp -> B:bp}). */
-		if (p->inner.proto != IPPROTO_TCP_ && p->inner.proto != IPPROTO_UDP_)
-			return 0;
-		rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &rev_nat);
-		if (!rn)
-			return -DROP_NAT_NO_MAPPING;
-		ret = lb4_icmp_rewrite(ctx, rn->address, p->t.daddr, p->inner.saddr, p->inner.sport,
-				       rn->address, rn->port);
-		if (ret < 0)
-			return ret;
-		p->t.saddr = rn->address;
-		p->inner.daddr = rn->address;
-		p->inner.dport = rn->port;
-		return 0;
-	}
+	/* An ICMP error from the backend: the quote's source is the client, the error's target. */
+	if (p->related)
+		return lb4_reverse_icmp(ctx, p, rev_nat, p->t.daddr);
 	if (p->t.proto != IPPROTO_TCP_ && p->t.proto != IPPROTO_UDP_)
 		return 0;
 	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &rev_nat);
@@ -321,7 +336,6 @@ static __always_inline int lb4_hairpin_reply(struct __sk_buff *ctx, struct pkt4 
 					     const struct endpoint_info *ep, __u32 now,
 					     struct trace_info *ti, bool *trace_due)
 {
-	struct lb4_reverse_nat *rn;
 	struct ct_result ct;
 	__u32 rev_nat;
 	int ret;
@@ -337,16 +351,9 @@ static __always_inline int lb4_hairpin_reply(struct __sk_buff *ctx, struct pkt4 
 	*trace_due = ct.monitor;
 	if (ct.status == CT_RELATED && ct.entry && ct.entry->lb_id &&
 	    p->inner.saddr == cfg_lb_loopback_ipv4) {
-		rev_nat = ct.entry->lb_id;
-		rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &rev_nat);
-		if (!rn)
-			return -DROP_NAT_NO_MAPPING;
-		ret = lb4_icmp_rewrite(ctx, rn->address, ep->ipv4, ep->ipv4, p->inner.sport,
-				       rn->address, rn->port);
+		ret = lb4_reverse_icmp(ctx, p, ct.entry->lb_id, ep->ipv4);
 		if (ret < 0)
 			return ret;
-		p->t.saddr = rn->address;
-		p->t.daddr = ep->ipv4;
 		ti->dst_identity = ep->sec_id;
 		ti->dst_id = ep->lxc_id;
 		return 0;

@@ -17,6 +17,7 @@
 #include "agent/service/maglev.h"
 #include "agent/service/service.h"
 #include "tests/bpf/lxc_fixture.h"
+#include "tests/harness/packet_assert.h"
 #include "tests/harness/service_maps.h"
 
 namespace cilium::testing {
@@ -245,20 +246,8 @@ TEST_F(HostNodePortTest, IcmpErrorsFollowTheirRemoteBackendConnection) {
       fromNetwork().ipv4("10.250.0.1", kNode).icmpError(3, 4, {sent.begin() + 14, sent.end()});
   r = ingress(frag_needed.build());
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
-  auto p = parsePacket(r.packet);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->proto, 1);
-  EXPECT_EQ(p->daddr, ipv4(kClient));
-  EXPECT_EQ(p->saddr, ipv4(kNode)) << "from the frontend the client talks to";
-  EXPECT_TRUE(p->ip_csum_ok);
-  EXPECT_TRUE(p->l4_csum_ok) << "ICMP checksum";
-  auto q = icmpQuoteOf(r.packet);
-  ASSERT_TRUE(q);
-  EXPECT_EQ(q->saddr, ipv4(kClient));
-  EXPECT_EQ(q->sport, 40002);
-  EXPECT_EQ(q->daddr, ipv4(kNode));
-  EXPECT_EQ(q->dport, kNodePort) << "the client's own connection, as it knows it";
-  EXPECT_TRUE(q->ip_csum_ok);
+  // From the frontend the client talks to, about the client's own connection as it knows it.
+  EXPECT_TRUE(isIcmpError(r.packet, kNode, kClient, kClient, 40002, kNode, kNodePort));
 
   // A router towards the client: the frontend's reply {node:nodeport -> client} is too big.
   auto reply = PacketBuilder().ipv4(kNode, kClient).tcp(kNodePort, 40002, tcp::kAck).build();
@@ -266,18 +255,8 @@ TEST_F(HostNodePortTest, IcmpErrorsFollowTheirRemoteBackendConnection) {
       fromNetwork().ipv4("192.0.2.1", kNode).icmpError(3, 4, {reply.begin() + 14, reply.end()});
   r = ingress(frag_needed.build());
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
-  p = parsePacket(r.packet);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
-  EXPECT_EQ(p->saddr, ipv4(kNode));
-  EXPECT_TRUE(p->ip_csum_ok);
-  EXPECT_TRUE(p->l4_csum_ok);
-  q = icmpQuoteOf(r.packet);
-  ASSERT_TRUE(q);
-  EXPECT_EQ(q->saddr, ipv4(kRemoteBackend));
-  EXPECT_EQ(q->sport, 8080);
-  EXPECT_EQ(q->daddr, ipv4(kNode));
-  EXPECT_EQ(q->dport, node_port) << "the connection as the backend knows it";
+  // About the connection as the backend knows it.
+  EXPECT_TRUE(isIcmpError(r.packet, kNode, kRemoteBackend, kRemoteBackend, 8080, kNode, node_port));
 
   // An error about no connection of ours is the stack's.
   auto other = PacketBuilder().ipv4(kNode, kClient).tcp(22, 40999, tcp::kAck).build();
@@ -302,18 +281,8 @@ TEST_F(HostNodePortTest, IcmpErrorsFollowTheirLocalBackendConnection) {
                        .icmpError(3, 4, {reply.begin() + 14, reply.end()})
                        .build());
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
-  auto p = parsePacket(r.packet);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
-  EXPECT_EQ(p->dst_mac, a_.mac);
-  EXPECT_TRUE(p->ip_csum_ok);
-  EXPECT_TRUE(p->l4_csum_ok);
-  auto q = icmpQuoteOf(r.packet);
-  ASSERT_TRUE(q);
-  EXPECT_EQ(q->saddr, ipv4(a_.pod.ip));
-  EXPECT_EQ(q->sport, 8080);
-  EXPECT_EQ(q->daddr, ipv4(kClient));
-  EXPECT_EQ(q->dport, 40003);
+  EXPECT_TRUE(isIcmpError(r.packet, "192.0.2.1", a_.pod.ip, a_.pod.ip, 8080, kClient, 40003));
+  EXPECT_EQ(parsePacket(r.packet)->dst_mac, a_.mac);
 
   // From the pod to the client, about the client's segment: as from the frontend.
   auto in = PacketBuilder().ipv4(kClient, a_.pod.ip).tcp(40003, 8080, tcp::kAck).build();
@@ -324,17 +293,7 @@ TEST_F(HostNodePortTest, IcmpErrorsFollowTheirLocalBackendConnection) {
                  .build();
   r = egress(err);
   ASSERT_EQ(r.retval, TC_ACT_OK);
-  p = parsePacket(r.packet);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->saddr, ipv4(kNode));
-  EXPECT_EQ(p->daddr, ipv4(kClient));
-  EXPECT_TRUE(p->ip_csum_ok);
-  EXPECT_TRUE(p->l4_csum_ok);
-  q = icmpQuoteOf(r.packet);
-  ASSERT_TRUE(q);
-  EXPECT_EQ(q->saddr, ipv4(kClient));
-  EXPECT_EQ(q->daddr, ipv4(kNode));
-  EXPECT_EQ(q->dport, kNodePort);
+  EXPECT_TRUE(isIcmpError(r.packet, kNode, kClient, kClient, 40003, kNode, kNodePort));
 }
 
 TEST_F(HostNodePortTest, ExternalTrafficPolicyLocalGivesOutsideOnlyLocalBackends) {

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "tests/harness/packet_assert.h"
+
 namespace cilium::testing {
 namespace {
 
@@ -211,6 +213,15 @@ std::optional<ParsedPacket> parsePacket(const std::vector<uint8_t>& f) {
   return p;
 }
 
+namespace {
+
+// What an ICMP error quotes, read from an Ethernet frame.
+struct IcmpQuote {
+  uint32_t saddr = 0, daddr = 0;  // host order
+  uint16_t sport = 0, dport = 0;
+  bool ip_csum_ok = false;
+};
+
 std::optional<IcmpQuote> icmpQuoteOf(const std::vector<uint8_t>& frame) {
   constexpr size_t kQuote = 14 + 20 + 8;
   if (frame.size() < kQuote + 24) return std::nullopt;
@@ -226,6 +237,33 @@ std::optional<IcmpQuote> icmpQuoteOf(const std::vector<uint8_t>& frame) {
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
   q.ip_csum_ok = sum == 0xffff;
   return q;
+}
+
+}  // namespace
+
+::testing::AssertionResult isIcmpError(const std::vector<uint8_t>& frame, std::string_view saddr,
+                                       std::string_view daddr, std::string_view qsaddr,
+                                       uint16_t qsport, std::string_view qdaddr, uint16_t qdport) {
+  auto p = parsePacket(frame);
+  if (!p || p->proto != 1) return ::testing::AssertionFailure() << "not an ICMP packet";
+  auto q = icmpQuoteOf(frame);
+  if (!q) return ::testing::AssertionFailure() << "no quote";
+  auto tuple = [](uint32_t s, uint16_t sp, uint32_t d, uint16_t dp) {
+    auto dotted = [](uint32_t a) {
+      return std::to_string(a >> 24) + "." + std::to_string((a >> 16) & 255) + "." +
+             std::to_string((a >> 8) & 255) + "." + std::to_string(a & 255);
+    };
+    return dotted(s) + ":" + std::to_string(sp) + " -> " + dotted(d) + ":" + std::to_string(dp);
+  };
+  std::string got =
+      tuple(p->saddr, 0, p->daddr, 0) + " quoting " + tuple(q->saddr, q->sport, q->daddr, q->dport);
+  std::string want = tuple(ipv4(saddr), 0, ipv4(daddr), 0) + " quoting " +
+                     tuple(ipv4(qsaddr), qsport, ipv4(qdaddr), qdport);
+  if (got != want) return ::testing::AssertionFailure() << "got " << got << ", want " << want;
+  if (!p->ip_csum_ok || !p->l4_csum_ok || !q->ip_csum_ok)
+    return ::testing::AssertionFailure() << "bad checksum: outer IP " << p->ip_csum_ok << ", ICMP "
+                                         << p->l4_csum_ok << ", quoted IP " << q->ip_csum_ok;
+  return ::testing::AssertionSuccess();
 }
 
 }  // namespace cilium::testing

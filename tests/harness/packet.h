@@ -64,13 +64,4 @@ struct ParsedPacket {
 
 std::optional<ParsedPacket> parsePacket(const std::vector<uint8_t>& frame);
 
-// What an ICMP error quotes (RFC 792: the IPv4 header and the first 8 bytes after it), read from
-// an Ethernet frame whose outer and quoted IPv4 headers have no options.
-struct IcmpQuote {
-  uint32_t saddr = 0, daddr = 0;  // host order
-  uint16_t sport = 0, dport = 0;
-  bool ip_csum_ok = false;
-};
-std::optional<IcmpQuote> icmpQuoteOf(const std::vector<uint8_t>& frame);
-
 }  // namespace cilium::testing

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/harness/packet_assert.h"
+
 namespace cilium::testing {
 namespace {
 
@@ -46,6 +48,11 @@ TEST(PacketBuilderTest, IcmpErrorQuotesTheInnerHeader) {
   auto p = parsePacket(f);
   ASSERT_TRUE(p && p->l4_csum_ok);
   EXPECT_EQ(p->icmp_code, 3);
+  EXPECT_TRUE(isIcmpError(f, "10.0.0.1", "10.0.0.2", "10.0.0.2", 1000, "10.0.0.1", 53));
+  EXPECT_FALSE(isIcmpError(f, "10.0.0.1", "10.0.0.2", "10.0.0.2", 1001, "10.0.0.1", 53));
+  EXPECT_FALSE(isIcmpError(f, "10.0.0.9", "10.0.0.2", "10.0.0.2", 1000, "10.0.0.1", 53));
+  f[14 + 20 + 8 + 12] ^= 1;  // the quoted source: its IP checksum no longer holds
+  EXPECT_FALSE(isIcmpError(f, "10.0.0.1", "10.0.0.2", "10.0.0.3", 1000, "10.0.0.1", 53));
 }
 
 TEST(PacketBuilderTest, RejectsMalformedInput) {
