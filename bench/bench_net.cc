@@ -11,13 +11,33 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <memory>
 #include <vector>
 
+#include "agent/bpf/libbpf_log.h"
+#include "agent/common/log.h"
 #include "agent/common/netns.h"
+#include "tests/harness/netns.h"
+#include "tests/harness/privileges.h"
 #include "tests/harness/sockets.h"
 
 namespace cilium::bench {
+
+bool modeWanted(const std::string& modes, const char* mode) {
+  return ("," + modes + ",").find(std::string(",") + mode + ",") != std::string::npos;
+}
+
+bool startPrivilegedBench(const char* name) {
+  setLogLevel("warn");
+  bpf::routeLibbpfLogs();
+  if (auto why = testing::privilegedUnavailableReason(); !why.empty()) {
+    std::fprintf(stderr, "%s needs root and bpf(): %s\n", name, why.c_str());
+    return false;
+  }
+  (void)testing::sweepStale(false);
+  return true;
+}
 namespace {
 
 using Clock = std::chrono::steady_clock;

@@ -13,6 +13,14 @@
 
 namespace cilium::bench {
 
+// Whether `mode` is one of the comma-separated `modes` (the value of --modes).
+bool modeWanted(const std::string& modes, const char* mode);
+
+// The common start of a privileged network benchmark `name`: logs at warnings and above,
+// libbpf's log routed to ours, root and bpf() checked (false, the reason printed, when missing),
+// and whatever a killed earlier run left behind swept away.
+bool startPrivilegedBench(const char* name);
+
 struct ConnectStats {
   double p50_us = 0, p99_us = 0, max_us = 0, per_sec = 0;
   size_t failed = 0;

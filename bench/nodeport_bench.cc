@@ -16,8 +16,6 @@
 #include <cstdio>
 #include <string>
 
-#include "agent/bpf/libbpf_log.h"
-#include "agent/common/log.h"
 #include "agent/common/netns.h"
 #include "agent/common/subprocess.h"
 #include "agent/datapath/datapath.h"
@@ -26,7 +24,6 @@
 #include "bench/bench_net.h"
 #include "tests/harness/fabric.h"
 #include "tests/harness/netns.h"
-#include "tests/harness/privileges.h"
 #include "tests/harness/service_maps.h"
 
 using namespace cilium;
@@ -98,16 +95,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto want = [&](const char* m) {
-    return ("," + modes + ",").find(std::string(",") + m + ",") != std::string::npos;
-  };
-  setLogLevel("warn");
-  bpf::routeLibbpfLogs();
-  if (auto why = testing::privilegedUnavailableReason(); !why.empty()) {
-    std::fprintf(stderr, "nodeport_bench needs root and bpf(): %s\n", why.c_str());
-    return 1;
-  }
-  (void)testing::sweepStale(false);
+  auto want = [&](const char* m) { return bench::modeWanted(modes, m); };
+  if (!bench::startPrivilegedBench("nodeport_bench")) return 1;
 
   auto topo = must(testing::Topology::create(211), "topology");
   Fabric net;

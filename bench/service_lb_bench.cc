@@ -25,8 +25,6 @@
 #include <sstream>
 #include <thread>
 
-#include "agent/bpf/libbpf_log.h"
-#include "agent/common/log.h"
 #include "agent/common/netns.h"
 #include "agent/datapath/datapath.h"
 #include "agent/service/lb_datapath.h"
@@ -35,7 +33,6 @@
 #include "tests/harness/cgroup.h"
 #include "tests/harness/endpoints.h"
 #include "tests/harness/netns.h"
-#include "tests/harness/privileges.h"
 #include "tests/harness/sockets.h"
 
 using namespace cilium;
@@ -155,16 +152,8 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  auto want = [&](const char* m) {
-    return ("," + modes + ",").find(std::string(",") + m + ",") != std::string::npos;
-  };
-  setLogLevel("warn");
-  bpf::routeLibbpfLogs();
-  if (auto why = testing::privilegedUnavailableReason(); !why.empty()) {
-    std::fprintf(stderr, "service_lb_bench needs root and bpf(): %s\n", why.c_str());
-    return 1;
-  }
-  (void)testing::sweepStale(false);
+  auto want = [&](const char* m) { return bench::modeWanted(modes, m); };
+  if (!bench::startPrivilegedBench("service_lb_bench")) return 1;
 
   auto topo = testing::Topology::create(202);
   if (!topo.ok()) die("topology", topo.error());

@@ -75,6 +75,35 @@ class ServicePacketTest : public ::testing::Test {
     ASSERT_TRUE(mgr_->upsertService(s).ok());
   }
 
+  // `to_server` bytes from the client, `to_client` back: checksums of translated segments hold.
+  void exchange(int client_fd, int server_fd, size_t to_server, size_t to_client) {
+    ASSERT_TRUE(testing::sendAll(client_fd, std::string(to_server, 'x')).ok());
+    auto got = testing::recvExactly(server_fd, to_server);
+    ASSERT_TRUE(got.ok()) << got.error().toString();
+    ASSERT_TRUE(testing::sendAll(server_fd, std::string(to_client, 'y')).ok());
+    auto back = testing::recvExactly(client_fd, to_client);
+    ASSERT_TRUE(back.ok()) << back.error().toString();
+  }
+
+  // A query from `client` to the VIP's port 53 reaches `server` from `expect_from` (and the
+  // client's port); the answer comes back to the client from the VIP.
+  void udpQueryAnswer(int client_fd, int server_fd, const std::string& expect_from) {
+    ASSERT_TRUE(testing::sendUdp(client_fd, kVip, 53, "q").ok());
+    std::string from;
+    uint16_t from_port = 0;
+    auto q = testing::recvUdp(server_fd, std::chrono::seconds(3), &from, &from_port);
+    ASSERT_TRUE(q.ok()) << q.error().toString();
+    EXPECT_EQ(from, expect_from);
+    EXPECT_EQ(from_port, *testing::localPort(client_fd));
+    ASSERT_TRUE(testing::sendUdp(server_fd, from, from_port, "a").ok());
+    std::string rfrom;
+    uint16_t rport = 0;
+    auto a = testing::recvUdp(client_fd, std::chrono::seconds(3), &rfrom, &rport);
+    ASSERT_TRUE(a.ok()) << a.error().toString();
+    EXPECT_EQ(rfrom, kVip);
+    EXPECT_EQ(rport, 53);
+  }
+
   std::unique_ptr<testing::Topology> topo_;
   std::map<std::string, testing::Pod> pods_;
   std::unique_ptr<datapath::Datapath> dp_;
@@ -97,14 +126,7 @@ TEST_F(ServicePacketTest, TcpThroughClusterIpUsesBothBackendsAndCarriesData) {
     hits[lfd == l1->get() ? 1 : 2]++;
     auto s = testing::acceptTcp(lfd);
     ASSERT_TRUE(s.ok());
-    // Data both ways, 64 KiB from the client: checksums of the translated segments hold.
-    std::string big(64 * 1024, 'x');
-    ASSERT_TRUE(testing::sendAll(c->get(), big).ok());
-    auto got = testing::recvExactly(s->get(), big.size());
-    ASSERT_TRUE(got.ok()) << got.error().toString();
-    ASSERT_TRUE(testing::sendAll(s->get(), "pong").ok());
-    auto back = testing::recvExactly(c->get(), 4);
-    ASSERT_TRUE(back.ok()) << back.error().toString();
+    ASSERT_NO_FATAL_FAILURE(exchange(c->get(), s->get(), 64 * 1024, 4));
   }
   EXPECT_GT(hits[1], 0);
   EXPECT_GT(hits[2], 0);
@@ -115,19 +137,7 @@ TEST_F(ServicePacketTest, UdpRepliesComeFromTheVip) {
   auto c = testing::bindUdp(pods_["client"].netns, pods_["client"].ip, 0);
   ASSERT_TRUE(s1.ok() && c.ok());
   program(service::Protocol::kUdp, 53, {"b1"});
-  ASSERT_TRUE(testing::sendUdp(c->get(), kVip, 53, "q").ok());
-  std::string from;
-  uint16_t from_port = 0;
-  auto q = testing::recvUdp(s1->get(), std::chrono::seconds(3), &from, &from_port);
-  ASSERT_TRUE(q.ok()) << q.error().toString();
-  EXPECT_EQ(from, pods_["client"].ip);
-  ASSERT_TRUE(testing::sendUdp(s1->get(), from, from_port, "a").ok());
-  std::string rfrom;
-  uint16_t rport = 0;
-  auto a = testing::recvUdp(c->get(), std::chrono::seconds(3), &rfrom, &rport);
-  ASSERT_TRUE(a.ok()) << a.error().toString();
-  EXPECT_EQ(rfrom, kVip);
-  EXPECT_EQ(rport, 53);
+  ASSERT_NO_FATAL_FAILURE(udpQueryAnswer(c->get(), s1->get(), pods_["client"].ip));
 }
 
 TEST_F(ServicePacketTest, NoBackendIsRefusedNotDropped) {
@@ -168,33 +178,14 @@ TEST_F(ServicePacketTest, PodReachesItselfThroughItsService) {
     ASSERT_TRUE(s.ok()) << s.error().toString();
     std::string client_port = std::to_string(*testing::localPort(c->get()));
     EXPECT_EQ(testing::socketAddress(s->get()), "169.254.42.1:" + client_port);
-    std::string big(64 * 1024, 'h');
-    ASSERT_TRUE(testing::sendAll(c->get(), big).ok());
-    auto got = testing::recvExactly(s->get(), big.size());
-    ASSERT_TRUE(got.ok()) << got.error().toString();
-    ASSERT_TRUE(testing::sendAll(s->get(), big).ok());
-    auto back = testing::recvExactly(c->get(), big.size());
-    ASSERT_TRUE(back.ok()) << back.error().toString();
+    ASSERT_NO_FATAL_FAILURE(exchange(c->get(), s->get(), 64 * 1024, 64 * 1024));
   }
 
   auto server = testing::bindUdp(pod.netns, pod.ip, 8080);
   auto c = testing::bindUdp(pod.netns, pod.ip, 0);
   ASSERT_TRUE(server.ok() && c.ok());
   program(service::Protocol::kUdp, 53, {"client"});
-  ASSERT_TRUE(testing::sendUdp(c->get(), kVip, 53, "q").ok());
-  std::string from;
-  uint16_t from_port = 0;
-  auto q = testing::recvUdp(server->get(), std::chrono::seconds(3), &from, &from_port);
-  ASSERT_TRUE(q.ok()) << q.error().toString();
-  EXPECT_EQ(from, "169.254.42.1");
-  EXPECT_EQ(from_port, *testing::localPort(c->get()));
-  ASSERT_TRUE(testing::sendUdp(server->get(), from, from_port, "a").ok());
-  std::string rfrom;
-  uint16_t rport = 0;
-  auto a = testing::recvUdp(c->get(), std::chrono::seconds(3), &rfrom, &rport);
-  ASSERT_TRUE(a.ok()) << a.error().toString();
-  EXPECT_EQ(rfrom, kVip);
-  EXPECT_EQ(rport, 53);
+  ASSERT_NO_FATAL_FAILURE(udpQueryAnswer(c->get(), server->get(), "169.254.42.1"));
   // Without a listener on the backend port, the pod's own port unreachable reaches its client
   // socket as from the VIP.
   server->reset();

@@ -76,15 +76,22 @@ TEST(MaglevTest, TableSizesArePrimesAndOthersAreRefused) {
   EXPECT_FALSE(validateMaglevTableSize(16384).ok());
 }
 
-TEST(MaglevTest, ManagerWritesTablesPerGenerationAndDeletesTheOldOnes) {
+// A Manager on fake maps with Maglev tables of 251 entries.
+struct MaglevManagerTest : ::testing::Test {
   bpf::FakeMap<lb4_key, lb4_service> services{"s", 1 << 16};
   bpf::FakeMap<lb4_slot_key, uint32_t> slots{"sl", 1 << 16};
   bpf::FakeMap<uint32_t, lb4_backend> backends{"b", 1 << 16};
   bpf::FakeMap<uint32_t, lb4_reverse_nat> revnat{"r", 1 << 16};
   bpf::FakeMap<lb4_maglev_key, lb4_maglev_chunk> maglev{"m", 1 << 16};
-  ManagerConfig cfg;
-  cfg.algorithm = LbAlgorithm::kMaglev;
-  cfg.maglev_table_size = 251;
+  ManagerConfig cfg = [] {
+    ManagerConfig c;
+    c.algorithm = LbAlgorithm::kMaglev;
+    c.maglev_table_size = 251;
+    return c;
+  }();
+};
+
+TEST_F(MaglevManagerTest, ManagerWritesTablesPerGenerationAndDeletesTheOldOnes) {
   Manager mgr({&services, &slots, &backends, &revnat, &maglev}, cfg);
   Service s;
   s.name = {"default", "web"};
@@ -126,15 +133,7 @@ TEST(MaglevTest, ManagerWritesTablesPerGenerationAndDeletesTheOldOnes) {
 
 // A sync of many Maglev frontends is written in chunks (tables end a chunk too): every table is
 // complete, under its frontend's generation, and names existing backends.
-TEST(MaglevTest, LargeSyncWritesEveryTableInChunks) {
-  bpf::FakeMap<lb4_key, lb4_service> services{"s", 1 << 16};
-  bpf::FakeMap<lb4_slot_key, uint32_t> slots{"sl", 1 << 16};
-  bpf::FakeMap<uint32_t, lb4_backend> backends{"b", 1 << 16};
-  bpf::FakeMap<uint32_t, lb4_reverse_nat> revnat{"r", 1 << 16};
-  bpf::FakeMap<lb4_maglev_key, lb4_maglev_chunk> maglev{"m", 1 << 16};
-  ManagerConfig cfg;
-  cfg.algorithm = LbAlgorithm::kMaglev;
-  cfg.maglev_table_size = 251;
+TEST_F(MaglevManagerTest, LargeSyncWritesEveryTableInChunks) {
   cfg.write_chunk = 8;  // a hand-off every 8 frontends or 32 table chunks
   Manager mgr({&services, &slots, &backends, &revnat, &maglev}, cfg);
   std::vector<Service> svcs;
