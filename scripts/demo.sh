@@ -81,6 +81,25 @@ wait_for() {
   done
 }
 
+# observe WANT ARGS...: `hubble observe ARGS` into $flows until its output contains every
+# pattern in WANT (a |-separated list), for up to 5 s. Hubble answers with every flow whose packet
+# passed before the query, so the first try normally holds; the wait covers a loaded machine.
+observe() {
+  local want=$1 deadline=$((SECONDS + 5)) pattern missing
+  shift
+  while :; do
+    flows=$("$tool" hubble observe "$@" 2>&1 || true)
+    missing=0
+    IFS='|' read -ra patterns <<<"$want"
+    for pattern in "${patterns[@]}"; do
+      [[ $flows == *"$pattern"* ]] || missing=1
+    done
+    [[ $missing -eq 0 ]] && return 0
+    [[ $SECONDS -lt $deadline ]] || return 1
+    sleep 0.2
+  done
+}
+
 ingress_enforced() { # POD -> 0 when the pod's endpoint enforces ingress policy
   local mode
   mode=$("$tool" dbg endpoint get "pod-name:default/$1" 2>/dev/null |
@@ -127,11 +146,11 @@ done
 echo
 echo "  Every connection is a flow in Hubble, with who talked to whom:"
 echo "  ${dim}\$ hubble observe --verdict FORWARDED --pod default/xwing --last 4${off}"
-flows=$("$tool" hubble observe --verdict FORWARDED --pod default/xwing --last 4 2>&1 || true)
-echo "$flows" | indent
-if [[ $flows == *FORWARDED* ]]; then
+if observe FORWARDED --verdict FORWARDED --pod default/xwing --last 4; then
+  echo "$flows" | indent
   ok "hubble shows xwing's flows as FORWARDED"
 else
+  echo "$flows" | indent
   bad "hubble shows no FORWARDED flow of xwing"
 fi
 
@@ -184,11 +203,11 @@ fi
 kill "$monitor_pid" 2>/dev/null || true
 monitor_pid=""
 echo "  ${dim}\$ hubble observe --verdict DROPPED --pod default/xwing --last 4${off}"
-flows=$("$tool" hubble observe --verdict DROPPED --pod default/xwing --last 4 2>&1 || true)
-echo "$flows" | indent
-if [[ $flows == *DROPPED* && $flows == *"Policy denied"* ]]; then
+if observe "DROPPED|Policy denied" --verdict DROPPED --pod default/xwing --last 4; then
+  echo "$flows" | indent
   ok "hubble shows xwing's flows as DROPPED (Policy denied)"
 else
+  echo "$flows" | indent
   bad "hubble shows no DROPPED flow of xwing with reason Policy denied"
 fi
 

@@ -232,12 +232,15 @@ Status Bridge::start(ControlPlane& c, hubble::FlowPipeline* flow_pipeline,
   if (pipeline != nullptr) {
     hubble::FlowPipeline* p = pipeline;
     subscription.emplace(c.events().subscribe([p](const cilium_event& ev) { p->onEvent(ev); }));
+    monitor::EventHub* hub = &c.events();
+    p->setDrain([hub](std::chrono::milliseconds timeout) { return hub->sync(timeout); });
   }
   log()->info("hubble={} metrics=on", pipeline != nullptr ? "on" : "off");
   return okStatus();
 }
 
 void Bridge::stop(ControlPlane& c) {
+  if (pipeline != nullptr) pipeline->setDrain(nullptr);
   subscription.reset();
   {
     std::lock_guard lock(refresh_mu);

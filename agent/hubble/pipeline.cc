@@ -83,6 +83,22 @@ bool FlowPipeline::flush(std::chrono::milliseconds timeout) {
          processed_ >= target;
 }
 
+void FlowPipeline::setDrain(Drain drain) {
+  std::lock_guard lock(drain_mu_);
+  drain_ = std::move(drain);
+}
+
+bool FlowPipeline::sync(std::chrono::milliseconds timeout) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  {
+    std::lock_guard lock(drain_mu_);
+    if (drain_ && !drain_(timeout)) return false;
+  }
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      deadline - std::chrono::steady_clock::now());
+  return flush(std::max(left, std::chrono::milliseconds(0)));
+}
+
 void FlowPipeline::run() {
   std::vector<cilium_event> batch;
   batch.reserve(queue_.size());

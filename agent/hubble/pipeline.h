@@ -69,8 +69,18 @@ class FlowPipeline {
   void onEvent(const cilium_event& ev);
 
   // Waits until every record given to onEvent() before this call is in the ring (or counted
-  // as skipped/malformed); false on timeout. For tests and benchmarks.
+  // as skipped/malformed); false on timeout.
   bool flush(std::chrono::milliseconds timeout);
+
+  // The upstream of onEvent() (the event hub): hands over, before it returns true, every record
+  // the datapath wrote before the call. Set by whoever feeds onEvent(); empty = none.
+  using Drain = std::function<bool(std::chrono::milliseconds timeout)>;
+  void setDrain(Drain drain);
+  // Brings the ring up to date with the datapath: drain, then flush. Queries call it first, so
+  // a flow is in their answer as soon as its packet has passed the datapath, not after the
+  // datapath's wakeup threshold or poll interval. False on timeout (the query then answers
+  // with what the ring holds).
+  bool sync(std::chrono::milliseconds timeout);
 
   FlowRing& ring() { return ring_; }
   const FlowRing& ring() const { return ring_; }
@@ -88,6 +98,8 @@ class FlowPipeline {
   FlowRing ring_;
   std::vector<FlowObserver> flow_observers_;
   std::vector<LostObserver> lost_observers_;
+  std::mutex drain_mu_;
+  Drain drain_;
 
   std::mutex mu_;
   std::condition_variable cv_;       // work for the pipeline thread

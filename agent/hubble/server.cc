@@ -24,6 +24,9 @@ auto log() {
 
 int64_t tsNs(const google::protobuf::Timestamp& t) { return t.seconds() * 1000000000 + t.nanos(); }
 
+// How long a query waits for the flows of packets that passed before it to reach the ring.
+constexpr std::chrono::milliseconds kSyncTimeout{1000};
+
 }  // namespace
 
 class HubbleServer::Service final : public observer::Observer::Service {
@@ -56,6 +59,10 @@ class HubbleServer::Service final : public observer::Observer::Service {
       return true;  // lost-event notices reach every reader
     };
 
+    // Every packet that passed the datapath before this request is in the answer.
+    if (!pipeline_.sync(kSyncTimeout))
+      log()->debug("GetFlows: the flow ring was not up to date within {} ms",
+                   kSyncTimeout.count());
     auto& ring = pipeline_.ring();
     const uint64_t end = ring.next();
     const uint64_t number = req->number();
@@ -106,6 +113,7 @@ class HubbleServer::Service final : public observer::Observer::Service {
 
   grpc::Status ServerStatus(grpc::ServerContext*, const observer::ServerStatusRequest*,
                             observer::ServerStatusResponse* resp) override {
+    (void)pipeline_.sync(kSyncTimeout);
     auto st = pipeline_.stats();
     resp->set_num_flows(pipeline_.ring().size());
     resp->set_max_flows(pipeline_.ring().capacity());

@@ -1,6 +1,10 @@
 // EventHub: the polling thread and the subscriber list.
 #include "agent/monitor/event_hub.h"
 
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include "agent/common/log.h"
 
 namespace cilium::monitor {
@@ -34,7 +38,19 @@ Result<std::unique_ptr<EventHub>> EventHub::start(const ReaderFactory& open_read
   EventHub* raw = hub.get();
   CILIUM_ASSIGN_OR_RETURN(hub->reader_,
                           open_reader([raw](const cilium_event& ev) { raw->publish(ev); }));
-  hub->thread_ = std::thread([raw, poll_interval] { raw->run(poll_interval); });
+  hub->wake_fd_ = UniqueFd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!hub->wake_fd_) return errnoError(errno, "eventfd for the event hub");
+  UniqueFd ep(::epoll_create1(EPOLL_CLOEXEC));
+  if (!ep) return errnoError(errno, "epoll for the event hub");
+  for (int fd : {hub->reader_->fd(), hub->wake_fd_.get()}) {
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep.get(), EPOLL_CTL_ADD, fd, &ev) != 0)
+      return errnoError(errno, "epoll_ctl for the event hub");
+  }
+  hub->thread_ = std::thread(
+      [raw, poll_interval, ep = std::move(ep)]() mutable { raw->run(std::move(ep), poll_interval); });
   return hub;
 }
 
@@ -42,16 +58,57 @@ std::unique_ptr<EventHub> EventHub::detached() { return std::unique_ptr<EventHub
 
 EventHub::~EventHub() {
   stop_ = true;
+  if (wake_fd_) {
+    uint64_t one = 1;
+    (void)!::write(wake_fd_.get(), &one, sizeof(one));
+  }
   if (thread_.joinable()) thread_.join();
 }
 
-void EventHub::run(std::chrono::milliseconds poll_interval) {
+void EventHub::run(UniqueFd ep, std::chrono::milliseconds poll_interval) {
   uint64_t errors = 0;
+  epoll_event evs[2];
   while (!stop_.load()) {
-    auto n = reader_->poll(poll_interval);
-    if (!n.ok() && errors++ % 100 == 0)
-      log()->warn("event ring poll failed error={}", n.error().message());
+    // Woken by the datapath (its wakeup threshold), by sync(), or by the interval; the ring is
+    // drained in each case, since records below the threshold raise no wakeup.
+    int n = ::epoll_wait(ep.get(), evs, 2, static_cast<int>(poll_interval.count()));
+    if (n < 0 && errno != EINTR && errors++ % 100 == 0)
+      log()->warn("event hub epoll_wait failed errno={}", errno);
+    uint64_t requested;
+    {
+      std::lock_guard lock(sync_mu_);
+      requested = requested_;
+    }
+    for (int i = 0; i < n; ++i) {
+      if (evs[i].data.fd == wake_fd_.get()) {
+        uint64_t v;
+        (void)!::read(wake_fd_.get(), &v, sizeof(v));
+      }
+    }
+    auto consumed = reader_->consume();
+    if (!consumed.ok() && errors++ % 100 == 0)
+      log()->warn("event ring read failed error={}", consumed.error().message());
+    {
+      std::lock_guard lock(sync_mu_);
+      drained_ = requested;
+    }
+    sync_cv_.notify_all();
   }
+  sync_cv_.notify_all();
+}
+
+bool EventHub::sync(std::chrono::milliseconds timeout) {
+  if (!reader_) return true;
+  uint64_t ticket;
+  {
+    std::lock_guard lock(sync_mu_);
+    ticket = ++requested_;
+  }
+  uint64_t one = 1;
+  if (::write(wake_fd_.get(), &one, sizeof(one)) < 0 && errno != EAGAIN) return false;
+  std::unique_lock lock(sync_mu_);
+  return sync_cv_.wait_for(lock, timeout, [&] { return drained_ >= ticket || stop_.load(); }) &&
+         drained_ >= ticket;
 }
 
 EventHub::Subscription EventHub::subscribe(Callback cb) {

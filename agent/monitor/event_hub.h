@@ -4,6 +4,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -13,6 +15,7 @@
 
 #include "agent/bpf/abi.h"
 #include "agent/common/error.h"
+#include "agent/common/fd.h"
 #include "agent/datapath/events.h"
 
 namespace cilium::monitor {
@@ -60,17 +63,31 @@ class EventHub {
   // Delivers one record to every subscriber, as the polling thread does.
   void publish(const cilium_event& ev);
 
+  // Returns once every record the datapath had written to the ring before the call has been
+  // delivered to the subscribers: the polling thread is woken and drains the ring at once,
+  // instead of waiting for the datapath's wakeup threshold or the poll interval. This is what
+  // lets a query right after a packet see its event. False on timeout (or a stopping hub).
+  // Safe from any thread but the hub's own (a subscriber callback must not call it). A
+  // detached hub has nothing to drain and returns true.
+  bool sync(std::chrono::milliseconds timeout);
+
   uint64_t delivered() const { return delivered_.load(); }
   size_t subscribers() const;
 
  private:
   EventHub() = default;
   void unsubscribe(uint64_t id);
-  void run(std::chrono::milliseconds poll_interval);
+  void run(UniqueFd epoll_fd, std::chrono::milliseconds poll_interval);
 
   std::unique_ptr<datapath::EventReader> reader_;
   std::thread thread_;
   std::atomic<bool> stop_{false};
+  // sync(): a request bumps requested_ and writes wake_fd_; the thread reads the value before
+  // it drains the ring and publishes it as drained_ afterwards.
+  UniqueFd wake_fd_;
+  std::mutex sync_mu_;
+  std::condition_variable sync_cv_;
+  uint64_t requested_ = 0, drained_ = 0;
   std::atomic<uint64_t> delivered_{0};
   // Held while callbacks run, so unsubscribe() returns only once its callback has finished.
   mutable std::mutex mu_;

@@ -1,5 +1,5 @@
 // A node with three pods running bpf_lxc, an identity policy, and Hubble on top: the event ring
-// read on a thread into a FlowPipeline, the Observer server on a Unix socket in the test's
+// read by an EventHub into a FlowPipeline, as in the agent, the Observer server on a Unix socket in the test's
 // scratch directory, and metrics registries fed by the datapath and the flows. Shared by the
 // netns Hubble test and the e2e Prometheus test.
 //
@@ -19,6 +19,7 @@
 #include "agent/hubble/resolver.h"
 #include "agent/hubble/server.h"
 #include "agent/metrics/agent_metrics.h"
+#include "agent/monitor/event_hub.h"
 #include "tests/harness/endpoints.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
@@ -82,15 +83,18 @@ class HubbleNodeFixture : public ::testing::Test {
     ASSERT_TRUE(metrics::addDatapathMetrics(agent_registry_, src).ok());
     ASSERT_TRUE(pipeline_->start().ok());
 
-    auto reader = dp_->openEventReader([this](const cilium_event& ev) {
+    // The agent's wiring: the event hub reads the ring and feeds the pipeline, and queries
+    // drain the ring through it first.
+    datapath::Datapath* loaded = dp_.get();
+    auto hub = monitor::EventHub::start(
+        [loaded](auto cb) { return loaded->openEventReader(std::move(cb)); });
+    ASSERT_TRUE(hub.ok()) << hub.error().toString();
+    hub_ = std::move(*hub);
+    feed_ = hub_->subscribe([this](const cilium_event& ev) {
       pipeline_->onEvent(ev);
       if (record_dir_ && recorded_.size() < 64) recorded_.push_back(ev);
     });
-    ASSERT_TRUE(reader.ok()) << reader.error().toString();
-    reader_ = std::move(*reader);
-    poller_ = std::thread([this] {
-      while (!stop_poll_) (void)reader_->poll(std::chrono::milliseconds(50));
-    });
+    pipeline_->setDrain([this](std::chrono::milliseconds t) { return hub_->sync(t); });
 
     hubble::ServerOptions so;
     so.unix_socket = topo_->tmpDir() + "/hubble.sock";
@@ -108,8 +112,9 @@ class HubbleNodeFixture : public ::testing::Test {
 
   void TearDown() override {
     server_grpc_.reset();
-    stop_poll_ = true;
-    if (poller_.joinable()) poller_.join();
+    if (pipeline_) pipeline_->setDrain(nullptr);
+    feed_.reset();
+    hub_.reset();
     // CILIUM_HUBBLE_RECORD_DIR=<dir>: keep the raw records this test's traffic produced (how
     // tests/fuzz/corpus/hubble_decode/ was made).
     if (record_dir_) {
@@ -124,7 +129,6 @@ class HubbleNodeFixture : public ::testing::Test {
         }
       }
     }
-    reader_.reset();
     pipeline_.reset();
     dp_.reset();
     topo_.reset();
@@ -170,12 +174,11 @@ class HubbleNodeFixture : public ::testing::Test {
   hubble::StaticResolver resolver_;
   metrics::Registry agent_registry_, hubble_registry_;
   std::unique_ptr<hubble::FlowPipeline> pipeline_;
-  std::unique_ptr<datapath::EventReader> reader_;
-  std::thread poller_;
-  std::atomic<bool> stop_poll_{false};
+  std::unique_ptr<monitor::EventHub> hub_;
+  monitor::EventHub::Subscription feed_;
   std::unique_ptr<hubble::HubbleServer> server_grpc_;
   const char* record_dir_ = std::getenv("CILIUM_HUBBLE_RECORD_DIR");
-  std::vector<cilium_event> recorded_;  // written by the poller thread only
+  std::vector<cilium_event> recorded_;  // written by the hub's thread only
 };
 
 }  // namespace cilium::testing
