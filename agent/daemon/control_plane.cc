@@ -23,6 +23,7 @@
 #include "agent/monitor/api.h"
 #include "agent/monitor/event_hub.h"
 #include "agent/policy/cidr_identities.h"
+#include "agent/policy/k8s_feed.h"
 #include "agent/policy/policy.h"
 
 namespace cilium::daemon {
@@ -99,6 +100,30 @@ struct ControlPlane::Impl {
   std::unique_ptr<monitor::EventHub> hub;
   endpoint::RestoreResult restored;
 
+  // policy::FeedTarget for the cluster state source.
+  struct ClusterPolicy final : policy::FeedTarget {
+    Impl& c;
+    explicit ClusterPolicy(Impl& impl) : c(impl) {}
+    Result<policy::ImportResult> importObjects(std::vector<policy::PolicyObject> objects) override {
+      std::lock_guard lock(c.policy_mu);
+      policy::ImportOptions o;
+      o.owner = policy::Owner::kCluster;
+      auto res = c.engine->importObjects(std::move(objects), o);
+      // The source replays its whole state after a restart: persistence may trail a little.
+      if (res.ok()) c.policyApplied(res->revision, res->affected_endpoints, false);
+      return res;
+    }
+    Result<policy::DeleteResult> deleteObject(const policy::ObjectRef& r) override {
+      std::lock_guard lock(c.policy_mu);
+      auto res = c.engine->deleteObject(r.kind, r.namespace_name, r.name, policy::Owner::kCluster);
+      if (res.ok()) c.policyApplied(res->revision, res->affected_endpoints, false);
+      return res;
+    }
+    std::vector<policy::ObjectRef> objects() const override {
+      return c.engine->objects(policy::Owner::kCluster);
+    }
+  };
+  ClusterPolicy cluster_policy{*this};
   std::mutex policy_mu;  // one policy change (import + persist + regenerate) at a time
 
   // Deferred policy persistence: many changes in a row (a Kubernetes sync) are written once.
@@ -179,7 +204,7 @@ struct ControlPlane::Impl {
   }
 
   Status persistPolicy() const {
-    return writeFileAtomic(policyStatePath(), engine->rulesJson().dump(2) + "\n", 0600);
+    return writeFileAtomic(policyStatePath(), engine->stateJson().dump(2) + "\n", 0600);
   }
 
   Status restorePolicy() {
@@ -189,12 +214,13 @@ struct ControlPlane::Impl {
       return text.error();
     }
     auto j = nlohmann::json::parse(*text, nullptr, false);
-    if (j.is_discarded() || !j.is_array())
-      return makeError(ErrorCode::kFailedPrecondition, "{} is unreadable: not a JSON rule array",
+    if (j.is_discarded())
+      return makeError(ErrorCode::kFailedPrecondition, "{} is unreadable: not JSON",
                        policyStatePath());
-    if (j.empty()) return okStatus();
-    auto r = engine->importRules(*text);
-    if (!r.ok()) return r.error().withContext("restore " + policyStatePath());
+    auto r = engine->restoreState(j);
+    if (!r.ok())
+      return Error(ErrorCode::kFailedPrecondition, r.error().message())
+          .withContext("restore " + policyStatePath());
     log()->info("policy restored rules={} revision={}", r->added, r->revision);
     return okStatus();
   }
@@ -284,11 +310,7 @@ Status ControlPlane::deleteContainerEndpoint(const std::string& container_id) {
 }
 policy::Engine& ControlPlane::policy() { return *impl_->engine; }
 policy::NamedPortTable& ControlPlane::namedPorts() { return impl_->named_ports; }
-std::mutex& ControlPlane::policyMutex() { return impl_->policy_mu; }
-void ControlPlane::policyApplied(uint64_t revision, const std::vector<uint16_t>& affected,
-                                 bool durable) {
-  impl_->policyApplied(revision, affected, durable);
-}
+policy::FeedTarget& ControlPlane::clusterPolicy() { return impl_->cluster_policy; }
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOptions& opts,
                                                           api::Router& router) {
@@ -476,7 +498,8 @@ Status ControlPlane::Impl::registerRoutes(api::Router& router) {
           CILIUM_ASSIGN_OR_RETURN(filter, labels::Labels::fromJson(j, "labels"));
         }
         std::lock_guard lock(policy_mu);
-        CILIUM_ASSIGN_OR_RETURN(auto res, engine->deleteByLabels(filter));
+        // Only what the API imported: the cluster state source owns the rest (docs/policy.md).
+        CILIUM_ASSIGN_OR_RETURN(auto res, engine->deleteByLabels(filter, policy::Owner::kApi));
         policyApplied(res.revision, res.affected_endpoints, true);
         log()->info("policy deleted rules={} revision={}", res.deleted, res.revision);
         return policyResponse(res.revision, {});

@@ -37,6 +37,7 @@ class Backend;
 namespace cilium::policy {
 class Engine;
 class NamedPortTable;
+class FeedTarget;
 }  // namespace cilium::policy
 
 namespace cilium::daemon {
@@ -86,14 +87,10 @@ class ControlPlane {
   policy::Engine& policy();
   // Cluster-wide named ports for egress rules (the Kubernetes watchers fill it).
   policy::NamedPortTable& namedPorts();
-  // Serializes policy changes (import or delete, persist, regenerate): hold it around the
-  // engine call and policyApplied().
-  std::mutex& policyMutex();
-  // A policy change reached `revision`: persists the rules, regenerates the affected endpoints
-  // and waits (bounded) until every endpoint enforces the revision. `durable`: written before
-  // this returns (the REST API's promise); otherwise written shortly after, coalesced with the
-  // changes that follow (a source that replays its state after a restart anyway).
-  void policyApplied(uint64_t revision, const std::vector<uint16_t>& affected, bool durable = true);
+  // Where the cluster state's policies go (policy::K8sFeed): the engine as Owner::kCluster,
+  // serialized with every other policy change, persisted shortly after (coalesced), with the
+  // affected endpoints regenerated before each call returns (bounded wait).
+  policy::FeedTarget& clusterPolicy();
 
   struct Impl;
 

@@ -70,7 +70,10 @@ Status K8sSourceComponent::start(Daemon& daemon) {
     CILIUM_ASSIGN_OR_RETURN(client_, k8s::Client::create(std::move(cc)));
     source_ = std::make_unique<k8s::ApiSource>(*client_);
   } else {
-    source_ = std::make_unique<k8s::ManifestSource>(cfg.manifests_dir);
+    k8s::ManifestOptions mo;
+    // What was in force survives a restart, whatever the files say then (docs/kubernetes.md).
+    mo.state_file = cfg.stateFile("manifests.json");
+    source_ = std::make_unique<k8s::ManifestSource>(cfg.manifests_dir, std::move(mo));
   }
   CILIUM_RETURN_IF_ERROR(source_->start());
   auto t0 = std::chrono::steady_clock::now();

@@ -1,5 +1,5 @@
-// The Kubernetes watchers: cluster state (policies, pods, namespaces) into the policy engine and
-// the endpoint manager, and agent state back into the API server.
+// The Kubernetes watchers: cluster state (pods, namespaces) into the endpoint manager, policies
+// through policy::K8sFeed, and agent state back into the API server.
 #include "agent/daemon/k8s_watchers.h"
 
 #include <algorithm>
@@ -24,6 +24,7 @@
 #include "agent/k8s/source.h"
 #include "agent/labels/k8s.h"
 #include "agent/policy/decode.h"
+#include "agent/policy/k8s_feed.h"
 #include "agent/policy/policy.h"
 
 namespace cilium::daemon {
@@ -59,6 +60,7 @@ struct K8sWatchers::Impl {
   K8sWatchersOptions opts;
   std::unique_ptr<k8s::CiliumEndpointPublisher> ceps;
   std::unique_ptr<k8s::PolicyStatusWriter> status_writer;
+  std::unique_ptr<policy::K8sFeed> policies;
 
   std::vector<std::function<void()>> unregister;  // one per handler set
 
@@ -75,6 +77,7 @@ struct K8sWatchers::Impl {
       : cp(c), source(s), opts(std::move(o)) {}
 
   ~Impl() {
+    policies.reset();
     for (auto& u : unregister) u();
     {
       std::lock_guard lock(mu);
@@ -94,199 +97,6 @@ struct K8sWatchers::Impl {
       pending_status[{std::string(kind), meta.namespace_name, meta.name}] = std::move(st);
     }
     cv.notify_all();
-  }
-
-  // Until the first batch is imported, changes are collected here (latest state per object,
-  // nullopt = deleted) instead of being imported one by one: a sync of 1,000 policies is one
-  // import and one regeneration, not 1,000.
-  std::mutex batch_mu;  // held across every import so a batch and later changes stay in order
-  bool batching = true;
-  struct Pending {
-    k8s::ObjectMeta meta;
-    std::optional<nlohmann::json> raw;
-  };
-  std::map<PolicyKey, Pending> pending;
-  // What each object's rules were last made from (imported or rejected). Updates that change
-  // nothing of it — the status this agent and others write, resourceVersion, managedFields —
-  // are ignored; otherwise every status write would come back as a change and be written again.
-  std::map<PolicyKey, nlohmann::json> processed;
-
-  static nlohmann::json policyContent(const nlohmann::json& raw) {
-    nlohmann::json c = nlohmann::json::object();
-    if (!raw.is_object()) return raw;
-    for (const char* k : {"spec", "specs"})
-      if (auto it = raw.find(k); it != raw.end()) c[k] = *it;
-    if (auto m = raw.find("metadata"); m != raw.end() && m->is_object()) {
-      for (const char* k : {"name", "namespace", "uid", "labels"})
-        if (auto it = m->find(k); it != m->end()) c["metadata"][k] = *it;
-    }
-    return c;
-  }
-
-  void reject(std::string_view kind, const k8s::ObjectMeta& meta, const Error& e) {
-    log()->error("policy rejected kind={} namespace={} name={} error={}", kind, meta.namespace_name,
-                 meta.name, e.message());
-    queueStatus(kind, meta, k8s::PolicyStatus{false, e.message(), 0});
-  }
-
-  // The object's rules, decoded; a rejection is reported.
-  std::optional<std::vector<policy::PolicyObject>> decode(std::string_view kind,
-                                                          const k8s::ObjectMeta& meta,
-                                                          nlohmann::json raw) {
-    // The namespace the API server would have defaulted: a namespaced policy without one in
-    // its manifest must not turn into a cluster-wide rule.
-    if (!meta.namespace_name.empty() && raw.is_object()) {
-      auto& m = raw["metadata"];
-      if (m.is_object() && !m.contains("namespace")) m["namespace"] = meta.namespace_name;
-    }
-    auto objects = policy::decodePolicyJson(raw);
-    if (!objects.ok()) {
-      reject(kind, meta, objects.error());
-      return std::nullopt;
-    }
-    return std::move(*objects);
-  }
-
-  // Imports (or deletes) one object's rules; call with batch_mu held.
-  void importOne(std::string_view kind, const k8s::ObjectMeta& meta,
-                 std::optional<nlohmann::json> raw) {
-    if (!raw) return deleteLocked(kind, meta.namespace_name, meta.name);
-    auto objects = decode(kind, meta, std::move(*raw));
-    if (!objects) return;
-    std::lock_guard lock(cp.policyMutex());
-    auto res = cp.policy().importObjects(std::move(*objects));
-    if (!res.ok()) return reject(kind, meta, res.error());
-    for (const auto& w : res->warnings)
-      log()->warn("policy kind={} namespace={} name={} warning={}", kind, meta.namespace_name,
-                  meta.name, w);
-    // The source replays every object after a restart: persistence may trail a little.
-    cp.policyApplied(res->revision, res->affected_endpoints, false);
-    log()->info("policy imported kind={} namespace={} name={} revision={}", kind,
-                meta.namespace_name, meta.name, res->revision);
-    queueStatus(kind, meta, k8s::PolicyStatus{true, "", res->revision});
-  }
-
-  void deleteLocked(std::string_view kind, const std::string& ns, const std::string& name) {
-    std::lock_guard lock(cp.policyMutex());
-    auto res = cp.policy().deleteObject(kind, ns, name);
-    if (!res.ok()) {
-      // Never imported (it was rejected): nothing to remove.
-      if (res.error().code() != ErrorCode::kNotFound)
-        log()->error("policy delete failed kind={} namespace={} name={} error={}", kind, ns, name,
-                     res.error().message());
-      return;
-    }
-    cp.policyApplied(res->revision, res->affected_endpoints, false);
-    log()->info("policy deleted kind={} namespace={} name={} revision={}", kind, ns, name,
-                res->revision);
-  }
-
-  void changed(std::string_view kind, const k8s::ObjectMeta& meta,
-               std::optional<nlohmann::json> raw) {
-    std::lock_guard lock(batch_mu);
-    PolicyKey key{std::string(kind), meta.namespace_name, meta.name};
-    if (batching) {
-      pending[key] = Pending{meta, std::move(raw)};
-      return;
-    }
-    if (!remember(key, raw)) return;
-    importOne(kind, meta, std::move(raw));
-  }
-
-  // Records what `raw` (nullopt: deleted) makes of the object's rules; false when that is what
-  // was processed last (nothing to do). Call with batch_mu held.
-  bool remember(const PolicyKey& key, const std::optional<nlohmann::json>& raw) {
-    if (!raw) {
-      processed.erase(key);
-      return true;  // a delete always goes to the engine (kNotFound there is harmless)
-    }
-    auto content = policyContent(*raw);
-    auto it = processed.find(key);
-    if (it != processed.end() && it->second == content) return false;
-    processed[key] = std::move(content);
-    return true;
-  }
-
-  // Imports what was collected while batching in one revision; when the engine refuses the
-  // batch (one object it cannot take), falls back to one object at a time so the others get in.
-  void flushBatch() {
-    std::lock_guard lock(batch_mu);
-    batching = false;
-    std::vector<policy::PolicyObject> all;
-    std::vector<std::pair<PolicyKey, Pending>> imported;
-    for (auto& [key, p] : pending) {
-      const auto& kind = std::get<0>(key);
-      remember(key, p.raw);
-      if (!p.raw) {
-        deleteLocked(kind, p.meta.namespace_name, p.meta.name);
-        continue;
-      }
-      auto objects = decode(kind, p.meta, *p.raw);
-      if (!objects) continue;
-      for (auto& o : *objects) all.push_back(std::move(o));
-      imported.emplace_back(key, std::move(p));
-    }
-    pending.clear();
-    if (all.empty()) return;
-    Result<policy::ImportResult> res = Error(ErrorCode::kInternal, "not imported");
-    {
-      std::lock_guard plock(cp.policyMutex());
-      res = cp.policy().importObjects(std::move(all));
-      if (res.ok()) cp.policyApplied(res->revision, res->affected_endpoints, false);
-    }
-    if (!res.ok()) {
-      log()->warn("policy batch refused ({}); importing one object at a time",
-                  res.error().message());
-      for (auto& [key, p] : imported) importOne(std::get<0>(key), p.meta, std::move(p.raw));
-      return;
-    }
-    for (const auto& w : res->warnings) log()->warn("policy warning={}", w);
-    for (const auto& [key, p] : imported)
-      queueStatus(std::get<0>(key), p.meta, k8s::PolicyStatus{true, "", res->revision});
-    log()->info("policies imported objects={} revision={}", imported.size(), res->revision);
-  }
-
-  template <typename T>
-  void watchPolicies(k8s::Store<T>& store, std::string_view kind) {
-    k8s::Handlers<T> h;
-    h.on_add = [this, kind](const T& o) { changed(kind, o.meta, o.raw); };
-    h.on_update = [this, kind](const T&, const T& o) { changed(kind, o.meta, o.raw); };
-    h.on_delete = [this, kind](const T& o) { changed(kind, o.meta, std::nullopt); };
-    auto id = store.addHandlers(std::move(h));
-    unregister.push_back([&store, id] { store.removeHandlers(id); });
-  }
-
-  // Rules restored from the last run whose object no longer exists (deleted while the agent
-  // was down) are removed once the stores hold the full state.
-  void pruneVanishedPolicies() {
-    auto& stores = source.stores();
-    std::set<PolicyKey> in_engine;
-    for (const auto& rule : cp.policy().rulesJson()) {
-      auto it = rule.find("labels");
-      if (it == rule.end()) continue;
-      auto labels = labels::Labels::fromJson(*it, "labels");
-      if (!labels.ok()) continue;
-      const auto* from = labels->find(labels::kPolicyDerivedFromLabel);
-      const auto* name = labels->find(labels::kPolicyNameLabel);
-      if (from == nullptr || name == nullptr) continue;
-      const auto* ns = labels->find(labels::kPolicyNamespaceLabel);
-      in_engine.insert({from->value, ns ? ns->value : "", name->value});
-    }
-    for (const auto& [kind, ns, name] : in_engine) {
-      bool present = true;
-      if (kind == policy::kKindKnp)
-        present = stores.network_policies.get(ns, name).has_value();
-      else if (kind == policy::kKindCnp)
-        present = stores.cilium_network_policies.get(ns, name).has_value();
-      else if (kind == policy::kKindCcnp)
-        present = stores.cilium_clusterwide_network_policies.get("", name).has_value();
-      if (!present) {
-        log()->info("policy object gone while the agent was down kind={} namespace={} name={}",
-                    kind, ns, name);
-        std::lock_guard lock(batch_mu);
-        deleteLocked(kind, ns, name);
-      }
-    }
   }
 
   // --- pods ------------------------------------------------------------------------------------
@@ -508,11 +318,11 @@ Result<std::unique_ptr<K8sWatchers>> K8sWatchers::start(ControlPlane& cp, k8s::S
   w->watchPods();
   cp.endpoints().setPodResolver([w](const endpoint::Spec& spec) { return w->resolve(spec); });
   auto& stores = source.stores();
-  w->watchPolicies(stores.network_policies, policy::kKindKnp);
-  w->watchPolicies(stores.cilium_network_policies, policy::kKindCnp);
-  w->watchPolicies(stores.cilium_clusterwide_network_policies, policy::kKindCcnp);
-  w->flushBatch();
-  w->pruneVanishedPolicies();
+  CILIUM_ASSIGN_OR_RETURN(
+      w->policies,
+      policy::K8sFeed::start(cp.clusterPolicy(), stores,
+                             [w](std::string_view kind, const k8s::ObjectMeta& meta,
+                                 const k8s::PolicyStatus& st) { w->queueStatus(kind, meta, st); }));
   w->started = true;
   if (w->opts.client != nullptr) w->writer = std::thread([w] { w->writerLoop(); });
   log()->info("watching source={} pods={} policies={}", source.name(), stores.pods.size(),

@@ -1,9 +1,8 @@
 // What the agent does with the cluster state a k8s::Source keeps (the API server or a manifests
 // directory, indistinguishable here):
-//   - NetworkPolicy, CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy objects are imported
-//     into the policy engine as they come and go; a bad object is reported and leaves the rules
-//     in force as they were; after the first full sync, rules of objects that vanished while the
-//     agent was down are deleted;
+//   - NetworkPolicy, CiliumNetworkPolicy and CiliumClusterwideNetworkPolicy objects go to the
+//     policy engine through policy::K8sFeed (agent/policy/k8s_feed.h: last good version or fail
+//     closed; rules of objects that vanished while the agent was down are deleted);
 //   - pods and namespaces give endpoints their labels (identity) and named ports: a CNI ADD
 //     for a pod waits briefly for the pod to reach the cache, and label changes relabel the
 //     pod's endpoint;

@@ -887,4 +887,117 @@ Result<std::vector<Rule>> decodeRules(std::string_view json_text) {
   return decodeRules(j, "");
 }
 
+Result<PolicyObject> failClosedPolicy(const json& obj, std::string_view reason) {
+  if (!obj.is_object()) return invalid("a policy object must be an object");
+  auto kind_it = obj.find("kind");
+  if (kind_it == obj.end() || !kind_it->is_string()) return invalid("kind: required");
+  const auto& kind = kind_it->get_ref<const std::string&>();
+  if (kind != kKindCnp && kind != kKindCcnp && kind != kKindKnp)
+    return invalid("kind: \"{}\" is not a policy kind", kind);
+  const bool namespaced = kind != kKindCcnp;
+  CILIUM_ASSIGN_OR_RETURN(Meta m, decodeMeta(obj, namespaced));
+  PolicyObject po;
+  po.kind = kind;
+  po.namespace_name = m.ns;
+  po.name = m.name;
+  po.uid = m.uid;
+  const std::string ns_key(labels::kPodNamespaceLabel);
+  // Every endpoint the object could select: its namespace's pods, or every pod for a CCNP.
+  auto everything = [&] {
+    LabelSelector sel;
+    if (namespaced)
+      sel.addMatch(Source::kK8s, ns_key, m.ns);
+    else
+      sel.addRequirement({Source::kK8s, ns_key, labels::Operator::kExists, {}});
+    return sel;
+  };
+  // Allow rules that cannot be read are left out: the selected endpoints are put in default
+  // deny, and only what other rules allow stays allowed. Deny rules that cannot be read (or a
+  // spec that cannot be read at all, which may hold some) deny everything in their direction.
+  auto stub = [&](LabelSelector sel, bool ingress, bool egress, bool deny_ingress = false,
+                  bool deny_egress = false) {
+    Rule r;
+    r.endpoint_selector = std::move(sel);
+    r.default_deny_ingress = ingress || deny_ingress;
+    r.default_deny_egress = egress || deny_egress;
+    PeerRule all;
+    all.entities.push_back(Entity::kAll);
+    if (deny_ingress) r.ingress_deny.push_back(all);
+    if (deny_egress) r.egress_deny.push_back(all);
+    r.labels = labels::policyLabels(kind, m.ns, m.name, m.uid);
+    r.description = fmt::format("fail-closed: {}", reason.substr(0, 200));
+    po.rules.push_back(std::move(r));
+  };
+  auto has = [](const json& spec, std::initializer_list<const char*> keys) {
+    for (const char* k : keys)
+      if (auto it = spec.find(k); it != spec.end() && !it->is_null()) return true;
+    return false;
+  };
+
+  if (kind == kKindKnp) {
+    const json* spec = obj.contains("spec") && obj["spec"].is_object() ? &obj["spec"] : nullptr;
+    LabelSelector sel = everything();
+    if (spec && spec->contains("podSelector")) {
+      auto ps = LabelSelector::fromJson((*spec)["podSelector"], "spec.podSelector", Source::kK8s);
+      if (ps.ok()) {
+        sel = std::move(*ps);
+        sel.removeKey(ns_key);
+        sel.addMatch(Source::kK8s, ns_key, m.ns);
+      }
+    }
+    bool ingress = true, egress = true;  // unless the policy types say otherwise
+    if (spec && spec->contains("policyTypes") && (*spec)["policyTypes"].is_array()) {
+      bool in = false, eg = false, readable = true;
+      for (const auto& t : (*spec)["policyTypes"]) {
+        if (t == "Ingress")
+          in = true;
+        else if (t == "Egress")
+          eg = true;
+        else
+          readable = false;
+      }
+      if (readable && (in || eg)) ingress = in, egress = eg;
+    } else if (spec && !spec->contains("policyTypes")) {
+      egress = has(*spec, {"egress"});  // the API server's default
+    }
+    stub(std::move(sel), ingress, egress);
+    return po;
+  }
+
+  Scope scope;
+  scope.kind = namespaced ? Scope::Kind::kNamespaced : Scope::Kind::kClusterwide;
+  scope.ns = m.ns;
+  std::vector<const json*> specs;
+  if (auto it = obj.find("spec"); it != obj.end() && !it->is_null()) specs.push_back(&*it);
+  if (auto it = obj.find("specs"); it != obj.end() && it->is_array())
+    for (const auto& s : *it) specs.push_back(&s);
+  if (specs.empty()) {
+    stub(everything(), true, true, true, true);
+    return po;
+  }
+  for (const json* spec : specs) {
+    if (!spec->is_object()) {
+      stub(everything(), true, true, true, true);
+      continue;
+    }
+    LabelSelector sel = everything();
+    auto es = spec->contains("endpointSelector")
+                  ? LabelSelector::fromJson((*spec)["endpointSelector"], "endpointSelector",
+                                            Source::kAny)
+                  : Result<LabelSelector>(Error(ErrorCode::kInvalidArgument, "none"));
+    if (es.ok()) {
+      sel = std::move(*es);
+      if (namespaced) {
+        sel.removeKey(ns_key);
+        sel.addMatch(Source::kK8s, ns_key, m.ns);
+      }
+    }
+    bool ingress = has(*spec, {"ingress"}), egress = has(*spec, {"egress"});
+    bool deny_ingress = has(*spec, {"ingressDeny"}), deny_egress = has(*spec, {"egressDeny"});
+    if (!ingress && !egress && !deny_ingress && !deny_egress) ingress = egress = true;
+    stub(std::move(sel), ingress, egress, deny_ingress, deny_egress);
+  }
+  return po;
+}
+
 }  // namespace cilium::policy

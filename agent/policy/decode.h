@@ -51,6 +51,18 @@ Result<std::vector<PolicyObject>> decodePolicyJson(const nlohmann::json& documen
 Result<std::vector<Rule>> decodeRules(std::string_view json_text);
 Result<std::vector<Rule>> decodeRules(const nlohmann::json& array, std::string_view path);
 
+// The stand-in for a policy object that cannot be decoded (or enforced): it fails closed. The
+// endpoints the object would select are put in default deny, with no allow of its own, in the
+// directions it names (both where it names none that can be read), so only what other rules
+// allow stays allowed; where it has deny rules (ingressDeny, egressDeny) or a spec that cannot
+// be read, everything in that direction is denied. Selection uses what of the object can be
+// decoded: each spec's endpointSelector (CNP, CCNP) or spec.podSelector (KNP); where that
+// cannot be decoded, every pod of the object's namespace (a CCNP: every pod). The rules carry
+// the object's labels, so the object's next valid version replaces them, and a description
+// "fail-closed: <reason>". kInvalidArgument when the object cannot be named (kind of a policy,
+// metadata.name).
+Result<PolicyObject> failClosedPolicy(const nlohmann::json& object, std::string_view reason);
+
 // yaml::toJson (agent/common/yaml.h) with the policy limits above.
 Result<std::vector<nlohmann::json>> yamlToJson(std::string_view text);
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/common/log.h"
+#include "agent/labels/k8s.h"
 #include "agent/policy/map_state.h"
 
 namespace cilium::policy {
@@ -101,6 +102,7 @@ std::vector<PeerSelector> peerSelectors(const PeerRule& pr) {
 // A rule in the repository with its selectors in the cache.
 struct StoredRule {
   uint64_t seq = 0;
+  Owner owner = Owner::kApi;
   Rule rule;
   struct Peer {
     Direction dir;
@@ -133,6 +135,17 @@ struct Attached {
 
 }  // namespace
 
+// The object a rule was derived from, by its labels (decode.h: PolicyObject::objectLabels).
+static std::optional<ObjectRef> objectOf(const labels::Labels& lbls) {
+  const auto* from = lbls.find(labels::kPolicyDerivedFromLabel);
+  const auto* name = lbls.find(labels::kPolicyNameLabel);
+  if (from == nullptr || name == nullptr) return std::nullopt;
+  const auto* ns = lbls.find(labels::kPolicyNamespaceLabel);
+  return ObjectRef{from->value, ns ? ns->value : "", name->value};
+}
+
+std::string_view ownerName(Owner o) { return o == Owner::kApi ? "api" : "cluster"; }
+
 struct Engine::Impl {
   identity::Allocator& ids;
   EngineOptions opts;
@@ -156,9 +169,10 @@ struct Engine::Impl {
 
   // --- Repository (mu held) ---------------------------------------------------------------------
 
-  std::unique_ptr<StoredRule> compile(Rule rule) {
+  std::unique_ptr<StoredRule> compile(Rule rule, Owner owner) {
     auto sr = std::make_unique<StoredRule>();
     sr->seq = next_seq++;
+    sr->owner = owner;
     sr->rule = std::move(rule);
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       for (bool deny : {false, true}) {
@@ -495,7 +509,7 @@ Result<ImportResult> Engine::importObjects(std::vector<PolicyObject> objects,
     std::vector<std::unique_ptr<StoredRule>> removed;
     auto take = [&](auto pred) {
       for (auto it = rules.begin(); it != rules.end();) {
-        if (pred((*it)->rule)) {
+        if ((*it)->owner == options.owner && pred((*it)->rule)) {
           removed.push_back(std::move(*it));
           it = rules.erase(it);
         } else {
@@ -521,7 +535,7 @@ Result<ImportResult> Engine::importObjects(std::vector<PolicyObject> objects,
     }
     for (auto& o : objects) {
       for (auto& r : o.rules) {
-        rules.push_back(impl_->compile(std::move(r)));
+        rules.push_back(impl_->compile(std::move(r), options.owner));
         changed.push_back(&rules.back()->rule);
         result.added++;
       }
@@ -537,21 +551,32 @@ Result<ImportResult> Engine::importObjects(std::vector<PolicyObject> objects,
   return result;
 }
 
-Result<DeleteResult> Engine::deleteByLabels(const labels::Labels& lbls) {
+Result<DeleteResult> Engine::deleteByLabels(const labels::Labels& lbls,
+                                            std::optional<Owner> owner) {
   DeleteResult result;
   std::vector<IpPrefix> released;
   {
     std::lock_guard lock(impl_->mu);
     auto& rules = impl_->rules;
     std::vector<std::unique_ptr<StoredRule>> removed;
+    size_t others = 0;  // matching rules of another owner, left alone
     for (auto it = rules.begin(); it != rules.end();) {
-      if ((*it)->rule.labels.contains(lbls)) {
+      if (!(*it)->rule.labels.contains(lbls)) {
+        ++it;
+      } else if (owner && (*it)->owner != *owner) {
+        others++;
+        ++it;
+      } else {
         removed.push_back(std::move(*it));
         it = rules.erase(it);
-      } else {
-        ++it;
       }
     }
+    if (removed.empty() && others != 0)
+      return makeError(ErrorCode::kNotFound,
+                       "no {} policy rule has labels [{}]; {} rule(s) with them are owned by the {} "
+                       "source and are removed there",
+                       ownerName(*owner), lbls.toString(), others,
+                       ownerName(*owner == Owner::kApi ? Owner::kCluster : Owner::kApi));
     if (removed.empty())
       return makeError(ErrorCode::kNotFound, "no policy rule has labels [{}]", lbls.toString());
     std::vector<const Rule*> changed;
@@ -572,12 +597,95 @@ Result<DeleteResult> Engine::deleteByLabels(const labels::Labels& lbls) {
 }
 
 Result<DeleteResult> Engine::deleteObject(std::string_view kind, std::string_view namespace_name,
-                                          std::string_view name) {
+                                          std::string_view name, std::optional<Owner> owner) {
   PolicyObject o;
   o.kind = std::string(kind);
   o.namespace_name = kind == kKindCcnp ? "" : std::string(namespace_name);
   o.name = std::string(name);
-  return deleteByLabels(o.objectLabels());
+  return deleteByLabels(o.objectLabels(), owner);
+}
+
+std::vector<ObjectRef> Engine::objects(Owner owner) const {
+  std::lock_guard lock(impl_->mu);
+  std::set<ObjectRef> out;
+  for (const auto& sr : impl_->rules) {
+    if (sr->owner != owner) continue;
+    if (auto ref = objectOf(sr->rule.labels)) out.insert(std::move(*ref));
+  }
+  return {out.begin(), out.end()};
+}
+
+nlohmann::json Engine::stateJson() const {
+  std::lock_guard lock(impl_->mu);
+  auto rules = nlohmann::json::array();
+  for (const auto& sr : impl_->rules)
+    rules.push_back({{"owner", ownerName(sr->owner)}, {"rule", sr->rule.toJson()}});
+  return {{"rules", std::move(rules)}};
+}
+
+Result<ImportResult> Engine::restoreState(const nlohmann::json& state) {
+  // Per owner, in one revision: both imports happen under the caller's serialisation, and an
+  // owner's import never replaces the other's rules.
+  std::map<Owner, nlohmann::json> by_owner;
+  auto add = [&](Owner o, const nlohmann::json& rule) {
+    auto& arr = by_owner[o];
+    if (!arr.is_array()) arr = nlohmann::json::array();
+    arr.push_back(rule);
+  };
+  if (state.is_array()) {
+    // The state of an older agent: a plain rule array without owners.
+    for (const auto& r : state) {
+      bool derived = false;
+      if (r.is_object() && r.contains("labels")) {
+        auto lbls = labels::Labels::fromJson(r["labels"], "labels");
+        derived = lbls.ok() && objectOf(*lbls).has_value();
+      }
+      add(derived ? Owner::kCluster : Owner::kApi, r);
+    }
+  } else if (state.is_object() && state.contains("rules") && state["rules"].is_array()) {
+    const auto& rules = state["rules"];
+    for (size_t i = 0; i < rules.size(); i++) {
+      const auto& e = rules[i];
+      if (!e.is_object() || !e.contains("rule") || !e.contains("owner") || !e["owner"].is_string())
+        return makeError(ErrorCode::kInvalidArgument, "rules[{}]: needs owner and rule", i);
+      auto owner = e["owner"].get<std::string>();
+      if (owner == ownerName(Owner::kApi))
+        add(Owner::kApi, e["rule"]);
+      else if (owner == ownerName(Owner::kCluster))
+        add(Owner::kCluster, e["rule"]);
+      else
+        return makeError(ErrorCode::kInvalidArgument, "rules[{}].owner: unknown owner \"{}\"", i,
+                         owner);
+    }
+  } else {
+    return Error(ErrorCode::kInvalidArgument, "not a policy state: {\"rules\": [...]}");
+  }
+  // Decode everything before anything is imported: all or nothing.
+  std::map<Owner, std::vector<Rule>> decoded;
+  for (const auto& [owner, arr] : by_owner) {
+    CILIUM_ASSIGN_OR_RETURN(decoded[owner], decodeRules(arr, "rules"));
+  }
+  ImportResult total;
+  for (auto& [owner, rules] : decoded) {
+    PolicyObject po;
+    po.rules = std::move(rules);
+    std::vector<PolicyObject> objects;
+    objects.push_back(std::move(po));
+    ImportOptions opts;
+    opts.owner = owner;
+    CILIUM_ASSIGN_OR_RETURN(auto r, importObjects(std::move(objects), opts));
+    total.revision = r.revision;
+    total.added += r.added;
+    total.affected_endpoints.insert(total.affected_endpoints.end(), r.affected_endpoints.begin(),
+                                    r.affected_endpoints.end());
+    total.warnings.insert(total.warnings.end(), r.warnings.begin(), r.warnings.end());
+  }
+  if (decoded.empty()) total.revision = revision();
+  std::sort(total.affected_endpoints.begin(), total.affected_endpoints.end());
+  total.affected_endpoints.erase(
+      std::unique(total.affected_endpoints.begin(), total.affected_endpoints.end()),
+      total.affected_endpoints.end());
+  return total;
 }
 
 uint64_t Engine::revision() const {

@@ -118,12 +118,30 @@ struct EngineOptions {
   size_t max_entries = CILIUM_POLICY_MAP_SIZE;
 };
 
+// Who put a rule in force. Each owner replaces and removes only its own rules, so a resync of the
+// cluster state never drops a rule imported through the REST API (even one carrying Kubernetes
+// labels), and a REST delete never removes what the cluster state holds (docs/policy.md).
+enum class Owner : uint8_t {
+  kApi,      // PUT /v1/policy (cilium-dbg policy import)
+  kCluster,  // the cluster state source: Kubernetes API objects or the manifests directory
+};
+std::string_view ownerName(Owner o);  // "api", "cluster"
+
+// A Kubernetes object whose rules are in force.
+struct ObjectRef {
+  std::string kind, namespace_name, name;
+  auto operator<=>(const ObjectRef&) const = default;
+};
+
 struct ImportOptions {
+  Owner owner = Owner::kApi;
   // Added to every imported rule's labels (the REST API tags its rules with them).
   labels::Labels extra_labels;
-  // Before adding, delete rules whose labels equal a new rule's labels (`policy import --replace`).
+  // Before adding, delete rules of the same owner whose labels equal a new rule's labels
+  // (`policy import --replace`). Objects (kind, namespace, name) always replace their own
+  // earlier rules of the same owner.
   bool replace = false;
-  // Before adding, delete rules whose labels contain these (when not empty).
+  // Before adding, delete rules of the same owner whose labels contain these (when not empty).
   labels::Labels replace_with_labels;
 };
 
@@ -163,12 +181,24 @@ class Engine {
   // Imports already decoded objects (the Kubernetes watcher decodes objects itself).
   Result<ImportResult> importObjects(std::vector<PolicyObject> objects,
                                      const ImportOptions& options = {});
-  // Deletes every rule whose labels contain `labels` (all rules when empty). kNotFound when
-  // nothing matched; the revision is then unchanged.
-  Result<DeleteResult> deleteByLabels(const labels::Labels& labels);
-  // Deletes the rules of one Kubernetes object (a watch DELETE event).
+  // Deletes every rule of `owner` (any owner when nullopt) whose labels contain `labels` (all
+  // rules when empty). kNotFound when nothing matched (the message says when rules of another
+  // owner did); the revision is then unchanged.
+  Result<DeleteResult> deleteByLabels(const labels::Labels& labels,
+                                      std::optional<Owner> owner = std::nullopt);
+  // Deletes the rules of one Kubernetes object (a watch DELETE event) that `owner` put in force.
   Result<DeleteResult> deleteObject(std::string_view kind, std::string_view namespace_name,
-                                    std::string_view name);
+                                    std::string_view name,
+                                    std::optional<Owner> owner = std::nullopt);
+  // The objects with rules of `owner` in force.
+  std::vector<ObjectRef> objects(Owner owner) const;
+
+  // Every rule with its owner, for the state directory: {"rules": [{"owner": "api", "rule":
+  // {...}}, ...]}. restoreState() puts such a state (or an older plain rule array, whose rules
+  // it takes as the API's, except those derived from Kubernetes objects) back in force in one
+  // revision, all or nothing.
+  nlohmann::json stateJson() const;
+  Result<ImportResult> restoreState(const nlohmann::json& state);
 
   // Starts at 1; +1 for every import and every delete that changed something.
   uint64_t revision() const;

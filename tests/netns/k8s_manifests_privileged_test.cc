@@ -3,6 +3,9 @@
 // on real TCP as they are added, edited and removed, a malformed file changes nothing in force,
 // a pod's label change moves its endpoint to a new identity, and a Service with its
 // EndpointSlice is balanced to the pod.
+#include <signal.h>
+
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -174,24 +177,27 @@ TEST_F(ManifestsTest, PodsPoliciesAndServicesFromTheDirectory) {
   auto ep = endpointOf("web");
   ASSERT_TRUE(ep && ep->status->policy && ep->status->policy->realized);
 
-  // A malformed file is reported and changes nothing in force; nor does a bad edit of the
-  // policy file itself.
-  write("broken.yaml",
-        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: x}\n"
-        "spec: {endpointSelector: {matchLabels: {app: web}}, ingress: [{toPorts: "
-        "[{ports: [{port: \"99999\"}]}]}]}\n");
+  // A bad edit of the policy file is reported and changes nothing in force (its last good
+  // version stays). A new policy that cannot be decoded fails closed: one with deny rules makes
+  // the pods it selects deny all traffic in that direction until it is fixed or removed.
   write("policy.yaml", std::string(kPolicy) + "  - fromEntities: [wrld]\n");
   EXPECT_TRUE(eventually(
-      [&] {
-        auto err = node_->log("agent");
-        return err.find("broken.yaml") != std::string::npos &&
-               err.find("wrld") != std::string::npos;
-      },
+      [&] { return node_->log("agent").find("unknown entity \"wrld\"") != std::string::npos; },
       3s))
       << node_->log("agent");
   EXPECT_FALSE(reaches("other", web, lfd));
   EXPECT_TRUE(reaches("client", web, lfd));
+  write("broken.yaml",
+        "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata: {name: x}\n"
+        "spec: {endpointSelector: {matchLabels: {app: web}}, ingressDeny: [{toPorts: "
+        "[{ports: [{port: \"99999\"}]}]}]}\n");
+  EXPECT_TRUE(eventually([&] { return !reaches("client", web, lfd); }, 3s))
+      << "an invalid policy selecting web must fail closed\n"
+      << node_->log("agent");
+  EXPECT_NE(node_->log("agent").find("failing closed"), std::string::npos);
+  EXPECT_FALSE(reaches("other", web, lfd));
   remove("broken.yaml");
+  EXPECT_TRUE(eventually([&] { return reaches("client", web, lfd); }, 3s));
   write("policy.yaml", kPolicy);
 
   // The other pod takes the client's label: new identity, now allowed.
@@ -241,6 +247,68 @@ endpoints:
   // Removing the policy file removes the policy.
   remove("policy.yaml");
   EXPECT_TRUE(eventually([&] { return reaches("other", web, lfd); }, 3s));
+}
+
+// The policy in force survives an agent restart (kill -9) whatever the directory says at start: a
+// file with the rule and an invalid document, then a file that is not even YAML. Denied
+// connections attempted all through the restarts never get through.
+TEST_F(ManifestsTest, PolicyInForceSurvivesARestartWithBadFiles) {
+  write("pods.yaml", kPods);
+  write("policy.yaml", kPolicy);
+  Process* agent = node_->startReady("agent", {"--manifests-dir=" + manifests_});
+  ASSERT_NE(agent, nullptr);
+  std::string web = addPod("web"), client = addPod("client"), other = addPod("other");
+  ASSERT_FALSE(web.empty() || client.empty() || other.empty());
+  auto listener = testing::listenTcp(netns_path_["web"], web, kPort);
+  ASSERT_TRUE(listener.ok()) << listener.error().toString();
+  int lfd = listener->get();
+  ASSERT_TRUE(eventually([&] { return !reaches("other", web, lfd); }, 3s));
+  ASSERT_TRUE(reaches("client", web, lfd));
+
+  // The file gains a document the agent cannot take: reported, the rule stays.
+  write("policy.yaml", std::string(kPolicy) +
+                           "---\napiVersion: cilium.io/v2\nkind: CiliumNetworkPolicyy\n"
+                           "metadata: {name: typo}\nspec: {endpointSelector: {}}\n");
+  ASSERT_TRUE(eventually(
+      [&] { return node_->log("agent").find("did you mean CiliumNetworkPolicy") != std::string::npos; },
+      3s));
+
+  // Probes from the denied pod, all through two restarts.
+  std::atomic<bool> stop{false};
+  std::atomic<int> probes{0}, through{0};
+  std::thread prober([&] {
+    while (!stop) {
+      probes++;
+      if (testing::connectTcp(netns_path_["other"], web, kPort, 100ms).ok()) {
+        through++;
+        (void)testing::acceptTcp(lfd, 1s);
+      }
+    }
+  });
+  auto restart = [&](const std::string& log) {
+    agent->signal(SIGKILL);
+    (void)agent->wait(10s);
+    agent = node_->startReady(log, {"--manifests-dir=" + manifests_});
+    return agent != nullptr;
+  };
+  EXPECT_TRUE(restart("agent2"));
+  EXPECT_NE(node_->log("agent2").find("did you mean CiliumNetworkPolicy"), std::string::npos);
+  // Not even YAML when the agent starts: the objects in force before stay in force.
+  agent->signal(SIGKILL);
+  (void)agent->wait(10s);
+  write("policy.yaml", "kind: [\n");
+  agent = node_->startReady("agent3", {"--manifests-dir=" + manifests_});
+  EXPECT_NE(agent, nullptr);
+  auto ep = endpointOf("web");
+  EXPECT_TRUE(ep && ep->status->policy && ep->status->policy->realized &&
+              ep->status->policy->realized->policy_enabled == api::EndpointPolicyEnabled::kIngress);
+  stop = true;
+  prober.join();
+  EXPECT_GT(probes.load(), 5);
+  EXPECT_EQ(through.load(), 0) << through << " of " << probes
+                               << " denied connections got through across the restarts";
+  EXPECT_TRUE(reaches("client", web, lfd));
+  EXPECT_FALSE(reaches("other", web, lfd));
 }
 
 }  // namespace

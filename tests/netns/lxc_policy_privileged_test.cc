@@ -133,9 +133,14 @@ class LxcPolicyNetnsTest : public ::testing::Test {
     return 0;
   }
 
-  bool ping(const testing::Pod& from, const std::string& to) { return pingFrom(from.netns, to); }
-  bool pingFrom(const std::string& netns, const std::string& to) {
-    auto r = topo_->exec(netns, {"ping", "-c", "1", "-W", "1", "-n", "-q", to}, 10s);
+  bool ping(const testing::Pod& from, const std::string& to, int deadline_s = 5) {
+    return pingFrom(from.netns, to, deadline_s);
+  }
+  // One echo answered within the deadline (ping retries each second: the first request may wait
+  // for neighbour resolution on a loaded machine). Negative checks pass a short deadline.
+  bool pingFrom(const std::string& netns, const std::string& to, int deadline_s = 5) {
+    auto r = topo_->exec(
+        netns, {"ping", "-c", "1", "-w", std::to_string(deadline_s), "-n", "-q", to}, 10s);
     return r.ok() && r->exit_code == 0;
   }
 
@@ -243,14 +248,14 @@ TEST_F(LxcPolicyNetnsTest, UdpAllowedByIdentityAndDeniedOtherwise) {
 
 TEST_F(LxcPolicyNetnsTest, IcmpAllowedByIdentityAndDeniedOtherwise) {
   EXPECT_TRUE(ping(client_, server_.ip));
-  EXPECT_FALSE(ping(other_, server_.ip));
+  EXPECT_FALSE(ping(other_, server_.ip, 1));
   EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
                             .saddr = other_.ip.c_str(),
                             .proto = kIcmp,
                             .src_identity = kOtherId,
                             .dst_identity = kServerId}));
   // The server may not ping the client (no egress), though it answers the client's pings.
-  EXPECT_FALSE(ping(server_, client_.ip));
+  EXPECT_FALSE(ping(server_, client_.ip, 1));
   EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
                             .saddr = server_.ip.c_str(),
                             .proto = kIcmp,
@@ -258,7 +263,7 @@ TEST_F(LxcPolicyNetnsTest, IcmpAllowedByIdentityAndDeniedOtherwise) {
                             .dir = METRIC_EGRESS}));
   // The node's own pings reach pods only where ingress admits the host identity.
   EXPECT_TRUE(pingFrom(topo_->nodeNetns(), other_.ip));
-  EXPECT_FALSE(pingFrom(topo_->nodeNetns(), client_.ip));
+  EXPECT_FALSE(pingFrom(topo_->nodeNetns(), client_.ip, 1));
   EXPECT_TRUE(waitForEvent({.reason = DROP_POLICY,
                             .saddr = topo_->routerIp().c_str(),
                             .src_identity = IDENTITY_HOST,
