@@ -33,6 +33,7 @@ class NullDevices final : public Devices {
   Status deleteLink(int) override { return okStatus(); }
   bool linkExists(int, const std::string&) override { return true; }
   std::vector<int> attachedLinks() override { return {}; }
+  Status checkPodDevice(int, const std::string&) override { return okStatus(); }
 };
 
 struct Stack {

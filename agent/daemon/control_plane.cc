@@ -51,6 +51,24 @@ class KernelDevices final : public endpoint::Devices {
     auto l = datapath::netlink::linkByIndex(ifindex);
     return l.ok() && (name.empty() || l->name == name);
   }
+  Status checkPodDevice(int ifindex, const std::string& name) override {
+    auto l = datapath::netlink::linkByIndex(ifindex);
+    if (!l.ok())
+      return makeError(ErrorCode::kInvalidArgument, "no device with index {} on this node",
+                       ifindex);
+    if (!name.empty() && l->name != name)
+      return makeError(ErrorCode::kInvalidArgument, "device {} is {}, not {}", ifindex, l->name,
+                       name);
+    if (l->name.rfind("cilium_", 0) == 0 || l->name == "lo")
+      return makeError(ErrorCode::kInvalidArgument, "{} is one of the agent's own devices",
+                       l->name);
+    if (l->kind != "veth" || !l->peer_in_other_netns)
+      return makeError(ErrorCode::kInvalidArgument,
+                       "{} is not the host side of a pod's veth (a veth whose peer is in the "
+                       "pod's network namespace)",
+                       l->name);
+    return okStatus();
+  }
   std::vector<int> attachedLinks() override {
     // Pins are named lxc_<ifindex>_<direction> (Datapath::attachEndpoint).
     std::set<int> out;
@@ -375,6 +393,14 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
                                c.devices.get()};
   endpoint::ManagerOptions mopts;
   mopts.state_dir = opts.state_dir;
+  mopts.claim_address = opts.claim_address;
+  if (!mopts.claim_address) {
+    mopts.claim_address = [](uint32_t, const std::string&) -> Status {
+      return Error(ErrorCode::kFailedPrecondition,
+                   "no IPv4 pod CIDR is configured on this node (ipv4-range): endpoint "
+                   "addresses cannot be checked");
+    };
+  }
   CILIUM_ASSIGN_OR_RETURN(c.manager, endpoint::Manager::create(deps, mopts));
   auto restore_from = std::chrono::steady_clock::now();
   if (opts.restore) {

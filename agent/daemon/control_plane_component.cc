@@ -1,6 +1,8 @@
 // ControlPlaneComponent: the agent's configuration turned into ControlPlaneOptions.
 #include "agent/daemon/control_plane_component.h"
 
+#include <arpa/inet.h>
+
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -62,8 +64,14 @@ Status ControlPlaneComponent::start(Daemon& daemon) {
                    "(k8s-kubeconfig-path, k8s-api-server or in-cluster configuration)");
     o.cluster_identities = crdIdentityBackend(*k8s_->client(), *k8s_->source());
   }
-  if (daemon.ipam() != nullptr)
-    if (auto r = daemon.ipam()->router(IpFamily::kV4)) o.router_ipv4 = r->toString();
+  if (ipam::Ipam* ipam = daemon.ipam(); ipam != nullptr) {
+    if (auto r = ipam->router(IpFamily::kV4)) o.router_ipv4 = r->toString();
+    o.claim_address = [ipam](uint32_t ipv4, const std::string& owner) -> Status {
+      auto lease = ipam->allocate(IpAddr::v4(ntohl(ipv4)), owner);
+      if (!lease.ok()) return lease.error();
+      return okStatus();
+    };
+  }
   CILIUM_ASSIGN_OR_RETURN(cp_, ControlPlane::start(o, daemon.router()));
   ControlPlane* cp = cp_.get();
   drainDeleteQueue((std::filesystem::path(cfg.socket_path).parent_path() / "deleteQueue").string(),

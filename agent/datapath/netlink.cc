@@ -118,6 +118,7 @@ Link parseLink(const nlmsghdr* h) {
   for (auto* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
     switch (a->rta_type) {
       case IFLA_IFNAME: l.name = static_cast<const char*>(RTA_DATA(a)); break;
+      case IFLA_LINK_NETNSID: l.peer_in_other_netns = true; break;
       case IFLA_MTU: std::memcpy(&l.mtu, RTA_DATA(a), sizeof(uint32_t)); break;
       case IFLA_ADDRESS:
         l.mac = macText(static_cast<const unsigned char*>(RTA_DATA(a)), RTA_PAYLOAD(a));

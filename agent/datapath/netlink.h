@@ -19,6 +19,8 @@ struct Link {
   uint32_t mtu = 0;
   bool up = false;
   std::string mac;  // "aa:bb:cc:dd:ee:ff"
+  // The device's peer (veth) or lower device lives in another network namespace.
+  bool peer_in_other_netns = false;
 };
 
 // kNotFound when no such device exists.

@@ -361,6 +361,19 @@ void Manager::setPodResolver(PodResolver resolver) {
 
 Result<Endpoint> Manager::add(Spec spec) {
   CILIUM_RETURN_IF_ERROR(spec.validate());
+  // The request is untrusted: the device must be a pod's veth and the address one of this
+  // node's pod addresses, held by nobody else (reserved for the endpoint's container now).
+  if (deps_.devices != nullptr) {
+    if (auto st = deps_.devices->checkPodDevice(spec.ifindex, spec.interface_name); !st.ok())
+      return st.error().withContext("interface-index");
+  }
+  if (options_.claim_address && spec.ipv4 != 0) {
+    std::string owner = !spec.container_id.empty() ? spec.container_id
+                        : !spec.pod_name.empty()   ? spec.podRef()
+                                                   : std::string();
+    if (auto st = options_.claim_address(spec.ipv4, owner); !st.ok())
+      return st.error().withContext("addressing.ipv4");
+  }
   PodResolver resolver;
   {
     std::lock_guard lock(resolver_mu_);
@@ -373,6 +386,30 @@ Result<Endpoint> Manager::add(Spec spec) {
     spec.named_ports = std::move(meta.named_ports);
   }
   std::lock_guard regen(regen_mu_);
+  // One pod, one live endpoint: a newer sandbox of the pod (kubelet recreates the sandbox after
+  // a runtime restart, before the old one's DEL) replaces the older endpoint, so two endpoints
+  // never carry the pod's labels and identity at once.
+  if (!spec.pod_name.empty()) {
+    std::optional<uint16_t> older;
+    std::string older_container;
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& [id, other] : endpoints_) {
+        if (other.spec.pod_name == spec.pod_name &&
+            other.spec.pod_namespace == spec.pod_namespace &&
+            other.spec.container_id != spec.container_id) {
+          older = id;
+          older_container = other.spec.container_id;
+        }
+      }
+    }
+    if (older) {
+      log()->warn(
+          "pod={} has a new sandbox container={}: replacing its endpoint id={} of container={}",
+          spec.podRef(), spec.container_id, *older, older_container);
+      (void)removeLocked(*older);
+    }
+  }
   Endpoint ep;
   {
     std::lock_guard lock(mu_);
@@ -514,16 +551,24 @@ int Manager::cleanupLocked(const Endpoint& ep, bool delete_link) {
 
 Result<int> Manager::remove(const Ref& ref) {
   std::lock_guard regen(regen_mu_);
+  std::optional<uint16_t> id;
+  {
+    std::lock_guard lock(mu_);
+    id = findLocked(ref);
+  }
+  if (!id) return Error(ErrorCode::kNotFound, "endpoint not found");
+  return removeLocked(*id);
+}
+
+int Manager::removeLocked(uint16_t id) {
   Endpoint ep;
   {
     std::lock_guard lock(mu_);
-    auto id = findLocked(ref);
-    if (!id) return Error(ErrorCode::kNotFound, "endpoint not found");
-    Endpoint& cur = endpoints_[*id];
+    Endpoint& cur = endpoints_[id];
     cur.state = State::kDisconnecting;
     ep = cur;
-    pending_full_.erase(*id);
-    pending_delta_.erase(*id);
+    pending_full_.erase(id);
+    pending_delta_.erase(id);
   }
   int errors = cleanupLocked(ep, true);
   if (auto st = deps_.ids->release(ep.identity); !st.ok()) {

@@ -60,11 +60,20 @@ class Devices {
   virtual bool linkExists(int ifindex, const std::string& name) = 0;
   // ifindexes that carry pinned endpoint programs (stale ones are detached after a restore).
   virtual std::vector<int> attachedLinks() = 0;
+  // Whether the device can be a pod's: it exists (with `name` when given), is the host side of
+  // a veth whose peer is in another network namespace, and is none of the agent's own devices.
+  // kInvalidArgument saying why not: an endpoint on any other device would let its removal
+  // delete that device.
+  virtual Status checkPodDevice(int ifindex, const std::string& name) = 0;
 };
 
 struct ManagerOptions {
   // Endpoint state files go to <state_dir>/endpoints; "" keeps nothing on disk.
   std::string state_dir;
+  // Reserves a new endpoint's IPv4 address (network byte order) for `owner` (its container),
+  // refusing with the reason an address that is not one of this node's pod addresses or that
+  // another owner holds (the node's IPAM). Unset: addresses are not checked (tests).
+  std::function<Status(uint32_t ipv4, const std::string& owner)> claim_address;
   labels::LabelFilter filter = labels::LabelFilter::defaults();
   // How long create() and the worker may keep an identity that failed to regenerate.
   size_t log_entries = 20;
@@ -111,7 +120,8 @@ class Manager {
 
   // Creates and regenerates an endpoint; returns it ready. kAlreadyExists when the id, the
   // address or the device is taken; kInvalidArgument for a bad spec. On failure nothing of the
-  // endpoint is left behind.
+  // endpoint is left behind. One pod has one live endpoint: an endpoint of the same pod
+  // (namespace/name) from another container (an older sandbox) is removed first.
   Result<Endpoint> add(Spec spec);
   // Replaces the endpoint's labels (PATCH): new identity, regenerated, old identity released.
   // Unchanged labels (and named ports, when given) are a no-op.
@@ -171,6 +181,9 @@ class Manager {
   Status persist(const Endpoint& ep) const;
   void removeStateFile(uint16_t id) const;
   std::string statePath(uint16_t id) const;
+  // Removes endpoint `id` (which must exist): datapath state, identity, state file. Call with
+  // regen_mu_ held; returns the number of cleanup steps that failed.
+  int removeLocked(uint16_t id);
   std::optional<uint16_t> findLocked(const Ref& ref) const;
   Result<uint16_t> pickIdLocked(uint16_t wanted) const;
   void appendLog(Endpoint& ep, bool ok, std::string message);

@@ -206,6 +206,62 @@ TEST_F(EndpointAgentTest, PolicyFromDbgChangesRealTrafficAndDeleteCleansUp) {
   EXPECT_TRUE(canConnect(client_pod, server));
 }
 
+// PUT /v1/endpoint is untrusted: an address that is not one of the node's pod addresses, or a
+// device that is not a pod's veth (the agent's own cilium_host above all), is refused with the
+// field named, and nothing of the agent's is touched.
+TEST_F(EndpointAgentTest, EndpointRequestsForForeignAddressesAndDevicesAreRefused) {
+  Process* agent = startAgent("agent");
+  ASSERT_NE(agent, nullptr);
+  ASSERT_TRUE(waitReady(agent)) << log("agent");
+  Pod web = addPod("web", "10.200.0.10");
+  auto host = topo_->exec(topo_->nodeNetns(), {"ip", "-j", "link", "show", "cilium_host"});
+  ASSERT_TRUE(host.ok() && host->exit_code == 0);
+  int host_ifindex = nlohmann::json::parse(host->out)[0]["ifindex"];
+
+  auto put = [&](const std::string& ip, int ifindex, const std::string& ifname) {
+    api::EndpointChangeRequest req;
+    req.container_id = "ctr-evil";
+    req.interface_name = ifname;
+    req.interface_index = ifindex;
+    req.addressing = api::AddressPair{};
+    req.addressing->ipv4 = ip;
+    req.k8s_namespace = "default";
+    req.k8s_pod_name = "evil";
+    return client().putEndpoint(*api::parseEndpointRef("container-id:ctr-evil"), req);
+  };
+  struct Case {
+    std::string ip;
+    int ifindex;
+    std::string ifname, want;
+  } cases[] = {
+      {"8.8.8.8", web.host_ifindex, web.host_ifname, "addressing.ipv4: 8.8.8.8 is not in"},
+      {"10.200.0.1", web.host_ifindex, web.host_ifname, "is the router address"},
+      {"10.96.0.10", web.host_ifindex, web.host_ifname, "addressing.ipv4: 10.96.0.10 is not in"},
+      {"10.200.0.20", host_ifindex, "cilium_host", "cilium_host is one of the agent's own"},
+      {"10.200.0.20", 1, "lo", "lo is one of the agent's own"},
+  };
+  for (const auto& c : cases) {
+    auto st = put(c.ip, c.ifindex, c.ifname);
+    ASSERT_FALSE(st.ok()) << c.ip << " on " << c.ifname << " was accepted";
+    EXPECT_EQ(st.error().code(), ErrorCode::kInvalidArgument) << st.error().toString();
+    EXPECT_NE(st.error().message().find(c.want), std::string::npos) << st.error().message();
+  }
+  auto eps = client().listEndpoints();
+  ASSERT_TRUE(eps.ok());
+  EXPECT_TRUE(eps->empty());
+  auto still = topo_->exec(topo_->nodeNetns(), {"ip", "link", "show", "cilium_host"});
+  ASSERT_TRUE(still.ok());
+  EXPECT_EQ(still->exit_code, 0) << "cilium_host must survive";
+  // The real pod is accepted, and its address is now held for it: another container cannot
+  // take it.
+  ASSERT_TRUE(attach(web, "web").ok()) << log("agent");
+  Pod other = addPod("other", "10.200.0.11");
+  auto taken = put("10.200.0.10", other.host_ifindex, other.host_ifname);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_NE(taken.error().message().find("already allocated to ctr-web"), std::string::npos)
+      << taken.error().message();
+}
+
 TEST_F(EndpointAgentTest, LiveConnectionSurvivesKill9AndDeniedFlowStaysDenied) {
   Process* agent = startAgent("agent");
   ASSERT_NE(agent, nullptr);

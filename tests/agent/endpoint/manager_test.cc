@@ -59,6 +59,12 @@ class FakeDevices final : public Devices {
     std::lock_guard l(mu);
     return {attached.begin(), attached.end()};
   }
+  Status checkPodDevice(int ifindex, const std::string&) override {
+    std::lock_guard l(mu);
+    if (not_pods.count(ifindex)) return Error(ErrorCode::kInvalidArgument, "not a pod's veth");
+    return okStatus();
+  }
+  std::set<int> not_pods;  // devices checkPodDevice refuses
 
   std::mutex mu;
   std::set<int> attached;
@@ -114,7 +120,9 @@ class ManagerTest : public ::testing::Test {
     engine_ = std::make_unique<policy::Engine>(*ids_);
     ipcache_ = std::make_unique<ipcache::IpCache>(&maps_.ipcache, &maps_.runtime_config);
     Manager::Deps deps{ids_.get(), engine_.get(), ipcache_.get(), maps_.view(), &devices_};
-    auto m = Manager::create(deps, ManagerOptions{dir_.path() + "/state"});
+    ManagerOptions opts = opts_;
+    opts.state_dir = dir_.path() + "/state";
+    auto m = Manager::create(deps, opts);
     ASSERT_TRUE(m.ok()) << m.error().toString();
     mgr_ = std::move(*m);
   }
@@ -124,6 +132,8 @@ class ManagerTest : public ::testing::Test {
     ipcache_.reset();
     ids_.reset();
   }
+
+  ManagerOptions opts_;  // state_dir is set by start()
 
   Endpoint add(const Spec& s) {
     devices_.links.insert(s.ifindex);
@@ -218,6 +228,56 @@ TEST_F(ManagerTest, RejectsConflictsAndBadSpecsLeavingNothingBehind) {
   EXPECT_FALSE(ids_->lookupByLabels(
       *labels::Labels::parse({"k8s:app=db", "k8s:io.kubernetes.pod.namespace=default"})))
       << "the identity was released";
+}
+
+// One pod, one live endpoint: the pod's new sandbox (another container) replaces the endpoint of
+// the old one instead of making a second endpoint with the pod's labels and identity.
+TEST_F(ManagerTest, ANewSandboxOfAPodReplacesItsEndpoint) {
+  auto first = add(pod("tiefighter", "10.200.0.10", 7, "tiefighter"));
+  Spec again = pod("tiefighter", "10.200.0.11", 8, "tiefighter");
+  again.container_id = "c-tiefighter-2";
+  auto second = add(again);
+  EXPECT_EQ(mgr_->size(), 1u);
+  Ref by_old{Ref::Kind::kContainerId, 0, "c-tiefighter", ""};
+  EXPECT_FALSE(mgr_->get(by_old).has_value());
+  Ref by_pod{Ref::Kind::kPodName, 0, "default/tiefighter", ""};
+  auto now = mgr_->get(by_pod);
+  ASSERT_TRUE(now.has_value());
+  EXPECT_EQ(now->spec.container_id, "c-tiefighter-2");
+  EXPECT_EQ(now->identity, first.identity);
+  EXPECT_FALSE(devices_.links.count(7)) << "the old sandbox's veth is gone";
+  EXPECT_FALSE(*maps_.endpoints.lookup(datapath::endpointKeyV4(ip("10.200.0.10"))));
+  // The same container again is a conflict, not a replacement.
+  auto dup = mgr_->add(again);
+  ASSERT_FALSE(dup.ok());
+  EXPECT_EQ(dup.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_EQ(mgr_->size(), 1u);
+}
+
+// The request is untrusted: a device that is not a pod's veth, or an address the node's IPAM
+// refuses, is an error naming the field, and nothing is created.
+TEST_F(ManagerTest, RefusesForeignDevicesAndAddresses) {
+  stop();
+  std::set<uint32_t> claimed;
+  opts_.claim_address = [&](uint32_t ipv4, const std::string& owner) -> Status {
+    if (ipv4 == ip("8.8.8.8")) return Error(ErrorCode::kInvalidArgument, "8.8.8.8 is not in 10.200.0.0/24");
+    EXPECT_EQ(owner, "c-web");
+    claimed.insert(ipv4);
+    return okStatus();
+  };
+  start();
+  devices_.not_pods.insert(3);
+  auto host = mgr_->add(pod("web", "10.200.0.10", 3, "web"));
+  ASSERT_FALSE(host.ok());
+  EXPECT_EQ(host.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(host.error().message(), "interface-index: not a pod's veth");
+  auto google = mgr_->add(pod("web", "8.8.8.8", 7, "web"));
+  ASSERT_FALSE(google.ok());
+  EXPECT_EQ(google.error().message(), "addressing.ipv4: 8.8.8.8 is not in 10.200.0.0/24");
+  EXPECT_EQ(mgr_->size(), 0u);
+  EXPECT_TRUE(claimed.empty());
+  add(pod("web", "10.200.0.10", 7, "web"));
+  EXPECT_EQ(claimed, std::set<uint32_t>{ip("10.200.0.10")});
 }
 
 TEST_F(ManagerTest, RestApiIdFormsAndErrors) {
