@@ -237,6 +237,48 @@ TEST_F(DemoTest, PodsFollowTheManifestsAndDownCleansUpAfterACrash) {
   EXPECT_FALSE(fs::exists(state()));
 }
 
+// The agent restarts alone, as a DaemonSet restarts it: `restart-agent --kill`, a plain
+// `restart-agent`, and a crashed agent brought back; the pods, their addresses and rule1 stay,
+// and xwing is denied before, during and after.
+TEST_F(DemoTest, AgentRestartsAloneKeepingPodsAndPolicy) {
+  ASSERT_NO_FATAL_FAILURE(upWithPods());
+  std::string ds1 = ip("deathstar-1");
+  ASSERT_TRUE(eventually([&] { return request("tiefighter", ds1, "1").exit_code == 0; }, 15s));
+  fs::copy_file(kSource + "/deploy/local/demo/policies/rule1.yaml",
+                work_ + "/manifests/rule1.yaml");
+  ASSERT_TRUE(eventually([&] { return enforcesIngress("deathstar-1"); }, 10s));
+  ASSERT_EQ(request("xwing", ds1, "1").exit_code, 4);
+
+  auto restarted = tool({"restart-agent", "--kill"}, 90s);
+  EXPECT_EQ(restarted.exit_code, 0) << restarted.out << restarted.err;
+  EXPECT_NE(restarted.out.find("SIGKILL"), std::string::npos) << restarted.out;
+  EXPECT_EQ(request("xwing", ds1, "1").exit_code, 4) << "rule1 must hold across the restart";
+  EXPECT_EQ(request("tiefighter", ds1).exit_code, 0);
+  EXPECT_TRUE(enforcesIngress("deathstar-1"));
+
+  auto graceful = tool({"restart-agent"}, 90s);
+  EXPECT_EQ(graceful.exit_code, 0) << graceful.out << graceful.err;
+  EXPECT_NE(graceful.out.find("SIGTERM"), std::string::npos) << graceful.out;
+
+  // A crash: `up` refuses and says what to do; restart-agent brings the agent back.
+  pid_t agent = std::atoi(readFile(state() + "/agent.pid").valueOr("").c_str());
+  ASSERT_GT(agent, 1);
+  ASSERT_EQ(::kill(agent, SIGKILL), 0);
+  ASSERT_TRUE(eventually([&] { return tool({"status"}).exit_code != 0; }, 10s));
+  auto up = tool({"up", "--manifests", work_ + "/manifests"});
+  EXPECT_NE(up.exit_code, 0);
+  EXPECT_NE(up.err.find("restart-agent"), std::string::npos) << up.err;
+  EXPECT_EQ(request("xwing", ds1, "1").exit_code, 4) << "the datapath enforces without the agent";
+  auto back = tool({"restart-agent"}, 90s);
+  EXPECT_EQ(back.exit_code, 0) << back.out << back.err;
+  EXPECT_NE(back.out.find("not running"), std::string::npos) << back.out;
+  auto eps = tool({"dbg", "endpoint", "list", "-o", "json"});
+  EXPECT_EQ(nlohmann::json::parse(eps.out).size(), 4u) << eps.out;
+  EXPECT_EQ(request("xwing", ds1, "1").exit_code, 4);
+  EXPECT_EQ(request("tiefighter", ds1).exit_code, 0);
+  agent_log_ = readFile(state() + "/logs/agent.log").valueOr("");
+}
+
 TEST_F(DemoTest, ReadmeCommandOnePasses) {
   SpawnOptions o;
   o.extra_env = {"CILIUM_DEMO_SKIP_BUILD=1", "CILIUM_DEMO_NAME=" + name_ + "sw",
