@@ -16,14 +16,17 @@
 #include "lib/enforce.h"
 #include "lib/eth.h"
 #include "lib/events.h"
+#include "lib/lb_hairpin.h"
 #include "lib/lb_packet.h"
+#include "lib/lb_reject.h"
+#include "lib/lb_reverse.h"
 #include "lib/local_delivery.h"
 #include "lib/metrics.h"
 #include "lib/pkt.h"
 
 /*
  * Into local pod `dst`, its ingress side done: the packet counts as leaving the sender and
- * entering `dst`. Also a hairpin packet (lib/lb_packet.h), back into the pod it came from.
+ * entering `dst`. Also a hairpin packet (lib/lb_hairpin.h), back into the pod it came from.
  */
 static __always_inline int deliver_to_pod(struct __sk_buff *ctx, struct pkt4 *p,
 					  const struct endpoint_info *dst, struct trace_info *ti,

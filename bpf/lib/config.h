@@ -19,7 +19,7 @@ const volatile __u32 cfg_ct_timeout_nontcp = CT_TIMEOUT_NONTCP;
 const volatile __u32 cfg_ct_report_interval = CT_REPORT_INTERVAL;
 
 /*
- * Source address of a pod's packets to itself through a service (hairpin, lib/lb_packet.h), in
+ * Source address of a pod's packets to itself through a service (hairpin, lib/lb_hairpin.h), in
  * network byte order: 169.254.42.1 unless the agent's ipv4-service-loopback-address says else.
  */
 const volatile __be32 cfg_lb_loopback_ipv4 = bpf_htonl(0xa9fe2a01);

@@ -27,3 +27,11 @@ static __always_inline void eth_rewrite(struct ethhdr *eth, const __u8 *dst, con
 	eth_copy_mac(eth->h_dest, dst);
 	eth_copy_mac(eth->h_source, src);
 }
+
+/* Copies a 6-byte MAC as three 2-byte stores, for a MAC only 2-byte aligned (bpf_fib_lookup's). */
+static __always_inline void eth_copy_mac16(__u8 *dst, const __u8 *src)
+{
+	((__u16 *)dst)[0] = ((const __u16 *)src)[0];
+	((__u16 *)dst)[1] = ((const __u16 *)src)[1];
+	((__u16 *)dst)[2] = ((const __u16 *)src)[2];
+}

@@ -12,13 +12,23 @@
  *     client, as from the frontend: quote {C:cp -> F:fp}.
  *   from a local backend towards an outside client (quote {C:cp -> B:bp}), at the device's egress:
  *     as from the frontend, quote {C:cp -> F:fp}.
- * The outer and quoted IP checksums and the ICMP checksum are updated; the quoted TCP/UDP
- * checksum is left as it was (nobody verifies a quote's).
+ * The rewrite itself is lib/icmp4.h's.
  */
 #pragma once
 
 #include "compiler.h"
-#include "lib/nodeport.h"
+#include "abi/ct.h"
+#include "abi/drop.h"
+#include "abi/lb.h"
+#include "abi/nat.h"
+#include "lib/conntrack.h"
+#include "lib/endpoint.h"
+#include "lib/icmp4.h"
+#include "lib/lb.h"
+#include "lib/lb_packet.h"
+#include "lib/nodeport_fwd.h"
+#include "lib/nodeport_snat.h"
+#include "lib/pkt.h"
 
 /* Routes the translated error towards `daddr` (from `saddr`) and sends it, as nodeport_ingress. */
 static __always_inline int nodeport_icmp_forward(struct __sk_buff *ctx, struct pkt4 *p,
@@ -81,8 +91,8 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 				return -DROP_NAT_NO_MAPPING;
 			frontend = rn->address;
 			frontend_port = rn->port;
-			ret = lb4_icmp_rewrite(ctx, frontend, client, client, client_port, frontend,
-					       frontend_port);
+			ret = icmp4_error_rewrite(ctx, frontend, client, client, client_port,
+						  frontend, frontend_port);
 			if (ret < 0)
 				return ret;
 			return nodeport_icmp_forward(ctx, p, frontend, client);
@@ -94,7 +104,7 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 	ck.daddr = q.saddr;
 	ck.sport = q.dport;
 	ck.dport = q.sport;
-	e = bpf_map_lookup_elem(nodeport_ct_map(q.proto), &ck);
+	e = bpf_map_lookup_elem(lb4_ct_map(q.proto), &ck);
 	if (!e || !ct_alive(e, now))
 		return TC_ACT_OK;
 	be = lb4_lookup_backend(e->lb_id);
@@ -104,8 +114,8 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 	client_port = q.dport;
 	dst = endpoint_by_ipv4(be->address);
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
-		ret = lb4_icmp_rewrite(ctx, p->t.saddr, be->address, be->address, be->port, client,
-				       client_port);
+		ret = icmp4_error_rewrite(ctx, p->t.saddr, be->address, be->address, be->port,
+					  client, client_port);
 		if (ret < 0)
 			return ret;
 		return nodeport_deliver_local(ctx, dst);
@@ -123,8 +133,8 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 		__be16 node_port = n->to_port;
 		__be32 backend = be->address;
 
-		ret = lb4_icmp_rewrite(ctx, node_addr, backend, backend, be->port, node_addr,
-				       node_port);
+		ret = icmp4_error_rewrite(ctx, node_addr, backend, backend, be->port, node_addr,
+					  node_port);
 		if (ret < 0)
 			return ret;
 		return nodeport_icmp_forward(ctx, p, node_addr, backend);
@@ -149,13 +159,13 @@ static __always_inline int nodeport_icmp_egress(struct __sk_buff *ctx, const str
 	if (!src || (src->flags & ENDPOINT_F_HOST))
 		return 0;
 	/* The quote {C:cp -> B:bp} is the connection's own direction. */
-	e = ct_find(nodeport_ct_map(p->inner.proto), &p->inner, false, CT_KEY_NODEPORT, now);
+	e = ct_find(lb4_ct_map(p->inner.proto), &p->inner, false, CT_KEY_NODEPORT, now);
 	if (!e || !e->lb_id)
 		return 0;
 	id = e->lb_id;
 	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &id);
 	if (!rn)
 		return -DROP_NAT_NO_MAPPING;
-	return lb4_icmp_rewrite(ctx, rn->address, p->t.daddr, p->inner.saddr, p->inner.sport,
-				rn->address, rn->port);
+	return icmp4_error_rewrite(ctx, rn->address, p->t.daddr, p->inner.saddr, p->inner.sport,
+				   rn->address, rn->port);
 }

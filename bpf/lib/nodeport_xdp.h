@@ -12,15 +12,20 @@
 #pragma once
 
 #include "compiler.h"
+#include "abi/lb.h"
+#include "abi/nat.h"
+#include "lib/config.h"
 #include "lib/csum.h"
+#include "lib/endpoint.h"
+#include "lib/eth.h"
+#include "lib/ipv4.h"
+#include "lib/lb.h"
+#include "lib/lb_packet.h"
 #include "lib/metrics.h"
 #include "lib/nodeport.h"
-
-static __always_inline void xdp_csum_replace4(__u16 *sum, __be32 from, __be32 to)
-{
-	csum_replace2(sum, ((__u16 *)&from)[0], ((__u16 *)&to)[0]);
-	csum_replace2(sum, ((__u16 *)&from)[1], ((__u16 *)&to)[1]);
-}
+#include "lib/nodeport_fwd.h"
+#include "lib/nodeport_snat.h"
+#include "lib/pkt.h"
 
 /*
  * Rewrites both ends of the IPv4 TCP/UDP packet at `ip` (no options) to (saddr, sport) ->
@@ -42,15 +47,15 @@ static __always_inline bool xdp_nat4(struct iphdr *ip, void *data_end, __be32 sa
 		l4sum = (__u16 *)(l4 + 6);
 	}
 	if (ip->protocol == IPPROTO_TCP_ || *l4sum != 0) {
-		xdp_csum_replace4(l4sum, ip->saddr, saddr);
-		xdp_csum_replace4(l4sum, ip->daddr, daddr);
+		csum_replace4(l4sum, ip->saddr, saddr);
+		csum_replace4(l4sum, ip->daddr, daddr);
 		csum_replace2(l4sum, *(__u16 *)l4, sport);
 		csum_replace2(l4sum, *(__u16 *)(l4 + 2), dport);
 		if (ip->protocol == IPPROTO_UDP_ && *l4sum == 0)
 			*l4sum = 0xffff; /* 0 means "no checksum" in UDP */
 	}
-	xdp_csum_replace4(&ip->check, ip->saddr, saddr);
-	xdp_csum_replace4(&ip->check, ip->daddr, daddr);
+	csum_replace4(&ip->check, ip->saddr, saddr);
+	csum_replace4(&ip->check, ip->daddr, daddr);
 	ip->saddr = saddr;
 	ip->daddr = daddr;
 	*(__be16 *)l4 = sport;
@@ -91,8 +96,8 @@ static __always_inline int xdp_send_back(struct xdp_md *ctx, struct ethhdr *eth,
 	if (ttl <= 1)
 		return XDP_PASS; /* tc reports the drop */
 	ipv4_dec_ttl(ip);
-	nodeport_copy_mac16(eth->h_dest, fib->dmac);
-	nodeport_copy_mac16(eth->h_source, fib->smac);
+	eth_copy_mac16(eth->h_dest, fib->dmac);
+	eth_copy_mac16(eth->h_source, fib->smac);
 	metrics_account(ctx->data_end - ctx->data, METRIC_SERVICE, REASON_FORWARDED, 0, 0);
 	return XDP_TX;
 }
@@ -172,7 +177,7 @@ static __always_inline int nodeport_xdp(struct xdp_md *ctx)
 		__be16 bport;
 		__u32 oif;
 
-		be = lb4_connection_backend(nodeport_ct_map(p.t.proto), svc, &p, now);
+		be = lb4_connection_backend(lb4_ct_map(p.t.proto), svc, &p, now);
 		if (!be)
 			return XDP_PASS;
 		backend = be->address;
