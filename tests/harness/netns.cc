@@ -243,16 +243,20 @@ Status sweepStale(bool all) {
     for (const auto& e : fs::directory_iterator(kNetnsDir, ec))
       if (stale(e.path().filename())) names.push_back(e.path().filename());
     // Pods before nodes does not matter: deleting any namespace removes its veth ends.
+    // Another process may remove an item at the same time (its own test ending): what is gone
+    // is not a failure.
     for (const auto& n : names)
-      if (auto s = deleteNetns(n); !s.ok()) failures.push_back(s.error().message());
+      if (auto s = deleteNetns(n); !s.ok() && fs::exists(fs::path(kNetnsDir) / n, ec))
+        failures.push_back(s.error().message());
   }
   for (const char* root : {kBpfRoot, kCgroupRoot, "/tmp"}) {
     if (!fs::exists(root, ec)) continue;
     for (const auto& e : fs::directory_iterator(root, ec)) {
       if (!stale(e.path().filename())) continue;
       if (std::string(root) == kCgroupRoot) {
-        if (Status s = removeCgroup(e.path()); !s.ok()) failures.push_back(s.error().message());
-      } else if (fs::remove_all(e.path(), ec); ec) {
+        if (Status s = removeCgroup(e.path()); !s.ok() && fs::exists(e.path(), ec))
+          failures.push_back(s.error().message());
+      } else if (fs::remove_all(e.path(), ec); ec && fs::exists(e.path())) {
         failures.push_back(e.path().string() + ": " + ec.message());
       }
     }
