@@ -20,7 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include <boost/asio/executor_work_guard.hpp>
@@ -226,7 +226,7 @@ class ServerCore {
   std::atomic<uint64_t> timeouts_{0};
 
   // Event-loop thread only.
-  std::unordered_set<std::shared_ptr<Connection>> conns_;
+  std::unordered_map<Connection*, std::shared_ptr<Connection>> conns_;
   std::array<char, 65536> drain_{};  // where refused bodies go; nobody reads it
 
   std::mutex mu_;
@@ -260,7 +260,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     arm(job_->started + core_.opts_.handler_timeout);
   }
   void onReply(Reply reply) {
-    if (phase_ != Phase::kQueued && phase_ != Phase::kRunning) return;
+    if (phase_ != Phase::kQueued && phase_ != Phase::kRunning) {
+      if (reply.stream) core_.streams_--;  // the slot toReply() took
+      return;
+    }
     job_.reset();
     if (reply.stream) {
       phase_ = Phase::kStreaming;
@@ -397,7 +400,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     if (ec) return readFailed(ec);
     auto msg = parser_->release();
     parser_.reset();
-    keep_alive_ = msg.keep_alive();
+    // A HEAD answer carries the same body a GET would; closing after it keeps a client that
+    // expects none from reading it as the next response.
+    keep_alive_ = msg.keep_alive() && msg.method() != http::verb::head;
     auto job = std::make_shared<Job>();
     job->method = std::string(sv(msg.method_string()));
     job->target = std::string(sv(msg.target()));
@@ -569,7 +574,7 @@ void ServerCore::accept() {
       socket.close(ignored);
     } else {
       auto conn = std::make_shared<Connection>(*this, std::move(socket));
-      conns_.insert(conn);
+      conns_.emplace(conn.get(), conn);
       connections_++;
       conn->start();
     }
@@ -578,11 +583,7 @@ void ServerCore::accept() {
 }
 
 void ServerCore::removeConnection(Connection* c) {
-  for (auto it = conns_.begin(); it != conns_.end(); ++it) {
-    if (it->get() != c) continue;
-    conns_.erase(it);
-    break;
-  }
+  conns_.erase(c);
   std::lock_guard lock(mu_);
   connections_--;
   cv_.notify_all();
@@ -715,7 +716,8 @@ void ServerCore::stop() {
     acceptor_.close(ignored);
     accept_retry_.cancel();
     // Copy: closing removes from the set.
-    std::vector<std::shared_ptr<Connection>> all(conns_.begin(), conns_.end());
+    std::vector<std::shared_ptr<Connection>> all;
+    for (auto& [ptr, c] : conns_) all.push_back(c);
     for (auto& c : all) c->closeIfIdle();
   });
   // In-flight requests finish (each is bounded by its deadlines), streams end within a poll.
