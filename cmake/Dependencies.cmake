@@ -12,6 +12,8 @@ pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
 # libyaml for untrusted YAML (policy): yaml-cpp 0.7 hangs on some malformed input.
 pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
 
+# Boost.Asio and Boost.Beast (header-only): the REST server (agent/api/server.cc).
+find_package(Boost 1.74 REQUIRED)
 find_package(spdlog REQUIRED)
 find_package(fmt REQUIRED)
 find_package(nlohmann_json 3.10 REQUIRED)

@@ -7,6 +7,7 @@
 #include "agent/common/inet.h"
 #include "agent/common/netns.h"
 #include "agent/datapath/netlink.h"
+#include "cni/input.h"
 #include "cni/plugin.h"
 
 namespace cilium::cni {
@@ -70,6 +71,8 @@ class NetlinkHostNet final : public HostNet {
       return host.error().code() == ErrorCode::kNotFound ? okStatus() : Status(host.error());
     return nl::deleteLink(host->ifindex);
   }
+
+  Status checkNetns(const std::string& netns) override { return checkNetnsPath(netns); }
 
   Status check(const std::string& netns, const std::string& ifname,
                const std::string& address) override {

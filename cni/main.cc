@@ -1,18 +1,32 @@
 // cilium-cni: the CNI plugin binary. stdin carries the network configuration, CNI_* the
 // request; the result or error goes to stdout, logs to a file (never to stdout).
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
-#include <iterator>
 #include <string>
 
 #include "agent/common/log.h"
+#include "cni/input.h"
 #include "cni/plugin.h"
 #include "cni/spec.h"
 
 int main() {
   using namespace cilium;
-  std::string input((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
+  cni::CniError read_error;
+  auto read = cni::readNetConf(STDIN_FILENO, cni::kMaxNetConfBytes, read_error);
+  if (!read) {
+    // Nothing of the config is trusted (not even its log-file): the default log, the newest
+    // version.
+    const char* env = std::getenv("CILIUM_CNI_LOG_FILE");
+    (void)logToFile(env != nullptr ? env : std::string(cni::kDefaultLogFile));
+    logger("cni")->warn("failing with code={} msg={}", static_cast<int>(read_error.code),
+                        read_error.msg);
+    std::cout << read_error.toJson(cni::supportedVersions().back()) << std::endl;
+    return static_cast<int>(read_error.code);
+  }
+  const std::string& input = *read;
 
   // The log file and the agent socket can come from the config; a config that does not parse
   // is reported by the plugin itself below.

@@ -55,6 +55,24 @@ uint64_t fnv1a(std::string_view a, std::string_view b) {
 
 std::string stripPrefixLength(const std::string& cidr) { return cidr.substr(0, cidr.find('/')); }
 
+// A CNI_NETNS that is not there means the container is gone (code 3: the runtime need not clean
+// up); one that is something else is a bad variable (code 4, naming it); anything else, such as
+// permission, is an I/O failure (code 5). Never 999: none of these is the plugin's own failure.
+Outcome netnsFailure(const NetConf& conf, const std::string& netns, const Error& e) {
+  switch (e.code()) {
+    case ErrorCode::kNotFound:
+      return failure(&conf, Code::kUnknownContainer,
+                     fmt::format("the network namespace {} (CNI_NETNS) does not exist", netns),
+                     e.message());
+    case ErrorCode::kInvalidArgument:
+      return failure(&conf, Code::kInvalidEnvironment,
+                     fmt::format("CNI_NETNS {} is not a network namespace", netns), e.message());
+    default:
+      return failure(&conf, Code::kIoFailure,
+                     fmt::format("CNI_NETNS {} cannot be used: {}", netns, e.message()));
+  }
+}
+
 // The pod's IPv4 address as the agent knows it, or "".
 std::string endpointIpv4(const api::Endpoint& ep) {
   if (!ep.status || !ep.status->networking) return {};
@@ -138,6 +156,9 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
     mark = now;
     return ms;
   };
+  // Before anything is allocated: a pod whose namespace is gone or wrong gets nothing.
+  if (auto st = net_.checkNetns(env.netns); !st.ok())
+    return netnsFailure(conf, env.netns, st.error());
   auto health = agent_.healthz();
   if (!health.ok()) return agentFailure(conf, "cilium agent is not reachable", health.error());
   if (!health->cilium || health->cilium->state != api::StatusState::kOk) {
@@ -184,9 +205,11 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   auto info = net_.setup(link);
   if (!info.ok()) {
     (void)agent_.release(ip);
-    Code code = info.error().code() == ErrorCode::kNotFound ? Code::kInvalidNetns : Code::kInternal;
+    // The namespace went away since the check above: the container is gone (code 3).
+    if (auto st = net_.checkNetns(env.netns); !st.ok())
+      return netnsFailure(conf, env.netns, st.error());
     return failure(
-        &conf, code,
+        &conf, Code::kInternal,
         fmt::format("setting up {} in {}: {}", env.ifname, env.netns, info.error().message()));
   }
 
@@ -281,6 +304,8 @@ Outcome Plugin::check(const Environment& env, const NetConf& conf) {
   if (prev->ips.empty())
     return failure(&conf, Code::kInvalidNetworkConfig, "prevResult has no ips");
   const std::string ip = stripPrefixLength(prev->ips.front().address);
+  if (auto st = net_.checkNetns(env.netns); !st.ok())
+    return netnsFailure(conf, env.netns, st.error());
 
   auto ep = agent_.getEndpoint(env.container_id);
   if (!ep.ok()) return agentFailure(conf, "looking up the endpoint", ep.error());

@@ -42,6 +42,9 @@ class HostNet {
   // kNotFound unless `ifname` exists in `netns` and carries `address`.
   virtual Status check(const std::string& netns, const std::string& ifname,
                        const std::string& address) = 0;
+  // Whether `netns` is a network namespace, as checkNetnsPath (cni/input.h) answers: kNotFound
+  // when nothing is there, kInvalidArgument when it is something else.
+  virtual Status checkNetns(const std::string& netns) = 0;
 };
 
 // The agent calls the plugin makes (a subset of api::Client, behind an interface).

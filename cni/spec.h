@@ -17,16 +17,16 @@
 
 namespace cilium::cni {
 
-// The error codes the specification reserves (SPEC.md, "Error"), and ours from 100.
+// The error codes the specification reserves (SPEC.md, "Error"; 0-99 only with the meaning it
+// gives them), and ours from 100. docs/cni.md says which the plugin uses when.
 enum class Code : int {
   kIncompatibleVersion = 1,
   kUnsupportedField = 2,
-  kUnknownContainer = 3,
+  kUnknownContainer = 3,  // also: CNI_NETNS does not exist (the container is gone)
   kInvalidEnvironment = 4,
   kIoFailure = 5,
   kDecodeFailure = 6,
   kInvalidNetworkConfig = 7,
-  kInvalidNetns = 8,
   kTryAgainLater = 11,
   kNotAvailable = 50,
   kNotAvailableLimited = 51,

@@ -125,8 +125,10 @@ Result<UnixHttpResponse> unixHttpRoundTrip(const std::string& socket_path,
   if (req.body || (req.method != "GET" && req.method != "HEAD"))
     head += "Content-Length: " + std::to_string(req.body ? req.body->size() : 0) + "\r\n";
   head += "\r\n";
-  CILIUM_RETURN_IF_ERROR(sendAll(fd.get(), head, socket_path));
-  if (req.body) CILIUM_RETURN_IF_ERROR(sendAll(fd.get(), *req.body, socket_path));
+  // The agent may answer before it has read the body (413, 415) and stop reading it: when the
+  // send then fails, that answer is still there to read, and says more than "broken pipe".
+  Status sent = sendAll(fd.get(), head, socket_path);
+  if (sent.ok() && req.body) sent = sendAll(fd.get(), *req.body, socket_path);
 
   Reader in(fd.get(), socket_path, timeout);
   std::string& buf = in.buf();
@@ -135,8 +137,10 @@ Result<UnixHttpResponse> unixHttpRoundTrip(const std::string& socket_path,
     if (buf.size() > kMaxHeaderBytes)
       return makeError(ErrorCode::kInternal, "the agent at {} sent oversized HTTP headers",
                        socket_path);
-    CILIUM_ASSIGN_OR_RETURN(bool more, in.fill());
-    if (!more)
+    auto more = in.fill();
+    if (!sent.ok() && (!more.ok() || !*more)) return sent.error();
+    if (!more.ok()) return more.error();
+    if (!*more)
       return makeError(ErrorCode::kUnavailable,
                        "the agent at {} did not answer in time or closed the connection",
                        socket_path);

@@ -191,5 +191,35 @@ TEST_F(UnixHttpTest, BrokenResponsesAreErrorsNotCrashes) {
   }
 }
 
+TEST_F(UnixHttpTest, AnAnswerBeforeTheBodyIsReadWhenTheSendFails) {
+  // The agent refuses from the head (413) and closes without reading the body: the send breaks
+  // half way, and the answer is what the caller gets.
+  UniqueFd listen(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::strncpy(a.sun_path, sock().c_str(), sizeof a.sun_path - 1);
+  ASSERT_EQ(::bind(listen.get(), reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(listen.get(), 4), 0);
+  std::thread server([&] {
+    UniqueFd c(::accept(listen.get(), nullptr, nullptr));
+    std::string buf;
+    char tmp[4096];
+    while (buf.find("\r\n\r\n") == std::string::npos) {
+      ssize_t n = ::recv(c.get(), tmp, sizeof tmp, 0);
+      if (n <= 0) return;
+      buf.append(tmp, static_cast<size_t>(n));
+    }
+    std::string res =
+        "HTTP/1.1 413 Payload Too Large\r\nContent-Length: 24\r\nConnection: close\r\n\r\n"
+        "\"request body too large\"";
+    (void)::send(c.get(), res.data(), res.size(), MSG_NOSIGNAL);
+  });
+  auto r = unixHttpRoundTrip(sock(), {"PUT", "/v1/policy", {}, std::string(64 << 20, 'x')}, 5000ms);
+  server.join();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 413);
+  EXPECT_EQ(r->body, "\"request body too large\"");
+}
+
 }  // namespace
 }  // namespace cilium::api

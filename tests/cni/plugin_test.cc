@@ -2,6 +2,10 @@
 // environments, malformed stdin, versions, double ADD, triple DEL, rollback, the agent down.
 #include "cni/plugin.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -10,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "cni/input.h"
 #include "cni/spec.h"
 
 namespace cilium::cni {
@@ -90,10 +95,18 @@ class FakeAgent : public AgentApi {
 
 class FakeHost : public HostNet {
  public:
-  std::map<std::string, PodLink> links;  // host ifname -> link
+  std::map<std::string, PodLink> links;    // host ifname -> link
+  std::map<std::string, Error> bad_netns;  // what checkNetns says about these paths
   bool fail_setup = false;
+  bool netns_vanishes_in_setup = false;  // removed between the check and the veth
+  int netns_checks = 0;
   Result<PodLinkInfo> setup(const PodLink& link) override {
-    if (fail_setup) return makeError(ErrorCode::kNotFound, "netns {} does not exist", link.netns);
+    if (netns_vanishes_in_setup) {
+      bad_netns.emplace(link.netns,
+                        makeError(ErrorCode::kNotFound, "{} does not exist", link.netns));
+      return makeError(ErrorCode::kNotFound, "network namespace {}: gone", link.netns);
+    }
+    if (fail_setup) return makeError(ErrorCode::kInternal, "RTM_NEWLINK: Operation not supported");
     if (links.count(link.host_ifname) != 0)
       return makeError(ErrorCode::kAlreadyExists, "{} exists", link.host_ifname);
     links[link.host_ifname] = link;
@@ -112,6 +125,11 @@ class FakeHost : public HostNet {
       if (l.netns == netns && l.ifname == ifname && l.address == address) return okStatus();
     }
     return makeError(ErrorCode::kNotFound, "{} with {} not in {}", ifname, address, netns);
+  }
+  Status checkNetns(const std::string& netns) override {
+    ++netns_checks;
+    auto it = bad_netns.find(netns);
+    return it == bad_netns.end() ? okStatus() : Status(it->second);
   }
 };
 
@@ -283,11 +301,100 @@ TEST_F(PluginTest, AddRollsBackWhenTheEndpointCannotBeCreated) {
   EXPECT_TRUE(agent_.endpoints.empty());
 }
 
-TEST_F(PluginTest, AddReleasesTheAddressWhenTheNetnsIsMissing) {
+TEST_F(PluginTest, AddWithAMissingNetnsIsCode3AndTouchesNothing) {
+  const std::string ns = "/var/run/netns/cni-1234";
+  host_.bad_netns.emplace(ns, makeError(ErrorCode::kNotFound, "{} does not exist", ns));
+  auto o = run("ADD", conf());
+  EXPECT_EQ(o.exit_code, 3);
+  EXPECT_EQ(code(o), 3) << "the spec's 'container unknown or does not exist', not 8 (reserved)";
+  EXPECT_EQ(json(o)["msg"],
+            "the network namespace /var/run/netns/cni-1234 (CNI_NETNS) does not exist");
+  EXPECT_EQ(agent_.puts, 0);
+  EXPECT_TRUE(agent_.ips.empty());
+  EXPECT_TRUE(host_.links.empty());
+}
+
+TEST_F(PluginTest, AddWithSomethingElseAsNetnsIsCode4NamingTheVariable) {
+  env_["CNI_NETNS"] = "/etc/passwd";
+  host_.bad_netns.emplace(
+      "/etc/passwd",
+      makeError(ErrorCode::kInvalidArgument, "/etc/passwd is a regular file, not a namespace"));
+  auto o = run("ADD", conf());
+  EXPECT_EQ(code(o), 4);
+  EXPECT_EQ(json(o)["msg"], "CNI_NETNS /etc/passwd is not a network namespace");
+  EXPECT_EQ(json(o)["details"], "/etc/passwd is a regular file, not a namespace");
+  EXPECT_TRUE(agent_.ips.empty());
+
+  host_.bad_netns.clear();
+  host_.bad_netns.emplace("/etc/passwd", makeError(ErrorCode::kPermissionDenied, "denied"));
+  EXPECT_EQ(code(run("ADD", conf())), 5);
+  // CHECK looks too; DEL does not need the namespace and succeeds.
+  EXPECT_EQ(
+      code(run("CHECK", conf("1.1.0", R"(,"prevResult":{"ips":[{"address":"10.0.0.9/32"}]})"))), 5);
+  EXPECT_EQ(run("DEL", conf()).exit_code, 0);
+}
+
+TEST_F(PluginTest, AddReleasesTheAddressWhenTheNetnsGoesAwayMidway) {
+  host_.netns_vanishes_in_setup = true;
+  auto o = run("ADD", conf());
+  EXPECT_EQ(code(o), 3);
+  EXPECT_TRUE(agent_.ips.empty());
+  EXPECT_TRUE(host_.links.empty());
+}
+
+TEST_F(PluginTest, AVethThatCannotBeMadeIsThePluginsOwnFailure) {
   host_.fail_setup = true;
   auto o = run("ADD", conf());
-  EXPECT_EQ(code(o), 8);
+  EXPECT_EQ(code(o), 999);
   EXPECT_TRUE(agent_.ips.empty());
+}
+
+TEST(CheckNetnsPath, TellsANetworkNamespaceFromEverythingElse) {
+  EXPECT_TRUE(checkNetnsPath("/proc/self/ns/net").ok());
+  auto code = [](const std::string& p) { return checkNetnsPath(p).error().code(); };
+  EXPECT_EQ(code("/nonexistent/netns"), ErrorCode::kNotFound);
+  EXPECT_EQ(code("/etc/passwd/x"), ErrorCode::kNotFound);
+  EXPECT_EQ(code("/etc/passwd"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(checkNetnsPath("/etc/passwd").error().message(),
+            "/etc/passwd is a regular file, not a namespace");
+  EXPECT_EQ(code("/tmp"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(code("/dev/null"), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(checkNetnsPath("/proc/self/ns/mnt").error().message(),
+            "/proc/self/ns/mnt is a mount namespace, not a network namespace");
+  // A FIFO is refused without being opened (opening it would block until a writer came).
+  auto fifo = std::filesystem::temp_directory_path() / ("cni-fifo-" + std::to_string(::getpid()));
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  EXPECT_EQ(checkNetnsPath(fifo).error().message(), fifo.string() + " is a FIFO");
+  std::filesystem::remove(fifo);
+}
+
+TEST(ReadNetConf, ReadsUpToTheLimitAndRefusesMoreUnread) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  std::string conf = R"({"cniVersion":"1.0.0","name":"c","type":"cilium-cni"})";
+  ASSERT_EQ(::write(p[1], conf.data(), conf.size()), static_cast<ssize_t>(conf.size()));
+  ::close(p[1]);
+  CniError err;
+  auto in = readNetConf(p[0], 1024, err);
+  ::close(p[0]);
+  ASSERT_TRUE(in);
+  EXPECT_EQ(*in, conf);
+
+  ASSERT_EQ(::pipe(p), 0);
+  ::fcntl(p[1], F_SETFL, O_NONBLOCK);
+  std::string big(60000, ' ');
+  ASSERT_EQ(::write(p[1], big.data(), big.size()), static_cast<ssize_t>(big.size()));
+  auto over = readNetConf(p[0], 4096, err);
+  EXPECT_FALSE(over);
+  EXPECT_EQ(err.code, Code::kDecodeFailure);
+  EXPECT_EQ(err.msg, "the network configuration on stdin is over 4 KiB; refused unread");
+  // It stopped at the limit: most of what was written is still in the pipe.
+  char rest[65536];
+  EXPECT_GT(::read(p[0], rest, sizeof rest), 50000);
+  ::close(p[0]);
+  ::close(p[1]);
+
+  EXPECT_EQ(*readNetConf(-1, 4096, err), "") << "a closed stdin reads as empty";
 }
 
 TEST_F(PluginTest, DoubleAddLeavesOneWiredPod) {

@@ -1,7 +1,9 @@
 // REST server and client over a real Unix socket in a temp dir: socket lifecycle, error mapping,
-// streaming, graceful shutdown.
+// streaming, graceful shutdown, and abuse: idle and slow connections, oversized and mistyped
+// bodies, handlers that do not finish, a full handler pool.
 #include "agent/api/server.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -12,6 +14,7 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -35,6 +38,97 @@ bool waitFor(F cond, std::chrono::milliseconds timeout = 5000ms) {
   }
   return true;
 }
+
+// A raw client connection for what api::Client never does: stay idle, send slowly, send
+// malformed, mistyped or oversized requests, several on one connection.
+class RawConn {
+ public:
+  explicit RawConn(const std::string& path) {
+    fd_ = UniqueFd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    std::strncpy(addr.sun_path, path.c_str(), sizeof(addr.sun_path) - 1);
+    if (::connect(fd_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) fd_.reset();
+  }
+  bool connected() const { return fd_.valid(); }
+  bool send(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = ::send(fd_.get(), data.data(), data.size(), MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+    return true;
+  }
+  struct Answer {
+    int status = 0;
+    std::string body;
+  };
+  // The next response (an interim 100 Continue too), or nullopt when none came within `timeout`
+  // or the connection closed first.
+  std::optional<Answer> read(std::chrono::milliseconds timeout = 3000ms) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
+      if (!fill(deadline)) return std::nullopt;
+    Answer a;
+    a.status = std::stoi(buf_.substr(9, 3));
+    size_t length = 0;
+    std::string head = buf_.substr(0, end);
+    for (auto& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (auto p = head.find("content-length:"); p != std::string::npos)
+      length = std::stoul(head.substr(p + 15));
+    buf_.erase(0, end + 4);
+    while (buf_.size() < length)
+      if (!fill(deadline)) return std::nullopt;
+    a.body = buf_.substr(0, length);
+    buf_.erase(0, length);
+    return a;
+  }
+  // True when the server closes the connection within `timeout` (what it sent first is skipped).
+  bool closedWithin(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    for (;;) {
+      if (!waitReadable(deadline)) return false;
+      char tmp[4096];
+      ssize_t n = ::recv(fd_.get(), tmp, sizeof tmp, 0);
+      if (n <= 0) return true;
+    }
+  }
+
+ private:
+  bool waitReadable(std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd p{fd_.get(), POLLIN, 0};
+    return ::poll(&p, 1, static_cast<int>(left.count())) == 1;
+  }
+  bool fill(std::chrono::steady_clock::time_point deadline) {
+    if (!waitReadable(deadline)) return false;
+    char tmp[65536];
+    ssize_t n = ::recv(fd_.get(), tmp, sizeof tmp, 0);
+    if (n <= 0) return false;
+    buf_.append(tmp, static_cast<size_t>(n));
+    return true;
+  }
+
+  UniqueFd fd_;
+  std::string buf_;
+};
+
+// The process's resident set in KiB.
+long rssKiB() {
+  std::ifstream in("/proc/self/statm");
+  long pages = 0, resident = 0;
+  in >> pages >> resident;
+  return resident * (::sysconf(_SC_PAGESIZE) / 1024);
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kSanitized = true;  // ASan keeps freed memory in quarantine: RSS says nothing
+#else
+constexpr bool kSanitized = false;
+#endif
 
 // A stream fed by the test.
 class QueueSource : public StreamSource {
@@ -307,6 +401,301 @@ TEST_F(ServerTest, LimitsStreamsAndBodies) {
 
   source_->finish();
   streamer.join();
+}
+
+TEST_F(ServerTest, IdleAndSlowConnectionsDoNotStarveHealthz) {
+  Server server(router_, options());
+  ASSERT_TRUE(server.start().ok());
+  // Twice as many connections as handler threads, half of them silent, half sending a request
+  // head one byte at a time.
+  std::vector<RawConn> idle, slow;
+  for (int i = 0; i < 32; i++) {
+    idle.emplace_back(sock_);
+    slow.emplace_back(sock_);
+    ASSERT_TRUE(idle.back().connected() && slow.back().connected());
+    ASSERT_TRUE(slow.back().send("GET /v1/healthz HTTP/1.1\r\nHost: x\r\n"));
+  }
+  std::atomic<bool> stop{false};
+  std::thread loris([&] {
+    while (!stop) {
+      for (auto& c : slow) (void)c.send("X");
+      std::this_thread::sleep_for(20ms);
+    }
+  });
+  ASSERT_TRUE(waitFor([&] { return server.stats().connections >= 64; }));
+  // A correctness bound for "not starved", not a performance measurement (bench/api_bench).
+  for (int i = 0; i < 5; i++) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto h = Client(ClientOptions{sock_, 5000ms}).healthz();
+    auto took = std::chrono::steady_clock::now() - t0;
+    ASSERT_TRUE(h.ok()) << h.error().toString();
+    EXPECT_LT(took, 1s) << "healthz took "
+                        << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                        << " ms with 64 idle and slow connections open";
+  }
+  auto put = Client(ClientOptions{sock_, 5000ms}).putPolicy("[]");
+  EXPECT_TRUE(put.ok()) << put.error().toString();
+  stop = true;
+  loris.join();
+}
+
+TEST_F(ServerTest, IdleConnectionsAreClosedAndSlowRequestsGet408) {
+  ServerOptions o = options();
+  o.idle_timeout = 300ms;
+  o.read_timeout = 300ms;
+  Server server(router_, o);
+  ASSERT_TRUE(server.start().ok());
+
+  RawConn silent(sock_);
+  EXPECT_TRUE(silent.closedWithin(3000ms)) << "a connection that never sends is closed";
+
+  RawConn kept(sock_);
+  ASSERT_TRUE(kept.send("GET /v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto first = kept.read();
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->status, 200);
+  EXPECT_TRUE(kept.closedWithin(3000ms)) << "a kept-alive connection left idle is closed";
+
+  // Slow loris: a byte every 50 ms keeps no connection past the read deadline.
+  RawConn slow(sock_);
+  ASSERT_TRUE(slow.send("GET /v1/healthz HTTP/1.1\r\n"));
+  std::optional<RawConn::Answer> answer;
+  for (int i = 0; i < 60 && !answer; i++) {
+    (void)slow.send("X");
+    answer = slow.read(50ms);
+  }
+  ASSERT_TRUE(answer) << "no answer to a request head sent a byte at a time";
+  EXPECT_EQ(answer->status, 408);
+  EXPECT_EQ(answer->body, "\"the request did not arrive within 300ms\"");
+
+  // A body that stops half way.
+  RawConn half(sock_);
+  ASSERT_TRUE(half.send("PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n[1,"));
+  auto late = half.read(3000ms);
+  ASSERT_TRUE(late);
+  EXPECT_EQ(late->status, 408);
+  EXPECT_GE(server.stats().timeouts, 3u);
+}
+
+TEST_F(ServerTest, OversizedBodiesAreRefusedBeforeTheyAreRead) {
+  ServerOptions o = options();
+  o.max_body_bytes = 1 << 20;
+  Server server(router_, o);
+  ASSERT_TRUE(server.start().ok());
+
+  // Content-Length over the limit: refused at once, with nothing of the body sent.
+  RawConn big(sock_);
+  ASSERT_TRUE(
+      big.send("PUT /v1/policy HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+               "Content-Length: 104857600\r\n\r\n"));
+  auto refused = big.read(2000ms);
+  ASSERT_TRUE(refused) << "no answer before the body";
+  EXPECT_EQ(refused->status, 413);
+  EXPECT_EQ(refused->body, "\"request body too large\"");
+  EXPECT_TRUE(big.closedWithin(3000ms));
+
+  // With Expect: 100-continue the client is told before it sends anything, and not asked to go on.
+  RawConn expect(sock_);
+  ASSERT_TRUE(
+      expect.send("PUT /v1/policy HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                  "Content-Length: 104857600\r\n\r\n"));
+  auto no_continue = expect.read(2000ms);
+  ASSERT_TRUE(no_continue);
+  EXPECT_EQ(no_continue->status, 413);
+  RawConn small(sock_);
+  ASSERT_TRUE(
+      small.send("PUT /v1/policy HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                 "Content-Length: 2\r\n\r\n"));
+  auto go_on = small.read(2000ms);
+  ASSERT_TRUE(go_on);
+  EXPECT_EQ(go_on->status, 100);
+  ASSERT_TRUE(small.send("[]"));
+  auto ok = small.read(2000ms);
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+
+  // Chunked: counted as it arrives and refused past the limit; the rest is read and dropped.
+  RawConn chunked(sock_);
+  ASSERT_TRUE(
+      chunked.send("PUT /v1/policy HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  std::string chunk = fmt::format("{:x}\r\n{}\r\n", 65536, std::string(65536, 'x'));
+  for (int i = 0; i < 32; i++) ASSERT_TRUE(chunked.send(chunk)) << "chunk " << i;
+  auto over = chunked.read(2000ms);
+  ASSERT_TRUE(over);
+  EXPECT_EQ(over->status, 413);
+
+  EXPECT_EQ(server.stats().refused_bodies, 3u);
+  EXPECT_EQ(server.stats().body_bytes, 0u);
+  EXPECT_TRUE(client().healthz().ok());
+}
+
+TEST_F(ServerTest, RefusedLargeBodiesLeaveNoMemoryBehind) {
+  ASSERT_TRUE(router_
+                  .add(Method::kPut, "/v1/endpoint/{id}",
+                       [](const Request& r) -> Result<Response> {
+                         CILIUM_ASSIGN_OR_RETURN(auto ecr, r.decodeBody<EndpointChangeRequest>(
+                                                               "EndpointChangeRequest"));
+                         return Response::empty(201);
+                       })
+                  .ok());
+  Server server(router_, options());
+  ASSERT_TRUE(server.start().ok());
+  // 15.7 MiB, under the 16 MiB limit, refused by the handler: labels must be a list.
+  std::string body = R"({"labels":")" + std::string((157 << 20) / 10 - 14, 'a') + R"("})";
+  auto send = [&] {
+    auto r = Client(ClientOptions{sock_, 10000ms}).call("PUT", "/v1/endpoint/1", body);
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+    EXPECT_EQ(r->status, 400);
+  };
+  send();
+  long before = rssKiB();
+  // From several clients at once, so that several handler threads (arenas) see large bodies.
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; t++)
+    clients.emplace_back([&] {
+      for (int i = 0; i < 4; i++) send();
+    });
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(server.stats().body_bytes, 0u);
+  if (kSanitized) GTEST_SKIP() << "RSS is meaningless under ASan";
+  long grew = rssKiB() - before;
+  // 16 bodies of 15.7 MiB went through; what stays is a few pages, not bodies.
+  EXPECT_LT(grew, 48 * 1024) << "RSS grew by " << grew << " KiB";
+}
+
+TEST_F(ServerTest, FormEncodedBodiesGet415NamingTheType) {
+  Server server(router_, options());
+  ASSERT_TRUE(server.start().ok());
+  auto put = [&](std::string_view content_type, size_t size) {
+    RawConn c(sock_);
+    std::string head = "PUT /v1/policy HTTP/1.1\r\nHost: x\r\n";
+    if (!content_type.empty()) head += fmt::format("Content-Type: {}\r\n", content_type);
+    head += fmt::format("Content-Length: {}\r\n\r\n", size);
+    EXPECT_TRUE(c.send(head + std::string(size, '[')));
+    auto a = c.read();
+    return a ? *a : RawConn::Answer{};
+  };
+  // What `curl -d @policy.json` sends: over 8 KiB it used to be a misleading 413.
+  for (size_t size : {9000u, 10u}) {
+    auto a = put("application/x-www-form-urlencoded", size);
+    EXPECT_EQ(a.status, 415) << size;
+    EXPECT_NE(a.body.find("unsupported Content-Type application/x-www-form-urlencoded"),
+              std::string::npos)
+        << a.body;
+    EXPECT_NE(a.body.find("-H 'Content-Type: application/json'"), std::string::npos) << a.body;
+  }
+  EXPECT_EQ(put("text/plain", 10).status, 415);
+  for (auto type : {"application/json", "application/json; charset=utf-8", "application/yaml",
+                    "text/yaml", "application/merge-patch+json", ""})
+    EXPECT_EQ(put(type, 9000).status, 200) << type;
+}
+
+TEST_F(ServerTest, AHandlerThatDoesNotFinishGets504) {
+  std::promise<void> release;
+  auto released = release.get_future().share();
+  ASSERT_TRUE(router_
+                  .add(Method::kGet, "/v1/stuck",
+                       [&](const Request&) -> Result<Response> {
+                         released.wait();
+                         return Response::json("late");
+                       })
+                  .ok());
+  ServerOptions o = options();
+  o.handler_timeout = 300ms;
+  Server server(router_, o);
+  ASSERT_TRUE(server.start().ok());
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = client().call("GET", "/v1/stuck?x=1");
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 3s);
+  EXPECT_EQ(r->status, 504);
+  EXPECT_EQ(r->body, "\"the agent did not finish GET /v1/stuck within 300ms\"");
+  EXPECT_TRUE(client().healthz().ok()) << "other requests are served meanwhile";
+  release.set_value();
+}
+
+TEST_F(ServerTest, ARequestThatFindsEveryHandlerBusyGets503AndNeverRuns) {
+  std::promise<void> entered, release;
+  auto released = release.get_future().share();
+  std::atomic<int> ran{0};
+  ASSERT_TRUE(router_
+                  .add(Method::kGet, "/v1/stuck",
+                       [&](const Request&) -> Result<Response> {
+                         entered.set_value();
+                         released.wait();
+                         return Response::json("done");
+                       })
+                  .ok());
+  ASSERT_TRUE(router_
+                  .add(Method::kPut, "/v1/counted",
+                       [&](const Request&) -> Result<Response> {
+                         ran++;
+                         return Response::empty(201);
+                       })
+                  .ok());
+  ServerOptions o = options();
+  o.threads = 1;
+  o.queue_timeout = 200ms;
+  Server server(router_, o);
+  ASSERT_TRUE(server.start().ok());
+  auto stuck = std::async(std::launch::async, [&] { return client().call("GET", "/v1/stuck"); });
+  entered.get_future().wait();
+  auto busy = client().call("PUT", "/v1/counted", "{}");
+  ASSERT_TRUE(busy.ok()) << busy.error().toString();
+  EXPECT_EQ(busy->status, 503);
+  EXPECT_NE(busy->body.find("the agent is busy"), std::string::npos) << busy->body;
+  EXPECT_NE(busy->body.find("the request was not run"), std::string::npos) << busy->body;
+  release.set_value();
+  ASSERT_EQ(stuck.get()->status, 200);
+  // The one handler thread took the expired request before this one: it did not run it.
+  EXPECT_TRUE(client().healthz().ok());
+  EXPECT_EQ(ran.load(), 0);
+  EXPECT_EQ(client().call("PUT", "/v1/counted", "{}")->status, 201);
+  EXPECT_EQ(ran.load(), 1);
+}
+
+TEST_F(ServerTest, ConnectionsOverTheLimitGet503) {
+  ServerOptions o = options();
+  o.max_connections = 4;
+  Server server(router_, o);
+  ASSERT_TRUE(server.start().ok());
+  std::vector<RawConn> held;
+  for (int i = 0; i < 4; i++) held.emplace_back(sock_);
+  ASSERT_TRUE(waitFor([&] { return server.stats().connections == 4; }));
+  auto over = client().call("GET", "/v1/healthz");
+  ASSERT_TRUE(over.ok()) << over.error().toString();
+  EXPECT_EQ(over->status, 503);
+  EXPECT_EQ(over->body, "\"too many connections to the agent's API (at most 4)\"");
+  held.pop_back();
+  EXPECT_TRUE(waitFor([&] { return client().healthz().ok(); }));
+}
+
+TEST_F(ServerTest, KeepAlivePipelinedAndMalformedRequests) {
+  Server server(router_, options());
+  ASSERT_TRUE(server.start().ok());
+  RawConn c(sock_);
+  ASSERT_TRUE(
+      c.send("GET /v1/healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+             "GET /v1/identity/7 HTTP/1.1\r\nHost: x\r\n\r\n"));
+  auto a = c.read(), b = c.read();
+  ASSERT_TRUE(a && b);
+  EXPECT_EQ(a->status, 200);
+  EXPECT_EQ(b->status, 404);
+  EXPECT_EQ(b->body, "\"identity 7 not found\"");
+
+  RawConn bad(sock_);
+  ASSERT_TRUE(bad.send("GET /v1/healthz HTTP/1.1\r\nNo colon here\r\n\r\n"));
+  auto malformed = bad.read();
+  ASSERT_TRUE(malformed);
+  EXPECT_EQ(malformed->status, 400);
+  EXPECT_NE(malformed->body.find("malformed HTTP request"), std::string::npos) << malformed->body;
+
+  RawConn huge(sock_);
+  ASSERT_TRUE(
+      huge.send("GET /v1/healthz HTTP/1.1\r\nX-Big: " + std::string(70000, 'x') + "\r\n\r\n"));
+  auto too_big = huge.read();
+  ASSERT_TRUE(too_big);
+  EXPECT_EQ(too_big->status, 431);
 }
 
 TEST(ClientTest, SocketPathFromHostAndEnvironment) {
