@@ -457,8 +457,12 @@ struct Engine::Impl {
         selected = id == identity::kUnknown;
       for (const CachedSelector* cs : c.selectors) selected = selected || cs->selects(id);
       if (!selected) continue;
-      for (uint64_t low : c.named.empty() ? c.lows : namedLows(c, id))
-        keys.emplace_back(base | low, c.deny ? detail::kDeny : detail::kAllow);
+      uint8_t flags = c.deny ? detail::kDeny : detail::kAllow;
+      if (c.named.empty()) {
+        for (uint64_t low : c.lows) keys.emplace_back(base | low, flags);
+      } else {
+        for (uint64_t low : namedLows(c, id)) keys.emplace_back(base | low, flags);
+      }
     }
     std::sort(keys.begin(), keys.end());
     std::vector<std::pair<uint64_t, uint8_t>> merged;

@@ -167,8 +167,9 @@ std::vector<SelectorCache::Change> SelectorCache::apply(
       drop(id);
       it->second = c.identity.labels;
     }
+    const std::set<IpPrefix>* addresses = addressesOf(id);
     for (auto& [key, sel] : by_key_) {
-      if (sel->isWildcard() || !sel->spec_.selects(id, it->second, addressesOf(id))) continue;
+      if (sel->isWildcard() || !sel->spec_.selects(id, it->second, addresses)) continue;
       auto& v = sel->selections_;
       v.insert(std::lower_bound(v.begin(), v.end(), id), id);
       out.push_back({sel.get(), id, true});
@@ -198,9 +199,10 @@ std::vector<SelectorCache::Change> SelectorCache::applyAddresses(
   for (NumericIdentity id : touched) {
     auto known = identities_.find(id);
     if (known == identities_.end()) continue;  // selected once the identity itself appears
+    const std::set<IpPrefix>* addresses = addressesOf(id);
     for (auto& [key, sel] : by_key_) {
       if (!sel->spec_.usesAddresses()) continue;
-      bool now = sel->spec_.selects(id, known->second, addressesOf(id));
+      bool now = sel->spec_.selects(id, known->second, addresses);
       auto& v = sel->selections_;
       auto pos = std::lower_bound(v.begin(), v.end(), id);
       bool was = pos != v.end() && *pos == id;
