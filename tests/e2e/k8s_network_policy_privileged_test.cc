@@ -78,6 +78,7 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
   void SetUp() override {
     if (!std::filesystem::exists(kKubectl)) GTEST_SKIP() << kKubectl << " is not installed";
     AgentNodeTest::SetUp();
+    if (HasFatalFailure()) return;  // no topology: nothing below can run
     // The apiserver listens on the node namespace's loopback, where the agent and kubectl run.
     ASSERT_TRUE(runInNetns(topo_->nodeNetns(), [&] { return server_.start(); }).ok());
     auto docs = yaml::toJson(kCluster);
@@ -91,8 +92,10 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
         "agent", {"--k8s-api-server=" + server_.url(), "--prometheus-serve-addr=127.0.0.1:9962"});
     ASSERT_NE(agent_, nullptr);
     for (const auto& [ns, pod] : std::vector<std::pair<std::string, std::string>>{
-             {"a", "web"}, {"a", "client"}, {"b", "client"}, {"b", "other"}})
+             {"a", "web"}, {"a", "client"}, {"b", "client"}, {"b", "other"}}) {
       addPod(ns, pod);
+      if (HasFatalFailure()) return;
+    }
     web_ = ip_["a/web"];
     listen("a/web", {kHttp, kAdmin});
     listen("b/other", {kHttp});
