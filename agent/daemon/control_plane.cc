@@ -383,7 +383,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   policy::EngineOptions eopts;
   eopts.mode = enforcementMode(opts.enable_policy);
   eopts.max_entries = opts.policy_map_entries;
-  c.engine = std::make_unique<policy::Engine>(*c.ids, eopts, c.cidrs.get(), &c.named_ports);
+  // The engine follows the ipcache for the addresses of identities (ipBlocks select pods).
+  c.engine = std::make_unique<policy::Engine>(*c.ids, eopts, c.cidrs.get(), &c.named_ports,
+                                              c.ipcache.get());
   if (opts.restore) CILIUM_RETURN_IF_ERROR(c.restorePolicy());
 
   // 4. Endpoints: restored (maps replaced atomically, programs swapped onto the pinned links),

@@ -89,7 +89,8 @@ class ControlPlane {
   // queue, whose entries name containers.
   Status deleteContainerEndpoint(const std::string& container_id);
   policy::Engine& policy();
-  // Cluster-wide named ports for egress rules (the Kubernetes watchers fill it).
+  // Named ports of the cluster's pods by identity labels, for egress rules (the Kubernetes
+  // watchers fill it).
   policy::NamedPortTable& namedPorts();
   // Where the cluster state's policies go (policy::K8sFeed): the engine as Owner::kCluster,
   // serialized with every other policy change, persisted shortly after (coalesced), with the

@@ -22,6 +22,7 @@
 #include "agent/k8s/crd_identity.h"
 #include "agent/k8s/publisher.h"
 #include "agent/k8s/source.h"
+#include "agent/labels/filter.h"
 #include "agent/labels/k8s.h"
 #include "agent/policy/decode.h"
 #include "agent/policy/k8s_feed.h"
@@ -153,9 +154,20 @@ struct K8sWatchers::Impl {
                 updated->identity);
   }
 
-  void namedPortsChanged(const std::vector<policy::NamedPort>& removed,
-                         const std::vector<policy::NamedPort>& added) {
-    if (!cp.namedPorts().update(removed, added)) return;
+  // The endpoint manager's filter (its default): a pod's identity labels, wherever it runs.
+  const labels::LabelFilter identity_filter = labels::LabelFilter::defaults();
+
+  // The pod's named ports go into the cluster's table under its identity labels (egress rules
+  // take the port numbers of the destination identity's pods).
+  void trackPorts(const k8s::Pod& pod, bool deleted = false) {
+    std::string key = pod.meta.namespace_name + "/" + pod.meta.name;
+    auto ports = deleted ? std::vector<policy::NamedPort>{} : clusterPorts(pod);
+    bool changed = ports.empty()
+                       ? cp.namedPorts().removePod(key)
+                       : cp.namedPorts().setPod(
+                             key, identity_filter.filter(podMetadata(pod, {}).labels).identity,
+                             std::move(ports));
+    if (!changed) return;
     auto ids = cp.policy().namedPortsChanged();
     // An empty list would mean "every endpoint" to requestRegeneration.
     if (!ids.empty()) cp.endpoints().requestRegeneration(ids, "named ports changed");
@@ -165,24 +177,27 @@ struct K8sWatchers::Impl {
     auto& pods = source.stores().pods;
     k8s::Handlers<k8s::Pod> h;
     h.on_add = [this](const k8s::Pod& p) {
-      namedPortsChanged({}, clusterPorts(p));
+      trackPorts(p);
       relabel(p);
     };
     h.on_update = [this](const k8s::Pod& old_pod, const k8s::Pod& p) {
-      namedPortsChanged(clusterPorts(old_pod), clusterPorts(p));
+      trackPorts(p);
       if (old_pod.meta.labels != p.meta.labels || old_pod.service_account != p.service_account ||
           old_pod.ports != p.ports)
         relabel(p);
     };
-    h.on_delete = [this](const k8s::Pod& p) { namedPortsChanged(clusterPorts(p), {}); };
+    h.on_delete = [this](const k8s::Pod& p) { trackPorts(p, true); };
     auto id = pods.addHandlers(std::move(h));
     unregister.push_back([&pods, id] { pods.removeHandlers(id); });
 
     auto& namespaces = source.stores().namespaces;
     k8s::Handlers<k8s::Namespace> nh;
     auto relabelNamespace = [this](const std::string& ns) {
-      for (const auto& p : source.stores().pods.list())
-        if (p.meta.namespace_name == ns) relabel(p);
+      for (const auto& p : source.stores().pods.list()) {
+        if (p.meta.namespace_name != ns) continue;
+        trackPorts(p);  // namespace labels are identity labels
+        relabel(p);
+      }
     };
     nh.on_update = [relabelNamespace](const k8s::Namespace& old_ns, const k8s::Namespace& ns) {
       if (old_ns.meta.labels != ns.meta.labels) relabelNamespace(ns.meta.name);

@@ -6,7 +6,8 @@
 //   - pods and namespaces give endpoints their labels (identity) and named ports: a CNI ADD
 //     for a pod waits briefly for the pod to reach the cache, and label changes relabel the
 //     pod's endpoint;
-//   - every pod's named ports feed the cluster-wide named-port table (egress rules by name);
+//   - every pod's named ports feed the cluster-wide named-port table under the pod's identity
+//     labels (egress rules by name take the numbers of the destination identity's pods);
 //   - with an API client: a CiliumEndpoint per local pod, and per-node policy status.
 //
 // This header includes nothing of agent/common/ip_prefix.h (see control_plane.h).

@@ -119,52 +119,64 @@ Status IpCache::upsert(const IpPrefix& prefix, const Info& info, Source source) 
   if (info.identity == identity::kUnknown)
     return makeError(ErrorCode::kInvalidArgument, "ipcache {}: identity 0 is not an identity",
                      prefix.toString());
-  std::lock_guard lock(mu_);
-  auto [it, created] = entries_.try_emplace(prefix);
-  Holders& h = it->second;
-  std::optional<Info> old_winner;
-  if (!created) old_winner = h.winner().second;
-  std::optional<Info> previous;
-  if (auto p = h.by_source.find(source); p != h.by_source.end()) previous = p->second;
-  h.by_source[source] = info;
-  const Info& winner = h.winner().second;
-  if (old_winner && *old_winner == winner) return okStatus();
-  if (auto st = writeKernel(prefix, winner); !st.ok()) {
-    if (previous) {
-      h.by_source[source] = *previous;
-    } else {
-      h.by_source.erase(source);
-      if (h.by_source.empty()) entries_.erase(it);
+  Status result = [&]() -> Status {
+    std::lock_guard lock(mu_);
+    auto [it, created] = entries_.try_emplace(prefix);
+    Holders& h = it->second;
+    std::optional<Info> old_winner;
+    if (!created) old_winner = h.winner().second;
+    std::optional<Info> previous;
+    if (auto p = h.by_source.find(source); p != h.by_source.end()) previous = p->second;
+    h.by_source[source] = info;
+    const Info& winner = h.winner().second;
+    if (old_winner && *old_winner == winner) return okStatus();
+    if (auto st = writeKernel(prefix, winner); !st.ok()) {
+      if (previous) {
+        h.by_source[source] = *previous;
+      } else {
+        h.by_source.erase(source);
+        if (h.by_source.empty()) entries_.erase(it);
+      }
+      return st.error().withContext(fmt::format("ipcache upsert {}", prefix.toString()));
     }
-    return st.error().withContext(fmt::format("ipcache upsert {}", prefix.toString()));
-  }
-  log()->debug("upsert prefix={} identity={} source={}", prefix.toString(), winner.identity,
-               sourceName(h.winner().first));
-  if (!old_winner || old_winner->identity != winner.identity) return bumpRevision();
-  return okStatus();
+    log()->debug("upsert prefix={} identity={} source={}", prefix.toString(), winner.identity,
+                 sourceName(h.winner().first));
+    identity::NumericIdentity before = old_winner ? old_winner->identity : identity::kUnknown;
+    if (before == winner.identity) return okStatus();
+    queueLocked(prefix, before, winner.identity);
+    return bumpRevision();
+  }();
+  deliver();
+  return result;
 }
 
 Status IpCache::remove(const IpPrefix& prefix, Source source) {
-  std::lock_guard lock(mu_);
-  auto it = entries_.find(prefix);
-  if (it == entries_.end()) return okStatus();
-  Holders& h = it->second;
-  auto s = h.by_source.find(source);
-  if (s == h.by_source.end()) return okStatus();
-  Info old_winner = h.winner().second;
-  Info removed = s->second;
-  h.by_source.erase(s);
-  std::optional<Info> new_winner;
-  if (!h.by_source.empty()) new_winner = h.winner().second;
-  if (new_winner && *new_winner == old_winner) return okStatus();
-  if (auto st = writeKernel(prefix, new_winner); !st.ok()) {
-    h.by_source[source] = removed;
-    return st.error().withContext(fmt::format("ipcache remove {}", prefix.toString()));
-  }
-  if (!new_winner) entries_.erase(it);
-  log()->debug("remove prefix={} source={}", prefix.toString(), sourceName(source));
-  if (!new_winner || new_winner->identity != old_winner.identity) return bumpRevision();
-  return okStatus();
+  Status result = [&]() -> Status {
+    std::lock_guard lock(mu_);
+    auto it = entries_.find(prefix);
+    if (it == entries_.end()) return okStatus();
+    Holders& h = it->second;
+    auto s = h.by_source.find(source);
+    if (s == h.by_source.end()) return okStatus();
+    Info old_winner = h.winner().second;
+    Info removed = s->second;
+    h.by_source.erase(s);
+    std::optional<Info> new_winner;
+    if (!h.by_source.empty()) new_winner = h.winner().second;
+    if (new_winner && *new_winner == old_winner) return okStatus();
+    if (auto st = writeKernel(prefix, new_winner); !st.ok()) {
+      h.by_source[source] = removed;
+      return st.error().withContext(fmt::format("ipcache remove {}", prefix.toString()));
+    }
+    if (!new_winner) entries_.erase(it);
+    log()->debug("remove prefix={} source={}", prefix.toString(), sourceName(source));
+    identity::NumericIdentity after = new_winner ? new_winner->identity : identity::kUnknown;
+    if (after == old_winner.identity) return okStatus();
+    queueLocked(prefix, old_winner.identity, after);
+    return bumpRevision();
+  }();
+  deliver();
+  return result;
 }
 
 Status IpCache::removeAll(Source source) {
@@ -211,12 +223,20 @@ std::vector<Entry> IpCache::list() const {
 
 Status IpCache::restoreFromKernel() {
   if (map_ == nullptr) return okStatus();
+  Status st = restoreLocked();
+  deliver();
+  return st;
+}
+
+Status IpCache::restoreLocked() {
   std::lock_guard lock(mu_);
   size_t n = 0;
   CILIUM_RETURN_IF_ERROR(map_->forEach([&](const ipcache_key& k, const remote_endpoint_info& v) {
     if (v.sec_identity == identity::kUnknown) return true;
     IpPrefix p = prefixOfKey(k);
-    entries_[p].by_source.emplace(Source::kRestored, infoOfValue(v, p.family()));
+    auto [it, created] = entries_.try_emplace(p);
+    it->second.by_source.emplace(Source::kRestored, infoOfValue(v, p.family()));
+    if (created) queueLocked(p, identity::kUnknown, v.sec_identity);
     n++;
     return true;
   }));
@@ -248,6 +268,53 @@ Status IpCache::syncToKernel() {
   }
   if (changed) return bumpRevision();
   return okStatus();
+}
+
+void IpCache::queueLocked(const IpPrefix& prefix, identity::NumericIdentity before,
+                          identity::NumericIdentity after) {
+  pending_.push_back(Change{prefix, before, after});
+}
+
+void IpCache::deliver() {
+  std::lock_guard notify(notify_mu_);
+  for (;;) {
+    std::vector<Change> batch;
+    {
+      std::lock_guard lock(mu_);
+      batch.swap(pending_);
+    }
+    if (batch.empty()) return;
+    for (auto& [id, obs] : observers_) obs(batch);
+  }
+}
+
+IpCache::SubscriptionId IpCache::subscribe(Observer observer) {
+  std::lock_guard notify(notify_mu_);
+  // Drain what is queued to the existing observers, then snapshot with nothing queued, so the new
+  // observer sees every change exactly once: in the snapshot or as a later change.
+  std::vector<Change> snapshot;
+  for (;;) {
+    std::vector<Change> batch;
+    {
+      std::lock_guard lock(mu_);
+      if (pending_.empty()) {
+        for (const auto& [p, h] : entries_)
+          snapshot.push_back(Change{p, identity::kUnknown, h.winner().second.identity});
+        break;
+      }
+      batch.swap(pending_);
+    }
+    for (auto& [id, obs] : observers_) obs(batch);
+  }
+  SubscriptionId sid = next_subscription_++;
+  auto& obs = observers_.emplace(sid, std::move(observer)).first->second;
+  if (!snapshot.empty()) obs(snapshot);
+  return sid;
+}
+
+void IpCache::unsubscribe(SubscriptionId id) {
+  std::lock_guard notify(notify_mu_);
+  observers_.erase(id);
 }
 
 }  // namespace cilium::ipcache

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -48,6 +49,17 @@ struct Entry {
   Source source = Source::kRestored;  // the winning source
 };
 
+// A prefix whose winning identity changed (kUnknown: the prefix was, or is now, absent).
+struct Change {
+  IpPrefix prefix;
+  identity::NumericIdentity before = identity::kUnknown;
+  identity::NumericIdentity after = identity::kUnknown;
+  bool operator==(const Change&) const = default;
+};
+// Receives changes in the order they happened, one call at a time, without the cache's state
+// lock held. It must not call back into the IpCache (its delivery lock is held).
+using Observer = std::function<void(const std::vector<Change>&)>;
+
 class IpCache {
  public:
   // `map` is the kernel ipcache (FakeMap in tests); `runtime` holds RUNTIME_POLICY_REV. Either
@@ -79,6 +91,13 @@ class IpCache {
   // kernel entries that are not in it; bumps the revision if anything changed.
   Status syncToKernel();
 
+  using SubscriptionId = uint64_t;
+  // Registers `observer`: it first receives every entry (before = kUnknown), then every change
+  // of a prefix's winning identity. The policy engine learns the addresses of identities here.
+  SubscriptionId subscribe(Observer observer);
+  // After it returns, the observer is never called again (waits for a call in progress).
+  void unsubscribe(SubscriptionId id);
+
  private:
   struct Holders {
     std::map<Source, Info> by_source;
@@ -86,11 +105,22 @@ class IpCache {
   };
   Status writeKernel(const IpPrefix& prefix, const std::optional<Info>& info);
   Status bumpRevision();
+  Status restoreLocked();
+  // Queues a change of the winning identity for the observers (mu_ held).
+  void queueLocked(const IpPrefix& prefix, identity::NumericIdentity before,
+                   identity::NumericIdentity after);
+  // Delivers queued changes (outside mu_, under notify_mu_).
+  void deliver();
 
   datapath::IpcacheMap* map_;
   datapath::RuntimeConfigMap* runtime_;
   mutable std::mutex mu_;
   std::map<IpPrefix, Holders> entries_;
+  std::vector<Change> pending_;
+
+  std::mutex notify_mu_;  // one delivery at a time, in order; guards observers_
+  std::map<SubscriptionId, Observer> observers_;
+  SubscriptionId next_subscription_ = 1;
 };
 
 // One line as `cilium-dbg bpf ipcache list` prints it:

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -41,6 +42,13 @@ struct PodInfo {
 // apiserver always sets it), io.cilium.k8s.policy.serviceaccount when set, and
 // io.cilium.k8s.policy.cluster. Apply LabelFilter before allocating an identity.
 Labels podLabels(const PodInfo& pod);
+
+// Kubernetes label syntax (k8s.io/apimachinery IsQualifiedName / IsValidLabelValue): nullopt
+// when valid, else why not. A key is an optional DNS-subdomain prefix (<= 253 characters) and
+// '/', then a name of 1-63 characters [A-Za-z0-9][-A-Za-z0-9_.]* ending in an alphanumeric. A
+// value is empty or 1-63 characters of the same form as a name.
+std::optional<std::string> labelKeyError(std::string_view key);
+std::optional<std::string> labelValueError(std::string_view value);
 
 // Rule labels for a policy object: derived-from (the kind), name, namespace (omitted when
 // empty, as for cluster-wide policies) and uid (omitted when empty), all with source k8s.

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/labels/k8s.h"
+
 namespace cilium::labels {
 
 namespace {
@@ -16,11 +18,11 @@ struct SelectorKey {
 
 // "k8s:app" -> (k8s, app); "app" -> (default, app). `prefix` goes in front of the key.
 Result<SelectorKey> parseKey(std::string_view text, Source default_source, std::string_view prefix,
-                             std::string_view path) {
+                             std::string_view path, KeySyntax syntax) {
   SelectorKey k{default_source, {}};
   std::string_view rest = text;
   auto colon = rest.find(':');
-  if (colon != std::string_view::npos) {
+  if (colon != std::string_view::npos && syntax != KeySyntax::kKubernetes) {
     auto src = parseSource(rest.substr(0, colon));
     if (!src)
       return makeError(ErrorCode::kInvalidArgument, "{}: \"{}\" has an unknown label source \"{}\"",
@@ -30,8 +32,21 @@ Result<SelectorKey> parseKey(std::string_view text, Source default_source, std::
   }
   if (rest.empty())
     return makeError(ErrorCode::kInvalidArgument, "{}: label key must not be empty", path);
+  if (syntax != KeySyntax::kUnchecked) {
+    if (auto why = labelKeyError(rest))
+      return makeError(ErrorCode::kInvalidArgument, "{}: \"{}\" is not a valid label key: {}", path,
+                       text, *why);
+  }
   k.key = std::string(prefix) + std::string(rest);
   return k;
+}
+
+Status checkValue(const std::string& value, KeySyntax syntax, std::string_view path) {
+  if (syntax == KeySyntax::kUnchecked) return okStatus();
+  if (auto why = labelValueError(value))
+    return makeError(ErrorCode::kInvalidArgument, "{}: \"{}\" is not a valid label value: {}", path,
+                     value, *why);
+  return okStatus();
 }
 
 std::string printedKey(Source s, const std::string& key) {
@@ -72,7 +87,8 @@ bool Requirement::matches(const Labels& labels) const {
 std::string Requirement::printedKey() const { return labels::printedKey(source, key); }
 
 Result<LabelSelector> LabelSelector::fromJson(const nlohmann::json& j, std::string_view path,
-                                              Source default_source, std::string_view key_prefix) {
+                                              Source default_source, std::string_view key_prefix,
+                                              KeySyntax syntax) {
   LabelSelector sel;
   if (j.is_null()) return sel;
   if (!j.is_object())
@@ -85,7 +101,8 @@ Result<LabelSelector> LabelSelector::fromJson(const nlohmann::json& j, std::stri
                          path);
       for (const auto& [k, v] : value.items()) {
         std::string fpath = fmt::format("{}.matchLabels.{}", path, k);
-        CILIUM_ASSIGN_OR_RETURN(SelectorKey key, parseKey(k, default_source, key_prefix, fpath));
+        CILIUM_ASSIGN_OR_RETURN(SelectorKey key,
+                                parseKey(k, default_source, key_prefix, fpath, syntax));
         if (v.is_null()) {
           sel.match_labels_.push_back({key.source, std::move(key.key), {}});
           continue;
@@ -93,6 +110,7 @@ Result<LabelSelector> LabelSelector::fromJson(const nlohmann::json& j, std::stri
         if (!v.is_string())
           return makeError(ErrorCode::kInvalidArgument, "{}: value must be a string (quote it)",
                            fpath);
+        CILIUM_RETURN_IF_ERROR(checkValue(v.get_ref<const std::string&>(), syntax, fpath));
         sel.match_labels_.push_back({key.source, std::move(key.key), v.get<std::string>()});
       }
     } else if (field == "matchExpressions") {
@@ -113,7 +131,7 @@ Result<LabelSelector> LabelSelector::fromJson(const nlohmann::json& j, std::stri
               return makeError(ErrorCode::kInvalidArgument, "{}.key: must be a string", epath);
             CILIUM_ASSIGN_OR_RETURN(SelectorKey key,
                                     parseKey(ev.get_ref<const std::string&>(), default_source,
-                                             key_prefix, epath + ".key"));
+                                             key_prefix, epath + ".key", syntax));
             r.source = key.source;
             r.key = std::move(key.key);
             have_key = true;
@@ -150,6 +168,8 @@ Result<LabelSelector> LabelSelector::fromJson(const nlohmann::json& j, std::stri
             if (!(*values)[k].is_string())
               return makeError(ErrorCode::kInvalidArgument,
                                "{}.values[{}]: must be a string (quote it)", epath, k);
+            CILIUM_RETURN_IF_ERROR(checkValue((*values)[k].get_ref<const std::string&>(), syntax,
+                                              fmt::format("{}.values[{}]", epath, k)));
             r.values.push_back((*values)[k].get<std::string>());
           }
         }

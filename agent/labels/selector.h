@@ -33,6 +33,13 @@ struct Requirement {
   auto operator<=>(const Requirement&) const = default;
 };
 
+// How strictly fromJson() checks keys and values.
+enum class KeySyntax : uint8_t {
+  kUnchecked,   // "[source:]key", any key text (bare Cilium rules: the listing format)
+  kCilium,      // "[source:]key" with a Kubernetes label key, Kubernetes label values (CNP)
+  kKubernetes,  // Kubernetes label keys (no source prefix) and values (NetworkPolicy)
+};
+
 class LabelSelector {
  public:
   // The empty selector: it matches every label set.
@@ -42,9 +49,11 @@ class LabelSelector {
   // [...]}). Keys without "source:" get `default_source`; `key_prefix` is prepended to every key
   // (after the source) - NetworkPolicy namespaceSelectors use it to reach namespace labels.
   // Errors are kInvalidArgument and name the field under `path`
-  // (`spec.endpointSelector.matchExpressions[0].operator: "Foo" is not ...`).
+  // (`spec.endpointSelector.matchExpressions[0].operator: "Foo" is not ...`). `syntax` says how
+  // keys (before `key_prefix`) and values are checked (see KeySyntax).
   static Result<LabelSelector> fromJson(const nlohmann::json& j, std::string_view path,
-                                        Source default_source, std::string_view key_prefix = {});
+                                        Source default_source, std::string_view key_prefix = {},
+                                        KeySyntax syntax = KeySyntax::kUnchecked);
 
   // matchLabels entry: the label `key` from `source` must have `value`.
   void addMatch(Source source, std::string key, std::string value);

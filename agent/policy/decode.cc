@@ -85,12 +85,14 @@ Result<std::string> stringField(const json& j, std::string_view path) {
 // --- Ports ---------------------------------------------------------------------------------------
 
 // An IANA service name (RFC 6335): 1-15 characters of letters, digits and '-', at least one
-// letter, no leading, trailing or doubled '-'.
-bool isServiceName(std::string_view s) {
+// letter, no leading, trailing or doubled '-'. Kubernetes (IANA_SVC_NAME) takes lowercase only;
+// Cilium accepts uppercase and lowercases it.
+bool isServiceName(std::string_view s, bool lowercase_only) {
   if (s.empty() || s.size() > 15 || s.front() == '-' || s.back() == '-') return false;
   bool letter = false;
   for (size_t i = 0; i < s.size(); i++) {
     char c = s[i];
+    if (lowercase_only && c >= 'A' && c <= 'Z') return false;
     if (std::isalpha(static_cast<unsigned char>(c))) {
       letter = true;
     } else if (c == '-') {
@@ -119,7 +121,7 @@ Status decodePort(const json& j, std::string_view path, PortProtocol& out) {
     out.port = static_cast<uint16_t>(v);
     return okStatus();
   }
-  if (!isServiceName(s)) return invalid("{}: \"{}\" is not a valid port", path, s);
+  if (!isServiceName(s, false)) return invalid("{}: \"{}\" is not a valid port", path, s);
   out.name = s;
   std::transform(out.name.begin(), out.name.end(), out.name.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
@@ -294,6 +296,12 @@ struct Scope {
   enum class Kind { kRaw, kNamespaced, kClusterwide } kind = Kind::kRaw;
   std::string ns;
   bool subject_is_init = false;  // the endpointSelector selects reserved:init
+
+  // Selectors of CNP/CCNP objects are checked as Cilium checks them (Kubernetes label keys with
+  // an optional source); bare rules are the listing format, which holds keys the decoders built.
+  labels::KeySyntax keys() const {
+    return kind == Kind::kRaw ? labels::KeySyntax::kUnchecked : labels::KeySyntax::kCilium;
+  }
 };
 
 void scopePeerSelector(LabelSelector& sel, const Scope& scope) {
@@ -313,7 +321,9 @@ void scopePeerSelector(LabelSelector& sel, const Scope& scope) {
   sel.addMatch(Source::kK8s, ns_key, scope.ns);
 }
 
-Result<CidrRule> decodeCidrRule(const json& j, std::string_view path) {
+// A Cilium CIDR rule (fromCIDRSet / toCIDRSet). `selectsPods` (a NetworkPolicy ipBlock as the
+// rule listing shows it) is accepted only in bare rules, where listings are read back.
+Result<CidrRule> decodeCidrRule(const json& j, std::string_view path, bool raw) {
   CILIUM_RETURN_IF_ERROR(requireObject(j, path));
   CidrRule r;
   bool have = false;
@@ -336,11 +346,15 @@ Result<CidrRule> decodeCidrRule(const json& j, std::string_view path) {
       }
     } else if (k == "cidrGroupRef" || k == "cidrGroupSelector") {
       return unsupported("{}: not supported", fpath);
+    } else if (k == "selectsPods" && raw) {
+      if (!v.is_boolean()) return invalid("{}: must be true or false", fpath);
+      r.selects_pods = v.get<bool>();
     } else {
       return invalid("{}: unknown field", fpath);
     }
   }
   if (!have) return invalid("{}: required", join(path, "cidr"));
+  // As Cilium: an except may equal the CIDR (it then excludes all of it).
   for (size_t i = 0; i < r.except.size(); i++)
     if (!r.cidr.contains(r.except[i]))
       return invalid("{}: {} is not inside {}", index(join(path, "except"), i),
@@ -367,8 +381,8 @@ Result<PeerRule> decodePeerRule(const json& j, std::string_view path, Direction 
       if (v.is_null()) continue;
       if (!v.is_array()) return invalid("{}: must be a list", fpath);
       for (size_t i = 0; i < v.size(); i++) {
-        CILIUM_ASSIGN_OR_RETURN(auto sel,
-                                LabelSelector::fromJson(v[i], index(fpath, i), Source::kAny));
+        CILIUM_ASSIGN_OR_RETURN(auto sel, LabelSelector::fromJson(v[i], index(fpath, i),
+                                                                  Source::kAny, {}, scope.keys()));
         scopePeerSelector(sel, scope);
         pr.endpoints.push_back(std::move(sel));
       }
@@ -394,7 +408,8 @@ Result<PeerRule> decodePeerRule(const json& j, std::string_view path, Direction 
       if (v.is_null()) continue;
       if (!v.is_array()) return invalid("{}: must be a list", fpath);
       for (size_t i = 0; i < v.size(); i++) {
-        CILIUM_ASSIGN_OR_RETURN(auto c, decodeCidrRule(v[i], index(fpath, i)));
+        CILIUM_ASSIGN_OR_RETURN(
+            auto c, decodeCidrRule(v[i], index(fpath, i), scope.kind == Scope::Kind::kRaw));
         pr.cidr_sets.push_back(std::move(c));
       }
     } else if (k == "toPorts") {
@@ -426,7 +441,7 @@ Result<Rule> decodeRule(const json& j, std::string_view path, Scope scope) {
   if (es == j.end()) return invalid("{}: required", join(path, "endpointSelector"));
   CILIUM_ASSIGN_OR_RETURN(
       r.endpoint_selector,
-      LabelSelector::fromJson(*es, join(path, "endpointSelector"), Source::kAny));
+      LabelSelector::fromJson(*es, join(path, "endpointSelector"), Source::kAny, {}, scope.keys()));
   const std::string ns_key(labels::kPodNamespaceLabel);
   if (scope.kind == Scope::Kind::kNamespaced) {
     // The rule applies in its own namespace, whatever the selector says.
@@ -480,6 +495,69 @@ Result<Rule> decodeRule(const json& j, std::string_view path, Scope scope) {
 }
 
 // --- Kubernetes NetworkPolicy ------------------------------------------------------------------
+// Validated as the API server validates NetworkPolicy (k8s.io/kubernetes
+// pkg/apis/networking/validation), so that an object the API server would refuse never turns
+// into a rule here: the manifests source and hand-written objects reach us without it.
+
+Result<Protocol> decodeKnpProtocol(const json& j, std::string_view path) {
+  if (j.is_string()) {
+    const auto& s = j.get_ref<const std::string&>();
+    if (s == "TCP") return Protocol::kTcp;
+    if (s == "UDP") return Protocol::kUdp;
+    if (s == "SCTP") return Protocol::kSctp;
+  }
+  return invalid("{}: {} is not one of TCP, UDP, SCTP", path, j.dump());
+}
+
+// One NetworkPolicyPort: protocol (default TCP), port (1-65535 or an IANA_SVC_NAME), endPort
+// (1-65535, >= port, only with a numeric port).
+Result<PortProtocol> decodeKnpPort(const json& j, std::string_view path) {
+  CILIUM_RETURN_IF_ERROR(requireObject(j, path));
+  PortProtocol p;
+  p.protocol = Protocol::kTcp;
+  const json* port = nullptr;
+  const json* end = nullptr;
+  for (const auto& [k, v] : j.items()) {
+    if (k != "port" && k != "endPort" && k != "protocol")
+      return invalid("{}: unknown field", join(path, k));
+    if (v.is_null()) continue;
+    if (k == "port") {
+      port = &v;
+    } else if (k == "endPort") {
+      end = &v;
+    } else {
+      CILIUM_ASSIGN_OR_RETURN(p.protocol, decodeKnpProtocol(v, join(path, k)));
+    }
+  }
+  std::string port_path = join(path, "port");
+  if (port != nullptr && port->is_number_integer()) {
+    auto v = port->get<int64_t>();
+    if (v < 1 || v > 65535)
+      return invalid("{}: {} is not a valid port number (1-65535)", port_path, v);
+    p.port = static_cast<uint16_t>(v);
+  } else if (port != nullptr && port->is_string()) {
+    const auto& s = port->get_ref<const std::string&>();
+    if (!isServiceName(s, true))
+      return invalid(
+          "{}: \"{}\" is not a valid port name (IANA_SVC_NAME: 1-15 lowercase letters, digits "
+          "and '-', at least one letter, no '-' at either end or twice in a row)",
+          port_path, s);
+    p.name = s;
+  } else if (port != nullptr) {
+    return invalid("{}: {} is not a valid port", port_path, port->dump());
+  }
+  if (end == nullptr) return p;
+  std::string end_path = join(path, "endPort");
+  if (!end->is_number_integer()) return invalid("{}: must be a number", end_path);
+  if (port == nullptr) return invalid("{}: may not be specified without port", end_path);
+  if (!p.name.empty()) return invalid("{}: may not be specified with a named port", end_path);
+  auto v = end->get<int64_t>();
+  if (v < 1 || v > 65535)
+    return invalid("{}: {} is not a valid port number (1-65535)", end_path, v);
+  if (v < p.port) return invalid("{}: {} is below port {}", end_path, v, p.port);
+  if (v > p.port) p.end_port = static_cast<uint16_t>(v);
+  return p;
+}
 
 Result<std::vector<PortRule>> decodeKnpPorts(const json& j, std::string_view path) {
   std::vector<PortRule> out;
@@ -488,29 +566,53 @@ Result<std::vector<PortRule>> decodeKnpPorts(const json& j, std::string_view pat
   if (j.empty()) return out;
   PortRule pr;
   for (size_t i = 0; i < j.size(); i++) {
-    std::string ppath = index(path, i);
-    CILIUM_RETURN_IF_ERROR(requireObject(j[i], ppath));
-    PortProtocol p;
-    p.protocol = Protocol::kTcp;
-    for (const auto& [k, v] : j[i].items()) {
-      if (k == "port") {
-        if (!v.is_null()) CILIUM_RETURN_IF_ERROR(decodePort(v, join(ppath, k), p));
-      } else if (k == "protocol") {
-        if (!v.is_null()) {
-          CILIUM_ASSIGN_OR_RETURN(p.protocol, decodeProtocol(v, join(ppath, k), false));
-        }
-      } else if (k != "endPort") {
-        return invalid("{}: unknown field", join(ppath, k));
-      }
-    }
-    if (auto it = j[i].find("endPort"); it != j[i].end())
-      CILIUM_RETURN_IF_ERROR(decodeEndPort(*it, join(ppath, "endPort"), p));
+    CILIUM_ASSIGN_OR_RETURN(auto p, decodeKnpPort(j[i], index(path, i)));
     pr.ports.push_back(std::move(p));
   }
   // One port rule holding every port: the peers are allowed on any of them.
   out.push_back(std::move(pr));
   return out;
 }
+
+// An ipBlock: a CIDR, and excepts strictly inside it (an except equal to the CIDR is refused).
+Result<CidrRule> decodeIpBlock(const json& j, std::string_view path) {
+  CILIUM_RETURN_IF_ERROR(requireObject(j, path));
+  CidrRule r;
+  r.selects_pods = true;
+  bool have = false;
+  auto prefix = [](const json& v, const std::string& fpath) -> Result<IpPrefix> {
+    CILIUM_ASSIGN_OR_RETURN(auto s, stringField(v, fpath));
+    auto p = IpPrefix::parse(s);
+    if (!p.ok()) return invalid("{}: \"{}\" is not a CIDR prefix", fpath, s);
+    return *p;
+  };
+  for (const auto& [k, v] : j.items()) {
+    std::string fpath = join(path, k);
+    if (k == "cidr") {
+      CILIUM_ASSIGN_OR_RETURN(r.cidr, prefix(v, fpath));
+      have = true;
+    } else if (k == "except") {
+      if (v.is_null()) continue;
+      if (!v.is_array()) return invalid("{}: must be a list", fpath);
+      for (size_t i = 0; i < v.size(); i++) {
+        CILIUM_ASSIGN_OR_RETURN(auto e, prefix(v[i], index(fpath, i)));
+        r.except.push_back(e);
+      }
+    } else {
+      return invalid("{}: unknown field", fpath);
+    }
+  }
+  if (!have) return invalid("{}: required", join(path, "cidr"));
+  for (size_t i = 0; i < r.except.size(); i++) {
+    const auto& e = r.except[i];
+    if (!r.cidr.contains(e) || e.len() <= r.cidr.len())
+      return invalid("{}: {} is not strictly inside {}", index(join(path, "except"), i),
+                     e.toString(), r.cidr.toString());
+  }
+  return r;
+}
+
+constexpr labels::KeySyntax kKnpKeys = labels::KeySyntax::kKubernetes;
 
 Result<PeerRule> decodeKnpPeer(const json& j, std::string_view path, const std::string& ns) {
   CILIUM_RETURN_IF_ERROR(requireObject(j, path));
@@ -534,7 +636,7 @@ Result<PeerRule> decodeKnpPeer(const json& j, std::string_view path, const std::
   if (ipblock) {
     if (pod || nsel)
       return invalid("{}: ipBlock cannot be combined with podSelector or namespaceSelector", path);
-    CILIUM_ASSIGN_OR_RETURN(auto c, decodeCidrRule(*ipblock, join(path, "ipBlock")));
+    CILIUM_ASSIGN_OR_RETURN(auto c, decodeIpBlock(*ipblock, join(path, "ipBlock")));
     pr.cidr_sets.push_back(std::move(c));
     return pr;
   }
@@ -542,14 +644,14 @@ Result<PeerRule> decodeKnpPeer(const json& j, std::string_view path, const std::
   const std::string ns_key(labels::kPodNamespaceLabel);
   LabelSelector sel;
   if (pod) {
-    CILIUM_ASSIGN_OR_RETURN(sel,
-                            LabelSelector::fromJson(*pod, join(path, "podSelector"), Source::kK8s));
+    CILIUM_ASSIGN_OR_RETURN(
+        sel, LabelSelector::fromJson(*pod, join(path, "podSelector"), Source::kK8s, {}, kKnpKeys));
   }
   if (nsel) {
     // Namespace labels are on the pods as io.cilium.k8s.namespace.labels.<key>.
     CILIUM_ASSIGN_OR_RETURN(
         auto nss, LabelSelector::fromJson(*nsel, join(path, "namespaceSelector"), Source::kK8s,
-                                          labels::kNamespaceLabelsPrefix));
+                                          labels::kNamespaceLabelsPrefix, kKnpKeys));
     if (nss.empty())  // every namespace: any pod, but nothing without a namespace (host, world)
       nss.addRequirement({Source::kK8s, ns_key, labels::Operator::kExists, {}});
     sel.merge(nss);
@@ -570,8 +672,9 @@ Result<Rule> decodeKnp(const json& spec, const std::string& ns) {
   bool have_pod_selector = false;
   for (const auto& [k, v] : spec.items()) {
     if (k == "podSelector") {
-      CILIUM_ASSIGN_OR_RETURN(r.endpoint_selector,
-                              LabelSelector::fromJson(v, "spec.podSelector", Source::kK8s));
+      CILIUM_ASSIGN_OR_RETURN(
+          r.endpoint_selector,
+          LabelSelector::fromJson(v, "spec.podSelector", Source::kK8s, {}, kKnpKeys));
       have_pod_selector = true;
     } else if (k == "policyTypes") {
       types = &v;
@@ -596,15 +699,15 @@ Result<Rule> decodeKnp(const json& spec, const std::string& ns) {
   bool egress_on = has_egress_rules;
   if (types && !types->is_null()) {
     if (!types->is_array()) return invalid("spec.policyTypes: must be a list");
-    ingress_on = egress_on = false;
+    // An empty list is defaulted by the API server as if absent.
+    if (!types->empty()) ingress_on = egress_on = false;
     for (size_t i = 0; i < types->size(); i++) {
       const auto& t = (*types)[i];
-      if (t == "Ingress")
-        ingress_on = true;
-      else if (t == "Egress")
-        egress_on = true;
-      else
+      bool& on = t == "Ingress" ? ingress_on : egress_on;
+      if (t != "Ingress" && t != "Egress")
         return invalid("spec.policyTypes[{}]: {} is not Ingress or Egress", i, t.dump());
+      if (on) return invalid("spec.policyTypes[{}]: duplicate {}", i, t.dump());
+      on = true;
     }
   }
   r.default_deny_ingress = ingress_on;

@@ -12,31 +12,73 @@
 
 namespace cilium::policy {
 
-std::vector<NamedPort> NamedPortTable::lookup(std::string_view name) const {
+std::vector<NamedPort> NamedPortTable::lookup(const labels::Labels& identity_labels,
+                                              std::string_view name) const {
   std::lock_guard lock(mu_);
   std::vector<NamedPort> out;
-  for (auto it = refs_.lower_bound({std::string(name), 0, Protocol::kAny});
-       it != refs_.end() && std::get<0>(it->first) == name; ++it)
+  auto by_labels = refs_.find(identity_labels);
+  if (by_labels == refs_.end()) return out;
+  const auto& ports = by_labels->second;
+  for (auto it = ports.lower_bound({std::string(name), 0, Protocol::kAny});
+       it != ports.end() && std::get<0>(it->first) == name; ++it)
     out.push_back(
         NamedPort{std::get<0>(it->first), std::get<1>(it->first), std::get<2>(it->first)});
   return out;
 }
 
-bool NamedPortTable::update(const std::vector<NamedPort>& removed,
-                            const std::vector<NamedPort>& added) {
+bool NamedPortTable::setPod(const std::string& key, const labels::Labels& identity_labels,
+                            std::vector<NamedPort> ports) {
   std::lock_guard lock(mu_);
-  bool changed = false;
-  for (const auto& p : added) {
-    if (refs_[{p.name, p.port, p.protocol}]++ == 0) changed = true;
+  Pod pod{identity_labels, std::move(ports)};
+  std::sort(pod.ports.begin(), pod.ports.end(), [](const NamedPort& a, const NamedPort& b) {
+    return std::tie(a.name, a.port, a.protocol) < std::tie(b.name, b.port, b.protocol);
+  });
+  pod.ports.erase(std::unique(pod.ports.begin(), pod.ports.end()), pod.ports.end());
+  auto it = pods_.find(key);
+  if (it != pods_.end() && it->second.labels == pod.labels && it->second.ports == pod.ports)
+    return false;
+  // Add before removing: a port that stays never drops to zero references on the way.
+  bool changed = addLocked(pod);
+  if (it != pods_.end()) {
+    changed = removeLocked(it->second) || changed;
+    pods_.erase(it);
   }
-  for (const auto& p : removed) {
-    auto it = refs_.find({p.name, p.port, p.protocol});
-    if (it == refs_.end()) continue;
+  if (!pod.ports.empty()) pods_.emplace(key, std::move(pod));
+  return changed;
+}
+
+bool NamedPortTable::removePod(const std::string& key) {
+  std::lock_guard lock(mu_);
+  auto it = pods_.find(key);
+  if (it == pods_.end()) return false;
+  bool changed = removeLocked(it->second);
+  pods_.erase(it);
+  return changed;
+}
+
+bool NamedPortTable::addLocked(const Pod& pod) {
+  bool changed = false;
+  if (pod.ports.empty()) return false;
+  auto& ports = refs_[pod.labels];
+  for (const auto& p : pod.ports)
+    if (ports[{p.name, p.port, p.protocol}]++ == 0) changed = true;
+  return changed;
+}
+
+bool NamedPortTable::removeLocked(const Pod& pod) {
+  bool changed = false;
+  auto by_labels = refs_.find(pod.labels);
+  if (by_labels == refs_.end()) return false;
+  auto& ports = by_labels->second;
+  for (const auto& p : pod.ports) {
+    auto it = ports.find({p.name, p.port, p.protocol});
+    if (it == ports.end()) continue;
     if (--it->second == 0) {
-      refs_.erase(it);
+      ports.erase(it);
       changed = true;
     }
   }
+  if (ports.empty()) refs_.erase(by_labels);
   return changed;
 }
 
@@ -95,8 +137,17 @@ std::vector<PeerSelector> peerSelectors(const PeerRule& pr) {
   for (auto e : pr.entities)
     for (auto& s : entitySelectors(e)) out.push_back(std::move(s));
   for (const auto& c : pr.cidrs) out.push_back(PeerSelector::ofCidr(c, {}));
-  for (const auto& c : pr.cidr_sets) out.push_back(PeerSelector::ofCidr(c.cidr, c.except));
+  for (const auto& c : pr.cidr_sets)
+    out.push_back(c.selects_pods ? PeerSelector::ofIpBlock(c.cidr, c.except)
+                                 : PeerSelector::ofCidr(c.cidr, c.except));
   return out;
+}
+
+bool hasNamedPort(const PeerRule& pr) {
+  for (const auto& port_rule : pr.ports)
+    for (const auto& p : port_rule.ports)
+      if (!p.name.empty()) return true;
+  return false;
 }
 
 // A rule in the repository with its selectors in the cache.
@@ -109,6 +160,10 @@ struct StoredRule {
     bool deny;
     const PeerRule* source;
     std::vector<CachedSelector*> selectors;
+    // The egress named ports of `source`, which resolve per destination identity: "every peer"
+    // stands for every cluster identity here, as only those have pods (never identity 0 with
+    // every number any pod gives the name). The other Peer of `source` holds its other ports.
+    bool named_ports = false;
   };
   std::vector<Peer> peers;
 };
@@ -121,6 +176,9 @@ struct Contribution {
   std::vector<CachedSelector*> selectors;
   bool host_only = false;      // allow-localhost: selects exactly reserved:host
   std::vector<uint64_t> lows;  // packLow() of each spec
+  // Egress named ports (name, protocol; kAny: any of them), resolved for each selected identity
+  // on that identity's pods instead of `lows`.
+  std::vector<std::pair<std::string, Protocol>> named;
 };
 
 struct Attached {
@@ -151,7 +209,9 @@ struct Engine::Impl {
   EngineOptions opts;
   CidrIdentityProvider* cidrs;
   const NamedPortProvider* named_ports;
+  ipcache::IpCache* addresses;
   identity::Allocator::SubscriptionId subscription = 0;
+  ipcache::IpCache::SubscriptionId address_subscription = 0;
 
   mutable std::mutex mu;
   SelectorCache cache;
@@ -164,8 +224,9 @@ struct Engine::Impl {
   std::mutex listener_mu;
   std::function<void(const std::vector<uint16_t>&)> listener;
 
-  Impl(identity::Allocator& a, EngineOptions o, CidrIdentityProvider* c, const NamedPortProvider* n)
-      : ids(a), opts(o), cidrs(c), named_ports(n) {}
+  Impl(identity::Allocator& a, EngineOptions o, CidrIdentityProvider* c, const NamedPortProvider* n,
+       ipcache::IpCache* addrs)
+      : ids(a), opts(o), cidrs(c), named_ports(n), addresses(addrs) {}
 
   // --- Repository (mu held) ---------------------------------------------------------------------
 
@@ -177,17 +238,23 @@ struct Engine::Impl {
     for (Direction d : {Direction::kIngress, Direction::kEgress}) {
       for (bool deny : {false, true}) {
         for (const auto& pr : deny ? sr->rule.denies(d) : sr->rule.allows(d)) {
-          StoredRule::Peer peer{d, deny, &pr, {}};
-          for (const auto& ps : peerSelectors(pr)) {
-            CachedSelector* cs = cache.add(ps);
-            if (std::find(peer.selectors.begin(), peer.selectors.end(), cs) !=
-                peer.selectors.end()) {
-              cache.remove(cs);
-              continue;
+          bool named = d == Direction::kEgress && hasNamedPort(pr);
+          for (bool named_part : {false, true}) {
+            if (named_part && !named) continue;
+            StoredRule::Peer peer{d, deny, &pr, {}, named_part};
+            for (auto ps : peerSelectors(pr)) {
+              if (named_part && ps.kind == PeerSelector::Kind::kWildcard)
+                ps = PeerSelector::cluster();
+              CachedSelector* cs = cache.add(ps);
+              if (std::find(peer.selectors.begin(), peer.selectors.end(), cs) !=
+                  peer.selectors.end()) {
+                cache.remove(cs);
+                continue;
+              }
+              peer.selectors.push_back(cs);
             }
-            peer.selectors.push_back(cs);
+            sr->peers.push_back(std::move(peer));
           }
-          sr->peers.push_back(std::move(peer));
         }
       }
     }
@@ -216,9 +283,10 @@ struct Engine::Impl {
 
   // --- Resolution (mu held) ---------------------------------------------------------------------
 
-  // Port specs of one element's toPorts for the subject; empty toPorts = any protocol.
-  std::vector<uint64_t> specLows(const PeerRule& pr, Direction dir, const Subject& subject,
-                                 bool& named_egress) const {
+  // Port specs of one element's toPorts for the subject; empty toPorts = any protocol. Named
+  // ports: ingress uses the subject's own port of that name; egress ones are left to the
+  // element's named-port Peer (namedLows()).
+  std::vector<uint64_t> specLows(const PeerRule& pr, Direction dir, const Subject& subject) const {
     std::vector<KeySpec> specs;
     uint8_t d = static_cast<uint8_t>(dir);
     if (pr.ports.empty()) {
@@ -232,19 +300,10 @@ struct Engine::Impl {
           else
             protos.push_back(p.protocol);
           if (!p.name.empty()) {
-            // Ingress: the subject's own port of that name. Egress: the port of that name on
-            // any pod of the cluster (the destination's port is not known per identity).
-            std::vector<NamedPort> found;
-            if (dir == Direction::kIngress) {
-              for (const auto& np : subject.named_ports)
-                if (np.name == p.name) found.push_back(np);
-            } else {
-              named_egress = true;
-              if (named_ports != nullptr) found = named_ports->lookup(p.name);
-            }
-            for (const auto& np : found)
-              if (std::find(protos.begin(), protos.end(), np.protocol) != protos.end() &&
-                  np.port != 0)
+            if (dir == Direction::kEgress) continue;
+            for (const auto& np : subject.named_ports)
+              if (np.name == p.name && np.port != 0 &&
+                  std::find(protos.begin(), protos.end(), np.protocol) != protos.end())
                 specs.push_back(KeySpec{static_cast<uint8_t>(np.protocol), np.port, 16});
             continue;
           }
@@ -270,6 +329,33 @@ struct Engine::Impl {
     return lows;
   }
 
+  static std::vector<std::pair<std::string, Protocol>> namedRefs(const PeerRule& pr) {
+    std::vector<std::pair<std::string, Protocol>> out;
+    for (const auto& port_rule : pr.ports)
+      for (const auto& p : port_rule.ports)
+        if (!p.name.empty()) out.emplace_back(p.name, p.protocol);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
+  // The keys an egress named-port contribution gives identity `id`: the numbers its names have
+  // on the pods of that identity.
+  std::vector<uint64_t> namedLows(const Contribution& c, NumericIdentity id) const {
+    std::vector<uint64_t> out;
+    if (named_ports == nullptr) return out;
+    const auto& known = cache.identities();
+    auto it = known.find(id);
+    if (it == known.end()) return out;
+    for (const auto& [name, proto] : c.named)
+      for (const auto& np : named_ports->lookup(it->second, name))
+        if (np.port != 0 && np.protocol != Protocol::kAny &&
+            (proto == Protocol::kAny || proto == np.protocol))
+          out.push_back(
+              detail::packLow(c.dir, KeySpec{static_cast<uint8_t>(np.protocol), np.port, 16}));
+    return out;
+  }
+
   struct Distilled {
     bool ingress = false;
     bool egress = false;
@@ -291,8 +377,13 @@ struct Engine::Impl {
         c.dir = static_cast<uint8_t>(peer.dir);
         c.deny = peer.deny;
         c.selectors = peer.selectors;
-        c.lows = specLows(*peer.source, peer.dir, subject, out.named_egress);
-        if (c.lows.empty()) continue;
+        if (peer.named_ports) {
+          c.named = namedRefs(*peer.source);
+          out.named_egress = true;
+        } else {
+          c.lows = specLows(*peer.source, peer.dir, subject);
+          if (c.lows.empty()) continue;
+        }
         out.contributions.push_back(std::move(c));
       }
     }
@@ -317,7 +408,7 @@ struct Engine::Impl {
 
   static bool wildcardOnly(const Contribution& c) { return !c.host_only && c.selectors.empty(); }
 
-  static std::vector<PackedEntry> fullState(const std::vector<Contribution>& contributions) {
+  std::vector<PackedEntry> fullState(const std::vector<Contribution>& contributions) const {
     detail::KeySet set;
     // Room for every key as if none repeated, but no more than a policy map can hold: many
     // rules usually repeat keys, and a huge empty table costs more than a few rehashes.
@@ -325,13 +416,19 @@ struct Engine::Impl {
     for (const auto& c : contributions) {
       size_t idents = c.selectors.empty() ? 1 : 0;
       for (const CachedSelector* cs : c.selectors) idents += cs->selections().size();
-      estimate += idents * c.lows.size();
+      estimate += idents * (c.named.empty() ? c.lows.size() : c.named.size());
     }
     set.reserve(std::min<size_t>(estimate, CILIUM_POLICY_MAP_SIZE));
     static const std::vector<NumericIdentity> kHostOnly = {identity::kHost};
     static const std::vector<NumericIdentity> kAnyOnly = {identity::kUnknown};
     for (const auto& c : contributions) {
       uint8_t flags = c.deny ? detail::kDeny : detail::kAllow;
+      if (!c.named.empty()) {
+        for (const CachedSelector* cs : c.selectors)
+          for (NumericIdentity id : cs->selections())
+            for (uint64_t low : namedLows(c, id)) set.insert(uint64_t{id} << 32 | low, flags);
+        continue;
+      }
       auto emit = [&](const std::vector<NumericIdentity>& idents) {
         for (NumericIdentity id : idents) {
           uint64_t base = uint64_t{id} << 32;
@@ -348,8 +445,8 @@ struct Engine::Impl {
   }
 
   // The entries of one identity, recomputed from the contributions.
-  static std::vector<PackedEntry> identityState(const std::vector<Contribution>& contributions,
-                                                NumericIdentity id) {
+  std::vector<PackedEntry> identityState(const std::vector<Contribution>& contributions,
+                                         NumericIdentity id) const {
     std::vector<std::pair<uint64_t, uint8_t>> keys;
     uint64_t base = uint64_t{id} << 32;
     for (const auto& c : contributions) {
@@ -360,8 +457,12 @@ struct Engine::Impl {
         selected = id == identity::kUnknown;
       for (const CachedSelector* cs : c.selectors) selected = selected || cs->selects(id);
       if (!selected) continue;
-      for (uint64_t low : c.lows)
-        keys.emplace_back(base | low, c.deny ? detail::kDeny : detail::kAllow);
+      uint8_t flags = c.deny ? detail::kDeny : detail::kAllow;
+      if (c.named.empty()) {
+        for (uint64_t low : c.lows) keys.emplace_back(base | low, flags);
+      } else {
+        for (uint64_t low : namedLows(c, id)) keys.emplace_back(base | low, flags);
+      }
     }
     std::sort(keys.begin(), keys.end());
     std::vector<std::pair<uint64_t, uint8_t>> merged;
@@ -413,7 +514,17 @@ struct Engine::Impl {
 
   std::vector<uint16_t> onIdentities(const std::vector<identity::IdentityChange>& changes) {
     std::lock_guard lock(mu);
-    auto sel_changes = cache.apply(changes);
+    return selectionsChanged(cache.apply(changes));
+  }
+
+  std::vector<uint16_t> onAddresses(const std::vector<ipcache::Change>& changes) {
+    std::lock_guard lock(mu);
+    return selectionsChanged(cache.applyAddresses(changes));
+  }
+
+  // Recomputes the entries of each (endpoint, identity) a selection change touches; returns the
+  // endpoints with changes to consume (mu held).
+  std::vector<uint16_t> selectionsChanged(const std::vector<SelectorCache::Change>& sel_changes) {
     std::unordered_map<uint16_t, std::set<NumericIdentity>> touched;
     for (const auto& c : sel_changes) {
       auto it = selector_endpoints.find(c.selector);
@@ -451,15 +562,23 @@ struct Engine::Impl {
 };
 
 Engine::Engine(identity::Allocator& ids, EngineOptions options, CidrIdentityProvider* cidrs,
-               const NamedPortProvider* named_ports)
-    : impl_(std::make_unique<Impl>(ids, options, cidrs, named_ports)) {
+               const NamedPortProvider* named_ports, ipcache::IpCache* addresses)
+    : impl_(std::make_unique<Impl>(ids, options, cidrs, named_ports, addresses)) {
   Impl* impl = impl_.get();
   impl_->subscription = ids.subscribe([impl](const std::vector<identity::IdentityChange>& changes) {
     impl->notify(impl->onIdentities(changes));
   });
+  if (addresses != nullptr)
+    impl_->address_subscription =
+        addresses->subscribe([impl](const std::vector<ipcache::Change>& changes) {
+          impl->notify(impl->onAddresses(changes));
+        });
 }
 
-Engine::~Engine() { impl_->ids.unsubscribe(impl_->subscription); }
+Engine::~Engine() {
+  if (impl_->addresses != nullptr) impl_->addresses->unsubscribe(impl_->address_subscription);
+  impl_->ids.unsubscribe(impl_->subscription);
+}
 
 // --- Repository -------------------------------------------------------------------------------
 
@@ -724,7 +843,7 @@ std::vector<IpPrefix> Engine::cidrPrefixes() const {
 Result<EndpointPolicy> Engine::resolve(const Subject& subject) const {
   std::lock_guard lock(impl_->mu);
   auto d = impl_->distill(subject);
-  auto state = Impl::fullState(d.contributions);
+  auto state = impl_->fullState(d.contributions);
   CILIUM_RETURN_IF_ERROR(impl_->checkSize(subject, state.size()));
   return Impl::toPolicy(impl_->revision, d, state);
 }
@@ -732,7 +851,7 @@ Result<EndpointPolicy> Engine::resolve(const Subject& subject) const {
 Result<EndpointPolicy> Engine::attach(const Subject& subject) {
   std::lock_guard lock(impl_->mu);
   auto d = impl_->distill(subject);
-  auto state = Impl::fullState(d.contributions);
+  auto state = impl_->fullState(d.contributions);
   CILIUM_RETURN_IF_ERROR(impl_->checkSize(subject, state.size()));
   EndpointPolicy policy = Impl::toPolicy(impl_->revision, d, state);
 

@@ -26,6 +26,7 @@
 #include "agent/common/error.h"
 #include "agent/datapath/maps.h"
 #include "agent/identity/allocator.h"
+#include "agent/ipcache/ipcache.h"
 #include "agent/labels/labels.h"
 #include "agent/policy/decode.h"
 #include "agent/policy/rule.h"
@@ -40,26 +41,44 @@ struct NamedPort {
   bool operator==(const NamedPort&) const = default;
 };
 
-// Cluster-wide named ports (every pod's containerPorts by name), for egress rules that name a
-// port of the destination. Must be callable from inside Engine calls (no call back into it).
+// Named container ports of the cluster's pods, by the pods' security-relevant labels (the labels
+// their identity is of), for egress rules that name a port of the destination: the number comes
+// from the pods behind each destination identity, as Kubernetes defines it. Must be callable
+// from inside Engine calls (no call back into it).
 class NamedPortProvider {
  public:
   virtual ~NamedPortProvider() = default;
-  virtual std::vector<NamedPort> lookup(std::string_view name) const = 0;
+  // The ports called `name` on pods whose identity labels are `identity_labels` (the union over
+  // those pods).
+  virtual std::vector<NamedPort> lookup(const labels::Labels& identity_labels,
+                                        std::string_view name) const = 0;
 };
 
-// A NamedPortProvider the Kubernetes watchers fill: every pod's named container ports,
-// reference-counted (two pods naming the same port keep one entry until both are gone).
-// Thread-safe.
+// A NamedPortProvider the Kubernetes watchers fill from the pod store (every pod of the
+// cluster, wherever it runs). Thread-safe.
 class NamedPortTable final : public NamedPortProvider {
  public:
-  std::vector<NamedPort> lookup(std::string_view name) const override;
-  // Adds and removes one pod's ports; true when the set of distinct ports changed.
-  bool update(const std::vector<NamedPort>& removed, const std::vector<NamedPort>& added);
+  std::vector<NamedPort> lookup(const labels::Labels& identity_labels,
+                                std::string_view name) const override;
+  // Sets what pod `key` ("namespace/name") contributes, replacing what it contributed before;
+  // true when the answer of some lookup changed.
+  bool setPod(const std::string& key, const labels::Labels& identity_labels,
+              std::vector<NamedPort> ports);
+  // Forgets pod `key`; true when the answer of some lookup changed.
+  bool removePod(const std::string& key);
 
  private:
+  struct Pod {
+    labels::Labels labels;
+    std::vector<NamedPort> ports;
+  };
+  bool addLocked(const Pod& pod);
+  bool removeLocked(const Pod& pod);
+
   mutable std::mutex mu_;
-  std::map<std::tuple<std::string, uint16_t, Protocol>, size_t> refs_;
+  std::unordered_map<std::string, Pod> pods_;  // pods with named ports only
+  // Identity labels -> (name, port, protocol) -> pods naming it.
+  std::map<labels::Labels, std::map<std::tuple<std::string, uint16_t, Protocol>, size_t>> refs_;
 };
 
 // Gives node-local identities to the prefixes that CIDR rules reference (and puts them in the
@@ -162,10 +181,13 @@ struct DeleteResult {
 
 class Engine {
  public:
-  // Subscribes to `ids` (which must outlive the Engine) for identity changes. `cidrs` and
-  // `named_ports` are optional and, when given, must outlive the Engine.
+  // Subscribes to `ids` (which must outlive the Engine) for identity changes. `cidrs`,
+  // `named_ports` and `addresses` are optional and, when given, must outlive the Engine. From
+  // `addresses` (the ipcache) the engine learns which addresses each identity has, for
+  // NetworkPolicy ipBlocks that select pods; without it they select no pod.
   Engine(identity::Allocator& ids, EngineOptions options = {},
-         CidrIdentityProvider* cidrs = nullptr, const NamedPortProvider* named_ports = nullptr);
+         CidrIdentityProvider* cidrs = nullptr, const NamedPortProvider* named_ports = nullptr,
+         ipcache::IpCache* addresses = nullptr);
   ~Engine();
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
@@ -221,15 +243,15 @@ class Engine {
   void detach(uint16_t endpoint_id);
   std::vector<uint16_t> attachedEndpoints() const;
 
-  // The map changes identity changes caused for an attached endpoint since its last attach() or
-  // consumeChanges(); kNotFound for an endpoint that is not attached.
+  // The map changes identity and address changes caused for an attached endpoint since its last
+  // attach() or consumeChanges(); kNotFound for an endpoint that is not attached.
   Result<MapDelta> consumeChanges(uint16_t endpoint_id);
   // Called (outside the mutex) with the endpoints that have new changes to consume after an
-  // identity change. Set it before identities change; replaces any earlier listener.
+  // identity or address change. Set it before identities change; replaces any earlier listener.
   void setChangeListener(std::function<void(const std::vector<uint16_t>&)> listener);
 
-  // The cluster's named ports changed: the attached endpoints whose egress rules name ports.
-  // Regenerate them with attach().
+  // The cluster's named ports (or the labels of pods with named ports) changed: the attached
+  // endpoints whose egress rules name ports. Regenerate them with attach().
   std::vector<uint16_t> namedPortsChanged() const;
 
  private:

@@ -91,6 +91,7 @@ nlohmann::json peerRuleJson(const PeerRule& pr, Direction d, bool deny) {
         for (const auto& e : c.except) ex.push_back(e.toString());
         cj["except"] = std::move(ex);
       }
+      if (c.selects_pods) cj["selectsPods"] = true;
       arr.push_back(std::move(cj));
     }
     j[in ? "fromCIDRSet" : "toCIDRSet"] = std::move(arr);

@@ -83,6 +83,9 @@ std::optional<Entity> parseEntity(std::string_view name);
 struct CidrRule {
   IpPrefix cidr;
   std::vector<IpPrefix> except;  // each inside `cidr`
+  // A Kubernetes NetworkPolicy ipBlock: also selects pods whose addresses it covers (Kubernetes'
+  // semantics); a Cilium CIDR rule selects only CIDR identities. JSON: "selectsPods": true.
+  bool selects_pods = false;
   bool operator==(const CidrRule&) const = default;
 };
 

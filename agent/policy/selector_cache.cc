@@ -17,6 +17,13 @@ bool isWorld(const labels::Labels& l) {
   return hasReserved(l, "world") || hasReserved(l, "world-ipv4") || hasReserved(l, "world-ipv6");
 }
 
+// An identity of endpoints (pods): cluster scope, no reserved, CIDR or FQDN labels.
+bool isPodIdentity(NumericIdentity id, const labels::Labels& l) {
+  return id >= identity::kMinCluster && !identity::isLocal(id) &&
+         !l.hasSource(labels::Source::kReserved) && !l.hasSource(labels::Source::kCidr) &&
+         !l.hasSource(labels::Source::kFqdn);
+}
+
 }  // namespace
 
 PeerSelector PeerSelector::ofLabels(labels::LabelSelector s) {
@@ -43,7 +50,14 @@ PeerSelector PeerSelector::ofCidr(IpPrefix cidr, std::vector<IpPrefix> except) {
   return p;
 }
 
-bool PeerSelector::selects(NumericIdentity id, const labels::Labels& l) const {
+PeerSelector PeerSelector::ofIpBlock(IpPrefix cidr, std::vector<IpPrefix> except) {
+  PeerSelector p = ofCidr(cidr, std::move(except));
+  p.pods = true;
+  return p;
+}
+
+bool PeerSelector::selects(NumericIdentity id, const labels::Labels& l,
+                           const std::set<IpPrefix>* addresses) const {
   switch (kind) {
     case Kind::kWildcard: return true;
     case Kind::kLabels: return labels.matches(l);
@@ -57,10 +71,21 @@ bool PeerSelector::selects(NumericIdentity id, const labels::Labels& l) const {
         if (hasReserved(l, cidr.family() == IpFamily::kV4 ? "world-ipv4" : "world-ipv6"))
           return true;
       }
-      auto p = identity::cidrOfLabels(l);
-      if (!p || !cidr.contains(*p)) return false;
-      for (const auto& e : except)
-        if (e.contains(*p)) return false;
+      if (auto p = identity::cidrOfLabels(l)) {
+        if (!cidr.contains(*p)) return false;
+        for (const auto& e : except)
+          if (e.contains(*p)) return false;
+        return true;
+      }
+      // A pod identity, only when that is exact: every address the datapath maps to it lies in
+      // the block and outside every except (policy keys are per identity, not per address).
+      if (!pods || addresses == nullptr || addresses->empty() || !isPodIdentity(id, l))
+        return false;
+      for (const auto& a : *addresses) {
+        if (!cidr.contains(a)) return false;
+        for (const auto& e : except)
+          if (e.contains(a) || a.contains(e)) return false;
+      }
       return true;
     }
   }
@@ -73,7 +98,7 @@ std::string PeerSelector::key() const {
     case Kind::kLabels: return labels.toString();
     case Kind::kCluster: return "entity:cluster";
     case Kind::kCidr: {
-      std::string k = "cidr:" + cidr.toString();
+      std::string k = (pods ? "ipblock:" : "cidr:") + cidr.toString();
       for (size_t i = 0; i < except.size(); i++) {
         k += i == 0 ? " except " : ",";
         k += except[i].toString();
@@ -99,7 +124,7 @@ CachedSelector* SelectorCache::add(const PeerSelector& spec) {
       sel->selections_.push_back(identity::kUnknown);  // identity 0 = any peer
     } else {
       for (const auto& [id, l] : identities_)
-        if (spec.selects(id, l)) sel->selections_.push_back(id);
+        if (spec.selects(id, l, addressesOf(id))) sel->selections_.push_back(id);
       std::sort(sel->selections_.begin(), sel->selections_.end());
     }
     it = by_key_.emplace(std::move(key), std::move(sel)).first;
@@ -142,14 +167,59 @@ std::vector<SelectorCache::Change> SelectorCache::apply(
       drop(id);
       it->second = c.identity.labels;
     }
+    const std::set<IpPrefix>* addresses = addressesOf(id);
     for (auto& [key, sel] : by_key_) {
-      if (sel->isWildcard() || !sel->spec_.selects(id, it->second)) continue;
+      if (sel->isWildcard() || !sel->spec_.selects(id, it->second, addresses)) continue;
       auto& v = sel->selections_;
       v.insert(std::lower_bound(v.begin(), v.end(), id), id);
       out.push_back({sel.get(), id, true});
     }
   }
   return out;
+}
+
+std::vector<SelectorCache::Change> SelectorCache::applyAddresses(
+    const std::vector<ipcache::Change>& changes) {
+  std::set<NumericIdentity> touched;
+  for (const auto& c : changes) {
+    if (c.before != identity::kUnknown) {
+      auto it = addresses_.find(c.before);
+      if (it != addresses_.end()) {
+        it->second.erase(c.prefix);
+        if (it->second.empty()) addresses_.erase(it);
+      }
+      touched.insert(c.before);
+    }
+    if (c.after != identity::kUnknown) {
+      addresses_[c.after].insert(c.prefix);
+      touched.insert(c.after);
+    }
+  }
+  std::vector<Change> out;
+  for (NumericIdentity id : touched) {
+    auto known = identities_.find(id);
+    if (known == identities_.end()) continue;  // selected once the identity itself appears
+    const std::set<IpPrefix>* addresses = addressesOf(id);
+    for (auto& [key, sel] : by_key_) {
+      if (!sel->spec_.usesAddresses()) continue;
+      bool now = sel->spec_.selects(id, known->second, addresses);
+      auto& v = sel->selections_;
+      auto pos = std::lower_bound(v.begin(), v.end(), id);
+      bool was = pos != v.end() && *pos == id;
+      if (now == was) continue;
+      if (now)
+        v.insert(pos, id);
+      else
+        v.erase(pos);
+      out.push_back({sel.get(), id, now});
+    }
+  }
+  return out;
+}
+
+const std::set<IpPrefix>* SelectorCache::addressesOf(NumericIdentity id) const {
+  auto it = addresses_.find(id);
+  return it == addresses_.end() ? nullptr : &it->second;
 }
 
 std::vector<SelectorInfo> SelectorCache::list() const {

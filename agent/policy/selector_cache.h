@@ -1,16 +1,19 @@
 // The selector cache: every peer selector of every rule, with the set of identities it selects,
-// kept up to date incrementally as identities appear and disappear. Not thread-safe; the Engine
-// serializes access.
+// kept up to date incrementally as identities appear and disappear, and as addresses of
+// identities come and go (NetworkPolicy ipBlocks select pods by address). Not thread-safe; the
+// Engine serializes access.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "agent/common/ip_prefix.h"
 #include "agent/identity/allocator.h"
+#include "agent/ipcache/ipcache.h"
 #include "agent/labels/selector.h"
 
 namespace cilium::policy {
@@ -24,19 +27,27 @@ struct PeerSelector {
     kLabels,    // a label selector over identity labels
     kCluster,   // every identity without a world label and without cidr/fqdn labels
     kCidr,      // CIDR identities whose prefix lies in `cidr` and not in any `except`;
-                // a /0 also selects the world identities of its family
+                // a /0 also selects the world identities of its family. With `pods` (a
+                // NetworkPolicy ipBlock) also every pod identity all of whose known addresses
+                // lie in `cidr` and outside every `except`.
   };
   Kind kind = Kind::kWildcard;
   labels::LabelSelector labels;
   IpPrefix cidr;
   std::vector<IpPrefix> except;
+  bool pods = false;
 
   static PeerSelector wildcard() { return {}; }
   static PeerSelector ofLabels(labels::LabelSelector s);
   static PeerSelector cluster();
   static PeerSelector ofCidr(IpPrefix cidr, std::vector<IpPrefix> except);
+  static PeerSelector ofIpBlock(IpPrefix cidr, std::vector<IpPrefix> except);
 
-  bool selects(NumericIdentity id, const labels::Labels& labels) const;
+  // `addresses`: the prefixes the ipcache maps to `id` (null: none known).
+  bool selects(NumericIdentity id, const labels::Labels& labels,
+               const std::set<IpPrefix>* addresses = nullptr) const;
+  // Whether the selection depends on addresses (ipBlocks).
+  bool usesAddresses() const { return kind == Kind::kCidr && pods; }
   // Canonical text: equal selectors have equal keys (GET /v1/policy/selectors shows it).
   std::string key() const;
 };
@@ -81,6 +92,9 @@ class SelectorCache {
   };
   // Applies identity changes; returns each (selector, identity) selection that changed.
   std::vector<Change> apply(const std::vector<identity::IdentityChange>& changes);
+  // Applies ipcache changes (which identity each address has); returns each selection of an
+  // address-dependent selector that changed.
+  std::vector<Change> applyAddresses(const std::vector<ipcache::Change>& changes);
 
   // Identities known to the cache, with labels.
   const std::unordered_map<NumericIdentity, labels::Labels>& identities() const {
@@ -90,8 +104,13 @@ class SelectorCache {
   size_t size() const { return by_key_.size(); }
 
  private:
+  const std::set<IpPrefix>* addressesOf(NumericIdentity id) const;
+
   std::unordered_map<std::string, std::unique_ptr<CachedSelector>> by_key_;
   std::unordered_map<NumericIdentity, labels::Labels> identities_;
+  // The prefixes the ipcache maps to each identity (independent of identities_: either may be
+  // learned first).
+  std::unordered_map<NumericIdentity, std::set<IpPrefix>> addresses_;
 };
 
 }  // namespace cilium::policy

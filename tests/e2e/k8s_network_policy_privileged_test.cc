@@ -2,8 +2,9 @@
 // kube-apiserver (Namespaces and Pods created there, NetworkPolicies applied and deleted with the
 // real kubectl), pods in two namespaces are wired by the real cilium-cni, and real TCP between
 // them must match what Kubernetes specifies: default deny, namespaceSelector+podSelector in one
-// peer (AND) versus separate peers (OR), ipBlock with except, named ports, endPort ranges,
-// policyTypes defaults, ingress and egress together, and several policies on one pod (union).
+// peer (AND) versus separate peers (OR), ipBlock with except (for external hosts and for pods),
+// named ports (egress ones resolved on each destination), endPort ranges, policyTypes defaults,
+// ingress and egress together, and several policies on one pod (union).
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -77,6 +78,7 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
   void SetUp() override {
     if (!std::filesystem::exists(kKubectl)) GTEST_SKIP() << kKubectl << " is not installed";
     AgentNodeTest::SetUp();
+    if (HasFatalFailure()) return;  // no topology: nothing below can run
     // The apiserver listens on the node namespace's loopback, where the agent and kubectl run.
     ASSERT_TRUE(runInNetns(topo_->nodeNetns(), [&] { return server_.start(); }).ok());
     auto docs = yaml::toJson(kCluster);
@@ -90,21 +92,38 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
         "agent", {"--k8s-api-server=" + server_.url(), "--prometheus-serve-addr=127.0.0.1:9962"});
     ASSERT_NE(agent_, nullptr);
     for (const auto& [ns, pod] : std::vector<std::pair<std::string, std::string>>{
-             {"a", "web"}, {"a", "client"}, {"b", "client"}, {"b", "other"}})
+             {"a", "web"}, {"a", "client"}, {"b", "client"}, {"b", "other"}}) {
       addPod(ns, pod);
-    web_ = ip_["a/web"];
-    for (uint16_t port : {kHttp, kAdmin}) {
-      auto l = testing::listenTcp(netns_["a/web"], web_, port);
-      ASSERT_TRUE(l.ok()) << l.error().toString();
-      listeners_[port] = std::move(*l);
+      if (HasFatalFailure()) return;
     }
+    web_ = ip_["a/web"];
+    listen("a/web", {kHttp, kAdmin});
+    listen("b/other", {kHttp});
     for (const char* ip : {kExtAllowed, kExtExcepted}) {
       auto ext = topo_->addPod(std::string("ext") + (ip == kExtAllowed ? "1" : "2"), ip);
       ASSERT_TRUE(ext.ok()) << ext.error().toString();
       auto l = testing::listenTcp(ext->netns, ip, kHttp);
       ASSERT_TRUE(l.ok()) << l.error().toString();
-      ext_listeners_[ip] = std::move(*l);
+      listeners_[{ip, kHttp}] = std::move(*l);
     }
+  }
+
+  // TCP listeners in pod `key` ("ns/name") on its address.
+  void listen(const std::string& key, std::initializer_list<uint16_t> ports) {
+    for (uint16_t port : ports) {
+      auto l = testing::listenTcp(netns_[key], ip_[key], port);
+      ASSERT_TRUE(l.ok()) << l.error().toString();
+      listeners_[{ip_[key], port}] = std::move(*l);
+    }
+  }
+
+  // A pod created in the apiserver (the agent sees it through its watch), then wired by the CNI.
+  void createPod(const std::string& yaml) {
+    auto doc = yaml::toJson(yaml);
+    ASSERT_TRUE(doc.ok() && doc->size() == 1);
+    const json& d = (*doc)[0];
+    ASSERT_TRUE(server_.create(*k8s::findResourceByKind("Pod"), d).ok());
+    addPod(d["metadata"]["namespace"], d["metadata"]["name"]);
   }
 
   void TearDown() override {
@@ -190,8 +209,8 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
   bool reaches(const std::string& from, const std::string& ip, uint16_t port) {
     auto c = testing::connectTcp(netns_[from], ip, port, 600ms);
     if (!c.ok()) return false;
-    int lfd = ip == web_ ? listeners_[port].get() : ext_listeners_[ip].get();
-    (void)testing::acceptTcp(lfd, 1s);  // keep the backlog empty
+    auto l = listeners_.find({ip, port});
+    if (l != listeners_.end()) (void)testing::acceptTcp(l->second.get(), 1s);  // empty backlog
     return true;
   }
   // The reachability of web:port from each client pod, as "a/client b/client b/other" bits.
@@ -207,8 +226,7 @@ class NetworkPolicyTest : public testing::AgentNodeTest {
   std::vector<std::string> sandboxes_, files_;
   std::map<std::string, std::string> netns_, ip_;
   std::string web_;
-  std::map<uint16_t, UniqueFd> listeners_;
-  std::map<std::string, UniqueFd> ext_listeners_;
+  std::map<std::pair<std::string, uint16_t>, UniqueFd> listeners_;  // (address, port)
   int applied_ = 0;
 };
 
@@ -384,6 +402,108 @@ spec:
   deleteAll();
   EXPECT_EQ(webMatrix(), "a/client=yes b/client=yes b/other=yes ");
   EXPECT_TRUE(reaches("b/client", kExtAllowed, kHttp));
+}
+
+// Kubernetes resolves an egress named port on the destination pod: two pods name "http"
+// differently, and each is reachable only on its own number.
+TEST_F(NetworkPolicyTest, EgressNamedPortsResolveOnEachDestination) {
+  createPod(R"(apiVersion: v1
+kind: Pod
+metadata: {name: alt, namespace: a, labels: {app: alt}}
+spec:
+  nodeName: node-1
+  containers: [{name: alt, image: x, ports: [{name: http, containerPort: 9090}]}]
+)");
+  std::string alt = ip_["a/alt"];
+  listen("a/alt", {kHttp, kAdmin});
+  EXPECT_TRUE(reaches("a/client", alt, kHttp));
+
+  // To both pods by label, on "http": web:8080 and alt:9090, not web:9090 nor alt:8080.
+  apply(R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress-named-port, namespace: a}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{podSelector: {matchExpressions: [{key: app, operator: In, values: [web, alt]}]}}]
+    ports: [{port: http}]
+)");
+  EXPECT_TRUE(reaches("a/client", web_, kHttp));
+  EXPECT_FALSE(reaches("a/client", web_, kAdmin));
+  EXPECT_TRUE(reaches("a/client", alt, kAdmin));
+  EXPECT_FALSE(reaches("a/client", alt, kHttp));
+  EXPECT_TRUE(reaches("b/client", web_, kAdmin));  // not selected by the policy
+  deleteAll();
+
+  // Every destination (no `to`): still each pod on its own number, and nothing that is not a
+  // pod naming the port (an external host on 8080).
+  apply(R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress-named-port-anywhere, namespace: a}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress: [{ports: [{port: http}]}]
+)");
+  EXPECT_TRUE(reaches("a/client", web_, kHttp));
+  EXPECT_FALSE(reaches("a/client", web_, kAdmin));
+  EXPECT_TRUE(reaches("a/client", alt, kAdmin));
+  EXPECT_FALSE(reaches("a/client", alt, kHttp));
+  EXPECT_FALSE(reaches("a/client", kExtAllowed, kHttp));
+  deleteAll();
+  EXPECT_TRUE(reaches("a/client", alt, kHttp));
+}
+
+// Kubernetes: an ipBlock covering a pod's address selects that pod, and except carves it out
+// (the upstream e2e "should allow egress access to server in CIDR block" and "should enforce
+// except clause while egress access to server in CIDR block").
+TEST_F(NetworkPolicyTest, IpBlockSelectsPodsByAddress) {
+  std::string other = ip_["b/other"];
+  apply(R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress-to-server-cidr, namespace: a}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: )" +
+        web_ + R"(/32}}]
+)");
+  EXPECT_TRUE(reaches("a/client", web_, kHttp));
+  EXPECT_FALSE(reaches("a/client", other, kHttp));
+  EXPECT_FALSE(reaches("a/client", kExtAllowed, kHttp));
+  deleteAll();
+
+  // The pods' subnet except the server: every other pod, not the server.
+  apply(R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: egress-except-server, namespace: a}
+spec:
+  podSelector: {matchLabels: {app: client}}
+  policyTypes: [Egress]
+  egress:
+  - to: [{ipBlock: {cidr: )" +
+        web_ + R"(/24, except: [)" + web_ + R"(/32]}}]
+)");
+  EXPECT_FALSE(reaches("a/client", web_, kHttp));
+  EXPECT_TRUE(reaches("a/client", other, kHttp));
+  EXPECT_FALSE(reaches("a/client", kExtAllowed, kHttp));
+  deleteAll();
+
+  // Ingress from one client's address: that client, not the other.
+  apply(R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: ingress-from-client-cidr, namespace: a}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress:
+  - from: [{ipBlock: {cidr: )" +
+        ip_["b/client"] + R"(/32}}]
+)");
+  EXPECT_EQ(webMatrix(), "a/client=no b/client=yes b/other=no ");
+  deleteAll();
+  EXPECT_EQ(webMatrix(), "a/client=yes b/client=yes b/other=yes ");
 }
 
 }  // namespace

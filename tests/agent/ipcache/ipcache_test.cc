@@ -148,6 +148,50 @@ TEST_F(IpCacheTest, SyncToKernelReconciles) {
   EXPECT_EQ(revision(), rev + 1) << "nothing to change: no bump";
 }
 
+// Observers (the policy engine) hear which identity each prefix has: a snapshot, then every
+// change of a winning identity, in order; a kernel error or a change that keeps the identity
+// tells them nothing.
+TEST_F(IpCacheTest, ObserversHearWinningIdentityChanges) {
+  ASSERT_TRUE(cache_.upsert(pfx("10.0.0.1/32"), id(256), Source::kLocal).ok());
+  std::vector<Change> heard;
+  auto sub = cache_.subscribe(
+      [&](const std::vector<Change>& c) { heard.insert(heard.end(), c.begin(), c.end()); });
+  EXPECT_EQ(heard, (std::vector<Change>{{pfx("10.0.0.1/32"), 0, 256}}));
+  heard.clear();
+  ASSERT_TRUE(cache_.upsert(pfx("10.0.0.2/32"), id(16777217), Source::kGenerated).ok());
+  ASSERT_TRUE(cache_.upsert(pfx("10.0.0.2/32"), id(257), Source::kLocal).ok());
+  ASSERT_TRUE(cache_.upsert(pfx("10.0.0.2/32"), id(16777218), Source::kGenerated).ok());  // hidden
+  ASSERT_TRUE(cache_.upsert(pfx("10.0.0.2/32"), Info{257, ip("172.30.0.2")}, Source::kLocal).ok());
+  ASSERT_TRUE(cache_.remove(pfx("10.0.0.2/32"), Source::kLocal).ok());
+  ASSERT_TRUE(cache_.remove(pfx("10.0.0.2/32"), Source::kGenerated).ok());
+  ASSERT_TRUE(cache_.remove(pfx("10.0.0.9/32"), Source::kLocal).ok());  // absent
+  EXPECT_EQ(heard, (std::vector<Change>{{pfx("10.0.0.2/32"), 0, 16777217},
+                                        {pfx("10.0.0.2/32"), 16777217, 257},
+                                        {pfx("10.0.0.2/32"), 257, 16777218},
+                                        {pfx("10.0.0.2/32"), 16777218, 0}}));
+  heard.clear();
+  bpf::FakeMap<ipcache_key, remote_endpoint_info> tiny("cilium_ipcache", 0);
+  IpCache failing(&tiny, nullptr);
+  std::vector<Change> none;
+  auto fsub = failing.subscribe(
+      [&](const std::vector<Change>& c) { none.insert(none.end(), c.begin(), c.end()); });
+  EXPECT_FALSE(failing.upsert(pfx("10.0.0.3/32"), id(258), Source::kLocal).ok());
+  EXPECT_TRUE(none.empty());
+  failing.unsubscribe(fsub);
+  cache_.unsubscribe(sub);
+  ASSERT_TRUE(cache_.upsert(pfx("10.0.0.4/32"), id(259), Source::kLocal).ok());
+  EXPECT_TRUE(heard.empty()) << "unsubscribed";
+  // A restarted agent's restored entries are told like any other.
+  IpCache restarted(&maps_.ipcache, &maps_.runtime_config);
+  std::vector<Change> restored;
+  auto rsub = restarted.subscribe(
+      [&](const std::vector<Change>& c) { restored.insert(restored.end(), c.begin(), c.end()); });
+  ASSERT_TRUE(restarted.restoreFromKernel().ok());
+  EXPECT_EQ(restored,
+            (std::vector<Change>{{pfx("10.0.0.1/32"), 0, 256}, {pfx("10.0.0.4/32"), 0, 259}}));
+  restarted.unsubscribe(rsub);
+}
+
 TEST(IpCacheUserspaceTest, FormatsLikeCiliumDbg) {
   EXPECT_EQ(formatEntry({pfx("10.0.1.5/32"), id(256), Source::kLocal}),
             "10.0.1.5/32          identity=256 encryptkey=0 tunnelendpoint=0.0.0.0 flags=<none>");

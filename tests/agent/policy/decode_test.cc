@@ -259,7 +259,8 @@ TEST(DecodeTest, ErrorsNameTheField) {
        "spec.ingress[0].from[0]: ipBlock cannot be combined with podSelector or namespaceSelector"},
       {"kind: NetworkPolicy\nmetadata: {name: n}\nspec: {podSelector: {}, egress: [{to: "
        "[{podSelector: {}}], ports: [{port: 70000}]}]}\n",
-       ErrorCode::kInvalidArgument, "spec.egress[0].ports[0].port: 70000 is not a valid port"},
+       ErrorCode::kInvalidArgument,
+       "spec.egress[0].ports[0].port: 70000 is not a valid port number (1-65535)"},
       {"kind: NetworkPolicy\nmetadata: {name: n}\nspec: {podSelector: {}, egress: [{ports: "
        "[{protocol: ANY}]}]}\n",
        ErrorCode::kInvalidArgument,
@@ -286,6 +287,197 @@ TEST(DecodeTest, ErrorsNameTheField) {
     EXPECT_EQ(r.error().code(), c.code) << c.text;
     EXPECT_EQ(r.error().message(), c.message) << c.text;
   }
+}
+
+// NetworkPolicy is validated as the API server validates it; each case names the field.
+TEST(DecodeTest, NetworkPolicyValidationLikeTheApiServer) {
+  const std::string head = "kind: NetworkPolicy\nmetadata: {name: n}\nspec:\n  podSelector: {}\n";
+  const std::string port_name_rule =
+      " is not a valid port name (IANA_SVC_NAME: 1-15 lowercase letters, digits and '-', at "
+      "least one letter, no '-' at either end or twice in a row)";
+  const std::string key_name_rule =
+      " is not a valid label key: the name must be 1-63 alphanumerics, '-', '_' or '.', starting "
+      "and ending with an alphanumeric";
+  const std::string value_rule =
+      " is not a valid label value: a label value must be empty or 1-63 alphanumerics, '-', '_' "
+      "or '.', starting and ending with an alphanumeric";
+  struct Case {
+    std::string spec;  // lines under spec, after podSelector
+    std::string message;
+  } cases[] = {
+      // Ports.
+      {"  ingress: [{ports: [{port: 0}]}]\n",
+       "spec.ingress[0].ports[0].port: 0 is not a valid port number (1-65535)"},
+      {"  ingress: [{ports: [{port: -1}]}]\n",
+       "spec.ingress[0].ports[0].port: -1 is not a valid port number (1-65535)"},
+      {"  ingress: [{ports: [{port: \"80\"}]}]\n",
+       "spec.ingress[0].ports[0].port: \"80\"" + port_name_rule},
+      {"  ingress: [{ports: [{port: HTTP}]}]\n",
+       "spec.ingress[0].ports[0].port: \"HTTP\"" + port_name_rule},
+      {"  ingress: [{ports: [{port: web--x}]}]\n",
+       "spec.ingress[0].ports[0].port: \"web--x\"" + port_name_rule},
+      {"  ingress: [{ports: [{port: a-very-long-name}]}]\n",
+       "spec.ingress[0].ports[0].port: \"a-very-long-name\"" + port_name_rule},
+      {"  ingress: [{ports: [{port: 80.5}]}]\n",
+       "spec.ingress[0].ports[0].port: 80.5 is not a valid port"},
+      {"  egress: [{ports: [{port: 90, endPort: 80}]}]\n",
+       "spec.egress[0].ports[0].endPort: 80 is below port 90"},
+      {"  egress: [{ports: [{port: 80, endPort: 0}]}]\n",
+       "spec.egress[0].ports[0].endPort: 0 is not a valid port number (1-65535)"},
+      {"  egress: [{ports: [{port: 80, endPort: 65536}]}]\n",
+       "spec.egress[0].ports[0].endPort: 65536 is not a valid port number (1-65535)"},
+      {"  egress: [{ports: [{port: http, endPort: 90}]}]\n",
+       "spec.egress[0].ports[0].endPort: may not be specified with a named port"},
+      {"  egress: [{ports: [{endPort: 90}]}]\n",
+       "spec.egress[0].ports[0].endPort: may not be specified without port"},
+      {"  egress: [{ports: [{port: 80, protocol: tcp}]}]\n",
+       "spec.egress[0].ports[0].protocol: \"tcp\" is not one of TCP, UDP, SCTP"},
+      {"  egress: [{ports: [{port: 80, protocol: ICMP}]}]\n",
+       "spec.egress[0].ports[0].protocol: \"ICMP\" is not one of TCP, UDP, SCTP"},
+      {"  egress: [{ports: [{port: 80, potr: 1}]}]\n",
+       "spec.egress[0].ports[0].potr: unknown field"},
+      // ipBlock.
+      {"  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.0.0.0/8]}}]}]\n",
+       "spec.ingress[0].from[0].ipBlock.except[0]: 10.0.0.0/8 is not strictly inside 10.0.0.0/8"},
+      {"  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [11.0.0.0/16]}}]}]\n",
+       "spec.ingress[0].from[0].ipBlock.except[0]: 11.0.0.0/16 is not strictly inside 10.0.0.0/8"},
+      {"  ingress: [{from: [{ipBlock: {cidr: 10.0.0.0/8, except: [10.1.0.0/33]}}]}]\n",
+       "spec.ingress[0].from[0].ipBlock.except[0]: \"10.1.0.0/33\" is not a CIDR prefix"},
+      {"  ingress: [{from: [{ipBlock: {cidr: 10.0.0.1}}]}]\n",
+       "spec.ingress[0].from[0].ipBlock.cidr: \"10.0.0.1\" is not a CIDR prefix"},
+      {"  ingress: [{from: [{ipBlock: {except: [10.0.0.0/16]}}]}]\n",
+       "spec.ingress[0].from[0].ipBlock.cidr: required"},
+      {"  egress: [{to: [{ipBlock: {cidr: 10.0.0.0/8, selectsPods: false}}]}]\n",
+       "spec.egress[0].to[0].ipBlock.selectsPods: unknown field"},
+      // policyTypes.
+      {"  policyTypes: [Ingress, Ingress]\n", "spec.policyTypes[1]: duplicate \"Ingress\""},
+      {"  policyTypes: [Egress, Ingress, Egress]\n", "spec.policyTypes[2]: duplicate \"Egress\""},
+      {"  policyTypes: [ingress]\n", "spec.policyTypes[0]: \"ingress\" is not Ingress or Egress"},
+      // Label selectors: Kubernetes label keys (no source prefix) and values.
+      {"  ingress: [{from: [{podSelector: {matchLabels: {\"k8s:app\": a}}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchLabels.k8s:app: \"k8s:app\"" + key_name_rule},
+      {"  ingress: [{from: [{podSelector: {matchLabels: {-app: a}}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchLabels.-app: \"-app\"" + key_name_rule},
+      {"  ingress: [{from: [{podSelector: {matchLabels: {" + std::string(64, 'a') + ": a}}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchLabels." + std::string(64, 'a') + ": \"" +
+           std::string(64, 'a') + "\"" + key_name_rule},
+      {"  ingress: [{from: [{namespaceSelector: {matchLabels: {Example.com/team: a}}}]}]\n",
+       "spec.ingress[0].from[0].namespaceSelector.matchLabels.Example.com/team: "
+       "\"Example.com/team\" is not a valid label key: the prefix before '/' must be a DNS "
+       "subdomain (lowercase alphanumerics, '-' and '.', at most 253 characters)"},
+      {"  ingress: [{from: [{namespaceSelector: {matchLabels: {a/b/c: a}}}]}]\n",
+       "spec.ingress[0].from[0].namespaceSelector.matchLabels.a/b/c: \"a/b/c\" is not a valid "
+       "label key: a label key has at most one '/'"},
+      {"  ingress: [{from: [{podSelector: {matchLabels: {app: a b}}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchLabels.app: \"a b\"" + value_rule},
+      {"  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: In, values: "
+       "[ok, -bad]}]}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchExpressions[0].values[1]: \"-bad\"" + value_rule},
+      {"  ingress: [{from: [{podSelector: {matchExpressions: [{key: \"a b\", operator: "
+       "Exists}]}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchExpressions[0].key: \"a b\"" + key_name_rule},
+      {"  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: In}]}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchExpressions[0].values: must not be empty for "
+       "operator In"},
+      {"  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: NotIn, values: "
+       "[]}]}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchExpressions[0].values: must not be empty for "
+       "operator NotIn"},
+      {"  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: Exists, "
+       "values: [a]}]}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchExpressions[0].values: must be empty for "
+       "operator Exists"},
+      {"  ingress: [{from: [{namespaceSelector: {matchExpressions: [{key: app, operator: "
+       "DoesNotExist, values: [a]}]}}]}]\n",
+       "spec.ingress[0].from[0].namespaceSelector.matchExpressions[0].values: must be empty for "
+       "operator DoesNotExist"},
+      {"  ingress: [{from: [{podSelector: {matchExpressions: [{key: app, operator: in, values: "
+       "[a]}]}}]}]\n",
+       "spec.ingress[0].from[0].podSelector.matchExpressions[0].operator: \"in\" is not one of "
+       "In, NotIn, Exists, DoesNotExist"},
+  };
+  for (const auto& c : cases) {
+    auto r = decodePolicies(head + c.spec);
+    ASSERT_FALSE(r.ok()) << c.spec;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << c.spec;
+    EXPECT_EQ(r.error().message(), c.message) << c.spec;
+  }
+  // The policy's own podSelector is checked too.
+  auto r = decodePolicies(
+      "kind: NetworkPolicy\nmetadata: {name: n}\nspec:\n  podSelector: {matchLabels: {app: "
+      "\"x!\"}}\n");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "spec.podSelector.matchLabels.app: \"x!\"" + value_rule);
+}
+
+TEST(DecodeTest, NetworkPolicyAcceptsWhatTheApiServerAccepts) {
+  auto r = decodePolicies(R"(kind: NetworkPolicy
+metadata: {name: n, namespace: ns}
+spec:
+  podSelector: {matchLabels: {app.kubernetes.io/name: web, tier: "", v: 1.2_3-a}}
+  policyTypes: [Egress, Ingress]
+  ingress:
+  - from:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: prod}}
+      podSelector: {matchExpressions: [{key: app, operator: Exists, values: []}]}
+    - ipBlock: {cidr: 10.1.2.3/16, except: [10.1.5.0/24, 10.1.6.7/32]}
+    ports: [{port: 80, endPort: 80}, {port: 8000, endPort: 8010, protocol: UDP}, {port: h2c-1},
+            {protocol: SCTP}]
+  egress: [{}]
+)");
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  const Rule& rule = (*r)[0].rules[0];
+  ASSERT_EQ(rule.ingress.size(), 2u);
+  const auto& block = rule.ingress[1].cidr_sets.at(0);
+  EXPECT_EQ(block.cidr.toString(), "10.1.0.0/16");
+  EXPECT_TRUE(block.selects_pods);
+  const auto& ports = rule.ingress[0].ports.at(0).ports;
+  ASSERT_EQ(ports.size(), 4u);
+  EXPECT_EQ(ports[0].port, 80);
+  EXPECT_EQ(ports[0].end_port, 0) << "a range of one port is that port";
+  EXPECT_EQ(ports[1].end_port, 8010);
+  EXPECT_EQ(ports[2].name, "h2c-1");
+  EXPECT_EQ(ports[3].protocol, Protocol::kSctp);
+}
+
+// CiliumNetworkPolicy selectors are checked as Cilium checks them: a Kubernetes label key after
+// an optional source, Kubernetes label values. Bare rules (the listing format) are not.
+TEST(DecodeTest, CiliumPolicyLabelKeysAndValues) {
+  struct Case {
+    std::string spec;
+    std::string message;
+  } cases[] = {
+      {"  endpointSelector: {matchLabels: {\"app name\": web}}\n",
+       "spec.endpointSelector.matchLabels.app name: \"app name\" is not a valid label key: the "
+       "name must be 1-63 alphanumerics, '-', '_' or '.', starting and ending with an "
+       "alphanumeric"},
+      {"  endpointSelector: {}\n  ingress: [{fromEndpoints: [{matchLabels: {\"k8s:a:b\": x}}]}]\n",
+       "spec.ingress[0].fromEndpoints[0].matchLabels.k8s:a:b: \"k8s:a:b\" is not a valid label "
+       "key: the name must be 1-63 alphanumerics, '-', '_' or '.', starting and ending with an "
+       "alphanumeric"},
+      {"  endpointSelector: {}\n  egress: [{toEndpoints: [{matchLabels: {\"k8s:app\": "
+       "\"a/b\"}}]}]\n",
+       "spec.egress[0].toEndpoints[0].matchLabels.k8s:app: \"a/b\" is not a valid label value: a "
+       "label value must be empty or 1-63 alphanumerics, '-', '_' or '.', starting and ending "
+       "with an alphanumeric"},
+  };
+  for (const auto& c : cases) {
+    auto r = decodePolicies(std::string(kCnpHead) + "spec:\n" + c.spec);
+    ASSERT_FALSE(r.ok()) << c.spec;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << c.spec;
+    EXPECT_EQ(r.error().message(), c.message) << c.spec;
+  }
+  auto ok = decodePolicies(std::string(kCnpHead) + R"(spec:
+  endpointSelector: {matchLabels: {"k8s:app": web, "any:io.kubernetes.pod.namespace": ns}}
+  ingress:
+  - fromEndpoints:
+    - matchLabels: {"reserved:host": ""}
+    - matchLabels: {"k8s:io.cilium.k8s.namespace.labels.kubernetes.io/metadata.name": prod}
+  egressDeny: [{toCIDRSet: [{cidr: 10.0.0.0/8, except: [10.0.0.0/8]}]}]
+)");
+  EXPECT_TRUE(ok.ok()) << ok.error().toString();
+  auto bare = decodeRules(R"([{"endpointSelector": {"matchLabels": {"any:a b": "c d"}}}])");
+  EXPECT_TRUE(bare.ok()) << bare.error().toString();
 }
 
 TEST(DecodeTest, PortNamesAreLowercased) {

@@ -1,5 +1,6 @@
 // Kubernetes NetworkPolicy semantics and the namespace scoping of Cilium policies.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include "agent/datapath/fake_maps.h"
 #include "agent/ipcache/ipcache.h"
@@ -22,7 +23,7 @@ class ScopeTest : public testing::EngineFixture {
   void SetUp() override {
     EngineFixture::SetUp();
     cidrs_ = std::make_unique<CidrIdentities>(*ids_, ipcache_);
-    engine_ = std::make_unique<Engine>(*ids_, EngineOptions{}, cidrs_.get());
+    engine_ = std::make_unique<Engine>(*ids_, EngineOptions{}, cidrs_.get(), nullptr, &ipcache_);
     web_ = subject(pod({{"app", "web"}}));
     a1_ = allocate(pod({{"app", "a"}}));
     b1_ = allocate(pod({{"app", "b"}}));
@@ -64,6 +65,17 @@ class ScopeTest : public testing::EngineFixture {
   identity::NumericIdentity cidrId(const char* prefix) {
     auto e = ipcache_.get(*IpPrefix::parse(prefix));
     return e ? e->info.identity : 0;
+  }
+
+  // The endpoint manager's part: a pod's address in the ipcache with its identity.
+  void address(const char* ip, identity::NumericIdentity id) {
+    ASSERT_TRUE(ipcache_
+                    .upsert(*IpPrefix::parse(ip, true), ipcache::Info{id, std::nullopt, 0, 0},
+                            ipcache::Source::kLocal)
+                    .ok());
+  }
+  void noAddress(const char* ip) {
+    ASSERT_TRUE(ipcache_.remove(*IpPrefix::parse(ip, true), ipcache::Source::kLocal).ok());
   }
 
   datapath::FakeMaps maps_;
@@ -125,6 +137,88 @@ TEST_F(ScopeTest, KnpIpBlockWithExcept) {
   ASSERT_NE(cidrId("10.1.0.0/16"), 0u);
   EXPECT_EQ(describe(resolve(web_).entries),
             (S{"in 0 any allow", fmt::format("out {} any allow", c10)}));
+}
+
+// Kubernetes: an ipBlock that covers a pod's address selects that pod, and except carves it out.
+// Policy keys are per identity, so a pod identity is selected only when every address the
+// ipcache maps to it is covered (and none excepted).
+TEST_F(ScopeTest, KnpIpBlockSelectsPodsItCovers) {
+  address("10.1.0.5", a1_);  // inside
+  address("10.1.0.6", b1_);  // inside, but excepted
+  address("10.2.0.5", a2_);  // outside
+  address("10.1.0.7", c2_);  // partly covered: its other address is outside
+  address("10.9.0.1", c2_);
+  import(knp(R"(  ingress:
+  - from:
+    - ipBlock: {cidr: 10.1.0.0/16, except: [10.1.0.6/32]}
+)"));
+  auto block = cidrId("10.1.0.0/16");
+  ASSERT_NE(block, 0u);
+  EXPECT_EQ(allowedIn(web_), (Ids{block, a1_}));
+  // A CiliumNetworkPolicy CIDR set keeps Cilium's meaning: CIDR identities only.
+  import(cnp(R"(  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+  - fromCIDRSet: [{cidr: 10.1.0.0/16, except: [10.1.0.6/32]}]
+)"));
+  ASSERT_TRUE(engine_->deleteObject(kKindKnp, "default", "np").ok());
+  EXPECT_EQ(allowedIn(web_), (Ids{block}));
+}
+
+TEST_F(ScopeTest, KnpIpBlockFollowsAddresses) {
+  address("10.1.0.5", a1_);
+  import(knp("  egress:\n  - to: [{ipBlock: {cidr: 10.1.0.0/16}}]\n  policyTypes: [Egress]\n"));
+  auto block = cidrId("10.1.0.0/16");
+  auto p = engine_->attach(web_);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(describe(p->entries), (S{"in 0 any allow", fmt::format("out {} any allow", block),
+                                     fmt::format("out {} any allow", a1_)}));
+  auto changes = [&] {
+    auto d = engine_->consumeChanges(web_.endpoint_id);
+    EXPECT_TRUE(d.ok());
+    S out;
+    for (const auto& e : d->upserts) out.insert("+" + describe(e));
+    for (const auto& k : d->deletes)
+      out.insert(fmt::format("-{} {}", k.egress ? "out" : "in", k.sec_label));
+    return out;
+  };
+  // A second pod of the identity outside the block: the identity is no longer selected.
+  address("10.3.0.1", a1_);
+  EXPECT_EQ(changes(), (S{fmt::format("-out {}", a1_)}));
+  // It goes away again: selected again.
+  noAddress("10.3.0.1");
+  EXPECT_EQ(changes(), (S{fmt::format("+out {} any allow", a1_)}));
+  // An address changes hands: b1's pod takes an address in the block, a1's only pod leaves it.
+  noAddress("10.1.0.5");
+  address("10.1.0.5", b1_);
+  EXPECT_EQ(changes(), (S{fmt::format("-out {}", a1_), fmt::format("+out {} any allow", b1_)}));
+  // An identity that appears after its address.
+  auto late_labels = pod({{"app", "late"}});
+  auto late_id = ids_->allocate(late_labels);
+  ASSERT_TRUE(late_id.ok());
+  ASSERT_TRUE(ids_->release(late_id->id).ok());
+  address("10.1.0.9", late_id->id);
+  EXPECT_TRUE(changes().empty());  // the number is not an identity (yet)
+  auto again = allocate(late_labels);
+  ASSERT_EQ(again, late_id->id);
+  EXPECT_EQ(changes(), (S{fmt::format("+out {} any allow", again)}));
+}
+
+TEST_F(ScopeTest, KnpIpBlockIsListedAndReimported) {
+  address("10.1.0.5", a1_);
+  import(knp("  ingress:\n  - from: [{ipBlock: {cidr: 10.1.0.0/16}}]\n"));
+  auto listed = engine_->rulesJson();
+  ASSERT_EQ(listed.size(), 1u);
+  EXPECT_EQ(listed[0]["ingress"][0]["fromCIDRSet"][0]["selectsPods"], true) << listed.dump();
+  // The listing (as the agent persists it) means the same after a restart.
+  ASSERT_TRUE(engine_->deleteByLabels({}).ok());
+  ASSERT_TRUE(engine_->importRules(listed.dump()).ok());
+  EXPECT_TRUE(allowedIn(web_).count(a1_));
+  // A CiliumNetworkPolicy cannot ask for it (not a Cilium field).
+  auto r = engine_->import(cnp(R"(  endpointSelector: {}
+  ingress: [{fromCIDRSet: [{cidr: 10.1.0.0/16, selectsPods: true}]}]
+)"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "spec.ingress[0].fromCIDRSet[0].selectsPods: unknown field");
 }
 
 TEST_F(ScopeTest, KnpPorts) {
@@ -195,6 +289,11 @@ TEST_F(ScopeTest, KnpPolicyTypes) {
        true,
        false,
        {"in 0 TCP/22 allow"}},
+      {"empty policyTypes: as if absent (the API server defaults it)",
+       "  policyTypes: []\n  egress: [{to: [{podSelector: {matchLabels: {app: b}}}]}]\n",
+       true,
+       true,
+       {"out {b} any allow", "-in 0 any allow"}},
       {"both types, both lists empty",
        "  policyTypes: [Ingress, Egress]\n  ingress: []\n  egress: []\n",
        true,

@@ -1,12 +1,14 @@
 // Property tests: (1) the datapath's verdict over the resolved map state equals the policy's
 // meaning, computed independently, for random rules and packets; (2) applying incremental deltas
-// gives exactly the full recomputation's map state.
+// gives exactly the full recomputation's map state, through identity and address churn, with
+// ipBlocks that select pods and egress named ports.
 #include <random>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/datapath/fake_maps.h"
+#include "agent/ipcache/ipcache.h"
 #include "policy_test_util.h"
 
 namespace cilium::policy {
@@ -22,12 +24,14 @@ const char* const kTiers[] = {"x", "y"};
 
 // One random rule element with its meaning kept next to its JSON.
 struct Element {
-  enum class Peer { kApp, kTier, kAll, kCluster, kWorld, kPortsOnly } peer;
+  // kIpBlock (a NetworkPolicy ipBlock, `value` its CIDR) only in the incremental test.
+  enum class Peer { kApp, kTier, kAll, kCluster, kWorld, kPortsOnly, kIpBlock } peer;
   std::string value;
   struct Port {
     uint8_t proto;  // 0 = ANY
     uint16_t port;
     uint16_t end;
+    bool named = false;  // the port named "web" (incremental test only)
   };
   std::vector<Port> ports;  // empty: any protocol, any port
   bool deny = false;
@@ -44,6 +48,7 @@ struct Element {
                id != identity::kWorldIpv6 && !l.empty();
       case Peer::kWorld:
         return id == identity::kWorld || id == identity::kWorldIpv4 || id == identity::kWorldIpv6;
+      case Peer::kIpBlock: return false;  // not modelled here
     }
     return false;
   }
@@ -75,11 +80,15 @@ struct Element {
       case Peer::kCluster: j[std::string(dir) + "Entities"] = {"cluster"}; break;
       case Peer::kWorld: j[std::string(dir) + "Entities"] = {"world"}; break;
       case Peer::kPortsOnly: break;
+      case Peer::kIpBlock:
+        j[std::string(dir) + "CIDRSet"] = {
+            {{"cidr", value}, {"except", {"10.0.0.16/28"}}, {"selectsPods", true}}};
+        break;
     }
     if (!ports.empty()) {
       json pl = json::array();
       for (const auto& p : ports) {
-        json pj = {{"port", std::to_string(p.port)},
+        json pj = {{"port", p.named ? std::string("web") : std::to_string(p.port)},
                    {"protocol", p.proto == 0             ? "ANY"
                                 : p.proto == IPPROTO_TCP ? "TCP"
                                                          : "UDP"}};
@@ -92,11 +101,13 @@ struct Element {
   }
 };
 
-Element randomElement(std::mt19937& rng) {
+// `extended`: also ipBlocks and named ports.
+Element randomElement(std::mt19937& rng, bool extended = false) {
   auto pick = [&](int n) { return static_cast<int>(rng() % static_cast<unsigned>(n)); };
   Element e;
-  e.peer = static_cast<Element::Peer>(pick(6));
+  e.peer = static_cast<Element::Peer>(pick(extended ? 7 : 6));
   e.value = e.peer == Element::Peer::kTier ? kTiers[pick(2)] : kApps[pick(3)];
+  if (e.peer == Element::Peer::kIpBlock) e.value = pick(2) ? "10.0.0.0/26" : "10.0.0.0/25";
   e.deny = pick(3) == 0;
   e.egress = pick(2) == 0;
   int nports = e.peer == Element::Peer::kPortsOnly ? 1 + pick(2) : pick(3);
@@ -107,6 +118,8 @@ Element randomElement(std::mt19937& rng) {
     p.proto = kProtos[pick(3)];
     p.port = kPorts[pick(6)];
     p.end = p.port != 0 && pick(3) == 0 ? static_cast<uint16_t>(p.port + pick(40)) : 0;
+    p.named = extended && pick(3) == 0;
+    if (p.named) p.end = 0;
     e.ports.push_back(p);
   }
   return e;
@@ -198,7 +211,23 @@ TEST(PolicyPropertyTest, IncrementalDeltasEqualFullRecomputation) {
     std::mt19937 rng(seed);
     auto ids = identity::Allocator::open("");
     ASSERT_TRUE(ids.ok());
-    Engine engine(**ids);
+    // Every label set randomPodLabels() makes names port "web" with its own number (some of
+    // them twice).
+    NamedPortTable ports;
+    int pod_number = 0;
+    for (const char* app : kApps)
+      for (const char* tier : {"", "x", "y"})
+        for (int n = -1; n < 5; n++) {
+          labels::Labels l{{labels::Source::kK8s, "app", app}};
+          if (*tier) l.set({labels::Source::kK8s, "tier", tier});
+          if (n >= 0) l.set({labels::Source::kK8s, "n", std::to_string(n)});
+          auto number = static_cast<uint16_t>(8000 + pod_number++);
+          std::vector<NamedPort> named = {{"web", number, Protocol::kTcp}};
+          if (n == 1) named.push_back({"web", 9000, Protocol::kUdp});
+          ports.setPod(fmt::format("pod-{}", pod_number), l, named);
+        }
+    ipcache::IpCache addresses(nullptr, nullptr);
+    Engine engine(**ids, {}, nullptr, &ports, &addresses);
     datapath::FakePolicyMaps maps;
 
     std::set<uint16_t> changed;
@@ -214,7 +243,7 @@ TEST(PolicyPropertyTest, IncrementalDeltasEqualFullRecomputation) {
     }
     auto importRandom = [&] {
       std::vector<Element> elements;
-      for (int i = 0; i < 4; i++) elements.push_back(randomElement(rng));
+      for (int i = 0; i < 4; i++) elements.push_back(randomElement(rng, true));
       json rules = rulesJson(elements);
       // Select only some endpoints.
       rules[0]["endpointSelector"] = {{"matchLabels", {{"app", kApps[rng() % 3]}}}};
@@ -236,16 +265,27 @@ TEST(PolicyPropertyTest, IncrementalDeltasEqualFullRecomputation) {
     }
 
     std::vector<identity::NumericIdentity> live;
-    for (int step = 0; step < 250; step++) {
-      int op = static_cast<int>(rng() % 10);
-      if (op < 5) {
+    for (const auto& s : subjects) live.push_back(s.identity);
+    for (int step = 0; step < 300; step++) {
+      int op = static_cast<int>(rng() % 12);
+      if (op < 4) {
         auto a = (*ids)->allocate(randomPodLabels(rng));
         ASSERT_TRUE(a.ok());
         live.push_back(a->id);
-      } else if (op < 9 && !live.empty()) {
-        size_t k = rng() % live.size();
+      } else if (op < 7 && live.size() > subjects.size()) {
+        size_t k = subjects.size() + rng() % (live.size() - subjects.size());
         ASSERT_TRUE((*ids)->release(live[k]).ok());
         live.erase(live.begin() + static_cast<std::ptrdiff_t>(k));
+      } else if (op < 11) {
+        // An address (inside the blocks, inside the except, or outside) moves to an identity
+        // (maybe one released meanwhile) or goes away.
+        auto prefix = *IpPrefix::parse(fmt::format("10.0.0.{}/32", rng() % 160));
+        if (rng() % 3 == 0 || live.empty()) {
+          ASSERT_TRUE(addresses.remove(prefix, ipcache::Source::kLocal).ok());
+        } else {
+          ipcache::Info info{live[rng() % live.size()], std::nullopt, 0, 0};
+          ASSERT_TRUE(addresses.upsert(prefix, info, ipcache::Source::kLocal).ok());
+        }
       } else {
         importRandom();
       }

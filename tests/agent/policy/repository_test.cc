@@ -266,19 +266,29 @@ spec:
 namespace cilium::policy {
 namespace {
 
-TEST(NamedPortTableTest, ReferenceCountedAcrossPods) {
+TEST(NamedPortTableTest, ReferenceCountedAcrossPodsOfOneIdentity) {
   NamedPortTable t;
+  labels::Labels web{labels::Label(labels::Source::kK8s, "app", "web")};
+  labels::Labels db{labels::Label(labels::Source::kK8s, "app", "db")};
   NamedPort http{"http", 8080, Protocol::kTcp};
-  EXPECT_TRUE(t.update({}, {http}));   // first pod naming it: new
-  EXPECT_FALSE(t.update({}, {http}));  // second pod: same set
-  EXPECT_FALSE(t.update({http}, {}));  // one pod gone: still named by the other
-  EXPECT_EQ(t.lookup("http").size(), 1u);
-  EXPECT_TRUE(t.update({http}, {}));  // last one gone
-  EXPECT_TRUE(t.lookup("http").empty());
-  EXPECT_FALSE(t.update({http}, {}));  // removing what is not there changes nothing
-  EXPECT_TRUE(t.update({}, {{"dns", 53, Protocol::kUdp}, {"dns", 5353, Protocol::kUdp}}));
-  EXPECT_EQ(t.lookup("dns").size(), 2u);
-  EXPECT_TRUE(t.lookup("dn").empty());
+  EXPECT_TRUE(t.setPod("ns/web-1", web, {http}));   // first pod naming it: new
+  EXPECT_FALSE(t.setPod("ns/web-2", web, {http}));  // second pod of the identity: same answer
+  EXPECT_FALSE(t.setPod("ns/web-2", web, {http}));  // unchanged pod
+  EXPECT_FALSE(t.removePod("ns/web-1"));            // still named by the other
+  EXPECT_EQ(t.lookup(web, "http"), std::vector<NamedPort>{http});
+  EXPECT_TRUE(t.lookup(db, "http").empty());  // another identity's pods do not name it
+  // The pod's labels change: the port moves to the other identity.
+  EXPECT_TRUE(t.setPod("ns/web-2", db, {http}));
+  EXPECT_TRUE(t.lookup(web, "http").empty());
+  EXPECT_EQ(t.lookup(db, "http"), std::vector<NamedPort>{http});
+  EXPECT_TRUE(t.removePod("ns/web-2"));  // last one gone
+  EXPECT_TRUE(t.lookup(db, "http").empty());
+  EXPECT_FALSE(t.removePod("ns/web-2"));  // removing what is not there changes nothing
+  EXPECT_TRUE(t.setPod("ns/dns", db, {{"dns", 53, Protocol::kUdp}, {"dns", 5353, Protocol::kUdp}}));
+  EXPECT_EQ(t.lookup(db, "dns").size(), 2u);
+  EXPECT_TRUE(t.lookup(db, "dn").empty());
+  EXPECT_TRUE(t.setPod("ns/dns", db, {}));  // no named ports left
+  EXPECT_TRUE(t.lookup(db, "dns").empty());
 }
 
 }  // namespace

@@ -146,32 +146,103 @@ TEST_F(ResolveTest, IngressNamedPortsUseTheEndpointsOwnPorts) {
   EXPECT_EQ(entries(web_), (S{"in 1 any allow", "out 0 any allow"}));
 }
 
-class FixedPorts : public NamedPortProvider {
- public:
-  std::vector<NamedPort> lookup(std::string_view name) const override {
-    std::vector<NamedPort> out;
-    for (const auto& p : ports)
-      if (p.name == name) out.push_back(p);
-    return out;
+// Two destinations give the port name "web" different numbers; a third, never selected by
+// toEndpoints, gives it yet another. The table is keyed by the pods' identity labels.
+class EgressNamedPortTest : public ResolveTest {
+ protected:
+  void SetUp() override {
+    ResolveTest::SetUp();
+    third_labels_ = pod({{"app", "third"}, {"org", "alliance"}});
+    third_ = allocate(third_labels_);
+    ports_.setPod("default/client-1", pod({{"app", "client"}, {"org", "empire"}}),
+                  {{"web", 8080, Protocol::kTcp}, {"dns", 53, Protocol::kUdp}});
+    ports_.setPod("default/client-2", pod({{"app", "client"}, {"org", "empire"}}),
+                  {{"web", 8080, Protocol::kTcp}});
+    ports_.setPod("default/other-1", pod({{"app", "other"}, {"org", "alliance"}}),
+                  {{"web", 9090, Protocol::kTcp}});
+    ports_.setPod("default/third-1", third_labels_, {{"web", 7070, Protocol::kTcp}});
+    engine_ = std::make_unique<Engine>(*ids_, EngineOptions{}, nullptr, &ports_);
   }
-  std::vector<NamedPort> ports;
+
+  NamedPortTable ports_;
+  labels::Labels third_labels_;
+  identity::NumericIdentity third_ = 0;
 };
 
-TEST_F(ResolveTest, EgressNamedPortsUseTheClustersPorts) {
-  FixedPorts ports;
-  ports.ports = {{"web", 8080, Protocol::kTcp}, {"web", 8443, Protocol::kTcp}};
-  Engine engine(*ids_, {}, nullptr, &ports);
-  ASSERT_TRUE(engine
-                  .import(cnp(R"(  egress:
-  - toEndpoints: [{matchLabels: {app: client}}]
-    toPorts: [{ports: [{port: web, protocol: TCP}]}]
-)"))
-                  .ok());
-  auto p = engine.attach(web_);
+TEST_F(EgressNamedPortTest, EachDestinationOnlyOnItsOwnNumber) {
+  import(cnp(R"(  egress:
+  - toEndpoints: [{matchExpressions: [{key: app, operator: In, values: [client, other]}]}]
+    toPorts: [{ports: [{port: web, protocol: TCP}, {port: dns, protocol: TCP}, {port: "443"}]}]
+)"));
+  auto p = engine_->attach(web_);
   ASSERT_TRUE(p.ok());
+  // client is allowed on 8080 only, other on 9090 only; the third pod's 7070 is nobody's; dns is
+  // UDP on the client, not TCP; the numeric port applies to both.
   EXPECT_EQ(describe(p->entries),
-            (S{"in 0 any allow", "out 257 TCP/8080 allow", "out 257 TCP/8443 allow"}));
-  EXPECT_EQ(engine.namedPortsChanged(), std::vector<uint16_t>{web_.endpoint_id});
+            (S{"in 0 any allow", "out 257 TCP/8080 allow", "out 258 TCP/9090 allow",
+               "out 257 TCP/443 allow", "out 257 UDP/443 allow", "out 257 SCTP/443 allow",
+               "out 258 TCP/443 allow", "out 258 UDP/443 allow", "out 258 SCTP/443 allow"}));
+  EXPECT_EQ(engine_->namedPortsChanged(), std::vector<uint16_t>{web_.endpoint_id});
+}
+
+TEST_F(EgressNamedPortTest, EveryDestinationMeansEveryIdentityNamingThePort) {
+  // No peer (every destination), and a NetworkPolicy rule without `to`: each identity whose pods
+  // name the port gets its own number; identity 0 never gets one.
+  for (const std::string& text :
+       {cnp("  egress:\n  - toPorts: [{ports: [{port: web, protocol: TCP}]}]\n"),
+        std::string(R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: p, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  policyTypes: [Egress]
+  egress: [{ports: [{port: web}]}]
+)")}) {
+    ASSERT_TRUE(engine_->deleteByLabels({}).ok() || engine_->ruleCount() == 0);
+    import(text);
+    EXPECT_EQ(entries(web_),
+              (S{"in 0 any allow", "out 257 TCP/8080 allow", "out 258 TCP/9090 allow",
+                 fmt::format("out {} TCP/7070 allow", third_)}))
+        << text;
+  }
+}
+
+TEST_F(EgressNamedPortTest, DenyAlsoResolvesPerDestination) {
+  import(cnp(R"(  egress:
+  - toEntities: [all]
+  egressDeny:
+  - toEndpoints: [{}]
+    toPorts: [{ports: [{port: web}]}]
+)"));
+  auto e = entries(web_);
+  EXPECT_TRUE(e.count("out 257 TCP/8080 deny"));
+  EXPECT_TRUE(e.count("out 258 TCP/9090 deny"));
+  EXPECT_FALSE(e.count("out 257 TCP/9090 deny"));
+  EXPECT_FALSE(e.count("out 258 TCP/8080 deny"));
+}
+
+TEST_F(EgressNamedPortTest, IdentitiesAndPodsComingLater) {
+  import(cnp(R"(  egress:
+  - toEndpoints: [{matchLabels: {org: alliance}}]
+    toPorts: [{ports: [{port: web}]}]
+)"));
+  ASSERT_TRUE(engine_->attach(web_).ok());
+  // A new identity whose pods name the port: a delta with its own number.
+  auto later_labels = pod({{"app", "later"}, {"org", "alliance"}});
+  ports_.setPod("default/later-1", later_labels, {{"web", 6060, Protocol::kTcp}});
+  auto later = allocate(later_labels);
+  auto delta = engine_->consumeChanges(web_.endpoint_id);
+  ASSERT_TRUE(delta.ok());
+  EXPECT_EQ(describe(delta->upserts), (S{fmt::format("out {} TCP/6060 allow", later)}));
+  // A pod of an existing identity changes its number: the table says so, the endpoint is
+  // regenerated and takes the new number only.
+  EXPECT_TRUE(ports_.setPod("default/other-1", pod({{"app", "other"}, {"org", "alliance"}}),
+                            {{"web", 9191, Protocol::kTcp}}));
+  EXPECT_EQ(engine_->namedPortsChanged(), std::vector<uint16_t>{web_.endpoint_id});
+  auto p = engine_->attach(web_);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(describe(p->entries).count("out 258 TCP/9191 allow"));
+  EXPECT_FALSE(describe(p->entries).count("out 258 TCP/9090 allow"));
 }
 
 TEST_F(ResolveTest, Entities) {
