@@ -209,6 +209,10 @@ Status Manager::programEndpointLocked(const Endpoint& ep) {
   CILIUM_RETURN_IF_ERROR(deps_.ipcache->upsert(hostPrefix(ep.spec.ipv4),
                                                ipcache::Info{ep.identity, std::nullopt, 0, 0},
                                                ipcache::Source::kLocal));
+  // The new address may change what other endpoints' rules select (a NetworkPolicy ipBlock
+  // selects an identity only while all its addresses are inside): their maps take that change
+  // before this endpoint can send or be reached, not whenever the worker gets to it.
+  applyPendingDeltasLocked();
   endpoint_info info = endpointInfo(ep);
   CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints_by_ifindex->update(info.ifindex, info));
   CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints->update(datapath::endpointKeyV4(ep.spec.ipv4), info));
@@ -297,20 +301,36 @@ Status Manager::applyDeltaLocked(uint16_t id) {
   return okStatus();
 }
 
+void Manager::applyPendingDeltasLocked() {
+  std::set<uint16_t> delta;
+  {
+    std::lock_guard lock(mu_);
+    delta.swap(pending_delta_);
+    for (uint16_t id : pending_full_) delta.erase(id);  // the worker's full regeneration covers it
+  }
+  for (uint16_t id : delta) (void)applyDeltaLocked(id);
+}
+
 void Manager::worker() {
   for (;;) {
-    std::set<uint16_t> full, delta;
-    std::map<uint16_t, std::string> reasons;
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock,
                [&] { return stopping_ || !pending_full_.empty() || !pending_delta_.empty(); });
       if (stopping_) return;
+    }
+    // The work is taken only once regen_mu_ is held: what is pending stays visible to a caller
+    // that holds regen_mu_ and applies it itself (applyPendingDeltasLocked).
+    std::lock_guard regen(regen_mu_);
+    std::set<uint16_t> full, delta;
+    std::map<uint16_t, std::string> reasons;
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
       full.swap(pending_full_);
       delta.swap(pending_delta_);
       reasons.swap(pending_reason_);
     }
-    std::lock_guard regen(regen_mu_);
     for (uint16_t id : full) (void)regenerateLocked(id, reasons[id]);
     for (uint16_t id : delta)
       if (full.count(id) == 0) (void)applyDeltaLocked(id);

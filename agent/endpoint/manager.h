@@ -184,6 +184,8 @@ class Manager {
   // Removes endpoint `id` (which must exist): datapath state, identity, state file. Call with
   // regen_mu_ held; returns the number of cleanup steps that failed.
   int removeLocked(uint16_t id);
+  // Applies the identity and address deltas queued for every endpoint now (regen_mu_ held).
+  void applyPendingDeltasLocked();
   std::optional<uint16_t> findLocked(const Ref& ref) const;
   Result<uint16_t> pickIdLocked(uint16_t wanted) const;
   void appendLog(Endpoint& ep, bool ok, std::string message);

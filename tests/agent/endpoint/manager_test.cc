@@ -26,6 +26,7 @@ using namespace std::chrono_literals;
 class FakeDevices final : public Devices {
  public:
   Status attach(int ifindex) override {
+    if (on_attach) on_attach(ifindex);
     std::lock_guard l(mu);
     if (fail_attach) return Error(ErrorCode::kInternal, "attach failed");
     attached.insert(ifindex);
@@ -65,6 +66,7 @@ class FakeDevices final : public Devices {
     return okStatus();
   }
   std::set<int> not_pods;  // devices checkPodDevice refuses
+  std::function<void(int ifindex)> on_attach;  // runs before attach() records the device
 
   std::mutex mu;
   std::set<int> attached;
@@ -117,8 +119,9 @@ class ManagerTest : public ::testing::Test {
     auto ids = identity::Allocator::open(dir_.path() + "/ids");
     ASSERT_TRUE(ids.ok()) << ids.error().toString();
     ids_ = std::move(*ids);
-    engine_ = std::make_unique<policy::Engine>(*ids_);
     ipcache_ = std::make_unique<ipcache::IpCache>(&maps_.ipcache, &maps_.runtime_config);
+    engine_ = std::make_unique<policy::Engine>(*ids_, policy::EngineOptions{}, nullptr, nullptr,
+                                               ipcache_.get());
     Manager::Deps deps{ids_.get(), engine_.get(), ipcache_.get(), maps_.view(), &devices_};
     ManagerOptions opts = opts_;
     opts.state_dir = dir_.path() + "/state";
@@ -278,6 +281,36 @@ TEST_F(ManagerTest, RefusesForeignDevicesAndAddresses) {
   EXPECT_TRUE(claimed.empty());
   add(pod("web", "10.200.0.10", 7, "web"));
   EXPECT_EQ(claimed, std::set<uint32_t>{ip("10.200.0.10")});
+}
+
+// A NetworkPolicy ipBlock selects an identity only while all its addresses are inside. A new pod
+// of a selected identity outside the block must be denied by the time it can send: the other
+// endpoints' maps take the address change before its programs are attached.
+TEST_F(ManagerTest, NewAddressesReachOtherEndpointsBeforeThePodCanSend) {
+  auto db = add(pod("db", "10.200.0.20", 7, "db"));
+  auto web = add(pod("web-1", "10.200.0.5", 8, "web"));
+  auto r = engine_->import(R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: from-block, namespace: default}
+spec:
+  podSelector: {matchLabels: {app: db}}
+  ingress: [{from: [{ipBlock: {cidr: 10.200.0.0/28}}]}]
+)");
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  mgr_->policyChanged(r->revision, r->affected_endpoints);
+  ASSERT_TRUE(mgr_->waitForRevision(r->revision, 5s));
+  ASSERT_TRUE(ingressAllowed(maps_.policy, db.id()).count(web.identity)) << "web-1 is inside";
+
+  // web-2: the same identity, outside the block.
+  bool allowed_at_attach = true;
+  devices_.on_attach = [&](int ifindex) {
+    if (ifindex == 9) allowed_at_attach = ingressAllowed(maps_.policy, db.id()).count(web.identity);
+  };
+  auto web2 = add(pod("web-2", "10.200.0.100", 9, "web"));
+  devices_.on_attach = nullptr;
+  EXPECT_EQ(web2.identity, web.identity);
+  EXPECT_FALSE(allowed_at_attach) << "web-2 could send before db's map stopped allowing web";
+  EXPECT_FALSE(ingressAllowed(maps_.policy, db.id()).count(web.identity));
 }
 
 TEST_F(ManagerTest, RestApiIdFormsAndErrors) {
