@@ -17,13 +17,20 @@ Result<IpFamily> parseIpFamily(std::string_view s) {
   return makeError(ErrorCode::kInvalidArgument, "family '{}' is not one of ipv4, ipv6", s);
 }
 
-IpAddr IpAddr::v4(uint32_t host_order) {
+IpAddr IpAddr::fromHostOrder(uint32_t host_order) {
   IpAddr a;
   a.family_ = IpFamily::kV4;
   a.bytes_[0] = static_cast<uint8_t>(host_order >> 24);
   a.bytes_[1] = static_cast<uint8_t>(host_order >> 16);
   a.bytes_[2] = static_cast<uint8_t>(host_order >> 8);
   a.bytes_[3] = static_cast<uint8_t>(host_order);
+  return a;
+}
+
+IpAddr IpAddr::fromNetworkOrder(uint32_t network_order) {
+  IpAddr a;
+  a.family_ = IpFamily::kV4;
+  std::memcpy(a.bytes_.data(), &network_order, 4);
   return a;
 }
 
@@ -58,7 +65,18 @@ uint32_t IpAddr::v4HostOrder() const {
          uint32_t{bytes_[3]};
 }
 
-uint32_t IpAddr::v4NetworkOrder() const { return htonl(v4HostOrder()); }
+uint32_t IpAddr::v4NetworkOrder() const {
+  uint32_t v;
+  std::memcpy(&v, bytes_.data(), 4);
+  return v;
+}
+
+IpAddr IpAddr::masked(uint8_t len) const {
+  IpAddr a = *this;
+  for (unsigned i = len; i < 128; i++)
+    a.bytes_[i / 8] &= static_cast<uint8_t>(~(0x80u >> (i % 8)));
+  return a;
+}
 
 std::string IpAddr::toString() const {
   char buf[INET6_ADDRSTRLEN];
@@ -101,14 +119,10 @@ std::optional<uint64_t> IpAddr::offsetFrom(const IpAddr& base) const {
   return v;
 }
 
-IpPrefix::IpPrefix(IpAddr addr, int length) : addr_(addr), length_(length) {
+IpPrefix::IpPrefix(const IpAddr& addr, int len) {
   int width = addr.bits();
-  if (length_ < 0) length_ = 0;
-  if (length_ > width) length_ = width;
-  std::array<uint8_t, 16> b = addr.bytes();
-  for (int bit = length_; bit < width; bit++)
-    b[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
-  addr_ = IpAddr::fromBytes(addr.family(), b.data());
+  len_ = static_cast<uint8_t>(len < 0 ? 0 : len > width ? width : len);
+  addr_ = addr.masked(len_);
 }
 
 Result<IpPrefix> IpPrefix::parse(std::string_view text) {
@@ -135,11 +149,33 @@ Result<IpPrefix> IpPrefix::parse(std::string_view text) {
   return p;
 }
 
-bool IpPrefix::contains(const IpAddr& ip) const {
-  if (ip.family() != family()) return false;
-  return IpPrefix(ip, length_).addr() == addr_;
+Result<IpPrefix> IpPrefix::parseMasked(std::string_view text, bool allow_bare_ip) {
+  auto slash = text.find('/');
+  if (slash == std::string_view::npos) {
+    if (!allow_bare_ip)
+      return makeError(ErrorCode::kInvalidArgument, "\"{}\" is not a CIDR prefix", text);
+    auto a = IpAddr::parse(text);
+    if (!a.ok())
+      return makeError(ErrorCode::kInvalidArgument, "\"{}\" is not an IP address", text);
+    return host(*a);
+  }
+  auto addr = IpAddr::parse(text.substr(0, slash));
+  if (!addr.ok()) return makeError(ErrorCode::kInvalidArgument, "\"{}\" is not a CIDR prefix", text);
+  std::string_view len_text = text.substr(slash + 1);
+  if (len_text.empty() || len_text.size() > 3)
+    return makeError(ErrorCode::kInvalidArgument, "\"{}\" is not a CIDR prefix", text);
+  unsigned len = 0;
+  for (char c : len_text) {
+    if (c < '0' || c > '9')
+      return makeError(ErrorCode::kInvalidArgument, "\"{}\" is not a CIDR prefix", text);
+    len = len * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (len > addr->bits())
+    return makeError(ErrorCode::kInvalidArgument, "\"{}\": prefix length {} exceeds {}", text, len,
+                     addr->bits());
+  return IpPrefix(*addr, static_cast<int>(len));
 }
 
-std::string IpPrefix::toString() const { return fmt::format("{}/{}", addr_.toString(), length_); }
+std::string IpPrefix::toString() const { return fmt::format("{}/{}", addr_.toString(), len_); }
 
 }  // namespace cilium

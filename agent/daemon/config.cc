@@ -174,12 +174,12 @@ ConfigKey cidrKey(std::string name, std::string desc, std::optional<IpPrefix> Co
     // Network, router (and broadcast) must leave at least one endpoint address; IPAM counts
     // host bits in 64 bits.
     int max_len = family == IpFamily::kV4 ? 30 : 126;
-    if (p.length() > max_len)
+    if (p.len() > max_len)
       return makeError(ErrorCode::kInvalidArgument,
-                       "/{} leaves no address for endpoints (at most /{})", p.length(), max_len);
-    if (family == IpFamily::kV6 && p.length() < 64)
+                       "/{} leaves no address for endpoints (at most /{})", p.len(), max_len);
+    if (family == IpFamily::kV6 && p.len() < 64)
       return makeError(ErrorCode::kInvalidArgument, "/{} is too large for a node (at least /64)",
-                       p.length());
+                       p.len());
     c.*m = p;
     return okStatus();
   };

@@ -263,7 +263,7 @@ struct ControlPlane::Impl {
     host.sec_id = identity::kHost;
     host.ipv4 = router;
     CILIUM_RETURN_IF_ERROR(maps.endpoints->update(datapath::endpointKeyV4(router), host));
-    CILIUM_RETURN_IF_ERROR(ipcache->upsert(IpPrefix::host(IpAddr::v4(router)),
+    CILIUM_RETURN_IF_ERROR(ipcache->upsert(IpPrefix::host(IpAddr::fromNetworkOrder(router)),
                                            ipcache::Info{identity::kHost, std::nullopt, 0, 0},
                                            ipcache::Source::kLocal));
     return okStatus();
@@ -373,7 +373,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   }
   c.ipcache = std::make_unique<ipcache::IpCache>(c.maps.ipcache, c.maps.runtime_config);
   if (opts.restore) CILIUM_RETURN_IF_ERROR(c.ipcache->restoreFromKernel());
-  CILIUM_RETURN_IF_ERROR(c.ipcache->upsert(*IpPrefix::parse("0.0.0.0/0"),
+  CILIUM_RETURN_IF_ERROR(c.ipcache->upsert(*IpPrefix::parseMasked("0.0.0.0/0"),
                                            ipcache::Info{identity::kWorld, std::nullopt, 0, 0},
                                            ipcache::Source::kLocal));
   CILIUM_RETURN_IF_ERROR(c.setupHost());

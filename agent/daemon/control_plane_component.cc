@@ -67,7 +67,7 @@ Status ControlPlaneComponent::start(Daemon& daemon) {
   if (ipam::Ipam* ipam = daemon.ipam(); ipam != nullptr) {
     if (auto r = ipam->router(IpFamily::kV4)) o.router_ipv4 = r->toString();
     o.claim_address = [ipam](uint32_t ipv4, const std::string& owner) -> Status {
-      auto lease = ipam->allocate(IpAddr::v4(ntohl(ipv4)), owner);
+      auto lease = ipam->allocate(IpAddr::fromHostOrder(ntohl(ipv4)), owner);
       if (!lease.ok()) return lease.error();
       return okStatus();
     };

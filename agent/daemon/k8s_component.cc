@@ -4,10 +4,16 @@
 #include <cstdlib>
 
 #include "agent/common/log.h"
+#include "agent/endpoint/k8s_feed.h"
+#include "agent/identity/allocator.h"
 #include "agent/k8s/client.h"
+#include "agent/k8s/crd_identity.h"
 #include "agent/k8s/manifests.h"
+#include "agent/k8s/publisher.h"
 #include "agent/k8s/source.h"
 #include "agent/metrics/agent_metrics.h"
+#include "agent/policy/k8s_feed.h"
+#include "agent/policy/policy.h"
 #include "agent/service/component.h"
 #include "agent/service/k8s_feed.h"
 
@@ -45,6 +51,17 @@ Result<k8s::ClientConfig> clientConfig(const Config& cfg) {
 }
 
 }  // namespace
+
+std::function<Result<std::unique_ptr<identity::Backend>>()> crdIdentityBackend(
+    k8s::Client& client, k8s::Source& source) {
+  return [&client, &source]() -> Result<std::unique_ptr<identity::Backend>> {
+    if (!source.stores().cilium_identities.hasSynced())
+      return Error(ErrorCode::kFailedPrecondition,
+                   "identity-allocation-mode=crd: CiliumIdentity objects are not synced");
+    return std::unique_ptr<identity::Backend>(
+        std::make_unique<k8s::CrdIdentityBackend>(client, source.stores().cilium_identities));
+  };
+}
 
 K8sSourceComponent::K8sSourceComponent() = default;
 K8sSourceComponent::~K8sSourceComponent() { stop(); }
@@ -119,12 +136,31 @@ Status K8sComponent::startWatching(Daemon& daemon) {
   if (cp == nullptr)
     return Error(ErrorCode::kFailedPrecondition, "k8s: the control plane is not running");
   Config cfg = daemon.config().snapshot();
-  K8sWatchersOptions wo;
-  wo.node_name = cfg.node_name;
-  wo.cluster_name = cfg.cluster_name;
-  wo.client = source_.client();
-  wo.crd_identities = cfg.identity_allocation_mode == "crd" && wo.client != nullptr;
-  CILIUM_ASSIGN_OR_RETURN(watchers_, K8sWatchers::start(*cp, *source, wo));
+  k8s::Client* client = source_.client();
+  // CiliumIdentity objects are other nodes' identities: selectors match pods elsewhere.
+  if (cfg.identity_allocation_mode == "crd" && client != nullptr)
+    remote_identities_ =
+        std::make_unique<k8s::RemoteIdentities>(source->stores().cilium_identities, cp->identities());
+  // Pods first: policies that name ports and endpoints restored from the last run need them.
+  endpoint::K8sFeedOptions eo;
+  eo.cluster_name = cfg.cluster_name;
+  eo.client = client;
+  CILIUM_ASSIGN_OR_RETURN(endpoints_, endpoint::K8sFeed::start(cp->endpoints(), cp->policy(),
+                                                               cp->namedPorts(), *source, eo));
+  policy::StatusListener on_status;
+  if (client != nullptr) {
+    policy_status_ = std::make_unique<k8s::PolicyStatusPublisher>(*client, cfg.node_name);
+    k8s::PolicyStatusPublisher* publisher = policy_status_.get();
+    on_status = [publisher](std::string_view kind, const k8s::ObjectMeta& meta,
+                            const k8s::PolicyStatus& st) { publisher->queue(kind, meta, st); };
+  }
+  CILIUM_ASSIGN_OR_RETURN(policies_,
+                          policy::K8sFeed::start(cp->clusterPolicy(), source->stores(), on_status));
+  log()->info("watching source={} pods={} policies={}", source->name(),
+              source->stores().pods.size(),
+              source->stores().network_policies.size() +
+                  source->stores().cilium_network_policies.size() +
+                  source->stores().cilium_clusterwide_network_policies.size());
   if (services_ != nullptr && services_->manager() != nullptr) {
     CILIUM_ASSIGN_OR_RETURN(
         feed_, service::K8sFeed::start(*services_->manager(), source->stores(), cfg.node_name,
@@ -149,7 +185,10 @@ void K8sComponent::stop() {
     subscribed_ = false;
   }
   feed_.reset();
-  watchers_.reset();
+  policies_.reset();
+  policy_status_.reset();
+  endpoints_.reset();
+  remote_identities_.reset();
 }
 
 }  // namespace cilium::daemon

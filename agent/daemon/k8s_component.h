@@ -6,29 +6,47 @@
 //     first full state (k8s-sync-timeout), so the control plane and the CRD identity backend
 //     start from complete data.
 //   K8sComponent (added after the control plane, observability and the service component):
-//     connects that state to policy, endpoints (daemon/k8s_watchers.h) and services
-//     (service/k8s_feed.h), and exports the client's call counts as
-//     cilium_k8s_client_api_calls_total.
+//     connects that state to the modules' feeds — endpoints (endpoint/k8s_feed.h), policies
+//     (policy/k8s_feed.h, with per-node status written back), services (service/k8s_feed.h) and,
+//     with identity-allocation-mode=crd, other nodes' identities (k8s/crd_identity.h) — and
+//     exports the client's call counts as cilium_k8s_client_api_calls_total.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "agent/daemon/control_plane_component.h"
 #include "agent/daemon/daemon.h"
-#include "agent/daemon/k8s_watchers.h"
 #include "agent/daemon/observability.h"
 
 namespace cilium::k8s {
 class Client;
 class Source;
+class RemoteIdentities;
+class PolicyStatusPublisher;
 }  // namespace cilium::k8s
+namespace cilium::identity {
+class Backend;
+}
+namespace cilium::endpoint {
+class K8sFeed;
+}
+namespace cilium::policy {
+class K8sFeed;
+}
 namespace cilium::service {
 class ServiceComponent;
 class K8sFeed;
 }  // namespace cilium::service
 
 namespace cilium::daemon {
+
+// identity-allocation-mode=crd: a factory for ControlPlaneOptions::cluster_identities that
+// stores identities as CiliumIdentity objects through `client`, with the source's
+// CiliumIdentity store as its cache. Both must outlive the control plane.
+std::function<Result<std::unique_ptr<identity::Backend>>()> crdIdentityBackend(k8s::Client& client,
+                                                                               k8s::Source& source);
 
 class K8sSourceComponent final : public Component {
  public:
@@ -68,7 +86,10 @@ class K8sComponent final : public Component {
   ControlPlaneComponent& control_plane_;
   service::ServiceComponent* services_;
   ObservabilityComponent* observability_;
-  std::unique_ptr<K8sWatchers> watchers_;
+  std::unique_ptr<k8s::RemoteIdentities> remote_identities_;
+  std::unique_ptr<endpoint::K8sFeed> endpoints_;
+  std::unique_ptr<k8s::PolicyStatusPublisher> policy_status_;
+  std::unique_ptr<policy::K8sFeed> policies_;
   std::unique_ptr<service::K8sFeed> feed_;
   bool subscribed_ = false;
 };

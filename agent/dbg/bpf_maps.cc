@@ -127,7 +127,7 @@ Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
             [&](const auto& a, const auto& b) { return order(a.first) < order(b.first); });
   auto proto = [](uint8_t p) { return p == 17 ? std::string("UDP") : std::string("TCP"); };
   auto addr = [&](uint32_t a, uint16_t port, uint8_t p) {
-    return fmt::format("{}:{}/{}", IpAddr::v4(ntohl(a)).toString(), ntohs(port), proto(p));
+    return fmt::format("{}:{}/{}", IpAddr::fromHostOrder(ntohl(a)).toString(), ntohs(port), proto(p));
   };
   auto type = [](uint8_t f) {
     if (f & SVC_F_NODEPORT) return "NodePort";

@@ -52,7 +52,7 @@ endpoint_info endpointInfo(const Endpoint& ep) {
   return info;
 }
 
-IpPrefix hostPrefix(uint32_t ipv4) { return IpPrefix::host(IpAddr::v4(ipv4)); }
+IpPrefix hostPrefix(uint32_t ipv4) { return IpPrefix::host(IpAddr::fromNetworkOrder(ipv4)); }
 
 bool matches(const Endpoint& ep, const Ref& ref) {
   const Spec& s = ep.spec;

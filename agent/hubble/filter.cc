@@ -6,7 +6,7 @@
 #include <memory>
 #include <optional>
 
-#include "agent/common/ip_prefix.h"
+#include "agent/common/inet.h"
 #include "agent/hubble/decoder.h"
 
 namespace cilium::hubble {

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "agent/common/ip_prefix.h"
+#include "agent/common/inet.h"
 
 namespace cilium::hubble {
 

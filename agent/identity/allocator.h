@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "agent/common/error.h"
-#include "agent/common/ip_prefix.h"
+#include "agent/common/inet.h"
 #include "agent/identity/identity.h"
 #include "agent/labels/labels.h"
 

@@ -75,7 +75,7 @@ labels::Labels cidrLabels(const IpPrefix& prefix) {
 std::optional<IpPrefix> cidrOfLabels(const labels::Labels& lbls) {
   for (const auto& l : lbls) {
     if (l.source != labels::Source::kCidr) continue;
-    auto p = IpPrefix::parse(l.key);
+    auto p = IpPrefix::parseMasked(l.key);
     if (p.ok()) return *p;
   }
   return std::nullopt;

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "agent/bpf/abi.h"
-#include "agent/common/ip_prefix.h"
+#include "agent/common/inet.h"
 #include "agent/labels/labels.h"
 
 namespace cilium::identity {

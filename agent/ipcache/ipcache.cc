@@ -70,11 +70,10 @@ remote_endpoint_info kernelValue(const Info& info) {
 IpPrefix prefixOfKey(const ipcache_key& key) {
   uint8_t len = static_cast<uint8_t>(key.prefixlen - IPCACHE_PREFIX_BASE);
   if (key.family == ENDPOINT_KEY_IPV6) {
-    uint8_t bytes[16];
-    std::memcpy(bytes, key.ip.ip6, 16);
-    return IpPrefix(IpAddr::v6(bytes), len);
+    return IpPrefix(IpAddr::fromBytes(IpFamily::kV6, reinterpret_cast<const uint8_t*>(key.ip.ip6)),
+                    len);
   }
-  return IpPrefix(IpAddr::v4(key.ip.ip4), len);
+  return IpPrefix(IpAddr::fromNetworkOrder(key.ip.ip4), len);
 }
 
 namespace {
@@ -87,7 +86,8 @@ Info infoOfValue(const remote_endpoint_info& v, IpFamily family) {
     std::memcpy(bytes, &v.tunnel_endpoint, 16);
     uint32_t v4;
     std::memcpy(&v4, bytes, 4);
-    info.tunnel_endpoint = family == IpFamily::kV4 ? IpAddr::v4(v4) : IpAddr::v6(bytes);
+    info.tunnel_endpoint = family == IpFamily::kV4 ? IpAddr::fromNetworkOrder(v4)
+                                                   : IpAddr::fromBytes(IpFamily::kV6, bytes);
   }
   info.encrypt_key = v.key;
   info.node_id = v.node_id;

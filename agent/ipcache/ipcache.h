@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "agent/common/error.h"
-#include "agent/common/ip_prefix.h"
+#include "agent/common/inet.h"
 #include "agent/datapath/maps.h"
 #include "agent/identity/identity.h"
 

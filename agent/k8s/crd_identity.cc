@@ -110,4 +110,37 @@ Status CrdIdentityBackend::release(identity::NumericIdentity, const labels::Labe
   return okStatus();
 }
 
+namespace {
+std::optional<identity::NumericIdentity> identityNumber(const CiliumIdentity& ci) {
+  char* end = nullptr;
+  unsigned long v = std::strtoul(ci.meta.name.c_str(), &end, 10);
+  if (ci.meta.name.empty() || *end != '\0' || v == 0 || v > UINT32_MAX) return std::nullopt;
+  return static_cast<identity::NumericIdentity>(v);
+}
+}  // namespace
+
+RemoteIdentities::RemoteIdentities(Store<CiliumIdentity>& store, identity::Allocator& allocator)
+    : store_(store), allocator_(allocator) {
+  Handlers<CiliumIdentity> h;
+  h.on_add = [this](const CiliumIdentity& ci) { upsert(ci); };
+  h.on_update = [this](const CiliumIdentity&, const CiliumIdentity& ci) { upsert(ci); };
+  h.on_delete = [this](const CiliumIdentity& ci) {
+    if (auto id = identityNumber(ci)) allocator_.removeRemote(*id);
+  };
+  handlers_ = store_.addHandlers(std::move(h));
+}
+
+RemoteIdentities::~RemoteIdentities() { store_.removeHandlers(handlers_); }
+
+void RemoteIdentities::upsert(const CiliumIdentity& ci) {
+  auto id = identityNumber(ci);
+  auto lbls = labelsOfSecurityLabels(ci.security_labels);
+  if (!id || !lbls.ok()) {
+    log()->warn("skipping CiliumIdentity name={}: not a numeric identity with valid labels",
+                ci.meta.name);
+    return;
+  }
+  allocator_.upsertRemote(identity::Identity{*id, std::move(*lbls)});
+}
+
 }  // namespace cilium::k8s

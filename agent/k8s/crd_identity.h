@@ -4,6 +4,7 @@
 // CiliumIdentity informer (any Store<CiliumIdentity>).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -44,6 +45,24 @@ class CrdIdentityBackend final : public identity::Backend {
   const Store<CiliumIdentity>& cache_;
   identity::NumericIdentity min_;
   identity::NumericIdentity max_;
+};
+
+// identity-allocation-mode=crd: every CiliumIdentity in `store` is one of the allocator's remote
+// identities (other nodes' pods), so selectors match pods elsewhere in the cluster. Objects that
+// are not a number with valid labels are skipped with a warning. Unregisters on destruction;
+// `store` and `allocator` must outlive it.
+class RemoteIdentities {
+ public:
+  RemoteIdentities(Store<CiliumIdentity>& store, identity::Allocator& allocator);
+  ~RemoteIdentities();
+  RemoteIdentities(const RemoteIdentities&) = delete;
+  RemoteIdentities& operator=(const RemoteIdentities&) = delete;
+
+ private:
+  void upsert(const CiliumIdentity& ci);
+  Store<CiliumIdentity>& store_;
+  identity::Allocator& allocator_;
+  Store<CiliumIdentity>::HandlerId handlers_ = 0;
 };
 
 }  // namespace cilium::k8s

@@ -3,10 +3,17 @@
 
 #include <chrono>
 
+#include "agent/common/log.h"
+
 namespace cilium::k8s {
 
 namespace {
 using nlohmann::json;
+
+auto& log() {
+  static auto l = cilium::logger("k8s");
+  return l;
+}
 
 std::string nowRfc3339() {
   auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -96,6 +103,47 @@ Status PolicyStatusWriter::write(std::string_view kind, const std::string& ns,
       Response res, client_.request("PATCH", path, patch.dump(), "application/merge-patch+json"));
   if (res.ok()) return okStatus();
   return httpError(fmt::format("status of {} {}{}{}", kind, ns, ns.empty() ? "" : "/", name), res);
+}
+
+PolicyStatusPublisher::PolicyStatusPublisher(Client& client, std::string node_name)
+    : writer_(client, std::move(node_name)), thread_([this] { run(); }) {}
+
+PolicyStatusPublisher::~PolicyStatusPublisher() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void PolicyStatusPublisher::queue(std::string_view kind, const ObjectMeta& meta,
+                                  const PolicyStatus& status) {
+  if (kind != "CiliumNetworkPolicy" && kind != "CiliumClusterwideNetworkPolicy") return;
+  {
+    std::lock_guard lock(mu_);
+    pending_[{std::string(kind), meta.namespace_name, meta.name}] = status;
+  }
+  cv_.notify_all();
+}
+
+void PolicyStatusPublisher::run() {
+  std::unique_lock lock(mu_);
+  for (;;) {
+    cv_.wait(lock, [this] { return stopping_ || !pending_.empty(); });
+    if (pending_.empty() && stopping_) return;
+    auto batch = std::move(pending_);
+    pending_.clear();
+    lock.unlock();
+    for (const auto& [key, st] : batch) {
+      const auto& [kind, ns, name] = key;
+      auto s = writer_.write(kind, ns, name, st);
+      if (!s.ok() && s.error().code() != ErrorCode::kNotFound)
+        log()->warn("cannot write policy status kind={} namespace={} name={} error={}", kind, ns,
+                    name, s.error().message());
+    }
+    lock.lock();
+  }
 }
 
 }  // namespace cilium::k8s

@@ -3,8 +3,13 @@
 // per-node status of each CiliumNetworkPolicy / CiliumClusterwideNetworkPolicy.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <tuple>
 #include <vector>
 
 #include "agent/k8s/client.h"
@@ -58,6 +63,30 @@ class PolicyStatusWriter {
  private:
   Client& client_;
   std::string node_;
+};
+
+// PolicyStatusWriter on a thread of its own: queue() never waits for the API server (a slow one
+// must not hold up policy); the latest status of each object is written, and a failed write
+// (other than the policy being gone) is logged. Only CiliumNetworkPolicy and
+// CiliumClusterwideNetworkPolicy have a per-node status; other kinds are ignored.
+class PolicyStatusPublisher {
+ public:
+  PolicyStatusPublisher(Client& client, std::string node_name);
+  ~PolicyStatusPublisher();  // writes what is queued, then stops
+  PolicyStatusPublisher(const PolicyStatusPublisher&) = delete;
+  PolicyStatusPublisher& operator=(const PolicyStatusPublisher&) = delete;
+
+  void queue(std::string_view kind, const ObjectMeta& meta, const PolicyStatus& status);
+
+ private:
+  void run();
+
+  PolicyStatusWriter writer_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;
+  std::map<std::tuple<std::string, std::string, std::string>, PolicyStatus> pending_;
+  std::thread thread_;
 };
 
 }  // namespace cilium::k8s

@@ -331,7 +331,7 @@ Result<CidrRule> decodeCidrRule(const json& j, std::string_view path, bool raw) 
     std::string fpath = join(path, k);
     if (k == "cidr") {
       CILIUM_ASSIGN_OR_RETURN(auto s, stringField(v, fpath));
-      auto p = IpPrefix::parse(s);
+      auto p = IpPrefix::parseMasked(s);
       if (!p.ok()) return invalid("{}: \"{}\" is not a CIDR prefix", fpath, s);
       r.cidr = *p;
       have = true;
@@ -340,7 +340,7 @@ Result<CidrRule> decodeCidrRule(const json& j, std::string_view path, bool raw) 
       if (!v.is_array()) return invalid("{}: must be a list", fpath);
       for (size_t i = 0; i < v.size(); i++) {
         CILIUM_ASSIGN_OR_RETURN(auto s, stringField(v[i], index(fpath, i)));
-        auto p = IpPrefix::parse(s);
+        auto p = IpPrefix::parseMasked(s);
         if (!p.ok()) return invalid("{}: \"{}\" is not a CIDR prefix", index(fpath, i), s);
         r.except.push_back(*p);
       }
@@ -400,7 +400,7 @@ Result<PeerRule> decodePeerRule(const json& j, std::string_view path, Direction 
       if (!v.is_array()) return invalid("{}: must be a list", fpath);
       for (size_t i = 0; i < v.size(); i++) {
         CILIUM_ASSIGN_OR_RETURN(auto s, stringField(v[i], index(fpath, i)));
-        auto p = IpPrefix::parse(s, /*allow_bare_ip=*/true);
+        auto p = IpPrefix::parseMasked(s, /*allow_bare_ip=*/true);
         if (!p.ok()) return invalid("{}: \"{}\" is not a CIDR prefix", index(fpath, i), s);
         pr.cidrs.push_back(*p);
       }
@@ -582,7 +582,7 @@ Result<CidrRule> decodeIpBlock(const json& j, std::string_view path) {
   bool have = false;
   auto prefix = [](const json& v, const std::string& fpath) -> Result<IpPrefix> {
     CILIUM_ASSIGN_OR_RETURN(auto s, stringField(v, fpath));
-    auto p = IpPrefix::parse(s);
+    auto p = IpPrefix::parseMasked(s);
     if (!p.ok()) return invalid("{}: \"{}\" is not a CIDR prefix", fpath, s);
     return *p;
   };

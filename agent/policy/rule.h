@@ -13,7 +13,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "agent/common/ip_prefix.h"
+#include "agent/common/inet.h"
 #include "agent/labels/labels.h"
 #include "agent/labels/selector.h"
 

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "agent/common/ip_prefix.h"
+#include "agent/common/inet.h"
 #include "agent/identity/allocator.h"
 #include "agent/ipcache/ipcache.h"
 #include "agent/labels/selector.h"

@@ -26,7 +26,7 @@ Result<IpAddr> deviceAddress(const std::string& name) {
   for (ifaddrs* a = list; a != nullptr && !found; a = a->ifa_next) {
     if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET || name != a->ifa_name)
       continue;
-    found = IpAddr::v4(ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr));
+    found = IpAddr::fromHostOrder(ntohl(reinterpret_cast<sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr));
   }
   ::freeifaddrs(list);
   if (!found)

@@ -411,7 +411,7 @@ void Manager::planMaglev(uint32_t id, uint16_t gen, const std::vector<uint32_t>&
   names.reserve(ids.size());
   for (uint32_t b : ids) {
     const auto& [addr, port, proto] = backend_by_id_.at(b);
-    names.push_back(fmt::format("{}:{}/{}", IpAddr::v4(ntohl(addr)).toString(), port, proto));
+    names.push_back(fmt::format("{}:{}/{}", IpAddr::fromHostOrder(ntohl(addr)).toString(), port, proto));
   }
   auto table = maglevTable(names, cfg_.maglev_table_size);
   for (size_t off = 0; off < table.size(); off += LB_MAGLEV_CHUNK) {
@@ -767,7 +767,7 @@ Status Manager::restore() {
     FrontendState st(&arena_);
     st.id = v.rev_nat_index;
     st.frontend =
-        Frontend{IpAddr::v4(ntohl(k.address)), ntohs(k.dport), static_cast<Protocol>(k.proto)};
+        Frontend{IpAddr::fromHostOrder(ntohl(k.address)), ntohs(k.dport), static_cast<Protocol>(k.proto)};
     st.type = typeOf(v.flags);
     st.session_affinity = v.flags & SVC_F_AFFINITY;
     st.affinity_timeout = v.affinity_timeout;
@@ -803,7 +803,7 @@ Status Manager::restore() {
       ref.refs++;
       ref.active_refs++;  // slots hold active backends only
       Backend b;
-      b.ip = IpAddr::v4(ntohl(ref.value.address));
+      b.ip = IpAddr::fromHostOrder(ntohl(ref.value.address));
       b.port = ntohs(ref.value.port);
       b.state = static_cast<BackendState>(ref.value.state);
       b.local = true;  // unknown after a restart; keeps eTP=Local frontends' slots as they are
