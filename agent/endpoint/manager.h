@@ -163,8 +163,13 @@ class Manager {
 
  private:
   Manager(Deps deps, ManagerOptions options);
-  // Both called with regen_mu_ held.
+  // Called with regen_mu_ held.
   Status regenerateLocked(uint16_t id, const std::string& reason);
+  // Full regeneration of many endpoints (id, reason): policies resolved, then written with
+  // PolicyMaps::replaceMany() in chunks and the revision bumped once per chunk, so the
+  // kernel's grace periods for swapped maps are shared. One Status per job.
+  std::vector<Status> regenerateManyLocked(
+      const std::vector<std::pair<uint16_t, std::string>>& jobs);
   Status applyDeltaLocked(uint16_t id);
   Status programEndpointLocked(const Endpoint& ep);
   int cleanupLocked(const Endpoint& ep, bool delete_link);
