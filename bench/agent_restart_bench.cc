@@ -25,6 +25,7 @@
 #include "agent/common/netns.h"
 #include "agent/datapath/netlink.h"
 #include "api/client/client.h"
+#include "bench/bench_net.h"
 #include "tests/harness/netns.h"
 
 namespace {
@@ -91,6 +92,21 @@ double policyChange(api::Client& client, const std::string& text, int n) {
   return msSince(t0);
 }
 
+// Deletes the endpoint veths one request at a time before the namespace goes. Removing a device
+// that carries tcx programs waits for RCU grace periods under the rtnl lock; a namespace teardown
+// does it for every device in one go, which with thousands of endpoints holds rtnl (and blocks
+// every other network configuration on the machine) for minutes.
+struct DeviceCleanup {
+  testing::Topology* topo;
+  std::vector<std::pair<int, std::string>>* devs;
+  ~DeviceCleanup() {
+    (void)runInNetns(topo->nodeNetns(), [&]() -> Status {
+      for (const auto& [ifindex, name] : *devs) (void)datapath::netlink::deleteLink(ifindex);
+      return okStatus();
+    });
+  }
+};
+
 std::string agentBinary() {
   const char* other = std::getenv("CILIUM_BENCH_AGENT");
   return other ? other : CILIUM_AGENT_BINARY;
@@ -104,6 +120,7 @@ int run(int n) {
   std::string dir = (*topo)->tmpDir();
   std::string sock = dir + "/run/cilium.sock";
   std::vector<std::pair<int, std::string>> devs;  // ifindex, name
+  DeviceCleanup cleanup{topo->get(), &devs};
   auto t0 = Clock::now();
   Status made = runInNetns((*topo)->nodeNetns(), [&]() -> Status {
     namespace nl = datapath::netlink;
@@ -202,7 +219,7 @@ int run(int n) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  cilium::setLogLevel("warn");
+  if (!cilium::bench::startPrivilegedBench("agent_restart_bench")) return 1;
   std::vector<int> counts;
   for (int i = 1; i < argc; i++) counts.push_back(std::atoi(argv[i]));
   if (counts.empty()) counts.push_back(1000);

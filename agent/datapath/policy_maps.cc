@@ -117,10 +117,9 @@ std::vector<Status> KernelPolicyMaps::replaceMany(std::span<const PolicyReplacem
   // spare (each batch is one grace period).
   rlimit nofile{};
   size_t batch = 256;
-  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY)
-    batch = std::clamp<size_t>(nofile.rlim_cur / 4, 16, 4096);
-  else if (nofile.rlim_cur == RLIM_INFINITY)
-    batch = 4096;
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0)
+    batch =
+        nofile.rlim_cur == RLIM_INFINITY ? 4096 : std::clamp<size_t>(nofile.rlim_cur / 4, 16, 4096);
   for (size_t i = 0; i < changes.size(); i++) {
     uint16_t id = changes[i].endpoint_id;
     auto entries = changes[i].entries;
