@@ -107,6 +107,17 @@ struct DeviceCleanup {
   }
 };
 
+// Reports a failure with the end of the agent's log.
+int failed(const std::string& dir, const std::string& agent, const std::string& what) {
+  std::fprintf(stderr, "%s\n", what.c_str());
+  std::ifstream log(dir + "/" + agent + ".err");
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(log, line);) lines.push_back(line);
+  for (size_t i = lines.size() > 20 ? lines.size() - 20 : 0; i < lines.size(); i++)
+    std::fprintf(stderr, "  %s: %s\n", agent.c_str(), lines[i].c_str());
+  return 1;
+}
+
 std::string agentBinary() {
   const char* other = std::getenv("CILIUM_BENCH_AGENT");
   return other ? other : CILIUM_AGENT_BINARY;
@@ -152,7 +163,7 @@ int run(int n) {
                                    "--ipv4-range=10.200.0.0/16",
                                    "--node-name=node-1"};
   auto first = (*topo)->spawnIn((*topo)->nodeNetns(), args, "agent1");
-  if (!first.ok() || !waitReady(sock, *first)) return std::fprintf(stderr, "agent1 failed\n"), 1;
+  if (!first.ok() || !waitReady(sock, *first)) return failed(dir, "agent1", "agent1 failed");
 
   api::Client client(api::ClientOptions{sock, 600s});
   std::vector<double> put_ms;
@@ -170,7 +181,7 @@ int run(int n) {
     req.labels = {"k8s:app=app" + std::to_string(i)};  // one identity per endpoint
     auto t1 = Clock::now();
     auto st = client.putEndpoint(*api::parseEndpointRef("container-id:" + req.container_id), req);
-    if (!st.ok()) return std::fprintf(stderr, "PUT %d: %s\n", i, st.error().toString().c_str()), 1;
+    if (!st.ok()) return failed(dir, "agent1", fmt::format("PUT {}: {}", i, st.error().toString()));
     put_ms.push_back(msSince(t1));
   }
   double total_ms = msSince(t0);
@@ -196,7 +207,7 @@ int run(int n) {
   }
   args2.insert(args2.end(), args.begin(), args.end());
   auto second = (*topo)->spawnIn((*topo)->nodeNetns(), args2, "agent2");
-  if (!second.ok() || !waitReady(sock, *second)) return std::fprintf(stderr, "agent2 failed\n"), 1;
+  if (!second.ok() || !waitReady(sock, *second)) return failed(dir, "agent2", "agent2 failed");
   double ready_ms = msSince(t0);
   auto eps = client.listEndpoints();
   size_t ready = 0;
