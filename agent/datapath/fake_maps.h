@@ -9,28 +9,46 @@
 
 namespace cilium::datapath {
 
+// Follows the kernel's plan (planPolicyPatch) and counts what the kernel would do; an inner map
+// has an id that changes when a new one is swapped in, as the kernel's map ids do.
 class FakePolicyMaps final : public PolicyMaps {
  public:
   explicit FakePolicyMaps(uint32_t max_entries = CILIUM_POLICY_MAP_SIZE)
       : max_entries_(max_entries) {}
 
   Status replace(uint16_t endpoint_id, std::span<const PolicyEntry> entries) override;
+  std::vector<Status> replaceMany(std::span<const PolicyReplacement> changes) override;
   Status update(uint16_t endpoint_id, std::span<const PolicyEntry> upserts,
                 std::span<const policy_key> deletes) override;
   Status remove(uint16_t endpoint_id) override;
+  Status removeMany(std::span<const uint16_t> endpoint_ids) override;
   Result<std::vector<PolicyEntry>> dump(uint16_t endpoint_id) const override;
   Result<std::vector<uint16_t>> endpoints() const override;
 
-  // Number of replace() calls, for tests of regeneration behaviour.
+  // Number of endpoint policies replaced (replace() calls and replaceMany() elements).
   uint64_t replacements() const;
+  PolicyMapCounters counters() const;
+  // The id of the endpoint's current inner map (0: none).
+  uint64_t innerMapId(uint16_t endpoint_id) const;
+  // Entry writes and deletes done in place by replace()/replaceMany() so far.
+  uint64_t inPlaceOps() const;
 
  private:
   using Inner = std::map<std::vector<uint8_t>, PolicyEntry>;
+  struct Slot {
+    uint64_t id = 0;
+    Inner entries;
+  };
   static std::vector<uint8_t> keyBytes(const policy_key& k);
+  // One endpoint of replaceMany(); true in *swap when it needs a new inner map.
+  Status replaceLocked(uint16_t endpoint_id, std::span<const PolicyEntry> entries, bool* swap);
   uint32_t max_entries_;
   mutable std::mutex mu_;
-  std::map<uint16_t, Inner> maps_;
+  std::map<uint16_t, Slot> maps_;
+  uint64_t next_id_ = 1;
   uint64_t replacements_ = 0;
+  uint64_t in_place_ops_ = 0;
+  PolicyMapCounters counters_;
 };
 
 // A complete set of fake maps with a Maps view over them.

@@ -27,13 +27,40 @@ struct PolicyEntry {
   policy_entry value{};
 };
 
+// One endpoint's complete policy, for PolicyMaps::replaceMany().
+struct PolicyReplacement {
+  uint16_t endpoint_id = 0;
+  std::span<const PolicyEntry> entries;
+};
+
+// What replace() and replaceMany() of a PolicyMaps did so far, counted per endpoint policy.
+struct PolicyMapCounters {
+  uint64_t unchanged = 0;     // the map already held the set: nothing written
+  uint64_t patched = 0;       // changed in place
+  uint64_t swapped = 0;       // a new inner map installed (new endpoints included)
+  uint64_t outer_writes = 0;  // outer-map update calls (replace and remove): one grace period each
+};
+
 // Per-endpoint policy maps (cilium_policy_v2 and its inner maps).
+//
+// replace() moves an endpoint's map to a new complete set so that no packet is ever allowed that
+// neither the old nor the new set allows: an unchanged set writes nothing; a changed one is
+// patched in place in the order of planPolicyPatch() (policy_patch.h) when such an order exists,
+// else a complete new inner map is swapped in with one update of the outer map, which makes the
+// kernel wait for an RCU grace period (milliseconds on some machines; bench/policy_map_swap_bench).
+// replaceMany() does the same for many endpoints and installs all their new inner maps with
+// batched outer-map updates, so they share grace periods.
 class PolicyMaps {
  public:
   virtual ~PolicyMaps() = default;
-  // Replaces the complete policy of `endpoint_id` atomically: packets see the old or the new
-  // set, never a mix. Creates the endpoint's map when it has none.
+  // Replaces the complete policy of `endpoint_id` (see above). Creates the endpoint's map when it
+  // has none. A set that fails validation or does not fit changes nothing. A kernel error in the
+  // middle of an in-place patch falls back to the swap; if that fails too, the map holds a state
+  // between the two sets (never allowing what neither allows) and the error is returned.
   virtual Status replace(uint16_t endpoint_id, std::span<const PolicyEntry> entries) = 0;
+  // replace() for each endpoint, one Status per element of `changes`, in order. Endpoints must be
+  // distinct.
+  virtual std::vector<Status> replaceMany(std::span<const PolicyReplacement> changes) = 0;
   // Changes the current map in place: each entry changes atomically, the set does not. For small
   // incremental changes (an identity appearing). kNotFound when the endpoint has no map.
   virtual Status update(uint16_t endpoint_id, std::span<const PolicyEntry> upserts,
@@ -42,6 +69,8 @@ class PolicyMaps {
   // DROP_EP_NOT_READY (new connections at once, established ones after the next
   // bumpPolicyRevision). Absent is fine.
   virtual Status remove(uint16_t endpoint_id) = 0;
+  // remove() for many endpoints, sharing the kernel's grace periods.
+  virtual Status removeMany(std::span<const uint16_t> endpoint_ids) = 0;
   virtual Result<std::vector<PolicyEntry>> dump(uint16_t endpoint_id) const = 0;
   // Endpoint ids that have a policy map, ascending.
   virtual Result<std::vector<uint16_t>> endpoints() const = 0;

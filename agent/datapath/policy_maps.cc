@@ -3,13 +3,22 @@
 
 #include <bpf/bpf.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
 
 #include "agent/bpf/map.h"
+#include "agent/common/log.h"
+#include "agent/datapath/policy_patch.h"
 
 namespace cilium::datapath {
+namespace {
+auto log() {
+  static auto l = logger("datapath");
+  return l;
+}
+}  // namespace
 
 Result<std::unique_ptr<KernelPolicyMaps>> KernelPolicyMaps::create(int outer_fd,
                                                                    uint32_t inner_max_entries) {
@@ -75,25 +84,119 @@ Status validateAll(uint16_t endpoint_id, std::span<const PolicyEntry> entries) {
 }  // namespace
 
 Status KernelPolicyMaps::replace(uint16_t endpoint_id, std::span<const PolicyEntry> entries) {
-  CILIUM_RETURN_IF_ERROR(validateAll(endpoint_id, entries));
-  if (entries.size() > inner_max_)
-    return makeError(ErrorCode::kResourceExhausted,
-                     "policy map of endpoint {} would hold {} entries (max {})", endpoint_id,
-                     entries.size(), inner_max_);
-  std::lock_guard lock(mu_);
-  // The new map is complete before any packet can see it; the old one stays in force until the
-  // single outer update below, and is freed by the kernel once no program uses it.
-  CILIUM_ASSIGN_OR_RETURN(UniqueFd inner, createInnerMap(endpoint_id, inner_max_));
-  for (const auto& e : entries) CILIUM_RETURN_IF_ERROR(writeEntry(inner.get(), e, endpoint_id));
-  uint32_t key = endpoint_id;
-  int inner_fd = inner.get();
-  if (::bpf_map_update_elem(outer_.get(), &key, &inner_fd, BPF_ANY) != 0) {
-    if (errno == E2BIG || errno == ENOSPC)
-      return makeError(ErrorCode::kResourceExhausted, "cilium_policy_v2 is full (endpoint {})",
-                       endpoint_id);
-    return errnoError(errno, fmt::format("install policy map of endpoint {}", endpoint_id));
+  PolicyReplacement one{endpoint_id, entries};
+  return replaceMany(std::span(&one, 1)).front();
+}
+
+Result<bool> KernelPolicyMaps::patchLocked(int inner_fd, uint16_t endpoint_id,
+                                           std::span<const PolicyEntry> entries) {
+  CILIUM_ASSIGN_OR_RETURN(bpf::MapInfo info, bpf::mapInfo(inner_fd));
+  if (info.max_entries != inner_max_) return false;  // the swap resizes it
+  CILIUM_ASSIGN_OR_RETURN(auto current, dumpInner(inner_fd, endpoint_id));
+  PolicyPatch plan = planPolicyPatch(current, entries, info.max_entries);
+  if (plan.swap) {
+    log()->debug("policy map swap endpoint={} reason={}", endpoint_id, plan.swap_reason);
+    return false;
   }
-  return okStatus();
+  for (const auto& op : plan.ops) {
+    if (!op.remove) {
+      CILIUM_RETURN_IF_ERROR(writeEntry(inner_fd, op.entry, endpoint_id));
+    } else if (::bpf_map_delete_elem(inner_fd, &op.entry.key) != 0 && errno != ENOENT) {
+      return errnoError(errno, fmt::format("delete from policy map of endpoint {}", endpoint_id));
+    }
+  }
+  (plan.ops.empty() ? counters_.unchanged : counters_.patched)++;
+  return true;
+}
+
+std::vector<Status> KernelPolicyMaps::replaceMany(std::span<const PolicyReplacement> changes) {
+  std::vector<Status> results(changes.size(), okStatus());
+  std::lock_guard lock(mu_);
+  std::vector<Swap> swaps;
+  // Every pending swap holds an open inner map: install in batches that leave descriptors to
+  // spare (each batch is one grace period).
+  rlimit nofile{};
+  size_t batch = 256;
+  if (::getrlimit(RLIMIT_NOFILE, &nofile) == 0)
+    batch =
+        nofile.rlim_cur == RLIM_INFINITY ? 4096 : std::clamp<size_t>(nofile.rlim_cur / 4, 16, 4096);
+  for (size_t i = 0; i < changes.size(); i++) {
+    uint16_t id = changes[i].endpoint_id;
+    auto entries = changes[i].entries;
+    if (Status s = validateAll(id, entries); !s.ok()) {
+      results[i] = s;
+      continue;
+    }
+    if (entries.size() > inner_max_) {
+      results[i] = makeError(ErrorCode::kResourceExhausted,
+                             "policy map of endpoint {} would hold {} entries (max {})", id,
+                             entries.size(), inner_max_);
+      continue;
+    }
+    auto current = innerMap(id);
+    if (current.ok()) {
+      auto patched = patchLocked(current->get(), id, entries);
+      if (patched.ok() && *patched) continue;
+      // Whatever a failed patch left is between the two sets; the swap below ends it.
+      if (!patched.ok())
+        log()->warn("in-place policy update failed endpoint={} error={}; swapping", id,
+                    patched.error().message());
+    } else if (current.error().code() != ErrorCode::kNotFound &&
+               current.error().code() != ErrorCode::kAborted) {
+      results[i] = current.error();
+      continue;
+    }
+    // The new map is complete before any packet can see it; the old one stays in force until
+    // the outer update, and is freed by the kernel once no program uses it.
+    auto inner = createInnerMap(id, inner_max_);
+    Status filled = inner.ok() ? okStatus() : Status(inner.error());
+    for (size_t k = 0; filled.ok() && k < entries.size(); k++)
+      filled = writeEntry(inner->get(), entries[k], id);
+    if (!filled.ok()) {
+      results[i] = filled;
+      continue;
+    }
+    swaps.push_back(Swap{i, id, std::move(*inner)});
+    if (swaps.size() >= batch) installLocked(swaps, results);
+  }
+  installLocked(swaps, results);
+  return results;
+}
+
+void KernelPolicyMaps::installLocked(std::vector<Swap>& swaps, std::vector<Status>& results) {
+  auto failed = [&](const Swap& s, int err) {
+    if (err == E2BIG || err == ENOSPC)
+      results[s.index] =
+          makeError(ErrorCode::kResourceExhausted, "cilium_policy_v2 is full (endpoint {})", s.key);
+    else
+      results[s.index] = errnoError(err, fmt::format("install policy map of endpoint {}", s.key));
+  };
+  size_t next = 0;
+  while (next < swaps.size()) {
+    std::vector<uint32_t> keys, fds;
+    for (size_t k = next; k < swaps.size(); k++) {
+      keys.push_back(swaps[k].key);
+      fds.push_back(static_cast<uint32_t>(swaps[k].inner.get()));
+    }
+    auto count = static_cast<uint32_t>(keys.size());
+    int rc = count == 1
+                 ? ::bpf_map_update_elem(outer_.get(), keys.data(), fds.data(), BPF_ANY)
+                 : ::bpf_map_update_batch(outer_.get(), keys.data(), fds.data(), &count, nullptr);
+    int err = errno;
+    counters_.outer_writes++;
+    if (rc == 0) {
+      counters_.swapped += keys.size();
+      break;
+    }
+    if (keys.size() == 1) count = 0;
+    // The first `count` went in; the one after them failed; the rest were not tried.
+    counters_.swapped += count;
+    next += count;
+    if (next >= swaps.size()) break;
+    failed(swaps[next], err);
+    next++;
+  }
+  swaps.clear();
 }
 
 Status KernelPolicyMaps::update(uint16_t endpoint_id, std::span<const PolicyEntry> upserts,
@@ -112,26 +215,51 @@ Status KernelPolicyMaps::update(uint16_t endpoint_id, std::span<const PolicyEntr
 Status KernelPolicyMaps::remove(uint16_t endpoint_id) {
   std::lock_guard lock(mu_);
   uint32_t key = endpoint_id;
+  counters_.outer_writes++;
   if (::bpf_map_delete_elem(outer_.get(), &key) != 0 && errno != ENOENT)
     return errnoError(errno, fmt::format("remove policy map of endpoint {}", endpoint_id));
   return okStatus();
 }
 
+Status KernelPolicyMaps::removeMany(std::span<const uint16_t> endpoint_ids) {
+  std::lock_guard lock(mu_);
+  std::vector<uint32_t> keys(endpoint_ids.begin(), endpoint_ids.end());
+  size_t next = 0;
+  while (next < keys.size()) {
+    auto count = static_cast<uint32_t>(keys.size() - next);
+    int rc = ::bpf_map_delete_batch(outer_.get(), keys.data() + next, &count, nullptr);
+    int err = errno;
+    counters_.outer_writes++;
+    if (rc == 0) break;
+    // The first `count` are gone; the next one failed (absent is fine).
+    next += count;
+    if (err != ENOENT)
+      return errnoError(err, fmt::format("remove policy map of endpoint {}", keys[next]));
+    next++;
+  }
+  return okStatus();
+}
+
 Result<std::vector<PolicyEntry>> KernelPolicyMaps::dump(uint16_t endpoint_id) const {
   CILIUM_ASSIGN_OR_RETURN(UniqueFd inner, innerMap(endpoint_id));
+  return dumpInner(inner.get(), endpoint_id);
+}
+
+Result<std::vector<PolicyEntry>> KernelPolicyMaps::dumpInner(int inner_fd,
+                                                             uint16_t endpoint_id) const {
   std::vector<PolicyEntry> out;
   policy_key cur{};
   policy_key next{};
   bool first = true;
   for (uint32_t i = 0; i <= inner_max_ + 1; i++) {
-    if (::bpf_map_get_next_key(inner.get(), first ? nullptr : &cur, &next) != 0) {
+    if (::bpf_map_get_next_key(inner_fd, first ? nullptr : &cur, &next) != 0) {
       if (errno == ENOENT) return out;
       return errnoError(errno, fmt::format("iterate policy map of endpoint {}", endpoint_id));
     }
     first = false;
     cur = next;
     PolicyEntry e{cur, {}};
-    if (::bpf_map_lookup_elem(inner.get(), &cur, &e.value) != 0) {
+    if (::bpf_map_lookup_elem(inner_fd, &cur, &e.value) != 0) {
       if (errno == ENOENT) continue;
       return errnoError(errno, fmt::format("read policy map of endpoint {}", endpoint_id));
     }
@@ -139,6 +267,11 @@ Result<std::vector<PolicyEntry>> KernelPolicyMaps::dump(uint16_t endpoint_id) co
   }
   return makeError(ErrorCode::kAborted, "iteration of the policy map of endpoint {} did not end",
                    endpoint_id);
+}
+
+PolicyMapCounters KernelPolicyMaps::counters() const {
+  std::lock_guard lock(mu_);
+  return counters_;
 }
 
 Result<std::vector<uint16_t>> KernelPolicyMaps::endpoints() const {

@@ -22,6 +22,10 @@ auto log() {
 }
 
 constexpr size_t kRecentStats = 1024;
+// Regenerations written with one PolicyMaps::replaceMany(): at most this many endpoints, and
+// policies of at most about this many entries in total held at once.
+constexpr size_t kRegenerationBatch = 512;
+constexpr size_t kRegenerationEntries = size_t{1} << 20;
 
 std::string nowRfc3339() {
   timespec ts{};
@@ -222,56 +226,99 @@ Status Manager::programEndpointLocked(const Endpoint& ep) {
 }
 
 Status Manager::regenerateLocked(uint16_t id, const std::string& reason) {
-  Endpoint snap;
-  {
-    std::lock_guard lock(mu_);
-    auto it = endpoints_.find(id);
-    if (it == endpoints_.end()) return okStatus();  // deleted meanwhile
-    if (it->second.state == State::kDisconnecting) return okStatus();
-    snap = it->second;
-  }
-  auto t0 = std::chrono::steady_clock::now();
-  policy::Subject subject{id, snap.identity, snap.identity_labels, {}};
-  for (const auto& p : snap.spec.named_ports)
-    subject.named_ports.push_back(
-        policy::NamedPort{p.name, p.port, static_cast<policy::Protocol>(p.protocol)});
-  auto st = [&]() -> Result<policy::EndpointPolicy> {
-    CILIUM_ASSIGN_OR_RETURN(auto pol, deps_.engine->attach(subject));
-    CILIUM_RETURN_IF_ERROR(deps_.maps.policy->replace(id, pol.entries));
-    CILIUM_RETURN_IF_ERROR(datapath::bumpPolicyRevision(*deps_.maps.runtime_config));
-    return pol;
-  }();
-  auto took = std::chrono::steady_clock::now() - t0;
-  {
-    std::lock_guard lock(mu_);
-    auto it = endpoints_.find(id);
-    if (it != endpoints_.end()) {
-      Endpoint& ep = it->second;
-      if (st.ok()) {
-        ep.policy_revision = st->revision;
-        ep.ingress_enforced = st->ingress_enforced;
-        ep.egress_enforced = st->egress_enforced;
-        ep.policy_entries = st->entries.size();
-        ep.state = State::kReady;
-        appendLog(ep, true, "Successfully regenerated endpoint program (" + reason + ")");
-      } else {
-        // The previous policy map stays in force (replace() is atomic).
-        ep.state = State::kNotReady;
-        appendLog(ep, false, "Regeneration failed: " + st.error().message());
+  return regenerateManyLocked({{id, reason}}).front();
+}
+
+std::vector<Status> Manager::regenerateManyLocked(
+    const std::vector<std::pair<uint16_t, std::string>>& jobs) {
+  std::vector<Status> results(jobs.size(), okStatus());
+  size_t begin = 0;
+  while (begin < jobs.size()) {
+    // Chunks bound the policies held at once; each chunk is one replaceMany().
+    size_t end = begin, entries = 0;
+    struct Work {
+      size_t index;
+      std::optional<Result<policy::EndpointPolicy>> policy;
+      std::chrono::nanoseconds took{0};
+    };
+    std::vector<Work> work;
+    for (; end < jobs.size() && work.size() < kRegenerationBatch && entries < kRegenerationEntries;
+         end++) {
+      uint16_t id = jobs[end].first;
+      Endpoint snap;
+      {
+        std::lock_guard lock(mu_);
+        auto it = endpoints_.find(id);
+        if (it == endpoints_.end()) continue;  // deleted meanwhile
+        if (it->second.state == State::kDisconnecting) continue;
+        snap = it->second;
       }
-      snap = ep;
+      auto t0 = std::chrono::steady_clock::now();
+      policy::Subject subject{id, snap.identity, snap.identity_labels, {}};
+      for (const auto& p : snap.spec.named_ports)
+        subject.named_ports.push_back(
+            policy::NamedPort{p.name, p.port, static_cast<policy::Protocol>(p.protocol)});
+      Work w{end, deps_.engine->attach(subject), {}};
+      w.took = std::chrono::steady_clock::now() - t0;
+      if (w.policy->ok()) entries += (*w.policy)->entries.size();
+      work.push_back(std::move(w));
     }
-    cv_.notify_all();
-  }
-  record({id, std::chrono::duration_cast<std::chrono::nanoseconds>(took), true, st.ok(), reason});
-  if (!st.ok()) {
-    log()->warn("endpoint regeneration failed id={} reason={} error={}", id, reason,
-                st.error().message());
-    return st.error();
+    begin = end;
+
+    std::vector<datapath::PolicyReplacement> changes;
+    std::vector<Work*> writing;
+    for (auto& w : work) {
+      if (!w.policy->ok()) continue;
+      changes.push_back({jobs[w.index].first, (*w.policy)->entries});
+      writing.push_back(&w);
+    }
+    auto t0 = std::chrono::steady_clock::now();
+    std::vector<Status> written = deps_.maps.policy->replaceMany(changes);
+    bool any = std::any_of(written.begin(), written.end(), [](const Status& s) { return s.ok(); });
+    Status bumped = any ? datapath::bumpPolicyRevision(*deps_.maps.runtime_config) : okStatus();
+    std::chrono::nanoseconds share{0};
+    if (!changes.empty())
+      share = (std::chrono::steady_clock::now() - t0) / static_cast<long>(changes.size());
+    for (size_t k = 0; k < writing.size(); k++) {
+      writing[k]->took += share;
+      Status st = written[k].ok() ? bumped : written[k];
+      if (!st.ok()) *writing[k]->policy = st.error();
+    }
+
+    for (auto& w : work) {
+      auto [id, reason] = jobs[w.index];
+      const auto& st = *w.policy;
+      {
+        std::lock_guard lock(mu_);
+        auto it = endpoints_.find(id);
+        if (it != endpoints_.end()) {
+          Endpoint& ep = it->second;
+          if (st.ok()) {
+            ep.policy_revision = st->revision;
+            ep.ingress_enforced = st->ingress_enforced;
+            ep.egress_enforced = st->egress_enforced;
+            ep.policy_entries = st->entries.size();
+            ep.state = State::kReady;
+            appendLog(ep, true, "Successfully regenerated endpoint program (" + reason + ")");
+          } else {
+            // The previous policy stays in force (see PolicyMaps::replace()).
+            ep.state = State::kNotReady;
+            appendLog(ep, false, "Regeneration failed: " + st.error().message());
+          }
+        }
+        cv_.notify_all();
+      }
+      record({id, w.took, true, st.ok(), reason});
+      if (!st.ok()) {
+        log()->warn("endpoint regeneration failed id={} reason={} error={}", id, reason,
+                    st.error().message());
+        results[w.index] = st.error();
+      }
+    }
   }
   // The state file is written by the callers that change what it holds (creation, labels,
   // identity): a regeneration alone only moves the revision, which a restart recomputes.
-  return okStatus();
+  return results;
 }
 
 Status Manager::applyDeltaLocked(uint16_t id) {
@@ -331,7 +378,9 @@ void Manager::worker() {
       delta.swap(pending_delta_);
       reasons.swap(pending_reason_);
     }
-    for (uint16_t id : full) (void)regenerateLocked(id, reasons[id]);
+    std::vector<std::pair<uint16_t, std::string>> jobs;
+    for (uint16_t id : full) jobs.emplace_back(id, reasons[id]);
+    (void)regenerateManyLocked(jobs);
     for (uint16_t id : delta)
       if (full.count(id) == 0) (void)applyDeltaLocked(id);
   }
@@ -669,20 +718,37 @@ Result<RestoreResult> Manager::restore() {
   std::set<uint16_t> ids;
   std::set<uint32_t> ips;
   std::set<int> ifindexes;
+  // First every endpoint's identity, then all policies in one batch (an unchanged policy map is
+  // kept as it is, changed ones are patched or swapped with shared grace periods), then the rest
+  // of each endpoint.
+  std::vector<std::pair<uint16_t, std::string>> jobs;
+  std::map<uint16_t, identity::NumericIdentity> previous;
+  auto failed = [&](uint16_t id, const Error& error) {
+    // Keep what is in the datapath (it enforces the last good policy); report not-ready.
+    log()->warn("endpoint restore failed id={} error={}", id, error.message());
+    std::lock_guard lock(mu_);
+    endpoints_[id].state = State::kNotReady;
+  };
   for (auto& ep : found) {
     {
       std::lock_guard lock(mu_);
       if (endpoints_.count(ep.id()) != 0) continue;
       endpoints_[ep.id()] = ep;
     }
-    identity::NumericIdentity previous = ep.identity;
+    ids.insert(ep.id());
+    ips.insert(ep.spec.ipv4);
+    ifindexes.insert(ep.spec.ifindex);
     auto split = options_.filter.filter(withDerivedLabels(ep.spec));
     auto ident = allocateIdentity(split.identity);
-    Status st = ident.ok() ? okStatus() : Status(ident.error());
-    if (st.ok()) {
-      if (ident->id != previous)
-        log()->warn("restored endpoint got a different identity id={} was={} now={}", ep.id(),
-                    previous, ident->id);
+    if (!ident.ok()) {
+      failed(ep.id(), ident.error());
+      continue;
+    }
+    if (ident->id != ep.identity)
+      log()->warn("restored endpoint got a different identity id={} was={} now={}", ep.id(),
+                  ep.identity, ident->id);
+    previous[ep.id()] = ep.identity;
+    {
       std::lock_guard lock(mu_);
       Endpoint& cur = endpoints_[ep.id()];
       cur.identity = ident->id;
@@ -690,26 +756,23 @@ Result<RestoreResult> Manager::restore() {
       cur.information_labels = split.information;
       cur.state = State::kRegenerating;
     }
-    // replace() swaps the inner map the datapath uses for a complete new one: the policy in
-    // force changes from the old set to the new one with nothing in between.
-    if (st.ok()) st = regenerateLocked(ep.id(), "restored");
+    jobs.emplace_back(ep.id(), "restored");
+  }
+  std::vector<Status> regenerated = regenerateManyLocked(jobs);
+  for (size_t i = 0; i < jobs.size(); i++) {
+    uint16_t id = jobs[i].first;
+    Status st = regenerated[i];
+    Endpoint ep;
     if (st.ok()) {
       std::lock_guard lock(mu_);
-      ep = endpoints_[ep.id()];
+      ep = endpoints_[id];
     }
     if (st.ok()) st = programEndpointLocked(ep);
-    if (st.ok() && ep.identity != previous) st = persist(ep);
-    if (!st.ok()) {
-      // Keep what is in the datapath (it enforces the last good policy); report not-ready.
-      log()->warn("endpoint restore failed id={} error={}", ep.id(), st.error().message());
-      std::lock_guard lock(mu_);
-      endpoints_[ep.id()].state = State::kNotReady;
-    } else {
+    if (st.ok() && ep.identity != previous[id]) st = persist(ep);
+    if (!st.ok())
+      failed(id, st.error());
+    else
       res.restored++;
-    }
-    ids.insert(ep.id());
-    ips.insert(ep.spec.ipv4);
-    ifindexes.insert(ep.spec.ifindex);
   }
 
   // Stale state: what a previous run programmed for endpoints that are not coming back.
@@ -727,9 +790,15 @@ Result<RestoreResult> Manager::restore() {
   });
   for (uint32_t k : stale_ifs)
     if (deps_.maps.endpoints_by_ifindex->remove(k).ok()) res.stale_removed++;
-  if (auto eps = deps_.maps.policy->endpoints(); eps.ok())
+  if (auto eps = deps_.maps.policy->endpoints(); eps.ok()) {
+    std::vector<uint16_t> stale;
     for (uint16_t id : *eps)
-      if (ids.count(id) == 0 && deps_.maps.policy->remove(id).ok()) res.stale_removed++;
+      if (ids.count(id) == 0) stale.push_back(id);
+    if (Status st = deps_.maps.policy->removeMany(stale); st.ok())
+      res.stale_removed += stale.size();
+    else
+      log()->warn("cannot remove stale policy maps error={}", st.error().message());
+  }
   for (int ifindex : deps_.devices->attachedLinks())
     if (ifindexes.count(ifindex) == 0 && deps_.devices->detach(ifindex).ok()) res.stale_removed++;
   CILIUM_RETURN_IF_ERROR(datapath::bumpPolicyRevision(*deps_.maps.runtime_config));

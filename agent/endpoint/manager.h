@@ -5,14 +5,16 @@
 //            -> programs on the host-side veth -> /32 route -> policy revision bump -> ready.
 //            It returns only once the datapath enforces the endpoint's policy.
 // Regeneration: identity changes arrive from the engine as map deltas (applied in place);
-// policy changes regenerate the affected endpoints fully (atomic replace). Requests are queued
+// policy changes regenerate the affected endpoints fully, all queued ones with one
+// PolicyMaps::replaceMany() (maps kept, patched or swapped; swaps batched). Requests are queued
 // and coalesced on one worker thread; every endpoint reports the repository revision it enforces.
 // remove(): every map entry, the ipcache entry, the route, the link, the programs, the state file;
 //           the identity is released.
 // restore(): endpoints persisted in <state-dir>/endpoints are brought back after a restart without
-//           a window in which their policy is open: maps are replaced in place, never deleted
-//           first, and programs are swapped onto the pinned links. Then stale entries that belong
-//           to no restored endpoint are removed.
+//           a window in which their policy is open: all policies are written with one
+//           replaceMany() (an unchanged map is kept as it is, a changed one patched or swapped,
+//           never deleted first), and programs are swapped onto the pinned links. Then stale
+//           entries that belong to no restored endpoint are removed.
 //
 // Threading: every public method is thread-safe.
 #pragma once
@@ -173,8 +175,13 @@ class Manager {
 
  private:
   Manager(Deps deps, ManagerOptions options);
-  // Both called with regen_mu_ held.
+  // Called with regen_mu_ held.
   Status regenerateLocked(uint16_t id, const std::string& reason);
+  // Full regeneration of many endpoints (id, reason): policies resolved, then written with
+  // PolicyMaps::replaceMany() in chunks and the revision bumped once per chunk, so the
+  // kernel's grace periods for swapped maps are shared. One Status per job.
+  std::vector<Status> regenerateManyLocked(
+      const std::vector<std::pair<uint16_t, std::string>>& jobs);
   Status applyDeltaLocked(uint16_t id);
   Status programEndpointLocked(const Endpoint& ep);
   int cleanupLocked(const Endpoint& ep, bool delete_link);

@@ -5,9 +5,11 @@
  *   cilium_policy_v2  HASH_OF_MAPS  __u32 endpoint id -> inner LPM_TRIE (no prealloc)
  *                     inner: policy_key -> policy_entry, both directions of one endpoint
  *
- * A policy update of one endpoint is atomic: the agent builds a complete new inner map and
- * swaps it into the outer map with one update. A packet sees the old or the new policy, never a
- * mix. Small incremental changes may update the current inner map in place, entry by entry.
+ * A policy change of one endpoint never lets a packet through that neither the old nor the new
+ * policy allows: the agent changes the inner map in place, entry by entry, in an order that
+ * keeps this (new denies, new allows, old allows, old denies; agent/datapath/policy_patch.h), or,
+ * when no such order exists, builds a complete new inner map and swaps it into the outer map
+ * with one update (each such update makes the kernel wait for an RCU grace period).
  *
  * Lookup (per packet that needs a verdict; see docs/datapath.md): two longest-prefix lookups,
  * one with the remote identity and one with identity 0 (= any identity), each with the full

@@ -1,9 +1,13 @@
 // bpf tier: bpf_lxc policy enforcement on crafted packets, table-driven: allow and deny per
 // identity, port, protocol and direction; wildcards; port ranges; deny precedence; default allow
-// vs default deny; revocation; endpoints that are not ready; atomic policy replacement.
+// vs default deny; revocation; endpoints that are not ready; atomic policy replacement; in-place
+// policy changes that keep the inner map and never widen for packets in flight.
+#include <bpf/bpf.h>
+
 #include <atomic>
 #include <thread>
 
+#include "agent/bpf/map.h"
 #include "tests/bpf/lxc_fixture.h"
 
 namespace cilium::testing {
@@ -142,6 +146,26 @@ class LxcPolicyTest : public LxcTest {
     else
       b.icmp(8, 0, sport, 1);
     return b.build();
+  }
+
+  // The kernel id of the endpoint's current inner policy map (0: none).
+  uint32_t innerMapId(uint16_t endpoint_id) {
+    auto outer = bpf::openPinned(*topo_->pinDir() + "/cilium_policy_v2");
+    uint32_t key = endpoint_id, id = 0;
+    if (!outer.ok() || ::bpf_map_lookup_elem(outer->get(), &key, &id) != 0) return 0;
+    return id;
+  }
+  int verdict(uint16_t port, uint8_t proto = kTcp) {
+    PacketBuilder b = from(a_);
+    b.ipv4(a_.pod.ip, R1);
+    if (proto == kTcp)
+      b.tcp(next_sport_++, port, tcp::kSyn);
+    else
+      b.udp(next_sport_++, port);
+    if (next_sport_ == 0) next_sport_ = 1024;
+    fromContainer(a_, b.build());
+    auto v = ofType(events(), EVENT_POLICY_VERDICT);
+    return v.empty() ? 1 : -v.back().verdict;
   }
 };
 
@@ -385,6 +409,89 @@ TEST_F(LxcPolicyTest, ReplaceIsAtomicForPacketsInFlight) {
   EXPECT_EQ(seen.count(DROP_POLICY), 0u) << "a packet saw a partial policy";
   EXPECT_GT(seen[0] + seen[DROP_POLICY_DENY], 0);
   EXPECT_GT(swaps.load(), 10);
+}
+
+// replace() keeps the inner map when the set is unchanged or can change in place, swaps it when
+// the wildcard and an identity move in opposite senses, and the datapath enforces the result.
+TEST_F(LxcPolicyTest, ReplaceKeepsTheInnerMapUnlessItMustSwap) {
+  std::vector<datapath::PolicyEntry> web{allowEntry(2001, E, kTcp, 80, 16)};
+  setPolicy(a_, web);
+  uint32_t id = innerMapId(a_.id);
+  ASSERT_NE(id, 0u);
+  ASSERT_TRUE(maps().policy->replace(a_.id, web).ok());
+  EXPECT_EQ(innerMapId(a_.id), id) << "unchanged: the same inner map";
+
+  // Another port and a deny for the same identity: in place.
+  std::vector<datapath::PolicyEntry> changed{allowEntry(2001, E, kTcp, 443, 16),
+                                             allowEntry(2001, E, kUdp),
+                                             denyEntry(2001, E, kUdp, 53, 16)};
+  ASSERT_TRUE(maps().policy->replace(a_.id, changed).ok());
+  bumpRevision();
+  EXPECT_EQ(innerMapId(a_.id), id) << "patched in place";
+  EXPECT_EQ(verdict(80), DROP_POLICY);
+  EXPECT_EQ(verdict(443), 0);
+  EXPECT_EQ(verdict(53, kUdp), DROP_POLICY_DENY);
+  EXPECT_EQ(verdict(54, kUdp), 0);
+  auto dump = maps().policy->dump(a_.id);
+  ASSERT_TRUE(dump.ok());
+  EXPECT_EQ(dump->size(), 3u);
+
+  // Default allow (the wildcard) instead of per-identity allows: opposite senses, a swap.
+  ASSERT_TRUE(maps().policy->replace(a_.id, std::vector{allowEntry(0, E)}).ok());
+  bumpRevision();
+  EXPECT_NE(innerMapId(a_.id), id) << "swapped";
+  EXPECT_EQ(verdict(53, kUdp), 0);
+  EXPECT_EQ(maps().policy->dump(a_.id)->size(), 1u);
+
+  // Many endpoints at once: the swaps go in with one batched update; each is enforced.
+  setPolicy(b_, {allowEntry(0, E)});
+  uint32_t a_map = innerMapId(a_.id), b_map = innerMapId(b_.id);
+  std::vector<datapath::PolicyEntry> locked{allowEntry(2002, E, kTcp, 80, 16)};
+  std::vector<datapath::PolicyReplacement> both{{a_.id, locked}, {b_.id, locked}};
+  auto results = maps().policy->replaceMany(both);
+  ASSERT_EQ(results.size(), 2u);
+  EXPECT_TRUE(results[0].ok() && results[1].ok());
+  bumpRevision();
+  EXPECT_NE(innerMapId(a_.id), a_map);
+  EXPECT_NE(innerMapId(b_.id), b_map);
+  EXPECT_EQ(verdict(80), DROP_POLICY) << "2001 is no longer allowed";
+  EXPECT_EQ(maps().policy->dump(b_.id)->size(), 1u);
+}
+
+// Packets racing with in-place changes never get through where neither set lets them, and are
+// never dropped where both let them: set A allows TCP from 2001 but denies port 80; set B allows
+// only 443/TCP and UDP. Port 80 must never pass, port 443 must always pass, on every packet,
+// while a writer flips between the two without swapping the inner map.
+TEST_F(LxcPolicyTest, InPlaceChangesNeverWidenForPacketsInFlight) {
+  std::vector<datapath::PolicyEntry> set_a{allowEntry(2001, E, kTcp),
+                                           denyEntry(2001, E, kTcp, 80, 16)};
+  std::vector<datapath::PolicyEntry> set_b{allowEntry(2001, E, kTcp, 443, 16),
+                                           allowEntry(2001, E, kUdp)};
+  setPolicy(a_, set_a);
+  uint32_t id = innerMapId(a_.id);
+  std::atomic<bool> stop{false};
+  std::atomic<int> flips{0};
+  std::thread writer([&] {
+    for (int i = 0; !stop; i++) {
+      ASSERT_TRUE(maps().policy->replace(a_.id, i % 2 ? set_a : set_b).ok());
+      flips++;
+    }
+  });
+  std::map<int, int> port80, port443;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(3);
+  while (std::chrono::steady_clock::now() < deadline && flips < 20000) {
+    port80[verdict(80)]++;
+    port443[verdict(443)]++;
+  }
+  stop = true;
+  writer.join();
+  RecordProperty("flips", flips.load());
+  EXPECT_EQ(innerMapId(a_.id), id) << "every flip was in place";
+  EXPECT_EQ(port80.count(0), 0u) << "port 80 got through during a change";
+  EXPECT_EQ(port443.size(), 1u) << "port 443 was dropped during a change";
+  EXPECT_EQ(port443.count(0), 1u);
+  EXPECT_GT(port80[DROP_POLICY] + port80[DROP_POLICY_DENY], 0);
+  EXPECT_GT(flips.load(), 100);
 }
 
 }  // namespace

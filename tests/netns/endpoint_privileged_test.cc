@@ -2,7 +2,10 @@
 // the API (the test plays the CNI plugin: it makes the pod namespace and veth, then PUTs the
 // endpoint). Policy imported with cilium-dbg changes what real TCP traffic can do; node<->pod
 // traffic works; a live connection survives `kill -9` of the agent and its restart while a
-// denied flow stays denied throughout; DELETE leaves no map entry behind.
+// denied flow stays denied throughout, and the restart keeps every unchanged policy map (same
+// inner map); a rule changed while the agent was down is enforced after the restart; DELETE
+// leaves no map entry behind.
+#include <bpf/bpf.h>
 #include <signal.h>
 
 #include <atomic>
@@ -13,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/bpf/map.h"
 #include "agent/common/files.h"
 #include "agent/common/subprocess.h"
 #include "api/client/client.h"
@@ -90,6 +94,21 @@ class EndpointAgentTest : public testing::AgentNodeTest {
   }
   bool nodeCanConnect(const Pod& to) {
     return testing::connectTcp(topo_->nodeNetns(), to.ip, kPort, 1500ms).ok();
+  }
+
+  // Endpoint id -> kernel id of its inner policy map, from the pinned cilium_policy_v2.
+  std::map<uint32_t, uint32_t> innerPolicyMaps() {
+    std::map<uint32_t, uint32_t> out;
+    auto outer = bpf::openPinned(pin_ + "/cilium_policy_v2");
+    EXPECT_TRUE(outer.ok()) << outer.error().toString();
+    if (!outer.ok()) return out;
+    uint32_t key = 0, next = 0, id = 0;
+    for (bool first = true;
+         ::bpf_map_get_next_key(outer->get(), first ? nullptr : &key, &next) == 0; first = false) {
+      key = next;
+      if (::bpf_map_lookup_elem(outer->get(), &key, &id) == 0) out[key] = id;
+    }
+    return out;
   }
 };
 
@@ -292,6 +311,8 @@ TEST_F(EndpointAgentTest, LiveConnectionSurvivesKill9AndDeniedFlowStaysDenied) {
   };
   ASSERT_TRUE(echo("before"));
   ASSERT_FALSE(canConnect(other, server, 500ms));
+  auto maps_before = innerPolicyMaps();
+  ASSERT_EQ(maps_before.size(), 3u);
 
   // Probe the denied flow continuously from before the kill until after the restart.
   std::atomic<bool> stop{false};
@@ -344,6 +365,50 @@ TEST_F(EndpointAgentTest, LiveConnectionSurvivesKill9AndDeniedFlowStaysDenied) {
   EXPECT_EQ(id_before, id_after);
   EXPECT_NE(log("agent2").find("endpoints restored restored=3"), std::string::npos)
       << log("agent2");
+  EXPECT_EQ(innerPolicyMaps(), maps_before)
+      << "the policy did not change: every endpoint keeps its inner policy map";
+  second->signal(SIGTERM);
+  EXPECT_EQ(*second->wait(10s), 0) << log("agent2");
+}
+
+// Rules that change while the agent is down (here: its saved rules are edited, as a Kubernetes
+// resync would change them) are in force once the restarted agent is ready: the server now
+// admits "other" instead of "client". The change is one of peers, so the server's map is
+// patched in place; the endpoints whose policy stayed the same keep theirs untouched too.
+TEST_F(EndpointAgentTest, RuleChangedWhileDownIsEnforcedAfterRestart) {
+  Process* agent = startAgent("agent");
+  ASSERT_NE(agent, nullptr);
+  ASSERT_TRUE(waitReady(agent)) << log("agent");
+  Pod client_pod = addPod("client", "10.200.0.10");
+  Pod server = addPod("server", "10.200.0.11");
+  Pod other = addPod("other", "10.200.0.12");
+  ASSERT_TRUE(attach(client_pod, "client").ok()) << log("agent");
+  ASSERT_TRUE(attach(server, "server").ok()) << log("agent");
+  ASSERT_TRUE(attach(other, "other").ok()) << log("agent");
+  importServerPolicy("client");
+  auto listener = testing::listenTcp(server.netns, server.ip, kPort);
+  ASSERT_TRUE(listener.ok());
+  EXPECT_TRUE(canConnect(client_pod, server));
+  EXPECT_FALSE(canConnect(other, server, 500ms));
+  auto maps_before = innerPolicyMaps();
+
+  agent->signal(SIGKILL);
+  ASSERT_TRUE(agent->wait(5s).ok());
+  std::string path = node_->stateDir() + "/state/policy.json";
+  auto rules = readFile(path);
+  ASSERT_TRUE(rules.ok()) << rules.error().toString();
+  std::string edited = *rules;
+  size_t at = edited.find("\"client\"");
+  ASSERT_NE(at, std::string::npos) << edited;
+  edited.replace(at, 8, "\"other\"");
+  ASSERT_TRUE(writeFileAtomic(path, edited, 0600).ok());
+
+  Process* second = startAgent("agent2");
+  ASSERT_NE(second, nullptr);
+  ASSERT_TRUE(waitReady(second)) << log("agent2");
+  EXPECT_TRUE(canConnect(other, server)) << log("agent2");
+  EXPECT_FALSE(canConnect(client_pod, server, 500ms));
+  EXPECT_EQ(innerPolicyMaps(), maps_before) << "changed in place, not swapped";
   second->signal(SIGTERM);
   EXPECT_EQ(*second->wait(10s), 0) << log("agent2");
 }

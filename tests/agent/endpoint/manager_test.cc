@@ -487,6 +487,99 @@ TEST_F(ManagerTest, RestoresFromStateAndRemovesStaleEntries) {
   EXPECT_EQ(add(pod("new", "10.200.0.13", 10, "new")).id(), 3);
 }
 
+// A restart whose policy did not change writes no policy map: every endpoint keeps its inner map
+// (no grace period per endpoint). One whose policy changed meanwhile is brought to the new policy:
+// in place when that is safe, else swapped, all swaps in one outer-map write.
+TEST_F(ManagerTest, RestoreKeepsUnchangedPolicyMapsAndBatchesTheRest) {
+  Endpoint web = add(pod("web", "10.200.0.10", 7, "web"));
+  Endpoint db = add(pod("db", "10.200.0.11", 8, "db"));
+  Endpoint other = add(pod("other", "10.200.0.12", 9, "other"));
+  auto imp = engine_->import(cnp("allow-db", "web", "db"));
+  ASSERT_TRUE(imp.ok());
+  mgr_->policyChanged(imp->revision, imp->affected_endpoints);
+  ASSERT_TRUE(mgr_->waitForRevision(imp->revision, 5s));
+  std::string policy_json = engine_->rulesJson().dump();
+  auto inner = [&](const Endpoint& ep) { return maps_.policy.innerMapId(ep.id()); };
+  uint64_t web_map = inner(web), db_map = inner(db), other_map = inner(other);
+
+  stop();
+  start();
+  ASSERT_TRUE(engine_->importRules(policy_json).ok());
+  auto before = maps_.policy.counters();
+  ASSERT_TRUE(mgr_->restore().ok());
+  auto after = maps_.policy.counters();
+  EXPECT_EQ(after.unchanged - before.unchanged, 3u);
+  EXPECT_EQ(after.swapped, before.swapped) << "no inner map was swapped";
+  EXPECT_EQ(after.outer_writes, before.outer_writes) << "no grace period waited";
+  EXPECT_EQ(inner(web), web_map);
+  EXPECT_EQ(inner(db), db_map);
+  EXPECT_EQ(inner(other), other_map);
+  EXPECT_TRUE(ingressAllowed(maps_.policy, web.id()).count(db.identity));
+
+  // While the agent was down the rule changed: web now admits "other" instead of db (a change
+  // of identities: in place), and db's ingress is enforced (the wildcard allow goes while
+  // identities get allows: a swap).
+  stop();
+  start();
+  ASSERT_TRUE(engine_->import(cnp("allow-db", "web", "other")).ok());
+  ASSERT_TRUE(engine_->import(cnp("lock-db", "db", "web")).ok());
+  before = maps_.policy.counters();
+  auto res = mgr_->restore();
+  ASSERT_TRUE(res.ok());
+  EXPECT_EQ(res->restored, 3u);
+  after = maps_.policy.counters();
+  EXPECT_EQ(inner(web), web_map) << "web's map was patched in place";
+  EXPECT_NE(inner(db), db_map) << "db's map was swapped";
+  EXPECT_EQ(inner(other), other_map);
+  EXPECT_EQ(after.patched - before.patched, 1u);
+  EXPECT_EQ(after.swapped - before.swapped, 1u);
+  EXPECT_EQ(after.outer_writes - before.outer_writes, 1u);
+  EXPECT_EQ(ingressAllowed(maps_.policy, web.id()).count(db.identity), 0u);
+  EXPECT_TRUE(ingressAllowed(maps_.policy, web.id()).count(other.identity));
+  EXPECT_TRUE(ingressAllowed(maps_.policy, db.id()).count(web.identity));
+  EXPECT_EQ(ingressAllowed(maps_.policy, db.id()).count(0), 0u) << "db's ingress is enforced";
+}
+
+// A policy change reaching many endpoints writes their maps together: the swaps it needs cost
+// one outer-map write, and a later change of peers is patched in place with none.
+TEST_F(ManagerTest, PolicyChangeToManyEndpointsSharesOneOuterWrite) {
+  std::vector<Endpoint> eps;
+  for (int i = 0; i < 20; i++)
+    eps.push_back(add(pod("web" + std::to_string(i), ("10.200.1." + std::to_string(10 + i)).c_str(),
+                          100 + i, "web")));
+  Endpoint db = add(pod("db", "10.200.0.11", 8, "db"));
+  std::map<uint16_t, uint64_t> maps_before;
+  for (const auto& ep : eps) maps_before[ep.id()] = maps_.policy.innerMapId(ep.id());
+
+  auto before = maps_.policy.counters();
+  auto imp = engine_->import(cnp("allow-db", "web", "db"));
+  ASSERT_TRUE(imp.ok());
+  mgr_->policyChanged(imp->revision, imp->affected_endpoints);
+  ASSERT_TRUE(mgr_->waitForRevision(imp->revision, 5s));
+  auto after = maps_.policy.counters();
+  EXPECT_EQ(after.swapped - before.swapped, 20u) << "enforcement switched on: swaps";
+  EXPECT_EQ(after.outer_writes - before.outer_writes, 1u) << "all 20 in one outer-map write";
+  for (const auto& ep : eps) {
+    EXPECT_TRUE(ingressAllowed(maps_.policy, ep.id()).count(db.identity));
+    EXPECT_EQ(mgr_->get(Ref{Ref::Kind::kId, ep.id(), "", ""})->policy_revision, imp->revision);
+  }
+
+  std::map<uint16_t, uint64_t> maps_enforced;
+  for (const auto& ep : eps) maps_enforced[ep.id()] = maps_.policy.innerMapId(ep.id());
+  before = after;
+  imp = engine_->import(cnp("allow-db", "web", "other"));
+  ASSERT_TRUE(imp.ok());
+  mgr_->policyChanged(imp->revision, imp->affected_endpoints);
+  ASSERT_TRUE(mgr_->waitForRevision(imp->revision, 5s));
+  after = maps_.policy.counters();
+  EXPECT_EQ(after.patched - before.patched, 20u) << "another peer: patched in place";
+  EXPECT_EQ(after.outer_writes, before.outer_writes);
+  for (const auto& ep : eps) {
+    EXPECT_EQ(maps_.policy.innerMapId(ep.id()), maps_enforced[ep.id()]);
+    EXPECT_EQ(ingressAllowed(maps_.policy, ep.id()).count(db.identity), 0u);
+  }
+}
+
 TEST_F(ManagerTest, CorruptStateIsSkippedNotFatal) {
   ASSERT_TRUE(writeFileAtomic(dir_.path() + "/state/endpoints/4.json", "{oops").ok());
   ASSERT_TRUE(writeFileAtomic(dir_.path() + "/state/endpoints/5.json", R"({"id":5})").ok());
