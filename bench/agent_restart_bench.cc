@@ -99,11 +99,13 @@ double policyChange(api::Client& client, const std::string& text, int n) {
 struct DeviceCleanup {
   testing::Topology* topo;
   std::vector<std::pair<int, std::string>>* devs;
+  std::string pods_ns;  // deleted last, once it holds no device
   ~DeviceCleanup() {
     (void)runInNetns(topo->nodeNetns(), [&]() -> Status {
       for (const auto& [ifindex, name] : *devs) (void)datapath::netlink::deleteLink(ifindex);
       return okStatus();
     });
+    (void)cilium::run({"ip", "netns", "del", pods_ns});
   }
 };
 
@@ -131,8 +133,16 @@ int run(int n) {
   std::string dir = (*topo)->tmpDir();
   std::string sock = dir + "/run/cilium.sock";
   std::vector<std::pair<int, std::string>> devs;  // ifindex, name
-  DeviceCleanup cleanup{topo->get(), &devs};
+  // The pods' ends of the veths live in one namespace of their own: the agent takes only a
+  // veth whose peer is in another namespace as a pod's device.
+  std::string pods_ns = (*topo)->prefix() + "-pods";
+  DeviceCleanup cleanup{topo->get(), &devs, pods_ns};
   auto t0 = Clock::now();
+  auto made_ns = cilium::run({"ip", "netns", "add", pods_ns});
+  if (!made_ns.ok() || made_ns->exit_code != 0)
+    return std::fprintf(stderr, "ip netns add %s failed\n", pods_ns.c_str()), 1;
+  auto pods_fd = openNetns("/run/netns/" + pods_ns);
+  if (!pods_fd.ok()) return std::fprintf(stderr, "%s\n", pods_fd.error().toString().c_str()), 1;
   Status made = runInNetns((*topo)->nodeNetns(), [&]() -> Status {
     namespace nl = datapath::netlink;
     // The node's uplink comes first, with its address, as eth0 does on a real node. Without
@@ -144,10 +154,8 @@ int run(int n) {
     CILIUM_RETURN_IF_ERROR(nl::setLinkUp(up.ifindex));
     for (int i = 0; i < n; i++) {
       std::string name = "lxb" + std::to_string(i), peer = "lxp" + std::to_string(i);
-      CILIUM_RETURN_IF_ERROR(nl::createVeth(name, peer));
+      CILIUM_RETURN_IF_ERROR(nl::createVeth(name, peer, pods_fd->get()));
       CILIUM_ASSIGN_OR_RETURN(auto l, nl::linkByName(name));
-      CILIUM_ASSIGN_OR_RETURN(auto p, nl::linkByName(peer));
-      CILIUM_RETURN_IF_ERROR(nl::setLinkUp(p.ifindex));
       CILIUM_RETURN_IF_ERROR(nl::setLinkUp(l.ifindex));
       devs.emplace_back(l.ifindex, name);
     }

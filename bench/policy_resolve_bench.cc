@@ -37,7 +37,7 @@ std::vector<NamedPort> podPorts(int i) {
 // Identity i's pod address: 10.<i % 100>.<i / 100>.1, so each of the 100 /16 blocks holds the
 // addresses of 10 identities.
 IpPrefix podAddress(int i) {
-  return *IpPrefix::parse("10." + std::to_string(i % 100) + "." + std::to_string(i / 100) +
+  return *IpPrefix::parseMasked("10." + std::to_string(i % 100) + "." + std::to_string(i / 100) +
                           ".1/32");
 }
 
@@ -191,7 +191,7 @@ BENCHMARK(BM_IdentityDelta)
 void BM_AddressDelta(benchmark::State& state) {
   World w = build(kIpBlocks);
   if (!w.engine->attach(w.subject).ok()) std::abort();
-  auto outside = *IpPrefix::parse("192.168.0.1/32");
+  auto outside = *IpPrefix::parseMasked("192.168.0.1/32");
   ipcache::Info info{w.pods[5], std::nullopt, 0, 0};
   size_t deletes = 0;
   for (auto _ : state) {
