@@ -111,7 +111,8 @@ void check(const Json& j, Json schema, const std::string& path) {
     } else if (additional.is_object() && !additional.empty()) {
       for (const auto& [k, v] : j.items()) check(v, additional, path + "." + k);
     }
-    for (const auto& r : at(schema, "required")) {
+    const Json required = at(schema, "required");
+    for (const auto& r : required) {
       EXPECT_TRUE(j.contains(text(r))) << path << ": required " << text(r);
     }
   } else if (type == "array") {
@@ -150,8 +151,9 @@ TEST(ContractTest, IsSwagger2WithBasePathV1) {
 
 TEST(ContractTest, EveryPathIsRoutedAndEveryRouteIsInTheContract) {
   std::set<std::pair<std::string, std::string>> in_contract;
-  ASSERT_TRUE(at(contract(), "paths").is_object());
-  for (const auto& [p, methods] : at(contract(), "paths").items()) {
+  const Json paths = at(contract(), "paths");
+  ASSERT_TRUE(paths.is_object());
+  for (const auto& [p, methods] : paths.items()) {
     std::string path = "/v1" + p;
     for (const auto& [m, op] : methods.items()) {
       std::string method = m;
@@ -240,7 +242,8 @@ TEST(ContractTest, ModelsMatchTheirSchemas) {
 TEST(ContractTest, EnumsMatch) {
   auto names = [](const Json& n) {
     std::vector<std::string> out;
-    for (const auto& e : at(resolve(n), "enum")) out.push_back(text(e));
+    const Json values = at(resolve(n), "enum");
+    for (const auto& e : values) out.push_back(text(e));
     return out;
   };
   auto ours = [](auto e) {

@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "agent/daemon/daemon.h"
 #include "agent/metrics/component.h"
 #include "tests/agent/hubble/event_builder.h"
 #include "tests/harness/temp_dir.h"
