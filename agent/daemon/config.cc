@@ -296,8 +296,27 @@ Result<LoadedConfig> loadConfig(const std::vector<std::string>& args, const Envi
   }
   if (out.help || out.version) return out;
 
+  // "--key=" sets the empty value, which CLI11 reads as a missing one: hand it over as
+  // "--key" "". A boolean takes no separate value, and "" is no boolean anyway: it goes straight
+  // to its parser below.
+  std::vector<std::string> cli_args;
+  std::vector<Setting> empty_booleans;
+  for (const auto& a : args) {
+    const ConfigKey* k = a.size() > 3 && a.rfind("--", 0) == 0 && a.back() == '=' &&
+                                 a.find('=') == a.size() - 1
+                             ? findConfigKey(a.substr(2, a.size() - 3))
+                             : nullptr;
+    if (k == nullptr) {
+      cli_args.push_back(a);
+    } else if (k->type == "bool") {
+      empty_booleans.push_back({k->name, "", Source::kFlag, a});
+    } else {
+      cli_args.push_back(a.substr(0, a.size() - 1));
+      cli_args.emplace_back();
+    }
+  }
   CommandLine cl = commandLine();
-  auto parsed = cli::parse(*cl.app, args);
+  auto parsed = cli::parse(*cl.app, cli_args);
   if (!parsed.ok()) {
     // The agent's own wording, which names the source like every other error.
     std::string msg = parsed.error().message();
@@ -336,6 +355,7 @@ Result<LoadedConfig> loadConfig(const std::vector<std::string>& args, const Envi
     for (const auto& k : configKeys())
       if (auto v = env.getenv(envName(k.name)))
         settings.push_back({k.name, *v, Source::kEnv, envName(k.name)});
+  settings.insert(settings.end(), empty_booleans.begin(), empty_booleans.end());
   for (const auto& [key, opt] : cl.keys)
     for (const auto& v : opt->results())
       settings.push_back({key->name, v, Source::kFlag, "--" + key->name});

@@ -364,7 +364,7 @@ TEST_F(DbgTest, UsageErrors) {
   EXPECT_EQ(run({"frobnicate"}).rc, 2);
   EXPECT_EQ(run({"status", "--bogus"}).rc, 2);
   EXPECT_EQ(run({"status", "--bogus"}).err, "cilium-dbg: unknown flag --bogus\n");
-  EXPECT_EQ(run({"-H"}).err, "cilium-dbg: -H: needs a value\n");
+  EXPECT_EQ(run({"-H"}).err, "cilium-dbg: --host: needs a value\n");
   auto help = run({"bpf", "--help"});
   EXPECT_EQ(help.rc, 0);
   EXPECT_EQ(help.out.rfind("Usage: cilium-dbg bpf", 0), 0u) << help.out;
