@@ -1,7 +1,7 @@
 // A part of the agent with a lifecycle (Component) and what it may use of the agent while it
 // starts (Host): the REST router, IPAM, /healthz, /debuginfo and map-pressure providers, and
-// the configuration. daemon::Daemon is the one Host; modules include this header, never
-// agent/daemon/.
+// the configuration. daemon::Daemon is the one Host; modules include this header, never the
+// daemon's.
 //
 // Configuration: each module declares its keys over a struct of its own (config::Registry<T>,
 // agent/config/config.h); the agent composes every module's struct into its configuration, and
