@@ -8,9 +8,11 @@ pkg_check_modules(ZLIB REQUIRED IMPORTED_TARGET zlib)
 # cpp-httplib's .so was built with OpenSSL, zlib and brotli: the same defines must reach every user
 # of the header or the classes differ between translation units.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
-pkg_check_modules(YAMLCPP REQUIRED IMPORTED_TARGET yaml-cpp)
-# libyaml for untrusted YAML (policy): yaml-cpp 0.7 hangs on some malformed input.
+# libyaml, the one YAML library (policy, manifests, --config-file): yaml-cpp 0.7 hangs on some
+# malformed input (docs/development.md).
 pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
+# CLI11 (header-only): the command lines of cilium-agent, cilium-dbg, hubble and cilium-cni.
+find_package(CLI11 2.1 REQUIRED)
 
 # Boost.Asio and Boost.Beast (header-only): the REST server (agent/api/server.cc).
 find_package(Boost 1.74 REQUIRED)

@@ -1,19 +1,55 @@
 // cilium-cni: the CNI plugin binary. stdin carries the network configuration, CNI_* the
-// request; the result or error goes to stdout, logs to a file (never to stdout).
+// request; the result or error goes to stdout, logs to a file (never to stdout). Runtimes call
+// it without arguments; a person may ask for --help or --version (CLI11, agent/common/cli.h).
 #include <unistd.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <optional>
+#include <vector>
 #include <string>
 
+#include "agent/common/cli.h"
 #include "agent/common/log.h"
 #include "cni/input.h"
 #include "cni/plugin.h"
 #include "cni/spec.h"
 
-int main() {
+namespace {
+
+// Arguments are for people only; returns the exit status, or nullopt to run as a plugin.
+std::optional<int> commandLine(int argc, char** argv) {
   using namespace cilium;
+  if (argc <= 1) return std::nullopt;
+  auto app = cli::makeApp(
+      "The CNI plugin of cilium-cpp. Container runtimes run it with CNI_COMMAND and the other\n"
+      "CNI_* variables set and the network configuration on stdin (CNI specification).\n"
+      "Logs go to the configuration's log-file, or $CILIUM_CNI_LOG_FILE.",
+      "cilium-cni");
+  CLI::Option* version = app->add_flag("--version")->description(
+      "Print the plugin's version and the CNI versions it supports");
+  auto parsed = cli::parse(*app, std::vector<std::string>(argv + 1, argv + argc));
+  if (!parsed.ok()) return cli::usageError(std::cerr, "cilium-cni", parsed.error().message());
+  if (*parsed == cli::Outcome::kHelp) {
+    std::cout << cli::help(*app);
+    return 0;
+  }
+  if (version->count() > 0) {
+    std::cout << "cilium-cni " << CILIUM_VERSION << "\nCNI protocol versions supported: ";
+    const auto& v = cni::supportedVersions();
+    for (size_t i = 0; i < v.size(); i++) std::cout << (i ? ", " : "") << v[i];
+    std::cout << "\n";
+    return 0;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace cilium;
+  if (auto exit = commandLine(argc, argv)) return *exit;
   cni::CniError read_error;
   auto read = cni::readNetConf(STDIN_FILENO, cni::kMaxNetConfBytes, read_error);
   if (!read) {

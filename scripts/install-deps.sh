@@ -9,12 +9,16 @@ packages=(
   clang llvm libclang-rt-14-dev clang-format clang-tidy
   # eBPF
   libbpf-dev libelf-dev zlib1g-dev bpftool linux-libc-dev
-  # libraries chosen for the project
+  # libraries chosen for the project (docs/development.md says why each)
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  nlohmann-json3-dev libspdlog-dev libfmt-dev libboost-dev libcpp-httplib-dev libssl-dev libbrotli-dev
-  libyaml-cpp-dev libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
-  # network namespaces, traffic and inspection for tests and the demo
-  iproute2 iputils-ping util-linux procps socat iperf3 curl netcat-openbsd tcpdump ethtool
+  nlohmann-json3-dev libspdlog-dev libfmt-dev libboost-dev libcli11-dev
+  # cpp-httplib is built with OpenSSL, zlib and brotli, and its header includes theirs; the
+  # Kubernetes client also calls OpenSSL itself
+  libcpp-httplib-dev libssl-dev libbrotli-dev
+  # libyaml: the one YAML library (yaml-cpp 0.7 hangs on malformed input)
+  libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # network namespaces and traffic for tests, benchmarks (iperf3) and the demo
+  iproute2 iputils-ping util-linux procps iperf3 curl ethtool
   # JSON on the command line for the local node tool and the demo (deploy/local, scripts/demo.sh)
   jq
   # python3 packs the containerd test's pause image (tests/e2e/pause/make_image.py)

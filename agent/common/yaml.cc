@@ -242,4 +242,90 @@ Result<std::vector<json>> toJson(std::string_view text, const Limits& limits) {
   return out;
 }
 
+Result<std::vector<FlatEntry>> flatMapping(std::string_view text, const Limits& limits) {
+  // toJson checks syntax, limits, keys and duplicates; the walk below then needs no checks of
+  // its own beyond the shape.
+  CILIUM_ASSIGN_OR_RETURN(auto docs, toJson(text, limits));
+  if (docs.size() > 1) return invalid("expected one YAML document, found {}", docs.size());
+  if (docs.empty()) return std::vector<FlatEntry>{};
+  if (!docs[0].is_object()) return invalid("expected a mapping of key: value");
+
+  yaml_parser_t parser;
+  if (!yaml_parser_initialize(&parser))
+    return makeError(ErrorCode::kInternal, "libyaml init failed");
+  yaml_parser_set_input_string(&parser, reinterpret_cast<const unsigned char*>(text.data()),
+                               text.size());
+  std::vector<FlatEntry> out;
+  std::map<std::string, std::string> scalar_anchors;  // anchors of scalars, for aliases
+  int depth = 0;           // 1 = inside the top-level mapping
+  bool expect_key = true;  // at depth 1
+  FlatEntry entry;
+  Status st;
+  auto str = [](const yaml_char_t* p) {
+    return p ? std::string(reinterpret_cast<const char*>(p)) : std::string();
+  };
+  for (bool done = false; !done;) {
+    yaml_event_t e;
+    if (!yaml_parser_parse(&parser, &e)) {  // toJson accepted the text: cannot happen
+      st = invalid("not valid YAML");
+      break;
+    }
+    size_t line = e.start_mark.line + 1;
+    switch (e.type) {
+      case YAML_STREAM_END_EVENT: done = true; break;
+      case YAML_MAPPING_START_EVENT:
+      case YAML_SEQUENCE_START_EVENT:
+        if (depth == 1) {  // a value (keys are scalars: toJson checked)
+          entry.value.clear();
+          entry.scalar = false;
+          entry.line = line;
+          out.push_back(entry);
+          expect_key = true;
+        }
+        depth++;
+        break;
+      case YAML_MAPPING_END_EVENT:
+      case YAML_SEQUENCE_END_EVENT: depth--; break;
+      case YAML_SCALAR_EVENT: {
+        const auto& d = e.data.scalar;
+        std::string v(reinterpret_cast<const char*>(d.value), d.length);
+        if (d.anchor) scalar_anchors[str(d.anchor)] = v;
+        if (depth != 1) break;
+        if (expect_key) {
+          entry = FlatEntry{v, "", true, 0};
+          expect_key = false;
+          break;
+        }
+        bool plain = d.style == YAML_PLAIN_SCALAR_STYLE;
+        entry.value = plain && isPlainNull(v) ? std::string() : v;
+        entry.scalar = true;
+        entry.line = line;
+        out.push_back(entry);
+        expect_key = true;
+        break;
+      }
+      case YAML_ALIAS_EVENT: {
+        if (depth != 1) break;
+        auto it = scalar_anchors.find(str(e.data.alias.anchor));
+        if (expect_key) {  // an aliased key: toJson resolved it to a scalar
+          entry = FlatEntry{it == scalar_anchors.end() ? "" : it->second, "", true, 0};
+          expect_key = false;
+          break;
+        }
+        entry.scalar = it != scalar_anchors.end();
+        entry.value = entry.scalar ? it->second : std::string();
+        entry.line = line;
+        out.push_back(entry);
+        expect_key = true;
+        break;
+      }
+      default: break;
+    }
+    yaml_event_delete(&e);
+  }
+  yaml_parser_delete(&parser);
+  if (!st.ok()) return st.error();
+  return out;
+}
+
 }  // namespace cilium::yaml

@@ -2,10 +2,6 @@
 // allocator, the ipcache, the policy engine, the endpoint manager, the event hub and conntrack
 // GC, wired together, restored after a restart, and served on the REST API (/endpoint,
 // /identity, /policy, /map, /monitor).
-//
-// This header deliberately includes nothing of agent/common/ip_prefix.h (used by the modules
-// behind it) so that daemon code, which uses agent/common/inet.h, can include it: the two
-// headers define different cilium::IpAddr classes and cannot meet in one translation unit.
 #pragma once
 
 #include <chrono>

@@ -45,8 +45,8 @@ void drainDeleteQueue(const std::string& dir, ControlPlane& cp, ipam::Ipam* ipam
 
 }  // namespace
 
-Status ControlPlaneComponent::start(Daemon& daemon) {
-  Config cfg = daemon.config().snapshot();
+Status ControlPlaneComponent::start(Host& daemon) {
+  Config cfg = daemon.config<Config>();
   ControlPlaneOptions o;
   o.pin_dir = cfg.bpf_pin_dir;
   o.state_dir = cfg.persistentStateDir();

@@ -17,7 +17,7 @@ class ControlPlaneComponent final : public Component {
   // must start before this component.
   explicit ControlPlaneComponent(K8sSourceComponent* k8s = nullptr) : k8s_(k8s) {}
   std::string_view name() const override { return "control-plane"; }
-  Status start(Daemon& daemon) override;
+  Status start(Host& daemon) override;
   void stop() override;
   // Valid between start() and stop() (Hubble and metrics reach the modules through it).
   ControlPlane* controlPlane() { return cp_.get(); }

@@ -55,6 +55,10 @@ void Daemon::addMapPressureProvider(MapPressureProvider provider) {
   pressure_providers_.push_back(std::move(provider));
 }
 
+void Daemon::copyConfig(const std::type_info& part, void* out) const {
+  copyConfigPart(config_.snapshot(), part, out);
+}
+
 std::vector<std::pair<std::string, double>> Daemon::mapPressure() const {
   std::vector<MapPressureProvider> providers;
   {

@@ -26,34 +26,20 @@
 #include "agent/api/router.h"
 #include "agent/api/server.h"
 #include "agent/common/error.h"
+#include "agent/component/component.h"
 #include "agent/daemon/config.h"
 #include "agent/ipam/ipam.h"
 #include "api/model/model.h"
 
 namespace cilium::daemon {
 
-class Daemon;
-
-// A part of the agent with a lifecycle: the extension point for every later module.
-class Component {
- public:
-  virtual ~Component() = default;
-  virtual std::string_view name() const = 0;
-  // Runs once, in the order components were added, before the API server listens. May
-  // register routes (daemon.router()), status and debug-info providers, and config listeners.
-  virtual Status start(Daemon& daemon) = 0;
-  // Runs in reverse order after the API server has stopped. Must not fail.
-  virtual void stop() {}
-};
-
-// Fills its part of GET /healthz; runs on every request, so it must be cheap and non-blocking.
-using StatusProvider = std::function<void(api::StatusResponse&)>;
-// Adds to GET /debuginfo (subsystem reports, endpoint list, policy).
-using DebugInfoProvider = std::function<void(api::DebugInfo&)>;
-// Adds the fill ratios (0..1) of the BPF maps a component owns, by map name, for
-// cilium_bpf_map_pressure; runs on every scrape, so it must be cheap (a count kept by a GC, not a
-// map walk).
-using MapPressureProvider = std::function<void(std::vector<std::pair<std::string, double>>&)>;
+// Components and what they may use of the agent are declared outside the daemon
+// (agent/component/component.h), so that modules never include agent/daemon/.
+using Component = component::Component;
+using Host = component::Host;
+using StatusProvider = component::StatusProvider;
+using DebugInfoProvider = component::DebugInfoProvider;
+using MapPressureProvider = component::MapPressureProvider;
 
 struct DaemonOptions {
   // Mount bpffs at bpf-root and create bpf-pin-dir (needs root). Unit tests turn it off.
@@ -63,7 +49,8 @@ struct DaemonOptions {
 
 std::string_view version();
 
-class Daemon {
+// The one component::Host: components get it in start().
+class Daemon final : public component::Host {
  public:
   explicit Daemon(Config cfg, DaemonOptions opts = {});
   ~Daemon();
@@ -79,19 +66,25 @@ class Daemon {
   void stop();
   bool ready() const { return ready_.load(); }
 
-  // For components and handlers.
+  // The configuration in force, for handlers (GET/PATCH /config) and tests; components read
+  // theirs with config<T>() (component::Host).
   ConfigStore& config() { return config_; }
-  api::Router& router() { return router_; }
-  // nullptr while no pod CIDR is known (ipv4-range and ipv6-range "auto").
-  ipam::Ipam* ipam() { return ipam_.get(); }
-  void addStatusProvider(StatusProvider provider);
-  void addDebugInfoProvider(DebugInfoProvider provider);
-  void addMapPressureProvider(MapPressureProvider provider);
+  using component::Host::config;
+
+  // component::Host
+  api::Router& router() override { return router_; }
+  ipam::Ipam* ipam() override { return ipam_.get(); }
+  void addStatusProvider(StatusProvider provider) override;
+  void addDebugInfoProvider(DebugInfoProvider provider) override;
+  void addMapPressureProvider(MapPressureProvider provider) override;
+  std::vector<std::pair<std::string, double>> mapPressure() const override;
 
   api::StatusResponse status() const;
   api::DebugInfo debugInfo() const;
-  std::vector<std::pair<std::string, double>> mapPressure() const;
   api::DaemonConfiguration configuration() const;
+
+ protected:
+  void copyConfig(const std::type_info& part, void* out) const override;
 
  private:
   Status registerCoreRoutes();

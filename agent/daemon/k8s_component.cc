@@ -66,8 +66,8 @@ std::function<Result<std::unique_ptr<identity::Backend>>()> crdIdentityBackend(
 K8sSourceComponent::K8sSourceComponent() = default;
 K8sSourceComponent::~K8sSourceComponent() { stop(); }
 
-Status K8sSourceComponent::start(Daemon& daemon) {
-  Config cfg = daemon.config().snapshot();
+Status K8sSourceComponent::start(Host& daemon) {
+  Config cfg = daemon.config<Config>();
   const bool in_cluster = std::getenv("KUBERNETES_SERVICE_HOST") != nullptr;
   const bool api = !cfg.k8s_kubeconfig_path.empty() || !cfg.k8s_api_server.empty() ||
                    (in_cluster && cfg.manifests_dir.empty());
@@ -123,19 +123,19 @@ K8sComponent::K8sComponent(K8sSourceComponent& source, ControlPlaneComponent& co
 // Daemon::stop() has stopped it; by destruction time the control plane may be gone.
 K8sComponent::~K8sComponent() = default;
 
-Status K8sComponent::start(Daemon& daemon) {
+Status K8sComponent::start(Host& daemon) {
   Status st = startWatching(daemon);
   if (!st.ok()) stop();  // the Daemon stops only the components that started
   return st;
 }
 
-Status K8sComponent::startWatching(Daemon& daemon) {
+Status K8sComponent::startWatching(Host& daemon) {
   k8s::Source* source = source_.source();
   if (source == nullptr) return okStatus();
   ControlPlane* cp = control_plane_.controlPlane();
   if (cp == nullptr)
     return Error(ErrorCode::kFailedPrecondition, "k8s: the control plane is not running");
-  Config cfg = daemon.config().snapshot();
+  Config cfg = daemon.config<Config>();
   k8s::Client* client = source_.client();
   // CiliumIdentity objects are other nodes' identities: selectors match pods elsewhere.
   if (cfg.identity_allocation_mode == "crd" && client != nullptr)

@@ -56,7 +56,7 @@ class K8sSourceComponent final : public Component {
   // Configuration errors (both sources set, crd identities without the API server, a kubeconfig
   // that does not parse, a missing manifests directory) fail the start, as does no full state
   // within k8s-sync-timeout.
-  Status start(Daemon& daemon) override;
+  Status start(Host& daemon) override;
   void stop() override;
 
   // Null when the agent runs without a source (state only through the REST API).
@@ -76,11 +76,11 @@ class K8sComponent final : public Component {
                service::ServiceComponent* services, ObservabilityComponent* observability);
   ~K8sComponent() override;
   std::string_view name() const override { return "k8s"; }
-  Status start(Daemon& daemon) override;
+  Status start(Host& daemon) override;
   void stop() override;
 
  private:
-  Status startWatching(Daemon& daemon);
+  Status startWatching(Host& daemon);
 
   K8sSourceComponent& source_;
   ControlPlaneComponent& control_plane_;

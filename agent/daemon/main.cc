@@ -4,9 +4,11 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <iostream>
 #include <string>
 #include <vector>
 
+#include "agent/common/cli.h"
 #include "agent/common/log.h"
 #include "agent/daemon/config.h"
 #include "agent/daemon/control_plane_component.h"
@@ -30,10 +32,7 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> args(argv + 1, argv + argc);
   auto loaded = daemon::loadConfig(args, daemon::Environment::system());
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "cilium-agent: %s\n", loaded.error().message().c_str());
-    return 2;
-  }
+  if (!loaded.ok()) return cli::usageError(std::cerr, "cilium-agent", loaded.error().message());
   if (loaded->help) {
     std::fputs(daemon::usage().c_str(), stdout);
     return 0;
@@ -67,7 +66,7 @@ int main(int argc, char** argv) {
   auto observability =
       std::make_unique<daemon::ObservabilityComponent>(*control_plane, agent_registry);
   auto hubble = std::make_unique<hubble::HubbleComponent>(
-      hubble::componentOptions(cfg, std::string(daemon::version())),
+      hubble::componentOptions(cfg, cfg.node_name, std::string(daemon::version())),
       observability->endpointResolver(), observability->identityResolver(), &hubble_registry);
   if (cfg.enable_hubble) observability->setFlowPipeline(&hubble->pipeline());
   auto services = std::make_unique<service::ServiceComponent>();
@@ -81,7 +80,7 @@ int main(int argc, char** argv) {
   agent.addComponent(std::move(k8s));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(agent_registry));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(
-      hubble_registry, &daemon::Config::hubble_metrics_server, "hubble-metrics"));
+      hubble_registry, &hubble::Config::hubble_metrics_server, "hubble-metrics"));
 
   if (auto st = agent.start(); !st.ok()) {
     std::fprintf(stderr, "cilium-agent: %s\n", st.error().message().c_str());

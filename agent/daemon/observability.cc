@@ -33,7 +33,7 @@ metrics::AgentMetrics* ObservabilityComponent::agentMetrics() {
   return impl_->bridge->agentMetrics();
 }
 
-Status ObservabilityComponent::start(Daemon& daemon) {
+Status ObservabilityComponent::start(Host& daemon) {
   ControlPlane* cp = impl_->cp.controlPlane();
   if (cp == nullptr) {
     return makeError(ErrorCode::kFailedPrecondition,

@@ -39,7 +39,7 @@ class ObservabilityComponent final : public Component {
   // after start().
   metrics::AgentMetrics* agentMetrics();
 
-  Status start(Daemon& daemon) override;
+  Status start(Host& daemon) override;
   void stop() override;
 
   struct Impl;

@@ -8,6 +8,7 @@
 #include <set>
 #include <sstream>
 
+#include "agent/common/cli.h"
 #include "agent/dbg/bpf_maps.h"
 #include "agent/dbg/dbg.h"
 #include "agent/dbg/names.h"
@@ -19,56 +20,8 @@ namespace {
 
 using api::Json;
 
-constexpr char kUsage[] =
-    "Usage: cilium-dbg [-H unix:///path.sock] [-o json] <command>\n"
-    "\n"
-    "Commands:\n"
-    "  status [--brief]                      agent health (--brief: OK or the problem)\n"
-    "  config [-a]                           mutable options (-a: every option)\n"
-    "  config KEY=VALUE...                   change mutable options\n"
-    "  endpoint list                         endpoints\n"
-    "  endpoint get <id>                     one endpoint (id forms: 42, container-id:..., "
-    "pod-name:ns/name)\n"
-    "  identity list | identity get <id>     security identities\n"
-    "  policy get [labels...]                policy rules and revision\n"
-    "  policy import <file|->                add rules (JSON or YAML)\n"
-    "  policy delete <labels...> | --all     delete rules\n"
-    "  policy selectors                      selector cache\n"
-    "  monitor [--type T]... [--from ID] [--to ID] [--related-to ID]\n"
-    "                                        datapath events (T: drop, trace, policy-verdict, "
-    "debug, agent)\n"
-    "  ipam list                             allocated addresses\n"
-    "  service list                          service frontends and backends\n"
-    "  ipam allocate [--family F] [--owner O]\n"
-    "  ipam release <ip|owner>\n"
-    "  debuginfo                             everything the agent reports\n"
-    "  bpf endpoint list                     local endpoints map\n"
-    "  bpf ipcache list                      IP -> identity map\n"
-    "  bpf ct list global                    connection tracking entries\n"
-    "  bpf metrics list                      datapath counters\n"
-    "  bpf lb list                           service frontends and their backend slots\n"
-    "  bpf policy get <endpoint id>          an endpoint's policy map\n"
-    "\n"
-    "Options:\n"
-    "  -H, --host <socket>    agent socket (default $CILIUM_SOCK or /var/run/cilium/cilium.sock)\n"
-    "  -o, --output json      JSON output\n"
-    "  --pin-dir <dir>        BPF pin directory for 'bpf' commands (default: the agent's "
-    "bpf-pin-dir,\n"
-    "                         else /sys/fs/bpf/cilium)\n";
-
-const std::set<std::string> kValueFlags = {"host", "output",     "pin-dir", "type", "from",
-                                           "to",   "related-to", "family",  "owner"};
-const std::set<std::string> kBoolFlags = {"all", "brief", "help", "debug", "verbose"};
-const std::map<std::string, std::string> kShort = {{"H", "host"},   {"o", "output"}, {"t", "type"},
-                                                   {"a", "all"},    {"h", "help"},   {"D", "debug"},
-                                                   {"v", "verbose"}};
-
-struct Usage {
-  std::string message;
-};
-
 struct Args {
-  std::vector<std::string> words;
+  std::vector<std::string> words;  // the command, then its arguments
   std::map<std::string, std::vector<std::string>> flags;
 
   bool has(const std::string& f) const { return flags.count(f) > 0; }
@@ -83,42 +36,86 @@ struct Args {
   }
 };
 
-Result<Args> parseArgs(const std::vector<std::string>& raw) {
-  Args a;
-  for (size_t i = 0; i < raw.size(); i++) {
-    const std::string& s = raw[i];
-    if (s.size() < 2 || s[0] != '-' || s == "-") {
-      a.words.push_back(s);
-      continue;
-    }
-    std::string name;
-    std::optional<std::string> value;
-    if (s.rfind("--", 0) == 0) {
-      name = s.substr(2);
-      if (auto eq = name.find('='); eq != std::string::npos) {
-        value = name.substr(eq + 1);
-        name = name.substr(0, eq);
-      }
-    } else {
-      auto it = kShort.find(s.substr(1, 1));
-      if (it == kShort.end()) return makeError(ErrorCode::kInvalidArgument, "unknown flag {}", s);
-      name = it->second;
-      if (s.size() > 2) value = s.substr(2);
-    }
-    if (kBoolFlags.count(name)) {
-      a.flags[name].push_back(value.value_or("true"));
-    } else if (kValueFlags.count(name)) {
-      if (!value) {
-        if (i + 1 >= raw.size())
-          return makeError(ErrorCode::kInvalidArgument, "flag {} needs a value", s);
-        value = raw[++i];
-      }
-      a.flags[name].push_back(*value);
-    } else {
-      return makeError(ErrorCode::kInvalidArgument, "unknown flag {}", s);
-    }
+// The command line as CLI11 sees it: global options, then one subcommand per command, each
+// with its own options and the words after it (checked by the command itself). Options may
+// stand anywhere: subcommands pass the ones they do not know to the top (fallthrough).
+struct CommandLine {
+  std::unique_ptr<CLI::App> app;
+  // Positional words of the subcommand that ran (bound by the options, so on the heap).
+  std::shared_ptr<std::vector<std::string>> words = std::make_shared<std::vector<std::string>>();
+};
+
+CommandLine commandLine() {
+  CommandLine c;
+  c.app = cli::makeApp(
+      "Inspects the agent through its REST API and the datapath through its pinned maps.\n"
+      "Exit status: 0 success, 1 failure, 2 usage error.",
+      "cilium-dbg");
+  CLI::App& app = *c.app;
+  auto& fmt = cli::formatterOf(app);
+  app.add_option("-H,--host", "Agent socket (unix:///path.sock or a path)")
+      ->type_name("socket")
+      ->default_str(std::string(api::kDefaultSocketPath));
+  fmt.env("host", "CILIUM_SOCK");
+  app.add_option("-o,--output", "Output format (json)")->type_name("json");
+  app.add_option("--pin-dir",
+                 "BPF pin directory for 'bpf' commands (default: the agent's bpf-pin-dir, else "
+                 "/sys/fs/bpf/cilium)")
+      ->type_name("dir");
+  app.add_flag("-D,--debug")->description("Debug output");
+  app.add_flag("-v,--verbose")->description("Verbose output");
+  app.require_subcommand(0, 1);
+  auto sub = [&](const std::string& name, const std::string& desc, const std::string& words) {
+    CLI::App* s = app.add_subcommand(name, desc);
+    s->fallthrough();
+    s->allow_extras();
+    if (!words.empty())
+      s->add_option("args", *c.words, words)->type_name("");
+    return s;
+  };
+  sub("status", "Agent health", "")->add_flag("--brief")->description("OK or the problem");
+  sub("config", "Show options (-a: every option) or change mutable ones", "KEY=VALUE...")
+      ->add_flag("-a,--all")
+      ->description("Every option, not only the mutable ones");
+  sub("endpoint", "Endpoints: list | get <id> (42, container-id:..., pod-name:ns/name)",
+      "list | get <id>");
+  sub("identity", "Security identities: list | get <id>", "list | get <id>");
+  sub("policy",
+      "Policy: get [labels...] | import <file|-> (JSON or YAML) | delete <labels...>|--all | "
+      "selectors",
+      "get|import|delete|selectors [...]")
+      ->add_flag("--all")
+      ->description("policy delete: every rule");
+  CLI::App* monitor = sub("monitor", "Datapath events", "");
+  monitor->add_option("-t,--type", "drop, trace, policy-verdict, debug or agent (repeatable)")
+      ->type_name("T");
+  monitor->add_option("--from", "Events from this endpoint id")->type_name("ID");
+  monitor->add_option("--to", "Events to this endpoint id")->type_name("ID");
+  monitor->add_option("--related-to", "Events from or to this endpoint id")->type_name("ID");
+  CLI::App* ipam = sub("ipam", "Addresses: list | allocate | release <ip|owner>",
+                       "list | allocate | release <ip|owner>");
+  ipam->add_option("--family", "ipam allocate: ipv4 or ipv6")->type_name("F");
+  ipam->add_option("--owner", "ipam allocate: owner of the address")->type_name("O");
+  sub("service", "Service frontends and backends: list", "list");
+  sub("debuginfo", "Everything the agent reports", "");
+  sub("bpf",
+      "Pinned maps: endpoint list | ipcache list | ct list global | metrics list | lb list | "
+      "policy get <endpoint id>",
+      "<map> <verb> [...]");
+  for (CLI::Option* o : app.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  for (CLI::App* s : app.get_subcommands({}))
+    for (CLI::Option* o : s->get_options())
+      if (o->get_name() != "args") o->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+  return c;
+}
+
+// Options by their long name, as the commands read them.
+void collect(const CLI::App& app, Args& a) {
+  for (const CLI::Option* o : app.get_options()) {
+    if (o->count() == 0 || o->get_lnames().empty() || o->get_name() == "args") continue;
+    auto& v = a.flags[o->get_lnames().front()];
+    v.insert(v.end(), o->results().begin(), o->results().end());
   }
-  return a;
 }
 
 std::string labelsCell(std::vector<std::string> labels) {
@@ -134,10 +131,6 @@ class Commands {
       : args_(std::move(args)), out_(out), err_(err), env_(env) {}
 
   int run() {
-    if (args_.has("help") || args_.words.empty()) {
-      out_ << kUsage;
-      return args_.words.empty() && !args_.has("help") ? 2 : 0;
-    }
     if (auto o = args_.value("output"); o && *o != "json") return usage("--output takes only json");
     json_ = args_.has("output");
     std::string host;
@@ -168,10 +161,7 @@ class Commands {
   }
 
  private:
-  int usage(const std::string& msg) {
-    err_ << "Error: " << msg << "\n\n" << kUsage;
-    return 2;
-  }
+  int usage(const std::string& msg) { return cli::usageError(err_, "cilium-dbg", msg); }
   int fail(const Error& e) {
     err_ << "Error: " << e.message() << "\n";
     return 1;
@@ -734,12 +724,24 @@ DbgEnv DbgEnv::system() {
 
 int runDbg(const std::vector<std::string>& args, std::ostream& out, std::ostream& err,
            const DbgEnv& env) {
-  auto parsed = parseArgs(args);
-  if (!parsed.ok()) {
-    err << "Error: " << parsed.error().message() << "\n\n" << kUsage;
-    return 2;
+  CommandLine cl = commandLine();
+  auto parsed = cli::parse(*cl.app, args);
+  if (!parsed.ok()) return cli::usageError(err, "cilium-dbg", parsed.error().message());
+  if (*parsed == cli::Outcome::kHelp) {
+    out << cli::help(*cl.app);
+    return 0;
   }
-  return Commands(std::move(*parsed), out, err, env).run();
+  auto subs = cl.app->get_subcommands();
+  if (subs.empty()) {  // no command: the help, as a usage error
+    out << cl.app->help();
+    return cli::kUsageExit;
+  }
+  Args a;
+  a.words.push_back(subs.front()->get_name());
+  a.words.insert(a.words.end(), cl.words->begin(), cl.words->end());
+  collect(*cl.app, a);
+  collect(*subs.front(), a);
+  return Commands(std::move(a), out, err, env).run();
 }
 
 }  // namespace cilium::dbg

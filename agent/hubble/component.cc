@@ -5,10 +5,10 @@
 
 namespace cilium::hubble {
 
-ComponentOptions componentOptions(const daemon::Config& cfg, std::string version) {
+ComponentOptions componentOptions(const Config& cfg, std::string node_name, std::string version) {
   ComponentOptions o;
   o.enabled = cfg.enable_hubble;
-  o.pipeline.node_name = cfg.node_name;
+  o.pipeline.node_name = std::move(node_name);
   o.pipeline.ring_capacity = cfg.hubble_event_buffer_capacity;
   o.pipeline.queue_size = cfg.hubble_event_queue_size;
   o.server.unix_socket = cfg.hubble_socket_path;
@@ -23,7 +23,7 @@ HubbleComponent::HubbleComponent(ComponentOptions opts, const EndpointResolver* 
       registry_(registry),
       pipeline_(std::make_unique<FlowPipeline>(opts_.pipeline, endpoints, identities)) {}
 
-Status HubbleComponent::start(daemon::Daemon&) {
+Status HubbleComponent::start(component::Host&) {
   if (!opts_.enabled) return okStatus();
   if (registry_) CILIUM_RETURN_IF_ERROR(registerHubbleMetrics(*registry_, *pipeline_));
   CILIUM_RETURN_IF_ERROR(pipeline_->start());

@@ -1,4 +1,4 @@
-// The daemon component that runs Hubble: the flow pipeline and the Observer gRPC server
+// The component that runs Hubble: the flow pipeline and the Observer gRPC server
 // (hubble-socket-path, hubble-listen-address), with Hubble's metrics registered in a registry
 // the caller serves (MetricsComponent on hubble-metrics-server).
 //
@@ -9,7 +9,8 @@
 
 #include <memory>
 
-#include "agent/daemon/daemon.h"
+#include "agent/component/component.h"
+#include "agent/hubble/config.h"
 #include "agent/hubble/pipeline.h"
 #include "agent/hubble/server.h"
 #include "agent/metrics/registry.h"
@@ -21,17 +22,17 @@ struct ComponentOptions {
   PipelineOptions pipeline;
   ServerOptions server;
 };
-// enable-hubble, node-name, hubble-event-buffer-capacity, hubble-event-queue-size,
-// hubble-socket-path and hubble-listen-address.
-ComponentOptions componentOptions(const daemon::Config& cfg, std::string version);
+// From Hubble's keys (enable-hubble, hubble-event-buffer-capacity, hubble-event-queue-size,
+// hubble-socket-path, hubble-listen-address) and the node's name (flows carry it).
+ComponentOptions componentOptions(const Config& cfg, std::string node_name, std::string version);
 
-class HubbleComponent : public daemon::Component {
+class HubbleComponent : public component::Component {
  public:
   // Resolvers and registry may be null; when set they must outlive the component.
   HubbleComponent(ComponentOptions opts, const EndpointResolver* endpoints,
                   const IdentityResolver* identities, metrics::Registry* registry);
   std::string_view name() const override { return "hubble"; }
-  Status start(daemon::Daemon& daemon) override;
+  Status start(component::Host& host) override;
   void stop() override;
 
   FlowPipeline& pipeline() { return *pipeline_; }

@@ -130,24 +130,16 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
   out.mutable_event_type()->set_type(ev.type);
   out.mutable_event_type()->set_sub_type(ev.subtype);
 
-  // Addresses go through text on purpose: agent/common has two IpAddr classes (inet.h and
-  // ip_prefix.h) whose out-of-line members share symbol names, and their v4() constructors take
-  // different byte orders; parse() and text mean the same in both.
-  char sbuf[INET6_ADDRSTRLEN], dbuf[INET6_ADDRSTRLEN];
-  inet_ntop(v4 ? AF_INET : AF_INET6,
-            v4 ? static_cast<const void*>(&ev.tuple.saddr.ip4)
-               : static_cast<const void*>(ev.tuple.saddr.ip6),
-            sbuf, sizeof sbuf);
-  inet_ntop(v4 ? AF_INET : AF_INET6,
-            v4 ? static_cast<const void*>(&ev.tuple.daddr.ip4)
-               : static_cast<const void*>(ev.tuple.daddr.ip6),
-            dbuf, sizeof dbuf);
+  auto addr = [v4](const auto& a) {
+    return v4 ? IpAddr::fromNetworkOrder(a.ip4)
+              : IpAddr::fromBytes(IpFamily::kV6, reinterpret_cast<const uint8_t*>(a.ip6));
+  };
+  const IpAddr saddr_v = addr(ev.tuple.saddr), daddr_v = addr(ev.tuple.daddr);
   auto* ip = out.mutable_ip();
-  ip->set_source(sbuf);
-  ip->set_destination(dbuf);
-  auto saddr_r = IpAddr::parse(sbuf), daddr_r = IpAddr::parse(dbuf);
-  const IpAddr* saddr = saddr_r.ok() ? &*saddr_r : nullptr;
-  const IpAddr* daddr = daddr_r.ok() ? &*daddr_r : nullptr;
+  ip->set_source(saddr_v.toString());
+  ip->set_destination(daddr_v.toString());
+  const IpAddr* saddr = &saddr_v;
+  const IpAddr* daddr = &daddr_v;
   ip->set_ipversion(v4 ? flow::IPv4 : flow::IPv6);
 
   uint16_t sport = ntohs(ev.tuple.sport), dport = ntohs(ev.tuple.dport);

@@ -1,11 +1,10 @@
-// Starts and stops the agent's /metrics endpoint with the daemon.
+// Starts and stops a /metrics endpoint with the agent.
 #include "agent/metrics/component.h"
 
 namespace cilium::metrics {
 
-Status MetricsComponent::start(daemon::Daemon& daemon) {
-  auto cfg = daemon.config().snapshot();
-  const std::string& addr = cfg.*key_;
+Status MetricsComponent::start(component::Host& host) {
+  const std::string addr = address_(host);
   if (addr.empty()) return okStatus();
   server_ = std::make_unique<MetricsServer>(registry_, addr);
   auto st = server_->start();

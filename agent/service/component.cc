@@ -57,23 +57,24 @@ Status ServiceComponent::attachDevices(const std::vector<std::string>& devices, 
   return host_->detachAllExcept(attached);
 }
 
-Status ServiceComponent::start(daemon::Daemon& d) {
-  auto cfg = d.config().snapshot();
+Status ServiceComponent::start(component::Host& d) {
+  const auto node = d.config<component::NodeConfig>();
+  const auto cfg = d.config<Config>();
   LbDatapathConfig lc;
-  lc.pin_dir = cfg.bpf_pin_dir;
+  lc.pin_dir = node.bpf_pin_dir;
   auto dp = LbDatapath::load(lc);
   if (!dp.ok()) return dp.error().withContext("service load balancer");
   dp_ = std::move(*dp);
   if (opts_.attach_cgroup) {
     struct stat st {};
-    if (::stat(cfg.cgroup_root.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
-      CILIUM_RETURN_IF_ERROR(dp_->attachCgroup(cfg.cgroup_root));
+    if (::stat(node.cgroup_root.c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+      CILIUM_RETURN_IF_ERROR(dp_->attachCgroup(node.cgroup_root));
     } else {
       // Per-packet LB still translates; say so loudly rather than fail the agent.
-      log()->warn("socket LB not attached: cgroup-root {} is not a directory", cfg.cgroup_root);
+      log()->warn("socket LB not attached: cgroup-root {} is not a directory", node.cgroup_root);
     }
   }
-  auto host = HostDatapath::load(cfg.bpf_pin_dir);
+  auto host = HostDatapath::load(node.bpf_pin_dir);
   if (!host.ok()) return host.error().withContext("NodePort datapath");
   host_ = std::move(*host);
   ManagerConfig mc = opts_.manager;

@@ -13,7 +13,8 @@
 #include <mutex>
 #include <thread>
 
-#include "agent/daemon/daemon.h"
+#include "agent/component/component.h"
+#include "agent/service/config.h"
 #include "agent/service/host_datapath.h"
 #include "agent/service/lb_datapath.h"
 #include "agent/service/service.h"
@@ -30,11 +31,13 @@ struct ComponentOptions {
   std::chrono::seconds nat_gc_interval{30};
 };
 
-class ServiceComponent final : public daemon::Component {
+class ServiceComponent final : public component::Component {
  public:
   explicit ServiceComponent(ComponentOptions opts = {}) : opts_(std::move(opts)) {}
   std::string_view name() const override { return "service"; }
-  Status start(daemon::Daemon& d) override;
+  // Reads its keys (service::Config) and the pin directory and cgroup root
+  // (component::NodeConfig) from the configuration.
+  Status start(component::Host& d) override;
   void stop() override;
 
   // Valid after start().

@@ -4,18 +4,35 @@
 #include <set>
 
 #include <gtest/gtest.h>
-#include <yaml-cpp/yaml.h>
 
+#include "agent/common/files.h"
+#include "agent/common/yaml.h"
 #include "agent/daemon/daemon.h"
 #include "api/model/model.h"
 
 namespace cilium::api {
 namespace {
 
-YAML::Node contract() {
-  static YAML::Node doc = YAML::LoadFile(std::string(CILIUM_SOURCE_DIR) + "/api/v1/openapi.yaml");
+// The contract as JSON, read with the project's YAML reader (libyaml).
+const Json& contract() {
+  static const Json doc = [] {
+    auto text = readFile(std::string(CILIUM_SOURCE_DIR) + "/api/v1/openapi.yaml");
+    EXPECT_TRUE(text.ok()) << text.error().toString();
+    auto docs = yaml::toJson(text.ok() ? *text : "");
+    EXPECT_TRUE(docs.ok() && docs->size() == 1) << (docs.ok() ? "" : docs.error().toString());
+    return docs.ok() && docs->size() == 1 ? (*docs)[0] : Json::object();
+  }();
   return doc;
 }
+
+// A member of an object, or null (YAML's undefined node).
+Json at(const Json& j, const std::string& key) {
+  if (!j.is_object() || !j.contains(key)) return nullptr;
+  return j.at(key);
+}
+
+// A scalar as text (enum names and versions as written).
+std::string text(const Json& j) { return j.is_string() ? j.get<std::string>() : j.dump(); }
 
 // Sets every field of a model (recursively) to a non-empty value.
 struct Filler {
@@ -61,48 +78,47 @@ struct Filler {
   }
 };
 
-YAML::Node resolve(YAML::Node schema) {
-  while (schema["$ref"]) {
-    std::string ref = schema["$ref"].as<std::string>();
+Json resolve(Json schema) {
+  while (!at(schema, "$ref").is_null()) {
+    std::string ref = text(at(schema, "$ref"));
     const std::string prefix = "#/definitions/";
     EXPECT_EQ(ref.rfind(prefix, 0), 0u) << ref;
-    schema = contract()["definitions"][ref.substr(prefix.size())];
-    EXPECT_TRUE(schema.IsDefined()) << "dangling " << ref;
-    if (!schema.IsDefined()) break;
+    schema = at(at(contract(), "definitions"), ref.substr(prefix.size()));
+    EXPECT_FALSE(schema.is_null()) << "dangling " << ref;
+    if (schema.is_null()) break;
   }
   return schema;
 }
 
 // Checks `j` against `schema`: types, no undeclared fields, required fields present and, since
 // the value is fully filled, every declared field present.
-void check(const Json& j, YAML::Node schema, const std::string& path) {
+void check(const Json& j, Json schema, const std::string& path) {
   schema = resolve(schema);
-  std::string type = schema["type"] ? schema["type"].as<std::string>() : "";
-  if (schema["properties"] || type == "object") {
+  std::string type = at(schema, "type").is_null() ? "" : text(at(schema, "type"));
+  Json properties = at(schema, "properties");
+  Json additional = at(schema, "additionalProperties");
+  if (!properties.is_null() || type == "object") {
     ASSERT_TRUE(j.is_object()) << path << ": expected an object, got " << j.dump();
-    if (schema["properties"]) {
+    if (!properties.is_null()) {
       for (const auto& [k, v] : j.items()) {
-        auto prop = schema["properties"][k];
-        ASSERT_TRUE(prop.IsDefined()) << path << "." << k << ": not in the contract";
+        auto prop = at(properties, k);
+        ASSERT_FALSE(prop.is_null()) << path << "." << k << ": not in the contract";
         check(v, prop, path + "." + k);
       }
-      for (const auto& p : schema["properties"]) {
-        EXPECT_TRUE(j.contains(p.first.as<std::string>()))
-            << path << "." << p.first.as<std::string>() << ": in the contract but not in the model";
+      for (const auto& [name, p] : properties.items()) {
+        EXPECT_TRUE(j.contains(name)) << path << "." << name << ": in the contract but not in the model";
       }
-    } else if (schema["additionalProperties"] && schema["additionalProperties"].size() > 0) {
-      for (const auto& [k, v] : j.items()) check(v, schema["additionalProperties"], path + "." + k);
+    } else if (additional.is_object() && !additional.empty()) {
+      for (const auto& [k, v] : j.items()) check(v, additional, path + "." + k);
     }
-    if (schema["required"]) {
-      for (const auto& r : schema["required"]) {
-        EXPECT_TRUE(j.contains(r.as<std::string>()))
-            << path << ": required " << r.as<std::string>();
-      }
+    const Json required = at(schema, "required");
+    for (const auto& r : required) {
+      EXPECT_TRUE(j.contains(text(r))) << path << ": required " << text(r);
     }
   } else if (type == "array") {
     ASSERT_TRUE(j.is_array()) << path;
     for (size_t i = 0; i < j.size(); i++)
-      check(j[i], schema["items"], path + "[" + std::to_string(i) + "]");
+      check(j[i], at(schema, "items"), path + "[" + std::to_string(i) + "]");
   } else if (type == "string") {
     EXPECT_TRUE(j.is_string()) << path << ": " << j.dump();
   } else if (type == "integer") {
@@ -123,22 +139,24 @@ void checkModel(const std::string& definition) {
   Filler f;
   T::fields(value, f);
   Json j = encode(value);
-  YAML::Node schema = contract()["definitions"][definition];
-  ASSERT_TRUE(schema.IsDefined()) << definition;
+  Json schema = at(at(contract(), "definitions"), definition);
+  ASSERT_FALSE(schema.is_null()) << definition;
   check(j, schema, definition);
 }
 
 TEST(ContractTest, IsSwagger2WithBasePathV1) {
-  EXPECT_EQ(contract()["swagger"].as<std::string>(), "2.0");
-  EXPECT_EQ(contract()["basePath"].as<std::string>(), "/v1");
+  EXPECT_EQ(at(contract(), "swagger"), "2.0");
+  EXPECT_EQ(at(contract(), "basePath"), "/v1");
 }
 
 TEST(ContractTest, EveryPathIsRoutedAndEveryRouteIsInTheContract) {
   std::set<std::pair<std::string, std::string>> in_contract;
-  for (const auto& p : contract()["paths"]) {
-    std::string path = "/v1" + p.first.as<std::string>();
-    for (const auto& m : p.second) {
-      std::string method = m.first.as<std::string>();
+  const Json paths = at(contract(), "paths");
+  ASSERT_TRUE(paths.is_object());
+  for (const auto& [p, methods] : paths.items()) {
+    std::string path = "/v1" + p;
+    for (const auto& [m, op] : methods.items()) {
+      std::string method = m;
       for (auto& c : method) c = static_cast<char>(std::toupper(c));
       in_contract.emplace(method, path);
     }
@@ -150,21 +168,21 @@ TEST(ContractTest, EveryPathIsRoutedAndEveryRouteIsInTheContract) {
 }
 
 TEST(ContractTest, EveryReferenceResolves) {
-  std::function<void(const YAML::Node&)> walk = [&](const YAML::Node& n) {
-    if (n.IsMap()) {
-      for (const auto& kv : n) {
-        if (kv.first.as<std::string>() == "$ref") {
-          std::string ref = kv.second.as<std::string>();
+  std::function<void(const Json&)> walk = [&](const Json& n) {
+    if (n.is_object()) {
+      for (const auto& [k, v] : n.items()) {
+        if (k == "$ref") {
+          std::string ref = text(v);
           if (ref.rfind("#/parameters/", 0) == 0) {
-            EXPECT_TRUE(contract()["parameters"][ref.substr(13)].IsDefined()) << ref;
+            EXPECT_FALSE(at(at(contract(), "parameters"), ref.substr(13)).is_null()) << ref;
           } else {
             resolve(n);
           }
         } else {
-          walk(kv.second);
+          walk(v);
         }
       }
-    } else if (n.IsSequence()) {
+    } else if (n.is_array()) {
       for (const auto& item : n) walk(item);
     }
   };
@@ -222,9 +240,10 @@ TEST(ContractTest, ModelsMatchTheirSchemas) {
 }
 
 TEST(ContractTest, EnumsMatch) {
-  auto names = [](const YAML::Node& n) {
+  auto names = [](const Json& n) {
     std::vector<std::string> out;
-    for (const auto& e : resolve(n)["enum"]) out.push_back(e.as<std::string>());
+    const Json values = at(resolve(n), "enum");
+    for (const auto& e : values) out.push_back(text(e));
     return out;
   };
   auto ours = [](auto e) {
@@ -232,11 +251,11 @@ TEST(ContractTest, EnumsMatch) {
     for (const auto& [v, n] : EnumNames<decltype(e)>::kNames) out.emplace_back(n);
     return out;
   };
-  auto defs = contract()["definitions"];
-  EXPECT_EQ(names(defs["EndpointState"]), ours(EndpointState{}));
-  EXPECT_EQ(names(defs["EndpointHealthStatus"]), ours(EndpointHealthStatus{}));
-  EXPECT_EQ(names(defs["EndpointPolicyEnabled"]), ours(EndpointPolicyEnabled{}));
-  EXPECT_EQ(names(defs["Status"]["properties"]["state"]), ours(StatusState{}));
+  auto defs = at(contract(), "definitions");
+  EXPECT_EQ(names(at(defs, "EndpointState")), ours(EndpointState{}));
+  EXPECT_EQ(names(at(defs, "EndpointHealthStatus")), ours(EndpointHealthStatus{}));
+  EXPECT_EQ(names(at(defs, "EndpointPolicyEnabled")), ours(EndpointPolicyEnabled{}));
+  EXPECT_EQ(names(at(at(at(defs, "Status"), "properties"), "state")), ours(StatusState{}));
 }
 
 }  // namespace

@@ -42,7 +42,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Labels db{{Source::kK8s, "app", "db"}, {Source::kK8s, "io.kubernetes.pod.namespace", "default"}};
   auto w = (*ids)->allocate(web);
   (void)(*ids)->allocate(db);
-  (void)(*ids)->allocateCidr(*cilium::IpPrefix::parse("10.0.0.0/8"));
+  (void)(*ids)->allocateCidr(*cilium::IpPrefix::parseMasked("10.0.0.0/8"));
   cilium::policy::Engine engine(**ids);
   if (!engine.import(std::string_view(reinterpret_cast<const char*>(data), size)).ok()) return 0;
   cilium::policy::Subject s{1, w->id, web, {{"http", 8080, cilium::policy::Protocol::kTcp}}};

@@ -11,6 +11,8 @@
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 
+#include "agent/common/cli.h"
+#include "agent/common/utf8.h"
 #include "agent/datapath/monitor.h"
 #include "agent/hubble/decoder.h"
 #include "agent/identity/identity.h"
@@ -198,144 +200,188 @@ std::string typeName(const flow::Flow& f) {
 
 }  // namespace
 
-std::string usage() {
-  return R"(Usage: hubble [--server ADDR] <command> [flags]
+namespace {
 
-Commands:
-  observe       Show flows from the Hubble server
-  status        Show the Hubble server's status
-  list nodes    Show the nodes the server knows
-  version       Print the version
+// The command line: global --server/--timeout, one subcommand per command, the filter flags on
+// observe. Values stay text here; parseArgs checks them with the messages above.
+struct CommandLine {
+  std::unique_ptr<CLI::App> app;
+  CLI::Option* server = nullptr;
+  CLI::Option* timeout = nullptr;
+  std::map<std::string, CLI::Option*> observe;  // by long name
+  CLI::App* observe_cmd = nullptr;
+};
 
-Global flags:
-  --server ADDR     unix:///path or host:port (default unix:///var/run/cilium/hubble.sock,
-                    or $HUBBLE_SERVER)
-  --timeout SECS    connection timeout (default 5)
-
-observe flags (repeat a flag to OR its values):
-  --pod, --from-pod, --to-pod NAME         [namespace/]pod-name-prefix
-  -n, --namespace, --from-namespace, --to-namespace NS
-  -l, --label, --from-label, --to-label SELECTOR   e.g. app=web,env in (a,b)
-  --ip, --from-ip, --to-ip ADDR|CIDR
-  --port, --from-port, --to-port PORT
-  --identity, --from-identity, --to-identity ID
-  --verdict FORWARDED|DROPPED|AUDIT|REDIRECTED|ERROR
-  --protocol tcp|udp|icmp|icmpv4|icmpv6|sctp
-  -t, --type drop|trace|policy-verdict|trace:<point>   e.g. trace:to-endpoint
-  --drop-reason-desc NAME                   e.g. POLICY_DENIED
-  --traffic-direction ingress|egress
-  --node-name PATTERN                       * wildcards
-  --tcp-flags SYN[,ACK...]                  flows with all of these flags
-  -f, --follow                              keep streaming new flows
-  --last N | --first N | --all              how many stored flows (default: last 20)
-  --since T, --until T                      5m, 1h, or 2026-11-22T21:00:00Z
-  -o, --output compact|json|jsonpb|table|dict
-)";
+CommandLine commandLine() {
+  CommandLine c;
+  c.app = cilium::cli::makeApp("Observes flows and the server's status over Hubble's Observer gRPC API.",
+                       "hubble");
+  CLI::App& app = *c.app;
+  c.server = app.add_option("--server", "unix:///path or host:port")
+                 ->type_name("ADDR")
+                 ->default_str("unix:///var/run/cilium/hubble.sock");
+  cilium::cli::formatterOf(app).env("server", "HUBBLE_SERVER");
+  c.timeout = app.add_option("--timeout", "Connection timeout in seconds")
+                  ->type_name("SECS")
+                  ->default_str("5");
+  app.require_subcommand(0, 1);
+  auto sub = [&](const std::string& name, const std::string& desc) {
+    CLI::App* s = app.add_subcommand(name, desc);
+    s->fallthrough();
+    s->allow_extras();
+    return s;
+  };
+  CLI::App* observe = sub("observe", "Show flows from the Hubble server");
+  observe->footer("Repeat a filter flag to OR its values; --pod, --namespace, --label, --ip, "
+                  "--port and --identity match either side, --from-*/--to-* one side.");
+  c.observe_cmd = observe;
+  struct Flag {
+    const char* names;
+    const char* type;
+    const char* help;
+  };
+  const Flag value_flags[] = {
+      {"--pod", "NAME", "[namespace/]pod-name-prefix, either side"},
+      {"--from-pod", "NAME", "source pod"},
+      {"--to-pod", "NAME", "destination pod"},
+      {"-n,--namespace", "NS", "namespace, either side"},
+      {"--from-namespace", "NS", "source namespace"},
+      {"--to-namespace", "NS", "destination namespace"},
+      {"-l,--label", "SELECTOR", "label selector, either side (app=web,env in (a,b))"},
+      {"--from-label", "SELECTOR", "source labels"},
+      {"--to-label", "SELECTOR", "destination labels"},
+      {"--ip", "ADDR|CIDR", "address, either side"},
+      {"--from-ip", "ADDR|CIDR", "source address"},
+      {"--to-ip", "ADDR|CIDR", "destination address"},
+      {"--port", "PORT", "port, either side"},
+      {"--from-port", "PORT", "source port"},
+      {"--to-port", "PORT", "destination port"},
+      {"--identity", "ID", "security identity, either side"},
+      {"--from-identity", "ID", "source identity"},
+      {"--to-identity", "ID", "destination identity"},
+      {"--verdict", "VERDICT", "FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR"},
+      {"--protocol", "PROTO", "tcp, udp, icmp, icmpv4, icmpv6, sctp"},
+      {"-t,--type", "TYPE", "drop, trace, policy-verdict or trace:<point> (trace:to-endpoint)"},
+      {"--drop-reason-desc", "NAME", "drop reason, e.g. POLICY_DENIED"},
+      {"--traffic-direction", "DIR", "ingress or egress"},
+      {"--node-name", "PATTERN", "node name, * wildcards"},
+      {"--tcp-flags", "FLAGS", "flows with all of these flags (SYN[,ACK...])"},
+      {"--last", "N", "the last N stored flows (default 20)"},
+      {"--first", "N", "the first N stored flows"},
+      {"--since", "T", "from this time: 5m, 1h, or 2026-11-22T21:00:00Z"},
+      {"--until", "T", "up to this time, same forms"},
+      {"-o,--output", "FORMAT", "compact, json, jsonpb, table or dict"},
+  };
+  for (const auto& f : value_flags) {
+    CLI::Option* o = observe->add_option(f.names, f.help)->type_name(f.type);
+    o->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+    c.observe[o->get_lnames().front()] = o;
+  }
+  c.observe["follow"] = observe->add_flag("-f,--follow")->description("Keep streaming new flows");
+  c.observe["all"] = observe->add_flag("--all")->description("Every stored flow");
+  sub("status", "Show the Hubble server's status");
+  sub("list", "List what the server knows")
+      ->add_subcommand("nodes", "Show the nodes the server knows")
+      ->fallthrough()
+      ->allow_extras();
+  sub("version", "Print the version");
+  sub("help", "Show this help");
+  for (CLI::Option* o : app.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  return c;
 }
+
+}  // namespace
+
+std::string usage() { return commandLine().app->help(); }
 
 Result<Args> parseArgs(const std::vector<std::string>& argv) {
   Args a;
-  if (const char* env = getenv("HUBBLE_SERVER"); env && *env) a.server = env;
-  auto& o = a.observe;
-  std::map<std::string, std::vector<std::string>*> lists = {
-      {"--pod", &o.pod},
-      {"--from-pod", &o.from_pod},
-      {"--to-pod", &o.to_pod},
-      {"--namespace", &o.ns},
-      {"-n", &o.ns},
-      {"--from-namespace", &o.from_ns},
-      {"--to-namespace", &o.to_ns},
-      {"--label", &o.label},
-      {"-l", &o.label},
-      {"--from-label", &o.from_label},
-      {"--to-label", &o.to_label},
-      {"--ip", &o.ip},
-      {"--from-ip", &o.from_ip},
-      {"--to-ip", &o.to_ip},
-      {"--port", &o.port},
-      {"--from-port", &o.from_port},
-      {"--to-port", &o.to_port},
-      {"--identity", &o.identity},
-      {"--from-identity", &o.from_identity},
-      {"--to-identity", &o.to_identity},
-      {"--verdict", &o.verdict},
-      {"--protocol", &o.protocol},
-      {"--type", &o.type},
-      {"-t", &o.type},
-      {"--drop-reason-desc", &o.drop_reason},
-      {"--traffic-direction", &o.traffic_direction},
-      {"--node-name", &o.node_name},
-      {"--tcp-flags", &o.tcp_flags}};
-  std::vector<std::string> positional;
+  // Values become protobuf strings, which must be UTF-8: the server could not parse the request.
   for (size_t i = 0; i < argv.size(); ++i) {
-    std::string arg = argv[i];
-    std::optional<std::string> inline_value;
-    if (arg.starts_with("--") && arg.find('=') != std::string::npos) {
-      inline_value = arg.substr(arg.find('=') + 1);
-      arg = arg.substr(0, arg.find('='));
-    }
-    auto value = [&]() -> Result<std::string> {
-      if (inline_value) return *inline_value;
-      if (i + 1 >= argv.size()) return bad(arg, "", "needs a value");
-      return argv[++i];
-    };
-    if (arg == "-h" || arg == "--help") {
-      a.command = "help";
-      return a;
-    }
-    if (arg == "-f" || arg == "--follow") {
-      o.follow = true;
-    } else if (arg == "--all") {
-      o.all = true;
-    } else if (arg == "--server") {
-      CILIUM_ASSIGN_OR_RETURN(a.server, value());
-    } else if (arg == "--timeout") {
-      CILIUM_ASSIGN_OR_RETURN(auto v, value());
-      CILIUM_ASSIGN_OR_RETURN(auto n, parseCount(arg, v));
-      a.timeout_s = static_cast<int>(std::min<uint64_t>(n, 3600));
-    } else if (arg == "--last") {
-      CILIUM_ASSIGN_OR_RETURN(auto v, value());
-      CILIUM_ASSIGN_OR_RETURN(o.last, parseCount(arg, v));
-    } else if (arg == "--first") {
-      CILIUM_ASSIGN_OR_RETURN(auto v, value());
-      CILIUM_ASSIGN_OR_RETURN(o.first, parseCount(arg, v));
-    } else if (arg == "--since") {
-      CILIUM_ASSIGN_OR_RETURN(o.since, value());
-    } else if (arg == "--until") {
-      CILIUM_ASSIGN_OR_RETURN(o.until, value());
-    } else if (arg == "-o" || arg == "--output") {
-      CILIUM_ASSIGN_OR_RETURN(auto v, value());
-      if (v == "compact")
-        o.output = Output::kCompact;
-      else if (v == "json" || v == "jsonpb")
-        o.output = Output::kJson;
-      else if (v == "table")
-        o.output = Output::kTable;
-      else if (v == "dict")
-        o.output = Output::kDict;
-      else
-        return bad(arg, v, "output is compact, json, jsonpb, table or dict");
-    } else if (auto it = lists.find(arg); it != lists.end()) {
-      CILIUM_ASSIGN_OR_RETURN(auto v, value());
-      it->second->push_back(std::move(v));
-    } else if (arg.starts_with("-") && arg != "-") {
-      return bad(arg, "", "unknown flag (see --help)");
-    } else {
-      positional.push_back(arg);
-    }
+    if (invalidUtf8Offset(argv[i]) != std::string_view::npos)
+      return makeError(ErrorCode::kInvalidArgument, "argument {} is not valid UTF-8", i + 1);
   }
-  if (positional.empty()) {
+  if (const char* env = getenv("HUBBLE_SERVER"); env && *env) a.server = env;
+  CommandLine cl = commandLine();
+  CILIUM_ASSIGN_OR_RETURN(auto outcome, cilium::cli::parse(*cl.app, argv));
+  if (outcome == cilium::cli::Outcome::kHelp) {
     a.command = "help";
+    a.help = cilium::cli::help(*cl.app);
     return a;
   }
-  const auto& cmd = positional[0];
-  if (cmd == "observe" || cmd == "status" || cmd == "version" || cmd == "help") {
-    if (positional.size() > 1) return bad(cmd, positional[1], "unexpected argument");
-    a.command = cmd;
-  } else if (cmd == "list" && positional.size() == 2 && positional[1] == "nodes") {
+  auto subs = cl.app->get_subcommands();
+  if (subs.empty() || subs.front()->get_name() == "help") {
+    a.command = "help";
+    a.help = cl.app->help();
+    return a;
+  }
+  a.command = subs.front()->get_name();
+  if (a.command == "list") {
+    if (subs.front()->get_subcommands().empty())
+      return bad("list", "", "needs what to list (list nodes)");
     a.command = "nodes";
-  } else {
-    return bad("command", cmd, "unknown (observe, status, list nodes, version)");
+  }
+  if (cl.server->count() > 0) a.server = cl.server->results().back();
+  if (cl.timeout->count() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto n, parseCount("--timeout", cl.timeout->results().back()));
+    a.timeout_s = static_cast<int>(std::min<uint64_t>(n, 3600));
+  }
+  if (a.command != "observe") return a;
+
+  auto& o = a.observe;
+  const std::map<std::string, std::vector<std::string>*> lists = {
+      {"pod", &o.pod},
+      {"from-pod", &o.from_pod},
+      {"to-pod", &o.to_pod},
+      {"namespace", &o.ns},
+      {"from-namespace", &o.from_ns},
+      {"to-namespace", &o.to_ns},
+      {"label", &o.label},
+      {"from-label", &o.from_label},
+      {"to-label", &o.to_label},
+      {"ip", &o.ip},
+      {"from-ip", &o.from_ip},
+      {"to-ip", &o.to_ip},
+      {"port", &o.port},
+      {"from-port", &o.from_port},
+      {"to-port", &o.to_port},
+      {"identity", &o.identity},
+      {"from-identity", &o.from_identity},
+      {"to-identity", &o.to_identity},
+      {"verdict", &o.verdict},
+      {"protocol", &o.protocol},
+      {"type", &o.type},
+      {"drop-reason-desc", &o.drop_reason},
+      {"traffic-direction", &o.traffic_direction},
+      {"node-name", &o.node_name},
+      {"tcp-flags", &o.tcp_flags}};
+  for (const auto& [name, list] : lists) *list = cl.observe.at(name)->results();
+  auto last = [&](const std::string& name) -> std::optional<std::string> {
+    const CLI::Option* opt = cl.observe.at(name);
+    if (opt->count() == 0) return std::nullopt;
+    return opt->results().back();
+  };
+  o.follow = cl.observe.at("follow")->count() > 0;
+  o.all = cl.observe.at("all")->count() > 0;
+  if (auto v = last("last")) {
+    CILIUM_ASSIGN_OR_RETURN(o.last, parseCount("--last", *v));
+  }
+  if (auto v = last("first")) {
+    CILIUM_ASSIGN_OR_RETURN(o.first, parseCount("--first", *v));
+  }
+  if (auto v = last("since")) o.since = *v;
+  if (auto v = last("until")) o.until = *v;
+  if (auto v = last("output")) {
+    if (*v == "compact")
+      o.output = Output::kCompact;
+    else if (*v == "json" || *v == "jsonpb")
+      o.output = Output::kJson;
+    else if (*v == "table")
+      o.output = Output::kTable;
+    else if (*v == "dict")
+      o.output = Output::kDict;
+    else
+      return bad("--output", *v, "output is compact, json, jsonpb, table or dict");
   }
   if (o.last && o.first) return bad("--first", "", "cannot be combined with --last");
   if (o.first && o.follow) return bad("--first", "", "cannot be combined with --follow");

@@ -40,10 +40,13 @@ struct Args {
   std::string server = "unix:///var/run/cilium/hubble.sock";
   int timeout_s = 5;  // connection timeout
   ObserveArgs observe;
+  std::string help;  // command "help": the help text of what was asked (hubble observe --help)
 };
 
-// argv without the program name. kInvalidArgument naming the flag for bad input.
+// argv without the program name (CLI11, agent/common/cli.h). kInvalidArgument naming the flag
+// for bad input; --server defaults to $HUBBLE_SERVER, as Hubble's CLI does.
 Result<Args> parseArgs(const std::vector<std::string>& argv);
+// The top-level help text.
 std::string usage();
 
 // The request the observe flags stand for. `now_ns` anchors relative --since/--until ("5m").

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <grpcpp/grpcpp.h>
 
+#include "agent/common/cli.h"
 #include "agent/hubble/cli/cli.h"
 #include "agent/hubble/proto.h"
 
@@ -35,10 +36,7 @@ int64_t nowNs() {
 
 int observe(const Args& a, std::shared_ptr<grpc::Channel> ch) {
   auto req = cilium::hubble::cli::buildRequest(a.observe, nowNs());
-  if (!req.ok()) {
-    std::cerr << "hubble: " << req.error().message() << "\n";
-    return 2;
-  }
+  if (!req.ok()) return cilium::cli::usageError(std::cerr, "hubble", req.error().message());
   auto stub = observer::Observer::NewStub(ch);
   g_ctx = std::make_unique<grpc::ClientContext>();
   signal(SIGINT, [](int) {
@@ -117,13 +115,10 @@ int nodes(const Args& a, std::shared_ptr<grpc::Channel> ch) {
 int main(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   auto parsed = cilium::hubble::cli::parseArgs(args);
-  if (!parsed.ok()) {
-    std::cerr << "hubble: " << parsed.error().message() << "\n";
-    return 2;
-  }
+  if (!parsed.ok()) return cilium::cli::usageError(std::cerr, "hubble", parsed.error().message());
   const auto& a = *parsed;
   if (a.command == "help") {
-    std::cout << cilium::hubble::cli::usage();
+    std::cout << a.help;
     return 0;
   }
   if (a.command == "version") {
@@ -131,10 +126,7 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto target = cilium::hubble::cli::grpcTarget(a.server);
-  if (!target.ok()) {
-    std::cerr << "hubble: " << target.error().message() << "\n";
-    return 2;
-  }
+  if (!target.ok()) return cilium::cli::usageError(std::cerr, "hubble", target.error().message());
   auto ch = connect(a, *target);
   if (!ch) return 1;
   if (a.command == "observe") return observe(a, ch);

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <fstream>
+#include <regex>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -272,11 +274,98 @@ TEST(ConfigTest, EveryValidation) {
   EXPECT_EQ(load({"--mtu=0"})->config.mtu, 0u);
 }
 
+TEST(ConfigTest, EnvironmentBetweenConfigDirAndFlags) {
+  testing::TempDir dir;
+  write(dir.file("bpf-lb-map-max"), "3000");
+  write(dir.file("bpf-policy-map-max"), "3000");
+  auto env = fakeEnv({{"CILIUM_BPF_LB_MAP_MAX", "4000"},
+                      {"CILIUM_BPF_POLICY_MAP_MAX", "4000"},
+                      {"CILIUM_DEBUG", "true"},
+                      {"CILIUM_SOCK", "/elsewhere.sock"},  // not a key: not ours to judge
+                      {"CILIUM_TEST_LOG", "debug"}});
+  auto r = load({"--config-dir", dir.path(), "--bpf-policy-map-max=5000"}, env);
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->config.bpf_lb_map_max, 4000u);      // environment over dir
+  EXPECT_EQ(r->config.bpf_policy_map_max, 5000u);  // flag over environment
+  EXPECT_TRUE(r->config.debug);
+  EXPECT_EQ(r->sources["bpf-lb-map-max"], Source::kEnv);
+  EXPECT_EQ(r->sources["bpf-policy-map-max"], Source::kFlag);
+  EXPECT_EQ(envName("ipv4-service-loopback-address"), "CILIUM_IPV4_SERVICE_LOOPBACK_ADDRESS");
+
+  // Validated like every source, and named.
+  auto bad = load({}, fakeEnv({{"CILIUM_IPV4_RANGE", "10.0.0.0/33"}}));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(),
+            "CILIUM_IPV4_RANGE=10.0.0.0/33 (environment): prefix length 33 is not 0..32");
+  // A bad value is an error even when a flag overrides it.
+  EXPECT_FALSE(load({"--mtu=1500"}, fakeEnv({{"CILIUM_MTU", "12"}})).ok());
+}
+
+TEST(ConfigTest, ConfigFileValuesAreTextAsWritten) {
+  testing::TempDir dir;
+  // yaml-cpp 0.7 never returned from this one; libyaml refuses it.
+  write(dir.file("hang.yaml"), "{a: 1},");
+  EXPECT_NE(loadError({"--config-file", dir.file("hang.yaml")}).find("config file"),
+            std::string::npos);
+  // Values are the text written, not YAML's reading of it: 0x800 is not a decimal integer.
+  write(dir.file("hex.yaml"), "bpf-policy-map-max: 0x800\n");
+  EXPECT_EQ(loadError({"--config-file", dir.file("hex.yaml")}),
+            "bpf-policy-map-max=0x800 (config file " + dir.file("hex.yaml") +
+                "): '0x800' is not a non-negative integer");
+  write(dir.file("quoted.yaml"), "node-name: 'null'\ncluster-name: \"prod\"\ndebug: ~\n");
+  auto q = load({"--config-file", dir.file("quoted.yaml")});
+  EXPECT_FALSE(q.ok());  // debug: ~ is the empty string, not a boolean
+  write(dir.file("quoted.yaml"), "node-name: 'null'\ncluster-name: \"prod\"\n");
+  q = load({"--config-file", dir.file("quoted.yaml")});
+  ASSERT_TRUE(q.ok()) << q.error().toString();
+  EXPECT_EQ(q->config.node_name, "null");
+  EXPECT_EQ(q->config.cluster_name, "prod");
+  write(dir.file("map.yaml"), "a: 1\nhubble:\n  enabled: true\n");
+  EXPECT_EQ(loadError({"--config-file", dir.file("map.yaml")}),
+            "hubble (config file " + dir.file("map.yaml") + ", line 3): value must be a scalar");
+  write(dir.file("two.yaml"), "debug: true\n---\ndebug: false\n");
+  EXPECT_EQ(loadError({"--config-file", dir.file("two.yaml")}),
+            "config file " + dir.file("two.yaml") + ": expected one YAML document, found 2");
+}
+
+// docs/configuration.md's key tables agree with the registries: every key once, in the
+// registry's order, with its type, default and mutability.
+TEST(ConfigTest, DocumentationListsEveryKeyAsDeclared) {
+  auto text = readFile(std::string(CILIUM_SOURCE_DIR) + "/docs/configuration.md");
+  ASSERT_TRUE(text.ok()) << text.error().toString();
+  std::vector<std::string> rows;
+  std::istringstream in(*text);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("| `", 0) == 0) rows.push_back(line);
+  Config defaults;
+  ASSERT_EQ(rows.size(), configKeys().size());
+  for (size_t i = 0; i < rows.size(); i++) {
+    const ConfigKey& k = configKeys()[i];
+    std::string type = k.type.find('|') != std::string::npos ? "enum" : k.type;
+    std::string def = configValueText(k, defaults);
+    std::string doc_default = !def.empty()            ? "`" + def + "`"
+                              : !k.default_note.empty() ? "(" + k.default_note + ")"
+                                                        : "`\"\"`";
+    std::string mut = k.mutable_at_runtime ? "yes" : "";
+    std::string want = "| `" + k.name + "` | " + type + " | " + doc_default + " | " + mut + " |";
+    std::string listen = "| `" + k.name + "` | listen address | " + doc_default + " | " + mut + " |";
+    bool is_listen = k.type == "string" && !k.set(defaults, "nohost").ok() &&
+                     k.set(defaults, ":1").ok() && k.set(defaults, "").ok();
+    defaults = Config{};
+    EXPECT_EQ(rows[i].rfind(is_listen ? listen : want, 0), 0u)
+        << "row " << i << ": " << rows[i] << "\nexpected to start with: "
+        << (is_listen ? listen : want);
+  }
+}
+
 TEST(ConfigTest, UsageListsEveryKey) {
   std::string u = usage();
-  for (const auto& k : configKeys())
+  for (const auto& k : configKeys()) {
     EXPECT_NE(u.find("--" + k.name + "="), std::string::npos) << k.name;
+    EXPECT_NE(u.find("[env " + envName(k.name) + "]"), std::string::npos) << k.name;
+  }
   EXPECT_NE(u.find("--debug=bool (mutable)"), std::string::npos);
+  EXPECT_EQ(u.rfind("Usage: cilium-agent [OPTIONS]", 0), 0u) << u;
 }
 
 Config loaded(std::vector<std::string> args) { return load(std::move(args))->config; }

@@ -226,7 +226,7 @@ class FakeComponent : public Component {
   FakeComponent(std::string name, std::vector<std::string>* events, bool fail = false)
       : name_(std::move(name)), events_(events), fail_(fail) {}
   std::string_view name() const override { return name_; }
-  Status start(Daemon& d) override {
+  Status start(Host& d) override {
     events_->push_back("start " + name_);
     if (fail_) return Error(ErrorCode::kInternal, "boom");
     CILIUM_RETURN_IF_ERROR(d.router().add(

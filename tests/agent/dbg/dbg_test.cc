@@ -27,7 +27,7 @@ using api::Json;
 class FakeModules : public daemon::Component {
  public:
   std::string_view name() const override { return "fake-modules"; }
-  Status start(daemon::Daemon& d) override {
+  Status start(daemon::Host& d) override {
     auto& r = d.router();
     CILIUM_RETURN_IF_ERROR(r.add(api::Method::kGet, "/v1/endpoint",
                                  [this](const api::Request&) -> Result<api::Response> {
@@ -363,6 +363,11 @@ TEST_F(DbgTest, UsageErrors) {
   EXPECT_EQ(run({"--help"}).rc, 0);
   EXPECT_EQ(run({"frobnicate"}).rc, 2);
   EXPECT_EQ(run({"status", "--bogus"}).rc, 2);
+  EXPECT_EQ(run({"status", "--bogus"}).err, "cilium-dbg: unknown flag --bogus\n");
+  EXPECT_EQ(run({"-H"}).err, "cilium-dbg: --host: needs a value\n");
+  auto help = run({"bpf", "--help"});
+  EXPECT_EQ(help.rc, 0);
+  EXPECT_EQ(help.out.rfind("Usage: cilium-dbg bpf", 0), 0u) << help.out;
   EXPECT_EQ(run({"status", "-o", "yaml"}).rc, 2);
   EXPECT_EQ(run({"bpf", "ct", "list", "local"}).rc, 2);
   EXPECT_EQ(run({"bpf", "policy", "get", "container-id:x"}).rc, 2);

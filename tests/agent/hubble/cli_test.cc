@@ -35,6 +35,16 @@ TEST(CliTest, Commands) {
   EXPECT_FALSE(parseArgs({"observe", "--last"}).ok());
   EXPECT_FALSE(parseArgs({"observe", "--first", "2", "--follow"}).ok());
   EXPECT_FALSE(parseArgs({"observe", "-o", "yaml"}).ok());
+  // The wording every binary shares (agent/common/cli.h).
+  EXPECT_EQ(parseArgs({"observe", "--bogus"}).error().message(), "unknown flag --bogus");
+  EXPECT_EQ(parseArgs({"frobnicate"}).error().message(), "unexpected argument 'frobnicate'");
+  EXPECT_EQ(parseArgs({"observe", "--last"}).error().message(), "--last: needs a value");
+  // Global flags stand anywhere; help names the command asked about.
+  EXPECT_EQ(parse({"status", "--server", "unix:///tmp/y.sock"}).server, "unix:///tmp/y.sock");
+  auto help = parse({"observe", "--help"});
+  EXPECT_EQ(help.command, "help");
+  EXPECT_EQ(help.help.rfind("Usage: hubble observe", 0), 0u) << help.help;
+  EXPECT_NE(help.help.find("--from-pod=NAME"), std::string::npos) << help.help;
 }
 
 TEST(CliTest, DefaultsToTheLast20) {

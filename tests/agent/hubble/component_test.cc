@@ -8,6 +8,7 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include "agent/daemon/daemon.h"
 #include "agent/metrics/component.h"
 #include "tests/agent/hubble/event_builder.h"
 #include "tests/harness/temp_dir.h"
@@ -46,7 +47,7 @@ TEST(HubbleComponentTest, ServesFlowsAndMetricsWithTheDaemon) {
   cfg.prometheus_serve_addr = "127.0.0.1:0";
   cfg.hubble_metrics_server = "127.0.0.1:0";
   metrics::Registry agent_reg, hubble_reg;
-  auto opts = hubble::componentOptions(cfg, "9.9.9");
+  auto opts = hubble::componentOptions(cfg, cfg.node_name, "9.9.9");
   EXPECT_EQ(opts.pipeline.ring_capacity, 100u);
   EXPECT_EQ(opts.pipeline.node_name, "node-1");
   auto comp = std::make_unique<hubble::HubbleComponent>(opts, nullptr, nullptr, &hubble_reg);
@@ -94,7 +95,7 @@ TEST(HubbleComponentTest, ServesFlowsAndMetricsWithTheDaemon) {
 TEST(HubbleComponentTest, DisabledServesNothing) {
   testing::TempDir dir;
   auto cfg = testConfig(dir, {});
-  auto comp = std::make_unique<hubble::HubbleComponent>(hubble::componentOptions(cfg, "v"), nullptr,
+  auto comp = std::make_unique<hubble::HubbleComponent>(hubble::componentOptions(cfg, cfg.node_name, "v"), nullptr,
                                                         nullptr, nullptr);
   auto* hub = comp.get();
   metrics::Registry unused;

@@ -157,7 +157,7 @@ TEST(IdentityTest, ReleasedNumberComesBackForTheSameLabels) {
 
 TEST(IdentityTest, CidrIdentitiesAreNodeLocal) {
   auto alloc = memoryAllocator();
-  auto p = *IpPrefix::parse("10.0.0.0/8");
+  auto p = *IpPrefix::parseMasked("10.0.0.0/8");
   auto c = alloc->allocateCidr(p);
   ASSERT_TRUE(c.ok());
   EXPECT_TRUE(isLocal(c->id));
@@ -165,7 +165,7 @@ TEST(IdentityTest, CidrIdentitiesAreNodeLocal) {
   EXPECT_EQ(c->labels.toStrings(), (std::vector<std::string>{"cidr:10.0.0.0/8", "reserved:world"}));
   EXPECT_EQ(cidrOfLabels(c->labels), p);
   EXPECT_EQ(alloc->allocateCidr(p)->id, c->id);
-  EXPECT_EQ(alloc->allocateCidr(*IpPrefix::parse("192.168.0.0/16"))->id, kMinLocal + 1);
+  EXPECT_EQ(alloc->allocateCidr(*IpPrefix::parseMasked("192.168.0.0/16"))->id, kMinLocal + 1);
   // CIDR labels only come through allocateCidr.
   EXPECT_FALSE(alloc->allocate(Labels{{Source::kCidr, "1.0.0.0/8", ""}}).ok());
   EXPECT_TRUE(alloc->release(c->id).ok());
@@ -203,7 +203,7 @@ TEST(IdentityTest, RestartKeepsNumbersAndHoldsRestoredIdentities) {
     db = (*alloc)->allocate(app("db"))->id;
     auto gone = (*alloc)->allocate(app("gone"))->id;
     ASSERT_TRUE((*alloc)->release(gone).ok());
-    cidr = (*alloc)->allocateCidr(*IpPrefix::parse("8.8.8.0/24"))->id;
+    cidr = (*alloc)->allocateCidr(*IpPrefix::parseMasked("8.8.8.0/24"))->id;
   }
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "identities.json"));
   EXPECT_TRUE(std::filesystem::exists(dir.path() / "local_identities.json"));

@@ -7,7 +7,7 @@
 namespace cilium::ipcache {
 namespace {
 
-IpPrefix pfx(const char* s) { return *IpPrefix::parse(s); }
+IpPrefix pfx(const char* s) { return *IpPrefix::parseMasked(s); }
 IpAddr ip(const char* s) { return *IpAddr::parse(s); }
 Info id(identity::NumericIdentity n) { return Info{n}; }
 

@@ -63,19 +63,19 @@ class ScopeTest : public testing::EngineFixture {
   }
 
   identity::NumericIdentity cidrId(const char* prefix) {
-    auto e = ipcache_.get(*IpPrefix::parse(prefix));
+    auto e = ipcache_.get(*IpPrefix::parseMasked(prefix));
     return e ? e->info.identity : 0;
   }
 
   // The endpoint manager's part: a pod's address in the ipcache with its identity.
   void address(const char* ip, identity::NumericIdentity id) {
     ASSERT_TRUE(ipcache_
-                    .upsert(*IpPrefix::parse(ip, true), ipcache::Info{id, std::nullopt, 0, 0},
+                    .upsert(*IpPrefix::parseMasked(ip, true), ipcache::Info{id, std::nullopt, 0, 0},
                             ipcache::Source::kLocal)
                     .ok());
   }
   void noAddress(const char* ip) {
-    ASSERT_TRUE(ipcache_.remove(*IpPrefix::parse(ip, true), ipcache::Source::kLocal).ok());
+    ASSERT_TRUE(ipcache_.remove(*IpPrefix::parseMasked(ip, true), ipcache::Source::kLocal).ok());
   }
 
   datapath::FakeMaps maps_;

@@ -279,7 +279,7 @@ TEST(PolicyPropertyTest, IncrementalDeltasEqualFullRecomputation) {
       } else if (op < 11) {
         // An address (inside the blocks, inside the except, or outside) moves to an identity
         // (maybe one released meanwhile) or goes away.
-        auto prefix = *IpPrefix::parse(fmt::format("10.0.0.{}/32", rng() % 160));
+        auto prefix = *IpPrefix::parseMasked(fmt::format("10.0.0.{}/32", rng() % 160));
         if (rng() % 3 == 0 || live.empty()) {
           ASSERT_TRUE(addresses.remove(prefix, ipcache::Source::kLocal).ok());
         } else {

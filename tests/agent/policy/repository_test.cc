@@ -122,15 +122,15 @@ metadata: {name: out}
 spec: {endpointSelector: {}, egress: [{toCIDR: [10.0.0.0/8]}]}
 )";
     ASSERT_TRUE(engine.import(p).ok());
-    auto id = ipcache.get(*IpPrefix::parse("10.0.0.0/8"))->info.identity;
+    auto id = ipcache.get(*IpPrefix::parseMasked("10.0.0.0/8"))->info.identity;
     auto writes = maps.ipcache.updates();
     ASSERT_TRUE(engine.import(p).ok());
-    EXPECT_EQ(ipcache.get(*IpPrefix::parse("10.0.0.0/8"))->info.identity, id);
+    EXPECT_EQ(ipcache.get(*IpPrefix::parseMasked("10.0.0.0/8"))->info.identity, id);
     EXPECT_EQ(maps.ipcache.updates(), writes) << "a replacement does not churn the ipcache";
-    EXPECT_EQ(cidrs.held().at(*IpPrefix::parse("10.0.0.0/8")).second, 1u);
+    EXPECT_EQ(cidrs.held().at(*IpPrefix::parseMasked("10.0.0.0/8")).second, 1u);
     ASSERT_TRUE(engine.deleteObject("CiliumClusterwideNetworkPolicy", "", "out").ok());
     EXPECT_TRUE(cidrs.held().empty());
-    EXPECT_FALSE(ipcache.get(*IpPrefix::parse("10.0.0.0/8")).has_value());
+    EXPECT_FALSE(ipcache.get(*IpPrefix::parseMasked("10.0.0.0/8")).has_value());
   }
 }
 

@@ -277,7 +277,7 @@ TEST_F(ResolveTest, Entities) {
 }
 
 TEST_F(ResolveTest, WorldEntityAlsoSelectsCidrIdentities) {
-  auto c = ids_->allocateCidr(*IpPrefix::parse("8.8.8.0/24"));
+  auto c = ids_->allocateCidr(*IpPrefix::parseMasked("8.8.8.0/24"));
   ASSERT_TRUE(c.ok());
   import(cnp("  egress:\n  - toEntities: [world]\n"));
   EXPECT_TRUE(entries(web_).count(fmt::format("out {} any allow", c->id)));
@@ -299,7 +299,7 @@ class CidrTest : public ResolveTest {
     ResolveTest::TearDown();
   }
   identity::NumericIdentity cidrId(const char* prefix) {
-    auto e = ipcache_.get(*IpPrefix::parse(prefix));
+    auto e = ipcache_.get(*IpPrefix::parseMasked(prefix));
     return e ? e->info.identity : 0;
   }
 
@@ -318,10 +318,10 @@ TEST_F(CidrTest, ToCidrGetsIdentitiesAndIpcacheEntries) {
   ASSERT_NE(c10, 0u);
   ASSERT_NE(c192, 0u);
   EXPECT_TRUE(identity::isLocal(c10));
-  EXPECT_EQ(ipcache_.get(*IpPrefix::parse("10.0.0.0/8"))->source, ipcache::Source::kGenerated);
+  EXPECT_EQ(ipcache_.get(*IpPrefix::parseMasked("10.0.0.0/8"))->source, ipcache::Source::kGenerated);
   // The kernel ipcache has the prefix, so 10.x addresses resolve to the CIDR identity.
   EXPECT_TRUE(
-      (*maps_.ipcache.lookup(ipcache::kernelKey(*IpPrefix::parse("10.0.0.0/8")))).has_value());
+      (*maps_.ipcache.lookup(ipcache::kernelKey(*IpPrefix::parseMasked("10.0.0.0/8")))).has_value());
   EXPECT_EQ(entries(web_), (S{"in 0 any allow", fmt::format("out {} TCP/5432 allow", c10),
                               fmt::format("out {} TCP/5432 allow", c192)}));
   // Deleting the policy releases the prefixes.

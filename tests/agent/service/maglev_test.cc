@@ -140,7 +140,7 @@ TEST_F(MaglevManagerTest, LargeSyncWritesEveryTableInChunks) {
   for (int i = 0; i < 100; i++) {
     Service s;
     s.name = {"default", "web" + std::to_string(i)};
-    s.cluster_ip = IpAddr::v4(0x0a600000u + i + 1);
+    s.cluster_ip = IpAddr::fromHostOrder(0x0a600000u + i + 1);
     ServicePort p;
     p.name = "http";
     p.port = 80;

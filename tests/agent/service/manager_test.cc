@@ -138,7 +138,7 @@ class ManagerTest : public ::testing::Test {
     for (uint16_t s = 1; s <= (*fe)->count; s++) {
       auto id = m_.slots.lookup(lb4_slot_key{(*fe)->rev_nat_index, (*fe)->gen, s});
       auto b = m_.backends.lookup(**id);
-      out.insert(IpAddr::v4(ntohl((*b)->address)).toString() + ":" +
+      out.insert(IpAddr::fromHostOrder(ntohl((*b)->address)).toString() + ":" +
                  std::to_string(ntohs((*b)->port)));
     }
     return out;
@@ -163,7 +163,7 @@ TEST_F(ManagerTest, ClusterIpProgramsFrontendSlotsBackendsAndRevNat) {
   ASSERT_EQ(list.size(), 1u);
   auto rn = m_.revnat.lookup(list[0].id);
   ASSERT_TRUE(rn->has_value());
-  EXPECT_EQ(IpAddr::v4(ntohl((*rn)->address)).toString(), "10.96.0.10");
+  EXPECT_EQ(IpAddr::fromHostOrder(ntohl((*rn)->address)).toString(), "10.96.0.10");
   EXPECT_EQ(ntohs((*rn)->port), 80);
   EXPECT_EQ(*m_.backends.count(), 2u);
 }
@@ -190,7 +190,7 @@ TEST_F(ManagerTest, TerminatingBackendStaysForExistingConnectionsButGetsNoSlot) 
   EXPECT_EQ(slotBackends("10.96.0.10", 80), (std::multiset<std::string>{"10.0.1.1:8080"}));
   bool terminating_present = false;
   (void)m_.backends.forEach([&](const uint32_t&, const lb4_backend& b) {
-    if (IpAddr::v4(ntohl(b.address)).toString() == "10.0.1.2" && b.state == LB_BACKEND_TERMINATING)
+    if (IpAddr::fromHostOrder(ntohl(b.address)).toString() == "10.0.1.2" && b.state == LB_BACKEND_TERMINATING)
       terminating_present = true;
     return true;
   });
@@ -388,7 +388,7 @@ TEST_F(ManagerTest, ManyServicesBatch) {
   for (int i = 0; i < 500; i++) {
     Service s = web({be("10.0.1.1", 8080), be("10.0.1.2", 8080)});
     s.name.name = "svc" + std::to_string(i);
-    s.cluster_ip = IpAddr::v4(0x0a600000u + i + 1);
+    s.cluster_ip = IpAddr::fromHostOrder(0x0a600000u + i + 1);
     svcs.push_back(s);
   }
   ASSERT_TRUE(mgr_.upsertServices(svcs).ok());
@@ -409,7 +409,7 @@ TEST_F(ManagerTest, LargeSyncWritesInChunksWhilePlanning) {
   for (int i = 0; i < 300; i++) {
     Service s = web({be("10.0.1.1", 8080), be("10.0.2.1", static_cast<uint16_t>(9000 + i % 7))});
     s.name.name = "svc" + std::to_string(i);
-    s.cluster_ip = IpAddr::v4(0x0a600000u + i + 1);
+    s.cluster_ip = IpAddr::fromHostOrder(0x0a600000u + i + 1);
     s.ports[0].node_port = static_cast<uint16_t>(30000 + i);  // a second frontend each
     svcs.push_back(s);
   }

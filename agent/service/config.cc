@@ -1,0 +1,77 @@
+// The service load balancer's configuration keys.
+#include "agent/service/config.h"
+
+namespace cilium::service {
+
+std::vector<std::string> Config::devicesList() const {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= devices.size()) {
+    size_t end = devices.find(',', start);
+    if (end == std::string::npos) end = devices.size();
+    if (end > start) out.push_back(devices.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+const config::Registry<Config>& configKeys() {
+  static const auto* r = [] {
+    using config::invalidValue;
+    auto* r = new config::Registry<Config>;
+    r->string("devices",
+              "Native devices for NodePort, externalIPs and LoadBalancer, comma-separated "
+              "(\"\": none)",
+              &Config::devices, [](std::string_view v) -> Status {
+                size_t start = 0;
+                while (start <= v.size()) {
+                  size_t end = v.find(',', start);
+                  if (end == std::string_view::npos) end = v.size();
+                  std::string_view d = v.substr(start, end - start);
+                  if (d.size() > 15)
+                    return invalidValue("a device name is longer than 15 characters");
+                  if (d.find_first_of(" /:") != std::string_view::npos)
+                    return invalidValue("a device name contains a space, '/' or ':'");
+                  start = end + 1;
+                }
+                return okStatus();
+              });
+    r->uint("bpf-lb-map-max", "Maximum entries in the load-balancing maps", &Config::bpf_lb_map_max,
+            1 << 10, 1 << 24);
+    r->string("ipv4-service-loopback-address",
+              "Source address of a pod's packets to itself through a Service (hairpin)",
+              &Config::ipv4_service_loopback_address, [](std::string_view v) -> Status {
+                auto a = IpAddr::parse(v);
+                if (!a.ok() || !a->isV4() || a->v4NetworkOrder() == 0)
+                  return invalidValue("is not an IPv4 unicast address");
+                return okStatus();
+              });
+    r->choice("bpf-lb-acceleration",
+              "XDP acceleration of NodePort to remote backends on the devices: native (a device "
+              "without driver support fails the start), best-effort (such a device gets tc only) "
+              "or disabled",
+              &Config::bpf_lb_acceleration, {"disabled", "native", "best-effort"});
+    r->choice("bpf-lb-algorithm",
+              "How a Service's backend is picked for a new connection: random, or maglev "
+              "(consistent hashing of the client)",
+              &Config::bpf_lb_algorithm, {"random", "maglev"});
+    r->boolean("bpf-lb-algorithm-annotation",
+               "Let a Service's service.cilium.io/lb-algorithm annotation (random, maglev) "
+               "override bpf-lb-algorithm",
+               &Config::bpf_lb_algorithm_annotation);
+    auto& maglev = r->uint("bpf-lb-maglev-table-size",
+                           "Entries in each Service's Maglev table (a prime: 251, 509, 1021, "
+                           "2039, 4093, 8191, 16381, 32749, 65521)",
+                           &Config::bpf_lb_maglev_table_size, 251, 65521);
+    maglev.set = [range = maglev.set](Config& c, std::string_view v) -> Status {
+      CILIUM_RETURN_IF_ERROR(range(c, v));
+      for (uint32_t p : {251u, 509u, 1021u, 2039u, 4093u, 8191u, 16381u, 32749u, 65521u})
+        if (c.bpf_lb_maglev_table_size == p) return okStatus();
+      return invalidValue("is not one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521");
+    };
+    return r;
+  }();
+  return *r;
+}
+
+}  // namespace cilium::service

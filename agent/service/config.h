@@ -1,0 +1,30 @@
+// The service load balancer's configuration keys (devices, bpf-lb-*, the hairpin source
+// address): declared here, composed by the agent, read by ServiceComponent and the control plane.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "agent/config/config.h"
+
+namespace cilium::service {
+
+struct Config {
+  // Native devices NodePort / externalIPs / LoadBalancer are served on, comma-separated
+  // ("" = none); see devicesList().
+  std::string devices;
+  uint32_t bpf_lb_map_max = 65536;
+  // Source of a pod's packets to itself through a Service (hairpin, docs/services.md).
+  std::string ipv4_service_loopback_address = "169.254.42.1";
+  std::string bpf_lb_acceleration = "disabled";  // native | best-effort | disabled: XDP
+  std::string bpf_lb_algorithm = "random";       // random | maglev
+  bool bpf_lb_algorithm_annotation = false;      // read service.cilium.io/lb-algorithm
+  uint32_t bpf_lb_maglev_table_size = 16381;
+
+  // `devices` split on commas, empty items dropped.
+  std::vector<std::string> devicesList() const;
+};
+const config::Registry<Config>& configKeys();
+
+}  // namespace cilium::service
