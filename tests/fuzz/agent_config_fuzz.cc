@@ -76,8 +76,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (key.empty() || key == "." || key == ".." || key.find('/') != std::string::npos ||
         key.size() > 200)
       continue;
-    std::string value = eq == std::string::npos ? "" : std::string(line.substr(eq + 1));
-    for (size_t p = 0; (p = value.find("\\n", p)) != std::string::npos;) value.replace(p, 2, "\n");
+    std::string_view raw = eq == std::string::npos ? std::string_view() : line.substr(eq + 1);
+    std::string value;
+    for (size_t i = 0; i < raw.size(); i++) {
+      bool newline = raw[i] == '\\' && i + 1 < raw.size() && raw[i + 1] == 'n';
+      value += newline ? '\n' : raw[i];
+      i += newline ? 1 : 0;
+    }
     if (!writeFileAtomic(configDir() + "/" + key, value).ok()) std::abort();
   }
 
