@@ -95,11 +95,13 @@ run_target() {
     echo 2 >"$logs/$t.rc"
     return
   fi
-  local rc=0
+  local rc=0 dict=()
+  # Syntax tokens and edge values (tests/fuzz/dict/<target>.dict) for the text formats.
+  [ ! -f "$root/tests/fuzz/dict/$t.dict" ] || dict=(-dict="$root/tests/fuzz/dict/$t.dict")
   # The first directory collects new inputs; the seeds are read, never written.
   "$bin" -max_total_time="$time_s" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$dir/artifacts/" "${extra[@]}" "$dir/corpus" "$root/tests/fuzz/corpus/$t" \
-    >"$logs/$t.log" 2>&1 || rc=$?
+    -artifact_prefix="$dir/artifacts/" "${dict[@]}" "${extra[@]}" "$dir/corpus" \
+    "$root/tests/fuzz/corpus/$t" >"$logs/$t.log" 2>&1 || rc=$?
   echo $rc >"$logs/$t.rc"
 }
 
