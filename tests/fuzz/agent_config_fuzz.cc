@@ -6,8 +6,6 @@
 // --config-file and other --config-dir flags are dropped (config_file fuzzes the file's text).
 // Beyond "never crash": bad input is kInvalidArgument with a message; an accepted
 // configuration passes validateConfig, and every value renders and parses back to itself.
-#include <stdlib.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -17,6 +15,7 @@
 
 #include "agent/common/files.h"
 #include "agent/daemon/config.h"
+#include "tests/fuzz/scratch_dir.h"
 
 namespace {
 
@@ -24,17 +23,7 @@ namespace fs = std::filesystem;
 using namespace cilium;
 
 const std::string& configDir() {
-  static const std::string dir = [] {
-    std::string tmpl =
-        fs::is_directory("/dev/shm") ? "/dev/shm/cilium-fuzz-XXXXXX" : "/tmp/cilium-fuzz-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    static std::string keep = tmpl;
-    std::atexit([] {
-      std::error_code ec;
-      fs::remove_all(keep, ec);
-    });
-    return tmpl + "/config";
-  }();
+  static const std::string dir = fuzz::scratchDir() + "/config";
   return dir;
 }
 

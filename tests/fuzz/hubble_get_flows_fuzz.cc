@@ -6,10 +6,10 @@
 // request's filters.
 #include <cstdint>
 #include <cstdlib>
-#include <filesystem>
 #include <memory>
 #include <string>
 
+#include <google/protobuf/stubs/logging.h>
 #include <grpcpp/grpcpp.h>
 
 #include "agent/common/log.h"
@@ -18,6 +18,7 @@
 #include "agent/hubble/resolver.h"
 #include "agent/hubble/server.h"
 #include "tests/agent/hubble/event_builder.h"
+#include "tests/fuzz/scratch_dir.h"
 
 namespace {
 
@@ -60,6 +61,8 @@ Fixture& fixture() {
   // Never destroyed: the server's threads must not outlive what they use at exit.
   static Fixture* f = [] {
     cilium::setLogLevel("off");
+    // Strings that are not UTF-8 make protobuf log every refused parse: noise, and slow.
+    google::protobuf::SetLogHandler(nullptr);
     auto* fx = new Fixture();
     fx->resolver.addEndpoint({1, 256, "client", "default", {"k8s:app=client"}},
                              {*cilium::IpAddr::parse("10.200.0.11")});
@@ -71,16 +74,8 @@ Fixture& fixture() {
     fx->pipeline = std::make_unique<hubble::FlowPipeline>(po, &fx->resolver, &fx->resolver);
     if (!fx->pipeline->start().ok()) std::abort();
     feed(*fx->pipeline);
-    std::string dir = std::filesystem::is_directory("/dev/shm") ? "/dev/shm/cilium-fuzz-XXXXXX"
-                                                                : "/tmp/cilium-fuzz-XXXXXX";
-    if (::mkdtemp(dir.data()) == nullptr) std::abort();
-    static std::string keep = dir;
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(keep, ec);
-    });
     hubble::ServerOptions so;
-    so.unix_socket = dir + "/hubble.sock";
+    so.unix_socket = cilium::fuzz::scratchDir() + "/hubble.sock";
     so.version = "fuzz";
     fx->server = std::make_unique<hubble::HubbleServer>(*fx->pipeline, so);
     if (!fx->server->start().ok()) std::abort();

@@ -8,9 +8,6 @@
 // restored survives its own persist-then-restore trip unchanged (a restart after a restart
 // gives the same state). The IPAM part is in state_files_ipam.cc: agent/common has two IP
 // address types (inet.h, ip_prefix.h) that cannot meet in one translation unit.
-#include <stdlib.h>
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -24,6 +21,7 @@
 #include "agent/endpoint/endpoint.h"
 #include "agent/identity/allocator.h"
 #include "agent/policy/policy.h"
+#include "tests/fuzz/scratch_dir.h"
 
 namespace cilium::fuzz {
 void ipamState(std::string_view text, const std::string& dir);
@@ -32,22 +30,6 @@ void ipamState(std::string_view text, const std::string& dir);
 namespace {
 
 using cilium::ErrorCode;
-
-// A scratch directory for the files, on tmpfs when there is one; removed at exit.
-const std::string& scratch() {
-  static const std::string dir = [] {
-    std::string tmpl = std::filesystem::is_directory("/dev/shm") ? "/dev/shm/cilium-fuzz-XXXXXX"
-                                                                 : "/tmp/cilium-fuzz-XXXXXX";
-    if (::mkdtemp(tmpl.data()) == nullptr) std::abort();
-    static std::string keep = tmpl;
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(keep, ec);
-    });
-    return tmpl;
-  }();
-  return dir;
-}
 
 void write(const std::string& path, std::string_view content) {
   if (!cilium::writeFileAtomic(path, content, 0600).ok()) std::abort();
@@ -72,7 +54,7 @@ void endpointState(std::string_view text) {
 
 void identityState(std::string_view text) {
   using cilium::identity::LocalBackend;
-  const std::string dir = scratch() + "/identity";
+  const std::string dir = cilium::fuzz::scratchDir() + "/identity";
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   write(dir + "/identities.json", text);
@@ -129,7 +111,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 4) {
     case 0: endpointState(text); break;
-    case 1: cilium::fuzz::ipamState(text, scratch()); break;
+    case 1: cilium::fuzz::ipamState(text, cilium::fuzz::scratchDir()); break;
     case 2: identityState(text); break;
     case 3: policyState(text); break;
   }

@@ -4,7 +4,6 @@
 // is collected or streamed to a sink (as GET /monitor reads it). Beyond "never crash, never
 // hang": a refusal is kInternal (not HTTP) or kUnavailable (cut short) and names the socket; an
 // answer has a three-digit status, and a streamed body reaches only the sink.
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -13,12 +12,12 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
 #include <mutex>
 #include <string>
 #include <thread>
 
 #include "api/client/unix_http.h"
+#include "tests/fuzz/scratch_dir.h"
 
 namespace {
 
@@ -28,11 +27,7 @@ using namespace std::chrono_literals;
 class FakeAgent {
  public:
   FakeAgent() {
-    std::string dir = std::filesystem::is_directory("/dev/shm") ? "/dev/shm/cilium-fuzz-XXXXXX"
-                                                                : "/tmp/cilium-fuzz-XXXXXX";
-    if (::mkdtemp(dir.data()) == nullptr) std::abort();
-    dir_ = dir;
-    path_ = dir + "/agent.sock";
+    path_ = cilium::fuzz::scratchDir() + "/agent.sock";
     listener_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
@@ -49,7 +44,6 @@ class FakeAgent {
     answer_ = std::move(bytes);
   }
   const std::string& path() const { return path_; }
-  const std::string& dir() const { return dir_; }
 
  private:
   void serve() {
@@ -78,22 +72,14 @@ class FakeAgent {
     }
   }
 
-  std::string dir_, path_;
+  std::string path_;
   int listener_ = -1;
   std::mutex mu_;
   std::string answer_;
 };
 
 FakeAgent& agent() {
-  static FakeAgent* a = [] {
-    auto* fa = new FakeAgent();
-    static std::string dir = fa->dir();
-    std::atexit([] {
-      std::error_code ec;
-      std::filesystem::remove_all(dir, ec);
-    });
-    return fa;
-  }();
+  static FakeAgent* a = new FakeAgent();
   return *a;
 }
 
