@@ -16,6 +16,10 @@ if(CILIUM_FUZZ AND NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
   message(FATAL_ERROR "CILIUM_FUZZ=ON needs clang: -DCMAKE_CXX_COMPILER=clang++")
 endif()
 
+# `fuzzers` builds every libFuzzer binary and only the libraries they need (scripts/fuzz.sh and
+# the `fuzz` tier of scripts/test.sh build it).
+add_custom_target(fuzzers)
+
 function(cilium_fuzz name)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   set(corpus ${CILIUM_FUZZ_CORPUS_DIR}/${name})
@@ -34,5 +38,6 @@ function(cilium_fuzz name)
     cilium_executable(${name}_fuzzer SOURCES ${ARG_SOURCES} DEPS ${ARG_DEPS})
     target_compile_options(${name}_fuzzer PRIVATE -fsanitize=fuzzer)
     target_link_options(${name}_fuzzer PRIVATE -fsanitize=fuzzer)
+    add_dependencies(fuzzers ${name}_fuzzer)
   endif()
 endfunction()

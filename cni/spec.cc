@@ -70,7 +70,9 @@ std::string_view commandName(Command c) {
 std::string CniError::toJson(std::string_view cni_version) const {
   nlohmann::json j = {{"cniVersion", cni_version}, {"code", static_cast<int>(code)}, {"msg", msg}};
   if (!details.empty()) j["details"] = details;
-  return j.dump();
+  // Messages quote the runtime's input (environment, a JSON parser's view of stdin), which need
+  // not be UTF-8: dump() would throw and the plugin die without an answer.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 std::string Environment::arg(std::string_view key) const {

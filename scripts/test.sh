@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
 # README command 2: installs what is missing, builds, and runs every test tier (unit, unit under
-# ASan+UBSan, bpf, netns, e2e), then prints a summary. As root the privileged tiers must run;
-# otherwise they are reported as skipped.
+# ASan+UBSan, a libFuzzer smoke run of every fuzz target, bpf, netns, e2e), then prints a summary.
+# As root the privileged tiers must run; otherwise they are reported as skipped.
 #
 #   scripts/test.sh              everything
-#   scripts/test.sh unit bpf     only these tiers ("asan" is the sanitizer pass of the unit tier)
+#   scripts/test.sh unit bpf     only these tiers ("asan" is the sanitizer pass of the unit tier,
+#                                "fuzz" runs scripts/fuzz.sh on every target for
+#                                $CILIUM_FUZZ_SMOKE_SECONDS, default 20, two at a time)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 tiers=("$@")
-[ ${#tiers[@]} -gt 0 ] || tiers=(unit asan bpf netns e2e)
+[ ${#tiers[@]} -gt 0 ] || tiers=(unit asan fuzz bpf netns e2e)
 
 ./scripts/install-deps.sh
 start=$(date +%s)
@@ -29,6 +31,36 @@ total_skipped=0
 for tier in "${tiers[@]}"; do
   echo
   echo "=== tier: $tier ==="
+  if [ "$tier" = fuzz ]; then
+    # libFuzzer needs clang (always installed in CI): without it the tier is skipped, not failed.
+    if ! command -v clang++ >/dev/null || ! command -v clang >/dev/null; then
+      result[$tier]="skipped clang/clang++ not found: libFuzzer needs clang (scripts/install-deps.sh)"
+      continue
+    fi
+    # A fresh corpus every run (seeds only), so a smoke run does not depend on earlier ones;
+    # reproducers stay in build-fuzz/fuzz-smoke/<target>/findings until the next run.
+    rm -rf build-fuzz/fuzz-smoke
+    fuzz_summary=$(mktemp)
+    ./scripts/fuzz.sh --time "${CILIUM_FUZZ_SMOKE_SECONDS:-20}" --jobs 2 \
+      --corpus-dir "$root/build-fuzz/fuzz-smoke" --summary "$fuzz_summary" || true
+    passed=$(grep -c ' ok ' "$fuzz_summary" || true)
+    failed=$(grep -vc ' ok ' "$fuzz_summary" || true)
+    total_passed=$((total_passed + passed))
+    total_failed=$((total_failed + failed))
+    execs=$(sed -nE 's/.* execs=([0-9]+).*/\1/p' "$fuzz_summary" | awk '{s += $1} END {print s + 0}')
+    if [ "$passed" -gt 0 ] && [ "$failed" -eq 0 ]; then
+      result[$tier]="ok      $passed targets x ${CILIUM_FUZZ_SMOKE_SECONDS:-20} s, $execs execs, no findings"
+    elif [ $((passed + failed)) -eq 0 ]; then
+      result[$tier]="FAILED  build-fuzz did not build"
+      status=1
+    else
+      bad=$(grep -v ' ok ' "$fuzz_summary" | awk '{print $1 " " $2}' | paste -sd, - | sed 's/,/, /g')
+      result[$tier]="FAILED  $bad (reproducers: build-fuzz/fuzz-smoke/<target>/findings)"
+      status=1
+    fi
+    rm -f "$fuzz_summary"
+    continue
+  fi
   log=$(mktemp)
   if [ "$tier" = asan ]; then
     BUILD_DIR=build-asan BUILD_TARGET=unit_tests ./scripts/build.sh -DCILIUM_SANITIZE=ON -DCILIUM_BUILD_BENCH=OFF

@@ -152,11 +152,12 @@ std::string formatEvent(const cilium_event& ev) {
     case EVENT_DROP: what = fmt::format("drop ({})", dropReasonName(ev.subtype)); break;
     case EVENT_TRACE: what = fmt::format("trace {}", tracePointName(ev.subtype)); break;
     case EVENT_POLICY_VERDICT:
-      what = ev.verdict == 0
-                 ? fmt::format("policy-verdict allow ({})", policyMatchName(ev.match_type))
-                 : fmt::format("policy-verdict deny ({}, {})",
-                               dropReasonName(static_cast<uint8_t>(-ev.verdict)),
-                               policyMatchName(ev.match_type));
+      what =
+          ev.verdict == 0
+              ? fmt::format("policy-verdict allow ({})", policyMatchName(ev.match_type))
+              : fmt::format("policy-verdict deny ({}, {})",
+                            dropReasonName(static_cast<uint8_t>(-static_cast<int64_t>(ev.verdict))),
+                            policyMatchName(ev.match_type));
       break;
     default: what = std::string(eventTypeName(ev.type)); break;
   }

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstring>
 #include <functional>
+#include <optional>
 
 #include "agent/common/fd.h"
 #include "agent/common/files.h"
@@ -65,9 +66,34 @@ class Message {
   std::vector<char> buf_;
 };
 
+using OnReply = std::function<void(const nlmsghdr*)>;
+
+// Walks the messages in the `len` bytes at `buf` (one recv()): messages of other requests are
+// skipped, DONE and ERROR end the request (their outcome is returned), `on_reply` sees the rest.
+// nullopt: the request goes on in the next datagram. Every length is checked before what it
+// covers is read, whatever the messages claim.
+std::optional<Status> walkReplies(const void* buf, size_t len, uint32_t seq,
+                                  const OnReply& on_reply) {
+  int rest = static_cast<int>(len);
+  for (auto* h = static_cast<const nlmsghdr*>(buf);
+       rest > 0 && NLMSG_OK(h, static_cast<unsigned>(rest)); h = NLMSG_NEXT(h, rest)) {
+    if (h->nlmsg_seq != seq) continue;
+    if (h->nlmsg_type == NLMSG_DONE) return okStatus();
+    if (h->nlmsg_type == NLMSG_ERROR) {
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof(nlmsgerr)))
+        return makeError(ErrorCode::kInternal, "netlink: truncated error message");
+      int error = static_cast<const nlmsgerr*>(NLMSG_DATA(h))->error;
+      if (error == 0) return okStatus();
+      return errnoError(error < 0 && error > -4096 ? -error : EPROTO, "netlink");
+    }
+    if (on_reply) on_reply(h);
+  }
+  return std::nullopt;
+}
+
 // Sends `msg` and reads replies until the ACK (or the end of a dump). `on_reply` sees every
 // non-error message.
-Status transact(Message& msg, const std::function<void(const nlmsghdr*)>& on_reply = {}) {
+Status transact(Message& msg, const OnReply& on_reply = {}) {
   UniqueFd fd(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE));
   if (!fd) return errnoError(errno, "netlink socket");
   // A reply that never comes must not hang the agent.
@@ -88,18 +114,7 @@ Status transact(Message& msg, const std::function<void(const nlmsghdr*)>& on_rep
       if (errno == EINTR) continue;
       return errnoError(errno, "netlink receive");
     }
-    int len = static_cast<int>(n);
-    for (auto* h = reinterpret_cast<nlmsghdr*>(rx.data()); NLMSG_OK(h, static_cast<unsigned>(len));
-         h = NLMSG_NEXT(h, len)) {
-      if (h->nlmsg_seq != my_seq) continue;
-      if (h->nlmsg_type == NLMSG_DONE) return okStatus();
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        auto* err = static_cast<nlmsgerr*>(NLMSG_DATA(h));
-        if (err->error == 0) return okStatus();
-        return errnoError(-err->error, "netlink");
-      }
-      if (on_reply) on_reply(h);
-    }
+    if (auto done = walkReplies(rx.data(), static_cast<size_t>(n), my_seq, on_reply)) return *done;
   }
 }
 
@@ -109,24 +124,35 @@ std::string macText(const unsigned char* b, size_t len) {
   return s;
 }
 
+// A string attribute: up to its NUL, never past its payload.
+std::string attrString(const rtattr* a) {
+  auto* p = static_cast<const char*>(RTA_DATA(a));
+  return std::string(p, ::strnlen(p, RTA_PAYLOAD(a)));
+}
+
+// A message too short for its ifinfomsg gives an empty Link (ifindex 0).
 Link parseLink(const nlmsghdr* h) {
-  auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
   Link l;
+  if (h->nlmsg_len < NLMSG_LENGTH(sizeof(ifinfomsg))) return l;
+  auto* ifi = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
   l.ifindex = ifi->ifi_index;
   l.up = (ifi->ifi_flags & IFF_UP) != 0;
   int len = static_cast<int>(IFLA_PAYLOAD(h));
   for (auto* a = IFLA_RTA(ifi); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
     switch (a->rta_type) {
-      case IFLA_IFNAME: l.name = static_cast<const char*>(RTA_DATA(a)); break;
+      case IFLA_IFNAME: l.name = attrString(a); break;
       case IFLA_LINK_NETNSID: l.peer_in_other_netns = true; break;
-      case IFLA_MTU: std::memcpy(&l.mtu, RTA_DATA(a), sizeof(uint32_t)); break;
+      case IFLA_MTU:
+        if (RTA_PAYLOAD(a) >= sizeof(uint32_t)) std::memcpy(&l.mtu, RTA_DATA(a), sizeof(uint32_t));
+        break;
       case IFLA_ADDRESS:
         l.mac = macText(static_cast<const unsigned char*>(RTA_DATA(a)), RTA_PAYLOAD(a));
         break;
       case IFLA_LINKINFO: {
         int ilen = static_cast<int>(RTA_PAYLOAD(a));
-        for (auto* i = static_cast<rtattr*>(RTA_DATA(a)); RTA_OK(i, ilen); i = RTA_NEXT(i, ilen))
-          if (i->rta_type == IFLA_INFO_KIND) l.kind = static_cast<const char*>(RTA_DATA(i));
+        for (auto* i = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(i, ilen);
+             i = RTA_NEXT(i, ilen))
+          if (i->rta_type == IFLA_INFO_KIND) l.kind = attrString(i);
         break;
       }
       default: break;
@@ -314,7 +340,7 @@ Result<std::vector<Address4>> addresses4(int ifindex) {
   m.append(ifa);
   std::vector<Address4> out;
   CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
-    if (h->nlmsg_type != RTM_NEWADDR) return;
+    if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
     const auto* msg = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
     // The dump ignores the index filter on older kernels: filter here.
     if (msg->ifa_family != AF_INET || static_cast<int>(msg->ifa_index) != ifindex) return;

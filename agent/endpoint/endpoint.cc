@@ -91,6 +91,12 @@ Result<Endpoint> fromStateJson(const nlohmann::json& j, const std::string& origi
     return makeError(ErrorCode::kInvalidArgument, "{}: {}", origin, what);
   };
   if (!j.is_object()) return fail("not a JSON object");
+  // nlohmann converts a float to an integer type without a range check (undefined behaviour for
+  // 1e300): numbers must be integers.
+  for (const char* key : {"id", "interface-index", "identity", "policy-revision"}) {
+    if (auto it = j.find(key); it != j.end() && it->is_number_float())
+      return fail(fmt::format("{}: not an integer", key));
+  }
   Endpoint ep;
   Spec& s = ep.spec;
   try {
@@ -120,6 +126,8 @@ Result<Endpoint> fromStateJson(const nlohmann::json& j, const std::string& origi
     s.labels = std::move(*labels);
     if (auto ports = j.find("named-ports"); ports != j.end()) {
       for (const auto& p : *ports) {
+        if (p.at("port").is_number_float() || p.at("protocol").is_number_float())
+          return fail("named-ports: port and protocol must be integers");
         s.named_ports.push_back(NamedPort{p.at("name").get<std::string>(),
                                           p.at("port").get<uint16_t>(),
                                           p.at("protocol").get<uint8_t>()});

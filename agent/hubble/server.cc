@@ -22,7 +22,15 @@ auto log() {
   return l;
 }
 
-int64_t tsNs(const google::protobuf::Timestamp& t) { return t.seconds() * 1000000000 + t.nanos(); }
+// A client may send any Timestamp: beyond what int64 nanoseconds hold (years 1678 to 2262) it
+// saturates, which keeps since/until comparisons in order.
+int64_t tsNs(const google::protobuf::Timestamp& t) {
+  int64_t ns = 0;
+  if (__builtin_mul_overflow(t.seconds(), int64_t{1000000000}, &ns) ||
+      __builtin_add_overflow(ns, int64_t{t.nanos()}, &ns))
+    return t.seconds() < 0 ? INT64_MIN : INT64_MAX;
+  return ns;
+}
 
 // How long a query waits for the flows of packets that passed before it to reach the ring.
 constexpr std::chrono::milliseconds kSyncTimeout{1000};

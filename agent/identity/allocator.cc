@@ -103,7 +103,12 @@ Status LocalBackend::load() {
   };
   auto j = nlohmann::json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) return corrupt("not a JSON object");
-  if (j.value("version", 0) != kFileVersion) return corrupt("unknown version");
+  // Every field's type is checked before it is read: a hand-edited or damaged file must give
+  // this error, not an exception or an out-of-range conversion.
+  auto version = j.find("version");
+  if (version == j.end() || !version->is_number_integer() ||
+      version->get<int64_t>() != kFileVersion)
+    return corrupt("unknown version");
   auto next = j.find("next");
   auto seq = j.find("seq");
   auto ids = j.find("identities");
@@ -124,10 +129,15 @@ Status LocalBackend::load() {
     if (n < min_ || n > max_) return corrupt(fmt::format("identity {} is outside the range", n));
     auto parsed = labels::Labels::fromJson(*lbls, "labels");
     if (!parsed.ok() || parsed->empty()) return corrupt(fmt::format("identity {}: bad labels", n));
+    auto in_use = e.find("inUse");
+    auto released = e.find("releasedSeq");
+    if ((in_use != e.end() && !in_use->is_boolean()) ||
+        (released != e.end() && !released->is_number_unsigned()))
+      return corrupt(fmt::format("identity {}: bad inUse or releasedSeq", n));
     Slot s;
     s.labels = std::move(*parsed);
-    s.in_use = e.value("inUse", false);
-    s.released_seq = e.value("releasedSeq", uint64_t{0});
+    s.in_use = in_use != e.end() && in_use->get<bool>();
+    s.released_seq = released == e.end() ? 0 : released->get<uint64_t>();
     auto key = s.labels.sortedList();
     auto nid = static_cast<NumericIdentity>(n);
     if (!by_labels_.emplace(key, nid).second || !slots_.emplace(nid, std::move(s)).second)

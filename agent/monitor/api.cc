@@ -122,7 +122,11 @@ class ClientStream final : public api::StreamSource {
 api::MonitorEvent toApiEvent(const cilium_event& ev, int64_t boot_offset_ns) {
   api::MonitorEvent e;
   e.type = std::string(datapath::eventTypeName(ev.type));
-  e.timestamp = timestamp(static_cast<int64_t>(ev.ktime_ns) + boot_offset_ns);
+  // A corrupted record's time must not overflow: it saturates (and reads as absurd).
+  int64_t wall_ns = 0;
+  if (__builtin_add_overflow(static_cast<int64_t>(ev.ktime_ns), boot_offset_ns, &wall_ns))
+    wall_ns = boot_offset_ns < 0 ? INT64_MIN : INT64_MAX;
+  e.timestamp = timestamp(wall_ns);
   e.source = ev.source;
   e.ifindex = ev.ifindex;
   e.length = ev.len_orig;
@@ -145,8 +149,9 @@ api::MonitorEvent toApiEvent(const cilium_event& ev, int64_t boot_offset_ns) {
       e.verdict = ev.verdict == 0 ? "allow" : ev.verdict > 0 ? "redirect" : "deny";
       if (ev.audited != 0) e.verdict = "audit";
       if (ev.verdict < 0) {
-        e.drop_reason = -ev.verdict;
-        e.drop_reason_desc = datapath::dropReasonName(static_cast<uint8_t>(-ev.verdict));
+        // In 64 bits: a verdict of INT32_MIN (a corrupted record) must not overflow.
+        e.drop_reason = -static_cast<int64_t>(ev.verdict);
+        e.drop_reason_desc = datapath::dropReasonName(static_cast<uint8_t>(e.drop_reason));
       }
       if (ev.verdict > 0) e.proxy_port = ev.verdict;
       e.match_type = std::string(datapath::policyMatchName(ev.match_type));

@@ -3,6 +3,8 @@
 // protobuf round trip and renders in every CLI format; a filter either compiles or is refused.
 #include <cstdlib>
 
+#include <google/protobuf/stubs/logging.h>
+
 #include "agent/bpf/abi.h"
 #include "agent/hubble/cli/cli.h"
 #include "agent/hubble/decoder.h"
@@ -12,6 +14,9 @@
 namespace {
 
 int hubbleDecode(const uint8_t* data, size_t size) {
+  // Strings that are not UTF-8 make protobuf log every refused parse: noise, and slow.
+  static bool quiet = (google::protobuf::SetLogHandler(nullptr), true);
+  (void)quiet;
   static cilium::hubble::StaticResolver* resolver = [] {
     auto* r = new cilium::hubble::StaticResolver();
     r->addEndpoint({1, 1001, "client", "default", {"k8s:app=client"}},

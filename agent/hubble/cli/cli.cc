@@ -43,7 +43,11 @@ Result<int64_t> parseTime(std::string_view flag, std::string_view v, int64_t now
     auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
     if (ec != std::errc() || p != num.data() + num.size()) return bad(flag, v, "bad duration");
     int64_t unit = v.back() == 's' ? 1 : v.back() == 'm' ? 60 : v.back() == 'h' ? 3600 : 86400;
-    return now_ns - n * unit * 1000000000;
+    int64_t ago = 0, ns = 0;
+    if (__builtin_mul_overflow(n, unit * 1000000000, &ago) ||
+        __builtin_sub_overflow(now_ns, ago, &ns))
+      return bad(flag, v, "duration out of range");
+    return ns;
   }
   std::string s(v);
   tm t{};
@@ -63,15 +67,24 @@ Result<int64_t> parseTime(std::string_view flag, std::string_view v, int64_t now
   if (*rest == 'Z') {
     ++rest;
   } else if (*rest == '+' || *rest == '-') {
-    int hh = 0, mm = 0;
-    if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2) return bad(flag, v, "bad UTC offset");
+    // Exactly "hh:mm" (each character checked before the next is read: the text may end).
+    auto two = [](const char* p) {
+      return std::isdigit(static_cast<unsigned char>(p[0])) &&
+             std::isdigit(static_cast<unsigned char>(p[1]));
+    };
+    if (!two(rest + 1) || rest[3] != ':' || !two(rest + 4)) return bad(flag, v, "bad UTC offset");
+    int hh = (rest[1] - '0') * 10 + (rest[2] - '0'), mm = (rest[4] - '0') * 10 + (rest[5] - '0');
     offset = (hh * 3600 + mm * 60) * (*rest == '+' ? 1 : -1);
     rest += 6;
   } else {
     return bad(flag, v, "needs a Z or +hh:mm offset");
   }
   if (*rest) return bad(flag, v, "trailing text");
-  return (static_cast<int64_t>(timegm(&t)) - offset) * 1000000000 + frac_ns;
+  int64_t ns = 0;
+  if (__builtin_mul_overflow(static_cast<int64_t>(timegm(&t)) - offset, int64_t{1000000000}, &ns) ||
+      __builtin_add_overflow(ns, frac_ns, &ns))
+    return bad(flag, v, "time out of range (years 1678 to 2262)");
+  return ns;
 }
 
 void setTs(google::protobuf::Timestamp* ts, int64_t ns) {
