@@ -13,6 +13,8 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   nlohmann-json3-dev libspdlog-dev libfmt-dev libboost-dev libcpp-httplib-dev libssl-dev libbrotli-dev
   libyaml-cpp-dev libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # the Prometheus registry and text exposition (prometheus-cpp's core library)
+  prometheus-cpp-dev
   # network namespaces, traffic and inspection for tests and the demo
   iproute2 iputils-ping util-linux procps socat iperf3 curl netcat-openbsd tcpdump ethtool
   # JSON on the command line for the local node tool and the demo (deploy/local, scripts/demo.sh)
