@@ -71,20 +71,32 @@ void orderSamples(prometheus::MetricFamily& f, const std::vector<std::string>& n
     }
   }
   if (samples.size() < 2 || n == 0) return;
-  // Sort pointers (a ClientMetric is large to move), comparing values only: names are equal.
-  std::vector<prometheus::ClientMetric*> order(samples.size());
-  for (size_t i = 0; i < samples.size(); ++i) order[i] = &samples[i];
-  std::sort(order.begin(), order.end(), [n](const auto* a, const auto* b) {
+  // Sort indices (a ClientMetric is large to move), comparing values only: names are equal.
+  // Then put each sample in its place, following the permutation's cycles.
+  std::vector<uint32_t> order(samples.size());
+  for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+    const auto& la = samples[a].label;
+    const auto& lb = samples[b].label;
     for (size_t i = 0; i < n; ++i) {
-      int c = a->label[i].value.compare(b->label[i].value);
+      int c = la[i].value.compare(lb[i].value);
       if (c != 0) return c < 0;
     }
     return false;
   });
-  std::vector<prometheus::ClientMetric> sorted;
-  sorted.reserve(samples.size());
-  for (auto* m : order) sorted.push_back(std::move(*m));
-  samples = std::move(sorted);
+  for (uint32_t start = 0; start < order.size(); ++start) {
+    if (order[start] == start) continue;
+    prometheus::ClientMetric held = std::move(samples[start]);
+    uint32_t at = start;
+    while (order[at] != start) {
+      uint32_t next = order[at];
+      samples[at] = std::move(samples[next]);
+      order[at] = at;
+      at = next;
+    }
+    samples[at] = std::move(held);
+    order[at] = at;
+  }
 }
 
 class MapSink : public SampleSink {

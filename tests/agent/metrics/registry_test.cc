@@ -3,7 +3,9 @@
 
 #include <httplib.h>
 
+#include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include <gtest/gtest.h>
 
@@ -106,6 +108,27 @@ TEST(RegistryTest, LabelsInDeclaredOrderSamplesSortedFamiliesWithoutSamplesListe
   EXPECT_EQ(r.gauge("a_empty", "again").error().code(), ErrorCode::kAlreadyExists);
   EXPECT_EQ(r.addCollector({"z_total", "again", MetricType::kGauge, {}}, {}).error().code(),
             ErrorCode::kAlreadyExists);
+}
+
+TEST(RegistryTest, ManySamplesComeOutSortedByLabelValues) {
+  Registry r;
+  auto* c = *r.counter("ports_total", "P", {"protocol", "port"});
+  std::vector<std::string> want;
+  for (int i = 0; i < 500; ++i) {
+    // Created in a scrambled order.
+    int port = (i * 7919) % 500;
+    std::string proto = i % 3 == 0 ? "UDP" : "TCP";
+    c->with({proto, std::to_string(port)}).inc(port + 1);
+    want.push_back("ports_total{protocol=\"" + proto + "\",port=\"" + std::to_string(port) +
+                   "\"} " + std::to_string(port + 1));
+  }
+  std::sort(want.begin(), want.end());
+  want.erase(std::unique(want.begin(), want.end()), want.end());
+  std::vector<std::string> got;
+  std::istringstream in(r.expose());
+  for (std::string line; std::getline(in, line);)
+    if (!line.starts_with("#")) got.push_back(line);
+  EXPECT_EQ(got, want);  // in order, each once
 }
 
 TEST(RegistryTest, ChildrenAreSharedAndKeepTheirValues) {
