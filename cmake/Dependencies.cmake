@@ -13,6 +13,9 @@ pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 pkg_check_modules(LIBYAML REQUIRED IMPORTED_TARGET yaml-0.1)
 # CLI11 (header-only): the command lines of cilium-agent, cilium-dbg, hubble and cilium-cni.
 find_package(CLI11 2.1 REQUIRED)
+# prometheus-cpp's core (registry, families, text exposition). Through pkg-config: the package's
+# CMake config also looks for civetweb, zlib and curl, which only its pull and push parts use.
+pkg_check_modules(PROMETHEUS_CPP REQUIRED IMPORTED_TARGET prometheus-cpp-core>=1.0)
 
 # Boost.Asio and Boost.Beast (header-only): the REST server (agent/api/server.cc).
 find_package(Boost 1.74 REQUIRED)

@@ -17,6 +17,8 @@ packages=(
   libcpp-httplib-dev libssl-dev libbrotli-dev
   # libyaml: the one YAML library (yaml-cpp 0.7 hangs on malformed input)
   libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # the Prometheus registry and text exposition (prometheus-cpp's core library)
+  prometheus-cpp-dev
   # network namespaces and traffic for tests, benchmarks (iperf3) and the demo
   iproute2 iputils-ping util-linux procps iperf3 curl ethtool
   # JSON on the command line for the local node tool and the demo (deploy/local, scripts/demo.sh)

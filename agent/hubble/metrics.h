@@ -16,7 +16,9 @@
 namespace cilium::hubble {
 
 // Registers the families in `registry` and observers on `pipeline` (before pipeline.start()).
-// The registry must outlive the pipeline.
+// The registry must outlive the pipeline. The observers keep each series' counter by a key of
+// integers from the flow (enum values, port), so a flow costs hash lookups and atomic adds, no
+// label strings and no family lock once its series exist.
 Status registerHubbleMetrics(metrics::Registry& registry, FlowPipeline& pipeline);
 
 }  // namespace cilium::hubble

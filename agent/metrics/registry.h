@@ -1,71 +1,82 @@
-// A Prometheus metrics registry: counters, gauges and histograms with labels, collectors that run
-// at scrape time, and the text exposition format (version 0.0.4).
+// The agent's Prometheus registries on prometheus-cpp: families, label sets, counters, gauges
+// and histograms are prometheus-cpp's, collectors that run at scrape time are
+// prometheus::Collectables, and the text exposition (version 0.0.4) is its TextSerializer. This
+// layer adds what the agent relies on: errors as Status instead of exceptions, label values given
+// by position, counters that refuse NaN, and a stable exposition (metrics sorted by name, labels
+// in declared order, samples sorted by label values, HELP/TYPE of families with no samples yet).
 //
-// Threading: every method is thread-safe. Updating a child (Counter::inc, Gauge::set,
-// Histogram::observe) is lock-free; looking a child up by label values (Family::with) takes the
-// family's lock, so hot paths keep the returned reference (children live as long as the registry).
-// Collectors run on the scraping thread, under no registry lock, and must not block for long.
+// Threading: every method is thread-safe. Updating a child (Counter::inc, Gauge::set) is
+// lock-free, Histogram::observe takes the child's lock; looking a child up by label values
+// (Family::with) takes the family's lock and allocates, so hot paths keep the returned handle
+// (children live as long as the registry). Collectors run on the scraping thread, under no
+// registry lock, and must not block for long.
 #pragma once
 
-#include <atomic>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
+
+#include <prometheus/collectable.h>
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
 
 #include "agent/common/error.h"
 
 namespace cilium::metrics {
 
 enum class MetricType { kCounter, kGauge, kHistogram };
-std::string_view metricTypeName(MetricType t);
 
 using LabelValues = std::vector<std::string>;
 
+// Handles to one child of a family (one tuple of label values): a pointer to the
+// prometheus-cpp metric, cheap to copy, valid as long as the registry.
 class Counter {
  public:
+  using Impl = prometheus::Counter;
+  explicit Counter(Impl& c) : c_(&c) {}
   // Negative or NaN increments are ignored: a counter only goes up.
-  void inc(double v = 1);
-  double value() const { return v_.load(std::memory_order_relaxed); }
+  void inc(double v = 1) const {
+    if (v >= 0) c_->Increment(v);
+  }
+  double value() const { return c_->Value(); }
 
  private:
-  std::atomic<double> v_{0};
+  Impl* c_;
 };
 
 class Gauge {
  public:
-  void set(double v) { v_.store(v, std::memory_order_relaxed); }
-  void add(double v);
-  double value() const { return v_.load(std::memory_order_relaxed); }
+  using Impl = prometheus::Gauge;
+  explicit Gauge(Impl& g) : g_(&g) {}
+  void set(double v) const { g_->Set(v); }
+  void add(double v) const { g_->Increment(v); }
+  double value() const { return g_->Value(); }
 
  private:
-  std::atomic<double> v_{0};
+  Impl* g_;
 };
 
 class Histogram {
  public:
-  explicit Histogram(std::vector<double> upper_bounds);
-  void observe(double v);
-  const std::vector<double>& upperBounds() const { return bounds_; }
-  // Cumulative counts per bound (the +Inf bucket is count()).
-  std::vector<uint64_t> cumulativeCounts() const;
-  uint64_t count() const { return count_.load(std::memory_order_relaxed); }
-  double sum() const { return sum_.load(std::memory_order_relaxed); }
+  using Impl = prometheus::Histogram;
+  explicit Histogram(Impl& h) : h_(&h) {}
+  void observe(double v) const { h_->Observe(v); }
 
  private:
-  std::vector<double> bounds_;
-  std::unique_ptr<std::atomic<uint64_t>[]> buckets_;  // per bound, not cumulative
-  std::atomic<uint64_t> count_{0};
-  std::atomic<double> sum_{0};
+  Impl* h_;
 };
 
 // Prometheus' default buckets (.005 .. 10 seconds).
 std::vector<double> defaultBuckets();
-// start, start*factor, ... (count bounds).
-std::vector<double> exponentialBuckets(double start, double factor, int count);
 
 // What a collector emits at scrape time: one sample per label-value tuple.
 class SampleSink {
@@ -84,36 +95,36 @@ struct MetricDesc {
 
 class Registry;
 
-// A metric name with its children, one per label-value tuple.
+// A metric name with its children, one per label-value tuple (a prometheus::Family).
 template <typename T>
 class Family {
  public:
   // The child for these label values (in label_names order), created at 0 on first use.
   // Aborts when the number of values differs from the number of label names (a bug).
-  T& with(const LabelValues& values);
+  T with(const LabelValues& values);
   // The child without labels (for families declared with none).
-  T& get() { return with({}); }
+  T get() { return with({}); }
   const MetricDesc& desc() const { return desc_; }
 
  private:
   friend class Registry;
-  Family(MetricDesc desc, std::vector<double> buckets)
-      : desc_(std::move(desc)), buckets_(std::move(buckets)) {}
+  Family(MetricDesc desc, prometheus::Family<typename T::Impl>& impl, std::vector<double> buckets)
+      : desc_(std::move(desc)), impl_(impl), buckets_(std::move(buckets)) {}
   MetricDesc desc_;
-  std::vector<double> buckets_;
-  mutable std::mutex mu_;
-  std::map<LabelValues, std::unique_ptr<T>> children_;
+  prometheus::Family<typename T::Impl>& impl_;
+  std::vector<double> buckets_;  // histograms only
 };
 
-class Registry {
+class Registry : public prometheus::Collectable {
  public:
-  Registry() = default;
+  Registry();
+  ~Registry() override;
   Registry(const Registry&) = delete;
   Registry& operator=(const Registry&) = delete;
 
-  // Names must match [a-zA-Z_:][a-zA-Z0-9_:]*, label names [a-zA-Z_][a-zA-Z0-9_]* and not start
-  // with "__"; a name registered twice is kAlreadyExists. The returned family lives as long as
-  // the registry.
+  // Names must match [a-zA-Z_:][a-zA-Z0-9_:]* and not start with "__", label names
+  // [a-zA-Z_][a-zA-Z0-9_]* and not start with "__" ("le" is reserved); a name registered twice
+  // is kAlreadyExists. The returned family lives as long as the registry.
   Result<Family<Counter>*> counter(std::string name, std::string help,
                                    std::vector<std::string> label_names = {});
   Result<Family<Gauge>*> gauge(std::string name, std::string help,
@@ -123,26 +134,27 @@ class Registry {
                                        std::vector<double> buckets = defaultBuckets());
   // A counter or gauge whose samples come from `fn` at every scrape (datapath counters, endpoint
   // counts kept elsewhere). Values the collector emits with the wrong number of labels are
-  // skipped.
+  // skipped; two samples with the same labels add up.
   Status addCollector(MetricDesc desc, CollectFn fn);
 
-  // The exposition text (text/plain; version=0.0.4), metrics sorted by name, samples by labels.
+  // Every family, sorted by name, each sample's labels in declared order, samples sorted by
+  // label values; families without samples are there with none.
+  std::vector<prometheus::MetricFamily> Collect() const override;
+  // The exposition text (text/plain; version=0.0.4) of Collect().
   std::string expose() const;
 
  private:
   struct Entry;
   Status checkNew(const MetricDesc& desc) const;
+  template <typename T>
+  Result<Family<T>*> add(MetricDesc desc, std::vector<double> buckets);
 
   mutable std::mutex mu_;
-  std::map<std::string, std::shared_ptr<Entry>> entries_;
+  prometheus::Registry families_;  // owns the prometheus::Family objects
+  std::map<std::string, std::shared_ptr<const Entry>> entries_;
 };
 
 inline constexpr std::string_view kExpositionContentType =
     "text/plain; version=0.0.4; charset=utf-8";
-
-// Label value and help text escaping of the exposition format, and sample values as Prometheus
-// prints them ("+Inf", "NaN", integers without a fraction). Exposed for tests.
-std::string escapeLabelValue(std::string_view v);
-std::string formatValue(double v);
 
 }  // namespace cilium::metrics

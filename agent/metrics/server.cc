@@ -1,7 +1,9 @@
 // cpp-httplib glue for the /metrics endpoint.
 #include "agent/metrics/server.h"
 
+#include <fcntl.h>
 #include <httplib.h>
+#include <sys/socket.h>
 
 #include <charconv>
 
@@ -42,6 +44,16 @@ Status MetricsServer::start() {
   CILIUM_ASSIGN_OR_RETURN(auto addr, parseListenAddress(address_));
   http_ = std::make_unique<httplib::Server>();
   http_->new_task_queue = [] { return new httplib::ThreadPool(2); };
+  // cpp-httplib's default also sets SO_REUSEPORT, with which a second server (another agent's,
+  // or the agent's and Hubble's given the same address) binds the taken port without an error
+  // and the kernel splits the scrapes between them. SO_REUSEADDR alone: a restart still binds
+  // while old connections sit in TIME_WAIT, a port in use is refused. Close-on-exec, so that no
+  // child process keeps the port after the agent is gone.
+  http_->set_socket_options([](socket_t sock) {
+    int yes = 1;
+    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    ::fcntl(sock, F_SETFD, FD_CLOEXEC);
+  });
   http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry_.expose(), std::string(kExpositionContentType).c_str());
   });
