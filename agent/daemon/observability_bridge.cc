@@ -110,6 +110,8 @@ class Bridge final : public ObservabilityBridge,
       info->pod_name = ep.spec.pod_name;
       info->pod_namespace = ep.spec.pod_namespace;
       info->labels = labelStrings(ep.spec.labels);
+      info->ifindex = static_cast<uint32_t>(ep.spec.ifindex);
+      info->interface_name = ep.spec.interface_name;
       next->states[std::string(endpoint::stateName(ep.state))] += 1;
       const char* enforcement = ep.ingress_enforced ? (ep.egress_enforced ? "both" : "ingress")
                                                     : (ep.egress_enforced ? "egress" : "none");
@@ -221,6 +223,17 @@ Status Bridge::start(ControlPlane& c, hubble::FlowPipeline* flow_pipeline,
           regen_time->with({"total"}).observe(std::chrono::duration<double>(stat.duration).count());
         }
         if (regens != nullptr) regens->with({stat.ok ? "success" : "failure"}).inc();
+        if (pipeline != nullptr) {
+          // Hubble's agent events (GetAgentEvents): each endpoint regeneration.
+          flow::AgentEvent ev;
+          ev.set_type(stat.ok ? flow::ENDPOINT_REGENERATE_SUCCESS
+                              : flow::ENDPOINT_REGENERATE_FAILURE);
+          ev.mutable_endpoint_regenerate()->set_id(stat.endpoint_id);
+          if (auto info = endpointById(stat.endpoint_id))
+            for (const auto& l : info->labels) ev.mutable_endpoint_regenerate()->add_labels(l);
+          if (!stat.ok) ev.mutable_endpoint_regenerate()->set_error(stat.reason);
+          pipeline->addAgentEvent(std::move(ev));
+        }
         requestRefresh();
       });
   rebuild();

@@ -49,7 +49,8 @@ TEST(HubbleComponentTest, ServesFlowsAndMetricsWithTheDaemon) {
   metrics::Registry agent_reg, hubble_reg;
   auto opts = hubble::componentOptions(cfg, cfg.node_name, "9.9.9");
   EXPECT_EQ(opts.pipeline.ring_capacity, 100u);
-  EXPECT_EQ(opts.pipeline.node_name, "node-1");
+  // Flows name nodes as Hubble does: "cluster/node".
+  EXPECT_EQ(opts.pipeline.node_name, "default/node-1");
   auto comp = std::make_unique<hubble::HubbleComponent>(opts, nullptr, nullptr, &hubble_reg);
   auto* hub = comp.get();
   auto agent_metrics = std::make_unique<metrics::MetricsComponent>(agent_reg);
