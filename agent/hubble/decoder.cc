@@ -108,10 +108,11 @@ std::shared_ptr<const EndpointInfo> fillEndpoint(const EndpointResolver* endpoin
   return info;
 }
 
-void setService(const ServiceResolver* services, flow::Service* out, const IpAddr& ip,
+void setService(const ServiceResolver* services, flow::Flow& f, bool source, const IpAddr& ip,
                 uint16_t port, uint8_t proto) {
   if (!services || port == 0) return;
   if (auto svc = services->serviceByFrontend(ip, port, proto)) {
+    auto* out = source ? f.mutable_source_service() : f.mutable_destination_service();
     out->set_name(svc->name);
     out->set_namespace_(svc->ns);
   }
@@ -198,8 +199,8 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
   auto dst_info = fillEndpoint(endpoints_, identities_, *out.mutable_destination(),
                                ev.dst_identity, daddr, dst_ep);
   if (opts_.services) {
-    setService(opts_.services, out.mutable_source_service(), saddr_v, sport, ev.tuple.proto);
-    setService(opts_.services, out.mutable_destination_service(), daddr_v, dport, ev.tuple.proto);
+    setService(opts_.services, out, true, saddr_v, sport, ev.tuple.proto);
+    setService(opts_.services, out, false, daddr_v, dport, ev.tuple.proto);
   }
 
   // As Hubble: a trace knows from conntrack whether the packet is a reply; an allowed policy

@@ -72,7 +72,8 @@ Result<MetricsSpec> parseMetricsSpec(std::string_view text) {
                        "flows-to-world)",
                        name);
     MetricContext ctx;
-    if (colon != std::string::npos) {
+    // L7 metrics produce nothing yet; their own options (dns:query;ignoreAAAA) are kept for then.
+    if (colon != std::string::npos && kProduced.contains(name)) {
       for (const auto& opt : split(std::string_view(item).substr(colon + 1), ';')) {
         if (opt.empty()) continue;
         auto eq = opt.find('=');

@@ -13,8 +13,9 @@
 //                                        source_workload_kind, source_app, destination_* the
 //                                        same, traffic_direction: one label each
 // Metric names this agent produces: flow, drop, tcp, port-distribution, icmp, policy. Hubble's
-// L7 metrics (dns, http, httpV2, kafka) and flows-to-world are accepted and produce nothing until
-// L7 flows exist; any other name, option or context is kInvalidArgument.
+// L7 metrics (dns, http, httpV2, kafka) and flows-to-world are accepted with any options and
+// produce nothing until L7 flows exist; any other name, or a bad option or context of a metric
+// this agent produces, is kInvalidArgument.
 #pragma once
 
 #include <map>
