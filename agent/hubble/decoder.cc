@@ -129,9 +129,13 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
     case EVENT_DEBUG: return makeError(ErrorCode::kUnimplemented, "debug events make no flow");
     default: return makeError(ErrorCode::kInvalidArgument, "unknown event type {}", ev.type);
   }
-  if (ev.tuple.family != ENDPOINT_KEY_IPV4 && ev.tuple.family != ENDPOINT_KEY_IPV6)
+  // Family 0: a packet that is neither IPv4 nor IPv6 (a drop of an unknown ethertype): a flow
+  // without L3 or L4, as Hubble shows such packets.
+  if (ev.tuple.family != ENDPOINT_KEY_IPV4 && ev.tuple.family != ENDPOINT_KEY_IPV6 &&
+      !(ev.tuple.family == 0 && ev.type == EVENT_DROP))
     return makeError(ErrorCode::kInvalidArgument, "unknown address family {}", ev.tuple.family);
   const bool v4 = ev.tuple.family == ENDPOINT_KEY_IPV4;
+  const bool no_l3 = ev.tuple.family == 0;
   if (ev.type == EVENT_TRACE && ev.subtype > TRACE_TO_NETWORK)
     return makeError(ErrorCode::kInvalidArgument, "unknown trace point {}", ev.subtype);
 
@@ -147,15 +151,17 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
               : IpAddr::fromBytes(IpFamily::kV6, reinterpret_cast<const uint8_t*>(a.ip6));
   };
   const IpAddr saddr_v = addr(ev.tuple.saddr), daddr_v = addr(ev.tuple.daddr);
-  auto* ip = out.mutable_ip();
-  ip->set_source(saddr_v.toString());
-  ip->set_destination(daddr_v.toString());
-  const IpAddr* saddr = &saddr_v;
-  const IpAddr* daddr = &daddr_v;
-  ip->set_ipversion(v4 ? flow::IPv4 : flow::IPv6);
+  const IpAddr* saddr = no_l3 ? nullptr : &saddr_v;
+  const IpAddr* daddr = no_l3 ? nullptr : &daddr_v;
+  if (!no_l3) {
+    auto* ip = out.mutable_ip();
+    ip->set_source(saddr_v.toString());
+    ip->set_destination(daddr_v.toString());
+    ip->set_ipversion(v4 ? flow::IPv4 : flow::IPv6);
+  }
 
   uint16_t sport = ntohs(ev.tuple.sport), dport = ntohs(ev.tuple.dport);
-  switch (ev.tuple.proto) {
+  switch (no_l3 ? 0 : ev.tuple.proto) {
     case 6: {
       auto* tcp = out.mutable_l4()->mutable_tcp();
       tcp->set_source_port(sport);
@@ -198,7 +204,7 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
       fillEndpoint(endpoints_, identities_, *out.mutable_source(), ev.src_identity, saddr, src_ep);
   auto dst_info = fillEndpoint(endpoints_, identities_, *out.mutable_destination(),
                                ev.dst_identity, daddr, dst_ep);
-  if (opts_.services) {
+  if (opts_.services && !no_l3) {
     setService(opts_.services, out, true, saddr_v, sport, ev.tuple.proto);
     setService(opts_.services, out, false, daddr_v, dport, ev.tuple.proto);
   }
@@ -422,7 +428,9 @@ std::string flowSummary(const flow::Flow& f) {
       return "ICMPv4 " + icmp4Name(f.l4().icmpv4().type(), f.l4().icmpv4().code());
     case flow::Layer4::kICMPv6:
       return "ICMPv6 " + icmp6Name(f.l4().icmpv6().type(), f.l4().icmpv6().code());
-    default: return f.ip().ipversion() == flow::IPv6 ? "IPv6" : "IPv4";
+    default:
+      if (!f.has_ip()) return "Ethernet";
+      return f.ip().ipversion() == flow::IPv6 ? "IPv6" : "IPv4";
   }
 }
 

@@ -482,7 +482,16 @@ struct Engine::Impl {
     p.ingress_enforced = d.ingress;
     p.egress_enforced = d.egress;
     p.entries.reserve(state.size());
-    for (const auto& e : state) p.entries.push_back(detail::toPolicyEntry(e));
+    for (const auto& e : state) {
+      auto entry = detail::toPolicyEntry(e);
+      // The default allow of a direction nobody enforces: the datapath reports no verdicts
+      // for what it lets in (bpf/abi/policy.h POLICY_F_UNENFORCED).
+      bool enforced = entry.key.egress == POLICY_EGRESS ? d.egress : d.ingress;
+      if (!enforced && !e.deny && entry.key.sec_label == 0 &&
+          entry.key.prefixlen == POLICY_PREFIX_ANY_PROTO)
+        entry.value.flags |= POLICY_F_UNENFORCED;
+      p.entries.push_back(entry);
+    }
     return p;
   }
 

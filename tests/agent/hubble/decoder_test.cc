@@ -268,6 +268,48 @@ TEST_F(DecoderTest, RefusesWhatNoDatapathWrites) {
   EXPECT_EQ(decoder_.decode(ev, f).error().code(), ErrorCode::kInvalidArgument);
 }
 
+TEST_F(DecoderTest, Ipv6AndNonIpDrops) {
+  // An IPv6 UDP packet the IPv4-only datapath dropped: its IPv6 tuple, not 0.0.0.0.
+  auto ev = makeEvent(testing::policyDrop());
+  ev.subtype = DROP_UNKNOWN_L3;
+  ev.verdict = -DROP_UNKNOWN_L3;
+  std::memset(&ev.tuple, 0, sizeof ev.tuple);
+  ev.tuple.family = ENDPOINT_KEY_IPV6;
+  inet_pton(AF_INET6, "fd00::11", ev.tuple.saddr.ip6);
+  inet_pton(AF_INET6, "fd00::12", ev.tuple.daddr.ip6);
+  ev.tuple.proto = 17;
+  ev.tuple.sport = htons(5353);
+  ev.tuple.dport = htons(53);
+  flow::Flow f;
+  ASSERT_TRUE(decoder_.decode(ev, f).ok());
+  EXPECT_EQ(f.ip().ipversion(), flow::IPv6);
+  EXPECT_EQ(f.ip().source(), "fd00::11");
+  EXPECT_EQ(f.ip().destination(), "fd00::12");
+  EXPECT_EQ(f.l4().udp().source_port(), 5353u);
+  EXPECT_EQ(f.l4().udp().destination_port(), 53u);
+  EXPECT_EQ(f.verdict(), flow::DROPPED);
+
+  // ICMPv6.
+  ev.tuple.proto = 58;
+  ev.tuple.sport = ev.tuple.dport = 0;
+  ev.tuple.icmp_type = 128;
+  f.Clear();
+  ASSERT_TRUE(decoder_.decode(ev, f).ok());
+  EXPECT_EQ(f.l4().icmpv6().type(), 128u);
+
+  // Neither IPv4 nor IPv6 (family 0): a drop without L3 or L4.
+  std::memset(&ev.tuple, 0, sizeof ev.tuple);
+  f.Clear();
+  ASSERT_TRUE(decoder_.decode(ev, f).ok());
+  EXPECT_FALSE(f.has_ip());
+  EXPECT_FALSE(f.has_l4());
+  EXPECT_EQ(f.summary(), "Ethernet");
+  // Only drops are written without L3.
+  ev.type = EVENT_TRACE;
+  ev.subtype = TRACE_TO_LXC;
+  EXPECT_EQ(decoder_.decode(ev, f).error().code(), ErrorCode::kInvalidArgument);
+}
+
 TEST_F(DecoderTest, RawRecords) {
   auto ev = makeEvent(testing::policyDrop());
   std::vector<uint8_t> rec(sizeof ev);
