@@ -339,7 +339,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   mopts.state_dir = opts.state_dir;
   mopts.claim_address = opts.claim_address;
   if (!mopts.claim_address) {
-    mopts.claim_address = [](uint32_t, const std::string&) -> Status {
+    mopts.claim_address = [](const IpAddr&, const std::string&) -> Status {
       return Error(ErrorCode::kFailedPrecondition,
                    "no IPv4 pod CIDR is configured on this node (ipv4-range): endpoint "
                    "addresses cannot be checked");

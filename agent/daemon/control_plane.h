@@ -18,6 +18,7 @@
 #include "agent/datapath/events.h"
 #include "agent/datapath/maps.h"
 #include "agent/common/error.h"
+#include "agent/common/inet.h"
 #include "api/model/model.h"
 
 namespace cilium::endpoint {
@@ -54,10 +55,10 @@ struct ControlPlaneOptions {
   bool restore = true;  // restore endpoints from state (else start empty)
   // The cluster-scope identity backend (identity-allocation-mode=crd); unset = a local file.
   std::function<Result<std::unique_ptr<identity::Backend>>()> cluster_identities;
-  // Reserves a new endpoint's IPv4 address (network byte order) for its container in the node's
+  // Reserves a new endpoint's IPv4 address for its container in the node's
   // IPAM, refusing addresses outside the pod CIDR, reserved ones and those another container
   // holds. Unset (no IPAM): every endpoint with an address is refused.
-  std::function<Status(uint32_t ipv4, const std::string& owner)> claim_address;
+  std::function<Status(const IpAddr& ip, const std::string& owner)> claim_address;
   // Create cilium_host/cilium_net with the router address (needs a node namespace).
   bool host_device = true;
   std::chrono::seconds ct_gc_interval{30};

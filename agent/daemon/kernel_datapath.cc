@@ -20,9 +20,11 @@ class KernelDevices final : public endpoint::Devices {
   explicit KernelDevices(datapath::Datapath& dp) : dp_(dp) {}
   Status attach(int ifindex) override { return dp_.attachEndpoint(ifindex); }
   Status detach(int ifindex) override { return dp_.detachEndpoint(ifindex); }
-  Status addRoute(uint32_t ip, int ifindex) override { return nl::replaceRoute4(ip, 32, ifindex); }
-  Status removeRoute(uint32_t ip, int ifindex) override {
-    return nl::deleteRoute4(ip, 32, ifindex);
+  Status addRoute(const IpAddr& ip, int ifindex) override {
+    return nl::replaceRoute4(ip.v4NetworkOrder(), 32, ifindex);
+  }
+  Status removeRoute(const IpAddr& ip, int ifindex) override {
+    return nl::deleteRoute4(ip.v4NetworkOrder(), 32, ifindex);
   }
   Status deleteLink(int ifindex) override { return nl::deleteLink(ifindex); }
   bool linkExists(int ifindex, const std::string& name) override {

@@ -37,7 +37,7 @@ std::vector<std::string> labelStrings(const labels::Labels& labels) {
 
 struct EndpointSnapshot {
   std::map<uint32_t, std::shared_ptr<const hubble::EndpointInfo>> by_id;
-  std::map<uint32_t, std::shared_ptr<const hubble::EndpointInfo>> by_ipv4;  // network order
+  std::map<IpAddr, std::shared_ptr<const hubble::EndpointInfo>> by_ip;
   std::map<std::string, double> states;       // endpoint_state -> count
   std::map<std::string, double> enforcement;  // none|ingress|egress|both -> count
 };
@@ -88,10 +88,9 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
     return it == s->by_id.end() ? nullptr : it->second;
   }
   std::shared_ptr<const hubble::EndpointInfo> endpointByIp(const IpAddr& ip) const override {
-    if (!ip.isV4()) return nullptr;
     auto s = current();
-    auto it = s->by_ipv4.find(ip.v4NetworkOrder());
-    return it == s->by_ipv4.end() ? nullptr : it->second;
+    auto it = s->by_ip.find(ip);
+    return it == s->by_ip.end() ? nullptr : it->second;
   }
   std::shared_ptr<const std::vector<std::string>> identityLabels(uint32_t identity) const override {
     std::lock_guard lock(snap_mu);
@@ -112,7 +111,7 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
       const char* enforcement = ep.ingress_enforced ? (ep.egress_enforced ? "both" : "ingress")
                                                     : (ep.egress_enforced ? "egress" : "none");
       next->enforcement[enforcement] += 1;
-      if (ep.spec.ipv4 != 0) next->by_ipv4[ep.spec.ipv4] = info;
+      if (ep.spec.ipv4) next->by_ip[*ep.spec.ipv4] = info;
       next->by_id[info->id] = std::move(info);
     }
     std::lock_guard lock(snap_mu);

@@ -25,12 +25,12 @@ class FakeDevices final : public endpoint::Devices {
     attached.erase(ifindex);
     return okStatus();
   }
-  Status addRoute(uint32_t ip, int ifindex) override {
+  Status addRoute(const IpAddr& ip, int ifindex) override {
     std::lock_guard l(mu);
     routes[ip] = ifindex;
     return okStatus();
   }
-  Status removeRoute(uint32_t ip, int) override {
+  Status removeRoute(const IpAddr& ip, int) override {
     std::lock_guard l(mu);
     routes.erase(ip);
     return okStatus();
@@ -58,7 +58,7 @@ class FakeDevices final : public endpoint::Devices {
   std::mutex mu;
   std::set<int> links;  // the pods' veths that exist
   std::set<int> attached;
-  std::map<uint32_t, int> routes;
+  std::map<IpAddr, int> routes;
 };
 
 class FakeDatapath final : public daemon::ControlPlaneDatapath {

@@ -61,7 +61,7 @@ class ControlPlaneTest : public ::testing::Test {
     o.state_dir = dir_.path() + "/state";
     o.router_ipv4 = "10.200.0.1";
     o.host_device = false;
-    o.claim_address = [](uint32_t, const std::string&) { return okStatus(); };
+    o.claim_address = [](const IpAddr&, const std::string&) { return okStatus(); };
     auto fake = std::make_unique<testing::FakeDatapath>();
     dp_ = fake.get();
     auto cp = ControlPlane::start(o, router_, std::move(fake));
