@@ -22,6 +22,7 @@
 #include "agent/ipcache/ipcache.h"
 #include "agent/monitor/api.h"
 #include "agent/monitor/event_hub.h"
+#include "agent/node/node.h"
 #include "agent/policy/api.h"
 #include "agent/policy/cidr_identities.h"
 #include "agent/policy/k8s_feed.h"
@@ -51,6 +52,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<ipcache::IpCache> ipcache;
   std::unique_ptr<policy::CidrIdentities> cidrs;
   policy::NamedPortTable named_ports;
+  node::Manager nodes;
   std::unique_ptr<policy::Engine> engine;
   std::unique_ptr<endpoint::Manager> manager;
   std::unique_ptr<monitor::EventHub> hub;
@@ -275,6 +277,7 @@ Status ControlPlane::deleteContainerEndpoint(const std::string& container_id) {
   return okStatus();
 }
 policy::Engine& ControlPlane::policy() { return *impl_->engine; }
+node::Manager& ControlPlane::nodes() { return impl_->nodes; }
 policy::NamedPortTable& ControlPlane::namedPorts() { return impl_->named_ports; }
 policy::FeedTarget& ControlPlane::clusterPolicy() { return impl_->cluster_policy; }
 

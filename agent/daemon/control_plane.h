@@ -33,6 +33,9 @@ namespace cilium::identity {
 class Allocator;
 class Backend;
 }  // namespace cilium::identity
+namespace cilium::node {
+class Manager;
+}
 namespace cilium::policy {
 class Engine;
 class NamedPortTable;
@@ -115,6 +118,8 @@ class ControlPlane {
   // queue, whose entries name containers.
   Status deleteContainerEndpoint(const std::string& container_id);
   policy::Engine& policy();
+  // The cluster's nodes (fed by the cluster state source).
+  node::Manager& nodes();
   // Named ports of the cluster's pods by identity labels, for egress rules (the Kubernetes
   // watchers fill it).
   policy::NamedPortTable& namedPorts();
