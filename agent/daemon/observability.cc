@@ -16,6 +16,7 @@
 #include "agent/hubble/pipeline.h"
 #include "agent/hubble/resolver.h"
 #include "agent/identity/allocator.h"
+#include "agent/ipam/ipam.h"
 #include "agent/metrics/agent_metrics.h"
 #include "agent/metrics/registry.h"
 #include "agent/monitor/event_hub.h"
@@ -60,6 +61,7 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
   hubble::FlowPipeline* configured_pipeline = nullptr;  // setFlowPipeline()
   ControlPlane* cp = nullptr;
   std::function<std::vector<std::pair<std::string, double>>()> map_pressure;
+  std::function<ipam::Ipam*()> ipam;  // the host's IPAM (nullptr while no pod CIDR is known)
   metrics::Registry& registry;
   hubble::FlowPipeline* pipeline = nullptr;
   std::unique_ptr<metrics::AgentMetrics> agent_metrics;
@@ -173,6 +175,15 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
         "cilium_bpf_map_pressure", [pressure](metrics::SampleSink& sink) {
           for (const auto& [name, ratio] : pressure()) sink.add({name}, ratio);
         }));
+    auto ipam_of = ipam;
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_ip_addresses", [ipam_of](metrics::SampleSink& sink) {
+          ipam::Ipam* i = ipam_of ? ipam_of() : nullptr;
+          if (i == nullptr) return;
+          for (const auto& p : i->status())
+            sink.add({p.family == IpFamily::kV4 ? "ipv4" : "ipv6"},
+                     static_cast<double>(p.allocations.size()));
+        }));
     CILIUM_RETURN_IF_ERROR(
         agent_metrics->setGaugeSource("cilium_identity", [c](metrics::SampleSink& sink) {
           std::map<std::string, double> by_type = {
@@ -212,6 +223,10 @@ Status ObservabilityComponent::Impl::start(ControlPlane& c, hubble::FlowPipeline
         }
       });
   identities_subscribed = true;
+  if (auto* changes = agent_metrics->policy_change) {
+    c.policy().setOutcomeListener(
+        [changes](bool ok) { changes->with({ok ? "success" : "fail"}).inc(); });
+  }
   auto* regen_time = agent_metrics->endpoint_regeneration_time_stats;
   auto* regens = agent_metrics->endpoint_regenerations;
   c.endpoints().setRegenerationListener(
@@ -259,6 +274,7 @@ void ObservabilityComponent::Impl::stop(ControlPlane& c) {
   }
   if (refresher.joinable()) refresher.join();
   c.endpoints().setRegenerationListener(nullptr);
+  c.policy().setOutcomeListener(nullptr);
   if (identities_subscribed) c.identities().unsubscribe(identity_subscription);
   identities_subscribed = false;
   cp = nullptr;
@@ -289,6 +305,7 @@ Status ObservabilityComponent::start(Host& host) {
     return makeError(ErrorCode::kFailedPrecondition,
                      "observability needs the control plane started first");
   }
+  impl_->ipam = [&host] { return host.ipam(); };
   return impl_->start(*cp, impl_->configured_pipeline, [&host] { return host.mapPressure(); });
 }
 
