@@ -486,6 +486,12 @@ TEST_F(EndpointAgentTest, AgentServesFlowsAndMetricsForItsEndpoints) {
   }
   EXPECT_GT(to_endpoint, 0) << json.out;
   EXPECT_GT(verdicts, 0) << json.out;
+  // The CLI as users type it: node names in compact output, the namespaces of stored flows.
+  auto named = hubble({"observe", "--all", "--print-node-name", "--from-pod", "default/client"});
+  EXPECT_NE(named.out.find(" [default/node-1]: default/client:"), std::string::npos) << named.out;
+  auto namespaces = hubble({"list", "namespaces"});
+  EXPECT_NE(namespaces.out.find("CLUSTER"), std::string::npos) << namespaces.out;
+  EXPECT_NE(namespaces.out.find(" default\n"), std::string::npos) << namespaces.out;
   // cilium-dbg status reports the running Hubble.
   auto status = dbg({"status"});
   ASSERT_TRUE(status.ok());

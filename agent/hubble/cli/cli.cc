@@ -227,8 +227,8 @@ struct CommandLine {
 
 CommandLine commandLine() {
   CommandLine c;
-  c.app = cilium::cli::makeApp("Observes flows and the server's status over Hubble's Observer gRPC API.",
-                       "hubble");
+  c.app = cilium::cli::makeApp(
+      "Observes flows and the server's status over Hubble's Observer gRPC API.", "hubble");
   CLI::App& app = *c.app;
   c.server = app.add_option("--server", "unix:///path or host:port")
                  ->type_name("ADDR")
@@ -245,8 +245,9 @@ CommandLine commandLine() {
     return s;
   };
   CLI::App* observe = sub("observe", "Show flows from the Hubble server");
-  observe->footer("Repeat a filter flag to OR its values; --pod, --namespace, --label, --ip, "
-                  "--port and --identity match either side, --from-*/--to-* one side.");
+  observe->footer(
+      "Repeat a filter flag to OR its values; --pod, --namespace, --label, --ip, --port, "
+      "--identity, --service and --fqdn match either side, --from-*/--to-* one side.");
   c.observe_cmd = observe;
   struct Flag {
     const char* names;
@@ -279,6 +280,16 @@ CommandLine commandLine() {
       {"--traffic-direction", "DIR", "ingress or egress"},
       {"--node-name", "PATTERN", "node name, * wildcards"},
       {"--tcp-flags", "FLAGS", "flows with all of these flags (SYN[,ACK...])"},
+      {"--service", "NS/NAME", "Service, either side"},
+      {"--from-service", "NS/NAME", "source Service"},
+      {"--to-service", "NS/NAME", "destination Service"},
+      {"--fqdn", "NAME", "DNS name, either side (*.example.com)"},
+      {"--from-fqdn", "NAME", "source DNS name"},
+      {"--to-fqdn", "NAME", "destination DNS name"},
+      {"--ip-version", "VERSION", "v4 or v6"},
+      {"--http-status", "CODE", "HTTP status code or class (200, 5+)"},
+      {"--http-method", "METHOD", "HTTP method (GET, POST, ...)"},
+      {"--http-path", "REGEX", "HTTP path, a regular expression"},
       {"--last", "N", "the last N stored flows (default 20)"},
       {"--first", "N", "the first N stored flows"},
       {"--since", "T", "from this time: 5m, 1h, or 2026-11-22T21:00:00Z"},
@@ -292,9 +303,12 @@ CommandLine commandLine() {
   }
   c.observe["follow"] = observe->add_flag("-f,--follow")->description("Keep streaming new flows");
   c.observe["all"] = observe->add_flag("--all")->description("Every stored flow");
+  c.observe["print-node-name"] =
+      observe->add_flag("--print-node-name")->description("Print the node of each flow");
   sub("status", "Show the Hubble server's status");
-  sub("list", "List what the server knows")
-      ->add_subcommand("nodes", "Show the nodes the server knows")
+  CLI::App* list = sub("list", "List what the server knows");
+  list->add_subcommand("nodes", "Show the nodes the server knows")->fallthrough()->allow_extras();
+  list->add_subcommand("namespaces", "Show the namespaces of the stored flows")
       ->fallthrough()
       ->allow_extras();
   sub("version", "Print the version");
@@ -331,8 +345,8 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   a.command = subs.front()->get_name();
   if (a.command == "list") {
     if (subs.front()->get_subcommands().empty())
-      return bad("list", "", "needs what to list (list nodes)");
-    a.command = "nodes";
+      return bad("list", "", "needs what to list (list nodes, list namespaces)");
+    a.command = subs.front()->get_subcommands().front()->get_name();
   }
   if (cl.server->count() > 0) a.server = cl.server->results().back();
   if (cl.timeout->count() > 0) {
@@ -367,7 +381,17 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
       {"drop-reason-desc", &o.drop_reason},
       {"traffic-direction", &o.traffic_direction},
       {"node-name", &o.node_name},
-      {"tcp-flags", &o.tcp_flags}};
+      {"tcp-flags", &o.tcp_flags},
+      {"service", &o.service},
+      {"from-service", &o.from_service},
+      {"to-service", &o.to_service},
+      {"fqdn", &o.fqdn},
+      {"from-fqdn", &o.from_fqdn},
+      {"to-fqdn", &o.to_fqdn},
+      {"ip-version", &o.ip_version},
+      {"http-status", &o.http_status},
+      {"http-method", &o.http_method},
+      {"http-path", &o.http_path}};
   for (const auto& [name, list] : lists) *list = cl.observe.at(name)->results();
   auto last = [&](const std::string& name) -> std::optional<std::string> {
     const CLI::Option* opt = cl.observe.at(name);
@@ -376,6 +400,7 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   };
   o.follow = cl.observe.at("follow")->count() > 0;
   o.all = cl.observe.at("all")->count() > 0;
+  o.print_node_name = cl.observe.at("print-node-name")->count() > 0;
   if (auto v = last("last")) {
     CILIUM_ASSIGN_OR_RETURN(o.last, parseCount("--last", *v));
   }
@@ -458,6 +483,17 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
       return bad("--traffic-direction", v, "not ingress or egress");
   }
   for (const auto& v : a.node_name) common.add_node_name(v);
+  for (const auto& v : a.ip_version) {
+    if (v == "v4" || v == "4" || v == "ipv4")
+      common.add_ip_version(flow::IPv4);
+    else if (v == "v6" || v == "6" || v == "ipv6")
+      common.add_ip_version(flow::IPv6);
+    else
+      return bad("--ip-version", v, "not v4 or v6");
+  }
+  for (const auto& v : a.http_status) common.add_http_status_code(v);
+  for (const auto& v : a.http_method) common.add_http_method(v);
+  for (const auto& v : a.http_path) common.add_http_path(v);
   for (const auto& v : a.tcp_flags) {
     CILIUM_ASSIGN_OR_RETURN(auto f, parseFlags(v));
     *common.add_tcp_flags() = f;
@@ -466,7 +502,16 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
   // Sided filters. `either` values go to the source of one filter and the destination of the
   // other; from/to values go to that side in both.
   bool either = !a.pod.empty() || !a.label.empty() || !a.ip.empty() || !a.port.empty() ||
-                !a.identity.empty() || (!a.ns.empty() && a.from_pod.empty() && a.to_pod.empty());
+                !a.identity.empty() || !a.service.empty() || !a.fqdn.empty() ||
+                (!a.ns.empty() && a.from_pod.empty() && a.to_pod.empty());
+  // Services and DNS names of one side.
+  auto addNames = [](flow::FlowFilter& f, bool source, const std::vector<std::string>& services,
+                     const std::vector<std::string>& fqdns) {
+    for (const auto& s : services)
+      *(source ? f.mutable_source_service() : f.mutable_destination_service())->Add() = s;
+    for (const auto& n : fqdns)
+      *(source ? f.mutable_source_fqdn() : f.mutable_destination_fqdn())->Add() = n;
+  };
   auto addSide = [&](flow::FlowFilter& f, bool source, const std::vector<std::string>& pods,
                      const std::vector<std::string>& nss, const std::vector<std::string>& ns_only,
                      const std::vector<std::string>& labels, const std::vector<std::string>& ips,
@@ -504,6 +549,10 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
     CILIUM_RETURN_IF_ERROR(addSide(r, false, a.pod, a.ns, a.ns, a.label, a.ip, a.port, a.identity));
     CILIUM_RETURN_IF_ERROR(addSide(r, true, a.from_pod, nsFor(a.from_ns), a.from_ns, a.from_label,
                                    a.from_ip, a.from_port, a.from_identity));
+    addNames(l, true, a.service, a.fqdn);
+    addNames(l, false, a.to_service, a.to_fqdn);
+    addNames(r, false, a.service, a.fqdn);
+    addNames(r, true, a.from_service, a.from_fqdn);
     filters = {l, r};
   } else {
     flow::FlowFilter f = common;
@@ -511,6 +560,8 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
                                    a.from_ip, a.from_port, a.from_identity));
     CILIUM_RETURN_IF_ERROR(addSide(f, false, a.to_pod, nsFor(a.to_ns), a.to_ns, a.to_label, a.to_ip,
                                    a.to_port, a.to_identity));
+    addNames(f, true, a.from_service, a.from_fqdn);
+    addNames(f, false, a.to_service, a.to_fqdn);
     filters = {f};
   }
   for (auto& f : filters)
@@ -536,7 +587,7 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
   return req;
 }
 
-std::string formatCompact(const observer::GetFlowsResponse& r) {
+std::string formatCompact(const observer::GetFlowsResponse& r, bool print_node_name) {
   if (r.has_lost_events()) {
     return fmt::format("EVENTS LOST: {} {}", flow::LostEventSource_Name(r.lost_events().source()),
                        r.lost_events().num_events_lost());
@@ -549,7 +600,9 @@ std::string formatCompact(const observer::GetFlowsResponse& r) {
              identityTag(f.destination());
   bool reply = f.has_is_reply() && f.is_reply().value();
   std::string path = reply ? dst + " <- " + src : src + " -> " + dst;
-  return fmt::format("{}: {} {} ({})", formatTime(f.time()), path, what(f), summary(f));
+  std::string when = formatTime(f.time());
+  if (print_node_name) when += " [" + f.node_name() + "]";
+  return fmt::format("{}: {} {} ({})", when, path, what(f), summary(f));
 }
 
 std::string formatJson(const observer::GetFlowsResponse& r) {

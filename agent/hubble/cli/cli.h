@@ -28,6 +28,10 @@ struct ObserveArgs {
   std::vector<std::string> identity, from_identity, to_identity;
   std::vector<std::string> verdict, protocol, type, drop_reason, traffic_direction, node_name;
   std::vector<std::string> tcp_flags;
+  std::vector<std::string> service, from_service, to_service;  // namespace/name
+  std::vector<std::string> fqdn, from_fqdn, to_fqdn;
+  std::vector<std::string> ip_version, http_status, http_method, http_path;
+  bool print_node_name = false;  // compact output: "TIME [NODE]: ..."
   bool follow = false;
   std::optional<uint64_t> last, first;
   bool all = false;
@@ -36,7 +40,7 @@ struct ObserveArgs {
 };
 
 struct Args {
-  std::string command;  // "observe", "status", "nodes", "help", "version"
+  std::string command;  // "observe", "status", "nodes", "namespaces", "help", "version"
   std::string server = "unix:///var/run/cilium/hubble.sock";
   int timeout_s = 5;  // connection timeout
   ObserveArgs observe;
@@ -55,7 +59,7 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
 // One line per response in Hubble's compact format:
 //   Nov 22 21:03:04.123: default/client:40000 (ID:256) -> default/server:80 (ID:257)
 //     to-endpoint FORWARDED (TCP Flags: SYN)
-std::string formatCompact(const observer::GetFlowsResponse& r);
+std::string formatCompact(const observer::GetFlowsResponse& r, bool print_node_name = false);
 // One JSON object per line, protobuf JSON with the proto field names (as `hubble observe -o json`).
 std::string formatJson(const observer::GetFlowsResponse& r);
 std::string tableHeader();

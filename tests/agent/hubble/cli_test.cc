@@ -47,6 +47,47 @@ TEST(CliTest, Commands) {
   EXPECT_NE(help.help.find("--from-pod=NAME"), std::string::npos) << help.help;
 }
 
+TEST(CliTest, ServicesNamesVersionsAndHttp) {
+  EXPECT_EQ(parse({"list", "namespaces"}).command, "namespaces");
+  auto r = request({"observe", "--to-service", "default/web", "--from-fqdn", "*.example.com",
+                    "--ip-version", "v6", "--http-status", "5+", "--http-method", "GET",
+                    "--http-path", "/v1/.*"});
+  ASSERT_EQ(r.whitelist_size(), 1);
+  const auto& f = r.whitelist(0);
+  ASSERT_EQ(f.destination_service_size(), 1);
+  EXPECT_EQ(f.destination_service(0), "default/web");
+  EXPECT_EQ(f.source_service_size(), 0);
+  ASSERT_EQ(f.source_fqdn_size(), 1);
+  EXPECT_EQ(f.source_fqdn(0), "*.example.com");
+  ASSERT_EQ(f.ip_version_size(), 1);
+  EXPECT_EQ(f.ip_version(0), flow::IPv6);
+  EXPECT_EQ(f.http_status_code(0), "5+");
+  EXPECT_EQ(f.http_method(0), "GET");
+  EXPECT_EQ(f.http_path(0), "/v1/.*");
+  // Either side: one filter per side, as --pod.
+  auto e = request({"observe", "--service", "shop/db"});
+  ASSERT_EQ(e.whitelist_size(), 2);
+  EXPECT_EQ(e.whitelist(0).source_service(0), "shop/db");
+  EXPECT_EQ(e.whitelist(1).destination_service(0), "shop/db");
+  auto bad = buildRequest(parse({"observe", "--ip-version", "v5"}).observe, 0);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(parse({"observe", "--print-node-name"}).observe.print_node_name);
+}
+
+TEST(CliTest, PrintNodeName) {
+  observer::GetFlowsResponse resp;
+  auto* f = resp.mutable_flow();
+  f->set_node_name("default/node-1");
+  f->mutable_ip()->set_source("10.0.0.1");
+  f->mutable_ip()->set_destination("10.0.0.2");
+  f->set_verdict(flow::FORWARDED);
+  auto plain = formatCompact(resp);
+  auto named = formatCompact(resp, true);
+  EXPECT_EQ(plain.find("[default/node-1]"), std::string::npos) << plain;
+  EXPECT_NE(named.find(" [default/node-1]: 10.0.0.1"), std::string::npos) << named;
+}
+
 TEST(CliTest, DefaultsToTheLast20) {
   auto r = request({"observe"});
   EXPECT_EQ(r.number(), 20u);
