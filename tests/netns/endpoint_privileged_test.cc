@@ -489,6 +489,10 @@ TEST_F(EndpointAgentTest, AgentServesFlowsAndMetricsForItsEndpoints) {
   // The CLI as users type it: node names in compact output, the namespaces of stored flows.
   auto named = hubble({"observe", "--all", "--print-node-name", "--from-pod", "default/client"});
   EXPECT_NE(named.out.find(" [default/node-1]: default/client:"), std::string::npos) << named.out;
+  auto not_traces =
+      hubble({"observe", "--all", "--from-pod", "default/client", "--not", "--type", "trace"});
+  EXPECT_NE(not_traces.out.find("policy-verdict:"), std::string::npos) << not_traces.out;
+  EXPECT_EQ(not_traces.out.find("to-endpoint"), std::string::npos) << not_traces.out;
   auto namespaces = hubble({"list", "namespaces"});
   EXPECT_NE(namespaces.out.find("CLUSTER"), std::string::npos) << namespaces.out;
   EXPECT_NE(namespaces.out.find(" default\n"), std::string::npos) << namespaces.out;

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <functional>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
@@ -247,7 +248,8 @@ CommandLine commandLine() {
   CLI::App* observe = sub("observe", "Show flows from the Hubble server");
   observe->footer(
       "Repeat a filter flag to OR its values; --pod, --namespace, --label, --ip, --port, "
-      "--identity, --service and --fqdn match either side, --from-*/--to-* one side.");
+      "--identity, --service and --fqdn match either side, --from-*/--to-* one side; "
+      "--not before a filter flag leaves out the flows it matches.");
   c.observe_cmd = observe;
   struct Flag {
     const char* names;
@@ -330,7 +332,37 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   }
   if (const char* env = getenv("HUBBLE_SERVER"); env && *env) a.server = env;
   CommandLine cl = commandLine();
-  CILIUM_ASSIGN_OR_RETURN(auto outcome, cilium::cli::parse(*cl.app, argv));
+  // `--not FLAG VALUE` (as Hubble's CLI): that filter flag goes to the blacklist. The negated
+  // flags are taken out here and parsed on their own below.
+  std::vector<std::string> args, negated;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] != "--not") {
+      args.push_back(argv[i]);
+      continue;
+    }
+    if (i + 1 == argv.size()) return bad("--not", "", "needs a filter flag after it");
+    const std::string& flag = argv[++i];
+    std::string name = flag.substr(0, flag.find('='));
+    const CLI::Option* opt = nullptr;
+    for (const auto& [key, o] : cl.observe)
+      if (o->check_name(name)) opt = o;
+    static const std::set<std::string> kNotFilters = {
+        "last", "first", "since", "until", "output", "follow", "all", "print-node-name"};
+    if (opt == nullptr || opt->get_type_size() == 0 ||
+        kNotFilters.count(opt->get_lnames().front()) != 0)
+      return bad("--not", flag, "must be followed by a filter flag (--not --from-pod NAME)");
+    negated.push_back(flag);
+    if (flag.find('=') == std::string::npos) {
+      if (i + 1 == argv.size()) return bad(name, "", "needs a value");
+      negated.push_back(argv[++i]);
+    }
+  }
+  if (!negated.empty()) {
+    negated.insert(negated.begin(), "observe");
+    CILIUM_ASSIGN_OR_RETURN(auto neg, parseArgs(negated));
+    a.observe.negated = std::make_shared<ObserveArgs>(std::move(neg.observe));
+  }
+  CILIUM_ASSIGN_OR_RETURN(auto outcome, cilium::cli::parse(*cl.app, args));
   if (outcome == cilium::cli::Outcome::kHelp) {
     a.command = "help";
     a.help = cilium::cli::help(*cl.app);
@@ -426,8 +458,10 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   return a;
 }
 
-Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now_ns) {
-  observer::GetFlowsRequest req;
+namespace {
+
+// The filters the filter flags of `a` stand for (no empty filter).
+Result<std::vector<flow::FlowFilter>> buildFilters(const ObserveArgs& a) {
   flow::FlowFilter common, src_side, dst_side;
 
   // Filters that do not depend on a side.
@@ -564,9 +598,22 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
     addNames(f, false, a.to_service, a.to_fqdn);
     filters = {f};
   }
+  std::vector<flow::FlowFilter> out;
   for (auto& f : filters)
-    if (f.ByteSizeLong() > 0) *req.add_whitelist() = std::move(f);
+    if (f.ByteSizeLong() > 0) out.push_back(std::move(f));
+  return out;
+}
 
+}  // namespace
+
+Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now_ns) {
+  observer::GetFlowsRequest req;
+  CILIUM_ASSIGN_OR_RETURN(auto allowed, buildFilters(a));
+  for (auto& f : allowed) *req.add_whitelist() = std::move(f);
+  if (a.negated) {
+    CILIUM_ASSIGN_OR_RETURN(auto excluded, buildFilters(*a.negated));
+    for (auto& f : excluded) *req.add_blacklist() = std::move(f);
+  }
   req.set_follow(a.follow);
   if (a.first) {
     req.set_first(true);

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -32,6 +33,8 @@ struct ObserveArgs {
   std::vector<std::string> fqdn, from_fqdn, to_fqdn;
   std::vector<std::string> ip_version, http_status, http_method, http_path;
   bool print_node_name = false;  // compact output: "TIME [NODE]: ..."
+  // The filter flags given after --not: flows they match are left out (the request's blacklist).
+  std::shared_ptr<const ObserveArgs> negated;
   bool follow = false;
   std::optional<uint64_t> last, first;
   bool all = false;

@@ -75,6 +75,33 @@ TEST(CliTest, ServicesNamesVersionsAndHttp) {
   EXPECT_TRUE(parse({"observe", "--print-node-name"}).observe.print_node_name);
 }
 
+TEST(CliTest, NotMovesTheNextFilterToTheBlacklist) {
+  auto r = request({"observe", "--from-pod", "default/web", "--not", "--to-port", "53", "--not",
+                    "--verdict=DROPPED", "--last", "5"});
+  ASSERT_EQ(r.whitelist_size(), 1);
+  EXPECT_EQ(r.whitelist(0).source_pod(0), "default/web");
+  EXPECT_EQ(r.whitelist(0).destination_port_size(), 0);
+  EXPECT_EQ(r.whitelist(0).verdict_size(), 0);
+  ASSERT_EQ(r.blacklist_size(), 1);
+  EXPECT_EQ(r.blacklist(0).destination_port(0), "53");
+  EXPECT_EQ(r.blacklist(0).verdict(0), flow::DROPPED);
+  EXPECT_EQ(r.number(), 5u);
+  // Either-side flags negated: flows with the pod on either side are left out.
+  auto e = request({"observe", "--not", "--pod", "kube-system/coredns"});
+  EXPECT_EQ(e.whitelist_size(), 0);
+  ASSERT_EQ(e.blacklist_size(), 2);
+  EXPECT_EQ(e.blacklist(0).source_pod(0), "kube-system/coredns");
+  EXPECT_EQ(e.blacklist(1).destination_pod(0), "kube-system/coredns");
+  // Only filter flags can be negated; bad values are refused as without --not.
+  EXPECT_FALSE(parseArgs({"observe", "--not"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--follow"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--last", "3"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--bogus", "3"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--to-port"}).ok());
+  auto bad = buildRequest(parse({"observe", "--not", "--verdict", "MAYBE"}).observe, 0);
+  EXPECT_FALSE(bad.ok());
+}
+
 TEST(CliTest, PrintNodeName) {
   observer::GetFlowsResponse resp;
   auto* f = resp.mutable_flow();
