@@ -248,7 +248,7 @@ CommandLine commandLine() {
   CLI::App* observe = sub("observe", "Show flows from the Hubble server");
   observe->footer(
       "Repeat a filter flag to OR its values; --pod, --namespace, --label, --ip, --port, "
-      "--identity, --service and --fqdn match either side, --from-*/--to-* one side; "
+      "--identity, --service, --fqdn and --workload match either side, --from-*/--to-* one side; "
       "--not before a filter flag leaves out the flows it matches.");
   c.observe_cmd = observe;
   struct Flag {
@@ -288,6 +288,9 @@ CommandLine commandLine() {
       {"--fqdn", "NAME", "DNS name, either side (*.example.com)"},
       {"--from-fqdn", "NAME", "source DNS name"},
       {"--to-fqdn", "NAME", "destination DNS name"},
+      {"--workload", "[KIND/]NAME", "workload, either side (Deployment/web or web)"},
+      {"--from-workload", "[KIND/]NAME", "source workload"},
+      {"--to-workload", "[KIND/]NAME", "destination workload"},
       {"--ip-version", "VERSION", "v4 or v6"},
       {"--http-status", "CODE", "HTTP status code or class (200, 5+)"},
       {"--http-method", "METHOD", "HTTP method (GET, POST, ...)"},
@@ -420,6 +423,9 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
       {"fqdn", &o.fqdn},
       {"from-fqdn", &o.from_fqdn},
       {"to-fqdn", &o.to_fqdn},
+      {"workload", &o.workload},
+      {"from-workload", &o.from_workload},
+      {"to-workload", &o.to_workload},
       {"ip-version", &o.ip_version},
       {"http-status", &o.http_status},
       {"http-method", &o.http_method},
@@ -537,15 +543,28 @@ Result<std::vector<flow::FlowFilter>> buildFilters(const ObserveArgs& a) {
   // other; from/to values go to that side in both.
   bool either = !a.pod.empty() || !a.label.empty() || !a.ip.empty() || !a.port.empty() ||
                 !a.identity.empty() || !a.service.empty() || !a.fqdn.empty() ||
-                (!a.ns.empty() && a.from_pod.empty() && a.to_pod.empty());
+                !a.workload.empty() || (!a.ns.empty() && a.from_pod.empty() && a.to_pod.empty());
   // Services and DNS names of one side.
   auto addNames = [](flow::FlowFilter& f, bool source, const std::vector<std::string>& services,
-                     const std::vector<std::string>& fqdns) {
+                     const std::vector<std::string>& fqdns,
+                     const std::vector<std::string>& workloads) {
     for (const auto& s : services)
       *(source ? f.mutable_source_service() : f.mutable_destination_service())->Add() = s;
     for (const auto& n : fqdns)
       *(source ? f.mutable_source_fqdn() : f.mutable_destination_fqdn())->Add() = n;
+    for (const auto& w : workloads) {
+      // As Hubble's CLI: "name" or "Kind/name".
+      auto* out = (source ? f.mutable_source_workload() : f.mutable_destination_workload())->Add();
+      auto slash = w.find('/');
+      if (slash == std::string::npos) {
+        out->set_name(w);
+      } else {
+        out->set_kind(w.substr(0, slash));
+        out->set_name(w.substr(slash + 1));
+      }
+    }
   };
+
   auto addSide = [&](flow::FlowFilter& f, bool source, const std::vector<std::string>& pods,
                      const std::vector<std::string>& nss, const std::vector<std::string>& ns_only,
                      const std::vector<std::string>& labels, const std::vector<std::string>& ips,
@@ -583,10 +602,10 @@ Result<std::vector<flow::FlowFilter>> buildFilters(const ObserveArgs& a) {
     CILIUM_RETURN_IF_ERROR(addSide(r, false, a.pod, a.ns, a.ns, a.label, a.ip, a.port, a.identity));
     CILIUM_RETURN_IF_ERROR(addSide(r, true, a.from_pod, nsFor(a.from_ns), a.from_ns, a.from_label,
                                    a.from_ip, a.from_port, a.from_identity));
-    addNames(l, true, a.service, a.fqdn);
-    addNames(l, false, a.to_service, a.to_fqdn);
-    addNames(r, false, a.service, a.fqdn);
-    addNames(r, true, a.from_service, a.from_fqdn);
+    addNames(l, true, a.service, a.fqdn, a.workload);
+    addNames(l, false, a.to_service, a.to_fqdn, a.to_workload);
+    addNames(r, false, a.service, a.fqdn, a.workload);
+    addNames(r, true, a.from_service, a.from_fqdn, a.from_workload);
     filters = {l, r};
   } else {
     flow::FlowFilter f = common;
@@ -594,8 +613,8 @@ Result<std::vector<flow::FlowFilter>> buildFilters(const ObserveArgs& a) {
                                    a.from_ip, a.from_port, a.from_identity));
     CILIUM_RETURN_IF_ERROR(addSide(f, false, a.to_pod, nsFor(a.to_ns), a.to_ns, a.to_label, a.to_ip,
                                    a.to_port, a.to_identity));
-    addNames(f, true, a.from_service, a.from_fqdn);
-    addNames(f, false, a.to_service, a.to_fqdn);
+    addNames(f, true, a.from_service, a.from_fqdn, a.from_workload);
+    addNames(f, false, a.to_service, a.to_fqdn, a.to_workload);
     filters = {f};
   }
   std::vector<flow::FlowFilter> out;

@@ -31,6 +31,7 @@ struct ObserveArgs {
   std::vector<std::string> tcp_flags;
   std::vector<std::string> service, from_service, to_service;  // namespace/name
   std::vector<std::string> fqdn, from_fqdn, to_fqdn;
+  std::vector<std::string> workload, from_workload, to_workload;  // name or Kind/name
   std::vector<std::string> ip_version, http_status, http_method, http_path;
   bool print_node_name = false;  // compact output: "TIME [NODE]: ..."
   // The filter flags given after --not: flows they match are left out (the request's blacklist).

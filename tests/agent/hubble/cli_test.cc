@@ -73,6 +73,12 @@ TEST(CliTest, ServicesNamesVersionsAndHttp) {
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_TRUE(parse({"observe", "--print-node-name"}).observe.print_node_name);
+  auto w = request({"observe", "--to-workload", "Deployment/web", "--from-workload", "client"});
+  ASSERT_EQ(w.whitelist_size(), 1);
+  EXPECT_EQ(w.whitelist(0).destination_workload(0).kind(), "Deployment");
+  EXPECT_EQ(w.whitelist(0).destination_workload(0).name(), "web");
+  EXPECT_EQ(w.whitelist(0).source_workload(0).kind(), "");
+  EXPECT_EQ(w.whitelist(0).source_workload(0).name(), "client");
 }
 
 TEST(CliTest, NotMovesTheNextFilterToTheBlacklist) {
