@@ -133,23 +133,41 @@ std::string withNamespace(const std::string& pod, const std::vector<std::string>
   return ns.front() + "/" + pod;
 }
 
-std::string formatTime(const google::protobuf::Timestamp& ts) {
+std::string formatTime(const google::protobuf::Timestamp& ts,
+                       TimeFormat format = TimeFormat::kStampMilli) {
   time_t secs = ts.seconds();
   tm t{};
   gmtime_r(&secs, &t);
   char buf[64];
-  strftime(buf, sizeof buf, "%b %e %H:%M:%S", &t);
-  return fmt::format("{}.{:03d}", buf, ts.nanos() / 1000000);
+  int nanos = ts.nanos();
+  bool rfc3339 = format >= TimeFormat::kRfc3339 && format <= TimeFormat::kRfc3339Nano;
+  if (format == TimeFormat::kRfc1123Z) {
+    strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &t);
+    return buf;
+  }
+  strftime(buf, sizeof buf, rfc3339 ? "%Y-%m-%dT%H:%M:%S" : "%b %e %H:%M:%S", &t);
+  std::string fraction;
+  switch (format) {
+    case TimeFormat::kStampMilli:
+    case TimeFormat::kRfc3339Milli: fraction = fmt::format(".{:03d}", nanos / 1000000); break;
+    case TimeFormat::kStampMicro:
+    case TimeFormat::kRfc3339Micro: fraction = fmt::format(".{:06d}", nanos / 1000); break;
+    case TimeFormat::kStampNano:
+    case TimeFormat::kRfc3339Nano: fraction = fmt::format(".{:09d}", nanos); break;
+    default: break;
+  }
+  return std::string(buf) + fraction + (rfc3339 ? "Z" : "");
 }
 
-std::string endpointName(const flow::Endpoint& ep, const std::string& ip, uint32_t port) {
-  std::string host = ep.pod_name().empty() ? ip : ep.namespace_() + "/" + ep.pod_name();
+std::string endpointName(const flow::Endpoint& ep, const std::string& ip, uint32_t port,
+                         bool numeric = false) {
+  std::string host = numeric || ep.pod_name().empty() ? ip : ep.namespace_() + "/" + ep.pod_name();
   if (port != 0) host += fmt::format(":{}", port);
   return host;
 }
 
-std::string identityTag(const flow::Endpoint& ep) {
-  if (identity::isReserved(ep.identity())) {
+std::string identityTag(const flow::Endpoint& ep, bool numeric = false) {
+  if (!numeric && identity::isReserved(ep.identity())) {
     auto name = identity::reservedName(ep.identity());
     if (!name.empty()) return fmt::format("({})", name);
   }
@@ -300,6 +318,7 @@ CommandLine commandLine() {
       {"--since", "T", "from this time: 5m, 1h, or 2026-11-22T21:00:00Z"},
       {"--until", "T", "up to this time, same forms"},
       {"-o,--output", "FORMAT", "compact, json, jsonpb, table or dict"},
+      {"--time-format", "FORMAT", "StampMilli (default), RFC3339, RFC3339Milli, RFC1123Z, ..."},
   };
   for (const auto& f : value_flags) {
     CLI::Option* o = observe->add_option(f.names, f.help)->type_name(f.type);
@@ -310,6 +329,9 @@ CommandLine commandLine() {
   c.observe["all"] = observe->add_flag("--all")->description("Every stored flow");
   c.observe["print-node-name"] =
       observe->add_flag("--print-node-name")->description("Print the node of each flow");
+  c.observe["numeric"] =
+      observe->add_flag("--numeric")
+          ->description("Addresses and identity numbers instead of pod and identity names");
   sub("status", "Show the Hubble server's status");
   CLI::App* list = sub("list", "List what the server knows");
   list->add_subcommand("nodes", "Show the nodes the server knows")->fallthrough()->allow_extras();
@@ -350,7 +372,8 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
     for (const auto& [key, o] : cl.observe)
       if (o->check_name(name)) opt = o;
     static const std::set<std::string> kNotFilters = {
-        "last", "first", "since", "until", "output", "follow", "all", "print-node-name"};
+        "last",   "first", "since",           "until",   "output",
+        "follow", "all",   "print-node-name", "numeric", "time-format"};
     if (opt == nullptr || opt->get_type_size() == 0 ||
         kNotFilters.count(opt->get_lnames().front()) != 0)
       return bad("--not", flag, "must be followed by a filter flag (--not --from-pod NAME)");
@@ -438,7 +461,22 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   };
   o.follow = cl.observe.at("follow")->count() > 0;
   o.all = cl.observe.at("all")->count() > 0;
-  o.print_node_name = cl.observe.at("print-node-name")->count() > 0;
+  o.print.node_name = cl.observe.at("print-node-name")->count() > 0;
+  o.print.numeric = cl.observe.at("numeric")->count() > 0;
+  if (auto v = last("time-format")) {
+    static const std::map<std::string, TimeFormat> kFormats = {
+        {"StampMilli", TimeFormat::kStampMilli},     {"Stamp", TimeFormat::kStamp},
+        {"StampMicro", TimeFormat::kStampMicro},     {"StampNano", TimeFormat::kStampNano},
+        {"RFC3339", TimeFormat::kRfc3339},           {"RFC3339Milli", TimeFormat::kRfc3339Milli},
+        {"RFC3339Micro", TimeFormat::kRfc3339Micro}, {"RFC3339Nano", TimeFormat::kRfc3339Nano},
+        {"RFC1123Z", TimeFormat::kRfc1123Z}};
+    auto it = kFormats.find(*v);
+    if (it == kFormats.end())
+      return bad("--time-format", *v,
+                 "not StampMilli, Stamp, StampMicro, StampNano, RFC3339, RFC3339Milli, "
+                 "RFC3339Micro, RFC3339Nano or RFC1123Z");
+    o.print.time_format = it->second;
+  }
   if (auto v = last("last")) {
     CILIUM_ASSIGN_OR_RETURN(o.last, parseCount("--last", *v));
   }
@@ -653,21 +691,21 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
   return req;
 }
 
-std::string formatCompact(const observer::GetFlowsResponse& r, bool print_node_name) {
+std::string formatCompact(const observer::GetFlowsResponse& r, const PrintOptions& p) {
   if (r.has_lost_events()) {
     return fmt::format("EVENTS LOST: {} {}", flow::LostEventSource_Name(r.lost_events().source()),
                        r.lost_events().num_events_lost());
   }
   if (!r.has_flow()) return "";
   const auto& f = r.flow();
-  auto src =
-      endpointName(f.source(), f.ip().source(), sourcePort(f)) + " " + identityTag(f.source());
-  auto dst = endpointName(f.destination(), f.ip().destination(), destinationPort(f)) + " " +
-             identityTag(f.destination());
+  auto src = endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric) + " " +
+             identityTag(f.source(), p.numeric);
+  auto dst = endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric) +
+             " " + identityTag(f.destination(), p.numeric);
   bool reply = f.has_is_reply() && f.is_reply().value();
   std::string path = reply ? dst + " <- " + src : src + " -> " + dst;
-  std::string when = formatTime(f.time());
-  if (print_node_name) when += " [" + f.node_name() + "]";
+  std::string when = formatTime(f.time(), p.time_format);
+  if (p.node_name) when += " [" + f.node_name() + "]";
   return fmt::format("{}: {} {} ({})", when, path, what(f), summary(f));
 }
 
@@ -684,25 +722,27 @@ std::string tableHeader() {
                      "TYPE", "VERDICT", "SUMMARY");
 }
 
-std::string formatTableRow(const observer::GetFlowsResponse& r) {
-  if (!r.has_flow()) return formatCompact(r);
+std::string formatTableRow(const observer::GetFlowsResponse& r, const PrintOptions& p) {
+  if (!r.has_flow()) return formatCompact(r, p);
   const auto& f = r.flow();
-  return fmt::format("{:<22} {:<36} {:<36} {:<22} {:<10} {}", formatTime(f.time()),
-                     endpointName(f.source(), f.ip().source(), sourcePort(f)),
-                     endpointName(f.destination(), f.ip().destination(), destinationPort(f)),
-                     typeName(f), verdictName(f.verdict()), summary(f));
+  return fmt::format(
+      "{:<22} {:<36} {:<36} {:<22} {:<10} {}", formatTime(f.time(), p.time_format),
+      endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric),
+      endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric),
+      typeName(f), verdictName(f.verdict()), summary(f));
 }
 
-std::string formatDict(const observer::GetFlowsResponse& r) {
-  if (!r.has_flow()) return formatCompact(r);
+std::string formatDict(const observer::GetFlowsResponse& r, const PrintOptions& p) {
+  if (!r.has_flow()) return formatCompact(r, p);
   const auto& f = r.flow();
   std::string out;
   auto line = [&](std::string_view k, const std::string& v) {
     out += fmt::format("{:>12}: {}\n", k, v);
   };
-  line("TIMESTAMP", formatTime(f.time()));
-  line("SOURCE", endpointName(f.source(), f.ip().source(), sourcePort(f)));
-  line("DESTINATION", endpointName(f.destination(), f.ip().destination(), destinationPort(f)));
+  line("TIMESTAMP", formatTime(f.time(), p.time_format));
+  line("SOURCE", endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric));
+  line("DESTINATION",
+       endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric));
   line("TYPE", typeName(f));
   line("VERDICT", std::string(verdictName(f.verdict())));
   if (f.verdict() == flow::DROPPED) line("DROP REASON", dropReasonDesc(f.drop_reason_desc()));

@@ -49,11 +49,11 @@ int observe(const Args& a, std::shared_ptr<grpc::Channel> ch) {
     std::string line;
     switch (a.observe.output) {
       case Output::kCompact:
-        line = cilium::hubble::cli::formatCompact(resp, a.observe.print_node_name);
+        line = cilium::hubble::cli::formatCompact(resp, a.observe.print);
         break;
       case Output::kJson: line = cilium::hubble::cli::formatJson(resp); break;
-      case Output::kTable: line = cilium::hubble::cli::formatTableRow(resp); break;
-      case Output::kDict: line = cilium::hubble::cli::formatDict(resp); break;
+      case Output::kTable: line = cilium::hubble::cli::formatTableRow(resp, a.observe.print); break;
+      case Output::kDict: line = cilium::hubble::cli::formatDict(resp, a.observe.print); break;
     }
     if (line.empty()) continue;
     std::cout << line << "\n";

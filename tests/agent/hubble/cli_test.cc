@@ -72,7 +72,7 @@ TEST(CliTest, ServicesNamesVersionsAndHttp) {
   auto bad = buildRequest(parse({"observe", "--ip-version", "v5"}).observe, 0);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
-  EXPECT_TRUE(parse({"observe", "--print-node-name"}).observe.print_node_name);
+  EXPECT_TRUE(parse({"observe", "--print-node-name"}).observe.print.node_name);
   auto w = request({"observe", "--to-workload", "Deployment/web", "--from-workload", "client"});
   ASSERT_EQ(w.whitelist_size(), 1);
   EXPECT_EQ(w.whitelist(0).destination_workload(0).kind(), "Deployment");
@@ -108,6 +108,38 @@ TEST(CliTest, NotMovesTheNextFilterToTheBlacklist) {
   EXPECT_FALSE(bad.ok());
 }
 
+TEST(CliTest, NumericAndTimeFormats) {
+  observer::GetFlowsResponse resp;
+  auto* f = resp.mutable_flow();
+  f->mutable_time()->set_seconds(1795381384);  // 2026-11-22T21:03:04Z
+  f->mutable_time()->set_nanos(123456789);
+  f->mutable_ip()->set_source("10.200.0.11");
+  f->mutable_ip()->set_destination("8.8.8.8");
+  f->mutable_source()->set_namespace_("default");
+  f->mutable_source()->set_pod_name("client");
+  f->mutable_source()->set_identity(1001);
+  f->mutable_destination()->set_identity(2);  // world
+  f->set_verdict(flow::FORWARDED);
+  auto named = formatCompact(resp);
+  EXPECT_EQ(named.rfind("Nov 22 21:03:04.123: default/client (ID:1001) -> 8.8.8.8 (world)", 0), 0u)
+      << named;
+  auto a = parse({"observe", "--numeric", "--time-format", "RFC3339Milli"});
+  auto numeric = formatCompact(resp, a.observe.print);
+  EXPECT_EQ(numeric.rfind("2026-11-22T21:03:04.123Z: 10.200.0.11 (ID:1001) -> 8.8.8.8 (ID:2)", 0),
+            0u)
+      << numeric;
+  auto layout = [&](const std::string& name) {
+    return formatCompact(resp, parse({"observe", "--time-format", name}).observe.print);
+  };
+  EXPECT_EQ(layout("RFC3339").rfind("2026-11-22T21:03:04Z: ", 0), 0u);
+  EXPECT_EQ(layout("RFC3339Nano").rfind("2026-11-22T21:03:04.123456789Z: ", 0), 0u);
+  EXPECT_EQ(layout("StampMicro").rfind("Nov 22 21:03:04.123456: ", 0), 0u);
+  EXPECT_EQ(layout("Stamp").rfind("Nov 22 21:03:04: ", 0), 0u);
+  EXPECT_EQ(layout("RFC1123Z").rfind("Sun, 22 Nov 2026 21:03:04 +0000: ", 0), 0u);
+  EXPECT_FALSE(parseArgs({"observe", "--time-format", "Kitchen"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--numeric"}).ok());
+}
+
 TEST(CliTest, PrintNodeName) {
   observer::GetFlowsResponse resp;
   auto* f = resp.mutable_flow();
@@ -116,7 +148,9 @@ TEST(CliTest, PrintNodeName) {
   f->mutable_ip()->set_destination("10.0.0.2");
   f->set_verdict(flow::FORWARDED);
   auto plain = formatCompact(resp);
-  auto named = formatCompact(resp, true);
+  PrintOptions with_node;
+  with_node.node_name = true;
+  auto named = formatCompact(resp, with_node);
   EXPECT_EQ(plain.find("[default/node-1]"), std::string::npos) << plain;
   EXPECT_NE(named.find(" [default/node-1]: 10.0.0.1"), std::string::npos) << named;
 }
