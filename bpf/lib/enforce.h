@@ -79,5 +79,5 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 			ct.entry->src_sec_id = *remote;
 		return 0;
 	}
-	return ct_create4(p, ct_dir, now, *remote, rev);
+	return ct_create4(p, ct_dir, now, *remote, rev, &ct);
 }

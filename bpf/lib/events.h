@@ -101,12 +101,26 @@ static __always_inline struct cilium_event *event_reserve(void)
 	return ev;
 }
 
+/* A record's room in the ring: the record and the ring's 8-byte header, rounded up to 8. */
+#define EVENT_RING_RECORD_BYTES ((sizeof(struct cilium_event) + 8 + 7) & ~7)
+
+/*
+ * Commits a record, waking readers only when it carries the bytes waiting in the ring across a
+ * multiple of cfg_events_wakeup_bytes: one wakeup per threshold's worth of records. Waking on
+ * every record above the threshold instead (until the woken reader gets to run and drain) cost
+ * an IRQ work interrupt per record, several per wakeup under load. A crossing can go unseen when
+ * another CPU reserves between this record's reserve and its query; the next crossing, or the
+ * reader's timed poll, collects the records then.
+ */
 static __always_inline void event_submit(struct cilium_event *ev)
 {
+	/* Includes this record: it is reserved, and no reader consumes past it. */
 	__u64 waiting = bpf_ringbuf_query(&cilium_events, BPF_RB_AVAIL_DATA);
+	__u64 step = cfg_events_wakeup_bytes ? cfg_events_wakeup_bytes : 1;
+	bool crossed = waiting >= EVENT_RING_RECORD_BYTES &&
+		       (waiting - EVENT_RING_RECORD_BYTES) / step != waiting / step;
 
-	bpf_ringbuf_submit(ev, waiting >= cfg_events_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-								  : BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(ev, crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void event_fill(struct cilium_event *ev, const struct __sk_buff *ctx,
