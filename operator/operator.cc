@@ -8,6 +8,7 @@
 #include "agent/common/cli.h"
 #include "agent/common/log.h"
 #include "agent/k8s/source.h"
+#include "operator/identity_gc.h"
 #include "operator/ipam/controller.h"
 #include "operator/leader_election.h"
 
@@ -39,11 +40,12 @@ Result<double> parseSeconds(const std::string& flag, const std::string& text) {
 struct Flags {
   std::unique_ptr<CLI::App> app;
   std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
+  std::string gc_interval = "15m", heartbeat_timeout = "30m";
   std::string cidrs;
 };
 
 void declare(Flags& f, Config& c) {
-  f.app = cli::makeApp("Cluster-wide duties of Cilium: cluster-pool IPAM, with leader election.",
+  f.app = cli::makeApp("Cluster-wide duties of Cilium: cluster-pool IPAM and identity GC, with leader election.",
                        "cilium-operator");
   CLI::App& app = *f.app;
   app.add_option("--k8s-api-server", c.k8s_api_server, "Kubernetes API server URL");
@@ -75,6 +77,15 @@ void declare(Flags& f, Config& c) {
   app.add_option("--leader-election-retry-period", f.retry_period,
                  "Interval between attempts to acquire or renew the Lease")
       ->default_str("2s");
+  app.add_option("--identity-allocation-mode", c.identity_allocation_mode,
+                 "crd: CiliumIdentity objects, collected when unused; kvstore: not built yet")
+      ->check(CLI::IsMember({"crd", "kvstore"}))
+      ->default_str("crd");
+  app.add_option("--identity-gc-interval", f.gc_interval, "How often unused identities are collected")
+      ->default_str("15m");
+  app.add_option("--identity-heartbeat-timeout", f.heartbeat_timeout,
+                 "How long an identity stays unused before it is deleted")
+      ->default_str("30m");
   app.add_flag("-D,--debug", c.debug, "Debug logging");
   app.add_flag("--version", c.version, "Print the version and exit");
 }
@@ -115,6 +126,10 @@ Result<Config> parseFlags(const std::vector<std::string>& args) {
                           parseSeconds("leader-election-renew-deadline", f.renew_deadline));
   CILIUM_ASSIGN_OR_RETURN(c.leader_election_retry_period,
                           parseSeconds("leader-election-retry-period", f.retry_period));
+  CILIUM_ASSIGN_OR_RETURN(c.identity_gc_interval,
+                          parseSeconds("identity-gc-interval", f.gc_interval));
+  CILIUM_ASSIGN_OR_RETURN(c.identity_heartbeat_timeout,
+                          parseSeconds("identity-heartbeat-timeout", f.heartbeat_timeout));
   if (c.leader_election_renew_deadline >= c.leader_election_lease_duration)
     return Error(ErrorCode::kInvalidArgument,
                  "--leader-election-renew-deadline must be shorter than "
@@ -186,48 +201,77 @@ ClusterPoolController* Operator::clusterPool() {
   return ipam_.get();
 }
 
+IdentityGc* Operator::identityGc() {
+  std::lock_guard lock(mu_);
+  return identity_gc_.get();
+}
+
 void Operator::startDuties() {
-  if (config_.ipam != "cluster-pool") {
-    log()->info("ipam={}: no pod CIDRs to allocate", config_.ipam);
-    return;
-  }
-  auto source = std::make_unique<k8s::ApiSource>(*client_, k8s::ApiSourceOptions{{}, {"CiliumNode"}, {}});
+  const bool pool = config_.ipam == "cluster-pool";
+  const bool gc = config_.identity_allocation_mode == "crd";
+  std::vector<std::string> kinds;
+  if (pool) kinds.push_back("CiliumNode");
+  if (gc) kinds.insert(kinds.end(), {"CiliumIdentity", "CiliumEndpoint"});
+  if (!pool) log()->info("ipam={}: no pod CIDRs to allocate", config_.ipam);
+  if (kinds.empty()) return;
+  auto source = std::make_unique<k8s::ApiSource>(*client_, k8s::ApiSourceOptions{{}, kinds, {}});
   if (auto st = source->start(); !st.ok()) {
-    log()->error("cannot watch CiliumNodes: {}", st.error().message());
+    log()->error("cannot watch the API server: {}", st.error().message());
     return;
   }
-  // The informer retries an unreachable API server; allocation waits for the full state, so
-  // that every existing allocation is known before the first new one.
-  while (!source->stores().cilium_nodes.waitForSync(std::chrono::seconds(5))) {
+  // The informers retry an unreachable API server; the duties wait for the full state, so that
+  // every existing allocation is known before the first new one.
+  while (!source->waitForSync(std::chrono::seconds(5))) {
     {
       std::lock_guard lock(mu_);
       if (stopping_) return;
     }
-    log()->info("waiting for the CiliumNode list from the API server");
+    log()->info("waiting for the first full state from the API server");
   }
-  std::vector<IpPrefix> pools;
-  for (const auto& c : config_.cluster_pool_ipv4_cidr) pools.push_back(*IpPrefix::parse(c));
-  auto ctl = ClusterPoolController::create(*client_, source->stores().cilium_nodes,
-                                           ClusterPoolOptions{pools, config_.cluster_pool_ipv4_mask_size});
-  if (!ctl.ok()) {
-    log()->error("{}", ctl.error().message());
-    return;
+  std::unique_ptr<ClusterPoolController> ipam;
+  if (pool) {
+    std::vector<IpPrefix> pools;
+    for (const auto& c : config_.cluster_pool_ipv4_cidr) pools.push_back(*IpPrefix::parse(c));
+    auto ctl = ClusterPoolController::create(
+        *client_, source->stores().cilium_nodes,
+        ClusterPoolOptions{pools, config_.cluster_pool_ipv4_mask_size});
+    if (!ctl.ok()) {
+      log()->error("{}", ctl.error().message());
+      return;
+    }
+    ipam = std::move(*ctl);
+    ipam->start();
   }
-  (*ctl)->start();
+  std::unique_ptr<IdentityGc> identity_gc;
+  if (gc) {
+    auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+    IdentityGcOptions go;
+    go.interval = ms(config_.identity_gc_interval);
+    go.heartbeat_timeout = ms(config_.identity_heartbeat_timeout);
+    identity_gc = std::make_unique<IdentityGc>(*client_, source->stores().cilium_identities,
+                                               source->stores().cilium_endpoints, go);
+    identity_gc->start();
+    log()->info("identity GC started interval={}s heartbeat_timeout={}s",
+                config_.identity_gc_interval, config_.identity_heartbeat_timeout);
+  }
   std::lock_guard lock(mu_);
   source_ = std::move(source);
-  ipam_ = std::move(*ctl);
+  ipam_ = std::move(ipam);
+  identity_gc_ = std::move(identity_gc);
 }
 
 void Operator::stopDuties() {
   std::unique_ptr<ClusterPoolController> ipam;
+  std::unique_ptr<IdentityGc> identity_gc;
   std::unique_ptr<k8s::ApiSource> source;
   {
     std::lock_guard lock(mu_);
     ipam = std::move(ipam_);
+    identity_gc = std::move(identity_gc_);
     source = std::move(source_);
   }
-  ipam.reset();  // before the store it reads
+  ipam.reset();  // before the stores they read
+  identity_gc.reset();
   if (source) source->stop();
 }
 

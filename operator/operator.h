@@ -1,6 +1,7 @@
 // cilium-operator's composition: the configuration (flags with Cilium's names), a Kubernetes
 // client, leader election on a Lease, and, while leading, the cluster-wide duties: cluster-pool
-// IPAM (ipam/controller.h) over a CiliumNode informer. See docs/operator.md.
+// IPAM (ipam/controller.h) over a CiliumNode informer, and the identity GC (identity_gc.h) over
+// CiliumIdentity and CiliumEndpoint informers. See docs/cluster.md.
 #pragma once
 
 #include <chrono>
@@ -20,6 +21,7 @@ class ApiSource;
 namespace cilium::op {
 
 class ClusterPoolController;
+class IdentityGc;
 class LeaderElector;
 
 struct Config {
@@ -28,6 +30,9 @@ struct Config {
   std::string ipam = "cluster-pool";  // cluster-pool | kubernetes (nothing to allocate)
   std::vector<std::string> cluster_pool_ipv4_cidr = {"10.0.0.0/8"};
   int cluster_pool_ipv4_mask_size = 24;
+  std::string identity_allocation_mode = "crd";  // crd: identity GC runs; kvstore: not yet
+  double identity_gc_interval = 15 * 60;         // seconds
+  double identity_heartbeat_timeout = 30 * 60;   // seconds
   bool leader_election = true;  // enable-leader-election... (ours: leader-elect)
   std::string leader_election_identity;  // "" = <hostname>-<pid>
   std::string leader_election_namespace = "kube-system";
@@ -55,6 +60,8 @@ class Operator {
   bool leading() const;
   // While leading, once the CiliumNodes are synced: the cluster-pool IPAM (nullptr otherwise).
   ClusterPoolController* clusterPool();
+  // While leading with identity-allocation-mode=crd: the identity GC (nullptr otherwise).
+  IdentityGc* identityGc();
 
  private:
   explicit Operator(Config config);
@@ -68,6 +75,7 @@ class Operator {
   bool stopping_ = false;
   std::unique_ptr<k8s::ApiSource> source_;
   std::unique_ptr<ClusterPoolController> ipam_;
+  std::unique_ptr<IdentityGc> identity_gc_;
 };
 
 }  // namespace cilium::op
