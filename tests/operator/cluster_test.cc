@@ -296,7 +296,31 @@ TEST_F(ClusterTest, TwoOperatorsOnlyTheLeaderActsAndTheOtherTakesOver) {
   EXPECT_EQ(podCidrOf(srv, "a"), a);
 }
 
-TEST_F(ClusterTest, ALeaderThatStopsRenewingIsReplaced) {
+TEST_F(ClusterTest, ALeaseHeldByACrashedReplicaIsTakenOverAfterItsDuration) {
+  // A replica that died without releasing: its Lease is never renewed again.
+  const auto leases = k8s::leaseResource();
+  ASSERT_TRUE(srv.create(leases, {{"apiVersion", "coordination.k8s.io/v1"},
+                                  {"kind", "Lease"},
+                                  {"metadata",
+                                   {{"name", "cilium-operator-resource-lock"},
+                                    {"namespace", "kube-system"}}},
+                                  {"spec",
+                                   {{"holderIdentity", "ghost"},
+                                    {"leaseDurationSeconds", 1},
+                                    {"leaseTransitions", 3}}}})
+                  .ok());
+  auto t0 = std::chrono::steady_clock::now();
+  auto op = startOperator(srv.url(), operatorConfig({"10.6.0.0/16"}, 24, "op-1"));
+  ASSERT_TRUE(eventually([&] { return op->leading(); }, 5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, 900ms)
+      << "took over before the holder's lease duration had passed";
+  auto lease = srv.get(leases, "kube-system", "cilium-operator-resource-lock");
+  ASSERT_TRUE(lease);
+  EXPECT_EQ((*lease)["spec"]["holderIdentity"], "op-1");
+  EXPECT_EQ((*lease)["spec"]["leaseTransitions"], 4);
+}
+
+TEST_F(ClusterTest, ALeaderThatCannotRenewStepsDown) {
   auto op1 = startOperator(srv.url(), operatorConfig({"10.5.0.0/16"}, 24, "op-1"));
   ASSERT_TRUE(eventually([&] { return op1->leading(); }));
   auto op2 = startOperator(srv.url(), operatorConfig({"10.5.0.0/16"}, 24, "op-2"));
