@@ -45,7 +45,8 @@ struct Agent {
   }
 };
 
-std::unique_ptr<Agent> startAgent(const std::string& url, const std::string& name, int index) {
+std::unique_ptr<Agent> startAgent(const std::string& url, const std::string& name, int index,
+                                  const std::string& ipam_mode = "cluster-pool") {
   auto a = std::make_unique<Agent>();
   a->name = name;
   k8s::ClientConfig cc;
@@ -61,6 +62,7 @@ std::unique_ptr<Agent> startAgent(const std::string& url, const std::string& nam
   rc.node_name = name;
   rc.internal_ips = {*IpAddr::parse(fmt::format("172.30.0.{}", index))};
   rc.boot_id = fmt::format("boot-{}", index);
+  rc.ipam = ipam_mode;
   auto reg = node::Registration::start(*a->client, a->source->stores(), rc);
   EXPECT_TRUE(reg.ok()) << reg.error().message();
   a->registration = std::move(*reg);
@@ -199,6 +201,29 @@ TEST_F(ClusterTest, AgentKeepsItsCiliumNodeAndWaitsForTheOperator) {
            cn->addresses[1].type == "CiliumInternalIP" && cn->addresses[1].ip == "10.1.0.1";
   }));
   EXPECT_EQ(podCidrOf(srv, "node1"), "10.1.0.0/24") << "the operator's field is left alone";
+}
+
+TEST_F(ClusterTest, IpamKubernetesTakesTheNodesPodCidrAndPublishesIt) {
+  const auto nodes = k8s::Resource<k8s::Node>::info();
+  json n = {{"apiVersion", "v1"}, {"kind", "Node"}, {"metadata", {{"name", "node1"}}}};
+  ASSERT_TRUE(srv.create(nodes, n).ok());
+  auto a = startAgent(srv.url(), "node1", 1, "kubernetes");
+  auto early = a->registration->waitForPodCidr(200ms, 100ms);
+  ASSERT_FALSE(early.ok());
+  EXPECT_NE(early.error().message().find("Node node1 has no IPv4 spec.podCIDRs"),
+            std::string::npos)
+      << early.error().message();
+  // kube-controller-manager allocates it.
+  n["spec"] = {{"podCIDRs", {"10.244.3.0/24"}}};
+  ASSERT_TRUE(srv.update(nodes, n).ok());
+  finishAgent(*a);
+  EXPECT_EQ(a->cidr->toString(), "10.244.3.0/24");
+  EXPECT_TRUE(eventually([&] { return podCidrOf(srv, "node1") == "10.244.3.0/24"; }))
+      << "the agent copies it into its CiliumNode";
+  EXPECT_TRUE(eventually([&] {
+    auto seen = a->nodes.get("node1");
+    return seen && seen->primaryAddress() == IpAddr::parse("10.244.3.1").value();
+  }));
 }
 
 TEST_F(ClusterTest, ExhaustionIsReportedOnTheCiliumNodeUntilACidrIsFreed) {
