@@ -17,7 +17,10 @@ auto& log() {
 
 IdentityGc::IdentityGc(k8s::Client& client, const k8s::Store<k8s::CiliumIdentity>& identities,
                        const k8s::Store<k8s::CiliumEndpoint>& endpoints, IdentityGcOptions options)
-    : client_(client), identities_(identities), endpoints_(endpoints), options_(std::move(options)) {}
+    : client_(client),
+      identities_(identities),
+      endpoints_(endpoints),
+      options_(std::move(options)) {}
 
 IdentityGc::~IdentityGc() {
   {
@@ -84,8 +87,8 @@ IdentityGc::Pass IdentityGc::runOnce() {
                 r.ok() ? fmt::format("HTTP {}", r->status) : r.error().message());
   }
   if (pass.deleted > 0 || pass.failed > 0)
-    log()->info("identity GC pass alive={} unused={} deleted={} failed={}", pass.alive,
-                pass.unused, pass.deleted, pass.failed);
+    log()->info("identity GC pass alive={} unused={} deleted={} failed={}", pass.alive, pass.unused,
+                pass.deleted, pass.failed);
   return pass;
 }
 

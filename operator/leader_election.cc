@@ -85,21 +85,22 @@ void LeaderElector::run() {
 bool LeaderElector::tryAcquireOrRenew() {
   const auto info = k8s::leaseResource();
   const std::string path = info.objectPath(options_.namespace_name, options_.lease_name);
-  const int64_t duration_s =
-      std::max<int64_t>(1, std::chrono::duration_cast<std::chrono::seconds>(options_.lease_duration).count());
+  const int64_t duration_s = std::max<int64_t>(
+      1, std::chrono::duration_cast<std::chrono::seconds>(options_.lease_duration).count());
   auto got = client_.get(path);
   if (!got.ok()) return false;
   std::string now = nowMicroTime();
   if (got->status == 404) {
-    json lease = {{"apiVersion", info.apiVersion()},
-                  {"kind", "Lease"},
-                  {"metadata", {{"name", options_.lease_name}, {"namespace", options_.namespace_name}}},
-                  {"spec",
-                   {{"holderIdentity", options_.identity},
-                    {"leaseDurationSeconds", duration_s},
-                    {"acquireTime", now},
-                    {"renewTime", now},
-                    {"leaseTransitions", 0}}}};
+    json lease = {
+        {"apiVersion", info.apiVersion()},
+        {"kind", "Lease"},
+        {"metadata", {{"name", options_.lease_name}, {"namespace", options_.namespace_name}}},
+        {"spec",
+         {{"holderIdentity", options_.identity},
+          {"leaseDurationSeconds", duration_s},
+          {"acquireTime", now},
+          {"renewTime", now},
+          {"leaseTransitions", 0}}}};
     auto r = client_.request("POST", info.collectionPath(options_.namespace_name), lease.dump());
     return r.ok() && r->ok();
   }
@@ -117,9 +118,10 @@ bool LeaderElector::tryAcquireOrRenew() {
     observed_at_ = local_now;
   }
   if (!holder.empty() && holder != options_.identity) {
-    int64_t secs = spec.contains("leaseDurationSeconds") && spec["leaseDurationSeconds"].is_number_integer()
-                       ? spec["leaseDurationSeconds"].get<int64_t>()
-                       : duration_s;
+    int64_t secs =
+        spec.contains("leaseDurationSeconds") && spec["leaseDurationSeconds"].is_number_integer()
+            ? spec["leaseDurationSeconds"].get<int64_t>()
+            : duration_s;
     if (local_now < observed_at_ + std::chrono::seconds(secs)) return false;  // held, not expired
     log()->info("taking over expired lease lease={}/{} from={}", options_.namespace_name,
                 options_.lease_name, holder);
@@ -156,7 +158,8 @@ void LeaderElector::release() {
   lease["spec"]["holderIdentity"] = "";
   lease["spec"]["leaseDurationSeconds"] = 1;
   auto r = client_.request("PUT", path, lease.dump());
-  if (r.ok() && r->ok()) log()->info("released lease={}/{}", options_.namespace_name, options_.lease_name);
+  if (r.ok() && r->ok())
+    log()->info("released lease={}/{}", options_.namespace_name, options_.lease_name);
 }
 
 }  // namespace cilium::op

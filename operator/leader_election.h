@@ -32,8 +32,8 @@ class LeaderElector {
  public:
   // on_started runs (on the elector's thread) when this replica becomes leader, on_stopped when
   // it stops being leader (renewal failed, or stop() while leading).
-  LeaderElector(k8s::Client& client, LeaderElectionOptions options, std::function<void()> on_started,
-                std::function<void()> on_stopped);
+  LeaderElector(k8s::Client& client, LeaderElectionOptions options,
+                std::function<void()> on_started, std::function<void()> on_stopped);
   ~LeaderElector();  // stop()
   void start();
   // Stops trying; a leader steps down (on_stopped) and releases the Lease so another replica

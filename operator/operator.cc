@@ -45,8 +45,9 @@ struct Flags {
 };
 
 void declare(Flags& f, Config& c) {
-  f.app = cli::makeApp("Cluster-wide duties of Cilium: cluster-pool IPAM and identity GC, with leader election.",
-                       "cilium-operator");
+  f.app = cli::makeApp(
+      "Cluster-wide duties of Cilium: cluster-pool IPAM and identity GC, with leader election.",
+      "cilium-operator");
   CLI::App& app = *f.app;
   app.add_option("--k8s-api-server", c.k8s_api_server, "Kubernetes API server URL");
   app.add_option("--k8s-kubeconfig-path", c.k8s_kubeconfig_path, "Path of a kubeconfig file");
@@ -81,7 +82,8 @@ void declare(Flags& f, Config& c) {
                  "crd: CiliumIdentity objects, collected when unused; kvstore: not built yet")
       ->check(CLI::IsMember({"crd", "kvstore"}))
       ->default_str("crd");
-  app.add_option("--identity-gc-interval", f.gc_interval, "How often unused identities are collected")
+  app.add_option("--identity-gc-interval", f.gc_interval,
+                 "How often unused identities are collected")
       ->default_str("15m");
   app.add_option("--identity-heartbeat-timeout", f.heartbeat_timeout,
                  "How long an identity stays unused before it is deleted")

@@ -33,8 +33,8 @@ struct Config {
   std::string identity_allocation_mode = "crd";  // crd: identity GC runs; kvstore: not yet
   double identity_gc_interval = 15 * 60;         // seconds
   double identity_heartbeat_timeout = 30 * 60;   // seconds
-  bool leader_election = true;  // enable-leader-election... (ours: leader-elect)
-  std::string leader_election_identity;  // "" = <hostname>-<pid>
+  bool leader_election = true;                   // --enable-leader-election (ours)
+  std::string leader_election_identity;          // "" = <hostname>-<pid>
   std::string leader_election_namespace = "kube-system";
   double leader_election_lease_duration = 15;  // seconds
   double leader_election_renew_deadline = 10;

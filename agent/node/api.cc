@@ -26,8 +26,8 @@ api::NodeElement toApi(const Node& n) {
     bool is_primary = (primary.ipv4 && primary.ipv4->ip == a.ip.toString()) ||
                       (primary.ipv6 && primary.ipv6->ip == a.ip.toString());
     if (!is_primary)
-      e.secondary_addresses.push_back(
-          api::NodeAddressingElement{true, a.ip.toString(), "", std::string(addressTypeName(a.type))});
+      e.secondary_addresses.push_back(api::NodeAddressingElement{
+          true, a.ip.toString(), "", std::string(addressTypeName(a.type))});
   }
   if (!n.health.empty()) {
     api::NodeAddressing h;

@@ -50,11 +50,11 @@ Node fromK8s(const k8s::CiliumNode& n) {
   out.name = n.meta.name;
   for (const auto& a : n.addresses) {
     // Cilium's own addresses carry their type; an untyped one is the node's Cilium address.
-    auto type = a.type.empty() ? std::optional(AddressType::kCiliumInternalIp)
-                               : parseAddressType(a.type);
+    auto type =
+        a.type.empty() ? std::optional(AddressType::kCiliumInternalIp) : parseAddressType(a.type);
     if (!type) {
-      log()->warn("CiliumNode {}: address {} has unknown type \"{}\"; left out", n.meta.name,
-                  a.ip, a.type);
+      log()->warn("CiliumNode {}: address {} has unknown type \"{}\"; left out", n.meta.name, a.ip,
+                  a.type);
       continue;
     }
     addAddress(out, *type, a.ip, "CiliumNode");

@@ -56,8 +56,7 @@ std::string readBootId() {
   return id;
 }
 
-Result<std::unique_ptr<Registration>> Registration::start(k8s::Client& client,
-                                                          k8s::Stores& stores,
+Result<std::unique_ptr<Registration>> Registration::start(k8s::Client& client, k8s::Stores& stores,
                                                           RegistrationConfig config) {
   if (config.node_name.empty())
     return Error(ErrorCode::kInvalidArgument, "CiliumNode: node-name is empty");
@@ -256,10 +255,9 @@ Result<IpPrefix> Registration::waitForPodCidr(std::chrono::milliseconds timeout,
   stores_.cilium_nodes.removeHandlers(idc);
   stores_.nodes.removeHandlers(idn);
   if (!found)
-    return makeError(ErrorCode::kDeadlineExceeded,
-                     "no pod CIDR for this node within {} s (ipam={}): {}",
-                     std::chrono::duration_cast<std::chrono::seconds>(timeout).count(),
-                     config_.ipam, why);
+    return makeError(
+        ErrorCode::kDeadlineExceeded, "no pod CIDR for this node within {} s (ipam={}): {}",
+        std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), config_.ipam, why);
   log()->info("pod CIDR known ipam={} cidr={}", config_.ipam, found->toString());
   if (from_node) {
     {

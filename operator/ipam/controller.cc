@@ -184,8 +184,8 @@ bool ClusterPoolController::reconcile(const std::string& name) {
 Status ClusterPoolController::writeCidr(const std::string& name, const IpPrefix& cidr) {
   json patch = {{"spec", {{"ipam", {{"podCIDRs", {cidr.toString()}}}}}}};
   std::string path = k8s::Resource<k8s::CiliumNode>::info().objectPath("", name);
-  CILIUM_ASSIGN_OR_RETURN(auto res,
-                          client_.request("PATCH", path, patch.dump(), "application/merge-patch+json"));
+  CILIUM_ASSIGN_OR_RETURN(
+      auto res, client_.request("PATCH", path, patch.dump(), "application/merge-patch+json"));
   if (res.status == 404) return okStatus();  // deleted meanwhile: the delete event follows
   if (!res.ok()) return makeError(ErrorCode::kUnavailable, "PATCH {}: HTTP {}", path, res.status);
   return okStatus();

@@ -39,12 +39,12 @@ class ClusterTest : public testing::AgentNodeTest {
   }
 
   Process* startOperator() {
-    auto p = topo_->spawnIn(topo_->nodeNetns(),
-                            {CILIUM_OPERATOR_BINARY, "--k8s-api-server=" + server_.url(),
-                             "--cluster-pool-ipv4-cidr=10.200.0.0/16",
-                             "--cluster-pool-ipv4-mask-size=24",
-                             "--leader-election-retry-period=100ms"},
-                            "operator");
+    auto p =
+        topo_->spawnIn(topo_->nodeNetns(),
+                       {CILIUM_OPERATOR_BINARY, "--k8s-api-server=" + server_.url(),
+                        "--cluster-pool-ipv4-cidr=10.200.0.0/16",
+                        "--cluster-pool-ipv4-mask-size=24", "--leader-election-retry-period=100ms"},
+                       "operator");
     EXPECT_TRUE(p.ok()) << p.error().toString();
     return p.ok() ? *p : nullptr;
   }
@@ -64,32 +64,35 @@ TEST_F(ClusterTest, AgentWaitsForTheOperatorsCidrAndListsEveryNode) {
   // Another node of the cluster, which already holds the pool's first CIDR: the operator reads
   // it back, so this node gets the next one.
   ASSERT_TRUE(server_
-                  .create(kCiliumNodes,
-                          {{"apiVersion", "cilium.io/v2"},
-                           {"kind", "CiliumNode"},
-                           {"metadata", {{"name", "node-2"}}},
-                           {"spec",
-                            {{"addresses",
-                              {{{"type", "InternalIP"}, {"ip", "172.31.0.2"}},
-                               {{"type", "CiliumInternalIP"}, {"ip", "10.200.0.1"}}}},
-                             {"health", {{"ipv4", "10.200.0.9"}}},
-                             {"ipam", {{"podCIDRs", {"10.200.0.0/24"}}}}}}})
+                  .create(kCiliumNodes, {{"apiVersion", "cilium.io/v2"},
+                                         {"kind", "CiliumNode"},
+                                         {"metadata", {{"name", "node-2"}}},
+                                         {"spec",
+                                          {{"addresses",
+                                            {{{"type", "InternalIP"}, {"ip", "172.31.0.2"}},
+                                             {{"type", "CiliumInternalIP"}, {"ip", "10.200.0.1"}}}},
+                                           {"health", {{"ipv4", "10.200.0.9"}}},
+                                           {"ipam", {{"podCIDRs", {"10.200.0.0/24"}}}}}}})
                   .ok());
   // This node's Kubernetes Node: its InternalIP goes into its CiliumNode.
-  ASSERT_TRUE(server_
-                  .create(k8s::Resource<k8s::Node>::info(),
-                          {{"apiVersion", "v1"},
-                           {"kind", "Node"},
-                           {"metadata", {{"name", "node-1"}}},
-                           {"status",
-                            {{"addresses", {{{"type", "InternalIP"}, {"address", "172.31.0.1"}}}}}}})
-                  .ok());
+  ASSERT_TRUE(
+      server_
+          .create(
+              k8s::Resource<k8s::Node>::info(),
+              {{"apiVersion", "v1"},
+               {"kind", "Node"},
+               {"metadata", {{"name", "node-1"}}},
+               {"status", {{"addresses", {{{"type", "InternalIP"}, {"address", "172.31.0.1"}}}}}}})
+          .ok());
   auto agent = node_->start("agent", agentArgs());
   ASSERT_TRUE(agent.ok()) << agent.error().toString();
   // No operator: the agent has published its CiliumNode and says what it waits for.
-  ASSERT_TRUE(testing::eventually([&] {
-    return node_->log("agent").find("waiting for this node's pod CIDR") != std::string::npos;
-  }, 20s)) << node_->log("agent");
+  ASSERT_TRUE(testing::eventually(
+      [&] {
+        return node_->log("agent").find("waiting for this node's pod CIDR") != std::string::npos;
+      },
+      20s))
+      << node_->log("agent");
   // (The first line may come before the informer has seen the CiliumNode the agent created.)
   EXPECT_NE(node_->log("agent").find("pod CIDR ipam=cluster-pool: CiliumNode node-1"),
             std::string::npos);

@@ -210,8 +210,7 @@ TEST_F(ClusterTest, IpamKubernetesTakesTheNodesPodCidrAndPublishesIt) {
   auto a = startAgent(srv.url(), "node1", 1, "kubernetes");
   auto early = a->registration->waitForPodCidr(200ms, 100ms);
   ASSERT_FALSE(early.ok());
-  EXPECT_NE(early.error().message().find("Node node1 has no IPv4 spec.podCIDRs"),
-            std::string::npos)
+  EXPECT_NE(early.error().message().find("Node node1 has no IPv4 spec.podCIDRs"), std::string::npos)
       << early.error().message();
   // kube-controller-manager allocates it.
   n["spec"] = {{"podCIDRs", {"10.244.3.0/24"}}};
@@ -228,7 +227,8 @@ TEST_F(ClusterTest, IpamKubernetesTakesTheNodesPodCidrAndPublishesIt) {
 
 TEST_F(ClusterTest, ExhaustionIsReportedOnTheCiliumNodeUntilACidrIsFreed) {
   auto op = startOperator(srv.url(), operatorConfig({"10.9.0.0/23"}, 24, "op-1"));
-  for (std::string n : {"a", "b", "c"}) ASSERT_TRUE(srv.create(kCiliumNodes, ciliumNodeJson(n, {})).ok());
+  for (std::string n : {"a", "b", "c"})
+    ASSERT_TRUE(srv.create(kCiliumNodes, ciliumNodeJson(n, {})).ok());
   ASSERT_TRUE(eventually([&] {
     int with = 0;
     for (std::string n : {"a", "b", "c"}) with += !podCidrOf(srv, n).empty();
@@ -272,7 +272,8 @@ TEST_F(ClusterTest, AllocationsSurviveAnOperatorRestart) {
   std::map<std::string, std::string> before;
   {
     auto op = startOperator(srv.url(), operatorConfig({"10.3.0.0/16"}, 24, "op-1"));
-    for (std::string n : {"a", "b", "c"}) ASSERT_TRUE(srv.create(kCiliumNodes, ciliumNodeJson(n, {})).ok());
+    for (std::string n : {"a", "b", "c"})
+      ASSERT_TRUE(srv.create(kCiliumNodes, ciliumNodeJson(n, {})).ok());
     ASSERT_TRUE(eventually([&] {
       for (std::string n : {"a", "b", "c"})
         if (podCidrOf(srv, n).empty()) return false;

@@ -40,7 +40,8 @@ TEST(IdentityGcTest, UnusedIdentitiesGoAfterTheTimeoutOnly) {
   cc.server = srv.url();
   cc.qps = 0;
   auto client = std::move(*k8s::Client::create(cc));
-  k8s::ApiSource source(*client, k8s::ApiSourceOptions{{}, {"CiliumIdentity", "CiliumEndpoint"}, {}});
+  k8s::ApiSource source(*client,
+                        k8s::ApiSourceOptions{{}, {"CiliumIdentity", "CiliumEndpoint"}, {}});
   ASSERT_TRUE(source.start().ok());
   ASSERT_TRUE(source.waitForSync(10s));
   auto t = std::chrono::steady_clock::now();
