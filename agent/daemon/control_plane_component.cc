@@ -10,6 +10,7 @@
 #include "agent/common/files.h"
 #include "agent/common/log.h"
 #include "agent/daemon/k8s_component.h"
+#include "agent/node/api.h"
 
 namespace cilium::daemon {
 namespace {
@@ -74,6 +75,7 @@ Status ControlPlaneComponent::start(Host& daemon) {
   }
   CILIUM_ASSIGN_OR_RETURN(cp_, ControlPlane::start(o, daemon.router()));
   ControlPlane* cp = cp_.get();
+  CILIUM_RETURN_IF_ERROR(node::registerRoutes(daemon.router(), cp->nodes(), cfg.node_name));
   drainDeleteQueue((std::filesystem::path(cfg.socket_path).parent_path() / "deleteQueue").string(),
                    *cp, daemon.ipam());
   daemon.addStatusProvider([cp](api::StatusResponse& s) { cp->status(s); });

@@ -14,6 +14,7 @@
 #include "agent/daemon/control_plane_component.h"
 #include "agent/daemon/daemon.h"
 #include "agent/daemon/k8s_component.h"
+#include "agent/daemon/node_component.h"
 #include "agent/daemon/observability.h"
 #include "agent/hubble/component.h"
 #include "agent/metrics/component.h"
@@ -62,6 +63,8 @@ int main(int argc, char** argv) {
   // registries, which the metrics components then serve. The k8s component then applies the
   // source's policies, pod labels and Services.
   auto k8s_source = std::make_unique<daemon::K8sSourceComponent>();
+  // With the API server: this node's CiliumNode, and its pod CIDR from the cluster (IPAM).
+  auto node = std::make_unique<daemon::NodeComponent>(*k8s_source);
   auto control_plane = std::make_unique<daemon::ControlPlaneComponent>(k8s_source.get());
   auto observability =
       std::make_unique<daemon::ObservabilityComponent>(*control_plane, agent_registry);
@@ -85,6 +88,7 @@ int main(int argc, char** argv) {
   auto k8s = std::make_unique<daemon::K8sComponent>(*k8s_source, *control_plane, services.get(),
                                                     observability.get());
   agent.addComponent(std::move(k8s_source));
+  agent.addComponent(std::move(node));
   agent.addComponent(std::move(control_plane));
   agent.addComponent(std::move(observability));
   agent.addComponent(std::move(services));
