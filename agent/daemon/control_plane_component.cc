@@ -58,8 +58,9 @@ Status ControlPlaneComponent::start(Host& daemon) {
   o.service_loopback_ipv4 = cfg.ipv4_service_loopback_address;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;
-  if (cfg.identity_allocation_mode == "crd") {
-    if (k8s_ == nullptr || k8s_->client() == nullptr)
+  const bool have_api_server = k8s_ != nullptr && k8s_->client() != nullptr;
+  if (k8s::identityAllocationMode(cfg, have_api_server) == "crd") {
+    if (!have_api_server)
       return Error(ErrorCode::kInvalidArgument,
                    "identity-allocation-mode=crd needs the Kubernetes API server "
                    "(k8s-kubeconfig-path, k8s-api-server or in-cluster configuration)");
