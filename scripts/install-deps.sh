@@ -17,6 +17,8 @@ packages=(
   libcpp-httplib-dev libssl-dev libbrotli-dev
   # libyaml: the one YAML library (yaml-cpp 0.7 hangs on malformed input)
   libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # the L7 proxy: HTTP/1.1 parser, HTTP/2 (gRPC), RE2 for the rules' regexes (docs/l7.md)
+  libhttp-parser-dev libnghttp2-dev libre2-dev
   # the Prometheus registry and text exposition (prometheus-cpp's core library)
   prometheus-cpp-dev
   # network namespaces and traffic for tests, benchmarks (iperf3) and the demo
