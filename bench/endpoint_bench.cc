@@ -28,8 +28,8 @@ class NullDevices final : public Devices {
  public:
   Status attach(int) override { return okStatus(); }
   Status detach(int) override { return okStatus(); }
-  Status addRoute(uint32_t, int) override { return okStatus(); }
-  Status removeRoute(uint32_t, int) override { return okStatus(); }
+  Status addRoute(const IpAddr&, int) override { return okStatus(); }
+  Status removeRoute(const IpAddr&, int) override { return okStatus(); }
   Status deleteLink(int) override { return okStatus(); }
   bool linkExists(int, const std::string&) override { return true; }
   std::vector<int> attachedLinks() override { return {}; }
@@ -68,7 +68,7 @@ Spec spec(int i, int apps) {
   s.ifindex = 1000 + i;
   s.mac = "02:00:00:00:00:01";
   s.host_mac = "02:00:00:00:00:02";
-  s.ipv4 = htonl(0x0a000000u + 10 + static_cast<uint32_t>(i));
+  s.ipv4 = IpAddr::fromHostOrder(0x0a000000u + 10 + static_cast<uint32_t>(i));
   s.labels = labels::Labels{{labels::Source::kK8s, "app", "app-" + std::to_string(i % apps)},
                             {labels::Source::kK8s, "tier", i % 3 == 0 ? "front" : "back"}};
   return s;

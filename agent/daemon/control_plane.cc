@@ -13,15 +13,17 @@
 
 #include "agent/common/files.h"
 #include "agent/common/log.h"
+#include "agent/datapath/api.h"
 #include "agent/datapath/conntrack.h"
-#include "agent/datapath/datapath.h"
-#include "agent/datapath/netlink.h"
 #include "agent/endpoint/api.h"
 #include "agent/endpoint/manager.h"
 #include "agent/identity/allocator.h"
+#include "agent/identity/api.h"
 #include "agent/ipcache/ipcache.h"
 #include "agent/monitor/api.h"
 #include "agent/monitor/event_hub.h"
+#include "agent/node/node.h"
+#include "agent/policy/api.h"
 #include "agent/policy/cidr_identities.h"
 #include "agent/policy/k8s_feed.h"
 #include "agent/policy/policy.h"
@@ -34,86 +36,24 @@ auto log() {
   return l;
 }
 
-// Devices, routes and programs for the endpoint manager, in the agent's (node) namespace.
-class KernelDevices final : public endpoint::Devices {
- public:
-  explicit KernelDevices(datapath::Datapath& dp) : dp_(dp) {}
-  Status attach(int ifindex) override { return dp_.attachEndpoint(ifindex); }
-  Status detach(int ifindex) override { return dp_.detachEndpoint(ifindex); }
-  Status addRoute(uint32_t ip, int ifindex) override {
-    return datapath::netlink::replaceRoute4(ip, 32, ifindex);
-  }
-  Status removeRoute(uint32_t ip, int ifindex) override {
-    return datapath::netlink::deleteRoute4(ip, 32, ifindex);
-  }
-  Status deleteLink(int ifindex) override { return datapath::netlink::deleteLink(ifindex); }
-  bool linkExists(int ifindex, const std::string& name) override {
-    auto l = datapath::netlink::linkByIndex(ifindex);
-    return l.ok() && (name.empty() || l->name == name);
-  }
-  Status checkPodDevice(int ifindex, const std::string& name) override {
-    auto l = datapath::netlink::linkByIndex(ifindex);
-    if (!l.ok())
-      return makeError(ErrorCode::kInvalidArgument, "no device with index {} on this node",
-                       ifindex);
-    if (!name.empty() && l->name != name)
-      return makeError(ErrorCode::kInvalidArgument, "device {} is {}, not {}", ifindex, l->name,
-                       name);
-    if (l->name.rfind("cilium_", 0) == 0 || l->name == "lo")
-      return makeError(ErrorCode::kInvalidArgument, "{} is one of the agent's own devices",
-                       l->name);
-    if (l->kind != "veth" || !l->peer_in_other_netns)
-      return makeError(ErrorCode::kInvalidArgument,
-                       "{} is not the host side of a pod's veth (a veth whose peer is in the "
-                       "pod's network namespace)",
-                       l->name);
-    return okStatus();
-  }
-  std::vector<int> attachedLinks() override {
-    // Pins are named lxc_<ifindex>_<direction> (Datapath::attachEndpoint).
-    std::set<int> out;
-    std::string dir = dp_.config().pin_dir + "/links";
-    if (DIR* d = ::opendir(dir.c_str())) {
-      while (dirent* e = ::readdir(d)) {
-        int ifindex = 0;
-        if (std::sscanf(e->d_name, "lxc_%d_", &ifindex) == 1 && ifindex > 0) out.insert(ifindex);
-      }
-      ::closedir(d);
-    }
-    return {out.begin(), out.end()};
-  }
-
- private:
-  datapath::Datapath& dp_;
-};
-
 policy::EnforcementMode enforcementMode(const std::string& s) {
   if (s == "always") return policy::EnforcementMode::kAlways;
   if (s == "never") return policy::EnforcementMode::kNever;
   return policy::EnforcementMode::kDefault;
 }
 
-api::Identity apiIdentity(const identity::Identity& id) {
-  return api::Identity{id.id, id.labels.toStrings(), id.labels.sha256()};
-}
-
-std::string endpointInfoText(const endpoint_info& v) {
-  return fmt::format("id={} ifindex={} identity={} flags={:#x} ipv4={}", v.lxc_id, v.ifindex,
-                     v.sec_id, v.flags, datapath::formatIpv4(v.ipv4));
-}
-
 }  // namespace
 
 struct ControlPlane::Impl {
   ControlPlaneOptions opts;
-  std::unique_ptr<datapath::Datapath> dp;
+  std::unique_ptr<ControlPlaneDatapath> dp;
   datapath::Maps maps;
   std::unique_ptr<identity::Allocator> ids;
   std::unique_ptr<ipcache::IpCache> ipcache;
   std::unique_ptr<policy::CidrIdentities> cidrs;
   policy::NamedPortTable named_ports;
+  node::Manager nodes;
   std::unique_ptr<policy::Engine> engine;
-  std::unique_ptr<KernelDevices> devices;
   std::unique_ptr<endpoint::Manager> manager;
   std::unique_ptr<monitor::EventHub> hub;
   endpoint::RestoreResult restored;
@@ -142,6 +82,25 @@ struct ControlPlane::Impl {
     }
   };
   ClusterPolicy cluster_policy{*this};
+
+  // policy::ApiTarget for PUT/DELETE /policy: durable before the answer.
+  struct ApiPolicy final : policy::ApiTarget {
+    Impl& c;
+    explicit ApiPolicy(Impl& impl) : c(impl) {}
+    Result<policy::ImportResult> importText(std::string_view text) override {
+      std::lock_guard lock(c.policy_mu);
+      CILIUM_ASSIGN_OR_RETURN(auto res, c.engine->import(text));
+      c.policyApplied(res.revision, res.affected_endpoints, true);
+      return res;
+    }
+    Result<policy::DeleteResult> deleteByLabels(const labels::Labels& labels) override {
+      std::lock_guard lock(c.policy_mu);
+      CILIUM_ASSIGN_OR_RETURN(auto res, c.engine->deleteByLabels(labels, policy::Owner::kApi));
+      c.policyApplied(res.revision, res.affected_endpoints, true);
+      return res;
+    }
+  };
+  ApiPolicy api_policy{*this};
   std::mutex policy_mu;  // one policy change (import + persist + regenerate) at a time
 
   // Deferred policy persistence: many changes in a row (a Kubernetes sync) are written once.
@@ -246,16 +205,7 @@ struct ControlPlane::Impl {
   Status setupHost() {
     if (opts.router_ipv4.empty()) return okStatus();
     CILIUM_ASSIGN_OR_RETURN(uint32_t router, datapath::parseIpv4(opts.router_ipv4));
-    if (opts.host_device) {
-      namespace nl = datapath::netlink;
-      if (!nl::linkByName("cilium_host").ok())
-        CILIUM_RETURN_IF_ERROR(nl::createVeth("cilium_host", "cilium_net"));
-      CILIUM_ASSIGN_OR_RETURN(auto host, nl::linkByName("cilium_host"));
-      CILIUM_ASSIGN_OR_RETURN(auto net, nl::linkByName("cilium_net"));
-      CILIUM_RETURN_IF_ERROR(nl::setLinkUp(net.ifindex));
-      CILIUM_RETURN_IF_ERROR(nl::setLinkUp(host.ifindex));
-      CILIUM_RETURN_IF_ERROR(nl::addAddress4(host.ifindex, router, 32));
-    }
+    CILIUM_RETURN_IF_ERROR(dp->setupHostDevice(router));
     // The node itself: ipcache says host, and cilium_lxc marks the address as the host so pod
     // traffic to it goes up the node's stack.
     endpoint_info host{};
@@ -301,7 +251,7 @@ ControlPlane::~ControlPlane() = default;
 
 endpoint::Manager& ControlPlane::endpoints() { return *impl_->manager; }
 monitor::EventHub& ControlPlane::events() { return *impl_->hub; }
-datapath::Datapath& ControlPlane::datapath() { return *impl_->dp; }
+ControlPlaneDatapath& ControlPlane::datapath() { return *impl_->dp; }
 identity::Allocator& ControlPlane::identities() { return *impl_->ids; }
 
 std::vector<std::pair<std::string, double>> ControlPlane::mapPressure() const {
@@ -327,36 +277,32 @@ Status ControlPlane::deleteContainerEndpoint(const std::string& container_id) {
   return okStatus();
 }
 policy::Engine& ControlPlane::policy() { return *impl_->engine; }
+node::Manager& ControlPlane::nodes() { return impl_->nodes; }
 policy::NamedPortTable& ControlPlane::namedPorts() { return impl_->named_ports; }
 policy::FeedTarget& ControlPlane::clusterPolicy() { return impl_->cluster_policy; }
 
 Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOptions& opts,
                                                           api::Router& router) {
   auto t0 = std::chrono::steady_clock::now();
+  // 1. Datapath: reuses pinned maps, so the running datapath keeps its state; programs already
+  //    attached keep running until their links are updated below.
+  CILIUM_ASSIGN_OR_RETURN(auto dp, loadKernelDatapath(opts));
+  auto loaded_at = std::chrono::steady_clock::now();
+  log()->info("datapath loaded took_ms={}",
+              std::chrono::duration_cast<std::chrono::milliseconds>(loaded_at - t0).count());
+  return start(opts, router, std::move(dp));
+}
+
+Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOptions& opts,
+                                                          api::Router& router,
+                                                          std::unique_ptr<ControlPlaneDatapath> dp) {
+  auto t0 = std::chrono::steady_clock::now();
   auto impl = std::make_unique<Impl>();
   Impl& c = *impl;
   c.opts = opts;
   CILIUM_RETURN_IF_ERROR(makeDirs(opts.state_dir, 0700));
 
-  // 1. Datapath: reuses pinned maps, so the running datapath keeps its state; programs already
-  //    attached keep running until their links are updated below.
-  datapath::Config dcfg;
-  dcfg.pin_dir = opts.pin_dir;
-  dcfg.ct_tcp_map_entries = opts.ct_tcp_entries;
-  dcfg.ct_any_map_entries = opts.ct_any_entries;
-  dcfg.policy_map_entries = opts.policy_map_entries;
-  dcfg.monitor_aggregation = opts.monitor_aggregation == "none"
-                                 ? datapath::MonitorAggregation::kNone
-                                 : datapath::MonitorAggregation::kMedium;
-  {
-    auto loopback = IpAddr::parse(opts.service_loopback_ipv4);
-    if (!loopback.ok() || !loopback->isV4())
-      return makeError(ErrorCode::kInvalidArgument, "service loopback address '{}' is not IPv4",
-                       opts.service_loopback_ipv4);
-    dcfg.lb_loopback_ipv4 = loopback->v4NetworkOrder();
-  }
-  CILIUM_ASSIGN_OR_RETURN(c.dp, datapath::Datapath::load(dcfg));
-  auto loaded_at = std::chrono::steady_clock::now();
+  c.dp = std::move(dp);
   c.maps = c.dp->maps();
 
   // 2. Identities (held from the last run until the restore ends) and the ipcache, which starts
@@ -390,14 +336,13 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
 
   // 4. Endpoints: restored (maps replaced atomically, programs swapped onto the pinned links),
   //    then what belongs to nobody is removed.
-  c.devices = std::make_unique<KernelDevices>(*c.dp);
   endpoint::Manager::Deps deps{c.ids.get(), c.engine.get(), c.ipcache.get(), c.maps,
-                               c.devices.get()};
+                               &c.dp->devices()};
   endpoint::ManagerOptions mopts;
   mopts.state_dir = opts.state_dir;
   mopts.claim_address = opts.claim_address;
   if (!mopts.claim_address) {
-    mopts.claim_address = [](uint32_t, const std::string&) -> Status {
+    mopts.claim_address = [](const IpAddr&, const std::string&) -> Status {
       return Error(ErrorCode::kFailedPrecondition,
                    "no IPv4 pod CIDR is configured on this node (ipv4-range): endpoint "
                    "addresses cannot be checked");
@@ -417,10 +362,15 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   c.ids->releaseRestored();
   auto restored_at = std::chrono::steady_clock::now();
 
-  // 5. Events: the only reader of the ring.
-  datapath::Datapath* dp = c.dp.get();
-  CILIUM_ASSIGN_OR_RETURN(c.hub, monitor::EventHub::start(
-                                     [dp](auto cb) { return dp->openEventReader(std::move(cb)); }));
+  // 5. Events: the only reader of the ring (a datapath without one gets a hub nobody feeds).
+  ControlPlaneDatapath* raw_dp = c.dp.get();
+  if (c.dp->hasEvents()) {
+    CILIUM_ASSIGN_OR_RETURN(c.hub, monitor::EventHub::start([raw_dp](auto cb) {
+                              return raw_dp->openEventReader(std::move(cb));
+                            }));
+  } else {
+    c.hub = monitor::EventHub::detached();
+  }
 
   CILIUM_RETURN_IF_ERROR(c.registerRoutes(router));
   Impl* raw = impl.get();
@@ -431,9 +381,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   auto ms = [](auto d) { return std::chrono::duration_cast<std::chrono::milliseconds>(d).count(); };
   log()->info(
       "control plane started endpoints_restored={} skipped={} stale_removed={} took_ms={} "
-      "datapath_load_ms={} endpoint_restore_ms={}",
+      "endpoint_restore_ms={}",
       c.restored.restored, c.restored.skipped, c.restored.stale_removed, took.count(),
-      ms(loaded_at - t0), ms(restored_at - restore_from));
+      ms(restored_at - restore_from));
   return std::unique_ptr<ControlPlane>(new ControlPlane(std::move(impl)));
 }
 
@@ -458,149 +408,24 @@ void ControlPlane::debugInfo(api::DebugInfo& d) const {
 }
 
 Status ControlPlane::Impl::registerRoutes(api::Router& router) {
-  using api::Method;
-  using api::Request;
-  using api::Response;
   CILIUM_RETURN_IF_ERROR(endpoint::registerRoutes(router, *manager));
   CILIUM_RETURN_IF_ERROR(monitor::registerRoutes(router, *hub));
-
-  // --- identities
-  CILIUM_RETURN_IF_ERROR(
-      router.add(Method::kGet, "/v1/identity", [this](const Request& r) -> Result<Response> {
-        CILIUM_ASSIGN_OR_RETURN(auto filter, labels::Labels::parse(r.queryValues("labels")));
-        std::vector<api::Identity> out;
-        for (const auto& e : ids->list())
-          if (e.identity.labels.contains(filter)) out.push_back(apiIdentity(e.identity));
-        return Response::json(api::encodeList(out));
-      }));
-  CILIUM_RETURN_IF_ERROR(
-      router.add(Method::kGet, "/v1/identity/{id}", [this](const Request& r) -> Result<Response> {
-        const std::string& text = r.param("id");
-        std::optional<identity::NumericIdentity> id;
-        if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos &&
-            text.size() <= 10) {
-          uint64_t v = std::stoull(text);
-          if (v <= UINT32_MAX) id = static_cast<identity::NumericIdentity>(v);
-        } else {
-          id = identity::reservedByName(text);
-        }
-        if (!id)
-          return makeError(ErrorCode::kInvalidArgument, "identity '{}' is not a number", text);
-        auto found = ids->lookup(*id);
-        if (!found) return makeError(ErrorCode::kNotFound, "identity {} not found", text);
-        return Response::json(api::encode(apiIdentity(*found)));
-      }));
-
-  // --- policy
-  auto policyResponse = [this](uint64_t revision, const labels::Labels& filter) {
-    api::Policy p;
-    p.revision = static_cast<int64_t>(revision);
-    p.policy = engine->rulesJson(filter).dump(2);
-    return Response::json(api::encode(p));
+  CILIUM_RETURN_IF_ERROR(identity::registerRoutes(router, *ids));
+  CILIUM_RETURN_IF_ERROR(policy::registerRoutes(router, *engine, api_policy));
+  ipcache::IpCache* cache = ipcache.get();
+  datapath::MapLister ipcache_entries = [cache]() -> Result<std::vector<api::BpfMapEntry>> {
+    std::vector<api::BpfMapEntry> out;
+    for (const auto& e : cache->list()) {
+      std::string line = ipcache::formatEntry(e);
+      auto sp = line.find(' ');
+      out.push_back(api::BpfMapEntry{e.prefix.toString(),
+                                     sp == std::string::npos ? line : line.substr(sp + 1), "ok",
+                                     ""});
+    }
+    return out;
   };
-  CILIUM_RETURN_IF_ERROR(router.add(
-      Method::kGet, "/v1/policy", [this, policyResponse](const Request& r) -> Result<Response> {
-        CILIUM_ASSIGN_OR_RETURN(auto filter, labels::Labels::parse(r.queryValues("labels")));
-        return policyResponse(engine->revision(), filter);
-      }));
-  CILIUM_RETURN_IF_ERROR(router.add(
-      Method::kPut, "/v1/policy", [this, policyResponse](const Request& r) -> Result<Response> {
-        if (r.body.find_first_not_of(" \t\r\n") == std::string::npos)
-          return Error(ErrorCode::kInvalidArgument, "policy: the body is empty");
-        std::lock_guard lock(policy_mu);
-        CILIUM_ASSIGN_OR_RETURN(auto res, engine->import(r.body));
-        for (const auto& w : res.warnings) log()->warn("policy import warning={}", w);
-        policyApplied(res.revision, res.affected_endpoints, true);
-        log()->info("policy imported added={} replaced={} revision={}", res.added, res.deleted,
-                    res.revision);
-        return policyResponse(res.revision, {});
-      }));
-  CILIUM_RETURN_IF_ERROR(router.add(
-      Method::kDelete, "/v1/policy", [this, policyResponse](const Request& r) -> Result<Response> {
-        CILIUM_ASSIGN_OR_RETURN(labels::Labels filter,
-                                labels::Labels::parse(r.queryValues("labels")));
-        if (r.body.find_first_not_of(" \t\r\n") != std::string::npos) {
-          auto j = nlohmann::json::parse(r.body, nullptr, false);
-          if (j.is_discarded())
-            return Error(ErrorCode::kInvalidArgument, "labels: the body is not JSON");
-          CILIUM_ASSIGN_OR_RETURN(filter, labels::Labels::fromJson(j, "labels"));
-        }
-        std::lock_guard lock(policy_mu);
-        // Only what the API imported: the cluster state source owns the rest (docs/policy.md).
-        CILIUM_ASSIGN_OR_RETURN(auto res, engine->deleteByLabels(filter, policy::Owner::kApi));
-        policyApplied(res.revision, res.affected_endpoints, true);
-        log()->info("policy deleted rules={} revision={}", res.deleted, res.revision);
-        return policyResponse(res.revision, {});
-      }));
-  CILIUM_RETURN_IF_ERROR(
-      router.add(Method::kGet, "/v1/policy/selectors", [this](const Request&) -> Result<Response> {
-        api::SelectorCache out;
-        for (const auto& s : engine->selectors()) {
-          api::SelectorIdentityMapping m;
-          m.selector = s.selector;
-          for (auto id : s.identities) m.identities.push_back(id);
-          m.users = static_cast<int64_t>(s.users);
-          out.push_back(std::move(m));
-        }
-        return Response::json(api::encodeList(out));
-      }));
-
-  // --- maps
-  auto mapNames = [] {
-    return std::vector<std::string>{
-        "cilium_lxc",        "cilium_lxc_if",         "cilium_ipcache", "cilium_policy_v2",
-        "cilium_ct4_global", "cilium_ct_any4_global", "cilium_metrics", "cilium_runtime_config",
-        "cilium_events",     "cilium_event_stats"};
-  };
-  CILIUM_RETURN_IF_ERROR(
-      router.add(Method::kGet, "/v1/map", [this, mapNames](const Request&) -> Result<Response> {
-        api::BpfMapList list;
-        for (const auto& n : mapNames())
-          list.maps.push_back(api::BpfMap{opts.pin_dir + "/" + n, {}});
-        return Response::json(api::encode(list));
-      }));
-  CILIUM_RETURN_IF_ERROR(router.add(
-      Method::kGet, "/v1/map/{name}", [this, mapNames](const Request& r) -> Result<Response> {
-        const std::string& name = r.param("name");
-        auto names = mapNames();
-        if (std::find(names.begin(), names.end(), name) == names.end())
-          return makeError(ErrorCode::kNotFound, "map {} not found", name);
-        api::BpfMap m{opts.pin_dir + "/" + name, {}};
-        if (name == "cilium_ipcache") {
-          for (const auto& e : ipcache->list()) {
-            std::string line = ipcache::formatEntry(e);
-            auto sp = line.find(' ');
-            m.cache.push_back(api::BpfMapEntry{e.prefix.toString(),
-                                               sp == std::string::npos ? line : line.substr(sp + 1),
-                                               "ok", ""});
-          }
-        } else if (name == "cilium_lxc") {
-          CILIUM_RETURN_IF_ERROR(
-              maps.endpoints->forEach([&](const endpoint_key& k, const endpoint_info& v) {
-                m.cache.push_back(api::BpfMapEntry{datapath::formatIpv4(k.ip.ip4),
-                                                   endpointInfoText(v), "ok", ""});
-                return true;
-              }));
-        } else if (name == "cilium_lxc_if") {
-          CILIUM_RETURN_IF_ERROR(maps.endpoints_by_ifindex->forEach([&](const uint32_t& k,
-                                                                        const endpoint_info& v) {
-            m.cache.push_back(api::BpfMapEntry{std::to_string(k), endpointInfoText(v), "ok", ""});
-            return true;
-          }));
-        } else if (name == "cilium_policy_v2") {
-          CILIUM_ASSIGN_OR_RETURN(auto eps, maps.policy->endpoints());
-          for (uint16_t id : eps) {
-            auto entries = maps.policy->dump(id);
-            m.cache.push_back(api::BpfMapEntry{std::to_string(id),
-                                               entries.ok()
-                                                   ? fmt::format("entries={}", entries->size())
-                                                   : entries.error().message(),
-                                               "ok", ""});
-          }
-        }
-        return Response::json(api::encode(m));
-      }));
-  return okStatus();
+  return datapath::registerMapRoutes(router, maps, opts.pin_dir,
+                                     {{"cilium_ipcache", std::move(ipcache_entries)}});
 }
 
 }  // namespace cilium::daemon

@@ -14,22 +14,28 @@
 #include <vector>
 
 #include "agent/api/router.h"
+#include "agent/datapath/datapath.h"
+#include "agent/datapath/events.h"
+#include "agent/datapath/maps.h"
 #include "agent/common/error.h"
+#include "agent/common/inet.h"
 #include "api/model/model.h"
 
 namespace cilium::endpoint {
 class Manager;
+class Devices;
 }
 namespace cilium::monitor {
 class EventHub;
 }
-namespace cilium::datapath {
-class Datapath;
-}
+
 namespace cilium::identity {
 class Allocator;
 class Backend;
 }  // namespace cilium::identity
+namespace cilium::node {
+class Manager;
+}
 namespace cilium::policy {
 class Engine;
 class NamedPortTable;
@@ -52,21 +58,48 @@ struct ControlPlaneOptions {
   bool restore = true;  // restore endpoints from state (else start empty)
   // The cluster-scope identity backend (identity-allocation-mode=crd); unset = a local file.
   std::function<Result<std::unique_ptr<identity::Backend>>()> cluster_identities;
-  // Reserves a new endpoint's IPv4 address (network byte order) for its container in the node's
+  // Reserves a new endpoint's IPv4 address for its container in the node's
   // IPAM, refusing addresses outside the pod CIDR, reserved ones and those another container
   // holds. Unset (no IPAM): every endpoint with an address is refused.
-  std::function<Status(uint32_t ipv4, const std::string& owner)> claim_address;
+  std::function<Status(const IpAddr& ip, const std::string& owner)> claim_address;
   // Create cilium_host/cilium_net with the router address (needs a node namespace).
   bool host_device = true;
   std::chrono::seconds ct_gc_interval{30};
 };
 
+// What the control plane needs of the datapath: its maps, the endpoint devices (programs,
+// routes, veths), the node's own device, the event ring and the datapath's counters.
+// loadKernelDatapath() gives the kernel's (the BPF programs loaded, pinned maps reused); tests
+// give fakes (tests/fakes/fake_datapath.h), so the whole control plane runs without root.
+class ControlPlaneDatapath {
+ public:
+  virtual ~ControlPlaneDatapath() = default;
+  virtual datapath::Maps maps() = 0;
+  virtual endpoint::Devices& devices() = 0;
+  // cilium_host/cilium_net with the router address (network byte order); nothing for fakes.
+  virtual Status setupHostDevice(uint32_t router_ipv4) = 0;
+  // Whether there is an event ring to read (openEventReader works).
+  virtual bool hasEvents() const = 0;
+  virtual Result<std::unique_ptr<datapath::EventReader>> openEventReader(
+      datapath::EventReader::Callback cb) = 0;
+  virtual Result<std::vector<datapath::MetricsEntry>> readMetrics() const = 0;
+  virtual Result<datapath::EventCounters> eventCounters() const = 0;
+};
+
+// Loads the BPF datapath as `opts` configures it (pin_dir, map sizes, monitor aggregation, the
+// service loopback address); the host device follows `opts.host_device`.
+Result<std::unique_ptr<ControlPlaneDatapath>> loadKernelDatapath(const ControlPlaneOptions& opts);
+
 class ControlPlane {
  public:
-  // Loads, restores and registers the routes. On error, nothing is left running (what is in the
-  // datapath stays).
+  // Loads the kernel datapath, restores and registers the routes. On error, nothing is left
+  // running (what is in the datapath stays).
   static Result<std::unique_ptr<ControlPlane>> start(const ControlPlaneOptions& opts,
                                                      api::Router& router);
+  // The same on a given datapath (a fake one in unit tests).
+  static Result<std::unique_ptr<ControlPlane>> start(const ControlPlaneOptions& opts,
+                                                     api::Router& router,
+                                                     std::unique_ptr<ControlPlaneDatapath> dp);
   // Stops the threads; leaves the datapath (maps, programs, links) in place.
   ~ControlPlane();
 
@@ -76,7 +109,7 @@ class ControlPlane {
 
   endpoint::Manager& endpoints();
   monitor::EventHub& events();  // the single reader of the datapath event ring
-  datapath::Datapath& datapath();
+  ControlPlaneDatapath& datapath();
   identity::Allocator& identities();
   // Fill level (0..1) of the maps whose size is cheap to know: the endpoint map, and the
   // conntrack maps as of the last GC pass (absent before the first one).
@@ -85,6 +118,8 @@ class ControlPlane {
   // queue, whose entries name containers.
   Status deleteContainerEndpoint(const std::string& container_id);
   policy::Engine& policy();
+  // The cluster's nodes (fed by the cluster state source).
+  node::Manager& nodes();
   // Named ports of the cluster's pods by identity labels, for egress rules (the Kubernetes
   // watchers fill it).
   policy::NamedPortTable& namedPorts();

@@ -66,8 +66,8 @@ Status ControlPlaneComponent::start(Host& daemon) {
   }
   if (ipam::Ipam* ipam = daemon.ipam(); ipam != nullptr) {
     if (auto r = ipam->router(IpFamily::kV4)) o.router_ipv4 = r->toString();
-    o.claim_address = [ipam](uint32_t ipv4, const std::string& owner) -> Status {
-      auto lease = ipam->allocate(IpAddr::fromHostOrder(ntohl(ipv4)), owner);
+    o.claim_address = [ipam](const IpAddr& ip, const std::string& owner) -> Status {
+      auto lease = ipam->allocate(ip, owner);
       if (!lease.ok()) return lease.error();
       return okStatus();
     };

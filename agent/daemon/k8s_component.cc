@@ -12,6 +12,7 @@
 #include "agent/k8s/publisher.h"
 #include "agent/k8s/source.h"
 #include "agent/metrics/agent_metrics.h"
+#include "agent/node/k8s_feed.h"
 #include "agent/policy/k8s_feed.h"
 #include "agent/policy/policy.h"
 #include "agent/service/component.h"
@@ -141,6 +142,7 @@ Status K8sComponent::startWatching(Host& daemon) {
   if (cfg.identity_allocation_mode == "crd" && client != nullptr)
     remote_identities_ =
         std::make_unique<k8s::RemoteIdentities>(source->stores().cilium_identities, cp->identities());
+  CILIUM_ASSIGN_OR_RETURN(nodes_, node::K8sFeed::start(cp->nodes(), source->stores()));
   // Pods first: policies that name ports and endpoints restored from the last run need them.
   endpoint::K8sFeedOptions eo;
   eo.cluster_name = cfg.cluster_name;
@@ -189,6 +191,7 @@ void K8sComponent::stop() {
   policy_status_.reset();
   endpoints_.reset();
   remote_identities_.reset();
+  nodes_.reset();
 }
 
 }  // namespace cilium::daemon

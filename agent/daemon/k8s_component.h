@@ -32,6 +32,9 @@ class Backend;
 namespace cilium::endpoint {
 class K8sFeed;
 }
+namespace cilium::node {
+class K8sFeed;
+}
 namespace cilium::policy {
 class K8sFeed;
 }
@@ -86,6 +89,7 @@ class K8sComponent final : public Component {
   ControlPlaneComponent& control_plane_;
   service::ServiceComponent* services_;
   ObservabilityComponent* observability_;
+  std::unique_ptr<node::K8sFeed> nodes_;
   std::unique_ptr<k8s::RemoteIdentities> remote_identities_;
   std::unique_ptr<endpoint::K8sFeed> endpoints_;
   std::unique_ptr<k8s::PolicyStatusPublisher> policy_status_;

@@ -1,55 +1,288 @@
-// ObservabilityComponent: the daemon-facing half; the work is in observability_bridge.cc.
+// ObservabilityComponent: Hubble and metrics wired to the control plane. The decoder thread never
+// takes a control-plane lock (a regeneration holds the manager's lock across fsyncs): it reads
+// immutable snapshots that a refresher thread rebuilds when endpoints regenerate, and identity
+// labels that the allocator's observer keeps current.
 #include "agent/daemon/observability.h"
 
-#include "agent/daemon/observability_bridge.h"
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "agent/common/log.h"
+#include "agent/daemon/control_plane.h"
+#include "agent/datapath/datapath.h"
+#include "agent/endpoint/manager.h"
+#include "agent/hubble/pipeline.h"
+#include "agent/hubble/resolver.h"
+#include "agent/identity/allocator.h"
+#include "agent/metrics/agent_metrics.h"
+#include "agent/metrics/registry.h"
+#include "agent/monitor/event_hub.h"
+#include "agent/policy/policy.h"
 
 namespace cilium::daemon {
+namespace {
 
-struct ObservabilityComponent::Impl {
-  ControlPlaneComponent& cp;
-  std::unique_ptr<ObservabilityBridge> bridge;
-  hubble::FlowPipeline* pipeline = nullptr;
-  bool started = false;
+auto& log() {
+  static auto l = logger("observability");
+  return l;
+}
+
+std::vector<std::string> labelStrings(const labels::Labels& labels) {
+  std::vector<std::string> out;
+  for (const auto& l : labels) out.push_back(l.toString());
+  return out;
+}
+
+struct EndpointSnapshot {
+  std::map<uint32_t, std::shared_ptr<const hubble::EndpointInfo>> by_id;
+  std::map<IpAddr, std::shared_ptr<const hubble::EndpointInfo>> by_ip;
+  std::map<std::string, double> states;       // endpoint_state -> count
+  std::map<std::string, double> enforcement;  // none|ingress|egress|both -> count
 };
+
+}  // namespace
+
+struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
+                                            public hubble::IdentityResolver {
+  Impl(ControlPlaneComponent& control_plane, metrics::Registry& r)
+      : cp_component(control_plane), registry(r) {}
+  ~Impl() override {
+    if (cp != nullptr) stop(*cp);
+  }
+
+  Status start(ControlPlane& c, hubble::FlowPipeline* pipeline,
+               std::function<std::vector<std::pair<std::string, double>>()> pressure);
+  void stop(ControlPlane& c);
+
+  ControlPlaneComponent& cp_component;
+  hubble::FlowPipeline* configured_pipeline = nullptr;  // setFlowPipeline()
+  ControlPlane* cp = nullptr;
+  std::function<std::vector<std::pair<std::string, double>>()> map_pressure;
+  metrics::Registry& registry;
+  hubble::FlowPipeline* pipeline = nullptr;
+  std::unique_ptr<metrics::AgentMetrics> agent_metrics;
+  std::optional<monitor::EventHub::Subscription> subscription;
+  uint64_t identity_subscription = 0;
+  bool identities_subscribed = false;
+
+  mutable std::mutex snap_mu;
+  std::shared_ptr<const EndpointSnapshot> snapshot = std::make_shared<EndpointSnapshot>();
+  std::map<uint32_t, std::shared_ptr<const std::vector<std::string>>> identity_labels;  // snap_mu
+
+  std::mutex refresh_mu;
+  std::condition_variable refresh_cv;
+  bool refresh_wanted = true;
+  bool stopping = false;
+  std::thread refresher;
+
+  std::shared_ptr<const EndpointSnapshot> current() const {
+    std::lock_guard lock(snap_mu);
+    return snapshot;
+  }
+
+  std::shared_ptr<const hubble::EndpointInfo> endpointById(uint32_t id) const override {
+    auto s = current();
+    auto it = s->by_id.find(id);
+    return it == s->by_id.end() ? nullptr : it->second;
+  }
+  std::shared_ptr<const hubble::EndpointInfo> endpointByIp(const IpAddr& ip) const override {
+    auto s = current();
+    auto it = s->by_ip.find(ip);
+    return it == s->by_ip.end() ? nullptr : it->second;
+  }
+  std::shared_ptr<const std::vector<std::string>> identityLabels(uint32_t identity) const override {
+    std::lock_guard lock(snap_mu);
+    auto it = identity_labels.find(identity);
+    return it == identity_labels.end() ? nullptr : it->second;
+  }
+
+  void rebuild() {
+    auto next = std::make_shared<EndpointSnapshot>();
+    for (const auto& ep : cp->endpoints().list()) {
+      auto info = std::make_shared<hubble::EndpointInfo>();
+      info->id = ep.id();
+      info->identity = ep.identity;
+      info->pod_name = ep.spec.pod_name;
+      info->pod_namespace = ep.spec.pod_namespace;
+      info->labels = labelStrings(ep.spec.labels);
+      next->states[std::string(endpoint::stateName(ep.state))] += 1;
+      const char* enforcement = ep.ingress_enforced ? (ep.egress_enforced ? "both" : "ingress")
+                                                    : (ep.egress_enforced ? "egress" : "none");
+      next->enforcement[enforcement] += 1;
+      if (ep.spec.ipv4) next->by_ip[*ep.spec.ipv4] = info;
+      next->by_id[info->id] = std::move(info);
+    }
+    std::lock_guard lock(snap_mu);
+    snapshot = std::move(next);
+  }
+
+  void requestRefresh() {
+    std::lock_guard lock(refresh_mu);
+    refresh_wanted = true;
+    refresh_cv.notify_one();
+  }
+
+  // Rebuilds after regenerations (coalesced), and once a second for anything else that changed.
+  void refreshLoop() {
+    std::unique_lock lock(refresh_mu);
+    while (!stopping) {
+      refresh_cv.wait_for(lock, std::chrono::seconds(1),
+                          [&] { return stopping || refresh_wanted; });
+      if (stopping) break;
+      refresh_wanted = false;
+      lock.unlock();
+      rebuild();
+      lock.lock();
+    }
+  }
+
+  Status registerMetrics() {
+    ControlPlane* c = cp;
+    auto pressure = map_pressure;
+    CILIUM_RETURN_IF_ERROR(
+        metrics::addDatapathMetrics(registry, {[c] { return c->datapath().readMetrics(); },
+                                               [c] { return c->datapath().eventCounters(); }}));
+    CILIUM_ASSIGN_OR_RETURN(agent_metrics, metrics::AgentMetrics::create(registry));
+    auto from_snapshot = [this](std::map<std::string, double> EndpointSnapshot::*field) {
+      return [this, field](metrics::SampleSink& sink) {
+        for (const auto& [label, n] : (*current()).*field) sink.add({label}, n);
+      };
+    };
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_endpoint", [this](metrics::SampleSink& sink) {
+          sink.add({}, static_cast<double>(current()->by_id.size()));
+        }));
+    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource("cilium_endpoint_state",
+                                                         from_snapshot(&EndpointSnapshot::states)));
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_policy_endpoint_enforcement_status",
+                                      from_snapshot(&EndpointSnapshot::enforcement)));
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_policy", [c](metrics::SampleSink& sink) {
+          sink.add({}, static_cast<double>(c->policy().ruleCount()));
+        }));
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_policy_max_revision", [c](metrics::SampleSink& sink) {
+          sink.add({}, static_cast<double>(c->policy().revision()));
+        }));
+    CILIUM_RETURN_IF_ERROR(agent_metrics->setGaugeSource(
+        "cilium_bpf_map_pressure", [pressure](metrics::SampleSink& sink) {
+          for (const auto& [name, ratio] : pressure()) sink.add({name}, ratio);
+        }));
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_identity", [c](metrics::SampleSink& sink) {
+          std::map<std::string, double> by_type = {
+              {"reserved", 0}, {"cluster_local", 0}, {"node_local", 0}};
+          for (const auto& e : c->identities().list()) {
+            if (e.reserved) {
+              by_type["reserved"] += 1;
+            } else if ((e.identity.id & identity::kLocalFlag) != 0) {
+              by_type["node_local"] += 1;
+            } else {
+              by_type["cluster_local"] += 1;
+            }
+          }
+          for (const auto& [type, n] : by_type) sink.add({type}, n);
+        }));
+    return okStatus();
+  }
+};
+
+Status ObservabilityComponent::Impl::start(ControlPlane& c, hubble::FlowPipeline* flow_pipeline,
+                     std::function<std::vector<std::pair<std::string, double>>()> pressure) {
+  cp = &c;
+  map_pressure = std::move(pressure);
+  pipeline = flow_pipeline;
+  CILIUM_RETURN_IF_ERROR(registerMetrics());
+  // The allocator first reports every present identity, then each change.
+  identity_subscription =
+      c.identities().subscribe([this](const std::vector<identity::IdentityChange>& changes) {
+        std::lock_guard lock(snap_mu);
+        for (const auto& ch : changes) {
+          if (ch.kind == identity::IdentityChange::Kind::kAdded) {
+            identity_labels[ch.identity.id] =
+                std::make_shared<const std::vector<std::string>>(labelStrings(ch.identity.labels));
+          } else {
+            identity_labels.erase(ch.identity.id);
+          }
+        }
+      });
+  identities_subscribed = true;
+  auto* regen_time = agent_metrics->endpoint_regeneration_time_stats;
+  auto* regens = agent_metrics->endpoint_regenerations;
+  c.endpoints().setRegenerationListener(
+      [this, regen_time, regens](const endpoint::RegenerationStat& stat) {
+        if (regen_time != nullptr) {
+          regen_time->with({"total"}).observe(std::chrono::duration<double>(stat.duration).count());
+        }
+        if (regens != nullptr) regens->with({stat.ok ? "success" : "failure"}).inc();
+        requestRefresh();
+      });
+  rebuild();
+  {
+    std::lock_guard lock(refresh_mu);
+    stopping = false;
+  }
+  refresher = std::thread([this] { refreshLoop(); });
+  if (pipeline != nullptr) {
+    hubble::FlowPipeline* p = pipeline;
+    subscription.emplace(c.events().subscribe([p](const cilium_event& ev) { p->onEvent(ev); }));
+    monitor::EventHub* hub = &c.events();
+    p->setDrain([hub](std::chrono::milliseconds timeout) { return hub->sync(timeout); });
+  }
+  log()->info("hubble={} metrics=on", pipeline != nullptr ? "on" : "off");
+  return okStatus();
+}
+
+void ObservabilityComponent::Impl::stop(ControlPlane& c) {
+  if (pipeline != nullptr) pipeline->setDrain(nullptr);
+  subscription.reset();
+  {
+    std::lock_guard lock(refresh_mu);
+    stopping = true;
+    refresh_cv.notify_all();
+  }
+  if (refresher.joinable()) refresher.join();
+  c.endpoints().setRegenerationListener(nullptr);
+  if (identities_subscribed) c.identities().unsubscribe(identity_subscription);
+  identities_subscribed = false;
+  cp = nullptr;
+}
 
 ObservabilityComponent::ObservabilityComponent(ControlPlaneComponent& control_plane,
                                                metrics::Registry& agent_registry)
-    : impl_(std::make_unique<Impl>(
-          Impl{control_plane, ObservabilityBridge::create(agent_registry)})) {}
+    : impl_(std::make_unique<Impl>(control_plane, agent_registry)) {}
 
 ObservabilityComponent::~ObservabilityComponent() { stop(); }
 
 void ObservabilityComponent::setFlowPipeline(hubble::FlowPipeline* pipeline) {
-  impl_->pipeline = pipeline;
+  impl_->configured_pipeline = pipeline;
 }
 const hubble::EndpointResolver* ObservabilityComponent::endpointResolver() const {
-  return impl_->bridge->endpointResolver();
+  return impl_.get();
 }
 const hubble::IdentityResolver* ObservabilityComponent::identityResolver() const {
-  return impl_->bridge->identityResolver();
+  return impl_.get();
 }
-
 metrics::AgentMetrics* ObservabilityComponent::agentMetrics() {
-  return impl_->bridge->agentMetrics();
+  return impl_->agent_metrics.get();
 }
 
-Status ObservabilityComponent::start(Host& daemon) {
-  ControlPlane* cp = impl_->cp.controlPlane();
+Status ObservabilityComponent::start(Host& host) {
+  ControlPlane* cp = impl_->cp_component.controlPlane();
   if (cp == nullptr) {
     return makeError(ErrorCode::kFailedPrecondition,
                      "observability needs the control plane started first");
   }
-  CILIUM_RETURN_IF_ERROR(
-      impl_->bridge->start(*cp, impl_->pipeline, [&daemon] { return daemon.mapPressure(); }));
-  impl_->started = true;
-  return okStatus();
+  return impl_->start(*cp, impl_->configured_pipeline, [&host] { return host.mapPressure(); });
 }
 
 void ObservabilityComponent::stop() {
-  if (!impl_ || !impl_->started) return;
+  if (!impl_ || impl_->cp == nullptr) return;
   // Components stop in reverse order, so the control plane is still running here.
-  if (ControlPlane* cp = impl_->cp.controlPlane(); cp != nullptr) impl_->bridge->stop(*cp);
-  impl_->started = false;
+  impl_->stop(*impl_->cp);
 }
 
 }  // namespace cilium::daemon

@@ -75,8 +75,8 @@ Result<Spec> specFromRequest(const api::EndpointChangeRequest& req,
   s.host_mac = req.host_mac;
   s.netns = req.netns;
   if (req.addressing && !req.addressing->ipv4.empty()) {
-    auto ip = datapath::parseIpv4(req.addressing->ipv4);
-    if (!ip.ok())
+    auto ip = IpAddr::parse(req.addressing->ipv4);
+    if (!ip.ok() || !ip->isV4())
       return makeError(ErrorCode::kInvalidArgument, "addressing.ipv4: '{}' is not an IPv4 address",
                        req.addressing->ipv4);
     s.ipv4 = *ip;
@@ -114,7 +114,7 @@ api::Endpoint toApi(const Endpoint& ep) {
   st.labels = ls;
   api::EndpointNetworking net;
   api::AddressPair addr;
-  if (s.ipv4 != 0) addr.ipv4 = datapath::formatIpv4(s.ipv4);
+  if (s.ipv4) addr.ipv4 = s.ipv4->toString();
   net.addressing.push_back(addr);
   net.host_mac = s.host_mac;
   net.mac = s.mac;

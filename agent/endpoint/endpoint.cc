@@ -54,8 +54,11 @@ Status Spec::validate() const {
     return makeError(ErrorCode::kInvalidArgument,
                      "interface-index: {} is not a device index (the host side of the veth)",
                      ifindex);
-  if (ipv4 == 0)
+  if (!ipv4)
     return Error(ErrorCode::kInvalidArgument, "addressing.ipv4: an IPv4 address is required");
+  if (!ipv4->isV4())
+    return makeError(ErrorCode::kInvalidArgument, "addressing.ipv4: {} is not an IPv4 address",
+                     ipv4->toString());
   if (pod_name.empty() != pod_namespace.empty())
     return Error(ErrorCode::kInvalidArgument,
                  "k8s-pod-name and k8s-namespace must be given together");
@@ -77,7 +80,7 @@ nlohmann::json toStateJson(const Endpoint& ep) {
       {"interface-index", s.ifindex},
       {"mac", s.mac},
       {"host-mac", s.host_mac},
-      {"ipv4", s.ipv4 == 0 ? "" : datapath::formatIpv4(s.ipv4)},
+      {"ipv4", s.ipv4 ? s.ipv4->toString() : ""},
       {"netns", s.netns},
       {"labels", s.labels.toStrings()},
       {"named-ports", namedPortsJson(s.named_ports)},
@@ -117,8 +120,9 @@ Result<Endpoint> fromStateJson(const nlohmann::json& j, const std::string& origi
     s.netns = j.value("netns", "");
     std::string ip = j.value("ipv4", "");
     if (!ip.empty()) {
-      auto parsed = datapath::parseIpv4(ip);
-      if (!parsed.ok()) return fail("ipv4: " + parsed.error().message());
+      auto parsed = IpAddr::parse(ip);
+      if (!parsed.ok() || !parsed->isV4())
+        return fail("ipv4: '" + ip + "' is not an IPv4 address");
       s.ipv4 = *parsed;
     }
     auto labels = labels::Labels::parse(j.value("labels", std::vector<std::string>{}));

@@ -4,12 +4,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json_fwd.hpp>
 
 #include "agent/common/error.h"
+#include "agent/common/inet.h"
 #include "agent/identity/identity.h"
 #include "agent/labels/labels.h"
 
@@ -49,7 +51,7 @@ struct Spec {
   int ifindex = 0;                     // host side of the veth, in the node namespace
   std::string mac;                     // pod side
   std::string host_mac;                // host side
-  uint32_t ipv4 = 0;                   // network byte order; 0 = none
+  std::optional<IpAddr> ipv4;          // required
   std::string netns;                   // the pod's network namespace path, informational
   labels::Labels labels;               // every label the orchestrator gave
   std::vector<NamedPort> named_ports;  // the pod's named container ports

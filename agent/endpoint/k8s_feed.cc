@@ -182,7 +182,7 @@ void K8sFeed::publishEndpoints() {
     st.endpoint_id = ep.id();
     st.identity = ep.identity;
     st.identity_labels = ep.identity_labels.toStrings();
-    if (ep.spec.ipv4 != 0) st.ipv4 = datapath::formatIpv4(ep.spec.ipv4);
+    if (ep.spec.ipv4) st.ipv4 = ep.spec.ipv4->toString();
     st.ingress_enforcing = ep.ingress_enforced;
     st.egress_enforcing = ep.egress_enforced;
     st.state = std::string(stateName(ep.state));

@@ -52,11 +52,11 @@ endpoint_info endpointInfo(const Endpoint& ep) {
   info.sec_id = ep.identity;
   parseMac(ep.spec.mac, info.mac);
   parseMac(ep.spec.host_mac, info.node_mac);
-  info.ipv4 = ep.spec.ipv4;
+  info.ipv4 = ep.spec.ipv4 ? ep.spec.ipv4->v4NetworkOrder() : 0;
   return info;
 }
 
-IpPrefix hostPrefix(uint32_t ipv4) { return IpPrefix::host(IpAddr::fromNetworkOrder(ipv4)); }
+IpPrefix hostPrefix(const std::optional<IpAddr>& ip) { return IpPrefix::host(*ip); }
 
 bool matches(const Endpoint& ep, const Ref& ref) {
   const Spec& s = ep.spec;
@@ -219,9 +219,9 @@ Status Manager::programEndpointLocked(const Endpoint& ep) {
   applyPendingDeltasLocked();
   endpoint_info info = endpointInfo(ep);
   CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints_by_ifindex->update(info.ifindex, info));
-  CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints->update(datapath::endpointKeyV4(ep.spec.ipv4), info));
+  CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints->update(datapath::endpointKeyV4(ep.spec.ipv4->v4NetworkOrder()), info));
   CILIUM_RETURN_IF_ERROR(deps_.devices->attach(ep.spec.ifindex));
-  CILIUM_RETURN_IF_ERROR(deps_.devices->addRoute(ep.spec.ipv4, ep.spec.ifindex));
+  CILIUM_RETURN_IF_ERROR(deps_.devices->addRoute(*ep.spec.ipv4, ep.spec.ifindex));
   return okStatus();
 }
 
@@ -455,11 +455,11 @@ Result<Endpoint> Manager::add(Spec spec) {
     if (auto st = deps_.devices->checkPodDevice(spec.ifindex, spec.interface_name); !st.ok())
       return st.error().withContext("interface-index");
   }
-  if (options_.claim_address && spec.ipv4 != 0) {
+  if (options_.claim_address && spec.ipv4) {
     std::string owner = !spec.container_id.empty() ? spec.container_id
                         : !spec.pod_name.empty()   ? spec.podRef()
                                                    : std::string();
-    if (auto st = options_.claim_address(spec.ipv4, owner); !st.ok())
+    if (auto st = options_.claim_address(*spec.ipv4, owner); !st.ok())
       return st.error().withContext("addressing.ipv4");
   }
   PodResolver resolver;
@@ -504,7 +504,7 @@ Result<Endpoint> Manager::add(Spec spec) {
     for (const auto& [id, other] : endpoints_) {
       if (other.spec.ipv4 == spec.ipv4)
         return makeError(ErrorCode::kAlreadyExists, "address {} is in use by endpoint {}",
-                         datapath::formatIpv4(spec.ipv4), id);
+                         spec.ipv4->toString(), id);
       if (other.spec.ifindex == spec.ifindex)
         return makeError(ErrorCode::kAlreadyExists, "interface index {} is in use by endpoint {}",
                          spec.ifindex, id);
@@ -551,7 +551,7 @@ Result<Endpoint> Manager::add(Spec spec) {
     return st.error().withContext(fmt::format("create endpoint {}", ep.id()));
   }
   log()->info("endpoint ready id={} ipv4={} ifindex={} identity={} revision={}", ep.id(),
-              datapath::formatIpv4(ep.spec.ipv4), ep.spec.ifindex, ep.identity, ep.policy_revision);
+              ep.spec.ipv4->toString(), ep.spec.ifindex, ep.identity, ep.policy_revision);
   return ep;
 }
 
@@ -619,11 +619,11 @@ int Manager::cleanupLocked(const Endpoint& ep, bool delete_link) {
   auto checkBool = [&](const Result<bool>& r, std::string_view what) {
     if (!r.ok()) check(r.error(), what);
   };
-  check(deps_.devices->removeRoute(ep.spec.ipv4, ep.spec.ifindex), "route");
+  check(deps_.devices->removeRoute(*ep.spec.ipv4, ep.spec.ifindex), "route");
   // Only remove entries that are still this endpoint's (a restore may have reused them).
-  auto byip = deps_.maps.endpoints->lookup(datapath::endpointKeyV4(ep.spec.ipv4));
+  auto byip = deps_.maps.endpoints->lookup(datapath::endpointKeyV4(ep.spec.ipv4->v4NetworkOrder()));
   if (byip.ok() && *byip && (*byip)->lxc_id == ep.id())
-    checkBool(deps_.maps.endpoints->remove(datapath::endpointKeyV4(ep.spec.ipv4)), "cilium_lxc");
+    checkBool(deps_.maps.endpoints->remove(datapath::endpointKeyV4(ep.spec.ipv4->v4NetworkOrder())), "cilium_lxc");
   auto byif = deps_.maps.endpoints_by_ifindex->lookup(static_cast<uint32_t>(ep.spec.ifindex));
   if (byif.ok() && *byif && (*byif)->lxc_id == ep.id())
     checkBool(deps_.maps.endpoints_by_ifindex->remove(static_cast<uint32_t>(ep.spec.ifindex)),
@@ -756,7 +756,7 @@ Result<RestoreResult> Manager::restore() {
       endpoints_[ep.id()] = ep;
     }
     ids.insert(ep.id());
-    ips.insert(ep.spec.ipv4);
+    ips.insert(ep.spec.ipv4->v4NetworkOrder());
     ifindexes.insert(ep.spec.ifindex);
     auto split = options_.filter.filter(withDerivedLabels(ep.spec));
     auto ident = allocateIdentity(split.identity);

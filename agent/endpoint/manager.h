@@ -52,9 +52,9 @@ class Devices {
   // Removes the programs and their pins; a device that is gone is not an error.
   virtual Status detach(int ifindex) = 0;
   // Installs (or replaces) the /32 route to the endpoint through its host-side veth.
-  virtual Status addRoute(uint32_t ipv4, int ifindex) = 0;
+  virtual Status addRoute(const IpAddr& ip, int ifindex) = 0;
   // Removes that route; absent is fine.
-  virtual Status removeRoute(uint32_t ipv4, int ifindex) = 0;
+  virtual Status removeRoute(const IpAddr& ip, int ifindex) = 0;
   // Deletes the host-side veth (and so its pod-side peer); absent is fine.
   virtual Status deleteLink(int ifindex) = 0;
   // Whether a device with this index and name exists (restore skips endpoints whose device is
@@ -88,10 +88,10 @@ class L7PolicySink {
 struct ManagerOptions {
   // Endpoint state files go to <state_dir>/endpoints; "" keeps nothing on disk.
   std::string state_dir;
-  // Reserves a new endpoint's IPv4 address (network byte order) for `owner` (its container),
+  // Reserves a new endpoint's IPv4 address for `owner` (its container),
   // refusing with the reason an address that is not one of this node's pod addresses or that
   // another owner holds (the node's IPAM). Unset: addresses are not checked (tests).
-  std::function<Status(uint32_t ipv4, const std::string& owner)> claim_address;
+  std::function<Status(const IpAddr& ip, const std::string& owner)> claim_address;
   labels::LabelFilter filter = labels::LabelFilter::defaults();
   // How long create() and the worker may keep an identity that failed to regenerate.
   size_t log_entries = 20;

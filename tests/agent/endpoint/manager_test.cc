@@ -37,12 +37,12 @@ class FakeDevices final : public Devices {
     attached.erase(ifindex);
     return okStatus();
   }
-  Status addRoute(uint32_t ip, int ifindex) override {
+  Status addRoute(const IpAddr& ip, int ifindex) override {
     std::lock_guard l(mu);
     routes[ip] = ifindex;
     return okStatus();
   }
-  Status removeRoute(uint32_t ip, int) override {
+  Status removeRoute(const IpAddr& ip, int) override {
     std::lock_guard l(mu);
     routes.erase(ip);
     return okStatus();
@@ -71,7 +71,7 @@ class FakeDevices final : public Devices {
   std::mutex mu;
   std::set<int> attached;
   std::set<int> links;
-  std::map<uint32_t, int> routes;
+  std::map<IpAddr, int> routes;
   bool fail_attach = false;
 };
 
@@ -87,7 +87,7 @@ Spec pod(const std::string& name, const char* addr, int ifindex, const std::stri
   s.ifindex = ifindex;
   s.mac = "02:00:00:00:00:01";
   s.host_mac = "02:00:00:00:00:02";
-  s.ipv4 = ip(addr);
+  s.ipv4 = *IpAddr::parse(addr);
   s.labels = *labels::Labels::parse({"k8s:app=" + app, "k8s:pod-template-hash=abc123"});
   return s;
 }
@@ -192,7 +192,7 @@ TEST_F(ManagerTest, CreateProgramsEverythingBeforeReturningReady) {
   EXPECT_EQ((*ipc)->sec_identity, ep.identity);
   EXPECT_TRUE(maps_.policy.dump(1).ok()) << "a policy map exists before the endpoint is ready";
   EXPECT_EQ(devices_.attached, std::set<int>{7});
-  EXPECT_EQ(devices_.routes.at(ip("10.200.0.10")), 7);
+  EXPECT_EQ(devices_.routes.at(*IpAddr::parse("10.200.0.10")), 7);
   EXPECT_GT(policyRevisionBumps(), bumps);
   auto state = readFile(dir_.path() + "/state/endpoints/1.json");
   ASSERT_TRUE(state.ok());
@@ -261,9 +261,10 @@ TEST_F(ManagerTest, ANewSandboxOfAPodReplacesItsEndpoint) {
 // refuses, is an error naming the field, and nothing is created.
 TEST_F(ManagerTest, RefusesForeignDevicesAndAddresses) {
   stop();
-  std::set<uint32_t> claimed;
-  opts_.claim_address = [&](uint32_t ipv4, const std::string& owner) -> Status {
-    if (ipv4 == ip("8.8.8.8")) return Error(ErrorCode::kInvalidArgument, "8.8.8.8 is not in 10.200.0.0/24");
+  std::set<IpAddr> claimed;
+  opts_.claim_address = [&](const IpAddr& ipv4, const std::string& owner) -> Status {
+    if (ipv4 == *IpAddr::parse("8.8.8.8"))
+      return Error(ErrorCode::kInvalidArgument, "8.8.8.8 is not in 10.200.0.0/24");
     EXPECT_EQ(owner, "c-web");
     claimed.insert(ipv4);
     return okStatus();
@@ -280,7 +281,7 @@ TEST_F(ManagerTest, RefusesForeignDevicesAndAddresses) {
   EXPECT_EQ(mgr_->size(), 0u);
   EXPECT_TRUE(claimed.empty());
   add(pod("web", "10.200.0.10", 7, "web"));
-  EXPECT_EQ(claimed, std::set<uint32_t>{ip("10.200.0.10")});
+  EXPECT_EQ(claimed, std::set<IpAddr>{*IpAddr::parse("10.200.0.10")});
 }
 
 // A NetworkPolicy ipBlock selects an identity only while all its addresses are inside. A new pod

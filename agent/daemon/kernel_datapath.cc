@@ -1,0 +1,123 @@
+// The control plane's kernel datapath: bpf_lxc loaded with the agent's configuration, endpoint
+// programs attached with tcx, routes and veths over rtnetlink, cilium_host/cilium_net.
+#include <dirent.h>
+
+#include <cstdio>
+#include <set>
+
+#include "agent/daemon/control_plane.h"
+#include "agent/datapath/netlink.h"
+#include "agent/endpoint/manager.h"
+
+namespace cilium::daemon {
+namespace {
+
+namespace nl = datapath::netlink;
+
+// Devices, routes and programs for the endpoint manager, in the agent's (node) namespace.
+class KernelDevices final : public endpoint::Devices {
+ public:
+  explicit KernelDevices(datapath::Datapath& dp) : dp_(dp) {}
+  Status attach(int ifindex) override { return dp_.attachEndpoint(ifindex); }
+  Status detach(int ifindex) override { return dp_.detachEndpoint(ifindex); }
+  Status addRoute(const IpAddr& ip, int ifindex) override {
+    return nl::replaceRoute4(ip.v4NetworkOrder(), 32, ifindex);
+  }
+  Status removeRoute(const IpAddr& ip, int ifindex) override {
+    return nl::deleteRoute4(ip.v4NetworkOrder(), 32, ifindex);
+  }
+  Status deleteLink(int ifindex) override { return nl::deleteLink(ifindex); }
+  bool linkExists(int ifindex, const std::string& name) override {
+    auto l = nl::linkByIndex(ifindex);
+    return l.ok() && (name.empty() || l->name == name);
+  }
+  Status checkPodDevice(int ifindex, const std::string& name) override {
+    auto l = nl::linkByIndex(ifindex);
+    if (!l.ok())
+      return makeError(ErrorCode::kInvalidArgument, "no device with index {} on this node",
+                       ifindex);
+    if (!name.empty() && l->name != name)
+      return makeError(ErrorCode::kInvalidArgument, "device {} is {}, not {}", ifindex, l->name,
+                       name);
+    if (l->name.rfind("cilium_", 0) == 0 || l->name == "lo")
+      return makeError(ErrorCode::kInvalidArgument, "{} is one of the agent's own devices",
+                       l->name);
+    if (l->kind != "veth" || !l->peer_in_other_netns)
+      return makeError(ErrorCode::kInvalidArgument,
+                       "{} is not the host side of a pod's veth (a veth whose peer is in the "
+                       "pod's network namespace)",
+                       l->name);
+    return okStatus();
+  }
+  std::vector<int> attachedLinks() override {
+    // Pins are named lxc_<ifindex>_<direction> (Datapath::attachEndpoint).
+    std::set<int> out;
+    std::string dir = dp_.config().pin_dir + "/links";
+    if (DIR* d = ::opendir(dir.c_str())) {
+      while (dirent* e = ::readdir(d)) {
+        int ifindex = 0;
+        if (std::sscanf(e->d_name, "lxc_%d_", &ifindex) == 1 && ifindex > 0) out.insert(ifindex);
+      }
+      ::closedir(d);
+    }
+    return {out.begin(), out.end()};
+  }
+
+ private:
+  datapath::Datapath& dp_;
+};
+
+class KernelDatapath final : public ControlPlaneDatapath {
+ public:
+  KernelDatapath(std::unique_ptr<datapath::Datapath> dp, bool host_device)
+      : dp_(std::move(dp)), devices_(*dp_), host_device_(host_device) {}
+  datapath::Maps maps() override { return dp_->maps(); }
+  endpoint::Devices& devices() override { return devices_; }
+  Status setupHostDevice(uint32_t router) override {
+    if (!host_device_) return okStatus();
+    if (!nl::linkByName("cilium_host").ok())
+      CILIUM_RETURN_IF_ERROR(nl::createVeth("cilium_host", "cilium_net"));
+    CILIUM_ASSIGN_OR_RETURN(auto host, nl::linkByName("cilium_host"));
+    CILIUM_ASSIGN_OR_RETURN(auto net, nl::linkByName("cilium_net"));
+    CILIUM_RETURN_IF_ERROR(nl::setLinkUp(net.ifindex));
+    CILIUM_RETURN_IF_ERROR(nl::setLinkUp(host.ifindex));
+    return nl::addAddress4(host.ifindex, router, 32);
+  }
+  bool hasEvents() const override { return true; }
+  Result<std::unique_ptr<datapath::EventReader>> openEventReader(
+      datapath::EventReader::Callback cb) override {
+    return dp_->openEventReader(std::move(cb));
+  }
+  Result<std::vector<datapath::MetricsEntry>> readMetrics() const override {
+    return dp_->readMetrics();
+  }
+  Result<datapath::EventCounters> eventCounters() const override { return dp_->eventCounters(); }
+
+ private:
+  std::unique_ptr<datapath::Datapath> dp_;
+  KernelDevices devices_;
+  bool host_device_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<ControlPlaneDatapath>> loadKernelDatapath(const ControlPlaneOptions& opts) {
+  datapath::Config dcfg;
+  dcfg.pin_dir = opts.pin_dir;
+  dcfg.ct_tcp_map_entries = opts.ct_tcp_entries;
+  dcfg.ct_any_map_entries = opts.ct_any_entries;
+  dcfg.policy_map_entries = opts.policy_map_entries;
+  dcfg.monitor_aggregation = opts.monitor_aggregation == "none"
+                                 ? datapath::MonitorAggregation::kNone
+                                 : datapath::MonitorAggregation::kMedium;
+  auto loopback = IpAddr::parse(opts.service_loopback_ipv4);
+  if (!loopback.ok() || !loopback->isV4())
+    return makeError(ErrorCode::kInvalidArgument, "service loopback address '{}' is not IPv4",
+                     opts.service_loopback_ipv4);
+  dcfg.lb_loopback_ipv4 = loopback->v4NetworkOrder();
+  CILIUM_ASSIGN_OR_RETURN(auto dp, datapath::Datapath::load(dcfg));
+  return std::unique_ptr<ControlPlaneDatapath>(
+      std::make_unique<KernelDatapath>(std::move(dp), opts.host_device));
+}
+
+}  // namespace cilium::daemon

@@ -1,0 +1,70 @@
+// The cluster's nodes as this agent knows them: each node's addresses and pod CIDRs, merged from
+// the Kubernetes Node and Cilium's CiliumNode of the same name, kept current and told to
+// observers (the multi-node datapath and cilium-dbg node list read them from here).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/common/error.h"
+#include "agent/common/inet.h"
+
+namespace cilium::node {
+
+enum class AddressType : uint8_t { kInternalIp, kExternalIp, kCiliumInternalIp };
+std::string_view addressTypeName(AddressType t);  // "InternalIP", "ExternalIP", "CiliumInternalIP"
+
+struct Address {
+  AddressType type = AddressType::kInternalIp;
+  IpAddr ip;
+  bool operator==(const Address&) const = default;
+};
+
+struct Node {
+  std::string name;
+  std::vector<Address> addresses;   // Node's, then CiliumNode's, without duplicates
+  std::vector<IpPrefix> pod_cidrs;  // CiliumNode's spec.ipam.podCIDRs, else Node's spec.podCIDRs
+  bool from_node = false;           // a Kubernetes Node object exists
+  bool from_cilium_node = false;    // a CiliumNode object exists
+
+  // The address other nodes reach it on: CiliumInternalIP, else InternalIP, else ExternalIP.
+  std::optional<IpAddr> primaryAddress(IpFamily family = IpFamily::kV4) const;
+  bool operator==(const Node&) const = default;
+};
+
+class Manager {
+ public:
+  using Observer = std::function<void(const Node& node, bool deleted)>;
+
+  // Replaces what one source says of a node (a Node or a CiliumNode); nullopt: that object is
+  // gone. The node is deleted once no source has it. Observers hear each resulting change.
+  void updateFromNode(const std::string& name, std::optional<Node> from_node);
+  void updateFromCiliumNode(const std::string& name, std::optional<Node> from_cilium_node);
+
+  std::optional<Node> get(const std::string& name) const;
+  std::vector<Node> list() const;
+  // Observers are called without the manager's lock, first with every node already known.
+  uint64_t subscribe(Observer observer);
+  void unsubscribe(uint64_t id);
+
+ private:
+  struct Parts {
+    std::optional<Node> node, cilium_node;
+  };
+  static std::optional<Node> merge(const std::string& name, const Parts& parts);
+  void update(const std::string& name, const std::function<void(Parts&)>& change);
+
+  mutable std::mutex mu_;
+  std::map<std::string, Parts> parts_;
+  std::map<std::string, Node> nodes_;
+  std::mutex observers_mu_;  // held while observers run, so unsubscribe() waits for them
+  std::map<uint64_t, Observer> observers_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace cilium::node
