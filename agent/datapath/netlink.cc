@@ -232,7 +232,7 @@ Status ruleRequest(uint16_t type, uint16_t flags, uint32_t mark, uint32_t mask, 
   Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
   fib_rule_hdr fr{};
   fr.family = AF_INET;
-  fr.table = table < 256 ? static_cast<uint8_t>(table) : RT_TABLE_UNSPEC;
+  fr.table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
   fr.action = FR_ACT_TO_TBL;
   m.append(fr);
   m.attrU32(FRA_TABLE, table);
@@ -247,7 +247,7 @@ Status localRouteRequest(uint16_t type, uint16_t flags, uint32_t table, int ifin
   rtmsg rt{};
   rt.rtm_family = AF_INET;
   rt.rtm_dst_len = 0;
-  rt.rtm_table = table < 256 ? static_cast<uint8_t>(table) : RT_TABLE_UNSPEC;
+  rt.rtm_table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
   rt.rtm_protocol = RTPROT_STATIC;
   rt.rtm_scope = RT_SCOPE_HOST;
   rt.rtm_type = RTN_LOCAL;

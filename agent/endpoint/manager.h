@@ -78,7 +78,7 @@ class L7PolicySink {
   struct Update {
     uint16_t endpoint_id = 0;
     uint32_t identity = 0;
-    uint32_t ipv4 = 0;       // network byte order
+    std::optional<IpAddr> ipv4;
     policy::L7Policy l7;     // empty: the endpoint has no L7 rules (any more)
   };
   virtual void l7PoliciesChanged(const std::vector<Update>& updates) = 0;

@@ -355,7 +355,7 @@ class Http2Session final : public Session {
       nghttp2_session_consume(s->srv_, st->down_id, n);
     }
     if (st->to_up.empty()) {
-      if (!st->req_ended) return n == 0 ? NGHTTP2_ERR_DEFERRED : static_cast<ssize_t>(n);
+      if (!st->req_ended) return n == 0 ? static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED) : static_cast<ssize_t>(n);
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!st->req_trailers.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -441,7 +441,7 @@ class Http2Session final : public Session {
     st->to_down.erase(0, n);
     if (n != 0 && s->cli_ != nullptr) nghttp2_session_consume(s->cli_, st->up_id, n);
     if (st->to_down.empty()) {
-      if (!st->resp_ended) return n == 0 ? NGHTTP2_ERR_DEFERRED : static_cast<ssize_t>(n);
+      if (!st->resp_ended) return n == 0 ? static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED) : static_cast<ssize_t>(n);
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!st->resp_trailers.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;

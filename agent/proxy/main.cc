@@ -10,7 +10,9 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <cstring>
 #include <thread>
+#include <utility>
 
 #include <boost/asio.hpp>
 
@@ -93,7 +95,7 @@ int runWorker(const Flags& f) {
   return 0;
 }
 
-int supervise(const Flags& f, const std::vector<std::string>& args) {
+int supervise(const std::vector<std::string>& args) {
   auto log = logger("proxy-supervisor");
   struct sigaction sa {};
   sa.sa_handler = onSignal;
@@ -167,5 +169,5 @@ int main(int argc, char** argv) {
   }
   setLogLevel(f.log_level);
   if (f.no_supervisor) return runWorker(f);
-  return supervise(f, args);
+  return supervise(args);
 }

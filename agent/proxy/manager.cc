@@ -47,17 +47,12 @@ bool sendFrame(int fd, const nlohmann::json& msg) {
 
 }  // namespace
 
-EndpointPolicy toProxyPolicy(uint16_t id, uint32_t identity, uint32_t ipv4,
+EndpointPolicy toProxyPolicy(uint16_t id, uint32_t identity, const std::optional<IpAddr>& ipv4,
                              const policy::L7Policy& l7) {
   EndpointPolicy e;
   e.id = id;
   e.identity = identity;
-  if (ipv4 != 0) {
-    char buf[INET_ADDRSTRLEN] = {};
-    in_addr a{ipv4};
-    ::inet_ntop(AF_INET, &a, buf, sizeof(buf));
-    e.ipv4 = buf;
-  }
+  if (ipv4 && ipv4->isV4()) e.ipv4 = ipv4->toString();
   for (const auto& r : l7.rules) {
     PortRule pr;
     pr.dir = r.dir == policy::Direction::kIngress ? Direction::kIngress : Direction::kEgress;

@@ -17,6 +17,7 @@
 
 #include "agent/common/error.h"
 #include "agent/common/fd.h"
+#include "agent/common/inet.h"
 #include "agent/endpoint/manager.h"
 #include "agent/proxy/l7_policy.h"
 #include "agent/proxy/ports.h"
@@ -43,7 +44,7 @@ struct ProxyStatus {
 };
 
 // Converts the engine's form into the proxy's.
-EndpointPolicy toProxyPolicy(uint16_t id, uint32_t identity, uint32_t ipv4,
+EndpointPolicy toProxyPolicy(uint16_t id, uint32_t identity, const std::optional<IpAddr>& ipv4,
                              const policy::L7Policy& l7);
 
 class Manager final : public endpoint::L7PolicySink {

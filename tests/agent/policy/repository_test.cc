@@ -270,10 +270,16 @@ spec:
             "POST");
 
   // What the proxies get: the redirected ports' rules, with the peers they apply to.
-  ASSERT_EQ(p.l7.rules.size(), 2u);
+  // Plus reserved:host's allow-localhost (any port, so also 80): whole, as at L4.
+  ASSERT_EQ(p.l7.rules.size(), 3u);
   const L7PortRule* http = nullptr;
-  for (const auto& rule : p.l7.rules)
-    if (rule.dir == Direction::kIngress) http = &rule;
+  bool host_all = false;
+  for (const auto& rule : p.l7.rules) {
+    if (rule.dir == Direction::kIngress && !rule.allow_all) http = &rule;
+    if (rule.allow_all && rule.identities == std::vector<identity::NumericIdentity>{1})
+      host_all = rule.proto == 0;
+  }
+  EXPECT_TRUE(host_all);
   ASSERT_NE(http, nullptr);
   EXPECT_EQ(http->port, 80);
   EXPECT_EQ(http->bits, 16);
@@ -338,8 +344,12 @@ TEST_F(RepositoryTest, IdentityChangesCarryTheNewL7Policy) {
   ASSERT_EQ(delta->upserts.size(), 1u);
   EXPECT_EQ(describe(delta->upserts[0]), fmt::format("in {} TCP/80 proxy 11001", client));
   ASSERT_TRUE(delta->l7.has_value());
-  ASSERT_EQ(delta->l7->rules.size(), 1u);
-  EXPECT_EQ(delta->l7->rules[0].identities, std::vector<identity::NumericIdentity>{client});
+  // The client's HTTP rule, and reserved:host's allow-localhost (any port).
+  ASSERT_EQ(delta->l7->rules.size(), 2u);
+  bool client_http = false;
+  for (const auto& rule : delta->l7->rules)
+    if (!rule.allow_all) client_http = rule.identities == std::vector<identity::NumericIdentity>{client};
+  EXPECT_TRUE(client_http);
 }
 
 }  // namespace
