@@ -172,6 +172,8 @@ bool Http1Parser::checkHead() {
       return false;
     }
     h.method = http_method_str(static_cast<http_method>(parser_.method));
+    h.chunked = (parser_.flags & F_CHUNKED) != 0;
+    if (!h.chunked && parser_.content_length != ULLONG_MAX) h.content_length = parser_.content_length;
     h.has_body = (parser_.flags & F_CHUNKED) ||
                  (parser_.content_length > 0 && parser_.content_length != ULLONG_MAX);
     h.upgrade = parser_.upgrade != 0;

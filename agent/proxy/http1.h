@@ -39,6 +39,8 @@ struct Http1Head {
   bool keep_alive = true;
   bool upgrade = false;   // an Upgrade request (or CONNECT)
   bool has_body = false;  // requests: Content-Length > 0 or chunked
+  bool chunked = false;
+  uint64_t content_length = 0;  // requests with a Content-Length
 
   // The value of the first header called `name` (case-insensitive), or nullopt.
   std::optional<std::string_view> header(std::string_view name) const;

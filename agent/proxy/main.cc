@@ -168,6 +168,8 @@ int main(int argc, char** argv) {
     return 0;
   }
   setLogLevel(f.log_level);
+  // A peer that went away is an error on that connection, never the end of the process.
+  ::signal(SIGPIPE, SIG_IGN);
   if (f.no_supervisor) return runWorker(f);
   return supervise(args);
 }

@@ -149,6 +149,9 @@ void Session::connectUpstream(uint32_t src_identity,
 
 namespace {
 
+// The largest body of a denied request the proxy reads (and drops) to keep the connection.
+constexpr uint64_t kMaxDrainedBody = 64 * 1024;
+
 class Http1Session final : public Session {
  public:
   Http1Session(SessionHost& host, ConnInfo info, tcp::socket down)
@@ -330,8 +333,9 @@ class Http1Session final : public Session {
       cur_forward_ = false;
       Pending p;
       p.local = true;
-      // A denied body is not read: the connection closes after the answer.
-      p.close = h.has_body || !keep_alive || h.upgrade;
+      // A small denied body is read and dropped, so that the connection lives on (keep-alive,
+      // as Envoy answers); a large or chunked one is not waited for: closed after the answer.
+      p.close = !keep_alive || h.upgrade || h.chunked || h.content_length > kMaxDrainedBody;
       p.response = http1Response(403, "Forbidden", "Access denied", p.close);
       if (p.close) down_stop_ = true;
       pending_.push_back(std::move(p));
