@@ -57,6 +57,10 @@ Status ControlPlaneComponent::start(Host& daemon) {
   o.service_loopback_ipv4 = cfg.ipv4_service_loopback_address;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;
+  o.enable_l7_proxy = cfg.enable_l7_proxy;
+  o.proxy_binary = cfg.proxy_binary;
+  o.proxy_socket =
+      (std::filesystem::path(cfg.socket_path).parent_path() / "proxy.sock").string();
   if (cfg.identity_allocation_mode == "crd") {
     if (k8s_ == nullptr || k8s_->client() == nullptr)
       return Error(ErrorCode::kInvalidArgument,
