@@ -10,7 +10,8 @@ const config::Registry<Config>& configKeys() {
                "Enforce L7 (HTTP) rules through cilium-proxy; off refuses policies with L7 rules",
                &Config::enable_l7_proxy);
     r->path("proxy-binary", "The cilium-proxy executable (default: next to cilium-agent)",
-            &Config::proxy_binary, true);
+            &Config::proxy_binary, true)
+        .default_note = "next to cilium-agent";
     return r;
   }();
   return *r;
