@@ -300,10 +300,10 @@ std::string rebuildRequestHead(const Http1Head& head, const std::vector<std::str
                                const std::vector<std::pair<std::string, std::string>>& add) {
   std::string out = fmt::format("{} {} HTTP/{}.{}\r\n", head.method, head.url, head.major,
                                 head.minor);
-  for (const auto& [k, v] : head.headers) {
+  for (const auto& h : head.headers) {
     bool dropped = std::any_of(drop.begin(), drop.end(),
-                               [&](const std::string& d) { return iequals(d, k); });
-    if (!dropped) out += fmt::format("{}: {}\r\n", k, v);
+                               [&](const std::string& d) { return iequals(d, h.first); });
+    if (!dropped) out += fmt::format("{}: {}\r\n", h.first, h.second);
   }
   for (const auto& [k, v] : add) out += fmt::format("{}: {}\r\n", k, v);
   out += "\r\n";
