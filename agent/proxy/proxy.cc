@@ -103,9 +103,15 @@ void Session::connectUpstream(uint32_t src_identity,
                               std::function<void(boost::system::error_code)> done) {
   const auto& opts = host_.options();
   tcp::endpoint dst(asio::ip::address_v4(ntohl(info_.dst_ip)), info_.dst_port);
+  // The retry closure refers to itself weakly: a strong self-reference (or one to the session)
+  // would keep every session alive forever, and with it the count of active connections.
   auto attempt = std::make_shared<std::function<void(bool)>>();
-  auto self = shared_from_this();
-  *attempt = [this, self, attempt, dst, src_identity, done, &opts](bool keep_port) {
+  std::weak_ptr<std::function<void(bool)>> weak_attempt = attempt;
+  std::weak_ptr<Session> weak_self = shared_from_this();
+  *attempt = [this, weak_self, weak_attempt, dst, src_identity, done, &opts](bool keep_port) {
+    auto self = weak_self.lock();
+    auto attempt = weak_attempt.lock();
+    if (!self || !attempt) return;
     boost::system::error_code ec;
     if (up_.is_open()) up_.close(ec);
     up_.open(tcp::v4(), ec);

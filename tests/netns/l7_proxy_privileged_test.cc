@@ -383,5 +383,57 @@ TEST_F(L7ProxyNetnsTest, NothingGetsThroughWhileNoProxyListens) {
   EXPECT_EQ(r->status, 200);
 }
 
+// An egress rule: the client may only GET /public... from the server's port 8080; its own
+// proxy (cilium-http-egress) decides, and the server's ingress policy still applies to what the
+// proxy forwards (judged with the client's identity from the proxy's mark).
+TEST_F(L7ProxyNetnsTest, EgressRuleOfTheSender) {
+  auto srv = topo_->spawnIn(server_.netns,
+                            {"/usr/bin/python3", "-c", kEchoServer, server_.ip, "8080"}, "echo-8080");
+  ASSERT_TRUE(srv.ok()) << srv.error().toString();
+  ASSERT_TRUE(testing::eventually(
+      [&] { return testing::connectTcp(server_.netns, server_.ip, 8080, 200ms).ok(); }, 15s));
+  setPolicy(1, {allow(kServerId, POLICY_EGRESS, kTcp, 8080, ports_.http_egress)});
+  setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 8080)});
+  policy::L7PortRule rule;
+  rule.dir = policy::Direction::kEgress;
+  rule.proto = kTcp;
+  rule.port = 8080;
+  rule.bits = 16;
+  rule.identities = {kServerId};
+  rule.http = {{"GET", "/public.*", "", {}, {}}};
+  policy::L7Policy l7;
+  l7.rules.push_back(rule);
+  auto ip = IpAddr::parse(client_.ip);
+  ASSERT_TRUE(ip.ok());
+  manager_->l7PoliciesChanged({{1, kClientId, *ip, l7}});
+  startProxy();
+
+  auto fd = testing::connectTcp(client_.netns, server_.ip, 8080);
+  ASSERT_TRUE(fd.ok()) << fd.error().toString();
+  HttpConn c(std::move(*fd));
+  ASSERT_TRUE(c.send(request("GET", "/public/egress") + request("POST", "/v1/request-landing", "x") +
+                     request("GET", "/public/again"))
+                  .ok());
+  for (auto [status, body] : {std::pair{200, "GET /public/egress x-test=kept body="},
+                              std::pair{403, "Access denied"},
+                              std::pair{200, "GET /public/again x-test=kept body="}}) {
+    auto r = c.read();
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+    EXPECT_EQ(r->status, status) << r->head;
+    EXPECT_EQ(r->body, body);
+  }
+
+  // The server's ingress policy is not the proxy's to waive: without the client's L4 allow there,
+  // what the egress proxy forwards is dropped on the way in (no answer: 503 after the timeout,
+  // or nothing).
+  setPolicy(kServerEp, {});
+  auto fd2 = testing::connectTcp(client_.netns, server_.ip, 8080);
+  ASSERT_TRUE(fd2.ok()) << fd2.error().toString();
+  HttpConn c2(std::move(*fd2));
+  ASSERT_TRUE(c2.send(request("GET", "/public/denied-at-ingress")).ok());
+  auto r = c2.read(8s);
+  EXPECT_TRUE(!r.ok() || r->status != 200) << "forwarded past the server's ingress policy";
+}
+
 }  // namespace
 }  // namespace cilium
