@@ -64,7 +64,9 @@ Status AgentClient::apply(const nlohmann::json& j, bool persist) {
   return okStatus();
 }
 
-void AgentClient::start() { thread_ = std::thread([this] { run(); }); }
+void AgentClient::start() {
+  thread_ = std::thread([this] { run(); });
+}
 
 void AgentClient::stop() {
   {

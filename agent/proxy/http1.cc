@@ -173,7 +173,8 @@ bool Http1Parser::checkHead() {
     }
     h.method = http_method_str(static_cast<http_method>(parser_.method));
     h.chunked = (parser_.flags & F_CHUNKED) != 0;
-    if (!h.chunked && parser_.content_length != ULLONG_MAX) h.content_length = parser_.content_length;
+    if (!h.chunked && parser_.content_length != ULLONG_MAX)
+      h.content_length = parser_.content_length;
     h.has_body = (parser_.flags & F_CHUNKED) ||
                  (parser_.content_length > 0 && parser_.content_length != ULLONG_MAX);
     h.upgrade = parser_.upgrade != 0;
@@ -292,14 +293,15 @@ void Http1Parser::resetAfterUpgrade() {
 std::string http1Response(unsigned status, std::string_view reason, std::string_view body,
                           bool close, std::string_view content_type) {
   return fmt::format(
-      "HTTP/1.1 {} {}\r\ncontent-length: {}\r\ncontent-type: {}\r\n{}server: cilium-proxy\r\n\r\n{}",
+      "HTTP/1.1 {} {}\r\ncontent-length: {}\r\ncontent-type: {}\r\n{}server: "
+      "cilium-proxy\r\n\r\n{}",
       status, reason, body.size(), content_type, close ? "connection: close\r\n" : "", body);
 }
 
 std::string rebuildRequestHead(const Http1Head& head, const std::vector<std::string>& drop,
                                const std::vector<std::pair<std::string, std::string>>& add) {
-  std::string out = fmt::format("{} {} HTTP/{}.{}\r\n", head.method, head.url, head.major,
-                                head.minor);
+  std::string out =
+      fmt::format("{} {} HTTP/{}.{}\r\n", head.method, head.url, head.major, head.minor);
   for (const auto& h : head.headers) {
     bool dropped = std::any_of(drop.begin(), drop.end(),
                                [&](const std::string& d) { return iequals(d, h.first); });

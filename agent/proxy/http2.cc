@@ -5,10 +5,10 @@
 // "Access denied" (a gRPC request: grpc-status 7 PERMISSION_DENIED, as Envoy answers).
 // Flow control is manual: the client's window reopens only as its bytes are handed upstream
 // (and the server's as its bytes go to the client), so memory per stream stays bounded.
-#include <nghttp2/nghttp2.h>
-
 #include <cstring>
 #include <map>
+
+#include <nghttp2/nghttp2.h>
 
 #include "agent/common/log.h"
 #include "agent/proxy/session.h"
@@ -127,11 +127,16 @@ class Http2Session final : public Session {
     Header h{std::string(reinterpret_cast<const char*>(name), nlen),
              std::string(reinterpret_cast<const char*>(value), vlen)};
     if (f->headers.cat == NGHTTP2_HCAT_REQUEST) {
-      if (h.name == ":method") st->method = h.value;
-      else if (h.name == ":path") st->path = h.value;
-      else if (h.name == ":authority") st->authority = h.value;
-      else if (h.name == "host" && st->authority.empty()) st->authority = h.value;
-      else if (h.name == "content-type") st->content_type = h.value;
+      if (h.name == ":method")
+        st->method = h.value;
+      else if (h.name == ":path")
+        st->path = h.value;
+      else if (h.name == ":authority")
+        st->authority = h.value;
+      else if (h.name == "host" && st->authority.empty())
+        st->authority = h.value;
+      else if (h.name == "content-type")
+        st->content_type = h.value;
       st->req_headers.push_back(std::move(h));
     } else {
       st->req_trailers.push_back(std::move(h));
@@ -256,8 +261,8 @@ class Http2Session final : public Session {
       nghttp2_submit_rst_stream(srv_, NGHTTP2_FLAG_NONE, st.down_id, NGHTTP2_NO_ERROR);
   }
 
-  static ssize_t readLocal(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
-                           uint32_t* flags, nghttp2_data_source* src, void*) {
+  static ssize_t readLocal(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                           nghttp2_data_source* src, void*) {
     auto* st = static_cast<Stream*>(src->ptr);
     size_t n = std::min(length, st->local_body.size());
     std::memcpy(buf, st->local_body.data(), n);
@@ -331,8 +336,8 @@ class Http2Session final : public Session {
       prd.source.ptr = st;
       prd.read_callback = &Http2Session::readToUp;
       bool body = !st->req_ended || !st->to_up.empty() || !st->req_trailers.empty();
-      int32_t up = nghttp2_submit_request(cli_, nullptr, nv.data(), nv.size(), body ? &prd : nullptr,
-                                          st);
+      int32_t up =
+          nghttp2_submit_request(cli_, nullptr, nv.data(), nv.size(), body ? &prd : nullptr, st);
       if (up < 0) {
         failStream(*st, 503);
         continue;
@@ -355,7 +360,8 @@ class Http2Session final : public Session {
       nghttp2_session_consume(s->srv_, st->down_id, n);
     }
     if (st->to_up.empty()) {
-      if (!st->req_ended) return n == 0 ? static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED) : static_cast<ssize_t>(n);
+      if (!st->req_ended)
+        return n == 0 ? static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED) : static_cast<ssize_t>(n);
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!st->req_trailers.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -432,8 +438,8 @@ class Http2Session final : public Session {
     return 0;
   }
 
-  static ssize_t readToDown(nghttp2_session*, int32_t, uint8_t* buf, size_t length,
-                            uint32_t* flags, nghttp2_data_source* src, void* ud) {
+  static ssize_t readToDown(nghttp2_session*, int32_t, uint8_t* buf, size_t length, uint32_t* flags,
+                            nghttp2_data_source* src, void* ud) {
     auto* s = self(ud);
     auto* st = static_cast<Stream*>(src->ptr);
     size_t n = std::min(length, st->to_down.size());
@@ -441,7 +447,8 @@ class Http2Session final : public Session {
     st->to_down.erase(0, n);
     if (n != 0 && s->cli_ != nullptr) nghttp2_session_consume(s->cli_, st->up_id, n);
     if (st->to_down.empty()) {
-      if (!st->resp_ended) return n == 0 ? static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED) : static_cast<ssize_t>(n);
+      if (!st->resp_ended)
+        return n == 0 ? static_cast<ssize_t>(NGHTTP2_ERR_DEFERRED) : static_cast<ssize_t>(n);
       *flags |= NGHTTP2_DATA_FLAG_EOF;
       if (!st->resp_trailers.empty()) {
         *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
@@ -496,7 +503,8 @@ class Http2Session final : public Session {
     ssize_t r = nghttp2_session_mem_recv(srv_, reinterpret_cast<const uint8_t*>(data), len);
     if (r < 0) {
       host_.stats().parse_errors++;
-      log()->debug("bad HTTP/2 from {}: {}", ipv4Text(info_.src_ip), nghttp2_strerror(static_cast<int>(r)));
+      log()->debug("bad HTTP/2 from {}: {}", ipv4Text(info_.src_ip),
+                   nghttp2_strerror(static_cast<int>(r)));
       flush();
       close();
       return false;
@@ -508,24 +516,26 @@ class Http2Session final : public Session {
     if (closed_ || down_reading_) return;
     down_reading_ = true;
     auto me = shared_from_this();
-    down_.async_read_some(asio::buffer(down_buf_), [this, me](boost::system::error_code ec,
-                                                              size_t n) {
-      down_reading_ = false;
-      if (closed_) return;
-      touch();
-      if (ec) return close();
-      if (!recvDown(down_buf_.data(), n)) return;
-      flush();
-      maybeReadDown();
-    });
+    down_.async_read_some(asio::buffer(down_buf_),
+                          [this, me](boost::system::error_code ec, size_t n) {
+                            down_reading_ = false;
+                            if (closed_) return;
+                            touch();
+                            if (ec) return close();
+                            if (!recvDown(down_buf_.data(), n)) return;
+                            flush();
+                            maybeReadDown();
+                          });
   }
 
   // Backpressure: no more from the client while the server's side holds a lot of its bytes.
   void maybeReadDown() {
     size_t held = 0;
     for (const auto& [id, st] : streams_) held += st->to_up.size();
-    if (held < (4u << 20) && up_out_.size() < 64) readDown();
-    else down_paused_ = true;
+    if (held < (4u << 20) && up_out_.size() < 64)
+      readDown();
+    else
+      down_paused_ = true;
   }
 
   void readUp() {
@@ -543,7 +553,8 @@ class Http2Session final : public Session {
         flush();
         return;
       }
-      ssize_t r = nghttp2_session_mem_recv(cli_, reinterpret_cast<const uint8_t*>(up_buf_.data()), n);
+      ssize_t r =
+          nghttp2_session_mem_recv(cli_, reinterpret_cast<const uint8_t*>(up_buf_.data()), n);
       if (r < 0) {
         host_.stats().upstream_errors++;
         up_state_ = UpState::kFailed;
@@ -553,8 +564,10 @@ class Http2Session final : public Session {
       flush();
       size_t held = 0;
       for (const auto& [id, st] : streams_) held += st->to_down.size();
-      if (held < (4u << 20) && down_out_.size() < 64) readUp();
-      else up_paused_ = true;
+      if (held < (4u << 20) && down_out_.size() < 64)
+        readUp();
+      else
+        up_paused_ = true;
     });
   }
 
@@ -569,8 +582,8 @@ class Http2Session final : public Session {
         up_out_.emplace_back(reinterpret_cast<const char*>(data), static_cast<size_t>(n));
     writeDown();
     writeUp();
-    if (!nghttp2_session_want_read(srv_) && !nghttp2_session_want_write(srv_) && down_out_.empty() &&
-        !down_writing_)
+    if (!nghttp2_session_want_read(srv_) && !nghttp2_session_want_write(srv_) &&
+        down_out_.empty() && !down_writing_)
       close();
   }
 

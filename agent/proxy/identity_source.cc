@@ -43,10 +43,11 @@ class KernelIdentitySource final : public IdentitySource {
 }  // namespace
 
 Result<std::unique_ptr<IdentitySource>> kernelIdentitySource(const std::string& pin_dir) {
-  CILIUM_ASSIGN_OR_RETURN(auto ct,
-                          (bpf::KernelMap<ct_key4, ct_entry>::fromPinned(pin_dir + "/cilium_ct4_global")));
-  CILIUM_ASSIGN_OR_RETURN(auto ipc, (bpf::KernelMap<ipcache_key, remote_endpoint_info>::fromPinned(
-                                        pin_dir + "/cilium_ipcache")));
+  CILIUM_ASSIGN_OR_RETURN(
+      auto ct, (bpf::KernelMap<ct_key4, ct_entry>::fromPinned(pin_dir + "/cilium_ct4_global")));
+  CILIUM_ASSIGN_OR_RETURN(
+      auto ipc,
+      (bpf::KernelMap<ipcache_key, remote_endpoint_info>::fromPinned(pin_dir + "/cilium_ipcache")));
   return std::unique_ptr<IdentitySource>(new KernelIdentitySource(std::move(ct), std::move(ipc)));
 }
 

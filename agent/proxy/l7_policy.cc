@@ -57,8 +57,7 @@ Result<std::vector<std::string>> strings(const json& j, std::string_view key,
 }
 
 bool iequals(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
+  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
            return std::tolower(static_cast<unsigned char>(x)) ==
                   std::tolower(static_cast<unsigned char>(y));
          });
@@ -85,7 +84,8 @@ json toJson(const PolicySnapshot& s) {
       for (const auto& h : r.http) {
         json hm = json::array();
         for (const auto& m : h.header_matches)
-          hm.push_back({{"name", m.name}, {"value", m.value}, {"mismatch", mismatchText(m.mismatch)}});
+          hm.push_back(
+              {{"name", m.name}, {"value", m.value}, {"mismatch", mismatchText(m.mismatch)}});
         http.push_back({{"method", h.method},
                         {"path", h.path},
                         {"host", h.host},
@@ -152,9 +152,12 @@ Result<PolicySnapshot> snapshotFromJson(const json& j) {
       if (!rj.is_object()) return invalid(rpath + ": not an object");
       PortRule r;
       CILIUM_ASSIGN_OR_RETURN(auto dir, str(rj, "direction", rpath));
-      if (dir == "ingress") r.dir = Direction::kIngress;
-      else if (dir == "egress") r.dir = Direction::kEgress;
-      else return invalid(fmt::format("{}.direction: \"{}\" is not ingress or egress", rpath, dir));
+      if (dir == "ingress")
+        r.dir = Direction::kIngress;
+      else if (dir == "egress")
+        r.dir = Direction::kEgress;
+      else
+        return invalid(fmt::format("{}.direction: \"{}\" is not ingress or egress", rpath, dir));
       CILIUM_ASSIGN_OR_RETURN(auto proto, num(rj, "protocol", rpath, 255));
       CILIUM_ASSIGN_OR_RETURN(auto port, num(rj, "port", rpath, 65535));
       CILIUM_ASSIGN_OR_RETURN(auto bits, num(rj, "bits", rpath, 16));
@@ -196,12 +199,18 @@ Result<PolicySnapshot> snapshotFromJson(const json& j) {
           CILIUM_ASSIGN_OR_RETURN(match.name, str(mj, "name", mpath));
           CILIUM_ASSIGN_OR_RETURN(match.value, str(mj, "value", mpath));
           CILIUM_ASSIGN_OR_RETURN(auto mm, str(mj, "mismatch", mpath));
-          if (mm.empty()) match.mismatch = HeaderMatch::Mismatch::kNone;
-          else if (mm == "LOG") match.mismatch = HeaderMatch::Mismatch::kLog;
-          else if (mm == "ADD") match.mismatch = HeaderMatch::Mismatch::kAdd;
-          else if (mm == "DELETE") match.mismatch = HeaderMatch::Mismatch::kDelete;
-          else if (mm == "REPLACE") match.mismatch = HeaderMatch::Mismatch::kReplace;
-          else return invalid(fmt::format("{}.mismatch: \"{}\" is not an action", mpath, mm));
+          if (mm.empty())
+            match.mismatch = HeaderMatch::Mismatch::kNone;
+          else if (mm == "LOG")
+            match.mismatch = HeaderMatch::Mismatch::kLog;
+          else if (mm == "ADD")
+            match.mismatch = HeaderMatch::Mismatch::kAdd;
+          else if (mm == "DELETE")
+            match.mismatch = HeaderMatch::Mismatch::kDelete;
+          else if (mm == "REPLACE")
+            match.mismatch = HeaderMatch::Mismatch::kReplace;
+          else
+            return invalid(fmt::format("{}.mismatch: \"{}\" is not an action", mpath, mm));
           if (match.name.empty()) return invalid(mpath + ".name: required");
           h.header_matches.push_back(std::move(match));
         }
@@ -274,7 +283,8 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const Poli
       cr.dir = r.dir;
       cr.proto = r.proto;
       cr.port = r.port;
-      cr.mask = r.bits == 0 ? 0 : static_cast<uint16_t>(0xffffu << (16 - std::min<uint8_t>(r.bits, 16)));
+      cr.mask =
+          r.bits == 0 ? 0 : static_cast<uint16_t>(0xffffu << (16 - std::min<uint8_t>(r.bits, 16)));
       cr.identities = r.identities;
       std::sort(cr.identities.begin(), cr.identities.end());
       cr.allow_all = r.allow_all;
@@ -312,7 +322,8 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const Poli
 }
 
 std::optional<CompiledPolicy::EndpointRef> CompiledPolicy::endpointByIpv4(uint32_t ipv4) const {
-  auto it = std::lower_bound(by_ipv4_.begin(), by_ipv4_.end(), std::pair<uint32_t, size_t>{ipv4, 0});
+  auto it =
+      std::lower_bound(by_ipv4_.begin(), by_ipv4_.end(), std::pair<uint32_t, size_t>{ipv4, 0});
   if (it == by_ipv4_.end() || it->first != ipv4) return std::nullopt;
   const auto& e = endpoints_[it->second];
   return EndpointRef{e.id, e.identity, it->second};

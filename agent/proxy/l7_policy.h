@@ -35,8 +35,8 @@ struct HeaderMatch {
 };
 
 struct HttpRule {
-  std::string method, path, host;     // RE2, whole-value match; empty = any
-  std::vector<std::string> headers;   // "Name" (present) or "Name: value" (exact)
+  std::string method, path, host;    // RE2, whole-value match; empty = any
+  std::vector<std::string> headers;  // "Name" (present) or "Name: value" (exact)
   std::vector<HeaderMatch> header_matches;
   bool operator==(const HttpRule&) const = default;
 };
@@ -48,9 +48,9 @@ struct DnsRule {
 
 struct PortRule {
   Direction dir = Direction::kIngress;
-  uint8_t proto = 0;   // 0 = any
-  uint16_t port = 0;   // with bits: an aligned block of ports
-  uint8_t bits = 0;    // 16 = one port, 0 = every port
+  uint8_t proto = 0;                 // 0 = any
+  uint16_t port = 0;                 // with bits: an aligned block of ports
+  uint8_t bits = 0;                  // 16 = one port, 0 = every port
   std::vector<uint32_t> identities;  // the peers; 0 = any peer
   bool allow_all = false;
   std::vector<HttpRule> http;

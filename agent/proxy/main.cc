@@ -9,8 +9,8 @@
 
 #include <chrono>
 #include <cstdio>
-#include <iostream>
 #include <cstring>
+#include <iostream>
 #include <thread>
 #include <utility>
 

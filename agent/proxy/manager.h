@@ -34,12 +34,12 @@ struct ManagerOptions {
 struct ProxyStatus {
   bool connected = false;
   int pid = 0;
-  uint64_t restarts = 0;      // supervisor restarts the proxy reported, plus reconnections seen
-  uint64_t connections = 0;   // proxy connections accepted since the agent started
-  uint64_t version = 0;       // latest snapshot
-  uint64_t acked = 0;         // latest the proxy acknowledged
-  size_t endpoints = 0;       // endpoints with L7 rules
-  size_t redirects = 0;       // (endpoint, direction, port) redirects
+  uint64_t restarts = 0;     // supervisor restarts the proxy reported, plus reconnections seen
+  uint64_t connections = 0;  // proxy connections accepted since the agent started
+  uint64_t version = 0;      // latest snapshot
+  uint64_t acked = 0;        // latest the proxy acknowledged
+  size_t endpoints = 0;      // endpoints with L7 rules
+  size_t redirects = 0;      // (endpoint, direction, port) redirects
   uint64_t ack_timeouts = 0;
 };
 

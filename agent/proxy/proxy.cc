@@ -123,11 +123,10 @@ void Session::connectUpstream(uint32_t src_identity,
       // As the original client: its address (and port while free), the proxy's mark carrying
       // its identity, so the datapath judges the forwarded connection as the client's.
       ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-      uint32_t mark = proxy_mark(
-          info_.ingress ? MARK_MAGIC_PROXY_INGRESS : MARK_MAGIC_PROXY_EGRESS, src_identity);
+      uint32_t mark = proxy_mark(info_.ingress ? MARK_MAGIC_PROXY_INGRESS : MARK_MAGIC_PROXY_EGRESS,
+                                 src_identity);
       ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-      tcp::endpoint src(asio::ip::address_v4(ntohl(info_.src_ip)),
-                        keep_port ? info_.src_port : 0);
+      tcp::endpoint src(asio::ip::address_v4(ntohl(info_.src_ip)), keep_port ? info_.src_port : 0);
       up_.bind(src, ec);
       if (ec && keep_port) return (*attempt)(false);
       if (ec) return done(ec);
@@ -142,8 +141,7 @@ void Session::connectUpstream(uint32_t src_identity,
     up_.async_connect(dst, [this, self, attempt, keep_port, done](boost::system::error_code cec) {
       connect_timer_.cancel();
       // The client's own 4-tuple may still be taken (TIME_WAIT, another proxy leg): a new port.
-      if (cec && keep_port &&
-          (cec == asio::error::address_in_use || cec.value() == EADDRNOTAVAIL))
+      if (cec && keep_port && (cec == asio::error::address_in_use || cec.value() == EADDRNOTAVAIL))
         return (*attempt)(false);
       done(cec);
     });
@@ -226,20 +224,20 @@ class Http1Session final : public Session {
     if (closed_ || down_reading_) return;
     down_reading_ = true;
     auto self = shared_from_this();
-    down_.async_read_some(asio::buffer(down_buf_), [this, self](boost::system::error_code ec,
-                                                                size_t n) {
-      down_reading_ = false;
-      if (closed_) return;
-      touch();
-      if (ec) return onDownEof();
-      if (mode_ == Mode::kTunnel) {
-        queueUp(std::string(down_buf_.data(), n));
-      } else {
-        processDown(down_buf_.data(), n);
-      }
-      if (!closed_ && !down_stop_ && up_out_.empty() && mode_ != Mode::kUpgradePending)
-        readDown();
-    });
+    down_.async_read_some(
+        asio::buffer(down_buf_), [this, self](boost::system::error_code ec, size_t n) {
+          down_reading_ = false;
+          if (closed_) return;
+          touch();
+          if (ec) return onDownEof();
+          if (mode_ == Mode::kTunnel) {
+            queueUp(std::string(down_buf_.data(), n));
+          } else {
+            processDown(down_buf_.data(), n);
+          }
+          if (!closed_ && !down_stop_ && up_out_.empty() && mode_ != Mode::kUpgradePending)
+            readDown();
+        });
   }
 
   void processDown(const char* data, size_t len) {
@@ -259,8 +257,7 @@ class Http1Session final : public Session {
       mode_ = Mode::kUpgradePending;
       return;
     }
-    if (req_parser_.inMessage())
-      armHeaderTimer();
+    if (req_parser_.inMessage()) armHeaderTimer();
   }
 
   void onParseError() {
@@ -418,8 +415,8 @@ class Http1Session final : public Session {
       if (p.local) continue;
       p.local = true;
       p.close = true;
-      p.response = http1Response(status, status == 503 ? "Service Unavailable" : "Bad Gateway",
-                                 body, true);
+      p.response =
+          http1Response(status, status == 503 ? "Service Unavailable" : "Bad Gateway", body, true);
       AccessRecord r = p.record;
       r.type = AccessRecord::Type::kResponse;
       r.verdict = AccessRecord::Verdict::kError;
@@ -435,24 +432,26 @@ class Http1Session final : public Session {
     if (closed_ || up_reading_ || up_state_ != UpState::kConnected) return;
     up_reading_ = true;
     auto self = shared_from_this();
-    up_.async_read_some(asio::buffer(up_buf_), [this, self](boost::system::error_code ec, size_t n) {
-      up_reading_ = false;
-      if (closed_) return;
-      touch();
-      if (ec) return onUpEof();
-      if (mode_ == Mode::kTunnel) {
-        queueDown(std::string(up_buf_.data(), n));
-      } else {
-        size_t used = resp_parser_.feed(up_buf_.data(), n);
-        if (resp_parser_.failed()) {
-          host_.stats().upstream_errors++;
-          failPendingUpstream(502, "upstream sent an invalid response");
-          return;
-        }
-        if (mode_ == Mode::kTunnel && used < n) queueDown(std::string(up_buf_.data() + used, n - used));
-      }
-      if (!closed_ && down_out_.empty()) readUp();
-    });
+    up_.async_read_some(asio::buffer(up_buf_),
+                        [this, self](boost::system::error_code ec, size_t n) {
+                          up_reading_ = false;
+                          if (closed_) return;
+                          touch();
+                          if (ec) return onUpEof();
+                          if (mode_ == Mode::kTunnel) {
+                            queueDown(std::string(up_buf_.data(), n));
+                          } else {
+                            size_t used = resp_parser_.feed(up_buf_.data(), n);
+                            if (resp_parser_.failed()) {
+                              host_.stats().upstream_errors++;
+                              failPendingUpstream(502, "upstream sent an invalid response");
+                              return;
+                            }
+                            if (mode_ == Mode::kTunnel && used < n)
+                              queueDown(std::string(up_buf_.data() + used, n - used));
+                          }
+                          if (!closed_ && down_out_.empty()) readUp();
+                        });
   }
 
   void onUpEof() {
@@ -497,10 +496,9 @@ class Http1Session final : public Session {
     r.type = AccessRecord::Type::kResponse;
     r.code = cur_status_;
     r.time_ns = wallNanos();
-    r.latency_ns = static_cast<uint64_t>(
-        std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
-                                                             p.start)
-            .count());
+    r.latency_ns = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                             std::chrono::steady_clock::now() - p.start)
+                                             .count());
     host_.record(std::move(r));
     if (p.upgrade) {
       if (cur_status_ == 101) {
@@ -575,26 +573,25 @@ class Http1Session final : public Session {
     if (down_writing_ || down_out_.empty() || closed_) return;
     down_writing_ = true;
     auto self = shared_from_this();
-    asio::async_write(down_, asio::buffer(down_out_.front()),
-                      [this, self](boost::system::error_code ec, size_t) {
-                        down_writing_ = false;
-                        if (closed_) return;
-                        touch();
-                        if (ec) return close();
-                        down_out_.pop_front();
-                        if (!down_out_.empty()) return writeDown();
-                        bool upstream_pending = false;
-                        for (const auto& p : pending_) upstream_pending |= !p.local;
-                        if (close_after_write_ ||
-                            (down_stop_ && !upstream_pending && mode_ != Mode::kTunnel) ||
-                            (mode_ == Mode::kTunnel && up_state_ == UpState::kClosed)) {
-                          boost::system::error_code ignored;
-                          down_.shutdown(tcp::socket::shutdown_send, ignored);
-                          close();
-                          return;
-                        }
-                        readUp();
-                      });
+    asio::async_write(
+        down_, asio::buffer(down_out_.front()), [this, self](boost::system::error_code ec, size_t) {
+          down_writing_ = false;
+          if (closed_) return;
+          touch();
+          if (ec) return close();
+          down_out_.pop_front();
+          if (!down_out_.empty()) return writeDown();
+          bool upstream_pending = false;
+          for (const auto& p : pending_) upstream_pending |= !p.local;
+          if (close_after_write_ || (down_stop_ && !upstream_pending && mode_ != Mode::kTunnel) ||
+              (mode_ == Mode::kTunnel && up_state_ == UpState::kClosed)) {
+            boost::system::error_code ignored;
+            down_.shutdown(tcp::socket::shutdown_send, ignored);
+            close();
+            return;
+          }
+          readUp();
+        });
   }
 
   enum class Mode { kHttp, kUpgradePending, kTunnel };
@@ -667,8 +664,7 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
         // Transparent: accepted connections keep the original destination as local address,
         // and answers leave with it. The mark tells the datapath they are the proxy's.
         ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-        uint32_t mark =
-            proxy_mark(ingress ? MARK_MAGIC_PROXY_INGRESS : MARK_MAGIC_PROXY_EGRESS, 0);
+        uint32_t mark = proxy_mark(ingress ? MARK_MAGIC_PROXY_INGRESS : MARK_MAGIC_PROXY_EGRESS, 0);
         ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
       }
       acc->bind(ep, ec);
@@ -685,12 +681,12 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
     tcp::acceptor* acc = l.acceptor.get();
     bool ingress = l.ingress;
     uint16_t port = l.port;
-    acc->async_accept([this, self, acc, ingress, port](boost::system::error_code ec,
-                                                       tcp::socket s) {
-      if (ec == asio::error::operation_aborted || !acc->is_open()) return;
-      if (!ec) onAccepted(std::move(s), ingress, port);
-      accept_again(acc, ingress, port);
-    });
+    acc->async_accept(
+        [this, self, acc, ingress, port](boost::system::error_code ec, tcp::socket s) {
+          if (ec == asio::error::operation_aborted || !acc->is_open()) return;
+          if (!ec) onAccepted(std::move(s), ingress, port);
+          accept_again(acc, ingress, port);
+        });
   }
   void accept_again(tcp::acceptor* acc, bool ingress, uint16_t port) {
     for (auto& l : listeners)
@@ -720,8 +716,8 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
     info.dst_ip = htonl(local.address().to_v4().to_uint());
     info.dst_port = local.port();
     if (identities != nullptr)
-      info.peer_identity = identities->peerIdentity(info.src_ip, info.src_port, info.dst_ip,
-                                                    info.dst_port, ingress);
+      info.peer_identity =
+          identities->peerIdentity(info.src_ip, info.src_port, info.dst_ip, info.dst_port, ingress);
     else
       info.peer_identity = 0;
     stats_.active++;
@@ -750,9 +746,8 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
       size_t cmp = std::min(got->size(), kH2Preface.size());
       bool maybe_h2 = got->compare(0, cmp, kH2Preface.substr(0, cmp)) == 0;
       if (maybe_h2 && got->size() < kH2Preface.size()) return sniff(s, info, got);
-      std::shared_ptr<Session> session =
-          maybe_h2 ? makeHttp2Session(*this, info, std::move(*s))
-                   : makeHttp1Session(*this, info, std::move(*s));
+      std::shared_ptr<Session> session = maybe_h2 ? makeHttp2Session(*this, info, std::move(*s))
+                                                  : makeHttp1Session(*this, info, std::move(*s));
       sessions.push_back(session);
       if (sessions.size() > 256) prune();
       session->start(std::move(*got));
@@ -796,7 +791,8 @@ Status Proxy::setPolicy(std::shared_ptr<const CompiledPolicy> policy, uint16_t h
     if (http_egress_port != 0) want.emplace_back(http_egress_port, false);
     bool same = want.size() == impl->listeners.size();
     for (size_t i = 0; same && i < want.size(); i++)
-      same = impl->listeners[i].port == want[i].first && impl->listeners[i].ingress == want[i].second;
+      same =
+          impl->listeners[i].port == want[i].first && impl->listeners[i].ingress == want[i].second;
     if (same) return done.set_value(okStatus());
     std::vector<Impl::Listener> fresh;
     for (auto [port, ingress] : want) {

@@ -26,8 +26,8 @@ Result<std::optional<nlohmann::json>> FrameReader::next() {
     return Error(ErrorCode::kInvalidArgument,
                  fmt::format("frame of {} bytes is larger than {}", n, kMaxFrame));
   if (buf_.size() < 4 + n) return std::optional<nlohmann::json>();
-  auto j = nlohmann::json::parse(buf_.begin() + 4, buf_.begin() + 4 + static_cast<long>(n),
-                                 nullptr, false);
+  auto j = nlohmann::json::parse(buf_.begin() + 4, buf_.begin() + 4 + static_cast<long>(n), nullptr,
+                                 false);
   buf_.erase(0, 4 + n);
   if (j.is_discarded() || !j.is_object())
     return Error(ErrorCode::kInvalidArgument, "frame is not a JSON object");

@@ -55,7 +55,7 @@ struct AccessRecord {
   std::string method, url, protocol;  // protocol: "HTTP/1.1", "HTTP/2"
   uint32_t code = 0;                  // response status (responses, denials: 403)
   std::vector<std::pair<std::string, std::string>> headers;
-  uint64_t latency_ns = 0;  // responses: since the request
+  uint64_t latency_ns = 0;   // responses: since the request
   bool parse_error = false;  // a request the proxy could not parse (answered 400)
 };
 

@@ -97,7 +97,8 @@ TEST_F(LxcProxyTest, EgressRedirectFindsTheListeningProxy) {
     EXPECT_EQ(d[0].subtype, DROP_PROXY_SET_FAILED) << "the listener must have been found";
   }
   // Port 81 is a plain allow: no proxy.
-  auto plain = fromContainer(a_, from(a_).ipv4(a_.pod.ip, kRemote1).tcp(40002, 81, tcp::kSyn).build());
+  auto plain =
+      fromContainer(a_, from(a_).ipv4(a_.pod.ip, kRemote1).tcp(40002, 81, tcp::kSyn).build());
   EXPECT_EQ(plain.retval, TC_ACT_OK);
   ASSERT_TRUE(plain.ctx.has_value());
   EXPECT_EQ(plain.ctx->mark & MARK_MAGIC_HOST_MASK, 0u);
@@ -233,8 +234,8 @@ TEST_F(LxcProxyTest, ConnectionsOpenedBeforeAnL7RuleAreCut) {
 TEST_F(LxcProxyTest, ToProxyOnLoAssignsOnlyMarkedPackets) {
   const bpf_program* prog = dp_->programs().to_proxy;
   ASSERT_NE(prog, nullptr);
-  auto pkt = PacketBuilder().eth({}, {}).ipv4("10.200.0.1", b_.pod.ip).tcp(40050, 80, tcp::kSyn)
-                 .build();
+  auto pkt =
+      PacketBuilder().eth({}, {}).ipv4("10.200.0.1", b_.pod.ip).tcp(40050, 80, tcp::kSyn).build();
   events();
   EXPECT_EQ(run(prog, a_, pkt, 0).retval, TC_ACT_OK) << "plain loopback traffic";
   EXPECT_EQ(run(prog, a_, pkt, MARK_MAGIC_TO_PROXY).retval, TC_ACT_OK)

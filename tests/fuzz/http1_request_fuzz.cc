@@ -28,7 +28,11 @@ const CompiledPolicy& policy() {
     r.bits = 16;
     r.identities = {0};
     r.http = {{"POST", "/v1/request-landing", "", {}, {}},
-              {"GET", "/public/.*", "deathstar(\\.local)?", {"X-Ok"}, {{"X-Has", "v", HeaderMatch::Mismatch::kReplace}}}};
+              {"GET",
+               "/public/.*",
+               "deathstar(\\.local)?",
+               {"X-Ok"},
+               {{"X-Has", "v", HeaderMatch::Mismatch::kReplace}}}};
     ep.rules.push_back(r);
     s.endpoints.push_back(ep);
     auto c = CompiledPolicy::compile(s);

@@ -156,12 +156,13 @@ class L7ProxyNetnsTest : public ::testing::Test {
     ASSERT_TRUE(reader.ok()) << reader.error().toString();
     reader_ = std::move(*reader);
 
-    auto ports = runInNetnsValue<proxy::ProxyPortSet>(topo_->nodeNetns(), [&]() -> Result<proxy::ProxyPortSet> {
-      for (const auto* p : {&client_, &server_, &other_})
-        CILIUM_RETURN_IF_ERROR(dp_->attachEndpoint(p->host_ifindex));
-      CILIUM_RETURN_IF_ERROR(dp_->enableProxyRedirect());
-      return proxy::loadOrAllocatePorts(topo_->tmpDir(), 10000, 10999);
-    });
+    auto ports = runInNetnsValue<proxy::ProxyPortSet>(
+        topo_->nodeNetns(), [&]() -> Result<proxy::ProxyPortSet> {
+          for (const auto* p : {&client_, &server_, &other_})
+            CILIUM_RETURN_IF_ERROR(dp_->attachEndpoint(p->host_ifindex));
+          CILIUM_RETURN_IF_ERROR(dp_->enableProxyRedirect());
+          return proxy::loadOrAllocatePorts(topo_->tmpDir(), 10000, 10999);
+        });
     ASSERT_TRUE(ports.ok()) << ports.error().toString();
     ports_ = *ports;
 
@@ -191,8 +192,8 @@ class L7ProxyNetnsTest : public ::testing::Test {
     ASSERT_TRUE(ip.ok());
     manager_->l7PoliciesChanged({{kServerEp, kServerId, *ip, l7}});
 
-    auto srv = topo_->spawnIn(server_.netns, {"/usr/bin/python3", "-c", kEchoServer, server_.ip, "80"},
-                              "echo-server");
+    auto srv = topo_->spawnIn(
+        server_.netns, {"/usr/bin/python3", "-c", kEchoServer, server_.ip, "80"}, "echo-server");
     ASSERT_TRUE(srv.ok()) << srv.error().toString();
     ASSERT_TRUE(testing::eventually(
         [&] { return testing::connectTcp(server_.netns, server_.ip, 80, 200ms).ok(); }, 15s))
@@ -208,7 +209,8 @@ class L7ProxyNetnsTest : public ::testing::Test {
     for (int i = 1; i <= proxy_runs_; i++) {
       for (const char* ext : {".out", ".err"}) {
         auto log = readFile(topo_->tmpDir() + "/cilium-proxy-" + std::to_string(i) + ext);
-        if (log.ok() && !log->empty()) std::cerr << "--- cilium-proxy run " << i << ext << ":\n" << *log;
+        if (log.ok() && !log->empty())
+          std::cerr << "--- cilium-proxy run " << i << ext << ":\n" << *log;
       }
     }
   }
@@ -222,11 +224,11 @@ class L7ProxyNetnsTest : public ::testing::Test {
 
   // Starts cilium-proxy in the node namespace and waits until it has acknowledged the policy.
   void startProxy() {
-    auto p = topo_->spawnIn(topo_->nodeNetns(),
-                            {CILIUM_PROXY_BINARY, "--no-supervisor", "--agent-socket",
-                             topo_->tmpDir() + "/proxy.sock", "--state-dir",
-                             topo_->tmpDir() + "/proxy-state", "--bpf-pin-dir", pin_dir_},
-                            "cilium-proxy-" + std::to_string(++proxy_runs_));
+    auto p = topo_->spawnIn(
+        topo_->nodeNetns(),
+        {CILIUM_PROXY_BINARY, "--no-supervisor", "--agent-socket", topo_->tmpDir() + "/proxy.sock",
+         "--state-dir", topo_->tmpDir() + "/proxy-state", "--bpf-pin-dir", pin_dir_},
+        "cilium-proxy-" + std::to_string(++proxy_runs_));
     ASSERT_TRUE(p.ok()) << p.error().toString();
     proxy_ = *p;
     ASSERT_TRUE(testing::eventually([&] {
@@ -258,7 +260,8 @@ class L7ProxyNetnsTest : public ::testing::Test {
     }
     std::string seen;
     for (const auto& ev : events_) seen += "\n  " + datapath::formatEvent(ev);
-    return ::testing::AssertionFailure() << "no drop with reason " << int(reason) << "; saw:" << seen;
+    return ::testing::AssertionFailure()
+           << "no drop with reason " << int(reason) << "; saw:" << seen;
   }
 
   std::unique_ptr<testing::Topology> topo_;
@@ -374,7 +377,8 @@ TEST_F(L7ProxyNetnsTest, NothingGetsThroughWhileNoProxyListens) {
   startProxy();
   auto again = connect(client_);
   ASSERT_TRUE(again.ok()) << again.error().toString();
-  ASSERT_TRUE(again->send(request("PUT", "/v1/exhaust-port", "x") + request("GET", "/public/x")).ok());
+  ASSERT_TRUE(
+      again->send(request("PUT", "/v1/exhaust-port", "x") + request("GET", "/public/x")).ok());
   r = again->read();
   ASSERT_TRUE(r.ok()) << r.error().toString();
   EXPECT_EQ(r->status, 403);
@@ -387,8 +391,8 @@ TEST_F(L7ProxyNetnsTest, NothingGetsThroughWhileNoProxyListens) {
 // proxy (cilium-http-egress) decides, and the server's ingress policy still applies to what the
 // proxy forwards (judged with the client's identity from the proxy's mark).
 TEST_F(L7ProxyNetnsTest, EgressRuleOfTheSender) {
-  auto srv = topo_->spawnIn(server_.netns,
-                            {"/usr/bin/python3", "-c", kEchoServer, server_.ip, "8080"}, "echo-8080");
+  auto srv = topo_->spawnIn(
+      server_.netns, {"/usr/bin/python3", "-c", kEchoServer, server_.ip, "8080"}, "echo-8080");
   ASSERT_TRUE(srv.ok()) << srv.error().toString();
   ASSERT_TRUE(testing::eventually(
       [&] { return testing::connectTcp(server_.netns, server_.ip, 8080, 200ms).ok(); }, 15s));
@@ -411,12 +415,12 @@ TEST_F(L7ProxyNetnsTest, EgressRuleOfTheSender) {
   auto fd = testing::connectTcp(client_.netns, server_.ip, 8080);
   ASSERT_TRUE(fd.ok()) << fd.error().toString();
   HttpConn c(std::move(*fd));
-  ASSERT_TRUE(c.send(request("GET", "/public/egress") + request("POST", "/v1/request-landing", "x") +
-                     request("GET", "/public/again"))
+  ASSERT_TRUE(c.send(request("GET", "/public/egress") +
+                     request("POST", "/v1/request-landing", "x") + request("GET", "/public/again"))
                   .ok());
-  for (auto [status, body] : {std::pair{200, "GET /public/egress x-test=kept body="},
-                              std::pair{403, "Access denied"},
-                              std::pair{200, "GET /public/again x-test=kept body="}}) {
+  for (auto [status, body] :
+       {std::pair{200, "GET /public/egress x-test=kept body="}, std::pair{403, "Access denied"},
+        std::pair{200, "GET /public/again x-test=kept body="}}) {
     auto r = c.read();
     ASSERT_TRUE(r.ok()) << r.error().toString();
     EXPECT_EQ(r->status, status) << r->head;
