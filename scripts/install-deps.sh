@@ -21,8 +21,8 @@ packages=(
   libhttp-parser-dev libnghttp2-dev libre2-dev
   # the Prometheus registry and text exposition (prometheus-cpp's core library)
   prometheus-cpp-dev
-  # network namespaces and traffic for tests, benchmarks (iperf3) and the demo
-  iproute2 iputils-ping util-linux procps iperf3 curl ethtool
+  # network namespaces and traffic for tests, benchmarks (iperf3, wrk) and the demo
+  iproute2 iputils-ping util-linux procps iperf3 wrk curl ethtool
   # JSON on the command line for the local node tool and the demo (deploy/local, scripts/demo.sh)
   jq
   # python3 packs the containerd test's pause image (tests/e2e/pause/make_image.py)
