@@ -2,6 +2,7 @@
 #include "agent/daemon/control_plane.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -70,6 +71,7 @@ struct ControlPlane::Impl {
   proxy::ProxyPortSet proxy_ports;
   std::unique_ptr<proxy::Manager> proxy;
   std::unique_ptr<Process> proxy_process;
+  pid_t adopted_proxy_pid = 0;  // a cilium-proxy the last run started, still running
 
   Status startProxy();
 
@@ -153,6 +155,7 @@ struct ControlPlane::Impl {
     // The proxy process stops with the agent (docs/l7.md: limits); while it is down the
     // datapath drops what it would redirect.
     proxy_process.reset();
+    if (adopted_proxy_pid > 0) ::kill(adopted_proxy_pid, SIGTERM);
     manager.reset();
     proxy.reset();
     engine.reset();
@@ -459,12 +462,29 @@ Status ControlPlane::Impl::startProxy() {
   if (binary.empty())
     return Error(ErrorCode::kFailedPrecondition,
                  "enable-l7-proxy: no cilium-proxy next to cilium-agent; set proxy-binary");
+  // A proxy the last run started outlives an agent that crashed (it keeps enforcing its last
+  // policy and reconnects to this agent): adopted, not started twice.
+  std::string proxy_state = opts.state_dir + "/proxy";
+  CILIUM_RETURN_IF_ERROR(makeDirs(proxy_state, 0700));
+  std::string pid_file = proxy_state + "/cilium-proxy.pid";
+  if (auto text = readFile(pid_file); text.ok()) {
+    pid_t pid = static_cast<pid_t>(std::atoi(text->c_str()));
+    auto cmdline = readFile("/proc/" + std::to_string(pid) + "/cmdline");
+    if (pid > 0 && cmdline.ok() && cmdline->find("cilium-proxy") != std::string::npos &&
+        cmdline->find(mo.socket_path) != std::string::npos &&
+        cmdline->find("--no-supervisor") == std::string::npos) {
+      adopted_proxy_pid = pid;
+      log()->info("L7 proxy of the last run still running, adopted pid={}", pid);
+      return okStatus();
+    }
+  }
   SpawnOptions so;
   so.stderr_path = "/dev/stderr";
   CILIUM_ASSIGN_OR_RETURN(auto p, spawn({binary, "--agent-socket", mo.socket_path, "--state-dir",
-                                         opts.state_dir + "/proxy", "--bpf-pin-dir", opts.pin_dir},
+                                         proxy_state, "--bpf-pin-dir", opts.pin_dir},
                                         so));
   proxy_process = std::make_unique<Process>(std::move(p));
+  CILIUM_RETURN_IF_ERROR(writeFileAtomic(pid_file, std::to_string(proxy_process->pid())));
   log()->info("L7 proxy started binary={} pid={} http_ingress={} http_egress={} dns_egress={}",
               binary, proxy_process->pid(), proxy_ports.http_ingress, proxy_ports.http_egress,
               proxy_ports.dns_egress);
