@@ -23,6 +23,8 @@ packages=(
   prometheus-cpp-dev
   # network namespaces and traffic for tests, benchmarks (iperf3, wrk) and the demo
   iproute2 iputils-ping util-linux procps iperf3 wrk curl ethtool
+  # HTTP/2 server and client for the L7 proxy's netns test (h2c, docs/l7.md)
+  nghttp2-server nghttp2-client
   # JSON on the command line for the local node tool and the demo (deploy/local, scripts/demo.sh)
   jq
   # python3 packs the containerd test's pause image (tests/e2e/pause/make_image.py)

@@ -8,6 +8,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -437,6 +438,70 @@ TEST_F(L7ProxyNetnsTest, EgressRuleOfTheSender) {
   ASSERT_TRUE(c2.send(request("GET", "/public/denied-at-ingress")).ok());
   auto r = c2.read(8s);
   EXPECT_TRUE(!r.ok() || r->status != 200) << "forwarded past the server's ingress policy";
+}
+
+// HTTP/2 (cleartext, prior knowledge, as gRPC clients connect): the proxy tells it from HTTP/1
+// by the client preface and decides each stream; nghttpd serves, nghttp asks.
+TEST_F(L7ProxyNetnsTest, Http2StreamsAreDecidedOneByOne) {
+  if (::access("/usr/sbin/nghttpd", X_OK) != 0 || ::access("/usr/bin/nghttp", X_OK) != 0)
+    GTEST_SKIP() << "nghttp2-server and nghttp2-client are not installed (install-deps.sh)";
+  std::string docs = topo_->tmpDir() + "/htdocs";
+  ASSERT_TRUE(makeDirs(docs + "/public", 0755).ok());
+  ASSERT_TRUE(writeFileAtomic(docs + "/public/map.txt", "the map").ok());
+  ASSERT_TRUE(writeFileAtomic(docs + "/secret.txt", "the plans").ok());
+  auto srv = topo_->spawnIn(server_.netns,
+                            {"/usr/sbin/nghttpd", "--no-tls", "-a", server_.ip, "-d", docs, "8081"},
+                            "nghttpd");
+  ASSERT_TRUE(srv.ok()) << srv.error().toString();
+  ASSERT_TRUE(testing::eventually(
+      [&] { return testing::connectTcp(server_.netns, server_.ip, 8081, 200ms).ok(); }, 15s));
+  setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 8081, ports_.http_ingress)});
+  policy::L7PortRule rule;
+  rule.dir = policy::Direction::kIngress;
+  rule.proto = kTcp;
+  rule.port = 8081;
+  rule.bits = 16;
+  rule.identities = {kClientId};
+  rule.http = {{"GET", "/public/.*", "", {}, {}}};
+  policy::L7Policy l7;
+  l7.rules.push_back(rule);
+  auto ip = IpAddr::parse(server_.ip);
+  ASSERT_TRUE(ip.ok());
+  manager_->l7PoliciesChanged({{kServerEp, kServerId, *ip, l7}});
+  startProxy();
+
+  std::string base = "http://" + server_.ip + ":8081";
+  // Three concurrent streams on one connection (curl 7.88 cannot reuse an HTTP/2 connection,
+  // with or without the proxy: nghttp asks).
+  auto out = topo_->exec(client_.netns,
+                         {"/usr/bin/nghttp", "-v", "-n", "-t", "5", base + "/public/map.txt",
+                          base + "/secret.txt", base + "/public/map.txt?x=1"});
+  ASSERT_TRUE(out.ok()) << out.error().toString();
+  // The status of the stream nghttp opened for `path` (its HEADERS frame names the stream id).
+  auto status = [&](const std::string& path) -> std::string {
+    const std::string& v = out->out;
+    size_t at = v.find(":path: " + path + "\n");
+    if (at == std::string::npos) return "no stream for " + path;
+    size_t frame = v.rfind("send HEADERS frame <", at);
+    size_t id_at = frame == std::string::npos ? frame : v.find(", stream_id=", frame);
+    if (id_at == std::string::npos || id_at > at) return "no stream id";
+    id_at += 2;
+    std::string id = v.substr(id_at + 10, v.find('>', id_at) - id_at - 10);
+    size_t st = v.find("recv (stream_id=" + id + ") :status: ");
+    if (st == std::string::npos) return "no status on stream " + id;
+    return v.substr(st + 27 + id.size(), 3);
+  };
+  EXPECT_EQ(status("/public/map.txt"), "200") << out->out << out->err;
+  EXPECT_EQ(status("/secret.txt"), "403") << out->out;
+  EXPECT_EQ(status("/public/map.txt?x=1"), "200") << out->out;
+  // The 403's body.
+  auto denied = topo_->exec(client_.netns, {"/usr/bin/nghttp", "-t", "5", base + "/secret.txt"});
+  ASSERT_TRUE(denied.ok());
+  EXPECT_EQ(denied->out, "Access denied") << denied->err;
+  auto allowed =
+      topo_->exec(client_.netns, {"/usr/bin/nghttp", "-t", "5", base + "/public/map.txt"});
+  ASSERT_TRUE(allowed.ok());
+  EXPECT_EQ(allowed->out, "the map") << allowed->err;
 }
 
 }  // namespace
