@@ -1,4 +1,4 @@
-// Connection latency, stream throughput and a draining server for the network benchmarks.
+// Connection latency, TCP_CRR, stream throughput and servers for the network benchmarks.
 #include "bench/bench_net.h"
 
 #include <arpa/inet.h>
@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <fstream>
 #include <memory>
 #include <vector>
 
@@ -88,6 +89,113 @@ Result<ConnectStats> measureConnects(const std::string& netns, const std::string
   s.max_us = us.back();
   s.per_sec = static_cast<double>(us.size()) / secs;
   return s;
+}
+
+Status prepareCrrClient(const std::string& netns) {
+  // /proc/sys/net shows the namespace of the thread that opens it.
+  return runInNetns(netns, []() -> Status {
+    for (auto [path, value] : {std::pair{"/proc/sys/net/ipv4/ip_local_port_range", "1024 65535"},
+                               std::pair{"/proc/sys/net/ipv4/tcp_tw_reuse", "1"}}) {
+      std::ofstream(path) << value << "\n";
+      std::string got;
+      std::getline(std::ifstream(path), got);
+      std::string want = value;
+      std::replace(got.begin(), got.end(), '\t', ' ');
+      if (got != want)
+        return makeError(ErrorCode::kInternal, "{}: wrote '{}', reads '{}'", path, want, got);
+    }
+    return okStatus();
+  });
+}
+
+Result<CrrStats> measureCrr(const std::string& netns, const std::string& ip, uint16_t port,
+                            double seconds, double warmup) {
+  std::vector<float> us;
+  us.reserve(static_cast<size_t>(seconds * 30000));
+  CrrStats s;
+  double measured_secs = 0;
+  CILIUM_RETURN_IF_ERROR(runInNetns(netns, [&]() -> Status {
+    sockaddr_in a = address(ip, port);
+    timeval tv{2, 0};  // a lost peer ends a transaction, not the benchmark
+    auto start = Clock::now();
+    auto measure_from = start + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(warmup));
+    auto end = measure_from + std::chrono::duration_cast<Clock::duration>(
+                                  std::chrono::duration<double>(seconds));
+    auto t0 = start;
+    bool measuring = false;
+    while (t0 < end) {
+      if (!measuring && t0 >= measure_from) {
+        measuring = true;
+        measure_from = t0;
+      }
+      bool ok = false;
+      {
+        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        if (!fd) return errnoError(errno, "socket");
+        ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        char b = 'q';
+        ok = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+             ::send(fd.get(), &b, 1, MSG_NOSIGNAL) == 1 && ::recv(fd.get(), &b, 1, 0) == 1;
+      }  // close(): the client's FIN
+      auto t1 = Clock::now();
+      if (measuring) {
+        if (ok)
+          us.push_back(std::chrono::duration<float, std::micro>(t1 - t0).count());
+        else
+          s.failed++;
+      }
+      t0 = t1;
+    }
+    measured_secs = std::chrono::duration<double>(t0 - measure_from).count();
+    return okStatus();
+  }));
+  s.transactions = us.size();
+  if (us.empty()) return s;
+  std::sort(us.begin(), us.end());
+  s.p50_us = us[us.size() / 2];
+  s.p99_us = us[std::min(us.size() - 1, us.size() * 99 / 100)];
+  s.max_us = us.back();
+  s.per_sec = static_cast<double>(us.size()) / measured_secs;
+  return s;
+}
+
+Result<std::unique_ptr<CrrServer>> CrrServer::start(const std::string& netns, const std::string& ip,
+                                                    uint16_t port) {
+  std::unique_ptr<CrrServer> s(new CrrServer());
+  CILIUM_ASSIGN_OR_RETURN(s->listener_, testing::listenTcp(netns, ip, port));
+  // A deep backlog: a descheduled server must not overflow its accept queue (a dropped SYN
+  // costs the client a 1 s retransmission and the benchmark its p99).
+  if (::listen(s->listener_.get(), 4096) != 0) return errnoError(errno, "listen");
+  s->thread_ = std::thread([p = s.get()] { p->run(); });
+  return s;
+}
+
+CrrServer::~CrrServer() {
+  stop_ = true;
+  // Wakes the blocking accept() (it returns EINVAL on a shut-down listener).
+  if (listener_) ::shutdown(listener_.get(), SHUT_RDWR);
+  if (thread_.joinable()) thread_.join();
+}
+
+void CrrServer::run() {
+  timeval tv{2, 0};
+  char buf[64];
+  while (!stop_) {
+    UniqueFd c(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
+    if (!c) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (stop_) return;
+      continue;
+    }
+    ::setsockopt(c.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char b;
+    if (::recv(c.get(), &b, 1, 0) != 1 || ::send(c.get(), &b, 1, MSG_NOSIGNAL) != 1) continue;
+    // The client closes first; its FIN ends the transaction here.
+    while (::recv(c.get(), buf, sizeof(buf), 0) > 0) {
+    }
+    served_++;
+  }
 }
 
 Result<double> streamGbps(const std::string& netns, const std::string& ip, uint16_t port,

@@ -1,5 +1,6 @@
-// Traffic for the network benchmarks: the latency of new TCP connections from a namespace, and
-// a server that accepts and drains connections so that the client side alone is measured.
+// Traffic for the network benchmarks: the latency of new TCP connections from a namespace, TCP_CRR
+// transactions, and a server that accepts and drains connections so that the client side alone
+// is measured.
 #pragma once
 
 #include <atomic>
@@ -37,6 +38,45 @@ Result<ConnectStats> measureConnects(const std::string& netns, const std::string
 // the payload rate in Gbit/s.
 Result<double> streamGbps(const std::string& netns, const std::string& ip, uint16_t port,
                           double seconds);
+
+struct CrrStats {
+  double per_sec = 0;  // measured transactions per second
+  double p50_us = 0, p99_us = 0, max_us = 0;
+  uint64_t transactions = 0;  // measured (the warm-up excluded)
+  uint64_t failed = 0;        // connect, send or receive errors (each also ends its transaction)
+};
+
+// netperf's TCP_CRR from namespace `netns` to a CrrServer on ip:port, one transaction at a time:
+// socket(), blocking connect(), a 1-byte request, the 1-byte response, close() (the client
+// closes first, with a FIN, as netperf does). Latency is that whole sequence. Runs `warmup`
+// seconds unmeasured, then `seconds` measured. The client's namespace needs room for the
+// TIME_WAIT sockets it leaves: see prepareCrrClient().
+Result<CrrStats> measureCrr(const std::string& netns, const std::string& ip, uint16_t port,
+                            double seconds, double warmup);
+
+// Readies namespace `netns` for a TCP_CRR client: the widest ephemeral port range and
+// net.ipv4.tcp_tw_reuse = 1, so ports held in TIME_WAIT for more than a second are reused
+// instead of running out. Only that namespace's sysctls change.
+Status prepareCrrClient(const std::string& netns);
+
+// The server side of TCP_CRR on ip:port in `netns`: a thread accepts a connection, reads the
+// 1-byte request, answers 1 byte, waits for the client's FIN and closes; then the next one.
+class CrrServer {
+ public:
+  static Result<std::unique_ptr<CrrServer>> start(const std::string& netns, const std::string& ip,
+                                                  uint16_t port);
+  ~CrrServer();
+  uint64_t served() const { return served_.load(); }
+
+ private:
+  CrrServer() = default;
+  void run();
+
+  UniqueFd listener_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> served_{0};
+  std::thread thread_;
+};
 
 // Listens on ip:port in namespace `netns`; a thread accepts every connection and reads it until
 // the peer closes or resets it.

@@ -14,6 +14,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +25,7 @@
 #include "agent/bpf/test_run.h"
 #include "agent/common/log.h"
 #include "agent/common/netns.h"
+#include "agent/datapath/conntrack.h"
 #include "agent/datapath/datapath.h"
 #include "bench_driver.skel.h"
 #include "tests/harness/endpoints.h"
@@ -40,6 +42,9 @@ constexpr uint32_t kIdentityA = 1001, kIdentityB = 1002;
 constexpr const char* kAllowedRemote = "10.64.0.1";  // ipcache identity 5001, allowed
 constexpr const char* kDeniedRemote = "10.64.0.2";   // ipcache identity 5002, not allowed
 constexpr uint32_t kPolicyEntries = 10000;
+// Repeats of the reopened row at most: two closing entries per repeat must fit in the default
+// conntrack table (512k) with room to spare.
+constexpr uint32_t kReopenedMax = 200000;
 
 [[noreturn]] void die(const std::string& what, const Error& e) {
   std::fprintf(stderr, "datapath_prog_bench: %s: %s\n", what.c_str(), e.toString().c_str());
@@ -63,6 +68,16 @@ struct Row {
   std::string name;
   bool driven = false;     // measured through bench_driver
   std::vector<double> ns;  // per ipcache size
+};
+
+// How a row is measured.
+struct How {
+  bool vary_ports = false;         // the driver advances the ports word per repeat
+  bool reset_ttl = false;          // the driver restores the TTL per repeat
+  uint16_t* sport_base = nullptr;  // a fresh range of source ports per run from here
+  uint32_t repeat = 0;             // 0: the benchmark's
+  const testing::Pod* from = nullptr;  // whose veth the packet enters (default: a's)
+  std::function<void(uint16_t sport)> before_run;  // with sport_base: before each run
 };
 
 class Bench {
@@ -132,10 +147,11 @@ class Bench {
   // Median over runs of the kernel's mean ns per repeat. Runs on a thread in the node namespace.
   // The event ring is drained meanwhile, as the agent does, so emitting events costs what it costs
   // in production.
-  double measure(const bpf_program* prog, const std::vector<uint8_t>& pkt, bool vary_ports = false,
-                 bool reset_ttl = false, uint16_t* sport_base = nullptr) {
-    (*driver_)->bss->vary_ports = vary_ports;
-    (*driver_)->bss->reset_ttl = reset_ttl;
+  double measure(const bpf_program* prog, const std::vector<uint8_t>& pkt, const How& how = {}) {
+    uint32_t repeat = how.repeat ? how.repeat : repeat_;
+    uint16_t* sport_base = how.sport_base;
+    (*driver_)->bss->vary_ports = how.vary_ports;
+    (*driver_)->bss->reset_ttl = how.reset_ttl;
     std::atomic<bool> stop{false};
     std::thread drain([&] {
       while (drain_ && !stop) (void)reader_->poll(std::chrono::milliseconds(10));
@@ -146,13 +162,14 @@ class Bench {
       if (sport_base != nullptr) {
         // A fresh range of tuples per run: the ports word advances by one per repeat.
         uint16_t sport = *sport_base;
-        *sport_base = static_cast<uint16_t>(*sport_base + repeat_ / 65536 + 2);
+        *sport_base = static_cast<uint16_t>(*sport_base + repeat / 65536 + 2);
         p[14 + 20] = static_cast<uint8_t>(sport >> 8);
         p[14 + 21] = static_cast<uint8_t>(sport);
+        if (how.before_run) how.before_run(sport);
       }
       __sk_buff ctx{};
-      ctx.ifindex = static_cast<uint32_t>(a_.host_ifindex);
-      auto res = bpf::testRun(prog, p, {.repeat = repeat_, .ctx = ctx});
+      ctx.ifindex = static_cast<uint32_t>((how.from ? how.from : &a_)->host_ifindex);
+      auto res = bpf::testRun(prog, p, {.repeat = repeat, .ctx = ctx});
       if (!res.ok()) die("test run", res.error());
       samples.push_back(res->duration_ns);
       last_retval_ = res->retval;
@@ -175,6 +192,8 @@ class Bench {
         {"new flow, pod -> remote pod (1 CT create)", true, {}},
         {"new flow, pod -> pod (2 CT creates)", true, {}},
         {"denied, pod -> remote pod (policy deny)", false, {}},
+        {"established reply, pod -> pod (local delivery)", true, {}},
+        {"reopened, pod -> pod (SYN on 2 closing entries)", true, {}},
     };
     std::vector<std::string> checks;
     for (uint32_t size : sizes) {
@@ -182,13 +201,17 @@ class Bench {
       const bpf_program* lxc = dp_->programs().from_container;
       const bpf_program* driver = (*driver_)->progs.bench_driver;
       const bpf_program* empty = (*driver_)->progs.bench_empty;
-      auto tcp = [&](const char* dst, uint16_t sport, uint8_t flags) {
+      auto tcpFrom = [&](const testing::Pod& src, const char* dst, uint16_t sport, uint16_t dport,
+                         uint8_t flags) {
         return PacketBuilder()
-            .eth(testing::mac(a_.mac), testing::mac(a_.host_mac))
-            .ipv4(a_.ip, dst)
-            .tcp(sport, 80, flags)
+            .eth(testing::mac(src.mac), testing::mac(src.host_mac))
+            .ipv4(src.ip, dst)
+            .tcp(sport, dport, flags)
             .payload(64)
             .build();
+      };
+      auto tcp = [&](const char* dst, uint16_t sport, uint8_t flags) {
+        return tcpFrom(a_, dst, sport, 80, flags);
       };
       auto expect = [&](int want, const char* what) {
         if (last_retval_ != want)
@@ -202,7 +225,8 @@ class Bench {
       bpf_map_update_elem(bpf_map__fd((*driver_)->maps.bench_target), &empty_key, &empty_fd,
                           BPF_ANY);
       uint16_t scratch = 2000;
-      rows[1].ns.push_back(measure(driver, tcp(kAllowedRemote, 1000, 0x10), true, true, &scratch));
+      rows[1].ns.push_back(measure(driver, tcp(kAllowedRemote, 1000, 0x10),
+                                   {.vary_ports = true, .reset_ttl = true, .sport_base = &scratch}));
       int lxc_fd = bpf_program__fd(lxc);
       bpf_map_update_elem(bpf_map__fd((*driver_)->maps.bench_target), &empty_key, &lxc_fd, BPF_ANY);
 
@@ -211,18 +235,40 @@ class Bench {
       rows[2].ns.push_back(measure(lxc, tcp(kAllowedRemote, 40000, 0x10)));
       expect(TC_ACT_OK, "established to stack");
       (void)measureOnce(lxc, tcp(b_.ip.c_str(), 40001, 0x02));
-      rows[3].ns.push_back(measure(driver, tcp(b_.ip.c_str(), 40001, 0x10), false, true));
+      rows[3].ns.push_back(measure(driver, tcp(b_.ip.c_str(), 40001, 0x10), {.reset_ttl = true}));
       expect(TC_ACT_REDIRECT, "established local delivery");
 
       uint16_t base = 10000;
-      rows[4].ns.push_back(measure(driver, tcp(kAllowedRemote, base, 0x02), true, false, &base));
+      rows[4].ns.push_back(measure(driver, tcp(kAllowedRemote, base, 0x02),
+                                   {.vary_ports = true, .sport_base = &base}));
       expect(TC_ACT_OK, "new flow to stack");
       base = 30000;
-      rows[5].ns.push_back(measure(driver, tcp(b_.ip.c_str(), base, 0x02), true, true, &base));
+      rows[5].ns.push_back(measure(driver, tcp(b_.ip.c_str(), base, 0x02),
+                                   {.vary_ports = true, .reset_ttl = true, .sport_base = &base}));
       expect(TC_ACT_REDIRECT, "new flow local delivery");
 
       rows[6].ns.push_back(measure(lxc, tcp(kDeniedRemote, 50000, 0x02)));
       expect(TC_ACT_SHOT, "denied");
+
+      // b answers a's connection of row 3: each side's lookup misses the original direction and
+      // hits the reverse one.
+      rows[7].ns.push_back(measure(driver, tcpFrom(b_, a_.ip.c_str(), 80, 40001, 0x10),
+                                   {.reset_ttl = true, .from = &b_}));
+      expect(TC_ACT_REDIRECT, "established reply local delivery");
+
+      // A client reusing ports: each SYN finds both entries of an earlier connection on the
+      // tuple closing (FINs seen both ways), and reopens them. The entries are written before
+      // each run, one pair per repeat, so the run is limited to what the table holds.
+      uint32_t reopen_repeat = std::min<uint32_t>(repeat_, kReopenedMax);
+      base = 20000;
+      rows[8].ns.push_back(
+          measure(driver, tcp(b_.ip.c_str(), base, 0x02),
+                  {.vary_ports = true,
+                   .reset_ttl = true,
+                   .sport_base = &base,
+                   .repeat = reopen_repeat,
+                   .before_run = [&](uint16_t sport) { writeClosing(sport, 80, reopen_repeat); }}));
+      expect(TC_ACT_REDIRECT, "reopened local delivery");
     }
     auto counters = check(dp_->eventCounters(), "event counters");
 
@@ -252,6 +298,40 @@ class Bench {
   }
 
  private:
+  // Writes the two closing conntrack entries (a's egress one, b's ingress one) of the
+  // connections a -> b the driver walks through in `n` repeats from (sport, dport): it adds one
+  // to the 32-bit ports word before each repeat.
+  void writeClosing(uint16_t sport, uint16_t dport, uint32_t n) {
+    uint32_t a = ntohl(check(datapath::parseIpv4(a_.ip), "ip a"));
+    uint32_t b = ntohl(check(datapath::parseIpv4(b_.ip), "ip b"));
+    uint32_t ports = (static_cast<uint32_t>(sport) << 16) | dport;
+    uint32_t now = datapath::monotonicSeconds();
+    std::vector<ct_key4> keys;
+    std::vector<ct_entry> values;
+    keys.reserve(2 * n);
+    values.reserve(2 * n);
+    for (uint32_t i = 1; i <= n; i++) {
+      uint32_t w = ports + i;
+      for (uint8_t dir : {CT_KEY_EGRESS, CT_KEY_INGRESS}) {
+        ct_key4 k{};
+        k.saddr = htonl(a);
+        k.daddr = htonl(b);
+        k.sport = htons(static_cast<uint16_t>(w >> 16));
+        k.dport = htons(static_cast<uint16_t>(w));
+        k.nexthdr = IPPROTO_TCP;
+        k.flags = dir;
+        ct_entry e{};
+        e.lifetime = now + 3600;  // alive through the run; closing by its flags
+        e.flags = CT_F_RX_CLOSING | CT_F_TX_CLOSING | CT_F_SEEN_NON_SYN;
+        e.tx_flags_seen = e.rx_flags_seen = 0x1b;  // FIN SYN PSH ACK
+        e.src_sec_id = dir == CT_KEY_EGRESS ? kIdentityB : kIdentityA;
+        keys.push_back(k);
+        values.push_back(e);
+      }
+    }
+    check(dp_->maps().ct_tcp->updateBatch(keys, values), "write closing entries");
+  }
+
   int measureOnce(const bpf_program* prog, const std::vector<uint8_t>& pkt) {
     __sk_buff ctx{};
     ctx.ifindex = static_cast<uint32_t>(a_.host_ifindex);

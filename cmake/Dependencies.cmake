@@ -16,6 +16,9 @@ find_package(CLI11 2.1 REQUIRED)
 # prometheus-cpp's core (registry, families, text exposition). Through pkg-config: the package's
 # CMake config also looks for civetweb, zlib and curl, which only its pull and push parts use.
 pkg_check_modules(PROMETHEUS_CPP REQUIRED IMPORTED_TARGET prometheus-cpp-core>=1.0)
+# RE2 (gRPC depends on it too): the regular expressions of Hubble's http_path and dns_query
+# filters, with Hubble's syntax and linear-time matching of untrusted patterns.
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 
 # The L7 proxy (docs/l7.md): RE2 for Cilium's HTTP rule regexes (also checked at policy import),
 # nghttp2 for HTTP/2 and gRPC, http-parser (2.9, no pkg-config file) for HTTP/1.1.

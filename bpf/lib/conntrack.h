@@ -217,7 +217,7 @@ static __always_inline bool ct_should_create(const struct pkt4 *p)
 
 static __always_inline int __ct_create4(void *map, const struct pkt4 *p, __u8 dir, __u32 now,
 					__u32 remote_id, __u32 policy_rev, __u16 flags,
-					__be16 proxy_port)
+					__be16 proxy_port, struct ct_entry *reopened)
 {
 	struct ct_key4 key = {};
 	struct ct_entry e = {
@@ -237,32 +237,48 @@ static __always_inline int __ct_create4(void *map, const struct pkt4 *p, __u8 di
 	} else {
 		e.lifetime = now + cfg_ct_timeout_nontcp;
 	}
+	if (reopened) {
+		/*
+		 * The closing entry this SYN hit, under the same key: overwritten in place. A map
+		 * update would take a fresh element from the LRU and give the old one back, the
+		 * LRU's global lists and lock twice per connection (clients that reuse ports, with
+		 * tcp_tw_reuse, reopen most of their connections this way). The lookup marked the
+		 * element referenced, so eviction passes it by; like every other write through a
+		 * looked-up entry, a packet of this tuple on another CPU may see it half written.
+		 */
+		*reopened = e;
+		return 0;
+	}
 	ct_key_fill(&key, &p->t, false, dir);
-	/* BPF_ANY: overwrites an expired entry or the closing one a CT_REOPENED packet hit. */
+	/* BPF_ANY: overwrites an expired entry. */
 	if (bpf_map_update_elem(map, &key, &e, BPF_ANY) < 0)
 		return -DROP_CT_CREATE_FAILED;
 	return 0;
 }
 
 /*
- * Creates the entry of a new (or reopened) connection allowed in direction `dir`; `flags` and
- * `proxy_port` mark the connections of an L7 proxy (CT_F_PROXY_REDIRECT, abi/proxy.h).
+ * Creates the entry of a new (or reopened) connection allowed in direction `dir`; `ct` is the
+ * packet's lookup in that direction. `flags` and `proxy_port` mark the connections of an L7
+ * proxy (CT_F_PROXY_REDIRECT, abi/proxy.h).
  */
 static __always_inline int ct_create4_flags(const struct pkt4 *p, __u8 dir, __u32 now,
-					    __u32 remote_id, __u32 policy_rev, __u16 flags,
+					    __u32 remote_id, __u32 policy_rev,
+					    const struct ct_result *ct, __u16 flags,
 					    __be16 proxy_port)
 {
+	struct ct_entry *reopened = ct->status == CT_REOPENED ? ct->entry : NULL;
+
 	if (!ct_should_create(p))
 		return 0;
 	if (p->t.proto == IPPROTO_TCP_)
 		return __ct_create4(&cilium_ct4_global, p, dir, now, remote_id, policy_rev, flags,
-				    proxy_port);
+				    proxy_port, reopened);
 	return __ct_create4(&cilium_ct_any4_global, p, dir, now, remote_id, policy_rev, flags,
-			    proxy_port);
+			    proxy_port, reopened);
 }
 
 static __always_inline int ct_create4(const struct pkt4 *p, __u8 dir, __u32 now, __u32 remote_id,
-				      __u32 policy_rev)
+				      __u32 policy_rev, const struct ct_result *ct)
 {
-	return ct_create4_flags(p, dir, now, remote_id, policy_rev, 0, 0);
+	return ct_create4_flags(p, dir, now, remote_id, policy_rev, ct, 0, 0);
 }

@@ -101,11 +101,15 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 			ct.entry->policy_rev = rev;
 			return 0;
 		}
-		return ct_create4_flags(p, ct_dir, now, *remote, rev, CT_F_PROXY_REDIRECT, 0);
+		return ct_create4_flags(p, ct_dir, now, *remote, rev, &ct, CT_F_PROXY_REDIRECT, 0);
 	}
 	policy_lookup(ep->lxc_id, *remote, pol_dir, p->t.proto, pkt_policy_dport(p), &v);
-	/* As Cilium reports it: a redirect is the proxy port (Hubble: REDIRECTED). */
-	if (v.verdict < 0 || ct.status != CT_ESTABLISHED)
+	/*
+	 * A verdict is reported where policy is enforced: every deny, and the allow of a new
+	 * connection unless only the default allow of an unenforced direction let it in. A redirect
+	 * is reported as its proxy port, as Cilium does (Hubble: REDIRECTED).
+	 */
+	if (v.verdict < 0 || (ct.status != CT_ESTABLISHED && !v.unenforced))
 		emit_policy_verdict(ctx, p, ti, v.verdict ? v.verdict : bpf_ntohs(v.proxy_port),
 				    v.match_type);
 	if (v.verdict < 0)
@@ -126,7 +130,7 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 	proxy_port = v.proxy_port;
 	if (proxy_port && !l4_has_ports(p->t.proto))
 		return -DROP_PROXY_UNKNOWN_PROTO;
-	ret = ct_create4_flags(p, ct_dir, now, *remote, rev,
+	ret = ct_create4_flags(p, ct_dir, now, *remote, rev, &ct,
 			       proxy_port || from_proxy ? CT_F_PROXY_REDIRECT : 0, proxy_port);
 	if (ret < 0)
 		return ret;

@@ -101,12 +101,26 @@ static __always_inline struct cilium_event *event_reserve(void)
 	return ev;
 }
 
+/* A record's room in the ring: the record and the ring's 8-byte header, rounded up to 8. */
+#define EVENT_RING_RECORD_BYTES ((sizeof(struct cilium_event) + 8 + 7) & ~7)
+
+/*
+ * Commits a record, waking readers only when it carries the bytes waiting in the ring across a
+ * multiple of cfg_events_wakeup_bytes: one wakeup per threshold's worth of records. Waking on
+ * every record above the threshold instead (until the woken reader gets to run and drain) cost
+ * an IRQ work interrupt per record, several per wakeup under load. A crossing can go unseen when
+ * another CPU reserves between this record's reserve and its query; the next crossing, or the
+ * reader's timed poll, collects the records then.
+ */
 static __always_inline void event_submit(struct cilium_event *ev)
 {
+	/* Includes this record: it is reserved, and no reader consumes past it. */
 	__u64 waiting = bpf_ringbuf_query(&cilium_events, BPF_RB_AVAIL_DATA);
+	__u64 step = cfg_events_wakeup_bytes ? cfg_events_wakeup_bytes : 1;
+	bool crossed = waiting >= EVENT_RING_RECORD_BYTES &&
+		       (waiting - EVENT_RING_RECORD_BYTES) / step != waiting / step;
 
-	bpf_ringbuf_submit(ev, waiting >= cfg_events_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-								  : BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(ev, crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 static __always_inline void event_fill(struct cilium_event *ev, const struct __sk_buff *ctx,
@@ -145,6 +159,42 @@ static __always_inline void event_fill(struct cilium_event *ev, const struct __s
 	ev->tuple.icmp_code = p->icmp_code;
 }
 
+/*
+ * The tuple of a packet the IPv4 parser did not read (its ethertype is not IPv4): an IPv6 packet
+ * gets its addresses, next header, ports (TCP/UDP/SCTP right after the fixed header) or ICMPv6
+ * type and code; anything else is reported without L3 (family 0), never as 0.0.0.0.
+ */
+static __always_inline void event_fill_not_ip4(struct cilium_event *ev, struct __sk_buff *ctx)
+{
+	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
+	const struct ethhdr *eth = data;
+	const struct ipv6hdr *ip6;
+	const __u8 *l4;
+
+	__builtin_memset(&ev->tuple, 0, sizeof(ev->tuple));
+	if ((const void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return;
+	ip6 = (const void *)(eth + 1);
+	if ((const void *)(ip6 + 1) > data_end)
+		return;
+	__builtin_memcpy(ev->tuple.saddr.ip6, &ip6->saddr, 16);
+	__builtin_memcpy(ev->tuple.daddr.ip6, &ip6->daddr, 16);
+	ev->tuple.family = ENDPOINT_KEY_IPV6;
+	ev->tuple.proto = ip6->nexthdr;
+	l4 = (const __u8 *)(ip6 + 1);
+	if (ip6->nexthdr == IPPROTO_ICMPV6_) {
+		if ((const void *)(l4 + 2) <= data_end) {
+			ev->tuple.icmp_type = l4[0];
+			ev->tuple.icmp_code = l4[1];
+		}
+	} else if (l4_has_ports(ip6->nexthdr) && (const void *)(l4 + 4) <= data_end) {
+		ev->tuple.sport = *(const __be16 *)l4;
+		ev->tuple.dport = *(const __be16 *)(l4 + 2);
+		if (ip6->nexthdr == IPPROTO_TCP_ && (const void *)(l4 + 14) <= data_end)
+			ev->tuple.tcp_flags = l4[13];
+	}
+}
+
 static __always_inline void emit_drop(const struct __sk_buff *ctx, struct pkt4 *p,
 				      const struct trace_info *ti, __u8 reason, __u16 line,
 				      __u8 file)
@@ -154,6 +204,23 @@ static __always_inline void emit_drop(const struct __sk_buff *ctx, struct pkt4 *
 	if (!ev)
 		return;
 	event_fill(ev, ctx, p, ti, EVENT_DROP, reason);
+	ev->verdict = -(int)reason;
+	ev->line = line;
+	ev->file = file;
+	event_submit(ev);
+}
+
+/* A drop of a packet that is not IPv4 (event_fill_not_ip4). */
+static __always_inline void emit_drop_not_ip4(struct __sk_buff *ctx, struct pkt4 *p,
+					      const struct trace_info *ti, __u8 reason, __u16 line,
+					      __u8 file)
+{
+	struct cilium_event *ev = event_reserve();
+
+	if (!ev)
+		return;
+	event_fill(ev, ctx, p, ti, EVENT_DROP, reason);
+	event_fill_not_ip4(ev, ctx);
 	ev->verdict = -(int)reason;
 	ev->line = line;
 	ev->file = file;

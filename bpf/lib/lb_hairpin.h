@@ -44,7 +44,7 @@ static __always_inline int lb4_hairpin(struct __sk_buff *ctx, struct pkt4 *p,
 	ti->ct_state = ct.status;
 	*trace_due = ct.monitor;
 	if (ct.status == CT_NEW || ct.status == CT_REOPENED) {
-		ret = ct_create4(p, CT_KEY_INGRESS, now, ep->sec_id, runtime_policy_rev());
+		ret = ct_create4(p, CT_KEY_INGRESS, now, ep->sec_id, runtime_policy_rev(), &ct);
 		if (ret < 0)
 			return ret;
 	}

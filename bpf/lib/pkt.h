@@ -63,15 +63,44 @@ static __always_inline __be16 pkt_policy_dport(const struct pkt4 *p)
 }
 
 /*
+ * Whether everything pkt_parse4 reads is in the linear area: the IPv4 header and the first 20
+ * bytes of TCP, 8 of UDP/SCTP or of an ICMP message other than an error. ICMP errors (their
+ * quote), non-IPv4 frames and truncated headers answer false.
+ */
+static __always_inline bool pkt_headers_linear(struct __sk_buff *ctx)
+{
+	void *data = ctx_data(ctx);
+	void *data_end = ctx_data_end(ctx);
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + ETH_HLEN;
+	__u8 *l4;
+
+	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return false;
+	l4 = (__u8 *)ip + ipv4_hdrlen(ip);
+	switch (ip->protocol) {
+	case IPPROTO_TCP_:
+		return (void *)(l4 + 20) <= data_end;
+	case IPPROTO_ICMP_:
+		return (void *)(l4 + 8) <= data_end && !icmp_is_error(l4[0]);
+	default:
+		return (void *)(l4 + 8) <= data_end;
+	}
+}
+
+/*
  * Makes the headers this file reads directly accessible. Packets built by the local stack keep
- * their headers in the linear area, so the pull (which invalidates packet pointers) is rare.
+ * their headers in the linear area and often their payload in page fragments; those need no
+ * pull, which would copy payload (and, for a cloned TCP skb, its head once more) for nothing.
+ * Only packets whose headers are not all linear, and ICMP errors (whose quote is read), are
+ * pulled up to PKT_MAX_PARSE bytes. The pull invalidates packet pointers.
  */
 static __always_inline void pkt_pull(struct __sk_buff *ctx)
 {
 	__u32 want =
 	    ctx_load_u32(ctx, len) < PKT_MAX_PARSE ? ctx_load_u32(ctx, len) : PKT_MAX_PARSE;
 
-	if (ctx_data(ctx) + want > ctx_data_end(ctx))
+	if (ctx_data(ctx) + want > ctx_data_end(ctx) && !pkt_headers_linear(ctx))
 		bpf_skb_pull_data(ctx, want);
 }
 

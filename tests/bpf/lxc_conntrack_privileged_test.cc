@@ -177,6 +177,9 @@ TEST_F(LxcConntrackTest, TcpStateRstClosesFinClosesSynReopens) {
   ASSERT_TRUE(e);
   EXPECT_EQ(e->flags & (CT_F_RX_CLOSING | CT_F_TX_CLOSING), 0);
   EXPECT_EQ(e->tx_packets, 1u);
+  EXPECT_EQ(e->rx_packets, 0u) << "nothing of the old connection is kept";
+  EXPECT_EQ(e->rx_flags_seen, 0);
+  EXPECT_EQ(e->tx_flags_seen, tcp::kSyn);
   EXPECT_NEAR(e->lifetime, datapath::monotonicSeconds() + CT_TIMEOUT_TCP_SYN, 2);
 
   // FIN one way keeps the connection; FIN both ways closes it.

@@ -6,8 +6,7 @@
 //   3 policy state (policy.json, restored with policy::Engine::importRules)
 // Beyond "never crash": a file is either refused with a message or restored, and what was
 // restored survives its own persist-then-restore trip unchanged (a restart after a restart
-// gives the same state). The IPAM part is in state_files_ipam.cc: agent/common has two IP
-// address types (inet.h, ip_prefix.h) that cannot meet in one translation unit.
+// gives the same state).
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -20,12 +19,41 @@
 #include "agent/common/log.h"
 #include "agent/endpoint/endpoint.h"
 #include "agent/identity/allocator.h"
+#include "agent/ipam/ipam.h"
 #include "agent/policy/policy.h"
 #include "tests/fuzz/scratch_dir.h"
 
 namespace cilium::fuzz {
-void ipamState(std::string_view text, const std::string& dir);
+
+// ipam.json with `text` as its content, restored by Ipam::open in `dir`.
+void ipamState(std::string_view text, const std::string& dir) {
+  ipam::Config cfg;
+  cfg.ipv4 = *IpPrefix::parse("10.200.0.0/24");
+  cfg.ipv6 = *IpPrefix::parse("fd00:200::/120");
+  cfg.state_file = dir + "/ipam.json";
+  if (!writeFileAtomic(cfg.state_file, text, 0600).ok()) std::abort();
+  auto opened = ipam::Ipam::open(cfg);
+  if (!opened.ok()) {
+    if (opened.error().code() != ErrorCode::kFailedPrecondition || opened.error().message().empty())
+      std::abort();
+    return;
+  }
+  // One more allocation is persisted with the restored ones; a second restart sees them all.
+  (void)(*opened)->allocateNext(IpFamily::kV4, "fuzz/new");
+  auto before = (*opened)->status();
+  for (const auto& p : before)
+    for (const auto& a : p.allocations)
+      if (!p.cidr.contains(a.ip)) std::abort();
+  opened->reset();
+  auto reopened = ipam::Ipam::open(cfg);
+  if (!reopened.ok()) std::abort();
+  auto after = (*reopened)->status();
+  if (after.size() != before.size()) std::abort();
+  for (size_t i = 0; i < before.size(); i++)
+    if (after[i].allocations != before[i].allocations) std::abort();
 }
+
+}  // namespace cilium::fuzz
 
 namespace {
 
