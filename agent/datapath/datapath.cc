@@ -8,6 +8,7 @@
 
 #include "agent/bpf/skeleton.h"
 #include "agent/common/log.h"
+#include "agent/datapath/netlink.h"
 #include "agent/datapath/policy_maps.h"
 #include "bpf_lxc.skel.h"
 
@@ -152,7 +153,8 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
 }
 
 LxcPrograms Datapath::programs() const {
-  return {s_->lxc->progs.cil_from_container, s_->lxc->progs.cil_to_container};
+  return {s_->lxc->progs.cil_from_container, s_->lxc->progs.cil_to_container,
+          s_->lxc->progs.cil_to_proxy};
 }
 
 Maps Datapath::maps() {
@@ -193,6 +195,29 @@ Status Datapath::attachEndpoint(int ifindex) {
     CILIUM_RETURN_IF_ERROR(link.pin(pin));
   }
   log()->debug("endpoint attached ifindex={}", ifindex);
+  return okStatus();
+}
+
+Status Datapath::enableProxyRedirect() {
+  CILIUM_ASSIGN_OR_RETURN(auto lo, netlink::linkByName("lo"));
+  std::string pin = cfg_.pin_dir + "/links/proxy_lo_ingress";
+  const bpf_program* prog = s_->lxc->progs.cil_to_proxy;
+  bool attached = false;
+  if (::access(pin.c_str(), F_OK) == 0) {
+    auto existing = bpf::TcLink::openPinned(pin);
+    attached = existing.ok() && existing->replaceProgram(prog).ok();
+    if (!attached) ::unlink(pin.c_str());
+  }
+  if (!attached) {
+    CILIUM_ASSIGN_OR_RETURN(bpf::TcLink link,
+                            bpf::TcLink::attach(prog, lo.ifindex, bpf::TcDirection::kIngress));
+    CILIUM_RETURN_IF_ERROR(link.pin(pin));
+  }
+  CILIUM_RETURN_IF_ERROR(netlink::replaceLocalDefaultRoute4(PROXY_ROUTE_TABLE, lo.ifindex));
+  CILIUM_RETURN_IF_ERROR(netlink::ensureFwmarkRule4(MARK_MAGIC_TO_PROXY, MARK_MAGIC_HOST_MASK,
+                                                    PROXY_ROUTE_TABLE, PROXY_RULE_PRIORITY));
+  CILIUM_RETURN_IF_ERROR(netlink::setDeviceSysctl("lo", "accept_local", "1"));
+  log()->info("proxy redirect enabled table={} lo_ifindex={}", PROXY_ROUTE_TABLE, lo.ifindex);
   return okStatus();
 }
 

@@ -74,6 +74,7 @@ struct MetricsEntry {
 struct LxcPrograms {
   const bpf_program* from_container = nullptr;  // tc ingress of the host-side veth
   const bpf_program* to_container = nullptr;    // tc egress of the host-side veth
+  const bpf_program* to_proxy = nullptr;        // tc ingress of lo (L7 proxy hairpin)
 };
 
 class Datapath {
@@ -88,6 +89,13 @@ class Datapath {
   Status attachEndpoint(int ifindex);
   // Removes both attachments and their pins. A device that no longer exists is not an error.
   Status detachEndpoint(int ifindex);
+
+  // Transparent redirection to the L7 proxies (bpf/abi/proxy.h), in the calling thread's network
+  // namespace: attaches cil_to_proxy to lo's tcx ingress (pinned as links/proxy_lo_ingress),
+  // installs the fwmark rule and the local route of PROXY_ROUTE_TABLE, and lets lo take local
+  // sources (accept_local), which the hairpin of packets from the node itself needs.
+  // Idempotent; what it installs outlives the agent.
+  Status enableProxyRedirect();
 
   LxcPrograms programs() const;
   // Every map, backed by the kernel; valid as long as this Datapath.
