@@ -210,7 +210,7 @@ TEST_F(RelayAgentsTest, FlowsOfThreeAgentsThroughTheRelay) {
     nodes_[1].connect();
     return nodesWithFlows(flows()).contains("default/node-2");
   }));
-  EXPECT_EQ(relay_.stop(), 0);
+  EXPECT_EQ(relay_.stop(10s), 0);  // SIGTERM: a clean exit (the grace is for a loaded machine)
 }
 
 }  // namespace

@@ -1,6 +1,8 @@
 // hubble-relay: serves the Observer API over every node's Hubble server (agent/hubble/relay).
 #include <signal.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <iostream>
 
 #include "agent/common/cli.h"
@@ -14,12 +16,17 @@ int main(int argc, char** argv) {
     std::cout << args->help_text;
     return 0;
   }
-  // Signals are taken by sigwait below, not by a handler in whichever thread gRPC runs.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  // SIGINT/SIGTERM, in whichever thread they land (libraries may have started threads before
+  // main could block them), only wake main through a pipe; main then shuts down in order.
+  static int wake[2];
+  if (pipe(wake) != 0) return 1;
+  struct sigaction sa {};
+  sa.sa_handler = [](int) {
+    char c = 1;
+    (void)!write(wake[1], &c, 1);
+  };
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
 
   auto pool = PeerPool::create(args->pool);
   if (!pool.ok()) return cilium::cli::usageError(std::cerr, "hubble-relay", pool.error().message());
@@ -30,8 +37,9 @@ int main(int argc, char** argv) {
     std::cerr << "hubble-relay: " << st.error().message() << "\n";
     return 1;
   }
-  int sig = 0;
-  sigwait(&sigs, &sig);
+  char c;
+  while (read(wake[0], &c, 1) < 0 && errno == EINTR) {
+  }
   server.stop();
   (*pool)->stop();
   return 0;

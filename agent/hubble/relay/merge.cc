@@ -68,8 +68,10 @@ size_t FlowMerger::openSources() const {
 int FlowMerger::nextSource(Clock::time_point* due) const {
   int best = -1;
   bool all_heads = true;  // every open source has something buffered
+  bool any_full = false;  // some source is blocked on its full buffer
   for (size_t i = 0; i < sources_.size(); ++i) {
     const auto& s = sources_[i];
+    any_full = any_full || s.buf.size() >= opts_.per_source_capacity;
     if (s.buf.empty()) {
       if (!s.ended) all_heads = false;
       continue;
@@ -78,10 +80,12 @@ int FlowMerger::nextSource(Clock::time_point* due) const {
       best = static_cast<int>(i);
   }
   if (best < 0) return -1;
-  // With a head from every open source the earliest one is final; otherwise it waits for the
-  // quiet source until the drain timeout after its arrival.
-  *due = all_heads ? Clock::time_point::min()
-                   : sources_[best].buf.front().arrived + opts_.drain_timeout;
+  // With a head from every open source the earliest one is final. Otherwise it waits for the
+  // quiet source until the drain timeout after its arrival, unless a buffer is full: then
+  // waiting would only stall the busy sources (a quiet node would throttle the cluster to a
+  // buffer per drain timeout), so it goes now.
+  *due = all_heads || any_full ? Clock::time_point::min()
+                               : sources_[best].buf.front().arrived + opts_.drain_timeout;
   return best;
 }
 

@@ -6,7 +6,9 @@
 // buffered (a quiet or slow node), the earliest head waits at most `drain_timeout` (counted
 // from its arrival at the relay) for that source, then goes out; an event the quiet source sends
 // later that is older than what was already sent goes out late, out of order (the price of not
-// stalling on a quiet node; Cilium's relay pays it the same way).
+// stalling on a quiet node; Cilium's relay pays it the same way). The same happens at once when
+// a source's buffer is full: waiting then would only throttle every busy source to one buffer
+// per drain timeout.
 //
 // Memory is bounded: each source buffers at most `per_source_capacity` events; a source's push
 // blocks while its buffer is full, so a slow client slows the node streams (gRPC flow control),

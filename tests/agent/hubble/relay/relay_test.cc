@@ -532,7 +532,7 @@ TEST_F(RelayTest, HubbleCliAndRelayBinary) {
   }));
   auto flows = hubble({"observe", "--last", "4", "-o", "json"}, bin_server);
   EXPECT_EQ(std::count(flows.begin(), flows.end(), '\n'), 4) << flows;
-  EXPECT_EQ(proc->stop(), 0);
+  EXPECT_EQ(proc->stop(10s), 0);
   // Bad flags are usage errors naming the flag.
   auto bad = cilium::run({CILIUM_RELAY_BINARY, "--sort-buffer-drain-timeout", "soon"});
   ASSERT_TRUE(bad.ok());
