@@ -145,6 +145,31 @@ Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const TlsOptions
 
 }  // namespace
 
+Status checkFlowsRequest(const observer::GetFlowsRequest& req) {
+  auto refuse = [](const grpc::Status& st) {
+    return makeError(ErrorCode::kInvalidArgument, "{}", st.error_message());
+  };
+  if (auto st = checkKnown(req, "request"); !st.ok()) return refuse(st);
+  if (auto st = checkKnown(req.experimental(), "experimental"); !st.ok()) return refuse(st);
+  auto filters = FlowFilters::compile(req.whitelist(), req.blacklist());
+  if (!filters.ok()) return makeError(ErrorCode::kInvalidArgument, "{}", filters.error().message());
+  if (req.first() && req.follow())
+    return makeError(ErrorCode::kInvalidArgument, "first: cannot be combined with follow");
+  const google::protobuf::FieldMask& mask = req.field_mask().paths_size() > 0
+                                                ? req.field_mask()
+                                                : req.experimental().field_mask();
+  if (mask.paths_size() > 0 &&
+      !google::protobuf::util::FieldMaskUtil::IsValidFieldMask<flow::Flow>(mask)) {
+    for (const auto& path : mask.paths())
+      if (!google::protobuf::util::FieldMaskUtil::GetFieldDescriptors(flow::Flow::descriptor(),
+                                                                        path, nullptr))
+        return makeError(ErrorCode::kInvalidArgument, "field_mask: \"{}\" is not a flow field",
+                         path);
+    return makeError(ErrorCode::kInvalidArgument, "field_mask: not a mask of flow fields");
+  }
+  return okStatus();
+}
+
 class HubbleServer::Service final : public observer::Observer::Service {
  public:
   Service(FlowPipeline& p, const ServerOptions& o) : pipeline_(p), opts_(o) {}
@@ -158,24 +183,14 @@ class HubbleServer::Service final : public observer::Observer::Service {
 
   grpc::Status GetFlows(grpc::ServerContext* ctx, const observer::GetFlowsRequest* req,
                         grpc::ServerWriter<observer::GetFlowsResponse>* writer) override {
-    if (auto st = checkKnown(*req, "request"); !st.ok()) return st;
-    if (auto st = checkKnown(req->experimental(), "experimental"); !st.ok()) return st;
+    if (auto st = checkFlowsRequest(*req); !st.ok()) return invalidArgument(st.error().message());
     auto filters = FlowFilters::compile(req->whitelist(), req->blacklist());
     if (!filters.ok()) return invalidArgument(filters.error().message());
-    if (req->first() && req->follow())
-      return invalidArgument("first: cannot be combined with follow");
     // The top-level field mask, or the experimental one older clients send.
     const google::protobuf::FieldMask& mask = req->field_mask().paths_size() > 0
                                                   ? req->field_mask()
                                                   : req->experimental().field_mask();
     const bool masked = mask.paths_size() > 0;
-    if (masked && !google::protobuf::util::FieldMaskUtil::IsValidFieldMask<flow::Flow>(mask)) {
-      for (const auto& path : mask.paths())
-        if (!google::protobuf::util::FieldMaskUtil::GetFieldDescriptors(
-                flow::Flow::descriptor(), path, nullptr))
-          return invalidArgument(fmt::format("field_mask: \"{}\" is not a flow field", path));
-      return invalidArgument("field_mask: not a mask of flow fields");
-    }
     // Sends an event, trimmed to the mask's fields when it is a flow.
     auto send = [&](const observer::GetFlowsResponse& ev) {
       if (!masked || !ev.has_flow()) return writer->Write(ev);

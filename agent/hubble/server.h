@@ -47,6 +47,10 @@ struct ServerOptions {
   std::string peer_address;
 };
 
+// The checks GetFlows makes before it answers (unknown fields, filters, first+follow, field
+// mask): kInvalidArgument naming the field. hubble-relay makes the same ones before fanning out.
+Status checkFlowsRequest(const observer::GetFlowsRequest& req);
+
 class HubbleServer {
  public:
   // `pipeline` must outlive the server.

@@ -1,0 +1,548 @@
+// hubble-relay over three in-process Hubble servers (agent/hubble's FlowPipeline + HubbleServer
+// on TCP, fed with datapath records as bpf_lxc writes them), discovered through the first
+// node's peer.Peer/Notify: flows of every node in time order, cluster-wide --last/--first,
+// filters passed through, ServerStatus/GetNodes/GetNamespaces, a node killed (reported
+// unavailable, the others still served, a following stream keeps going) and restarted
+// (reconnected, it joins the following stream), TLS with client certificates to the nodes, and
+// the hubble CLI and the hubble-relay binary.
+#include "agent/hubble/relay/relay.h"
+
+#include <sys/socket.h>
+
+#include <algorithm>
+#include <fstream>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "agent/common/subprocess.h"
+#include "agent/hubble/relay/merge.h"
+#include "agent/hubble/resolver.h"
+#include "agent/hubble/server.h"
+#include "tests/agent/hubble/event_builder.h"
+#include "tests/harness/eventually.h"
+#include "tests/harness/temp_dir.h"
+
+namespace cilium::hubble::relay {
+namespace {
+
+using namespace std::chrono_literals;
+using cilium::testing::eventually;
+
+uint64_t monotonicNs() {
+  timespec ts{};
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// The cluster's Hubble servers as the first node's Peer service lists them.
+class ClusterPeers : public PeerSource {
+ public:
+  std::vector<PeerInfo> peers() const override {
+    std::lock_guard lock(mu_);
+    return peers_;
+  }
+  void set(std::vector<PeerInfo> p) {
+    std::lock_guard lock(mu_);
+    peers_ = std::move(p);
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<PeerInfo> peers_;
+};
+
+// One node: a flow pipeline and its Hubble server on 127.0.0.1.
+struct Node {
+  std::string name;
+  int port = 0;
+  StaticResolver res;
+  std::unique_ptr<FlowPipeline> pipeline;
+  std::unique_ptr<HubbleServer> server;
+
+  // Starts on `port` (0: any), with `peers` served by its Peer service when set.
+  void start(int want_port, const PeerSource* peers = nullptr, TlsOptions tls = {}) {
+    res.addEndpoint({1, 256, "client-" + name, "default", {"k8s:app=client"}},
+                    {*IpAddr::parse("10.200.0.11")});
+    res.addEndpoint({2, 257, "server-" + name, "team-" + name, {"k8s:app=server"}},
+                    {*IpAddr::parse("10.200.0.12")});
+    PipelineOptions po;
+    po.node_name = name;
+    po.ring_capacity = 1000;
+    pipeline = std::make_unique<FlowPipeline>(po, &res, &res);
+    ASSERT_TRUE(pipeline->start().ok());
+    ServerOptions so;
+    so.tcp_address = "127.0.0.1:" + std::to_string(want_port);
+    so.version = "node-version";
+    so.tls = std::move(tls);
+    server = std::make_unique<HubbleServer>(*pipeline, so);
+    if (peers) server->setPeerSource(peers);
+    auto st = server->start();
+    ASSERT_TRUE(st.ok()) << st.error().toString();
+    port = server->tcpPort();
+  }
+  void kill() {
+    server.reset();
+    pipeline.reset();
+  }
+  // One flow per entry at monotonic time `ktime`; odd `dport`s are policy drops.
+  void feed(const std::vector<uint64_t>& ktimes, uint16_t dport = 8080) {
+    for (auto k : ktimes) {
+      auto s = dport % 2 ? testing::policyDrop() : testing::EventSpec{};
+      s.dport = dport;
+      s.ktime_ns = k;
+      pipeline->onEvent(testing::makeEvent(s));
+    }
+    ASSERT_TRUE(pipeline->flush(5s));
+  }
+};
+
+class RelayTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < 3; ++i) nodes_[i].name = "node-" + std::to_string(i + 1);
+    nodes_[0].start(0, &peers_);
+    nodes_[1].start(0);
+    nodes_[2].start(0);
+    std::vector<PeerInfo> list;
+    for (auto& n : nodes_) list.push_back({n.name, "127.0.0.1:" + std::to_string(n.port), ""});
+    peers_.set(list);
+    startRelay({});
+  }
+  void TearDown() override {
+    relay_.reset();
+    pool_.reset();
+    for (auto& n : nodes_) n.kill();
+  }
+
+  void startRelay(ClientTls tls) {
+    relay_.reset();
+    pool_.reset();
+    PoolOptions po;
+    po.peer_service = "127.0.0.1:" + std::to_string(nodes_[0].port);
+    po.retry_timeout = 500ms;
+    po.tls = std::move(tls);
+    auto pool = PeerPool::create(po);
+    ASSERT_TRUE(pool.ok()) << pool.error().toString();
+    pool_ = std::move(*pool);
+    pool_->start();
+    RelayOptions ro;
+    ro.listen_address = "127.0.0.1:0";
+    ro.sort_buffer_drain_timeout = 300ms;
+    ro.version = "relay-version";
+    relay_ = std::make_unique<RelayServer>(*pool_, ro);
+    auto st = relay_->start();
+    ASSERT_TRUE(st.ok()) << st.error().toString();
+    stub_ = observer::Observer::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(relay_->port()), grpc::InsecureChannelCredentials()));
+  }
+
+  observer::ServerStatusResponse status() {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+    observer::ServerStatusResponse r;
+    auto st = stub_->ServerStatus(&ctx, {}, &r);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return r;
+  }
+  bool connected(uint32_t n) {
+    return eventually([&] { return status().num_connected_nodes().value() == n; });
+  }
+
+  std::vector<observer::GetFlowsResponse> getFlows(const observer::GetFlowsRequest& req,
+                                                   grpc::Status* out = nullptr) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 20s);
+    auto reader = stub_->GetFlows(&ctx, req);
+    std::vector<observer::GetFlowsResponse> got;
+    observer::GetFlowsResponse r;
+    while (reader->Read(&r)) got.push_back(r);
+    auto st = reader->Finish();
+    if (out)
+      *out = st;
+    else
+      EXPECT_TRUE(st.ok()) << st.error_message();
+    return got;
+  }
+
+  static std::vector<observer::GetFlowsResponse> flowsOnly(
+      const std::vector<observer::GetFlowsResponse>& rs) {
+    std::vector<observer::GetFlowsResponse> out;
+    for (const auto& r : rs)
+      if (r.has_flow()) out.push_back(r);
+    return out;
+  }
+  static std::vector<std::string> nodeNames(const std::vector<observer::GetFlowsResponse>& rs) {
+    std::vector<std::string> out;
+    for (const auto& r : rs)
+      if (r.has_flow()) out.push_back(r.node_name());
+    return out;
+  }
+
+  // Feeds `per_node` flows to each node, interleaved in time: node i's j-th flow at
+  // base + (3j + i) ms.
+  void feedInterleaved(int per_node) {
+    const uint64_t base = monotonicNs() - 10'000'000'000ULL;
+    for (int i = 0; i < 3; ++i) {
+      std::vector<uint64_t> ks;
+      for (int j = 0; j < per_node; ++j) ks.push_back(base + uint64_t(3 * j + i) * 1'000'000);
+      nodes_[i].feed(ks, static_cast<uint16_t>(8080 + i));
+    }
+  }
+
+  ClusterPeers peers_;
+  Node nodes_[3];
+  std::unique_ptr<PeerPool> pool_;
+  std::unique_ptr<RelayServer> relay_;
+  std::unique_ptr<observer::Observer::Stub> stub_;
+};
+
+TEST_F(RelayTest, FlowsOfEveryNodeInTimeOrder) {
+  feedInterleaved(50);
+  ASSERT_TRUE(connected(3));
+  auto got = flowsOnly(getFlows({}));
+  ASSERT_EQ(got.size(), 150u);
+  for (size_t i = 1; i < got.size(); ++i)
+    EXPECT_LE(eventTimeNs(got[i - 1]), eventTimeNs(got[i])) << "out of order at " << i;
+  // Interleaved feeding: the merged stream cycles through the nodes.
+  for (size_t i = 0; i < got.size(); ++i)
+    EXPECT_EQ(got[i].node_name(), "node-" + std::to_string(i % 3 + 1)) << i;
+  EXPECT_EQ(got[0].flow().source().pod_name(), "client-node-1");
+}
+
+TEST_F(RelayTest, NumberCountsOverTheCluster) {
+  feedInterleaved(10);
+  ASSERT_TRUE(connected(3));
+  observer::GetFlowsRequest last;
+  last.set_number(4);
+  // The last 4 of the 30: node-3's 9th (index 26), then 27, 28, 29.
+  EXPECT_EQ(nodeNames(getFlows(last)),
+            (std::vector<std::string>{"node-3", "node-1", "node-2", "node-3"}));
+  observer::GetFlowsRequest first;
+  first.set_number(4);
+  first.set_first(true);
+  EXPECT_EQ(nodeNames(getFlows(first)),
+            (std::vector<std::string>{"node-1", "node-2", "node-3", "node-1"}));
+}
+
+TEST_F(RelayTest, FiltersGoToTheNodesAndBadRequestsAreRefused) {
+  feedInterleaved(4);  // node-2 (port 8081) sends policy drops, the others forwarded flows
+  ASSERT_TRUE(connected(3));
+  observer::GetFlowsRequest drops;
+  drops.add_whitelist()->add_verdict(flow::DROPPED);
+  EXPECT_EQ(nodeNames(getFlows(drops)),
+            (std::vector<std::string>{"node-2", "node-2", "node-2", "node-2"}));
+  observer::GetFlowsRequest masked;
+  masked.mutable_field_mask()->add_paths("verdict");
+  auto m = flowsOnly(getFlows(masked));
+  ASSERT_EQ(m.size(), 12u);
+  EXPECT_EQ(m[0].flow().source().pod_name(), "");  // trimmed by the node
+  for (size_t i = 1; i < m.size(); ++i) EXPECT_LE(eventTimeNs(m[i - 1]), eventTimeNs(m[i]));
+
+  grpc::Status st;
+  observer::GetFlowsRequest bad;
+  bad.add_whitelist()->add_source_ip("10.0.0.300");
+  getFlows(bad, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("source_ip"), std::string::npos) << st.error_message();
+  observer::GetFlowsRequest both;
+  both.set_first(true);
+  both.set_follow(true);
+  getFlows(both, &st);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+
+  grpc::ClientContext ctx;
+  auto reader = stub_->GetAgentEvents(&ctx, {});
+  observer::GetAgentEventsResponse ev;
+  EXPECT_FALSE(reader->Read(&ev));
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_F(RelayTest, StatusNodesAndNamespacesCoverTheCluster) {
+  feedInterleaved(5);
+  ASSERT_TRUE(connected(3));
+  auto s = status();
+  EXPECT_EQ(s.num_connected_nodes().value(), 3u);
+  EXPECT_EQ(s.num_unavailable_nodes().value(), 0u);
+  EXPECT_EQ(s.unavailable_nodes_size(), 0);
+  EXPECT_EQ(s.num_flows(), 15u);
+  EXPECT_EQ(s.seen_flows(), 15u);
+  EXPECT_EQ(s.max_flows(), 3u * nodes_[0].pipeline->ring().capacity());
+  EXPECT_EQ(s.version(), "relay-version");
+
+  grpc::ClientContext ctx;
+  observer::GetNodesResponse nodes;
+  ASSERT_TRUE(stub_->GetNodes(&ctx, {}, &nodes).ok());
+  ASSERT_EQ(nodes.nodes_size(), 3);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(nodes.nodes(i).name(), nodes_[i].name);
+    EXPECT_EQ(nodes.nodes(i).state(), ::relay::NODE_CONNECTED);
+    EXPECT_EQ(nodes.nodes(i).num_flows(), 5u);
+    EXPECT_EQ(nodes.nodes(i).version(), "node-version");
+    EXPECT_EQ(nodes.nodes(i).address(), "127.0.0.1:" + std::to_string(nodes_[i].port));
+  }
+
+  grpc::ClientContext nctx;
+  observer::GetNamespacesResponse ns;
+  ASSERT_TRUE(stub_->GetNamespaces(&nctx, {}, &ns).ok());
+  std::vector<std::string> names;
+  for (const auto& n : ns.namespaces()) names.push_back(n.namespace_());
+  EXPECT_EQ(names,
+            (std::vector<std::string>{"default", "team-node-1", "team-node-2", "team-node-3"}));
+}
+
+// A following client keeps its stream while a node dies and comes back; status and nodes say
+// which node is missing meanwhile.
+TEST_F(RelayTest, NodeKilledIsReportedAndRestartedNodeRejoins) {
+  ASSERT_TRUE(connected(3));
+  std::mutex mu;
+  std::vector<observer::GetFlowsResponse> followed;
+  grpc::ClientContext fctx;
+  observer::GetFlowsRequest freq;
+  freq.set_follow(true);
+  auto reader = stub_->GetFlows(&fctx, freq);
+  std::thread follower([&] {
+    observer::GetFlowsResponse r;
+    while (reader->Read(&r)) {
+      std::lock_guard lock(mu);
+      followed.push_back(r);
+    }
+  });
+  auto seen = [&](auto pred) {
+    return eventually([&] {
+      std::lock_guard lock(mu);
+      for (const auto& r : followed)
+        if (pred(r)) return true;
+      return false;
+    });
+  };
+  auto flowFrom = [](const std::string& node, uint16_t port) {
+    return [=](const observer::GetFlowsResponse& r) {
+      return r.has_flow() && r.node_name() == node &&
+             r.flow().l4().tcp().destination_port() == port;
+    };
+  };
+  // The follow request has reached every node before flows are fed (else they are history).
+  ASSERT_TRUE(eventually([&] {
+    for (auto& n : nodes_) n.feed({monotonicNs()}, 9000);
+    std::lock_guard lock(mu);
+    std::set<std::string> from;
+    for (const auto& r : followed)
+      if (r.has_flow()) from.insert(r.node_name());
+    return from.size() == 3;
+  }));
+
+  const int port2 = nodes_[1].port;
+  nodes_[1].kill();
+  ASSERT_TRUE(connected(2));
+  auto s = status();
+  EXPECT_EQ(s.num_unavailable_nodes().value(), 1u);
+  ASSERT_EQ(s.unavailable_nodes_size(), 1);
+  EXPECT_EQ(s.unavailable_nodes(0), "node-2");
+  EXPECT_TRUE(seen([](const observer::GetFlowsResponse& r) {
+    return r.has_node_status() &&
+           (r.node_status().state_change() == ::relay::NODE_ERROR ||
+            r.node_status().state_change() == ::relay::NODE_UNAVAILABLE) &&
+           r.node_status().node_names(0) == "node-2";
+  }));
+  grpc::ClientContext nctx;
+  observer::GetNodesResponse nodes;
+  ASSERT_TRUE(stub_->GetNodes(&nctx, {}, &nodes).ok());
+  ASSERT_EQ(nodes.nodes_size(), 3);
+  EXPECT_EQ(nodes.nodes(1).state(), ::relay::NODE_UNAVAILABLE);
+  EXPECT_EQ(nodes.nodes(0).state(), ::relay::NODE_CONNECTED);
+
+  // History from the two others, with the missing node named first.
+  nodes_[0].feed({monotonicNs()}, 9002);
+  nodes_[2].feed({monotonicNs()}, 9002);
+  auto hist = getFlows({});
+  ASSERT_FALSE(hist.empty());
+  ASSERT_TRUE(hist[0].has_node_status());
+  EXPECT_EQ(hist[0].node_status().state_change(), ::relay::NODE_UNAVAILABLE);
+  EXPECT_EQ(hist[0].node_status().node_names(0), "node-2");
+  std::set<std::string> from;
+  for (const auto& n : nodeNames(hist)) from.insert(n);
+  EXPECT_EQ(from, (std::set<std::string>{"node-1", "node-3"}));
+  // The following stream still serves the others.
+  EXPECT_TRUE(seen(flowFrom("node-1", 9002)));
+
+  nodes_[1].start(port2);
+  ASSERT_EQ(nodes_[1].port, port2);
+  ASSERT_TRUE(connected(3));
+  EXPECT_TRUE(seen([](const observer::GetFlowsResponse& r) {
+    return r.has_node_status() && r.node_status().state_change() == ::relay::NODE_CONNECTED &&
+           r.node_status().node_names(0) == "node-2";
+  }));
+  // Rejoined: its new flows reach the following client (fed until the stream to it is open).
+  ASSERT_TRUE(eventually([&] {
+    nodes_[1].feed({monotonicNs()}, 9004);
+    std::lock_guard lock(mu);
+    for (const auto& r : followed)
+      if (flowFrom("node-2", 9004)(r)) return true;
+    return false;
+  }));
+  fctx.TryCancel();
+  follower.join();
+}
+
+// What openssl makes for the test: a CA per side, the nodes' certificate under Cilium's name.
+class Pki {
+ public:
+  explicit Pki(std::string dir) : d_(std::move(dir)) {}
+  void gen(const std::string& name, const std::string& cn, const std::string& ca) {
+    auto run = [](const std::string& cmd) {
+      ASSERT_EQ(std::system((cmd + " 2>/dev/null").c_str()), 0) << cmd;
+    };
+    if (!std::ifstream(d_ + "/" + ca + ".crt"))
+      run("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + ca + " -keyout " + d_ +
+          "/" + ca + ".key -out " + d_ + "/" + ca + ".crt");
+    run("openssl req -newkey rsa:2048 -nodes -subj /CN=" + cn + " -keyout " + d_ + "/" + name +
+        ".key -out " + d_ + "/" + name + ".csr");
+    run("printf 'subjectAltName=DNS:" + cn + "' > " + d_ + "/" + name + ".ext");
+    run("openssl x509 -req -in " + d_ + "/" + name + ".csr -CA " + d_ + "/" + ca + ".crt -CAkey " +
+        d_ + "/" + ca + ".key -CAcreateserial -days 1 -extfile " + d_ + "/" + name + ".ext -out " +
+        d_ + "/" + name + ".crt");
+  }
+  std::string file(const std::string& f) const { return d_ + "/" + f; }
+
+ private:
+  std::string d_;
+};
+
+// TLS between relay and nodes as Cilium's chart sets it up: the nodes require a client
+// certificate from the relay's CA; the relay checks the nodes' names against their CA.
+TEST_F(RelayTest, TlsWithClientCertificatesToTheNodes) {
+  cilium::testing::TempDir dir;
+  Pki pki(dir.path());
+  for (auto& n : nodes_) pki.gen(n.name, hubbleTlsServerName("default", n.name), "hubble-ca");
+  pki.gen("relay-client", "*.hubble-relay.cilium.io", "relay-ca");
+  pki.gen("stranger", "*.hubble-relay.cilium.io", "other-ca");
+  std::vector<PeerInfo> list;
+  for (int i = 0; i < 3; ++i) {
+    auto& n = nodes_[i];
+    n.kill();
+    TlsOptions tls{true,
+                   pki.file(n.name + ".crt"),
+                   pki.file(n.name + ".key"),
+                   {pki.file("relay-ca.crt")},
+                   hubbleTlsServerName("default", n.name)};
+    n.start(0, i == 0 ? &peers_ : nullptr, tls);
+    list.push_back({n.name, "127.0.0.1:" + std::to_string(n.port), tls.server_name});
+  }
+  peers_.set(list);
+  // Cilium's relay asks the local agent's Unix socket for peers; node-1 has only a TLS
+  // listener here, so this relay knows the nodes from a static list.
+  auto tlsRelay = [&](ClientTls tls) {
+    relay_.reset();
+    pool_.reset();
+    PoolOptions po;
+    po.static_peers = list;
+    po.retry_timeout = 500ms;
+    po.tls = std::move(tls);
+    auto pool = PeerPool::create(po);
+    ASSERT_TRUE(pool.ok()) << pool.error().toString();
+    pool_ = std::move(*pool);
+    pool_->start();
+    RelayOptions ro;
+    ro.listen_address = "127.0.0.1:0";
+    relay_ = std::make_unique<RelayServer>(*pool_, ro);
+    ASSERT_TRUE(relay_->start().ok());
+    stub_ = observer::Observer::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(relay_->port()), grpc::InsecureChannelCredentials()));
+  };
+  tlsRelay({true,
+            pki.file("relay-client.crt"),
+            pki.file("relay-client.key"),
+            {pki.file("hubble-ca.crt")}});
+  ASSERT_TRUE(connected(3));
+  feedInterleaved(2);
+  EXPECT_EQ(flowsOnly(getFlows({})).size(), 6u);
+  grpc::ClientContext ctx;
+  observer::GetNodesResponse nodes;
+  ASSERT_TRUE(stub_->GetNodes(&ctx, {}, &nodes).ok());
+  EXPECT_TRUE(nodes.nodes(0).tls().enabled());
+  EXPECT_EQ(nodes.nodes(0).tls().server_name(), "node-1.default.hubble-grpc.cilium.io");
+
+  // A client certificate from another CA is turned away by every node.
+  tlsRelay({true, pki.file("stranger.crt"), pki.file("stranger.key"), {pki.file("hubble-ca.crt")}});
+  EXPECT_FALSE(eventually([&] { return status().num_connected_nodes().value() > 0; }, 1500ms));
+  EXPECT_EQ(status().num_unavailable_nodes().value(), 3u);
+  // Without TLS the nodes' TLS listeners do not answer either.
+  tlsRelay({});
+  EXPECT_FALSE(eventually([&] { return status().num_connected_nodes().value() > 0; }, 1500ms));
+  // Missing CA or unreadable files are refused at start, naming the flag.
+  auto bad = PeerPool::create({"", {}, {true, "", "", {}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("--tls-hubble-server-ca-files"), std::string::npos);
+  auto missing = PeerPool::create({"", {}, {true, "", "", {dir.path() + "/none.crt"}}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().message().find("none.crt"), std::string::npos);
+}
+
+// The hubble CLI, unchanged, against the relay; and the hubble-relay binary with its flags.
+TEST_F(RelayTest, HubbleCliAndRelayBinary) {
+  feedInterleaved(3);
+  ASSERT_TRUE(connected(3));
+  const std::string server = "127.0.0.1:" + std::to_string(relay_->port());
+  auto hubble = [&](std::vector<std::string> args, const std::string& srv) {
+    args.insert(args.begin(), {CILIUM_HUBBLE_BINARY, "--server", srv});
+    auto r = cilium::runChecked(args);
+    EXPECT_TRUE(r.ok()) << (r.ok() ? "" : r.error().toString());
+    return r.ok() ? *r : std::string();
+  };
+  auto out = hubble({"observe", "--last", "100", "--print-node-name"}, server);
+  for (const char* n : {"[node-1]", "[node-2]", "[node-3]"})
+    EXPECT_NE(out.find(n), std::string::npos) << n << " in\n" << out;
+  EXPECT_LT(out.find("[node-1]"), out.find("[node-2]"));
+  auto list = hubble({"list", "nodes"}, server);
+  for (const char* n : {"node-1", "node-2", "node-3"})
+    EXPECT_NE(list.find(n), std::string::npos) << list;
+  EXPECT_NE(list.find("Connected"), std::string::npos) << list;
+  EXPECT_NE(hubble({"status"}, server).find("Connected Nodes: 3/3"), std::string::npos);
+
+  // The binary: discovery through node-1's Peer service, the port from its log.
+  cilium::testing::TempDir dir;
+  SpawnOptions so;
+  so.stderr_path = dir.file("relay.err");
+  auto proc = cilium::spawn({CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0",
+                             "--peer-service", "127.0.0.1:" + std::to_string(nodes_[0].port),
+                             "--disable-client-tls", "--retry-timeout", "1s"},
+                            so);
+  ASSERT_TRUE(proc.ok()) << proc.error().toString();
+  std::string port;
+  ASSERT_TRUE(eventually([&] {
+    std::ifstream in(dir.file("relay.err"));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::smatch m;
+    std::string text = ss.str();
+    if (!std::regex_search(text, m, std::regex("listening address=\\S+ port=(\\d+)"))) return false;
+    port = m[1];
+    return true;
+  }));
+  const std::string bin_server = "127.0.0.1:" + port;
+  ASSERT_TRUE(eventually([&] {
+    auto r = cilium::run({CILIUM_HUBBLE_BINARY, "--server", bin_server, "status"});
+    return r.ok() && r->out.find("Connected Nodes: 3/3") != std::string::npos;
+  }));
+  auto flows = hubble({"observe", "--last", "4", "-o", "json"}, bin_server);
+  EXPECT_EQ(std::count(flows.begin(), flows.end(), '\n'), 4) << flows;
+  EXPECT_EQ(proc->stop(10s), 0);
+  // Bad flags are usage errors naming the flag.
+  auto bad = cilium::run({CILIUM_RELAY_BINARY, "--sort-buffer-drain-timeout", "soon"});
+  ASSERT_TRUE(bad.ok());
+  EXPECT_EQ(bad->exit_code, 2);
+  EXPECT_NE(bad->err.find("--sort-buffer-drain-timeout"), std::string::npos) << bad->err;
+  auto notls = cilium::run({CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0"});
+  ASSERT_TRUE(notls.ok());
+  EXPECT_NE(notls->exit_code, 0);
+  EXPECT_NE(notls->err.find("--tls-hubble-server-ca-files"), std::string::npos) << notls->err;
+}
+
+}  // namespace
+}  // namespace cilium::hubble::relay
