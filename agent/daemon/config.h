@@ -44,7 +44,7 @@ struct DaemonConfig {
   bool enable_ipv6 = false;
   std::optional<IpPrefix> ipv4_range;  // the node's pod CIDR; nullopt = "auto" (not known yet)
   std::optional<IpPrefix> ipv6_range;
-  uint32_t mtu = 0;  // 0 = auto
+  uint32_t mtu = 0;  // the network under the pods; 0 = 1500
   bool restore = true;
   // Logging
   std::string log_level = "info";
