@@ -11,6 +11,7 @@
 #include "agent/common/netns.h"
 #include "agent/common/subprocess.h"
 #include "agent/datapath/datapath.h"
+#include "agent/datapath/map_config.h"
 #include "agent/datapath/monitor.h"
 #include "agent/datapath/netlink.h"
 #include "agent/datapath/tunnel.h"
