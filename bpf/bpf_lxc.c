@@ -176,7 +176,7 @@ int cil_from_container(struct __sk_buff *ctx)
 		return TC_ACT_OK;
 	default:
 		/* IPv6 included: unenforced traffic never passes. */
-		return send_drop(ctx, &p, &ti, -DROP_UNKNOWN_L3);
+		return send_drop_not_ip4(ctx, &p, &ti, -DROP_UNKNOWN_L3);
 	}
 
 	ret = pkt_parse4(ctx, &p, &ip);
@@ -219,7 +219,7 @@ int cil_to_container(struct __sk_buff *ctx)
 		count_forwarded(p.len, METRIC_INGRESS);
 		return TC_ACT_OK;
 	default:
-		return send_drop(ctx, &p, &ti, -DROP_UNKNOWN_L3);
+		return send_drop_not_ip4(ctx, &p, &ti, -DROP_UNKNOWN_L3);
 	}
 
 	ret = pkt_parse4(ctx, &p, &ip);

@@ -16,6 +16,9 @@ find_package(CLI11 2.1 REQUIRED)
 # prometheus-cpp's core (registry, families, text exposition). Through pkg-config: the package's
 # CMake config also looks for civetweb, zlib and curl, which only its pull and push parts use.
 pkg_check_modules(PROMETHEUS_CPP REQUIRED IMPORTED_TARGET prometheus-cpp-core>=1.0)
+# RE2 (gRPC depends on it too): the regular expressions of Hubble's http_path and dns_query
+# filters, with Hubble's syntax and linear-time matching of untrusted patterns.
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 
 # Boost.Asio and Boost.Beast (header-only): the REST server (agent/api/server.cc).
 find_package(Boost 1.74 REQUIRED)

@@ -10,7 +10,7 @@ packages=(
   # eBPF
   libbpf-dev libelf-dev zlib1g-dev bpftool linux-libc-dev
   # libraries chosen for the project (docs/development.md says why each)
-  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc libre2-dev
   nlohmann-json3-dev libspdlog-dev libfmt-dev libboost-dev libcli11-dev
   # cpp-httplib is built with OpenSSL, zlib and brotli, and its header includes theirs; the
   # Kubernetes client also calls OpenSSL itself

@@ -15,6 +15,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <vector>
 
@@ -137,8 +138,12 @@ class KernelMap final : public Map<K, V> {
  public:
   static_assert(std::is_trivially_copyable_v<K>, "BPF map keys must be trivially copyable");
 
-  static Result<std::unique_ptr<KernelMap>> fromFd(UniqueFd fd) {
+  // `full_name`: the map's name as the object file or the pin has it; the kernel keeps only the
+  // first 15 characters (BPF_OBJ_NAME_LEN), so a longer name it starts with replaces the kernel's.
+  static Result<std::unique_ptr<KernelMap>> fromFd(UniqueFd fd, std::string_view full_name = {}) {
     CILIUM_ASSIGN_OR_RETURN(MapInfo info, mapInfo(fd.get()));
+    if (full_name.size() > info.name.size() && full_name.starts_with(info.name))
+      info.name = std::string(full_name);
     if (info.key_size != sizeof(K) || info.value_size != ValueCodec<V>::kernelValueSize())
       return makeError(ErrorCode::kFailedPrecondition,
                        "map {}: kernel key/value sizes {}/{} differ from the agent's {}/{}",
@@ -150,14 +155,15 @@ class KernelMap final : public Map<K, V> {
   // Opens a pinned map; the returned object does not keep the pin alive or remove it.
   static Result<std::unique_ptr<KernelMap>> fromPinned(const std::string& path) {
     CILIUM_ASSIGN_OR_RETURN(UniqueFd fd, openPinned(path));
-    return fromFd(std::move(fd));
+    return fromFd(std::move(fd), std::string_view(path).substr(path.rfind('/') + 1));
   }
 
   // Shares a map that someone else (a skeleton) holds; this object gets its own fd.
-  static Result<std::unique_ptr<KernelMap>> fromBorrowedFd(int fd) {
+  static Result<std::unique_ptr<KernelMap>> fromBorrowedFd(int fd,
+                                                           std::string_view full_name = {}) {
     int dup = ::fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dup < 0) return errnoError(errno, "dup map fd");
-    return fromFd(UniqueFd(dup));
+    return fromFd(UniqueFd(dup), full_name);
   }
 
   const std::string& name() const override { return info_.name; }

@@ -59,6 +59,10 @@ class Host {
   virtual api::Router& router() = 0;
   // nullptr while no pod CIDR is known (ipv4-range and ipv6-range "auto").
   virtual ipam::Ipam* ipam() = 0;
+  // Opens IPAM on pod CIDRs a component learned from the cluster (ipv4-range "auto": the node
+  // component with ipam=cluster-pool or kubernetes), restoring allocations from the state file.
+  // kFailedPrecondition when IPAM is open already.
+  virtual Status openIpam(std::optional<IpPrefix> ipv4, std::optional<IpPrefix> ipv6) = 0;
   virtual void addStatusProvider(StatusProvider provider) = 0;
   virtual void addDebugInfoProvider(DebugInfoProvider provider) = 0;
   virtual void addMapPressureProvider(MapPressureProvider provider) = 0;

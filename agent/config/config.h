@@ -114,15 +114,18 @@ class Registry {
         std::move(name), std::move(help), m,
         [allow_empty](std::string_view v) { return checkAbsolutePath(v, allow_empty); }, "path");
   }
-  // One of `choices`, case-insensitive, stored lower-case.
+  // One of `choices`, case-insensitive, stored lower-case. Where the default is empty (chosen
+  // at start from other keys), the empty value is accepted too and means that default.
   Key<T>& choice(std::string name, std::string help, std::string T::*m,
                  std::vector<std::string> choices) {
     std::string type;
     for (const auto& c : choices) type += (type.empty() ? "" : "|") + c;
     Key<T> k = base(std::move(name), std::move(type), std::move(help));
-    k.set = [m, choices](T& c, std::string_view v) -> Status {
+    const bool empty_default = (T{}.*m).empty();
+    k.set = [m, choices, empty_default](T& c, std::string_view v) -> Status {
       std::string l = lower(v);
-      if (std::find(choices.begin(), choices.end(), l) == choices.end())
+      if (!(l.empty() && empty_default) &&
+          std::find(choices.begin(), choices.end(), l) == choices.end())
         return makeError(ErrorCode::kInvalidArgument, "'{}' is not one of {}", v,
                          fmt::format("{}", fmt::join(choices, ", ")));
       c.*m = l;

@@ -30,6 +30,10 @@ config::Registry<DaemonConfig>* buildDaemonKeys() {
   r->cidr("ipv6-range",
           "The node's IPv6 pod CIDR, e.g. fd00:10:200::/112 (\"auto\": learned later)",
           &DaemonConfig::ipv6_range, IpFamily::kV6);
+  r->choice("ipam",
+            "Where the node's pod CIDR comes from when ipv4-range is auto: cluster-pool (the "
+            "operator writes it into this node's CiliumNode) or kubernetes (Node.spec.podCIDRs)",
+            &DaemonConfig::ipam, {"cluster-pool", "kubernetes"});
   r->uint("mtu",
           "MTU of the network under the pods (0: 1500); pod devices get it less the VXLAN "
           "headers in routing-mode=tunnel",

@@ -44,6 +44,9 @@ struct DaemonConfig {
   bool enable_ipv6 = false;
   std::optional<IpPrefix> ipv4_range;  // the node's pod CIDR; nullopt = "auto" (not known yet)
   std::optional<IpPrefix> ipv6_range;
+  // cluster-pool | kubernetes: where an "auto" pod CIDR comes from (with the API server). A
+  // given ipv4-range is the node's fixed range in every mode.
+  std::string ipam = "cluster-pool";
   uint32_t mtu = 0;  // the network under the pods; 0 = 1500
   bool restore = true;
   // Logging

@@ -221,7 +221,8 @@ struct ControlPlane::Impl {
 
   void gcLoop() {
     std::unique_lock lock(gc_mu);
-    while (!gc_cv.wait_for(lock, opts.ct_gc_interval, [&] { return stopping; })) {
+    // A first pass at start: the conntrack maps' pressure is exported from the beginning.
+    do {
       lock.unlock();
       uint32_t now = datapath::monotonicSeconds();
       size_t deleted = 0;
@@ -240,7 +241,7 @@ struct ControlPlane::Impl {
       gc_deleted += deleted;
       for (auto& [name, n] : live) ct_live[name] = n;
       if (deleted != 0) log()->debug("conntrack gc deleted={}", deleted);
-    }
+    } while (!gc_cv.wait_for(lock, opts.ct_gc_interval, [&] { return stopping; }));
   }
 
   Status registerRoutes(api::Router& router);

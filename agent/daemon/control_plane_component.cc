@@ -10,6 +10,7 @@
 #include "agent/common/files.h"
 #include "agent/common/log.h"
 #include "agent/daemon/k8s_component.h"
+#include "agent/node/api.h"
 
 namespace cilium::daemon {
 namespace {
@@ -59,8 +60,9 @@ Status ControlPlaneComponent::start(Host& daemon) {
   o.service_loopback_ipv4 = cfg.ipv4_service_loopback_address;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;
-  if (cfg.identity_allocation_mode == "crd") {
-    if (k8s_ == nullptr || k8s_->client() == nullptr)
+  const bool have_api_server = k8s_ != nullptr && k8s_->client() != nullptr;
+  if (k8s::identityAllocationMode(cfg, have_api_server) == "crd") {
+    if (!have_api_server)
       return Error(ErrorCode::kInvalidArgument,
                    "identity-allocation-mode=crd needs the Kubernetes API server "
                    "(k8s-kubeconfig-path, k8s-api-server or in-cluster configuration)");
@@ -76,6 +78,7 @@ Status ControlPlaneComponent::start(Host& daemon) {
   }
   CILIUM_ASSIGN_OR_RETURN(cp_, ControlPlane::start(o, daemon.router()));
   ControlPlane* cp = cp_.get();
+  CILIUM_RETURN_IF_ERROR(node::registerRoutes(daemon.router(), cp->nodes(), cfg.node_name));
   drainDeleteQueue((std::filesystem::path(cfg.socket_path).parent_path() / "deleteQueue").string(),
                    *cp, daemon.ipam());
   daemon.addStatusProvider([cp](api::StatusResponse& s) { cp->status(s); });

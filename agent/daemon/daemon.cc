@@ -71,15 +71,26 @@ std::vector<std::pair<std::string, double>> Daemon::mapPressure() const {
 }
 
 Status Daemon::startIpam(const Config& cfg) {
-  ipam::Config ic;
-  if (cfg.enable_ipv4) ic.ipv4 = cfg.ipv4_range;
-  if (cfg.enable_ipv6) ic.ipv6 = cfg.ipv6_range;
-  ic.state_file = cfg.stateFile("ipam.json");
-  ic.restore = cfg.restore;
-  if (!ic.ipv4 && !ic.ipv6) {
-    log()->warn("IPAM disabled: no pod CIDR is known (ipv4-range and ipv6-range are auto)");
+  std::optional<IpPrefix> v4 = cfg.enable_ipv4 ? cfg.ipv4_range : std::nullopt;
+  std::optional<IpPrefix> v6 = cfg.enable_ipv6 ? cfg.ipv6_range : std::nullopt;
+  if (!v4 && !v6) {
+    log()->info(
+        "no ipv4-range/ipv6-range: IPAM waits for the node's pod CIDR from the cluster "
+        "(ipam={}), or stays off without the API server",
+        cfg.ipam);
     return okStatus();
   }
+  return openIpam(v4, v6);
+}
+
+Status Daemon::openIpam(std::optional<IpPrefix> ipv4, std::optional<IpPrefix> ipv6) {
+  if (ipam_ != nullptr) return Error(ErrorCode::kFailedPrecondition, "IPAM is open already");
+  Config cfg = config_.snapshot();
+  ipam::Config ic;
+  if (cfg.enable_ipv4) ic.ipv4 = ipv4;
+  if (cfg.enable_ipv6) ic.ipv6 = ipv6;
+  ic.state_file = cfg.stateFile("ipam.json");
+  ic.restore = cfg.restore;
   auto ipam = ipam::Ipam::open(ic);
   if (!ipam.ok()) return ipam.error().withContext("start IPAM");
   ipam_ = std::move(*ipam);
@@ -231,7 +242,8 @@ api::DaemonConfiguration Daemon::configuration() const {
     (f == IpFamily::kV4 ? addr.ipv4 : addr.ipv6) = e;
   }
   st.addressing = addr;
-  st.ipam_mode = "host-scope";
+  // A fixed ipv4-range is Cilium's old host-scope mode; otherwise where the CIDR came from.
+  st.ipam_mode = cfg.ipv4_range || cfg.ipv6_range ? "host-scope" : cfg.ipam;
   st.datapath_mode = "veth";
   // What cilium-cni gives pod devices (validateConfig checked that it exists).
   const uint32_t base_mtu = cfg.mtu != 0 ? cfg.mtu : datapath::kDefaultBaseMtu;

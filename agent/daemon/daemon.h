@@ -3,7 +3,8 @@
 // Start sequence (Daemon::start):
 //   1. state directory (<state-dir>, <state-dir>/state)
 //   2. bpffs at bpf-root and the pin directory            (DaemonOptions::manage_bpffs)
-//   3. IPAM, restored from <state-dir>/state/ipam.json
+//   3. IPAM, restored from <state-dir>/state/ipam.json, when ipv4-range/ipv6-range are given
+//      (otherwise a component opens it once the cluster says the node's pod CIDR: openIpam)
 //   4. core API routes (/healthz, /config, /ipam, /debuginfo)
 //   5. components, in the order they were added: the datapath, the policy engine, the endpoint
 //      manager, Hubble and metrics plug in here (main.cc adds them); each may register API
@@ -74,6 +75,7 @@ class Daemon final : public component::Host {
   // component::Host
   api::Router& router() override { return router_; }
   ipam::Ipam* ipam() override { return ipam_.get(); }
+  Status openIpam(std::optional<IpPrefix> ipv4, std::optional<IpPrefix> ipv6) override;
   void addStatusProvider(StatusProvider provider) override;
   void addDebugInfoProvider(DebugInfoProvider provider) override;
   void addMapPressureProvider(MapPressureProvider provider) override;

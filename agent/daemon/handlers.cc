@@ -65,6 +65,7 @@ const std::vector<ContractRoute>& contractRoutes() {
       {Method::kPut, "/v1/policy", "the policy engine"},
       {Method::kDelete, "/v1/policy", "the policy engine"},
       {Method::kGet, "/v1/policy/selectors", "the policy engine"},
+      {Method::kGet, "/v1/cluster/nodes", "the node manager"},
       {Method::kGet, "/v1/map", "the datapath"},
       {Method::kGet, "/v1/map/{name}", "the datapath"},
       {Method::kGet, "/v1/monitor", "the monitor (datapath events)"},

@@ -139,7 +139,7 @@ Status K8sComponent::startWatching(Host& daemon) {
   Config cfg = daemon.config<Config>();
   k8s::Client* client = source_.client();
   // CiliumIdentity objects are other nodes' identities: selectors match pods elsewhere.
-  if (cfg.identity_allocation_mode == "crd" && client != nullptr)
+  if (client != nullptr && k8s::identityAllocationMode(cfg, true) == "crd")
     remote_identities_ =
         std::make_unique<k8s::RemoteIdentities>(source->stores().cilium_identities, cp->identities());
   CILIUM_ASSIGN_OR_RETURN(nodes_, node::K8sFeed::start(cp->nodes(), source->stores()));

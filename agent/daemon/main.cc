@@ -14,6 +14,7 @@
 #include "agent/daemon/control_plane_component.h"
 #include "agent/daemon/daemon.h"
 #include "agent/daemon/k8s_component.h"
+#include "agent/daemon/node_component.h"
 #include "agent/daemon/observability.h"
 #include "agent/hubble/component.h"
 #include "agent/metrics/component.h"
@@ -62,21 +63,36 @@ int main(int argc, char** argv) {
   // registries, which the metrics components then serve. The k8s component then applies the
   // source's policies, pod labels and Services.
   auto k8s_source = std::make_unique<daemon::K8sSourceComponent>();
+  // With the API server: this node's CiliumNode, and its pod CIDR from the cluster (IPAM).
+  auto node = std::make_unique<daemon::NodeComponent>(*k8s_source);
   auto control_plane = std::make_unique<daemon::ControlPlaneComponent>(k8s_source.get());
   auto observability =
       std::make_unique<daemon::ObservabilityComponent>(*control_plane, agent_registry);
   auto hubble = std::make_unique<hubble::HubbleComponent>(
-      hubble::componentOptions(cfg, cfg.node_name, std::string(daemon::version())),
+      hubble::componentOptions(cfg, cfg.node_name, std::string(daemon::version()),
+                               cfg.cluster_name),
       observability->endpointResolver(), observability->identityResolver(), &hubble_registry);
   if (cfg.enable_hubble) observability->setFlowPipeline(&hubble->pipeline());
   auto services = std::make_unique<service::ServiceComponent>();
+  // Flows name the Service of a frontend address (started before Hubble, which polls it).
+  hubble->setServiceSource([svc = services.get()] {
+    std::vector<hubble::ServiceFrontend> out;
+    if (svc->manager() == nullptr) return out;
+    for (const auto& lb : svc->manager()->list()) {
+      if (lb.owner.name.empty()) continue;
+      out.push_back({lb.frontend.ip, lb.frontend.port, static_cast<uint8_t>(lb.frontend.proto),
+                     {lb.owner.name, lb.owner.ns}});
+    }
+    return out;
+  });
   auto k8s = std::make_unique<daemon::K8sComponent>(*k8s_source, *control_plane, services.get(),
                                                     observability.get());
   agent.addComponent(std::move(k8s_source));
+  agent.addComponent(std::move(node));
   agent.addComponent(std::move(control_plane));
   agent.addComponent(std::move(observability));
-  agent.addComponent(std::move(hubble));
   agent.addComponent(std::move(services));
+  agent.addComponent(std::move(hubble));
   agent.addComponent(std::move(k8s));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(agent_registry));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(

@@ -16,6 +16,7 @@
 #include "agent/hubble/pipeline.h"
 #include "agent/hubble/resolver.h"
 #include "agent/identity/allocator.h"
+#include "agent/ipam/ipam.h"
 #include "agent/metrics/agent_metrics.h"
 #include "agent/metrics/registry.h"
 #include "agent/monitor/event_hub.h"
@@ -60,6 +61,7 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
   hubble::FlowPipeline* configured_pipeline = nullptr;  // setFlowPipeline()
   ControlPlane* cp = nullptr;
   std::function<std::vector<std::pair<std::string, double>>()> map_pressure;
+  std::function<ipam::Ipam*()> ipam;  // the host's IPAM (nullptr while no pod CIDR is known)
   metrics::Registry& registry;
   hubble::FlowPipeline* pipeline = nullptr;
   std::unique_ptr<metrics::AgentMetrics> agent_metrics;
@@ -107,6 +109,8 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
       info->pod_name = ep.spec.pod_name;
       info->pod_namespace = ep.spec.pod_namespace;
       info->labels = labelStrings(ep.spec.labels);
+      info->ifindex = static_cast<uint32_t>(ep.spec.ifindex);
+      info->interface_name = ep.spec.interface_name;
       next->states[std::string(endpoint::stateName(ep.state))] += 1;
       const char* enforcement = ep.ingress_enforced ? (ep.egress_enforced ? "both" : "ingress")
                                                     : (ep.egress_enforced ? "egress" : "none");
@@ -171,6 +175,15 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
         "cilium_bpf_map_pressure", [pressure](metrics::SampleSink& sink) {
           for (const auto& [name, ratio] : pressure()) sink.add({name}, ratio);
         }));
+    auto ipam_of = ipam;
+    CILIUM_RETURN_IF_ERROR(
+        agent_metrics->setGaugeSource("cilium_ip_addresses", [ipam_of](metrics::SampleSink& sink) {
+          ipam::Ipam* i = ipam_of ? ipam_of() : nullptr;
+          if (i == nullptr) return;
+          for (const auto& p : i->status())
+            sink.add({p.family == IpFamily::kV4 ? "ipv4" : "ipv6"},
+                     static_cast<double>(p.allocations.size()));
+        }));
     CILIUM_RETURN_IF_ERROR(
         agent_metrics->setGaugeSource("cilium_identity", [c](metrics::SampleSink& sink) {
           std::map<std::string, double> by_type = {
@@ -210,6 +223,10 @@ Status ObservabilityComponent::Impl::start(ControlPlane& c, hubble::FlowPipeline
         }
       });
   identities_subscribed = true;
+  if (auto* changes = agent_metrics->policy_change) {
+    c.policy().setOutcomeListener(
+        [changes](bool ok) { changes->with({ok ? "success" : "fail"}).inc(); });
+  }
   auto* regen_time = agent_metrics->endpoint_regeneration_time_stats;
   auto* regens = agent_metrics->endpoint_regenerations;
   c.endpoints().setRegenerationListener(
@@ -218,6 +235,17 @@ Status ObservabilityComponent::Impl::start(ControlPlane& c, hubble::FlowPipeline
           regen_time->with({"total"}).observe(std::chrono::duration<double>(stat.duration).count());
         }
         if (regens != nullptr) regens->with({stat.ok ? "success" : "failure"}).inc();
+        if (pipeline != nullptr) {
+          // Hubble's agent events (GetAgentEvents): each endpoint regeneration.
+          flow::AgentEvent ev;
+          ev.set_type(stat.ok ? flow::ENDPOINT_REGENERATE_SUCCESS
+                              : flow::ENDPOINT_REGENERATE_FAILURE);
+          ev.mutable_endpoint_regenerate()->set_id(stat.endpoint_id);
+          if (auto info = endpointById(stat.endpoint_id))
+            for (const auto& l : info->labels) ev.mutable_endpoint_regenerate()->add_labels(l);
+          if (!stat.ok) ev.mutable_endpoint_regenerate()->set_error(stat.reason);
+          pipeline->addAgentEvent(std::move(ev));
+        }
         requestRefresh();
       });
   rebuild();
@@ -246,6 +274,7 @@ void ObservabilityComponent::Impl::stop(ControlPlane& c) {
   }
   if (refresher.joinable()) refresher.join();
   c.endpoints().setRegenerationListener(nullptr);
+  c.policy().setOutcomeListener(nullptr);
   if (identities_subscribed) c.identities().unsubscribe(identity_subscription);
   identities_subscribed = false;
   cp = nullptr;
@@ -276,6 +305,7 @@ Status ObservabilityComponent::start(Host& host) {
     return makeError(ErrorCode::kFailedPrecondition,
                      "observability needs the control plane started first");
   }
+  impl_->ipam = [&host] { return host.ipam(); };
   return impl_->start(*cp, impl_->configured_pipeline, [&host] { return host.mapPressure(); });
 }
 

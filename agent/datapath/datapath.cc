@@ -23,7 +23,7 @@ auto log() {
 
 template <typename K, typename V>
 Result<std::unique_ptr<bpf::KernelMap<K, V>>> kernelMap(bpf_map* m) {
-  return bpf::KernelMap<K, V>::fromBorrowedFd(bpf_map__fd(m));
+  return bpf::KernelMap<K, V>::fromBorrowedFd(bpf_map__fd(m), bpf_map__name(m));
 }
 
 // The load-time constants every program of the node shares (lib/config.h).

@@ -85,9 +85,11 @@ Status validatePolicyEntry(const PolicyEntry& entry) {
                        "policy key port {} has bits beyond its {}-bit prefix", ntohs(k.dport),
                        port_bits);
   }
-  if ((entry.value.flags & ~POLICY_F_DENY) != 0)
+  if ((entry.value.flags & ~(POLICY_F_DENY | POLICY_F_UNENFORCED)) != 0)
     return makeError(ErrorCode::kInvalidArgument, "policy entry has unknown flags {:#x}",
                      entry.value.flags);
+  if ((entry.value.flags & POLICY_F_DENY) && (entry.value.flags & POLICY_F_UNENFORCED))
+    return makeError(ErrorCode::kInvalidArgument, "a deny policy entry cannot be unenforced");
   if ((entry.value.flags & POLICY_F_DENY) && entry.value.proxy_port != 0)
     return makeError(ErrorCode::kInvalidArgument, "a deny policy entry cannot redirect to a proxy");
   return okStatus();

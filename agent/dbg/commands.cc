@@ -97,6 +97,7 @@ CommandLine commandLine() {
   ipam->add_option("--family", "ipam allocate: ipv4 or ipv6")->type_name("F");
   ipam->add_option("--owner", "ipam allocate: owner of the address")->type_name("O");
   sub("service", "Service frontends and backends: list", "list");
+  sub("node", "The cluster's nodes: list", "list");
   sub("debuginfo", "Everything the agent reports", "");
   sub("bpf",
       "Pinned maps: endpoint list | ipcache list | ct list global | metrics list | lb list | "
@@ -157,6 +158,7 @@ class Commands {
     if (cmd == "ipam") return ipam();
     if (cmd == "bpf") return bpf();
     if (cmd == "service") return service();
+    if (cmd == "node") return node();
     return usage("unknown command '" + cmd + "'");
   }
 
@@ -361,6 +363,28 @@ class Commands {
     }
     Table t({"ID", "LABELS"});
     for (const auto& i : ids) t.add({std::to_string(i.id), labelsCell(i.labels)});
+    t.print(out_);
+    return 0;
+  }
+
+  int node() {
+    const auto& w = args_.words;
+    if (w.size() < 2 || w[1] != "list") return usage("node takes list");
+    if (!expectWords(2, "node list")) return 2;
+    auto r = client_->clusterNodes();
+    if (!r.ok()) return fail("cannot list nodes", r.error());
+    if (json_) {
+      printJson(api::encode(*r));
+      return 0;
+    }
+    // Cilium's columns.
+    Table t({"Name", "IPv4 Address", "Endpoint CIDR", "IPv6 Address", "Endpoint CIDR", "Source"});
+    for (const auto& n : r->nodes_added) {
+      api::NodeAddressingElement v4, v6;
+      if (n.primary_address && n.primary_address->ipv4) v4 = *n.primary_address->ipv4;
+      if (n.primary_address && n.primary_address->ipv6) v6 = *n.primary_address->ipv6;
+      t.add({n.name, v4.ip, v4.alloc_range, v6.ip, v6.alloc_range, n.source});
+    }
     t.print(out_);
     return 0;
   }

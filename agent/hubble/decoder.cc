@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include <cstring>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -69,8 +70,10 @@ std::string Decoder::newUuid() {
 
 namespace {
 
-void fillEndpoint(const EndpointResolver* endpoints_, const IdentityResolver* identities_,
-                  flow::Endpoint& ep, uint32_t identity, const IpAddr* ip, uint32_t endpoint_id) {
+std::shared_ptr<const EndpointInfo> fillEndpoint(const EndpointResolver* endpoints_,
+                                                 const IdentityResolver* identities_,
+                                                 flow::Endpoint& ep, uint32_t identity,
+                                                 const IpAddr* ip, uint32_t endpoint_id) {
   ep.set_identity(identity);
   std::shared_ptr<const EndpointInfo> info;
   if (endpoints_) {
@@ -86,6 +89,11 @@ void fillEndpoint(const EndpointResolver* endpoints_, const IdentityResolver* id
     // when the two differ (an endpoint relabelled after the packet).
     if (info->identity == identity || identity == 0)
       for (const auto& l : info->labels) ep.add_labels(l);
+    for (const auto& w : info->workloads) {
+      auto* pw = ep.add_workloads();
+      pw->set_name(w.name);
+      pw->set_kind(w.kind);
+    }
   }
   if (ep.labels_size() == 0 && ep.identity() != 0) {
     if (identity::isReserved(ep.identity())) {
@@ -96,6 +104,17 @@ void fillEndpoint(const EndpointResolver* endpoints_, const IdentityResolver* id
       if (auto labels = identities_->identityLabels(ep.identity()))
         for (const auto& l : *labels) ep.add_labels(l);
     }
+  }
+  return info;
+}
+
+void setService(const ServiceResolver* services, flow::Flow& f, bool source, const IpAddr& ip,
+                uint16_t port, uint8_t proto) {
+  if (!services || port == 0) return;
+  if (auto svc = services->serviceByFrontend(ip, port, proto)) {
+    auto* out = source ? f.mutable_source_service() : f.mutable_destination_service();
+    out->set_name(svc->name);
+    out->set_namespace_(svc->ns);
   }
 }
 
@@ -110,20 +129,17 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
     case EVENT_DEBUG: return makeError(ErrorCode::kUnimplemented, "debug events make no flow");
     default: return makeError(ErrorCode::kInvalidArgument, "unknown event type {}", ev.type);
   }
-  if (ev.tuple.family != ENDPOINT_KEY_IPV4 && ev.tuple.family != ENDPOINT_KEY_IPV6)
+  // Family 0: a packet that is neither IPv4 nor IPv6 (a drop of an unknown ethertype): a flow
+  // without L3 or L4, as Hubble shows such packets.
+  if (ev.tuple.family != ENDPOINT_KEY_IPV4 && ev.tuple.family != ENDPOINT_KEY_IPV6 &&
+      !(ev.tuple.family == 0 && ev.type == EVENT_DROP))
     return makeError(ErrorCode::kInvalidArgument, "unknown address family {}", ev.tuple.family);
   const bool v4 = ev.tuple.family == ENDPOINT_KEY_IPV4;
+  const bool no_l3 = ev.tuple.family == 0;
   if (ev.type == EVENT_TRACE && ev.subtype > TRACE_TO_NETWORK)
     return makeError(ErrorCode::kInvalidArgument, "unknown trace point {}", ev.subtype);
 
-  int64_t wall = opts_.monotonic_to_realtime_ns + static_cast<int64_t>(ev.ktime_ns);
-  auto* ts = out.mutable_time();
-  ts->set_seconds(wall / 1000000000);
-  ts->set_nanos(static_cast<int32_t>(wall % 1000000000));
-  if (wall < 0) {
-    ts->set_seconds(0);
-    ts->set_nanos(0);
-  }
+  *out.mutable_time() = eventTime(ev);
   out.set_uuid(newUuid());
   out.set_node_name(opts_.node_name);
   out.set_type(flow::L3_L4);
@@ -135,15 +151,17 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
               : IpAddr::fromBytes(IpFamily::kV6, reinterpret_cast<const uint8_t*>(a.ip6));
   };
   const IpAddr saddr_v = addr(ev.tuple.saddr), daddr_v = addr(ev.tuple.daddr);
-  auto* ip = out.mutable_ip();
-  ip->set_source(saddr_v.toString());
-  ip->set_destination(daddr_v.toString());
-  const IpAddr* saddr = &saddr_v;
-  const IpAddr* daddr = &daddr_v;
-  ip->set_ipversion(v4 ? flow::IPv4 : flow::IPv6);
+  const IpAddr* saddr = no_l3 ? nullptr : &saddr_v;
+  const IpAddr* daddr = no_l3 ? nullptr : &daddr_v;
+  if (!no_l3) {
+    auto* ip = out.mutable_ip();
+    ip->set_source(saddr_v.toString());
+    ip->set_destination(daddr_v.toString());
+    ip->set_ipversion(v4 ? flow::IPv4 : flow::IPv6);
+  }
 
   uint16_t sport = ntohs(ev.tuple.sport), dport = ntohs(ev.tuple.dport);
-  switch (ev.tuple.proto) {
+  switch (no_l3 ? 0 : ev.tuple.proto) {
     case 6: {
       auto* tcp = out.mutable_l4()->mutable_tcp();
       tcp->set_source_port(sport);
@@ -182,20 +200,44 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
   // the packet; on ingress it receives it.
   uint32_t src_ep = ev.dir == METRIC_EGRESS ? ev.source : 0;
   uint32_t dst_ep = ev.dir == METRIC_INGRESS ? ev.source : ev.dst_id;
-  fillEndpoint(endpoints_, identities_, *out.mutable_source(), ev.src_identity, saddr, src_ep);
-  fillEndpoint(endpoints_, identities_, *out.mutable_destination(), ev.dst_identity, daddr, dst_ep);
+  auto src_info =
+      fillEndpoint(endpoints_, identities_, *out.mutable_source(), ev.src_identity, saddr, src_ep);
+  auto dst_info = fillEndpoint(endpoints_, identities_, *out.mutable_destination(),
+                               ev.dst_identity, daddr, dst_ep);
+  if (opts_.services && !no_l3) {
+    setService(opts_.services, out, true, saddr_v, sport, ev.tuple.proto);
+    setService(opts_.services, out, false, daddr_v, dport, ev.tuple.proto);
+  }
 
-  bool reply = ev.ct_state == CT_REPLY;
-  out.mutable_is_reply()->set_value(reply);
-  out.set_reply(reply);
+  // As Hubble: a trace knows from conntrack whether the packet is a reply; an allowed policy
+  // verdict is the first packet of a connection, never a reply; drops and denials do not know,
+  // and leave is_reply unset.
+  std::optional<bool> reply;
+  if (ev.type == EVENT_TRACE) reply = ev.ct_state == CT_REPLY;
+  if (ev.type == EVENT_POLICY_VERDICT && ev.verdict >= 0) reply = false;
+  if (reply) out.mutable_is_reply()->set_value(*reply);
+  out.set_reply(reply.value_or(false));
   // Hubble reports the direction of the connection: a reply leaving an endpoint belongs to a
   // connection that came in.
+  const bool is_reply = reply.value_or(false);
   flow::TrafficDirection dir = flow::TRAFFIC_DIRECTION_UNKNOWN;
-  if (ev.dir == METRIC_INGRESS) dir = reply ? flow::EGRESS : flow::INGRESS;
-  if (ev.dir == METRIC_EGRESS) dir = reply ? flow::INGRESS : flow::EGRESS;
+  if (ev.dir == METRIC_INGRESS) dir = is_reply ? flow::EGRESS : flow::INGRESS;
+  if (ev.dir == METRIC_EGRESS) dir = is_reply ? flow::INGRESS : flow::EGRESS;
   out.set_traffic_direction(dir);
 
-  if (ev.ifindex != 0) out.mutable_interface()->set_index(ev.ifindex);
+  // The interface the flow was observed on. A delivery to a local pod runs in the sender's
+  // program (the sender's veth in the record), but Hubble names the receiving endpoint's.
+  if (ev.type == EVENT_TRACE && ev.subtype == TRACE_TO_LXC && dst_info && dst_info->ifindex) {
+    out.mutable_interface()->set_index(dst_info->ifindex);
+    out.mutable_interface()->set_name(dst_info->interface_name);
+  } else if (ev.ifindex != 0) {
+    auto* itf = out.mutable_interface();
+    itf->set_index(ev.ifindex);
+    if (src_info && src_info->ifindex == ev.ifindex)
+      itf->set_name(src_info->interface_name);
+    else if (dst_info && dst_info->ifindex == ev.ifindex)
+      itf->set_name(dst_info->interface_name);
+  }
 
   switch (ev.type) {
     case EVENT_DROP:
@@ -220,6 +262,37 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
       break;
     default: break;
   }
+  out.set_summary(flowSummary(out));
+  return okStatus();
+}
+
+google::protobuf::Timestamp Decoder::eventTime(const cilium_event& ev) const {
+  google::protobuf::Timestamp ts;
+  int64_t wall = 0;
+  if (__builtin_add_overflow(opts_.monotonic_to_realtime_ns, static_cast<int64_t>(ev.ktime_ns),
+                             &wall))
+    wall = INT64_MAX;
+  if (wall > 0) {
+    ts.set_seconds(wall / 1000000000);
+    ts.set_nanos(static_cast<int32_t>(wall % 1000000000));
+  }
+  return ts;
+}
+
+Status Decoder::decodeDebug(const cilium_event& ev, flow::DebugEvent& out) {
+  out.Clear();
+  if (ev.type != EVENT_DEBUG)
+    return makeError(ErrorCode::kInvalidArgument, "event type {} is not a debug event", ev.type);
+  out.set_type(static_cast<flow::DebugEventType>(ev.subtype));
+  fillEndpoint(endpoints_, identities_, *out.mutable_source(), ev.src_identity, nullptr,
+               ev.source);
+  out.mutable_source()->set_id(ev.source);
+  out.mutable_arg1()->set_value(ev.src_identity);
+  out.mutable_arg2()->set_value(ev.dst_identity);
+  out.mutable_arg3()->set_value(ev.len_orig);
+  out.set_message(flow::DebugEventType_IsValid(ev.subtype)
+                      ? flow::DebugEventType_Name(static_cast<flow::DebugEventType>(ev.subtype))
+                      : fmt::format("debug event {}", ev.subtype));
   return okStatus();
 }
 
@@ -298,6 +371,72 @@ std::string tcpFlagsString(const flow::TCPFlags& f) {
   add(f.cwr(), "CWR");
   add(f.ns(), "NS");
   return out;
+}
+
+}  // namespace cilium::hubble
+
+namespace cilium::hubble {
+
+namespace {
+
+std::string icmp4Name(uint32_t type, uint32_t code) {
+  static const char* kUnreach[] = {"Net", "Host", "Protocol", "Port", "FragmentationNeeded",
+                                   "SourceRoutingFailed"};
+  switch (type) {
+    case 0: return "EchoReply";
+    case 3:
+      return code < 6 ? fmt::format("DestinationUnreachable({})", kUnreach[code])
+                      : fmt::format("DestinationUnreachable(Code: {})", code);
+    case 4: return "SourceQuench";
+    case 5: return "Redirect";
+    case 8: return "EchoRequest";
+    case 11: return code == 0 ? "TimeExceeded(TTLExceeded)" : "TimeExceeded(FragmentReassembly)";
+    case 12: return "ParameterProblem";
+    case 13: return "TimestampRequest";
+    case 14: return "TimestampReply";
+    default: return fmt::format("Type: {} Code: {}", type, code);
+  }
+}
+
+std::string icmp6Name(uint32_t type, uint32_t code) {
+  switch (type) {
+    case 1: return "DestinationUnreachable";
+    case 2: return "PacketTooBig";
+    case 3: return "TimeExceeded";
+    case 4: return "ParameterProblem";
+    case 128: return "EchoRequest";
+    case 129: return "EchoReply";
+    case 133: return "RouterSolicitation";
+    case 134: return "RouterAdvertisement";
+    case 135: return "NeighborSolicitation";
+    case 136: return "NeighborAdvertisement";
+    default: return fmt::format("Type: {} Code: {}", type, code);
+  }
+}
+
+}  // namespace
+
+std::string flowSummary(const flow::Flow& f) {
+  switch (f.l4().protocol_case()) {
+    case flow::Layer4::kTCP: {
+      auto flags = tcpFlagsString(f.l4().tcp().flags());
+      return flags.empty() ? "TCP" : "TCP Flags: " + flags;
+    }
+    case flow::Layer4::kUDP: return "UDP";
+    case flow::Layer4::kSCTP: return "SCTP";
+    case flow::Layer4::kICMPv4:
+      return "ICMPv4 " + icmp4Name(f.l4().icmpv4().type(), f.l4().icmpv4().code());
+    case flow::Layer4::kICMPv6:
+      return "ICMPv6 " + icmp6Name(f.l4().icmpv6().type(), f.l4().icmpv6().code());
+    default:
+      if (!f.has_ip()) return "Ethernet";
+      return f.ip().ipversion() == flow::IPv6 ? "IPv6" : "IPv4";
+  }
+}
+
+std::string absoluteNodeName(std::string_view cluster, std::string_view node) {
+  if (cluster.empty()) return std::string(node);
+  return fmt::format("{}/{}", cluster, node);
 }
 
 }  // namespace cilium::hubble

@@ -1,6 +1,7 @@
 // Turns datapath events (bpf/abi/events.h cilium_event) into Hubble flows (proto/flow/flow.proto):
 // addresses, ports, protocol, TCP flags, identities with their labels, pod and namespace names,
-// verdict, drop reason, traffic direction, observation point, is_reply, time and node name.
+// services, verdict, drop reason, traffic direction, observation point, is_reply, interface,
+// summary, time and node name.
 //
 // Threading: a Decoder is used by one thread at a time (it keeps a uuid generator); the resolvers
 // it borrows must be thread-safe for that thread.
@@ -19,12 +20,15 @@ namespace cilium::hubble {
 
 class EndpointResolver;
 class IdentityResolver;
+class ServiceResolver;
 
 struct DecoderOptions {
-  std::string node_name;
+  std::string node_name;  // "cluster/node", as Hubble names nodes in flows
   // Wall-clock ns minus CLOCK_MONOTONIC ns: event times are bpf_ktime_get_ns() (monotonic).
   // 0 = measured when the decoder is made.
   int64_t monotonic_to_realtime_ns = 0;
+  // Names source_service/destination_service; null = not filled. Must outlive the decoder.
+  const ServiceResolver* services = nullptr;
 };
 
 class Decoder {
@@ -39,6 +43,12 @@ class Decoder {
   Status decode(const cilium_event& ev, flow::Flow& out);
   // A raw ring-buffer record (what the fuzzer feeds); short records are kInvalidArgument.
   Status decodeRecord(std::span<const uint8_t> record, flow::Flow& out);
+  // An EVENT_DEBUG record as Hubble's DebugEvent: type = the record's subtype, source = the
+  // endpoint the program ran for, arg1/arg2 = source/destination identity, arg3 = length.
+  // kInvalidArgument for other record types.
+  Status decodeDebug(const cilium_event& ev, flow::DebugEvent& out);
+  // The record's time as wall-clock time.
+  google::protobuf::Timestamp eventTime(const cilium_event& ev) const;
 
  private:
   std::string newUuid();
@@ -61,5 +71,9 @@ uint32_t sourcePort(const flow::Flow& f);
 uint32_t destinationPort(const flow::Flow& f);
 // "SYN, ACK" in Hubble's order; "" without flags.
 std::string tcpFlagsString(const flow::TCPFlags& flags);
+// Hubble's one-line summary of the packet: "TCP Flags: SYN", "UDP", "ICMPv4 EchoRequest".
+std::string flowSummary(const flow::Flow& f);
+// Hubble's node name: "cluster/node" ("" cluster: the node name alone).
+std::string absoluteNodeName(std::string_view cluster, std::string_view node);
 
 }  // namespace cilium::hubble

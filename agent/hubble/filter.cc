@@ -6,6 +6,8 @@
 #include <memory>
 #include <optional>
 
+#include <re2/re2.h>
+
 #include "agent/common/inet.h"
 #include "agent/hubble/decoder.h"
 
@@ -212,6 +214,136 @@ bool globMatch(std::string_view pat, std::string_view s) {
   return p == pat.size();
 }
 
+// "namespace/name-prefix" over a Service (source_service, destination_service): the pod syntax.
+bool serviceMatches(const std::vector<PodPattern>& pats, const flow::Service& svc) {
+  if (svc.name().empty()) return false;
+  for (const auto& p : pats) {
+    if (p.ns && *p.ns != svc.namespace_()) continue;
+    if (!p.prefix.empty() && !svc.name().starts_with(p.prefix)) continue;
+    return true;
+  }
+  return false;
+}
+
+bool workloadMatches(const std::vector<flow::Workload>& want, const flow::Endpoint& ep) {
+  for (const auto& w : ep.workloads())
+    for (const auto& f : want)
+      if ((f.name().empty() || f.name() == w.name()) && (f.kind().empty() || f.kind() == w.kind()))
+        return true;
+  return false;
+}
+
+Result<std::vector<flow::Workload>> compileWorkloads(
+    std::string_view field, const google::protobuf::RepeatedPtrField<flow::Workload>& values) {
+  std::vector<flow::Workload> out;
+  for (const auto& w : values) {
+    if (w.name().empty() && w.kind().empty())
+      return invalid(field, "", "is empty (give a name, a kind or both)");
+    out.push_back(w);
+  }
+  return out;
+}
+
+// FQDN patterns as Hubble's: lower case, '*' for any run of characters, a trailing dot ignored.
+Result<std::vector<std::string>> compileFqdns(
+    std::string_view field, const google::protobuf::RepeatedPtrField<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values) {
+    std::string p(trim(v));
+    if (!p.empty() && p.back() == '.') p.pop_back();
+    if (p.empty()) return invalid(field, v, "is empty");
+    for (auto& c : p) {
+      c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.' || c == '_' ||
+            c == '*'))
+        return invalid(field, v, "is not a DNS name pattern (letters, digits, '-', '.', '*')");
+    }
+    out.push_back(std::move(p));
+  }
+  return out;
+}
+
+bool fqdnMatches(const std::vector<std::string>& pats,
+                 const google::protobuf::RepeatedPtrField<std::string>& names) {
+  for (std::string n : names) {
+    if (!n.empty() && n.back() == '.') n.pop_back();
+    for (auto& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    for (const auto& p : pats)
+      if (globMatch(p, n)) return true;
+  }
+  return false;
+}
+
+// Compiled RE2 patterns (untrusted: RE2 matches in linear time and refuses what it cannot).
+using Regexes = std::vector<std::shared_ptr<const re2::RE2>>;
+Result<Regexes> compileRegexes(std::string_view field,
+                               const google::protobuf::RepeatedPtrField<std::string>& values) {
+  Regexes out;
+  re2::RE2::Options opts;
+  opts.set_log_errors(false);
+  opts.set_max_mem(1 << 20);
+  for (const auto& v : values) {
+    auto re = std::make_shared<re2::RE2>(v, opts);
+    if (!re->ok()) return invalid(field, v, fmt::format("is not a regular expression: {}", re->error()));
+    out.push_back(std::move(re));
+  }
+  return out;
+}
+
+bool anyRegexMatches(const Regexes& res, std::string_view text) {
+  for (const auto& re : res)
+    if (re2::RE2::PartialMatch(re2::StringPiece(text.data(), text.size()), *re)) return true;
+  return false;
+}
+
+// "404" (one code) or "4+" / "40+" (every code starting with those digits), as Hubble's.
+Result<std::vector<std::string>> compileStatusCodes(
+    const google::protobuf::RepeatedPtrField<std::string>& values) {
+  std::vector<std::string> out;
+  for (const auto& v : values) {
+    std::string_view t = trim(v);
+    bool plus = !t.empty() && t.back() == '+';
+    std::string_view digits = plus ? t.substr(0, t.size() - 1) : t;
+    bool ok = !digits.empty() && digits.size() <= 3 && (plus ? digits.size() < 3 : digits.size() == 3) &&
+              std::all_of(digits.begin(), digits.end(),
+                          [](char c) { return std::isdigit(static_cast<unsigned char>(c)); }) &&
+              digits.front() >= '1' && digits.front() <= '5';
+    if (!ok) return invalid("http_status_code", v, "is not a status code (404) or prefix (4+, 40+)");
+    out.push_back(plus ? std::string(digits) : std::string(t) + "$");
+  }
+  return out;
+}
+
+// The path of an HTTP URL ("http://host/a/b?q" -> "/a/b").
+std::string_view urlPath(std::string_view url) {
+  auto scheme = url.find("://");
+  if (scheme != std::string_view::npos) {
+    auto slash = url.find('/', scheme + 3);
+    url = slash == std::string_view::npos ? std::string_view("/") : url.substr(slash);
+  }
+  auto q = url.find_first_of("?#");
+  return q == std::string_view::npos ? url : url.substr(0, q);
+}
+
+// A nested filter message with fields this agent does not know: refused, as a FlowFilter's.
+Status checkKnownMessage(const google::protobuf::Message& m, std::string_view field) {
+  const auto& unknown = m.GetReflection()->GetUnknownFields(m);
+  if (unknown.empty()) return okStatus();
+  return makeError(ErrorCode::kInvalidArgument, "{}: field number {} is not known to this server",
+                   field, unknown.field(0).number());
+}
+
+// FlowFilter fields this agent does not know (a newer client's) would be skipped by the parser,
+// leaving a wider filter than the client asked for: such a filter is refused instead.
+Status checkKnownFields(const flow::FlowFilter& f) {
+  const auto& unknown = f.GetReflection()->GetUnknownFields(f);
+  if (unknown.empty()) return okStatus();
+  return makeError(ErrorCode::kInvalidArgument,
+                   "field number {} is not a filter this server knows; refusing rather than "
+                   "matching more flows than asked",
+                   unknown.field(0).number());
+}
+
 }  // namespace
 
 Result<labels::LabelSelector> parseSelectorText(std::string_view text) {
@@ -265,6 +397,14 @@ Result<labels::LabelSelector> parseSelectorText(std::string_view text) {
 }
 
 Result<FlowPredicate> compileFilter(const flow::FlowFilter& f) {
+  CILIUM_RETURN_IF_ERROR(checkKnownFields(f));
+  for (const auto& e : f.event_type())
+    CILIUM_RETURN_IF_ERROR(checkKnownMessage(e, "event_type"));
+  for (const auto& t : f.tcp_flags()) CILIUM_RETURN_IF_ERROR(checkKnownMessage(t, "tcp_flags"));
+  for (const auto& w : f.source_workload())
+    CILIUM_RETURN_IF_ERROR(checkKnownMessage(w, "source_workload"));
+  for (const auto& w : f.destination_workload())
+    CILIUM_RETURN_IF_ERROR(checkKnownMessage(w, "destination_workload"));
   std::vector<FlowPredicate> preds;
 
   if (f.uuid_size() > 0) {
@@ -350,15 +490,21 @@ Result<FlowPredicate> compileFilter(const flow::FlowFilter& f) {
       if (p == "icmp") {
         protos.push_back("icmpv4");
         protos.push_back("icmpv6");
-      } else if (p == "tcp" || p == "udp" || p == "sctp" || p == "icmpv4" || p == "icmpv6") {
+      } else if (p == "tcp" || p == "udp" || p == "sctp" || p == "icmpv4" || p == "icmpv6" ||
+                 p == "http" || p == "dns") {
         protos.push_back(p);
       } else {
-        return invalid("protocol", p, "is not one of tcp, udp, sctp, icmp, icmpv4, icmpv6");
+        return invalid("protocol", p,
+                       "is not one of tcp, udp, sctp, icmp, icmpv4, icmpv6, http, dns");
       }
     }
     preds.push_back([protos](const flow::Flow& fl) {
-      auto name = l4ProtocolName(fl);
-      return std::find(protos.begin(), protos.end(), name) != protos.end();
+      auto has = [&](std::string_view name) {
+        return std::find(protos.begin(), protos.end(), name) != protos.end();
+      };
+      if (fl.l7().has_http() && has("http")) return true;
+      if (fl.l7().has_dns() && has("dns")) return true;
+      return has(l4ProtocolName(fl));
     });
   }
   if (f.source_port_size() > 0) {
@@ -431,6 +577,83 @@ Result<FlowPredicate> compileFilter(const flow::FlowFilter& f) {
     std::vector<int> v(f.ip_version().begin(), f.ip_version().end());
     preds.push_back([v](const flow::Flow& fl) {
       return std::find(v.begin(), v.end(), fl.ip().ipversion()) != v.end();
+    });
+  }
+  if (f.source_fqdn_size() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto pats, compileFqdns("source_fqdn", f.source_fqdn()));
+    preds.push_back([pats](const flow::Flow& fl) { return fqdnMatches(pats, fl.source_names()); });
+  }
+  if (f.destination_fqdn_size() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto pats, compileFqdns("destination_fqdn", f.destination_fqdn()));
+    preds.push_back(
+        [pats](const flow::Flow& fl) { return fqdnMatches(pats, fl.destination_names()); });
+  }
+  if (f.source_service_size() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto pats, compilePods("source_service", f.source_service()));
+    preds.push_back(
+        [pats](const flow::Flow& fl) { return serviceMatches(pats, fl.source_service()); });
+  }
+  if (f.destination_service_size() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto pats, compilePods("destination_service", f.destination_service()));
+    preds.push_back(
+        [pats](const flow::Flow& fl) { return serviceMatches(pats, fl.destination_service()); });
+  }
+  if (f.source_workload_size() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto w, compileWorkloads("source_workload", f.source_workload()));
+    preds.push_back([w](const flow::Flow& fl) { return workloadMatches(w, fl.source()); });
+  }
+  if (f.destination_workload_size() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto w,
+                            compileWorkloads("destination_workload", f.destination_workload()));
+    preds.push_back([w](const flow::Flow& fl) { return workloadMatches(w, fl.destination()); });
+  }
+  // L7 fields match L7 records only: a flow without one (every L3/L4 flow) never matches.
+  if (f.http_status_code_size() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto codes, compileStatusCodes(f.http_status_code()));
+    preds.push_back([codes](const flow::Flow& fl) {
+      if (!fl.l7().has_http() || fl.l7().http().code() == 0) return false;
+      std::string code = std::to_string(fl.l7().http().code()) + "$";
+      for (const auto& c : codes)
+        if (code.starts_with(c)) return true;
+      return false;
+    });
+  }
+  if (f.http_method_size() > 0) {
+    std::vector<std::string> methods;
+    for (const auto& m : f.http_method()) {
+      if (trim(m).empty()) return invalid("http_method", m, "is empty");
+      std::string up(trim(m));
+      for (auto& c : up) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      methods.push_back(std::move(up));
+    }
+    preds.push_back([methods](const flow::Flow& fl) {
+      if (!fl.l7().has_http()) return false;
+      std::string got = fl.l7().http().method();
+      for (auto& c : got) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+      return std::find(methods.begin(), methods.end(), got) != methods.end();
+    });
+  }
+  if (f.http_path_size() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto res, compileRegexes("http_path", f.http_path()));
+    preds.push_back([res](const flow::Flow& fl) {
+      return fl.l7().has_http() && anyRegexMatches(res, urlPath(fl.l7().http().url()));
+    });
+  }
+  if (f.dns_query_size() > 0) {
+    CILIUM_ASSIGN_OR_RETURN(auto res, compileRegexes("dns_query", f.dns_query()));
+    preds.push_back([res](const flow::Flow& fl) {
+      return fl.l7().has_dns() && anyRegexMatches(res, fl.l7().dns().query());
+    });
+  }
+  if (f.trace_id_size() > 0) {
+    std::vector<std::string> ids;
+    for (const auto& t : f.trace_id()) {
+      if (trim(t).empty()) return invalid("trace_id", t, "is empty");
+      ids.emplace_back(trim(t));
+    }
+    preds.push_back([ids](const flow::Flow& fl) {
+      const auto& id = fl.trace_context().parent().trace_id();
+      return !id.empty() && std::find(ids.begin(), ids.end(), id) != ids.end();
     });
   }
 

@@ -10,12 +10,22 @@
 //   source_label / ...             a Kubernetes label selector ("app=web,env in (a,b),!debug");
 //                                  a key without "source:" matches any source
 //   source_port / ...              a port number
-//   protocol                       tcp, udp, sctp, icmp (v4 or v6), icmpv4, icmpv6
+//   protocol                       tcp, udp, sctp, icmp (v4 or v6), icmpv4, icmpv6, http, dns
 //   event_type                     monitor type (1 drop, 4 trace, 5 policy verdict), subtype
+//   source_service / ...           "namespace/name-prefix", as pods, over the flow's Service
+//   source_workload / ...          name and/or kind, over the endpoint's workloads
+//   source_fqdn / ...              DNS name patterns ("*.example.com") over source_names
+//   http_status_code               "404", or a prefix "4+" / "40+" (L7 HTTP responses)
+//   http_method, http_path         method (any case); RE2 pattern over the URL's path
+//   dns_query                      RE2 pattern over the L7 DNS query
+//   trace_id                       the flow's trace context
 //   verdict, traffic_direction, reply, source_identity, destination_identity, tcp_flags,
 //   node_name (with * wildcards), ip_version, drop_reason_desc, uuid
-// Invalid values (a bad CIDR, port or selector, an unknown protocol) are kInvalidArgument naming
-// the field, never a filter that silently matches nothing.
+// A field matches only flows that carry what it asks about: an L7 field never matches an L3/L4
+// flow, an fqdn never matches a flow without names. Invalid values (a bad CIDR, port, selector,
+// pattern or status code, an unknown protocol) are kInvalidArgument naming the field, never a
+// filter that silently matches nothing. A filter carrying a field this agent does not know (the
+// protobuf parser keeps it as an unknown field) is refused: dropping it would widen the filter.
 #pragma once
 
 #include <functional>

@@ -6,6 +6,8 @@
 #include <cctype>
 #include <unordered_map>
 
+#include <fmt/format.h>
+
 #include "agent/hubble/decoder.h"
 
 namespace cilium::hubble {
@@ -37,20 +39,120 @@ std::string_view familyLabel(const flow::Flow& f) {
   return f.ip().ipversion() == flow::IPv6 ? "IPv6" : "IPv4";
 }
 
+std::string appLabel(const flow::Endpoint& ep) {
+  for (std::string_view key : {"k8s:app=", "k8s:app.kubernetes.io/name=", "k8s:k8s-app="})
+    for (const auto& l : ep.labels())
+      if (std::string_view(l).starts_with(key)) return l.substr(key.size());
+  return "";
+}
+
+// One context of Hubble's ContextOptions for one side of the flow.
+std::string contextValue(const flow::Flow& f, bool source, const std::string& ctx) {
+  const auto& ep = source ? f.source() : f.destination();
+  if (ctx == "namespace") return ep.namespace_();
+  if (ctx == "pod") return ep.pod_name().empty() ? "" : ep.namespace_() + "/" + ep.pod_name();
+  if (ctx == "pod-name") return ep.pod_name();
+  if (ctx == "ip") return source ? f.ip().source() : f.ip().destination();
+  if (ctx == "dns") {
+    const auto& names = source ? f.source_names() : f.destination_names();
+    return names.empty() ? "" : names[0];
+  }
+  if (ctx == "identity") {
+    std::string out;
+    for (const auto& l : ep.labels()) out += (out.empty() ? "" : ",") + l;
+    return out;
+  }
+  if (ctx == "reserved-identity") {
+    for (const auto& l : ep.labels())
+      if (std::string_view(l).starts_with("reserved:")) return l;
+    return "";
+  }
+  if (ctx == "workload" || ctx == "workload-name") {
+    if (ep.workloads().empty()) return "";
+    const auto& w = ep.workloads(0);
+    return ctx == "workload" ? ep.namespace_() + "/" + w.name() : w.name();
+  }
+  if (ctx == "app") return appLabel(ep);
+  return "";
+}
+
+std::string labelsContextValue(const flow::Flow& f, const std::string& name) {
+  if (name == "traffic_direction") {
+    switch (f.traffic_direction()) {
+      case flow::INGRESS: return "ingress";
+      case flow::EGRESS: return "egress";
+      default: return "unknown";
+    }
+  }
+  bool source = name.starts_with("source_");
+  std::string what = name.substr(source ? 7 : 12);
+  const auto& ep = source ? f.source() : f.destination();
+  if (what == "ip") return source ? f.ip().source() : f.ip().destination();
+  if (what == "pod") return ep.pod_name();
+  if (what == "namespace") return ep.namespace_();
+  if (what == "workload") return ep.workloads().empty() ? "" : ep.workloads(0).name();
+  if (what == "workload_kind") return ep.workloads().empty() ? "" : ep.workloads(0).kind();
+  if (what == "app") return appLabel(ep);
+  return "";
+}
+
+// The context label names of a metric, after its own.
+std::vector<std::string> contextLabelNames(const MetricContext& c) {
+  std::vector<std::string> out;
+  if (!c.source.empty()) out.push_back("source");
+  if (!c.destination.empty()) out.push_back("destination");
+  for (const auto& l : c.labels) out.push_back(l);
+  return out;
+}
+
+std::vector<std::string> contextLabelValues(const MetricContext& c, const flow::Flow& f) {
+  std::vector<std::string> out;
+  auto first = [&](bool source, const std::vector<std::string>& alts) {
+    for (const auto& a : alts) {
+      auto v = contextValue(f, source, a);
+      if (!v.empty()) return v;
+    }
+    return std::string();
+  };
+  if (!c.source.empty()) out.push_back(first(true, c.source));
+  if (!c.destination.empty()) out.push_back(first(false, c.destination));
+  for (const auto& l : c.labels) out.push_back(labelsContextValue(f, l));
+  return out;
+}
+
 // Children kept by a key of small integers taken from the flow, so that the per-flow path builds
 // no label strings and takes no lock once a series exists: a lookup in the family by label
-// values costs strings, a std::map and the family's lock. Used from the pipeline thread only.
+// values costs strings, a std::map and the family's lock. With context labels the key also
+// holds their values. Used from the pipeline thread only; a null family counts nothing.
 class Children {
  public:
   using Key = std::array<int64_t, 3>;
-  explicit Children(metrics::Family<metrics::Counter>* family) : family_(family) {}
+  Children(metrics::Family<metrics::Counter>* family, MetricContext ctx = {})
+      : family_(family), ctx_(std::move(ctx)) {}
 
-  // The child for `key`; `labels()` gives its label values the first time.
+  explicit operator bool() const { return family_ != nullptr; }
+
+  // Counts `n` on the child for `key` (and the flow's context values); `labels()` gives the
+  // metric's own label values the first time.
   template <typename Labels>
-  metrics::Counter get(const Key& key, Labels&& labels) {
-    auto it = cache_.find(key);
-    if (it == cache_.end()) it = cache_.emplace(key, family_->with(labels())).first;
-    return it->second;
+  void inc(const Key& key, const flow::Flow* f, Labels&& labels, double n = 1) {
+    if (!family_) return;
+    if (ctx_.empty() || f == nullptr) {
+      auto it = cache_.find(key);
+      if (it == cache_.end()) it = cache_.emplace(key, family_->with(labels())).first;
+      it->second.inc(n);
+      return;
+    }
+    auto extra = contextLabelValues(ctx_, *f);
+    std::string skey = fmt::format("{}\x1f{}\x1f{}", key[0], key[1], key[2]);
+    for (const auto& v : extra) (skey += '\x1f') += v;
+    auto it = ctx_cache_.find(skey);
+    if (it == ctx_cache_.end()) {
+      auto values = labels();
+      for (auto& v : extra) values.push_back(std::move(v));
+      it = ctx_cache_.emplace(std::move(skey), family_->with(values)).first;
+    }
+    it->second.inc(n);
   }
 
  private:
@@ -62,7 +164,9 @@ class Children {
     }
   };
   metrics::Family<metrics::Counter>* family_;
+  MetricContext ctx_;
   std::unordered_map<Key, metrics::Counter, Hash> cache_;
+  std::unordered_map<std::string, metrics::Counter> ctx_cache_;
 };
 
 struct FlowMetrics {
@@ -71,30 +175,21 @@ struct FlowMetrics {
   void onFlow(const flow::Flow& f) {
     const auto type = f.event_type().type();
     const bool trace = type == EVENT_TRACE;
-    processed
-        .get({type, trace ? f.trace_observation_point() : -1, f.verdict()},
-             [&] {
-               return metrics::LabelValues{
-                   std::string(eventTypeLabel(f)),
-                   trace ? std::string(observationPointName(f.trace_observation_point())) : "",
-                   std::string(verdictName(f.verdict()))};
-             })
-        .inc();
+    processed.inc({type, trace ? f.trace_observation_point() : -1, f.verdict()}, &f, [&] {
+      return metrics::LabelValues{
+          std::string(eventTypeLabel(f)),
+          trace ? std::string(observationPointName(f.trace_observation_point())) : "",
+          std::string(verdictName(f.verdict()))};
+    });
     const auto l4 = f.l4().protocol_case();
     if (f.verdict() == flow::DROPPED) {
-      drops
-          .get({f.drop_reason_desc(), l4, 0},
-               [&] {
-                 return metrics::LabelValues{flow::DropReason_Name(f.drop_reason_desc()),
-                                             protocolLabel(f)};
-               })
-          .inc();
+      drops.inc({f.drop_reason_desc(), l4, 0}, &f, [&] {
+        return metrics::LabelValues{flow::DropReason_Name(f.drop_reason_desc()), protocolLabel(f)};
+      });
     }
     if (type == EVENT_POLICY_VERDICT) {
       const uint32_t match = std::min<uint32_t>(f.policy_match_type(), 7);
-      verdicts
-          .get({f.traffic_direction(), f.verdict(), match},
-               [&] {
+      verdicts.inc({f.traffic_direction(), f.verdict(), match}, &f, [&] {
                  std::string action = f.verdict() == flow::DROPPED      ? "dropped"
                                       : f.verdict() == flow::AUDIT      ? "audit"
                                       : f.verdict() == flow::REDIRECTED ? "redirected"
@@ -106,20 +201,16 @@ struct FlowMetrics {
                                    : f.traffic_direction() == flow::EGRESS ? "egress"
                                                                            : "unknown";
                  return metrics::LabelValues{dir, action, m};
-               })
-          .inc();
+      });
       // Flags and ports describe traffic on the wire: count each packet once, where it is
       // delivered or dropped, not again at every observation point and verdict.
       return;
     }
     const bool v6 = f.ip().ipversion() == flow::IPv6;
     auto flag = [&](int index, const char* name) {
-      tcp_flags
-          .get({index, v6, 0},
-               [&] {
-                 return metrics::LabelValues{name, std::string(familyLabel(f))};
-               })
-          .inc();
+      tcp_flags.inc({index, v6, 0}, &f, [&] {
+        return metrics::LabelValues{name, std::string(familyLabel(f))};
+      });
     };
     switch (l4) {
       case flow::Layer4::kTCP: {
@@ -134,68 +225,72 @@ struct FlowMetrics {
       }
       case flow::Layer4::kICMPv4: {
         uint32_t t = f.l4().icmpv4().type();
-        icmp.get({4, t, 0}, [&] { return metrics::LabelValues{"IPv4", std::to_string(t)}; }).inc();
+        icmp.inc({4, t, 0}, &f, [&] { return metrics::LabelValues{"IPv4", std::to_string(t)}; });
         break;
       }
       case flow::Layer4::kICMPv6: {
         uint32_t t = f.l4().icmpv6().type();
-        icmp.get({6, t, 0}, [&] { return metrics::LabelValues{"IPv6", std::to_string(t)}; }).inc();
+        icmp.inc({6, t, 0}, &f, [&] { return metrics::LabelValues{"IPv6", std::to_string(t)}; });
         break;
       }
       default: break;
     }
     const uint32_t port = destinationPort(f);
     if (!(f.has_is_reply() && f.is_reply().value()) && port != 0) {
-      ports
-          .get({l4, port, 0},
-               [&] {
-                 return metrics::LabelValues{protocolLabel(f), std::to_string(port)};
-               })
-          .inc();
+      ports.inc({l4, port, 0}, &f, [&] {
+        return metrics::LabelValues{protocolLabel(f), std::to_string(port)};
+      });
     }
   }
 
   void onLost(flow::LostEventSource source, uint64_t count) {
-    lost.get({source, 0, 0},
-             [&] {
-               std::string name = flow::LostEventSource_Name(source);
-               for (auto& c : name)
-                 c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-               return metrics::LabelValues{name};
-             })
-        .inc(static_cast<double>(count));
+    lost.inc(
+        {source, 0, 0}, nullptr,
+        [&] {
+          std::string name = flow::LostEventSource_Name(source);
+          for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          return metrics::LabelValues{name};
+        },
+        static_cast<double>(count));
   }
 };
 
 }  // namespace
 
-Status registerHubbleMetrics(metrics::Registry& registry, FlowPipeline& pipeline) {
-  CILIUM_ASSIGN_OR_RETURN(auto* processed, registry.counter("hubble_flows_processed_total",
-                                                            "Total number of flows processed",
-                                                            {"type", "subtype", "verdict"}));
-  CILIUM_ASSIGN_OR_RETURN(auto* drops, registry.counter("hubble_drop_total", "Number of drops",
-                                                        {"reason", "protocol"}));
+Status registerHubbleMetrics(metrics::Registry& registry, FlowPipeline& pipeline,
+                             const MetricsSpec& spec) {
+  // A metric the spec leaves out is not registered; its Children count nothing.
+  auto family = [&](const std::string& metric, const std::string& name, const std::string& help,
+                    std::vector<std::string> labels) -> Result<Children> {
+    if (!spec.has(metric)) return Children(nullptr);
+    auto ctx = spec.context(metric);
+    for (auto& l : contextLabelNames(ctx)) labels.push_back(std::move(l));
+    CILIUM_ASSIGN_OR_RETURN(auto* f, registry.counter(name, help, labels));
+    return Children(f, std::move(ctx));
+  };
+  CILIUM_ASSIGN_OR_RETURN(auto processed,
+                          family("flow", "hubble_flows_processed_total",
+                                 "Total number of flows processed", {"type", "subtype", "verdict"}));
   CILIUM_ASSIGN_OR_RETURN(
-      auto* tcp_flags,
-      registry.counter("hubble_tcp_flags_total", "TCP flag occurrences", {"flag", "family"}));
+      auto drops, family("drop", "hubble_drop_total", "Number of drops", {"reason", "protocol"}));
+  CILIUM_ASSIGN_OR_RETURN(auto tcp_flags, family("tcp", "hubble_tcp_flags_total",
+                                                 "TCP flag occurrences", {"flag", "family"}));
   CILIUM_ASSIGN_OR_RETURN(
-      auto* ports,
-      registry.counter("hubble_port_distribution_total",
-                       "Numbers of packets distributed by destination port", {"protocol", "port"}));
+      auto ports, family("port-distribution", "hubble_port_distribution_total",
+                         "Numbers of packets distributed by destination port", {"protocol", "port"}));
   CILIUM_ASSIGN_OR_RETURN(
-      auto* verdicts,
-      registry.counter("hubble_policy_verdicts_total",
-                       "Number of policy verdicts by direction, action and match type",
-                       {"direction", "action", "match"}));
-  CILIUM_ASSIGN_OR_RETURN(
-      auto* icmp,
-      registry.counter("hubble_icmp_total", "Number of ICMP messages", {"family", "type"}));
+      auto verdicts, family("policy", "hubble_policy_verdicts_total",
+                            "Number of policy verdicts by direction, action and match type",
+                            {"direction", "action", "match"}));
+  CILIUM_ASSIGN_OR_RETURN(auto icmp, family("icmp", "hubble_icmp_total",
+                                            "Number of ICMP messages", {"family", "type"}));
   CILIUM_ASSIGN_OR_RETURN(auto* lost, registry.counter("hubble_lost_events_total",
                                                        "Number of lost events", {"source"}));
   // Both observers run on the pipeline thread, so the children caches need no lock.
-  auto m = std::make_shared<FlowMetrics>(
-      FlowMetrics{Children(processed), Children(drops), Children(tcp_flags), Children(ports),
-                  Children(verdicts), Children(icmp), Children(lost)});
+  auto m = std::make_shared<FlowMetrics>(FlowMetrics{std::move(processed), std::move(drops),
+                                                     std::move(tcp_flags), std::move(ports),
+                                                     std::move(verdicts), std::move(icmp),
+                                                     Children(lost)});
   pipeline.addFlowObserver([m](const flow::Flow& f) { m->onFlow(f); });
   pipeline.addLostObserver(
       [m](flow::LostEventSource source, uint64_t count) { m->onLost(source, count); });

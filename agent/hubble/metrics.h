@@ -7,9 +7,13 @@
 //   hubble_icmp_total{family,type}
 //   hubble_lost_events_total{source}                     perf_event_ring_buffer,
 //                                                        observer_events_queue, hubble_ring_buffer
+// hubble-metrics (agent/hubble/metrics_spec.h) chooses the flow metrics (lost events are always
+// counted) and adds context labels after each metric's own: `source`, `destination` and the
+// labelsContext labels, in that order.
 #pragma once
 
 #include "agent/common/error.h"
+#include "agent/hubble/metrics_spec.h"
 #include "agent/hubble/pipeline.h"
 #include "agent/metrics/registry.h"
 
@@ -19,6 +23,9 @@ namespace cilium::hubble {
 // The registry must outlive the pipeline. The observers keep each series' counter by a key of
 // integers from the flow (enum values, port), so a flow costs hash lookups and atomic adds, no
 // label strings and no family lock once its series exist.
-Status registerHubbleMetrics(metrics::Registry& registry, FlowPipeline& pipeline);
+// Series with context labels are looked up by their label values (strings per flow): the
+// price of the labels the operator asked for.
+Status registerHubbleMetrics(metrics::Registry& registry, FlowPipeline& pipeline,
+                             const MetricsSpec& spec = {});
 
 }  // namespace cilium::hubble

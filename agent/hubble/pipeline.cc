@@ -22,8 +22,10 @@ size_t queueSize(const PipelineOptions& o) {
 FlowPipeline::FlowPipeline(PipelineOptions opts, const EndpointResolver* endpoints,
                            const IdentityResolver* identities)
     : opts_(std::move(opts)),
-      decoder_(DecoderOptions{opts_.node_name, 0}, endpoints, identities),
+      decoder_(DecoderOptions{opts_.node_name, 0, opts_.services}, endpoints, identities),
       ring_(opts_.ring_capacity),
+      agent_ring_(opts_.event_ring_capacity),
+      debug_ring_(opts_.event_ring_capacity),
       queue_(queueSize(opts_)),
       started_at_(std::chrono::steady_clock::now()) {}
 
@@ -57,6 +59,8 @@ void FlowPipeline::stop() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   ring_.wakeAll();
+  agent_ring_.wakeAll();
+  debug_ring_.wakeAll();
   done_cv_.notify_all();
 }
 
@@ -131,8 +135,40 @@ void FlowPipeline::run() {
   }
 }
 
+namespace {
+
+void setNow(google::protobuf::Timestamp* ts) {
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                std::chrono::system_clock::now().time_since_epoch())
+                .count();
+  ts->set_seconds(ns / 1000000000);
+  ts->set_nanos(static_cast<int32_t>(ns % 1000000000));
+}
+
+}  // namespace
+
+void FlowPipeline::addAgentEvent(flow::AgentEvent ev) {
+  auto resp = std::make_shared<observer::GetAgentEventsResponse>();
+  resp->set_node_name(opts_.node_name);
+  setNow(resp->mutable_time());
+  *resp->mutable_agent_event() = std::move(ev);
+  agent_ring_.write(std::move(resp));
+}
+
 void FlowPipeline::processBatch(std::vector<cilium_event>& batch, flow::Flow& scratch) {
   for (const auto& ev : batch) {
+    if (ev.type == EVENT_DEBUG) {
+      auto resp = std::make_shared<observer::GetDebugEventsResponse>();
+      if (decoder_.decodeDebug(ev, *resp->mutable_debug_event()).ok()) {
+        resp->set_node_name(opts_.node_name);
+        *resp->mutable_time() = decoder_.eventTime(ev);
+        debug_.fetch_add(1, std::memory_order_relaxed);
+        debug_ring_.write(std::move(resp));
+      } else {
+        malformed_.fetch_add(1, std::memory_order_relaxed);
+      }
+      continue;
+    }
     auto st = decoder_.decode(ev, scratch);
     if (!st.ok()) {
       if (st.error().code() == ErrorCode::kUnimplemented)
@@ -154,10 +190,7 @@ void FlowPipeline::processBatch(std::vector<cilium_event>& batch, flow::Flow& sc
 void FlowPipeline::reportLost(flow::LostEventSource source, uint64_t count) {
   auto resp = std::make_shared<observer::GetFlowsResponse>();
   resp->set_node_name(opts_.node_name);
-  auto now = std::chrono::system_clock::now().time_since_epoch();
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now).count();
-  resp->mutable_time()->set_seconds(ns / 1000000000);
-  resp->mutable_time()->set_nanos(static_cast<int32_t>(ns % 1000000000));
+  setNow(resp->mutable_time());
   resp->mutable_lost_events()->set_source(source);
   resp->mutable_lost_events()->set_num_events_lost(count);
   for (const auto& o : lost_observers_) o(source, count);
@@ -187,6 +220,7 @@ PipelineStats FlowPipeline::stats() const {
   s.datapath_lost = dp_lost_.load(std::memory_order_relaxed);
   s.skipped = skipped_.load(std::memory_order_relaxed);
   s.malformed = malformed_.load(std::memory_order_relaxed);
+  s.debug_events = debug_.load(std::memory_order_relaxed);
   s.uptime = std::chrono::steady_clock::now() - started_at_;
   return s;
 }

@@ -3,7 +3,8 @@
 // each into a flow, appends it to the flow ring and hands it to observers (Hubble metrics).
 // Records that find the queue full are counted and reported as a LostEvent
 // (OBSERVER_EVENTS_QUEUE); events the datapath could not write to its ring are reported as
-// PERF_EVENT_RING_BUFFER from the counter `datapath_lost` reads.
+// PERF_EVENT_RING_BUFFER from the counter `datapath_lost` reads. Debug records become DebugEvents
+// in a ring of their own; agent events (addAgentEvent) go to a third ring.
 #pragma once
 
 #include <atomic>
@@ -25,8 +26,11 @@
 namespace cilium::hubble {
 
 struct PipelineOptions {
-  std::string node_name;
+  std::string node_name;        // "cluster/node"
   size_t ring_capacity = 4095;  // flows kept (Hubble's default)
+  size_t event_ring_capacity = 1023;  // agent events and debug events kept, each
+  // Names the services of flows; null = not filled. Must outlive the pipeline.
+  const ServiceResolver* services = nullptr;
   // Records waiting for the decoder; 0 = the ring capacity rounded up to a power of two.
   size_t queue_size = 0;
   // Cumulative events the datapath lost (cilium_event_stats.lost); empty = not reported.
@@ -40,6 +44,7 @@ struct PipelineStats {
   uint64_t queue_lost = 0;     // records dropped because the queue was full
   uint64_t datapath_lost = 0;  // as last read from datapath_lost
   uint64_t skipped = 0;        // records that make no flow (debug events)
+  uint64_t debug_events = 0;   // debug records turned into DebugEvents
   uint64_t malformed = 0;      // records the decoder refused
   std::chrono::nanoseconds uptime{0};
 };
@@ -84,6 +89,11 @@ class FlowPipeline {
 
   FlowRing& ring() { return ring_; }
   const FlowRing& ring() const { return ring_; }
+  AgentEventRing& agentEvents() { return agent_ring_; }
+  DebugEventRing& debugEvents() { return debug_ring_; }
+  // Records an agent event (endpoint regenerated, policy updated, ...) with the current time.
+  // Thread-safe; never blocks on the pipeline.
+  void addAgentEvent(flow::AgentEvent ev);
   PipelineStats stats() const;
   const std::string& nodeName() const { return opts_.node_name; }
 
@@ -96,6 +106,8 @@ class FlowPipeline {
   PipelineOptions opts_;
   Decoder decoder_;
   FlowRing ring_;
+  AgentEventRing agent_ring_;
+  DebugEventRing debug_ring_;
   std::vector<FlowObserver> flow_observers_;
   std::vector<LostObserver> lost_observers_;
   std::mutex drain_mu_;
@@ -109,7 +121,8 @@ class FlowPipeline {
   uint64_t accepted_ = 0, processed_ = 0;
   bool stopping_ = false;
 
-  std::atomic<uint64_t> seen_{0}, queue_lost_{0}, skipped_{0}, malformed_{0}, dp_lost_{0};
+  std::atomic<uint64_t> seen_{0}, queue_lost_{0}, skipped_{0}, malformed_{0}, dp_lost_{0},
+      debug_{0};
   uint64_t queue_lost_reported_ = 0, dp_lost_reported_ = 0;
   std::chrono::steady_clock::time_point started_at_;
   std::thread thread_;

@@ -11,5 +11,6 @@
 #include "flow/flow.pb.h"
 #include "observer/observer.grpc.pb.h"
 #include "observer/observer.pb.h"
+#include "peer/peer.grpc.pb.h"
 #pragma pop_macro("DROP_EP_NOT_READY")
 #pragma pop_macro("DROP_HOST_NOT_READY")

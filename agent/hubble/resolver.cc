@@ -1,4 +1,4 @@
-// StaticResolver: map-backed endpoint and identity lookups.
+// StaticResolver: map-backed endpoint, identity and service lookups.
 #include "agent/hubble/resolver.h"
 
 namespace cilium::hubble {
@@ -34,6 +34,29 @@ std::shared_ptr<const std::vector<std::string>> StaticResolver::identityLabels(
   std::lock_guard lock(mu_);
   auto it = identities_.find(identity);
   return it == identities_.end() ? nullptr : it->second;
+}
+
+void StaticResolver::addService(const ServiceFrontend& fe) {
+  auto info = std::make_shared<const ServiceInfo>(fe.service);
+  std::lock_guard lock(mu_);
+  services_[FrontendKey{fe.ip, fe.port, fe.proto}] = std::move(info);
+}
+
+void StaticResolver::replaceServices(const std::vector<ServiceFrontend>& frontends) {
+  std::map<FrontendKey, std::shared_ptr<const ServiceInfo>> next;
+  for (const auto& fe : frontends)
+    next[FrontendKey{fe.ip, fe.port, fe.proto}] = std::make_shared<const ServiceInfo>(fe.service);
+  std::lock_guard lock(mu_);
+  services_.swap(next);
+}
+
+std::shared_ptr<const ServiceInfo> StaticResolver::serviceByFrontend(const IpAddr& ip,
+                                                                     uint16_t port,
+                                                                     uint8_t proto) const {
+  std::lock_guard lock(mu_);
+  if (services_.empty()) return nullptr;
+  auto it = services_.find(FrontendKey{ip, port, proto});
+  return it == services_.end() ? nullptr : it->second;
 }
 
 }  // namespace cilium::hubble

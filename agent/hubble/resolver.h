@@ -1,6 +1,7 @@
-// What the flow decoder asks the agent about: which endpoint an id or an address belongs to, and
-// which labels an identity stands for. The agent implements these over its endpoint manager and
-// identity allocator; tests use StaticResolver.
+// What the flow decoder asks the agent about: which endpoint an id or an address belongs to,
+// which labels an identity stands for, and which Service a frontend address and port are. The
+// agent implements these over its endpoint manager, identity allocator and service manager; tests
+// use StaticResolver.
 //
 // Threading: called from the decoder thread only, once per event, so implementations must be
 // quick (a map lookup under a shared lock) and never block on I/O.
@@ -11,6 +12,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "agent/common/inet.h"
@@ -23,6 +25,18 @@ struct EndpointInfo {
   std::string pod_name;
   std::string pod_namespace;
   std::vector<std::string> labels;  // "source:key=value", e.g. "k8s:app=web"
+  uint32_t ifindex = 0;             // host side of the endpoint's veth; 0 = unknown
+  std::string interface_name;       // its name ("lxc1a2b")
+  struct Workload {
+    std::string name, kind;  // "web", "Deployment"
+  };
+  std::vector<Workload> workloads;
+};
+
+// A Kubernetes Service (flow.Service).
+struct ServiceInfo {
+  std::string name;
+  std::string ns;
 };
 
 class EndpointResolver {
@@ -45,22 +59,46 @@ class IdentityResolver {
       uint32_t identity) const = 0;
 };
 
-// Both interfaces over maps filled by hand (tests, benchmarks, the demo). Thread-safe.
-class StaticResolver : public EndpointResolver, public IdentityResolver {
+class ServiceResolver {
+ public:
+  virtual ~ServiceResolver() = default;
+  // The Service whose frontend is ip:port (host order) over `proto` (IPPROTO_*); null for none.
+  virtual std::shared_ptr<const ServiceInfo> serviceByFrontend(const IpAddr& ip, uint16_t port,
+                                                               uint8_t proto) const = 0;
+};
+
+// A frontend and the Service it belongs to, as a service source lists them.
+struct ServiceFrontend {
+  IpAddr ip;
+  uint16_t port = 0;
+  uint8_t proto = 0;  // IPPROTO_TCP, IPPROTO_UDP, ...
+  ServiceInfo service;
+};
+
+// The three interfaces over maps filled by hand (tests, benchmarks, the demo), and the service
+// snapshot the agent refreshes from its service manager. Thread-safe.
+class StaticResolver : public EndpointResolver, public IdentityResolver, public ServiceResolver {
  public:
   // Registers the endpoint under its id and under each address, and its identity's labels.
   void addEndpoint(const EndpointInfo& ep, const std::vector<IpAddr>& ips);
   void addIdentity(uint32_t identity, std::vector<std::string> labels);
+  void addService(const ServiceFrontend& fe);
+  // Replaces every service frontend at once (a refresh from the service manager).
+  void replaceServices(const std::vector<ServiceFrontend>& frontends);
 
   std::shared_ptr<const EndpointInfo> endpointById(uint32_t id) const override;
   std::shared_ptr<const EndpointInfo> endpointByIp(const IpAddr& ip) const override;
   std::shared_ptr<const std::vector<std::string>> identityLabels(uint32_t identity) const override;
+  std::shared_ptr<const ServiceInfo> serviceByFrontend(const IpAddr& ip, uint16_t port,
+                                                       uint8_t proto) const override;
 
  private:
+  using FrontendKey = std::tuple<IpAddr, uint16_t, uint8_t>;
   mutable std::mutex mu_;
   std::map<uint32_t, std::shared_ptr<const EndpointInfo>> by_id_;
   std::map<IpAddr, std::shared_ptr<const EndpointInfo>> by_ip_;
   std::map<uint32_t, std::shared_ptr<const std::vector<std::string>>> identities_;
+  std::map<FrontendKey, std::shared_ptr<const ServiceInfo>> services_;
 };
 
 }  // namespace cilium::hubble

@@ -6,7 +6,11 @@
 
 #include <chrono>
 #include <filesystem>
+#include <fstream>
+#include <set>
+#include <sstream>
 
+#include <google/protobuf/util/field_mask_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include "agent/common/log.h"
@@ -35,6 +39,110 @@ int64_t tsNs(const google::protobuf::Timestamp& t) {
 // How long a query waits for the flows of packets that passed before it to reach the ring.
 constexpr std::chrono::milliseconds kSyncTimeout{1000};
 
+grpc::Status invalidArgument(std::string msg) {
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::move(msg));
+}
+
+// Unknown fields in a request would be dropped by the parser: a newer client asking for more
+// than this server knows (a filter, an aggregation) gets a refusal, not a different answer.
+grpc::Status checkKnown(const google::protobuf::Message& m, std::string_view what) {
+  const auto& unknown = m.GetReflection()->GetUnknownFields(m);
+  if (unknown.empty()) return grpc::Status::OK;
+  return invalidArgument(fmt::format("{}: field number {} is not known to this server", what,
+                                     unknown.field(0).number()));
+}
+
+// The events of a ring a request selects (GetAgentEvents, GetDebugEvents, and GetFlows'
+// backlog): the last `number` matches, the first `number` with `first`, every one otherwise
+// (bounded by since/until through `matches`).
+template <class T, class Match>
+std::vector<typename Ring<T>::Ptr> backlog(const Ring<T>& ring, uint64_t end, uint64_t number,
+                                           bool first, bool follow, bool has_since,
+                                           const Match& matches) {
+  std::vector<typename Ring<T>::Ptr> out;
+  if (!first && number > 0) {
+    for (uint64_t seq = end; seq-- > ring.oldest() && out.size() < number;) {
+      auto r = ring.read(seq);
+      if (r.seq != seq || !r.event) break;  // overwritten meanwhile
+      if (matches(*r.event)) out.push_back(r.event);
+    }
+    std::reverse(out.begin(), out.end());
+  } else if (first || has_since || !follow) {
+    for (uint64_t seq = ring.oldest(); seq < end; ++seq) {
+      if (number > 0 && out.size() >= number) break;
+      auto r = ring.read(seq);
+      if (!r.event) break;
+      seq = r.seq;
+      if (matches(*r.event)) out.push_back(r.event);
+    }
+  }
+  return out;
+}
+
+// GetAgentEvents / GetDebugEvents: the same selection as GetFlows over an event ring.
+template <class T, class Req>
+grpc::Status streamEvents(grpc::ServerContext* ctx, const Req& req, const Ring<T>& ring,
+                          grpc::ServerWriter<T>* writer, const std::atomic<bool>& stopping) {
+  if (auto st = checkKnown(req, "request"); !st.ok()) return st;
+  if (req.first() && req.follow())
+    return invalidArgument("first: cannot be combined with follow");
+  const bool has_since = req.has_since(), has_until = req.has_until();
+  const int64_t since = has_since ? tsNs(req.since()) : 0;
+  const int64_t until = has_until ? tsNs(req.until()) : 0;
+  auto matches = [&](const T& ev) {
+    int64_t t = tsNs(ev.time());
+    return (!has_since || t >= since) && (!has_until || t <= until);
+  };
+  const uint64_t end = ring.next();
+  for (const auto& ev :
+       backlog(ring, end, req.number(), req.first(), req.follow(), has_since, matches)) {
+    if (ctx->IsCancelled() || !writer->Write(*ev)) return grpc::Status::OK;
+  }
+  if (!req.follow()) return grpc::Status::OK;
+  uint64_t seq = end;
+  while (!stopping && !ctx->IsCancelled()) {
+    auto r = ring.waitRead(seq, std::chrono::milliseconds(200));
+    if (!r.event) {
+      seq = r.seq;
+      continue;
+    }
+    seq = r.seq + 1;
+    if (has_until && tsNs(r.event->time()) > until) return grpc::Status::OK;
+    if (matches(*r.event) && !writer->Write(*r.event)) return grpc::Status::OK;
+  }
+  return grpc::Status::OK;
+}
+
+Result<std::string> readFile(const std::string& path, std::string_view what) {
+  std::ifstream in(path);
+  if (!in) return makeError(ErrorCode::kFailedPrecondition, "{} {}: cannot be read", what, path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  if (ss.str().empty()) return makeError(ErrorCode::kFailedPrecondition, "{} {}: empty", what, path);
+  return ss.str();
+}
+
+Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const TlsOptions& tls) {
+  if (tls.cert_file.empty() || tls.key_file.empty())
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "hubble TLS needs hubble-tls-cert-file and hubble-tls-key-file");
+  grpc::SslServerCredentialsOptions opts;
+  grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
+  CILIUM_ASSIGN_OR_RETURN(pair.cert_chain, readFile(tls.cert_file, "hubble-tls-cert-file"));
+  CILIUM_ASSIGN_OR_RETURN(pair.private_key, readFile(tls.key_file, "hubble-tls-key-file"));
+  opts.pem_key_cert_pairs.push_back(std::move(pair));
+  for (const auto& ca : tls.client_ca_files) {
+    CILIUM_ASSIGN_OR_RETURN(auto pem, readFile(ca, "hubble-tls-client-ca-files"));
+    opts.pem_root_certs += pem;
+    if (!pem.ends_with('\n')) opts.pem_root_certs += '\n';
+  }
+  // With client CAs every client must present a certificate they signed (Cilium's mTLS).
+  opts.client_certificate_request =
+      tls.client_ca_files.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                  : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  return grpc::SslServerCredentials(opts);
+}
+
 }  // namespace
 
 class HubbleServer::Service final : public observer::Observer::Service {
@@ -44,16 +152,37 @@ class HubbleServer::Service final : public observer::Observer::Service {
   void shutdown() {
     stopping_ = true;
     pipeline_.ring().wakeAll();
+    pipeline_.agentEvents().wakeAll();
+    pipeline_.debugEvents().wakeAll();
   }
 
   grpc::Status GetFlows(grpc::ServerContext* ctx, const observer::GetFlowsRequest* req,
                         grpc::ServerWriter<observer::GetFlowsResponse>* writer) override {
+    if (auto st = checkKnown(*req, "request"); !st.ok()) return st;
+    if (auto st = checkKnown(req->experimental(), "experimental"); !st.ok()) return st;
     auto filters = FlowFilters::compile(req->whitelist(), req->blacklist());
-    if (!filters.ok())
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, filters.error().message());
+    if (!filters.ok()) return invalidArgument(filters.error().message());
     if (req->first() && req->follow())
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "first: cannot be combined with follow");
+      return invalidArgument("first: cannot be combined with follow");
+    // The top-level field mask, or the experimental one older clients send.
+    const google::protobuf::FieldMask& mask = req->field_mask().paths_size() > 0
+                                                  ? req->field_mask()
+                                                  : req->experimental().field_mask();
+    const bool masked = mask.paths_size() > 0;
+    if (masked && !google::protobuf::util::FieldMaskUtil::IsValidFieldMask<flow::Flow>(mask)) {
+      for (const auto& path : mask.paths())
+        if (!google::protobuf::util::FieldMaskUtil::GetFieldDescriptors(
+                flow::Flow::descriptor(), path, nullptr))
+          return invalidArgument(fmt::format("field_mask: \"{}\" is not a flow field", path));
+      return invalidArgument("field_mask: not a mask of flow fields");
+    }
+    // Sends an event, trimmed to the mask's fields when it is a flow.
+    auto send = [&](const observer::GetFlowsResponse& ev) {
+      if (!masked || !ev.has_flow()) return writer->Write(ev);
+      observer::GetFlowsResponse copy = ev;
+      google::protobuf::util::FieldMaskUtil::TrimMessage(mask, copy.mutable_flow());
+      return writer->Write(copy);
+    };
     const bool has_since = req->has_since(), has_until = req->has_until();
     const int64_t since = has_since ? tsNs(req->since()) : 0;
     const int64_t until = has_until ? tsNs(req->until()) : 0;
@@ -73,28 +202,10 @@ class HubbleServer::Service final : public observer::Observer::Service {
                    kSyncTimeout.count());
     auto& ring = pipeline_.ring();
     const uint64_t end = ring.next();
-    const uint64_t number = req->number();
-    std::vector<EventPtr> backlog;
-    if (!req->first() && number > 0) {
-      // The last `number` matches: walk back from the newest.
-      for (uint64_t seq = end; seq-- > ring.oldest() && backlog.size() < number;) {
-        auto r = ring.read(seq);
-        if (r.seq != seq || !r.event) break;  // overwritten meanwhile
-        if (matches(*r.event)) backlog.push_back(r.event);
-      }
-      std::reverse(backlog.begin(), backlog.end());
-    } else if (req->first() || has_since || !req->follow()) {
-      for (uint64_t seq = ring.oldest(); seq < end; ++seq) {
-        if (number > 0 && backlog.size() >= number) break;
-        auto r = ring.read(seq);
-        if (!r.event) break;
-        seq = r.seq;
-        if (matches(*r.event)) backlog.push_back(r.event);
-      }
-    }
-    for (const auto& ev : backlog) {
+    for (const auto& ev : backlog(ring, end, req->number(), req->first(), req->follow(),
+                                  has_since, matches)) {
       if (ctx->IsCancelled()) return grpc::Status::OK;
-      if (!writer->Write(*ev)) return grpc::Status::OK;
+      if (!send(*ev)) return grpc::Status::OK;
     }
     if (!req->follow()) return grpc::Status::OK;
 
@@ -114,7 +225,41 @@ class HubbleServer::Service final : public observer::Observer::Service {
       }
       seq = r.seq + 1;
       if (has_until && tsNs(r.event->time()) > until) return grpc::Status::OK;
-      if (matches(*r.event) && !writer->Write(*r.event)) return grpc::Status::OK;
+      if (matches(*r.event) && !send(*r.event)) return grpc::Status::OK;
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetAgentEvents(grpc::ServerContext* ctx, const observer::GetAgentEventsRequest* req,
+                              grpc::ServerWriter<observer::GetAgentEventsResponse>* writer) override {
+    return streamEvents(ctx, *req, pipeline_.agentEvents(), writer, stopping_);
+  }
+
+  grpc::Status GetDebugEvents(grpc::ServerContext* ctx, const observer::GetDebugEventsRequest* req,
+                              grpc::ServerWriter<observer::GetDebugEventsResponse>* writer) override {
+    (void)pipeline_.sync(kSyncTimeout);
+    return streamEvents(ctx, *req, pipeline_.debugEvents(), writer, stopping_);
+  }
+
+  // The namespaces of the endpoints in the flows the ring holds, sorted.
+  grpc::Status GetNamespaces(grpc::ServerContext*, const observer::GetNamespacesRequest*,
+                             observer::GetNamespacesResponse* resp) override {
+    (void)pipeline_.sync(kSyncTimeout);
+    auto& ring = pipeline_.ring();
+    std::set<std::string> names;
+    for (uint64_t seq = ring.oldest(), end = ring.next(); seq < end; ++seq) {
+      auto r = ring.read(seq);
+      if (!r.event) break;
+      seq = r.seq;
+      if (!r.event->has_flow()) continue;
+      const auto& f = r.event->flow();
+      if (!f.source().namespace_().empty()) names.insert(f.source().namespace_());
+      if (!f.destination().namespace_().empty()) names.insert(f.destination().namespace_());
+    }
+    for (const auto& n : names) {
+      auto* ns = resp->add_namespaces();
+      ns->set_cluster(opts_.cluster_name);
+      ns->set_namespace_(n);
     }
     return grpc::Status::OK;
   }
@@ -141,7 +286,8 @@ class HubbleServer::Service final : public observer::Observer::Service {
     n->set_version(opts_.version);
     n->set_address(!opts_.tcp_address.empty() ? opts_.tcp_address : "unix://" + opts_.unix_socket);
     n->set_state(relay::NODE_CONNECTED);
-    n->mutable_tls()->set_enabled(false);
+    n->mutable_tls()->set_enabled(opts_.tls.enabled && !opts_.tcp_address.empty());
+    if (n->tls().enabled()) n->mutable_tls()->set_server_name(opts_.tls.server_name);
     n->set_uptime_ns(static_cast<uint64_t>(st.uptime.count()));
     n->set_num_flows(pipeline_.ring().size());
     n->set_max_flows(pipeline_.ring().capacity());
@@ -181,9 +327,27 @@ Status HubbleServer::start() {
   if (!opts_.tcp_address.empty()) {
     std::string addr = opts_.tcp_address;
     if (addr.front() == ':') addr = "0.0.0.0" + addr;
-    builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &tcp_port_);
+    std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+    if (opts_.tls.enabled) {
+      CILIUM_ASSIGN_OR_RETURN(creds, tlsCredentials(opts_.tls));
+    }
+    builder.AddListeningPort(addr, creds, &tcp_port_);
   }
+  if (!peer_source_) {
+    PeerInfo self;
+    self.name = opts_.cluster_name.empty() || opts_.cluster_name == "default"
+                    ? pipeline_.nodeName().substr(pipeline_.nodeName().find('/') + 1)
+                    : pipeline_.nodeName();
+    self.address = !opts_.peer_address.empty() ? opts_.peer_address
+                   : !opts_.tcp_address.empty() ? opts_.tcp_address
+                                                : "unix://" + opts_.unix_socket;
+    if (opts_.tls.enabled && !opts_.tcp_address.empty()) self.tls_server_name = opts_.tls.server_name;
+    local_peers_ = std::make_unique<LocalPeerSource>(std::move(self));
+    peer_source_ = local_peers_.get();
+  }
+  peer_service_ = std::make_unique<PeerService>(*peer_source_);
   builder.RegisterService(service_.get());
+  builder.RegisterService(peer_service_.get());
   server_ = builder.BuildAndStart();
   if (!server_)
     return makeError(ErrorCode::kUnavailable, "hubble server: cannot listen on {} {}",
@@ -192,14 +356,16 @@ Status HubbleServer::start() {
     stop();
     return makeError(ErrorCode::kUnavailable, "hubble server: cannot bind {}", opts_.tcp_address);
   }
-  log()->info("hubble server listening socket={} tcp={} port={}", opts_.unix_socket,
-              opts_.tcp_address, tcp_port_);
+  log()->info("hubble server listening socket={} tcp={} port={} tls={} mtls={}", opts_.unix_socket,
+              opts_.tcp_address, tcp_port_, opts_.tls.enabled,
+              opts_.tls.enabled && !opts_.tls.client_ca_files.empty());
   return okStatus();
 }
 
 void HubbleServer::stop() {
   if (!server_) return;
   service_->shutdown();
+  peer_service_->shutdown();
   server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server_->Wait();
   server_.reset();

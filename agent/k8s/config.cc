@@ -19,7 +19,8 @@ const config::Registry<SourceConfig>& configKeys() {
             &SourceConfig::k8s_sync_timeout, 1, 3600);
     r->choice("identity-allocation-mode",
               "Where identities live: local (this node) or crd (CiliumIdentity objects)",
-              &SourceConfig::identity_allocation_mode, {"local", "crd"});
+              &SourceConfig::identity_allocation_mode, {"local", "crd"})
+        .defaultNote("crd with a Kubernetes API server, else local");
     r->path("manifests-dir",
             "Standalone mode: read cluster state from this directory of Kubernetes YAML instead "
             "of the API server (\"\": off)",

@@ -385,17 +385,33 @@ Result<CiliumClusterwideNetworkPolicy> Resource<CiliumClusterwideNetworkPolicy>:
 Result<CiliumNode> Resource<CiliumNode>::decode(const json& obj) {
   CiliumNode n;
   CILIUM_ASSIGN_OR_RETURN(n.meta, decodeMeta(obj, info()));
+  CILIUM_ASSIGN_OR_RETURN(const json* st, object(obj, "status", ""));
+  if (st) {
+    CILIUM_ASSIGN_OR_RETURN(const json* sipam, object(*st, "ipam", "status"));
+    if (sipam) {
+      CILIUM_ASSIGN_OR_RETURN(const json* os, object(*sipam, "operator-status", "status.ipam"));
+      if (os)
+        CILIUM_RETURN_IF_ERROR(str(*os, "error", "status.ipam.operator-status", n.operator_error));
+    }
+  }
   CILIUM_ASSIGN_OR_RETURN(const json* spec, specOf(obj));
   if (!spec) return n;
   CILIUM_ASSIGN_OR_RETURN(const json* ipam, object(*spec, "ipam", "spec"));
   if (ipam) CILIUM_RETURN_IF_ERROR(stringList(*ipam, "podCIDRs", "spec.ipam", n.pod_cidrs));
   CILIUM_RETURN_IF_ERROR(
       eachOf(*spec, "addresses", "spec", [&](const json& a, const std::string& p) -> Status {
-        std::string ip;
-        CILIUM_RETURN_IF_ERROR(str(a, "ip", p, ip));
-        if (!ip.empty()) n.addresses.push_back(ip);
+        NodeAddress na;
+        CILIUM_RETURN_IF_ERROR(str(a, "type", p, na.type));
+        CILIUM_RETURN_IF_ERROR(str(a, "ip", p, na.ip));
+        if (!na.ip.empty()) n.addresses.push_back(std::move(na));
         return okStatus();
       }));
+  CILIUM_ASSIGN_OR_RETURN(const json* health, object(*spec, "health", "spec"));
+  if (health) {
+    CILIUM_RETURN_IF_ERROR(str(*health, "ipv4", "spec.health", n.health_ipv4));
+    CILIUM_RETURN_IF_ERROR(str(*health, "ipv6", "spec.health", n.health_ipv6));
+  }
+  CILIUM_RETURN_IF_ERROR(str(*spec, "bootid", "spec", n.boot_id));
   return n;
 }
 
@@ -480,6 +496,24 @@ json toJson(const CiliumIdentity& c) {
           {"kind", "CiliumIdentity"},
           {"metadata", metaJson(c.meta)},
           {"security-labels", c.security_labels}};
+}
+
+json toJson(const CiliumNode& n) {
+  json addresses = json::array();
+  for (const auto& a : n.addresses) addresses.push_back({{"type", a.type}, {"ip", a.ip}});
+  json spec = {{"addresses", addresses}, {"ipam", {{"podCIDRs", n.pod_cidrs}}}};
+  json health = json::object();
+  if (!n.health_ipv4.empty()) health["ipv4"] = n.health_ipv4;
+  if (!n.health_ipv6.empty()) health["ipv6"] = n.health_ipv6;
+  if (!health.empty()) spec["health"] = health;
+  if (!n.boot_id.empty()) spec["bootid"] = n.boot_id;
+  json out = {{"apiVersion", "cilium.io/v2"},
+              {"kind", "CiliumNode"},
+              {"metadata", metaJson(n.meta)},
+              {"spec", spec}};
+  if (!n.operator_error.empty())
+    out["status"] = {{"ipam", {{"operator-status", {{"error", n.operator_error}}}}}};
+  return out;
 }
 
 }  // namespace cilium::k8s

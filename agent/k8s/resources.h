@@ -121,10 +121,20 @@ struct NetworkPolicy : PolicyResource {};
 struct CiliumNetworkPolicy : PolicyResource {};
 struct CiliumClusterwideNetworkPolicy : PolicyResource {};
 
+struct NodeAddress {
+  std::string type;  // "InternalIP", "ExternalIP", "CiliumInternalIP"; "" when absent
+  std::string ip;
+  bool operator==(const NodeAddress&) const = default;
+};
+
 struct CiliumNode {
   ObjectMeta meta;
   std::vector<std::string> pod_cidrs;  // spec.ipam.podCIDRs
-  std::vector<std::string> addresses;  // spec.addresses[].ip
+  std::vector<NodeAddress> addresses;  // spec.addresses[]
+  std::string health_ipv4;             // spec.health.ipv4
+  std::string health_ipv6;             // spec.health.ipv6
+  std::string boot_id;                 // spec.bootid
+  std::string operator_error;          // status.ipam.operator-status.error
   bool operator==(const CiliumNode&) const = default;
 };
 
@@ -206,5 +216,13 @@ Result<ObjectMeta> decodeMeta(const nlohmann::json& object, const ResourceInfo& 
 // Serialises an object back to JSON (for writes: CiliumEndpoint, CiliumIdentity).
 nlohmann::json toJson(const CiliumEndpoint& cep);
 nlohmann::json toJson(const CiliumIdentity& id);
+// The spec (and status, when operator_error is set) as Cilium writes them.
+nlohmann::json toJson(const CiliumNode& node);
+
+// coordination.k8s.io/v1 Lease: not watched by the agent (not in allResources()), used for the
+// operator's leader election and served by the fake apiserver.
+constexpr ResourceInfo leaseResource() {
+  return ResourceInfo{"coordination.k8s.io", "v1", "leases", "Lease", true};
+}
 
 }  // namespace cilium::k8s

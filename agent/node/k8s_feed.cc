@@ -48,9 +48,29 @@ Node fromK8s(const k8s::Node& n) {
 Node fromK8s(const k8s::CiliumNode& n) {
   Node out;
   out.name = n.meta.name;
-  for (const auto& ip : n.addresses)
-    addAddress(out, AddressType::kCiliumInternalIp, ip, "CiliumNode");
+  for (const auto& a : n.addresses) {
+    // Cilium's own addresses carry their type; an untyped one is the node's Cilium address.
+    auto type =
+        a.type.empty() ? std::optional(AddressType::kCiliumInternalIp) : parseAddressType(a.type);
+    if (!type) {
+      log()->warn("CiliumNode {}: address {} has unknown type \"{}\"; left out", n.meta.name, a.ip,
+                  a.type);
+      continue;
+    }
+    addAddress(out, *type, a.ip, "CiliumNode");
+  }
   addCidrs(out, n.pod_cidrs, "CiliumNode");
+  for (const auto* h : {&n.health_ipv4, &n.health_ipv6}) {
+    if (h->empty()) continue;
+    auto ip = IpAddr::parse(*h);
+    if (!ip.ok()) {
+      log()->warn("CiliumNode {}: health address \"{}\" is not an IP address; left out",
+                  n.meta.name, *h);
+      continue;
+    }
+    out.health.push_back(*ip);
+  }
+  out.boot_id = n.boot_id;
   return out;
 }
 

@@ -14,6 +14,13 @@ std::string_view addressTypeName(AddressType t) {
   return "InternalIP";
 }
 
+std::optional<AddressType> parseAddressType(std::string_view name) {
+  for (AddressType t :
+       {AddressType::kInternalIp, AddressType::kExternalIp, AddressType::kCiliumInternalIp})
+    if (addressTypeName(t) == name) return t;
+  return std::nullopt;
+}
+
 std::optional<IpAddr> Node::primaryAddress(IpFamily family) const {
   for (AddressType t :
        {AddressType::kCiliumInternalIp, AddressType::kInternalIp, AddressType::kExternalIp})
@@ -35,6 +42,10 @@ std::optional<Node> Manager::merge(const std::string& name, const Parts& parts) 
         out.addresses.push_back(a);
   }
   // Cilium's IPAM writes the CiliumNode: its pod CIDRs win over the Node's.
+  if (parts.cilium_node) {
+    out.health = parts.cilium_node->health;
+    out.boot_id = parts.cilium_node->boot_id;
+  }
   if (parts.cilium_node && !parts.cilium_node->pod_cidrs.empty())
     out.pod_cidrs = parts.cilium_node->pod_cidrs;
   else if (parts.node)

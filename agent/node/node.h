@@ -18,6 +18,8 @@ namespace cilium::node {
 
 enum class AddressType : uint8_t { kInternalIp, kExternalIp, kCiliumInternalIp };
 std::string_view addressTypeName(AddressType t);  // "InternalIP", "ExternalIP", "CiliumInternalIP"
+// The reverse; nullopt for any other text.
+std::optional<AddressType> parseAddressType(std::string_view name);
 
 struct Address {
   AddressType type = AddressType::kInternalIp;
@@ -29,6 +31,8 @@ struct Node {
   std::string name;
   std::vector<Address> addresses;   // Node's, then CiliumNode's, without duplicates
   std::vector<IpPrefix> pod_cidrs;  // CiliumNode's spec.ipam.podCIDRs, else Node's spec.podCIDRs
+  std::vector<IpAddr> health;       // CiliumNode's spec.health: the health endpoint's addresses
+  std::string boot_id;              // CiliumNode's spec.bootid
   bool from_node = false;           // a Kubernetes Node object exists
   bool from_cilium_node = false;    // a CiliumNode object exists
 

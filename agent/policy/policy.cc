@@ -223,6 +223,16 @@ struct Engine::Impl {
 
   std::mutex listener_mu;
   std::function<void(const std::vector<uint16_t>&)> listener;
+  std::function<void(bool)> outcome_listener;
+
+  void outcome(bool ok) {
+    std::function<void(bool)> l;
+    {
+      std::lock_guard lock(listener_mu);
+      l = outcome_listener;
+    }
+    if (l) l(ok);
+  }
 
   Impl(identity::Allocator& a, EngineOptions o, CidrIdentityProvider* c, const NamedPortProvider* n,
        ipcache::IpCache* addrs)
@@ -482,7 +492,16 @@ struct Engine::Impl {
     p.ingress_enforced = d.ingress;
     p.egress_enforced = d.egress;
     p.entries.reserve(state.size());
-    for (const auto& e : state) p.entries.push_back(detail::toPolicyEntry(e));
+    for (const auto& e : state) {
+      auto entry = detail::toPolicyEntry(e);
+      // The default allow of a direction nobody enforces: the datapath reports no verdicts
+      // for what it lets in (bpf/abi/policy.h POLICY_F_UNENFORCED).
+      bool enforced = entry.key.egress == POLICY_EGRESS ? d.egress : d.ingress;
+      if (!enforced && !e.deny && entry.key.sec_label == 0 &&
+          entry.key.prefixlen == POLICY_PREFIX_ANY_PROTO)
+        entry.value.flags |= POLICY_F_UNENFORCED;
+      p.entries.push_back(entry);
+    }
     return p;
   }
 
@@ -583,15 +602,23 @@ Engine::~Engine() {
 // --- Repository -------------------------------------------------------------------------------
 
 Result<ImportResult> Engine::import(std::string_view text, const ImportOptions& options) {
-  CILIUM_ASSIGN_OR_RETURN(auto objects, decodePolicies(text));
-  return importObjects(std::move(objects), options);
+  auto objects = decodePolicies(text);
+  if (!objects.ok()) {
+    impl_->outcome(false);
+    return std::move(objects).error();
+  }
+  return importObjects(std::move(*objects), options);
 }
 
 Result<ImportResult> Engine::importRules(std::string_view json_array,
                                          const ImportOptions& options) {
-  CILIUM_ASSIGN_OR_RETURN(auto rules, decodeRules(json_array));
+  auto rules = decodeRules(json_array);
+  if (!rules.ok()) {
+    impl_->outcome(false);
+    return std::move(rules).error();
+  }
   PolicyObject po;
-  po.rules = std::move(rules);
+  po.rules = std::move(*rules);
   std::vector<PolicyObject> objects;
   objects.push_back(std::move(po));
   return importObjects(std::move(objects), options);
@@ -603,12 +630,14 @@ Result<ImportResult> Engine::importObjects(std::vector<PolicyObject> objects,
   std::vector<IpPrefix> new_prefixes;
   for (auto& o : objects) {
     for (auto& r : o.rules) {
-      if (r.hasL7() && impl_->opts.l7 == L7Mode::kReject)
+      if (r.hasL7() && impl_->opts.l7 == L7Mode::kReject) {
+        impl_->outcome(false);
         return makeError(ErrorCode::kUnimplemented,
                          "{}: L7 rules are not supported (the L7 proxy is not available)",
                          o.kind.empty() ? std::string("rule")
                                         : fmt::format("{} {}{}{}", o.kind, o.namespace_name,
                                                       o.namespace_name.empty() ? "" : "/", o.name));
+      }
       r.labels.merge(options.extra_labels);
       auto p = r.prefixes();
       new_prefixes.insert(new_prefixes.end(), p.begin(), p.end());
@@ -619,7 +648,10 @@ Result<ImportResult> Engine::importObjects(std::vector<PolicyObject> objects,
   // new prefix still resolves to world.
   if (impl_->cidrs != nullptr && !new_prefixes.empty()) {
     auto st = impl_->cidrs->acquire(new_prefixes);
-    if (!st.ok()) return st.error().withContext("policy import: CIDR identities");
+    if (!st.ok()) {
+      impl_->outcome(false);
+      return st.error().withContext("policy import: CIDR identities");
+    }
   }
   std::vector<IpPrefix> released;
   {
@@ -667,6 +699,7 @@ Result<ImportResult> Engine::importObjects(std::vector<PolicyObject> objects,
   for (const auto& w : result.warnings) log()->warn("{}", w);
   log()->info("policy imported revision={} added={} replaced={} affected_endpoints={}",
               result.revision, result.added, result.deleted, result.affected_endpoints.size());
+  impl_->outcome(true);
   return result;
 }
 
@@ -690,6 +723,7 @@ Result<DeleteResult> Engine::deleteByLabels(const labels::Labels& lbls,
         it = rules.erase(it);
       }
     }
+    if (removed.empty()) impl_->outcome(false);  // listeners never take impl_->mu
     if (removed.empty() && others != 0)
       return makeError(ErrorCode::kNotFound,
                        "no {} policy rule has labels [{}]; {} rule(s) with them are owned by the {} "
@@ -712,6 +746,7 @@ Result<DeleteResult> Engine::deleteByLabels(const labels::Labels& lbls,
   if (impl_->cidrs != nullptr && !released.empty()) impl_->cidrs->release(released);
   log()->info("policy deleted revision={} rules={} labels=[{}]", result.revision, result.deleted,
               lbls.toString());
+  impl_->outcome(true);
   return result;
 }
 
@@ -924,6 +959,11 @@ Result<MapDelta> Engine::consumeChanges(uint16_t endpoint_id) {
   for (const auto* list : {&del_allow, &del_deny})
     for (const auto& e : *list) delta.deletes.push_back(detail::toPolicyKey(e.key));
   return delta;
+}
+
+void Engine::setOutcomeListener(std::function<void(bool ok)> listener) {
+  std::lock_guard lock(impl_->listener_mu);
+  impl_->outcome_listener = std::move(listener);
 }
 
 void Engine::setChangeListener(std::function<void(const std::vector<uint16_t>&)> listener) {

@@ -249,6 +249,9 @@ class Engine {
   // Called (outside the mutex) with the endpoints that have new changes to consume after an
   // identity or address change. Set it before identities change; replaces any earlier listener.
   void setChangeListener(std::function<void(const std::vector<uint16_t>&)> listener);
+  // Called once per import or delete with its outcome, for cilium_policy_change_total; it must
+  // not call back into the Engine. Replaces any earlier listener (nullptr: none).
+  void setOutcomeListener(std::function<void(bool ok)> listener);
 
   // The cluster's named ports (or the labels of pods with named ports) changed: the attached
   // endpoints whose egress rules name ports. Regenerate them with attach().

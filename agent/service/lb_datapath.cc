@@ -58,7 +58,7 @@ class BatchedMap final : public bpf::Map<K, V> {
 
 template <typename K, typename V>
 Result<std::unique_ptr<BatchedMap<K, V>>> borrow(const bpf_map* map) {
-  CILIUM_ASSIGN_OR_RETURN(auto km, (bpf::KernelMap<K, V>::fromBorrowedFd(bpf_map__fd(map))));
+  CILIUM_ASSIGN_OR_RETURN(auto km, (bpf::KernelMap<K, V>::fromBorrowedFd(bpf_map__fd(map), bpf_map__name(map))));
   return std::make_unique<BatchedMap<K, V>>(std::move(km));
 }
 

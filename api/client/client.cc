@@ -149,6 +149,11 @@ Result<std::vector<Identity>> Client::listIdentities(const Labels& labels) {
   return decodeResponse<std::vector<Identity>>(r, "Identity list");
 }
 
+Result<ClusterNodeStatus> Client::clusterNodes() {
+  CILIUM_ASSIGN_OR_RETURN(auto r, request("GET", "/v1/cluster/nodes", std::nullopt, {200}));
+  return decodeResponse<ClusterNodeStatus>(r, "ClusterNodeStatus");
+}
+
 Result<std::vector<Service>> Client::listServices() {
   CILIUM_ASSIGN_OR_RETURN(auto r, request("GET", "/v1/service", std::nullopt, {200}));
   return decodeResponse<std::vector<Service>>(r, "Service list");

@@ -67,6 +67,7 @@ class Client {
   // GET /service: every service frontend.
   Result<std::vector<Service>> listServices();
   Result<Identity> getIdentity(std::string_view id);
+  Result<ClusterNodeStatus> clusterNodes();
 
   // IPAM
   Result<IpamResponse> ipamAllocate(std::optional<IpFamily> family, std::string_view owner);

@@ -278,6 +278,40 @@ struct NodeAddressing {
   bool operator==(const NodeAddressing&) const = default;
 };
 
+// ---- Cluster nodes (GET /cluster/nodes) ---------------------------------------------------------
+
+struct NodeElement {
+  std::string name;
+  std::optional<NodeAddressing> primary_address;  // alloc-range: the node's pod CIDR
+  std::vector<NodeAddressingElement> secondary_addresses;
+  std::optional<NodeAddressing> health_endpoint_address;
+  std::string source;  // "custom-resource", "kubernetes", "local"
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("name", s.name);
+    v("primary-address", s.primary_address);
+    v("secondary-addresses", s.secondary_addresses);
+    v("health-endpoint-address", s.health_endpoint_address);
+    v("source", s.source);
+  }
+  bool operator==(const NodeElement&) const = default;
+};
+
+struct ClusterNodeStatus {
+  int64_t client_id = 0;
+  std::string self;
+  std::vector<NodeElement> nodes_added;
+  std::vector<NodeElement> nodes_removed;
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("client-id", s.client_id);
+    v("self", s.self);
+    v("nodesAdded", s.nodes_added);
+    v("nodesRemoved", s.nodes_removed);
+  }
+  bool operator==(const ClusterNodeStatus&) const = default;
+};
+
 // PATCH /config body: `options` holds mutable configuration keys (see docs/configuration.md).
 struct DaemonConfigurationSpec {
   ConfigurationMap options;

@@ -23,7 +23,8 @@
  * The agent keeps the map state such that within one lookup the longest match is right: an allow
  * narrower than a deny of the same identity is never inserted.
  * An endpoint whose policy does not select it in a direction gets one entry
- * {identity 0, direction, prefix POLICY_PREFIX_ANY_PROTO} allow (default allow).
+ * {identity 0, direction, prefix POLICY_PREFIX_ANY_PROTO} allow with POLICY_F_UNENFORCED (default
+ * allow).
  * An endpoint with no inner map at all is not ready: its packets drop with DROP_EP_NOT_READY.
  *
  * Twins: agent/datapath (PolicyMaps), agent/policy (map state computation),
@@ -51,6 +52,9 @@ struct policy_key {
 };
 
 #define POLICY_F_DENY 1
+/* The default allow of a direction no policy enforces: no policy-verdict event (as Cilium,
+ * which reports verdicts only where policy is enforced). */
+#define POLICY_F_UNENFORCED 2
 
 struct policy_entry {
 	__be16 proxy_port; /* non-zero: redirect to this L7 proxy port (later) */

@@ -25,6 +25,20 @@ static __always_inline int __send_drop(const struct __sk_buff *ctx, struct pkt4 
 /* Drops with `ret` (-DROP_x) and records the calling line. */
 #define send_drop(ctx, p, ti, ret) __send_drop(ctx, p, ti, ret, __LINE__)
 
+static __always_inline int __send_drop_not_ip4(struct __sk_buff *ctx, struct pkt4 *p,
+					       const struct trace_info *ti, int ret, __u16 line)
+{
+	__u8 reason = (__u8)(-ret);
+
+	metrics_account(p->len, ti->dir, reason, line, DROP_FILE);
+	emit_drop_not_ip4(ctx, p, ti, reason, line, DROP_FILE);
+	return TC_ACT_SHOT;
+}
+
+/* send_drop() for a packet whose ethertype is not IPv4: the event carries the IPv6 tuple (or no
+ * L3), not the empty IPv4 one. */
+#define send_drop_not_ip4(ctx, p, ti, ret) __send_drop_not_ip4(ctx, p, ti, ret, __LINE__)
+
 static __always_inline void count_forwarded(__u32 len, __u8 dir)
 {
 	metrics_account(len, dir, REASON_FORWARDED, 0, 0);

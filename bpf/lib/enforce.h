@@ -66,7 +66,9 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 
 	*remote = remote_id ? remote_id : ipcache_identity4(remote_addr);
 	policy_lookup(ep->lxc_id, *remote, pol_dir, p->t.proto, pkt_policy_dport(p), &v);
-	if (v.verdict < 0 || ct.status != CT_ESTABLISHED)
+	/* A verdict is reported where policy is enforced: every deny, and the allow of a new
+	 * connection unless only the default allow of an unenforced direction let it in. */
+	if (v.verdict < 0 || (ct.status != CT_ESTABLISHED && !v.unenforced))
 		emit_policy_verdict(ctx, p, ti, v.verdict, v.match_type);
 	if (v.verdict < 0)
 		return v.verdict;

@@ -159,6 +159,42 @@ static __always_inline void event_fill(struct cilium_event *ev, const struct __s
 	ev->tuple.icmp_code = p->icmp_code;
 }
 
+/*
+ * The tuple of a packet the IPv4 parser did not read (its ethertype is not IPv4): an IPv6 packet
+ * gets its addresses, next header, ports (TCP/UDP/SCTP right after the fixed header) or ICMPv6
+ * type and code; anything else is reported without L3 (family 0), never as 0.0.0.0.
+ */
+static __always_inline void event_fill_not_ip4(struct cilium_event *ev, struct __sk_buff *ctx)
+{
+	void *data = ctx_data(ctx), *data_end = ctx_data_end(ctx);
+	const struct ethhdr *eth = data;
+	const struct ipv6hdr *ip6;
+	const __u8 *l4;
+
+	__builtin_memset(&ev->tuple, 0, sizeof(ev->tuple));
+	if ((const void *)(eth + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IPV6))
+		return;
+	ip6 = (const void *)(eth + 1);
+	if ((const void *)(ip6 + 1) > data_end)
+		return;
+	__builtin_memcpy(ev->tuple.saddr.ip6, &ip6->saddr, 16);
+	__builtin_memcpy(ev->tuple.daddr.ip6, &ip6->daddr, 16);
+	ev->tuple.family = ENDPOINT_KEY_IPV6;
+	ev->tuple.proto = ip6->nexthdr;
+	l4 = (const __u8 *)(ip6 + 1);
+	if (ip6->nexthdr == IPPROTO_ICMPV6_) {
+		if ((const void *)(l4 + 2) <= data_end) {
+			ev->tuple.icmp_type = l4[0];
+			ev->tuple.icmp_code = l4[1];
+		}
+	} else if (l4_has_ports(ip6->nexthdr) && (const void *)(l4 + 4) <= data_end) {
+		ev->tuple.sport = *(const __be16 *)l4;
+		ev->tuple.dport = *(const __be16 *)(l4 + 2);
+		if (ip6->nexthdr == IPPROTO_TCP_ && (const void *)(l4 + 14) <= data_end)
+			ev->tuple.tcp_flags = l4[13];
+	}
+}
+
 static __always_inline void emit_drop(const struct __sk_buff *ctx, struct pkt4 *p,
 				      const struct trace_info *ti, __u8 reason, __u16 line,
 				      __u8 file)
@@ -168,6 +204,23 @@ static __always_inline void emit_drop(const struct __sk_buff *ctx, struct pkt4 *
 	if (!ev)
 		return;
 	event_fill(ev, ctx, p, ti, EVENT_DROP, reason);
+	ev->verdict = -(int)reason;
+	ev->line = line;
+	ev->file = file;
+	event_submit(ev);
+}
+
+/* A drop of a packet that is not IPv4 (event_fill_not_ip4). */
+static __always_inline void emit_drop_not_ip4(struct __sk_buff *ctx, struct pkt4 *p,
+					      const struct trace_info *ti, __u8 reason, __u16 line,
+					      __u8 file)
+{
+	struct cilium_event *ev = event_reserve();
+
+	if (!ev)
+		return;
+	event_fill(ev, ctx, p, ti, EVENT_DROP, reason);
+	event_fill_not_ip4(ev, ctx);
 	ev->verdict = -(int)reason;
 	ev->line = line;
 	ev->file = file;

@@ -31,6 +31,7 @@ struct policy_verdict {
 	int verdict;	  /* 0 allowed, -DROP_POLICY / -DROP_POLICY_DENY / -DROP_EP_NOT_READY */
 	__u16 proxy_port; /* network order; non-zero: the allow asks for an L7 redirect (later) */
 	__u8 match_type;  /* enum policy_match */
+	__u8 unenforced;  /* allowed by the default allow of a direction no policy enforces */
 };
 
 static __always_inline __u8 policy_match_type(const struct policy_entry *e, bool by_identity)
@@ -63,6 +64,7 @@ static __always_inline void policy_lookup(__u16 ep_id, __u32 remote_id, __u8 dir
 
 	v->proxy_port = 0;
 	v->match_type = POLICY_MATCH_NONE;
+	v->unenforced = 0;
 	inner = bpf_map_lookup_elem(&cilium_policy_v2, &outer_key);
 	if (!inner) {
 		v->verdict = -DROP_EP_NOT_READY;
@@ -86,12 +88,15 @@ static __always_inline void policy_lookup(__u16 ep_id, __u32 remote_id, __u8 dir
 		v->verdict = 0;
 		v->proxy_port = l3->proxy_port;
 		v->match_type = policy_match_type(l3, true);
+		/* Remote identity 0: the first lookup already was the one with identity 0. */
+		v->unenforced = (l3->flags & POLICY_F_UNENFORCED) != 0;
 		return;
 	}
 	if (l4) {
 		v->verdict = 0;
 		v->proxy_port = l4->proxy_port;
 		v->match_type = policy_match_type(l4, false);
+		v->unenforced = (l4->flags & POLICY_F_UNENFORCED) != 0;
 		return;
 	}
 	v->verdict = -DROP_POLICY;

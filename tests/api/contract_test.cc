@@ -202,6 +202,8 @@ TEST(ContractTest, ModelsMatchTheirSchemas) {
   checkModel<StatusResponse>("StatusResponse");
   checkModel<NodeAddressingElement>("NodeAddressingElement");
   checkModel<NodeAddressing>("NodeAddressing");
+  checkModel<NodeElement>("NodeElement");
+  checkModel<ClusterNodeStatus>("ClusterNodeStatus");
   checkModel<DaemonConfigurationSpec>("DaemonConfigurationSpec");
   checkModel<DaemonConfigurationStatus>("DaemonConfigurationStatus");
   checkModel<DaemonConfiguration>("DaemonConfiguration");

@@ -164,5 +164,30 @@ TEST(KernelMapTest, PinnedMapsReopen) {
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
 }
 
+TEST(KernelMapTest, NamesLongerThanTheKernelKeepsComeFromThePinOrTheObject) {
+  auto topo = testing::Topology::create();
+  ASSERT_TRUE(topo.ok());
+  auto dir = (*topo)->pinDir();
+  ASSERT_TRUE(dir.ok()) << dir.error().toString();
+  const std::string name = "cilium_ct_any4_global";  // 21 characters; the kernel keeps 15
+  UniqueFd fd(::bpf_map_create(BPF_MAP_TYPE_ARRAY, name.c_str(), 4, 4, 4, nullptr));
+  ASSERT_GE(fd.get(), 0);
+  std::string path = *dir + "/" + name;
+  ASSERT_EQ(::bpf_obj_pin(fd.get(), path.c_str()), 0);
+  auto bare = KernelMap<uint32_t, uint32_t>::fromBorrowedFd(fd.get());
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ((*bare)->name(), name.substr(0, 15)) << "what the kernel reports";
+  auto named = KernelMap<uint32_t, uint32_t>::fromBorrowedFd(fd.get(), name);
+  ASSERT_TRUE(named.ok());
+  EXPECT_EQ((*named)->name(), name);
+  auto pinned = KernelMap<uint32_t, uint32_t>::fromPinned(path);
+  ASSERT_TRUE(pinned.ok()) << pinned.error().toString();
+  EXPECT_EQ((*pinned)->name(), name);
+  // A name the kernel's does not start with is not the map's: the kernel's stays.
+  auto other = KernelMap<uint32_t, uint32_t>::fromBorrowedFd(fd.get(), "cilium_lxc_something_else");
+  ASSERT_TRUE(other.ok());
+  EXPECT_EQ((*other)->name(), name.substr(0, 15));
+}
+
 }  // namespace
 }  // namespace cilium::bpf

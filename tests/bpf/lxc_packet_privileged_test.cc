@@ -107,6 +107,17 @@ TEST_F(LxcPacketTest, FragmentsAndOtherL3AreDropped) {
   ASSERT_EQ(drops.size(), 2u);
   EXPECT_EQ(drops[0].subtype, DROP_UNKNOWN_L3);
   EXPECT_EQ(drops[1].subtype, DROP_UNKNOWN_L3);
+  for (const auto& d : drops) {
+    // The IPv6 tuple, not an empty IPv4 one.
+    EXPECT_EQ(d.tuple.family, ENDPOINT_KEY_IPV6);
+    EXPECT_EQ(d.tuple.saddr.ip6[0], 0xfe);
+    EXPECT_EQ(d.tuple.saddr.ip6[15], 1);
+    EXPECT_EQ(d.tuple.daddr.ip6[0], 0xff);
+    EXPECT_EQ(d.tuple.daddr.ip6[15], 1);
+    EXPECT_EQ(d.tuple.proto, 17);
+    EXPECT_EQ(ntohs(d.tuple.sport), 1);
+    EXPECT_EQ(ntohs(d.tuple.dport), 2);
+  }
   EXPECT_EQ(metric(DROP_UNKNOWN_L3, METRIC_EGRESS), 1u);
   EXPECT_EQ(metric(DROP_UNKNOWN_L3, METRIC_INGRESS), 1u);
 

@@ -8,7 +8,10 @@
 #include <thread>
 
 #include "agent/bpf/map.h"
+#include "agent/identity/allocator.h"
+#include "agent/policy/policy.h"
 #include "tests/bpf/lxc_fixture.h"
+#include "tests/harness/temp_dir.h"
 
 namespace cilium::testing {
 namespace {
@@ -265,6 +268,54 @@ TEST_F(LxcPolicyTest, LocalDeliveryNeedsBothEgressAndIngress) {
   ASSERT_EQ(drops.size(), 1u);
   EXPECT_EQ(drops[0].source, a_.id);
   EXPECT_EQ(drops[0].dir, METRIC_EGRESS);
+}
+
+TEST_F(LxcPolicyTest, VerdictsOnlyWherePolicyIsEnforced) {
+  // The maps as the agent's policy engine computes them: with no rule, neither a nor b is
+  // selected, and their default allows report no verdict (as Cilium: verdicts only where policy
+  // is enforced).
+  TempDir dir;
+  auto ids = identity::Allocator::open(dir.path() + "/ids");
+  ASSERT_TRUE(ids.ok()) << ids.error().toString();
+  policy::Engine engine(**ids);
+  auto subject = [](const TestEndpoint& ep, const std::string& app) {
+    auto l = labels::Labels::parse({"k8s:app=" + app, "k8s:io.kubernetes.pod.namespace=default"});
+    EXPECT_TRUE(l.ok());
+    return policy::Subject{ep.id, ep.identity, l.ok() ? *l : labels::Labels{}, {}};
+  };
+  auto program = [&](const TestEndpoint& ep, const std::string& app) {
+    auto p = engine.resolve(subject(ep, app));
+    ASSERT_TRUE(p.ok()) << p.error().toString();
+    setPolicy(ep, p->entries);
+  };
+  auto syn = [&] {
+    return from(a_).ipv4(a_.pod.ip, b_.pod.ip).tcp(next_sport_++, 80, tcp::kSyn).build();
+  };
+  program(a_, "a");
+  program(b_, "b");
+  events();
+  EXPECT_EQ(fromContainer(a_, syn()).retval, TC_ACT_REDIRECT);
+  EXPECT_EQ(fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).udp(41000, 53).build()).retval,
+            TC_ACT_OK);
+  auto evs = events();
+  EXPECT_TRUE(ofType(evs, EVENT_POLICY_VERDICT).empty()) << describe(evs);
+  EXPECT_FALSE(ofType(evs, EVENT_TRACE).empty()) << "the packets are still traced";
+
+  // A rule selects b's ingress (allowing everyone): b reports verdicts, a still does not.
+  auto imp = engine.import(
+      "apiVersion: cilium.io/v2\nkind: CiliumNetworkPolicy\nmetadata:\n  name: b-in\n"
+      "  namespace: default\nspec:\n  endpointSelector: {matchLabels: {app: b}}\n"
+      "  ingress: [{fromEntities: [all]}]\n");
+  ASSERT_TRUE(imp.ok()) << imp.error().toString();
+  program(b_, "b");
+  events();
+  EXPECT_EQ(fromContainer(a_, syn()).retval, TC_ACT_REDIRECT);
+  evs = events();
+  auto verdicts = ofType(evs, EVENT_POLICY_VERDICT);
+  ASSERT_EQ(verdicts.size(), 1u) << describe(evs);
+  EXPECT_EQ(verdicts[0].source, b_.id);
+  EXPECT_EQ(verdicts[0].dir, METRIC_INGRESS);
+  EXPECT_EQ(verdicts[0].verdict, 0);
 }
 
 TEST_F(LxcPolicyTest, RevokingAPolicyCutsEstablishedConnections) {

@@ -182,6 +182,17 @@ TEST_F(DemoTest, StarWarsScenario) {
   EXPECT_EQ(flows.exit_code, 0) << flows.err;
   EXPECT_NE(flows.out.find("Policy denied"), std::string::npos) << flows.out;
 
+  // The node's metrics are on: the policy change, the pods' addresses, Hubble's flows.
+  auto metrics = tool({"metrics"});
+  EXPECT_EQ(metrics.exit_code, 0) << metrics.err;
+  EXPECT_NE(metrics.out.find("cilium_policy_change_total{outcome=\"success\"} "), std::string::npos)
+      << metrics.out;
+  EXPECT_NE(metrics.out.find("cilium_ip_addresses{family=\"ipv4\"} "), std::string::npos)
+      << metrics.out;
+  auto hubble_metrics = tool({"metrics", "hubble"});
+  EXPECT_EQ(hubble_metrics.exit_code, 0) << hubble_metrics.err;
+  EXPECT_NE(hubble_metrics.out.find("hubble_drop_total"), std::string::npos) << hubble_metrics.out;
+
   // Removing the file lifts the policy again.
   fs::remove(work_ + "/manifests/rule1.yaml");
   EXPECT_TRUE(eventually([&] { return request("xwing", targets[0], "1").exit_code == 0; }, 10s));

@@ -12,6 +12,16 @@ namespace {
 
 using nlohmann::json;
 
+// What the agent watches, and the operator's Lease (leader election).
+const std::vector<k8s::ResourceInfo>& servedResources() {
+  static const std::vector<k8s::ResourceInfo> all = [] {
+    std::vector<k8s::ResourceInfo> v = k8s::allResources();
+    v.push_back(k8s::leaseResource());
+    return v;
+  }();
+  return all;
+}
+
 std::string keyOf(const k8s::ResourceInfo& info) {
   return fmt::format("{}.{}", info.plural, info.group);
 }
@@ -221,7 +231,7 @@ json resourceList(std::string_view group_version,
 FakeApiServer::FakeApiServer() : FakeApiServer(Options{}) {}
 
 FakeApiServer::FakeApiServer(Options options) : options_(std::move(options)) {
-  for (const auto& info : k8s::allResources()) collections_[keyOf(info)] = Collection{info, {}};
+  for (const auto& info : servedResources()) collections_[keyOf(info)] = Collection{info, {}};
 }
 
 FakeApiServer::~FakeApiServer() { stop(); }
@@ -510,7 +520,7 @@ void FakeApiServer::routes() {
   });
   http_->Get("/apis", [](const httplib::Request&, httplib::Response& res) {
     std::map<std::string, std::string> groups;
-    for (const auto& r : k8s::allResources())
+    for (const auto& r : servedResources())
       if (!r.group.empty()) groups[std::string(r.group)] = std::string(r.version);
     json list = json::array();
     for (const auto& [g, v] : groups) {
@@ -522,7 +532,7 @@ void FakeApiServer::routes() {
   auto discovery = [](const std::string& group, const std::string& version,
                       httplib::Response& res) {
     std::vector<const k8s::ResourceInfo*> infos;
-    for (const auto& r : k8s::allResources())
+    for (const auto& r : servedResources())
       if (r.group == group && r.version == version) infos.push_back(&r);
     if (infos.empty()) return fail(res, 404, "the server could not find the requested resource");
     reply(res, 200, resourceList(group.empty() ? version : group + "/" + version, infos));
@@ -535,7 +545,7 @@ void FakeApiServer::routes() {
                discovery(req.matches[1], req.matches[2], res);
              });
   http_->Get(R"(/apis/([^/]+))", [](const httplib::Request& req, httplib::Response& res) {
-    for (const auto& r : k8s::allResources()) {
+    for (const auto& r : servedResources()) {
       if (r.group != req.matches[1].str()) continue;
       json gv = {{"groupVersion", r.apiVersion()}, {"version", r.version}};
       return reply(res, 200,

@@ -21,12 +21,12 @@ Result<AgentNode> AgentNode::create(Topology& topo, std::string binary) {
 }
 
 std::vector<std::string> AgentNode::args(const std::vector<std::string>& extra) const {
-  std::vector<std::string> argv = {binary_,
-                                   "--state-dir=" + stateDir(),
-                                   "--socket-path=" + socket_,
-                                   "--bpf-pin-dir=" + pin_dir_,
-                                   "--ipv4-range=10.200.0.0/24",
-                                   "--node-name=node-1"};
+  std::vector<std::string> argv = {binary_, "--state-dir=" + stateDir(), "--socket-path=" + socket_,
+                                   "--bpf-pin-dir=" + pin_dir_, "--node-name=node-1"};
+  // The default pod CIDR, unless the test gives its own (--ipv4-range=auto: from the cluster).
+  bool own_range = false;
+  for (const auto& e : extra) own_range |= e.rfind("--ipv4-range", 0) == 0;
+  if (!own_range) argv.push_back("--ipv4-range=10.200.0.0/24");
   argv.insert(argv.end(), extra.begin(), extra.end());
   return argv;
 }

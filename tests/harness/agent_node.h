@@ -28,7 +28,8 @@ class AgentNode {
   const std::string& pinDir() const { return pin_dir_; }  // created by the agent
   std::string stateDir() const { return dir_ + "/run"; }
 
-  // The agent's command line: its directories, pod CIDR 10.200.0.0/24, node name, then `extra`.
+  // The agent's command line: its directories, node name, pod CIDR 10.200.0.0/24 (unless
+  // `extra` has an --ipv4-range of its own), then `extra`.
   std::vector<std::string> args(const std::vector<std::string>& extra = {}) const;
   // Starts an agent in the node namespace (stdout/stderr in <dir>/<log>.out/.err); the topology
   // stops it at the end of the test.

@@ -11,6 +11,7 @@
 #include <atomic>
 #include <fstream>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -460,6 +461,46 @@ TEST_F(EndpointAgentTest, AgentServesFlowsAndMetricsForItsEndpoints) {
   EXPECT_NE(dropped.out.find("Policy denied DROPPED"), std::string::npos) << dropped.out;
   EXPECT_NE(forwarded.out.find("default/client:"), std::string::npos) << forwarded.out;
 
+  // As Hubble: the node name with its cluster, the receiving endpoint's interface on
+  // to-endpoint flows, and policy verdicts only where policy is enforced: the server's ingress,
+  // never the client's egress, which no rule selects.
+  auto json = hubble({"observe", "--all", "-o", "json", "--from-pod", "default/client", "--to-pod",
+                      "default/server"});
+  int to_endpoint = 0, verdicts = 0;
+  std::istringstream lines(json.out);
+  for (std::string line; std::getline(lines, line);) {
+    auto f = nlohmann::json::parse(line, nullptr, false);
+    ASSERT_FALSE(f.is_discarded()) << line;
+    if (!f.contains("flow")) continue;
+    f = f["flow"];
+    EXPECT_EQ(f.value("node_name", ""), "default/node-1") << line;
+    if (f.value("trace_observation_point", "") == "TO_ENDPOINT") {
+      to_endpoint++;
+      EXPECT_EQ(f["interface"].value("name", ""), server.host_ifname) << line;
+    }
+    if (f["event_type"].value("type", 0) == 5) {  // policy verdict
+      verdicts++;
+      EXPECT_EQ(f.value("traffic_direction", ""), "INGRESS") << line;
+      EXPECT_EQ(f["destination"].value("pod_name", ""), "server") << line;
+    }
+  }
+  EXPECT_GT(to_endpoint, 0) << json.out;
+  EXPECT_GT(verdicts, 0) << json.out;
+  // The CLI as users type it: node names in compact output, the namespaces of stored flows.
+  auto named = hubble({"observe", "--all", "--print-node-name", "--from-pod", "default/client"});
+  EXPECT_NE(named.out.find(" [default/node-1]: default/client:"), std::string::npos) << named.out;
+  auto not_traces =
+      hubble({"observe", "--all", "--from-pod", "default/client", "--not", "--type", "trace"});
+  EXPECT_NE(not_traces.out.find("policy-verdict:"), std::string::npos) << not_traces.out;
+  EXPECT_EQ(not_traces.out.find("to-endpoint"), std::string::npos) << not_traces.out;
+  auto namespaces = hubble({"list", "namespaces"});
+  EXPECT_NE(namespaces.out.find("CLUSTER"), std::string::npos) << namespaces.out;
+  EXPECT_NE(namespaces.out.find(" default\n"), std::string::npos) << namespaces.out;
+  // cilium-dbg status reports the running Hubble.
+  auto status = dbg({"status"});
+  ASSERT_TRUE(status.ok());
+  EXPECT_NE(status->out.find("Hubble:                  Ok"), std::string::npos) << status->out;
+
   auto scrape = [&](int port) {
     auto r = topo_->exec(topo_->nodeNetns(),
                          {"curl", "-sf", "http://127.0.0.1:" + std::to_string(port) + "/metrics"});
@@ -488,6 +529,19 @@ TEST_F(EndpointAgentTest, AgentServesFlowsAndMetricsForItsEndpoints) {
   double ratio = std::stod(agent_metrics.substr(agent_metrics.find("} ", pressure) + 2));
   EXPECT_GT(ratio, 0.0);
   EXPECT_LT(ratio, 0.001);
+  // Full map names (the kernel keeps 15 characters), conntrack from the GC's first pass at start.
+  for (const char* map : {"cilium_ct4_global", "cilium_ct_any4_global"})
+    EXPECT_NE(agent_metrics.find("cilium_bpf_map_pressure{map_name=\"" + std::string(map) + "\"} "),
+              std::string::npos)
+        << map << "\n"
+        << agent_metrics;
+  // IPAM's allocations (the three pods' addresses at least) and the one policy import.
+  auto value = [&](const std::string& series) {
+    auto at = agent_metrics.find("\n" + series + " ");
+    return at == std::string::npos ? -1.0 : std::stod(agent_metrics.substr(at + series.size() + 2));
+  };
+  EXPECT_GE(value("cilium_ip_addresses{family=\"ipv4\"}"), 3.0) << agent_metrics;
+  EXPECT_EQ(value("cilium_policy_change_total{outcome=\"success\"}"), 1.0) << agent_metrics;
   std::string hubble_metrics = scrape(9965);
   EXPECT_NE(hubble_metrics.find("hubble_flows_processed_total"), std::string::npos)
       << hubble_metrics;

@@ -7,6 +7,7 @@
 #include <charconv>
 #include <functional>
 #include <map>
+#include <set>
 
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
@@ -132,23 +133,41 @@ std::string withNamespace(const std::string& pod, const std::vector<std::string>
   return ns.front() + "/" + pod;
 }
 
-std::string formatTime(const google::protobuf::Timestamp& ts) {
+std::string formatTime(const google::protobuf::Timestamp& ts,
+                       TimeFormat format = TimeFormat::kStampMilli) {
   time_t secs = ts.seconds();
   tm t{};
   gmtime_r(&secs, &t);
   char buf[64];
-  strftime(buf, sizeof buf, "%b %e %H:%M:%S", &t);
-  return fmt::format("{}.{:03d}", buf, ts.nanos() / 1000000);
+  int nanos = ts.nanos();
+  bool rfc3339 = format >= TimeFormat::kRfc3339 && format <= TimeFormat::kRfc3339Nano;
+  if (format == TimeFormat::kRfc1123Z) {
+    strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S +0000", &t);
+    return buf;
+  }
+  strftime(buf, sizeof buf, rfc3339 ? "%Y-%m-%dT%H:%M:%S" : "%b %e %H:%M:%S", &t);
+  std::string fraction;
+  switch (format) {
+    case TimeFormat::kStampMilli:
+    case TimeFormat::kRfc3339Milli: fraction = fmt::format(".{:03d}", nanos / 1000000); break;
+    case TimeFormat::kStampMicro:
+    case TimeFormat::kRfc3339Micro: fraction = fmt::format(".{:06d}", nanos / 1000); break;
+    case TimeFormat::kStampNano:
+    case TimeFormat::kRfc3339Nano: fraction = fmt::format(".{:09d}", nanos); break;
+    default: break;
+  }
+  return std::string(buf) + fraction + (rfc3339 ? "Z" : "");
 }
 
-std::string endpointName(const flow::Endpoint& ep, const std::string& ip, uint32_t port) {
-  std::string host = ep.pod_name().empty() ? ip : ep.namespace_() + "/" + ep.pod_name();
+std::string endpointName(const flow::Endpoint& ep, const std::string& ip, uint32_t port,
+                         bool numeric = false) {
+  std::string host = numeric || ep.pod_name().empty() ? ip : ep.namespace_() + "/" + ep.pod_name();
   if (port != 0) host += fmt::format(":{}", port);
   return host;
 }
 
-std::string identityTag(const flow::Endpoint& ep) {
-  if (identity::isReserved(ep.identity())) {
+std::string identityTag(const flow::Endpoint& ep, bool numeric = false) {
+  if (!numeric && identity::isReserved(ep.identity())) {
     auto name = identity::reservedName(ep.identity());
     if (!name.empty()) return fmt::format("({})", name);
   }
@@ -227,8 +246,8 @@ struct CommandLine {
 
 CommandLine commandLine() {
   CommandLine c;
-  c.app = cilium::cli::makeApp("Observes flows and the server's status over Hubble's Observer gRPC API.",
-                       "hubble");
+  c.app = cilium::cli::makeApp(
+      "Observes flows and the server's status over Hubble's Observer gRPC API.", "hubble");
   CLI::App& app = *c.app;
   c.server = app.add_option("--server", "unix:///path or host:port")
                  ->type_name("ADDR")
@@ -245,8 +264,10 @@ CommandLine commandLine() {
     return s;
   };
   CLI::App* observe = sub("observe", "Show flows from the Hubble server");
-  observe->footer("Repeat a filter flag to OR its values; --pod, --namespace, --label, --ip, "
-                  "--port and --identity match either side, --from-*/--to-* one side.");
+  observe->footer(
+      "Repeat a filter flag to OR its values; --pod, --namespace, --label, --ip, --port, "
+      "--identity, --service, --fqdn and --workload match either side, --from-*/--to-* one side; "
+      "--not before a filter flag leaves out the flows it matches.");
   c.observe_cmd = observe;
   struct Flag {
     const char* names;
@@ -279,11 +300,25 @@ CommandLine commandLine() {
       {"--traffic-direction", "DIR", "ingress or egress"},
       {"--node-name", "PATTERN", "node name, * wildcards"},
       {"--tcp-flags", "FLAGS", "flows with all of these flags (SYN[,ACK...])"},
+      {"--service", "NS/NAME", "Service, either side"},
+      {"--from-service", "NS/NAME", "source Service"},
+      {"--to-service", "NS/NAME", "destination Service"},
+      {"--fqdn", "NAME", "DNS name, either side (*.example.com)"},
+      {"--from-fqdn", "NAME", "source DNS name"},
+      {"--to-fqdn", "NAME", "destination DNS name"},
+      {"--workload", "[KIND/]NAME", "workload, either side (Deployment/web or web)"},
+      {"--from-workload", "[KIND/]NAME", "source workload"},
+      {"--to-workload", "[KIND/]NAME", "destination workload"},
+      {"--ip-version", "VERSION", "v4 or v6"},
+      {"--http-status", "CODE", "HTTP status code or class (200, 5+)"},
+      {"--http-method", "METHOD", "HTTP method (GET, POST, ...)"},
+      {"--http-path", "REGEX", "HTTP path, a regular expression"},
       {"--last", "N", "the last N stored flows (default 20)"},
       {"--first", "N", "the first N stored flows"},
       {"--since", "T", "from this time: 5m, 1h, or 2026-11-22T21:00:00Z"},
       {"--until", "T", "up to this time, same forms"},
       {"-o,--output", "FORMAT", "compact, json, jsonpb, table or dict"},
+      {"--time-format", "FORMAT", "StampMilli (default), RFC3339, RFC3339Milli, RFC1123Z, ..."},
   };
   for (const auto& f : value_flags) {
     CLI::Option* o = observe->add_option(f.names, f.help)->type_name(f.type);
@@ -292,9 +327,15 @@ CommandLine commandLine() {
   }
   c.observe["follow"] = observe->add_flag("-f,--follow")->description("Keep streaming new flows");
   c.observe["all"] = observe->add_flag("--all")->description("Every stored flow");
+  c.observe["print-node-name"] =
+      observe->add_flag("--print-node-name")->description("Print the node of each flow");
+  c.observe["numeric"] =
+      observe->add_flag("--numeric")
+          ->description("Addresses and identity numbers instead of pod and identity names");
   sub("status", "Show the Hubble server's status");
-  sub("list", "List what the server knows")
-      ->add_subcommand("nodes", "Show the nodes the server knows")
+  CLI::App* list = sub("list", "List what the server knows");
+  list->add_subcommand("nodes", "Show the nodes the server knows")->fallthrough()->allow_extras();
+  list->add_subcommand("namespaces", "Show the namespaces of the stored flows")
       ->fallthrough()
       ->allow_extras();
   sub("version", "Print the version");
@@ -316,7 +357,38 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   }
   if (const char* env = getenv("HUBBLE_SERVER"); env && *env) a.server = env;
   CommandLine cl = commandLine();
-  CILIUM_ASSIGN_OR_RETURN(auto outcome, cilium::cli::parse(*cl.app, argv));
+  // `--not FLAG VALUE` (as Hubble's CLI): that filter flag goes to the blacklist. The negated
+  // flags are taken out here and parsed on their own below.
+  std::vector<std::string> args, negated;
+  for (size_t i = 0; i < argv.size(); ++i) {
+    if (argv[i] != "--not") {
+      args.push_back(argv[i]);
+      continue;
+    }
+    if (i + 1 == argv.size()) return bad("--not", "", "needs a filter flag after it");
+    const std::string& flag = argv[++i];
+    std::string name = flag.substr(0, flag.find('='));
+    const CLI::Option* opt = nullptr;
+    for (const auto& [key, o] : cl.observe)
+      if (o->check_name(name)) opt = o;
+    static const std::set<std::string> kNotFilters = {
+        "last",   "first", "since",           "until",   "output",
+        "follow", "all",   "print-node-name", "numeric", "time-format"};
+    if (opt == nullptr || opt->get_type_size() == 0 ||
+        kNotFilters.count(opt->get_lnames().front()) != 0)
+      return bad("--not", flag, "must be followed by a filter flag (--not --from-pod NAME)");
+    negated.push_back(flag);
+    if (flag.find('=') == std::string::npos) {
+      if (i + 1 == argv.size()) return bad(name, "", "needs a value");
+      negated.push_back(argv[++i]);
+    }
+  }
+  if (!negated.empty()) {
+    negated.insert(negated.begin(), "observe");
+    CILIUM_ASSIGN_OR_RETURN(auto neg, parseArgs(negated));
+    a.observe.negated = std::make_shared<ObserveArgs>(std::move(neg.observe));
+  }
+  CILIUM_ASSIGN_OR_RETURN(auto outcome, cilium::cli::parse(*cl.app, args));
   if (outcome == cilium::cli::Outcome::kHelp) {
     a.command = "help";
     a.help = cilium::cli::help(*cl.app);
@@ -331,8 +403,8 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   a.command = subs.front()->get_name();
   if (a.command == "list") {
     if (subs.front()->get_subcommands().empty())
-      return bad("list", "", "needs what to list (list nodes)");
-    a.command = "nodes";
+      return bad("list", "", "needs what to list (list nodes, list namespaces)");
+    a.command = subs.front()->get_subcommands().front()->get_name();
   }
   if (cl.server->count() > 0) a.server = cl.server->results().back();
   if (cl.timeout->count() > 0) {
@@ -367,7 +439,20 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
       {"drop-reason-desc", &o.drop_reason},
       {"traffic-direction", &o.traffic_direction},
       {"node-name", &o.node_name},
-      {"tcp-flags", &o.tcp_flags}};
+      {"tcp-flags", &o.tcp_flags},
+      {"service", &o.service},
+      {"from-service", &o.from_service},
+      {"to-service", &o.to_service},
+      {"fqdn", &o.fqdn},
+      {"from-fqdn", &o.from_fqdn},
+      {"to-fqdn", &o.to_fqdn},
+      {"workload", &o.workload},
+      {"from-workload", &o.from_workload},
+      {"to-workload", &o.to_workload},
+      {"ip-version", &o.ip_version},
+      {"http-status", &o.http_status},
+      {"http-method", &o.http_method},
+      {"http-path", &o.http_path}};
   for (const auto& [name, list] : lists) *list = cl.observe.at(name)->results();
   auto last = [&](const std::string& name) -> std::optional<std::string> {
     const CLI::Option* opt = cl.observe.at(name);
@@ -376,6 +461,22 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   };
   o.follow = cl.observe.at("follow")->count() > 0;
   o.all = cl.observe.at("all")->count() > 0;
+  o.print.node_name = cl.observe.at("print-node-name")->count() > 0;
+  o.print.numeric = cl.observe.at("numeric")->count() > 0;
+  if (auto v = last("time-format")) {
+    static const std::map<std::string, TimeFormat> kFormats = {
+        {"StampMilli", TimeFormat::kStampMilli},     {"Stamp", TimeFormat::kStamp},
+        {"StampMicro", TimeFormat::kStampMicro},     {"StampNano", TimeFormat::kStampNano},
+        {"RFC3339", TimeFormat::kRfc3339},           {"RFC3339Milli", TimeFormat::kRfc3339Milli},
+        {"RFC3339Micro", TimeFormat::kRfc3339Micro}, {"RFC3339Nano", TimeFormat::kRfc3339Nano},
+        {"RFC1123Z", TimeFormat::kRfc1123Z}};
+    auto it = kFormats.find(*v);
+    if (it == kFormats.end())
+      return bad("--time-format", *v,
+                 "not StampMilli, Stamp, StampMicro, StampNano, RFC3339, RFC3339Milli, "
+                 "RFC3339Micro, RFC3339Nano or RFC1123Z");
+    o.print.time_format = it->second;
+  }
   if (auto v = last("last")) {
     CILIUM_ASSIGN_OR_RETURN(o.last, parseCount("--last", *v));
   }
@@ -401,8 +502,10 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   return a;
 }
 
-Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now_ns) {
-  observer::GetFlowsRequest req;
+namespace {
+
+// The filters the filter flags of `a` stand for (no empty filter).
+Result<std::vector<flow::FlowFilter>> buildFilters(const ObserveArgs& a) {
   flow::FlowFilter common, src_side, dst_side;
 
   // Filters that do not depend on a side.
@@ -458,6 +561,17 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
       return bad("--traffic-direction", v, "not ingress or egress");
   }
   for (const auto& v : a.node_name) common.add_node_name(v);
+  for (const auto& v : a.ip_version) {
+    if (v == "v4" || v == "4" || v == "ipv4")
+      common.add_ip_version(flow::IPv4);
+    else if (v == "v6" || v == "6" || v == "ipv6")
+      common.add_ip_version(flow::IPv6);
+    else
+      return bad("--ip-version", v, "not v4 or v6");
+  }
+  for (const auto& v : a.http_status) common.add_http_status_code(v);
+  for (const auto& v : a.http_method) common.add_http_method(v);
+  for (const auto& v : a.http_path) common.add_http_path(v);
   for (const auto& v : a.tcp_flags) {
     CILIUM_ASSIGN_OR_RETURN(auto f, parseFlags(v));
     *common.add_tcp_flags() = f;
@@ -466,7 +580,29 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
   // Sided filters. `either` values go to the source of one filter and the destination of the
   // other; from/to values go to that side in both.
   bool either = !a.pod.empty() || !a.label.empty() || !a.ip.empty() || !a.port.empty() ||
-                !a.identity.empty() || (!a.ns.empty() && a.from_pod.empty() && a.to_pod.empty());
+                !a.identity.empty() || !a.service.empty() || !a.fqdn.empty() ||
+                !a.workload.empty() || (!a.ns.empty() && a.from_pod.empty() && a.to_pod.empty());
+  // Services and DNS names of one side.
+  auto addNames = [](flow::FlowFilter& f, bool source, const std::vector<std::string>& services,
+                     const std::vector<std::string>& fqdns,
+                     const std::vector<std::string>& workloads) {
+    for (const auto& s : services)
+      *(source ? f.mutable_source_service() : f.mutable_destination_service())->Add() = s;
+    for (const auto& n : fqdns)
+      *(source ? f.mutable_source_fqdn() : f.mutable_destination_fqdn())->Add() = n;
+    for (const auto& w : workloads) {
+      // As Hubble's CLI: "name" or "Kind/name".
+      auto* out = (source ? f.mutable_source_workload() : f.mutable_destination_workload())->Add();
+      auto slash = w.find('/');
+      if (slash == std::string::npos) {
+        out->set_name(w);
+      } else {
+        out->set_kind(w.substr(0, slash));
+        out->set_name(w.substr(slash + 1));
+      }
+    }
+  };
+
   auto addSide = [&](flow::FlowFilter& f, bool source, const std::vector<std::string>& pods,
                      const std::vector<std::string>& nss, const std::vector<std::string>& ns_only,
                      const std::vector<std::string>& labels, const std::vector<std::string>& ips,
@@ -504,6 +640,10 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
     CILIUM_RETURN_IF_ERROR(addSide(r, false, a.pod, a.ns, a.ns, a.label, a.ip, a.port, a.identity));
     CILIUM_RETURN_IF_ERROR(addSide(r, true, a.from_pod, nsFor(a.from_ns), a.from_ns, a.from_label,
                                    a.from_ip, a.from_port, a.from_identity));
+    addNames(l, true, a.service, a.fqdn, a.workload);
+    addNames(l, false, a.to_service, a.to_fqdn, a.to_workload);
+    addNames(r, false, a.service, a.fqdn, a.workload);
+    addNames(r, true, a.from_service, a.from_fqdn, a.from_workload);
     filters = {l, r};
   } else {
     flow::FlowFilter f = common;
@@ -511,11 +651,26 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
                                    a.from_ip, a.from_port, a.from_identity));
     CILIUM_RETURN_IF_ERROR(addSide(f, false, a.to_pod, nsFor(a.to_ns), a.to_ns, a.to_label, a.to_ip,
                                    a.to_port, a.to_identity));
+    addNames(f, true, a.from_service, a.from_fqdn, a.from_workload);
+    addNames(f, false, a.to_service, a.to_fqdn, a.to_workload);
     filters = {f};
   }
+  std::vector<flow::FlowFilter> out;
   for (auto& f : filters)
-    if (f.ByteSizeLong() > 0) *req.add_whitelist() = std::move(f);
+    if (f.ByteSizeLong() > 0) out.push_back(std::move(f));
+  return out;
+}
 
+}  // namespace
+
+Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now_ns) {
+  observer::GetFlowsRequest req;
+  CILIUM_ASSIGN_OR_RETURN(auto allowed, buildFilters(a));
+  for (auto& f : allowed) *req.add_whitelist() = std::move(f);
+  if (a.negated) {
+    CILIUM_ASSIGN_OR_RETURN(auto excluded, buildFilters(*a.negated));
+    for (auto& f : excluded) *req.add_blacklist() = std::move(f);
+  }
   req.set_follow(a.follow);
   if (a.first) {
     req.set_first(true);
@@ -536,20 +691,22 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
   return req;
 }
 
-std::string formatCompact(const observer::GetFlowsResponse& r) {
+std::string formatCompact(const observer::GetFlowsResponse& r, const PrintOptions& p) {
   if (r.has_lost_events()) {
     return fmt::format("EVENTS LOST: {} {}", flow::LostEventSource_Name(r.lost_events().source()),
                        r.lost_events().num_events_lost());
   }
   if (!r.has_flow()) return "";
   const auto& f = r.flow();
-  auto src =
-      endpointName(f.source(), f.ip().source(), sourcePort(f)) + " " + identityTag(f.source());
-  auto dst = endpointName(f.destination(), f.ip().destination(), destinationPort(f)) + " " +
-             identityTag(f.destination());
+  auto src = endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric) + " " +
+             identityTag(f.source(), p.numeric);
+  auto dst = endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric) +
+             " " + identityTag(f.destination(), p.numeric);
   bool reply = f.has_is_reply() && f.is_reply().value();
   std::string path = reply ? dst + " <- " + src : src + " -> " + dst;
-  return fmt::format("{}: {} {} ({})", formatTime(f.time()), path, what(f), summary(f));
+  std::string when = formatTime(f.time(), p.time_format);
+  if (p.node_name) when += " [" + f.node_name() + "]";
+  return fmt::format("{}: {} {} ({})", when, path, what(f), summary(f));
 }
 
 std::string formatJson(const observer::GetFlowsResponse& r) {
@@ -565,25 +722,27 @@ std::string tableHeader() {
                      "TYPE", "VERDICT", "SUMMARY");
 }
 
-std::string formatTableRow(const observer::GetFlowsResponse& r) {
-  if (!r.has_flow()) return formatCompact(r);
+std::string formatTableRow(const observer::GetFlowsResponse& r, const PrintOptions& p) {
+  if (!r.has_flow()) return formatCompact(r, p);
   const auto& f = r.flow();
-  return fmt::format("{:<22} {:<36} {:<36} {:<22} {:<10} {}", formatTime(f.time()),
-                     endpointName(f.source(), f.ip().source(), sourcePort(f)),
-                     endpointName(f.destination(), f.ip().destination(), destinationPort(f)),
-                     typeName(f), verdictName(f.verdict()), summary(f));
+  return fmt::format(
+      "{:<22} {:<36} {:<36} {:<22} {:<10} {}", formatTime(f.time(), p.time_format),
+      endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric),
+      endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric),
+      typeName(f), verdictName(f.verdict()), summary(f));
 }
 
-std::string formatDict(const observer::GetFlowsResponse& r) {
-  if (!r.has_flow()) return formatCompact(r);
+std::string formatDict(const observer::GetFlowsResponse& r, const PrintOptions& p) {
+  if (!r.has_flow()) return formatCompact(r, p);
   const auto& f = r.flow();
   std::string out;
   auto line = [&](std::string_view k, const std::string& v) {
     out += fmt::format("{:>12}: {}\n", k, v);
   };
-  line("TIMESTAMP", formatTime(f.time()));
-  line("SOURCE", endpointName(f.source(), f.ip().source(), sourcePort(f)));
-  line("DESTINATION", endpointName(f.destination(), f.ip().destination(), destinationPort(f)));
+  line("TIMESTAMP", formatTime(f.time(), p.time_format));
+  line("SOURCE", endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric));
+  line("DESTINATION",
+       endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric));
   line("TYPE", typeName(f));
   line("VERDICT", std::string(verdictName(f.verdict())));
   if (f.verdict() == flow::DROPPED) line("DROP REASON", dropReasonDesc(f.drop_reason_desc()));

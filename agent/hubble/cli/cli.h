@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,6 +20,26 @@ namespace cilium::hubble::cli {
 
 enum class Output { kCompact, kJson, kTable, kDict };
 
+// --time-format, as Hubble's CLI names Go's layouts (times print in UTC).
+enum class TimeFormat {
+  kStampMilli,  // Nov 22 21:03:04.123 (the default)
+  kStamp,
+  kStampMicro,
+  kStampNano,
+  kRfc3339,  // 2026-11-22T21:03:04Z
+  kRfc3339Milli,
+  kRfc3339Micro,
+  kRfc3339Nano,
+  kRfc1123Z,  // Sun, 22 Nov 2026 21:03:04 +0000
+};
+
+// How flows are printed.
+struct PrintOptions {
+  bool node_name = false;  // --print-node-name: "TIME [NODE]: ..."
+  bool numeric = false;    // --numeric: addresses and identity numbers, no names
+  TimeFormat time_format = TimeFormat::kStampMilli;
+};
+
 struct ObserveArgs {
   std::vector<std::string> pod, from_pod, to_pod;
   std::vector<std::string> ns, from_ns, to_ns;
@@ -28,6 +49,13 @@ struct ObserveArgs {
   std::vector<std::string> identity, from_identity, to_identity;
   std::vector<std::string> verdict, protocol, type, drop_reason, traffic_direction, node_name;
   std::vector<std::string> tcp_flags;
+  std::vector<std::string> service, from_service, to_service;  // namespace/name
+  std::vector<std::string> fqdn, from_fqdn, to_fqdn;
+  std::vector<std::string> workload, from_workload, to_workload;  // name or Kind/name
+  std::vector<std::string> ip_version, http_status, http_method, http_path;
+  PrintOptions print;
+  // The filter flags given after --not: flows they match are left out (the request's blacklist).
+  std::shared_ptr<const ObserveArgs> negated;
   bool follow = false;
   std::optional<uint64_t> last, first;
   bool all = false;
@@ -36,7 +64,7 @@ struct ObserveArgs {
 };
 
 struct Args {
-  std::string command;  // "observe", "status", "nodes", "help", "version"
+  std::string command;  // "observe", "status", "nodes", "namespaces", "help", "version"
   std::string server = "unix:///var/run/cilium/hubble.sock";
   int timeout_s = 5;  // connection timeout
   ObserveArgs observe;
@@ -55,12 +83,12 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
 // One line per response in Hubble's compact format:
 //   Nov 22 21:03:04.123: default/client:40000 (ID:256) -> default/server:80 (ID:257)
 //     to-endpoint FORWARDED (TCP Flags: SYN)
-std::string formatCompact(const observer::GetFlowsResponse& r);
+std::string formatCompact(const observer::GetFlowsResponse& r, const PrintOptions& p = {});
 // One JSON object per line, protobuf JSON with the proto field names (as `hubble observe -o json`).
 std::string formatJson(const observer::GetFlowsResponse& r);
 std::string tableHeader();
-std::string formatTableRow(const observer::GetFlowsResponse& r);
-std::string formatDict(const observer::GetFlowsResponse& r);
+std::string formatTableRow(const observer::GetFlowsResponse& r, const PrintOptions& p = {});
+std::string formatDict(const observer::GetFlowsResponse& r, const PrintOptions& p = {});
 
 // "unix:///path" or "host:port" -> a gRPC target; kInvalidArgument otherwise.
 Result<std::string> grpcTarget(const std::string& server);

@@ -48,10 +48,12 @@ int observe(const Args& a, std::shared_ptr<grpc::Channel> ch) {
   while (reader->Read(&resp)) {
     std::string line;
     switch (a.observe.output) {
-      case Output::kCompact: line = cilium::hubble::cli::formatCompact(resp); break;
+      case Output::kCompact:
+        line = cilium::hubble::cli::formatCompact(resp, a.observe.print);
+        break;
       case Output::kJson: line = cilium::hubble::cli::formatJson(resp); break;
-      case Output::kTable: line = cilium::hubble::cli::formatTableRow(resp); break;
-      case Output::kDict: line = cilium::hubble::cli::formatDict(resp); break;
+      case Output::kTable: line = cilium::hubble::cli::formatTableRow(resp, a.observe.print); break;
+      case Output::kDict: line = cilium::hubble::cli::formatDict(resp, a.observe.print); break;
     }
     if (line.empty()) continue;
     std::cout << line << "\n";
@@ -110,6 +112,22 @@ int nodes(const Args& a, std::shared_ptr<grpc::Channel> ch) {
   return 0;
 }
 
+int namespaces(const Args& a, std::shared_ptr<grpc::Channel> ch) {
+  auto stub = observer::Observer::NewStub(ch);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(a.timeout_s));
+  observer::GetNamespacesResponse resp;
+  auto st = stub->GetNamespaces(&ctx, observer::GetNamespacesRequest{}, &resp);
+  if (!st.ok()) {
+    std::cerr << "hubble: " << st.error_message() << "\n";
+    return 1;
+  }
+  std::cout << fmt::format("{:<24} {}\n", "CLUSTER", "NAMESPACE");
+  for (const auto& n : resp.namespaces())
+    std::cout << fmt::format("{:<24} {}\n", n.cluster(), n.namespace_());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -131,5 +149,6 @@ int main(int argc, char** argv) {
   if (!ch) return 1;
   if (a.command == "observe") return observe(a, ch);
   if (a.command == "status") return status(a, ch);
+  if (a.command == "namespaces") return namespaces(a, ch);
   return nodes(a, ch);
 }

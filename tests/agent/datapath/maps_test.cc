@@ -103,6 +103,9 @@ TEST(MapsTest, PolicyEntriesAreValidatedAsTheDatapathReadsThem) {
   EXPECT_FALSE(ok(policyKey(256, POLICY_EGRESS, 6, 80, 16), 0x80)) << "unknown flag";
   EXPECT_FALSE(ok(policyKey(256, POLICY_EGRESS, 6, 80, 16), POLICY_F_DENY, htons(15000)));
   EXPECT_TRUE(ok(policyKey(256, POLICY_EGRESS, 6, 80, 16), 0, htons(15000)));
+  EXPECT_TRUE(ok(policyKey(0, POLICY_INGRESS, 0, 0, 0), POLICY_F_UNENFORCED));
+  EXPECT_FALSE(ok(policyKey(0, POLICY_INGRESS, 0, 0, 0), POLICY_F_DENY | POLICY_F_UNENFORCED))
+      << "a deny is always enforced";
 }
 
 TEST(MapsTest, FakePolicyMapsValidateAndNormalizeLikeTheKernel) {

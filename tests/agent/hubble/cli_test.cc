@@ -47,6 +47,114 @@ TEST(CliTest, Commands) {
   EXPECT_NE(help.help.find("--from-pod=NAME"), std::string::npos) << help.help;
 }
 
+TEST(CliTest, ServicesNamesVersionsAndHttp) {
+  EXPECT_EQ(parse({"list", "namespaces"}).command, "namespaces");
+  auto r = request({"observe", "--to-service", "default/web", "--from-fqdn", "*.example.com",
+                    "--ip-version", "v6", "--http-status", "5+", "--http-method", "GET",
+                    "--http-path", "/v1/.*"});
+  ASSERT_EQ(r.whitelist_size(), 1);
+  const auto& f = r.whitelist(0);
+  ASSERT_EQ(f.destination_service_size(), 1);
+  EXPECT_EQ(f.destination_service(0), "default/web");
+  EXPECT_EQ(f.source_service_size(), 0);
+  ASSERT_EQ(f.source_fqdn_size(), 1);
+  EXPECT_EQ(f.source_fqdn(0), "*.example.com");
+  ASSERT_EQ(f.ip_version_size(), 1);
+  EXPECT_EQ(f.ip_version(0), flow::IPv6);
+  EXPECT_EQ(f.http_status_code(0), "5+");
+  EXPECT_EQ(f.http_method(0), "GET");
+  EXPECT_EQ(f.http_path(0), "/v1/.*");
+  // Either side: one filter per side, as --pod.
+  auto e = request({"observe", "--service", "shop/db"});
+  ASSERT_EQ(e.whitelist_size(), 2);
+  EXPECT_EQ(e.whitelist(0).source_service(0), "shop/db");
+  EXPECT_EQ(e.whitelist(1).destination_service(0), "shop/db");
+  auto bad = buildRequest(parse({"observe", "--ip-version", "v5"}).observe, 0);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_TRUE(parse({"observe", "--print-node-name"}).observe.print.node_name);
+  auto w = request({"observe", "--to-workload", "Deployment/web", "--from-workload", "client"});
+  ASSERT_EQ(w.whitelist_size(), 1);
+  EXPECT_EQ(w.whitelist(0).destination_workload(0).kind(), "Deployment");
+  EXPECT_EQ(w.whitelist(0).destination_workload(0).name(), "web");
+  EXPECT_EQ(w.whitelist(0).source_workload(0).kind(), "");
+  EXPECT_EQ(w.whitelist(0).source_workload(0).name(), "client");
+}
+
+TEST(CliTest, NotMovesTheNextFilterToTheBlacklist) {
+  auto r = request({"observe", "--from-pod", "default/web", "--not", "--to-port", "53", "--not",
+                    "--verdict=DROPPED", "--last", "5"});
+  ASSERT_EQ(r.whitelist_size(), 1);
+  EXPECT_EQ(r.whitelist(0).source_pod(0), "default/web");
+  EXPECT_EQ(r.whitelist(0).destination_port_size(), 0);
+  EXPECT_EQ(r.whitelist(0).verdict_size(), 0);
+  ASSERT_EQ(r.blacklist_size(), 1);
+  EXPECT_EQ(r.blacklist(0).destination_port(0), "53");
+  EXPECT_EQ(r.blacklist(0).verdict(0), flow::DROPPED);
+  EXPECT_EQ(r.number(), 5u);
+  // Either-side flags negated: flows with the pod on either side are left out.
+  auto e = request({"observe", "--not", "--pod", "kube-system/coredns"});
+  EXPECT_EQ(e.whitelist_size(), 0);
+  ASSERT_EQ(e.blacklist_size(), 2);
+  EXPECT_EQ(e.blacklist(0).source_pod(0), "kube-system/coredns");
+  EXPECT_EQ(e.blacklist(1).destination_pod(0), "kube-system/coredns");
+  // Only filter flags can be negated; bad values are refused as without --not.
+  EXPECT_FALSE(parseArgs({"observe", "--not"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--follow"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--last", "3"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--bogus", "3"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--to-port"}).ok());
+  auto bad = buildRequest(parse({"observe", "--not", "--verdict", "MAYBE"}).observe, 0);
+  EXPECT_FALSE(bad.ok());
+}
+
+TEST(CliTest, NumericAndTimeFormats) {
+  observer::GetFlowsResponse resp;
+  auto* f = resp.mutable_flow();
+  f->mutable_time()->set_seconds(1795381384);  // 2026-11-22T21:03:04Z
+  f->mutable_time()->set_nanos(123456789);
+  f->mutable_ip()->set_source("10.200.0.11");
+  f->mutable_ip()->set_destination("8.8.8.8");
+  f->mutable_source()->set_namespace_("default");
+  f->mutable_source()->set_pod_name("client");
+  f->mutable_source()->set_identity(1001);
+  f->mutable_destination()->set_identity(2);  // world
+  f->set_verdict(flow::FORWARDED);
+  auto named = formatCompact(resp);
+  EXPECT_EQ(named.rfind("Nov 22 21:03:04.123: default/client (ID:1001) -> 8.8.8.8 (world)", 0), 0u)
+      << named;
+  auto a = parse({"observe", "--numeric", "--time-format", "RFC3339Milli"});
+  auto numeric = formatCompact(resp, a.observe.print);
+  EXPECT_EQ(numeric.rfind("2026-11-22T21:03:04.123Z: 10.200.0.11 (ID:1001) -> 8.8.8.8 (ID:2)", 0),
+            0u)
+      << numeric;
+  auto layout = [&](const std::string& name) {
+    return formatCompact(resp, parse({"observe", "--time-format", name}).observe.print);
+  };
+  EXPECT_EQ(layout("RFC3339").rfind("2026-11-22T21:03:04Z: ", 0), 0u);
+  EXPECT_EQ(layout("RFC3339Nano").rfind("2026-11-22T21:03:04.123456789Z: ", 0), 0u);
+  EXPECT_EQ(layout("StampMicro").rfind("Nov 22 21:03:04.123456: ", 0), 0u);
+  EXPECT_EQ(layout("Stamp").rfind("Nov 22 21:03:04: ", 0), 0u);
+  EXPECT_EQ(layout("RFC1123Z").rfind("Sun, 22 Nov 2026 21:03:04 +0000: ", 0), 0u);
+  EXPECT_FALSE(parseArgs({"observe", "--time-format", "Kitchen"}).ok());
+  EXPECT_FALSE(parseArgs({"observe", "--not", "--numeric"}).ok());
+}
+
+TEST(CliTest, PrintNodeName) {
+  observer::GetFlowsResponse resp;
+  auto* f = resp.mutable_flow();
+  f->set_node_name("default/node-1");
+  f->mutable_ip()->set_source("10.0.0.1");
+  f->mutable_ip()->set_destination("10.0.0.2");
+  f->set_verdict(flow::FORWARDED);
+  auto plain = formatCompact(resp);
+  PrintOptions with_node;
+  with_node.node_name = true;
+  auto named = formatCompact(resp, with_node);
+  EXPECT_EQ(plain.find("[default/node-1]"), std::string::npos) << plain;
+  EXPECT_NE(named.find(" [default/node-1]: 10.0.0.1"), std::string::npos) << named;
+}
+
 TEST(CliTest, DefaultsToTheLast20) {
   auto r = request({"observe"});
   EXPECT_EQ(r.number(), 20u);

@@ -1,6 +1,8 @@
 // Hubble and metrics as daemon components: configuration keys in, servers up with the daemon,
 // down (socket removed) when it stops; nothing served when disabled.
 #include "agent/hubble/component.h"
+#include "agent/hubble/metrics.h"
+#include "agent/hubble/metrics_spec.h"
 
 #include <httplib.h>
 #include <sys/stat.h>
@@ -49,7 +51,8 @@ TEST(HubbleComponentTest, ServesFlowsAndMetricsWithTheDaemon) {
   metrics::Registry agent_reg, hubble_reg;
   auto opts = hubble::componentOptions(cfg, cfg.node_name, "9.9.9");
   EXPECT_EQ(opts.pipeline.ring_capacity, 100u);
-  EXPECT_EQ(opts.pipeline.node_name, "node-1");
+  // Flows name nodes as Hubble does: "cluster/node".
+  EXPECT_EQ(opts.pipeline.node_name, "default/node-1");
   auto comp = std::make_unique<hubble::HubbleComponent>(opts, nullptr, nullptr, &hubble_reg);
   auto* hub = comp.get();
   auto agent_metrics = std::make_unique<metrics::MetricsComponent>(agent_reg);
@@ -76,6 +79,18 @@ TEST(HubbleComponentTest, ServesFlowsAndMetricsWithTheDaemon) {
   EXPECT_EQ(status.max_flows(), 100u);
   EXPECT_EQ(status.seen_flows(), 1u);
   EXPECT_EQ(status.version(), "9.9.9");
+
+  // cilium-dbg status reads this: Hubble is on, with its ring's counters.
+  auto health = d.status();
+  ASSERT_TRUE(health.hubble);
+  EXPECT_EQ(health.hubble->state, api::StatusState::kOk);
+  ASSERT_TRUE(health.hubble->observer);
+  EXPECT_EQ(health.hubble->observer->max_flows, 100);
+  EXPECT_EQ(health.hubble->observer->seen_flows, 1);
+  // TLS is on by default and no certificate is configured: :4244 is not served, and says so.
+  EXPECT_EQ(hub->server()->tcpPort(), 0);
+  EXPECT_NE(health.hubble->msg.find("hubble-tls-cert-file"), std::string::npos)
+      << health.hubble->msg;
 
   ASSERT_NE(am->server(), nullptr);
   ASSERT_NE(hm->server(), nullptr);
@@ -104,9 +119,52 @@ TEST(HubbleComponentTest, DisabledServesNothing) {
   d.addComponent(std::make_unique<metrics::MetricsComponent>(unused));
   ASSERT_TRUE(d.start().ok());
   EXPECT_EQ(hub->server(), nullptr);
+  auto health = d.status();
+  ASSERT_TRUE(health.hubble);
+  EXPECT_EQ(health.hubble->state, api::StatusState::kDisabled);
   EXPECT_FALSE(exists(dir.file("run/hubble.sock")));
   hub->pipeline().onEvent(hubble::testing::makeEvent(hubble::testing::EventSpec{}));  // no crash
   d.stop();
+}
+
+// hubble-metrics as Cilium's: only the metrics listed, with the context labels asked for.
+TEST(HubbleComponentTest, MetricsWithContexts) {
+  hubble::PipelineOptions po;
+  po.node_name = "n";
+  hubble::StaticResolver res;
+  res.addEndpoint({1, 256, "client", "default", {"k8s:app=client"}},
+                  {*IpAddr::parse("10.200.0.11")});
+  res.addEndpoint({2, 257, "server", "shop", {"k8s:app=server"}}, {*IpAddr::parse("10.200.0.12")});
+  hubble::FlowPipeline p(po, &res, &res);
+  metrics::Registry reg;
+  auto spec = hubble::parseMetricsSpec(
+      "drop:sourceContext=pod;destinationContext=namespace flow:labelsContext=source_app,"
+      "destination_namespace,traffic_direction");
+  ASSERT_TRUE(spec.ok()) << spec.error().toString();
+  ASSERT_TRUE(hubble::registerHubbleMetrics(reg, p, *spec).ok());
+  ASSERT_TRUE(p.start().ok());
+  p.onEvent(hubble::testing::makeEvent(hubble::testing::policyDrop()));
+  ASSERT_TRUE(p.flush(5s));
+  auto text = reg.expose();
+  EXPECT_NE(text.find("hubble_drop_total{reason=\"POLICY_DENIED\",protocol=\"TCP\",source=\"default/"
+                      "client\",destination=\"shop\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("hubble_flows_processed_total{type=\"Drop\",subtype=\"\",verdict=\"DROPPED\","
+                      "source_app=\"client\",destination_namespace=\"shop\",traffic_direction="
+                      "\"ingress\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("hubble_tcp_flags_total"), std::string::npos);  // not asked for
+  EXPECT_NE(text.find("hubble_lost_events_total"), std::string::npos);
+  for (const char* bad : {"nosuch", "drop:sourceContext=bogus", "drop:labelsContext=nope",
+                          "drop:color=red", "drop:sourceContext"})
+    EXPECT_FALSE(hubble::parseMetricsSpec(bad).ok()) << bad;
+  EXPECT_TRUE(hubble::parseMetricsSpec("dns:query;ignoreAAAA").ok());
+  EXPECT_TRUE(hubble::parseMetricsSpec("dns http httpV2 tcp,icmp").ok());
+  auto cfg_bad = daemon::loadConfig({"--hubble-metrics=drop:sourceContext=x"},
+                                    daemon::Environment::system());
+  EXPECT_FALSE(cfg_bad.ok());
 }
 
 TEST(HubbleComponentTest, ConfigKeysAreValidated) {

@@ -8,6 +8,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/hubble/peer.h"
 #include "agent/hubble/resolver.h"
 #include "tests/agent/hubble/event_builder.h"
 
@@ -131,6 +132,84 @@ TEST_F(DecoderTest, ReplyFlipsTrafficDirection) {
   EXPECT_EQ(tcpFlagsString(f.l4().tcp().flags()), "SYN, ACK");
 }
 
+// As Hubble: drops and denials do not know whether the packet was a reply (is_reply unset);
+// an allowed verdict is a connection's first packet (false); traces know from conntrack.
+TEST_F(DecoderTest, IsReplyOnlyWhereKnown) {
+  auto drop = decode(testing::policyDrop());
+  EXPECT_FALSE(drop.has_is_reply());
+  EXPECT_FALSE(drop.reply());
+  EventSpec v;
+  v.type = EVENT_POLICY_VERDICT;
+  v.subtype = 0;
+  auto allowed = decode(v);
+  ASSERT_TRUE(allowed.has_is_reply());
+  EXPECT_FALSE(allowed.is_reply().value());
+  v.verdict = -DROP_POLICY;
+  EXPECT_FALSE(decode(v).has_is_reply());
+  EventSpec t;
+  t.ct_state = CT_REPLY;
+  ASSERT_TRUE(decode(t).has_is_reply());
+  EXPECT_TRUE(decode(t).is_reply().value());
+}
+
+// A delivery to a local pod is reported by the sender's program (the sender's veth in the
+// record); the flow names the receiving endpoint's interface, as Hubble does.
+TEST_F(DecoderTest, ToEndpointNamesTheReceivingInterface) {
+  StaticResolver r;
+  EndpointInfo client{1, 256, "client", "default", {"k8s:app=client"}, 11, "lxc-client"};
+  EndpointInfo server{2, 257, "server", "default", {"k8s:app=server"}, 12, "lxc-server"};
+  r.addEndpoint(client, {*IpAddr::parse("10.200.0.11")});
+  r.addEndpoint(server, {*IpAddr::parse("10.200.0.12")});
+  Decoder d(DecoderOptions{"default/node-a", 1}, &r, &r);
+  EventSpec to;  // TO_LXC, run on the client's veth
+  to.ifindex = 11;
+  flow::Flow f;
+  ASSERT_TRUE(d.decode(makeEvent(to), f).ok());
+  EXPECT_EQ(f.interface().index(), 12u);
+  EXPECT_EQ(f.interface().name(), "lxc-server");
+  EXPECT_EQ(f.node_name(), "default/node-a");
+  EventSpec from;
+  from.subtype = TRACE_FROM_LXC;
+  from.dir = METRIC_EGRESS;
+  from.source = 1;
+  from.ifindex = 11;
+  ASSERT_TRUE(d.decode(makeEvent(from), f).ok());
+  EXPECT_EQ(f.interface().index(), 11u);
+  EXPECT_EQ(f.interface().name(), "lxc-client");
+}
+
+TEST_F(DecoderTest, SummaryAndServices) {
+  EXPECT_EQ(decode(EventSpec{}).summary(), "TCP Flags: SYN");
+  EventSpec icmp;
+  icmp.proto = 1;
+  auto ev = makeEvent(icmp);
+  ev.tuple.icmp_type = 8;
+  flow::Flow f;
+  ASSERT_TRUE(decoder_.decode(ev, f).ok());
+  EXPECT_EQ(f.summary(), "ICMPv4 EchoRequest");
+  EventSpec udp;
+  udp.proto = 17;
+  EXPECT_EQ(decode(udp).summary(), "UDP");
+  StaticResolver svc;
+  svc.addService({*IpAddr::parse("10.200.0.12"), 8080, 6, {"web", "shop"}});
+  svc.addService({*IpAddr::parse("10.200.0.12"), 8080, 17, {"web-udp", "shop"}});
+  Decoder d(DecoderOptions{"n", 1, &svc}, &resolver_, &resolver_);
+  ASSERT_TRUE(d.decode(makeEvent(EventSpec{}), f).ok());
+  EXPECT_EQ(f.destination_service().name(), "web");
+  EXPECT_EQ(f.destination_service().namespace_(), "shop");
+  EXPECT_FALSE(f.has_source_service());
+  EventSpec other;
+  other.dport = 9090;
+  ASSERT_TRUE(d.decode(makeEvent(other), f).ok());
+  EXPECT_FALSE(f.has_destination_service());
+}
+
+TEST(NodeNameTest, ClusterPrefix) {
+  EXPECT_EQ(absoluteNodeName("default", "k8s1"), "default/k8s1");
+  EXPECT_EQ(absoluteNodeName("", "k8s1"), "k8s1");
+  EXPECT_EQ(hubbleTlsServerName("c1", "node.a"), "node-a.c1.hubble-grpc.cilium.io");
+}
+
 TEST_F(DecoderTest, ReservedAndRemoteIdentitiesGetLabels) {
   EventSpec s;
   s.src = "192.0.2.1";  // unknown address: labels come from the identity
@@ -186,6 +265,48 @@ TEST_F(DecoderTest, RefusesWhatNoDatapathWrites) {
   EXPECT_EQ(decoder_.decode(ev, f).error().code(), ErrorCode::kInvalidArgument);
   ev = makeEvent(EventSpec{});
   ev.subtype = 200;
+  EXPECT_EQ(decoder_.decode(ev, f).error().code(), ErrorCode::kInvalidArgument);
+}
+
+TEST_F(DecoderTest, Ipv6AndNonIpDrops) {
+  // An IPv6 UDP packet the IPv4-only datapath dropped: its IPv6 tuple, not 0.0.0.0.
+  auto ev = makeEvent(testing::policyDrop());
+  ev.subtype = DROP_UNKNOWN_L3;
+  ev.verdict = -DROP_UNKNOWN_L3;
+  std::memset(&ev.tuple, 0, sizeof ev.tuple);
+  ev.tuple.family = ENDPOINT_KEY_IPV6;
+  inet_pton(AF_INET6, "fd00::11", ev.tuple.saddr.ip6);
+  inet_pton(AF_INET6, "fd00::12", ev.tuple.daddr.ip6);
+  ev.tuple.proto = 17;
+  ev.tuple.sport = htons(5353);
+  ev.tuple.dport = htons(53);
+  flow::Flow f;
+  ASSERT_TRUE(decoder_.decode(ev, f).ok());
+  EXPECT_EQ(f.ip().ipversion(), flow::IPv6);
+  EXPECT_EQ(f.ip().source(), "fd00::11");
+  EXPECT_EQ(f.ip().destination(), "fd00::12");
+  EXPECT_EQ(f.l4().udp().source_port(), 5353u);
+  EXPECT_EQ(f.l4().udp().destination_port(), 53u);
+  EXPECT_EQ(f.verdict(), flow::DROPPED);
+
+  // ICMPv6.
+  ev.tuple.proto = 58;
+  ev.tuple.sport = ev.tuple.dport = 0;
+  ev.tuple.icmp_type = 128;
+  f.Clear();
+  ASSERT_TRUE(decoder_.decode(ev, f).ok());
+  EXPECT_EQ(f.l4().icmpv6().type(), 128u);
+
+  // Neither IPv4 nor IPv6 (family 0): a drop without L3 or L4.
+  std::memset(&ev.tuple, 0, sizeof ev.tuple);
+  f.Clear();
+  ASSERT_TRUE(decoder_.decode(ev, f).ok());
+  EXPECT_FALSE(f.has_ip());
+  EXPECT_FALSE(f.has_l4());
+  EXPECT_EQ(f.summary(), "Ethernet");
+  // Only drops are written without L3.
+  ev.type = EVENT_TRACE;
+  ev.subtype = TRACE_TO_LXC;
   EXPECT_EQ(decoder_.decode(ev, f).error().code(), ErrorCode::kInvalidArgument);
 }
 

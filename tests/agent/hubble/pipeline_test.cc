@@ -73,7 +73,9 @@ TEST(FlowPipelineTest, DecodesIntoTheRing) {
   EXPECT_EQ(p.ring().size(), 2u);
   auto st = p.stats();
   EXPECT_EQ(st.seen_flows, 2u);
-  EXPECT_EQ(st.skipped, 1u);
+  // The debug record became a DebugEvent, in its own ring.
+  EXPECT_EQ(st.debug_events, 1u);
+  EXPECT_EQ(p.debugEvents().size(), 1u);
   EXPECT_EQ(st.queue_lost, 0u);
   ASSERT_EQ(seen.size(), 2u);
   EXPECT_EQ(seen[0], "server");

@@ -23,7 +23,7 @@ k8s::CiliumNode ciliumNode(const std::string& name, std::vector<std::string> ips
                            std::vector<std::string> cidrs) {
   k8s::CiliumNode n;
   n.meta.name = name;
-  n.addresses = std::move(ips);
+  for (auto& ip : ips) n.addresses.push_back({"", std::move(ip)});
   n.pod_cidrs = std::move(cidrs);
   return n;
 }

@@ -57,6 +57,21 @@ TEST_F(RepositoryTest, RevisionCountsEveryChange) {
   EXPECT_EQ(engine_->revision(), 3u) << "a delete that matched nothing changes nothing";
 }
 
+TEST_F(RepositoryTest, OutcomeListenerCountsEveryImportAndDelete) {
+  std::vector<bool> outcomes;
+  engine_->setOutcomeListener([&](bool ok) { outcomes.push_back(ok); });
+  ASSERT_TRUE(engine_->import(cnp("a", "web", "db")).ok());
+  EXPECT_FALSE(engine_->import("kind: CiliumNetworkPolicy\nspec: [").ok());
+  EXPECT_FALSE(engine_->importRules("{not an array").ok());
+  ASSERT_TRUE(engine_->importRules(R"([{"endpointSelector": {}, "ingress": [{}]}])").ok());
+  EXPECT_TRUE(engine_->deleteObject("CiliumNetworkPolicy", "default", "a").ok());
+  EXPECT_FALSE(engine_->deleteObject("CiliumNetworkPolicy", "default", "a").ok());
+  EXPECT_EQ(outcomes, (std::vector<bool>{true, false, false, true, true, false}));
+  engine_->setOutcomeListener(nullptr);
+  ASSERT_TRUE(engine_->import(cnp("b", "web", "db")).ok());
+  EXPECT_EQ(outcomes.size(), 6u);
+}
+
 TEST_F(RepositoryTest, SameNameReplacesAtomically) {
   ASSERT_TRUE(engine_->import(cnp("a", "web", "db")).ok());
   ASSERT_TRUE(engine_->import(cnp("b", "db", "web")).ok());

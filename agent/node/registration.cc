@@ -1,0 +1,288 @@
+// This node's CiliumNode: created, kept as wanted, and read for the pod CIDR.
+#include "agent/node/registration.h"
+
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/common/files.h"
+#include "agent/common/log.h"
+
+namespace cilium::node {
+namespace {
+
+auto& log() {
+  static auto l = cilium::logger("node");
+  return l;
+}
+
+using nlohmann::json;
+
+std::optional<IpPrefix> firstV4(const std::vector<std::string>& cidrs) {
+  for (const auto& c : cidrs) {
+    auto p = IpPrefix::parse(c);
+    if (p.ok() && p->addr().isV4()) return *p;
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<IpAddr> firstGlobalIpv4() {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return std::nullopt;
+  std::optional<IpAddr> out;
+  for (ifaddrs* a = list; a != nullptr && !out; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    if (a->ifa_flags & IFF_LOOPBACK) continue;
+    // Cilium's own device carries the router address, not the node's.
+    if (std::string_view(a->ifa_name).rfind("cilium_", 0) == 0) continue;
+    auto* sin = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
+    IpAddr ip = IpAddr::fromNetworkOrder(sin->sin_addr.s_addr);
+    if (IpPrefix(IpAddr::fromHostOrder(0xa9fe0000), 16).contains(ip)) continue;  // link-local
+    out = ip;
+  }
+  ::freeifaddrs(list);
+  return out;
+}
+
+std::string readBootId() {
+  auto text = readFile("/proc/sys/kernel/random/boot_id");
+  if (!text.ok()) return "";
+  std::string id = *text;
+  while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+  return id;
+}
+
+Result<std::unique_ptr<Registration>> Registration::start(k8s::Client& client, k8s::Stores& stores,
+                                                          RegistrationConfig config) {
+  if (config.node_name.empty())
+    return Error(ErrorCode::kInvalidArgument, "CiliumNode: node-name is empty");
+  std::unique_ptr<Registration> r(new Registration(client, stores, std::move(config)));
+  const RegistrationConfig& cfg = r->config_;
+  std::vector<IpAddr> internal = cfg.internal_ips;
+  if (internal.empty())
+    if (auto n = stores.nodes.get("", cfg.node_name))
+      for (const auto& ip : n->internal_ips)
+        if (auto a = IpAddr::parse(ip); a.ok()) internal.push_back(*a);
+  if (internal.empty())
+    if (auto a = firstGlobalIpv4()) internal.push_back(*a);
+  if (internal.empty())
+    log()->warn("CiliumNode {}: no InternalIP known (no Node object, no global IPv4 address)",
+                cfg.node_name);
+  k8s::CiliumNode& d = r->desired_;
+  d.meta.name = cfg.node_name;
+  for (const auto& ip : internal) d.addresses.push_back({"InternalIP", ip.toString()});
+  d.boot_id = cfg.boot_id.empty() ? readBootId() : cfg.boot_id;
+  r->owns_pod_cidrs_ = cfg.fixed_ipv4.has_value() || cfg.ipam == "kubernetes";
+  if (cfg.fixed_ipv4) d.pod_cidrs = {cfg.fixed_ipv4->toString()};
+
+  if (Status st = r->write(); !st.ok())
+    log()->warn("CiliumNode {}: first write failed, retrying: {}", cfg.node_name,
+                st.error().message());
+  else
+    log()->info("CiliumNode {} published internal_ip={} bootid={}", cfg.node_name,
+                internal.empty() ? "-" : internal.front().toString(), d.boot_id);
+  r->thread_ = std::thread([p = r.get()] { p->run(); });
+  Registration* self = r.get();
+  k8s::Handlers<k8s::CiliumNode> h;
+  auto check = [self](const k8s::CiliumNode& n) {
+    if (n.meta.name != self->config_.node_name) return;
+    {
+      std::lock_guard lock(self->mu_);
+      if (self->inSync(n)) return;
+    }
+    self->kick();
+  };
+  h.on_add = check;
+  h.on_update = [check](const k8s::CiliumNode&, const k8s::CiliumNode& n) { check(n); };
+  h.on_delete = [self](const k8s::CiliumNode& n) {
+    if (n.meta.name != self->config_.node_name) return;
+    log()->warn("CiliumNode {} was deleted; creating it again", n.meta.name);
+    self->kick();
+  };
+  r->handlers_ = stores.cilium_nodes.addHandlers(std::move(h));
+  r->registered_ = true;
+  return r;
+}
+
+Registration::~Registration() {
+  if (registered_) stores_.cilium_nodes.removeHandlers(handlers_);
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+k8s::CiliumNode Registration::desired() const {
+  std::lock_guard lock(mu_);
+  return desired_;
+}
+
+bool Registration::inSync(const k8s::CiliumNode& n) const {
+  if (n.addresses != desired_.addresses || n.boot_id != desired_.boot_id ||
+      n.health_ipv4 != desired_.health_ipv4)
+    return false;
+  return !owns_pod_cidrs_ || n.pod_cidrs == desired_.pod_cidrs;
+}
+
+void Registration::kick() {
+  {
+    std::lock_guard lock(mu_);
+    dirty_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Registration::run() {
+  std::chrono::milliseconds backoff{0};
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait(lock, [this] { return stopping_ || dirty_; });
+    if (stopping_) return;
+    dirty_ = false;
+    lock.unlock();
+    Status st = write();
+    lock.lock();
+    if (st.ok()) {
+      backoff = std::chrono::milliseconds{0};
+      continue;
+    }
+    backoff = backoff.count() == 0 ? config_.retry_min : std::min(backoff * 2, config_.retry_max);
+    log()->warn("CiliumNode {}: write failed, retrying in {} ms: {}", config_.node_name,
+                backoff.count(), st.error().message());
+    dirty_ = true;
+    cv_.wait_for(lock, backoff, [this] { return stopping_; });
+  }
+}
+
+Status Registration::write() {
+  k8s::CiliumNode d;
+  bool owns = false;
+  {
+    std::lock_guard lock(mu_);
+    d = desired_;
+    owns = owns_pod_cidrs_;
+  }
+  const auto info = k8s::Resource<k8s::CiliumNode>::info();
+  const std::string path = info.objectPath("", d.meta.name);
+  json full = k8s::toJson(d);
+  json spec = full["spec"];
+  if (!owns) spec.erase("ipam");  // the operator's field in cluster-pool mode
+  if (!spec.contains("health")) spec["health"] = nullptr;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    json patch = {{"spec", spec}};
+    CILIUM_ASSIGN_OR_RETURN(
+        auto res, client_.request("PATCH", path, patch.dump(), "application/merge-patch+json"));
+    if (res.ok()) return okStatus();
+    if (res.status != 404)
+      return makeError(ErrorCode::kUnavailable, "PATCH {}: HTTP {}", path, res.status);
+    json create = full;
+    if (!owns) create["spec"].erase("ipam");
+    CILIUM_ASSIGN_OR_RETURN(auto cr, client_.request("POST", info.collectionPath(), create.dump()));
+    if (cr.ok()) return okStatus();
+    if (cr.status != 409)
+      return makeError(ErrorCode::kUnavailable, "POST {}: HTTP {}", info.collectionPath(),
+                       cr.status);
+    // Created meanwhile (a restart racing its own earlier write): patch it.
+  }
+  return makeError(ErrorCode::kAborted, "CiliumNode {}: create and patch kept racing", d.meta.name);
+}
+
+Result<IpPrefix> Registration::waitForPodCidr(std::chrono::milliseconds timeout,
+                                              std::chrono::milliseconds log_every) {
+  if (config_.fixed_ipv4) return *config_.fixed_ipv4;
+  const bool from_node = config_.ipam == "kubernetes";
+  const std::string& name = config_.node_name;
+  // Both stores are watched; their changes wake the wait (a condition variable per wait).
+  std::mutex wmu;
+  std::condition_variable wcv;
+  uint64_t changes = 0;
+  auto wake = [&] {
+    {
+      std::lock_guard l(wmu);
+      changes++;
+    }
+    wcv.notify_all();
+  };
+  k8s::Handlers<k8s::CiliumNode> hc;
+  hc.on_add = [&](const k8s::CiliumNode&) { wake(); };
+  hc.on_update = [&](const k8s::CiliumNode&, const k8s::CiliumNode&) { wake(); };
+  k8s::Handlers<k8s::Node> hn;
+  hn.on_add = [&](const k8s::Node&) { wake(); };
+  hn.on_update = [&](const k8s::Node&, const k8s::Node&) { wake(); };
+  auto idc = stores_.cilium_nodes.addHandlers(std::move(hc));
+  auto idn = stores_.nodes.addHandlers(std::move(hn));
+  auto t0 = std::chrono::steady_clock::now();
+  auto next_log = t0;
+  std::optional<IpPrefix> found;
+  std::string why;
+  while (true) {
+    uint64_t seen;
+    {
+      std::lock_guard l(wmu);
+      seen = changes;
+    }
+    if (from_node) {
+      auto n = stores_.nodes.get("", name);
+      if (n) found = firstV4(n->pod_cidrs);
+      why = n ? fmt::format("Node {} has no IPv4 spec.podCIDRs yet", name)
+              : fmt::format("Node {} does not exist", name);
+    } else {
+      auto cn = stores_.cilium_nodes.get("", name);
+      if (cn) found = firstV4(cn->pod_cidrs);
+      why = cn ? fmt::format("CiliumNode {} has no IPv4 spec.ipam.podCIDRs yet", name)
+               : fmt::format("CiliumNode {} is not created yet", name);
+      if (cn && !cn->operator_error.empty())
+        why += fmt::format("; cilium-operator reports: {}", cn->operator_error);
+      else if (cn)
+        why += " (is cilium-operator running?)";
+    }
+    if (found) break;
+    auto now = std::chrono::steady_clock::now();
+    if (now - t0 >= timeout) break;
+    if (now >= next_log) {
+      log()->info("waiting for this node's pod CIDR ipam={}: {}", config_.ipam, why);
+      next_log = now + log_every;
+    }
+    std::unique_lock l(wmu);
+    wcv.wait_until(l, std::min(next_log, t0 + timeout), [&] { return changes != seen; });
+  }
+  stores_.cilium_nodes.removeHandlers(idc);
+  stores_.nodes.removeHandlers(idn);
+  if (!found)
+    return makeError(
+        ErrorCode::kDeadlineExceeded, "no pod CIDR for this node within {} s (ipam={}): {}",
+        std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), config_.ipam, why);
+  log()->info("pod CIDR known ipam={} cidr={}", config_.ipam, found->toString());
+  if (from_node) {
+    {
+      std::lock_guard lock(mu_);
+      desired_.pod_cidrs = {found->toString()};
+    }
+    kick();
+  }
+  return *found;
+}
+
+Status Registration::setAddresses(const LocalAddresses& a) {
+  {
+    std::lock_guard lock(mu_);
+    std::vector<k8s::NodeAddress> addrs;
+    for (const auto& x : desired_.addresses)
+      if (x.type != "CiliumInternalIP") addrs.push_back(x);
+    if (a.router_ipv4) addrs.push_back({"CiliumInternalIP", a.router_ipv4->toString()});
+    desired_.addresses = std::move(addrs);
+    desired_.health_ipv4 = a.health_ipv4 ? a.health_ipv4->toString() : "";
+    if (owns_pod_cidrs_ && a.pod_cidr_ipv4) desired_.pod_cidrs = {a.pod_cidr_ipv4->toString()};
+  }
+  Status st = write();
+  if (!st.ok()) kick();  // retried in the background
+  return st;
+}
+
+}  // namespace cilium::node

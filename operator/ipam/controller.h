@@ -1,0 +1,82 @@
+// Cluster-pool IPAM's controller (cilium-operator): keeps every CiliumNode's spec.ipam.podCIDRs
+// allocated from the ClusterPool. At start it reads back every allocation already written (so a
+// restarted operator hands out nothing twice), then gives each node without a CIDR the next free
+// one. A pool that is exhausted, or a CIDR that is outside the pool or held by another node, is
+// written to the node's status.ipam.operator-status.error and logged; nothing is changed under
+// a node that already has a CIDR. Work runs on a thread of its own (the informer's handlers only
+// queue node names); a failed write is retried with backoff.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "agent/k8s/client.h"
+#include "agent/k8s/store.h"
+#include "operator/ipam/cluster_pool.h"
+
+namespace cilium::op {
+
+struct ClusterPoolOptions {
+  std::vector<IpPrefix> ipv4_cidrs;  // cluster-pool-ipv4-cidr
+  int ipv4_mask_size = 24;           // cluster-pool-ipv4-mask-size
+  std::chrono::milliseconds retry_min{200};
+  std::chrono::milliseconds retry_max{10000};
+};
+
+class ClusterPoolController {
+ public:
+  // kInvalidArgument when the pool configuration is invalid. `client` and `nodes` (a synced
+  // CiliumNode store) must outlive the controller.
+  static Result<std::unique_ptr<ClusterPoolController>> create(k8s::Client& client,
+                                                               k8s::Store<k8s::CiliumNode>& nodes,
+                                                               ClusterPoolOptions options);
+  ~ClusterPoolController();  // stops the worker and unregisters
+  ClusterPoolController(const ClusterPoolController&) = delete;
+  ClusterPoolController& operator=(const ClusterPoolController&) = delete;
+
+  // Reads back every existing allocation, then starts the worker (which allocates the rest).
+  void start();
+
+  // What the pool holds now (for tests and metrics): used and total node CIDRs.
+  uint64_t used() const;
+  uint64_t capacity() const;
+
+ private:
+  ClusterPoolController(k8s::Client& client, k8s::Store<k8s::CiliumNode>& nodes, ClusterPool pool,
+                        ClusterPoolOptions options)
+      : client_(client), nodes_(nodes), pool_(std::move(pool)), options_(std::move(options)) {}
+  void enqueue(const std::string& name);
+  void run();
+  // One node: false when a write failed and it should be retried.
+  bool reconcile(const std::string& name);
+  // Allocations read back from the node's spec, checked against the pool: the error text, ""
+  // when they are fine.
+  std::string occupyFromSpec(const k8s::CiliumNode& cn);
+  Status writeCidr(const std::string& name, const IpPrefix& cidr);
+  Status writeError(const std::string& name, const std::string& error);
+
+  k8s::Client& client_;
+  k8s::Store<k8s::CiliumNode>& nodes_;
+  mutable std::mutex pool_mu_;  // held by the worker while it reconciles
+  ClusterPool pool_;
+  std::mutex mu_;  // guards the queue
+  ClusterPoolOptions options_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  std::set<std::string> queued_;
+  std::map<std::string, std::chrono::steady_clock::time_point> retry_at_;
+  std::map<std::string, std::chrono::milliseconds> backoff_;
+  bool stopping_ = false;
+  k8s::Store<k8s::CiliumNode>::HandlerId handlers_ = 0;
+  bool registered_ = false;
+  std::thread worker_;
+};
+
+}  // namespace cilium::op

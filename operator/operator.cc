@@ -1,0 +1,280 @@
+// cilium-operator: flags, leader election, and the duties run while leading.
+#include "operator/operator.h"
+
+#include <unistd.h>
+
+#include <thread>
+
+#include "agent/common/cli.h"
+#include "agent/common/log.h"
+#include "agent/k8s/source.h"
+#include "operator/identity_gc.h"
+#include "operator/ipam/controller.h"
+#include "operator/leader_election.h"
+
+namespace cilium::op {
+namespace {
+
+auto& log() {
+  static auto l = cilium::logger("operator");
+  return l;
+}
+
+// Go durations as Cilium's flags take them ("15s", "500ms", "1m"), or bare seconds.
+Result<double> parseSeconds(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  double v = 0;
+  try {
+    v = std::stod(text, &used);
+  } catch (const std::exception&) {
+    return makeError(ErrorCode::kInvalidArgument, "--{}={}: not a duration", flag, text);
+  }
+  std::string unit = text.substr(used);
+  double scale = unit.empty() || unit == "s" ? 1 : unit == "ms" ? 0.001 : unit == "m" ? 60 : -1;
+  if (scale < 0 || !(v > 0))
+    return makeError(ErrorCode::kInvalidArgument, "--{}={}: not a positive duration (15s, 500ms)",
+                     flag, text);
+  return v * scale;
+}
+
+struct Flags {
+  std::unique_ptr<CLI::App> app;
+  std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
+  std::string gc_interval = "15m", heartbeat_timeout = "30m";
+  std::string cidrs;
+};
+
+void declare(Flags& f, Config& c) {
+  f.app = cli::makeApp(
+      "Cluster-wide duties of Cilium: cluster-pool IPAM and identity GC, with leader election.",
+      "cilium-operator");
+  CLI::App& app = *f.app;
+  app.add_option("--k8s-api-server", c.k8s_api_server, "Kubernetes API server URL");
+  app.add_option("--k8s-kubeconfig-path", c.k8s_kubeconfig_path, "Path of a kubeconfig file");
+  app.add_option("--ipam", c.ipam, "IPAM mode: cluster-pool or kubernetes")
+      ->check(CLI::IsMember({"cluster-pool", "kubernetes"}))
+      ->default_str("cluster-pool");
+  app.add_option("--cluster-pool-ipv4-cidr", f.cidrs,
+                 "IPv4 CIDRs to carve node pod CIDRs from (comma-separated)")
+      ->default_str("10.0.0.0/8");
+  app.add_option("--cluster-pool-ipv4-mask-size", c.cluster_pool_ipv4_mask_size,
+                 "Prefix length of each node's pod CIDR")
+      ->check(CLI::Range(1, 32))
+      ->default_str("24");
+  app.add_option("--enable-leader-election", c.leader_election,
+                 "Act only while holding the cilium-operator-resource-lock Lease")
+      ->default_str("true");
+  app.add_option("--leader-election-identity", c.leader_election_identity,
+                 "This replica's name in the Lease (default <hostname>-<pid>)");
+  app.add_option("--leader-election-namespace", c.leader_election_namespace,
+                 "Namespace of the Lease")
+      ->default_str("kube-system");
+  app.add_option("--leader-election-lease-duration", f.lease_duration,
+                 "How long a leader's Lease lasts without renewal")
+      ->default_str("15s");
+  app.add_option("--leader-election-renew-deadline", f.renew_deadline,
+                 "How long a leader keeps trying to renew before stepping down")
+      ->default_str("10s");
+  app.add_option("--leader-election-retry-period", f.retry_period,
+                 "Interval between attempts to acquire or renew the Lease")
+      ->default_str("2s");
+  app.add_option("--identity-allocation-mode", c.identity_allocation_mode,
+                 "crd: CiliumIdentity objects, collected when unused; kvstore: not built yet")
+      ->check(CLI::IsMember({"crd", "kvstore"}))
+      ->default_str("crd");
+  app.add_option("--identity-gc-interval", f.gc_interval,
+                 "How often unused identities are collected")
+      ->default_str("15m");
+  app.add_option("--identity-heartbeat-timeout", f.heartbeat_timeout,
+                 "How long an identity stays unused before it is deleted")
+      ->default_str("30m");
+  app.add_flag("-D,--debug", c.debug, "Debug logging");
+  app.add_flag("--version", c.version, "Print the version and exit");
+}
+
+}  // namespace
+
+Result<Config> parseFlags(const std::vector<std::string>& args) {
+  Config c;
+  Flags f;
+  declare(f, c);
+  CILIUM_ASSIGN_OR_RETURN(auto outcome, cli::parse(*f.app, args));
+  if (outcome == cli::Outcome::kHelp) {
+    c.help = true;
+    return c;
+  }
+  if (!f.cidrs.empty()) {
+    c.cluster_pool_ipv4_cidr.clear();
+    size_t start = 0;
+    while (start <= f.cidrs.size()) {
+      size_t end = f.cidrs.find(',', start);
+      if (end == std::string::npos) end = f.cidrs.size();
+      std::string one = f.cidrs.substr(start, end - start);
+      if (!one.empty()) c.cluster_pool_ipv4_cidr.push_back(one);
+      start = end + 1;
+    }
+  }
+  for (const auto& cidr : c.cluster_pool_ipv4_cidr) {
+    auto p = IpPrefix::parse(cidr);
+    if (!p.ok())
+      return makeError(ErrorCode::kInvalidArgument, "--cluster-pool-ipv4-cidr={}: {}", cidr,
+                       p.error().message());
+    if (!p->addr().isV4())
+      return makeError(ErrorCode::kInvalidArgument, "--cluster-pool-ipv4-cidr={}: not IPv4", cidr);
+  }
+  CILIUM_ASSIGN_OR_RETURN(c.leader_election_lease_duration,
+                          parseSeconds("leader-election-lease-duration", f.lease_duration));
+  CILIUM_ASSIGN_OR_RETURN(c.leader_election_renew_deadline,
+                          parseSeconds("leader-election-renew-deadline", f.renew_deadline));
+  CILIUM_ASSIGN_OR_RETURN(c.leader_election_retry_period,
+                          parseSeconds("leader-election-retry-period", f.retry_period));
+  CILIUM_ASSIGN_OR_RETURN(c.identity_gc_interval,
+                          parseSeconds("identity-gc-interval", f.gc_interval));
+  CILIUM_ASSIGN_OR_RETURN(c.identity_heartbeat_timeout,
+                          parseSeconds("identity-heartbeat-timeout", f.heartbeat_timeout));
+  if (c.leader_election_renew_deadline >= c.leader_election_lease_duration)
+    return Error(ErrorCode::kInvalidArgument,
+                 "--leader-election-renew-deadline must be shorter than "
+                 "--leader-election-lease-duration");
+  if (c.debug) c.log_level = "debug";
+  return c;
+}
+
+std::string usage() {
+  Config c;
+  Flags f;
+  declare(f, c);
+  return cli::help(*f.app);
+}
+
+Result<std::unique_ptr<Operator>> Operator::start(const Config& config, k8s::ClientConfig cc) {
+  if (config.ipam == "cluster-pool") {
+    std::vector<IpPrefix> pools;
+    for (const auto& c : config.cluster_pool_ipv4_cidr) {
+      CILIUM_ASSIGN_OR_RETURN(auto p, IpPrefix::parse(c));
+      pools.push_back(p);
+    }
+    // The same checks the controller makes, before anything runs.
+    auto pool = ClusterPool::create(pools, config.cluster_pool_ipv4_mask_size);
+    if (!pool.ok()) return pool.error().withContext("cluster-pool IPAM");
+  }
+  std::unique_ptr<Operator> op(new Operator(config));
+  CILIUM_ASSIGN_OR_RETURN(op->client_, k8s::Client::create(std::move(cc)));
+  if (!config.leader_election) {
+    log()->info("leader election disabled: acting at once");
+    op->startDuties();
+    return op;
+  }
+  LeaderElectionOptions lo;
+  lo.namespace_name = config.leader_election_namespace;
+  lo.identity = config.leader_election_identity;
+  if (lo.identity.empty()) {
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    lo.identity = fmt::format("{}-{}", host, ::getpid());
+  }
+  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+  lo.lease_duration = ms(config.leader_election_lease_duration);
+  lo.renew_deadline = ms(config.leader_election_renew_deadline);
+  lo.retry_period = ms(config.leader_election_retry_period);
+  Operator* self = op.get();
+  op->elector_ = std::make_unique<LeaderElector>(
+      *op->client_, lo, [self] { self->startDuties(); }, [self] { self->stopDuties(); });
+  op->elector_->start();
+  log()->info("waiting to become leader identity={}", lo.identity);
+  return op;
+}
+
+Operator::Operator(Config config) : config_(std::move(config)) {}
+
+Operator::~Operator() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  elector_.reset();  // steps down: stopDuties()
+  stopDuties();
+}
+
+bool Operator::leading() const { return elector_ == nullptr || elector_->leading(); }
+
+ClusterPoolController* Operator::clusterPool() {
+  std::lock_guard lock(mu_);
+  return ipam_.get();
+}
+
+IdentityGc* Operator::identityGc() {
+  std::lock_guard lock(mu_);
+  return identity_gc_.get();
+}
+
+void Operator::startDuties() {
+  const bool pool = config_.ipam == "cluster-pool";
+  const bool gc = config_.identity_allocation_mode == "crd";
+  std::vector<std::string> kinds;
+  if (pool) kinds.push_back("CiliumNode");
+  if (gc) kinds.insert(kinds.end(), {"CiliumIdentity", "CiliumEndpoint"});
+  if (!pool) log()->info("ipam={}: no pod CIDRs to allocate", config_.ipam);
+  if (kinds.empty()) return;
+  auto source = std::make_unique<k8s::ApiSource>(*client_, k8s::ApiSourceOptions{{}, kinds, {}});
+  if (auto st = source->start(); !st.ok()) {
+    log()->error("cannot watch the API server: {}", st.error().message());
+    return;
+  }
+  // The informers retry an unreachable API server; the duties wait for the full state, so that
+  // every existing allocation is known before the first new one.
+  while (!source->waitForSync(std::chrono::seconds(5))) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return;
+    }
+    log()->info("waiting for the first full state from the API server");
+  }
+  std::unique_ptr<ClusterPoolController> ipam;
+  if (pool) {
+    std::vector<IpPrefix> pools;
+    for (const auto& c : config_.cluster_pool_ipv4_cidr) pools.push_back(*IpPrefix::parse(c));
+    auto ctl = ClusterPoolController::create(
+        *client_, source->stores().cilium_nodes,
+        ClusterPoolOptions{pools, config_.cluster_pool_ipv4_mask_size});
+    if (!ctl.ok()) {
+      log()->error("{}", ctl.error().message());
+      return;
+    }
+    ipam = std::move(*ctl);
+    ipam->start();
+  }
+  std::unique_ptr<IdentityGc> identity_gc;
+  if (gc) {
+    auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+    IdentityGcOptions go;
+    go.interval = ms(config_.identity_gc_interval);
+    go.heartbeat_timeout = ms(config_.identity_heartbeat_timeout);
+    identity_gc = std::make_unique<IdentityGc>(*client_, source->stores().cilium_identities,
+                                               source->stores().cilium_endpoints, go);
+    identity_gc->start();
+    log()->info("identity GC started interval={}s heartbeat_timeout={}s",
+                config_.identity_gc_interval, config_.identity_heartbeat_timeout);
+  }
+  std::lock_guard lock(mu_);
+  source_ = std::move(source);
+  ipam_ = std::move(ipam);
+  identity_gc_ = std::move(identity_gc);
+}
+
+void Operator::stopDuties() {
+  std::unique_ptr<ClusterPoolController> ipam;
+  std::unique_ptr<IdentityGc> identity_gc;
+  std::unique_ptr<k8s::ApiSource> source;
+  {
+    std::lock_guard lock(mu_);
+    ipam = std::move(ipam_);
+    identity_gc = std::move(identity_gc_);
+    source = std::move(source_);
+  }
+  ipam.reset();  // before the stores they read
+  identity_gc.reset();
+  if (source) source->stop();
+}
+
+}  // namespace cilium::op

@@ -1,0 +1,81 @@
+// cilium-operator's composition: the configuration (flags with Cilium's names), a Kubernetes
+// client, leader election on a Lease, and, while leading, the cluster-wide duties: cluster-pool
+// IPAM (ipam/controller.h) over a CiliumNode informer, and the identity GC (identity_gc.h) over
+// CiliumIdentity and CiliumEndpoint informers. See docs/cluster.md.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "agent/common/error.h"
+#include "agent/common/inet.h"
+#include "agent/k8s/client.h"
+
+namespace cilium::k8s {
+class ApiSource;
+}
+
+namespace cilium::op {
+
+class ClusterPoolController;
+class IdentityGc;
+class LeaderElector;
+
+struct Config {
+  std::string k8s_api_server;
+  std::string k8s_kubeconfig_path;
+  std::string ipam = "cluster-pool";  // cluster-pool | kubernetes (nothing to allocate)
+  std::vector<std::string> cluster_pool_ipv4_cidr = {"10.0.0.0/8"};
+  int cluster_pool_ipv4_mask_size = 24;
+  std::string identity_allocation_mode = "crd";  // crd: identity GC runs; kvstore: not yet
+  double identity_gc_interval = 15 * 60;         // seconds
+  double identity_heartbeat_timeout = 30 * 60;   // seconds
+  bool leader_election = true;                   // --enable-leader-election (ours)
+  std::string leader_election_identity;          // "" = <hostname>-<pid>
+  std::string leader_election_namespace = "kube-system";
+  double leader_election_lease_duration = 15;  // seconds
+  double leader_election_renew_deadline = 10;
+  double leader_election_retry_period = 2;
+  std::string log_level = "info";
+  bool debug = false;
+  bool help = false;
+  bool version = false;
+};
+
+// Flags: --name=value or --name value, Cilium's names (see usage()). kInvalidArgument naming
+// the flag for unknown flags and bad values.
+Result<Config> parseFlags(const std::vector<std::string>& args);
+std::string usage();
+
+class Operator {
+ public:
+  // Checks the configuration, connects (the API server may be down: it is retried), and starts
+  // leader election (or leads at once when it is off).
+  static Result<std::unique_ptr<Operator>> start(const Config& config, k8s::ClientConfig client);
+  ~Operator();  // stops the duties and steps down
+
+  bool leading() const;
+  // While leading, once the CiliumNodes are synced: the cluster-pool IPAM (nullptr otherwise).
+  ClusterPoolController* clusterPool();
+  // While leading with identity-allocation-mode=crd: the identity GC (nullptr otherwise).
+  IdentityGc* identityGc();
+
+ private:
+  explicit Operator(Config config);
+  void startDuties();
+  void stopDuties();
+
+  Config config_;
+  std::unique_ptr<k8s::Client> client_;
+  std::unique_ptr<LeaderElector> elector_;
+  mutable std::mutex mu_;
+  bool stopping_ = false;
+  std::unique_ptr<k8s::ApiSource> source_;
+  std::unique_ptr<ClusterPoolController> ipam_;
+  std::unique_ptr<IdentityGc> identity_gc_;
+};
+
+}  // namespace cilium::op
