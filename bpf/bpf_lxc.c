@@ -4,6 +4,7 @@
  * every endpoint (each finds its endpoint in cilium_lxc_if by ifindex).
  *   cil_from_container: tcx ingress of lxc* (packets leaving the pod)
  *   cil_to_container:   tcx egress of lxc*  (packets the node's stack routes into the pod)
+ *   cil_to_proxy:       tcx ingress of lo   (packets sent back in for an L7 proxy, lib/proxy.h)
  * Pods on other nodes are reached through the VXLAN overlay in tunnel mode (lib/encap.h); what
  * arrives from it is bpf_overlay.c's.
  * Packet walk: docs/datapath.md. This file only wires the stages in lib/ together.
@@ -26,6 +27,7 @@
 #include "lib/local_delivery.h"
 #include "lib/metrics.h"
 #include "lib/pkt.h"
+#include "lib/proxy.h"
 
 /*
  * Into local pod `dst`, its ingress side done: the packet counts as leaving the sender and
@@ -43,6 +45,28 @@ static __always_inline int deliver_to_pod(struct __sk_buff *ctx, struct pkt4 *p,
 	count_forwarded(p->len, METRIC_INGRESS);
 	emit_trace(ctx, p, ti, TRACE_TO_LXC, due);
 	return ret;
+}
+
+/*
+ * To an L7 proxy on this node (`verdict` from enforce4: a proxy port, or ENFORCE_TO_PROXY_STACK
+ * for a packet of a proxy's own connection): assigned to the proxy's socket and handed to the
+ * node's stack, which delivers it locally (abi/proxy.h). Runs on tc ingress.
+ */
+static __always_inline int to_proxy(struct __sk_buff *ctx, struct pkt4 *p, struct trace_info *ti,
+				    int verdict, bool due)
+{
+	int ret;
+
+	if (verdict == ENFORCE_TO_PROXY_STACK) {
+		proxy_set_mark(ctx, 0);
+	} else {
+		ret = proxy_assign4(ctx, p, (__u16)verdict);
+		if (ret < 0)
+			return send_drop(ctx, p, ti, ret);
+	}
+	count_forwarded(p->len, ti->dir);
+	emit_trace(ctx, p, ti, TRACE_TO_PROXY, due);
+	return TC_ACT_OK;
 }
 
 /* A pod's IPv4 packet, source verified: the sender's egress side, then delivery. */
@@ -100,11 +124,13 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 		tunnel = encap_lookup4(p->t.daddr, tunnel_ifindex);
 	ret = enforce4(ctx, p, ep, CT_KEY_EGRESS,
 		       dst ? dst->sec_id : (tunnel ? tunnel->sec_identity : 0), p->t.daddr, now, ti,
-		       &due);
+		       &due, 0);
 	if (ret < 0)
 		return send_drop(ctx, p, ti, ret);
 	if (rev_nat)
 		lb4_ct_mark(p, rev_nat, now, CT_KEY_EGRESS);
+	if (ret > 0)
+		return to_proxy(ctx, p, ti, ret, due);
 	emit_trace(ctx, p, ti, TRACE_FROM_LXC, due);
 
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
@@ -117,9 +143,14 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 		    .dir = METRIC_INGRESS,
 		};
 
-		ret = enforce4(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, 0, now, &dti, &due);
+		ret = enforce4(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, 0, now, &dti, &due, 0);
 		if (ret < 0)
 			return send_drop(ctx, p, &dti, ret);
+		if (ret > 0) {
+			/* It left the sender; the proxy stands in for the receiver now. */
+			count_forwarded(p->len, METRIC_EGRESS);
+			return to_proxy(ctx, p, &dti, ret, due);
+		}
 		if (dti.rev_nat) {
 			ret = lb4_reverse(ctx, p, dti.rev_nat);
 			if (ret < 0)
@@ -197,6 +228,7 @@ int cil_to_container(struct __sk_buff *ctx)
 	struct pkt4 p = {};
 	struct ethhdr *eth;
 	struct iphdr *ip;
+	__u32 from_proxy;
 	bool due;
 	int ret;
 
@@ -227,9 +259,26 @@ int cil_to_container(struct __sk_buff *ctx)
 		return send_drop(ctx, &p, &ti, ret);
 	if (!ep)
 		return send_drop(ctx, &p, &ti, -DROP_EP_NOT_READY);
-	ret = enforce4(ctx, &p, ep, CT_KEY_INGRESS, 0, p.t.saddr, mono_now_sec(), &ti, &due);
+	/* Packets of the L7 proxies carry their mark, with the sender's identity (abi/proxy.h). */
+	from_proxy = proxy_mark_magic(ctx);
+	ret = enforce4(ctx, &p, ep, CT_KEY_INGRESS,
+		       from_proxy ? proxy_mark_identity(ctx_load_u32(ctx, mark)) : 0, p.t.saddr,
+		       mono_now_sec(), &ti, &due, from_proxy);
 	if (ret < 0)
 		return send_drop(ctx, &p, &ti, ret);
+	/*
+	 * For a proxy, met on tc egress: back in through lo. A RST the stack sends for a proxy's
+	 * connection without a socket (the proxy is gone) is the pod's to see.
+	 */
+	if (ret > 0 && !(ret == ENFORCE_TO_PROXY_STACK && p.t.proto == IPPROTO_TCP_ &&
+			 (p.tcp_flags & TCP_FLAG_RST))) {
+		ret = proxy_hairpin4(ctx, ret == ENFORCE_TO_PROXY_STACK ? 0 : (__u16)ret);
+		if (ret < 0)
+			return send_drop(ctx, &p, &ti, ret);
+		count_forwarded(p.len, METRIC_INGRESS);
+		emit_trace(ctx, &p, &ti, TRACE_TO_PROXY, due);
+		return ret;
+	}
 	if (ti.rev_nat) {
 		ret = lb4_reverse(ctx, &p, ti.rev_nat);
 		if (ret < 0)
@@ -237,6 +286,35 @@ int cil_to_container(struct __sk_buff *ctx)
 	}
 	count_forwarded(p.len, METRIC_INGRESS);
 	emit_trace(ctx, &p, &ti, TRACE_TO_LXC, due);
+	return TC_ACT_OK;
+}
+
+/*
+ * tcx ingress of lo: packets a cil_to_container hairpinned for an L7 proxy (proxy_hairpin4) get
+ * their socket here, where assignment is possible. Everything else on lo passes untouched.
+ */
+SEC("tc")
+int cil_to_proxy(struct __sk_buff *ctx)
+{
+	struct trace_info ti = {.dir = METRIC_INGRESS};
+	__u32 mark = ctx_load_u32(ctx, mark);
+	struct pkt4 p = {};
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	int ret;
+
+	if ((mark & MARK_MAGIC_HOST_MASK) != MARK_MAGIC_TO_PROXY || !(mark >> 16))
+		return TC_ACT_OK;
+	pkt_pull(ctx);
+	p.len = ctx_load_u32(ctx, len);
+	if (!eth_ok(ctx, &eth) || eth->h_proto != bpf_htons(ETH_P_IP))
+		return send_drop(ctx, &p, &ti, -DROP_INVALID);
+	ret = pkt_parse4(ctx, &p, &ip);
+	if (ret < 0)
+		return send_drop(ctx, &p, &ti, ret);
+	ret = proxy_assign4(ctx, &p, (__u16)(mark >> 16));
+	if (ret < 0)
+		return send_drop(ctx, &p, &ti, ret);
 	return TC_ACT_OK;
 }
 

@@ -41,9 +41,12 @@ static __always_inline int from_overlay_ipv4(struct __sk_buff *ctx, struct pkt4 
 	}
 	ti->source = dst->lxc_id;
 	ti->dst_id = dst->lxc_id;
-	ret = enforce4(ctx, p, dst, CT_KEY_INGRESS, src_identity, 0, mono_now_sec(), ti, &due);
+	ret = enforce4(ctx, p, dst, CT_KEY_INGRESS, src_identity, 0, mono_now_sec(), ti, &due, 0);
 	if (ret < 0)
 		return send_drop(ctx, p, ti, ret);
+	/* An L7 rule: the redirect to a proxy is not wired on this path yet; fail closed. */
+	if (ret > 0)
+		return send_drop(ctx, p, ti, -DROP_PROXY_LOOKUP_FAILED);
 	if (ti->rev_nat) {
 		/* A reply from a remote backend of a service this pod connected to. */
 		ret = lb4_reverse(ctx, p, ti->rev_nat);

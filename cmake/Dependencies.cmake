@@ -20,6 +20,16 @@ pkg_check_modules(PROMETHEUS_CPP REQUIRED IMPORTED_TARGET prometheus-cpp-core>=1
 # filters, with Hubble's syntax and linear-time matching of untrusted patterns.
 pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
 
+# The L7 proxy (docs/l7.md): RE2 for Cilium's HTTP rule regexes (also checked at policy import),
+# nghttp2 for HTTP/2 and gRPC, http-parser (2.9, no pkg-config file) for HTTP/1.1.
+pkg_check_modules(RE2 REQUIRED IMPORTED_TARGET re2)
+pkg_check_modules(NGHTTP2 REQUIRED IMPORTED_TARGET libnghttp2)
+find_path(HTTP_PARSER_INCLUDE_DIR http_parser.h REQUIRED)
+find_library(HTTP_PARSER_LIBRARY NAMES http_parser REQUIRED)
+add_library(http_parser::http_parser UNKNOWN IMPORTED)
+set_target_properties(http_parser::http_parser PROPERTIES
+  IMPORTED_LOCATION "${HTTP_PARSER_LIBRARY}" INTERFACE_INCLUDE_DIRECTORIES "${HTTP_PARSER_INCLUDE_DIR}")
+
 # Boost.Asio and Boost.Beast (header-only): the REST server (agent/api/server.cc).
 find_package(Boost 1.74 REQUIRED)
 find_package(spdlog REQUIRED)

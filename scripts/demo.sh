@@ -115,7 +115,7 @@ heading "Setup: a node, the agent, the pods"
 mkdir -p "$manifests"
 cp deploy/local/demo/manifests/*.yaml "$manifests/"
 echo "  manifests: $manifests ($(ls "$manifests" | tr '\n' ' '))"
-"$tool" up --manifests "$manifests" 2>&1 | indent || { bad "the node did not come up"; exit 1; }
+"$tool" up --manifests "$manifests" -- --enable-l7-proxy 2>&1 | indent || { bad "the node did not come up"; exit 1; }
 "$tool" pods 2>&1 | indent || { bad "the pods were not created"; exit 1; }
 ds1=$("$tool" ip default/deathstar-1)
 ds2=$("$tool" ip default/deathstar-2)
@@ -212,7 +212,35 @@ else
 fi
 
 heading "Step 3: L7 policy: only POST /v1/request-landing, PUT /v1/exhaust-port gets 403"
-echo "  Skipped: the L7 (HTTP) proxy is not built yet, so HTTP rules cannot be enforced."
+sed -n '/^apiVersion/,$p' deploy/local/demo/policies/rule1-l7.yaml | indent
+echo "  ${dim}\$ cp rule1-l7.yaml $manifests/rule1.yaml   # rule1 again, now with rules.http${off}"
+cp deploy/local/demo/policies/rule1-l7.yaml "$manifests/rule1.yaml"
+l7_in_force() { "$tool" dbg status 2>/dev/null | grep -qE "Proxy Status:.* [1-9][0-9]* redirects active"; }
+if wait_for 10 l7_in_force; then
+  ok "the deathstar's port 80 is redirected to the L7 proxy"
+else
+  bad "no policy entry redirects to a proxy port 10 s after the L7 rule was applied"
+fi
+echo "  ${dim}\$ cilium-dbg status | grep Proxy${off}"
+"$tool" dbg status | grep "Proxy" | indent || true
+if "$tool" dbg status | grep -q "Proxy Status:.*cilium-proxy: connected"; then
+  ok "cilium-dbg status shows the proxy connected and its ports"
+else
+  bad "cilium-dbg status shows no connected proxy"
+fi
+expect_landing tiefighter "${targets[0]}"
+request tiefighter PUT /v1/exhaust-port "${targets[0]}"
+if [[ $last_rc -eq 1 && $last_out == *"403 Forbidden"* && $last_out == *"Access denied"* ]]; then
+  ok "tiefighter's PUT /v1/exhaust-port got 403 Access denied: the deathstar is safe"
+else
+  bad "tiefighter's PUT /v1/exhaust-port was not denied with 403 (client exit $last_rc)"
+fi
+request xwing POST /v1/request-landing "${targets[0]}"
+if [[ $last_rc -eq 4 ]]; then
+  ok "xwing's request still times out: L3/L4 drops it before any proxy"
+else
+  bad "xwing's request did not time out (client exit $last_rc)"
+fi
 
 heading "Result"
 if [[ $failed -eq 0 ]]; then

@@ -17,10 +17,14 @@ packages=(
   libcpp-httplib-dev libssl-dev libbrotli-dev
   # libyaml: the one YAML library (yaml-cpp 0.7 hangs on malformed input)
   libyaml-dev libgtest-dev libgmock-dev libbenchmark-dev
+  # the L7 proxy: HTTP/1.1 parser, HTTP/2 (gRPC), RE2 for the rules' regexes (docs/l7.md)
+  libhttp-parser-dev libnghttp2-dev libre2-dev
   # the Prometheus registry and text exposition (prometheus-cpp's core library)
   prometheus-cpp-dev
-  # network namespaces and traffic for tests, benchmarks (iperf3) and the demo
-  iproute2 iputils-ping util-linux procps iperf3 curl ethtool
+  # network namespaces and traffic for tests, benchmarks (iperf3, wrk) and the demo
+  iproute2 iputils-ping util-linux procps iperf3 wrk curl ethtool
+  # HTTP/2 server and client for the L7 proxy's netns test (h2c, docs/l7.md)
+  nghttp2-server nghttp2-client
   # JSON on the command line for the local node tool and the demo (deploy/local, scripts/demo.sh)
   jq
   # python3 packs the containerd test's pause image (tests/e2e/pause/make_image.py)

@@ -16,6 +16,7 @@ extern "C" {
 #include "bpf/abi/metrics.h"
 #include "bpf/abi/nat.h"
 #include "bpf/abi/policy.h"
+#include "bpf/abi/proxy.h"
 }
 
 namespace cilium::bpf {
@@ -72,6 +73,7 @@ CILIUM_CHECK_FIELD(ct_entry, lifetime, 32);
 CILIUM_CHECK_FIELD(ct_entry, flags, 36);
 CILIUM_CHECK_FIELD(ct_entry, rev_nat_index, 38);
 CILIUM_CHECK_FIELD(ct_entry, tx_flags_seen, 40);
+CILIUM_CHECK_FIELD(ct_entry, proxy_port, 42);
 CILIUM_CHECK_FIELD(ct_entry, src_sec_id, 44);
 CILIUM_CHECK_FIELD(ct_entry, policy_rev, 56);
 CILIUM_CHECK_FIELD(ct_entry, lb_id, 60);

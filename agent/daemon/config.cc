@@ -70,6 +70,7 @@ config::Registry<Config>* buildRegistry() {
   r->include(datapath::mapConfigKeys());
   r->include(service::configKeys());
   r->include(policy::configKeys());
+  r->include(proxy::configKeys());
   r->include(metrics::configKeys());
   r->include(hubble::configKeys());
   r->include(k8s::configKeys());
@@ -239,6 +240,7 @@ void copyConfigPart(const Config& cfg, const std::type_info& part, void* out) {
       copy(static_cast<datapath::MapConfig*>(nullptr)) ||
       copy(static_cast<service::Config*>(nullptr)) ||
       copy(static_cast<policy::EnforcementConfig*>(nullptr)) ||
+      copy(static_cast<proxy::Config*>(nullptr)) ||
       copy(static_cast<metrics::Config*>(nullptr)) ||
       copy(static_cast<hubble::Config*>(nullptr)) ||
       copy(static_cast<k8s::SourceConfig*>(nullptr)))

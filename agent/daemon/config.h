@@ -34,6 +34,7 @@
 #include "agent/k8s/config.h"
 #include "agent/metrics/config.h"
 #include "agent/policy/config.h"
+#include "agent/proxy/config.h"
 #include "agent/service/config.h"
 
 namespace cilium::daemon {
@@ -69,6 +70,7 @@ struct Config : component::NodeConfig,
                 datapath::MapConfig,
                 service::Config,
                 policy::EnforcementConfig,
+                proxy::Config,
                 metrics::Config,
                 hubble::Config,
                 k8s::SourceConfig {};

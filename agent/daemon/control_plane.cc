@@ -2,6 +2,10 @@
 #include "agent/daemon/control_plane.h"
 
 #include <dirent.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <filesystem>
 
 #include <condition_variable>
 #include <cstring>
@@ -13,6 +17,7 @@
 
 #include "agent/common/files.h"
 #include "agent/common/log.h"
+#include "agent/common/subprocess.h"
 #include "agent/datapath/api.h"
 #include "agent/datapath/conntrack.h"
 #include "agent/endpoint/api.h"
@@ -27,6 +32,8 @@
 #include "agent/policy/cidr_identities.h"
 #include "agent/policy/k8s_feed.h"
 #include "agent/policy/policy.h"
+#include "agent/proxy/manager.h"
+#include "agent/proxy/ports.h"
 
 namespace cilium::daemon {
 namespace {
@@ -35,6 +42,9 @@ auto log() {
   static auto l = logger("controlplane");
   return l;
 }
+
+// Cilium's proxy port range.
+constexpr uint16_t kProxyPortMin = 10000, kProxyPortMax = 20000;
 
 policy::EnforcementMode enforcementMode(const std::string& s) {
   if (s == "always") return policy::EnforcementMode::kAlways;
@@ -57,6 +67,13 @@ struct ControlPlane::Impl {
   std::unique_ptr<endpoint::Manager> manager;
   std::unique_ptr<monitor::EventHub> hub;
   endpoint::RestoreResult restored;
+  // L7 (opts.enable_l7_proxy): the proxy ports, the proxies' policy feed, the proxy process.
+  proxy::ProxyPortSet proxy_ports;
+  std::unique_ptr<proxy::Manager> proxy;
+  std::unique_ptr<Process> proxy_process;
+  pid_t adopted_proxy_pid = 0;  // a cilium-proxy the last run started, still running
+
+  Status startProxy();
 
   // policy::FeedTarget for the cluster state source.
   struct ClusterPolicy final : policy::FeedTarget {
@@ -135,7 +152,12 @@ struct ControlPlane::Impl {
     if (persist_thread.joinable()) persist_thread.join();  // writes what is still pending
     // Order: nothing may call into a module after it is gone.
     hub.reset();
+    // The proxy process stops with the agent (docs/l7.md: limits); while it is down the
+    // datapath drops what it would redirect.
+    proxy_process.reset();
+    if (adopted_proxy_pid > 0) ::kill(adopted_proxy_pid, SIGTERM);
     manager.reset();
+    proxy.reset();
     engine.reset();
     cidrs.reset();
     ipcache.reset();
@@ -329,6 +351,12 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   c.cidrs = std::make_unique<policy::CidrIdentities>(*c.ids, *c.ipcache);
   policy::EngineOptions eopts;
   eopts.mode = enforcementMode(opts.enable_policy);
+  if (opts.enable_l7_proxy) {
+    CILIUM_RETURN_IF_ERROR(c.startProxy());
+    eopts.l7 = policy::L7Mode::kRedirect;
+    eopts.proxy_ports = {c.proxy_ports.http_ingress, c.proxy_ports.http_egress,
+                         c.proxy_ports.dns_egress};
+  }
   eopts.max_entries = opts.policy_map_entries;
   // The engine follows the ipcache for the addresses of identities (ipBlocks select pods).
   c.engine = std::make_unique<policy::Engine>(*c.ids, eopts, c.cidrs.get(), &c.named_ports,
@@ -339,6 +367,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   //    then what belongs to nobody is removed.
   endpoint::Manager::Deps deps{c.ids.get(), c.engine.get(), c.ipcache.get(), c.maps,
                                &c.dp->devices()};
+  deps.l7 = c.proxy.get();
   endpoint::ManagerOptions mopts;
   mopts.state_dir = opts.state_dir;
   mopts.claim_address = opts.claim_address;
@@ -391,7 +420,76 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
 void ControlPlane::status(api::StatusResponse& s) const {
   s.attach_mode = "TCX";
   s.datapath_mode = "veth";
-  (void)s;
+  if (impl_->proxy) {
+    auto st = impl_->proxy->status();
+    const auto& p = impl_->proxy_ports;
+    api::ProxyStatus ps;
+    ps.ip = "127.0.0.1";
+    ps.port_range = fmt::format("{}-{}", kProxyPortMin, kProxyPortMax);
+    ps.total_redirects = static_cast<int64_t>(st.redirects);
+    ps.total_ports = 3;
+    ps.envoy_deployment_mode =
+        st.connected ? fmt::format("cilium-proxy: connected pid {} restarts {}", st.pid, st.restarts)
+                     : std::string("cilium-proxy: not connected (redirected traffic is dropped)");
+    std::string serving = st.connected ? "cilium-proxy" : "none";
+    ps.redirects = {{"cilium-http-ingress", serving, p.http_ingress},
+                    {"cilium-http-egress", serving, p.http_egress},
+                    {"cilium-dns-egress", "none", p.dns_egress}};
+    s.proxy = std::move(ps);
+  }
+}
+
+// Where the proxy executable is when proxy-binary is not set: next to cilium-agent, or in the
+// build tree (agent/daemon/cilium-agent, agent/proxy/cilium-proxy).
+static std::string defaultProxyBinary() {
+  std::error_code ec;
+  auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) return "";
+  for (auto candidate : {self.parent_path() / "cilium-proxy",
+                         self.parent_path().parent_path() / "proxy" / "cilium-proxy"})
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate.string();
+  return "";
+}
+
+Status ControlPlane::Impl::startProxy() {
+  CILIUM_ASSIGN_OR_RETURN(proxy_ports,
+                          proxy::loadOrAllocatePorts(opts.state_dir, kProxyPortMin, kProxyPortMax));
+  CILIUM_RETURN_IF_ERROR(dp->enableProxyRedirect());
+  proxy::ManagerOptions mo;
+  mo.socket_path = opts.proxy_socket.empty() ? opts.state_dir + "/proxy.sock" : opts.proxy_socket;
+  mo.ports = proxy_ports;
+  CILIUM_ASSIGN_OR_RETURN(proxy, proxy::Manager::start(mo));
+  std::string binary = opts.proxy_binary.empty() ? defaultProxyBinary() : opts.proxy_binary;
+  if (binary.empty())
+    return Error(ErrorCode::kFailedPrecondition,
+                 "enable-l7-proxy: no cilium-proxy next to cilium-agent; set proxy-binary");
+  // A proxy the last run started outlives an agent that crashed (it keeps enforcing its last
+  // policy and reconnects to this agent): adopted, not started twice.
+  std::string proxy_state = opts.state_dir + "/proxy";
+  CILIUM_RETURN_IF_ERROR(makeDirs(proxy_state, 0700));
+  std::string pid_file = proxy_state + "/cilium-proxy.pid";
+  if (auto text = readFile(pid_file); text.ok()) {
+    pid_t pid = static_cast<pid_t>(std::atoi(text->c_str()));
+    auto cmdline = readFile("/proc/" + std::to_string(pid) + "/cmdline");
+    if (pid > 0 && cmdline.ok() && cmdline->find("cilium-proxy") != std::string::npos &&
+        cmdline->find(mo.socket_path) != std::string::npos &&
+        cmdline->find("--no-supervisor") == std::string::npos) {
+      adopted_proxy_pid = pid;
+      log()->info("L7 proxy of the last run still running, adopted pid={}", pid);
+      return okStatus();
+    }
+  }
+  SpawnOptions so;
+  so.stderr_path = "/dev/stderr";
+  CILIUM_ASSIGN_OR_RETURN(auto p, spawn({binary, "--agent-socket", mo.socket_path, "--state-dir",
+                                         proxy_state, "--bpf-pin-dir", opts.pin_dir},
+                                        so));
+  proxy_process = std::make_unique<Process>(std::move(p));
+  CILIUM_RETURN_IF_ERROR(writeFileAtomic(pid_file, std::to_string(proxy_process->pid())));
+  log()->info("L7 proxy started binary={} pid={} http_ingress={} http_egress={} dns_egress={}",
+              binary, proxy_process->pid(), proxy_ports.http_ingress, proxy_ports.http_egress,
+              proxy_ports.dns_egress);
+  return okStatus();
 }
 
 void ControlPlane::debugInfo(api::DebugInfo& d) const {

@@ -70,6 +70,12 @@ struct ControlPlaneOptions {
   std::string routing_mode = "native";
   uint16_t tunnel_port = 8472;
   std::chrono::seconds ct_gc_interval{30};
+  // L7 policy (docs/l7.md): proxy ports allocated (kept in state_dir), the datapath's redirect
+  // enabled, the proxy::Manager listening on proxy_socket and, when proxy_binary is set, the
+  // cilium-proxy process run (and stopped) by the agent. Off: L7 rules are refused at import.
+  bool enable_l7_proxy = false;
+  std::string proxy_socket;
+  std::string proxy_binary;
 };
 
 // What the control plane needs of the datapath: its maps, the endpoint devices (programs,
@@ -89,6 +95,8 @@ class ControlPlaneDatapath {
       datapath::EventReader::Callback cb) = 0;
   virtual Result<std::vector<datapath::MetricsEntry>> readMetrics() const = 0;
   virtual Result<datapath::EventCounters> eventCounters() const = 0;
+  // Redirection to the L7 proxies (Datapath::enableProxyRedirect); nothing for fakes.
+  virtual Status enableProxyRedirect() = 0;
 };
 
 // Loads the BPF datapath as `opts` configures it (pin_dir, map sizes, monitor aggregation, the

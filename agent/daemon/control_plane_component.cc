@@ -60,6 +60,10 @@ Status ControlPlaneComponent::start(Host& daemon) {
   o.service_loopback_ipv4 = cfg.ipv4_service_loopback_address;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;
+  o.enable_l7_proxy = cfg.enable_l7_proxy;
+  o.proxy_binary = cfg.proxy_binary;
+  o.proxy_socket =
+      (std::filesystem::path(cfg.socket_path).parent_path() / "proxy.sock").string();
   const bool have_api_server = k8s_ != nullptr && k8s_->client() != nullptr;
   if (k8s::identityAllocationMode(cfg, have_api_server) == "crd") {
     if (!have_api_server)

@@ -94,6 +94,7 @@ class KernelDatapath final : public ControlPlaneDatapath {
     return dp_->readMetrics();
   }
   Result<datapath::EventCounters> eventCounters() const override { return dp_->eventCounters(); }
+  Status enableProxyRedirect() override { return dp_->enableProxyRedirect(); }
 
  private:
   std::unique_ptr<datapath::Datapath> dp_;

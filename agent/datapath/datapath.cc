@@ -10,6 +10,7 @@
 
 #include "agent/bpf/skeleton.h"
 #include "agent/common/log.h"
+#include "agent/datapath/netlink.h"
 #include "agent/datapath/policy_maps.h"
 #include "bpf_lxc.skel.h"
 #include "bpf_overlay.skel.h"
@@ -172,7 +173,7 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
 
 LxcPrograms Datapath::programs() const {
   return {s_->lxc->progs.cil_from_container, s_->lxc->progs.cil_to_container,
-          (*s_->overlay)->progs.cil_from_overlay};
+          s_->lxc->progs.cil_to_proxy, (*s_->overlay)->progs.cil_from_overlay};
 }
 
 Maps Datapath::maps() {
@@ -269,6 +270,29 @@ Status Datapath::detachOverlay() {
   // Pods' packets stop being encapsulated before the receive side goes.
   CILIUM_RETURN_IF_ERROR(s_->runtime_config->update(RUNTIME_TUNNEL_IFINDEX, 0));
   return detachOverlayLinks(cfg_.pin_dir, 0);
+}
+
+Status Datapath::enableProxyRedirect() {
+  CILIUM_ASSIGN_OR_RETURN(auto lo, netlink::linkByName("lo"));
+  std::string pin = cfg_.pin_dir + "/links/proxy_lo_ingress";
+  const bpf_program* prog = s_->lxc->progs.cil_to_proxy;
+  bool attached = false;
+  if (::access(pin.c_str(), F_OK) == 0) {
+    auto existing = bpf::TcLink::openPinned(pin);
+    attached = existing.ok() && existing->replaceProgram(prog).ok();
+    if (!attached) ::unlink(pin.c_str());
+  }
+  if (!attached) {
+    CILIUM_ASSIGN_OR_RETURN(bpf::TcLink link,
+                            bpf::TcLink::attach(prog, lo.ifindex, bpf::TcDirection::kIngress));
+    CILIUM_RETURN_IF_ERROR(link.pin(pin));
+  }
+  CILIUM_RETURN_IF_ERROR(netlink::replaceLocalDefaultRoute4(PROXY_ROUTE_TABLE, lo.ifindex));
+  CILIUM_RETURN_IF_ERROR(netlink::ensureFwmarkRule4(MARK_MAGIC_TO_PROXY, MARK_MAGIC_HOST_MASK,
+                                                    PROXY_ROUTE_TABLE, PROXY_RULE_PRIORITY));
+  CILIUM_RETURN_IF_ERROR(netlink::setDeviceSysctl("lo", "accept_local", "1"));
+  log()->info("proxy redirect enabled table={} lo_ifindex={}", PROXY_ROUTE_TABLE, lo.ifindex);
+  return okStatus();
 }
 
 Status Datapath::detachEndpoint(int ifindex) {

@@ -74,6 +74,7 @@ struct MetricsEntry {
 struct LxcPrograms {
   const bpf_program* from_container = nullptr;  // tc ingress of the host-side veth
   const bpf_program* to_container = nullptr;    // tc egress of the host-side veth
+  const bpf_program* to_proxy = nullptr;        // tc ingress of lo (L7 proxy hairpin)
   const bpf_program* from_overlay = nullptr;    // tc ingress of cilium_vxlan (bpf_overlay)
 };
 
@@ -89,6 +90,13 @@ class Datapath {
   Status attachEndpoint(int ifindex);
   // Removes both attachments and their pins. A device that no longer exists is not an error.
   Status detachEndpoint(int ifindex);
+
+  // Transparent redirection to the L7 proxies (bpf/abi/proxy.h), in the calling thread's network
+  // namespace: attaches cil_to_proxy to lo's tcx ingress (pinned as links/proxy_lo_ingress),
+  // installs the fwmark rule and the local route of PROXY_ROUTE_TABLE, and lets lo take local
+  // sources (accept_local), which the hairpin of packets from the node itself needs.
+  // Idempotent; what it installs outlives the agent.
+  Status enableProxyRedirect();
 
   // Tunnel mode: attaches bpf_overlay to the ingress of `ifindex` (cilium_vxlan, a collect_md
   // VXLAN device, in the calling thread's namespace), pins the link under <pin_dir>/links/, then

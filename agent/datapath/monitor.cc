@@ -52,6 +52,9 @@ std::string dropReasonName(uint8_t reason) {
     case 175: return "First logical datagram fragment not found";
     case 176: return "Forbidden ICMPv6 message";
     case 177: return "Denied by LB src range check";
+    case 178: return "Proxy lookup failed";
+    case 179: return "Proxy assignment failed";
+    case 180: return "Proxy redirection not supported for protocol";
     case 181: return "Policy denied by denylist";
     case 189: return "Authentication required";
     case 196: return "TTL exceeded";

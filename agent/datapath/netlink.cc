@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <linux/fib_rules.h>
 #include <linux/if_link.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
@@ -245,6 +246,38 @@ Status routeRequest(uint16_t type, uint16_t flags, uint32_t dst, uint8_t prefix_
   return transact(m);
 }
 
+Status ruleRequest(uint16_t type, uint16_t flags, uint32_t mark, uint32_t mask, uint32_t table,
+                   uint32_t priority) {
+  Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
+  fib_rule_hdr fr{};
+  fr.family = AF_INET;
+  fr.table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
+  fr.action = FR_ACT_TO_TBL;
+  m.append(fr);
+  m.attrU32(FRA_TABLE, table);
+  m.attrU32(FRA_PRIORITY, priority);
+  m.attrU32(FRA_FWMARK, mark);
+  m.attrU32(FRA_FWMASK, mask);
+  return transact(m);
+}
+
+Status localRouteRequest(uint16_t type, uint16_t flags, uint32_t table, int ifindex) {
+  Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
+  rtmsg rt{};
+  rt.rtm_family = AF_INET;
+  rt.rtm_dst_len = 0;
+  rt.rtm_table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
+  rt.rtm_protocol = RTPROT_STATIC;
+  rt.rtm_scope = RT_SCOPE_HOST;
+  rt.rtm_type = RTN_LOCAL;
+  m.append(rt);
+  m.attrU32(RTA_TABLE, table);
+  uint32_t any = 0;
+  m.attr(RTA_DST, &any, 4);
+  m.attrU32(RTA_OIF, static_cast<uint32_t>(ifindex));
+  return transact(m);
+}
+
 bool isAbsent(const Status& st) {
   return !st.ok() && (st.error().code() == ErrorCode::kNotFound ||
                       st.error().message().find("No such") != std::string::npos);
@@ -411,6 +444,31 @@ Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex) {
   auto st = routeRequest(RTM_DELROUTE, 0, dst, prefix_len, ifindex, 0);
   if (st.ok() || isAbsent(st)) return okStatus();
   return st.error().withContext(fmt::format("delete route via link {}", ifindex));
+}
+
+Status ensureFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority) {
+  // NLM_F_EXCL: the kernel refuses a second identical rule (EEXIST) instead of adding it.
+  auto st = ruleRequest(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, mark, mask, table, priority);
+  if (st.ok() || st.error().code() == ErrorCode::kAlreadyExists) return okStatus();
+  return st.error().withContext(fmt::format("add rule fwmark {:#x}/{:#x} table {}", mark, mask, table));
+}
+
+Status deleteFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority) {
+  auto st = ruleRequest(RTM_DELRULE, 0, mark, mask, table, priority);
+  if (st.ok() || isAbsent(st)) return okStatus();
+  return st.error().withContext(fmt::format("delete rule fwmark {:#x}/{:#x}", mark, mask));
+}
+
+Status replaceLocalDefaultRoute4(uint32_t table, int ifindex) {
+  auto st = localRouteRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, table, ifindex);
+  if (!st.ok()) return st.error().withContext(fmt::format("replace local route in table {}", table));
+  return okStatus();
+}
+
+Status deleteLocalDefaultRoute4(uint32_t table, int ifindex) {
+  auto st = localRouteRequest(RTM_DELROUTE, 0, table, ifindex);
+  if (st.ok() || isAbsent(st)) return okStatus();
+  return st.error().withContext(fmt::format("delete local route in table {}", table));
 }
 
 Status setDeviceSysctl(const std::string& dev, const std::string& key, const std::string& value) {

@@ -60,6 +60,15 @@ Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via
 // Removes the route to ip/prefix_len through `ifindex`; absent is fine.
 Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex);
 
+// Policy routing for the L7 proxies (bpf/abi/proxy.h): a rule sending packets whose mark matches
+// `mark`/`mask` to `table` at `priority` (an identical rule is kept, never duplicated), and a
+// `local 0.0.0.0/0 dev <ifindex>` route in `table`, so that they are delivered on this node.
+Status ensureFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority);
+Status replaceLocalDefaultRoute4(uint32_t table, int ifindex);
+// Removes both (absent is fine).
+Status deleteFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority);
+Status deleteLocalDefaultRoute4(uint32_t table, int ifindex);
+
 // Sets /proc/sys/net/ipv4/conf/<dev>/<key> (per device only; never the global switches).
 Status setDeviceSysctl(const std::string& dev, const std::string& key, const std::string& value);
 

@@ -220,6 +220,15 @@ class Commands {
     if (s->cni_chaining) line("CNI Chaining", s->cni_chaining->mode);
     line("Device Mode", s->datapath_mode);
     line("Attach Mode", s->attach_mode);
+    if (s->proxy) {
+      std::string ports;
+      for (const auto& r : s->proxy->redirects)
+        ports += fmt::format("{}{} {}", ports.empty() ? "" : ", ", r.name, r.proxy_port);
+      line("Proxy Status",
+           fmt::format("OK, ip {}, {} redirects active on ports {}, {} ({})", s->proxy->ip,
+                       s->proxy->total_redirects, s->proxy->port_range,
+                       s->proxy->envoy_deployment_mode, ports));
+    }
     if (s->hubble) {
       std::string h(api::enumName(s->hubble->state));
       if (!s->hubble->msg.empty()) h += "   " + s->hubble->msg;

@@ -267,11 +267,21 @@ std::vector<Status> Manager::regenerateManyLocked(
 
     std::vector<datapath::PolicyReplacement> changes;
     std::vector<Work*> writing;
+    std::vector<L7PolicySink::Update> l7_updates;
     for (auto& w : work) {
       if (!w.policy->ok()) continue;
       changes.push_back({jobs[w.index].first, (*w.policy)->entries});
       writing.push_back(&w);
+      if (deps_.l7 != nullptr) {
+        std::lock_guard lock(mu_);
+        auto it = endpoints_.find(jobs[w.index].first);
+        if (it != endpoints_.end())
+          l7_updates.push_back({it->first, it->second.identity, it->second.spec.ipv4,
+                                (*w.policy)->l7});
+      }
     }
+    // The proxies learn the rules before the maps send them traffic.
+    if (deps_.l7 != nullptr && !l7_updates.empty()) deps_.l7->l7PoliciesChanged(l7_updates);
     auto t0 = std::chrono::steady_clock::now();
     std::vector<Status> written = deps_.maps.policy->replaceMany(changes);
     bool any = std::any_of(written.begin(), written.end(), [](const Status& s) { return s.ok(); });
@@ -327,6 +337,15 @@ Status Manager::applyDeltaLocked(uint16_t id) {
   if (!delta.ok()) {
     if (delta.error().code() == ErrorCode::kNotFound) return okStatus();  // detached meanwhile
     return delta.error();
+  }
+  if (delta->l7 && deps_.l7 != nullptr) {
+    std::optional<L7PolicySink::Update> u;
+    {
+      std::lock_guard lock(mu_);
+      if (auto it = endpoints_.find(id); it != endpoints_.end())
+        u = L7PolicySink::Update{id, it->second.identity, it->second.spec.ipv4, *delta->l7};
+    }
+    if (u) deps_.l7->l7PoliciesChanged({*u});
   }
   if (delta->empty()) return okStatus();
   Status st = deps_.maps.policy->update(id, delta->upserts, delta->deletes);
@@ -612,6 +631,7 @@ int Manager::cleanupLocked(const Endpoint& ep, bool delete_link) {
   check(deps_.ipcache->remove(hostPrefix(ep.spec.ipv4), ipcache::Source::kLocal), "ipcache");
   deps_.engine->detach(ep.id());
   check(deps_.maps.policy->remove(ep.id()), "policy map");
+  if (deps_.l7 != nullptr) deps_.l7->endpointRemoved(ep.id());
   check(deps_.devices->detach(ep.spec.ifindex), "programs");
   if (delete_link) check(deps_.devices->deleteLink(ep.spec.ifindex), "link");
   check(datapath::bumpPolicyRevision(*deps_.maps.runtime_config), "policy revision");

@@ -69,6 +69,22 @@ class Devices {
   virtual Status checkPodDevice(int ifindex, const std::string& name) = 0;
 };
 
+// Where endpoints' L7 policies go (the L7 proxies, agent/proxy): told before the policy maps that
+// redirect to a proxy change, so that a proxy knows a peer before its traffic arrives. Called
+// with the manager's regeneration lock held; must not call back into the manager.
+class L7PolicySink {
+ public:
+  virtual ~L7PolicySink() = default;
+  struct Update {
+    uint16_t endpoint_id = 0;
+    uint32_t identity = 0;
+    std::optional<IpAddr> ipv4;
+    policy::L7Policy l7;     // empty: the endpoint has no L7 rules (any more)
+  };
+  virtual void l7PoliciesChanged(const std::vector<Update>& updates) = 0;
+  virtual void endpointRemoved(uint16_t endpoint_id) = 0;
+};
+
 struct ManagerOptions {
   // Endpoint state files go to <state_dir>/endpoints; "" keeps nothing on disk.
   std::string state_dir;
@@ -113,6 +129,7 @@ class Manager {
     ipcache::IpCache* ipcache = nullptr;
     datapath::Maps maps;
     Devices* devices = nullptr;
+    L7PolicySink* l7 = nullptr;  // optional
   };
   // Subscribes to the engine's identity-change deltas and starts the regeneration worker.
   static Result<std::unique_ptr<Manager>> create(Deps deps, ManagerOptions options = {});

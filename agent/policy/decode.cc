@@ -8,6 +8,7 @@
 #include <map>
 
 #include <nlohmann/json.hpp>
+#include <re2/re2.h>
 
 #include "agent/common/yaml.h"
 #include "agent/labels/k8s.h"
@@ -178,6 +179,70 @@ Result<PortProtocol> decodePortProtocol(const json& j, std::string_view path) {
   return p;
 }
 
+// HTTP rule regexes are RE2 (what Envoy matches Cilium's rules with); one that does not compile
+// is refused at import, never at the proxy.
+Status checkRegex(const std::string& re, std::string_view path) {
+  if (re.size() > 4096) return invalid("{}: regular expression longer than 4096 bytes", path);
+  RE2::Options o;
+  o.set_log_errors(false);
+  o.set_max_mem(8 << 20);
+  RE2 compiled(re, o);
+  if (!compiled.ok()) return invalid("{}: not a valid regular expression: {}", path, compiled.error());
+  return okStatus();
+}
+
+// A header name as HTTP defines it (a token), lowercase or not.
+bool isHeaderName(std::string_view n) {
+  if (n.empty() || n.size() > 256) return false;
+  for (char c : n) {
+    auto u = static_cast<unsigned char>(c);
+    if (u <= 32 || u >= 127 || std::string_view("\"(),/:;<=>?@[\\]{}").find(c) != std::string_view::npos)
+      return false;
+  }
+  return true;
+}
+
+// `headers` entries: "Name" or "Name: value" (Cilium splits at the first space; a ':' ending the
+// name is dropped).
+Status checkHeaderRule(const std::string& h, std::string_view path) {
+  auto sp = h.find(' ');
+  std::string_view name = std::string_view(h).substr(0, sp);
+  if (sp != std::string::npos && !name.empty() && name.back() == ':') name.remove_suffix(1);
+  if (!isHeaderName(name)) return invalid("{}: \"{}\" does not start with a header name", path, h);
+  if (h.size() > 8192) return invalid("{}: longer than 8192 bytes", path);
+  return okStatus();
+}
+
+Result<HeaderMatch> decodeHeaderMatch(const json& j, std::string_view path) {
+  CILIUM_RETURN_IF_ERROR(requireObject(j, path));
+  HeaderMatch m;
+  for (const auto& [k, v] : j.items()) {
+    std::string kpath = join(path, k);
+    if (k == "name") {
+      CILIUM_ASSIGN_OR_RETURN(m.name, stringField(v, kpath));
+      if (!isHeaderName(m.name)) return invalid("{}: \"{}\" is not a header name", kpath, m.name);
+    } else if (k == "value") {
+      CILIUM_ASSIGN_OR_RETURN(m.value, stringField(v, kpath));
+      if (m.value.size() > 8192 || m.value.find_first_of("\r\n") != std::string::npos)
+        return invalid("{}: not a header value (line breaks or longer than 8192 bytes)", kpath);
+    } else if (k == "mismatch") {
+      CILIUM_ASSIGN_OR_RETURN(auto a, stringField(v, kpath));
+      if (a == "LOG") m.mismatch = HeaderMatch::Mismatch::kLog;
+      else if (a == "ADD") m.mismatch = HeaderMatch::Mismatch::kAdd;
+      else if (a == "DELETE") m.mismatch = HeaderMatch::Mismatch::kDelete;
+      else if (a == "REPLACE") m.mismatch = HeaderMatch::Mismatch::kReplace;
+      else if (!a.empty())
+        return invalid("{}: \"{}\" is not LOG, ADD, DELETE or REPLACE", kpath, a);
+    } else if (k == "secret") {
+      return unsupported("{}: header values from secrets are not supported", kpath);
+    } else {
+      return invalid("{}: unknown field", kpath);
+    }
+  }
+  if (m.name.empty()) return invalid("{}: required", join(path, "name"));
+  return m;
+}
+
 Result<L7Rules> decodeL7(const json& j, std::string_view path, Direction dir,
                          const std::vector<PortProtocol>& ports) {
   CILIUM_RETURN_IF_ERROR(requireObject(j, path));
@@ -196,18 +261,26 @@ Result<L7Rules> decodeL7(const json& j, std::string_view path, Direction dir,
           std::string kpath = join(hpath, hk);
           if (hk == "method") {
             CILIUM_ASSIGN_OR_RETURN(h.method, stringField(hv, kpath));
+            CILIUM_RETURN_IF_ERROR(checkRegex(h.method, kpath));
           } else if (hk == "path") {
             CILIUM_ASSIGN_OR_RETURN(h.path, stringField(hv, kpath));
+            CILIUM_RETURN_IF_ERROR(checkRegex(h.path, kpath));
           } else if (hk == "host") {
             CILIUM_ASSIGN_OR_RETURN(h.host, stringField(hv, kpath));
+            CILIUM_RETURN_IF_ERROR(checkRegex(h.host, kpath));
           } else if (hk == "headers") {
             if (!hv.is_array()) return invalid("{}: must be a list of strings", kpath);
             for (size_t n = 0; n < hv.size(); n++) {
               CILIUM_ASSIGN_OR_RETURN(auto s, stringField(hv[n], index(kpath, n)));
+              CILIUM_RETURN_IF_ERROR(checkHeaderRule(s, index(kpath, n)));
               h.headers.push_back(std::move(s));
             }
           } else if (hk == "headerMatches") {
-            return unsupported("{}: not supported", kpath);
+            if (!hv.is_array()) return invalid("{}: must be a list", kpath);
+            for (size_t n = 0; n < hv.size(); n++) {
+              CILIUM_ASSIGN_OR_RETURN(auto m, decodeHeaderMatch(hv[n], index(kpath, n)));
+              h.header_matches.push_back(std::move(m));
+            }
           } else {
             return invalid("{}: unknown field", kpath);
           }
@@ -798,26 +871,6 @@ Status checkApiVersion(const json& obj, std::string_view want) {
   return okStatus();
 }
 
-void addWarnings(PolicyObject& po) {
-  for (const auto& r : po.rules) {
-    for (const auto* list : {&r.ingress, &r.egress}) {
-      for (const auto& pr : *list) {
-        for (const auto& port : pr.ports) {
-          if (port.rules.empty()) continue;
-          std::string where = po.kind.empty()
-                                  ? std::string("rule")
-                                  : fmt::format("{} {}{}{}", po.kind, po.namespace_name,
-                                                po.namespace_name.empty() ? "" : "/", po.name);
-          po.warnings.push_back(fmt::format(
-              "{}: L7 {} rules are not enforced yet; their ports are allowed at L4 for the "
-              "selected peers",
-              where, port.rules.http.empty() ? "DNS" : "HTTP"));
-        }
-      }
-    }
-  }
-}
-
 Result<PolicyObject> decodeObject(const json& obj) {
   const auto& kind = obj["kind"].get_ref<const std::string&>();
   PolicyObject po;
@@ -928,7 +981,6 @@ Status decodeDocument(const json& doc, std::vector<PolicyObject>& out) {
     return invalid("kind: \"{}\" is not a policy kind ({}, {}, {})", k, kKindCnp, kKindCcnp,
                    kKindKnp);
   CILIUM_ASSIGN_OR_RETURN(PolicyObject po, decodeObject(doc));
-  addWarnings(po);
   out.push_back(std::move(po));
   return okStatus();
 }

@@ -1,7 +1,10 @@
 // Map-state building blocks: key packing, the flat key set and the deny filter.
 #include "agent/policy/map_state.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cstdlib>
 
 namespace cilium::policy::detail {
 
@@ -29,11 +32,18 @@ policy_key toPolicyKey(uint64_t packed) {
   return datapath::policyKey(u.identity, u.dir, u.proto, u.port, bits);
 }
 
-datapath::PolicyEntry toPolicyEntry(const PackedEntry& e) {
+datapath::PolicyEntry toPolicyEntry(const PackedEntry& e, const RedirectPorts& ports) {
   datapath::PolicyEntry out;
   out.key = toPolicyKey(e.key);
   out.value.flags = e.deny ? POLICY_F_DENY : 0;
   out.value.prefix_len = static_cast<uint8_t>(out.key.prefixlen);
+  if (!e.deny && e.redirect != Redirect::kNone) {
+    uint16_t port = ports.portFor(e.redirect, packedDirection(e.key));
+    // A redirect without a proxy port would be a plain allow: the engine never builds one
+    // (EngineOptions), and this keeps it from ever reaching a map.
+    if (port == 0) std::abort();
+    out.value.proxy_port = htons(port);
+  }
   return out;
 }
 
@@ -76,8 +86,9 @@ std::vector<PackedEntry> finalize(const std::vector<std::pair<uint64_t, uint8_t>
     }
     for (size_t k = i; k < end; k++) {
       uint64_t key = sorted[k].first;
-      if (sorted[k].second & kDeny) {
-        out.push_back({key, true});
+      uint8_t flags = sorted[k].second;
+      if (flags & kDeny) {
+        out.push_back({key, true, Redirect::kNone});
         continue;
       }
       bool covered = false;
@@ -92,7 +103,11 @@ std::vector<PackedEntry> finalize(const std::vector<std::pair<uint64_t, uint8_t>
                 (find(pack(u.identity, u.dir, KeySpec{u.proto, u.port, b}), i, end) & kDeny) != 0;
         }
       }
-      if (!covered) out.push_back({key, false});
+      if (!covered)
+        out.push_back({key, false,
+                       (flags & kRedirectHttp)  ? Redirect::kHttp
+                       : (flags & kRedirectDns) ? Redirect::kDns
+                                                : Redirect::kNone});
     }
     i = end;
   }

@@ -2,6 +2,7 @@
 // 64 bits, a flat hash set for deduplication, and the deny-precedence filter of bpf/abi/policy.h.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -36,17 +37,54 @@ inline uint64_t pack(uint32_t identity, uint8_t dir, const KeySpec& s) {
 }
 inline uint32_t packedIdentity(uint64_t k) { return static_cast<uint32_t>(k >> 32); }
 
+// The spec of a packLow() value.
+inline KeySpec unpackSpec(uint64_t low) {
+  auto proto = static_cast<uint8_t>((low >> 23) & 0xff);
+  auto port = static_cast<uint16_t>((low >> 7) & 0xffff);
+  auto prefixlen = static_cast<uint8_t>(low & 0x7f);
+  if (proto == 0) return KeySpec{};
+  return KeySpec{proto, port, static_cast<uint8_t>(prefixlen - POLICY_PREFIX_ANY_PORT)};
+}
+inline uint8_t packedDirection(uint64_t k) { return static_cast<uint8_t>((k >> 31) & 1); }
+
+// Whether some packet matches both specs.
+inline bool overlaps(const KeySpec& a, const KeySpec& b) {
+  if (a.proto == 0 || b.proto == 0) return true;
+  if (a.proto != b.proto) return false;
+  uint8_t bits = std::min(a.bits, b.bits);
+  uint16_t mask = bits == 0 ? 0 : static_cast<uint16_t>(0xffffu << (16 - bits));
+  return (a.port & mask) == (b.port & mask);
+}
+
+// Which proxy an allow sends its traffic to.
+enum class Redirect : uint8_t { kNone = 0, kHttp = 1, kDns = 2 };
+
 struct PackedEntry {
   uint64_t key = 0;
   bool deny = false;
+  Redirect redirect = Redirect::kNone;
   bool operator==(const PackedEntry&) const = default;
 };
 
-datapath::PolicyEntry toPolicyEntry(const PackedEntry& e);
+// The proxy port an entry's redirect uses, by direction (0 = none).
+struct RedirectPorts {
+  uint16_t http_ingress = 0, http_egress = 0, dns_egress = 0;
+  uint16_t portFor(Redirect r, uint8_t dir) const {
+    if (r == Redirect::kHttp) return dir == POLICY_INGRESS ? http_ingress : http_egress;
+    if (r == Redirect::kDns) return dir == POLICY_EGRESS ? dns_egress : 0;
+    return 0;
+  }
+};
+
+datapath::PolicyEntry toPolicyEntry(const PackedEntry& e, const RedirectPorts& ports);
 policy_key toPolicyKey(uint64_t packed);
 
 inline constexpr uint8_t kAllow = 1;
 inline constexpr uint8_t kDeny = 2;
+// Allows that send their traffic to an L7 proxy; an allow without these on the same key still
+// goes through the proxy (which then allows everything there), as Cilium does.
+inline constexpr uint8_t kRedirectHttp = 4;
+inline constexpr uint8_t kRedirectDns = 8;
 
 // Open-addressing set of packed keys with allow/deny flags (OR-ed on repeated inserts).
 class KeySet {

@@ -164,6 +164,12 @@ struct StoredRule {
     // stands for every cluster identity here, as only those have pods (never identity 0 with
     // every number any pod gives the name). The other Peer of `source` holds its other ports.
     bool named_ports = false;
+    // Per entry of source->ports: its L7 rules (null: none). Shared with the contributions of
+    // attached endpoints, which may outlive the rule until they are regenerated.
+    std::vector<std::shared_ptr<const L7Rules>> port_l7;
+    bool hasL7() const {
+      return std::any_of(port_l7.begin(), port_l7.end(), [](const auto& l) { return l != nullptr; });
+    }
   };
   std::vector<Peer> peers;
 };
@@ -179,12 +185,22 @@ struct Contribution {
   // Egress named ports (name, protocol; kAny: any of them), resolved for each selected identity
   // on that identity's pods instead of `lows`.
   std::vector<std::pair<std::string, Protocol>> named;
+  // The L7 rules of this port rule (an allow): its keys redirect to the proxy of their kind.
+  std::shared_ptr<const L7Rules> l7;
+  uint8_t flags() const {
+    if (deny) return detail::kDeny;
+    uint8_t f = detail::kAllow;
+    if (l7 && !l7->http.empty()) f |= detail::kRedirectHttp;
+    if (l7 && !l7->dns.empty()) f |= detail::kRedirectDns;
+    return f;
+  }
 };
 
 struct Attached {
   Subject subject;
   std::vector<Contribution> contributions;
   bool uses_egress_named_ports = false;
+  bool has_l7 = false;  // some contribution redirects to a proxy
   // The map state as the endpoint holds it once pending changes are applied, per identity.
   std::unordered_map<uint32_t, std::vector<PackedEntry>> state;
   // Identities changed since the last hand-out, with their state at that hand-out.
@@ -251,7 +267,12 @@ struct Engine::Impl {
           bool named = d == Direction::kEgress && hasNamedPort(pr);
           for (bool named_part : {false, true}) {
             if (named_part && !named) continue;
-            StoredRule::Peer peer{d, deny, &pr, {}, named_part};
+            StoredRule::Peer peer{d, deny, &pr, {}, named_part, {}};
+            if (!deny)
+              for (const auto& port_rule : pr.ports)
+                peer.port_l7.push_back(port_rule.rules.empty()
+                                           ? nullptr
+                                           : std::make_shared<const L7Rules>(port_rule.rules));
             for (auto ps : peerSelectors(pr)) {
               if (named_part && ps.kind == PeerSelector::Kind::kWildcard)
                 ps = PeerSelector::cluster();
@@ -296,13 +317,17 @@ struct Engine::Impl {
   // Port specs of one element's toPorts for the subject; empty toPorts = any protocol. Named
   // ports: ingress uses the subject's own port of that name; egress ones are left to the
   // element's named-port Peer (namedLows()).
-  std::vector<uint64_t> specLows(const PeerRule& pr, Direction dir, const Subject& subject) const {
+  // `only`: just that entry of pr.ports (an L7 port rule gets a contribution of its own).
+  std::vector<uint64_t> specLows(const PeerRule& pr, Direction dir, const Subject& subject,
+                                 std::optional<size_t> only = std::nullopt) const {
     std::vector<KeySpec> specs;
     uint8_t d = static_cast<uint8_t>(dir);
     if (pr.ports.empty()) {
       specs.push_back(KeySpec{});
     } else {
-      for (const auto& port_rule : pr.ports) {
+      for (size_t i = 0; i < pr.ports.size(); i++) {
+        if (only && *only != i) continue;
+        const auto& port_rule = pr.ports[i];
         for (const auto& p : port_rule.ports) {
           std::vector<Protocol> protos;
           if (p.protocol == Protocol::kAny)
@@ -339,10 +364,13 @@ struct Engine::Impl {
     return lows;
   }
 
-  static std::vector<std::pair<std::string, Protocol>> namedRefs(const PeerRule& pr) {
+  static std::vector<std::pair<std::string, Protocol>> namedRefs(
+      const PeerRule& pr, std::optional<size_t> only = std::nullopt) {
     std::vector<std::pair<std::string, Protocol>> out;
-    for (const auto& port_rule : pr.ports)
-      for (const auto& p : port_rule.ports)
+    for (size_t i = 0; i < pr.ports.size(); i++)
+      if (only && *only != i) continue;
+      else
+        for (const auto& p : pr.ports[i].ports)
         if (!p.name.empty()) out.emplace_back(p.name, p.protocol);
     std::sort(out.begin(), out.end());
     out.erase(std::unique(out.begin(), out.end()), out.end());
@@ -383,18 +411,29 @@ struct Engine::Impl {
       out.egress |= sr->rule.enforces(Direction::kEgress);
       for (const auto& peer : sr->peers) {
         if (peer.selectors.empty()) continue;
-        Contribution c;
-        c.dir = static_cast<uint8_t>(peer.dir);
-        c.deny = peer.deny;
-        c.selectors = peer.selectors;
-        if (peer.named_ports) {
-          c.named = namedRefs(*peer.source);
-          out.named_egress = true;
-        } else {
-          c.lows = specLows(*peer.source, peer.dir, subject);
-          if (c.lows.empty()) continue;
+        // A rule element with L7 rules contributes one port rule at a time, each with its own
+        // L7 rules (or none); others all their ports at once.
+        std::vector<std::optional<size_t>> parts;
+        if (peer.hasL7())
+          for (size_t i = 0; i < peer.source->ports.size(); i++) parts.emplace_back(i);
+        else
+          parts.emplace_back(std::nullopt);
+        for (const auto& part : parts) {
+          Contribution c;
+          c.dir = static_cast<uint8_t>(peer.dir);
+          c.deny = peer.deny;
+          c.selectors = peer.selectors;
+          if (part) c.l7 = peer.port_l7[*part];
+          if (peer.named_ports) {
+            c.named = namedRefs(*peer.source, part);
+            if (c.named.empty()) continue;
+            out.named_egress = true;
+          } else {
+            c.lows = specLows(*peer.source, peer.dir, subject, part);
+            if (c.lows.empty()) continue;
+          }
+          out.contributions.push_back(std::move(c));
         }
-        out.contributions.push_back(std::move(c));
       }
     }
     if (opts.mode == EnforcementMode::kAlways) out.ingress = out.egress = true;
@@ -432,7 +471,7 @@ struct Engine::Impl {
     static const std::vector<NumericIdentity> kHostOnly = {identity::kHost};
     static const std::vector<NumericIdentity> kAnyOnly = {identity::kUnknown};
     for (const auto& c : contributions) {
-      uint8_t flags = c.deny ? detail::kDeny : detail::kAllow;
+      uint8_t flags = c.flags();
       if (!c.named.empty()) {
         for (const CachedSelector* cs : c.selectors)
           for (NumericIdentity id : cs->selections())
@@ -467,7 +506,7 @@ struct Engine::Impl {
         selected = id == identity::kUnknown;
       for (const CachedSelector* cs : c.selectors) selected = selected || cs->selects(id);
       if (!selected) continue;
-      uint8_t flags = c.deny ? detail::kDeny : detail::kAllow;
+      uint8_t flags = c.flags();
       if (c.named.empty()) {
         for (uint64_t low : c.lows) keys.emplace_back(base | low, flags);
       } else {
@@ -485,15 +524,21 @@ struct Engine::Impl {
     return detail::finalize(merged);
   }
 
-  static EndpointPolicy toPolicy(uint64_t revision, const Distilled& d,
-                                 const std::vector<PackedEntry>& state) {
+  detail::RedirectPorts redirectPorts() const {
+    return {opts.proxy_ports.http_ingress, opts.proxy_ports.http_egress,
+            opts.proxy_ports.dns_egress};
+  }
+
+  EndpointPolicy toPolicy(uint64_t rev, const Distilled& d,
+                          const std::vector<PackedEntry>& state) const {
     EndpointPolicy p;
-    p.revision = revision;
+    p.revision = rev;
     p.ingress_enforced = d.ingress;
     p.egress_enforced = d.egress;
     p.entries.reserve(state.size());
+    auto ports = redirectPorts();
     for (const auto& e : state) {
-      auto entry = detail::toPolicyEntry(e);
+      auto entry = detail::toPolicyEntry(e, ports);
       // The default allow of a direction nobody enforces: the datapath reports no verdicts
       // for what it lets in (bpf/abi/policy.h POLICY_F_UNENFORCED).
       bool enforced = entry.key.egress == POLICY_EGRESS ? d.egress : d.ingress;
@@ -502,7 +547,70 @@ struct Engine::Impl {
         entry.value.flags |= POLICY_F_UNENFORCED;
       p.entries.push_back(entry);
     }
+    p.l7 = l7Of(d.contributions);
     return p;
+  }
+
+  // The identities a contribution stands for (identity 0 = any peer).
+  std::vector<NumericIdentity> identitiesOf(const Contribution& c) const {
+    std::vector<NumericIdentity> out;
+    if (c.host_only) out.push_back(identity::kHost);
+    if (wildcardOnly(c)) out.push_back(identity::kUnknown);
+    for (const CachedSelector* cs : c.selectors)
+      for (NumericIdentity id : cs->selections()) out.push_back(id);
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  }
+
+  // The L7 policy of the ports some contribution redirects (L7PortRule in policy.h).
+  L7Policy l7Of(const std::vector<Contribution>& contributions) const {
+    L7Policy out;
+    // (direction, spec) of every redirected key, and the specs of each contribution (named
+    // ports resolve per identity).
+    struct Spec {
+      KeySpec spec;
+      std::optional<NumericIdentity> only;  // named ports: the identity the number is for
+    };
+    auto specsOf = [&](const Contribution& c) {
+      std::vector<Spec> v;
+      if (c.named.empty()) {
+        for (uint64_t low : c.lows) v.push_back({detail::unpackSpec(low), std::nullopt});
+      } else {
+        for (const CachedSelector* cs : c.selectors)
+          for (NumericIdentity id : cs->selections())
+            for (uint64_t low : namedLows(c, id)) v.push_back({detail::unpackSpec(low), id});
+      }
+      return v;
+    };
+    std::vector<std::pair<uint8_t, KeySpec>> redirected;
+    for (const auto& c : contributions)
+      if (!c.deny && c.l7)
+        for (const auto& sp : specsOf(c)) redirected.emplace_back(c.dir, sp.spec);
+    if (redirected.empty()) return out;
+    for (const auto& c : contributions) {
+      if (c.deny) continue;
+      auto ids = identitiesOf(c);
+      for (const auto& sp : specsOf(c)) {
+        bool overlap = std::any_of(redirected.begin(), redirected.end(), [&](const auto& r) {
+          return r.first == c.dir && detail::overlaps(r.second, sp.spec);
+        });
+        if (!overlap) continue;
+        L7PortRule r;
+        r.dir = static_cast<Direction>(c.dir);
+        r.proto = sp.spec.proto;
+        r.port = sp.spec.port;
+        r.bits = sp.spec.bits;
+        r.identities = sp.only ? std::vector<NumericIdentity>{*sp.only} : ids;
+        r.allow_all = c.l7 == nullptr;
+        if (c.l7) {
+          r.http = c.l7->http;
+          r.dns = c.l7->dns;
+        }
+        out.rules.push_back(std::move(r));
+      }
+    }
+    return out;
   }
 
   Status checkSize(const Subject& s, size_t n) const {
@@ -583,6 +691,11 @@ struct Engine::Impl {
 Engine::Engine(identity::Allocator& ids, EngineOptions options, CidrIdentityProvider* cidrs,
                const NamedPortProvider* named_ports, ipcache::IpCache* addresses)
     : impl_(std::make_unique<Impl>(ids, options, cidrs, named_ports, addresses)) {
+  // A redirect without its proxy port would be a plain L4 allow: a caller's bug.
+  if (options.l7 == L7Mode::kRedirect &&
+      (options.proxy_ports.http_ingress == 0 || options.proxy_ports.http_egress == 0 ||
+       options.proxy_ports.dns_egress == 0))
+    std::abort();
   Impl* impl = impl_.get();
   impl_->subscription = ids.subscribe([impl](const std::vector<identity::IdentityChange>& changes) {
     impl->notify(impl->onIdentities(changes));
@@ -880,7 +993,7 @@ Result<EndpointPolicy> Engine::resolve(const Subject& subject) const {
   auto d = impl_->distill(subject);
   auto state = impl_->fullState(d.contributions);
   CILIUM_RETURN_IF_ERROR(impl_->checkSize(subject, state.size()));
-  return Impl::toPolicy(impl_->revision, d, state);
+  return impl_->toPolicy(impl_->revision, d, state);
 }
 
 Result<EndpointPolicy> Engine::attach(const Subject& subject) {
@@ -888,12 +1001,13 @@ Result<EndpointPolicy> Engine::attach(const Subject& subject) {
   auto d = impl_->distill(subject);
   auto state = impl_->fullState(d.contributions);
   CILIUM_RETURN_IF_ERROR(impl_->checkSize(subject, state.size()));
-  EndpointPolicy policy = Impl::toPolicy(impl_->revision, d, state);
+  EndpointPolicy policy = impl_->toPolicy(impl_->revision, d, state);
 
   impl_->unregister(subject.endpoint_id);
   Attached& a = impl_->attached[subject.endpoint_id];
   a.subject = subject;
   a.uses_egress_named_ports = d.named_egress;
+  a.has_l7 = !policy.l7.empty();
   a.contributions = std::move(d.contributions);
   for (const auto& c : a.contributions) {
     for (CachedSelector* cs : c.selectors) {
@@ -946,16 +1060,20 @@ Result<MapDelta> Engine::consumeChanges(uint16_t endpoint_id) {
         (now[k].deny ? up_deny : up_allow).push_back(now[k]);
         k++;
       } else {
-        if (before[i].deny != now[k].deny) (now[k].deny ? up_deny : up_allow).push_back(now[k]);
+        if (before[i].deny != now[k].deny || before[i].redirect != now[k].redirect)
+          (now[k].deny ? up_deny : up_allow).push_back(now[k]);
         i++;
         k++;
       }
     }
   }
+  bool changed = !a.pending_old.empty();
   a.pending_old.clear();
   MapDelta delta;
+  auto ports = impl_->redirectPorts();
   for (const auto* list : {&up_deny, &up_allow})
-    for (const auto& e : *list) delta.upserts.push_back(detail::toPolicyEntry(e));
+    for (const auto& e : *list) delta.upserts.push_back(detail::toPolicyEntry(e, ports));
+  if (a.has_l7 && changed) delta.l7 = impl_->l7Of(a.contributions);
   for (const auto* list : {&del_allow, &del_deny})
     for (const auto& e : *list) delta.deletes.push_back(detail::toPolicyKey(e.key));
   return delta;

@@ -99,12 +99,39 @@ struct Subject {
   std::vector<NamedPort> named_ports;  // the endpoint's own ports, for ingress named ports
 };
 
+// One rule of an endpoint's L7 policy, as the proxies enforce it (docs/l7.md): traffic in `dir`
+// to protocol `proto` (0 = any) and the ports of the aligned block `port`/`bits` (bits 16 = one
+// port, 0 = every port) from (ingress) or to (egress) one of `identities` (identity 0 = any) is
+// allowed whole when `allow_all` (an L3/L4 rule covers it), else request by request when it
+// matches one of `http` (or `dns`). A port redirected to a proxy for some peer carries the rules
+// of every allow of that direction that overlaps it, so the proxy allows exactly what the
+// policy's union allows.
+struct L7PortRule {
+  Direction dir = Direction::kIngress;
+  uint8_t proto = 0;
+  uint16_t port = 0;
+  uint8_t bits = 0;
+  std::vector<identity::NumericIdentity> identities;  // sorted
+  bool allow_all = false;
+  std::vector<HttpRule> http;
+  std::vector<DnsRule> dns;
+  bool operator==(const L7PortRule&) const = default;
+};
+struct L7Policy {
+  std::vector<L7PortRule> rules;
+  bool empty() const { return rules.empty(); }
+  bool operator==(const L7Policy&) const = default;
+};
+
 struct EndpointPolicy {
   uint64_t revision = 0;  // repository revision the policy was computed at
   bool ingress_enforced = false;
   bool egress_enforced = false;
   // The complete map state, sorted by (identity, direction, protocol, port, prefix length).
   std::vector<datapath::PolicyEntry> entries;
+  // What the L7 proxies enforce for the entries that redirect to them (empty: none do). Hand it
+  // to the proxies before the entries reach the map.
+  L7Policy l7;
 };
 
 // Changes to apply to an endpoint's current map with PolicyMaps::update(). Upserts list denies
@@ -113,6 +140,9 @@ struct EndpointPolicy {
 struct MapDelta {
   std::vector<datapath::PolicyEntry> upserts;
   std::vector<policy_key> deletes;
+  // Set when the endpoint has L7 rules: its L7 policy with the new selections, for the proxies
+  // (before the upserts are applied).
+  std::optional<L7Policy> l7;
   bool empty() const { return upserts.empty() && deletes.empty(); }
 };
 
@@ -123,13 +153,21 @@ enum class EnforcementMode : uint8_t {
 };
 
 enum class L7Mode : uint8_t {
-  kAllowAtL4,  // accept L7 rules; their ports are allowed at L4 (L7 not enforced), with a warning
-  kReject,     // reject policies with L7 rules (kUnimplemented), as Cilium without its proxy
+  kReject,    // reject policies with L7 rules (kUnimplemented), as Cilium without its proxy
+  kRedirect,  // redirect the ports L7 rules cover to the proxies (EngineOptions::proxy_ports)
+};
+
+// The proxy ports the agent allocated (agent/proxy/ports.h); every one must be set with
+// L7Mode::kRedirect. DNS rules exist only on egress.
+struct ProxyPorts {
+  uint16_t http_ingress = 0, http_egress = 0, dns_egress = 0;
 };
 
 struct EngineOptions {
   EnforcementMode mode = EnforcementMode::kDefault;
-  L7Mode l7 = L7Mode::kAllowAtL4;
+  // L7 rules are never allowed at L4 alone: enforced through a proxy, or refused.
+  L7Mode l7 = L7Mode::kReject;
+  ProxyPorts proxy_ports;
   // Allow ingress from reserved:host into endpoints whose ingress is enforced (Cilium's
   // allow-localhost, needed by kubelet probes). A deny rule still overrides it.
   bool allow_localhost = true;

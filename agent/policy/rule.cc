@@ -45,6 +45,16 @@ nlohmann::json portRuleJson(const PortRule& pr, bool deny) {
         if (!h.path.empty()) hj["path"] = h.path;
         if (!h.host.empty()) hj["host"] = h.host;
         if (!h.headers.empty()) hj["headers"] = h.headers;
+        if (!h.header_matches.empty()) {
+          auto hm = nlohmann::json::array();
+          for (const auto& m : h.header_matches) {
+            nlohmann::json mj = {{"name", m.name}};
+            if (!m.value.empty()) mj["value"] = m.value;
+            if (m.mismatch != HeaderMatch::Mismatch::kNone) mj["mismatch"] = mismatchName(m.mismatch);
+            hm.push_back(std::move(mj));
+          }
+          hj["headerMatches"] = std::move(hm);
+        }
         http.push_back(std::move(hj));
       }
       rules["http"] = std::move(http);
@@ -131,6 +141,17 @@ std::optional<Entity> parseEntity(std::string_view name) {
 bool Rule::enforces(Direction d) const {
   const auto& flag = d == Direction::kIngress ? default_deny_ingress : default_deny_egress;
   return flag.value_or(!allows(d).empty() || !denies(d).empty());
+}
+
+std::string_view mismatchName(HeaderMatch::Mismatch m) {
+  switch (m) {
+    case HeaderMatch::Mismatch::kNone: return "";
+    case HeaderMatch::Mismatch::kLog: return "LOG";
+    case HeaderMatch::Mismatch::kAdd: return "ADD";
+    case HeaderMatch::Mismatch::kDelete: return "DELETE";
+    case HeaderMatch::Mismatch::kReplace: return "REPLACE";
+  }
+  return "";
 }
 
 bool Rule::hasL7() const {

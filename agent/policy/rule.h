@@ -38,11 +38,26 @@ struct PortProtocol {
   bool operator==(const PortProtocol&) const = default;
 };
 
-// L7 rules are decoded and kept, but not enforced yet: the port they sit on is allowed at L4 for
-// the selected peers (see docs/policy.md).
+// L7 rules: the ports they sit on are redirected to an L7 proxy, which enforces them (HTTP:
+// docs/l7.md; DNS: the DNS proxy). A request is allowed when some rule of the port matches it.
+// Cilium's headerMatches entry: a header that must have `value` (present when empty). Without a
+// mismatch action a mismatch fails the rule; with one the rule still matches and the proxy acts:
+// LOG (reported only), ADD (adds the header with `value`), DELETE (removes it), REPLACE (sets
+// it to `value`).
+struct HeaderMatch {
+  enum class Mismatch : uint8_t { kNone, kLog, kAdd, kDelete, kReplace };
+  std::string name, value;
+  Mismatch mismatch = Mismatch::kNone;
+  bool operator==(const HeaderMatch&) const = default;
+};
+std::string_view mismatchName(HeaderMatch::Mismatch m);  // "", "LOG", "ADD", "DELETE", "REPLACE"
+
+// method, path and host are RE2 regular expressions matched against the whole value (as Envoy
+// matches Cilium's rules); headers are "Name" (present) or "Name: value" (exact value).
 struct HttpRule {
   std::string method, path, host;
   std::vector<std::string> headers;
+  std::vector<HeaderMatch> header_matches;
   bool operator==(const HttpRule&) const = default;
 };
 struct DnsRule {

@@ -217,6 +217,38 @@ struct CniChainingStatus {
 
 // GET /healthz. `cilium` is Ok once the agent is ready (state restored, API serving); before
 // that it is Warning with msg "starting".
+// The L7 proxy (Cilium's ProxyStatus): where it listens and which redirects use it.
+struct ProxyRedirect {
+  std::string name;   // "cilium-http-ingress", ...
+  std::string proxy;  // the process serving it ("cilium-proxy", "none")
+  int64_t proxy_port = 0;
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("name", s.name);
+    v("proxy", s.proxy);
+    v("proxy-port", s.proxy_port);
+  }
+  bool operator==(const ProxyRedirect&) const = default;
+};
+struct ProxyStatus {
+  std::string ip;          // where the proxies listen
+  std::string port_range;  // "10000-20000"
+  int64_t total_redirects = 0;  // (endpoint, direction, port) redirects in the policy
+  int64_t total_ports = 0;
+  std::string envoy_deployment_mode;  // "cilium-proxy (connected pid N)" here
+  std::vector<ProxyRedirect> redirects;
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("ip", s.ip);
+    v("port-range", s.port_range);
+    v("total-redirects", s.total_redirects);
+    v("total-ports", s.total_ports);
+    v("envoy-deployment-mode", s.envoy_deployment_mode);
+    v("redirects", s.redirects);
+  }
+  bool operator==(const ProxyStatus&) const = default;
+};
+
 struct StatusResponse {
   std::optional<ComponentStatus> cilium;
   std::optional<ComponentStatus> kvstore;
@@ -228,6 +260,7 @@ struct StatusResponse {
   std::optional<IdentityRange> identity_range;
   std::optional<BpfMapStatus> bpf_maps;
   std::optional<CniChainingStatus> cni_chaining;
+  std::optional<ProxyStatus> proxy;
   std::string attach_mode;                   // "TCX" (newer Cilium field)
   std::string datapath_mode;                 // "veth"
   std::map<std::string, std::string> stale;  // probe name -> start time of a probe that hangs
@@ -243,6 +276,7 @@ struct StatusResponse {
     v("identity-range", s.identity_range);
     v("bpf-maps", s.bpf_maps);
     v("cni-chaining", s.cni_chaining);
+    v("proxy", s.proxy);
     v("attach-mode", s.attach_mode);
     v("datapath-mode", s.datapath_mode);
     v("stale", s.stale);

@@ -56,6 +56,10 @@ enum ct_status {
 #define CT_F_TX_CLOSING (1 << 1)  /* FIN or RST seen in the original direction */
 #define CT_F_SEEN_NON_SYN (1 << 4) /* the handshake completed */
 #define CT_F_NODE_PORT (1 << 5)
+/*
+ * A connection of an L7 proxy (abi/proxy.h): redirected to it (proxy_port set), or opened by its
+ * own packets. Established packets go to the proxy, replies up the stack to its socket.
+ */
 #define CT_F_PROXY_REDIRECT (1 << 6)
 
 struct ct_entry {
@@ -68,7 +72,7 @@ struct ct_entry {
 	__u16 rev_nat_index; /* service reverse NAT (later) */
 	__u8 tx_flags_seen; /* TCP flags ORed, original direction */
 	__u8 rx_flags_seen; /* TCP flags ORed, reply direction */
-	__u16 pad;
+	__be16 proxy_port;   /* CT_F_PROXY_REDIRECT: the proxy the connection was redirected to */
 	__u32 src_sec_id;     /* identity of the remote end when the entry was made */
 	__u32 last_tx_report; /* monotonic seconds of the last trace event, original direction */
 	__u32 last_rx_report; /* same, reply direction */

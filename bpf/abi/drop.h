@@ -31,6 +31,10 @@
 #define DROP_NO_FIB 169
 #define DROP_INVALID_IDENTITY 171
 #define DROP_UNKNOWN_SENDER 172
+/* L7 redirection (lib/proxy.h): Hubble's SOCKET_LOOKUP_FAILED, SOCKET_ASSIGN_FAILED, ... */
+#define DROP_PROXY_LOOKUP_FAILED 178 /* no proxy listens on the rule's proxy port: fail closed */
+#define DROP_PROXY_SET_FAILED 179
+#define DROP_PROXY_UNKNOWN_PROTO 180
 #define DROP_POLICY_DENY 181     /* "Policy denied by denylist": an explicit deny rule */
 #define DROP_TTL_EXCEEDED 196
 #define DROP_HOST_NOT_READY 202

@@ -57,7 +57,7 @@ struct policy_key {
 #define POLICY_F_UNENFORCED 2
 
 struct policy_entry {
-	__be16 proxy_port; /* non-zero: redirect to this L7 proxy port (later) */
+	__be16 proxy_port; /* non-zero: redirect what this allows to that L7 proxy (abi/proxy.h) */
 	__u8 flags;        /* POLICY_F_* */
 	__u8 auth_type;    /* reserved */
 	__u8 prefix_len;   /* copy of the key's prefixlen, to compare the two lookups' specificity */

@@ -216,12 +216,15 @@ static __always_inline bool ct_should_create(const struct pkt4 *p)
 }
 
 static __always_inline int __ct_create4(void *map, const struct pkt4 *p, __u8 dir, __u32 now,
-					__u32 remote_id, __u32 policy_rev, struct ct_entry *reopened)
+					__u32 remote_id, __u32 policy_rev, __u16 flags,
+					__be16 proxy_port, struct ct_entry *reopened)
 {
 	struct ct_key4 key = {};
 	struct ct_entry e = {
 	    .tx_packets = 1,
 	    .tx_bytes = p->len,
+	    .flags = flags,
+	    .proxy_port = proxy_port,
 	    .src_sec_id = remote_id,
 	    .last_tx_report = now,
 	    .policy_rev = policy_rev,
@@ -229,7 +232,7 @@ static __always_inline int __ct_create4(void *map, const struct pkt4 *p, __u8 di
 
 	if (p->t.proto == IPPROTO_TCP_) {
 		e.tx_flags_seen = p->tcp_flags;
-		e.flags = ct_tcp_flags_after(0, p->tcp_flags, false);
+		e.flags = ct_tcp_flags_after(flags, p->tcp_flags, false);
 		e.lifetime = now + ct_lifetime_tcp(e.flags);
 	} else {
 		e.lifetime = now + cfg_ct_timeout_nontcp;
@@ -255,17 +258,27 @@ static __always_inline int __ct_create4(void *map, const struct pkt4 *p, __u8 di
 
 /*
  * Creates the entry of a new (or reopened) connection allowed in direction `dir`; `ct` is the
- * packet's lookup in that direction.
+ * packet's lookup in that direction. `flags` and `proxy_port` mark the connections of an L7
+ * proxy (CT_F_PROXY_REDIRECT, abi/proxy.h).
  */
-static __always_inline int ct_create4(const struct pkt4 *p, __u8 dir, __u32 now, __u32 remote_id,
-				      __u32 policy_rev, const struct ct_result *ct)
+static __always_inline int ct_create4_flags(const struct pkt4 *p, __u8 dir, __u32 now,
+					    __u32 remote_id, __u32 policy_rev,
+					    const struct ct_result *ct, __u16 flags,
+					    __be16 proxy_port)
 {
 	struct ct_entry *reopened = ct->status == CT_REOPENED ? ct->entry : NULL;
 
 	if (!ct_should_create(p))
 		return 0;
 	if (p->t.proto == IPPROTO_TCP_)
-		return __ct_create4(&cilium_ct4_global, p, dir, now, remote_id, policy_rev,
-				    reopened);
-	return __ct_create4(&cilium_ct_any4_global, p, dir, now, remote_id, policy_rev, reopened);
+		return __ct_create4(&cilium_ct4_global, p, dir, now, remote_id, policy_rev, flags,
+				    proxy_port, reopened);
+	return __ct_create4(&cilium_ct_any4_global, p, dir, now, remote_id, policy_rev, flags,
+			    proxy_port, reopened);
+}
+
+static __always_inline int ct_create4(const struct pkt4 *p, __u8 dir, __u32 now, __u32 remote_id,
+				      __u32 policy_rev, const struct ct_result *ct)
+{
+	return ct_create4_flags(p, dir, now, remote_id, policy_rev, ct, 0, 0);
 }

@@ -7,6 +7,9 @@
  *   CT_ESTABLISHED, current rev     pass (the verdict cached in the entry still holds)
  *   CT_ESTABLISHED, older rev       re-check: drop if now denied, else refresh the cached rev
  *   CT_NEW, CT_REOPENED             check, report the verdict, create the entry
+ *
+ * L7 redirection (abi/proxy.h): an allow with a proxy port, or a connection of a proxy, is told
+ * to the caller through the return value (ENFORCE_*, lib/proxy.h), which sends the packet there.
  */
 #pragma once
 
@@ -20,24 +23,44 @@
 #include "lib/ipcache.h"
 #include "lib/pkt.h"
 #include "lib/policy.h"
+#include "lib/proxy.h"
+
+/*
+ * Where an established packet of a proxy's connection goes: to the proxy it was redirected to,
+ * or (a connection a proxy's own packets opened, met without the proxy's mark) up the stack.
+ * Packets of the ingress proxy itself pass: the policy was enforced when it was redirected.
+ */
+static __always_inline int enforce_proxy_established(const struct ct_entry *e, __u32 from_proxy)
+{
+	if (from_proxy == MARK_MAGIC_PROXY_INGRESS || !(e->flags & CT_F_PROXY_REDIRECT))
+		return 0;
+	if (e->proxy_port)
+		return bpf_ntohs(e->proxy_port);
+	return from_proxy ? 0 : ENFORCE_TO_PROXY_STACK;
+}
 
 /*
  * Enforces `ep`'s policy on `p`, processed in conntrack direction `ct_dir`. The remote end's
- * identity is `remote_id` when the caller knows it (a local sender), else the ipcache identity of
- * `remote_addr`; it is written to ti (dst_identity for egress, src_identity for ingress), with
- * the conntrack state. `*trace_due` tells whether medium aggregation reports this packet.
- * Returns 0 to pass, or -DROP_x.
+ * identity is `remote_id` when the caller knows it (a local sender, or the identity a proxy's
+ * mark carries), else the ipcache identity of `remote_addr`; it is written to ti (dst_identity
+ * for egress, src_identity for ingress), with the conntrack state. `from_proxy` is the mark magic
+ * of a packet an L7 proxy sent (MARK_MAGIC_PROXY_*), else 0. `*trace_due` tells whether medium
+ * aggregation reports this packet.
+ * Returns 0 to pass, -DROP_x to drop, 1..65535 to redirect to that proxy port, or
+ * ENFORCE_TO_PROXY_STACK for a reply (or an established packet) that belongs to a proxy's socket.
  */
 static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 				    const struct endpoint_info *ep, __u8 ct_dir, __u32 remote_id,
 				    __be32 remote_addr, __u32 now, struct trace_info *ti,
-				    bool *trace_due)
+				    bool *trace_due, __u32 from_proxy)
 {
 	__u8 pol_dir = ct_dir == CT_KEY_EGRESS ? POLICY_EGRESS : POLICY_INGRESS;
 	__u32 *remote = pol_dir == POLICY_EGRESS ? &ti->dst_identity : &ti->src_identity;
 	struct policy_verdict v;
 	struct ct_result ct;
+	__be16 proxy_port;
 	__u32 rev;
+	int ret;
 
 	ct_lookup4(p, ct_dir, now, &ct);
 	ti->ct_state = ct.status;
@@ -54,6 +77,10 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 			if (ct.status == CT_REPLY ||
 			    (ct_dir == CT_KEY_INGRESS && p->inner.saddr == ep->ipv4))
 				ti->rev_nat = ct.entry->lb_id;
+			/* A reply to a proxy's socket (its upstream connection): up the stack. */
+			if (ct.status == CT_REPLY && !from_proxy &&
+			    (ct.entry->flags & CT_F_PROXY_REDIRECT))
+				return ENFORCE_TO_PROXY_STACK;
 		}
 		return 0;
 	}
@@ -61,23 +88,51 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 	rev = runtime_policy_rev();
 	if (ct.status == CT_ESTABLISHED && ct.entry && ct.entry->policy_rev == rev) {
 		*remote = ct.entry->src_sec_id;
-		return 0;
+		return enforce_proxy_established(ct.entry, from_proxy);
 	}
 
 	*remote = remote_id ? remote_id : ipcache_identity4(remote_addr);
+	if (from_proxy == MARK_MAGIC_PROXY_INGRESS) {
+		/*
+		 * The ingress proxy forwarding what it allowed: the policy was enforced at the
+		 * redirect. Its connection gets an entry so that the replies reach its socket.
+		 */
+		if (ct.status == CT_ESTABLISHED && ct.entry) {
+			ct.entry->policy_rev = rev;
+			return 0;
+		}
+		return ct_create4_flags(p, ct_dir, now, *remote, rev, &ct, CT_F_PROXY_REDIRECT, 0);
+	}
 	policy_lookup(ep->lxc_id, *remote, pol_dir, p->t.proto, pkt_policy_dport(p), &v);
-	/* A verdict is reported where policy is enforced: every deny, and the allow of a new
-	 * connection unless only the default allow of an unenforced direction let it in. */
+	/*
+	 * A verdict is reported where policy is enforced: every deny, and the allow of a new
+	 * connection unless only the default allow of an unenforced direction let it in. A redirect
+	 * is reported as its proxy port, as Cilium does (Hubble: REDIRECTED).
+	 */
 	if (v.verdict < 0 || (ct.status != CT_ESTABLISHED && !v.unenforced))
-		emit_policy_verdict(ctx, p, ti, v.verdict, v.match_type);
+		emit_policy_verdict(ctx, p, ti, v.verdict ? v.verdict : bpf_ntohs(v.proxy_port),
+				    v.match_type);
 	if (v.verdict < 0)
 		return v.verdict;
 
 	if (ct.status == CT_ESTABLISHED && ct.entry) {
+		/*
+		 * A connection opened past the proxy (before its L7 rule existed) must not go on
+		 * at L4 once the policy wants its packets seen by a proxy: fail closed.
+		 */
+		if (v.proxy_port && !(ct.entry->flags & CT_F_PROXY_REDIRECT))
+			return -DROP_POLICY;
 		ct.entry->policy_rev = rev;
 		if (ct.entry->src_sec_id != *remote)
 			ct.entry->src_sec_id = *remote;
-		return 0;
+		return enforce_proxy_established(ct.entry, from_proxy);
 	}
-	return ct_create4(p, ct_dir, now, *remote, rev, &ct);
+	proxy_port = v.proxy_port;
+	if (proxy_port && !l4_has_ports(p->t.proto))
+		return -DROP_PROXY_UNKNOWN_PROTO;
+	ret = ct_create4_flags(p, ct_dir, now, *remote, rev, &ct,
+			       proxy_port || from_proxy ? CT_F_PROXY_REDIRECT : 0, proxy_port);
+	if (ret < 0)
+		return ret;
+	return proxy_port ? bpf_ntohs(proxy_port) : 0;
 }

@@ -29,7 +29,7 @@ struct {
 
 struct policy_verdict {
 	int verdict;	  /* 0 allowed, -DROP_POLICY / -DROP_POLICY_DENY / -DROP_EP_NOT_READY */
-	__u16 proxy_port; /* network order; non-zero: the allow asks for an L7 redirect (later) */
+	__u16 proxy_port; /* network order; non-zero: redirect to that L7 proxy (abi/proxy.h) */
 	__u8 match_type;  /* enum policy_match */
 	__u8 unenforced;  /* allowed by the default allow of a direction no policy enforces */
 };

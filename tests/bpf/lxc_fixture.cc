@@ -102,9 +102,10 @@ void LxcTest::bumpRevision() {
 }
 
 bpf::TestRunResult LxcTest::run(const bpf_program* prog, const TestEndpoint& ep,
-                                const std::vector<uint8_t>& packet) {
+                                const std::vector<uint8_t>& packet, uint32_t mark) {
   __sk_buff ctx{};
   ctx.ifindex = static_cast<uint32_t>(ep.pod.host_ifindex);
+  ctx.mark = mark;
   // The kernel resolves ctx.ifindex in the caller's namespace: run where the veth lives.
   auto r = runInNetnsValue<bpf::TestRunResult>(
       topo_->nodeNetns(), [&] { return bpf::testRun(prog, packet, {.repeat = 1, .ctx = ctx}); });

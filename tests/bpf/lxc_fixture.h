@@ -55,13 +55,15 @@ class LxcTest : public ::testing::Test {
   void setPolicy(const TestEndpoint& ep, const std::vector<datapath::PolicyEntry>& entries);
   void bumpRevision();
 
+  // `mark`: skb->mark as the program sees it (packets of the L7 proxies carry one).
   bpf::TestRunResult run(const bpf_program* prog, const TestEndpoint& ep,
-                         const std::vector<uint8_t>& packet);
+                         const std::vector<uint8_t>& packet, uint32_t mark = 0);
   bpf::TestRunResult fromContainer(const TestEndpoint& ep, const std::vector<uint8_t>& packet) {
     return run(dp_->programs().from_container, ep, packet);
   }
-  bpf::TestRunResult toContainer(const TestEndpoint& ep, const std::vector<uint8_t>& packet) {
-    return run(dp_->programs().to_container, ep, packet);
+  bpf::TestRunResult toContainer(const TestEndpoint& ep, const std::vector<uint8_t>& packet,
+                                 uint32_t mark = 0) {
+    return run(dp_->programs().to_container, ep, packet, mark);
   }
 
   // A packet as endpoint `ep` sends it (its MACs on the wire towards the host veth).

@@ -300,6 +300,7 @@ TEST_F(DemoTest, ReadmeCommandOnePasses) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("expectations held"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Policy denied"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("got 403 Access denied"), std::string::npos) << "step 3 (L7)\n" << r.out;
   EXPECT_FALSE(netnsExists(name_ + "sw-node")) << "the demo tears down at exit";
 }
 

@@ -77,6 +77,7 @@ class FakeDatapath final : public daemon::ControlPlaneDatapath {
   Result<datapath::EventCounters> eventCounters() const override {
     return datapath::EventCounters{};
   }
+  Status enableProxyRedirect() override { return okStatus(); }
 
   datapath::FakeMaps fake_maps;
   FakeDevices fake_devices;

@@ -142,7 +142,39 @@ TEST(DecodeTest, RulesJsonRoundTrip) {
   ASSERT_EQ(back->size(), 1u);
   EXPECT_EQ((*back)[0], rule) << arr.dump(2);
   EXPECT_EQ(rule.ingress[0].ports[0].ports[1].name, "http");
-  EXPECT_EQ((*r)[0].warnings.size(), 2u) << "HTTP and DNS rules are not enforced";
+  EXPECT_TRUE((*r)[0].warnings.empty()) << "L7 rules are enforced (by the proxies), no warning";
+}
+
+// A rule the proxy could not enforce is refused at import, naming the field: never a policy that
+// would fail open (or closed for everything) later.
+TEST(DecodeTest, InvalidL7RulesAreRejectedAtImport) {
+  auto with = [](const std::string& http) {
+    return decodePolicies(std::string(kCnpHead) + R"(spec:
+  endpointSelector: {matchLabels: {app: web}}
+  ingress:
+  - toPorts:
+    - ports: [{port: "80", protocol: TCP}]
+      rules:
+        http: [)" + http + "]\n");
+  };
+  ASSERT_TRUE(with(R"({method: "POST", path: "/v1/request-landing"})").ok());
+  struct Case {
+    std::string http, message;
+  } cases[] = {
+      {R"({method: "GET", path: "/v1/(unclosed"})", "path: not a valid regular expression"},
+      {R"({method: "[", path: "/"})", "method: not a valid regular expression"},
+      {R"({host: "a(b"})", "host: not a valid regular expression"},
+      {R"({headers: ["(x: y"]})", "does not start with a header name"},
+      {R"({pathx: "/"})", "pathx: unknown field"},
+      {R"({headerMatches: [{name: X, mismatch: EXPLODE}]})", "is not LOG, ADD, DELETE or REPLACE"},
+  };
+  for (const auto& c : cases) {
+    auto r = with(c.http);
+    ASSERT_FALSE(r.ok()) << c.http;
+    EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument) << c.http;
+    EXPECT_NE(r.error().message().find(c.message), std::string::npos)
+        << c.http << " -> " << r.error().message();
+  }
 }
 
 TEST(DecodeTest, ErrorsNameTheField) {

@@ -43,8 +43,9 @@ inline std::string describe(const datapath::PolicyEntry& e) {
            (start == end ? std::to_string(start) : fmt::format("{}-{}", start, end));
   }
   EXPECT_EQ(e.value.prefix_len, k.prefixlen) << "prefix_len must copy the key's prefixlen";
-  return fmt::format("{} {} {} {}", k.egress ? "out" : "in", k.sec_label, what,
-                     (e.value.flags & POLICY_F_DENY) ? "deny" : "allow");
+  std::string verdict = (e.value.flags & POLICY_F_DENY) ? "deny" : "allow";
+  if (e.value.proxy_port != 0) verdict = fmt::format("proxy {}", ntohs(e.value.proxy_port));
+  return fmt::format("{} {} {} {}", k.egress ? "out" : "in", k.sec_label, what, verdict);
 }
 
 inline std::set<std::string> describe(const std::vector<datapath::PolicyEntry>& entries) {

@@ -242,7 +242,7 @@ TEST_F(RepositoryTest, ChangeListenerNamesEndpointsWithDeltas) {
   EXPECT_EQ(engine_->attachedEndpoints(), std::vector<uint16_t>{2});
 }
 
-TEST_F(RepositoryTest, L7RulesAreAcceptedWithAWarningOrRejected) {
+TEST_F(RepositoryTest, L7RulesRedirectToTheProxyOrAreRejected) {
   std::string l7 = R"(apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: {name: rule1, namespace: default}
@@ -254,25 +254,117 @@ spec:
     - ports: [{port: "80", protocol: TCP}]
       rules:
         http: [{method: POST, path: /v1/request-landing}]
+    - ports: [{port: "8080", protocol: TCP}]
+  egress:
+  - toPorts:
+    - ports: [{port: "53", protocol: UDP}]
+      rules:
+        dns: [{matchPattern: "*"}]
 )";
-  auto r = engine_->import(l7);
-  ASSERT_TRUE(r.ok());
-  ASSERT_EQ(r->warnings.size(), 1u);
-  EXPECT_EQ(r->warnings[0],
-            "CiliumNetworkPolicy default/rule1: L7 HTTP rules are not enforced yet; their ports "
-            "are allowed at L4 for the selected peers");
-  EXPECT_TRUE(
-      describe(resolve(web_).entries).count(fmt::format("in {} TCP/80 allow", db_.identity)));
-  EXPECT_EQ(engine_->rulesJson()[0]["ingress"][0]["toPorts"][0]["rules"]["http"][0]["method"],
-            "POST");
-
-  EngineOptions strict;
-  strict.l7 = L7Mode::kReject;
-  restart(strict);
+  // Without a proxy (the default): refused, never allowed at L4.
   auto rejected = engine_->import(l7);
   ASSERT_FALSE(rejected.ok());
   EXPECT_EQ(rejected.error().code(), ErrorCode::kUnimplemented);
   EXPECT_EQ(engine_->ruleCount(), 0u);
+
+  EngineOptions proxied;
+  proxied.l7 = L7Mode::kRedirect;
+  proxied.proxy_ports = {11001, 11002, 11003};
+  restart(proxied);
+  auto r = engine_->import(l7);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->warnings.empty());
+  auto p = resolve(web_);
+  auto entries = describe(p.entries);
+  EXPECT_TRUE(entries.count(fmt::format("in {} TCP/80 proxy 11001", db_.identity)))
+      << fmt::format("{}", fmt::join(entries, "\n"));
+  EXPECT_TRUE(entries.count(fmt::format("in {} TCP/8080 allow", db_.identity)))
+      << "the port rule without L7 rules stays at L4";
+  EXPECT_TRUE(entries.count("out 0 UDP/53 proxy 11003"));
+  EXPECT_EQ(engine_->rulesJson()[0]["ingress"][0]["toPorts"][0]["rules"]["http"][0]["method"],
+            "POST");
+
+  // What the proxies get: the redirected ports' rules, with the peers they apply to.
+  // Plus reserved:host's allow-localhost (any port, so also 80): whole, as at L4.
+  ASSERT_EQ(p.l7.rules.size(), 3u);
+  const L7PortRule* http = nullptr;
+  bool host_all = false;
+  for (const auto& rule : p.l7.rules) {
+    if (rule.dir == Direction::kIngress && !rule.allow_all) http = &rule;
+    if (rule.allow_all && rule.identities == std::vector<identity::NumericIdentity>{1})
+      host_all = rule.proto == 0;
+  }
+  EXPECT_TRUE(host_all);
+  ASSERT_NE(http, nullptr);
+  EXPECT_EQ(http->port, 80);
+  EXPECT_EQ(http->bits, 16);
+  EXPECT_EQ(http->identities, std::vector<identity::NumericIdentity>{db_.identity});
+  EXPECT_FALSE(http->allow_all);
+  ASSERT_EQ(http->http.size(), 1u);
+  EXPECT_EQ(http->http[0].path, "/v1/request-landing");
+}
+
+TEST_F(RepositoryTest, AnL4RuleOnARedirectedPortIsAllowAllAtTheProxy) {
+  EngineOptions proxied;
+  proxied.l7 = L7Mode::kRedirect;
+  proxied.proxy_ports = {11001, 11002, 11003};
+  restart(proxied);
+  auto r = engine_->import(R"(
+- endpointSelector: {matchLabels: {"k8s:app": web}}
+  ingress:
+  - toPorts:
+    - ports: [{port: "80", protocol: TCP}]
+      rules:
+        http: [{method: GET}]
+  - fromEndpoints: [{matchLabels: {"k8s:app": db}}]
+- endpointSelector: {matchLabels: {"k8s:app": web}}
+  ingress:
+  - toPorts: [{ports: [{port: "9000", protocol: TCP}]}]
+)");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  auto p = resolve(web_);
+  auto entries = describe(p.entries);
+  EXPECT_TRUE(entries.count("in 0 TCP/80 proxy 11001"));
+  EXPECT_TRUE(entries.count(fmt::format("in {} any allow", db_.identity)));
+  bool db_all = false, any_get = false, port9000 = false;
+  for (const auto& rule : p.l7.rules) {
+    if (rule.allow_all && rule.identities == std::vector<identity::NumericIdentity>{db_.identity})
+      db_all = rule.proto == 0;
+    if (!rule.allow_all && rule.identities == std::vector<identity::NumericIdentity>{0})
+      any_get = rule.port == 80;
+    if (rule.port == 9000) port9000 = true;
+  }
+  EXPECT_TRUE(db_all) << "db may do anything on port 80, so the proxy must let it";
+  EXPECT_TRUE(any_get);
+  EXPECT_FALSE(port9000) << "a port no L7 rule touches is none of the proxy's business";
+}
+
+TEST_F(RepositoryTest, IdentityChangesCarryTheNewL7Policy) {
+  EngineOptions proxied;
+  proxied.l7 = L7Mode::kRedirect;
+  proxied.proxy_ports = {11001, 11002, 11003};
+  restart(proxied);
+  ASSERT_TRUE(engine_->import(R"(
+- endpointSelector: {matchLabels: {"k8s:app": web}}
+  ingress:
+  - fromEndpoints: [{matchLabels: {"k8s:role": client}}]
+    toPorts:
+    - ports: [{port: "80", protocol: TCP}]
+      rules: {http: [{path: "/a.*"}]}
+)").ok());
+  ASSERT_TRUE(engine_->attach(web_).ok());
+  auto client = allocate(pod({{"role", "client"}}));
+  auto delta = engine_->consumeChanges(web_.endpoint_id);
+  ASSERT_TRUE(delta.ok());
+  ASSERT_EQ(delta->upserts.size(), 1u);
+  EXPECT_EQ(describe(delta->upserts[0]), fmt::format("in {} TCP/80 proxy 11001", client));
+  ASSERT_TRUE(delta->l7.has_value());
+  // The client's HTTP rule, and reserved:host's allow-localhost (any port).
+  ASSERT_EQ(delta->l7->rules.size(), 2u);
+  bool client_http = false;
+  for (const auto& rule : delta->l7->rules)
+    if (!rule.allow_all) client_http = rule.identities == std::vector<identity::NumericIdentity>{client};
+  EXPECT_TRUE(client_http);
 }
 
 }  // namespace

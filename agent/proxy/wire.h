@@ -1,0 +1,65 @@
+// The agent <-> proxy protocol on the agent's Unix socket (docs/l7.md): frames of a 4-byte
+// big-endian length and a JSON message, at most kMaxFrame bytes.
+//
+//   proxy -> agent  {"type":"hello","pid":N,"restarts":N,"version":"...","policyVersion":N}
+//                   {"type":"ack","version":N}             the snapshot N is in force
+//                   {"type":"log","records":[AccessRecord...]}
+//   agent -> proxy  {"type":"policy", ...PolicySnapshot (l7_policy.h)}
+//
+// The proxy connects (and reconnects after an agent restart); the agent never waits for it to
+// forward traffic: without an acknowledged snapshot the proxy keeps the last one it had.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "agent/common/error.h"
+
+namespace cilium::proxy {
+
+inline constexpr size_t kMaxFrame = 64u << 20;
+
+std::string encodeFrame(const nlohmann::json& msg);
+
+// Accumulates received bytes and yields whole messages.
+class FrameReader {
+ public:
+  void feed(const char* data, size_t len) { buf_.append(data, len); }
+  // The next message, nullopt when incomplete; an error (oversized frame, not JSON) is fatal for
+  // the connection.
+  Result<std::optional<nlohmann::json>> next();
+
+ private:
+  std::string buf_;
+};
+
+// One L7 event, as the proxy reports it (Hubble's accesslog.LogRecord in spirit; agent/hubble
+// turns it into a flow).
+struct AccessRecord {
+  enum class Type : uint8_t { kRequest, kResponse };
+  enum class Verdict : uint8_t { kForwarded, kDenied, kError };
+  Type type = Type::kRequest;
+  Verdict verdict = Verdict::kForwarded;
+  bool ingress = true;  // the redirect's direction (ingress: the proxy answers for the server)
+  int64_t time_ns = 0;  // wall clock
+  uint16_t endpoint_id = 0;
+  std::string src_ip, dst_ip;  // the original connection's ends
+  uint16_t src_port = 0, dst_port = 0;
+  uint32_t src_identity = 0, dst_identity = 0;
+  uint16_t proxy_port = 0;
+  // HTTP
+  std::string method, url, protocol;  // protocol: "HTTP/1.1", "HTTP/2"
+  uint32_t code = 0;                  // response status (responses, denials: 403)
+  std::vector<std::pair<std::string, std::string>> headers;
+  uint64_t latency_ns = 0;   // responses: since the request
+  bool parse_error = false;  // a request the proxy could not parse (answered 400)
+};
+
+nlohmann::json toJson(const AccessRecord& r);
+Result<AccessRecord> recordFromJson(const nlohmann::json& j);
+
+}  // namespace cilium::proxy

@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * Transparent redirection to the L7 proxies (abi/proxy.h): socket assignment from tc ingress,
+ * the hairpin through lo for packets met on tc egress, and the marks of the proxies' packets.
+ */
+#pragma once
+
+#include "compiler.h"
+#include "abi/drop.h"
+#include "abi/proxy.h"
+#include "lib/eth.h"
+#include "lib/pkt.h"
+
+/* What enforce4 returns above 0 (0 = pass, < 0 = drop): */
+#define ENFORCE_PROXY_PORT_MAX 0xFFFF	/* 1..65535: redirect to this proxy port (host order) */
+#define ENFORCE_TO_PROXY_STACK 0x10000 /* a packet of a proxy's connection: up the stack */
+
+#define LOOPBACK_IFINDEX 1
+
+/* The identity a proxy's mark carries; the magic when the packet came from a proxy, else 0. */
+static __always_inline __u32 proxy_mark_magic(const struct __sk_buff *ctx)
+{
+	__u32 magic = ctx_load_u32(ctx, mark) & MARK_MAGIC_HOST_MASK;
+
+	if (magic == MARK_MAGIC_PROXY_INGRESS || magic == MARK_MAGIC_PROXY_EGRESS)
+		return magic;
+	return 0;
+}
+
+static __always_inline void proxy_set_mark(struct __sk_buff *ctx, __u16 proxy_port)
+{
+	__u32 mark = MARK_MAGIC_TO_PROXY | ((__u32)proxy_port << 16);
+
+	/* One store at a fixed offset (see ctx_load_u32 in compiler.h). */
+	asm volatile("*(u32 *)(%0 + %1) = %2" ::"r"(ctx),
+		     "i"(__builtin_offsetof(struct __sk_buff, mark)), "r"(mark)
+		     : "memory");
+}
+
+/* A socket the lookup may hand to a TCP packet of a proxied connection: no listener, no TIME_WAIT. */
+static __always_inline bool proxy_tcp_sock_usable(const struct bpf_sock *sk)
+{
+	return sk->state != BPF_TCP_LISTEN && sk->state != BPF_TCP_TIME_WAIT;
+}
+
+/*
+ * Assigns the packet to the proxy's socket: for TCP the proxy's own connection with this tuple
+ * when one exists (the stack could find it too, but only the assignment keeps a listener of the
+ * node on the original port from taking a SYN), else the listener on 127.0.0.1:proxy_port; for
+ * UDP always the proxy's socket on that address (a node-local server on the original port must
+ * never be picked). Then marks the packet for local delivery. Must run on tc ingress.
+ * Returns 0, or -DROP_PROXY_LOOKUP_FAILED when no proxy listens (not started, crashed: fail
+ * closed), -DROP_PROXY_SET_FAILED, -DROP_PROXY_UNKNOWN_PROTO.
+ */
+static __always_inline int proxy_assign4(struct __sk_buff *ctx, const struct pkt4 *p,
+					 __u16 proxy_port)
+{
+	struct bpf_sock_tuple tuple = {};
+	struct bpf_sock *sk;
+	long ret;
+
+	tuple.ipv4.saddr = p->t.saddr;
+	tuple.ipv4.daddr = p->t.daddr;
+	tuple.ipv4.sport = p->t.sport;
+	tuple.ipv4.dport = p->t.dport;
+	if (p->t.proto == IPPROTO_TCP_) {
+		sk = bpf_skc_lookup_tcp(ctx, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+		if (sk) {
+			if (proxy_tcp_sock_usable(sk))
+				goto assign;
+			bpf_sk_release(sk);
+		}
+		tuple.ipv4.daddr = PROXY_LISTEN_ADDR;
+		tuple.ipv4.dport = bpf_htons(proxy_port);
+		sk = bpf_skc_lookup_tcp(ctx, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+		if (!sk)
+			return -DROP_PROXY_LOOKUP_FAILED;
+		if (sk->state != BPF_TCP_LISTEN) {
+			bpf_sk_release(sk);
+			return -DROP_PROXY_LOOKUP_FAILED;
+		}
+	} else if (p->t.proto == IPPROTO_UDP_) {
+		tuple.ipv4.daddr = PROXY_LISTEN_ADDR;
+		tuple.ipv4.dport = bpf_htons(proxy_port);
+		sk = bpf_sk_lookup_udp(ctx, &tuple, sizeof(tuple.ipv4), BPF_F_CURRENT_NETNS, 0);
+		if (!sk)
+			return -DROP_PROXY_LOOKUP_FAILED;
+	} else {
+		return -DROP_PROXY_UNKNOWN_PROTO;
+	}
+assign:
+	ret = bpf_sk_assign(ctx, sk, 0);
+	bpf_sk_release(sk);
+	if (ret)
+		return -DROP_PROXY_SET_FAILED;
+	proxy_set_mark(ctx, proxy_port);
+	return 0;
+}
+
+/*
+ * A packet met on tc egress (where sockets cannot be assigned) that belongs to a proxy: sent
+ * back in through lo's ingress, where cil_to_proxy assigns it (proxy_port != 0) or the stack
+ * demultiplexes it (0). lo's address is all zeros; the packet must carry it to be taken as the
+ * device's own. Returns TC_ACT_REDIRECT or -DROP_x.
+ */
+static __always_inline int proxy_hairpin4(struct __sk_buff *ctx, __u16 proxy_port)
+{
+	static const __u8 zero_mac[ETH_ALEN] __attribute__((aligned(4))) = {};
+	struct ethhdr *eth;
+
+	if (!eth_ok(ctx, &eth))
+		return -DROP_INVALID;
+	eth_copy_mac(eth->h_dest, zero_mac);
+	proxy_set_mark(ctx, proxy_port);
+	return bpf_redirect(LOOPBACK_IFINDEX, BPF_F_INGRESS);
+}

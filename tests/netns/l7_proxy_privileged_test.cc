@@ -1,0 +1,508 @@
+// netns tier: L7 (HTTP) policy end to end. bpf_lxc on the veths of three pods in a node namespace,
+// the lo program and the proxy routing of Datapath::enableProxyRedirect(), the real cilium-proxy
+// process following a proxy::Manager, and real HTTP/1.1 between the pods: the server's port 80 is
+// redirected to the proxy, which forwards allowed requests untouched (keep-alive, pipelining) and
+// answers the others 403 "Access denied"; while no proxy listens (not started, killed) nothing
+// reaches the server, and the drops say why.
+#include <arpa/inet.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include "agent/common/files.h"
+#include "agent/common/netns.h"
+#include "agent/datapath/datapath.h"
+#include "agent/datapath/monitor.h"
+#include "agent/proxy/manager.h"
+#include "agent/proxy/ports.h"
+#include "tests/harness/endpoints.h"
+#include "tests/harness/eventually.h"
+#include "tests/harness/netns.h"
+#include "tests/harness/sockets.h"
+
+namespace cilium {
+namespace {
+
+using datapath::PolicyEntry;
+using namespace std::chrono_literals;
+
+constexpr uint8_t kTcp = 6;
+constexpr uint32_t kClientId = 1001, kServerId = 1002, kOtherId = 1003;
+constexpr uint16_t kServerEp = 2;
+
+// Answers every method with 200 and what it received: method, path, X-Test header and body.
+constexpr const char* kEchoServer = R"(
+import http.server, socketserver, sys
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def any(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        out = ("%s %s x-test=%s body=" % (self.command, self.path,
+               self.headers.get("X-Test", ""))).encode() + body
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(out)))
+        self.end_headers()
+        self.wfile.write(out)
+    do_GET = do_POST = do_PUT = do_DELETE = any
+    def log_message(self, *a): pass
+class S(http.server.ThreadingHTTPServer):
+    def server_bind(self):  # no getfqdn(): no resolver in the pod, a 10 s timeout
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+S((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+)";
+
+PolicyEntry allow(uint32_t identity, uint8_t dir, uint8_t proto = 0, uint16_t port = 0,
+                  uint16_t proxy_port = 0) {
+  PolicyEntry e{datapath::policyKey(identity, dir, proto, port, port ? 16 : 0), {}};
+  e.value.proxy_port = htons(proxy_port);
+  return e;
+}
+
+struct Response {
+  int status = 0;
+  std::string head, body;
+};
+
+// An HTTP/1.1 client connection: requests written as given, responses read by Content-Length.
+class HttpConn {
+ public:
+  explicit HttpConn(UniqueFd fd) : fd_(std::move(fd)) {}
+  Status send(const std::string& bytes) { return testing::sendAll(fd_.get(), bytes); }
+
+  Result<Response> read(std::chrono::milliseconds timeout = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    size_t end;
+    while ((end = buf_.find("\r\n\r\n")) == std::string::npos)
+      CILIUM_RETURN_IF_ERROR(fill(deadline));
+    Response r;
+    r.head = buf_.substr(0, end + 4);
+    if (r.head.size() < 12) return makeError(ErrorCode::kInvalidArgument, "short: {}", r.head);
+    r.status = std::stoi(r.head.substr(9, 3));
+    size_t len = 0;
+    std::string lower = r.head;
+    for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (auto p = lower.find("content-length:"); p != std::string::npos)
+      len = std::stoul(lower.substr(p + 15));
+    while (buf_.size() < end + 4 + len) CILIUM_RETURN_IF_ERROR(fill(deadline));
+    r.body = buf_.substr(end + 4, len);
+    buf_.erase(0, end + 4 + len);
+    return r;
+  }
+
+  // Whether the peer closed (or reset) the connection within `timeout`, nothing else arriving.
+  bool closedWithin(std::chrono::milliseconds timeout) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    auto st = fill(deadline);
+    return !st.ok() && st.error().code() != ErrorCode::kDeadlineExceeded;
+  }
+
+  int fd() const { return fd_.get(); }
+
+ private:
+  Status fill(std::chrono::steady_clock::time_point deadline) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return makeError(ErrorCode::kDeadlineExceeded, "no response in time");
+    pollfd p{fd_.get(), POLLIN, 0};
+    int n = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (n == 0) return makeError(ErrorCode::kDeadlineExceeded, "no response in time");
+    char tmp[16384];
+    ssize_t got = ::recv(fd_.get(), tmp, sizeof(tmp), 0);
+    if (got < 0) return makeError(ErrorCode::kUnavailable, "recv: {}", std::strerror(errno));
+    if (got == 0) return makeError(ErrorCode::kUnavailable, "connection closed");
+    buf_.append(tmp, static_cast<size_t>(got));
+    return okStatus();
+  }
+
+  UniqueFd fd_;
+  std::string buf_;
+};
+
+std::string request(const std::string& method, const std::string& path,
+                    const std::string& body = "") {
+  return method + " " + path + " HTTP/1.1\r\nHost: deathstar\r\nX-Test: kept\r\n" +
+         "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+}
+
+class L7ProxyNetnsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto topo = testing::Topology::create(203);
+    ASSERT_TRUE(topo.ok()) << topo.error().toString();
+    topo_ = std::move(*topo);
+    for (auto [pod, name, ip] : {std::tuple{&client_, "client", "10.203.0.11"},
+                                 std::tuple{&server_, "server", "10.203.0.12"},
+                                 std::tuple{&other_, "other", "10.203.0.13"}}) {
+      auto p = topo_->addPod(name, ip);
+      ASSERT_TRUE(p.ok()) << p.error().toString();
+      *pod = *p;
+    }
+    auto pin = topo_->pinDir();
+    ASSERT_TRUE(pin.ok());
+    pin_dir_ = *pin;
+    auto dp = datapath::Datapath::load({pin_dir_});
+    ASSERT_TRUE(dp.ok()) << dp.error().toString();
+    dp_ = std::move(*dp);
+    auto maps = dp_->maps();
+    ASSERT_TRUE(testing::programEndpoint(maps, client_, 1, kClientId).ok());
+    ASSERT_TRUE(testing::programEndpoint(maps, server_, kServerEp, kServerId).ok());
+    ASSERT_TRUE(testing::programEndpoint(maps, other_, 3, kOtherId).ok());
+    ASSERT_TRUE(testing::programNode(maps, topo_->routerIp()).ok());
+    auto reader = dp_->openEventReader([this](const cilium_event& ev) { events_.push_back(ev); });
+    ASSERT_TRUE(reader.ok()) << reader.error().toString();
+    reader_ = std::move(*reader);
+
+    auto ports = runInNetnsValue<proxy::ProxyPortSet>(
+        topo_->nodeNetns(), [&]() -> Result<proxy::ProxyPortSet> {
+          for (const auto* p : {&client_, &server_, &other_})
+            CILIUM_RETURN_IF_ERROR(dp_->attachEndpoint(p->host_ifindex));
+          CILIUM_RETURN_IF_ERROR(dp_->enableProxyRedirect());
+          return proxy::loadOrAllocatePorts(topo_->tmpDir(), 10000, 10999);
+        });
+    ASSERT_TRUE(ports.ok()) << ports.error().toString();
+    ports_ = *ports;
+
+    // The clients may send anything; the server takes port 80 from both, through the proxy.
+    setPolicy(1, {allow(0, POLICY_EGRESS)});
+    setPolicy(3, {allow(0, POLICY_EGRESS)});
+    setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 80, ports_.http_ingress),
+                          allow(kOtherId, POLICY_INGRESS, kTcp, 80, ports_.http_ingress)});
+
+    proxy::ManagerOptions mo;
+    mo.socket_path = topo_->tmpDir() + "/proxy.sock";
+    mo.ports = ports_;
+    auto m = proxy::Manager::start(mo);
+    ASSERT_TRUE(m.ok()) << m.error().toString();
+    manager_ = std::move(*m);
+    // Only the client, only GET /public... and POST /v1/request-landing (rules.http).
+    policy::L7PortRule rule;
+    rule.dir = policy::Direction::kIngress;
+    rule.proto = kTcp;
+    rule.port = 80;
+    rule.bits = 16;
+    rule.identities = {kClientId};
+    rule.http = {{"GET", "/public.*", "", {}, {}}, {"POST", "/v1/request-landing", "", {}, {}}};
+    policy::L7Policy l7;
+    l7.rules.push_back(rule);
+    auto ip = IpAddr::parse(server_.ip);
+    ASSERT_TRUE(ip.ok());
+    manager_->l7PoliciesChanged({{kServerEp, kServerId, *ip, l7}});
+
+    auto srv = topo_->spawnIn(
+        server_.netns, {"/usr/bin/python3", "-c", kEchoServer, server_.ip, "80"}, "echo-server");
+    ASSERT_TRUE(srv.ok()) << srv.error().toString();
+    ASSERT_TRUE(testing::eventually(
+        [&] { return testing::connectTcp(server_.netns, server_.ip, 80, 200ms).ok(); }, 15s))
+        << "the echo server did not start";
+  }
+
+  void TearDown() override {
+    if (!HasFailure() || !topo_) return;
+    if (proxy_ != nullptr && !proxy_->running()) {
+      auto code = proxy_->wait(0ms);
+      std::cerr << "cilium-proxy exited: " << (code.ok() ? *code : -1) << "\n";
+    }
+    for (int i = 1; i <= proxy_runs_; i++) {
+      for (const char* ext : {".out", ".err"}) {
+        auto log = readFile(topo_->tmpDir() + "/cilium-proxy-" + std::to_string(i) + ext);
+        if (log.ok() && !log->empty())
+          std::cerr << "--- cilium-proxy run " << i << ext << ":\n" << *log;
+      }
+    }
+  }
+
+  void setPolicy(uint16_t id, const std::vector<PolicyEntry>& entries) {
+    auto maps = dp_->maps();
+    auto s = maps.policy->replace(id, entries);
+    ASSERT_TRUE(s.ok()) << s.error().toString();
+    ASSERT_TRUE(datapath::bumpPolicyRevision(*maps.runtime_config).ok());
+  }
+
+  // Starts cilium-proxy in the node namespace and waits until it has acknowledged the policy.
+  void startProxy() {
+    auto p = topo_->spawnIn(
+        topo_->nodeNetns(),
+        {CILIUM_PROXY_BINARY, "--no-supervisor", "--agent-socket", topo_->tmpDir() + "/proxy.sock",
+         "--state-dir", topo_->tmpDir() + "/proxy-state", "--bpf-pin-dir", pin_dir_},
+        "cilium-proxy-" + std::to_string(++proxy_runs_));
+    ASSERT_TRUE(p.ok()) << p.error().toString();
+    proxy_ = *p;
+    ASSERT_TRUE(testing::eventually([&] {
+      auto s = manager_->status();
+      return s.connected && s.acked >= s.version && s.pid == proxy_->pid();
+    })) << "the proxy did not acknowledge the policy";
+  }
+
+  Result<HttpConn> connect(const testing::Pod& from, std::chrono::milliseconds timeout = 5s) {
+    CILIUM_ASSIGN_OR_RETURN(auto fd, testing::connectTcp(from.netns, server_.ip, 80, timeout));
+    return HttpConn(std::move(fd));
+  }
+
+  ::testing::AssertionResult waitForDrop(uint8_t reason, const std::string& saddr,
+                                         std::chrono::milliseconds timeout = 5s) {
+    auto deadline = std::chrono::steady_clock::now() + timeout;
+    size_t checked = 0;
+    uint32_t want = inet_addr(saddr.c_str());
+    while (true) {
+      for (; checked < events_.size(); checked++) {
+        const auto& ev = events_[checked];
+        if (ev.type == EVENT_DROP && ev.subtype == reason && ev.tuple.saddr.ip4 == want &&
+            ev.tuple.dport == htons(80))
+          return ::testing::AssertionSuccess();
+      }
+      if (std::chrono::steady_clock::now() >= deadline) break;
+      auto n = reader_->poll(50ms);
+      if (!n.ok()) return ::testing::AssertionFailure() << n.error().toString();
+    }
+    std::string seen;
+    for (const auto& ev : events_) seen += "\n  " + datapath::formatEvent(ev);
+    return ::testing::AssertionFailure()
+           << "no drop with reason " << int(reason) << "; saw:" << seen;
+  }
+
+  std::unique_ptr<testing::Topology> topo_;
+  testing::Pod client_, server_, other_;
+  std::string pin_dir_;
+  std::unique_ptr<datapath::Datapath> dp_;
+  std::unique_ptr<datapath::EventReader> reader_;
+  std::vector<cilium_event> events_;
+  proxy::ProxyPortSet ports_;
+  std::unique_ptr<proxy::Manager> manager_;
+  Process* proxy_ = nullptr;
+  int proxy_runs_ = 0;
+};
+
+TEST_F(L7ProxyNetnsTest, AllowedRequestsForwardedUntouchedOthersGet403OnKeepAlive) {
+  startProxy();
+  auto c = connect(client_);
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+
+  ASSERT_TRUE(c->send(request("POST", "/v1/request-landing", "ship=tiefighter")).ok());
+  auto r = c->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 200) << r->head;
+  EXPECT_EQ(r->body, "POST /v1/request-landing x-test=kept body=ship=tiefighter");
+
+  ASSERT_TRUE(c->send(request("PUT", "/v1/exhaust-port", "boom")).ok());
+  r = c->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 403) << r->head;
+  EXPECT_NE(r->head.find("HTTP/1.1 403 Forbidden\r\n"), std::string::npos) << r->head;
+  EXPECT_EQ(r->body, "Access denied");
+
+  // Method and path both count: GET on the landing path, POST elsewhere.
+  ASSERT_TRUE(c->send(request("GET", "/v1/request-landing")).ok());
+  r = c->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 403);
+  ASSERT_TRUE(c->send(request("POST", "/v1/request-landing/../exhaust-port", "x")).ok());
+  r = c->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 403) << "the path regex matches the whole path";
+
+  // The same connection still carries allowed requests after denials (keep-alive).
+  ASSERT_TRUE(c->send(request("GET", "/public/map")).ok());
+  r = c->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 200);
+  EXPECT_EQ(r->body, "GET /public/map x-test=kept body=");
+}
+
+TEST_F(L7ProxyNetnsTest, PipelinedRequestsAreAnsweredInOrder) {
+  startProxy();
+  auto c = connect(client_);
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  ASSERT_TRUE(c->send(request("GET", "/public/1") + request("PUT", "/v1/exhaust-port", "x") +
+                      request("POST", "/v1/request-landing", "2") + request("DELETE", "/public/3") +
+                      request("GET", "/public/4"))
+                  .ok());
+  std::vector<std::pair<int, std::string>> want = {
+      {200, "GET /public/1 x-test=kept body="},
+      {403, "Access denied"},
+      {200, "POST /v1/request-landing x-test=kept body=2"},
+      {403, "Access denied"},
+      {200, "GET /public/4 x-test=kept body="}};
+  for (const auto& [status, body] : want) {
+    auto r = c->read();
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+    EXPECT_EQ(r->status, status) << r->head;
+    EXPECT_EQ(r->body, body);
+  }
+}
+
+TEST_F(L7ProxyNetnsTest, APeerNoRuleNamesGets403ForEverything) {
+  startProxy();
+  auto c = connect(other_);
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  for (const auto& req : {request("GET", "/public/map"), request("POST", "/v1/request-landing")}) {
+    ASSERT_TRUE(c->send(req).ok());
+    auto r = c->read();
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+    EXPECT_EQ(r->status, 403) << "the rules name only the client's identity";
+  }
+}
+
+TEST_F(L7ProxyNetnsTest, NothingGetsThroughWhileNoProxyListens) {
+  // Not started yet: the SYN is dropped, with the reason, never allowed at L4.
+  auto early = connect(client_, 1500ms);
+  EXPECT_FALSE(early.ok()) << "connected past a proxy that is not running";
+  EXPECT_TRUE(waitForDrop(DROP_PROXY_LOOKUP_FAILED, client_.ip));
+
+  startProxy();
+  auto c = connect(client_);
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  ASSERT_TRUE(c->send(request("GET", "/public/before")).ok());
+  auto r = c->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  ASSERT_EQ(r->status, 200);
+
+  // Killed: the open connection carries nothing more to the server, new ones are dropped.
+  proxy_->signal(SIGKILL);
+  ASSERT_TRUE(proxy_->wait(5s).ok());
+  events_.clear();
+  (void)c->send(request("GET", "/public/after-kill"));
+  auto after = c->read(1500ms);
+  EXPECT_FALSE(after.ok()) << "a response came through a dead proxy: " << after->head;
+  auto late = connect(client_, 1500ms);
+  EXPECT_FALSE(late.ok()) << "connected while the proxy is dead";
+  EXPECT_TRUE(waitForDrop(DROP_PROXY_LOOKUP_FAILED, client_.ip));
+  auto other = connect(other_, 1500ms);
+  EXPECT_FALSE(other.ok());
+
+  // Restarted (with the policy it persisted): enforcing again.
+  startProxy();
+  auto again = connect(client_);
+  ASSERT_TRUE(again.ok()) << again.error().toString();
+  ASSERT_TRUE(
+      again->send(request("PUT", "/v1/exhaust-port", "x") + request("GET", "/public/x")).ok());
+  r = again->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 403);
+  r = again->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 200);
+}
+
+// An egress rule: the client may only GET /public... from the server's port 8080; its own
+// proxy (cilium-http-egress) decides, and the server's ingress policy still applies to what the
+// proxy forwards (judged with the client's identity from the proxy's mark).
+TEST_F(L7ProxyNetnsTest, EgressRuleOfTheSender) {
+  auto srv = topo_->spawnIn(
+      server_.netns, {"/usr/bin/python3", "-c", kEchoServer, server_.ip, "8080"}, "echo-8080");
+  ASSERT_TRUE(srv.ok()) << srv.error().toString();
+  ASSERT_TRUE(testing::eventually(
+      [&] { return testing::connectTcp(server_.netns, server_.ip, 8080, 200ms).ok(); }, 15s));
+  setPolicy(1, {allow(kServerId, POLICY_EGRESS, kTcp, 8080, ports_.http_egress)});
+  setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 8080)});
+  policy::L7PortRule rule;
+  rule.dir = policy::Direction::kEgress;
+  rule.proto = kTcp;
+  rule.port = 8080;
+  rule.bits = 16;
+  rule.identities = {kServerId};
+  rule.http = {{"GET", "/public.*", "", {}, {}}};
+  policy::L7Policy l7;
+  l7.rules.push_back(rule);
+  auto ip = IpAddr::parse(client_.ip);
+  ASSERT_TRUE(ip.ok());
+  manager_->l7PoliciesChanged({{1, kClientId, *ip, l7}});
+  startProxy();
+
+  auto fd = testing::connectTcp(client_.netns, server_.ip, 8080);
+  ASSERT_TRUE(fd.ok()) << fd.error().toString();
+  HttpConn c(std::move(*fd));
+  ASSERT_TRUE(c.send(request("GET", "/public/egress") +
+                     request("POST", "/v1/request-landing", "x") + request("GET", "/public/again"))
+                  .ok());
+  for (auto [status, body] :
+       {std::pair{200, "GET /public/egress x-test=kept body="}, std::pair{403, "Access denied"},
+        std::pair{200, "GET /public/again x-test=kept body="}}) {
+    auto r = c.read();
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+    EXPECT_EQ(r->status, status) << r->head;
+    EXPECT_EQ(r->body, body);
+  }
+
+  // The server's ingress policy is not the proxy's to waive: without the client's L4 allow there,
+  // what the egress proxy forwards is dropped on the way in (no answer: 503 after the timeout,
+  // or nothing).
+  setPolicy(kServerEp, {});
+  auto fd2 = testing::connectTcp(client_.netns, server_.ip, 8080);
+  ASSERT_TRUE(fd2.ok()) << fd2.error().toString();
+  HttpConn c2(std::move(*fd2));
+  ASSERT_TRUE(c2.send(request("GET", "/public/denied-at-ingress")).ok());
+  auto r = c2.read(8s);
+  EXPECT_TRUE(!r.ok() || r->status != 200) << "forwarded past the server's ingress policy";
+}
+
+// HTTP/2 (cleartext, prior knowledge, as gRPC clients connect): the proxy tells it from HTTP/1
+// by the client preface and decides each stream; nghttpd serves, nghttp asks.
+TEST_F(L7ProxyNetnsTest, Http2StreamsAreDecidedOneByOne) {
+  if (::access("/usr/sbin/nghttpd", X_OK) != 0 || ::access("/usr/bin/nghttp", X_OK) != 0)
+    GTEST_SKIP() << "nghttp2-server and nghttp2-client are not installed (install-deps.sh)";
+  std::string docs = topo_->tmpDir() + "/htdocs";
+  ASSERT_TRUE(makeDirs(docs + "/public", 0755).ok());
+  ASSERT_TRUE(writeFileAtomic(docs + "/public/map.txt", "the map").ok());
+  ASSERT_TRUE(writeFileAtomic(docs + "/secret.txt", "the plans").ok());
+  auto srv = topo_->spawnIn(server_.netns,
+                            {"/usr/sbin/nghttpd", "--no-tls", "-a", server_.ip, "-d", docs, "8081"},
+                            "nghttpd");
+  ASSERT_TRUE(srv.ok()) << srv.error().toString();
+  ASSERT_TRUE(testing::eventually(
+      [&] { return testing::connectTcp(server_.netns, server_.ip, 8081, 200ms).ok(); }, 15s));
+  setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 8081, ports_.http_ingress)});
+  policy::L7PortRule rule;
+  rule.dir = policy::Direction::kIngress;
+  rule.proto = kTcp;
+  rule.port = 8081;
+  rule.bits = 16;
+  rule.identities = {kClientId};
+  rule.http = {{"GET", "/public/.*", "", {}, {}}};
+  policy::L7Policy l7;
+  l7.rules.push_back(rule);
+  auto ip = IpAddr::parse(server_.ip);
+  ASSERT_TRUE(ip.ok());
+  manager_->l7PoliciesChanged({{kServerEp, kServerId, *ip, l7}});
+  startProxy();
+
+  std::string base = "http://" + server_.ip + ":8081";
+  // Three concurrent streams on one connection (curl 7.88 cannot reuse an HTTP/2 connection,
+  // with or without the proxy: nghttp asks).
+  auto out = topo_->exec(client_.netns,
+                         {"/usr/bin/nghttp", "-v", "-n", "-t", "5", base + "/public/map.txt",
+                          base + "/secret.txt", base + "/public/map.txt?x=1"});
+  ASSERT_TRUE(out.ok()) << out.error().toString();
+  // The status of the stream nghttp opened for `path` (its HEADERS frame names the stream id).
+  auto status = [&](const std::string& path) -> std::string {
+    const std::string& v = out->out;
+    size_t at = v.find(":path: " + path + "\n");
+    if (at == std::string::npos) return "no stream for " + path;
+    size_t frame = v.rfind("send HEADERS frame <", at);
+    size_t id_at = frame == std::string::npos ? frame : v.find(", stream_id=", frame);
+    if (id_at == std::string::npos || id_at > at) return "no stream id";
+    id_at += 2;
+    std::string id = v.substr(id_at + 10, v.find('>', id_at) - id_at - 10);
+    size_t st = v.find("recv (stream_id=" + id + ") :status: ");
+    if (st == std::string::npos) return "no status on stream " + id;
+    return v.substr(st + 27 + id.size(), 3);
+  };
+  EXPECT_EQ(status("/public/map.txt"), "200") << out->out << out->err;
+  EXPECT_EQ(status("/secret.txt"), "403") << out->out;
+  EXPECT_EQ(status("/public/map.txt?x=1"), "200") << out->out;
+  // The 403's body.
+  auto denied = topo_->exec(client_.netns, {"/usr/bin/nghttp", "-t", "5", base + "/secret.txt"});
+  ASSERT_TRUE(denied.ok());
+  EXPECT_EQ(denied->out, "Access denied") << denied->err;
+  auto allowed =
+      topo_->exec(client_.netns, {"/usr/bin/nghttp", "-t", "5", base + "/public/map.txt"});
+  ASSERT_TRUE(allowed.ok());
+  EXPECT_EQ(allowed->out, "the map") << allowed->err;
+}
+
+}  // namespace
+}  // namespace cilium
