@@ -5,6 +5,8 @@
  *   cil_from_container: tcx ingress of lxc* (packets leaving the pod)
  *   cil_to_container:   tcx egress of lxc*  (packets the node's stack routes into the pod)
  *   cil_to_proxy:       tcx ingress of lo   (packets sent back in for an L7 proxy, lib/proxy.h)
+ * Pods on other nodes are reached through the VXLAN overlay in tunnel mode (lib/encap.h); what
+ * arrives from it is bpf_overlay.c's.
  * Packet walk: docs/datapath.md. This file only wires the stages in lib/ together.
  */
 #define DROP_FILE DROP_FILE_BPF_LXC
@@ -13,6 +15,7 @@
 #include "lib/arp.h"
 #include "lib/config.h"
 #include "lib/drop.h"
+#include "lib/encap.h"
 #include "lib/endpoint.h"
 #include "lib/enforce.h"
 #include "lib/eth.h"
@@ -71,8 +74,10 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 					       const struct endpoint_info *ep, struct pkt4 *p,
 					       struct trace_info *ti)
 {
+	const struct remote_endpoint_info *tunnel = NULL;
 	const struct endpoint_info *dst;
 	__u32 now = mono_now_sec();
+	__u32 tunnel_ifindex;
 	__u32 rev_nat = 0;
 	bool due;
 	int ret;
@@ -110,8 +115,16 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 		if (rev_nat)
 			dst = endpoint_by_ipv4(p->t.daddr);
 	}
-	ret = enforce4(ctx, p, ep, CT_KEY_EGRESS, dst ? dst->sec_id : 0, p->t.daddr, now, ti, &due,
-		       0);
+	/*
+	 * A pod on another node, in tunnel mode: its ipcache entry (identity and node) decides
+	 * both the egress verdict and the encapsulation.
+	 */
+	tunnel_ifindex = encap_ifindex();
+	if (!dst)
+		tunnel = encap_lookup4(p->t.daddr, tunnel_ifindex);
+	ret = enforce4(ctx, p, ep, CT_KEY_EGRESS,
+		       dst ? dst->sec_id : (tunnel ? tunnel->sec_identity : 0), p->t.daddr, now, ti,
+		       &due, 0);
 	if (ret < 0)
 		return send_drop(ctx, p, ti, ret);
 	if (rev_nat)
@@ -144,6 +157,17 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 				return send_drop(ctx, p, &dti, ret);
 		}
 		return deliver_to_pod(ctx, p, dst, &dti, due);
+	}
+
+	if (tunnel) {
+		/* To the other node, carrying the sender's identity in the VNI. */
+		ret = encap_and_redirect4(ctx, tunnel->tunnel_endpoint.ip4, ep->sec_id,
+					  tunnel_ifindex);
+		if (ret < 0)
+			return send_drop(ctx, p, ti, ret);
+		count_forwarded(p->len, METRIC_EGRESS);
+		emit_trace(ctx, p, ti, TRACE_TO_OVERLAY, due);
+		return ret;
 	}
 
 	count_forwarded(p->len, METRIC_EGRESS);

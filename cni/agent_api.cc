@@ -34,6 +34,10 @@ class ClientAgent final : public AgentApi {
     return okStatus();
   }
   Result<std::vector<api::Endpoint>> listEndpoints() override { return client_.listEndpoints(); }
+  Result<int> deviceMtu() override {
+    CILIUM_ASSIGN_OR_RETURN(api::DaemonConfiguration c, client_.getConfig());
+    return c.status ? static_cast<int>(c.status->device_mtu) : 0;
+  }
 
  private:
   api::Client client_;

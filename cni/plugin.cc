@@ -167,6 +167,15 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
                                health->cilium ? health->cilium->msg : "no status"));
   }
 
+  // The network configuration's MTU wins; else the agent's (which knows the tunnel overhead).
+  int mtu = conf.mtu;
+  if (mtu <= 0) {
+    auto agent_mtu = agent_.deviceMtu();
+    if (!agent_mtu.ok())
+      return agentFailure(conf, "reading the agent's configuration", agent_mtu.error());
+    mtu = *agent_mtu > 0 ? *agent_mtu : opts_.default_mtu;
+  }
+
   const std::string host_if = hostIfname(env.container_id, env.ifname);
   // A repeated ADD for the same container starts from a clean slate: whatever an earlier attempt
   // left (endpoint, address, veth) is removed first, so the outcome is one fully wired pod.
@@ -200,8 +209,7 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   const std::string gateway = ipam->ipv4->gateway;
 
   const double ipam_ms = lap();
-  PodLink link{env.netns, env.ifname, host_if, conf.mtu > 0 ? conf.mtu : opts_.default_mtu,
-               ip,        gateway};
+  PodLink link{env.netns, env.ifname, host_if, mtu, ip, gateway};
   auto info = net_.setup(link);
   if (!info.ok()) {
     (void)agent_.release(ip);

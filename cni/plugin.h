@@ -58,6 +58,9 @@ class AgentApi {
   virtual Result<api::Endpoint> getEndpoint(const std::string& container_id) = 0;
   virtual Status deleteEndpoint(const std::string& container_id) = 0;
   virtual Result<std::vector<api::Endpoint>> listEndpoints() = 0;
+  // The pod device MTU the agent's configuration calls for (GET /config, status.deviceMTU; less
+  // the VXLAN headers in tunnel mode); 0 when the agent does not say.
+  virtual Result<int> deviceMtu() = 0;
 };
 
 // The real agent over its Unix socket.

@@ -194,7 +194,7 @@ echo
 echo "  The drops, as the datapath reported them:"
 echo "  ${dim}\$ cilium-dbg monitor --type drop${off}"
 if wait_for 5 grep -q "Policy denied" "$work/drops.log"; then
-  grep "Policy denied" "$work/drops.log" | head -n 4 | indent
+  grep -m 4 "Policy denied" "$work/drops.log" | indent
   ok "the drops are reported with reason \"Policy denied\""
 else
   cat "$work/drops.log" | indent
@@ -215,7 +215,8 @@ heading "Step 3: L7 policy: only POST /v1/request-landing, PUT /v1/exhaust-port 
 sed -n '/^apiVersion/,$p' deploy/local/demo/policies/rule1-l7.yaml | indent
 echo "  ${dim}\$ cp rule1-l7.yaml $manifests/rule1.yaml   # rule1 again, now with rules.http${off}"
 cp deploy/local/demo/policies/rule1-l7.yaml "$manifests/rule1.yaml"
-l7_in_force() { "$tool" dbg status 2>/dev/null | grep -qE "Proxy Status:.* [1-9][0-9]* redirects active"; }
+# (grep without -q: it reads to the end, so the writer never dies of SIGPIPE under pipefail)
+l7_in_force() { "$tool" dbg status 2>/dev/null | grep -E "Proxy Status:.* [1-9][0-9]* redirects active" >/dev/null; }
 if wait_for 10 l7_in_force; then
   ok "the deathstar's port 80 is redirected to the L7 proxy"
 else
@@ -223,7 +224,7 @@ else
 fi
 echo "  ${dim}\$ cilium-dbg status | grep Proxy${off}"
 "$tool" dbg status | grep "Proxy" | indent || true
-if "$tool" dbg status | grep -q "Proxy Status:.*cilium-proxy: connected"; then
+if "$tool" dbg status | grep "Proxy Status:.*cilium-proxy: connected" >/dev/null; then
   ok "cilium-dbg status shows the proxy connected and its ports"
 else
   bad "cilium-dbg status shows no connected proxy"

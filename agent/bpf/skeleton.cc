@@ -1,4 +1,4 @@
-// Pin reconciliation shared by every skeleton.
+// Pin reconciliation and sizing shared by every skeleton.
 #include "agent/bpf/skeleton.h"
 
 #include <unistd.h>
@@ -47,3 +47,23 @@ Status reconcilePins(bpf_object* obj) {
 }
 
 }  // namespace cilium::bpf::detail
+
+namespace cilium::bpf {
+
+Status adoptPinnedSizes(bpf_object* obj) {
+  bpf_map* map;
+  bpf_object__for_each_map(map, obj) {
+    const char* path = bpf_map__pin_path(map);
+    if (path == nullptr || ::access(path, F_OK) != 0) continue;
+    CILIUM_ASSIGN_OR_RETURN(UniqueFd fd, openPinned(path));
+    CILIUM_ASSIGN_OR_RETURN(MapInfo info, mapInfo(fd.get()));
+    if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
+        info.value_size != bpf_map__value_size(map) || info.max_entries == 0)
+      continue;
+    if (int err = bpf_map__set_max_entries(map, info.max_entries); err != 0)
+      return errnoError(-err, std::string("size map ") + bpf_map__name(map));
+  }
+  return okStatus();
+}
+
+}  // namespace cilium::bpf

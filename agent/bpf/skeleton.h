@@ -20,6 +20,12 @@ struct OpenOptions {
   std::string pin_dir;  // directory on bpffs for PIN_BY_NAME maps; empty disables pinning
 };
 
+// Gives every map of `obj` whose pin exists (with the same type, key and value size) the pinned
+// map's size. An object sharing maps another one created (sized from the agent's configuration)
+// then reuses them, instead of the pin check replacing them under the first object's feet.
+// Call between open and load.
+Status adoptPinnedSizes(bpf_object* obj);
+
 namespace detail {
 // Unpins maps of `obj` whose pinned twin is incompatible with the object's definition.
 Status reconcilePins(bpf_object* obj);

@@ -34,7 +34,10 @@ config::Registry<DaemonConfig>* buildDaemonKeys() {
             "Where the node's pod CIDR comes from when ipv4-range is auto: cluster-pool (the "
             "operator writes it into this node's CiliumNode) or kubernetes (Node.spec.podCIDRs)",
             &DaemonConfig::ipam, {"cluster-pool", "kubernetes"});
-  r->uint("mtu", "MTU of pod devices (0: auto-detect)", &DaemonConfig::mtu, 576, 65535, true);
+  r->uint("mtu",
+          "MTU of the network under the pods (0: 1500); pod devices get it less the VXLAN "
+          "headers in routing-mode=tunnel",
+          &DaemonConfig::mtu, 576, 65535, true);
   r->boolean("restore", "Restore state (IPAM allocations, later endpoints) from the previous run",
              &DaemonConfig::restore);
   r->choice("log-level", "Log level", &DaemonConfig::log_level,
@@ -276,6 +279,10 @@ Status validateConfig(const Config& cfg) {
   CILIUM_RETURN_IF_ERROR(configRegistry().validate(cfg));
   if (cfg.node_name.empty())
     return config::invalidValue("node-name is empty and no hostname was found");
+  if (auto m = datapath::podMtu(cfg.mtu != 0 ? cfg.mtu : datapath::kDefaultBaseMtu,
+                                cfg.routing_mode == "tunnel");
+      !m.ok())
+    return config::invalidValue(fmt::format("mtu={}: {}", cfg.mtu, m.error().message()));
   return okStatus();
 }
 

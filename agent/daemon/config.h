@@ -48,7 +48,7 @@ struct DaemonConfig {
   // cluster-pool | kubernetes: where an "auto" pod CIDR comes from (with the API server). A
   // given ipv4-range is the node's fixed range in every mode.
   std::string ipam = "cluster-pool";
-  uint32_t mtu = 0;  // 0 = auto
+  uint32_t mtu = 0;  // the network under the pods; 0 = 1500
   bool restore = true;
   // Logging
   std::string log_level = "info";

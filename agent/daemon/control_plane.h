@@ -62,8 +62,13 @@ struct ControlPlaneOptions {
   // IPAM, refusing addresses outside the pod CIDR, reserved ones and those another container
   // holds. Unset (no IPAM): every endpoint with an address is refused.
   std::function<Status(const IpAddr& ip, const std::string& owner)> claim_address;
-  // Create cilium_host/cilium_net with the router address (needs a node namespace).
+  // Create cilium_host/cilium_net with the router address (needs a node namespace); also the
+  // overlay device in tunnel mode.
   bool host_device = true;
+  // "tunnel": cilium_vxlan on tunnel_port with bpf_overlay, pods' packets to remote pods
+  // encapsulated; "native": neither (an earlier run's device is removed).
+  std::string routing_mode = "native";
+  uint16_t tunnel_port = 8472;
   std::chrono::seconds ct_gc_interval{30};
   // L7 policy (docs/l7.md): proxy ports allocated (kept in state_dir), the datapath's redirect
   // enabled, the proxy::Manager listening on proxy_socket and, when proxy_binary is set, the

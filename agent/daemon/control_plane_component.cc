@@ -55,6 +55,8 @@ Status ControlPlaneComponent::start(Host& daemon) {
   o.ct_any_entries = cfg.bpf_ct_global_any_max;
   o.policy_map_entries = cfg.bpf_policy_map_max;
   o.monitor_aggregation = cfg.monitor_aggregation;
+  o.routing_mode = cfg.routing_mode;
+  o.tunnel_port = static_cast<uint16_t>(cfg.tunnel_port);
   o.service_loopback_ipv4 = cfg.ipv4_service_loopback_address;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;

@@ -245,8 +245,10 @@ api::DaemonConfiguration Daemon::configuration() const {
   // A fixed ipv4-range is Cilium's old host-scope mode; otherwise where the CIDR came from.
   st.ipam_mode = cfg.ipv4_range || cfg.ipv6_range ? "host-scope" : cfg.ipam;
   st.datapath_mode = "veth";
-  st.device_mtu = cfg.mtu;
-  st.route_mtu = cfg.mtu;
+  // What cilium-cni gives pod devices (validateConfig checked that it exists).
+  const uint32_t base_mtu = cfg.mtu != 0 ? cfg.mtu : datapath::kDefaultBaseMtu;
+  st.device_mtu = datapath::podMtu(base_mtu, cfg.routing_mode == "tunnel").valueOr(base_mtu);
+  st.route_mtu = st.device_mtu;
   st.k8s_configuration = cfg.k8s_kubeconfig_path;
   st.k8s_endpoint = cfg.k8s_api_server;
   return api::DaemonConfiguration{spec, st};

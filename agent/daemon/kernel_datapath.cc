@@ -1,5 +1,6 @@
 // The control plane's kernel datapath: bpf_lxc loaded with the agent's configuration, endpoint
-// programs attached with tcx, routes and veths over rtnetlink, cilium_host/cilium_net.
+// programs attached with tcx, routes and veths over rtnetlink, cilium_host/cilium_net, and
+// cilium_vxlan with bpf_overlay in routing-mode=tunnel.
 #include <dirent.h>
 
 #include <cstdio>
@@ -7,6 +8,7 @@
 
 #include "agent/daemon/control_plane.h"
 #include "agent/datapath/netlink.h"
+#include "agent/datapath/tunnel.h"
 #include "agent/endpoint/manager.h"
 
 namespace cilium::daemon {
@@ -100,6 +102,20 @@ class KernelDatapath final : public ControlPlaneDatapath {
   bool host_device_;
 };
 
+// Tunnel mode: cilium_vxlan and bpf_overlay on it, then encapsulation on. Native: encapsulation
+// off and the device gone, whatever an earlier run in tunnel mode left.
+Status setupRouting(datapath::Datapath& dp, const ControlPlaneOptions& opts) {
+  if (opts.routing_mode == "tunnel") {
+    CILIUM_ASSIGN_OR_RETURN(int ifindex, datapath::ensureVxlanDevice(opts.tunnel_port));
+    return dp.attachOverlay(ifindex);
+  }
+  if (opts.routing_mode != "native")
+    return makeError(ErrorCode::kInvalidArgument, "routing mode '{}' is neither tunnel nor native",
+                     opts.routing_mode);
+  CILIUM_RETURN_IF_ERROR(dp.detachOverlay());
+  return datapath::removeVxlanDevice();
+}
+
 }  // namespace
 
 Result<std::unique_ptr<ControlPlaneDatapath>> loadKernelDatapath(const ControlPlaneOptions& opts) {
@@ -117,6 +133,7 @@ Result<std::unique_ptr<ControlPlaneDatapath>> loadKernelDatapath(const ControlPl
                      opts.service_loopback_ipv4);
   dcfg.lb_loopback_ipv4 = loopback->v4NetworkOrder();
   CILIUM_ASSIGN_OR_RETURN(auto dp, datapath::Datapath::load(dcfg));
+  if (opts.host_device) CILIUM_RETURN_IF_ERROR(setupRouting(*dp, opts));
   return std::unique_ptr<ControlPlaneDatapath>(
       std::make_unique<KernelDatapath>(std::move(dp), opts.host_device));
 }

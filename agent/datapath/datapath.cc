@@ -4,13 +4,16 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
+#include <optional>
 
 #include "agent/bpf/skeleton.h"
 #include "agent/common/log.h"
 #include "agent/datapath/netlink.h"
 #include "agent/datapath/policy_maps.h"
 #include "bpf_lxc.skel.h"
+#include "bpf_overlay.skel.h"
 
 namespace cilium::datapath {
 namespace {
@@ -22,6 +25,31 @@ auto log() {
 template <typename K, typename V>
 Result<std::unique_ptr<bpf::KernelMap<K, V>>> kernelMap(bpf_map* m) {
   return bpf::KernelMap<K, V>::fromBorrowedFd(bpf_map__fd(m), bpf_map__name(m));
+}
+
+// The load-time constants every program of the node shares (lib/config.h).
+template <typename Rodata>
+void setRodata(Rodata* ro, const Config& cfg) {
+  ro->cfg_ct_timeout_tcp_syn = cfg.ct_timeouts.tcp_syn;
+  ro->cfg_ct_timeout_tcp_established = cfg.ct_timeouts.tcp_established;
+  ro->cfg_ct_timeout_tcp_close = cfg.ct_timeouts.tcp_close;
+  ro->cfg_ct_timeout_nontcp = cfg.ct_timeouts.non_tcp;
+  ro->cfg_ct_report_interval = cfg.ct_report_interval;
+  ro->cfg_events_rate = cfg.events_rate;
+  ro->cfg_events_burst = cfg.events_burst != 0 ? cfg.events_burst : cfg.events_rate;
+  ro->cfg_events_wakeup_bytes = cfg.events_wakeup_bytes != 0
+                                    ? cfg.events_wakeup_bytes
+                                    : std::min<uint32_t>(64 * 1024, cfg.events_ring_bytes / 4);
+  ro->cfg_monitor_aggregation = static_cast<uint8_t>(cfg.monitor_aggregation);
+  ro->cfg_lb_loopback_ipv4 = cfg.lb_loopback_ipv4;
+}
+
+// bpf_overlay, on the maps bpf_lxc has just created or reused (all of them pinned by now).
+Result<bpf::LoadedSkeleton<bpf_overlay>> loadOverlay(const Config& cfg) {
+  CILIUM_ASSIGN_OR_RETURN(auto opened, bpf::OpenedSkeleton<bpf_overlay>::open({cfg.pin_dir}));
+  CILIUM_RETURN_IF_ERROR(bpf::adoptPinnedSizes(opened->obj));
+  setRodata(opened->rodata, cfg);
+  return std::move(opened).load();
 }
 }  // namespace
 
@@ -64,6 +92,7 @@ Status Config::validate() const {
 
 struct Datapath::State {
   bpf::LoadedSkeleton<bpf_lxc> lxc;
+  std::optional<bpf::LoadedSkeleton<bpf_overlay>> overlay;
   std::unique_ptr<bpf::KernelMap<endpoint_key, endpoint_info>> endpoints;
   std::unique_ptr<bpf::KernelMap<uint32_t, endpoint_info>> endpoints_by_ifindex;
   std::unique_ptr<bpf::KernelMap<ipcache_key, remote_endpoint_info>> ipcache;
@@ -97,19 +126,7 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
   CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_ct_any4_global, cfg.ct_any_map_entries));
   CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_events, cfg.events_ring_bytes));
 
-  auto* ro = opened->rodata;
-  ro->cfg_ct_timeout_tcp_syn = cfg.ct_timeouts.tcp_syn;
-  ro->cfg_ct_timeout_tcp_established = cfg.ct_timeouts.tcp_established;
-  ro->cfg_ct_timeout_tcp_close = cfg.ct_timeouts.tcp_close;
-  ro->cfg_ct_timeout_nontcp = cfg.ct_timeouts.non_tcp;
-  ro->cfg_ct_report_interval = cfg.ct_report_interval;
-  ro->cfg_events_rate = cfg.events_rate;
-  ro->cfg_events_burst = cfg.events_burst != 0 ? cfg.events_burst : cfg.events_rate;
-  ro->cfg_events_wakeup_bytes = cfg.events_wakeup_bytes != 0
-                                    ? cfg.events_wakeup_bytes
-                                    : std::min<uint32_t>(64 * 1024, cfg.events_ring_bytes / 4);
-  ro->cfg_monitor_aggregation = static_cast<uint8_t>(cfg.monitor_aggregation);
-  ro->cfg_lb_loopback_ipv4 = cfg.lb_loopback_ipv4;
+  setRodata(opened->rodata, cfg);
 
   // A pinned outer policy map accepts only inner maps like the template it was created with
   // (type, key and value sizes, flags), which the generic pin check cannot see: replace it
@@ -126,6 +143,8 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
   CILIUM_ASSIGN_OR_RETURN(auto loaded, std::move(opened).load());
   auto& lm = loaded->maps;
   auto st = std::make_unique<State>(State{std::move(loaded)});
+  CILIUM_ASSIGN_OR_RETURN(auto overlay, loadOverlay(cfg));
+  st->overlay.emplace(std::move(overlay));
   CILIUM_ASSIGN_OR_RETURN(dp->metrics_,
                           (kernelMap<metrics_key, bpf::PerCpu<metrics_value>>(lm.cilium_metrics)));
   CILIUM_ASSIGN_OR_RETURN(st->endpoints, (kernelMap<endpoint_key, endpoint_info>(lm.cilium_lxc)));
@@ -154,7 +173,7 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
 
 LxcPrograms Datapath::programs() const {
   return {s_->lxc->progs.cil_from_container, s_->lxc->progs.cil_to_container,
-          s_->lxc->progs.cil_to_proxy};
+          s_->lxc->progs.cil_to_proxy, (*s_->overlay)->progs.cil_from_overlay};
 }
 
 Maps Datapath::maps() {
@@ -196,6 +215,61 @@ Status Datapath::attachEndpoint(int ifindex) {
   }
   log()->debug("endpoint attached ifindex={}", ifindex);
   return okStatus();
+}
+
+std::string Datapath::overlayPin(int ifindex) const {
+  return fmt::format("{}/links/overlay_{}_ingress", cfg_.pin_dir, ifindex);
+}
+
+// Detaches every overlay link but the one of `keep_ifindex` (0: all of them).
+static Status detachOverlayLinks(const std::string& pin_dir, int keep_ifindex) {
+  std::string dir = pin_dir + "/links";
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    int ifindex = 0;
+    std::string name = e.path().filename();
+    if (std::sscanf(name.c_str(), "overlay_%d_", &ifindex) != 1 || ifindex == keep_ifindex)
+      continue;
+    auto link = bpf::TcLink::openPinned(e.path());
+    if (link.ok()) {
+      CILIUM_RETURN_IF_ERROR(link->detach());
+    } else if (link.error().code() != ErrorCode::kNotFound) {
+      return link.error();
+    }
+    ::unlink(e.path().c_str());
+  }
+  return okStatus();
+}
+
+Status Datapath::attachOverlay(int ifindex) {
+  if (ifindex <= 0)
+    return makeError(ErrorCode::kInvalidArgument, "overlay device: bad ifindex {}", ifindex);
+  const bpf_program* prog = (*s_->overlay)->progs.cil_from_overlay;
+  std::string pin = overlayPin(ifindex);
+  bool attached = false;
+  if (::access(pin.c_str(), F_OK) == 0) {
+    auto existing = bpf::TcLink::openPinned(pin);
+    attached = existing.ok() && existing->replaceProgram(prog).ok();
+    // A stale pin (device gone and ifindex reused): drop it and attach afresh.
+    if (!attached) ::unlink(pin.c_str());
+  }
+  if (!attached) {
+    CILIUM_ASSIGN_OR_RETURN(bpf::TcLink link,
+                            bpf::TcLink::attach(prog, ifindex, bpf::TcDirection::kIngress));
+    CILIUM_RETURN_IF_ERROR(link.pin(pin));
+  }
+  // Only now do pods' packets start going through it; then an older device's link goes.
+  CILIUM_RETURN_IF_ERROR(
+      s_->runtime_config->update(RUNTIME_TUNNEL_IFINDEX, static_cast<uint64_t>(ifindex)));
+  CILIUM_RETURN_IF_ERROR(detachOverlayLinks(cfg_.pin_dir, ifindex));
+  log()->info("overlay attached ifindex={}", ifindex);
+  return okStatus();
+}
+
+Status Datapath::detachOverlay() {
+  // Pods' packets stop being encapsulated before the receive side goes.
+  CILIUM_RETURN_IF_ERROR(s_->runtime_config->update(RUNTIME_TUNNEL_IFINDEX, 0));
+  return detachOverlayLinks(cfg_.pin_dir, 0);
 }
 
 Status Datapath::enableProxyRedirect() {

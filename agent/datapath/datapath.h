@@ -75,6 +75,7 @@ struct LxcPrograms {
   const bpf_program* from_container = nullptr;  // tc ingress of the host-side veth
   const bpf_program* to_container = nullptr;    // tc egress of the host-side veth
   const bpf_program* to_proxy = nullptr;        // tc ingress of lo (L7 proxy hairpin)
+  const bpf_program* from_overlay = nullptr;    // tc ingress of cilium_vxlan (bpf_overlay)
 };
 
 class Datapath {
@@ -97,6 +98,15 @@ class Datapath {
   // Idempotent; what it installs outlives the agent.
   Status enableProxyRedirect();
 
+  // Tunnel mode: attaches bpf_overlay to the ingress of `ifindex` (cilium_vxlan, a collect_md
+  // VXLAN device, in the calling thread's namespace), pins the link under <pin_dir>/links/, then
+  // tells bpf_lxc to encapsulate towards the ipcache's tunnel endpoints through that device
+  // (RUNTIME_TUNNEL_IFINDEX). Re-attaching swaps the program atomically.
+  Status attachOverlay(int ifindex);
+  // Native routing: stops encapsulating (pods' packets to other nodes go to the stack), then
+  // removes the overlay attachment. Nothing attached is fine.
+  Status detachOverlay();
+
   LxcPrograms programs() const;
   // Every map, backed by the kernel; valid as long as this Datapath.
   Maps maps();
@@ -111,6 +121,7 @@ class Datapath {
  private:
   explicit Datapath(Config cfg);
   std::string linkPin(int ifindex, bpf::TcDirection dir) const;
+  std::string overlayPin(int ifindex) const;
 
   Config cfg_;
   struct State;

@@ -16,9 +16,25 @@ const config::Registry<MapConfig>& mapConfigKeys() {
             &MapConfig::bpf_nat_global_max, 1 << 10, 1 << 24);
     r->choice("monitor-aggregation", "How much the datapath aggregates trace events",
               &MapConfig::monitor_aggregation, {"none", "low", "medium", "maximum"});
+    r->choice("routing-mode",
+              "How pods reach pods on other nodes: tunnel (VXLAN, the source identity in the "
+              "VNI) or native (the node's routes)",
+              &MapConfig::routing_mode, {"native", "tunnel"});
+    r->uint("tunnel-port", "UDP port of the VXLAN overlay (routing-mode=tunnel)",
+            &MapConfig::tunnel_port, 1, 65535);
     return r;
   }();
   return *r;
+}
+
+Result<uint32_t> podMtu(uint32_t base_mtu, bool tunnel) {
+  uint32_t overhead = tunnel ? kVxlanOverhead : 0;
+  // 576 is the smallest MTU every IPv4 host must accept (and the `mtu` key's lower bound).
+  if (base_mtu < 576 + overhead)
+    return makeError(ErrorCode::kInvalidArgument,
+                     "MTU {} leaves no room for the {}-byte VXLAN encapsulation", base_mtu,
+                     overhead);
+  return base_mtu - overhead;
 }
 
 }  // namespace cilium::datapath

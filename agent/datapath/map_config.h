@@ -1,5 +1,6 @@
-// The datapath's map sizes and event aggregation as configuration keys (bpf-ct-global-*-max,
-// bpf-policy-map-max, bpf-nat-global-max, monitor-aggregation): declared here, composed by the
+// The datapath's map sizes, event aggregation and routing mode as configuration keys
+// (bpf-ct-global-*-max, bpf-policy-map-max, bpf-nat-global-max, monitor-aggregation,
+// routing-mode, tunnel-port): declared here, composed by the
 // agent, turned into datapath::Config by the control plane. No dependency on the datapath itself.
 #pragma once
 
@@ -16,7 +17,21 @@ struct MapConfig {
   uint32_t bpf_policy_map_max = 16384;
   uint32_t bpf_nat_global_max = 524288;
   std::string monitor_aggregation = "medium";  // none | low | medium | maximum
+  // How pods reach pods on other nodes: "tunnel" (VXLAN on tunnel-port, the sender's identity in
+  // the VNI) or "native" (the node's routing). Cilium's default is tunnel; ours stays native
+  // until the agent programs remote pods into the ipcache (docs/datapath.md).
+  std::string routing_mode = "native";
+  uint32_t tunnel_port = 8472;
 };
 const config::Registry<MapConfig>& mapConfigKeys();
+
+// Outer Ethernet (14) + IPv4 (20) + UDP (8) + VXLAN (8) headers.
+inline constexpr uint32_t kVxlanOverhead = 50;
+// The network's MTU when the `mtu` key is 0 (no detection yet).
+inline constexpr uint32_t kDefaultBaseMtu = 1500;
+
+// The MTU of pod devices on a network whose links carry `base_mtu`: less the VXLAN headers when
+// pods' packets are encapsulated. kInvalidArgument when less than 576 would be left.
+Result<uint32_t> podMtu(uint32_t base_mtu, bool tunnel);
 
 }  // namespace cilium::datapath

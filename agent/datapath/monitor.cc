@@ -30,6 +30,7 @@ std::string dropReasonName(uint8_t reason) {
     case 147: return "Error retrieving tunnel key";
     case 150: return "Unknown L3 target address";
     case 151: return "Stale or unroutable IP";
+    case 152: return "No matching local container found";
     case 153: return "Error while correcting L3 checksum";
     case 154: return "Error while correcting L4 checksum";
     case 155: return "CT: Map insertion failed";

@@ -1,6 +1,7 @@
 // rtnetlink requests: one socket per call, every request acknowledged.
 #include "agent/datapath/netlink.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <linux/fib_rules.h>
 #include <linux/if_link.h>
@@ -131,6 +132,20 @@ std::string attrString(const rtattr* a) {
   return std::string(p, ::strnlen(p, RTA_PAYLOAD(a)));
 }
 
+// The VXLAN attributes inside IFLA_INFO_DATA: UDP port and collect_md ("external") mode.
+void parseVxlan(const rtattr* data, Link& l) {
+  int len = static_cast<int>(RTA_PAYLOAD(data));
+  for (auto* v = static_cast<const rtattr*>(RTA_DATA(data)); RTA_OK(v, len); v = RTA_NEXT(v, len)) {
+    if (v->rta_type == IFLA_VXLAN_PORT && RTA_PAYLOAD(v) >= sizeof(uint16_t)) {
+      uint16_t port;
+      std::memcpy(&port, RTA_DATA(v), sizeof(port));
+      l.vxlan_port = ntohs(port);
+    }
+    if (v->rta_type == IFLA_VXLAN_COLLECT_METADATA && RTA_PAYLOAD(v) >= 1)
+      l.vxlan_external = *static_cast<const uint8_t*>(RTA_DATA(v)) != 0;
+  }
+}
+
 // A message too short for its ifinfomsg gives an empty Link (ifindex 0).
 Link parseLink(const nlmsghdr* h) {
   Link l;
@@ -151,9 +166,13 @@ Link parseLink(const nlmsghdr* h) {
         break;
       case IFLA_LINKINFO: {
         int ilen = static_cast<int>(RTA_PAYLOAD(a));
+        const rtattr* data = nullptr;
         for (auto* i = static_cast<const rtattr*>(RTA_DATA(a)); RTA_OK(i, ilen);
-             i = RTA_NEXT(i, ilen))
+             i = RTA_NEXT(i, ilen)) {
           if (i->rta_type == IFLA_INFO_KIND) l.kind = attrString(i);
+          if (i->rta_type == IFLA_INFO_DATA) data = i;
+        }
+        if (data != nullptr && l.kind == "vxlan") parseVxlan(data, l);
         break;
       }
       default: break;
@@ -312,6 +331,31 @@ Status createVeth(const std::string& name, const std::string& peer, int peer_net
   m.end(linkinfo);
   auto st = transact(m);
   if (!st.ok()) return st.error().withContext("create veth " + name);
+  return okStatus();
+}
+
+Status createVxlanExternal(const std::string& name, uint16_t port, uint32_t mtu) {
+  if (name.empty() || name.size() >= IFNAMSIZ)
+    return makeError(ErrorCode::kInvalidArgument, "'{}' is not a device name", name);
+  if (port == 0) return makeError(ErrorCode::kInvalidArgument, "VXLAN port must not be 0");
+  Message m(RTM_NEWLINK, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
+  ifinfomsg ifi{};
+  ifi.ifi_family = AF_UNSPEC;
+  m.append(ifi);
+  m.attrStr(IFLA_IFNAME, name);
+  if (mtu != 0) m.attrU32(IFLA_MTU, mtu);
+  size_t linkinfo = m.begin(IFLA_LINKINFO);
+  m.attrStr(IFLA_INFO_KIND, "vxlan");
+  size_t data = m.begin(IFLA_INFO_DATA);
+  const uint8_t on = 1, off = 0;
+  const uint16_t port_be = htons(port);
+  m.attr(IFLA_VXLAN_COLLECT_METADATA, &on, 1);  // remote and VNI come from each packet
+  m.attr(IFLA_VXLAN_PORT, &port_be, sizeof(port_be));
+  m.attr(IFLA_VXLAN_LEARNING, &off, 1);  // nothing to learn: programs choose every remote
+  m.end(data);
+  m.end(linkinfo);
+  auto st = transact(m);
+  if (!st.ok()) return st.error().withContext("create vxlan " + name);
   return okStatus();
 }
 

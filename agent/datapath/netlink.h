@@ -21,6 +21,9 @@ struct Link {
   std::string mac;  // "aa:bb:cc:dd:ee:ff"
   // The device's peer (veth) or lower device lives in another network namespace.
   bool peer_in_other_netns = false;
+  // kind "vxlan": its UDP port, and whether it is in collect_md ("external") mode.
+  uint16_t vxlan_port = 0;
+  bool vxlan_external = false;
 };
 
 // kNotFound when no such device exists.
@@ -31,6 +34,10 @@ Result<std::vector<Link>> listLinks();
 // Creates a veth pair; `peer_netns_fd` >= 0 creates the peer directly in that namespace.
 // kAlreadyExists when `name` exists.
 Status createVeth(const std::string& name, const std::string& peer, int peer_netns_fd = -1);
+// Creates a VXLAN device in collect_md ("external") mode on UDP `port`: every packet sent through
+// it carries its remote and VNI as tunnel metadata (bpf_skb_set_tunnel_key), and received ones
+// carry the sender's. `mtu` 0 leaves the kernel's default. kAlreadyExists when `name` exists.
+Status createVxlanExternal(const std::string& name, uint16_t port, uint32_t mtu = 0);
 Status deleteLink(int ifindex);  // absent is fine
 Status setLinkUp(int ifindex, bool up = true);
 Status setMtu(int ifindex, uint32_t mtu);

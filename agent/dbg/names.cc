@@ -29,10 +29,10 @@ std::string metricDirectionName(uint8_t dir) {
 std::string sourceFileName(uint8_t file) {
   switch (file) {
     case 0: return "";
-    case 1: return "bpf_host.c";
+    case DROP_FILE_BPF_HOST: return "bpf_host.c";
     case DROP_FILE_BPF_LXC: return "bpf_lxc.c";
-    case 3: return "bpf_overlay.c";
-    case 4: return "bpf_xdp.c";
+    case DROP_FILE_BPF_OVERLAY: return "bpf_overlay.c";
+    case DROP_FILE_BPF_XDP: return "bpf_xdp.c";
     case DROP_FILE_BPF_SOCK: return "bpf_sock.c";
     default: return fmt::format("{}", file);
   }

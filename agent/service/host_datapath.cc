@@ -20,25 +20,6 @@ auto& log() {
   return l;
 }
 
-// bpf_host declares every shared map with the default size of bpf/abi; the agent may have
-// created them with other sizes. Taking the pinned size keeps one map shared by all programs
-// instead of the pin check replacing it under bpf_lxc's feet.
-Status adoptPinnedSizes(bpf_object* obj) {
-  bpf_map* map;
-  bpf_object__for_each_map(map, obj) {
-    const char* path = bpf_map__pin_path(map);
-    if (path == nullptr || ::access(path, F_OK) != 0) continue;
-    CILIUM_ASSIGN_OR_RETURN(UniqueFd fd, bpf::openPinned(path));
-    CILIUM_ASSIGN_OR_RETURN(bpf::MapInfo info, bpf::mapInfo(fd.get()));
-    if (info.type != bpf_map__type(map) || info.key_size != bpf_map__key_size(map) ||
-        info.value_size != bpf_map__value_size(map) || info.max_entries == 0)
-      continue;
-    if (int err = bpf_map__set_max_entries(map, info.max_entries); err != 0)
-      return errnoError(-err, std::string("size map ") + bpf_map__name(map));
-  }
-  return okStatus();
-}
-
 constexpr std::string_view kLinkPrefix = "host_";
 
 }  // namespace
@@ -58,7 +39,9 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
     return makeError(ErrorCode::kInvalidArgument, "host datapath: pin_dir '{}' must be absolute",
                      pin_dir);
   CILIUM_ASSIGN_OR_RETURN(auto opened, bpf::OpenedSkeleton<bpf_host>::open({pin_dir}));
-  CILIUM_RETURN_IF_ERROR(adoptPinnedSizes(opened->obj));
+  // bpf_host declares every shared map with the default size of bpf/abi; the agent may have
+  // created them with other sizes.
+  CILIUM_RETURN_IF_ERROR(bpf::adoptPinnedSizes(opened->obj));
   CILIUM_ASSIGN_OR_RETURN(auto loaded, std::move(opened).load());
   std::unique_ptr<HostDatapath> dp(new HostDatapath());
   dp->pin_dir_ = pin_dir;

@@ -7,6 +7,11 @@
  * ipcache and policy lookups. The agent increments it after every change that can change a verdict
  * (a policy map update, an ipcache change), after the change is in the maps, so established
  * connections are re-checked on their next packet: revoking a policy cuts existing connections.
+ *
+ * RUNTIME_TUNNEL_IFINDEX is the ifindex of cilium_vxlan in routing-mode=tunnel, 0 otherwise. With
+ * it set, a pod's packet to a prefix whose ipcache entry has a tunnel endpoint is encapsulated
+ * towards that node (lib/encap.h); without it such packets go to the node's stack (native routing).
+ * The agent writes it when it attaches bpf_overlay to the device (Datapath::attachOverlay).
  * Twins: agent/datapath (RuntimeConfig).
  */
 #pragma once
@@ -15,5 +20,6 @@
 
 enum runtime_config_index {
 	RUNTIME_POLICY_REV = 0,
+	RUNTIME_TUNNEL_IFINDEX = 1,
 	RUNTIME_CONFIG_MAX = 8,
 };

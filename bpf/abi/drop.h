@@ -17,8 +17,10 @@
 #define DROP_UNKNOWN_L4 142
 #define DROP_UNKNOWN_ICMP_CODE 143
 #define DROP_UNKNOWN_ICMP_TYPE 144
+#define DROP_NO_TUNNEL_KEY 147   /* a packet on the overlay device without tunnel metadata */
 #define DROP_UNKNOWN_TARGET 150
 #define DROP_UNROUTABLE 151
+#define DROP_NO_LXC 152          /* from the overlay to an address that is no local endpoint */
 #define DROP_CSUM_L3 153
 #define DROP_CSUM_L4 154
 #define DROP_CT_CREATE_FAILED 155
@@ -38,7 +40,9 @@
 #define DROP_HOST_NOT_READY 202
 #define DROP_EP_NOT_READY 203    /* no endpoint or no policy programmed for this device yet */
 
-/* Source file ids for the drop `file` field. */
+/* Source file ids for the drop `file` field (Cilium's numbers; agent/dbg sourceFileName()). */
+#define DROP_FILE_BPF_HOST 1
 #define DROP_FILE_BPF_LXC 2
-#define DROP_FILE_BPF_HOST 3
+#define DROP_FILE_BPF_OVERLAY 3
+#define DROP_FILE_BPF_XDP 4
 #define DROP_FILE_BPF_SOCK 5

@@ -15,14 +15,21 @@ struct {
 	__uint(pinning, PIN_BY_NAME);
 } cilium_ipcache SEC(".maps");
 
-static __always_inline __u32 ipcache_identity4(__be32 addr)
+/* The longest prefix holding `addr`, or NULL (world). */
+static __always_inline const struct remote_endpoint_info *ipcache_lookup4(__be32 addr)
 {
 	struct ipcache_key key = {
 	    .prefixlen = IPCACHE_PREFIX_BASE + 32,
 	    .family = ENDPOINT_KEY_IPV4,
 	    .ip.ip4 = addr,
 	};
-	const struct remote_endpoint_info *info = bpf_map_lookup_elem(&cilium_ipcache, &key);
+
+	return bpf_map_lookup_elem(&cilium_ipcache, &key);
+}
+
+static __always_inline __u32 ipcache_identity4(__be32 addr)
+{
+	const struct remote_endpoint_info *info = ipcache_lookup4(addr);
 
 	return info ? info->sec_identity : IDENTITY_WORLD;
 }

@@ -29,6 +29,7 @@ class FakeAgent : public AgentApi {
   std::map<std::string, std::string> ips;                       // ip -> owner
   std::map<std::string, api::EndpointChangeRequest> endpoints;  // container id -> request
   int puts = 0;
+  int device_mtu = 0;  // what GET /config says; 0: nothing
 
   Result<api::StatusResponse> healthz() override {
     if (!up) return down();
@@ -76,6 +77,10 @@ class FakeAgent : public AgentApi {
     std::vector<api::Endpoint> out;
     for (const auto& [cid, req] : endpoints) out.push_back(toEndpoint(req));
     return out;
+  }
+  Result<int> deviceMtu() override {
+    if (!up) return down();
+    return device_mtu;
   }
 
  private:
@@ -278,6 +283,21 @@ TEST_F(PluginTest, AddWiresThePodAndAnswersInTheRequestedVersion) {
   auto legacy = json(run("ADD", conf("0.3.1")));
   EXPECT_EQ(legacy["ips"][0]["version"], "4");
   EXPECT_EQ(legacy["cniVersion"], "0.3.1");
+}
+
+TEST_F(PluginTest, PodMtuIsTheNetworkConfigurationsElseTheAgentsElseTheDefault) {
+  auto mtuOf = [&](const std::string& container, const std::string& extra) {
+    env_["CNI_CONTAINERID"] = container;
+    auto o = run("ADD", conf("1.1.0", extra));
+    EXPECT_EQ(o.exit_code, 0) << o.stdout_text;
+    return json(o)["interfaces"][1].value("mtu", 0);
+  };
+  EXPECT_EQ(mtuOf("a", ""), 1500) << "the agent says nothing: the plugin's default";
+  // The agent in tunnel mode leaves room for the VXLAN headers.
+  agent_.device_mtu = 1450;
+  EXPECT_EQ(mtuOf("b", ""), 1450);
+  EXPECT_EQ(host_.links.at(hostIfname("b", "eth0")).mtu, 1450);
+  EXPECT_EQ(mtuOf("c", R"(,"mtu":1400)"), 1400) << "the network configuration wins";
 }
 
 TEST_F(PluginTest, AddWithTheAgentDownOrNotReadyIsTryAgainAndLeavesNothing) {

@@ -1,6 +1,7 @@
 // netns tier: the cilium-agent binary in a node namespace, as it runs on a node: it mounts and
 // uses its pin directory, serves the API and cilium-dbg, writes the CNI configuration when ready,
-// shuts down cleanly on SIGTERM/SIGINT, and restores IPAM after a restart.
+// shuts down cleanly on SIGTERM/SIGINT, restores IPAM after a restart, and sets up (and tears
+// down) the VXLAN overlay device with routing-mode=tunnel.
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -12,8 +13,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "agent/bpf/attach.h"
 #include "agent/bpf/fs.h"
 #include "agent/common/files.h"
+#include "agent/common/netns.h"
+#include "agent/datapath/netlink.h"
 #include "api/client/client.h"
 #include "tests/harness/agent_node.h"
 #include "tests/harness/netns.h"
@@ -110,6 +114,45 @@ TEST_F(AgentTest, RestartRestoresIpamAndSigintStopsIt) {
   EXPECT_EQ(s->ipam->status, "IPv4: 2/253 allocated from 10.200.0.0/24");
   second->signal(SIGINT);
   ASSERT_EQ(*second->wait(10s), 0) << log("second");
+}
+
+TEST_F(AgentTest, TunnelModeMakesTheOverlayDeviceAndNativeModeRemovesIt) {
+  namespace nl = datapath::netlink;
+  auto vxlan = [&]() {
+    return runInNetnsValue<nl::Link>(topo_->nodeNetns(),
+                                     [] { return nl::linkByName("cilium_vxlan"); });
+  };
+  auto tunnel = topo_->spawnIn(
+      topo_->nodeNetns(), node_->args({"--routing-mode=tunnel", "--tunnel-port=8473"}), "tunnel");
+  ASSERT_TRUE(tunnel.ok());
+  ASSERT_TRUE(waitReady(*tunnel)) << log("tunnel");
+  auto dev = vxlan();
+  ASSERT_TRUE(dev.ok()) << dev.error().toString();
+  EXPECT_EQ(dev->kind, "vxlan");
+  EXPECT_TRUE(dev->vxlan_external) << "collect_md: programs choose remote and VNI per packet";
+  EXPECT_EQ(dev->vxlan_port, 8473);
+  EXPECT_TRUE(dev->up);
+  auto progs = runInNetnsValue<std::vector<uint32_t>>(topo_->nodeNetns(), [&] {
+    return bpf::tcxProgramIds(dev->ifindex, bpf::TcDirection::kIngress);
+  });
+  ASSERT_TRUE(progs.ok()) << progs.error().toString();
+  EXPECT_EQ(progs->size(), 1u) << "bpf_overlay on the device's ingress";
+  // Pods get room for the VXLAN headers.
+  auto cfg = client().getConfig();
+  ASSERT_TRUE(cfg.ok() && cfg->status);
+  EXPECT_EQ(cfg->status->device_mtu, 1450);
+  (*tunnel)->signal(SIGTERM);
+  ASSERT_EQ(*(*tunnel)->wait(10s), 0);
+  EXPECT_TRUE(vxlan().ok()) << "the overlay outlives the agent, as the programs do";
+
+  Process* native = startAgent("native");
+  ASSERT_TRUE(waitReady(native)) << log("native");
+  auto gone = vxlan();
+  ASSERT_FALSE(gone.ok());
+  EXPECT_EQ(gone.error().code(), ErrorCode::kNotFound);
+  cfg = client().getConfig();
+  ASSERT_TRUE(cfg.ok() && cfg->status);
+  EXPECT_EQ(cfg->status->device_mtu, 1500);
 }
 
 TEST_F(AgentTest, RefusesASecondAgentAndBadConfiguration) {
