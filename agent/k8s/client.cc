@@ -489,11 +489,17 @@ Result<Response> Client::stream(const std::string& path,
     bool stopped_by_us = false;
     auto res = c->Get(
         path, headers,
+        // A cancel that came before the request was in flight found nothing to abort
+        // (ClientImpl::stop() shuts down only a socket in use), so both callbacks check it: the
+        // answer's head arrives at once on a watch, and a quiet watch would otherwise hold the
+        // caller until its read timeout.
         [&](const httplib::Response& r) {
+          if (cancel.cancelled()) return false;
           status = r.status;
           return true;
         },
         [&](const char* data, size_t len) {
+          if (cancel.cancelled()) return false;
           if (status < 200 || status >= 300) {
             if (error_body.size() < (1 << 20)) error_body.append(data, len);
             return true;
