@@ -11,12 +11,14 @@
 #include "agent/common/cli.h"
 #include "agent/common/log.h"
 #include "agent/daemon/config.h"
+#include "agent/daemon/control_plane.h"
 #include "agent/daemon/control_plane_component.h"
 #include "agent/daemon/daemon.h"
 #include "agent/daemon/k8s_component.h"
 #include "agent/daemon/node_component.h"
 #include "agent/daemon/observability.h"
 #include "agent/hubble/component.h"
+#include "agent/node/node.h"
 #include "agent/metrics/component.h"
 #include "agent/metrics/registry.h"
 #include "agent/service/component.h"
@@ -68,10 +70,20 @@ int main(int argc, char** argv) {
   auto control_plane = std::make_unique<daemon::ControlPlaneComponent>(k8s_source.get());
   auto observability =
       std::make_unique<daemon::ObservabilityComponent>(*control_plane, agent_registry);
+  auto hubble_opts = hubble::componentOptions(cfg, cfg.node_name,
+                                              std::string(daemon::version()), cfg.cluster_name);
+  // The Peer service lists every node the agent knows (hubble-relay discovers them through it).
+  // Hubble stops before the control plane, so the node manager outlives the lister's callers.
+  hubble_opts.server.cluster_nodes = [cp = control_plane.get()] {
+    std::vector<hubble::PeerNode> out;
+    if (cp->controlPlane() == nullptr) return out;
+    for (const auto& n : cp->controlPlane()->nodes().list())
+      out.push_back({n.name, n.primaryAddress()});
+    return out;
+  };
   auto hubble = std::make_unique<hubble::HubbleComponent>(
-      hubble::componentOptions(cfg, cfg.node_name, std::string(daemon::version()),
-                               cfg.cluster_name),
-      observability->endpointResolver(), observability->identityResolver(), &hubble_registry);
+      std::move(hubble_opts), observability->endpointResolver(),
+      observability->identityResolver(), &hubble_registry);
   if (cfg.enable_hubble) observability->setFlowPipeline(&hubble->pipeline());
   auto services = std::make_unique<service::ServiceComponent>();
   // Flows name the Service of a frontend address (started before Hubble, which polls it).

@@ -10,6 +10,12 @@ namespace cilium::hubble {
 
 namespace {
 
+// "ip:port", IPv6 in brackets (as gRPC targets want it).
+std::string hostPort(const IpAddr& ip, int port) {
+  return ip.isV4() ? fmt::format("{}:{}", ip.toString(), port)
+                   : fmt::format("[{}]:{}", ip.toString(), port);
+}
+
 peer::ChangeNotification notification(const PeerInfo& p, peer::ChangeNotificationType type) {
   peer::ChangeNotification n;
   n.set_name(p.name);
@@ -50,6 +56,29 @@ grpc::Status PeerService::Notify(grpc::ServerContext* ctx, const peer::NotifyReq
     known = std::move(now);
   }
   return grpc::Status::OK;
+}
+
+std::vector<PeerInfo> ClusterPeerSource::peers() const {
+  std::vector<PeerInfo> out;
+  bool self_listed = false;
+  bool default_cluster = cluster_.empty() || cluster_ == "default";
+  for (const auto& n : lister_()) {
+    if (n.name == self_node_) {
+      PeerInfo self = self_;
+      if (!self_address_fixed_ && n.address) self.address = hostPort(*n.address, port_);
+      out.push_back(std::move(self));
+      self_listed = true;
+      continue;
+    }
+    if (!n.address) continue;
+    PeerInfo p;
+    p.name = default_cluster ? n.name : cluster_ + "/" + n.name;
+    p.address = hostPort(*n.address, port_);
+    if (tls_) p.tls_server_name = hubbleTlsServerName(cluster_, n.name);
+    out.push_back(std::move(p));
+  }
+  if (!self_listed) out.push_back(self_);
+  return out;
 }
 
 std::string hubbleTlsServerName(std::string_view cluster, std::string_view node) {

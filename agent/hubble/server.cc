@@ -21,6 +21,18 @@ namespace cilium::hubble {
 
 namespace {
 
+// The port of "host:port" / ":port" ("[v6]:port"); 0 when there is none (or it is 0).
+int configuredPort(const std::string& address) {
+  auto colon = address.rfind(':');
+  if (colon == std::string::npos) return 0;
+  int port = 0;
+  for (char c : address.substr(colon + 1)) {
+    if (c < '0' || c > '9' || port > 65535) return 0;
+    port = port * 10 + (c - '0');
+  }
+  return port <= 65535 ? port : 0;
+}
+
 auto log() {
   static auto l = cilium::logger("hubble");
   return l;
@@ -357,8 +369,17 @@ Status HubbleServer::start() {
                    : !opts_.tcp_address.empty() ? opts_.tcp_address
                                                 : "unix://" + opts_.unix_socket;
     if (opts_.tls.enabled && !opts_.tcp_address.empty()) self.tls_server_name = opts_.tls.server_name;
-    local_peers_ = std::make_unique<LocalPeerSource>(std::move(self));
-    peer_source_ = local_peers_.get();
+    if (opts_.cluster_nodes && !opts_.tcp_address.empty()) {
+      std::string node = pipeline_.nodeName().substr(pipeline_.nodeName().find('/') + 1);
+      cluster_peers_ = std::make_unique<ClusterPeerSource>(
+          opts_.cluster_nodes, std::move(self), node, !opts_.peer_address.empty(),
+          configuredPort(opts_.tcp_address),
+          opts_.cluster_name, opts_.tls.enabled);
+      peer_source_ = cluster_peers_.get();
+    } else {
+      local_peers_ = std::make_unique<LocalPeerSource>(std::move(self));
+      peer_source_ = local_peers_.get();
+    }
   }
   peer_service_ = std::make_unique<PeerService>(*peer_source_);
   builder.RegisterService(service_.get());
@@ -371,6 +392,7 @@ Status HubbleServer::start() {
     stop();
     return makeError(ErrorCode::kUnavailable, "hubble server: cannot bind {}", opts_.tcp_address);
   }
+  if (cluster_peers_) cluster_peers_->setPort(tcp_port_);
   log()->info("hubble server listening socket={} tcp={} port={} tls={} mtls={}", opts_.unix_socket,
               opts_.tcp_address, tcp_port_, opts_.tls.enabled,
               opts_.tls.enabled && !opts_.tls.client_ca_files.empty());

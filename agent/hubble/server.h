@@ -45,6 +45,9 @@ struct ServerOptions {
   std::string cluster_name = "default";  // GetNamespaces, Peer names
   // The address peers are told (Peer service); "" = tcp_address, or the socket without TCP.
   std::string peer_address;
+  // The cluster's nodes for the Peer service (every node's Hubble server at its address and
+  // this server's TCP port); unset, or without a TCP listener: this node only.
+  ClusterPeerSource::Lister cluster_nodes;
 };
 
 // The checks GetFlows makes before it answers (unknown fields, filters, first+follow, field
@@ -76,6 +79,7 @@ class HubbleServer {
   ServerOptions opts_;
   std::unique_ptr<Service> service_;
   std::unique_ptr<LocalPeerSource> local_peers_;
+  std::unique_ptr<ClusterPeerSource> cluster_peers_;
   const PeerSource* peer_source_ = nullptr;
   std::unique_ptr<PeerService> peer_service_;
   std::unique_ptr<grpc::Server> server_;

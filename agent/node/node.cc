@@ -23,7 +23,7 @@ std::optional<AddressType> parseAddressType(std::string_view name) {
 
 std::optional<IpAddr> Node::primaryAddress(IpFamily family) const {
   for (AddressType t :
-       {AddressType::kCiliumInternalIp, AddressType::kInternalIp, AddressType::kExternalIp})
+       {AddressType::kInternalIp, AddressType::kExternalIp, AddressType::kCiliumInternalIp})
     for (const auto& a : addresses)
       if (a.type == t && a.ip.family() == family) return a.ip;
   return std::nullopt;

@@ -36,7 +36,9 @@ struct Node {
   bool from_node = false;           // a Kubernetes Node object exists
   bool from_cilium_node = false;    // a CiliumNode object exists
 
-  // The address other nodes reach it on: CiliumInternalIP, else InternalIP, else ExternalIP.
+  // The address other nodes reach it on (Cilium's node IP: the tunnel endpoint, the Hubble
+  // peer): InternalIP, else ExternalIP, else CiliumInternalIP (the router address on cilium_host,
+  // only for a node that published nothing else).
   std::optional<IpAddr> primaryAddress(IpFamily family = IpFamily::kV4) const;
   bool operator==(const Node&) const = default;
 };

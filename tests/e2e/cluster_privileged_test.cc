@@ -3,10 +3,14 @@
 // real binary, beside it) writes one into its CiliumNode; the agent then hands out addresses
 // from it, publishes its addresses, lists every node of the cluster (`cilium-dbg node list`),
 // and after a restart gets the same CIDR back from its CiliumNode without the operator.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+
+#include <map>
 
 #include "agent/common/files.h"
 #include "agent/common/netns.h"
+#include "agent/hubble/proto.h"
 #include "agent/k8s/resources.h"
 #include "agent/node/registration.h"
 #include "tests/fakes/fake_apiserver.h"
@@ -35,7 +39,25 @@ class ClusterTest : public testing::AgentNodeTest {
   void TearDown() override { server_.stop(); }
 
   std::vector<std::string> agentArgs() const {
-    return {"--k8s-api-server=" + server_.url(), "--ipv4-range=auto", "--k8s-sync-timeout=60"};
+    return {"--k8s-api-server=" + server_.url(), "--ipv4-range=auto", "--k8s-sync-timeout=60",
+            "--enable-hubble", "--hubble-disable-tls", "--hubble-listen-address=:4244",
+            "--hubble-socket-path=" + hubbleSocket()};
+  }
+  std::string hubbleSocket() const { return node_->stateDir() + "/hubble.sock"; }
+
+  // What the agent's peer.Peer/Notify announces first: name -> address.
+  std::map<std::string, std::string> hubblePeers() const {
+    auto stub = peer::Peer::NewStub(
+        grpc::CreateChannel("unix://" + hubbleSocket(), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 3s);
+    auto reader = stub->Notify(&ctx, {});
+    std::map<std::string, std::string> out;
+    peer::ChangeNotification n;
+    // The first notifications come at once, one per known server; the stream then waits.
+    while (out.size() < 2 && reader->Read(&n)) out[n.name()] = n.address();
+    ctx.TryCancel();
+    return out;
   }
 
   Process* startOperator() {
@@ -126,18 +148,27 @@ TEST_F(ClusterTest, AgentWaitsForTheOperatorsCidrAndListsEveryNode) {
   EXPECT_EQ(ciliumNode("node-1")->addresses[0].type, "InternalIP");
   EXPECT_EQ(ciliumNode("node-1")->addresses[0].ip, "172.31.0.1");
 
-  // cilium-dbg node list: both nodes with their CIDRs.
+  // cilium-dbg node list: both nodes with their node IPs (InternalIP) and CIDRs.
   bool listed = testing::eventually([&] {
     auto r = topo_->exec(topo_->nodeNetns(),
                          {CILIUM_DBG_BINARY, "-H", "unix://" + node_->socket(), "node", "list"});
     if (!r.ok() || r->exit_code != 0) return false;
     return r->out.find("node-1") != std::string::npos &&
-           r->out.find("10.200.1.1") != std::string::npos &&
+           r->out.find("172.31.0.1") != std::string::npos &&
            r->out.find("10.200.1.0/24") != std::string::npos &&
            r->out.find("node-2") != std::string::npos &&
            r->out.find("10.200.0.0/24") != std::string::npos;
   });
   EXPECT_TRUE(listed);
+  // Hubble's Peer service announces both nodes' servers at their addresses (hubble-relay finds
+  // every node through it).
+  std::map<std::string, std::string> peers;
+  EXPECT_TRUE(testing::eventually([&] {
+    peers = hubblePeers();
+    return peers.size() == 2;
+  }));
+  EXPECT_EQ(peers["node-1"], "172.31.0.1:4244");
+  EXPECT_EQ(peers["node-2"], "172.31.0.2:4244");
   auto nodes = node_->client().clusterNodes();
   ASSERT_TRUE(nodes.ok());
   EXPECT_EQ(nodes->self, "node-1");

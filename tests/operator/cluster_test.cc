@@ -37,6 +37,7 @@ struct Agent {
   std::unique_ptr<node::Registration> registration;
   std::unique_ptr<ipam::Ipam> ipam;
   std::optional<IpPrefix> cidr;
+  IpAddr internal_ip;
 
   ~Agent() {
     registration.reset();
@@ -60,7 +61,8 @@ std::unique_ptr<Agent> startAgent(const std::string& url, const std::string& nam
   a->feed = std::move(*node::K8sFeed::start(a->nodes, a->source->stores()));
   node::RegistrationConfig rc;
   rc.node_name = name;
-  rc.internal_ips = {*IpAddr::parse(fmt::format("172.30.0.{}", index))};
+  a->internal_ip = *IpAddr::parse(fmt::format("172.30.0.{}", index));
+  rc.internal_ips = {a->internal_ip};
   rc.boot_id = fmt::format("boot-{}", index);
   rc.ipam = ipam_mode;
   auto reg = node::Registration::start(*a->client, a->source->stores(), rc);
@@ -158,8 +160,14 @@ TEST_F(ClusterTest, ThreeAgentsGetDistinctCidrsAndSeeEveryNode) {
           if (a->name == n.name) owner = a.get();
         if (owner == nullptr || n.pod_cidrs.size() != 1 || n.pod_cidrs[0] != *owner->cidr)
           return false;
+        // Reached on its InternalIP; its router is the CiliumInternalIP.
         auto primary = n.primaryAddress();
-        if (!primary || *primary != owner->cidr->addr().plus(1)) return false;
+        if (!primary || *primary != owner->internal_ip) return false;
+        bool router = false;
+        for (const auto& a : n.addresses)
+          router |= a.type == node::AddressType::kCiliumInternalIp &&
+                    a.ip == owner->cidr->addr().plus(1);
+        if (!router) return false;
         if (n.health.size() != 1 || !owner->cidr->contains(n.health[0])) return false;
         if (n.boot_id.rfind("boot-", 0) != 0) return false;
       }
@@ -221,7 +229,12 @@ TEST_F(ClusterTest, IpamKubernetesTakesTheNodesPodCidrAndPublishesIt) {
       << "the agent copies it into its CiliumNode";
   EXPECT_TRUE(eventually([&] {
     auto seen = a->nodes.get("node1");
-    return seen && seen->primaryAddress() == IpAddr::parse("10.244.3.1").value();
+    if (!seen) return false;
+    for (const auto& addr : seen->addresses)
+      if (addr.type == node::AddressType::kCiliumInternalIp &&
+          addr.ip == IpAddr::parse("10.244.3.1").value())
+        return true;
+    return false;
   }));
 }
 

@@ -450,6 +450,57 @@ TEST_F(ServerTest, PeerNotifyAnnouncesThisNode) {
   EXPECT_FALSE(reader->Read(&n));
 }
 
+// With the cluster's nodes, the Peer service lists every node's server at the node's address
+// and this server's port (the bound one, for port 0), this node included at its own address, and
+// leaves out a node whose address is not known yet.
+TEST_F(ServerTest, PeerNotifyListsTheClusterNodes) {
+  ServerOptions so;
+  so.unix_socket = dir_.file("cluster.sock");
+  so.tcp_address = "127.0.0.1:0";
+  so.cluster_nodes = [] {
+    return std::vector<PeerNode>{{"node-1", *IpAddr::parse("192.168.60.1")},
+                                 {"node-2", *IpAddr::parse("192.168.60.2")},
+                                 {"node-3", std::nullopt}};
+  };
+  HubbleServer server(*pipeline_, so);
+  ASSERT_TRUE(server.start().ok());
+  ASSERT_GT(server.tcpPort(), 0);
+  auto stub = peer::Peer::NewStub(
+      grpc::CreateChannel("unix://" + so.unix_socket, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  auto reader = stub->Notify(&ctx, {});
+  std::map<std::string, peer::ChangeNotification> seen;
+  peer::ChangeNotification n;
+  while (seen.size() < 2 && reader->Read(&n)) seen[n.name()] = n;
+  std::string port = std::to_string(server.tcpPort());
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen["node-1"].address(), "192.168.60.1:" + port);
+  EXPECT_EQ(seen["node-2"].address(), "192.168.60.2:" + port);
+  EXPECT_EQ(seen["node-2"].type(), peer::PEER_ADDED);
+  EXPECT_FALSE(seen["node-2"].has_tls());
+  EXPECT_FALSE(seen.contains("node-3"));
+  ctx.TryCancel();
+  while (reader->Read(&n)) EXPECT_NE(n.name(), "node-3");
+}
+
+TEST(ClusterPeerSource, TlsNamesClusterPrefixAndSelfBeforeItsNodeIsKnown) {
+  PeerInfo self{"c1/node-1", "10.9.9.9:4244", "node-1.c1.hubble-grpc.cilium.io"};
+  std::vector<PeerNode> nodes{{"node-2.example", *IpAddr::parse("fd00::2")}};
+  ClusterPeerSource src([&] { return nodes; }, self, "node-1", /*self_address_fixed=*/true, 4244,
+                        "c1", /*tls=*/true);
+  auto peers = src.peers();
+  ASSERT_EQ(peers.size(), 2u);
+  EXPECT_EQ(peers[0].name, "c1/node-2.example");
+  EXPECT_EQ(peers[0].address, "[fd00::2]:4244");
+  EXPECT_EQ(peers[0].tls_server_name, "node-2-example.c1.hubble-grpc.cilium.io");
+  EXPECT_EQ(peers[1], self);
+  // A configured peer address is kept when the node list learns this node.
+  nodes.push_back({"node-1", *IpAddr::parse("10.0.0.1")});
+  peers = src.peers();
+  ASSERT_EQ(peers.size(), 2u);
+  EXPECT_EQ(peers[1], self);
+}
+
 // Changes of the peer source reach a Notify stream as they happen.
 TEST_F(ServerTest, PeerNotifyReportsChanges) {
   struct Source : PeerSource {

@@ -41,7 +41,8 @@ TEST(NodeManagerTest, NodeAndCiliumNodeMerge) {
   EXPECT_EQ(n->primaryAddress()->toString(), "172.30.0.1");
   m.updateFromCiliumNode("n1", fromK8s(ciliumNode("n1", {"10.0.1.1"}, {"10.200.1.0/24"})));
   n = m.get("n1");
-  EXPECT_EQ(n->primaryAddress()->toString(), "10.0.1.1") << "CiliumInternalIP first";
+  EXPECT_EQ(n->primaryAddress()->toString(), "172.30.0.1")
+      << "the InternalIP, not the router's CiliumInternalIP";
   EXPECT_EQ(n->pod_cidrs.at(0).toString(), "10.200.1.0/24") << "the CiliumNode's CIDRs win";
   EXPECT_EQ(n->addresses.size(), 2u);
   m.updateFromNode("n1", std::nullopt);
