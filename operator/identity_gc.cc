@@ -86,6 +86,7 @@ IdentityGc::Pass IdentityGc::runOnce() {
     log()->warn("deleting unused identity {} failed: {}", id.meta.name,
                 r.ok() ? fmt::format("HTTP {}", r->status) : r.error().message());
   }
+  if (options_.on_pass) options_.on_pass(pass.alive, pass.deleted, pass.failed);
   if (pass.deleted > 0 || pass.failed > 0)
     log()->info("identity GC pass alive={} unused={} deleted={} failed={}", pass.alive, pass.unused,
                 pass.deleted, pass.failed);

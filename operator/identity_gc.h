@@ -23,6 +23,8 @@ namespace cilium::op {
 struct IdentityGcOptions {
   std::chrono::milliseconds interval{15 * 60 * 1000};           // identity-gc-interval
   std::chrono::milliseconds heartbeat_timeout{30 * 60 * 1000};  // identity-heartbeat-timeout
+  // Told every pass's outcome (the operator's metrics); runs on the collector's thread.
+  std::function<void(size_t alive, size_t deleted, size_t failed)> on_pass;
   // The clock (a fake one in tests).
   std::function<std::chrono::steady_clock::time_point()> now = [] {
     return std::chrono::steady_clock::now();

@@ -8,9 +8,11 @@
 #include "agent/common/cli.h"
 #include "agent/common/log.h"
 #include "agent/k8s/source.h"
+#include "agent/metrics/server.h"
 #include "operator/identity_gc.h"
 #include "operator/ipam/controller.h"
 #include "operator/leader_election.h"
+#include "operator/orphan_gc.h"
 
 namespace cilium::op {
 namespace {
@@ -41,6 +43,7 @@ struct Flags {
   std::unique_ptr<CLI::App> app;
   std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
   std::string gc_interval = "15m", heartbeat_timeout = "30m";
+  std::string cep_gc_interval = "5m", nodes_gc_interval = "5m";
   std::string cidrs;
 };
 
@@ -88,6 +91,26 @@ void declare(Flags& f, Config& c) {
   app.add_option("--identity-heartbeat-timeout", f.heartbeat_timeout,
                  "How long an identity stays unused before it is deleted")
       ->default_str("30m");
+  app.add_option("--cilium-endpoint-gc", c.cilium_endpoint_gc,
+                 "Delete CiliumEndpoints whose Pod no longer exists")
+      ->default_str("true");
+  app.add_option("--cilium-endpoint-gc-interval", f.cep_gc_interval,
+                 "How often CiliumEndpoints without a Pod are looked for (deleted on the second "
+                 "pass that finds them)")
+      ->default_str("5m");
+  app.add_option("--nodes-gc-interval", f.nodes_gc_interval,
+                 "How often CiliumNodes without a Node are looked for (deleted on the second pass "
+                 "that finds them)")
+      ->default_str("5m");
+  app.add_option("--operator-api-serve-addr", c.operator_api_serve_addr,
+                 "Address of the operator's API: GET /healthz and /metrics")
+      ->default_str("localhost:9234");
+  app.add_option("--enable-metrics", c.enable_metrics,
+                 "Serve Prometheus metrics on --operator-prometheus-serve-addr")
+      ->default_str("false");
+  app.add_option("--operator-prometheus-serve-addr", c.operator_prometheus_serve_addr,
+                 "Address of the Prometheus metrics endpoint (with --enable-metrics)")
+      ->default_str(":9963");
   app.add_flag("-D,--debug", c.debug, "Debug logging");
   app.add_flag("--version", c.version, "Print the version and exit");
 }
@@ -132,6 +155,15 @@ Result<Config> parseFlags(const std::vector<std::string>& args) {
                           parseSeconds("identity-gc-interval", f.gc_interval));
   CILIUM_ASSIGN_OR_RETURN(c.identity_heartbeat_timeout,
                           parseSeconds("identity-heartbeat-timeout", f.heartbeat_timeout));
+  CILIUM_ASSIGN_OR_RETURN(c.cilium_endpoint_gc_interval,
+                          parseSeconds("cilium-endpoint-gc-interval", f.cep_gc_interval));
+  CILIUM_ASSIGN_OR_RETURN(c.nodes_gc_interval,
+                          parseSeconds("nodes-gc-interval", f.nodes_gc_interval));
+  for (const auto& [flag, addr] :
+       {std::pair<std::string, std::string>{"operator-api-serve-addr", c.operator_api_serve_addr},
+        {"operator-prometheus-serve-addr", c.operator_prometheus_serve_addr}})
+    if (auto a = metrics::parseListenAddress(addr); !a.ok())
+      return makeError(ErrorCode::kInvalidArgument, "--{}: {}", flag, a.error().message());
   if (c.leader_election_renew_deadline >= c.leader_election_lease_duration)
     return Error(ErrorCode::kInvalidArgument,
                  "--leader-election-renew-deadline must be shorter than "
@@ -160,6 +192,8 @@ Result<std::unique_ptr<Operator>> Operator::start(const Config& config, k8s::Cli
   }
   std::unique_ptr<Operator> op(new Operator(config));
   CILIUM_ASSIGN_OR_RETURN(op->client_, k8s::Client::create(std::move(cc)));
+  CILIUM_RETURN_IF_ERROR(op->registerMetrics());
+  CILIUM_RETURN_IF_ERROR(op->startServers());
   if (!config.leader_election) {
     log()->info("leader election disabled: acting at once");
     op->startDuties();
@@ -187,6 +221,45 @@ Result<std::unique_ptr<Operator>> Operator::start(const Config& config, k8s::Cli
 
 Operator::Operator(Config config) : config_(std::move(config)) {}
 
+Status Operator::registerMetrics() {
+  CILIUM_ASSIGN_OR_RETURN(identity_gc_entries_,
+                          registry_.gauge("cilium_operator_identity_gc_entries",
+                                          "Identities alive and deleted in the last GC pass",
+                                          {"status"}));
+  CILIUM_ASSIGN_OR_RETURN(identity_gc_runs_,
+                          registry_.gauge("cilium_operator_identity_gc_runs",
+                                          "Identity GC passes, by outcome", {"outcome"}));
+  CILIUM_ASSIGN_OR_RETURN(
+      endpoint_gc_objects_,
+      registry_.counter("cilium_operator_endpoint_gc_objects",
+                        "CiliumEndpoints deleted by the GC (their Pod is gone), by outcome",
+                        {"outcome"}));
+  return okStatus();
+}
+
+Status Operator::startServers() {
+  // /healthz: this replica runs and reaches the API server (as Cilium's, whose liveness probe
+  // this is). Answered by a request to /version, so a dead API server shows at once.
+  api_server_ = std::make_unique<metrics::MetricsServer>(registry_, config_.operator_api_serve_addr);
+  api_server_->addGet("/healthz", [this]() -> std::pair<int, std::string> {
+    auto r = client_->get("/version");
+    if (!r.ok()) return {500, "API server unreachable: " + r.error().message() + "\n"};
+    if (!r->ok()) return {500, fmt::format("API server answers HTTP {}\n", r->status)};
+    return {200, "ok\n"};
+  });
+  if (auto st = api_server_->start(); !st.ok())
+    return st.error().withContext("--operator-api-serve-addr");
+  if (config_.enable_metrics) {
+    metrics_server_ =
+        std::make_unique<metrics::MetricsServer>(registry_, config_.operator_prometheus_serve_addr);
+    if (auto st = metrics_server_->start(); !st.ok())
+      return st.error().withContext("--operator-prometheus-serve-addr");
+  }
+  return okStatus();
+}
+
+int Operator::apiPort() const { return api_server_ ? api_server_->port() : 0; }
+
 Operator::~Operator() {
   {
     std::lock_guard lock(mu_);
@@ -208,14 +281,26 @@ IdentityGc* Operator::identityGc() {
   return identity_gc_.get();
 }
 
+OrphanGc* Operator::endpointGc() {
+  std::lock_guard lock(mu_);
+  return endpoint_gc_.get();
+}
+
+OrphanGc* Operator::nodeGc() {
+  std::lock_guard lock(mu_);
+  return node_gc_.get();
+}
+
 void Operator::startDuties() {
   const bool pool = config_.ipam == "cluster-pool";
   const bool gc = config_.identity_allocation_mode == "crd";
-  std::vector<std::string> kinds;
-  if (pool) kinds.push_back("CiliumNode");
-  if (gc) kinds.insert(kinds.end(), {"CiliumIdentity", "CiliumEndpoint"});
+  const bool cep_gc = config_.cilium_endpoint_gc;
+  // CiliumNodes and Nodes always: the CiliumNode GC runs in every mode.
+  std::vector<std::string> kinds = {"CiliumNode", "Node"};
+  if (gc || cep_gc) kinds.push_back("CiliumEndpoint");
+  if (gc) kinds.push_back("CiliumIdentity");
+  if (cep_gc) kinds.push_back("Pod");
   if (!pool) log()->info("ipam={}: no pod CIDRs to allocate", config_.ipam);
-  if (kinds.empty()) return;
   auto source = std::make_unique<k8s::ApiSource>(*client_, k8s::ApiSourceOptions{{}, kinds, {}});
   if (auto st = source->start(); !st.ok()) {
     log()->error("cannot watch the API server: {}", st.error().message());
@@ -250,16 +335,41 @@ void Operator::startDuties() {
     IdentityGcOptions go;
     go.interval = ms(config_.identity_gc_interval);
     go.heartbeat_timeout = ms(config_.identity_heartbeat_timeout);
+    go.on_pass = [this](size_t alive, size_t deleted, size_t failed) {
+      identity_gc_entries_->with({"alive"}).set(static_cast<double>(alive));
+      identity_gc_entries_->with({"deleted"}).set(static_cast<double>(deleted));
+      identity_gc_runs_->with({failed == 0 ? "success" : "fail"}).add(1);
+    };
     identity_gc = std::make_unique<IdentityGc>(*client_, source->stores().cilium_identities,
                                                source->stores().cilium_endpoints, go);
     identity_gc->start();
     log()->info("identity GC started interval={}s heartbeat_timeout={}s",
                 config_.identity_gc_interval, config_.identity_heartbeat_timeout);
   }
+  auto ms = [](double s) { return std::chrono::milliseconds(static_cast<int64_t>(s * 1000)); };
+  std::unique_ptr<OrphanGc> endpoint_gc;
+  if (cep_gc) {
+    endpoint_gc = std::make_unique<OrphanGc>(
+        *client_, k8s::Resource<k8s::CiliumEndpoint>::info(), "CiliumEndpoint",
+        endpointOrphans(source->stores().cilium_endpoints, source->stores().pods),
+        ms(config_.cilium_endpoint_gc_interval), [this](bool ok) {
+          endpoint_gc_objects_->with({ok ? "success" : "fail"}).inc();
+        });
+    endpoint_gc->start();
+  }
+  auto node_gc = std::make_unique<OrphanGc>(
+      *client_, k8s::Resource<k8s::CiliumNode>::info(), "CiliumNode",
+      nodeOrphans(source->stores().cilium_nodes, source->stores().nodes),
+      ms(config_.nodes_gc_interval));
+  node_gc->start();
+  log()->info("GC started cilium-endpoint-gc={} interval={}s nodes-gc-interval={}s", cep_gc,
+              config_.cilium_endpoint_gc_interval, config_.nodes_gc_interval);
   std::lock_guard lock(mu_);
   source_ = std::move(source);
   ipam_ = std::move(ipam);
   identity_gc_ = std::move(identity_gc);
+  endpoint_gc_ = std::move(endpoint_gc);
+  node_gc_ = std::move(node_gc);
 }
 
 void Operator::stopDuties() {
@@ -272,8 +382,16 @@ void Operator::stopDuties() {
     identity_gc = std::move(identity_gc_);
     source = std::move(source_);
   }
+  std::unique_ptr<OrphanGc> endpoint_gc, node_gc;
+  {
+    std::lock_guard lock(mu_);
+    endpoint_gc = std::move(endpoint_gc_);
+    node_gc = std::move(node_gc_);
+  }
   ipam.reset();  // before the stores they read
   identity_gc.reset();
+  endpoint_gc.reset();
+  node_gc.reset();
   if (source) source->stop();
 }
 

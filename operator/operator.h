@@ -1,7 +1,9 @@
 // cilium-operator's composition: the configuration (flags with Cilium's names), a Kubernetes
-// client, leader election on a Lease, and, while leading, the cluster-wide duties: cluster-pool
-// IPAM (ipam/controller.h) over a CiliumNode informer, and the identity GC (identity_gc.h) over
-// CiliumIdentity and CiliumEndpoint informers. See docs/cluster.md.
+// client, leader election on a Lease, /healthz and metrics (cilium_operator_*), and, while
+// leading, the cluster-wide duties: cluster-pool IPAM (ipam/controller.h) over a CiliumNode
+// informer, the identity GC (identity_gc.h) over CiliumIdentity and CiliumEndpoint informers,
+// and the GC of CiliumEndpoints without a Pod and CiliumNodes without a Node (orphan_gc.h).
+// See docs/cluster.md.
 #pragma once
 
 #include <chrono>
@@ -13,9 +15,13 @@
 #include "agent/common/error.h"
 #include "agent/common/inet.h"
 #include "agent/k8s/client.h"
+#include "agent/metrics/registry.h"
 
 namespace cilium::k8s {
 class ApiSource;
+}
+namespace cilium::metrics {
+class MetricsServer;
 }
 
 namespace cilium::op {
@@ -23,6 +29,7 @@ namespace cilium::op {
 class ClusterPoolController;
 class IdentityGc;
 class LeaderElector;
+class OrphanGc;
 
 struct Config {
   std::string k8s_api_server;
@@ -33,6 +40,13 @@ struct Config {
   std::string identity_allocation_mode = "crd";  // crd: identity GC runs; kvstore: not yet
   double identity_gc_interval = 15 * 60;         // seconds
   double identity_heartbeat_timeout = 30 * 60;   // seconds
+  bool cilium_endpoint_gc = true;                // --cilium-endpoint-gc
+  double cilium_endpoint_gc_interval = 5 * 60;   // seconds
+  double nodes_gc_interval = 5 * 60;             // seconds
+  // /healthz (and /metrics) always; /metrics also on the Prometheus address with enable-metrics.
+  std::string operator_api_serve_addr = "localhost:9234";
+  bool enable_metrics = false;
+  std::string operator_prometheus_serve_addr = ":9963";
   bool leader_election = true;                   // --enable-leader-election (ours)
   std::string leader_election_identity;          // "" = <hostname>-<pid>
   std::string leader_election_namespace = "kube-system";
@@ -62,9 +76,17 @@ class Operator {
   ClusterPoolController* clusterPool();
   // While leading with identity-allocation-mode=crd: the identity GC (nullptr otherwise).
   IdentityGc* identityGc();
+  // While leading: the CiliumEndpoint GC (when enabled) and the CiliumNode GC.
+  OrphanGc* endpointGc();
+  OrphanGc* nodeGc();
+  // The port of operator-api-serve-addr (the bound one for port 0).
+  int apiPort() const;
+  const metrics::Registry& registry() const { return registry_; }
 
  private:
   explicit Operator(Config config);
+  Status startServers();
+  Status registerMetrics();
   void startDuties();
   void stopDuties();
 
@@ -76,6 +98,14 @@ class Operator {
   std::unique_ptr<k8s::ApiSource> source_;
   std::unique_ptr<ClusterPoolController> ipam_;
   std::unique_ptr<IdentityGc> identity_gc_;
+  std::unique_ptr<OrphanGc> endpoint_gc_;
+  std::unique_ptr<OrphanGc> node_gc_;
+  metrics::Registry registry_;
+  metrics::Family<metrics::Gauge>* identity_gc_entries_ = nullptr;
+  metrics::Family<metrics::Gauge>* identity_gc_runs_ = nullptr;
+  metrics::Family<metrics::Counter>* endpoint_gc_objects_ = nullptr;
+  std::unique_ptr<metrics::MetricsServer> api_server_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
 };
 
 }  // namespace cilium::op

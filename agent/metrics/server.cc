@@ -57,6 +57,12 @@ Status MetricsServer::start() {
   http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
     res.set_content(registry_.expose(), std::string(kExpositionContentType).c_str());
   });
+  for (const auto& [path, handler] : extra_)
+    http_->Get(path, [h = handler](const httplib::Request&, httplib::Response& res) {
+      auto [status, body] = h();
+      res.status = status;
+      res.set_content(body, "text/plain; charset=utf-8");
+    });
   if (addr.port == 0) {
     port_ = http_->bind_to_any_port(addr.host);
     if (port_ < 0) return errnoError(errno, "bind metrics server " + address_);

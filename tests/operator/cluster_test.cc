@@ -93,6 +93,7 @@ Config operatorConfig(std::vector<std::string> pool, int mask, std::string ident
   c.leader_election_lease_duration = 1.0;
   c.leader_election_renew_deadline = 0.6;
   c.leader_election_retry_period = 0.1;
+  c.operator_api_serve_addr = "127.0.0.1:0";  // several operators per test
   return c;
 }
 
