@@ -36,6 +36,9 @@ class Backend;
 namespace cilium::node {
 class Manager;
 }
+namespace cilium::proxy {
+class Manager;
+}
 namespace cilium::policy {
 class Engine;
 class NamedPortTable;
@@ -133,6 +136,8 @@ class ControlPlane {
   policy::Engine& policy();
   // The cluster's nodes (fed by the cluster state source).
   node::Manager& nodes();
+  // The L7 proxy's agent side; null with enable-l7-proxy off.
+  proxy::Manager* proxyManager();
   // Named ports of the cluster's pods by identity labels, for egress rules (the Kubernetes
   // watchers fill it).
   policy::NamedPortTable& namedPorts();

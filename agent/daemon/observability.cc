@@ -21,6 +21,7 @@
 #include "agent/metrics/registry.h"
 #include "agent/monitor/event_hub.h"
 #include "agent/policy/policy.h"
+#include "agent/proxy/manager.h"
 
 namespace cilium::daemon {
 namespace {
@@ -259,6 +260,9 @@ Status ObservabilityComponent::Impl::start(ControlPlane& c, hubble::FlowPipeline
     subscription.emplace(c.events().subscribe([p](const cilium_event& ev) { p->onEvent(ev); }));
     monitor::EventHub* hub = &c.events();
     p->setDrain([hub](std::chrono::milliseconds timeout) { return hub->sync(timeout); });
+    // The L7 proxy's access records become L7 flows.
+    if (auto* proxy = c.proxyManager())
+      proxy->setRecordHandler([p](const proxy::AccessRecord& r) { p->onAccessRecord(r); });
   }
   log()->info("hubble={} metrics=on", pipeline != nullptr ? "on" : "off");
   return okStatus();
@@ -266,6 +270,7 @@ Status ObservabilityComponent::Impl::start(ControlPlane& c, hubble::FlowPipeline
 
 void ObservabilityComponent::Impl::stop(ControlPlane& c) {
   if (pipeline != nullptr) pipeline->setDrain(nullptr);
+  if (auto* proxy = c.proxyManager()) proxy->setRecordHandler(nullptr);
   subscription.reset();
   {
     std::lock_guard lock(refresh_mu);

@@ -266,6 +266,74 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
   return okStatus();
 }
 
+Status Decoder::decodeL7(const proxy::AccessRecord& r, flow::Flow& out) {
+  out.Clear();
+  auto src = IpAddr::parse(r.src_ip);
+  auto dst = IpAddr::parse(r.dst_ip);
+  if (!src.ok() || !dst.ok() || src->family() != dst->family())
+    return makeError(ErrorCode::kInvalidArgument, "access record with addresses \"{}\" \"{}\"",
+                     r.src_ip, r.dst_ip);
+  const bool response = r.type == proxy::AccessRecord::Type::kResponse;
+  if (r.time_ns > 0) {
+    out.mutable_time()->set_seconds(r.time_ns / 1000000000);
+    out.mutable_time()->set_nanos(static_cast<int32_t>(r.time_ns % 1000000000));
+  }
+  out.set_uuid(newUuid());
+  out.set_node_name(opts_.node_name);
+  out.set_type(flow::L7);
+  out.mutable_event_type()->set_type(kMessageTypeAccessLog);
+  // The record names the connection's client (src) and server (dst); a response goes from the
+  // server to the client.
+  const IpAddr& from = response ? *dst : *src;
+  const IpAddr& to = response ? *src : *dst;
+  uint16_t from_port = response ? r.dst_port : r.src_port;
+  uint16_t to_port = response ? r.src_port : r.dst_port;
+  uint32_t from_id = response ? r.dst_identity : r.src_identity;
+  uint32_t to_id = response ? r.src_identity : r.dst_identity;
+  auto* ip = out.mutable_ip();
+  ip->set_source(from.toString());
+  ip->set_destination(to.toString());
+  ip->set_ipversion(from.isV4() ? flow::IPv4 : flow::IPv6);
+  auto* tcp = out.mutable_l4()->mutable_tcp();
+  tcp->set_source_port(from_port);
+  tcp->set_destination_port(to_port);
+  // The endpoint the proxy worked for: the server on ingress, the client on egress.
+  const bool local_is_server = r.ingress;
+  const bool local_is_from = response ? local_is_server : !local_is_server;
+  fillEndpoint(endpoints_, identities_, *out.mutable_source(), from_id, &from,
+               local_is_from ? r.endpoint_id : 0);
+  fillEndpoint(endpoints_, identities_, *out.mutable_destination(), to_id, &to,
+               local_is_from ? 0 : r.endpoint_id);
+  if (opts_.services) {
+    setService(opts_.services, out, true, from, from_port, 6);
+    setService(opts_.services, out, false, to, to_port, 6);
+  }
+  out.mutable_is_reply()->set_value(response);
+  out.set_reply(response);
+  out.set_traffic_direction(r.ingress ? flow::INGRESS : flow::EGRESS);
+  out.set_proxy_port(r.proxy_port);
+  switch (r.verdict) {
+    case proxy::AccessRecord::Verdict::kForwarded: out.set_verdict(flow::FORWARDED); break;
+    case proxy::AccessRecord::Verdict::kDenied: out.set_verdict(flow::DROPPED); break;
+    case proxy::AccessRecord::Verdict::kError: out.set_verdict(flow::ERROR); break;
+  }
+  auto* l7 = out.mutable_l7();
+  l7->set_type(response ? flow::RESPONSE : flow::REQUEST);
+  l7->set_latency_ns(r.latency_ns);
+  auto* http = l7->mutable_http();
+  http->set_code(r.code);
+  http->set_method(r.method);
+  http->set_url(r.url);
+  http->set_protocol(r.protocol);
+  for (const auto& [k, v] : r.headers) {
+    auto* h = http->add_headers();
+    h->set_key(k);
+    h->set_value(v);
+  }
+  out.set_summary(flowSummary(out));
+  return okStatus();
+}
+
 google::protobuf::Timestamp Decoder::eventTime(const cilium_event& ev) const {
   google::protobuf::Timestamp ts;
   int64_t wall = 0;
@@ -417,6 +485,13 @@ std::string icmp6Name(uint32_t type, uint32_t code) {
 }  // namespace
 
 std::string flowSummary(const flow::Flow& f) {
+  if (f.has_l7() && f.l7().has_http()) {
+    const auto& h = f.l7().http();
+    if (f.l7().type() == flow::RESPONSE)
+      return fmt::format("{} {} {}ms ({} {})", h.protocol(), h.code(),
+                         f.l7().latency_ns() / 1000000, h.method(), h.url());
+    return fmt::format("{} {} {}", h.protocol(), h.method(), h.url());
+  }
   switch (f.l4().protocol_case()) {
     case flow::Layer4::kTCP: {
       auto flags = tcpFlagsString(f.l4().tcp().flags());

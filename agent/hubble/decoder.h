@@ -15,6 +15,7 @@
 #include "agent/bpf/abi.h"
 #include "agent/common/error.h"
 #include "agent/hubble/proto.h"
+#include "agent/proxy/wire.h"
 
 namespace cilium::hubble {
 
@@ -47,6 +48,12 @@ class Decoder {
   // endpoint the program ran for, arg1/arg2 = source/destination identity, arg3 = length.
   // kInvalidArgument for other record types.
   Status decodeDebug(const cilium_event& ev, flow::DebugEvent& out);
+  // An L7 proxy's access record (agent/proxy/wire.h) as Hubble's L7 flow (type L7, event type
+  // 129 as Cilium's access log): the request from client to server, the response (is_reply)
+  // from server to client, with the HTTP method, URL, protocol, code, headers and latency; a
+  // denied request is DROPPED, a request the proxy could not parse ERROR. kInvalidArgument for
+  // addresses that do not parse.
+  Status decodeL7(const proxy::AccessRecord& r, flow::Flow& out);
   // The record's time as wall-clock time.
   google::protobuf::Timestamp eventTime(const cilium_event& ev) const;
 
@@ -66,12 +73,17 @@ std::string_view observationPointName(flow::TraceObservationPoint p);  // "to-en
 std::string dropReasonDesc(flow::DropReason r);
 // "tcp", "udp", "icmpv4", "icmpv6", "sctp", or "" when the flow has no L4.
 std::string_view l4ProtocolName(const flow::Flow& f);
+// Cilium's monitor message type of access log records (L7 flows).
+inline constexpr int32_t kMessageTypeAccessLog = 129;
+
 // The flow's L4 source and destination ports (0 for ICMP and no L4).
 uint32_t sourcePort(const flow::Flow& f);
 uint32_t destinationPort(const flow::Flow& f);
 // "SYN, ACK" in Hubble's order; "" without flags.
 std::string tcpFlagsString(const flow::TCPFlags& flags);
-// Hubble's one-line summary of the packet: "TCP Flags: SYN", "UDP", "ICMPv4 EchoRequest".
+// Hubble's one-line summary of the packet: "TCP Flags: SYN", "UDP", "ICMPv4 EchoRequest"; of an
+// HTTP flow: "HTTP/1.1 GET http://web/" (request), "HTTP/1.1 200 3ms (GET http://web/)"
+// (response).
 std::string flowSummary(const flow::Flow& f);
 // Hubble's node name: "cluster/node" ("" cluster: the node name alone).
 std::string absoluteNodeName(std::string_view cluster, std::string_view node);

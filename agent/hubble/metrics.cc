@@ -31,6 +31,7 @@ std::string_view eventTypeLabel(const flow::Flow& f) {
     case EVENT_DROP: return "Drop";
     case EVENT_TRACE: return "Trace";
     case EVENT_POLICY_VERDICT: return "PolicyVerdict";
+    case kMessageTypeAccessLog: return "L7";
     default: return "Unknown";
   }
 }
@@ -169,23 +170,83 @@ class Children {
   std::unordered_map<std::string, metrics::Counter> ctx_cache_;
 };
 
+// hubble_http_request_duration_seconds: children by label values (method, reporter and the
+// context's), cached; pipeline thread only.
+class DurationChildren {
+ public:
+  DurationChildren(metrics::Family<metrics::Histogram>* family, MetricContext ctx)
+      : family_(family), ctx_(std::move(ctx)) {}
+  void observe(metrics::LabelValues values, const flow::Flow& f, double seconds) {
+    if (!family_) return;
+    for (auto& v : contextLabelValues(ctx_, f)) values.push_back(std::move(v));
+    std::string key;
+    for (const auto& v : values) (key += v) += '\x1f';
+    auto it = cache_.find(key);
+    if (it == cache_.end()) it = cache_.emplace(std::move(key), family_->with(values)).first;
+    it->second.observe(seconds);
+  }
+
+ private:
+  metrics::Family<metrics::Histogram>* family_;
+  MetricContext ctx_;
+  std::unordered_map<std::string, metrics::Histogram> cache_;
+};
+
+// Cilium's "http" metrics (v1): requests, responses and their latency, by method and by
+// reporter ("server": the proxy saw it on the server's ingress, "client": on the client's egress).
+struct HttpMetrics {
+  Children requests, responses;
+  DurationChildren duration;
+
+  void onFlow(const flow::Flow& f) {
+    const auto& h = f.l7().http();
+    std::string_view reporter = f.traffic_direction() == flow::INGRESS  ? "server"
+                                : f.traffic_direction() == flow::EGRESS ? "client"
+                                                                        : "unknown";
+    int64_t method = static_cast<int64_t>(std::hash<std::string>{}(h.method()) & 0xffffffff);
+    int64_t rep = f.traffic_direction();
+    if (f.l7().type() == flow::REQUEST) {
+      int64_t proto = static_cast<int64_t>(std::hash<std::string>{}(h.protocol()) & 0xffffffff);
+      requests.inc({method, proto, rep}, &f, [&] {
+        return metrics::LabelValues{h.method(), h.protocol(), std::string(reporter)};
+      });
+    } else if (f.l7().type() == flow::RESPONSE) {
+      responses.inc({method, h.code(), rep}, &f, [&] {
+        return metrics::LabelValues{h.method(), std::to_string(h.code()), std::string(reporter)};
+      });
+      duration.observe({h.method(), std::string(reporter)}, f,
+                       static_cast<double>(f.l7().latency_ns()) / 1e9);
+    }
+  }
+};
+
 struct FlowMetrics {
   Children processed, drops, tcp_flags, ports, verdicts, icmp, lost;
+  HttpMetrics http;
 
   void onFlow(const flow::Flow& f) {
     const auto type = f.event_type().type();
     const bool trace = type == EVENT_TRACE;
-    processed.inc({type, trace ? f.trace_observation_point() : -1, f.verdict()}, &f, [&] {
-      return metrics::LabelValues{
-          std::string(eventTypeLabel(f)),
-          trace ? std::string(observationPointName(f.trace_observation_point())) : "",
-          std::string(verdictName(f.verdict()))};
-    });
+    const bool l7 = type == kMessageTypeAccessLog;
+    processed.inc({type, trace ? f.trace_observation_point() : l7 ? -2 : -1, f.verdict()}, &f,
+                  [&] {
+                    return metrics::LabelValues{
+                        std::string(eventTypeLabel(f)),
+                        trace ? std::string(observationPointName(f.trace_observation_point()))
+                        : l7 && f.l7().has_http() ? "HTTP"
+                                                  : "",
+                        std::string(verdictName(f.verdict()))};
+                  });
     const auto l4 = f.l4().protocol_case();
     if (f.verdict() == flow::DROPPED) {
       drops.inc({f.drop_reason_desc(), l4, 0}, &f, [&] {
         return metrics::LabelValues{flow::DropReason_Name(f.drop_reason_desc()), protocolLabel(f)};
       });
+    }
+    if (l7) {
+      // The proxy's view of a request: not a packet on the wire (no flags, ports or ICMP).
+      if (f.l7().has_http()) http.onFlow(f);
+      return;
     }
     if (type == EVENT_POLICY_VERDICT) {
       const uint32_t match = std::min<uint32_t>(f.policy_match_type(), 7);
@@ -286,11 +347,31 @@ Status registerHubbleMetrics(metrics::Registry& registry, FlowPipeline& pipeline
                                             "Number of ICMP messages", {"family", "type"}));
   CILIUM_ASSIGN_OR_RETURN(auto* lost, registry.counter("hubble_lost_events_total",
                                                        "Number of lost events", {"source"}));
+  CILIUM_ASSIGN_OR_RETURN(auto http_requests,
+                          family("http", "hubble_http_requests_total",
+                                 "Count of HTTP requests", {"method", "protocol", "reporter"}));
+  CILIUM_ASSIGN_OR_RETURN(auto http_responses,
+                          family("http", "hubble_http_responses_total",
+                                 "Count of HTTP responses", {"method", "status", "reporter"}));
+  metrics::Family<metrics::Histogram>* http_duration = nullptr;
+  if (spec.has("http")) {
+    std::vector<std::string> labels = {"method", "reporter"};
+    for (auto& l : contextLabelNames(spec.context("http"))) labels.push_back(std::move(l));
+    CILIUM_ASSIGN_OR_RETURN(http_duration,
+                            registry.histogram("hubble_http_request_duration_seconds",
+                                               "Quantiles of HTTP request duration in seconds",
+                                               labels));
+  }
   // Both observers run on the pipeline thread, so the children caches need no lock.
   auto m = std::make_shared<FlowMetrics>(FlowMetrics{std::move(processed), std::move(drops),
                                                      std::move(tcp_flags), std::move(ports),
                                                      std::move(verdicts), std::move(icmp),
-                                                     Children(lost)});
+                                                     Children(lost),
+                                                     HttpMetrics{std::move(http_requests),
+                                                                 std::move(http_responses),
+                                                                 DurationChildren(
+                                                                     http_duration,
+                                                                     spec.context("http"))}});
   pipeline.addFlowObserver([m](const flow::Flow& f) { m->onFlow(f); });
   pipeline.addLostObserver(
       [m](flow::LostEventSource source, uint64_t count) { m->onLost(source, count); });

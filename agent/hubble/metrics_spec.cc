@@ -8,10 +8,9 @@ namespace cilium::hubble {
 
 namespace {
 
-const std::set<std::string, std::less<>> kProduced = {"flow", "drop", "tcp", "port-distribution",
-                                                      "icmp", "policy"};
-const std::set<std::string, std::less<>> kLater = {"dns", "http", "httpV2", "kafka",
-                                                   "flows-to-world"};
+const std::set<std::string, std::less<>> kProduced = {
+    "flow", "drop", "tcp", "port-distribution", "icmp", "policy", "http"};
+const std::set<std::string, std::less<>> kLater = {"dns", "httpV2", "kafka", "flows-to-world"};
 const std::set<std::string, std::less<>> kContexts = {
     "identity", "namespace", "pod", "pod-name", "dns", "ip", "reserved-identity", "workload",
     "workload-name", "app"};

@@ -80,6 +80,21 @@ void FlowPipeline::onEvent(const cilium_event& ev) {
   if (wake) cv_.notify_one();
 }
 
+void FlowPipeline::onAccessRecord(const proxy::AccessRecord& r) {
+  bool wake;
+  {
+    std::lock_guard lock(mu_);
+    if (records_.size() >= queue_.size()) {
+      queue_lost_.fetch_add(1, std::memory_order_relaxed);
+      return;
+    }
+    wake = count_ == 0 && records_.empty();
+    records_.push_back(r);
+    ++accepted_;
+  }
+  if (wake) cv_.notify_one();
+}
+
 bool FlowPipeline::flush(std::chrono::milliseconds timeout) {
   std::unique_lock lock(mu_);
   uint64_t target = accepted_;
@@ -106,12 +121,14 @@ bool FlowPipeline::sync(std::chrono::milliseconds timeout) {
 void FlowPipeline::run() {
   std::vector<cilium_event> batch;
   batch.reserve(queue_.size());
+  std::vector<proxy::AccessRecord> records;
   flow::Flow scratch;
   auto next_lost_check = std::chrono::steady_clock::now();
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait_for(lock, opts_.lost_poll, [&] { return count_ > 0 || stopping_; });
+      cv_.wait_for(lock, opts_.lost_poll,
+                   [&] { return count_ > 0 || !records_.empty() || stopping_; });
       if (stopping_) return;
       batch.clear();
       while (count_ > 0) {
@@ -119,15 +136,18 @@ void FlowPipeline::run() {
         head_ = (head_ + 1) % queue_.size();
         --count_;
       }
+      records.clear();
+      records.swap(records_);
     }
     processBatch(batch, scratch);
+    processRecords(records, scratch);
     {
       std::lock_guard lock(mu_);
-      processed_ += batch.size();
+      processed_ += batch.size() + records.size();
     }
     done_cv_.notify_all();
     auto now = std::chrono::steady_clock::now();
-    if (batch.empty() || now >= next_lost_check ||
+    if ((batch.empty() && records.empty()) || now >= next_lost_check ||
         queue_lost_.load(std::memory_order_relaxed) != queue_lost_reported_) {
       checkLost();
       next_lost_check = now + opts_.lost_poll;
@@ -177,14 +197,29 @@ void FlowPipeline::processBatch(std::vector<cilium_event>& batch, flow::Flow& sc
         malformed_.fetch_add(1, std::memory_order_relaxed);
       continue;
     }
-    auto resp = std::make_shared<observer::GetFlowsResponse>();
-    resp->set_node_name(opts_.node_name);
-    *resp->mutable_time() = scratch.time();
-    resp->mutable_flow()->Swap(&scratch);
-    seen_.fetch_add(1, std::memory_order_relaxed);
-    for (const auto& o : flow_observers_) o(resp->flow());
-    ring_.write(std::move(resp));
+    emit(scratch);
   }
+}
+
+void FlowPipeline::processRecords(std::vector<proxy::AccessRecord>& records,
+                                  flow::Flow& scratch) {
+  for (const auto& r : records) {
+    if (!decoder_.decodeL7(r, scratch).ok()) {
+      malformed_.fetch_add(1, std::memory_order_relaxed);
+      continue;
+    }
+    emit(scratch);
+  }
+}
+
+void FlowPipeline::emit(flow::Flow& scratch) {
+  auto resp = std::make_shared<observer::GetFlowsResponse>();
+  resp->set_node_name(opts_.node_name);
+  *resp->mutable_time() = scratch.time();
+  resp->mutable_flow()->Swap(&scratch);
+  seen_.fetch_add(1, std::memory_order_relaxed);
+  for (const auto& o : flow_observers_) o(resp->flow());
+  ring_.write(std::move(resp));
 }
 
 void FlowPipeline::reportLost(flow::LostEventSource source, uint64_t count) {

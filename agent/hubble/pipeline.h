@@ -4,7 +4,8 @@
 // Records that find the queue full are counted and reported as a LostEvent
 // (OBSERVER_EVENTS_QUEUE); events the datapath could not write to its ring are reported as
 // PERF_EVENT_RING_BUFFER from the counter `datapath_lost` reads. Debug records become DebugEvents
-// in a ring of their own; agent events (addAgentEvent) go to a third ring.
+// in a ring of their own; agent events (addAgentEvent) go to a third ring. The L7 proxy's access
+// records (onAccessRecord) share the queue's bound and become L7 flows in the flow ring.
 #pragma once
 
 #include <atomic>
@@ -72,6 +73,8 @@ class FlowPipeline {
 
   // Never blocks for longer than a queue append; safe from any thread (the EventHub thread).
   void onEvent(const cilium_event& ev);
+  // The same for an access record of the L7 proxy (the proxy manager's reader thread).
+  void onAccessRecord(const proxy::AccessRecord& r);
 
   // Waits until every record given to onEvent() before this call is in the ring (or counted
   // as skipped/malformed); false on timeout.
@@ -100,6 +103,9 @@ class FlowPipeline {
  private:
   void run();
   void processBatch(std::vector<cilium_event>& batch, flow::Flow& scratch);
+  void processRecords(std::vector<proxy::AccessRecord>& records, flow::Flow& scratch);
+  // Hands a decoded flow (taken from `scratch`) to the observers and the ring.
+  void emit(flow::Flow& scratch);
   void reportLost(flow::LostEventSource source, uint64_t count);
   void checkLost();
 
@@ -118,6 +124,7 @@ class FlowPipeline {
   std::condition_variable done_cv_;  // progress for flush()
   std::vector<cilium_event> queue_;  // circular, queue_size entries
   size_t head_ = 0, count_ = 0;
+  std::vector<proxy::AccessRecord> records_;  // at most queue_size
   uint64_t accepted_ = 0, processed_ = 0;
   bool stopping_ = false;
 

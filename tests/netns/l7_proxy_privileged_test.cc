@@ -16,6 +16,8 @@
 #include "agent/common/netns.h"
 #include "agent/datapath/datapath.h"
 #include "agent/datapath/monitor.h"
+#include "agent/hubble/pipeline.h"
+#include "agent/hubble/resolver.h"
 #include "agent/proxy/manager.h"
 #include "agent/proxy/ports.h"
 #include "tests/harness/endpoints.h"
@@ -311,6 +313,59 @@ TEST_F(L7ProxyNetnsTest, AllowedRequestsForwardedUntouchedOthersGet403OnKeepAliv
   ASSERT_TRUE(r.ok()) << r.error().toString();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "GET /public/map x-test=kept body=");
+}
+
+// The proxy's access records reach Hubble as L7 flows (the agent wires the manager's record
+// handler to its flow pipeline the same way): the allowed request and its response, and the
+// denied request DROPPED with its 403.
+TEST_F(L7ProxyNetnsTest, AccessRecordsBecomeHubbleL7Flows) {
+  hubble::PipelineOptions po;
+  po.node_name = "node-1";
+  hubble::StaticResolver res;
+  res.addEndpoint({1, kClientId, "client", "default", {"k8s:app=client"}},
+                  {*IpAddr::parse(client_.ip)});
+  res.addEndpoint({kServerEp, kServerId, "deathstar", "default", {"k8s:app=deathstar"}},
+                  {*IpAddr::parse(server_.ip)});
+  hubble::FlowPipeline pipeline(po, &res, &res);
+  ASSERT_TRUE(pipeline.start().ok());
+  manager_->setRecordHandler([&](const proxy::AccessRecord& r) { pipeline.onAccessRecord(r); });
+  startProxy();
+  auto c = connect(client_);
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  ASSERT_TRUE(c->send(request("POST", "/v1/request-landing", "ship=tiefighter")).ok());
+  auto r = c->read();
+  ASSERT_TRUE(r.ok() && r->status == 200);
+  ASSERT_TRUE(c->send(request("PUT", "/v1/exhaust-port", "boom")).ok());
+  r = c->read();
+  ASSERT_TRUE(r.ok() && r->status == 403);
+
+  std::vector<std::string> seen;
+  bool all = testing::eventually([&] {
+    pipeline.flush(1s);
+    seen.clear();
+    auto& ring = pipeline.ring();
+    for (uint64_t i = ring.oldest(); i < ring.next(); i++) {
+      auto e = ring.read(i).event;
+      if (!e || !e->has_flow() || e->flow().type() != flow::L7) continue;
+      const auto& f = e->flow();
+      seen.push_back(fmt::format("{} {} {}->{} {} {}", flow::Verdict_Name(f.verdict()),
+                                 flow::L7FlowType_Name(f.l7().type()), f.source().pod_name(),
+                                 f.destination().pod_name(), f.l7().http().code(), f.summary()));
+    }
+    return seen.size() >= 3;
+  });
+  manager_->setRecordHandler(nullptr);
+  std::string text;
+  for (const auto& l : seen) text += l + "\n";
+  ASSERT_TRUE(all) << text;
+  auto has = [&](const std::string& want) { return text.find(want) != std::string::npos; };
+  EXPECT_TRUE(has("FORWARDED REQUEST client->deathstar 0 HTTP/1.1 POST "
+                  "http://deathstar/v1/request-landing"))
+      << text;
+  EXPECT_TRUE(has("FORWARDED RESPONSE deathstar->client 200 HTTP/1.1 200 ")) << text;
+  EXPECT_TRUE(has("DROPPED REQUEST client->deathstar 403 HTTP/1.1 PUT "
+                  "http://deathstar/v1/exhaust-port"))
+      << text;
 }
 
 TEST_F(L7ProxyNetnsTest, PipelinedRequestsAreAnsweredInOrder) {

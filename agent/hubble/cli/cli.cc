@@ -175,6 +175,7 @@ std::string identityTag(const flow::Endpoint& ep, bool numeric = false) {
 }
 
 std::string summary(const flow::Flow& f) {
+  if (f.has_l7()) return flowSummary(f);  // "HTTP/1.1 GET http://...", as Hubble prints it
   std::string s;
   switch (f.l4().protocol_case()) {
     case flow::Layer4::kTCP: {
@@ -201,6 +202,9 @@ std::string_view directionName(flow::TrafficDirection d) {
 
 // "to-endpoint FORWARDED", "Policy denied DROPPED", "policy-verdict:L3-L4 INGRESS ALLOWED".
 std::string what(const flow::Flow& f) {
+  if (f.has_l7())
+    return fmt::format("{} {}", f.l7().type() == flow::RESPONSE ? "http-response" : "http-request",
+                       verdictName(f.verdict()));
   if (f.event_type().type() == EVENT_POLICY_VERDICT) {
     static const char* kMatch[] = {"none", "L3-Only",  "L3-L4",     "L4-Only",
                                    "all",  "L3-Proto", "Proto-Only"};
@@ -224,6 +228,7 @@ std::string typeName(const flow::Flow& f) {
   switch (f.event_type().type()) {
     case EVENT_DROP: return "drop";
     case EVENT_POLICY_VERDICT: return "policy-verdict";
+    case kMessageTypeAccessLog: return "l7";
     case EVENT_TRACE:
       return fmt::format("trace:{}", observationPointName(f.trace_observation_point()));
     default: return "unknown";
@@ -295,7 +300,8 @@ CommandLine commandLine() {
       {"--to-identity", "ID", "destination identity"},
       {"--verdict", "VERDICT", "FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR"},
       {"--protocol", "PROTO", "tcp, udp, icmp, icmpv4, icmpv6, sctp"},
-      {"-t,--type", "TYPE", "drop, trace, policy-verdict or trace:<point> (trace:to-endpoint)"},
+      {"-t,--type", "TYPE",
+       "drop, trace, policy-verdict, l7 or trace:<point> (trace:to-endpoint)"},
       {"--drop-reason-desc", "NAME", "drop reason, e.g. POLICY_DENIED"},
       {"--traffic-direction", "DIR", "ingress or egress"},
       {"--node-name", "PATTERN", "node name, * wildcards"},
@@ -529,8 +535,10 @@ Result<std::vector<flow::FlowFilter>> buildFilters(const ObserveArgs& a) {
       e->set_type(EVENT_TRACE);
     else if (kind == "policy-verdict")
       e->set_type(EVENT_POLICY_VERDICT);
+    else if (kind == "l7")
+      e->set_type(kMessageTypeAccessLog);
     else
-      return bad("--type", v, "not drop, trace, policy-verdict or trace:<point>");
+      return bad("--type", v, "not drop, trace, policy-verdict, l7 or trace:<point>");
     if (colon != std::string::npos) {
       std::string sub = v.substr(colon + 1);
       bool found = false;

@@ -127,6 +127,50 @@ TEST(HubbleComponentTest, DisabledServesNothing) {
   d.stop();
 }
 
+// The "http" metrics from L7 flows: requests by method/protocol, responses by status, the
+// latency histogram, each with the reporter (server: the proxy saw it on the server's ingress).
+TEST(HubbleComponentTest, HttpMetricsFromL7Flows) {
+  hubble::PipelineOptions po;
+  po.node_name = "n";
+  hubble::FlowPipeline p(po, nullptr, nullptr);
+  metrics::Registry reg;
+  auto spec = hubble::parseMetricsSpec("http flow");
+  ASSERT_TRUE(spec.ok()) << spec.error().toString();
+  ASSERT_TRUE(hubble::registerHubbleMetrics(reg, p, *spec).ok());
+  ASSERT_TRUE(p.start().ok());
+  proxy::AccessRecord r;
+  r.ingress = true;
+  r.src_ip = "10.200.0.11";
+  r.dst_ip = "10.200.0.12";
+  r.method = "POST";
+  r.url = "http://deathstar/v1/request-landing";
+  r.protocol = "HTTP/1.1";
+  p.onAccessRecord(r);
+  p.onAccessRecord(r);
+  r.type = proxy::AccessRecord::Type::kResponse;
+  r.code = 200;
+  r.latency_ns = 2'000'000;
+  p.onAccessRecord(r);
+  ASSERT_TRUE(p.flush(5s));
+  auto text = reg.expose();
+  EXPECT_NE(text.find("hubble_http_requests_total{method=\"POST\",protocol=\"HTTP/1.1\","
+                      "reporter=\"server\"} 2"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("hubble_http_responses_total{method=\"POST\",status=\"200\","
+                      "reporter=\"server\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("hubble_http_request_duration_seconds_count{method=\"POST\","
+                      "reporter=\"server\"} 1"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(text.find("hubble_flows_processed_total{type=\"L7\",subtype=\"HTTP\","
+                      "verdict=\"FORWARDED\"} 3"),
+            std::string::npos)
+      << text;
+}
+
 // hubble-metrics as Cilium's: only the metrics listed, with the context labels asked for.
 TEST(HubbleComponentTest, MetricsWithContexts) {
   hubble::PipelineOptions po;

@@ -372,3 +372,88 @@ TEST_F(DecoderTest, RecordedRecordsFromTheDatapath) {
 
 }  // namespace
 }  // namespace cilium::hubble
+
+namespace cilium::hubble {
+namespace {
+
+proxy::AccessRecord httpRecord(proxy::AccessRecord::Type type,
+                               proxy::AccessRecord::Verdict verdict) {
+  proxy::AccessRecord r;
+  r.type = type;
+  r.verdict = verdict;
+  r.ingress = true;
+  r.time_ns = 1'700'000'000'123'456'789;
+  r.endpoint_id = 2;
+  r.src_ip = "10.200.0.11";
+  r.dst_ip = "10.200.0.12";
+  r.src_port = 40000;
+  r.dst_port = 80;
+  r.src_identity = 256;
+  r.dst_identity = 257;
+  r.proxy_port = 15001;
+  r.method = "PUT";
+  r.url = "http://deathstar/v1/exhaust-port";
+  r.protocol = "HTTP/1.1";
+  r.headers = {{"x-test", "1"}};
+  return r;
+}
+
+TEST_F(DecoderTest, HttpRequestAndResponseAsL7Flows) {
+  flow::Flow req;
+  auto r = httpRecord(proxy::AccessRecord::Type::kRequest,
+                      proxy::AccessRecord::Verdict::kForwarded);
+  ASSERT_TRUE(decoder_.decodeL7(r, req).ok());
+  EXPECT_EQ(req.type(), flow::L7);
+  EXPECT_EQ(req.event_type().type(), kMessageTypeAccessLog);
+  EXPECT_EQ(req.verdict(), flow::FORWARDED);
+  EXPECT_EQ(req.time().seconds(), 1'700'000'000);
+  EXPECT_EQ(req.time().nanos(), 123'456'789);
+  EXPECT_EQ(req.ip().source(), "10.200.0.11");
+  EXPECT_EQ(req.l4().tcp().destination_port(), 80u);
+  EXPECT_EQ(req.source().pod_name(), "client");
+  EXPECT_EQ(req.destination().pod_name(), "server-7f9c");
+  EXPECT_EQ(req.traffic_direction(), flow::INGRESS);
+  EXPECT_FALSE(req.is_reply().value());
+  EXPECT_EQ(req.proxy_port(), 15001u);
+  EXPECT_EQ(req.l7().type(), flow::REQUEST);
+  EXPECT_EQ(req.l7().http().method(), "PUT");
+  EXPECT_EQ(req.l7().http().url(), "http://deathstar/v1/exhaust-port");
+  ASSERT_EQ(req.l7().http().headers_size(), 1);
+  EXPECT_EQ(req.l7().http().headers(0).key(), "x-test");
+  EXPECT_EQ(req.summary(), "HTTP/1.1 PUT http://deathstar/v1/exhaust-port");
+
+  // The response goes from the server back to the client.
+  r.type = proxy::AccessRecord::Type::kResponse;
+  r.code = 200;
+  r.latency_ns = 3'400'000;
+  flow::Flow resp;
+  ASSERT_TRUE(decoder_.decodeL7(r, resp).ok());
+  EXPECT_EQ(resp.ip().source(), "10.200.0.12");
+  EXPECT_EQ(resp.l4().tcp().source_port(), 80u);
+  EXPECT_EQ(resp.source().pod_name(), "server-7f9c");
+  EXPECT_EQ(resp.source().identity(), 257u);
+  EXPECT_EQ(resp.destination().pod_name(), "client");
+  EXPECT_TRUE(resp.is_reply().value());
+  EXPECT_EQ(resp.l7().type(), flow::RESPONSE);
+  EXPECT_EQ(resp.l7().latency_ns(), 3'400'000u);
+  EXPECT_EQ(resp.summary(), "HTTP/1.1 200 3ms (PUT http://deathstar/v1/exhaust-port)");
+}
+
+TEST_F(DecoderTest, DeniedAndUnparsableRequests) {
+  flow::Flow f;
+  auto denied =
+      httpRecord(proxy::AccessRecord::Type::kRequest, proxy::AccessRecord::Verdict::kDenied);
+  denied.code = 403;
+  ASSERT_TRUE(decoder_.decodeL7(denied, f).ok());
+  EXPECT_EQ(f.verdict(), flow::DROPPED);
+  EXPECT_EQ(f.l7().http().code(), 403u);
+  auto broken =
+      httpRecord(proxy::AccessRecord::Type::kRequest, proxy::AccessRecord::Verdict::kError);
+  ASSERT_TRUE(decoder_.decodeL7(broken, f).ok());
+  EXPECT_EQ(f.verdict(), flow::ERROR);
+  broken.src_ip = "not-an-address";
+  EXPECT_FALSE(decoder_.decodeL7(broken, f).ok());
+}
+
+}  // namespace
+}  // namespace cilium::hubble

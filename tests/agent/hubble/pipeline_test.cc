@@ -85,6 +85,38 @@ TEST(FlowPipelineTest, DecodesIntoTheRing) {
   EXPECT_EQ(last->time().seconds(), last->flow().time().seconds());
 }
 
+// The L7 proxy's access records become L7 flows in the same ring, counted by flush().
+TEST(FlowPipelineTest, AccessRecordsBecomeL7Flows) {
+  PipelineOptions o;
+  o.node_name = "n1";
+  o.ring_capacity = 16;
+  FlowPipeline p(o, nullptr, nullptr);
+  ASSERT_TRUE(p.start().ok());
+  proxy::AccessRecord r;
+  r.src_ip = "10.200.0.11";
+  r.dst_ip = "10.200.0.12";
+  r.method = "GET";
+  r.url = "http://web/";
+  r.protocol = "HTTP/1.1";
+  p.onAccessRecord(r);
+  p.onEvent(testing::makeEvent(testing::EventSpec{}));
+  r.src_ip = "bad";
+  p.onAccessRecord(r);
+  ASSERT_TRUE(p.flush(5s));
+  EXPECT_EQ(p.ring().size(), 2u);
+  EXPECT_EQ(p.stats().malformed, 1u);
+  bool l7 = false;
+  for (uint64_t i = 0; i < 2; i++) {
+    auto e = p.ring().read(i).event;
+    if (e && e->flow().type() == flow::L7) {
+      l7 = true;
+      EXPECT_EQ(e->flow().l7().http().url(), "http://web/");
+      EXPECT_EQ(e->node_name(), "n1");
+    }
+  }
+  EXPECT_TRUE(l7);
+}
+
 TEST(FlowPipelineTest, RingOverflowKeepsNewestFlows) {
   PipelineOptions o;
   o.ring_capacity = 8;
