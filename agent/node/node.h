@@ -40,6 +40,10 @@ struct Node {
   // peer): InternalIP, else ExternalIP, else CiliumInternalIP (the router address on cilium_host,
   // only for a node that published nothing else).
   std::optional<IpAddr> primaryAddress(IpFamily family = IpFamily::kV4) const;
+  // The address on the underlay, what VXLAN packets for its pods go to: InternalIP, else
+  // ExternalIP (never CiliumInternalIP, which lives on the pod network behind the tunnel).
+  std::optional<IpAddr> tunnelAddress(IpFamily family = IpFamily::kV4) const;
+  bool hasAddress(const IpAddr& ip) const;
   bool operator==(const Node&) const = default;
 };
 
