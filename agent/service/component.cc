@@ -8,6 +8,7 @@
 
 #include "agent/common/log.h"
 #include "agent/datapath/conntrack.h"
+#include "agent/ipam/ipam.h"
 #include "agent/service/api.h"
 
 namespace cilium::service {
@@ -57,6 +58,25 @@ Status ServiceComponent::attachDevices(const std::vector<std::string>& devices, 
   return host_->detachAllExcept(attached);
 }
 
+// The destinations BPF masquerade leaves alone: ipv4-native-routing-cidr, else the node's pod
+// CIDR (Cilium's rule). Without masquerade the map is emptied.
+Status ServiceComponent::setNonMasquerade(component::Host& d, const Config& cfg) {
+  std::vector<IpPrefix> cidrs;
+  if (cfg.bpfMasquerade()) {
+    if (!cfg.ipv4_native_routing_cidr.empty()) {
+      CILIUM_ASSIGN_OR_RETURN(IpPrefix p, IpPrefix::parse(cfg.ipv4_native_routing_cidr));
+      cidrs.push_back(p);
+    } else if (d.ipam() != nullptr && d.ipam()->cidr(IpFamily::kV4)) {
+      cidrs.push_back(*d.ipam()->cidr(IpFamily::kV4));
+    } else {
+      log()->warn("BPF masquerade: no pod CIDR and no ipv4-native-routing-cidr; every "
+                  "destination outside the node's endpoints is masqueraded");
+    }
+  }
+  for (const auto& c : cidrs) log()->info("BPF masquerade: not masquerading to {}", c.toString());
+  return host_->setNonMasqueradeCidrs(cidrs);
+}
+
 Status ServiceComponent::start(component::Host& d) {
   const auto node = d.config<component::NodeConfig>();
   const auto cfg = d.config<Config>();
@@ -74,9 +94,12 @@ Status ServiceComponent::start(component::Host& d) {
       log()->warn("socket LB not attached: cgroup-root {} is not a directory", node.cgroup_root);
     }
   }
-  auto host = HostDatapath::load(node.bpf_pin_dir);
+  HostOptions ho;
+  ho.enable_masquerade = cfg.bpfMasquerade();
+  auto host = HostDatapath::load(node.bpf_pin_dir, ho);
   if (!host.ok()) return host.error().withContext("NodePort datapath");
   host_ = std::move(*host);
+  CILIUM_RETURN_IF_ERROR(setNonMasquerade(d, cfg));
   ManagerConfig mc = opts_.manager;
   mc.algorithm = cfg.bpf_lb_algorithm == "maglev" ? LbAlgorithm::kMaglev : LbAlgorithm::kRandom;
   mc.maglev_table_size = cfg.bpf_lb_maglev_table_size;

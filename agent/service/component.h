@@ -1,6 +1,6 @@
 // The service load balancer as a part of the agent: loads bpf_sock and the LB maps under the
 // agent's pin directory, attaches the socket hooks to its cgroup-v2 root and bpf_host to the
-// native `devices` (NodePort, externalIPs, LoadBalancer), restores the Manager
+// native `devices` (NodePort, externalIPs, LoadBalancer, BPF masquerade), restores the Manager
 // from the pinned maps, and serves /v1/service. The sources (Kubernetes or manifests) feed
 // manager() with Services and EndpointSlices; call manager()->pruneRestored() after their first
 // full sync.
@@ -52,6 +52,7 @@ class ServiceComponent final : public component::Component {
   Status attachDevices(const std::vector<std::string>& devices, XdpMode xdp, bool xdp_best_effort,
                        std::vector<IpAddr>& node_ips);
 
+  Status setNonMasquerade(component::Host& d, const Config& cfg);
   void natGcLoop();
 
   std::unique_ptr<LbDatapath> dp_;
