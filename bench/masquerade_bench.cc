@@ -49,7 +49,7 @@ void must(Status s, const std::string& what) {
   if (!s.ok()) die(what, s.error());
 }
 
-Status run(const std::vector<std::string>& argv) {
+Status runOk(const std::vector<std::string>& argv) {
   auto r = runChecked(argv);
   if (!r.ok()) return r.error();
   return okStatus();
@@ -96,8 +96,8 @@ int main(int argc, char** argv) {
   std::string pin = must(topo->pinDir(), "pin dir");
   auto sink = must(bench::SinkServer::start(net.outsideNetns(), Fabric::kClientIp, kSinkPort),
                    "sink server");
-  auto crr = must(bench::CrrServer::start(net.outsideNetns(), Fabric::kClientIp, kCrrPort),
-                  "CRR server");
+  auto crr =
+      must(bench::CrrServer::start(net.outsideNetns(), Fabric::kClientIp, kCrrPort), "CRR server");
 
   auto dp = must(datapath::Datapath::load({pin}), "datapath");
   auto maps = dp->maps();
@@ -127,9 +127,9 @@ int main(int argc, char** argv) {
 
   std::string out = net.outsideNetns().substr(std::string("/run/netns/").size());
   if (want("routed")) {
-    must(run({"ip", "-n", out, "route", "add", kPodCidr, "via", Fabric::kNodeIp}), "route");
+    must(runOk({"ip", "-n", out, "route", "add", kPodCidr, "via", Fabric::kNodeIp}), "route");
     measure("routed", pod.netns, connects, seconds, "no masquerade: the outside routes to pods");
-    must(run({"ip", "-n", out, "route", "del", kPodCidr}), "route");
+    must(runOk({"ip", "-n", out, "route", "del", kPodCidr}), "route");
   }
 
   if (want("bpf")) {
@@ -145,8 +145,8 @@ int main(int argc, char** argv) {
   // Last: the nat table's hooks stay registered in the node's namespace once created.
   if (want("iptables")) {
     std::string node = topo->nodeNetns().substr(std::string("/run/netns/").size());
-    must(run({"ip", "netns", "exec", node, "iptables-nft", "-t", "nat", "-A", "POSTROUTING", "-s",
-              kPodCidr, "!", "-d", kPodCidr, "-o", "ext0", "-j", "MASQUERADE"}),
+    must(runOk({"ip", "netns", "exec", node, "iptables-nft", "-t", "nat", "-A", "POSTROUTING", "-s",
+                kPodCidr, "!", "-d", kPodCidr, "-o", "ext0", "-j", "MASQUERADE"}),
          "iptables rule");
     measure("iptables", pod.netns, connects, seconds, "MASQUERADE in POSTROUTING, iptables-nft");
   }

@@ -214,11 +214,10 @@ Status printNat(const bpf::Map<nat4_key, nat4_entry>& nat, uint64_t now, bool js
   }
   for (const auto& [k, v] : entries) {
     bool egress = k.dir == NAT_DIR_EGRESS;
-    out << fmt::format("{} {} {}:{} -> {}:{} {} {}:{} Created={}sec ago {}\n",
-                       protocolName(k.proto), egress ? "OUT" : "IN", v4Text(k.saddr),
-                       ntohs(k.sport), v4Text(k.daddr), ntohs(k.dport),
-                       egress ? "XLATE_SRC" : "XLATE_DST", v4Text(v.to_addr), ntohs(v.to_port),
-                       age(v), kind(v));
+    out << fmt::format(
+        "{} {} {}:{} -> {}:{} {} {}:{} Created={}sec ago {}\n", protocolName(k.proto),
+        egress ? "OUT" : "IN", v4Text(k.saddr), ntohs(k.sport), v4Text(k.daddr), ntohs(k.dport),
+        egress ? "XLATE_SRC" : "XLATE_DST", v4Text(v.to_addr), ntohs(v.to_port), age(v), kind(v));
   }
   return okStatus();
 }

@@ -69,8 +69,9 @@ Status ServiceComponent::setNonMasquerade(component::Host& d, const Config& cfg)
     } else if (d.ipam() != nullptr && d.ipam()->cidr(IpFamily::kV4)) {
       cidrs.push_back(*d.ipam()->cidr(IpFamily::kV4));
     } else {
-      log()->warn("BPF masquerade: no pod CIDR and no ipv4-native-routing-cidr; every "
-                  "destination outside the node's endpoints is masqueraded");
+      log()->warn(
+          "BPF masquerade: no pod CIDR and no ipv4-native-routing-cidr; every "
+          "destination outside the node's endpoints is masqueraded");
     }
   }
   for (const auto& c : cidrs) log()->info("BPF masquerade: not masquerading to {}", c.toString());

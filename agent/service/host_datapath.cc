@@ -65,8 +65,9 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   CILIUM_ASSIGN_OR_RETURN(dp->s_->revnat,
                           (bpf::KernelMap<uint32_t, lb4_reverse_nat>::fromBorrowedFd(
                               bpf_map__fd(m.cilium_lb4_reverse_nat))));
-  CILIUM_ASSIGN_OR_RETURN(dp->s_->ipmasq, (bpf::KernelMap<ipmasq_key4, uint8_t>::fromBorrowedFd(
-                                              bpf_map__fd(m.cilium_ipmasq_v4))));
+  CILIUM_ASSIGN_OR_RETURN(
+      dp->s_->ipmasq,
+      (bpf::KernelMap<ipmasq_key4, uint8_t>::fromBorrowedFd(bpf_map__fd(m.cilium_ipmasq_v4))));
   std::error_code ec;
   std::filesystem::create_directories(pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", pin_dir, ec.message());

@@ -68,8 +68,8 @@ static __always_inline int masq_icmp_echo_rewrite(struct __sk_buff *ctx, bool ds
 		if (bpf_skb_store_bytes(ctx, icmp_off + 4, &new_id, sizeof(new_id), 0) < 0)
 			return -DROP_WRITE_ERROR;
 	}
-	if (bpf_l3_csum_replace(ctx, ETH_HLEN + IP_OFF_CHECK, old_addr, new_addr, sizeof(new_addr)) <
-	    0)
+	if (bpf_l3_csum_replace(ctx, ETH_HLEN + IP_OFF_CHECK, old_addr, new_addr,
+				sizeof(new_addr)) < 0)
 		return -DROP_CSUM_L3;
 	if (bpf_skb_store_bytes(ctx, ETH_HLEN + (dst ? IP_OFF_DADDR : IP_OFF_SADDR), &new_addr,
 				sizeof(new_addr), 0) < 0)

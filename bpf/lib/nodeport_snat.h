@@ -144,8 +144,8 @@ static __always_inline int nat4_snat_port(const struct nat4_key *fwd, struct nat
 			if (!owner || !nat_mapping_over(rev, owner, now))
 				continue;
 			bpf_map_delete_elem(&cilium_snat_v4_external, rev);
-			if (bpf_map_update_elem(&cilium_snat_v4_external, rev, back, BPF_NOEXIST_) !=
-			    0)
+			if (bpf_map_update_elem(&cilium_snat_v4_external, rev, back,
+						BPF_NOEXIST_) != 0)
 				continue;
 		}
 		out->to_port = rev->dport;

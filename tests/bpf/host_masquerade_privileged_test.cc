@@ -202,7 +202,8 @@ TEST_F(HostMasqueradeTest, CollidingTuplesGetDistinctPorts) {
 
 TEST_F(HostMasqueradeTest, NoFreePortDropsAndAFinishedConnectionsPortIsTakenOver) {
   // Every node port towards kOutside:80 taken by a live connection of pod b.
-  uint32_t node = htonl(ipv4(kNode)), outside = htonl(ipv4(kOutside)), pod_b = htonl(ipv4(b_.pod.ip));
+  uint32_t node = htonl(ipv4(kNode)), outside = htonl(ipv4(kOutside)),
+           pod_b = htonl(ipv4(b_.pod.ip));
   uint32_t now = static_cast<uint32_t>(datapath::monotonicSeconds());
   for (uint32_t port = NAT_PORT_MIN; port <= NAT_PORT_MAX; port++) {
     uint16_t owner_port = static_cast<uint16_t>(port - NAT_PORT_MIN + 1000);
@@ -241,7 +242,8 @@ TEST_F(HostMasqueradeTest, NoFreePortDropsAndAFinishedConnectionsPortIsTakenOver
 
   // Close every connection of pod b (FIN both ways): their ports can be taken over at once.
   ASSERT_TRUE(maps()
-                  .ct_tcp->forEach([&](const ct_key4& k, const ct_entry& v) {
+                  .ct_tcp
+                  ->forEach([&](const ct_key4& k, const ct_entry& v) {
                     if (k.saddr != pod_b) return true;
                     ct_entry closed = v;
                     closed.flags |= CT_F_RX_CLOSING | CT_F_TX_CLOSING;
@@ -260,7 +262,8 @@ TEST_F(HostMasqueradeTest, NoFreePortDropsAndAFinishedConnectionsPortIsTakenOver
 
 TEST_F(HostMasqueradeTest, WhatMustNotBeMasqueradedIsLeftAlone) {
   // A destination in the non-masquerade set (the pod CIDR here).
-  std::string other_pod = IpAddr::fromHostOrder(ntohl(pod_cidr_.addr().v4NetworkOrder()) + 77).toString();
+  std::string other_pod =
+      IpAddr::fromHostOrder(ntohl(pod_cidr_.addr().v4NetworkOrder()) + 77).toString();
   auto in_cidr = toNetwork().ipv4(a_.pod.ip, other_pod).tcp(40000, 80, tcp::kSyn).build();
   auto r = egress(in_cidr);
   EXPECT_EQ(r.retval, TC_ACT_OK);
@@ -273,7 +276,8 @@ TEST_F(HostMasqueradeTest, WhatMustNotBeMasqueradedIsLeftAlone) {
   // A pod answering a connection from outside (its ingress conntrack entry) keeps its address.
   auto syn_in = to(a_).ipv4(kOutside, a_.pod.ip).tcp(50000, 8080, tcp::kSyn).build();
   ASSERT_EQ(toContainer(a_, syn_in).retval, TC_ACT_OK) << describe(events());
-  auto synack = toNetwork().ipv4(a_.pod.ip, kOutside).tcp(8080, 50000, tcp::kSyn | tcp::kAck).build();
+  auto synack =
+      toNetwork().ipv4(a_.pod.ip, kOutside).tcp(8080, 50000, tcp::kSyn | tcp::kAck).build();
   r = egress(synack);
   EXPECT_EQ(r.retval, TC_ACT_OK);
   EXPECT_EQ(r.packet, synack);
@@ -307,6 +311,39 @@ TEST_F(HostMasqueradeTest, WhatCannotBeTranslatedIsDropped) {
   EXPECT_EQ(drops[0].subtype, DROP_NAT_UNSUPP_PROTO);
   EXPECT_EQ(drops[1].subtype, DROP_NAT_UNSUPP_PROTO);
   EXPECT_EQ(drops[2].subtype, DROP_FRAG_NOSUPPORT);
+}
+
+TEST_F(HostMasqueradeTest, NonMasqueradeCidrsAreReplacedAndIpv6Refused) {
+  auto cidrs = [&] {
+    std::set<std::string> out;
+    EXPECT_TRUE(host_->ipMasq()
+                    .forEach([&](const ipmasq_key4& k, const uint8_t&) {
+                      out.insert(IpPrefix(IpAddr::fromHostOrder(ntohl(k.addr)),
+                                          static_cast<int>(k.prefixlen))
+                                     .toString());
+                      return true;
+                    })
+                    .ok());
+    return out;
+  };
+  ASSERT_TRUE(host_
+                  ->setNonMasqueradeCidrs(
+                      {*IpPrefix::parse("10.0.0.0/8"), *IpPrefix::parse("172.16.0.0/12")})
+                  .ok());
+  EXPECT_EQ(cidrs(), (std::set<std::string>{"10.0.0.0/8", "172.16.0.0/12"}));
+  ASSERT_TRUE(host_
+                  ->setNonMasqueradeCidrs(
+                      {*IpPrefix::parse("172.16.0.0/12"), *IpPrefix::parse("192.0.2.0/24")})
+                  .ok());
+  EXPECT_EQ(cidrs(), (std::set<std::string>{"172.16.0.0/12", "192.0.2.0/24"}));
+  // Now the outside host is in the set: its traffic keeps the pod's address.
+  auto syn = toNetwork().ipv4(a_.pod.ip, kOutside).tcp(40000, 80, tcp::kSyn).build();
+  auto r = egress(syn);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, syn);
+  EXPECT_FALSE(host_->setNonMasqueradeCidrs({*IpPrefix::parse("fd00::/64")}).ok());
+  EXPECT_EQ(cidrs(), (std::set<std::string>{"172.16.0.0/12", "192.0.2.0/24"}))
+      << "a refused set changes nothing";
 }
 
 }  // namespace

@@ -153,10 +153,12 @@ TEST_F(MasqueradeTest, TcpUdpAndPingReachTheOutsideFromTheNodeAddress) {
   // cilium-dbg lists the mappings, from the pinned map.
   auto list = runChecked({CILIUM_DBG_BINARY, "bpf", "nat", "list", "--pin-dir", *topo_->pinDir()});
   ASSERT_TRUE(list.ok()) << list.error().toString();
-  for (const char* needle : {"TCP OUT 10.205.0.21:", "UDP OUT 10.205.0.21:", "ICMP OUT 10.205.0.21:",
-                             "TCP IN 192.168.77.100:8080 -> 192.168.77.1:", "Masquerade"})
+  for (const char* needle :
+       {"TCP OUT 10.205.0.21:", "UDP OUT 10.205.0.21:", "ICMP OUT 10.205.0.21:",
+        "TCP IN 192.168.77.100:8080 -> 192.168.77.1:", "Masquerade"})
     EXPECT_NE(list->find(needle), std::string::npos) << needle << " in\n" << *list;
-  auto masq = runChecked({CILIUM_DBG_BINARY, "bpf", "ipmasq", "list", "--pin-dir", *topo_->pinDir()});
+  auto masq =
+      runChecked({CILIUM_DBG_BINARY, "bpf", "ipmasq", "list", "--pin-dir", *topo_->pinDir()});
   ASSERT_TRUE(masq.ok()) << masq.error().toString();
   EXPECT_NE(masq->find("10.205.0.0/16"), std::string::npos) << *masq;
 }

@@ -545,6 +545,51 @@ TEST_F(AgentNodePortTest, BestEffortAccelerationFallsBackToTc) {
       << node_->log("best-effort");
 }
 
+// enable-bpf-masquerade through the agent: a pod made through the API reaches an outside host
+// (which has no route to the pods) from the node's address; cilium-dbg shows the pod CIDR as
+// the non-masquerade set and the mappings.
+TEST_F(AgentNodePortTest, BpfMasqueradeOfAPodToTheOutside) {
+  testing::Fabric net;
+  ASSERT_TRUE(net.build(*topo_).ok());
+  auto l = testing::listenTcp(net.outsideNetns(), kClientIp, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+  Process* agent = node_->startReady("agent", {"--devices=ext0", "--enable-bpf-masquerade"});
+  ASSERT_NE(agent, nullptr);
+  auto pod = topo_->addPod("m1", "10.200.0.31");
+  ASSERT_TRUE(pod.ok()) << pod.error().toString();
+  api::EndpointChangeRequest req;
+  req.container_id = "ctr-m1";
+  req.container_interface_name = "eth0";
+  req.interface_name = pod->host_ifname;
+  req.interface_index = pod->host_ifindex;
+  req.mac = pod->mac;
+  req.host_mac = pod->host_mac;
+  req.addressing = api::AddressPair{};
+  req.addressing->ipv4 = pod->ip;
+  req.k8s_namespace = "default";
+  req.k8s_pod_name = "m1";
+  req.netns = pod->netns;
+  req.labels = {"k8s:app=m1"};
+  auto put = node_->client().putEndpoint(*api::parseEndpointRef("container-id:ctr-m1"), req);
+  ASSERT_TRUE(put.ok()) << put.error().toString() << node_->log("agent");
+
+  auto c = testing::connectTcp(pod->netns, kClientIp, 8080);
+  ASSERT_TRUE(c.ok()) << c.error().toString() << node_->log("agent");
+  auto s = testing::acceptTcp(l->get());
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  EXPECT_EQ(peerOf(s->get()), kNodeIp) << "the outside host sees the node's address";
+  ASSERT_TRUE(testing::sendAll(s->get(), "pong").ok());
+  EXPECT_TRUE(testing::recvExactly(c->get(), 4).ok());
+
+  auto nat = runChecked({CILIUM_DBG_BINARY, "-H", sock_, "bpf", "nat", "list"});
+  ASSERT_TRUE(nat.ok()) << nat.error().toString();
+  EXPECT_NE(nat->find("TCP OUT 10.200.0.31:"), std::string::npos) << *nat;
+  EXPECT_NE(nat->find("Masquerade"), std::string::npos) << *nat;
+  auto masq = runChecked({CILIUM_DBG_BINARY, "-H", sock_, "bpf", "ipmasq", "list"});
+  ASSERT_TRUE(masq.ok()) << masq.error().toString();
+  EXPECT_NE(masq->find("10.200.0.0/24"), std::string::npos) << "the node's pod CIDR: " << *masq;
+}
+
 TEST_F(AgentNodePortTest, UnknownDeviceFailsTheStartNamingIt) {
   auto p = node_->start("agent", {"--devices=nosuchdev0"});
   ASSERT_TRUE(p.ok());

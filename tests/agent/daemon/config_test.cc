@@ -280,8 +280,8 @@ TEST(ConfigTest, EveryValidation) {
   EXPECT_TRUE(load({"--enable-ipv4=false", "--enable-ipv6"}).ok());
   EXPECT_EQ(load({"--mtu=0"})->config.mtu, 0u);
   EXPECT_TRUE(load({"--enable-bpf-masquerade", "--devices=eth0"})->config.bpfMasquerade());
-  EXPECT_FALSE(load({"--enable-bpf-masquerade", "--enable-ipv4-masquerade=false"})
-                   ->config.bpfMasquerade())
+  EXPECT_FALSE(
+      load({"--enable-bpf-masquerade", "--enable-ipv4-masquerade=false"})->config.bpfMasquerade())
       << "masquerade off in general: no devices needed";
   EXPECT_EQ(load({"--ipv4-native-routing-cidr=10.0.0.0/8"})->config.ipv4_native_routing_cidr,
             "10.0.0.0/8");

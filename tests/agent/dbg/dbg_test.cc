@@ -500,14 +500,14 @@ TEST(BpfPrintTest, Conntrack) {
 
 TEST(BpfPrintTest, NatMasqueradeAndNodePortEntries) {
   bpf::FakeMap<nat4_key, nat4_entry> nat("cilium_snat_v4_external");
-  nat4_key out{ip4("10.200.0.21"), ip4("192.168.77.100"), htons(40000), htons(80), 6,
-               NAT_DIR_EGRESS, 0};
+  nat4_key out{
+      ip4("10.200.0.21"), ip4("192.168.77.100"), htons(40000), htons(80), 6, NAT_DIR_EGRESS, 0};
   nat4_entry xs{ip4("192.168.77.1"), htons(61234), NAT_F_MASQ, 0, 990};
-  nat4_key in{ip4("192.168.77.100"), ip4("192.168.77.1"), htons(80), htons(61234), 6,
-              NAT_DIR_INGRESS, 0};
+  nat4_key in{
+      ip4("192.168.77.100"), ip4("192.168.77.1"), htons(80), htons(61234), 6, NAT_DIR_INGRESS, 0};
   nat4_entry xd{ip4("10.200.0.21"), htons(40000), NAT_F_MASQ, 0, 990};
-  nat4_key np{ip4("10.250.0.5"), ip4("192.168.77.1"), htons(8080), htons(61001), 17,
-              NAT_DIR_INGRESS, 0};
+  nat4_key np{
+      ip4("10.250.0.5"), ip4("192.168.77.1"), htons(8080), htons(61001), 17, NAT_DIR_INGRESS, 0};
   nat4_entry npv{ip4("192.168.77.100"), htons(5000), 0, 7, 1000};
   ASSERT_TRUE(nat.update(out, xs).ok());
   ASSERT_TRUE(nat.update(in, xd).ok());

@@ -200,7 +200,7 @@ TEST_F(NatGcTest, MasqueradeMappingsGoWithThePodsEgressEntry) {
   addEgress(40001, IPPROTO_TCP, kNow - 1);  // over
   addMasq(77, 61003, IPPROTO_ICMP);
   addEgress(77, IPPROTO_ICMP, kNow + 10);  // a ping still answered
-  addMasq(5353, 61004, IPPROTO_UDP);        // its conntrack entry already collected
+  addMasq(5353, 61004, IPPROTO_UDP);       // its conntrack entry already collected
   // No revnat entry 0 exists: a masquerade mapping must not be judged as a NodePort one.
   EXPECT_EQ(gc().deleted, 4u);
   EXPECT_EQ(natSize(), 4u);
