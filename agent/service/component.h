@@ -29,6 +29,8 @@ struct ComponentOptions {
   ManagerConfig manager;
   // How often the SNAT mappings of finished NodePort connections are collected (nat_gc.h).
   std::chrono::seconds nat_gc_interval{30};
+  // How often the ip-masq-agent file is checked for changes (enable-ip-masq-agent).
+  std::chrono::milliseconds ip_masq_agent_poll{1000};
 };
 
 class ServiceComponent final : public component::Component {
@@ -53,6 +55,8 @@ class ServiceComponent final : public component::Component {
                        std::vector<IpAddr>& node_ips);
 
   Status setNonMasquerade(component::Host& d, const Config& cfg);
+  Status applyIpMasqAgent();
+  void ipMasqAgentLoop();
   void natGcLoop();
 
   std::unique_ptr<LbDatapath> dp_;
@@ -63,6 +67,10 @@ class ServiceComponent final : public component::Component {
   bool stopping_ = false;
   std::atomic<size_t> nat_live_{0};  // entries after the last NAT GC run
   std::thread nat_gc_;
+  std::vector<IpPrefix> base_non_masq_;  // ipv4-native-routing-cidr or the pod CIDR
+  std::string ip_masq_agent_path_;
+  std::string ip_masq_agent_stamp_;  // inode, size, mtime of the file last applied ("" missing)
+  std::thread ip_masq_agent_;
 };
 
 }  // namespace cilium::service

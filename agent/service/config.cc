@@ -86,6 +86,21 @@ const config::Registry<Config>& configKeys() {
                 if (p->family() != IpFamily::kV4) return invalidValue("is not an IPv4 CIDR");
                 return okStatus();
               });
+    r->boolean("enable-ip-masq-agent",
+               "Also leave the destinations of the ip-masq-agent configuration file "
+               "(nonMasqueradeCIDRs, masqLinkLocal) unmasqueraded; needs enable-bpf-masquerade",
+               &Config::enable_ip_masq_agent);
+    r->path("ip-masq-agent-config-path",
+            "The ip-masq-agent configuration file (YAML or JSON; missing: the default private "
+            "ranges)",
+            &Config::ip_masq_agent_config_path);
+    r->check([](const Config& c) -> Status {
+      if (c.enable_ip_masq_agent && !c.bpfMasquerade())
+        return makeError(ErrorCode::kInvalidArgument,
+                         "enable-ip-masq-agent needs enable-bpf-masquerade and "
+                         "enable-ipv4-masquerade");
+      return okStatus();
+    });
     r->check([](const Config& c) -> Status {
       if (c.bpfMasquerade() && c.devicesList().empty())
         return makeError(ErrorCode::kInvalidArgument,

@@ -28,6 +28,9 @@ struct Config {
   bool enable_bpf_masquerade = false;
   // Destinations never masqueraded ("" = the node's pod CIDR).
   std::string ipv4_native_routing_cidr;
+  // ip-masq-agent's non-masquerade CIDRs (agent/service/ip_masq_agent.h), re-read while running.
+  bool enable_ip_masq_agent = false;
+  std::string ip_masq_agent_config_path = "/etc/config/ip-masq-agent";
 
   bool bpfMasquerade() const { return enable_ipv4_masquerade && enable_bpf_masquerade; }
 

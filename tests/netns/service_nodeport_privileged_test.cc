@@ -17,6 +17,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "agent/bpf/attach.h"
@@ -588,6 +590,56 @@ TEST_F(AgentNodePortTest, BpfMasqueradeOfAPodToTheOutside) {
   auto masq = runChecked({CILIUM_DBG_BINARY, "-H", sock_, "bpf", "ipmasq", "list"});
   ASSERT_TRUE(masq.ok()) << masq.error().toString();
   EXPECT_NE(masq->find("10.200.0.0/24"), std::string::npos) << "the node's pod CIDR: " << *masq;
+}
+
+// enable-ip-masq-agent: the file's CIDRs join the non-masquerade set, and a change to the file
+// is applied while the agent runs; a file that does not parse fails the start.
+TEST_F(AgentNodePortTest, IpMasqAgentFileIsAppliedAndReloaded) {
+  testing::Fabric net;
+  ASSERT_TRUE(net.build(*topo_).ok());
+  std::string file = dir_ + "/ip-masq-agent";
+  { std::ofstream(file) << "nonMasqueradeCIDRs: [10.0.0.0/8\n"; }
+  auto bad = node_->start("bad", {"--devices=ext0", "--enable-bpf-masquerade",
+                                  "--enable-ip-masq-agent", "--ip-masq-agent-config-path=" + file});
+  ASSERT_TRUE(bad.ok());
+  auto code = (*bad)->wait(std::chrono::seconds(20));
+  ASSERT_TRUE(code.ok());
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(node_->log("bad").find("ip-masq-agent"), std::string::npos) << node_->log("bad");
+
+  { std::ofstream(file) << "nonMasqueradeCIDRs:\n  - 192.0.2.0/24\n  - 198.51.100.0/24\n"; }
+  Process* agent = node_->startReady("agent", {"--devices=ext0", "--enable-bpf-masquerade",
+                                               "--enable-ip-masq-agent",
+                                               "--ip-masq-agent-config-path=" + file});
+  ASSERT_NE(agent, nullptr);
+  auto list = [&] {
+    auto r = runChecked({CILIUM_DBG_BINARY, "-H", sock_, "bpf", "ipmasq", "list"});
+    return r.ok() ? *r : r.error().toString();
+  };
+  std::string got = list();
+  for (const char* want : {"10.200.0.0/24", "192.0.2.0/24", "198.51.100.0/24", "169.254.0.0/16"})
+    EXPECT_NE(got.find(want), std::string::npos) << want << " in\n" << got;
+
+  // The ConfigMap changes: applied without a restart.
+  {
+    std::ofstream(file + ".new") << R"({"nonMasqueradeCIDRs": ["203.0.113.0/24"], "masqLinkLocal": true})";
+  }
+  ASSERT_EQ(::rename((file + ".new").c_str(), file.c_str()), 0);
+  EXPECT_TRUE(testing::eventually([&] {
+    got = list();
+    return got.find("203.0.113.0/24") != std::string::npos &&
+           got.find("192.0.2.0/24") == std::string::npos;
+  })) << got;
+  EXPECT_EQ(got.find("169.254.0.0/16"), std::string::npos) << "masqLinkLocal: true";
+  EXPECT_NE(got.find("10.200.0.0/24"), std::string::npos) << "the pod CIDR stays";
+
+  // A broken edit keeps the set in force.
+  { std::ofstream(file + ".new") << "nonMasqueradeCIDRs: 7\n"; }
+  ASSERT_EQ(::rename((file + ".new").c_str(), file.c_str()), 0);
+  EXPECT_TRUE(testing::eventually([&] {
+    return node_->log("agent").find("keeping the CIDRs in force") != std::string::npos;
+  })) << node_->log("agent");
+  EXPECT_NE(list().find("203.0.113.0/24"), std::string::npos);
 }
 
 TEST_F(AgentNodePortTest, UnknownDeviceFailsTheStartNamingIt) {

@@ -250,6 +250,11 @@ TEST(ConfigTest, EveryValidation) {
       {{"--write-cni-conf-when-ready=05-cilium.conflist"},
        "--write-cni-conf-when-ready=05-cilium.conflist (flag): '05-cilium.conflist' is not an "
        "absolute path"},
+      {{"--enable-ip-masq-agent"},
+       "enable-ip-masq-agent needs enable-bpf-masquerade and enable-ipv4-masquerade"},
+      {{"--ip-masq-agent-config-path=ip-masq-agent"},
+       "--ip-masq-agent-config-path=ip-masq-agent (flag): 'ip-masq-agent' is not an absolute "
+       "path"},
       {{"--enable-bpf-masquerade"},
        "enable-bpf-masquerade needs the native devices it masquerades on (devices)"},
       {{"--ipv4-native-routing-cidr=fd00::/64"},
