@@ -3,11 +3,12 @@
  * bpf_host: the programs on the node's native devices (config key `devices`), attached by the
  * service load balancer (agent/service HostDatapath).
  *   cil_from_netdev: tcx ingress  (NodePort / externalIPs / LoadBalancer from outside, replies
- *                    of remote backends to SNATed connections)
- *   cil_to_netdev:   tcx egress   (replies of local backends to outside clients)
+ *                    of remote backends to SNATed connections, replies to masqueraded pods)
+ *   cil_to_netdev:   tcx egress   (replies of local backends to outside clients, BPF masquerade
+ *                    of pods' connections to the outside)
  *   cil_xdp_entry:   XDP, with bpf-lb-acceleration=native (the remote-backend path, earlier)
  * Everything else passes untouched: the node's own traffic is not this program's business.
- * Paths: lib/nodeport.h, docs/services.md.
+ * Paths: lib/nodeport.h, lib/masquerade.h, docs/services.md, docs/datapath.md.
  */
 #define DROP_FILE DROP_FILE_BPF_HOST
 
@@ -16,14 +17,18 @@
 #include "lib/drop.h"
 #include "lib/eth.h"
 #include "lib/events.h"
+#include "lib/masquerade.h"
 #include "lib/metrics.h"
 #include "lib/nodeport.h"
 #include "lib/nodeport_icmp.h"
 #include "lib/nodeport_xdp.h"
 #include "lib/pkt.h"
 
-/* The packet's IPv4 facts, or false for anything bpf_host leaves to the stack. */
-static __always_inline bool host_parse(struct __sk_buff *ctx, struct pkt4 *p)
+/*
+ * The packet's IPv4 facts: 0, or 1 for anything that is not IPv4, or -DROP_x for fragments and
+ * malformed packets (p holds the addresses when the IPv4 header was readable).
+ */
+static __always_inline int host_parse(struct __sk_buff *ctx, struct pkt4 *p)
 {
 	struct ethhdr *eth;
 	struct iphdr *ip;
@@ -31,9 +36,8 @@ static __always_inline bool host_parse(struct __sk_buff *ctx, struct pkt4 *p)
 	pkt_pull(ctx);
 	p->len = ctx_load_u32(ctx, len);
 	if (!eth_ok(ctx, &eth) || eth->h_proto != bpf_htons(ETH_P_IP))
-		return false;
-	/* Fragments and malformed packets are the stack's to judge, not translated. */
-	return pkt_parse4(ctx, p, &ip) == 0;
+		return 1;
+	return pkt_parse4(ctx, p, &ip);
 }
 
 SEC("tc")
@@ -44,14 +48,24 @@ int cil_from_netdev(struct __sk_buff *ctx)
 	bool rejected;
 	int ret;
 
-	if (!host_parse(ctx, &p))
+	/* Fragments and malformed packets are the stack's to judge, not translated. */
+	if (host_parse(ctx, &p) != 0)
 		return TC_ACT_OK;
 	if (p.related) {
-		ret = nodeport_icmp_ingress(ctx, &p, mono_now_sec());
+		ret = masq_icmp_ingress(ctx, &p);
+		if (ret == TC_ACT_OK)
+			ret = nodeport_icmp_ingress(ctx, &p, mono_now_sec());
 		if (ret < 0)
 			return send_drop(ctx, &p, &ti, ret);
 		if (ret != TC_ACT_OK)
 			count_forwarded(p.len, METRIC_INGRESS);
+		return ret;
+	}
+	ret = masq_ingress(ctx, &p);
+	if (ret < 0)
+		return send_drop(ctx, &p, &ti, ret);
+	if (ret != TC_ACT_OK) {
+		count_forwarded(p.len, METRIC_INGRESS);
 		return ret;
 	}
 	ret = nodeport_ingress(ctx, &p, mono_now_sec(), &rejected);
@@ -74,12 +88,28 @@ int cil_to_netdev(struct __sk_buff *ctx)
 	struct pkt4 p = {};
 	int ret;
 
-	if (!host_parse(ctx, &p))
+	__u32 now;
+
+	ret = host_parse(ctx, &p);
+	if (ret != 0) {
+		/*
+		 * The stack's to judge, except a fragment of a pod's packet that masquerade would
+		 * translate: it cannot be (no ports), and must not leave with the pod's address.
+		 */
+		if (ret < 0 && p.t.saddr && masq_untranslatable(&p))
+			return send_drop(ctx, &p, &ti, ret);
 		return TC_ACT_OK;
-	if (p.related)
-		ret = nodeport_icmp_egress(ctx, &p, mono_now_sec());
-	else
-		ret = nodeport_egress(ctx, &p, mono_now_sec());
+	}
+	now = mono_now_sec();
+	if (p.related) {
+		ret = nodeport_icmp_egress(ctx, &p, now);
+		if (ret == 0)
+			ret = masq_icmp_egress(ctx, &p);
+	} else {
+		ret = nodeport_egress(ctx, &p, now);
+		if (ret == 0)
+			ret = masq_egress(ctx, &p, now);
+	}
 	if (ret < 0)
 		return send_drop(ctx, &p, &ti, ret);
 	return TC_ACT_OK;

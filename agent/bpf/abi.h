@@ -132,9 +132,12 @@ CILIUM_CHECK_FIELD(nat4_key, proto, 12);
 CILIUM_CHECK_FIELD(nat4_key, dir, 13);
 static_assert(sizeof(nat4_entry) == 16);
 CILIUM_CHECK_FIELD(nat4_entry, to_port, 4);
+CILIUM_CHECK_FIELD(nat4_entry, flags, 6);
 CILIUM_CHECK_FIELD(nat4_entry, rev_nat_index, 8);
 CILIUM_CHECK_FIELD(nat4_entry, created, 12);
 static_assert(sizeof(node_dev4) == 8);
+static_assert(sizeof(ipmasq_key4) == 8);
+CILIUM_CHECK_FIELD(ipmasq_key4, addr, 4);
 
 #undef CILIUM_CHECK_FIELD
 

@@ -197,6 +197,87 @@ Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
   return okStatus();
 }
 
+Status printNat(const bpf::Map<nat4_key, nat4_entry>& nat, uint64_t now, bool json_out,
+                std::ostream& out) {
+  std::vector<std::pair<nat4_key, nat4_entry>> entries;
+  CILIUM_RETURN_IF_ERROR(nat.forEach([&](const nat4_key& k, const nat4_entry& v) {
+    entries.emplace_back(k, v);
+    return true;
+  }));
+  auto order = [](const nat4_key& k) {
+    return std::make_tuple(k.proto, k.dir, ntohl(k.saddr), ntohs(k.sport), ntohl(k.daddr),
+                           ntohs(k.dport));
+  };
+  std::sort(entries.begin(), entries.end(),
+            [&](const auto& a, const auto& b) { return order(a.first) < order(b.first); });
+  auto kind = [](const nat4_entry& v) {
+    return (v.flags & NAT_F_MASQ) != 0 ? std::string("Masquerade")
+                                       : fmt::format("NodePort RevNAT={}", v.rev_nat_index);
+  };
+  auto age = [now](const nat4_entry& v) {
+    return now >= v.created ? static_cast<int64_t>(now - v.created) : 0;
+  };
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& [k, v] : entries) {
+      bool egress = k.dir == NAT_DIR_EGRESS;
+      json j = {{"protocol", protocolName(k.proto)},
+                {"direction", egress ? "OUT" : "IN"},
+                {"src", fmt::format("{}:{}", v4Text(k.saddr), ntohs(k.sport))},
+                {"dst", fmt::format("{}:{}", v4Text(k.daddr), ntohs(k.dport))},
+                {egress ? "xlate-src" : "xlate-dst",
+                 fmt::format("{}:{}", v4Text(v.to_addr), ntohs(v.to_port))},
+                {"created", v.created},
+                {"age-seconds", age(v)},
+                {"masquerade", (v.flags & NAT_F_MASQ) != 0}};
+      if ((v.flags & NAT_F_MASQ) == 0) j["rev-nat"] = v.rev_nat_index;
+      arr.push_back(std::move(j));
+    }
+    printJson(arr, out);
+    return okStatus();
+  }
+  for (const auto& [k, v] : entries) {
+    bool egress = k.dir == NAT_DIR_EGRESS;
+    out << fmt::format(
+        "{} {} {}:{} -> {}:{} {} {}:{} Created={}sec ago {}\n", protocolName(k.proto),
+        egress ? "OUT" : "IN", v4Text(k.saddr), ntohs(k.sport), v4Text(k.daddr), ntohs(k.dport),
+        egress ? "XLATE_SRC" : "XLATE_DST", v4Text(v.to_addr), ntohs(v.to_port), age(v), kind(v));
+  }
+  return okStatus();
+}
+
+Result<size_t> flushNat(bpf::Map<nat4_key, nat4_entry>& nat) {
+  std::vector<nat4_key> keys;
+  CILIUM_RETURN_IF_ERROR(nat.forEach([&](const nat4_key& k, const nat4_entry&) {
+    keys.push_back(k);
+    return true;
+  }));
+  size_t n = 0;
+  for (const auto& k : keys) {
+    CILIUM_ASSIGN_OR_RETURN(bool removed, nat.remove(k));
+    if (removed) n++;
+  }
+  return n;
+}
+
+Status printIpMasq(const bpf::Map<ipmasq_key4, uint8_t>& map, bool json_out, std::ostream& out) {
+  std::vector<IpPrefix> prefixes;
+  CILIUM_RETURN_IF_ERROR(map.forEach([&](const ipmasq_key4& k, const uint8_t&) {
+    prefixes.emplace_back(IpAddr::fromHostOrder(ntohl(k.addr)), static_cast<int>(k.prefixlen));
+    return true;
+  }));
+  std::sort(prefixes.begin(), prefixes.end());
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& p : prefixes) arr.push_back(p.toString());
+    printJson(arr, out);
+    return okStatus();
+  }
+  out << "IP PREFIX\n";
+  for (const auto& p : prefixes) out << p.toString() << "\n";
+  return okStatus();
+}
+
 Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, uint64_t now,
                       bool json_out, std::ostream& out) {
   std::vector<std::pair<ct_key4, ct_entry>> entries;

@@ -101,7 +101,7 @@ CommandLine commandLine() {
   sub("debuginfo", "Everything the agent reports", "");
   sub("bpf",
       "Pinned maps: endpoint list | ipcache list | tunnel list | ct list global | metrics list | "
-      "lb list | policy get <endpoint id>",
+      "lb list | nat list | nat flush | ipmasq list | policy get <endpoint id>",
       "<map> <verb> [...]");
   for (CLI::Option* o : app.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   for (CLI::App* s : app.get_subcommands({}))
@@ -656,6 +656,24 @@ class Commands {
       auto bes = openPinned<uint32_t, lb4_backend>(dir, kLbBackendsMapName);
       if (!bes.ok()) return fail(bes.error());
       auto st = printLb(**svcs, **slots, **bes, json_, out_);
+      return st.ok() ? 0 : fail(st.error());
+    }
+    if (what == "nat" && (verb == "list" || verb == "flush") && w.size() == 3) {
+      auto m = openPinned<nat4_key, nat4_entry>(pinDir(), kNatMapName);
+      if (!m.ok()) return fail(m.error());
+      if (verb == "flush") {
+        auto n = flushNat(**m);
+        if (!n.ok()) return fail(n.error());
+        out_ << fmt::format("Flushed {} entries from {}\n", *n, kNatMapName);
+        return 0;
+      }
+      auto st = printNat(**m, env_.monotonic_seconds(), json_, out_);
+      return st.ok() ? 0 : fail(st.error());
+    }
+    if (what == "ipmasq" && verb == "list" && w.size() == 3) {
+      auto m = openPinned<ipmasq_key4, uint8_t>(pinDir(), kIpMasqMapName);
+      if (!m.ok()) return fail(m.error());
+      auto st = printIpMasq(**m, json_, out_);
       return st.ok() ? 0 : fail(st.error());
     }
     if (what == "metrics" && verb == "list" && w.size() == 3) {

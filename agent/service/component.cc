@@ -6,9 +6,14 @@
 #include <netinet/in.h>
 #include <sys/stat.h>
 
+#include <fstream>
+#include <sstream>
+
 #include "agent/common/log.h"
 #include "agent/datapath/conntrack.h"
+#include "agent/ipam/ipam.h"
 #include "agent/service/api.h"
+#include "agent/service/ip_masq_agent.h"
 
 namespace cilium::service {
 namespace {
@@ -34,6 +39,20 @@ Result<IpAddr> deviceAddress(const std::string& name) {
   return *found;
 }
 
+// Node ports (NodePort SNAT and masquerade) come from NAT_PORT_MIN..NAT_PORT_MAX; the node's own
+// connections from the device's address must not take them, or their replies would be taken for
+// a pod's. Linux's default ephemeral range (32768-60999) stays below; a wider one is reported.
+void warnOnEphemeralOverlap() {
+  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+  unsigned lo = 0, hi = 0;
+  if (!(in >> lo >> hi)) return;
+  if (hi >= NAT_PORT_MIN && lo <= NAT_PORT_MAX)
+    log()->warn(
+        "net.ipv4.ip_local_port_range {}-{} overlaps the node ports {}-{} of NodePort SNAT and "
+        "BPF masquerade: the node's own connections may collide with masqueraded ones",
+        lo, hi, NAT_PORT_MIN, NAT_PORT_MAX);
+}
+
 }  // namespace
 
 Status ServiceComponent::attachDevices(const std::vector<std::string>& devices, XdpMode xdp,
@@ -57,6 +76,78 @@ Status ServiceComponent::attachDevices(const std::vector<std::string>& devices, 
   return host_->detachAllExcept(attached);
 }
 
+// The destinations BPF masquerade leaves alone: ipv4-native-routing-cidr, else the node's pod
+// CIDR (Cilium's rule), and with enable-ip-masq-agent the file's CIDRs. Without masquerade the
+// map is emptied.
+Status ServiceComponent::setNonMasquerade(component::Host& d, const Config& cfg) {
+  base_non_masq_.clear();
+  if (cfg.bpfMasquerade()) {
+    if (!cfg.ipv4_native_routing_cidr.empty()) {
+      CILIUM_ASSIGN_OR_RETURN(IpPrefix p, IpPrefix::parse(cfg.ipv4_native_routing_cidr));
+      base_non_masq_.push_back(p);
+    } else if (d.ipam() != nullptr && d.ipam()->cidr(IpFamily::kV4)) {
+      base_non_masq_.push_back(*d.ipam()->cidr(IpFamily::kV4));
+    } else {
+      log()->warn(
+          "BPF masquerade: no pod CIDR and no ipv4-native-routing-cidr; every "
+          "destination outside the node's endpoints is masqueraded");
+    }
+    warnOnEphemeralOverlap();
+  }
+  for (const auto& c : base_non_masq_)
+    log()->info("BPF masquerade: not masquerading to {}", c.toString());
+  if (!cfg.enable_ip_masq_agent) return host_->setNonMasqueradeCidrs(base_non_masq_);
+  ip_masq_agent_path_ = cfg.ip_masq_agent_config_path;
+  return applyIpMasqAgent();
+}
+
+// Reads the ip-masq-agent file and writes the non-masquerade set. A file that does not parse
+// changes nothing (the set in force stays) and is an error; a missing one means the defaults.
+Status ServiceComponent::applyIpMasqAgent() {
+  std::string stamp, text;
+  struct stat st {};
+  if (::stat(ip_masq_agent_path_.c_str(), &st) == 0) {
+    stamp = fmt::format("{}:{}:{}:{}", st.st_ino, st.st_size, st.st_mtim.tv_sec,
+                        st.st_mtim.tv_nsec);
+    std::ifstream in(ip_masq_agent_path_);
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    if (!in && !in.eof())
+      return makeError(ErrorCode::kInvalidArgument, "read {}", ip_masq_agent_path_);
+    text = buf.str();
+  } else if (errno != ENOENT) {
+    return errnoError(errno, "stat " + ip_masq_agent_path_);
+  }
+  ip_masq_agent_stamp_ = stamp;
+  auto parsed = parseIpMasqAgentConfig(text);
+  if (!parsed.ok()) return parsed.error().withContext(ip_masq_agent_path_);
+  std::vector<IpPrefix> cidrs = base_non_masq_;
+  for (const auto& p : ipMasqAgentNonMasqueradeV4(*parsed)) cidrs.push_back(p);
+  log()->info("ip-masq-agent: {} non-masquerade CIDRs from {}{}", cidrs.size() - base_non_masq_.size(),
+              ip_masq_agent_path_, stamp.empty() ? " (missing: the defaults)" : "");
+  return host_->setNonMasqueradeCidrs(cidrs);
+}
+
+// Re-reads the ip-masq-agent file when it changed (a ConfigMap update swaps a symlink, which
+// changes the inode), once a second.
+void ServiceComponent::ipMasqAgentLoop() {
+  std::unique_lock lock(gc_mu_);
+  while (!gc_cv_.wait_for(lock, opts_.ip_masq_agent_poll, [&] { return stopping_; })) {
+    lock.unlock();
+    struct stat st {};
+    std::string stamp;
+    if (::stat(ip_masq_agent_path_.c_str(), &st) == 0)
+      stamp = fmt::format("{}:{}:{}:{}", st.st_ino, st.st_size, st.st_mtim.tv_sec,
+                          st.st_mtim.tv_nsec);
+    if (stamp != ip_masq_agent_stamp_) {
+      Status applied = applyIpMasqAgent();
+      if (!applied.ok())
+        log()->error("ip-masq-agent: keeping the CIDRs in force: {}", applied.error().toString());
+    }
+    lock.lock();
+  }
+}
+
 Status ServiceComponent::start(component::Host& d) {
   const auto node = d.config<component::NodeConfig>();
   const auto cfg = d.config<Config>();
@@ -74,9 +165,12 @@ Status ServiceComponent::start(component::Host& d) {
       log()->warn("socket LB not attached: cgroup-root {} is not a directory", node.cgroup_root);
     }
   }
-  auto host = HostDatapath::load(node.bpf_pin_dir);
+  HostOptions ho;
+  ho.enable_masquerade = cfg.bpfMasquerade();
+  auto host = HostDatapath::load(node.bpf_pin_dir, ho);
   if (!host.ok()) return host.error().withContext("NodePort datapath");
   host_ = std::move(*host);
+  CILIUM_RETURN_IF_ERROR(setNonMasquerade(d, cfg));
   ManagerConfig mc = opts_.manager;
   mc.algorithm = cfg.bpf_lb_algorithm == "maglev" ? LbAlgorithm::kMaglev : LbAlgorithm::kRandom;
   mc.maglev_table_size = cfg.bpf_lb_maglev_table_size;
@@ -89,6 +183,7 @@ Status ServiceComponent::start(component::Host& d) {
   mgr_ = std::make_unique<Manager>(dp_->maps(), mc);
   CILIUM_RETURN_IF_ERROR(mgr_->restore());
   nat_gc_ = std::thread([this] { natGcLoop(); });
+  if (cfg.enable_ip_masq_agent) ip_masq_agent_ = std::thread([this] { ipMasqAgentLoop(); });
   d.addMapPressureProvider([this](std::vector<std::pair<std::string, double>>& out) {
     NatMap& nat = host_->nat();
     if (nat.maxEntries() != 0)
@@ -123,6 +218,7 @@ void ServiceComponent::stop() {
   }
   gc_cv_.notify_all();
   if (nat_gc_.joinable()) nat_gc_.join();
+  if (ip_masq_agent_.joinable()) ip_masq_agent_.join();
 }
 
 }  // namespace cilium::service

@@ -1,6 +1,6 @@
 // The service load balancer as a part of the agent: loads bpf_sock and the LB maps under the
 // agent's pin directory, attaches the socket hooks to its cgroup-v2 root and bpf_host to the
-// native `devices` (NodePort, externalIPs, LoadBalancer), restores the Manager
+// native `devices` (NodePort, externalIPs, LoadBalancer, BPF masquerade), restores the Manager
 // from the pinned maps, and serves /v1/service. The sources (Kubernetes or manifests) feed
 // manager() with Services and EndpointSlices; call manager()->pruneRestored() after their first
 // full sync.
@@ -29,6 +29,8 @@ struct ComponentOptions {
   ManagerConfig manager;
   // How often the SNAT mappings of finished NodePort connections are collected (nat_gc.h).
   std::chrono::seconds nat_gc_interval{30};
+  // How often the ip-masq-agent file is checked for changes (enable-ip-masq-agent).
+  std::chrono::milliseconds ip_masq_agent_poll{1000};
 };
 
 class ServiceComponent final : public component::Component {
@@ -52,6 +54,9 @@ class ServiceComponent final : public component::Component {
   Status attachDevices(const std::vector<std::string>& devices, XdpMode xdp, bool xdp_best_effort,
                        std::vector<IpAddr>& node_ips);
 
+  Status setNonMasquerade(component::Host& d, const Config& cfg);
+  Status applyIpMasqAgent();
+  void ipMasqAgentLoop();
   void natGcLoop();
 
   std::unique_ptr<LbDatapath> dp_;
@@ -62,6 +67,10 @@ class ServiceComponent final : public component::Component {
   bool stopping_ = false;
   std::atomic<size_t> nat_live_{0};  // entries after the last NAT GC run
   std::thread nat_gc_;
+  std::vector<IpPrefix> base_non_masq_;  // ipv4-native-routing-cidr or the pod CIDR
+  std::string ip_masq_agent_path_;
+  std::string ip_masq_agent_stamp_;  // inode, size, mtime of the file last applied ("" missing)
+  std::thread ip_masq_agent_;
 };
 
 }  // namespace cilium::service

@@ -69,6 +69,45 @@ const config::Registry<Config>& configKeys() {
         if (c.bpf_lb_maglev_table_size == p) return okStatus();
       return invalidValue("is not one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521");
     };
+    r->boolean("enable-ipv4-masquerade",
+               "Masquerade IPv4 traffic from pods to the outside (with enable-bpf-masquerade; "
+               "there is no iptables masquerade)",
+               &Config::enable_ipv4_masquerade);
+    r->boolean("enable-bpf-masquerade",
+               "Masquerade pods' traffic to the outside in BPF on the devices: it leaves with the "
+               "device's address",
+               &Config::enable_bpf_masquerade);
+    r->string("ipv4-native-routing-cidr",
+              "Destinations reached without masquerading (\"\": the node's pod CIDR)",
+              &Config::ipv4_native_routing_cidr, [](std::string_view v) -> Status {
+                if (v.empty()) return okStatus();
+                auto p = IpPrefix::parse(v);
+                if (!p.ok()) return p.error();
+                if (p->family() != IpFamily::kV4) return invalidValue("is not an IPv4 CIDR");
+                return okStatus();
+              });
+    r->boolean("enable-ip-masq-agent",
+               "Also leave the destinations of the ip-masq-agent configuration file "
+               "(nonMasqueradeCIDRs, masqLinkLocal) unmasqueraded; needs enable-bpf-masquerade",
+               &Config::enable_ip_masq_agent);
+    r->path("ip-masq-agent-config-path",
+            "The ip-masq-agent configuration file (YAML or JSON; missing: the default private "
+            "ranges)",
+            &Config::ip_masq_agent_config_path);
+    r->check([](const Config& c) -> Status {
+      if (c.enable_ip_masq_agent && !c.bpfMasquerade())
+        return makeError(ErrorCode::kInvalidArgument,
+                         "enable-ip-masq-agent needs enable-bpf-masquerade and "
+                         "enable-ipv4-masquerade");
+      return okStatus();
+    });
+    r->check([](const Config& c) -> Status {
+      if (c.bpfMasquerade() && c.devicesList().empty())
+        return makeError(ErrorCode::kInvalidArgument,
+                         "enable-bpf-masquerade needs the native devices it masquerades on "
+                         "(devices)");
+      return okStatus();
+    });
     return r;
   }();
   return *r;

@@ -21,6 +21,18 @@ struct Config {
   std::string bpf_lb_algorithm = "random";       // random | maglev
   bool bpf_lb_algorithm_annotation = false;      // read service.cilium.io/lb-algorithm
   uint32_t bpf_lb_maglev_table_size = 16381;
+  // Masquerading of pods' traffic to the outside (docs/datapath.md, "BPF masquerade"): in BPF on
+  // the `devices` when both are on. Cilium's defaults: IPv4 masquerade on, BPF masquerade off
+  // (Cilium then uses iptables, which this agent does not: nothing is masqueraded).
+  bool enable_ipv4_masquerade = true;
+  bool enable_bpf_masquerade = false;
+  // Destinations never masqueraded ("" = the node's pod CIDR).
+  std::string ipv4_native_routing_cidr;
+  // ip-masq-agent's non-masquerade CIDRs (agent/service/ip_masq_agent.h), re-read while running.
+  bool enable_ip_masq_agent = false;
+  std::string ip_masq_agent_config_path = "/etc/config/ip-masq-agent";
+
+  bool bpfMasquerade() const { return enable_ipv4_masquerade && enable_bpf_masquerade; }
 
   // `devices` split on commas, empty items dropped.
   std::vector<std::string> devicesList() const;

@@ -5,6 +5,7 @@
 #include <linux/if_link.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "agent/bpf/attach.h"
@@ -30,11 +31,13 @@ struct HostDatapath::State {
   std::unique_ptr<bpf::KernelMap<uint32_t, node_dev4>> devices;
   std::unique_ptr<bpf::KernelMap<ct_key4, ct_entry>> ct_tcp, ct_any;
   std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat;
+  std::unique_ptr<bpf::KernelMap<ipmasq_key4, uint8_t>> ipmasq;
 };
 
 HostDatapath::~HostDatapath() = default;
 
-Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_dir) {
+Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_dir,
+                                                         const HostOptions& opts) {
   if (pin_dir.empty() || pin_dir[0] != '/')
     return makeError(ErrorCode::kInvalidArgument, "host datapath: pin_dir '{}' must be absolute",
                      pin_dir);
@@ -42,6 +45,7 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   // bpf_host declares every shared map with the default size of bpf/abi; the agent may have
   // created them with other sizes.
   CILIUM_RETURN_IF_ERROR(bpf::adoptPinnedSizes(opened->obj));
+  opened->rodata->cfg_enable_bpf_masquerade = opts.enable_masquerade ? 1 : 0;
   CILIUM_ASSIGN_OR_RETURN(auto loaded, std::move(opened).load());
   std::unique_ptr<HostDatapath> dp(new HostDatapath());
   dp->pin_dir_ = pin_dir;
@@ -61,10 +65,13 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   CILIUM_ASSIGN_OR_RETURN(dp->s_->revnat,
                           (bpf::KernelMap<uint32_t, lb4_reverse_nat>::fromBorrowedFd(
                               bpf_map__fd(m.cilium_lb4_reverse_nat))));
+  CILIUM_ASSIGN_OR_RETURN(
+      dp->s_->ipmasq,
+      (bpf::KernelMap<ipmasq_key4, uint8_t>::fromBorrowedFd(bpf_map__fd(m.cilium_ipmasq_v4))));
   std::error_code ec;
   std::filesystem::create_directories(pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", pin_dir, ec.message());
-  log()->info("host datapath loaded pin_dir={}", pin_dir);
+  log()->info("host datapath loaded pin_dir={} masquerade={}", pin_dir, opts.enable_masquerade);
   return dp;
 }
 
@@ -177,6 +184,39 @@ HostPrograms HostDatapath::programs() const {
 }
 
 NatMap& HostDatapath::nat() { return *s_->nat; }
+
+IpMasqMap& HostDatapath::ipMasq() { return *s_->ipmasq; }
+
+Status HostDatapath::setNonMasqueradeCidrs(const std::vector<IpPrefix>& cidrs) {
+  auto keyOf = [](const IpPrefix& p) {
+    ipmasq_key4 k{};
+    k.prefixlen = p.len();
+    k.addr = p.addr().v4NetworkOrder();
+    return k;
+  };
+  std::vector<ipmasq_key4> want;
+  for (const auto& p : cidrs) {
+    if (p.family() != IpFamily::kV4)
+      return makeError(ErrorCode::kInvalidArgument,
+                       "non-masquerade CIDR {}: only IPv4 is masqueraded", p.toString());
+    want.push_back(keyOf(p));
+  }
+  auto same = [](const ipmasq_key4& a, const ipmasq_key4& b) {
+    return a.prefixlen == b.prefixlen && a.addr == b.addr;
+  };
+  std::vector<ipmasq_key4> have;
+  CILIUM_RETURN_IF_ERROR(s_->ipmasq->forEach([&](const ipmasq_key4& k, const uint8_t&) {
+    have.push_back(k);
+    return true;
+  }));
+  for (const auto& k : want) CILIUM_RETURN_IF_ERROR(s_->ipmasq->update(k, 1));
+  for (const auto& k : have) {
+    if (std::any_of(want.begin(), want.end(), [&](const auto& w) { return same(w, k); })) continue;
+    auto r = s_->ipmasq->remove(k);
+    if (!r.ok()) return r.error();
+  }
+  return okStatus();
+}
 
 Result<NatGcStats> HostDatapath::collectNat(uint32_t now) {
   return gcNat({s_->nat.get(), s_->ct_tcp.get(), s_->ct_any.get(), s_->revnat.get()}, now);

@@ -1,7 +1,7 @@
-// The kernel side of NodePort / externalIPs / LoadBalancer on the node's native devices: loads
-// bpf_host (sharing the LB, conntrack and endpoint maps pinned by bpf_lxc and bpf_sock) and
-// attaches it with tcx links, pinned so that the devices keep translating while the agent is
-// down and a restarted agent swaps the programs atomically.
+// The kernel side of NodePort / externalIPs / LoadBalancer and BPF masquerade on the node's
+// native devices: loads bpf_host (sharing the LB, conntrack and endpoint maps pinned by bpf_lxc
+// and bpf_sock) and attaches it with tcx links, pinned so that the devices keep translating
+// while the agent is down and a restarted agent swaps the programs atomically.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +21,13 @@ struct bpf_program;
 namespace cilium::service {
 
 using NatMap = bpf::Map<nat4_key, nat4_entry>;
+using IpMasqMap = bpf::Map<ipmasq_key4, uint8_t>;
+
+struct HostOptions {
+  // Masquerade pods' connections to the outside on the devices (enable-bpf-masquerade,
+  // bpf/lib/masquerade.h). Replies of mappings made earlier are translated back either way.
+  bool enable_masquerade = false;
+};
 
 // XDP acceleration of a device: none, in the driver (bpf-lb-acceleration=native), or generic
 // (on the skb; for devices whose driver cannot XDP_TX, such as a veth whose peer has no XDP).
@@ -36,7 +43,8 @@ class HostDatapath {
  public:
   // Loads bpf_host with its maps under `pin_dir`. Maps already pinned there (by the datapath's
   // bpf_lxc, with the agent's configured sizes) are reused at their size; load bpf_lxc first.
-  static Result<std::unique_ptr<HostDatapath>> load(const std::string& pin_dir);
+  static Result<std::unique_ptr<HostDatapath>> load(const std::string& pin_dir,
+                                                    const HostOptions& opts = {});
   ~HostDatapath();
 
   // Attaches cil_from_netdev / cil_to_netdev to device `ifindex` (in the calling thread's
@@ -54,6 +62,11 @@ class HostDatapath {
 
   HostPrograms programs() const;
   NatMap& nat();
+  // Makes `cidrs` (IPv4) the destinations never masqueraded (cilium_ipmasq_v4): new prefixes are
+  // added before old ones are removed, so a destination in both is never masqueraded meanwhile.
+  // IPv6 prefixes are refused (kInvalidArgument) and nothing changes.
+  Status setNonMasqueradeCidrs(const std::vector<IpPrefix>& cidrs);
+  IpMasqMap& ipMasq();
   // Collects the SNAT mappings of connections that are over at monotonic second `now`
   // (nat_gc.h). The agent runs it periodically.
   Result<NatGcStats> collectNat(uint32_t now);

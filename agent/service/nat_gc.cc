@@ -1,4 +1,5 @@
-// NodePort SNAT mappings: collected when their connection's service conntrack entry is over.
+// SNAT mappings (NodePort and masquerade): collected when their connection's conntrack entry is
+// over.
 #include "agent/service/nat_gc.h"
 
 #include <netinet/in.h>
@@ -71,8 +72,21 @@ class Collector {
   }
 
  private:
-  // Whether the connection of the forward entry (k, v) still has a live CT_KEY_SERVICE entry.
+  // Whether the connection of the forward entry (k, v) is still live: a NodePort one's
+  // CT_KEY_SERVICE entry, a masqueraded pod connection's CT_KEY_EGRESS entry.
   Result<bool> connectionLive(const nat4_key& k, const nat4_entry& v) {
+    auto* ct = k.proto == IPPROTO_TCP ? m_.ct_tcp : m_.ct_any;
+    if (v.flags & NAT_F_MASQ) {
+      ct_key4 ck{};
+      ck.saddr = k.saddr;
+      ck.daddr = k.daddr;
+      ck.sport = k.sport;
+      ck.dport = k.dport;
+      ck.nexthdr = k.proto;
+      ck.flags = CT_KEY_EGRESS;
+      CILIUM_ASSIGN_OR_RETURN(auto e, ct->lookup(ck));
+      return e.has_value() && e->lifetime >= now_;
+    }
     CILIUM_ASSIGN_OR_RETURN(auto rn, m_.revnat->lookup(v.rev_nat_index));
     if (!rn) return false;  // the service is gone: its replies cannot be translated any more
     ct_key4 ck{};
@@ -82,7 +96,6 @@ class Collector {
     ck.dport = rn->port;
     ck.nexthdr = k.proto;
     ck.flags = CT_KEY_SERVICE;
-    auto* ct = k.proto == IPPROTO_TCP ? m_.ct_tcp : m_.ct_any;
     CILIUM_ASSIGN_OR_RETURN(auto e, ct->lookup(ck));
     return e.has_value() && e->lifetime >= now_;
   }

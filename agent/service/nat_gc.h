@@ -1,8 +1,11 @@
-// Garbage collection of the NodePort SNAT mappings (cilium_snat_v4_external, bpf/abi/nat.h).
+// Garbage collection of the SNAT mappings (cilium_snat_v4_external, bpf/abi/nat.h): NodePort
+// connections to remote backends and masqueraded pod connections (NAT_F_MASQ).
 //
-// A mapping lives exactly as long as its connection's CT_KEY_SERVICE entry {client -> frontend}:
-// the datapath refreshes that entry with the client's packets and the backend's replies and
-// advances its TCP state, so it expires 10 s after a close, 60 s after the last UDP packet (the
+// A masqueraded mapping lives as long as the pod's CT_KEY_EGRESS entry {pod -> remote}, which
+// bpf_lxc refreshes with the pod's packets and their replies.
+// A NodePort mapping lives exactly as long as its connection's CT_KEY_SERVICE entry {client ->
+// frontend}: the datapath refreshes that entry with the client's packets and the backend's replies
+// and advances its TCP state, so it expires 10 s after a close, 60 s after the last UDP packet (the
 // conntrack timeouts), and the conntrack GC removes it. This GC then removes both entries of the
 // mapping, which frees the node port. Without it a closed connection's port stays taken until the
 // LRU map fills up, and a busy client exhausts the 4535 ports a backend offers.
@@ -35,9 +38,10 @@ struct NatGcStats {
 inline constexpr uint32_t kNatGcMinAgeSeconds = 2;
 
 // Deletes the mappings whose connection is over at monotonic time `now` (seconds, the
-// datapath's clock): the CT_KEY_SERVICE entry is gone or expired, or the frontend's service is
-// gone. Also deletes a half whose other half is gone (evicted by the LRU). Safe to run while the
-// datapath uses the maps: a mapping is re-read before it is deleted and kept if it changed.
+// datapath's clock): the CT_KEY_SERVICE (masquerade: CT_KEY_EGRESS) entry is gone or expired, or
+// the frontend's service is gone. Also deletes a half whose other half is gone (evicted by the
+// LRU). Safe to run while the datapath uses the maps: a mapping is re-read before it is deleted and
+// kept if it changed.
 Result<NatGcStats> gcNat(const NatGcMaps& maps, uint32_t now);
 
 }  // namespace cilium::service

@@ -27,7 +27,8 @@
 #define DROP_FRAG_NOSUPPORT 157
 #define DROP_NO_SERVICE 158
 #define DROP_UNSUPPORTED_L2 166
-#define DROP_NAT_NO_MAPPING 167
+#define DROP_NAT_NO_MAPPING 167 /* "No mapping for NAT masquerade": no free node port */
+#define DROP_NAT_UNSUPP_PROTO 168 /* a pod's packet to the outside that masquerade cannot NAT */
 #define DROP_NO_FIB 169
 #define DROP_INVALID_IDENTITY 171
 #define DROP_UNKNOWN_SENDER 172

@@ -7,12 +7,21 @@
  * Each connection has two entries:
  *   NAT_DIR_EGRESS  {client, backend, cport, bport}     -> {node address, node port}
  *   NAT_DIR_INGRESS {backend, node address, bport, node port} -> {client, cport, service id}
+ * BPF masquerade (enable-bpf-masquerade, lib/masquerade.h) shares the map: a pod's connection to
+ * the outside leaves the native device from the node's address, and has the same two entries,
+ * flagged NAT_F_MASQ:
+ *   NAT_DIR_EGRESS  {pod, remote, pport, rport}            -> {node address, node port}
+ *   NAT_DIR_INGRESS {remote, node address, rport, node port} -> {pod, pport}
+ * ICMP echo uses the identifier as the port (the request's sport, the reply's dport).
  * Node ports are allocated from [NAT_PORT_MIN, NAT_PORT_MAX], above Linux's default ephemeral
- * range so that they do not collide with the node's own connections. A mapping lives as long
- * as the connection's CT_KEY_SERVICE entry: the agent collects it after that (agent/service/
- * nat_gc.h); the LRU is only the backstop.
+ * range so that they do not collide with the node's own connections, and above the NodePort
+ * range (30000-32767). A NodePort mapping lives as long as the connection's CT_KEY_SERVICE
+ * entry, a masquerade mapping as long as the pod's CT_KEY_EGRESS entry: the agent collects them
+ * after that (agent/service/nat_gc.h); the LRU is only the backstop.
  *   cilium_node_dev4 HASH __u32 ifindex -> node_dev4: the address SNAT uses on each device.
- * Twins: agent/service (HostDatapath).
+ *   cilium_ipmasq_v4 LPM_TRIE ipmasq_key4 -> __u8: destinations never masqueraded (the pod CIDR or
+ *   ipv4-native-routing-cidr, and the non-masquerade CIDRs), written by the agent.
+ * Twins: agent/service (HostDatapath, nat_gc), cilium-dbg "bpf nat list", "bpf ipmasq list".
  */
 #pragma once
 
@@ -34,14 +43,22 @@ struct nat4_key {
 struct nat4_entry {
 	__be32 to_addr; /* egress: node address; ingress: client address */
 	__be16 to_port; /* egress: node port; ingress: client port */
-	__u16 pad;
-	__u32 rev_nat_index; /* ingress: the service whose frontend replies come from */
+	__u16 flags;	/* NAT_F_* */
+	__u32 rev_nat_index; /* NodePort ingress: the service whose frontend replies come from */
 	__u32 created;	     /* monotonic seconds */
 };
 
 struct node_dev4 {
 	__be32 address; /* IPv4 address SNAT uses on this device; 0 = none */
 	__u32 pad;
+};
+
+/* nat4_entry.flags */
+#define NAT_F_MASQ 1 /* a masqueraded pod connection (not a NodePort one) */
+
+struct ipmasq_key4 {
+	__u32 prefixlen;
+	__be32 addr;
 };
 
 #define NAT_PORT_MIN 61000
@@ -51,3 +68,4 @@ struct node_dev4 {
 
 #define CILIUM_NAT_MAP_SIZE	 524288
 #define CILIUM_NODE_DEV_MAP_SIZE 256
+#define CILIUM_IPMASQ_MAP_SIZE	 16384

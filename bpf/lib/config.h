@@ -24,6 +24,12 @@ const volatile __u32 cfg_ct_report_interval = CT_REPORT_INTERVAL;
  */
 const volatile __be32 cfg_lb_loopback_ipv4 = bpf_htonl(0xa9fe2a01);
 
+/*
+ * BPF masquerade of pods' traffic to the outside on the native devices (enable-bpf-masquerade,
+ * lib/masquerade.h). Replies of connections masqueraded earlier are translated back either way.
+ */
+const volatile __u8 cfg_enable_bpf_masquerade = 0;
+
 /* Events: per-CPU token bucket (events per second and burst; rate 0 = unlimited). */
 const volatile __u32 cfg_events_rate = 0;
 const volatile __u32 cfg_events_burst = 0;

@@ -113,7 +113,7 @@ static __always_inline int nodeport_rev_snat(struct __sk_buff *ctx, struct pkt4 
 	if (bpf_ntohs(p->t.dport) < NAT_PORT_MIN)
 		return TC_ACT_OK;
 	e = bpf_map_lookup_elem(&cilium_snat_v4_external, &key);
-	if (!e)
+	if (!e || (e->flags & NAT_F_MASQ))
 		return TC_ACT_OK;
 	to_addr = e->to_addr;
 	to_port = e->to_port;

@@ -82,7 +82,7 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 		nk.dport = q.sport;
 		nk.dir = NAT_DIR_INGRESS;
 		n = bpf_map_lookup_elem(&cilium_snat_v4_external, &nk);
-		if (n) {
+		if (n && !(n->flags & NAT_F_MASQ)) {
 			client = n->to_addr;
 			client_port = n->to_port;
 			id = n->rev_nat_index;

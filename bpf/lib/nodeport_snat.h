@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * SNAT of NodePort connections to a remote backend: the node address of each native device
- * (cilium_node_dev4) and the node ports of cilium_snat_v4_external (abi/nat.h), allocated at
- * random and taken over from connections that are over. The forward entry {client -> backend}
- * names the node address and port, the reverse entry {backend -> node:port} the client and the
- * service; agent/service/nat_gc.h removes the mappings of connections that are gone.
+ * Node ports of SNAT: the node address of each native device (cilium_node_dev4) and the node
+ * ports of cilium_snat_v4_external (abi/nat.h), allocated at random and taken over from
+ * connections that are over, for NodePort connections to a remote backend and for masqueraded
+ * pod connections (lib/masquerade.h) alike. The forward entry names the node address and port,
+ * the reverse entry {remote -> node:port} the original source (and for NodePort the service);
+ * agent/service/nat_gc.h removes the mappings of connections that are gone.
  */
 #pragma once
 
@@ -35,10 +36,8 @@ struct {
 } cilium_node_dev4 SEC(".maps");
 
 /*
- * Whether the connection owning the reverse mapping `owner` (of protocol `proto`) is over: its
- * CT_KEY_SERVICE entry is gone, expired, or closed both ways (FIN each way, or an RST). Its node
- * port may then serve a new connection at once rather than after the NAT GC's next run: under
- * churn to one backend, 4535 node ports last only seconds otherwise.
+ * Whether the NodePort connection owning the reverse mapping `owner` (of protocol `proto`) is
+ * over: its CT_KEY_SERVICE entry is gone, expired, or closed both ways (FIN each way, or an RST).
  */
 static __always_inline bool nodeport_mapping_over(const struct nat4_entry *owner, __u8 proto,
 						  __u32 now)
@@ -61,6 +60,103 @@ static __always_inline bool nodeport_mapping_over(const struct nat4_entry *owner
 	if (!e || !ct_alive(e, now))
 		return true;
 	return proto == IPPROTO_TCP_ && (e->flags & CT_F_CLOSING) == CT_F_CLOSING;
+}
+
+/*
+ * Whether the masqueraded pod connection owning the reverse mapping (`rev`, `owner`) is over:
+ * the pod's CT_KEY_EGRESS entry {pod -> remote} is gone, expired, or closed both ways.
+ */
+static __always_inline bool masq_mapping_over(const struct nat4_key *rev,
+					      const struct nat4_entry *owner, __u32 now)
+{
+	struct ct_key4 key = {
+	    .saddr = owner->to_addr,
+	    .daddr = rev->saddr,
+	    .sport = owner->to_port,
+	    .dport = rev->sport,
+	    .nexthdr = rev->proto,
+	    .flags = CT_KEY_EGRESS,
+	};
+	struct ct_entry *e = bpf_map_lookup_elem(lb4_ct_map(rev->proto), &key);
+
+	if (!e || !ct_alive(e, now))
+		return true;
+	return rev->proto == IPPROTO_TCP_ && (e->flags & CT_F_CLOSING) == CT_F_CLOSING;
+}
+
+/*
+ * Whether the connection owning the node port of reverse entry `rev` is over, so that the port
+ * may serve a new connection at once rather than after the NAT GC's next run: under churn to
+ * one remote, 4535 node ports last only seconds otherwise.
+ */
+static __always_inline bool nat_mapping_over(const struct nat4_key *rev,
+					     const struct nat4_entry *owner, __u32 now)
+{
+	if (owner->flags & NAT_F_MASQ)
+		return masq_mapping_over(rev, owner, now);
+	return nodeport_mapping_over(owner, rev->proto, now);
+}
+
+/*
+ * The node port of the connection `fwd` (its NAT_DIR_EGRESS key), as it leaves from node address
+ * out->to_addr: the existing mapping, or a new one. `rev` is the reverse key without its node
+ * port; `back` and `out` are the entries to write (reverse and forward) without the port.
+ * `established` says a TCP packet of an open connection (not a SYN), which trusts its mapping.
+ * Returns 0 with *node_port set, or -DROP_NAT_NO_MAPPING when no port is free (fail closed).
+ */
+static __always_inline int nat4_snat_port(const struct nat4_key *fwd, struct nat4_key *rev,
+					  const struct nat4_entry *back, struct nat4_entry *out,
+					  bool established, __u32 now, __be16 *node_port)
+{
+	struct nat4_entry *e = bpf_map_lookup_elem(&cilium_snat_v4_external, fwd);
+	struct nat4_entry *owner;
+	__u32 range = NAT_PORT_MAX - NAT_PORT_MIN + 1;
+	int i;
+
+	if (e && e->to_addr == out->to_addr) {
+		/*
+		 * Packets of an established connection trust their mapping. A new one (a SYN, or
+		 * any UDP or ICMP packet) checks that the port is still this tuple's: after the
+		 * tuple's previous connection ended, its port may have gone to another connection.
+		 */
+		if (established) {
+			*node_port = e->to_port;
+			return 0;
+		}
+		rev->dport = e->to_port;
+		owner = bpf_map_lookup_elem(&cilium_snat_v4_external, rev);
+		if (owner && owner->to_addr == back->to_addr && owner->to_port == back->to_port) {
+			*node_port = e->to_port;
+			return 0;
+		}
+	}
+	/* Random ports: a collision costs another try, never a wrong mapping (NOEXIST). */
+	for (i = 0; i < NAT_PORT_TRIES; i++) {
+		__u16 port = NAT_PORT_MIN + (bpf_get_prandom_u32() % range);
+
+		rev->dport = bpf_htons(port);
+		if (bpf_map_update_elem(&cilium_snat_v4_external, rev, back, BPF_NOEXIST_) != 0) {
+			/*
+			 * Taken. A finished connection's port is taken over; delete-then-NOEXIST
+			 * lets one of two CPUs racing for it win, never both.
+			 */
+			owner = bpf_map_lookup_elem(&cilium_snat_v4_external, rev);
+			if (!owner || !nat_mapping_over(rev, owner, now))
+				continue;
+			bpf_map_delete_elem(&cilium_snat_v4_external, rev);
+			if (bpf_map_update_elem(&cilium_snat_v4_external, rev, back,
+						BPF_NOEXIST_) != 0)
+				continue;
+		}
+		out->to_port = rev->dport;
+		if (bpf_map_update_elem(&cilium_snat_v4_external, fwd, out, BPF_ANY_) < 0) {
+			bpf_map_delete_elem(&cilium_snat_v4_external, rev);
+			return -DROP_NAT_NO_MAPPING;
+		}
+		*node_port = rev->dport;
+		return 0;
+	}
+	return -DROP_NAT_NO_MAPPING;
 }
 
 /*
@@ -96,54 +192,8 @@ static __always_inline int nodeport_snat_entry(const struct pkt4 *p, __be32 node
 	    .rev_nat_index = svc_id,
 	    .created = now,
 	};
-	struct nat4_entry *e = bpf_map_lookup_elem(&cilium_snat_v4_external, &fwd);
-	struct nat4_entry *owner;
-	__u32 range = NAT_PORT_MAX - NAT_PORT_MIN + 1;
-	int i;
+	bool established = p->t.proto == IPPROTO_TCP_ &&
+			   (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN;
 
-	if (e && e->to_addr == node_addr) {
-		/*
-		 * Packets of an established connection trust their mapping. A new one (a SYN, or
-		 * any UDP packet) checks that the port is still this tuple's: after the tuple's
-		 * previous connection ended, its port may have gone to another connection.
-		 */
-		if (p->t.proto == IPPROTO_TCP_ &&
-		    (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
-			*node_port = e->to_port;
-			return 0;
-		}
-		rev.dport = e->to_port;
-		owner = bpf_map_lookup_elem(&cilium_snat_v4_external, &rev);
-		if (owner && owner->to_addr == p->t.saddr && owner->to_port == p->t.sport) {
-			*node_port = e->to_port;
-			return 0;
-		}
-	}
-	/* Random ports: a collision costs another try, never a wrong mapping (NOEXIST). */
-	for (i = 0; i < NAT_PORT_TRIES; i++) {
-		__u16 port = NAT_PORT_MIN + (bpf_get_prandom_u32() % range);
-
-		rev.dport = bpf_htons(port);
-		if (bpf_map_update_elem(&cilium_snat_v4_external, &rev, &back, BPF_NOEXIST_) != 0) {
-			/*
-			 * Taken. A finished connection's port is taken over; delete-then-NOEXIST
-			 * lets one of two CPUs racing for it win, never both.
-			 */
-			owner = bpf_map_lookup_elem(&cilium_snat_v4_external, &rev);
-			if (!owner || !nodeport_mapping_over(owner, p->t.proto, now))
-				continue;
-			bpf_map_delete_elem(&cilium_snat_v4_external, &rev);
-			if (bpf_map_update_elem(&cilium_snat_v4_external, &rev, &back,
-						BPF_NOEXIST_) != 0)
-				continue;
-		}
-		out.to_port = rev.dport;
-		if (bpf_map_update_elem(&cilium_snat_v4_external, &fwd, &out, BPF_ANY_) < 0) {
-			bpf_map_delete_elem(&cilium_snat_v4_external, &rev);
-			return -DROP_NAT_NO_MAPPING;
-		}
-		*node_port = rev.dport;
-		return 0;
-	}
-	return -DROP_NAT_NO_MAPPING;
+	return nat4_snat_port(&fwd, &rev, &back, &out, established, now, node_port);
 }

@@ -150,6 +150,8 @@ static __always_inline int nodeport_xdp(struct xdp_md *ctx)
 		key.proto = p.t.proto;
 		key.dir = NAT_DIR_INGRESS;
 		e = bpf_map_lookup_elem(&cilium_snat_v4_external, &key);
+		if (e && (e->flags & NAT_F_MASQ))
+			return XDP_PASS; /* a masqueraded pod connection: tc's (lib/masquerade.h) */
 		if (e) {
 			__be32 to_addr = e->to_addr;
 			__be16 to_port = e->to_port;

@@ -17,6 +17,8 @@
 #include <poll.h>
 #include <sys/socket.h>
 
+#include <fstream>
+
 #include <gtest/gtest.h>
 
 #include "agent/bpf/attach.h"
@@ -543,6 +545,101 @@ TEST_F(AgentNodePortTest, BestEffortAccelerationFallsBackToTc) {
   EXPECT_EQ(xdpProgram("dum0"), 0u);
   EXPECT_NE(node_->log("best-effort").find("without XDP acceleration"), std::string::npos)
       << node_->log("best-effort");
+}
+
+// enable-bpf-masquerade through the agent: a pod made through the API reaches an outside host
+// (which has no route to the pods) from the node's address; cilium-dbg shows the pod CIDR as
+// the non-masquerade set and the mappings.
+TEST_F(AgentNodePortTest, BpfMasqueradeOfAPodToTheOutside) {
+  testing::Fabric net;
+  ASSERT_TRUE(net.build(*topo_).ok());
+  auto l = testing::listenTcp(net.outsideNetns(), kClientIp, 8080);
+  ASSERT_TRUE(l.ok()) << l.error().toString();
+  Process* agent = node_->startReady("agent", {"--devices=ext0", "--enable-bpf-masquerade"});
+  ASSERT_NE(agent, nullptr);
+  auto pod = topo_->addPod("m1", "10.200.0.31");
+  ASSERT_TRUE(pod.ok()) << pod.error().toString();
+  api::EndpointChangeRequest req;
+  req.container_id = "ctr-m1";
+  req.container_interface_name = "eth0";
+  req.interface_name = pod->host_ifname;
+  req.interface_index = pod->host_ifindex;
+  req.mac = pod->mac;
+  req.host_mac = pod->host_mac;
+  req.addressing = api::AddressPair{};
+  req.addressing->ipv4 = pod->ip;
+  req.k8s_namespace = "default";
+  req.k8s_pod_name = "m1";
+  req.netns = pod->netns;
+  req.labels = {"k8s:app=m1"};
+  auto put = node_->client().putEndpoint(*api::parseEndpointRef("container-id:ctr-m1"), req);
+  ASSERT_TRUE(put.ok()) << put.error().toString() << node_->log("agent");
+
+  auto c = testing::connectTcp(pod->netns, kClientIp, 8080);
+  ASSERT_TRUE(c.ok()) << c.error().toString() << node_->log("agent");
+  auto s = testing::acceptTcp(l->get());
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  EXPECT_EQ(peerOf(s->get()), kNodeIp) << "the outside host sees the node's address";
+  ASSERT_TRUE(testing::sendAll(s->get(), "pong").ok());
+  EXPECT_TRUE(testing::recvExactly(c->get(), 4).ok());
+
+  auto nat = runChecked({CILIUM_DBG_BINARY, "-H", sock_, "bpf", "nat", "list"});
+  ASSERT_TRUE(nat.ok()) << nat.error().toString();
+  EXPECT_NE(nat->find("TCP OUT 10.200.0.31:"), std::string::npos) << *nat;
+  EXPECT_NE(nat->find("Masquerade"), std::string::npos) << *nat;
+  auto masq = runChecked({CILIUM_DBG_BINARY, "-H", sock_, "bpf", "ipmasq", "list"});
+  ASSERT_TRUE(masq.ok()) << masq.error().toString();
+  EXPECT_NE(masq->find("10.200.0.0/24"), std::string::npos) << "the node's pod CIDR: " << *masq;
+}
+
+// enable-ip-masq-agent: the file's CIDRs join the non-masquerade set, and a change to the file
+// is applied while the agent runs; a file that does not parse fails the start.
+TEST_F(AgentNodePortTest, IpMasqAgentFileIsAppliedAndReloaded) {
+  testing::Fabric net;
+  ASSERT_TRUE(net.build(*topo_).ok());
+  std::string file = dir_ + "/ip-masq-agent";
+  { std::ofstream(file) << "nonMasqueradeCIDRs: [10.0.0.0/8\n"; }
+  auto bad = node_->start("bad", {"--devices=ext0", "--enable-bpf-masquerade",
+                                  "--enable-ip-masq-agent", "--ip-masq-agent-config-path=" + file});
+  ASSERT_TRUE(bad.ok());
+  auto code = (*bad)->wait(std::chrono::seconds(20));
+  ASSERT_TRUE(code.ok());
+  EXPECT_NE(*code, 0);
+  EXPECT_NE(node_->log("bad").find("ip-masq-agent"), std::string::npos) << node_->log("bad");
+
+  { std::ofstream(file) << "nonMasqueradeCIDRs:\n  - 192.0.2.0/24\n  - 198.51.100.0/24\n"; }
+  Process* agent = node_->startReady("agent", {"--devices=ext0", "--enable-bpf-masquerade",
+                                               "--enable-ip-masq-agent",
+                                               "--ip-masq-agent-config-path=" + file});
+  ASSERT_NE(agent, nullptr);
+  auto list = [&] {
+    auto r = runChecked({CILIUM_DBG_BINARY, "-H", sock_, "bpf", "ipmasq", "list"});
+    return r.ok() ? *r : r.error().toString();
+  };
+  std::string got = list();
+  for (const char* want : {"10.200.0.0/24", "192.0.2.0/24", "198.51.100.0/24", "169.254.0.0/16"})
+    EXPECT_NE(got.find(want), std::string::npos) << want << " in\n" << got;
+
+  // The ConfigMap changes: applied without a restart.
+  {
+    std::ofstream(file + ".new") << R"({"nonMasqueradeCIDRs": ["203.0.113.0/24"], "masqLinkLocal": true})";
+  }
+  ASSERT_EQ(::rename((file + ".new").c_str(), file.c_str()), 0);
+  EXPECT_TRUE(testing::eventually([&] {
+    got = list();
+    return got.find("203.0.113.0/24") != std::string::npos &&
+           got.find("192.0.2.0/24") == std::string::npos;
+  })) << got;
+  EXPECT_EQ(got.find("169.254.0.0/16"), std::string::npos) << "masqLinkLocal: true";
+  EXPECT_NE(got.find("10.200.0.0/24"), std::string::npos) << "the pod CIDR stays";
+
+  // A broken edit keeps the set in force.
+  { std::ofstream(file + ".new") << "nonMasqueradeCIDRs: 7\n"; }
+  ASSERT_EQ(::rename((file + ".new").c_str(), file.c_str()), 0);
+  EXPECT_TRUE(testing::eventually([&] {
+    return node_->log("agent").find("keeping the CIDRs in force") != std::string::npos;
+  })) << node_->log("agent");
+  EXPECT_NE(list().find("203.0.113.0/24"), std::string::npos);
 }
 
 TEST_F(AgentNodePortTest, UnknownDeviceFailsTheStartNamingIt) {

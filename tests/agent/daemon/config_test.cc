@@ -250,6 +250,18 @@ TEST(ConfigTest, EveryValidation) {
       {{"--write-cni-conf-when-ready=05-cilium.conflist"},
        "--write-cni-conf-when-ready=05-cilium.conflist (flag): '05-cilium.conflist' is not an "
        "absolute path"},
+      {{"--enable-ip-masq-agent"},
+       "enable-ip-masq-agent needs enable-bpf-masquerade and enable-ipv4-masquerade"},
+      {{"--ip-masq-agent-config-path=ip-masq-agent"},
+       "--ip-masq-agent-config-path=ip-masq-agent (flag): 'ip-masq-agent' is not an absolute "
+       "path"},
+      {{"--enable-bpf-masquerade"},
+       "enable-bpf-masquerade needs the native devices it masquerades on (devices)"},
+      {{"--ipv4-native-routing-cidr=fd00::/64"},
+       "--ipv4-native-routing-cidr=fd00::/64 (flag): is not an IPv4 CIDR"},
+      {{"--ipv4-native-routing-cidr=10.0.0.1/8"},
+       "--ipv4-native-routing-cidr=10.0.0.1/8 (flag): '10.0.0.1/8' has host bits set (did you "
+       "mean 10.0.0.0/8?)"},
       {{"--enable-ipv4=false"},
        "enable-ipv4 and enable-ipv6 are both false: at least one family is needed"},
       {{"--bpf-pin-dir=/tmp/pins"}, "bpf-pin-dir /tmp/pins is not inside bpf-root /sys/fs/bpf"},
@@ -272,6 +284,12 @@ TEST(ConfigTest, EveryValidation) {
   EXPECT_TRUE(load({"--prometheus-serve-addr=127.0.0.1:9962"}).ok());
   EXPECT_TRUE(load({"--enable-ipv4=false", "--enable-ipv6"}).ok());
   EXPECT_EQ(load({"--mtu=0"})->config.mtu, 0u);
+  EXPECT_TRUE(load({"--enable-bpf-masquerade", "--devices=eth0"})->config.bpfMasquerade());
+  EXPECT_FALSE(
+      load({"--enable-bpf-masquerade", "--enable-ipv4-masquerade=false"})->config.bpfMasquerade())
+      << "masquerade off in general: no devices needed";
+  EXPECT_EQ(load({"--ipv4-native-routing-cidr=10.0.0.0/8"})->config.ipv4_native_routing_cidr,
+            "10.0.0.0/8");
 }
 
 TEST(ConfigTest, EnvironmentBetweenConfigDirAndFlags) {

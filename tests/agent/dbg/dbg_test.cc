@@ -513,6 +513,52 @@ TEST(BpfPrintTest, Conntrack) {
   EXPECT_EQ(Json::parse(json.str())[0]["remaining"], 100);
 }
 
+TEST(BpfPrintTest, NatMasqueradeAndNodePortEntries) {
+  bpf::FakeMap<nat4_key, nat4_entry> nat("cilium_snat_v4_external");
+  nat4_key out{
+      ip4("10.200.0.21"), ip4("192.168.77.100"), htons(40000), htons(80), 6, NAT_DIR_EGRESS, 0};
+  nat4_entry xs{ip4("192.168.77.1"), htons(61234), NAT_F_MASQ, 0, 990};
+  nat4_key in{
+      ip4("192.168.77.100"), ip4("192.168.77.1"), htons(80), htons(61234), 6, NAT_DIR_INGRESS, 0};
+  nat4_entry xd{ip4("10.200.0.21"), htons(40000), NAT_F_MASQ, 0, 990};
+  nat4_key np{
+      ip4("10.250.0.5"), ip4("192.168.77.1"), htons(8080), htons(61001), 17, NAT_DIR_INGRESS, 0};
+  nat4_entry npv{ip4("192.168.77.100"), htons(5000), 0, 7, 1000};
+  ASSERT_TRUE(nat.update(out, xs).ok());
+  ASSERT_TRUE(nat.update(in, xd).ok());
+  ASSERT_TRUE(nat.update(np, npv).ok());
+  std::ostringstream text;
+  ASSERT_TRUE(printNat(nat, 1000, false, text).ok());
+  EXPECT_EQ(text.str(),
+            "TCP OUT 10.200.0.21:40000 -> 192.168.77.100:80 XLATE_SRC 192.168.77.1:61234 "
+            "Created=10sec ago Masquerade\n"
+            "TCP IN 192.168.77.100:80 -> 192.168.77.1:61234 XLATE_DST 10.200.0.21:40000 "
+            "Created=10sec ago Masquerade\n"
+            "UDP IN 10.250.0.5:8080 -> 192.168.77.1:61001 XLATE_DST 192.168.77.100:5000 "
+            "Created=0sec ago NodePort RevNAT=7\n");
+  std::ostringstream json;
+  ASSERT_TRUE(printNat(nat, 1000, true, json).ok());
+  auto j = Json::parse(json.str());
+  ASSERT_EQ(j.size(), 3u);
+  EXPECT_EQ(j[0]["xlate-src"], "192.168.77.1:61234");
+  EXPECT_EQ(j[0]["masquerade"], true);
+  EXPECT_EQ(j[2]["rev-nat"], 7);
+
+  auto flushed = flushNat(nat);
+  ASSERT_TRUE(flushed.ok());
+  EXPECT_EQ(*flushed, 3u);
+  EXPECT_EQ(*nat.count(), 0u);
+}
+
+TEST(BpfPrintTest, IpMasq) {
+  bpf::FakeMap<ipmasq_key4, uint8_t> m("cilium_ipmasq_v4");
+  ASSERT_TRUE(m.update({16, ip4("10.200.0.0")}, 1).ok());
+  ASSERT_TRUE(m.update({8, ip4("10.0.0.0")}, 1).ok());
+  std::ostringstream out;
+  ASSERT_TRUE(printIpMasq(m, false, out).ok());
+  EXPECT_EQ(out.str(), "IP PREFIX\n10.0.0.0/8\n10.200.0.0/16\n");
+}
+
 TEST(BpfPrintTest, Metrics) {
   bpf::FakeMap<metrics_key, bpf::PerCpu<metrics_value>> m("cilium_metrics");
   metrics_key fwd{REASON_FORWARDED, METRIC_EGRESS, 0, 0, {}};

@@ -1,5 +1,6 @@
-// NAT GC: a NodePort SNAT mapping goes with its connection's service conntrack entry, never
-// before, and never takes a port that already serves another connection with it.
+// NAT GC: a NodePort SNAT mapping goes with its connection's service conntrack entry, a
+// masquerade mapping with its pod's egress conntrack entry, never before, and never takes a
+// port that already serves another connection with it.
 #include "agent/service/nat_gc.h"
 
 #include <arpa/inet.h>
@@ -148,6 +149,64 @@ TEST_F(NatGcTest, OrphanHalvesGoButAPortServingAnotherConnectionStays) {
   EXPECT_EQ(gc().deleted, 1u);
   EXPECT_EQ(natSize(), 2u);
   EXPECT_EQ(gc().deleted, 0u);
+}
+
+// A pod's masqueraded connection (NAT_F_MASQ) lives as long as the pod's CT_KEY_EGRESS entry
+// {pod -> remote}; no service is involved.
+TEST_F(NatGcTest, MasqueradeMappingsGoWithThePodsEgressEntry) {
+  auto addMasq = [&](uint16_t pport, uint16_t node_port, uint8_t proto) {
+    nat4_key fwd{};
+    fwd.saddr = ip("10.200.0.21");
+    fwd.daddr = ip("192.168.77.100");
+    fwd.sport = htons(pport);
+    fwd.dport = htons(proto == IPPROTO_ICMP ? 0 : 80);
+    fwd.proto = proto;
+    fwd.dir = NAT_DIR_EGRESS;
+    nat4_entry out{};
+    out.to_addr = ip("192.168.77.1");
+    out.to_port = htons(node_port);
+    out.flags = NAT_F_MASQ;
+    out.created = kNow - 100;
+    ASSERT_TRUE(nat_.update(fwd, out).ok());
+    nat4_key rev{};
+    rev.saddr = fwd.daddr;
+    rev.daddr = out.to_addr;
+    rev.sport = fwd.dport;
+    rev.dport = out.to_port;
+    rev.proto = proto;
+    rev.dir = NAT_DIR_INGRESS;
+    nat4_entry back{};
+    back.to_addr = fwd.saddr;
+    back.to_port = fwd.sport;
+    back.flags = NAT_F_MASQ;
+    back.created = kNow - 100;
+    ASSERT_TRUE(nat_.update(rev, back).ok());
+  };
+  auto addEgress = [&](uint16_t pport, uint8_t proto, uint32_t lifetime) {
+    ct_key4 k{};
+    k.saddr = ip("10.200.0.21");
+    k.daddr = ip("192.168.77.100");
+    k.sport = htons(pport);
+    k.dport = htons(proto == IPPROTO_ICMP ? 0 : 80);
+    k.nexthdr = proto;
+    k.flags = CT_KEY_EGRESS;
+    ct_entry e{};
+    e.lifetime = lifetime;
+    ASSERT_TRUE((proto == IPPROTO_TCP ? ct_tcp_ : ct_any_).update(k, e).ok());
+  };
+  addMasq(40000, 61001, IPPROTO_TCP);
+  addEgress(40000, IPPROTO_TCP, kNow + 10);  // live
+  addMasq(40001, 61002, IPPROTO_TCP);
+  addEgress(40001, IPPROTO_TCP, kNow - 1);  // over
+  addMasq(77, 61003, IPPROTO_ICMP);
+  addEgress(77, IPPROTO_ICMP, kNow + 10);  // a ping still answered
+  addMasq(5353, 61004, IPPROTO_UDP);       // its conntrack entry already collected
+  // No revnat entry 0 exists: a masquerade mapping must not be judged as a NodePort one.
+  EXPECT_EQ(gc().deleted, 4u);
+  EXPECT_EQ(natSize(), 4u);
+  addEgress(40000, IPPROTO_TCP, kNow - 1);
+  EXPECT_EQ(gc().deleted, 2u);
+  EXPECT_EQ(natSize(), 2u) << "the ping's mapping stays";
 }
 
 }  // namespace

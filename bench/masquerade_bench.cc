@@ -1,0 +1,203 @@
+// masquerade_bench: a pod's new connections to a host outside the cluster, masqueraded to the
+// node's address, side by side in one run:
+//   routed    the outside host has a route back to the pods: no masquerade (the floor)
+//   bpf       our BPF masquerade: bpf_host on the native device (enable-bpf-masquerade)
+//   iptables  an iptables MASQUERADE rule in POSTROUTING (iptables-nft), as Cilium without BPF
+//             masquerade or a plain node would do it
+// bpf_lxc runs on the pod's veth in every mode. Per mode: new-connection latency (p50/p99) and
+// rate with an RST close (the NAT mapping's allocation is the difference), and TCP_CRR
+// transactions per second (connect, 1-byte request and answer, FIN close: connections that end,
+// so node ports are reused under churn). The topology is tests/harness/fabric.h. Prints numbers;
+// never fails on time.
+//
+//   sudo ./build/bench/masquerade_bench [--connects 3000] [--seconds 3] [--rounds 3] [--modes
+//   routed,bpf,iptables]
+// Rounds build a fresh topology and run every mode (the machine's load drifts); the medians over
+// rounds are printed at the end.
+#include <net/if.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "agent/common/netns.h"
+#include "agent/common/subprocess.h"
+#include "agent/datapath/datapath.h"
+#include "agent/service/host_datapath.h"
+#include "bench/bench_net.h"
+#include "tests/harness/endpoints.h"
+#include "tests/harness/fabric.h"
+#include "tests/harness/netns.h"
+
+using namespace cilium;
+using testing::Fabric;
+
+namespace {
+
+constexpr uint16_t kSinkPort = 8080;
+constexpr uint16_t kCrrPort = 8081;
+constexpr const char* kPodCidr = "10.212.0.0/16";
+constexpr const char* kPodIp = "10.212.0.21";
+
+[[noreturn]] void die(const std::string& what, const Error& e) {
+  std::fprintf(stderr, "masquerade_bench: %s: %s\n", what.c_str(), e.toString().c_str());
+  std::exit(1);
+}
+
+template <typename T>
+T must(Result<T> r, const std::string& what) {
+  if (!r.ok()) die(what, r.error());
+  return std::move(*r);
+}
+void must(Status s, const std::string& what) {
+  if (!s.ok()) die(what, s.error());
+}
+
+Status runOk(const std::vector<std::string>& argv) {
+  auto r = runChecked(argv);
+  if (!r.ok()) return r.error();
+  return okStatus();
+}
+
+struct Sample {
+  double connect_p50 = 0, connect_p99 = 0, conns_per_sec = 0, crr_per_sec = 0, crr_p50 = 0;
+  size_t failed = 0;
+};
+
+Sample measure(const char* mode, const std::string& pod_netns, int connects, double seconds,
+               int round, const std::string& note) {
+  auto c = must(bench::measureConnects(pod_netns, Fabric::kClientIp, kSinkPort, connects), mode);
+  auto crr = must(bench::measureCrr(pod_netns, Fabric::kClientIp, kCrrPort, seconds, 0.5), mode);
+  Sample s{c.p50_us, c.p99_us, c.per_sec, crr.per_sec, crr.p50_us, c.failed + crr.failed};
+  std::printf("| %d | %s | %.1f | %.1f | %.0f | %.0f | %.1f | %zu | %s |\n", round, mode,
+              s.connect_p50, s.connect_p99, s.conns_per_sec, s.crr_per_sec, s.crr_p50, s.failed,
+              note.c_str());
+  std::fflush(stdout);
+  return s;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int connects = 3000;
+  double seconds = 3;
+  int rounds = 3;
+  std::string modes = "routed,bpf,iptables";
+  for (int i = 1; i < argc; i++) {
+    std::string a = argv[i];
+    if (a == "--connects" && i + 1 < argc) {
+      connects = std::max(10, std::atoi(argv[++i]));
+    } else if (a == "--seconds" && i + 1 < argc) {
+      seconds = std::max(0.5, std::atof(argv[++i]));
+    } else if (a == "--rounds" && i + 1 < argc) {
+      rounds = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--modes" && i + 1 < argc) {
+      modes = argv[++i];
+    } else {
+      std::fprintf(
+          stderr,
+          "usage: %s [--connects N] [--seconds S] [--rounds R] [--modes routed,bpf,iptables]\n",
+          argv[0]);
+      return 2;
+    }
+  }
+  auto want = [&](const char* m) { return bench::modeWanted(modes, m); };
+  if (!bench::startPrivilegedBench("masquerade_bench")) return 1;
+
+  std::printf(
+      "masquerade_bench: %d rounds of %d connects (RST close) and %.1f s TCP_CRR per mode; pod "
+      "%s -> outside host %s, leaving node device ext0 %s\n\n",
+      rounds, connects, seconds, kPodIp, Fabric::kClientIp, Fabric::kNodeIp);
+  std::printf(
+      "| round | mode | connect p50 µs | p99 µs | conns/s | CRR trans/s | CRR p50 µs | failed | "
+      "|\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|\n");
+  std::map<std::string, std::vector<Sample>> samples;
+  uint64_t served = 0;
+  for (int round = 1; round <= rounds; round++) {
+    // A fresh topology per round: the iptables mode's nat hooks stay registered in the node's
+    // namespace once created (iptables-nft cannot remove the table), and would tax the others.
+    auto topo = must(testing::Topology::create(212), "topology");
+    auto pod = must(topo->addPod("p1", kPodIp), "pod");
+    Fabric net;
+    must(net.build(*topo), "fabric");
+    must(bench::prepareCrrClient(pod.netns), "pod sysctls");
+    std::string pin = must(topo->pinDir(), "pin dir");
+    auto sink = must(bench::SinkServer::start(net.outsideNetns(), Fabric::kClientIp, kSinkPort),
+                     "sink server");
+    auto crr = must(bench::CrrServer::start(net.outsideNetns(), Fabric::kClientIp, kCrrPort),
+                    "CRR server");
+    auto dp = must(datapath::Datapath::load({pin}), "datapath");
+    auto maps = dp->maps();
+    std::vector<datapath::PolicyEntry> open{{datapath::policyKey(0, POLICY_INGRESS, 0, 0, 0), {}},
+                                            {datapath::policyKey(0, POLICY_EGRESS, 0, 0, 0), {}}};
+    must(testing::programEndpoint(maps, pod, 1, 1001), "endpoint");
+    must(maps.policy->replace(1, open), "policy");
+    must(testing::programNode(maps, topo->routerIp()), "node");
+    must(runInNetns(topo->nodeNetns(), [&] { return dp->attachEndpoint(pod.host_ifindex); }),
+         "attach pod");
+    int ifindex = must(runInNetnsValue<int>(topo->nodeNetns(),
+                                            []() -> Result<int> {
+                                              int i = static_cast<int>(::if_nametoindex("ext0"));
+                                              if (i == 0) return errnoError(errno, "ext0");
+                                              return i;
+                                            }),
+                       "ext0");
+    std::string out = net.outsideNetns().substr(std::string("/run/netns/").size());
+    std::string node = topo->nodeNetns().substr(std::string("/run/netns/").size());
+
+    if (want("routed")) {
+      must(runOk({"ip", "-n", out, "route", "add", kPodCidr, "via", Fabric::kNodeIp}), "route");
+      samples["routed"].push_back(measure("routed", pod.netns, connects, seconds, round,
+                                          "no masquerade: the outside routes to pods"));
+      must(runOk({"ip", "-n", out, "route", "del", kPodCidr}), "route");
+    }
+    if (want("bpf")) {
+      auto host = must(service::HostDatapath::load(pin, {.enable_masquerade = true}), "bpf_host");
+      must(host->setNonMasqueradeCidrs({*IpPrefix::parse(kPodCidr)}), "ipmasq");
+      must(runInNetns(topo->nodeNetns(),
+                      [&] { return host->attachDevice(ifindex, *IpAddr::parse(Fabric::kNodeIp)); }),
+           "attach ext0");
+      samples["bpf"].push_back(
+          measure("bpf", pod.netns, connects, seconds, round, "bpf_host on ext0 (tcx)"));
+      must(runInNetns(topo->nodeNetns(), [&] { return host->detachDevice(ifindex); }), "detach");
+    }
+    // Last in the round: see above.
+    if (want("iptables")) {
+      must(runOk({"ip", "netns", "exec", node, "iptables-nft", "-t", "nat", "-A", "POSTROUTING",
+                  "-s", kPodCidr, "!", "-d", kPodCidr, "-o", "ext0", "-j", "MASQUERADE"}),
+           "iptables rule");
+      samples["iptables"].push_back(measure("iptables", pod.netns, connects, seconds, round,
+                                            "MASQUERADE in POSTROUTING, iptables-nft"));
+    }
+    served += crr->served();
+  }
+
+  std::printf("\nMedians over %d rounds:\n\n", rounds);
+  std::printf(
+      "| mode | connect p50 µs | conns/s | CRR trans/s | failed |\n|---|---|---|---|---|\n");
+  for (const char* mode : {"routed", "bpf", "iptables"}) {
+    auto it = samples.find(mode);
+    if (it == samples.end()) continue;
+    std::vector<double> p50, cps, crr;
+    size_t failed = 0;
+    for (const auto& x : it->second) {
+      p50.push_back(x.connect_p50);
+      cps.push_back(x.conns_per_sec);
+      crr.push_back(x.crr_per_sec);
+      failed += x.failed;
+    }
+    std::printf("| %s | %.1f | %.0f | %.0f | %zu |\n", mode, median(p50), median(cps), median(crr),
+                failed);
+  }
+  std::printf("\nCRR servers answered %llu transactions in all\n",
+              static_cast<unsigned long long>(served));
+  return 0;
+}
