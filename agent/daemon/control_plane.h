@@ -33,6 +33,9 @@ namespace cilium::identity {
 class Allocator;
 class Backend;
 }  // namespace cilium::identity
+namespace cilium::ipcache {
+class IpCache;
+}
 namespace cilium::node {
 class Manager;
 }
@@ -133,6 +136,8 @@ class ControlPlane {
   policy::Engine& policy();
   // The cluster's nodes (fed by the cluster state source).
   node::Manager& nodes();
+  // Prefix -> identity (and tunnel endpoint); the kvstore feeds other nodes' endpoints into it.
+  ipcache::IpCache& ipcache();
   // Named ports of the cluster's pods by identity labels, for egress rules (the Kubernetes
   // watchers fill it).
   policy::NamedPortTable& namedPorts();

@@ -6,6 +6,9 @@
 
 #include <openssl/sha.h>
 
+#include <nlohmann/json.hpp>
+
+#include "agent/common/files.h"
 #include "agent/common/log.h"
 
 namespace cilium::kvstore {
@@ -91,9 +94,7 @@ class Backend final : public identity::Backend {
     return ids_.release(id, labels);
   }
   // Value keys of the last run expire with its lease; endpoints restored allocate again.
-  Result<std::vector<identity::Identity>> restoreInUse() override {
-    return std::vector<identity::Identity>{};
-  }
+  Result<std::vector<identity::Identity>> restoreInUse() override { return ids_.restoreInUse(); }
   std::string name() const override { return "kvstore"; }
 
  private:
@@ -103,13 +104,90 @@ class Backend final : public identity::Backend {
 }  // namespace
 
 Identities::Identities(Client& client, Session& session, std::string node,
-                       identity::NumericIdentity min_id, identity::NumericIdentity max_id)
-    : client_(client), session_(session), node_(std::move(node)), min_(min_id), max_(max_id) {}
+                       std::string state_file, identity::NumericIdentity min_id,
+                       identity::NumericIdentity max_id)
+    : client_(client),
+      session_(session),
+      node_(std::move(node)),
+      state_file_(std::move(state_file)),
+      min_(min_id),
+      max_(max_id) {}
 
 Identities::~Identities() { stop(); }
 
+void Identities::saveLocked() const {
+  if (state_file_.empty()) return;
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [id, key] : in_use_) j[std::to_string(id)] = key;
+  if (auto st = writeFileAtomic(state_file_, j.dump()); !st.ok())
+    log()->warn("cannot write {}: {}", state_file_, st.error().message());
+}
+
+Result<std::vector<identity::Identity>> Identities::restoreInUse() {
+  std::vector<identity::Identity> out;
+  if (state_file_.empty()) return out;
+  auto text = readFile(state_file_);
+  if (!text.ok()) {
+    if (text.error().code() == ErrorCode::kNotFound) return out;
+    return text.error();
+  }
+  nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  if (!j.is_object())
+    return makeError(ErrorCode::kFailedPrecondition, "{}: corrupt (not a JSON object)",
+                     state_file_);
+  std::lock_guard lock(mu_);
+  for (const auto& [k, v] : j.items()) {
+    auto id = parseId(k);
+    if (!id || !v.is_string())
+      return makeError(ErrorCode::kFailedPrecondition, "{}: corrupt entry {:?}", state_file_, k);
+    auto l = labelsOfSortedList(v.get<std::string>());
+    if (!l.ok()) return l.error().withContext(state_file_);
+    in_use_[*id] = v.get<std::string>();
+    restores_[*id] = v.get<std::string>();
+    out.push_back({*id, std::move(*l)});
+  }
+  cv_.notify_all();
+  return out;
+}
+
+size_t Identities::pendingRestores() const {
+  std::lock_guard lock(mu_);
+  return restores_.size();
+}
+
+void Identities::restoreLoop() {
+  Backoff backoff(std::chrono::milliseconds(200), std::chrono::seconds(5));
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    if (restores_.empty()) {
+      cv_.wait(lock, [&] { return stopping_ || !restores_.empty(); });
+      continue;
+    }
+    auto [id, key] = *restores_.begin();
+    lock.unlock();
+    int64_t lease = session_.lease();
+    Result<bool> r = lease == 0 ? Result<bool>(Error(ErrorCode::kUnavailable, "no lease"))
+                                : use(id, key, lease);
+    lock.lock();
+    if (r.ok()) {
+      if (!*r)
+        log()->error(
+            "restored identity id={} labels={} now holds other labels in etcd: its endpoints "
+            "keep it until they are relabeled",
+            id, key);
+      else
+        log()->info("restored identity id={} registered in etcd again", id);
+      restores_.erase(id);
+      backoff.reset();
+      continue;
+    }
+    cv_.wait_for(lock, backoff.next(), [&] { return stopping_; });
+  }
+}
+
 Status Identities::start(std::chrono::milliseconds timeout) {
   if (mirror_) return okStatus();
+  restorer_ = std::thread([this] { restoreLoop(); });
   mirror_ = std::make_unique<Mirror>(
       client_, prefix() + "id/",
       MirrorHandler{[this](const KeyValue& kv) { onUpsert(kv); },
@@ -123,6 +201,12 @@ Status Identities::start(std::chrono::milliseconds timeout) {
 }
 
 void Identities::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (restorer_.joinable()) restorer_.join();
   if (mirror_) mirror_->stop();
 }
 
@@ -219,6 +303,17 @@ Result<bool> Identities::use(identity::NumericIdentity id, const std::string& ke
 }
 
 Result<identity::NumericIdentity> Identities::acquire(const labels::Labels& labels) {
+  auto id = acquireInEtcd(labels);
+  if (id.ok()) {
+    std::lock_guard lock(mu_);
+    in_use_[*id] = labels.sortedList();
+    restores_.erase(*id);
+    saveLocked();
+  }
+  return id;
+}
+
+Result<identity::NumericIdentity> Identities::acquireInEtcd(const labels::Labels& labels) {
   const std::string key = labels.sortedList();
   int64_t lease = session_.lease();
   if (lease == 0) {
@@ -282,9 +377,13 @@ Result<identity::NumericIdentity> Identities::acquire(const labels::Labels& labe
   return makeError(ErrorCode::kResourceExhausted, "no free identity in [{}, {}]", min_, max_);
 }
 
-Status Identities::release(identity::NumericIdentity, const labels::Labels& labels) {
+Status Identities::release(identity::NumericIdentity id, const labels::Labels& labels) {
   // The master key stays for the garbage collector (another node may use it, or this node again).
   session_.remove(valueKey(labels.sortedList(), node_));
+  std::lock_guard lock(mu_);
+  in_use_.erase(id);
+  restores_.erase(id);
+  saveLocked();
   return okStatus();
 }
 

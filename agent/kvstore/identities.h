@@ -18,6 +18,8 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <thread>
+#include <condition_variable>
 
 #include "agent/identity/allocator.h"
 #include "agent/kvstore/etcd.h"
@@ -33,8 +35,11 @@ Result<labels::Labels> labelsOfSortedList(std::string_view text);
 // allocates through them, and the feed of other nodes' identities into the allocator.
 class Identities {
  public:
-  // `client` and `session` must outlive it. `node` names this node's value keys.
-  Identities(Client& client, Session& session, std::string node,
+  // `client` and `session` must outlive it. `node` names this node's value keys. With a
+  // `state_file`, the identities this node uses are kept there too (rewritten atomically on every
+  // change), so that a restarted agent restores its endpoints' identities even while etcd is
+  // unreachable; their value keys are written again as soon as etcd answers.
+  Identities(Client& client, Session& session, std::string node, std::string state_file = "",
              identity::NumericIdentity min_id = identity::kMinCluster,
              identity::NumericIdentity max_id = identity::kMaxCluster);
   ~Identities();
@@ -60,8 +65,16 @@ class Identities {
   // The backend's operations (see identity::Backend).
   Result<identity::NumericIdentity> acquire(const labels::Labels& labels);
   Status release(identity::NumericIdentity id, const labels::Labels& labels);
+  // What this node used when it last stopped (the state file); each is re-registered in etcd in
+  // the background (value key, and the master key if it is gone).
+  Result<std::vector<identity::Identity>> restoreInUse();
+  // Restored identities not yet registered again in etcd.
+  size_t pendingRestores() const;
 
  private:
+  Result<identity::NumericIdentity> acquireInEtcd(const labels::Labels& labels);
+  void saveLocked() const;
+  void restoreLoop();
   void onUpsert(const KeyValue& kv);
   void onDelete(const std::string& key);
   // Writes this node's value key for `id` if the master key still holds `key`.
@@ -70,6 +83,7 @@ class Identities {
   Client& client_;
   Session& session_;
   std::string node_;
+  std::string state_file_;
   identity::NumericIdentity min_;
   identity::NumericIdentity max_;
   std::unique_ptr<Mirror> mirror_;
@@ -79,6 +93,11 @@ class Identities {
   std::map<identity::NumericIdentity, std::string> by_id_;   // id -> sorted labels
   std::map<std::string, identity::NumericIdentity> by_key_;  // sorted labels -> id
   identity::Allocator* allocator_ = nullptr;
+  std::map<identity::NumericIdentity, std::string> in_use_;   // this node's, persisted
+  std::map<identity::NumericIdentity, std::string> restores_;  // to register again
+  bool stopping_ = false;
+  std::condition_variable cv_;
+  std::thread restorer_;
 };
 
 struct GcResult {
