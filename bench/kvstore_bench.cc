@@ -130,9 +130,8 @@ int main(int argc, char** argv) {
       published.push_back({ip, id->id, *IpAddr::parse("172.30.0.1"), "bench", "p"});
       a.endpoints->publish(published);
       std::unique_lock l(mu);
-      if (!cv.wait_for(l, 10s, [&] {
-            return id_seen.count(id->id) && ip_seen.count(IpPrefix::host(ip));
-          })) {
+      if (!cv.wait_for(
+              l, 10s, [&] { return id_seen.count(id->id) && ip_seen.count(IpPrefix::host(ip)); })) {
         std::fprintf(stderr, "pod %d not seen on B within 10 s\n", i);
         return 1;
       }
@@ -141,17 +140,17 @@ int main(int argc, char** argv) {
     b.ipcache.unsubscribe(sub2);
     b.allocator->unsubscribe(sub1);
     std::printf("\npod on A -> identity and ipcache entry on B (%d pods, one at a time)\n", pods);
-    std::printf("  p50 %.2f ms   p90 %.2f ms   p99 %.2f ms   max %.2f ms   (target p99 <= 200 ms)\n",
-                percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99),
-                percentile(lat, 1.0));
+    std::printf(
+        "  p50 %.2f ms   p90 %.2f ms   p99 %.2f ms   max %.2f ms   (target p99 <= 200 ms)\n",
+        percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99), percentile(lat, 1.0));
   }
   if (auto r = admin->removePrefix("cilium/"); !r.ok()) return 1;
 
   // 2. Allocation and GC under churn: 4 agents allocate the same `sets` label sets at once (each
   //    in its own order), then all release them and the collector deletes them.
   std::printf("\nidentity allocation and GC, 4 racing agents, %d label sets per round\n", sets);
-  std::printf("  %-6s %14s %14s %12s %12s\n", "round", "alloc ids/s", "alloc calls/s",
-              "gc ids/s", "distinct ids");
+  std::printf("  %-6s %14s %14s %12s %12s\n", "round", "alloc ids/s", "alloc calls/s", "gc ids/s",
+              "distinct ids");
   for (int round = 0; round < rounds; round++) {
     std::vector<std::unique_ptr<Stack>> stacks;
     for (int s = 0; s < 4; s++)
@@ -200,7 +199,8 @@ int main(int argc, char** argv) {
     auto gc = kvstore::collectGarbage(*admin);
     double gc_s = std::chrono::duration<double>(Clock::now() - g0).count();
     if (!gc.ok() || gc->deleted != distinct.size()) {
-      std::fprintf(stderr, "gc: %s\n", gc.ok() ? "not everything deleted" : gc.error().message().c_str());
+      std::fprintf(stderr, "gc: %s\n",
+                   gc.ok() ? "not everything deleted" : gc.error().message().c_str());
       return 1;
     }
     std::printf("  %-6d %14.0f %14.0f %12.0f %12zu\n", round + 1, distinct.size() / alloc_s,
@@ -208,6 +208,8 @@ int main(int argc, char** argv) {
     stacks.clear();
     (void)admin->removePrefix("cilium/");
   }
-  std::printf("  (targets >= 1,000/s each; alloc ids/s counts distinct identities, alloc calls/s every agent's allocations)\n");
+  std::printf(
+      "  (targets >= 1,000/s each; alloc ids/s counts distinct identities, alloc calls/s every "
+      "agent's allocations)\n");
   return 0;
 }

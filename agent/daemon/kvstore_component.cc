@@ -7,8 +7,8 @@
 #include "agent/common/log.h"
 #include "agent/endpoint/manager.h"
 #include "agent/identity/allocator.h"
-#include "agent/ipcache/ipcache.h"
 #include "agent/ipam/ipam.h"
+#include "agent/ipcache/ipcache.h"
 #include "agent/kvstore/cluster.h"
 #include "agent/kvstore/config.h"
 #include "agent/kvstore/etcd.h"
@@ -164,9 +164,8 @@ Status KvstoreFeedComponent::start(Host& daemon) {
     std::lock_guard lock(mu_);
     stopping_ = false;
   }
-  thread_ = std::thread([this, gc = std::chrono::seconds(cfg.identity_gc_interval)] {
-    maintenance(gc);
-  });
+  thread_ =
+      std::thread([this, gc = std::chrono::seconds(cfg.identity_gc_interval)] { maintenance(gc); });
   log()->info("kvstore feeds running node={} host_ip={} identities={}", cfg.node_name,
               host_ip ? host_ip->toString() : "none", cfg.identity_allocation_mode == "kvstore");
   return okStatus();

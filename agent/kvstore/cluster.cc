@@ -95,10 +95,10 @@ std::string nodeToJson(const node::Node& n, const std::string& cluster) {
   json addrs = json::array();
   for (const auto& a : n.addresses)
     addrs.push_back({{"Type", node::addressTypeName(a.type)}, {"IP", a.ip.toString()}});
-  json j = {{"Name", n.name},         {"Cluster", cluster},       {"IPAddresses", addrs},
+  json j = {{"Name", n.name},           {"Cluster", cluster},       {"IPAddresses", addrs},
             {"IPv4AllocCIDR", nullptr}, {"IPv6AllocCIDR", nullptr}, {"IPv4HealthIP", ""},
-            {"IPv6HealthIP", ""},      {"ClusterID", 0},           {"Source", "local"},
-            {"EncryptionKey", 0},      {"NodeIdentity", 0},        {"BootID", n.boot_id}};
+            {"IPv6HealthIP", ""},       {"ClusterID", 0},           {"Source", "local"},
+            {"EncryptionKey", 0},       {"NodeIdentity", 0},        {"BootID", n.boot_id}};
   for (const auto& c : n.pod_cidrs) {
     const char* key = c.addr().family() == IpFamily::kV4 ? "IPv4AllocCIDR" : "IPv6AllocCIDR";
     if (j[key].is_null()) j[key] = cidrJson(c);
@@ -342,8 +342,8 @@ void EndpointSync::followLoop(endpoint::Manager& manager, std::chrono::milliseco
     std::vector<IpPair> local;
     for (const auto& ep : manager.list()) {
       if (!ep.spec.ipv4 || ep.identity == identity::kUnknown) continue;
-      local.push_back(IpPair{*ep.spec.ipv4, ep.identity, host_ip_, ep.spec.pod_namespace,
-                             ep.spec.pod_name});
+      local.push_back(
+          IpPair{*ep.spec.ipv4, ep.identity, host_ip_, ep.spec.pod_namespace, ep.spec.pod_name});
     }
     publish(local);
     std::unique_lock lock(mu_);

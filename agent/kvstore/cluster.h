@@ -2,7 +2,8 @@
 // (so a dead agent's node and endpoints vanish with it):
 //
 //   cilium/state/nodes/v1/<cluster>/<node>   -> the node as JSON (Cilium's node.Node fields)
-//   cilium/state/ip/v1/default/<ip>          -> {"IP", "ID" (identity), "HostIP" (tunnel endpoint), ...}
+//   cilium/state/ip/v1/default/<ip>          -> {"IP", "ID" (identity), "HostIP" (tunnel endpoint),
+//   ...}
 //
 // NodeSync publishes this node and feeds every other node into node::Manager; EndpointSync
 // publishes the local endpoints and feeds every other node's endpoints into the ipcache
@@ -111,7 +112,7 @@ class EndpointSync {
   std::unique_ptr<Mirror> mirror_;
 
   mutable std::mutex mu_;
-  std::map<std::string, IpPrefix> remote_;      // key -> prefix fed to the ipcache
+  std::map<std::string, IpPrefix> remote_;        // key -> prefix fed to the ipcache
   std::map<std::string, std::string> published_;  // key -> value
   std::condition_variable cv_;
   bool kicked_ = false;

@@ -30,7 +30,8 @@ const config::Registry<Config>& configKeys() {
     r->choice("kvstore", "Key-value store shared by the cluster's agents: etcd (\"\": none)",
               &Config::kvstore, {"etcd"})
         .defaultNote("none");
-    r->string("kvstore-opt", "Key-value store options, e.g. etcd.config=/var/lib/etcd-config/etcd.config",
+    r->string("kvstore-opt",
+              "Key-value store options, e.g. etcd.config=/var/lib/etcd-config/etcd.config",
               &Config::kvstore_opt, [](std::string_view v) -> Status {
                 auto m = parseKvstoreOpt(v);
                 if (!m.ok()) return m.error();

@@ -13,10 +13,10 @@
 namespace cilium::kvstore {
 
 struct Config {
-  std::string kvstore;      // "" (off) | etcd
-  std::string kvstore_opt;  // Cilium's map flag: "etcd.config=/path[,k=v...]"
-  uint32_t kvstore_lease_ttl = 900;      // seconds (Cilium's 15m)
-  uint32_t identity_gc_interval = 900;   // seconds between identity GC passes (0 = off)
+  std::string kvstore;                  // "" (off) | etcd
+  std::string kvstore_opt;              // Cilium's map flag: "etcd.config=/path[,k=v...]"
+  uint32_t kvstore_lease_ttl = 900;     // seconds (Cilium's 15m)
+  uint32_t identity_gc_interval = 900;  // seconds between identity GC passes (0 = off)
 };
 const config::Registry<Config>& configKeys();
 

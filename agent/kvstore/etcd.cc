@@ -2,8 +2,6 @@
 // (list, watch, relist on compaction).
 #include "agent/kvstore/etcd.h"
 
-#include <grpcpp/grpcpp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -11,6 +9,8 @@
 #include <random>
 #include <set>
 #include <thread>
+
+#include <grpcpp/grpcpp.h>
 
 #include "agent/common/files.h"
 #include "agent/common/log.h"
@@ -99,9 +99,8 @@ Result<EtcdConfig> parseEtcdConfig(std::string_view yaml_text) {
     return okStatus();
   };
   for (const auto& [k, v] : j.items()) {
-    static const std::set<std::string> kKnown = {"endpoints", "trusted-ca-file", "ca-file",
-                                                 "cert-file", "key-file",        "username",
-                                                 "password"};
+    static const std::set<std::string> kKnown = {
+        "endpoints", "trusted-ca-file", "ca-file", "cert-file", "key-file", "username", "password"};
     if (kKnown.count(k) == 0)
       return makeError(ErrorCode::kInvalidArgument, "etcd config: unknown key {:?}", k);
   }
@@ -121,8 +120,7 @@ Result<EtcdConfig> parseEtcdConfig(std::string_view yaml_text) {
   CILIUM_RETURN_IF_ERROR(str("username", &c.username));
   CILIUM_RETURN_IF_ERROR(str("password", &c.password));
   if (c.cert_file.empty() != c.key_file.empty())
-    return Error(ErrorCode::kInvalidArgument,
-                 "etcd config: cert-file and key-file go together");
+    return Error(ErrorCode::kInvalidArgument, "etcd config: cert-file and key-file go together");
   if (c.username.empty() != c.password.empty())
     return Error(ErrorCode::kInvalidArgument, "etcd config: username and password go together");
   return c;
@@ -218,8 +216,7 @@ struct Client::Impl {
 };
 
 Result<std::unique_ptr<Client>> Client::create(const EtcdConfig& config, ClientOptions options) {
-  if (config.endpoints.empty())
-    return Error(ErrorCode::kInvalidArgument, "etcd: no endpoints");
+  if (config.endpoints.empty()) return Error(ErrorCode::kInvalidArgument, "etcd: no endpoints");
   std::vector<std::string> hosts;
   std::optional<bool> tls;
   for (const auto& e : config.endpoints) {
@@ -313,8 +310,8 @@ Result<int64_t> deleteCall(Client::Impl& impl, const std::string& key,
   req.set_key(key);
   if (!range_end.empty()) req.set_range_end(range_end);
   pb::DeleteRangeResponse resp;
-  auto s = impl.unary(
-      [&](grpc::ClientContext& ctx) { return impl.kv->DeleteRange(&ctx, req, &resp); });
+  auto s =
+      impl.unary([&](grpc::ClientContext& ctx) { return impl.kv->DeleteRange(&ctx, req, &resp); });
   if (!s.ok()) return grpcError(s, "delete " + key);
   return resp.deleted();
 }
@@ -356,8 +353,7 @@ Result<int64_t> Client::put(const std::string& key, const std::string& value, in
   req.set_value(value);
   req.set_lease(lease);
   pb::PutResponse resp;
-  auto s = impl_->unary(
-      [&](grpc::ClientContext& ctx) { return impl_->kv->Put(&ctx, req, &resp); });
+  auto s = impl_->unary([&](grpc::ClientContext& ctx) { return impl_->kv->Put(&ctx, req, &resp); });
   if (!s.ok()) return grpcError(s, "put " + key);
   return resp.header().revision();
 }
@@ -395,8 +391,7 @@ Result<TxnResult> Client::txn(const std::vector<Compare>& compares,
   for (const auto& op : success) toPb(op, req.add_success());
   for (const auto& op : failure) toPb(op, req.add_failure());
   pb::TxnResponse resp;
-  auto s = impl_->unary(
-      [&](grpc::ClientContext& ctx) { return impl_->kv->Txn(&ctx, req, &resp); });
+  auto s = impl_->unary([&](grpc::ClientContext& ctx) { return impl_->kv->Txn(&ctx, req, &resp); });
   if (!s.ok()) return grpcError(s, "txn");
   TxnResult out;
   out.succeeded = resp.succeeded();
@@ -461,8 +456,8 @@ Status Client::compact(int64_t revision) {
   req.set_revision(revision);
   req.set_physical(true);
   pb::CompactionResponse resp;
-  auto s = impl_->unary(
-      [&](grpc::ClientContext& ctx) { return impl_->kv->Compact(&ctx, req, &resp); });
+  auto s =
+      impl_->unary([&](grpc::ClientContext& ctx) { return impl_->kv->Compact(&ctx, req, &resp); });
   if (!s.ok()) return grpcError(s, "compact");
   return okStatus();
 }
@@ -470,9 +465,8 @@ Status Client::compact(int64_t revision) {
 Result<std::string> Client::serverVersion() {
   pb::StatusRequest req;
   pb::StatusResponse resp;
-  auto s = impl_->unary([&](grpc::ClientContext& ctx) {
-    return impl_->maintenance->Status(&ctx, req, &resp);
-  });
+  auto s = impl_->unary(
+      [&](grpc::ClientContext& ctx) { return impl_->maintenance->Status(&ctx, req, &resp); });
   if (!s.ok()) return grpcError(s, "status");
   return resp.version();
 }
@@ -660,8 +654,8 @@ void Session::run() {
       if (r.ok()) {
         last_keepalive = std::chrono::steady_clock::now();
       } else if (r.error().code() == ErrorCode::kNotFound) {
-        log()->warn("etcd lease lost lease={:x}: granting a new one and re-creating {} keys",
-                    lease, s.owned.size());
+        log()->warn("etcd lease lost lease={:x}: granting a new one and re-creating {} keys", lease,
+                    s.owned.size());
         if (s.lease == lease) s.lease = 0;
         continue;  // at once
       } else {
@@ -671,8 +665,7 @@ void Session::run() {
     // Unreachable for longer than the TTL: the lease is gone on the server too.
     if (failed && s.lease != 0 &&
         std::chrono::steady_clock::now() - last_keepalive > std::chrono::milliseconds(ttl)) {
-      log()->warn("etcd unreachable for longer than the lease TTL: lease={:x} given up",
-                  s.lease);
+      log()->warn("etcd unreachable for longer than the lease TTL: lease={:x} given up", s.lease);
       s.lease = 0;
     }
     if (s.connected != !failed) {
@@ -689,9 +682,9 @@ void Session::run() {
     } else {
       backoff.reset();
       auto since = std::chrono::steady_clock::now() - last_keepalive;
-      wait = std::max(std::chrono::milliseconds(0),
-                      keepalive_every -
-                          std::chrono::duration_cast<std::chrono::milliseconds>(since));
+      wait =
+          std::max(std::chrono::milliseconds(0),
+                   keepalive_every - std::chrono::duration_cast<std::chrono::milliseconds>(since));
       if (s.lease == 0) wait = std::chrono::milliseconds(0);
     }
     s.cv.wait_for(lock, wait, [&] {
@@ -909,8 +902,7 @@ void Mirror::run() {
       if (s.stopping) return;
     }
     if (need_list) continue;
-    log()->debug("watch prefix={} ended (created={}): {}", prefix_, created,
-                 st.error_message());
+    log()->debug("watch prefix={} ended (created={}): {}", prefix_, created, st.error_message());
     if (!sleep(backoff.next())) return;
   }
 }

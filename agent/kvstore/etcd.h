@@ -213,9 +213,9 @@ class Mirror {
   bool synced() const;
 
   // Counters, for status and tests.
-  uint64_t lists() const;    // full lists (1 + relists)
+  uint64_t lists() const;        // full lists (1 + relists)
   uint64_t compactions() const;  // watches refused because their revision was compacted
-  int64_t revision() const;  // the last revision seen
+  int64_t revision() const;      // the last revision seen
   // The mirrored keys and values.
   std::map<std::string, std::string> snapshot() const;
 

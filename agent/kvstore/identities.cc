@@ -4,9 +4,8 @@
 #include <charconv>
 #include <cstring>
 
-#include <openssl/sha.h>
-
 #include <nlohmann/json.hpp>
+#include <openssl/sha.h>
 
 #include "agent/common/files.h"
 #include "agent/common/log.h"
@@ -86,8 +85,8 @@ namespace {
 class Backend final : public identity::Backend {
  public:
   explicit Backend(Identities& ids) : ids_(ids) {}
-  Result<identity::NumericIdentity> acquire(
-      const labels::Labels& labels, std::optional<identity::NumericIdentity>) override {
+  Result<identity::NumericIdentity> acquire(const labels::Labels& labels,
+                                            std::optional<identity::NumericIdentity>) override {
     return ids_.acquire(labels);
   }
   Status release(identity::NumericIdentity id, const labels::Labels& labels) override {
@@ -103,9 +102,8 @@ class Backend final : public identity::Backend {
 
 }  // namespace
 
-Identities::Identities(Client& client, Session& session, std::string node,
-                       std::string state_file, identity::NumericIdentity min_id,
-                       identity::NumericIdentity max_id)
+Identities::Identities(Client& client, Session& session, std::string node, std::string state_file,
+                       identity::NumericIdentity min_id, identity::NumericIdentity max_id)
     : client_(client),
       session_(session),
       node_(std::move(node)),
@@ -166,8 +164,8 @@ void Identities::restoreLoop() {
     auto [id, key] = *restores_.begin();
     lock.unlock();
     int64_t lease = session_.lease();
-    Result<bool> r = lease == 0 ? Result<bool>(Error(ErrorCode::kUnavailable, "no lease"))
-                                : use(id, key, lease);
+    Result<bool> r =
+        lease == 0 ? Result<bool>(Error(ErrorCode::kUnavailable, "no lease")) : use(id, key, lease);
     lock.lock();
     if (r.ok()) {
       if (!*r)
@@ -240,8 +238,7 @@ void Identities::onDelete(const std::string& key) {
     std::lock_guard lock(mu_);
     auto it = by_id_.find(*id);
     if (it == by_id_.end()) return;
-    if (auto k = by_key_.find(it->second); k != by_key_.end() && k->second == *id)
-      by_key_.erase(k);
+    if (auto k = by_key_.find(it->second); k != by_key_.end() && k->second == *id) by_key_.erase(k);
     by_id_.erase(it);
   }
   if (allocator_ != nullptr) allocator_->removeRemote(*id);
@@ -294,10 +291,10 @@ Result<bool> Identities::use(identity::NumericIdentity id, const std::string& ke
   // create it again at the same number if it is free.
   CILIUM_ASSIGN_OR_RETURN(
       auto c,
-      client_.txn({{idKey(id), "", Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""}},
-                  {{TxnOp::Kind::kPut, idKey(id), "", key, 0},
-                   {TxnOp::Kind::kPut, vkey, "", vval, lease}},
-                  {}));
+      client_.txn(
+          {{idKey(id), "", Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""}},
+          {{TxnOp::Kind::kPut, idKey(id), "", key, 0}, {TxnOp::Kind::kPut, vkey, "", vval, lease}},
+          {}));
   if (c.succeeded) session_.adopt(vkey, vval, lease);
   return c.succeeded;
 }
@@ -343,14 +340,13 @@ Result<identity::NumericIdentity> Identities::acquireInEtcd(const labels::Labels
     const std::string vval = std::to_string(id);
     CILIUM_ASSIGN_OR_RETURN(
         auto r,
-        client_.txn(
-            {{idKey(id), "", Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""},
-             {valuePrefix(key), prefixEnd(valuePrefix(key)), Compare::Target::kCreateRevision,
-              Compare::Op::kEqual, 0, ""}},
-            {{TxnOp::Kind::kPut, idKey(id), "", key, 0},
-             {TxnOp::Kind::kPut, vkey, "", vval, lease}},
-            {{TxnOp::Kind::kRange, idKey(id), "", "", 0},
-             {TxnOp::Kind::kRange, valuePrefix(key), prefixEnd(valuePrefix(key)), "", 0}}));
+        client_.txn({{idKey(id), "", Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""},
+                     {valuePrefix(key), prefixEnd(valuePrefix(key)),
+                      Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""}},
+                    {{TxnOp::Kind::kPut, idKey(id), "", key, 0},
+                     {TxnOp::Kind::kPut, vkey, "", vval, lease}},
+                    {{TxnOp::Kind::kRange, idKey(id), "", "", 0},
+                     {TxnOp::Kind::kRange, valuePrefix(key), prefixEnd(valuePrefix(key)), "", 0}}));
     if (r.succeeded) {
       session_.adopt(vkey, vval, lease);
       log()->info("identity allocated through kvstore id={} labels={}", id, labels.toString());
@@ -403,8 +399,8 @@ Result<GcResult> collectGarbage(Client& client) {
   auto compares = [](const KeyValue& kv) {
     return std::vector<Compare>{
         {kv.key, "", Compare::Target::kModRevision, Compare::Op::kEqual, kv.mod_revision, ""},
-        {valuePrefix(kv.value), prefixEnd(valuePrefix(kv.value)),
-         Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""}};
+        {valuePrefix(kv.value), prefixEnd(valuePrefix(kv.value)), Compare::Target::kCreateRevision,
+         Compare::Op::kEqual, 0, ""}};
   };
   constexpr size_t kBatch = 50;  // etcd allows 128 operations per transaction
   for (size_t start = 0; start < unused.size(); start += kBatch) {
@@ -422,10 +418,9 @@ Result<GcResult> collectGarbage(Client& client) {
       continue;
     }
     for (size_t i = start; i < end; i++) {
-      CILIUM_ASSIGN_OR_RETURN(
-          auto one,
-          client.txn(compares(*unused[i]), {{TxnOp::Kind::kDelete, unused[i]->key, "", "", 0}},
-                     {}));
+      CILIUM_ASSIGN_OR_RETURN(auto one,
+                              client.txn(compares(*unused[i]),
+                                         {{TxnOp::Kind::kDelete, unused[i]->key, "", "", 0}}, {}));
       if (one.succeeded) out.deleted++;
     }
   }

@@ -1,7 +1,8 @@
 // identity-allocation-mode=kvstore: cluster-wide identities in etcd with Cilium's key layout
 //
-//   cilium/state/identities/v1/id/<id>                 -> labels (sorted list)   master key, no lease
-//   cilium/state/identities/v1/value/<labels>/<node>   -> <id>                   under the node's lease
+//   cilium/state/identities/v1/id/<id>                 -> labels (sorted list)   master key, no
+//   lease cilium/state/identities/v1/value/<labels>/<node>   -> <id>                   under the
+//   node's lease
 //
 // A node uses an identity while its value key exists; when a node dies its lease takes its value
 // keys with it, and a master key without value keys is garbage (collectGarbage()). Allocation is
@@ -11,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -19,7 +21,6 @@
 #include <set>
 #include <string>
 #include <thread>
-#include <condition_variable>
 
 #include "agent/identity/allocator.h"
 #include "agent/kvstore/etcd.h"
@@ -93,7 +94,7 @@ class Identities {
   std::map<identity::NumericIdentity, std::string> by_id_;   // id -> sorted labels
   std::map<std::string, identity::NumericIdentity> by_key_;  // sorted labels -> id
   identity::Allocator* allocator_ = nullptr;
-  std::map<identity::NumericIdentity, std::string> in_use_;   // this node's, persisted
+  std::map<identity::NumericIdentity, std::string> in_use_;    // this node's, persisted
   std::map<identity::NumericIdentity, std::string> restores_;  // to register again
   bool stopping_ = false;
   std::condition_variable cv_;

@@ -43,8 +43,8 @@ class KvstoreTest : public testing::AgentNodeTest {
         {"etcd", "--name", "e2e", "--data-dir", dir_ + "/etcd", "--listen-client-urls",
          "http://127.0.0.1:2379", "--advertise-client-urls", "http://127.0.0.1:2379",
          "--listen-peer-urls", "http://127.0.0.1:2380", "--initial-advertise-peer-urls",
-         "http://127.0.0.1:2380", "--initial-cluster", "e2e=http://127.0.0.1:2380",
-         "--log-level", "warn", "--logger", "zap"},
+         "http://127.0.0.1:2380", "--initial-cluster", "e2e=http://127.0.0.1:2380", "--log-level",
+         "warn", "--logger", "zap"},
         "etcd");
     ASSERT_TRUE(p.ok()) << p.error().toString();
     etcd_ = *p;
@@ -82,12 +82,16 @@ TEST_F(KvstoreTest, SharesNodesEndpointsAndIdentitiesThroughEtcd) {
   ASSERT_TRUE(etcdctl({"put", "cilium/state/identities/v1/id/5000",
                        "k8s:app=remote;k8s:io.kubernetes.pod.namespace=default;"})
                   .ok());
-  ASSERT_TRUE(etcdctl({"put", "cilium/state/nodes/v1/default/node-2",
-                       R"({"Name":"node-2","Cluster":"default","IPAddresses":[{"Type":"InternalIP","IP":"172.31.0.2"}],"IPv4AllocCIDR":{"IP":"10.201.0.0","Mask":"////AA=="},"BootID":"x"})"})
-                  .ok());
-  ASSERT_TRUE(etcdctl({"put", "cilium/state/ip/v1/default/10.201.0.5",
-                       R"({"IP":"10.201.0.5","Mask":null,"HostIP":"172.31.0.2","ID":5000,"Key":0,"Metadata":"","K8sNamespace":"default","K8sPodName":"remote"})"})
-                  .ok());
+  ASSERT_TRUE(
+      etcdctl(
+          {"put", "cilium/state/nodes/v1/default/node-2",
+           R"({"Name":"node-2","Cluster":"default","IPAddresses":[{"Type":"InternalIP","IP":"172.31.0.2"}],"IPv4AllocCIDR":{"IP":"10.201.0.0","Mask":"////AA=="},"BootID":"x"})"})
+          .ok());
+  ASSERT_TRUE(
+      etcdctl(
+          {"put", "cilium/state/ip/v1/default/10.201.0.5",
+           R"({"IP":"10.201.0.5","Mask":null,"HostIP":"172.31.0.2","ID":5000,"Key":0,"Metadata":"","K8sNamespace":"default","K8sPodName":"remote"})"})
+          .ok());
 
   Process* agent = node_->startReady(
       "agent", {"--kvstore=etcd", "--kvstore-opt=etcd.config=" + dir_ + "/etcd.config",
@@ -133,8 +137,7 @@ TEST_F(KvstoreTest, SharesNodesEndpointsAndIdentitiesThroughEtcd) {
   req.k8s_pod_name = "a";
   req.netns = pod->netns;
   req.labels = {"k8s:app=local"};
-  ASSERT_TRUE(
-      node_->client().putEndpoint(*api::parseEndpointRef("container-id:ctr-a"), req).ok())
+  ASSERT_TRUE(node_->client().putEndpoint(*api::parseEndpointRef("container-id:ctr-a"), req).ok())
       << node_->log("agent");
   ASSERT_TRUE(eventually([&] {
     return get("cilium/state/ip/v1/default/10.200.0.10").find("\"ID\"") != std::string::npos;
@@ -146,29 +149,32 @@ TEST_F(KvstoreTest, SharesNodesEndpointsAndIdentitiesThroughEtcd) {
 
   // The other node's pod is deleted: gone here too.
   ASSERT_TRUE(etcdctl({"del", "cilium/state/ip/v1/default/10.201.0.5"}).ok());
-  EXPECT_TRUE(eventually(
-      [&] { return ipcacheList().find("10.201.0.5/32") == std::string::npos; }));
+  EXPECT_TRUE(eventually([&] { return ipcacheList().find("10.201.0.5/32") == std::string::npos; }));
 
   // etcd killed: the agent keeps running and serving; a new remote pod after the restart arrives.
   etcd_->signal(SIGKILL);
   (void)etcd_->wait(10s);
-  EXPECT_TRUE(eventually([&] {
-    auto s = dbg({"status"});
-    return s.ok() && s->out.find("0/1 connected") != std::string::npos;
-  }, 30s));
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto s = dbg({"status"});
+        return s.ok() && s->out.find("0/1 connected") != std::string::npos;
+      },
+      30s));
   EXPECT_TRUE(agent->running());
   EXPECT_TRUE(node_->client().healthz().ok());
   startEtcd();
   ASSERT_TRUE(etcdctl({"put", "cilium/state/ip/v1/default/10.201.0.6",
                        R"({"IP":"10.201.0.6","HostIP":"172.31.0.2","ID":5000})"})
                   .ok());
-  EXPECT_TRUE(eventually(
-      [&] { return ipcacheList().find("10.201.0.6/32") != std::string::npos; }, 30s))
+  EXPECT_TRUE(
+      eventually([&] { return ipcacheList().find("10.201.0.6/32") != std::string::npos; }, 30s))
       << node_->log("agent");
-  EXPECT_TRUE(eventually([&] {
-    auto s = dbg({"status"});
-    return s.ok() && s->out.find("1/1 connected") != std::string::npos;
-  }, 30s));
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto s = dbg({"status"});
+        return s.ok() && s->out.find("1/1 connected") != std::string::npos;
+      },
+      30s));
 }
 
 }  // namespace

@@ -64,14 +64,14 @@ Status EtcdServer::start(std::chrono::milliseconds timeout) {
   so.stdout_path = dir_ + "/etcd.log";
   so.stderr_path = dir_ + "/etcd.log";
   CILIUM_ASSIGN_OR_RETURN(
-      process_, spawn({"etcd", "--name", "test", "--data-dir", dir_ + "/data",
-                       "--listen-client-urls", client, "--advertise-client-urls", client,
-                       "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
-                       "--initial-cluster", "test=" + peer, "--log-level", "warn",
-                       "--logger", "zap"},
-                      so));
-  CILIUM_ASSIGN_OR_RETURN(auto c, kvstore::Client::create(
-                                      config(), {.call_timeout = std::chrono::milliseconds(500)}));
+      process_,
+      spawn({"etcd", "--name", "test", "--data-dir", dir_ + "/data", "--listen-client-urls", client,
+             "--advertise-client-urls", client, "--listen-peer-urls", peer,
+             "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=" + peer,
+             "--log-level", "warn", "--logger", "zap"},
+            so));
+  CILIUM_ASSIGN_OR_RETURN(
+      auto c, kvstore::Client::create(config(), {.call_timeout = std::chrono::milliseconds(500)}));
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
     if (!process_.running())

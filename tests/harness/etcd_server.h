@@ -38,7 +38,9 @@ class EtcdServer {
 
   uint16_t port() const { return client_port_; }
   std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
-  kvstore::EtcdConfig config() const { return kvstore::EtcdConfig{{endpoint()}, "", "", "", "", ""}; }
+  kvstore::EtcdConfig config() const {
+    return kvstore::EtcdConfig{{endpoint()}, "", "", "", "", ""};
+  }
   const std::string& dir() const { return dir_; }
 
  private:

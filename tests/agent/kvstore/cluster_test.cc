@@ -2,14 +2,15 @@
 // races end with one number, identities, nodes and endpoints of every node are known on every
 // node, deletions and dead nodes disappear everywhere, unused identities are collected, and the
 // stacks converge after etcd is killed and restarted and after a lost lease.
-#include <gtest/gtest.h>
+#include "agent/kvstore/cluster.h"
 
 #include <set>
 #include <thread>
 
+#include <gtest/gtest.h>
+
 #include "agent/identity/allocator.h"
 #include "agent/ipcache/ipcache.h"
-#include "agent/kvstore/cluster.h"
 #include "agent/kvstore/identities.h"
 #include "agent/node/node.h"
 #include "tests/harness/etcd_server.h"
@@ -43,8 +44,8 @@ struct Stack {
   Stack(const EtcdServer& etcd, std::string n, IpAddr ip, std::chrono::seconds ttl = 30s)
       : name(std::move(n)), host_ip(ip) {
     client = std::move(*Client::create(etcd.config(), {.call_timeout = 2000ms}));
-    session = std::make_unique<Session>(
-        *client, SessionOptions{.lease_ttl = ttl, .revoke_on_stop = true});
+    session = std::make_unique<Session>(*client,
+                                        SessionOptions{.lease_ttl = ttl, .revoke_on_stop = true});
     session->start();
     identities = std::make_unique<Identities>(*client, *session, name);
     EXPECT_TRUE(identities->start(10s).ok());
@@ -107,8 +108,8 @@ TEST_F(ClusterTest, AllocationRacesEndWithOneNumber) {
     stacks.push_back(std::make_unique<Stack>(etcd_, "node" + std::to_string(i),
                                              ip("172.30.0." + std::to_string(i + 1))));
   constexpr int kSets = 25;
-  std::vector<std::vector<identity::NumericIdentity>> got(4,
-                                                          std::vector<identity::NumericIdentity>(kSets));
+  std::vector<std::vector<identity::NumericIdentity>> got(
+      4, std::vector<identity::NumericIdentity>(kSets));
   std::vector<std::thread> threads;
   for (int s = 0; s < 4; s++)
     threads.emplace_back([&, s] {
@@ -155,9 +156,8 @@ TEST_F(ClusterTest, IdentitiesAreSharedAndCollectedWhenUnused) {
   gc = collectGarbage(*admin_);
   ASSERT_TRUE(gc.ok());
   EXPECT_EQ(gc->deleted, 1u);
-  EXPECT_TRUE(eventually([&] {
-    return !a.allocator->lookup(web->id) && !b.allocator->lookup(web->id);
-  }));
+  EXPECT_TRUE(
+      eventually([&] { return !a.allocator->lookup(web->id) && !b.allocator->lookup(web->id); }));
   // db stays: b uses it.
   EXPECT_TRUE(a.allocator->lookup(db->id).has_value());
 
@@ -217,8 +217,8 @@ TEST_F(ClusterTest, NodesAndEndpointsOfEveryNodeEverywhere) {
   // A pod deleted on b disappears everywhere.
   b.endpoints->publish({{ip("10.0.2.10"), 1010, b.host_ip, "default", "pod-1-0"}});
   for (Stack* s : {&a, &c})
-    EXPECT_TRUE(eventually(
-        [&] { return !s->ipcache.get(IpPrefix::host(ip("10.0.2.11"))).has_value(); }));
+    EXPECT_TRUE(
+        eventually([&] { return !s->ipcache.get(IpPrefix::host(ip("10.0.2.11"))).has_value(); }));
 
   // Node c goes away: its node and endpoints disappear everywhere.
   c.shutdown();
@@ -254,10 +254,12 @@ TEST_F(ClusterTest, EtcdKilledAndRestartedMidRun) {
 
   auto st = etcd_.start();
   ASSERT_TRUE(st.ok()) << st.error().message();
-  EXPECT_TRUE(eventually([&] {
-    return !b.ipcache.get(IpPrefix::host(ip("10.0.1.10"))).has_value() &&
-           b.ipcache.get(IpPrefix::host(ip("10.0.1.11"))).has_value();
-  }, 30s));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return !b.ipcache.get(IpPrefix::host(ip("10.0.1.10"))).has_value() &&
+               b.ipcache.get(IpPrefix::host(ip("10.0.1.11"))).has_value();
+      },
+      30s));
   EXPECT_EQ(b.endpoints->remoteCount(), 1u);
   EXPECT_TRUE(a.session->connected());
   // Allocation works again.
@@ -279,8 +281,7 @@ TEST_F(ClusterTest, LostLeaseKeysAreRecreated) {
   EXPECT_TRUE(eventually(
       [&] {
         return a.session->leaseRenewals() == 1 && b.endpoints->remoteCount() == 1 &&
-               b.nodes.get("a").has_value() &&
-               keys("cilium/state/identities/v1/value/") == 1;
+               b.nodes.get("a").has_value() && keys("cilium/state/identities/v1/value/") == 1;
       },
       20s));
   // The identity a uses is not collected: its value key is back.
@@ -304,7 +305,8 @@ TEST(KvstoreFormatsTest, NodeAndIpPairJsonRoundTrip) {
   EXPECT_EQ(*back, n);
   EXPECT_FALSE(nodeFromJson("{}").ok());
   EXPECT_FALSE(nodeFromJson("[1]").ok());
-  EXPECT_FALSE(nodeFromJson(R"({"Name":"x","IPv4AllocCIDR":{"IP":"10.0.0.0","Mask":"/w=="}})").ok());
+  EXPECT_FALSE(
+      nodeFromJson(R"({"Name":"x","IPv4AllocCIDR":{"IP":"10.0.0.0","Mask":"/w=="}})").ok());
 
   IpPair p{*IpAddr::parse("10.0.1.5"), 256, *IpAddr::parse("172.30.0.1"), "default", "web"};
   auto pb = ipPairFromJson(ipPairToJson(p));

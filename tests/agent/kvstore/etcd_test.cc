@@ -3,11 +3,11 @@
 // compaction without keeping stale keys.
 #include "agent/kvstore/etcd.h"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <map>
 #include <mutex>
+
+#include <gtest/gtest.h>
 
 #include "tests/harness/etcd_server.h"
 #include "tests/harness/etcd_skip.h"
@@ -56,17 +56,16 @@ struct Recorder {
   std::vector<std::string> deleted;
   std::atomic<int> synced{0};
   MirrorHandler handler() {
-    return MirrorHandler{
-        [this](const KeyValue& kv) {
-          std::lock_guard l(mu);
-          keys[kv.key] = kv.value;
-        },
-        [this](const std::string& k) {
-          std::lock_guard l(mu);
-          keys.erase(k);
-          deleted.push_back(k);
-        },
-        [this] { synced++; }};
+    return MirrorHandler{[this](const KeyValue& kv) {
+                           std::lock_guard l(mu);
+                           keys[kv.key] = kv.value;
+                         },
+                         [this](const std::string& k) {
+                           std::lock_guard l(mu);
+                           keys.erase(k);
+                           deleted.push_back(k);
+                         },
+                         [this] { synced++; }};
   }
   std::map<std::string, std::string> get() {
     std::lock_guard l(mu);
@@ -87,10 +86,10 @@ TEST(EtcdConfigTest, ParsesCiliumsFile) {
 }
 
 TEST(EtcdConfigTest, RefusesBadFiles) {
-  for (const char* bad : {"", "endpoints: []\n", "endpoints: [127.0.0.1:2379]\n",
-                          "endpoints: [http://a:1]\nbogus: 1\n",
-                          "endpoints: [http://a:1]\ncert-file: /c\n",
-                          "endpoints: [http://a:1]\nusername: u\n", "- a\n", "endpoints: 3\n"}) {
+  for (const char* bad :
+       {"", "endpoints: []\n", "endpoints: [127.0.0.1:2379]\n",
+        "endpoints: [http://a:1]\nbogus: 1\n", "endpoints: [http://a:1]\ncert-file: /c\n",
+        "endpoints: [http://a:1]\nusername: u\n", "- a\n", "endpoints: 3\n"}) {
     auto c = parseEtcdConfig(bad);
     EXPECT_FALSE(c.ok()) << bad;
     if (!c.ok()) {
@@ -200,8 +199,9 @@ TEST_F(EtcdTest, MirrorResumesAfterAnOutage) {
   ASSERT_TRUE(client_->put("m/b", "2").ok());
   ASSERT_TRUE(client_->remove("m/a").ok());
   relay.heal();
-  EXPECT_TRUE(eventually(
-      [&] { return rec.get() == std::map<std::string, std::string>{{"m/b", "2"}}; }));
+  EXPECT_TRUE(eventually([&] {
+    return rec.get() == std::map<std::string, std::string>{{"m/b", "2"}};
+  }));
   EXPECT_EQ(mirror.lists(), 1u);
   EXPECT_EQ(mirror.compactions(), 0u);
 }
@@ -227,8 +227,8 @@ TEST_F(EtcdTest, MirrorRelistsAfterCompaction) {
   ASSERT_TRUE(client_->compact(*rev).ok());
   relay.heal();
   EXPECT_TRUE(eventually([&] {
-    return rec.get() == std::map<std::string, std::string>{
-                            {"m/stay", "1"}, {"m/changed", "2"}, {"m/new", "1"}};
+    return rec.get() ==
+           std::map<std::string, std::string>{{"m/stay", "1"}, {"m/changed", "2"}, {"m/new", "1"}};
   }));
   EXPECT_EQ(mirror.compactions(), 1u);
   EXPECT_EQ(mirror.lists(), 2u);
@@ -268,8 +268,7 @@ TEST_F(EtcdTest, SessionRecreatesKeysWhenTheLeaseIsLost) {
   EXPECT_TRUE(contents("s/").empty());
   ASSERT_TRUE(eventually(
       [&] {
-        return contents("s/") ==
-               std::map<std::string, std::string>{{"s/a", "1"}, {"s/b", "2"}};
+        return contents("s/") == std::map<std::string, std::string>{{"s/a", "1"}, {"s/b", "2"}};
       },
       15s));
   EXPECT_NE(session.lease(), lease);
@@ -296,8 +295,7 @@ TEST_F(EtcdTest, SessionWritesThroughAnOutage) {
   ASSERT_TRUE(etcd_.start().ok());
   EXPECT_TRUE(eventually(
       [&] {
-        return contents("s/") ==
-               std::map<std::string, std::string>{{"s/a", "1"}, {"s/b", "2"}};
+        return contents("s/") == std::map<std::string, std::string>{{"s/a", "1"}, {"s/b", "2"}};
       },
       20s));
   EXPECT_TRUE(session.connected());
