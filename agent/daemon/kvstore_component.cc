@@ -178,9 +178,12 @@ void KvstoreFeedComponent::maintenance(std::chrono::seconds gc_interval) {
   auto next_gc = std::chrono::steady_clock::now() +
                  std::chrono::milliseconds(std::uniform_int_distribution<int64_t>(
                      0, std::chrono::milliseconds(gc_interval).count())(rng));
+  const auto tick = gc_interval.count() > 0
+                        ? std::min<std::chrono::seconds>(gc_interval, std::chrono::seconds(10))
+                        : std::chrono::seconds(10);
   std::unique_lock lock(mu_);
   while (!stopping_) {
-    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return stopping_; });
+    cv_.wait_for(lock, tick, [&] { return stopping_; });
     if (stopping_) return;
     lock.unlock();
     kvstore_.refreshVersion();

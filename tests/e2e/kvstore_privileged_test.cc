@@ -245,7 +245,8 @@ class KvstoreClusterTest : public ::testing::Test {
     auto argv = n.agent->args({"--ipv4-range=10." + std::to_string(n.octet) + ".0.0/24",
                                "--routing-mode=tunnel", "--kvstore=etcd",
                                "--kvstore-opt=etcd.config=" + etcd_config_,
-                               "--identity-allocation-mode=kvstore", "--kvstore-lease-ttl=5"});
+                               "--identity-allocation-mode=kvstore", "--kvstore-lease-ttl=5",
+                               "--identity-gc-interval=1"});
     for (auto& a : argv)
       if (a.rfind("--node-name=", 0) == 0) a = "--node-name=" + n.name;
     auto p = n.topo->spawnIn(n.topo->nodeNetns(), argv, "agent");
@@ -389,6 +390,24 @@ TEST_F(KvstoreClusterTest, ThreeAgentsShareEndpointsAndPodsPingAcrossNodes) {
         return true;
       },
       30s));
+  // Its identity (app1, used by no other node) is collected by the agents' GC, and forgotten by
+  // the others; app0 (still used on node 1) stays.
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto ids = etcdctl({"get", "cilium/state/identities/v1/id/", "--prefix"});
+        return ids.ok() && ids->find("k8s:app=app1;") == std::string::npos &&
+               ids->find("k8s:app=app0;") != std::string::npos;
+      },
+      30s))
+      << etcdctl({"get", "cilium/state/identities/v1/", "--prefix"}).valueOr(std::string());
+  EXPECT_TRUE(eventually([&] {
+    auto ids = nodes_[0].agent->client().listIdentities();
+    if (!ids.ok()) return false;
+    for (const auto& i : *ids)
+      for (const auto& l : i.labels)
+        if (l == "k8s:app=app1") return false;
+    return true;
+  }));
 }
 
 }  // namespace
