@@ -314,7 +314,9 @@ Result<identity::NumericIdentity> Identities::acquireInEtcd(const labels::Labels
   const std::string key = labels.sortedList();
   int64_t lease = session_.lease();
   if (lease == 0) {
-    CILIUM_ASSIGN_OR_RETURN(lease, session_.waitForLease(std::chrono::seconds(5)));
+    // Short: the allocator holds its lock across this call (a pod without an identity fails its
+    // CNI ADD and is retried; other allocator users should not wait for etcd).
+    CILIUM_ASSIGN_OR_RETURN(lease, session_.waitForLease(std::chrono::seconds(1)));
   }
   // Known in the mirror: use it.
   if (auto id = lookup(labels)) {
