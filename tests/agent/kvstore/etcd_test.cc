@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/common/subprocess.h"
 #include "tests/harness/etcd_server.h"
 #include "tests/harness/etcd_skip.h"
 #include "tests/harness/eventually.h"
@@ -156,6 +157,49 @@ TEST_F(EtcdTest, LeaseKeysVanishWithTheLease) {
   auto gone = client_->keepAlive(*lease);
   ASSERT_FALSE(gone.ok());
   EXPECT_EQ(gone.error().code(), ErrorCode::kNotFound);
+}
+
+// etcd with authentication on: the client logs in with the etcd.config credentials, for unary
+// calls, the Session and the Mirror's watch; a wrong password is refused.
+TEST_F(EtcdTest, UsernameAndPassword) {
+  auto ctl = [&](std::vector<std::string> args) {
+    std::vector<std::string> argv = {"etcdctl", "--endpoints=" + etcd_.endpoint()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    SpawnOptions so;
+    so.extra_env = {"ETCDCTL_API=3"};
+    return runChecked(argv, so, std::chrono::seconds(10));
+  };
+  ASSERT_TRUE(ctl({"user", "add", "root:rootpw"}).ok());
+  ASSERT_TRUE(ctl({"auth", "enable"}).ok());
+  // Without credentials: refused.
+  auto anon = client_->put("a/x", "1");
+  ASSERT_FALSE(anon.ok());
+  EtcdConfig cfg = etcd_.config();
+  cfg.username = "root";
+  cfg.password = "rootpw";
+  auto c = Client::create(cfg, {.call_timeout = 2000ms});
+  ASSERT_TRUE(c.ok());
+  auto& authed = **c;
+  ASSERT_TRUE(authed.put("a/x", "1").ok());
+  Recorder rec;
+  Mirror mirror(authed, "a/", rec.handler());
+  mirror.start();
+  ASSERT_TRUE(mirror.waitForSync(10s));
+  Session session(authed, {.lease_ttl = 10s});
+  session.start();
+  session.put("a/y", "2");
+  EXPECT_TRUE(eventually([&] {
+    return rec.get() == std::map<std::string, std::string>{{"a/x", "1"}, {"a/y", "2"}};
+  }));
+  session.stop();
+  mirror.stop();
+  cfg.password = "wrong";
+  auto bad = Client::create(cfg, {.call_timeout = 2000ms});
+  ASSERT_TRUE(bad.ok());
+  auto r = (*bad)->get("a/x");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("authentication failed"), std::string::npos)
+      << r.error().message();
 }
 
 TEST_F(EtcdTest, UnreachableIsUnavailable) {
