@@ -56,6 +56,16 @@ EtcdServer::~EtcdServer() {
   }
 }
 
+void EtcdServer::enableTls(std::string ca, std::string server_cert, std::string server_key,
+                           std::string client_cert, std::string client_key) {
+  tls_ = true;
+  ca_ = std::move(ca);
+  server_cert_ = std::move(server_cert);
+  server_key_ = std::move(server_key);
+  client_cert_ = std::move(client_cert);
+  client_key_ = std::move(client_key);
+}
+
 Status EtcdServer::start(std::chrono::milliseconds timeout) {
   if (process_.pid() > 0 && process_.running()) return okStatus();
   std::string client = endpoint();
@@ -63,13 +73,20 @@ Status EtcdServer::start(std::chrono::milliseconds timeout) {
   SpawnOptions so;
   so.stdout_path = dir_ + "/etcd.log";
   so.stderr_path = dir_ + "/etcd.log";
-  CILIUM_ASSIGN_OR_RETURN(
-      process_,
-      spawn({"etcd", "--name", "test", "--data-dir", dir_ + "/data", "--listen-client-urls", client,
-             "--advertise-client-urls", client, "--listen-peer-urls", peer,
-             "--initial-advertise-peer-urls", peer, "--initial-cluster", "test=" + peer,
-             "--log-level", "warn", "--logger", "zap"},
-            so));
+  std::vector<std::string> argv = {"etcd",         "--name",
+                                   "test",         "--data-dir",
+                                   dir_ + "/data", "--listen-client-urls",
+                                   client,         "--advertise-client-urls",
+                                   client,         "--listen-peer-urls",
+                                   peer,           "--initial-advertise-peer-urls",
+                                   peer,           "--initial-cluster",
+                                   "test=" + peer, "--log-level",
+                                   "warn",         "--logger",
+                                   "zap"};
+  if (tls_)
+    argv.insert(argv.end(), {"--cert-file", server_cert_, "--key-file", server_key_,
+                             "--client-cert-auth", "--trusted-ca-file", ca_});
+  CILIUM_ASSIGN_OR_RETURN(process_, spawn(argv, so));
   CILIUM_ASSIGN_OR_RETURN(
       auto c, kvstore::Client::create(config(), {.call_timeout = std::chrono::milliseconds(500)}));
   auto deadline = std::chrono::steady_clock::now() + timeout;

@@ -30,6 +30,11 @@ class EtcdServer {
   EtcdServer(const EtcdServer&) = delete;
   EtcdServer& operator=(const EtcdServer&) = delete;
 
+  // Serves https only, with `server_cert`/`server_key`, and requires client certificates signed
+  // by `ca`; config() then carries `ca` and the client pair. Call before start().
+  void enableTls(std::string ca, std::string server_cert, std::string server_key,
+                 std::string client_cert, std::string client_key);
+
   // Starts etcd (same ports and data directory each time) and waits until it serves.
   Status start(std::chrono::milliseconds timeout = std::chrono::seconds(20));
   // SIGKILLs etcd (by pid) and waits for it to exit; the data directory stays.
@@ -37,9 +42,11 @@ class EtcdServer {
   bool running();
 
   uint16_t port() const { return client_port_; }
-  std::string endpoint() const { return "http://127.0.0.1:" + std::to_string(client_port_); }
+  std::string endpoint() const {
+    return std::string(tls_ ? "https" : "http") + "://127.0.0.1:" + std::to_string(client_port_);
+  }
   kvstore::EtcdConfig config() const {
-    return kvstore::EtcdConfig{{endpoint()}, "", "", "", "", ""};
+    return kvstore::EtcdConfig{{endpoint()}, ca_, client_cert_, client_key_, "", ""};
   }
   const std::string& dir() const { return dir_; }
 
@@ -47,6 +54,8 @@ class EtcdServer {
   std::string dir_;
   uint16_t client_port_ = 0;
   uint16_t peer_port_ = 0;
+  bool tls_ = false;
+  std::string ca_, server_cert_, server_key_, client_cert_, client_key_;
   Process process_;
 };
 

@@ -4,6 +4,7 @@
 #include "agent/kvstore/etcd.h"
 
 #include <atomic>
+#include <fstream>
 #include <map>
 #include <mutex>
 
@@ -13,6 +14,7 @@
 #include "tests/harness/etcd_server.h"
 #include "tests/harness/etcd_skip.h"
 #include "tests/harness/eventually.h"
+#include "tests/harness/temp_dir.h"
 
 namespace cilium::kvstore {
 namespace {
@@ -200,6 +202,76 @@ TEST_F(EtcdTest, UsernameAndPassword) {
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.error().message().find("authentication failed"), std::string::npos)
       << r.error().message();
+}
+
+// etcd over TLS with client certificates (certificates made with the openssl CLI): the client
+// connects with the etcd.config files; without a client certificate, or trusting another CA, it
+// does not.
+TEST(EtcdTlsTest, ClientCertificates) {
+  CILIUM_REQUIRE_ETCD();
+  cilium::testing::TempDir dir;
+  auto ssl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "openssl");
+    auto r = runChecked(args);
+    ASSERT_TRUE(r.ok()) << r.error().message();
+  };
+  auto req = [&](const std::string& name, const std::string& cn, bool x509) {
+    std::vector<std::string> a = {
+        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"};
+    if (x509) a.push_back("-x509");
+    a.insert(a.end(), {"-keyout", dir.file(name + ".key"), "-out",
+                       dir.file(name + (x509 ? ".crt" : ".csr")), "-subj", "/CN=" + cn});
+    if (x509) a.insert(a.end(), {"-days", "1"});
+    ssl(a);
+  };
+  auto sign = [&](const std::string& name, const std::string& ext) {
+    std::vector<std::string> a = {"x509",
+                                  "-req",
+                                  "-in",
+                                  dir.file(name + ".csr"),
+                                  "-CA",
+                                  dir.file("ca.crt"),
+                                  "-CAkey",
+                                  dir.file("ca.key"),
+                                  "-CAcreateserial",
+                                  "-out",
+                                  dir.file(name + ".crt"),
+                                  "-days",
+                                  "1"};
+    if (!ext.empty()) a.insert(a.end(), {"-extfile", ext});
+    ssl(a);
+  };
+  req("ca", "test-ca", true);
+  req("other-ca", "other-ca", true);
+  req("server", "127.0.0.1", false);
+  std::ofstream(dir.file("san.ext")) << "subjectAltName=IP:127.0.0.1\n";
+  sign("server", dir.file("san.ext"));
+  std::ofstream(dir.file("client.ext")) << "extendedKeyUsage=clientAuth\n";
+  req("client", "cilium-agent", false);
+  sign("client", dir.file("client.ext"));
+  ASSERT_FALSE(::testing::Test::HasFatalFailure());
+
+  EtcdServer etcd;
+  etcd.enableTls(dir.file("ca.crt"), dir.file("server.crt"), dir.file("server.key"),
+                 dir.file("client.crt"), dir.file("client.key"));
+  auto st = etcd.start();
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_EQ(etcd.endpoint().rfind("https://", 0), 0u);
+  auto c = Client::create(etcd.config(), {.call_timeout = 2000ms});
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  ASSERT_TRUE((*c)->put("t/a", "1").ok());
+  EXPECT_EQ((*c)->get("t/a")->kvs.at(0).value, "1");
+
+  EtcdConfig no_cert = etcd.config();
+  no_cert.cert_file.clear();
+  no_cert.key_file.clear();
+  EXPECT_FALSE((*Client::create(no_cert, {.call_timeout = 1000ms}))->get("t/a").ok());
+  EtcdConfig other_ca = etcd.config();
+  other_ca.trusted_ca_file = dir.file("other-ca.crt");
+  EXPECT_FALSE((*Client::create(other_ca, {.call_timeout = 1000ms}))->get("t/a").ok());
+  EtcdConfig missing = etcd.config();
+  missing.cert_file = dir.file("nope.crt");
+  EXPECT_FALSE(Client::create(missing).ok());
 }
 
 TEST_F(EtcdTest, UnreachableIsUnavailable) {
