@@ -147,13 +147,15 @@ Status KvstoreFeedComponent::start(Host& daemon) {
     if (auto c = ipam->cidr(IpFamily::kV4)) self.pod_cidrs.push_back(*c);
   }
   self.boot_id = node::readBootId();
+  // etcd did not answer the control plane's start: do not wait for it again.
+  const auto wait = session.connected() ? kStartWait : std::chrono::seconds(0);
   nodes_ = std::make_unique<kvstore::NodeSync>(*client, session, cp->nodes(), cfg.cluster_name,
                                                cfg.node_name);
   nodes_->publish(self);
   cp->nodes().updateFromKvstore(self.name, self);
-  if (auto st = nodes_->start(kStartWait); !st.ok()) log()->warn("{}", st.error().message());
+  if (auto st = nodes_->start(wait); !st.ok()) log()->warn("{}", st.error().message());
   endpoints_ = std::make_unique<kvstore::EndpointSync>(*client, session, cp->ipcache(), host_ip);
-  if (auto st = endpoints_->start(kStartWait); !st.ok()) log()->warn("{}", st.error().message());
+  if (auto st = endpoints_->start(wait); !st.ok()) log()->warn("{}", st.error().message());
   // Local endpoints are published when the ipcache changes (an endpoint added, removed or
   // relabeled changes it) and every second in any case.
   kvstore::EndpointSync* eps = endpoints_.get();

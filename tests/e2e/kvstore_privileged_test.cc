@@ -181,6 +181,39 @@ TEST_F(KvstoreTest, SharesNodesEndpointsAndIdentitiesThroughEtcd) {
       30s));
 }
 
+// etcd down when the agent starts: it starts anyway (status says so), and once etcd is up it
+// publishes its node and learns what is there.
+TEST_F(KvstoreTest, StartsWithoutEtcdAndConvergesWhenItComes) {
+  etcd_->signal(SIGKILL);
+  (void)etcd_->wait(10s);
+  Process* agent = node_->startReady(
+      "agent", {"--kvstore=etcd", "--kvstore-opt=etcd.config=" + dir_ + "/etcd.config",
+                "--identity-allocation-mode=kvstore", "--kvstore-lease-ttl=10"});
+  ASSERT_NE(agent, nullptr);
+  auto st = dbg({"status"});
+  ASSERT_TRUE(st.ok());
+  EXPECT_NE(st->out.find("0/1 connected"), std::string::npos) << st->out;
+  startEtcd();
+  ASSERT_TRUE(etcdctl({"put", "cilium/state/ip/v1/default/10.201.0.7",
+                       R"({"IP":"10.201.0.7","HostIP":"172.31.0.2","ID":5000})"})
+                  .ok());
+  EXPECT_TRUE(eventually(
+      [&] {
+        return get("cilium/state/nodes/v1/default/", true).find("\"Name\"") != std::string::npos;
+      },
+      30s))
+      << node_->log("agent");
+  EXPECT_TRUE(
+      eventually([&] { return ipcacheList().find("10.201.0.7/32") != std::string::npos; }, 30s))
+      << node_->log("agent");
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto s = dbg({"status"});
+        return s.ok() && s->out.find("1/1 connected") != std::string::npos;
+      },
+      30s));
+}
+
 // Three real agents in three node namespaces on one underlay (a bridge), etcd on node 1's
 // underlay address, routing-mode=tunnel: each agent learns the others' pods from etcd into its
 // ipcache with the hosting node as tunnel endpoint, and pods ping each other across nodes through
