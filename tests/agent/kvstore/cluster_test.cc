@@ -261,7 +261,7 @@ TEST_F(ClusterTest, EtcdKilledAndRestartedMidRun) {
       },
       30s));
   EXPECT_EQ(b.endpoints->remoteCount(), 1u);
-  EXPECT_TRUE(a.session->connected());
+  EXPECT_TRUE(eventually([&] { return a.session->connected(); }));
   // Allocation works again.
   auto db = b.allocator->allocate(appLabels("db"));
   ASSERT_TRUE(db.ok()) << db.error().message();

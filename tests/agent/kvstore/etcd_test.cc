@@ -414,7 +414,7 @@ TEST_F(EtcdTest, SessionWritesThroughAnOutage) {
         return contents("s/") == std::map<std::string, std::string>{{"s/a", "1"}, {"s/b", "2"}};
       },
       20s));
-  EXPECT_TRUE(session.connected());
+  EXPECT_TRUE(eventually([&] { return session.connected(); }));
 }
 
 }  // namespace
