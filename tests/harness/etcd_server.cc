@@ -186,7 +186,7 @@ void TcpRelay::pump(int a, int b) {
       }
       const char* d = buf.data();
       while (n > 0) {
-        ssize_t w = ::write(p[1 - i].fd, d, n);
+        ssize_t w = ::send(p[1 - i].fd, d, n, MSG_NOSIGNAL);  // a cut peer: no SIGPIPE
         if (w <= 0) {
           done = true;
           break;
