@@ -7,10 +7,14 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <vector>
 
 namespace cilium::testing {
@@ -32,12 +36,43 @@ uint16_t freePort() {
 
 }  // namespace
 
+namespace {
+
+// etcds (and their directories) that test processes which died without their destructors left:
+// /tmp/cilu<pid>-etcd-* whose <pid> is gone. Only processes whose command line names such a
+// directory are signalled.
+void sweepDeadTestsEtcd() {
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = e.path().filename();
+    if (name.empty() || !std::isdigit(static_cast<unsigned char>(name[0]))) continue;
+    std::ifstream f(e.path() / "cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    if (cmd.rfind(std::string("etcd\0", 5), 0) != 0) continue;
+    auto at = cmd.find("/tmp/cilu");
+    if (at == std::string::npos) continue;
+    pid_t owner = std::atoi(cmd.c_str() + at + 9);
+    if (owner <= 0 || ::kill(owner, 0) == 0 || cmd.find("-etcd-", at) == std::string::npos)
+      continue;
+    ::kill(std::stoi(name), SIGKILL);
+  }
+  for (const auto& e : std::filesystem::directory_iterator("/tmp", ec)) {
+    std::string name = e.path().filename();
+    if (name.rfind("cilu", 0) != 0 || name.find("-etcd-") == std::string::npos) continue;
+    pid_t owner = std::atoi(name.c_str() + 4);
+    if (owner > 0 && ::kill(owner, 0) != 0) std::filesystem::remove_all(e.path(), ec);
+  }
+}
+
+}  // namespace
+
 bool haveEtcd() {
   auto r = run({"sh", "-c", "command -v etcd"});
   return r.ok() && r->exit_code == 0;
 }
 
 EtcdServer::EtcdServer() {
+  sweepDeadTestsEtcd();
   std::string tmpl = "/tmp/cilu" + std::to_string(::getpid()) + "-etcd-XXXXXX";
   char* p = ::mkdtemp(tmpl.data());
   if (p == nullptr) std::abort();

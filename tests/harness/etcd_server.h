@@ -24,7 +24,8 @@ bool haveEtcd();
 
 class EtcdServer {
  public:
-  // Picks free loopback ports and a scratch directory; does not start etcd.
+  // Picks free loopback ports and a scratch directory; does not start etcd. First kills the
+  // etcds of test processes that died without their destructors (and removes their directories).
   EtcdServer();
   ~EtcdServer();
   EtcdServer(const EtcdServer&) = delete;
