@@ -82,7 +82,8 @@ void declare(Flags& f, Config& c) {
                  "Interval between attempts to acquire or renew the Lease")
       ->default_str("2s");
   app.add_option("--identity-allocation-mode", c.identity_allocation_mode,
-                 "crd: CiliumIdentity objects, collected when unused; kvstore: not built yet")
+                 "crd: CiliumIdentity objects, collected when unused; kvstore: identities in etcd, "
+                 "collected by the agents (no GC here)")
       ->check(CLI::IsMember({"crd", "kvstore"}))
       ->default_str("crd");
   app.add_option("--identity-gc-interval", f.gc_interval,

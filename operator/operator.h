@@ -37,7 +37,7 @@ struct Config {
   std::string ipam = "cluster-pool";  // cluster-pool | kubernetes (nothing to allocate)
   std::vector<std::string> cluster_pool_ipv4_cidr = {"10.0.0.0/8"};
   int cluster_pool_ipv4_mask_size = 24;
-  std::string identity_allocation_mode = "crd";  // crd: identity GC runs; kvstore: not yet
+  std::string identity_allocation_mode = "crd";  // crd: identity GC runs; kvstore: agents GC
   double identity_gc_interval = 15 * 60;         // seconds
   double identity_heartbeat_timeout = 30 * 60;   // seconds
   bool cilium_endpoint_gc = true;                // --cilium-endpoint-gc

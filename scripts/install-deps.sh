@@ -29,6 +29,10 @@ packages=(
   jq
   # python3 packs the containerd test's pause image (tests/e2e/pause/make_image.py)
   python3
+  # kvstore mode: etcd's v3 API .proto files (the C++ client is generated from them at build
+  # time, with the gogo and googleapis protos they import) and a real etcd for the tests
+  golang-etcd-server-dev golang-github-gogo-protobuf-dev
+  golang-github-grpc-ecosystem-grpc-gateway-dev etcd-server etcd-client
   # Prometheus server and promtool for the metrics e2e test
   prometheus
   # kube-proxy-style rules for the service LB benchmark (inside its own namespace only)

@@ -74,6 +74,13 @@ config::Registry<Config>* buildRegistry() {
   r->include(metrics::configKeys());
   r->include(hubble::configKeys());
   r->include(k8s::configKeys());
+  r->include(kvstore::configKeys());
+  r->check([](const Config& c) -> Status {
+    if (c.identity_allocation_mode == "kvstore" && c.kvstore.empty())
+      return Error(ErrorCode::kInvalidArgument,
+                   "identity-allocation-mode=kvstore needs kvstore=etcd");
+    return okStatus();
+  });
   return r;
 }
 
@@ -243,7 +250,8 @@ void copyConfigPart(const Config& cfg, const std::type_info& part, void* out) {
       copy(static_cast<proxy::Config*>(nullptr)) ||
       copy(static_cast<metrics::Config*>(nullptr)) ||
       copy(static_cast<hubble::Config*>(nullptr)) ||
-      copy(static_cast<k8s::SourceConfig*>(nullptr)))
+      copy(static_cast<k8s::SourceConfig*>(nullptr)) ||
+      copy(static_cast<kvstore::Config*>(nullptr)))
     return;
   std::abort();  // a part the agent does not compose: a bug in the component
 }

@@ -32,6 +32,7 @@
 #include "agent/datapath/map_config.h"
 #include "agent/hubble/config.h"
 #include "agent/k8s/config.h"
+#include "agent/kvstore/config.h"
 #include "agent/metrics/config.h"
 #include "agent/policy/config.h"
 #include "agent/proxy/config.h"
@@ -73,7 +74,8 @@ struct Config : component::NodeConfig,
                 proxy::Config,
                 metrics::Config,
                 hubble::Config,
-                k8s::SourceConfig {};
+                k8s::SourceConfig,
+                kvstore::Config {};
 
 // Copies the part of `cfg` whose type is `part` (Config itself or one of its bases) into `out`;
 // aborts for any other type (a component asked for a part the agent does not compose).

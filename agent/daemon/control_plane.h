@@ -33,6 +33,9 @@ namespace cilium::identity {
 class Allocator;
 class Backend;
 }  // namespace cilium::identity
+namespace cilium::ipcache {
+class IpCache;
+}
 namespace cilium::node {
 class Manager;
 }
@@ -144,7 +147,7 @@ class ControlPlane {
   // The L7 proxy's agent side; null with enable-l7-proxy off.
   proxy::Manager* proxyManager();
   // Prefixes -> identities and tunnel endpoints (other nodes' endpoints come from the cluster
-  // state source: ipcache::ClusterFeed).
+  // state source: ipcache::ClusterFeed for the API server, the kvstore feed for etcd).
   ipcache::IpCache& ipcache();
   // Named ports of the cluster's pods by identity labels, for egress rules (the Kubernetes
   // watchers fill it).

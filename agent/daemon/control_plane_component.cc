@@ -10,6 +10,7 @@
 #include "agent/common/files.h"
 #include "agent/common/log.h"
 #include "agent/daemon/k8s_component.h"
+#include "agent/daemon/kvstore_component.h"
 #include "agent/node/api.h"
 
 namespace cilium::daemon {
@@ -71,6 +72,11 @@ Status ControlPlaneComponent::start(Host& daemon) {
                    "identity-allocation-mode=crd needs the Kubernetes API server "
                    "(k8s-kubeconfig-path, k8s-api-server or in-cluster configuration)");
     o.cluster_identities = crdIdentityBackend(*k8s_->client(), *k8s_->source());
+  } else if (cfg.identity_allocation_mode == "kvstore") {
+    if (kvstore_ == nullptr || kvstore_->client() == nullptr)
+      return Error(ErrorCode::kInvalidArgument,
+                   "identity-allocation-mode=kvstore needs kvstore=etcd");
+    o.cluster_identities = kvstore_->identityBackend();
   }
   if (ipam::Ipam* ipam = daemon.ipam(); ipam != nullptr) {
     if (auto r = ipam->router(IpFamily::kV4)) o.router_ipv4 = r->toString();

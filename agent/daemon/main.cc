@@ -15,6 +15,7 @@
 #include "agent/daemon/control_plane_component.h"
 #include "agent/daemon/daemon.h"
 #include "agent/daemon/k8s_component.h"
+#include "agent/daemon/kvstore_component.h"
 #include "agent/daemon/node_component.h"
 #include "agent/daemon/observability.h"
 #include "agent/hubble/component.h"
@@ -67,7 +68,10 @@ int main(int argc, char** argv) {
   auto k8s_source = std::make_unique<daemon::K8sSourceComponent>();
   // With the API server: this node's CiliumNode, and its pod CIDR from the cluster (IPAM).
   auto node = std::make_unique<daemon::NodeComponent>(*k8s_source);
+  // kvstore=etcd: the etcd client, lease and identities, before the allocator needs them.
+  auto kvstore = std::make_unique<daemon::KvstoreComponent>();
   auto control_plane = std::make_unique<daemon::ControlPlaneComponent>(k8s_source.get());
+  control_plane->setKvstore(kvstore.get());
   auto observability =
       std::make_unique<daemon::ObservabilityComponent>(*control_plane, agent_registry);
   auto hubble_opts = hubble::componentOptions(cfg, cfg.node_name,
@@ -99,13 +103,17 @@ int main(int argc, char** argv) {
   });
   auto k8s = std::make_unique<daemon::K8sComponent>(*k8s_source, *control_plane, services.get(),
                                                     observability.get());
+  // Other nodes and their endpoints and identities from etcd; this node's published there.
+  auto kvstore_feed = std::make_unique<daemon::KvstoreFeedComponent>(*kvstore, *control_plane);
   agent.addComponent(std::move(k8s_source));
   agent.addComponent(std::move(node));
+  agent.addComponent(std::move(kvstore));
   agent.addComponent(std::move(control_plane));
   agent.addComponent(std::move(observability));
   agent.addComponent(std::move(services));
   agent.addComponent(std::move(hubble));
   agent.addComponent(std::move(k8s));
+  agent.addComponent(std::move(kvstore_feed));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(agent_registry));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(
       hubble_registry, &hubble::Config::hubble_metrics_server, "hubble-metrics"));

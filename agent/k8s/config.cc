@@ -18,8 +18,9 @@ const config::Registry<SourceConfig>& configKeys() {
             "Seconds to wait for the first full state from Kubernetes before failing to start",
             &SourceConfig::k8s_sync_timeout, 1, 3600);
     r->choice("identity-allocation-mode",
-              "Where identities live: local (this node) or crd (CiliumIdentity objects)",
-              &SourceConfig::identity_allocation_mode, {"local", "crd"})
+              "Where identities live: local (this node), crd (CiliumIdentity objects) or kvstore "
+              "(etcd, with kvstore=etcd)",
+              &SourceConfig::identity_allocation_mode, {"local", "crd", "kvstore"})
         .defaultNote("crd with a Kubernetes API server, else local");
     r->path("manifests-dir",
             "Standalone mode: read cluster state from this directory of Kubernetes YAML instead "

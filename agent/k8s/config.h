@@ -13,7 +13,7 @@ struct SourceConfig {
   std::string k8s_api_server;
   std::string k8s_kubeconfig_path;
   uint32_t k8s_sync_timeout = 180;                 // seconds
-  // local | crd; "" (the default): crd with a Kubernetes API server, local otherwise.
+  // local | crd | kvstore; "" (the default): crd with a Kubernetes API server, local otherwise.
   std::string identity_allocation_mode;
   std::string manifests_dir;                       // standalone source; "" = off
 };

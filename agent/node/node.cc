@@ -42,24 +42,27 @@ bool Node::hasAddress(const IpAddr& ip) const {
 }
 
 std::optional<Node> Manager::merge(const std::string& name, const Parts& parts) {
-  if (!parts.node && !parts.cilium_node) return std::nullopt;
+  if (!parts.node && !parts.cilium_node && !parts.kvstore) return std::nullopt;
   Node out;
   out.name = name;
   out.from_node = parts.node.has_value();
   out.from_cilium_node = parts.cilium_node.has_value();
-  for (const auto* part : {&parts.node, &parts.cilium_node}) {
+  out.from_kvstore = parts.kvstore.has_value();
+  for (const auto* part : {&parts.node, &parts.cilium_node, &parts.kvstore}) {
     if (!*part) continue;
     for (const auto& a : (*part)->addresses)
       if (std::find(out.addresses.begin(), out.addresses.end(), a) == out.addresses.end())
         out.addresses.push_back(a);
   }
   // Cilium's IPAM writes the CiliumNode: its pod CIDRs win over the Node's.
-  if (parts.cilium_node) {
-    out.health = parts.cilium_node->health;
-    out.boot_id = parts.cilium_node->boot_id;
+  // In kvstore mode the node's key in etcd stands for its CiliumNode.
+  const std::optional<Node>& cilium = parts.cilium_node ? parts.cilium_node : parts.kvstore;
+  if (cilium) {
+    out.health = cilium->health;
+    out.boot_id = cilium->boot_id;
   }
-  if (parts.cilium_node && !parts.cilium_node->pod_cidrs.empty())
-    out.pod_cidrs = parts.cilium_node->pod_cidrs;
+  if (cilium && !cilium->pod_cidrs.empty())
+    out.pod_cidrs = cilium->pod_cidrs;
   else if (parts.node)
     out.pod_cidrs = parts.node->pod_cidrs;
   return out;
@@ -76,7 +79,7 @@ void Manager::update(const std::string& name, const std::function<void(Parts&)>&
     Parts& p = parts_[name];
     change(p);
     std::optional<Node> now = merge(name, p);
-    if (!p.node && !p.cilium_node) parts_.erase(name);
+    if (!p.node && !p.cilium_node && !p.kvstore) parts_.erase(name);
     auto it = nodes_.find(name);
     if (now) {
       if (it == nodes_.end() || it->second != *now) heard = now;
@@ -97,6 +100,10 @@ void Manager::updateFromNode(const std::string& name, std::optional<Node> n) {
 
 void Manager::updateFromCiliumNode(const std::string& name, std::optional<Node> n) {
   update(name, [&](Parts& p) { p.cilium_node = std::move(n); });
+}
+
+void Manager::updateFromKvstore(const std::string& name, std::optional<Node> n) {
+  update(name, [&](Parts& p) { p.kvstore = std::move(n); });
 }
 
 std::optional<Node> Manager::get(const std::string& name) const {

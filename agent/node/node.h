@@ -35,6 +35,7 @@ struct Node {
   std::string boot_id;              // CiliumNode's spec.bootid
   bool from_node = false;           // a Kubernetes Node object exists
   bool from_cilium_node = false;    // a CiliumNode object exists
+  bool from_kvstore = false;        // a node key in etcd exists (kvstore mode)
 
   // The address other nodes reach it on (Cilium's node IP: the tunnel endpoint, the Hubble
   // peer): InternalIP, else ExternalIP, else CiliumInternalIP (the router address on cilium_host,
@@ -55,6 +56,9 @@ class Manager {
   // gone. The node is deleted once no source has it. Observers hear each resulting change.
   void updateFromNode(const std::string& name, std::optional<Node> from_node);
   void updateFromCiliumNode(const std::string& name, std::optional<Node> from_cilium_node);
+  // What etcd's cilium/state/nodes/v1/<cluster>/<name> key says (kvstore mode); it counts as a
+  // CiliumNode for pod CIDRs, health address and boot id when no CiliumNode exists.
+  void updateFromKvstore(const std::string& name, std::optional<Node> from_kvstore);
 
   std::optional<Node> get(const std::string& name) const;
   std::vector<Node> list() const;
@@ -64,7 +68,7 @@ class Manager {
 
  private:
   struct Parts {
-    std::optional<Node> node, cilium_node;
+    std::optional<Node> node, cilium_node, kvstore;
   };
   static std::optional<Node> merge(const std::string& name, const Parts& parts);
   void update(const std::string& name, const std::function<void(Parts&)>& change);
