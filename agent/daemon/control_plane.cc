@@ -11,6 +11,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
@@ -72,6 +73,9 @@ struct ControlPlane::Impl {
   std::unique_ptr<proxy::Manager> proxy;
   std::unique_ptr<Process> proxy_process;
   pid_t adopted_proxy_pid = 0;  // a cilium-proxy the last run started, still running
+  // Feeds of ControlPlaneOptions::ipcache_feeds not synced yet (the restored entries stay).
+  std::mutex feeds_mu;
+  std::set<std::string> feeds_pending;
 
   Status startProxy();
 
@@ -303,6 +307,15 @@ policy::Engine& ControlPlane::policy() { return *impl_->engine; }
 node::Manager& ControlPlane::nodes() { return impl_->nodes; }
 proxy::Manager* ControlPlane::proxyManager() { return impl_->proxy.get(); }
 ipcache::IpCache& ControlPlane::ipcache() { return *impl_->ipcache; }
+
+void ControlPlane::ipcacheFeedSynced(const std::string& feed) {
+  std::lock_guard lock(impl_->feeds_mu);
+  if (impl_->feeds_pending.erase(feed) == 0 || !impl_->feeds_pending.empty()) return;
+  if (auto st = impl_->ipcache->removeAll(ipcache::Source::kRestored); !st.ok())
+    log()->warn("withdrawing the restored ipcache entries: {}", st.error().message());
+  else
+    log()->info("ipcache feeds synced: restored entries withdrawn");
+}
 policy::NamedPortTable& ControlPlane::namedPorts() { return impl_->named_ports; }
 policy::FeedTarget& ControlPlane::clusterPolicy() { return impl_->cluster_policy; }
 
@@ -390,7 +403,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
     std::filesystem::remove_all(opts.state_dir + "/endpoints", ec);
     CILIUM_ASSIGN_OR_RETURN(c.restored, c.manager->restore());
   }
-  CILIUM_RETURN_IF_ERROR(c.ipcache->removeAll(ipcache::Source::kRestored));
+  c.feeds_pending.insert(opts.ipcache_feeds.begin(), opts.ipcache_feeds.end());
+  if (c.feeds_pending.empty())
+    CILIUM_RETURN_IF_ERROR(c.ipcache->removeAll(ipcache::Source::kRestored));
   c.ids->releaseRestored();
   auto restored_at = std::chrono::steady_clock::now();
 

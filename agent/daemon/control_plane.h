@@ -86,6 +86,11 @@ struct ControlPlaneOptions {
   // cilium-proxy process run (and stopped) by the agent. Off: L7 rules are refused at import.
   bool enable_l7_proxy = false;
   std::string proxy_socket;
+  // The feeds that write other nodes' entries into the ipcache after the control plane has
+  // started ("k8s", "kvstore"). Entries read back from the kernel after a restart stay until
+  // every one of them has called ipcacheFeedSynced(), so a restarted agent keeps forwarding to
+  // (and enforcing on) remote pods meanwhile. Empty: they go at the end of start().
+  std::vector<std::string> ipcache_feeds;
   std::string proxy_binary;
 };
 
@@ -149,6 +154,9 @@ class ControlPlane {
   // Prefixes -> identities and tunnel endpoints (other nodes' endpoints come from the cluster
   // state source: ipcache::ClusterFeed for the API server, the kvstore feed for etcd).
   ipcache::IpCache& ipcache();
+  // `feed` (one of ControlPlaneOptions::ipcache_feeds) has written everything it knows: once all
+  // have, the restored ipcache entries are withdrawn. Idempotent; an unknown name is ignored.
+  void ipcacheFeedSynced(const std::string& feed);
   // Named ports of the cluster's pods by identity labels, for egress rules (the Kubernetes
   // watchers fill it).
   policy::NamedPortTable& namedPorts();

@@ -66,6 +66,9 @@ Status ControlPlaneComponent::start(Host& daemon) {
   o.proxy_socket =
       (std::filesystem::path(cfg.socket_path).parent_path() / "proxy.sock").string();
   const bool have_api_server = k8s_ != nullptr && k8s_->client() != nullptr;
+  // Other nodes' entries come from these after the start; the restored ones bridge the gap.
+  if (have_api_server) o.ipcache_feeds.push_back("k8s");
+  if (kvstore_ != nullptr && kvstore_->client() != nullptr) o.ipcache_feeds.push_back("kvstore");
   if (k8s::identityAllocationMode(cfg, have_api_server) == "crd") {
     if (!have_api_server)
       return Error(ErrorCode::kInvalidArgument,

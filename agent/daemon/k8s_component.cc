@@ -152,6 +152,8 @@ Status K8sComponent::startWatching(Host& daemon) {
     co.tunnel = cfg.routing_mode == "tunnel";
     CILIUM_ASSIGN_OR_RETURN(cluster_, ipcache::ClusterFeed::start(cp->ipcache(), cp->nodes(),
                                                                   source->stores(), co));
+    // Everything the synced stores hold is in the ipcache now.
+    cp->ipcacheFeedSynced("k8s");
   }
   // Pods first: policies that name ports and endpoints restored from the last run need them.
   endpoint::K8sFeedOptions eo;

@@ -155,7 +155,9 @@ Status KvstoreFeedComponent::start(Host& daemon) {
   cp->nodes().updateFromKvstore(self.name, self);
   if (auto st = nodes_->start(wait); !st.ok()) log()->warn("{}", st.error().message());
   endpoints_ = std::make_unique<kvstore::EndpointSync>(*client, session, cp->ipcache(), host_ip);
-  if (auto st = endpoints_->start(wait); !st.ok()) log()->warn("{}", st.error().message());
+  // Once the pairs are listed, the ipcache entries restored from the last run can go.
+  if (auto st = endpoints_->start(wait, [cp] { cp->ipcacheFeedSynced("kvstore"); }); !st.ok())
+    log()->warn("{}", st.error().message());
   // Local endpoints are published when the ipcache changes (an endpoint added, removed or
   // relabeled changes it) and every second in any case.
   kvstore::EndpointSync* eps = endpoints_.get();

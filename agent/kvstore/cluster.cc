@@ -244,11 +244,11 @@ EndpointSync::EndpointSync(Client& client, Session& session, ipcache::IpCache& i
 
 EndpointSync::~EndpointSync() { stop(); }
 
-Status EndpointSync::start(std::chrono::milliseconds timeout) {
+Status EndpointSync::start(std::chrono::milliseconds timeout, std::function<void()> on_synced) {
   mirror_ = std::make_unique<Mirror>(
       client_, std::string(kIpPrefix),
       MirrorHandler{[this](const KeyValue& kv) { onUpsert(kv); },
-                    [this](const std::string& key) { onDelete(key); }, nullptr});
+                    [this](const std::string& key) { onDelete(key); }, std::move(on_synced)});
   mirror_->start();
   if (!mirror_->waitForSync(timeout))
     return makeError(ErrorCode::kUnavailable, "kvstore: endpoints not listed within {} ms",

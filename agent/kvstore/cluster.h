@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -87,7 +88,10 @@ class EndpointSync {
   EndpointSync(Client& client, Session& session, ipcache::IpCache& ipcache,
                std::optional<IpAddr> host_ip);
   ~EndpointSync();
-  Status start(std::chrono::milliseconds timeout);
+  // Lists the pairs and follows them; waits up to `timeout` for the first list. `on_synced` (may
+  // be empty) is called after each full list, once its pairs are in the ipcache, also when the
+  // first one comes after the timeout (etcd was down).
+  Status start(std::chrono::milliseconds timeout, std::function<void()> on_synced = {});
   void stop();
 
   // The local endpoints now: new and changed pairs are written, those no longer listed deleted.

@@ -210,3 +210,53 @@ TEST_F(ControlPlaneTest, RestPolicyRoutesGoThroughThePolicyModule) {
 
 }  // namespace
 }  // namespace cilium::daemon
+
+namespace cilium::daemon {
+namespace {
+
+// After a restart, the ipcache entries read back from the kernel (other nodes' pods) stay until
+// every cluster feed has written what it knows, so the datapath keeps reaching remote pods in
+// between; without feeds they go at the end of the start.
+TEST(ControlPlaneRestartTest, RestoredIpcacheEntriesStayUntilTheFeedsHaveSynced) {
+  for (bool with_feeds : {true, false}) {
+    ::cilium::testing::TempDir dir;
+    api::Router router;
+    auto fake = std::make_unique<testing::FakeDatapath>();
+    testing::FakeDatapath* dp = fake.get();
+    const auto key = datapath::ipcacheKeyV4(htonl(0x0ac90005), 32);  // 10.201.0.5
+    remote_endpoint_info remote{};
+    remote.sec_identity = 300;
+    remote.tunnel_endpoint.ip4 = htonl(0xac1e0002);  // 172.30.0.2
+    remote.flags = IPCACHE_F_HAS_TUNNEL_EP;
+    ASSERT_TRUE(dp->fake_maps.ipcache.update(key, remote).ok());
+    ControlPlaneOptions o;
+    o.pin_dir = dir.path() + "/pins";
+    o.state_dir = dir.path() + "/state";
+    o.router_ipv4 = "10.200.0.1";
+    o.host_device = false;
+    o.claim_address = [](const IpAddr&, const std::string&) { return okStatus(); };
+    if (with_feeds) o.ipcache_feeds = {"k8s", "kvstore"};
+    auto present = [&] {
+      auto v = dp->fake_maps.ipcache.lookup(key);
+      return v.ok() && v->has_value();
+    };
+    auto cp = ControlPlane::start(o, router, std::move(fake));
+    ASSERT_TRUE(cp.ok()) << cp.error().toString();
+    if (!with_feeds) {
+      EXPECT_FALSE(present()) << "no feed: withdrawn at start";
+      continue;
+    }
+    auto kept = dp->fake_maps.ipcache.lookup(key);
+    ASSERT_TRUE(kept.ok() && kept->has_value()) << "withdrawn before any feed has synced";
+    EXPECT_EQ((*kept)->sec_identity, 300u);
+    EXPECT_EQ((*kept)->flags, IPCACHE_F_HAS_TUNNEL_EP);
+    (*cp)->ipcacheFeedSynced("k8s");
+    (*cp)->ipcacheFeedSynced("unknown");
+    EXPECT_TRUE(present()) << "kvstore has not synced yet";
+    (*cp)->ipcacheFeedSynced("kvstore");
+    EXPECT_FALSE(present()) << "every feed synced: withdrawn";
+  }
+}
+
+}  // namespace
+}  // namespace cilium::daemon
