@@ -110,7 +110,7 @@ class DemoTest : public ::testing::Test {
     for (const char* p : {"deathstar-1", "deathstar-2", "tiefighter", "xwing"}) {
       size_t at = pods.out.find(std::string("default/") + p + ": 10.200.");
       ASSERT_NE(at, std::string::npos) << pods.out;
-      EXPECT_EQ(pods.out.substr(pods.out.find(" on ", at), 11), " on " + nodeOf(p)) << pods.out;
+      EXPECT_EQ(pods.out.substr(pods.out.find(" on ", at), 10), " on " + nodeOf(p)) << pods.out;
     }
   }
   void readAgentLogs() {
