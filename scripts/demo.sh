@@ -170,7 +170,7 @@ fi
 
 heading "Step 2: rule1 (L3/L4): only org=empire may reach the deathstar, on TCP port 80"
 sed -n '/^apiVersion/,$p' deploy/local/demo/policies/rule1.yaml | indent
-echo "  ${dim}\$ cp rule1.yaml $manifests/   # what 'kubectl apply' is on this node${off}"
+echo "  ${dim}\$ cp rule1.yaml $manifests/   # what 'kubectl apply' is on this cluster${off}"
 "$tool" dbg --node node-2 monitor --type drop >"$work/drops.log" 2>&1 &
 monitor_pid=$!
 cp deploy/local/demo/policies/rule1.yaml "$manifests/"
