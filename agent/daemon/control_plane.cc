@@ -301,6 +301,7 @@ Status ControlPlane::deleteContainerEndpoint(const std::string& container_id) {
 }
 policy::Engine& ControlPlane::policy() { return *impl_->engine; }
 node::Manager& ControlPlane::nodes() { return impl_->nodes; }
+ipcache::IpCache& ControlPlane::ipcache() { return *impl_->ipcache; }
 policy::NamedPortTable& ControlPlane::namedPorts() { return impl_->named_ports; }
 policy::FeedTarget& ControlPlane::clusterPolicy() { return impl_->cluster_policy; }
 

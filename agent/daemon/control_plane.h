@@ -36,6 +36,9 @@ class Backend;
 namespace cilium::node {
 class Manager;
 }
+namespace cilium::ipcache {
+class IpCache;
+}
 namespace cilium::policy {
 class Engine;
 class NamedPortTable;
@@ -66,7 +69,9 @@ struct ControlPlaneOptions {
   // overlay device in tunnel mode.
   bool host_device = true;
   // "tunnel": cilium_vxlan on tunnel_port with bpf_overlay, pods' packets to remote pods
-  // encapsulated; "native": neither (an earlier run's device is removed).
+  // encapsulated; "native": neither (an earlier run's device is removed). The agent passes its
+  // routing-mode key (default tunnel); a control plane built in-process gets no overlay unless
+  // it asks for one.
   std::string routing_mode = "native";
   uint16_t tunnel_port = 8472;
   std::chrono::seconds ct_gc_interval{30};
@@ -133,6 +138,9 @@ class ControlPlane {
   policy::Engine& policy();
   // The cluster's nodes (fed by the cluster state source).
   node::Manager& nodes();
+  // Prefixes -> identities and tunnel endpoints (other nodes' endpoints come from the cluster
+  // state source: ipcache::ClusterFeed).
+  ipcache::IpCache& ipcache();
   // Named ports of the cluster's pods by identity labels, for egress rules (the Kubernetes
   // watchers fill it).
   policy::NamedPortTable& namedPorts();

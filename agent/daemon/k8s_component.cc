@@ -6,6 +6,7 @@
 #include "agent/common/log.h"
 #include "agent/endpoint/k8s_feed.h"
 #include "agent/identity/allocator.h"
+#include "agent/ipcache/cluster_feed.h"
 #include "agent/k8s/client.h"
 #include "agent/k8s/crd_identity.h"
 #include "agent/k8s/manifests.h"
@@ -143,10 +144,27 @@ Status K8sComponent::startWatching(Host& daemon) {
     remote_identities_ =
         std::make_unique<k8s::RemoteIdentities>(source->stores().cilium_identities, cp->identities());
   CILIUM_ASSIGN_OR_RETURN(nodes_, node::K8sFeed::start(cp->nodes(), source->stores()));
+  if (client != nullptr) {
+    // Every other node's endpoints, addresses and pod CIDRs (one node needs none of it: the
+    // manifests source is a single node).
+    ipcache::ClusterFeedOptions co;
+    co.node_name = cfg.node_name;
+    co.tunnel = cfg.routing_mode == "tunnel";
+    CILIUM_ASSIGN_OR_RETURN(cluster_, ipcache::ClusterFeed::start(cp->ipcache(), cp->nodes(),
+                                                                  source->stores(), co));
+  }
   // Pods first: policies that name ports and endpoints restored from the last run need them.
   endpoint::K8sFeedOptions eo;
   eo.cluster_name = cfg.cluster_name;
   eo.client = client;
+  // status.networking.node: where other nodes tunnel to for this node's pods.
+  node::Manager* nodes = &cp->nodes();
+  eo.node_ip = [nodes, name = cfg.node_name]() -> std::string {
+    auto n = nodes->get(name);
+    if (!n) return {};
+    auto ip = n->tunnelAddress();
+    return ip ? ip->toString() : std::string();
+  };
   CILIUM_ASSIGN_OR_RETURN(endpoints_, endpoint::K8sFeed::start(cp->endpoints(), cp->policy(),
                                                                cp->namedPorts(), *source, eo));
   policy::StatusListener on_status;
@@ -191,6 +209,7 @@ void K8sComponent::stop() {
   policy_status_.reset();
   endpoints_.reset();
   remote_identities_.reset();
+  cluster_.reset();
   nodes_.reset();
 }
 

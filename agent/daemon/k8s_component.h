@@ -7,8 +7,10 @@
 //     start from complete data.
 //   K8sComponent (added after the control plane, observability and the service component):
 //     connects that state to the modules' feeds — endpoints (endpoint/k8s_feed.h), policies
-//     (policy/k8s_feed.h, with per-node status written back), services (service/k8s_feed.h) and,
-//     with identity-allocation-mode=crd, other nodes' identities (k8s/crd_identity.h) — and
+//     (policy/k8s_feed.h, with per-node status written back), services (service/k8s_feed.h),
+//     with the API server other nodes and their endpoints into the ipcache
+//     (ipcache/cluster_feed.h) and, with identity-allocation-mode=crd, other nodes'
+//     identities (k8s/crd_identity.h) — and
 //     exports the client's call counts as cilium_k8s_client_api_calls_total.
 #pragma once
 
@@ -34,6 +36,9 @@ class K8sFeed;
 }
 namespace cilium::node {
 class K8sFeed;
+}
+namespace cilium::ipcache {
+class ClusterFeed;
 }
 namespace cilium::policy {
 class K8sFeed;
@@ -90,6 +95,7 @@ class K8sComponent final : public Component {
   service::ServiceComponent* services_;
   ObservabilityComponent* observability_;
   std::unique_ptr<node::K8sFeed> nodes_;
+  std::unique_ptr<ipcache::ClusterFeed> cluster_;
   std::unique_ptr<k8s::RemoteIdentities> remote_identities_;
   std::unique_ptr<endpoint::K8sFeed> endpoints_;
   std::unique_ptr<k8s::PolicyStatusPublisher> policy_status_;

@@ -174,6 +174,7 @@ void K8sFeed::watch() {
 
 void K8sFeed::publishEndpoints() {
   std::map<std::string, k8s::EndpointState> now;
+  const std::string node_ip = opts_.node_ip ? opts_.node_ip() : std::string();
   for (const auto& ep : manager_.list()) {
     if (ep.spec.pod_name.empty()) continue;
     k8s::EndpointState st;
@@ -183,6 +184,7 @@ void K8sFeed::publishEndpoints() {
     st.identity = ep.identity;
     st.identity_labels = ep.identity_labels.toStrings();
     if (ep.spec.ipv4) st.ipv4 = ep.spec.ipv4->toString();
+    st.node_ip = node_ip;
     st.ingress_enforcing = ep.ingress_enforced;
     st.egress_enforcing = ep.egress_enforced;
     st.state = std::string(stateName(ep.state));

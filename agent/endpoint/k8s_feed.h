@@ -45,6 +45,9 @@ struct K8sFeedOptions {
   k8s::Client* client = nullptr;
   // How often CiliumEndpoints are reconciled with the endpoint manager.
   std::chrono::milliseconds publish_interval{1000};
+  // This node's address, written as status.networking.node (other nodes tunnel to it); asked at
+  // every reconcile, so an address learned late or changed is published. Unset or "": none.
+  std::function<std::string()> node_ip;
 };
 
 // The named ports a pod gives: lowercase names, protocol defaulting to TCP.

@@ -1,7 +1,7 @@
-// The ipcache: address prefixes -> security identity (and, later, the tunnel endpoint behind
-// them), fed by several sources with a precedence between them, written to the kernel's
-// cilium_ipcache. Every change that can change a verdict is followed by a bump of the datapath
-// policy revision (bpf/abi/config.h), so established connections are re-checked.
+// The ipcache: address prefixes -> security identity and, for other nodes' pods, the tunnel
+// endpoint behind them, fed by several sources with a precedence between them, written to the
+// kernel's cilium_ipcache. Every change that can change a verdict is followed by a bump of the
+// datapath policy revision (bpf/abi/config.h), so established connections are re-checked.
 #pragma once
 
 #include <cstdint>

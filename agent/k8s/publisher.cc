@@ -44,6 +44,7 @@ Status CiliumEndpointPublisher::publish(const EndpointState& s) {
   cep.identity_id = s.identity;
   cep.identity_labels = s.identity_labels;
   if (!s.ipv4.empty() || !s.ipv6.empty()) cep.addressing.push_back({s.ipv4, s.ipv6});
+  cep.node = s.node_ip;
   cep.state = s.state;
   cep.ingress_enforcing = s.ingress_enforcing;
   cep.egress_enforcing = s.egress_enforcing;

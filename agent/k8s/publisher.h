@@ -25,6 +25,7 @@ struct EndpointState {
   std::vector<std::string> identity_labels;  // printed: "k8s:app=web"
   std::string ipv4;
   std::string ipv6;
+  std::string node_ip;  // status.networking.node: this node's address
   bool ingress_enforcing = false;
   bool egress_enforcing = false;
   std::string state = "ready";

@@ -437,6 +437,7 @@ Result<CiliumEndpoint> Resource<CiliumEndpoint>::decode(const json& obj) {
                                     c.addressing.push_back(std::move(ea));
                                     return okStatus();
                                   }));
+    CILIUM_RETURN_IF_ERROR(str(*net, "node", "status.networking", c.node));
   }
   CILIUM_ASSIGN_OR_RETURN(const json* pol, object(*st, "policy", "status"));
   if (pol) {
@@ -476,6 +477,8 @@ json toJson(const CiliumEndpoint& c) {
     if (!a.ipv6.empty()) e["ipv6"] = a.ipv6;
     addressing.push_back(std::move(e));
   }
+  json networking = {{"addressing", addressing}};
+  if (!c.node.empty()) networking["node"] = c.node;
   return {
       {"apiVersion", "cilium.io/v2"},
       {"kind", "CiliumEndpoint"},
@@ -484,7 +487,7 @@ json toJson(const CiliumEndpoint& c) {
        {{"id", c.endpoint_id},
         {"state", c.state},
         {"identity", {{"id", c.identity_id}, {"labels", c.identity_labels}}},
-        {"networking", {{"addressing", addressing}}},
+        {"networking", networking},
         {"policy",
          {{"ingress", {{"enforcing", c.ingress_enforcing}}},
           {"egress", {{"enforcing", c.egress_enforcing}}}}}}},

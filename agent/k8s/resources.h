@@ -150,6 +150,9 @@ struct CiliumEndpoint {
   int64_t identity_id = 0;
   std::vector<std::string> identity_labels;
   std::vector<EndpointAddress> addressing;
+  // status.networking.node: the hosting node's IP, as Cilium writes it (the tunnel endpoint of
+  // the pod's addresses on other nodes); a node name is accepted too.
+  std::string node;
   std::string state;
   bool ingress_enforcing = false;
   bool egress_enforcing = false;

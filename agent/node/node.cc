@@ -29,6 +29,18 @@ std::optional<IpAddr> Node::primaryAddress(IpFamily family) const {
   return std::nullopt;
 }
 
+std::optional<IpAddr> Node::tunnelAddress(IpFamily family) const {
+  for (AddressType t : {AddressType::kInternalIp, AddressType::kExternalIp})
+    for (const auto& a : addresses)
+      if (a.type == t && a.ip.family() == family) return a.ip;
+  return std::nullopt;
+}
+
+bool Node::hasAddress(const IpAddr& ip) const {
+  return std::any_of(addresses.begin(), addresses.end(),
+                     [&](const Address& a) { return a.ip == ip; });
+}
+
 std::optional<Node> Manager::merge(const std::string& name, const Parts& parts) {
   if (!parts.node && !parts.cilium_node) return std::nullopt;
   Node out;

@@ -38,6 +38,10 @@ struct Node {
 
   // The address other nodes reach it on: CiliumInternalIP, else InternalIP, else ExternalIP.
   std::optional<IpAddr> primaryAddress(IpFamily family = IpFamily::kV4) const;
+  // The address on the underlay, what VXLAN packets for its pods go to: InternalIP, else
+  // ExternalIP (never CiliumInternalIP, which lives on the pod network behind the tunnel).
+  std::optional<IpAddr> tunnelAddress(IpFamily family = IpFamily::kV4) const;
+  bool hasAddress(const IpAddr& ip) const;
   bool operator==(const Node&) const = default;
 };
 

@@ -106,8 +106,10 @@ TEST(ResourcesTest, CiliumEndpointAndIdentityRoundTrip) {
   cep.identity_id = 4242;
   cep.identity_labels = {"k8s:app=web"};
   cep.addressing = {{"10.0.0.5", ""}};
+  cep.node = "172.30.0.2";
   cep.state = "ready";
   cep.ingress_enforcing = true;
+  EXPECT_EQ(toJson(cep)["status"]["networking"]["node"], "172.30.0.2") << "Cilium's field";
   auto back = Resource<CiliumEndpoint>::decode(toJson(cep));
   ASSERT_TRUE(back.ok()) << back.error().message();
   EXPECT_EQ(*back, cep);
