@@ -178,6 +178,8 @@ void Daemon::coreStatus(api::StatusResponse& s) const {
   s.identity_range = api::IdentityRange{std::max<int64_t>(256, cid << 16), ((cid + 1) << 16) - 1};
   s.cni_chaining = api::CniChainingStatus{"none"};
   s.datapath_mode = "veth";
+  const bool tunnel = cfg.routing_mode == "tunnel";
+  s.routing = api::Routing{"BPF", tunnel ? "Tunnel" : "Native", tunnel ? "vxlan" : ""};
   api::IpamStatus ip;
   if (ipam_ == nullptr) {
     ip.status = "disabled: no pod CIDR is known";

@@ -18,9 +18,8 @@ struct MapConfig {
   uint32_t bpf_nat_global_max = 524288;
   std::string monitor_aggregation = "medium";  // none | low | medium | maximum
   // How pods reach pods on other nodes: "tunnel" (VXLAN on tunnel-port, the sender's identity in
-  // the VNI) or "native" (the node's routing). Cilium's default is tunnel; ours stays native
-  // until the agent programs remote pods into the ipcache (docs/datapath.md).
-  std::string routing_mode = "native";
+  // the VNI; the default, as in Cilium) or "native" (the node's routing). docs/datapath.md.
+  std::string routing_mode = "tunnel";
   uint32_t tunnel_port = 8472;
 };
 const config::Registry<MapConfig>& mapConfigKeys();

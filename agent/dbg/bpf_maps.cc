@@ -112,6 +112,30 @@ Status printIpcache(const datapath::IpcacheMap& map, bool json_out, std::ostream
   return okStatus();
 }
 
+Status printTunnels(const datapath::IpcacheMap& map, bool json_out, std::ostream& out) {
+  std::vector<std::tuple<IpPrefix, IpAddr, uint32_t>> entries;
+  CILIUM_RETURN_IF_ERROR(map.forEach([&](const ipcache_key& k, const remote_endpoint_info& v) {
+    if ((v.flags & IPCACHE_F_HAS_TUNNEL_EP) == 0) return true;
+    int len = static_cast<int>(k.prefixlen) - IPCACHE_PREFIX_BASE;
+    IpPrefix p(addrOf(k.family, k.ip), len);
+    entries.emplace_back(p, IpAddr::fromBytes(p.family(), v.tunnel_endpoint.ip6), v.sec_identity);
+    return true;
+  }));
+  std::sort(entries.begin(), entries.end());
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& [p, ep, id] : entries)
+      arr.push_back(
+          {{"prefix", p.toString()}, {"tunnel-endpoint", ep.toString()}, {"identity", id}});
+    printJson(arr, out);
+    return okStatus();
+  }
+  Table t({"TUNNEL", "VALUE"});
+  for (const auto& [p, ep, id] : entries) t.add({p.toString(), ep.toString()});
+  t.print(out);
+  return okStatus();
+}
+
 Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
                const bpf::Map<lb4_slot_key, uint32_t>& slots,
                const bpf::Map<uint32_t, lb4_backend>& backends, bool json_out, std::ostream& out) {

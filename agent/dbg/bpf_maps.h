@@ -30,6 +30,9 @@ inline constexpr char kLbBackendsMapName[] = "cilium_lb4_backends";
 Status printEndpoints(const datapath::EndpointMap& map, bool json, std::ostream& out);
 // IP PREFIX/ADDRESS / IDENTITY, sorted by prefix.
 Status printIpcache(const datapath::IpcacheMap& map, bool json, std::ostream& out);
+// `bpf tunnel list`: the ipcache entries that name a tunnel endpoint (Cilium's tunnel map view:
+// prefix -> the node VXLAN packets for it go to).
+Status printTunnels(const datapath::IpcacheMap& map, bool json, std::ostream& out);
 // One line per entry of both conntrack maps; `now` is CLOCK_MONOTONIC seconds (the clock of
 // ct_entry.lifetime).
 Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, uint64_t now,

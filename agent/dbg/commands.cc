@@ -100,8 +100,8 @@ CommandLine commandLine() {
   sub("node", "The cluster's nodes: list", "list");
   sub("debuginfo", "Everything the agent reports", "");
   sub("bpf",
-      "Pinned maps: endpoint list | ipcache list | ct list global | metrics list | lb list | "
-      "policy get <endpoint id>",
+      "Pinned maps: endpoint list | ipcache list | tunnel list | ct list global | metrics list | "
+      "lb list | policy get <endpoint id>",
       "<map> <verb> [...]");
   for (CLI::Option* o : app.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   for (CLI::App* s : app.get_subcommands({}))
@@ -218,6 +218,13 @@ class Commands {
     line("Container runtime", stateText(s->container_runtime));
     if (s->ipam) line("IPAM", s->ipam->status);
     if (s->cni_chaining) line("CNI Chaining", s->cni_chaining->mode);
+    if (s->routing) {
+      // Cilium's line: "Routing: Network: Tunnel [vxlan]   Host: BPF".
+      std::string net = s->routing->inter_host_routing_mode;
+      if (!s->routing->tunnel_protocol.empty()) net += " [" + s->routing->tunnel_protocol + "]";
+      line("Routing", fmt::format("Network: {}   Host: {}", net,
+                                  s->routing->intra_host_routing_mode));
+    }
     line("Device Mode", s->datapath_mode);
     line("Attach Mode", s->attach_mode);
     if (s->proxy) {
@@ -622,6 +629,12 @@ class Commands {
       auto m = openPinned<ipcache_key, remote_endpoint_info>(pinDir(), kIpcacheMapName);
       if (!m.ok()) return fail(m.error());
       auto st = printIpcache(**m, json_, out_);
+      return st.ok() ? 0 : fail(st.error());
+    }
+    if (what == "tunnel" && verb == "list" && w.size() == 3) {
+      auto m = openPinned<ipcache_key, remote_endpoint_info>(pinDir(), kIpcacheMapName);
+      if (!m.ok()) return fail(m.error());
+      auto st = printTunnels(**m, json_, out_);
       return st.ok() ? 0 : fail(st.error());
     }
     if (what == "ct" && verb == "list") {

@@ -230,6 +230,19 @@ struct ProxyRedirect {
   }
   bool operator==(const ProxyRedirect&) const = default;
 };
+struct Routing {
+  std::string intra_host_routing_mode;  // "BPF" (bpf_redirect_peer) or "Legacy"
+  std::string inter_host_routing_mode;  // "Tunnel" or "Native"
+  std::string tunnel_protocol;          // "vxlan" in tunnel mode
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("intra-host-routing-mode", s.intra_host_routing_mode);
+    v("inter-host-routing-mode", s.inter_host_routing_mode);
+    v("tunnel-protocol", s.tunnel_protocol);
+  }
+  bool operator==(const Routing&) const = default;
+};
+
 struct ProxyStatus {
   std::string ip;          // where the proxies listen
   std::string port_range;  // "10000-20000"
@@ -261,6 +274,7 @@ struct StatusResponse {
   std::optional<BpfMapStatus> bpf_maps;
   std::optional<CniChainingStatus> cni_chaining;
   std::optional<ProxyStatus> proxy;
+  std::optional<Routing> routing;
   std::string attach_mode;                   // "TCX" (newer Cilium field)
   std::string datapath_mode;                 // "veth"
   std::map<std::string, std::string> stale;  // probe name -> start time of a probe that hangs
@@ -277,6 +291,7 @@ struct StatusResponse {
     v("bpf-maps", s.bpf_maps);
     v("cni-chaining", s.cni_chaining);
     v("proxy", s.proxy);
+    v("routing", s.routing);
     v("attach-mode", s.attach_mode);
     v("datapath-mode", s.datapath_mode);
     v("stale", s.stale);

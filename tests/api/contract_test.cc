@@ -199,6 +199,7 @@ TEST(ContractTest, ModelsMatchTheirSchemas) {
   checkModel<BpfMapProperties>("BPFMapProperties");
   checkModel<BpfMapStatus>("BPFMapStatus");
   checkModel<CniChainingStatus>("CNIChainingStatus");
+  checkModel<Routing>("Routing");
   checkModel<StatusResponse>("StatusResponse");
   checkModel<NodeAddressingElement>("NodeAddressingElement");
   checkModel<NodeAddressing>("NodeAddressing");

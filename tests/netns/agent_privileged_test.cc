@@ -122,8 +122,8 @@ TEST_F(AgentTest, TunnelModeMakesTheOverlayDeviceAndNativeModeRemovesIt) {
     return runInNetnsValue<nl::Link>(topo_->nodeNetns(),
                                      [] { return nl::linkByName("cilium_vxlan"); });
   };
-  auto tunnel = topo_->spawnIn(
-      topo_->nodeNetns(), node_->args({"--routing-mode=tunnel", "--tunnel-port=8473"}), "tunnel");
+  // No routing-mode given: tunnel is the default, as in Cilium.
+  auto tunnel = topo_->spawnIn(topo_->nodeNetns(), node_->args({"--tunnel-port=8473"}), "tunnel");
   ASSERT_TRUE(tunnel.ok());
   ASSERT_TRUE(waitReady(*tunnel)) << log("tunnel");
   auto dev = vxlan();
@@ -145,7 +145,10 @@ TEST_F(AgentTest, TunnelModeMakesTheOverlayDeviceAndNativeModeRemovesIt) {
   ASSERT_EQ(*(*tunnel)->wait(10s), 0);
   EXPECT_TRUE(vxlan().ok()) << "the overlay outlives the agent, as the programs do";
 
-  Process* native = startAgent("native");
+  auto native_agent =
+      topo_->spawnIn(topo_->nodeNetns(), node_->args({"--routing-mode=native"}), "native");
+  ASSERT_TRUE(native_agent.ok());
+  Process* native = *native_agent;
   ASSERT_TRUE(waitReady(native)) << log("native");
   auto gone = vxlan();
   ASSERT_FALSE(gone.ok());

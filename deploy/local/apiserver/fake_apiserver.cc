@@ -237,7 +237,7 @@ FakeApiServer::FakeApiServer(Options options) : options_(std::move(options)) {
 FakeApiServer::~FakeApiServer() { stop(); }
 
 std::string FakeApiServer::url() const {
-  return fmt::format("{}://127.0.0.1:{}", options_.tls_cert_file.empty() ? "http" : "https", port_);
+  return fmt::format("{}://{}:{}", options_.tls_cert_file.empty() ? "http" : "https", host_, port_);
 }
 
 Status FakeApiServer::start(const std::string& host, int port) {
@@ -263,6 +263,7 @@ Status FakeApiServer::start(const std::string& host, int port) {
     port_ = http_->bind_to_port(host, port) ? port : -1;
   }
   if (port_ <= 0) return makeError(ErrorCode::kUnavailable, "fake apiserver: cannot bind {}", host);
+  host_ = host == "0.0.0.0" || host.empty() ? "127.0.0.1" : host;
   stopping_ = false;
   thread_ = std::thread([this] { http_->listen_after_bind(); });
   for (int i = 0; i < 500 && !http_->is_running(); i++)

@@ -62,6 +62,7 @@ class FakeApiServer {
   Status start(const std::string& host = "127.0.0.1", int port = 0);
   void stop();
   int port() const { return port_; }
+  // http(s)://<host>:<port>, with the host start() was given (127.0.0.1 for a wildcard).
   std::string url() const;
 
   // --- State, as a controller would change it (each change is one RV and one watch event) ----
@@ -124,6 +125,7 @@ class FakeApiServer {
   std::unique_ptr<httplib::Server> http_;
   std::thread thread_;
   int port_ = 0;
+  std::string host_ = "127.0.0.1";  // what url() names
 
   mutable std::mutex mu_;
   std::condition_variable changed_;

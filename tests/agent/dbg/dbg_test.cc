@@ -197,6 +197,10 @@ TEST_F(DbgTest, Status) {
   EXPECT_NE(r.out.find("IPAM:                    IPv4: 0/253 allocated from 10.200.0.0/24\n"),
             std::string::npos);
   EXPECT_NE(r.out.find("Global Identity Range:   min 256, max 65535\n"), std::string::npos);
+  EXPECT_NE(r.out.find("Routing:                 Network: Tunnel [vxlan]   Host: BPF\n"),
+            std::string::npos)
+      << "tunnel is the default routing mode, as in Cilium\n"
+      << r.out;
   auto brief = run({"status", "--brief"});
   EXPECT_EQ(brief.rc, 0);
   EXPECT_EQ(brief.out, "OK\n");
@@ -461,6 +465,17 @@ TEST(BpfPrintTest, Ipcache) {
       "0.0.0.0/0           identity=2 encryptkey=0 tunnelendpoint=0.0.0.0 flags=<none>\n"
       "10.200.0.2/32       identity=12345 encryptkey=0 tunnelendpoint=0.0.0.0 flags=<none>\n"
       "10.201.0.0/24       identity=6 encryptkey=0 tunnelendpoint=172.30.0.2 flags=hastunnel\n");
+  std::ostringstream tunnels;
+  ASSERT_TRUE(printTunnels(m, false, tunnels).ok());
+  EXPECT_EQ(tunnels.str(),
+            "TUNNEL          VALUE\n"
+            "10.201.0.0/24   172.30.0.2\n")
+      << "only the entries with a tunnel endpoint";
+  std::ostringstream json;
+  ASSERT_TRUE(printTunnels(m, true, json).ok());
+  EXPECT_EQ(
+      Json::parse(json.str()),
+      Json::parse(R"([{"prefix":"10.201.0.0/24","tunnel-endpoint":"172.30.0.2","identity":6}])"));
 }
 
 TEST(BpfPrintTest, Conntrack) {

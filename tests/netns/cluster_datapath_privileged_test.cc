@@ -1,0 +1,391 @@
+// netns tier: a three-node cluster of real processes. Three node namespaces on an underlay bridge
+// (a namespace of its own, which also holds the fake apiserver, the cluster's shared state, and
+// the real cilium-operator handing out pod CIDRs); one real cilium-agent per node in its default
+// routing mode (tunnel) with CRD identities, its own pin dir, state and cgroup. Pods are created
+// as Pod objects in the apiserver and attached through each agent's endpoint API, so their
+// identities come from their labels. Each agent learns the other nodes' pods from their
+// CiliumEndpoints (ipcache::ClusterFeed): real TCP, UDP and ICMP cross the VXLAN overlay, a
+// CiliumNetworkPolicy admits the client identity and not another pod of the same node in both
+// directions (the drop is seen with its reason in the destination node's Hubble), identities
+// are the same numbers on every node, and a pod deleted on one node leaves the others' ipcache.
+#include <set>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/common/netns.h"
+#include "agent/common/subprocess.h"
+#include "agent/k8s/resources.h"
+#include "api/client/client.h"
+#include "tests/fakes/fake_apiserver.h"
+#include "tests/harness/agent_node.h"
+#include "tests/harness/eventually.h"
+#include "tests/harness/netns.h"
+#include "tests/harness/sockets.h"
+
+namespace cilium::testing {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+
+constexpr uint16_t kTcpPort = 8080, kUdpPort = 5353;
+constexpr int kNodes = 3;
+constexpr const char* kApiServerIp = "172.31.240.254";
+std::string underlayIp(int i) { return "172.31.240." + std::to_string(i + 1); }
+
+// Runs a command and fails the test when it does not exit 0.
+void runOk(const std::vector<std::string>& argv) {
+  auto r = runChecked(argv);
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+}
+
+// The underlay: a bridge in a namespace of its own; removed with the fixture.
+struct Underlay {
+  std::string name;
+  std::string netns() const { return "/run/netns/" + name; }
+  ~Underlay() {
+    if (!name.empty()) (void)runChecked({"ip", "netns", "delete", name});
+  }
+};
+
+struct ClusterNode {
+  std::unique_ptr<Topology> topo;
+  std::optional<AgentNode> node;
+  std::string name;
+  Process* agent = nullptr;
+  std::string cidr;  // from the operator
+  std::map<std::string, Pod> pods;
+
+  std::string hubbleSock() const { return node->dir() + "/run/hubble.sock"; }
+  api::Client client() const { return node->client(); }
+};
+
+class ClusterDatapathTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (int i = 0; i < kNodes; i++) {
+      auto& n = nodes_[i];
+      n.name = "node-" + std::to_string(i + 1);
+      // Pod subnets 10.200/16, 10.201/16, 10.202/16: what the operator hands out in order.
+      auto topo = Topology::create(200 + i);
+      ASSERT_TRUE(topo.ok()) << topo.error().toString();
+      n.topo = std::move(*topo);
+      auto node = AgentNode::create(*n.topo, CILIUM_AGENT_BINARY);
+      ASSERT_TRUE(node.ok()) << node.error().toString();
+      n.node.emplace(std::move(*node));
+    }
+    buildUnderlay();
+    if (HasFatalFailure()) return;
+    // The apiserver on the underlay, reachable from every node namespace.
+    ASSERT_TRUE(runInNetns(underlay_.netns(), [&] { return server_.start(kApiServerIp, 0); }).ok());
+    ASSERT_TRUE(
+        server_
+            .create(
+                k8s::Resource<k8s::Namespace>::info(),
+                {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "default"}}}})
+            .ok());
+    auto op = nodes_[0].topo->spawnIn(
+        underlay_.netns(),
+        {CILIUM_OPERATOR_BINARY, "--k8s-api-server=" + server_.url(),
+         "--cluster-pool-ipv4-cidr=10.200.0.0/14", "--cluster-pool-ipv4-mask-size=16",
+         "--leader-election-retry-period=100ms"},
+        "operator");
+    ASSERT_TRUE(op.ok()) << op.error().toString();
+    // One agent after the other: each gets the next CIDR of the pool, its topology's subnet.
+    for (int i = 0; i < kNodes; i++) {
+      startAgent(i);
+      if (HasFatalFailure()) return;
+    }
+  }
+
+  void buildUnderlay() {
+    underlay_.name = nodes_[0].topo->prefix() + "-ul";
+    runOk({"ip", "netns", "add", underlay_.name});
+    runOk({"ip", "-n", underlay_.name, "link", "set", "lo", "up"});
+    runOk({"ip", "-n", underlay_.name, "link", "add", "br0", "type", "bridge"});
+    runOk({"ip", "-n", underlay_.name, "addr", "add", std::string(kApiServerIp) + "/24", "dev",
+           "br0"});
+    runOk({"ip", "-n", underlay_.name, "link", "set", "br0", "up"});
+    for (int i = 0; i < kNodes; i++) {
+      std::string ns = netnsName(nodes_[i].topo->nodeNetns());
+      std::string port = "ul" + std::to_string(i);
+      runOk({"ip", "-n", ns, "link", "add", "ul0", "type", "veth", "peer", "name", port, "netns",
+             underlay_.name});
+      runOk({"ip", "-n", ns, "addr", "add", underlayIp(i) + "/24", "dev", "ul0"});
+      runOk({"ip", "-n", ns, "link", "set", "ul0", "up"});
+      runOk({"ip", "-n", underlay_.name, "link", "set", port, "master", "br0"});
+      runOk({"ip", "-n", underlay_.name, "link", "set", port, "up"});
+    }
+  }
+
+  static std::string netnsName(const std::string& path) { return path.substr(path.rfind('/') + 1); }
+
+  void startAgent(int i) {
+    auto& n = nodes_[i];
+    // Its Kubernetes Node: the InternalIP other nodes tunnel to.
+    ASSERT_TRUE(
+        server_
+            .create(k8s::Resource<k8s::Node>::info(),
+                    {{"apiVersion", "v1"},
+                     {"kind", "Node"},
+                     {"metadata", {{"name", n.name}}},
+                     {"status",
+                      {{"addresses", {{{"type", "InternalIP"}, {"address", underlayIp(i)}}}}}}})
+            .ok());
+    auto cgroup = n.topo->cgroupDir();
+    ASSERT_TRUE(cgroup.ok()) << cgroup.error().toString();
+    auto argv = n.node->args({"--ipv4-range=auto", "--k8s-api-server=" + server_.url(),
+                              "--k8s-sync-timeout=60", "--identity-allocation-mode=crd",
+                              "--cgroup-root=" + *cgroup, "--enable-hubble",
+                              "--hubble-socket-path=" + n.hubbleSock(),
+                              "--hubble-listen-address=", "--monitor-aggregation=none"});
+    for (auto& a : argv)
+      if (a.rfind("--node-name=", 0) == 0) a = "--node-name=" + n.name;
+    auto p = n.topo->spawnIn(n.topo->nodeNetns(), argv, "agent");
+    ASSERT_TRUE(p.ok()) << p.error().toString();
+    n.agent = *p;
+    ASSERT_TRUE(n.node->waitReady(n.agent, 60s)) << n.node->log("agent");
+    auto cfg = n.client().getConfig();
+    ASSERT_TRUE(cfg.ok() && cfg->status && cfg->status->addressing &&
+                cfg->status->addressing->ipv4);
+    n.cidr = cfg->status->addressing->ipv4->alloc_range;
+    ASSERT_EQ(n.cidr, fmt::format("10.{}.0.0/16", 200 + i)) << "the operator's CIDR";
+    EXPECT_EQ(cfg->status->device_mtu, 1450) << "tunnel mode by default";
+  }
+
+  // A pod on node i: its Pod object (labels app=<app>), its namespace and veth, its endpoint
+  // through the agent's API (labels from the Pod), eth0's MTU as cilium-cni sets it.
+  Pod addPod(int i, const std::string& name, const std::string& app, int host) {
+    auto& n = nodes_[i];
+    std::string ip = fmt::format("10.{}.0.{}", 200 + i, host);
+    EXPECT_TRUE(
+        server_
+            .create(k8s::Resource<k8s::Pod>::info(),
+                    {{"apiVersion", "v1"},
+                     {"kind", "Pod"},
+                     {"metadata",
+                      {{"name", name}, {"namespace", "default"}, {"labels", {{"app", app}}}}},
+                     {"spec", {{"nodeName", n.name}}},
+                     {"status", {{"podIP", ip}, {"podIPs", {{{"ip", ip}}}}}}})
+            .ok());
+    auto pod = n.topo->addPod(name, ip);
+    EXPECT_TRUE(pod.ok()) << pod.error().toString();
+    if (!pod.ok()) return {};
+    auto r = runChecked({"ip", "-n", netnsName(pod->netns), "link", "set", "eth0", "mtu", "1450"});
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    api::EndpointChangeRequest req;
+    req.container_id = "ctr-" + name;
+    req.container_interface_name = "eth0";
+    req.interface_name = pod->host_ifname;
+    req.interface_index = pod->host_ifindex;
+    req.mac = pod->mac;
+    req.host_mac = pod->host_mac;
+    req.addressing = api::AddressPair{};
+    req.addressing->ipv4 = pod->ip;
+    req.k8s_namespace = "default";
+    req.k8s_pod_name = name;
+    req.netns = pod->netns;
+    auto st =
+        n.client().putEndpoint(*api::parseEndpointRef("container-id:" + req.container_id), req);
+    EXPECT_TRUE(st.ok()) << st.error().toString() << n.node->log("agent");
+    n.pods[name] = *pod;
+    return *pod;
+  }
+
+  int64_t identityOf(int i, const std::string& pod) {
+    auto ep = nodes_[i].client().getEndpoint(*api::parseEndpointRef("pod-name:default/" + pod));
+    if (!ep.ok() || !ep->status || !ep->status->identity) return 0;
+    return ep->status->identity->id;
+  }
+
+  // This node's kernel ipcache as cilium-dbg prints it (-o json): prefix -> entry.
+  std::map<std::string, json> ipcache(int i, const std::string& table = "ipcache") {
+    auto& n = nodes_[i];
+    auto r = n.topo->exec(n.topo->nodeNetns(), {CILIUM_DBG_BINARY, "bpf", table, "list",
+                                                "--pin-dir", n.node->pinDir(), "-o", "json"});
+    std::map<std::string, json> out;
+    if (!r.ok() || r->exit_code != 0) return out;
+    auto j = json::parse(r->out, nullptr, false);
+    if (!j.is_array()) return out;
+    for (const auto& e : j) out[e.value("prefix", "")] = e;
+    return out;
+  }
+
+  // One field of one entry as text ("" when absent).
+  static std::string field(const std::map<std::string, json>& entries, const std::string& prefix,
+                           const std::string& key) {
+    auto it = entries.find(prefix);
+    if (it == entries.end() || !it->second.contains(key)) return "";
+    const json& v = it->second[key];
+    return v.is_string() ? v.get<std::string>() : v.dump();
+  }
+
+  bool tcp(const Pod& from, const Pod& to, std::chrono::milliseconds timeout = 2s) {
+    return connectTcp(from.netns, to.ip, kTcpPort, timeout).ok();
+  }
+  bool ping(int i, const Pod& from, const Pod& to) {
+    auto r =
+        nodes_[i].topo->exec(from.netns, {"ping", "-c", "1", "-W", "2", "-n", "-q", to.ip}, 10s);
+    return r.ok() && r->exit_code == 0;
+  }
+  // A datagram to `to` and its echo back.
+  bool udpRoundTrip(const Pod& from, const Pod& to, int to_fd) {
+    auto c = bindUdp(from.netns, from.ip, 0);
+    if (!c.ok() || !sendUdp(c->get(), to.ip, kUdpPort, "hello").ok()) return false;
+    std::string src;
+    uint16_t sport = 0;
+    auto got = recvUdp(to_fd, 2s, &src, &sport);
+    if (!got.ok() || *got != "hello" || src != from.ip) return false;
+    if (!sendUdp(to_fd, src, sport, "olleh").ok()) return false;
+    auto back = recvUdp(c->get(), 2s);
+    return back.ok() && *back == "olleh";
+  }
+
+  // Flows the destination node's Hubble dropped for "Policy denied" from `from`, as JSON.
+  std::vector<json> policyDrops(int i, const Pod& from) {
+    auto r = run({CILIUM_HUBBLE_BINARY, "--server", "unix://" + nodes_[i].hubbleSock(), "observe",
+                  "--all", "--verdict", "DROPPED", "-o", "json"},
+                 {}, 30s);
+    std::vector<json> out;
+    if (!r.ok()) return out;
+    std::istringstream in(r->out);
+    for (std::string line; std::getline(in, line);) {
+      auto j = json::parse(line, nullptr, false);
+      if (!j.is_object() || !j.contains("flow")) continue;
+      const json& f = j["flow"];
+      if (f.value("drop_reason_desc", "") == "POLICY_DENIED" &&
+          f.value("/IP/source"_json_pointer, "") == from.ip)
+        out.push_back(f);
+    }
+    return out;
+  }
+
+  void importPolicy() {
+    // The servers admit the clients only (any node), on every port and ICMP.
+    ASSERT_TRUE(server_
+                    .create(k8s::Resource<k8s::CiliumNetworkPolicy>::info(), json::parse(R"({
+      "apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
+      "metadata": {"name": "servers", "namespace": "default"},
+      "spec": {"endpointSelector": {"matchLabels": {"app": "server"}},
+               "ingress": [{"fromEndpoints": [{"matchLabels": {"app": "client"}}]}]}})"))
+                    .ok());
+  }
+
+  Underlay underlay_;  // declared first: removed last
+  FakeApiServer server_;
+  ClusterNode nodes_[kNodes];
+};
+
+TEST_F(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
+  // node-1: client, other, server; node-2: server, client, other; node-3: server.
+  Pod c1 = addPod(0, "client-1", "client", 10), o1 = addPod(0, "other-1", "other", 11),
+      s1 = addPod(0, "server-1", "server", 12);
+  Pod s2 = addPod(1, "server-2", "server", 10), c2 = addPod(1, "client-2", "client", 11),
+      o2 = addPod(1, "other-2", "other", 12);
+  Pod s3 = addPod(2, "server-3", "server", 10);
+  ASSERT_FALSE(HasFailure());
+  importPolicy();
+  std::vector<UniqueFd> listeners;
+  for (const Pod* s : {&s1, &s2, &s3}) {
+    auto l = listenTcp(s->netns, s->ip, kTcpPort);
+    ASSERT_TRUE(l.ok()) << l.error().toString();
+    listeners.push_back(std::move(*l));
+  }
+  auto u3 = bindUdp(s3.netns, s3.ip, kUdpPort);
+  ASSERT_TRUE(u3.ok());
+
+  // Identities are the cluster's: the same number for the same labels on every node.
+  const int64_t client_id = identityOf(0, "client-1"), other_id = identityOf(0, "other-1"),
+                server_id = identityOf(0, "server-1");
+  ASSERT_GE(client_id, 256);
+  ASSERT_GE(other_id, 256);
+  ASSERT_GE(server_id, 256);
+  EXPECT_NE(client_id, other_id);
+  EXPECT_EQ(identityOf(1, "client-2"), client_id);
+  EXPECT_EQ(identityOf(1, "other-2"), other_id);
+  EXPECT_EQ(identityOf(1, "server-2"), server_id);
+  EXPECT_EQ(identityOf(2, "server-3"), server_id);
+
+  // Every node learns every other node's pods, with their identity and node as tunnel endpoint.
+  struct Remote {
+    int on;
+    const Pod* pod;
+    int64_t id;
+  };
+  const std::vector<Remote> all = {{0, &c1, client_id}, {0, &o1, other_id},  {0, &s1, server_id},
+                                   {1, &s2, server_id}, {1, &c2, client_id}, {1, &o2, other_id},
+                                   {2, &s3, server_id}};
+  for (int i = 0; i < kNodes; i++) {
+    std::map<std::string, json> seen;
+    bool complete = eventually(
+        [&] {
+          seen = ipcache(i);
+          for (const auto& r : all) {
+            if (r.on == i) continue;
+            auto it = seen.find(r.pod->ip + "/32");
+            if (it == seen.end() || it->second.value("identity", 0) != r.id ||
+                it->second.value("tunnel-endpoint", "") != underlayIp(r.on))
+              return false;
+          }
+          return true;
+        },
+        30s);
+    EXPECT_TRUE(complete) << nodes_[i].name << " " << json(seen).dump()
+                          << nodes_[i].node->log("agent");
+    // The other nodes themselves: remote-node, and their pod CIDRs through the tunnel.
+    for (int j = 0; j < kNodes; j++) {
+      if (j == i) continue;
+      EXPECT_EQ(field(seen, underlayIp(j) + "/32", "identity"), "6") << i << " " << j;
+      EXPECT_EQ(field(seen, nodes_[j].cidr, "tunnel-endpoint"), underlayIp(j)) << i << " " << j;
+    }
+    EXPECT_EQ(field(seen, underlayIp(i) + "/32", "identity"), "1") << "this node is host";
+  }
+  auto tunnels = ipcache(0, "tunnel");
+  EXPECT_EQ(field(tunnels, s2.ip + "/32", "tunnel-endpoint"), underlayIp(1));
+  EXPECT_EQ(tunnels.count(c1.ip + "/32"), 0u) << "a local pod has no tunnel";
+
+  // TCP, both ways across nodes; ICMP and UDP across too.
+  EXPECT_TRUE(eventually([&] { return tcp(c1, s2); }, 20s)) << "node-1 -> node-2";
+  EXPECT_TRUE(eventually([&] { return tcp(c2, s1); }, 20s)) << "node-2 -> node-1";
+  EXPECT_TRUE(eventually([&] { return tcp(c1, s3); }, 20s)) << "node-1 -> node-3";
+  EXPECT_TRUE(eventually([&] { return ping(0, c1, s3); }, 20s)) << "ICMP node-1 -> node-3";
+  EXPECT_TRUE(eventually([&] { return udpRoundTrip(c2, s3, u3->get()); }, 20s))
+      << "UDP node-2 -> node-3";
+
+  // The other pod of the same node is dropped by policy on the destination node, both ways:
+  // the identity crossed in the VNI.
+  EXPECT_FALSE(tcp(o1, s2, 1500ms)) << "other (node-1) -> server (node-2)";
+  EXPECT_FALSE(tcp(o2, s1, 1500ms)) << "other (node-2) -> server (node-1)";
+  EXPECT_FALSE(ping(1, o2, s3)) << "ICMP other (node-2) -> server (node-3)";
+  for (auto [dst, from] : {std::pair{1, &o1}, std::pair{0, &o2}}) {
+    std::vector<json> drops;
+    EXPECT_TRUE(eventually(
+        [&] {
+          drops = policyDrops(dst, *from);
+          if (drops.empty()) (void)tcp(*from, dst == 1 ? s2 : s1, 200ms);
+          return !drops.empty();
+        },
+        20s))
+        << nodes_[dst].name << " saw no policy drop from " << from->ip;
+    if (drops.empty()) continue;
+    EXPECT_EQ(drops[0].value("/source/identity"_json_pointer, 0), other_id)
+        << "judged on the sender's identity: " << drops[0].dump();
+    EXPECT_EQ(drops[0].value("/traffic_direction"_json_pointer, ""), "INGRESS") << drops[0].dump();
+  }
+  // Still allowed after the denials.
+  EXPECT_TRUE(tcp(c1, s2));
+
+  // A pod deleted on node-2 leaves the other nodes' ipcache.
+  ASSERT_TRUE(
+      nodes_[1].client().deleteEndpoint(*api::parseEndpointRef("container-id:ctr-server-2")).ok());
+  ASSERT_TRUE(server_.remove(k8s::Resource<k8s::Pod>::info(), "default", "server-2").ok());
+  for (int i : {0, 2}) {
+    EXPECT_TRUE(eventually([&] { return ipcache(i).count(s2.ip + "/32") == 0; }, 20s))
+        << nodes_[i].name << " still has " << s2.ip;
+  }
+  EXPECT_EQ(ipcache(0).count(c2.ip + "/32"), 1u) << "the other pods stay";
+}
+
+}  // namespace
+}  // namespace cilium::testing
