@@ -185,8 +185,10 @@ int run(int argc, char** argv) {
     json node = {{"apiVersion", "v1"},
                  {"kind", "Node"},
                  {"metadata", {{"name", n.name}, {"labels", {{"kubernetes.io/hostname", n.name}}}}},
-                 {"status", {{"addresses", {{{"type", "InternalIP"}, {"address", n.ip}},
-                                            {{"type", "Hostname"}, {"address", n.name}}}}}}};
+                 {"status",
+                  {{"addresses",
+                    {{{"type", "InternalIP"}, {"address", n.ip}},
+                     {{"type", "Hostname"}, {"address", n.name}}}}}}};
     if (auto r = server.create(k8s::Resource<k8s::Node>::info(), node); !r.ok()) {
       std::fprintf(stderr, "node %s: %s\n", n.name.c_str(), r.error().message().c_str());
       return 1;

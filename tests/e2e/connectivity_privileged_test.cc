@@ -66,15 +66,15 @@ TEST_F(ConnectivityTest, EveryTestPasses) {
   EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
   EXPECT_NE(r.out.find("✅ All "), std::string::npos) << r.out;
   EXPECT_EQ(r.out.find("❌"), std::string::npos) << r.out;
-  for (const char* test : {"[no-policies]", "[all-ingress-deny]", "[client-egress-by-identity]",
-                           "[echo-ingress-by-identity]", "[to-entities-world]",
-                           "[to-entities-host]", "[to-entities-remote-node]",
-                           "[to-entities-cluster]", "[deny-beats-allow]"})
+  for (const char* test :
+       {"[no-policies]", "[all-ingress-deny]", "[client-egress-by-identity]",
+        "[echo-ingress-by-identity]", "[to-entities-world]", "[to-entities-host]",
+        "[to-entities-remote-node]", "[to-entities-cluster]", "[deny-beats-allow]"})
     EXPECT_NE(r.out.find(std::string("Test ") + test), std::string::npos) << test << "\n" << r.out;
-  for (const char* action : {"pod-to-pod-same-node", "pod-to-pod-cross-node",
-                             "pod-to-service-clusterip-remote-backend",
-                             "outside-to-nodeport-via-node-2-backend-on-node-1", "pod-to-world",
-                             "pod-to-host-other-node", "host-to-pod-other-node"})
+  for (const char* action :
+       {"pod-to-pod-same-node", "pod-to-pod-cross-node", "pod-to-service-clusterip-remote-backend",
+        "outside-to-nodeport-via-node-2-backend-on-node-1", "pod-to-world",
+        "pod-to-host-other-node", "host-to-pod-other-node"})
     EXPECT_NE(r.out.find(std::string("✅ ") + action), std::string::npos) << action << "\n" << r.out;
   // The deployment goes away with the test.
   EXPECT_FALSE(fs::exists(work_ + "/manifests/cilium-test.yaml"));

@@ -3,13 +3,13 @@
 // objects, places Pods without spec.nodeName round-robin (and keeps a Pod's node), follows the
 // files (a changed object is updated, a removed one deleted), and never deletes what a client
 // created itself (a CiliumNode).
+#include <httplib.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 
 #include <gtest/gtest.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/common/files.h"
@@ -48,8 +48,7 @@ class LocalApiServerTest : public ::testing::Test {
     server_ = std::move(*p);
     ASSERT_TRUE(eventually([&] {
       return readFile(dir_ + "/url").valueOr("").find("http://") != std::string::npos;
-    }))
-        << readFile(dir_ + "/log").valueOr("");
+    })) << readFile(dir_ + "/log").valueOr("");
     std::string url = readFile(dir_ + "/url").valueOr("");
     port_ = std::stoi(url.substr(url.rfind(':') + 1));
   }
