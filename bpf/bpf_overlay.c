@@ -21,6 +21,7 @@
 #include "lib/local_delivery.h"
 #include "lib/metrics.h"
 #include "lib/pkt.h"
+#include "lib/proxy.h"
 
 /* A decapsulated IPv4 packet from identity `src_identity`: the destination's ingress side. */
 static __always_inline int from_overlay_ipv4(struct __sk_buff *ctx, struct pkt4 *p,
@@ -44,9 +45,25 @@ static __always_inline int from_overlay_ipv4(struct __sk_buff *ctx, struct pkt4 
 	ret = enforce4(ctx, p, dst, CT_KEY_INGRESS, src_identity, 0, mono_now_sec(), ti, &due, 0);
 	if (ret < 0)
 		return send_drop(ctx, p, ti, ret);
-	/* An L7 rule: the redirect to a proxy is not wired on this path yet; fail closed. */
-	if (ret > 0)
-		return send_drop(ctx, p, ti, -DROP_PROXY_LOOKUP_FAILED);
+	if (ret > 0) {
+		/*
+		 * An L7 rule: the proxy on this node takes the connection, as for a local sender
+		 * (socket assignment works on tc ingress; no listener drops, fail closed). Its
+		 * replies go back through the node's stack.
+		 */
+		/* The inner frame is addressed to another MAC: make the stack take it. */
+		bpf_skb_change_type(ctx, 0 /* PACKET_HOST */);
+		if (ret == ENFORCE_TO_PROXY_STACK) {
+			proxy_set_mark(ctx, 0);
+		} else {
+			ret = proxy_assign4(ctx, p, (__u16)ret);
+			if (ret < 0)
+				return send_drop(ctx, p, ti, ret);
+		}
+		count_forwarded(p->len, METRIC_INGRESS);
+		emit_trace(ctx, p, ti, TRACE_TO_PROXY, due);
+		return TC_ACT_OK;
+	}
 	if (ti->rev_nat) {
 		/* A reply from a remote backend of a service this pod connected to. */
 		ret = lb4_reverse(ctx, p, ti->rev_nat);

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# README command 1: the Star Wars demo of Cilium's getting-started guide on a local node (real
-# pods as network namespaces, cilium-agent and its eBPF datapath, identity-based policy from a
-# manifests directory). Installs what is missing, builds, runs every step, checks what it shows,
-# and removes everything at the end. Exit status 0 only if every expectation held.
-# CILIUM_DEMO_SKIP_BUILD=1 skips install and build (the e2e test sets it); CILIUM_DEMO_NAME names
-# the node (default cilium-demo); CILIUM_DEMO_KEEP=1 leaves the node up at the end.
+# README command 1: the Star Wars demo of Cilium's getting-started guide on a local two-node
+# cluster (real pods as network namespaces, a cilium-agent with its eBPF datapath on each node,
+# the ships on node-1 and the Death Star on node-2 across a VXLAN overlay, identity-based policy
+# from a manifests directory served by the cluster's API server). Installs what is missing,
+# builds, runs every step, checks what it shows, and removes everything at the end. Exit status
+# 0 only if every expectation held. CILIUM_DEMO_SKIP_BUILD=1 skips install and build (the e2e
+# test sets it); CILIUM_DEMO_NAME names the cluster (default cilium-demo); CILIUM_DEMO_KEEP=1
+# leaves it up at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$(pwd)
@@ -33,12 +35,12 @@ cleanup() {
   [[ -n $monitor_pid ]] && kill "$monitor_pid" 2>/dev/null || true
   if [[ ${CILIUM_DEMO_KEEP:-0} == 1 ]]; then
     echo
-    echo "Kept the node (CILIUM_DEMO_KEEP=1). Look around, then remove it with:"
+    echo "Kept the cluster (CILIUM_DEMO_KEEP=1). Look around, then remove it with:"
     echo "  CILIUM_LOCAL_NAME=$name CILIUM_LOCAL_STATE=$work/state $tool down; rm -rf $work"
     return
   fi
   echo
-  echo "${dim}Tearing down the node...${off}"
+  echo "${dim}Tearing down the cluster...${off}"
   "$tool" down >/dev/null 2>&1 || "$tool" down || true
   rm -rf "$work"
 }
@@ -50,7 +52,7 @@ ok() { held=$((held + 1)); echo "  ${green}✔${off} $*"; }
 bad() { failed=$((failed + 1)); echo "  ${red}✘ $*${off}"; }
 indent() { sed 's/^/      /'; }
 
-# request SHIP METHOD PATH: runs cilium-http-client in the ship's pod against every target;
+# request SHIP METHOD PATH TARGET: runs cilium-http-client in the ship's pod against every target;
 # sets last_rc (0 answered 2xx, 1 other answer, 3 refused, 4 timed out) and last_out.
 request() {
   local ship=$1 method=$2 path=$3 target=$4
@@ -81,14 +83,14 @@ wait_for() {
   done
 }
 
-# observe WANT ARGS...: `hubble observe ARGS` into $flows until its output contains every
+# observe WANT ARGS...: `cilium-local hubble ARGS` into $flows until its output contains every
 # pattern in WANT (a |-separated list), for up to 5 s. Hubble answers with every flow whose packet
 # passed before the query, so the first try normally holds; the wait covers a loaded machine.
 observe() {
   local want=$1 deadline=$((SECONDS + 5)) pattern missing
   shift
   while :; do
-    flows=$("$tool" hubble observe "$@" 2>&1 || true)
+    flows=$("$tool" hubble "$@" 2>&1 || true)
     missing=0
     IFS='|' read -ra patterns <<<"$want"
     for pattern in "${patterns[@]}"; do
@@ -101,24 +103,28 @@ observe() {
 }
 
 ingress_enforced() { # POD -> 0 when the pod's endpoint enforces ingress policy
-  local mode
-  mode=$("$tool" dbg endpoint get "pod-name:default/$1" 2>/dev/null |
+  local mode node
+  node=$("$tool" node "default/$1") || return 1
+  mode=$("$tool" dbg --node "$node" endpoint get "pod-name:default/$1" 2>/dev/null |
     jq -r '.[0]? // . | .status.policy.realized["policy-enabled"] // "none"' 2>/dev/null) || return 1
   [[ $mode == ingress || $mode == both ]]
 }
 
 echo "${bold}Star Wars demo${off}: the Empire's Death Star, a tiefighter and an Alliance xwing, as"
-echo "pods on a local node running cilium-agent with its eBPF datapath (Cilium's getting-started guide)."
+echo "pods on a local two-node cluster, a cilium-agent with its eBPF datapath on each node: the ships"
+echo "on node-1, the Death Star on node-2 (Cilium's getting-started guide)."
 
-heading "Setup: a node, the agent, the pods"
+heading "Setup: two nodes on an underlay, the API server, the operator, an agent per node, the pods"
 "$tool" down >/dev/null 2>&1 || true # a previous run that was killed
 mkdir -p "$manifests"
 cp deploy/local/demo/manifests/*.yaml "$manifests/"
 echo "  manifests: $manifests ($(ls "$manifests" | tr '\n' ' '))"
-"$tool" up --manifests "$manifests" -- --enable-l7-proxy 2>&1 | indent || { bad "the node did not come up"; exit 1; }
+"$tool" up --nodes 2 --manifests "$manifests" -- --enable-l7-proxy 2>&1 | indent ||
+  { bad "the cluster did not come up"; exit 1; }
 "$tool" pods 2>&1 | indent || { bad "the pods were not created"; exit 1; }
 ds1=$("$tool" ip default/deathstar-1)
 ds2=$("$tool" ip default/deathstar-2)
+xwing_ip=$("$tool" ip default/xwing)
 cluster_ip=10.96.0.100
 # The servers listen once their process runs: wait for both before the first landing.
 for ip in "$ds1" "$ds2"; do
@@ -144,20 +150,28 @@ for t in "${targets[@]}"; do
 done
 
 echo
-echo "  Every connection is a flow in Hubble, with who talked to whom:"
-echo "  ${dim}\$ hubble observe --verdict FORWARDED --pod default/xwing --last 4${off}"
-if observe FORWARDED --verdict FORWARDED --pod default/xwing --last 4; then
+echo "  Every connection is a flow in Hubble, with who talked to whom, on both nodes:"
+echo "  ${dim}\$ hubble observe --verdict FORWARDED --pod default/xwing --last 4   # on node-1${off}"
+if observe FORWARDED --node node-1 observe --verdict FORWARDED --pod default/xwing --last 4; then
   echo "$flows" | indent
-  ok "hubble shows xwing's flows as FORWARDED"
+  ok "hubble on node-1 shows xwing's flows as FORWARDED"
 else
   echo "$flows" | indent
-  bad "hubble shows no FORWARDED flow of xwing"
+  bad "hubble on node-1 shows no FORWARDED flow of xwing"
+fi
+echo "  ${dim}\$ hubble observe --verdict FORWARDED --from-ip $xwing_ip --last 4   # on node-2${off}"
+if observe "FORWARDED|$xwing_ip" --node node-2 observe --verdict FORWARDED --from-ip "$xwing_ip" --last 4; then
+  echo "$flows" | indent
+  ok "hubble on node-2 shows xwing's packets arriving from node-1"
+else
+  echo "$flows" | indent
+  bad "hubble on node-2 shows no FORWARDED flow from xwing ($xwing_ip)"
 fi
 
 heading "Step 2: rule1 (L3/L4): only org=empire may reach the deathstar, on TCP port 80"
 sed -n '/^apiVersion/,$p' deploy/local/demo/policies/rule1.yaml | indent
-echo "  ${dim}\$ cp rule1.yaml $manifests/   # what 'kubectl apply' is on this node${off}"
-"$tool" dbg monitor --type drop >"$work/drops.log" 2>&1 &
+echo "  ${dim}\$ cp rule1.yaml $manifests/   # what 'kubectl apply' is on this cluster${off}"
+"$tool" dbg --node node-2 monitor --type drop >"$work/drops.log" 2>&1 &
 monitor_pid=$!
 cp deploy/local/demo/policies/rule1.yaml "$manifests/"
 if wait_for 10 ingress_enforced deathstar-1 && wait_for 5 ingress_enforced deathstar-2; then
@@ -165,8 +179,8 @@ if wait_for 10 ingress_enforced deathstar-1 && wait_for 5 ingress_enforced death
 else
   bad "the deathstar endpoints do not enforce ingress policy 10 s after rule1 was applied"
 fi
-echo "  ${dim}\$ cilium-dbg endpoint list${off}"
-"$tool" dbg endpoint list | indent
+echo "  ${dim}\$ cilium-dbg endpoint list   # on node-2${off}"
+"$tool" dbg --node node-2 endpoint list | indent
 if ! ingress_enforced tiefighter && ! ingress_enforced xwing; then
   ok "the ships' endpoints are not selected by rule1 (no enforcement)"
 else
@@ -191,8 +205,8 @@ else
   bad "tiefighter's PUT /v1/exhaust-port did not reach the deathstar (client exit $last_rc)"
 fi
 echo
-echo "  The drops, as the datapath reported them:"
-echo "  ${dim}\$ cilium-dbg monitor --type drop${off}"
+echo "  The drops, as node-2's datapath reported them:"
+echo "  ${dim}\$ cilium-dbg monitor --type drop   # on node-2${off}"
 if wait_for 5 grep -q "Policy denied" "$work/drops.log"; then
   grep -m 4 "Policy denied" "$work/drops.log" | indent
   ok "the drops are reported with reason \"Policy denied\""
@@ -202,13 +216,13 @@ else
 fi
 kill "$monitor_pid" 2>/dev/null || true
 monitor_pid=""
-echo "  ${dim}\$ hubble observe --verdict DROPPED --pod default/xwing --last 4${off}"
-if observe "DROPPED|Policy denied" --verdict DROPPED --pod default/xwing --last 4; then
+echo "  ${dim}\$ hubble observe --verdict DROPPED --from-ip $xwing_ip --last 4   # on node-2${off}"
+if observe "DROPPED|Policy denied|$xwing_ip" --node node-2 observe --verdict DROPPED --from-ip "$xwing_ip" --last 4; then
   echo "$flows" | indent
-  ok "hubble shows xwing's flows as DROPPED (Policy denied)"
+  ok "hubble on node-2 shows xwing's flows as DROPPED (Policy denied)"
 else
   echo "$flows" | indent
-  bad "hubble shows no DROPPED flow of xwing with reason Policy denied"
+  bad "hubble on node-2 shows no DROPPED flow of xwing with reason Policy denied"
 fi
 
 heading "Step 3: L7 policy: only POST /v1/request-landing, PUT /v1/exhaust-port gets 403"
@@ -216,15 +230,15 @@ sed -n '/^apiVersion/,$p' deploy/local/demo/policies/rule1-l7.yaml | indent
 echo "  ${dim}\$ cp rule1-l7.yaml $manifests/rule1.yaml   # rule1 again, now with rules.http${off}"
 cp deploy/local/demo/policies/rule1-l7.yaml "$manifests/rule1.yaml"
 # (grep without -q: it reads to the end, so the writer never dies of SIGPIPE under pipefail)
-l7_in_force() { "$tool" dbg status 2>/dev/null | grep -E "Proxy Status:.* [1-9][0-9]* redirects active" >/dev/null; }
+l7_in_force() { "$tool" dbg --node node-2 status 2>/dev/null | grep -E "Proxy Status:.* [1-9][0-9]* redirects active" >/dev/null; }
 if wait_for 10 l7_in_force; then
   ok "the deathstar's port 80 is redirected to the L7 proxy"
 else
   bad "no policy entry redirects to a proxy port 10 s after the L7 rule was applied"
 fi
-echo "  ${dim}\$ cilium-dbg status | grep Proxy${off}"
-"$tool" dbg status | grep "Proxy" | indent || true
-if "$tool" dbg status | grep "Proxy Status:.*cilium-proxy: connected" >/dev/null; then
+echo "  ${dim}\$ cilium-dbg status | grep Proxy   # on node-2${off}"
+"$tool" dbg --node node-2 status | grep "Proxy" | indent || true
+if "$tool" dbg --node node-2 status | grep "Proxy Status:.*cilium-proxy: connected" >/dev/null; then
   ok "cilium-dbg status shows the proxy connected and its ports"
 else
   bad "cilium-dbg status shows no connected proxy"
@@ -248,6 +262,6 @@ if [[ $failed -eq 0 ]]; then
   echo "  ${green}All $held expectations held.${off}"
   exit 0
 fi
-echo "  ${red}$failed of $((held + failed)) expectations failed.${off} To look at the node afterwards"
-echo "  (agent log, cilium-dbg), rerun with CILIUM_DEMO_KEEP=1."
+echo "  ${red}$failed of $((held + failed)) expectations failed.${off} To look at the cluster afterwards"
+echo "  (agent logs, cilium-dbg), rerun with CILIUM_DEMO_KEEP=1."
 exit 1

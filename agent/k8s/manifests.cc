@@ -359,6 +359,12 @@ void ManifestSource::publish() {
     for (const auto& [id, o] : unique) by_kind[std::get<0>(id)].push_back(*o);
   }
   stores_.forEach([&](auto& store) { collect(store, by_kind); });
+  if (opts_.on_publish) {
+    std::vector<json> all;
+    for (auto& [kind, objects] : by_kind)
+      for (auto& o : objects) all.push_back(std::move(o));
+    opts_.on_publish(all);
+  }
 }
 
 Status ManifestSource::loadState() {

@@ -16,6 +16,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -45,6 +46,10 @@ struct ManifestOptions {
   std::chrono::milliseconds writer_grace{10000};
   // Where the objects in force are kept across restarts; "" = nowhere.
   std::string state_file;
+  // Called after every change with every object in force (one per kind, namespace and name, as
+  // the stores get them), on the watcher's thread: for a consumer that needs the objects as
+  // written rather than decoded (cilium-local-apiserver serves them).
+  std::function<void(const std::vector<nlohmann::json>&)> on_publish;
 };
 
 class ManifestSource final : public Source {

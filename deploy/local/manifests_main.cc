@@ -30,7 +30,7 @@ constexpr char kUsage[] =
     "                                                       NUL-separated (nothing if none)\n"
     "       cilium-local-manifests endpointslices DIR ADDRS EndpointSlices (a JSON List) for\n"
     "                                                       the Services with a selector; ADDRS\n"
-    "                                                       has 'namespace/name ip' lines\n";
+    "                                                       has 'namespace/name ip [node]' lines\n";
 
 constexpr char kManagedBy[] = "cilium-local";
 
@@ -171,12 +171,14 @@ int endpointSlices(const std::string& dir, const std::string& addrs_file) {
   if (!slices.ok()) return fail(slices.error());
 
   std::map<std::string, std::string> addr;  // pod key -> IPv4
+  std::map<std::string, std::string> node;  // pod key -> node name, when given
   std::ifstream in(addrs_file);
   if (!in) return fail(makeError(ErrorCode::kNotFound, "cannot read {}", addrs_file));
   for (std::string line; std::getline(in, line);) {
     std::istringstream ls(line);
-    std::string key, ip;
+    std::string key, ip, node_name;
     if (ls >> key >> ip) addr[key] = ip;
+    if (ls >> node_name) node[key] = node_name;
   }
 
   json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", json::array()}};
@@ -198,11 +200,13 @@ int endpointSlices(const std::string& dir, const std::string& addrs_file) {
       auto it = addr.find(podKey(p));
       if (it == addr.end()) continue;
       members.push_back(&p);
-      endpoints.push_back(
-          {{"addresses", {it->second}},
-           {"conditions", {{"ready", true}}},
-           {"targetRef",
-            {{"kind", "Pod"}, {"namespace", p.meta.namespace_name}, {"name", p.meta.name}}}});
+      json ep = {
+          {"addresses", {it->second}},
+          {"conditions", {{"ready", true}}},
+          {"targetRef",
+           {{"kind", "Pod"}, {"namespace", p.meta.namespace_name}, {"name", p.meta.name}}}};
+      if (auto n = node.find(podKey(p)); n != node.end()) ep["nodeName"] = n->second;
+      endpoints.push_back(std::move(ep));
     }
     json ports = json::array();
     for (const auto& sp : svc.ports) {

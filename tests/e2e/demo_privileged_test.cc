@@ -1,9 +1,10 @@
-// e2e tier: the Star Wars scenario driven through the local node tool (deploy/local/cilium-local)
-// as a user would: a node with the agent on the demo manifests, the pods through cilium-cni, both
-// ships land; rule1 dropped into the manifests directory makes the deathstar endpoints enforce
-// ingress, xwing's request times out with a "Policy denied" drop reported, tiefighter still
-// lands; removing rule1 lets xwing land again. Then `down` leaves nothing behind, also after a
-// crash, and README command 1 (scripts/demo.sh) passes.
+// e2e tier: the Star Wars scenario driven through the local cluster tool
+// (deploy/local/cilium-local) as a user would: two nodes (API server, operator, an agent each) on
+// the demo manifests, the ships on node-1 and the deathstars on node-2, the pods through
+// cilium-cni, both ships land across the nodes; rule1 dropped into the manifests directory makes
+// the deathstar endpoints enforce ingress, xwing's request times out with a "Policy denied" drop
+// reported on node-2, tiefighter still lands; removing rule1 lets xwing land again. Then `down`
+// leaves nothing behind, also after a crash, and README command 1 (scripts/demo.sh) passes.
 // Everything is named cilt<pid>-..., so the harness sweep removes it even after a kill -9.
 #include <signal.h>
 #include <unistd.h>
@@ -78,9 +79,14 @@ class DemoTest : public ::testing::Test {
     return r.out.substr(0, r.out.find('\n'));
   }
 
+  // The node a demo pod runs on (the manifests place them).
+  static std::string nodeOf(const std::string& pod) {
+    return pod.rfind("deathstar", 0) == 0 ? "node-2" : "node-1";
+  }
+
   // The endpoint's realized policy-enabled mode ("none", "ingress", "egress", "both").
   std::string policyMode(const std::string& pod) {
-    auto r = tool({"dbg", "endpoint", "get", "pod-name:default/" + pod});
+    auto r = tool({"dbg", "--node", nodeOf(pod), "endpoint", "get", "pod-name:default/" + pod});
     if (r.exit_code != 0) return "error: " + r.err;
     try {
       auto j = nlohmann::json::parse(r.out);
@@ -96,14 +102,32 @@ class DemoTest : public ::testing::Test {
   }
 
   void upWithPods() {
-    auto up = tool({"up", "--manifests", work_ + "/manifests"}, 90s);
+    auto up = tool({"up", "--nodes", "2", "--manifests", work_ + "/manifests"}, 90s);
     ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
     auto pods = tool({"pods"}, 120s);
-    agent_log_ = readFile(state() + "/logs/agent.log").valueOr("");
+    readAgentLogs();
     ASSERT_EQ(pods.exit_code, 0) << pods.out << pods.err;
-    for (const char* p : {"deathstar-1", "deathstar-2", "tiefighter", "xwing"})
-      EXPECT_NE(pods.out.find(std::string("default/") + p + ": 10.200.0."), std::string::npos)
-          << pods.out;
+    for (const char* p : {"deathstar-1", "deathstar-2", "tiefighter", "xwing"}) {
+      size_t at = pods.out.find(std::string("default/") + p + ": 10.200.");
+      ASSERT_NE(at, std::string::npos) << pods.out;
+      EXPECT_EQ(pods.out.substr(pods.out.find(" on ", at), 10), " on " + nodeOf(p)) << pods.out;
+    }
+  }
+  void readAgentLogs() {
+    agent_log_ = readFile(state() + "/logs/node-1.agent.log").valueOr("") + "\n--- node-2:\n" +
+                 readFile(state() + "/logs/node-2.agent.log").valueOr("");
+  }
+  pid_t agentPid(const std::string& node) {
+    return std::atoi(readFile(state() + "/nodes/" + node + "/agent.pid").valueOr("").c_str());
+  }
+  // Everything `down` must remove.
+  void expectGone() {
+    for (const char* ns : {"-node-1", "-node-2", "-underlay", "-outside",
+                           "-pod-default_xwing", "-pod-default_deathstar-1"})
+      EXPECT_FALSE(netnsExists(name_ + ns)) << ns;
+    EXPECT_FALSE(fs::exists("/sys/fs/bpf/" + name_));
+    EXPECT_FALSE(fs::exists("/sys/fs/cgroup/unified/" + name_)) << "processes left running";
+    EXPECT_FALSE(fs::exists(state()));
   }
 
   bool netnsExists(const std::string& ns) { return fs::exists("/run/netns/" + ns); }
@@ -141,7 +165,7 @@ TEST_F(DemoTest, StarWarsScenario) {
   std::string drops = work_ + "/drops.log";
   SpawnOptions mon = env();
   mon.stdout_path = drops;
-  auto monitor = spawn({kTool, "dbg", "monitor", "--type", "drop"}, mon);
+  auto monitor = spawn({kTool, "dbg", "--node", "node-2", "monitor", "--type", "drop"}, mon);
   ASSERT_TRUE(monitor.ok()) << monitor.error().toString();
   fs::copy_file(kSource + "/deploy/local/demo/policies/rule1.yaml",
                 work_ + "/manifests/rule1.yaml");
@@ -151,7 +175,7 @@ TEST_F(DemoTest, StarWarsScenario) {
       << ", deathstar-2: " << policyMode("deathstar-2");
   EXPECT_EQ(policyMode("tiefighter"), "none");
   EXPECT_EQ(policyMode("xwing"), "none");
-  auto list = tool({"dbg", "endpoint", "list"});
+  auto list = tool({"dbg", "--node", "node-2", "endpoint", "list"});
   EXPECT_EQ(list.exit_code, 0);
   EXPECT_NE(list.out.find("Enabled"), std::string::npos) << list.out;
 
@@ -178,34 +202,32 @@ TEST_F(DemoTest, StarWarsScenario) {
       5s))
       << readFile(drops).valueOr("");
   monitor->stop();
-  auto flows = tool({"hubble", "observe", "--verdict", "DROPPED", "--pod", "default/xwing"});
+  // Hubble on the deathstars' node shows the drop of xwing's packets from the other node.
+  auto flows = tool({"hubble", "--node", "node-2", "observe", "--verdict", "DROPPED",
+                     "--from-ip", xwing_ip});
   EXPECT_EQ(flows.exit_code, 0) << flows.err;
   EXPECT_NE(flows.out.find("Policy denied"), std::string::npos) << flows.out;
 
   // The node's metrics are on: the policy change, the pods' addresses, Hubble's flows.
-  auto metrics = tool({"metrics"});
+  auto metrics = tool({"metrics", "--node", "node-2"});
   EXPECT_EQ(metrics.exit_code, 0) << metrics.err;
   EXPECT_NE(metrics.out.find("cilium_policy_change_total{outcome=\"success\"} "), std::string::npos)
       << metrics.out;
   EXPECT_NE(metrics.out.find("cilium_ip_addresses{family=\"ipv4\"} "), std::string::npos)
       << metrics.out;
-  auto hubble_metrics = tool({"metrics", "hubble"});
+  auto hubble_metrics = tool({"metrics", "--node", "node-2", "hubble"});
   EXPECT_EQ(hubble_metrics.exit_code, 0) << hubble_metrics.err;
   EXPECT_NE(hubble_metrics.out.find("hubble_drop_total"), std::string::npos) << hubble_metrics.out;
 
   // Removing the file lifts the policy again.
   fs::remove(work_ + "/manifests/rule1.yaml");
   EXPECT_TRUE(eventually([&] { return request("xwing", targets[0], "1").exit_code == 0; }, 10s));
-  agent_log_ = readFile(state() + "/logs/agent.log").valueOr("");
+  readAgentLogs();
 
   // Down removes everything, and a second down is a no-op.
   auto down = tool({"down"}, 120s);
   EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
-  EXPECT_FALSE(netnsExists(name_ + "-node"));
-  EXPECT_FALSE(netnsExists(name_ + "-pod-default_xwing"));
-  EXPECT_FALSE(fs::exists("/sys/fs/bpf/" + name_));
-  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/unified/" + name_));
-  EXPECT_FALSE(fs::exists(state()));
+  expectGone();
   EXPECT_FALSE(fs::exists(work_ + "/manifests/cilium-local.endpointslices.json"));
   EXPECT_EQ(tool({"down"}).exit_code, 0);
 }
@@ -222,8 +244,8 @@ TEST_F(DemoTest, PodsFollowTheManifestsAndDownCleansUpAfterACrash) {
   EXPECT_NE(again.out.find("default/xwing: deleted"), std::string::npos) << again.out;
   EXPECT_FALSE(netnsExists(name_ + "-pod-default_xwing"));
   EXPECT_NE(tool({"ip", "default/xwing"}).exit_code, 0);
-  auto eps = tool({"dbg", "endpoint", "list", "-o", "json"});
-  EXPECT_EQ(nlohmann::json::parse(eps.out).size(), 3u) << eps.out;
+  auto eps = tool({"dbg", "--node", "node-1", "endpoint", "list", "-o", "json"});
+  EXPECT_EQ(nlohmann::json::parse(eps.out).size(), 1u) << eps.out;
 
   auto started = tool({"run", "default/tiefighter", "--as", "extra", "--", "sleep", "1000"});
   ASSERT_EQ(started.exit_code, 0) << started.err;
@@ -231,26 +253,23 @@ TEST_F(DemoTest, PodsFollowTheManifestsAndDownCleansUpAfterACrash) {
   EXPECT_EQ(status.exit_code, 0) << status.out << status.err;
   EXPECT_NE(status.out.find("extra("), std::string::npos) << status.out;
 
-  // A crash: the agent is killed and the pidfiles are lost.
-  std::string pidfile = readFile(state() + "/agent.pid").valueOr("");
-  pid_t agent = std::atoi(pidfile.c_str());
-  ASSERT_GT(agent, 1);
-  ASSERT_EQ(::kill(agent, SIGKILL), 0);
+  // A crash: the agents are killed and the pidfiles are lost.
+  for (const char* node : {"node-1", "node-2"}) {
+    pid_t agent = agentPid(node);
+    ASSERT_GT(agent, 1);
+    ASSERT_EQ(::kill(agent, SIGKILL), 0);
+  }
   for (const auto& e : fs::recursive_directory_iterator(state()))
     if (e.path().extension() == ".pid") fs::remove(e.path());
 
   auto down = tool({"down"}, 120s);
   EXPECT_EQ(down.exit_code, 0) << down.out << down.err;
-  EXPECT_FALSE(netnsExists(name_ + "-node"));
-  EXPECT_FALSE(netnsExists(name_ + "-pod-default_deathstar-1"));
-  EXPECT_FALSE(fs::exists("/sys/fs/bpf/" + name_));
-  EXPECT_FALSE(fs::exists("/sys/fs/cgroup/unified/" + name_)) << "workloads left running";
-  EXPECT_FALSE(fs::exists(state()));
+  expectGone();
 }
 
-// The agent restarts alone, as a DaemonSet restarts it: `restart-agent --kill`, a plain
-// `restart-agent`, and a crashed agent brought back; the pods, their addresses and rule1 stay,
-// and xwing is denied before, during and after.
+// The deathstars' agent (node-2, where rule1 is enforced) restarts alone, as a DaemonSet restarts
+// it: `restart-agent --kill`, a plain `restart-agent`, and a crashed agent brought back; the
+// pods, their addresses and rule1 stay, and xwing is denied before, during and after.
 TEST_F(DemoTest, AgentRestartsAloneKeepingPodsAndPolicy) {
   ASSERT_NO_FATAL_FAILURE(upWithPods());
   std::string ds1 = ip("deathstar-1");
@@ -260,34 +279,34 @@ TEST_F(DemoTest, AgentRestartsAloneKeepingPodsAndPolicy) {
   ASSERT_TRUE(eventually([&] { return enforcesIngress("deathstar-1"); }, 10s));
   ASSERT_EQ(request("xwing", ds1, "1").exit_code, 4);
 
-  auto restarted = tool({"restart-agent", "--kill"}, 90s);
+  auto restarted = tool({"restart-agent", "--node", "node-2", "--kill"}, 90s);
   EXPECT_EQ(restarted.exit_code, 0) << restarted.out << restarted.err;
   EXPECT_NE(restarted.out.find("SIGKILL"), std::string::npos) << restarted.out;
   EXPECT_EQ(request("xwing", ds1, "1").exit_code, 4) << "rule1 must hold across the restart";
   EXPECT_EQ(request("tiefighter", ds1).exit_code, 0);
   EXPECT_TRUE(enforcesIngress("deathstar-1"));
 
-  auto graceful = tool({"restart-agent"}, 90s);
+  auto graceful = tool({"restart-agent", "--node", "node-2"}, 90s);
   EXPECT_EQ(graceful.exit_code, 0) << graceful.out << graceful.err;
   EXPECT_NE(graceful.out.find("SIGTERM"), std::string::npos) << graceful.out;
 
   // A crash: `up` refuses and says what to do; restart-agent brings the agent back.
-  pid_t agent = std::atoi(readFile(state() + "/agent.pid").valueOr("").c_str());
+  pid_t agent = agentPid("node-2");
   ASSERT_GT(agent, 1);
   ASSERT_EQ(::kill(agent, SIGKILL), 0);
   ASSERT_TRUE(eventually([&] { return tool({"status"}).exit_code != 0; }, 10s));
-  auto up = tool({"up", "--manifests", work_ + "/manifests"});
+  auto up = tool({"up", "--nodes", "2", "--manifests", work_ + "/manifests"});
   EXPECT_NE(up.exit_code, 0);
   EXPECT_NE(up.err.find("restart-agent"), std::string::npos) << up.err;
   EXPECT_EQ(request("xwing", ds1, "1").exit_code, 4) << "the datapath enforces without the agent";
-  auto back = tool({"restart-agent"}, 90s);
+  auto back = tool({"restart-agent", "--node", "node-2"}, 90s);
   EXPECT_EQ(back.exit_code, 0) << back.out << back.err;
   EXPECT_NE(back.out.find("not running"), std::string::npos) << back.out;
-  auto eps = tool({"dbg", "endpoint", "list", "-o", "json"});
-  EXPECT_EQ(nlohmann::json::parse(eps.out).size(), 4u) << eps.out;
+  auto eps = tool({"dbg", "--node", "node-2", "endpoint", "list", "-o", "json"});
+  EXPECT_EQ(nlohmann::json::parse(eps.out).size(), 2u) << eps.out;
   EXPECT_EQ(request("xwing", ds1, "1").exit_code, 4);
   EXPECT_EQ(request("tiefighter", ds1).exit_code, 0);
-  agent_log_ = readFile(state() + "/logs/agent.log").valueOr("");
+  readAgentLogs();
 }
 
 TEST_F(DemoTest, ReadmeCommandOnePasses) {
@@ -301,7 +320,8 @@ TEST_F(DemoTest, ReadmeCommandOnePasses) {
   EXPECT_NE(r.out.find("expectations held"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Policy denied"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("got 403 Access denied"), std::string::npos) << "step 3 (L7)\n" << r.out;
-  EXPECT_FALSE(netnsExists(name_ + "sw-node")) << "the demo tears down at exit";
+  EXPECT_FALSE(netnsExists(name_ + "sw-node-1")) << "the demo tears down at exit";
+  EXPECT_FALSE(netnsExists(name_ + "sw-underlay")) << "the demo tears down at exit";
 }
 
 }  // namespace

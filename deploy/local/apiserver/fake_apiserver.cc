@@ -1,5 +1,5 @@
 // The fake apiserver's routes, store, watch streams and fault injection.
-#include "tests/fakes/fake_apiserver.h"
+#include "deploy/local/apiserver/fake_apiserver.h"
 
 #include <httplib.h>
 

@@ -1,0 +1,97 @@
+// e2e tier: the connectivity test (deploy/local/connectivity-test, `cilium-local connectivity
+// test`) against a local two-node cluster: every test passes and the summary says so; and with a
+// cluster-wide deny-all ingress policy in force it fails, lists the failed actions and exits
+// non-zero (the test can tell a broken cluster from a working one).
+// Everything is named cilt<pid>-..., so the harness sweep removes it even after a kill -9.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+
+#include "agent/common/files.h"
+#include "agent/common/subprocess.h"
+
+namespace cilium {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::string kSource = CILIUM_SOURCE_DIR;
+const std::string kTool = kSource + "/deploy/local/cilium-local";
+
+class ConnectivityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    name_ = "cilt" + std::to_string(::getpid()) + "-conn" + std::to_string(counter_++);
+    work_ = "/tmp/" + name_;
+    fs::create_directories(work_ + "/manifests");
+    auto up = tool({"up", "--nodes", "2", "--manifests", work_ + "/manifests"}, 90s);
+    ASSERT_EQ(up.exit_code, 0) << up.out << up.err;
+  }
+
+  void TearDown() override {
+    auto r = tool({"down"}, 120s);
+    EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+    EXPECT_FALSE(fs::exists("/run/netns/" + name_ + "-node-1"));
+    EXPECT_FALSE(fs::exists("/run/netns/" + name_ + "-outside"));
+    if (HasFailure()) {
+      for (const char* log : {"node-1.agent.log", "node-2.agent.log"})
+        std::fprintf(stderr, "--- %s:\n%s\n", log,
+                     readFile(work_ + "/state/logs/" + log).valueOr("").c_str());
+    }
+    std::error_code ec;
+    if (!std::getenv("CILIUM_TEST_KEEP_TMP")) fs::remove_all(work_, ec);
+  }
+
+  RunOutput tool(const std::vector<std::string>& args, std::chrono::milliseconds timeout = 60s) {
+    SpawnOptions o;
+    o.extra_env = {"CILIUM_LOCAL_NAME=" + name_, "CILIUM_LOCAL_STATE=" + work_ + "/state",
+                   "CILIUM_LOCAL_BUILD=" + std::string(CILIUM_BUILD_DIR)};
+    std::vector<std::string> argv = {kTool};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = run(argv, o, timeout);
+    EXPECT_TRUE(r.ok()) << r.error().toString();
+    return r.ok() ? *r : RunOutput{};
+  }
+
+  static inline int counter_ = 0;
+  std::string name_, work_;
+};
+
+TEST_F(ConnectivityTest, EveryTestPasses) {
+  auto r = tool({"connectivity", "test"}, 600s);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("✅ All "), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("❌"), std::string::npos) << r.out;
+  for (const char* test :
+       {"[no-policies]", "[all-ingress-deny]", "[client-egress-by-identity]",
+        "[echo-ingress-by-identity]", "[to-entities-world]", "[to-entities-host]",
+        "[to-entities-remote-node]", "[to-entities-cluster]", "[deny-beats-allow]"})
+    EXPECT_NE(r.out.find(std::string("Test ") + test), std::string::npos) << test << "\n" << r.out;
+  for (const char* action :
+       {"pod-to-pod-same-node", "pod-to-pod-cross-node", "pod-to-service-clusterip-remote-backend",
+        "outside-to-nodeport-via-node-2-backend-on-node-1", "pod-to-world",
+        "pod-to-host-other-node", "host-to-pod-other-node"})
+    EXPECT_NE(r.out.find(std::string("✅ ") + action), std::string::npos) << action << "\n" << r.out;
+  // The deployment goes away with the test.
+  EXPECT_FALSE(fs::exists(work_ + "/manifests/cilium-test.yaml"));
+  EXPECT_FALSE(fs::exists("/run/netns/" + name_ + "-pod-cilium-test_client"));
+}
+
+TEST_F(ConnectivityTest, FailsOnABrokenCluster) {
+  // Ingress denied to every pod of the cluster: the no-policies test cannot pass.
+  std::ofstream(work_ + "/manifests/deny-all.yaml")
+      << "apiVersion: cilium.io/v2\nkind: CiliumClusterwideNetworkPolicy\n"
+         "metadata: {name: deny-all}\nspec:\n  endpointSelector: {}\n  ingress:\n    - {}\n";
+  auto r = tool({"connectivity", "test", "--test", "no-policies"}, 600s);
+  EXPECT_NE(r.exit_code, 0) << r.out << r.err;
+  EXPECT_EQ(r.out.find("✅ All "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("❌ [no-policies] pod-to-pod-same-node"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("expected success, got drop"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace cilium
