@@ -169,6 +169,13 @@ Status K8sComponent::startWatching(Host& daemon) {
   };
   CILIUM_ASSIGN_OR_RETURN(endpoints_, endpoint::K8sFeed::start(cp->endpoints(), cp->policy(),
                                                                cp->namedPorts(), *source, eo));
+  if (client != nullptr) {
+    // A local endpoint added, removed or relabelled changes the ipcache: its CiliumEndpoint is
+    // written at once, so other nodes learn the pod's identity within an API round trip.
+    endpoint::K8sFeed* feed = endpoints_.get();
+    ipcache_subscription_ =
+        cp->ipcache().subscribe([feed](const std::vector<ipcache::Change>&) { feed->kick(); });
+  }
   policy::StatusListener on_status;
   if (client != nullptr) {
     policy_status_ = std::make_unique<k8s::PolicyStatusPublisher>(*client, cfg.node_name);
@@ -209,6 +216,10 @@ void K8sComponent::stop() {
   feed_.reset();
   policies_.reset();
   policy_status_.reset();
+  if (ipcache_subscription_ != 0) {
+    if (ControlPlane* cp = control_plane_.controlPlane()) cp->ipcache().unsubscribe(ipcache_subscription_);
+    ipcache_subscription_ = 0;
+  }
   endpoints_.reset();
   remote_identities_.reset();
   cluster_.reset();

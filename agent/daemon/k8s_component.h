@@ -98,6 +98,7 @@ class K8sComponent final : public Component {
   std::unique_ptr<ipcache::ClusterFeed> cluster_;
   std::unique_ptr<k8s::RemoteIdentities> remote_identities_;
   std::unique_ptr<endpoint::K8sFeed> endpoints_;
+  uint64_t ipcache_subscription_ = 0;  // kicks endpoints_ when the ipcache changes
   std::unique_ptr<k8s::PolicyStatusPublisher> policy_status_;
   std::unique_ptr<policy::K8sFeed> policies_;
   std::unique_ptr<service::K8sFeed> feed_;

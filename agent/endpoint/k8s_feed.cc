@@ -213,13 +213,22 @@ void K8sFeed::publishEndpoints() {
   }
 }
 
+void K8sFeed::kick() {
+  {
+    std::lock_guard lock(mu_);
+    kicked_ = true;
+  }
+  cv_.notify_all();
+}
+
 void K8sFeed::writerLoop() {
   std::unique_lock lock(mu_);
   while (!stopping_) {
+    kicked_ = false;
     lock.unlock();
     publishEndpoints();
     lock.lock();
-    cv_.wait_for(lock, opts_.publish_interval, [this] { return stopping_; });
+    cv_.wait_for(lock, opts_.publish_interval, [this] { return stopping_ || kicked_; });
   }
 }
 

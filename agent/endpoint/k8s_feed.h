@@ -63,6 +63,9 @@ class K8sFeed {
                                                 k8s::Source& source, K8sFeedOptions options);
   // Unregisters, clears the pod resolver, stops the writer. The endpoints stay.
   ~K8sFeed();
+  // Reconciles the CiliumEndpoints now rather than at the next interval (an endpoint was added,
+  // removed or relabelled): other nodes learn a new pod within one API round trip.
+  void kick();
   K8sFeed(const K8sFeed&) = delete;
   K8sFeed& operator=(const K8sFeed&) = delete;
 
@@ -92,6 +95,7 @@ class K8sFeed {
   std::unique_ptr<k8s::CiliumEndpointPublisher> ceps_;
   std::mutex mu_;
   std::condition_variable cv_;
+  bool kicked_ = false;
   bool stopping_ = false;
   std::thread writer_;
   std::map<std::string, k8s::EndpointState> published_;  // writer thread only
