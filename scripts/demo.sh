@@ -124,7 +124,6 @@ echo "  manifests: $manifests ($(ls "$manifests" | tr '\n' ' '))"
 "$tool" pods 2>&1 | indent || { bad "the pods were not created"; exit 1; }
 ds1=$("$tool" ip default/deathstar-1)
 ds2=$("$tool" ip default/deathstar-2)
-xwing_ip=$("$tool" ip default/xwing)
 cluster_ip=10.96.0.100
 # The servers listen once their process runs: wait for both before the first landing.
 for ip in "$ds1" "$ds2"; do
@@ -159,13 +158,13 @@ else
   echo "$flows" | indent
   bad "hubble on node-1 shows no FORWARDED flow of xwing"
 fi
-echo "  ${dim}\$ hubble observe --verdict FORWARDED --from-ip $xwing_ip --last 4   # on node-2${off}"
-if observe "FORWARDED|$xwing_ip" --node node-2 observe --verdict FORWARDED --from-ip "$xwing_ip" --last 4; then
+echo "  ${dim}\$ hubble observe --verdict FORWARDED --from-pod default/xwing --last 4   # on node-2${off}"
+if observe "FORWARDED|default/xwing" --node node-2 observe --verdict FORWARDED --from-pod default/xwing --last 4; then
   echo "$flows" | indent
-  ok "hubble on node-2 shows xwing's packets arriving from node-1"
+  ok "hubble on node-2 shows xwing's packets arriving from node-1, by name"
 else
   echo "$flows" | indent
-  bad "hubble on node-2 shows no FORWARDED flow from xwing ($xwing_ip)"
+  bad "hubble on node-2 shows no FORWARDED flow from default/xwing"
 fi
 
 heading "Step 2: rule1 (L3/L4): only org=empire may reach the deathstar, on TCP port 80"
@@ -216,8 +215,8 @@ else
 fi
 kill "$monitor_pid" 2>/dev/null || true
 monitor_pid=""
-echo "  ${dim}\$ hubble observe --verdict DROPPED --from-ip $xwing_ip --last 4   # on node-2${off}"
-if observe "DROPPED|Policy denied|$xwing_ip" --node node-2 observe --verdict DROPPED --from-ip "$xwing_ip" --last 4; then
+echo "  ${dim}\$ hubble observe --verdict DROPPED --from-pod default/xwing --last 4   # on node-2${off}"
+if observe "DROPPED|Policy denied|default/xwing" --node node-2 observe --verdict DROPPED --from-pod default/xwing --last 4; then
   echo "$flows" | indent
   ok "hubble on node-2 shows xwing's flows as DROPPED (Policy denied)"
 else

@@ -5,6 +5,7 @@
 
 #include "agent/common/log.h"
 #include "agent/endpoint/k8s_feed.h"
+#include "agent/hubble/resolver.h"
 #include "agent/identity/allocator.h"
 #include "agent/ipcache/cluster_feed.h"
 #include "agent/k8s/client.h"
@@ -154,6 +155,21 @@ Status K8sComponent::startWatching(Host& daemon) {
                                                                   source->stores(), co));
     // Everything the synced stores hold is in the ipcache now.
     cp->ipcacheFeedSynced("k8s");
+    // Hubble names other nodes' pods from their CiliumEndpoints.
+    if (observability_ != nullptr) {
+      ipcache::ClusterFeed* feed = cluster_.get();
+      observability_->setRemoteEndpoints(
+          [feed](const IpAddr& ip) -> std::shared_ptr<const hubble::EndpointInfo> {
+            auto pod = feed->podByIp(ip);
+            if (!pod) return nullptr;
+            auto info = std::make_shared<hubble::EndpointInfo>();
+            info->identity = pod->identity;
+            info->pod_name = pod->name;
+            info->pod_namespace = pod->namespace_name;
+            return info;
+          });
+      remote_names_ = true;
+    }
   }
   // Pods first: policies that name ports and endpoints restored from the last run need them.
   endpoint::K8sFeedOptions eo;
@@ -222,6 +238,8 @@ void K8sComponent::stop() {
   }
   endpoints_.reset();
   remote_identities_.reset();
+  if (remote_names_ && observability_ != nullptr) observability_->setRemoteEndpoints(nullptr);
+  remote_names_ = false;
   cluster_.reset();
   nodes_.reset();
 }

@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <shared_mutex>
 #include <thread>
 
 #include "agent/common/log.h"
@@ -70,6 +71,10 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
   uint64_t identity_subscription = 0;
   bool identities_subscribed = false;
 
+  // Other nodes' pods (setRemoteEndpoints); held shared while a lookup runs.
+  mutable std::shared_mutex remote_mu;
+  ObservabilityComponent::RemoteLookup remote;
+
   mutable std::mutex snap_mu;
   std::shared_ptr<const EndpointSnapshot> snapshot = std::make_shared<EndpointSnapshot>();
   std::map<uint32_t, std::shared_ptr<const std::vector<std::string>>> identity_labels;  // snap_mu
@@ -93,7 +98,9 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
   std::shared_ptr<const hubble::EndpointInfo> endpointByIp(const IpAddr& ip) const override {
     auto s = current();
     auto it = s->by_ip.find(ip);
-    return it == s->by_ip.end() ? nullptr : it->second;
+    if (it != s->by_ip.end()) return it->second;
+    std::shared_lock lock(remote_mu);
+    return remote ? remote(ip) : nullptr;
   }
   std::shared_ptr<const std::vector<std::string>> identityLabels(uint32_t identity) const override {
     std::lock_guard lock(snap_mu);
@@ -302,6 +309,11 @@ const hubble::IdentityResolver* ObservabilityComponent::identityResolver() const
 }
 metrics::AgentMetrics* ObservabilityComponent::agentMetrics() {
   return impl_->agent_metrics.get();
+}
+
+void ObservabilityComponent::setRemoteEndpoints(RemoteLookup lookup) {
+  std::unique_lock lock(impl_->remote_mu);
+  impl_->remote = std::move(lookup);
 }
 
 Status ObservabilityComponent::start(Host& host) {

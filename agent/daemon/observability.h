@@ -7,12 +7,15 @@
 // until start().
 #pragma once
 
+#include <functional>
 #include <memory>
 
+#include "agent/common/inet.h"
 #include "agent/daemon/control_plane_component.h"
 #include "agent/daemon/daemon.h"
 
 namespace cilium::hubble {
+struct EndpointInfo;
 class EndpointResolver;
 class IdentityResolver;
 class FlowPipeline;
@@ -38,6 +41,12 @@ class ObservabilityComponent final : public Component {
   // The cilium_* families counted where things happen (the Kubernetes client's calls); valid
   // after start().
   metrics::AgentMetrics* agentMetrics();
+  // Pods of other nodes, for Hubble's names of addresses no local endpoint has (the cluster
+  // feed's CiliumEndpoints). Null: none. Setting it (also to null) waits for lookups in
+  // progress, so the old lookup's state may go once this returns.
+  using RemoteLookup =
+      std::function<std::shared_ptr<const hubble::EndpointInfo>(const IpAddr& ip)>;
+  void setRemoteEndpoints(RemoteLookup lookup);
 
   Status start(Host& daemon) override;
   void stop() override;

@@ -137,6 +137,7 @@ void ClusterFeed::onNode(const node::Node& n, bool deleted) {
 void ClusterFeed::onCep(const k8s::CiliumEndpoint& c, bool deleted) {
   const std::string key = cepKey(c);
   std::lock_guard lock(mu_);
+  unindexLocked(key);
   if (deleted) {
     ceps_.erase(key);
     setOwnerLocked("cep/" + key, {});
@@ -151,7 +152,32 @@ void ClusterFeed::onCep(const k8s::CiliumEndpoint& c, bool deleted) {
   }
   Cep& cep = ceps_[key];
   cep.ep = std::move(*ep);
+  for (const auto& p : cep.ep.prefixes) cep_by_ip_[p.addr()] = key;
   refreshCepLocked(key, cep);
+}
+
+void ClusterFeed::unindexLocked(const std::string& key) {
+  auto it = ceps_.find(key);
+  if (it == ceps_.end()) return;
+  for (const auto& p : it->second.ep.prefixes) {
+    auto at = cep_by_ip_.find(p.addr());
+    if (at != cep_by_ip_.end() && at->second == key) cep_by_ip_.erase(at);
+  }
+}
+
+std::optional<RemotePod> ClusterFeed::podByIp(const IpAddr& ip) const {
+  std::lock_guard lock(mu_);
+  auto at = cep_by_ip_.find(ip);
+  if (at == cep_by_ip_.end()) return std::nullopt;
+  auto it = ceps_.find(at->second);
+  if (it == ceps_.end()) return std::nullopt;
+  RemotePod pod;
+  auto slash = at->second.find('/');
+  pod.namespace_name = slash == std::string::npos ? "" : at->second.substr(0, slash);
+  pod.name = slash == std::string::npos ? at->second : at->second.substr(slash + 1);
+  pod.identity = it->second.ep.identity;
+  pod.node = it->second.resolved_node;
+  return pod;
 }
 
 void ClusterFeed::refreshCepLocked(const std::string& key, Cep& cep) {

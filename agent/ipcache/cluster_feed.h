@@ -48,6 +48,13 @@ struct RemoteEndpoint {
 };
 Result<RemoteEndpoint> remoteEndpointOf(const k8s::CiliumEndpoint& cep);
 
+// A pod of another node as its CiliumEndpoint names it (Hubble shows it by name).
+struct RemotePod {
+  std::string namespace_name, name;
+  identity::NumericIdentity identity = identity::kUnknown;
+  std::string node;  // the node it runs on ("" while not resolved)
+};
+
 class ClusterFeed {
  public:
   // Subscribes to `nodes` and to the CiliumEndpoint store: everything already known is in the
@@ -64,6 +71,8 @@ class ClusterFeed {
 
   // How many entries the feed holds in the ipcache (for tests and status).
   size_t entries() const;
+  // The usable CiliumEndpoint with this address (any node's, this node's included).
+  std::optional<RemotePod> podByIp(const IpAddr& ip) const;
 
  private:
   struct Cep {
@@ -76,6 +85,8 @@ class ClusterFeed {
       : cache_(cache), opts_(std::move(options)) {}
   void onNode(const node::Node& node, bool deleted);
   void onCep(const k8s::CiliumEndpoint& cep, bool deleted);
+  // Drops the address index of `key` (mu_ held).
+  void unindexLocked(const std::string& key);
   // Recomputes one endpoint's entries from the nodes known now (mu_ held).
   void refreshCepLocked(const std::string& key, Cep& cep);
   Wanted nodeEntriesLocked(const node::Node& node) const;
@@ -88,6 +99,7 @@ class ClusterFeed {
   mutable std::mutex mu_;
   std::map<std::string, node::Node> nodes_;
   std::map<std::string, Cep> ceps_;  // "ns/name" -> usable CiliumEndpoints
+  std::map<IpAddr, std::string> cep_by_ip_;  // their addresses -> "ns/name"
   // Who says what of each prefix ("node/<name>", "cep/<ns>/<name>"); the first owner wins.
   std::map<IpPrefix, std::map<std::string, Info>> claims_;
   std::map<std::string, std::vector<IpPrefix>> owned_;

@@ -207,6 +207,9 @@ TEST_F(DemoTest, StarWarsScenario) {
                      "--from-ip", xwing_ip});
   EXPECT_EQ(flows.exit_code, 0) << flows.err;
   EXPECT_NE(flows.out.find("Policy denied"), std::string::npos) << flows.out;
+  EXPECT_NE(flows.out.find("default/xwing"), std::string::npos)
+      << "the other node's pod is named (from its CiliumEndpoint)\n"
+      << flows.out;
 
   // The node's metrics are on: the policy change, the pods' addresses, Hubble's flows.
   auto metrics = tool({"metrics", "--node", "node-2"});

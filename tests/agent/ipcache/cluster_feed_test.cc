@@ -136,6 +136,26 @@ TEST_F(ClusterFeedTest, DeletionsLeaveTheViewAndLocalWins) {
   EXPECT_EQ(entry(cache, "10.1.3.10"), "-");
 }
 
+// Hubble names other nodes' pods by address: the CiliumEndpoint's namespace, name, identity
+// and node, gone with the endpoint, moved when the endpoint's address changes.
+TEST_F(ClusterFeedTest, PodByIpNamesRemotePods) {
+  stores.cilium_nodes.replace({ciliumNode("n2", "172.31.0.2", "10.1.2.1", "10.1.2.0/24")});
+  stores.cilium_endpoints.replace({cep("shop", "web-1", "10.1.2.10", 1000, "172.31.0.2")});
+  startFeed();
+  auto pod = feed->podByIp(ip("10.1.2.10"));
+  ASSERT_TRUE(pod);
+  EXPECT_EQ(pod->namespace_name, "shop");
+  EXPECT_EQ(pod->name, "web-1");
+  EXPECT_EQ(pod->identity, 1000u);
+  EXPECT_EQ(pod->node, "n2");
+  EXPECT_FALSE(feed->podByIp(ip("10.1.2.11")));
+  stores.cilium_endpoints.upsert(cep("shop", "web-1", "10.1.2.12", 1000, "172.31.0.2"));
+  EXPECT_FALSE(feed->podByIp(ip("10.1.2.10"))) << "the old address is forgotten";
+  ASSERT_TRUE(feed->podByIp(ip("10.1.2.12")));
+  stores.cilium_endpoints.erase("shop/web-1");
+  EXPECT_FALSE(feed->podByIp(ip("10.1.2.12")));
+}
+
 TEST_F(ClusterFeedTest, NodeAddressChangeMovesItsEndpoints) {
   stores.cilium_nodes.replace({ciliumNode("n2", "172.31.0.2", "10.1.2.1", "10.1.2.0/24")});
   stores.cilium_endpoints.replace({cep("default", "a", "10.1.2.10", 1000, "172.31.0.2"),
