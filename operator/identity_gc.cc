@@ -22,25 +22,9 @@ IdentityGc::IdentityGc(k8s::Client& client, const k8s::Store<k8s::CiliumIdentity
       endpoints_(endpoints),
       options_(std::move(options)) {}
 
-IdentityGc::~IdentityGc() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+IdentityGc::~IdentityGc() { runner_.stop(); }
 
-void IdentityGc::start() {
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, options_.interval, [this] { return stopping_; })) {
-      lock.unlock();
-      runOnce();
-      lock.lock();
-    }
-  });
-}
+void IdentityGc::start() { runner_.start(options_.interval, [this] { runOnce(); }); }
 
 IdentityGc::Pass IdentityGc::runOnce() {
   Pass pass;

@@ -8,13 +8,12 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
 #include <string>
-#include <thread>
 
+#include "agent/common/periodic.h"
 #include "agent/k8s/client.h"
 #include "agent/k8s/store.h"
 
@@ -58,9 +57,7 @@ class IdentityGc {
   IdentityGcOptions options_;
   std::mutex mu_;
   std::map<std::string, std::chrono::steady_clock::time_point> unused_since_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  Periodic runner_;
 };
 
 }  // namespace cilium::op

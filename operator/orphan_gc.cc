@@ -24,25 +24,9 @@ OrphanGc::OrphanGc(k8s::Client& client, k8s::ResourceInfo info, std::string what
       interval_(interval),
       outcome_(std::move(outcome)) {}
 
-OrphanGc::~OrphanGc() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
+OrphanGc::~OrphanGc() { runner_.stop(); }
 
-void OrphanGc::start() {
-  thread_ = std::thread([this] {
-    std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, interval_, [this] { return stopping_; })) {
-      lock.unlock();
-      runOnce();
-      lock.lock();
-    }
-  });
-}
+void OrphanGc::start() { runner_.start(interval_, [this] { runOnce(); }); }
 
 OrphanGc::Pass OrphanGc::runOnce() {
   Pass pass;
@@ -51,11 +35,11 @@ OrphanGc::Pass OrphanGc::runOnce() {
     pass.skipped = true;
     return pass;
   }
-  std::map<std::string, bool> still;
+  std::set<std::string> still;
   for (const auto& o : *orphans) {
     std::string key = k8s::objectKey(o.namespace_name, o.name);
     if (!marked_.contains(key)) {
-      still[key] = true;
+      still.insert(key);
       pass.marked++;
       continue;
     }
@@ -72,7 +56,7 @@ OrphanGc::Pass OrphanGc::runOnce() {
     }
     // 409: rewritten since it was seen (judged afresh next pass); anything else: tried again.
     pass.failed++;
-    still[key] = true;
+    still.insert(key);
     log()->warn("deleting {} {} failed: {}", what_, key,
                 r.ok() ? fmt::format("HTTP {}", r->status) : r.error().message());
   }

@@ -7,15 +7,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <functional>
-#include <map>
-#include <mutex>
 #include <optional>
+#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
+#include "agent/common/periodic.h"
 #include "agent/k8s/client.h"
 #include "agent/k8s/resources.h"
 #include "agent/k8s/store.h"
@@ -59,11 +57,8 @@ class OrphanGc {
   Finder finder_;
   std::chrono::milliseconds interval_;
   Outcome outcome_;
-  std::map<std::string, bool> marked_;  // store key -> marked on an earlier pass
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  std::set<std::string> marked_;  // store keys marked on the last pass
+  Periodic runner_;
 };
 
 // CiliumEndpoints whose Pod (same namespace and name) is not in `pods`.
