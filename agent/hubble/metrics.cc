@@ -197,16 +197,22 @@ class DurationChildren {
 struct HttpMetrics {
   Children requests, responses;
   DurationChildren duration;
+  // Methods and protocols seen, numbered for the children's keys (a hash could merge two).
+  std::unordered_map<std::string, int64_t> ids;
+
+  int64_t idOf(const std::string& text) {
+    return ids.try_emplace(text, static_cast<int64_t>(ids.size())).first->second;
+  }
 
   void onFlow(const flow::Flow& f) {
     const auto& h = f.l7().http();
     std::string_view reporter = f.traffic_direction() == flow::INGRESS  ? "server"
                                 : f.traffic_direction() == flow::EGRESS ? "client"
                                                                         : "unknown";
-    int64_t method = static_cast<int64_t>(std::hash<std::string>{}(h.method()) & 0xffffffff);
+    int64_t method = idOf(h.method());
     int64_t rep = f.traffic_direction();
     if (f.l7().type() == flow::REQUEST) {
-      int64_t proto = static_cast<int64_t>(std::hash<std::string>{}(h.protocol()) & 0xffffffff);
+      int64_t proto = idOf(h.protocol());
       requests.inc({method, proto, rep}, &f, [&] {
         return metrics::LabelValues{h.method(), h.protocol(), std::string(reporter)};
       });
