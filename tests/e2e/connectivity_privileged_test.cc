@@ -33,15 +33,16 @@ class ConnectivityTest : public ::testing::Test {
   }
 
   void TearDown() override {
+    // The logs first: `down` removes them.
+    if (HasFailure()) {
+      for (const char* log : {"node-1.agent.log", "node-2.agent.log", "operator.log"})
+        std::fprintf(stderr, "--- %s:\n%s\n", log,
+                     readFile(work_ + "/state/logs/" + log).valueOr("").c_str());
+    }
     auto r = tool({"down"}, 120s);
     EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
     EXPECT_FALSE(fs::exists("/run/netns/" + name_ + "-node-1"));
     EXPECT_FALSE(fs::exists("/run/netns/" + name_ + "-outside"));
-    if (HasFailure()) {
-      for (const char* log : {"node-1.agent.log", "node-2.agent.log"})
-        std::fprintf(stderr, "--- %s:\n%s\n", log,
-                     readFile(work_ + "/state/logs/" + log).valueOr("").c_str());
-    }
     std::error_code ec;
     if (!std::getenv("CILIUM_TEST_KEEP_TMP")) fs::remove_all(work_, ec);
   }
