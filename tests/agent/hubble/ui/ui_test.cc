@@ -366,5 +366,63 @@ TEST_F(ChromiumTest, VerdictFilterAndNamespacePicker) {
   EXPECT_TRUE(std::filesystem::exists(png));
 }
 
+// A node that can speak the DevTools protocol (its WebSocket client: Node 20.10 or later).
+bool nodeWithWebSocket() {
+  auto r = cilium::run({"node", "--experimental-websocket", "-e",
+                        "process.exit(typeof WebSocket === 'function' ? 0 : 1)"});
+  return r.ok() && r->exit_code == 0;
+}
+
+// As a user works the page: opened without a namespace (default is picked), then kube-system
+// chosen in the picker, then default again with the verdict filter on DROPPED; each step read
+// back from the live DOM over the DevTools protocol (drive_page.js).
+TEST_F(ChromiumTest, PickerAndFilterAsAUserWorksThem) {
+  if (!nodeWithWebSocket()) GTEST_SKIP() << "needs node >= 20.10 (WebSocket) to drive Chromium";
+  const std::string profile = dir_.file("cdp-profile");
+  SpawnOptions so;
+  so.extra_env = {"HOME=" + dir_.path()};
+  auto browser =
+      cilium::spawn({chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--user-data-dir=" + profile, "--remote-debugging-address=127.0.0.1",
+                     "--remote-debugging-port=0", "--window-size=1400,1000", "about:blank"},
+                    so);
+  ASSERT_TRUE(browser.ok()) << browser.error().toString();
+  std::string port;
+  ASSERT_TRUE(cilium::testing::eventually(
+      [&] {
+        std::ifstream in(profile + "/DevToolsActivePort");
+        return static_cast<bool>(std::getline(in, port)) && !port.empty();
+      },
+      30s));
+  auto r = cilium::run({"node", "--experimental-websocket", CILIUM_UI_DRIVER, port, url_}, {}, 90s);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->exit_code, 0) << r->err << r->out;
+  std::vector<nlohmann::json> steps;
+  std::istringstream lines(r->out);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line.front() == '{') steps.push_back(nlohmann::json::parse(line));
+  ASSERT_EQ(steps.size(), 3u) << r->out;
+  const auto& opened = steps[0];
+  EXPECT_EQ(opened["namespace"], "default");
+  EXPECT_EQ(opened["options"], nlohmann::json({"default", "kube-system"}));
+  EXPECT_EQ(opened["dropped_edges"], nlohmann::json({"default/xwing>default/deathstar:TCP/80"}));
+  EXPECT_EQ(opened["rows"], 7);
+  EXPECT_EQ(opened["dropped_rows"], 3);
+  const auto& kube = steps[1];
+  EXPECT_EQ(kube["namespace"], "kube-system");
+  EXPECT_EQ(kube["nodes"],
+            nlohmann::json({"default/tiefighter", "default/xwing", "kube-system/coredns"}))
+      << kube.dump();
+  EXPECT_EQ(kube["dropped_edges"], nlohmann::json::array());
+  EXPECT_EQ(kube["rows"], 2);
+  EXPECT_EQ(kube["url"], "?namespace=kube-system");
+  const auto& dropped = steps[2];
+  EXPECT_EQ(dropped["namespace"], "default");
+  EXPECT_EQ(dropped["rows"], 3);
+  EXPECT_EQ(dropped["dropped_rows"], 3);
+  EXPECT_EQ(dropped["url"], "?namespace=default&verdict=DROPPED");
+  (void)browser->stop(10s);  // Chromium ends on SIGTERM with a code of its own
+}
+
 }  // namespace
 }  // namespace cilium::hubble::ui
