@@ -4,8 +4,15 @@
 # over node-2's Hubble socket in headless Chromium must show the xwing's red TCP/80 edge to the
 # deathstar and the tiefighter's forwarded one. Screenshot to $ARTIFACTS (default
 # build/test-artifacts/hubble-ui/live-node-2.png). Everything is torn down at the end.
-#   sudo tests/agent/hubble/ui/live_cluster.sh
+#   sudo tests/agent/hubble/ui/live_cluster.sh   (CTest: e2e_hubble_ui_live_cluster, tier e2e)
 set -euo pipefail
+# As the privileged test harness: 77 (CTest "Skipped") without root or Chromium, unless
+# CILIUM_TEST_REQUIRE_PRIVILEGED=1 makes that a failure.
+if [[ $EUID -ne 0 ]] || ! command -v chromium >/dev/null; then
+  echo "skipped: needs root and chromium" >&2
+  [[ ${CILIUM_TEST_REQUIRE_PRIVILEGED:-0} == 1 ]] && exit 1
+  exit 77
+fi
 cd "$(dirname "$0")/../../../.."
 repo=$(pwd)
 build=${CILIUM_LOCAL_BUILD:-$repo/build}
