@@ -6,9 +6,14 @@
 //    endpoints), flows/s.
 // 2. pipeline: onEvent() -> queue -> decode -> ring -> observers (Hubble metrics), as fast as one
 //    producer can push, flows/s and records lost to the full queue.
-// 3. paced: R events/s (default 5000, 20000, 100000) into the default pipeline (ring 4095) with a
-//    gRPC client following every flow over a Unix socket; events lost in the queue, events the
-//    follower missed (ring lapped it), flows it received.
+// 3. paced: R events/s (default 5000, 20000, 50000, 100000) into the default pipeline (ring 4095)
+//    with a gRPC client following every flow over a Unix socket; events lost in the queue, events
+//    the follower missed (ring lapped it), flows it received, and the CPU the process used while
+//    the events went in and were decoded (cores = CPU seconds / wall seconds: the pipeline thread,
+//    the Hubble server, the producer standing in for the ring reader and the follower client
+//    together, so an upper bound on what the agent spends). Run once without a follower too ("no
+//    reader"): what the pipeline alone costs, losses counted at the queue.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -104,8 +109,15 @@ void benchPipeline(const std::vector<cilium_event>& evs, hubble::StaticResolver&
       st.seen_flows / s, n / s, st.queue_lost, 100.0 * st.queue_lost / n);
 }
 
+double cpuSeconds() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec +
+         (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 void benchPaced(const std::vector<cilium_event>& evs, hubble::StaticResolver& res, int rate,
-                int secs) {
+                int secs, bool follow) {
   metrics::Registry reg;
   hubble::FlowPipeline p(hubble::PipelineOptions{}, &res, &res);
   (void)hubble::registerHubbleMetrics(reg, p);
@@ -124,18 +136,23 @@ void benchPaced(const std::vector<cilium_event>& evs, hubble::StaticResolver& re
   observer::GetFlowsRequest req;
   req.set_follow(true);
   std::atomic<uint64_t> got{0}, missed{0};
-  auto reader = stub->GetFlows(&ctx, req);
-  std::thread follower([&] {
-    observer::GetFlowsResponse r;
-    while (reader->Read(&r)) {
-      if (r.has_flow())
-        ++got;
-      else if (r.has_lost_events())
-        missed += r.lost_events().num_events_lost();
-    }
-  });
+  std::unique_ptr<grpc::ClientReader<observer::GetFlowsResponse>> reader;
+  std::thread follower;
+  if (follow) {
+    reader = stub->GetFlows(&ctx, req);
+    follower = std::thread([&] {
+      observer::GetFlowsResponse r;
+      while (reader->Read(&r)) {
+        if (r.has_flow())
+          ++got;
+        else if (r.has_lost_events())
+          missed += r.lost_events().num_events_lost();
+      }
+    });
+  }
   std::this_thread::sleep_for(200ms);  // the stream is open before the first event
   uint64_t total = static_cast<uint64_t>(rate) * secs;
+  const double cpu0 = cpuSeconds();
   auto start = Clock::now();
   // Bursts every millisecond, as the datapath's ring hands records over in batches.
   uint64_t sent = 0;
@@ -146,14 +163,29 @@ void benchPaced(const std::vector<cilium_event>& evs, hubble::StaticResolver& re
     std::this_thread::sleep_for(1ms);
   }
   p.flush(10s);
+  // CPU over the sending and decoding only: a follower still catching up afterwards is not in it.
+  const double wall = std::chrono::duration<double>(Clock::now() - start).count();
+  const double cores = (cpuSeconds() - cpu0) / wall;
   auto deadline = Clock::now() + 10s;
-  while (got + missed < total && Clock::now() < deadline) std::this_thread::sleep_for(10ms);
-  ctx.TryCancel();
-  follower.join();
+  while (follow && got + missed < total && Clock::now() < deadline)
+    std::this_thread::sleep_for(10ms);
+  if (follow) {
+    ctx.TryCancel();
+    follower.join();
+  }
   auto st = p.stats();
-  std::printf(
-      "paced %7d events/s, %ds  sent %8lu  queue lost %6lu  follower got %8lu  missed %6lu\n", rate,
-      secs, total, st.queue_lost, got.load(), missed.load());
+  const uint64_t lost = st.queue_lost + missed.load();
+  if (follow)
+    std::printf(
+        "paced %7d events/s, %ds  sent %8lu  queue lost %6lu  follower got %8lu  missed %6lu  "
+        "cpu %.2f cores  %s\n",
+        rate, secs, total, st.queue_lost, got.load(), missed.load(), cores,
+        lost == 0 ? "NO LOSS" : "LOSS");
+  else
+    std::printf(
+        "paced %7d events/s, %ds  sent %8lu  queue lost %6lu  (no reader)%19s  cpu %.2f "
+        "cores  %s\n",
+        rate, secs, total, st.queue_lost, "", cores, st.queue_lost == 0 ? "NO LOSS" : "LOSS");
   server.stop();
 }
 
@@ -173,13 +205,14 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  if (rates.empty()) rates = {5000, 20000, 100000};
+  if (rates.empty()) rates = {5000, 20000, 50000, 100000};
   setLogLevel("warn");
   auto evs = sampleEvents();
   hubble::StaticResolver res;
   fillResolver(res);
   benchDecode(evs, res, secs);
   benchPipeline(evs, res, secs);
-  for (int r : rates) benchPaced(evs, res, r, secs);
+  for (int r : rates) benchPaced(evs, res, r, secs, /*follow=*/false);
+  for (int r : rates) benchPaced(evs, res, r, secs, /*follow=*/true);
   return 0;
 }

@@ -43,6 +43,8 @@ packages=(
   # a real CNI caller for the containerd e2e test (run privately by the test, never as a service);
   # containernetworking-plugins for the loopback plugin containerd's CRI always runs
   containerd runc containernetworking-plugins
+  # Hubble UI's page is tested in headless Chromium (tests/agent/hubble/ui; skipped without it)
+  chromium
 )
 
 missing=()

@@ -96,8 +96,7 @@ template <class T, class Req>
 grpc::Status streamEvents(grpc::ServerContext* ctx, const Req& req, const Ring<T>& ring,
                           grpc::ServerWriter<T>* writer, const std::atomic<bool>& stopping) {
   if (auto st = checkKnown(req, "request"); !st.ok()) return st;
-  if (req.first() && req.follow())
-    return invalidArgument("first: cannot be combined with follow");
+  if (req.first() && req.follow()) return invalidArgument("first: cannot be combined with follow");
   const bool has_since = req.has_since(), has_until = req.has_until();
   const int64_t since = has_since ? tsNs(req.since()) : 0;
   const int64_t until = has_until ? tsNs(req.until()) : 0;
@@ -130,21 +129,24 @@ Result<std::string> readFile(const std::string& path, std::string_view what) {
   if (!in) return makeError(ErrorCode::kFailedPrecondition, "{} {}: cannot be read", what, path);
   std::stringstream ss;
   ss << in.rdbuf();
-  if (ss.str().empty()) return makeError(ErrorCode::kFailedPrecondition, "{} {}: empty", what, path);
+  if (ss.str().empty())
+    return makeError(ErrorCode::kFailedPrecondition, "{} {}: empty", what, path);
   return ss.str();
 }
 
-Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const TlsOptions& tls) {
+}  // namespace
+
+Result<std::shared_ptr<grpc::ServerCredentials>> serverTlsCredentials(const TlsOptions& tls,
+                                                                      TlsFlagNames names) {
   if (tls.cert_file.empty() || tls.key_file.empty())
-    return makeError(ErrorCode::kFailedPrecondition,
-                     "hubble TLS needs hubble-tls-cert-file and hubble-tls-key-file");
+    return makeError(ErrorCode::kFailedPrecondition, "TLS needs {} and {}", names.cert, names.key);
   grpc::SslServerCredentialsOptions opts;
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
-  CILIUM_ASSIGN_OR_RETURN(pair.cert_chain, readFile(tls.cert_file, "hubble-tls-cert-file"));
-  CILIUM_ASSIGN_OR_RETURN(pair.private_key, readFile(tls.key_file, "hubble-tls-key-file"));
+  CILIUM_ASSIGN_OR_RETURN(pair.cert_chain, readFile(tls.cert_file, names.cert));
+  CILIUM_ASSIGN_OR_RETURN(pair.private_key, readFile(tls.key_file, names.key));
   opts.pem_key_cert_pairs.push_back(std::move(pair));
   for (const auto& ca : tls.client_ca_files) {
-    CILIUM_ASSIGN_OR_RETURN(auto pem, readFile(ca, "hubble-tls-client-ca-files"));
+    CILIUM_ASSIGN_OR_RETURN(auto pem, readFile(ca, names.client_ca));
     opts.pem_root_certs += pem;
     if (!pem.ends_with('\n')) opts.pem_root_certs += '\n';
   }
@@ -154,8 +156,6 @@ Result<std::shared_ptr<grpc::ServerCredentials>> tlsCredentials(const TlsOptions
                                   : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   return grpc::SslServerCredentials(opts);
 }
-
-}  // namespace
 
 Status checkFlowsRequest(const observer::GetFlowsRequest& req) {
   auto refuse = [](const grpc::Status& st) {
@@ -167,14 +167,13 @@ Status checkFlowsRequest(const observer::GetFlowsRequest& req) {
   if (!filters.ok()) return makeError(ErrorCode::kInvalidArgument, "{}", filters.error().message());
   if (req.first() && req.follow())
     return makeError(ErrorCode::kInvalidArgument, "first: cannot be combined with follow");
-  const google::protobuf::FieldMask& mask = req.field_mask().paths_size() > 0
-                                                ? req.field_mask()
-                                                : req.experimental().field_mask();
+  const google::protobuf::FieldMask& mask =
+      req.field_mask().paths_size() > 0 ? req.field_mask() : req.experimental().field_mask();
   if (mask.paths_size() > 0 &&
       !google::protobuf::util::FieldMaskUtil::IsValidFieldMask<flow::Flow>(mask)) {
     for (const auto& path : mask.paths())
       if (!google::protobuf::util::FieldMaskUtil::GetFieldDescriptors(flow::Flow::descriptor(),
-                                                                        path, nullptr))
+                                                                      path, nullptr))
         return makeError(ErrorCode::kInvalidArgument, "field_mask: \"{}\" is not a flow field",
                          path);
     return makeError(ErrorCode::kInvalidArgument, "field_mask: not a mask of flow fields");
@@ -199,9 +198,8 @@ class HubbleServer::Service final : public observer::Observer::Service {
     auto filters = FlowFilters::compile(req->whitelist(), req->blacklist());
     if (!filters.ok()) return invalidArgument(filters.error().message());
     // The top-level field mask, or the experimental one older clients send.
-    const google::protobuf::FieldMask& mask = req->field_mask().paths_size() > 0
-                                                  ? req->field_mask()
-                                                  : req->experimental().field_mask();
+    const google::protobuf::FieldMask& mask =
+        req->field_mask().paths_size() > 0 ? req->field_mask() : req->experimental().field_mask();
     const bool masked = mask.paths_size() > 0;
     // Sends an event, trimmed to the mask's fields when it is a flow.
     auto send = [&](const observer::GetFlowsResponse& ev) {
@@ -225,12 +223,11 @@ class HubbleServer::Service final : public observer::Observer::Service {
 
     // Every packet that passed the datapath before this request is in the answer.
     if (!pipeline_.sync(kSyncTimeout))
-      log()->debug("GetFlows: the flow ring was not up to date within {} ms",
-                   kSyncTimeout.count());
+      log()->debug("GetFlows: the flow ring was not up to date within {} ms", kSyncTimeout.count());
     auto& ring = pipeline_.ring();
     const uint64_t end = ring.next();
-    for (const auto& ev : backlog(ring, end, req->number(), req->first(), req->follow(),
-                                  has_since, matches)) {
+    for (const auto& ev :
+         backlog(ring, end, req->number(), req->first(), req->follow(), has_since, matches)) {
       if (ctx->IsCancelled()) return grpc::Status::OK;
       if (!send(*ev)) return grpc::Status::OK;
     }
@@ -257,13 +254,15 @@ class HubbleServer::Service final : public observer::Observer::Service {
     return grpc::Status::OK;
   }
 
-  grpc::Status GetAgentEvents(grpc::ServerContext* ctx, const observer::GetAgentEventsRequest* req,
-                              grpc::ServerWriter<observer::GetAgentEventsResponse>* writer) override {
+  grpc::Status GetAgentEvents(
+      grpc::ServerContext* ctx, const observer::GetAgentEventsRequest* req,
+      grpc::ServerWriter<observer::GetAgentEventsResponse>* writer) override {
     return streamEvents(ctx, *req, pipeline_.agentEvents(), writer, stopping_);
   }
 
-  grpc::Status GetDebugEvents(grpc::ServerContext* ctx, const observer::GetDebugEventsRequest* req,
-                              grpc::ServerWriter<observer::GetDebugEventsResponse>* writer) override {
+  grpc::Status GetDebugEvents(
+      grpc::ServerContext* ctx, const observer::GetDebugEventsRequest* req,
+      grpc::ServerWriter<observer::GetDebugEventsResponse>* writer) override {
     (void)pipeline_.sync(kSyncTimeout);
     return streamEvents(ctx, *req, pipeline_.debugEvents(), writer, stopping_);
   }
@@ -356,7 +355,7 @@ Status HubbleServer::start() {
     if (addr.front() == ':') addr = "0.0.0.0" + addr;
     std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
     if (opts_.tls.enabled) {
-      CILIUM_ASSIGN_OR_RETURN(creds, tlsCredentials(opts_.tls));
+      CILIUM_ASSIGN_OR_RETURN(creds, serverTlsCredentials(opts_.tls));
     }
     builder.AddListeningPort(addr, creds, &tcp_port_);
   }
@@ -365,16 +364,16 @@ Status HubbleServer::start() {
     self.name = opts_.cluster_name.empty() || opts_.cluster_name == "default"
                     ? pipeline_.nodeName().substr(pipeline_.nodeName().find('/') + 1)
                     : pipeline_.nodeName();
-    self.address = !opts_.peer_address.empty() ? opts_.peer_address
+    self.address = !opts_.peer_address.empty()  ? opts_.peer_address
                    : !opts_.tcp_address.empty() ? opts_.tcp_address
                                                 : "unix://" + opts_.unix_socket;
-    if (opts_.tls.enabled && !opts_.tcp_address.empty()) self.tls_server_name = opts_.tls.server_name;
+    if (opts_.tls.enabled && !opts_.tcp_address.empty())
+      self.tls_server_name = opts_.tls.server_name;
     if (opts_.cluster_nodes && !opts_.tcp_address.empty()) {
       std::string node = pipeline_.nodeName().substr(pipeline_.nodeName().find('/') + 1);
       cluster_peers_ = std::make_unique<ClusterPeerSource>(
           opts_.cluster_nodes, std::move(self), node, !opts_.peer_address.empty(),
-          configuredPort(opts_.tcp_address),
-          opts_.cluster_name, opts_.tls.enabled);
+          configuredPort(opts_.tcp_address), opts_.cluster_name, opts_.tls.enabled);
       peer_source_ = cluster_peers_.get();
     } else {
       local_peers_ = std::make_unique<LocalPeerSource>(std::move(self));

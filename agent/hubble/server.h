@@ -17,6 +17,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "agent/common/error.h"
@@ -25,7 +26,8 @@
 
 namespace grpc {
 class Server;
-}
+class ServerCredentials;
+}  // namespace grpc
 
 namespace cilium::hubble {
 
@@ -36,6 +38,19 @@ struct TlsOptions {
   std::vector<std::string> client_ca_files;
   std::string server_name;  // the name the certificate carries (GetNodes, Peer)
 };
+
+// The option names a server's TLS errors name (the agent's by default; hubble-relay has its own).
+struct TlsFlagNames {
+  std::string_view cert = "hubble-tls-cert-file";
+  std::string_view key = "hubble-tls-key-file";
+  std::string_view client_ca = "hubble-tls-client-ca-files";
+};
+
+// gRPC server credentials from `tls`'s PEM files: the certificate (chain) and key, and with
+// client CAs a client certificate one of them signed is required (mTLS, as Cilium). Errors:
+// kFailedPrecondition naming the option (missing cert/key, unreadable or empty file).
+Result<std::shared_ptr<grpc::ServerCredentials>> serverTlsCredentials(const TlsOptions& tls,
+                                                                      TlsFlagNames names = {});
 
 struct ServerOptions {
   std::string unix_socket;  // path; "" = none. A stale socket file is replaced.

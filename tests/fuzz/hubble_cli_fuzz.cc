@@ -6,6 +6,7 @@
 // builds serializes and parses back to itself.
 #include <cstdint>
 #include <cstdlib>
+#include <sstream>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -54,8 +55,11 @@ void response(std::string_view bytes) {
   if (!r.ParseFromArray(bytes.data(), static_cast<int>(bytes.size()))) return;
   (void)cli::formatCompact(r);
   (void)cli::formatJson(r);
-  (void)cli::formatTableRow(r);
-  (void)cli::formatDict(r);
+  for (auto out : {cli::Output::kTable, cli::Output::kDict}) {
+    std::ostringstream o, e;
+    cli::FlowPrinter printer(out, {}, o, e);
+    printer.write(r);
+  }
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 // as a flow.FlowFilter applied to the flow. Invariants: no crash; a decoded flow survives a
 // protobuf round trip and renders in every CLI format; a filter either compiles or is refused.
 #include <cstdlib>
+#include <sstream>
 
 #include <google/protobuf/stubs/logging.h>
 
@@ -36,8 +37,11 @@ int hubbleDecode(const uint8_t* data, size_t size) {
   if (!back.ParseFromString(wire) || back.SerializeAsString() != wire) std::abort();
   (void)cilium::hubble::cli::formatCompact(resp);
   (void)cilium::hubble::cli::formatJson(resp);
-  (void)cilium::hubble::cli::formatTableRow(resp);
-  (void)cilium::hubble::cli::formatDict(resp);
+  for (auto out : {cilium::hubble::cli::Output::kTable, cilium::hubble::cli::Output::kDict}) {
+    std::ostringstream o, e;
+    cilium::hubble::cli::FlowPrinter printer(out, {}, o, e);
+    printer.write(resp);
+  }
 
   if (size > sizeof(cilium_event)) {
     flow::FlowFilter filter;

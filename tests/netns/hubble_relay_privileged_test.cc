@@ -104,12 +104,13 @@ class RelayAgentsTest : public ::testing::Test {
   void startRelay() {
     SpawnOptions so;
     so.stderr_path = nodes_[0].node->dir() + "/relay.err";
-    auto p = spawn({CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0", "--peer-service",
-                    "unix://" + nodes_[0].hubbleSock(), "--static-peer",
-                    "node-2=unix://" + nodes_[1].hubbleSock(), "--static-peer",
-                    "node-3=unix://" + nodes_[2].hubbleSock(), "--disable-client-tls",
-                    "--retry-timeout", "1s", "--sort-buffer-drain-timeout", "300ms"},
-                   so);
+    auto p = spawn(
+        {CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0", "--peer-service",
+         "unix://" + nodes_[0].hubbleSock(), "--static-peer",
+         "node-2=unix://" + nodes_[1].hubbleSock(), "--static-peer",
+         "node-3=unix://" + nodes_[2].hubbleSock(), "--disable-client-tls", "--disable-server-tls",
+         "--retry-timeout", "1s", "--sort-buffer-drain-timeout", "300ms"},
+        so);
     ASSERT_TRUE(p.ok()) << p.error().toString();
     relay_ = std::move(*p);
     std::string port;

@@ -5,12 +5,16 @@
 
 #include <algorithm>
 #include <charconv>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <ostream>
 #include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
 
 #include "agent/common/cli.h"
 #include "agent/common/utf8.h"
@@ -224,17 +228,6 @@ std::string what(const flow::Flow& f) {
                      verdictName(f.verdict()));
 }
 
-std::string typeName(const flow::Flow& f) {
-  switch (f.event_type().type()) {
-    case EVENT_DROP: return "drop";
-    case EVENT_POLICY_VERDICT: return "policy-verdict";
-    case kMessageTypeAccessLog: return "l7";
-    case EVENT_TRACE:
-      return fmt::format("trace:{}", observationPointName(f.trace_observation_point()));
-    default: return "unknown";
-  }
-}
-
 }  // namespace
 
 namespace {
@@ -245,6 +238,8 @@ struct CommandLine {
   std::unique_ptr<CLI::App> app;
   CLI::Option* server = nullptr;
   CLI::Option* timeout = nullptr;
+  CLI::Option *tls = nullptr, *tls_ca = nullptr, *tls_cert = nullptr, *tls_key = nullptr,
+              *tls_server_name = nullptr;
   std::map<std::string, CLI::Option*> observe;  // by long name
   CLI::App* observe_cmd = nullptr;
 };
@@ -261,6 +256,20 @@ CommandLine commandLine() {
   c.timeout = app.add_option("--timeout", "Connection timeout in seconds")
                   ->type_name("SECS")
                   ->default_str("5");
+  c.tls =
+      app.add_flag("--tls")->description("Use TLS to the server (also: a tls://host:port server)");
+  c.tls_ca = app.add_option("--tls-ca-cert-files",
+                            "CAs the server's certificate is checked against (PEM; "
+                            "comma-separated or repeated; default: the system's)")
+                 ->type_name("FILE");
+  c.tls_cert =
+      app.add_option("--tls-client-cert-file", "Client certificate (PEM)")->type_name("FILE");
+  c.tls_key = app.add_option("--tls-client-key-file", "Key of the client certificate (PEM)")
+                  ->type_name("FILE");
+  c.tls_server_name = app.add_option("--tls-server-name",
+                                     "Name the server's certificate must carry "
+                                     "(default: the server's host)")
+                          ->type_name("NAME");
   app.require_subcommand(0, 1);
   auto sub = [&](const std::string& name, const std::string& desc) {
     CLI::App* s = app.add_subcommand(name, desc);
@@ -300,8 +309,7 @@ CommandLine commandLine() {
       {"--to-identity", "ID", "destination identity"},
       {"--verdict", "VERDICT", "FORWARDED, DROPPED, AUDIT, REDIRECTED, ERROR"},
       {"--protocol", "PROTO", "tcp, udp, icmp, icmpv4, icmpv6, sctp"},
-      {"-t,--type", "TYPE",
-       "drop, trace, policy-verdict, l7 or trace:<point> (trace:to-endpoint)"},
+      {"-t,--type", "TYPE", "drop, trace, policy-verdict, l7 or trace:<point> (trace:to-endpoint)"},
       {"--drop-reason-desc", "NAME", "drop reason, e.g. POLICY_DENIED"},
       {"--traffic-direction", "DIR", "ingress or egress"},
       {"--node-name", "PATTERN", "node name, * wildcards"},
@@ -347,12 +355,47 @@ CommandLine commandLine() {
   sub("version", "Print the version");
   sub("help", "Show this help");
   for (CLI::Option* o : app.get_options()) o->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  c.tls_ca->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   return c;
 }
 
 }  // namespace
 
 std::string usage() { return commandLine().app->help(); }
+
+namespace {
+
+Status parseTls(const CommandLine& cl, Args& a) {
+  auto last = [](const CLI::Option* o) { return o->count() ? o->results().back() : std::string(); };
+  TlsArgs& t = a.tls;
+  t.enabled = cl.tls->count() > 0 || a.server.starts_with("tls://");
+  for (const auto& v : cl.tls_ca->results()) {
+    size_t start = 0;
+    while (start <= v.size()) {
+      auto end = std::min(v.find(',', start), v.size());
+      if (end > start) t.ca_files.push_back(v.substr(start, end - start));
+      start = end + 1;
+    }
+  }
+  t.cert_file = last(cl.tls_cert);
+  t.key_file = last(cl.tls_key);
+  t.server_name = last(cl.tls_server_name);
+  // A TLS option without TLS would connect in plaintext while the user believes otherwise.
+  if (!t.enabled) {
+    for (const CLI::Option* o : {cl.tls_ca, cl.tls_cert, cl.tls_key, cl.tls_server_name})
+      if (o->count())
+        return bad(o->get_name(), last(o), "needs --tls (or a tls://host:port server)");
+  }
+  if (t.cert_file.empty() != t.key_file.empty())
+    return bad(t.cert_file.empty() ? "--tls-client-key-file" : "--tls-client-cert-file",
+               t.cert_file.empty() ? t.key_file : t.cert_file,
+               "--tls-client-cert-file and --tls-client-key-file go together");
+  if (t.enabled && a.server.starts_with("unix://"))
+    return bad("--tls", a.server, "a Unix socket is plaintext; TLS needs host:port");
+  return okStatus();
+}
+
+}  // namespace
 
 Result<Args> parseArgs(const std::vector<std::string>& argv) {
   Args a;
@@ -417,6 +460,7 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
     CILIUM_ASSIGN_OR_RETURN(auto n, parseCount("--timeout", cl.timeout->results().back()));
     a.timeout_s = static_cast<int>(std::min<uint64_t>(n, 3600));
   }
+  CILIUM_RETURN_IF_ERROR(parseTls(cl, a));
   if (a.command != "observe") return a;
 
   auto& o = a.observe;
@@ -701,8 +745,9 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
 
 std::string formatCompact(const observer::GetFlowsResponse& r, const PrintOptions& p) {
   if (r.has_lost_events()) {
-    return fmt::format("EVENTS LOST: {} {}", flow::LostEventSource_Name(r.lost_events().source()),
-                       r.lost_events().num_events_lost());
+    return fmt::format("EVENTS LOST: {} CPU({}) {}",
+                       flow::LostEventSource_Name(r.lost_events().source()),
+                       r.lost_events().cpu().value(), r.lost_events().num_events_lost());
   }
   if (!r.has_flow()) return "";
   const auto& f = r.flow();
@@ -725,39 +770,266 @@ std::string formatJson(const observer::GetFlowsResponse& r) {
   return out;
 }
 
-std::string tableHeader() {
-  return fmt::format("{:<22} {:<36} {:<36} {:<22} {:<10} {}", "TIMESTAMP", "SOURCE", "DESTINATION",
-                     "TYPE", "VERDICT", "SUMMARY");
+namespace {
+
+// The flow's own summary (the server fills it); one computed here for servers that do not.
+std::string summaryText(const flow::Flow& f) {
+  return f.summary().empty() ? summary(f) : f.summary();
 }
 
-std::string formatTableRow(const observer::GetFlowsResponse& r, const PrintOptions& p) {
-  if (!r.has_flow()) return formatCompact(r, p);
-  const auto& f = r.flow();
-  return fmt::format(
-      "{:<22} {:<36} {:<36} {:<22} {:<10} {}", formatTime(f.time(), p.time_format),
-      endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric),
-      endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric),
-      typeName(f), verdictName(f.verdict()), summary(f));
-}
-
-std::string formatDict(const observer::GetFlowsResponse& r, const PrintOptions& p) {
-  if (!r.has_flow()) return formatCompact(r, p);
-  const auto& f = r.flow();
+// Hubble's joinWithCutOff: names joined by ", " until about 50 characters, then
+// " (and N more)".
+std::string nodeList(const google::protobuf::RepeatedPtrField<std::string>& names) {
+  size_t len = 0, end = names.size();
+  for (int i = 0; i < names.size(); ++i) {
+    len += names[i].size() + 2;
+    if (len > 50 && i > 0) {
+      end = i;
+      break;
+    }
+  }
   std::string out;
-  auto line = [&](std::string_view k, const std::string& v) {
-    out += fmt::format("{:>12}: {}\n", k, v);
-  };
-  line("TIMESTAMP", formatTime(f.time(), p.time_format));
-  line("SOURCE", endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric));
-  line("DESTINATION",
-       endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric));
-  line("TYPE", typeName(f));
-  line("VERDICT", std::string(verdictName(f.verdict())));
-  if (f.verdict() == flow::DROPPED) line("DROP REASON", dropReasonDesc(f.drop_reason_desc()));
-  line("SUMMARY", summary(f));
-  line("NODE", f.node_name());
-  out += "------------";
+  for (size_t i = 0; i < end; ++i) out += (i ? ", " : "") + names[static_cast<int>(i)];
+  if (end < static_cast<size_t>(names.size()))
+    out += fmt::format(" (and {} more)", names.size() - end);
   return out;
+}
+
+// Go's strconv.Quote for the texts a node error carries (ASCII; other bytes as \xNN).
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\')
+      out += std::string("\\") + static_cast<char>(c);
+    else if (c == '\n')
+      out += "\\n";
+    else if (c == '\t')
+      out += "\\t";
+    else if (c < 0x20 || c >= 0x7f)
+      out += fmt::format("\\x{:02x}", c);
+    else
+      out += static_cast<char>(c);
+  }
+  return out + "\"";
+}
+
+// Display width as Go's tabwriter counts it: one per UTF-8 character.
+size_t textWidth(const std::string& s) {
+  size_t n = 0;
+  for (unsigned char c : s)
+    if ((c & 0xC0) != 0x80) ++n;
+  return n;
+}
+
+}  // namespace
+
+// Hubble's Hostname(): the pod ("ns/pod"), else the service ("ns/svc"), else the DNS names,
+// else the address; with a port (not 0) as host:port ([v6]:port). --numeric: the address.
+std::string flowHostName(const flow::Flow& f, bool source, bool numeric) {
+  const auto& ep = source ? f.source() : f.destination();
+  const auto& ip = source ? f.ip().source() : f.ip().destination();
+  const auto& svc = source ? f.source_service() : f.destination_service();
+  const auto& names = source ? f.source_names() : f.destination_names();
+  std::string host = ip;
+  auto join = [](const std::string& ns, const std::string& name) {
+    return ns.empty() ? name : ns + "/" + name;
+  };
+  if (!numeric) {
+    if (!ep.pod_name().empty())
+      host = join(svc.name().empty() ? ep.namespace_() : svc.namespace_(), ep.pod_name());
+    else if (!svc.name().empty())
+      host = join(svc.namespace_(), svc.name());
+    else if (!names.empty())
+      host = fmt::format("{}", fmt::join(names, ","));
+  }
+  uint32_t port = source ? sourcePort(f) : destinationPort(f);
+  if (port == 0) return host;
+  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port)
+                                             : fmt::format("{}:{}", host, port);
+}
+
+// Hubble's GetFlowType(): "http-request", "to-endpoint", "Policy denied",
+// "policy-verdict:L3-L4 INGRESS", "UNKNOWN".
+std::string flowTypeName(const flow::Flow& f) {
+  if (f.has_l7()) {
+    std::string proto = f.l7().has_http() ? "http" : f.l7().has_dns() ? "dns" : "l7";
+    std::string type = flow::L7FlowType_Name(f.l7().type());
+    std::transform(type.begin(), type.end(), type.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
+    return proto + "-" + type;
+  }
+  switch (f.event_type().type()) {
+    case EVENT_TRACE: return std::string(observationPointName(f.trace_observation_point()));
+    case EVENT_DROP: {
+      auto desc = dropReasonDesc(f.drop_reason_desc());
+      return desc.empty() ? std::to_string(f.drop_reason()) : desc;
+    }
+    case EVENT_POLICY_VERDICT: {
+      static const char* kMatch[] = {"none", "L3-Only",  "L3-L4",     "L4-Only",
+                                     "all",  "L3-Proto", "Proto-Only"};
+      std::string match = f.policy_match_type() < 7 ? kMatch[f.policy_match_type()] : "unknown";
+      return fmt::format("policy-verdict:{} {}", match,
+                         flow::TrafficDirection_Name(f.traffic_direction()));
+    }
+    default: return "UNKNOWN";
+  }
+}
+
+// Hubble's verdict column: policy verdicts read ALLOWED/DENIED/AUDITED.
+std::string flowVerdictText(const flow::Flow& f) {
+  if (f.event_type().type() == EVENT_POLICY_VERDICT) {
+    switch (f.verdict()) {
+      case flow::FORWARDED:
+      case flow::REDIRECTED: return "ALLOWED";
+      case flow::DROPPED:
+      case flow::ERROR: return "DENIED";
+      case flow::AUDIT: return "AUDITED";
+      default: break;
+    }
+  }
+  return flow::Verdict_Name(f.verdict());
+}
+
+void TableWriter::addRow(std::vector<std::string> cells) { rows_.push_back(std::move(cells)); }
+
+std::string TableWriter::flush() {
+  // Go's tabwriter with Hubble's settings (minwidth 2, padding 3, spaces): every cell but a
+  // row's last is padded to the widest cell of its column plus 3. Rows here all have the same
+  // number of cells, so they form one column block.
+  std::vector<size_t> width;
+  for (const auto& r : rows_)
+    for (size_t i = 0; i + 1 < r.size(); ++i) {
+      if (width.size() <= i) width.resize(i + 1, 2);
+      width[i] = std::max(width[i], textWidth(r[i]) + 3);
+    }
+  std::string out;
+  for (const auto& r : rows_) {
+    for (size_t i = 0; i < r.size(); ++i) {
+      out += r[i];
+      if (i + 1 < r.size()) out.append(width[i] - textWidth(r[i]), ' ');
+    }
+    out += '\n';
+  }
+  rows_.clear();
+  return out;
+}
+
+FlowPrinter::FlowPrinter(Output output, PrintOptions opts, std::ostream& out, std::ostream& err)
+    : output_(output), opts_(opts), out_(out), err_(err) {}
+
+FlowPrinter::~FlowPrinter() { flush(); }
+
+void FlowPrinter::flush() {
+  if (!table_.empty()) out_ << table_.flush();
+  out_.flush();
+}
+
+void FlowPrinter::tableHeaderOnce() {
+  if (lines_ != 0) return;
+  std::vector<std::string> h = {"TIMESTAMP"};
+  if (opts_.node_name) h.push_back("NODE");
+  for (const char* c : {"SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY"}) h.push_back(c);
+  table_.addRow(std::move(h));
+}
+
+void FlowPrinter::write(const observer::GetFlowsResponse& r) {
+  if (r.has_flow())
+    writeFlow(r);
+  else if (r.has_lost_events())
+    writeLost(r);
+  else if (r.has_node_status())
+    writeNodeStatus(r);
+}
+
+void FlowPrinter::writeFlow(const observer::GetFlowsResponse& r) {
+  const auto& f = r.flow();
+  const std::string time = formatTime(f.time(), opts_.time_format);
+  switch (output_) {
+    case Output::kCompact: out_ << formatCompact(r, opts_) << "\n"; break;
+    case Output::kJson: out_ << formatJson(r) << "\n"; break;
+    case Output::kTable: {
+      tableHeaderOnce();
+      std::vector<std::string> row = {time};
+      if (opts_.node_name) row.push_back(f.node_name());
+      for (auto&& c : {flowHostName(f, true, opts_.numeric), flowHostName(f, false, opts_.numeric),
+                       flowTypeName(f), flowVerdictText(f), summaryText(f)})
+        row.push_back(c);
+      table_.addRow(std::move(row));
+      break;
+    }
+    case Output::kDict:
+      if (lines_ != 0) out_ << "------------\n";
+      out_ << "  TIMESTAMP: " << time << "\n";
+      if (opts_.node_name) out_ << "       NODE: " << f.node_name() << "\n";
+      out_ << "     SOURCE: " << flowHostName(f, true, opts_.numeric) << "\n"
+           << "DESTINATION: " << flowHostName(f, false, opts_.numeric) << "\n"
+           << "       TYPE: " << flowTypeName(f) << "\n"
+           << "    VERDICT: " << flowVerdictText(f) << "\n"
+           << "    SUMMARY: " << summaryText(f) << "\n";
+      break;
+  }
+  ++lines_;
+}
+
+void FlowPrinter::writeLost(const observer::GetFlowsResponse& r) {
+  const auto& l = r.lost_events();
+  const std::string src = flow::LostEventSource_Name(l.source());
+  const std::string counts = fmt::format("CPU({}) - {}", l.cpu().value(), l.num_events_lost());
+  switch (output_) {
+    case Output::kCompact: out_ << formatCompact(r, opts_) << "\n"; break;
+    case Output::kJson: out_ << formatJson(r) << "\n"; break;
+    case Output::kTable: {
+      tableHeaderOnce();
+      std::vector<std::string> row = {""};
+      if (opts_.node_name) row.push_back("");
+      for (auto&& c : {src, std::string(), std::string("EVENTS LOST"), std::string(), counts})
+        row.push_back(c);
+      table_.addRow(std::move(row));
+      break;
+    }
+    case Output::kDict:
+      if (lines_ != 0) out_ << "------------\n";
+      out_ << "  TIMESTAMP: \n";
+      if (opts_.node_name) out_ << "       NODE: \n";
+      out_ << "     SOURCE: " << src << "\n"
+           << "       TYPE: EVENTS LOST\n"
+           << "    VERDICT: \n"
+           << "    SUMMARY: " << counts << "\n";
+      break;
+  }
+  ++lines_;
+}
+
+void FlowPrinter::writeNodeStatus(const observer::GetFlowsResponse& r) {
+  const auto& s = r.node_status();
+  // As Hubble without --debug: only the news that some nodes' flows are missing, on stderr.
+  if (s.state_change() != relay::NODE_ERROR && s.state_change() != relay::NODE_UNAVAILABLE) return;
+  const std::string time = formatTime(r.time(), opts_.time_format);
+  const std::string nodes = nodeList(s.node_names());
+  switch (output_) {
+    case Output::kJson: err_ << formatJson(r) << "\n"; break;
+    case Output::kDict:
+      if (lines_ != 0)
+        out_ << "------------\n" << std::flush;
+      else
+        ++lines_;
+      err_ << "  TIMESTAMP: " << time << "\n"
+           << "      STATE: " << relay::NodeState_Name(s.state_change()) << "\n"
+           << "      NODES: " << nodes << "\n"
+           << "    MESSAGE: " << (s.message().empty() ? "N/A" : quoted(s.message())) << "\n";
+      break;
+    case Output::kTable:
+    case Output::kCompact: {
+      std::string prefix = fmt::format("{} [{}]", time, r.node_name());
+      if (s.state_change() == relay::NODE_UNAVAILABLE)
+        err_ << fmt::format("{}: {} nodes are unavailable: {}\n", prefix, s.node_names_size(),
+                            nodes);
+      else
+        err_ << fmt::format("{}: Error {} on {} nodes: {}\n", prefix, quoted(s.message()),
+                            s.node_names_size(), nodes);
+      break;
+    }
+  }
 }
 
 Result<std::string> grpcTarget(const std::string& server) {
@@ -766,10 +1038,48 @@ Result<std::string> grpcTarget(const std::string& server) {
     return server;
   }
   if (server.starts_with("/")) return "unix://" + server;
+  if (server.starts_with("tls://")) {
+    auto rest = server.substr(6);
+    if (rest.rfind(':') == std::string::npos) return bad("--server", server, "needs :port");
+    return rest;
+  }
   if (server.find("://") != std::string::npos)
-    return bad("--server", server, "use unix:///path or host:port (TLS is not supported)");
+    return bad("--server", server, "use unix:///path, host:port or tls://host:port");
   if (server.rfind(':') == std::string::npos) return bad("--server", server, "needs :port");
   return server;
+}
+
+namespace {
+
+Result<std::string> readPem(const std::string& path, std::string_view flag) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  if (in) ss << in.rdbuf();
+  if (!in || ss.str().empty())
+    return makeError(ErrorCode::kFailedPrecondition, "{} {}: cannot be read or empty", flag, path);
+  return ss.str();
+}
+
+}  // namespace
+
+Result<std::shared_ptr<grpc::Channel>> dial(const std::string& server, const TlsArgs& tls) {
+  CILIUM_ASSIGN_OR_RETURN(auto target, grpcTarget(server));
+  std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
+  grpc::ChannelArguments args;
+  if (tls.enabled) {
+    grpc::SslCredentialsOptions o;
+    for (const auto& f : tls.ca_files) {
+      CILIUM_ASSIGN_OR_RETURN(auto pem, readPem(f, "--tls-ca-cert-files"));
+      o.pem_root_certs += pem + (pem.ends_with('\n') ? "" : "\n");
+    }
+    if (!tls.cert_file.empty()) {
+      CILIUM_ASSIGN_OR_RETURN(o.pem_cert_chain, readPem(tls.cert_file, "--tls-client-cert-file"));
+      CILIUM_ASSIGN_OR_RETURN(o.pem_private_key, readPem(tls.key_file, "--tls-client-key-file"));
+    }
+    creds = grpc::SslCredentials(o);
+    if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+  }
+  return grpc::CreateCustomChannel(target, creds, args);
 }
 
 }  // namespace cilium::hubble::cli

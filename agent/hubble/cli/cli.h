@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
 #include <memory>
 #include <optional>
 #include <string>
@@ -15,6 +16,10 @@
 
 #include "agent/common/error.h"
 #include "agent/hubble/proto.h"
+
+namespace grpc {
+class Channel;
+}
 
 namespace cilium::hubble::cli {
 
@@ -63,10 +68,21 @@ struct ObserveArgs {
   Output output = Output::kCompact;
 };
 
+// TLS to the server, as Hubble's CLI: --tls (or a tls://host:port server) turns it on; the
+// server's certificate is checked against --tls-ca-cert-files (default: the system's CAs) under
+// --tls-server-name (default: the server's host); --tls-client-cert-file/--tls-client-key-file
+// present a client certificate (relays and nodes with client CAs require one).
+struct TlsArgs {
+  bool enabled = false;
+  std::vector<std::string> ca_files;
+  std::string cert_file, key_file, server_name;
+};
+
 struct Args {
   std::string command;  // "observe", "status", "nodes", "namespaces", "help", "version"
   std::string server = "unix:///var/run/cilium/hubble.sock";
   int timeout_s = 5;  // connection timeout
+  TlsArgs tls;
   ObserveArgs observe;
   std::string help;  // command "help": the help text of what was asked (hubble observe --help)
 };
@@ -86,11 +102,67 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
 std::string formatCompact(const observer::GetFlowsResponse& r, const PrintOptions& p = {});
 // One JSON object per line, protobuf JSON with the proto field names (as `hubble observe -o json`).
 std::string formatJson(const observer::GetFlowsResponse& r);
-std::string tableHeader();
-std::string formatTableRow(const observer::GetFlowsResponse& r, const PrintOptions& p = {});
-std::string formatDict(const observer::GetFlowsResponse& r, const PrintOptions& p = {});
 
-// "unix:///path" or "host:port" -> a gRPC target; kInvalidArgument otherwise.
+// Go's text/tabwriter as Hubble's CLI sets it up for `-o table` (minwidth 2, padding 3, spaces):
+// rows of cells; every cell but a row's last padded to its column's widest cell plus 3.
+class TableWriter {
+ public:
+  void addRow(std::vector<std::string> cells);
+  // The rows added since the last flush, aligned; then forgets them.
+  std::string flush();
+  bool empty() const { return rows_.empty(); }
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+// Prints GetFlows responses as Hubble's CLI does in each output (hubble/pkg/printer):
+//   compact  formatCompact, one line per flow or lost event;
+//   json     formatJson (jsonpb), one object per line;
+//   table    TIMESTAMP [NODE] SOURCE DESTINATION TYPE VERDICT SUMMARY, aligned; the rows are
+//            held until flush() (the columns fit every row), as Hubble's tabwriter;
+//   dict     "  TIMESTAMP: ..." blocks with keys right-aligned to 11 characters, separated
+//            by "------------".
+// SOURCE/DESTINATION are "namespace/pod:port" (else service, DNS names, address; --numeric:
+// the address); TYPE "to-endpoint", "Policy denied", "policy-verdict:L3-L4 INGRESS",
+// "http-request"; VERDICT the verdict (ALLOWED/DENIED/AUDITED for policy verdicts); SUMMARY the
+// flow's summary. Lost events print as Hubble's "EVENTS LOST" rows; node status events
+// (NODE_UNAVAILABLE, NODE_ERROR; others only in Hubble's debug mode) go to `err`.
+class FlowPrinter {
+ public:
+  FlowPrinter(Output output, PrintOptions opts, std::ostream& out, std::ostream& err);
+  ~FlowPrinter();  // flush()
+  void write(const observer::GetFlowsResponse& r);
+  // Writes held table rows and flushes `out` (follow mode calls it after every response).
+  void flush();
+
+ private:
+  void writeFlow(const observer::GetFlowsResponse& r);
+  void writeLost(const observer::GetFlowsResponse& r);
+  void writeNodeStatus(const observer::GetFlowsResponse& r);
+  void tableHeaderOnce();
+
+  Output output_;
+  PrintOptions opts_;
+  std::ostream& out_;
+  std::ostream& err_;
+  TableWriter table_;
+  uint64_t lines_ = 0;  // responses printed (Hubble's p.line: the header, the separators)
+};
+
+// Hubble's columns for a flow: the host ("ns/pod:port", else service, DNS names, address;
+// `numeric`: the address), the TYPE ("to-endpoint", "Policy denied",
+// "policy-verdict:L3-L4 INGRESS", "http-request") and VERDICT (ALLOWED/DENIED/AUDITED for
+// policy verdicts) texts.
+std::string flowHostName(const flow::Flow& f, bool source, bool numeric = false);
+std::string flowTypeName(const flow::Flow& f);
+std::string flowVerdictText(const flow::Flow& f);
+
+// A channel to a Hubble server or relay (`server` as grpcTarget takes it), with `tls`.
+// kInvalidArgument for a bad address, kFailedPrecondition for an unreadable PEM file.
+Result<std::shared_ptr<grpc::Channel>> dial(const std::string& server, const TlsArgs& tls);
+
+// "unix:///path", "host:port" or "tls://host:port" -> a gRPC target; kInvalidArgument otherwise.
 Result<std::string> grpcTarget(const std::string& server);
 
 }  // namespace cilium::hubble::cli

@@ -19,8 +19,13 @@ using cilium::hubble::cli::Output;
 
 std::unique_ptr<grpc::ClientContext> g_ctx;  // for SIGINT: cancel the stream, exit cleanly
 
-std::shared_ptr<grpc::Channel> connect(const Args& a, const std::string& target) {
-  auto ch = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+std::shared_ptr<grpc::Channel> connect(const Args& a) {
+  auto dialed = cilium::hubble::cli::dial(a.server, a.tls);
+  if (!dialed.ok()) {
+    std::cerr << "hubble: " << dialed.error().message() << "\n";
+    return nullptr;
+  }
+  auto ch = *dialed;
   if (!ch->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(a.timeout_s))) {
     std::cerr << fmt::format("hubble: cannot connect to {} within {}s\n", a.server, a.timeout_s);
     return nullptr;
@@ -44,21 +49,12 @@ int observe(const Args& a, std::shared_ptr<grpc::Channel> ch) {
   });
   auto reader = stub->GetFlows(g_ctx.get(), *req);
   observer::GetFlowsResponse resp;
-  if (a.observe.output == Output::kTable) std::cout << cilium::hubble::cli::tableHeader() << "\n";
+  cilium::hubble::cli::FlowPrinter printer(a.observe.output, a.observe.print, std::cout, std::cerr);
   while (reader->Read(&resp)) {
-    std::string line;
-    switch (a.observe.output) {
-      case Output::kCompact:
-        line = cilium::hubble::cli::formatCompact(resp, a.observe.print);
-        break;
-      case Output::kJson: line = cilium::hubble::cli::formatJson(resp); break;
-      case Output::kTable: line = cilium::hubble::cli::formatTableRow(resp, a.observe.print); break;
-      case Output::kDict: line = cilium::hubble::cli::formatDict(resp, a.observe.print); break;
-    }
-    if (line.empty()) continue;
-    std::cout << line << "\n";
-    if (a.observe.follow) std::cout.flush();
+    printer.write(resp);
+    if (a.observe.follow) printer.flush();
   }
+  printer.flush();
   auto st = reader->Finish();
   if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED) {
     std::cerr << "hubble: " << st.error_message() << "\n";
@@ -145,7 +141,7 @@ int main(int argc, char** argv) {
   }
   auto target = cilium::hubble::cli::grpcTarget(a.server);
   if (!target.ok()) return cilium::cli::usageError(std::cerr, "hubble", target.error().message());
-  auto ch = connect(a, *target);
+  auto ch = connect(a);
   if (!ch) return 1;
   if (a.command == "observe") return observe(a, ch);
   if (a.command == "status") return status(a, ch);

@@ -56,9 +56,9 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   std::string listen = ":4245", peer_service = "unix:///var/run/cilium/hubble.sock";
   std::string dial = "5s", retry = "30s", drain = "1s";
   uint64_t sort_len = 100;
-  bool disable_client_tls = false;
-  std::string cert, key;
-  std::vector<std::string> cas, static_peers;
+  bool disable_client_tls = false, disable_server_tls = false;
+  std::string cert, key, server_cert, server_key;
+  std::vector<std::string> cas, client_cas, static_peers;
   app->add_option("--listen-address", listen, "Address to serve the Observer API on")
       ->type_name("ADDR")
       ->default_str(listen);
@@ -84,6 +84,14 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   app->add_option(
       "--tls-hubble-server-ca-files", cas,
       "CAs the nodes' certificates are checked against (PEM; comma-separated or repeated)");
+  app->add_flag("--disable-server-tls", disable_server_tls,
+                "Serve without TLS (clients connect in plaintext)");
+  app->add_option("--tls-relay-server-cert-file", server_cert,
+                  "The relay's server certificate (PEM)");
+  app->add_option("--tls-relay-server-key-file", server_key, "Key of the server certificate (PEM)");
+  app->add_option("--tls-relay-client-ca-files", client_cas,
+                  "CAs clients' certificates must be signed by (mTLS; PEM, comma-separated or "
+                  "repeated)");
   CILIUM_ASSIGN_OR_RETURN(auto outcome, cli::parse(*app, argv));
   Args a;
   if (outcome == cli::Outcome::kHelp) {
@@ -112,6 +120,19 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   a.pool.tls.cert_file = cert;
   a.pool.tls.key_file = key;
   a.pool.tls.server_ca_files = splitComma(cas);
+  // As Cilium's relay: the server is TLS unless --disable-server-tls, and then needs its
+  // certificate (never a silent fallback to plaintext).
+  a.relay.tls.enabled = !disable_server_tls;
+  if (!a.relay.tls.enabled && !client_cas.empty())
+    return makeError(ErrorCode::kInvalidArgument,
+                     "--tls-relay-client-ca-files needs server TLS (drop --disable-server-tls)");
+  if (a.relay.tls.enabled && (server_cert.empty() || server_key.empty()))
+    return makeError(ErrorCode::kInvalidArgument,
+                     "server TLS needs --tls-relay-server-cert-file and "
+                     "--tls-relay-server-key-file (or --disable-server-tls)");
+  a.relay.tls.cert_file = server_cert;
+  a.relay.tls.key_file = server_key;
+  a.relay.tls.client_ca_files = splitComma(client_cas);
   return a;
 }
 

@@ -343,8 +343,15 @@ Status RelayServer::start() {
   std::string addr = opts_.listen_address;
   if (addr.empty()) return makeError(ErrorCode::kInvalidArgument, "--listen-address: empty");
   if (addr.front() == ':') addr = "0.0.0.0" + addr;
+  std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
+  if (opts_.tls.enabled) {
+    CILIUM_ASSIGN_OR_RETURN(
+        creds, serverTlsCredentials(opts_.tls,
+                                    {"--tls-relay-server-cert-file", "--tls-relay-server-key-file",
+                                     "--tls-relay-client-ca-files"}));
+  }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(addr, creds, &port_);
   builder.RegisterService(service_.get());
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
@@ -352,7 +359,8 @@ Status RelayServer::start() {
     return makeError(ErrorCode::kUnavailable, "--listen-address {}: cannot listen",
                      opts_.listen_address);
   }
-  log()->info("hubble-relay listening address={} port={}", opts_.listen_address, port_);
+  log()->info("hubble-relay listening address={} port={} tls={} mtls={}", opts_.listen_address,
+              port_, opts_.tls.enabled, opts_.tls.enabled && !opts_.tls.client_ca_files.empty());
   return okStatus();
 }
 

@@ -23,6 +23,7 @@
 
 #include "agent/common/error.h"
 #include "agent/hubble/relay/pool.h"
+#include "agent/hubble/server.h"
 
 namespace grpc {
 class Server;
@@ -35,6 +36,9 @@ struct RelayOptions {
   size_t sort_buffer_len = 100;          // per node, events waiting for the merge
   std::chrono::milliseconds sort_buffer_drain_timeout{1000};
   std::string version;
+  // The relay's own listener (Cilium's --tls-relay-server-*-file, --tls-relay-client-ca-files;
+  // with client CAs, clients need a certificate one of them signed). Off: plaintext.
+  TlsOptions tls;
 };
 
 class RelayServer {

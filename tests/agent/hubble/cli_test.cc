@@ -1,6 +1,8 @@
 // hubble CLI flags -> the GetFlowsRequest Hubble's CLI would send, and the output formats.
 #include "agent/hubble/cli/cli.h"
 
+#include <sstream>
+
 #include <gtest/gtest.h>
 
 #include "agent/hubble/decoder.h"
@@ -284,11 +286,194 @@ TEST(CliTest, CompactOutputReadsLikeHubbles) {
   auto json = formatJson(r);
   EXPECT_NE(json.find("\"verdict\":\"FORWARDED\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"pod_name\":\"server\""), std::string::npos) << json;
-  EXPECT_NE(formatTableRow(r).find("trace:to-endpoint"), std::string::npos);
   observer::GetFlowsResponse lost;
   lost.mutable_lost_events()->set_source(flow::HUBBLE_RING_BUFFER);
   lost.mutable_lost_events()->set_num_events_lost(12);
-  EXPECT_EQ(formatCompact(lost), "EVENTS LOST: HUBBLE_RING_BUFFER 12");
+  EXPECT_EQ(formatCompact(lost), "EVENTS LOST: HUBBLE_RING_BUFFER CPU(0) 12");
+}
+
+// Three flows as the decoder makes them (a policy drop, a forward, an L3-L4 policy verdict) and
+// a lost event, with the node name.
+std::vector<observer::GetFlowsResponse> sampleResponses() {
+  StaticResolver res;
+  res.addEndpoint({1, 256, "client", "default", {"k8s:app=client"}},
+                  {*IpAddr::parse("10.200.0.11")});
+  res.addEndpoint({2, 257, "server", "default", {"k8s:app=server"}},
+                  {*IpAddr::parse("10.200.0.12")});
+  Decoder d(DecoderOptions{"n", 1'795'381'200'000'000'000}, &res, &res);
+  std::vector<observer::GetFlowsResponse> out(4);
+  EXPECT_TRUE(
+      d.decode(hubble::testing::makeEvent(hubble::testing::policyDrop()), *out[0].mutable_flow())
+          .ok());
+  EXPECT_TRUE(
+      d.decode(hubble::testing::makeEvent(hubble::testing::EventSpec{}), *out[1].mutable_flow())
+          .ok());
+  out[2] = out[1];
+  auto* v = out[2].mutable_flow();
+  v->mutable_event_type()->set_type(EVENT_POLICY_VERDICT);
+  v->set_policy_match_type(2);
+  v->set_traffic_direction(flow::INGRESS);
+  out[3].mutable_lost_events()->set_source(flow::HUBBLE_RING_BUFFER);
+  out[3].mutable_lost_events()->set_num_events_lost(12);
+  out[3].mutable_lost_events()->mutable_cpu()->set_value(2);
+  return out;
+}
+
+std::pair<std::string, std::string> print(Output o, PrintOptions p,
+                                          const std::vector<observer::GetFlowsResponse>& rs) {
+  std::ostringstream out, err;
+  {
+    FlowPrinter printer(o, p, out, err);
+    for (const auto& r : rs) printer.write(r);
+  }
+  return {out.str(), err.str()};
+}
+
+// `-o table` as Hubble's tabwriter lays it out: columns as wide as their widest cell plus 3.
+TEST(CliTest, TableOutputAsHubblePrintsIt) {
+  PrintOptions p;
+  p.node_name = true;
+  auto [out, err] = print(Output::kTable, p, sampleResponses());
+  EXPECT_EQ(out,
+            "TIMESTAMP             NODE   SOURCE                 DESTINATION           TYPE       "
+            "                    VERDICT     SUMMARY\n"
+            "Nov 22 21:00:00.000   n      default/client:40000   default/server:8080   Policy "
+            "denied                  DROPPED     TCP Flags: SYN\n"
+            "Nov 22 21:00:00.000   n      default/client:40000   default/server:8080   "
+            "to-endpoint                    FORWARDED   TCP Flags: SYN\n"
+            "Nov 22 21:00:00.000   n      default/client:40000   default/server:8080   "
+            "policy-verdict:L3-L4 INGRESS   ALLOWED     TCP Flags: SYN\n"
+            "                             HUBBLE_RING_BUFFER                           EVENTS "
+            "LOST                                CPU(2) - 12\n");
+  EXPECT_EQ(err, "");
+  // Without the node column, and --numeric: addresses instead of pods.
+  auto rs = sampleResponses();
+  rs.resize(1);
+  PrintOptions numeric;
+  numeric.numeric = true;
+  EXPECT_EQ(
+      print(Output::kTable, numeric, rs).first,
+      "TIMESTAMP             SOURCE              DESTINATION        TYPE            VERDICT   "
+      "SUMMARY\n"
+      "Nov 22 21:00:00.000   10.200.0.11:40000   10.200.0.12:8080   Policy denied   DROPPED   "
+      "TCP Flags: SYN\n");
+  // No rows, no header.
+  EXPECT_EQ(print(Output::kTable, {}, {}).first, "");
+}
+
+// `-o dict`: right-aligned keys, "------------" between records.
+TEST(CliTest, DictOutputAsHubblePrintsIt) {
+  auto rs = sampleResponses();
+  rs.erase(rs.begin() + 1);
+  PrintOptions p;
+  p.node_name = true;
+  auto [out, err] = print(Output::kDict, p, rs);
+  EXPECT_EQ(out,
+            "  TIMESTAMP: Nov 22 21:00:00.000\n"
+            "       NODE: n\n"
+            "     SOURCE: default/client:40000\n"
+            "DESTINATION: default/server:8080\n"
+            "       TYPE: Policy denied\n"
+            "    VERDICT: DROPPED\n"
+            "    SUMMARY: TCP Flags: SYN\n"
+            "------------\n"
+            "  TIMESTAMP: Nov 22 21:00:00.000\n"
+            "       NODE: n\n"
+            "     SOURCE: default/client:40000\n"
+            "DESTINATION: default/server:8080\n"
+            "       TYPE: policy-verdict:L3-L4 INGRESS\n"
+            "    VERDICT: ALLOWED\n"
+            "    SUMMARY: TCP Flags: SYN\n"
+            "------------\n"
+            "  TIMESTAMP: \n"
+            "       NODE: \n"
+            "     SOURCE: HUBBLE_RING_BUFFER\n"
+            "       TYPE: EVENTS LOST\n"
+            "    VERDICT: \n"
+            "    SUMMARY: CPU(2) - 12\n");
+  EXPECT_EQ(err, "");
+}
+
+// Host names as Hubble's: pod, else service, else DNS names, else the address; IPv6 in
+// brackets before a port; L7 types; policy-verdict drops read DENIED.
+TEST(CliTest, HostNamesTypesAndVerdictsAsHubble) {
+  observer::GetFlowsResponse r;
+  auto* f = r.mutable_flow();
+  f->mutable_time()->set_seconds(1'795'381'200);
+  f->mutable_ip()->set_source("fd00::1");
+  f->mutable_ip()->set_destination("10.96.0.10");
+  f->mutable_l4()->mutable_udp()->set_source_port(5353);
+  f->mutable_l4()->mutable_udp()->set_destination_port(53);
+  f->mutable_destination_service()->set_name("kube-dns");
+  f->mutable_destination_service()->set_namespace_("kube-system");
+  f->mutable_event_type()->set_type(EVENT_POLICY_VERDICT);
+  f->set_verdict(flow::DROPPED);
+  f->set_traffic_direction(flow::EGRESS);
+  f->set_summary("UDP");
+  auto [out, err] = print(Output::kDict, {}, {r});
+  EXPECT_NE(out.find("     SOURCE: [fd00::1]:5353\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("DESTINATION: kube-system/kube-dns:53\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("       TYPE: policy-verdict:none EGRESS\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("    VERDICT: DENIED\n"), std::string::npos) << out;
+  f->mutable_destination_service()->Clear();
+  f->add_destination_names("a.example");
+  f->add_destination_names("b.example");
+  f->mutable_event_type()->set_type(kMessageTypeAccessLog);
+  f->mutable_l7()->set_type(flow::RESPONSE);
+  f->mutable_l7()->mutable_http()->set_code(200);
+  out = print(Output::kDict, {}, {r}).first;
+  EXPECT_NE(out.find("DESTINATION: a.example,b.example:53\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("       TYPE: http-response\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("    VERDICT: DROPPED\n"), std::string::npos) << out;
+}
+
+// Relay node events go to stderr as Hubble prints them; informational ones are not printed.
+TEST(CliTest, NodeStatusEventsGoToStderr) {
+  observer::GetFlowsResponse r;
+  r.mutable_time()->set_seconds(1'795'381'200);
+  r.set_node_name("relay");
+  auto* s = r.mutable_node_status();
+  s->set_state_change(relay::NODE_UNAVAILABLE);
+  s->add_node_names("node-2");
+  s->add_node_names("node-3");
+  auto [out, err] = print(Output::kTable, {}, {r});
+  EXPECT_EQ(out, "");
+  EXPECT_EQ(err, "Nov 22 21:00:00.000 [relay]: 2 nodes are unavailable: node-2, node-3\n");
+  s->set_state_change(relay::NODE_ERROR);
+  s->set_message("connection refused");
+  EXPECT_EQ(print(Output::kCompact, {}, {r}).second,
+            "Nov 22 21:00:00.000 [relay]: Error \"connection refused\" on 2 nodes: node-2, "
+            "node-3\n");
+  EXPECT_EQ(print(Output::kDict, {}, {r}).second,
+            "  TIMESTAMP: Nov 22 21:00:00.000\n"
+            "      STATE: NODE_ERROR\n"
+            "      NODES: node-2, node-3\n"
+            "    MESSAGE: \"connection refused\"\n");
+  s->set_state_change(relay::NODE_CONNECTED);
+  auto quiet = print(Output::kCompact, {}, {r});
+  EXPECT_EQ(quiet.first + quiet.second, "");
+}
+
+TEST(CliTest, TlsFlags) {
+  auto a = parse({"--server", "relay:4245", "--tls", "--tls-ca-cert-files", "a.crt,b.crt",
+                  "--tls-ca-cert-files", "c.crt", "--tls-client-cert-file", "c.crt",
+                  "--tls-client-key-file", "c.key", "--tls-server-name",
+                  "relay.hubble-relay.cilium.io", "status"});
+  EXPECT_TRUE(a.tls.enabled);
+  EXPECT_EQ(a.tls.ca_files, (std::vector<std::string>{"a.crt", "b.crt", "c.crt"}));
+  EXPECT_EQ(a.tls.cert_file, "c.crt");
+  EXPECT_EQ(a.tls.key_file, "c.key");
+  EXPECT_EQ(a.tls.server_name, "relay.hubble-relay.cilium.io");
+  EXPECT_TRUE(parse({"--server", "tls://relay:4245", "status"}).tls.enabled);
+  EXPECT_FALSE(parse({"--server", "relay:4245", "status"}).tls.enabled);
+  // Flags after the subcommand, as users type them.
+  EXPECT_TRUE(parse({"observe", "--tls", "--server", "relay:4245"}).tls.enabled);
+  // A TLS option without TLS would go out in plaintext: refused.
+  auto plain = parseArgs({"--tls-ca-cert-files", "ca.crt", "status"});
+  ASSERT_FALSE(plain.ok());
+  EXPECT_NE(plain.error().message().find("needs --tls"), std::string::npos);
+  EXPECT_FALSE(parseArgs({"--tls", "--tls-client-cert-file", "c.crt", "status"}).ok());
+  EXPECT_FALSE(parseArgs({"--tls", "--server", "unix:///x.sock", "status"}).ok());
 }
 
 TEST(CliTest, ServerTargets) {
@@ -296,7 +481,9 @@ TEST(CliTest, ServerTargets) {
             "unix:///var/run/cilium/hubble.sock");
   EXPECT_EQ(*grpcTarget("/tmp/h.sock"), "unix:///tmp/h.sock");
   EXPECT_EQ(*grpcTarget("localhost:4244"), "localhost:4244");
-  EXPECT_FALSE(grpcTarget("tls://x:1").ok());
+  EXPECT_EQ(*grpcTarget("tls://relay.example:4245"), "relay.example:4245");
+  EXPECT_FALSE(grpcTarget("tls://relay.example").ok());
+  EXPECT_FALSE(grpcTarget("https://relay.example:4245").ok());
   EXPECT_FALSE(grpcTarget("localhost").ok());
 }
 

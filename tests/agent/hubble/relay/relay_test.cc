@@ -142,6 +142,25 @@ class RelayTest : public ::testing::Test {
         "127.0.0.1:" + std::to_string(relay_->port()), grpc::InsecureChannelCredentials()));
   }
 
+  // Restarts every node with a TLS listener that requires a client certificate `client_ca`
+  // signed, its certificate from hubble-ca under Cilium's name; returns them as static peers.
+  std::vector<PeerInfo> restartNodesWithTls(const std::string& dir, const std::string& client_ca) {
+    std::vector<PeerInfo> list;
+    for (int i = 0; i < 3; ++i) {
+      auto& n = nodes_[i];
+      n.kill();
+      TlsOptions tls{true,
+                     dir + "/" + n.name + ".crt",
+                     dir + "/" + n.name + ".key",
+                     {dir + "/" + client_ca},
+                     hubbleTlsServerName("default", n.name)};
+      n.start(0, i == 0 ? &peers_ : nullptr, tls);
+      list.push_back({n.name, "127.0.0.1:" + std::to_string(n.port), tls.server_name});
+    }
+    peers_.set(list);
+    return list;
+  }
+
   observer::ServerStatusResponse status() {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 10s);
@@ -422,19 +441,7 @@ TEST_F(RelayTest, TlsWithClientCertificatesToTheNodes) {
   for (auto& n : nodes_) pki.gen(n.name, hubbleTlsServerName("default", n.name), "hubble-ca");
   pki.gen("relay-client", "*.hubble-relay.cilium.io", "relay-ca");
   pki.gen("stranger", "*.hubble-relay.cilium.io", "other-ca");
-  std::vector<PeerInfo> list;
-  for (int i = 0; i < 3; ++i) {
-    auto& n = nodes_[i];
-    n.kill();
-    TlsOptions tls{true,
-                   pki.file(n.name + ".crt"),
-                   pki.file(n.name + ".key"),
-                   {pki.file("relay-ca.crt")},
-                   hubbleTlsServerName("default", n.name)};
-    n.start(0, i == 0 ? &peers_ : nullptr, tls);
-    list.push_back({n.name, "127.0.0.1:" + std::to_string(n.port), tls.server_name});
-  }
-  peers_.set(list);
+  auto list = restartNodesWithTls(dir.path(), "relay-ca.crt");
   // Cilium's relay asks the local agent's Unix socket for peers; node-1 has only a TLS
   // listener here, so this relay knows the nodes from a static list.
   auto tlsRelay = [&](ClientTls tls) {
@@ -484,6 +491,176 @@ TEST_F(RelayTest, TlsWithClientCertificatesToTheNodes) {
   EXPECT_NE(missing.error().message().find("none.crt"), std::string::npos);
 }
 
+// The relay's own listener with TLS and client certificates (Cilium's --tls-relay-server-*,
+// --tls-relay-client-ca-files), over nodes reached with mTLS: a client with a certificate from
+// the cluster's CA gets every node's flows; a client without one, with one from another CA,
+// one that does not trust the relay's CA or expects another name, and a plaintext one are
+// refused. The hubble CLI connects with its --tls flags; the binary's flags wire it up.
+TEST_F(RelayTest, RelayServesTlsWithClientCertificates) {
+  cilium::testing::TempDir dir;
+  Pki pki(dir.path());
+  for (auto& n : nodes_) pki.gen(n.name, hubbleTlsServerName("default", n.name), "hubble-ca");
+  pki.gen("relay-client", "*.hubble-relay.cilium.io", "hubble-ca");
+  pki.gen("relay-server", "*.hubble-relay.cilium.io", "hubble-ca");
+  pki.gen("hubble-cli", "hubble-cli.hubble-relay.cilium.io", "hubble-ca");
+  pki.gen("stranger", "hubble-cli.hubble-relay.cilium.io", "other-ca");
+  auto list = restartNodesWithTls(dir.path(), "hubble-ca.crt");
+  relay_.reset();
+  pool_.reset();
+  PoolOptions po;
+  po.static_peers = list;
+  po.retry_timeout = 500ms;
+  po.tls = {true,
+            pki.file("relay-client.crt"),
+            pki.file("relay-client.key"),
+            {pki.file("hubble-ca.crt")}};
+  auto pool = PeerPool::create(po);
+  ASSERT_TRUE(pool.ok()) << pool.error().toString();
+  pool_ = std::move(*pool);
+  pool_->start();
+  RelayOptions ro;
+  ro.listen_address = "127.0.0.1:0";
+  ro.sort_buffer_drain_timeout = 300ms;
+  ro.tls = {true,
+            pki.file("relay-server.crt"),
+            pki.file("relay-server.key"),
+            {pki.file("hubble-ca.crt")},
+            ""};
+  relay_ = std::make_unique<RelayServer>(*pool_, ro);
+  auto st = relay_->start();
+  ASSERT_TRUE(st.ok()) << st.error().toString();
+  const std::string addr = "127.0.0.1:" + std::to_string(relay_->port());
+  const std::string name = "ui.hubble-relay.cilium.io";
+  auto read = [&](const std::string& f) {
+    std::ifstream in(pki.file(f));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  };
+  auto channel = [&](std::shared_ptr<grpc::ChannelCredentials> creds, const std::string& sni) {
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride(sni);
+    return observer::Observer::NewStub(grpc::CreateCustomChannel(addr, creds, args));
+  };
+  auto statusVia = [&](observer::Observer::Stub& stub, observer::ServerStatusResponse* out) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 5s);
+    return stub.ServerStatus(&ctx, {}, out);
+  };
+  auto ssl = [&](const std::string& ca, const std::string& cert) {
+    return grpc::SslCredentials({read(ca), cert.empty() ? "" : read(cert + ".key"),
+                                 cert.empty() ? "" : read(cert + ".crt")});
+  };
+  stub_ = channel(ssl("hubble-ca.crt", "hubble-cli"), name);
+  ASSERT_TRUE(connected(3));
+  feedInterleaved(2);
+  EXPECT_EQ(flowsOnly(getFlows({})).size(), 6u);
+
+  observer::ServerStatusResponse ignored;
+  auto no_cert = channel(ssl("hubble-ca.crt", ""), name);
+  EXPECT_FALSE(statusVia(*no_cert, &ignored).ok());
+  auto other_ca_cert = channel(ssl("hubble-ca.crt", "stranger"), name);
+  EXPECT_FALSE(statusVia(*other_ca_cert, &ignored).ok());
+  auto wrong_roots = channel(ssl("other-ca.crt", "hubble-cli"), name);
+  EXPECT_FALSE(statusVia(*wrong_roots, &ignored).ok());
+  auto wrong_name = channel(ssl("hubble-ca.crt", "hubble-cli"), "relay.example.com");
+  EXPECT_FALSE(statusVia(*wrong_name, &ignored).ok());
+  auto plain =
+      observer::Observer::NewStub(grpc::CreateChannel(addr, grpc::InsecureChannelCredentials()));
+  EXPECT_FALSE(statusVia(*plain, &ignored).ok());
+
+  // The hubble CLI with Hubble's TLS flags; without its certificate it is turned away.
+  const std::vector<std::string> tls_flags = {"--tls",
+                                              "--tls-ca-cert-files",
+                                              pki.file("hubble-ca.crt"),
+                                              "--tls-client-cert-file",
+                                              pki.file("hubble-cli.crt"),
+                                              "--tls-client-key-file",
+                                              pki.file("hubble-cli.key"),
+                                              "--tls-server-name",
+                                              name};
+  auto hubble = [&](std::vector<std::string> args, std::vector<std::string> flags) {
+    args.insert(args.begin(), flags.begin(), flags.end());
+    args.insert(args.begin(), {CILIUM_HUBBLE_BINARY, "--timeout", "3", "--server", addr});
+    return cilium::run(args);
+  };
+  auto out = hubble({"observe", "--last", "100", "--print-node-name"}, tls_flags);
+  ASSERT_TRUE(out.ok());
+  EXPECT_EQ(out->exit_code, 0) << out->err;
+  for (const char* n : {"[node-1]", "[node-2]", "[node-3]"})
+    EXPECT_NE(out->out.find(n), std::string::npos) << n << " in\n" << out->out;
+  auto anon = hubble({"status"}, {"--tls", "--tls-ca-cert-files", pki.file("hubble-ca.crt"),
+                                  "--tls-server-name", name});
+  ASSERT_TRUE(anon.ok());
+  EXPECT_NE(anon->exit_code, 0) << anon->out;
+  auto cleartext = hubble({"status"}, {});
+  ASSERT_TRUE(cleartext.ok());
+  EXPECT_NE(cleartext->exit_code, 0) << cleartext->out;
+
+  // The binary: the same setup from its flags; the CLI reaches it through tls://.
+  SpawnOptions so;
+  so.stderr_path = dir.file("relay.err");
+  std::vector<std::string> argv = {CILIUM_RELAY_BINARY,
+                                   "--listen-address",
+                                   "127.0.0.1:0",
+                                   "--peer-service",
+                                   "",
+                                   "--tls-hubble-client-cert-file",
+                                   pki.file("relay-client.crt"),
+                                   "--tls-hubble-client-key-file",
+                                   pki.file("relay-client.key"),
+                                   "--tls-hubble-server-ca-files",
+                                   pki.file("hubble-ca.crt"),
+                                   "--tls-relay-server-cert-file",
+                                   pki.file("relay-server.crt"),
+                                   "--tls-relay-server-key-file",
+                                   pki.file("relay-server.key"),
+                                   "--tls-relay-client-ca-files",
+                                   pki.file("hubble-ca.crt"),
+                                   "--retry-timeout",
+                                   "1s"};
+  for (const auto& p : list) {
+    argv.push_back("--static-peer");
+    argv.push_back(p.name + "=" + p.address);
+  }
+  auto proc = cilium::spawn(argv, so);
+  ASSERT_TRUE(proc.ok()) << proc.error().toString();
+  std::string port;
+  ASSERT_TRUE(eventually([&] {
+    std::ifstream in(dir.file("relay.err"));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::smatch m;
+    std::string text = ss.str();
+    if (!std::regex_search(text, m,
+                           std::regex("listening address=\\S+ port=(\\d+) tls=true mtls=true")))
+      return false;
+    port = m[1];
+    return true;
+  }));
+  std::vector<std::string> bin_status = {CILIUM_HUBBLE_BINARY, "--server",
+                                         "tls://127.0.0.1:" + port};
+  bin_status.insert(bin_status.end(), tls_flags.begin() + 1, tls_flags.end());
+  bin_status.push_back("status");
+  ASSERT_TRUE(eventually([&] {
+    auto r = cilium::run(bin_status);
+    return r.ok() && r->out.find("Connected Nodes: 3/3") != std::string::npos;
+  }));
+  EXPECT_EQ(proc->stop(10s), 0);
+  // Server TLS is on by default and needs its certificate: no silent plaintext.
+  for (std::vector<std::string> bad :
+       {std::vector<std::string>{"--disable-client-tls"},
+        {"--disable-client-tls", "--tls-relay-server-cert-file", pki.file("relay-server.crt")},
+        {"--disable-client-tls", "--disable-server-tls", "--tls-relay-client-ca-files",
+         pki.file("hubble-ca.crt")}}) {
+    bad.insert(bad.begin(), {CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0"});
+    auto r = cilium::run(bad);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->exit_code, 2) << r->err;
+    EXPECT_NE(r->err.find("--tls-relay-"), std::string::npos) << r->err;
+  }
+}
+
 // The hubble CLI, unchanged, against the relay; and the hubble-relay binary with its flags.
 TEST_F(RelayTest, HubbleCliAndRelayBinary) {
   feedInterleaved(3);
@@ -509,10 +686,11 @@ TEST_F(RelayTest, HubbleCliAndRelayBinary) {
   cilium::testing::TempDir dir;
   SpawnOptions so;
   so.stderr_path = dir.file("relay.err");
-  auto proc = cilium::spawn({CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0",
-                             "--peer-service", "127.0.0.1:" + std::to_string(nodes_[0].port),
-                             "--disable-client-tls", "--retry-timeout", "1s"},
-                            so);
+  auto proc =
+      cilium::spawn({CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0", "--peer-service",
+                     "127.0.0.1:" + std::to_string(nodes_[0].port), "--disable-client-tls",
+                     "--disable-server-tls", "--retry-timeout", "1s"},
+                    so);
   ASSERT_TRUE(proc.ok()) << proc.error().toString();
   std::string port;
   ASSERT_TRUE(eventually([&] {
@@ -538,7 +716,8 @@ TEST_F(RelayTest, HubbleCliAndRelayBinary) {
   ASSERT_TRUE(bad.ok());
   EXPECT_EQ(bad->exit_code, 2);
   EXPECT_NE(bad->err.find("--sort-buffer-drain-timeout"), std::string::npos) << bad->err;
-  auto notls = cilium::run({CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0"});
+  auto notls =
+      cilium::run({CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0", "--disable-server-tls"});
   ASSERT_TRUE(notls.ok());
   EXPECT_NE(notls->exit_code, 0);
   EXPECT_NE(notls->err.find("--tls-hubble-server-ca-files"), std::string::npos) << notls->err;

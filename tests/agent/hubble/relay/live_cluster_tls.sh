@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# hubble-relay over TLS on a live local cluster (root), with certificates shaped as Cilium's chart
+# issues them: one CA; every agent serves Hubble on :4244 with the shared server certificate
+# *.default.hubble-grpc.cilium.io and requires a client certificate from that CA; the relay has
+# a client certificate for the nodes and a server certificate *.hubble-relay.cilium.io and
+# requires clients' certificates too. `cilium-local up --nodes 2` with the Star Wars manifests
+# and rule1; the relay runs in node-1 and finds both nodes through node-1's Peer service; the
+# hubble CLI with --tls must see flows of both nodes (the xwing's drop on node-2 among them) and
+# 2/2 nodes connected; without a client certificate it is refused. Torn down at the end.
+#   sudo tests/agent/hubble/relay/live_cluster_tls.sh   (CTest: e2e_hubble_relay_live_tls)
+set -euo pipefail
+if [[ $EUID -ne 0 ]]; then
+  echo "skipped: needs root" >&2
+  [[ ${CILIUM_TEST_REQUIRE_PRIVILEGED:-0} == 1 ]] && exit 1
+  exit 77
+fi
+cd "$(dirname "$0")/../../../.."
+repo=$(pwd)
+build=${CILIUM_LOCAL_BUILD:-$repo/build}
+work=$(mktemp -d /tmp/hubble-relay-tls.XXXXXX)
+export CILIUM_LOCAL_NAME=${CILIUM_LOCAL_NAME:-hubble-relay-tls} CILIUM_LOCAL_STATE=$work/state
+tool=$repo/deploy/local/cilium-local
+relay_pid=""
+cleanup() {
+  [[ -n $relay_pid ]] && kill "$relay_pid" 2>/dev/null && wait "$relay_pid" 2>/dev/null || true
+  "$tool" down >/dev/null 2>&1 || "$tool" down || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+  echo "FAIL: $*" >&2
+  [[ -f $work/relay.log ]] && tail -20 "$work/relay.log" >&2
+  exit 1
+}
+
+pki=$work/pki
+mkdir -p "$pki" "$work/manifests"
+# cert NAME DNS-NAME EXTENDED-KEY-USAGE: a key and a certificate signed by the CA.
+openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=hubble-ca -keyout "$pki/ca.key" \
+  -out "$pki/ca.crt" 2>/dev/null
+cert() {
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$2" -keyout "$pki/$1.key" -out "$pki/$1.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:%s\nextendedKeyUsage=%s\n' "$2" "$3" >"$pki/$1.ext"
+  openssl x509 -req -in "$pki/$1.csr" -CA "$pki/ca.crt" -CAkey "$pki/ca.key" -CAcreateserial \
+    -days 1 -extfile "$pki/$1.ext" -out "$pki/$1.crt" 2>/dev/null
+}
+cert hubble-server '*.default.hubble-grpc.cilium.io' serverAuth
+cert relay-client '*.hubble-relay.cilium.io' clientAuth
+cert relay-server '*.hubble-relay.cilium.io' serverAuth
+cert hubble-cli 'hubble-cli.hubble-relay.cilium.io' clientAuth
+
+cp deploy/local/demo/manifests/*.yaml deploy/local/demo/policies/rule1.yaml "$work/manifests/"
+"$tool" up --nodes 2 --manifests "$work/manifests" -- --hubble-listen-address=:4244 \
+  --hubble-tls-cert-file="$pki/hubble-server.crt" --hubble-tls-key-file="$pki/hubble-server.key" \
+  --hubble-tls-client-ca-files="$pki/ca.crt" >/dev/null
+"$tool" pods >/dev/null
+ds=$("$tool" ip default/deathstar-1)
+deadline=$((SECONDS + 30))
+until "$tool" exec default/tiefighter -- cilium-http-client POST "http://$ds/v1/request-landing" \
+  --timeout 1 >/dev/null 2>&1; do
+  [[ $SECONDS -lt $deadline ]] || fail "the tiefighter cannot land on $ds"
+  sleep 0.5
+done
+if "$tool" exec default/xwing -- cilium-http-client POST "http://$ds/v1/request-landing" \
+  --timeout 2 >/dev/null 2>&1; then
+  fail "the xwing landed although rule1 is in force"
+fi
+
+"$tool" host node-1 -- "$build/agent/hubble/relay/hubble-relay" --listen-address 127.0.0.1:4245 \
+  --peer-service "unix://$work/state/nodes/node-1/agent/hubble.sock" \
+  --tls-hubble-client-cert-file "$pki/relay-client.crt" --tls-hubble-client-key-file "$pki/relay-client.key" \
+  --tls-hubble-server-ca-files "$pki/ca.crt" \
+  --tls-relay-server-cert-file "$pki/relay-server.crt" --tls-relay-server-key-file "$pki/relay-server.key" \
+  --tls-relay-client-ca-files "$pki/ca.crt" --retry-timeout 1s >"$work/relay.log" 2>&1 &
+relay_pid=$!
+hubble() { # hubble CLI in node-1 against the relay, with the CLI's certificate unless NOCERT=1
+  local tls=(--tls --tls-ca-cert-files "$pki/ca.crt" --tls-server-name ui.hubble-relay.cilium.io)
+  [[ ${NOCERT:-0} == 1 ]] || tls+=(--tls-client-cert-file "$pki/hubble-cli.crt" --tls-client-key-file "$pki/hubble-cli.key")
+  "$tool" host node-1 -- "$build/agent/hubble/cli/hubble" --server 127.0.0.1:4245 --timeout 3 "${tls[@]}" "$@"
+}
+deadline=$((SECONDS + 30))
+until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: 2/2"* ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "the relay does not reach both nodes over TLS: $status"
+  sleep 0.5
+done
+flows=$(hubble observe --last 200 --print-node-name 2>&1)
+for want in '[default/node-1]' '[default/node-2]' 'default/xwing' 'Policy denied DROPPED'; do
+  [[ $flows == *"$want"* ]] || fail "no '$want' in the relay's flows: $flows"
+done
+nodes=$(hubble list nodes 2>&1)
+[[ $(grep -c Connected <<<"$nodes") -eq 2 ]] || fail "list nodes: $nodes"
+if NOCERT=1 hubble status >/dev/null 2>&1; then
+  fail "the relay answered a client without a certificate"
+fi
+echo "ok: hubble-relay over mTLS to both nodes and to the CLI: $(grep -c . <<<"$flows") flows"
