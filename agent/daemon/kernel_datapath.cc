@@ -71,8 +71,8 @@ class KernelDevices final : public endpoint::Devices {
 
 class KernelDatapath final : public ControlPlaneDatapath {
  public:
-  KernelDatapath(std::unique_ptr<datapath::Datapath> dp, bool host_device)
-      : dp_(std::move(dp)), devices_(*dp_), host_device_(host_device) {}
+  KernelDatapath(std::unique_ptr<datapath::Datapath> dp, bool host_device, bool tunnel)
+      : dp_(std::move(dp)), devices_(*dp_), host_device_(host_device), tunnel_(tunnel) {}
   datapath::Maps maps() override { return dp_->maps(); }
   endpoint::Devices& devices() override { return devices_; }
   Status setupHostDevice(uint32_t router) override {
@@ -81,9 +81,13 @@ class KernelDatapath final : public ControlPlaneDatapath {
       CILIUM_RETURN_IF_ERROR(nl::createVeth("cilium_host", "cilium_net"));
     CILIUM_ASSIGN_OR_RETURN(auto host, nl::linkByName("cilium_host"));
     CILIUM_ASSIGN_OR_RETURN(auto net, nl::linkByName("cilium_net"));
+    // No neighbour answers behind cilium_host: what the node routes there (other nodes' pod
+    // CIDRs in tunnel mode) leaves through bpf_overlay's cil_from_host on its egress.
+    CILIUM_RETURN_IF_ERROR(nl::setLinkNoArp(host.ifindex));
     CILIUM_RETURN_IF_ERROR(nl::setLinkUp(net.ifindex));
     CILIUM_RETURN_IF_ERROR(nl::setLinkUp(host.ifindex));
-    return nl::addAddress4(host.ifindex, router, 32);
+    CILIUM_RETURN_IF_ERROR(nl::addAddress4(host.ifindex, router, 32));
+    return tunnel_ ? dp_->attachHostEgress(host.ifindex) : dp_->detachHostEgress();
   }
   bool hasEvents() const override { return true; }
   Result<std::unique_ptr<datapath::EventReader>> openEventReader(
@@ -100,6 +104,7 @@ class KernelDatapath final : public ControlPlaneDatapath {
   std::unique_ptr<datapath::Datapath> dp_;
   KernelDevices devices_;
   bool host_device_;
+  bool tunnel_;
 };
 
 // Tunnel mode: cilium_vxlan and bpf_overlay on it, then encapsulation on. Native: encapsulation
@@ -135,7 +140,8 @@ Result<std::unique_ptr<ControlPlaneDatapath>> loadKernelDatapath(const ControlPl
   CILIUM_ASSIGN_OR_RETURN(auto dp, datapath::Datapath::load(dcfg));
   if (opts.host_device) CILIUM_RETURN_IF_ERROR(setupRouting(*dp, opts));
   return std::unique_ptr<ControlPlaneDatapath>(
-      std::make_unique<KernelDatapath>(std::move(dp), opts.host_device));
+      std::make_unique<KernelDatapath>(std::move(dp), opts.host_device,
+                                       opts.routing_mode == "tunnel"));
 }
 
 }  // namespace cilium::daemon

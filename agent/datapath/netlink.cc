@@ -382,6 +382,12 @@ Status setMtu(int ifindex, uint32_t mtu) {
   return okStatus();
 }
 
+Status setLinkNoArp(int ifindex) {
+  auto st = linkChange(ifindex, {}, IFF_NOARP, IFF_NOARP);
+  if (!st.ok()) return st.error().withContext(fmt::format("set link {} noarp", ifindex));
+  return okStatus();
+}
+
 Status renameLink(int ifindex, const std::string& name) {
   if (name.empty() || name.size() >= IFNAMSIZ)
     return makeError(ErrorCode::kInvalidArgument, "'{}' is not a device name", name);

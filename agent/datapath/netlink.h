@@ -41,6 +41,8 @@ Status createVxlanExternal(const std::string& name, uint16_t port, uint32_t mtu 
 Status deleteLink(int ifindex);  // absent is fine
 Status setLinkUp(int ifindex, bool up = true);
 Status setMtu(int ifindex, uint32_t mtu);
+// Turns ARP off (IFF_NOARP): routes through the device need no neighbour answer.
+Status setLinkNoArp(int ifindex);
 Status renameLink(int ifindex, const std::string& name);  // the device must be down
 Status moveToNetns(int ifindex, int netns_fd);
 
