@@ -58,6 +58,8 @@ Status ControlPlaneComponent::start(Host& daemon) {
   o.monitor_aggregation = cfg.monitor_aggregation;
   o.routing_mode = cfg.routing_mode;
   o.tunnel_port = static_cast<uint16_t>(cfg.tunnel_port);
+  o.auto_direct_node_routes = cfg.auto_direct_node_routes;
+  o.node_name = cfg.node_name;
   o.service_loopback_ipv4 = cfg.ipv4_service_loopback_address;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;

@@ -1,6 +1,7 @@
 // The control plane's kernel datapath: bpf_lxc loaded with the agent's configuration, endpoint
 // programs attached with tcx, routes and veths over rtnetlink, cilium_host/cilium_net, and
-// cilium_vxlan with bpf_overlay in routing-mode=tunnel.
+// cilium_vxlan with bpf_overlay in routing-mode=tunnel, the node routes of
+// auto-direct-node-routes in routing-mode=native.
 #include <dirent.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "agent/datapath/netlink.h"
 #include "agent/datapath/tunnel.h"
 #include "agent/endpoint/manager.h"
+#include "agent/node/direct_routes.h"
 
 namespace cilium::daemon {
 namespace {
@@ -69,6 +71,41 @@ class KernelDevices final : public endpoint::Devices {
   datapath::Datapath& dp_;
 };
 
+// The main routing table of the agent's namespace for auto-direct-node-routes: IPv4 routes via
+// a node's address, marked with the agent's route protocol number.
+class KernelNodeRoutes final : public node::RouteTable {
+ public:
+  Result<std::vector<node::DirectRoute>> installed() override {
+    CILIUM_ASSIGN_OR_RETURN(auto routes, nl::routes4(nl::kRouteProtocolCilium));
+    std::vector<node::DirectRoute> out;
+    for (const auto& r : routes) {
+      if (r.via == 0) continue;
+      out.push_back({IpPrefix(IpAddr::fromNetworkOrder(r.dst), r.prefix_len),
+                     IpAddr::fromNetworkOrder(r.via), r.ifindex});
+    }
+    return out;
+  }
+  Status replace(const node::DirectRoute& r) override {
+    return nl::replaceRoute4(r.cidr.addr().v4NetworkOrder(), static_cast<uint8_t>(r.cidr.len()),
+                             r.ifindex, r.via.v4NetworkOrder(), nl::kRouteProtocolCilium);
+  }
+  Status remove(const node::DirectRoute& r) override {
+    return nl::deleteRoute4(r.cidr.addr().v4NetworkOrder(), static_cast<uint8_t>(r.cidr.len()),
+                            r.ifindex, r.via.v4NetworkOrder(), nl::kRouteProtocolCilium);
+  }
+  std::optional<int> connectedDevice(const IpAddr& ip) override {
+    if (!ip.isV4()) return std::nullopt;
+    auto addrs = nl::addresses4(0);
+    if (!addrs.ok()) return std::nullopt;
+    for (const auto& a : *addrs) {
+      // A /32 (cilium_host's router address) has no neighbours; the node's own address is none.
+      if (a.prefix_len >= 32 || a.ip == ip.v4NetworkOrder()) continue;
+      if (IpPrefix(IpAddr::fromNetworkOrder(a.ip), a.prefix_len).contains(ip)) return a.ifindex;
+    }
+    return std::nullopt;
+  }
+};
+
 class KernelDatapath final : public ControlPlaneDatapath {
  public:
   KernelDatapath(std::unique_ptr<datapath::Datapath> dp, bool host_device, bool tunnel)
@@ -99,10 +136,12 @@ class KernelDatapath final : public ControlPlaneDatapath {
   }
   Result<datapath::EventCounters> eventCounters() const override { return dp_->eventCounters(); }
   Status enableProxyRedirect() override { return dp_->enableProxyRedirect(); }
+  node::RouteTable* nodeRoutes() override { return &routes_; }
 
  private:
   std::unique_ptr<datapath::Datapath> dp_;
   KernelDevices devices_;
+  KernelNodeRoutes routes_;
   bool host_device_;
   bool tunnel_;
 };

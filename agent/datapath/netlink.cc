@@ -230,13 +230,13 @@ Status addrRequest(uint16_t type, uint16_t flags, int ifindex, uint32_t ip, uint
 }
 
 Status routeRequest(uint16_t type, uint16_t flags, uint32_t dst, uint8_t prefix_len, int ifindex,
-                    uint32_t via) {
+                    uint32_t via, uint8_t protocol) {
   Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
   rtmsg rt{};
   rt.rtm_family = AF_INET;
   rt.rtm_dst_len = prefix_len;
   rt.rtm_table = RT_TABLE_MAIN;
-  rt.rtm_protocol = RTPROT_STATIC;
+  rt.rtm_protocol = protocol;
   rt.rtm_scope = via == 0 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
   rt.rtm_type = RTN_UNICAST;
   m.append(rt);
@@ -277,6 +277,8 @@ Status localRouteRequest(uint16_t type, uint16_t flags, uint32_t table, int ifin
   m.attrU32(RTA_OIF, static_cast<uint32_t>(ifindex));
   return transact(m);
 }
+
+static_assert(kRouteProtocolStatic == RTPROT_STATIC);
 
 bool isAbsent(const Status& st) {
   return !st.ok() && (st.error().code() == ErrorCode::kNotFound ||
@@ -426,13 +428,15 @@ Result<std::vector<Address4>> addresses4(int ifindex) {
     if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
     const auto* msg = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
     // The dump ignores the index filter on older kernels: filter here.
-    if (msg->ifa_family != AF_INET || static_cast<int>(msg->ifa_index) != ifindex) return;
+    if (msg->ifa_family != AF_INET || (ifindex != 0 && static_cast<int>(msg->ifa_index) != ifindex))
+      return;
     int len = static_cast<int>(IFA_PAYLOAD(h));
     for (auto* a = IFA_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
       if (a->rta_type == IFA_LOCAL && RTA_PAYLOAD(a) == 4) {
         Address4 addr;
         std::memcpy(&addr.ip, RTA_DATA(a), 4);
         addr.prefix_len = msg->ifa_prefixlen;
+        addr.ifindex = static_cast<int>(msg->ifa_index);
         out.push_back(addr);
       }
     }
@@ -440,16 +444,51 @@ Result<std::vector<Address4>> addresses4(int ifindex) {
   return out;
 }
 
-Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via) {
-  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len, ifindex, via);
+Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via,
+                     uint8_t protocol) {
+  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len, ifindex, via,
+                         protocol);
   if (!st.ok()) return st.error().withContext(fmt::format("replace route via link {}", ifindex));
   return okStatus();
 }
 
-Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex) {
-  auto st = routeRequest(RTM_DELROUTE, 0, dst, prefix_len, ifindex, 0);
+Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via,
+                    uint8_t protocol) {
+  auto st = routeRequest(RTM_DELROUTE, 0, dst, prefix_len, ifindex, via, protocol);
   if (st.ok() || isAbsent(st)) return okStatus();
   return st.error().withContext(fmt::format("delete route via link {}", ifindex));
+}
+
+Result<std::vector<Route4>> routes4(uint8_t protocol) {
+  Message m(RTM_GETROUTE, NLM_F_DUMP);
+  rtmsg rt{};
+  rt.rtm_family = AF_INET;
+  m.append(rt);
+  std::vector<Route4> out;
+  CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
+    const auto* msg = static_cast<const rtmsg*>(NLMSG_DATA(h));
+    if (msg->rtm_family != AF_INET || msg->rtm_protocol != protocol ||
+        msg->rtm_type != RTN_UNICAST)
+      return;
+    Route4 r;
+    r.prefix_len = msg->rtm_dst_len;
+    r.protocol = msg->rtm_protocol;
+    uint32_t table = msg->rtm_table;
+    int len = static_cast<int>(RTM_PAYLOAD(h));
+    for (auto* a = RTM_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (RTA_PAYLOAD(a) < 4) continue;
+      switch (a->rta_type) {
+        case RTA_DST: std::memcpy(&r.dst, RTA_DATA(a), 4); break;
+        case RTA_GATEWAY: std::memcpy(&r.via, RTA_DATA(a), 4); break;
+        case RTA_OIF: std::memcpy(&r.ifindex, RTA_DATA(a), 4); break;
+        case RTA_TABLE: std::memcpy(&table, RTA_DATA(a), 4); break;
+        default: break;
+      }
+    }
+    if (table == RT_TABLE_MAIN) out.push_back(r);
+  }));
+  return out;
 }
 
 Status ensureFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority) {

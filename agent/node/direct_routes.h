@@ -1,0 +1,75 @@
+// auto-direct-node-routes (routing-mode=native): a route to each other node's pod CIDRs via that
+// node's address, for every node on a subnet this node is directly connected to (a shared L2, so
+// the address is a neighbour); nodes behind a router are skipped and logged, as Cilium does. The
+// routes follow the node view (a node joining, leaving, changing its address or CIDRs); routes an
+// earlier run installed (marked as the agent's in the kernel) and no longer wanted go once the
+// view is complete (synced()). docs/datapath.md, "Native routing".
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/common/error.h"
+#include "agent/common/inet.h"
+#include "agent/node/node.h"
+
+namespace cilium::node {
+
+struct DirectRoute {
+  IpPrefix cidr;  // a node's pod CIDR
+  IpAddr via;     // that node's address
+  int ifindex = 0;  // the device of the subnet holding `via`
+  auto operator<=>(const DirectRoute&) const = default;
+};
+
+// The kernel routing table as DirectRoutes needs it (netlink in the agent; a fake in tests).
+// Called from node observers, one call at a time.
+class RouteTable {
+ public:
+  virtual ~RouteTable() = default;
+  // The routes marked as installed by this component, by this run or an earlier one.
+  virtual Result<std::vector<DirectRoute>> installed() = 0;
+  virtual Status replace(const DirectRoute& route) = 0;
+  virtual Status remove(const DirectRoute& route) = 0;  // absent is fine
+  // The device with an address on a subnet holding `ip` (ip is a neighbour); nullopt: none.
+  virtual std::optional<int> connectedDevice(const IpAddr& ip) = 0;
+};
+
+class DirectRoutes {
+ public:
+  // Follows `nodes` from now on: the routes of the nodes already known are installed when this
+  // returns. Nothing is removed that this run did not install until synced(). `nodes` and
+  // `table` must outlive it.
+  static std::unique_ptr<DirectRoutes> start(Manager& nodes, RouteTable& table,
+                                             std::string local_node);
+  // Stops following; the routes stay (the datapath keeps forwarding across a restart).
+  ~DirectRoutes();
+  DirectRoutes(const DirectRoutes&) = delete;
+  DirectRoutes& operator=(const DirectRoutes&) = delete;
+
+  // The node view is complete: installed routes that no known node wants (an earlier run's for
+  // a node gone since) are removed. Before it, only routes this run installed are removed.
+  void synced();
+  // The routes in force, by node name (tests, status).
+  std::map<std::string, std::vector<DirectRoute>> routes() const;
+
+ private:
+  DirectRoutes(RouteTable& table, std::string local_node)
+      : table_(table), local_(std::move(local_node)) {}
+  void onNode(const Node& node, bool deleted);
+  std::vector<DirectRoute> wantedLocked(const Node& node);
+  void removeStaleLocked();
+
+  RouteTable& table_;
+  const std::string local_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::vector<DirectRoute>> by_node_;  // installed by this run
+  std::map<std::string, std::string> skipped_;  // node -> why it has no routes (logged once)
+  std::function<void()> unsubscribe_;
+};
+
+}  // namespace cilium::node
