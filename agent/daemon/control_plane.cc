@@ -414,6 +414,14 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
       return Error(ErrorCode::kFailedPrecondition,
                    "auto-direct-node-routes: this datapath has no routing table to write");
     c.direct_routes = node::DirectRoutes::start(c.nodes, *table, opts.node_name);
+  } else if (opts.routing_mode == "tunnel" && c.dp->nodeRoutes() != nullptr &&
+             c.dp->hostDeviceIfindex() > 0 && !opts.router_ipv4.empty()) {
+    // The node's own packets to other nodes' pods: into cilium_host, then the tunnel.
+    CILIUM_ASSIGN_OR_RETURN(auto router, IpAddr::parse(opts.router_ipv4));
+    c.direct_routes =
+        node::DirectRoutes::start(c.nodes, *c.dp->nodeRoutes(), opts.node_name,
+                                  node::TunnelRoutes{c.dp->hostDeviceIfindex(), router,
+                                                     opts.tunnel_route_mtu});
   }
   c.feeds_pending.insert(opts.ipcache_feeds.begin(), opts.ipcache_feeds.end());
   if (c.feeds_pending.empty()) {

@@ -84,6 +84,9 @@ struct ControlPlaneOptions {
   // routing-mode=native: routes to other nodes' pod CIDRs via their addresses on a shared L2
   // (node::DirectRoutes over ControlPlaneDatapath::nodeRoutes()), this node being node_name.
   bool auto_direct_node_routes = false;
+  // routing-mode=tunnel: the MTU of the routes that take the node's own packets into the tunnel
+  // (the pod MTU); 0: the device's.
+  uint32_t tunnel_route_mtu = 0;
   std::string node_name;
   std::chrono::seconds ct_gc_interval{30};
   // L7 policy (docs/l7.md): proxy ports allocated (kept in state_dir), the datapath's redirect
@@ -120,6 +123,8 @@ class ControlPlaneDatapath {
   virtual Status enableProxyRedirect() = 0;
   // The node's routing table for auto-direct-node-routes; nullptr: none (fakes).
   virtual node::RouteTable* nodeRoutes() { return nullptr; }
+  // cilium_host's ifindex once setupHostDevice made it; 0: none (fakes, no host device).
+  virtual int hostDeviceIfindex() const { return 0; }
 };
 
 // Loads the BPF datapath as `opts` configures it (pin_dir, map sizes, monitor aggregation, the

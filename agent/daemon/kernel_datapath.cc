@@ -79,19 +79,19 @@ class KernelNodeRoutes final : public node::RouteTable {
     CILIUM_ASSIGN_OR_RETURN(auto routes, nl::routes4(nl::kRouteProtocolCilium));
     std::vector<node::DirectRoute> out;
     for (const auto& r : routes) {
-      if (r.via == 0) continue;
-      out.push_back({IpPrefix(IpAddr::fromNetworkOrder(r.dst), r.prefix_len),
-                     IpAddr::fromNetworkOrder(r.via), r.ifindex});
+      // Tunnel routes (into cilium_host) have no gateway.
+      node::DirectRoute d{IpPrefix(IpAddr::fromNetworkOrder(r.dst), r.prefix_len), IpAddr{},
+                          r.ifindex};
+      if (r.via != 0) d.via = IpAddr::fromNetworkOrder(r.via);
+      if (r.src != 0) d.src = IpAddr::fromNetworkOrder(r.src);
+      out.push_back(d);
     }
     return out;
   }
-  Status replace(const node::DirectRoute& r) override {
-    return nl::replaceRoute4(r.cidr.addr().v4NetworkOrder(), static_cast<uint8_t>(r.cidr.len()),
-                             r.ifindex, r.via.v4NetworkOrder(), nl::kRouteProtocolCilium);
-  }
+  Status replace(const node::DirectRoute& r) override { return nl::replaceRoute4(kernel(r)); }
   Status remove(const node::DirectRoute& r) override {
-    return nl::deleteRoute4(r.cidr.addr().v4NetworkOrder(), static_cast<uint8_t>(r.cidr.len()),
-                            r.ifindex, r.via.v4NetworkOrder(), nl::kRouteProtocolCilium);
+    nl::Route4 k = kernel(r);
+    return nl::deleteRoute4(k.dst, k.prefix_len, k.ifindex, k.via, k.protocol);
   }
   std::optional<int> connectedDevice(const IpAddr& ip) override {
     if (!ip.isV4()) return std::nullopt;
@@ -103,6 +103,13 @@ class KernelNodeRoutes final : public node::RouteTable {
       if (IpPrefix(IpAddr::fromNetworkOrder(a.ip), a.prefix_len).contains(ip)) return a.ifindex;
     }
     return std::nullopt;
+  }
+
+ private:
+  static uint32_t v4(const IpAddr& ip) { return ip == IpAddr{} ? 0 : ip.v4NetworkOrder(); }
+  static nl::Route4 kernel(const node::DirectRoute& r) {
+    return nl::Route4{r.cidr.addr().v4NetworkOrder(), static_cast<uint8_t>(r.cidr.len()),
+                      r.ifindex, v4(r.via), nl::kRouteProtocolCilium, v4(r.src), r.mtu};
   }
 };
 
@@ -124,8 +131,10 @@ class KernelDatapath final : public ControlPlaneDatapath {
     CILIUM_RETURN_IF_ERROR(nl::setLinkUp(net.ifindex));
     CILIUM_RETURN_IF_ERROR(nl::setLinkUp(host.ifindex));
     CILIUM_RETURN_IF_ERROR(nl::addAddress4(host.ifindex, router, 32));
+    host_ifindex_ = host.ifindex;
     return tunnel_ ? dp_->attachHostEgress(host.ifindex) : dp_->detachHostEgress();
   }
+  int hostDeviceIfindex() const override { return host_ifindex_; }
   bool hasEvents() const override { return true; }
   Result<std::unique_ptr<datapath::EventReader>> openEventReader(
       datapath::EventReader::Callback cb) override {
@@ -144,6 +153,7 @@ class KernelDatapath final : public ControlPlaneDatapath {
   KernelNodeRoutes routes_;
   bool host_device_;
   bool tunnel_;
+  int host_ifindex_ = 0;
 };
 
 // Tunnel mode: cilium_vxlan and bpf_overlay on it, then encapsulation on. Native: encapsulation

@@ -229,20 +229,25 @@ Status addrRequest(uint16_t type, uint16_t flags, int ifindex, uint32_t ip, uint
   return transact(m);
 }
 
-Status routeRequest(uint16_t type, uint16_t flags, uint32_t dst, uint8_t prefix_len, int ifindex,
-                    uint32_t via, uint8_t protocol) {
+Status routeRequest(uint16_t type, uint16_t flags, const Route4& r) {
   Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
   rtmsg rt{};
   rt.rtm_family = AF_INET;
-  rt.rtm_dst_len = prefix_len;
+  rt.rtm_dst_len = r.prefix_len;
   rt.rtm_table = RT_TABLE_MAIN;
-  rt.rtm_protocol = protocol;
-  rt.rtm_scope = via == 0 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  rt.rtm_protocol = r.protocol;
+  rt.rtm_scope = r.via == 0 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
   rt.rtm_type = RTN_UNICAST;
   m.append(rt);
-  m.attr(RTA_DST, &dst, 4);
-  m.attrU32(RTA_OIF, static_cast<uint32_t>(ifindex));
-  if (via != 0) m.attr(RTA_GATEWAY, &via, 4);
+  m.attr(RTA_DST, &r.dst, 4);
+  m.attrU32(RTA_OIF, static_cast<uint32_t>(r.ifindex));
+  if (r.via != 0) m.attr(RTA_GATEWAY, &r.via, 4);
+  if (r.src != 0) m.attr(RTA_PREFSRC, &r.src, 4);
+  if (r.mtu != 0) {
+    size_t metrics = m.begin(RTA_METRICS);
+    m.attrU32(RTAX_MTU, r.mtu);
+    m.end(metrics);
+  }
   return transact(m);
 }
 
@@ -446,15 +451,18 @@ Result<std::vector<Address4>> addresses4(int ifindex) {
 
 Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via,
                      uint8_t protocol) {
-  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len, ifindex, via,
-                         protocol);
-  if (!st.ok()) return st.error().withContext(fmt::format("replace route via link {}", ifindex));
+  return replaceRoute4(Route4{dst, prefix_len, ifindex, via, protocol});
+}
+
+Status replaceRoute4(const Route4& r) {
+  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, r);
+  if (!st.ok()) return st.error().withContext(fmt::format("replace route via link {}", r.ifindex));
   return okStatus();
 }
 
 Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via,
                     uint8_t protocol) {
-  auto st = routeRequest(RTM_DELROUTE, 0, dst, prefix_len, ifindex, via, protocol);
+  auto st = routeRequest(RTM_DELROUTE, 0, Route4{dst, prefix_len, ifindex, via, protocol});
   if (st.ok() || isAbsent(st)) return okStatus();
   return st.error().withContext(fmt::format("delete route via link {}", ifindex));
 }
@@ -482,6 +490,7 @@ Result<std::vector<Route4>> routes4(uint8_t protocol) {
         case RTA_DST: std::memcpy(&r.dst, RTA_DATA(a), 4); break;
         case RTA_GATEWAY: std::memcpy(&r.via, RTA_DATA(a), 4); break;
         case RTA_OIF: std::memcpy(&r.ifindex, RTA_DATA(a), 4); break;
+        case RTA_PREFSRC: std::memcpy(&r.src, RTA_DATA(a), 4); break;
         case RTA_TABLE: std::memcpy(&table, RTA_DATA(a), 4); break;
         default: break;
       }

@@ -76,9 +76,13 @@ struct Route4 {
   uint32_t dst = 0;  // network byte order
   uint8_t prefix_len = 0;
   int ifindex = 0;
-  uint32_t via = 0;  // the gateway, network byte order; 0 = none
-  uint8_t protocol = 0;
+  uint32_t via = 0;  // the gateway, network byte order; 0 = none (scope link)
+  uint8_t protocol = kRouteProtocolStatic;
+  uint32_t src = 0;  // the preferred source address, network byte order; 0 = none
+  uint32_t mtu = 0;  // the route's MTU metric; 0 = the device's (not read back by routes4)
 };
+// Creates or replaces `r` in the main table.
+Status replaceRoute4(const Route4& r);
 // The unicast IPv4 routes of the main table marked with `protocol`.
 Result<std::vector<Route4>> routes4(uint8_t protocol);
 

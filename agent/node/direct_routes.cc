@@ -2,7 +2,6 @@
 #include "agent/node/direct_routes.h"
 
 #include <algorithm>
-#include <set>
 
 #include "agent/common/log.h"
 
@@ -15,14 +14,19 @@ auto& log() {
 }
 
 std::string text(const DirectRoute& r) {
+  if (r.via == IpAddr{})
+    return fmt::format("{} dev ifindex {} src {} mtu {}", r.cidr.toString(), r.ifindex,
+                       r.src.toString(), r.mtu);
   return fmt::format("{} via {} (ifindex {})", r.cidr.toString(), r.via.toString(), r.ifindex);
 }
 
 }  // namespace
 
 std::unique_ptr<DirectRoutes> DirectRoutes::start(Manager& nodes, RouteTable& table,
-                                                  std::string local_node) {
-  std::unique_ptr<DirectRoutes> r(new DirectRoutes(table, std::move(local_node)));
+                                                  std::string local_node,
+                                                  std::optional<TunnelRoutes> tunnel) {
+  std::unique_ptr<DirectRoutes> r(
+      new DirectRoutes(table, std::move(local_node), std::move(tunnel)));
   DirectRoutes* self = r.get();
   uint64_t id = nodes.subscribe([self](const Node& n, bool deleted) { self->onNode(n, deleted); });
   r->unsubscribe_ = [&nodes, id] { nodes.unsubscribe(id); };
@@ -43,6 +47,10 @@ std::vector<DirectRoute> DirectRoutes::wantedLocked(const Node& n) {
     if (c.family() == IpFamily::kV4) cidrs.push_back(c);
   if (cidrs.empty()) {
     why = "no IPv4 pod CIDR yet";
+  } else if (tunnel_) {
+    // Through the tunnel: whatever the node's address, the ipcache names its tunnel endpoint.
+    for (const auto& c : cidrs)
+      out.push_back(DirectRoute{c, IpAddr{}, tunnel_->ifindex, tunnel_->src, tunnel_->mtu});
   } else if (!via) {
     why = "no IPv4 InternalIP or ExternalIP";
   } else if (auto dev = table_.connectedDevice(*via); !dev) {
@@ -108,10 +116,11 @@ void DirectRoutes::removeStaleLocked() {
     log()->warn("listing the node routes: {}", installed.error().message());
     return;
   }
-  std::set<DirectRoute> keep;
-  for (const auto& [name, routes] : by_node_) keep.insert(routes.begin(), routes.end());
   for (const auto& r : *installed) {
-    if (keep.count(r) != 0) continue;
+    bool kept = false;
+    for (const auto& [name, routes] : by_node_)
+      for (const auto& k : routes) kept = kept || k.sameRoute(r);
+    if (kept) continue;
     if (auto st = table_.remove(r); !st.ok())
       log()->warn("removing stale route {}: {}", text(r), st.error().message());
     else

@@ -4,6 +4,9 @@
 // routes follow the node view (a node joining, leaving, changing its address or CIDRs); routes an
 // earlier run installed (marked as the agent's in the kernel) and no longer wanted go once the
 // view is complete (synced()). docs/datapath.md, "Native routing".
+// In routing-mode=tunnel the same component routes every other node's pod CIDRs into cilium_host
+// instead (TunnelRoutes: from the router address, at the tunnel MTU), where bpf_overlay's
+// cil_from_host encapsulates the node's own packets towards the node the ipcache names.
 #pragma once
 
 #include <map>
@@ -20,10 +23,23 @@
 namespace cilium::node {
 
 struct DirectRoute {
-  IpPrefix cidr;  // a node's pod CIDR
-  IpAddr via;     // that node's address
-  int ifindex = 0;  // the device of the subnet holding `via`
+  IpPrefix cidr;    // a node's pod CIDR
+  IpAddr via;       // that node's address; unset (IpAddr{}) for a tunnel route
+  int ifindex = 0;  // the device of the subnet holding `via`, or cilium_host
+  IpAddr src;       // the preferred source (tunnel routes: the router address); unset: none
+  uint32_t mtu = 0;  // tunnel routes: the pod MTU; 0: the device's
   auto operator<=>(const DirectRoute&) const = default;
+  // The kernel's identity of a route (what installed() reads back): destination, gateway, device.
+  bool sameRoute(const DirectRoute& o) const {
+    return cidr == o.cidr && via == o.via && ifindex == o.ifindex;
+  }
+};
+
+// routing-mode=tunnel: every other node's pod CIDRs go into `ifindex` (cilium_host).
+struct TunnelRoutes {
+  int ifindex = 0;
+  IpAddr src;  // the router address (cilium_host's)
+  uint32_t mtu = 0;
 };
 
 // The kernel routing table as DirectRoutes needs it (netlink in the agent; a fake in tests).
@@ -44,8 +60,10 @@ class DirectRoutes {
   // Follows `nodes` from now on: the routes of the nodes already known are installed when this
   // returns. Nothing is removed that this run did not install until synced(). `nodes` and
   // `table` must outlive it.
+  // With `tunnel`, the routes are TunnelRoutes rather than via the nodes' addresses.
   static std::unique_ptr<DirectRoutes> start(Manager& nodes, RouteTable& table,
-                                             std::string local_node);
+                                             std::string local_node,
+                                             std::optional<TunnelRoutes> tunnel = std::nullopt);
   // Stops following; the routes stay (the datapath keeps forwarding across a restart).
   ~DirectRoutes();
   DirectRoutes(const DirectRoutes&) = delete;
@@ -58,14 +76,15 @@ class DirectRoutes {
   std::map<std::string, std::vector<DirectRoute>> routes() const;
 
  private:
-  DirectRoutes(RouteTable& table, std::string local_node)
-      : table_(table), local_(std::move(local_node)) {}
+  DirectRoutes(RouteTable& table, std::string local_node, std::optional<TunnelRoutes> tunnel)
+      : table_(table), local_(std::move(local_node)), tunnel_(std::move(tunnel)) {}
   void onNode(const Node& node, bool deleted);
   std::vector<DirectRoute> wantedLocked(const Node& node);
   void removeStaleLocked();
 
   RouteTable& table_;
   const std::string local_;
+  const std::optional<TunnelRoutes> tunnel_;
   mutable std::mutex mu_;
   std::map<std::string, std::vector<DirectRoute>> by_node_;  // installed by this run
   std::map<std::string, std::string> skipped_;  // node -> why it has no routes (logged once)

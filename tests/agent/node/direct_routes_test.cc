@@ -108,5 +108,27 @@ TEST(DirectRoutesTest, FailedInstallIsRetriedAtTheNextChange) {
   EXPECT_EQ(table.routes.size(), 1u);
 }
 
+TEST(DirectRoutesTest, TunnelModeRoutesEveryOtherNodeIntoTheHostDevice) {
+  Manager nodes;
+  FakeTable table;
+  nodes.updateFromCiliumNode("node-1", node("node-1", "172.30.0.1", {"10.200.0.0/24"}));
+  nodes.updateFromCiliumNode("node-2", node("node-2", "172.30.0.2", {"10.200.1.0/24"}));
+  // Behind a router too: the tunnel reaches it wherever it is.
+  nodes.updateFromCiliumNode("far", node("far", "192.168.9.9", {"10.200.9.0/24"}));
+  // An earlier run's route to a node gone since, read back without its MTU as the kernel's is.
+  table.routes.insert({cidr("10.200.7.0/24"), IpAddr{}, 5, ip("10.200.0.1")});
+  auto r = DirectRoutes::start(nodes, table, "node-1", TunnelRoutes{5, ip("10.200.0.1"), 1450});
+  auto tunnel = [](const char* c) {
+    return DirectRoute{cidr(c), IpAddr{}, 5, ip("10.200.0.1"), 1450};
+  };
+  EXPECT_EQ(table.routes.count(tunnel("10.200.1.0/24")), 1u);
+  EXPECT_EQ(table.routes.count(tunnel("10.200.9.0/24")), 1u);
+  r->synced();
+  EXPECT_EQ(table.routes.size(), 2u) << "the stale route went, the wanted ones stayed";
+  nodes.updateFromCiliumNode("far", std::nullopt);
+  EXPECT_EQ(table.routes.count(tunnel("10.200.9.0/24")), 0u);
+  EXPECT_EQ(table.routes.size(), 1u);
+}
+
 }  // namespace
 }  // namespace cilium::node
