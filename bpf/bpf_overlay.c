@@ -2,10 +2,13 @@
 /*
  * bpf_overlay: the program on cilium_vxlan, the node's collect_md VXLAN device in
  * routing-mode=tunnel, loaded once per node with bpf_lxc's maps.
- *   cil_from_overlay: tcx ingress (packets other nodes' pods sent here, decapsulated)
+ *   cil_from_overlay: tcx ingress (packets other nodes sent here, decapsulated)
+ *   cil_from_host:    tcx egress of cilium_host (the node's own packets to other nodes' pods,
+ *                     routed there by the agent; encapsulated as bpf_lxc does for pods)
  * The VNI is the sender's security identity (lib/encap.h), the outer source the sending node. The
  * destination endpoint's ingress policy runs with that identity, then the packet is delivered
- * straight into the pod as bpf_lxc delivers local traffic. Packet walk: docs/datapath.md.
+ * straight into the pod as bpf_lxc delivers local traffic. A sending node's host is remote-node
+ * here, never host: only this node is host. Packet walk: docs/datapath.md.
  */
 #define DROP_FILE DROP_FILE_BPF_OVERLAY
 
@@ -13,6 +16,7 @@
 #include "abi/identity.h"
 #include "lib/config.h"
 #include "lib/drop.h"
+#include "lib/encap.h"
 #include "lib/endpoint.h"
 #include "lib/enforce.h"
 #include "lib/eth.h"
@@ -35,7 +39,12 @@ static __always_inline int from_overlay_ipv4(struct __sk_buff *ctx, struct pkt4 
 		return send_drop(ctx, p, ti, -DROP_NO_LXC);
 	ti->dst_identity = dst->sec_id;
 	if (dst->flags & ENDPOINT_F_HOST) {
-		/* The node itself: its stack's business, as for local pods' traffic to it. */
+		/*
+		 * The node itself (the reply to its own packet through the tunnel): its stack's
+		 * business, as for local pods' traffic to it. The inner frame is addressed to the
+		 * sender's idea of a MAC: make the stack take it.
+		 */
+		bpf_skb_change_type(ctx, 0 /* PACKET_HOST */);
 		count_forwarded(p->len, METRIC_INGRESS);
 		emit_trace(ctx, p, ti, TRACE_TO_STACK, false);
 		return TC_ACT_OK;
@@ -106,7 +115,53 @@ int cil_from_overlay(struct __sk_buff *ctx)
 	/* Identity 0 is nobody's: never let it reach the policy as "any". */
 	if (key.tunnel_id == IDENTITY_UNKNOWN)
 		return send_drop(ctx, &p, &ti, -DROP_INVALID_IDENTITY);
-	return from_overlay_ipv4(ctx, &p, key.tunnel_id, &ti);
+	/* Another node's host is remote-node: "host" is this node only, whatever the VNI says. */
+	if (key.tunnel_id == IDENTITY_HOST)
+		ti.src_identity = IDENTITY_REMOTE_NODE;
+	return from_overlay_ipv4(ctx, &p, ti.src_identity, &ti);
+}
+
+/*
+ * The node's own IPv4 packets to other nodes' pods: the agent routes each remote pod CIDR through
+ * cilium_host (docs/datapath.md), and here they are encapsulated towards the node the ipcache
+ * names, as bpf_lxc does for pods. The VNI is host, or the identity of the local pod whose address
+ * the packet carries (the L7 proxy sends on a pod's behalf with the pod's address). Anything
+ * without a tunnel endpoint goes on to cilium_net, where nothing listens: the agent routes only
+ * remote pod CIDRs here.
+ */
+SEC("tc")
+int cil_from_host(struct __sk_buff *ctx)
+{
+	struct trace_info ti = {.src_identity = IDENTITY_HOST, .dir = METRIC_EGRESS};
+	const struct remote_endpoint_info *tunnel;
+	const struct endpoint_info *src;
+	struct pkt4 p = {};
+	struct ethhdr *eth;
+	struct iphdr *ip;
+	__u32 tunnel_ifindex;
+	int ret;
+
+	pkt_pull(ctx);
+	p.len = ctx_load_u32(ctx, len);
+	if (!eth_ok(ctx, &eth) || eth->h_proto != bpf_htons(ETH_P_IP))
+		return TC_ACT_OK;
+	ret = pkt_parse4(ctx, &p, &ip);
+	if (ret < 0)
+		return send_drop(ctx, &p, &ti, ret);
+	tunnel_ifindex = encap_ifindex();
+	tunnel = encap_lookup4(p.t.daddr, tunnel_ifindex);
+	if (!tunnel)
+		return TC_ACT_OK;
+	src = endpoint_by_ipv4(p.t.saddr);
+	if (src && !(src->flags & ENDPOINT_F_HOST) && src->sec_id)
+		ti.src_identity = src->sec_id;
+	ti.dst_identity = tunnel->sec_identity;
+	ret = encap_and_redirect4(ctx, tunnel->tunnel_endpoint.ip4, ti.src_identity, tunnel_ifindex);
+	if (ret < 0)
+		return send_drop(ctx, &p, &ti, ret);
+	count_forwarded(p.len, METRIC_EGRESS);
+	emit_trace(ctx, &p, &ti, TRACE_TO_OVERLAY, false);
+	return ret;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -79,6 +79,13 @@ config::Registry<Config>* buildRegistry() {
     if (c.identity_allocation_mode == "kvstore" && c.kvstore.empty())
       return Error(ErrorCode::kInvalidArgument,
                    "identity-allocation-mode=kvstore needs kvstore=etcd");
+    // As Cilium: pods' packets to other nodes' pods leave unencapsulated in native routing, so
+    // masquerade must know which destinations are the pod network, or it rewrites them.
+    if (c.routing_mode == "native" && c.bpfMasquerade() && c.ipv4_native_routing_cidr.empty())
+      return Error(ErrorCode::kInvalidArgument,
+                   "routing-mode=native with masquerading (enable-bpf-masquerade, "
+                   "enable-ipv4-masquerade) needs ipv4-native-routing-cidr: the CIDR of the pod "
+                   "network that is reached without masquerading (e.g. the cluster pool)");
     return okStatus();
   });
   return r;

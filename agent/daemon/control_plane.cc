@@ -28,6 +28,7 @@
 #include "agent/ipcache/ipcache.h"
 #include "agent/monitor/api.h"
 #include "agent/monitor/event_hub.h"
+#include "agent/node/direct_routes.h"
 #include "agent/node/node.h"
 #include "agent/policy/api.h"
 #include "agent/policy/cidr_identities.h"
@@ -76,6 +77,8 @@ struct ControlPlane::Impl {
   // Feeds of ControlPlaneOptions::ipcache_feeds not synced yet (the restored entries stay).
   std::mutex feeds_mu;
   std::set<std::string> feeds_pending;
+  // auto-direct-node-routes; declared after `nodes`, which it follows.
+  std::unique_ptr<node::DirectRoutes> direct_routes;
 
   Status startProxy();
 
@@ -311,6 +314,8 @@ ipcache::IpCache& ControlPlane::ipcache() { return *impl_->ipcache; }
 void ControlPlane::ipcacheFeedSynced(const std::string& feed) {
   std::lock_guard lock(impl_->feeds_mu);
   if (impl_->feeds_pending.erase(feed) == 0 || !impl_->feeds_pending.empty()) return;
+  // Every node is known now: routes of an earlier run to nodes gone since can go.
+  if (impl_->direct_routes) impl_->direct_routes->synced();
   if (auto st = impl_->ipcache->removeAll(ipcache::Source::kRestored); !st.ok())
     log()->warn("withdrawing the restored ipcache entries: {}", st.error().message());
   else
@@ -403,9 +408,26 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
     std::filesystem::remove_all(opts.state_dir + "/endpoints", ec);
     CILIUM_ASSIGN_OR_RETURN(c.restored, c.manager->restore());
   }
+  if (opts.auto_direct_node_routes) {
+    node::RouteTable* table = c.dp->nodeRoutes();
+    if (table == nullptr)
+      return Error(ErrorCode::kFailedPrecondition,
+                   "auto-direct-node-routes: this datapath has no routing table to write");
+    c.direct_routes = node::DirectRoutes::start(c.nodes, *table, opts.node_name);
+  } else if (opts.routing_mode == "tunnel" && c.dp->nodeRoutes() != nullptr &&
+             c.dp->hostDeviceIfindex() > 0 && !opts.router_ipv4.empty()) {
+    // The node's own packets to other nodes' pods: into cilium_host, then the tunnel.
+    CILIUM_ASSIGN_OR_RETURN(auto router, IpAddr::parse(opts.router_ipv4));
+    c.direct_routes =
+        node::DirectRoutes::start(c.nodes, *c.dp->nodeRoutes(), opts.node_name,
+                                  node::TunnelRoutes{c.dp->hostDeviceIfindex(), router,
+                                                     opts.tunnel_route_mtu});
+  }
   c.feeds_pending.insert(opts.ipcache_feeds.begin(), opts.ipcache_feeds.end());
-  if (c.feeds_pending.empty())
+  if (c.feeds_pending.empty()) {
     CILIUM_RETURN_IF_ERROR(c.ipcache->removeAll(ipcache::Source::kRestored));
+    if (c.direct_routes) c.direct_routes->synced();
+  }
   c.ids->releaseRestored();
   auto restored_at = std::chrono::steady_clock::now();
 

@@ -38,6 +38,7 @@ class IpCache;
 }
 namespace cilium::node {
 class Manager;
+class RouteTable;
 }
 namespace cilium::proxy {
 class Manager;
@@ -80,6 +81,13 @@ struct ControlPlaneOptions {
   // it asks for one.
   std::string routing_mode = "native";
   uint16_t tunnel_port = 8472;
+  // routing-mode=native: routes to other nodes' pod CIDRs via their addresses on a shared L2
+  // (node::DirectRoutes over ControlPlaneDatapath::nodeRoutes()), this node being node_name.
+  bool auto_direct_node_routes = false;
+  // routing-mode=tunnel: the MTU of the routes that take the node's own packets into the tunnel
+  // (the pod MTU); 0: the device's.
+  uint32_t tunnel_route_mtu = 0;
+  std::string node_name;
   std::chrono::seconds ct_gc_interval{30};
   // L7 policy (docs/l7.md): proxy ports allocated (kept in state_dir), the datapath's redirect
   // enabled, the proxy::Manager listening on proxy_socket and, when proxy_binary is set, the
@@ -113,6 +121,10 @@ class ControlPlaneDatapath {
   virtual Result<datapath::EventCounters> eventCounters() const = 0;
   // Redirection to the L7 proxies (Datapath::enableProxyRedirect); nothing for fakes.
   virtual Status enableProxyRedirect() = 0;
+  // The node's routing table for auto-direct-node-routes; nullptr: none (fakes).
+  virtual node::RouteTable* nodeRoutes() { return nullptr; }
+  // cilium_host's ifindex once setupHostDevice made it; 0: none (fakes, no host device).
+  virtual int hostDeviceIfindex() const { return 0; }
 };
 
 // Loads the BPF datapath as `opts` configures it (pin_dir, map sizes, monitor aggregation, the

@@ -10,6 +10,7 @@
 #include "agent/common/files.h"
 #include "agent/common/log.h"
 #include "agent/daemon/k8s_component.h"
+#include "agent/datapath/map_config.h"
 #include "agent/daemon/kvstore_component.h"
 #include "agent/node/api.h"
 
@@ -58,6 +59,10 @@ Status ControlPlaneComponent::start(Host& daemon) {
   o.monitor_aggregation = cfg.monitor_aggregation;
   o.routing_mode = cfg.routing_mode;
   o.tunnel_port = static_cast<uint16_t>(cfg.tunnel_port);
+  o.auto_direct_node_routes = cfg.auto_direct_node_routes;
+  o.tunnel_route_mtu =
+      datapath::podMtu(cfg.mtu != 0 ? cfg.mtu : datapath::kDefaultBaseMtu, true).valueOr(0);
+  o.node_name = cfg.node_name;
   o.service_loopback_ipv4 = cfg.ipv4_service_loopback_address;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;

@@ -1,6 +1,7 @@
 // The control plane's kernel datapath: bpf_lxc loaded with the agent's configuration, endpoint
 // programs attached with tcx, routes and veths over rtnetlink, cilium_host/cilium_net, and
-// cilium_vxlan with bpf_overlay in routing-mode=tunnel.
+// cilium_vxlan with bpf_overlay in routing-mode=tunnel, the node routes of
+// auto-direct-node-routes in routing-mode=native.
 #include <dirent.h>
 
 #include <cstdio>
@@ -10,6 +11,7 @@
 #include "agent/datapath/netlink.h"
 #include "agent/datapath/tunnel.h"
 #include "agent/endpoint/manager.h"
+#include "agent/node/direct_routes.h"
 
 namespace cilium::daemon {
 namespace {
@@ -69,10 +71,52 @@ class KernelDevices final : public endpoint::Devices {
   datapath::Datapath& dp_;
 };
 
+// The main routing table of the agent's namespace for auto-direct-node-routes: IPv4 routes via
+// a node's address, marked with the agent's route protocol number.
+class KernelNodeRoutes final : public node::RouteTable {
+ public:
+  Result<std::vector<node::DirectRoute>> installed() override {
+    CILIUM_ASSIGN_OR_RETURN(auto routes, nl::routes4(nl::kRouteProtocolCilium));
+    std::vector<node::DirectRoute> out;
+    for (const auto& r : routes) {
+      // Tunnel routes (into cilium_host) have no gateway.
+      node::DirectRoute d{IpPrefix(IpAddr::fromNetworkOrder(r.dst), r.prefix_len), IpAddr{},
+                          r.ifindex};
+      if (r.via != 0) d.via = IpAddr::fromNetworkOrder(r.via);
+      if (r.src != 0) d.src = IpAddr::fromNetworkOrder(r.src);
+      out.push_back(d);
+    }
+    return out;
+  }
+  Status replace(const node::DirectRoute& r) override { return nl::replaceRoute4(kernel(r)); }
+  Status remove(const node::DirectRoute& r) override {
+    nl::Route4 k = kernel(r);
+    return nl::deleteRoute4(k.dst, k.prefix_len, k.ifindex, k.via, k.protocol);
+  }
+  std::optional<int> connectedDevice(const IpAddr& ip) override {
+    if (!ip.isV4()) return std::nullopt;
+    auto addrs = nl::addresses4(0);
+    if (!addrs.ok()) return std::nullopt;
+    for (const auto& a : *addrs) {
+      // A /32 (cilium_host's router address) has no neighbours; the node's own address is none.
+      if (a.prefix_len >= 32 || a.ip == ip.v4NetworkOrder()) continue;
+      if (IpPrefix(IpAddr::fromNetworkOrder(a.ip), a.prefix_len).contains(ip)) return a.ifindex;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  static uint32_t v4(const IpAddr& ip) { return ip == IpAddr{} ? 0 : ip.v4NetworkOrder(); }
+  static nl::Route4 kernel(const node::DirectRoute& r) {
+    return nl::Route4{r.cidr.addr().v4NetworkOrder(), static_cast<uint8_t>(r.cidr.len()),
+                      r.ifindex, v4(r.via), nl::kRouteProtocolCilium, v4(r.src), r.mtu};
+  }
+};
+
 class KernelDatapath final : public ControlPlaneDatapath {
  public:
-  KernelDatapath(std::unique_ptr<datapath::Datapath> dp, bool host_device)
-      : dp_(std::move(dp)), devices_(*dp_), host_device_(host_device) {}
+  KernelDatapath(std::unique_ptr<datapath::Datapath> dp, bool host_device, bool tunnel)
+      : dp_(std::move(dp)), devices_(*dp_), host_device_(host_device), tunnel_(tunnel) {}
   datapath::Maps maps() override { return dp_->maps(); }
   endpoint::Devices& devices() override { return devices_; }
   Status setupHostDevice(uint32_t router) override {
@@ -81,10 +125,16 @@ class KernelDatapath final : public ControlPlaneDatapath {
       CILIUM_RETURN_IF_ERROR(nl::createVeth("cilium_host", "cilium_net"));
     CILIUM_ASSIGN_OR_RETURN(auto host, nl::linkByName("cilium_host"));
     CILIUM_ASSIGN_OR_RETURN(auto net, nl::linkByName("cilium_net"));
+    // No neighbour answers behind cilium_host: what the node routes there (other nodes' pod
+    // CIDRs in tunnel mode) leaves through bpf_overlay's cil_from_host on its egress.
+    CILIUM_RETURN_IF_ERROR(nl::setLinkNoArp(host.ifindex));
     CILIUM_RETURN_IF_ERROR(nl::setLinkUp(net.ifindex));
     CILIUM_RETURN_IF_ERROR(nl::setLinkUp(host.ifindex));
-    return nl::addAddress4(host.ifindex, router, 32);
+    CILIUM_RETURN_IF_ERROR(nl::addAddress4(host.ifindex, router, 32));
+    host_ifindex_ = host.ifindex;
+    return tunnel_ ? dp_->attachHostEgress(host.ifindex) : dp_->detachHostEgress();
   }
+  int hostDeviceIfindex() const override { return host_ifindex_; }
   bool hasEvents() const override { return true; }
   Result<std::unique_ptr<datapath::EventReader>> openEventReader(
       datapath::EventReader::Callback cb) override {
@@ -95,11 +145,15 @@ class KernelDatapath final : public ControlPlaneDatapath {
   }
   Result<datapath::EventCounters> eventCounters() const override { return dp_->eventCounters(); }
   Status enableProxyRedirect() override { return dp_->enableProxyRedirect(); }
+  node::RouteTable* nodeRoutes() override { return &routes_; }
 
  private:
   std::unique_ptr<datapath::Datapath> dp_;
   KernelDevices devices_;
+  KernelNodeRoutes routes_;
   bool host_device_;
+  bool tunnel_;
+  int host_ifindex_ = 0;
 };
 
 // Tunnel mode: cilium_vxlan and bpf_overlay on it, then encapsulation on. Native: encapsulation
@@ -135,7 +189,8 @@ Result<std::unique_ptr<ControlPlaneDatapath>> loadKernelDatapath(const ControlPl
   CILIUM_ASSIGN_OR_RETURN(auto dp, datapath::Datapath::load(dcfg));
   if (opts.host_device) CILIUM_RETURN_IF_ERROR(setupRouting(*dp, opts));
   return std::unique_ptr<ControlPlaneDatapath>(
-      std::make_unique<KernelDatapath>(std::move(dp), opts.host_device));
+      std::make_unique<KernelDatapath>(std::move(dp), opts.host_device,
+                                       opts.routing_mode == "tunnel"));
 }
 
 }  // namespace cilium::daemon

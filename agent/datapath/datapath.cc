@@ -192,6 +192,19 @@ Result<EventCounters> Datapath::eventCounters() const {
   return readEventCounters(*s_->event_stats);
 }
 
+// Attaches `prog` to tcx `dir` of `ifindex` and pins the link at `pin`; where a pin exists the
+// program is swapped atomically instead. A stale pin (device gone, ifindex reused) is replaced.
+static Status attachPinned(const bpf_program* prog, int ifindex, bpf::TcDirection dir,
+                           const std::string& pin) {
+  if (::access(pin.c_str(), F_OK) == 0) {
+    auto existing = bpf::TcLink::openPinned(pin);
+    if (existing.ok() && existing->replaceProgram(prog).ok()) return okStatus();
+    ::unlink(pin.c_str());
+  }
+  CILIUM_ASSIGN_OR_RETURN(bpf::TcLink link, bpf::TcLink::attach(prog, ifindex, dir));
+  return link.pin(pin);
+}
+
 std::string Datapath::linkPin(int ifindex, bpf::TcDirection dir) const {
   return fmt::format("{}/links/lxc_{}_{}", cfg_.pin_dir, ifindex, bpf::directionName(dir));
 }
@@ -202,17 +215,8 @@ Status Datapath::attachEndpoint(int ifindex) {
       {bpf::TcDirection::kIngress, s_->lxc->progs.cil_from_container},
       {bpf::TcDirection::kEgress, s_->lxc->progs.cil_to_container},
   };
-  for (const auto& [dir, prog] : hooks) {
-    std::string pin = linkPin(ifindex, dir);
-    if (::access(pin.c_str(), F_OK) == 0) {
-      auto existing = bpf::TcLink::openPinned(pin);
-      if (existing.ok() && existing->replaceProgram(prog).ok()) continue;
-      // A stale pin (device gone and ifindex reused): drop it and attach afresh.
-      ::unlink(pin.c_str());
-    }
-    CILIUM_ASSIGN_OR_RETURN(bpf::TcLink link, bpf::TcLink::attach(prog, ifindex, dir));
-    CILIUM_RETURN_IF_ERROR(link.pin(pin));
-  }
+  for (const auto& [dir, prog] : hooks)
+    CILIUM_RETURN_IF_ERROR(attachPinned(prog, ifindex, dir, linkPin(ifindex, dir)));
   log()->debug("endpoint attached ifindex={}", ifindex);
   return okStatus();
 }
@@ -221,15 +225,15 @@ std::string Datapath::overlayPin(int ifindex) const {
   return fmt::format("{}/links/overlay_{}_ingress", cfg_.pin_dir, ifindex);
 }
 
-// Detaches every overlay link but the one of `keep_ifindex` (0: all of them).
-static Status detachOverlayLinks(const std::string& pin_dir, int keep_ifindex) {
+// Detaches every pinned link whose name matches `pattern` (an sscanf format taking the ifindex,
+// e.g. "overlay_%d_") but the one of `keep_ifindex` (0: all of them).
+static Status detachPinnedLinks(const std::string& pin_dir, const char* pattern, int keep_ifindex) {
   std::string dir = pin_dir + "/links";
   std::error_code ec;
   for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
     int ifindex = 0;
     std::string name = e.path().filename();
-    if (std::sscanf(name.c_str(), "overlay_%d_", &ifindex) != 1 || ifindex == keep_ifindex)
-      continue;
+    if (std::sscanf(name.c_str(), pattern, &ifindex) != 1 || ifindex == keep_ifindex) continue;
     auto link = bpf::TcLink::openPinned(e.path());
     if (link.ok()) {
       CILIUM_RETURN_IF_ERROR(link->detach());
@@ -244,24 +248,12 @@ static Status detachOverlayLinks(const std::string& pin_dir, int keep_ifindex) {
 Status Datapath::attachOverlay(int ifindex) {
   if (ifindex <= 0)
     return makeError(ErrorCode::kInvalidArgument, "overlay device: bad ifindex {}", ifindex);
-  const bpf_program* prog = (*s_->overlay)->progs.cil_from_overlay;
-  std::string pin = overlayPin(ifindex);
-  bool attached = false;
-  if (::access(pin.c_str(), F_OK) == 0) {
-    auto existing = bpf::TcLink::openPinned(pin);
-    attached = existing.ok() && existing->replaceProgram(prog).ok();
-    // A stale pin (device gone and ifindex reused): drop it and attach afresh.
-    if (!attached) ::unlink(pin.c_str());
-  }
-  if (!attached) {
-    CILIUM_ASSIGN_OR_RETURN(bpf::TcLink link,
-                            bpf::TcLink::attach(prog, ifindex, bpf::TcDirection::kIngress));
-    CILIUM_RETURN_IF_ERROR(link.pin(pin));
-  }
+  CILIUM_RETURN_IF_ERROR(attachPinned((*s_->overlay)->progs.cil_from_overlay, ifindex,
+                                      bpf::TcDirection::kIngress, overlayPin(ifindex)));
   // Only now do pods' packets start going through it; then an older device's link goes.
   CILIUM_RETURN_IF_ERROR(
       s_->runtime_config->update(RUNTIME_TUNNEL_IFINDEX, static_cast<uint64_t>(ifindex)));
-  CILIUM_RETURN_IF_ERROR(detachOverlayLinks(cfg_.pin_dir, ifindex));
+  CILIUM_RETURN_IF_ERROR(detachPinnedLinks(cfg_.pin_dir, "overlay_%d_", ifindex));
   log()->info("overlay attached ifindex={}", ifindex);
   return okStatus();
 }
@@ -269,24 +261,32 @@ Status Datapath::attachOverlay(int ifindex) {
 Status Datapath::detachOverlay() {
   // Pods' packets stop being encapsulated before the receive side goes.
   CILIUM_RETURN_IF_ERROR(s_->runtime_config->update(RUNTIME_TUNNEL_IFINDEX, 0));
-  return detachOverlayLinks(cfg_.pin_dir, 0);
+  return detachPinnedLinks(cfg_.pin_dir, "overlay_%d_", 0);
+}
+
+Status Datapath::attachHostEgress(int ifindex) {
+  if (ifindex <= 0)
+    return makeError(ErrorCode::kInvalidArgument, "cilium_host: bad ifindex {}", ifindex);
+  CILIUM_RETURN_IF_ERROR(detachHostEgress(ifindex));
+  CILIUM_RETURN_IF_ERROR(attachPinned((*s_->overlay)->progs.cil_from_host, ifindex,
+                                      bpf::TcDirection::kEgress, hostEgressPin(ifindex)));
+  log()->info("host egress attached ifindex={}", ifindex);
+  return okStatus();
+}
+
+std::string Datapath::hostEgressPin(int ifindex) const {
+  return fmt::format("{}/links/cilium_host_{}_egress", cfg_.pin_dir, ifindex);
+}
+
+Status Datapath::detachHostEgress(int keep_ifindex) {
+  return detachPinnedLinks(cfg_.pin_dir, "cilium_host_%d_egress", keep_ifindex);
 }
 
 Status Datapath::enableProxyRedirect() {
   CILIUM_ASSIGN_OR_RETURN(auto lo, netlink::linkByName("lo"));
   std::string pin = cfg_.pin_dir + "/links/proxy_lo_ingress";
-  const bpf_program* prog = s_->lxc->progs.cil_to_proxy;
-  bool attached = false;
-  if (::access(pin.c_str(), F_OK) == 0) {
-    auto existing = bpf::TcLink::openPinned(pin);
-    attached = existing.ok() && existing->replaceProgram(prog).ok();
-    if (!attached) ::unlink(pin.c_str());
-  }
-  if (!attached) {
-    CILIUM_ASSIGN_OR_RETURN(bpf::TcLink link,
-                            bpf::TcLink::attach(prog, lo.ifindex, bpf::TcDirection::kIngress));
-    CILIUM_RETURN_IF_ERROR(link.pin(pin));
-  }
+  CILIUM_RETURN_IF_ERROR(
+      attachPinned(s_->lxc->progs.cil_to_proxy, lo.ifindex, bpf::TcDirection::kIngress, pin));
   CILIUM_RETURN_IF_ERROR(netlink::replaceLocalDefaultRoute4(PROXY_ROUTE_TABLE, lo.ifindex));
   CILIUM_RETURN_IF_ERROR(netlink::ensureFwmarkRule4(MARK_MAGIC_TO_PROXY, MARK_MAGIC_HOST_MASK,
                                                     PROXY_ROUTE_TABLE, PROXY_RULE_PRIORITY));

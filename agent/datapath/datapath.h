@@ -106,6 +106,12 @@ class Datapath {
   // Native routing: stops encapsulating (pods' packets to other nodes go to the stack), then
   // removes the overlay attachment. Nothing attached is fine.
   Status detachOverlay();
+  // Tunnel mode: attaches bpf_overlay's cil_from_host to the tcx egress of `ifindex` (cilium_host),
+  // which encapsulates the node's own packets to other nodes' pods; pinned under <pin_dir>/links/.
+  // An attachment to another (older) cilium_host goes.
+  Status attachHostEgress(int ifindex);
+  // Removes every host egress attachment but the one of `keep_ifindex` (0: all of them).
+  Status detachHostEgress(int keep_ifindex = 0);
 
   LxcPrograms programs() const;
   // Every map, backed by the kernel; valid as long as this Datapath.
@@ -122,6 +128,7 @@ class Datapath {
   explicit Datapath(Config cfg);
   std::string linkPin(int ifindex, bpf::TcDirection dir) const;
   std::string overlayPin(int ifindex) const;
+  std::string hostEgressPin(int ifindex) const;
 
   Config cfg_;
   struct State;

@@ -22,6 +22,18 @@ const config::Registry<MapConfig>& mapConfigKeys() {
               &MapConfig::routing_mode, {"native", "tunnel"});
     r->uint("tunnel-port", "UDP port of the VXLAN overlay (routing-mode=tunnel)",
             &MapConfig::tunnel_port, 1, 65535);
+    r->boolean("auto-direct-node-routes",
+               "Route every other node's pod CIDR via its address when the nodes share an L2 "
+               "network (routing-mode=native)",
+               &MapConfig::auto_direct_node_routes);
+    r->check([](const MapConfig& c) -> Status {
+      if (c.auto_direct_node_routes && c.routing_mode != "native")
+        return makeError(ErrorCode::kInvalidArgument,
+                         "auto-direct-node-routes needs routing-mode=native (routing-mode={} "
+                         "encapsulates pods' packets to other nodes)",
+                         c.routing_mode);
+      return okStatus();
+    });
     return r;
   }();
   return *r;

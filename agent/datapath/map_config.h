@@ -1,6 +1,6 @@
 // The datapath's map sizes, event aggregation and routing mode as configuration keys
 // (bpf-ct-global-*-max, bpf-policy-map-max, bpf-nat-global-max, monitor-aggregation,
-// routing-mode, tunnel-port): declared here, composed by the
+// routing-mode, tunnel-port, auto-direct-node-routes): declared here, composed by the
 // agent, turned into datapath::Config by the control plane. No dependency on the datapath itself.
 #pragma once
 
@@ -21,6 +21,9 @@ struct MapConfig {
   // the VNI; the default, as in Cilium) or "native" (the node's routing). docs/datapath.md.
   std::string routing_mode = "tunnel";
   uint32_t tunnel_port = 8472;
+  // routing-mode=native only: a route to every other node's pod CIDR via that node's address
+  // when it is on a directly connected L2 (agent/node/direct_routes.h).
+  bool auto_direct_node_routes = false;
 };
 const config::Registry<MapConfig>& mapConfigKeys();
 

@@ -229,20 +229,25 @@ Status addrRequest(uint16_t type, uint16_t flags, int ifindex, uint32_t ip, uint
   return transact(m);
 }
 
-Status routeRequest(uint16_t type, uint16_t flags, uint32_t dst, uint8_t prefix_len, int ifindex,
-                    uint32_t via) {
+Status routeRequest(uint16_t type, uint16_t flags, const Route4& r) {
   Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
   rtmsg rt{};
   rt.rtm_family = AF_INET;
-  rt.rtm_dst_len = prefix_len;
+  rt.rtm_dst_len = r.prefix_len;
   rt.rtm_table = RT_TABLE_MAIN;
-  rt.rtm_protocol = RTPROT_STATIC;
-  rt.rtm_scope = via == 0 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  rt.rtm_protocol = r.protocol;
+  rt.rtm_scope = r.via == 0 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
   rt.rtm_type = RTN_UNICAST;
   m.append(rt);
-  m.attr(RTA_DST, &dst, 4);
-  m.attrU32(RTA_OIF, static_cast<uint32_t>(ifindex));
-  if (via != 0) m.attr(RTA_GATEWAY, &via, 4);
+  m.attr(RTA_DST, &r.dst, 4);
+  m.attrU32(RTA_OIF, static_cast<uint32_t>(r.ifindex));
+  if (r.via != 0) m.attr(RTA_GATEWAY, &r.via, 4);
+  if (r.src != 0) m.attr(RTA_PREFSRC, &r.src, 4);
+  if (r.mtu != 0) {
+    size_t metrics = m.begin(RTA_METRICS);
+    m.attrU32(RTAX_MTU, r.mtu);
+    m.end(metrics);
+  }
   return transact(m);
 }
 
@@ -277,6 +282,8 @@ Status localRouteRequest(uint16_t type, uint16_t flags, uint32_t table, int ifin
   m.attrU32(RTA_OIF, static_cast<uint32_t>(ifindex));
   return transact(m);
 }
+
+static_assert(kRouteProtocolStatic == RTPROT_STATIC);
 
 bool isAbsent(const Status& st) {
   return !st.ok() && (st.error().code() == ErrorCode::kNotFound ||
@@ -382,6 +389,12 @@ Status setMtu(int ifindex, uint32_t mtu) {
   return okStatus();
 }
 
+Status setLinkNoArp(int ifindex) {
+  auto st = linkChange(ifindex, {}, IFF_NOARP, IFF_NOARP);
+  if (!st.ok()) return st.error().withContext(fmt::format("set link {} noarp", ifindex));
+  return okStatus();
+}
+
 Status renameLink(int ifindex, const std::string& name) {
   if (name.empty() || name.size() >= IFNAMSIZ)
     return makeError(ErrorCode::kInvalidArgument, "'{}' is not a device name", name);
@@ -420,13 +433,15 @@ Result<std::vector<Address4>> addresses4(int ifindex) {
     if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
     const auto* msg = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
     // The dump ignores the index filter on older kernels: filter here.
-    if (msg->ifa_family != AF_INET || static_cast<int>(msg->ifa_index) != ifindex) return;
+    if (msg->ifa_family != AF_INET || (ifindex != 0 && static_cast<int>(msg->ifa_index) != ifindex))
+      return;
     int len = static_cast<int>(IFA_PAYLOAD(h));
     for (auto* a = IFA_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
       if (a->rta_type == IFA_LOCAL && RTA_PAYLOAD(a) == 4) {
         Address4 addr;
         std::memcpy(&addr.ip, RTA_DATA(a), 4);
         addr.prefix_len = msg->ifa_prefixlen;
+        addr.ifindex = static_cast<int>(msg->ifa_index);
         out.push_back(addr);
       }
     }
@@ -434,16 +449,55 @@ Result<std::vector<Address4>> addresses4(int ifindex) {
   return out;
 }
 
-Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via) {
-  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len, ifindex, via);
-  if (!st.ok()) return st.error().withContext(fmt::format("replace route via link {}", ifindex));
+Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via,
+                     uint8_t protocol) {
+  return replaceRoute4(Route4{dst, prefix_len, ifindex, via, protocol});
+}
+
+Status replaceRoute4(const Route4& r) {
+  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, r);
+  if (!st.ok()) return st.error().withContext(fmt::format("replace route via link {}", r.ifindex));
   return okStatus();
 }
 
-Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex) {
-  auto st = routeRequest(RTM_DELROUTE, 0, dst, prefix_len, ifindex, 0);
+Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via,
+                    uint8_t protocol) {
+  auto st = routeRequest(RTM_DELROUTE, 0, Route4{dst, prefix_len, ifindex, via, protocol});
   if (st.ok() || isAbsent(st)) return okStatus();
   return st.error().withContext(fmt::format("delete route via link {}", ifindex));
+}
+
+Result<std::vector<Route4>> routes4(uint8_t protocol) {
+  Message m(RTM_GETROUTE, NLM_F_DUMP);
+  rtmsg rt{};
+  rt.rtm_family = AF_INET;
+  m.append(rt);
+  std::vector<Route4> out;
+  CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
+    const auto* msg = static_cast<const rtmsg*>(NLMSG_DATA(h));
+    if (msg->rtm_family != AF_INET || msg->rtm_protocol != protocol ||
+        msg->rtm_type != RTN_UNICAST)
+      return;
+    Route4 r;
+    r.prefix_len = msg->rtm_dst_len;
+    r.protocol = msg->rtm_protocol;
+    uint32_t table = msg->rtm_table;
+    int len = static_cast<int>(RTM_PAYLOAD(h));
+    for (auto* a = RTM_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (RTA_PAYLOAD(a) < 4) continue;
+      switch (a->rta_type) {
+        case RTA_DST: std::memcpy(&r.dst, RTA_DATA(a), 4); break;
+        case RTA_GATEWAY: std::memcpy(&r.via, RTA_DATA(a), 4); break;
+        case RTA_OIF: std::memcpy(&r.ifindex, RTA_DATA(a), 4); break;
+        case RTA_PREFSRC: std::memcpy(&r.src, RTA_DATA(a), 4); break;
+        case RTA_TABLE: std::memcpy(&table, RTA_DATA(a), 4); break;
+        default: break;
+      }
+    }
+    if (table == RT_TABLE_MAIN) out.push_back(r);
+  }));
+  return out;
 }
 
 Status ensureFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority) {

@@ -41,6 +41,8 @@ Status createVxlanExternal(const std::string& name, uint16_t port, uint32_t mtu 
 Status deleteLink(int ifindex);  // absent is fine
 Status setLinkUp(int ifindex, bool up = true);
 Status setMtu(int ifindex, uint32_t mtu);
+// Turns ARP off (IFF_NOARP): routes through the device need no neighbour answer.
+Status setLinkNoArp(int ifindex);
 Status renameLink(int ifindex, const std::string& name);  // the device must be down
 Status moveToNetns(int ifindex, int netns_fd);
 
@@ -50,15 +52,39 @@ Status deleteAddress4(int ifindex, uint32_t ip, uint8_t prefix_len);  // absent 
 struct Address4 {
   uint32_t ip = 0;  // network byte order
   uint8_t prefix_len = 0;
+  int ifindex = 0;  // the device it is on
 };
-// The IPv4 addresses on a device.
+// The IPv4 addresses on a device; ifindex 0: on every device of the namespace.
 Result<std::vector<Address4>> addresses4(int ifindex);
 
+// Route protocol numbers (rtm_protocol): who installed a route. `ip route show proto N` lists
+// one owner's routes.
+inline constexpr uint8_t kRouteProtocolStatic = 4;  // RTPROT_STATIC, the default here
+// The agent's routes to other nodes' pod CIDRs (auto-direct-node-routes): a number of our own
+// (not in /etc/iproute2/rt_protos), so a restarted agent finds what it installed.
+inline constexpr uint8_t kRouteProtocolCilium = 196;
+
 // Creates or replaces the route to ip/prefix_len through `ifindex` (scope link, main table;
-// `via` != 0 routes through that gateway instead).
-Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via = 0);
-// Removes the route to ip/prefix_len through `ifindex`; absent is fine.
-Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex);
+// `via` != 0 routes through that gateway instead), marked with `protocol`.
+Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via = 0,
+                     uint8_t protocol = kRouteProtocolStatic);
+// Removes the route to ip/prefix_len through `ifindex` (via `via`, when not 0) of `protocol`;
+// absent is fine.
+Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via = 0,
+                    uint8_t protocol = kRouteProtocolStatic);
+struct Route4 {
+  uint32_t dst = 0;  // network byte order
+  uint8_t prefix_len = 0;
+  int ifindex = 0;
+  uint32_t via = 0;  // the gateway, network byte order; 0 = none (scope link)
+  uint8_t protocol = kRouteProtocolStatic;
+  uint32_t src = 0;  // the preferred source address, network byte order; 0 = none
+  uint32_t mtu = 0;  // the route's MTU metric; 0 = the device's (not read back by routes4)
+};
+// Creates or replaces `r` in the main table.
+Status replaceRoute4(const Route4& r);
+// The unicast IPv4 routes of the main table marked with `protocol`.
+Result<std::vector<Route4>> routes4(uint8_t protocol);
 
 // Policy routing for the L7 proxies (bpf/abi/proxy.h): a rule sending packets whose mark matches
 // `mark`/`mask` to `table` at `priority` (an identical rule is kept, never duplicated), and a

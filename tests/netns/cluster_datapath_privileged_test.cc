@@ -1,13 +1,17 @@
 // netns tier: a three-node cluster of real processes. Three node namespaces on an underlay bridge
 // (a namespace of its own, which also holds the fake apiserver, the cluster's shared state, and
-// the real cilium-operator handing out pod CIDRs); one real cilium-agent per node in its default
-// routing mode (tunnel) with CRD identities, its own pin dir, state and cgroup. Pods are created
-// as Pod objects in the apiserver and attached through each agent's endpoint API, so their
-// identities come from their labels. Each agent learns the other nodes' pods from their
-// CiliumEndpoints (ipcache::ClusterFeed): real TCP, UDP and ICMP cross the VXLAN overlay, a
-// CiliumNetworkPolicy admits the client identity and not another pod of the same node in both
-// directions (the drop is seen with its reason in the destination node's Hubble), identities
-// are the same numbers on every node, and a pod deleted on one node leaves the others' ipcache.
+// the real cilium-operator handing out pod CIDRs); one real cilium-agent per node with CRD
+// identities, its own pin dir, state and cgroup, in each routing mode (the test is parameterised):
+// tunnel (the default: the VXLAN overlay, the identity in the VNI) and native (no encapsulation:
+// auto-direct-node-routes routes the other nodes' pod CIDRs over the underlay, the destination
+// takes the sender's identity from its ipcache). Pods are created as Pod objects in the apiserver
+// and attached through each agent's endpoint API, so their identities come from their labels.
+// Each agent learns the other nodes' pods from their CiliumEndpoints (ipcache::ClusterFeed): real
+// TCP, UDP and ICMP cross nodes, a CiliumNetworkPolicy admits the client identity and not another
+// pod of the same node in both directions (the drop is seen with its reason in the destination
+// node's Hubble), identities are the same numbers on every node, and a pod deleted on one node
+// leaves the others' ipcache. Native routing also: a stale route of an "earlier run" goes at the
+// agent's start, and a node that leaves takes its routes with it on the other nodes.
 #include <set>
 
 #include <gtest/gtest.h>
@@ -61,8 +65,11 @@ struct ClusterNode {
   api::Client client() const { return node->client(); }
 };
 
-class ClusterDatapathTest : public ::testing::Test {
+class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
  protected:
+  bool native() const { return GetParam() == "native"; }
+  uint32_t podMtu() const { return native() ? 1500 : 1450; }
+
   void SetUp() override {
     for (int i = 0; i < kNodes; i++) {
       auto& n = nodes_[i];
@@ -92,6 +99,11 @@ class ClusterDatapathTest : public ::testing::Test {
          "--leader-election-retry-period=100ms"},
         "operator");
     ASSERT_TRUE(op.ok()) << op.error().toString();
+    // A route of an earlier run (the agent's protocol number) to a node that is gone: the
+    // agent removes it once it knows every node.
+    if (native())
+      runOk({"ip", "-n", netnsName(nodes_[0].topo->nodeNetns()), "route", "add", kStaleCidr,
+             "via", underlayIp(kNodes), "proto", kRouteProto});
     // One agent after the other: each gets the next CIDR of the pool, its topology's subnet.
     for (int i = 0; i < kNodes; i++) {
       startAgent(i);
@@ -140,6 +152,11 @@ class ClusterDatapathTest : public ::testing::Test {
                               "--cgroup-root=" + *cgroup, "--enable-hubble",
                               "--hubble-socket-path=" + n.hubbleSock(),
                               "--hubble-listen-address=", "--monitor-aggregation=none"});
+    if (native()) {
+      argv.push_back("--routing-mode=native");
+      argv.push_back("--ipv4-native-routing-cidr=10.200.0.0/14");
+      argv.push_back("--auto-direct-node-routes");
+    }
     for (auto& a : argv)
       if (a.rfind("--node-name=", 0) == 0) a = "--node-name=" + n.name;
     auto p = n.topo->spawnIn(n.topo->nodeNetns(), argv, "agent");
@@ -151,7 +168,7 @@ class ClusterDatapathTest : public ::testing::Test {
                 cfg->status->addressing->ipv4);
     n.cidr = cfg->status->addressing->ipv4->alloc_range;
     ASSERT_EQ(n.cidr, fmt::format("10.{}.0.0/16", 200 + i)) << "the operator's CIDR";
-    EXPECT_EQ(cfg->status->device_mtu, 1450) << "tunnel mode by default";
+    EXPECT_EQ(cfg->status->device_mtu, podMtu()) << "VXLAN headers in tunnel mode only";
   }
 
   // A pod on node i: its Pod object (labels app=<app>), its namespace and veth, its endpoint
@@ -172,7 +189,8 @@ class ClusterDatapathTest : public ::testing::Test {
     auto pod = n.topo->addPod(name, ip);
     EXPECT_TRUE(pod.ok()) << pod.error().toString();
     if (!pod.ok()) return {};
-    auto r = runChecked({"ip", "-n", netnsName(pod->netns), "link", "set", "eth0", "mtu", "1450"});
+    auto r = runChecked({"ip", "-n", netnsName(pod->netns), "link", "set", "eth0", "mtu",
+                         std::to_string(podMtu())});
     EXPECT_TRUE(r.ok()) << r.error().toString();
     api::EndpointChangeRequest req;
     req.container_id = "ctr-" + name;
@@ -272,12 +290,38 @@ class ClusterDatapathTest : public ::testing::Test {
                     .ok());
   }
 
+  // Node i's routes of the agent's protocol: "cidr via gateway" lines.
+  std::set<std::string> agentRoutes(int i) {
+    auto r = runChecked({"ip", "-n", netnsName(nodes_[i].topo->nodeNetns()), "-4", "route", "show",
+                         "proto", kRouteProto});
+    std::set<std::string> out;
+    if (!r.ok()) return out;
+    std::istringstream in(*r);
+    for (std::string line; std::getline(in, line);) {
+      std::istringstream w(line);
+      std::string cidr, via, gw;
+      if (w >> cidr >> via >> gw && via == "via") out.insert(cidr + " via " + gw);
+    }
+    return out;
+  }
+  // What node i should route: every other node's pod CIDR via its underlay address.
+  std::set<std::string> wantedRoutes(int i, std::set<int> without = {}) {
+    std::set<std::string> out;
+    for (int j = 0; j < kNodes; j++)
+      if (j != i && without.count(j) == 0)
+        out.insert(nodes_[j].cidr + " via " + underlayIp(j));
+    return out;
+  }
+
+  static constexpr const char* kRouteProto = "196";
+  static constexpr const char* kStaleCidr = "10.250.0.0/16";
+
   Underlay underlay_;  // declared first: removed last
   FakeApiServer server_;
   ClusterNode nodes_[kNodes];
 };
 
-TEST_F(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
+TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
   // node-1: client, other, server; node-2: server, client, other; node-3: server.
   Pod c1 = addPod(0, "client-1", "client", 10), o1 = addPod(0, "other-1", "other", 11),
       s1 = addPod(0, "server-1", "server", 12);
@@ -333,17 +377,32 @@ TEST_F(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
         30s);
     EXPECT_TRUE(complete) << nodes_[i].name << " " << json(seen).dump()
                           << nodes_[i].node->log("agent");
-    // The other nodes themselves: remote-node, and their pod CIDRs through the tunnel.
+    // The other nodes themselves: remote-node, and their pod CIDRs through the tunnel (in
+    // native routing the node's routes carry them instead).
     for (int j = 0; j < kNodes; j++) {
       if (j == i) continue;
       EXPECT_EQ(field(seen, underlayIp(j) + "/32", "identity"), "6") << i << " " << j;
-      EXPECT_EQ(field(seen, nodes_[j].cidr, "tunnel-endpoint"), underlayIp(j)) << i << " " << j;
+      EXPECT_EQ(field(seen, nodes_[j].cidr, "tunnel-endpoint"), native() ? "" : underlayIp(j))
+          << i << " " << j;
     }
     EXPECT_EQ(field(seen, underlayIp(i) + "/32", "identity"), "1") << "this node is host";
   }
   auto tunnels = ipcache(0, "tunnel");
   EXPECT_EQ(field(tunnels, s2.ip + "/32", "tunnel-endpoint"), underlayIp(1));
   EXPECT_EQ(tunnels.count(c1.ip + "/32"), 0u) << "a local pod has no tunnel";
+  if (native()) {
+    // Every node routes the others' pod CIDRs via their underlay addresses; the stale route of
+    // the "earlier run" is gone. No VXLAN device.
+    for (int i = 0; i < kNodes; i++) {
+      std::set<std::string> routes;
+      EXPECT_TRUE(eventually([&] { return (routes = agentRoutes(i)) == wantedRoutes(i); }, 20s))
+          << nodes_[i].name << ": " << fmt::format("{}", fmt::join(routes, ", "))
+          << nodes_[i].node->log("agent");
+      auto vxlan = runChecked(
+          {"ip", "-n", netnsName(nodes_[i].topo->nodeNetns()), "link", "show", "cilium_vxlan"});
+      EXPECT_FALSE(vxlan.ok()) << "no overlay device in native routing";
+    }
+  }
 
   // TCP, both ways across nodes; ICMP and UDP across too.
   EXPECT_TRUE(eventually([&] { return tcp(c1, s2); }, 20s)) << "node-1 -> node-2";
@@ -354,7 +413,7 @@ TEST_F(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
       << "UDP node-2 -> node-3";
 
   // The other pod of the same node is dropped by policy on the destination node, both ways:
-  // the identity crossed in the VNI.
+  // the identity crossed in the VNI (tunnel), or came from the destination's ipcache (native).
   EXPECT_FALSE(tcp(o1, s2, 1500ms)) << "other (node-1) -> server (node-2)";
   EXPECT_FALSE(tcp(o2, s1, 1500ms)) << "other (node-2) -> server (node-1)";
   EXPECT_FALSE(ping(1, o2, s3)) << "ICMP other (node-2) -> server (node-3)";
@@ -385,7 +444,25 @@ TEST_F(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
         << nodes_[i].name << " still has " << s2.ip;
   }
   EXPECT_EQ(ipcache(0).count(c2.ip + "/32"), 1u) << "the other pods stay";
+
+  if (!native()) return;
+  // node-3 leaves the cluster (its agent stopped, its Node and CiliumNode deleted): the other
+  // nodes' routes to its pod CIDR go, theirs to each other stay.
+  nodes_[2].agent->stop();
+  ASSERT_TRUE(server_.remove(k8s::Resource<k8s::Node>::info(), "", nodes_[2].name).ok());
+  ASSERT_TRUE(server_.remove(k8s::Resource<k8s::CiliumNode>::info(), "", nodes_[2].name).ok());
+  for (int i : {0, 1}) {
+    std::set<std::string> routes;
+    EXPECT_TRUE(
+        eventually([&] { return (routes = agentRoutes(i)) == wantedRoutes(i, {2}); }, 20s))
+        << nodes_[i].name << ": " << fmt::format("{}", fmt::join(routes, ", "))
+        << nodes_[i].node->log("agent");
+  }
+  EXPECT_TRUE(tcp(c2, s1)) << "node-2 -> node-1 still routed";
 }
+
+INSTANTIATE_TEST_SUITE_P(RoutingModes, ClusterDatapathTest, ::testing::Values("tunnel", "native"),
+                         [](const auto& info) { return info.param; });
 
 }  // namespace
 }  // namespace cilium::testing

@@ -248,6 +248,61 @@ TEST_F(OverlayNetnsTest, IdentityInTheVniDecidesTheDestinationsPolicy) {
   EXPECT_TRUE(now_allowed.ok()) << now_allowed.error().toString();
 }
 
+TEST_F(OverlayNetnsTest, NodeTrafficToRemotePodsCrossesTheTunnelAsRemoteNode) {
+  // Node A's own packets, as the agent sets it up in tunnel mode: cilium_host (NOARP) with
+  // cil_from_host on its egress, the other node's pods routed through it from the router address.
+  const std::string na = netnsName(a_.topo->nodeNetns()), router = a_.topo->routerIp();
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"ip", "-n", na, "link", "add", "cilium_host", "type", "veth", "peer", "name",
+            "cilium_net"},
+           {"ip", "-n", na, "link", "set", "cilium_host", "arp", "off"},
+           {"ip", "-n", na, "link", "set", "cilium_net", "up"},
+           {"ip", "-n", na, "link", "set", "cilium_host", "up"},
+           {"ip", "-n", na, "addr", "add", router + "/32", "dev", "cilium_host"},
+           {"ip", "-n", na, "route", "add", server_.ip + "/32", "dev", "cilium_host", "src",
+            router, "mtu", "1450"}}) {
+    auto r = runChecked(argv);
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+  }
+  auto s = runInNetns(a_.topo->nodeNetns(), [&]() -> Status {
+    CILIUM_ASSIGN_OR_RETURN(auto host, datapath::netlink::linkByName("cilium_host"));
+    return a_.dp->attachHostEgress(host.ifindex);
+  });
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  // Node B knows node A's router address as remote-node behind A, as the cluster feed writes it.
+  setRemote(b_.dp->maps(), router, IDENTITY_REMOTE_NODE, kUnderlayA);
+  auto ping_from_node = [&](int deadline_s) {
+    auto r = a_.topo->exec(a_.topo->nodeNetns(),
+                           {"ping", "-c", "1", "-w", std::to_string(deadline_s), "-n", "-q",
+                            server_.ip},
+                           10s);
+    return r.ok() && r->exit_code == 0;
+  };
+
+  // The server admits the host only: another node's host is remote-node here, never host.
+  setPolicy(b_, 1, {allow(IDENTITY_HOST, POLICY_INGRESS)});
+  EXPECT_FALSE(ping_from_node(1));
+  EXPECT_TRUE(waitForEvent(b_, [&](const cilium_event& ev) {
+    return ev.type == EVENT_DROP && ev.subtype == DROP_POLICY &&
+           ev.src_identity == IDENTITY_REMOTE_NODE && ev.tuple.saddr.ip4 == be(router) &&
+           ev.file == DROP_FILE_BPF_OVERLAY;
+  }));
+
+  // Admitting remote-node lets ICMP and TCP through, replies back into node A's stack.
+  setPolicy(b_, 1, {allow(IDENTITY_REMOTE_NODE, POLICY_INGRESS)});
+  EXPECT_TRUE(ping_from_node(5));
+  auto lfd = testing::listenTcp(server_.netns, server_.ip, 8080);
+  ASSERT_TRUE(lfd.ok()) << lfd.error().toString();
+  auto c = testing::connectTcp(a_.topo->nodeNetns(), server_.ip, 8080);
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  auto srv = testing::acceptTcp(lfd->get());
+  ASSERT_TRUE(srv.ok()) << srv.error().toString();
+  std::string msg(100000, 'y');
+  ASSERT_TRUE(testing::sendAll(srv->get(), msg).ok());
+  auto got = testing::recvExactly(c->get(), msg.size());
+  ASSERT_TRUE(got.ok()) << got.error().toString();
+}
+
 TEST_F(OverlayNetnsTest, WithoutTunnelModeNothingIsEncapsulated) {
   ASSERT_TRUE(ping(client_, server_.ip));
   // Native routing with no route to the other node's pods: packets go to node A's stack, which

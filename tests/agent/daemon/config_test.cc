@@ -262,6 +262,13 @@ TEST(ConfigTest, EveryValidation) {
       {{"--ipv4-native-routing-cidr=10.0.0.1/8"},
        "--ipv4-native-routing-cidr=10.0.0.1/8 (flag): '10.0.0.1/8' has host bits set (did you "
        "mean 10.0.0.0/8?)"},
+      {{"--auto-direct-node-routes"},
+       "auto-direct-node-routes needs routing-mode=native (routing-mode=tunnel encapsulates "
+       "pods' packets to other nodes)"},
+      {{"--routing-mode=native", "--enable-bpf-masquerade", "--devices=eth0"},
+       "routing-mode=native with masquerading (enable-bpf-masquerade, enable-ipv4-masquerade) "
+       "needs ipv4-native-routing-cidr: the CIDR of the pod network that is reached without "
+       "masquerading (e.g. the cluster pool)"},
       {{"--enable-ipv4=false"},
        "enable-ipv4 and enable-ipv6 are both false: at least one family is needed"},
       {{"--bpf-pin-dir=/tmp/pins"}, "bpf-pin-dir /tmp/pins is not inside bpf-root /sys/fs/bpf"},
@@ -290,6 +297,13 @@ TEST(ConfigTest, EveryValidation) {
       << "masquerade off in general: no devices needed";
   EXPECT_EQ(load({"--ipv4-native-routing-cidr=10.0.0.0/8"})->config.ipv4_native_routing_cidr,
             "10.0.0.0/8");
+  // Native routing: the CIDR is needed only when something is masqueraded.
+  EXPECT_TRUE(load({"--routing-mode=native", "--enable-bpf-masquerade", "--devices=eth0",
+                    "--ipv4-native-routing-cidr=10.0.0.0/8", "--auto-direct-node-routes"})
+                  ->config.auto_direct_node_routes);
+  EXPECT_TRUE(load({"--routing-mode=native", "--auto-direct-node-routes"}).ok())
+      << "no masquerade: no native routing CIDR needed";
+  EXPECT_FALSE(load({"--routing-mode=native"})->config.auto_direct_node_routes) << "off by default";
 }
 
 TEST(ConfigTest, EnvironmentBetweenConfigDirAndFlags) {
