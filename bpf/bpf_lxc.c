@@ -26,6 +26,7 @@
 #include "lib/lb_reverse.h"
 #include "lib/local_delivery.h"
 #include "lib/metrics.h"
+#include "lib/nodeport_reply.h"
 #include "lib/pkt.h"
 #include "lib/proxy.h"
 
@@ -160,6 +161,13 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 	}
 
 	if (tunnel) {
+		/*
+		 * A backend's reply to a pod of another node that came through this node's
+		 * NodePort: from the frontend, as the device would have sent it.
+		 */
+		ret = nodeport_reply(ctx, p, now);
+		if (ret < 0)
+			return send_drop(ctx, p, ti, ret);
 		/* To the other node, carrying the sender's identity in the VNI. */
 		ret = encap_and_redirect4(ctx, tunnel->tunnel_endpoint.ip4, ep->sec_id,
 					  tunnel_ifindex);

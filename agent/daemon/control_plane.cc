@@ -61,6 +61,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<ControlPlaneDatapath> dp;
   datapath::Maps maps;
   std::unique_ptr<identity::Allocator> ids;
+  std::shared_ptr<void> remote_ids;  // opts.remote_identities' follower, dropped before ids
   std::unique_ptr<ipcache::IpCache> ipcache;
   std::unique_ptr<policy::CidrIdentities> cidrs;
   policy::NamedPortTable named_ports;
@@ -357,6 +358,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
                                                  identity::kMaxLocal, "local_identities.json"));
     CILIUM_ASSIGN_OR_RETURN(c.ids,
                             identity::Allocator::create(std::move(cluster), std::move(local)));
+    if (opts.remote_identities) c.remote_ids = opts.remote_identities(*c.ids);
   } else {
     CILIUM_ASSIGN_OR_RETURN(c.ids, identity::Allocator::open(opts.state_dir));
   }

@@ -68,6 +68,11 @@ struct ControlPlaneOptions {
   bool restore = true;  // restore endpoints from state (else start empty)
   // The cluster-scope identity backend (identity-allocation-mode=crd); unset = a local file.
   std::function<Result<std::unique_ptr<identity::Backend>>()> cluster_identities;
+  // Starts following the identities other nodes use (CiliumIdentity objects, already synced),
+  // called once the allocator exists and before the endpoints are restored: a restored endpoint's
+  // policy is regenerated with them, so it keeps admitting other nodes' pods across a restart.
+  // The result keeps following them until the control plane stops.
+  std::function<std::shared_ptr<void>(identity::Allocator&)> remote_identities;
   // Reserves a new endpoint's IPv4 address for its container in the node's
   // IPAM, refusing addresses outside the pod CIDR, reserved ones and those another container
   // holds. Unset (no IPAM): every endpoint with an address is refused.

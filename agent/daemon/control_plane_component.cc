@@ -12,6 +12,8 @@
 #include "agent/daemon/k8s_component.h"
 #include "agent/datapath/map_config.h"
 #include "agent/daemon/kvstore_component.h"
+#include "agent/k8s/crd_identity.h"
+#include "agent/k8s/source.h"
 #include "agent/node/api.h"
 
 namespace cilium::daemon {
@@ -80,6 +82,11 @@ Status ControlPlaneComponent::start(Host& daemon) {
                    "identity-allocation-mode=crd needs the Kubernetes API server "
                    "(k8s-kubeconfig-path, k8s-api-server or in-cluster configuration)");
     o.cluster_identities = crdIdentityBackend(*k8s_->client(), *k8s_->source());
+    // CiliumIdentity objects are other nodes' identities: selectors match pods elsewhere.
+    o.remote_identities = [store = &k8s_->source()->stores().cilium_identities](
+                              identity::Allocator& ids) -> std::shared_ptr<void> {
+      return std::make_shared<k8s::RemoteIdentities>(*store, ids);
+    };
   } else if (cfg.identity_allocation_mode == "kvstore") {
     if (kvstore_ == nullptr || kvstore_->client() == nullptr)
       return Error(ErrorCode::kInvalidArgument,

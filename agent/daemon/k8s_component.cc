@@ -140,10 +140,7 @@ Status K8sComponent::startWatching(Host& daemon) {
     return Error(ErrorCode::kFailedPrecondition, "k8s: the control plane is not running");
   Config cfg = daemon.config<Config>();
   k8s::Client* client = source_.client();
-  // CiliumIdentity objects are other nodes' identities: selectors match pods elsewhere.
-  if (client != nullptr && k8s::identityAllocationMode(cfg, true) == "crd")
-    remote_identities_ =
-        std::make_unique<k8s::RemoteIdentities>(source->stores().cilium_identities, cp->identities());
+  // Other nodes' CiliumIdentity objects are followed by the control plane (before its restore).
   CILIUM_ASSIGN_OR_RETURN(nodes_, node::K8sFeed::start(cp->nodes(), source->stores()));
   if (client != nullptr) {
     // Every other node's endpoints, addresses and pod CIDRs (one node needs none of it: the
@@ -237,7 +234,6 @@ void K8sComponent::stop() {
     ipcache_subscription_ = 0;
   }
   endpoints_.reset();
-  remote_identities_.reset();
   if (remote_names_ && observability_ != nullptr) observability_->setRemoteEndpoints(nullptr);
   remote_names_ = false;
   cluster_.reset();

@@ -25,7 +25,6 @@
 namespace cilium::k8s {
 class Client;
 class Source;
-class RemoteIdentities;
 class PolicyStatusPublisher;
 }  // namespace cilium::k8s
 namespace cilium::identity {
@@ -97,7 +96,6 @@ class K8sComponent final : public Component {
   std::unique_ptr<node::K8sFeed> nodes_;
   std::unique_ptr<ipcache::ClusterFeed> cluster_;
   bool remote_names_ = false;  // observability_ names remote pods through cluster_
-  std::unique_ptr<k8s::RemoteIdentities> remote_identities_;
   std::unique_ptr<endpoint::K8sFeed> endpoints_;
   uint64_t ipcache_subscription_ = 0;  // kicks endpoints_ when the ipcache changes
   std::unique_ptr<k8s::PolicyStatusPublisher> policy_status_;

@@ -10,7 +10,8 @@
  *     packet goes to the egress of the pod's veth, where bpf_lxc's cil_to_container enforces
  *     the pod's ingress policy against the client's identity (world for outside addresses);
  *     the client address is kept. The pod's replies go up the node's stack and out the device,
- *     where cil_to_netdev translates them back from that entry (lib/lb_reverse.h).
+ *     where cil_to_netdev translates them back from that entry (lib/nodeport_reply.h; bpf_lxc
+ *     does it for a client pod of another node, whose replies go into the tunnel).
  *   - remote backend: SNAT to the address of the device the FIB picks towards the backend, with
  *     a node port (lib/nodeport_snat.h), then out that device (lib/nodeport_fwd.h). The
  *     backend's replies arrive at the node port and are translated back (client as destination,
@@ -36,6 +37,7 @@
 #include "lib/lb_reverse.h"
 #include "lib/lb_xlate.h"
 #include "lib/nodeport_fwd.h"
+#include "lib/nodeport_reply.h"
 #include "lib/nodeport_snat.h"
 #include "lib/pkt.h"
 
@@ -231,25 +233,4 @@ static __always_inline int nodeport_ingress(struct __sk_buff *ctx, struct pkt4 *
 		p->t.sport = node_port;
 		return nodeport_redirect(ctx, &fib, resolved);
 	}
-}
-
-/*
- * Egress of a native device: a reply of a local backend to an outside client of a NodePort
- * leaves with the frontend as its source. Returns 0 or -DROP_x.
- */
-static __always_inline int nodeport_egress(struct __sk_buff *ctx, struct pkt4 *p, __u32 now)
-{
-	const struct endpoint_info *src;
-	struct ct_entry *e;
-
-	if ((p->t.proto != IPPROTO_TCP_ && p->t.proto != IPPROTO_UDP_) || p->related)
-		return 0;
-	src = endpoint_by_ipv4(p->t.saddr);
-	if (!src || (src->flags & ENDPOINT_F_HOST))
-		return 0;
-	e = ct_find(lb4_ct_map(p->t.proto), &p->t, true, CT_KEY_NODEPORT, now);
-	if (!e || !e->lb_id)
-		return 0;
-	lb4_service_entry_seen(e, p->t.proto, p->tcp_flags, true, now);
-	return lb4_reverse(ctx, p, e->lb_id);
 }

@@ -27,6 +27,7 @@
 #include "lib/lb.h"
 #include "lib/lb_packet.h"
 #include "lib/nodeport_fwd.h"
+#include "lib/nodeport_reply.h"
 #include "lib/nodeport_snat.h"
 #include "lib/pkt.h"
 
@@ -139,33 +140,4 @@ static __always_inline int nodeport_icmp_ingress(struct __sk_buff *ctx, struct p
 			return ret;
 		return nodeport_icmp_forward(ctx, p, node_addr, backend);
 	}
-}
-
-/*
- * Egress of a native device: an ICMP error a local backend sends to an outside client about a
- * NodePort connection leaves as from the frontend. Returns 0 or -DROP_x.
- */
-static __always_inline int nodeport_icmp_egress(struct __sk_buff *ctx, const struct pkt4 *p,
-						__u32 now)
-{
-	const struct endpoint_info *src;
-	struct lb4_reverse_nat *rn;
-	struct ct_entry *e;
-	__u32 id;
-
-	if (p->inner.proto != IPPROTO_TCP_ && p->inner.proto != IPPROTO_UDP_)
-		return 0;
-	src = endpoint_by_ipv4(p->t.saddr);
-	if (!src || (src->flags & ENDPOINT_F_HOST))
-		return 0;
-	/* The quote {C:cp -> B:bp} is the connection's own direction. */
-	e = ct_find(lb4_ct_map(p->inner.proto), &p->inner, false, CT_KEY_NODEPORT, now);
-	if (!e || !e->lb_id)
-		return 0;
-	id = e->lb_id;
-	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &id);
-	if (!rn)
-		return -DROP_NAT_NO_MAPPING;
-	return icmp4_error_rewrite(ctx, rn->address, p->t.daddr, p->inner.saddr, p->inner.sport,
-				   rn->address, rn->port);
 }
