@@ -91,11 +91,12 @@ double percentile(std::vector<double> v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int pods = 200, sets = 2000, rounds = 2;
+  int pods = 200, sets = 2000, rounds = 2, threads = 8;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--pods")) pods = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--sets")) sets = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
+    if (!std::strcmp(argv[i], "--threads")) threads = std::max(1, std::atoi(argv[i + 1]));
   }
   setLogLevel("warn");
   testing::FakeApiServer server;
@@ -178,9 +179,13 @@ int main(int argc, char** argv) {
   //    heartbeat timeout 0) in one pass.
   std::printf("\nidentity allocation (4 racing agents) and operator GC, %d label sets per round\n",
               sets);
-  std::printf("  %-6s %14s %14s %12s %12s\n", "round", "alloc ids/s", "alloc calls/s", "gc ids/s",
-              "distinct ids");
-  for (int round = 0; round < rounds; round++) {
+  std::printf("  %-6s %8s %14s %14s %12s %12s\n", "round", "threads", "alloc ids/s",
+              "alloc calls/s", "gc ids/s", "distinct ids");
+  // Each agent allocates from one thread, then from `threads` (pods starting at once: the CNI
+  // ADDs of a node arrive concurrently).
+  for (int run = 0; run < 2 * rounds; run++) {
+    const int round = run;
+    const int per_agent = run % 2 == 0 ? 1 : threads;
     std::vector<std::unique_ptr<Stack>> stacks;
     for (int s = 0; s < 4; s++)
       stacks.push_back(std::make_unique<Stack>(server.url(), "agent" + std::to_string(s)));
@@ -188,22 +193,23 @@ int main(int argc, char** argv) {
         4, std::vector<identity::NumericIdentity>(sets));
     std::atomic<bool> failed{false};
     auto t0 = Clock::now();
-    std::vector<std::thread> threads;
+    std::vector<std::thread> workers;
     for (int s = 0; s < 4; s++)
-      threads.emplace_back([&, s] {
-        for (int k = 0; k < sets; k++) {
-          int i = (k + s * sets / 4) % sets;
-          auto id = stacks[s]->allocator->allocate(
-              podLabels("r" + std::to_string(round) + "-" + std::to_string(i)));
-          if (!id.ok()) {
-            std::fprintf(stderr, "allocate: %s\n", id.error().message().c_str());
-            failed = true;
-            return;
+      for (int w = 0; w < per_agent; w++)
+        workers.emplace_back([&, s, w] {
+          for (int k = w; k < sets; k += per_agent) {
+            int i = (k + s * sets / 4) % sets;
+            auto id = stacks[s]->allocator->allocate(
+                podLabels("r" + std::to_string(round) + "-" + std::to_string(i)));
+            if (!id.ok()) {
+              std::fprintf(stderr, "allocate: %s\n", id.error().message().c_str());
+              failed = true;
+              return;
+            }
+            got[s][i] = id->id;
           }
-          got[s][i] = id->id;
-        }
-      });
-    for (auto& t : threads) t.join();
+        });
+    for (auto& t : workers) t.join();
     double alloc_s = std::chrono::duration<double>(Clock::now() - t0).count();
     if (failed) return 1;
     std::set<identity::NumericIdentity> distinct(got[0].begin(), got[0].end());
@@ -239,8 +245,9 @@ int main(int argc, char** argv) {
                    pass.failed);
       return 1;
     }
-    std::printf("  %-6d %14.0f %14.0f %12.0f %12zu\n", round + 1, distinct.size() / alloc_s,
-                4.0 * sets / alloc_s, pass.deleted / gc_s, distinct.size());
+    std::printf("  %-6d %8d %14.0f %14.0f %12.0f %12zu\n", run / 2 + 1, per_agent,
+                distinct.size() / alloc_s, 4.0 * sets / alloc_s, pass.deleted / gc_s,
+                distinct.size());
   }
   std::printf(
       "  (targets >= 1,000/s each; alloc ids/s counts distinct identities, alloc calls/s every "

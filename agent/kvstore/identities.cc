@@ -340,18 +340,32 @@ Result<identity::NumericIdentity> Identities::acquireInEtcd(const labels::Labels
     }
     const std::string vkey = valueKey(key, node_);
     const std::string vval = std::to_string(id);
+    // One round trip whatever the race: create the master key and this node's value key when
+    // neither the number nor any value key of the labels exists; otherwise, if the number
+    // already holds these labels (an agent racing for the same labels got there first: it
+    // probes the same numbers in the same order), add this node's value key to it (nested
+    // transaction); else read what is there to decide the next step.
+    auto join = std::make_shared<NestedTxn>();
+    join->compares = {{idKey(id), "", Compare::Target::kValue, Compare::Op::kEqual, 0, key}};
+    join->success = {{TxnOp::Kind::kPut, vkey, "", vval, lease, nullptr}};
     CILIUM_ASSIGN_OR_RETURN(
         auto r,
-        client_.txn({{idKey(id), "", Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""},
-                     {valuePrefix(key), prefixEnd(valuePrefix(key)),
-                      Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""}},
-                    {{TxnOp::Kind::kPut, idKey(id), "", key, 0},
-                     {TxnOp::Kind::kPut, vkey, "", vval, lease}},
-                    {{TxnOp::Kind::kRange, idKey(id), "", "", 0},
-                     {TxnOp::Kind::kRange, valuePrefix(key), prefixEnd(valuePrefix(key)), "", 0}}));
+        client_.txn(
+            {{idKey(id), "", Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""},
+             {valuePrefix(key), prefixEnd(valuePrefix(key)), Compare::Target::kCreateRevision,
+              Compare::Op::kEqual, 0, ""}},
+            {{TxnOp::Kind::kPut, idKey(id), "", key, 0, nullptr},
+             {TxnOp::Kind::kPut, vkey, "", vval, lease, nullptr}},
+            {{TxnOp::Kind::kRange, idKey(id), "", "", 0, nullptr},
+             {TxnOp::Kind::kRange, valuePrefix(key), prefixEnd(valuePrefix(key)), "", 0, nullptr},
+             {TxnOp::Kind::kTxn, "", "", "", 0, std::move(join)}}));
     if (r.succeeded) {
       session_.adopt(vkey, vval, lease);
       log()->info("identity allocated through kvstore id={} labels={}", id, labels.toString());
+      return id;
+    }
+    if (r.txns.size() == 1 && r.txns[0].succeeded) {
+      session_.adopt(vkey, vval, lease);
       return id;
     }
     if (r.ranges.size() != 2) return Error(ErrorCode::kInternal, "etcd txn: unexpected answer");
