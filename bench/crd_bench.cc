@@ -5,7 +5,7 @@
 // informers (ApiSource), CrdIdentityBackend + allocator + RemoteIdentities, the CiliumEndpoint
 // publisher, node::K8sFeed and ipcache::ClusterFeed.
 //
-//   crd_bench [--pods N] [--sets N] [--rounds N]
+//   crd_bench [--pods N] [--sets N] [--rounds N] [--threads N] [--qps Q (0: no client limit)]
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -49,9 +49,10 @@ struct Stack {
   std::unique_ptr<ipcache::ClusterFeed> feed;
   std::unique_ptr<k8s::CiliumEndpointPublisher> publisher;
 
-  Stack(const std::string& url, const std::string& name) {
+  Stack(const std::string& url, const std::string& name, double qps) {
     k8s::ClientConfig cc;
-    cc.server = url;  // the agent's default client rate limit (50 qps, burst 100)
+    cc.server = url;
+    cc.qps = qps;  // the agent's client rate limit: 50 requests/s, burst 100, by default
     client = std::move(*k8s::Client::create(cc));
     k8s::ApiSourceOptions so;
     so.kinds = kKinds;
@@ -91,12 +92,14 @@ double percentile(std::vector<double> v, double p) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int pods = 200, sets = 2000, rounds = 2, threads = 8;
+  int pods = 200, sets = 2000, rounds = 2, threads = 1;
+  double qps = k8s::ClientConfig{}.qps;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--pods")) pods = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--sets")) sets = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--rounds")) rounds = std::atoi(argv[i + 1]);
     if (!std::strcmp(argv[i], "--threads")) threads = std::max(1, std::atoi(argv[i + 1]));
+    if (!std::strcmp(argv[i], "--qps")) qps = std::atof(argv[i + 1]);
   }
   setLogLevel("warn");
   testing::FakeApiServer server;
@@ -104,7 +107,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "apiserver: %s\n", st.error().message().c_str());
     return 1;
   }
-  std::printf("fake apiserver on %s\n", server.url().c_str());
+  std::printf(
+      "fake apiserver on %s; each agent's client: %s\n", server.url().c_str(),
+      qps > 0 ? fmt::format("{:.0f} requests/s, burst {}", qps, k8s::ClientConfig{}.burst).c_str()
+              : "no rate limit");
 
   // 1. Pod on A -> known on B: A allocates the pod's identity (new labels: a CiliumIdentity is
   //    created) and publishes its CiliumEndpoint; B has it when both its allocator knows the
@@ -118,8 +124,8 @@ int main(int argc, char** argv) {
     cn.addresses = {{"InternalIP", "172.30.0.1"}};
     cn.pod_cidrs = {"10.0.0.0/16"};
     if (!server.create(k8s::Resource<k8s::CiliumNode>::info(), k8s::toJson(cn)).ok()) return 1;
-    Stack a(server.url(), "node-a");
-    Stack b(server.url(), "node-b");
+    Stack a(server.url(), "node-a", qps);
+    Stack b(server.url(), "node-b", qps);
     std::mutex mu;
     std::condition_variable cv;
     std::map<identity::NumericIdentity, Clock::time_point> id_seen;
@@ -181,14 +187,17 @@ int main(int argc, char** argv) {
               sets);
   std::printf("  %-6s %8s %14s %14s %12s %12s\n", "round", "threads", "alloc ids/s",
               "alloc calls/s", "gc ids/s", "distinct ids");
-  // Each agent allocates from one thread, then from `threads` (pods starting at once: the CNI
-  // ADDs of a node arrive concurrently).
-  for (int run = 0; run < 2 * rounds; run++) {
+  // Each agent allocates from one thread, then (with --threads N > 1) from N. Default 1 here: with
+  // N agents' threads creating at once, the fake apiserver (cpp-httplib 0.11 as Debian builds it:
+  // listen backlog 5; our client opens a connection per request) overflows its accept queue and
+  // the dropped connection attempts wait for SYN retransmits or fail.
+  const int variants = threads > 1 ? 2 : 1;
+  for (int run = 0; run < variants * rounds; run++) {
     const int round = run;
-    const int per_agent = run % 2 == 0 ? 1 : threads;
+    const int per_agent = run % variants == 0 ? 1 : threads;
     std::vector<std::unique_ptr<Stack>> stacks;
     for (int s = 0; s < 4; s++)
-      stacks.push_back(std::make_unique<Stack>(server.url(), "agent" + std::to_string(s)));
+      stacks.push_back(std::make_unique<Stack>(server.url(), "agent" + std::to_string(s), qps));
     std::vector<std::vector<identity::NumericIdentity>> got(
         4, std::vector<identity::NumericIdentity>(sets));
     std::atomic<bool> failed{false};
@@ -222,6 +231,7 @@ int main(int argc, char** argv) {
     // The operator's collector, with its own informers (as cilium-operator runs it).
     k8s::ClientConfig cc;
     cc.server = server.url();
+    cc.qps = qps;
     auto client = std::move(*k8s::Client::create(cc));
     k8s::ApiSourceOptions so;
     so.kinds = {"CiliumEndpoint", "CiliumIdentity"};
@@ -245,7 +255,7 @@ int main(int argc, char** argv) {
                    pass.failed);
       return 1;
     }
-    std::printf("  %-6d %8d %14.0f %14.0f %12.0f %12zu\n", run / 2 + 1, per_agent,
+    std::printf("  %-6d %8d %14.0f %14.0f %12.0f %12zu\n", run / variants + 1, per_agent,
                 distinct.size() / alloc_s, 4.0 * sets / alloc_s, pass.deleted / gc_s,
                 distinct.size());
   }

@@ -182,9 +182,10 @@ int main(int argc, char** argv) {
               "alloc calls/s", "CPU ms/new id etcd+agents", "gc ids/s", "distinct ids");
   // Each agent allocates from one thread, then from `threads` (pods starting at once: the CNI
   // ADDs of a node arrive concurrently).
-  for (int run = 0; run < 2 * rounds; run++) {
+  const int variants = threads > 1 ? 2 : 1;
+  for (int run = 0; run < variants * rounds; run++) {
     const int round = run;
-    const int per_agent = run % 2 == 0 ? 1 : threads;
+    const int per_agent = run % variants == 0 ? 1 : threads;
     std::vector<std::unique_ptr<Stack>> stacks;
     for (int s = 0; s < 4; s++)
       stacks.push_back(std::make_unique<Stack>(etcd, "agent" + std::to_string(s),
@@ -241,9 +242,10 @@ int main(int argc, char** argv) {
                    gc.ok() ? "not everything deleted" : gc.error().message().c_str());
       return 1;
     }
-    std::printf("  %-6d %8d %14.0f %14.0f %13.3f+%-11.3f %12.0f %12zu\n", run / 2 + 1, per_agent,
-                distinct.size() / alloc_s, 4.0 * sets / alloc_s, etcd_s * 1000 / distinct.size(),
-                self_s * 1000 / distinct.size(), gc->deleted / gc_s, distinct.size());
+    std::printf("  %-6d %8d %14.0f %14.0f %13.3f+%-11.3f %12.0f %12zu\n", run / variants + 1,
+                per_agent, distinct.size() / alloc_s, 4.0 * sets / alloc_s,
+                etcd_s * 1000 / distinct.size(), self_s * 1000 / distinct.size(),
+                gc->deleted / gc_s, distinct.size());
     stacks.clear();
     (void)admin->removePrefix("cilium/");
   }
