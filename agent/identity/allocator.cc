@@ -162,6 +162,7 @@ Status LocalBackend::save() const {
 
 Result<NumericIdentity> LocalBackend::acquire(const labels::Labels& lbls,
                                               std::optional<NumericIdentity> known) {
+  std::lock_guard lock(mu_);
   auto key = lbls.sortedList();
   if (auto it = by_labels_.find(key); it != by_labels_.end()) {
     Slot& s = slots_.at(it->second);
@@ -215,6 +216,7 @@ Result<NumericIdentity> LocalBackend::acquire(const labels::Labels& lbls,
 }
 
 Status LocalBackend::release(NumericIdentity id, const labels::Labels& /*labels*/) {
+  std::lock_guard lock(mu_);
   auto it = slots_.find(id);
   if (it == slots_.end() || !it->second.in_use) return okStatus();
   it->second.in_use = false;
@@ -223,6 +225,7 @@ Status LocalBackend::release(NumericIdentity id, const labels::Labels& /*labels*
 }
 
 Result<std::vector<Identity>> LocalBackend::restoreInUse() {
+  std::lock_guard lock(mu_);
   std::vector<Identity> out;
   for (const auto& [id, s] : slots_)
     if (s.in_use) out.push_back({id, s.labels});
@@ -275,36 +278,51 @@ void Allocator::queueLocked(IdentityChange::Kind kind, NumericIdentity id,
   pending_.push_back({kind, {id, lbls}});
 }
 
-Result<Identity> Allocator::allocateLocked(const labels::Labels& lbls, bool local) {
+Result<Identity> Allocator::allocateLocked(std::unique_lock<std::mutex>& lock,
+                                           const labels::Labels& lbls, bool local) {
   auto key = lbls.sortedList();
+  // One backend call per label set at a time: a caller whose labels are being acquired or
+  // released waits for that call, then decides again from what it left.
+  busy_cv_.wait(lock, [&] { return busy_.count(key) == 0; });
+  std::optional<NumericIdentity> known;
   if (auto it = by_labels_.find(key); it != by_labels_.end()) {
     Record& r = records_.at(it->second);
-    if (r.references == 0 && !r.restored) {
-      // First user on this node of an identity known from elsewhere: the backend must know.
-      Backend* b = isLocal(it->second) ? local_.get() : cluster_.get();
-      CILIUM_ASSIGN_OR_RETURN(NumericIdentity got, b->acquire(lbls, it->second));
-      if (got != it->second)
-        return makeError(ErrorCode::kInternal,
-                         "backend {} gave identity {} to labels [{}] known as {}", b->name(), got,
-                         lbls.toString(), it->second);
+    if (r.references > 0 || r.restored) {
+      bool was_present = r.present();
+      r.references++;
+      if (!was_present) queueLocked(IdentityChange::Kind::kAdded, it->second, r.labels);
+      return Identity{it->second, r.labels};
     }
-    bool was_present = r.present();
-    r.references++;
-    if (!was_present) queueLocked(IdentityChange::Kind::kAdded, it->second, r.labels);
-    return Identity{it->second, r.labels};
+    // First user on this node of an identity known from elsewhere: the backend must know.
+    known = it->second;
   }
-  Backend* b = local ? local_.get() : cluster_.get();
-  CILIUM_ASSIGN_OR_RETURN(NumericIdentity id, b->acquire(lbls, std::nullopt));
+  Backend* b = (known ? isLocal(*known) : local) ? local_.get() : cluster_.get();
+  // The backend call runs without the lock, so other label sets allocate meanwhile.
+  busy_.insert(key);
+  lock.unlock();
+  Result<NumericIdentity> got = b->acquire(lbls, known);
+  lock.lock();
+  busy_.erase(key);
+  busy_cv_.notify_all();
+  if (!got.ok()) return got.error();
+  NumericIdentity id = *got;
+  if (known && id != *known) {
+    (void)b->release(id, lbls);
+    return makeError(ErrorCode::kInternal, "backend {} gave identity {} to labels [{}] known as {}",
+                     b->name(), id, lbls.toString(), *known);
+  }
   if (auto it = records_.find(id); it != records_.end() && it->second.labels != lbls) {
     (void)b->release(id, lbls);
     return makeError(ErrorCode::kInternal, "backend {} gave identity {} to [{}], held by [{}]",
                      b->name(), id, lbls.toString(), it->second.labels.toString());
   }
+  // The record may have appeared meanwhile (the same identity reported by another node).
   Record& r = records_[id];
+  bool was_present = r.present();
   r.labels = lbls;
-  r.references = 1;
+  r.references++;
   by_labels_[key] = id;
-  queueLocked(IdentityChange::Kind::kAdded, id, lbls);
+  if (!was_present) queueLocked(IdentityChange::Kind::kAdded, id, lbls);
   log()->debug("allocated identity id={} labels=[{}]", id, lbls.toString());
   return Identity{id, lbls};
 }
@@ -319,8 +337,8 @@ Result<Identity> Allocator::allocate(const labels::Labels& lbls) {
                      "labels [{}]: CIDR identities come from allocateCidr()", lbls.toString());
   Result<Identity> out = makeError(ErrorCode::kInternal, "unset");
   {
-    std::lock_guard lock(mu_);
-    out = allocateLocked(lbls, false);
+    std::unique_lock lock(mu_);
+    out = allocateLocked(lock, lbls, false);
   }
   deliver();
   return out;
@@ -329,8 +347,8 @@ Result<Identity> Allocator::allocate(const labels::Labels& lbls) {
 Result<Identity> Allocator::allocateCidr(const IpPrefix& prefix) {
   Result<Identity> out = makeError(ErrorCode::kInternal, "unset");
   {
-    std::lock_guard lock(mu_);
-    out = allocateLocked(cidrLabels(prefix), true);
+    std::unique_lock lock(mu_);
+    out = allocateLocked(lock, cidrLabels(prefix), true);
   }
   deliver();
   return out;
@@ -349,19 +367,37 @@ Status Allocator::release(NumericIdentity id) {
   if (isReserved(id)) return okStatus();
   Status st;
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     auto it = records_.find(id);
     if (it == records_.end() || it->second.references == 0)
       return makeError(ErrorCode::kNotFound, "identity {} is not allocated on this node", id);
     Record& r = it->second;
     if (--r.references == 0 && !r.restored) {
-      Backend* b = isLocal(id) ? local_.get() : cluster_.get();
-      st = b->release(id, r.labels);
-      if (!st.ok()) log()->warn("backend release id={} error={}", id, st.error().toString());
+      labels::Labels lbls = r.labels;
+      dropIfUnusedLocked(id, r);
+      st = releaseInBackend(lock, id, lbls);
+    } else {
+      dropIfUnusedLocked(id, r);
     }
-    dropIfUnusedLocked(id, r);
   }
   deliver();
+  return st;
+}
+
+Status Allocator::releaseInBackend(std::unique_lock<std::mutex>& lock, NumericIdentity id,
+                                   const labels::Labels& lbls) {
+  // Like an acquire, one backend call per label set at a time and none under the lock; an
+  // allocation of the same labels waits for it and then acquires again.
+  auto key = lbls.sortedList();
+  busy_cv_.wait(lock, [&] { return busy_.count(key) == 0; });
+  busy_.insert(key);
+  lock.unlock();
+  Backend* b = isLocal(id) ? local_.get() : cluster_.get();
+  Status st = b->release(id, lbls);
+  if (!st.ok()) log()->warn("backend release id={} error={}", id, st.error().toString());
+  lock.lock();
+  busy_.erase(key);
+  busy_cv_.notify_all();
   return st;
 }
 
@@ -437,19 +473,22 @@ void Allocator::removeRemote(NumericIdentity id) {
 
 void Allocator::releaseRestored() {
   {
-    std::lock_guard lock(mu_);
+    std::unique_lock lock(mu_);
     std::vector<NumericIdentity> ids;
     for (const auto& [id, r] : records_)
       if (r.restored) ids.push_back(id);
     for (NumericIdentity id : ids) {
-      Record& r = records_.at(id);
+      auto it = records_.find(id);
+      if (it == records_.end() || !it->second.restored) continue;
+      Record& r = it->second;
       r.restored = false;
       if (r.references == 0) {
-        Backend* b = isLocal(id) ? local_.get() : cluster_.get();
-        if (auto st = b->release(id, r.labels); !st.ok())
-          log()->warn("backend release id={} error={}", id, st.error().toString());
+        labels::Labels lbls = r.labels;
+        dropIfUnusedLocked(id, r);
+        (void)releaseInBackend(lock, id, lbls);
+      } else {
+        dropIfUnusedLocked(id, r);
       }
-      dropIfUnusedLocked(id, r);
     }
   }
   deliver();

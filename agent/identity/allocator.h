@@ -4,12 +4,14 @@
 // hangs off them).
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -21,8 +23,9 @@
 
 namespace cilium::identity {
 
-// Where identity numbers are agreed on. Calls are serialized by the Allocator; implementations
-// need no locking of their own for them.
+// Where identity numbers are agreed on. The Allocator calls a backend from several threads at
+// once (without its own lock held, so that label sets allocate concurrently), but never twice at
+// the same time for the same labels; implementations lock what they share.
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -75,6 +78,7 @@ class LocalBackend final : public Backend {
   Status load();
   Status save() const;
 
+  std::mutex mu_;  // the allocator calls for different labels at once
   std::string path_;
   NumericIdentity min_;
   NumericIdentity max_;
@@ -157,7 +161,13 @@ class Allocator {
   };
   Allocator(std::unique_ptr<Backend> cluster, std::unique_ptr<Backend> local);
   Status restore();
-  Result<Identity> allocateLocked(const labels::Labels& labels, bool local);
+  // Takes one reference, acquiring from the backend (with `lock` released meanwhile) when this
+  // node holds no reference yet.
+  Result<Identity> allocateLocked(std::unique_lock<std::mutex>& lock, const labels::Labels& labels,
+                                  bool local);
+  // Tells the backend this node no longer uses `id` (with `lock` released meanwhile).
+  Status releaseInBackend(std::unique_lock<std::mutex>& lock, NumericIdentity id,
+                          const labels::Labels& labels);
   // Drops records that are no longer present and tells the backend; queues kRemoved.
   void dropIfUnusedLocked(NumericIdentity id, Record& rec);
   void queueLocked(IdentityChange::Kind kind, NumericIdentity id, const labels::Labels& labels);
@@ -172,6 +182,9 @@ class Allocator {
   std::unordered_map<NumericIdentity, Record> records_;
   std::unordered_map<std::string, NumericIdentity> by_labels_;  // sortedList -> id
   std::vector<IdentityChange> pending_;
+  // Label sets (sortedList) with a backend call in flight, and the wait for one to end.
+  std::set<std::string> busy_;
+  std::condition_variable busy_cv_;
 
   std::mutex notify_mu_;  // one delivery at a time, in order; guards observers_
   std::map<SubscriptionId, Observer> observers_;

@@ -316,6 +316,51 @@ Result<int64_t> deleteCall(Client::Impl& impl, const std::string& key,
   return resp.deleted();
 }
 
+void toPb(const TxnOp& op, pb::RequestOp* out);
+
+void toPb(const Compare& c, pb::Compare* pc) {
+  pc->set_key(c.key);
+  if (!c.range_end.empty()) pc->set_range_end(c.range_end);
+  pc->set_result(c.op == Compare::Op::kEqual ? pb::Compare::EQUAL : pb::Compare::NOT_EQUAL);
+  switch (c.target) {
+    case Compare::Target::kCreateRevision:
+      pc->set_target(pb::Compare::CREATE);
+      pc->set_create_revision(c.revision);
+      break;
+    case Compare::Target::kModRevision:
+      pc->set_target(pb::Compare::MOD);
+      pc->set_mod_revision(c.revision);
+      break;
+    case Compare::Target::kValue:
+      pc->set_target(pb::Compare::VALUE);
+      pc->set_value(c.value);
+      break;
+  }
+}
+
+void toPb(const std::vector<Compare>& compares, const std::vector<TxnOp>& success,
+          const std::vector<TxnOp>& failure, pb::TxnRequest* req) {
+  for (const auto& c : compares) toPb(c, req->add_compare());
+  for (const auto& op : success) toPb(op, req->add_success());
+  for (const auto& op : failure) toPb(op, req->add_failure());
+}
+
+TxnResult fromPb(const pb::TxnResponse& resp) {
+  TxnResult out;
+  out.succeeded = resp.succeeded();
+  out.revision = resp.header().revision();
+  for (const auto& r : resp.responses()) {
+    if (r.has_response_range()) {
+      std::vector<KeyValue> kvs;
+      for (const auto& kv : r.response_range().kvs()) kvs.push_back(fromPb(kv));
+      out.ranges.push_back(std::move(kvs));
+    } else if (r.has_response_txn()) {
+      out.txns.push_back(fromPb(r.response_txn()));
+    }
+  }
+  return out;
+}
+
 void toPb(const TxnOp& op, pb::RequestOp* out) {
   switch (op.kind) {
     case TxnOp::Kind::kPut: {
@@ -335,6 +380,11 @@ void toPb(const TxnOp& op, pb::RequestOp* out) {
       auto* r = out->mutable_request_range();
       r->set_key(op.key);
       if (!op.range_end.empty()) r->set_range_end(op.range_end);
+      break;
+    }
+    case TxnOp::Kind::kTxn: {
+      auto* t = out->mutable_request_txn();
+      if (op.txn) toPb(op.txn->compares, op.txn->success, op.txn->failure, t);
       break;
     }
   }
@@ -368,41 +418,11 @@ Result<TxnResult> Client::txn(const std::vector<Compare>& compares,
                               const std::vector<TxnOp>& success,
                               const std::vector<TxnOp>& failure) {
   pb::TxnRequest req;
-  for (const auto& c : compares) {
-    auto* pc = req.add_compare();
-    pc->set_key(c.key);
-    if (!c.range_end.empty()) pc->set_range_end(c.range_end);
-    pc->set_result(c.op == Compare::Op::kEqual ? pb::Compare::EQUAL : pb::Compare::NOT_EQUAL);
-    switch (c.target) {
-      case Compare::Target::kCreateRevision:
-        pc->set_target(pb::Compare::CREATE);
-        pc->set_create_revision(c.revision);
-        break;
-      case Compare::Target::kModRevision:
-        pc->set_target(pb::Compare::MOD);
-        pc->set_mod_revision(c.revision);
-        break;
-      case Compare::Target::kValue:
-        pc->set_target(pb::Compare::VALUE);
-        pc->set_value(c.value);
-        break;
-    }
-  }
-  for (const auto& op : success) toPb(op, req.add_success());
-  for (const auto& op : failure) toPb(op, req.add_failure());
+  toPb(compares, success, failure, &req);
   pb::TxnResponse resp;
   auto s = impl_->unary([&](grpc::ClientContext& ctx) { return impl_->kv->Txn(&ctx, req, &resp); });
   if (!s.ok()) return grpcError(s, "txn");
-  TxnResult out;
-  out.succeeded = resp.succeeded();
-  out.revision = resp.header().revision();
-  for (const auto& r : resp.responses()) {
-    if (!r.has_response_range()) continue;
-    std::vector<KeyValue> kvs;
-    for (const auto& kv : r.response_range().kvs()) kvs.push_back(fromPb(kv));
-    out.ranges.push_back(std::move(kvs));
-  }
-  return out;
+  return fromPb(resp);
 }
 
 Result<int64_t> Client::grantLease(std::chrono::seconds ttl) {

@@ -57,20 +57,31 @@ struct Compare {
   int64_t revision = 0;  // kCreateRevision, kModRevision
   std::string value;     // kValue
 };
+struct TxnOp;
+// A transaction nested in a branch of another (etcd >= 3.3): its compares are evaluated on the
+// store as the outer transaction's branch has left it, in the same revision.
+struct NestedTxn {
+  std::vector<Compare> compares;
+  std::vector<TxnOp> success;
+  std::vector<TxnOp> failure;
+};
 // One operation of a transaction branch.
 struct TxnOp {
-  enum class Kind : uint8_t { kPut, kDelete, kRange };
+  enum class Kind : uint8_t { kPut, kDelete, kRange, kTxn };
   Kind kind = Kind::kPut;
   std::string key;
-  std::string range_end;  // kDelete, kRange: "" = one key
-  std::string value;      // kPut
-  int64_t lease = 0;      // kPut
+  std::string range_end;                 // kDelete, kRange: "" = one key
+  std::string value;                     // kPut
+  int64_t lease = 0;                     // kPut
+  std::shared_ptr<const NestedTxn> txn;  // kTxn
 };
 struct TxnResult {
   bool succeeded = false;
   int64_t revision = 0;
   // The key-values of each kRange op of the branch that ran, in order.
   std::vector<std::vector<KeyValue>> ranges;
+  // The outcome of each kTxn op of the branch that ran, in order.
+  std::vector<TxnResult> txns;
 };
 
 // The end of the range that holds every key starting with `prefix` (etcd's prefix range_end).

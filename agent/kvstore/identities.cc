@@ -274,14 +274,87 @@ size_t Identities::size() const {
   return by_id_.size();
 }
 
+namespace {
+
+// The keys a transaction may write, nested ones included.
+void writtenKeys(const NestedTxn& t, std::set<std::string>& out) {
+  for (const auto* branch : {&t.success, &t.failure})
+    for (const auto& op : *branch) {
+      if (op.kind == TxnOp::Kind::kPut || op.kind == TxnOp::Kind::kDelete) out.insert(op.key);
+      if (op.kind == TxnOp::Kind::kTxn && op.txn) writtenKeys(*op.txn, out);
+    }
+}
+
+}  // namespace
+
+Result<TxnResult> Identities::batchedTxn(NestedTxn txn) {
+  // Group commit: the caller that finds no transaction in flight sends every queued one as one
+  // etcd transaction (each nested in it, so each keeps its own compares and branches); the
+  // others wait for its answer. etcd then commits (and fsyncs) concurrent allocations once.
+  BatchItem item;
+  item.txn = std::move(txn);
+  writtenKeys(item.txn, item.keys);
+  std::unique_lock lock(batch_mu_);
+  batch_queue_.push_back(&item);
+  while (!item.done) {
+    if (batch_flushing_) {
+      batch_cv_.wait(lock);
+      continue;
+    }
+    // Up to etcd's limit of operations per transaction (128), leaving for the next round any
+    // that writes a key a taken one writes (etcd refuses a key written twice in a transaction).
+    constexpr size_t kMaxBatch = 64;
+    std::vector<BatchItem*> batch;
+    std::set<std::string> keys;
+    for (auto it = batch_queue_.begin(); it != batch_queue_.end() && batch.size() < kMaxBatch;) {
+      bool clash = false;
+      for (const auto& k : (*it)->keys) clash = clash || keys.count(k) != 0;
+      if (clash) {
+        ++it;
+        continue;
+      }
+      keys.insert((*it)->keys.begin(), (*it)->keys.end());
+      batch.push_back(*it);
+      it = batch_queue_.erase(it);
+    }
+    batch_flushing_ = true;
+    lock.unlock();
+    Result<TxnResult> r = Error(ErrorCode::kInternal, "unset");
+    if (batch.size() == 1) {
+      r = client_.txn(batch[0]->txn.compares, batch[0]->txn.success, batch[0]->txn.failure);
+    } else {
+      std::vector<TxnOp> ops;
+      for (auto* b : batch)
+        ops.push_back(
+            {TxnOp::Kind::kTxn, "", "", "", 0, std::make_shared<const NestedTxn>(b->txn)});
+      r = client_.txn({}, ops, {});
+      if (r.ok() && r->txns.size() != batch.size())
+        r = Error(ErrorCode::kInternal, "etcd txn: unexpected answer to a batch");
+    }
+    lock.lock();
+    for (size_t i = 0; i < batch.size(); i++) {
+      if (!r.ok())
+        batch[i]->result = r.error();
+      else if (batch.size() == 1)
+        batch[i]->result = *r;
+      else
+        batch[i]->result = std::move(r->txns[i]);
+      batch[i]->done = true;
+    }
+    batch_flushing_ = false;
+    batch_cv_.notify_all();
+  }
+  return std::move(item.result);
+}
+
 Result<bool> Identities::use(identity::NumericIdentity id, const std::string& key, int64_t lease) {
   const std::string vkey = valueKey(key, node_);
   const std::string vval = std::to_string(id);
   // The master key holds these labels: add our value key.
   CILIUM_ASSIGN_OR_RETURN(
-      auto r, client_.txn({{idKey(id), "", Compare::Target::kValue, Compare::Op::kEqual, 0, key}},
+      auto r, batchedTxn({{{idKey(id), "", Compare::Target::kValue, Compare::Op::kEqual, 0, key}},
                           {{TxnOp::Kind::kPut, vkey, "", vval, lease}},
-                          {{TxnOp::Kind::kRange, idKey(id), "", "", 0}}));
+                          {{TxnOp::Kind::kRange, idKey(id), "", "", 0}}}));
   if (r.succeeded) {
     session_.adopt(vkey, vval, lease);
     return true;
@@ -340,18 +413,32 @@ Result<identity::NumericIdentity> Identities::acquireInEtcd(const labels::Labels
     }
     const std::string vkey = valueKey(key, node_);
     const std::string vval = std::to_string(id);
+    // One round trip whatever the race: create the master key and this node's value key when
+    // neither the number nor any value key of the labels exists; otherwise, if the number
+    // already holds these labels (an agent racing for the same labels got there first: it
+    // probes the same numbers in the same order), add this node's value key to it (nested
+    // transaction); else read what is there to decide the next step.
+    auto join = std::make_shared<NestedTxn>();
+    join->compares = {{idKey(id), "", Compare::Target::kValue, Compare::Op::kEqual, 0, key}};
+    join->success = {{TxnOp::Kind::kPut, vkey, "", vval, lease, nullptr}};
     CILIUM_ASSIGN_OR_RETURN(
         auto r,
-        client_.txn({{idKey(id), "", Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""},
-                     {valuePrefix(key), prefixEnd(valuePrefix(key)),
-                      Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""}},
-                    {{TxnOp::Kind::kPut, idKey(id), "", key, 0},
-                     {TxnOp::Kind::kPut, vkey, "", vval, lease}},
-                    {{TxnOp::Kind::kRange, idKey(id), "", "", 0},
-                     {TxnOp::Kind::kRange, valuePrefix(key), prefixEnd(valuePrefix(key)), "", 0}}));
+        batchedTxn(
+            {{{idKey(id), "", Compare::Target::kCreateRevision, Compare::Op::kEqual, 0, ""},
+              {valuePrefix(key), prefixEnd(valuePrefix(key)), Compare::Target::kCreateRevision,
+               Compare::Op::kEqual, 0, ""}},
+             {{TxnOp::Kind::kPut, idKey(id), "", key, 0, nullptr},
+              {TxnOp::Kind::kPut, vkey, "", vval, lease, nullptr}},
+             {{TxnOp::Kind::kRange, idKey(id), "", "", 0, nullptr},
+              {TxnOp::Kind::kRange, valuePrefix(key), prefixEnd(valuePrefix(key)), "", 0, nullptr},
+              {TxnOp::Kind::kTxn, "", "", "", 0, std::move(join)}}}));
     if (r.succeeded) {
       session_.adopt(vkey, vval, lease);
       log()->info("identity allocated through kvstore id={} labels={}", id, labels.toString());
+      return id;
+    }
+    if (r.txns.size() == 1 && r.txns[0].succeeded) {
+      session_.adopt(vkey, vval, lease);
       return id;
     }
     if (r.ranges.size() != 2) return Error(ErrorCode::kInternal, "etcd txn: unexpected answer");

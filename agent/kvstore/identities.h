@@ -14,6 +14,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <list>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -80,6 +81,14 @@ class Identities {
   void onDelete(const std::string& key);
   // Writes this node's value key for `id` if the master key still holds `key`.
   Result<bool> use(identity::NumericIdentity id, const std::string& key, int64_t lease);
+  // `txn`, sent together with the transactions of concurrent callers (group commit).
+  Result<TxnResult> batchedTxn(NestedTxn txn);
+  struct BatchItem {
+    NestedTxn txn;
+    std::set<std::string> keys;  // what it writes
+    bool done = false;
+    Result<TxnResult> result = Error(ErrorCode::kInternal, "unset");
+  };
 
   Client& client_;
   Session& session_;
@@ -99,6 +108,10 @@ class Identities {
   bool stopping_ = false;
   std::condition_variable cv_;
   std::thread restorer_;
+  std::mutex batch_mu_;  // the group commit's queue
+  std::condition_variable batch_cv_;
+  std::list<BatchItem*> batch_queue_;
+  bool batch_flushing_ = false;
 };
 
 struct GcResult {

@@ -2,11 +2,18 @@
 // default ipam=cluster-pool and no ipv4-range waits for its pod CIDR until cilium-operator (the
 // real binary, beside it) writes one into its CiliumNode; the agent then hands out addresses
 // from it, publishes its addresses, lists every node of the cluster (`cilium-dbg node list`),
-// and after a restart gets the same CIDR back from its CiliumNode without the operator.
+// and after a restart gets the same CIDR back from its CiliumNode without the operator. Then two
+// cilium-operator processes with leader election: only the holder of the Lease allocates CIDRs
+// and collects identities; the leader is killed (SIGKILL, no release) and the other takes over
+// once the lease duration has passed, and carries on.
+#include <signal.h>
+
+#include <ctime>
+#include <map>
+#include <optional>
+
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-
-#include <map>
 
 #include "agent/common/files.h"
 #include "agent/common/netns.h"
@@ -39,8 +46,12 @@ class ClusterTest : public testing::AgentNodeTest {
   void TearDown() override { server_.stop(); }
 
   std::vector<std::string> agentArgs() const {
-    return {"--k8s-api-server=" + server_.url(), "--ipv4-range=auto", "--k8s-sync-timeout=60",
-            "--enable-hubble", "--hubble-disable-tls", "--hubble-listen-address=:4244",
+    return {"--k8s-api-server=" + server_.url(),
+            "--ipv4-range=auto",
+            "--k8s-sync-timeout=60",
+            "--enable-hubble",
+            "--hubble-disable-tls",
+            "--hubble-listen-address=:4244",
             "--hubble-socket-path=" + hubbleSocket()};
   }
   std::string hubbleSocket() const { return node_->stateDir() + "/hubble.sock"; }
@@ -187,6 +198,110 @@ TEST_F(ClusterTest, AgentWaitsForTheOperatorsCidrAndListsEveryNode) {
   ASSERT_TRUE(status.ok() && status->ipam);
   EXPECT_TRUE(status->ipam->allocations.count(lease->address.ipv4))
       << "the pod's address survived the restart";
+}
+
+TEST_F(ClusterTest, TwoOperatorsOnlyTheLeaderWritesAndTheOtherTakesOverWhenItIsKilled) {
+  const auto leases = k8s::leaseResource();
+  const auto identities = k8s::Resource<k8s::CiliumIdentity>::info();
+  constexpr auto kLeaseDuration = 3s;
+  constexpr auto kRetryPeriod = 100ms;
+  auto startReplica = [&](const std::string& name, int port) {
+    auto p = topo_->spawnIn(
+        topo_->nodeNetns(),
+        {CILIUM_OPERATOR_BINARY, "--k8s-api-server=" + server_.url(),
+         "--cluster-pool-ipv4-cidr=10.210.0.0/16", "--cluster-pool-ipv4-mask-size=24",
+         "--leader-election-identity=" + name, "--leader-election-lease-duration=3s",
+         "--leader-election-renew-deadline=2s", "--leader-election-retry-period=100ms",
+         "--identity-gc-interval=1s", "--identity-heartbeat-timeout=1s",
+         "--operator-api-serve-addr=127.0.0.1:" + std::to_string(port)},
+        name);
+    EXPECT_TRUE(p.ok()) << p.error().toString();
+    return p.ok() ? *p : nullptr;
+  };
+  auto log = [&](const std::string& name) {
+    return readFile(topo_->tmpDir() + "/" + name + ".err").valueOr(std::string());
+  };
+  auto holder = [&]() -> std::string {
+    auto l = server_.get(leases, "kube-system", "cilium-operator-resource-lock");
+    if (!l || !(*l)["spec"].contains("holderIdentity")) return "";
+    return (*l)["spec"]["holderIdentity"].get<std::string>();
+  };
+  // A time of the Lease (RFC 3339 with microseconds, as the elector writes them).
+  auto leaseTime = [&](const std::string& field) -> std::optional<std::chrono::microseconds> {
+    auto l = server_.get(leases, "kube-system", "cilium-operator-resource-lock");
+    if (!l || !(*l)["spec"].contains(field)) return std::nullopt;
+    std::string text = (*l)["spec"][field].get<std::string>();
+    std::tm tm{};
+    const char* rest = strptime(text.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+    if (rest == nullptr || *rest != '.') return std::nullopt;
+    return std::chrono::seconds(timegm(&tm)) + std::chrono::microseconds(std::atol(rest + 1));
+  };
+  auto podCidr = [&](const std::string& node) -> std::string {
+    auto cn = ciliumNode(node);
+    return cn && !cn->pod_cidrs.empty() ? cn->pod_cidrs[0] : "";
+  };
+  auto unusedIdentity = [&](const std::string& id) {
+    return server_.create(identities, {{"apiVersion", "cilium.io/v2"},
+                                       {"kind", "CiliumIdentity"},
+                                       {"metadata", {{"name", id}}},
+                                       {"security-labels", {{"k8s:app", "gone-" + id}}}});
+  };
+  auto newNode = [&](const std::string& name) {
+    return server_.create(kCiliumNodes, {{"apiVersion", "cilium.io/v2"},
+                                         {"kind", "CiliumNode"},
+                                         {"metadata", {{"name", name}}},
+                                         {"spec", json::object()}});
+  };
+
+  std::map<std::string, Process*> replicas = {{"op-a", startReplica("op-a", 9234)},
+                                              {"op-b", startReplica("op-b", 9235)}};
+  ASSERT_NE(replicas["op-a"], nullptr);
+  ASSERT_NE(replicas["op-b"], nullptr);
+  ASSERT_TRUE(testing::eventually([&] { return !holder().empty(); }, 20s))
+      << log("op-a") << log("op-b");
+  const std::string leader = holder();
+  const std::string other = leader == "op-a" ? "op-b" : "op-a";
+  ASSERT_TRUE(replicas.count(leader)) << leader;
+
+  // The leader allocates a CIDR and collects an unused identity; the other does neither.
+  ASSERT_TRUE(newNode("node-a").ok());
+  ASSERT_TRUE(unusedIdentity("70001").ok());
+  ASSERT_TRUE(testing::eventually([&] { return !podCidr("node-a").empty(); }, 20s)) << log(leader);
+  ASSERT_TRUE(testing::eventually([&] { return !server_.get(identities, "", "70001"); }, 20s))
+      << log(leader);
+  const std::string cidr_a = podCidr("node-a");
+  EXPECT_NE(log(leader).find("allocated pod CIDR node=node-a"), std::string::npos) << log(leader);
+  EXPECT_NE(log(leader).find("identity GC pass"), std::string::npos) << log(leader);
+  const std::string other_log = log(other);
+  EXPECT_EQ(other_log.find("became leader"), std::string::npos) << other_log;
+  EXPECT_EQ(other_log.find("allocated pod CIDR"), std::string::npos) << other_log;
+  EXPECT_EQ(other_log.find("identity GC pass"), std::string::npos) << other_log;
+  EXPECT_EQ(other_log.find("cluster-pool IPAM started"), std::string::npos) << other_log;
+  EXPECT_EQ(holder(), leader);
+
+  // The leader dies without releasing the Lease; a node and an unused identity arrive meanwhile.
+  replicas[leader]->signal(SIGKILL);
+  ASSERT_TRUE(replicas[leader]->wait(10s).ok());
+  const auto last_renewal = leaseTime("renewTime");
+  ASSERT_TRUE(last_renewal);
+  ASSERT_TRUE(newNode("node-b").ok());
+  ASSERT_TRUE(unusedIdentity("70002").ok());
+  ASSERT_TRUE(testing::eventually([&] { return holder() == other; }, 20s)) << log(other);
+  // Taken over (the new holder's acquireTime) not before a whole lease duration has passed
+  // since the dead leader's last renewal, and then without waiting much longer (the other
+  // replica tries every retry period; the bound is loose for a loaded machine).
+  const auto acquired = leaseTime("acquireTime");
+  ASSERT_TRUE(acquired);
+  EXPECT_GE(*acquired - *last_renewal, kLeaseDuration);
+  EXPECT_LE(*acquired - *last_renewal, kLeaseDuration + 20 * kRetryPeriod + 3s);
+  ASSERT_TRUE(testing::eventually([&] { return !podCidr("node-b").empty(); }, 20s)) << log(other);
+  ASSERT_TRUE(testing::eventually([&] { return !server_.get(identities, "", "70002"); }, 20s))
+      << log(other);
+  EXPECT_NE(podCidr("node-b"), cidr_a) << "the new leader handed out the dead leader's CIDR";
+  EXPECT_EQ(podCidr("node-a"), cidr_a) << "the new leader changed an allocation";
+  EXPECT_NE(log(other).find("allocated pod CIDR node=node-b"), std::string::npos) << log(other);
+  EXPECT_EQ(log(other).find("allocated pod CIDR node=node-a"), std::string::npos) << log(other);
+  replicas[other]->stop();
 }
 
 }  // namespace

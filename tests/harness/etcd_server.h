@@ -50,6 +50,7 @@ class EtcdServer {
     return kvstore::EtcdConfig{{endpoint()}, ca_, client_cert_, client_key_, "", ""};
   }
   const std::string& dir() const { return dir_; }
+  pid_t pid() const { return process_.pid(); }  // 0 when not running
 
  private:
   std::string dir_;

@@ -2,17 +2,25 @@
 
 #include <unistd.h>
 
+#include <atomic>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 
 #include <gtest/gtest.h>
 
+#include "tests/harness/eventually.h"
+
 namespace cilium::identity {
 namespace {
 
 using labels::Label;
+using namespace std::chrono_literals;
 using labels::Labels;
 using labels::Source;
 
@@ -324,6 +332,97 @@ TEST(IdentityTest, UnsubscribedObserverHearsNothing) {
   alloc->unsubscribe(sid);
   ASSERT_TRUE(alloc->allocate(app("a")).ok());
   EXPECT_EQ(calls, 1);
+}
+
+// A cluster backend whose calls for app=slow block until opened, counting every call; numbers
+// from 1000 in order of first acquire.
+class GateBackend final : public Backend {
+ public:
+  Result<NumericIdentity> acquire(const Labels& lbls, std::optional<NumericIdentity>) override {
+    std::string key = lbls.sortedList();
+    {
+      std::lock_guard l(mu_);
+      acquires_[key]++;
+      in_flight_++;
+      max_in_flight_ = std::max(max_in_flight_, in_flight_);
+    }
+    if (lbls == app("slow")) {
+      std::unique_lock l(mu_);
+      cv_.wait(l, [&] { return open_; });
+    }
+    std::lock_guard l(mu_);
+    in_flight_--;
+    auto [it, added] = numbers_.emplace(key, 1000 + static_cast<NumericIdentity>(numbers_.size()));
+    return it->second;
+  }
+  Status release(NumericIdentity, const Labels& lbls) override {
+    std::lock_guard l(mu_);
+    releases_[lbls.sortedList()]++;
+    return okStatus();
+  }
+  Result<std::vector<Identity>> restoreInUse() override { return std::vector<Identity>{}; }
+  std::string name() const override { return "gate"; }
+
+  void open() {
+    std::lock_guard l(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  int acquires(const Labels& lbls) {
+    std::lock_guard l(mu_);
+    return acquires_[lbls.sortedList()];
+  }
+  int inFlight() {
+    std::lock_guard l(mu_);
+    return in_flight_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool open_ = false;
+  int in_flight_ = 0, max_in_flight_ = 0;
+  std::map<std::string, NumericIdentity> numbers_;
+  std::map<std::string, int> acquires_, releases_;
+};
+
+TEST(IdentityTest, LabelSetsAllocateConcurrentlyAndOneLabelSetOnce) {
+  auto gate_owned = std::make_unique<GateBackend>();
+  GateBackend* gate = gate_owned.get();
+  auto local = LocalBackend::open("", kMinLocal, kMaxLocal, "x");
+  ASSERT_TRUE(local.ok());
+  auto a = Allocator::create(std::move(gate_owned), std::move(*local));
+  ASSERT_TRUE(a.ok());
+  // Whatever happens below, the blocked calls are let go before the allocator goes.
+  struct Opener {
+    GateBackend* g;
+    ~Opener() { g->open(); }
+  } opener{gate};
+  auto slow1 = std::async(std::launch::async, [&] { return (*a)->allocate(app("slow")); });
+  ASSERT_TRUE(cilium::testing::eventually([&] { return gate->inFlight() == 1; }, 5s));
+  auto slow2 = std::async(std::launch::async, [&] { return (*a)->allocate(app("slow")); });
+  // Another label set is not held up by the call in flight (it used to wait for the lock).
+  auto fast = std::async(std::launch::async, [&] { return (*a)->allocate(app("fast")); });
+  ASSERT_EQ(fast.wait_for(5s), std::future_status::ready) << "app=fast waited for app=slow";
+  ASSERT_TRUE(fast.get().ok());
+  EXPECT_TRUE((*a)->lookupByLabels(app("fast")).has_value());
+  EXPECT_FALSE((*a)->lookupByLabels(app("slow")).has_value()) << "not allocated before the call";
+  EXPECT_EQ(slow2.wait_for(100ms), std::future_status::timeout);
+  gate->open();
+  auto id1 = slow1.get();
+  auto id2 = slow2.get();
+  ASSERT_TRUE(id1.ok() && id2.ok());
+  EXPECT_EQ(id1->id, id2->id);
+  EXPECT_EQ(gate->acquires(app("slow")), 1) << "the second caller took a reference, no call";
+  // Two references: the first release keeps it, the second reaches the backend.
+  EXPECT_TRUE((*a)->release(id1->id).ok());
+  EXPECT_TRUE((*a)->lookup(id1->id).has_value());
+  EXPECT_TRUE((*a)->release(id1->id).ok());
+  EXPECT_FALSE((*a)->lookup(id1->id).has_value());
+  auto again = (*a)->allocate(app("slow"));
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->id, id1->id);
+  EXPECT_EQ(gate->acquires(app("slow")), 2);
 }
 
 }  // namespace

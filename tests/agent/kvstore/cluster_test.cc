@@ -4,6 +4,7 @@
 // stacks converge after etcd is killed and restarted and after a lost lease.
 #include "agent/kvstore/cluster.h"
 
+#include <atomic>
 #include <set>
 #include <thread>
 
@@ -41,13 +42,15 @@ struct Stack {
   std::unique_ptr<NodeSync> node_sync;
   std::unique_ptr<EndpointSync> endpoints;
 
-  Stack(const EtcdServer& etcd, std::string n, IpAddr ip, std::chrono::seconds ttl = 30s)
+  Stack(const EtcdServer& etcd, std::string n, IpAddr ip, std::chrono::seconds ttl = 30s,
+        identity::NumericIdentity max_id = identity::kMaxCluster)
       : name(std::move(n)), host_ip(ip) {
     client = std::move(*Client::create(etcd.config(), {.call_timeout = 2000ms}));
     session = std::make_unique<Session>(*client,
                                         SessionOptions{.lease_ttl = ttl, .revoke_on_stop = true});
     session->start();
-    identities = std::make_unique<Identities>(*client, *session, name);
+    identities =
+        std::make_unique<Identities>(*client, *session, name, "", identity::kMinCluster, max_id);
     EXPECT_TRUE(identities->start(10s).ok());
     auto local = identity::LocalBackend::open("", identity::kMinLocal, identity::kMaxLocal, "x");
     allocator = std::move(*identity::Allocator::create(identities->backend(), std::move(*local)));
@@ -130,6 +133,53 @@ TEST_F(ClusterTest, AllocationRacesEndWithOneNumber) {
   EXPECT_EQ(keys("cilium/state/identities/v1/id/"), static_cast<size_t>(kSets));
   // Every agent uses each: one value key per agent and label set.
   EXPECT_EQ(keys("cilium/state/identities/v1/value/"), static_cast<size_t>(4 * kSets));
+}
+
+// Concurrent allocations of one agent go to etcd together (group commit); with a range exactly
+// as large as the label sets, most probes collide (the same number tried for different labels,
+// in one batch or by another agent), and still every label set ends with one number on every
+// agent, every number used once.
+TEST_F(ClusterTest, ConcurrentAllocationsInAFullRangeEndWithOneNumberEach) {
+  constexpr int kSets = 40, kAgents = 3, kThreads = 8;
+  const identity::NumericIdentity max_id = identity::kMinCluster + kSets - 1;
+  std::vector<std::unique_ptr<Stack>> stacks;
+  for (int i = 0; i < kAgents; i++)
+    stacks.push_back(std::make_unique<Stack>(etcd_, "node" + std::to_string(i),
+                                             ip("172.30.0." + std::to_string(i + 1)), 30s, max_id));
+  std::vector<std::vector<identity::NumericIdentity>> got(
+      kAgents, std::vector<identity::NumericIdentity>(kSets));
+  std::atomic<int> failures{0};
+  std::vector<std::thread> threads;
+  for (int s = 0; s < kAgents; s++)
+    for (int t = 0; t < kThreads; t++)
+      threads.emplace_back([&, s, t] {
+        for (int i = t; i < kSets; i += kThreads) {
+          int k = (i + s * 7) % kSets;
+          auto id = stacks[s]->allocator->allocate(appLabels("full" + std::to_string(k)));
+          if (!id.ok()) {
+            failures++;
+            ADD_FAILURE() << id.error().message();
+            continue;
+          }
+          got[s][k] = id->id;
+        }
+      });
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(failures, 0);
+  std::set<identity::NumericIdentity> distinct;
+  for (int k = 0; k < kSets; k++) {
+    for (int s = 1; s < kAgents; s++) EXPECT_EQ(got[s][k], got[0][k]) << "labels full" << k;
+    distinct.insert(got[0][k]);
+  }
+  EXPECT_EQ(distinct.size(), static_cast<size_t>(kSets));
+  EXPECT_EQ(*distinct.begin(), identity::kMinCluster);
+  EXPECT_EQ(*distinct.rbegin(), max_id);
+  EXPECT_EQ(keys("cilium/state/identities/v1/id/"), static_cast<size_t>(kSets));
+  EXPECT_EQ(keys("cilium/state/identities/v1/value/"), static_cast<size_t>(kAgents * kSets));
+  // The range is full: one more label set has no number.
+  auto more = stacks[0]->allocator->allocate(appLabels("one-too-many"));
+  ASSERT_FALSE(more.ok());
+  EXPECT_EQ(more.error().code(), ErrorCode::kResourceExhausted);
 }
 
 // An identity allocated on one node is known on the others (as a remote identity); when no node
