@@ -93,8 +93,12 @@ Status HealthComponent::start(component::Host& host) {
   const component::NodeConfig nc = host.config<component::NodeConfig>();
   if (!cfg.enable_health_checking) return okStatus();
   const auto port = static_cast<uint16_t>(cfg.cluster_health_port);
-  // The node's health server: what other nodes' host probes reach.
-  CILIUM_ASSIGN_OR_RETURN(node_responder_, Responder::start(-1, "0.0.0.0", port, nc.node_name));
+  // The node's health server: what other nodes' host probes reach. Not fatal (as in Cilium):
+  // with the port taken the agent runs on, and the other nodes see its HTTP probe fail.
+  if (auto r = Responder::start(-1, "0.0.0.0", port, nc.node_name); r.ok())
+    node_responder_ = std::move(*r);
+  else
+    log()->warn("health server not started: {}", r.error().message());
 
   std::optional<IpAddr> health_ip;
   if (cfg.enable_endpoint_health_checking && host.ipam() != nullptr &&
