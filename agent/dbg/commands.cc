@@ -272,10 +272,12 @@ class Commands {
     for (const auto& n : report->nodes) {
       if (n.reachable()) continue;
       out_ << fmt::format("  {} unreachable:\n", n.name);
-      for (const auto& [what, p] : {std::pair{"host", &n.host}, std::pair{"endpoint", &n.endpoint}}) {
-        if (!*p) continue;
-        if (!(*p)->icmp.ok()) out_ << fmt::format("    {} {} ICMP: {}\n", what, (*p)->ip, (*p)->icmp.status);
-        if (!(*p)->http.ok()) out_ << fmt::format("    {} {} HTTP: {}\n", what, (*p)->ip, (*p)->http.status);
+      for (const auto& [what, path] :
+           {std::pair{"host", &n.host}, std::pair{"endpoint", &n.endpoint}}) {
+        if (!*path) continue;
+        const auto& p = **path;
+        if (!p.icmp.ok()) out_ << fmt::format("    {} {} ICMP: {}\n", what, p.ip, p.icmp.status);
+        if (!p.http.ok()) out_ << fmt::format("    {} {} HTTP: {}\n", what, p.ip, p.http.status);
       }
     }
   }
