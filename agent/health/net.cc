@@ -57,6 +57,17 @@ uint16_t checksum(const uint8_t* data, size_t len) {
 
 std::atomic<uint16_t> g_seq{1};
 
+// cpp-httplib's error names ("Connection", "Read") in words.
+std::string httpErrorText(httplib::Error e) {
+  switch (e) {
+    case httplib::Error::Connection: return "cannot connect (refused, or no answer in time)";
+    case httplib::Error::ConnectionTimeout: return "connect timed out";
+    case httplib::Error::Read: return "no answer in time";
+    case httplib::Error::Write: return "cannot send the request";
+    default: return httplib::to_string(e);
+  }
+}
+
 }  // namespace
 
 std::string HealthLink::netnsPath() const { return fdPath(netns.get()); }
@@ -228,7 +239,7 @@ Result<std::chrono::nanoseconds> NetProbes::http(Source from, const IpAddr& ip, 
       auto took = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
       if (!res)
         return makeError(ErrorCode::kUnavailable, "GET http://{}:{}/hello: {}", ip.toString(), port,
-                         httplib::to_string(res.error()));
+                         httpErrorText(res.error()));
       if (res->status != 200)
         return makeError(ErrorCode::kUnavailable, "GET http://{}:{}/hello: status {}",
                          ip.toString(), port, res->status);
