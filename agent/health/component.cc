@@ -109,6 +109,10 @@ Status HealthComponent::start(component::Host& host) {
         // The agent runs without it: the other nodes see this node's endpoint unreachable.
         log()->warn("health endpoint not started: {}", st.error().message());
         endpoint_responder_.reset();
+        if (endpoint_id_ != 0 && deps_.endpoints && deps_.endpoints() != nullptr)
+          (void)deps_.endpoints()->remove(
+              endpoint::Ref{endpoint::Ref::Kind::kId, endpoint_id_, "", ""});
+        endpoint_id_ = 0;
         link_.reset();
       }
     }

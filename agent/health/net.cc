@@ -75,8 +75,11 @@ std::string HealthLink::netnsPath() const { return fdPath(netns.get()); }
 Result<HealthLink> createHealthLink(const IpAddr& ip, const IpAddr& gateway, uint32_t mtu) {
   if (!ip.isV4() || !gateway.isV4())
     return Error(ErrorCode::kInvalidArgument, "health endpoint: IPv4 addresses only");
-  if (auto old = nl::linkByName(kHostIfname); old.ok())
-    CILIUM_RETURN_IF_ERROR(nl::deleteLink(old->ifindex));
+  // The device of an earlier agent goes with that agent's namespace, so one that exists belongs
+  // to a live agent in this namespace (a second agent starting by mistake): left alone.
+  if (nl::linkByName(kHostIfname).ok())
+    return makeError(ErrorCode::kAlreadyExists,
+                     "{} exists: is another agent running in this network namespace?", kHostIfname);
   HealthLink link;
   CILIUM_ASSIGN_OR_RETURN(link.netns, newNetns());
   CILIUM_RETURN_IF_ERROR(nl::createVeth(kHostIfname, "eth0", link.netns.get()));

@@ -34,8 +34,8 @@ struct HealthLink {
   std::string netnsPath() const;  // /proc/<pid>/fd/<n>, for runInNetns and the endpoint's record
 };
 
-// Creates the namespace and the pair (an earlier kHostIfname is deleted first). On error
-// nothing is left.
+// Creates the namespace and the pair; kAlreadyExists when kHostIfname exists (it belongs to a
+// live agent: an earlier agent's went with its namespace). On error nothing is left.
 Result<HealthLink> createHealthLink(const IpAddr& ip, const IpAddr& gateway, uint32_t mtu);
 
 // GET /hello -> 200 on ip:port (0.0.0.0 for any), in the namespace `netns` (-1: the caller's).
