@@ -75,6 +75,7 @@ config::Registry<Config>* buildRegistry() {
   r->include(hubble::configKeys());
   r->include(k8s::configKeys());
   r->include(kvstore::configKeys());
+  r->include(health::configKeys());
   r->check([](const Config& c) -> Status {
     if (c.identity_allocation_mode == "kvstore" && c.kvstore.empty())
       return Error(ErrorCode::kInvalidArgument,
@@ -258,7 +259,8 @@ void copyConfigPart(const Config& cfg, const std::type_info& part, void* out) {
       copy(static_cast<metrics::Config*>(nullptr)) ||
       copy(static_cast<hubble::Config*>(nullptr)) ||
       copy(static_cast<k8s::SourceConfig*>(nullptr)) ||
-      copy(static_cast<kvstore::Config*>(nullptr)))
+      copy(static_cast<kvstore::Config*>(nullptr)) ||
+      copy(static_cast<health::Config*>(nullptr)))
     return;
   std::abort();  // a part the agent does not compose: a bug in the component
 }

@@ -30,6 +30,7 @@
 #include "agent/component/component.h"
 #include "agent/config/config.h"
 #include "agent/datapath/map_config.h"
+#include "agent/health/config.h"
 #include "agent/hubble/config.h"
 #include "agent/k8s/config.h"
 #include "agent/kvstore/config.h"
@@ -75,7 +76,8 @@ struct Config : component::NodeConfig,
                 metrics::Config,
                 hubble::Config,
                 k8s::SourceConfig,
-                kvstore::Config {};
+                kvstore::Config,
+                health::Config {};
 
 // Copies the part of `cfg` whose type is `part` (Config itself or one of its bases) into `out`;
 // aborts for any other type (a component asked for a part the agent does not compose).

@@ -66,6 +66,8 @@ const std::vector<ContractRoute>& contractRoutes() {
       {Method::kDelete, "/v1/policy", "the policy engine"},
       {Method::kGet, "/v1/policy/selectors", "the policy engine"},
       {Method::kGet, "/v1/cluster/nodes", "the node manager"},
+      {Method::kGet, "/v1/health/status", "the health checker"},
+      {Method::kPut, "/v1/health/status/probe", "the health checker"},
       {Method::kGet, "/v1/map", "the datapath"},
       {Method::kGet, "/v1/map/{name}", "the datapath"},
       {Method::kGet, "/v1/monitor", "the monitor (datapath events)"},

@@ -18,6 +18,7 @@
 #include "agent/daemon/kvstore_component.h"
 #include "agent/daemon/node_component.h"
 #include "agent/daemon/observability.h"
+#include "agent/health/component.h"
 #include "agent/hubble/component.h"
 #include "agent/node/node.h"
 #include "agent/metrics/component.h"
@@ -72,6 +73,7 @@ int main(int argc, char** argv) {
   auto kvstore = std::make_unique<daemon::KvstoreComponent>();
   auto control_plane = std::make_unique<daemon::ControlPlaneComponent>(k8s_source.get());
   control_plane->setKvstore(kvstore.get());
+  daemon::ControlPlaneComponent* cp_raw = control_plane.get();
   auto observability =
       std::make_unique<daemon::ObservabilityComponent>(*control_plane, agent_registry);
   auto hubble_opts = hubble::componentOptions(cfg, cfg.node_name,
@@ -114,6 +116,17 @@ int main(int argc, char** argv) {
   agent.addComponent(std::move(hubble));
   agent.addComponent(std::move(k8s));
   agent.addComponent(std::move(kvstore_feed));
+  // Cluster connectivity health: the health endpoint, probes of every node, /v1/health/status.
+  health::ComponentDeps health_deps;
+  health_deps.endpoints = [cp = cp_raw]() -> endpoint::Manager* {
+    return cp->controlPlane() != nullptr ? &cp->controlPlane()->endpoints() : nullptr;
+  };
+  health_deps.nodes = [cp = cp_raw] {
+    return cp->controlPlane() != nullptr ? cp->controlPlane()->nodes().list()
+                                         : std::vector<node::Node>{};
+  };
+  health_deps.registry = &agent_registry;
+  agent.addComponent(std::make_unique<health::HealthComponent>(std::move(health_deps)));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(agent_registry));
   agent.addComponent(std::make_unique<metrics::MetricsComponent>(
       hubble_registry, &hubble::Config::hubble_metrics_server, "hubble-metrics"));

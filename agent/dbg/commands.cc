@@ -13,6 +13,7 @@
 #include "agent/dbg/dbg.h"
 #include "agent/dbg/names.h"
 #include "agent/dbg/table.h"
+#include "agent/health/prober.h"
 #include "api/client/client.h"
 
 namespace cilium::dbg {
@@ -250,10 +251,35 @@ class Commands {
                                                 s->identity_range->max_identity));
     if (s->cluster) {
       line("Node", s->cluster->self);
-      if (s->cluster->cilium_health) line("Cluster health", stateText(s->cluster->cilium_health));
+      if (const auto& h = s->cluster->cilium_health) {
+        // Cilium's line: "Cluster health:   2/3 reachable   (<time of the last round>)".
+        line("Cluster health", h->state == api::StatusState::kOk && !h->msg.empty()
+                                   ? h->msg
+                                   : stateText(h));
+        if (args_.has("verbose")) healthDetails();
+      }
     }
     for (const auto& [probe, since] : s->stale) line("Stale", probe + " since " + since);
     return 0;
+  }
+
+  // The nodes the last round of health probes did not reach, and why (status --verbose).
+  void healthDetails() {
+    auto r = client_->call("GET", "/v1/health/status");
+    if (!r.ok() || r->status != 200) return;
+    auto report = health::reportFromJson(nlohmann::json::parse(r->body, nullptr, false));
+    if (!report.ok()) return;
+    for (const auto& n : report->nodes) {
+      if (n.reachable()) continue;
+      out_ << fmt::format("  {} unreachable:\n", n.name);
+      for (const auto& [what, path] :
+           {std::pair{"host", &n.host}, std::pair{"endpoint", &n.endpoint}}) {
+        if (!*path) continue;
+        const auto& p = **path;
+        if (!p.icmp.ok()) out_ << fmt::format("    {} {} ICMP: {}\n", what, p.ip, p.icmp.status);
+        if (!p.http.ok()) out_ << fmt::format("    {} {} HTTP: {}\n", what, p.ip, p.http.status);
+      }
+    }
   }
 
   int config() {

@@ -1,0 +1,27 @@
+// The health checker's configuration keys (enable-health-checking, ...): declared here, composed
+// by the agent.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+#include "agent/common/error.h"
+#include "agent/config/config.h"
+
+namespace cilium::health {
+
+struct Config {
+  bool enable_health_checking = true;           // probe the other nodes, serve cluster-health-port
+  bool enable_endpoint_health_checking = true;  // run the health endpoint and probe the others'
+  std::chrono::milliseconds health_check_interval{60000};  // Cilium's probe interval
+  uint32_t cluster_health_port = 4240;
+};
+const config::Registry<Config>& configKeys();
+
+// "60s", "500ms", "1m", "1m30s" (Go's duration units h, m, s, ms); kInvalidArgument otherwise.
+Result<std::chrono::milliseconds> parseDuration(std::string_view text);
+// The reverse, shortest form ("1m30s", "500ms", "0s").
+std::string durationText(std::chrono::milliseconds d);
+
+}  // namespace cilium::health
