@@ -446,8 +446,7 @@ Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via
   return okStatus();
 }
 
-Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via,
-                    uint8_t protocol) {
+Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via, uint8_t protocol) {
   auto st = routeRequest(RTM_DELROUTE, 0, dst, prefix_len, ifindex, via, protocol);
   if (st.ok() || isAbsent(st)) return okStatus();
   return st.error().withContext(fmt::format("delete route via link {}", ifindex));
@@ -462,8 +461,7 @@ Result<std::vector<Route4>> routes4(uint8_t protocol) {
   CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
     if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
     const auto* msg = static_cast<const rtmsg*>(NLMSG_DATA(h));
-    if (msg->rtm_family != AF_INET || msg->rtm_protocol != protocol ||
-        msg->rtm_type != RTN_UNICAST)
+    if (msg->rtm_family != AF_INET || msg->rtm_protocol != protocol || msg->rtm_type != RTN_UNICAST)
       return;
     Route4 r;
     r.prefix_len = msg->rtm_dst_len;

@@ -51,8 +51,7 @@ std::vector<DirectRoute> DirectRoutes::wantedLocked(const Node& n) {
     for (const auto& c : cidrs) out.push_back(DirectRoute{c, *via, *dev});
   }
   auto& last = skipped_[n.name];
-  if (why != last && !why.empty())
-    log()->info("no direct route to node={}: {}", n.name, why);
+  if (why != last && !why.empty()) log()->info("no direct route to node={}: {}", n.name, why);
   last = why;
   return out;
 }

@@ -20,8 +20,8 @@
 namespace cilium::node {
 
 struct DirectRoute {
-  IpPrefix cidr;  // a node's pod CIDR
-  IpAddr via;     // that node's address
+  IpPrefix cidr;    // a node's pod CIDR
+  IpAddr via;       // that node's address
   int ifindex = 0;  // the device of the subnet holding `via`
   auto operator<=>(const DirectRoute&) const = default;
 };

@@ -102,8 +102,8 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
     // A route of an earlier run (the agent's protocol number) to a node that is gone: the
     // agent removes it once it knows every node.
     if (native())
-      runOk({"ip", "-n", netnsName(nodes_[0].topo->nodeNetns()), "route", "add", kStaleCidr,
-             "via", underlayIp(kNodes), "proto", kRouteProto});
+      runOk({"ip", "-n", netnsName(nodes_[0].topo->nodeNetns()), "route", "add", kStaleCidr, "via",
+             underlayIp(kNodes), "proto", kRouteProto});
     // One agent after the other: each gets the next CIDR of the pool, its topology's subnet.
     for (int i = 0; i < kNodes; i++) {
       startAgent(i);
@@ -308,8 +308,7 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
   std::set<std::string> wantedRoutes(int i, std::set<int> without = {}) {
     std::set<std::string> out;
     for (int j = 0; j < kNodes; j++)
-      if (j != i && without.count(j) == 0)
-        out.insert(nodes_[j].cidr + " via " + underlayIp(j));
+      if (j != i && without.count(j) == 0) out.insert(nodes_[j].cidr + " via " + underlayIp(j));
     return out;
   }
 
@@ -453,8 +452,7 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
   ASSERT_TRUE(server_.remove(k8s::Resource<k8s::CiliumNode>::info(), "", nodes_[2].name).ok());
   for (int i : {0, 1}) {
     std::set<std::string> routes;
-    EXPECT_TRUE(
-        eventually([&] { return (routes = agentRoutes(i)) == wantedRoutes(i, {2}); }, 20s))
+    EXPECT_TRUE(eventually([&] { return (routes = agentRoutes(i)) == wantedRoutes(i, {2}); }, 20s))
         << nodes_[i].name << ": " << fmt::format("{}", fmt::join(routes, ", "))
         << nodes_[i].node->log("agent");
   }
