@@ -118,6 +118,24 @@ void DirectRoutes::removeStaleLocked() {
   }
 }
 
+size_t DirectRoutes::removeAll(RouteTable& table) {
+  auto installed = table.installed();
+  if (!installed.ok()) {
+    log()->warn("listing the node routes: {}", installed.error().message());
+    return 0;
+  }
+  size_t removed = 0;
+  for (const auto& r : *installed) {
+    if (auto st = table.remove(r); !st.ok()) {
+      log()->warn("removing route {}: {}", text(r), st.error().message());
+      continue;
+    }
+    removed++;
+    log()->info("route removed {} (auto-direct-node-routes is off)", text(r));
+  }
+  return removed;
+}
+
 std::map<std::string, std::vector<DirectRoute>> DirectRoutes::routes() const {
   std::lock_guard lock(mu_);
   return by_node_;

@@ -94,6 +94,13 @@ TEST(DirectRoutesTest, EarlierRunsRoutesGoOnlyOnceSynced) {
   EXPECT_EQ(table.routes, (std::set{route("10.221.0.0/16", "172.30.0.2")}));
 }
 
+TEST(DirectRoutesTest, RemoveAllClearsAnEarlierRunsRoutes) {
+  FakeTable table;
+  table.routes = {route("10.201.0.0/16", "172.30.0.2"), route("10.209.0.0/16", "172.30.0.9")};
+  EXPECT_EQ(DirectRoutes::removeAll(table), 2u);
+  EXPECT_TRUE(table.routes.empty());
+}
+
 TEST(DirectRoutesTest, FailedInstallIsRetriedAtTheNextChange) {
   Manager nodes;
   FakeTable table;
