@@ -119,9 +119,9 @@ class Bench {
          "underlay");
     for (int i = 0; i < 2; i++) {
       Node& n = nodes_[i];
-      must(runOk({"ip", "-n", n.ns, "addr", "add", std::string(kUnderlay[i]) + "/24", "dev",
-                  "ul0"}),
-           "underlay address");
+      must(
+          runOk({"ip", "-n", n.ns, "addr", "add", std::string(kUnderlay[i]) + "/24", "dev", "ul0"}),
+          "underlay address");
       must(runOk({"ip", "-n", n.ns, "link", "set", "ul0", "up"}), "underlay up");
       n.pod = must(n.topo->addPod(i == 0 ? "client" : "server", kPodIp[i]), "pod");
       n.dp = must(datapath::Datapath::load({must(n.topo->pinDir(), "pin dir")}), "load");
@@ -136,8 +136,8 @@ class Bench {
       must(maps.ipcache->update(datapath::ipcacheKeyV4(be(kPodIp[1 - i]), 32), info), "ipcache");
       // The client may open anything; the server admits the client's identity.
       std::vector<datapath::PolicyEntry> rules = {
-          {datapath::policyKey(i == 0 ? 0 : kClientId, i == 0 ? POLICY_EGRESS : POLICY_INGRESS,
-                               0, 0, 0),
+          {datapath::policyKey(i == 0 ? 0 : kClientId, i == 0 ? POLICY_EGRESS : POLICY_INGRESS, 0,
+                               0, 0),
            {}}};
       must(maps.policy->replace(1, rules), "policy");
       must(datapath::bumpPolicyRevision(*maps.runtime_config), "policy revision");
@@ -179,8 +179,8 @@ class Bench {
              "route");
       }
       if (s == kNative || s == kRoutes)
-        must(runOk({"ip", "-n", n.ns, "route", "replace", kPodCidr[1 - i], "via",
-                    kUnderlay[1 - i], "dev", "ul0"}),
+        must(runOk({"ip", "-n", n.ns, "route", "replace", kPodCidr[1 - i], "via", kUnderlay[1 - i],
+                    "dev", "ul0"}),
              "route");
       if (!bpf) continue;
       must(runInNetns(n.topo->nodeNetns(),
@@ -240,10 +240,10 @@ int main(int argc, char** argv) {
       must(testing::tcpRequestResponseRate(b.client().netns, b.server().netns, b.server().ip,
                                            port++, std::chrono::seconds(1)),
            std::string("warm-up ") + kNames[s]);
-      double t = must(testing::tcpRequestResponseRate(b.client().netns, b.server().netns,
-                                                      b.server().ip, port++,
-                                                      std::chrono::seconds(seconds)),
-                      std::string("tcp_rr ") + kNames[s]);
+      double t =
+          must(testing::tcpRequestResponseRate(b.client().netns, b.server().netns, b.server().ip,
+                                               port++, std::chrono::seconds(seconds)),
+               std::string("tcp_rr ") + kNames[s]);
       double g = must(bench::streamGbps(b.client().netns, b.server().ip, kSinkPort, seconds),
                       std::string("stream ") + kNames[s]);
       rr[s].push_back(t);

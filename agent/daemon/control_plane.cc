@@ -83,6 +83,14 @@ struct ControlPlane::Impl {
 
   Status startProxy();
 
+  void syncDirectRoutes() {
+    if (direct_routes) {
+      direct_routes->synced();
+    } else if (node::RouteTable* table = dp->nodeRoutes()) {
+      node::DirectRoutes::removeAll(*table);
+    }
+  }
+
   // policy::FeedTarget for the cluster state source.
   struct ClusterPolicy final : policy::FeedTarget {
     Impl& c;
@@ -315,8 +323,9 @@ ipcache::IpCache& ControlPlane::ipcache() { return *impl_->ipcache; }
 void ControlPlane::ipcacheFeedSynced(const std::string& feed) {
   std::lock_guard lock(impl_->feeds_mu);
   if (impl_->feeds_pending.erase(feed) == 0 || !impl_->feeds_pending.empty()) return;
-  // Every node is known now: routes of an earlier run to nodes gone since can go.
-  if (impl_->direct_routes) impl_->direct_routes->synced();
+  // Every node is known now: routes of an earlier run to nodes gone since can go (all of them
+  // when this run does not route the nodes: the mode changed).
+  impl_->syncDirectRoutes();
   if (auto st = impl_->ipcache->removeAll(ipcache::Source::kRestored); !st.ok())
     log()->warn("withdrawing the restored ipcache entries: {}", st.error().message());
   else
@@ -428,7 +437,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   c.feeds_pending.insert(opts.ipcache_feeds.begin(), opts.ipcache_feeds.end());
   if (c.feeds_pending.empty()) {
     CILIUM_RETURN_IF_ERROR(c.ipcache->removeAll(ipcache::Source::kRestored));
-    if (c.direct_routes) c.direct_routes->synced();
+    c.syncDirectRoutes();
   }
   c.ids->releaseRestored();
   auto restored_at = std::chrono::steady_clock::now();

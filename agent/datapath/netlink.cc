@@ -476,8 +476,7 @@ Result<std::vector<Route4>> routes4(uint8_t protocol) {
   CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
     if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
     const auto* msg = static_cast<const rtmsg*>(NLMSG_DATA(h));
-    if (msg->rtm_family != AF_INET || msg->rtm_protocol != protocol ||
-        msg->rtm_type != RTN_UNICAST)
+    if (msg->rtm_family != AF_INET || msg->rtm_protocol != protocol || msg->rtm_type != RTN_UNICAST)
       return;
     Route4 r;
     r.prefix_len = msg->rtm_dst_len;

@@ -59,8 +59,7 @@ std::vector<DirectRoute> DirectRoutes::wantedLocked(const Node& n) {
     for (const auto& c : cidrs) out.push_back(DirectRoute{c, *via, *dev});
   }
   auto& last = skipped_[n.name];
-  if (why != last && !why.empty())
-    log()->info("no direct route to node={}: {}", n.name, why);
+  if (why != last && !why.empty()) log()->info("no direct route to node={}: {}", n.name, why);
   last = why;
   return out;
 }
@@ -126,6 +125,24 @@ void DirectRoutes::removeStaleLocked() {
     else
       log()->info("stale route removed {}", text(r));
   }
+}
+
+size_t DirectRoutes::removeAll(RouteTable& table) {
+  auto installed = table.installed();
+  if (!installed.ok()) {
+    log()->warn("listing the node routes: {}", installed.error().message());
+    return 0;
+  }
+  size_t removed = 0;
+  for (const auto& r : *installed) {
+    if (auto st = table.remove(r); !st.ok()) {
+      log()->warn("removing route {}: {}", text(r), st.error().message());
+      continue;
+    }
+    removed++;
+    log()->info("route removed {} (this node routes no other node now)", text(r));
+  }
+  return removed;
 }
 
 std::map<std::string, std::vector<DirectRoute>> DirectRoutes::routes() const {

@@ -72,6 +72,10 @@ class DirectRoutes {
   // The node view is complete: installed routes that no known node wants (an earlier run's for
   // a node gone since) are removed. Before it, only routes this run installed are removed.
   void synced();
+  // Neither auto-direct-node-routes nor tunnel routes: removes every route an earlier run
+  // installed (the mode
+  // changed); how many went. Errors are logged.
+  static size_t removeAll(RouteTable& table);
   // The routes in force, by node name (tests, status).
   std::map<std::string, std::vector<DirectRoute>> routes() const;
 

@@ -10,8 +10,9 @@
 // TCP, UDP and ICMP cross nodes, a CiliumNetworkPolicy admits the client identity and not another
 // pod of the same node in both directions (the drop is seen with its reason in the destination
 // node's Hubble), identities are the same numbers on every node, and a pod deleted on one node
-// leaves the others' ipcache. Native routing also: a stale route of an "earlier run" goes at the
-// agent's start, and a node that leaves takes its routes with it on the other nodes.
+// leaves the others' ipcache. A stale node route of an "earlier run" goes at the agent's start
+// (both modes); native routing also: every node routes the others' pod CIDRs, and a node that
+// leaves takes its routes with it on the other nodes.
 #include <set>
 
 #include <gtest/gtest.h>
@@ -100,10 +101,9 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
         "operator");
     ASSERT_TRUE(op.ok()) << op.error().toString();
     // A route of an earlier run (the agent's protocol number) to a node that is gone: the
-    // agent removes it once it knows every node.
-    if (native())
-      runOk({"ip", "-n", netnsName(nodes_[0].topo->nodeNetns()), "route", "add", kStaleCidr,
-             "via", underlayIp(kNodes), "proto", kRouteProto});
+    // agent removes it once it knows every node (in tunnel mode it removes every such route).
+    runOk({"ip", "-n", netnsName(nodes_[0].topo->nodeNetns()), "route", "add", kStaleCidr, "via",
+           underlayIp(kNodes), "proto", kRouteProto});
     // One agent after the other: each gets the next CIDR of the pool, its topology's subnet.
     for (int i = 0; i < kNodes; i++) {
       startAgent(i);
@@ -308,8 +308,7 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
   std::set<std::string> wantedRoutes(int i, std::set<int> without = {}) {
     std::set<std::string> out;
     for (int j = 0; j < kNodes; j++)
-      if (j != i && without.count(j) == 0)
-        out.insert(nodes_[j].cidr + " via " + underlayIp(j));
+      if (j != i && without.count(j) == 0) out.insert(nodes_[j].cidr + " via " + underlayIp(j));
     return out;
   }
 
@@ -390,7 +389,12 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
   auto tunnels = ipcache(0, "tunnel");
   EXPECT_EQ(field(tunnels, s2.ip + "/32", "tunnel-endpoint"), underlayIp(1));
   EXPECT_EQ(tunnels.count(c1.ip + "/32"), 0u) << "a local pod has no tunnel";
-  if (native()) {
+  if (!native()) {
+    // No routes of the agent's: the earlier run's went, none were added.
+    std::set<std::string> routes;
+    EXPECT_TRUE(eventually([&] { return (routes = agentRoutes(0)).empty(); }, 20s))
+        << fmt::format("{}", fmt::join(routes, ", ")) << nodes_[0].node->log("agent");
+  } else {
     // Every node routes the others' pod CIDRs via their underlay addresses; the stale route of
     // the "earlier run" is gone. No VXLAN device.
     for (int i = 0; i < kNodes; i++) {
@@ -453,8 +457,7 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
   ASSERT_TRUE(server_.remove(k8s::Resource<k8s::CiliumNode>::info(), "", nodes_[2].name).ok());
   for (int i : {0, 1}) {
     std::set<std::string> routes;
-    EXPECT_TRUE(
-        eventually([&] { return (routes = agentRoutes(i)) == wantedRoutes(i, {2}); }, 20s))
+    EXPECT_TRUE(eventually([&] { return (routes = agentRoutes(i)) == wantedRoutes(i, {2}); }, 20s))
         << nodes_[i].name << ": " << fmt::format("{}", fmt::join(routes, ", "))
         << nodes_[i].node->log("agent");
   }

@@ -66,9 +66,9 @@ TEST(DirectRoutesTest, FollowsNodesOnTheSharedSubnet) {
   nodes.updateFromCiliumNode("node-3", node("node-3", "172.30.0.3", {"10.202.0.0/16"}));
   nodes.updateFromCiliumNode("node-3",
                              node("node-3", "172.30.0.3", {"10.202.0.0/16", "10.212.0.0/16"}));
-  EXPECT_EQ(table.routes, (std::set{route("10.201.0.0/16", "172.30.0.2"),
-                                    route("10.202.0.0/16", "172.30.0.3"),
-                                    route("10.212.0.0/16", "172.30.0.3")}));
+  EXPECT_EQ(table.routes,
+            (std::set{route("10.201.0.0/16", "172.30.0.2"), route("10.202.0.0/16", "172.30.0.3"),
+                      route("10.212.0.0/16", "172.30.0.3")}));
   // Its address changes; then its CIDRs shrink.
   nodes.updateFromCiliumNode("node-3", node("node-3", "172.30.0.33", {"10.202.0.0/16"}));
   EXPECT_EQ(table.routes, (std::set{route("10.201.0.0/16", "172.30.0.2"),
@@ -92,6 +92,13 @@ TEST(DirectRoutesTest, EarlierRunsRoutesGoOnlyOnceSynced) {
   EXPECT_EQ(table.routes.size(), 3u) << "nothing of the last run removed before the sync";
   routes->synced();
   EXPECT_EQ(table.routes, (std::set{route("10.221.0.0/16", "172.30.0.2")}));
+}
+
+TEST(DirectRoutesTest, RemoveAllClearsAnEarlierRunsRoutes) {
+  FakeTable table;
+  table.routes = {route("10.201.0.0/16", "172.30.0.2"), route("10.209.0.0/16", "172.30.0.9")};
+  EXPECT_EQ(DirectRoutes::removeAll(table), 2u);
+  EXPECT_TRUE(table.routes.empty());
 }
 
 TEST(DirectRoutesTest, FailedInstallIsRetriedAtTheNextChange) {
