@@ -73,8 +73,7 @@ class DirectRoutes {
   // a node gone since) are removed. Before it, only routes this run installed are removed.
   void synced();
   // Neither auto-direct-node-routes nor tunnel routes: removes every route an earlier run
-  // installed (the mode
-  // changed); how many went. Errors are logged.
+  // installed (the mode changed); how many went. Errors are logged.
   static size_t removeAll(RouteTable& table);
   // The routes in force, by node name (tests, status).
   std::map<std::string, std::vector<DirectRoute>> routes() const;
