@@ -218,6 +218,30 @@ TEST_F(OverlayNetnsTest, TcpCrossesNodesAndRepliesPassThroughConntrack) {
   EXPECT_EQ(metric(b_, DROP_POLICY, METRIC_EGRESS), 0u);
 }
 
+TEST_F(OverlayNetnsTest, AnUnderlaySmallerThanConfiguredFragmentsTheOuterPacketsNotTheFlow) {
+  // The pods' MTU leaves room for a 1500-byte underlay, but the path is 1400: the encapsulated
+  // packets leave without DF on the outer header, so the kernel fragments them and nothing is
+  // black-holed (only slower). Both directions, a full-size DF ping and a bulk TCP transfer.
+  for (const auto& n : {netnsName(a_.topo->nodeNetns()), netnsName(b_.topo->nodeNetns())}) {
+    auto r = runChecked({"ip", "-n", n, "link", "set", "ul0", "mtu", "1400"});
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+  }
+  EXPECT_TRUE(ping(client_, server_.ip, 5, 1450 - 28)) << "full pod-MTU ping over a 1400 underlay";
+  auto lfd = testing::listenTcp(server_.netns, server_.ip, 8080);
+  ASSERT_TRUE(lfd.ok()) << lfd.error().toString();
+  auto c = testing::connectTcp(client_.netns, server_.ip, 8080);
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  auto s = testing::acceptTcp(lfd->get());
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  std::string msg(300000, 'z');
+  ASSERT_TRUE(testing::sendAll(c->get(), msg).ok());
+  auto got = testing::recvExactly(s->get(), msg.size());
+  ASSERT_TRUE(got.ok()) << got.error().toString();
+  ASSERT_TRUE(testing::sendAll(s->get(), msg).ok());
+  auto back = testing::recvExactly(c->get(), msg.size());
+  ASSERT_TRUE(back.ok()) << back.error().toString();
+}
+
 TEST_F(OverlayNetnsTest, IdentityInTheVniDecidesTheDestinationsPolicy) {
   auto lfd = testing::listenTcp(server_.netns, server_.ip, 8080);
   ASSERT_TRUE(lfd.ok()) << lfd.error().toString();
