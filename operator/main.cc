@@ -46,8 +46,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cilium-operator: %s\n", cc.error().message().c_str());
     return 1;
   }
-  log->info("starting cilium-operator version={} server={} ipam={}", CILIUM_VERSION, cc->server,
-            cfg->ipam);
+  cc->qps = cfg->k8s_client_qps;
+  cc->burst = cfg->k8s_client_burst;
+  log->info("starting cilium-operator version={} server={} ipam={} k8s_client_qps={} burst={}",
+            CILIUM_VERSION, cc->server, cfg->ipam, cc->qps, cc->burst);
   auto op = op::Operator::start(*cfg, std::move(*cc));
   if (!op.ok()) {
     std::fprintf(stderr, "cilium-operator: %s\n", op.error().message().c_str());

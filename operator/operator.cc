@@ -54,6 +54,14 @@ void declare(Flags& f, Config& c) {
   CLI::App& app = *f.app;
   app.add_option("--k8s-api-server", c.k8s_api_server, "Kubernetes API server URL");
   app.add_option("--k8s-kubeconfig-path", c.k8s_kubeconfig_path, "Path of a kubeconfig file");
+  app.add_option("--operator-k8s-client-qps", c.k8s_client_qps,
+                 "Queries per second to the API server (0: no limit)")
+      ->check(CLI::Range(0.0, 1e6))
+      ->default_str("100");
+  app.add_option("--operator-k8s-client-burst", c.k8s_client_burst,
+                 "Requests allowed at once above the QPS limit")
+      ->check(CLI::Range(1, 1000000))
+      ->default_str("200");
   app.add_option("--ipam", c.ipam, "IPAM mode: cluster-pool or kubernetes")
       ->check(CLI::IsMember({"cluster-pool", "kubernetes"}))
       ->default_str("cluster-pool");

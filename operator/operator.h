@@ -34,6 +34,9 @@ class OrphanGc;
 struct Config {
   std::string k8s_api_server;
   std::string k8s_kubeconfig_path;
+  // The API client's rate limit (Cilium's defaults: the operator writes for the whole cluster).
+  double k8s_client_qps = 100;  // --operator-k8s-client-qps; 0 = no limit
+  int k8s_client_burst = 200;   // --operator-k8s-client-burst
   std::string ipam = "cluster-pool";  // cluster-pool | kubernetes (nothing to allocate)
   std::vector<std::string> cluster_pool_ipv4_cidr = {"10.0.0.0/8"};
   int cluster_pool_ipv4_mask_size = 24;

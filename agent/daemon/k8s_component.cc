@@ -35,7 +35,7 @@ std::string hostOf(const std::string& server) {
   return rest.substr(0, rest.find('/'));
 }
 
-Result<k8s::ClientConfig> clientConfig(const Config& cfg) {
+Result<k8s::ClientConfig> serverConfig(const Config& cfg) {
   k8s::ClientConfig cc;
   if (!cfg.k8s_kubeconfig_path.empty()) {
     CILIUM_ASSIGN_OR_RETURN(cc, k8s::loadKubeconfig(cfg.k8s_kubeconfig_path));
@@ -51,6 +51,14 @@ Result<k8s::ClientConfig> clientConfig(const Config& cfg) {
     return cc;
   }
   return k8s::inClusterConfig([](const char* k) { return std::getenv(k); });
+}
+
+// Where the API server is, and how fast the agent may call it.
+Result<k8s::ClientConfig> clientConfig(const Config& cfg) {
+  CILIUM_ASSIGN_OR_RETURN(auto cc, serverConfig(cfg));
+  cc.qps = cfg.k8s_client_qps;
+  cc.burst = static_cast<int>(cfg.k8s_client_burst);
+  return cc;
 }
 
 }  // namespace

@@ -17,6 +17,12 @@ const config::Registry<SourceConfig>& configKeys() {
     r->uint("k8s-sync-timeout",
             "Seconds to wait for the first full state from Kubernetes before failing to start",
             &SourceConfig::k8s_sync_timeout, 1, 3600);
+    // Cilium's keys; its defaults are 10 and 20. Ours are higher: every CiliumEndpoint and
+    // CiliumIdentity write is a request of its own, and 10/s would cap pod churn per node.
+    r->uint("k8s-client-qps", "Requests per second to the Kubernetes API server (0: no limit)",
+            &SourceConfig::k8s_client_qps, 0, 1000000);
+    r->uint("k8s-client-burst", "Requests allowed at once above k8s-client-qps",
+            &SourceConfig::k8s_client_burst, 1, 1000000);
     r->choice("identity-allocation-mode",
               "Where identities live: local (this node), crd (CiliumIdentity objects) or kvstore "
               "(etcd, with kvstore=etcd)",

@@ -13,6 +13,8 @@ struct SourceConfig {
   std::string k8s_api_server;
   std::string k8s_kubeconfig_path;
   uint32_t k8s_sync_timeout = 180;                 // seconds
+  uint32_t k8s_client_qps = 50;                    // the API client's rate limit; 0 = none
+  uint32_t k8s_client_burst = 100;
   // local | crd | kvstore; "" (the default): crd with a Kubernetes API server, local otherwise.
   std::string identity_allocation_mode;
   std::string manifests_dir;                       // standalone source; "" = off

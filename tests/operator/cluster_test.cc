@@ -373,5 +373,17 @@ TEST_F(ClusterTest, ALeaderThatCannotRenewStepsDown) {
   EXPECT_FALSE(op1->leading() && op2->leading());
 }
 
+TEST(OperatorFlagsTest, KubernetesClientRateLimitAsCilium) {
+  auto d = op::parseFlags({});
+  ASSERT_TRUE(d.ok()) << d.error().toString();
+  EXPECT_EQ(d->k8s_client_qps, 100);
+  EXPECT_EQ(d->k8s_client_burst, 200);
+  auto r = op::parseFlags({"--operator-k8s-client-qps=0", "--operator-k8s-client-burst=5"});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->k8s_client_qps, 0);  // no limit
+  EXPECT_EQ(r->k8s_client_burst, 5);
+  EXPECT_FALSE(op::parseFlags({"--operator-k8s-client-burst=0"}).ok());
+}
+
 }  // namespace
 }  // namespace cilium::op

@@ -91,6 +91,19 @@ TEST(ConfigTest, Flags) {
   EXPECT_EQ(loadError({"--config-dir"}), "--config-dir (flag): needs a value");
 }
 
+TEST(ConfigTest, KubernetesClientRateLimit) {
+  auto d = load({});
+  ASSERT_TRUE(d.ok()) << d.error().toString();
+  EXPECT_EQ(d->config.k8s_client_qps, 50u);
+  EXPECT_EQ(d->config.k8s_client_burst, 100u);
+  auto r = load({"--k8s-client-qps=0", "--k8s-client-burst=7"});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->config.k8s_client_qps, 0u);  // no limit
+  EXPECT_EQ(r->config.k8s_client_burst, 7u);
+  EXPECT_FALSE(load({"--k8s-client-burst=0"}).ok());
+  EXPECT_FALSE(load({"--k8s-client-qps=-1"}).ok());
+}
+
 TEST(ConfigTest, ConfigFile) {
   testing::TempDir dir;
   write(dir.file("c.yaml"),
