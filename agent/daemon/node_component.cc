@@ -3,6 +3,7 @@
 
 #include "agent/common/log.h"
 #include "agent/daemon/k8s_component.h"
+#include "agent/health/config.h"
 #include "agent/k8s/source.h"
 #include "agent/node/registration.h"
 
@@ -17,12 +18,8 @@ auto& log() {
 // The health endpoint's address: the one reserved in an earlier run (IPAM restores it), else a
 // new one. nullopt (logged) when none is free.
 std::optional<IpAddr> healthAddress(ipam::Ipam& ipam) {
-  for (const auto& p : ipam.status()) {
-    if (p.family != IpFamily::kV4) continue;
-    for (const auto& a : p.allocations)
-      if (a.owner == kHealthOwner) return a.ip;
-  }
-  auto lease = ipam.allocateNext(IpFamily::kV4, kHealthOwner);
+  if (auto held = ipam.addressOf(IpFamily::kV4, health::kHealthOwner)) return held;
+  auto lease = ipam.allocateNext(IpFamily::kV4, health::kHealthOwner);
   if (!lease.ok()) {
     log()->warn("no address for the health endpoint: {}", lease.error().message());
     return std::nullopt;

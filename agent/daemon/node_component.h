@@ -33,7 +33,4 @@ class NodeComponent final : public Component {
   std::unique_ptr<node::Registration> registration_;
 };
 
-// The owner IPAM records for the health endpoint's address.
-inline constexpr std::string_view kHealthOwner = "cilium-health";
-
 }  // namespace cilium::daemon

@@ -30,12 +30,7 @@ struct HealthComponent::Shared {
 };
 
 std::optional<IpAddr> healthAddress(const ipam::Ipam& ipam) {
-  for (const auto& p : ipam.status()) {
-    if (p.family != IpFamily::kV4) continue;
-    for (const auto& a : p.allocations)
-      if (a.owner == kHealthOwner) return a.ip;
-  }
-  return std::nullopt;
+  return ipam.addressOf(IpFamily::kV4, kHealthOwner);
 }
 
 HealthComponent::HealthComponent(ComponentDeps deps)

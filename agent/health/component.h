@@ -66,6 +66,5 @@ class HealthComponent final : public component::Component {
 // cluster. nullopt otherwise: a standalone node has no other node to be probed by, and runs no
 // health endpoint.
 std::optional<IpAddr> healthAddress(const ipam::Ipam& ipam);
-inline constexpr std::string_view kHealthOwner = "cilium-health";
 
 }  // namespace cilium::health

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "agent/common/error.h"
 #include "agent/config/config.h"
@@ -23,5 +24,9 @@ const config::Registry<Config>& configKeys();
 Result<std::chrono::milliseconds> parseDuration(std::string_view text);
 // The reverse, shortest form ("1m30s", "500ms", "0s").
 std::string durationText(std::chrono::milliseconds d);
+
+// The owner IPAM records for the health endpoint's address (the node component reserves it, the
+// health component finds it).
+inline constexpr std::string_view kHealthOwner = "cilium-health";
 
 }  // namespace cilium::health

@@ -258,6 +258,15 @@ std::optional<IpAddr> Ipam::router(IpFamily f) const {
   return p->router();
 }
 
+std::optional<IpAddr> Ipam::addressOf(IpFamily f, std::string_view owner) const {
+  std::lock_guard lock(mu_);
+  const auto& p = f == IpFamily::kV4 ? v4_ : v6_;
+  if (!p) return std::nullopt;
+  for (const auto& a : p->allocations())
+    if (a.owner == owner) return a.ip;
+  return std::nullopt;
+}
+
 std::optional<IpPrefix> Ipam::cidr(IpFamily f) const {
   std::lock_guard lock(mu_);
   const auto& p = f == IpFamily::kV4 ? v4_ : v6_;

@@ -112,6 +112,8 @@ class Ipam {
 
   std::vector<PoolStatus> status() const;
   std::optional<IpAddr> router(IpFamily f) const;
+  // The first address of family `f` that `owner` holds; nullopt: none.
+  std::optional<IpAddr> addressOf(IpFamily f, std::string_view owner) const;
   std::optional<IpPrefix> cidr(IpFamily f) const;
 
  private:

@@ -154,6 +154,26 @@ class OverlayNetnsTest : public ::testing::Test {
     return r.ok() && r->exit_code == 0;
   }
 
+  // A TCP connection from namespace `from` to the server pod on port 8080: `bytes` to the server,
+  // then "re:" and as many back (large writes: segments at the pod MTU and GSO through the
+  // encapsulation both ways; the server's replies pass only through conntrack).
+  void exchangeWithServer(const std::string& from, size_t bytes) {
+    auto lfd = testing::listenTcp(server_.netns, server_.ip, 8080);
+    ASSERT_TRUE(lfd.ok()) << lfd.error().toString();
+    auto c = testing::connectTcp(from, server_.ip, 8080);
+    ASSERT_TRUE(c.ok()) << c.error().toString();
+    auto s = testing::acceptTcp(lfd->get());
+    ASSERT_TRUE(s.ok()) << s.error().toString();
+    std::string msg(bytes, 'x');
+    ASSERT_TRUE(testing::sendAll(c->get(), msg).ok());
+    auto got = testing::recvExactly(s->get(), msg.size());
+    ASSERT_TRUE(got.ok()) << got.error().toString();
+    ASSERT_TRUE(testing::sendAll(s->get(), "re:" + msg).ok());
+    auto back = testing::recvExactly(c->get(), msg.size() + 3);
+    ASSERT_TRUE(back.ok()) << back.error().toString();
+    EXPECT_EQ(back->size(), msg.size() + 3);
+  }
+
   // Polls `n`'s ring until an event satisfying `pred` arrives.
   template <typename Pred>
   ::testing::AssertionResult waitForEvent(Node& n, Pred pred,
@@ -199,22 +219,8 @@ TEST_F(OverlayNetnsTest, PingCrossesNodesBothWaysOfTheConnection) {
 }
 
 TEST_F(OverlayNetnsTest, TcpCrossesNodesAndRepliesPassThroughConntrack) {
-  auto lfd = testing::listenTcp(server_.netns, server_.ip, 8080);
-  ASSERT_TRUE(lfd.ok()) << lfd.error().toString();
-  auto c = testing::connectTcp(client_.netns, server_.ip, 8080);
-  ASSERT_TRUE(c.ok()) << c.error().toString();
-  auto s = testing::acceptTcp(lfd->get());
-  ASSERT_TRUE(s.ok()) << s.error().toString();
-  // Large writes: segments at the pod MTU (and GSO) through the encapsulation both ways; the
-  // server's egress policy denies everything, so its data passes only as replies.
-  std::string msg(200000, 'x');
-  ASSERT_TRUE(testing::sendAll(c->get(), msg).ok());
-  auto got = testing::recvExactly(s->get(), msg.size());
-  ASSERT_TRUE(got.ok()) << got.error().toString();
-  ASSERT_TRUE(testing::sendAll(s->get(), "re:" + msg).ok());
-  auto back = testing::recvExactly(c->get(), msg.size() + 3);
-  ASSERT_TRUE(back.ok()) << back.error().toString();
-  EXPECT_EQ(back->size(), msg.size() + 3);
+  // The server's egress policy denies everything, so its data passes only as replies.
+  exchangeWithServer(client_.netns, 200000);
   EXPECT_EQ(metric(b_, DROP_POLICY, METRIC_EGRESS), 0u);
 }
 
@@ -227,19 +233,7 @@ TEST_F(OverlayNetnsTest, AnUnderlaySmallerThanConfiguredFragmentsTheOuterPackets
     ASSERT_TRUE(r.ok()) << r.error().toString();
   }
   EXPECT_TRUE(ping(client_, server_.ip, 5, 1450 - 28)) << "full pod-MTU ping over a 1400 underlay";
-  auto lfd = testing::listenTcp(server_.netns, server_.ip, 8080);
-  ASSERT_TRUE(lfd.ok()) << lfd.error().toString();
-  auto c = testing::connectTcp(client_.netns, server_.ip, 8080);
-  ASSERT_TRUE(c.ok()) << c.error().toString();
-  auto s = testing::acceptTcp(lfd->get());
-  ASSERT_TRUE(s.ok()) << s.error().toString();
-  std::string msg(300000, 'z');
-  ASSERT_TRUE(testing::sendAll(c->get(), msg).ok());
-  auto got = testing::recvExactly(s->get(), msg.size());
-  ASSERT_TRUE(got.ok()) << got.error().toString();
-  ASSERT_TRUE(testing::sendAll(s->get(), msg).ok());
-  auto back = testing::recvExactly(c->get(), msg.size());
-  ASSERT_TRUE(back.ok()) << back.error().toString();
+  exchangeWithServer(client_.netns, 300000);
 }
 
 TEST_F(OverlayNetnsTest, IdentityInTheVniDecidesTheDestinationsPolicy) {
@@ -315,16 +309,7 @@ TEST_F(OverlayNetnsTest, NodeTrafficToRemotePodsCrossesTheTunnelAsRemoteNode) {
   // Admitting remote-node lets ICMP and TCP through, replies back into node A's stack.
   setPolicy(b_, 1, {allow(IDENTITY_REMOTE_NODE, POLICY_INGRESS)});
   EXPECT_TRUE(ping_from_node(5));
-  auto lfd = testing::listenTcp(server_.netns, server_.ip, 8080);
-  ASSERT_TRUE(lfd.ok()) << lfd.error().toString();
-  auto c = testing::connectTcp(a_.topo->nodeNetns(), server_.ip, 8080);
-  ASSERT_TRUE(c.ok()) << c.error().toString();
-  auto srv = testing::acceptTcp(lfd->get());
-  ASSERT_TRUE(srv.ok()) << srv.error().toString();
-  std::string msg(100000, 'y');
-  ASSERT_TRUE(testing::sendAll(srv->get(), msg).ok());
-  auto got = testing::recvExactly(c->get(), msg.size());
-  ASSERT_TRUE(got.ok()) << got.error().toString();
+  exchangeWithServer(a_.topo->nodeNetns(), 100000);
 }
 
 TEST_F(OverlayNetnsTest, WithoutTunnelModeNothingIsEncapsulated) {
