@@ -402,6 +402,7 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   endpoint::ManagerOptions mopts;
   mopts.state_dir = opts.state_dir;
   mopts.claim_address = opts.claim_address;
+  mopts.pod_address = opts.pod_address;
   if (!mopts.claim_address) {
     mopts.claim_address = [](const IpAddr&, const std::string&) -> Status {
       return Error(ErrorCode::kFailedPrecondition,

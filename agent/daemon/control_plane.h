@@ -77,6 +77,8 @@ struct ControlPlaneOptions {
   // IPAM, refusing addresses outside the pod CIDR, reserved ones and those another container
   // holds. Unset (no IPAM): every endpoint with an address is refused.
   std::function<Status(const IpAddr& ip, const std::string& owner)> claim_address;
+  // Whether an address is in the node's pod CIDR (endpoint::ManagerOptions::pod_address).
+  std::function<bool(const IpAddr& ip)> pod_address;
   // Create cilium_host/cilium_net with the router address (needs a node namespace); also the
   // overlay device in tunnel mode.
   bool host_device = true;

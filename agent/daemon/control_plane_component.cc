@@ -100,6 +100,8 @@ Status ControlPlaneComponent::start(Host& daemon) {
       if (!lease.ok()) return lease.error();
       return okStatus();
     };
+    if (auto cidr = ipam->cidr(IpFamily::kV4))
+      o.pod_address = [cidr = *cidr](const IpAddr& ip) { return cidr.contains(ip); };
   }
   CILIUM_ASSIGN_OR_RETURN(cp_, ControlPlane::start(o, daemon.router()));
   ControlPlane* cp = cp_.get();

@@ -727,6 +727,13 @@ Result<RestoreResult> Manager::restore() {
         res.skipped++;
         continue;
       }
+      if (options_.pod_address && ep->spec.ipv4 && !options_.pod_address(*ep->spec.ipv4)) {
+        log()->warn("endpoint address is outside this node's pod CIDR, not restoring id={} ip={}",
+                    ep->id(), ep->spec.ipv4->toString());
+        ::unlink(path.c_str());
+        res.skipped++;
+        continue;
+      }
       found.push_back(std::move(*ep));
     }
     ::closedir(d);

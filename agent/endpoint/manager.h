@@ -92,6 +92,10 @@ struct ManagerOptions {
   // refusing with the reason an address that is not one of this node's pod addresses or that
   // another owner holds (the node's IPAM). Unset: addresses are not checked (tests).
   std::function<Status(const IpAddr& ip, const std::string& owner)> claim_address;
+  // Whether an address is inside this node's pod CIDR now. restore() drops an endpoint whose
+  // address is not (the node came back with another CIDR: its pods must be recreated, as in
+  // Cilium). Unset: every restored address is kept.
+  std::function<bool(const IpAddr& ip)> pod_address;
   labels::LabelFilter filter = labels::LabelFilter::defaults();
   // How long create() and the worker may keep an identity that failed to regenerate.
   size_t log_entries = 20;

@@ -488,6 +488,28 @@ TEST_F(ManagerTest, RestoresFromStateAndRemovesStaleEntries) {
   EXPECT_EQ(add(pod("new", "10.200.0.13", 10, "new")).id(), 3);
 }
 
+// A node that comes back with another pod CIDR does not restore the endpoints of its old one:
+// their addresses are no longer this node's to route, so they are dropped as if their devices
+// were gone (kubelet recreates the pods).
+TEST_F(ManagerTest, RestoreDropsEndpointsOutsideThePodCidr) {
+  Endpoint web = add(pod("web", "10.200.0.10", 7, "web"));
+  Endpoint old = add(pod("old", "10.200.1.10", 8, "old"));
+  stop();
+  IpPrefix cidr = *IpPrefix::parse("10.200.0.0/24");
+  opts_.pod_address = [cidr](const IpAddr& ip) { return cidr.contains(ip); };
+  start();
+  auto res = mgr_->restore();
+  ASSERT_TRUE(res.ok()) << res.error().toString();
+  EXPECT_EQ(res->restored, 1u);
+  EXPECT_EQ(res->skipped, 1u);
+  EXPECT_TRUE(mgr_->get(Ref{Ref::Kind::kPodName, 0, "default/web", ""}));
+  EXPECT_FALSE(mgr_->get(Ref{Ref::Kind::kPodName, 0, "default/old", ""}));
+  EXPECT_FALSE(*maps_.endpoints_by_ifindex.lookup(8));
+  EXPECT_FALSE(
+      readFile(dir_.path() + "/state/endpoints/" + std::to_string(old.id()) + ".json").ok());
+  (void)web;
+}
+
 // A restart whose policy did not change writes no policy map: every endpoint keeps its inner map
 // (no grace period per endpoint). One whose policy changed meanwhile is brought to the new policy:
 // in place when that is safe, else swapped, all swaps in one outer-map write.
