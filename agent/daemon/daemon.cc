@@ -2,6 +2,8 @@
 #include "agent/daemon/daemon.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/utsname.h>
 #include <unistd.h>
 
@@ -100,6 +102,27 @@ Status Daemon::openIpam(std::optional<IpPrefix> ipv4, std::optional<IpPrefix> ip
   return okStatus();
 }
 
+Status Daemon::lockStateDir(const std::string& state_dir) {
+  std::string path = state_dir + "/agent.lock";
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!fd) return errnoError(errno, "open " + path);
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno != EWOULDBLOCK) return errnoError(errno, "lock " + path);
+    std::string holder;
+    if (auto text = readFile(path); text.ok())
+      holder = text->substr(0, text->find_first_of(" \n"));
+    return makeError(ErrorCode::kAlreadyExists,
+                     "another cilium-agent (pid {}) runs on state dir {}: refusing to start a "
+                     "second one",
+                     holder.empty() ? "?" : holder, state_dir);
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(fd.get(), 0) != 0 || ::pwrite(fd.get(), pid.data(), pid.size(), 0) < 0)
+    return errnoError(errno, "write " + path);
+  lock_ = std::move(fd);
+  return okStatus();
+}
+
 Status Daemon::start() {
   // Routes and components are registered once: a restart is a new Daemon.
   if (ran_) return Error(ErrorCode::kFailedPrecondition, "a Daemon starts only once");
@@ -114,6 +137,7 @@ Status Daemon::start() {
 
   if (auto st = makeDirs(cfg.state_dir, 0755); !st.ok())
     return fail(st.error().withContext("state dir"));
+  if (auto st = lockStateDir(cfg.state_dir); !st.ok()) return fail(st.error());
   if (auto st = makeDirs(cfg.persistentStateDir(), 0700); !st.ok())
     return fail(st.error().withContext("state dir"));
 
@@ -162,6 +186,7 @@ void Daemon::stop() {
   }
   // Every IPAM change is persisted before it is acknowledged: nothing is left to flush.
   ipam_.reset();
+  lock_.reset();
   log()->info("agent stopped");
 }
 

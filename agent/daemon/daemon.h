@@ -1,7 +1,8 @@
 // The agent's composition root: owns the modules, starts them in order, stops them in reverse.
 //
 // Start sequence (Daemon::start):
-//   1. state directory (<state-dir>, <state-dir>/state)
+//   1. state directory (<state-dir>, <state-dir>/state), locked (<state-dir>/agent.lock, flock,
+//      holding the pid): a second agent on the same state fails here, before it touches anything
 //   2. bpffs at bpf-root and the pin directory            (DaemonOptions::manage_bpffs)
 //   3. IPAM, restored from <state-dir>/state/ipam.json, when ipv4-range/ipv6-range are given
 //      (otherwise a component opens it once the cluster says the node's pod CIDR: openIpam)
@@ -27,6 +28,7 @@
 #include "agent/api/router.h"
 #include "agent/api/server.h"
 #include "agent/common/error.h"
+#include "agent/common/fd.h"
 #include "agent/component/component.h"
 #include "agent/daemon/config.h"
 #include "agent/ipam/ipam.h"
@@ -92,12 +94,16 @@ class Daemon final : public component::Host {
   Status registerCoreRoutes();
   Status registerReservedRoutes();
   Status startIpam(const Config& cfg);
+  Status lockStateDir(const std::string& state_dir);
   void coreStatus(api::StatusResponse& s) const;
 
   ConfigStore config_;
   DaemonOptions opts_;
   api::Router router_;
   std::unique_ptr<api::Server> server_;
+  // <state-dir>/agent.lock, held (flock) from the first step of start() until stop(): a second
+  // agent on the same state is refused before it touches the datapath.
+  UniqueFd lock_;
   std::unique_ptr<ipam::Ipam> ipam_;
   std::vector<std::unique_ptr<Component>> components_;
   size_t started_components_ = 0;

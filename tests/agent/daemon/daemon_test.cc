@@ -286,13 +286,25 @@ TEST_F(DaemonTest, ADaemonStartsOnlyOnce) {
   EXPECT_EQ(again.error().message(), "a Daemon starts only once");
 }
 
-TEST_F(DaemonTest, SecondAgentOnTheSameSocketFails) {
+// A second agent on the same state is refused before any of its components starts (it would
+// load programs over the first agent's datapath), naming the first one's pid.
+TEST_F(DaemonTest, SecondAgentOnTheSameStateFailsBeforeStartingAnything) {
   startDaemon();
+  std::vector<std::string> events;
   Daemon second(testConfig(dir_), unprivileged());
+  second.addComponent(std::make_unique<FakeComponent>("first", &events));
   auto st = second.start();
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), ErrorCode::kAlreadyExists);
+  EXPECT_NE(st.error().message().find("pid " + std::to_string(::getpid())), std::string::npos)
+      << st.error().message();
+  EXPECT_TRUE(events.empty()) << "a component of the second agent started";
   EXPECT_TRUE(client().healthz().ok());
+  // Once the first agent stops, the state is free again.
+  daemon_->stop();
+  Daemon third(testConfig(dir_), unprivileged());
+  EXPECT_TRUE(third.start().ok());
+  third.stop();
 }
 
 TEST_F(DaemonTest, WritesCniConfigurationWhenReady) {
