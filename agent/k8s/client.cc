@@ -429,23 +429,47 @@ Error transportError(httplib::Error e, std::string_view method, const std::strin
 }
 
 void configure(httplib::ClientImpl& c, const ClientConfig& cfg,
-               std::chrono::milliseconds read_timeout) {
+               std::chrono::milliseconds read_timeout, bool keep_alive) {
   c.set_connection_timeout(std::chrono::duration_cast<std::chrono::microseconds>(cfg.timeout));
   c.set_read_timeout(std::chrono::duration_cast<std::chrono::microseconds>(read_timeout));
   c.set_write_timeout(std::chrono::duration_cast<std::chrono::microseconds>(cfg.timeout));
   c.enable_server_certificate_verification(!cfg.insecure_skip_tls_verify);
-  c.set_keep_alive(false);
+  c.set_keep_alive(keep_alive);
+  // Small requests on a reused connection would otherwise wait out Nagle against the peer's
+  // delayed ACK (about 40 ms each); Go's net/http (the apiserver) sets it as well.
+  c.set_tcp_nodelay(true);
 }
 
 }  // namespace
+
+std::unique_ptr<httplib::ClientImpl> Client::takeConnection(bool& reused) {
+  {
+    std::lock_guard lock(idle_mu_);
+    if (!idle_.empty()) {
+      auto c = std::move(idle_.back());
+      idle_.pop_back();
+      reused = true;
+      return c;
+    }
+  }
+  reused = false;
+  auto c = endpoint_->connect();
+  configure(*c, config_, config_.timeout, config_.idle_connections > 0);
+  return c;
+}
+
+void Client::returnConnection(std::unique_ptr<httplib::ClientImpl> c) {
+  std::lock_guard lock(idle_mu_);
+  if (static_cast<int>(idle_.size()) < config_.idle_connections) idle_.push_back(std::move(c));
+}
 
 Result<Response> Client::request(std::string_view method, const std::string& path,
                                  const std::string& body, std::string_view content_type) {
   std::string resource = resourceOfPath(path);
   for (int attempt = 0;; attempt++) {
     limiter_.acquire();
-    auto c = endpoint_->connect();
-    configure(*c, config_, config_.timeout);
+    bool reused = false;
+    auto c = takeConnection(reused);
     httplib::Headers headers = {{"Accept", "application/json"}, {"User-Agent", "cilium-cpp-agent"}};
     std::string token = currentToken(attempt > 0);
     if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);
@@ -459,10 +483,18 @@ Result<Response> Client::request(std::string_view method, const std::string& pat
     }
     auto res = c->send(req);
     if (!res) {
+      // An idle connection the server closed just as it was reused (cpp-httplib checks that
+      // the socket is alive first, so only a race is left): a GET is safe to send again on a
+      // new connection; anything else may have reached the server, so its error stands.
+      if (reused && method == "GET") {
+        attempt--;
+        continue;
+      }
       calls_.add(method, resource, "<error>");
       return transportError(res.error(), method, path);
     }
     calls_.add(method, resource, std::to_string(res->status));
+    if (config_.idle_connections > 0) returnConnection(std::move(c));
     // A 401 with a token file: the token may have rotated under us; re-read it once.
     if (res->status == 401 && attempt == 0 && !config_.token_file.empty()) continue;
     return Response{res->status, std::move(res->body)};
@@ -477,7 +509,7 @@ Result<Response> Client::stream(const std::string& path,
   for (int attempt = 0;; attempt++) {
     if (cancel.cancelled()) return makeError(ErrorCode::kAborted, "GET {}: cancelled", path);
     auto c = endpoint_->connect();
-    configure(*c, config_, read_timeout);
+    configure(*c, config_, read_timeout, false);
     httplib::Headers headers = {{"Accept", "application/json"}, {"User-Agent", "cilium-cpp-agent"}};
     std::string token = currentToken(attempt > 0);
     if (!token.empty()) headers.emplace("Authorization", "Bearer " + token);

@@ -18,6 +18,10 @@
 
 #include "agent/common/error.h"
 
+namespace httplib {
+class ClientImpl;
+}
+
 namespace cilium::k8s {
 
 struct ClientConfig {
@@ -33,6 +37,9 @@ struct ClientConfig {
   std::chrono::milliseconds token_reload{60000};  // client-go reloads about once a minute
   double qps = 50;                                // 0 = no limit
   int burst = 100;
+  // Idle keep-alive connections kept for request() (watches have their own); 0 = a new
+  // connection (and TLS handshake) per request.
+  int idle_connections = 8;
 };
 
 // Parses kubeconfig text: current-context (or `context` when not empty), its cluster (server,
@@ -142,6 +149,9 @@ class Client {
   explicit Client(ClientConfig config);
   Status init();
   std::string currentToken(bool force_reload);
+  // A connection for one request: an idle keep-alive one, or a new one (`reused` says which).
+  std::unique_ptr<httplib::ClientImpl> takeConnection(bool& reused);
+  void returnConnection(std::unique_ptr<httplib::ClientImpl> c);
 
   ClientConfig config_;
   std::unique_ptr<Endpoint> endpoint_;
@@ -150,6 +160,8 @@ class Client {
   std::mutex token_mu_;
   std::string token_;
   std::chrono::steady_clock::time_point token_read_{};
+  std::mutex idle_mu_;
+  std::vector<std::unique_ptr<httplib::ClientImpl>> idle_;
 };
 
 }  // namespace cilium::k8s

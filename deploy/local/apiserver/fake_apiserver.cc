@@ -251,9 +251,12 @@ Status FakeApiServer::start(const std::string& host, int port) {
   } else {
     http_ = std::make_unique<httplib::Server>();
   }
-  // Each open watch holds a worker thread.
-  http_->new_task_queue = [] { return new httplib::ThreadPool(64); };
-  http_->set_keep_alive_max_count(100);
+  // Each open watch holds a worker thread, and so does each idle keep-alive connection (until
+  // the keep-alive timeout): clients keep a few (k8s::ClientConfig::idle_connections).
+  http_->new_task_queue = [] { return new httplib::ThreadPool(256); };
+  http_->set_keep_alive_max_count(1000);
+  http_->set_keep_alive_timeout(2);
+  http_->set_tcp_nodelay(true);  // as Go's net/http, which kube-apiserver uses
   http_->set_read_timeout(30, 0);
   http_->set_write_timeout(5, 0);
   routes();
