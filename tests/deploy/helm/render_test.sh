@@ -6,12 +6,12 @@
 # change is checked object by object; invalid values are refused naming the value; the Hubble
 # certificates verify against their CA; the alerts pass `promtool check rules` and
 # `promtool test rules` (alerts_test.yaml). No root, loopback only (npm's registry at install).
-#   HELM_TEMPLATE=build/deploy/helm/helm-template tests/deploy/helm/render_test.sh
+#   HELM_TEMPLATE=build/deploy/helm/bin/helm-template tests/deploy/helm/render_test.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../../.." && pwd)
 chart=$repo/deploy/helm/cilium
-ht=${HELM_TEMPLATE:-$repo/build/deploy/helm/helm-template}
+ht=${HELM_TEMPLATE:-$repo/build/deploy/helm/bin/helm-template}
 state=${CHART_TEST_DIR:-$repo/build/tests/deploy/helm}
 
 skip() {
@@ -40,7 +40,7 @@ if ! cmp -s "$here/package-lock.json" "$npm_dir/package-lock.json" || [[ ! -d $n
   (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error) >&2
 fi
 # the scripts import from node_modules, so they run from beside it
-cp "$here/validate.mjs" "$here/prometheus-rules.mjs" "$here/query.mjs" "$npm_dir/"
+cp "$here/validate.mjs" "$here/prometheus-rules.mjs" "$here/query.mjs" "$here/values-table.mjs" "$npm_dir/"
 q() { node "$npm_dir/query.mjs" "$@"; }
 
 # expect FILE EXPR WANT: the expression over the rendered objects yields WANT.
@@ -247,6 +247,11 @@ refuse "hubble.ui.enabled=true needs hubble.relay.enabled=true" --set hubble.ui.
 refuse "hubble.relay.enabled=true needs hubble.enabled=true" --set hubble.enabled=false --set hubble.relay.enabled=true
 refuse "--set \"novalue\": key=value expected" --set novalue
 refuse "open $work/missing.yaml: no such file" -f "$work/missing.yaml"
+
+# --- the chart's README lists every value as values.yaml has it ---------------------------------
+node "$npm_dir/values-table.mjs" "$chart/values.yaml" >"$work/table.md"
+sed -n '/^| key | default | description |$/,$p' "$chart/README.md" | cmp -s - "$work/table.md" ||
+  fail "deploy/helm/cilium/README.md: the values table differs from values.yaml (node tests/deploy/helm/values-table.mjs)"
 
 # --- the alerts -------------------------------------------------------------------------------
 node "$npm_dir/prometheus-rules.mjs" "$work/prometheus.yaml" >"$work/rules.yaml"
