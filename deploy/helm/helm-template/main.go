@@ -13,7 +13,6 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -28,6 +27,7 @@ import (
 
 	"github.com/Masterminds/sprig"
 	"github.com/xeipuuv/gojsonschema"
+	yamlv2 "gopkg.in/yaml.v2"
 	"gopkg.in/yaml.v3"
 )
 
@@ -418,14 +418,22 @@ func parseKubeVersion(s string) (kubeVersion, error) {
 
 // ---- the engine ----------------------------------------------------------------------------
 
+// toYaml is Helm's: sigs.k8s.io/yaml's Marshal, that is JSON first, then yaml.v2 (keys sorted,
+// sequences not indented under their key), without the final newline.
 func toYaml(v interface{}) string {
-	var b bytes.Buffer
-	enc := yaml.NewEncoder(&b)
-	enc.SetIndent(2)
-	if err := enc.Encode(v); err != nil {
+	j, err := json.Marshal(v)
+	if err != nil {
 		return ""
 	}
-	return strings.TrimSuffix(b.String(), "\n")
+	var obj interface{}
+	if err := yamlv2.Unmarshal(j, &obj); err != nil {
+		return ""
+	}
+	out, err := yamlv2.Marshal(obj)
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSuffix(string(out), "\n")
 }
 
 func fromYaml(s string) map[string]interface{} {

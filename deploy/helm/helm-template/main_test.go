@@ -207,3 +207,11 @@ func TestParseArgs(t *testing.T) {
 		}
 	}
 }
+
+func TestToYamlAsHelm(t *testing.T) {
+	v := map[string]interface{}{"b": []interface{}{1.0, "on"}, "a": map[string]interface{}{"z": nil, "y": 1e6}}
+	want := "a:\n  \"y\": 1000000\n  z: null\nb:\n- 1\n- \"on\""
+	if got := toYaml(v); got != want {
+		t.Errorf("toYaml = %q, want %q", got, want)
+	}
+}
