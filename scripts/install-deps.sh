@@ -45,7 +45,18 @@ packages=(
   containerd runc containernetworking-plugins
   # Hubble UI's page is tested in headless Chromium (tests/agent/hubble/ui; skipped without it)
   chromium
+  # the Helm chart's checks (tests/deploy/helm, docs/install.md): helm-template is Go with Helm's
+  # template libraries (GOPATH mode, offline), node + npm validate the rendered objects against the
+  # Kubernetes schemas (kubernetes-models, pinned by package-lock.json), yamllint lints them;
+  # promtool (prometheus, above) checks and tests the alerts
+  golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev
+  golang-github-xeipuuv-gojsonschema-dev nodejs yamllint
 )
+# Debian's npm is its own package; NodeSource's nodejs (preinstalled on the project machines)
+# ships npm and conflicts with it
+if ! command -v npm >/dev/null; then
+  packages+=(npm)
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -12,11 +12,29 @@ namespace {
 
 using nlohmann::json;
 
-// What the agent watches, and the operator's Lease (leader election).
+// What the agent watches, the operator's Lease (leader election), and the other kinds the Helm
+// chart installs (deploy/helm/cilium), so that `kubectl apply` of a rendered chart works here
+// (stored as given: no defaulting, no controllers).
 const std::vector<k8s::ResourceInfo>& servedResources() {
   static const std::vector<k8s::ResourceInfo> all = [] {
     std::vector<k8s::ResourceInfo> v = k8s::allResources();
     v.push_back(k8s::leaseResource());
+    const std::vector<k8s::ResourceInfo> chart = {
+        {"", "v1", "serviceaccounts", "ServiceAccount", true},
+        {"", "v1", "configmaps", "ConfigMap", true},
+        {"", "v1", "secrets", "Secret", true},
+        {"apps", "v1", "daemonsets", "DaemonSet", true},
+        {"apps", "v1", "deployments", "Deployment", true},
+        {"rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", false},
+        {"rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", false},
+        {"rbac.authorization.k8s.io", "v1", "roles", "Role", true},
+        {"rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", true},
+        {"apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
+         false},
+        {"monitoring.coreos.com", "v1", "servicemonitors", "ServiceMonitor", true},
+        {"monitoring.coreos.com", "v1", "prometheusrules", "PrometheusRule", true},
+    };
+    v.insert(v.end(), chart.begin(), chart.end());
     return v;
   }();
   return all;
