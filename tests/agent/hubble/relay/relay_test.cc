@@ -685,6 +685,30 @@ TEST_F(RelayTest, HubbleCliAndRelayBinary) {
     EXPECT_NE(list.find(n), std::string::npos) << list;
   EXPECT_NE(list.find("Connected"), std::string::npos) << list;
   EXPECT_NE(hubble({"status"}, server).find("Connected Nodes: 3/3"), std::string::npos);
+  // Agent and debug events come from a node (the relay does not serve them, as Cilium's).
+  flow::AgentEvent ev;
+  ev.set_type(flow::ENDPOINT_CREATED);
+  ev.mutable_endpoint_update()->set_id(7);
+  ev.mutable_endpoint_update()->set_namespace_("default");
+  ev.mutable_endpoint_update()->set_pod_name("web");
+  nodes_[0].pipeline->addAgentEvent(ev);
+  const std::string node1 = "127.0.0.1:" + std::to_string(nodes_[0].port);
+  auto events = hubble({"observe", "agent-events", "--last", "5"}, node1);
+  EXPECT_NE(events.find(": ENDPOINT_CREATED (id: 7, namespace: default, pod name: web)\n"),
+            std::string::npos)
+      << events;
+  auto table = hubble({"observe", "agent-events", "-o", "table", "--print-node-name"}, node1);
+  EXPECT_EQ(table.rfind("TIMESTAMP", 0), 0u) << table;
+  EXPECT_NE(table.find("node-1"), std::string::npos) << table;
+  EXPECT_EQ(hubble({"observe", "debug-events"}, node1), "");  // none recorded
+  auto debug = cilium::run({CILIUM_HUBBLE_BINARY, "--server", server, "--debug", "observe",
+                            "agent-events"});
+  ASSERT_TRUE(debug.ok());
+  EXPECT_NE(debug->exit_code, 0);  // the relay answers UNIMPLEMENTED
+  EXPECT_NE(debug->err.find("level=debug msg=\"Sending GetAgentEvents request\""),
+            std::string::npos)
+      << debug->err;
+  EXPECT_NE(debug->err.find("does not serve agent events"), std::string::npos) << debug->err;
 
   // The binary: discovery through node-1's Peer service, the port from its log.
   cilium::testing::TempDir dir;
