@@ -230,12 +230,18 @@ class HubbleServer::Service final : public observer::Observer::Service {
       log()->debug("GetFlows: the flow ring was not up to date within {} ms", kSyncTimeout.count());
     auto& ring = pipeline_.ring();
     const uint64_t end = ring.next();
+    bool sent = false;
     for (const auto& ev :
          backlog(ring, end, req->number(), req->first(), req->follow(), has_since, matches)) {
       if (ctx->IsCancelled()) return grpc::Status::OK;
       if (!send(*ev)) return grpc::Status::OK;
+      sent = true;
     }
     if (!req->follow()) return grpc::Status::OK;
+    // The stream's headers go out now: with gRPC 1.51, a first message written with the buffer
+    // hint held the headers back, and the batch's flushing write after it did not release them
+    // (the client saw nothing until a later batch).
+    if (!sent) writer->SendInitialMetadata();
 
     // Following: the events written since are taken in batches (one ring lock per batch) and
     // written with gRPC's buffer hint but for the last of a batch, so a burst goes out in a few
