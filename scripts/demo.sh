@@ -166,6 +166,16 @@ else
   echo "$flows" | indent
   bad "hubble on node-2 shows no FORWARDED flow from default/xwing"
 fi
+echo "  And the whole cluster through hubble-relay, which cilium-local runs beside the agents:"
+echo "  ${dim}\$ hubble --server unix://\$state/hubble-relay.sock observe --pod default/xwing --print-node-name --last 20${off}"
+if observe "node-1]|node-2]" --relay observe --verdict FORWARDED --pod default/xwing \
+  --print-node-name --last 20; then
+  echo "$flows" | tail -n 4 | indent
+  ok "hubble-relay shows xwing's flows from both nodes in one stream"
+else
+  echo "$flows" | tail -n 8 | indent
+  bad "hubble-relay does not show xwing's flows from both nodes"
+fi
 
 heading "Step 2: rule1 (L3/L4): only org=empire may reach the deathstar, on TCP port 80"
 sed -n '/^apiVersion/,$p' deploy/local/demo/policies/rule1.yaml | indent

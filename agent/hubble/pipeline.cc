@@ -201,8 +201,7 @@ void FlowPipeline::processBatch(std::vector<cilium_event>& batch, flow::Flow& sc
   }
 }
 
-void FlowPipeline::processRecords(std::vector<proxy::AccessRecord>& records,
-                                  flow::Flow& scratch) {
+void FlowPipeline::processRecords(std::vector<proxy::AccessRecord>& records, flow::Flow& scratch) {
   for (const auto& r : records) {
     if (!decoder_.decodeL7(r, scratch).ok()) {
       malformed_.fetch_add(1, std::memory_order_relaxed);
@@ -232,7 +231,17 @@ void FlowPipeline::reportLost(flow::LostEventSource source, uint64_t count) {
   ring_.write(std::move(resp));
 }
 
+void FlowPipeline::countReaderLost(uint64_t count) {
+  ring_lost_.fetch_add(count, std::memory_order_relaxed);
+}
+
 void FlowPipeline::checkLost() {
+  // Followers' misses go to the observers only: each follower got its own notice.
+  uint64_t r = ring_lost_.load(std::memory_order_relaxed);
+  if (r > ring_lost_reported_) {
+    for (const auto& o : lost_observers_) o(flow::HUBBLE_RING_BUFFER, r - ring_lost_reported_);
+    ring_lost_reported_ = r;
+  }
   uint64_t q = queue_lost_.load(std::memory_order_relaxed);
   if (q > queue_lost_reported_) {
     reportLost(flow::OBSERVER_EVENTS_QUEUE, q - queue_lost_reported_);
@@ -255,6 +264,7 @@ PipelineStats FlowPipeline::stats() const {
   s.datapath_lost = dp_lost_.load(std::memory_order_relaxed);
   s.skipped = skipped_.load(std::memory_order_relaxed);
   s.malformed = malformed_.load(std::memory_order_relaxed);
+  s.ring_lost = ring_lost_.load(std::memory_order_relaxed);
   s.debug_events = debug_.load(std::memory_order_relaxed);
   s.uptime = std::chrono::steady_clock::now() - started_at_;
   return s;

@@ -27,8 +27,8 @@
 namespace cilium::hubble {
 
 struct PipelineOptions {
-  std::string node_name;        // "cluster/node"
-  size_t ring_capacity = 4095;  // flows kept (Hubble's default)
+  std::string node_name;              // "cluster/node"
+  size_t ring_capacity = 4095;        // flows kept (Hubble's default)
   size_t event_ring_capacity = 1023;  // agent events and debug events kept, each
   // Names the services of flows; null = not filled. Must outlive the pipeline.
   const ServiceResolver* services = nullptr;
@@ -47,6 +47,9 @@ struct PipelineStats {
   uint64_t skipped = 0;        // records that make no flow (debug events)
   uint64_t debug_events = 0;   // debug records turned into DebugEvents
   uint64_t malformed = 0;      // records the decoder refused
+  // Events followers missed because the flow ring lapped them (HUBBLE_RING_BUFFER), summed
+  // over followers: each follower that misses an event counts it.
+  uint64_t ring_lost = 0;
   std::chrono::nanoseconds uptime{0};
 };
 
@@ -98,6 +101,10 @@ class FlowPipeline {
   // Thread-safe; never blocks on the pipeline.
   void addAgentEvent(flow::AgentEvent ev);
   PipelineStats stats() const;
+  // A follower of the flow ring was lapped and missed `count` events (the server calls it);
+  // reported to the lost observers as HUBBLE_RING_BUFFER (hubble_lost_events_total) by the
+  // pipeline thread. Thread-safe.
+  void countReaderLost(uint64_t count);
   const std::string& nodeName() const { return opts_.node_name; }
 
  private:
@@ -129,8 +136,8 @@ class FlowPipeline {
   bool stopping_ = false;
 
   std::atomic<uint64_t> seen_{0}, queue_lost_{0}, skipped_{0}, malformed_{0}, dp_lost_{0},
-      debug_{0};
-  uint64_t queue_lost_reported_ = 0, dp_lost_reported_ = 0;
+      debug_{0}, ring_lost_{0};
+  uint64_t queue_lost_reported_ = 0, dp_lost_reported_ = 0, ring_lost_reported_ = 0;
   std::chrono::steady_clock::time_point started_at_;
   std::thread thread_;
 };

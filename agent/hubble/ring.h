@@ -67,6 +67,26 @@ class Ring {
     cv_.wait_for(lock, timeout, [&] { return seq < next_; });
     return readLocked(seq);
   }
+  struct ReadMany {
+    uint64_t lost = 0;  // events overwritten before the reader got to them
+    uint64_t next = 0;  // the position to read next
+  };
+  // Up to `max` events from `seq` on, appended to `out`, under one lock (a follower catching up
+  // pays one lock per batch, not per event); waits up to `timeout` when none is written yet.
+  ReadMany waitReadMany(uint64_t seq, std::chrono::milliseconds timeout, std::vector<Ptr>& out,
+                        size_t max) const {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, timeout, [&] { return seq < next_; });
+    ReadMany r;
+    uint64_t oldest = oldestLocked();
+    if (seq < oldest) {
+      r.lost = oldest - seq;
+      seq = oldest;
+    }
+    for (; seq < next_ && max > 0; ++seq, --max) out.push_back(slots_[seq % slots_.size()]);
+    r.next = seq;
+    return r;
+  }
   // Wakes every waitRead() (shutdown).
   void wakeAll() { cv_.notify_all(); }
 

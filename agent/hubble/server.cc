@@ -48,6 +48,9 @@ int64_t tsNs(const google::protobuf::Timestamp& t) {
   return ns;
 }
 
+// Events a follower takes from the ring at once (and writes with one flush).
+constexpr size_t kFollowBatch = 256;
+
 // How long a query waits for the flows of packets that passed before it to reach the ring.
 constexpr std::chrono::milliseconds kSyncTimeout{1000};
 
@@ -202,11 +205,12 @@ class HubbleServer::Service final : public observer::Observer::Service {
         req->field_mask().paths_size() > 0 ? req->field_mask() : req->experimental().field_mask();
     const bool masked = mask.paths_size() > 0;
     // Sends an event, trimmed to the mask's fields when it is a flow.
-    auto send = [&](const observer::GetFlowsResponse& ev) {
-      if (!masked || !ev.has_flow()) return writer->Write(ev);
+    auto send = [&](const observer::GetFlowsResponse& ev,
+                    grpc::WriteOptions wo = grpc::WriteOptions()) {
+      if (!masked || !ev.has_flow()) return writer->Write(ev, wo);
       observer::GetFlowsResponse copy = ev;
       google::protobuf::util::FieldMaskUtil::TrimMessage(mask, copy.mutable_flow());
-      return writer->Write(copy);
+      return writer->Write(copy, wo);
     };
     const bool has_since = req->has_since(), has_until = req->has_until();
     const int64_t since = has_since ? tsNs(req->since()) : 0;
@@ -226,30 +230,54 @@ class HubbleServer::Service final : public observer::Observer::Service {
       log()->debug("GetFlows: the flow ring was not up to date within {} ms", kSyncTimeout.count());
     auto& ring = pipeline_.ring();
     const uint64_t end = ring.next();
+    bool sent = false;
     for (const auto& ev :
          backlog(ring, end, req->number(), req->first(), req->follow(), has_since, matches)) {
       if (ctx->IsCancelled()) return grpc::Status::OK;
       if (!send(*ev)) return grpc::Status::OK;
+      sent = true;
     }
     if (!req->follow()) return grpc::Status::OK;
+    // The stream's headers go out now: with gRPC 1.51, a first message written with the buffer
+    // hint held the headers back, and the batch's flushing write after it did not release them
+    // (the client saw nothing until a later batch).
+    if (!sent) writer->SendInitialMetadata();
 
+    // Following: the events written since are taken in batches (one ring lock per batch) and
+    // written with gRPC's buffer hint but for the last of a batch, so a burst goes out in a few
+    // transport writes, not one per flow. Flushing once per batch keeps a quiet stream prompt.
     uint64_t seq = end;
+    std::vector<EventPtr> batch;
+    std::vector<const observer::GetFlowsResponse*> out;
+    batch.reserve(kFollowBatch);
+    const auto buffered = grpc::WriteOptions().set_buffer_hint();
     while (!stopping_ && !ctx->IsCancelled()) {
-      auto r = ring.waitRead(seq, std::chrono::milliseconds(200));
+      batch.clear();
+      auto r = ring.waitReadMany(seq, std::chrono::milliseconds(200), batch, kFollowBatch);
+      seq = r.next;
+      bool ended = false;
+      out.clear();
+      for (const auto& ev : batch) {
+        if (has_until && tsNs(ev->time()) > until) {
+          ended = true;
+          break;
+        }
+        if (matches(*ev)) out.push_back(ev.get());
+      }
       if (r.lost > 0) {
+        pipeline_.countReaderLost(r.lost);
         observer::GetFlowsResponse lost;
         lost.set_node_name(pipeline_.nodeName());
         lost.mutable_lost_events()->set_source(flow::HUBBLE_RING_BUFFER);
         lost.mutable_lost_events()->set_num_events_lost(r.lost);
-        if (!writer->Write(lost)) return grpc::Status::OK;
+        if (!writer->Write(lost, out.empty() ? grpc::WriteOptions() : buffered))
+          return grpc::Status::OK;
       }
-      if (!r.event) {
-        seq = r.seq;
-        continue;
-      }
-      seq = r.seq + 1;
-      if (has_until && tsNs(r.event->time()) > until) return grpc::Status::OK;
-      if (matches(*r.event) && !send(*r.event)) return grpc::Status::OK;
+      // The last event of the batch carries the flush.
+      for (size_t i = 0; i < out.size(); ++i)
+        if (!send(*out[i], i + 1 == out.size() ? grpc::WriteOptions() : buffered))
+          return grpc::Status::OK;
+      if (ended) return grpc::Status::OK;
     }
     return grpc::Status::OK;
   }

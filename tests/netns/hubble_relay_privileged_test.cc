@@ -109,7 +109,8 @@ class RelayAgentsTest : public ::testing::Test {
          "unix://" + nodes_[0].hubbleSock(), "--static-peer",
          "node-2=unix://" + nodes_[1].hubbleSock(), "--static-peer",
          "node-3=unix://" + nodes_[2].hubbleSock(), "--disable-client-tls", "--disable-server-tls",
-         "--retry-timeout", "1s", "--sort-buffer-drain-timeout", "300ms"},
+         "--retry-timeout", "1s", "--sort-buffer-drain-timeout", "300ms",
+         "--health-listen-address", ""},
         so);
     ASSERT_TRUE(p.ok()) << p.error().toString();
     relay_ = std::move(*p);
@@ -120,7 +121,7 @@ class RelayAgentsTest : public ::testing::Test {
       ss << in.rdbuf();
       std::string text = ss.str();
       std::smatch m;
-      if (!std::regex_search(text, m, std::regex("listening address=\\S+ port=(\\d+)")))
+      if (!std::regex_search(text, m, std::regex("hubble-relay listening address=\\S+ port=(\\d+)")))
         return false;
       port = m[1];
       return true;

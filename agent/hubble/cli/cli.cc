@@ -15,6 +15,9 @@
 #include <fmt/format.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_certificate_verifier.h>
+#include <grpcpp/security/tls_credentials_options.h>
 
 #include "agent/common/cli.h"
 #include "agent/common/utf8.h"
@@ -239,7 +242,7 @@ struct CommandLine {
   CLI::Option* server = nullptr;
   CLI::Option* timeout = nullptr;
   CLI::Option *tls = nullptr, *tls_ca = nullptr, *tls_cert = nullptr, *tls_key = nullptr,
-              *tls_server_name = nullptr;
+              *tls_server_name = nullptr, *tls_allow_insecure = nullptr, *debug = nullptr;
   std::map<std::string, CLI::Option*> observe;  // by long name
   CLI::App* observe_cmd = nullptr;
 };
@@ -270,6 +273,11 @@ CommandLine commandLine() {
                                      "Name the server's certificate must carry "
                                      "(default: the server's host)")
                           ->type_name("NAME");
+  c.tls_allow_insecure = app.add_flag("--tls-allow-insecure")
+                             ->description(
+                                 "Skip checking the server's certificate chain and name (TLS "
+                                 "still encrypts); needs --tls");
+  c.debug = app.add_flag("-D,--debug")->description("Print debug messages on stderr");
   app.require_subcommand(0, 1);
   auto sub = [&](const std::string& name, const std::string& desc) {
     CLI::App* s = app.add_subcommand(name, desc);
@@ -346,6 +354,12 @@ CommandLine commandLine() {
   c.observe["numeric"] =
       observe->add_flag("--numeric")
           ->description("Addresses and identity numbers instead of pod and identity names");
+  // Their flags are observe's (--last, --first, --all, --follow, --since, --until, -o,
+  // --time-format, --print-node-name), taken through fallthrough.
+  for (auto [name, desc] :
+       {std::pair{"agent-events", "Show the agent's events (GetAgentEvents)"},
+        std::pair{"debug-events", "Show the datapath's debug events (GetDebugEvents)"}})
+    observe->add_subcommand(name, desc)->fallthrough()->allow_extras(false);
   sub("status", "Show the Hubble server's status");
   CLI::App* list = sub("list", "List what the server knows");
   list->add_subcommand("nodes", "Show the nodes the server knows")->fallthrough()->allow_extras();
@@ -380,9 +394,11 @@ Status parseTls(const CommandLine& cl, Args& a) {
   t.cert_file = last(cl.tls_cert);
   t.key_file = last(cl.tls_key);
   t.server_name = last(cl.tls_server_name);
+  t.allow_insecure = cl.tls_allow_insecure->count() > 0;
   // A TLS option without TLS would connect in plaintext while the user believes otherwise.
   if (!t.enabled) {
-    for (const CLI::Option* o : {cl.tls_ca, cl.tls_cert, cl.tls_key, cl.tls_server_name})
+    for (const CLI::Option* o :
+         {cl.tls_ca, cl.tls_cert, cl.tls_key, cl.tls_server_name, cl.tls_allow_insecure})
       if (o->count())
         return bad(o->get_name(), last(o), "needs --tls (or a tls://host:port server)");
   }
@@ -461,7 +477,10 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
     a.timeout_s = static_cast<int>(std::min<uint64_t>(n, 3600));
   }
   CILIUM_RETURN_IF_ERROR(parseTls(cl, a));
+  a.debug = cl.debug->count() > 0;
   if (a.command != "observe") return a;
+  if (!cl.observe_cmd->get_subcommands().empty())
+    a.command = cl.observe_cmd->get_subcommands().front()->get_name();
 
   auto& o = a.observe;
   const std::map<std::string, std::vector<std::string>*> lists = {
@@ -513,6 +532,7 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   o.all = cl.observe.at("all")->count() > 0;
   o.print.node_name = cl.observe.at("print-node-name")->count() > 0;
   o.print.numeric = cl.observe.at("numeric")->count() > 0;
+  o.print.debug = a.debug;
   if (auto v = last("time-format")) {
     static const std::map<std::string, TimeFormat> kFormats = {
         {"StampMilli", TimeFormat::kStampMilli},     {"Stamp", TimeFormat::kStamp},
@@ -546,6 +566,13 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
       o.output = Output::kDict;
     else
       return bad("--output", *v, "output is compact, json, jsonpb, table or dict");
+  }
+  if (a.command != "observe") {
+    // agent-events and debug-events take no flow filter (as Hubble's).
+    for (const auto& [name, list] : lists)
+      if (!list->empty())
+        return bad("--" + name, list->front(), "is not a flag of observe " + a.command);
+    if (a.observe.negated) return bad("--not", "", "is not a flag of observe " + a.command);
   }
   if (o.last && o.first) return bad("--first", "", "cannot be combined with --last");
   if (o.first && o.follow) return bad("--first", "", "cannot be combined with --follow");
@@ -743,6 +770,131 @@ Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now
   return req;
 }
 
+namespace {
+
+// number/first/follow/since/until of an events request, as for flows.
+template <class Req>
+Result<Req> eventsRequest(const ObserveArgs& a, int64_t now_ns) {
+  Req req;
+  req.set_follow(a.follow);
+  if (a.first) {
+    req.set_first(true);
+    req.set_number(*a.first);
+  } else if (a.last) {
+    req.set_number(*a.last);
+  } else if (!a.all && !a.follow && a.since.empty() && a.until.empty()) {
+    req.set_number(20);
+  }
+  if (!a.since.empty()) {
+    CILIUM_ASSIGN_OR_RETURN(auto ns, parseTime("--since", a.since, now_ns));
+    setTs(req.mutable_since(), ns);
+  }
+  if (!a.until.empty()) {
+    CILIUM_ASSIGN_OR_RETURN(auto ns, parseTime("--until", a.until, now_ns));
+    setTs(req.mutable_until(), ns);
+  }
+  return req;
+}
+
+}  // namespace
+
+Result<observer::GetAgentEventsRequest> buildAgentEventsRequest(const ObserveArgs& a,
+                                                                int64_t now_ns) {
+  return eventsRequest<observer::GetAgentEventsRequest>(a, now_ns);
+}
+
+Result<observer::GetDebugEventsRequest> buildDebugEventsRequest(const ObserveArgs& a,
+                                                                int64_t now_ns) {
+  return eventsRequest<observer::GetDebugEventsRequest>(a, now_ns);
+}
+
+std::string agentEventDetails(const flow::AgentEvent& e, TimeFormat format) {
+  auto join = [](const auto& list, const char* sep) {
+    std::string out;
+    for (const auto& v : list) out += (out.empty() ? "" : sep) + std::string(v);
+    return out;
+  };
+  auto addr = [](const flow::ServiceUpsertNotificationAddr& a) {
+    return a.ip().find(':') != std::string::npos ? fmt::format("[{}]:{}", a.ip(), a.port())
+                                                 : fmt::format("{}:{}", a.ip(), a.port());
+  };
+  switch (e.type()) {
+    case flow::AGENT_EVENT_UNKNOWN:
+      if (e.has_unknown())
+        return fmt::format("type: {}, notification: {}", e.unknown().type(),
+                           e.unknown().notification());
+      break;
+    case flow::AGENT_STARTED:
+      if (e.has_agent_start())
+        return "start time: " + (e.agent_start().has_time()
+                                     ? formatTime(e.agent_start().time(), format)
+                                     : std::string("N/A"));
+      break;
+    case flow::POLICY_UPDATED:
+    case flow::POLICY_DELETED:
+      if (e.has_policy_update()) {
+        const auto& p = e.policy_update();
+        return fmt::format("labels: [{}], revision: {}, count: {}", join(p.labels(), ","),
+                           p.revision(), p.rule_count());
+      }
+      break;
+    case flow::ENDPOINT_REGENERATE_SUCCESS:
+    case flow::ENDPOINT_REGENERATE_FAILURE:
+      if (e.has_endpoint_regenerate()) {
+        const auto& r = e.endpoint_regenerate();
+        std::string out = fmt::format("id: {}, labels: [{}]", r.id(), join(r.labels(), ","));
+        if (!r.error().empty()) out += ", error: " + r.error();
+        return out;
+      }
+      break;
+    case flow::ENDPOINT_CREATED:
+    case flow::ENDPOINT_DELETED:
+      if (e.has_endpoint_update()) {
+        const auto& u = e.endpoint_update();
+        std::string out = fmt::format("id: {}", u.id());
+        if (!u.namespace_().empty()) out += ", namespace: " + u.namespace_();
+        if (!u.pod_name().empty()) out += ", pod name: " + u.pod_name();
+        return out;
+      }
+      break;
+    case flow::IPCACHE_UPSERTED:
+    case flow::IPCACHE_DELETED:
+      if (e.has_ipcache_update()) {
+        const auto& i = e.ipcache_update();
+        std::string out = fmt::format("cidr: {}, identity: {}", i.cidr(), i.identity());
+        if (i.has_old_identity())
+          out += fmt::format(", old identity: {}", i.old_identity().value());
+        if (!i.host_ip().empty()) out += ", host ip: " + i.host_ip();
+        if (!i.old_host_ip().empty()) out += ", old host ip: " + i.old_host_ip();
+        out += fmt::format(", encrypt key: {}", i.encrypt_key());
+        return out;
+      }
+      break;
+    case flow::SERVICE_UPSERTED:
+      if (e.has_service_upsert()) {
+        const auto& v = e.service_upsert();
+        std::string out = fmt::format("id: {}", v.id());
+        if (v.has_frontend_address()) out += ", frontend: " + addr(v.frontend_address());
+        if (v.backend_addresses_size() > 0) {
+          std::vector<std::string> bes;
+          for (const auto& b : v.backend_addresses()) bes.push_back(addr(b));
+          out += ", backends: [" + join(bes, ",") + "]";
+        }
+        if (!v.type().empty()) out += ", type: " + v.type();
+        if (!v.ext_traffic_policy().empty()) out += ", traffic policy: " + v.ext_traffic_policy();
+        if (!v.namespace_().empty()) out += ", namespace: " + v.namespace_();
+        if (!v.name().empty()) out += ", name: " + v.name();
+        return out;
+      }
+      break;
+    case flow::SERVICE_DELETED:
+      if (e.has_service_delete()) return fmt::format("id: {}", e.service_delete().id());
+      break;
+    default: break;
+  }
+  return "UNKNOWN";
+}
+
 std::string formatCompact(const observer::GetFlowsResponse& r, const PrintOptions& p) {
   if (r.has_lost_events()) {
     return fmt::format("EVENTS LOST: {} CPU({}) {}",
@@ -924,12 +1076,116 @@ void FlowPrinter::flush() {
   out_.flush();
 }
 
-void FlowPrinter::tableHeaderOnce() {
+void FlowPrinter::tableHeaderOnce(std::vector<std::string> columns) {
   if (lines_ != 0) return;
   std::vector<std::string> h = {"TIMESTAMP"};
   if (opts_.node_name) h.push_back("NODE");
-  for (const char* c : {"SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY"}) h.push_back(c);
+  for (auto& c : columns) h.push_back(std::move(c));
   table_.addRow(std::move(h));
+}
+
+namespace {
+
+std::string enumText(int value, const std::string& name) {
+  return name.empty() ? std::to_string(value) : name;
+}
+
+// Hubble's fmtEndpointShort: "ns/pod (ID: 12)", "reserved:host (ID: 1)" or "ID: 12".
+std::string endpointShort(const observer::GetDebugEventsResponse& r) {
+  if (!r.debug_event().has_source()) return "N/A";
+  const auto& ep = r.debug_event().source();
+  std::string id = fmt::format("ID: {}", ep.id());
+  if (!ep.namespace_().empty() && !ep.pod_name().empty())
+    return fmt::format("{}/{} ({})", ep.namespace_(), ep.pod_name(), id);
+  if (ep.labels_size() == 1 && ep.labels(0).starts_with("reserved:"))
+    return fmt::format("{} ({})", ep.labels(0), id);
+  return id;
+}
+
+}  // namespace
+
+void FlowPrinter::write(const observer::GetAgentEventsResponse& r) {
+  if (!r.has_agent_event()) return;
+  const auto& e = r.agent_event();
+  const std::string time = formatTime(r.time(), opts_.time_format);
+  const std::string type = enumText(e.type(), flow::AgentEventType_Name(e.type()));
+  const std::string details = agentEventDetails(e, opts_.time_format);
+  switch (output_) {
+    case Output::kJson: {
+      std::string out;
+      google::protobuf::util::JsonPrintOptions o;
+      o.preserve_proto_field_names = true;
+      (void)google::protobuf::util::MessageToJsonString(r, &out, o);
+      out_ << out << "\n";
+      break;
+    }
+    case Output::kDict:
+      if (lines_ != 0) out_ << "------------\n";
+      out_ << "  TIMESTAMP: " << time << "\n";
+      if (opts_.node_name) out_ << "       NODE: " << r.node_name() << "\n";
+      out_ << "       TYPE: " << type << "\n"
+           << "    DETAILS: " << details << "\n";
+      break;
+    case Output::kTable: {
+      tableHeaderOnce({"TYPE", "DETAILS"});
+      std::vector<std::string> row = {time};
+      if (opts_.node_name) row.push_back(r.node_name());
+      row.push_back(type);
+      row.push_back(details);
+      table_.addRow(std::move(row));
+      break;
+    }
+    case Output::kCompact:
+      out_ << time << (opts_.node_name ? " [" + r.node_name() + "]" : "") << ": " << type << " ("
+           << details << ")\n";
+      break;
+  }
+  ++lines_;
+}
+
+void FlowPrinter::write(const observer::GetDebugEventsResponse& r) {
+  if (!r.has_debug_event()) return;
+  const auto& e = r.debug_event();
+  const std::string time = formatTime(r.time(), opts_.time_format);
+  const std::string type = enumText(e.type(), flow::DebugEventType_Name(e.type()));
+  const std::string from = endpointShort(r);
+  const std::string mark = e.has_hash() ? fmt::format("0x{:x}", e.hash().value()) : "N/A";
+  const std::string cpu = e.has_cpu() ? fmt::format("{:02d}", e.cpu().value()) : "N/A";
+  switch (output_) {
+    case Output::kJson: {
+      std::string out;
+      google::protobuf::util::JsonPrintOptions o;
+      o.preserve_proto_field_names = true;
+      (void)google::protobuf::util::MessageToJsonString(r, &out, o);
+      out_ << out << "\n";
+      break;
+    }
+    case Output::kDict:
+      if (lines_ != 0) out_ << "------------\n";
+      out_ << "  TIMESTAMP: " << time << "\n";
+      if (opts_.node_name) out_ << "       NODE: " << r.node_name() << "\n";
+      out_ << "       TYPE: " << type << "\n"
+           << "       FROM: " << from << "\n"
+           << "       MARK: " << mark << "\n"
+           << "        CPU: " << cpu << "\n"
+           << "    MESSAGE: " << e.message() << "\n";
+      break;
+    case Output::kTable: {
+      // Hubble's header has an empty column after FROM.
+      tableHeaderOnce({"FROM", "", "TYPE", "CPU/MARK", "MESSAGE"});
+      std::vector<std::string> row = {time};
+      if (opts_.node_name) row.push_back(r.node_name());
+      for (auto&& c : {from, std::string(), type, cpu + " " + mark, e.message()}) row.push_back(c);
+      table_.addRow(std::move(row));
+      break;
+    }
+    case Output::kCompact:
+      out_ << fmt::format("{}{}: {} {} MARK: {} CPU: {} ({})\n", time,
+                          opts_.node_name ? " [" + r.node_name() + "]" : "", from, type, mark, cpu,
+                          e.message());
+      break;
+  }
+  ++lines_;
 }
 
 void FlowPrinter::write(const observer::GetFlowsResponse& r) {
@@ -1002,8 +1258,10 @@ void FlowPrinter::writeLost(const observer::GetFlowsResponse& r) {
 
 void FlowPrinter::writeNodeStatus(const observer::GetFlowsResponse& r) {
   const auto& s = r.node_status();
-  // As Hubble without --debug: only the news that some nodes' flows are missing, on stderr.
-  if (s.state_change() != relay::NODE_ERROR && s.state_change() != relay::NODE_UNAVAILABLE) return;
+  // As Hubble: without --debug only the news that some nodes' flows are missing, on stderr.
+  if (!opts_.debug && s.state_change() != relay::NODE_ERROR &&
+      s.state_change() != relay::NODE_UNAVAILABLE)
+    return;
   const std::string time = formatTime(r.time(), opts_.time_format);
   const std::string nodes = nodeList(s.node_names());
   switch (output_) {
@@ -1021,12 +1279,26 @@ void FlowPrinter::writeNodeStatus(const observer::GetFlowsResponse& r) {
     case Output::kTable:
     case Output::kCompact: {
       std::string prefix = fmt::format("{} [{}]", time, r.node_name());
-      if (s.state_change() == relay::NODE_UNAVAILABLE)
-        err_ << fmt::format("{}: {} nodes are unavailable: {}\n", prefix, s.node_names_size(),
-                            nodes);
-      else
-        err_ << fmt::format("{}: Error {} on {} nodes: {}\n", prefix, quoted(s.message()),
-                            s.node_names_size(), nodes);
+      switch (s.state_change()) {
+        case relay::NODE_CONNECTED:
+          err_ << fmt::format("{}: Receiving flows from {} nodes: {}\n", prefix,
+                              s.node_names_size(), nodes);
+          break;
+        case relay::NODE_UNAVAILABLE:
+          err_ << fmt::format("{}: {} nodes are unavailable: {}\n", prefix, s.node_names_size(),
+                              nodes);
+          break;
+        case relay::NODE_GONE:
+          err_ << fmt::format("{}: {} nodes removed from cluster: {}\n", prefix,
+                              s.node_names_size(), nodes);
+          break;
+        case relay::NODE_ERROR:
+          err_ << fmt::format("{}: Error {} on {} nodes: {}\n", prefix, quoted(s.message()),
+                              s.node_names_size(), nodes);
+          break;
+        default:
+          err_ << fmt::format("{}: unknown node status event: {}\n", prefix, s.ShortDebugString());
+      }
       break;
     }
   }
@@ -1066,6 +1338,26 @@ Result<std::shared_ptr<grpc::Channel>> dial(const std::string& server, const Tls
   CILIUM_ASSIGN_OR_RETURN(auto target, grpcTarget(server));
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   grpc::ChannelArguments args;
+  if (tls.enabled && tls.allow_insecure) {
+    // No chain or name check (Hubble's --tls-allow-insecure); a client certificate still goes.
+    std::shared_ptr<grpc::experimental::CertificateProviderInterface> provider;
+    if (!tls.cert_file.empty()) {
+      CILIUM_ASSIGN_OR_RETURN(auto cert, readPem(tls.cert_file, "--tls-client-cert-file"));
+      CILIUM_ASSIGN_OR_RETURN(auto key, readPem(tls.key_file, "--tls-client-key-file"));
+      provider = std::make_shared<grpc::experimental::StaticDataCertificateProvider>(
+          std::vector<grpc::experimental::IdentityKeyCertPair>{{key, cert}});
+    }
+    grpc::experimental::TlsChannelCredentialsOptions o;
+    if (provider) {
+      o.set_certificate_provider(provider);
+      o.watch_identity_key_cert_pairs();
+    }
+    o.set_verify_server_certs(false);
+    o.set_check_call_host(false);
+    o.set_certificate_verifier(std::make_shared<grpc::experimental::NoOpCertificateVerifier>());
+    if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+    return grpc::CreateCustomChannel(target, grpc::experimental::TlsCredentials(o), args);
+  }
   if (tls.enabled) {
     grpc::SslCredentialsOptions o;
     for (const auto& f : tls.ca_files) {

@@ -42,6 +42,7 @@ enum class TimeFormat {
 struct PrintOptions {
   bool node_name = false;  // --print-node-name: "TIME [NODE]: ..."
   bool numeric = false;    // --numeric: addresses and identity numbers, no names
+  bool debug = false;      // --debug: every node status event (NODE_CONNECTED too)
   TimeFormat time_format = TimeFormat::kStampMilli;
 };
 
@@ -74,12 +75,18 @@ struct ObserveArgs {
 // present a client certificate (relays and nodes with client CAs require one).
 struct TlsArgs {
   bool enabled = false;
+  // --tls-allow-insecure: the server's certificate chain and name are not checked (TLS still
+  // encrypts; a client certificate is still presented).
+  bool allow_insecure = false;
   std::vector<std::string> ca_files;
   std::string cert_file, key_file, server_name;
 };
 
 struct Args {
-  std::string command;  // "observe", "status", "nodes", "namespaces", "help", "version"
+  // "observe", "agent-events", "debug-events" (hubble observe agent-events|debug-events),
+  // "status", "nodes", "namespaces", "help", "version"
+  std::string command;
+  bool debug = false;  // --debug (-D): debug messages on stderr
   std::string server = "unix:///var/run/cilium/hubble.sock";
   int timeout_s = 5;  // connection timeout
   TlsArgs tls;
@@ -95,6 +102,15 @@ std::string usage();
 
 // The request the observe flags stand for. `now_ns` anchors relative --since/--until ("5m").
 Result<observer::GetFlowsRequest> buildRequest(const ObserveArgs& a, int64_t now_ns);
+
+// `hubble observe agent-events` / `debug-events`: the request the flags stand for (--last N,
+// default 20, --first N, --all, --follow, --since, --until; filter flags are refused there).
+Result<observer::GetAgentEventsRequest> buildAgentEventsRequest(const ObserveArgs& a,
+                                                                int64_t now_ns);
+Result<observer::GetDebugEventsRequest> buildDebugEventsRequest(const ObserveArgs& a,
+                                                                int64_t now_ns);
+// Hubble's DETAILS of an agent event ("id: 12, namespace: default, pod name: web").
+std::string agentEventDetails(const flow::AgentEvent& e, TimeFormat format);
 
 // One line per response in Hubble's compact format:
 //   Nov 22 21:03:04.123: default/client:40000 (ID:256) -> default/server:80 (ID:257)
@@ -127,12 +143,17 @@ class TableWriter {
 // the address); TYPE "to-endpoint", "Policy denied", "policy-verdict:L3-L4 INGRESS",
 // "http-request"; VERDICT the verdict (ALLOWED/DENIED/AUDITED for policy verdicts); SUMMARY the
 // flow's summary. Lost events print as Hubble's "EVENTS LOST" rows; node status events
-// (NODE_UNAVAILABLE, NODE_ERROR; others only in Hubble's debug mode) go to `err`.
+// (NODE_UNAVAILABLE, NODE_ERROR; the others, such as NODE_CONNECTED, with --debug) go to `err`.
 class FlowPrinter {
  public:
   FlowPrinter(Output output, PrintOptions opts, std::ostream& out, std::ostream& err);
   ~FlowPrinter();  // flush()
   void write(const observer::GetFlowsResponse& r);
+  // Agent and debug events as Hubble prints them (compact "TIME [NODE]: TYPE (DETAILS)",
+  // table TIMESTAMP TYPE DETAILS / FROM TYPE CPU/MARK MESSAGE, dict, json). One printer prints
+  // one kind of response.
+  void write(const observer::GetAgentEventsResponse& r);
+  void write(const observer::GetDebugEventsResponse& r);
   // Writes held table rows and flushes `out` (follow mode calls it after every response).
   void flush();
 
@@ -140,7 +161,8 @@ class FlowPrinter {
   void writeFlow(const observer::GetFlowsResponse& r);
   void writeLost(const observer::GetFlowsResponse& r);
   void writeNodeStatus(const observer::GetFlowsResponse& r);
-  void tableHeaderOnce();
+  void tableHeaderOnce(std::vector<std::string> columns = {"SOURCE", "DESTINATION", "TYPE",
+                                                           "VERDICT", "SUMMARY"});
 
   Output output_;
   PrintOptions opts_;

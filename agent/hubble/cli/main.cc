@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include <fmt/format.h>
+#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
 #include "agent/common/cli.h"
@@ -39,9 +40,70 @@ int64_t nowNs() {
       .count();
 }
 
+// --debug: a logfmt line on stderr, as Hubble's logger writes them.
+void debugLog(const Args& a, const std::string& msg, const google::protobuf::Message* m = nullptr) {
+  if (!a.debug) return;
+  std::string fields;
+  if (m) {
+    std::string json;
+    (void)google::protobuf::util::MessageToJsonString(*m, &json);
+    fields = " request=" + json;
+  }
+  std::cerr << "level=debug msg=\"" << msg << "\" server=" << a.server << fields << "\n";
+}
+
+// GetAgentEvents / GetDebugEvents, printed until the stream ends (or SIGINT).
+template <class Resp, class Req, class Call>
+int streamEvents(const Args& a, const Req& req, const Call& call, const char* what) {
+  g_ctx = std::make_unique<grpc::ClientContext>();
+  signal(SIGINT, [](int) {
+    if (g_ctx) g_ctx->TryCancel();
+  });
+  debugLog(a, std::string("Sending ") + what + " request", &req);
+  auto reader = call(g_ctx.get(), req);
+  Resp resp;
+  cilium::hubble::cli::FlowPrinter printer(a.observe.output, a.observe.print, std::cout, std::cerr);
+  while (reader->Read(&resp)) {
+    printer.write(resp);
+    if (a.observe.follow) printer.flush();
+  }
+  printer.flush();
+  auto st = reader->Finish();
+  if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED) {
+    std::cerr << "hubble: " << st.error_message() << "\n";
+    return 1;
+  }
+  return 0;
+}
+
+int agentEvents(const Args& a, std::shared_ptr<grpc::Channel> ch) {
+  auto req = cilium::hubble::cli::buildAgentEventsRequest(a.observe, nowNs());
+  if (!req.ok()) return cilium::cli::usageError(std::cerr, "hubble", req.error().message());
+  auto stub = observer::Observer::NewStub(ch);
+  return streamEvents<observer::GetAgentEventsResponse>(
+      a, *req,
+      [&](grpc::ClientContext* c, const observer::GetAgentEventsRequest& r) {
+        return stub->GetAgentEvents(c, r);
+      },
+      "GetAgentEvents");
+}
+
+int debugEvents(const Args& a, std::shared_ptr<grpc::Channel> ch) {
+  auto req = cilium::hubble::cli::buildDebugEventsRequest(a.observe, nowNs());
+  if (!req.ok()) return cilium::cli::usageError(std::cerr, "hubble", req.error().message());
+  auto stub = observer::Observer::NewStub(ch);
+  return streamEvents<observer::GetDebugEventsResponse>(
+      a, *req,
+      [&](grpc::ClientContext* c, const observer::GetDebugEventsRequest& r) {
+        return stub->GetDebugEvents(c, r);
+      },
+      "GetDebugEvents");
+}
+
 int observe(const Args& a, std::shared_ptr<grpc::Channel> ch) {
   auto req = cilium::hubble::cli::buildRequest(a.observe, nowNs());
   if (!req.ok()) return cilium::cli::usageError(std::cerr, "hubble", req.error().message());
+  debugLog(a, "Sending GetFlows request", &*req);
   auto stub = observer::Observer::NewStub(ch);
   g_ctx = std::make_unique<grpc::ClientContext>();
   signal(SIGINT, [](int) {
@@ -141,9 +203,15 @@ int main(int argc, char** argv) {
   }
   auto target = cilium::hubble::cli::grpcTarget(a.server);
   if (!target.ok()) return cilium::cli::usageError(std::cerr, "hubble", target.error().message());
+  if (a.debug && a.tls.allow_insecure)
+    std::cerr << "level=warning msg=\"--tls-allow-insecure: the server's certificate is not "
+                 "checked\"\n";
   auto ch = connect(a);
   if (!ch) return 1;
+  debugLog(a, "Connected");
   if (a.command == "observe") return observe(a, ch);
+  if (a.command == "agent-events") return agentEvents(a, ch);
+  if (a.command == "debug-events") return debugEvents(a, ch);
   if (a.command == "status") return status(a, ch);
   if (a.command == "namespaces") return namespaces(a, ch);
   return nodes(a, ch);

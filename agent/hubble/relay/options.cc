@@ -54,6 +54,7 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
       "Hubble Relay: the flows of every node's Hubble server through one Observer API.",
       "hubble-relay");
   std::string listen = ":4245", peer_service = "unix:///var/run/cilium/hubble.sock";
+  std::string cluster = "default", health_listen = ":4222", metrics_listen;
   std::string dial = "5s", retry = "30s", drain = "1s";
   uint64_t sort_len = 100;
   bool disable_client_tls = false, disable_server_tls = false;
@@ -62,6 +63,17 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   app->add_option("--listen-address", listen, "Address to serve the Observer API on")
       ->type_name("ADDR")
       ->default_str(listen);
+  app->add_option("--cluster-name", cluster,
+                  "Name of the current cluster (prefix of node names announced without one)")
+      ->type_name("NAME")
+      ->default_str(cluster);
+  app->add_option("--health-listen-address", health_listen,
+                  "Address of the gRPC health service, plaintext (\"\": none)")
+      ->type_name("ADDR")
+      ->default_str(health_listen);
+  app->add_option("--metrics-listen-address", metrics_listen,
+                  "Address to serve Prometheus metrics on, e.g. :9966 (\"\": none)")
+      ->type_name("ADDR");
   app->add_option("--peer-service", peer_service,
                   "Hubble server serving peer.Peer (unix:///path or host:port; \"\": none)")
       ->type_name("ADDR")
@@ -102,6 +114,17 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   a.relay.listen_address = listen;
   if (listen.empty() || listen.rfind(':') == std::string::npos)
     return bad("--listen-address", listen, "needs host:port or :port");
+  for (const auto& [flag, v] : {std::pair{"--health-listen-address", health_listen},
+                                std::pair{"--metrics-listen-address", metrics_listen}})
+    if (!v.empty() && v.rfind(':') == std::string::npos)
+      return bad(flag, v, "needs host:port or :port");
+  a.relay.health_listen_address = health_listen;
+  a.relay.metrics_listen_address = metrics_listen;
+  // A Kubernetes name (Cilium's cluster names are DNS labels).
+  if (cluster.empty() || cluster.size() > 63 ||
+      cluster.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-.") != std::string::npos)
+    return bad("--cluster-name", cluster, "is not a cluster name (lowercase letters, digits, -)");
+  a.pool.cluster_name = cluster;
   a.pool.peer_service = peer_service;
   for (const auto& sp : static_peers) {
     auto eq = sp.find('=');

@@ -38,7 +38,43 @@ const char* stateName(grpc_connectivity_state s) {
   return "unknown";
 }
 
+// gRPC's name of a connectivity state (Go's connectivity.State.String()).
+const char* stateLabel(grpc_connectivity_state s) {
+  switch (s) {
+    case GRPC_CHANNEL_IDLE: return "IDLE";
+    case GRPC_CHANNEL_CONNECTING: return "CONNECTING";
+    case GRPC_CHANNEL_READY: return "READY";
+    case GRPC_CHANNEL_TRANSIENT_FAILURE: return "TRANSIENT_FAILURE";
+    case GRPC_CHANNEL_SHUTDOWN: return "SHUTDOWN";
+  }
+  return "UNKNOWN";
+}
+
 }  // namespace
+
+Result<PeerPool::Pems> PeerPool::readPems(const ClientTls& tls) {
+  Pems p;
+  for (const auto& ca : tls.server_ca_files) {
+    CILIUM_ASSIGN_OR_RETURN(auto pem, readPem(ca, "--tls-hubble-server-ca-files"));
+    p.roots += pem;
+    if (!pem.ends_with('\n')) p.roots += '\n';
+  }
+  if (!tls.cert_file.empty()) {
+    CILIUM_ASSIGN_OR_RETURN(p.cert, readPem(tls.cert_file, "--tls-hubble-client-cert-file"));
+    CILIUM_ASSIGN_OR_RETURN(p.key, readPem(tls.key_file, "--tls-hubble-client-key-file"));
+  }
+  // Not a full parse (gRPC does that at the handshake), but a file being rewritten or replaced
+  // by something else is not taken for a certificate.
+  if (p.roots.find("-----BEGIN CERTIFICATE-----") == std::string::npos)
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "--tls-hubble-server-ca-files: no PEM certificate");
+  if (!tls.cert_file.empty() && (p.cert.find("-----BEGIN CERTIFICATE-----") == std::string::npos ||
+                                 p.key.find("PRIVATE KEY-----") == std::string::npos))
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "--tls-hubble-client-cert-file/--tls-hubble-client-key-file: not a PEM "
+                     "certificate and key");
+  return p;
+}
 
 Result<std::unique_ptr<PeerPool>> PeerPool::create(PoolOptions opts) {
   std::unique_ptr<PeerPool> p(new PeerPool(std::move(opts)));
@@ -51,17 +87,9 @@ Result<std::unique_ptr<PeerPool>> PeerPool::create(PoolOptions opts) {
       return makeError(
           ErrorCode::kInvalidArgument,
           "--tls-hubble-client-cert-file and --tls-hubble-client-key-file go together");
-    for (const auto& ca : tls.server_ca_files) {
-      CILIUM_ASSIGN_OR_RETURN(auto pem, readPem(ca, "--tls-hubble-server-ca-files"));
-      p->pem_roots_ += pem;
-      if (!pem.ends_with('\n')) p->pem_roots_ += '\n';
-    }
-    if (!tls.cert_file.empty()) {
-      CILIUM_ASSIGN_OR_RETURN(p->pem_cert_,
-                              readPem(tls.cert_file, "--tls-hubble-client-cert-file"));
-      CILIUM_ASSIGN_OR_RETURN(p->pem_key_, readPem(tls.key_file, "--tls-hubble-client-key-file"));
-    }
+    CILIUM_ASSIGN_OR_RETURN(p->pems_, readPems(tls));
   }
+  if (p->opts_.cluster_name.empty()) p->opts_.cluster_name = "default";
   if (p->opts_.retry_timeout < std::chrono::milliseconds(100))
     p->opts_.retry_timeout = std::chrono::milliseconds(100);
   return p;
@@ -84,7 +112,10 @@ std::string PeerPool::dialTarget(const std::string& address, const std::string& 
   return ps_host + address.substr(colon);
 }
 
-void PeerPool::upsert(const PeerInfo& p) {
+void PeerPool::upsert(const PeerInfo& announced, bool force) {
+  PeerInfo p = announced;
+  const bool bare = p.name.find('/') == std::string::npos;
+  p.name = fullName(p.name);
   NodeConn n;
   n.info = p;
   n.target = dialTarget(p.address, opts_.peer_service);
@@ -96,25 +127,72 @@ void PeerPool::upsert(const PeerInfo& p) {
   // A node that vanishes without closing its connections is noticed by keepalive.
   args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, 10000);
   args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, 5000);
+  std::lock_guard lock(mu_);
+  auto it = nodes_.find(p.name);
+  // A re-announcement keeps the channel.
+  if (!force && it != nodes_.end() && it->second.info == p) return;
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (n.tls) {
     std::string name =
-        !p.tls_server_name.empty() ? p.tls_server_name : hubbleTlsServerName("default", p.name);
+        !p.tls_server_name.empty()
+            ? p.tls_server_name
+            : hubbleTlsServerName(opts_.cluster_name,
+                                  bare ? announced.name : p.name.substr(p.name.find('/') + 1));
     args.SetSslTargetNameOverride(name);
-    creds = grpc::SslCredentials({pem_roots_, pem_key_, pem_cert_});
+    n.tls_server_name = name;
+    creds = grpc::SslCredentials({pems_.roots, pems_.key, pems_.cert});
   }
   n.channel = grpc::CreateCustomChannel(n.target, creds, args);
   n.channel->GetState(true);  // connect now, not at the first request
-  std::lock_guard lock(mu_);
-  auto it = nodes_.find(p.name);
-  if (it != nodes_.end() && it->second.info == p) return;  // a re-announcement: keep the channel
-  log()->info("node added name={} address={} target={} tls={}", p.name, p.address, n.target, n.tls);
+  log()->info("node {} name={} address={} target={} tls={}", force ? "reconnected" : "added",
+              p.name, p.address, n.target, n.tls);
   nodes_[p.name] = std::move(n);
 }
 
-void PeerPool::remove(const std::string& name) {
+void PeerPool::reloadCerts() {
+  auto fresh = readPems(opts_.tls);
+  std::vector<PeerInfo> tls_nodes;
+  {
+    std::lock_guard lock(mu_);
+    if (!fresh.ok()) {
+      // Mid-rotation (a file half written) or removed: keep what works.
+      log()->debug("client certificates not reloaded: {}", fresh.error().message());
+      return;
+    }
+    if (*fresh == pems_) return;
+    pems_ = std::move(*fresh);
+    for (const auto& [name, n] : nodes_)
+      if (n.tls) tls_nodes.push_back(n.info);
+  }
+  ++cert_reloads_;
+  log()->info("client certificates changed; reconnecting {} TLS nodes", tls_nodes.size());
+  for (const auto& p : tls_nodes) upsert(p, /*force=*/true);
+}
+
+std::string PeerPool::fullName(const std::string& announced) const {
+  // Hubble's Fullname: the cluster is part of a node's name unless it is the default one.
+  if (announced.find('/') != std::string::npos || opts_.cluster_name == "default") return announced;
+  return opts_.cluster_name + "/" + announced;
+}
+
+void PeerPool::remove(const std::string& announced) {
+  std::string name = fullName(announced);
   std::lock_guard lock(mu_);
   if (nodes_.erase(name) > 0) log()->info("node deleted name={}", name);
+}
+
+PoolStatus PeerPool::status() const {
+  PoolStatus st;
+  st.peer_service_connected = opts_.peer_service.empty() || peer_service_connected_.load();
+  for (const char* s : {"IDLE", "CONNECTING", "READY", "TRANSIENT_FAILURE", "SHUTDOWN"})
+    st.states[s] = 0;
+  std::lock_guard lock(mu_);
+  for (const auto& [name, n] : nodes_) {
+    auto s = n.channel->GetState(false);
+    ++st.states[stateLabel(s)];
+    if (s != GRPC_CHANNEL_TRANSIENT_FAILURE && s != GRPC_CHANNEL_SHUTDOWN) ++st.available_peers;
+  }
+  return st;
 }
 
 std::vector<NodeConn> PeerPool::nodes() const {
@@ -171,6 +249,7 @@ void PeerPool::discoverLoop() {
     bool got_any = false;
     while (reader->Read(&n)) {
       got_any = true;
+      peer_service_connected_ = true;
       PeerInfo p{n.name(), n.address(), n.has_tls() ? n.tls().server_name() : ""};
       switch (n.type()) {
         case peer::PEER_ADDED:
@@ -182,6 +261,7 @@ void PeerPool::discoverLoop() {
       }
     }
     auto st = reader->Finish();
+    peer_service_connected_ = false;
     {
       std::lock_guard lock(stop_mu_);
       notify_ctx_ = nullptr;
@@ -198,7 +278,12 @@ void PeerPool::discoverLoop() {
 
 void PeerPool::monitorLoop() {
   std::map<std::string, grpc_connectivity_state> last;
+  auto next_reload = std::chrono::steady_clock::now() + opts_.cert_reload_interval;
   while (sleepUnlessStopping(std::chrono::milliseconds(200))) {
+    if (opts_.tls.enabled && std::chrono::steady_clock::now() >= next_reload) {
+      reloadCerts();
+      next_reload = std::chrono::steady_clock::now() + opts_.cert_reload_interval;
+    }
     std::lock_guard lock(mu_);
     for (auto& [name, n] : nodes_) {
       // true: an idle channel (a lost connection) starts connecting again, under gRPC's backoff.

@@ -11,7 +11,13 @@
 // channel is READY.
 // TLS to nodes (Cilium's --tls-hubble-*): the client certificate and key, and the CAs the
 // nodes' certificates are checked against; the name checked is the one the peer announced.
-// Nodes on a Unix socket are always reached without TLS.
+// Nodes on a Unix socket are always reached without TLS. The files are read again every
+// `cert_reload_interval`; when they changed (and still load), the TLS nodes' channels are made
+// anew with them (streams already open finish on the old ones), as Cilium's relay picks up
+// renewed certificates without a restart. A file that stops loading keeps the certificates in use.
+// Names, as Hubble's Fullname: a peer announced without a cluster ("node-1") is known as
+// "<cluster_name>/node-1" unless the cluster is "default"; its TLS server name (when the peer
+// announces none) is "node-1.<cluster_name>.hubble-grpc.cilium.io".
 #pragma once
 
 #include <atomic>
@@ -43,12 +49,25 @@ struct PoolOptions {
   ClientTls tls;
   std::chrono::milliseconds dial_timeout{5000};    // per node call (status, nodes, namespaces)
   std::chrono::milliseconds retry_timeout{30000};  // longest reconnect backoff
+  std::string cluster_name = "default";            // --cluster-name
+  std::chrono::milliseconds cert_reload_interval{1000};
+};
+
+// What the relay's health check and metrics report (Cilium's PeerManager status).
+struct PoolStatus {
+  // The Notify stream to the peer service is open (true without a peer service).
+  bool peer_service_connected = false;
+  size_t available_peers = 0;  // nodes whose channel is not failing (IDLE, CONNECTING, READY)
+  // Nodes per channel state, by gRPC's names (IDLE, CONNECTING, READY, TRANSIENT_FAILURE,
+  // SHUTDOWN): hubble_relay_pool_peer_connection_status.
+  std::map<std::string, size_t> states;
 };
 
 struct NodeConn {
   PeerInfo info;
   std::string target;  // what the channel dials
   bool tls = false;
+  std::string tls_server_name;  // the name checked (announced, or Cilium's for the cluster)
   bool connected = false;
   std::shared_ptr<grpc::Channel> channel;
 };
@@ -66,7 +85,10 @@ class PeerPool {
 
   // Every known node, sorted by name, with its connection state now.
   std::vector<NodeConn> nodes() const;
+  PoolStatus status() const;
   const PoolOptions& options() const { return opts_; }
+  // Times the client certificates were reloaded after a change.
+  uint64_t certReloads() const { return cert_reloads_.load(); }
 
   // The dial target of a peer address: "unix://..." as is; a host-less ":port" (or 0.0.0.0,
   // [::]) gets the peer service's host, or 127.0.0.1 when that is a Unix socket.
@@ -74,17 +96,26 @@ class PeerPool {
 
  private:
   explicit PeerPool(PoolOptions opts) : opts_(std::move(opts)) {}
-  void upsert(const PeerInfo& p);
+  struct Pems {
+    std::string roots, cert, key;
+    bool operator==(const Pems&) const = default;
+  };
+  static Result<Pems> readPems(const ClientTls& tls);
+  // Makes the node's channel (always anew with `force`, e.g. after a certificate reload).
+  void upsert(const PeerInfo& p, bool force = false);
+  void reloadCerts();
+  std::string fullName(const std::string& announced) const;
   void remove(const std::string& name);
   void discoverLoop();
   void monitorLoop();
   bool sleepUnlessStopping(std::chrono::milliseconds d);
 
   PoolOptions opts_;
-  std::string pem_cert_, pem_key_, pem_roots_;
   mutable std::mutex mu_;
+  Pems pems_;  // under mu_
   std::map<std::string, NodeConn> nodes_;
-  std::atomic<bool> stopping_{false};
+  std::atomic<bool> stopping_{false}, peer_service_connected_{false};
+  std::atomic<uint64_t> cert_reloads_{0};
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
   grpc::ClientContext* notify_ctx_ = nullptr;  // under stop_mu_

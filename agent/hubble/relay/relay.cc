@@ -1,15 +1,27 @@
 // RelayServer: fan-out of Observer calls to the nodes and the merge of their answers.
 #include "agent/hubble/relay/relay.h"
 
+#include <stdlib.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <deque>
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
+#include <grpcpp/support/server_interceptor.h>
 
 #include "agent/common/log.h"
+#include "agent/hubble/relay/grpc_metrics.h"
+#include "agent/hubble/relay/health.h"
 #include "agent/hubble/relay/merge.h"
 #include "agent/hubble/server.h"
 
@@ -194,7 +206,7 @@ class RelayServer::Service final : public observer::Observer::Service {
       out->set_address(nodes[i].info.address);
       out->set_state(answers[i] ? ::relay::NODE_CONNECTED : ::relay::NODE_UNAVAILABLE);
       out->mutable_tls()->set_enabled(nodes[i].tls);
-      out->mutable_tls()->set_server_name(nodes[i].tls ? nodes[i].info.tls_server_name : "");
+      out->mutable_tls()->set_server_name(nodes[i].tls ? nodes[i].tls_server_name : "");
     }
     return grpc::Status::OK;
   }
@@ -338,38 +350,189 @@ RelayServer::RelayServer(PeerPool& pool, RelayOptions opts) : pool_(pool), opts_
 
 RelayServer::~RelayServer() { stop(); }
 
+namespace {
+
+std::string listenAddress(const std::string& a) { return a.front() == ':' ? "0.0.0.0" + a : a; }
+
+// The client CAs as one bundle at `path`, rewritten (a temporary, then a rename: the certificate
+// watcher never reads half a file) when they changed. A CA file that does not load leaves the
+// bundle as it was: the CAs in force stay.
+Status writeBundle(const std::vector<std::string>& files, const std::string& path) {
+  std::string bundle;
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    if (!in || ss.str().empty())
+      return makeError(ErrorCode::kFailedPrecondition,
+                       "--tls-relay-client-ca-files {}: cannot be read", f);
+    bundle += ss.str();
+    if (!bundle.ends_with('\n')) bundle += '\n';
+  }
+  {
+    std::ifstream old(path);
+    std::stringstream ss;
+    ss << old.rdbuf();
+    if (old && ss.str() == bundle) return okStatus();
+  }
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << bundle;
+    if (!out.flush()) return makeError(ErrorCode::kInternal, "{}: cannot be written", tmp);
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0)
+    return makeError(ErrorCode::kInternal, "{}: cannot be renamed: {}", tmp, std::strerror(errno));
+  return okStatus();
+}
+
+}  // namespace
+
+int RelayServer::metricsPort() const { return metrics_server_ ? metrics_server_->port() : 0; }
+
 Status RelayServer::start() {
   service_ = std::make_unique<Service>(pool_, opts_);
-  std::string addr = opts_.listen_address;
-  if (addr.empty()) return makeError(ErrorCode::kInvalidArgument, "--listen-address: empty");
-  if (addr.front() == ':') addr = "0.0.0.0" + addr;
+  if (opts_.listen_address.empty())
+    return makeError(ErrorCode::kInvalidArgument, "--listen-address: empty");
+  registry_ = std::make_unique<metrics::Registry>();
+  CILIUM_ASSIGN_OR_RETURN(auto grpc_metrics, GrpcServerMetrics::create(*registry_));
+  CILIUM_RETURN_IF_ERROR(registry_->addCollector(
+      {"hubble_relay_pool_peer_connection_status",
+       "Measures the connectivity status of all peers by counting the number of peers for each "
+       "given connection status.",
+       metrics::MetricType::kGauge,
+       {"status"}},
+      [this](metrics::SampleSink& sink) {
+        for (const auto& [state, n] : pool_.status().states)
+          sink.add({state}, static_cast<double>(n));
+        sink.add({"NIL_CONNECTION"}, 0);  // every node has a channel
+      }));
   std::shared_ptr<grpc::ServerCredentials> creds = grpc::InsecureServerCredentials();
   if (opts_.tls.enabled) {
-    CILIUM_ASSIGN_OR_RETURN(
-        creds, serverTlsCredentials(opts_.tls,
-                                    {"--tls-relay-server-cert-file", "--tls-relay-server-key-file",
-                                     "--tls-relay-client-ca-files"}));
+    const TlsFlagNames names{"--tls-relay-server-cert-file", "--tls-relay-server-key-file",
+                             "--tls-relay-client-ca-files"};
+    // The files must load now: the watcher would only log it, and serve nothing.
+    if (auto checked = serverTlsCredentials(opts_.tls, names); !checked.ok())
+      return checked.error();
+    std::string roots;
+    if (!opts_.tls.client_ca_files.empty()) {
+      char dir[] = "/tmp/hubble-relay-ca.XXXXXX";
+      if (!::mkdtemp(dir))
+        return makeError(ErrorCode::kInternal, "cannot make a directory for the client CAs: {}",
+                         std::strerror(errno));
+      ca_dir_ = dir;
+      ca_files_ = opts_.tls.client_ca_files;
+      roots = ca_dir_ + "/client-ca.pem";
+      CILIUM_RETURN_IF_ERROR(writeBundle(ca_files_, roots));
+    }
+    auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+        opts_.tls.key_file, opts_.tls.cert_file, roots,
+        static_cast<unsigned>(std::max<int64_t>(1, opts_.cert_reload_interval.count())));
+    grpc::experimental::TlsServerCredentialsOptions o(provider);
+    o.watch_identity_key_cert_pairs();
+    if (!roots.empty()) {
+      o.watch_root_certs();
+      o.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    } else {
+      o.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+    }
+    creds = grpc::experimental::TlsServerCredentials(o);
   }
+  health_ = std::make_unique<HealthService>();
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(addr, creds, &port_);
+  builder.AddListeningPort(listenAddress(opts_.listen_address), creds, &port_);
   builder.RegisterService(service_.get());
+  builder.RegisterService(health_.get());
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> ic;
+  ic.push_back(GrpcServerMetrics::interceptor(grpc_metrics));
+  builder.experimental().SetInterceptorCreators(std::move(ic));
   server_ = builder.BuildAndStart();
   if (!server_ || port_ == 0) {
     server_.reset();
     return makeError(ErrorCode::kUnavailable, "--listen-address {}: cannot listen",
                      opts_.listen_address);
   }
-  log()->info("hubble-relay listening address={} port={} tls={} mtls={}", opts_.listen_address,
-              port_, opts_.tls.enabled, opts_.tls.enabled && !opts_.tls.client_ca_files.empty());
+  if (!opts_.health_listen_address.empty()) {
+    grpc::ServerBuilder hb;
+    hb.AddListeningPort(listenAddress(opts_.health_listen_address),
+                        grpc::InsecureServerCredentials(), &health_port_);
+    hb.RegisterService(health_.get());
+    health_server_ = hb.BuildAndStart();
+    if (!health_server_ || health_port_ == 0) {
+      stop();
+      return makeError(ErrorCode::kUnavailable, "--health-listen-address {}: cannot listen",
+                       opts_.health_listen_address);
+    }
+  }
+  if (!opts_.metrics_listen_address.empty()) {
+    metrics_server_ =
+        std::make_unique<metrics::MetricsServer>(*registry_, opts_.metrics_listen_address);
+    if (auto st = metrics_server_->start(); !st.ok()) {
+      stop();
+      return makeError(ErrorCode::kUnavailable, "--metrics-listen-address {}: {}",
+                       opts_.metrics_listen_address, st.error().message());
+    }
+  }
+  stopping_ = false;
+  housekeeper_ = std::thread([this] { housekeeping(); });
+  log()->info(
+      "hubble-relay listening address={} port={} tls={} mtls={} health_port={} metrics_port={}",
+      opts_.listen_address, port_, opts_.tls.enabled,
+      opts_.tls.enabled && !opts_.tls.client_ca_files.empty(), health_port_, metricsPort());
   return okStatus();
 }
 
+void RelayServer::housekeeping() {
+  bool last = false, first = true;
+  do {
+    auto st = pool_.status();
+    // As Cilium's relay: ready while it learns the cluster's nodes and can reach one of them.
+    const bool serving = st.peer_service_connected && st.available_peers > 0;
+    if (first || serving != last) {
+      log()->info("health serving={} peer_service_connected={} available_peers={}", serving,
+                  st.peer_service_connected, st.available_peers);
+      health_->setServing(serving);
+      serving_ = serving;
+      last = serving;
+      first = false;
+    }
+    if (!ca_dir_.empty()) {
+      if (auto w = writeBundle(ca_files_, ca_dir_ + "/client-ca.pem"); !w.ok())
+        log()->debug("client CAs not reloaded: {}", w.error().message());
+    }
+    std::unique_lock lock(stop_mu_);
+    if (stop_cv_.wait_for(lock, opts_.health_interval, [&] { return stopping_.load(); })) break;
+  } while (true);
+}
+
 void RelayServer::stop() {
-  if (!server_) return;
-  service_->shutdown();
-  server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  server_->Wait();
-  server_.reset();
+  {
+    std::lock_guard lock(stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.notify_all();
+  if (housekeeper_.joinable()) housekeeper_.join();
+  if (health_) health_->shutdown();
+  if (metrics_server_) {
+    metrics_server_->stop();
+    metrics_server_.reset();
+  }
+  if (health_server_) {
+    health_server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
+    health_server_->Wait();
+    health_server_.reset();
+  }
+  if (server_) {
+    service_->shutdown();
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    server_->Wait();
+    server_.reset();
+  }
+  if (!ca_dir_.empty()) {
+    std::error_code ec;
+    std::filesystem::remove_all(ca_dir_, ec);
+    ca_dir_.clear();
+  }
 }
 
 }  // namespace cilium::hubble::relay

@@ -16,20 +16,40 @@
 //   GetNamespaces  the union of the connected nodes' namespaces, sorted.
 //   GetAgentEvents, GetDebugEvents: UNIMPLEMENTED (as Cilium's relay; ask a node).
 // A request GetFlows would refuse is refused before any node is asked (INVALID_ARGUMENT).
+//
+// Beside the Observer, as Cilium's relay:
+//   grpc.health.v1.Health on the Observer's listener and on `health_listen_address`
+//     (plaintext, what the relay's readiness probe asks): SERVING while the peer service stream
+//     is open and at least one node's channel is not failing, NOT_SERVING otherwise; checked
+//     every `health_interval`.
+//   Prometheus on `metrics_listen_address` (GET /metrics): hubble_relay_pool_peer_connection_status
+//     {status} (nodes per channel state) and the grpc_server_* metrics (grpc_metrics.h).
+//   Server certificate reload: with TLS, the certificate, key and client CAs are watched
+//     (gRPC's FileWatcherCertificateProvider, every `cert_reload_interval`); new handshakes use
+//     the new files, connections already up keep theirs.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <thread>
+#include <vector>
 
 #include "agent/common/error.h"
 #include "agent/hubble/relay/pool.h"
 #include "agent/hubble/server.h"
+#include "agent/metrics/registry.h"
+#include "agent/metrics/server.h"
 
 namespace grpc {
 class Server;
 }
 
 namespace cilium::hubble::relay {
+
+class HealthService;
 
 struct RelayOptions {
   std::string listen_address = ":4245";  // host:port, ":port" = every address, port 0 = any
@@ -39,6 +59,10 @@ struct RelayOptions {
   // The relay's own listener (Cilium's --tls-relay-server-*-file, --tls-relay-client-ca-files;
   // with client CAs, clients need a certificate one of them signed). Off: plaintext.
   TlsOptions tls;
+  std::string health_listen_address;   // "" = none (Cilium's default is :4222)
+  std::string metrics_listen_address;  // "" = none (Cilium's chart uses :9966)
+  std::chrono::milliseconds health_interval{1000};
+  std::chrono::seconds cert_reload_interval{1};
 };
 
 class RelayServer {
@@ -52,15 +76,30 @@ class RelayServer {
   Status start();
   void stop();  // ends following streams, then stops; idempotent
   int port() const { return port_; }
+  int healthPort() const { return health_port_; }
+  int metricsPort() const;
+  // What the health service says now.
+  bool serving() const { return serving_.load(); }
 
   class Service;
 
  private:
+  void housekeeping();
+
   PeerPool& pool_;
   RelayOptions opts_;
   std::unique_ptr<Service> service_;
-  std::unique_ptr<grpc::Server> server_;
-  int port_ = 0;
+  std::unique_ptr<HealthService> health_;
+  std::unique_ptr<grpc::Server> server_, health_server_;
+  std::unique_ptr<metrics::Registry> registry_;
+  std::unique_ptr<metrics::MetricsServer> metrics_server_;
+  std::string ca_dir_;  // the combined client-CA bundle the certificate watcher reads
+  std::vector<std::string> ca_files_;
+  int port_ = 0, health_port_ = 0;
+  std::atomic<bool> serving_{false}, stopping_{false};
+  std::mutex stop_mu_;
+  std::condition_variable stop_cv_;
+  std::thread housekeeper_;
 };
 
 }  // namespace cilium::hubble::relay

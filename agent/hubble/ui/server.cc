@@ -63,6 +63,37 @@ Result<nlohmann::json> UiServer::namespaces() {
   return nlohmann::json{{"namespaces", names}};
 }
 
+namespace {
+
+// What the details panel shows of an L7 record: Hubble's Layer7 (HTTP or DNS).
+nlohmann::json l7Json(const flow::Layer7& l7) {
+  nlohmann::json j = {{"type", flow::L7FlowType_Name(l7.type())}, {"latency_ns", l7.latency_ns()}};
+  if (l7.has_http()) {
+    const auto& h = l7.http();
+    auto headers = nlohmann::json::array();
+    for (const auto& kv : h.headers())
+      headers.push_back({{"key", kv.key()}, {"value", kv.value()}});
+    j["http"] = {{"method", h.method()},
+                 {"url", h.url()},
+                 {"code", h.code()},
+                 {"protocol", h.protocol()},
+                 {"headers", headers}};
+  }
+  if (l7.has_dns()) {
+    const auto& d = l7.dns();
+    j["dns"] = {{"query", d.query()},
+                {"ips", std::vector<std::string>(d.ips().begin(), d.ips().end())},
+                {"ttl", d.ttl()},
+                {"cnames", std::vector<std::string>(d.cnames().begin(), d.cnames().end())},
+                {"rcode", d.rcode()},
+                {"qtypes", std::vector<std::string>(d.qtypes().begin(), d.qtypes().end())},
+                {"rrtypes", std::vector<std::string>(d.rrtypes().begin(), d.rrtypes().end())}};
+  }
+  return j;
+}
+
+}  // namespace
+
 Result<nlohmann::json> UiServer::flows(const std::string& ns) {
   if (!ns.empty() && !validNamespace(ns))
     return makeError(ErrorCode::kInvalidArgument, "namespace \"{}\": not a namespace name", ns);
@@ -95,6 +126,7 @@ Result<nlohmann::json> UiServer::flows(const std::string& ns) {
                     {"drop_reason", dropReasonDesc(f.drop_reason_desc())},
                     {"is_reply", f.has_is_reply() && f.is_reply().value()},
                     {"summary", f.summary()}});
+    if (f.has_l7()) rows.back()["l7"] = l7Json(f.l7());
   }
   auto st = reader->Finish();
   if (!st.ok()) return fromGrpc(st);

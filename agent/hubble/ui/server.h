@@ -5,7 +5,10 @@
 //   GET /api/namespaces            {"namespaces": [...]}: GetNamespaces, sorted
 //   GET /api/flows?namespace=NS    {"namespace", "flows": [newest first], "map": ServiceMap}:
 //                                  the last `max_flows` flows with a pod of NS on either side
-//                                  (every flow without NS)
+//                                  (every flow without NS); an L7 flow's row carries "l7":
+//                                  {type, latency_ns, http {method, url, code, protocol,
+//                                  headers} | dns {query, ips, ttl, cnames, rcode, qtypes,
+//                                  rrtypes}} for the details panel
 // A failed call to the Observer is HTTP 502 with {"error": "..."}.
 #pragma once
 

@@ -452,6 +452,128 @@ TEST(CliTest, NodeStatusEventsGoToStderr) {
   s->set_state_change(relay::NODE_CONNECTED);
   auto quiet = print(Output::kCompact, {}, {r});
   EXPECT_EQ(quiet.first + quiet.second, "");
+  // --debug: the informational ones too, as Hubble's printer in debug mode.
+  PrintOptions debug;
+  debug.debug = true;
+  EXPECT_EQ(print(Output::kCompact, debug, {r}).second,
+            "Nov 22 21:00:00.000 [relay]: Receiving flows from 2 nodes: node-2, node-3\n");
+  s->set_state_change(relay::NODE_GONE);
+  EXPECT_EQ(print(Output::kTable, debug, {r}).second,
+            "Nov 22 21:00:00.000 [relay]: 2 nodes removed from cluster: node-2, node-3\n");
+  EXPECT_TRUE(parse({"--debug", "observe"}).observe.print.debug);
+  EXPECT_TRUE(parse({"observe", "-D"}).debug);
+  EXPECT_FALSE(parse({"observe"}).observe.print.debug);
+}
+
+// `hubble observe agent-events` / `debug-events`: their flags, requests and output as Hubble
+// prints them.
+TEST(CliTest, AgentAndDebugEvents) {
+  auto a = parse({"observe", "agent-events", "--last", "5", "-o", "dict", "--print-node-name"});
+  EXPECT_EQ(a.command, "agent-events");
+  EXPECT_EQ(a.observe.output, Output::kDict);
+  auto req = buildAgentEventsRequest(a.observe, 2'000'000'000'000'000'000);
+  ASSERT_TRUE(req.ok());
+  EXPECT_EQ(req->number(), 5u);
+  EXPECT_FALSE(req->follow());
+  auto d = parse({"observe", "debug-events", "-f", "--since", "5m"});
+  EXPECT_EQ(d.command, "debug-events");
+  auto dreq = buildDebugEventsRequest(d.observe, 2'000'000'000'000'000'000);
+  ASSERT_TRUE(dreq.ok());
+  EXPECT_TRUE(dreq->follow());
+  EXPECT_EQ(dreq->number(), 0u);
+  EXPECT_EQ(dreq->since().seconds(), 2'000'000'000 - 300);
+  EXPECT_EQ(buildAgentEventsRequest(parse({"observe", "agent-events"}).observe, 0)->number(), 20u);
+  // Flow filters mean nothing to events: refused, not ignored.
+  auto bad = parseArgs({"observe", "agent-events", "--pod", "web"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("--pod"), std::string::npos);
+  EXPECT_FALSE(parseArgs({"observe", "debug-events", "--not", "--pod", "web"}).ok());
+
+  observer::GetAgentEventsResponse ae;
+  ae.mutable_time()->set_seconds(1'795'381'200);
+  ae.set_node_name("default/node-1");
+  ae.mutable_agent_event()->set_type(flow::ENDPOINT_CREATED);
+  ae.mutable_agent_event()->mutable_endpoint_update()->set_id(12);
+  ae.mutable_agent_event()->mutable_endpoint_update()->set_namespace_("default");
+  ae.mutable_agent_event()->mutable_endpoint_update()->set_pod_name("web");
+  auto printed = [](Output o, PrintOptions p, const auto& r) {
+    std::ostringstream out, err;
+    {
+      FlowPrinter printer(o, p, out, err);
+      printer.write(r);
+      printer.write(r);
+    }
+    return out.str();
+  };
+  PrintOptions node;
+  node.node_name = true;
+  EXPECT_EQ(printed(Output::kCompact, {}, ae),
+            "Nov 22 21:00:00.000: ENDPOINT_CREATED (id: 12, namespace: default, pod name: web)\n"
+            "Nov 22 21:00:00.000: ENDPOINT_CREATED (id: 12, namespace: default, pod name: web)\n");
+  EXPECT_EQ(printed(Output::kDict, node, ae),
+            "  TIMESTAMP: Nov 22 21:00:00.000\n"
+            "       NODE: default/node-1\n"
+            "       TYPE: ENDPOINT_CREATED\n"
+            "    DETAILS: id: 12, namespace: default, pod name: web\n"
+            "------------\n"
+            "  TIMESTAMP: Nov 22 21:00:00.000\n"
+            "       NODE: default/node-1\n"
+            "       TYPE: ENDPOINT_CREATED\n"
+            "    DETAILS: id: 12, namespace: default, pod name: web\n");
+  EXPECT_EQ(printed(Output::kTable, {}, ae),
+            "TIMESTAMP             TYPE               DETAILS\n"
+            "Nov 22 21:00:00.000   ENDPOINT_CREATED   id: 12, namespace: default, pod name: web\n"
+            "Nov 22 21:00:00.000   ENDPOINT_CREATED   id: 12, namespace: default, pod name: web\n");
+  flow::AgentEvent pol;
+  pol.set_type(flow::POLICY_UPDATED);
+  pol.mutable_policy_update()->add_labels("k8s:io.cilium.k8s.policy.name=rule1");
+  pol.mutable_policy_update()->set_revision(7);
+  pol.mutable_policy_update()->set_rule_count(2);
+  EXPECT_EQ(agentEventDetails(pol, TimeFormat::kStampMilli),
+            "labels: [k8s:io.cilium.k8s.policy.name=rule1], revision: 7, count: 2");
+  flow::AgentEvent svc;
+  svc.set_type(flow::SERVICE_UPSERTED);
+  svc.mutable_service_upsert()->set_id(3);
+  svc.mutable_service_upsert()->mutable_frontend_address()->set_ip("10.96.0.10");
+  svc.mutable_service_upsert()->mutable_frontend_address()->set_port(53);
+  auto* be = svc.mutable_service_upsert()->add_backend_addresses();
+  be->set_ip("10.200.1.5");
+  be->set_port(53);
+  svc.mutable_service_upsert()->set_type("ClusterIP");
+  svc.mutable_service_upsert()->set_namespace_("kube-system");
+  svc.mutable_service_upsert()->set_name("kube-dns");
+  EXPECT_EQ(agentEventDetails(svc, TimeFormat::kStampMilli),
+            "id: 3, frontend: 10.96.0.10:53, backends: [10.200.1.5:53], type: ClusterIP, "
+            "namespace: kube-system, name: kube-dns");
+
+  observer::GetDebugEventsResponse de;
+  de.mutable_time()->set_seconds(1'795'381'200);
+  auto* e = de.mutable_debug_event();
+  e->set_type(flow::DBG_CT_MATCH);
+  e->mutable_source()->set_id(1234);
+  e->mutable_source()->set_namespace_("default");
+  e->mutable_source()->set_pod_name("web");
+  e->mutable_hash()->set_value(0x2a);
+  e->mutable_cpu()->set_value(1);
+  e->set_message("Conntrack lookup 1/2: src=10.200.0.11:40000 dst=10.200.0.12:80");
+  const std::string line =
+      "Nov 22 21:00:00.000: default/web (ID: 1234) DBG_CT_MATCH MARK: 0x2a CPU: 01 (Conntrack "
+      "lookup 1/2: src=10.200.0.11:40000 dst=10.200.0.12:80)\n";
+  EXPECT_EQ(printed(Output::kCompact, {}, de), line + line);
+  e->set_type(static_cast<flow::DebugEventType>(40));  // a code this proto does not name
+  e->clear_source();
+  std::ostringstream out, err;
+  {
+    FlowPrinter printer(Output::kDict, {}, out, err);
+    printer.write(de);
+  }
+  EXPECT_EQ(out.str(),
+            "  TIMESTAMP: Nov 22 21:00:00.000\n"
+            "       TYPE: 40\n"
+            "       FROM: N/A\n"
+            "       MARK: 0x2a\n"
+            "        CPU: 01\n"
+            "    MESSAGE: Conntrack lookup 1/2: src=10.200.0.11:40000 dst=10.200.0.12:80\n");
 }
 
 TEST(CliTest, TlsFlags) {
@@ -474,6 +596,13 @@ TEST(CliTest, TlsFlags) {
   EXPECT_NE(plain.error().message().find("needs --tls"), std::string::npos);
   EXPECT_FALSE(parseArgs({"--tls", "--tls-client-cert-file", "c.crt", "status"}).ok());
   EXPECT_FALSE(parseArgs({"--tls", "--server", "unix:///x.sock", "status"}).ok());
+  // --tls-allow-insecure: TLS without checking the server; it needs --tls like the others.
+  EXPECT_TRUE(parse({"--tls", "--tls-allow-insecure", "--server", "relay:4245", "status"})
+                  .tls.allow_insecure);
+  EXPECT_FALSE(parse({"--tls", "--server", "relay:4245", "status"}).tls.allow_insecure);
+  auto insecure_plain = parseArgs({"--tls-allow-insecure", "--server", "relay:4245", "status"});
+  ASSERT_FALSE(insecure_plain.ok());
+  EXPECT_NE(insecure_plain.error().message().find("needs --tls"), std::string::npos);
 }
 
 TEST(CliTest, ServerTargets) {

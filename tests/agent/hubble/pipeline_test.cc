@@ -53,6 +53,27 @@ TEST(FlowRingTest, WaitReadWakesOnWrite) {
   EXPECT_EQ(r.event->flow().l4().tcp().destination_port(), 42u);
 }
 
+TEST(FlowRingTest, WaitReadManyTakesABatchAndCountsWhatWasLapped) {
+  FlowRing ring(4);
+  for (uint32_t i = 0; i < 10; ++i) ring.write(flowAt(i));
+  std::vector<EventPtr> out;
+  auto r = ring.waitReadMany(1, 0ms, out, 3);  // 1..5 overwritten
+  EXPECT_EQ(r.lost, 5u);
+  EXPECT_EQ(r.next, 9u);
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_EQ(out[0]->flow().l4().tcp().destination_port(), 6u);
+  EXPECT_EQ(out[2]->flow().l4().tcp().destination_port(), 8u);
+  out.clear();
+  r = ring.waitReadMany(r.next, 0ms, out, 100);
+  EXPECT_EQ(r.lost, 0u);
+  EXPECT_EQ(r.next, 10u);
+  ASSERT_EQ(out.size(), 1u);
+  out.clear();
+  r = ring.waitReadMany(10, 1ms, out, 100);  // nothing new: waits, then returns empty
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(r.next, 10u);
+}
+
 TEST(FlowPipelineTest, DecodesIntoTheRing) {
   StaticResolver res;
   res.addEndpoint({2, 257, "server", "default", {"k8s:app=server"}},
@@ -183,6 +204,29 @@ TEST(FlowPipelineTest, DatapathLossesAfterStartAreReported) {
     std::this_thread::sleep_for(5ms);
   EXPECT_EQ(reported.load(), 7u);
   EXPECT_EQ(p.stats().datapath_lost, 107u);
+}
+
+// Events a lapped follower missed (the server counts them) reach the lost observers as
+// HUBBLE_RING_BUFFER (hubble_lost_events_total{source="hubble_ring_buffer"}) and the stats.
+TEST(FlowPipelineTest, FollowerLossesAreReported) {
+  PipelineOptions o;
+  o.lost_poll = 10ms;
+  FlowPipeline p(o, nullptr, nullptr);
+  std::atomic<uint64_t> reported{0};
+  p.addLostObserver([&](flow::LostEventSource s, uint64_t n) {
+    if (s == flow::HUBBLE_RING_BUFFER) reported += n;
+  });
+  ASSERT_TRUE(p.start().ok());
+  p.countReaderLost(5);
+  p.countReaderLost(2);
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (reported.load() < 7 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  EXPECT_EQ(reported.load(), 7u);
+  EXPECT_EQ(p.stats().ring_lost, 7u);
+  // Each follower got its own notice: nothing goes into the ring for every reader.
+  for (uint64_t s = p.ring().oldest(); s < p.ring().next(); ++s)
+    EXPECT_FALSE(p.ring().read(s).event->has_lost_events());
 }
 
 }  // namespace

@@ -243,6 +243,37 @@ TEST_F(ServerTest, LappedFollowerGetsALostEvent) {
   EXPECT_EQ(flows + lost, kSent);
   EXPECT_GT(lost, 0u);
   EXPECT_EQ(pipeline_->stats().queue_lost, 0u);
+  // The stage is counted where the agent exports it (hubble_lost_events_total).
+  EXPECT_EQ(pipeline_->stats().ring_lost, lost);
+}
+
+// A follower takes what the ring holds in batches and writes them with one flush: a burst
+// arrives whole and in order, filtered, and the last flow of the burst arrives without any
+// further traffic pushing it out (the batch's last write flushes).
+TEST_F(ServerTest, FollowerGetsABurstInOrderAndItsLastFlowPromptly) {
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  observer::GetFlowsRequest req;
+  req.set_follow(true);
+  req.add_whitelist()->add_verdict(flow::FORWARDED);
+  auto reader = stub_->GetFlows(&ctx, req);
+  // A following stream sends its headers at once, before any flow: the client knows it is
+  // following (and with gRPC 1.51 a first message written with the buffer hint held them back,
+  // with the whole first batch behind them).
+  reader->WaitForInitialMetadata();
+  // 90 flows (within the ring's 100), the odd ones dropped and filtered out: the first batch
+  // the follower takes holds several.
+  feed(90);
+  std::vector<uint32_t> got;
+  observer::GetFlowsResponse r;
+  while (got.size() < 45 && reader->Read(&r))
+    if (r.has_flow()) got.push_back(r.flow().l4().tcp().destination_port());
+  ASSERT_EQ(got.size(), 45u) << "the stream ended (deadline) before the burst's last flow";
+  for (uint32_t i = 0; i < 45; ++i) EXPECT_EQ(got[i], 1000 + 2 * i);
+  ctx.TryCancel();
+  while (reader->Read(&r)) {
+  }
+  (void)reader->Finish();
 }
 
 // Filters on fields a flow does not carry (L7, DNS names, trace context) match nothing; before,
@@ -307,9 +338,12 @@ TEST_F(ServerTest, UnknownFilterFieldsAreRefused) {
   unknownFields(agg.mutable_experimental())->AddLengthDelimited(2, "x");
   getFlows(agg, &st);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  for (auto [field, bad] : std::vector<std::pair<std::string, std::string>>{
-           {"http_path", "("}, {"dns_query", "[a"}, {"http_status_code", "99"},
-           {"http_status_code", "4"}, {"source_fqdn", "a b"}}) {
+  for (auto [field, bad] :
+       std::vector<std::pair<std::string, std::string>>{{"http_path", "("},
+                                                        {"dns_query", "[a"},
+                                                        {"http_status_code", "99"},
+                                                        {"http_status_code", "4"},
+                                                        {"source_fqdn", "a b"}}) {
     flow::FlowFilter f;
     if (field == "http_path") f.add_http_path(bad);
     if (field == "dns_query") f.add_dns_query(bad);
@@ -436,8 +470,8 @@ TEST_F(ServerTest, DebugEventsFromDebugRecords) {
 }
 
 TEST_F(ServerTest, PeerNotifyAnnouncesThisNode) {
-  auto peers = peer::Peer::NewStub(grpc::CreateChannel(
-      "unix://" + server_->options().unix_socket, grpc::InsecureChannelCredentials()));
+  auto peers = peer::Peer::NewStub(grpc::CreateChannel("unix://" + server_->options().unix_socket,
+                                                       grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   auto reader = peers->Notify(&ctx, peer::NotifyRequest{});
   peer::ChangeNotification n;
@@ -518,8 +552,8 @@ TEST_F(ServerTest, PeerNotifyReportsChanges) {
   b.RegisterService(&svc);
   auto server = b.BuildAndStart();
   ASSERT_NE(server, nullptr);
-  auto stub = peer::Peer::NewStub(grpc::CreateChannel("unix://" + sock,
-                                                      grpc::InsecureChannelCredentials()));
+  auto stub = peer::Peer::NewStub(
+      grpc::CreateChannel("unix://" + sock, grpc::InsecureChannelCredentials()));
   grpc::ClientContext ctx;
   auto reader = stub->Notify(&ctx, {});
   peer::ChangeNotification n;
@@ -527,7 +561,8 @@ TEST_F(ServerTest, PeerNotifyReportsChanges) {
   EXPECT_EQ(n.name(), "n1");
   {
     std::lock_guard lock(src.mu);
-    src.list = {{"n1", "10.0.0.1:4245", ""}, {"n2", "10.0.0.2:4244", "n2.default.hubble-grpc.cilium.io"}};
+    src.list = {{"n1", "10.0.0.1:4245", ""},
+                {"n2", "10.0.0.2:4244", "n2.default.hubble-grpc.cilium.io"}};
   }
   std::map<std::string, peer::ChangeNotification> seen;
   while (seen.size() < 2 && reader->Read(&n)) seen[n.name()] = n;
@@ -550,7 +585,9 @@ TEST_F(ServerTest, PeerNotifyReportsChanges) {
 // TLS as Cilium configures it: the server's certificate, and with client CAs only clients with
 // a certificate those CAs signed get in.
 TEST_F(ServerTest, TlsWithClientCertificates) {
-  auto run = [](const std::string& cmd) { ASSERT_EQ(std::system((cmd + " 2>/dev/null").c_str()), 0) << cmd; };
+  auto run = [](const std::string& cmd) {
+    ASSERT_EQ(std::system((cmd + " 2>/dev/null").c_str()), 0) << cmd;
+  };
   std::string d = dir_.path();
   auto gen = [&](const std::string& name, const std::string& cn, const std::string& ca) {
     run("openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=" + ca + " -keyout " + d +
@@ -582,8 +619,8 @@ TEST_F(ServerTest, TlsWithClientCertificates) {
   auto status = [&](std::shared_ptr<grpc::ChannelCredentials> creds) {
     grpc::ChannelArguments args;
     args.SetSslTargetNameOverride(sni);
-    auto stub = observer::Observer::NewStub(grpc::CreateCustomChannel(
-        "127.0.0.1:" + std::to_string(tls.tcpPort()), creds, args));
+    auto stub = observer::Observer::NewStub(
+        grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(tls.tcpPort()), creds, args));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + 5s);
     observer::ServerStatusResponse resp;

@@ -7,6 +7,7 @@
 // the hubble CLI and the hubble-relay binary.
 #include "agent/hubble/relay/relay.h"
 
+#include <httplib.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -24,6 +25,7 @@
 #include "agent/hubble/relay/merge.h"
 #include "agent/hubble/resolver.h"
 #include "agent/hubble/server.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "tests/agent/hubble/event_builder.h"
 #include "tests/harness/eventually.h"
 #include "tests/harness/temp_dir.h"
@@ -618,7 +620,9 @@ TEST_F(RelayTest, RelayServesTlsWithClientCertificates) {
                                    "--tls-relay-client-ca-files",
                                    pki.file("hubble-ca.crt"),
                                    "--retry-timeout",
-                                   "1s"};
+                                   "1s",
+                                   "--health-listen-address",
+                                   ""};
   for (const auto& p : list) {
     argv.push_back("--static-peer");
     argv.push_back(p.name + "=" + p.address);
@@ -681,16 +685,41 @@ TEST_F(RelayTest, HubbleCliAndRelayBinary) {
     EXPECT_NE(list.find(n), std::string::npos) << list;
   EXPECT_NE(list.find("Connected"), std::string::npos) << list;
   EXPECT_NE(hubble({"status"}, server).find("Connected Nodes: 3/3"), std::string::npos);
+  // Agent and debug events come from a node (the relay does not serve them, as Cilium's).
+  flow::AgentEvent ev;
+  ev.set_type(flow::ENDPOINT_CREATED);
+  ev.mutable_endpoint_update()->set_id(7);
+  ev.mutable_endpoint_update()->set_namespace_("default");
+  ev.mutable_endpoint_update()->set_pod_name("web");
+  nodes_[0].pipeline->addAgentEvent(ev);
+  const std::string node1 = "127.0.0.1:" + std::to_string(nodes_[0].port);
+  auto events = hubble({"observe", "agent-events", "--last", "5"}, node1);
+  EXPECT_NE(events.find(": ENDPOINT_CREATED (id: 7, namespace: default, pod name: web)\n"),
+            std::string::npos)
+      << events;
+  auto table = hubble({"observe", "agent-events", "-o", "table", "--print-node-name"}, node1);
+  EXPECT_EQ(table.rfind("TIMESTAMP", 0), 0u) << table;
+  EXPECT_NE(table.find("node-1"), std::string::npos) << table;
+  EXPECT_EQ(hubble({"observe", "debug-events"}, node1), "");  // none recorded
+  auto debug = cilium::run({CILIUM_HUBBLE_BINARY, "--server", server, "--debug", "observe",
+                            "agent-events"});
+  ASSERT_TRUE(debug.ok());
+  EXPECT_NE(debug->exit_code, 0);  // the relay answers UNIMPLEMENTED
+  EXPECT_NE(debug->err.find("level=debug msg=\"Sending GetAgentEvents request\""),
+            std::string::npos)
+      << debug->err;
+  EXPECT_NE(debug->err.find("does not serve agent events"), std::string::npos) << debug->err;
 
   // The binary: discovery through node-1's Peer service, the port from its log.
   cilium::testing::TempDir dir;
   SpawnOptions so;
   so.stderr_path = dir.file("relay.err");
-  auto proc =
-      cilium::spawn({CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0", "--peer-service",
-                     "127.0.0.1:" + std::to_string(nodes_[0].port), "--disable-client-tls",
-                     "--disable-server-tls", "--retry-timeout", "1s"},
-                    so);
+  auto proc = cilium::spawn(
+      {CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0", "--peer-service",
+       "127.0.0.1:" + std::to_string(nodes_[0].port), "--disable-client-tls",
+       "--disable-server-tls", "--retry-timeout", "1s", "--health-listen-address", "127.0.0.1:0",
+       "--metrics-listen-address", "127.0.0.1:0", "--cluster-name", "default"},
+      so);
   ASSERT_TRUE(proc.ok()) << proc.error().toString();
   std::string port;
   ASSERT_TRUE(eventually([&] {
@@ -699,7 +728,8 @@ TEST_F(RelayTest, HubbleCliAndRelayBinary) {
     ss << in.rdbuf();
     std::smatch m;
     std::string text = ss.str();
-    if (!std::regex_search(text, m, std::regex("listening address=\\S+ port=(\\d+)"))) return false;
+    if (!std::regex_search(text, m, std::regex("hubble-relay listening address=\\S+ port=(\\d+)")))
+      return false;
     port = m[1];
     return true;
   }));
@@ -716,11 +746,273 @@ TEST_F(RelayTest, HubbleCliAndRelayBinary) {
   ASSERT_TRUE(bad.ok());
   EXPECT_EQ(bad->exit_code, 2);
   EXPECT_NE(bad->err.find("--sort-buffer-drain-timeout"), std::string::npos) << bad->err;
+  for (std::vector<std::string> flags : {std::vector<std::string>{"--cluster-name", "Prod_1"},
+                                         {"--cluster-name", ""},
+                                         {"--metrics-listen-address", "9966"},
+                                         {"--health-listen-address", "localhost"}}) {
+    flags.insert(flags.begin(),
+                 {CILIUM_RELAY_BINARY, "--disable-server-tls", "--disable-client-tls"});
+    auto r = cilium::run(flags);
+    ASSERT_TRUE(r.ok());
+    EXPECT_EQ(r->exit_code, 2) << r->err;
+    EXPECT_NE(r->err.find(flags[3]), std::string::npos) << r->err;
+  }
   auto notls =
       cilium::run({CILIUM_RELAY_BINARY, "--listen-address", "127.0.0.1:0", "--disable-server-tls"});
   ASSERT_TRUE(notls.ok());
   EXPECT_NE(notls->exit_code, 0);
   EXPECT_NE(notls->err.find("--tls-hubble-server-ca-files"), std::string::npos) << notls->err;
+}
+
+// grpc.health.v1 as the relay's readiness probe asks it: SERVING while the peer service answers
+// and a node is reachable, NOT_SERVING once they are gone; on the relay's own port and on the
+// plaintext health port.
+TEST_F(RelayTest, HealthFollowsThePeerServiceAndTheNodes) {
+  relay_.reset();
+  RelayOptions ro;
+  ro.listen_address = "127.0.0.1:0";
+  ro.health_listen_address = "127.0.0.1:0";
+  ro.health_interval = 50ms;
+  relay_ = std::make_unique<RelayServer>(*pool_, ro);
+  ASSERT_TRUE(relay_->start().ok());
+  ASSERT_GT(relay_->healthPort(), 0);
+  stub_ = observer::Observer::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(relay_->port()), grpc::InsecureChannelCredentials()));
+  auto check = [](int port) {
+    auto stub = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(port), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 2s);
+    grpc::health::v1::HealthCheckResponse r;
+    auto st = stub->Check(&ctx, {}, &r);
+    return st.ok() ? r.status() : grpc::health::v1::HealthCheckResponse::UNKNOWN;
+  };
+  using HS = grpc::health::v1::HealthCheckResponse;
+  EXPECT_TRUE(eventually([&] { return check(relay_->healthPort()) == HS::SERVING; }));
+  EXPECT_EQ(check(relay_->port()), HS::SERVING);
+  // One node gone: still serving (the others are reachable, the peer service answers).
+  nodes_[2].kill();
+  ASSERT_TRUE(connected(2));
+  EXPECT_EQ(check(relay_->healthPort()), HS::SERVING);
+  // The peer service's node gone too: the relay cannot learn the cluster any more.
+  nodes_[0].kill();
+  EXPECT_TRUE(eventually([&] { return check(relay_->healthPort()) == HS::NOT_SERVING; }));
+  EXPECT_EQ(check(relay_->port()), HS::NOT_SERVING);
+  EXPECT_FALSE(relay_->serving());
+}
+
+// Prometheus on --metrics-listen-address: the pool's peers per connection state and the gRPC
+// server's calls, messages and codes, under the names Cilium's relay exports.
+TEST_F(RelayTest, MetricsCountPeersAndCalls) {
+  relay_.reset();
+  RelayOptions ro;
+  ro.listen_address = "127.0.0.1:0";
+  ro.metrics_listen_address = "127.0.0.1:0";
+  ro.sort_buffer_drain_timeout = 300ms;
+  relay_ = std::make_unique<RelayServer>(*pool_, ro);
+  ASSERT_TRUE(relay_->start().ok());
+  stub_ = observer::Observer::NewStub(grpc::CreateChannel(
+      "127.0.0.1:" + std::to_string(relay_->port()), grpc::InsecureChannelCredentials()));
+  httplib::Client http("127.0.0.1", relay_->metricsPort());
+  auto scrape = [&] {
+    auto r = http.Get("/metrics");
+    return r && r->status == 200 ? r->body : std::string();
+  };
+  auto value = [&](const std::string& text, const std::string& series) -> double {
+    auto at = text.find(series + " ");
+    if (at == std::string::npos) return -1;
+    return std::stod(text.substr(at + series.size() + 1));
+  };
+  ASSERT_TRUE(connected(3));
+  EXPECT_TRUE(eventually([&] {
+    return value(scrape(), "hubble_relay_pool_peer_connection_status{status=\"READY\"}") == 3;
+  }));
+  feedInterleaved(2);
+  observer::GetFlowsRequest req;
+  req.set_number(4);
+  EXPECT_EQ(flowsOnly(getFlows(req)).size(), 4u);
+  grpc::Status refused;
+  observer::GetFlowsRequest bad;
+  bad.add_whitelist()->add_source_ip("10.0.0.300");
+  getFlows(bad, &refused);
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  auto text = scrape();
+  const std::string flows =
+      "grpc_method=\"GetFlows\",grpc_service=\"observer.Observer\","
+      "grpc_type=\"server_stream\"";
+  EXPECT_EQ(value(text, "grpc_server_started_total{" + flows + "}"), 2) << text;
+  EXPECT_EQ(value(text, "grpc_server_handled_total{grpc_code=\"OK\"," + flows + "}"), 1) << text;
+  EXPECT_EQ(value(text, "grpc_server_handled_total{grpc_code=\"InvalidArgument\"," + flows + "}"),
+            1)
+      << text;
+  EXPECT_EQ(value(text, "grpc_server_msg_sent_total{" + flows + "}"), 4) << text;
+  EXPECT_EQ(value(text, "grpc_server_msg_received_total{" + flows + "}"), 2) << text;
+  // ServerStatus calls made by connected() are unary.
+  EXPECT_GE(value(text,
+                  "grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"ServerStatus\","
+                  "grpc_service=\"observer.Observer\",grpc_type=\"unary\"}"),
+            1)
+      << text;
+  // A node gone leaves READY.
+  nodes_[1].kill();
+  EXPECT_TRUE(eventually([&] {
+    return value(scrape(), "hubble_relay_pool_peer_connection_status{status=\"READY\"}") == 2;
+  }));
+  EXPECT_EQ(value(scrape(), "hubble_relay_pool_peer_connection_status{status=\"NIL_CONNECTION\"}"),
+            0);
+}
+
+// --cluster-name: nodes announced without a cluster are named "<cluster>/<node>" (Hubble's
+// Fullname; the default cluster keeps bare names), and TLS to them checks
+// "<node>.<cluster>.hubble-grpc.cilium.io" when the peer announces no name: a relay that
+// assumed the default cluster would refuse the nodes of cluster "prod".
+TEST_F(RelayTest, ClusterNameNamesTheNodesAndTheirTlsNames) {
+  cilium::testing::TempDir dir;
+  Pki pki(dir.path());
+  for (auto& n : nodes_) pki.gen(n.name, hubbleTlsServerName("prod", n.name), "hubble-ca");
+  pki.gen("relay-client", "*.hubble-relay.cilium.io", "hubble-ca");
+  std::vector<PeerInfo> list;
+  for (int i = 0; i < 3; ++i) {
+    auto& n = nodes_[i];
+    n.kill();
+    n.start(0, nullptr,
+            {true,
+             pki.file(n.name + ".crt"),
+             pki.file(n.name + ".key"),
+             {pki.file("hubble-ca.crt")},
+             hubbleTlsServerName("prod", n.name)});
+    list.push_back({n.name, "127.0.0.1:" + std::to_string(n.port), ""});  // no TLS name
+  }
+  auto relayOf = [&](const std::string& cluster) {
+    relay_.reset();
+    pool_.reset();
+    PoolOptions po;
+    po.static_peers = list;
+    po.retry_timeout = 500ms;
+    po.cluster_name = cluster;
+    po.tls = {true,
+              pki.file("relay-client.crt"),
+              pki.file("relay-client.key"),
+              {pki.file("hubble-ca.crt")}};
+    auto pool = PeerPool::create(po);
+    ASSERT_TRUE(pool.ok()) << pool.error().toString();
+    pool_ = std::move(*pool);
+    pool_->start();
+    RelayOptions ro;
+    ro.listen_address = "127.0.0.1:0";
+    relay_ = std::make_unique<RelayServer>(*pool_, ro);
+    ASSERT_TRUE(relay_->start().ok());
+    stub_ = observer::Observer::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(relay_->port()), grpc::InsecureChannelCredentials()));
+  };
+  relayOf("prod");
+  ASSERT_TRUE(connected(3));
+  grpc::ClientContext ctx;
+  observer::GetNodesResponse nodes;
+  ASSERT_TRUE(stub_->GetNodes(&ctx, {}, &nodes).ok());
+  ASSERT_EQ(nodes.nodes_size(), 3);
+  EXPECT_EQ(nodes.nodes(0).name(), "prod/node-1");
+  EXPECT_EQ(nodes.nodes(0).tls().server_name(), "node-1.prod.hubble-grpc.cilium.io");
+  EXPECT_EQ(status().unavailable_nodes_size(), 0);
+  // The same nodes through a relay of the default cluster: bare names, and the certificates
+  // (for cluster prod) do not match the names it checks.
+  relayOf("default");
+  EXPECT_FALSE(eventually([&] { return status().num_connected_nodes().value() > 0; }, 1500ms));
+  EXPECT_EQ(status().unavailable_nodes(0), "node-1");
+}
+
+namespace {
+
+std::string readAll(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// Replaces `to` with `from` as a Secret update does: a new file renamed over the old one.
+void replaceFile(const std::string& from, const std::string& to) {
+  std::ofstream(to + ".new") << readAll(from);
+  ASSERT_EQ(::rename((to + ".new").c_str(), to.c_str()), 0);
+}
+
+}  // namespace
+
+// Renewed certificates are picked up without a restart, as Cilium's relay does: the relay's
+// client certificate to the nodes (its channels are made anew) and its own server certificate
+// (new handshakes use it).
+TEST_F(RelayTest, CertificatesAreReloadedWhenTheirFilesChange) {
+  cilium::testing::TempDir dir;
+  Pki pki(dir.path());
+  for (auto& n : nodes_) pki.gen(n.name, hubbleTlsServerName("default", n.name), "hubble-ca");
+  pki.gen("relay-client", "*.hubble-relay.cilium.io", "hubble-ca");
+  pki.gen("stranger", "*.hubble-relay.cilium.io", "other-ca");
+  pki.gen("server-old", "ui.hubble-relay.cilium.io", "old-ca");
+  pki.gen("server-new", "ui.hubble-relay.cilium.io", "hubble-ca");
+  auto list = restartNodesWithTls(dir.path(), "hubble-ca.crt");
+  // The relay starts with a client certificate the nodes do not accept, and a server
+  // certificate from a CA that is being retired.
+  replaceFile(pki.file("stranger.crt"), dir.file("client.crt"));
+  replaceFile(pki.file("stranger.key"), dir.file("client.key"));
+  replaceFile(pki.file("server-old.crt"), dir.file("server.crt"));
+  replaceFile(pki.file("server-old.key"), dir.file("server.key"));
+  relay_.reset();
+  pool_.reset();
+  PoolOptions po;
+  po.static_peers = list;
+  po.retry_timeout = 500ms;
+  po.cert_reload_interval = 100ms;
+  po.tls = {true, dir.file("client.crt"), dir.file("client.key"), {pki.file("hubble-ca.crt")}};
+  auto pool = PeerPool::create(po);
+  ASSERT_TRUE(pool.ok()) << pool.error().toString();
+  pool_ = std::move(*pool);
+  pool_->start();
+  RelayOptions ro;
+  ro.listen_address = "127.0.0.1:0";
+  ro.tls = {true, dir.file("server.crt"), dir.file("server.key"), {}, ""};
+  ro.cert_reload_interval = 1s;
+  relay_ = std::make_unique<RelayServer>(*pool_, ro);
+  ASSERT_TRUE(relay_->start().ok());
+  const std::string addr = "127.0.0.1:" + std::to_string(relay_->port());
+  // A fresh channel per call: each call makes a new handshake.
+  auto statusTrusting = [&](const std::string& ca, observer::ServerStatusResponse* out) {
+    grpc::ChannelArguments args;
+    args.SetSslTargetNameOverride("ui.hubble-relay.cilium.io");
+    args.SetInt("grpc.use_local_subchannel_pool", 1);
+    auto stub = observer::Observer::NewStub(grpc::CreateCustomChannel(
+        addr, grpc::SslCredentials({readAll(pki.file(ca)), "", ""}), args));
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 3s);
+    return stub->ServerStatus(&ctx, {}, out);
+  };
+  observer::ServerStatusResponse st;
+  ASSERT_TRUE(statusTrusting("old-ca.crt", &st).ok());
+  EXPECT_FALSE(statusTrusting("hubble-ca.crt", &st).ok());
+  EXPECT_EQ(st.num_connected_nodes().value(), 0u);
+  EXPECT_FALSE(eventually(
+      [&] {
+        return statusTrusting("old-ca.crt", &st).ok() && st.num_connected_nodes().value() > 0;
+      },
+      1000ms));
+
+  // Both renewed: the key first, then the certificate, as files land one by one.
+  replaceFile(pki.file("relay-client.key"), dir.file("client.key"));
+  replaceFile(pki.file("relay-client.crt"), dir.file("client.crt"));
+  replaceFile(pki.file("server-new.key"), dir.file("server.key"));
+  replaceFile(pki.file("server-new.crt"), dir.file("server.crt"));
+  EXPECT_TRUE(eventually(
+      [&] {
+        return statusTrusting("hubble-ca.crt", &st).ok() && st.num_connected_nodes().value() == 3;
+      },
+      15s));
+  EXPECT_GE(pool_->certReloads(), 1u);
+  EXPECT_FALSE(statusTrusting("old-ca.crt", &st).ok());
+  // A file that stops loading (not PEM, or empty) keeps the certificates in force.
+  const uint64_t reloads = pool_->certReloads();
+  std::ofstream(dir.file("client.crt"), std::ios::trunc) << "not a certificate";
+  EXPECT_FALSE(eventually([&] { return pool_->certReloads() != reloads; }, 500ms));
+  EXPECT_TRUE(statusTrusting("hubble-ca.crt", &st).ok());
+  EXPECT_EQ(st.num_connected_nodes().value(), 3u);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <regex>
 #include <sstream>
 
@@ -422,6 +423,177 @@ TEST_F(ChromiumTest, PickerAndFilterAsAUserWorksThem) {
   EXPECT_EQ(dropped["dropped_rows"], 3);
   EXPECT_EQ(dropped["url"], "?namespace=default&verdict=DROPPED");
   (void)browser->stop(10s);  // Chromium ends on SIGTERM with a code of its own
+}
+
+// L7 on top of the Star Wars traffic, as the proxy reports it (access records through the
+// pipeline's L7 decoder): the tiefighter's POST to land (forwarded, answered 200 in 3 ms) and
+// its PUT to the exhaust port (denied, 403); and a DNS query of the tiefighter, as Hubble's
+// DNS proxy makes it (a Layer7 DNS flow written to the ring).
+void addL7(FlowPipeline& p) {
+  auto now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  auto record = [&](proxy::AccessRecord::Type type, const std::string& method,
+                    const std::string& url, uint32_t code, proxy::AccessRecord::Verdict v,
+                    int64_t at) {
+    proxy::AccessRecord r;
+    r.type = type;
+    r.verdict = v;
+    r.ingress = true;
+    r.time_ns = at;
+    r.endpoint_id = static_cast<uint16_t>(kDeathstar.id);
+    r.src_ip = kTiefighter.ip;
+    r.dst_ip = kDeathstar.ip;
+    r.src_port = 42010;
+    r.dst_port = 80;
+    r.src_identity = kTiefighter.identity;
+    r.dst_identity = kDeathstar.identity;
+    r.proxy_port = 15001;
+    r.method = method;
+    r.url = url;
+    r.protocol = "HTTP/1.1";
+    r.code = code;
+    if (type == proxy::AccessRecord::Type::kResponse) r.latency_ns = 3'000'000;
+    p.onAccessRecord(r);
+  };
+  using T = proxy::AccessRecord::Type;
+  using V = proxy::AccessRecord::Verdict;
+  const std::string land = "http://deathstar.default.svc.cluster.local/v1/request-landing";
+  record(T::kRequest, "POST", land, 0, V::kForwarded, now);
+  record(T::kResponse, "POST", land, 200, V::kForwarded, now + 3'000'000);
+  record(T::kRequest, "PUT", "http://deathstar.default.svc.cluster.local/v1/exhaust-port", 403,
+         V::kDenied, now + 4'000'000);
+  ASSERT_TRUE(p.flush(5s));
+
+  auto dns = std::make_shared<observer::GetFlowsResponse>();
+  auto* f = dns->mutable_flow();
+  f->mutable_time()->set_seconds((now + 5'000'000) / 1'000'000'000);
+  f->mutable_time()->set_nanos(static_cast<int32_t>((now + 5'000'000) % 1'000'000'000));
+  f->set_verdict(flow::FORWARDED);
+  f->set_type(flow::L7);
+  f->set_node_name("kind-kind/node-1");
+  f->mutable_event_type()->set_type(129);
+  f->mutable_ip()->set_source(kTiefighter.ip);
+  f->mutable_ip()->set_destination(kCoredns.ip);
+  f->mutable_ip()->set_ipversion(flow::IPv4);
+  f->mutable_l4()->mutable_udp()->set_source_port(41001);
+  f->mutable_l4()->mutable_udp()->set_destination_port(53);
+  f->mutable_source()->set_namespace_("default");
+  f->mutable_source()->set_pod_name(kTiefighter.name);
+  f->mutable_source()->set_identity(kTiefighter.identity);
+  f->mutable_destination()->set_namespace_("kube-system");
+  f->mutable_destination()->set_pod_name(kCoredns.name);
+  f->mutable_destination()->set_identity(kCoredns.identity);
+  f->mutable_destination()->add_labels("k8s:k8s-app=kube-dns");
+  auto* w = f->mutable_destination()->add_workloads();
+  w->set_name("coredns");
+  w->set_kind("Deployment");
+  f->mutable_l7()->set_type(flow::REQUEST);
+  f->mutable_l7()->mutable_dns()->set_query("deathstar.default.svc.cluster.local.");
+  f->mutable_l7()->mutable_dns()->add_qtypes("A");
+  f->set_summary("DNS Query deathstar.default.svc.cluster.local. A");
+  *dns->mutable_time() = f->time();
+  dns->set_node_name(f->node_name());
+  p.ring().write(std::move(dns));
+}
+
+// The L7 panel in the API: an L7 flow's row carries its HTTP (or DNS) record.
+TEST_F(UiTest, FlowRowsCarryTheirL7Records) {
+  addL7(*pipeline_);
+  auto ch = cli::dial(server(), {});
+  ASSERT_TRUE(ch.ok());
+  UiServer ui(*ch, {"127.0.0.1:0", 2000, 5s});
+  auto d = ui.flows("default");
+  ASSERT_TRUE(d.ok()) << d.error().toString();
+  std::vector<nlohmann::json> l7;
+  for (const auto& f : (*d)["flows"])
+    if (f.contains("l7")) l7.push_back(f["l7"]);
+  ASSERT_EQ(l7.size(), 4u) << (*d)["flows"].dump();
+  // Newest first: DNS, the denied PUT, the response, the POST.
+  EXPECT_EQ(l7[0]["dns"]["query"], "deathstar.default.svc.cluster.local.");
+  EXPECT_EQ(l7[1]["http"]["method"], "PUT");
+  EXPECT_EQ(l7[1]["http"]["code"], 403);
+  EXPECT_EQ(l7[2]["type"], "RESPONSE");
+  EXPECT_EQ(l7[2]["http"]["code"], 200);
+  EXPECT_EQ(l7[2]["latency_ns"], 3'000'000);
+  EXPECT_EQ(l7[3]["type"], "REQUEST");
+  EXPECT_EQ(l7[3]["http"]["url"], "http://deathstar.default.svc.cluster.local/v1/request-landing");
+  // Flows without L7 carry none.
+  size_t plain = 0;
+  for (const auto& f : (*d)["flows"]) plain += f.contains("l7") ? 0 : 1;
+  EXPECT_EQ(plain, 7u);
+}
+
+// As a user works the page: a click on an HTTP flow opens the details panel with its method,
+// URL, path (and on the response the status and latency), a DNS flow shows its query, a click
+// on the tiefighter's edge lists the L7 records on that connection (and keeps them across the
+// page's refresh); close hides the panel. Read back over the DevTools protocol; screenshot kept.
+TEST_F(ChromiumTest, L7DetailsPanelForAFlowAndAnEdge) {
+  if (!nodeWithWebSocket()) GTEST_SKIP() << "needs node >= 20.10 (WebSocket) to drive Chromium";
+  addL7(*pipeline_);
+  const std::string profile = dir_.file("cdp-profile");
+  SpawnOptions so;
+  so.extra_env = {"HOME=" + dir_.path()};
+  auto browser =
+      cilium::spawn({chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                     "--user-data-dir=" + profile, "--remote-debugging-address=127.0.0.1",
+                     "--remote-debugging-port=0", "--window-size=1400,1000", "about:blank"},
+                    so);
+  ASSERT_TRUE(browser.ok()) << browser.error().toString();
+  std::string port;
+  ASSERT_TRUE(cilium::testing::eventually(
+      [&] {
+        std::ifstream in(profile + "/DevToolsActivePort");
+        return static_cast<bool>(std::getline(in, port)) && !port.empty();
+      },
+      30s));
+  const std::string png = std::string(CILIUM_UI_ARTIFACT_DIR) + "/star-wars-l7-details.png";
+  std::filesystem::remove(png);
+  auto r = cilium::run({"node", "--experimental-websocket", CILIUM_UI_DRIVER, port,
+                        url_ + "?namespace=default", "l7", png},
+                       {}, 90s);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->exit_code, 0) << r->err << r->out;
+  std::map<std::string, nlohmann::json> step;
+  std::istringstream lines(r->out);
+  for (std::string line; std::getline(lines, line);)
+    if (!line.empty() && line.front() == '{') {
+      auto j = nlohmann::json::parse(line);
+      step[j["step"]] = j;
+    }
+  ASSERT_EQ(step.size(), 5u) << r->out;
+  const auto& req = step["request"];
+  EXPECT_EQ(req["hidden"], false);
+  EXPECT_EQ(req["kind"], "flow");
+  EXPECT_EQ(req["l7_heading"], "HTTP request");
+  EXPECT_EQ(req["method"], "POST");
+  EXPECT_EQ(req["url"], "http://deathstar.default.svc.cluster.local/v1/request-landing");
+  EXPECT_EQ(req["path"], "/v1/request-landing");
+  EXPECT_EQ(req["protocol"], "HTTP/1.1");
+  EXPECT_EQ(req["status"], nullptr);  // a request has none yet
+  EXPECT_EQ(req["source"], "default/tiefighter:42010");
+  const auto& resp = step["response"];
+  EXPECT_EQ(resp["l7_heading"], "HTTP response");
+  EXPECT_EQ(resp["status"], "200");
+  EXPECT_EQ(resp["latency"], "3.00 ms");
+  EXPECT_EQ(resp["method"], "POST");
+  const auto& dns = step["dns"];
+  EXPECT_EQ(dns["l7_heading"], "DNS query");
+  EXPECT_EQ(dns["dns_query"], "deathstar.default.svc.cluster.local.");
+  EXPECT_EQ(dns["dns_types"], "A");
+  EXPECT_EQ(dns["destination"], "kube-system/coredns-5d78c9869d-x7k2p:53");
+  const auto& edge = step["edge"];
+  EXPECT_EQ(edge["kind"], "edge");
+  EXPECT_EQ(edge["title"], "Connection details");
+  EXPECT_EQ(edge["source"], "tiefighter");
+  EXPECT_EQ(edge["destination"], "deathstar");
+  EXPECT_EQ(edge["records"], nlohmann::json({"HTTP request PUT /v1/exhaust-port 403 DROPPED",
+                                             "HTTP response POST /v1/request-landing 200 FORWARDED",
+                                             "HTTP request POST /v1/request-landing  FORWARDED"}))
+      << edge.dump();
+  EXPECT_EQ(step["closed"]["hidden"], true);
+  EXPECT_TRUE(std::filesystem::exists(png));
+  (void)browser->stop(10s);
 }
 
 }  // namespace
