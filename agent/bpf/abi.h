@@ -71,7 +71,7 @@ CILIUM_CHECK_FIELD(ct_key4, flags, 13);
 static_assert(sizeof(ct_entry) == 64);
 CILIUM_CHECK_FIELD(ct_entry, lifetime, 32);
 CILIUM_CHECK_FIELD(ct_entry, flags, 36);
-CILIUM_CHECK_FIELD(ct_entry, dsr_port, 38);
+CILIUM_CHECK_FIELD(ct_entry, rev_nat_index, 38);
 CILIUM_CHECK_FIELD(ct_entry, tx_flags_seen, 40);
 CILIUM_CHECK_FIELD(ct_entry, proxy_port, 42);
 CILIUM_CHECK_FIELD(ct_entry, src_sec_id, 44);

@@ -33,7 +33,7 @@
 /*
  * outside client -> local backend of a NodePort (bpf_host.c): lb_id is the service id; with
  * CT_F_DSR, a connection another node load-balanced to the backend with DSR (lib/nodeport_dsr.h):
- * lb_id is the frontend's address and dsr_port its port, both in network byte order.
+ * lb_id is the frontend's address and rev_nat_index its port, both in network byte order.
  */
 #define CT_KEY_NODEPORT 8
 
@@ -65,7 +65,7 @@ enum ct_status {
  * own packets. Established packets go to the proxy, replies up the stack to its socket.
  */
 #define CT_F_PROXY_REDIRECT (1 << 6)
-/* A CT_KEY_NODEPORT entry of a DSR connection: replies leave from lb_id:dsr_port. */
+/* A CT_KEY_NODEPORT entry of a DSR connection: replies leave from lb_id:rev_nat_index. */
 #define CT_F_DSR (1 << 7)
 
 struct ct_entry {
@@ -75,7 +75,7 @@ struct ct_entry {
 	__u64 rx_bytes;
 	__u32 lifetime;   /* expiry, monotonic seconds */
 	__u16 flags;      /* CT_F_* */
-	__be16 dsr_port;  /* CT_F_DSR: the frontend's port (CT_KEY_NODEPORT) */
+	__u16 rev_nat_index; /* CT_F_DSR (CT_KEY_NODEPORT): the frontend's port, network order */
 	__u8 tx_flags_seen; /* TCP flags ORed, original direction */
 	__u8 rx_flags_seen; /* TCP flags ORed, reply direction */
 	__be16 proxy_port;   /* CT_F_PROXY_REDIRECT: the proxy the connection was redirected to */

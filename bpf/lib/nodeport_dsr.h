@@ -23,7 +23,7 @@
 #include "lib/lb_packet.h"
 #include "lib/pkt.h"
 
-#define BPF_ADJ_ROOM_NET_ 0
+#define BPF_ADJ_ROOM_NET_	      0
 #define BPF_F_ADJ_ROOM_NO_CSUM_RESET_ (1ULL << 5)
 
 /* LB_MODE_* (bpf-lb-mode), set by the agent before load. */
@@ -175,7 +175,7 @@ static __always_inline int nodeport_dsr_ingress(struct __sk_buff *ctx, const str
 	e = bpf_map_lookup_elem(map, &key);
 	if (ret == 1) {
 		/* A retransmitted SYN or the next datagram of the same frontend: refresh. */
-		if (e && (e->flags & CT_F_DSR) && e->lb_id == opt.addr && e->dsr_port == opt.port &&
+		if (e && (e->flags & CT_F_DSR) && e->lb_id == opt.addr && e->rev_nat_index == opt.port &&
 		    p->t.proto != IPPROTO_TCP_) {
 			lb4_service_entry_seen(e, p->t.proto, p->tcp_flags, false, now);
 			return 0;
@@ -184,7 +184,7 @@ static __always_inline int nodeport_dsr_ingress(struct __sk_buff *ctx, const str
 			struct ct_entry n = {
 			    .flags = CT_F_DSR,
 			    .lb_id = opt.addr,
-			    .dsr_port = opt.port,
+			    .rev_nat_index = opt.port,
 			};
 
 			lb4_service_entry_seen(&n, p->t.proto, p->tcp_flags, false, now);

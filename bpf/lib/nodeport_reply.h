@@ -41,7 +41,7 @@ static __always_inline int nodeport_egress(struct __sk_buff *ctx, struct pkt4 *p
 	lb4_service_entry_seen(e, p->t.proto, p->tcp_flags, true, now);
 	if (e->flags & CT_F_DSR) {
 		__be32 addr = e->lb_id;
-		__be16 port = e->dsr_port;
+		__be16 port = e->rev_nat_index;
 		int ret = lb4_rewrite(ctx, p->t.proto, false, p->t.saddr, addr, p->t.sport, port);
 
 		if (ret < 0)
@@ -78,7 +78,7 @@ static __always_inline int nodeport_icmp_egress(struct __sk_buff *ctx, const str
 		return 0;
 	if (e->flags & CT_F_DSR) {
 		addr = e->lb_id;
-		port = e->dsr_port;
+		port = e->rev_nat_index;
 	} else {
 		id = e->lb_id;
 		rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &id);

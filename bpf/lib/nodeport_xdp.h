@@ -6,8 +6,8 @@
  * device is DNATed and SNATed (the same cilium_snat_v4_external entries as tc) and sent back out
  * with XDP_TX; the backend's replies to a node port are translated back the same way.
  * Everything else, and whatever this path cannot finish here (a local backend, no backend, an
- * unresolved neighbour, another way out, IP options, DSR), passes untouched to the tc program, which
- * handles it with the same maps: XDP is an accelerator, never a second policy.
+ * unresolved neighbour, another way out, IP options, DSR), passes untouched to the tc program,
+ * which handles it with the same maps: XDP is an accelerator, never a second policy.
  */
 #pragma once
 

@@ -642,7 +642,7 @@ TEST_P(HostDsrTest, BackendNodeRepliesFromTheFrontendTheOptionNamed) {
   ASSERT_TRUE(e) << describe(events());
   EXPECT_TRUE(e->flags & CT_F_DSR);
   EXPECT_EQ(ntohl(e->lb_id), ipv4(kFrontend));
-  EXPECT_EQ(ntohs(e->dsr_port), kNodePort);
+  EXPECT_EQ(ntohs(e->rev_nat_index), kNodePort);
 
   auto synack = PacketBuilder()
                     .eth(mac(ext_.host_mac), mac(ext_.mac))
@@ -720,11 +720,8 @@ TEST_P(HostDsrTest, MalformedOptionsAreDropped) {
   uint16_t sport = 45400;
   for (const auto& bad : {wrong_len, short_len, truncated}) {
     events();
-    auto syn = fromNetwork()
-                   .ipv4(kClient, a_.pod.ip)
-                   .ipOptions(bad)
-                   .tcp(sport, 8080, tcp::kSyn)
-                   .build();
+    auto syn =
+        fromNetwork().ipv4(kClient, a_.pod.ip).ipOptions(bad).tcp(sport, 8080, tcp::kSyn).build();
     auto r = ingress(syn);
     EXPECT_EQ(r.retval, TC_ACT_SHOT) << "option length " << int(bad[1]) << ", " << bad.size();
     auto drops = ofType(events(), EVENT_DROP);
@@ -734,11 +731,8 @@ TEST_P(HostDsrTest, MalformedOptionsAreDropped) {
     sport++;
   }
   // Another option (a no-op and the end of the list) is the stack's: untouched.
-  auto other = fromNetwork()
-                   .ipv4(kClient, a_.pod.ip)
-                   .ipOptions({1, 0})
-                   .tcp(sport, 8080, tcp::kSyn)
-                   .build();
+  auto other =
+      fromNetwork().ipv4(kClient, a_.pod.ip).ipOptions({1, 0}).tcp(sport, 8080, tcp::kSyn).build();
   auto r = ingress(other);
   EXPECT_EQ(r.retval, TC_ACT_OK);
   EXPECT_EQ(r.packet, other);

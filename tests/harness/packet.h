@@ -63,7 +63,7 @@ struct ParsedPacket {
   uint8_t tcp_flags = 0;
   uint8_t icmp_type = 0, icmp_code = 0;
   bool ip_csum_ok = false, l4_csum_ok = false;
-  uint16_t tot_len = 0;              // the IPv4 header's
+  uint16_t tot_len = 0;             // the IPv4 header's
   std::vector<uint8_t> ip_options;  // what follows the fixed 20-byte header, up to IHL
 };
 

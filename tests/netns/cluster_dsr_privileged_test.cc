@@ -74,18 +74,19 @@ struct ClusterNode {
 class Capture {
  public:
   static Result<Capture> open(const std::string& netns, const std::string& ifname) {
-    CILIUM_ASSIGN_OR_RETURN(UniqueFd fd, runInNetnsValue<UniqueFd>(netns, [&]() -> Result<UniqueFd> {
-      UniqueFd s(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_IP)));
-      if (!s) return errnoError(errno, "packet socket");
-      sockaddr_ll a{};
-      a.sll_family = AF_PACKET;
-      a.sll_protocol = htons(ETH_P_IP);
-      a.sll_ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
-      if (a.sll_ifindex == 0) return errnoError(errno, "if_nametoindex " + ifname);
-      if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-        return errnoError(errno, "bind packet socket");
-      return s;
-    }));
+    CILIUM_ASSIGN_OR_RETURN(
+        UniqueFd fd, runInNetnsValue<UniqueFd>(netns, [&]() -> Result<UniqueFd> {
+          UniqueFd s(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_IP)));
+          if (!s) return errnoError(errno, "packet socket");
+          sockaddr_ll a{};
+          a.sll_family = AF_PACKET;
+          a.sll_protocol = htons(ETH_P_IP);
+          a.sll_ifindex = static_cast<int>(::if_nametoindex(ifname.c_str()));
+          if (a.sll_ifindex == 0) return errnoError(errno, "if_nametoindex " + ifname);
+          if (::bind(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+            return errnoError(errno, "bind packet socket");
+          return s;
+        }));
     Capture c;
     c.fd_ = std::move(fd);
     return c;
@@ -204,12 +205,11 @@ class ClusterDsrTest : public ::testing::TestWithParam<std::string> {
             .ok());
     auto cgroup = n.topo->cgroupDir();
     ASSERT_TRUE(cgroup.ok()) << cgroup.error().toString();
-    auto argv = n.node->args({"--ipv4-range=auto", "--k8s-api-server=" + server_.url(),
-                              "--k8s-sync-timeout=60", "--identity-allocation-mode=crd",
-                              "--cgroup-root=" + *cgroup, "--devices=ul0",
-                              "--routing-mode=native", "--ipv4-native-routing-cidr=10.200.0.0/14",
-                              "--auto-direct-node-routes", "--bpf-lb-mode=" + GetParam(),
-                              "--bpf-lb-dsr-dispatch=opt"});
+    auto argv = n.node->args(
+        {"--ipv4-range=auto", "--k8s-api-server=" + server_.url(), "--k8s-sync-timeout=60",
+         "--identity-allocation-mode=crd", "--cgroup-root=" + *cgroup, "--devices=ul0",
+         "--routing-mode=native", "--ipv4-native-routing-cidr=10.200.0.0/14",
+         "--auto-direct-node-routes", "--bpf-lb-mode=" + GetParam(), "--bpf-lb-dsr-dispatch=opt"});
     for (auto& a : argv)
       if (a.rfind("--node-name=", 0) == 0) a = "--node-name=" + n.name;
     auto p = n.topo->spawnIn(n.topo->nodeNetns(), argv, "agent");
@@ -279,24 +279,23 @@ class ClusterDsrTest : public ::testing::TestWithParam<std::string> {
                                   {"nodePort", kUdpNodePort},
                                   {"protocol", "UDP"}}}}}}})
                     .ok());
-    ASSERT_TRUE(
-        server_
-            .create(k8s::Resource<k8s::EndpointSlice>::info(),
-                    {{"apiVersion", "discovery.k8s.io/v1"},
-                     {"kind", "EndpointSlice"},
-                     {"metadata",
-                      {{"name", "echo-1"},
-                       {"namespace", "default"},
-                       {"labels", {{"kubernetes.io/service-name", "echo"}}}}},
-                     {"addressType", "IPv4"},
-                     {"ports",
-                      {{{"name", "tcp"}, {"port", kTcpPort}, {"protocol", "TCP"}},
-                       {{"name", "udp"}, {"port", kUdpPort}, {"protocol", "UDP"}}}},
-                     {"endpoints",
-                      {{{"addresses", {backend.ip}},
-                        {"conditions", {{"ready", true}}},
-                        {"nodeName", node}}}}})
-            .ok());
+    ASSERT_TRUE(server_
+                    .create(k8s::Resource<k8s::EndpointSlice>::info(),
+                            {{"apiVersion", "discovery.k8s.io/v1"},
+                             {"kind", "EndpointSlice"},
+                             {"metadata",
+                              {{"name", "echo-1"},
+                               {"namespace", "default"},
+                               {"labels", {{"kubernetes.io/service-name", "echo"}}}}},
+                             {"addressType", "IPv4"},
+                             {"ports",
+                              {{{"name", "tcp"}, {"port", kTcpPort}, {"protocol", "TCP"}},
+                               {{"name", "udp"}, {"port", kUdpPort}, {"protocol", "UDP"}}}},
+                             {"endpoints",
+                              {{{"addresses", {backend.ip}},
+                                {"conditions", {{"ready", true}}},
+                                {"nodeName", node}}}}})
+                    .ok());
     // The backend admits the first outside host only (and the nodes: hybrid mode's UDP comes
     // SNATed from node-1's address).
     ASSERT_TRUE(server_
