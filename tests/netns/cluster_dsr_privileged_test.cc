@@ -258,7 +258,7 @@ class ClusterDsrTest : public ::testing::TestWithParam<std::string> {
 
   // A NodePort Service "echo" (TCP kNodePort -> kTcpPort, UDP kUdpNodePort -> kUdpPort) whose
   // one backend is `backend` on node `node`.
-  void addService(const Pod& backend, const std::string& node) {
+  void addService(const Pod& backend, const std::string& backend_name, const std::string& node) {
     ASSERT_TRUE(server_
                     .create(k8s::Resource<k8s::Service>::info(),
                             {{"apiVersion", "v1"},
@@ -307,6 +307,18 @@ class ClusterDsrTest : public ::testing::TestWithParam<std::string> {
                "ingress": [{{"fromCIDR": ["{}/32"]}}, {{"fromEntities": ["remote-node"]}}]}}}})",
                                                     kOutsideIp)))
                     .ok());
+    // In force on node-2 before any traffic: the denied client must never find the backend
+    // without its policy.
+    ASSERT_TRUE(eventually(
+        [&] {
+          auto ep = nodes_[1].client().getEndpoint(
+              *api::parseEndpointRef("pod-name:default/" + backend_name));
+          return ep.ok() && ep->status && ep->status->policy && ep->status->policy->realized &&
+                 ep->status->policy->realized->policy_enabled ==
+                     api::EndpointPolicyEnabled::kIngress;
+        },
+        30s))
+        << "the backend's ingress policy is not in force on node-2";
     for (int i = 0; i < kNodes; i++)
       ASSERT_TRUE(eventually(
           [&] {
@@ -347,7 +359,7 @@ TEST_P(ClusterDsrTest, OutsideClientThroughNodeOneToABackendOnNodeTwo) {
   ASSERT_TRUE(l.ok()) << l.error().toString();
   auto u = bindUdp(backend.netns, backend.ip, kUdpPort);
   ASSERT_TRUE(u.ok()) << u.error().toString();
-  addService(backend, nodes_[1].name);
+  addService(backend, "echo-2", nodes_[1].name);
   if (HasFatalFailure()) return;
   const std::string frontend = underlayIp(0);
   auto cap = Capture::open(outsideNetns(0), "eth0");
