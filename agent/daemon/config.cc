@@ -87,6 +87,13 @@ config::Registry<Config>* buildRegistry() {
                    "routing-mode=native with masquerading (enable-bpf-masquerade, "
                    "enable-ipv4-masquerade) needs ipv4-native-routing-cidr: the CIDR of the pod "
                    "network that is reached without masquerading (e.g. the cluster pool)");
+    // The option travels in the pod network's own packets; in a tunnel the backend's node would
+    // have to find it inside VXLAN, which Cilium does with Geneve options (absent here).
+    if (c.dsr() && c.routing_mode != "native")
+      return makeError(ErrorCode::kInvalidArgument,
+                       "bpf-lb-mode={} needs routing-mode=native (routing-mode={}: DSR with a "
+                       "tunnel needs Geneve, which this kernel lacks)",
+                       c.bpf_lb_mode, c.routing_mode);
     return okStatus();
   });
   return r;

@@ -297,6 +297,7 @@ Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, ui
       case CT_KEY_EGRESS: return "OUT";
       case CT_KEY_INGRESS: return "IN";
       case CT_KEY_SERVICE: return "SVC";
+      case CT_KEY_NODEPORT: return "NODEPORT";
       default: return "?";
     }
   };
@@ -304,7 +305,7 @@ Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, ui
     static const std::pair<uint16_t, const char*> kNames[] = {
         {CT_F_RX_CLOSING, "RxClosing"},         {CT_F_TX_CLOSING, "TxClosing"},
         {CT_F_SEEN_NON_SYN, "SeenNonSyn"},      {CT_F_NODE_PORT, "NodePort"},
-        {CT_F_PROXY_REDIRECT, "ProxyRedirect"},
+        {CT_F_PROXY_REDIRECT, "ProxyRedirect"}, {CT_F_DSR, "DSR"},
     };
     std::string s;
     for (const auto& [bit, name] : kNames)

@@ -167,6 +167,9 @@ Status ServiceComponent::start(component::Host& d) {
   }
   HostOptions ho;
   ho.enable_masquerade = cfg.bpfMasquerade();
+  ho.lb_mode = cfg.bpf_lb_mode == "dsr"      ? LB_MODE_DSR
+               : cfg.bpf_lb_mode == "hybrid" ? LB_MODE_HYBRID
+                                             : LB_MODE_SNAT;
   auto host = HostDatapath::load(node.bpf_pin_dir, ho);
   if (!host.ok()) return host.error().withContext("NodePort datapath");
   host_ = std::move(*host);

@@ -69,6 +69,22 @@ const config::Registry<Config>& configKeys() {
         if (c.bpf_lb_maglev_table_size == p) return okStatus();
       return invalidValue("is not one of 251, 509, 1021, 2039, 4093, 8191, 16381, 32749, 65521");
     };
+    r->choice("bpf-lb-mode",
+              "How NodePort, externalIPs and LoadBalancer reach a backend on another node: snat, "
+              "dsr (direct server return: the backend's node answers the client; needs "
+              "routing-mode=native) or hybrid (dsr for TCP, snat for UDP)",
+              &Config::bpf_lb_mode, {"snat", "dsr", "hybrid"});
+    r->string("bpf-lb-dsr-dispatch",
+              "How DSR carries the service address to the backend's node: opt (an IPv4 option)",
+              &Config::bpf_lb_dsr_dispatch, [](std::string_view v) -> Status {
+                if (v == "opt") return okStatus();
+                if (v == "geneve")
+                  return invalidValue(
+                      "is not supported: this kernel has no Geneve; use opt (an IPv4 option)");
+                if (v == "ipip")
+                  return invalidValue("is not supported: use opt (an IPv4 option)");
+                return invalidValue("is not one of opt (geneve and ipip are not supported)");
+              });
     r->boolean("enable-ipv4-masquerade",
                "Masquerade IPv4 traffic from pods to the outside (with enable-bpf-masquerade; "
                "there is no iptables masquerade)",

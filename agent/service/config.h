@@ -21,6 +21,13 @@ struct Config {
   std::string bpf_lb_algorithm = "random";       // random | maglev
   bool bpf_lb_algorithm_annotation = false;      // read service.cilium.io/lb-algorithm
   uint32_t bpf_lb_maglev_table_size = 16381;
+  // How NodePort / externalIPs / LoadBalancer reach a backend on another node (docs/services.md,
+  // "DSR"): snat (the node's address; replies come back through this node), dsr (the client's
+  // address kept, the frontend in an IPv4 option; the backend's node answers the client itself;
+  // needs routing-mode=native) or hybrid (dsr for TCP, snat for UDP).
+  std::string bpf_lb_mode = "snat";
+  // How DSR carries the frontend to the backend's node: opt (an IPv4 option), the only one.
+  std::string bpf_lb_dsr_dispatch = "opt";
   // Masquerading of pods' traffic to the outside (docs/datapath.md, "BPF masquerade"): in BPF on
   // the `devices` when both are on. Cilium's defaults: IPv4 masquerade on, BPF masquerade off
   // (Cilium then uses iptables, which this agent does not: nothing is masqueraded).
@@ -33,6 +40,7 @@ struct Config {
   std::string ip_masq_agent_config_path = "/etc/config/ip-masq-agent";
 
   bool bpfMasquerade() const { return enable_ipv4_masquerade && enable_bpf_masquerade; }
+  bool dsr() const { return bpf_lb_mode != "snat"; }
 
   // `devices` split on commas, empty items dropped.
   std::vector<std::string> devicesList() const;

@@ -46,6 +46,10 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   // created them with other sizes.
   CILIUM_RETURN_IF_ERROR(bpf::adoptPinnedSizes(opened->obj));
   opened->rodata->cfg_enable_bpf_masquerade = opts.enable_masquerade ? 1 : 0;
+  if (opts.lb_mode > LB_MODE_HYBRID)
+    return makeError(ErrorCode::kInvalidArgument, "host datapath: lb_mode {} is unknown",
+                     opts.lb_mode);
+  opened->rodata->cfg_lb_mode = opts.lb_mode;
   CILIUM_ASSIGN_OR_RETURN(auto loaded, std::move(opened).load());
   std::unique_ptr<HostDatapath> dp(new HostDatapath());
   dp->pin_dir_ = pin_dir;
@@ -71,7 +75,8 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   std::error_code ec;
   std::filesystem::create_directories(pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", pin_dir, ec.message());
-  log()->info("host datapath loaded pin_dir={} masquerade={}", pin_dir, opts.enable_masquerade);
+  log()->info("host datapath loaded pin_dir={} masquerade={} lb_mode={}", pin_dir,
+               opts.enable_masquerade, opts.lb_mode);
   return dp;
 }
 

@@ -27,6 +27,9 @@ struct HostOptions {
   // Masquerade pods' connections to the outside on the devices (enable-bpf-masquerade,
   // bpf/lib/masquerade.h). Replies of mappings made earlier are translated back either way.
   bool enable_masquerade = false;
+  // bpf-lb-mode: LB_MODE_SNAT, LB_MODE_DSR or LB_MODE_HYBRID (bpf/abi/lb.h). DSR also makes the
+  // devices honour the DSR option of connections other nodes load-balance to local pods.
+  uint8_t lb_mode = LB_MODE_SNAT;
 };
 
 // XDP acceleration of a device: none, in the driver (bpf-lb-acceleration=native), or generic

@@ -30,7 +30,11 @@
 #define CT_KEY_EGRESS 0
 #define CT_KEY_INGRESS 1
 #define CT_KEY_SERVICE 4 /* client -> frontend: the backend chosen (lib/lb_packet.h) */
-/* outside client -> local backend of a NodePort (bpf_host.c): lb_id is the service id */
+/*
+ * outside client -> local backend of a NodePort (bpf_host.c): lb_id is the service id; with
+ * CT_F_DSR, a connection another node load-balanced to the backend with DSR (lib/nodeport_dsr.h):
+ * lb_id is the frontend's address and rev_nat_index its port, both in network byte order.
+ */
 #define CT_KEY_NODEPORT 8
 
 struct ct_key4 {
@@ -61,6 +65,8 @@ enum ct_status {
  * own packets. Established packets go to the proxy, replies up the stack to its socket.
  */
 #define CT_F_PROXY_REDIRECT (1 << 6)
+/* A CT_KEY_NODEPORT entry of a DSR connection: replies leave from lb_id:rev_nat_index. */
+#define CT_F_DSR (1 << 7)
 
 struct ct_entry {
 	__u64 tx_packets; /* original direction */
@@ -69,7 +75,7 @@ struct ct_entry {
 	__u64 rx_bytes;
 	__u32 lifetime;   /* expiry, monotonic seconds */
 	__u16 flags;      /* CT_F_* */
-	__u16 rev_nat_index; /* service reverse NAT (later) */
+	__u16 rev_nat_index; /* CT_F_DSR (CT_KEY_NODEPORT): the frontend's port, network order */
 	__u8 tx_flags_seen; /* TCP flags ORed, original direction */
 	__u8 rx_flags_seen; /* TCP flags ORed, reply direction */
 	__be16 proxy_port;   /* CT_F_PROXY_REDIRECT: the proxy the connection was redirected to */

@@ -10,6 +10,8 @@
 #define DROP_POLICY 133          /* "Policy denied": no rule allows it */
 #define DROP_INVALID 134
 #define DROP_CT_INVALID_HDR 135
+/* a DSR packet that would exceed the MTU of the way to the backend with the option */
+#define DROP_FRAG_NEEDED 136
 #define DROP_CT_UNKNOWN_PROTO 137
 #define DROP_UNKNOWN_L3 139
 #define DROP_MISSED_TAIL_CALL 140

@@ -158,3 +158,27 @@ struct lb4_reverse_sk_val {
 #define LB_MAGLEV_DEFAULT_SIZE	  16381
 /* Largest backend count per service the programs handle (slot numbers are __u16). */
 #define LB_MAX_BACKENDS 65535
+
+/*
+ * bpf-lb-mode, bpf_host's cfg_lb_mode: how NodePort / externalIPs / LoadBalancer reach a backend
+ * on another node (docs/services.md, "DSR"). Twins: agent/service HostOptions.
+ */
+#define LB_MODE_SNAT   0
+#define LB_MODE_DSR    1
+#define LB_MODE_HYBRID 2 /* DSR for TCP, SNAT for UDP */
+
+/*
+ * The DSR IPv4 option (bpf-lb-dsr-dispatch=opt), Cilium's: copied on fragmentation (0x80),
+ * class 0, number 26 (unassigned by IANA), 8 bytes, right after the fixed 20-byte IPv4 header;
+ * the frontend the client addressed, in network byte order. The load-balancing node puts it on
+ * the first packet of a TCP connection (the SYN) and on every UDP datagram; the backend's node
+ * reads it (lib/nodeport_dsr.h).
+ */
+#define DSR_IPV4_OPT_TYPE (0x80 | 0x1a)
+
+struct dsr_opt4 {
+	__u8 type; /* DSR_IPV4_OPT_TYPE */
+	__u8 len;  /* sizeof(struct dsr_opt4) */
+	__be16 port;
+	__be32 addr;
+};

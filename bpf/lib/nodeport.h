@@ -16,6 +16,8 @@
  *     a node port (lib/nodeport_snat.h), then out that device (lib/nodeport_fwd.h). The
  *     backend's replies arrive at the node port and are translated back (client as destination,
  *     frontend as source) and sent back towards the client.
+ *     With bpf-lb-mode=dsr (hybrid: TCP only) the client's address stays, the frontend goes
+ *     along in an IPv4 option, and the backend's node answers the client (lib/nodeport_dsr.h).
  * A frontend without an active backend answers TCP with RST and UDP with ICMP port
  * unreachable (lib/lb_reject.h), back out of the device the packet came in on.
  * ICMP errors about these connections: lib/nodeport_icmp.h; the XDP fast path of the
@@ -36,6 +38,7 @@
 #include "lib/lb_reject.h"
 #include "lib/lb_reverse.h"
 #include "lib/lb_xlate.h"
+#include "lib/nodeport_dsr.h"
 #include "lib/nodeport_fwd.h"
 #include "lib/nodeport_reply.h"
 #include "lib/nodeport_snat.h"
@@ -163,7 +166,8 @@ static __always_inline int nodeport_reject(struct __sk_buff *ctx, const struct p
 
 /*
  * Ingress of a native device. Returns the tc verdict (TC_ACT_OK for anything that is not a
- * frontend of a NodePort / externalIP / LoadBalancer, nor a reply to a node port), or -DROP_x.
+ * frontend of a NodePort / externalIP / LoadBalancer, nor a reply to a node port: a packet of a
+ * DSR connection to a local pod is recorded on its way), or -DROP_x.
  * *rejected tells the caller a refusal was sent (to report the drop of the original packet).
  */
 static __always_inline int nodeport_ingress(struct __sk_buff *ctx, struct pkt4 *p, __u32 now,
@@ -175,6 +179,8 @@ static __always_inline int nodeport_ingress(struct __sk_buff *ctx, struct pkt4 *
 	struct lb4_backend *be;
 	const struct node_dev4 *dev;
 	__be32 client = p->t.saddr;
+	__be32 frontend = p->t.daddr;
+	__be16 frontend_port = p->t.dport;
 	__be16 node_port = 0;
 	__u32 svc_id;
 	int ret;
@@ -186,8 +192,10 @@ static __always_inline int nodeport_ingress(struct __sk_buff *ctx, struct pkt4 *
 	if (ret != TC_ACT_OK)
 		return ret;
 	svc = lb4_lookup_external(p->t.daddr, p->t.dport, p->t.proto);
-	if (!svc || !(svc->flags & SVC_F_FROM_OUTSIDE))
-		return TC_ACT_OK;
+	if (!svc || !(svc->flags & SVC_F_FROM_OUTSIDE)) {
+		ret = nodeport_dsr_ingress(ctx, p, now);
+		return ret < 0 ? ret : TC_ACT_OK;
+	}
 	svc_id = svc->rev_nat_index;
 	be = lb4_connection_backend(lb4_ct_map(p->t.proto), svc, p, now);
 	if (!be) {
@@ -212,6 +220,16 @@ static __always_inline int nodeport_ingress(struct __sk_buff *ctx, struct pkt4 *
 	ret = nodeport_fib_lookup(ctx, p, client, &fib);
 	if (ret < 0)
 		return ret;
+	if (nodeport_dsr_backend(p->t.daddr, p->t.proto)) {
+		int resolved = ret;
+
+		if (dsr_needs_opt(p)) {
+			ret = dsr_set_opt4(ctx, frontend, frontend_port, fib.ifindex);
+			if (ret < 0)
+				return ret;
+		}
+		return nodeport_redirect(ctx, &fib, resolved);
+	}
 	{
 		__u32 oif = fib.ifindex;
 

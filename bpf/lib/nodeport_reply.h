@@ -21,7 +21,10 @@
 #include "lib/lb_reverse.h"
 #include "lib/pkt.h"
 
-/* A reply of a local backend to a NodePort client: from the frontend. Returns 0 or -DROP_x. */
+/*
+ * A reply of a local backend to a NodePort client: from the frontend (of this node's service, or
+ * for a DSR connection the one its option named). Returns 0 or -DROP_x.
+ */
 static __always_inline int nodeport_egress(struct __sk_buff *ctx, struct pkt4 *p, __u32 now)
 {
 	const struct endpoint_info *src;
@@ -36,6 +39,17 @@ static __always_inline int nodeport_egress(struct __sk_buff *ctx, struct pkt4 *p
 	if (!e || !e->lb_id)
 		return 0;
 	lb4_service_entry_seen(e, p->t.proto, p->tcp_flags, true, now);
+	if (e->flags & CT_F_DSR) {
+		__be32 addr = e->lb_id;
+		__be16 port = e->rev_nat_index;
+		int ret = lb4_rewrite(ctx, p->t.proto, false, p->t.saddr, addr, p->t.sport, port);
+
+		if (ret < 0)
+			return ret;
+		p->t.saddr = addr;
+		p->t.sport = port;
+		return 0;
+	}
 	return lb4_reverse(ctx, p, e->lb_id);
 }
 
@@ -49,6 +63,8 @@ static __always_inline int nodeport_icmp_egress(struct __sk_buff *ctx, const str
 	const struct endpoint_info *src;
 	struct lb4_reverse_nat *rn;
 	struct ct_entry *e;
+	__be32 addr;
+	__be16 port;
 	__u32 id;
 
 	if (p->inner.proto != IPPROTO_TCP_ && p->inner.proto != IPPROTO_UDP_)
@@ -60,12 +76,19 @@ static __always_inline int nodeport_icmp_egress(struct __sk_buff *ctx, const str
 	e = ct_find(lb4_ct_map(p->inner.proto), &p->inner, false, CT_KEY_NODEPORT, now);
 	if (!e || !e->lb_id)
 		return 0;
-	id = e->lb_id;
-	rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &id);
-	if (!rn)
-		return -DROP_NAT_NO_MAPPING;
-	return icmp4_error_rewrite(ctx, rn->address, p->t.daddr, p->inner.saddr, p->inner.sport,
-				   rn->address, rn->port);
+	if (e->flags & CT_F_DSR) {
+		addr = e->lb_id;
+		port = e->rev_nat_index;
+	} else {
+		id = e->lb_id;
+		rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &id);
+		if (!rn)
+			return -DROP_NAT_NO_MAPPING;
+		addr = rn->address;
+		port = rn->port;
+	}
+	return icmp4_error_rewrite(ctx, addr, p->t.daddr, p->inner.saddr, p->inner.sport, addr,
+				   port);
 }
 
 /* Either of the above, by the kind of packet. Returns 0 or -DROP_x. */

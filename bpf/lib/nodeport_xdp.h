@@ -6,8 +6,8 @@
  * device is DNATed and SNATed (the same cilium_snat_v4_external entries as tc) and sent back out
  * with XDP_TX; the backend's replies to a node port are translated back the same way.
  * Everything else, and whatever this path cannot finish here (a local backend, no backend, an
- * unresolved neighbour, another way out, IP options), passes untouched to the tc program, which
- * handles it with the same maps: XDP is an accelerator, never a second policy.
+ * unresolved neighbour, another way out, IP options, DSR), passes untouched to the tc program,
+ * which handles it with the same maps: XDP is an accelerator, never a second policy.
  */
 #pragma once
 
@@ -170,6 +170,9 @@ static __always_inline int nodeport_xdp(struct xdp_md *ctx)
 
 	svc = lb4_lookup_external(p.t.daddr, p.t.dport, p.t.proto);
 	if (!svc || !(svc->flags & SVC_F_FROM_OUTSIDE) || svc->count == 0)
+		return XDP_PASS;
+	/* DSR connections are tc's: the option needs an skb (lib/nodeport_dsr.h). */
+	if (nodeport_uses_dsr(p.t.proto))
 		return XDP_PASS;
 	{
 		__u32 svc_id = svc->rev_nat_index;

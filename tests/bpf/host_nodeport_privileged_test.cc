@@ -2,8 +2,10 @@
 // to a local backend (DNAT, delivered to the pod's veth, client address kept, replies
 // translated back on egress), to a remote backend (SNAT to the device's address with a node port,
 // the backend's replies translated back), externalTrafficPolicy=Local (outside clients get only
-// local backends, pods every backend), the refusal of a frontend without backends, and what
-// bpf_host must leave alone.
+// local backends, pods every backend), the refusal of a frontend without backends, what
+// bpf_host must leave alone, and DSR (lib/nodeport_dsr.h): the IPv4 option the load-balancing
+// node puts on a connection's first packet, what the backend's node makes of it, and the
+// malformed options it drops.
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
@@ -51,7 +53,7 @@ class HostNodePortTest : public LxcTest {
       ASSERT_TRUE(r.ok() && r->exit_code == 0) << cmd[1] << " " << cmd[3];
     }
     std::string pin = *topo_->pinDir();
-    auto host = service::HostDatapath::load(pin);
+    auto host = service::HostDatapath::load(pin, hostOptions());
     ASSERT_TRUE(host.ok()) << host.error().toString();
     host_ = std::move(*host);
     ASSERT_TRUE(runInNetns(topo_->nodeNetns(), [&] {
@@ -64,6 +66,8 @@ class HostNodePortTest : public LxcTest {
                                               service::ManagerConfig{{*IpAddr::parse(kNode)}});
     events();
   }
+
+  virtual service::HostOptions hostOptions() const { return {}; }
 
   void program(service::Protocol proto, std::vector<service::Backend> bes,
                service::TrafficPolicy etp = service::TrafficPolicy::kCluster) {
@@ -500,6 +504,257 @@ TEST_F(HostNodePortTest, XdpTranslatesRemoteBackendsAndPassesTheRest) {
   r = xdp(ssh);
   EXPECT_EQ(r.retval, XDP_PASS);
   EXPECT_EQ(r.packet, ssh);
+}
+
+// bpf_host with bpf-lb-mode=dsr or hybrid (the test's parameter).
+class HostDsrTest : public HostNodePortTest, public ::testing::WithParamInterface<uint8_t> {
+ protected:
+  service::HostOptions hostOptions() const override {
+    service::HostOptions o;
+    o.lb_mode = GetParam();
+    return o;
+  }
+  bool udpDsr() const { return GetParam() == LB_MODE_DSR; }
+
+  // The DSR option naming frontend address:port (host order), as it goes on the wire.
+  static std::vector<uint8_t> dsrOption(const char* addr, uint16_t port) {
+    uint32_t a = ipv4(addr);
+    return {DSR_IPV4_OPT_TYPE,
+            8,
+            static_cast<uint8_t>(port >> 8),
+            static_cast<uint8_t>(port),
+            static_cast<uint8_t>(a >> 24),
+            static_cast<uint8_t>(a >> 16),
+            static_cast<uint8_t>(a >> 8),
+            static_cast<uint8_t>(a)};
+  }
+  std::optional<ct_entry> dsrEntry(const std::string& pod, uint16_t sport, uint8_t proto) {
+    return ctEntry(kClient, pod.c_str(), sport, 8080, proto, CT_KEY_NODEPORT);
+  }
+};
+
+TEST_P(HostDsrTest, RemoteBackendKeepsTheClientAndTheSynCarriesTheFrontend) {
+  program(service::Protocol::kTcp, {remote()});
+  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(45000, kNodePort, tcp::kSyn).build();
+  auto r = ingress(syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kClient)) << "no SNAT: the backend's node answers the client";
+  EXPECT_EQ(p->sport, 45000);
+  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_EQ(p->dport, 8080);
+  EXPECT_EQ(p->ip_options, dsrOption(kNode, kNodePort)) << "IHL 7: the option after 20 bytes";
+  EXPECT_EQ(p->tot_len, syn.size() - 14 + 8);
+  EXPECT_EQ(r.packet.size(), syn.size() + 8);
+  EXPECT_EQ(p->ttl, 63);
+  EXPECT_EQ(p->dst_mac, mac(ext_.mac));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok) << "the pseudo-header has no options";
+
+  // The rest of the connection goes without the option, to the same backend, still unSNATed.
+  auto data = fromNetwork()
+                  .ipv4(kClient, kNode)
+                  .tcp(45000, kNodePort, tcp::kAck | tcp::kPsh)
+                  .payload(1460)
+                  .build();
+  r = ingress(data);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_TRUE(p->ip_options.empty()) << "a full-size segment stays full-size";
+  EXPECT_EQ(r.packet.size(), data.size());
+  EXPECT_EQ(p->saddr, ipv4(kClient));
+  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  // No node port was taken for it.
+  auto nat = host_->nat().count();
+  ASSERT_TRUE(nat.ok());
+  EXPECT_EQ(*nat, 0u);
+
+  // XDP leaves DSR connections to tc.
+  auto x = xdp(syn);
+  EXPECT_EQ(x.retval, XDP_PASS);
+  EXPECT_EQ(x.packet, syn);
+}
+
+TEST_P(HostDsrTest, UdpIsDsrOnEveryDatagramOrSnatInHybridMode) {
+  program(service::Protocol::kUdp, {remote()});
+  for (int i = 0; i < 2; i++) {
+    auto q = fromNetwork().ipv4(kClient, kNode).udp(45100, kNodePort).payload("query").build();
+    auto r = ingress(q);
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+    auto p = parsePacket(r.packet);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+    EXPECT_TRUE(p->ip_csum_ok);
+    EXPECT_TRUE(p->l4_csum_ok);
+    if (udpDsr()) {
+      EXPECT_EQ(p->saddr, ipv4(kClient));
+      EXPECT_EQ(p->ip_options, dsrOption(kNode, kNodePort)) << "datagram " << i;
+    } else {
+      EXPECT_EQ(p->saddr, ipv4(kNode)) << "hybrid: UDP is SNATed";
+      EXPECT_TRUE(p->ip_options.empty());
+    }
+  }
+  // A datagram that fills the MTU has no room for the option: DSR drops it (fragmentation
+  // needed), SNAT sends it.
+  auto big = fromNetwork().ipv4(kClient, kNode).udp(45101, kNodePort).payload(1472).build();
+  events();
+  auto r = ingress(big);
+  if (udpDsr()) {
+    EXPECT_EQ(r.retval, TC_ACT_SHOT);
+    auto drops = ofType(events(), EVENT_DROP);
+    ASSERT_EQ(drops.size(), 1u);
+    EXPECT_EQ(drops[0].subtype, DROP_FRAG_NEEDED);
+  } else {
+    EXPECT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  }
+}
+
+TEST_P(HostDsrTest, HostNetworkBackendIsSnated) {
+  // A backend at another node's own address: its stack would answer from that address.
+  setIpcache(kRemoteBackend, 32, IDENTITY_REMOTE_NODE);
+  program(service::Protocol::kTcp, {remote()});
+  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(45200, kNodePort, tcp::kSyn).build();
+  auto r = ingress(syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_TRUE(p->ip_options.empty());
+}
+
+// The backend's node: the option makes the pod's replies leave from the frontend.
+TEST_P(HostDsrTest, BackendNodeRepliesFromTheFrontendTheOptionNamed) {
+  constexpr const char* kFrontend = "10.200.9.9";  // another node's NodePort address
+  auto syn = fromNetwork()
+                 .ipv4(kClient, a_.pod.ip)
+                 .ipOptions(dsrOption(kFrontend, kNodePort))
+                 .tcp(45300, 8080, tcp::kSyn)
+                 .build();
+  auto r = ingress(syn);
+  ASSERT_EQ(r.retval, TC_ACT_OK) << "on to the pod through the stack and bpf_lxc's policy";
+  EXPECT_EQ(r.packet, syn);
+  auto e = dsrEntry(a_.pod.ip, 45300, 6);
+  ASSERT_TRUE(e) << describe(events());
+  EXPECT_TRUE(e->flags & CT_F_DSR);
+  EXPECT_EQ(ntohl(e->lb_id), ipv4(kFrontend));
+  EXPECT_EQ(ntohs(e->rev_nat_index), kNodePort);
+
+  auto synack = PacketBuilder()
+                    .eth(mac(ext_.host_mac), mac(ext_.mac))
+                    .ipv4(a_.pod.ip, kClient)
+                    .tcp(8080, 45300, tcp::kSyn | tcp::kAck)
+                    .build();
+  r = egress(synack);
+  ASSERT_EQ(r.retval, TC_ACT_OK);
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kFrontend)) << "the client sees the frontend it addressed";
+  EXPECT_EQ(p->sport, kNodePort);
+  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  // The rest of the connection carries no option; the entry stays and answers.
+  auto ack = fromNetwork().ipv4(kClient, a_.pod.ip).tcp(45300, 8080, tcp::kAck).build();
+  r = ingress(ack);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  e = dsrEntry(a_.pod.ip, 45300, 6);
+  ASSERT_TRUE(e);
+  EXPECT_TRUE(e->flags & CT_F_SEEN_NON_SYN);
+  auto data = PacketBuilder()
+                  .eth(mac(ext_.host_mac), mac(ext_.mac))
+                  .ipv4(a_.pod.ip, kClient)
+                  .tcp(8080, 45300, tcp::kAck)
+                  .payload(100)
+                  .build();
+  r = egress(data);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kFrontend));
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  // A new SYN on the tuple without the option is a direct connection: the entry goes.
+  auto direct = fromNetwork().ipv4(kClient, a_.pod.ip).tcp(45300, 8080, tcp::kSyn).build();
+  EXPECT_EQ(ingress(direct).retval, TC_ACT_OK);
+  EXPECT_FALSE(dsrEntry(a_.pod.ip, 45300, 6));
+  r = egress(synack);
+  EXPECT_EQ(r.packet, synack) << "a direct connection's reply keeps the pod's address";
+
+  // UDP: every datagram names the frontend.
+  auto q = fromNetwork()
+               .ipv4(kClient, a_.pod.ip)
+               .ipOptions(dsrOption(kFrontend, kNodePort))
+               .udp(45301, 8080)
+               .payload("q")
+               .build();
+  EXPECT_EQ(ingress(q).retval, TC_ACT_OK);
+  auto answer = PacketBuilder()
+                    .eth(mac(ext_.host_mac), mac(ext_.mac))
+                    .ipv4(a_.pod.ip, kClient)
+                    .udp(8080, 45301)
+                    .payload("a")
+                    .build();
+  r = egress(answer);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->saddr, ipv4(kFrontend));
+  EXPECT_EQ(p->sport, kNodePort);
+  EXPECT_TRUE(p->l4_csum_ok);
+}
+
+// Fail closed: a malformed DSR option is dropped with a reason and records nothing; other
+// options are not ours to judge.
+TEST_P(HostDsrTest, MalformedOptionsAreDropped) {
+  auto opt = dsrOption("10.200.9.9", kNodePort);
+  std::vector<uint8_t> wrong_len = opt;
+  wrong_len[1] = 12;  // longer than the option is
+  std::vector<uint8_t> short_len = opt;
+  short_len[1] = 4;
+  std::vector<uint8_t> truncated(opt.begin(), opt.begin() + 4);  // IHL 6: half the option
+  truncated[1] = 8;
+  uint16_t sport = 45400;
+  for (const auto& bad : {wrong_len, short_len, truncated}) {
+    events();
+    auto syn =
+        fromNetwork().ipv4(kClient, a_.pod.ip).ipOptions(bad).tcp(sport, 8080, tcp::kSyn).build();
+    auto r = ingress(syn);
+    EXPECT_EQ(r.retval, TC_ACT_SHOT) << "option length " << int(bad[1]) << ", " << bad.size();
+    auto drops = ofType(events(), EVENT_DROP);
+    ASSERT_EQ(drops.size(), 1u);
+    EXPECT_EQ(drops[0].subtype, DROP_INVALID);
+    EXPECT_FALSE(dsrEntry(a_.pod.ip, sport, 6));
+    sport++;
+  }
+  // Another option (a no-op and the end of the list) is the stack's: untouched.
+  auto other =
+      fromNetwork().ipv4(kClient, a_.pod.ip).ipOptions({1, 0}).tcp(sport, 8080, tcp::kSyn).build();
+  auto r = ingress(other);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, other);
+  EXPECT_FALSE(dsrEntry(a_.pod.ip, sport, 6));
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, HostDsrTest, ::testing::Values(LB_MODE_DSR, LB_MODE_HYBRID),
+                         [](const auto& info) {
+                           return info.param == LB_MODE_DSR ? std::string("dsr")
+                                                            : std::string("hybrid");
+                         });
+
+// In SNAT mode the option means nothing: no entry, the reply keeps the pod's address.
+TEST_F(HostNodePortTest, SnatModeIgnoresTheDsrOption) {
+  auto syn = fromNetwork()
+                 .ipv4(kClient, a_.pod.ip)
+                 .ipOptions({DSR_IPV4_OPT_TYPE, 8, 0x75, 0x80, 10, 200, 9, 9})
+                 .tcp(45500, 8080, tcp::kSyn)
+                 .build();
+  auto r = ingress(syn);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_FALSE(ctEntry(kClient, a_.pod.ip.c_str(), 45500, 8080, 6, CT_KEY_NODEPORT));
 }
 
 }  // namespace

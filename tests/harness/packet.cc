@@ -141,9 +141,16 @@ PacketBuilder& PacketBuilder::fragment(uint16_t frag_field) {
   return *this;
 }
 
+PacketBuilder& PacketBuilder::ipOptions(std::vector<uint8_t> bytes) {
+  bytes.resize((bytes.size() + 3) / 4 * 4, 0);
+  options_ = std::move(bytes);
+  return *this;
+}
+
 std::vector<uint8_t> PacketBuilder::buildL3() const {
-  std::vector<uint8_t> p(20 + l4_.size() + payload_.size());
-  p[0] = 0x45;
+  const size_t hl = 20 + options_.size();
+  std::vector<uint8_t> p(hl + l4_.size() + payload_.size());
+  p[0] = static_cast<uint8_t>(0x40 | hl / 4);
   put16(p, 2, static_cast<uint16_t>(p.size()));
   put16(p, 4, 0x1234);
   put16(p, 6, frag_);
@@ -151,19 +158,21 @@ std::vector<uint8_t> PacketBuilder::buildL3() const {
   p[9] = proto_;
   put32(p, 12, saddr_);
   put32(p, 16, daddr_);
-  put16(p, 10, fold(sumWords(p.data(), 20)));
-  std::copy(l4_.begin(), l4_.end(), p.begin() + 20);
-  std::copy(payload_.begin(), payload_.end(), p.begin() + 20 + static_cast<long>(l4_.size()));
+  std::copy(options_.begin(), options_.end(), p.begin() + 20);
+  put16(p, 10, fold(sumWords(p.data(), hl)));
+  const long l4off = static_cast<long>(hl);
+  std::copy(l4_.begin(), l4_.end(), p.begin() + l4off);
+  std::copy(payload_.begin(), payload_.end(), p.begin() + l4off + static_cast<long>(l4_.size()));
   size_t l4len = l4_.size() + payload_.size();
-  uint8_t* l4 = p.data() + 20;
+  uint8_t* l4 = p.data() + hl;
   if (proto_ == 17) {
-    put16(p, 20 + 4, static_cast<uint16_t>(l4len));
+    put16(p, hl + 4, static_cast<uint16_t>(l4len));
     uint16_t c = fold(sumWords(l4, l4len, pseudoHeader(saddr_, daddr_, 17, l4len)));
-    put16(p, 20 + 6, c == 0 ? 0xffff : c);
+    put16(p, hl + 6, c == 0 ? 0xffff : c);
   } else if (proto_ == 6) {
-    put16(p, 20 + 16, fold(sumWords(l4, l4len, pseudoHeader(saddr_, daddr_, 6, l4len))));
+    put16(p, hl + 16, fold(sumWords(l4, l4len, pseudoHeader(saddr_, daddr_, 6, l4len))));
   } else if (proto_ == 1) {
-    put16(p, 20 + 2, fold(sumWords(l4, l4len)));
+    put16(p, hl + 2, fold(sumWords(l4, l4len)));
   }
   return p;
 }
@@ -195,6 +204,8 @@ std::optional<ParsedPacket> parsePacket(const std::vector<uint8_t>& f) {
   p.saddr = get32(ip + 12);
   p.daddr = get32(ip + 16);
   p.ip_csum_ok = fold(sumWords(ip, ihl)) == 0;
+  p.tot_len = static_cast<uint16_t>(total);
+  p.ip_options.assign(ip + 20, ip + ihl);
   const uint8_t* l4 = ip + ihl;
   size_t l4len = total - ihl;
   if ((p.proto == 6 && l4len >= 20) || (p.proto == 17 && l4len >= 8)) {

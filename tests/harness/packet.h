@@ -36,6 +36,8 @@ class PacketBuilder {
   PacketBuilder& payload(size_t n, uint8_t fill = 0xab);
   // Sets IPv4 flags/fragment offset (host order, e.g. 0x2000 = more fragments).
   PacketBuilder& fragment(uint16_t frag_field);
+  // IPv4 options after the fixed header, zero-padded to whole words (IHL follows).
+  PacketBuilder& ipOptions(std::vector<uint8_t> bytes);
 
   std::vector<uint8_t> build() const;
   // The IPv4 packet without the Ethernet header.
@@ -47,6 +49,7 @@ class PacketBuilder {
   uint8_t ttl_ = 64;
   uint16_t frag_ = 0;
   uint8_t proto_ = 0;
+  std::vector<uint8_t> options_;
   std::vector<uint8_t> l4_;  // header only; checksum filled in build()
   std::vector<uint8_t> payload_;
 };
@@ -60,6 +63,8 @@ struct ParsedPacket {
   uint8_t tcp_flags = 0;
   uint8_t icmp_type = 0, icmp_code = 0;
   bool ip_csum_ok = false, l4_csum_ok = false;
+  uint16_t tot_len = 0;             // the IPv4 header's
+  std::vector<uint8_t> ip_options;  // what follows the fixed 20-byte header, up to IHL
 };
 
 std::optional<ParsedPacket> parsePacket(const std::vector<uint8_t>& frame);

@@ -282,6 +282,19 @@ TEST(ConfigTest, EveryValidation) {
        "routing-mode=native with masquerading (enable-bpf-masquerade, enable-ipv4-masquerade) "
        "needs ipv4-native-routing-cidr: the CIDR of the pod network that is reached without "
        "masquerading (e.g. the cluster pool)"},
+      {{"--bpf-lb-mode=dsr"},
+       "bpf-lb-mode=dsr needs routing-mode=native (routing-mode=tunnel: DSR with a tunnel needs "
+       "Geneve, which this kernel lacks)"},
+      {{"--bpf-lb-mode=hybrid", "--routing-mode=tunnel"},
+       "bpf-lb-mode=hybrid needs routing-mode=native (routing-mode=tunnel: DSR with a tunnel "
+       "needs Geneve, which this kernel lacks)"},
+      {{"--bpf-lb-mode=direct"},
+       "--bpf-lb-mode=direct (flag): 'direct' is not one of snat, dsr, hybrid"},
+      {{"--bpf-lb-dsr-dispatch=geneve"},
+       "--bpf-lb-dsr-dispatch=geneve (flag): is not supported: this kernel has no Geneve; use "
+       "opt (an IPv4 option)"},
+      {{"--bpf-lb-dsr-dispatch=ipip"},
+       "--bpf-lb-dsr-dispatch=ipip (flag): is not supported: use opt (an IPv4 option)"},
       {{"--enable-ipv4=false"},
        "enable-ipv4 and enable-ipv6 are both false: at least one family is needed"},
       {{"--bpf-pin-dir=/tmp/pins"}, "bpf-pin-dir /tmp/pins is not inside bpf-root /sys/fs/bpf"},
@@ -317,6 +330,11 @@ TEST(ConfigTest, EveryValidation) {
   EXPECT_TRUE(load({"--routing-mode=native", "--auto-direct-node-routes"}).ok())
       << "no masquerade: no native routing CIDR needed";
   EXPECT_FALSE(load({"--routing-mode=native"})->config.auto_direct_node_routes) << "off by default";
+  EXPECT_EQ(load({})->config.bpf_lb_mode, "snat");
+  EXPECT_TRUE(load({"--routing-mode=native", "--bpf-lb-mode=dsr"})->config.dsr());
+  EXPECT_TRUE(load({"--routing-mode=native", "--bpf-lb-mode=hybrid", "--bpf-lb-dsr-dispatch=opt"})
+                  ->config.dsr());
+  EXPECT_FALSE(load({"--routing-mode=native"})->config.dsr());
 }
 
 TEST(ConfigTest, EnvironmentBetweenConfigDirAndFlags) {
