@@ -15,6 +15,7 @@
 #include "agent/common/fd.h"
 #include "agent/common/log.h"
 #include "agent/policy/fqdn_pattern.h"
+#include "bpf/abi/proxy.h"
 
 namespace cilium::fqdn {
 
@@ -31,6 +32,7 @@ auto& log() {
 
 constexpr uint8_t kUdp = IPPROTO_UDP, kTcp = IPPROTO_TCP;
 constexpr std::chrono::seconds kTcpIdle{10};
+const uint32_t kProxyMark = proxy_mark(MARK_MAGIC_PROXY_EGRESS, 0);
 
 IpAddr toIp(const asio::ip::address& a) {
   auto b = a.to_v4().to_bytes();
@@ -60,6 +62,10 @@ Status sendFrom(const udp::endpoint& from, const udp::endpoint& to,
   ::setsockopt(fd.get(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  // The egress proxy's mark: the pod's lxc takes it for the answer of the redirected query
+  // (without it, the reply of a redirected flow is sent up to the proxy again).
+  uint32_t mark = kProxyMark;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(from.port());
@@ -492,6 +498,9 @@ Result<std::unique_ptr<DnsProxy>> DnsProxy::start(DnsProxyOptions options, const
   impl->acceptor.open(tcp::v4(), ec);
   if (!ec) {
     ::setsockopt(impl->acceptor.native_handle(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+    // Accepted connections inherit it: their answers are the egress proxy's (sendFrom()).
+    ::setsockopt(impl->acceptor.native_handle(), SOL_SOCKET, SO_MARK, &kProxyMark,
+                 sizeof(kProxyMark));
     impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
     impl->acceptor.bind(tcp::endpoint(addr, p->options_.port), ec);
   }
