@@ -39,13 +39,10 @@ NameManager::NameManager(identity::Allocator& ids, ipcache::IpCache& ipcache, Ca
     log()->info("DNS cache restored entries={}", cache_.size());
 }
 
-NameManager::~NameManager() {
-  std::lock_guard lock(mu_);
-  for (const auto& [ip, h] : held_) {
-    (void)ipcache_.remove(IpPrefix::host(ip), ipcache::Source::kFqdn);
-    (void)ids_.release(h.id);
-  }
-}
+// The kernel state stays: the pinned ipcache keeps the learned addresses enforceable while the
+// agent restarts, and the restarted agent reads them back (kRestored) until this cache, restored
+// from its state file, has allocated their identities again.
+NameManager::~NameManager() = default;
 
 void NameManager::applyPolicy() {
   if (apply_policy_) apply_policy_();
