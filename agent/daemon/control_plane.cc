@@ -5,10 +5,9 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <filesystem>
-
 #include <condition_variable>
 #include <cstring>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <set>
@@ -18,11 +17,14 @@
 
 #include "agent/common/files.h"
 #include "agent/common/log.h"
+#include "agent/common/periodic.h"
 #include "agent/common/subprocess.h"
 #include "agent/datapath/api.h"
 #include "agent/datapath/conntrack.h"
 #include "agent/endpoint/api.h"
 #include "agent/endpoint/manager.h"
+#include "agent/fqdn/api.h"
+#include "agent/fqdn/dns_proxy.h"
 #include "agent/identity/allocator.h"
 #include "agent/identity/api.h"
 #include "agent/ipcache/ipcache.h"
@@ -67,7 +69,23 @@ struct ControlPlane::Impl {
   policy::NamedPortTable named_ports;
   node::Manager nodes;
   std::unique_ptr<policy::Engine> engine;
+  // The endpoints' L7 policies go to both proxies: cilium-proxy (HTTP) and the DNS proxy.
+  struct L7Fanout final : endpoint::L7PolicySink {
+    std::vector<endpoint::L7PolicySink*> sinks;
+    void l7PoliciesChanged(const std::vector<Update>& u) override {
+      for (auto* s : sinks) s->l7PoliciesChanged(u);
+    }
+    void endpointRemoved(uint16_t id) override {
+      for (auto* s : sinks) s->endpointRemoved(id);
+    }
+  };
+  L7Fanout l7_fanout;
+  fqdn::DnsPolicy dns_policy;
   std::unique_ptr<endpoint::Manager> manager;
+  // The DNS proxy and the toFQDNs glue (docs/l7.md): declared after the manager they call.
+  std::unique_ptr<fqdn::NameManager> names;
+  std::unique_ptr<fqdn::DnsProxy> dns_proxy;
+  Periodic fqdn_gc;
   std::unique_ptr<monitor::EventHub> hub;
   endpoint::RestoreResult restored;
   // L7 (opts.enable_l7_proxy): the proxy ports, the proxies' policy feed, the proxy process.
@@ -82,6 +100,7 @@ struct ControlPlane::Impl {
   std::unique_ptr<node::DirectRoutes> direct_routes;
 
   Status startProxy();
+  Status startDnsProxy();
 
   void syncDirectRoutes() {
     if (direct_routes) {
@@ -172,6 +191,11 @@ struct ControlPlane::Impl {
     // datapath drops what it would redirect.
     proxy_process.reset();
     if (adopted_proxy_pid > 0) ::kill(adopted_proxy_pid, SIGTERM);
+    fqdn_gc.stop();
+    dns_proxy.reset();
+    if (engine) engine->setFqdnListener(nullptr);
+    if (names) (void)names->save();
+    names.reset();
     manager.reset();
     proxy.reset();
     engine.reset();
@@ -346,9 +370,9 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   return start(opts, router, std::move(dp));
 }
 
-Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOptions& opts,
-                                                          api::Router& router,
-                                                          std::unique_ptr<ControlPlaneDatapath> dp) {
+Result<std::unique_ptr<ControlPlane>> ControlPlane::start(
+    const ControlPlaneOptions& opts, api::Router& router,
+    std::unique_ptr<ControlPlaneDatapath> dp) {
   auto t0 = std::chrono::steady_clock::now();
   auto impl = std::make_unique<Impl>();
   Impl& c = *impl;
@@ -398,7 +422,10 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
   //    then what belongs to nobody is removed.
   endpoint::Manager::Deps deps{c.ids.get(), c.engine.get(), c.ipcache.get(), c.maps,
                                &c.dp->devices()};
-  deps.l7 = c.proxy.get();
+  if (c.proxy) {
+    c.l7_fanout.sinks = {c.proxy.get(), &c.dns_policy};
+    deps.l7 = &c.l7_fanout;
+  }
   endpoint::ManagerOptions mopts;
   mopts.state_dir = opts.state_dir;
   mopts.claim_address = opts.claim_address;
@@ -430,11 +457,11 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(const ControlPlaneOpti
              c.dp->hostDeviceIfindex() > 0 && !opts.router_ipv4.empty()) {
     // The node's own packets to other nodes' pods: into cilium_host, then the tunnel.
     CILIUM_ASSIGN_OR_RETURN(auto router, IpAddr::parse(opts.router_ipv4));
-    c.direct_routes =
-        node::DirectRoutes::start(c.nodes, *c.dp->nodeRoutes(), opts.node_name,
-                                  node::TunnelRoutes{c.dp->hostDeviceIfindex(), router,
-                                                     opts.tunnel_route_mtu});
+    c.direct_routes = node::DirectRoutes::start(
+        c.nodes, *c.dp->nodeRoutes(), opts.node_name,
+        node::TunnelRoutes{c.dp->hostDeviceIfindex(), router, opts.tunnel_route_mtu});
   }
+  if (c.proxy) CILIUM_RETURN_IF_ERROR(c.startDnsProxy());
   c.feeds_pending.insert(opts.ipcache_feeds.begin(), opts.ipcache_feeds.end());
   if (c.feeds_pending.empty()) {
     CILIUM_RETURN_IF_ERROR(c.ipcache->removeAll(ipcache::Source::kRestored));
@@ -480,8 +507,9 @@ void ControlPlane::status(api::StatusResponse& s) const {
     ps.total_redirects = static_cast<int64_t>(st.redirects);
     ps.total_ports = 3;
     ps.envoy_deployment_mode =
-        st.connected ? fmt::format("cilium-proxy: connected pid {} restarts {}", st.pid, st.restarts)
-                     : std::string("cilium-proxy: not connected (redirected traffic is dropped)");
+        st.connected
+            ? fmt::format("cilium-proxy: connected pid {} restarts {}", st.pid, st.restarts)
+            : std::string("cilium-proxy: not connected (redirected traffic is dropped)");
     std::string serving = st.connected ? "cilium-proxy" : "none";
     ps.redirects = {{"cilium-http-ingress", serving, p.http_ingress},
                     {"cilium-http-egress", serving, p.http_egress},
@@ -505,6 +533,7 @@ static std::string defaultProxyBinary() {
 Status ControlPlane::Impl::startProxy() {
   CILIUM_ASSIGN_OR_RETURN(proxy_ports,
                           proxy::loadOrAllocatePorts(opts.state_dir, kProxyPortMin, kProxyPortMax));
+  if (opts.tofqdns_proxy_port != 0) proxy_ports.dns_egress = opts.tofqdns_proxy_port;
   CILIUM_RETURN_IF_ERROR(dp->enableProxyRedirect());
   proxy::ManagerOptions mo;
   mo.socket_path = opts.proxy_socket.empty() ? opts.state_dir + "/proxy.sock" : opts.proxy_socket;
@@ -543,6 +572,35 @@ Status ControlPlane::Impl::startProxy() {
   return okStatus();
 }
 
+// The name manager (with the DNS cache of the last run), then the DNS proxy on the
+// cilium-dns-egress port. Until it listens the datapath drops the DNS it would redirect.
+Status ControlPlane::Impl::startDnsProxy() {
+  fqdn::CacheOptions co;
+  co.min_ttl = opts.tofqdns_min_ttl;
+  co.max_ips_per_host = opts.tofqdns_max_ips_per_host;
+  co.grace = std::chrono::seconds(opts.tofqdns_grace_seconds);
+  endpoint::Manager* m = manager.get();
+  std::string state = opts.state_dir.empty() ? "" : opts.state_dir + "/fqdn_cache.json";
+  names = std::make_unique<fqdn::NameManager>(
+      *ids, *ipcache, co, [m] { m->applyPendingChanges(); }, state);
+  fqdn::NameManager* n = names.get();
+  policy::Engine* e = engine.get();
+  CILIUM_RETURN_IF_ERROR(n->setSelectors(e->fqdnSelectors()));
+  e->setFqdnListener([n, e] {
+    if (auto st = n->setSelectors(e->fqdnSelectors()); !st.ok())
+      log()->warn("toFQDNs selectors: {}", st.error().message());
+  });
+  fqdn_gc.start(std::chrono::milliseconds(1000), [n] {
+    n->gc();
+    if (auto st = n->save(); !st.ok()) log()->warn("DNS cache state: {}", st.error().message());
+  });
+  fqdn::DnsProxyOptions po;
+  po.port = proxy_ports.dns_egress;
+  po.reject_rcode = opts.tofqdns_reject_rcode;
+  CILIUM_ASSIGN_OR_RETURN(dns_proxy, fqdn::DnsProxy::start(po, dns_policy, *names, *ipcache));
+  return okStatus();
+}
+
 void ControlPlane::debugInfo(api::DebugInfo& d) const {
   auto sum = impl_->manager->regenerationSummary();
   d.subsystem["endpoint-manager"] = fmt::format(
@@ -562,15 +620,15 @@ Status ControlPlane::Impl::registerRoutes(api::Router& router) {
   CILIUM_RETURN_IF_ERROR(monitor::registerRoutes(router, *hub));
   CILIUM_RETURN_IF_ERROR(identity::registerRoutes(router, *ids));
   CILIUM_RETURN_IF_ERROR(policy::registerRoutes(router, *engine, api_policy));
+  if (names) CILIUM_RETURN_IF_ERROR(fqdn::registerRoutes(router, *names));
   ipcache::IpCache* cache = ipcache.get();
   datapath::MapLister ipcache_entries = [cache]() -> Result<std::vector<api::BpfMapEntry>> {
     std::vector<api::BpfMapEntry> out;
     for (const auto& e : cache->list()) {
       std::string line = ipcache::formatEntry(e);
       auto sp = line.find(' ');
-      out.push_back(api::BpfMapEntry{e.prefix.toString(),
-                                     sp == std::string::npos ? line : line.substr(sp + 1), "ok",
-                                     ""});
+      out.push_back(api::BpfMapEntry{
+          e.prefix.toString(), sp == std::string::npos ? line : line.substr(sp + 1), "ok", ""});
     }
     return out;
   };

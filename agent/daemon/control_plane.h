@@ -101,6 +101,12 @@ struct ControlPlaneOptions {
   // cilium-proxy process run (and stopped) by the agent. Off: L7 rules are refused at import.
   bool enable_l7_proxy = false;
   std::string proxy_socket;
+  // The DNS proxy (in the agent, with enable_l7_proxy): Cilium's tofqdns-* keys.
+  uint32_t tofqdns_min_ttl = 0;
+  uint32_t tofqdns_max_ips_per_host = 1000;
+  uint8_t tofqdns_reject_rcode = 5;  // REFUSED (3: NXDOMAIN)
+  uint16_t tofqdns_proxy_port = 0;   // 0: the allocated cilium-dns-egress port
+  uint32_t tofqdns_grace_seconds = 0;
   // The feeds that write other nodes' entries into the ipcache after the control plane has
   // started ("k8s", "kvstore"). Entries read back from the kernel after a restart stay until
   // every one of them has called ipcacheFeedSynced(), so a restarted agent keeps forwarding to

@@ -70,6 +70,11 @@ Status ControlPlaneComponent::start(Host& daemon) {
   o.restore = cfg.restore;
   o.enable_l7_proxy = cfg.enable_l7_proxy;
   o.proxy_binary = cfg.proxy_binary;
+  o.tofqdns_min_ttl = cfg.tofqdns_min_ttl;
+  o.tofqdns_max_ips_per_host = cfg.tofqdns_max_ips_per_host;
+  o.tofqdns_reject_rcode = cfg.tofqdns_reject_code == "nameerror" ? 3 : 5;
+  o.tofqdns_proxy_port = static_cast<uint16_t>(cfg.tofqdns_proxy_port);
+  o.tofqdns_grace_seconds = cfg.tofqdns_grace_seconds;
   o.proxy_socket =
       (std::filesystem::path(cfg.socket_path).parent_path() / "proxy.sock").string();
   const bool have_api_server = k8s_ != nullptr && k8s_->client() != nullptr;

@@ -15,6 +15,7 @@
 #include "agent/dbg/table.h"
 #include "agent/health/prober.h"
 #include "api/client/client.h"
+#include "api/model/http.h"
 
 namespace cilium::dbg {
 namespace {
@@ -70,8 +71,7 @@ CommandLine commandLine() {
     CLI::App* s = app.add_subcommand(name, desc);
     s->fallthrough();
     s->allow_extras();
-    if (!words.empty())
-      s->add_option("args", *c.words, words)->type_name("");
+    if (!words.empty()) s->add_option("args", *c.words, words)->type_name("");
     return s;
   };
   sub("status", "Agent health", "")->add_flag("--brief")->description("OK or the problem");
@@ -97,6 +97,12 @@ CommandLine commandLine() {
                        "list | allocate | release <ip|owner>");
   ipam->add_option("--family", "ipam allocate: ipv4 or ipv6")->type_name("F");
   ipam->add_option("--owner", "ipam allocate: owner of the address")->type_name("O");
+  CLI::App* fqdn =
+      sub("fqdn", "DNS proxy: cache list | cache clean | names", "cache list|clean | names");
+  fqdn->add_option("-p,--matchpattern", "fqdn cache: only names matching this pattern")
+      ->type_name("PATTERN");
+  fqdn->add_option("-e,--endpoint", "fqdn cache list: only this endpoint")->type_name("ID");
+  fqdn->add_flag("-f,--force")->description("fqdn cache clean: without asking (always)");
   sub("service", "Service frontends and backends: list", "list");
   sub("node", "The cluster's nodes: list", "list");
   sub("debuginfo", "Everything the agent reports", "");
@@ -160,6 +166,7 @@ class Commands {
     if (cmd == "bpf") return bpf();
     if (cmd == "service") return service();
     if (cmd == "node") return node();
+    if (cmd == "fqdn") return fqdn();
     return usage("unknown command '" + cmd + "'");
   }
 
@@ -223,8 +230,8 @@ class Commands {
       // Cilium's line: "Routing: Network: Tunnel [vxlan]   Host: BPF".
       std::string net = s->routing->inter_host_routing_mode;
       if (!s->routing->tunnel_protocol.empty()) net += " [" + s->routing->tunnel_protocol + "]";
-      line("Routing", fmt::format("Network: {}   Host: {}", net,
-                                  s->routing->intra_host_routing_mode));
+      line("Routing",
+           fmt::format("Network: {}   Host: {}", net, s->routing->intra_host_routing_mode));
     }
     line("Device Mode", s->datapath_mode);
     line("Attach Mode", s->attach_mode);
@@ -253,9 +260,8 @@ class Commands {
       line("Node", s->cluster->self);
       if (const auto& h = s->cluster->cilium_health) {
         // Cilium's line: "Cluster health:   2/3 reachable   (<time of the last round>)".
-        line("Cluster health", h->state == api::StatusState::kOk && !h->msg.empty()
-                                   ? h->msg
-                                   : stateText(h));
+        line("Cluster health",
+             h->state == api::StatusState::kOk && !h->msg.empty() ? h->msg : stateText(h));
         if (args_.has("verbose")) healthDetails();
       }
     }
@@ -511,6 +517,63 @@ class Commands {
       return 0;
     }
     return usage("policy takes get, import, delete or selectors");
+  }
+
+  // GET/DELETE /v1/fqdn/... (the body as the agent sent it, or a table).
+  Result<Json> fqdnCall(std::string_view method, const std::string& target) {
+    CILIUM_ASSIGN_OR_RETURN(auto r, client_->call(method, target));
+    if (r.status == 404) return Json::array();
+    if (r.status / 100 != 2) {
+      auto j = Json::parse(r.body, nullptr, false);
+      std::string msg = j.is_string() ? j.get<std::string>() : r.body;
+      return Error(ErrorCode::kUnavailable, fmt::format("HTTP {}: {}", r.status, msg));
+    }
+    if (r.body.empty()) return Json();
+    auto j = Json::parse(r.body, nullptr, false);
+    if (j.is_discarded()) return Error(ErrorCode::kInternal, "the agent's answer is not JSON");
+    return j;
+  }
+
+  int fqdn() {
+    const auto& w = args_.words;
+    std::string query;
+    auto add = [&](const char* k, const std::string& v) {
+      query += (query.empty() ? "?" : "&") + std::string(k) + "=" + api::percentEncode(v);
+    };
+    if (auto p = args_.value("matchpattern")) add("matchpattern", *p);
+    if (w.size() == 2 && w[1] == "names") {
+      auto j = fqdnCall("GET", "/v1/fqdn/names");
+      if (!j.ok()) return fail("cannot get the FQDN selectors", j.error());
+      printJson(*j);
+      return 0;
+    }
+    if (w.size() == 3 && w[1] == "cache" && w[2] == "clean") {
+      auto j = fqdnCall("DELETE", "/v1/fqdn/cache" + query);
+      if (!j.ok()) return fail("cannot clean the FQDN cache", j.error());
+      return 0;
+    }
+    if (w.size() == 3 && w[1] == "cache" && w[2] == "list") {
+      std::string target = "/v1/fqdn/cache";
+      if (auto e = args_.value("endpoint")) target += "/" + api::percentEncode(*e);
+      auto j = fqdnCall("GET", target + query);
+      if (!j.ok()) return fail("cannot get the FQDN cache", j.error());
+      if (json_) {
+        printJson(*j);
+        return 0;
+      }
+      Table t({"Endpoint", "Source", "FQDN", "TTL", "ExpirationTime", "IPs"});
+      for (const auto& l : *j) {
+        std::string ips;
+        for (const auto& ip : l.value("ips", Json::array()))
+          ips += (ips.empty() ? "" : ",") + ip.get<std::string>();
+        t.add({std::to_string(l.value("endpoint-id", 0)), l.value("source", ""),
+               l.value("fqdn", ""), std::to_string(l.value("ttl", 0)),
+               l.value("expiration-time", ""), ips});
+      }
+      t.print(out_);
+      return 0;
+    }
+    return usage("usage: cilium-dbg fqdn cache list|clean [--matchpattern P] | fqdn names");
   }
 
   int monitor() {

@@ -367,6 +367,11 @@ Status Manager::applyDeltaLocked(uint16_t id) {
   return okStatus();
 }
 
+void Manager::applyPendingChanges() {
+  std::lock_guard regen(regen_mu_);
+  applyPendingDeltasLocked();
+}
+
 void Manager::applyPendingDeltasLocked() {
   std::set<uint16_t> delta;
   {

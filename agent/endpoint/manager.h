@@ -173,6 +173,10 @@ class Manager {
 
   // Queues regeneration (coalesced with requests not yet started). Empty `ids`: every endpoint.
   void requestRegeneration(std::vector<uint16_t> ids, std::string reason);
+  // Applies the identity deltas queued so far to the policy maps now, on the calling thread
+  // (the DNS proxy calls it after new identities appeared, before it releases an answer, so the
+  // pod's first connection to the name is already allowed). Must not be called from a listener.
+  void applyPendingChanges();
   // A policy import or delete reached `revision`: affected endpoints are regenerated, the others
   // are marked as enforcing it (their policy did not change).
   void policyChanged(uint64_t revision, const std::vector<uint16_t>& affected);

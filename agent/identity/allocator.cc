@@ -344,11 +344,13 @@ Result<Identity> Allocator::allocate(const labels::Labels& lbls) {
   return out;
 }
 
-Result<Identity> Allocator::allocateCidr(const IpPrefix& prefix) {
+Result<Identity> Allocator::allocateCidr(const IpPrefix& prefix, const labels::Labels& extra) {
   Result<Identity> out = makeError(ErrorCode::kInternal, "unset");
+  labels::Labels lbls = cidrLabels(prefix);
+  lbls.merge(extra);
   {
     std::unique_lock lock(mu_);
-    out = allocateLocked(lock, cidrLabels(prefix), true);
+    out = allocateLocked(lock, lbls, true);
   }
   deliver();
   return out;

@@ -117,8 +117,9 @@ class Allocator {
   // more reference. Reserved label sets give the reserved identity (not reference counted);
   // release() of a reserved number is a no-op. Empty labels: kInvalidArgument.
   Result<Identity> allocate(const labels::Labels& labels);
-  // The node-local identity of a CIDR prefix (labels from cidrLabels()), one more reference.
-  Result<Identity> allocateCidr(const IpPrefix& prefix);
+  // The node-local identity of a CIDR prefix (labels from cidrLabels(), plus `extra`: the
+  // `fqdn:` labels of an address the DNS proxy learned), one more reference.
+  Result<Identity> allocateCidr(const IpPrefix& prefix, const labels::Labels& extra = {});
   // Drops one reference; the identity disappears (observers told) when none is left.
   // kNotFound for a number this node does not hold.
   Status release(NumericIdentity id);

@@ -27,6 +27,7 @@ std::string_view sourceName(Source s) {
   switch (s) {
     case Source::kRestored: return "restored";
     case Source::kGenerated: return "generated";
+    case Source::kFqdn: return "fqdn";
     case Source::kLocalApi: return "local-api";
     case Source::kKubernetes: return "k8s";
     case Source::kCustomResource: return "custom-resource";

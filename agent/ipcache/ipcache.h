@@ -25,6 +25,7 @@ namespace cilium::ipcache {
 enum class Source : uint8_t {
   kRestored = 0,    // read back from the pinned map after a restart, until sources resync
   kGenerated,       // CIDR identities for prefixes that policy references
+  kFqdn,            // addresses the DNS proxy learned for toFQDNs selectors (agent/fqdn)
   kLocalApi,        // the agent's REST API
   kKubernetes,      // Pods/Nodes/Endpoints from the apiserver
   kCustomResource,  // CiliumEndpoint/CiliumNode objects

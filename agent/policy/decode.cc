@@ -12,6 +12,7 @@
 
 #include "agent/common/yaml.h"
 #include "agent/labels/k8s.h"
+#include "agent/policy/fqdn_pattern.h"
 
 namespace cilium::policy {
 
@@ -298,10 +299,11 @@ Result<L7Rules> decodeL7(const json& j, std::string_view path, Direction dir,
         DnsRule d;
         for (const auto& [dk, dv] : v[i].items()) {
           std::string kpath = join(dpath, dk);
-          if (dk == "matchName") {
-            CILIUM_ASSIGN_OR_RETURN(d.match_name, stringField(dv, kpath));
-          } else if (dk == "matchPattern") {
-            CILIUM_ASSIGN_OR_RETURN(d.match_pattern, stringField(dv, kpath));
+          if (dk == "matchName" || dk == "matchPattern") {
+            CILIUM_ASSIGN_OR_RETURN(auto text, stringField(dv, kpath));
+            auto n = normalizeFqdnMatch(text, dk == "matchPattern");
+            if (!n.ok()) return invalid("{}: {}", kpath, n.error().message());
+            (dk == "matchName" ? d.match_name : d.match_pattern) = *n;
           } else {
             return invalid("{}: unknown field", kpath);
           }
@@ -446,7 +448,7 @@ Result<PeerRule> decodePeerRule(const json& j, std::string_view path, Direction 
   static const char* const kUnsupportedIn[] = {"fromRequires", "fromGroups", "fromNodes", "icmps",
                                                "authentication"};
   static const char* const kUnsupportedOut[] = {
-      "toRequires", "toServices", "toFQDNs", "toGroups", "toNodes", "icmps", "authentication"};
+      "toRequires", "toServices", "toGroups", "toNodes", "icmps", "authentication"};
   PeerRule pr;
   for (const auto& [k, v] : j.items()) {
     std::string fpath = join(path, k);
@@ -484,6 +486,26 @@ Result<PeerRule> decodePeerRule(const json& j, std::string_view path, Direction 
         CILIUM_ASSIGN_OR_RETURN(
             auto c, decodeCidrRule(v[i], index(fpath, i), scope.kind == Scope::Kind::kRaw));
         pr.cidr_sets.push_back(std::move(c));
+      }
+    } else if (k == "toFQDNs" && !in) {
+      if (v.is_null()) continue;
+      if (!v.is_array()) return invalid("{}: must be a list", fpath);
+      if (deny) return unsupported("{}: not supported in egressDeny (as Cilium)", fpath);
+      for (size_t i = 0; i < v.size(); i++) {
+        std::string dpath = index(fpath, i);
+        CILIUM_RETURN_IF_ERROR(requireObject(v[i], dpath));
+        FqdnSelector f;
+        for (const auto& [fk, fv] : v[i].items()) {
+          std::string kpath = join(dpath, fk);
+          if (fk != "matchName" && fk != "matchPattern") return invalid("{}: unknown field", kpath);
+          CILIUM_ASSIGN_OR_RETURN(auto text, stringField(fv, kpath));
+          auto n = normalizeFqdnMatch(text, fk == "matchPattern");
+          if (!n.ok()) return invalid("{}: {}", kpath, n.error().message());
+          (fk == "matchName" ? f.match_name : f.match_pattern) = *n;
+        }
+        if (f.match_name.empty() == f.match_pattern.empty())
+          return invalid("{}: set exactly one of matchName and matchPattern", dpath);
+        pr.fqdns.push_back(std::move(f));
       }
     } else if (k == "toPorts") {
       if (v.is_null()) continue;

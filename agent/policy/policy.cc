@@ -140,6 +140,7 @@ std::vector<PeerSelector> peerSelectors(const PeerRule& pr) {
   for (const auto& c : pr.cidr_sets)
     out.push_back(c.selects_pods ? PeerSelector::ofIpBlock(c.cidr, c.except)
                                  : PeerSelector::ofCidr(c.cidr, c.except));
+  for (const auto& f : pr.fqdns) out.push_back(PeerSelector::ofFqdn(f.pattern()));
   return out;
 }
 
@@ -240,14 +241,18 @@ struct Engine::Impl {
   std::mutex listener_mu;
   std::function<void(const std::vector<uint16_t>&)> listener;
   std::function<void(bool)> outcome_listener;
+  std::function<void()> fqdn_listener;
 
   void outcome(bool ok) {
     std::function<void(bool)> l;
+    std::function<void()> f;
     {
       std::lock_guard lock(listener_mu);
       l = outcome_listener;
+      if (ok) f = fqdn_listener;
     }
     if (l) l(ok);
+    if (f) f();
   }
 
   Impl(identity::Allocator& a, EngineOptions o, CidrIdentityProvider* c, const NamedPortProvider* n,
@@ -976,6 +981,20 @@ nlohmann::json Engine::rulesJson(const labels::Labels& filter) const {
 std::vector<SelectorInfo> Engine::selectors() const {
   std::lock_guard lock(impl_->mu);
   return impl_->cache.list();
+}
+
+std::vector<std::string> Engine::fqdnSelectors() const {
+  std::lock_guard lock(impl_->mu);
+  std::set<std::string> out;
+  for (const auto& sr : impl_->rules)
+    for (const auto& pr : sr->rule.egress)
+      for (const auto& f : pr.fqdns) out.insert(f.pattern());
+  return {out.begin(), out.end()};
+}
+
+void Engine::setFqdnListener(std::function<void()> listener) {
+  std::lock_guard lock(impl_->listener_mu);
+  impl_->fqdn_listener = std::move(listener);
 }
 
 std::vector<IpPrefix> Engine::cidrPrefixes() const {

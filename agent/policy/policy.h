@@ -269,6 +269,12 @@ class Engine {
   std::vector<SelectorInfo> selectors() const;
   // Every prefix the current rules reference.
   std::vector<IpPrefix> cidrPrefixes() const;
+  // Every toFQDNs pattern the current rules hold (normalised, sorted, unique).
+  std::vector<std::string> fqdnSelectors() const;
+  // Called (outside the mutex) after every import or delete that changed the rules, so the DNS
+  // name manager (agent/fqdn) relabels the addresses it learned for the new set of toFQDNs
+  // selectors. May call fqdnSelectors(). Replaces any earlier listener (nullptr: none).
+  void setFqdnListener(std::function<void()> listener);
 
   // --- Resolution ------------------------------------------------------------------------------
 

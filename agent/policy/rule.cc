@@ -106,6 +106,13 @@ nlohmann::json peerRuleJson(const PeerRule& pr, Direction d, bool deny) {
     }
     j[in ? "fromCIDRSet" : "toCIDRSet"] = std::move(arr);
   }
+  if (!pr.fqdns.empty()) {
+    auto arr = nlohmann::json::array();
+    for (const auto& f : pr.fqdns)
+      arr.push_back(f.match_name.empty() ? nlohmann::json{{"matchPattern", f.match_pattern}}
+                                         : nlohmann::json{{"matchName", f.match_name}});
+    j["toFQDNs"] = std::move(arr);
+  }
   if (!pr.ports.empty()) {
     auto arr = nlohmann::json::array();
     for (const auto& p : pr.ports) arr.push_back(portRuleJson(p, deny));

@@ -104,6 +104,16 @@ struct CidrRule {
   bool operator==(const CidrRule&) const = default;
 };
 
+// One toFQDNs entry: exactly one of the two, normalised (policy/fqdn_pattern.h). It selects the
+// identities the DNS proxy gave to addresses it learned for matching names (label
+// `fqdn:<pattern>`, agent/fqdn).
+struct FqdnSelector {
+  std::string match_name, match_pattern;
+  // The normalised pattern (a matchName is a pattern without `*`): the `fqdn:` label key.
+  const std::string& pattern() const { return match_name.empty() ? match_pattern : match_name; }
+  bool operator==(const FqdnSelector&) const = default;
+};
+
 // One element of ingress / egress / ingressDeny / egressDeny: the peers (any of them) and the
 // ports. No peer field and some ports: every peer on those ports. No peer and no port: the rule
 // only puts the endpoint into default deny for the direction.
@@ -112,10 +122,12 @@ struct PeerRule {
   std::vector<Entity> entities;                  // fromEntities / toEntities
   std::vector<IpPrefix> cidrs;                   // fromCIDR / toCIDR
   std::vector<CidrRule> cidr_sets;               // fromCIDRSet / toCIDRSet
+  std::vector<FqdnSelector> fqdns;               // toFQDNs (egress allows only)
   std::vector<PortRule> ports;                   // toPorts
 
   bool hasPeers() const {
-    return !endpoints.empty() || !entities.empty() || !cidrs.empty() || !cidr_sets.empty();
+    return !endpoints.empty() || !entities.empty() || !cidrs.empty() || !cidr_sets.empty() ||
+           !fqdns.empty();
   }
   bool operator==(const PeerRule&) const = default;
 };

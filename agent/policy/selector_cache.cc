@@ -56,11 +56,19 @@ PeerSelector PeerSelector::ofIpBlock(IpPrefix cidr, std::vector<IpPrefix> except
   return p;
 }
 
+PeerSelector PeerSelector::ofFqdn(std::string pattern) {
+  PeerSelector p;
+  p.kind = Kind::kFqdn;
+  p.fqdn = std::move(pattern);
+  return p;
+}
+
 bool PeerSelector::selects(NumericIdentity id, const labels::Labels& l,
                            const std::set<IpPrefix>* addresses) const {
   switch (kind) {
     case Kind::kWildcard: return true;
     case Kind::kLabels: return labels.matches(l);
+    case Kind::kFqdn: return l.has(labels::Source::kFqdn, fqdn);
     case Kind::kCluster:
       return id != identity::kUnknown && !isWorld(l) && !l.hasSource(labels::Source::kCidr) &&
              !l.hasSource(labels::Source::kFqdn);
@@ -97,6 +105,7 @@ std::string PeerSelector::key() const {
     case Kind::kWildcard: return "{}";
     case Kind::kLabels: return labels.toString();
     case Kind::kCluster: return "entity:cluster";
+    case Kind::kFqdn: return "fqdn:" + fqdn;
     case Kind::kCidr: {
       std::string k = (pods ? "ipblock:" : "cidr:") + cidr.toString();
       for (size_t i = 0; i < except.size(); i++) {

@@ -30,18 +30,22 @@ struct PeerSelector {
                 // a /0 also selects the world identities of its family. With `pods` (a
                 // NetworkPolicy ipBlock) also every pod identity all of whose known addresses
                 // lie in `cidr` and outside every `except`.
+    kFqdn,      // toFQDNs: identities carrying the label `fqdn:<fqdn>` (agent/fqdn gives them
+                // to the addresses the DNS proxy learned for matching names)
   };
   Kind kind = Kind::kWildcard;
   labels::LabelSelector labels;
   IpPrefix cidr;
   std::vector<IpPrefix> except;
   bool pods = false;
+  std::string fqdn;  // kFqdn: the normalised matchName / matchPattern
 
   static PeerSelector wildcard() { return {}; }
   static PeerSelector ofLabels(labels::LabelSelector s);
   static PeerSelector cluster();
   static PeerSelector ofCidr(IpPrefix cidr, std::vector<IpPrefix> except);
   static PeerSelector ofIpBlock(IpPrefix cidr, std::vector<IpPrefix> except);
+  static PeerSelector ofFqdn(std::string pattern);
 
   // `addresses`: the prefixes the ipcache maps to `id` (null: none known).
   bool selects(NumericIdentity id, const labels::Labels& labels,

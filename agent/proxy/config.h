@@ -14,6 +14,13 @@ struct Config {
   bool enable_l7_proxy = false;
   // The cilium-proxy executable the agent runs; "" = next to cilium-agent (or the build tree's).
   std::string proxy_binary;
+
+  // The DNS proxy and toFQDNs (agent/fqdn, docs/l7.md "DNS proxy"), Cilium's keys.
+  uint32_t tofqdns_min_ttl = 0;                 // seconds; 0 = the answers' TTLs
+  uint32_t tofqdns_max_ips_per_host = 1000;     // per name and endpoint
+  std::string tofqdns_reject_code = "refused";  // "refused" | "nameerror"
+  uint32_t tofqdns_proxy_port = 0;              // 0 = the allocated cilium-dns-egress port
+  uint32_t tofqdns_grace_seconds = 0;           // kept past expiry (idle-connection grace)
 };
 const config::Registry<Config>& configKeys();
 

@@ -235,8 +235,8 @@ TEST_F(DbgTest, Config) {
             "log-level            info\n"
             "policy-enforcement   default\n");
   auto all = run({"config", "-a"});
-  // The column is as wide as the longest key (enable-endpoint-health-checking) plus 3.
-  EXPECT_NE(all.out.find("\nbpf-ct-global-tcp-max             524288\n"), std::string::npos)
+  // The column is as wide as the longest key (tofqdns-endpoint-max-ip-per-hostname) plus 3.
+  EXPECT_NE(all.out.find("\nbpf-ct-global-tcp-max                  524288\n"), std::string::npos)
       << all.out;
   auto set = run({"config", "log-level=warn"});
   EXPECT_EQ(set.rc, 0) << set.err;

@@ -177,6 +177,26 @@ TEST(DecodeTest, InvalidL7RulesAreRejectedAtImport) {
   }
 }
 
+TEST(DecodeTest, ToFqdnsAreNormalisedAndListedBack) {
+  auto r = decodePolicies(std::string(kCnpHead) + R"(spec:
+  endpointSelector: {matchLabels: {app: web}}
+  egress:
+  - toFQDNs: [{matchName: Allowed.Example.Test.}, {matchPattern: "*.Example.test"}]
+    toPorts: [{ports: [{port: "80", protocol: TCP}]}]
+)");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_EQ(r->size(), 1u);
+  const auto& rule = (*r)[0].rules.at(0);
+  ASSERT_EQ(rule.egress.size(), 1u);
+  const auto& f = rule.egress[0].fqdns;
+  ASSERT_EQ(f.size(), 2u);
+  EXPECT_EQ(f[0].match_name, "allowed.example.test");
+  EXPECT_EQ(f[1].match_pattern, "*.example.test");
+  auto j = rule.toJson();
+  EXPECT_EQ(j["egress"][0]["toFQDNs"][0]["matchName"], "allowed.example.test");
+  EXPECT_EQ(j["egress"][0]["toFQDNs"][1]["matchPattern"], "*.example.test");
+}
+
 TEST(DecodeTest, ErrorsNameTheField) {
   struct Case {
     std::string text;
@@ -235,8 +255,26 @@ TEST(DecodeTest, ErrorsNameTheField) {
            "spec:\n  endpointSelector: {}\n  egress: [{fromEntities: [world]}]\n",
        ErrorCode::kInvalidArgument, "spec.egress[0].fromEntities: unknown field"},
       {std::string(kCnpHead) +
-           "spec:\n  endpointSelector: {}\n  egress: [{toFQDNs: [{matchName: x.com}]}]\n",
-       ErrorCode::kUnimplemented, "spec.egress[0].toFQDNs: not supported"},
+           "spec:\n  endpointSelector: {}\n  egress: [{toFQDNs: [{matchName: \"*.com\"}]}]\n",
+       ErrorCode::kInvalidArgument,
+       "spec.egress[0].toFQDNs[0].matchName: matchName \"*.com\": character '*' is not allowed in a "
+       "DNS name (use matchPattern for wildcards)"},
+      {std::string(kCnpHead) +
+           "spec:\n  endpointSelector: {}\n  egress: [{toFQDNs: [{matchPattern: \"a..com\"}]}]\n",
+       ErrorCode::kInvalidArgument, "spec.egress[0].toFQDNs[0].matchPattern: matchPattern \"a..com\" has an empty label"},
+      {std::string(kCnpHead) +
+           "spec:\n  endpointSelector: {}\n  egress: [{toFQDNs: [{matchName: a.com, matchPattern: b.com}]}]\n",
+       ErrorCode::kInvalidArgument, "spec.egress[0].toFQDNs[0]: set exactly one of matchName and matchPattern"},
+      {std::string(kCnpHead) +
+           "spec:\n  endpointSelector: {}\n  egressDeny: [{toFQDNs: [{matchName: a.com}]}]\n",
+       ErrorCode::kUnimplemented, "spec.egressDeny[0].toFQDNs: not supported in egressDeny (as Cilium)"},
+      {std::string(kCnpHead) +
+           "spec:\n  endpointSelector: {}\n  ingress: [{toFQDNs: [{matchName: a.com}]}]\n",
+       ErrorCode::kInvalidArgument, "spec.ingress[0].toFQDNs: unknown field"},
+      {std::string(kCnpHead) +
+           "spec:\n  endpointSelector: {}\n  egress: [{toPorts: [{ports: [{port: \"53\"}], rules: {dns: [{matchPattern: \"a b\"}]}}]}]\n",
+       ErrorCode::kInvalidArgument, "spec.egress[0].toPorts[0].rules.dns[0].matchPattern: matchPattern \"a b\": character ' ' is "
+       "not allowed in a DNS name"},
       {std::string(kCnpHead) + "spec:\n  endpointSelector: {}\n  ingress: [{fromRequires: [{}]}]\n",
        ErrorCode::kUnimplemented, "spec.ingress[0].fromRequires: not supported"},
       {std::string(kCnpHead) +

@@ -1,0 +1,545 @@
+// The DNS proxy on Boost.Asio: one event-loop thread, UDP (recvmsg for the original destination)
+// and TCP (the accepted socket's local address is the original destination).
+#include "agent/fqdn/dns_proxy.h"
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <thread>
+
+#include <boost/asio.hpp>
+
+#include "agent/common/fd.h"
+#include "agent/common/log.h"
+#include "agent/policy/fqdn_pattern.h"
+#include "bpf/abi/proxy.h"
+
+namespace cilium::fqdn {
+
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using asio::ip::udp;
+
+namespace {
+
+auto& log() {
+  static auto l = cilium::logger("fqdn");
+  return l;
+}
+
+constexpr uint8_t kUdp = IPPROTO_UDP, kTcp = IPPROTO_TCP;
+constexpr std::chrono::seconds kTcpIdle{10};
+const uint32_t kProxyMark = proxy_mark(MARK_MAGIC_PROXY_EGRESS, 0);
+
+IpAddr toIp(const asio::ip::address& a) {
+  auto b = a.to_v4().to_bytes();
+  return IpAddr::fromBytes(IpFamily::kV4, b.data());
+}
+
+bool coversPort(const policy::L7PortRule& r, uint8_t proto, uint16_t port) {
+  if (r.dir != policy::Direction::kEgress) return false;
+  if (r.proto != 0 && r.proto != proto) return false;
+  uint16_t mask =
+      r.bits == 0 ? 0 : static_cast<uint16_t>(0xffffu << (16 - std::min<uint8_t>(r.bits, 16)));
+  return (port & mask) == (r.port & mask);
+}
+
+bool coversPeer(const policy::L7PortRule& r, uint32_t remote) {
+  if (!r.identities.empty() && r.identities.front() == 0) return true;
+  return std::binary_search(r.identities.begin(), r.identities.end(), remote);
+}
+
+// Sends `msg` to `to` from `from` (the server the pod asked: not an address of this node, hence
+// IP_TRANSPARENT), so the pod's stack and the datapath's conntrack see the server answer.
+Status sendFrom(const udp::endpoint& from, const udp::endpoint& to,
+                const std::vector<uint8_t>& msg) {
+  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return makeError(ErrorCode::kInternal, "socket: {}", std::strerror(errno));
+  int one = 1;
+  ::setsockopt(fd.get(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+  // The egress proxy's mark: the pod's lxc takes it for the answer of the redirected query
+  // (without it, the reply of a redirected flow is sent up to the proxy again).
+  uint32_t mark = kProxyMark;
+  ::setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(from.port());
+  a.sin_addr.s_addr = htonl(from.address().to_v4().to_uint());
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+    return makeError(ErrorCode::kInternal, "bind {}: {}", from.address().to_string(),
+                     std::strerror(errno));
+  sockaddr_in b{};
+  b.sin_family = AF_INET;
+  b.sin_port = htons(to.port());
+  b.sin_addr.s_addr = htonl(to.address().to_v4().to_uint());
+  if (::sendto(fd.get(), msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&b), sizeof(b)) < 0)
+    return makeError(ErrorCode::kInternal, "sendto: {}", std::strerror(errno));
+  return okStatus();
+}
+
+}  // namespace
+
+// --- DnsPolicy ---------------------------------------------------------------------------------
+
+void DnsPolicy::l7PoliciesChanged(const std::vector<Update>& updates) {
+  std::lock_guard lock(mu_);
+  for (const auto& u : updates) {
+    if (auto it = ip_of_.find(u.endpoint_id); it != ip_of_.end()) {
+      by_ip_.erase(it->second);
+      ip_of_.erase(it);
+    }
+    if (!u.ipv4) continue;
+    Ep ep{u.endpoint_id, u.identity, {}};
+    for (const auto& r : u.l7.rules)
+      if (r.dir == policy::Direction::kEgress && (!r.dns.empty() || r.allow_all))
+        ep.rules.push_back(r);
+    bool has_dns =
+        std::any_of(ep.rules.begin(), ep.rules.end(), [](const auto& r) { return !r.dns.empty(); });
+    if (!has_dns) continue;
+    ip_of_[u.endpoint_id] = *u.ipv4;
+    by_ip_[*u.ipv4] = std::move(ep);
+  }
+}
+
+void DnsPolicy::endpointRemoved(uint16_t endpoint_id) {
+  std::lock_guard lock(mu_);
+  if (auto it = ip_of_.find(endpoint_id); it != ip_of_.end()) {
+    by_ip_.erase(it->second);
+    ip_of_.erase(it);
+  }
+}
+
+DnsPolicy::Verdict DnsPolicy::check(const IpAddr& source, uint8_t proto, uint16_t port,
+                                    uint32_t server, const std::string& name) const {
+  std::lock_guard lock(mu_);
+  Verdict v;
+  auto it = by_ip_.find(source);
+  if (it == by_ip_.end()) return v;
+  v.known = true;
+  v.endpoint_id = it->second.id;
+  v.identity = it->second.identity;
+  for (const auto& r : it->second.rules) {
+    if (!coversPort(r, proto, port) || !coversPeer(r, server)) continue;
+    if (r.allow_all) {
+      v.allowed = true;
+      return v;
+    }
+    for (const auto& d : r.dns) {
+      const std::string& pat = d.match_name.empty() ? d.match_pattern : d.match_name;
+      if (policy::fqdnMatches(pat, name)) {
+        v.allowed = true;
+        return v;
+      }
+    }
+  }
+  return v;
+}
+
+size_t DnsPolicy::endpoints() const {
+  std::lock_guard lock(mu_);
+  return by_ip_.size();
+}
+
+// --- DnsProxy ----------------------------------------------------------------------------------
+
+struct DnsProxy::Impl {
+  Impl(const DnsProxyOptions& o, const DnsPolicy& p, NameManager& n, const ipcache::IpCache& i)
+      : opts(o), policy(p), names(n), ipc(i), udp_sock(io), acceptor(io) {}
+
+  const DnsProxyOptions& opts;
+  const DnsPolicy& policy;
+  NameManager& names;
+  const ipcache::IpCache& ipc;
+  size_t tcp_connections = 0;  // event-loop thread only
+  mutable std::mutex mu;
+  DnsProxyStats stats;
+  std::function<void(const DnsRecord&)> handler;
+  // Declared last: destroyed first, the loop's pending handlers with them.
+  asio::io_context io;
+  udp::socket udp_sock;
+  tcp::acceptor acceptor;
+  std::thread thread;
+
+  using Reply = std::function<void(std::vector<uint8_t>)>;
+
+  void count(uint64_t DnsProxyStats::*field) {
+    std::lock_guard lock(mu);
+    stats.*field += 1;
+  }
+  void emit(const DnsRecord& r) {
+    std::function<void(const DnsRecord&)> h;
+    {
+      std::lock_guard lock(mu);
+      h = handler;
+    }
+    if (h) h(r);
+  }
+
+  // One query: decide, then answer through `reply`; false (and no answer) for a query that does
+  // not parse.
+  bool process(std::vector<uint8_t> msg, const IpAddr& src, uint16_t sport,
+               const udp::endpoint& server, uint8_t proto, Reply reply) {
+    auto t0 = std::chrono::steady_clock::now();
+    auto q = parseQuery(msg);
+    if (!q.ok()) {
+      count(&DnsProxyStats::malformed);
+      return false;
+    }
+    count(&DnsProxyStats::queries);
+    IpAddr server_ip = toIp(server.address());
+    auto entry = ipc.lookup(server_ip);
+    uint32_t server_id = entry ? entry->info.identity : identity::kWorld;
+    auto v = policy.check(src, proto, server.port(), server_id, q->name);
+    auto rec = std::make_shared<DnsRecord>();
+    rec->endpoint_id = v.endpoint_id;
+    rec->source_identity = v.identity;
+    rec->server_identity = server_id;
+    rec->source = src;
+    rec->source_port = sport;
+    rec->server = server_ip;
+    rec->proto = proto;
+    rec->name = q->name;
+    rec->qtype = q->qtype;
+    rec->allowed = v.allowed;
+    if (!v.allowed) {
+      count(&DnsProxyStats::denied);
+      auto out = buildErrorResponse(msg, opts.reject_rcode);
+      if (!out.ok()) return false;
+      DnsResponse r;
+      r.id = q->id;
+      r.rcode = opts.reject_rcode;
+      r.name = q->name;
+      r.qtype = q->qtype;
+      rec->response = r;
+      rec->latency = std::chrono::steady_clock::now() - t0;
+      reply(std::move(*out));
+      emit(*rec);
+      return true;
+    }
+    count(&DnsProxyStats::allowed);
+    auto done = [this, msg, rec, t0, v, reply](Result<std::vector<uint8_t>> answer) {
+      std::vector<uint8_t> out;
+      std::optional<DnsResponse> resp;
+      if (answer.ok()) {
+        auto r = parseResponse(*answer);
+        if (r.ok() && r->id == (msg[0] << 8 | msg[1])) resp = std::move(*r);
+      }
+      if (!resp) {
+        count(&DnsProxyStats::upstream_errors);
+        rec->upstream_failed = true;
+        auto e = buildErrorResponse(msg, kRcodeServFail);
+        if (!e.ok()) return;
+        out = std::move(*e);
+      } else {
+        // The addresses become enforceable before the pod sees them; when that fails the pod
+        // gets SERVFAIL, never an answer it could not use.
+        Status st = resp->rcode == kRcodeNoError ? names.learn(v.endpoint_id, *resp) : okStatus();
+        if (st.ok()) {
+          out = std::move(*answer);
+        } else {
+          log()->warn("fqdn: addresses of {} not enforceable: {}", resp->name,
+                      st.error().message());
+          auto e = buildErrorResponse(msg, kRcodeServFail);
+          if (!e.ok()) return;
+          out = std::move(*e);
+        }
+        rec->response = std::move(resp);
+      }
+      rec->latency = std::chrono::steady_clock::now() - t0;
+      reply(std::move(out));
+      emit(*rec);
+    };
+    if (proto == kUdp)
+      forwardUdp(std::move(msg), server, std::move(done));
+    else
+      forwardTcp(std::move(msg), server, std::move(done));
+    return true;
+  }
+
+  using Done = std::function<void(Result<std::vector<uint8_t>>)>;
+
+  void forwardUdp(std::vector<uint8_t> msg, const udp::endpoint& server, Done done) {
+    struct Op {
+      udp::socket sock;
+      asio::steady_timer timer;
+      std::vector<uint8_t> query, buf;
+      Done done;
+      bool finished = false;
+      Op(asio::io_context& io) : sock(io), timer(io) {}
+      void finish(Result<std::vector<uint8_t>> r) {
+        if (finished) return;
+        finished = true;
+        timer.cancel();
+        boost::system::error_code ec;
+        sock.close(ec);
+        done(std::move(r));
+      }
+    };
+    auto op = std::make_shared<Op>(io);
+    op->query = std::move(msg);
+    op->done = std::move(done);
+    op->buf.resize(65535);
+    boost::system::error_code ec;
+    op->sock.open(udp::v4(), ec);
+    if (!ec) op->sock.connect(server, ec);
+    if (ec) return op->finish(Error(ErrorCode::kUnavailable, ec.message()));
+    op->timer.expires_after(opts.upstream_timeout);
+    op->timer.async_wait([op](boost::system::error_code e) {
+      if (!e) op->finish(Error(ErrorCode::kDeadlineExceeded, "upstream timeout"));
+    });
+    op->sock.async_send(asio::buffer(op->query), [op](boost::system::error_code e, size_t) {
+      if (e) return op->finish(Error(ErrorCode::kUnavailable, e.message()));
+      op->sock.async_receive(asio::buffer(op->buf), [op](boost::system::error_code e2, size_t n) {
+        if (e2) return op->finish(Error(ErrorCode::kUnavailable, e2.message()));
+        op->buf.resize(n);
+        op->finish(std::move(op->buf));
+      });
+    });
+  }
+
+  void forwardTcp(std::vector<uint8_t> msg, const udp::endpoint& server, Done done) {
+    struct Op {
+      tcp::socket sock;
+      asio::steady_timer timer;
+      std::vector<uint8_t> out, buf;
+      std::array<uint8_t, 2> len{};
+      Done done;
+      bool finished = false;
+      Op(asio::io_context& io) : sock(io), timer(io) {}
+      void finish(Result<std::vector<uint8_t>> r) {
+        if (finished) return;
+        finished = true;
+        timer.cancel();
+        boost::system::error_code ec;
+        sock.close(ec);
+        done(std::move(r));
+      }
+    };
+    auto op = std::make_shared<Op>(io);
+    op->out.push_back(static_cast<uint8_t>(msg.size() >> 8));
+    op->out.push_back(static_cast<uint8_t>(msg.size()));
+    op->out.insert(op->out.end(), msg.begin(), msg.end());
+    op->done = std::move(done);
+    op->timer.expires_after(opts.upstream_timeout);
+    op->timer.async_wait([op](boost::system::error_code e) {
+      if (!e) op->finish(Error(ErrorCode::kDeadlineExceeded, "upstream timeout"));
+    });
+    tcp::endpoint to(server.address(), server.port());
+    op->sock.async_connect(to, [op](boost::system::error_code e) {
+      if (e) return op->finish(Error(ErrorCode::kUnavailable, e.message()));
+      asio::async_write(
+          op->sock, asio::buffer(op->out), [op](boost::system::error_code e2, size_t) {
+            if (e2) return op->finish(Error(ErrorCode::kUnavailable, e2.message()));
+            asio::async_read(
+                op->sock, asio::buffer(op->len), [op](boost::system::error_code e3, size_t) {
+                  if (e3) return op->finish(Error(ErrorCode::kUnavailable, e3.message()));
+                  op->buf.resize(static_cast<size_t>(op->len[0]) << 8 | op->len[1]);
+                  asio::async_read(
+                      op->sock, asio::buffer(op->buf), [op](boost::system::error_code e4, size_t) {
+                        if (e4) return op->finish(Error(ErrorCode::kUnavailable, e4.message()));
+                        op->finish(std::move(op->buf));
+                      });
+                });
+          });
+    });
+  }
+
+  // --- UDP listener ---
+  void armUdp() {
+    udp_sock.async_wait(udp::socket::wait_read, [this](boost::system::error_code ec) {
+      if (ec) return;
+      drainUdp();
+      armUdp();
+    });
+  }
+
+  void drainUdp() {
+    for (int i = 0; i < 64; i++) {
+      std::vector<uint8_t> buf(65535);
+      sockaddr_in from{};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(sockaddr_in))];
+      iovec iov{buf.data(), buf.size()};
+      msghdr mh{};
+      mh.msg_name = &from;
+      mh.msg_namelen = sizeof(from);
+      mh.msg_iov = &iov;
+      mh.msg_iovlen = 1;
+      mh.msg_control = control;
+      mh.msg_controllen = sizeof(control);
+      ssize_t n = ::recvmsg(udp_sock.native_handle(), &mh, MSG_DONTWAIT);
+      if (n < 0) return;
+      std::optional<sockaddr_in> orig;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c))
+        if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR) {
+          sockaddr_in o;
+          std::memcpy(&o, CMSG_DATA(c), sizeof(o));
+          orig = o;
+        }
+      if (!orig || (mh.msg_flags & MSG_TRUNC)) {
+        count(&DnsProxyStats::malformed);
+        continue;
+      }
+      buf.resize(static_cast<size_t>(n));
+      udp::endpoint server(asio::ip::address_v4(ntohl(orig->sin_addr.s_addr)),
+                           ntohs(orig->sin_port));
+      udp::endpoint client(asio::ip::address_v4(ntohl(from.sin_addr.s_addr)), ntohs(from.sin_port));
+      (void)process(std::move(buf), toIp(client.address()), client.port(), server, kUdp,
+                    [server, client](std::vector<uint8_t> out) {
+                      if (auto st = sendFrom(server, client, out); !st.ok())
+                        log()->warn("fqdn: answer to {}: {}", client.address().to_string(),
+                                    st.error().message());
+                    });
+    }
+  }
+
+  // --- TCP listener ---
+  void accept() {
+    acceptor.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+      if (ec == asio::error::operation_aborted) return;
+      if (!ec) {
+        if (tcp_connections >= opts.max_tcp_connections) {
+          boost::system::error_code ignore;
+          s.close(ignore);
+        } else {
+          serveTcp(std::make_shared<tcp::socket>(std::move(s)));
+        }
+      }
+      accept();
+    });
+  }
+
+  void serveTcp(std::shared_ptr<tcp::socket> s) {
+    struct Conn {
+      std::shared_ptr<tcp::socket> sock;
+      asio::steady_timer idle;
+      std::array<uint8_t, 2> len{};
+      std::vector<uint8_t> buf;
+      Conn(std::shared_ptr<tcp::socket> so, asio::io_context& io) : sock(std::move(so)), idle(io) {}
+    };
+    boost::system::error_code ec;
+    auto local = s->local_endpoint(ec);
+    auto remote = s->remote_endpoint(ec);
+    if (ec) return;
+    tcp_connections++;
+    auto c = std::shared_ptr<Conn>(new Conn(s, io), [this](Conn* p) {
+      tcp_connections--;
+      delete p;
+    });
+    readTcp(c, udp::endpoint(local.address(), local.port()), remote);
+  }
+
+  template <typename ConnPtr>
+  void readTcp(ConnPtr c, udp::endpoint server, tcp::endpoint client) {
+    c->idle.expires_after(kTcpIdle);
+    c->idle.async_wait([c](boost::system::error_code e) {
+      if (e) return;
+      boost::system::error_code ignore;
+      c->sock->close(ignore);
+    });
+    asio::async_read(*c->sock, asio::buffer(c->len),
+                     [this, c, server, client](boost::system::error_code e, size_t) {
+                       if (e) return;
+                       size_t n = static_cast<size_t>(c->len[0]) << 8 | c->len[1];
+                       c->buf.assign(n, 0);
+                       asio::async_read(
+                           *c->sock, asio::buffer(c->buf),
+                           [this, c, server, client](boost::system::error_code e2, size_t) {
+                             if (e2) return;
+                             c->idle.cancel();
+                             std::vector<uint8_t> msg = std::move(c->buf);
+                             bool ok = process(
+                                 std::move(msg), toIp(client.address()), client.port(), server,
+                                 kTcp, [this, c, server, client](std::vector<uint8_t> out) {
+                                   auto framed = std::make_shared<std::vector<uint8_t>>();
+                                   framed->push_back(static_cast<uint8_t>(out.size() >> 8));
+                                   framed->push_back(static_cast<uint8_t>(out.size()));
+                                   framed->insert(framed->end(), out.begin(), out.end());
+                                   asio::async_write(*c->sock, asio::buffer(*framed),
+                                                     [this, c, framed, server, client](
+                                                         boost::system::error_code e3, size_t) {
+                                                       if (!e3) readTcp(c, server, client);
+                                                     });
+                                 });
+                             if (!ok) {  // a query that does not parse: the connection ends
+                               boost::system::error_code ignore;
+                               c->sock->close(ignore);
+                             }
+                           });
+                     });
+  }
+};
+
+Result<std::unique_ptr<DnsProxy>> DnsProxy::start(DnsProxyOptions options, const DnsPolicy& policy,
+                                                  NameManager& names, const ipcache::IpCache& ipc) {
+  if (options.port == 0) return Error(ErrorCode::kInvalidArgument, "DNS proxy: no port");
+  std::unique_ptr<DnsProxy> p(new DnsProxy(std::move(options)));
+  auto impl = std::make_unique<Impl>(p->options_, policy, names, ipc);
+  boost::system::error_code ec;
+  auto addr = asio::ip::make_address_v4(p->options_.address, ec);
+  if (ec) return makeError(ErrorCode::kInvalidArgument, "DNS proxy address: {}", ec.message());
+  int one = 1;
+  impl->udp_sock.open(udp::v4(), ec);
+  if (!ec) {
+    int fd = impl->udp_sock.native_handle();
+    ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+    ::setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one));
+    impl->udp_sock.set_option(udp::socket::reuse_address(true), ec);
+    impl->udp_sock.bind(udp::endpoint(addr, p->options_.port), ec);
+  }
+  if (ec)
+    return makeError(ErrorCode::kUnavailable, "DNS proxy UDP {}:{}: {}", p->options_.address,
+                     p->options_.port, ec.message());
+  impl->udp_sock.non_blocking(true, ec);
+  impl->acceptor.open(tcp::v4(), ec);
+  if (!ec) {
+    ::setsockopt(impl->acceptor.native_handle(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+    // Accepted connections inherit it: their answers are the egress proxy's (sendFrom()).
+    ::setsockopt(impl->acceptor.native_handle(), SOL_SOCKET, SO_MARK, &kProxyMark,
+                 sizeof(kProxyMark));
+    impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
+    impl->acceptor.bind(tcp::endpoint(addr, p->options_.port), ec);
+  }
+  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec)
+    return makeError(ErrorCode::kUnavailable, "DNS proxy TCP {}:{}: {}", p->options_.address,
+                     p->options_.port, ec.message());
+  impl->armUdp();
+  impl->accept();
+  impl->thread = std::thread([raw = impl.get()] {
+    auto guard = asio::make_work_guard(raw->io);
+    raw->io.run();
+  });
+  p->impl_ = std::move(impl);
+  log()->info("DNS proxy listening on {}:{} (UDP, TCP)", p->options_.address, p->options_.port);
+  return p;
+}
+
+DnsProxy::DnsProxy(DnsProxyOptions options) : options_(std::move(options)) {}
+
+DnsProxy::~DnsProxy() {
+  if (!impl_) return;
+  asio::post(impl_->io, [impl = impl_.get()] {
+    boost::system::error_code ec;
+    impl->udp_sock.close(ec);
+    impl->acceptor.close(ec);
+    impl->io.stop();
+  });
+  if (impl_->thread.joinable()) impl_->thread.join();
+}
+
+void DnsProxy::setRecordHandler(std::function<void(const DnsRecord&)> handler) {
+  std::lock_guard lock(impl_->mu);
+  impl_->handler = std::move(handler);
+}
+
+DnsProxyStats DnsProxy::stats() const {
+  std::lock_guard lock(impl_->mu);
+  return impl_->stats;
+}
+
+}  // namespace cilium::fqdn

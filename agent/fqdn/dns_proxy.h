@@ -1,0 +1,112 @@
+// The DNS proxy (docs/l7.md, "DNS proxy"): in the agent, as in Cilium. The datapath steers the
+// UDP and TCP port-53 traffic of endpoints with rules.dns to 127.0.0.1:<cilium-dns-egress>
+// (socket assignment, the original destination kept). For each query the proxy finds the
+// endpoint by its source address, the server's identity in the ipcache, and checks the name
+// against the endpoint's DNS rules for that server and port (DnsPolicy): a denied query is
+// answered with the reject code (REFUSED by default) from the server's address; an allowed one is
+// forwarded to the original server from the node's own address (not transparently: see the doc),
+// and its answer, once the NameManager has made the addresses enforceable, is sent back to the
+// pod from the server's address.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "agent/common/error.h"
+#include "agent/common/inet.h"
+#include "agent/endpoint/manager.h"
+#include "agent/fqdn/name_manager.h"
+#include "agent/ipcache/ipcache.h"
+#include "agent/policy/policy.h"
+
+namespace cilium::fqdn {
+
+// The endpoints' DNS rules (the L7 policy of their redirected DNS ports), as the endpoint
+// manager hands them over. Thread-safe.
+class DnsPolicy final : public endpoint::L7PolicySink {
+ public:
+  void l7PoliciesChanged(const std::vector<Update>& updates) override;
+  void endpointRemoved(uint16_t endpoint_id) override;
+
+  struct Verdict {
+    bool allowed = false;
+    bool known = false;  // the source is an endpoint with DNS rules
+    uint16_t endpoint_id = 0;
+    uint32_t identity = 0;
+  };
+  // A query for `name` (normalised) from `source` to a server of identity `server` on
+  // `proto`/`port`: allowed when a rule of the endpoint covering (egress, proto, port, server)
+  // allows everything there or has a DNS rule matching the name. Unknown sources: denied.
+  Verdict check(const IpAddr& source, uint8_t proto, uint16_t port, uint32_t server,
+                const std::string& name) const;
+  size_t endpoints() const;
+
+ private:
+  struct Ep {
+    uint16_t id = 0;
+    uint32_t identity = 0;
+    std::vector<policy::L7PortRule> rules;  // egress rules with DNS or allow_all
+  };
+  mutable std::mutex mu_;
+  std::map<uint16_t, IpAddr> ip_of_;
+  std::map<IpAddr, Ep> by_ip_;
+};
+
+struct DnsProxyOptions {
+  uint16_t port = 0;                  // cilium-dns-egress
+  std::string address = "127.0.0.1";  // the datapath assigns to this address (PROXY_LISTEN_ADDR)
+  uint8_t reject_rcode = 5;           // tofqdns-dns-reject-response-code (REFUSED; 3 NXDOMAIN)
+  std::chrono::milliseconds upstream_timeout{10000};
+  size_t max_tcp_connections = 1024;
+};
+
+// One query the proxy handled (for logs, Hubble and metrics).
+struct DnsRecord {
+  uint16_t endpoint_id = 0;
+  uint32_t source_identity = 0, server_identity = 0;
+  IpAddr source, server;
+  uint16_t source_port = 0;
+  uint8_t proto = 0;
+  std::string name;
+  uint16_t qtype = 0;
+  bool allowed = false;
+  // The answer: rcode (reject_rcode when denied), addresses, TTLs, CNAMEs (allowed queries).
+  std::optional<DnsResponse> response;
+  bool upstream_failed = false;
+  std::chrono::nanoseconds latency{0};
+};
+
+struct DnsProxyStats {
+  uint64_t queries = 0, allowed = 0, denied = 0, malformed = 0, upstream_errors = 0;
+};
+
+class DnsProxy {
+ public:
+  // Listens (UDP and TCP) and serves on a thread of its own. `policy`, `names` and `ipcache`
+  // must outlive the proxy.
+  static Result<std::unique_ptr<DnsProxy>> start(DnsProxyOptions options, const DnsPolicy& policy,
+                                                 NameManager& names, const ipcache::IpCache& ipc);
+  ~DnsProxy();
+  DnsProxy(const DnsProxy&) = delete;
+  DnsProxy& operator=(const DnsProxy&) = delete;
+
+  // Called on the proxy's thread for every query answered; must be quick. Set before traffic.
+  void setRecordHandler(std::function<void(const DnsRecord&)> handler);
+  DnsProxyStats stats() const;
+  uint16_t port() const { return options_.port; }
+
+ private:
+  struct Impl;
+  explicit DnsProxy(DnsProxyOptions options);
+  DnsProxyOptions options_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace cilium::fqdn

@@ -1,0 +1,241 @@
+// netns tier: the DNS proxy and toFQDNs end to end. The real agent (standalone, manifests dir,
+// enable-l7-proxy) in a node namespace, a pod wired by cilium-cni, and an "outside" namespace
+// the test makes with dnsmasq (192.0.2.53) and two TCP servers (192.0.2.80 = allowed.example.test,
+// 192.0.2.81 = other.example.test, TTL 2 s):
+//
+//   pod client --- lxc [node: agent, DNS proxy] 192.0.2.1 --- veth --- 192.0.2.53/.80/.81 outside
+//
+// The pod may ask *.example.test (rules.dns) and reach allowed.example.test on TCP 80 (toFQDNs):
+// its first connection after the answer succeeds, other.example.test's address stays denied, a
+// query for blocked.other is REFUSED by the proxy (dnsmasq would answer it), and once the answer
+// expired (tofqdns-min-ttl 0) the address is denied again. UDP and TCP DNS both go through the
+// proxy.
+#include <filesystem>
+#include <fstream>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "agent/common/subprocess.h"
+#include "tests/harness/agent_node.h"
+#include "tests/harness/eventually.h"
+#include "tests/harness/netns.h"
+#include "tests/harness/sockets.h"
+
+namespace cilium {
+namespace {
+
+using namespace std::chrono_literals;
+using cilium::testing::eventually;
+
+constexpr const char* kDnsServer = "192.0.2.53";
+constexpr const char* kAllowedIp = "192.0.2.80";
+constexpr const char* kOtherIp = "192.0.2.81";
+
+// A DNS client: python3 <script> <server> <name> udp|tcp -> "rcode ip ip ..." (or "timeout").
+constexpr const char* kResolver = R"(
+import random, socket, struct, sys
+server, name, proto = sys.argv[1], sys.argv[2], sys.argv[3]
+qid = random.randint(0, 65535)
+q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
+for l in name.split("."):
+    q += bytes([len(l)]) + l.encode()
+q += b"\0" + struct.pack(">HH", 1, 1)
+try:
+    if proto == "udp":
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.settimeout(3)
+        s.sendto(q, (server, 53))
+        r = s.recv(65535)
+    else:
+        s = socket.create_connection((server, 53), timeout=3)
+        s.sendall(struct.pack(">H", len(q)) + q)
+        def rd(n):
+            b = b""
+            while len(b) < n:
+                c = s.recv(n - len(b))
+                if not c: raise OSError("closed")
+                b += c
+            return b
+        r = rd(struct.unpack(">H", rd(2))[0])
+except OSError:
+    print("timeout"); sys.exit(0)
+rid, flags, qd, an = struct.unpack(">HHHH", r[:8])
+assert rid == qid
+p = 12
+def skip(p):
+    while True:
+        l = r[p]
+        if l >= 0xc0: return p + 2
+        if l == 0: return p + 1
+        p += l + 1
+for _ in range(qd): p = skip(p) + 4
+ips = []
+for _ in range(an):
+    p = skip(p)
+    t, c, ttl, rl = struct.unpack(">HHIH", r[p:p+10]); p += 10
+    if t == 1: ips.append(socket.inet_ntoa(r[p:p+4]))
+    p += rl
+print(flags & 0xf, *ips)
+)";
+
+constexpr const char* kPods = R"(apiVersion: v1
+kind: Namespace
+metadata: {name: default}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: client, namespace: default, labels: {app: client}}
+spec: {containers: [{name: c, image: local/client}]}
+)";
+
+constexpr const char* kPolicy = R"(apiVersion: cilium.io/v2
+kind: CiliumNetworkPolicy
+metadata: {name: fqdn, namespace: default}
+spec:
+  endpointSelector: {matchLabels: {app: client}}
+  egress:
+  - toCIDR: [192.0.2.53/32]
+    toPorts:
+    - ports: [{port: "53", protocol: ANY}]
+      rules:
+        dns: [{matchPattern: "*.example.test"}]
+  - toFQDNs: [{matchName: allowed.example.test}]
+    toPorts:
+    - ports: [{port: "80", protocol: TCP}]
+)";
+
+class FqdnTest : public testing::AgentNodeTest {
+ protected:
+  FqdnTest() : AgentNodeTest(CILIUM_AGENT_BINARY) {}
+
+  void SetUp() override {
+    AgentNodeTest::SetUp();
+    manifests_ = dir_ + "/manifests";
+    std::filesystem::create_directories(manifests_);
+    outside_ = topo_->prefix() + "-out";
+    outside_path_ = "/run/netns/" + outside_;
+    // The outside namespace, a veth to the node, routes back to the pods through the node.
+    std::string node_ns = topo_->nodeNetns();
+    std::string veth = topo_->prefix().substr(0, 8) + "x";  // interface names: 15 characters
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {"ip", "netns", "add", outside_},
+             {"nsenter", "--net=" + node_ns, "ip", "link", "add", veth, "type", "veth", "peer",
+              "name", "eth0", "netns", outside_},
+             {"nsenter", "--net=" + node_ns, "ip", "addr", "add", "192.0.2.1/24", "dev", veth},
+             {"nsenter", "--net=" + node_ns, "ip", "link", "set", veth, "up"},
+             // Forwarding inside the test's node namespace only (never the machine's).
+             {"nsenter", "--net=" + node_ns, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+             {"ip", "-n", outside_, "link", "set", "lo", "up"},
+             {"ip", "-n", outside_, "link", "set", "eth0", "up"},
+             {"ip", "-n", outside_, "addr", "add", "192.0.2.53/24", "dev", "eth0"},
+             {"ip", "-n", outside_, "addr", "add", "192.0.2.80/24", "dev", "eth0"},
+             {"ip", "-n", outside_, "addr", "add", "192.0.2.81/24", "dev", "eth0"},
+             {"ip", "-n", outside_, "route", "add", "10.0.0.0/8", "via", "192.0.2.1"}}) {
+      auto r = run(argv);
+      ASSERT_TRUE(r.ok() && r->exit_code == 0)
+          << fmt::format("{}", fmt::join(argv, " ")) << ": " << (r.ok() ? r->err : "");
+    }
+    // dnsmasq answers the two names (TTL 2 s) and, were it asked, blocked.other too: a REFUSED
+    // for it can only come from the proxy.
+    auto dns = topo_->spawnIn(outside_path_,
+                              {"/usr/sbin/dnsmasq", "--keep-in-foreground", "--no-resolv",
+                               "--no-hosts", "--conf-file=/dev/null", "--pid-file=", "--user=root",
+                               "--bind-interfaces", "--listen-address=192.0.2.53", "--local-ttl=2",
+                               "--host-record=allowed.example.test," + std::string(kAllowedIp),
+                               "--host-record=other.example.test," + std::string(kOtherIp),
+                               "--address=/other/192.0.2.99", "--log-queries", "--log-facility=-"},
+                              "dnsmasq");
+    ASSERT_TRUE(dns.ok()) << dns.error().toString();
+  }
+
+  void TearDown() override {
+    for (const auto& ns : pod_netns_) (void)run({"ip", "netns", "del", ns});
+    (void)run({"ip", "netns", "del", outside_});
+  }
+
+  void write(const std::string& name, const std::string& text) {
+    std::string tmp = manifests_ + "/." + name + ".tmp";
+    std::ofstream(tmp) << text;
+    std::filesystem::rename(tmp, manifests_ + "/" + name);
+  }
+
+  std::string addPod(const std::string& pod) {
+    std::string ns = topo_->prefix() + "-" + pod;
+    auto r = run({"ip", "netns", "add", ns});
+    EXPECT_TRUE(r.ok() && r->exit_code == 0);
+    pod_netns_.push_back(ns);
+    pod_path_ = "/run/netns/" + ns;
+    auto add = node_->cni(CILIUM_CNI_BINARY, {"ADD", "ctr-" + pod, pod_path_, "default", pod});
+    if (!add.ok() || add->exit_code != 0) {
+      ADD_FAILURE() << "ADD " << pod << ": " << (add.ok() ? add->out + add->err : "");
+      return "";
+    }
+    std::string ip = nlohmann::json::parse(add->out)["ips"][0]["address"];
+    return ip.substr(0, ip.find('/'));
+  }
+
+  // "rcode ip..." as the pod's resolver got it.
+  std::string resolve(const std::string& name, const std::string& proto = "udp") {
+    auto r = topo_->exec(pod_path_, {"python3", "-c", kResolver, kDnsServer, name, proto});
+    if (!r.ok()) return "exec: " + r.error().message();
+    std::string out = r->out;
+    while (!out.empty() && out.back() == '\n') out.pop_back();
+    return r->exit_code == 0 ? out : "exit " + std::to_string(r->exit_code) + ": " + r->err;
+  }
+
+  bool reaches(const std::string& ip, int listen_fd) {
+    auto c = testing::connectTcp(pod_path_, ip, 80, 700ms);
+    if (!c.ok()) return false;
+    (void)testing::acceptTcp(listen_fd, 1s);
+    return true;
+  }
+
+  std::string manifests_, outside_, outside_path_, pod_path_;
+  std::vector<std::string> pod_netns_;
+};
+
+TEST_F(FqdnTest, ToFqdnsAllowsLearnedAddressesUntilTheyExpire) {
+  write("pods.yaml", kPods);
+  write("policy.yaml", kPolicy);
+  Process* agent = node_->startReady(
+      "agent", {"--manifests-dir=" + manifests_, "--enable-l7-proxy=true", "--tofqdns-min-ttl=0"});
+  ASSERT_NE(agent, nullptr);
+  ASSERT_FALSE(addPod("client").empty());
+  auto allowed = testing::listenTcp(outside_path_, kAllowedIp, 80);
+  auto other = testing::listenTcp(outside_path_, kOtherIp, 80);
+  ASSERT_TRUE(allowed.ok() && other.ok());
+
+  // Before any lookup the address is world: denied.
+  ASSERT_TRUE(eventually([&] { return resolve("blocked.other") == "5"; }, 10s))
+      << "the proxy answers REFUSED for a name no DNS rule allows: " << resolve("blocked.other")
+      << "\n"
+      << node_->log("agent");
+  EXPECT_FALSE(reaches(kAllowedIp, allowed->get()));
+
+  // The answer is released only once the address is enforceable: the first connect succeeds.
+  EXPECT_EQ(resolve("allowed.example.test"), std::string("0 ") + kAllowedIp);
+  EXPECT_TRUE(reaches(kAllowedIp, allowed->get())) << node_->log("agent");
+  // other.example.test may be resolved (the DNS rule allows it), not connected to.
+  EXPECT_EQ(resolve("other.example.test"), std::string("0 ") + kOtherIp);
+  EXPECT_FALSE(reaches(kOtherIp, other->get()));
+  // TCP DNS goes through the proxy too.
+  EXPECT_EQ(resolve("blocked.other", "tcp"), "5");
+  EXPECT_EQ(resolve("allowed.example.test", "tcp"), std::string("0 ") + kAllowedIp);
+
+  // The cache as cilium-dbg shows it.
+  auto cache = node_->client().call("GET", "/v1/fqdn/cache");
+  ASSERT_TRUE(cache.ok());
+  EXPECT_EQ(cache->status, 200);
+  EXPECT_NE(cache->body.find("allowed.example.test"), std::string::npos) << cache->body;
+
+  // TTL 2 s, min-ttl 0: the address expires and is denied again.
+  EXPECT_TRUE(eventually([&] { return !reaches(kAllowedIp, allowed->get()); }, 10s))
+      << node_->log("agent");
+  // A fresh lookup allows it again at once.
+  EXPECT_EQ(resolve("allowed.example.test"), std::string("0 ") + kAllowedIp);
+  EXPECT_TRUE(reaches(kAllowedIp, allowed->get()));
+}
+
+}  // namespace
+}  // namespace cilium
