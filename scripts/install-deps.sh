@@ -43,6 +43,9 @@ packages=(
   # a real CNI caller for the containerd e2e test (run privately by the test, never as a service);
   # containernetworking-plugins for the loopback plugin containerd's CRI always runs
   containerd runc containernetworking-plugins
+  # a real DNS server behind the DNS proxy in the toFQDNs netns test (dnsmasq-base: the binary
+  # only, no system service; the test runs it in a namespace of its own)
+  dnsmasq-base
   # Hubble UI's page is tested in headless Chromium (tests/agent/hubble/ui; skipped without it)
   chromium
   # the Helm chart's checks (tests/deploy/helm, docs/install.md): helm-template is Go with Helm's
