@@ -43,6 +43,9 @@ packages=(
   # a real CNI caller for the containerd e2e test (run privately by the test, never as a service);
   # containernetworking-plugins for the loopback plugin containerd's CRI always runs
   containerd runc containernetworking-plugins
+  # OCI images built offline (scripts/build-images.sh): buildah (FROM scratch, vfs storage) and the
+  # static busybox the agent image's init-container helpers run on
+  buildah busybox-static
   # Hubble UI's page is tested in headless Chromium (tests/agent/hubble/ui; skipped without it)
   chromium
 )
