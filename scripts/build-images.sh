@@ -13,8 +13,9 @@
 # For each image the script stages a build context: the files of deploy/images/<image>/, and
 # rootfs/ with the binaries listed in its `binaries` file (debug sections stripped), the shared
 # libraries they load (their ldd closure) and the dynamic loader in Debian's merged-/usr layout,
-# CA certificates, passwd/group/nsswitch.conf, and busybox with the applets listed in
-# `busybox-applets` when there is such a file. No network is used: the Containerfiles start
+# CA certificates, passwd/group/nsswitch.conf, the machine's own binaries listed in
+# `host-binaries` (at the same path, with their libraries), and busybox with the applets listed
+# in `busybox-applets`, when there are such files. No network is used: the Containerfiles start
 # FROM scratch and buildah never pulls.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,7 @@ while [ $# -gt 0 ]; do
     --registry) registry=$2; shift 2 ;;
     --version) version=$2; shift 2 ;;
     --keep-context) keep_context=1; shift ;;
-    -h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "build-images: unknown option $1" >&2; exit 2 ;;
     *) images+=("$1"); shift ;;
   esac
@@ -109,6 +110,14 @@ stage_rootfs() {
     objcopy --strip-debug "$bin" "$root/usr/bin/$(basename "$rel")"
     elves+=("$bin")
   done <"deploy/images/$image/binaries"
+  if [ -f "deploy/images/$image/host-binaries" ]; then
+    while read -r bin; do
+      case $bin in ''|'#'*) continue ;; esac
+      [ -x "$bin" ] || { echo "build-images: $bin is missing (run scripts/install-deps.sh)" >&2; return 1; }
+      install_at_path "$root" "$bin"
+      elves+=("$bin")
+    done <"deploy/images/$image/host-binaries"
+  fi
   if [ -f "deploy/images/$image/busybox-applets" ]; then
     [ -x /bin/busybox ] || { echo "build-images: /bin/busybox is missing (busybox-static)" >&2; return 1; }
     if ldd /bin/busybox >/dev/null 2>&1; then
