@@ -141,18 +141,24 @@ class ImagesE2eTest : public testing::AgentNodeTest {
     containerd_.reset();  // stops it and removes what its shims and containers left
   }
 
-  // `ctr run --rm` of `image` with `argv` and the extra ctr flags, to completion.
+  // `ctr run --rm` of `image` with `argv` and the extra ctr flags, to completion. `out` is
+  // what the container wrote to stdout and stderr, from the file the shim writes (complete once
+  // ctr has deleted the task; ctr's own stdio copy can lose the tail on a busy machine), `err`
+  // is ctr's.
   Result<RunOutput> runIn(const std::string& image, const std::vector<std::string>& argv,
                           const std::vector<std::string>& flags = {}) {
     std::string id = topo_->prefix() + "-" + std::to_string(runs_++);
-    std::vector<std::string> args = {"run", "--rm"};
+    std::string log = dir_ + "/" + id + ".log";
+    std::vector<std::string> args = {"run", "--rm", "--log-uri", "file://" + log};
     auto own = containerd_->runArgs(id);
     args.insert(args.end(), own.begin(), own.end());
     args.insert(args.end(), flags.begin(), flags.end());
     args.push_back(ref(image));
     args.push_back(id);
     args.insert(args.end(), argv.begin(), argv.end());
-    return containerd_->ctr(args, 60s);
+    auto r = containerd_->ctr(args, 60s);
+    if (r.ok()) r->out = readFile(log).valueOr("");
+    return r;
   }
 
   static std::string bind(const std::string& src, const std::string& dst) {
@@ -246,7 +252,7 @@ TEST_F(ImagesE2eTest, InitHelpersMountBpffsAndCgroup2AndInstallTheCniPlugin) {
   auto missing = runIn("cilium", {"cilium-install-cni", "/host/opt/cni/bin"});
   ASSERT_TRUE(missing.ok());
   EXPECT_EQ(missing->exit_code, 1) << describe(missing);
-  EXPECT_NE(missing->err.find("/host/opt/cni/bin is not a directory"), std::string::npos)
+  EXPECT_NE(missing->out.find("/host/opt/cni/bin is not a directory"), std::string::npos)
       << describe(missing);
 
   // HOST_PROC: Cilium's way, the cgroup2 mount made in the host's mount namespace through
@@ -320,13 +326,16 @@ TEST_F(ImagesE2eTest, AgentImageRunsOnTheNodeNamespaceHostNetworkAndIsHealthy) {
   ASSERT_TRUE(ready) << describe(status) << "\nagent:\n" << containerLog();
   EXPECT_EQ(status->out, "OK\n");
 
-  // The image's own cilium-dbg, exec'd in the agent's container.
-  auto exec = containerd_->ctr(
-      {"tasks", "exec", "--exec-id", "dbg", id, "cilium-dbg", "-H", "unix://" + sock_, "status"});
+  // The image's own cilium-dbg, exec'd in the agent's container (its output into a file of the
+  // shared state directory: ctr's stdio copy can lose the tail on a busy machine).
+  std::string dbg_out = node_->stateDir() + "/dbg.out";
+  auto exec = containerd_->ctr({"tasks", "exec", "--exec-id", "dbg", id, "sh", "-c",
+                                "cilium-dbg -H unix://" + sock_ + " status >" + dbg_out + " 2>&1"});
   ASSERT_TRUE(exec.ok());
-  EXPECT_EQ(exec->exit_code, 0) << describe(exec);
-  EXPECT_NE(exec->out.find("Cilium:"), std::string::npos) << exec->out;
-  EXPECT_NE(exec->out.find("Ok"), std::string::npos) << exec->out;
+  std::string dbg = readFile(dbg_out).valueOr("");
+  EXPECT_EQ(exec->exit_code, 0) << describe(exec) << dbg;
+  EXPECT_NE(dbg.find("Cilium:"), std::string::npos) << dbg;
+  EXPECT_NE(dbg.find("Ok"), std::string::npos) << dbg;
 
   // It runs in the node namespace, not the machine's: same network namespace inode.
   auto tasks = containerd_->ctr({"tasks", "list"});
