@@ -12,6 +12,7 @@
 #include "operator/identity_gc.h"
 #include "operator/ipam/controller.h"
 #include "operator/leader_election.h"
+#include "operator/node_taint.h"
 #include "operator/orphan_gc.h"
 
 namespace cilium::op {
@@ -111,6 +112,23 @@ void declare(Flags& f, Config& c) {
                  "How often CiliumNodes without a Node are looked for (deleted on the second pass "
                  "that finds them)")
       ->default_str("5m");
+  app.add_option("--remove-cilium-node-taints", c.remove_cilium_node_taints,
+                 "Remove the agent-not-ready taint from a node once a Cilium agent pod on it is "
+                 "ready")
+      ->default_str("true");
+  app.add_option("--set-cilium-node-taints", c.set_cilium_node_taints,
+                 "Put the agent-not-ready taint on a node whose Cilium agent pod is scheduled but "
+                 "not ready")
+      ->default_str("false");
+  app.add_option("--agent-not-ready-taint-key", c.agent_not_ready_taint_key,
+                 "Key of the taint that keeps pods off a node until its agent is ready")
+      ->default_str(kAgentNotReadyTaint);
+  app.add_option("--cilium-pod-namespace", c.cilium_pod_namespace,
+                 "Namespace of the Cilium agent pods")
+      ->default_str("kube-system");
+  app.add_option("--cilium-pod-labels", c.cilium_pod_labels,
+                 "Labels of the Cilium agent pods (key=value, comma-separated)")
+      ->default_str("k8s-app=cilium");
   app.add_option("--operator-api-serve-addr", c.operator_api_serve_addr,
                  "Address of the operator's API: GET /healthz and /metrics")
       ->default_str("localhost:9234");
@@ -173,6 +191,11 @@ Result<Config> parseFlags(const std::vector<std::string>& args) {
         {"operator-prometheus-serve-addr", c.operator_prometheus_serve_addr}})
     if (auto a = metrics::parseListenAddress(addr); !a.ok())
       return makeError(ErrorCode::kInvalidArgument, "--{}: {}", flag, a.error().message());
+  if (auto labels = parsePodLabels(c.cilium_pod_labels); !labels.ok())
+    return makeError(ErrorCode::kInvalidArgument, "--cilium-pod-labels={}: {}", c.cilium_pod_labels,
+                     labels.error().message());
+  if (c.agent_not_ready_taint_key.empty())
+    return Error(ErrorCode::kInvalidArgument, "--agent-not-ready-taint-key: must not be empty");
   if (c.leader_election_renew_deadline >= c.leader_election_lease_duration)
     return Error(ErrorCode::kInvalidArgument,
                  "--leader-election-renew-deadline must be shorter than "
@@ -199,6 +222,8 @@ Result<std::unique_ptr<Operator>> Operator::start(const Config& config, k8s::Cli
     auto pool = ClusterPool::create(pools, config.cluster_pool_ipv4_mask_size);
     if (!pool.ok()) return pool.error().withContext("cluster-pool IPAM");
   }
+  if (auto labels = parsePodLabels(config.cilium_pod_labels); !labels.ok())
+    return labels.error().withContext("cilium-pod-labels");
   std::unique_ptr<Operator> op(new Operator(config));
   CILIUM_ASSIGN_OR_RETURN(op->client_, k8s::Client::create(std::move(cc)));
   CILIUM_RETURN_IF_ERROR(op->registerMetrics());
@@ -300,15 +325,21 @@ OrphanGc* Operator::nodeGc() {
   return node_gc_.get();
 }
 
+NodeTaintController* Operator::nodeTaint() {
+  std::lock_guard lock(mu_);
+  return node_taint_.get();
+}
+
 void Operator::startDuties() {
   const bool pool = config_.ipam == "cluster-pool";
   const bool gc = config_.identity_allocation_mode == "crd";
   const bool cep_gc = config_.cilium_endpoint_gc;
+  const bool taints = config_.remove_cilium_node_taints || config_.set_cilium_node_taints;
   // CiliumNodes and Nodes always: the CiliumNode GC runs in every mode.
   std::vector<std::string> kinds = {"CiliumNode", "Node"};
   if (gc || cep_gc) kinds.push_back("CiliumEndpoint");
   if (gc) kinds.push_back("CiliumIdentity");
-  if (cep_gc) kinds.push_back("Pod");
+  if (cep_gc || taints) kinds.push_back("Pod");
   if (!pool) log()->info("ipam={}: no pod CIDRs to allocate", config_.ipam);
   auto source = std::make_unique<k8s::ApiSource>(*client_, k8s::ApiSourceOptions{{}, kinds, {}});
   if (auto st = source->start(); !st.ok()) {
@@ -373,12 +404,25 @@ void Operator::startDuties() {
   node_gc->start();
   log()->info("GC started cilium-endpoint-gc={} interval={}s nodes-gc-interval={}s", cep_gc,
               config_.cilium_endpoint_gc_interval, config_.nodes_gc_interval);
+  std::unique_ptr<NodeTaintController> node_taint;
+  if (taints) {
+    NodeTaintOptions to;
+    to.remove_taint = config_.remove_cilium_node_taints;
+    to.set_taint = config_.set_cilium_node_taints;
+    to.taint_key = config_.agent_not_ready_taint_key;
+    to.pod_namespace = config_.cilium_pod_namespace;
+    to.pod_labels = *parsePodLabels(config_.cilium_pod_labels);  // checked by parseFlags
+    node_taint = std::make_unique<NodeTaintController>(*client_, source->stores().nodes,
+                                                       source->stores().pods, to);
+    node_taint->start();
+  }
   std::lock_guard lock(mu_);
   source_ = std::move(source);
   ipam_ = std::move(ipam);
   identity_gc_ = std::move(identity_gc);
   endpoint_gc_ = std::move(endpoint_gc);
   node_gc_ = std::move(node_gc);
+  node_taint_ = std::move(node_taint);
 }
 
 void Operator::stopDuties() {
@@ -392,15 +436,18 @@ void Operator::stopDuties() {
     source = std::move(source_);
   }
   std::unique_ptr<OrphanGc> endpoint_gc, node_gc;
+  std::unique_ptr<NodeTaintController> node_taint;
   {
     std::lock_guard lock(mu_);
     endpoint_gc = std::move(endpoint_gc_);
     node_gc = std::move(node_gc_);
+    node_taint = std::move(node_taint_);
   }
   ipam.reset();  // before the stores they read
   identity_gc.reset();
   endpoint_gc.reset();
   node_gc.reset();
+  node_taint.reset();
   if (source) source->stop();
 }
 

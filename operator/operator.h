@@ -2,7 +2,8 @@
 // client, leader election on a Lease, /healthz and metrics (cilium_operator_*), and, while
 // leading, the cluster-wide duties: cluster-pool IPAM (ipam/controller.h) over a CiliumNode
 // informer, the identity GC (identity_gc.h) over CiliumIdentity and CiliumEndpoint informers,
-// and the GC of CiliumEndpoints without a Pod and CiliumNodes without a Node (orphan_gc.h).
+// the GC of CiliumEndpoints without a Pod and CiliumNodes without a Node (orphan_gc.h), and the
+// removal of the agent-not-ready taint from nodes whose agent pod is ready (node_taint.h).
 // See docs/cluster.md.
 #pragma once
 
@@ -29,6 +30,7 @@ namespace cilium::op {
 class ClusterPoolController;
 class IdentityGc;
 class LeaderElector;
+class NodeTaintController;
 class OrphanGc;
 
 struct Config {
@@ -46,6 +48,12 @@ struct Config {
   bool cilium_endpoint_gc = true;                // --cilium-endpoint-gc
   double cilium_endpoint_gc_interval = 5 * 60;   // seconds
   double nodes_gc_interval = 5 * 60;             // seconds
+  // The agent-not-ready taint (node_taint.h), with Cilium's flag names and defaults.
+  bool remove_cilium_node_taints = true;
+  bool set_cilium_node_taints = false;
+  std::string agent_not_ready_taint_key = "node.cilium.io/agent-not-ready";
+  std::string cilium_pod_namespace = "kube-system";
+  std::string cilium_pod_labels = "k8s-app=cilium";
   // /healthz (and /metrics) always; /metrics also on the Prometheus address with enable-metrics.
   std::string operator_api_serve_addr = "localhost:9234";
   bool enable_metrics = false;
@@ -82,6 +90,8 @@ class Operator {
   // While leading: the CiliumEndpoint GC (when enabled) and the CiliumNode GC.
   OrphanGc* endpointGc();
   OrphanGc* nodeGc();
+  // While leading with remove- or set-cilium-node-taints: the taint sync (nullptr otherwise).
+  NodeTaintController* nodeTaint();
   // The port of operator-api-serve-addr (the bound one for port 0).
   int apiPort() const;
   const metrics::Registry& registry() const { return registry_; }
@@ -103,6 +113,7 @@ class Operator {
   std::unique_ptr<IdentityGc> identity_gc_;
   std::unique_ptr<OrphanGc> endpoint_gc_;
   std::unique_ptr<OrphanGc> node_gc_;
+  std::unique_ptr<NodeTaintController> node_taint_;
   metrics::Registry registry_;
   metrics::Family<metrics::Gauge>* identity_gc_entries_ = nullptr;
   metrics::Family<metrics::Gauge>* identity_gc_runs_ = nullptr;

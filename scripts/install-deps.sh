@@ -46,6 +46,9 @@ packages=(
   # a real DNS server behind the DNS proxy in the toFQDNs netns test (dnsmasq-base: the binary
   # only, no system service; the test runs it in a namespace of its own)
   dnsmasq-base
+  # OCI images built offline (scripts/build-images.sh): buildah (FROM scratch, vfs storage) and the
+  # static busybox the agent image's init-container helpers run on
+  buildah busybox-static
   # Hubble UI's page is tested in headless Chromium (tests/agent/hubble/ui; skipped without it)
   chromium
   # the Helm chart's checks (tests/deploy/helm, docs/install.md): helm-template is Go with Helm's

@@ -237,7 +237,20 @@ Result<Pod> Resource<Pod>::decode(const json& obj) {
       CILIUM_RETURN_IF_ERROR(str(*status, "podIP", "status", a));
       if (!a.empty()) p.pod_ips.push_back(a);
     }
+    // The latest Ready condition wins, as client-go's GetLatestPodReadiness reads it.
+    CILIUM_RETURN_IF_ERROR(eachOf(*status, "conditions", "status",
+                                  [&](const json& c, const std::string& path) -> Status {
+                                    std::string type, value;
+                                    CILIUM_RETURN_IF_ERROR(str(c, "type", path, type));
+                                    CILIUM_RETURN_IF_ERROR(str(c, "status", path, value));
+                                    if (type == "Ready") p.ready = value == "True";
+                                    return okStatus();
+                                  }));
   }
+  std::string deletion;
+  CILIUM_RETURN_IF_ERROR(
+      str(obj.at("metadata"), "deletionTimestamp", "metadata", deletion));  // decodeMeta checked it
+  p.deleting = !deletion.empty();
   return p;
 }
 
@@ -258,6 +271,16 @@ Result<Node> Resource<Node>::decode(const json& obj) {
       CILIUM_RETURN_IF_ERROR(str(*spec, "podCIDR", "spec", c));
       if (!c.empty()) n.pod_cidrs.push_back(c);
     }
+    CILIUM_RETURN_IF_ERROR(
+        eachOf(*spec, "taints", "spec", [&](const json& t, const std::string& p) -> Status {
+          Taint taint;
+          CILIUM_RETURN_IF_ERROR(str(t, "key", p, taint.key));
+          if (taint.key.empty()) return invalid("{}.key: required", p);
+          CILIUM_RETURN_IF_ERROR(str(t, "effect", p, taint.effect));
+          taint.raw = t;
+          n.taints.push_back(std::move(taint));
+          return okStatus();
+        }));
   }
   CILIUM_ASSIGN_OR_RETURN(const json* status, object(obj, "status", ""));
   if (status) {

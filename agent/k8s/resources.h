@@ -46,6 +46,8 @@ struct Pod {
   std::vector<ContainerPort> ports;  // every container's ports
   std::string phase;
   std::vector<std::string> pod_ips;
+  bool ready = false;     // the latest status.conditions entry of type Ready says "True"
+  bool deleting = false;  // metadata.deletionTimestamp is set
   bool operator==(const Pod&) const = default;
 };
 
@@ -54,10 +56,20 @@ struct Namespace {
   bool operator==(const Namespace&) const = default;
 };
 
+struct Taint {
+  std::string key;
+  std::string effect;  // NoSchedule, PreferNoSchedule, NoExecute
+  // The entry as the API server sent it (value, timeAdded, ...): written back unchanged when
+  // another taint is added or removed, and what a JSON patch "test" compares.
+  nlohmann::json raw;
+  bool operator==(const Taint&) const = default;
+};
+
 struct Node {
   ObjectMeta meta;
   std::vector<std::string> pod_cidrs;
   std::vector<std::string> internal_ips;
+  std::vector<Taint> taints;  // spec.taints
   bool operator==(const Node&) const = default;
 };
 

@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 
 #include <charconv>
+#include <chrono>
+#include <thread>
 
 #include "agent/common/log.h"
 
@@ -72,6 +74,11 @@ Status MetricsServer::start() {
     port_ = addr.port;
   }
   thread_ = std::thread([this] { http_->listen_after_bind(); });
+  // httplib's stop() only reaches a server already in its accept loop: one stopped before that
+  // (an operator started and destroyed at once) would block in accept() and its join forever.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!http_->is_running() && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
   log()->info("metrics server listening address={} port={}", address_, port_);
   return okStatus();
 }

@@ -5,7 +5,8 @@
 // and after a restart gets the same CIDR back from its CiliumNode without the operator. Then two
 // cilium-operator processes with leader election: only the holder of the Lease allocates CIDRs
 // and collects identities; the leader is killed (SIGKILL, no release) and the other takes over
-// once the lease duration has passed, and carries on.
+// once the lease duration has passed, and carries on. The operator removes the node's
+// agent-not-ready taint once the agent pod is Ready.
 #include <signal.h>
 
 #include <ctime>
@@ -107,7 +108,10 @@ TEST_F(ClusterTest, AgentWaitsForTheOperatorsCidrAndListsEveryNode) {
                                            {"health", {{"ipv4", "10.200.0.9"}}},
                                            {"ipam", {{"podCIDRs", {"10.200.0.0/24"}}}}}}})
                   .ok());
-  // This node's Kubernetes Node: its InternalIP goes into its CiliumNode.
+  // This node's Kubernetes Node: its InternalIP goes into its CiliumNode. It registered with
+  // the agent-not-ready taint, and its agent pod (hostNetwork, as the DaemonSet's) is not ready.
+  const json not_ready_taint = {{"key", "node.cilium.io/agent-not-ready"},
+                                {"effect", "NoSchedule"}};
   ASSERT_TRUE(
       server_
           .create(
@@ -115,8 +119,21 @@ TEST_F(ClusterTest, AgentWaitsForTheOperatorsCidrAndListsEveryNode) {
               {{"apiVersion", "v1"},
                {"kind", "Node"},
                {"metadata", {{"name", "node-1"}}},
+               {"spec", {{"taints", {not_ready_taint}}}},
                {"status", {{"addresses", {{{"type", "InternalIP"}, {"address", "172.31.0.1"}}}}}}})
           .ok());
+  json agent_pod = {
+      {"apiVersion", "v1"},
+      {"kind", "Pod"},
+      {"metadata",
+       {{"name", "cilium-x1"}, {"namespace", "kube-system"}, {"labels", {{"k8s-app", "cilium"}}}}},
+      {"spec", {{"nodeName", "node-1"}, {"hostNetwork", true}}},
+      {"status", {{"conditions", {{{"type", "Ready"}, {"status", "False"}}}}}}};
+  ASSERT_TRUE(server_.create(k8s::Resource<k8s::Pod>::info(), agent_pod).ok());
+  auto taints = [&] {
+    auto n = server_.get(k8s::Resource<k8s::Node>::info(), "", "node-1");
+    return n ? n->value("/spec/taints"_json_pointer, json()) : json();
+  };
   auto agent = node_->start("agent", agentArgs());
   ASSERT_TRUE(agent.ok()) << agent.error().toString();
   // No operator: the agent has published its CiliumNode and says what it waits for.
@@ -158,6 +175,17 @@ TEST_F(ClusterTest, AgentWaitsForTheOperatorsCidrAndListsEveryNode) {
   }));
   EXPECT_EQ(ciliumNode("node-1")->addresses[0].type, "InternalIP");
   EXPECT_EQ(ciliumNode("node-1")->addresses[0].ip, "172.31.0.1");
+
+  // The operator leads and has allocated; the agent pod is not Ready yet: the taint stays. Its
+  // readiness probe (/healthz) now answers Ok, so the kubelet marks it Ready, and the operator
+  // removes the taint.
+  EXPECT_EQ(taints(), json::array({not_ready_taint}));
+  agent_pod = *server_.get(k8s::Resource<k8s::Pod>::info(), "kube-system", "cilium-x1");
+  agent_pod["status"]["conditions"][0]["status"] = "True";
+  ASSERT_TRUE(server_.update(k8s::Resource<k8s::Pod>::info(), agent_pod).ok());
+  EXPECT_TRUE(testing::eventually([&] { return taints() == json::array(); }, 15s))
+      << taints().dump() << "\n"
+      << node_->log("operator");
 
   // cilium-dbg node list: both nodes with their node IPs (InternalIP) and CIDRs.
   bool listed = testing::eventually([&] {

@@ -4,16 +4,10 @@
 // pod sandboxes from a locally built static pause image, as kubelet would. Sandboxes get
 // addresses and ready endpoints from the agent, talk over TCP, and Stop/Remove (containerd's two
 // DELs, the second with an empty netns) leave no endpoint, address, veth or state file behind.
-#include <dirent.h>
 #include <signal.h>
-#include <sys/mount.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <chrono>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -24,12 +18,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "agent/common/fd.h"
 #include "agent/common/files.h"
 #include "agent/common/subprocess.h"
 #include "api/client/client.h"
 #include "cri/api.grpc.pb.h"
 #include "tests/harness/agent_node.h"
+#include "tests/harness/containerd.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -42,7 +36,6 @@ namespace cri = runtime::v1;
 
 constexpr char kPauseImage[] = "localhost/cilium-test/pause:local";
 constexpr uint16_t kPort = 8080;
-constexpr char kShimSocketDir[] = "/run/containerd/s";  // fixed in containerd 1.6
 
 bool requirePrivileged() {
   const char* v = std::getenv("CILIUM_TEST_REQUIRE_PRIVILEGED");
@@ -52,81 +45,10 @@ bool requirePrivileged() {
 // What this test needs from Debian's containerd, runc and containernetworking-plugins ("" when
 // all are present).
 std::string missingRuntime() {
-  std::string missing;
-  for (const char* path :
-       {"/usr/bin/containerd", "/usr/bin/ctr", "/usr/bin/containerd-shim-runc-v2", "/usr/sbin/runc",
-        "/usr/lib/cni/loopback"})
-    if (::access(path, X_OK) != 0) missing += std::string(missing.empty() ? "" : ", ") + path;
+  std::string missing = testing::missingContainerd();
+  if (::access("/usr/lib/cni/loopback", X_OK) != 0)
+    missing += std::string(missing.empty() ? "" : ", ") + "/usr/lib/cni/loopback";
   return missing;
-}
-
-// The pids whose command line contains every one of `needles`.
-std::vector<pid_t> pidsWithCmdline(const std::vector<std::string>& needles) {
-  std::vector<pid_t> pids;
-  for (const auto& e :
-       fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied)) {
-    std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto cmd = readFile(e.path().string() + "/cmdline");
-    if (!cmd.ok()) continue;
-    bool all = true;
-    for (const auto& n : needles) all = all && cmd->find(n) != std::string::npos;
-    if (all) pids.push_back(std::stoi(name));
-  }
-  return pids;
-}
-
-// Children of `pid` (from /proc/<child>/stat's ppid field).
-std::vector<pid_t> childrenOf(pid_t pid) {
-  std::vector<pid_t> kids;
-  for (const auto& e :
-       fs::directory_iterator("/proc", fs::directory_options::skip_permission_denied)) {
-    std::string name = e.path().filename();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    auto stat = readFile(e.path().string() + "/stat");
-    if (!stat.ok()) continue;
-    auto close = stat->rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream in(stat->substr(close + 2));
-    std::string state;
-    pid_t ppid = 0;
-    in >> state >> ppid;
-    if (ppid == pid) kids.push_back(std::stoi(name));
-  }
-  return kids;
-}
-
-// Paths of the Unix sockets `pid` holds open (its fds' inodes looked up in /proc/<pid>/net/unix).
-std::vector<std::string> listeningUnixSockets(pid_t pid) {
-  std::set<std::string> inodes;
-  std::error_code ec;
-  std::string proc = "/proc/" + std::to_string(pid);
-  for (const auto& e : fs::directory_iterator(proc + "/fd", ec)) {
-    auto target = fs::read_symlink(e.path(), ec).string();
-    if (target.rfind("socket:[", 0) == 0) inodes.insert(target.substr(8, target.size() - 9));
-  }
-  std::vector<std::string> paths;
-  std::istringstream in(readFile(proc + "/net/unix").valueOr(""));
-  std::string line;
-  std::getline(in, line);  // header
-  while (std::getline(in, line)) {
-    std::istringstream f(line);
-    std::string num, refs, proto, flags, type, st, inode, path;
-    f >> num >> refs >> proto >> flags >> type >> st >> inode >> path;
-    if (!path.empty() && path[0] == '/' && inodes.count(inode)) paths.push_back(path);
-  }
-  return paths;
-}
-
-// Whether something accepts connections on the Unix socket at `path`.
-bool socketListening(const std::string& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  sockaddr_un a{};
-  a.sun_family = AF_UNIX;
-  if (!fd || path.size() >= sizeof a.sun_path) return true;  // unsure: keep it
-  std::memcpy(a.sun_path, path.data(), path.size());
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return true;
-  return errno != ECONNREFUSED;
 }
 
 // The CRI RuntimeService over containerd's Unix socket.
@@ -169,22 +91,18 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
     AgentNodeTest::SetUp();
     if (HasFatalFailure()) return;
     base_ = dir_ + "/ctrd";
-    sock_ctrd_ = base_ + "/containerd.sock";
     cgroup_parent_ = "/" + topo_->prefix() + "-cri";
-    for (const char* d : {"cni-bin", "cni-conf", "root", "state", "runc", "opt"})
-      fs::create_directories(base_ + "/" + d);
+    for (const char* d : {"cni-bin", "cni-conf"}) fs::create_directories(base_ + "/" + d);
     // The agent writes its conflist into containerd's conf_dir once it is ready, as on a node.
     agent_ = startAgent("agent");
     ASSERT_NE(agent_, nullptr);
     fs::create_symlink(CILIUM_CNI_BINARY, base_ + "/cni-bin/cilium-cni");
     // containerd's CRI plugin always sets up the pod's lo with the standard loopback plugin.
     fs::create_symlink("/usr/lib/cni/loopback", base_ + "/cni-bin/loopback");
-    writeConfig();
     startContainerd();
     if (HasFatalFailure()) return;
-    auto imported = run({"/usr/bin/ctr", "--address", sock_ctrd_, "-n", "k8s.io", "images",
-                         "import", "--all-platforms", CILIUM_PAUSE_IMAGE_TAR},
-                        {}, 60s);
+    auto imported =
+        containerd_->ctr({"images", "import", "--all-platforms", CILIUM_PAUSE_IMAGE_TAR});
     ASSERT_TRUE(imported.ok() && imported->exit_code == 0)
         << (imported.ok() ? imported->out + imported->err : imported.error().toString());
     waitNetworkReady();
@@ -206,11 +124,20 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
     }
     cri_.reset();
     if (containerd_) {
-      containerd_->signal(SIGTERM);
-      if (!containerd_->wait(15s).ok()) containerd_->signal(SIGKILL);
-      containerd_.reset();
+      // Every namespace containerd handed to our plugin is ours, also those of sandboxes that
+      // failed half way (their paths never reached the test through CRI).
+      std::istringstream calls(readFile(cniLog()).valueOr(""));
+      std::string line;
+      while (std::getline(calls, line)) {
+        auto at = line.find(" netns=/");
+        if (at == std::string::npos) continue;
+        auto path = line.substr(at + 7, line.find(' ', at + 7) - at - 7);
+        if (path.rfind("/var/run/netns/cni-", 0) == 0 || path.rfind("/run/netns/cni-", 0) == 0)
+          netns_seen_.insert(path);
+      }
+      for (const auto& ns : netns_seen_) containerd_->noteNetns(ns);
+      containerd_.reset();  // stops it and removes what its shims and sandboxes left
     }
-    if (!base_.empty()) cleanupRuntimeLeftovers();
   }
 
   std::string cniLog() const { return dir_ + "/cni.log"; }
@@ -221,18 +148,12 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
               "--cni-log-file=" + cniLog()});
   }
 
-  void writeConfig() {
-    // Everything containerd keeps lives under base_ (root, state, socket, runc's state, the opt
-    // plugin's directory); only the pods' netns files (/run/netns/cni-*) and the sandboxes'
-    // cgroups (under cgroup_parent_) are outside, and TearDown removes those.
-    std::ofstream(base_ + "/config.toml")
-        << "version = 2\n"
-        << "root = \"" << base_ << "/root\"\n"
-        << "state = \"" << base_ << "/state\"\n"
-        << "[grpc]\n  address = \"" << sock_ctrd_ << "\"\n"
-        << "[ttrpc]\n  address = \"" << sock_ctrd_ << ".ttrpc\"\n"
-        << "[plugins.\"io.containerd.internal.v1.opt\"]\n  path = \"" << base_ << "/opt\"\n"
-        << "[plugins.\"io.containerd.grpc.v1.cri\"]\n"
+  // containerd runs in the node namespace: it execs the CNI plugins, which create the veth pair
+  // in their own namespace, so the host side lands next to the agent, as on a real node. The
+  // pods' namespaces are containerd's own (it creates and pins them under /run/netns).
+  void startContainerd() {
+    std::ostringstream cri;
+    cri << "[plugins.\"io.containerd.grpc.v1.cri\"]\n"
         << "  sandbox_image = \"" << kPauseImage
         << "\"\n"
         // The VM's capability bounding set lacks CAP_SYS_RESOURCE: runc cannot write the
@@ -249,27 +170,15 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
         << "  runtime_type = \"io.containerd.runc.v2\"\n"
         << "[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n"
         << "  Root = \"" << base_ << "/runc\"\n";
-  }
-
-  // containerd runs in the node namespace: it execs the CNI plugins, which create the veth pair
-  // in their own namespace, so the host side lands next to the agent, as on a real node. The
-  // pods' namespaces are containerd's own (it creates and pins them under /run/netns).
-  void startContainerd() {
-    SpawnOptions o;
-    o.netns = topo_->nodeNetns();
-    o.stdout_path = base_ + "/containerd.log";
-    o.stderr_path = o.stdout_path;
-    auto p = spawn({"/usr/bin/containerd", "--config", base_ + "/config.toml"}, o);
-    ASSERT_TRUE(p.ok()) << p.error().toString();
-    containerd_ = std::make_unique<Process>(std::move(*p));
-    containerd_started_ = ::time(nullptr) - 1;
-    cri_ = std::make_unique<CriClient>(sock_ctrd_);
+    auto c = testing::Containerd::start({base_, topo_->nodeNetns(), cgroup_parent_, cri.str()});
+    ASSERT_TRUE(c.ok()) << c.error().toString();
+    containerd_ = std::move(*c);
+    cri_ = std::make_unique<CriClient>(containerd_->socket());
     auto deadline = std::chrono::steady_clock::now() + 30s;
-    while (std::chrono::steady_clock::now() < deadline && containerd_->running()) {
+    while (std::chrono::steady_clock::now() < deadline) {
       cri::VersionRequest req;
       cri::VersionResponse resp;
-      if (fs::exists(sock_ctrd_) &&
-          cri_->call(&cri::RuntimeService::Stub::Version, req, &resp, 1s).ok()) {
+      if (cri_->call(&cri::RuntimeService::Stub::Version, req, &resp, 1s).ok()) {
         version_ = resp;
         return;
       }
@@ -300,7 +209,7 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
     FAIL() << "NetworkReady never turned true (" << last << ")\n" << containerdLog();
   }
 
-  std::string containerdLog() { return readFile(base_ + "/containerd.log").valueOr(""); }
+  std::string containerdLog() { return containerd_ ? containerd_->log() : ""; }
 
   struct Sandbox {
     std::string id;
@@ -442,86 +351,13 @@ class ContainerdE2eTest : public testing::AgentNodeTest {
     return lines;
   }
 
-  // Whatever a failed run left: shims and their pause processes (found by our socket on their
-  // command line), mounts under base_, the pods' netns files and the sandbox cgroups.
-  void cleanupRuntimeLeftovers() {
-    std::vector<pid_t> doomed;
-    std::set<std::string> shim_sockets;
-    for (pid_t shim : pidsWithCmdline({"containerd-shim", sock_ctrd_})) {
-      for (const auto& path : listeningUnixSockets(shim)) shim_sockets.insert(path);
-      for (pid_t child : childrenOf(shim)) doomed.push_back(child);
-      doomed.push_back(shim);
-    }
-    for (pid_t pid : doomed) ::kill(pid, SIGKILL);
-    // Killed processes leave their cgroups (and release their sockets) only once they are gone.
-    auto deadline = std::chrono::steady_clock::now() + 10s;
-    for (pid_t pid : doomed)
-      while (::kill(pid, 0) == 0 && std::chrono::steady_clock::now() < deadline &&
-             readFile("/proc/" + std::to_string(pid) + "/stat").valueOr("").find(") Z") ==
-                 std::string::npos)
-        std::this_thread::sleep_for(10ms);
-    for (const auto& path : shim_sockets) ::unlink(path.c_str());
-    std::vector<std::string> mounts;
-    std::istringstream in(readFile("/proc/self/mountinfo").valueOr(""));
-    std::string line;
-    while (std::getline(in, line)) {
-      std::istringstream f(line);
-      std::string id, parent, devs, root, point;
-      f >> id >> parent >> devs >> root >> point;
-      if (point.rfind(base_, 0) == 0) mounts.push_back(point);
-    }
-    for (auto it = mounts.rbegin(); it != mounts.rend(); ++it) ::umount2(it->c_str(), MNT_DETACH);
-    // Every namespace containerd handed to our plugin is ours, also those of sandboxes that
-    // failed half way (their paths never reached the test through CRI).
-    std::istringstream calls(readFile(cniLog()).valueOr(""));
-    while (std::getline(calls, line)) {
-      auto at = line.find(" netns=/");
-      if (at == std::string::npos) continue;
-      auto path = line.substr(at + 7, line.find(' ', at + 7) - at - 7);
-      if (path.rfind("/var/run/netns/cni-", 0) == 0 || path.rfind("/run/netns/cni-", 0) == 0)
-        netns_seen_.insert(path);
-    }
-    for (const auto& ns : netns_seen_) {
-      if (ns.empty() || !fs::exists(ns)) continue;
-      ::umount2(ns.c_str(), MNT_DETACH);
-      ::unlink(ns.c_str());
-    }
-    // runc makes the sandbox cgroups under cgroup_parent_ in every hierarchy (cgroupfs driver,
-    // hybrid layout); children first.
-    std::error_code ec;
-    for (const auto& h : fs::directory_iterator("/sys/fs/cgroup", ec)) {
-      std::string top = h.path().string() + cgroup_parent_;
-      if (!fs::is_directory(top)) continue;
-      std::vector<std::string> dirs;
-      for (const auto& e : fs::recursive_directory_iterator(top, ec))
-        if (e.is_directory()) dirs.push_back(e.path().string());
-      std::sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return a > b; });
-      for (const auto& d : dirs) ::rmdir(d.c_str());
-      ::rmdir(top.c_str());
-    }
-    // A shim killed from outside (a sweep of the node namespace) leaves its socket behind in the
-    // fixed /run/containerd/s: remove the ones made since our containerd started that nobody
-    // listens on any more (a connect reaches a path socket from any namespace).
-    std::error_code dir_ec;
-    for (const auto& e : fs::directory_iterator(kShimSocketDir, dir_ec)) {
-      struct stat st {};
-      if (::lstat(e.path().c_str(), &st) != 0 || !S_ISSOCK(st.st_mode) ||
-          st.st_mtime < containerd_started_)
-        continue;
-      if (!socketListening(e.path().string())) ::unlink(e.path().c_str());
-    }
-    ::rmdir(kShimSocketDir);
-    ::rmdir("/run/containerd");
-  }
-
-  std::string base_, sock_ctrd_, cgroup_parent_;
-  std::unique_ptr<Process> containerd_;
+  std::string base_, cgroup_parent_;
+  std::unique_ptr<testing::Containerd> containerd_;
   std::unique_ptr<CriClient> cri_;
   cri::VersionResponse version_;
   std::vector<std::string> sandboxes_;  // created and not yet removed
   std::set<std::string> netns_seen_;
   Process* agent_ = nullptr;
-  time_t containerd_started_ = 0;
 };
 
 TEST_F(ContainerdE2eTest, SandboxesGetAgentAddressesTalkAndStopRemoveLeaveNothing) {
