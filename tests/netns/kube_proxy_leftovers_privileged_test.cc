@@ -27,6 +27,16 @@ class KubeProxyLeftoversTest : public testing::AgentNodeTest {
     ASSERT_TRUE(r.ok()) << r.error().toString();
     ASSERT_EQ(r->exit_code, 0) << r->err;
   }
+  // Three agents start in this test, each loading the datapath: on a loaded 2-core machine that
+  // takes longer than startReady()'s 20 s.
+  Process* startReady(const std::string& log, const std::vector<std::string>& extra) {
+    auto p = node_->start(log, extra);
+    EXPECT_TRUE(p.ok()) << p.error().toString();
+    if (!p.ok()) return nullptr;
+    const bool ready = node_->waitReady(*p, 90s);
+    EXPECT_TRUE(ready) << "the agent did not become ready:\n" << node_->log(log);
+    return ready ? *p : nullptr;
+  }
   std::optional<api::KubeProxyReplacement> kpr() {
     auto s = node_->client(5s).healthz();
     EXPECT_TRUE(s.ok()) << s.error().toString();
@@ -44,7 +54,7 @@ TEST_F(KubeProxyLeftoversTest, LeftoverChainsAreReported) {
   inNode({"iptables", "-t", "filter", "-N", "KUBE-FIREWALL"});  // kubelet's: not reported
   inNode({"iptables-legacy", "-t", "nat", "-N", "KUBE-NODEPORTS"});
 
-  Process* agent = node_->startReady("agent", {"--kube-proxy-replacement=true"});
+  Process* agent = startReady("agent", {"--kube-proxy-replacement=true"});
   ASSERT_NE(agent, nullptr);
   auto k = kpr();
   ASSERT_TRUE(k.has_value());
@@ -72,7 +82,7 @@ TEST_F(KubeProxyLeftoversTest, LeftoverChainsAreReported) {
   EXPECT_EQ(agent->stop(), 0) << node_->log("agent");
 
   // Off: nothing is looked for (kube-proxy is expected to run).
-  agent = node_->startReady("agent-off", {"--kube-proxy-replacement=false"});
+  agent = startReady("agent-off", {"--kube-proxy-replacement=false"});
   ASSERT_NE(agent, nullptr);
   k = kpr();
   ASSERT_TRUE(k.has_value());
@@ -84,7 +94,7 @@ TEST_F(KubeProxyLeftoversTest, LeftoverChainsAreReported) {
   inNode({"iptables", "-t", "nat", "-F"});
   inNode({"iptables", "-t", "nat", "-X"});
   inNode({"iptables-legacy", "-t", "nat", "-X"});
-  agent = node_->startReady("agent-clean", {"--kube-proxy-replacement=true"});
+  agent = startReady("agent-clean", {"--kube-proxy-replacement=true"});
   ASSERT_NE(agent, nullptr);
   k = kpr();
   ASSERT_TRUE(k.has_value());
