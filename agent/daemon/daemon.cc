@@ -112,13 +112,17 @@ Status Daemon::start() {
     return e;
   };
 
+  // The health port first, so probes see 503 "starting" rather than a refused connection. A
+  // port in use fails the start, but after the API socket's own check: a second agent on the
+  // node is told that another agent serves its socket.
+  Status health_st = okStatus();
   if (opts_.serve_health_port && cfg.agent_health_port != 0) {
     int port = opts_.health_port_any ? 0 : static_cast<int>(cfg.agent_health_port);
     health_server_ = std::make_unique<metrics::MetricsServer>(health_registry_,
                                                               fmt::format("127.0.0.1:{}", port));
     health_server_->addGet("/healthz", [this] { return healthProbe(); });
-    if (auto st = health_server_->start(); !st.ok())
-      return fail(st.error().withContext("agent-health-port"));
+    health_st = health_server_->start();
+    if (!health_st.ok()) health_st = health_st.error().withContext("agent-health-port");
   }
   if (auto st = makeDirs(cfg.state_dir, 0755); !st.ok())
     return fail(st.error().withContext("state dir"));
@@ -145,6 +149,7 @@ Status Daemon::start() {
   so.socket_path = cfg.socket_path;
   server_ = std::make_unique<api::Server>(router_, so);
   if (auto st = server_->start(); !st.ok()) return fail(st.error());
+  if (!health_st.ok()) return fail(health_st.error());
 
   if (!cfg.write_cni_conf_when_ready.empty())
     if (auto st = writeCniConfig(cfg); !st.ok()) return fail(st.error());
