@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   }
   setLogLevel(cfg->log_level);
   auto log = logger("operator");
+  if (!cfg->ignored_keys.empty())
+    log->warn("ignoring {} keys of --config-dir this operator does not implement: {}",
+              cfg->ignored_keys.size(), fmt::format("{}", fmt::join(cfg->ignored_keys, ",")));
   Result<k8s::ClientConfig> cc = Error(ErrorCode::kInvalidArgument, "");
   if (!cfg->k8s_kubeconfig_path.empty()) {
     cc = k8s::loadKubeconfig(cfg->k8s_kubeconfig_path);

@@ -1,12 +1,18 @@
 // cilium-operator: flags, leader election, and the duties run while leading.
 #include "operator/operator.h"
 
+#include <dirent.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <map>
 #include <thread>
 
 #include "agent/common/cli.h"
+#include "agent/common/files.h"
 #include "agent/common/log.h"
+#include "agent/config/config.h"
 #include "agent/k8s/source.h"
 #include "agent/metrics/server.h"
 #include "operator/identity_gc.h"
@@ -23,21 +29,39 @@ auto& log() {
   return l;
 }
 
-// Go durations as Cilium's flags take them ("15s", "500ms", "1m"), or bare seconds.
+// Go durations as Cilium's flags and ConfigMap write them ("15s", "500ms", "15m0s"), or bare
+// seconds.
 Result<double> parseSeconds(const std::string& flag, const std::string& text) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    return makeError(ErrorCode::kInvalidArgument, "--{}={}: not a duration", flag, text);
+  if (auto plain = config::parseUint(text); plain.ok() && *plain > 0)
+    return static_cast<double>(*plain);
+  auto d = config::parseDuration(text);
+  if (!d.ok() || d->count() <= 0)
+    return makeError(ErrorCode::kInvalidArgument,
+                     "--{}={}: not a positive duration (15s, 500ms, 15m0s)", flag, text);
+  return static_cast<double>(d->count()) / 1000.0;
+}
+
+// A ConfigMap mounted as one file per key (Cilium mounts cilium-config into the operator too):
+// key -> value, values trimmed; dot entries (the mount's bookkeeping) and directories skipped.
+Result<std::map<std::string, std::string>> readConfigDir(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return errnoError(errno, "--config-dir: open " + dir);
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d))
+    if (e->d_name[0] != '.') names.emplace_back(e->d_name);
+  ::closedir(d);
+  for (const auto& name : names) {
+    std::string path = dir + "/" + name;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return errnoError(errno, "--config-dir: " + path);
+    if (S_ISDIR(st.st_mode)) continue;
+    CILIUM_ASSIGN_OR_RETURN(std::string value, readFile(path));
+    auto first = value.find_first_not_of(" \t\r\n");
+    auto last = value.find_last_not_of(" \t\r\n");
+    out[name] = first == std::string::npos ? "" : value.substr(first, last - first + 1);
   }
-  std::string unit = text.substr(used);
-  double scale = unit.empty() || unit == "s" ? 1 : unit == "ms" ? 0.001 : unit == "m" ? 60 : -1;
-  if (scale < 0 || !(v > 0))
-    return makeError(ErrorCode::kInvalidArgument, "--{}={}: not a positive duration (15s, 500ms)",
-                     flag, text);
-  return v * scale;
+  return out;
 }
 
 struct Flags {
@@ -50,9 +74,15 @@ struct Flags {
 
 void declare(Flags& f, Config& c) {
   f.app = cli::makeApp(
-      "Cluster-wide duties of Cilium: cluster-pool IPAM and identity GC, with leader election.",
+      "Cluster-wide duties of Cilium: cluster-pool IPAM and identity GC, with leader election.\n"
+      "Options come from --config-dir (one file per key, the cilium-config ConfigMap as\n"
+      "Kubernetes mounts it; keys this operator does not know are ignored) and flags, which\n"
+      "win.",
       "cilium-operator");
   CLI::App& app = *f.app;
+  // The config dir's value first, a flag's after it: the last one wins.
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
+  app.add_option("--config-dir", c.config_dir, "Directory with one file per key");
   app.add_option("--k8s-api-server", c.k8s_api_server, "Kubernetes API server URL");
   app.add_option("--k8s-kubeconfig-path", c.k8s_kubeconfig_path, "Path of a kubeconfig file");
   app.add_option("--operator-k8s-client-qps", c.k8s_client_qps,
@@ -148,7 +178,31 @@ Result<Config> parseFlags(const std::vector<std::string>& args) {
   Config c;
   Flags f;
   declare(f, c);
-  CILIUM_ASSIGN_OR_RETURN(auto outcome, cli::parse(*f.app, args));
+  // --config-dir is read before the flags are parsed: its keys become flags placed before the
+  // command line's own.
+  std::string dir;
+  for (size_t i = 0; i < args.size(); i++) {
+    if (args[i].rfind("--config-dir=", 0) == 0) dir = args[i].substr(13);
+    if (args[i] == "--config-dir" && i + 1 < args.size()) dir = args[i + 1];
+  }
+  std::vector<std::string> all;
+  if (!dir.empty() && std::find(args.begin(), args.end(), "--help") == args.end() &&
+      std::find(args.begin(), args.end(), "-h") == args.end()) {
+    CILIUM_ASSIGN_OR_RETURN(auto keys, readConfigDir(dir));
+    for (const auto& [key, value] : keys) {
+      const CLI::Option* opt = f.app->get_option_no_throw("--" + key);
+      if (opt == nullptr || key == "config-dir" || key == "version" || key == "help") {
+        c.ignored_keys.push_back(key);
+        continue;
+      }
+      all.push_back("--" + key + "=" + value);
+    }
+  }
+  all.insert(all.end(), args.begin(), args.end());
+  auto outcome_or = cli::parse(*f.app, all);
+  if (!outcome_or.ok() && !dir.empty())
+    return outcome_or.error().withContext("config dir " + dir + " and flags");
+  CILIUM_ASSIGN_OR_RETURN(auto outcome, std::move(outcome_or));
   if (outcome == cli::Outcome::kHelp) {
     c.help = true;
     return c;

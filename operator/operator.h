@@ -66,12 +66,17 @@ struct Config {
   double leader_election_retry_period = 2;
   std::string log_level = "info";
   bool debug = false;
+  // --config-dir: the cilium-config ConfigMap mounted as one file per key; the keys this
+  // operator has no flag for are ignored (listed here, logged once at start).
+  std::string config_dir;
+  std::vector<std::string> ignored_keys;
   bool help = false;
   bool version = false;
 };
 
-// Flags: --name=value or --name value, Cilium's names (see usage()). kInvalidArgument naming
-// the flag for unknown flags and bad values.
+// Flags: --name=value or --name value, Cilium's names (see usage()), and --config-dir's keys
+// below them. kInvalidArgument naming the flag for unknown flags and bad values (of a flag or a
+// config dir key); unknown config dir keys are only listed (Config::ignored_keys).
 Result<Config> parseFlags(const std::vector<std::string>& args);
 std::string usage();
 

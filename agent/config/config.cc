@@ -35,6 +35,57 @@ Result<uint64_t> parseUint(std::string_view v) {
   return out;
 }
 
+Result<std::chrono::milliseconds> parseDuration(std::string_view text) {
+  auto bad = [&] {
+    return makeError(ErrorCode::kInvalidArgument, "'{}' is not a duration (e.g. 60s, 500ms, 1m30s)",
+                     text);
+  };
+  if (text.empty()) return bad();
+  uint64_t total = 0;
+  size_t i = 0;
+  while (i < text.size()) {
+    uint64_t n = 0;
+    size_t digits = 0;
+    while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+      if (n > 1'000'000'000) return bad();
+      n = n * 10 + static_cast<uint64_t>(text[i] - '0');
+      i++;
+      digits++;
+    }
+    if (digits == 0) return bad();
+    uint64_t unit = 0;
+    if (text.substr(i, 2) == "ms") {
+      unit = 1;
+      i += 2;
+    } else if (i < text.size() && text[i] == 's') {
+      unit = 1000;
+      i++;
+    } else if (i < text.size() && text[i] == 'm') {
+      unit = 60'000;
+      i++;
+    } else if (i < text.size() && text[i] == 'h') {
+      unit = 3'600'000;
+      i++;
+    } else {
+      return bad();
+    }
+    total += n * unit;
+    if (total > 1'000'000'000'000ULL) return bad();
+  }
+  return std::chrono::milliseconds(total);
+}
+
+std::string durationText(std::chrono::milliseconds d) {
+  int64_t ms = d.count();
+  if (ms == 0) return "0s";
+  std::string out;
+  if (ms >= 3'600'000) out += std::to_string(ms / 3'600'000) + "h", ms %= 3'600'000;
+  if (ms >= 60'000) out += std::to_string(ms / 60'000) + "m", ms %= 60'000;
+  if (ms >= 1000) out += std::to_string(ms / 1000) + "s", ms %= 1000;
+  if (ms > 0) out += std::to_string(ms) + "ms";
+  return out;
+}
+
 Status checkAbsolutePath(std::string_view v, bool allow_empty) {
   if (v.empty()) {
     if (allow_empty) return okStatus();

@@ -19,6 +19,7 @@
 #pragma once
 
 #include <algorithm>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -40,6 +41,11 @@ namespace cilium::config {
 Result<bool> parseBool(std::string_view v);      // true/false/1/0/enabled/disabled, any case
 Result<uint64_t> parseUint(std::string_view v);  // decimal
 Status checkNoControl(std::string_view v);
+// "60s", "500ms", "1m", "1m30s", "15m0s" (Go's duration units h, m, s, ms); kInvalidArgument
+// otherwise.
+Result<std::chrono::milliseconds> parseDuration(std::string_view text);
+// The reverse, shortest form ("1m30s", "500ms", "0s").
+std::string durationText(std::chrono::milliseconds d);
 Status checkAbsolutePath(std::string_view v, bool allow_empty);
 // "[host]:port", "host:port" or ":port"; empty allowed (off).
 Status checkListenAddress(std::string_view v);
@@ -151,6 +157,33 @@ class Registry {
       CILIUM_ASSIGN_OR_RETURN(uint64_t n, parseUint(v));
       if (!(zero_ok && n == 0) && (n < lo || n > hi))
         return makeError(ErrorCode::kInvalidArgument, "{} is not {}{}..{}", n,
+                         zero_ok ? "0 or " : "", lo, hi);
+      c.*m = static_cast<uint32_t>(n);
+      return okStatus();
+    };
+    k.get = [m](const T& c) { return nlohmann::json(c.*m); };
+    return add(std::move(k));
+  }
+  // Whole seconds lo..hi (and 0 with zero_ok), as bare seconds ("900") or as a Go duration the
+  // way Cilium's ConfigMap writes them ("15m0s"); shown as seconds.
+  Key<T>& seconds(std::string name, std::string help, uint32_t T::*m, uint32_t lo, uint32_t hi,
+                  bool zero_ok = false) {
+    Key<T> k = base(std::move(name), "seconds", std::move(help));
+    k.set = [m, lo, hi, zero_ok](T& c, std::string_view v) -> Status {
+      uint64_t n = 0;
+      if (auto plain = parseUint(v); plain.ok()) {
+        n = *plain;
+      } else {
+        auto d = parseDuration(v);
+        if (!d.ok())
+          return makeError(ErrorCode::kInvalidArgument,
+                           "'{}' is neither seconds nor a duration (e.g. 900, 15m0s)", v);
+        if (d->count() % 1000 != 0)
+          return makeError(ErrorCode::kInvalidArgument, "'{}' is not whole seconds", v);
+        n = static_cast<uint64_t>(d->count() / 1000);
+      }
+      if (!(zero_ok && n == 0) && (n < lo || n > hi))
+        return makeError(ErrorCode::kInvalidArgument, "{}s is not {}{}..{} seconds", n,
                          zero_ok ? "0 or " : "", lo, hi);
       c.*m = static_cast<uint32_t>(n);
       return okStatus();

@@ -4,8 +4,12 @@
 //
 // Precedence, lowest to highest: defaults < --config-file < --config-dir < CILIUM_<KEY>
 // environment variables < flags. Every value from every source is validated, including values
-// a higher source overrides, and unknown keys are errors in the file, the directory and flags;
-// errors name the key, the value and the source:
+// a higher source overrides; errors name the key, the value and the source. As Cilium's agent:
+// an unknown flag is an error, while a key of the file or the directory (a cilium-config
+// ConfigMap written for Cilium) that this agent does not implement is ignored and listed
+// (DaemonConfig::ignored_options), unless it is one of Cilium's keys whose value changes what
+// the agent must do (unhonouredKeys(): `enable-ipsec: "true"`, `policy-audit-mode: "true"`...),
+// which fails as an invalid value does:
 //   "--ipv4-range=10.0.0.0/33 (flag): prefix length 33 is not 0..32"
 //   "ipv4-range=10.0.0.0/33 (config dir /etc/cilium): prefix length 33 is not 0..32"
 // At run time, PATCH /config changes mutable keys through ConfigStore; every other key is fixed
@@ -59,6 +63,12 @@ struct DaemonConfig {
   std::string write_cni_conf_when_ready;  // "" = do not write
   bool cni_exclusive = false;
   std::string cni_log_file = "/var/run/cilium/cilium-cni.log";
+  // GET /healthz over plain HTTP on 127.0.0.1 (the DaemonSet's probes); 0 = off.
+  uint32_t agent_health_port = 9879;
+
+  // Not a key: what --config-file and --config-dir set that this agent does not implement
+  // (key -> value as written), listed by GET /config (status.ignoredOptions) and cilium-dbg.
+  std::map<std::string, std::string> ignored_options;
 
   // The spdlog level in force: "debug" when debug is set, else log-level.
   std::string effectiveLogLevel() const;
@@ -101,6 +111,16 @@ const ConfigKey* findConfigKey(std::string_view name);
 // A key's value as text (strings as they are, "auto" for an unset CIDR, numbers and booleans
 // as JSON prints them).
 std::string configValueText(const ConfigKey& key, const Config& cfg);
+
+// Cilium's keys that this agent does not implement but whose value matters: only `accepted`
+// (what this agent does anyway) may be given in the file or the directory; any other value
+// fails the start, as a key whose value cannot be honoured must.
+struct UnhonouredKey {
+  std::string name;
+  std::vector<std::string> accepted;  // booleans as "true"/"false" (any boolean spelling matches)
+  std::string why;                    // "IPsec encryption is not implemented"
+};
+const std::vector<UnhonouredKey>& unhonouredKeys();
 
 // Cross-key checks run after every source is applied (and after each PATCH).
 Status validateConfig(const Config& cfg);

@@ -135,9 +135,22 @@ Status Daemon::start() {
     return e;
   };
 
+  // The health port first, so probes see 503 "starting" rather than a refused connection. A
+  // port in use fails the start right after the state dir's lock: a second agent on the node is
+  // told that another agent runs there, before anything else.
+  Status health_st = okStatus();
+  if (opts_.serve_health_port && cfg.agent_health_port != 0) {
+    int port = opts_.health_port_any ? 0 : static_cast<int>(cfg.agent_health_port);
+    health_server_ = std::make_unique<metrics::MetricsServer>(health_registry_,
+                                                              fmt::format("127.0.0.1:{}", port));
+    health_server_->addGet("/healthz", [this] { return healthProbe(); });
+    health_st = health_server_->start();
+    if (!health_st.ok()) health_st = health_st.error().withContext("agent-health-port");
+  }
   if (auto st = makeDirs(cfg.state_dir, 0755); !st.ok())
     return fail(st.error().withContext("state dir"));
   if (auto st = lockStateDir(cfg.state_dir); !st.ok()) return fail(st.error());
+  if (!health_st.ok()) return fail(health_st.error());
   if (auto st = makeDirs(cfg.persistentStateDir(), 0700); !st.ok())
     return fail(st.error().withContext("state dir"));
 
@@ -186,6 +199,11 @@ void Daemon::stop() {
   }
   // Every IPAM change is persisted before it is acknowledged: nothing is left to flush.
   ipam_.reset();
+  // Last: probes see 503 while the agent stops, not a refused connection.
+  if (health_server_) {
+    health_server_->stop();
+    health_server_.reset();
+  }
   lock_.reset();
   log()->info("agent stopped");
 }
@@ -251,12 +269,23 @@ api::StatusResponse Daemon::status() const {
   return s;
 }
 
+std::pair<int, std::string> Daemon::healthProbe() const {
+  if (!ready()) return {503, "cilium: starting\n"};
+  auto s = status();
+  if (!s.cilium || s.cilium->state != api::StatusState::kOk)
+    return {503, "cilium: " + (s.cilium ? s.cilium->msg : std::string("unknown")) + "\n"};
+  return {200, "ok\n"};
+}
+
+int Daemon::healthPort() const { return health_server_ ? health_server_->port() : 0; }
+
 api::DaemonConfiguration Daemon::configuration() const {
   Config cfg = config_.snapshot();
   api::DaemonConfigurationSpec spec{config_.mutableOptions(), cfg.enable_policy};
   api::DaemonConfigurationStatus st;
   st.realized = spec;
   st.immutable = config_.immutableOptions();
+  st.ignored_options = cfg.ignored_options;
   st.daemon_configuration_map = config_.allOptions();
   api::NodeAddressing addr;
   for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {

@@ -13,6 +13,9 @@
 //   6. 501 answers for the contract's paths no component serves (api/v1/openapi.yaml)
 //   7. the API server on socket-path
 //   8. the CNI configuration (write-cni-conf-when-ready), then ready: /healthz says Ok
+// With DaemonOptions::serve_health_port, GET /healthz is served over plain HTTP on
+// 127.0.0.1:agent-health-port from the very start (503 "starting" until ready), for a
+// DaemonSet's liveness and readiness probes.
 // A failing step stops everything started before it. stop() undoes the sequence in reverse:
 // the API server first (no new requests, in-flight ones finish), then components, then IPAM.
 #pragma once
@@ -32,6 +35,8 @@
 #include "agent/component/component.h"
 #include "agent/daemon/config.h"
 #include "agent/ipam/ipam.h"
+#include "agent/metrics/registry.h"
+#include "agent/metrics/server.h"
 #include "api/model/model.h"
 
 namespace cilium::daemon {
@@ -48,6 +53,10 @@ struct DaemonOptions {
   // Mount bpffs at bpf-root and create bpf-pin-dir (needs root). Unit tests turn it off.
   bool manage_bpffs = true;
   api::ServerOptions server;  // socket_path is taken from the configuration
+  // GET /healthz on 127.0.0.1:agent-health-port (cilium-agent turns it on; in-process tests
+  // that share a network namespace leave it off, or set health_port_any for a free port).
+  bool serve_health_port = false;
+  bool health_port_any = false;
 };
 
 std::string_view version();
@@ -84,6 +93,11 @@ class Daemon final : public component::Host {
   std::vector<std::pair<std::string, double>> mapPressure() const override;
 
   api::StatusResponse status() const;
+  // What GET /healthz on agent-health-port answers: 200 "ok" once ready with no failing
+  // subsystem, 503 naming the failing part ("cilium: starting", "cilium: kubernetes: ...").
+  std::pair<int, std::string> healthProbe() const;
+  // The port GET /healthz is served on (the chosen one with health_port_any); 0 when off.
+  int healthPort() const;
   api::DebugInfo debugInfo() const;
   api::DaemonConfiguration configuration() const;
 
@@ -104,6 +118,8 @@ class Daemon final : public component::Host {
   // <state-dir>/agent.lock, held (flock) from the first step of start() until stop(): a second
   // agent on the same state is refused before it touches the datapath.
   UniqueFd lock_;
+  metrics::Registry health_registry_;  // empty: the health port serves only /healthz
+  std::unique_ptr<metrics::MetricsServer> health_server_;
   std::unique_ptr<ipam::Ipam> ipam_;
   std::vector<std::unique_ptr<Component>> components_;
   size_t started_components_ = 0;

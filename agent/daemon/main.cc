@@ -55,11 +55,21 @@ int main(int argc, char** argv) {
     log->info("config {}={} source={}", key.name, daemon::configValueText(key, cfg),
               src == loaded->sources.end() ? "default" : daemon::sourceName(src->second));
   }
+  if (!cfg.ignored_options.empty()) {
+    std::string keys;
+    for (const auto& [k, v] : cfg.ignored_options) keys += (keys.empty() ? "" : ",") + k;
+    log->warn(
+        "ignoring {} configuration keys this agent does not implement (listed by "
+        "cilium-dbg config): {}",
+        cfg.ignored_options.size(), keys);
+  }
 
   // Declared before the Daemon: the components that feed and serve them go first.
   metrics::Registry agent_registry;
   metrics::Registry hubble_registry;
-  daemon::Daemon agent(cfg);
+  daemon::DaemonOptions daemon_opts;
+  daemon_opts.serve_health_port = true;  // agent-health-port: the DaemonSet's probes
+  daemon::Daemon agent(cfg, daemon_opts);
   // Components start in this order and stop in reverse. The cluster state source (API server or
   // manifests directory) syncs first. The control plane loads the datapath into bpf-pin-dir,
   // restores identities, policy and endpoints, and serves /endpoint, /identity, /policy, /map

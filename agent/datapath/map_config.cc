@@ -20,6 +20,17 @@ const config::Registry<MapConfig>& mapConfigKeys() {
               "How pods reach pods on other nodes: tunnel (VXLAN, the source identity in the "
               "VNI) or native (the node's routes)",
               &MapConfig::routing_mode, {"native", "tunnel"});
+    r->string(
+        "tunnel-protocol", "Encapsulation of routing-mode=tunnel: vxlan (the only one here)",
+        &MapConfig::tunnel_protocol,
+        [](std::string_view v) -> Status {
+          if (config::lower(v) == "vxlan") return okStatus();
+          if (config::lower(v) == "geneve")
+            return config::invalidValue(
+                "geneve is not supported by this build (the kernel has no Geneve; only vxlan)");
+          return makeError(ErrorCode::kInvalidArgument, "'{}' is not vxlan", v);
+        },
+        "vxlan");
     r->uint("tunnel-port", "UDP port of the VXLAN overlay (routing-mode=tunnel)",
             &MapConfig::tunnel_port, 1, 65535);
     r->boolean("auto-direct-node-routes",

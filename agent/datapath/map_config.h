@@ -20,6 +20,7 @@ struct MapConfig {
   // How pods reach pods on other nodes: "tunnel" (VXLAN on tunnel-port, the sender's identity in
   // the VNI; the default, as in Cilium) or "native" (the node's routing). docs/datapath.md.
   std::string routing_mode = "tunnel";
+  std::string tunnel_protocol = "vxlan";  // the only encapsulation (no Geneve in the kernel)
   uint32_t tunnel_port = 8472;
   // routing-mode=native only: a route to every other node's pod CIDR via that node's address
   // when it is on a directly connected L2 (agent/node/direct_routes.h).

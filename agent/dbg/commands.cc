@@ -233,6 +233,15 @@ class Commands {
       line("Routing",
            fmt::format("Network: {}   Host: {}", net, s->routing->intra_host_routing_mode));
     }
+    if (const auto& k = s->kube_proxy_replacement) {
+      // Cilium's line, "KubeProxyReplacement: True   [eth0]", and what kube-proxy left behind.
+      std::string text = k->mode;
+      if (!k->devices.empty()) text += fmt::format("   [{}]", fmt::join(k->devices, ", "));
+      line("KubeProxyReplacement", text);
+      if (!k->leftover_kube_proxy_chains.empty())
+        line("Leftover kube-proxy", fmt::format("{} (remove kube-proxy and flush its rules)",
+                                                fmt::join(k->leftover_kube_proxy_chains, ", ")));
+    }
     line("Device Mode", s->datapath_mode);
     line("Attach Mode", s->attach_mode);
     if (s->proxy) {
@@ -321,6 +330,14 @@ class Commands {
         t.add({"policy-enforcement", c->spec->policy_enforcement});
     }
     t.print(out_);
+    // What the ConfigMap set that this agent does not implement: never silently dropped.
+    if (c->status && !c->status->ignored_options.empty()) {
+      out_ << fmt::format("\nIgnored (not implemented by this agent, {} keys):\n",
+                          c->status->ignored_options.size());
+      Table ignored({"KEY", "VALUE"});
+      for (const auto& [k, v] : c->status->ignored_options) ignored.add({k, v});
+      ignored.print(out_);
+    }
     return 0;
   }
 

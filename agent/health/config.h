@@ -20,10 +20,9 @@ struct Config {
 };
 const config::Registry<Config>& configKeys();
 
-// "60s", "500ms", "1m", "1m30s" (Go's duration units h, m, s, ms); kInvalidArgument otherwise.
-Result<std::chrono::milliseconds> parseDuration(std::string_view text);
-// The reverse, shortest form ("1m30s", "500ms", "0s").
-std::string durationText(std::chrono::milliseconds d);
+// Go durations, shared by every module's keys (agent/config/config.h).
+using config::durationText;
+using config::parseDuration;
 
 // The owner IPAM records for the health endpoint's address (the node component reserves it, the
 // health component finds it).

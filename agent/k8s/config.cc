@@ -14,9 +14,9 @@ const config::Registry<SourceConfig>& configKeys() {
               });
     r->path("k8s-kubeconfig-path", "Path of a kubeconfig file", &SourceConfig::k8s_kubeconfig_path,
             true);
-    r->uint("k8s-sync-timeout",
-            "Seconds to wait for the first full state from Kubernetes before failing to start",
-            &SourceConfig::k8s_sync_timeout, 1, 3600);
+    r->seconds("k8s-sync-timeout",
+               "Seconds to wait for the first full state from Kubernetes before failing to start",
+               &SourceConfig::k8s_sync_timeout, 1, 3600);
     // Cilium's keys; its defaults are 10 and 20. Ours are higher: every CiliumEndpoint and
     // CiliumIdentity write is a request of its own, and 10/s would cap pod churn per node.
     r->uint("k8s-client-qps", "Requests per second to the Kubernetes API server (0: no limit)",

@@ -37,13 +37,13 @@ const config::Registry<Config>& configKeys() {
                 if (!m.ok()) return m.error();
                 return okStatus();
               });
-    r->uint("kvstore-lease-ttl",
-            "Seconds the agent's keys (node, endpoints, identities in use) outlive it in the "
-            "kvstore",
-            &Config::kvstore_lease_ttl, 2, 86400);
-    r->uint("identity-gc-interval",
-            "Seconds between passes that delete kvstore identities no node uses (0: off)",
-            &Config::identity_gc_interval, 1, 86400, true);
+    r->seconds("kvstore-lease-ttl",
+               "Seconds the agent's keys (node, endpoints, identities in use) outlive it in the "
+               "kvstore",
+               &Config::kvstore_lease_ttl, 2, 86400);
+    r->seconds("identity-gc-interval",
+               "Seconds between passes that delete kvstore identities no node uses (0: off)",
+               &Config::identity_gc_interval, 1, 86400, true);
     r->check([](const Config& c) -> Status {
       if (c.kvstore.empty()) return okStatus();
       auto m = parseKvstoreOpt(c.kvstore_opt);

@@ -14,6 +14,7 @@
 #include "agent/ipam/ipam.h"
 #include "agent/service/api.h"
 #include "agent/service/ip_masq_agent.h"
+#include "agent/service/kube_proxy.h"
 
 namespace cilium::service {
 namespace {
@@ -177,6 +178,7 @@ Status ServiceComponent::start(component::Host& d) {
   ManagerConfig mc = opts_.manager;
   mc.algorithm = cfg.bpf_lb_algorithm == "maglev" ? LbAlgorithm::kMaglev : LbAlgorithm::kRandom;
   mc.maglev_table_size = cfg.bpf_lb_maglev_table_size;
+  mc.kube_proxy_replacement = cfg.kube_proxy_replacement;
   std::vector<IpAddr> device_ips;
   const bool xdp = cfg.bpf_lb_acceleration != "disabled";
   CILIUM_RETURN_IF_ERROR(attachDevices(cfg.devicesList(),
@@ -184,6 +186,24 @@ Status ServiceComponent::start(component::Host& d) {
                                        cfg.bpf_lb_acceleration == "best-effort", device_ips));
   if (mc.node_ips.empty()) mc.node_ips = device_ips;
   mgr_ = std::make_unique<Manager>(dp_->maps(), mc);
+  // kube-proxy's rules run before the BPF datapath sees a Service's packets: with the
+  // replacement on, what kube-proxy left behind in this namespace is reported, never removed
+  // (they may belong to a kube-proxy still running).
+  std::vector<std::string> leftovers;
+  if (cfg.kube_proxy_replacement) {
+    leftovers = findLeftoverKubeProxy();
+    if (!leftovers.empty())
+      log()->warn(
+          "kube-proxy-replacement is on but kube-proxy rules are left in this network "
+          "namespace: they take Service traffic before the BPF datapath; remove "
+          "kube-proxy and flush its rules chains={}",
+          fmt::join(leftovers, ","));
+  }
+  d.addStatusProvider([kpr = cfg.kube_proxy_replacement, devices = cfg.devicesList(),
+                       leftovers](api::StatusResponse& s) {
+    s.kube_proxy_replacement =
+        api::KubeProxyReplacement{kpr ? "True" : "False", devices, leftovers};
+  });
   CILIUM_RETURN_IF_ERROR(mgr_->restore());
   nat_gc_ = std::thread([this] { natGcLoop(); });
   if (cfg.enable_ip_masq_agent) ip_masq_agent_ = std::thread([this] { ipMasqAgentLoop(); });

@@ -4,10 +4,11 @@
 namespace cilium::service {
 
 std::vector<std::string> Config::devicesList() const {
+  // Commas as the flag writes the list, spaces as Cilium's ConfigMap does ("eth0 eth1").
   std::vector<std::string> out;
   size_t start = 0;
-  while (start <= devices.size()) {
-    size_t end = devices.find(',', start);
+  while (start < devices.size()) {
+    size_t end = devices.find_first_of(", \t\n", start);
     if (end == std::string::npos) end = devices.size();
     if (end > start) out.push_back(devices.substr(start, end - start));
     start = end + 1;
@@ -20,22 +21,41 @@ const config::Registry<Config>& configKeys() {
     using config::invalidValue;
     auto* r = new config::Registry<Config>;
     r->string("devices",
-              "Native devices for NodePort, externalIPs and LoadBalancer, comma-separated "
-              "(\"\": none)",
+              "Native devices for NodePort, externalIPs and LoadBalancer, separated by commas "
+              "or spaces (\"\": none)",
               &Config::devices, [](std::string_view v) -> Status {
-                size_t start = 0;
-                while (start <= v.size()) {
-                  size_t end = v.find(',', start);
-                  if (end == std::string_view::npos) end = v.size();
-                  std::string_view d = v.substr(start, end - start);
+                Config c;
+                c.devices = std::string(v);
+                for (const auto& d : c.devicesList()) {
                   if (d.size() > 15)
                     return invalidValue("a device name is longer than 15 characters");
-                  if (d.find_first_of(" /:") != std::string_view::npos)
-                    return invalidValue("a device name contains a space, '/' or ':'");
-                  start = end + 1;
+                  if (d.find_first_of("/:") != std::string::npos)
+                    return invalidValue("a device name contains '/' or ':'");
                 }
                 return okStatus();
               });
+    // Cilium's values since 1.14 are true and false; the older strict and disabled mean the
+    // same, partial (per-feature replacement) was removed and is refused.
+    config::Key<Config> kpr;
+    kpr.name = "kube-proxy-replacement";
+    kpr.type = "bool";
+    kpr.description =
+        "Serve NodePort, externalIPs and LoadBalancer frontends on the devices in BPF (true), "
+        "or leave them to kube-proxy (false; ClusterIP is always served in BPF)";
+    kpr.set = [](Config& c, std::string_view v) -> Status {
+      std::string l = config::lower(v);
+      if (l == "strict") l = "true";
+      if (l == "disabled") l = "false";
+      if (l == "partial")
+        return invalidValue(
+            "'partial' is not supported (Cilium removed it in 1.14): true or false");
+      auto b = config::parseBool(l);
+      if (!b.ok()) return invalidValue(fmt::format("'{}' is not true or false", v));
+      c.kube_proxy_replacement = *b;
+      return okStatus();
+    };
+    kpr.get = [](const Config& c) { return nlohmann::json(c.kube_proxy_replacement); };
+    r->add(std::move(kpr));
     r->uint("bpf-lb-map-max", "Maximum entries in the load-balancing maps", &Config::bpf_lb_map_max,
             1 << 10, 1 << 24);
     r->string("ipv4-service-loopback-address",

@@ -11,9 +11,13 @@
 namespace cilium::service {
 
 struct Config {
-  // Native devices NodePort / externalIPs / LoadBalancer are served on, comma-separated
-  // ("" = none); see devicesList().
+  // Native devices NodePort / externalIPs / LoadBalancer are served on, separated by commas or
+  // spaces ("" = none); see devicesList().
   std::string devices;
+  // kube-proxy-replacement: NodePort, externalIPs and LoadBalancer frontends in BPF (true), or
+  // left to kube-proxy (false, Cilium's default). ClusterIP is served in BPF either way, as
+  // Cilium does. On: leftover kube-proxy chains in the node's netns are reported.
+  bool kube_proxy_replacement = false;
   uint32_t bpf_lb_map_max = 65536;
   // Source of a pod's packets to itself through a Service (hairpin, docs/services.md).
   std::string ipv4_service_loopback_address = "169.254.42.1";
@@ -42,7 +46,7 @@ struct Config {
   bool bpfMasquerade() const { return enable_ipv4_masquerade && enable_bpf_masquerade; }
   bool dsr() const { return bpf_lb_mode != "snat"; }
 
-  // `devices` split on commas, empty items dropped.
+  // `devices` split on commas and whitespace, empty items dropped.
   std::vector<std::string> devicesList() const;
 };
 const config::Registry<Config>& configKeys();

@@ -132,6 +132,7 @@ Status expandServiceInto(const Service& svc, const ManagerConfig& cfg,
     };
     if (svc.cluster_ip)
       CILIUM_RETURN_IF_ERROR(add(*svc.cluster_ip, p.port, FrontendType::kClusterIp, "clusterIP"));
+    if (!cfg.kube_proxy_replacement) continue;
     for (const auto& ip : svc.external_ips)
       CILIUM_RETURN_IF_ERROR(add(ip, p.port, FrontendType::kExternalIp, "externalIPs"));
     for (const auto& ip : svc.load_balancer_ips)

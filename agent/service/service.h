@@ -115,6 +115,9 @@ struct ServiceMaps {
 struct ManagerConfig {
   // Node addresses NodePort frontends are created on.
   std::vector<IpAddr> node_ips;
+  // kube-proxy-replacement: NodePort, externalIPs and LoadBalancer frontends are created; off,
+  // only ClusterIP (the rest is kube-proxy's, as in Cilium with kube-proxy-replacement=false).
+  bool kube_proxy_replacement = true;
   // bpf-lb-algorithm and bpf-lb-maglev-table-size (one of maglevTableSizes()).
   LbAlgorithm algorithm = LbAlgorithm::kRandom;
   uint32_t maglev_table_size = LB_MAGLEV_DEFAULT_SIZE;

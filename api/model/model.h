@@ -262,6 +262,22 @@ struct ProxyStatus {
   bool operator==(const ProxyStatus&) const = default;
 };
 
+// Cilium's KubeProxyReplacement status: the mode ("True"/"False") and the native devices; ours
+// adds the kube-proxy rules found in the node's network namespace at start (they still catch
+// Service traffic before the BPF datapath and should be removed).
+struct KubeProxyReplacement {
+  std::string mode;
+  std::vector<std::string> devices;
+  std::vector<std::string> leftover_kube_proxy_chains;  // "KUBE-SERVICES", "KUBE-SVC-* (12)"
+  template <class S, class V>
+  static void fields(S& s, V& v) {
+    v("mode", s.mode);
+    v("devices", s.devices);
+    v("leftover-kube-proxy-chains", s.leftover_kube_proxy_chains);
+  }
+  bool operator==(const KubeProxyReplacement&) const = default;
+};
+
 struct StatusResponse {
   std::optional<ComponentStatus> cilium;
   std::optional<ComponentStatus> kvstore;
@@ -275,6 +291,7 @@ struct StatusResponse {
   std::optional<CniChainingStatus> cni_chaining;
   std::optional<ProxyStatus> proxy;
   std::optional<Routing> routing;
+  std::optional<KubeProxyReplacement> kube_proxy_replacement;
   std::string attach_mode;                   // "TCX" (newer Cilium field)
   std::string datapath_mode;                 // "veth"
   std::map<std::string, std::string> stale;  // probe name -> start time of a probe that hangs
@@ -292,6 +309,7 @@ struct StatusResponse {
     v("cni-chaining", s.cni_chaining);
     v("proxy", s.proxy);
     v("routing", s.routing);
+    v("kube-proxy-replacement", s.kube_proxy_replacement);
     v("attach-mode", s.attach_mode);
     v("datapath-mode", s.datapath_mode);
     v("stale", s.stale);
@@ -377,6 +395,9 @@ struct DaemonConfigurationSpec {
 struct DaemonConfigurationStatus {
   std::optional<DaemonConfigurationSpec> realized;  // mutable options in force
   ConfigurationMap immutable;                       // every other key
+  // Keys of the config file or directory (a cilium-config ConfigMap) the agent does not
+  // implement and ignored, with their values as written.
+  ConfigurationMap ignored_options;
   std::optional<NodeAddressing> addressing;
   std::map<std::string, Json> daemon_configuration_map;  // every key with its typed value
   std::string ipam_mode;
@@ -390,6 +411,7 @@ struct DaemonConfigurationStatus {
   static void fields(S& s, V& v) {
     v("realized", s.realized);
     v("immutable", s.immutable);
+    v("ignoredOptions", s.ignored_options);
     v("addressing", s.addressing);
     v("daemonConfigurationMap", s.daemon_configuration_map);
     v("ipam-mode", s.ipam_mode);

@@ -26,11 +26,16 @@ using nlohmann::json;
 constexpr char kUsage[] =
     "Usage: cilium-local-apiserver [--listen HOST:PORT] [--port N] [--token T]\n"
     "           [--manifests-dir DIR] [--node NAME=IPV4]... [--manifests FILE...]\n"
+    "           [--token-user TOKEN=USER]... [--request-log FILE]\n"
     "  --listen HOST:PORT   where to serve (default 127.0.0.1:0, --port N: 127.0.0.1:N)\n"
     "  --manifests-dir DIR  keeps every object of DIR in the store as the files change\n"
     "  --node NAME=IPV4     a Node of the cluster (InternalIP); Pods without spec.nodeName\n"
     "                       are scheduled round-robin over the nodes, in the order given\n"
     "  --manifests FILE...  objects created once at start\n"
+    "  --token-user TOKEN=USER  a bearer token accepted as USER (the request log's user)\n"
+    "  --request-log FILE   write every request (user, verb, apiGroup, resource, subresource,\n"
+    "                       namespace, ...) as JSON to FILE on exit; GET /debug/requests\n"
+    "                       serves the same while running\n"
     "Prints the URL on stdout once it serves; runs until SIGINT/SIGTERM.\n";
 
 struct NodeArg {
@@ -116,7 +121,7 @@ class DirectorySync {
 
 int run(int argc, char** argv) {
   testing::FakeApiServer::Options opts;
-  std::string host = "127.0.0.1", dir;
+  std::string host = "127.0.0.1", dir, request_log;
   int port = 0;
   std::vector<std::string> files;
   std::vector<NodeArg> nodes;
@@ -136,6 +141,20 @@ int run(int argc, char** argv) {
       port = std::atoi(v.c_str() + colon + 1);
     } else if (a == "--token") {
       opts.token = value();
+    } else if (a == "--token-user") {
+      std::string v = value();
+      size_t eq = v.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == v.size()) {
+        std::fprintf(stderr, "--token-user '%s': TOKEN=USER\n", v.c_str());
+        return 2;
+      }
+      opts.users[v.substr(0, eq)] = v.substr(eq + 1);
+    } else if (a == "--request-log") {
+      request_log = value();
+      if (request_log.empty()) {
+        std::fputs("--request-log: needs a file\n", stderr);
+        return 2;
+      }
     } else if (a == "--manifests-dir") {
       dir = value();
     } else if (a == "--node") {
@@ -226,6 +245,13 @@ int run(int argc, char** argv) {
   sigwait(&set, &sig);
   if (source) source->stop();
   server.stop();
+  if (!request_log.empty()) {
+    if (auto st = writeFileAtomic(request_log, server.requestLogJson().dump(2) + "\n", 0644);
+        !st.ok()) {
+      std::fprintf(stderr, "--request-log: %s\n", st.error().toString().c_str());
+      return 1;
+    }
+  }
   return 0;
 }
 

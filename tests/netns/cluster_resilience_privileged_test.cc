@@ -142,7 +142,8 @@ class ClusterResilienceTest : public ::testing::Test {
       ASSERT_TRUE(cgroup.ok()) << cgroup.error().toString();
       n.argv = n.node->args({"--ipv4-range=auto", "--k8s-api-server=" + server_.url(),
                              "--k8s-sync-timeout=60", "--identity-allocation-mode=crd",
-                             "--cgroup-root=" + *cgroup, "--devices=ul0"});
+                             "--cgroup-root=" + *cgroup, "--devices=ul0",
+                             "--kube-proxy-replacement=true"});
       for (auto& a : n.argv)
         if (a.rfind("--node-name=", 0) == 0) a = "--node-name=" + n.name;
     }

@@ -4,10 +4,13 @@
 // CIDR of its own from the operator, publishes its addresses, and every agent's node list holds
 // every node; exhaustion and overlap end up in the CiliumNode's status; allocations survive an
 // operator restart and a leader change.
+#include <fstream>
 #include <set>
 
 #include <gtest/gtest.h>
 
+#include "agent/common/files.h"
+#include "agent/common/yaml.h"
 #include "agent/ipam/ipam.h"
 #include "agent/k8s/source.h"
 #include "agent/node/k8s_feed.h"
@@ -17,6 +20,7 @@
 #include "operator/operator.h"
 #include "tests/fakes/fake_apiserver.h"
 #include "tests/harness/eventually.h"
+#include "tests/harness/temp_dir.h"
 
 namespace cilium::op {
 namespace {
@@ -383,6 +387,50 @@ TEST(OperatorFlagsTest, KubernetesClientRateLimitAsCilium) {
   EXPECT_EQ(r->k8s_client_qps, 0);  // no limit
   EXPECT_EQ(r->k8s_client_burst, 5);
   EXPECT_FALSE(op::parseFlags({"--operator-k8s-client-burst=0"}).ok());
+}
+
+// Cilium mounts the same cilium-config into the operator: its keys with Cilium's names and
+// values (durations as "15m0s") are taken, the agent's keys ignored, flags win.
+TEST(OperatorFlagsTest, ConfigDirAsCiliumMountsIt) {
+  testing::TempDir dir;
+  auto text = readFile(std::string(CILIUM_SOURCE_DIR) +
+                       "/tests/agent/daemon/testdata/cilium-config-1.16.yaml");
+  ASSERT_TRUE(text.ok());
+  auto docs = yaml::toJson(*text);
+  ASSERT_TRUE(docs.ok() && docs->size() == 1);
+  for (const auto& [k, v] : (*docs)[0]["data"].items())
+    std::ofstream(dir.file(k)) << v.get<std::string>() << "\n";
+  std::ofstream(dir.file("..data")) << "bookkeeping";
+  auto c = op::parseFlags({"--config-dir", dir.path()});
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  EXPECT_EQ(c->cluster_pool_ipv4_cidr, (std::vector<std::string>{"10.0.0.0/8"}));
+  EXPECT_EQ(c->cluster_pool_ipv4_mask_size, 24);
+  EXPECT_EQ(c->identity_gc_interval, 15 * 60);
+  EXPECT_EQ(c->identity_heartbeat_timeout, 30 * 60);
+  EXPECT_EQ(c->nodes_gc_interval, 5 * 60);
+  EXPECT_EQ(c->operator_api_serve_addr, "127.0.0.1:9234");
+  EXPECT_TRUE(c->enable_metrics);
+  EXPECT_FALSE(c->debug);
+  auto ignored = [&](const std::string& k) {
+    return std::find(c->ignored_keys.begin(), c->ignored_keys.end(), k) != c->ignored_keys.end();
+  };
+  EXPECT_TRUE(ignored("enable-hubble"));
+  EXPECT_TRUE(ignored("tunnel-protocol"));
+  EXPECT_FALSE(ignored("cluster-pool-ipv4-cidr"));
+  EXPECT_FALSE(ignored("..data"));
+
+  // Flags win over the directory.
+  auto f = op::parseFlags({"--config-dir=" + dir.path(), "--cluster-pool-ipv4-mask-size=26"});
+  ASSERT_TRUE(f.ok()) << f.error().toString();
+  EXPECT_EQ(f->cluster_pool_ipv4_mask_size, 26);
+  // A value the operator cannot honour fails, naming the key; an unknown flag stays an error.
+  std::ofstream(dir.file("ipam")) << "eni\n";
+  auto bad = op::parseFlags({"--config-dir", dir.path()});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("--ipam: eni not in"), std::string::npos)
+      << bad.error().message();
+  EXPECT_FALSE(op::parseFlags({"--enable-hubble=true"}).ok());
+  EXPECT_FALSE(op::parseFlags({"--config-dir", dir.file("missing")}).ok());
 }
 
 }  // namespace

@@ -483,6 +483,94 @@ void FakeApiServer::expireContinueTokens() {
   continue_epoch_++;
 }
 
+FakeApiServer::RequestRecord FakeApiServer::requestAttributes(
+    const std::string& method, const std::string& path,
+    const std::multimap<std::string, std::string>& params) {
+  RequestRecord r;
+  r.method = method;
+  r.path = path;
+  std::vector<std::string> parts;
+  for (size_t start = 1; start <= path.size();) {
+    size_t end = path.find('/', start);
+    if (end == std::string::npos) end = path.size();
+    if (end > start) parts.push_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  std::string lower_method = method;
+  std::transform(lower_method.begin(), lower_method.end(), lower_method.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  // Non-resource requests: discovery, /version, /openapi/... (the verb is the method's).
+  size_t prefix = 0;
+  if (parts.size() >= 3 && parts[0] == "api") {
+    r.api_version = parts[1];
+    prefix = 2;
+  } else if (parts.size() >= 4 && parts[0] == "apis") {
+    r.api_group = parts[1];
+    r.api_version = parts[2];
+    prefix = 3;
+  } else {
+    r.verb = lower_method == "head" ? "get" : lower_method;
+    return r;
+  }
+  std::vector<std::string> rest(parts.begin() + static_cast<std::ptrdiff_t>(prefix), parts.end());
+  static const std::map<std::string, std::string> kVerbs = {
+      {"POST", "create"}, {"GET", "get"},     {"HEAD", "get"},
+      {"PUT", "update"},  {"PATCH", "patch"}, {"DELETE", "delete"}};
+  auto v = kVerbs.find(method);
+  r.verb = v == kVerbs.end() ? lower_method : v->second;
+  // The deprecated /api/v1/watch/... form.
+  if (!rest.empty() && rest[0] == "watch") {
+    r.verb = "watch";
+    rest.erase(rest.begin());
+  }
+  // As the apiserver: "namespaces/<ns>/<resource>..." names the namespace; "namespaces/<ns>"
+  // (and its status and finalize subresources) is the Namespace object itself.
+  if (!rest.empty() && rest[0] == "namespaces" && rest.size() > 1) {
+    r.namespace_name = rest[1];
+    if (rest.size() > 2 && rest[2] != "status" && rest[2] != "finalize")
+      rest.erase(rest.begin(), rest.begin() + 2);
+  }
+  if (rest.size() >= 3) r.subresource = rest[2];
+  if (rest.size() >= 2) r.name = rest[1];
+  if (!rest.empty()) r.resource = rest[0];
+  auto param = [&](const char* k) {
+    auto it = params.find(k);
+    return it == params.end() ? std::string() : it->second;
+  };
+  if (r.name.empty() && r.verb == "get") {
+    std::string w = param("watch");
+    r.verb = w == "true" || w == "1" ? "watch" : "list";
+    // A list or watch of one object by field selector is authorized as that name.
+    std::string fs = param("fieldSelector");
+    if (fs.rfind("metadata.name=", 0) == 0 && fs.find(',') == std::string::npos)
+      r.name = fs.substr(14);
+  }
+  if (r.name.empty() && r.verb == "delete") r.verb = "deletecollection";
+  return r;
+}
+
+nlohmann::json FakeApiServer::requestLogJson() const {
+  std::lock_guard lock(mu_);
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& r : requests_) {
+    nlohmann::json j = {{"user", r.user},
+                        {"userAgent", r.user_agent},
+                        {"verb", r.verb},
+                        {"apiGroup", r.api_group},
+                        {"apiVersion", r.api_version},
+                        {"resource", r.resource},
+                        {"subresource", r.subresource},
+                        {"namespace", r.namespace_name},
+                        {"name", r.name},
+                        {"method", r.method},
+                        {"path", r.path},
+                        {"status", r.status}};
+    if (r.resource.empty()) j["nonResourceURL"] = r.path;
+    out.push_back(std::move(j));
+  }
+  return out;
+}
+
 std::vector<FakeApiServer::RequestRecord> FakeApiServer::requests() const {
   std::lock_guard lock(mu_);
   return requests_;
@@ -491,21 +579,46 @@ std::vector<FakeApiServer::RequestRecord> FakeApiServer::requests() const {
 void FakeApiServer::clearRequests() {
   std::lock_guard lock(mu_);
   requests_.clear();
+  request_generation_++;
 }
 
 void FakeApiServer::routes() {
   // Authentication, latency and injected failures, before any route.
+  // The request a worker thread is serving (pre-routing and the logger run on that thread), to
+  // record its response status.
+  struct Current {
+    uint64_t generation = 0;
+    size_t index = SIZE_MAX;
+  };
+  static thread_local Current current;
+  http_->set_logger([this](const httplib::Request&, const httplib::Response& res) {
+    std::lock_guard lock(mu_);
+    if (current.generation == request_generation_ && current.index < requests_.size())
+      requests_[current.index].status = res.status;
+    current.index = SIZE_MAX;
+  });
   http_->set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     std::chrono::milliseconds latency;
     int status = 0;
     {
       std::lock_guard lock(mu_);
+      current.index = SIZE_MAX;
+      if (req.path == "/debug/requests") return httplib::Server::HandlerResponse::Unhandled;
       std::string query;
       for (const auto& [k, v] : req.params) query += (query.empty() ? "" : "&") + k + "=" + v;
-      requests_.push_back(RequestRecord{req.method, req.path, std::move(query), 0});
+      RequestRecord rec = requestAttributes(req.method, req.path, req.params);
+      rec.query = std::move(query);
+      rec.user_agent = req.get_header_value("User-Agent");
+      const std::string auth = req.get_header_value("Authorization");
+      const bool bearer = auth.rfind("Bearer ", 0) == 0;
+      auto user = bearer ? options_.users.find(auth.substr(7)) : options_.users.end();
+      if (user != options_.users.end()) rec.user = user->second;
+      requests_.push_back(std::move(rec));
+      current = {request_generation_, requests_.size() - 1};
       latency = latency_;
-      if (!options_.token.empty() &&
-          req.get_header_value("Authorization") != "Bearer " + options_.token) {
+      const bool authenticated = (!options_.token.empty() && auth == "Bearer " + options_.token) ||
+                                 user != options_.users.end();
+      if ((!options_.token.empty() || !options_.users.empty()) && !authenticated) {
         status = 401;
       } else {
         for (auto& f : failures_) {
@@ -524,6 +637,9 @@ void FakeApiServer::routes() {
     if (status == 0) return httplib::Server::HandlerResponse::Unhandled;
     fail(res, status, status == 401 ? "Unauthorized" : "injected failure");
     return httplib::Server::HandlerResponse::Handled;
+  });
+  http_->Get("/debug/requests", [this](const httplib::Request&, httplib::Response& res) {
+    res.set_content(requestLogJson().dump(2), "application/json");
   });
   http_->Get("/version", [this](const httplib::Request&, httplib::Response& res) {
     reply(res, 200,

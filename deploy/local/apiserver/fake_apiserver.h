@@ -11,6 +11,20 @@
 // kinds here, whose lists have no merge keys); no server-side apply; label selectors support
 // equality only (k=v, k!=v, k, !k), field selectors metadata.name, metadata.namespace and
 // spec.nodeName.
+//
+// The request log: every request is recorded as the apiserver's authorizer sees it (RequestRecord:
+// user, verb, apiGroup, resource, subresource, namespace, name; verbs derived as the apiserver
+// derives them: GET of a collection is list, or watch with watch=true; DELETE of a collection is
+// deletecollection), so RBAC rules can be checked against the calls a component really made.
+// requestLogJson() renders it, one object per request, in arrival order:
+//   {"user": "system:serviceaccount:kube-system:cilium", "userAgent": "cilium-cpp-agent",
+//    "verb": "list", "apiGroup": "cilium.io", "apiVersion": "v2", "resource": "ciliumnodes",
+//    "subresource": "", "namespace": "", "name": "", "method": "GET",
+//    "path": "/apis/cilium.io/v2/ciliumnodes", "status": 200}
+// Non-resource requests (/version, /api, /apis/..., /openapi/v2) have "resource": "" and
+// "nonResourceURL": "<path>". "user" is the name Options::users gives the bearer token, "" when
+// unknown. cilium-local-apiserver writes it with --request-log FILE on exit and serves it at
+// GET /debug/requests (never recorded itself).
 #pragma once
 
 #include <atomic>
@@ -46,13 +60,31 @@ class FakeApiServer {
     std::string tls_cert_file;
     std::string tls_key_file;
     std::string client_ca_file;
+    // Bearer token -> user name for the request log ("system:serviceaccount:kube-system:cilium");
+    // these tokens are accepted as well as `token`, and any of them turns authentication on.
+    std::map<std::string, std::string> users;
   };
   struct RequestRecord {
     std::string method;
     std::string path;
     std::string query;        // decoded parameters joined with '&', in the order httplib keeps them
     int injected_status = 0;  // the failNext() status it got, 0 when served normally
+    // As the apiserver's authorizer sees the request (see the header comment).
+    std::string user;
+    std::string user_agent;
+    std::string verb;
+    std::string api_group;
+    std::string api_version;
+    std::string resource;  // "" for a non-resource request
+    std::string subresource;
+    std::string namespace_name;
+    std::string name;
+    int status = 0;  // the response's status (0 while a watch is open)
   };
+  // The apiserver's request attributes of `method path?query` (RequestRecord's verb, apiGroup,
+  // apiVersion, resource, subresource, namespace, name). Pure; for the log and its tests.
+  static RequestRecord requestAttributes(const std::string& method, const std::string& path,
+                                         const std::multimap<std::string, std::string>& params);
 
   FakeApiServer();
   explicit FakeApiServer(Options options);
@@ -98,6 +130,8 @@ class FakeApiServer {
   // Every request as it arrived (recorded before it is served, so open watches are listed).
   std::vector<RequestRecord> requests() const;
   void clearRequests();
+  // The request log as a JSON array (format in the header comment).
+  nlohmann::json requestLogJson() const;
   size_t openWatches() const { return open_watches_.load(); }
   uint64_t watchEventsSent() const { return events_sent_.load(); }
 
@@ -145,6 +179,7 @@ class FakeApiServer {
   };
   std::vector<Failure> failures_;
   std::vector<RequestRecord> requests_;
+  uint64_t request_generation_ = 0;  // bumped by clearRequests()
   std::atomic<size_t> open_watches_{0};
   std::atomic<uint64_t> events_sent_{0};
   std::atomic<bool> stopping_{false};

@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include "agent/common/files.h"
+#include "agent/common/subprocess.h"
+#include "agent/common/yaml.h"
 #include "tests/harness/temp_dir.h"
 
 namespace cilium::daemon {
@@ -122,9 +124,13 @@ TEST(ConfigTest, ConfigFile) {
   EXPECT_EQ(r->sources["ipv4-range"], Source::kConfigFile);
   EXPECT_EQ(load({"--config=" + dir.file("c.yaml")})->config.bpf_policy_map_max, 2048u);
 
+  // A key this agent does not implement is listed, not fatal (a ConfigMap written for Cilium).
   write(dir.file("unknown.yaml"), "ipv4-range: 10.1.0.0/24\nbogus-key: 1\n");
-  EXPECT_EQ(loadError({"--config-file", dir.file("unknown.yaml")}),
-            "bogus-key (config file " + dir.file("unknown.yaml") + "): unknown option");
+  auto unknown = load({"--config-file", dir.file("unknown.yaml")});
+  ASSERT_TRUE(unknown.ok()) << unknown.error().toString();
+  EXPECT_EQ(unknown->config.ignored_options,
+            (std::map<std::string, std::string>{{"bogus-key", "1"}}));
+  EXPECT_EQ(unknown->sources.count("bogus-key"), 0u);
   write(dir.file("bad.yaml"), "ipv4-range: 10.0.0.0/33\n");
   EXPECT_EQ(loadError({"--config-file", dir.file("bad.yaml")}),
             "ipv4-range=10.0.0.0/33 (config file " + dir.file("bad.yaml") +
@@ -166,14 +172,182 @@ TEST(ConfigTest, ConfigDirAsKubernetesMountsIt) {
   EXPECT_EQ(r->config.bpf_lb_map_max, 8192u);
   EXPECT_EQ(r->sources["bpf-lb-map-max"], Source::kConfigDir);
 
-  write(dir.file("not-a-key"), "1");
-  EXPECT_EQ(loadError({"--config-dir", dir.path()}),
-            "not-a-key (config dir " + dir.path() + "): unknown option");
+  write(dir.file("not-a-key"), "1\n");
+  auto ignored = load({"--config-dir", dir.path()});
+  ASSERT_TRUE(ignored.ok()) << ignored.error().toString();
+  EXPECT_EQ(ignored->config.ignored_options,
+            (std::map<std::string, std::string>{{"not-a-key", "1"}}));
+  EXPECT_TRUE(r->config.ignored_options.empty());
   ::unlink(dir.file("not-a-key").c_str());
   write(dir.file("mtu"), "12");
   EXPECT_EQ(loadError({"--config-dir", dir.path()}),
             "mtu=12 (config dir " + dir.path() + "): 12 is not 0 or 576..65535");
   EXPECT_NE(loadError({"--config-dir", dir.file("nope")}).find("No such file"), std::string::npos);
+}
+
+// The data of a ConfigMap manifest, key -> value.
+std::map<std::string, std::string> configMapData(const std::string& path) {
+  auto text = readFile(path);
+  EXPECT_TRUE(text.ok()) << path;
+  auto docs = yaml::toJson(text.ok() ? *text : "");
+  EXPECT_TRUE(docs.ok() && docs->size() == 1);
+  std::map<std::string, std::string> out;
+  if (docs.ok() && docs->size() == 1)
+    for (const auto& [k, v] : (*docs)[0]["data"].items()) out[k] = v.get<std::string>();
+  return out;
+}
+
+// Cilium 1.16's cilium-config as its chart renders it, mounted as Kubernetes mounts it and as a
+// config file: accepted, the keys we implement taken, the others listed as ignored.
+TEST(ConfigTest, CiliumConfigMapIsAccepted) {
+  auto data = configMapData(std::string(CILIUM_SOURCE_DIR) +
+                            "/tests/agent/daemon/testdata/cilium-config-1.16.yaml");
+  ASSERT_GT(data.size(), 100u);
+  testing::TempDir dir;
+  std::string flat;
+  for (const auto& [k, v] : data) {
+    write(dir.file(k), v);
+    flat += k + ": " + nlohmann::json(v).dump() + "\n";
+  }
+  write(dir.file("..config.yaml"), flat);  // a dot file: not read from the directory
+  for (const auto& args : std::vector<std::vector<std::string>>{
+           {"--config-dir", dir.path()}, {"--config-file", dir.file("..config.yaml")}}) {
+    auto r = load(args);
+    ASSERT_TRUE(r.ok()) << r.error().toString();
+    const Config& c = r->config;
+    EXPECT_TRUE(c.enable_hubble);
+    EXPECT_EQ(c.hubble_listen_address, ":4244");
+    EXPECT_EQ(c.hubble_tls_cert_file, "/var/lib/cilium/tls/hubble/server.crt");
+    EXPECT_EQ(c.routing_mode, "tunnel");
+    EXPECT_EQ(c.tunnel_protocol, "vxlan");
+    EXPECT_FALSE(c.kube_proxy_replacement);
+    EXPECT_EQ(c.ipam, "cluster-pool");
+    EXPECT_EQ(c.identity_gc_interval, 900u);  // "15m0s"
+    EXPECT_EQ(c.k8s_client_qps, 10u);
+    EXPECT_TRUE(c.cni_exclusive);
+    EXPECT_TRUE(c.enable_l7_proxy);
+    EXPECT_EQ(c.write_cni_conf_when_ready, "/host/etc/cni/net.d/05-cilium.conflist");
+    EXPECT_EQ(c.prometheus_serve_addr, ":9962");
+    // Operator keys and features we do not have: ignored, with their values, and listed.
+    EXPECT_EQ(c.ignored_options.at("cluster-pool-ipv4-cidr"), "10.0.0.0/8");
+    EXPECT_EQ(c.ignored_options.at("mesh-auth-enabled"), "true");
+    EXPECT_EQ(c.ignored_options.at("enable-local-redirect-policy"), "false");
+    EXPECT_EQ(c.ignored_options.at("controller-group-metrics"),
+              "write-cni-file sync-host-ips sync-lb-maps-with-k8s-services");
+    for (const auto& [k, v] : c.ignored_options)
+      EXPECT_EQ(findConfigKey(k), nullptr) << k << " is a key and was ignored";
+    for (const auto& [k, v] : data)
+      EXPECT_TRUE(findConfigKey(k) != nullptr || c.ignored_options.count(k)) << k;
+  }
+}
+
+// A value that asks for what this agent cannot do fails the start, naming the key and the value
+// (main exits 2 with it), from the directory and the file alike.
+TEST(ConfigTest, ValuesWeCannotHonourFail) {
+  testing::TempDir dir;
+  struct Case {
+    std::string key, value, error;
+  };
+  for (const auto& c : std::vector<Case>{
+           {"tunnel-protocol", "geneve",
+            "geneve is not supported by this build (the kernel has no Geneve; only vxlan)"},
+           {"kube-proxy-replacement", "partial",
+            "'partial' is not supported (Cilium removed it in 1.14): true or false"},
+           {"ipam", "eni", "'eni' is not one of cluster-pool, kubernetes"},
+           {"enable-ipsec", "true",
+            "not supported by this agent (IPsec encryption is not implemented; only false)"},
+           {"policy-audit-mode", "TRUE",
+            "not supported by this agent (policy audit mode is not implemented: policy is "
+            "enforced; only false)"},
+           {"enable-k8s-networkpolicy", "false",
+            "not supported by this agent (NetworkPolicy is always enforced; only true)"},
+           {"datapath-mode", "netkit",
+            "not supported by this agent (pods are attached with veth pairs (netkit is not in "
+            "this kernel); only veth)"},
+           {"tunnel", "disabled",
+            "not supported by this agent (removed in Cilium 1.15: use routing-mode and "
+            "tunnel-protocol; only vxlan)"},
+       }) {
+    testing::TempDir cm;
+    write(cm.file(c.key), c.value + "\n");
+    EXPECT_EQ(loadError({"--config-dir", cm.path()}),
+              c.key + "=" + c.value + " (config dir " + cm.path() + "): " + c.error);
+    write(dir.file("c.yaml"), c.key + ": \"" + c.value + "\"\n");
+    EXPECT_EQ(loadError({"--config-file", dir.file("c.yaml")}),
+              c.key + "=" + c.value + " (config file " + dir.file("c.yaml") + "): " + c.error);
+  }
+  // Their accepted values (what this agent does anyway) are only listed.
+  write(dir.file("ok.yaml"),
+        "enable-ipsec: \"false\"\ndatapath-mode: veth\ncni-chaining-mode: none\n");
+  auto ok = load({"--config-file", dir.file("ok.yaml")});
+  ASSERT_TRUE(ok.ok()) << ok.error().toString();
+  EXPECT_EQ(ok->config.ignored_options.size(), 3u);
+}
+
+// cilium-agent itself: a value it cannot honour stops it before anything starts, exit status 2,
+// one line naming the key, the value and where it came from.
+TEST(ConfigTest, AgentExitsWithStatus2NamingTheKey) {
+  testing::TempDir cm;
+  write(cm.file("kube-proxy-replacement"), "partial");
+  write(cm.file("mesh-auth-enabled"), "true");
+  auto r = run({CILIUM_AGENT_BINARY, "--config-dir=" + cm.path()});
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->exit_code, 2);
+  EXPECT_EQ(r->err, "cilium-agent: kube-proxy-replacement=partial (config dir " + cm.path() +
+                        "): 'partial' is not supported (Cilium removed it in 1.14): true or "
+                        "false\n");
+}
+
+// As Cilium's agent: flags stay strict, and only CILIUM_<KEY> of our keys is read.
+TEST(ConfigTest, FlagsAndEnvironmentStayStrict) {
+  EXPECT_EQ(loadError({"--enable-ipsec=true"}), "--enable-ipsec (flag): unknown option");
+  EXPECT_EQ(loadError({"--mesh-auth-enabled=false"}), "--mesh-auth-enabled (flag): unknown option");
+  auto env = load({}, fakeEnv({{"CILIUM_ENABLE_IPSEC", "true"}}));
+  ASSERT_TRUE(env.ok());
+  EXPECT_TRUE(env->config.ignored_options.empty());
+}
+
+// Every entry of the table is a key this agent does not implement (a module that implements one
+// removes it from unhonouredKeys()).
+TEST(ConfigTest, UnhonouredKeysAreNotKeys) {
+  for (const auto& u : unhonouredKeys()) {
+    EXPECT_EQ(findConfigKey(u.name), nullptr) << u.name << " is implemented now";
+    EXPECT_FALSE(u.accepted.empty()) << u.name;
+  }
+}
+
+TEST(ConfigTest, CiliumMeaningsOfKeys) {
+  auto kpr = [](const std::string& v) {
+    auto r = load({"--kube-proxy-replacement=" + v});
+    EXPECT_TRUE(r.ok()) << v;
+    return r.ok() && r->config.kube_proxy_replacement;
+  };
+  EXPECT_TRUE(kpr("true"));
+  EXPECT_TRUE(kpr("strict"));  // Cilium < 1.14
+  EXPECT_FALSE(kpr("false"));
+  EXPECT_FALSE(kpr("disabled"));
+  EXPECT_FALSE(load({})->config.kube_proxy_replacement);  // Cilium's default
+  EXPECT_EQ(loadError({"--kube-proxy-replacement=maybe"}),
+            "--kube-proxy-replacement=maybe (flag): 'maybe' is not true or false");
+  // devices as Cilium's ConfigMap writes them (spaces) or as flags do (commas).
+  auto dev = load({"--devices=eth0 eth1,eth2"});
+  ASSERT_TRUE(dev.ok()) << dev.error().toString();
+  EXPECT_EQ(dev->config.devicesList(), (std::vector<std::string>{"eth0", "eth1", "eth2"}));
+  // Durations as Cilium writes them, or seconds.
+  EXPECT_EQ(load({"--identity-gc-interval=15m0s"})->config.identity_gc_interval, 900u);
+  EXPECT_EQ(load({"--identity-gc-interval=60"})->config.identity_gc_interval, 60u);
+  EXPECT_EQ(load({"--k8s-sync-timeout=3m0s"})->config.k8s_sync_timeout, 180u);
+  EXPECT_EQ(load({"--kvstore-lease-ttl=15m"})->config.kvstore_lease_ttl, 900u);
+  EXPECT_EQ(loadError({"--identity-gc-interval=1500ms"}),
+            "--identity-gc-interval=1500ms (flag): '1500ms' is not whole seconds");
+  EXPECT_EQ(loadError({"--k8s-sync-timeout=2h"}),
+            "--k8s-sync-timeout=2h (flag): 7200s is not 1..3600 seconds");
+  EXPECT_EQ(loadError({"--k8s-sync-timeout=soon"}),
+            "--k8s-sync-timeout=soon (flag): 'soon' is neither seconds nor a duration (e.g. 900, "
+            "15m0s)");
+  EXPECT_EQ(load({"--tunnel-protocol=vxlan"})->config.tunnel_protocol, "vxlan");
+  EXPECT_EQ(load({})->config.agent_health_port, 9879u);
+  EXPECT_EQ(load({"--agent-health-port=0"})->config.agent_health_port, 0u);
 }
 
 TEST(ConfigTest, PrecedenceFlagsOverDirOverFileOverDefaults) {

@@ -2,6 +2,7 @@
 // socket: health, configuration, IPAM, reserved paths, components, restart, CNI configuration.
 #include "agent/daemon/daemon.h"
 
+#include <httplib.h>
 #include <sys/stat.h>
 
 #include <fstream>
@@ -262,6 +263,70 @@ TEST_F(DaemonTest, ComponentsPlugIn) {
   EXPECT_EQ(client().debugInfo()->subsystem["fake"], "hello");
   daemon_->stop();
   EXPECT_EQ(events, (std::vector<std::string>{"start identity", "stop identity"}));
+}
+
+// GET http://127.0.0.1:<port>/healthz as a kubelet's httpGet probe does: status and body.
+std::pair<int, std::string> probe(int port) {
+  httplib::Client c("127.0.0.1", port);
+  c.set_connection_timeout(std::chrono::seconds(5));
+  auto r = c.Get("/healthz");
+  if (!r) return {0, "no answer: " + httplib::to_string(r.error())};
+  return {r->status, r->body};
+}
+
+TEST_F(DaemonTest, HealthPortAnswersProbesOverPlainHttp) {
+  DaemonOptions o = unprivileged();
+  o.serve_health_port = true;
+  o.health_port_any = true;
+  daemon_ = std::make_unique<Daemon>(testConfig(dir_), o);
+  EXPECT_EQ(daemon_->healthProbe(), (std::pair<int, std::string>{503, "cilium: starting\n"}));
+  ASSERT_TRUE(daemon_->start().ok());
+  ASSERT_NE(daemon_->healthPort(), 0);
+  EXPECT_EQ(probe(daemon_->healthPort()), (std::pair<int, std::string>{200, "ok\n"}));
+  int port = daemon_->healthPort();
+  daemon_->stop();
+  EXPECT_EQ(probe(port).first, 0) << "closed once stopped";
+}
+
+TEST_F(DaemonTest, HealthPortNamesTheFailingPart) {
+  std::vector<std::string> events;
+  DaemonOptions o = unprivileged();
+  o.serve_health_port = true;
+  o.health_port_any = true;
+  daemon_ = std::make_unique<Daemon>(testConfig(dir_), o);
+  daemon_->addComponent(std::make_unique<FakeComponent>("k8s", &events));  // kubernetes fails
+  ASSERT_TRUE(daemon_->start().ok());
+  EXPECT_EQ(probe(daemon_->healthPort()),
+            (std::pair<int, std::string>{503, "cilium: kubernetes: apiserver unreachable\n"}));
+  daemon_->stop();  // before `events` goes
+}
+
+TEST_F(DaemonTest, HealthPortOffUnlessAsked) {
+  startDaemon();
+  EXPECT_EQ(daemon_->healthPort(), 0);
+  daemon_.reset();
+  Daemon off(testConfig(dir_, {"--agent-health-port=0"}), [] {
+    DaemonOptions o = unprivileged();
+    o.serve_health_port = true;
+    return o;
+  }());
+  ASSERT_TRUE(off.start().ok());
+  EXPECT_EQ(off.healthPort(), 0) << "agent-health-port=0 is off";
+  off.stop();
+}
+
+TEST_F(DaemonTest, ConfigListsIgnoredKeys) {
+  ASSERT_TRUE(makeDirs(dir_.file("cm")).ok());
+  std::ofstream(dir_.file("cm/enable-hubble")) << "false";
+  std::ofstream(dir_.file("cm/mesh-auth-enabled")) << "true";
+  std::ofstream(dir_.file("cm/cluster-pool-ipv4-cidr")) << "10.0.0.0/8\n";
+  startDaemon({"--config-dir=" + dir_.file("cm")});
+  auto c = client().getConfig();
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  EXPECT_EQ(c->status->ignored_options,
+            (api::ConfigurationMap{{"cluster-pool-ipv4-cidr", "10.0.0.0/8"},
+                                   {"mesh-auth-enabled", "true"}}));
+  EXPECT_EQ(c->status->immutable.count("mesh-auth-enabled"), 0u);
 }
 
 TEST_F(DaemonTest, AFailingComponentStopsWhatStarted) {
