@@ -346,9 +346,7 @@ const std::vector<UnhonouredKey>& unhonouredKeys() {
        {"veth"},
        "pods are attached with veth pairs (netkit is not in this kernel)"},
       {"cni-chaining-mode", {"none", ""}, "CNI chaining is not implemented"},
-      // The DSR work adds these as keys of its own; then the entry goes (a test says so).
       {"tunnel", {"vxlan"}, "removed in Cilium 1.15: use routing-mode and tunnel-protocol"},
-      {"bpf-lb-mode", {"snat"}, "only SNAT load balancing is implemented"},
   };
   return keys;
 }

@@ -209,7 +209,8 @@ class ClusterDsrTest : public ::testing::TestWithParam<std::string> {
         {"--ipv4-range=auto", "--k8s-api-server=" + server_.url(), "--k8s-sync-timeout=60",
          "--identity-allocation-mode=crd", "--cgroup-root=" + *cgroup, "--devices=ul0",
          "--routing-mode=native", "--ipv4-native-routing-cidr=10.200.0.0/14",
-         "--auto-direct-node-routes", "--bpf-lb-mode=" + GetParam(), "--bpf-lb-dsr-dispatch=opt"});
+         "--auto-direct-node-routes", "--kube-proxy-replacement=true", "--bpf-lb-mode=" + GetParam(),
+         "--bpf-lb-dsr-dispatch=opt"});
     for (auto& a : argv)
       if (a.rfind("--node-name=", 0) == 0) a = "--node-name=" + n.name;
     auto p = n.topo->spawnIn(n.topo->nodeNetns(), argv, "agent");
