@@ -6,8 +6,9 @@
 # requires clients' certificates too. `cilium-local up --nodes 2` with the Star Wars manifests
 # and rule1; the relay runs in node-1 and finds both nodes through node-1's Peer service on
 # node-1's TLS listener (as through the chart's hubble-peer service, with the relay's client
-# certificate); the hubble CLI with --tls must see flows of both nodes (the xwing's drop on node-2 among them) and
-# 2/2 nodes connected; without a client certificate it is refused. Torn down at the end.
+# certificate); the hubble CLI with --tls must see flows of both nodes (the xwing's drop on
+# node-2 among them) and 2/2 nodes connected; without a client certificate it is refused.
+# Torn down at the end.
 #   sudo tests/agent/hubble/relay/live_cluster_tls.sh   (CTest: e2e_hubble_relay_live_tls)
 set -euo pipefail
 if [[ $EUID -ne 0 ]]; then
