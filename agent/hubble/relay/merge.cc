@@ -15,7 +15,7 @@ FlowMerger::FlowMerger(Options opts) : opts_(opts) {
 
 int FlowMerger::addSource(std::string name) {
   std::lock_guard lock(mu_);
-  sources_.push_back(Source{std::move(name), {}, false, 0});
+  sources_.emplace_back(std::move(name));
   // A new open source changes what the consumer may send: it now has to wait for this one.
   consumer_cv_.notify_all();
   return static_cast<int>(sources_.size()) - 1;
@@ -24,7 +24,11 @@ int FlowMerger::addSource(std::string name) {
 bool FlowMerger::push(int source, observer::GetFlowsResponse ev) {
   std::unique_lock lock(mu_);
   auto& s = sources_.at(static_cast<size_t>(source));
-  producer_cv_.wait(lock, [&] { return closed_ || s.buf.size() < opts_.per_source_capacity; });
+  if (!closed_ && s.buf.size() >= opts_.per_source_capacity) {
+    s.waiting = true;
+    s.room.wait(lock, [&] { return closed_ || s.buf.size() < opts_.per_source_capacity; });
+    s.waiting = false;
+  }
   if (closed_) return false;
   int64_t t = eventTimeNs(ev);
   if (t == 0) t = s.last_time_ns;
@@ -49,7 +53,7 @@ void FlowMerger::notice(observer::GetFlowsResponse ev) {
 void FlowMerger::close() {
   std::lock_guard lock(mu_);
   closed_ = true;
-  producer_cv_.notify_all();
+  for (auto& s : sources_) s.room.notify_all();
   consumer_cv_.notify_all();
 }
 
@@ -89,25 +93,42 @@ int FlowMerger::nextSource(Clock::time_point* due) const {
   return best;
 }
 
+bool FlowMerger::takeDue(observer::GetFlowsResponse& out, int* next, Clock::time_point* due) {
+  if (!notices_.empty()) {
+    out = std::move(notices_.front());
+    notices_.pop_front();
+    return true;
+  }
+  *next = nextSource(due);
+  if (*next < 0 || *due > Clock::now()) return false;
+  auto& s = sources_[static_cast<size_t>(*next)];
+  out = std::move(s.buf.front().ev);
+  s.buf.pop_front();
+  // Its producer waits only on a full buffer: wake it once, as room appears.
+  if (s.waiting && s.buf.size() + 1 == opts_.per_source_capacity) s.room.notify_one();
+  return true;
+}
+
 FlowMerger::Pop FlowMerger::pop(observer::GetFlowsResponse& out,
                                 std::chrono::milliseconds max_wait) {
+  std::vector<observer::GetFlowsResponse> one;
+  auto r = popBatch(one, 1, max_wait);
+  if (r == Pop::kEvent) out = std::move(one.front());
+  return r;
+}
+
+FlowMerger::Pop FlowMerger::popBatch(std::vector<observer::GetFlowsResponse>& out, size_t max,
+                                     std::chrono::milliseconds max_wait) {
   std::unique_lock lock(mu_);
   const auto deadline = Clock::now() + max_wait;
+  observer::GetFlowsResponse ev;
   for (;;) {
     if (closed_) return Pop::kEnd;
-    if (!notices_.empty()) {
-      out = std::move(notices_.front());
-      notices_.pop_front();
-      return Pop::kEvent;
-    }
+    int i = -1;
     Clock::time_point due;
-    int i = nextSource(&due);
-    auto now = Clock::now();
-    if (i >= 0 && due <= now) {
-      auto& s = sources_[static_cast<size_t>(i)];
-      out = std::move(s.buf.front().ev);
-      s.buf.pop_front();
-      producer_cv_.notify_all();
+    if (takeDue(ev, &i, &due)) {
+      out.push_back(std::move(ev));
+      for (size_t n = 1; n < max && takeDue(ev, &i, &due); ++n) out.push_back(std::move(ev));
       return Pop::kEvent;
     }
     if (i < 0 && !opts_.keep_open) {
@@ -115,7 +136,7 @@ FlowMerger::Pop FlowMerger::pop(observer::GetFlowsResponse& out,
       for (const auto& s : sources_) all_ended = all_ended && s.ended;
       if (all_ended) return Pop::kEnd;
     }
-    if (now >= deadline) return Pop::kWait;
+    if (Clock::now() >= deadline) return Pop::kWait;
     consumer_cv_.wait_until(lock, i >= 0 ? std::min(due, deadline) : deadline);
   }
 }

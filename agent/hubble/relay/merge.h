@@ -15,6 +15,9 @@
 // and a node that falls behind its own ring reports the loss as a LostEvent.
 //
 // Notices (node status events) bypass the ordering and go out at the next pop.
+// The consumer takes what is due in batches (popBatch: one lock for the lot, so that the node
+// streams' producers are not woken and made to wait once per event); a source whose producer
+// waits for room is woken once, when the consumer took from it, not at every pop of any source.
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
@@ -61,6 +64,10 @@ class FlowMerger {
   // event is due yet (call again; lets the caller check for a cancelled client); kEnd means every
   // source ended and every buffer is empty (or the merger was closed).
   Pop pop(observer::GetFlowsResponse& out, std::chrono::milliseconds max_wait);
+  // As pop, but then also takes every further event due now, up to `max` in all, in the order
+  // single pops would give them; appended to `out`. kEvent when at least one was taken.
+  Pop popBatch(std::vector<observer::GetFlowsResponse>& out, size_t max,
+               std::chrono::milliseconds max_wait);
 
   // Sources not ended yet.
   size_t openSources() const;
@@ -72,17 +79,23 @@ class FlowMerger {
     Clock::time_point arrived;
   };
   struct Source {
+    explicit Source(std::string n) : name(std::move(n)) {}
     std::string name;
     std::deque<Item> buf;
     bool ended = false;
+    bool waiting = false;  // its producer waits for room
     int64_t last_time_ns = 0;
+    std::condition_variable room;  // the producer's wake-up
   };
   // The source whose head goes next and when it is due; -1 when nothing is buffered.
   int nextSource(Clock::time_point* due) const;
+  // Moves the next event due now (a notice first) into `out`; false when none is due.
+  // `*next` is the source that would go next (-1: none) and `*due` when, for the caller's wait.
+  bool takeDue(observer::GetFlowsResponse& out, int* next, Clock::time_point* due);
 
   Options opts_;
   mutable std::mutex mu_;
-  std::condition_variable consumer_cv_, producer_cv_;
+  std::condition_variable consumer_cv_;
   // A deque: push() holds a reference to its source across waits while addSource() appends.
   std::deque<Source> sources_;
   std::deque<observer::GetFlowsResponse> notices_;

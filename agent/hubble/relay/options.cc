@@ -74,8 +74,10 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   app->add_option("--metrics-listen-address", metrics_listen,
                   "Address to serve Prometheus metrics on, e.g. :9966 (\"\": none)")
       ->type_name("ADDR");
-  app->add_option("--peer-service", peer_service,
-                  "Hubble server serving peer.Peer (unix:///path or host:port; \"\": none)")
+  app->add_option(
+         "--peer-service", peer_service,
+         "Hubble server serving peer.Peer (unix:///path, plaintext; or host:port, with the "
+         "client TLS of the nodes; \"\": none)")
       ->type_name("ADDR")
       ->default_str(peer_service);
   app->add_option("--static-peer", static_peers,
@@ -90,7 +92,8 @@ Result<Args> parseArgs(const std::vector<std::string>& argv) {
   app->add_option("--sort-buffer-drain-timeout", drain,
                   "How long an event waits for a quiet node before it is sent")
       ->default_str(drain);
-  app->add_flag("--disable-client-tls", disable_client_tls, "Connect to nodes without TLS");
+  app->add_flag("--disable-client-tls", disable_client_tls,
+                "Connect to nodes and the peer service without TLS");
   app->add_option("--tls-hubble-client-cert-file", cert, "Client certificate for the nodes (PEM)");
   app->add_option("--tls-hubble-client-key-file", key, "Key of the client certificate (PEM)");
   app->add_option(

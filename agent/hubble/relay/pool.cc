@@ -231,13 +231,32 @@ bool PeerPool::sleepUnlessStopping(std::chrono::milliseconds d) {
   return !stop_cv_.wait_for(lock, d, [&] { return stopping_.load(); });
 }
 
-void PeerPool::discoverLoop() {
+bool PeerPool::peerServiceTls() const {
+  return opts_.tls.enabled && !opts_.peer_service.starts_with("unix:");
+}
+
+std::string PeerPool::peerServiceTlsName() const {
+  return hubbleTlsServerName(opts_.cluster_name, kPeerServiceName);
+}
+
+std::shared_ptr<grpc::Channel> PeerPool::peerServiceChannel() const {
   std::string target = opts_.peer_service;
   if (target.starts_with("unix:///")) target = "unix://" + target.substr(7);
-  auto channel = grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
-  auto stub = peer::Peer::NewStub(channel);
+  if (!peerServiceTls()) return grpc::CreateChannel(target, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments args;
+  args.SetSslTargetNameOverride(peerServiceTlsName());
+  std::lock_guard lock(mu_);
+  return grpc::CreateCustomChannel(
+      target, grpc::SslCredentials({pems_.roots, pems_.key, pems_.cert}), args);
+}
+
+void PeerPool::discoverLoop() {
   std::chrono::milliseconds backoff(100);
+  log()->info("peer service target={} tls={} tls_server_name={}", opts_.peer_service,
+              peerServiceTls(), peerServiceTls() ? peerServiceTlsName() : "");
   while (!stopping_) {
+    // A channel per attempt: after a certificate reload the next attempt uses the new files.
+    auto stub = peer::Peer::NewStub(peerServiceChannel());
     grpc::ClientContext ctx;
     {
       std::lock_guard lock(stop_mu_);

@@ -11,7 +11,11 @@
 // channel is READY.
 // TLS to nodes (Cilium's --tls-hubble-*): the client certificate and key, and the CAs the
 // nodes' certificates are checked against; the name checked is the one the peer announced.
-// Nodes on a Unix socket are always reached without TLS. The files are read again every
+// Nodes on a Unix socket are always reached without TLS. So is a Unix-socket peer service; a
+// TCP one (the chart's hubble-peer.<namespace>.svc...:443, served by the agents' TLS listener) is
+// reached with the same client certificate and CAs, checking the name Cilium's relay checks,
+// hubble-peer.<cluster_name>.hubble-grpc.cilium.io (which the agents' *.<cluster>.hubble-grpc
+// certificate covers). The files are read again every
 // `cert_reload_interval`; when they changed (and still load), the TLS nodes' channels are made
 // anew with them (streams already open finish on the old ones), as Cilium's relay picks up
 // renewed certificates without a restart. A file that stops loading keeps the certificates in use.
@@ -35,6 +39,9 @@
 #include "agent/hubble/proto.h"
 
 namespace cilium::hubble::relay {
+
+// The name Cilium's relay checks on a TCP peer service: the TLS name of a node called so.
+inline constexpr std::string_view kPeerServiceName = "hubble-peer";
 
 struct ClientTls {
   bool enabled = false;
@@ -90,6 +97,10 @@ class PeerPool {
   // Times the client certificates were reloaded after a change.
   uint64_t certReloads() const { return cert_reloads_.load(); }
 
+  // Whether the peer service is reached over TLS, and the name its certificate must carry.
+  bool peerServiceTls() const;
+  std::string peerServiceTlsName() const;
+
   // The dial target of a peer address: "unix://..." as is; a host-less ":port" (or 0.0.0.0,
   // [::]) gets the peer service's host, or 127.0.0.1 when that is a Unix socket.
   static std::string dialTarget(const std::string& address, const std::string& peer_service);
@@ -106,6 +117,7 @@ class PeerPool {
   void reloadCerts();
   std::string fullName(const std::string& announced) const;
   void remove(const std::string& name);
+  std::shared_ptr<grpc::Channel> peerServiceChannel() const;
   void discoverLoop();
   void monitorLoop();
   bool sleepUnlessStopping(std::chrono::milliseconds d);

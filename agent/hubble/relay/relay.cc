@@ -36,6 +36,8 @@ auto log() {
 
 // How often a following GetFlows looks for cancelled clients and nodes to add.
 constexpr std::chrono::milliseconds kPollInterval{200};
+// Events the merge hands over at once (and written with one flush).
+constexpr size_t kWriteBatch = 256;
 // How long a following GetFlows waits before it asks a node whose stream failed again.
 constexpr std::chrono::milliseconds kRejoinHoldOff{1000};
 
@@ -99,25 +101,46 @@ class RelayServer::Service final : public observer::Observer::Service {
     const bool first_n = !req->follow() && req->first() && req->number() > 0;
     std::deque<observer::GetFlowsResponse> tail;
     uint64_t sent = 0;
+    // The stream's headers go first: with gRPC 1.51 a first message written with the buffer
+    // hint holds them back, and a later flushing write does not release them.
+    writer->SendInitialMetadata();
+    // What the merge has due is taken in batches and written with gRPC's buffer hint but for
+    // the last of a batch, so a burst goes out in a few transport writes, not one per flow (as a
+    // node's follower writes); a batch is only what is due now, so a quiet stream stays prompt.
+    const auto buffered = grpc::WriteOptions().set_buffer_hint();
+    std::vector<observer::GetFlowsResponse> batch;
+    std::vector<const observer::GetFlowsResponse*> out;
+    batch.reserve(kWriteBatch);
+    bool done = false;
     auto lastCheck = std::chrono::steady_clock::now();
-    observer::GetFlowsResponse ev;
-    for (;;) {
+    while (!done) {
       if (stopping_ || ctx->IsCancelled()) break;
-      auto r = merger.pop(ev, kPollInterval);
+      batch.clear();
+      auto r = merger.popBatch(batch, kWriteBatch, kPollInterval);
       if (r == FlowMerger::Pop::kEnd) break;
-      if (r == FlowMerger::Pop::kEvent) {
+      out.clear();
+      for (auto& ev : batch) {
         if (ev.has_node_status() || (!last_n && !first_n)) {
-          if (!writer->Write(ev)) break;
+          out.push_back(&ev);
         } else if (last_n) {
           tail.push_back(std::move(ev));
           if (tail.size() > req->number()) tail.pop_front();
         } else {
-          if (!writer->Write(ev)) break;
-          if (++sent >= req->number()) break;
+          out.push_back(&ev);
+          if (++sent >= req->number()) {
+            done = true;
+            break;
+          }
+        }
+      }
+      for (size_t i = 0; i < out.size(); ++i) {
+        if (!writer->Write(*out[i], i + 1 == out.size() ? grpc::WriteOptions() : buffered)) {
+          done = true;
+          break;
         }
       }
       // Following: nodes that connected (or came back) since the stream began join it.
-      if (req->follow() && std::chrono::steady_clock::now() - lastCheck >= kPollInterval) {
+      if (!done && req->follow() && std::chrono::steady_clock::now() - lastCheck >= kPollInterval) {
         lastCheck = std::chrono::steady_clock::now();
         observer::GetFlowsRequest fresh = *req;
         fresh.set_number(0);
@@ -130,8 +153,12 @@ class RelayServer::Service final : public observer::Observer::Service {
         }
       }
     }
-    for (const auto& e : tail)
-      if (ctx->IsCancelled() || !writer->Write(e)) break;
+    for (size_t i = 0; i < tail.size(); ++i)
+      if (ctx->IsCancelled() ||
+          !writer->Write(tail[i], i + 1 == tail.size() || i % kWriteBatch == kWriteBatch - 1
+                                      ? grpc::WriteOptions()
+                                      : buffered))
+        break;
     merger.close();
     streams.stopAll();
     // Every node refused the request (a filter an older node does not know): say why, as a

@@ -4,9 +4,11 @@
 # *.default.hubble-grpc.cilium.io and requires a client certificate from that CA; the relay has
 # a client certificate for the nodes and a server certificate *.hubble-relay.cilium.io and
 # requires clients' certificates too. `cilium-local up --nodes 2` with the Star Wars manifests
-# and rule1; the relay runs in node-1 and finds both nodes through node-1's Peer service; the
-# hubble CLI with --tls must see flows of both nodes (the xwing's drop on node-2 among them) and
-# 2/2 nodes connected; without a client certificate it is refused. Torn down at the end.
+# and rule1; the relay runs in node-1 and finds both nodes through node-1's Peer service on
+# node-1's TLS listener (as through the chart's hubble-peer service, with the relay's client
+# certificate); the hubble CLI with --tls must see flows of both nodes (the xwing's drop on
+# node-2 among them) and 2/2 nodes connected; without a client certificate it is refused.
+# Torn down at the end.
 #   sudo tests/agent/hubble/relay/live_cluster_tls.sh   (CTest: e2e_hubble_relay_live_tls)
 set -euo pipefail
 if [[ $EUID -ne 0 ]]; then
@@ -66,8 +68,10 @@ if "$tool" exec default/xwing -- cilium-http-client POST "http://$ds/v1/request-
   fail "the xwing landed although rule1 is in force"
 fi
 
+# The peer service over TCP with TLS, as the chart's hubble-peer service (node-1's agent on
+# :4244, reached with the relay's client certificate, checked as hubble-peer.default.hubble-grpc...).
 "$tool" host node-1 -- "$build/agent/hubble/relay/hubble-relay" --listen-address 127.0.0.1:4245 \
-  --peer-service "unix://$work/state/nodes/node-1/agent/hubble.sock" \
+  --peer-service "$("$tool" ip node-1):4244" \
   --tls-hubble-client-cert-file "$pki/relay-client.crt" --tls-hubble-client-key-file "$pki/relay-client.key" \
   --tls-hubble-server-ca-files "$pki/ca.crt" \
   --tls-relay-server-cert-file "$pki/relay-server.crt" --tls-relay-server-key-file "$pki/relay-server.key" \
@@ -83,6 +87,8 @@ until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: 2/2"* ]];
   [[ $SECONDS -lt $deadline ]] || fail "the relay does not reach both nodes over TLS: $status"
   sleep 0.5
 done
+grep -q 'peer service target=.* tls=true tls_server_name=hubble-peer.default.hubble-grpc.cilium.io' \
+  "$work/relay.log" || fail "the relay does not reach the peer service over TLS"
 flows=$(hubble observe --last 200 --print-node-name 2>&1)
 for want in '[default/node-1]' '[default/node-2]' 'default/xwing' 'Policy denied DROPPED'; do
   [[ $flows == *"$want"* ]] || fail "no '$want' in the relay's flows: $flows"

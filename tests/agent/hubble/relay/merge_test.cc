@@ -2,6 +2,7 @@
 // waited for within the drain timeout, a quiet source drained after it, sources ending, notices.
 #include "agent/hubble/relay/merge.h"
 
+#include <algorithm>
 #include <atomic>
 #include <thread>
 
@@ -141,6 +142,52 @@ TEST(FlowMerger, QuietSourceDoesNotThrottleABusyOne) {
   producer.join();
   ASSERT_EQ(out.size(), 996u);
   for (size_t i = 0; i < out.size(); ++i) EXPECT_EQ(eventTimeNs(out[i]), 100 + int64_t(i));
+}
+
+// The relay writes what popBatch hands it in one go: the events due now, up to the maximum, in
+// the order single pops give; never one that still waits for a quiet source; notices first.
+TEST(FlowMerger, PopBatchTakesWhatIsDueInTimeOrder) {
+  constexpr int kPerSource = 300;
+  FlowMerger m({kPerSource, 1h, false});
+  std::vector<std::thread> producers;
+  for (int s = 0; s < 2; ++s) {
+    int id = m.addSource("node-" + std::to_string(s));
+    producers.emplace_back([&m, id, s] {
+      for (int i = 0; i < kPerSource; ++i) ASSERT_TRUE(m.push(id, at(1000 + 2 * i + s)));
+      m.end(id);
+    });
+  }
+  for (auto& t : producers) t.join();  // everything buffered: the batches are full ones
+  std::vector<observer::GetFlowsResponse> got;
+  auto deadline = std::chrono::steady_clock::now() + 60s;
+  size_t batches = 0;
+  for (;;) {
+    std::vector<observer::GetFlowsResponse> batch;
+    auto r = m.popBatch(batch, 64, 50ms);
+    if (r == FlowMerger::Pop::kEnd || std::chrono::steady_clock::now() > deadline) break;
+    EXPECT_LE(batch.size(), 64u);
+    batches += r == FlowMerger::Pop::kEvent;
+    got.insert(got.end(), batch.begin(), batch.end());
+  }
+  ASSERT_EQ(got.size(), size_t{2 * kPerSource});
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(eventTimeNs(got[i]), 1000 + int64_t(i)) << i;
+  EXPECT_EQ(batches, (got.size() + 63) / 64);
+
+  // Not due (a quiet open source, buffers not full): nothing, after max_wait.
+  FlowMerger q({100, 1h, true});
+  int x = q.addSource("x");
+  q.addSource("quiet");
+  ASSERT_TRUE(q.push(x, at(5)));
+  std::vector<observer::GetFlowsResponse> none;
+  EXPECT_EQ(q.popBatch(none, 64, 20ms), FlowMerger::Pop::kWait);
+  EXPECT_TRUE(none.empty());
+  // Notices come first, then what is due.
+  observer::GetFlowsResponse status;
+  status.mutable_node_status()->set_state_change(::relay::NODE_CONNECTED);
+  q.notice(status);
+  EXPECT_EQ(q.popBatch(none, 64, 20ms), FlowMerger::Pop::kEvent);
+  ASSERT_EQ(none.size(), 1u);
+  EXPECT_TRUE(none[0].has_node_status());
 }
 
 TEST(FlowMerger, EndedSourceNoLongerHoldsTheOthers) {

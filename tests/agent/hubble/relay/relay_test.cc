@@ -436,23 +436,29 @@ class Pki {
 };
 
 // TLS between relay and nodes as Cilium's chart sets it up: the nodes require a client
-// certificate from the relay's CA; the relay checks the nodes' names against their CA.
+// certificate from the relay's CA; the relay checks the nodes' names against their CA. The
+// relay finds the nodes through node-1's Peer service on its TLS listener (the chart's
+// hubble-peer service), with the same client certificate, checking the name Cilium's relay
+// checks there (hubble-peer.<cluster>.hubble-grpc.cilium.io, which node-1's wildcard covers).
 TEST_F(RelayTest, TlsWithClientCertificatesToTheNodes) {
   cilium::testing::TempDir dir;
   Pki pki(dir.path());
-  for (auto& n : nodes_) pki.gen(n.name, hubbleTlsServerName("default", n.name), "hubble-ca");
+  pki.gen("node-1", "*.default.hubble-grpc.cilium.io", "hubble-ca");
+  for (int i = 1; i < 3; ++i)
+    pki.gen(nodes_[i].name, hubbleTlsServerName("default", nodes_[i].name), "hubble-ca");
   pki.gen("relay-client", "*.hubble-relay.cilium.io", "relay-ca");
   pki.gen("stranger", "*.hubble-relay.cilium.io", "other-ca");
   auto list = restartNodesWithTls(dir.path(), "relay-ca.crt");
-  // Cilium's relay asks the local agent's Unix socket for peers; node-1 has only a TLS
-  // listener here, so this relay knows the nodes from a static list.
-  auto tlsRelay = [&](ClientTls tls) {
+  // Nodes from node-1's Peer service over TCP (and, with `static_peers`, from the list too).
+  auto tlsRelay = [&](ClientTls tls, bool static_peers, std::string cluster = "default") {
     relay_.reset();
     pool_.reset();
     PoolOptions po;
-    po.static_peers = list;
+    po.peer_service = "127.0.0.1:" + std::to_string(nodes_[0].port);
+    if (static_peers) po.static_peers = list;
     po.retry_timeout = 500ms;
     po.tls = std::move(tls);
+    po.cluster_name = std::move(cluster);
     auto pool = PeerPool::create(po);
     ASSERT_TRUE(pool.ok()) << pool.error().toString();
     pool_ = std::move(*pool);
@@ -464,26 +470,42 @@ TEST_F(RelayTest, TlsWithClientCertificatesToTheNodes) {
     stub_ = observer::Observer::NewStub(grpc::CreateChannel(
         "127.0.0.1:" + std::to_string(relay_->port()), grpc::InsecureChannelCredentials()));
   };
-  tlsRelay({true,
-            pki.file("relay-client.crt"),
-            pki.file("relay-client.key"),
-            {pki.file("hubble-ca.crt")}});
+  const ClientTls good{true,
+                       pki.file("relay-client.crt"),
+                       pki.file("relay-client.key"),
+                       {pki.file("hubble-ca.crt")}};
+  tlsRelay(good, false);
+  EXPECT_TRUE(pool_->peerServiceTls());
+  EXPECT_EQ(pool_->peerServiceTlsName(), "hubble-peer.default.hubble-grpc.cilium.io");
   ASSERT_TRUE(connected(3));
+  EXPECT_TRUE(pool_->status().peer_service_connected);
   feedInterleaved(2);
   EXPECT_EQ(flowsOnly(getFlows({})).size(), 6u);
   grpc::ClientContext ctx;
   observer::GetNodesResponse nodes;
   ASSERT_TRUE(stub_->GetNodes(&ctx, {}, &nodes).ok());
+  ASSERT_EQ(nodes.nodes_size(), 3);
   EXPECT_TRUE(nodes.nodes(0).tls().enabled());
   EXPECT_EQ(nodes.nodes(0).tls().server_name(), "node-1.default.hubble-grpc.cilium.io");
 
-  // A client certificate from another CA is turned away by every node.
-  tlsRelay({true, pki.file("stranger.crt"), pki.file("stranger.key"), {pki.file("hubble-ca.crt")}});
+  // A peer service whose certificate lacks the name for this cluster is not trusted: nothing
+  // is discovered.
+  tlsRelay(good, false, "prod");
+  EXPECT_EQ(pool_->peerServiceTlsName(), "hubble-peer.prod.hubble-grpc.cilium.io");
+  EXPECT_FALSE(eventually([&] { return !pool_->nodes().empty(); }, 1500ms));
+  EXPECT_FALSE(pool_->status().peer_service_connected);
+
+  // A client certificate from another CA is turned away by every node and the peer service.
+  tlsRelay({true, pki.file("stranger.crt"), pki.file("stranger.key"), {pki.file("hubble-ca.crt")}},
+           true);
   EXPECT_FALSE(eventually([&] { return status().num_connected_nodes().value() > 0; }, 1500ms));
   EXPECT_EQ(status().num_unavailable_nodes().value(), 3u);
+  EXPECT_FALSE(pool_->status().peer_service_connected);
   // Without TLS the nodes' TLS listeners do not answer either.
-  tlsRelay({});
+  tlsRelay({}, true);
+  EXPECT_FALSE(pool_->peerServiceTls());
   EXPECT_FALSE(eventually([&] { return status().num_connected_nodes().value() > 0; }, 1500ms));
+  EXPECT_FALSE(pool_->status().peer_service_connected);
   // Missing CA or unreadable files are refused at start, naming the flag.
   auto bad = PeerPool::create({"", {}, {true, "", "", {}}});
   ASSERT_FALSE(bad.ok());
@@ -701,8 +723,8 @@ TEST_F(RelayTest, HubbleCliAndRelayBinary) {
   EXPECT_EQ(table.rfind("TIMESTAMP", 0), 0u) << table;
   EXPECT_NE(table.find("node-1"), std::string::npos) << table;
   EXPECT_EQ(hubble({"observe", "debug-events"}, node1), "");  // none recorded
-  auto debug = cilium::run({CILIUM_HUBBLE_BINARY, "--server", server, "--debug", "observe",
-                            "agent-events"});
+  auto debug =
+      cilium::run({CILIUM_HUBBLE_BINARY, "--server", server, "--debug", "observe", "agent-events"});
   ASSERT_TRUE(debug.ok());
   EXPECT_NE(debug->exit_code, 0);  // the relay answers UNIMPLEMENTED
   EXPECT_NE(debug->err.find("level=debug msg=\"Sending GetAgentEvents request\""),
