@@ -127,6 +127,7 @@ f=$work/hubble-relay-ui.yaml
 relay='get("Deployment","hubble-relay").spec.template.spec.containers[0].args'
 expect "$f" "$relay.filter(a => a.startsWith(\"--peer-service\") || a.includes(\"tls\"))" \
   '["--peer-service=hubble-peer.kube-system.svc.cluster.local:443","--tls-hubble-client-cert-file=/var/lib/hubble-relay/tls/client.crt","--tls-hubble-client-key-file=/var/lib/hubble-relay/tls/client.key","--tls-hubble-server-ca-files=/var/lib/hubble-relay/tls/hubble-server-ca.crt","--disable-server-tls"]'
+expect "$f" "$relay.filter(a => a.startsWith(\"--cluster-name\"))" '["--cluster-name=default"]'
 expect "$f" 'get("Service","hubble-relay").spec.ports[0].port' 80
 expect "$f" 'get("Deployment","hubble-ui").spec.template.spec.containers[0].args' '["--server=hubble-relay.kube-system.svc:80","--listen-address=:8081"]'
 expect "$f" 'get("Service","hubble-peer").spec.ports[0].targetPort' 4244
