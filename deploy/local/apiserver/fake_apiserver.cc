@@ -584,14 +584,15 @@ void FakeApiServer::clearRequests() {
 
 void FakeApiServer::routes() {
   // Authentication, latency and injected failures, before any route.
-  // The request a worker thread is serving (pre-routing and the logger run on that thread), to
-  // record its response status.
+  // The request a worker thread is serving (pre- and post-routing run on that thread), to
+  // record its response status. Post-routing runs before the response is written (the logger
+  // only after it: a client reading the log at once could find no status yet).
   struct Current {
     uint64_t generation = 0;
     size_t index = SIZE_MAX;
   };
   static thread_local Current current;
-  http_->set_logger([this](const httplib::Request&, const httplib::Response& res) {
+  http_->set_post_routing_handler([this](const httplib::Request&, httplib::Response& res) {
     std::lock_guard lock(mu_);
     if (current.generation == request_generation_ && current.index < requests_.size())
       requests_[current.index].status = res.status;
