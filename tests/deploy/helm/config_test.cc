@@ -3,10 +3,6 @@
 // agent's --config-dir, and every key is the agent's own or one of the Cilium keys listed below;
 // the operator's rendered flags parse. For several value sets, each value the agent knows must
 // come through as rendered.
-//
-// Until cilium-agent accepts Cilium's keys it does not implement (the configuration part of
-// issue 20), loading stops at the first of them and the agent part is skipped, naming it; once
-// it does, this test runs in full with no change.
 #include "agent/daemon/config.h"
 
 #include <filesystem>
@@ -26,12 +22,11 @@ namespace {
 using nlohmann::json;
 namespace fs = std::filesystem;
 
-// Keys the chart renders with Cilium's names that are not cilium-agent keys (today): the
-// operator's pool (Cilium's agent ignores it too), and Cilium's names the configuration work
-// adds. Anything else must be a key of the agent's registry: a typo fails here.
-const std::set<std::string> kCiliumKeys = {"cluster-pool-ipv4-cidr", "cluster-pool-ipv4-mask-size",
-                                           "kube-proxy-replacement", "tunnel-protocol",
-                                           "agent-health-port"};
+// Keys the chart renders with Cilium's names that are not cilium-agent keys: the operator's
+// pool (Cilium's agent ignores it too; ours lists it as ignored). Anything else must be a key of
+// the agent's registry: a typo fails here.
+const std::set<std::string> kCiliumKeys = {"cluster-pool-ipv4-cidr",
+                                           "cluster-pool-ipv4-mask-size"};
 
 std::vector<json> render(const std::vector<std::string>& values) {
   std::vector<std::string> argv = {CILIUM_HELM_TEMPLATE,
@@ -118,13 +113,6 @@ TEST_P(ChartConfigTest, AgentAndOperatorReadTheRenderedConfiguration) {
                           },
                           [] { return std::string("node-1"); }};
   auto loaded = daemon::loadConfig({"--config-dir=" + dir}, env);
-  if (!loaded.ok()) {
-    const std::string msg = loaded.error().message();
-    for (const auto& key : kCiliumKeys)
-      if (msg.starts_with(key + " ") && msg.find("unknown option") != std::string::npos)
-        GTEST_SKIP() << "cilium-agent does not accept Cilium's key " << key
-                     << " yet (the configuration part of issue 20): " << msg;
-  }
   ASSERT_TRUE(loaded.ok()) << loaded.error().message();
   for (const auto& [key, value] : cm["data"].items()) {
     const auto* k = daemon::findConfigKey(key);
