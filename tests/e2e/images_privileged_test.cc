@@ -157,7 +157,25 @@ class ImagesE2eTest : public testing::AgentNodeTest {
     args.push_back(id);
     args.insert(args.end(), argv.begin(), argv.end());
     auto r = containerd_->ctr(args, 60s);
-    if (r.ok()) r->out = readFile(log).valueOr("");
+    if (!r.ok()) return r;
+    // The shim copies the container's output into the log file on its own: `ctr run` may
+    // return before the copy is done. Every command run here prints something, so wait for
+    // the file to have content and then to stop growing.
+    auto size = [&] {
+      std::error_code ec;
+      auto n = fs::file_size(log, ec);
+      return ec ? uintmax_t{0} : n;
+    };
+    testing::eventually([&] { return size() > 0; }, 10s);
+    testing::eventually(
+        [&, last = uintmax_t{0}]() mutable {
+          uintmax_t now = size();
+          bool stable = now == last;
+          last = now;
+          return stable;
+        },
+        2s, 100ms);
+    r->out = readFile(log).valueOr("");
     return r;
   }
 
