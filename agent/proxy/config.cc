@@ -27,9 +27,9 @@ const config::Registry<Config>& configKeys() {
             "Port of the DNS proxy (0: the cilium-dns-egress port allocated with the L7 proxy "
             "ports)",
             &Config::tofqdns_proxy_port, 1, 65535, true);
-    r->uint("tofqdns-idle-connection-grace-period",
-            "Seconds a learned address stays enforceable past its TTL",
-            &Config::tofqdns_grace_seconds, 0, 86400, true);
+    r->seconds("tofqdns-idle-connection-grace-period",
+               "Seconds a learned address stays enforceable past its TTL",
+               &Config::tofqdns_grace_seconds, 0, 86400, true);
     return r;
   }();
   return *r;
