@@ -34,13 +34,17 @@ using DebugInfoProvider = std::function<void(api::DebugInfo&)>;
 using MapPressureProvider = std::function<void(std::vector<std::pair<std::string, double>>&)>;
 
 // Paths and the node's identity: the keys every module may read (state-dir, bpf-root,
-// bpf-pin-dir, cgroup-root, socket-path, node-name, cluster-name, cluster-id).
+// bpf-pin-dir, cgroup-root, procfs, socket-path, node-name, cluster-name, cluster-id).
 struct NodeConfig {
   std::string state_dir =
       "/var/run/cilium";  // runtime state; persistent state in <state-dir>/state
   std::string bpf_root = "/sys/fs/bpf";
   std::string bpf_pin_dir;  // empty in the table = <bpf-root>/cilium (resolved by the loader)
   std::string cgroup_root = "/run/cilium/cgroupv2";
+  // The host's procfs, where sysctls are written (<procfs>/sys/...): /proc, or in an unprivileged
+  // container the host's /proc mounted elsewhere (Cilium's --procfs=/host/proc), since runtimes
+  // mount the container's own /proc/sys read-only.
+  std::string procfs = "/proc";
   std::string socket_path = "/var/run/cilium/cilium.sock";
   std::string node_name;  // empty in the table = $K8S_NODE_NAME, else the hostname
   std::string cluster_name = "default";
@@ -49,6 +53,8 @@ struct NodeConfig {
   // <state-dir>/state/<name>: where modules keep what must survive a restart.
   std::string stateFile(std::string_view name) const;
   std::string persistentStateDir() const { return state_dir + "/state"; }
+  // <procfs>/sys/<key>, key as a path ("net/ipv4/conf/lo/accept_local").
+  std::string sysctlPath(std::string_view key) const;
 };
 const config::Registry<NodeConfig>& nodeConfigKeys();
 

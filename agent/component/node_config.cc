@@ -9,6 +9,10 @@ std::string NodeConfig::stateFile(std::string_view name) const {
   return persistentStateDir() + "/" + std::string(name);
 }
 
+std::string NodeConfig::sysctlPath(std::string_view key) const {
+  return procfs + (procfs.back() == '/' ? "sys/" : "/sys/") + std::string(key);
+}
+
 namespace {
 
 config::Registry<NodeConfig>* build() {
@@ -25,6 +29,10 @@ config::Registry<NodeConfig>* build() {
       .defaultNote("<bpf-root>/cilium");
   r->path("cgroup-root", "Path to the cgroup2 filesystem for socket-level hooks",
           &NodeConfig::cgroup_root);
+  r->path("procfs",
+          "Path to the host's procfs, where sysctls are written (the host's /proc mounted into "
+          "an unprivileged container, whose own /proc/sys is read-only)",
+          &NodeConfig::procfs);
   r->path("socket-path", "Unix socket the REST API is served on", &NodeConfig::socket_path);
   r->string("node-name", "Name of this node",
             &NodeConfig::node_name,

@@ -55,8 +55,9 @@ class FeedTarget;
 namespace cilium::daemon {
 
 struct ControlPlaneOptions {
-  std::string pin_dir;    // bpffs directory for maps and links (created by the daemon)
-  std::string state_dir;  // persistent state (<state-dir>/state)
+  std::string pin_dir;           // bpffs directory for maps and links (created by the daemon)
+  std::string procfs = "/proc";  // the host's procfs (sysctls are written under <procfs>/sys)
+  std::string state_dir;         // persistent state (<state-dir>/state)
   uint32_t ct_tcp_entries = 524288;
   uint32_t ct_any_entries = 262144;
   uint32_t policy_map_entries = 16384;

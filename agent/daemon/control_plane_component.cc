@@ -54,6 +54,7 @@ Status ControlPlaneComponent::start(Host& daemon) {
   Config cfg = daemon.config<Config>();
   ControlPlaneOptions o;
   o.pin_dir = cfg.bpf_pin_dir;
+  o.procfs = cfg.procfs;
   o.state_dir = cfg.persistentStateDir();
   o.ct_tcp_entries = cfg.bpf_ct_global_tcp_max;
   o.ct_any_entries = cfg.bpf_ct_global_any_max;

@@ -175,6 +175,7 @@ Status setupRouting(datapath::Datapath& dp, const ControlPlaneOptions& opts) {
 Result<std::unique_ptr<ControlPlaneDatapath>> loadKernelDatapath(const ControlPlaneOptions& opts) {
   datapath::Config dcfg;
   dcfg.pin_dir = opts.pin_dir;
+  dcfg.procfs = opts.procfs;
   dcfg.ct_tcp_map_entries = opts.ct_tcp_entries;
   dcfg.ct_any_map_entries = opts.ct_any_entries;
   dcfg.policy_map_entries = opts.policy_map_entries;

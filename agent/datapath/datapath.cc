@@ -62,6 +62,9 @@ Status Config::validate() const {
   if (pin_dir.empty() || pin_dir[0] != '/')
     return makeError(ErrorCode::kInvalidArgument,
                      "datapath config: pin_dir '{}' must be an absolute path on bpffs", pin_dir);
+  if (procfs.empty() || procfs[0] != '/')
+    return makeError(ErrorCode::kInvalidArgument,
+                     "datapath config: procfs '{}' must be an absolute path", procfs);
   CILIUM_RETURN_IF_ERROR(positive(metrics_map_entries, "metrics_map_entries"));
   CILIUM_RETURN_IF_ERROR(positive(lxc_map_entries, "lxc_map_entries"));
   CILIUM_RETURN_IF_ERROR(positive(ipcache_map_entries, "ipcache_map_entries"));
@@ -290,7 +293,7 @@ Status Datapath::enableProxyRedirect() {
   CILIUM_RETURN_IF_ERROR(netlink::replaceLocalDefaultRoute4(PROXY_ROUTE_TABLE, lo.ifindex));
   CILIUM_RETURN_IF_ERROR(netlink::ensureFwmarkRule4(MARK_MAGIC_TO_PROXY, MARK_MAGIC_HOST_MASK,
                                                     PROXY_ROUTE_TABLE, PROXY_RULE_PRIORITY));
-  CILIUM_RETURN_IF_ERROR(netlink::setDeviceSysctl("lo", "accept_local", "1"));
+  CILIUM_RETURN_IF_ERROR(netlink::setDeviceSysctl(cfg_.procfs, "lo", "accept_local", "1"));
   log()->info("proxy redirect enabled table={} lo_ifindex={}", PROXY_ROUTE_TABLE, lo.ifindex);
   return okStatus();
 }

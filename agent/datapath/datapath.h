@@ -37,7 +37,8 @@ struct CtTimeouts {  // seconds
 // Everything fixed at load time. Map sizes of pinned maps that differ from the pinned ones
 // replace those maps (their contents are lost; the agent rewrites them).
 struct Config {
-  std::string pin_dir;  // bpffs directory for maps and links; must exist
+  std::string pin_dir;           // bpffs directory for maps and links; must exist
+  std::string procfs = "/proc";  // the host's procfs, where per-device sysctls are written
   uint32_t metrics_map_entries = CILIUM_METRICS_MAP_SIZE;
   uint32_t lxc_map_entries = CILIUM_LXC_MAP_SIZE;  // cilium_lxc and cilium_lxc_if
   uint32_t ipcache_map_entries = CILIUM_IPCACHE_MAP_SIZE;

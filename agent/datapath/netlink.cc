@@ -524,12 +524,16 @@ Status deleteLocalDefaultRoute4(uint32_t table, int ifindex) {
   return st.error().withContext(fmt::format("delete local route in table {}", table));
 }
 
-Status setDeviceSysctl(const std::string& dev, const std::string& key, const std::string& value) {
+Status setDeviceSysctl(const std::string& procfs, const std::string& dev, const std::string& key,
+                       const std::string& value) {
+  if (procfs.empty() || procfs[0] != '/')
+    return makeError(ErrorCode::kInvalidArgument, "procfs '{}' is not an absolute path", procfs);
   if (dev.empty() || dev == "all" || dev == "default" || dev.find('/') != std::string::npos ||
       key.find('/') != std::string::npos)
     return makeError(ErrorCode::kInvalidArgument, "refusing sysctl for device '{}' key '{}'", dev,
                      key);
-  std::string path = "/proc/sys/net/ipv4/conf/" + dev + "/" + key;
+  std::string path =
+      procfs + (procfs.back() == '/' ? "" : "/") + "sys/net/ipv4/conf/" + dev + "/" + key;
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
   if (!fd) return errnoError(errno, "open " + path);
   if (::write(fd.get(), value.data(), value.size()) < 0) return errnoError(errno, "write " + path);

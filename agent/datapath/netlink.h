@@ -95,7 +95,10 @@ Status replaceLocalDefaultRoute4(uint32_t table, int ifindex);
 Status deleteFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority);
 Status deleteLocalDefaultRoute4(uint32_t table, int ifindex);
 
-// Sets /proc/sys/net/ipv4/conf/<dev>/<key> (per device only; never the global switches).
-Status setDeviceSysctl(const std::string& dev, const std::string& key, const std::string& value);
+// Sets <procfs>/sys/net/ipv4/conf/<dev>/<key> (per device only; never the global switches).
+// procfs is the host's procfs mount (agent key procfs, /proc unless the agent runs in an
+// unprivileged container); the device is looked up in the caller's network namespace.
+Status setDeviceSysctl(const std::string& procfs, const std::string& dev, const std::string& key,
+                       const std::string& value);
 
 }  // namespace cilium::datapath::netlink

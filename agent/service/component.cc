@@ -43,8 +43,8 @@ Result<IpAddr> deviceAddress(const std::string& name) {
 // Node ports (NodePort SNAT and masquerade) come from NAT_PORT_MIN..NAT_PORT_MAX; the node's own
 // connections from the device's address must not take them, or their replies would be taken for
 // a pod's. Linux's default ephemeral range (32768-60999) stays below; a wider one is reported.
-void warnOnEphemeralOverlap() {
-  std::ifstream in("/proc/sys/net/ipv4/ip_local_port_range");
+void warnOnEphemeralOverlap(const component::NodeConfig& node) {
+  std::ifstream in(node.sysctlPath("net/ipv4/ip_local_port_range"));
   unsigned lo = 0, hi = 0;
   if (!(in >> lo >> hi)) return;
   if (hi >= NAT_PORT_MIN && lo <= NAT_PORT_MAX)
@@ -93,7 +93,7 @@ Status ServiceComponent::setNonMasquerade(component::Host& d, const Config& cfg)
           "BPF masquerade: no pod CIDR and no ipv4-native-routing-cidr; every "
           "destination outside the node's endpoints is masqueraded");
     }
-    warnOnEphemeralOverlap();
+    warnOnEphemeralOverlap(d.config<component::NodeConfig>());
   }
   for (const auto& c : base_non_masq_)
     log()->info("BPF masquerade: not masquerading to {}", c.toString());

@@ -3,8 +3,10 @@
 // and run: every binary of every image answers; the agent image's init-container helpers mount
 // bpffs and cgroup2 (in the container, and in the host's mount namespace as Cilium's
 // mount-cgroup does) and install cilium-cni; and the agent image runs for real on the host
-// network of a test-made node namespace, with its own bpffs pin dir and cgroup, pins its maps,
-// writes its CNI conflist and reports healthy through cilium-dbg (the host's and the image's).
+// network of a test-made node namespace, unprivileged with exactly the chart's capabilities and
+// the default seccomp profile, with its own bpffs pin dir and cgroup and the host's /proc/sys/net
+// as its procfs, pins its maps, writes a sysctl and its CNI conflist, reports healthy through
+// cilium-dbg (the host's and the image's) and wires pods that talk through its datapath.
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -22,10 +24,12 @@
 
 #include "agent/common/files.h"
 #include "agent/common/subprocess.h"
+#include "agent/common/yaml.h"
 #include "tests/harness/agent_node.h"
 #include "tests/harness/containerd.h"
 #include "tests/harness/eventually.h"
 #include "tests/harness/netns.h"
+#include "tests/harness/sockets.h"
 
 namespace cilium {
 namespace {
@@ -78,6 +82,62 @@ bool mounted(const std::string& mountinfo, const std::string& point, const std::
   for (const auto& [p, t] : mountsOf(mountinfo))
     if (p == point && t == type) return true;
   return false;
+}
+
+// A capability list of the chart's values.yaml (securityContext.capabilities.<name>), as the
+// chart renders it: names without CAP_.
+std::vector<std::string> chartCapabilities(const std::string& name) {
+  auto docs = yaml::toJson(
+      readFile(std::string(CILIUM_SOURCE_DIR) + "/deploy/helm/cilium/values.yaml").valueOr(""));
+  std::vector<std::string> caps;
+  if (!docs.ok() || docs->empty()) return caps;
+  auto list = (*docs)[0]["securityContext"]["capabilities"][name];
+  if (list.is_array())
+    for (const auto& c : list) caps.push_back(c.get<std::string>());
+  return caps;
+}
+
+// ctr run flags for a container with exactly `caps` (Kubernetes' `add: caps, drop: [ALL]`):
+// ctr 1.6 cannot drop ALL, so each of containerd's default capabilities not in `caps` is
+// dropped by name (the test checks the result in /proc/<pid>/status).
+std::vector<std::string> capabilityFlags(const std::vector<std::string>& caps) {
+  static const char* kContainerdDefaults[] = {
+      "CHOWN",   "DAC_OVERRIDE", "FSETID",           "FOWNER",
+      "MKNOD",   "NET_RAW",      "SETGID",           "SETUID",
+      "SETFCAP", "SETPCAP",      "NET_BIND_SERVICE", "SYS_CHROOT",
+      "KILL",    "AUDIT_WRITE"};
+  std::vector<std::string> flags;
+  for (const auto& c : caps) flags.insert(flags.end(), {"--cap-add", "CAP_" + c});
+  for (const char* c : kContainerdDefaults)
+    if (std::find(caps.begin(), caps.end(), c) == caps.end())
+      flags.insert(flags.end(), {"--cap-drop", std::string("CAP_") + c});
+  return flags;
+}
+
+// The capability bits of `names` (linux/capability.h numbers), as /proc/<pid>/status shows them.
+uint64_t capabilityMask(const std::vector<std::string>& names) {
+  static const std::vector<std::pair<std::string, int>> kNumbers = {
+      {"CHOWN", 0},         {"DAC_OVERRIDE", 1}, {"FOWNER", 3},
+      {"FSETID", 4},        {"KILL", 5},         {"SETGID", 6},
+      {"SETUID", 7},        {"SETPCAP", 8},      {"NET_BIND_SERVICE", 10},
+      {"NET_RAW", 13},      {"NET_ADMIN", 12},   {"IPC_LOCK", 14},
+      {"SYS_CHROOT", 18},   {"SYS_PTRACE", 19},  {"SYS_ADMIN", 21},
+      {"SYS_RESOURCE", 24}, {"MKNOD", 27},       {"AUDIT_WRITE", 29},
+      {"SETFCAP", 31},      {"PERFMON", 38},     {"BPF", 39}};
+  uint64_t mask = 0;
+  for (const auto& n : names) {
+    auto it = std::find_if(kNumbers.begin(), kNumbers.end(), [&](auto& p) { return p.first == n; });
+    if (it == kNumbers.end()) return ~0ull;  // unknown: never equal to a real set
+    mask |= 1ull << it->second;
+  }
+  return mask;
+}
+
+// A line "<field>:\t<hex>" of /proc/<pid>/status as a number (~0 when absent).
+uint64_t statusHex(const std::string& status, const std::string& field) {
+  auto at = status.find("\n" + field + ":\t");
+  if (at == std::string::npos) return ~0ull;
+  return std::stoull(status.substr(at + field.size() + 3, 16), nullptr, 16);
 }
 
 class ImagesE2eTest : public testing::AgentNodeTest {
@@ -138,6 +198,7 @@ class ImagesE2eTest : public testing::AgentNodeTest {
       (void)containerd_->ctr({"containers", "delete", id}, 20s);
     }
     for (const auto& m : host_mounts_) ::umount2(m.c_str(), MNT_DETACH);
+    for (const auto& ns : netns_) (void)run({"ip", "netns", "del", ns});
     containerd_.reset();  // stops it and removes what its shims and containers left
   }
 
@@ -188,6 +249,7 @@ class ImagesE2eTest : public testing::AgentNodeTest {
   std::unique_ptr<testing::Containerd> containerd_;
   std::vector<std::string> containers_;  // started detached, removed at the end
   std::vector<std::string> host_mounts_;
+  std::vector<std::string> netns_;  // pod sandboxes (ip netns names), removed at the end
   int runs_ = 0;
 };
 
@@ -266,25 +328,36 @@ TEST_F(ImagesE2eTest, InitHelpersMountBpffsAndCgroup2AndInstallTheCniPlugin) {
   EXPECT_EQ(version->exit_code, 0) << describe(version);
   EXPECT_NE(version->out.find(std::string("cilium-cni ") + CILIUM_VERSION), std::string::npos);
 
-  // Without the host directory mounted, the installer says what is missing and fails.
-  auto missing = runIn("cilium", {"cilium-install-cni", "/host/opt/cni/bin"});
+  // Without the host directory mounted, the installer says what is missing and fails. Its
+  // message goes to a file of a mounted directory: the shim loses the output of a process that
+  // exits at once now and then (containerd 1.6, busy machine).
+  std::string out_dir = dir_ + "/missing-out";
+  fs::create_directories(out_dir);
+  auto missing =
+      runIn("cilium", {"sh", "-c", "cilium-install-cni /host/opt/cni/bin >/out/log 2>&1"},
+            {"--mount", bind(out_dir, "/out")});
   ASSERT_TRUE(missing.ok());
-  EXPECT_EQ(missing->exit_code, 1) << describe(missing);
-  EXPECT_NE(missing->out.find("/host/opt/cni/bin is not a directory"), std::string::npos)
-      << describe(missing);
+  std::string missing_log = readFile(out_dir + "/log").valueOr("");
+  EXPECT_EQ(missing->exit_code, 1) << describe(missing) << missing_log;
+  EXPECT_NE(missing_log.find("/host/opt/cni/bin is not a directory"), std::string::npos)
+      << describe(missing) << missing_log;
 
   // HOST_PROC: Cilium's way, the cgroup2 mount made in the host's mount namespace through
-  // busybox copied to a host directory. The "host" mount point is a scratch directory; the
-  // namespaces entered are this test process's (HOST_PID), which are the host's: the machine's
-  // own PID 1 is left alone.
+  // busybox copied to a host directory, with exactly the chart's mount-cgroup capabilities. The
+  // "host" mount point is a scratch directory; the namespaces entered are this test process's
+  // (HOST_PID), which are the host's: the machine's own PID 1 is left alone.
   std::string host_bin = dir_ + "/host-bin", host_cg = dir_ + "/host-cgroup2";
   fs::create_directories(host_bin);
   host_mounts_.push_back(host_cg);
+  auto mount_cgroup_caps = chartCapabilities("mountCgroup");
+  ASSERT_FALSE(mount_cgroup_caps.empty());
   for (int i = 0; i < 2; i++) {
-    auto h = runIn("cilium", {"cilium-mount-cgroup2", host_cg},
-                   {"--privileged", "--env", "HOST_PROC=/hostproc", "--env",
-                    "HOST_PID=" + std::to_string(::getpid()), "--env", "BIN_PATH=" + host_bin,
-                    "--mount", bind("/proc", "/hostproc"), "--mount", bind(host_bin, "/hostbin")});
+    std::vector<std::string> flags = capabilityFlags(mount_cgroup_caps);
+    flags.insert(flags.end(),
+                 {"--env", "HOST_PROC=/hostproc", "--env", "HOST_PID=" + std::to_string(::getpid()),
+                  "--env", "BIN_PATH=" + host_bin, "--mount", bind("/proc", "/hostproc"), "--mount",
+                  bind(host_bin, "/hostbin")});
+    auto h = runIn("cilium", {"cilium-mount-cgroup2", host_cg}, flags);
     ASSERT_TRUE(h.ok());
     ASSERT_EQ(h->exit_code, 0) << describe(h);
     EXPECT_NE(h->out.find(i == 0 ? "mounted cgroup2 at " + host_cg + " (host)"
@@ -297,7 +370,9 @@ TEST_F(ImagesE2eTest, InitHelpersMountBpffsAndCgroup2AndInstallTheCniPlugin) {
   EXPECT_TRUE(fs::exists(host_bin + "/busybox-cilium"));
 }
 
-TEST_F(ImagesE2eTest, AgentImageRunsOnTheNodeNamespaceHostNetworkAndIsHealthy) {
+TEST_F(ImagesE2eTest, AgentImageRunsWithTheChartsCapabilitiesAndProgramsTheDatapath) {
+  const std::vector<std::string> caps = chartCapabilities("ciliumAgent");
+  ASSERT_FALSE(caps.empty()) << "no securityContext.capabilities.ciliumAgent in values.yaml";
   auto pin_root = topo_->pinDir();
   ASSERT_TRUE(pin_root.ok()) << pin_root.error().toString();
   auto cgroup = topo_->cgroupDir();
@@ -306,20 +381,27 @@ TEST_F(ImagesE2eTest, AgentImageRunsOnTheNodeNamespaceHostNetworkAndIsHealthy) {
   fs::create_directories(cni_conf);
   fs::create_directories(node_->stateDir());
 
-  // As the chart mounts them: the node's bpffs at /sys/fs/bpf (here the test's pin directory),
-  // the cgroup2 hierarchy at /run/cilium/cgroupv2 (here the test's cgroup), the host's CNI
-  // config directory; the agent's state and socket directory at the same path as on the host, so
-  // the test's cilium-dbg reaches the socket. Host network: containerd runs in the node
-  // namespace, so the container shares it.
+  // As the chart runs it: not privileged, exactly the chart's capabilities, the runtime's
+  // default seccomp profile (what a pod with RuntimeDefault gets; the chart sets none, so this
+  // is the stricter case); the node's bpffs at /sys/fs/bpf (here the test's pin directory), the
+  // cgroup2 hierarchy at /run/cilium/cgroupv2 (here the test's cgroup), the host's
+  // /proc/sys/net at /host/proc/sys/net with procfs /host/proc (the container's own /proc/sys
+  // is read-only), the host's CNI config directory; the agent's state and socket directory at
+  // the same path as on the host, so the test's cilium-dbg and cilium-cni reach the socket. Host
+  // network: containerd runs in the node namespace, so the container shares it. The L7 proxy is
+  // on, so the agent writes a sysctl (lo's accept_local) at start.
   std::string id = topo_->prefix() + "-agent";
-  std::vector<std::string> args = {"run",          "-d",
-                                   "--privileged", "--net-host",
-                                   "--log-uri",    "file://" + dir_ + "/agent-container.log"};
+  std::vector<std::string> args = {"run",        "-d",
+                                   "--net-host", "--seccomp",
+                                   "--log-uri",  "file://" + dir_ + "/agent-container.log"};
+  auto cap_flags = capabilityFlags(caps);
+  args.insert(args.end(), cap_flags.begin(), cap_flags.end());
   auto own = containerd_->runArgs(id);
   args.insert(args.end(), own.begin(), own.end());
   for (const auto& m :
        {bind(*pin_root, "/sys/fs/bpf"), bind(*cgroup, "/run/cilium/cgroupv2"),
-        bind(cni_conf, "/host/etc/cni/net.d"), bind(node_->stateDir(), node_->stateDir())}) {
+        bind("/proc/sys/net", "/host/proc/sys/net"), bind(cni_conf, "/host/etc/cni/net.d"),
+        bind(node_->stateDir(), node_->stateDir())}) {
     args.push_back("--mount");
     args.push_back(m);
   }
@@ -327,6 +409,7 @@ TEST_F(ImagesE2eTest, AgentImageRunsOnTheNodeNamespaceHostNetworkAndIsHealthy) {
               {ref("cilium"), id, "cilium-agent", "--state-dir=" + node_->stateDir(),
                "--socket-path=" + sock_, "--bpf-pin-dir=/sys/fs/bpf/agent", "--node-name=node-1",
                "--ipv4-range=10.200.0.0/24", "--cgroup-root=/run/cilium/cgroupv2",
+               "--procfs=/host/proc", "--enable-l7-proxy=true",
                "--write-cni-conf-when-ready=/host/etc/cni/net.d/05-cilium.conflist"});
   auto started = containerd_->ctr(args);
   ASSERT_TRUE(started.ok() && started->exit_code == 0) << describe(started);
@@ -372,6 +455,57 @@ TEST_F(ImagesE2eTest, AgentImageRunsOnTheNodeNamespaceHostNetworkAndIsHealthy) {
   ASSERT_EQ(::stat(("/proc/" + pid + "/ns/net").c_str(), &agent_ns), 0);
   ASSERT_EQ(::stat(topo_->nodeNetns().c_str(), &node_ns), 0);
   EXPECT_EQ(agent_ns.st_ino, node_ns.st_ino);
+
+  // Exactly the chart's capabilities, effective and bounding; seccomp filtering on.
+  std::string proc_status = readFile("/proc/" + pid + "/status").valueOr("");
+  EXPECT_EQ(statusHex(proc_status, "CapEff"), capabilityMask(caps)) << proc_status;
+  EXPECT_EQ(statusHex(proc_status, "CapBnd"), capabilityMask(caps)) << proc_status;
+  EXPECT_NE(proc_status.find("\nSeccomp:\t2\n"), std::string::npos) << proc_status;
+
+  // The sysctl went to the node namespace through procfs, and the machine's stayed as it was.
+  auto accept_local =
+      topo_->exec(topo_->nodeNetns(), {"cat", "/proc/sys/net/ipv4/conf/lo/accept_local"});
+  ASSERT_TRUE(accept_local.ok());
+  EXPECT_EQ(accept_local->out, "1\n") << containerLog();
+
+  // Pods through cilium-cni (as the runtime calls it, on the host) talk over the datapath the
+  // containerized agent programs (tc on their veths, endpoint and policy maps).
+  std::vector<std::string> pod_ips, host_ifindexes;
+  for (const char* pod : {"pod-a", "pod-b"}) {
+    std::string ns = topo_->prefix() + "-" + pod;
+    auto made = run({"ip", "netns", "add", ns});
+    ASSERT_TRUE(made.ok() && made->exit_code == 0) << describe(made);
+    netns_.push_back(ns);
+    auto add = node_->cni(CILIUM_CNI_BINARY,
+                          {"ADD", std::string("ctr-") + pod, "/run/netns/" + ns, "default", pod});
+    ASSERT_TRUE(add.ok() && add->exit_code == 0)
+        << describe(add) << readFile(dir_ + "/cni.log").valueOr("") << containerLog();
+    auto result = nlohmann::json::parse(add->out, nullptr, false);
+    ASSERT_TRUE(result.is_object() && result.contains("ips")) << add->out;
+    std::string ip = result["ips"][0]["address"].get<std::string>();
+    pod_ips.push_back(ip.substr(0, ip.find('/')));
+    auto link = topo_->exec(topo_->nodeNetns(),
+                            {"ip", "-j", "link", "show", "dev", result["interfaces"][0]["name"]});
+    ASSERT_TRUE(link.ok() && link->exit_code == 0) << describe(link);
+    auto parsed = nlohmann::json::parse(link->out, nullptr, false);
+    ASSERT_TRUE(parsed.is_array() && !parsed.empty()) << link->out;
+    host_ifindexes.push_back(std::to_string(parsed[0].value("ifindex", 0)));
+  }
+  auto listener = testing::listenTcp("/run/netns/" + netns_[1], pod_ips[1], 8080);
+  ASSERT_TRUE(listener.ok()) << listener.error().toString();
+  EXPECT_TRUE(testing::connectTcp("/run/netns/" + netns_[0], pod_ips[1], 8080, 2000ms).ok())
+      << containerLog();
+  // The programs on both pods' veths and the proxy redirect on lo, pinned as links.
+  std::vector<std::string> links;
+  std::error_code links_ec;
+  for (const auto& e : fs::directory_iterator(*pin_root + "/agent/links", links_ec))
+    links.push_back(e.path().filename());
+  for (const auto& ifindex : host_ifindexes)
+    for (const char* dir : {"ingress", "egress"})
+      EXPECT_NE(std::find(links.begin(), links.end(), "lxc_" + ifindex + "_" + dir), links.end())
+          << ifindex << " " << dir << ": " << nlohmann::json(links).dump();
+  EXPECT_NE(std::find(links.begin(), links.end(), "proxy_lo_ingress"), links.end())
+      << nlohmann::json(links).dump();
 
   // Its datapath state went where it was told: maps pinned in the test's pin directory, and
   // the conflist in the host's CNI directory, naming the plugin the image installs.

@@ -1,12 +1,17 @@
 // netns tier: the rtnetlink helpers (agent/datapath/netlink.h) against the kernel, inside a test
 // node namespace: veth pairs, lookups, MTU and state, addresses, routes, rename, move to another
 // namespace, delete; idempotent deletes and clear errors.
+#include <filesystem>
+#include <fstream>
+
 #include <gtest/gtest.h>
 
+#include "agent/common/files.h"
 #include "agent/common/netns.h"
 #include "agent/datapath/maps.h"
 #include "agent/datapath/netlink.h"
 #include "tests/harness/netns.h"
+#include "tests/harness/temp_dir.h"
 
 namespace cilium::datapath::netlink {
 namespace {
@@ -95,8 +100,22 @@ TEST(NetlinkTest, VethAddressRouteLifecycle) {
   ASSERT_TRUE(gone.ok());
   EXPECT_NE(gone->exit_code, 0) << "deleting one end of a veth deletes the pair";
 
-  EXPECT_EQ(setDeviceSysctl("all", "forwarding", "1").error().code(), ErrorCode::kInvalidArgument)
+  EXPECT_EQ(setDeviceSysctl("/proc", "all", "forwarding", "1").error().code(),
+            ErrorCode::kInvalidArgument)
       << "global switches are never touched";
+  EXPECT_EQ(setDeviceSysctl("proc", "lo", "accept_local", "1").error().code(),
+            ErrorCode::kInvalidArgument)
+      << "a relative procfs is refused";
+  // The write goes under the procfs root it is given (the agent's procfs key).
+  testing::TempDir procfs;
+  std::filesystem::create_directories(procfs.path() + "/sys/net/ipv4/conf/lo");
+  std::ofstream(procfs.path() + "/sys/net/ipv4/conf/lo/accept_local") << "0";
+  auto written = setDeviceSysctl(procfs.path(), "lo", "accept_local", "1");
+  ASSERT_TRUE(written.ok()) << written.error().toString();
+  EXPECT_EQ(readFile(procfs.path() + "/sys/net/ipv4/conf/lo/accept_local").valueOr(""), "1");
+  EXPECT_EQ(setDeviceSysctl(procfs.path(), "eth9", "accept_local", "1").error().code(),
+            ErrorCode::kNotFound)
+      << "a missing path is an error naming it, not a silent skip";
 }
 
 }  // namespace

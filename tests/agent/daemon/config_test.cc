@@ -228,6 +228,9 @@ TEST(ConfigTest, CiliumConfigMapIsAccepted) {
     EXPECT_TRUE(c.enable_l7_proxy);
     EXPECT_EQ(c.write_cni_conf_when_ready, "/host/etc/cni/net.d/05-cilium.conflist");
     EXPECT_EQ(c.prometheus_serve_addr, ":9962");
+    EXPECT_EQ(c.procfs, "/host/proc");
+    EXPECT_EQ(c.sysctlPath("net/ipv4/conf/lo/accept_local"),
+              "/host/proc/sys/net/ipv4/conf/lo/accept_local");
     // Operator keys and features we do not have: ignored, with their values, and listed.
     EXPECT_EQ(c.ignored_options.at("cluster-pool-ipv4-cidr"), "10.0.0.0/8");
     EXPECT_EQ(c.ignored_options.at("mesh-auth-enabled"), "true");
@@ -399,6 +402,8 @@ TEST(ConfigTest, EveryValidation) {
       {{"--ipv6-range=10.0.0.0/24"},
        "--ipv6-range=10.0.0.0/24 (flag): '10.0.0.0/24' is not an IPv6 CIDR"},
       {{"--state-dir=relative"}, "--state-dir=relative (flag): 'relative' is not an absolute path"},
+      {{"--procfs=host/proc"}, "--procfs=host/proc (flag): 'host/proc' is not an absolute path"},
+      {{"--procfs="}, "--procfs= (flag): must not be empty"},
       {{"--state-dir="}, "--state-dir= (flag): must not be empty"},
       {{"--socket-path=/tmp/a\tb"}, "--socket-path=/tmp/a\tb (flag): contains a control character"},
       {{"--debug=maybe"}, "--debug=maybe (flag): 'maybe' is not a boolean (true or false)"},

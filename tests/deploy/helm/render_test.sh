@@ -84,6 +84,12 @@ expect "$f" "$ds.containers[0].livenessProbe.httpGet" '{"host":"127.0.0.1","path
 expect "$f" "$ds.containers[0].readinessProbe.httpGet.port" 9879
 expect "$f" "$ds.containers[0].args" '["--config-dir=/tmp/cilium/config-map"]'
 expect "$f" "$ds.initContainers.map(c => c.name)" '["mount-cgroup","mount-bpf-fs","install-cni-binaries"]'
+# not privileged: the capability list, the rest dropped; sysctls through the host's /proc/sys/net
+expect "$f" "$ds.containers[0].securityContext" \
+  '{"capabilities":{"add":["NET_ADMIN","NET_RAW","BPF","PERFMON","SYS_ADMIN","IPC_LOCK"],"drop":["ALL"]}}'
+expect "$f" 'get("ConfigMap","cilium-config").data["procfs"]' /host/proc
+expect "$f" "$ds.containers[0].volumeMounts.find(m => m.name === \"host-proc-sys-net\").mountPath" /host/proc/sys/net
+expect "$f" "$ds.volumes.find(v => v.name === \"host-proc-sys-net\").hostPath" '{"path":"/proc/sys/net","type":"Directory"}'
 expect "$f" 'get("DaemonSet","cilium").spec.updateStrategy' '{"rollingUpdate":{"maxUnavailable":2},"type":"RollingUpdate"}'
 expect "$f" "$ds.volumes.find(v => v.name === \"hubble-tls\").projected.sources[0].secret.name" hubble-server-certs
 expect "$f" 'get("Deployment","cilium-operator").spec.replicas' 2
@@ -197,10 +203,9 @@ expect "$f" 'get("PrometheusRule","cilium").spec.groups[0].rules.map(r => r.aler
 expect "$f" 'get("Deployment","cilium-operator").spec.template.spec.containers[0].args.filter(a => a.includes("metrics") || a.includes("prometheus"))' \
   '["--enable-metrics=true","--operator-prometheus-serve-addr=:9963"]'
 
-render least-privilege --set securityContext.privileged=false --set operator.replicas=1 --set ipv6.enabled=true --set loadBalancer.algorithm=maglev
-f=$work/least-privilege.yaml
-expect "$f" 'get("DaemonSet","cilium").spec.template.spec.containers[0].securityContext' \
-  '{"capabilities":{"add":["NET_ADMIN","NET_RAW","BPF","PERFMON","SYS_ADMIN","IPC_LOCK"],"drop":["ALL"]}}'
+render privileged --set securityContext.privileged=true --set operator.replicas=1 --set ipv6.enabled=true --set loadBalancer.algorithm=maglev
+f=$work/privileged.yaml
+expect "$f" 'get("DaemonSet","cilium").spec.template.spec.containers[0].securityContext' '{"privileged":true}'
 expect "$f" 'get("Deployment","cilium-operator").spec.replicas' 1
 expect "$f" 'get("ConfigMap","cilium-config").data["enable-ipv6"]' true
 expect "$f" 'get("ConfigMap","cilium-config").data["bpf-lb-algorithm"]' maglev
