@@ -105,12 +105,7 @@ NodeTaintController::~NodeTaintController() {
     nodes_.removeHandlers(node_handlers_);
     pods_.removeHandlers(pod_handlers_);
   }
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  queue_.stop();
 }
 
 size_t NodeTaintController::removed() const {
@@ -124,17 +119,17 @@ size_t NodeTaintController::added() const {
 }
 
 void NodeTaintController::start() {
-  worker_ = std::thread([this] { run(); });
+  queue_.start([this](const std::string& node) { return reconcile(node); });
   k8s::Handlers<k8s::Node> nh;
-  nh.on_add = [this](const k8s::Node& n) { enqueue(n.meta.name); };
+  nh.on_add = [this](const k8s::Node& n) { queue_.add(n.meta.name); };
   // Our own patches come back as updates; only a change of the taints is worth a look.
   nh.on_update = [this](const k8s::Node& old, const k8s::Node& n) {
-    if (old.taints != n.taints) enqueue(n.meta.name);
+    if (old.taints != n.taints) queue_.add(n.meta.name);
   };
   node_handlers_ = nodes_.addHandlers(std::move(nh));
   k8s::Handlers<k8s::Pod> ph;
   auto pod = [this](const k8s::Pod& p) {
-    if (!p.node_name.empty() && isAgentPod(p, options_)) enqueue(p.node_name);
+    if (!p.node_name.empty() && isAgentPod(p, options_)) queue_.add(p.node_name);
   };
   ph.on_add = pod;
   ph.on_update = [pod](const k8s::Pod& old, const k8s::Pod& p) {
@@ -150,51 +145,6 @@ void NodeTaintController::start() {
   log()->info("agent-not-ready taint sync started remove={} set={} key={} pods={}/{}",
               options_.remove_taint, options_.set_taint, options_.taint_key, options_.pod_namespace,
               labels);
-}
-
-void NodeTaintController::enqueue(const std::string& node_name) {
-  {
-    std::lock_guard lock(mu_);
-    if (!queued_.insert(node_name).second) return;
-    queue_.push_back(node_name);
-  }
-  cv_.notify_all();
-}
-
-void NodeTaintController::run() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    auto now = std::chrono::steady_clock::now();
-    auto next = std::chrono::steady_clock::time_point::max();
-    auto it = queue_.begin();
-    for (; it != queue_.end(); ++it) {
-      auto r = retry_at_.find(*it);
-      if (r == retry_at_.end() || r->second <= now) break;
-      next = std::min(next, r->second);
-    }
-    if (it == queue_.end()) {
-      if (next == std::chrono::steady_clock::time_point::max())
-        cv_.wait(lock);
-      else
-        cv_.wait_until(lock, next);
-      continue;
-    }
-    std::string name = *it;
-    queue_.erase(it);
-    queued_.erase(name);
-    lock.unlock();
-    bool done = reconcile(name);
-    lock.lock();
-    if (done) {
-      retry_at_.erase(name);
-      backoff_.erase(name);
-      continue;
-    }
-    auto& b = backoff_[name];
-    b = b.count() == 0 ? options_.retry_min : std::min(b * 2, options_.retry_max);
-    retry_at_[name] = std::chrono::steady_clock::now() + b;
-    if (queued_.insert(name).second) queue_.push_back(name);
-  }
 }
 
 bool NodeTaintController::reconcile(const std::string& node_name) {

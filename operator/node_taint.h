@@ -11,14 +11,11 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <map>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -27,6 +24,7 @@
 #include "agent/k8s/client.h"
 #include "agent/k8s/resources.h"
 #include "agent/k8s/store.h"
+#include "operator/work_queue.h"
 
 namespace cilium::op {
 
@@ -78,25 +76,17 @@ class NodeTaintController {
   size_t added() const;
 
  private:
-  void enqueue(const std::string& node_name);
-  void run();
 
   k8s::Client& client_;
   k8s::Store<k8s::Node>& nodes_;
   k8s::Store<k8s::Pod>& pods_;
   NodeTaintOptions options_;
-  mutable std::mutex mu_;  // guards everything below
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  std::set<std::string> queued_;
-  std::map<std::string, std::chrono::steady_clock::time_point> retry_at_;
-  std::map<std::string, std::chrono::milliseconds> backoff_;
+  mutable std::mutex mu_;  // guards the counters
   size_t removed_ = 0, added_ = 0;
-  bool stopping_ = false;
+  WorkQueue queue_{options_.retry_min, options_.retry_max};  // node names
   k8s::Store<k8s::Node>::HandlerId node_handlers_ = 0;
   k8s::Store<k8s::Pod>::HandlerId pod_handlers_ = 0;
   bool registered_ = false;
-  std::thread worker_;
 };
 
 }  // namespace cilium::op

@@ -27,12 +27,7 @@ Result<std::unique_ptr<ClusterPoolController>> ClusterPoolController::create(
 
 ClusterPoolController::~ClusterPoolController() {
   if (registered_) nodes_.removeHandlers(handlers_);
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (worker_.joinable()) worker_.join();
+  queue_.stop();
 }
 
 uint64_t ClusterPoolController::used() const {
@@ -59,61 +54,16 @@ void ClusterPoolController::start() {
     log()->info("cluster-pool IPAM started pool={} mask_size={} capacity={} restored={}", pools,
                 pool_.maskSize(), pool_.capacity(), restored);
   }
-  worker_ = std::thread([this] { run(); });
+  queue_.start([this](const std::string& name) { return reconcile(name); });
   k8s::Handlers<k8s::CiliumNode> h;
-  h.on_add = [this](const k8s::CiliumNode& n) { enqueue(n.meta.name); };
+  h.on_add = [this](const k8s::CiliumNode& n) { queue_.add(n.meta.name); };
   h.on_update = [this](const k8s::CiliumNode& old, const k8s::CiliumNode& n) {
     // The operator's own status writes come back as updates; only a change it acts on counts.
-    if (old.pod_cidrs != n.pod_cidrs || n.pod_cidrs.empty()) enqueue(n.meta.name);
+    if (old.pod_cidrs != n.pod_cidrs || n.pod_cidrs.empty()) queue_.add(n.meta.name);
   };
-  h.on_delete = [this](const k8s::CiliumNode& n) { enqueue(n.meta.name); };
+  h.on_delete = [this](const k8s::CiliumNode& n) { queue_.add(n.meta.name); };
   handlers_ = nodes_.addHandlers(std::move(h));
   registered_ = true;
-}
-
-void ClusterPoolController::enqueue(const std::string& name) {
-  {
-    std::lock_guard lock(mu_);
-    if (!queued_.insert(name).second) return;
-    queue_.push_back(name);
-  }
-  cv_.notify_all();
-}
-
-void ClusterPoolController::run() {
-  std::unique_lock lock(mu_);
-  while (!stopping_) {
-    auto now = std::chrono::steady_clock::now();
-    auto next = std::chrono::steady_clock::time_point::max();
-    auto it = queue_.begin();
-    for (; it != queue_.end(); ++it) {
-      auto r = retry_at_.find(*it);
-      if (r == retry_at_.end() || r->second <= now) break;
-      next = std::min(next, r->second);
-    }
-    if (it == queue_.end()) {
-      if (next == std::chrono::steady_clock::time_point::max())
-        cv_.wait(lock);
-      else
-        cv_.wait_until(lock, next);
-      continue;
-    }
-    std::string name = *it;
-    queue_.erase(it);
-    queued_.erase(name);
-    lock.unlock();
-    bool done = reconcile(name);
-    lock.lock();
-    if (done) {
-      retry_at_.erase(name);
-      backoff_.erase(name);
-      continue;
-    }
-    auto& b = backoff_[name];
-    b = b.count() == 0 ? options_.retry_min : std::min(b * 2, options_.retry_max);
-    retry_at_[name] = std::chrono::steady_clock::now() + b;
-    if (queued_.insert(name).second) queue_.push_back(name);
-  }
 }
 
 std::string ClusterPoolController::occupyFromSpec(const k8s::CiliumNode& cn) {
@@ -144,7 +94,7 @@ bool ClusterPoolController::reconcile(const std::string& name) {
       log()->info("released pod CIDR node={} cidr={}", name, cidr->toString());
       // A node that found the pool exhausted may fit now.
       for (const auto& other : nodes_.list())
-        if (other.pod_cidrs.empty() || !other.operator_error.empty()) enqueue(other.meta.name);
+        if (other.pod_cidrs.empty() || !other.operator_error.empty()) queue_.add(other.meta.name);
     }
     return true;
   }

@@ -8,17 +8,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
-#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <set>
 #include <string>
-#include <thread>
 
 #include "agent/k8s/client.h"
 #include "agent/k8s/store.h"
+#include "operator/work_queue.h"
 #include "operator/ipam/cluster_pool.h"
 
 namespace cilium::op {
@@ -52,8 +50,6 @@ class ClusterPoolController {
   ClusterPoolController(k8s::Client& client, k8s::Store<k8s::CiliumNode>& nodes, ClusterPool pool,
                         ClusterPoolOptions options)
       : client_(client), nodes_(nodes), pool_(std::move(pool)), options_(std::move(options)) {}
-  void enqueue(const std::string& name);
-  void run();
   // One node: false when a write failed and it should be retried.
   bool reconcile(const std::string& name);
   // Allocations read back from the node's spec, checked against the pool: the error text, ""
@@ -66,17 +62,10 @@ class ClusterPoolController {
   k8s::Store<k8s::CiliumNode>& nodes_;
   mutable std::mutex pool_mu_;  // held by the worker while it reconciles
   ClusterPool pool_;
-  std::mutex mu_;  // guards the queue
   ClusterPoolOptions options_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  std::set<std::string> queued_;
-  std::map<std::string, std::chrono::steady_clock::time_point> retry_at_;
-  std::map<std::string, std::chrono::milliseconds> backoff_;
-  bool stopping_ = false;
+  WorkQueue queue_{options_.retry_min, options_.retry_max};  // CiliumNode names
   k8s::Store<k8s::CiliumNode>::HandlerId handlers_ = 0;
   bool registered_ = false;
-  std::thread worker_;
 };
 
 }  // namespace cilium::op
