@@ -914,7 +914,7 @@ std::string formatCompact(const observer::GetFlowsResponse& r, const PrintOption
   return fmt::format("{}: {} {} ({})", when, path, what(f), summary(f));
 }
 
-std::string formatJson(const observer::GetFlowsResponse& r) {
+std::string formatJson(const google::protobuf::Message& r) {
   std::string out;
   google::protobuf::util::JsonPrintOptions opts;
   opts.preserve_proto_field_names = true;
@@ -1111,14 +1111,7 @@ void FlowPrinter::write(const observer::GetAgentEventsResponse& r) {
   const std::string type = enumText(e.type(), flow::AgentEventType_Name(e.type()));
   const std::string details = agentEventDetails(e, opts_.time_format);
   switch (output_) {
-    case Output::kJson: {
-      std::string out;
-      google::protobuf::util::JsonPrintOptions o;
-      o.preserve_proto_field_names = true;
-      (void)google::protobuf::util::MessageToJsonString(r, &out, o);
-      out_ << out << "\n";
-      break;
-    }
+    case Output::kJson: out_ << formatJson(r) << "\n"; break;
     case Output::kDict:
       if (lines_ != 0) out_ << "------------\n";
       out_ << "  TIMESTAMP: " << time << "\n";
@@ -1152,14 +1145,7 @@ void FlowPrinter::write(const observer::GetDebugEventsResponse& r) {
   const std::string mark = e.has_hash() ? fmt::format("0x{:x}", e.hash().value()) : "N/A";
   const std::string cpu = e.has_cpu() ? fmt::format("{:02d}", e.cpu().value()) : "N/A";
   switch (output_) {
-    case Output::kJson: {
-      std::string out;
-      google::protobuf::util::JsonPrintOptions o;
-      o.preserve_proto_field_names = true;
-      (void)google::protobuf::util::MessageToJsonString(r, &out, o);
-      out_ << out << "\n";
-      break;
-    }
+    case Output::kJson: out_ << formatJson(r) << "\n"; break;
     case Output::kDict:
       if (lines_ != 0) out_ << "------------\n";
       out_ << "  TIMESTAMP: " << time << "\n";

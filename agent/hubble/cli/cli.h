@@ -116,8 +116,9 @@ std::string agentEventDetails(const flow::AgentEvent& e, TimeFormat format);
 //   Nov 22 21:03:04.123: default/client:40000 (ID:256) -> default/server:80 (ID:257)
 //     to-endpoint FORWARDED (TCP Flags: SYN)
 std::string formatCompact(const observer::GetFlowsResponse& r, const PrintOptions& p = {});
-// One JSON object per line, protobuf JSON with the proto field names (as `hubble observe -o json`).
-std::string formatJson(const observer::GetFlowsResponse& r);
+// One JSON object per line, protobuf JSON with the proto field names (as `hubble observe -o json`),
+// for any of the Observer's responses (flows, agent events, debug events).
+std::string formatJson(const google::protobuf::Message& r);
 
 // Go's text/tabwriter as Hubble's CLI sets it up for `-o table` (minwidth 2, padding 3, spaces):
 // rows of cells; every cell but a row's last padded to its column's widest cell plus 3.

@@ -52,7 +52,7 @@ void debugLog(const Args& a, const std::string& msg, const google::protobuf::Mes
   std::cerr << "level=debug msg=\"" << msg << "\" server=" << a.server << fields << "\n";
 }
 
-// GetAgentEvents / GetDebugEvents, printed until the stream ends (or SIGINT).
+// A GetFlows / GetAgentEvents / GetDebugEvents stream, printed until it ends (or SIGINT).
 template <class Resp, class Req, class Call>
 int streamEvents(const Args& a, const Req& req, const Call& call, const char* what) {
   g_ctx = std::make_unique<grpc::ClientContext>();
@@ -103,26 +103,13 @@ int debugEvents(const Args& a, std::shared_ptr<grpc::Channel> ch) {
 int observe(const Args& a, std::shared_ptr<grpc::Channel> ch) {
   auto req = cilium::hubble::cli::buildRequest(a.observe, nowNs());
   if (!req.ok()) return cilium::cli::usageError(std::cerr, "hubble", req.error().message());
-  debugLog(a, "Sending GetFlows request", &*req);
   auto stub = observer::Observer::NewStub(ch);
-  g_ctx = std::make_unique<grpc::ClientContext>();
-  signal(SIGINT, [](int) {
-    if (g_ctx) g_ctx->TryCancel();
-  });
-  auto reader = stub->GetFlows(g_ctx.get(), *req);
-  observer::GetFlowsResponse resp;
-  cilium::hubble::cli::FlowPrinter printer(a.observe.output, a.observe.print, std::cout, std::cerr);
-  while (reader->Read(&resp)) {
-    printer.write(resp);
-    if (a.observe.follow) printer.flush();
-  }
-  printer.flush();
-  auto st = reader->Finish();
-  if (!st.ok() && st.error_code() != grpc::StatusCode::CANCELLED) {
-    std::cerr << "hubble: " << st.error_message() << "\n";
-    return 1;
-  }
-  return 0;
+  return streamEvents<observer::GetFlowsResponse>(
+      a, *req,
+      [&](grpc::ClientContext* c, const observer::GetFlowsRequest& r) {
+        return stub->GetFlows(c, r);
+      },
+      "GetFlows");
 }
 
 int status(const Args& a, std::shared_ptr<grpc::Channel> ch) {
