@@ -18,15 +18,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "agent/common/netns.h"
 #include "agent/common/subprocess.h"
 #include "agent/k8s/resources.h"
 #include "api/client/client.h"
-#include "tests/fakes/fake_apiserver.h"
-#include "tests/harness/agent_node.h"
 #include "tests/harness/eventually.h"
-#include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
+#include "tests/netns/cluster_fixture.h"
 
 namespace cilium::testing {
 namespace {
@@ -36,35 +33,6 @@ using namespace std::chrono_literals;
 
 constexpr uint16_t kTcpPort = 8080, kUdpPort = 5353;
 constexpr int kNodes = 3;
-constexpr const char* kApiServerIp = "172.31.240.254";
-std::string underlayIp(int i) { return "172.31.240." + std::to_string(i + 1); }
-
-// Runs a command and fails the test when it does not exit 0.
-void runOk(const std::vector<std::string>& argv) {
-  auto r = runChecked(argv);
-  ASSERT_TRUE(r.ok()) << r.error().toString();
-}
-
-// The underlay: a bridge in a namespace of its own; removed with the fixture.
-struct Underlay {
-  std::string name;
-  std::string netns() const { return "/run/netns/" + name; }
-  ~Underlay() {
-    if (!name.empty()) (void)runChecked({"ip", "netns", "delete", name});
-  }
-};
-
-struct ClusterNode {
-  std::unique_ptr<Topology> topo;
-  std::optional<AgentNode> node;
-  std::string name;
-  Process* agent = nullptr;
-  std::string cidr;  // from the operator
-  std::map<std::string, Pod> pods;
-
-  std::string hubbleSock() const { return node->dir() + "/run/hubble.sock"; }
-  api::Client client() const { return node->client(); }
-};
 
 class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -72,162 +40,47 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
   uint32_t podMtu() const { return native() ? 1500 : 1450; }
 
   void SetUp() override {
-    for (int i = 0; i < kNodes; i++) {
-      auto& n = nodes_[i];
-      n.name = "node-" + std::to_string(i + 1);
-      // Pod subnets 10.200/16, 10.201/16, 10.202/16: what the operator hands out in order.
-      auto topo = Topology::create(200 + i);
-      ASSERT_TRUE(topo.ok()) << topo.error().toString();
-      n.topo = std::move(*topo);
-      auto node = AgentNode::create(*n.topo, CILIUM_AGENT_BINARY);
-      ASSERT_TRUE(node.ok()) << node.error().toString();
-      n.node.emplace(std::move(*node));
-    }
-    buildUnderlay();
+    cluster_.build({.agent_binary = CILIUM_AGENT_BINARY,
+                    .operator_binary = CILIUM_OPERATOR_BINARY,
+                    .dbg_binary = CILIUM_DBG_BINARY,
+                    .nodes = kNodes,
+                    .underlay_octet = 240,
+                    .native_routing = native(),
+                    .hubble = true});
     if (HasFatalFailure()) return;
-    // The apiserver on the underlay, reachable from every node namespace.
-    ASSERT_TRUE(runInNetns(underlay_.netns(), [&] { return server_.start(kApiServerIp, 0); }).ok());
-    ASSERT_TRUE(
-        server_
-            .create(
-                k8s::Resource<k8s::Namespace>::info(),
-                {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "default"}}}})
-            .ok());
-    auto op = nodes_[0].topo->spawnIn(
-        underlay_.netns(),
-        {CILIUM_OPERATOR_BINARY, "--k8s-api-server=" + server_.url(),
-         "--cluster-pool-ipv4-cidr=10.200.0.0/14", "--cluster-pool-ipv4-mask-size=16",
-         "--leader-election-retry-period=100ms"},
-        "operator");
-    ASSERT_TRUE(op.ok()) << op.error().toString();
     // A route of an earlier run (the agent's protocol number) to a node that is gone: the
     // agent removes it once it knows every node (in tunnel mode it removes every such route).
-    runOk({"ip", "-n", netnsName(nodes_[0].topo->nodeNetns()), "route", "add", kStaleCidr, "via",
-           underlayIp(kNodes), "proto", kRouteProto});
+    auto r = runChecked({"ip", "-n", cluster_.nodes[0].netnsName(), "route", "add", kStaleCidr,
+                         "via", underlayIp(kNodes), "proto", kRouteProto});
+    ASSERT_TRUE(r.ok()) << r.error().toString();
     // One agent after the other: each gets the next CIDR of the pool, its topology's subnet.
+    cluster_.startAll();
+    if (HasFatalFailure()) return;
     for (int i = 0; i < kNodes; i++) {
-      startAgent(i);
-      if (HasFatalFailure()) return;
+      ASSERT_EQ(cluster_.nodes[i].cidr, fmt::format("10.{}.0.0/16", 200 + i))
+          << "the operator's CIDR";
+      auto cfg = cluster_.nodes[i].client().getConfig();
+      ASSERT_TRUE(cfg.ok() && cfg->status);
+      EXPECT_EQ(cfg->status->device_mtu, podMtu()) << "VXLAN headers in tunnel mode only";
     }
   }
 
-  void buildUnderlay() {
-    underlay_.name = nodes_[0].topo->prefix() + "-ul";
-    runOk({"ip", "netns", "add", underlay_.name});
-    runOk({"ip", "-n", underlay_.name, "link", "set", "lo", "up"});
-    runOk({"ip", "-n", underlay_.name, "link", "add", "br0", "type", "bridge"});
-    runOk({"ip", "-n", underlay_.name, "addr", "add", std::string(kApiServerIp) + "/24", "dev",
-           "br0"});
-    runOk({"ip", "-n", underlay_.name, "link", "set", "br0", "up"});
-    for (int i = 0; i < kNodes; i++) {
-      std::string ns = netnsName(nodes_[i].topo->nodeNetns());
-      std::string port = "ul" + std::to_string(i);
-      runOk({"ip", "-n", ns, "link", "add", "ul0", "type", "veth", "peer", "name", port, "netns",
-             underlay_.name});
-      runOk({"ip", "-n", ns, "addr", "add", underlayIp(i) + "/24", "dev", "ul0"});
-      runOk({"ip", "-n", ns, "link", "set", "ul0", "up"});
-      runOk({"ip", "-n", underlay_.name, "link", "set", port, "master", "br0"});
-      runOk({"ip", "-n", underlay_.name, "link", "set", port, "up"});
-    }
-  }
+  std::string underlayIp(int i) const { return cluster_.underlayIp(i); }
 
-  static std::string netnsName(const std::string& path) { return path.substr(path.rfind('/') + 1); }
-
-  void startAgent(int i) {
-    auto& n = nodes_[i];
-    // Its Kubernetes Node: the InternalIP other nodes tunnel to.
-    ASSERT_TRUE(
-        server_
-            .create(k8s::Resource<k8s::Node>::info(),
-                    {{"apiVersion", "v1"},
-                     {"kind", "Node"},
-                     {"metadata", {{"name", n.name}}},
-                     {"status",
-                      {{"addresses", {{{"type", "InternalIP"}, {"address", underlayIp(i)}}}}}}})
-            .ok());
-    auto cgroup = n.topo->cgroupDir();
-    ASSERT_TRUE(cgroup.ok()) << cgroup.error().toString();
-    auto argv = n.node->args({"--ipv4-range=auto", "--k8s-api-server=" + server_.url(),
-                              "--k8s-sync-timeout=60", "--identity-allocation-mode=crd",
-                              "--cgroup-root=" + *cgroup, "--enable-hubble",
-                              "--hubble-socket-path=" + n.hubbleSock(),
-                              "--hubble-listen-address=", "--monitor-aggregation=none"});
-    if (native()) {
-      argv.push_back("--routing-mode=native");
-      argv.push_back("--ipv4-native-routing-cidr=10.200.0.0/14");
-      argv.push_back("--auto-direct-node-routes");
-    }
-    for (auto& a : argv)
-      if (a.rfind("--node-name=", 0) == 0) a = "--node-name=" + n.name;
-    auto p = n.topo->spawnIn(n.topo->nodeNetns(), argv, "agent");
-    ASSERT_TRUE(p.ok()) << p.error().toString();
-    n.agent = *p;
-    ASSERT_TRUE(n.node->waitReady(n.agent, 60s)) << n.node->log("agent");
-    auto cfg = n.client().getConfig();
-    ASSERT_TRUE(cfg.ok() && cfg->status && cfg->status->addressing &&
-                cfg->status->addressing->ipv4);
-    n.cidr = cfg->status->addressing->ipv4->alloc_range;
-    ASSERT_EQ(n.cidr, fmt::format("10.{}.0.0/16", 200 + i)) << "the operator's CIDR";
-    EXPECT_EQ(cfg->status->device_mtu, podMtu()) << "VXLAN headers in tunnel mode only";
-  }
-
-  // A pod on node i: its Pod object (labels app=<app>), its namespace and veth, its endpoint
-  // through the agent's API (labels from the Pod), eth0's MTU as cilium-cni sets it.
+  // A pod on node i with eth0's MTU as cilium-cni sets it.
   Pod addPod(int i, const std::string& name, const std::string& app, int host) {
-    auto& n = nodes_[i];
-    std::string ip = fmt::format("10.{}.0.{}", 200 + i, host);
-    EXPECT_TRUE(
-        server_
-            .create(k8s::Resource<k8s::Pod>::info(),
-                    {{"apiVersion", "v1"},
-                     {"kind", "Pod"},
-                     {"metadata",
-                      {{"name", name}, {"namespace", "default"}, {"labels", {{"app", app}}}}},
-                     {"spec", {{"nodeName", n.name}}},
-                     {"status", {{"podIP", ip}, {"podIPs", {{{"ip", ip}}}}}}})
-            .ok());
-    auto pod = n.topo->addPod(name, ip);
-    EXPECT_TRUE(pod.ok()) << pod.error().toString();
-    if (!pod.ok()) return {};
-    auto r = runChecked({"ip", "-n", netnsName(pod->netns), "link", "set", "eth0", "mtu",
-                         std::to_string(podMtu())});
-    EXPECT_TRUE(r.ok()) << r.error().toString();
-    api::EndpointChangeRequest req;
-    req.container_id = "ctr-" + name;
-    req.container_interface_name = "eth0";
-    req.interface_name = pod->host_ifname;
-    req.interface_index = pod->host_ifindex;
-    req.mac = pod->mac;
-    req.host_mac = pod->host_mac;
-    req.addressing = api::AddressPair{};
-    req.addressing->ipv4 = pod->ip;
-    req.k8s_namespace = "default";
-    req.k8s_pod_name = name;
-    req.netns = pod->netns;
-    auto st =
-        n.client().putEndpoint(*api::parseEndpointRef("container-id:" + req.container_id), req);
-    EXPECT_TRUE(st.ok()) << st.error().toString() << n.node->log("agent");
-    n.pods[name] = *pod;
-    return *pod;
+    return cluster_.addPod(i, name, app, host, static_cast<int>(podMtu()));
   }
 
   int64_t identityOf(int i, const std::string& pod) {
-    auto ep = nodes_[i].client().getEndpoint(*api::parseEndpointRef("pod-name:default/" + pod));
+    auto ep =
+        cluster_.nodes[i].client().getEndpoint(*api::parseEndpointRef("pod-name:default/" + pod));
     if (!ep.ok() || !ep->status || !ep->status->identity) return 0;
     return ep->status->identity->id;
   }
 
-  // This node's kernel ipcache as cilium-dbg prints it (-o json): prefix -> entry.
   std::map<std::string, json> ipcache(int i, const std::string& table = "ipcache") {
-    auto& n = nodes_[i];
-    auto r = n.topo->exec(n.topo->nodeNetns(), {CILIUM_DBG_BINARY, "bpf", table, "list",
-                                                "--pin-dir", n.node->pinDir(), "-o", "json"});
-    std::map<std::string, json> out;
-    if (!r.ok() || r->exit_code != 0) return out;
-    auto j = json::parse(r->out, nullptr, false);
-    if (!j.is_array()) return out;
-    for (const auto& e : j) out[e.value("prefix", "")] = e;
-    return out;
+    return cluster_.ipcache(i, table);
   }
 
   // One field of one entry as text ("" when absent).
@@ -243,8 +96,8 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
     return connectTcp(from.netns, to.ip, kTcpPort, timeout).ok();
   }
   bool ping(int i, const Pod& from, const Pod& to) {
-    auto r =
-        nodes_[i].topo->exec(from.netns, {"ping", "-c", "1", "-W", "2", "-n", "-q", to.ip}, 10s);
+    auto r = cluster_.nodes[i].topo->exec(from.netns,
+                                          {"ping", "-c", "1", "-W", "2", "-n", "-q", to.ip}, 10s);
     return r.ok() && r->exit_code == 0;
   }
   // A datagram to `to` and its echo back.
@@ -262,8 +115,8 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
 
   // Flows the destination node's Hubble dropped for "Policy denied" from `from`, as JSON.
   std::vector<json> policyDrops(int i, const Pod& from) {
-    auto r = run({CILIUM_HUBBLE_BINARY, "--server", "unix://" + nodes_[i].hubbleSock(), "observe",
-                  "--all", "--verdict", "DROPPED", "-o", "json"},
+    auto r = run({CILIUM_HUBBLE_BINARY, "--server", "unix://" + cluster_.nodes[i].hubbleSock(),
+                  "observe", "--all", "--verdict", "DROPPED", "-o", "json"},
                  {}, 30s);
     std::vector<json> out;
     if (!r.ok()) return out;
@@ -281,7 +134,7 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
 
   void importPolicy() {
     // The servers admit the clients only (any node), on every port and ICMP.
-    ASSERT_TRUE(server_
+    ASSERT_TRUE(cluster_.server
                     .create(k8s::Resource<k8s::CiliumNetworkPolicy>::info(), json::parse(R"({
       "apiVersion": "cilium.io/v2", "kind": "CiliumNetworkPolicy",
       "metadata": {"name": "servers", "namespace": "default"},
@@ -292,8 +145,8 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
 
   // Node i's routes of the agent's protocol: "cidr via gateway" lines.
   std::set<std::string> agentRoutes(int i) {
-    auto r = runChecked({"ip", "-n", netnsName(nodes_[i].topo->nodeNetns()), "-4", "route", "show",
-                         "proto", kRouteProto});
+    auto r = runChecked(
+        {"ip", "-n", cluster_.nodes[i].netnsName(), "-4", "route", "show", "proto", kRouteProto});
     std::set<std::string> out;
     if (!r.ok()) return out;
     std::istringstream in(*r);
@@ -308,16 +161,15 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
   std::set<std::string> wantedRoutes(int i, std::set<int> without = {}) {
     std::set<std::string> out;
     for (int j = 0; j < kNodes; j++)
-      if (j != i && without.count(j) == 0) out.insert(nodes_[j].cidr + " via " + underlayIp(j));
+      if (j != i && without.count(j) == 0)
+        out.insert(cluster_.nodes[j].cidr + " via " + underlayIp(j));
     return out;
   }
 
   static constexpr const char* kRouteProto = "196";
   static constexpr const char* kStaleCidr = "10.250.0.0/16";
 
-  Underlay underlay_;  // declared first: removed last
-  FakeApiServer server_;
-  ClusterNode nodes_[kNodes];
+  Cluster cluster_;
 };
 
 TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
@@ -374,14 +226,15 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
           return true;
         },
         30s);
-    EXPECT_TRUE(complete) << nodes_[i].name << " " << json(seen).dump()
-                          << nodes_[i].node->log("agent");
+    EXPECT_TRUE(complete) << cluster_.nodes[i].name << " " << json(seen).dump()
+                          << cluster_.nodes[i].node->log("agent");
     // The other nodes themselves: remote-node, and their pod CIDRs through the tunnel (in
     // native routing the node's routes carry them instead).
     for (int j = 0; j < kNodes; j++) {
       if (j == i) continue;
       EXPECT_EQ(field(seen, underlayIp(j) + "/32", "identity"), "6") << i << " " << j;
-      EXPECT_EQ(field(seen, nodes_[j].cidr, "tunnel-endpoint"), native() ? "" : underlayIp(j))
+      EXPECT_EQ(field(seen, cluster_.nodes[j].cidr, "tunnel-endpoint"),
+                native() ? "" : underlayIp(j))
           << i << " " << j;
     }
     EXPECT_EQ(field(seen, underlayIp(i) + "/32", "identity"), "1") << "this node is host";
@@ -393,17 +246,17 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
     // No routes of the agent's: the earlier run's went, none were added.
     std::set<std::string> routes;
     EXPECT_TRUE(eventually([&] { return (routes = agentRoutes(0)).empty(); }, 20s))
-        << fmt::format("{}", fmt::join(routes, ", ")) << nodes_[0].node->log("agent");
+        << fmt::format("{}", fmt::join(routes, ", ")) << cluster_.nodes[0].node->log("agent");
   } else {
     // Every node routes the others' pod CIDRs via their underlay addresses; the stale route of
     // the "earlier run" is gone. No VXLAN device.
     for (int i = 0; i < kNodes; i++) {
       std::set<std::string> routes;
       EXPECT_TRUE(eventually([&] { return (routes = agentRoutes(i)) == wantedRoutes(i); }, 20s))
-          << nodes_[i].name << ": " << fmt::format("{}", fmt::join(routes, ", "))
-          << nodes_[i].node->log("agent");
-      auto vxlan = runChecked(
-          {"ip", "-n", netnsName(nodes_[i].topo->nodeNetns()), "link", "show", "cilium_vxlan"});
+          << cluster_.nodes[i].name << ": " << fmt::format("{}", fmt::join(routes, ", "))
+          << cluster_.nodes[i].node->log("agent");
+      auto vxlan =
+          runChecked({"ip", "-n", cluster_.nodes[i].netnsName(), "link", "show", "cilium_vxlan"});
       EXPECT_FALSE(vxlan.ok()) << "no overlay device in native routing";
     }
   }
@@ -430,7 +283,7 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
           return !drops.empty();
         },
         20s))
-        << nodes_[dst].name << " saw no policy drop from " << from->ip;
+        << cluster_.nodes[dst].name << " saw no policy drop from " << from->ip;
     if (drops.empty()) continue;
     EXPECT_EQ(drops[0].value("/source/identity"_json_pointer, 0), other_id)
         << "judged on the sender's identity: " << drops[0].dump();
@@ -440,26 +293,31 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
   EXPECT_TRUE(tcp(c1, s2));
 
   // A pod deleted on node-2 leaves the other nodes' ipcache.
-  ASSERT_TRUE(
-      nodes_[1].client().deleteEndpoint(*api::parseEndpointRef("container-id:ctr-server-2")).ok());
-  ASSERT_TRUE(server_.remove(k8s::Resource<k8s::Pod>::info(), "default", "server-2").ok());
+  ASSERT_TRUE(cluster_.nodes[1]
+                  .client()
+                  .deleteEndpoint(*api::parseEndpointRef("container-id:ctr-server-2"))
+                  .ok());
+  ASSERT_TRUE(cluster_.server.remove(k8s::Resource<k8s::Pod>::info(), "default", "server-2").ok());
   for (int i : {0, 2}) {
     EXPECT_TRUE(eventually([&] { return ipcache(i).count(s2.ip + "/32") == 0; }, 20s))
-        << nodes_[i].name << " still has " << s2.ip;
+        << cluster_.nodes[i].name << " still has " << s2.ip;
   }
   EXPECT_EQ(ipcache(0).count(c2.ip + "/32"), 1u) << "the other pods stay";
 
   if (!native()) return;
   // node-3 leaves the cluster (its agent stopped, its Node and CiliumNode deleted): the other
   // nodes' routes to its pod CIDR go, theirs to each other stay.
-  nodes_[2].agent->stop();
-  ASSERT_TRUE(server_.remove(k8s::Resource<k8s::Node>::info(), "", nodes_[2].name).ok());
-  ASSERT_TRUE(server_.remove(k8s::Resource<k8s::CiliumNode>::info(), "", nodes_[2].name).ok());
+  cluster_.nodes[2].agent->stop();
+  ASSERT_TRUE(
+      cluster_.server.remove(k8s::Resource<k8s::Node>::info(), "", cluster_.nodes[2].name).ok());
+  ASSERT_TRUE(
+      cluster_.server.remove(k8s::Resource<k8s::CiliumNode>::info(), "", cluster_.nodes[2].name)
+          .ok());
   for (int i : {0, 1}) {
     std::set<std::string> routes;
     EXPECT_TRUE(eventually([&] { return (routes = agentRoutes(i)) == wantedRoutes(i, {2}); }, 20s))
-        << nodes_[i].name << ": " << fmt::format("{}", fmt::join(routes, ", "))
-        << nodes_[i].node->log("agent");
+        << cluster_.nodes[i].name << ": " << fmt::format("{}", fmt::join(routes, ", "))
+        << cluster_.nodes[i].node->log("agent");
   }
   EXPECT_TRUE(tcp(c2, s1)) << "node-2 -> node-1 still routed";
 }

@@ -1,6 +1,6 @@
-// netns tier: cluster health with three real agents (the fixture of
-// cluster_datapath_privileged_test.cc in a smaller form: node namespaces on an underlay bridge,
-// the fake apiserver and the real cilium-operator in the underlay's namespace). Each agent runs
+// netns tier: cluster health with three real agents (tests/netns/cluster_fixture.h: node
+// namespaces on an underlay bridge, the fake apiserver and the real cilium-operator in the
+// underlay's namespace). Each agent runs
 // its health endpoint (identity health, listed by cilium-dbg) and probes every node every
 // second; cilium-health, cilium-dbg status and the metrics show 3/3 reachable with latencies.
 // Then node-3's health endpoint is cut (its veth down) and node-3's agent is stopped: node-1
@@ -9,14 +9,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "agent/common/netns.h"
 #include "agent/common/subprocess.h"
-#include "agent/k8s/resources.h"
 #include "api/client/client.h"
-#include "tests/fakes/fake_apiserver.h"
-#include "tests/harness/agent_node.h"
 #include "tests/harness/eventually.h"
-#include "tests/harness/netns.h"
+#include "tests/netns/cluster_fixture.h"
 
 namespace cilium::testing {
 namespace {
@@ -25,120 +21,34 @@ using nlohmann::json;
 using namespace std::chrono_literals;
 
 constexpr int kNodes = 3;
-constexpr const char* kApiServerIp = "172.31.240.254";
 constexpr const char* kMetricsAddr = "127.0.0.1:9962";
-std::string underlayIp(int i) { return "172.31.240." + std::to_string(i + 1); }
 
 void runOk(const std::vector<std::string>& argv) {
   auto r = runChecked(argv);
   ASSERT_TRUE(r.ok()) << r.error().toString();
 }
 
-struct Underlay {
-  std::string name;
-  std::string netns() const { return "/run/netns/" + name; }
-  ~Underlay() {
-    if (!name.empty()) (void)runChecked({"ip", "netns", "delete", name});
-  }
-};
-
-struct ClusterNode {
-  std::unique_ptr<Topology> topo;
-  std::optional<AgentNode> node;
-  std::string name;
-  Process* agent = nullptr;
-};
-
 class ClusterHealthTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    for (int i = 0; i < kNodes; i++) {
-      auto& n = nodes_[i];
-      n.name = "node-" + std::to_string(i + 1);
-      auto topo = Topology::create(200 + i);
-      ASSERT_TRUE(topo.ok()) << topo.error().toString();
-      n.topo = std::move(*topo);
-      auto node = AgentNode::create(*n.topo, CILIUM_AGENT_BINARY);
-      ASSERT_TRUE(node.ok()) << node.error().toString();
-      n.node.emplace(std::move(*node));
-    }
-    buildUnderlay();
+    cluster_.build({.agent_binary = CILIUM_AGENT_BINARY,
+                    .operator_binary = CILIUM_OPERATOR_BINARY,
+                    .nodes = kNodes,
+                    .underlay_octet = 240,
+                    .agent_flags = {"--health-check-interval=1s",
+                                    std::string("--prometheus-serve-addr=") + kMetricsAddr}});
     if (HasFatalFailure()) return;
-    ASSERT_TRUE(runInNetns(underlay_.netns(), [&] { return server_.start(kApiServerIp, 0); }).ok());
-    ASSERT_TRUE(
-        server_
-            .create(
-                k8s::Resource<k8s::Namespace>::info(),
-                {{"apiVersion", "v1"}, {"kind", "Namespace"}, {"metadata", {{"name", "default"}}}})
-            .ok());
-    auto op = nodes_[0].topo->spawnIn(
-        underlay_.netns(),
-        {CILIUM_OPERATOR_BINARY, "--k8s-api-server=" + server_.url(),
-         "--cluster-pool-ipv4-cidr=10.200.0.0/14", "--cluster-pool-ipv4-mask-size=16",
-         "--leader-election-retry-period=100ms"},
-        "operator");
-    ASSERT_TRUE(op.ok()) << op.error().toString();
-    for (int i = 0; i < kNodes; i++) {
-      ASSERT_TRUE(
-          server_
-              .create(k8s::Resource<k8s::Node>::info(),
-                      {{"apiVersion", "v1"},
-                       {"kind", "Node"},
-                       {"metadata", {{"name", nodes_[i].name}}},
-                       {"status",
-                        {{"addresses", {{{"type", "InternalIP"}, {"address", underlayIp(i)}}}}}}})
-              .ok());
-      startAgent(i, "agent");
-      if (HasFatalFailure()) return;
-    }
+    cluster_.startAll();
   }
 
-  void buildUnderlay() {
-    underlay_.name = nodes_[0].topo->prefix() + "-ul";
-    runOk({"ip", "netns", "add", underlay_.name});
-    runOk({"ip", "-n", underlay_.name, "link", "set", "lo", "up"});
-    runOk({"ip", "-n", underlay_.name, "link", "add", "br0", "type", "bridge"});
-    runOk({"ip", "-n", underlay_.name, "addr", "add", std::string(kApiServerIp) + "/24", "dev",
-           "br0"});
-    runOk({"ip", "-n", underlay_.name, "link", "set", "br0", "up"});
-    for (int i = 0; i < kNodes; i++) {
-      std::string ns = netnsName(i);
-      std::string port = "ul" + std::to_string(i);
-      runOk({"ip", "-n", ns, "link", "add", "ul0", "type", "veth", "peer", "name", port, "netns",
-             underlay_.name});
-      runOk({"ip", "-n", ns, "addr", "add", underlayIp(i) + "/24", "dev", "ul0"});
-      runOk({"ip", "-n", ns, "link", "set", "ul0", "up"});
-      runOk({"ip", "-n", underlay_.name, "link", "set", port, "master", "br0"});
-      runOk({"ip", "-n", underlay_.name, "link", "set", port, "up"});
-    }
-  }
-
-  std::string netnsName(int i) const {
-    const std::string& path = nodes_[i].topo->nodeNetns();
-    return path.substr(path.rfind('/') + 1);
-  }
-
-  void startAgent(int i, const std::string& log) {
-    auto& n = nodes_[i];
-    auto cgroup = n.topo->cgroupDir();
-    ASSERT_TRUE(cgroup.ok()) << cgroup.error().toString();
-    auto argv = n.node->args({"--ipv4-range=auto", "--k8s-api-server=" + server_.url(),
-                              "--k8s-sync-timeout=60", "--identity-allocation-mode=crd",
-                              "--cgroup-root=" + *cgroup, "--health-check-interval=1s",
-                              std::string("--prometheus-serve-addr=") + kMetricsAddr});
-    for (auto& a : argv)
-      if (a.rfind("--node-name=", 0) == 0) a = "--node-name=" + n.name;
-    auto p = n.topo->spawnIn(n.topo->nodeNetns(), argv, log);
-    ASSERT_TRUE(p.ok()) << p.error().toString();
-    n.agent = *p;
-    ASSERT_TRUE(n.node->waitReady(n.agent, 60s)) << n.node->log(log);
-  }
+  std::string netnsName(int i) const { return cluster_.nodes[i].netnsName(); }
 
   // cilium-health status -o json on node i (null when it fails).
   json healthJson(int i) {
-    auto r = nodes_[i].topo->exec(
-        nodes_[i].topo->nodeNetns(),
-        {CILIUM_HEALTH_BINARY, "-H", nodes_[i].node->socket(), "status", "-o", "json"}, 10s);
+    auto r = cluster_.nodes[i].topo->exec(
+        cluster_.nodes[i].topo->nodeNetns(),
+        {CILIUM_HEALTH_BINARY, "-H", cluster_.nodes[i].node->socket(), "status", "-o", "json"},
+        10s);
     if (!r.ok() || r->exit_code != 0) return nullptr;
     return json::parse(r->out, nullptr, false);
   }
@@ -170,13 +80,13 @@ class ClusterHealthTest : public ::testing::Test {
   }
 
   std::string run(int i, std::vector<std::string> argv) {
-    auto r = nodes_[i].topo->exec(nodes_[i].topo->nodeNetns(), argv, 10s);
+    auto r = cluster_.nodes[i].topo->exec(cluster_.nodes[i].topo->nodeNetns(), argv, 10s);
     if (!r.ok()) return "";
     return r->out;
   }
 
   std::string dbg(int i, std::vector<std::string> args) {
-    args.insert(args.begin(), {CILIUM_DBG_BINARY, "-H", nodes_[i].node->socket()});
+    args.insert(args.begin(), {CILIUM_DBG_BINARY, "-H", cluster_.nodes[i].node->socket()});
     return run(i, args);
   }
 
@@ -192,9 +102,7 @@ class ClusterHealthTest : public ::testing::Test {
         target, local ? "local_node" : "remote_intra_cluster", type);
   }
 
-  Underlay underlay_;  // declared first: removed last
-  FakeApiServer server_;
-  ClusterNode nodes_[kNodes];
+  Cluster cluster_;
 };
 
 TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
@@ -202,12 +110,12 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
   for (int i = 0; i < kNodes; i++) {
     json last;
     EXPECT_TRUE(eventually([&] { return allReachable(last = healthJson(i)); }, 30s))
-        << nodes_[i].name << ": " << last.dump(2) << nodes_[i].node->log("agent");
+        << cluster_.nodes[i].name << ": " << last.dump(2) << cluster_.nodes[i].node->log("agent");
   }
   // The health endpoint is an endpoint of the agent, with the reserved identity health (4).
   std::string eps = dbg(0, {"endpoint", "list"});
   EXPECT_NE(eps.find("reserved:health"), std::string::npos) << eps;
-  auto list = nodes_[0].node->client().listEndpoints();
+  auto list = cluster_.nodes[0].node->client().listEndpoints();
   ASSERT_TRUE(list.ok());
   bool found = false;
   for (const auto& ep : *list)
@@ -218,7 +126,7 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
   EXPECT_NE(status.find("Cluster health:"), std::string::npos) << status;
   EXPECT_NE(status.find("3/3 reachable"), std::string::npos) << status;
   std::string text =
-      run(0, {CILIUM_HEALTH_BINARY, "-H", nodes_[0].node->socket(), "status", "--verbose"});
+      run(0, {CILIUM_HEALTH_BINARY, "-H", cluster_.nodes[0].node->socket(), "status", "--verbose"});
   EXPECT_NE(text.find("Cluster health:   3/3 reachable"), std::string::npos) << text;
   EXPECT_NE(text.find("ICMP to stack:   OK, RTT="), std::string::npos) << text;
   EXPECT_NE(text.find("HTTP to agent:   OK, RTT="), std::string::npos) << text;
@@ -269,7 +177,7 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
 
   // node-3's agent stopped: its health server and its health endpoint go with it (the node
   // still answers ICMP); restarted, it makes its endpoint again and node-1 sees 3/3.
-  EXPECT_EQ(nodes_[2].agent->stop(10s), 0);
+  EXPECT_EQ(cluster_.nodes[2].agent->stop(10s), 0);
   EXPECT_TRUE(eventually(
       [&] {
         last = healthJson(0);
@@ -281,10 +189,11 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
       << last.dump(2);
   EXPECT_EQ(run(2, {"ip", "link", "show", "lxc_health"}), "")
       << "the health endpoint's veth goes with the agent";
-  startAgent(2, "agent-restarted");
+  cluster_.startAgent(2, "agent-restarted");
   for (int i : {0, 2}) {
     EXPECT_TRUE(eventually([&] { return allReachable(last = healthJson(i)); }, 30s))
-        << nodes_[i].name << ": " << last.dump(2) << nodes_[2].node->log("agent-restarted");
+        << cluster_.nodes[i].name << ": " << last.dump(2)
+        << cluster_.nodes[2].node->log("agent-restarted");
   }
 }
 
