@@ -1,4 +1,5 @@
-// Connection latency, TCP_CRR, stream throughput and servers for the network benchmarks.
+// Connection latency, TCP_CRR, stream throughput, servers and the shared scaffolding (errors,
+// commands, medians, arguments) of the network benchmarks.
 #include "bench/bench_net.h"
 
 #include <arpa/inet.h>
@@ -10,20 +11,64 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <vector>
 
+#include <fmt/format.h>
+
 #include "agent/bpf/libbpf_log.h"
 #include "agent/common/log.h"
 #include "agent/common/netns.h"
+#include "agent/common/subprocess.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/privileges.h"
 #include "tests/harness/sockets.h"
 
 namespace cilium::bench {
+
+void die(const std::string& what, const Error& e) {
+  std::fprintf(stderr, "%s: %s: %s\n", program_invocation_short_name, what.c_str(),
+               e.toString().c_str());
+  std::exit(1);
+}
+
+void must(Status s, const std::string& what) {
+  if (!s.ok()) die(what, s.error());
+}
+
+Status runOk(const std::vector<std::string>& argv) {
+  auto r = runChecked(argv);
+  if (!r.ok()) return r.error();
+  return okStatus();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+std::string summary(const std::vector<double>& v, int prec) {
+  if (v.empty()) return "-";
+  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
+  return fmt::format("{:.{}f} ({:.{}f}-{:.{}f})", median(v), prec, *lo, prec, *hi, prec);
+}
+
+int number(const char* arg) {
+  char* end = nullptr;
+  long v = std::strtol(arg, &end, 10);
+  if (end == arg || *end != '\0' || v < 1 || v > 3600) {
+    std::fprintf(stderr, "%s: '%s' is not a number in 1..3600\n", program_invocation_short_name,
+                 arg);
+    std::exit(2);
+  }
+  return static_cast<int>(v);
+}
 
 bool modeWanted(const std::string& modes, const char* mode) {
   return ("," + modes + ",").find(std::string(",") + mode + ",") != std::string::npos;

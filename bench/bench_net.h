@@ -1,6 +1,6 @@
 // Traffic for the network benchmarks: the latency of new TCP connections from a namespace, TCP_CRR
 // transactions, and a server that accepts and drains connections so that the client side alone
-// is measured.
+// is measured; and what those benchmarks' mains share: fatal errors, commands, medians, arguments.
 #pragma once
 
 #include <atomic>
@@ -8,11 +8,31 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/common/error.h"
 #include "agent/common/fd.h"
 
 namespace cilium::bench {
+
+// Ends the benchmark: "<program>: <what>: <error>" on stderr, exit status 1.
+[[noreturn]] void die(const std::string& what, const Error& e);
+// The value of `r`, or die(what).
+template <typename T>
+T must(Result<T> r, const std::string& what) {
+  if (!r.ok()) die(what, r.error());
+  return std::move(*r);
+}
+void must(Status s, const std::string& what);
+// Runs a command; an error when it cannot run or exits non-zero.
+Status runOk(const std::vector<std::string>& argv);
+
+// The median of `v` (the upper middle of an even count); 0 when empty.
+double median(std::vector<double> v);
+// "median (min-max)" with `prec` decimals; "-" when empty.
+std::string summary(const std::vector<double>& v, int prec);
+// A command-line number in 1..3600, or exit 2 saying what is wrong with it.
+int number(const char* arg);
 
 // Whether `mode` is one of the comma-separated `modes` (the value of --modes).
 bool modeWanted(const std::string& modes, const char* mode);

@@ -7,13 +7,8 @@
 //
 //   crd_bench [--pods N] [--sets N] [--rounds N] [--threads N] [--qps Q (0: no client limit)]
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
-#include <map>
-#include <mutex>
-#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,12 +22,13 @@
 #include "agent/k8s/source.h"
 #include "agent/node/k8s_feed.h"
 #include "agent/node/node.h"
+#include "bench/bench_identity.h"
 #include "operator/identity_gc.h"
 #include "tests/fakes/fake_apiserver.h"
 
 using namespace cilium;
+using namespace cilium::bench;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -78,17 +74,6 @@ struct Stack {
   }
 };
 
-labels::Labels podLabels(const std::string& app) {
-  return *labels::Labels::parse({"k8s:app=" + app, "k8s:io.kubernetes.pod.namespace=bench"});
-}
-
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -126,58 +111,25 @@ int main(int argc, char** argv) {
     if (!server.create(k8s::Resource<k8s::CiliumNode>::info(), k8s::toJson(cn)).ok()) return 1;
     Stack a(server.url(), "node-a", qps);
     Stack b(server.url(), "node-b", qps);
-    std::mutex mu;
-    std::condition_variable cv;
-    std::map<identity::NumericIdentity, Clock::time_point> id_seen;
-    std::map<IpPrefix, Clock::time_point> ip_seen;
-    auto sub1 = b.allocator->subscribe([&](const std::vector<identity::IdentityChange>& ch) {
-      auto now = Clock::now();
-      std::lock_guard l(mu);
-      for (const auto& c : ch)
-        if (c.kind == identity::IdentityChange::Kind::kAdded) id_seen.emplace(c.identity.id, now);
-      cv.notify_all();
-    });
-    auto sub2 = b.ipcache.subscribe([&](const std::vector<ipcache::Change>& ch) {
-      auto now = Clock::now();
-      std::lock_guard l(mu);
-      for (const auto& c : ch)
-        if (c.after != identity::kUnknown) ip_seen.emplace(c.prefix, now);
-      cv.notify_all();
-    });
-    std::vector<double> lat;
-    for (int i = 0; i < pods; i++) {
-      IpAddr ip = IpAddr::fromHostOrder(0x0a000100 + static_cast<uint32_t>(i) + 10);
-      auto t0 = Clock::now();
-      auto id = a.allocator->allocate(podLabels("pod" + std::to_string(i)));
-      if (!id.ok()) {
-        std::fprintf(stderr, "allocate: %s\n", id.error().message().c_str());
-        return 1;
-      }
-      k8s::EndpointState ep;
-      ep.pod_namespace = "bench";
-      ep.pod_name = "pod" + std::to_string(i);
-      ep.endpoint_id = static_cast<uint16_t>(i + 1);
-      ep.identity = id->id;
-      ep.ipv4 = ip.toString();
-      ep.node_ip = "172.30.0.1";
-      if (auto st = a.publisher->publish(ep); !st.ok()) {
-        std::fprintf(stderr, "publish: %s\n", st.error().message().c_str());
-        return 1;
-      }
-      std::unique_lock l(mu);
-      if (!cv.wait_for(
-              l, 10s, [&] { return id_seen.count(id->id) && ip_seen.count(IpPrefix::host(ip)); })) {
-        std::fprintf(stderr, "pod %d not seen on B within 10 s\n", i);
-        return 1;
-      }
-      lat.push_back(ms(std::max(id_seen[id->id], ip_seen[IpPrefix::host(ip)]) - t0));
+    auto lat = measurePodToNode(
+        pods, *b.allocator, b.ipcache, [&](int i, IpAddr ip) -> Result<identity::NumericIdentity> {
+          CILIUM_ASSIGN_OR_RETURN(auto id,
+                                  a.allocator->allocate(podLabels("pod" + std::to_string(i))));
+          k8s::EndpointState ep;
+          ep.pod_namespace = "bench";
+          ep.pod_name = "pod" + std::to_string(i);
+          ep.endpoint_id = static_cast<uint16_t>(i + 1);
+          ep.identity = id.id;
+          ep.ipv4 = ip.toString();
+          ep.node_ip = "172.30.0.1";
+          CILIUM_RETURN_IF_ERROR(a.publisher->publish(ep));
+          return id.id;
+        });
+    if (!lat.ok()) {
+      std::fprintf(stderr, "pod on A -> B: %s\n", lat.error().toString().c_str());
+      return 1;
     }
-    b.ipcache.unsubscribe(sub2);
-    b.allocator->unsubscribe(sub1);
-    std::printf("\npod on A -> identity and ipcache entry on B (%d pods, one at a time)\n", pods);
-    std::printf(
-        "  p50 %.2f ms   p90 %.2f ms   p99 %.2f ms   max %.2f ms   (target p99 <= 1000 ms)\n",
-        percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99), percentile(lat, 1.0));
+    printPodToNode(*lat, 1000);
   }
 
   // 2. Allocation under churn: 4 agents allocate the same `sets` label sets at once (each in its
@@ -193,40 +145,19 @@ int main(int argc, char** argv) {
   // the dropped connection attempts wait for SYN retransmits or fail.
   const int variants = threads > 1 ? 2 : 1;
   for (int run = 0; run < variants * rounds; run++) {
-    const int round = run;
     const int per_agent = run % variants == 0 ? 1 : threads;
     std::vector<std::unique_ptr<Stack>> stacks;
     for (int s = 0; s < 4; s++)
       stacks.push_back(std::make_unique<Stack>(server.url(), "agent" + std::to_string(s), qps));
-    std::vector<std::vector<identity::NumericIdentity>> got(
-        4, std::vector<identity::NumericIdentity>(sets));
-    std::atomic<bool> failed{false};
-    auto t0 = Clock::now();
-    std::vector<std::thread> workers;
-    for (int s = 0; s < 4; s++)
-      for (int w = 0; w < per_agent; w++)
-        workers.emplace_back([&, s, w] {
-          for (int k = w; k < sets; k += per_agent) {
-            int i = (k + s * sets / 4) % sets;
-            auto id = stacks[s]->allocator->allocate(
-                podLabels("r" + std::to_string(round) + "-" + std::to_string(i)));
-            if (!id.ok()) {
-              std::fprintf(stderr, "allocate: %s\n", id.error().message().c_str());
-              failed = true;
-              return;
-            }
-            got[s][i] = id->id;
-          }
-        });
-    for (auto& t : workers) t.join();
-    double alloc_s = std::chrono::duration<double>(Clock::now() - t0).count();
-    if (failed) return 1;
-    std::set<identity::NumericIdentity> distinct(got[0].begin(), got[0].end());
-    for (int s = 1; s < 4; s++)
-      if (got[s] != got[0]) {
-        std::fprintf(stderr, "agents disagree on identity numbers\n");
-        return 1;
-      }
+    std::vector<identity::Allocator*> allocators;
+    for (auto& st : stacks) allocators.push_back(st->allocator.get());
+    auto race = raceAllocations(allocators, sets, per_agent, run);
+    if (!race.ok()) {
+      std::fprintf(stderr, "allocation race: %s\n", race.error().toString().c_str());
+      return 1;
+    }
+    const auto& distinct = race->distinct;
+    const double alloc_s = race->seconds;
     stacks.clear();
     // The operator's collector, with its own informers (as cilium-operator runs it).
     k8s::ClientConfig cc;

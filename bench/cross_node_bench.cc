@@ -34,6 +34,12 @@
 #include "tests/harness/sockets.h"
 
 using namespace cilium;
+using bench::die;
+using bench::median;
+using bench::must;
+using bench::number;
+using bench::runOk;
+using bench::summary;
 
 namespace {
 
@@ -46,24 +52,6 @@ constexpr const char* kPodIp[2] = {"10.221.0.11", "10.222.0.11"};
 constexpr uint16_t kSinkPort = 5201;
 constexpr uint16_t kPlainVxlanPort = 4789;  // apart from cilium_vxlan's 8472
 
-[[noreturn]] void die(const std::string& what, const Error& e) {
-  std::fprintf(stderr, "cross_node_bench: %s: %s\n", what.c_str(), e.toString().c_str());
-  std::exit(1);
-}
-template <typename T>
-T must(Result<T> r, const std::string& what) {
-  if (!r.ok()) die(what, r.error());
-  return std::move(*r);
-}
-void must(Status s, const std::string& what) {
-  if (!s.ok()) die(what, s.error());
-}
-
-Status runOk(const std::vector<std::string>& argv) {
-  auto r = runChecked(argv);
-  if (!r.ok()) return r.error();
-  return okStatus();
-}
 // `ip` that may fail (removing what a setup may not have made).
 void runQuiet(const std::vector<std::string>& argv) { (void)runChecked(argv); }
 
@@ -73,28 +61,6 @@ uint32_t be(const char* ip) {
   in_addr a{};
   ::inet_pton(AF_INET, ip, &a);
   return a.s_addr;
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-std::string summary(const std::vector<double>& v, int prec) {
-  if (v.empty()) return "-";
-  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  return fmt::format("{:.{}f} ({:.{}f}-{:.{}f})", median(v), prec, *lo, prec, *hi, prec);
-}
-
-int number(const char* arg) {
-  char* end = nullptr;
-  long v = std::strtol(arg, &end, 10);
-  if (end == arg || *end != '\0' || v < 1 || v > 3600) {
-    std::fprintf(stderr, "cross_node_bench: '%s' is not a number in 1..3600\n", arg);
-    std::exit(2);
-  }
-  return static_cast<int>(v);
 }
 
 enum Setup { kOverlay, kKernelVxlan, kNative, kRoutes, kSetups };

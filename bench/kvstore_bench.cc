@@ -7,15 +7,10 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <iterator>
-#include <map>
-#include <mutex>
-#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -27,11 +22,12 @@
 #include "agent/kvstore/cluster.h"
 #include "agent/kvstore/identities.h"
 #include "agent/node/node.h"
+#include "bench/bench_identity.h"
 #include "tests/harness/etcd_server.h"
 
 using namespace cilium;
+using namespace cilium::bench;
 using namespace std::chrono_literals;
-using Clock = std::chrono::steady_clock;
 
 namespace {
 
@@ -62,17 +58,6 @@ struct Stack {
     session->stop();
   }
 };
-
-labels::Labels podLabels(const std::string& app) {
-  return *labels::Labels::parse({"k8s:app=" + app, "k8s:io.kubernetes.pod.namespace=bench"});
-}
-
-double ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
-}
 
 // CPU time (user + system) of this process and of `pid`, in seconds.
 double cpuSeconds(pid_t pid) {
@@ -128,50 +113,20 @@ int main(int argc, char** argv) {
   {
     Stack a(etcd, "node-a", *IpAddr::parse("172.30.0.1"));
     Stack b(etcd, "node-b", *IpAddr::parse("172.30.0.2"));
-    std::mutex mu;
-    std::condition_variable cv;
-    std::map<identity::NumericIdentity, Clock::time_point> id_seen;
-    std::map<IpPrefix, Clock::time_point> ip_seen;
-    auto sub1 = b.allocator->subscribe([&](const std::vector<identity::IdentityChange>& ch) {
-      auto now = Clock::now();
-      std::lock_guard l(mu);
-      for (const auto& c : ch)
-        if (c.kind == identity::IdentityChange::Kind::kAdded) id_seen.emplace(c.identity.id, now);
-      cv.notify_all();
-    });
-    auto sub2 = b.ipcache.subscribe([&](const std::vector<ipcache::Change>& ch) {
-      auto now = Clock::now();
-      std::lock_guard l(mu);
-      for (const auto& c : ch)
-        if (c.after != identity::kUnknown) ip_seen.emplace(c.prefix, now);
-      cv.notify_all();
-    });
     std::vector<kvstore::IpPair> published;
-    std::vector<double> lat;
-    for (int i = 0; i < pods; i++) {
-      IpAddr ip = IpAddr::fromHostOrder(0x0a000100 + static_cast<uint32_t>(i) + 10);
-      auto t0 = Clock::now();
-      auto id = a.allocator->allocate(podLabels("pod" + std::to_string(i)));
-      if (!id.ok()) {
-        std::fprintf(stderr, "allocate: %s\n", id.error().message().c_str());
-        return 1;
-      }
-      published.push_back({ip, id->id, *IpAddr::parse("172.30.0.1"), "bench", "p"});
-      a.endpoints->publish(published);
-      std::unique_lock l(mu);
-      if (!cv.wait_for(
-              l, 10s, [&] { return id_seen.count(id->id) && ip_seen.count(IpPrefix::host(ip)); })) {
-        std::fprintf(stderr, "pod %d not seen on B within 10 s\n", i);
-        return 1;
-      }
-      lat.push_back(ms(std::max(id_seen[id->id], ip_seen[IpPrefix::host(ip)]) - t0));
+    auto lat = measurePodToNode(
+        pods, *b.allocator, b.ipcache, [&](int i, IpAddr ip) -> Result<identity::NumericIdentity> {
+          CILIUM_ASSIGN_OR_RETURN(auto id,
+                                  a.allocator->allocate(podLabels("pod" + std::to_string(i))));
+          published.push_back({ip, id.id, *IpAddr::parse("172.30.0.1"), "bench", "p"});
+          a.endpoints->publish(published);
+          return id.id;
+        });
+    if (!lat.ok()) {
+      std::fprintf(stderr, "pod on A -> B: %s\n", lat.error().toString().c_str());
+      return 1;
     }
-    b.ipcache.unsubscribe(sub2);
-    b.allocator->unsubscribe(sub1);
-    std::printf("\npod on A -> identity and ipcache entry on B (%d pods, one at a time)\n", pods);
-    std::printf(
-        "  p50 %.2f ms   p90 %.2f ms   p99 %.2f ms   max %.2f ms   (target p99 <= 200 ms)\n",
-        percentile(lat, 0.5), percentile(lat, 0.9), percentile(lat, 0.99), percentile(lat, 1.0));
+    printPodToNode(*lat, 200);
   }
   if (auto r = admin->removePrefix("cilium/"); !r.ok()) return 1;
 
@@ -184,45 +139,24 @@ int main(int argc, char** argv) {
   // ADDs of a node arrive concurrently).
   const int variants = threads > 1 ? 2 : 1;
   for (int run = 0; run < variants * rounds; run++) {
-    const int round = run;
     const int per_agent = run % variants == 0 ? 1 : threads;
     std::vector<std::unique_ptr<Stack>> stacks;
     for (int s = 0; s < 4; s++)
       stacks.push_back(std::make_unique<Stack>(etcd, "agent" + std::to_string(s),
                                                IpAddr::fromHostOrder(0xac1e0001 + s)));
-    std::vector<std::vector<identity::NumericIdentity>> got(
-        4, std::vector<identity::NumericIdentity>(sets));
-    std::atomic<bool> failed{false};
+    std::vector<identity::Allocator*> allocators;
+    for (auto& st : stacks) allocators.push_back(st->allocator.get());
     double self0 = selfCpuSeconds(), etcd0 = cpuSeconds(etcd.pid());
-    auto t0 = Clock::now();
-    std::vector<std::thread> workers;
-    for (int s = 0; s < 4; s++)
-      for (int w = 0; w < per_agent; w++)
-        workers.emplace_back([&, s, w] {
-          for (int k = w; k < sets; k += per_agent) {
-            int i = (k + s * sets / 4) % sets;  // different orders: real contention
-            auto id = stacks[s]->allocator->allocate(
-                podLabels("r" + std::to_string(round) + "-" + std::to_string(i)));
-            if (!id.ok()) {
-              std::fprintf(stderr, "allocate: %s\n", id.error().message().c_str());
-              failed = true;
-              return;
-            }
-            got[s][i] = id->id;
-          }
-        });
-    for (auto& t : workers) t.join();
-    double alloc_s = std::chrono::duration<double>(Clock::now() - t0).count();
+    auto race = raceAllocations(allocators, sets, per_agent, run);
     // The CPU the allocations cost, etcd's and the 4 agents' (this process): what bounds the
     // rate on a machine whose cores are shared.
     double self_s = selfCpuSeconds() - self0, etcd_s = cpuSeconds(etcd.pid()) - etcd0;
-    if (failed) return 1;
-    std::set<identity::NumericIdentity> distinct(got[0].begin(), got[0].end());
-    for (int s = 1; s < 4; s++)
-      if (got[s] != got[0]) {
-        std::fprintf(stderr, "agents disagree on identity numbers\n");
-        return 1;
-      }
+    if (!race.ok()) {
+      std::fprintf(stderr, "allocation race: %s\n", race.error().toString().c_str());
+      return 1;
+    }
+    const auto& distinct = race->distinct;
+    const double alloc_s = race->seconds;
     // Release everywhere; the value keys go with the releases (the sessions delete them).
     for (auto& st : stacks)
       for (auto id : distinct) (void)st->allocator->release(id);

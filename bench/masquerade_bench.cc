@@ -32,6 +32,10 @@
 #include "tests/harness/netns.h"
 
 using namespace cilium;
+using bench::die;
+using bench::median;
+using bench::must;
+using bench::runOk;
 using testing::Fabric;
 
 namespace {
@@ -40,26 +44,6 @@ constexpr uint16_t kSinkPort = 8080;
 constexpr uint16_t kCrrPort = 8081;
 constexpr const char* kPodCidr = "10.212.0.0/16";
 constexpr const char* kPodIp = "10.212.0.21";
-
-[[noreturn]] void die(const std::string& what, const Error& e) {
-  std::fprintf(stderr, "masquerade_bench: %s: %s\n", what.c_str(), e.toString().c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T must(Result<T> r, const std::string& what) {
-  if (!r.ok()) die(what, r.error());
-  return std::move(*r);
-}
-void must(Status s, const std::string& what) {
-  if (!s.ok()) die(what, s.error());
-}
-
-Status runOk(const std::vector<std::string>& argv) {
-  auto r = runChecked(argv);
-  if (!r.ok()) return r.error();
-  return okStatus();
-}
 
 struct Sample {
   double connect_p50 = 0, connect_p99 = 0, conns_per_sec = 0, crr_per_sec = 0, crr_p50 = 0;
@@ -76,11 +60,6 @@ Sample measure(const char* mode, const std::string& pod_netns, int connects, dou
               note.c_str());
   std::fflush(stdout);
   return s;
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0 : v[v.size() / 2];
 }
 
 }  // namespace

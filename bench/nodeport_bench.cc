@@ -27,26 +27,14 @@
 #include "tests/harness/service_maps.h"
 
 using namespace cilium;
+using bench::die;
+using bench::must;
 using testing::Fabric;
 
 namespace {
 
 constexpr uint16_t kNodePort = 30080;
 constexpr uint16_t kBackendPort = 8080;
-
-[[noreturn]] void die(const std::string& what, const Error& e) {
-  std::fprintf(stderr, "nodeport_bench: %s: %s\n", what.c_str(), e.toString().c_str());
-  std::exit(1);
-}
-
-template <typename T>
-T must(Result<T> r, const std::string& what) {
-  if (!r.ok()) die(what, r.error());
-  return std::move(*r);
-}
-void must(Status s, const std::string& what) {
-  if (!s.ok()) die(what, s.error());
-}
 
 Status runWith(const std::vector<std::string>& argv, const std::string& input = "") {
   SpawnOptions o;

@@ -47,13 +47,12 @@
 
 using namespace cilium;
 using namespace std::chrono_literals;
+using bench::die;
+using bench::median;
+using bench::number;
+using bench::summary;
 
 namespace {
-
-[[noreturn]] void die(const std::string& what, const Error& e) {
-  std::fprintf(stderr, "pod_to_pod_bench: %s: %s\n", what.c_str(), e.toString().c_str());
-  std::exit(1);
-}
 
 // Single-stream TCP throughput with iperf3 against a server already started, in Gbit/s
 // (receiver side). Retries while the server is still coming up.
@@ -77,30 +76,6 @@ Result<double> iperf(testing::Topology& topo, const testing::Pod& client,
   } catch (const std::exception& e) {
     return makeError(ErrorCode::kInternal, "parse iperf3 output: {}", e.what());
   }
-}
-
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
-// "median (min-max)" with `prec` decimals.
-std::string summary(const std::vector<double>& v, int prec) {
-  if (v.empty()) return "-";
-  auto [lo, hi] = std::minmax_element(v.begin(), v.end());
-  return fmt::format("{:.{}f} ({:.{}f}-{:.{}f})", median(v), prec, *lo, prec, *hi, prec);
-}
-
-// A positive integer argument, or exit with usage.
-int number(const char* arg) {
-  char* end = nullptr;
-  long v = std::strtol(arg, &end, 10);
-  if (end == arg || *end != '\0' || v < 1 || v > 3600) {
-    std::fprintf(stderr, "pod_to_pod_bench: '%s' is not a number in 1..3600\n", arg);
-    std::exit(2);
-  }
-  return static_cast<int>(v);
 }
 
 // A non-negative integer argument, or exit with usage.
@@ -220,8 +195,8 @@ int main(int argc, char** argv) {
       cfg.events_wakeup_bytes = count(argv[++i]);
     } else if (a == "--aggregation" && i + 1 < argc) {
       std::string v = argv[++i];
-      cfg.monitor_aggregation = v == "none" ? datapath::MonitorAggregation::kNone
-                                            : datapath::MonitorAggregation::kMedium;
+      cfg.monitor_aggregation =
+          v == "none" ? datapath::MonitorAggregation::kNone : datapath::MonitorAggregation::kMedium;
     } else {
       std::fprintf(stderr,
                    "usage: %s [--seconds N] [--runs R] [--tests rr,crr,stream] "
@@ -381,8 +356,8 @@ int main(int argc, char** argv) {
       if (want_crr) {
         drained();  // whatever earlier tests left is counted before
         uint64_t served = crr_server->served(), iwi = interrupts("IWI"), res = interrupts("RES"),
-                 woken = wakeups.load(), trace0 = ev_trace, verdict0 = ev_verdict,
-                 drop0 = ev_drop, new0 = ev_new, reopened0 = ev_reopened;
+                 woken = wakeups.load(), trace0 = ev_trace, verdict0 = ev_verdict, drop0 = ev_drop,
+                 new0 = ev_new, reopened0 = ev_reopened;
         double cpu = processCpuUs();
         auto c = bench::measureCrr(client->netns, server->ip, kCrrPort, seconds, 0.5);
         uint64_t tx = std::max<uint64_t>(1, crr_server->served() - served);
@@ -439,8 +414,9 @@ int main(int argc, char** argv) {
   std::printf("%-30s %24s %24s %8s\n", "", "bare veth", "datapath", "ratio");
   auto row = [](const char* name, const std::vector<double>* v, int prec) {
     if (v[0].empty() && v[1].empty()) return;
-    std::string ratio =
-        v[0].empty() || v[1].empty() ? "-" : fmt::format("{:.1f}%", 100 * median(v[1]) / median(v[0]));
+    std::string ratio = v[0].empty() || v[1].empty()
+                            ? "-"
+                            : fmt::format("{:.1f}%", 100 * median(v[1]) / median(v[0]));
     std::printf("%-30s %24s %24s %8s\n", name, summary(v[0], prec).c_str(),
                 summary(v[1], prec).c_str(), ratio.c_str());
   };
