@@ -39,7 +39,8 @@ struct ClusterOptions {
   // Native routing (--routing-mode=native, the pool as native CIDR, auto-direct-node-routes)
   // instead of the VXLAN tunnel.
   bool native_routing = false;
-  bool hubble = false;                      // each agent serves Hubble on ClusterNode::hubbleSock()
+  // Each agent serves Hubble on ClusterNode::hubbleSock(), every event (no monitor aggregation).
+  bool hubble = false;
   std::vector<std::string> agent_flags;     // appended to every agent's command line
   std::vector<std::string> operator_flags;  // appended to the operator's
   std::vector<std::string> outside_hosts;   // an outside host namespace per address
