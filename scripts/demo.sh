@@ -149,12 +149,13 @@ fi
 outside_ip=$("$tool" ip outside)
 for a in 201 202 203; do "$tool" outside -- ip addr add "172.30.0.$a/24" dev eth0; done
 "$tool" outside -- dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null \
-  --pid-file= --user=root --bind-interfaces "--listen-address=$outside_ip" \
+  --pid-file= --user=root --bind-interfaces "--listen-address=$outside_ip" --local-ttl=60 \
   --host-record=alderaan.galaxy.test,172.30.0.201 \
   --host-record=deathstar-plans.galaxy.test,172.30.0.202 \
   --host-record=hoth.rebels.test,172.30.0.203 >"$work/dnsmasq.log" 2>&1 &
 "$tool" outside -- cilium-http-server --listen=0.0.0.0:80 "--route=GET /=200:Welcome to Alderaan" \
   >"$work/outside-http.log" 2>&1 &
+disown -a # `down` ends them with the cluster (they run in its cgroup): no job notices then
 
 heading "Step 1: no policy yet: both ships may land"
 for t in "${targets[@]}"; do

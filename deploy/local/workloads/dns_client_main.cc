@@ -1,11 +1,14 @@
 // cilium-dns-client: the demo's DNS client workload (a pod has no dig). One A query to a given
-// server over UDP (or TCP), built, sent and parsed by glibc's libresolv; prints the answer's
+// server over UDP (or TCP), built and parsed by glibc's libresolv; prints the answer's
 // rcode and addresses, "NOERROR 172.30.0.201" or "REFUSED", so scripts can tell a proxy's
 // refusal from an answer.
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <netinet/in.h>
 #include <resolv.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
@@ -54,29 +57,52 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stderr);
     return 2;
   }
-  struct __res_state res {};
-  if (res_ninit(&res) != 0) {
-    std::fputs("cilium-dns-client: res_ninit failed\n", stderr);
-    return 5;
-  }
-  // One server, one try: the answer (or its absence) of exactly that server.
-  res.nscount = 1;
-  res.nsaddr_list[0].sin_family = AF_INET;
-  res.nsaddr_list[0].sin_port = htons(53);
-  res.nsaddr_list[0].sin_addr = server;
-  res.retrans = timeout_s;
-  res.retry = 1;
-  if (tcp) res.options |= RES_USEVC;
+  // The query is built by libresolv; it is sent by hand, to that one server, once: res_nsend
+  // would turn a REFUSED answer into an error (it tries the next server instead).
   unsigned char query[NS_PACKETSZ], answer[NS_MAXMSG];
-  int qlen = res_nmkquery(&res, ns_o_query, words[1].c_str(), ns_c_in, ns_t_a, nullptr, 0, nullptr,
-                          query, sizeof(query));
+  int qlen = res_mkquery(ns_o_query, words[1].c_str(), ns_c_in, ns_t_a, nullptr, 0, nullptr,
+                         query, sizeof(query));
   if (qlen < 0) {
     std::fprintf(stderr, "cilium-dns-client: bad name \"%s\"\n", words[1].c_str());
     return 2;
   }
-  // res_nsend returns an answer whatever its rcode (res_nquery would hide REFUSED).
-  int n = res_nsend(&res, query, qlen, answer, sizeof(answer));
-  res_nclose(&res);
+  sockaddr_in to{};
+  to.sin_family = AF_INET;
+  to.sin_port = htons(53);
+  to.sin_addr = server;
+  int fd = ::socket(AF_INET, (tcp ? SOCK_STREAM : SOCK_DGRAM) | SOCK_CLOEXEC, 0);
+  timeval tv{timeout_s, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  int n = -1;
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof(to)) == 0) {
+    if (!tcp) {
+      if (::send(fd, query, static_cast<size_t>(qlen), 0) == qlen)
+        n = static_cast<int>(::recv(fd, answer, sizeof(answer), 0));
+    } else {
+      // TCP: a 2-byte length before each message.
+      unsigned char framed[2 + NS_PACKETSZ];
+      framed[0] = static_cast<unsigned char>(qlen >> 8);
+      framed[1] = static_cast<unsigned char>(qlen);
+      std::memcpy(framed + 2, query, static_cast<size_t>(qlen));
+      auto readAll = [fd](unsigned char* p, size_t len) {
+        size_t got = 0;
+        while (got < len) {
+          ssize_t r = ::recv(fd, p + got, len - got, 0);
+          if (r <= 0) return false;
+          got += static_cast<size_t>(r);
+        }
+        return true;
+      };
+      unsigned char len[2];
+      if (::send(fd, framed, static_cast<size_t>(qlen) + 2, MSG_NOSIGNAL) == qlen + 2 &&
+          readAll(len, 2)) {
+        size_t want = static_cast<size_t>(len[0]) << 8 | len[1];
+        if (want <= sizeof(answer) && readAll(answer, want)) n = static_cast<int>(want);
+      }
+    }
+  }
+  if (fd >= 0) ::close(fd);
   if (n < 0) {
     std::puts("timeout");
     return 4;
