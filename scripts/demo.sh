@@ -142,6 +142,21 @@ else
   bad "the deathstar Service ($cluster_ip) does not answer: the ships address both pods directly"
 fi
 
+# Step 4's DNS server and the two hosts it names, on the outside host (started now, ready by
+# then): dnsmasq on the outside host's address answers alderaan.galaxy.test (.201),
+# deathstar-plans.galaxy.test (.202) and, were it asked, hoth.rebels.test (.203); one HTTP
+# server answers on all three addresses.
+outside_ip=$("$tool" ip outside)
+for a in 201 202 203; do "$tool" outside -- ip addr add "172.30.0.$a/24" dev eth0; done
+"$tool" outside -- dnsmasq --keep-in-foreground --no-resolv --no-hosts --conf-file=/dev/null \
+  --pid-file= --user=root --bind-interfaces "--listen-address=$outside_ip" --local-ttl=60 \
+  --host-record=alderaan.galaxy.test,172.30.0.201 \
+  --host-record=deathstar-plans.galaxy.test,172.30.0.202 \
+  --host-record=hoth.rebels.test,172.30.0.203 >"$work/dnsmasq.log" 2>&1 &
+"$tool" outside -- cilium-http-server --listen=0.0.0.0:80 "--route=GET /=200:Welcome to Alderaan" \
+  >"$work/outside-http.log" 2>&1 &
+disown -a # `down` ends them with the cluster (they run in its cgroup): no job notices then
+
 heading "Step 1: no policy yet: both ships may land"
 for t in "${targets[@]}"; do
   expect_landing tiefighter "$t"
@@ -264,6 +279,60 @@ if [[ $last_rc -eq 4 ]]; then
   ok "xwing's request still times out: L3/L4 drops it before any proxy"
 else
   bad "xwing's request did not time out (client exit $last_rc)"
+fi
+
+heading "Step 4: DNS-aware policy (toFQDNs): the xwing may reach alderaan.galaxy.test, by name only"
+sed -n '/^apiVersion/,$p' deploy/local/demo/policies/xwing-dns.yaml | indent
+echo "  ${dim}\$ cp xwing-dns.yaml $manifests/${off}"
+cp deploy/local/demo/policies/xwing-dns.yaml "$manifests/"
+# dns QUERY NAME: cilium-dns-client in the xwing's pod against the outside host's dnsmasq; sets
+# dns_out ("NOERROR 172.30.0.201", "REFUSED", ...).
+dns() {
+  dns_out=$("$tool" exec default/xwing -- cilium-dns-client "$outside_ip" "$1" --timeout 2 2>&1 || true)
+}
+# In force once the agent's DNS proxy answers for the xwing: a name the rule does not allow,
+# which dnsmasq would answer, is REFUSED.
+refused() { dns hoth.rebels.test; [[ $dns_out == REFUSED ]]; }
+if wait_for 10 refused; then
+  echo "  ${dim}\$ cilium-local exec default/xwing -- cilium-dns-client $outside_ip hoth.rebels.test${off}"
+  echo "$dns_out" | indent
+  ok "the DNS proxy answers REFUSED for hoth.rebels.test (no DNS rule allows it)"
+else
+  bad "the DNS proxy did not refuse hoth.rebels.test 10 s after xwing-dns was applied ($dns_out)"
+fi
+echo "  ${dim}\$ cilium-local exec default/xwing -- cilium-dns-client $outside_ip alderaan.galaxy.test${off}"
+dns alderaan.galaxy.test
+echo "$dns_out" | indent
+if [[ $dns_out == "NOERROR 172.30.0.201" ]]; then
+  request xwing GET / 172.30.0.201
+  if [[ $last_rc -eq 0 && $last_out == *"Welcome to Alderaan"* ]]; then
+    ok "xwing reached alderaan.galaxy.test (172.30.0.201) right after the answer: toFQDNs allows it"
+  else
+    bad "xwing could not reach alderaan.galaxy.test after resolving it (client exit $last_rc)"
+  fi
+else
+  bad "alderaan.galaxy.test did not resolve to 172.30.0.201 ($dns_out)"
+fi
+echo "  ${dim}\$ cilium-local exec default/xwing -- cilium-dns-client $outside_ip deathstar-plans.galaxy.test${off}"
+dns deathstar-plans.galaxy.test
+echo "$dns_out" | indent
+echo "  ${dim}\$ cilium-local exec default/xwing -- cilium-http-client GET http://172.30.0.202/${off}"
+last_rc=0
+last_out=$("$tool" exec default/xwing -- cilium-http-client GET http://172.30.0.202/ --timeout 1 2>&1) || last_rc=$?
+echo "$last_out" | indent
+if [[ $dns_out == "NOERROR 172.30.0.202" && $last_rc -eq 4 ]]; then
+  ok "deathstar-plans.galaxy.test resolves, but its address stays denied: no toFQDNs selects it"
+else
+  bad "deathstar-plans.galaxy.test: answer \"$dns_out\", request exit $last_rc (want an answer and a timeout)"
+fi
+echo "  ${dim}\$ hubble observe --type l7 --protocol dns --from-pod default/xwing   # on node-1${off}"
+if observe "DNS Query hoth.rebels.test.|dns-response FORWARDED (DNS Answer \"172.30.0.201\"" \
+  --node node-1 observe --type l7 --protocol dns --pod default/xwing --last 20; then
+  echo "$flows" | grep -E "hoth|alderaan" | tail -n 3 | indent
+  ok "hubble shows the DNS queries and answers as L7 flows, the refused one DROPPED"
+else
+  echo "$flows" | tail -n 6 | indent
+  bad "hubble shows no DNS L7 flows of the xwing"
 fi
 
 heading "Result"

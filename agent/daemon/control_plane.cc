@@ -342,6 +342,8 @@ Status ControlPlane::deleteContainerEndpoint(const std::string& container_id) {
 policy::Engine& ControlPlane::policy() { return *impl_->engine; }
 node::Manager& ControlPlane::nodes() { return impl_->nodes; }
 proxy::Manager* ControlPlane::proxyManager() { return impl_->proxy.get(); }
+fqdn::DnsProxy* ControlPlane::dnsProxy() { return impl_->dns_proxy.get(); }
+fqdn::NameManager* ControlPlane::fqdnNames() { return impl_->names.get(); }
 ipcache::IpCache& ControlPlane::ipcache() { return *impl_->ipcache; }
 
 void ControlPlane::ipcacheFeedSynced(const std::string& feed) {

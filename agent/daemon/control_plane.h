@@ -43,6 +43,10 @@ class RouteTable;
 namespace cilium::proxy {
 class Manager;
 }
+namespace cilium::fqdn {
+class DnsProxy;
+class NameManager;
+}  // namespace cilium::fqdn
 namespace cilium::ipcache {
 class IpCache;
 }
@@ -177,6 +181,9 @@ class ControlPlane {
   node::Manager& nodes();
   // The L7 proxy's agent side; null with enable-l7-proxy off.
   proxy::Manager* proxyManager();
+  // The DNS proxy and the FQDN cache behind it; null with enable-l7-proxy off.
+  fqdn::DnsProxy* dnsProxy();
+  fqdn::NameManager* fqdnNames();
   // Prefixes -> identities and tunnel endpoints (other nodes' endpoints come from the cluster
   // state source: ipcache::ClusterFeed for the API server, the kvstore feed for etcd).
   ipcache::IpCache& ipcache();

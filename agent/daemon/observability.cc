@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <thread>
 
@@ -14,6 +15,8 @@
 #include "agent/daemon/control_plane.h"
 #include "agent/datapath/datapath.h"
 #include "agent/endpoint/manager.h"
+#include "agent/fqdn/dns_proxy.h"
+#include "agent/fqdn/name_manager.h"
 #include "agent/hubble/pipeline.h"
 #include "agent/hubble/resolver.h"
 #include "agent/identity/allocator.h"
@@ -62,6 +65,8 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
   ControlPlaneComponent& cp_component;
   hubble::FlowPipeline* configured_pipeline = nullptr;  // setFlowPipeline()
   ControlPlane* cp = nullptr;
+  // cilium_proxy_upstream_reply_seconds (the DNS proxy's records); null without a DNS proxy.
+  metrics::Family<metrics::Histogram>* dns_reply_seconds = nullptr;
   std::function<std::vector<std::pair<std::string, double>>()> map_pressure;
   std::function<ipam::Ipam*()> ipam;  // the host's IPAM (nullptr while no pod CIDR is known)
   metrics::Registry& registry;
@@ -207,7 +212,83 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
           }
           for (const auto& [type, n] : by_type) sink.add({type}, n);
         }));
-    return okStatus();
+    return registerFqdnMetrics();
+  }
+
+  // The DNS proxy's counters and the FQDN cache's sizes (Cilium's names), read at scrape time.
+  Status registerFqdnMetrics() {
+    fqdn::DnsProxy* dns = cp->dnsProxy();
+    fqdn::NameManager* names = cp->fqdnNames();
+    if (dns == nullptr || names == nullptr) return okStatus();
+    using metrics::MetricType;
+    using metrics::SampleSink;
+    CILIUM_RETURN_IF_ERROR(registry.addCollector(
+        {"cilium_policy_l7_total",
+         "Number of total proxy requests handled (rule: received, forwarded, denied, "
+         "parse_errors; proxy_type fqdn: the DNS proxy)",
+         MetricType::kCounter,
+         {"rule", "proxy_type"}},
+        [dns](SampleSink& sink) {
+          auto s = dns->stats();
+          // As Cilium counts them: a query and an answer are each received and forwarded (or
+          // the query denied); a query that does not parse is a parse error.
+          sink.add({"received", "fqdn"}, static_cast<double>(s.queries + s.answers));
+          sink.add({"forwarded", "fqdn"}, static_cast<double>(s.allowed + s.answers));
+          sink.add({"denied", "fqdn"}, static_cast<double>(s.denied));
+          sink.add({"parse_errors", "fqdn"}, static_cast<double>(s.malformed));
+        }));
+    // Observed by the record handler (start()): each query's time from its arrival to the
+    // proxy's answer, labeled as Cilium labels its DNS proxy's (scope totalTime).
+    CILIUM_ASSIGN_OR_RETURN(
+        dns_reply_seconds,
+        registry.histogram("cilium_proxy_upstream_reply_seconds",
+                           "Seconds waited for upstream server to reply to a request",
+                           {"error", "protocol_l7", "scope"}));
+    CILIUM_RETURN_IF_ERROR(registry.addCollector(
+        {"cilium_fqdn_semaphore_rejected_total",
+         "Number of DNS requests rejected by the DNS proxy because too many were in flight "
+         "(here: TCP connections over the limit)",
+         MetricType::kCounter,
+         {}},
+        [dns](SampleSink& sink) {
+          sink.add({}, static_cast<double>(dns->stats().rejected_connections));
+        }));
+    CILIUM_RETURN_IF_ERROR(registry.addCollector(
+        {"cilium_fqdn_gc_deletions_total",
+         "Number of FQDNs that have been cleaned on FQDN garbage collector job",
+         MetricType::kCounter,
+         {}},
+        [names](SampleSink& sink) {
+          sink.add({}, static_cast<double>(names->stats().gc_deletions));
+        }));
+    CILIUM_RETURN_IF_ERROR(registry.addCollector(
+        {"cilium_fqdn_selectors", "Number of registered ToFQDN selectors", MetricType::kGauge, {}},
+        [names](SampleSink& sink) {
+          sink.add({}, static_cast<double>(names->stats().selectors));
+        }));
+    CILIUM_RETURN_IF_ERROR(registry.addCollector(
+        {"cilium_fqdn_active_names",
+         "Number of domains inside the DNS cache that have not expired (by TTL), per endpoint",
+         MetricType::kGauge,
+         {"endpoint"}},
+        [names](SampleSink& sink) {
+          std::map<uint16_t, std::set<std::string>> by_ep;
+          for (const auto& e : names->entries()) by_ep[e.endpoint_id].insert(e.name);
+          for (const auto& [ep, n] : by_ep)
+            sink.add({std::to_string(ep)}, static_cast<double>(n.size()));
+        }));
+    return registry.addCollector(
+        {"cilium_fqdn_active_ips",
+         "Number of IPs inside the DNS cache associated with a domain that has not expired (by "
+         "TTL), per endpoint",
+         MetricType::kGauge,
+         {"endpoint"}},
+        [names](SampleSink& sink) {
+          std::map<uint16_t, std::set<IpAddr>> by_ep;
+          for (const auto& e : names->entries()) by_ep[e.endpoint_id].insert(e.ip);
+          for (const auto& [ep, n] : by_ep)
+            sink.add({std::to_string(ep)}, static_cast<double>(n.size()));
+        });
   }
 };
 
@@ -271,6 +352,22 @@ Status ObservabilityComponent::Impl::start(ControlPlane& c, hubble::FlowPipeline
     if (auto* proxy = c.proxyManager())
       proxy->setRecordHandler([p](const proxy::AccessRecord& r) { p->onAccessRecord(r); });
   }
+  // The DNS proxy's queries and answers: L7 flows (with Hubble) and the reply-time histogram.
+  if (auto* dns = c.dnsProxy()) {
+    hubble::FlowPipeline* p = pipeline;
+    auto* reply_seconds = dns_reply_seconds;
+    dns->setRecordHandler([p, reply_seconds](const fqdn::DnsRecord& r) {
+      if (p != nullptr) p->onAccessRecord(fqdn::toAccessRecord(r));
+      if (reply_seconds == nullptr || (r.allowed && r.kind == fqdn::DnsRecord::Kind::kQuery))
+        return;
+      std::string error = !r.allowed                               ? "denied"
+                          : r.upstream_timed_out                   ? "timeout"
+                          : r.upstream_failed || r.not_enforceable ? "proxyErr"
+                                                                   : "allow";
+      reply_seconds->with({error, "dns", "totalTime"})
+          .observe(std::chrono::duration<double>(r.latency).count());
+    });
+  }
   log()->info("hubble={} metrics=on", pipeline != nullptr ? "on" : "off");
   return okStatus();
 }
@@ -278,6 +375,7 @@ Status ObservabilityComponent::Impl::start(ControlPlane& c, hubble::FlowPipeline
 void ObservabilityComponent::Impl::stop(ControlPlane& c) {
   if (pipeline != nullptr) pipeline->setDrain(nullptr);
   if (auto* proxy = c.proxyManager()) proxy->setRecordHandler(nullptr);
+  if (auto* dns = c.dnsProxy()) dns->setRecordHandler(nullptr);
   subscription.reset();
   {
     std::lock_guard lock(refresh_mu);

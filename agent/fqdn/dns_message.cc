@@ -81,6 +81,7 @@ Result<DnsResponse> parseResponse(std::span<const uint8_t> msg) {
   for (int i = 0; i < n; i++) {
     CILIUM_ASSIGN_OR_RETURN(ns_rr rr, record(h, ns_s_an, i));
     if (ns_rr_class(rr) != ns_c_in) continue;
+    r.rrtypes.push_back(static_cast<uint16_t>(ns_rr_type(rr)));
     Rec rec{policy::normalizeDnsName(ns_rr_name(rr)), static_cast<uint16_t>(ns_rr_type(rr)), ns_rr_ttl(rr), {}, {}};
     if (rec.type == kTypeA) {
       if (ns_rr_rdlen(rr) != 4) return malformed("A record of the wrong size");

@@ -46,6 +46,7 @@ struct DnsResponse {
   uint16_t qtype = 0;
   std::vector<std::string> cnames;  // the chain's targets, in order
   std::vector<DnsAddress> addresses;
+  std::vector<uint16_t> rrtypes;  // the type of each IN record of the answer section, in order
 };
 Result<DnsResponse> parseResponse(std::span<const uint8_t> msg);
 

@@ -84,6 +84,45 @@ Status sendFrom(const udp::endpoint& from, const udp::endpoint& to,
 
 }  // namespace
 
+proxy::AccessRecord toAccessRecord(const DnsRecord& r) {
+  proxy::AccessRecord a;
+  const bool answer = r.kind == DnsRecord::Kind::kAnswer;
+  a.type = answer ? proxy::AccessRecord::Type::kResponse : proxy::AccessRecord::Type::kRequest;
+  a.verdict = !r.allowed                                 ? proxy::AccessRecord::Verdict::kDenied
+              : (r.upstream_failed || r.not_enforceable) ? proxy::AccessRecord::Verdict::kError
+                                                         : proxy::AccessRecord::Verdict::kForwarded;
+  a.ingress = false;  // egress DNS of the endpoint
+  a.time_ns =
+      std::chrono::duration_cast<std::chrono::nanoseconds>(r.time.time_since_epoch()).count();
+  a.endpoint_id = r.endpoint_id;
+  a.src_ip = r.source.toString();
+  a.src_port = r.source_port;
+  a.src_identity = r.source_identity;
+  a.dst_ip = r.server.toString();
+  a.dst_port = r.server_port;
+  a.dst_identity = r.server_identity;
+  a.proxy_port = r.proxy_port;
+  a.l4_protocol = r.proto;
+  if (answer) a.latency_ns = static_cast<uint64_t>(r.latency.count());
+  auto fq = [](const std::string& n) { return n.empty() || n.back() == '.' ? n : n + "."; };
+  proxy::AccessRecord::Dns d;
+  d.query = fq(r.name);
+  d.qtypes.push_back(typeName(r.qtype));
+  if (answer && r.response) {
+    d.rcode = r.response->rcode;
+    bool first = true;
+    for (const auto& addr : r.response->addresses) {
+      d.ips.push_back(addr.ip.toString());
+      d.ttl = first ? addr.ttl : std::min(d.ttl, addr.ttl);
+      first = false;
+    }
+    for (const auto& c : r.response->cnames) d.cnames.push_back(fq(c));
+    for (uint16_t t : r.response->rrtypes) d.rrtypes.push_back(typeName(t));
+  }
+  a.dns = std::move(d);
+  return a;
+}
+
 // --- DnsPolicy ---------------------------------------------------------------------------------
 
 void DnsPolicy::l7PoliciesChanged(const std::vector<Update>& updates) {
@@ -196,12 +235,15 @@ struct DnsProxy::Impl {
     uint32_t server_id = entry ? entry->info.identity : identity::kWorld;
     auto v = policy.check(src, proto, server.port(), server_id, q->name);
     auto rec = std::make_shared<DnsRecord>();
+    rec->time = std::chrono::system_clock::now();
+    rec->proxy_port = opts.port;
     rec->endpoint_id = v.endpoint_id;
     rec->source_identity = v.identity;
     rec->server_identity = server_id;
     rec->source = src;
     rec->source_port = sport;
     rec->server = server_ip;
+    rec->server_port = server.port();
     rec->proto = proto;
     rec->name = q->name;
     rec->qtype = q->qtype;
@@ -210,46 +252,56 @@ struct DnsProxy::Impl {
       count(&DnsProxyStats::denied);
       auto out = buildErrorResponse(msg, opts.reject_rcode);
       if (!out.ok()) return false;
-      DnsResponse r;
-      r.id = q->id;
-      r.rcode = opts.reject_rcode;
-      r.name = q->name;
-      r.qtype = q->qtype;
-      rec->response = r;
       rec->latency = std::chrono::steady_clock::now() - t0;
       reply(std::move(*out));
       emit(*rec);
       return true;
     }
     count(&DnsProxyStats::allowed);
+    emit(*rec);
     auto done = [this, msg, rec, t0, v, reply](Result<std::vector<uint8_t>> answer) {
       std::vector<uint8_t> out;
       std::optional<DnsResponse> resp;
+      rec->kind = DnsRecord::Kind::kAnswer;
       if (answer.ok()) {
         auto r = parseResponse(*answer);
         if (r.ok() && r->id == (msg[0] << 8 | msg[1])) resp = std::move(*r);
+      } else if (answer.error().code() == ErrorCode::kDeadlineExceeded) {
+        count(&DnsProxyStats::upstream_timeouts);
+        rec->upstream_timed_out = true;
       }
+      auto servfail = [&]() -> bool {
+        auto e = buildErrorResponse(msg, kRcodeServFail);
+        if (!e.ok()) return false;
+        out = std::move(*e);
+        DnsResponse r;
+        r.id = static_cast<uint16_t>(msg[0] << 8 | msg[1]);
+        r.rcode = kRcodeServFail;
+        r.name = rec->name;
+        r.qtype = rec->qtype;
+        rec->response = std::move(r);
+        return true;
+      };
       if (!resp) {
         count(&DnsProxyStats::upstream_errors);
         rec->upstream_failed = true;
-        auto e = buildErrorResponse(msg, kRcodeServFail);
-        if (!e.ok()) return;
-        out = std::move(*e);
+        if (!servfail()) return;
       } else {
         // The addresses become enforceable before the pod sees them; when that fails the pod
         // gets SERVFAIL, never an answer it could not use.
         Status st = resp->rcode == kRcodeNoError ? names.learn(v.endpoint_id, *resp) : okStatus();
         if (st.ok()) {
           out = std::move(*answer);
+          rec->response = std::move(resp);
         } else {
           log()->warn("fqdn: addresses of {} not enforceable: {}", resp->name,
                       st.error().message());
-          auto e = buildErrorResponse(msg, kRcodeServFail);
-          if (!e.ok()) return;
-          out = std::move(*e);
+          rec->not_enforceable = true;
+          if (!servfail()) return;
         }
-        rec->response = std::move(resp);
       }
+      count(&DnsProxyStats::answers);
+      rec->time = std::chrono::system_clock::now();
       rec->latency = std::chrono::steady_clock::now() - t0;
       reply(std::move(out));
       emit(*rec);
@@ -403,6 +455,7 @@ struct DnsProxy::Impl {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
         if (tcp_connections >= opts.max_tcp_connections) {
+          count(&DnsProxyStats::rejected_connections);
           boost::system::error_code ignore;
           s.close(ignore);
         } else {

@@ -25,6 +25,7 @@
 #include "agent/fqdn/name_manager.h"
 #include "agent/ipcache/ipcache.h"
 #include "agent/policy/policy.h"
+#include "agent/proxy/wire.h"
 
 namespace cilium::fqdn {
 
@@ -67,24 +68,44 @@ struct DnsProxyOptions {
   size_t max_tcp_connections = 1024;
 };
 
-// One query the proxy handled (for logs, Hubble and metrics).
+// One event of a query the proxy handled (for Hubble and metrics), as Cilium's DNS proxy reports
+// them: the query when it is decided (allowed: forwarded; denied: answered with the reject
+// code, and nothing more is reported), then for an allowed query the answer the pod gets (the
+// server's, or SERVFAIL when the server failed or its addresses could not be made enforceable).
 struct DnsRecord {
+  enum class Kind : uint8_t { kQuery, kAnswer };
+  Kind kind = Kind::kQuery;
+  std::chrono::system_clock::time_point time;
+  uint16_t proxy_port = 0;
   uint16_t endpoint_id = 0;
   uint32_t source_identity = 0, server_identity = 0;
   IpAddr source, server;
-  uint16_t source_port = 0;
+  uint16_t source_port = 0, server_port = 53;
   uint8_t proto = 0;
   std::string name;
   uint16_t qtype = 0;
   bool allowed = false;
-  // The answer: rcode (reject_rcode when denied), addresses, TTLs, CNAMEs (allowed queries).
+  // Answers: what the pod got (the server's answer, or the proxy's SERVFAIL).
   std::optional<DnsResponse> response;
-  bool upstream_failed = false;
-  std::chrono::nanoseconds latency{0};
+  bool upstream_failed = false;     // no usable answer from the server (timeout, error, garbage)
+  bool upstream_timed_out = false;  // of upstream_failed: no answer within upstream_timeout
+  bool not_enforceable = false;     // the addresses could not be made enforceable (SERVFAIL)
+  std::chrono::nanoseconds latency{0};  // answers: from the query's arrival to the answer sent
 };
+
+// The proxy's view of a record as Hubble's L7 flow source (Cilium's LogRecord with its DNS
+// part): a query from the endpoint to the server, an answer from the server to the endpoint;
+// verdict forwarded, denied (a refused query) or error (SERVFAIL from the proxy). The query
+// name is fully qualified ("example.com."), as Cilium logs it.
+proxy::AccessRecord toAccessRecord(const DnsRecord& r);
 
 struct DnsProxyStats {
   uint64_t queries = 0, allowed = 0, denied = 0, malformed = 0, upstream_errors = 0;
+  uint64_t upstream_timeouts = 0;  // of upstream_errors: the server did not answer in time
+  uint64_t answers = 0;            // answers sent for allowed queries (the server's or SERVFAIL)
+  // TCP connections closed unanswered because max_tcp_connections were open (Cilium's
+  // semaphore rejections).
+  uint64_t rejected_connections = 0;
 };
 
 class DnsProxy {

@@ -2,6 +2,7 @@
 #include "agent/hubble/decoder.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <time.h>
 
 #include <cstring>
@@ -294,9 +295,15 @@ Status Decoder::decodeL7(const proxy::AccessRecord& r, flow::Flow& out) {
   ip->set_source(from.toString());
   ip->set_destination(to.toString());
   ip->set_ipversion(from.isV4() ? flow::IPv4 : flow::IPv6);
-  auto* tcp = out.mutable_l4()->mutable_tcp();
-  tcp->set_source_port(from_port);
-  tcp->set_destination_port(to_port);
+  if (r.l4_protocol == IPPROTO_UDP) {
+    auto* udp = out.mutable_l4()->mutable_udp();
+    udp->set_source_port(from_port);
+    udp->set_destination_port(to_port);
+  } else {
+    auto* tcp = out.mutable_l4()->mutable_tcp();
+    tcp->set_source_port(from_port);
+    tcp->set_destination_port(to_port);
+  }
   // The endpoint the proxy worked for: the server on ingress, the client on egress.
   const bool local_is_server = r.ingress;
   const bool local_is_from = response ? local_is_server : !local_is_server;
@@ -305,8 +312,8 @@ Status Decoder::decodeL7(const proxy::AccessRecord& r, flow::Flow& out) {
   fillEndpoint(endpoints_, identities_, *out.mutable_destination(), to_id, &to,
                local_is_from ? 0 : r.endpoint_id);
   if (opts_.services) {
-    setService(opts_.services, out, true, from, from_port, 6);
-    setService(opts_.services, out, false, to, to_port, 6);
+    setService(opts_.services, out, true, from, from_port, r.l4_protocol);
+    setService(opts_.services, out, false, to, to_port, r.l4_protocol);
   }
   out.mutable_is_reply()->set_value(response);
   out.set_reply(response);
@@ -320,6 +327,19 @@ Status Decoder::decodeL7(const proxy::AccessRecord& r, flow::Flow& out) {
   auto* l7 = out.mutable_l7();
   l7->set_type(response ? flow::RESPONSE : flow::REQUEST);
   l7->set_latency_ns(r.latency_ns);
+  if (r.dns) {
+    auto* dns = l7->mutable_dns();
+    dns->set_query(r.dns->query);
+    for (const auto& ip : r.dns->ips) dns->add_ips(ip);
+    dns->set_ttl(r.dns->ttl);
+    for (const auto& c : r.dns->cnames) dns->add_cnames(c);
+    dns->set_observation_source(r.dns->observation_source);
+    dns->set_rcode(r.dns->rcode);
+    for (const auto& t : r.dns->qtypes) dns->add_qtypes(t);
+    for (const auto& t : r.dns->rrtypes) dns->add_rrtypes(t);
+    out.set_summary(flowSummary(out));
+    return okStatus();
+  }
   auto* http = l7->mutable_http();
   http->set_code(r.code);
   http->set_method(r.method);
@@ -492,6 +512,22 @@ std::string flowSummary(const flow::Flow& f) {
                          f.l7().latency_ns() / 1000000, h.method(), h.url());
     return fmt::format("{} {} {}", h.protocol(), h.method(), h.url());
   }
+  if (f.has_l7() && f.l7().has_dns()) {
+    // Hubble's text: "DNS Query example.com. A", "DNS Answer "10.0.0.1" TTL: 30 (Proxy
+    // example.com. A)", "DNS Answer RCode: SERVFAIL TTL: 0 (Proxy example.com. A)".
+    const auto& d = f.l7().dns();
+    std::string qtypes = fmt::format("{}", fmt::join(d.qtypes(), ","));
+    if (f.l7().type() != flow::RESPONSE) return fmt::format("DNS Query {} {}", d.query(), qtypes);
+    std::string answer;
+    if (d.rcode() != 0) {
+      answer = "RCode: " + dnsRcodeName(d.rcode());
+    } else {
+      answer = fmt::format("\"{}\"", fmt::join(d.ips(), ","));
+      if (d.cnames_size() > 0) answer += fmt::format(" CNAMEs: \"{}\"", fmt::join(d.cnames(), ","));
+    }
+    return fmt::format("DNS Answer {} TTL: {} ({} {} {})", answer, d.ttl(),
+                       d.observation_source() == "proxy" ? "Proxy" : "Query", d.query(), qtypes);
+  }
   switch (f.l4().protocol_case()) {
     case flow::Layer4::kTCP: {
       auto flags = tcpFlagsString(f.l4().tcp().flags());
@@ -507,6 +543,12 @@ std::string flowSummary(const flow::Flow& f) {
       if (!f.has_ip()) return "Ethernet";
       return f.ip().ipversion() == flow::IPv6 ? "IPv6" : "IPv4";
   }
+}
+
+std::string dnsRcodeName(uint32_t rcode) {
+  static const char* kNames[] = {"NOERROR",  "FORMERR", "SERVFAIL", "NXDOMAIN", "NOTIMP", "REFUSED",
+                                 "YXDOMAIN", "YXRRSET", "NXRRSET",  "NOTAUTH",  "NOTZONE"};
+  return rcode < std::size(kNames) ? kNames[rcode] : std::to_string(rcode);
 }
 
 std::string absoluteNodeName(std::string_view cluster, std::string_view node) {

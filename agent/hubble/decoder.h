@@ -51,8 +51,9 @@ class Decoder {
   // An L7 proxy's access record (agent/proxy/wire.h) as Hubble's L7 flow (type L7, event type
   // 129 as Cilium's access log): the request from client to server, the response (is_reply)
   // from server to client, with the HTTP method, URL, protocol, code, headers and latency; a
-  // denied request is DROPPED, a request the proxy could not parse ERROR. kInvalidArgument for
-  // addresses that do not parse.
+  // denied request is DROPPED, a request the proxy could not parse ERROR. A DNS record (the
+  // agent's DNS proxy: r.dns set) becomes l7.dns over UDP or TCP, with Hubble's DNS summary.
+  // kInvalidArgument for addresses that do not parse.
   Status decodeL7(const proxy::AccessRecord& r, flow::Flow& out);
   // The record's time as wall-clock time.
   google::protobuf::Timestamp eventTime(const cilium_event& ev) const;
@@ -85,6 +86,8 @@ std::string tcpFlagsString(const flow::TCPFlags& flags);
 // HTTP flow: "HTTP/1.1 GET http://web/" (request), "HTTP/1.1 200 3ms (GET http://web/)"
 // (response).
 std::string flowSummary(const flow::Flow& f);
+// A DNS rcode as Hubble prints it: "NOERROR", "SERVFAIL", "NXDOMAIN", "REFUSED", else the number.
+std::string dnsRcodeName(uint32_t rcode);
 // Hubble's node name: "cluster/node" ("" cluster: the node name alone).
 std::string absoluteNodeName(std::string_view cluster, std::string_view node);
 

@@ -226,20 +226,86 @@ struct HttpMetrics {
   }
 };
 
+// Cilium's "dns" metrics: queries (and queries the policy denied, rcode "Policy denied"),
+// responses by rcode, and the record types of the responses; options `query` (a label with the
+// name) and `ignoreAAAA` (AAAA-only queries not counted).
+struct DnsMetrics {
+  metrics::Family<metrics::Counter>* queries = nullptr;
+  metrics::Family<metrics::Counter>* responses = nullptr;
+  metrics::Family<metrics::Counter>* response_types = nullptr;
+  MetricContext ctx;
+  // Children by label values; DNS flows are one per query, so the strings cost little.
+  std::unordered_map<std::string, metrics::Counter> cache;
+
+  static std::string rcodeLabel(uint32_t rcode) {
+    static const char* kNames[] = {"No Error",
+                                   "Format Error",
+                                   "Server Failure",
+                                   "Non-Existent Domain",
+                                   "Not Implemented",
+                                   "Query Refused",
+                                   "Name Exists when it should not",
+                                   "RR Set Exists when it should not",
+                                   "RR Set that should exist does not",
+                                   "Not Authorized",
+                                   "Name not contained in zone"};
+    return rcode < std::size(kNames) ? kNames[rcode] : "";
+  }
+
+  void inc(metrics::Family<metrics::Counter>* family, metrics::LabelValues values,
+           const flow::Flow& f) {
+    auto context = contextLabelValues(ctx, f);  // first, as Hubble orders the dns labels
+    values.insert(values.begin(), std::make_move_iterator(context.begin()),
+                  std::make_move_iterator(context.end()));
+    std::string key = family->desc().name;
+    for (const auto& v : values) (key += '\x1f') += v;
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(std::move(key), family->with(values)).first;
+    it->second.inc();
+  }
+
+  void onFlow(const flow::Flow& f) {
+    if (queries == nullptr) return;
+    const auto& d = f.l7().dns();
+    if (ctx.options.contains("ignoreAAAA") && d.qtypes_size() == 1 && d.qtypes(0) == "AAAA") return;
+    const bool query = ctx.options.contains("query");
+    std::string qtypes = fmt::format("{}", fmt::join(d.qtypes(), ","));
+    std::string ips = std::to_string(d.ips_size());
+    auto withQuery = [&](metrics::LabelValues v) {
+      if (query) v.push_back(d.query());
+      return v;
+    };
+    if (f.verdict() == flow::DROPPED) {
+      inc(queries, withQuery({"Policy denied", qtypes, ips}), f);
+    } else if (f.l7().type() == flow::REQUEST) {
+      inc(queries, withQuery({"", qtypes, ips}), f);
+    } else if (f.l7().type() == flow::RESPONSE) {
+      inc(responses, withQuery({rcodeLabel(d.rcode()), qtypes, ips}), f);
+      for (const auto& t : d.rrtypes()) inc(response_types, withQuery({t, qtypes}), f);
+    }
+  }
+};
+
 struct FlowMetrics {
   Children processed, drops, tcp_flags, ports, verdicts, icmp, lost;
   HttpMetrics http;
+  DnsMetrics dns;
 
   void onFlow(const flow::Flow& f) {
     const auto type = f.event_type().type();
     const bool trace = type == EVENT_TRACE;
     const bool l7 = type == kMessageTypeAccessLog;
-    processed.inc({type, trace ? f.trace_observation_point() : l7 ? -2 : -1, f.verdict()}, &f,
-                  [&] {
+    processed.inc({type,
+                   trace ? f.trace_observation_point()
+                   : l7  ? -2
+                         : -1,
+                   f.verdict()},
+                  &f, [&] {
                     return metrics::LabelValues{
                         std::string(eventTypeLabel(f)),
                         trace ? std::string(observationPointName(f.trace_observation_point()))
                         : l7 && f.l7().has_http() ? "HTTP"
+                        : l7 && f.l7().has_dns()  ? "DNS"
                                                   : "",
                         std::string(verdictName(f.verdict()))};
                   });
@@ -252,6 +318,7 @@ struct FlowMetrics {
     if (l7) {
       // The proxy's view of a request: not a packet on the wire (no flags, ports or ICMP).
       if (f.l7().has_http()) http.onFlow(f);
+      if (f.l7().has_dns()) dns.onFlow(f);
       return;
     }
     if (type == EVENT_POLICY_VERDICT) {
@@ -368,16 +435,35 @@ Status registerHubbleMetrics(metrics::Registry& registry, FlowPipeline& pipeline
                                                "Quantiles of HTTP request duration in seconds",
                                                labels));
   }
+  DnsMetrics dns;
+  if (spec.has("dns")) {
+    dns.ctx = spec.context("dns");
+    auto ctx_labels = contextLabelNames(dns.ctx);
+    const bool query = dns.ctx.options.contains("query");
+    auto labels = [&](std::vector<std::string> own) {
+      if (query) own.push_back("query");
+      // Hubble puts the context labels first.
+      own.insert(own.begin(), ctx_labels.begin(), ctx_labels.end());
+      return own;
+    };
+    CILIUM_ASSIGN_OR_RETURN(
+        dns.queries, registry.counter("hubble_dns_queries_total", "Number of DNS queries observed",
+                                      labels({"rcode", "qtypes", "ips_returned"})));
+    CILIUM_ASSIGN_OR_RETURN(
+        dns.responses,
+        registry.counter("hubble_dns_responses_total", "Number of DNS responses observed",
+                         labels({"rcode", "qtypes", "ips_returned"})));
+    CILIUM_ASSIGN_OR_RETURN(dns.response_types, registry.counter("hubble_dns_response_types_total",
+                                                                 "Number of DNS response types",
+                                                                 labels({"type", "qtypes"})));
+  }
   // Both observers run on the pipeline thread, so the children caches need no lock.
-  auto m = std::make_shared<FlowMetrics>(FlowMetrics{std::move(processed), std::move(drops),
-                                                     std::move(tcp_flags), std::move(ports),
-                                                     std::move(verdicts), std::move(icmp),
-                                                     Children(lost),
-                                                     HttpMetrics{std::move(http_requests),
-                                                                 std::move(http_responses),
-                                                                 DurationChildren(
-                                                                     http_duration,
-                                                                     spec.context("http"))}});
+  auto m = std::make_shared<FlowMetrics>(
+      FlowMetrics{std::move(processed), std::move(drops), std::move(tcp_flags), std::move(ports),
+                  std::move(verdicts), std::move(icmp), Children(lost),
+                  HttpMetrics{std::move(http_requests), std::move(http_responses),
+                              DurationChildren(http_duration, spec.context("http"))},
+                  std::move(dns)});
   pipeline.addFlowObserver([m](const flow::Flow& f) { m->onFlow(f); });
   pipeline.addLostObserver(
       [m](flow::LostEventSource source, uint64_t count) { m->onLost(source, count); });

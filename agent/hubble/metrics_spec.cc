@@ -8,9 +8,9 @@ namespace cilium::hubble {
 
 namespace {
 
-const std::set<std::string, std::less<>> kProduced = {
-    "flow", "drop", "tcp", "port-distribution", "icmp", "policy", "http"};
-const std::set<std::string, std::less<>> kLater = {"dns", "httpV2", "kafka", "flows-to-world"};
+const std::set<std::string, std::less<>> kProduced = {"flow", "drop",   "tcp",  "port-distribution",
+                                                      "icmp", "policy", "http", "dns"};
+const std::set<std::string, std::less<>> kLater = {"httpV2", "kafka", "flows-to-world"};
 const std::set<std::string, std::less<>> kContexts = {
     "identity", "namespace", "pod", "pod-name", "dns", "ip", "reserved-identity", "workload",
     "workload-name", "app"};
@@ -71,11 +71,15 @@ Result<MetricsSpec> parseMetricsSpec(std::string_view text) {
                        "flows-to-world)",
                        name);
     MetricContext ctx;
-    // L7 metrics produce nothing yet; their own options (dns:query;ignoreAAAA) are kept for then.
+    // The metrics this agent does not produce take any options.
     if (colon != std::string::npos && kProduced.contains(name)) {
       for (const auto& opt : split(std::string_view(item).substr(colon + 1), ';')) {
         if (opt.empty()) continue;
         auto eq = opt.find('=');
+        if (name == "dns" && (opt == "query" || opt == "ignoreAAAA")) {
+          ctx.options.insert(opt);
+          continue;
+        }
         if (eq == std::string::npos)
           return makeError(ErrorCode::kInvalidArgument, "hubble-metrics: {}: option \"{}\" needs =value",
                            name, opt);

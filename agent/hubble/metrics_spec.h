@@ -12,13 +12,14 @@
 //                                        source_namespace, source_workload,
 //                                        source_workload_kind, source_app, destination_* the
 //                                        same, traffic_direction: one label each
-// Metric names this agent produces: flow, drop, tcp, port-distribution, icmp, policy. Hubble's
-// L7 metrics (dns, http, httpV2, kafka) and flows-to-world are accepted with any options and
-// produce nothing until L7 flows exist; any other name, or a bad option or context of a metric
-// this agent produces, is kInvalidArgument.
+// Metric names this agent produces: flow, drop, tcp, port-distribution, icmp, policy, http, dns
+// (its own options `query` and `ignoreAAAA`, without a value). httpV2, kafka and flows-to-world
+// are accepted with any options and produce nothing; any other name, or a bad option or context of
+// a metric this agent produces, is kInvalidArgument.
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -30,6 +31,8 @@ struct MetricContext {
   std::vector<std::string> source;       // alternatives, in order
   std::vector<std::string> destination;  // alternatives, in order
   std::vector<std::string> labels;       // labelsContext names, in order
+  std::set<std::string> options;         // a metric's own options without a value (dns: query,
+                                         // ignoreAAAA)
   bool empty() const { return source.empty() && destination.empty() && labels.empty(); }
 };
 

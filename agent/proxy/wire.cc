@@ -37,24 +37,34 @@ Result<std::optional<nlohmann::json>> FrameReader::next() {
 nlohmann::json toJson(const AccessRecord& r) {
   nlohmann::json headers = nlohmann::json::array();
   for (const auto& [k, v] : r.headers) headers.push_back({k, v});
-  return {{"type", r.type == AccessRecord::Type::kRequest ? "request" : "response"},
-          {"verdict", r.verdict == AccessRecord::Verdict::kForwarded ? "forwarded"
-                      : r.verdict == AccessRecord::Verdict::kDenied  ? "denied"
-                                                                     : "error"},
-          {"ingress", r.ingress},
-          {"time", r.time_ns},
-          {"endpoint", r.endpoint_id},
-          {"src", {{"ip", r.src_ip}, {"port", r.src_port}, {"identity", r.src_identity}}},
-          {"dst", {{"ip", r.dst_ip}, {"port", r.dst_port}, {"identity", r.dst_identity}}},
-          {"proxyPort", r.proxy_port},
-          {"http",
-           {{"method", r.method},
-            {"url", r.url},
-            {"protocol", r.protocol},
-            {"code", r.code},
-            {"headers", std::move(headers)}}},
-          {"latency", r.latency_ns},
-          {"parseError", r.parse_error}};
+  nlohmann::json out = {
+      {"type", r.type == AccessRecord::Type::kRequest ? "request" : "response"},
+      {"verdict", r.verdict == AccessRecord::Verdict::kForwarded ? "forwarded"
+                  : r.verdict == AccessRecord::Verdict::kDenied  ? "denied"
+                                                                 : "error"},
+      {"ingress", r.ingress},
+      {"time", r.time_ns},
+      {"endpoint", r.endpoint_id},
+      {"src", {{"ip", r.src_ip}, {"port", r.src_port}, {"identity", r.src_identity}}},
+      {"dst", {{"ip", r.dst_ip}, {"port", r.dst_port}, {"identity", r.dst_identity}}},
+      {"proxyPort", r.proxy_port},
+      {"http",
+       {{"method", r.method},
+        {"url", r.url},
+        {"protocol", r.protocol},
+        {"code", r.code},
+        {"headers", std::move(headers)}}},
+      {"latency", r.latency_ns},
+      {"parseError", r.parse_error},
+      {"l4", r.l4_protocol}};
+  if (r.dns) {
+    const auto& d = *r.dns;
+    out["dns"] = {{"query", d.query},     {"ips", d.ips},
+                  {"cnames", d.cnames},   {"qtypes", d.qtypes},
+                  {"rrtypes", d.rrtypes}, {"ttl", d.ttl},
+                  {"rcode", d.rcode},     {"source", d.observation_source}};
+  }
+  return out;
 }
 
 namespace {
@@ -119,6 +129,25 @@ Result<AccessRecord> recordFromJson(const nlohmann::json& j) {
         r.headers.emplace_back(kv[0].get<std::string>(), kv[1].get<std::string>());
       }
     }
+  }
+  if (!get(j, "l4", r.l4_protocol)) return bad("l4");
+  if (auto it = j.find("dns"); it != j.end()) {
+    if (!it->is_object()) return bad("dns");
+    AccessRecord::Dns d;
+    if (!get(*it, "query", d.query) || !get(*it, "ttl", d.ttl) || !get(*it, "rcode", d.rcode) ||
+        !get(*it, "source", d.observation_source))
+      return bad("dns");
+    for (auto [key, out] : {std::pair{"ips", &d.ips}, std::pair{"cnames", &d.cnames},
+                            std::pair{"qtypes", &d.qtypes}, std::pair{"rrtypes", &d.rrtypes}}) {
+      auto l = it->find(key);
+      if (l == it->end()) continue;
+      if (!l->is_array()) return bad("dns");
+      for (const auto& s : *l) {
+        if (!s.is_string()) return bad("dns");
+        out->push_back(s.get<std::string>());
+      }
+    }
+    r.dns = std::move(d);
   }
   return r;
 }

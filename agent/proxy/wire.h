@@ -57,6 +57,17 @@ struct AccessRecord {
   std::vector<std::pair<std::string, std::string>> headers;
   uint64_t latency_ns = 0;   // responses: since the request
   bool parse_error = false;  // a request the proxy could not parse (answered 400)
+  uint8_t l4_protocol = 6;   // IPPROTO_TCP; DNS records also IPPROTO_UDP (17)
+  // DNS (the agent's DNS proxy, agent/fqdn; Cilium's LogRecordDNS): set on DNS records, whose
+  // HTTP fields stay empty.
+  struct Dns {
+    std::string query;  // as Cilium logs it: the fully qualified name ("example.com.")
+    std::vector<std::string> ips, cnames, qtypes, rrtypes;
+    uint32_t ttl = 0;  // the lowest TTL of the answer's addresses
+    uint8_t rcode = 0;
+    std::string observation_source = "proxy";
+  };
+  std::optional<Dns> dns;
 };
 
 nlohmann::json toJson(const AccessRecord& r);

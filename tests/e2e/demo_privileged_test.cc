@@ -340,6 +340,9 @@ TEST_F(DemoTest, ReadmeCommandOnePasses) {
   EXPECT_NE(r.out.find("expectations held"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("Policy denied"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("got 403 Access denied"), std::string::npos) << "step 3 (L7)\n" << r.out;
+  EXPECT_NE(r.out.find("toFQDNs allows it"), std::string::npos) << "step 4 (DNS)\n" << r.out;
+  EXPECT_NE(r.out.find("its address stays denied"), std::string::npos) << "step 4 (DNS)\n"
+                                                                        << r.out;
   EXPECT_FALSE(netnsExists(name_ + "sw-node-1")) << "the demo tears down at exit";
   EXPECT_FALSE(netnsExists(name_ + "sw-underlay")) << "the demo tears down at exit";
 }

@@ -184,6 +184,44 @@ class FqdnTest : public testing::AgentNodeTest {
     return r->exit_code == 0 ? out : "exit " + std::to_string(r->exit_code) + ": " + r->err;
   }
 
+  // The agent's flags: the DNS proxy, Hubble on a Unix socket and both metrics endpoints (in
+  // the test's node namespace).
+  std::vector<std::string> agentArgs(const std::string& min_ttl) {
+    return {"--manifests-dir=" + manifests_,          "--enable-l7-proxy=true",
+            "--tofqdns-min-ttl=" + min_ttl,           "--enable-hubble",
+            "--hubble-socket-path=" + hubbleSock(),   "--hubble-listen-address=",
+            "--prometheus-serve-addr=127.0.0.1:9962", "--hubble-metrics-server=127.0.0.1:9965"};
+  }
+  std::string hubbleSock() const { return dir_ + "/run/hubble.sock"; }
+
+  // `hubble observe` against the agent: the output ("" when it fails).
+  std::string observe(std::vector<std::string> args) {
+    args.insert(args.begin(),
+                {CILIUM_HUBBLE_BINARY, "--server", "unix://" + hubbleSock(), "observe", "--all"});
+    auto r = run(args);
+    return r.ok() && r->exit_code == 0 ? r->out : std::string();
+  }
+
+  std::string scrape(int port) {
+    auto r = topo_->exec(topo_->nodeNetns(),
+                         {"curl", "-sf", "http://127.0.0.1:" + std::to_string(port) + "/metrics"});
+    return r.ok() ? r->out : std::string();
+  }
+  // The value of one series in an exposition ("name{labels}"); -1 when absent.
+  static double series(const std::string& text, const std::string& name) {
+    auto at = text.find("\n" + name + " ");
+    return at == std::string::npos ? -1.0 : std::stod(text.substr(at + name.size() + 2));
+  }
+
+  // The cache entries of `name` (GET /v1/fqdn/cache).
+  nlohmann::json cached(const std::string& name) {
+    auto out = nlohmann::json::array();
+    auto r = node_->client().call("GET", "/v1/fqdn/cache?matchpattern=" + name);
+    if (!r.ok() || r->status != 200) return out;
+    auto j = nlohmann::json::parse(r->body, nullptr, false);
+    return j.is_array() ? j : out;
+  }
+
   bool reaches(const std::string& ip, int listen_fd) {
     auto c = testing::connectTcp(pod_path_, ip, 80, 700ms);
     if (!c.ok()) return false;
@@ -198,8 +236,7 @@ class FqdnTest : public testing::AgentNodeTest {
 TEST_F(FqdnTest, ToFqdnsAllowsLearnedAddressesUntilTheyExpire) {
   write("pods.yaml", kPods);
   write("policy.yaml", kPolicy);
-  Process* agent = node_->startReady(
-      "agent", {"--manifests-dir=" + manifests_, "--enable-l7-proxy=true", "--tofqdns-min-ttl=0"});
+  Process* agent = node_->startReady("agent", agentArgs("0"));
   ASSERT_NE(agent, nullptr);
   ASSERT_FALSE(addPod("client").empty());
   auto allowed = testing::listenTcp(outside_path_, kAllowedIp, 80);
@@ -229,12 +266,107 @@ TEST_F(FqdnTest, ToFqdnsAllowsLearnedAddressesUntilTheyExpire) {
   EXPECT_EQ(cache->status, 200);
   EXPECT_NE(cache->body.find("allowed.example.test"), std::string::npos) << cache->body;
 
+  // Every query the proxy answered is a Hubble L7 flow: the refused one DROPPED, the allowed
+  // one's query and answer FORWARDED (the answer from the server, with its address).
+  std::string flows;
+  EXPECT_TRUE(eventually(
+      [&] {
+        flows = observe({"--type", "l7", "--protocol", "dns"});
+        return flows.find("DNS Answer \"192.0.2.80\"") != std::string::npos;
+      },
+      10s))
+      << flows;
+  EXPECT_NE(flows.find("dns-request DROPPED (DNS Query blocked.other. A)"), std::string::npos)
+      << flows;
+  EXPECT_NE(flows.find("dns-request FORWARDED (DNS Query allowed.example.test. A)"),
+            std::string::npos)
+      << flows;
+  // The answer goes from the server to the pod (printed as a reply).
+  EXPECT_NE(flows.find(" <- 192.0.2.53:53 "), std::string::npos) << flows;
+  EXPECT_NE(flows.find("dns-response FORWARDED (DNS Answer \"192.0.2.80\" TTL: 2 (Proxy "
+                       "allowed.example.test. A))"),
+            std::string::npos)
+      << flows;
+  auto json = observe({"--protocol", "dns", "--verdict", "DROPPED", "-o", "json"});
+  EXPECT_NE(json.find("\"query\":\"blocked.other.\""), std::string::npos) << json;
+  EXPECT_NE(json.find("\"observation_source\":\"proxy\""), std::string::npos) << json;
+  EXPECT_EQ(json.find("allowed.example.test"), std::string::npos) << json;
+
+  // The counters: the proxy's (cilium_policy_l7_total), Hubble's dns metrics; a refused query
+  // moves the denied counter.
+  std::string agent_metrics = scrape(9962);
+  const std::string denied = "cilium_policy_l7_total{rule=\"denied\",proxy_type=\"fqdn\"}";
+  double denied_before = series(agent_metrics, denied);
+  EXPECT_GE(denied_before, 2) << agent_metrics;
+  EXPECT_GE(series(agent_metrics, "cilium_fqdn_selectors"), 1) << agent_metrics;
+  EXPECT_NE(agent_metrics.find("cilium_proxy_upstream_reply_seconds_count{error=\"allow\","
+                               "protocol_l7=\"dns\",scope=\"totalTime\"}"),
+            std::string::npos)
+      << agent_metrics;
+  EXPECT_EQ(resolve("blocked.other"), "5");
+  EXPECT_TRUE(eventually([&] { return series(scrape(9962), denied) == denied_before + 1; }, 5s))
+      << scrape(9962);
+  std::string hubble_metrics;
+  EXPECT_TRUE(eventually(
+      [&] {
+        hubble_metrics = scrape(9965);
+        return series(hubble_metrics,
+                      "hubble_dns_queries_total{rcode=\"Policy denied\","
+                      "qtypes=\"A\",ips_returned=\"0\"}") >= 3;
+      },
+      5s))
+      << hubble_metrics;
+  EXPECT_GE(series(hubble_metrics,
+                   "hubble_dns_responses_total{rcode=\"No Error\",qtypes=\"A\","
+                   "ips_returned=\"1\"}"),
+            3)
+      << hubble_metrics;
+
   // TTL 2 s, min-ttl 0: the address expires and is denied again.
   EXPECT_TRUE(eventually([&] { return !reaches(kAllowedIp, allowed->get()); }, 10s))
       << node_->log("agent");
   // A fresh lookup allows it again at once.
   EXPECT_EQ(resolve("allowed.example.test"), std::string("0 ") + kAllowedIp);
   EXPECT_TRUE(reaches(kAllowedIp, allowed->get()));
+}
+
+// The DNS cache survives an agent restart: a learned name's address is still allowed after the
+// restart before any new lookup, the cache lists it with the expiry it had, and it still
+// expires at that time.
+TEST_F(FqdnTest, LearnedNamesSurviveAnAgentRestart) {
+  write("pods.yaml", kPods);
+  write("policy.yaml", kPolicy);
+  // dnsmasq's TTL (2 s) raised to 12 s: long enough to outlive the restart.
+  Process* agent = node_->startReady("agent", agentArgs("12"));
+  ASSERT_NE(agent, nullptr);
+  ASSERT_FALSE(addPod("client").empty());
+  auto allowed = testing::listenTcp(outside_path_, kAllowedIp, 80);
+  ASSERT_TRUE(allowed.ok());
+  ASSERT_TRUE(eventually(
+      [&] { return resolve("allowed.example.test") == std::string("0 ") + kAllowedIp; }, 10s))
+      << node_->log("agent");
+  ASSERT_TRUE(reaches(kAllowedIp, allowed->get()));
+  auto before = cached("allowed.example.test");
+  ASSERT_EQ(before.size(), 1u) << before.dump();
+  int64_t expires = before[0]["expiration-time-unix"];
+
+  ASSERT_EQ(agent->stop(10s), 0) << node_->log("agent");
+  Process* again = node_->startReady("agent2", agentArgs("12"));
+  ASSERT_NE(again, nullptr);
+  // No lookup since the restart: the restored cache keeps the address allowed.
+  EXPECT_TRUE(reaches(kAllowedIp, allowed->get())) << node_->log("agent2");
+  auto after = cached("allowed.example.test");
+  ASSERT_EQ(after.size(), 1u) << after.dump();
+  EXPECT_EQ(after[0]["expiration-time-unix"], expires) << after.dump();
+  EXPECT_EQ(after[0]["ips"], nlohmann::json::array({kAllowedIp})) << after.dump();
+  // It expires when it would have without the restart (GC runs every second).
+  EXPECT_TRUE(eventually([&] { return !reaches(kAllowedIp, allowed->get()); }, 20s))
+      << node_->log("agent2");
+  auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                 std::chrono::system_clock::now().time_since_epoch())
+                 .count();
+  EXPECT_GE(now, expires) << "denied before its expiry";
+  EXPECT_TRUE(cached("allowed.example.test").empty());
 }
 
 }  // namespace

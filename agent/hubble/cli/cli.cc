@@ -210,7 +210,8 @@ std::string_view directionName(flow::TrafficDirection d) {
 // "to-endpoint FORWARDED", "Policy denied DROPPED", "policy-verdict:L3-L4 INGRESS ALLOWED".
 std::string what(const flow::Flow& f) {
   if (f.has_l7())
-    return fmt::format("{} {}", f.l7().type() == flow::RESPONSE ? "http-response" : "http-request",
+    return fmt::format("{}-{} {}", f.l7().has_dns() ? "dns" : "http",
+                       f.l7().type() == flow::RESPONSE ? "response" : "request",
                        verdictName(f.verdict()));
   if (f.event_type().type() == EVENT_POLICY_VERDICT) {
     static const char* kMatch[] = {"none", "L3-Only",  "L3-L4",     "L4-Only",

@@ -37,6 +37,8 @@ TEST(DnsMessageTest, AnswerFollowsTheCnameChain) {
   EXPECT_EQ(r->addresses[0].ip.toString(), "192.0.2.80");
   EXPECT_EQ(r->addresses[0].ttl, 30u);
   EXPECT_EQ(r->addresses[1].ttl, 40u);
+  // Every record of the answer section by type (Hubble's rrtypes), the unrelated one too.
+  EXPECT_EQ(r->rrtypes, (std::vector<uint16_t>{kTypeCname, kTypeCname, kTypeA, kTypeA, kTypeA}));
 }
 
 TEST(DnsMessageTest, CnameLoopEndsTheChain) {

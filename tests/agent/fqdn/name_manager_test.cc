@@ -245,3 +245,66 @@ TEST_F(NameManagerTest, DnsPolicyChecksNamesPerServerAndPort) {
 
 }  // namespace
 }  // namespace cilium::fqdn
+
+namespace cilium::fqdn {
+namespace {
+
+// The DNS proxy's records as Hubble's L7 flow source: a refused query is a denied request, an
+// allowed query a forwarded request, its answer a response carrying what the pod got (the
+// lowest TTL, fully qualified names), an upstream failure an error with SERVFAIL.
+TEST(DnsRecordTest, RecordsBecomeAccessRecords) {
+  DnsRecord q;
+  q.endpoint_id = 7;
+  q.source = *IpAddr::parse("10.200.0.5");
+  q.source_port = 40000;
+  q.source_identity = 1234;
+  q.server = *IpAddr::parse("192.0.2.53");
+  q.server_identity = 2;
+  q.proto = 17;
+  q.proxy_port = 10003;
+  q.name = "blocked.other";
+  q.qtype = kTypeA;
+  auto a = toAccessRecord(q);
+  EXPECT_EQ(a.type, proxy::AccessRecord::Type::kRequest);
+  EXPECT_EQ(a.verdict, proxy::AccessRecord::Verdict::kDenied);
+  EXPECT_FALSE(a.ingress);
+  EXPECT_EQ(a.src_ip, "10.200.0.5");
+  EXPECT_EQ(a.dst_ip, "192.0.2.53");
+  EXPECT_EQ(a.dst_port, 53);
+  EXPECT_EQ(a.l4_protocol, 17);
+  EXPECT_EQ(a.proxy_port, 10003);
+  ASSERT_TRUE(a.dns);
+  EXPECT_EQ(a.dns->query, "blocked.other.");
+  EXPECT_EQ(a.dns->qtypes, std::vector<std::string>{"A"});
+  EXPECT_TRUE(a.dns->ips.empty());
+
+  q.allowed = true;
+  q.name = "allowed.example.test";
+  EXPECT_EQ(toAccessRecord(q).verdict, proxy::AccessRecord::Verdict::kForwarded);
+  auto r = q;
+  r.kind = DnsRecord::Kind::kAnswer;
+  r.latency = std::chrono::microseconds(1500);
+  DnsResponse resp = answer("allowed.example.test", {{"192.0.2.80", 30}, {"192.0.2.81", 10}},
+                            {"www.example.test"});
+  resp.rrtypes = {kTypeCname, kTypeA, kTypeA};
+  r.response = resp;
+  a = toAccessRecord(r);
+  EXPECT_EQ(a.type, proxy::AccessRecord::Type::kResponse);
+  EXPECT_EQ(a.verdict, proxy::AccessRecord::Verdict::kForwarded);
+  EXPECT_EQ(a.latency_ns, 1'500'000u);
+  EXPECT_EQ(a.dns->ips, (std::vector<std::string>{"192.0.2.80", "192.0.2.81"}));
+  EXPECT_EQ(a.dns->ttl, 10u);
+  EXPECT_EQ(a.dns->cnames, std::vector<std::string>{"www.example.test."});
+  EXPECT_EQ(a.dns->rrtypes, (std::vector<std::string>{"CNAME", "A", "A"}));
+  EXPECT_EQ(a.dns->rcode, 0);
+
+  r.upstream_failed = true;
+  r.response->rcode = kRcodeServFail;
+  r.response->addresses.clear();
+  a = toAccessRecord(r);
+  EXPECT_EQ(a.verdict, proxy::AccessRecord::Verdict::kError);
+  EXPECT_EQ(a.dns->rcode, kRcodeServFail);
+}
+
+}  // namespace
+}  // namespace cilium::fqdn

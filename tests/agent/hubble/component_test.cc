@@ -171,6 +171,52 @@ TEST(HubbleComponentTest, HttpMetricsFromL7Flows) {
       << text;
 }
 
+// The "dns" metrics from the DNS proxy's flows, labeled as Hubble's: queries (a denied one
+// with rcode "Policy denied"), responses by rcode, the response record types; the `query`
+// option adds the name.
+TEST(HubbleComponentTest, DnsMetricsFromL7Flows) {
+  hubble::PipelineOptions po;
+  po.node_name = "n";
+  hubble::FlowPipeline p(po, nullptr, nullptr);
+  metrics::Registry reg;
+  auto spec = hubble::parseMetricsSpec("dns:query;ignoreAAAA flow");
+  ASSERT_TRUE(spec.ok()) << spec.error().toString();
+  ASSERT_TRUE(hubble::registerHubbleMetrics(reg, p, *spec).ok());
+  ASSERT_TRUE(p.start().ok());
+  proxy::AccessRecord r;
+  r.ingress = false;
+  r.src_ip = "10.200.0.11";
+  r.dst_ip = "10.200.0.12";
+  r.l4_protocol = 17;
+  r.dns = proxy::AccessRecord::Dns{"a.test.", {}, {}, {"A"}, {}, 0, 0, "proxy"};
+  p.onAccessRecord(r);
+  r.type = proxy::AccessRecord::Type::kResponse;
+  r.dns->ips = {"10.0.0.1"};
+  r.dns->rrtypes = {"A"};
+  p.onAccessRecord(r);
+  auto denied = r;
+  denied.type = proxy::AccessRecord::Type::kRequest;
+  denied.verdict = proxy::AccessRecord::Verdict::kDenied;
+  denied.dns = proxy::AccessRecord::Dns{"blocked.test.", {}, {}, {"A"}, {}, 0, 0, "proxy"};
+  p.onAccessRecord(denied);
+  auto aaaa = denied;
+  aaaa.dns->qtypes = {"AAAA"};
+  p.onAccessRecord(aaaa);  // ignoreAAAA
+  ASSERT_TRUE(p.flush(5s));
+  auto text = reg.expose();
+  for (const char* want :
+       {"hubble_dns_queries_total{rcode=\"\",qtypes=\"A\",ips_returned=\"0\",query=\"a.test.\"} 1",
+        "hubble_dns_queries_total{rcode=\"Policy denied\",qtypes=\"A\",ips_returned=\"0\","
+        "query=\"blocked.test.\"} 1",
+        "hubble_dns_responses_total{rcode=\"No Error\",qtypes=\"A\",ips_returned=\"1\","
+        "query=\"a.test.\"} 1",
+        "hubble_dns_response_types_total{type=\"A\",qtypes=\"A\",query=\"a.test.\"} 1",
+        "hubble_flows_processed_total{type=\"L7\",subtype=\"DNS\",verdict=\"FORWARDED\"} 2"})
+    EXPECT_NE(text.find(want), std::string::npos) << want << "\n" << text;
+  EXPECT_EQ(text.find("AAAA"), std::string::npos) << text;
+  EXPECT_FALSE(hubble::parseMetricsSpec("dns:bogus").ok());
+}
+
 // hubble-metrics as Cilium's: only the metrics listed, with the context labels asked for.
 TEST(HubbleComponentTest, MetricsWithContexts) {
   hubble::PipelineOptions po;

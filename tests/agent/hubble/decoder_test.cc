@@ -455,5 +455,80 @@ TEST_F(DecoderTest, DeniedAndUnparsableRequests) {
   EXPECT_FALSE(decoder_.decodeL7(broken, f).ok());
 }
 
+// The DNS proxy's records: the query from the pod to the server, the answer back, over UDP,
+// with Hubble's DNS fields and summaries.
+TEST_F(DecoderTest, DnsQueryAndAnswerAsL7Flows) {
+  proxy::AccessRecord r;
+  r.ingress = false;
+  r.endpoint_id = 1;
+  r.src_ip = "10.200.0.11";
+  r.src_port = 41000;
+  r.src_identity = 256;
+  r.dst_ip = "10.200.0.12";
+  r.dst_port = 53;
+  r.dst_identity = 257;
+  r.l4_protocol = 17;
+  r.dns = proxy::AccessRecord::Dns{"allowed.example.test.", {}, {}, {"A"}, {}, 0, 0, "proxy"};
+  flow::Flow q;
+  ASSERT_TRUE(decoder_.decodeL7(r, q).ok());
+  EXPECT_EQ(q.type(), flow::L7);
+  EXPECT_EQ(q.l7().type(), flow::REQUEST);
+  EXPECT_FALSE(q.l7().has_http());
+  EXPECT_EQ(q.l7().dns().query(), "allowed.example.test.");
+  EXPECT_EQ(q.l4().udp().destination_port(), 53u);
+  EXPECT_FALSE(q.l4().has_tcp());
+  EXPECT_EQ(q.source().pod_name(), "client");
+  EXPECT_EQ(q.traffic_direction(), flow::EGRESS);
+  EXPECT_EQ(q.summary(), "DNS Query allowed.example.test. A");
+
+  r.type = proxy::AccessRecord::Type::kResponse;
+  r.latency_ns = 1'500'000;
+  r.dns->ips = {"10.99.0.1", "10.99.0.2"};
+  r.dns->ttl = 30;
+  r.dns->cnames = {"www.example.test."};
+  r.dns->rrtypes = {"CNAME", "A", "A"};
+  flow::Flow a;
+  ASSERT_TRUE(decoder_.decodeL7(r, a).ok());
+  EXPECT_EQ(a.l7().type(), flow::RESPONSE);
+  EXPECT_EQ(a.ip().source(), "10.200.0.12");
+  EXPECT_EQ(a.l4().udp().source_port(), 53u);
+  EXPECT_EQ(a.destination().pod_name(), "client");
+  EXPECT_TRUE(a.is_reply().value());
+  EXPECT_EQ(a.l7().latency_ns(), 1'500'000u);
+  ASSERT_EQ(a.l7().dns().ips_size(), 2);
+  EXPECT_EQ(a.l7().dns().ttl(), 30u);
+  EXPECT_EQ(a.l7().dns().rrtypes_size(), 3);
+  EXPECT_EQ(a.l7().dns().observation_source(), "proxy");
+  EXPECT_EQ(a.summary(),
+            "DNS Answer \"10.99.0.1,10.99.0.2\" CNAMEs: \"www.example.test.\" TTL: 30 (Proxy "
+            "allowed.example.test. A)");
+  r.dns->rcode = 2;
+  r.verdict = proxy::AccessRecord::Verdict::kError;
+  ASSERT_TRUE(decoder_.decodeL7(r, a).ok());
+  EXPECT_EQ(a.verdict(), flow::ERROR);
+  EXPECT_EQ(a.summary(), "DNS Answer RCode: SERVFAIL TTL: 30 (Proxy allowed.example.test. A)");
+}
+
+// The DNS part crosses the proxy wire format intact.
+TEST(AccessRecordWireTest, DnsRoundTrip) {
+  proxy::AccessRecord r;
+  r.l4_protocol = 17;
+  r.dns = proxy::AccessRecord::Dns{"a.test.", {"10.0.0.1"}, {"b.test."}, {"A"}, {"CNAME", "A"}, 7,
+                                   3,         "proxy"};
+  auto back = proxy::recordFromJson(proxy::toJson(r));
+  ASSERT_TRUE(back.ok()) << back.error().toString();
+  EXPECT_EQ(back->l4_protocol, 17);
+  ASSERT_TRUE(back->dns);
+  EXPECT_EQ(back->dns->query, "a.test.");
+  EXPECT_EQ(back->dns->ips, std::vector<std::string>{"10.0.0.1"});
+  EXPECT_EQ(back->dns->cnames, std::vector<std::string>{"b.test."});
+  EXPECT_EQ(back->dns->rrtypes, (std::vector<std::string>{"CNAME", "A"}));
+  EXPECT_EQ(back->dns->ttl, 7u);
+  EXPECT_EQ(back->dns->rcode, 3);
+  auto j = proxy::toJson(r);
+  j["dns"]["ips"] = 5;
+  EXPECT_FALSE(proxy::recordFromJson(j).ok());
+}
+
 }  // namespace
 }  // namespace cilium::hubble
