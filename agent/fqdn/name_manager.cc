@@ -97,15 +97,18 @@ size_t NameManager::clear(std::optional<uint16_t> ep, const std::string& pattern
 
 Status NameManager::reconcileLocked(const std::vector<IpAddr>& ips) {
   Status first = okStatus();
+  bool changed = false;
   for (const auto& ip : ips) {
-    Status st = reconcileOneLocked(ip);
+    Status st = reconcileOneLocked(ip, changed);
     if (!st.ok() && first.ok()) first = st;
   }
-  applyPolicy();  // releases and relabels reach the maps now too
+  // Releases and relabels reach the maps now too; an answer that taught nothing new (the usual
+  // repeated lookup) costs no policy pass.
+  if (changed) applyPolicy();
   return first;
 }
 
-Status NameManager::reconcileOneLocked(const IpAddr& ip) {
+Status NameManager::reconcileOneLocked(const IpAddr& ip, bool& changed) {
   labels::Labels want;
   auto names = cache_.namesOf(ip);
   for (const auto& sel : selectors_)
@@ -118,6 +121,7 @@ Status NameManager::reconcileOneLocked(const IpAddr& ip) {
   IpPrefix prefix = IpPrefix::host(ip);
   if (want.empty()) {
     if (it == held_.end()) return okStatus();
+    changed = true;
     // The address goes first: it must never resolve to an identity that is gone.
     Status st = ipcache_.remove(prefix, ipcache::Source::kFqdn);
     (void)ids_.release(it->second.id);
@@ -125,6 +129,7 @@ Status NameManager::reconcileOneLocked(const IpAddr& ip) {
     return st;
   }
   if (it != held_.end() && it->second.labels == want) return okStatus();
+  changed = true;
   CILIUM_ASSIGN_OR_RETURN(auto ident, ids_.allocateCidr(prefix, want));
   // The new identity is in the selections (the allocator told the policy engine); its map
   // entries are written before the address maps to it, so no packet meets it unselected.

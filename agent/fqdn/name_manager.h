@@ -72,7 +72,8 @@ class NameManager {
   };
   // Brings the identities of `ips` in line with the cache and the selectors (mu_ held).
   Status reconcileLocked(const std::vector<IpAddr>& ips);
-  Status reconcileOneLocked(const IpAddr& ip);
+  // One address; sets `changed` when it allocated, relabeled or released an identity.
+  Status reconcileOneLocked(const IpAddr& ip, bool& changed);
   void applyPolicy();
 
   identity::Allocator& ids_;
