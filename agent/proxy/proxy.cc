@@ -4,6 +4,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <list>
@@ -119,6 +120,8 @@ void Session::connectUpstream(uint32_t src_identity,
     int fd = up_.native_handle();
     int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    // Requests go out whole (gather writes): nothing gains from Nagle's wait.
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (opts.transparent) {
       // As the original client: its address (and port while free), the proxy's mark carrying
       // its identity, so the datapath judges the forwarded connection as the client's.
@@ -175,7 +178,10 @@ class Http1Session final : public Session {
   void start(std::string initial) override {
     armIdle();
     armHeaderTimer();
-    if (!initial.empty()) processDown(initial.data(), initial.size());
+    if (!initial.empty()) {
+      Batch batch(*this);
+      processDown(initial.data(), initial.size());
+    }
     if (!closed_ && !down_stop_ && up_out_.empty()) readDown();
   }
 
@@ -230,10 +236,13 @@ class Http1Session final : public Session {
           if (closed_) return;
           touch();
           if (ec) return onDownEof();
-          if (mode_ == Mode::kTunnel) {
-            queueUp(std::string(down_buf_.data(), n));
-          } else {
-            processDown(down_buf_.data(), n);
+          {
+            Batch batch(*this);
+            if (mode_ == Mode::kTunnel) {
+              queueUp(std::string(down_buf_.data(), n));
+            } else {
+              processDown(down_buf_.data(), n);
+            }
           }
           if (!closed_ && !down_stop_ && up_out_.empty() && mode_ != Mode::kUpgradePending)
             readDown();
@@ -438,6 +447,7 @@ class Http1Session final : public Session {
                           if (closed_) return;
                           touch();
                           if (ec) return onUpEof();
+                          Batch batch(*this);
                           if (mode_ == Mode::kTunnel) {
                             queueDown(std::string(up_buf_.data(), n));
                           } else {
@@ -450,6 +460,7 @@ class Http1Session final : public Session {
                             if (mode_ == Mode::kTunnel && used < n)
                               queueDown(std::string(up_buf_.data() + used, n - used));
                           }
+                          batch.flush();
                           if (!closed_ && down_out_.empty()) readUp();
                         });
   }
@@ -523,23 +534,54 @@ class Http1Session final : public Session {
 
   // --- writes
 
+  // What a read's processing queues (a response head and its body, pipelined answers) leaves in
+  // one gather write per side when the batch ends: one send, one wakeup of the peer, instead of
+  // one per piece.
+  class Batch {
+   public:
+    explicit Batch(Http1Session& s) : s_(s) { s_.batch_depth_++; }
+    ~Batch() { flush(); }
+    void flush() {
+      if (done_) return;
+      done_ = true;
+      if (--s_.batch_depth_ != 0) return;
+      if (s_.up_state_ == UpState::kConnected) s_.writeUp();
+      s_.writeDown();
+    }
+
+   private:
+    Http1Session& s_;
+    bool done_ = false;
+  };
+
+  // Up to kMaxGather queued pieces as one buffer sequence (writev).
+  static std::vector<asio::const_buffer> gather(const std::deque<std::string>& out) {
+    constexpr size_t kMaxGather = 64;
+    std::vector<asio::const_buffer> bufs;
+    bufs.reserve(std::min(out.size(), kMaxGather));
+    for (size_t i = 0; i < out.size() && i < kMaxGather; i++) bufs.push_back(asio::buffer(out[i]));
+    return bufs;
+  }
+
   void queueUp(std::string bytes) {
     if (bytes.empty()) return;
     up_out_.push_back(std::move(bytes));
-    if (up_state_ == UpState::kConnected) writeUp();
+    if (batch_depth_ == 0 && up_state_ == UpState::kConnected) writeUp();
   }
 
   void writeUp() {
     if (up_writing_ || up_out_.empty() || closed_) return;
     up_writing_ = true;
     auto self = shared_from_this();
-    asio::async_write(up_, asio::buffer(up_out_.front()),
-                      [this, self](boost::system::error_code ec, size_t) {
+    auto bufs = gather(up_out_);
+    size_t pieces = bufs.size();
+    asio::async_write(up_, bufs,
+                      [this, self, pieces](boost::system::error_code ec, size_t) {
                         up_writing_ = false;
                         if (closed_) return;
                         touch();
                         if (ec) return onUpEof();
-                        up_out_.pop_front();
+                        up_out_.erase(up_out_.begin(), up_out_.begin() + static_cast<long>(pieces));
                         if (!up_out_.empty()) return writeUp();
                         if (down_stop_ && mode_ == Mode::kTunnel) {
                           boost::system::error_code ignored;
@@ -552,7 +594,7 @@ class Http1Session final : public Session {
   void queueDown(std::string bytes) {
     if (bytes.empty()) return;
     down_out_.push_back(std::move(bytes));
-    writeDown();
+    if (batch_depth_ == 0) writeDown();
   }
 
   void flushPending() {
@@ -573,13 +615,15 @@ class Http1Session final : public Session {
     if (down_writing_ || down_out_.empty() || closed_) return;
     down_writing_ = true;
     auto self = shared_from_this();
+    auto bufs = gather(down_out_);
+    size_t pieces = bufs.size();
     asio::async_write(
-        down_, asio::buffer(down_out_.front()), [this, self](boost::system::error_code ec, size_t) {
+        down_, bufs, [this, self, pieces](boost::system::error_code ec, size_t) {
           down_writing_ = false;
           if (closed_) return;
           touch();
           if (ec) return close();
-          down_out_.pop_front();
+          down_out_.erase(down_out_.begin(), down_out_.begin() + static_cast<long>(pieces));
           if (!down_out_.empty()) return writeDown();
           bool upstream_pending = false;
           for (const auto& p : pending_) upstream_pending |= !p.local;
@@ -618,6 +662,7 @@ class Http1Session final : public Session {
   bool down_stop_ = false;  // read nothing more from the client
   bool down_stop_after_message_ = false;
   bool close_after_write_ = false;
+  int batch_depth_ = 0;  // > 0: writes wait for the batch's end (Batch)
 };
 
 }  // namespace
