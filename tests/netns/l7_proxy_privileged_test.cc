@@ -559,5 +559,49 @@ TEST_F(L7ProxyNetnsTest, Http2StreamsAreDecidedOneByOne) {
   EXPECT_EQ(allowed->out, "the map") << allowed->err;
 }
 
+// gRPC (h2c, a real grpc++ server and client): a rule allowing only POST /pkg.Echo/Allowed.
+// The allowed call returns with its trailers and status, the other method gets grpc-status 7
+// (PERMISSION_DENIED) from the proxy though the server would answer it, and an 8 MiB message
+// passes both ways intact (HTTP/2 flow control across the proxy's two connections).
+TEST_F(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
+  std::string addr = server_.ip + ":9090";
+  auto srv = topo_->spawnIn(server_.netns, {GRPC_PEER_BINARY, "serve", addr}, "grpc-server");
+  ASSERT_TRUE(srv.ok()) << srv.error().toString();
+  ASSERT_TRUE(testing::eventually(
+      [&] { return testing::connectTcp(server_.netns, server_.ip, 9090, 200ms).ok(); }, 15s));
+  setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 9090, ports_.http_ingress)});
+  policy::L7PortRule rule;
+  rule.dir = policy::Direction::kIngress;
+  rule.proto = kTcp;
+  rule.port = 9090;
+  rule.bits = 16;
+  rule.identities = {kClientId};
+  rule.http = {{"POST", "/pkg.Echo/Allowed", "", {}, {}}};
+  policy::L7Policy l7;
+  l7.rules.push_back(rule);
+  auto ip = IpAddr::parse(server_.ip);
+  ASSERT_TRUE(ip.ok());
+  manager_->l7PoliciesChanged({{kServerEp, kServerId, *ip, l7}});
+  startProxy();
+
+  auto call = [&](const std::string& method, size_t bytes) -> std::string {
+    auto out = topo_->exec(client_.netns, {GRPC_PEER_BINARY, "call", addr, method,
+                                           std::to_string(bytes)},
+                           60s);
+    if (!out.ok()) return "exec: " + out.error().message();
+    std::string text = out->out;
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return out->exit_code == 0 ? text : "exit " + std::to_string(out->exit_code) + ": " + out->err;
+  };
+  EXPECT_EQ(call("Allowed", 1000), "status=0 size=1000 intact=1 trailer=1000 message=");
+  std::string denied = call("Denied", 10);
+  EXPECT_EQ(denied.rfind("status=7 size=0 intact=0 trailer=- message=", 0), 0u) << denied;
+  constexpr size_t kLarge = 8u << 20;
+  EXPECT_EQ(call("Allowed", kLarge), fmt::format("status=0 size={} intact=1 trailer={} message=",
+                                                 kLarge, kLarge));
+  // The connection the denial came on was not the proxy's last word: allowed again after it.
+  EXPECT_EQ(call("Allowed", 1), "status=0 size=1 intact=1 trailer=1 message=");
+}
+
 }  // namespace
 }  // namespace cilium
