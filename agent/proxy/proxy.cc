@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <list>
+#include <thread>
 
 #include "agent/common/log.h"
 #include "agent/proxy/http1.h"
@@ -46,9 +47,9 @@ Session::Session(SessionHost& host, ConnInfo info, tcp::socket down)
     : host_(host),
       info_(info),
       down_(std::move(down)),
-      up_(host.io()),
-      idle_timer_(host.io()),
-      connect_timer_(host.io()),
+      up_(down_.get_executor()),
+      idle_timer_(down_.get_executor()),
+      connect_timer_(down_.get_executor()),
       last_activity_(std::chrono::steady_clock::now()) {}
 
 Session::~Session() { host_.sessionClosed(); }
@@ -167,7 +168,7 @@ class Http1Session final : public Session {
         resp_handler_(*this),
         req_parser_(Http1Parser::Kind::kRequest, req_handler_),
         resp_parser_(Http1Parser::Kind::kResponse, resp_handler_),
-        header_timer_(host.io()) {
+        header_timer_(down_.get_executor()) {
     resp_parser_.setIsHeadResponse([this] {
       for (const auto& p : pending_)
         if (!p.local) return p.head_method;
@@ -675,9 +676,22 @@ std::shared_ptr<Session> makeHttp1Session(SessionHost& host, ConnInfo info, tcp:
 
 struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl> {
   Impl(asio::io_context& io, ProxyOptions o, IdentitySource* ids, RecordSink sink)
-      : io_(io), opts(std::move(o)), identities(ids), sink(std::move(sink)) {}
+      : io_(io), opts(std::move(o)), identities(ids), sink(std::move(sink)) {
+    for (int i = 1; i < opts.threads; i++) {
+      auto& w = workers.emplace_back(std::make_unique<Worker>());
+      w->thread = std::thread([io = &w->io] { io->run(); });
+    }
+  }
 
-  asio::io_context& io() override { return io_; }
+  // Ends the worker threads (their sessions go with their io_contexts, when Impl goes).
+  void stopWorkers() {
+    for (auto& w : workers) {
+      w->guard.reset();
+      w->io.stop();
+    }
+    for (auto& w : workers)
+      if (w->thread.joinable()) w->thread.join();
+  }
   const ProxyOptions& options() const override { return opts; }
   std::shared_ptr<const CompiledPolicy> currentPolicy() const override {
     std::lock_guard lock(mu);
@@ -753,6 +767,15 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
     auto remote = s.remote_endpoint(ec2);
     if (ec1 || ec2 || !local.address().is_v4() || !remote.address().is_v4()) return;
     s.set_option(tcp::no_delay(true), ec1);
+    // The connection's event loop, in turn: this one or a worker's. The socket moves there
+    // whole (its descriptor re-registered with that loop's reactor).
+    size_t turn = next_loop_++ % (workers.size() + 1);
+    if (turn != 0) {
+      tcp::socket moved(workers[turn - 1]->io);
+      moved.assign(tcp::v4(), s.release(), ec1);
+      if (ec1) return;
+      s = std::move(moved);
+    }
     ConnInfo info;
     info.ingress = ingress;
     info.proxy_port = port;
@@ -766,14 +789,18 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
     else
       info.peer_identity = 0;
     stats_.active++;
-    sniff(std::make_shared<tcp::socket>(std::move(s)), info, std::make_shared<std::string>());
+    auto sock = std::make_shared<tcp::socket>(std::move(s));
+    auto exec = sock->get_executor();
+    asio::post(exec, [self = shared_from_this(), sock, info] {
+      self->sniff(sock, info, std::make_shared<std::string>());
+    });
   }
 
   // Reads until the bytes tell HTTP/2 (the client preface, as gRPC sends it) from HTTP/1.
   void sniff(std::shared_ptr<tcp::socket> s, ConnInfo info, std::shared_ptr<std::string> got) {
     auto self = shared_from_this();
     auto buf = std::make_shared<std::array<char, 4096>>();
-    auto timer = std::make_shared<asio::steady_timer>(io_, opts.request_header_timeout);
+    auto timer = std::make_shared<asio::steady_timer>(s->get_executor(), opts.request_header_timeout);
     timer->async_wait([s](boost::system::error_code ec) {
       if (!ec) {
         boost::system::error_code ignored;
@@ -793,8 +820,11 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
       if (maybe_h2 && got->size() < kH2Preface.size()) return sniff(s, info, got);
       std::shared_ptr<Session> session = maybe_h2 ? makeHttp2Session(*this, info, std::move(*s))
                                                   : makeHttp1Session(*this, info, std::move(*s));
-      sessions.push_back(session);
-      if (sessions.size() > 256) prune();
+      {
+        std::lock_guard lock(sessions_mu);
+        sessions.push_back(session);
+        if (sessions.size() > 256) prune();
+      }
       session->start(std::move(*got));
     });
   }
@@ -810,16 +840,25 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
   mutable std::mutex mu;
   std::shared_ptr<const CompiledPolicy> policy;
   std::vector<Listener> listeners;
-  std::list<std::weak_ptr<Session>> sessions;
+  std::mutex sessions_mu;
+  std::list<std::weak_ptr<Session>> sessions;  // under sessions_mu
   ProxyStats stats_;
   std::atomic<bool> listening{false};
+  size_t next_loop_ = 0;  // the listeners' thread only
+  struct Worker {
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+    std::thread thread;
+  };
+  // Last: destroyed first, while the stats their sessions report to still exist.
+  std::vector<std::unique_ptr<Worker>> workers;
 };
 
 Proxy::Proxy(asio::io_context& io, ProxyOptions options, IdentitySource* identities,
              RecordSink sink)
     : impl_(std::make_shared<Impl>(io, std::move(options), identities, std::move(sink))) {}
 
-Proxy::~Proxy() = default;
+Proxy::~Proxy() { impl_->stopWorkers(); }
 
 Status Proxy::setPolicy(std::shared_ptr<const CompiledPolicy> policy, uint16_t http_ingress_port,
                         uint16_t http_egress_port) {
@@ -885,8 +924,9 @@ void Proxy::stop() {
       }
     impl->listeners.clear();
     impl->listening = false;
+    std::lock_guard lock(impl->sessions_mu);
     for (auto& w : impl->sessions)
-      if (auto s = w.lock()) s->close();
+      if (auto s = w.lock()) asio::post(s->executor(), [s] { s->close(); });
     impl->sessions.clear();
   });
 }

@@ -125,8 +125,9 @@ Result<std::vector<AccessRecord>> decodeRecords(std::string_view body) {
     auto verdict = rd.get<uint8_t>();
     auto flags = rd.get<uint8_t>();
     if (type > static_cast<uint8_t>(AccessRecord::Type::kResponse) ||
-        verdict > static_cast<uint8_t>(AccessRecord::Verdict::kError))
-      return Error(ErrorCode::kInvalidArgument, "access record: bad type or verdict");
+        verdict > static_cast<uint8_t>(AccessRecord::Verdict::kError) ||
+        (flags & ~(kIngressFlag | kParseErrorFlag)) != 0)
+      return Error(ErrorCode::kInvalidArgument, "access record: bad type, verdict or flags");
     r.type = static_cast<AccessRecord::Type>(type);
     r.verdict = static_cast<AccessRecord::Verdict>(verdict);
     r.ingress = (flags & kIngressFlag) != 0;

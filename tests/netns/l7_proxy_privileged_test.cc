@@ -226,12 +226,13 @@ class L7ProxyNetnsTest : public ::testing::Test {
   }
 
   // Starts cilium-proxy in the node namespace and waits until it has acknowledged the policy.
-  void startProxy() {
-    auto p = topo_->spawnIn(
-        topo_->nodeNetns(),
-        {CILIUM_PROXY_BINARY, "--no-supervisor", "--agent-socket", topo_->tmpDir() + "/proxy.sock",
-         "--state-dir", topo_->tmpDir() + "/proxy-state", "--bpf-pin-dir", pin_dir_},
-        "cilium-proxy-" + std::to_string(++proxy_runs_));
+  void startProxy(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {
+        CILIUM_PROXY_BINARY, "--no-supervisor", "--agent-socket", topo_->tmpDir() + "/proxy.sock",
+        "--state-dir",       topo_->tmpDir() + "/proxy-state", "--bpf-pin-dir", pin_dir_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p = topo_->spawnIn(topo_->nodeNetns(), argv,
+                            "cilium-proxy-" + std::to_string(++proxy_runs_));
     ASSERT_TRUE(p.ok()) << p.error().toString();
     proxy_ = *p;
     ASSERT_TRUE(testing::eventually([&] {
@@ -601,6 +602,31 @@ TEST_F(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
                                                  kLarge, kLarge));
   // The connection the denial came on was not the proxy's last word: allowed again after it.
   EXPECT_EQ(call("Allowed", 1), "status=0 size=1 intact=1 trailer=1 message=");
+}
+
+// Sessions end when their connections do: with room for 8 connections at once, 60 connections
+// one after another (each with an allowed and a denied request, then closed by the client) are
+// all served. A session that outlived its connection (the old upstream-retry reference cycle)
+// kept its place, and the proxy refused every connection after the 8th.
+TEST_F(L7ProxyNetnsTest, ClosedConnectionsFreeTheirPlace) {
+  startProxy({"--max-connections", "8"});
+  for (int i = 0; i < 60; i++) {
+    auto c = connect(client_);
+    ASSERT_TRUE(c.ok()) << "connection " << i << ": " << c.error().toString();
+    ASSERT_TRUE(c->send(request("GET", "/public/" + std::to_string(i)) +
+                        request("PUT", "/v1/exhaust-port", "x"))
+                    .ok());
+    auto r = c->read();
+    ASSERT_TRUE(r.ok()) << "connection " << i << ": " << r.error().toString();
+    EXPECT_EQ(r->status, 200);
+    r = c->read();
+    ASSERT_TRUE(r.ok()) << "connection " << i << ": " << r.error().toString();
+    EXPECT_EQ(r->status, 403);
+    // Closed by the client; the next connection may come before the proxy saw the close, so
+    // wait for its end of the connection (the server side closes after the client's FIN).
+    ::shutdown(c->fd(), SHUT_WR);
+    EXPECT_TRUE(c->closedWithin(5s)) << "connection " << i << " not closed by the proxy";
+  }
 }
 
 }  // namespace
