@@ -115,11 +115,11 @@ double toMs(const std::string& v, const std::string& unit) {
 
 Result<WrkResult> wrk(testing::Topology& topo, const testing::Pod& client, const std::string& url,
                       int seconds, int connections) {
-  CILIUM_ASSIGN_OR_RETURN(
-      auto out, topo.exec(client.netns,
-                          {"wrk", "-t1", "-c" + std::to_string(connections),
-                           "-d" + std::to_string(seconds) + "s", "--latency", url},
-                          std::chrono::seconds(seconds + 30)));
+  CILIUM_ASSIGN_OR_RETURN(auto out,
+                          topo.exec(client.netns,
+                                    {"wrk", "-t1", "-c" + std::to_string(connections),
+                                     "-d" + std::to_string(seconds) + "s", "--latency", url},
+                                    std::chrono::seconds(seconds + 30)));
   if (out.exit_code != 0) return makeError(ErrorCode::kInternal, "wrk: {}", out.err);
   WrkResult r;
   std::smatch m;
@@ -153,7 +153,10 @@ int main(int argc, char** argv) {
     } else if (a == "--proxy-binary" && i + 1 < argc) {
       proxy_binary = argv[++i];  // another build's cilium-proxy, for before/after numbers
     } else {
-      std::fprintf(stderr, "usage: %s [--seconds N] [--runs R] [--connections C] [--threads T] [--proxy-binary PATH]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--seconds N] [--runs R] [--connections C] [--threads T] "
+                   "[--proxy-binary PATH]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -170,8 +173,10 @@ int main(int argc, char** argv) {
   auto dp = datapath::Datapath::load({*pin});
   if (!dp.ok()) die("load", dp.error());
   auto maps = (*dp)->maps();
-  if (auto st = testing::programEndpoint(maps, *client, 1, kClientId); !st.ok()) die("ep", st.error());
-  if (auto st = testing::programEndpoint(maps, *server, 2, kServerId); !st.ok()) die("ep", st.error());
+  if (auto st = testing::programEndpoint(maps, *client, 1, kClientId); !st.ok())
+    die("ep", st.error());
+  if (auto st = testing::programEndpoint(maps, *server, 2, kServerId); !st.ok())
+    die("ep", st.error());
   if (auto st = testing::programNode(maps, (*topo)->routerIp()); !st.ok()) die("node", st.error());
   auto ports = runInNetnsValue<proxy::ProxyPortSet>(
       (*topo)->nodeNetns(), [&]() -> Result<proxy::ProxyPortSet> {
@@ -192,7 +197,8 @@ int main(int argc, char** argv) {
       entry(kClientId, POLICY_INGRESS, 80, ports->http_ingress)};
   if (auto st = maps.policy->replace(1, client_policy); !st.ok()) die("policy", st.error());
   if (auto st = maps.policy->replace(2, server_policy); !st.ok()) die("policy", st.error());
-  if (auto st = datapath::bumpPolicyRevision(*maps.runtime_config); !st.ok()) die("rev", st.error());
+  if (auto st = datapath::bumpPolicyRevision(*maps.runtime_config); !st.ok())
+    die("rev", st.error());
 
   proxy::ManagerOptions mo;
   mo.socket_path = (*topo)->tmpDir() + "/proxy.sock";
@@ -211,11 +217,10 @@ int main(int argc, char** argv) {
   policy::L7Policy l7;
   l7.rules.push_back(rule);
   (*manager)->l7PoliciesChanged({{2, kServerId, *IpAddr::parse(server->ip), l7}});
-  auto proxy_proc =
-      (*topo)->spawnIn((*topo)->nodeNetns(),
-                       {proxy_binary, "--no-supervisor", "--agent-socket", mo.socket_path,
-                        "--state-dir", (*topo)->tmpDir() + "/proxy-state", "--bpf-pin-dir", *pin,
-                        "--threads", std::to_string(threads)});
+  auto proxy_proc = (*topo)->spawnIn(
+      (*topo)->nodeNetns(), {proxy_binary, "--no-supervisor", "--agent-socket", mo.socket_path,
+                             "--state-dir", (*topo)->tmpDir() + "/proxy-state", "--bpf-pin-dir",
+                             *pin, "--threads", std::to_string(threads)});
   if (!proxy_proc.ok()) die("cilium-proxy", proxy_proc.error());
   if (!testing::eventually([&] {
         auto s = (*manager)->status();
@@ -231,18 +236,19 @@ int main(int argc, char** argv) {
   }
 
   std::string load = readFile("/proc/loadavg").valueOr("?");
-  std::printf("HTTP/1.1 keep-alive GET, wrk -t1 -c%d, %d s per run, %d runs each, alternating; "
-              "%s --threads %d; load average at start: %s",
-              connections, seconds, runs, proxy_binary.c_str(), threads, load.c_str());
+  std::printf(
+      "HTTP/1.1 keep-alive GET, wrk -t1 -c%d, %d s per run, %d runs each, alternating; "
+      "%s --threads %d; load average at start: %s",
+      connections, seconds, runs, proxy_binary.c_str(), threads, load.c_str());
   std::printf("%-8s %12s %10s %10s %18s\n", "mode", "requests/s", "p50 ms", "p99 ms",
               "proxy CPU us/req");
   std::vector<double> direct, proxied;
   for (int r = 0; r < runs; r++) {
     for (auto [mode, port] : {std::pair{"direct", 8080}, std::pair{"proxy", 80}}) {
       double cpu_before = cpuSeconds((*proxy_proc)->pid());
-      auto res = wrk(**topo, *client,
-                     "http://" + server->ip + ":" + std::to_string(port) + "/bench/item", seconds,
-                     connections);
+      auto res =
+          wrk(**topo, *client, "http://" + server->ip + ":" + std::to_string(port) + "/bench/item",
+              seconds, connections);
       if (!res.ok()) die(mode, res.error());
       double cpu = cpuSeconds((*proxy_proc)->pid()) - cpu_before;
       std::string per_req =

@@ -576,20 +576,19 @@ class Http1Session final : public Session {
     auto self = shared_from_this();
     auto bufs = gather(up_out_);
     size_t pieces = bufs.size();
-    asio::async_write(up_, bufs,
-                      [this, self, pieces](boost::system::error_code ec, size_t) {
-                        up_writing_ = false;
-                        if (closed_) return;
-                        touch();
-                        if (ec) return onUpEof();
-                        up_out_.erase(up_out_.begin(), up_out_.begin() + static_cast<long>(pieces));
-                        if (!up_out_.empty()) return writeUp();
-                        if (down_stop_ && mode_ == Mode::kTunnel) {
-                          boost::system::error_code ignored;
-                          up_.shutdown(tcp::socket::shutdown_send, ignored);
-                        }
-                        if (!down_stop_ && mode_ != Mode::kUpgradePending) readDown();
-                      });
+    asio::async_write(up_, bufs, [this, self, pieces](boost::system::error_code ec, size_t) {
+      up_writing_ = false;
+      if (closed_) return;
+      touch();
+      if (ec) return onUpEof();
+      up_out_.erase(up_out_.begin(), up_out_.begin() + static_cast<long>(pieces));
+      if (!up_out_.empty()) return writeUp();
+      if (down_stop_ && mode_ == Mode::kTunnel) {
+        boost::system::error_code ignored;
+        up_.shutdown(tcp::socket::shutdown_send, ignored);
+      }
+      if (!down_stop_ && mode_ != Mode::kUpgradePending) readDown();
+    });
   }
 
   void queueDown(std::string bytes) {
@@ -618,25 +617,24 @@ class Http1Session final : public Session {
     auto self = shared_from_this();
     auto bufs = gather(down_out_);
     size_t pieces = bufs.size();
-    asio::async_write(
-        down_, bufs, [this, self, pieces](boost::system::error_code ec, size_t) {
-          down_writing_ = false;
-          if (closed_) return;
-          touch();
-          if (ec) return close();
-          down_out_.erase(down_out_.begin(), down_out_.begin() + static_cast<long>(pieces));
-          if (!down_out_.empty()) return writeDown();
-          bool upstream_pending = false;
-          for (const auto& p : pending_) upstream_pending |= !p.local;
-          if (close_after_write_ || (down_stop_ && !upstream_pending && mode_ != Mode::kTunnel) ||
-              (mode_ == Mode::kTunnel && up_state_ == UpState::kClosed)) {
-            boost::system::error_code ignored;
-            down_.shutdown(tcp::socket::shutdown_send, ignored);
-            close();
-            return;
-          }
-          readUp();
-        });
+    asio::async_write(down_, bufs, [this, self, pieces](boost::system::error_code ec, size_t) {
+      down_writing_ = false;
+      if (closed_) return;
+      touch();
+      if (ec) return close();
+      down_out_.erase(down_out_.begin(), down_out_.begin() + static_cast<long>(pieces));
+      if (!down_out_.empty()) return writeDown();
+      bool upstream_pending = false;
+      for (const auto& p : pending_) upstream_pending |= !p.local;
+      if (close_after_write_ || (down_stop_ && !upstream_pending && mode_ != Mode::kTunnel) ||
+          (mode_ == Mode::kTunnel && up_state_ == UpState::kClosed)) {
+        boost::system::error_code ignored;
+        down_.shutdown(tcp::socket::shutdown_send, ignored);
+        close();
+        return;
+      }
+      readUp();
+    });
   }
 
   enum class Mode { kHttp, kUpgradePending, kTunnel };
@@ -800,7 +798,8 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
   void sniff(std::shared_ptr<tcp::socket> s, ConnInfo info, std::shared_ptr<std::string> got) {
     auto self = shared_from_this();
     auto buf = std::make_shared<std::array<char, 4096>>();
-    auto timer = std::make_shared<asio::steady_timer>(s->get_executor(), opts.request_header_timeout);
+    auto timer =
+        std::make_shared<asio::steady_timer>(s->get_executor(), opts.request_header_timeout);
     timer->async_wait([s](boost::system::error_code ec) {
       if (!ec) {
         boost::system::error_code ignored;

@@ -1,9 +1,9 @@
 // The agent <-> proxy protocol: frames and access records.
 #include "agent/proxy/wire.h"
 
-#include <fmt/format.h>
-
 #include <algorithm>
+
+#include <fmt/format.h>
 
 namespace cilium::proxy {
 

@@ -5,11 +5,11 @@
 //                                                Denied answers OK too (only a proxy denies)
 //   grpc_peer call <ip:port> <Method> <bytes>    one unary call with a patterned payload; prints
 //                                                "status=N size=N intact=0|1 trailer=V message=M"
-#include <grpcpp/grpcpp.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include <grpcpp/grpcpp.h>
 
 #include "pkg_service.grpc.pb.h"
 
@@ -57,19 +57,21 @@ int call(const std::string& addr, const std::string& method, size_t bytes) {
   args.SetMaxReceiveMessageSize(kMaxMessage);
   args.SetMaxSendMessageSize(kMaxMessage);
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);  // straight to the pod, whatever the environment
-  auto channel = grpc::CreateCustomChannel("ipv4:" + addr, grpc::InsecureChannelCredentials(), args);
+  auto channel =
+      grpc::CreateCustomChannel("ipv4:" + addr, grpc::InsecureChannelCredentials(), args);
   auto stub = pkg::Echo::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   pkg::Payload in, out;
   in.set_data(pattern(bytes));
-  grpc::Status st = method == "Allowed" ? stub->Allowed(&ctx, in, &out)
-                                        : stub->Denied(&ctx, in, &out);
+  grpc::Status st =
+      method == "Allowed" ? stub->Allowed(&ctx, in, &out) : stub->Denied(&ctx, in, &out);
   std::string trailer;
   auto t = ctx.GetServerTrailingMetadata();
-  if (auto it = t.find("x-echo-size"); it != t.end()) trailer.assign(it->second.data(), it->second.size());
-  std::printf("status=%d size=%zu intact=%d trailer=%s message=%s\n", static_cast<int>(st.error_code()),
-              out.data().size(), out.data() == in.data() ? 1 : 0,
+  if (auto it = t.find("x-echo-size"); it != t.end())
+    trailer.assign(it->second.data(), it->second.size());
+  std::printf("status=%d size=%zu intact=%d trailer=%s message=%s\n",
+              static_cast<int>(st.error_code()), out.data().size(), out.data() == in.data() ? 1 : 0,
               trailer.empty() ? "-" : trailer.c_str(), st.error_message().c_str());
   return 0;
 }
@@ -79,7 +81,8 @@ int call(const std::string& addr, const std::string& method, size_t bytes) {
 int main(int argc, char** argv) {
   std::string mode = argc > 1 ? argv[1] : "";
   if (mode == "serve" && argc == 3) return serve(argv[2]);
-  if (mode == "call" && argc == 5) return call(argv[2], argv[3], std::strtoul(argv[4], nullptr, 10));
+  if (mode == "call" && argc == 5)
+    return call(argv[2], argv[3], std::strtoul(argv[4], nullptr, 10));
   std::fprintf(stderr, "usage: grpc_peer serve <ip:port> | call <ip:port> <Method> <bytes>\n");
   return 2;
 }

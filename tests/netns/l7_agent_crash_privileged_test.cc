@@ -227,8 +227,8 @@ TEST_F(L7AgentCrashTest, ProxyKeepsEnforcingWhileTheAgentIsDownAndIsAdopted) {
   ASSERT_FALSE(client_ip.empty() || server_ip.empty());
   auto srv = topo_->spawnIn(server_ns, {"/usr/bin/python3", "-c", kServer, server_ip}, "server");
   ASSERT_TRUE(srv.ok()) << srv.error().toString();
-  ASSERT_TRUE(eventually(
-      [&] { return testing::connectTcp(server_ns, server_ip, 80, 200ms).ok(); }, 15s))
+  ASSERT_TRUE(
+      eventually([&] { return testing::connectTcp(server_ns, server_ip, 80, 200ms).ok(); }, 15s))
       << readFile(topo_->tmpDir() + "/server.err").valueOr("");
 
   auto open = [&]() -> std::optional<Conn> {
@@ -238,11 +238,14 @@ TEST_F(L7AgentCrashTest, ProxyKeepsEnforcingWhileTheAgentIsDownAndIsAdopted) {
   };
   // The policy reaches the proxy shortly after the pods exist.
   std::optional<Conn> keep;
-  ASSERT_TRUE(eventually([&] {
-    keep = open();
-    return keep && keep->ask("POST", "/v1/request-landing") == "200 POST /v1/request-landing" &&
-           keep->ask("PUT", "/v1/exhaust-port") == "403 Access denied";
-  }, 20s)) << node_->log("agent");
+  ASSERT_TRUE(eventually(
+      [&] {
+        keep = open();
+        return keep && keep->ask("POST", "/v1/request-landing") == "200 POST /v1/request-landing" &&
+               keep->ask("PUT", "/v1/exhaust-port") == "403 Access denied";
+      },
+      20s))
+      << node_->log("agent");
   pid_t supervisor = proxyPid();
   ASSERT_GT(supervisor, 0);
   pid_t worker = 0;
@@ -278,13 +281,16 @@ TEST_F(L7AgentCrashTest, ProxyKeepsEnforcingWhileTheAgentIsDownAndIsAdopted) {
   // Still enforcing on the connection that lived through both agents, and the records flow to
   // the new agent's Hubble again (its flow ring starts empty).
   std::string flows;
-  EXPECT_TRUE(eventually([&] {
-    EXPECT_EQ(keep->ask("PUT", "/v1/exhaust-port"), "403 Access denied");
-    EXPECT_EQ(keep->ask("POST", "/v1/request-landing"), "200 POST /v1/request-landing");
-    flows = hubble({"observe", "--all", "--type", "l7"});
-    return flows.find("exhaust-port") != std::string::npos &&
-           flows.find("request-landing") != std::string::npos;
-  }, 20s)) << flows;
+  EXPECT_TRUE(eventually(
+      [&] {
+        EXPECT_EQ(keep->ask("PUT", "/v1/exhaust-port"), "403 Access denied");
+        EXPECT_EQ(keep->ask("POST", "/v1/request-landing"), "200 POST /v1/request-landing");
+        flows = hubble({"observe", "--all", "--type", "l7"});
+        return flows.find("exhaust-port") != std::string::npos &&
+               flows.find("request-landing") != std::string::npos;
+      },
+      20s))
+      << flows;
   EXPECT_NE(flows.find("DROPPED"), std::string::npos) << flows;
 }
 

@@ -227,12 +227,13 @@ class L7ProxyNetnsTest : public ::testing::Test {
 
   // Starts cilium-proxy in the node namespace and waits until it has acknowledged the policy.
   void startProxy(const std::vector<std::string>& extra = {}) {
-    std::vector<std::string> argv = {
-        CILIUM_PROXY_BINARY, "--no-supervisor", "--agent-socket", topo_->tmpDir() + "/proxy.sock",
-        "--state-dir",       topo_->tmpDir() + "/proxy-state", "--bpf-pin-dir", pin_dir_};
+    std::vector<std::string> argv = {CILIUM_PROXY_BINARY, "--no-supervisor",
+                                     "--agent-socket",    topo_->tmpDir() + "/proxy.sock",
+                                     "--state-dir",       topo_->tmpDir() + "/proxy-state",
+                                     "--bpf-pin-dir",     pin_dir_};
     argv.insert(argv.end(), extra.begin(), extra.end());
-    auto p = topo_->spawnIn(topo_->nodeNetns(), argv,
-                            "cilium-proxy-" + std::to_string(++proxy_runs_));
+    auto p =
+        topo_->spawnIn(topo_->nodeNetns(), argv, "cilium-proxy-" + std::to_string(++proxy_runs_));
     ASSERT_TRUE(p.ok()) << p.error().toString();
     proxy_ = *p;
     ASSERT_TRUE(testing::eventually([&] {
@@ -360,12 +361,14 @@ TEST_F(L7ProxyNetnsTest, AccessRecordsBecomeHubbleL7Flows) {
   for (const auto& l : seen) text += l + "\n";
   ASSERT_TRUE(all) << text;
   auto has = [&](const std::string& want) { return text.find(want) != std::string::npos; };
-  EXPECT_TRUE(has("FORWARDED REQUEST client->deathstar 0 HTTP/1.1 POST "
-                  "http://deathstar/v1/request-landing"))
+  EXPECT_TRUE(
+      has("FORWARDED REQUEST client->deathstar 0 HTTP/1.1 POST "
+          "http://deathstar/v1/request-landing"))
       << text;
   EXPECT_TRUE(has("FORWARDED RESPONSE deathstar->client 200 HTTP/1.1 200 ")) << text;
-  EXPECT_TRUE(has("DROPPED REQUEST client->deathstar 403 HTTP/1.1 PUT "
-                  "http://deathstar/v1/exhaust-port"))
+  EXPECT_TRUE(
+      has("DROPPED REQUEST client->deathstar 403 HTTP/1.1 PUT "
+          "http://deathstar/v1/exhaust-port"))
       << text;
 }
 
@@ -586,9 +589,8 @@ TEST_F(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
   startProxy();
 
   auto call = [&](const std::string& method, size_t bytes) -> std::string {
-    auto out = topo_->exec(client_.netns, {GRPC_PEER_BINARY, "call", addr, method,
-                                           std::to_string(bytes)},
-                           60s);
+    auto out = topo_->exec(client_.netns,
+                           {GRPC_PEER_BINARY, "call", addr, method, std::to_string(bytes)}, 60s);
     if (!out.ok()) return "exec: " + out.error().message();
     std::string text = out->out;
     while (!text.empty() && text.back() == '\n') text.pop_back();
@@ -598,8 +600,8 @@ TEST_F(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
   std::string denied = call("Denied", 10);
   EXPECT_EQ(denied.rfind("status=7 size=0 intact=0 trailer=- message=", 0), 0u) << denied;
   constexpr size_t kLarge = 8u << 20;
-  EXPECT_EQ(call("Allowed", kLarge), fmt::format("status=0 size={} intact=1 trailer={} message=",
-                                                 kLarge, kLarge));
+  EXPECT_EQ(call("Allowed", kLarge),
+            fmt::format("status=0 size={} intact=1 trailer={} message=", kLarge, kLarge));
   // The connection the denial came on was not the proxy's last word: allowed again after it.
   EXPECT_EQ(call("Allowed", 1), "status=0 size=1 intact=1 trailer=1 message=");
 }
@@ -607,9 +609,10 @@ TEST_F(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
 // Sessions end when their connections do: with room for 8 connections at once, 60 connections
 // one after another (each with an allowed and a denied request, then closed by the client) are
 // all served. A session that outlived its connection (the old upstream-retry reference cycle)
-// kept its place, and the proxy refused every connection after the 8th.
+// kept its place, and the proxy refused every connection after the 8th. Two event loops: the
+// connections alternate between them, and their count is shared.
 TEST_F(L7ProxyNetnsTest, ClosedConnectionsFreeTheirPlace) {
-  startProxy({"--max-connections", "8"});
+  startProxy({"--max-connections", "8", "--threads", "2"});
   for (int i = 0; i < 60; i++) {
     auto c = connect(client_);
     ASSERT_TRUE(c.ok()) << "connection " << i << ": " << c.error().toString();

@@ -57,8 +57,7 @@ TEST(ProxyWireTest, RecordsRoundTripThroughFramesBesideJsonMessages) {
   AccessRecord plain;
   plain.method = "GET";
   std::vector<AccessRecord> records = {sample(), plain};
-  std::string bytes = encodeFrame({{"type", "ack"}, {"version", 7}}) +
-                      encodeRecordsFrame(records);
+  std::string bytes = encodeFrame({{"type", "ack"}, {"version", 7}}) + encodeRecordsFrame(records);
   FrameReader reader;
   // Fed a byte at a time: frames come out whole or not at all.
   std::vector<std::string> bodies;
