@@ -1,10 +1,12 @@
 // l7_proxy_bench: HTTP/1.1 keep-alive requests between two pods on one node, side by side in one
 // run: "direct" (the server's port allowed at L4) and "proxy" (the port redirected to cilium-proxy
 // with 10 HTTP rules, the matching one last). wrk in the client pod, a minimal keep-alive HTTP
-// responder in the server pod. Alternating runs; prints requests/s and wrk's p50/p99 latency.
-// Never fails on time.
+// responder in the server pod. Alternating runs; prints requests/s, wrk's p50/p99 latency, and
+// for the proxy the CPU time its process spent per request (user+system, from /proc: steadier
+// than requests/s on a shared machine). Never fails on time.
 //
-//   sudo ./build/bench/l7_proxy_bench [--seconds N] [--runs R] [--connections C]
+//   sudo ./build/bench/l7_proxy_bench [--seconds N] [--runs R] [--connections C] [--threads T]
+//                                     [--proxy-binary PATH]
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -12,8 +14,10 @@
 #include <atomic>
 #include <cstdio>
 #include <regex>
+#include <sstream>
 #include <thread>
 
+#include "agent/common/files.h"
 #include "agent/common/log.h"
 #include "agent/common/netns.h"
 #include "agent/datapath/datapath.h"
@@ -82,6 +86,22 @@ class Responder {
   std::vector<std::thread> conns_;
 };
 
+// User+system CPU seconds of a process so far.
+double cpuSeconds(pid_t pid) {
+  auto stat = readFile("/proc/" + std::to_string(pid) + "/stat");
+  if (!stat.ok()) return 0;
+  // Fields after the command name (which may hold spaces): state is field 3, utime 14, stime 15.
+  auto rest = stat->substr(stat->rfind(')') + 2);
+  std::istringstream in(rest);
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; i++) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
 struct WrkResult {
   double rps = 0, p50_ms = 0, p99_ms = 0;
 };
@@ -95,11 +115,11 @@ double toMs(const std::string& v, const std::string& unit) {
 
 Result<WrkResult> wrk(testing::Topology& topo, const testing::Pod& client, const std::string& url,
                       int seconds, int connections) {
-  CILIUM_ASSIGN_OR_RETURN(
-      auto out, topo.exec(client.netns,
-                          {"wrk", "-t1", "-c" + std::to_string(connections),
-                           "-d" + std::to_string(seconds) + "s", "--latency", url},
-                          std::chrono::seconds(seconds + 30)));
+  CILIUM_ASSIGN_OR_RETURN(auto out,
+                          topo.exec(client.netns,
+                                    {"wrk", "-t1", "-c" + std::to_string(connections),
+                                     "-d" + std::to_string(seconds) + "s", "--latency", url},
+                                    std::chrono::seconds(seconds + 30)));
   if (out.exit_code != 0) return makeError(ErrorCode::kInternal, "wrk: {}", out.err);
   WrkResult r;
   std::smatch m;
@@ -118,7 +138,8 @@ Result<WrkResult> wrk(testing::Topology& topo, const testing::Pod& client, const
 }  // namespace
 
 int main(int argc, char** argv) {
-  int seconds = 5, runs = 3, connections = 8;
+  int seconds = 5, runs = 3, connections = 8, threads = 1;
+  std::string proxy_binary = CILIUM_PROXY_BINARY;
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--seconds" && i + 1 < argc) {
@@ -127,8 +148,15 @@ int main(int argc, char** argv) {
       runs = std::atoi(argv[++i]);
     } else if (a == "--connections" && i + 1 < argc) {
       connections = std::atoi(argv[++i]);
+    } else if (a == "--threads" && i + 1 < argc) {
+      threads = std::atoi(argv[++i]);
+    } else if (a == "--proxy-binary" && i + 1 < argc) {
+      proxy_binary = argv[++i];  // another build's cilium-proxy, for before/after numbers
     } else {
-      std::fprintf(stderr, "usage: %s [--seconds N] [--runs R] [--connections C]\n", argv[0]);
+      std::fprintf(stderr,
+                   "usage: %s [--seconds N] [--runs R] [--connections C] [--threads T] "
+                   "[--proxy-binary PATH]\n",
+                   argv[0]);
       return 2;
     }
   }
@@ -145,8 +173,10 @@ int main(int argc, char** argv) {
   auto dp = datapath::Datapath::load({*pin});
   if (!dp.ok()) die("load", dp.error());
   auto maps = (*dp)->maps();
-  if (auto st = testing::programEndpoint(maps, *client, 1, kClientId); !st.ok()) die("ep", st.error());
-  if (auto st = testing::programEndpoint(maps, *server, 2, kServerId); !st.ok()) die("ep", st.error());
+  if (auto st = testing::programEndpoint(maps, *client, 1, kClientId); !st.ok())
+    die("ep", st.error());
+  if (auto st = testing::programEndpoint(maps, *server, 2, kServerId); !st.ok())
+    die("ep", st.error());
   if (auto st = testing::programNode(maps, (*topo)->routerIp()); !st.ok()) die("node", st.error());
   auto ports = runInNetnsValue<proxy::ProxyPortSet>(
       (*topo)->nodeNetns(), [&]() -> Result<proxy::ProxyPortSet> {
@@ -167,7 +197,8 @@ int main(int argc, char** argv) {
       entry(kClientId, POLICY_INGRESS, 80, ports->http_ingress)};
   if (auto st = maps.policy->replace(1, client_policy); !st.ok()) die("policy", st.error());
   if (auto st = maps.policy->replace(2, server_policy); !st.ok()) die("policy", st.error());
-  if (auto st = datapath::bumpPolicyRevision(*maps.runtime_config); !st.ok()) die("rev", st.error());
+  if (auto st = datapath::bumpPolicyRevision(*maps.runtime_config); !st.ok())
+    die("rev", st.error());
 
   proxy::ManagerOptions mo;
   mo.socket_path = (*topo)->tmpDir() + "/proxy.sock";
@@ -186,10 +217,10 @@ int main(int argc, char** argv) {
   policy::L7Policy l7;
   l7.rules.push_back(rule);
   (*manager)->l7PoliciesChanged({{2, kServerId, *IpAddr::parse(server->ip), l7}});
-  auto proxy_proc =
-      (*topo)->spawnIn((*topo)->nodeNetns(),
-                       {CILIUM_PROXY_BINARY, "--no-supervisor", "--agent-socket", mo.socket_path,
-                        "--state-dir", (*topo)->tmpDir() + "/proxy-state", "--bpf-pin-dir", *pin});
+  auto proxy_proc = (*topo)->spawnIn(
+      (*topo)->nodeNetns(), {proxy_binary, "--no-supervisor", "--agent-socket", mo.socket_path,
+                             "--state-dir", (*topo)->tmpDir() + "/proxy-state", "--bpf-pin-dir",
+                             *pin, "--threads", std::to_string(threads)});
   if (!proxy_proc.ok()) die("cilium-proxy", proxy_proc.error());
   if (!testing::eventually([&] {
         auto s = (*manager)->status();
@@ -204,17 +235,26 @@ int main(int argc, char** argv) {
     servers.push_back(std::make_unique<Responder>(std::move(*l)));
   }
 
-  std::printf("HTTP/1.1 keep-alive GET, wrk -t1 -c%d, %d s per run, %d runs each, alternating\n",
-              connections, seconds, runs);
-  std::printf("%-8s %12s %10s %10s\n", "mode", "requests/s", "p50 ms", "p99 ms");
+  std::string load = readFile("/proc/loadavg").valueOr("?");
+  std::printf(
+      "HTTP/1.1 keep-alive GET, wrk -t1 -c%d, %d s per run, %d runs each, alternating; "
+      "%s --threads %d; load average at start: %s",
+      connections, seconds, runs, proxy_binary.c_str(), threads, load.c_str());
+  std::printf("%-8s %12s %10s %10s %18s\n", "mode", "requests/s", "p50 ms", "p99 ms",
+              "proxy CPU us/req");
   std::vector<double> direct, proxied;
   for (int r = 0; r < runs; r++) {
     for (auto [mode, port] : {std::pair{"direct", 8080}, std::pair{"proxy", 80}}) {
-      auto res = wrk(**topo, *client,
-                     "http://" + server->ip + ":" + std::to_string(port) + "/bench/item", seconds,
-                     connections);
+      double cpu_before = cpuSeconds((*proxy_proc)->pid());
+      auto res =
+          wrk(**topo, *client, "http://" + server->ip + ":" + std::to_string(port) + "/bench/item",
+              seconds, connections);
       if (!res.ok()) die(mode, res.error());
-      std::printf("%-8s %12.0f %10.3f %10.3f\n", mode, res->rps, res->p50_ms, res->p99_ms);
+      double cpu = cpuSeconds((*proxy_proc)->pid()) - cpu_before;
+      std::string per_req =
+          port == 80 ? fmt::format("{:.1f}", cpu * 1e6 / (res->rps * seconds)) : "-";
+      std::printf("%-8s %12.0f %10.3f %10.3f %18s\n", mode, res->rps, res->p50_ms, res->p99_ms,
+                  per_req.c_str());
       std::fflush(stdout);
       (port == 80 ? proxied : direct).push_back(res->rps);
     }

@@ -1,9 +1,11 @@
 # Generates C++ (and gRPC stubs) from the .proto files under proto/ into one library.
 #
-#   cilium_proto_library(<target> PROTOS <relative/path.proto> ... [GRPC <relative/path.proto> ...])
+#   cilium_proto_library(<target> PROTOS <relative/path.proto> ... [GRPC <relative/path.proto> ...]
+#                        [ROOT <dir>])
 #
-# Paths are relative to proto/, which is also the import root ("flow/flow.proto"), so generated
-# headers are included as "flow/flow.pb.h" and "observer/observer.grpc.pb.h". Generated code is
+# Paths are relative to proto/ (or ROOT: a test's own protos), which is also the import root
+# ("flow/flow.proto"), so generated headers are included as "flow/flow.pb.h" and
+# "observer/observer.grpc.pb.h". Generated code is
 # compiled without the project's -Werror (it is not ours to fix) and at -O1: it is large and the
 # build machines have 2 cores.
 
@@ -13,9 +15,13 @@ find_program(PROTOC protoc REQUIRED)
 find_program(GRPC_CPP_PLUGIN grpc_cpp_plugin REQUIRED)
 
 function(cilium_proto_library target)
-  cmake_parse_arguments(ARG "" "" "PROTOS;GRPC" ${ARGN})
+  cmake_parse_arguments(ARG "" "ROOT" "PROTOS;GRPC" ${ARGN})
   set(root ${PROJECT_SOURCE_DIR}/proto)
   set(out ${PROJECT_BINARY_DIR}/proto/gen)
+  if(ARG_ROOT)
+    set(root ${ARG_ROOT})
+    set(out ${CMAKE_CURRENT_BINARY_DIR}/gen)
+  endif()
   file(MAKE_DIRECTORY ${out})
   set(srcs)
   foreach(p IN LISTS ARG_PROTOS)

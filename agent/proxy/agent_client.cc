@@ -126,13 +126,7 @@ void AgentClient::run() {
         if (stopping_) return;
         out.swap(queue_);
       }
-      if (!out.empty()) {
-        nlohmann::json records = nlohmann::json::array();
-        for (const auto& r : out) records.push_back(toJson(r));
-        if (!sendAll(fd.get(), encodeFrame({{"type", "log"}, {"records", std::move(records)}}))
-                 .ok())
-          break;
-      }
+      if (!out.empty() && !sendAll(fd.get(), encodeRecordsFrame(out)).ok()) break;
       pollfd p{fd.get(), POLLIN, 0};
       int pr = ::poll(&p, 1, 50);
       if (pr < 0 && errno != EINTR) break;

@@ -256,8 +256,11 @@ class Http2Session final : public Session {
       prd.read_callback = &Http2Session::readLocal;
       nghttp2_submit_response(srv_, st.down_id, nv.data(), nv.size(), &prd);
     }
-    if (!st.req_ended)
-      // The body of a refused request is not wanted.
+    // The body of a refused request is not wanted: RST_STREAM(NO_ERROR) after the response
+    // (RFC 9113 8.1). Not for gRPC: its clients take that reset, arriving before they sent their
+    // whole request, as the call's outcome (INTERNAL "Received RST_STREAM") in place of the
+    // trailers-only status; the rest of the body is dropped as it comes (srvData).
+    if (!st.req_ended && !grpc)
       nghttp2_submit_rst_stream(srv_, NGHTTP2_FLAG_NONE, st.down_id, NGHTTP2_NO_ERROR);
   }
 

@@ -34,6 +34,7 @@ struct Flags {
   int request_header_timeout_ms = 30000;
   int idle_timeout_ms = 300000;
   int connect_timeout_ms = 5000;
+  size_t max_connections = 10000;
   int threads = 1;
   bool no_supervisor = false;
   uint32_t restarts = 0;  // set by the supervisor for its worker
@@ -69,12 +70,14 @@ int runWorker(const Flags& f) {
   po.request_header_timeout = std::chrono::milliseconds(f.request_header_timeout_ms);
   po.idle_timeout = std::chrono::milliseconds(f.idle_timeout_ms);
   po.connect_timeout = std::chrono::milliseconds(f.connect_timeout_ms);
+  po.max_connections = f.max_connections;
+  po.threads = std::max(1, f.threads);
   proxy::AgentClient* client_ptr = nullptr;
   proxy::Proxy proxy(io, po, ids->get(), [&client_ptr](proxy::AccessRecord r) {
     if (client_ptr != nullptr) client_ptr->record(std::move(r));
   });
-  std::vector<std::thread> threads;
-  for (int i = 0; i < std::max(1, f.threads); i++) threads.emplace_back([&io] { io.run(); });
+  // The listeners' loop (it serves connections too); the proxy runs threads - 1 more.
+  std::thread loop([&io] { io.run(); });
   proxy::AgentClient client({f.agent_socket, f.state_dir, f.restarts}, proxy);
   client_ptr = &client;
   // The last policy in force: listen at once, also when the agent is not there.
@@ -91,7 +94,7 @@ int runWorker(const Flags& f) {
   proxy.stop();
   guard.reset();
   io.stop();
-  for (auto& t : threads) t.join();
+  loop.join();
   return 0;
 }
 
@@ -157,7 +160,10 @@ int main(int argc, char** argv) {
                   "time a client has to send a whole request head");
   app->add_option("--idle-timeout-ms", f.idle_timeout_ms, "close connections idle this long");
   app->add_option("--connect-timeout-ms", f.connect_timeout_ms, "upstream connect timeout");
-  app->add_option("--threads", f.threads, "event loop threads");
+  app->add_option("--max-connections", f.max_connections,
+                  "open client connections at most; more are closed at once");
+  app->add_option("--threads", f.threads,
+                  "event loop threads (each connection stays on one; default 1)");
   app->add_flag("--no-supervisor", f.no_supervisor, "run the worker in this process");
   app->add_option("--restarts", f.restarts, "restarts so far (set by the supervisor)");
   std::vector<std::string> args(argv + 1, argv + argc);

@@ -169,14 +169,35 @@ void Manager::serve(UniqueFd fd) {
     reader.feed(buf.data(), static_cast<size_t>(n));
     bool bad = false;
     for (;;) {
-      auto msg = reader.next();
-      if (!msg.ok()) {
-        log()->warn("proxy socket: {}", msg.error().message());
+      auto body = reader.nextBody();
+      if (!body.ok()) {
+        log()->warn("proxy socket: {}", body.error().message());
         bad = true;
         break;
       }
-      if (!msg->has_value()) break;
-      const auto& m = **msg;
+      if (!body->has_value()) break;
+      if (!(*body)->empty() && (**body)[0] == kRecordsTag) {
+        auto records = decodeRecords(**body);
+        if (!records.ok()) {
+          log()->warn("proxy socket: {}", records.error().message());
+          bad = true;
+          break;
+        }
+        std::function<void(const AccessRecord&)> handler;
+        {
+          std::lock_guard lock(mu_);
+          handler = on_record_;
+        }
+        if (handler)
+          for (const auto& r : *records) handler(r);
+        continue;
+      }
+      auto m = nlohmann::json::parse(**body, nullptr, false);
+      if (m.is_discarded() || !m.is_object()) {
+        log()->warn("proxy socket: frame is not a JSON object");
+        bad = true;
+        break;
+      }
       std::string type = m.value("type", std::string());
       if (type == "hello") {
         std::lock_guard lock(mu_);
@@ -190,18 +211,6 @@ void Manager::serve(UniqueFd fd) {
         acked_ = std::max(acked_, m.value("version", uint64_t{0}));
         status_.acked = acked_;
         cv_.notify_all();
-      } else if (type == "log") {
-        auto it = m.find("records");
-        if (it == m.end() || !it->is_array()) continue;
-        std::function<void(const AccessRecord&)> handler;
-        {
-          std::lock_guard lock(mu_);
-          handler = on_record_;
-        }
-        for (const auto& rj : *it) {
-          auto r = recordFromJson(rj);
-          if (r.ok() && handler) handler(*r);
-        }
       }
     }
     if (bad) break;

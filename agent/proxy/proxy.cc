@@ -4,9 +4,11 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/socket.h>
 
 #include <list>
+#include <thread>
 
 #include "agent/common/log.h"
 #include "agent/proxy/http1.h"
@@ -45,9 +47,9 @@ Session::Session(SessionHost& host, ConnInfo info, tcp::socket down)
     : host_(host),
       info_(info),
       down_(std::move(down)),
-      up_(host.io()),
-      idle_timer_(host.io()),
-      connect_timer_(host.io()),
+      up_(down_.get_executor()),
+      idle_timer_(down_.get_executor()),
+      connect_timer_(down_.get_executor()),
       last_activity_(std::chrono::steady_clock::now()) {}
 
 Session::~Session() { host_.sessionClosed(); }
@@ -119,6 +121,8 @@ void Session::connectUpstream(uint32_t src_identity,
     int fd = up_.native_handle();
     int one = 1;
     ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    // Requests go out whole (gather writes): nothing gains from Nagle's wait.
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (opts.transparent) {
       // As the original client: its address (and port while free), the proxy's mark carrying
       // its identity, so the datapath judges the forwarded connection as the client's.
@@ -164,7 +168,7 @@ class Http1Session final : public Session {
         resp_handler_(*this),
         req_parser_(Http1Parser::Kind::kRequest, req_handler_),
         resp_parser_(Http1Parser::Kind::kResponse, resp_handler_),
-        header_timer_(host.io()) {
+        header_timer_(down_.get_executor()) {
     resp_parser_.setIsHeadResponse([this] {
       for (const auto& p : pending_)
         if (!p.local) return p.head_method;
@@ -175,7 +179,10 @@ class Http1Session final : public Session {
   void start(std::string initial) override {
     armIdle();
     armHeaderTimer();
-    if (!initial.empty()) processDown(initial.data(), initial.size());
+    if (!initial.empty()) {
+      Batch batch(*this);
+      processDown(initial.data(), initial.size());
+    }
     if (!closed_ && !down_stop_ && up_out_.empty()) readDown();
   }
 
@@ -230,10 +237,13 @@ class Http1Session final : public Session {
           if (closed_) return;
           touch();
           if (ec) return onDownEof();
-          if (mode_ == Mode::kTunnel) {
-            queueUp(std::string(down_buf_.data(), n));
-          } else {
-            processDown(down_buf_.data(), n);
+          {
+            Batch batch(*this);
+            if (mode_ == Mode::kTunnel) {
+              queueUp(std::string(down_buf_.data(), n));
+            } else {
+              processDown(down_buf_.data(), n);
+            }
           }
           if (!closed_ && !down_stop_ && up_out_.empty() && mode_ != Mode::kUpgradePending)
             readDown();
@@ -438,6 +448,7 @@ class Http1Session final : public Session {
                           if (closed_) return;
                           touch();
                           if (ec) return onUpEof();
+                          Batch batch(*this);
                           if (mode_ == Mode::kTunnel) {
                             queueDown(std::string(up_buf_.data(), n));
                           } else {
@@ -450,6 +461,7 @@ class Http1Session final : public Session {
                             if (mode_ == Mode::kTunnel && used < n)
                               queueDown(std::string(up_buf_.data() + used, n - used));
                           }
+                          batch.flush();
                           if (!closed_ && down_out_.empty()) readUp();
                         });
   }
@@ -523,36 +535,66 @@ class Http1Session final : public Session {
 
   // --- writes
 
+  // What a read's processing queues (a response head and its body, pipelined answers) leaves in
+  // one gather write per side when the batch ends: one send, one wakeup of the peer, instead of
+  // one per piece.
+  class Batch {
+   public:
+    explicit Batch(Http1Session& s) : s_(s) { s_.batch_depth_++; }
+    ~Batch() { flush(); }
+    void flush() {
+      if (done_) return;
+      done_ = true;
+      if (--s_.batch_depth_ != 0) return;
+      if (s_.up_state_ == UpState::kConnected) s_.writeUp();
+      s_.writeDown();
+    }
+
+   private:
+    Http1Session& s_;
+    bool done_ = false;
+  };
+
+  // Up to kMaxGather queued pieces as one buffer sequence (writev).
+  static std::vector<asio::const_buffer> gather(const std::deque<std::string>& out) {
+    constexpr size_t kMaxGather = 64;
+    std::vector<asio::const_buffer> bufs;
+    bufs.reserve(std::min(out.size(), kMaxGather));
+    for (size_t i = 0; i < out.size() && i < kMaxGather; i++) bufs.push_back(asio::buffer(out[i]));
+    return bufs;
+  }
+
   void queueUp(std::string bytes) {
     if (bytes.empty()) return;
     up_out_.push_back(std::move(bytes));
-    if (up_state_ == UpState::kConnected) writeUp();
+    if (batch_depth_ == 0 && up_state_ == UpState::kConnected) writeUp();
   }
 
   void writeUp() {
     if (up_writing_ || up_out_.empty() || closed_) return;
     up_writing_ = true;
     auto self = shared_from_this();
-    asio::async_write(up_, asio::buffer(up_out_.front()),
-                      [this, self](boost::system::error_code ec, size_t) {
-                        up_writing_ = false;
-                        if (closed_) return;
-                        touch();
-                        if (ec) return onUpEof();
-                        up_out_.pop_front();
-                        if (!up_out_.empty()) return writeUp();
-                        if (down_stop_ && mode_ == Mode::kTunnel) {
-                          boost::system::error_code ignored;
-                          up_.shutdown(tcp::socket::shutdown_send, ignored);
-                        }
-                        if (!down_stop_ && mode_ != Mode::kUpgradePending) readDown();
-                      });
+    auto bufs = gather(up_out_);
+    size_t pieces = bufs.size();
+    asio::async_write(up_, bufs, [this, self, pieces](boost::system::error_code ec, size_t) {
+      up_writing_ = false;
+      if (closed_) return;
+      touch();
+      if (ec) return onUpEof();
+      up_out_.erase(up_out_.begin(), up_out_.begin() + static_cast<long>(pieces));
+      if (!up_out_.empty()) return writeUp();
+      if (down_stop_ && mode_ == Mode::kTunnel) {
+        boost::system::error_code ignored;
+        up_.shutdown(tcp::socket::shutdown_send, ignored);
+      }
+      if (!down_stop_ && mode_ != Mode::kUpgradePending) readDown();
+    });
   }
 
   void queueDown(std::string bytes) {
     if (bytes.empty()) return;
     down_out_.push_back(std::move(bytes));
-    writeDown();
+    if (batch_depth_ == 0) writeDown();
   }
 
   void flushPending() {
@@ -573,25 +615,26 @@ class Http1Session final : public Session {
     if (down_writing_ || down_out_.empty() || closed_) return;
     down_writing_ = true;
     auto self = shared_from_this();
-    asio::async_write(
-        down_, asio::buffer(down_out_.front()), [this, self](boost::system::error_code ec, size_t) {
-          down_writing_ = false;
-          if (closed_) return;
-          touch();
-          if (ec) return close();
-          down_out_.pop_front();
-          if (!down_out_.empty()) return writeDown();
-          bool upstream_pending = false;
-          for (const auto& p : pending_) upstream_pending |= !p.local;
-          if (close_after_write_ || (down_stop_ && !upstream_pending && mode_ != Mode::kTunnel) ||
-              (mode_ == Mode::kTunnel && up_state_ == UpState::kClosed)) {
-            boost::system::error_code ignored;
-            down_.shutdown(tcp::socket::shutdown_send, ignored);
-            close();
-            return;
-          }
-          readUp();
-        });
+    auto bufs = gather(down_out_);
+    size_t pieces = bufs.size();
+    asio::async_write(down_, bufs, [this, self, pieces](boost::system::error_code ec, size_t) {
+      down_writing_ = false;
+      if (closed_) return;
+      touch();
+      if (ec) return close();
+      down_out_.erase(down_out_.begin(), down_out_.begin() + static_cast<long>(pieces));
+      if (!down_out_.empty()) return writeDown();
+      bool upstream_pending = false;
+      for (const auto& p : pending_) upstream_pending |= !p.local;
+      if (close_after_write_ || (down_stop_ && !upstream_pending && mode_ != Mode::kTunnel) ||
+          (mode_ == Mode::kTunnel && up_state_ == UpState::kClosed)) {
+        boost::system::error_code ignored;
+        down_.shutdown(tcp::socket::shutdown_send, ignored);
+        close();
+        return;
+      }
+      readUp();
+    });
   }
 
   enum class Mode { kHttp, kUpgradePending, kTunnel };
@@ -618,6 +661,7 @@ class Http1Session final : public Session {
   bool down_stop_ = false;  // read nothing more from the client
   bool down_stop_after_message_ = false;
   bool close_after_write_ = false;
+  int batch_depth_ = 0;  // > 0: writes wait for the batch's end (Batch)
 };
 
 }  // namespace
@@ -630,9 +674,22 @@ std::shared_ptr<Session> makeHttp1Session(SessionHost& host, ConnInfo info, tcp:
 
 struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl> {
   Impl(asio::io_context& io, ProxyOptions o, IdentitySource* ids, RecordSink sink)
-      : io_(io), opts(std::move(o)), identities(ids), sink(std::move(sink)) {}
+      : io_(io), opts(std::move(o)), identities(ids), sink(std::move(sink)) {
+    for (int i = 1; i < opts.threads; i++) {
+      auto& w = workers.emplace_back(std::make_unique<Worker>());
+      w->thread = std::thread([io = &w->io] { io->run(); });
+    }
+  }
 
-  asio::io_context& io() override { return io_; }
+  // Ends the worker threads (their sessions go with their io_contexts, when Impl goes).
+  void stopWorkers() {
+    for (auto& w : workers) {
+      w->guard.reset();
+      w->io.stop();
+    }
+    for (auto& w : workers)
+      if (w->thread.joinable()) w->thread.join();
+  }
   const ProxyOptions& options() const override { return opts; }
   std::shared_ptr<const CompiledPolicy> currentPolicy() const override {
     std::lock_guard lock(mu);
@@ -708,6 +765,15 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
     auto remote = s.remote_endpoint(ec2);
     if (ec1 || ec2 || !local.address().is_v4() || !remote.address().is_v4()) return;
     s.set_option(tcp::no_delay(true), ec1);
+    // The connection's event loop, in turn: this one or a worker's. The socket moves there
+    // whole (its descriptor re-registered with that loop's reactor).
+    size_t turn = next_loop_++ % (workers.size() + 1);
+    if (turn != 0) {
+      tcp::socket moved(workers[turn - 1]->io);
+      moved.assign(tcp::v4(), s.release(), ec1);
+      if (ec1) return;
+      s = std::move(moved);
+    }
     ConnInfo info;
     info.ingress = ingress;
     info.proxy_port = port;
@@ -721,14 +787,19 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
     else
       info.peer_identity = 0;
     stats_.active++;
-    sniff(std::make_shared<tcp::socket>(std::move(s)), info, std::make_shared<std::string>());
+    auto sock = std::make_shared<tcp::socket>(std::move(s));
+    auto exec = sock->get_executor();
+    asio::post(exec, [self = shared_from_this(), sock, info] {
+      self->sniff(sock, info, std::make_shared<std::string>());
+    });
   }
 
   // Reads until the bytes tell HTTP/2 (the client preface, as gRPC sends it) from HTTP/1.
   void sniff(std::shared_ptr<tcp::socket> s, ConnInfo info, std::shared_ptr<std::string> got) {
     auto self = shared_from_this();
     auto buf = std::make_shared<std::array<char, 4096>>();
-    auto timer = std::make_shared<asio::steady_timer>(io_, opts.request_header_timeout);
+    auto timer =
+        std::make_shared<asio::steady_timer>(s->get_executor(), opts.request_header_timeout);
     timer->async_wait([s](boost::system::error_code ec) {
       if (!ec) {
         boost::system::error_code ignored;
@@ -748,8 +819,11 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
       if (maybe_h2 && got->size() < kH2Preface.size()) return sniff(s, info, got);
       std::shared_ptr<Session> session = maybe_h2 ? makeHttp2Session(*this, info, std::move(*s))
                                                   : makeHttp1Session(*this, info, std::move(*s));
-      sessions.push_back(session);
-      if (sessions.size() > 256) prune();
+      {
+        std::lock_guard lock(sessions_mu);
+        sessions.push_back(session);
+        if (sessions.size() > 256) prune();
+      }
       session->start(std::move(*got));
     });
   }
@@ -765,16 +839,25 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
   mutable std::mutex mu;
   std::shared_ptr<const CompiledPolicy> policy;
   std::vector<Listener> listeners;
-  std::list<std::weak_ptr<Session>> sessions;
+  std::mutex sessions_mu;
+  std::list<std::weak_ptr<Session>> sessions;  // under sessions_mu
   ProxyStats stats_;
   std::atomic<bool> listening{false};
+  size_t next_loop_ = 0;  // the listeners' thread only
+  struct Worker {
+    asio::io_context io;
+    asio::executor_work_guard<asio::io_context::executor_type> guard{io.get_executor()};
+    std::thread thread;
+  };
+  // Last: destroyed first, while the stats their sessions report to still exist.
+  std::vector<std::unique_ptr<Worker>> workers;
 };
 
 Proxy::Proxy(asio::io_context& io, ProxyOptions options, IdentitySource* identities,
              RecordSink sink)
     : impl_(std::make_shared<Impl>(io, std::move(options), identities, std::move(sink))) {}
 
-Proxy::~Proxy() = default;
+Proxy::~Proxy() { impl_->stopWorkers(); }
 
 Status Proxy::setPolicy(std::shared_ptr<const CompiledPolicy> policy, uint16_t http_ingress_port,
                         uint16_t http_egress_port) {
@@ -840,8 +923,9 @@ void Proxy::stop() {
       }
     impl->listeners.clear();
     impl->listening = false;
+    std::lock_guard lock(impl->sessions_mu);
     for (auto& w : impl->sessions)
-      if (auto s = w.lock()) s->close();
+      if (auto s = w.lock()) asio::post(s->executor(), [s] { s->close(); });
     impl->sessions.clear();
   });
 }

@@ -4,8 +4,9 @@
 // policy in force, allowed ones forwarded to the original destination as the original client,
 // denied ones answered 403 "Access denied"; access records for Hubble.
 //
-// Threading: everything runs on the io_context given to Proxy (one thread in cilium-proxy);
-// setPolicy() may be called from any thread.
+// Threading: the listeners run on the io_context given to Proxy; each connection runs wholly on
+// one event loop, that one or (options.threads > 1) one of the proxy's own worker threads,
+// taken in turn. setPolicy() may be called from any thread.
 #pragma once
 
 #include <atomic>
@@ -48,6 +49,8 @@ struct ProxyOptions {
   std::string listen_address = "127.0.0.1";
   // Mark the proxy's sockets (bpf/abi/proxy.h); off only in tests without the datapath.
   bool transparent = true;
+  // Event loops for connections: the given io_context's and threads - 1 of the proxy's own.
+  int threads = 1;
 };
 
 struct ProxyStats {

@@ -33,7 +33,6 @@ struct ConnInfo {
 class SessionHost {
  public:
   virtual ~SessionHost() = default;
-  virtual asio::io_context& io() = 0;
   virtual const ProxyOptions& options() const = 0;
   virtual std::shared_ptr<const CompiledPolicy> currentPolicy() const = 0;
   virtual void record(AccessRecord r) = 0;
@@ -54,7 +53,10 @@ class Session : public std::enable_shared_from_this<Session> {
   virtual ~Session();
   // Starts with the bytes already read from the client.
   virtual void start(std::string initial) = 0;
+  // Only on the session's own executor (its io_context's thread).
   virtual void close() = 0;
+  // Where the session runs: the io_context its client socket belongs to.
+  asio::any_io_executor executor() { return down_.get_executor(); }
 
  protected:
   RequestVerdict decide(const RequestView& req) const;

@@ -226,12 +226,14 @@ class L7ProxyNetnsTest : public ::testing::Test {
   }
 
   // Starts cilium-proxy in the node namespace and waits until it has acknowledged the policy.
-  void startProxy() {
-    auto p = topo_->spawnIn(
-        topo_->nodeNetns(),
-        {CILIUM_PROXY_BINARY, "--no-supervisor", "--agent-socket", topo_->tmpDir() + "/proxy.sock",
-         "--state-dir", topo_->tmpDir() + "/proxy-state", "--bpf-pin-dir", pin_dir_},
-        "cilium-proxy-" + std::to_string(++proxy_runs_));
+  void startProxy(const std::vector<std::string>& extra = {}) {
+    std::vector<std::string> argv = {CILIUM_PROXY_BINARY, "--no-supervisor",
+                                     "--agent-socket",    topo_->tmpDir() + "/proxy.sock",
+                                     "--state-dir",       topo_->tmpDir() + "/proxy-state",
+                                     "--bpf-pin-dir",     pin_dir_};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    auto p =
+        topo_->spawnIn(topo_->nodeNetns(), argv, "cilium-proxy-" + std::to_string(++proxy_runs_));
     ASSERT_TRUE(p.ok()) << p.error().toString();
     proxy_ = *p;
     ASSERT_TRUE(testing::eventually([&] {
@@ -359,12 +361,14 @@ TEST_F(L7ProxyNetnsTest, AccessRecordsBecomeHubbleL7Flows) {
   for (const auto& l : seen) text += l + "\n";
   ASSERT_TRUE(all) << text;
   auto has = [&](const std::string& want) { return text.find(want) != std::string::npos; };
-  EXPECT_TRUE(has("FORWARDED REQUEST client->deathstar 0 HTTP/1.1 POST "
-                  "http://deathstar/v1/request-landing"))
+  EXPECT_TRUE(
+      has("FORWARDED REQUEST client->deathstar 0 HTTP/1.1 POST "
+          "http://deathstar/v1/request-landing"))
       << text;
   EXPECT_TRUE(has("FORWARDED RESPONSE deathstar->client 200 HTTP/1.1 200 ")) << text;
-  EXPECT_TRUE(has("DROPPED REQUEST client->deathstar 403 HTTP/1.1 PUT "
-                  "http://deathstar/v1/exhaust-port"))
+  EXPECT_TRUE(
+      has("DROPPED REQUEST client->deathstar 403 HTTP/1.1 PUT "
+          "http://deathstar/v1/exhaust-port"))
       << text;
 }
 
@@ -557,6 +561,75 @@ TEST_F(L7ProxyNetnsTest, Http2StreamsAreDecidedOneByOne) {
       topo_->exec(client_.netns, {"/usr/bin/nghttp", "-t", "5", base + "/public/map.txt"});
   ASSERT_TRUE(allowed.ok());
   EXPECT_EQ(allowed->out, "the map") << allowed->err;
+}
+
+// gRPC (h2c, a real grpc++ server and client): a rule allowing only POST /pkg.Echo/Allowed.
+// The allowed call returns with its trailers and status, the other method gets grpc-status 7
+// (PERMISSION_DENIED) from the proxy though the server would answer it, and an 8 MiB message
+// passes both ways intact (HTTP/2 flow control across the proxy's two connections).
+TEST_F(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
+  std::string addr = server_.ip + ":9090";
+  auto srv = topo_->spawnIn(server_.netns, {GRPC_PEER_BINARY, "serve", addr}, "grpc-server");
+  ASSERT_TRUE(srv.ok()) << srv.error().toString();
+  ASSERT_TRUE(testing::eventually(
+      [&] { return testing::connectTcp(server_.netns, server_.ip, 9090, 200ms).ok(); }, 15s));
+  setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 9090, ports_.http_ingress)});
+  policy::L7PortRule rule;
+  rule.dir = policy::Direction::kIngress;
+  rule.proto = kTcp;
+  rule.port = 9090;
+  rule.bits = 16;
+  rule.identities = {kClientId};
+  rule.http = {{"POST", "/pkg.Echo/Allowed", "", {}, {}}};
+  policy::L7Policy l7;
+  l7.rules.push_back(rule);
+  auto ip = IpAddr::parse(server_.ip);
+  ASSERT_TRUE(ip.ok());
+  manager_->l7PoliciesChanged({{kServerEp, kServerId, *ip, l7}});
+  startProxy();
+
+  auto call = [&](const std::string& method, size_t bytes) -> std::string {
+    auto out = topo_->exec(client_.netns,
+                           {GRPC_PEER_BINARY, "call", addr, method, std::to_string(bytes)}, 60s);
+    if (!out.ok()) return "exec: " + out.error().message();
+    std::string text = out->out;
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return out->exit_code == 0 ? text : "exit " + std::to_string(out->exit_code) + ": " + out->err;
+  };
+  EXPECT_EQ(call("Allowed", 1000), "status=0 size=1000 intact=1 trailer=1000 message=");
+  std::string denied = call("Denied", 10);
+  EXPECT_EQ(denied.rfind("status=7 size=0 intact=0 trailer=- message=", 0), 0u) << denied;
+  constexpr size_t kLarge = 8u << 20;
+  EXPECT_EQ(call("Allowed", kLarge),
+            fmt::format("status=0 size={} intact=1 trailer={} message=", kLarge, kLarge));
+  // The connection the denial came on was not the proxy's last word: allowed again after it.
+  EXPECT_EQ(call("Allowed", 1), "status=0 size=1 intact=1 trailer=1 message=");
+}
+
+// Sessions end when their connections do: with room for 8 connections at once, 60 connections
+// one after another (each with an allowed and a denied request, then closed by the client) are
+// all served. A session that outlived its connection (the old upstream-retry reference cycle)
+// kept its place, and the proxy refused every connection after the 8th. Two event loops: the
+// connections alternate between them, and their count is shared.
+TEST_F(L7ProxyNetnsTest, ClosedConnectionsFreeTheirPlace) {
+  startProxy({"--max-connections", "8", "--threads", "2"});
+  for (int i = 0; i < 60; i++) {
+    auto c = connect(client_);
+    ASSERT_TRUE(c.ok()) << "connection " << i << ": " << c.error().toString();
+    ASSERT_TRUE(c->send(request("GET", "/public/" + std::to_string(i)) +
+                        request("PUT", "/v1/exhaust-port", "x"))
+                    .ok());
+    auto r = c->read();
+    ASSERT_TRUE(r.ok()) << "connection " << i << ": " << r.error().toString();
+    EXPECT_EQ(r->status, 200);
+    r = c->read();
+    ASSERT_TRUE(r.ok()) << "connection " << i << ": " << r.error().toString();
+    EXPECT_EQ(r->status, 403);
+    // Closed by the client; the next connection may come before the proxy saw the close, so
+    // wait for its end of the connection (the server side closes after the client's FIN).
+    ::shutdown(c->fd(), SHUT_WR);
+    EXPECT_TRUE(c->closedWithin(5s)) << "connection " << i << " not closed by the proxy";
+  }
 }
 
 }  // namespace

@@ -515,8 +515,11 @@ TEST(AccessRecordWireTest, DnsRoundTrip) {
   r.l4_protocol = 17;
   r.dns = proxy::AccessRecord::Dns{"a.test.", {"10.0.0.1"}, {"b.test."}, {"A"}, {"CNAME", "A"}, 7,
                                    3,         "proxy"};
-  auto back = proxy::recordFromJson(proxy::toJson(r));
-  ASSERT_TRUE(back.ok()) << back.error().toString();
+  std::string frame = proxy::encodeRecordsFrame(std::vector<proxy::AccessRecord>{r});
+  auto records = proxy::decodeRecords(std::string_view(frame).substr(4));
+  ASSERT_TRUE(records.ok()) << records.error().toString();
+  ASSERT_EQ(records->size(), 1u);
+  const proxy::AccessRecord* back = &records->front();
   EXPECT_EQ(back->l4_protocol, 17);
   ASSERT_TRUE(back->dns);
   EXPECT_EQ(back->dns->query, "a.test.");
@@ -525,9 +528,9 @@ TEST(AccessRecordWireTest, DnsRoundTrip) {
   EXPECT_EQ(back->dns->rrtypes, (std::vector<std::string>{"CNAME", "A"}));
   EXPECT_EQ(back->dns->ttl, 7u);
   EXPECT_EQ(back->dns->rcode, 3);
-  auto j = proxy::toJson(r);
-  j["dns"]["ips"] = 5;
-  EXPECT_FALSE(proxy::recordFromJson(j).ok());
+  EXPECT_EQ(back->dns->observation_source, "proxy");
+  // A DNS part cut short refuses the whole frame.
+  EXPECT_FALSE(proxy::decodeRecords(std::string_view(frame).substr(4, frame.size() - 6)).ok());
 }
 
 }  // namespace

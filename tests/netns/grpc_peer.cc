@@ -1,0 +1,88 @@
+// grpc_peer: the real gRPC server and client of the L7 proxy's gRPC netns test (h2c, plaintext),
+// run inside the test's pods.
+//
+//   grpc_peer serve <ip:port>                    pkg.Echo: Allowed echoes with a trailer,
+//                                                Denied answers OK too (only a proxy denies)
+//   grpc_peer call <ip:port> <Method> <bytes>    one unary call with a patterned payload; prints
+//                                                "status=N size=N intact=0|1 trailer=V message=M"
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "pkg_service.grpc.pb.h"
+
+namespace {
+
+constexpr int kMaxMessage = 32 << 20;
+
+std::string pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; i++) s[i] = static_cast<char>((i * 131 + i / 7) & 0xff);
+  return s;
+}
+
+class Service final : public pkg::Echo::Service {
+  grpc::Status Allowed(grpc::ServerContext* ctx, const pkg::Payload* in,
+                       pkg::Payload* out) override {
+    ctx->AddTrailingMetadata("x-echo-size", std::to_string(in->data().size()));
+    out->set_data(in->data());
+    return grpc::Status::OK;
+  }
+  grpc::Status Denied(grpc::ServerContext*, const pkg::Payload*, pkg::Payload* out) override {
+    out->set_data("reached the server");
+    return grpc::Status::OK;
+  }
+};
+
+int serve(const std::string& addr) {
+  Service service;
+  grpc::ServerBuilder b;
+  b.AddListeningPort(addr, grpc::InsecureServerCredentials());
+  b.RegisterService(&service);
+  b.SetMaxReceiveMessageSize(kMaxMessage);
+  b.SetMaxSendMessageSize(kMaxMessage);
+  auto server = b.BuildAndStart();
+  if (!server) {
+    std::fprintf(stderr, "grpc_peer: cannot listen on %s\n", addr.c_str());
+    return 1;
+  }
+  server->Wait();
+  return 0;
+}
+
+int call(const std::string& addr, const std::string& method, size_t bytes) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxMessage);
+  args.SetMaxSendMessageSize(kMaxMessage);
+  args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);  // straight to the pod, whatever the environment
+  auto channel =
+      grpc::CreateCustomChannel("ipv4:" + addr, grpc::InsecureChannelCredentials(), args);
+  auto stub = pkg::Echo::NewStub(channel);
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  pkg::Payload in, out;
+  in.set_data(pattern(bytes));
+  grpc::Status st =
+      method == "Allowed" ? stub->Allowed(&ctx, in, &out) : stub->Denied(&ctx, in, &out);
+  std::string trailer;
+  auto t = ctx.GetServerTrailingMetadata();
+  if (auto it = t.find("x-echo-size"); it != t.end())
+    trailer.assign(it->second.data(), it->second.size());
+  std::printf("status=%d size=%zu intact=%d trailer=%s message=%s\n",
+              static_cast<int>(st.error_code()), out.data().size(), out.data() == in.data() ? 1 : 0,
+              trailer.empty() ? "-" : trailer.c_str(), st.error_message().c_str());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string mode = argc > 1 ? argv[1] : "";
+  if (mode == "serve" && argc == 3) return serve(argv[2]);
+  if (mode == "call" && argc == 5)
+    return call(argv[2], argv[3], std::strtoul(argv[4], nullptr, 10));
+  std::fprintf(stderr, "usage: grpc_peer serve <ip:port> | call <ip:port> <Method> <bytes>\n");
+  return 2;
+}
