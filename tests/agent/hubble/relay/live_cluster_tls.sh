@@ -8,6 +8,8 @@
 # node-1's TLS listener (as through the chart's hubble-peer service, with the relay's client
 # certificate); the hubble CLI with --tls must see flows of both nodes (the xwing's drop on
 # node-2 among them) and 2/2 nodes connected; without a client certificate it is refused.
+# node-2's agent then killed: 1/2 connected, node-2 unavailable, node-1 still served; brought
+# back: 2/2 again and node-2's new flows through the relay.
 # Torn down at the end.
 # With CERTS=chart the certificates are the chart's own: deploy/helm/cilium rendered by
 # helm-template (HELM_TEMPLATE) with hubble.tls.auto.method=helm and relay server TLS, its Secrets
@@ -126,6 +128,7 @@ flows=$(hubble observe --last 200 --print-node-name 2>&1)
 for want in '[default/node-1]' '[default/node-2]' 'default/xwing' 'Policy denied DROPPED'; do
   [[ $flows == *"$want"* ]] || fail "no '$want' in the relay's flows: $flows"
 done
+nflows=$(grep -c . <<<"$flows")
 nodes=$(hubble list nodes 2>&1)
 [[ $(grep -c Connected <<<"$nodes") -eq 2 ]] || fail "list nodes: $nodes"
 if [[ ${CERTS:-openssl} != chart ]] && NOCERT=1 hubble status >/dev/null 2>&1; then
@@ -158,4 +161,33 @@ if [[ ${CERTS:-openssl} == chart ]]; then
   st=$(plain status 2>&1)
   [[ $st == *"Connected Nodes: 0/2"* ]] || fail "a relay with another CA's client certificate reached a node: $st"
 fi
-echo "ok: hubble-relay over mTLS to both nodes (${CERTS:-openssl} certificates): $(grep -c . <<<"$flows") flows"
+# node-2's agent crashes (SIGKILL): the relay reports it unavailable and still serves node-1;
+# brought back (restart-agent, as the DaemonSet would), the relay reconnects over mTLS and
+# serves node-2's new flows.
+kill -KILL "$(cut -d' ' -f1 "$CILIUM_LOCAL_STATE/nodes/node-2/agent.pid")"
+deadline=$((SECONDS + 30))
+until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: 1/2"* ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "the relay does not report node-2's agent gone: $status"
+  sleep 0.5
+done
+nodes=$(hubble list nodes 2>&1)
+grep -q 'node-2.*Unavailable' <<<"$nodes" || fail "list nodes without node-2's agent: $nodes"
+flows=$(hubble observe --last 20 --print-node-name 2>&1) || true
+[[ $flows == *'[default/node-1]'* ]] || fail "node-1's flows while node-2 is down: $flows"
+"$tool" restart-agent --node node-2 >/dev/null
+deadline=$((SECONDS + 30))
+until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: 2/2"* ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "the relay does not reconnect to node-2: $status"
+  sleep 0.5
+done
+since=$(date -u +%Y-%m-%dT%H:%M:%S.%NZ)
+deadline=$((SECONDS + 30))
+until "$tool" exec default/tiefighter -- cilium-http-client POST "http://$ds/v1/request-landing" \
+  --timeout 1 >/dev/null 2>&1 &&
+  flows=$(hubble observe --since "$since" --print-node-name 2>&1) &&
+  [[ $flows == *'[default/node-2]'*'default/tiefighter'* ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "no new flows of node-2 after its restart: $flows"
+  sleep 0.5
+done
+
+echo "ok: hubble-relay over mTLS to both nodes (${CERTS:-openssl} certificates): $nflows flows; node-2 killed and back"
