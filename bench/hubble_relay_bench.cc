@@ -8,8 +8,13 @@
 // 3. relay --last N*3/10: the cluster-wide tail, flows/s of what the nodes send.
 // 4. follow: three producers feed their nodes as fast as the pipelines take it; flows/s the
 //    following client receives through the relay, and how many it received of those fed.
+// 5. latency: producers feed paced flows (1,000/s per node for 2 s); a following client takes
+//    each flow's latency (arrival minus the flow's time, i.e. from the datapath record's
+//    timestamp through decoder, ring, gRPC and, via the relay, its merge): one node directly,
+//    the relay with three nodes feeding, the relay with one node feeding and two quiet ones.
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -17,6 +22,7 @@
 #include <cstring>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <grpcpp/grpcpp.h>
 
@@ -167,6 +173,60 @@ int main(int argc, char** argv) {
   followRate("127.0.0.1:" + std::to_string(nodes[0].server->tcpPort()), 1,
              "follow one node directly, it feeding");
   followRate(relay_target, 3, "follow relay, three nodes feeding");
+
+  // Latency of a following client: paced flows, each measured from its own time to arrival.
+  auto followLatency = [&](const std::string& target, int feeding, const char* label) {
+    constexpr int kRate = 1000, kSeconds = 2;
+    auto stub = observer::Observer::NewStub(
+        grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext ctx;
+    observer::GetFlowsRequest follow;
+    follow.set_follow(true);
+    auto reader = stub->GetFlows(&ctx, follow);
+    std::vector<double> ms;
+    std::atomic<uint64_t> received{0};
+    std::thread consumer([&] {
+      observer::GetFlowsResponse r;
+      while (reader->Read(&r)) {
+        if (!r.has_flow()) continue;
+        auto now = std::chrono::system_clock::now().time_since_epoch();
+        const auto& t = r.flow().time();
+        double flow_ns = static_cast<double>(t.seconds()) * 1e9 + t.nanos();
+        ms.push_back((std::chrono::duration<double, std::nano>(now).count() - flow_ns) / 1e6);
+        ++received;
+      }
+    });
+    std::this_thread::sleep_for(500ms);  // the streams to the nodes are open
+    std::vector<std::thread> producers;
+    for (int i = 0; i < feeding; ++i)
+      producers.emplace_back([&, i] {
+        auto next = Clock::now();
+        for (int j = 0; j < kRate * kSeconds; ++j) {
+          std::this_thread::sleep_until(next);
+          next += std::chrono::microseconds(1000000 / kRate);
+          hubble::testing::EventSpec s;
+          s.ktime_ns = monotonicNs();
+          nodes[i].pipeline->onEvent(hubble::testing::makeEvent(s));
+        }
+      });
+    for (auto& t : producers) t.join();
+    const uint64_t want = static_cast<uint64_t>(kRate) * kSeconds * feeding;
+    for (int waited = 0; received < want && waited < 100; ++waited)
+      std::this_thread::sleep_for(100ms);  // at most 10 s
+    ctx.TryCancel();
+    consumer.join();
+    std::sort(ms.begin(), ms.end());
+    auto pct = [&](double p) {
+      return ms.empty() ? 0.0 : ms[std::min(ms.size() - 1, static_cast<size_t>(p * ms.size()))];
+    };
+    std::printf("%-40s %12zu   p50 %7.2f ms  p90 %7.2f ms  p99 %7.2f ms  max %7.2f ms\n", label,
+                ms.size(), pct(0.5), pct(0.9), pct(0.99), ms.empty() ? 0.0 : ms.back());
+  };
+  std::printf("\n%-40s %12s   %s\n", "latency (1,000 flows/s per feeding node)", "flows",
+              "flow time -> arrival at the following client");
+  followLatency("127.0.0.1:" + std::to_string(nodes[0].server->tcpPort()), 1, "one node directly");
+  followLatency(relay_target, 3, "relay, three nodes feeding");
+  followLatency(relay_target, 1, "relay, one feeding, two quiet");
   relay.stop();
   (*pool)->stop();
   return 0;

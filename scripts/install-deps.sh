@@ -27,8 +27,9 @@ packages=(
   nghttp2-server nghttp2-client
   # JSON on the command line for the local node tool and the demo (deploy/local, scripts/demo.sh)
   jq
-  # python3 packs the containerd test's pause image (tests/e2e/pause/make_image.py)
-  python3
+  # python3 packs the containerd test's pause image (tests/e2e/pause/make_image.py); python3-yaml
+  # reads the rendered chart's certificates (tests/agent/hubble/relay/chart_tls.py)
+  python3 python3-yaml
   # kvstore mode: etcd's v3 API .proto files (the C++ client is generated from them at build
   # time, with the gogo and googleapis protos they import) and a real etcd for the tests
   golang-etcd-server-dev golang-github-gogo-protobuf-dev

@@ -164,8 +164,18 @@ Status checkFlowsRequest(const observer::GetFlowsRequest& req) {
   auto refuse = [](const grpc::Status& st) {
     return makeError(ErrorCode::kInvalidArgument, "{}", st.error_message());
   };
-  if (auto st = checkKnown(req, "request"); !st.ok()) return refuse(st);
-  if (auto st = checkKnown(req.experimental(), "experimental"); !st.ok()) return refuse(st);
+  // Hubble's observer.proto carries no flow aggregation: field 2 is reserved ("removed") and
+  // `experimental` holds only field_mask. A client that sends one anyway is refused, naming
+  // aggregation, rather than answered with flows it did not ask for (docs/observability.md).
+  auto refuseAggregation = [](const grpc::Status& st) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "{} (flow aggregation is not supported: ask without it)", st.error_message());
+  };
+  if (auto st = checkKnown(req, "request"); !st.ok())
+    return req.GetReflection()->GetUnknownFields(req).field(0).number() == 2 ? refuseAggregation(st)
+                                                                             : refuse(st);
+  if (auto st = checkKnown(req.experimental(), "experimental"); !st.ok())
+    return refuseAggregation(st);
   auto filters = FlowFilters::compile(req.whitelist(), req.blacklist());
   if (!filters.ok()) return makeError(ErrorCode::kInvalidArgument, "{}", filters.error().message());
   if (req.first() && req.follow())

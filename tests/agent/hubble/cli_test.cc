@@ -71,6 +71,14 @@ TEST(CliTest, ServicesNamesVersionsAndHttp) {
   ASSERT_EQ(e.whitelist_size(), 2);
   EXPECT_EQ(e.whitelist(0).source_service(0), "shop/db");
   EXPECT_EQ(e.whitelist(1).destination_service(0), "shop/db");
+  auto from = request({"observe", "--from-service", "shop/db"});
+  ASSERT_EQ(from.whitelist_size(), 1);
+  EXPECT_EQ(from.whitelist(0).source_service(0), "shop/db");
+  EXPECT_EQ(from.whitelist(0).destination_service_size(), 0);
+  auto fqdn = request({"observe", "--fqdn", "*.example.com"});
+  ASSERT_EQ(fqdn.whitelist_size(), 2);
+  EXPECT_EQ(fqdn.whitelist(0).source_fqdn(0), "*.example.com");
+  EXPECT_EQ(fqdn.whitelist(1).destination_fqdn(0), "*.example.com");
   auto bad = buildRequest(parse({"observe", "--ip-version", "v5"}).observe, 0);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code(), ErrorCode::kInvalidArgument);

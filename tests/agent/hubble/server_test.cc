@@ -334,10 +334,23 @@ TEST_F(ServerTest, UnknownFilterFieldsAreRefused) {
   unknownFields(bl.add_blacklist()->add_event_type())->AddVarint(7, 1);
   getFlows(bl, &st);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  // Aggregation, which Hubble's proto does not carry (field 2 reserved, nothing but field_mask
+  // under experimental), is refused by name, at the top and under experimental.
   observer::GetFlowsRequest agg;
   unknownFields(agg.mutable_experimental())->AddLengthDelimited(2, "x");
-  getFlows(agg, &st);
+  EXPECT_TRUE(getFlows(agg, &st).empty());
   EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(st.error_message(),
+            "experimental: field number 2 is not known to this server (flow aggregation is not "
+            "supported: ask without it)");
+  observer::GetFlowsRequest top;
+  unknownFields(&top)->AddLengthDelimited(2, "x");
+  EXPECT_TRUE(getFlows(top, &st).empty());
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("request: field number 2 is not known to this server (flow "
+                                    "aggregation is not supported"),
+            std::string::npos)
+      << st.error_message();
   for (auto [field, bad] :
        std::vector<std::pair<std::string, std::string>>{{"http_path", "("},
                                                         {"dns_query", "[a"},

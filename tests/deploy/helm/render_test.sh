@@ -152,14 +152,25 @@ q "$f" 'Buffer.from(get("Secret","hubble-server-certs").data["tls.key"], "base64
 [[ $(openssl pkey -in "$work/server.key" -pubout | sha256sum) == $(openssl x509 -in "$work/hubble-server-certs.pem" -noout -pubkey | sha256sum) ]] ||
   fail "hubble-server-certs: tls.key is not the certificate's key"
 
-render hubble-relay-tls --set hubble.relay.enabled=true --set hubble.ui.enabled=true --set hubble.relay.tls.server.enabled=true --set cluster.name=east
+render hubble-relay-tls --set hubble.relay.enabled=true --set hubble.ui.enabled=true --set hubble.relay.tls.server.enabled=true --set cluster.name=east \
+  --set 'hubble.tls.server.extraDnsNames={hubble.example.com}' --set 'hubble.tls.server.extraIpAddresses={10.0.0.7}' \
+  --set 'hubble.relay.tls.server.extraDnsNames={relay.example.com}'
 f=$work/hubble-relay-tls.yaml
 expect "$f" "$relay.filter(a => a.startsWith(\"--tls-relay\"))" '["--tls-relay-server-cert-file=/var/lib/hubble-relay/tls/server.crt","--tls-relay-server-key-file=/var/lib/hubble-relay/tls/server.key"]'
 expect "$f" 'get("Service","hubble-relay").spec.ports[0].port' 443
 expect "$f" 'get("Deployment","hubble-ui").spec.template.spec.containers[0].args[0]' --server=tls://hubble-relay.kube-system.svc:443
 q "$f" 'Buffer.from(get("Secret","hubble-server-certs").data["tls.crt"], "base64").toString()' >"$work/east.pem"
-openssl x509 -in "$work/east.pem" -noout -ext subjectAltName | grep -q 'DNS:\*.east.hubble-grpc.cilium.io' ||
-  fail "cluster.name=east: server certificate not for *.east.hubble-grpc.cilium.io"
+# Cilium's names: the common name, then the extra names and addresses
+sans() { openssl x509 -in "$1" -noout -ext subjectAltName | tail -n +2 | tr -d ' '; }
+[[ $(openssl x509 -in "$work/east.pem" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= //p') == '*.east.hubble-grpc.cilium.io' ]] ||
+  fail "cluster.name=east: server certificate's common name is not *.east.hubble-grpc.cilium.io"
+[[ $(sans "$work/east.pem") == 'DNS:*.east.hubble-grpc.cilium.io,DNS:hubble.example.com,IPAddress:10.0.0.7' ]] ||
+  fail "hubble-server-certs: names $(sans "$work/east.pem")"
+q "$f" 'Buffer.from(get("Secret","hubble-relay-server-certs").data["tls.crt"], "base64").toString()' >"$work/relay-server.pem"
+[[ $(sans "$work/relay-server.pem") == 'DNS:*.hubble-relay.cilium.io,DNS:relay.example.com' ]] ||
+  fail "hubble-relay-server-certs: names $(sans "$work/relay-server.pem")"
+# hubble-ui checks the relay under the name Cilium's hubble-ui uses, which the wildcard covers
+expect "$f" 'get("Deployment","hubble-ui").spec.template.spec.containers[0].args[2]' --tls-server-name=ui.hubble-relay.cilium.io
 
 render hubble-off --set hubble.enabled=false
 f=$work/hubble-off.yaml
