@@ -87,7 +87,7 @@ expect "$f" "$ds.containers[0].args" '["--config-dir=/tmp/cilium/config-map"]'
 expect "$f" "$ds.initContainers.map(c => c.name)" '["mount-cgroup","mount-bpf-fs","install-cni-binaries"]'
 # not privileged: the capability list, the rest dropped; sysctls through the host's /proc/sys/net
 expect "$f" "$ds.containers[0].securityContext" \
-  '{"capabilities":{"add":["NET_ADMIN","NET_RAW","BPF","PERFMON","SYS_ADMIN","IPC_LOCK"],"drop":["ALL"]}}'
+  '{"capabilities":{"add":["NET_ADMIN","NET_RAW","BPF","PERFMON","SYS_ADMIN"],"drop":["ALL"]}}'
 expect "$f" 'get("ConfigMap","cilium-config").data["procfs"]' /host/proc
 expect "$f" "$ds.containers[0].volumeMounts.find(m => m.name === \"host-proc-sys-net\").mountPath" /host/proc/sys/net
 expect "$f" "$ds.volumes.find(v => v.name === \"host-proc-sys-net\").hostPath" '{"path":"/proc/sys/net","type":"Directory"}'
