@@ -97,7 +97,7 @@ void declare(Flags& f, Config& c) {
       ->check(CLI::IsMember({"cluster-pool", "kubernetes"}))
       ->default_str("cluster-pool");
   app.add_option("--cluster-pool-ipv4-cidr", f.cidrs,
-                 "IPv4 CIDRs to carve node pod CIDRs from (comma-separated)")
+                 "IPv4 CIDRs to carve node pod CIDRs from (separated by commas or spaces)")
       ->default_str("10.0.0.0/8");
   app.add_option("--cluster-pool-ipv4-mask-size", c.cluster_pool_ipv4_mask_size,
                  "Prefix length of each node's pod CIDR")
@@ -110,7 +110,7 @@ void declare(Flags& f, Config& c) {
                  "This replica's name in the Lease (default <hostname>-<pid>)");
   app.add_option("--leader-election-namespace", c.leader_election_namespace,
                  "Namespace of the Lease")
-      ->default_str("kube-system");
+      ->default_str("$CILIUM_K8S_NAMESPACE or kube-system");
   app.add_option("--leader-election-lease-duration", f.lease_duration,
                  "How long a leader's Lease lasts without renewal")
       ->default_str("15s");
@@ -155,7 +155,7 @@ void declare(Flags& f, Config& c) {
       ->default_str(kAgentNotReadyTaint);
   app.add_option("--cilium-pod-namespace", c.cilium_pod_namespace,
                  "Namespace of the Cilium agent pods")
-      ->default_str("kube-system");
+      ->default_str("$CILIUM_K8S_NAMESPACE or kube-system");
   app.add_option("--cilium-pod-labels", c.cilium_pod_labels,
                  "Labels of the Cilium agent pods (key=value, comma-separated)")
       ->default_str("k8s-app=cilium");
@@ -174,8 +174,11 @@ void declare(Flags& f, Config& c) {
 
 }  // namespace
 
-Result<Config> parseFlags(const std::vector<std::string>& args) {
+Result<Config> parseFlags(const std::vector<std::string>& args,
+                          const std::function<const char*(const char*)>& getenv) {
   Config c;
+  if (const char* ns = getenv ? getenv("CILIUM_K8S_NAMESPACE") : nullptr; ns && *ns)
+    c.leader_election_namespace = c.cilium_pod_namespace = ns;
   Flags f;
   declare(f, c);
   // --config-dir is read before the flags are parsed: its keys become flags placed before the
@@ -208,10 +211,11 @@ Result<Config> parseFlags(const std::vector<std::string>& args) {
     return c;
   }
   if (!f.cidrs.empty()) {
+    // Commas as a flag's list, spaces as Cilium's cilium-config writes several pools.
     c.cluster_pool_ipv4_cidr.clear();
     size_t start = 0;
     while (start <= f.cidrs.size()) {
-      size_t end = f.cidrs.find(',', start);
+      size_t end = f.cidrs.find_first_of(", \t\n", start);
       if (end == std::string::npos) end = f.cidrs.size();
       std::string one = f.cidrs.substr(start, end - start);
       if (!one.empty()) c.cluster_pool_ipv4_cidr.push_back(one);

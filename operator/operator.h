@@ -8,6 +8,8 @@
 #pragma once
 
 #include <chrono>
+#include <cstdlib>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -76,8 +78,11 @@ struct Config {
 
 // Flags: --name=value or --name value, Cilium's names (see usage()), and --config-dir's keys
 // below them. kInvalidArgument naming the flag for unknown flags and bad values (of a flag or a
-// config dir key); unknown config dir keys are only listed (Config::ignored_keys).
-Result<Config> parseFlags(const std::vector<std::string>& args);
+// config dir key); unknown config dir keys are only listed (Config::ignored_keys). As Cilium's
+// operator, the Lease and the agents' pods are looked for in $CILIUM_K8S_NAMESPACE (the pod's
+// own namespace in the chart) unless a key or flag names another; `getenv` reads it.
+Result<Config> parseFlags(const std::vector<std::string>& args,
+                          const std::function<const char*(const char*)>& getenv = std::getenv);
 std::string usage();
 
 class Operator {

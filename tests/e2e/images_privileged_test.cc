@@ -6,7 +6,10 @@
 // network of a test-made node namespace, unprivileged with exactly the chart's capabilities and
 // the default seccomp profile, with its own bpffs pin dir and cgroup and the host's /proc/sys/net
 // as its procfs, pins its maps, writes a sysctl and its CNI conflist, reports healthy through
-// cilium-dbg (the host's and the image's) and wires pods that talk through its datapath.
+// cilium-dbg (the host's and the image's) and wires pods that talk through its datapath. Then the
+// agent image as the rendered chart starts it (the DaemonSet's command, args, env, volumes and
+// capabilities, cilium-config as the kubelet mounts a ConfigMap), ready and wiring pods, and once
+// per capability of the chart's list without it, to show each is needed.
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -14,6 +17,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -23,8 +27,11 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/common/files.h"
+#include "agent/common/netns.h"
 #include "agent/common/subprocess.h"
 #include "agent/common/yaml.h"
+#include "agent/k8s/resources.h"
+#include "tests/fakes/fake_apiserver.h"
 #include "tests/harness/agent_node.h"
 #include "tests/harness/containerd.h"
 #include "tests/harness/eventually.h"
@@ -140,6 +147,102 @@ uint64_t statusHex(const std::string& status, const std::string& field) {
   return std::stoull(status.substr(at + field.size() + 3, 16), nullptr, 16);
 }
 
+// A Secret's data value as the kubelet writes it into a volume (RFC 4648 base64).
+Result<std::string> base64Decode(const std::string& in) {
+  static const std::string kAlphabet =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : in) {
+    if (c == '=') break;
+    auto v = kAlphabet.find(c);
+    if (v == std::string::npos) return Error(ErrorCode::kInvalidArgument, "not base64");
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out.push_back(static_cast<char>((acc >> bits) & 0xff));
+    }
+  }
+  return out;
+}
+
+// The chart rendered by helm-template (Helm's engine) with `values`: every object, in order.
+Result<std::vector<nlohmann::json>> renderChart(const std::vector<std::string>& values) {
+  std::vector<std::string> argv = {CILIUM_HELM_TEMPLATE, "cilium",
+                                   std::string(CILIUM_SOURCE_DIR) + "/deploy/helm/cilium",
+                                   "--namespace", "kube-system"};
+  for (const auto& v : values) argv.insert(argv.end(), {"--set", v});
+  CILIUM_ASSIGN_OR_RETURN(auto out, runChecked(argv));
+  return yaml::toJson(out);
+}
+
+const nlohmann::json* findObject(const std::vector<nlohmann::json>& objs, const std::string& kind,
+                                 const std::string& name) {
+  for (const auto& o : objs)
+    if (o.value("kind", "") == kind && o["metadata"].value("name", "") == name) return &o;
+  return nullptr;
+}
+
+// What the kubelet would start for the DaemonSet's cilium-agent container.
+struct ChartAgent {
+  std::vector<std::string> argv;  // command + args, $(VAR) expanded from env
+  std::vector<std::pair<std::string, std::string>> env;
+  std::vector<std::string> caps;  // securityContext.capabilities.add (drop: ALL)
+  nlohmann::json container, pod, config;
+  std::vector<nlohmann::json> objects;
+};
+
+Result<ChartAgent> chartAgent(const std::vector<std::string>& values) {
+  ChartAgent a;
+  CILIUM_ASSIGN_OR_RETURN(a.objects, renderChart(values));
+  const auto* ds = findObject(a.objects, "DaemonSet", "cilium");
+  const auto* cm = findObject(a.objects, "ConfigMap", "cilium-config");
+  if (ds == nullptr || cm == nullptr)
+    return Error(ErrorCode::kNotFound, "no DaemonSet cilium or ConfigMap cilium-config rendered");
+  a.pod = (*ds)["spec"]["template"]["spec"];
+  a.config = (*cm)["data"];
+  for (const auto& c : a.pod["containers"])
+    if (c.value("name", "") == "cilium-agent") a.container = c;
+  if (a.container.is_null()) return Error(ErrorCode::kNotFound, "no cilium-agent container");
+  const auto& sc = a.container["securityContext"];
+  if (sc.value("privileged", false) || sc["capabilities"]["drop"] != nlohmann::json{"ALL"})
+    return Error(ErrorCode::kInvalidArgument,
+                 "not the capability list this test runs: " + sc.dump());
+  for (const auto& c : sc["capabilities"]["add"]) a.caps.push_back(c);
+  // The environment as the kubelet builds it: the downward API for this node and namespace,
+  // cilium-config keys, plain values.
+  for (const auto& e : a.container.value("env", nlohmann::json::array())) {
+    std::string name = e["name"], value;
+    if (e.contains("value")) {
+      value = e["value"];
+    } else if (e["valueFrom"].contains("fieldRef")) {
+      std::string f = e["valueFrom"]["fieldRef"]["fieldPath"];
+      if (f == "spec.nodeName")
+        value = "node-1";
+      else if (f == "metadata.namespace")
+        value = "kube-system";
+      else
+        return Error(ErrorCode::kUnimplemented, "env " + name + ": fieldRef " + f);
+    } else if (e["valueFrom"].contains("configMapKeyRef")) {
+      value = a.config.value(e["valueFrom"]["configMapKeyRef"].value("key", ""), "");
+    } else {
+      return Error(ErrorCode::kUnimplemented, "env " + name + ": " + e.dump());
+    }
+    a.env.emplace_back(name, value);
+  }
+  std::vector<std::string> argv = a.container["command"];
+  for (const auto& arg : a.container.value("args", nlohmann::json::array())) argv.push_back(arg);
+  for (auto arg : argv) {
+    for (const auto& [k, v] : a.env)
+      for (size_t at; (at = arg.find("$(" + k + ")")) != std::string::npos;)
+        arg.replace(at, k.size() + 3, v);
+    a.argv.push_back(arg);
+  }
+  return a;
+}
+
 class ImagesE2eTest : public testing::AgentNodeTest {
  protected:
   ImagesE2eTest() : AgentNodeTest(CILIUM_AGENT_BINARY) {}
@@ -192,6 +295,7 @@ class ImagesE2eTest : public testing::AgentNodeTest {
   }
 
   void TearDown() override {
+    server_.stop();
     for (const auto& id : containers_) {
       (void)containerd_->ctr({"tasks", "kill", "-s", "SIGKILL", id}, 10s);
       (void)containerd_->ctr({"tasks", "delete", "-f", id}, 20s);
@@ -244,6 +348,145 @@ class ImagesE2eTest : public testing::AgentNodeTest {
     return "type=bind,src=" + src + ",dst=" + dst + ",options=rbind:rw";
   }
 
+  // Starts the chart's agent container (detached) as the kubelet would: the DaemonSet's
+  // command, args and environment, its volumes at their mountPaths, host network (containerd runs
+  // in the node namespace), not privileged with exactly `caps` and the runtime's default seccomp
+  // profile (the chart sets none; RuntimeDefault is the stricter case). The host paths of its
+  // hostPath volumes are this test's: the pin directory for the bpffs, its cgroup for the
+  // cgroup2 root, scratch directories for /var/run/cilium and the CNI configuration; cilium-config
+  // is written in the kubelet's ConfigMap layout (a timestamped directory, `..data`, one symlink
+  // per key); projected Secrets from the rendered Secrets. A volume this test does not know fails
+  // it, so a new mount in the chart is noticed here.
+  // With `output_in_run_dir`, the agent's stdout and stderr go (through `sh -c exec`) to
+  // <name>.out of the /var/run/cilium volume as well as nowhere else: the shim loses the tail of
+  // a process that exits at once now and then (containerd 1.6, busy machine).
+  Result<std::string> startChartAgent(const ChartAgent& a, const std::vector<std::string>& caps,
+                                      const std::string& name, bool output_in_run_dir = false) {
+    CILIUM_ASSIGN_OR_RETURN(auto pin_root, topo_->pinDir());
+    CILIUM_ASSIGN_OR_RETURN(auto cgroup, topo_->cgroupDir());
+    // On a node cgroup.hostRoot (/run/cilium/cgroupv2) lies inside /run/cilium, which is the
+    // agent's /var/run/cilium volume: the runtime mounts that (a recursive bind) after the
+    // cilium-cgroup volume at the same depth, hiding it, and the recursive bind brings the
+    // host's cgroup2 mount back in its place. The test's "host" has the same layout: its cgroup
+    // bind-mounted at cgroupv2 inside the directory that stands for /var/run/cilium.
+    std::string cgroup_at = node_->stateDir() + "/cgroupv2";
+    if (std::find(host_mounts_.begin(), host_mounts_.end(), cgroup_at) == host_mounts_.end()) {
+      fs::create_directories(cgroup_at);
+      if (::mount(cgroup.c_str(), cgroup_at.c_str(), nullptr, MS_BIND, nullptr) != 0)
+        return errnoError(errno, "bind " + cgroup + " at " + cgroup_at);
+      host_mounts_.push_back(cgroup_at);
+    }
+    const std::map<std::string, std::string> host_paths = {
+        {"/sys/fs/bpf", pin_root},
+        {"/run/cilium/cgroupv2", cgroup_at},
+        {"/proc/sys/net", "/proc/sys/net"},  // resolved in the reader's netns: the node's
+        {"/var/run/cilium", node_->stateDir()},
+        {"/etc/cni/net.d", dir_ + "/" + name + "-cni-conf"},
+    };
+    std::vector<std::string> args = {"run",        "-d",
+                                     "--net-host", "--seccomp",
+                                     "--log-uri",  "file://" + dir_ + "/" + name + ".log"};
+    auto cap_flags = capabilityFlags(caps);
+    args.insert(args.end(), cap_flags.begin(), cap_flags.end());
+    std::string id = topo_->prefix() + "-" + name;
+    auto own = containerd_->runArgs(id);
+    args.insert(args.end(), own.begin(), own.end());
+    for (const auto& [k, v] : a.env) args.insert(args.end(), {"--env", k + "=" + v});
+    for (const auto& m : a.container.value("volumeMounts", nlohmann::json::array())) {
+      const nlohmann::json* vol = nullptr;
+      for (const auto& v : a.pod["volumes"])
+        if (v["name"] == m["name"]) vol = &v;
+      if (vol == nullptr) return Error(ErrorCode::kNotFound, "no volume " + m["name"].dump());
+      std::string src;
+      if (vol->contains("hostPath")) {
+        auto it = host_paths.find((*vol)["hostPath"]["path"]);
+        if (it == host_paths.end())
+          return Error(ErrorCode::kUnimplemented,
+                       "hostPath this test does not map: " + vol->dump());
+        src = it->second;
+        fs::create_directories(src);
+      } else if (vol->contains("configMap") && (*vol)["configMap"]["name"] == "cilium-config") {
+        src = dir_ + "/" + name + "-config-map";
+        const std::string ts = "..2026_12_07_06_00_00.000000001";
+        fs::create_directories(src + "/" + ts);
+        for (const auto& [key, value] : a.config.items()) {
+          std::ofstream(src + "/" + ts + "/" + key) << value.get<std::string>();
+          fs::create_symlink("..data/" + key, src + "/" + key);
+        }
+        fs::create_directory_symlink(ts, src + "/..data");
+      } else if (vol->contains("projected")) {
+        src = dir_ + "/" + name + "-" + m["name"].get<std::string>();
+        fs::create_directories(src);
+        for (const auto& source : (*vol)["projected"]["sources"]) {
+          const auto* secret = findObject(a.objects, "Secret", source["secret"]["name"]);
+          if (secret == nullptr) continue;  // optional: absent, as the kubelet leaves it
+          for (const auto& item : source["secret"]["items"]) {
+            auto data = base64Decode((*secret)["data"].value(item["key"].get<std::string>(), ""));
+            if (!data.ok()) return data.error().withContext("Secret " + source.dump());
+            std::ofstream(src + "/" + item["path"].get<std::string>()) << *data;
+          }
+        }
+      } else {
+        return Error(ErrorCode::kUnimplemented, "volume this test does not mount: " + vol->dump());
+      }
+      args.insert(args.end(),
+                  {"--mount", "type=bind,src=" + src + ",dst=" + m["mountPath"].get<std::string>() +
+                                  ",options=rbind:" + (m.value("readOnly", false) ? "ro" : "rw")});
+    }
+    args.push_back(ref("cilium"));
+    args.push_back(id);
+    if (output_in_run_dir)
+      args.insert(args.end(),
+                  {"sh", "-c", "exec \"$0\" \"$@\" >/var/run/cilium/" + name + ".out 2>&1"});
+    args.insert(args.end(), a.argv.begin(), a.argv.end());
+    CILIUM_ASSIGN_OR_RETURN(auto started, containerd_->ctr(args));
+    if (started.exit_code != 0) return Error(ErrorCode::kInternal, describe(started));
+    containers_.push_back(id);
+    return id;
+  }
+
+  // The startup probe's GET http://127.0.0.1:<port>/healthz, in the node namespace.
+  bool probeHealthy(const ChartAgent& a) {
+    const auto& get = a.container["startupProbe"]["httpGet"];
+    std::string url = "http://" + get.value("host", "127.0.0.1") + ":" +
+                      std::to_string(get.value("port", 0)) + get.value("path", "/");
+    auto r = topo_->exec(topo_->nodeNetns(), {"curl", "-sf", "-m", "2", "-o", "/dev/null", url});
+    return r.ok() && r->exit_code == 0;
+  }
+
+  // The task's status in `ctr tasks list` (RUNNING, STOPPED, ...), "" when there is none.
+  std::string taskStatus(const std::string& id) {
+    auto t = containerd_->ctr({"tasks", "list"}, 10s);
+    if (!t.ok()) return "";
+    std::istringstream in(t->out);
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(id + " ", 0) == 0) {
+        std::istringstream f(line);
+        std::string name, pid, status;
+        f >> name >> pid >> status;
+        return status;
+      }
+    return "";
+  }
+
+  // The fake apiserver on the node namespace's loopback, where the host-network containers run.
+  void startApiServer() {
+    ASSERT_TRUE(runInNetns(topo_->nodeNetns(), [&] { return server_.start(); }).ok());
+  }
+
+  // A pod of the API server, as the scheduler and kubelet would have it before the runtime
+  // calls cilium-cni.
+  void createPod(const std::string& name) {
+    nlohmann::json pod = {
+        {"apiVersion", "v1"},
+        {"kind", "Pod"},
+        {"metadata", {{"name", name}, {"namespace", "default"}, {"labels", {{"app", name}}}}},
+        {"spec", {{"nodeName", "node-1"}}}};
+    ASSERT_TRUE(server_.create(k8s::Resource<k8s::Pod>::info(), pod).ok());
+  }
+
+  testing::FakeApiServer server_;
   static inline std::string images_dir_;
   static inline std::unique_ptr<Result<RunOutput>> build_;
   std::unique_ptr<testing::Containerd> containerd_;
@@ -537,6 +780,181 @@ TEST_F(ImagesE2eTest, AgentImageRunsWithTheChartsCapabilitiesAndProgramsTheDatap
   auto removed = containerd_->ctr({"containers", "delete", id});
   ASSERT_TRUE(removed.ok() && removed->exit_code == 0) << describe(removed);
   containers_.clear();
+}
+
+// What a local run needs beyond the chart's defaults, set through the chart's own values:
+// - extraConfig.k8s-api-server: the test's fake apiserver (plain HTTP on the node namespace's
+//   loopback). In a cluster the kubelet gives the pod KUBERNETES_SERVICE_HOST/PORT and a service
+//   account token for the in-cluster HTTPS configuration; neither exists here.
+// - extraConfig.ipv4-range: this node's pod CIDR, as no cilium-operator runs here to write one
+//   into its CiliumNode (cluster-pool IPAM; the agent waiting for the operator's CIDR is
+//   e2e_cluster's).
+std::vector<std::string> localValues(const std::string& api_server) {
+  return {"extraConfig.k8s-api-server=" + api_server, "extraConfig.ipv4-range=10.200.0.0/24"};
+}
+
+bool helmTemplateBuilt() { return ::access(CILIUM_HELM_TEMPLATE, X_OK) == 0; }
+
+TEST_F(ImagesE2eTest, AgentImageRunsAsTheRenderedChartSaysAndPodsTalk) {
+  if (!helmTemplateBuilt()) GTEST_SKIP() << "helm-template is not built (golang-go)";
+  startApiServer();
+  auto a = chartAgent(localValues(server_.url()));
+  ASSERT_TRUE(a.ok()) << a.error().toString();
+  ASSERT_FALSE(a->caps.empty());
+  auto id = startChartAgent(*a, a->caps, "agent");
+  ASSERT_TRUE(id.ok()) << id.error().toString();
+  auto log = [&] { return readFile(dir_ + "/agent.log").valueOr(""); };
+
+  // Ready as the kubelet's startup probe sees it; every rendered argument and key was accepted
+  // (an unknown flag or a bad value stops the agent at start).
+  ASSERT_TRUE(testing::eventually([&] { return probeHealthy(*a) || taskStatus(*id) == "STOPPED"; },
+                                  90s, 200ms))
+      << log();
+  ASSERT_TRUE(probeHealthy(*a)) << "status " << taskStatus(*id) << "\n" << log();
+
+  // The configuration came from the mounted ConfigMap: the datapath it describes (a VXLAN
+  // tunnel, maps pinned under bpf-root), the CNI conflist where write-cni-conf-when-ready says,
+  // Hubble on hubble-listen-address with the chart's certificate; the operator's keys ignored.
+  EXPECT_EQ(a->config.value("routing-mode", ""), "tunnel");
+  auto vxlan = topo_->exec(topo_->nodeNetns(), {"ip", "-d", "link", "show", "cilium_vxlan"});
+  ASSERT_TRUE(vxlan.ok());
+  EXPECT_EQ(vxlan->exit_code, 0) << describe(vxlan) << log();
+  auto pin_root = topo_->pinDir();
+  ASSERT_TRUE(pin_root.ok());
+  EXPECT_TRUE(fs::exists(*pin_root + "/cilium/cilium_ipcache")) << log();
+  // cgroup-root: the socket load balancer attached to the cgroup2 hierarchy it names
+  EXPECT_TRUE(fs::exists(*pin_root + "/cilium/links/sock_connect4")) << log();
+  std::string conflist_path = a->config.value("write-cni-conf-when-ready", "");
+  ASSERT_EQ(conflist_path.rfind("/host/etc/cni/net.d/", 0), 0u) << conflist_path;
+  auto conflist = nlohmann::json::parse(
+      readFile(dir_ + "/agent-cni-conf/" + fs::path(conflist_path).filename().string()).valueOr(""),
+      nullptr, false);
+  ASSERT_TRUE(conflist.is_object()) << log();
+  EXPECT_EQ(conflist["plugins"][0].value("type", ""), "cilium-cni") << conflist.dump();
+  std::string hubble = a->config.value("hubble-listen-address", "");
+  ASSERT_EQ(hubble, ":4244");
+  EXPECT_TRUE(testing::eventually(
+      [&] { return testing::connectTcp(topo_->nodeNetns(), "127.0.0.1", 4244, 500ms).ok(); }, 20s))
+      << log();
+  auto config = run({CILIUM_DBG_BINARY, "-H", "unix://" + sock_, "config"});
+  ASSERT_TRUE(config.ok());
+  EXPECT_NE(config->out.find("leader-election-lease-duration"), std::string::npos)
+      << describe(config);
+
+  // Pods through cilium-cni (as the runtime calls it on the host) talk over the datapath the
+  // agent programs on their veths.
+  std::vector<std::string> pod_ips, host_ifindexes;
+  for (const char* pod : {"pod-a", "pod-b"}) {
+    createPod(pod);
+    std::string ns = topo_->prefix() + "-" + pod;
+    auto made = run({"ip", "netns", "add", ns});
+    ASSERT_TRUE(made.ok() && made->exit_code == 0) << describe(made);
+    netns_.push_back(ns);
+    auto add = node_->cni(CILIUM_CNI_BINARY,
+                          {"ADD", std::string("ctr-") + pod, "/run/netns/" + ns, "default", pod});
+    ASSERT_TRUE(add.ok() && add->exit_code == 0) << describe(add) << log();
+    auto result = nlohmann::json::parse(add->out, nullptr, false);
+    ASSERT_TRUE(result.is_object() && result.contains("ips")) << add->out;
+    std::string ip = result["ips"][0]["address"].get<std::string>();
+    pod_ips.push_back(ip.substr(0, ip.find('/')));
+    auto link = topo_->exec(topo_->nodeNetns(),
+                            {"ip", "-j", "link", "show", "dev", result["interfaces"][0]["name"]});
+    ASSERT_TRUE(link.ok() && link->exit_code == 0) << describe(link);
+    auto parsed = nlohmann::json::parse(link->out, nullptr, false);
+    ASSERT_TRUE(parsed.is_array() && !parsed.empty()) << link->out;
+    host_ifindexes.push_back(std::to_string(parsed[0].value("ifindex", 0)));
+  }
+  auto listener = testing::listenTcp("/run/netns/" + netns_[1], pod_ips[1], 8080);
+  ASSERT_TRUE(listener.ok()) << listener.error().toString();
+  EXPECT_TRUE(testing::connectTcp("/run/netns/" + netns_[0], pod_ips[1], 8080, 2000ms).ok())
+      << log();
+  for (const auto& ifindex : host_ifindexes)
+    for (const char* dir : {"ingress", "egress"})
+      EXPECT_TRUE(fs::exists(*pin_root + "/cilium/links/lxc_" + ifindex + "_" + dir))
+          << ifindex << " " << dir;
+
+  // SIGTERM, as the kubelet stops it: a clean exit.
+  auto kill = containerd_->ctr({"tasks", "kill", "-s", "SIGTERM", *id});
+  ASSERT_TRUE(kill.ok() && kill->exit_code == 0) << describe(kill);
+  EXPECT_TRUE(testing::eventually([&] { return taskStatus(*id) == "STOPPED"; }, 30s, 100ms))
+      << log();
+}
+
+// Each capability of the chart's list is needed: without it the agent either stops at start
+// with an error that names the operation it could not do (never a crash, never a hang), or,
+// where the capability serves one part of the agent only, runs and reports that part's failure
+// by name. kWithout says which, per capability; one missing from it fails the test, so a
+// capability added to the chart comes with its proof. SYS_ADMIN also grants what BPF and PERFMON
+// grant (the kernel's bpf_capable() and perfmon_capable() accept it), so those two are dropped
+// together with it. docs/install.md ("The agent's privileges") has the same table.
+struct Without {
+  std::vector<std::string> drop;
+  bool stops;        // the agent exits at start; otherwise it runs and reports `says`
+  std::string says;  // in its log (stops) or in `cilium-dbg status --verbose` / its log (runs)
+};
+const std::map<std::string, Without> kWithout = {
+    {"NET_ADMIN",
+     {{"NET_ADMIN"}, true, "create vxlan cilium_vxlan: netlink: Operation not permitted"}},
+    {"BPF",
+     {{"BPF", "SYS_ADMIN"}, true, "create policy map of endpoint 0: Operation not permitted"}},
+    {"PERFMON", {{"PERFMON", "SYS_ADMIN"}, true, "load BPF object bpf_lxc"}},
+    {"SYS_ADMIN",
+     {{"SYS_ADMIN"},
+      false,
+      "health endpoint not started: unshare(CLONE_NEWNET): Operation not permitted"}},
+    {"NET_RAW", {{"NET_RAW"}, false, "ICMP: ICMP socket: Operation not permitted"}},
+};
+
+TEST_F(ImagesE2eTest, EachCapabilityOfTheChartIsNeeded) {
+  if (!helmTemplateBuilt()) GTEST_SKIP() << "helm-template is not built (golang-go)";
+  startApiServer();
+  auto a = chartAgent(localValues(server_.url()));
+  ASSERT_TRUE(a.ok()) << a.error().toString();
+  for (const auto& cap : a->caps) {
+    SCOPED_TRACE("without " + cap);
+    auto it = kWithout.find(cap);
+    ASSERT_NE(it, kWithout.end()) << "the chart gives " << cap
+                                  << ", which this test has no proof of need for";
+    const Without& w = it->second;
+    std::vector<std::string> caps;
+    for (const auto& c : a->caps)
+      if (std::find(w.drop.begin(), w.drop.end(), c) == w.drop.end()) caps.push_back(c);
+    std::string name = "without-" + cap;
+    std::transform(name.begin(), name.end(), name.begin(), ::tolower);
+    std::replace(name.begin(), name.end(), '_', '-');
+    auto id = startChartAgent(*a, caps, name, true);
+    ASSERT_TRUE(id.ok()) << id.error().toString();
+    auto log = [&] { return readFile(node_->stateDir() + "/" + name + ".out").valueOr(""); };
+    if (w.stops) {
+      // It stops by itself, saying why on its way out (main's last line), not ready meanwhile.
+      ASSERT_TRUE(testing::eventually([&] { return taskStatus(*id) == "STOPPED"; }, 60s, 200ms))
+          << "still " << taskStatus(*id) << "\n"
+          << log();
+      std::string out = log();
+      EXPECT_NE(out.find("cilium-agent: start control-plane: "), std::string::npos) << out;
+      EXPECT_NE(out.find(w.says), std::string::npos) << out;
+      for (const char* crash : {"terminate called", "Segmentation fault", "Aborted", "panic"})
+        EXPECT_EQ(out.find(crash), std::string::npos) << out;
+    } else {
+      // It runs, and the part that needs the capability says what it could not do.
+      Result<RunOutput> status = Result<RunOutput>(RunOutput{});
+      EXPECT_TRUE(testing::eventually(
+          [&] {
+            if (!probeHealthy(*a)) return false;
+            status = run({CILIUM_DBG_BINARY, "-H", "unix://" + sock_, "status", "--verbose"});
+            return log().find(w.says) != std::string::npos ||
+                   (status.ok() && status->out.find(w.says) != std::string::npos);
+          },
+          60s, 500ms))
+          << describe(status) << "\n"
+          << log();
+    }
+    (void)containerd_->ctr({"tasks", "kill", "-s", "SIGKILL", *id}, 10s);
+    EXPECT_TRUE(testing::eventually([&] { return taskStatus(*id) != "RUNNING"; }, 20s, 100ms));
+    (void)containerd_->ctr({"tasks", "delete", "-f", *id}, 20s);
+    (void)containerd_->ctr({"containers", "delete", *id}, 20s);
+    containers_.pop_back();
+  }
 }
 
 }  // namespace

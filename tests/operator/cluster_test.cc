@@ -389,6 +389,25 @@ TEST(OperatorFlagsTest, KubernetesClientRateLimitAsCilium) {
   EXPECT_FALSE(op::parseFlags({"--operator-k8s-client-burst=0"}).ok());
 }
 
+// As Cilium's operator: the Lease and the agents' pods in the pod's own namespace (the chart's
+// CILIUM_K8S_NAMESPACE), unless a key or flag names another; kube-system without either.
+TEST(OperatorFlagsTest, NamespaceFromCiliumK8sNamespace) {
+  auto env = [](const char* k) -> const char* {
+    return std::string(k) == "CILIUM_K8S_NAMESPACE" ? "cilium-system" : nullptr;
+  };
+  auto c = op::parseFlags({}, env);
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  EXPECT_EQ(c->leader_election_namespace, "cilium-system");
+  EXPECT_EQ(c->cilium_pod_namespace, "cilium-system");
+  auto f = op::parseFlags({"--leader-election-namespace=other"}, env);
+  ASSERT_TRUE(f.ok()) << f.error().toString();
+  EXPECT_EQ(f->leader_election_namespace, "other");
+  auto none = op::parseFlags({}, [](const char*) -> const char* { return nullptr; });
+  ASSERT_TRUE(none.ok());
+  EXPECT_EQ(none->leader_election_namespace, "kube-system");
+  EXPECT_EQ(none->cilium_pod_namespace, "kube-system");
+}
+
 // Cilium mounts the same cilium-config into the operator: its keys with Cilium's names and
 // values (durations as "15m0s") are taken, the agent's keys ignored, flags win.
 TEST(OperatorFlagsTest, ConfigDirAsCiliumMountsIt) {
@@ -418,6 +437,13 @@ TEST(OperatorFlagsTest, ConfigDirAsCiliumMountsIt) {
   EXPECT_TRUE(ignored("tunnel-protocol"));
   EXPECT_FALSE(ignored("cluster-pool-ipv4-cidr"));
   EXPECT_FALSE(ignored("..data"));
+
+  // Several pools as Cilium's chart writes them: separated by spaces.
+  std::ofstream(dir.file("cluster-pool-ipv4-cidr")) << "10.1.0.0/16 10.2.0.0/16\n";
+  auto pools = op::parseFlags({"--config-dir", dir.path()});
+  ASSERT_TRUE(pools.ok()) << pools.error().toString();
+  EXPECT_EQ(pools->cluster_pool_ipv4_cidr,
+            (std::vector<std::string>{"10.1.0.0/16", "10.2.0.0/16"}));
 
   // Flags win over the directory.
   auto f = op::parseFlags({"--config-dir=" + dir.path(), "--cluster-pool-ipv4-mask-size=26"});

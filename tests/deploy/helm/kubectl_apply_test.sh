@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The rendered chart applied with the real kubectl (1.32) to the local apiserver
 # (cilium-local-apiserver, deploy/local/apiserver) as `helm install` then `helm upgrade` would
-# send it: every object (CRDs included) is created, read back as rendered, a changed value is
+# send it: every object (CRDs included) is created, read back as rendered, objects of the CRDs'
+# kinds are applied and read back, a changed value is
 # configured on the second apply while the rest is unchanged, and delete removes them all.
 # Loopback only, no root; the apiserver is stopped by its pid.
 #   HELM_TEMPLATE=build/deploy/helm/bin/helm-template LOCAL_APISERVER=build/deploy/local/cilium-local-apiserver \
@@ -67,6 +68,16 @@ created=$(grep -c ' created$' "$work/apply1" || true)
 [[ $(k get clusterrole cilium -o jsonpath='{.rules[*].apiGroups[*]}') == *cilium.io* ]] || die "ClusterRole cilium"
 [[ $(k get customresourcedefinitions ciliumnetworkpolicies.cilium.io -o jsonpath='{.spec.names.kind}') == CiliumNetworkPolicy ]] || die "CRD"
 [[ $(k -n kube-system get prometheusrule cilium -o jsonpath='{.spec.groups[0].rules[0].alert}') == CiliumPolicyDropSpike ]] || die "PrometheusRule"
+
+# objects of the CRDs' kinds as users and the components write them (crd-samples/valid.yaml, which
+# render_test checks against the CRD schemas), applied and read back, then removed
+samples=$here/crd-samples/valid.yaml
+k apply --validate=false -f "$samples" >"$work/apply-crs" 2>&1 || die "apply samples: $(cat "$work/apply-crs")"
+[[ $(grep -c ' created$' "$work/apply-crs") == $(grep -c '^kind: ' "$samples") ]] || die "samples: $(cat "$work/apply-crs")"
+[[ $(k -n default get ciliumnetworkpolicies l3-l4-l7 -o jsonpath='{.spec.ingress[0].toPorts[0].ports[0].port}') == 80 ]] || die "CNP read back"
+[[ $(k get ciliumnodes node-1 -o jsonpath='{.spec.ipam.podCIDRs[0]}') == 10.0.1.0/24 ]] || die "CiliumNode read back"
+[[ $(k -n default get ciliumendpoints web-0 -o jsonpath='{.status.identity.id}') == 30001 ]] || die "CiliumEndpoint read back"
+k delete -f "$samples" >"$work/delete-crs" 2>&1 || die "delete samples: $(cat "$work/delete-crs")"
 
 # upgrade: two values changed, in the three objects they touch
 "$ht" cilium "$chart" -n kube-system --is-upgrade "${values[@]}" --set routingMode=native \

@@ -4,7 +4,8 @@
 # Prometheus operator schemas (npm kubernetes-models, @kubernetes-models/prometheus-operator,
 # installed with `npm ci` from package-lock.json into the build tree); what each combination must
 # change is checked object by object; invalid values are refused naming the value; the Hubble
-# certificates verify against their CA; the alerts pass `promtool check rules` and
+# certificates verify against their CA; the CRDs' schemas are structural and accept and refuse the
+# objects of crd-samples/ (crds.mjs, AJV); the alerts pass `promtool check rules` and
 # `promtool test rules` (alerts_test.yaml). No root, loopback only (npm's registry at install).
 #   HELM_TEMPLATE=build/deploy/helm/bin/helm-template tests/deploy/helm/render_test.sh
 set -euo pipefail
@@ -40,7 +41,7 @@ if ! cmp -s "$here/package-lock.json" "$npm_dir/package-lock.json" || [[ ! -d $n
   (cd "$npm_dir" && npm ci --no-audit --no-fund --loglevel=error) >&2
 fi
 # the scripts import from node_modules, so they run from beside it
-cp "$here/validate.mjs" "$here/prometheus-rules.mjs" "$here/query.mjs" "$here/values-table.mjs" "$npm_dir/"
+cp "$here/validate.mjs" "$here/crds.mjs" "$here/prometheus-rules.mjs" "$here/query.mjs" "$here/values-table.mjs" "$npm_dir/"
 q() { node "$npm_dir/query.mjs" "$@"; }
 
 # expect FILE EXPR WANT: the expression over the rendered objects yields WANT.
@@ -86,7 +87,7 @@ expect "$f" "$ds.containers[0].args" '["--config-dir=/tmp/cilium/config-map"]'
 expect "$f" "$ds.initContainers.map(c => c.name)" '["mount-cgroup","mount-bpf-fs","install-cni-binaries"]'
 # not privileged: the capability list, the rest dropped; sysctls through the host's /proc/sys/net
 expect "$f" "$ds.containers[0].securityContext" \
-  '{"capabilities":{"add":["NET_ADMIN","NET_RAW","BPF","PERFMON","SYS_ADMIN","IPC_LOCK"],"drop":["ALL"]}}'
+  '{"capabilities":{"add":["NET_ADMIN","NET_RAW","BPF","PERFMON","SYS_ADMIN"],"drop":["ALL"]}}'
 expect "$f" 'get("ConfigMap","cilium-config").data["procfs"]' /host/proc
 expect "$f" "$ds.containers[0].volumeMounts.find(m => m.name === \"host-proc-sys-net\").mountPath" /host/proc/sys/net
 expect "$f" "$ds.volumes.find(v => v.name === \"host-proc-sys-net\").hostPath" '{"path":"/proc/sys/net","type":"Directory"}'
@@ -94,7 +95,16 @@ expect "$f" 'get("DaemonSet","cilium").spec.updateStrategy' '{"rollingUpdate":{"
 expect "$f" "$ds.volumes.find(v => v.name === \"hubble-tls\").projected.sources[0].secret.name" hubble-server-certs
 expect "$f" 'get("Deployment","cilium-operator").spec.replicas' 2
 expect "$f" 'get("Deployment","cilium-operator").spec.template.spec.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution[0].topologyKey' kubernetes.io/hostname
-expect "$f" 'get("Deployment","cilium-operator").spec.template.spec.containers[0].args.filter(a => a.startsWith("--cluster-pool") || a.startsWith("--ipam"))' '["--ipam=cluster-pool","--cluster-pool-ipv4-cidr=10.0.0.0/8","--cluster-pool-ipv4-mask-size=24"]'
+# the operator as Cilium's: cilium-config is its --config-dir, no setting passed as a flag
+op='get("Deployment","cilium-operator").spec.template.spec'
+expect "$f" "$op.containers[0].args" '["--config-dir=/tmp/cilium/config-map","--debug=$(CILIUM_DEBUG)"]'
+expect "$f" "$op.containers[0].env.find(e => e.name === \"CILIUM_DEBUG\").valueFrom.configMapKeyRef" '{"key":"debug","name":"cilium-config","optional":true}'
+expect "$f" "$op.containers[0].volumeMounts" '[{"name":"cilium-config-path","mountPath":"/tmp/cilium/config-map","readOnly":true}]'
+expect "$f" "$op.volumes" '[{"name":"cilium-config-path","configMap":{"name":"cilium-config"}}]'
+expect "$f" 'Object.keys(get("ConfigMap","cilium-config").data).filter(k => /^(identity-gc|identity-heartbeat|cilium-endpoint-gc|nodes-gc|operator-|leader-election|enable-metrics)/.test(k)).map(k => k + "=" + get("ConfigMap","cilium-config").data[k]).join(" ")' \
+  "identity-heartbeat-timeout=30m identity-gc-interval=15m cilium-endpoint-gc-interval=5m nodes-gc-interval=5m operator-api-serve-addr=127.0.0.1:9234 operator-prometheus-serve-addr=:9963 enable-metrics=true operator-k8s-client-qps=100 operator-k8s-client-burst=200 leader-election-lease-duration=15s leader-election-renew-deadline=10s leader-election-retry-period=2s"
+c1=$(q "$f" 'get("DaemonSet","cilium").spec.template.metadata.annotations["cilium.io/cilium-configmap-checksum"]')
+expect "$f" 'get("Deployment","cilium-operator").spec.template.metadata.annotations["cilium.io/cilium-configmap-checksum"]' "$c1"
 expect "$f" 'get("Role","cilium-operator").rules' '[{"apiGroups":["coordination.k8s.io"],"resources":["leases"],"verbs":["get","create","update"]}]'
 expect "$f" 'objs.filter(o => o.kind === "CustomResourceDefinition").map(o => o.metadata.name).sort().join(" ")' \
   "ciliumclusterwidenetworkpolicies.cilium.io ciliumendpoints.cilium.io ciliumidentities.cilium.io ciliumnetworkpolicies.cilium.io ciliumnodes.cilium.io"
@@ -187,17 +197,16 @@ expect "$f" 'objs.some(o => o.kind === "Secret")' false
 "$ht" cilium "$chart" -n kube-system --set hubble.tls.enabled=false --set hubble.relay.enabled=true >"$work/again.yaml"
 cmp -s "$f" "$work/again.yaml" || fail "hubble-plain: two renderings differ"
 
-render ipam-kubernetes --set ipam.mode=kubernetes
+render ipam-kubernetes --set ipam.mode=kubernetes --set operator.prometheus.enabled=false
 f=$work/ipam-kubernetes.yaml
+expect "$f" 'get("ConfigMap","cilium-config").data["enable-metrics"]' undefined
 expect "$f" 'get("ConfigMap","cilium-config").data["ipam"]' kubernetes
 expect "$f" 'get("ConfigMap","cilium-config").data["cluster-pool-ipv4-cidr"]' undefined
-expect "$f" 'get("Deployment","cilium-operator").spec.template.spec.containers[0].args.filter(a => a.startsWith("--cluster-pool") || a.startsWith("--ipam"))' '["--ipam=kubernetes"]'
 
 render ipam-pools --set 'ipam.operator.clusterPoolIPv4PodCIDRList={10.1.0.0/16,10.2.0.0/16}' --set ipam.operator.clusterPoolIPv4MaskSize=26
 f=$work/ipam-pools.yaml
 expect "$f" 'get("ConfigMap","cilium-config").data["cluster-pool-ipv4-cidr"]' "10.1.0.0/16 10.2.0.0/16"
-expect "$f" 'get("Deployment","cilium-operator").spec.template.spec.containers[0].args.filter(a => a.startsWith("--cluster-pool"))' \
-  '["--cluster-pool-ipv4-cidr=10.1.0.0/16,10.2.0.0/16","--cluster-pool-ipv4-mask-size=26"]'
+expect "$f" 'get("ConfigMap","cilium-config").data["cluster-pool-ipv4-mask-size"]' 26
 
 render prometheus --set prometheus.enabled=true --set prometheus.serviceMonitor.enabled=true \
   --set prometheus.prometheusRule.enabled=true --set operator.prometheus.serviceMonitor.enabled=true \
@@ -211,8 +220,7 @@ expect "$f" 'get("DaemonSet","cilium").spec.template.spec.containers[0].ports.ma
 expect "$f" 'objs.filter(o => o.kind === "ServiceMonitor").map(o => o.metadata.name).join(" ")' "cilium-agent hubble cilium-operator"
 expect "$f" 'get("PrometheusRule","cilium").spec.groups[0].rules.map(r => r.alert).join(" ")' \
   "CiliumPolicyDropSpike CiliumAgentDown CiliumAgentNotReady CiliumIdentityPressure CiliumEndpointRegenerationSlow CiliumEndpointRegenerationVerySlow CiliumBpfMapPressure"
-expect "$f" 'get("Deployment","cilium-operator").spec.template.spec.containers[0].args.filter(a => a.includes("metrics") || a.includes("prometheus"))' \
-  '["--enable-metrics=true","--operator-prometheus-serve-addr=:9963"]'
+expect "$f" 'get("ConfigMap","cilium-config").data["operator-prometheus-serve-addr"]' :9963
 
 render privileged --set securityContext.privileged=true --set operator.replicas=1 --set ipv6.enabled=true --set loadBalancer.algorithm=maglev
 f=$work/privileged.yaml
@@ -230,6 +238,11 @@ c2=$(q "$work/upgrade.yaml" 'get("DaemonSet","cilium").spec.template.metadata.an
 
 # every rendering against the schemas of the kinds it holds
 node "$npm_dir/validate.mjs" "${rendered[@]}" || fail "kubernetes-models validation"
+# the CRDs' schemas are structural; objects as users and the components write them pass, and
+# wrongly typed ones are refused at the field (crd-samples/), as the API server would
+node "$npm_dir/crds.mjs" "$work/default.yaml" "valid:$here/crd-samples/valid.yaml" \
+  "valid:$repo/deploy/local/demo/policies/rule1.yaml" "valid:$repo/deploy/local/demo/policies/rule1-l7.yaml" \
+  "invalid:$here/crd-samples/invalid.yaml" || fail "CRD schemas"
 
 # --- invalid values: refused, naming the value --------------------------------------------------
 # refuse WANT ARGS...: helm-template fails and its message contains WANT.
