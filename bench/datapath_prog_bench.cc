@@ -16,6 +16,7 @@
 #include <cstring>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -23,6 +24,7 @@
 #include "agent/bpf/libbpf_log.h"
 #include "agent/bpf/skeleton.h"
 #include "agent/bpf/test_run.h"
+#include "agent/common/inet.h"
 #include "agent/common/log.h"
 #include "agent/common/netns.h"
 #include "agent/datapath/conntrack.h"
@@ -41,6 +43,9 @@ namespace {
 constexpr uint32_t kIdentityA = 1001, kIdentityB = 1002;
 constexpr const char* kAllowedRemote = "10.64.0.1";  // ipcache identity 5001, allowed
 constexpr const char* kDeniedRemote = "10.64.0.2";   // ipcache identity 5002, not allowed
+// IPv6 twins (fd00:64::<i> as 10.64.x.y): the same identities, as many ipcache entries.
+constexpr const char* kAllowedRemote6 = "fd00:64::1";
+constexpr const char* kDeniedRemote6 = "fd00:64::2";
 constexpr uint32_t kPolicyEntries = 10000;
 // Repeats of the reopened row at most: two closing entries per repeat must fit in the default
 // conntrack table (512k) with room to spare.
@@ -87,8 +92,8 @@ class Bench {
 
   void setUp() {
     topo_ = check(testing::Topology::create(), "topology");
-    a_ = check(topo_->addPod("a", "10.200.0.11"), "pod a");
-    b_ = check(topo_->addPod("b", "10.200.0.12"), "pod b");
+    a_ = check(topo_->addPod("a", "10.200.0.11", "fd00:200::11"), "pod a");
+    b_ = check(topo_->addPod("b", "10.200.0.12", "fd00:200::12"), "pod b");
     auto opened = check(bpf::OpenedSkeleton<bench_driver>::open(), "open bench_driver");
     driver_ = std::make_unique<bpf::LoadedSkeleton<bench_driver>>(
         check(std::move(opened).load(), "load bench_driver"));
@@ -115,10 +120,13 @@ class Bench {
     std::vector<ipcache_key> keys;
     std::vector<remote_endpoint_info> values;
     uint32_t base = ntohl(check(datapath::parseIpv4("10.64.0.0"), "ip"));
+    auto base6 = check(IpAddr::parse("fd00:64::"), "ip");
     for (uint32_t i = 0; i < ipcache_entries; i++) {
       keys.push_back(datapath::ipcacheKeyV4(htonl(base + i), 32));
+      keys.push_back(datapath::ipcacheKey(IpPrefix::host(base6.plus(i))));
       remote_endpoint_info v{};
       v.sec_identity = 5000 + i % 1000;
+      values.push_back(v);
       values.push_back(v);
     }
     check(maps.ipcache->updateBatch(keys, values), "fill ipcache");
@@ -163,8 +171,9 @@ class Bench {
         // A fresh range of tuples per run: the ports word advances by one per repeat.
         uint16_t sport = *sport_base;
         *sport_base = static_cast<uint16_t>(*sport_base + repeat / 65536 + 2);
-        p[14 + 20] = static_cast<uint8_t>(sport >> 8);
-        p[14 + 21] = static_cast<uint8_t>(sport);
+        const size_t l4 = 14 + (p[12] == 0x86 ? 40 : 20);
+        p[l4] = static_cast<uint8_t>(sport >> 8);
+        p[l4 + 1] = static_cast<uint8_t>(sport);
         if (how.before_run) how.before_run(sport);
       }
       __sk_buff ctx{};
@@ -194,6 +203,10 @@ class Bench {
         {"denied, pod -> remote pod (policy deny)", false, {}},
         {"established reply, pod -> pod (local delivery)", true, {}},
         {"reopened, pod -> pod (SYN on 2 closing entries)", true, {}},
+        {"IPv6 established, pod -> remote pod (to stack)", false, {}},
+        {"IPv6 established, pod -> pod (local delivery)", true, {}},
+        {"IPv6 new flow, pod -> pod (2 CT creates)", true, {}},
+        {"IPv6 denied, pod -> remote pod (policy deny)", false, {}},
     };
     std::vector<std::string> checks;
     for (uint32_t size : sizes) {
@@ -203,9 +216,10 @@ class Bench {
       const bpf_program* empty = (*driver_)->progs.bench_empty;
       auto tcpFrom = [&](const testing::Pod& src, const char* dst, uint16_t sport, uint16_t dport,
                          uint8_t flags) {
+        const bool v6 = std::string_view(dst).find(':') != std::string_view::npos;
         return PacketBuilder()
             .eth(testing::mac(src.mac), testing::mac(src.host_mac))
-            .ipv4(src.ip, dst)
+            .ip(v6 ? src.ip6 : src.ip, dst)
             .tcp(sport, dport, flags)
             .payload(64)
             .build();
@@ -269,6 +283,20 @@ class Bench {
                    .repeat = reopen_repeat,
                    .before_run = [&](uint16_t sport) { writeClosing(sport, 80, reopen_repeat); }}));
       expect(TC_ACT_REDIRECT, "reopened local delivery");
+
+      // IPv6 twins of rows 2, 3, 5 and 6 (same policy entries: they are by identity and port).
+      (void)measureOnce(lxc, tcp(kAllowedRemote6, 40000, 0x02));
+      rows[9].ns.push_back(measure(lxc, tcp(kAllowedRemote6, 40000, 0x10)));
+      expect(TC_ACT_OK, "IPv6 established to stack");
+      (void)measureOnce(lxc, tcp(b_.ip6.c_str(), 40001, 0x02));
+      rows[10].ns.push_back(measure(driver, tcp(b_.ip6.c_str(), 40001, 0x10), {.reset_ttl = true}));
+      expect(TC_ACT_REDIRECT, "IPv6 established local delivery");
+      base = 30000;
+      rows[11].ns.push_back(measure(driver, tcp(b_.ip6.c_str(), base, 0x02),
+                                    {.vary_ports = true, .reset_ttl = true, .sport_base = &base}));
+      expect(TC_ACT_REDIRECT, "IPv6 new flow local delivery");
+      rows[12].ns.push_back(measure(lxc, tcp(kDeniedRemote6, 50000, 0x02)));
+      expect(TC_ACT_SHOT, "IPv6 denied");
     }
     auto counters = check(dp_->eventCounters(), "event counters");
 

@@ -6,7 +6,8 @@
  *   cil_to_container:   tcx egress of lxc*  (packets the node's stack routes into the pod)
  *   cil_to_proxy:       tcx ingress of lo   (packets sent back in for an L7 proxy, lib/proxy.h)
  * Pods on other nodes are reached through the VXLAN overlay in tunnel mode (lib/encap.h); what
- * arrives from it is bpf_overlay.c's.
+ * arrives from it is bpf_overlay.c's. IPv6 (dual-stack endpoints): neighbour discovery, policy and
+ * delivery between the pods of this node; other IPv6 destinations go up the node's stack.
  * Packet walk: docs/datapath.md. This file only wires the stages in lib/ together.
  */
 #define DROP_FILE DROP_FILE_BPF_LXC
@@ -18,6 +19,7 @@
 #include "lib/encap.h"
 #include "lib/endpoint.h"
 #include "lib/enforce.h"
+#include "lib/enforce6.h"
 #include "lib/eth.h"
 #include "lib/events.h"
 #include "lib/lb_hairpin.h"
@@ -26,6 +28,7 @@
 #include "lib/lb_reverse.h"
 #include "lib/local_delivery.h"
 #include "lib/metrics.h"
+#include "lib/ndp.h"
 #include "lib/nodeport_reply.h"
 #include "lib/pkt.h"
 #include "lib/proxy.h"
@@ -183,6 +186,100 @@ static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
 	return TC_ACT_OK;
 }
 
+/* A pod's IPv6 packet, source verified: the sender's egress side, then delivery. */
+static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
+					       const struct endpoint_info *ep, struct pkt6 *p,
+					       struct trace_info *ti)
+{
+	const struct endpoint_info *dst = endpoint_by_ipv6(&p->t.daddr);
+	__u32 now = mono_now_sec();
+	bool due;
+	int ret;
+
+	ret =
+	    enforce6(ctx, p, ep, CT_KEY_EGRESS, dst ? dst->sec_id : 0, &p->t.daddr, now, ti, &due);
+	if (ret < 0)
+		return send_drop6(ctx, p, ti, ret);
+	emit_trace6(ctx, p, ti, TRACE_FROM_LXC, due);
+
+	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
+		/* A local pod: its ingress side runs here, on its behalf. */
+		struct trace_info dti = {
+		    .src_identity = ep->sec_id,
+		    .dst_identity = dst->sec_id,
+		    .source = dst->lxc_id,
+		    .dst_id = dst->lxc_id,
+		    .dir = METRIC_INGRESS,
+		};
+
+		ret =
+		    enforce6(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, &p->t.saddr, now, &dti, &due);
+		if (ret < 0)
+			return send_drop6(ctx, p, &dti, ret);
+		ret = local_delivery6(ctx, dst);
+		if (ret < 0)
+			return send_drop6(ctx, p, &dti, ret);
+		count_forwarded(p->len, METRIC_EGRESS);
+		count_forwarded(p->len, METRIC_INGRESS);
+		emit_trace6(ctx, p, &dti, TRACE_TO_LXC, due);
+		return ret;
+	}
+	count_forwarded(p->len, METRIC_EGRESS);
+	emit_trace6(ctx, p, ti, TRACE_TO_STACK, due);
+	return TC_ACT_OK;
+}
+
+/* An IPv6 frame from dual-stack endpoint `ep`: neighbour discovery, or a verified packet. */
+static __always_inline int from_container6(struct __sk_buff *ctx, const struct endpoint_info *ep,
+					   struct trace_info *ti)
+{
+	struct pkt6 p = {};
+	int ret;
+
+	ret = pkt_parse6(ctx, &p);
+	if (ret < 0)
+		return send_drop6(ctx, &p, ti, ret);
+	if (p.t.proto == IPPROTO_ICMPV6_ && icmp6_is_pod_link_control(p.icmp_type)) {
+		count_forwarded(p.len, METRIC_EGRESS);
+		if (p.icmp_type == ICMPV6_NEIGH_SOLICIT && ndp_respond(ctx, ep) == ND_REPLIED)
+			return bpf_redirect(ctx_load_u32(ctx, ifindex), 0);
+		return TC_ACT_OK;
+	}
+	if (!ipv6_addr_equal(&p.t.saddr, (const union v4v6_addr *)ep->ipv6))
+		return send_drop6(ctx, &p, ti, -DROP_INVALID_SIP);
+	return from_container_ipv6(ctx, ep, &p, ti);
+}
+
+/* An IPv6 frame the node's stack routes into dual-stack endpoint `ep`. */
+static __always_inline int to_container6(struct __sk_buff *ctx, const struct endpoint_info *ep,
+					 struct trace_info *ti)
+{
+	struct pkt6 p = {};
+	bool due;
+	int ret;
+
+	ret = pkt_parse6(ctx, &p);
+	if (ret < 0)
+		return send_drop6(ctx, &p, ti, ret);
+	if (p.t.proto == IPPROTO_ICMPV6_ && icmp6_is_link_control(p.icmp_type)) {
+		/* The node resolving the pod, and the responder's own advertisements. */
+		count_forwarded(p.len, METRIC_INGRESS);
+		return TC_ACT_OK;
+	}
+	ret = enforce6(ctx, &p, ep, CT_KEY_INGRESS, 0, &p.t.saddr, mono_now_sec(), ti, &due);
+	if (ret < 0)
+		return send_drop6(ctx, &p, ti, ret);
+	count_forwarded(p.len, METRIC_INGRESS);
+	emit_trace6(ctx, &p, ti, TRACE_TO_LXC, due);
+	return TC_ACT_OK;
+}
+
+/* Whether `ep` has an IPv6 address: endpoints of an IPv4-only agent have none. */
+static __always_inline bool endpoint_has_ipv6(const struct endpoint_info *ep)
+{
+	return !ipv6_addr_is_zero((const union v4v6_addr *)ep->ipv6);
+}
+
 SEC("tc")
 int cil_from_container(struct __sk_buff *ctx)
 {
@@ -213,8 +310,12 @@ int cil_from_container(struct __sk_buff *ctx)
 		if (arp_respond(ctx, ep) == ARP_REPLIED)
 			return bpf_redirect(ctx_load_u32(ctx, ifindex), 0);
 		return TC_ACT_OK;
+	case bpf_htons(ETH_P_IPV6):
+		if (ep && endpoint_has_ipv6(ep))
+			return from_container6(ctx, ep, &ti);
+		/* IPv6 from an endpoint without an IPv6 address: never unenforced. */
+		return send_drop_not_ip4(ctx, &p, &ti, -DROP_UNKNOWN_L3);
 	default:
-		/* IPv6 included: unenforced traffic never passes. */
 		return send_drop_not_ip4(ctx, &p, &ti, -DROP_UNKNOWN_L3);
 	}
 
@@ -258,6 +359,10 @@ int cil_to_container(struct __sk_buff *ctx)
 		/* The node resolving the pod, and the responder's own replies. */
 		count_forwarded(p.len, METRIC_INGRESS);
 		return TC_ACT_OK;
+	case bpf_htons(ETH_P_IPV6):
+		if (ep && endpoint_has_ipv6(ep))
+			return to_container6(ctx, ep, &ti);
+		return send_drop_not_ip4(ctx, &p, &ti, -DROP_UNKNOWN_L3);
 	default:
 		return send_drop_not_ip4(ctx, &p, &ti, -DROP_UNKNOWN_L3);
 	}

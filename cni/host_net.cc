@@ -2,6 +2,8 @@
 // network namespace, addressed and routed there. Any failure removes the pair again.
 #include <arpa/inet.h>
 
+#include <optional>
+
 #include <fmt/format.h>
 
 #include "agent/common/inet.h"
@@ -21,15 +23,28 @@ Result<uint32_t> ipv4(const std::string& text) {
   return ip.v4NetworkOrder();
 }
 
+Result<IpAddr> ipv6(const std::string& text) {
+  CILIUM_ASSIGN_OR_RETURN(IpAddr ip, IpAddr::parse(text));
+  if (ip.isV4()) return makeError(ErrorCode::kInvalidArgument, "{} is not IPv6", text);
+  return ip;
+}
+
 // Inside the pod: the interface up with its MTU, the /32, a link route to the gateway (the only
-// neighbour a /32 has) and the default route through it.
-Status configurePod(const PodLink& link, uint32_t ip, uint32_t gw) {
+// neighbour a /32 has) and the default route through it; the same for IPv6 in dual stack (the
+// gateway is answered by bpf_lxc's neighbour discovery responder).
+Status configurePod(const PodLink& link, uint32_t ip, uint32_t gw, const std::optional<IpAddr>& ip6,
+                    const std::optional<IpAddr>& gw6) {
   CILIUM_ASSIGN_OR_RETURN(nl::Link dev, nl::linkByName(link.ifname));
   CILIUM_RETURN_IF_ERROR(nl::setMtu(dev.ifindex, static_cast<uint32_t>(link.mtu)));
   CILIUM_RETURN_IF_ERROR(nl::setLinkUp(dev.ifindex));
   CILIUM_RETURN_IF_ERROR(nl::addAddress4(dev.ifindex, ip, 32));
   CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(gw, 32, dev.ifindex));
   CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(0, 0, dev.ifindex, gw));
+  if (ip6 && gw6) {
+    CILIUM_RETURN_IF_ERROR(nl::addAddress6(dev.ifindex, ip6->bytes(), 128));
+    CILIUM_RETURN_IF_ERROR(nl::replaceRoute6(gw6->bytes(), 128, dev.ifindex));
+    CILIUM_RETURN_IF_ERROR(nl::replaceRoute6(nl::Ip6{}, 0, dev.ifindex, gw6->bytes()));
+  }
   return okStatus();
 }
 
@@ -38,6 +53,11 @@ class NetlinkHostNet final : public HostNet {
   Result<PodLinkInfo> setup(const PodLink& link) override {
     CILIUM_ASSIGN_OR_RETURN(uint32_t ip, ipv4(link.address));
     CILIUM_ASSIGN_OR_RETURN(uint32_t gw, ipv4(link.gateway));
+    std::optional<IpAddr> ip6, gw6;
+    if (!link.address6.empty()) {
+      CILIUM_ASSIGN_OR_RETURN(ip6, ipv6(link.address6));
+      CILIUM_ASSIGN_OR_RETURN(gw6, ipv6(link.gateway6));
+    }
     auto netns = openNetns(link.netns);
     if (!netns.ok()) {
       return makeError(ErrorCode::kNotFound, "network namespace {}: {}", link.netns,
@@ -55,7 +75,7 @@ class NetlinkHostNet final : public HostNet {
       return undo(st.error());
     if (auto st = nl::setLinkUp(host->ifindex); !st.ok()) return undo(st.error());
     auto pod = runInNetnsValue<nl::Link>(link.netns, [&]() -> Result<nl::Link> {
-      CILIUM_RETURN_IF_ERROR(configurePod(link, ip, gw));
+      CILIUM_RETURN_IF_ERROR(configurePod(link, ip, gw, ip6, gw6));
       return nl::linkByName(link.ifname);
     });
     if (!pod.ok()) return undo(pod.error());

@@ -207,9 +207,12 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   }
   const std::string ip = ipam->address.ipv4;
   const std::string gateway = ipam->ipv4->gateway;
+  // Dual stack (enable-ipv6): the agent allocated an IPv6 address too.
+  const std::string ip6 = ipam->ipv6 ? ipam->address.ipv6 : std::string();
+  const std::string gateway6 = ipam->ipv6 ? ipam->ipv6->gateway : std::string();
 
   const double ipam_ms = lap();
-  PodLink link{env.netns, env.ifname, host_if, mtu, ip, gateway};
+  PodLink link{env.netns, env.ifname, host_if, mtu, ip, gateway, ip6, gateway6};
   auto info = net_.setup(link);
   if (!info.ok()) {
     (void)agent_.release(ip);
@@ -229,7 +232,7 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   req.interface_index = info->host_ifindex;
   req.mac = info->pod_mac;
   req.host_mac = info->host_mac;
-  req.addressing = api::AddressPair{.ipv4 = ip};
+  req.addressing = api::AddressPair{.ipv4 = ip, .ipv6 = ip6};
   req.k8s_pod_name = env.arg("K8S_POD_NAME");
   req.k8s_namespace = env.arg("K8S_POD_NAMESPACE");
   req.k8s_uid = env.arg("K8S_POD_UID");
@@ -250,6 +253,10 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   result.interfaces.push_back({env.ifname, info->pod_mac, link.mtu, env.netns});
   result.ips.push_back({ip + "/32", gateway, 1, false});
   result.routes.push_back({"0.0.0.0/0", gateway});
+  if (!ip6.empty()) {
+    result.ips.push_back({ip6 + "/128", gateway6, 1, true});
+    result.routes.push_back({"::/0", gateway6});
+  }
   log()->info(
       "added container={} ip={} host-if={} ifindex={} ms-prepare={:.1f} ms-ipam={:.1f} "
       "ms-veth={:.1f} ms-endpoint={:.1f}",

@@ -22,6 +22,9 @@ struct PodLink {
   int mtu = 1500;
   std::string address;  // the pod's IPv4 address, installed as /32
   std::string gateway;  // the router address: a /32 link route to it, and the default route
+  // Dual stack: the pod's IPv6 address (/128) and router, routed as the IPv4 pair is; "" = none.
+  std::string address6;
+  std::string gateway6;
 };
 
 struct PodLinkInfo {

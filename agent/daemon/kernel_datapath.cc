@@ -25,9 +25,11 @@ class KernelDevices final : public endpoint::Devices {
   Status attach(int ifindex) override { return dp_.attachEndpoint(ifindex); }
   Status detach(int ifindex) override { return dp_.detachEndpoint(ifindex); }
   Status addRoute(const IpAddr& ip, int ifindex) override {
+    if (!ip.isV4()) return nl::replaceRoute6(ip.bytes(), 128, ifindex);
     return nl::replaceRoute4(ip.v4NetworkOrder(), 32, ifindex);
   }
   Status removeRoute(const IpAddr& ip, int ifindex) override {
+    if (!ip.isV4()) return nl::deleteRoute6(ip.bytes(), 128, ifindex);
     return nl::deleteRoute4(ip.v4NetworkOrder(), 32, ifindex);
   }
   Status deleteLink(int ifindex) override { return nl::deleteLink(ifindex); }

@@ -127,6 +127,9 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
     return errnoError(-err, "set the inner map template of cilium_policy_v2");
   CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_ct4_global, cfg.ct_tcp_map_entries));
   CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_ct_any4_global, cfg.ct_any_map_entries));
+  // One size per protocol class, for both families.
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_ct6_global, cfg.ct_tcp_map_entries));
+  CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_ct_any6_global, cfg.ct_any_map_entries));
   CILIUM_RETURN_IF_ERROR(opened.setMaxEntries(m.cilium_events, cfg.events_ring_bytes));
 
   setRodata(opened->rodata, cfg);

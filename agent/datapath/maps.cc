@@ -3,6 +3,8 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
+
 namespace cilium::datapath {
 
 Status bumpPolicyRevision(RuntimeConfigMap& runtime) {
@@ -28,6 +30,24 @@ endpoint_key endpointKeyV4(uint32_t ip_be) {
   endpoint_key k{};
   k.ip.ip4 = ip_be;
   k.family = ENDPOINT_KEY_IPV4;
+  return k;
+}
+
+endpoint_key endpointKey(const IpAddr& ip) {
+  if (ip.isV4()) return endpointKeyV4(ip.v4NetworkOrder());
+  endpoint_key k{};
+  std::memcpy(k.ip.ip6, ip.bytes().data(), sizeof(k.ip.ip6));
+  k.family = ENDPOINT_KEY_IPV6;
+  return k;
+}
+
+ipcache_key ipcacheKey(const IpPrefix& prefix) {
+  if (prefix.family() == IpFamily::kV4)
+    return ipcacheKeyV4(prefix.addr().v4NetworkOrder(), prefix.len());
+  ipcache_key k{};
+  k.prefixlen = IPCACHE_PREFIX_BASE + prefix.len();
+  k.family = ENDPOINT_KEY_IPV6;
+  std::memcpy(k.ip.ip6, prefix.addr().bytes().data(), 16);
   return k;
 }
 

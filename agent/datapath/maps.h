@@ -11,6 +11,7 @@
 #include "agent/bpf/abi.h"
 #include "agent/bpf/map.h"
 #include "agent/common/error.h"
+#include "agent/common/inet.h"
 
 namespace cilium::datapath {
 
@@ -18,6 +19,7 @@ using EndpointMap = bpf::Map<endpoint_key, endpoint_info>;  // cilium_lxc: addre
 using EndpointIfMap = bpf::Map<uint32_t, endpoint_info>;    // cilium_lxc_if: ifindex -> endpoint
 using IpcacheMap = bpf::Map<ipcache_key, remote_endpoint_info>;
 using CtMap = bpf::Map<ct_key4, ct_entry>;
+using Ct6Map = bpf::Map<ct_key6, ct_entry>;
 using MetricsMap = bpf::Map<metrics_key, bpf::PerCpu<metrics_value>>;
 using RuntimeConfigMap = bpf::Map<uint32_t, uint64_t>;  // cilium_runtime_config
 using EventStatsMap = bpf::Map<uint32_t, bpf::PerCpu<::event_stats>>;
@@ -100,8 +102,12 @@ Result<uint32_t> parseIpv4(const std::string& dotted);
 std::string formatIpv4(uint32_t network_order);
 
 endpoint_key endpointKeyV4(uint32_t ip_be);
+// The cilium_lxc key of either family.
+endpoint_key endpointKey(const IpAddr& ip);
 // prefix_len 0..32; host bits of `ip_be` beyond the prefix are cleared.
 ipcache_key ipcacheKeyV4(uint32_t ip_be, uint8_t prefix_len);
+// The ipcache key of a prefix of either family.
+ipcache_key ipcacheKey(const IpPrefix& prefix);
 
 // A policy key for `identity` (0 = any) in one direction (POLICY_INGRESS/POLICY_EGRESS).
 // proto 0 = any protocol; port 0 with port_prefix_bits 0 = any port; a port range is expressed

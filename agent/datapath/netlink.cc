@@ -251,6 +251,24 @@ Status routeRequest(uint16_t type, uint16_t flags, const Route4& r) {
   return transact(m);
 }
 
+Status routeRequest6(uint16_t type, uint16_t flags, const Ip6& dst, uint8_t prefix_len, int ifindex,
+                     const Ip6& via) {
+  const bool gateway = via != Ip6{};
+  Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
+  rtmsg rt{};
+  rt.rtm_family = AF_INET6;
+  rt.rtm_dst_len = prefix_len;
+  rt.rtm_table = RT_TABLE_MAIN;
+  rt.rtm_protocol = kRouteProtocolStatic;
+  rt.rtm_scope = gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
+  rt.rtm_type = RTN_UNICAST;
+  m.append(rt);
+  m.attr(RTA_DST, dst.data(), dst.size());
+  m.attrU32(RTA_OIF, static_cast<uint32_t>(ifindex));
+  if (gateway) m.attr(RTA_GATEWAY, via.data(), via.size());
+  return transact(m);
+}
+
 Status ruleRequest(uint16_t type, uint16_t flags, uint32_t mark, uint32_t mask, uint32_t table,
                    uint32_t priority) {
   Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
@@ -421,6 +439,36 @@ Status deleteAddress4(int ifindex, uint32_t ip, uint8_t prefix_len) {
   if (st.ok() || isAbsent(st) || st.error().message().find("Cannot assign") != std::string::npos)
     return okStatus();
   return st.error().withContext(fmt::format("delete address from link {}", ifindex));
+}
+
+Status addAddress6(int ifindex, const Ip6& ip, uint8_t prefix_len) {
+  Message m(RTM_NEWADDR, static_cast<uint16_t>(NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE));
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_INET6;
+  ifa.ifa_prefixlen = prefix_len;
+  ifa.ifa_flags = IFA_F_NODAD;
+  ifa.ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa.ifa_index = static_cast<uint32_t>(ifindex);
+  m.append(ifa);
+  m.attr(IFA_LOCAL, ip.data(), ip.size());
+  m.attr(IFA_ADDRESS, ip.data(), ip.size());
+  auto st = transact(m);
+  if (!st.ok()) return st.error().withContext(fmt::format("add IPv6 address to link {}", ifindex));
+  return okStatus();
+}
+
+Status replaceRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex, const Ip6& via) {
+  auto st =
+      routeRequest6(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len, ifindex, via);
+  if (!st.ok())
+    return st.error().withContext(fmt::format("replace IPv6 route via link {}", ifindex));
+  return okStatus();
+}
+
+Status deleteRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex) {
+  auto st = routeRequest6(RTM_DELROUTE, 0, dst, prefix_len, ifindex, Ip6{});
+  if (st.ok() || isAbsent(st)) return okStatus();
+  return st.error().withContext(fmt::format("delete IPv6 route via link {}", ifindex));
 }
 
 Result<std::vector<Address4>> addresses4(int ifindex) {

@@ -1,8 +1,9 @@
 // rtnetlink on raw netlink sockets: links (veth pairs, state, MTU, names, namespaces), IPv4
-// addresses and routes, in the calling thread's network namespace. The agent uses them for
+// and IPv6 addresses and routes, in the calling thread's network namespace. The agent uses them for
 // cilium_host/cilium_net and the per-endpoint routes; cilium-cni for pod veths. No `ip` command.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -85,6 +86,14 @@ struct Route4 {
 Status replaceRoute4(const Route4& r);
 // The unicast IPv4 routes of the main table marked with `protocol`.
 Result<std::vector<Route4>> routes4(uint8_t protocol);
+
+// IPv6 (addresses as 16 bytes, network order). addAddress6 skips duplicate address detection
+// (IFA_F_NODAD): a pod's address is unique by IPAM and must be usable at once.
+using Ip6 = std::array<uint8_t, 16>;
+Status addAddress6(int ifindex, const Ip6& ip, uint8_t prefix_len);
+// replaceRoute4/deleteRoute4 for IPv6: `via` all zero routes through the device (scope link).
+Status replaceRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex, const Ip6& via = {});
+Status deleteRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex);
 
 // Policy routing for the L7 proxies (bpf/abi/proxy.h): a rule sending packets whose mark matches
 // `mark`/`mask` to `table` at `priority` (an identical rule is kept, never duplicated), and a

@@ -279,19 +279,43 @@ Status printIpMasq(const bpf::Map<ipmasq_key4, uint8_t>& map, bool json_out, std
 }
 
 Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, uint64_t now,
-                      bool json_out, std::ostream& out) {
-  std::vector<std::pair<ct_key4, ct_entry>> entries;
+                      bool json_out, std::ostream& out, Ct6Maps v6) {
+  // One family-free view of both key types: IPv4 rows first, each family in tuple order.
+  struct Key {
+    bool v6 = false;
+    uint8_t nexthdr = 0;
+    IpAddr saddr, daddr;
+    uint16_t sport = 0, dport = 0;  // host order
+    uint8_t flags = 0;
+  };
+  std::vector<std::pair<Key, ct_entry>> entries;
   for (const auto* m : {&tcp, &any})
     CILIUM_RETURN_IF_ERROR(m->forEach([&](const ct_key4& k, const ct_entry& v) {
-      entries.emplace_back(k, v);
+      entries.push_back(
+          {Key{false, k.nexthdr, IpAddr::fromNetworkOrder(k.saddr),
+               IpAddr::fromNetworkOrder(k.daddr), ntohs(k.sport), ntohs(k.dport), k.flags},
+           v});
       return true;
     }));
-  auto order = [](const ct_key4& k) {
-    return std::make_tuple(k.nexthdr, ntohl(k.saddr), ntohl(k.daddr), ntohs(k.sport),
-                           ntohs(k.dport), k.flags);
+  for (const auto* m : {v6.tcp, v6.any}) {
+    if (m == nullptr) continue;
+    CILIUM_RETURN_IF_ERROR(m->forEach([&](const ct_key6& k, const ct_entry& v) {
+      entries.push_back({Key{true, k.nexthdr, IpAddr::fromBytes(IpFamily::kV6, k.saddr.ip6),
+                             IpAddr::fromBytes(IpFamily::kV6, k.daddr.ip6), ntohs(k.sport),
+                             ntohs(k.dport), k.flags},
+                         v});
+      return true;
+    }));
+  }
+  auto order = [](const Key& k) {
+    return std::make_tuple(k.v6, k.nexthdr, k.saddr, k.daddr, k.sport, k.dport, k.flags);
   };
   std::sort(entries.begin(), entries.end(),
             [&](const auto& a, const auto& b) { return order(a.first) < order(b.first); });
+  auto endpoint = [](const IpAddr& a, uint16_t port) {
+    return a.isV4() ? fmt::format("{}:{}", a.toString(), port)
+                    : fmt::format("[{}]:{}", a.toString(), port);
+  };
   auto dir = [](uint8_t f) {
     switch (f) {
       case CT_KEY_EGRESS: return "OUT";
@@ -317,8 +341,8 @@ Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, ui
     for (const auto& [k, v] : entries)
       arr.push_back({{"protocol", protocolName(k.nexthdr)},
                      {"direction", dir(k.flags)},
-                     {"src", fmt::format("{}:{}", v4Text(k.saddr), ntohs(k.sport))},
-                     {"dst", fmt::format("{}:{}", v4Text(k.daddr), ntohs(k.dport))},
+                     {"src", endpoint(k.saddr, k.sport)},
+                     {"dst", endpoint(k.daddr, k.dport)},
                      {"expires", v.lifetime},
                      {"remaining", static_cast<int64_t>(v.lifetime) - static_cast<int64_t>(now)},
                      {"tx-packets", v.tx_packets},
@@ -337,11 +361,11 @@ Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, ui
   for (const auto& [k, v] : entries) {
     int64_t remaining = static_cast<int64_t>(v.lifetime) - static_cast<int64_t>(now);
     out << fmt::format(
-        "{} {} {}:{} -> {}:{} expires={} ({}) RxPackets={} RxBytes={} RxFlagsSeen=0x{:02x} "
+        "{} {} {} -> {} expires={} ({}) RxPackets={} RxBytes={} RxFlagsSeen=0x{:02x} "
         "LastRxReport={} TxPackets={} TxBytes={} TxFlagsSeen=0x{:02x} LastTxReport={} "
         "Flags=0x{:04x} [ {}] RevNAT={} SourceSecurityID={} PolicyRevision={}\n",
-        protocolName(k.nexthdr), dir(k.flags), v4Text(k.saddr), ntohs(k.sport), v4Text(k.daddr),
-        ntohs(k.dport), v.lifetime,
+        protocolName(k.nexthdr), dir(k.flags), endpoint(k.saddr, k.sport),
+        endpoint(k.daddr, k.dport), v.lifetime,
         remaining > 0 ? fmt::format("remaining: {} sec(s)", remaining) : std::string("expired"),
         v.rx_packets, v.rx_bytes, v.rx_flags_seen, v.last_rx_report, v.tx_packets, v.tx_bytes,
         v.tx_flags_seen, v.last_tx_report, v.flags, flagNames(v.flags), v.rev_nat_index,

@@ -20,6 +20,8 @@ inline constexpr char kEndpointMapName[] = "cilium_lxc";
 inline constexpr char kIpcacheMapName[] = "cilium_ipcache";
 inline constexpr char kCtTcpMapName[] = "cilium_ct4_global";
 inline constexpr char kCtAnyMapName[] = "cilium_ct_any4_global";
+inline constexpr char kCt6TcpMapName[] = "cilium_ct6_global";
+inline constexpr char kCt6AnyMapName[] = "cilium_ct_any6_global";
 inline constexpr char kMetricsMapName[] = "cilium_metrics";
 inline constexpr char kPolicyMapName[] = "cilium_policy_v2";
 inline constexpr char kLbServicesMapName[] = "cilium_lb4_services";
@@ -35,10 +37,15 @@ Status printIpcache(const datapath::IpcacheMap& map, bool json, std::ostream& ou
 // `bpf tunnel list`: the ipcache entries that name a tunnel endpoint (Cilium's tunnel map view:
 // prefix -> the node VXLAN packets for it go to).
 Status printTunnels(const datapath::IpcacheMap& map, bool json, std::ostream& out);
-// One line per entry of both conntrack maps; `now` is CLOCK_MONOTONIC seconds (the clock of
+// One line per entry of both conntrack maps, then of the IPv6 ones when given (IPv6 addresses in
+// brackets, as Cilium prints them); `now` is CLOCK_MONOTONIC seconds (the clock of
 // ct_entry.lifetime).
+struct Ct6Maps {
+  const datapath::Ct6Map* tcp = nullptr;
+  const datapath::Ct6Map* any = nullptr;
+};
 Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, uint64_t now,
-                      bool json, std::ostream& out);
+                      bool json, std::ostream& out, Ct6Maps v6 = {});
 // SERVICE ADDRESS / BACKEND ADDRESS: each frontend with its type and service id, then the
 // backends of its current slots (bpf/abi/lb.h), sorted by frontend.
 Status printLb(const bpf::Map<lb4_key, lb4_service>& services,

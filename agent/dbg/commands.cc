@@ -750,7 +750,12 @@ class Commands {
       if (!tcp.ok()) return fail(tcp.error());
       auto any = openPinned<ct_key4, ct_entry>(dir, kCtAnyMapName);
       if (!any.ok()) return fail(any.error());
-      auto st = printConntrack(**tcp, **any, env_.monotonic_seconds(), json_, out_);
+      // The IPv6 maps exist once a bpf_lxc with IPv6 support has loaded.
+      auto tcp6 = openPinned<ct_key6, ct_entry>(dir, kCt6TcpMapName);
+      auto any6 = openPinned<ct_key6, ct_entry>(dir, kCt6AnyMapName);
+      Ct6Maps v6;
+      if (tcp6.ok() && any6.ok()) v6 = {tcp6->get(), any6->get()};
+      auto st = printConntrack(**tcp, **any, env_.monotonic_seconds(), json_, out_, v6);
       return st.ok() ? 0 : fail(st.error());
     }
     if (what == "lb" && verb == "list" && w.size() == 3) {

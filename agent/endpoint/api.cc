@@ -81,6 +81,13 @@ Result<Spec> specFromRequest(const api::EndpointChangeRequest& req,
                        req.addressing->ipv4);
     s.ipv4 = *ip;
   }
+  if (req.addressing && !req.addressing->ipv6.empty()) {
+    auto ip = IpAddr::parse(req.addressing->ipv6);
+    if (!ip.ok() || ip->isV4())
+      return makeError(ErrorCode::kInvalidArgument, "addressing.ipv6: '{}' is not an IPv6 address",
+                       req.addressing->ipv6);
+    s.ipv6 = *ip;
+  }
   auto labels = labels::Labels::parse(req.labels, labels::Source::kUnspec);
   if (!labels.ok()) return labels.error().withContext("labels");
   s.labels = std::move(*labels);
@@ -115,6 +122,7 @@ api::Endpoint toApi(const Endpoint& ep) {
   api::EndpointNetworking net;
   api::AddressPair addr;
   if (s.ipv4) addr.ipv4 = s.ipv4->toString();
+  if (s.ipv6) addr.ipv6 = s.ipv6->toString();
   net.addressing.push_back(addr);
   net.host_mac = s.host_mac;
   net.mac = s.mac;

@@ -59,6 +59,9 @@ Status Spec::validate() const {
   if (!ipv4->isV4())
     return makeError(ErrorCode::kInvalidArgument, "addressing.ipv4: {} is not an IPv4 address",
                      ipv4->toString());
+  if (ipv6 && ipv6->isV4())
+    return makeError(ErrorCode::kInvalidArgument, "addressing.ipv6: {} is not an IPv6 address",
+                     ipv6->toString());
   if (pod_name.empty() != pod_namespace.empty())
     return Error(ErrorCode::kInvalidArgument,
                  "k8s-pod-name and k8s-namespace must be given together");
@@ -81,6 +84,7 @@ nlohmann::json toStateJson(const Endpoint& ep) {
       {"mac", s.mac},
       {"host-mac", s.host_mac},
       {"ipv4", s.ipv4 ? s.ipv4->toString() : ""},
+      {"ipv6", s.ipv6 ? s.ipv6->toString() : ""},
       {"netns", s.netns},
       {"labels", s.labels.toStrings()},
       {"named-ports", namedPortsJson(s.named_ports)},
@@ -124,6 +128,12 @@ Result<Endpoint> fromStateJson(const nlohmann::json& j, const std::string& origi
       if (!parsed.ok() || !parsed->isV4())
         return fail("ipv4: '" + ip + "' is not an IPv4 address");
       s.ipv4 = *parsed;
+    }
+    std::string ip6 = j.value("ipv6", "");
+    if (!ip6.empty()) {
+      auto parsed = IpAddr::parse(ip6);
+      if (!parsed.ok() || parsed->isV4()) return fail("ipv6: '" + ip6 + "' is not an IPv6 address");
+      s.ipv6 = *parsed;
     }
     auto labels = labels::Labels::parse(j.value("labels", std::vector<std::string>{}));
     if (!labels.ok()) return fail("labels: " + labels.error().message());

@@ -52,6 +52,7 @@ struct Spec {
   std::string mac;                     // pod side
   std::string host_mac;                // host side
   std::optional<IpAddr> ipv4;          // required
+  std::optional<IpAddr> ipv6;          // dual stack (enable-ipv6)
   std::string netns;                   // the pod's network namespace path, informational
   labels::Labels labels;               // every label the orchestrator gave
   std::vector<NamedPort> named_ports;  // the pod's named container ports

@@ -184,6 +184,7 @@ void K8sFeed::publishEndpoints() {
     st.identity = ep.identity;
     st.identity_labels = ep.identity_labels.toStrings();
     if (ep.spec.ipv4) st.ipv4 = ep.spec.ipv4->toString();
+    if (ep.spec.ipv6) st.ipv6 = ep.spec.ipv6->toString();
     st.node_ip = node_ip;
     st.ingress_enforcing = ep.ingress_enforced;
     st.egress_enforcing = ep.egress_enforced;

@@ -53,10 +53,17 @@ endpoint_info endpointInfo(const Endpoint& ep) {
   parseMac(ep.spec.mac, info.mac);
   parseMac(ep.spec.host_mac, info.node_mac);
   info.ipv4 = ep.spec.ipv4 ? ep.spec.ipv4->v4NetworkOrder() : 0;
+  if (ep.spec.ipv6) std::memcpy(info.ipv6, ep.spec.ipv6->bytes().data(), sizeof(info.ipv6));
   return info;
 }
 
-IpPrefix hostPrefix(const std::optional<IpAddr>& ip) { return IpPrefix::host(*ip); }
+// The endpoint's addresses: IPv4, then IPv6 in dual stack.
+std::vector<IpAddr> addresses(const Spec& s) {
+  std::vector<IpAddr> out;
+  for (const auto* ip : {&s.ipv4, &s.ipv6})
+    if (*ip) out.push_back(**ip);
+  return out;
+}
 
 bool matches(const Endpoint& ep, const Ref& ref) {
   const Spec& s = ep.spec;
@@ -210,18 +217,21 @@ Result<uint16_t> Manager::pickIdLocked(uint16_t wanted) const {
 // endpoint entries (ifindex first: the device's program finds its endpoint before anything is
 // routed to it), the programs and the route.
 Status Manager::programEndpointLocked(const Endpoint& ep) {
-  CILIUM_RETURN_IF_ERROR(deps_.ipcache->upsert(hostPrefix(ep.spec.ipv4),
-                                               ipcache::Info{ep.identity, std::nullopt, 0, 0},
-                                               ipcache::Source::kLocal));
+  for (const IpAddr& ip : addresses(ep.spec))
+    CILIUM_RETURN_IF_ERROR(deps_.ipcache->upsert(IpPrefix::host(ip),
+                                                 ipcache::Info{ep.identity, std::nullopt, 0, 0},
+                                                 ipcache::Source::kLocal));
   // The new address may change what other endpoints' rules select (a NetworkPolicy ipBlock
   // selects an identity only while all its addresses are inside): their maps take that change
   // before this endpoint can send or be reached, not whenever the worker gets to it.
   applyPendingDeltasLocked();
   endpoint_info info = endpointInfo(ep);
   CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints_by_ifindex->update(info.ifindex, info));
-  CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints->update(datapath::endpointKeyV4(ep.spec.ipv4->v4NetworkOrder()), info));
+  for (const IpAddr& ip : addresses(ep.spec))
+    CILIUM_RETURN_IF_ERROR(deps_.maps.endpoints->update(datapath::endpointKey(ip), info));
   CILIUM_RETURN_IF_ERROR(deps_.devices->attach(ep.spec.ifindex));
-  CILIUM_RETURN_IF_ERROR(deps_.devices->addRoute(*ep.spec.ipv4, ep.spec.ifindex));
+  for (const IpAddr& ip : addresses(ep.spec))
+    CILIUM_RETURN_IF_ERROR(deps_.devices->addRoute(ip, ep.spec.ifindex));
   return okStatus();
 }
 
@@ -460,12 +470,14 @@ Result<Endpoint> Manager::add(Spec spec) {
     if (auto st = deps_.devices->checkPodDevice(spec.ifindex, spec.interface_name); !st.ok())
       return st.error().withContext("interface-index");
   }
-  if (options_.claim_address && spec.ipv4) {
+  if (options_.claim_address) {
     std::string owner = !spec.container_id.empty() ? spec.container_id
                         : !spec.pod_name.empty()   ? spec.podRef()
                                                    : std::string();
-    if (auto st = options_.claim_address(*spec.ipv4, owner); !st.ok())
-      return st.error().withContext("addressing.ipv4");
+    for (const IpAddr& ip : addresses(spec)) {
+      if (auto st = options_.claim_address(ip, owner); !st.ok())
+        return st.error().withContext(ip.isV4() ? "addressing.ipv4" : "addressing.ipv6");
+    }
   }
   PodResolver resolver;
   {
@@ -507,9 +519,11 @@ Result<Endpoint> Manager::add(Spec spec) {
   {
     std::lock_guard lock(mu_);
     for (const auto& [id, other] : endpoints_) {
-      if (other.spec.ipv4 == spec.ipv4)
-        return makeError(ErrorCode::kAlreadyExists, "address {} is in use by endpoint {}",
-                         spec.ipv4->toString(), id);
+      for (const IpAddr& ip : addresses(spec)) {
+        if (other.spec.ipv4 == ip || other.spec.ipv6 == ip)
+          return makeError(ErrorCode::kAlreadyExists, "address {} is in use by endpoint {}",
+                           ip.toString(), id);
+      }
       if (other.spec.ifindex == spec.ifindex)
         return makeError(ErrorCode::kAlreadyExists, "interface index {} is in use by endpoint {}",
                          spec.ifindex, id);
@@ -624,16 +638,19 @@ int Manager::cleanupLocked(const Endpoint& ep, bool delete_link) {
   auto checkBool = [&](const Result<bool>& r, std::string_view what) {
     if (!r.ok()) check(r.error(), what);
   };
-  check(deps_.devices->removeRoute(*ep.spec.ipv4, ep.spec.ifindex), "route");
-  // Only remove entries that are still this endpoint's (a restore may have reused them).
-  auto byip = deps_.maps.endpoints->lookup(datapath::endpointKeyV4(ep.spec.ipv4->v4NetworkOrder()));
-  if (byip.ok() && *byip && (*byip)->lxc_id == ep.id())
-    checkBool(deps_.maps.endpoints->remove(datapath::endpointKeyV4(ep.spec.ipv4->v4NetworkOrder())), "cilium_lxc");
+  for (const IpAddr& ip : addresses(ep.spec)) {
+    check(deps_.devices->removeRoute(ip, ep.spec.ifindex), "route");
+    // Only remove entries that are still this endpoint's (a restore may have reused them).
+    auto byip = deps_.maps.endpoints->lookup(datapath::endpointKey(ip));
+    if (byip.ok() && *byip && (*byip)->lxc_id == ep.id())
+      checkBool(deps_.maps.endpoints->remove(datapath::endpointKey(ip)), "cilium_lxc");
+  }
   auto byif = deps_.maps.endpoints_by_ifindex->lookup(static_cast<uint32_t>(ep.spec.ifindex));
   if (byif.ok() && *byif && (*byif)->lxc_id == ep.id())
     checkBool(deps_.maps.endpoints_by_ifindex->remove(static_cast<uint32_t>(ep.spec.ifindex)),
               "cilium_lxc_if");
-  check(deps_.ipcache->remove(hostPrefix(ep.spec.ipv4), ipcache::Source::kLocal), "ipcache");
+  for (const IpAddr& ip : addresses(ep.spec))
+    check(deps_.ipcache->remove(IpPrefix::host(ip), ipcache::Source::kLocal), "ipcache");
   deps_.engine->detach(ep.id());
   check(deps_.maps.policy->remove(ep.id()), "policy map");
   if (deps_.l7 != nullptr) deps_.l7->endpointRemoved(ep.id());

@@ -46,15 +46,7 @@ std::string formatEntry(const Entry& e) {
                      e.info.tunnel_endpoint ? "hastunnel" : "<none>");
 }
 
-ipcache_key kernelKey(const IpPrefix& prefix) {
-  if (prefix.family() == IpFamily::kV4)
-    return datapath::ipcacheKeyV4(prefix.addr().v4NetworkOrder(), prefix.len());
-  ipcache_key k{};
-  k.prefixlen = IPCACHE_PREFIX_BASE + prefix.len();
-  k.family = ENDPOINT_KEY_IPV6;
-  std::memcpy(k.ip.ip6, prefix.addr().bytes().data(), 16);
-  return k;
-}
+ipcache_key kernelKey(const IpPrefix& prefix) { return datapath::ipcacheKey(prefix); }
 
 remote_endpoint_info kernelValue(const Info& info) {
   remote_endpoint_info v{};

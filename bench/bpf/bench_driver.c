@@ -4,8 +4,8 @@
  *   bench_empty   the cheapest tc program, the baseline
  *   bench_driver  prepares the packet, then tail-calls bench_target[0] (the program measured).
  * BPF_PROG_TEST_RUN repeats a program on one packet and keeps its changes between runs; the
- * driver undoes or varies them: it restores the TTL that local delivery decrements, and can
- * advance the ports so that every run is a new connection.
+ * driver undoes or varies them: it restores the TTL (IPv6: hop limit) that local delivery
+ * decrements, and can advance the ports so that every run is a new connection.
  */
 #include "compiler.h"
 
@@ -31,15 +31,26 @@ int bench_driver(struct __sk_buff *ctx)
 {
 	void *data = ctx_data(ctx);
 	void *data_end = ctx_data_end(ctx);
+	struct ethhdr *eth = data;
 	struct iphdr *ip = data + ETH_HLEN;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
 	__u32 *ports = (void *)(ip + 1);
 
+	if ((void *)(ip6 + 1) > data_end)
+		return TC_ACT_SHOT;
+	/* IPv6 (no extension headers): the ports after the fixed header, the hop limit. */
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		ports = (void *)(ip6 + 1);
 	if ((void *)(ports + 1) > data_end)
 		return TC_ACT_SHOT;
 	if (vary_ports)
 		*ports = bpf_htonl(bpf_ntohl(*ports) + 1);
-	if (reset_ttl)
-		ip->ttl = 64;
+	if (reset_ttl) {
+		if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+			ip6->hop_limit = 64;
+		else
+			ip->ttl = 64;
+	}
 	bpf_tail_call(ctx, &bench_target, 0);
 	return TC_ACT_SHOT;
 }

@@ -3,6 +3,12 @@
  * Connection tracking.
  *   cilium_ct4_global  LRU_HASH  ct_key4 -> ct_entry   TCP
  *   cilium_ct_any4_global  LRU_HASH  ct_key4 -> ct_entry   UDP, ICMP and other protocols
+ *   cilium_ct6_global  LRU_HASH  ct_key6 -> ct_entry   IPv6 TCP
+ *   cilium_ct_any6_global  LRU_HASH  ct_key6 -> ct_entry   IPv6 UDP, ICMPv6 and others
+ *
+ * IPv6 has maps of its own rather than a widened key: the IPv4 key stays 16 bytes (hashed and
+ * compared on every IPv4 packet), the IPv6 one is 40. Both families share ct_entry and the
+ * semantics below; ICMPv6 echo (128/129) plays ICMP echo's part, types below 128 are errors.
  *
  * A key is the connection's tuple in its original direction, as seen by the program that created
  * it, plus the processing direction: CT_KEY_EGRESS for entries created while a packet left an
@@ -40,6 +46,16 @@
 struct ct_key4 {
 	__be32 saddr;
 	__be32 daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 nexthdr;
+	__u8 flags; /* CT_KEY_* */
+	__u16 pad;
+};
+
+struct ct_key6 {
+	union v4v6_addr saddr;
+	union v4v6_addr daddr;
 	__be16 sport;
 	__be16 dport;
 	__u8 nexthdr;

@@ -26,6 +26,7 @@
 #define DROP_CSUM_L3 153
 #define DROP_CSUM_L4 154
 #define DROP_CT_CREATE_FAILED 155
+#define DROP_INVALID_EXTHDR 156 /* an IPv6 extension header chain too long or truncated */
 #define DROP_FRAG_NOSUPPORT 157
 #define DROP_NO_SERVICE 158
 #define DROP_UNSUPPORTED_L2 166

@@ -81,15 +81,18 @@ static __always_inline __u16 ct_tcp_flags_after(__u16 flags, __u8 tcp_flags, boo
 	return flags;
 }
 
-/* Accounts a packet on an entry it hit and advances the TCP state. Returns the ct_status. */
-static __always_inline __u8 ct_entry_update(struct ct_entry *e, const struct pkt4 *p, bool reply,
-					    __u32 now, bool *monitor)
+/*
+ * Accounts a packet (`proto`, `tcp_flags`, `len`, of either family) on an entry it hit and
+ * advances the TCP state. Returns the ct_status.
+ */
+static __always_inline __u8 __ct_entry_update(struct ct_entry *e, __u8 proto, __u8 tcp_flags,
+					      __u32 len, bool reply, __u32 now, bool *monitor)
 {
 	__u32 lifetime = cfg_ct_timeout_nontcp;
 	__u32 *last_report;
 
-	if (p->t.proto == IPPROTO_TCP_) {
-		__u8 flags = p->tcp_flags;
+	if (proto == IPPROTO_TCP_) {
+		__u8 flags = tcp_flags;
 		__u8 *seen = reply ? &e->rx_flags_seen : &e->tx_flags_seen;
 		__u16 cflags;
 
@@ -117,11 +120,11 @@ static __always_inline __u8 ct_entry_update(struct ct_entry *e, const struct pkt
 	 */
 	if (reply) {
 		e->rx_packets += 1;
-		e->rx_bytes += p->len;
+		e->rx_bytes += len;
 		last_report = &e->last_rx_report;
 	} else {
 		e->tx_packets += 1;
-		e->tx_bytes += p->len;
+		e->tx_bytes += len;
 		last_report = &e->last_tx_report;
 	}
 	if (*monitor || now - *last_report >= cfg_ct_report_interval) {
@@ -130,6 +133,12 @@ static __always_inline __u8 ct_entry_update(struct ct_entry *e, const struct pkt
 			*last_report = now;
 	}
 	return reply ? CT_REPLY : CT_ESTABLISHED;
+}
+
+static __always_inline __u8 ct_entry_update(struct ct_entry *e, const struct pkt4 *p, bool reply,
+					    __u32 now, bool *monitor)
+{
+	return __ct_entry_update(e, p->t.proto, p->tcp_flags, p->len, reply, now, monitor);
 }
 
 static __always_inline struct ct_entry *ct_find(void *map, const struct tuple4 *t, bool reverse,
@@ -215,6 +224,19 @@ static __always_inline bool ct_should_create(const struct pkt4 *p)
 	return true;
 }
 
+/* The TCP state and lifetime of a new entry, from its first packet (either family). */
+static __always_inline void ct_entry_init_state(struct ct_entry *e, __u8 proto, __u8 tcp_flags,
+						__u16 flags, __u32 now)
+{
+	if (proto == IPPROTO_TCP_) {
+		e->tx_flags_seen = tcp_flags;
+		e->flags = ct_tcp_flags_after(flags, tcp_flags, false);
+		e->lifetime = now + ct_lifetime_tcp(e->flags);
+	} else {
+		e->lifetime = now + cfg_ct_timeout_nontcp;
+	}
+}
+
 static __always_inline int __ct_create4(void *map, const struct pkt4 *p, __u8 dir, __u32 now,
 					__u32 remote_id, __u32 policy_rev, __u16 flags,
 					__be16 proxy_port, struct ct_entry *reopened)
@@ -230,13 +252,7 @@ static __always_inline int __ct_create4(void *map, const struct pkt4 *p, __u8 di
 	    .policy_rev = policy_rev,
 	};
 
-	if (p->t.proto == IPPROTO_TCP_) {
-		e.tx_flags_seen = p->tcp_flags;
-		e.flags = ct_tcp_flags_after(flags, p->tcp_flags, false);
-		e.lifetime = now + ct_lifetime_tcp(e.flags);
-	} else {
-		e.lifetime = now + cfg_ct_timeout_nontcp;
-	}
+	ct_entry_init_state(&e, p->t.proto, p->tcp_flags, flags, now);
 	if (reopened) {
 		/*
 		 * The closing entry this SYN hit, under the same key: overwritten in place. A map

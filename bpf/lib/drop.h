@@ -39,6 +39,19 @@ static __always_inline int __send_drop_not_ip4(struct __sk_buff *ctx, struct pkt
  * L3), not the empty IPv4 one. */
 #define send_drop_not_ip4(ctx, p, ti, ret) __send_drop_not_ip4(ctx, p, ti, ret, __LINE__)
 
+static __always_inline int __send_drop6(const struct __sk_buff *ctx, struct pkt6 *p,
+					const struct trace_info *ti, int ret, __u16 line)
+{
+	__u8 reason = (__u8)(-ret);
+
+	metrics_account(p->len, ti->dir, reason, line, DROP_FILE);
+	emit_drop6(ctx, p, ti, reason, line, DROP_FILE);
+	return TC_ACT_SHOT;
+}
+
+/* send_drop() for a parsed IPv6 packet (struct pkt6). */
+#define send_drop6(ctx, p, ti, ret) __send_drop6(ctx, p, ti, ret, __LINE__)
+
 static __always_inline void count_forwarded(__u32 len, __u8 dir)
 {
 	metrics_account(len, dir, REASON_FORWARDED, 0, 0);

@@ -37,3 +37,13 @@ static __always_inline const struct endpoint_info *endpoint_by_ipv4(__be32 addr)
 
 	return bpf_map_lookup_elem(&cilium_lxc, &key);
 }
+
+static __always_inline const struct endpoint_info *endpoint_by_ipv6(const union v4v6_addr *addr)
+{
+	struct endpoint_key key = {
+	    .ip = *addr,
+	    .family = ENDPOINT_KEY_IPV6,
+	};
+
+	return bpf_map_lookup_elem(&cilium_lxc, &key);
+}

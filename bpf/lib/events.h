@@ -11,6 +11,7 @@
 #include "abi/events.h"
 #include "lib/config.h"
 #include "lib/pkt.h"
+#include "lib/pkt6.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -123,19 +124,20 @@ static __always_inline void event_submit(struct cilium_event *ev)
 	bpf_ringbuf_submit(ev, crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-static __always_inline void event_fill(struct cilium_event *ev, const struct __sk_buff *ctx,
-				       struct pkt4 *p, const struct trace_info *ti, __u8 type,
-				       __u8 subtype)
+/* Everything but the tuple; `event_ns` is the packet's (pkt4/pkt6 event_ns). */
+static __always_inline void event_fill_meta(struct cilium_event *ev, const struct __sk_buff *ctx,
+					    __u64 *event_ns, __u32 len, const struct trace_info *ti,
+					    __u8 type, __u8 subtype)
 {
 	/* One clock read per packet, however many events it raises. */
-	if (!p->event_ns)
-		p->event_ns = bpf_ktime_get_ns();
-	ev->ktime_ns = p->event_ns;
+	if (!*event_ns)
+		*event_ns = bpf_ktime_get_ns();
+	ev->ktime_ns = *event_ns;
 	ev->type = type;
 	ev->subtype = subtype;
 	ev->source = ti->source;
 	ev->ifindex = ctx_load_u32(ctx, ifindex);
-	ev->len_orig = p->len;
+	ev->len_orig = len;
 	ev->src_identity = ti->src_identity;
 	ev->dst_identity = ti->dst_identity;
 	ev->dst_id = ti->dst_id;
@@ -147,6 +149,13 @@ static __always_inline void event_fill(struct cilium_event *ev, const struct __s
 	ev->line = 0;
 	ev->file = 0;
 	__builtin_memset(ev->pad, 0, sizeof(ev->pad));
+}
+
+static __always_inline void event_fill(struct cilium_event *ev, const struct __sk_buff *ctx,
+				       struct pkt4 *p, const struct trace_info *ti, __u8 type,
+				       __u8 subtype)
+{
+	event_fill_meta(ev, ctx, &p->event_ns, p->len, ti, type, subtype);
 	__builtin_memset(&ev->tuple, 0, sizeof(ev->tuple));
 	ev->tuple.saddr.ip4 = p->t.saddr;
 	ev->tuple.daddr.ip4 = p->t.daddr;
@@ -262,6 +271,68 @@ static __always_inline void emit_policy_verdict(const struct __sk_buff *ctx, str
 	if (!ev)
 		return;
 	event_fill(ev, ctx, p, ti, EVENT_POLICY_VERDICT, 0);
+	ev->verdict = verdict;
+	ev->match_type = match_type;
+	event_submit(ev);
+}
+
+/* IPv6 (struct pkt6) twins of event_fill and the emitters above. */
+static __always_inline void event_fill6(struct cilium_event *ev, const struct __sk_buff *ctx,
+					struct pkt6 *p, const struct trace_info *ti, __u8 type,
+					__u8 subtype)
+{
+	event_fill_meta(ev, ctx, &p->event_ns, p->len, ti, type, subtype);
+	ev->tuple.saddr = p->t.saddr;
+	ev->tuple.daddr = p->t.daddr;
+	ev->tuple.sport = p->t.sport;
+	ev->tuple.dport = p->t.dport;
+	ev->tuple.proto = p->t.proto;
+	ev->tuple.family = ENDPOINT_KEY_IPV6;
+	ev->tuple.tcp_flags = p->tcp_flags;
+	ev->tuple.icmp_type = p->icmp_type;
+	ev->tuple.icmp_code = p->icmp_code;
+	__builtin_memset(ev->tuple.pad, 0, sizeof(ev->tuple.pad));
+}
+
+static __always_inline void emit_drop6(const struct __sk_buff *ctx, struct pkt6 *p,
+				       const struct trace_info *ti, __u8 reason, __u16 line,
+				       __u8 file)
+{
+	struct cilium_event *ev = event_reserve();
+
+	if (!ev)
+		return;
+	event_fill6(ev, ctx, p, ti, EVENT_DROP, reason);
+	ev->verdict = -(int)reason;
+	ev->line = line;
+	ev->file = file;
+	event_submit(ev);
+}
+
+static __always_inline void emit_trace6(const struct __sk_buff *ctx, struct pkt6 *p,
+					const struct trace_info *ti, __u8 point, bool due)
+{
+	struct cilium_event *ev;
+
+	if (cfg_monitor_aggregation != MONITOR_AGGREGATION_NONE &&
+	    (!due || trace_point_is_from(point)))
+		return;
+	ev = event_reserve();
+	if (!ev)
+		return;
+	event_fill6(ev, ctx, p, ti, EVENT_TRACE, point);
+	event_submit(ev);
+}
+
+static __always_inline void emit_policy_verdict6(const struct __sk_buff *ctx, struct pkt6 *p,
+						 const struct trace_info *ti, int verdict,
+						 __u8 match_type)
+{
+	struct cilium_event *ev = event_reserve();
+
+	if (!ev)
+		return;
+	event_fill6(ev, ctx, p, ti, EVENT_POLICY_VERDICT, 0);
 	ev->verdict = verdict;
 	ev->match_type = match_type;
 	event_submit(ev);

@@ -33,3 +33,22 @@ static __always_inline __u32 ipcache_identity4(__be32 addr)
 
 	return info ? info->sec_identity : IDENTITY_WORLD;
 }
+
+static __always_inline const struct remote_endpoint_info *
+ipcache_lookup6(const union v4v6_addr *addr)
+{
+	struct ipcache_key key = {
+	    .prefixlen = IPCACHE_PREFIX_BASE + 128,
+	    .family = ENDPOINT_KEY_IPV6,
+	    .ip = *addr,
+	};
+
+	return bpf_map_lookup_elem(&cilium_ipcache, &key);
+}
+
+static __always_inline __u32 ipcache_identity6(const union v4v6_addr *addr)
+{
+	const struct remote_endpoint_info *info = ipcache_lookup6(addr);
+
+	return info ? info->sec_identity : IDENTITY_WORLD;
+}

@@ -64,8 +64,9 @@ static __always_inline __be16 pkt_policy_dport(const struct pkt4 *p)
 
 /*
  * Whether everything pkt_parse4 reads is in the linear area: the IPv4 header and the first 20
- * bytes of TCP, 8 of UDP/SCTP or of an ICMP message other than an error. ICMP errors (their
- * quote), non-IPv4 frames and truncated headers answer false.
+ * bytes of TCP, 8 of UDP/SCTP or of an ICMP message other than an error; for IPv6 the same after
+ * a fixed header without extension headers. ICMP errors (their quote), other frames and
+ * truncated headers answer false.
  */
 static __always_inline bool pkt_headers_linear(struct __sk_buff *ctx)
 {
@@ -73,12 +74,25 @@ static __always_inline bool pkt_headers_linear(struct __sk_buff *ctx)
 	void *data_end = ctx_data_end(ctx);
 	struct ethhdr *eth = data;
 	struct iphdr *ip = data + ETH_HLEN;
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
 	__u8 *l4;
+	__u8 proto;
 
-	if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
-		return false;
-	l4 = (__u8 *)ip + ipv4_hdrlen(ip);
-	switch (ip->protocol) {
+	if ((void *)(ip6 + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		/* Extension headers (rare) are parsed after a pull. */
+		proto = ip6->nexthdr;
+		l4 = (__u8 *)(ip6 + 1);
+		if (proto == IPPROTO_ICMPV6_)
+			return (void *)(l4 + 8) <= data_end && l4[0] >= 128;
+		if (proto != IPPROTO_TCP_ && !l4_has_ports(proto))
+			return false;
+	} else {
+		if ((void *)(ip + 1) > data_end || eth->h_proto != bpf_htons(ETH_P_IP))
+			return false;
+		l4 = (__u8 *)ip + ipv4_hdrlen(ip);
+		proto = ip->protocol;
+	}
+	switch (proto) {
 	case IPPROTO_TCP_:
 		return (void *)(l4 + 20) <= data_end;
 	case IPPROTO_ICMP_:

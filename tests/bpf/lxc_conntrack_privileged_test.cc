@@ -1,6 +1,7 @@
 // bpf tier: connection tracking as bpf_lxc uses it: replies and related ICMP errors of allowed
 // connections pass although the reverse direction is denied; TCP state (RST closes, FIN both
 // ways closes, a new SYN reopens); per-direction counters; expiry; a full table; the agent's GC.
+// Replies run over IPv4 and IPv6 (the IPv6 maps, cilium_ct6_global / cilium_ct_any6_global).
 #include "agent/datapath/conntrack.h"
 #include "tests/bpf/lxc_fixture.h"
 
@@ -19,18 +20,21 @@ class LxcConntrackTest : public LxcTest {
   }
 };
 
-TEST_F(LxcConntrackTest, RepliesPassAlthoughTheReverseIsDenied) {
+using LxcConntrackFamilyTest = FamilyTest<LxcConntrackTest>;
+CILIUM_INSTANTIATE_FAMILIES(LxcConntrackFamilyTest);
+
+TEST_P(LxcConntrackFamilyTest, RepliesPassAlthoughTheReverseIsDenied) {
   // a may open TCP/80 to b; b admits that. Nothing may be opened towards a or from b.
   setPolicy(a_, {allowEntry(kIdentityB, E, kTcp, 80, 16), allowEntry(IDENTITY_WORLD, E, kUdp),
-                 allowEntry(IDENTITY_WORLD, E, kIcmp)});
+                 allowEntry(IDENTITY_WORLD, E, icmpProto())});
   setPolicy(b_, {allowEntry(kIdentityA, POLICY_INGRESS, kTcp, 80, 16)});
   events();
 
   auto a2b = [&](uint8_t flags) {
-    return from(a_).ipv4(a_.pod.ip, b_.pod.ip).tcp(40000, 80, flags).build();
+    return from(a_).ip(ipOf(a_), ipOf(b_)).tcp(40000, 80, flags).build();
   };
   auto b2a = [&](uint8_t flags) {
-    return from(b_).ipv4(b_.pod.ip, a_.pod.ip).tcp(80, 40000, flags).build();
+    return from(b_).ip(ipOf(b_), ipOf(a_)).tcp(80, 40000, flags).build();
   };
   EXPECT_EQ(fromContainer(a_, a2b(tcp::kSyn)).retval, TC_ACT_REDIRECT);
   EXPECT_EQ(fromContainer(b_, b2a(tcp::kSyn | tcp::kAck)).retval, TC_ACT_REDIRECT);
@@ -52,7 +56,7 @@ TEST_F(LxcConntrackTest, RepliesPassAlthoughTheReverseIsDenied) {
   EXPECT_EQ(syn_drops[0].ct_state, CT_NEW);
 
   // A connection b opens itself is denied by b's (empty) egress policy.
-  auto fresh = from(b_).ipv4(b_.pod.ip, a_.pod.ip).tcp(5555, 40000, tcp::kSyn).build();
+  auto fresh = from(b_).ip(ipOf(b_), ipOf(a_)).tcp(5555, 40000, tcp::kSyn).build();
   EXPECT_EQ(fromContainer(b_, fresh).retval, TC_ACT_SHOT);
   auto drops = ofType(events(), EVENT_DROP);
   ASSERT_EQ(drops.size(), 1u);
@@ -60,21 +64,22 @@ TEST_F(LxcConntrackTest, RepliesPassAlthoughTheReverseIsDenied) {
   EXPECT_EQ(drops[0].source, b_.id);
 
   // Through the stack: the reply from the world enters via the node and a's to_container.
-  ASSERT_EQ(fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).udp(41000, 53).build()).retval,
+  ASSERT_EQ(fromContainer(a_, from(a_).ip(ipOf(a_), addr(kWorld)).udp(41000, 53).build()).retval,
             TC_ACT_OK);
-  EXPECT_EQ(toContainer(a_, to(a_).ipv4(kWorld, a_.pod.ip).udp(53, 41000).build()).retval,
+  EXPECT_EQ(toContainer(a_, to(a_).ip(addr(kWorld), ipOf(a_)).udp(53, 41000).build()).retval,
             TC_ACT_OK);
-  EXPECT_EQ(toContainer(a_, to(a_).ipv4(kWorld, a_.pod.ip).udp(53, 41001).build()).retval,
+  EXPECT_EQ(toContainer(a_, to(a_).ip(addr(kWorld), ipOf(a_)).udp(53, 41001).build()).retval,
             TC_ACT_SHOT)
       << "a datagram that answers nothing is new, and a's ingress denies it";
   // ICMP echo: the reply carries the request's identifier.
-  ASSERT_EQ(fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).icmp(8, 0, 777, 1).build()).retval,
+  ASSERT_EQ(
+      fromContainer(a_, from(a_).ip(ipOf(a_), addr(kWorld)).echoRequest(777, 1).build()).retval,
+      TC_ACT_OK);
+  EXPECT_EQ(toContainer(a_, to(a_).ip(addr(kWorld), ipOf(a_)).echoReply(777, 1).build()).retval,
             TC_ACT_OK);
-  EXPECT_EQ(toContainer(a_, to(a_).ipv4(kWorld, a_.pod.ip).icmp(0, 0, 777, 1).build()).retval,
-            TC_ACT_OK);
-  EXPECT_EQ(toContainer(a_, to(a_).ipv4(kWorld, a_.pod.ip).icmp(0, 0, 778, 1).build()).retval,
+  EXPECT_EQ(toContainer(a_, to(a_).ip(addr(kWorld), ipOf(a_)).echoReply(778, 1).build()).retval,
             TC_ACT_SHOT);
-  EXPECT_EQ(toContainer(a_, to(a_).ipv4(kWorld, a_.pod.ip).icmp(8, 0, 777, 1).build()).retval,
+  EXPECT_EQ(toContainer(a_, to(a_).ip(addr(kWorld), ipOf(a_)).echoRequest(777, 1).build()).retval,
             TC_ACT_SHOT)
       << "an echo request from the world is no reply";
 }

@@ -1,7 +1,11 @@
 #include "tests/bpf/lxc_fixture.h"
 
+#include <cstdio>
 #include <cstring>
 
+#include <fmt/format.h>
+
+#include "agent/common/inet.h"
 #include "agent/common/netns.h"
 #include "tests/harness/endpoints.h"
 
@@ -19,6 +23,12 @@ datapath::PolicyEntry entry(uint32_t identity, uint8_t dir, uint8_t proto, uint1
 uint32_t be(const std::string& ip) { return htonl(ipv4(ip)); }
 
 }  // namespace
+
+std::string LxcTest::tupleAddr(const event_tuple& t, bool source) {
+  const v4v6_addr& a = source ? t.saddr : t.daddr;
+  if (t.family == ENDPOINT_KEY_IPV6) return IpAddr::fromBytes(IpFamily::kV6, a.ip6).toString();
+  return IpAddr::fromNetworkOrder(a.ip4).toString();
+}
 
 datapath::PolicyEntry allowEntry(uint32_t identity, uint8_t dir, uint8_t proto, uint16_t port,
                                  uint8_t bits) {
@@ -47,6 +57,7 @@ void LxcTest::setUpWith(datapath::Config cfg) {
     auto pod = topo_->addPod(s.name, s.ip);
     ASSERT_TRUE(pod.ok()) << pod.error().toString();
     s.ep->pod = *pod;
+    if (dual_stack_) s.ep->pod.ip6 = v6Twin(s.ip);
     s.ep->id = s.id;
     s.ep->identity = s.identity;
     s.ep->mac = mac(pod->mac);
@@ -64,6 +75,11 @@ void LxcTest::setUpWith(datapath::Config cfg) {
   setIpcache(kRemote2, 32, kRemoteId2);
   auto s = programNode(maps(), topo_->routerIp());
   ASSERT_TRUE(s.ok()) << s.error().toString();
+  if (dual_stack_) {
+    setIpcache(v6Twin(kRemote1), 128, kRemoteId1);
+    setIpcache(v6Twin(kRemote2), 128, kRemoteId2);
+    setIpcache(v6Twin(topo_->routerIp()), 128, IDENTITY_HOST);
+  }
 }
 
 void LxcTest::reload(const datapath::Config& config) {
@@ -87,7 +103,9 @@ void LxcTest::addEndpoint(TestEndpoint& ep, bool with_policy_map) {
 void LxcTest::setIpcache(const std::string& ip, uint8_t prefix_len, uint32_t identity) {
   remote_endpoint_info info{};
   info.sec_identity = identity;
-  ASSERT_TRUE(maps().ipcache->update(datapath::ipcacheKeyV4(be(ip), prefix_len), info).ok());
+  auto addr = IpAddr::parse(ip);
+  ASSERT_TRUE(addr.ok()) << ip;
+  ASSERT_TRUE(maps().ipcache->update(datapath::ipcacheKey(IpPrefix(*addr, prefix_len)), info).ok());
 }
 
 void LxcTest::setPolicy(const TestEndpoint& ep, const std::vector<datapath::PolicyEntry>& entries) {

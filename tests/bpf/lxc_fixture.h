@@ -15,6 +15,7 @@
 #include "agent/bpf/test_run.h"
 #include "agent/datapath/datapath.h"
 #include "agent/datapath/monitor.h"
+#include "tests/harness/family.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/packet.h"
 
@@ -44,6 +45,19 @@ class LxcTest : public ::testing::Test {
   static constexpr const char* kWorld = "8.8.8.8";  // no ipcache entry: world
 
   void SetUp() override { setUpWith({}); }
+
+  // Set before SetUp: pods and remotes get IPv6 twins of their addresses (v6Twin) too, and
+  // tests speak `family_` (addr(), ipOf()).
+  bool dual_stack_ = false;
+  Family family_ = Family::kV4;
+  // The address `v4` (one of the constants above, the router, a pod's) stands for in family_.
+  std::string addr(std::string_view v4) const {
+    return family_ == Family::kV6 ? v6Twin(v4) : std::string(v4);
+  }
+  std::string ipOf(const TestEndpoint& ep) const { return addr(ep.pod.ip); }
+  uint8_t icmpProto() const { return family_ == Family::kV6 ? 58 : 1; }
+  // An event tuple's address as text.
+  static std::string tupleAddr(const event_tuple& t, bool source);
   // Builds the topology (pods a, b, c), loads the datapath with `cfg` (pin_dir filled in) and
   // programs endpoints a and b with default-deny policy maps, c without any map state.
   void setUpWith(datapath::Config cfg);
@@ -80,6 +94,7 @@ class LxcTest : public ::testing::Test {
   uint64_t metric(uint8_t reason, uint8_t dir);
 
   datapath::Maps maps() { return dp_->maps(); }
+  // IPv4 only.
   std::optional<ct_entry> ctEntry(const char* saddr, const char* daddr, uint16_t sport,
                                   uint16_t dport, uint8_t proto, uint8_t dir);
 
@@ -89,6 +104,17 @@ class LxcTest : public ::testing::Test {
   std::vector<cilium_event> pending_;
   TestEndpoint a_, b_, c_;
   uint16_t next_sport_ = 30000;
+};
+
+// `Base` (an LxcTest) run once per family, with dual-stack endpoints either way.
+template <class Base>
+class FamilyTest : public Base, public ::testing::WithParamInterface<Family> {
+ protected:
+  void SetUp() override {
+    this->dual_stack_ = true;
+    this->family_ = GetParam();
+    Base::SetUp();
+  }
 };
 
 }  // namespace cilium::testing

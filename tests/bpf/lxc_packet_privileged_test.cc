@@ -1,5 +1,9 @@
 // bpf tier: what bpf_lxc does to packets: local delivery (MAC rewrite, TTL, redirect), the ARP
-// responder, source IP verification, fragments and unsupported L3 protocols.
+// and neighbour discovery responders, source IP verification, fragments and unsupported L3
+// protocols. Local delivery and source verification run over IPv4 and IPv6.
+#include <algorithm>
+
+#include "agent/common/inet.h"
 #include "tests/bpf/lxc_fixture.h"
 
 namespace cilium::testing {
@@ -15,26 +19,36 @@ class LxcPacketTest : public LxcTest {
   }
 };
 
-TEST_F(LxcPacketTest, LocalDeliveryRewritesL2AndTtlAndRedirects) {
+using LxcPacketFamilyTest = FamilyTest<LxcPacketTest>;
+CILIUM_INSTANTIATE_FAMILIES(LxcPacketFamilyTest);
+
+std::string srcOf(const ParsedPacket& p) {
+  return p.eth_proto == 0x86dd ? p.src6 : ipv4String(p.saddr);
+}
+std::string dstOf(const ParsedPacket& p) {
+  return p.eth_proto == 0x86dd ? p.dst6 : ipv4String(p.daddr);
+}
+
+TEST_P(LxcPacketFamilyTest, LocalDeliveryRewritesL2AndTtlAndRedirects) {
   for (uint8_t proto : {6, 17, 1}) {
     SCOPED_TRACE(int(proto));
     PacketBuilder b = from(a_);
-    b.ipv4(a_.pod.ip, b_.pod.ip, 64);
+    b.ip(ipOf(a_), ipOf(b_), 64);
     if (proto == 6) b.tcp(41000, 80, tcp::kSyn);
     if (proto == 17) b.udp(41000, 53).payload("hello");
-    if (proto == 1) b.icmp(8, 0, 41000, 1);
+    if (proto == 1) b.echoRequest(41000, 1);
     auto in = b.build();
     auto r = fromContainer(a_, in);
-    ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
     auto p = parsePacket(r.packet);
     ASSERT_TRUE(p);
     EXPECT_EQ(p->dst_mac, b_.mac) << "delivered to the destination pod's MAC";
     EXPECT_EQ(p->src_mac, b_.host_mac) << "from the destination's host-side veth";
-    EXPECT_EQ(p->ttl, 63);
+    EXPECT_EQ(p->ttl, 63) << "TTL or hop limit";
     EXPECT_TRUE(p->ip_csum_ok) << "TTL change must keep the IP checksum valid";
     EXPECT_TRUE(p->l4_csum_ok);
-    EXPECT_EQ(p->saddr, ipv4(a_.pod.ip));
-    EXPECT_EQ(p->daddr, ipv4(b_.pod.ip));
+    EXPECT_EQ(srcOf(*p), ipOf(a_));
+    EXPECT_EQ(dstOf(*p), ipOf(b_));
   }
   EXPECT_EQ(metric(REASON_FORWARDED, METRIC_EGRESS), 3u);
   EXPECT_EQ(metric(REASON_FORWARDED, METRIC_INGRESS), 3u);
@@ -63,20 +77,25 @@ TEST_F(LxcPacketTest, TrafficToTheNodeAndOutsideGoesToTheStack) {
   EXPECT_EQ(verdicts[1].dst_identity, IDENTITY_WORLD);
 }
 
-TEST_F(LxcPacketTest, SpoofedSourceIsDropped) {
+TEST_P(LxcPacketFamilyTest, SpoofedSourceIsDropped) {
   uint64_t before = metric(DROP_INVALID_SIP, METRIC_EGRESS);
-  for (const char* src : {"10.200.0.99", "10.200.0.12", "0.0.0.0"}) {
+  // Another address of the pod CIDR, another pod's, the unspecified one (and for IPv6 a
+  // link-local one: only neighbour discovery and MLD may use those).
+  std::vector<std::string> spoofed = {addr("10.200.0.99"), ipOf(b_),
+                                      family_ == Family::kV6 ? "::" : "0.0.0.0"};
+  if (family_ == Family::kV6) spoofed.push_back("fe80::1");
+  for (const auto& src : spoofed) {
     SCOPED_TRACE(src);
-    auto in = from(a_).ipv4(src, b_.pod.ip).udp(41003, 53).build();
+    auto in = from(a_).ip(src, ipOf(b_)).udp(41003, 53).build();
     EXPECT_EQ(fromContainer(a_, in).retval, TC_ACT_SHOT);
     auto drops = ofType(events(), EVENT_DROP);
     ASSERT_EQ(drops.size(), 1u);
     EXPECT_EQ(drops[0].subtype, DROP_INVALID_SIP);
     EXPECT_EQ(drops[0].source, a_.id);
     EXPECT_EQ(drops[0].src_identity, kIdentityA);
-    EXPECT_EQ(ntohl(drops[0].tuple.saddr.ip4), ipv4(src));
+    EXPECT_EQ(tupleAddr(drops[0].tuple, true), src);
   }
-  EXPECT_EQ(metric(DROP_INVALID_SIP, METRIC_EGRESS), before + 3);
+  EXPECT_EQ(metric(DROP_INVALID_SIP, METRIC_EGRESS), before + spoofed.size());
   EXPECT_EQ(datapath::dropReasonName(DROP_INVALID_SIP), "Invalid source ip");
 }
 
@@ -170,6 +189,76 @@ TEST_F(LxcPacketTest, ArpRequestsAreAnsweredWithTheHostVethMac) {
   EXPECT_EQ(toContainer(a_, arpRequest(a_.host_mac, topo_->routerIp(), a_.pod.ip)).retval,
             TC_ACT_OK);
   EXPECT_TRUE(ofType(events(), EVENT_DROP).empty());
+}
+
+class LxcNdpTest : public LxcPacketTest {
+ protected:
+  void SetUp() override {
+    dual_stack_ = true;
+    family_ = Family::kV6;
+    LxcPacketTest::SetUp();
+  }
+  // A solicitation from pod `ep` for `target`, to its solicited-node multicast address.
+  std::vector<uint8_t> solicit(const TestEndpoint& ep, const std::string& src,
+                               const std::string& target, bool with_option = true) {
+    return from(ep)
+        .ipv6(src, "ff02::1:ff00:1", 255)
+        .neighborSolicit(target, with_option ? ep.mac : Mac{})
+        .build();
+  }
+};
+
+TEST_F(LxcNdpTest, NeighbourSolicitationsAreAnsweredWithTheHostVethMac) {
+  const std::string router = addr(topo_->routerIp());
+  for (bool with_option : {true, false}) {
+    SCOPED_TRACE(with_option ? "with source link-layer option" : "without options");
+    auto r = fromContainer(a_, solicit(a_, ipOf(a_), router, with_option));
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+    auto p = parsePacket(r.packet);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->dst_mac, a_.mac) << "to the pod";
+    EXPECT_EQ(p->src_mac, a_.host_mac);
+    EXPECT_EQ(p->src6, router);
+    EXPECT_EQ(p->dst6, ipOf(a_));
+    EXPECT_EQ(p->ttl, 255) << "the hop limit neighbour discovery requires";
+    EXPECT_EQ(p->proto, 58);
+    EXPECT_EQ(p->icmp_type, 136) << "a neighbour advertisement";
+    EXPECT_TRUE(p->l4_csum_ok) << "the pod drops advertisements with a bad checksum";
+    ASSERT_EQ(p->l4.size(), 32u);
+    EXPECT_EQ(p->l4[4], 0xe0) << "router, solicited, override";
+    auto target = IpAddr::parse(router);
+    ASSERT_TRUE(target.ok());
+    EXPECT_TRUE(std::equal(target->bytes().begin(), target->bytes().end(), p->l4.begin() + 8));
+    EXPECT_EQ(p->l4[24], 2) << "target link-layer address option";
+    EXPECT_EQ(p->l4[25], 1);
+    EXPECT_TRUE(std::equal(a_.host_mac.begin(), a_.host_mac.end(), p->l4.begin() + 26));
+  }
+
+  // Any address the pod asks for (it routes everything through the node), from its link-local
+  // address too.
+  EXPECT_EQ(fromContainer(a_, solicit(a_, "fe80::11", ipOf(b_))).retval, TC_ACT_REDIRECT);
+  // Duplicate address detection and solicitations for the pod's own address are not answered.
+  EXPECT_EQ(fromContainer(a_, solicit(a_, "::", ipOf(a_))).retval, TC_ACT_OK);
+  EXPECT_EQ(fromContainer(a_, solicit(a_, "fe80::11", ipOf(a_))).retval, TC_ACT_OK);
+  // The node resolving the pod passes, and so does the pod's advertisement back.
+  EXPECT_EQ(toContainer(a_, to(a_)
+                                .ipv6("fe80::1", "ff02::1:ff00:11", 255)
+                                .neighborSolicit(ipOf(a_), a_.host_mac)
+                                .build())
+                .retval,
+            TC_ACT_OK);
+  EXPECT_EQ(
+      fromContainer(a_, from(a_).ipv6(ipOf(a_), "fe80::1", 255).icmp(136, 0).payload(16).build())
+          .retval,
+      TC_ACT_OK);
+  EXPECT_TRUE(ofType(events(), EVENT_DROP).empty());
+
+  // A pod is no router: its router advertisements never reach the node.
+  auto ra = from(a_).ipv6("fe80::11", "ff02::1", 255).icmp(134, 0).payload(8).build();
+  EXPECT_EQ(fromContainer(a_, ra).retval, TC_ACT_SHOT);
+  auto drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(drops.size(), 1u);
+  EXPECT_EQ(drops[0].subtype, DROP_INVALID_SIP);
 }
 
 }  // namespace

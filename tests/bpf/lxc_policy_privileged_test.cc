@@ -1,7 +1,8 @@
 // bpf tier: bpf_lxc policy enforcement on crafted packets, table-driven: allow and deny per
 // identity, port, protocol and direction; wildcards; port ranges; deny precedence; default allow
 // vs default deny; revocation; endpoints that are not ready; atomic policy replacement; in-place
-// policy changes that keep the inner map and never widen for packets in flight.
+// policy changes that keep the inner map and never widen for packets in flight. The table and local
+// delivery run over IPv4 and IPv6 (dual-stack endpoints).
 #include <bpf/bpf.h>
 
 #include <atomic>
@@ -139,15 +140,15 @@ class LxcPolicyTest : public LxcTest {
   std::vector<uint8_t> packet(const Probe& p, uint16_t sport) {
     PacketBuilder b = p.ingress ? to(a_) : from(a_);
     if (p.ingress)
-      b.ipv4(p.remote, a_.pod.ip);
+      b.ip(addr(p.remote), ipOf(a_));
     else
-      b.ipv4(a_.pod.ip, p.remote);
+      b.ip(ipOf(a_), addr(p.remote));
     if (p.proto == kTcp)
       b.tcp(sport, p.dport, tcp::kSyn);
     else if (p.proto == kUdp)
       b.udp(sport, p.dport);
     else
-      b.icmp(8, 0, sport, 1);
+      b.echoRequest(sport, 1);
     return b.build();
   }
 
@@ -172,10 +173,17 @@ class LxcPolicyTest : public LxcTest {
   }
 };
 
-TEST_F(LxcPolicyTest, TableOfPolicies) {
+using LxcPolicyFamilyTest = FamilyTest<LxcPolicyTest>;
+CILIUM_INSTANTIATE_FAMILIES(LxcPolicyFamilyTest);
+
+TEST_P(LxcPolicyFamilyTest, TableOfPolicies) {
   for (const auto& c : policyCases()) {
     SCOPED_TRACE(c.name);
-    setPolicy(a_, c.policy);
+    auto policy = c.policy;
+    // ICMP rules are per family, as Cilium's `icmps` fields: ICMPv6 is protocol 58.
+    for (auto& e : policy)
+      if (e.key.protocol == kIcmp) e.key.protocol = icmpProto();
+    setPolicy(a_, policy);
     events();
     for (const auto& p : c.probes) {
       uint16_t sport = next_sport_++;
@@ -217,9 +225,9 @@ TEST_F(LxcPolicyTest, TableOfPolicies) {
       EXPECT_EQ(d.src_identity, p.ingress ? remote_id : kIdentityA);
       EXPECT_EQ(d.dst_identity, p.ingress ? kIdentityA : remote_id);
       EXPECT_EQ(d.ifindex, static_cast<uint32_t>(a_.pod.host_ifindex));
-      EXPECT_EQ(d.tuple.proto, p.proto);
-      EXPECT_EQ(ntohl(d.tuple.saddr.ip4), ipv4(p.ingress ? p.remote : a_.pod.ip));
-      EXPECT_EQ(ntohl(d.tuple.daddr.ip4), ipv4(p.ingress ? a_.pod.ip : p.remote));
+      EXPECT_EQ(d.tuple.proto, p.proto == kIcmp ? icmpProto() : p.proto);
+      EXPECT_EQ(tupleAddr(d.tuple, true), addr(p.ingress ? p.remote : a_.pod.ip));
+      EXPECT_EQ(tupleAddr(d.tuple, false), addr(p.ingress ? a_.pod.ip : p.remote));
       if (p.proto != kIcmp) {
         EXPECT_EQ(ntohs(d.tuple.dport), p.dport);
       }
@@ -229,9 +237,9 @@ TEST_F(LxcPolicyTest, TableOfPolicies) {
 }
 
 // A local pod: the sender's egress and the receiver's ingress both decide, in one program run.
-TEST_F(LxcPolicyTest, LocalDeliveryNeedsBothEgressAndIngress) {
+TEST_P(LxcPolicyFamilyTest, LocalDeliveryNeedsBothEgressAndIngress) {
   auto syn = [&](uint16_t port) {
-    return from(a_).ipv4(a_.pod.ip, b_.pod.ip).tcp(next_sport_++, port, tcp::kSyn).build();
+    return from(a_).ip(ipOf(a_), ipOf(b_)).tcp(next_sport_++, port, tcp::kSyn).build();
   };
   setPolicy(a_, {allowEntry(kIdentityB, E, kTcp, 80, 16), allowEntry(kIdentityB, E, kTcp, 81, 16)});
   setPolicy(b_, {allowEntry(kIdentityA, I, kTcp, 80, 16)});

@@ -30,6 +30,7 @@ class FakeAgent : public AgentApi {
   std::map<std::string, api::EndpointChangeRequest> endpoints;  // container id -> request
   int puts = 0;
   int device_mtu = 0;  // what GET /config says; 0: nothing
+  bool dual_stack = false;  // IPAM also hands out fd00::<n> (the agent's enable-ipv6)
 
   Result<api::StatusResponse> healthz() override {
     if (!up) return down();
@@ -45,6 +46,12 @@ class FakeAgent : public AgentApi {
     api::IpamResponse r;
     r.address.ipv4 = ip;
     r.ipv4 = api::IpamAddressResponse{.ip = ip, .gateway = "10.0.0.1"};
+    if (dual_stack) {
+      std::string ip6 = "fd00::" + std::to_string(next_ip - 1);
+      ips[ip6] = owner;
+      r.address.ipv6 = ip6;
+      r.ipv6 = api::IpamAddressResponse{.ip = ip6, .gateway = "fd00::1"};
+    }
     return r;
   }
   Status release(const std::string& what) override {
@@ -283,6 +290,32 @@ TEST_F(PluginTest, AddWiresThePodAndAnswersInTheRequestedVersion) {
   auto legacy = json(run("ADD", conf("0.3.1")));
   EXPECT_EQ(legacy["ips"][0]["version"], "4");
   EXPECT_EQ(legacy["cniVersion"], "0.3.1");
+}
+
+// Dual stack: both addresses in the result (each with its family's gateway), both default
+// routes, both in the endpoint request and on the pod's link; DEL releases both.
+TEST_F(PluginTest, DualStackAddCarriesBothFamilies) {
+  agent_.dual_stack = true;
+  auto o = run("ADD", conf("1.0.0"));
+  ASSERT_EQ(o.exit_code, 0) << o.stdout_text;
+  auto r = json(o);
+  ASSERT_EQ(r["ips"].size(), 2u);
+  EXPECT_EQ(r["ips"][0]["address"], "10.0.0.10/32");
+  EXPECT_EQ(r["ips"][1]["address"], "fd00::10/128");
+  EXPECT_EQ(r["ips"][1]["gateway"], "fd00::1");
+  EXPECT_EQ(r["ips"][1]["interface"], 1);
+  ASSERT_EQ(r["routes"].size(), 2u);
+  EXPECT_EQ(r["routes"][1]["dst"], "::/0");
+  EXPECT_EQ(r["routes"][1]["gw"], "fd00::1");
+  const auto& req = agent_.endpoints["c0ffee"];
+  EXPECT_EQ(req.addressing->ipv4, "10.0.0.10");
+  EXPECT_EQ(req.addressing->ipv6, "fd00::10");
+  ASSERT_EQ(host_.links.size(), 1u);
+  EXPECT_EQ(host_.links.begin()->second.address6, "fd00::10");
+  EXPECT_EQ(host_.links.begin()->second.gateway6, "fd00::1");
+
+  ASSERT_EQ(run("DEL", conf("1.0.0")).exit_code, 0);
+  EXPECT_TRUE(agent_.ips.empty()) << "both addresses released";
 }
 
 TEST_F(PluginTest, PodMtuIsTheNetworkConfigurationsElseTheAgentsElseTheDefault) {

@@ -6,6 +6,7 @@
 #include <net/if.h>
 
 #include <cstring>
+#include <optional>
 
 #include "agent/common/fd.h"
 #include "agent/common/netns.h"
@@ -23,16 +24,31 @@ Status programEndpoint(const datapath::Maps& maps, const Pod& pod, uint16_t id, 
   std::memcpy(info.mac, m.data(), m.size());
   std::memcpy(info.node_mac, hm.data(), hm.size());
   info.ipv4 = ip;
+  std::optional<IpAddr> ip6;
+  if (!pod.ip6.empty()) {
+    CILIUM_ASSIGN_OR_RETURN(ip6, IpAddr::parse(pod.ip6));
+    std::memcpy(info.ipv6, ip6->bytes().data(), sizeof(info.ipv6));
+  }
   // ifindex first: the device's program finds its endpoint before anything routes to it.
   CILIUM_RETURN_IF_ERROR(maps.endpoints_by_ifindex->update(info.ifindex, info));
   CILIUM_RETURN_IF_ERROR(maps.endpoints->update(datapath::endpointKeyV4(ip), info));
   remote_endpoint_info remote{};
   remote.sec_identity = identity;
+  if (ip6) {
+    CILIUM_RETURN_IF_ERROR(maps.endpoints->update(datapath::endpointKey(*ip6), info));
+    CILIUM_RETURN_IF_ERROR(
+        maps.ipcache->update(datapath::ipcacheKey(IpPrefix::host(*ip6)), remote));
+  }
   return maps.ipcache->update(datapath::ipcacheKeyV4(ip, 32), remote);
 }
 
 Status unprogramEndpoint(const datapath::Maps& maps, const Pod& pod) {
   CILIUM_ASSIGN_OR_RETURN(uint32_t ip, datapath::parseIpv4(pod.ip));
+  if (!pod.ip6.empty()) {
+    CILIUM_ASSIGN_OR_RETURN(IpAddr ip6, IpAddr::parse(pod.ip6));
+    CILIUM_RETURN_IF_ERROR(maps.ipcache->remove(datapath::ipcacheKey(IpPrefix::host(ip6))));
+    CILIUM_RETURN_IF_ERROR(maps.endpoints->remove(datapath::endpointKey(ip6)));
+  }
   CILIUM_RETURN_IF_ERROR(maps.ipcache->remove(datapath::ipcacheKeyV4(ip, 32)));
   CILIUM_RETURN_IF_ERROR(maps.endpoints->remove(datapath::endpointKeyV4(ip)));
   CILIUM_RETURN_IF_ERROR(

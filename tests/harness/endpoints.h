@@ -11,7 +11,8 @@
 
 namespace cilium::testing {
 
-// Writes `pod` as endpoint `id` with security identity `identity`. Does not touch policy.
+// Writes `pod` as endpoint `id` with security identity `identity` (both addresses of a
+// dual-stack pod). Does not touch policy.
 Status programEndpoint(const datapath::Maps& maps, const Pod& pod, uint16_t id, uint32_t identity);
 // Removes what programEndpoint() wrote.
 Status unprogramEndpoint(const datapath::Maps& maps, const Pod& pod);

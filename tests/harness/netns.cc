@@ -130,6 +130,7 @@ Status Topology::setupNode(int subnet_octet) {
   pod_netns_names_.push_back(node);
   node_netns_ = std::string(kNetnsDir) + "/" + node;
   router_ip_ = fmt::format("10.{}.0.1", subnet_octet);
+  router6_ = fmt::format("fd00:{}::1", subnet_octet);
   subnet_ = fmt::format("10.{}.0.0/16", subnet_octet);
   CILIUM_RETURN_IF_ERROR(ip({"-n", node, "link", "set", "lo", "up"}));
   // Forwarding inside the node namespace only; the machine's own ip_forward is untouched.
@@ -168,10 +169,12 @@ Result<std::string> Topology::cgroupDir() {
   return cgroup_dir_;
 }
 
-Result<Pod> Topology::addPod(std::string_view name, std::string_view pod_ip) {
+Result<Pod> Topology::addPod(std::string_view name, std::string_view pod_ip,
+                             std::string_view pod_ip6) {
   Pod pod;
   pod.name = name;
   pod.ip = pod_ip;
+  pod.ip6 = pod_ip6;
   std::string ns = prefix_ + "-" + std::string(name);
   CILIUM_RETURN_IF_ERROR(ip({"netns", "add", ns}));
   pod_netns_names_.push_back(ns);
@@ -186,8 +189,16 @@ Result<Pod> Topology::addPod(std::string_view name, std::string_view pod_ip) {
       ip({"-n", node, "addr", "add", router_ip_ + "/32", "dev", pod.host_ifname}));
   CILIUM_RETURN_IF_ERROR(ip({"-n", node, "route", "add", pod.ip + "/32", "dev", pod.host_ifname}));
   CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "link", "set", "lo", "up"}));
-  CILIUM_RETURN_IF_ERROR(sysctl(pod.netns, "net.ipv6.conf.all.disable_ipv6=1"));
+  if (pod.ip6.empty())
+    CILIUM_RETURN_IF_ERROR(sysctl(pod.netns, "net.ipv6.conf.all.disable_ipv6=1"));
   CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "link", "set", "eth0", "up"}));
+  if (!pod.ip6.empty()) {
+    CILIUM_RETURN_IF_ERROR(
+        ip({"-n", ns, "-6", "addr", "add", pod.ip6 + "/128", "dev", "eth0", "nodad"}));
+    CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "-6", "route", "add", router6_ + "/128", "dev", "eth0"}));
+    CILIUM_RETURN_IF_ERROR(
+        ip({"-n", ns, "-6", "route", "add", "default", "via", router6_, "dev", "eth0"}));
+  }
   CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "addr", "add", pod.ip + "/32", "dev", "eth0"}));
   CILIUM_RETURN_IF_ERROR(
       ip({"-n", ns, "route", "add", router_ip_ + "/32", "dev", "eth0", "scope", "link"}));

@@ -18,6 +18,7 @@ struct Pod {
   std::string name;
   std::string netns;        // /run/netns/<prefix>-<name>
   std::string ip;           // IPv4 address, /32 on eth0
+  std::string ip6;          // IPv6 address of a dual-stack pod, or "" (see addPod)
   std::string host_ifname;  // host side of the veth, in the node namespace
   int host_ifindex = 0;     // in the node namespace
   std::string mac;          // eth0's MAC inside the pod
@@ -43,7 +44,12 @@ class Topology {
   const std::string& tmpDir() const { return tmp_dir_; }
 
   // Creates a pod with address `ip` (in the pod subnet) and a veth to the node.
-  Result<Pod> addPod(std::string_view name, std::string_view ip);
+  // With `ip6`, a dual-stack pod: also the /128 and routes through router6() (which bpf_lxc's
+  // neighbour discovery responder answers; the node itself keeps IPv6 off). Without, IPv6 is
+  // off in the pod.
+  Result<Pod> addPod(std::string_view name, std::string_view ip, std::string_view ip6 = {});
+  // The pods' IPv6 gateway, fd00:<octet>::1.
+  std::string router6() const { return router6_; }
   // Deletes a pod's namespace and veth.
   Status removePod(const Pod& pod);
 
@@ -60,6 +66,7 @@ class Topology {
   std::string prefix_;
   std::string node_netns_;
   std::string router_ip_;
+  std::string router6_;
   std::string subnet_;
   std::string pin_dir_;
   std::string cgroup_dir_;

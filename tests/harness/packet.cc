@@ -35,6 +35,21 @@ uint16_t fold(uint32_t acc) {
 uint32_t pseudoHeader(uint32_t s, uint32_t d, uint8_t proto, size_t len) {
   return (s >> 16) + (s & 0xffff) + (d >> 16) + (d & 0xffff) + proto + static_cast<uint32_t>(len);
 }
+uint32_t pseudoHeader6(const uint8_t* s, const uint8_t* d, uint8_t proto, size_t len) {
+  return sumWords(d, 16, sumWords(s, 16)) + proto + static_cast<uint32_t>(len >> 16) +
+         static_cast<uint32_t>(len & 0xffff);
+}
+std::array<uint8_t, 16> parse6(std::string_view text) {
+  std::array<uint8_t, 16> a{};
+  if (inet_pton(AF_INET6, std::string(text).c_str(), a.data()) != 1)
+    throw std::invalid_argument("bad IPv6 address: " + std::string(text));
+  return a;
+}
+std::string format6(const uint8_t* a) {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, a, buf, sizeof(buf));
+  return buf;
+}
 
 }  // namespace
 
@@ -72,6 +87,38 @@ PacketBuilder& PacketBuilder::ipv4(std::string_view src, std::string_view dst, u
   saddr_ = testing::ipv4(src);
   daddr_ = testing::ipv4(dst);
   ttl_ = ttl;
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::ipv6(std::string_view src, std::string_view dst, uint8_t hop_limit) {
+  v6_ = true;
+  saddr6_ = parse6(src);
+  daddr6_ = parse6(dst);
+  ttl_ = hop_limit;
+  return *this;
+}
+
+PacketBuilder& PacketBuilder::ip(std::string_view src, std::string_view dst, uint8_t ttl) {
+  if (src.find(':') != std::string_view::npos) return ipv6(src, dst, ttl);
+  return ipv4(src, dst, ttl);
+}
+
+PacketBuilder& PacketBuilder::echoRequest(uint16_t id, uint16_t seq) {
+  return icmp(v6_ ? 128 : 8, 0, id, seq);
+}
+
+PacketBuilder& PacketBuilder::echoReply(uint16_t id, uint16_t seq) {
+  return icmp(v6_ ? 129 : 0, 0, id, seq);
+}
+
+PacketBuilder& PacketBuilder::neighborSolicit(std::string_view target, Mac sll) {
+  icmp(135, 0);
+  auto t = parse6(target);
+  payload_.assign(t.begin(), t.end());
+  if (sll == Mac{}) return *this;
+  payload_.push_back(1);  // source link-layer address option, 8 bytes
+  payload_.push_back(1);
+  payload_.insert(payload_.end(), sll.begin(), sll.end());
   return *this;
 }
 
@@ -148,6 +195,32 @@ PacketBuilder& PacketBuilder::ipOptions(std::vector<uint8_t> bytes) {
 }
 
 std::vector<uint8_t> PacketBuilder::buildL3() const {
+  if (v6_) {
+    const uint8_t nh = proto_ == 1 ? 58 : proto_;
+    const size_t l4len = l4_.size() + payload_.size();
+    std::vector<uint8_t> p(40 + l4len);
+    p[0] = 0x60;
+    put16(p, 4, static_cast<uint16_t>(l4len));
+    p[6] = nh;
+    p[7] = ttl_;
+    std::copy(saddr6_.begin(), saddr6_.end(), p.begin() + 8);
+    std::copy(daddr6_.begin(), daddr6_.end(), p.begin() + 24);
+    std::copy(l4_.begin(), l4_.end(), p.begin() + 40);
+    std::copy(payload_.begin(), payload_.end(), p.begin() + 40 + static_cast<long>(l4_.size()));
+    uint8_t* l4 = p.data() + 40;
+    uint16_t c =
+        fold(sumWords(l4, l4len, pseudoHeader6(saddr6_.data(), daddr6_.data(), nh, l4len)));
+    if (nh == 17) {
+      put16(p, 40 + 4, static_cast<uint16_t>(l4len));
+      c = fold(sumWords(l4, l4len, pseudoHeader6(saddr6_.data(), daddr6_.data(), nh, l4len)));
+      put16(p, 40 + 6, c == 0 ? 0xffff : c);
+    } else if (nh == 6) {
+      put16(p, 40 + 16, c);
+    } else if (nh == 58) {
+      put16(p, 40 + 2, c);
+    }
+    return p;
+  }
   const size_t hl = 20 + options_.size();
   std::vector<uint8_t> p(hl + l4_.size() + payload_.size());
   p[0] = static_cast<uint8_t>(0x40 | hl / 4);
@@ -182,7 +255,7 @@ std::vector<uint8_t> PacketBuilder::build() const {
   std::vector<uint8_t> f(14 + l3.size());
   std::memcpy(f.data(), dst_mac_.data(), 6);
   std::memcpy(f.data() + 6, src_mac_.data(), 6);
-  put16(f, 12, 0x0800);
+  put16(f, 12, v6_ ? 0x86dd : 0x0800);
   std::memcpy(f.data() + 14, l3.data(), l3.size());
   return f;
 }
@@ -193,6 +266,32 @@ std::optional<ParsedPacket> parsePacket(const std::vector<uint8_t>& f) {
   std::memcpy(p.dst_mac.data(), f.data(), 6);
   std::memcpy(p.src_mac.data(), f.data() + 6, 6);
   p.eth_proto = get16(f.data() + 12);
+  if (p.eth_proto == 0x86dd) {
+    if (f.size() < 54) return std::nullopt;
+    const uint8_t* ip = f.data() + 14;
+    size_t l4len = get16(ip + 4);
+    if (54 + l4len > f.size()) return std::nullopt;
+    p.proto = ip[6];
+    p.ttl = ip[7];
+    p.src6 = format6(ip + 8);
+    p.dst6 = format6(ip + 24);
+    p.ip_csum_ok = true;
+    const uint8_t* l4 = ip + 40;
+    p.l4.assign(l4, l4 + l4len);
+    bool csum = fold(sumWords(l4, l4len, pseudoHeader6(ip + 8, ip + 24, p.proto, l4len))) == 0;
+    if ((p.proto == 6 && l4len >= 20) || (p.proto == 17 && l4len >= 8)) {
+      p.sport = get16(l4);
+      p.dport = get16(l4 + 2);
+      if (p.proto == 6) p.tcp_flags = l4[13];
+      p.l4_csum_ok = csum;
+    } else if (p.proto == 58 && l4len >= 8) {
+      p.icmp_type = l4[0];
+      p.icmp_code = l4[1];
+      p.sport = get16(l4 + 4);
+      p.l4_csum_ok = csum;
+    }
+    return p;
+  }
   if (p.eth_proto != 0x0800) return p;
   if (f.size() < 34) return std::nullopt;
   const uint8_t* ip = f.data() + 14;

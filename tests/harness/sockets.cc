@@ -15,12 +15,32 @@
 namespace cilium::testing {
 namespace {
 
-Result<sockaddr_in> addr(const std::string& ip, uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1)
+// An IPv4 or IPv6 socket address (by the form of `ip`).
+struct SockAddr {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  sockaddr* get() { return reinterpret_cast<sockaddr*>(&ss); }
+};
+
+Result<SockAddr> addr(const std::string& ip, uint16_t port) {
+  SockAddr a;
+  if (ip.find(':') != std::string::npos) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    if (inet_pton(AF_INET6, ip.c_str(), &in6->sin6_addr) != 1)
+      return makeError(ErrorCode::kInvalidArgument, "bad IPv6 address {}", ip);
+    a.len = sizeof(sockaddr_in6);
+    a.family = AF_INET6;
+    return a;
+  }
+  auto* in = reinterpret_cast<sockaddr_in*>(&a.ss);
+  in->sin_family = AF_INET;
+  in->sin_port = htons(port);
+  if (inet_pton(AF_INET, ip.c_str(), &in->sin_addr) != 1)
     return makeError(ErrorCode::kInvalidArgument, "bad IPv4 address {}", ip);
+  a.len = sizeof(sockaddr_in);
   return a;
 }
 
@@ -41,13 +61,12 @@ Status waitFd(int fd, short events, std::chrono::milliseconds timeout, const cha
 
 Result<UniqueFd> listenTcp(const std::string& netns, const std::string& ip, uint16_t port) {
   return runInNetnsValue<UniqueFd>(netns, [&]() -> Result<UniqueFd> {
-    UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    CILIUM_ASSIGN_OR_RETURN(SockAddr a, addr(ip, port));
+    UniqueFd fd(::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
     if (!fd) return errnoError(errno, "socket");
     int one = 1;
     ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    CILIUM_ASSIGN_OR_RETURN(sockaddr_in a, addr(ip, port));
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-      return errnoError(errno, "bind " + ip);
+    if (::bind(fd.get(), a.get(), a.len) != 0) return errnoError(errno, "bind " + ip);
     if (::listen(fd.get(), 128) != 0) return errnoError(errno, "listen");
     return fd;
   });
@@ -55,14 +74,14 @@ Result<UniqueFd> listenTcp(const std::string& netns, const std::string& ip, uint
 
 Result<UniqueFd> connectTcp(const std::string& netns, const std::string& ip, uint16_t port,
                             std::chrono::milliseconds timeout) {
+  CILIUM_ASSIGN_OR_RETURN(SockAddr a, addr(ip, port));
   CILIUM_ASSIGN_OR_RETURN(
-      UniqueFd fd, runInNetnsValue<UniqueFd>(netns, []() -> Result<UniqueFd> {
-        UniqueFd s(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+      UniqueFd fd, runInNetnsValue<UniqueFd>(netns, [&]() -> Result<UniqueFd> {
+        UniqueFd s(::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
         if (!s) return errnoError(errno, "socket");
         return s;
       }));
-  CILIUM_ASSIGN_OR_RETURN(sockaddr_in a, addr(ip, port));
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 && errno != EINPROGRESS)
+  if (::connect(fd.get(), a.get(), a.len) != 0 && errno != EINPROGRESS)
     return errnoError(errno, "connect " + ip);
   CILIUM_RETURN_IF_ERROR(waitFd(fd.get(), POLLOUT, timeout, "connect"));
   int err = 0;
@@ -83,18 +102,17 @@ Result<UniqueFd> acceptTcp(int listen_fd, std::chrono::milliseconds timeout) {
 
 Result<UniqueFd> bindUdp(const std::string& netns, const std::string& ip, uint16_t port) {
   return runInNetnsValue<UniqueFd>(netns, [&]() -> Result<UniqueFd> {
-    UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    CILIUM_ASSIGN_OR_RETURN(SockAddr a, addr(ip, port));
+    UniqueFd fd(::socket(a.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
     if (!fd) return errnoError(errno, "socket");
-    CILIUM_ASSIGN_OR_RETURN(sockaddr_in a, addr(ip, port));
-    if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
-      return errnoError(errno, "bind " + ip);
+    if (::bind(fd.get(), a.get(), a.len) != 0) return errnoError(errno, "bind " + ip);
     return fd;
   });
 }
 
 Status sendUdp(int fd, const std::string& ip, uint16_t port, const std::string& data) {
-  CILIUM_ASSIGN_OR_RETURN(sockaddr_in a, addr(ip, port));
-  if (::sendto(fd, data.data(), data.size(), 0, reinterpret_cast<sockaddr*>(&a), sizeof(a)) < 0)
+  CILIUM_ASSIGN_OR_RETURN(SockAddr a, addr(ip, port));
+  if (::sendto(fd, data.data(), data.size(), 0, a.get(), a.len) < 0)
     return errnoError(errno, "sendto " + ip);
   return okStatus();
 }
@@ -103,29 +121,32 @@ Result<std::string> recvUdp(int fd, std::chrono::milliseconds timeout, std::stri
                             uint16_t* from_port) {
   CILIUM_RETURN_IF_ERROR(waitFd(fd, POLLIN, timeout, "recvfrom"));
   char buf[65536];
-  sockaddr_in from{};
+  sockaddr_storage from{};
   socklen_t len = sizeof(from);
   ssize_t n = ::recvfrom(fd, buf, sizeof(buf), 0, reinterpret_cast<sockaddr*>(&from), &len);
   if (n < 0) return errnoError(errno, "recvfrom");
+  const auto* in = reinterpret_cast<const sockaddr_in*>(&from);
+  const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&from);
+  const bool v6 = from.ss_family == AF_INET6;
   if (from_ip) {
-    char s[INET_ADDRSTRLEN];
-    inet_ntop(AF_INET, &from.sin_addr, s, sizeof(s));
+    char s[INET6_ADDRSTRLEN];
+    if (v6)
+      inet_ntop(AF_INET6, &in6->sin6_addr, s, sizeof(s));
+    else
+      inet_ntop(AF_INET, &in->sin_addr, s, sizeof(s));
     *from_ip = s;
   }
-  if (from_port) *from_port = ntohs(from.sin_port);
+  if (from_port) *from_port = ntohs(v6 ? in6->sin6_port : in->sin_port);
   return std::string(buf, static_cast<size_t>(n));
 }
 
 Status expectUdpRefused(const std::string& netns, const std::string& ip, uint16_t port,
                         std::chrono::milliseconds timeout) {
+  CILIUM_ASSIGN_OR_RETURN(SockAddr a, addr(ip, port));
   CILIUM_ASSIGN_OR_RETURN(UniqueFd fd, runInNetnsValue<UniqueFd>(netns, [&]() -> Result<UniqueFd> {
-                            UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+                            UniqueFd s(::socket(a.family, SOCK_DGRAM | SOCK_CLOEXEC, 0));
                             if (!s) return errnoError(errno, "socket");
-                            sockaddr_in a{};
-                            a.sin_family = AF_INET;
-                            a.sin_port = htons(port);
-                            ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-                            if (::connect(s.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+                            if (::connect(s.get(), a.get(), a.len) != 0)
                               return errnoError(errno, "connect");
                             return s;
                           }));

@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 #include <thread>
@@ -376,6 +377,49 @@ TEST_F(ManagerTest, RestApiIdFormsAndErrors) {
   EXPECT_EQ(call("GET", "/v1/endpoint/5").body["status"]["identity"]["labels"][0], "k8s:app=db2");
   EXPECT_EQ(call("DELETE", "/v1/endpoint/5").status, 200);
   EXPECT_EQ(call("GET", "/v1/endpoint/5").status, 404);
+}
+
+// Dual stack: the IPv6 address gets its own cilium_lxc key (same endpoint_info, which carries
+// it for source verification), its /128 in the ipcache, its route and its place in the state;
+// delete removes both families.
+TEST_F(ManagerTest, DualStackEndpointsProgramBothFamilies) {
+  auto s = pod("web", "10.200.0.10", 7, "web");
+  s.ipv6 = *IpAddr::parse("fd00:200::10");
+  Endpoint ep = add(s);
+  const IpAddr v6 = *IpAddr::parse("fd00:200::10");
+  auto byip6 = maps_.endpoints.lookup(datapath::endpointKey(v6));
+  ASSERT_TRUE(byip6.ok() && *byip6);
+  EXPECT_EQ((*byip6)->lxc_id, ep.id());
+  EXPECT_TRUE(std::equal(v6.bytes().begin(), v6.bytes().end(), (*byip6)->ipv6));
+  auto byif = maps_.endpoints_by_ifindex.lookup(7);
+  ASSERT_TRUE(byif.ok() && *byif);
+  EXPECT_TRUE(std::equal(v6.bytes().begin(), v6.bytes().end(), (*byif)->ipv6));
+  EXPECT_TRUE(maps_.endpoints.lookup(datapath::endpointKeyV4(ip("10.200.0.10")))->has_value());
+  auto ipc6 = maps_.ipcache.lookup(datapath::ipcacheKey(IpPrefix::host(v6)));
+  ASSERT_TRUE(ipc6.ok() && *ipc6);
+  EXPECT_EQ((*ipc6)->sec_identity, ep.identity);
+  EXPECT_EQ(devices_.routes.at(v6), 7);
+  auto state = readFile(dir_.path() + "/state/endpoints/1.json");
+  ASSERT_TRUE(state.ok());
+  EXPECT_EQ(nlohmann::json::parse(*state)["ipv6"], "fd00:200::10");
+
+  // Another endpoint may not take the address, in either field.
+  auto dup = pod("dup", "10.200.0.11", 8, "web");
+  dup.ipv6 = v6;
+  EXPECT_EQ(mgr_->add(dup).error().code(), ErrorCode::kAlreadyExists);
+  // An IPv4 address in the IPv6 field is refused, naming the field.
+  auto bad = pod("bad", "10.200.0.12", 9, "web");
+  bad.ipv6 = *IpAddr::parse("10.200.0.13");
+  auto refused = mgr_->add(bad);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("addressing.ipv6"), std::string::npos);
+
+  ASSERT_TRUE(mgr_->remove(Ref{Ref::Kind::kPodName, 0, "default/web", ""}).ok());
+  size_t n = 0;
+  (void)maps_.endpoints.forEach([&](auto&, auto&) { return ++n, true; });
+  (void)maps_.ipcache.forEach([&](auto&, auto&) { return ++n, true; });
+  EXPECT_EQ(n, 0u);
+  EXPECT_TRUE(devices_.routes.empty());
 }
 
 TEST_F(ManagerTest, DeleteRemovesEveryTrace) {

@@ -105,6 +105,23 @@ TEST_F(FilterTest, IpAndCidr) {
   f.clear_destination_ip();
   f.add_source_ip("10.200.0.11/32");
   EXPECT_TRUE(match(f, fwd_));
+
+  // IPv6 flows (dual-stack pods): exact addresses and prefixes, never matched across families.
+  flow::Flow v6 = fwd_;
+  v6.mutable_ip()->set_ipversion(flow::IPv6);
+  v6.mutable_ip()->set_source("fd00:200::11");
+  v6.mutable_ip()->set_destination("fd00:200::12");
+  f.clear_source_ip();
+  f.add_source_ip("fd00:200::11");
+  EXPECT_TRUE(match(f, v6));
+  EXPECT_FALSE(match(f, fwd_));
+  f.clear_source_ip();
+  f.add_destination_ip("fd00:200::/120");
+  EXPECT_TRUE(match(f, v6));
+  EXPECT_FALSE(match(f, fwd_));
+  f.clear_destination_ip();
+  f.add_destination_ip("fd00:201::/120");
+  EXPECT_FALSE(match(f, v6));
 }
 
 TEST_F(FilterTest, LabelSelectors) {
