@@ -10,6 +10,8 @@
 # node-2 among them) and 2/2 nodes connected; without a client certificate it is refused.
 # node-2's agent then killed: 1/2 connected, node-2 unavailable, node-1 still served; brought
 # back: 2/2 again and node-2's new flows through the relay.
+# NODES (default 2) sets the cluster's size: with 3, a second Empire ship on node-3 lands too,
+# and the relay must connect to, and show flows of, every node.
 # Torn down at the end.
 # With CERTS=chart the certificates are the chart's own: deploy/helm/cilium rendered by
 # helm-template (HELM_TEMPLATE) with hubble.tls.auto.method=helm and relay server TLS, its Secrets
@@ -34,6 +36,7 @@ build=${CILIUM_LOCAL_BUILD:-$repo/build}
 work=$(mktemp -d /tmp/hubble-relay-tls.XXXXXX)
 export CILIUM_LOCAL_NAME=${CILIUM_LOCAL_NAME:-hubble-relay-tls} CILIUM_LOCAL_STATE=$work/state
 tool=$repo/deploy/local/cilium-local
+nodes_n=${NODES:-2}
 relay_pid=""
 stranger_pid=""
 cleanup() {
@@ -90,14 +93,33 @@ if [[ ${CERTS:-openssl} == chart ]]; then
 fi
 
 cp deploy/local/demo/manifests/*.yaml deploy/local/demo/policies/rule1.yaml "$work/manifests/"
-"$tool" up --nodes 2 --manifests "$work/manifests" -- --hubble-listen-address=:4244 "${agent_tls[@]}" >/dev/null
+ships=(default/tiefighter)
+if ((nodes_n >= 3)); then
+  cat >"$work/manifests/tiefighter-3.yaml" <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata:
+  name: tiefighter-3
+  namespace: default
+  labels: {org: empire, class: tiefighter, app.kubernetes.io/name: tiefighter}
+spec:
+  nodeName: node-3
+  containers:
+    - name: spaceship
+      command: [sleep, infinity]
+YAML
+  ships+=(default/tiefighter-3)
+fi
+"$tool" up --nodes "$nodes_n" --manifests "$work/manifests" -- --hubble-listen-address=:4244 "${agent_tls[@]}" >/dev/null
 "$tool" pods >/dev/null
 ds=$("$tool" ip default/deathstar-1)
-deadline=$((SECONDS + 30))
-until "$tool" exec default/tiefighter -- cilium-http-client POST "http://$ds/v1/request-landing" \
-  --timeout 1 >/dev/null 2>&1; do
-  [[ $SECONDS -lt $deadline ]] || fail "the tiefighter cannot land on $ds"
-  sleep 0.5
+for ship in "${ships[@]}"; do
+  deadline=$((SECONDS + 30))
+  until "$tool" exec "$ship" -- cilium-http-client POST "http://$ds/v1/request-landing" \
+    --timeout 1 >/dev/null 2>&1; do
+    [[ $SECONDS -lt $deadline ]] || fail "$ship cannot land on $ds"
+    sleep 0.5
+  done
 done
 if "$tool" exec default/xwing -- cilium-http-client POST "http://$ds/v1/request-landing" \
   --timeout 2 >/dev/null 2>&1; then
@@ -118,19 +140,21 @@ hubble() {
   "$tool" host node-1 -- "$build/agent/hubble/cli/hubble" --server "127.0.0.1:${PORT:-4245}" --timeout 3 "${tls[@]}" "$@"
 }
 deadline=$((SECONDS + 30))
-until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: 2/2"* ]]; do
-  [[ $SECONDS -lt $deadline ]] || fail "the relay does not reach both nodes over TLS: $status"
+until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: $nodes_n/$nodes_n"* ]]; do
+  [[ $SECONDS -lt $deadline ]] || fail "the relay does not reach every node over TLS: $status"
   sleep 0.5
 done
 grep -q 'peer service target=.* tls=true tls_server_name=hubble-peer.default.hubble-grpc.cilium.io' \
   "$work/relay.log" || fail "the relay does not reach the peer service over TLS"
 flows=$(hubble observe --last 200 --print-node-name 2>&1)
-for want in '[default/node-1]' '[default/node-2]' 'default/xwing' 'Policy denied DROPPED'; do
+node_tags=()
+for ((i = 1; i <= nodes_n; i++)); do node_tags+=("[default/node-$i]"); done
+for want in "${node_tags[@]}" 'default/xwing' 'Policy denied DROPPED'; do
   [[ $flows == *"$want"* ]] || fail "no '$want' in the relay's flows: $flows"
 done
 nflows=$(grep -c . <<<"$flows")
 nodes=$(hubble list nodes 2>&1)
-[[ $(grep -c Connected <<<"$nodes") -eq 2 ]] || fail "list nodes: $nodes"
+[[ $(grep -c Connected <<<"$nodes") -eq $nodes_n ]] || fail "list nodes: $nodes"
 if [[ ${CERTS:-openssl} != chart ]] && NOCERT=1 hubble status >/dev/null 2>&1; then
   fail "the relay answered a client without a certificate"
 fi
@@ -140,33 +164,34 @@ if [[ ${CERTS:-openssl} == chart ]]; then
     fail "the CLI trusted the chart's relay certificate with another CA"
   fi
   # A relay whose client certificate another CA signed (the same name) reaches no node: the
-  # agents require one from the chart's CA. It knows both nodes (static peers) and keeps
-  # trying: once both nodes' channels have failed (TRANSIENT_FAILURE: the handshake was turned
+  # agents require one from the chart's CA. It knows every node (static peers) and keeps
+  # trying: once every node's channel has failed (TRANSIENT_FAILURE: the handshake was turned
   # down, as the good relay reaches the same addresses), none is connected.
+  peers=()
+  for ((i = 1; i <= nodes_n; i++)); do peers+=(--static-peer "node-$i=$("$tool" ip "node-$i"):4244"); done
   "$tool" host node-1 -- "$build/agent/hubble/relay/hubble-relay" --listen-address 127.0.0.1:4246 \
-    --peer-service "" --static-peer "node-1=$("$tool" ip node-1):4244" \
-    --static-peer "node-2=$("$tool" ip node-2):4244" \
+    --peer-service "" "${peers[@]}" \
     --tls-hubble-client-cert-file "$pki/relay-client.crt" --tls-hubble-client-key-file "$pki/relay-client.key" \
     --tls-hubble-server-ca-files "$work/mounts/var/lib/hubble-relay/tls/hubble-server-ca.crt" \
     --disable-server-tls --health-listen-address "" --metrics-listen-address 127.0.0.1:9967 \
     --retry-timeout 1s >"$work/stranger.log" 2>&1 &
   stranger_pid=$!
   plain() { "$tool" host node-1 -- "$build/agent/hubble/cli/hubble" --server 127.0.0.1:4246 --timeout 3 "$@"; }
-  failed='hubble_relay_pool_peer_connection_status{status="TRANSIENT_FAILURE"} 2'
+  failed="hubble_relay_pool_peer_connection_status{status=\"TRANSIENT_FAILURE\"} $nodes_n"
   deadline=$((SECONDS + 30))
   until m=$("$tool" host node-1 -- curl -sf http://127.0.0.1:9967/metrics 2>&1) && [[ $m == *"$failed"* ]]; do
     [[ $SECONDS -lt $deadline ]] || fail "the stranger relay's channels did not fail: $m"
     sleep 0.5
   done
   st=$(plain status 2>&1)
-  [[ $st == *"Connected Nodes: 0/2"* ]] || fail "a relay with another CA's client certificate reached a node: $st"
+  [[ $st == *"Connected Nodes: 0/$nodes_n"* ]] || fail "a relay with another CA's client certificate reached a node: $st"
 fi
 # node-2's agent crashes (SIGKILL): the relay reports it unavailable and still serves node-1;
 # brought back (restart-agent, as the DaemonSet would), the relay reconnects over mTLS and
 # serves node-2's new flows.
 kill -KILL "$(cut -d' ' -f1 "$CILIUM_LOCAL_STATE/nodes/node-2/agent.pid")"
 deadline=$((SECONDS + 30))
-until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: 1/2"* ]]; do
+until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: $((nodes_n - 1))/$nodes_n"* ]]; do
   [[ $SECONDS -lt $deadline ]] || fail "the relay does not report node-2's agent gone: $status"
   sleep 0.5
 done
@@ -176,7 +201,7 @@ flows=$(hubble observe --last 20 --print-node-name 2>&1) || true
 [[ $flows == *'[default/node-1]'* ]] || fail "node-1's flows while node-2 is down: $flows"
 "$tool" restart-agent --node node-2 >/dev/null
 deadline=$((SECONDS + 30))
-until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: 2/2"* ]]; do
+until status=$(hubble status 2>&1) && [[ $status == *"Connected Nodes: $nodes_n/$nodes_n"* ]]; do
   [[ $SECONDS -lt $deadline ]] || fail "the relay does not reconnect to node-2: $status"
   sleep 0.5
 done
@@ -190,4 +215,4 @@ until "$tool" exec default/tiefighter -- cilium-http-client POST "http://$ds/v1/
   sleep 0.5
 done
 
-echo "ok: hubble-relay over mTLS to both nodes (${CERTS:-openssl} certificates): $nflows flows; node-2 killed and back"
+echo "ok: hubble-relay over mTLS to all $nodes_n nodes (${CERTS:-openssl} certificates): $nflows flows; node-2 killed and back"
