@@ -93,8 +93,10 @@ Status K8sSourceComponent::start(Host& daemon) {
     return okStatus();
   }
   auto timeout = std::chrono::seconds(cfg.k8s_sync_timeout);
+  std::string where = "manifests " + cfg.manifests_dir;
   if (api) {
     CILIUM_ASSIGN_OR_RETURN(auto cc, clientConfig(cfg));
+    where = cc.server;
     CILIUM_ASSIGN_OR_RETURN(client_, k8s::Client::create(std::move(cc)));
     source_ = std::make_unique<k8s::ApiSource>(*client_);
   } else {
@@ -116,7 +118,21 @@ Status K8sSourceComponent::start(Host& daemon) {
       "source synced source={} took_ms={}", source_->name(),
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
           .count());
+  addStatus(daemon, where);
   return okStatus();
+}
+
+void K8sSourceComponent::addStatus(Host& daemon, const std::string& where) {
+  // Cilium's "Kubernetes: Ok" and "Kubernetes APIs" lines of cilium-dbg status.
+  std::vector<std::string> apis;
+  for (const auto& r : k8s::allResources())
+    apis.push_back(fmt::format("{}::{}", r.apiVersion(), r.kind));
+  k8s::Source* source = source_.get();
+  daemon.addStatusProvider([source, where, apis](api::StatusResponse& s) {
+    const bool synced = source->hasSynced();
+    s.kubernetes = api::K8sStatus{synced ? api::StatusState::kOk : api::StatusState::kWarning,
+                                  synced ? where : where + " (not synced)", apis};
+  });
 }
 
 void K8sSourceComponent::stop() {

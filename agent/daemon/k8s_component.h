@@ -72,6 +72,10 @@ class K8sSourceComponent final : public Component {
   k8s::Client* client() { return client_.get(); }
 
  private:
+  // The status's kubernetes part: Ok once synced, with `where` (the API server or the
+  // manifests directory) and the kinds watched.
+  void addStatus(Host& daemon, const std::string& where);
+
   std::unique_ptr<k8s::Client> client_;
   std::unique_ptr<k8s::Source> source_;
 };

@@ -5,6 +5,7 @@
 // peer (AND) versus separate peers (OR), ipBlock with except (for external hosts and for pods),
 // named ports (egress ones resolved on each destination), endPort ranges, policyTypes defaults,
 // ingress and egress together, and several policies on one pod (union).
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -256,6 +257,17 @@ TEST_F(NetworkPolicyTest, AgentWritesCiliumEndpointsAndCountsApiCalls) {
       identity = ep.status->identity->id;
   EXPECT_NE(identity, 0);
   EXPECT_EQ(cep["status"]["identity"]["id"], identity) << cep.dump(2);
+
+  // The status says Kubernetes is in use and synced, naming the API server and the kinds.
+  auto status = node_->client().healthz();
+  ASSERT_TRUE(status.ok()) << status.error().toString();
+  ASSERT_TRUE(status->kubernetes);
+  EXPECT_EQ(status->kubernetes->state, api::StatusState::kOk);
+  EXPECT_EQ(status->kubernetes->msg, server_.url());
+  EXPECT_NE(
+      std::find(status->kubernetes->k8s_api_versions.begin(),
+                status->kubernetes->k8s_api_versions.end(), "cilium.io/v2::CiliumNetworkPolicy"),
+      status->kubernetes->k8s_api_versions.end());
 
   // The client's calls are exported, by host, method and return code.
   SpawnOptions in_node;
