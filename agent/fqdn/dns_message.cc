@@ -82,7 +82,8 @@ Result<DnsResponse> parseResponse(std::span<const uint8_t> msg) {
     CILIUM_ASSIGN_OR_RETURN(ns_rr rr, record(h, ns_s_an, i));
     if (ns_rr_class(rr) != ns_c_in) continue;
     r.rrtypes.push_back(static_cast<uint16_t>(ns_rr_type(rr)));
-    Rec rec{policy::normalizeDnsName(ns_rr_name(rr)), static_cast<uint16_t>(ns_rr_type(rr)), ns_rr_ttl(rr), {}, {}};
+    Rec rec{policy::normalizeDnsName(ns_rr_name(rr)), static_cast<uint16_t>(ns_rr_type(rr)),
+            ns_rr_ttl(rr), {}, {}};
     if (rec.type == kTypeA) {
       if (ns_rr_rdlen(rr) != 4) return malformed("A record of the wrong size");
       rec.ip = IpAddr::fromBytes(IpFamily::kV4, ns_rr_rdata(rr));
@@ -117,9 +118,17 @@ Result<std::vector<uint8_t>> buildErrorResponse(std::span<const uint8_t> query, 
   CILIUM_ASSIGN_OR_RETURN(ns_msg h, init(query));
   if (ns_msg_count(h, ns_s_qd) != 1) return malformed("not exactly one question");
   const uint8_t* qd = query.data() + kHeaderSize;
-  int len = ns_skiprr(qd, ns_msg_end(h), ns_s_qd, 1);
-  if (len < 0) return malformed("bad question");
-  std::vector<uint8_t> out(query.begin(), query.begin() + kHeaderSize + len);
+  // The question's name is written out uncompressed: a compression pointer in it may point past
+  // the question, into sections the answer does not carry.
+  uint8_t name[NS_MAXCDNAME];
+  int used = ns_name_unpack(ns_msg_base(h), ns_msg_end(h), qd, name, sizeof(name));
+  if (used < 0 || ns_msg_end(h) - (qd + used) < 4) return malformed("bad question");
+  size_t name_len = 0;
+  while (name[name_len] != 0) name_len += name[name_len] + 1u;  // labels, as unpacked
+  name_len++;
+  std::vector<uint8_t> out(query.begin(), query.begin() + kHeaderSize);
+  out.insert(out.end(), name, name + name_len);
+  out.insert(out.end(), qd + used, qd + used + 4);  // QTYPE, QCLASS
   // Flags: QR 1, opcode and RD as asked, RA 1, AD/CD 0, rcode.
   out[2] = static_cast<uint8_t>(0x80 | (query[2] & 0x79));
   out[3] = static_cast<uint8_t>(0x80 | (rcode & 0x0f));
