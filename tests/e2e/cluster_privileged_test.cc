@@ -298,8 +298,15 @@ TEST_F(ClusterTest, TwoOperatorsOnlyTheLeaderWritesAndTheOtherTakesOverWhenItIsK
   ASSERT_TRUE(testing::eventually([&] { return !server_.get(identities, "", "70001"); }, 20s))
       << log(leader);
   const std::string cidr_a = podCidr("node-a");
-  EXPECT_NE(log(leader).find("allocated pod CIDR node=node-a"), std::string::npos) << log(leader);
-  EXPECT_NE(log(leader).find("identity GC pass"), std::string::npos) << log(leader);
+  // The log lines come after the effects seen above (a GC pass is logged once it has finished).
+  EXPECT_TRUE(testing::eventually(
+      [&] {
+        std::string l = log(leader);
+        return l.find("allocated pod CIDR node=node-a") != std::string::npos &&
+               l.find("identity GC pass") != std::string::npos;
+      },
+      10s))
+      << log(leader);
   const std::string other_log = log(other);
   EXPECT_EQ(other_log.find("became leader"), std::string::npos) << other_log;
   EXPECT_EQ(other_log.find("allocated pod CIDR"), std::string::npos) << other_log;
@@ -327,7 +334,9 @@ TEST_F(ClusterTest, TwoOperatorsOnlyTheLeaderWritesAndTheOtherTakesOverWhenItIsK
       << log(other);
   EXPECT_NE(podCidr("node-b"), cidr_a) << "the new leader handed out the dead leader's CIDR";
   EXPECT_EQ(podCidr("node-a"), cidr_a) << "the new leader changed an allocation";
-  EXPECT_NE(log(other).find("allocated pod CIDR node=node-b"), std::string::npos) << log(other);
+  EXPECT_TRUE(testing::eventually(
+      [&] { return log(other).find("allocated pod CIDR node=node-b") != std::string::npos; }, 10s))
+      << log(other);
   EXPECT_EQ(log(other).find("allocated pod CIDR node=node-a"), std::string::npos) << log(other);
   replicas[other]->stop();
 }
