@@ -509,29 +509,5 @@ TEST_F(DecoderTest, DnsQueryAndAnswerAsL7Flows) {
   EXPECT_EQ(a.summary(), "DNS Answer RCode: SERVFAIL TTL: 30 (Proxy allowed.example.test. A)");
 }
 
-// The DNS part crosses the proxy wire format intact.
-TEST(AccessRecordWireTest, DnsRoundTrip) {
-  proxy::AccessRecord r;
-  r.l4_protocol = 17;
-  r.dns = proxy::AccessRecord::Dns{"a.test.", {"10.0.0.1"}, {"b.test."}, {"A"}, {"CNAME", "A"}, 7,
-                                   3,         "proxy"};
-  std::string frame = proxy::encodeRecordsFrame(std::vector<proxy::AccessRecord>{r});
-  auto records = proxy::decodeRecords(std::string_view(frame).substr(4));
-  ASSERT_TRUE(records.ok()) << records.error().toString();
-  ASSERT_EQ(records->size(), 1u);
-  const proxy::AccessRecord* back = &records->front();
-  EXPECT_EQ(back->l4_protocol, 17);
-  ASSERT_TRUE(back->dns);
-  EXPECT_EQ(back->dns->query, "a.test.");
-  EXPECT_EQ(back->dns->ips, std::vector<std::string>{"10.0.0.1"});
-  EXPECT_EQ(back->dns->cnames, std::vector<std::string>{"b.test."});
-  EXPECT_EQ(back->dns->rrtypes, (std::vector<std::string>{"CNAME", "A"}));
-  EXPECT_EQ(back->dns->ttl, 7u);
-  EXPECT_EQ(back->dns->rcode, 3);
-  EXPECT_EQ(back->dns->observation_source, "proxy");
-  // A DNS part cut short refuses the whole frame.
-  EXPECT_FALSE(proxy::decodeRecords(std::string_view(frame).substr(4, frame.size() - 6)).ok());
-}
-
 }  // namespace
 }  // namespace cilium::hubble

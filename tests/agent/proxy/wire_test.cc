@@ -31,6 +31,15 @@ AccessRecord sample() {
   return r;
 }
 
+// A DNS proxy record (agent/fqdn): UDP, and the DNS part instead of HTTP fields.
+AccessRecord dnsSample() {
+  AccessRecord r;
+  r.l4_protocol = 17;
+  r.dns = AccessRecord::Dns{"a.test.", {"10.0.0.1"}, {"b.test."}, {"A"}, {"CNAME", "A"}, 7, 3,
+                            "proxy"};
+  return r;
+}
+
 void expectSame(const AccessRecord& a, const AccessRecord& b) {
   EXPECT_EQ(a.type, b.type);
   EXPECT_EQ(a.verdict, b.verdict);
@@ -51,12 +60,24 @@ void expectSame(const AccessRecord& a, const AccessRecord& b) {
   EXPECT_EQ(a.code, b.code);
   EXPECT_EQ(a.headers, b.headers);
   EXPECT_EQ(a.latency_ns, b.latency_ns);
+  EXPECT_EQ(a.l4_protocol, b.l4_protocol);
+  ASSERT_EQ(a.dns.has_value(), b.dns.has_value());
+  if (a.dns) {
+    EXPECT_EQ(a.dns->query, b.dns->query);
+    EXPECT_EQ(a.dns->ips, b.dns->ips);
+    EXPECT_EQ(a.dns->cnames, b.dns->cnames);
+    EXPECT_EQ(a.dns->qtypes, b.dns->qtypes);
+    EXPECT_EQ(a.dns->rrtypes, b.dns->rrtypes);
+    EXPECT_EQ(a.dns->ttl, b.dns->ttl);
+    EXPECT_EQ(a.dns->rcode, b.dns->rcode);
+    EXPECT_EQ(a.dns->observation_source, b.dns->observation_source);
+  }
 }
 
 TEST(ProxyWireTest, RecordsRoundTripThroughFramesBesideJsonMessages) {
   AccessRecord plain;
   plain.method = "GET";
-  std::vector<AccessRecord> records = {sample(), plain};
+  std::vector<AccessRecord> records = {sample(), plain, dnsSample()};
   std::string bytes = encodeFrame({{"type", "ack"}, {"version", 7}}) + encodeRecordsFrame(records);
   FrameReader reader;
   // Fed a byte at a time: frames come out whole or not at all.
@@ -72,13 +93,15 @@ TEST(ProxyWireTest, RecordsRoundTripThroughFramesBesideJsonMessages) {
   ASSERT_EQ(bodies[1][0], kRecordsTag);
   auto got = decodeRecords(bodies[1]);
   ASSERT_TRUE(got.ok()) << got.error().toString();
-  ASSERT_EQ(got->size(), 2u);
-  expectSame((*got)[0], records[0]);
-  expectSame((*got)[1], records[1]);
+  ASSERT_EQ(got->size(), records.size());
+  for (size_t i = 0; i < records.size(); i++) expectSame((*got)[i], records[i]);
 }
 
 TEST(ProxyWireTest, DamagedRecordsAreRefusedWhole) {
-  std::vector<AccessRecord> records = {sample()};
+  // One record with every part (a truncation at a record boundary would be a valid frame).
+  AccessRecord all = sample();
+  all.dns = dnsSample().dns;
+  std::vector<AccessRecord> records = {all};
   std::string frame = encodeRecordsFrame(records);
   std::string body = frame.substr(4);
   // Every truncation of the body (past the tag) is an error, never a partial record.
@@ -92,7 +115,9 @@ TEST(ProxyWireTest, DamagedRecordsAreRefusedWhole) {
   EXPECT_FALSE(decodeRecords(bad).ok());
   // A string length far past the end.
   bad = body;
-  size_t src_ip_len = 1 + 3 + 8 + 2 * 3 + 4 * 2 + 2 + 4 + 8;
+  // tag, type/verdict/flags, l4 protocol, time, endpoint and 2 ports, 2 identities, proxy port,
+  // code, latency: then the source address length (4 bytes, little-endian)
+  size_t src_ip_len = 1 + 3 + 1 + 8 + 2 * 3 + 4 * 2 + 2 + 4 + 8;
   bad[src_ip_len + 3] = '\x7f';
   EXPECT_FALSE(decodeRecords(bad).ok());
   // Just the tag: no records.
