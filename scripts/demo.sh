@@ -334,6 +334,15 @@ else
   echo "$flows" | tail -n 6 | indent
   bad "hubble shows no DNS L7 flows of the xwing"
 fi
+echo "  ${dim}\$ hubble observe --to-fqdn alderaan.galaxy.test --from-pod default/xwing   # on node-1${off}"
+if observe "alderaan.galaxy.test:80" --node node-1 observe --to-fqdn alderaan.galaxy.test \
+  --from-pod default/xwing --last 20; then
+  echo "$flows" | grep "alderaan.galaxy.test:80" | tail -n 2 | indent
+  ok "hubble names the xwing's connection by the name it looked up, from its DNS cache"
+else
+  echo "$flows" | tail -n 4 | indent
+  bad "hubble shows no flow of the xwing to alderaan.galaxy.test by name"
+fi
 
 heading "Result"
 if [[ $failed -eq 0 ]]; then

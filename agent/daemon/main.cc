@@ -97,6 +97,7 @@ int main(int argc, char** argv) {
       out.push_back({n.name, n.primaryAddress()});
     return out;
   };
+  hubble_opts.pipeline.names = observability->nameResolver();
   auto hubble = std::make_unique<hubble::HubbleComponent>(
       std::move(hubble_opts), observability->endpointResolver(),
       observability->identityResolver(), &hubble_registry);

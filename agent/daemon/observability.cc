@@ -51,7 +51,8 @@ struct EndpointSnapshot {
 }  // namespace
 
 struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
-                                            public hubble::IdentityResolver {
+                                            public hubble::IdentityResolver,
+                                            public hubble::NameResolver {
   Impl(ControlPlaneComponent& control_plane, metrics::Registry& r)
       : cp_component(control_plane), registry(r) {}
   ~Impl() override {
@@ -111,6 +112,13 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
     std::lock_guard lock(snap_mu);
     auto it = identity_labels.find(identity);
     return it == identity_labels.end() ? nullptr : it->second;
+  }
+
+  // Hubble's decoder runs between start() and stop() of this component (Hubble starts after it
+  // and stops before it), so `cp` is stable while it asks.
+  std::vector<std::string> namesOf(uint32_t endpoint_id, const IpAddr& ip) const override {
+    fqdn::NameManager* names = cp ? cp->fqdnNames() : nullptr;
+    return names ? names->namesOf(endpoint_id, ip) : std::vector<std::string>{};
   }
 
   void rebuild() {
@@ -405,6 +413,7 @@ const hubble::EndpointResolver* ObservabilityComponent::endpointResolver() const
 const hubble::IdentityResolver* ObservabilityComponent::identityResolver() const {
   return impl_.get();
 }
+const hubble::NameResolver* ObservabilityComponent::nameResolver() const { return impl_.get(); }
 metrics::AgentMetrics* ObservabilityComponent::agentMetrics() {
   return impl_->agent_metrics.get();
 }

@@ -18,6 +18,7 @@ namespace cilium::hubble {
 struct EndpointInfo;
 class EndpointResolver;
 class IdentityResolver;
+class NameResolver;
 class FlowPipeline;
 }  // namespace cilium::hubble
 namespace cilium::metrics {
@@ -38,6 +39,8 @@ class ObservabilityComponent final : public Component {
   void setFlowPipeline(hubble::FlowPipeline* pipeline);
   const hubble::EndpointResolver* endpointResolver() const;
   const hubble::IdentityResolver* identityResolver() const;
+  // source_names / destination_names from the DNS proxy's cache.
+  const hubble::NameResolver* nameResolver() const;
   // The cilium_* families counted where things happen (the Kubernetes client's calls); valid
   // after start().
   metrics::AgentMetrics* agentMetrics();

@@ -90,6 +90,17 @@ std::set<std::string> DnsCache::namesOf(const IpAddr& ip) const {
   return out;
 }
 
+std::vector<std::string> DnsCache::namesOf(uint16_t ep, const IpAddr& ip) const {
+  std::vector<std::string> out;
+  auto it = names_of_.find(ip);
+  if (it == names_of_.end()) return out;
+  for (const auto& [name, n] : it->second) {
+    auto e = entries_.find(Key{ep, name});
+    if (e != entries_.end() && e->second.contains(ip)) out.push_back(name);
+  }
+  return out;
+}
+
 std::set<IpAddr> DnsCache::addresses() const {
   std::set<IpAddr> out;
   for (const auto& [ip, names] : names_of_) out.insert(ip);

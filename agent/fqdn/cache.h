@@ -54,6 +54,8 @@ class DnsCache {
 
   // The names (of every endpoint) that currently resolve to `ip`.
   std::set<std::string> namesOf(const IpAddr& ip) const;
+  // The names endpoint `ep` looked up that currently resolve to `ip`, sorted.
+  std::vector<std::string> namesOf(uint16_t ep, const IpAddr& ip) const;
   // Every address in the cache.
   std::set<IpAddr> addresses() const;
   // Entries (filtered as clear()), sorted by endpoint, name, address.

@@ -1,6 +1,7 @@
 // Learned DNS addresses -> fqdn identities -> ipcache and policy maps.
 #include "agent/fqdn/name_manager.h"
 
+#include <limits>
 #include <set>
 
 #include <nlohmann/json.hpp>
@@ -177,6 +178,12 @@ nlohmann::json NameManager::namesJson() const {
     sels.push_back({{"selector", "fqdn:" + sel}, {"names", nj}, {"identities", ids}});
   }
   return {{"selectors", sels}};
+}
+
+std::vector<std::string> NameManager::namesOf(uint32_t ep, const IpAddr& ip) const {
+  if (ep == 0 || ep > std::numeric_limits<uint16_t>::max()) return {};
+  std::lock_guard lock(mu_);
+  return cache_.namesOf(static_cast<uint16_t>(ep), ip);
 }
 
 std::optional<identity::NumericIdentity> NameManager::identityOf(const IpAddr& ip) const {

@@ -59,6 +59,9 @@ class NameManager {
   // GET /fqdn/names: per selector the names and addresses it selects and the identities.
   nlohmann::json namesJson() const;
   std::vector<CacheEntry> entries() const;
+  // The names endpoint `ep` looked up that resolve to `ip` now (Hubble's source_names and
+  // destination_names); empty for none.
+  std::vector<std::string> namesOf(uint32_t ep, const IpAddr& ip) const;
   // The identity an address has from here (nullopt: none).
   std::optional<identity::NumericIdentity> identityOf(const IpAddr& ip) const;
   NameManagerStats stats() const;

@@ -109,6 +109,14 @@ std::shared_ptr<const EndpointInfo> fillEndpoint(const EndpointResolver* endpoin
   return info;
 }
 
+// The names a local endpoint looked up for its peer's address (Cilium fills source_names and
+// destination_names from the endpoint's DNS history, not from every endpoint's).
+void setNames(const NameResolver* names, google::protobuf::RepeatedPtrField<std::string>* out,
+              uint32_t local_endpoint, const IpAddr& peer) {
+  if (!names || local_endpoint == 0) return;
+  for (auto& n : names->namesOf(local_endpoint, peer)) out->Add(std::move(n));
+}
+
 void setService(const ServiceResolver* services, flow::Flow& f, bool source, const IpAddr& ip,
                 uint16_t port, uint8_t proto) {
   if (!services || port == 0) return;
@@ -208,6 +216,10 @@ Status Decoder::decode(const cilium_event& ev, flow::Flow& out) {
   if (opts_.services && !no_l3) {
     setService(opts_.services, out, true, saddr_v, sport, ev.tuple.proto);
     setService(opts_.services, out, false, daddr_v, dport, ev.tuple.proto);
+  }
+  if (!no_l3) {
+    setNames(opts_.names, out.mutable_destination_names(), src_ep, daddr_v);
+    setNames(opts_.names, out.mutable_source_names(), dst_ep, saddr_v);
   }
 
   // As Hubble: a trace knows from conntrack whether the packet is a reply; an allowed policy
@@ -315,6 +327,10 @@ Status Decoder::decodeL7(const proxy::AccessRecord& r, flow::Flow& out) {
     setService(opts_.services, out, true, from, from_port, r.l4_protocol);
     setService(opts_.services, out, false, to, to_port, r.l4_protocol);
   }
+  if (local_is_from)
+    setNames(opts_.names, out.mutable_destination_names(), r.endpoint_id, to);
+  else
+    setNames(opts_.names, out.mutable_source_names(), r.endpoint_id, from);
   out.mutable_is_reply()->set_value(response);
   out.set_reply(response);
   out.set_traffic_direction(r.ingress ? flow::INGRESS : flow::EGRESS);

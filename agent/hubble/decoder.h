@@ -22,6 +22,7 @@ namespace cilium::hubble {
 class EndpointResolver;
 class IdentityResolver;
 class ServiceResolver;
+class NameResolver;
 
 struct DecoderOptions {
   std::string node_name;  // "cluster/node", as Hubble names nodes in flows
@@ -30,6 +31,9 @@ struct DecoderOptions {
   int64_t monotonic_to_realtime_ns = 0;
   // Names source_service/destination_service; null = not filled. Must outlive the decoder.
   const ServiceResolver* services = nullptr;
+  // Names source_names/destination_names from the local endpoint's DNS lookups; null = not
+  // filled. Must outlive the decoder.
+  const NameResolver* names = nullptr;
 };
 
 class Decoder {

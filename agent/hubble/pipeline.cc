@@ -22,7 +22,7 @@ size_t queueSize(const PipelineOptions& o) {
 FlowPipeline::FlowPipeline(PipelineOptions opts, const EndpointResolver* endpoints,
                            const IdentityResolver* identities)
     : opts_(std::move(opts)),
-      decoder_(DecoderOptions{opts_.node_name, 0, opts_.services}, endpoints, identities),
+      decoder_(DecoderOptions{opts_.node_name, 0, opts_.services, opts_.names}, endpoints, identities),
       ring_(opts_.ring_capacity),
       agent_ring_(opts_.event_ring_capacity),
       debug_ring_(opts_.event_ring_capacity),

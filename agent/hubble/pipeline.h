@@ -32,6 +32,9 @@ struct PipelineOptions {
   size_t event_ring_capacity = 1023;  // agent events and debug events kept, each
   // Names the services of flows; null = not filled. Must outlive the pipeline.
   const ServiceResolver* services = nullptr;
+  // Names peers from the DNS cache (source_names / destination_names); null = not filled.
+  // Must outlive the pipeline.
+  const NameResolver* names = nullptr;
   // Records waiting for the decoder; 0 = the ring capacity rounded up to a power of two.
   size_t queue_size = 0;
   // Cumulative events the datapath lost (cilium_event_stats.lost); empty = not reported.

@@ -59,6 +59,15 @@ class IdentityResolver {
       uint32_t identity) const = 0;
 };
 
+class NameResolver {
+ public:
+  virtual ~NameResolver() = default;
+  // The DNS names local endpoint `endpoint_id` looked up (through the DNS proxy) that resolve
+  // to `ip` now, sorted; empty when none. Fills source_names / destination_names as Cilium
+  // does: the names a flow's peer address has from the local endpoint's point of view.
+  virtual std::vector<std::string> namesOf(uint32_t endpoint_id, const IpAddr& ip) const = 0;
+};
+
 class ServiceResolver {
  public:
   virtual ~ServiceResolver() = default;

@@ -74,6 +74,20 @@ TEST(DnsCacheTest, TtlFlooredCappedAndExpired) {
   EXPECT_EQ(c.size(), 0u);
 }
 
+TEST(DnsCacheTest, NamesOfAnAddressPerEndpoint) {
+  DnsCache c({0, 50, 0s});
+  auto t0 = Clock::time_point(std::chrono::seconds(1'000'000));
+  c.update(1, "b.test", {{ip("192.0.2.7"), 60}}, t0);
+  c.update(1, "a.test", {{ip("192.0.2.7"), 60}}, t0);
+  c.update(2, "c.test", {{ip("192.0.2.7"), 60}, {ip("192.0.2.8"), 60}}, t0);
+  EXPECT_EQ(c.namesOf(1, ip("192.0.2.7")), (std::vector<std::string>{"a.test", "b.test"}));
+  EXPECT_EQ(c.namesOf(2, ip("192.0.2.7")), std::vector<std::string>{"c.test"});
+  EXPECT_TRUE(c.namesOf(1, ip("192.0.2.8")).empty()) << "endpoint 2's lookup, not 1's";
+  EXPECT_TRUE(c.namesOf(3, ip("192.0.2.7")).empty());
+  c.expire(t0 + 61s);
+  EXPECT_TRUE(c.namesOf(1, ip("192.0.2.7")).empty());
+}
+
 TEST(DnsCacheTest, StateRoundTrip) {
   DnsCache c({0, 50, 0s});
   auto t0 = Clock::time_point(std::chrono::seconds(2'000'000));

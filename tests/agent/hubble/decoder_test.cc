@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -202,6 +203,53 @@ TEST_F(DecoderTest, SummaryAndServices) {
   other.dport = 9090;
   ASSERT_TRUE(d.decode(makeEvent(other), f).ok());
   EXPECT_FALSE(f.has_destination_service());
+}
+
+// Names by (endpoint, address), as the agent's DNS cache answers.
+class FakeNames final : public NameResolver {
+ public:
+  std::map<std::pair<uint32_t, std::string>, std::vector<std::string>> names;
+  std::vector<std::string> namesOf(uint32_t ep, const IpAddr& ip) const override {
+    auto it = names.find({ep, ip.toString()});
+    return it == names.end() ? std::vector<std::string>{} : it->second;
+  }
+};
+
+TEST_F(DecoderTest, PeerNamesComeFromTheLocalEndpointsLookups) {
+  FakeNames names;
+  names.names[{1, "93.184.216.34"}] = {"example.com", "www.example.com"};
+  names.names[{2, "93.184.216.34"}] = {"other-endpoint.example"};
+  Decoder d(DecoderOptions{"n", 1, nullptr, &names}, &resolver_, &resolver_);
+  // Endpoint 1 sends to an address it looked up: the destination has its names.
+  EventSpec out;
+  out.type = EVENT_TRACE;
+  out.subtype = TRACE_TO_STACK;
+  out.dir = METRIC_EGRESS;
+  out.source = 1;
+  out.dst_id = 0;
+  out.dst = "93.184.216.34";
+  out.dst_identity = 2;
+  flow::Flow f;
+  ASSERT_TRUE(d.decode(makeEvent(out), f).ok());
+  ASSERT_EQ(f.destination_names_size(), 2);
+  EXPECT_EQ(f.destination_names(0), "example.com");
+  EXPECT_EQ(f.destination_names(1), "www.example.com");
+  EXPECT_EQ(f.source_names_size(), 0);
+  // The reply reaching endpoint 1: the source has the names endpoint 1 looked up, not those of
+  // endpoint 2.
+  EventSpec back;
+  back.dir = METRIC_INGRESS;
+  back.source = 1;
+  back.src = "93.184.216.34";
+  back.dst = "10.200.0.11";
+  back.src_identity = 2;
+  ASSERT_TRUE(d.decode(makeEvent(back), f).ok());
+  ASSERT_EQ(f.source_names_size(), 2);
+  EXPECT_EQ(f.source_names(0), "example.com");
+  EXPECT_EQ(f.destination_names_size(), 0);
+  // Without a resolver nothing is named.
+  ASSERT_TRUE(decoder_.decode(makeEvent(out), f).ok());
+  EXPECT_EQ(f.destination_names_size(), 0);
 }
 
 TEST(NodeNameTest, ClusterPrefix) {
