@@ -265,7 +265,8 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   log()->info(
       "added container={} ip={} ip6={} host-if={} ifindex={} ms-prepare={:.1f} ms-ipam={:.1f} "
       "ms-veth={:.1f} ms-endpoint={:.1f}",
-      env.container_id, ip.empty() ? "-" : ip, ip6.empty() ? "-" : ip6, host_if, info->host_ifindex, prepare_ms, ipam_ms, veth_ms, endpoint_ms);
+      env.container_id, ip.empty() ? "-" : ip, ip6.empty() ? "-" : ip6, host_if, info->host_ifindex,
+      prepare_ms, ipam_ms, veth_ms, endpoint_ms);
   return {0, result.toJson(conf.cni_version).dump()};
 }
 
@@ -341,9 +342,9 @@ Outcome Plugin::check(const Environment& env, const NetConf& conf) {
                      fmt::format("prevResult address {:?} is not an IP address", entry.address));
     const std::string has = endpointAddress(*ep, !parsed->isV4());
     if (has != ip) {
-      return failure(&conf, Code::kInternal,
-                     fmt::format("endpoint {} has address {:?}, prevResult says {}", ep->id, has,
-                                 ip));
+      return failure(
+          &conf, Code::kInternal,
+          fmt::format("endpoint {} has address {:?}, prevResult says {}", ep->id, has, ip));
     }
     if (auto st = net_.check(env.netns, env.ifname, ip); !st.ok())
       return failure(&conf, Code::kInternal, st.error().message());

@@ -12,10 +12,9 @@ namespace {
 
 const std::vector<std::string>& mapNames() {
   static const std::vector<std::string> names = {
-      "cilium_lxc",        "cilium_lxc_if",         "cilium_ipcache",
-      "cilium_policy_v2",  "cilium_ct4_global",     "cilium_ct_any4_global",
-      "cilium_ct6_global", "cilium_ct_any6_global", "cilium_metrics",
-      "cilium_runtime_config", "cilium_events",     "cilium_event_stats"};
+      "cilium_lxc",        "cilium_lxc_if",         "cilium_ipcache",    "cilium_policy_v2",
+      "cilium_ct4_global", "cilium_ct_any4_global", "cilium_ct6_global", "cilium_ct_any6_global",
+      "cilium_metrics",    "cilium_runtime_config", "cilium_events",     "cilium_event_stats"};
   return names;
 }
 
@@ -23,8 +22,8 @@ IpAddr v6Addr(const uint8_t* bytes) { return IpAddr::fromBytes(IpFamily::kV6, by
 
 std::string endpointInfoText(const endpoint_info& v) {
   // Each family's address when the endpoint has one (IPv6-only endpoints have no IPv4).
-  std::string text =
-      fmt::format("id={} ifindex={} identity={} flags={:#x}", v.lxc_id, v.ifindex, v.sec_id, v.flags);
+  std::string text = fmt::format("id={} ifindex={} identity={} flags={:#x}", v.lxc_id, v.ifindex,
+                                 v.sec_id, v.flags);
   if (v.ipv4 != 0) text += " ipv4=" + formatIpv4(v.ipv4);
   static constexpr uint8_t kNone[sizeof(v.ipv6)] = {};
   if (std::memcmp(v.ipv6, kNone, sizeof(kNone)) != 0) text += " ipv6=" + v6Addr(v.ipv6).toString();
@@ -43,9 +42,9 @@ std::string ctEndpoint(const IpAddr& a, uint16_t port_be) {
 
 std::string ctKeyText(uint8_t proto, uint8_t flags, const IpAddr& saddr, uint16_t sport,
                       const IpAddr& daddr, uint16_t dport) {
-  const char* dir = flags == CT_KEY_EGRESS    ? "OUT"
-                    : flags == CT_KEY_INGRESS ? "IN"
-                    : flags == CT_KEY_SERVICE ? "SVC"
+  const char* dir = flags == CT_KEY_EGRESS     ? "OUT"
+                    : flags == CT_KEY_INGRESS  ? "IN"
+                    : flags == CT_KEY_SERVICE  ? "SVC"
                     : flags == CT_KEY_NODEPORT ? "NODEPORT"
                                                : "?";
   std::string p = proto == IPPROTO_TCP      ? "TCP"
@@ -101,12 +100,11 @@ Status registerMapRoutes(api::Router& router, Maps maps, std::string pin_dir,
         if (auto l = listers.find(name); l != listers.end()) {
           CILIUM_ASSIGN_OR_RETURN(m.cache, l->second());
         } else if (name == "cilium_lxc") {
-          CILIUM_RETURN_IF_ERROR(
-              maps.endpoints->forEach([&](const endpoint_key& k, const endpoint_info& v) {
-                m.cache.push_back(
-                    api::BpfMapEntry{endpointKeyText(k), endpointInfoText(v), "ok", ""});
-                return true;
-              }));
+          CILIUM_RETURN_IF_ERROR(maps.endpoints->forEach([&](const endpoint_key& k,
+                                                             const endpoint_info& v) {
+            m.cache.push_back(api::BpfMapEntry{endpointKeyText(k), endpointInfoText(v), "ok", ""});
+            return true;
+          }));
         } else if (name == "cilium_lxc_if") {
           CILIUM_RETURN_IF_ERROR(
               maps.endpoints_by_ifindex->forEach([&](const uint32_t& k, const endpoint_info& v) {

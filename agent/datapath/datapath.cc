@@ -187,10 +187,10 @@ LxcPrograms Datapath::programs() const {
 }
 
 Maps Datapath::maps() {
-  return Maps{s_->endpoints.get(),  s_->endpoints_by_ifindex.get(),
-              s_->ipcache.get(),    s_->policy.get(),
-              s_->ct_tcp.get(),     s_->ct_any.get(),
-              metrics_.get(),       s_->runtime_config.get(),
+  return Maps{s_->endpoints.get(),   s_->endpoints_by_ifindex.get(),
+              s_->ipcache.get(),     s_->policy.get(),
+              s_->ct_tcp.get(),      s_->ct_any.get(),
+              metrics_.get(),        s_->runtime_config.get(),
               s_->event_stats.get(), s_->ct6_tcp.get(),
               s_->ct6_any.get()};
 }

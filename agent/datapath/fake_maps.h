@@ -67,7 +67,7 @@ struct FakeMaps {
   bpf::FakeMap<uint32_t, bpf::PerCpu<::event_stats>> event_stats_map{"cilium_event_stats", 1};
 
   Maps view() {
-    return Maps{&endpoints, &endpoints_by_ifindex, &ipcache,        &policy, &ct_tcp, &ct_any,
+    return Maps{&endpoints, &endpoints_by_ifindex, &ipcache,         &policy,  &ct_tcp, &ct_any,
                 &metrics,   &runtime_config,       &event_stats_map, &ct6_tcp, &ct6_any};
   }
 };

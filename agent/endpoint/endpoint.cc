@@ -56,8 +56,7 @@ Status Spec::validate() const {
                      ifindex);
   // IPv4, IPv6 or both (an IPv6-only agent's endpoints have no IPv4 address).
   if (!ipv4 && !ipv6)
-    return Error(ErrorCode::kInvalidArgument,
-                 "addressing: an IPv4 or an IPv6 address is required");
+    return Error(ErrorCode::kInvalidArgument, "addressing: an IPv4 or an IPv6 address is required");
   if (ipv4 && !ipv4->isV4())
     return makeError(ErrorCode::kInvalidArgument, "addressing.ipv4: {} is not an IPv4 address",
                      ipv4->toString());

@@ -20,7 +20,6 @@ datapath::PolicyEntry entry(uint32_t identity, uint8_t dir, uint8_t proto, uint1
   return e;
 }
 
-
 }  // namespace
 
 std::string LxcTest::tupleAddr(const event_tuple& t, bool source) {

@@ -615,8 +615,8 @@ TEST_F(EndpointAgentTest, AgentServesFlowsAndMetricsForItsEndpoints) {
   EXPECT_GT(ratio, 0.0);
   EXPECT_LT(ratio, 0.001);
   // Full map names (the kernel keeps 15 characters), conntrack from the GC's first pass at start.
-  for (const char* map : {"cilium_ct4_global", "cilium_ct_any4_global", "cilium_ct6_global",
-                          "cilium_ct_any6_global"})
+  for (const char* map :
+       {"cilium_ct4_global", "cilium_ct_any4_global", "cilium_ct6_global", "cilium_ct_any6_global"})
     EXPECT_NE(agent_metrics.find("cilium_bpf_map_pressure{map_name=\"" + std::string(map) + "\"} "),
               std::string::npos)
         << map << "\n"

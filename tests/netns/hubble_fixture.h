@@ -1,7 +1,7 @@
 // A node with three pods running bpf_lxc, an identity policy, and Hubble on top: the event ring
-// read by an EventHub into a FlowPipeline, as in the agent, the Observer server on a Unix socket in the test's
-// scratch directory, and metrics registries fed by the datapath and the flows. Shared by the
-// netns Hubble test and the e2e Prometheus test.
+// read by an EventHub into a FlowPipeline, as in the agent, the Observer server on a Unix socket in
+// the test's scratch directory, and metrics registries fed by the datapath and the flows. Shared by
+// the netns Hubble test and the e2e Prometheus test.
 //
 // Policy: client (identity 1001, ep 1) may reach server (1002, ep 2) on TCP 8080 and by ICMP;
 // other (1003, ep 3) is not admitted by the server. With dual_stack_ the pods also have IPv6

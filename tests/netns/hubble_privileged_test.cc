@@ -134,8 +134,7 @@ TEST_P(HubbleFamilyTest, AllowedAndDeniedTrafficAsFlows) {
   EXPECT_EQ(out.out.find("FORWARDED"), std::string::npos) << out.out;
   // By address (--from-ip / --to-ip / --ip with the family's addresses and prefixes), numeric:
   // IPv6 in brackets before the port.
-  const std::string server_at =
-      v6() ? "[" + ip(server_) + "]:8080" : ip(server_) + ":8080";
+  const std::string server_at = v6() ? "[" + ip(server_) + "]:8080" : ip(server_) + ":8080";
   for (std::vector<std::string> by :
        {std::vector<std::string>{"--from-ip", ip(other_), "--to-ip", ip(server_)},
         {"--ip", v6() ? "fd00:200::/64" : "10.200.0.0/24", "--from-pod", "default/other"}}) {

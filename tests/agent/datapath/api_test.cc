@@ -24,9 +24,7 @@ ct_entry entry(uint32_t lifetime) {
 
 class MapApiTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    ASSERT_TRUE(registerMapRoutes(router_, maps_.view(), "/pins", {}).ok());
-  }
+  void SetUp() override { ASSERT_TRUE(registerMapRoutes(router_, maps_.view(), "/pins", {}).ok()); }
   // The cache entries of one map as "key | value" lines.
   std::vector<std::string> cache(const std::string& name) {
     auto r = router_.dispatch("GET", "/v1/map/" + name, {}, "");
@@ -46,8 +44,8 @@ TEST_F(MapApiTest, ListsTheIpv6ConntrackMapsBesideTheIpv4Ones) {
   ASSERT_EQ(r.status, 200);
   std::vector<std::string> paths;
   for (const auto& m : r.body["maps"]) paths.push_back(m["path"].get<std::string>());
-  for (const char* name : {"cilium_ct4_global", "cilium_ct_any4_global", "cilium_ct6_global",
-                           "cilium_ct_any6_global"})
+  for (const char* name :
+       {"cilium_ct4_global", "cilium_ct_any4_global", "cilium_ct6_global", "cilium_ct_any6_global"})
     EXPECT_NE(std::find(paths.begin(), paths.end(), std::string("/pins/") + name), paths.end())
         << name;
   EXPECT_EQ(router_.dispatch("GET", "/v1/map/cilium_ct7_global", {}, "").status, 404);
@@ -104,7 +102,8 @@ TEST_F(MapApiTest, EndpointKeysAndInfoShowIpv6) {
   std::memcpy(info.ipv6, v6->bytes().data(), 16);
   ASSERT_TRUE(maps_.endpoints.update(endpointKey(*v4), info).ok());
   ASSERT_TRUE(maps_.endpoints.update(endpointKey(*v6), info).ok());
-  const std::string text = "id=7 ifindex=12 identity=1001 flags=0x0 ipv4=10.200.0.17 ipv6=fd00:200::11";
+  const std::string text =
+      "id=7 ifindex=12 identity=1001 flags=0x0 ipv4=10.200.0.17 ipv6=fd00:200::11";
   EXPECT_EQ(cache("cilium_lxc"),
             (std::vector<std::string>{"10.200.0.17 | " + text, "fd00:200::11 | " + text}));
   // An IPv6-only endpoint: no IPv4 part.

@@ -317,8 +317,8 @@ TEST(CliTest, Ipv6FlowsPrintAndFilterLikeIpv4Ones) {
   EXPECT_FALSE(allows({"observe", "--ip-version", "v6"}, v4));
   EXPECT_TRUE(allows({"observe", "--ip-version", "v4"}, v4));
   // A malformed IPv6 address or prefix is refused, not matched as nothing or everything.
-  EXPECT_FALSE(FlowFilters::compile(request({"observe", "--ip", "fd00:200::/129"}).whitelist(), {})
-                   .ok());
+  EXPECT_FALSE(
+      FlowFilters::compile(request({"observe", "--ip", "fd00:200::/129"}).whitelist(), {}).ok());
 }
 
 TEST(CliTest, CompactOutputReadsLikeHubbles) {
