@@ -25,7 +25,7 @@ std::string endpointInfoText(const endpoint_info& v) {
   std::string text = fmt::format("id={} ifindex={} identity={} flags={:#x}", v.lxc_id, v.ifindex,
                                  v.sec_id, v.flags);
   if (v.ipv4 != 0) text += " ipv4=" + formatIpv4(v.ipv4);
-  static constexpr uint8_t kNone[sizeof(v.ipv6)] = {};
+  static constexpr uint8_t kNone[sizeof(endpoint_info::ipv6)] = {};
   if (std::memcmp(v.ipv6, kNone, sizeof(kNone)) != 0) text += " ipv6=" + v6Addr(v.ipv6).toString();
   return text;
 }
