@@ -49,8 +49,9 @@ inline cilium_event makeEvent(const EventSpec& s) {
   ev.match_type = s.match_type;
   // IPv6 addresses make an IPv6 tuple, as bpf_lxc reports dual-stack pods' packets.
   const bool v6 = s.src.find(':') != std::string::npos;
-  inet_pton(v6 ? AF_INET6 : AF_INET, s.src.c_str(), v6 ? ev.tuple.saddr.ip6 : &ev.tuple.saddr.ip4);
-  inet_pton(v6 ? AF_INET6 : AF_INET, s.dst.c_str(), v6 ? ev.tuple.daddr.ip6 : &ev.tuple.daddr.ip4);
+  // Both members start at the union's first byte.
+  inet_pton(v6 ? AF_INET6 : AF_INET, s.src.c_str(), &ev.tuple.saddr);
+  inet_pton(v6 ? AF_INET6 : AF_INET, s.dst.c_str(), &ev.tuple.daddr);
   ev.tuple.sport = htons(s.sport);
   ev.tuple.dport = htons(s.dport);
   ev.tuple.proto = s.proto;
