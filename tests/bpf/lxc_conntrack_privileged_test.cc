@@ -274,8 +274,8 @@ TEST_P(LxcConntrackFamilyTest, GarbageCollectionDeletesOnlyExpiredEntries) {
   EXPECT_FALSE(ctEntry(pod, world, 41000, 53, kUdp, CT_KEY_EGRESS));
   // The other family's maps never held these connections.
   auto m = maps();
-  EXPECT_EQ(*(v6 ? m.ct_tcp : m.ct6_tcp)->count(), 0u);
-  EXPECT_EQ(*(v6 ? m.ct_any : m.ct6_any)->count(), 0u);
+  EXPECT_EQ(v6 ? *m.ct_tcp->count() : *m.ct6_tcp->count(), 0u);
+  EXPECT_EQ(v6 ? *m.ct_any->count() : *m.ct6_any->count(), 0u);
 }
 
 class LxcConntrackFullTest : public LxcTest {
