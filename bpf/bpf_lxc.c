@@ -324,6 +324,9 @@ int cil_from_container(struct __sk_buff *ctx)
 		return send_drop(ctx, &p, &ti, ret);
 	if (!ep)
 		return send_drop(ctx, &p, &ti, -DROP_EP_NOT_READY);
+	/* IPv4 from an endpoint without an IPv4 address (IPv6-only agent): never unenforced. */
+	if (!ep->ipv4)
+		return send_drop(ctx, &p, &ti, -DROP_UNKNOWN_L3);
 	if (p.t.saddr != ep->ipv4)
 		return send_drop(ctx, &p, &ti, -DROP_INVALID_SIP);
 	return from_container_ipv4(ctx, ep, &p, &ti);
@@ -372,6 +375,8 @@ int cil_to_container(struct __sk_buff *ctx)
 		return send_drop(ctx, &p, &ti, ret);
 	if (!ep)
 		return send_drop(ctx, &p, &ti, -DROP_EP_NOT_READY);
+	if (!ep->ipv4)
+		return send_drop(ctx, &p, &ti, -DROP_UNKNOWN_L3);
 	/* Packets of the L7 proxies carry their mark, with the sender's identity (abi/proxy.h). */
 	from_proxy = proxy_mark_magic(ctx);
 	ret = enforce4(ctx, &p, ep, CT_KEY_INGRESS,

@@ -17,7 +17,8 @@ class ClientAgent final : public AgentApi {
 
   Result<api::StatusResponse> healthz() override { return client_.healthz(); }
   Result<api::IpamResponse> allocate(const std::string& owner) override {
-    return client_.ipamAllocate(IpFamily::kV4, owner);
+    // No family: one address of every family the agent has enabled (as Cilium's CNI asks).
+    return client_.ipamAllocate(std::nullopt, owner);
   }
   Status release(const std::string& ip_or_owner) override {
     return client_.ipamRelease(ip_or_owner);

@@ -17,29 +17,30 @@ namespace {
 
 namespace nl = datapath::netlink;
 
-Result<uint32_t> ipv4(const std::string& text) {
+// An address of `family`, or none for "".
+Result<std::optional<IpAddr>> addressOf(IpFamily family, const std::string& text) {
+  if (text.empty()) return std::optional<IpAddr>();
   CILIUM_ASSIGN_OR_RETURN(IpAddr ip, IpAddr::parse(text));
-  if (!ip.isV4()) return makeError(ErrorCode::kInvalidArgument, "{} is not IPv4", text);
-  return ip.v4NetworkOrder();
-}
-
-Result<IpAddr> ipv6(const std::string& text) {
-  CILIUM_ASSIGN_OR_RETURN(IpAddr ip, IpAddr::parse(text));
-  if (ip.isV4()) return makeError(ErrorCode::kInvalidArgument, "{} is not IPv6", text);
-  return ip;
+  if (ip.family() != family)
+    return makeError(ErrorCode::kInvalidArgument, "{} is not {}", text,
+                     family == IpFamily::kV4 ? "IPv4" : "IPv6");
+  return std::optional<IpAddr>(ip);
 }
 
 // Inside the pod: the interface up with its MTU, the /32, a link route to the gateway (the only
-// neighbour a /32 has) and the default route through it; the same for IPv6 in dual stack (the
-// gateway is answered by bpf_lxc's neighbour discovery responder).
-Status configurePod(const PodLink& link, uint32_t ip, uint32_t gw, const std::optional<IpAddr>& ip6,
+// neighbour a /32 has) and the default route through it; the same for IPv6 (the gateway is
+// answered by bpf_lxc's neighbour discovery responder). Either family may be absent.
+Status configurePod(const PodLink& link, const std::optional<IpAddr>& ip,
+                    const std::optional<IpAddr>& gw, const std::optional<IpAddr>& ip6,
                     const std::optional<IpAddr>& gw6) {
   CILIUM_ASSIGN_OR_RETURN(nl::Link dev, nl::linkByName(link.ifname));
   CILIUM_RETURN_IF_ERROR(nl::setMtu(dev.ifindex, static_cast<uint32_t>(link.mtu)));
   CILIUM_RETURN_IF_ERROR(nl::setLinkUp(dev.ifindex));
-  CILIUM_RETURN_IF_ERROR(nl::addAddress4(dev.ifindex, ip, 32));
-  CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(gw, 32, dev.ifindex));
-  CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(0, 0, dev.ifindex, gw));
+  if (ip && gw) {
+    CILIUM_RETURN_IF_ERROR(nl::addAddress4(dev.ifindex, ip->v4NetworkOrder(), 32));
+    CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(gw->v4NetworkOrder(), 32, dev.ifindex));
+    CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(0, 0, dev.ifindex, gw->v4NetworkOrder()));
+  }
   if (ip6 && gw6) {
     CILIUM_RETURN_IF_ERROR(nl::addAddress6(dev.ifindex, ip6->bytes(), 128));
     CILIUM_RETURN_IF_ERROR(nl::replaceRoute6(gw6->bytes(), 128, dev.ifindex));
@@ -51,13 +52,13 @@ Status configurePod(const PodLink& link, uint32_t ip, uint32_t gw, const std::op
 class NetlinkHostNet final : public HostNet {
  public:
   Result<PodLinkInfo> setup(const PodLink& link) override {
-    CILIUM_ASSIGN_OR_RETURN(uint32_t ip, ipv4(link.address));
-    CILIUM_ASSIGN_OR_RETURN(uint32_t gw, ipv4(link.gateway));
-    std::optional<IpAddr> ip6, gw6;
-    if (!link.address6.empty()) {
-      CILIUM_ASSIGN_OR_RETURN(ip6, ipv6(link.address6));
-      CILIUM_ASSIGN_OR_RETURN(gw6, ipv6(link.gateway6));
-    }
+    CILIUM_ASSIGN_OR_RETURN(auto ip, addressOf(IpFamily::kV4, link.address));
+    CILIUM_ASSIGN_OR_RETURN(auto gw, addressOf(IpFamily::kV4, link.gateway));
+    CILIUM_ASSIGN_OR_RETURN(auto ip6, addressOf(IpFamily::kV6, link.address6));
+    CILIUM_ASSIGN_OR_RETURN(auto gw6, addressOf(IpFamily::kV6, link.gateway6));
+    if (ip.has_value() != gw.has_value() || ip6.has_value() != gw6.has_value() || (!ip && !ip6))
+      return Error(ErrorCode::kInvalidArgument,
+                   "a pod link needs an address and its gateway of at least one family");
     auto netns = openNetns(link.netns);
     if (!netns.ok()) {
       return makeError(ErrorCode::kNotFound, "network namespace {}: {}", link.netns,
@@ -96,13 +97,18 @@ class NetlinkHostNet final : public HostNet {
 
   Status check(const std::string& netns, const std::string& ifname,
                const std::string& address) override {
-    CILIUM_ASSIGN_OR_RETURN(uint32_t ip, ipv4(address));
+    CILIUM_ASSIGN_OR_RETURN(IpAddr ip, IpAddr::parse(address));
     return runInNetns(netns, [&]() -> Status {
       CILIUM_ASSIGN_OR_RETURN(nl::Link dev, nl::linkByName(ifname));
       if (!dev.up) return makeError(ErrorCode::kNotFound, "{} in {} is down", ifname, netns);
-      CILIUM_ASSIGN_OR_RETURN(auto addrs, nl::addresses4(dev.ifindex));
-      for (const auto& a : addrs) {
-        if (a.ip == ip) return okStatus();
+      if (ip.isV4()) {
+        CILIUM_ASSIGN_OR_RETURN(auto addrs, nl::addresses4(dev.ifindex));
+        for (const auto& a : addrs)
+          if (a.ip == ip.v4NetworkOrder()) return okStatus();
+      } else {
+        CILIUM_ASSIGN_OR_RETURN(auto addrs, nl::addresses6(dev.ifindex));
+        for (const auto& a : addrs)
+          if (IpAddr::fromBytes(IpFamily::kV6, a.data()) == ip) return okStatus();
       }
       return makeError(ErrorCode::kNotFound, "{} in {} does not carry {}", ifname, netns, address);
     });

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "agent/common/files.h"
+#include "agent/common/inet.h"
 #include "agent/common/log.h"
 
 namespace cilium::cni {
@@ -74,10 +75,12 @@ Outcome netnsFailure(const NetConf& conf, const std::string& netns, const Error&
 }
 
 // The pod's IPv4 address as the agent knows it, or "".
-std::string endpointIpv4(const api::Endpoint& ep) {
+// The endpoint's address of one family ("" = none).
+std::string endpointAddress(const api::Endpoint& ep, bool ipv6) {
   if (!ep.status || !ep.status->networking) return {};
   for (const auto& a : ep.status->networking->addressing) {
-    if (!a.ipv4.empty()) return a.ipv4;
+    const std::string& ip = ipv6 ? a.ipv6 : a.ipv4;
+    if (!ip.empty()) return ip;
   }
   return {};
 }
@@ -201,21 +204,21 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
     }
     return agentFailure(conf, "allocating an address", ipam.error());
   }
-  if (!ipam->ipv4 || ipam->address.ipv4.empty()) {
-    (void)agent_.release(env.container_id);
-    return failure(&conf, Code::kInternal, "the agent returned no IPv4 address");
-  }
-  const std::string ip = ipam->address.ipv4;
-  const std::string gateway = ipam->ipv4->gateway;
-  // Dual stack (enable-ipv6): the agent allocated an IPv6 address too.
+  // One address per family the agent has enabled: IPv4, IPv6 (enable-ipv4=false) or both.
+  const std::string ip = ipam->ipv4 ? ipam->address.ipv4 : std::string();
+  const std::string gateway = ipam->ipv4 ? ipam->ipv4->gateway : std::string();
   const std::string ip6 = ipam->ipv6 ? ipam->address.ipv6 : std::string();
   const std::string gateway6 = ipam->ipv6 ? ipam->ipv6->gateway : std::string();
+  if ((ip.empty() || gateway.empty()) && (ip6.empty() || gateway6.empty())) {
+    (void)agent_.release(env.container_id);
+    return failure(&conf, Code::kInternal, "the agent returned no address with its gateway");
+  }
 
   const double ipam_ms = lap();
   PodLink link{env.netns, env.ifname, host_if, mtu, ip, gateway, ip6, gateway6};
   auto info = net_.setup(link);
   if (!info.ok()) {
-    (void)agent_.release(ip);
+    (void)agent_.release(env.container_id);  // by owner: every family's address
     // The namespace went away since the check above: the container is gone (code 3).
     if (auto st = net_.checkNetns(env.netns); !st.ok())
       return netnsFailure(conf, env.netns, st.error());
@@ -242,7 +245,7 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   if (auto st = agent_.putEndpoint(req); !st.ok()) {
     (void)agent_.deleteEndpoint(env.container_id);
     (void)net_.teardown(host_if);
-    (void)agent_.release(ip);
+    (void)agent_.release(env.container_id);
     return agentFailure(conf, "creating the endpoint", st.error());
   }
 
@@ -251,16 +254,19 @@ Outcome Plugin::add(const Environment& env, const NetConf& conf) {
   AddResult result;
   result.interfaces.push_back({host_if, info->host_mac, link.mtu, ""});
   result.interfaces.push_back({env.ifname, info->pod_mac, link.mtu, env.netns});
-  result.ips.push_back({ip + "/32", gateway, 1, false});
-  result.routes.push_back({"0.0.0.0/0", gateway});
+  if (!ip.empty()) {
+    result.ips.push_back({ip + "/32", gateway, 1, false});
+    result.routes.push_back({"0.0.0.0/0", gateway});
+  }
   if (!ip6.empty()) {
     result.ips.push_back({ip6 + "/128", gateway6, 1, true});
     result.routes.push_back({"::/0", gateway6});
   }
   log()->info(
-      "added container={} ip={} host-if={} ifindex={} ms-prepare={:.1f} ms-ipam={:.1f} "
+      "added container={} ip={} ip6={} host-if={} ifindex={} ms-prepare={:.1f} ms-ipam={:.1f} "
       "ms-veth={:.1f} ms-endpoint={:.1f}",
-      env.container_id, ip, host_if, info->host_ifindex, prepare_ms, ipam_ms, veth_ms, endpoint_ms);
+      env.container_id, ip.empty() ? "-" : ip, ip6.empty() ? "-" : ip6, host_if, info->host_ifindex,
+      prepare_ms, ipam_ms, veth_ms, endpoint_ms);
   return {0, result.toJson(conf.cni_version).dump()};
 }
 
@@ -293,7 +299,8 @@ Outcome Plugin::del(const Environment& env, const NetConf& conf) {
     return {0, ""};
   }
   if (ep.ok()) {
-    if (ip.empty()) ip = endpointIpv4(*ep);
+    if (ip.empty()) ip = endpointAddress(*ep, false);
+    if (ip.empty()) ip = endpointAddress(*ep, true);
     if (auto st = agent_.deleteEndpoint(env.container_id);
         !st.ok() && st.error().code() != ErrorCode::kNotFound) {
       return agentFailure(conf, "deleting the endpoint", st.error());
@@ -318,22 +325,30 @@ Outcome Plugin::check(const Environment& env, const NetConf& conf) {
   if (!prev) return failure(conf, err);
   if (prev->ips.empty())
     return failure(&conf, Code::kInvalidNetworkConfig, "prevResult has no ips");
-  const std::string ip = stripPrefixLength(prev->ips.front().address);
   if (auto st = net_.checkNetns(env.netns); !st.ok())
     return netnsFailure(conf, env.netns, st.error());
 
   auto ep = agent_.getEndpoint(env.container_id);
   if (!ep.ok()) return agentFailure(conf, "looking up the endpoint", ep.error());
-  if (endpointIpv4(*ep) != ip) {
-    return failure(&conf, Code::kInternal,
-                   fmt::format("endpoint {} has address {:?}, prevResult says {}", ep->id,
-                               endpointIpv4(*ep), ip));
-  }
   if (!ep->status || ep->status->state != api::EndpointState::kReady) {
     return failure(&conf, Code::kInternal, fmt::format("endpoint {} is not ready", ep->id));
   }
-  if (auto st = net_.check(env.netns, env.ifname, ip); !st.ok())
-    return failure(&conf, Code::kInternal, st.error().message());
+  // Every address of the result (one per family) is the endpoint's and on the pod's interface.
+  for (const auto& entry : prev->ips) {
+    const std::string ip = stripPrefixLength(entry.address);
+    auto parsed = IpAddr::parse(ip);
+    if (!parsed.ok())
+      return failure(&conf, Code::kInvalidNetworkConfig,
+                     fmt::format("prevResult address {:?} is not an IP address", entry.address));
+    const std::string has = endpointAddress(*ep, !parsed->isV4());
+    if (has != ip) {
+      return failure(
+          &conf, Code::kInternal,
+          fmt::format("endpoint {} has address {:?}, prevResult says {}", ep->id, has, ip));
+    }
+    if (auto st = net_.check(env.netns, env.ifname, ip); !st.ok())
+      return failure(&conf, Code::kInternal, st.error().message());
+  }
   return {0, ""};
 }
 

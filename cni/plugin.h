@@ -20,9 +20,12 @@ struct PodLink {
   std::string ifname;       // name inside the pod (CNI_IFNAME)
   std::string host_ifname;  // host side, at most 15 characters
   int mtu = 1500;
-  std::string address;  // the pod's IPv4 address, installed as /32
-  std::string gateway;  // the router address: a /32 link route to it, and the default route
-  // Dual stack: the pod's IPv6 address (/128) and router, routed as the IPv4 pair is; "" = none.
+  // The pod's IPv4 address, installed as /32, and the router address: a /32 link route to it,
+  // and the default route. "" = none (an IPv6-only agent).
+  std::string address;
+  std::string gateway;
+  // The pod's IPv6 address (/128) and router, routed as the IPv4 pair is; "" = none (IPv4-only).
+  // At least one family is given.
   std::string address6;
   std::string gateway6;
 };
@@ -42,7 +45,7 @@ class HostNet {
   virtual Result<PodLinkInfo> setup(const PodLink& link) = 0;
   // Removes the host side (the kernel removes the peer with it). Absent is success.
   virtual Status teardown(const std::string& host_ifname) = 0;
-  // kNotFound unless `ifname` exists in `netns` and carries `address`.
+  // kNotFound unless `ifname` exists in `netns` and carries `address` (IPv4 or IPv6).
   virtual Status check(const std::string& netns, const std::string& ifname,
                        const std::string& address) = 0;
   // Whether `netns` is a network namespace, as checkNetnsPath (cni/input.h) answers: kNotFound

@@ -289,15 +289,22 @@ struct ControlPlane::Impl {
       uint32_t now = datapath::monotonicSeconds();
       size_t deleted = 0;
       std::map<std::string, size_t> live;
-      for (datapath::CtMap* m : {maps.ct_tcp, maps.ct_any}) {
+      // The same expiry rule for both families' maps (the IPv6 ones are absent in fakes that
+      // do not model them).
+      auto gc = [&](auto* m) {
+        if (m == nullptr) return;
         auto r = datapath::gcConntrack(*m, now);
         if (r.ok()) {
           deleted += r->deleted;
           live[m->name()] = r->scanned - r->deleted;
         } else {
-          log()->warn("conntrack gc failed error={}", r.error().message());
+          log()->warn("conntrack gc failed map={} error={}", m->name(), r.error().message());
         }
-      }
+      };
+      gc(maps.ct_tcp);
+      gc(maps.ct_any);
+      gc(maps.ct6_tcp);
+      gc(maps.ct6_any);
       lock.lock();
       gc_runs++;
       gc_deleted += deleted;
@@ -323,11 +330,16 @@ std::vector<std::pair<std::string, double>> ControlPlane::mapPressure() const {
   if (auto n = m.endpoints->count(); n.ok() && m.endpoints->maxEntries() != 0)
     out.emplace_back(m.endpoints->name(), static_cast<double>(*n) / m.endpoints->maxEntries());
   std::lock_guard lock(impl_->gc_mu);
-  for (datapath::CtMap* ct : {m.ct_tcp, m.ct_any}) {
-    auto it = impl_->ct_live.find(ct->name());
-    if (it != impl_->ct_live.end() && ct->maxEntries() != 0)
-      out.emplace_back(ct->name(), static_cast<double>(it->second) / ct->maxEntries());
-  }
+  auto ct = [&](const auto* map) {
+    if (map == nullptr) return;
+    auto it = impl_->ct_live.find(map->name());
+    if (it != impl_->ct_live.end() && map->maxEntries() != 0)
+      out.emplace_back(map->name(), static_cast<double>(it->second) / map->maxEntries());
+  };
+  ct(m.ct_tcp);
+  ct(m.ct_any);
+  ct(m.ct6_tcp);
+  ct(m.ct6_any);
   return out;
 }
 

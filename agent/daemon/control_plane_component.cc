@@ -3,15 +3,17 @@
 
 #include <arpa/inet.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "agent/common/files.h"
 #include "agent/common/log.h"
 #include "agent/daemon/k8s_component.h"
-#include "agent/datapath/map_config.h"
 #include "agent/daemon/kvstore_component.h"
+#include "agent/datapath/map_config.h"
 #include "agent/k8s/crd_identity.h"
 #include "agent/k8s/source.h"
 #include "agent/node/api.h"
@@ -106,8 +108,15 @@ Status ControlPlaneComponent::start(Host& daemon) {
       if (!lease.ok()) return lease.error();
       return okStatus();
     };
-    if (auto cidr = ipam->cidr(IpFamily::kV4))
-      o.pod_address = [cidr = *cidr](const IpAddr& ip) { return cidr.contains(ip); };
+    // The pod CIDRs of the enabled families (one of them in an IPv6-only or IPv4-only agent).
+    std::vector<IpPrefix> cidrs;
+    for (IpFamily f : {IpFamily::kV4, IpFamily::kV6})
+      if (auto cidr = ipam->cidr(f)) cidrs.push_back(*cidr);
+    if (!cidrs.empty())
+      o.pod_address = [cidrs](const IpAddr& ip) {
+        return std::any_of(cidrs.begin(), cidrs.end(),
+                           [&](const IpPrefix& c) { return c.contains(ip); });
+      };
   }
   CILIUM_ASSIGN_OR_RETURN(cp_, ControlPlane::start(o, daemon.router()));
   ControlPlane* cp = cp_.get();

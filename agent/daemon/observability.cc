@@ -136,7 +136,9 @@ struct ObservabilityComponent::Impl final : public hubble::EndpointResolver,
       const char* enforcement = ep.ingress_enforced ? (ep.egress_enforced ? "both" : "ingress")
                                                     : (ep.egress_enforced ? "egress" : "none");
       next->enforcement[enforcement] += 1;
-      if (ep.spec.ipv4) next->by_ip[*ep.spec.ipv4] = info;
+      // Both families: a dual-stack or IPv6-only pod's IPv6 flows name it too.
+      for (const auto* ip : {&ep.spec.ipv4, &ep.spec.ipv6})
+        if (*ip) next->by_ip[**ip] = info;
       next->by_id[info->id] = std::move(info);
     }
     std::lock_guard lock(snap_mu);

@@ -17,8 +17,9 @@ namespace cilium::datapath {
 // ipcache's entries with their sources and tunnel endpoints).
 using MapLister = std::function<Result<std::vector<api::BpfMapEntry>>()>;
 
-// `maps` must stay valid while the routes are used. cilium_lxc, cilium_lxc_if and
-// cilium_policy_v2 are listed from `maps`; the maps in `listers` by their lister.
+// `maps` must stay valid while the routes are used. cilium_lxc, cilium_lxc_if, cilium_policy_v2
+// and the four conntrack maps (IPv4 and IPv6; "TCP OUT [fd00::1]:40000 -> [fd00::2]:80") are
+// listed from `maps`; the maps in `listers` by their lister.
 Status registerMapRoutes(api::Router& router, Maps maps, std::string pin_dir,
                          std::map<std::string, MapLister> listers);
 

@@ -13,11 +13,12 @@ uint32_t monotonicSeconds() {
   return static_cast<uint32_t>(ts.tv_sec);
 }
 
-Result<CtGcStats> gcConntrack(CtMap& map, uint32_t now) {
+template <class Key>
+Result<CtGcStats> gcConntrack(bpf::Map<Key, ct_entry>& map, uint32_t now) {
   CtGcStats stats;
-  std::vector<ct_key4> expired;
+  std::vector<Key> expired;
   // Deleting while iterating restarts a kernel hash walk; collect first.
-  CILIUM_RETURN_IF_ERROR(map.forEach([&](const ct_key4& k, const ct_entry& e) {
+  CILIUM_RETURN_IF_ERROR(map.forEach([&](const Key& k, const ct_entry& e) {
     stats.scanned++;
     if (ctEntryExpired(e, now)) expired.push_back(k);
     return true;
@@ -30,5 +31,8 @@ Result<CtGcStats> gcConntrack(CtMap& map, uint32_t now) {
   }
   return stats;
 }
+
+template Result<CtGcStats> gcConntrack(CtMap& map, uint32_t now);
+template Result<CtGcStats> gcConntrack(Ct6Map& map, uint32_t now);
 
 }  // namespace cilium::datapath

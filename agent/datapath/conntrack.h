@@ -20,8 +20,11 @@ struct CtGcStats {
 
 // Deletes every entry of `map` whose lifetime is before `now` (monotonic seconds). An entry the
 // datapath refreshes between the scan and the delete is kept: each candidate is re-read first.
-// Safe to run while the datapath uses the map; the agent runs it periodically on both CT maps.
-Result<CtGcStats> gcConntrack(CtMap& map, uint32_t now);
+// Safe to run while the datapath uses the map; the agent runs it periodically on the four CT maps
+// (CtMap for cilium_ct4_global / cilium_ct_any4_global, Ct6Map for the IPv6 pair: the same
+// rule, only the key differs). Instantiated for ct_key4 and ct_key6.
+template <class Key>
+Result<CtGcStats> gcConntrack(bpf::Map<Key, ct_entry>& map, uint32_t now);
 
 // An entry is alive while now <= lifetime (the datapath's rule).
 inline bool ctEntryExpired(const ct_entry& e, uint32_t now) { return e.lifetime < now; }

@@ -102,6 +102,8 @@ struct Datapath::State {
   std::unique_ptr<KernelPolicyMaps> policy;
   std::unique_ptr<bpf::KernelMap<ct_key4, ct_entry>> ct_tcp;
   std::unique_ptr<bpf::KernelMap<ct_key4, ct_entry>> ct_any;
+  std::unique_ptr<bpf::KernelMap<ct_key6, ct_entry>> ct6_tcp;
+  std::unique_ptr<bpf::KernelMap<ct_key6, ct_entry>> ct6_any;
   std::unique_ptr<bpf::KernelMap<uint32_t, uint64_t>> runtime_config;
   std::unique_ptr<bpf::KernelMap<uint32_t, bpf::PerCpu<::event_stats>>> event_stats;
 };
@@ -162,6 +164,8 @@ Result<std::unique_ptr<Datapath>> Datapath::load(const Config& cfg) {
                                                                cfg.policy_map_entries));
   CILIUM_ASSIGN_OR_RETURN(st->ct_tcp, (kernelMap<ct_key4, ct_entry>(lm.cilium_ct4_global)));
   CILIUM_ASSIGN_OR_RETURN(st->ct_any, (kernelMap<ct_key4, ct_entry>(lm.cilium_ct_any4_global)));
+  CILIUM_ASSIGN_OR_RETURN(st->ct6_tcp, (kernelMap<ct_key6, ct_entry>(lm.cilium_ct6_global)));
+  CILIUM_ASSIGN_OR_RETURN(st->ct6_any, (kernelMap<ct_key6, ct_entry>(lm.cilium_ct_any6_global)));
   CILIUM_ASSIGN_OR_RETURN(st->runtime_config,
                           (kernelMap<uint32_t, uint64_t>(lm.cilium_runtime_config)));
   CILIUM_ASSIGN_OR_RETURN(st->event_stats,
@@ -183,11 +187,12 @@ LxcPrograms Datapath::programs() const {
 }
 
 Maps Datapath::maps() {
-  return Maps{s_->endpoints.get(),  s_->endpoints_by_ifindex.get(),
-              s_->ipcache.get(),    s_->policy.get(),
-              s_->ct_tcp.get(),     s_->ct_any.get(),
-              metrics_.get(),       s_->runtime_config.get(),
-              s_->event_stats.get()};
+  return Maps{s_->endpoints.get(),   s_->endpoints_by_ifindex.get(),
+              s_->ipcache.get(),     s_->policy.get(),
+              s_->ct_tcp.get(),      s_->ct_any.get(),
+              metrics_.get(),        s_->runtime_config.get(),
+              s_->event_stats.get(), s_->ct6_tcp.get(),
+              s_->ct6_any.get()};
 }
 
 Result<std::unique_ptr<EventReader>> Datapath::openEventReader(EventReader::Callback cb) const {

@@ -60,13 +60,15 @@ struct FakeMaps {
   FakePolicyMaps policy;
   bpf::FakeMap<ct_key4, ct_entry> ct_tcp{"cilium_ct4_global", 1024};
   bpf::FakeMap<ct_key4, ct_entry> ct_any{"cilium_ct_any4_global", 1024};
+  bpf::FakeMap<ct_key6, ct_entry> ct6_tcp{"cilium_ct6_global", 1024};
+  bpf::FakeMap<ct_key6, ct_entry> ct6_any{"cilium_ct_any6_global", 1024};
   bpf::FakeMap<metrics_key, bpf::PerCpu<metrics_value>> metrics{"cilium_metrics", 1024};
   bpf::FakeMap<uint32_t, uint64_t> runtime_config{"cilium_runtime_config", RUNTIME_CONFIG_MAX};
   bpf::FakeMap<uint32_t, bpf::PerCpu<::event_stats>> event_stats_map{"cilium_event_stats", 1};
 
   Maps view() {
-    return Maps{&endpoints, &endpoints_by_ifindex, &ipcache,        &policy, &ct_tcp, &ct_any,
-                &metrics,   &runtime_config,       &event_stats_map};
+    return Maps{&endpoints, &endpoints_by_ifindex, &ipcache,         &policy,  &ct_tcp, &ct_any,
+                &metrics,   &runtime_config,       &event_stats_map, &ct6_tcp, &ct6_any};
   }
 };
 

@@ -89,6 +89,8 @@ struct Maps {
   MetricsMap* metrics = nullptr;
   RuntimeConfigMap* runtime_config = nullptr;
   EventStatsMap* event_stats = nullptr;
+  Ct6Map* ct6_tcp = nullptr;  // cilium_ct6_global
+  Ct6Map* ct6_any = nullptr;  // cilium_ct_any6_global
 };
 
 // Increments RUNTIME_POLICY_REV: established connections re-check policy on their next packet.

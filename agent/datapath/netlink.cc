@@ -471,29 +471,52 @@ Status deleteRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex) {
   return st.error().withContext(fmt::format("delete IPv6 route via link {}", ifindex));
 }
 
-Result<std::vector<Address4>> addresses4(int ifindex) {
+namespace {
+
+// Walks the address dump of one family on one device (0: every device), calling
+// each(message, attribute payload) for every attribute `type` that is `size` bytes long.
+template <class Each>
+Status forEachAddress(uint8_t family, int ifindex, uint16_t type, size_t size, Each each) {
   Message m(RTM_GETADDR, NLM_F_DUMP);
   ifaddrmsg ifa{};
-  ifa.ifa_family = AF_INET;
+  ifa.ifa_family = family;
   m.append(ifa);
-  std::vector<Address4> out;
-  CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
+  return transact(m, [&](const nlmsghdr* h) {
     if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
     const auto* msg = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
     // The dump ignores the index filter on older kernels: filter here.
-    if (msg->ifa_family != AF_INET || (ifindex != 0 && static_cast<int>(msg->ifa_index) != ifindex))
+    if (msg->ifa_family != family || (ifindex != 0 && static_cast<int>(msg->ifa_index) != ifindex))
       return;
     int len = static_cast<int>(IFA_PAYLOAD(h));
-    for (auto* a = IFA_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-      if (a->rta_type == IFA_LOCAL && RTA_PAYLOAD(a) == 4) {
+    for (auto* a = IFA_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len))
+      if (a->rta_type == type && RTA_PAYLOAD(a) == size) each(*msg, RTA_DATA(a));
+  });
+}
+
+}  // namespace
+
+Result<std::vector<Address4>> addresses4(int ifindex) {
+  std::vector<Address4> out;
+  CILIUM_RETURN_IF_ERROR(
+      forEachAddress(AF_INET, ifindex, IFA_LOCAL, 4, [&](const ifaddrmsg& msg, const void* data) {
         Address4 addr;
-        std::memcpy(&addr.ip, RTA_DATA(a), 4);
-        addr.prefix_len = msg->ifa_prefixlen;
-        addr.ifindex = static_cast<int>(msg->ifa_index);
+        std::memcpy(&addr.ip, data, 4);
+        addr.prefix_len = msg.ifa_prefixlen;
+        addr.ifindex = static_cast<int>(msg.ifa_index);
         out.push_back(addr);
-      }
-    }
-  }));
+      }));
+  return out;
+}
+
+Result<std::vector<Ip6>> addresses6(int ifindex) {
+  std::vector<Ip6> out;
+  // IPv6 reports a device's own address as IFA_ADDRESS (IFA_LOCAL only on point-to-point).
+  CILIUM_RETURN_IF_ERROR(
+      forEachAddress(AF_INET6, ifindex, IFA_ADDRESS, 16, [&](const ifaddrmsg&, const void* data) {
+        Ip6 ip;
+        std::memcpy(ip.data(), data, ip.size());
+        out.push_back(ip);
+      }));
   return out;
 }
 

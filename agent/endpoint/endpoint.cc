@@ -54,9 +54,10 @@ Status Spec::validate() const {
     return makeError(ErrorCode::kInvalidArgument,
                      "interface-index: {} is not a device index (the host side of the veth)",
                      ifindex);
-  if (!ipv4)
-    return Error(ErrorCode::kInvalidArgument, "addressing.ipv4: an IPv4 address is required");
-  if (!ipv4->isV4())
+  // IPv4, IPv6 or both (an IPv6-only agent's endpoints have no IPv4 address).
+  if (!ipv4 && !ipv6)
+    return Error(ErrorCode::kInvalidArgument, "addressing: an IPv4 or an IPv6 address is required");
+  if (ipv4 && !ipv4->isV4())
     return makeError(ErrorCode::kInvalidArgument, "addressing.ipv4: {} is not an IPv4 address",
                      ipv4->toString());
   if (ipv6 && ipv6->isV4())

@@ -569,8 +569,10 @@ Result<Endpoint> Manager::add(Spec spec) {
     removeStateFile(ep.id());
     return st.error().withContext(fmt::format("create endpoint {}", ep.id()));
   }
-  log()->info("endpoint ready id={} ipv4={} ifindex={} identity={} revision={}", ep.id(),
-              ep.spec.ipv4->toString(), ep.spec.ifindex, ep.identity, ep.policy_revision);
+  log()->info("endpoint ready id={} ipv4={} ipv6={} ifindex={} identity={} revision={}", ep.id(),
+              ep.spec.ipv4 ? ep.spec.ipv4->toString() : "-",
+              ep.spec.ipv6 ? ep.spec.ipv6->toString() : "-", ep.spec.ifindex, ep.identity,
+              ep.policy_revision);
   return ep;
 }
 
@@ -749,9 +751,12 @@ Result<RestoreResult> Manager::restore() {
         res.skipped++;
         continue;
       }
-      if (options_.pod_address && ep->spec.ipv4 && !options_.pod_address(*ep->spec.ipv4)) {
+      std::optional<IpAddr> outside;
+      for (const IpAddr& ip : addresses(ep->spec))
+        if (options_.pod_address && !options_.pod_address(ip)) outside = ip;
+      if (outside) {
         log()->warn("endpoint address is outside this node's pod CIDR, not restoring id={} ip={}",
-                    ep->id(), ep->spec.ipv4->toString());
+                    ep->id(), outside->toString());
         ::unlink(path.c_str());
         res.skipped++;
         continue;
@@ -765,7 +770,6 @@ Result<RestoreResult> Manager::restore() {
 
   std::lock_guard regen(regen_mu_);
   std::set<uint16_t> ids;
-  std::set<uint32_t> ips;
   std::set<int> ifindexes;
   // First every endpoint's identity, then all policies in one batch (an unchanged policy map is
   // kept as it is, changed ones are patched or swapped with shared grace periods), then the rest
@@ -785,7 +789,6 @@ Result<RestoreResult> Manager::restore() {
       endpoints_[ep.id()] = ep;
     }
     ids.insert(ep.id());
-    ips.insert(ep.spec.ipv4->v4NetworkOrder());
     ifindexes.insert(ep.spec.ifindex);
     auto split = options_.filter.filter(withDerivedLabels(ep.spec));
     auto ident = allocateIdentity(split.identity);

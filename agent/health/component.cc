@@ -97,6 +97,11 @@ Status HealthComponent::start(component::Host& host) {
 
   std::optional<IpAddr> health_ip;
   if (cfg.enable_endpoint_health_checking && host.ipam() != nullptr &&
+      !host.ipam()->enabled(IpFamily::kV4))
+    // The health endpoint and its probes speak IPv4 only (IPv6 health probes are not built).
+    log()->warn(
+        "health endpoint not started: it needs IPv4 (enable-ipv4=false); node probes still run");
+  if (cfg.enable_endpoint_health_checking && host.ipam() != nullptr &&
       host.ipam()->enabled(IpFamily::kV4)) {
     health_ip = healthAddress(*host.ipam());
     if (health_ip) {

@@ -240,32 +240,42 @@ TEST_F(LxcConntrackTest, ExpiredEntriesAreTreatedAsAbsent) {
   EXPECT_NEAR((*e)->lifetime, datapath::monotonicSeconds() + CT_TIMEOUT_NONTCP, 2);
 }
 
-TEST_F(LxcConntrackTest, GarbageCollectionDeletesOnlyExpiredEntries) {
+// The agent's GC with the datapath's own entries, in each family's maps (the same rule for both).
+TEST_P(LxcConntrackFamilyTest, GarbageCollectionDeletesOnlyExpiredEntries) {
   setPolicy(a_, {allowEntry(0, E)});
-  ASSERT_EQ(fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).udp(41000, 53).build()).retval,
+  const std::string pod = ipOf(a_), world = addr(kWorld);
+  ASSERT_EQ(fromContainer(a_, from(a_).ip(pod, world).udp(41000, 53).build()).retval, TC_ACT_OK);
+  ASSERT_EQ(fromContainer(a_, from(a_).ip(pod, world).tcp(41001, 80, tcp::kSyn).build()).retval,
             TC_ACT_OK);
-  ASSERT_EQ(
-      fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).tcp(41001, 80, tcp::kSyn).build()).retval,
-      TC_ACT_OK);
-  ASSERT_EQ(
-      fromContainer(a_, from(a_).ipv4(a_.pod.ip, kWorld).tcp(41002, 80, tcp::kAck).build()).retval,
-      TC_ACT_OK);
+  ASSERT_EQ(fromContainer(a_, from(a_).ip(pod, world).tcp(41002, 80, tcp::kAck).build()).retval,
+            TC_ACT_OK);
   uint32_t now = datapath::monotonicSeconds();
+  const bool v6 = family_ == Family::kV6;
+  auto gc = [&](bool tcp, uint32_t at) {
+    auto m = maps();
+    return v6 ? datapath::gcConntrack(*(tcp ? m.ct6_tcp : m.ct6_any), at)
+              : datapath::gcConntrack(*(tcp ? m.ct_tcp : m.ct_any), at);
+  };
+  ASSERT_TRUE(ctEntry(pod, world, 41000, 53, kUdp, CT_KEY_EGRESS)) << "in the family's own map";
 
-  auto none = datapath::gcConntrack(*maps().ct_any, now);
+  auto none = gc(false, now);
   ASSERT_TRUE(none.ok());
   EXPECT_EQ(none->deleted, 0u);
   // 61 s later the datagram flow and the unanswered SYN are dead, the established one is not.
-  auto any = datapath::gcConntrack(*maps().ct_any, now + CT_TIMEOUT_NONTCP + 2);
+  auto any = gc(false, now + CT_TIMEOUT_NONTCP + 2);
   ASSERT_TRUE(any.ok());
   EXPECT_EQ(any->deleted, 1u);
-  auto tcp = datapath::gcConntrack(*maps().ct_tcp, now + CT_TIMEOUT_TCP_SYN + 2);
+  auto tcp = gc(true, now + CT_TIMEOUT_TCP_SYN + 2);
   ASSERT_TRUE(tcp.ok());
   EXPECT_EQ(tcp->scanned, 2u);
   EXPECT_EQ(tcp->deleted, 1u);
-  EXPECT_FALSE(ctEntry(a_.pod.ip.c_str(), kWorld, 41001, 80, kTcp, CT_KEY_EGRESS));
-  EXPECT_TRUE(ctEntry(a_.pod.ip.c_str(), kWorld, 41002, 80, kTcp, CT_KEY_EGRESS));
-  EXPECT_EQ(*maps().ct_any->count(), 0u);
+  EXPECT_FALSE(ctEntry(pod, world, 41001, 80, kTcp, CT_KEY_EGRESS));
+  EXPECT_TRUE(ctEntry(pod, world, 41002, 80, kTcp, CT_KEY_EGRESS));
+  EXPECT_FALSE(ctEntry(pod, world, 41000, 53, kUdp, CT_KEY_EGRESS));
+  // The other family's maps never held these connections.
+  auto m = maps();
+  EXPECT_EQ(v6 ? *m.ct_tcp->count() : *m.ct6_tcp->count(), 0u);
+  EXPECT_EQ(v6 ? *m.ct_any->count() : *m.ct6_any->count(), 0u);
 }
 
 class LxcConntrackFullTest : public LxcTest {

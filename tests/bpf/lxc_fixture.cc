@@ -20,8 +20,6 @@ datapath::PolicyEntry entry(uint32_t identity, uint8_t dir, uint8_t proto, uint1
   return e;
 }
 
-uint32_t be(const std::string& ip) { return htonl(ipv4(ip)); }
-
 }  // namespace
 
 std::string LxcTest::tupleAddr(const event_tuple& t, bool source) {
@@ -173,19 +171,32 @@ uint64_t LxcTest::metric(uint8_t reason, uint8_t dir) {
   return 0;
 }
 
-std::optional<ct_entry> LxcTest::ctEntry(const char* saddr, const char* daddr, uint16_t sport,
-                                         uint16_t dport, uint8_t proto, uint8_t dir) {
-  ct_key4 k{};
-  k.saddr = be(saddr);
-  k.daddr = be(daddr);
-  k.sport = htons(sport);
-  k.dport = htons(dport);
-  k.nexthdr = proto;
-  k.flags = dir;
-  auto* map = proto == 6 ? maps().ct_tcp : maps().ct_any;
-  auto r = map->lookup(k);
-  EXPECT_TRUE(r.ok());
-  return r.ok() ? *r : std::nullopt;
+std::optional<ct_entry> LxcTest::ctEntry(const std::string& saddr, const std::string& daddr,
+                                         uint16_t sport, uint16_t dport, uint8_t proto,
+                                         uint8_t dir) {
+  auto s = IpAddr::parse(saddr), d = IpAddr::parse(daddr);
+  EXPECT_TRUE(s.ok() && d.ok() && s->family() == d->family()) << saddr << " " << daddr;
+  if (!s.ok() || !d.ok()) return std::nullopt;
+  // The same lookup in the family's own map pair.
+  auto lookup = [&](auto& key, auto* tcp, auto* any) -> std::optional<ct_entry> {
+    key.sport = htons(sport);
+    key.dport = htons(dport);
+    key.nexthdr = proto;
+    key.flags = dir;
+    auto r = (proto == 6 ? tcp : any)->lookup(key);
+    EXPECT_TRUE(r.ok());
+    return r.ok() ? *r : std::nullopt;
+  };
+  if (s->isV4()) {
+    ct_key4 k{};
+    k.saddr = s->v4NetworkOrder();
+    k.daddr = d->v4NetworkOrder();
+    return lookup(k, maps().ct_tcp, maps().ct_any);
+  }
+  ct_key6 k{};
+  std::memcpy(k.saddr.ip6, s->bytes().data(), sizeof(k.saddr.ip6));
+  std::memcpy(k.daddr.ip6, d->bytes().data(), sizeof(k.daddr.ip6));
+  return lookup(k, maps().ct6_tcp, maps().ct6_any);
 }
 
 }  // namespace cilium::testing

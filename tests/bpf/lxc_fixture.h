@@ -94,9 +94,9 @@ class LxcTest : public ::testing::Test {
   uint64_t metric(uint8_t reason, uint8_t dir);
 
   datapath::Maps maps() { return dp_->maps(); }
-  // IPv4 only.
-  std::optional<ct_entry> ctEntry(const char* saddr, const char* daddr, uint16_t sport,
-                                  uint16_t dport, uint8_t proto, uint8_t dir);
+  // The conntrack entry of a tuple in its family's maps (cilium_ct4_* or cilium_ct6_*).
+  std::optional<ct_entry> ctEntry(const std::string& saddr, const std::string& daddr,
+                                  uint16_t sport, uint16_t dport, uint8_t proto, uint8_t dir);
 
   std::unique_ptr<Topology> topo_;
   std::unique_ptr<datapath::Datapath> dp_;

@@ -2,6 +2,7 @@
 // and neighbour discovery responders, source IP verification, fragments and unsupported L3
 // protocols. Local delivery and source verification run over IPv4 and IPv6.
 #include <algorithm>
+#include <cstring>
 
 #include "agent/common/inet.h"
 #include "tests/bpf/lxc_fixture.h"
@@ -97,6 +98,44 @@ TEST_P(LxcPacketFamilyTest, SpoofedSourceIsDropped) {
   }
   EXPECT_EQ(metric(DROP_INVALID_SIP, METRIC_EGRESS), before + spoofed.size());
   EXPECT_EQ(datapath::dropReasonName(DROP_INVALID_SIP), "Invalid source ip");
+}
+
+// An endpoint without an address of a family (IPv4-only endpoints and IPv6; IPv6-only ones,
+// enable-ipv4=false, and IPv4): that family drops with DROP_UNKNOWN_L3 both ways, never passing
+// unenforced; the family it has keeps working.
+TEST_P(LxcPacketFamilyTest, FamilyTheEndpointLacksIsDropped) {
+  const uint32_t ifindex = static_cast<uint32_t>(a_.pod.host_ifindex);
+  auto info = maps().endpoints_by_ifindex->lookup(ifindex);
+  ASSERT_TRUE(info.ok() && *info);
+  endpoint_info lacking = **info;
+  if (family_ == Family::kV4)
+    lacking.ipv4 = 0;
+  else
+    std::memset(lacking.ipv6, 0, sizeof(lacking.ipv6));
+  ASSERT_TRUE(maps().endpoints_by_ifindex->update(ifindex, lacking).ok());
+  uint64_t egress = metric(DROP_UNKNOWN_L3, METRIC_EGRESS);
+  uint64_t ingress = metric(DROP_UNKNOWN_L3, METRIC_INGRESS);
+
+  auto out = from(a_).ip(ipOf(a_), ipOf(b_)).udp(41000, 53).build();
+  auto in = to(a_).ip(addr(kRemote1), ipOf(a_)).udp(53, 41000).build();
+  EXPECT_EQ(fromContainer(a_, out).retval, TC_ACT_SHOT);
+  EXPECT_EQ(toContainer(a_, in).retval, TC_ACT_SHOT);
+  auto evs = events();
+  auto drops = ofType(evs, EVENT_DROP);
+  ASSERT_EQ(drops.size(), 2u) << describe(evs);
+  for (const auto& d : drops) {
+    EXPECT_EQ(d.subtype, DROP_UNKNOWN_L3);
+    EXPECT_EQ(d.tuple.family, family_ == Family::kV6 ? ENDPOINT_KEY_IPV6 : ENDPOINT_KEY_IPV4);
+  }
+  EXPECT_EQ(tupleAddr(drops[0].tuple, true), ipOf(a_));
+  EXPECT_EQ(tupleAddr(drops[1].tuple, true), addr(kRemote1));
+  EXPECT_EQ(metric(DROP_UNKNOWN_L3, METRIC_EGRESS), egress + 1);
+  EXPECT_EQ(metric(DROP_UNKNOWN_L3, METRIC_INGRESS), ingress + 1);
+
+  // The same packets pass once the endpoint has the address again.
+  ASSERT_TRUE(maps().endpoints_by_ifindex->update(ifindex, **info).ok());
+  EXPECT_EQ(fromContainer(a_, out).retval, TC_ACT_REDIRECT);
+  EXPECT_EQ(toContainer(a_, in).retval, TC_ACT_OK);
 }
 
 TEST_F(LxcPacketTest, FragmentsAndOtherL3AreDropped) {

@@ -31,6 +31,7 @@ class FakeAgent : public AgentApi {
   int puts = 0;
   int device_mtu = 0;  // what GET /config says; 0: nothing
   bool dual_stack = false;  // IPAM also hands out fd00::<n> (the agent's enable-ipv6)
+  bool ipv4 = true;         // false: IPv6 only (enable-ipv4=false; set dual_stack too)
 
   Result<api::StatusResponse> healthz() override {
     if (!up) return down();
@@ -42,10 +43,12 @@ class FakeAgent : public AgentApi {
   Result<api::IpamResponse> allocate(const std::string& owner) override {
     if (!up) return down();
     std::string ip = "10.0.0." + std::to_string(next_ip++);
-    ips[ip] = owner;
     api::IpamResponse r;
-    r.address.ipv4 = ip;
-    r.ipv4 = api::IpamAddressResponse{.ip = ip, .gateway = "10.0.0.1"};
+    if (ipv4) {
+      ips[ip] = owner;
+      r.address.ipv4 = ip;
+      r.ipv4 = api::IpamAddressResponse{.ip = ip, .gateway = "10.0.0.1"};
+    }
     if (dual_stack) {
       std::string ip6 = "fd00::" + std::to_string(next_ip - 1);
       ips[ip6] = owner;
@@ -134,7 +137,8 @@ class FakeHost : public HostNet {
   Status check(const std::string& netns, const std::string& ifname,
                const std::string& address) override {
     for (const auto& [name, l] : links) {
-      if (l.netns == netns && l.ifname == ifname && l.address == address) return okStatus();
+      if (l.netns == netns && l.ifname == ifname && (l.address == address || l.address6 == address))
+        return okStatus();
     }
     return makeError(ErrorCode::kNotFound, "{} with {} not in {}", ifname, address, netns);
   }
@@ -314,8 +318,59 @@ TEST_F(PluginTest, DualStackAddCarriesBothFamilies) {
   EXPECT_EQ(host_.links.begin()->second.address6, "fd00::10");
   EXPECT_EQ(host_.links.begin()->second.gateway6, "fd00::1");
 
+  // CHECK compares both addresses with the agent's and the link's.
+  EXPECT_EQ(run("CHECK", conf("1.1.0", R"(,"prevResult":)" + o.stdout_text)).exit_code, 0);
+  auto bad = r;
+  bad["ips"][1]["address"] = "fd00::99/128";
+  EXPECT_NE(run("CHECK", conf("1.1.0", R"(,"prevResult":)" + bad.dump())).exit_code, 0)
+      << "a wrong IPv6 address is found although the IPv4 one is right";
+
   ASSERT_EQ(run("DEL", conf("1.0.0")).exit_code, 0);
   EXPECT_TRUE(agent_.ips.empty()) << "both addresses released";
+}
+
+// IPv6 only (the agent's enable-ipv4=false): one address, its gateway and ::/0; no IPv4 on the
+// link or in the endpoint request; CHECK and DEL work on the IPv6 address.
+TEST_F(PluginTest, Ipv6OnlyAddCarriesOneAddress) {
+  agent_.dual_stack = true;
+  agent_.ipv4 = false;
+  auto o = run("ADD", conf("1.0.0"));
+  ASSERT_EQ(o.exit_code, 0) << o.stdout_text;
+  auto r = json(o);
+  ASSERT_EQ(r["ips"].size(), 1u) << r.dump();
+  EXPECT_EQ(r["ips"][0]["address"], "fd00::10/128");
+  EXPECT_EQ(r["ips"][0]["gateway"], "fd00::1");
+  EXPECT_EQ(r["ips"][0]["interface"], 1);
+  ASSERT_EQ(r["routes"].size(), 1u);
+  EXPECT_EQ(r["routes"][0]["dst"], "::/0");
+  EXPECT_EQ(r["routes"][0]["gw"], "fd00::1");
+  const auto& req = agent_.endpoints["c0ffee"];
+  EXPECT_EQ(req.addressing->ipv4, "");
+  EXPECT_EQ(req.addressing->ipv6, "fd00::10");
+  ASSERT_EQ(host_.links.size(), 1u);
+  EXPECT_EQ(host_.links.begin()->second.address, "");
+  EXPECT_EQ(host_.links.begin()->second.address6, "fd00::10");
+  // CHECK finds the IPv6 address on the link and at the agent.
+  EXPECT_EQ(run("CHECK", conf("1.1.0", R"(,"prevResult":)" + o.stdout_text)).exit_code, 0);
+
+  ASSERT_EQ(run("DEL", conf("1.0.0")).exit_code, 0);
+  EXPECT_TRUE(agent_.ips.empty());
+  EXPECT_TRUE(host_.links.empty());
+
+  env_["CNI_CONTAINERID"] = "legacy";
+  auto legacy = json(run("ADD", conf("0.3.1")));
+  ASSERT_EQ(legacy["ips"].size(), 1u);
+  EXPECT_EQ(legacy["ips"][0]["version"], "6");
+}
+
+// An agent that hands out no address at all: nothing is wired, nothing leaks.
+TEST_F(PluginTest, NoAddressFromTheAgentIsAnError) {
+  agent_.ipv4 = false;
+  auto o = run("ADD", conf());
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_NE(o.stdout_text.find("no address"), std::string::npos) << o.stdout_text;
+  EXPECT_TRUE(host_.links.empty());
+  EXPECT_TRUE(agent_.endpoints.empty());
 }
 
 TEST_F(PluginTest, PodMtuIsTheNetworkConfigurationsElseTheAgentsElseTheDefault) {

@@ -9,6 +9,7 @@
 #include <bpf/bpf.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <optional>
@@ -277,6 +278,12 @@ TEST_F(EndpointAgentTest, DualStackEndpointsAreEnforcedOverIpv6) {
   auto ct = dbg({"bpf", "ct", "list", "global", "--pin-dir", pin_});
   ASSERT_TRUE(ct.ok());
   EXPECT_NE(ct->out.find("[fd00:200::11]:8080"), std::string::npos) << ct->out;
+  // The REST view of the IPv6 TCP conntrack map has the connection too.
+  auto ct6 = client().getMap("cilium_ct6_global");
+  ASSERT_TRUE(ct6.ok()) << ct6.error().toString();
+  EXPECT_TRUE(std::any_of(ct6->cache.begin(), ct6->cache.end(), [](const api::BpfMapEntry& e) {
+    return e.key.find("-> [fd00:200::11]:8080") != std::string::npos;
+  })) << api::encode(*ct6).dump();
 
   // Identity policy: only app=client (or, over IPv6, the CIDR below) reaches the server; the
   // deny holds for both families.
@@ -615,7 +622,8 @@ TEST_F(EndpointAgentTest, AgentServesFlowsAndMetricsForItsEndpoints) {
   EXPECT_GT(ratio, 0.0);
   EXPECT_LT(ratio, 0.001);
   // Full map names (the kernel keeps 15 characters), conntrack from the GC's first pass at start.
-  for (const char* map : {"cilium_ct4_global", "cilium_ct_any4_global"})
+  for (const char* map :
+       {"cilium_ct4_global", "cilium_ct_any4_global", "cilium_ct6_global", "cilium_ct_any6_global"})
     EXPECT_NE(agent_metrics.find("cilium_bpf_map_pressure{map_name=\"" + std::string(map) + "\"} "),
               std::string::npos)
         << map << "\n"

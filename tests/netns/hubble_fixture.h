@@ -1,10 +1,11 @@
 // A node with three pods running bpf_lxc, an identity policy, and Hubble on top: the event ring
-// read by an EventHub into a FlowPipeline, as in the agent, the Observer server on a Unix socket in the test's
-// scratch directory, and metrics registries fed by the datapath and the flows. Shared by the
-// netns Hubble test and the e2e Prometheus test.
+// read by an EventHub into a FlowPipeline, as in the agent, the Observer server on a Unix socket in
+// the test's scratch directory, and metrics registries fed by the datapath and the flows. Shared by
+// the netns Hubble test and the e2e Prometheus test.
 //
 // Policy: client (identity 1001, ep 1) may reach server (1002, ep 2) on TCP 8080 and by ICMP;
-// other (1003, ep 3) is not admitted by the server.
+// other (1003, ep 3) is not admitted by the server. With dual_stack_ the pods also have IPv6
+// addresses and the same rules hold over IPv6 (the policy maps are family-agnostic).
 #pragma once
 
 #include <atomic>
@@ -21,6 +22,7 @@
 #include "agent/metrics/agent_metrics.h"
 #include "agent/monitor/event_hub.h"
 #include "tests/harness/endpoints.h"
+#include "tests/harness/family.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -38,7 +40,7 @@ class HubbleNodeFixture : public ::testing::Test {
     for (auto [pod, name, ip] : {std::tuple{&client_, "client", "10.200.0.11"},
                                  std::tuple{&server_, "server", "10.200.0.12"},
                                  std::tuple{&other_, "other", "10.200.0.13"}}) {
-      auto p = topo_->addPod(name, ip);
+      auto p = topo_->addPod(name, ip, dual_stack_ ? v6Twin(ip) : std::string());
       ASSERT_TRUE(p.ok()) << p.error().toString();
       *pod = *p;
     }
@@ -58,12 +60,14 @@ class HubbleNodeFixture : public ::testing::Test {
 
     // What the endpoint manager and identity allocator will answer in the agent.
     auto add = [&](const Pod& p, uint32_t id, uint32_t identity, const std::string& app) {
+      std::vector<IpAddr> ips = {*IpAddr::parse(p.ip)};
+      if (!p.ip6.empty()) ips.push_back(*IpAddr::parse(p.ip6));
       resolver_.addEndpoint({id,
                              identity,
                              p.name,
                              "default",
                              {"k8s:app=" + app, "k8s:io.kubernetes.pod.namespace=default"}},
-                            {*IpAddr::parse(p.ip)});
+                            ips);
     };
     add(client_, 1, kClientId, "client");
     add(server_, 2, kServerId, "server");
@@ -146,11 +150,14 @@ class HubbleNodeFixture : public ::testing::Test {
     ASSERT_TRUE(datapath::bumpPolicyRevision(*maps.runtime_config).ok());
   }
 
+  // The pod's address the traffic helpers use: IPv6 with `v6` (dual_stack_ pods).
+  static const std::string& addrOf(const Pod& p, bool v6) { return v6 ? p.ip6 : p.ip; }
+
   // One allowed TCP exchange client -> server:8080 (connection, request, answer).
-  void allowedTcp() {
-    auto lfd = listenTcp(server_.netns, server_.ip, 8080);
+  void allowedTcp(bool v6 = false) {
+    auto lfd = listenTcp(server_.netns, addrOf(server_, v6), 8080);
     ASSERT_TRUE(lfd.ok()) << lfd.error().toString();
-    auto c = connectTcp(client_.netns, server_.ip, 8080);
+    auto c = connectTcp(client_.netns, addrOf(server_, v6), 8080);
     ASSERT_TRUE(c.ok()) << c.error().toString();
     auto s = acceptTcp(lfd->get());
     ASSERT_TRUE(s.ok()) << s.error().toString();
@@ -161,13 +168,17 @@ class HubbleNodeFixture : public ::testing::Test {
   }
 
   // other -> server:8080, which the server's ingress policy drops.
-  void deniedTcp() {
-    auto lfd = listenTcp(server_.netns, server_.ip, 8080);
+  void deniedTcp(bool v6 = false) {
+    auto lfd = listenTcp(server_.netns, addrOf(server_, v6), 8080);
     ASSERT_TRUE(lfd.ok()) << lfd.error().toString();
-    auto denied = connectTcp(other_.netns, server_.ip, 8080, std::chrono::milliseconds(1200));
+    auto denied =
+        connectTcp(other_.netns, addrOf(server_, v6), 8080, std::chrono::milliseconds(1200));
     ASSERT_FALSE(denied.ok());
   }
 
+  // Set before SetUp (in a test fixture's constructor): the pods are dual stack, with the IPv6
+  // twins of their addresses (fd00:200::11...).
+  bool dual_stack_ = false;
   std::unique_ptr<Topology> topo_;
   Pod client_, server_, other_;
   std::unique_ptr<datapath::Datapath> dp_;

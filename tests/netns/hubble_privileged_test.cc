@@ -51,15 +51,26 @@ class HubbleNetnsTest : public HubbleNodeFixture {
   }
 };
 
-TEST_F(HubbleNetnsTest, AllowedAndDeniedTrafficAsFlows) {
-  allowedTcp();
-  deniedTcp();
+// The same traffic over IPv4 and over IPv6 between dual-stack pods: the same flows, identities
+// and CLI output, with the family's addresses.
+class HubbleFamilyTest : public HubbleNetnsTest, public ::testing::WithParamInterface<Family> {
+ protected:
+  HubbleFamilyTest() { dual_stack_ = true; }
+  bool v6() const { return GetParam() == Family::kV6; }
+  const std::string& ip(const Pod& p) const { return addrOf(p, v6()); }
+};
+CILIUM_INSTANTIATE_FAMILIES(HubbleFamilyTest);
+
+TEST_P(HubbleFamilyTest, AllowedAndDeniedTrafficAsFlows) {
+  allowedTcp(v6());
+  deniedTcp(v6());
 
   // Through a client built from the proto: the drop, with who, why and where.
   observer::GetFlowsRequest drops;
   auto* wl = drops.add_whitelist();
   wl->add_verdict(flow::DROPPED);
   wl->add_source_pod("default/other");
+  wl->add_ip_version(v6() ? flow::IPv6 : flow::IPv4);
   auto drop = waitForFlow(drops, [](const flow::Flow& f) {
     return f.l4().tcp().destination_port() == 8080 && f.l4().tcp().flags().syn();
   });
@@ -71,8 +82,9 @@ TEST_F(HubbleNetnsTest, AllowedAndDeniedTrafficAsFlows) {
   EXPECT_EQ(drop->destination().identity(), kServerId);
   EXPECT_EQ(drop->destination().pod_name(), "server");
   EXPECT_EQ(drop->destination().namespace_(), "default");
-  EXPECT_EQ(drop->ip().source(), other_.ip);
-  EXPECT_EQ(drop->ip().destination(), server_.ip);
+  EXPECT_EQ(drop->ip().source(), ip(other_));
+  EXPECT_EQ(drop->ip().destination(), ip(server_));
+  EXPECT_EQ(drop->ip().ipversion(), v6() ? flow::IPv6 : flow::IPv4);
   EXPECT_EQ(drop->traffic_direction(), flow::INGRESS);
   EXPECT_EQ(drop->node_name(), "test-node");
   EXPECT_FALSE(drop->is_reply().value());
@@ -83,6 +95,7 @@ TEST_F(HubbleNetnsTest, AllowedAndDeniedTrafficAsFlows) {
   fw->add_verdict(flow::FORWARDED);
   fw->add_source_label("app=client");
   fw->add_destination_port("8080");
+  fw->add_destination_ip(ip(server_));
   auto to_server = waitForFlow(fwd, [](const flow::Flow& f) {
     return f.trace_observation_point() == flow::TO_ENDPOINT && f.l4().tcp().flags().syn();
   });
@@ -95,6 +108,7 @@ TEST_F(HubbleNetnsTest, AllowedAndDeniedTrafficAsFlows) {
   auto* rw = replies.add_whitelist();
   rw->add_reply(true);
   rw->add_source_pod("default/server");
+  rw->add_source_ip(v6() ? "fd00:200::/64" : "10.200.0.0/24");
   auto reply = waitForFlow(replies, [](const flow::Flow& f) {
     return f.verdict() == flow::FORWARDED && f.l4().tcp().source_port() == 8080;
   });
@@ -118,6 +132,25 @@ TEST_F(HubbleNetnsTest, AllowedAndDeniedTrafficAsFlows) {
             std::string::npos)
       << out.out;
   EXPECT_EQ(out.out.find("FORWARDED"), std::string::npos) << out.out;
+  // By address (--from-ip / --to-ip / --ip with the family's addresses and prefixes), numeric:
+  // IPv6 in brackets before the port.
+  const std::string server_at = v6() ? "[" + ip(server_) + "]:8080" : ip(server_) + ":8080";
+  for (std::vector<std::string> by :
+       {std::vector<std::string>{"--from-ip", ip(other_), "--to-ip", ip(server_)},
+        {"--ip", v6() ? "fd00:200::/64" : "10.200.0.0/24", "--from-pod", "default/other"}}) {
+    std::vector<std::string> args = {"observe", "--all", "--numeric", "--verdict", "DROPPED"};
+    args.insert(args.end(), by.begin(), by.end());
+    auto numeric = hubble(args);
+    EXPECT_EQ(numeric.exit_code, 0) << numeric.err;
+    EXPECT_NE(numeric.out.find("-> " + server_at + " (ID:1002) Policy denied DROPPED"),
+              std::string::npos)
+        << numeric.out;
+  }
+  // The other family's prefix matches none of these flows.
+  auto across = hubble({"observe", "--all", "--verdict", "DROPPED", "--from-ip",
+                        v6() ? "10.200.0.0/24" : "fd00:200::/64", "--to-port", "8080"});
+  EXPECT_EQ(across.exit_code, 0) << across.err;
+  EXPECT_EQ(across.out.find("default/server:8080"), std::string::npos) << across.out;
 
   auto json = hubble({"observe", "--all", "--pod", "default/client", "--verdict", "FORWARDED",
                       "--protocol", "tcp", "-o", "json"});

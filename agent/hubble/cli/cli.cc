@@ -169,8 +169,10 @@ std::string formatTime(const google::protobuf::Timestamp& ts,
 std::string endpointName(const flow::Endpoint& ep, const std::string& ip, uint32_t port,
                          bool numeric = false) {
   std::string host = numeric || ep.pod_name().empty() ? ip : ep.namespace_() + "/" + ep.pod_name();
-  if (port != 0) host += fmt::format(":{}", port);
-  return host;
+  if (port == 0) return host;
+  // An IPv6 address before a port goes in brackets, as Hubble prints it.
+  return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port)
+                                             : fmt::format("{}:{}", host, port);
 }
 
 std::string identityTag(const flow::Endpoint& ep, bool numeric = false) {

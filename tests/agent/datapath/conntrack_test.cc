@@ -1,5 +1,7 @@
 #include "agent/datapath/conntrack.h"
 
+#include <type_traits>
+
 #include <gtest/gtest.h>
 
 #include "agent/datapath/fake_maps.h"
@@ -7,7 +9,12 @@
 namespace cilium::datapath {
 namespace {
 
-ct_key4 key(uint16_t sport) {
+// The same tuple shape in both families: the GC's rule must not depend on the key type.
+template <class Key>
+Key key(uint16_t sport);
+
+template <>
+ct_key4 key<ct_key4>(uint16_t sport) {
   ct_key4 k{};
   k.saddr = 0x0b00c80a;
   k.daddr = 0x0c00c80a;
@@ -17,26 +24,55 @@ ct_key4 key(uint16_t sport) {
   return k;
 }
 
-TEST(ConntrackGcTest, DeletesExpiredEntriesOnly) {
-  FakeMaps maps;
+template <>
+ct_key6 key<ct_key6>(uint16_t sport) {
+  ct_key6 k{};
+  k.saddr.ip6[0] = 0xfd;  // fd00::11 -> fd00::12
+  k.saddr.ip6[15] = 0x11;
+  k.daddr.ip6[0] = 0xfd;
+  k.daddr.ip6[15] = 0x12;
+  k.sport = sport;
+  k.dport = 80;
+  k.nexthdr = 6;
+  return k;
+}
+
+template <class Key>
+class ConntrackGcTest : public ::testing::Test {
+ protected:
+  // The TCP map of Key's family.
+  auto& tcp() {
+    if constexpr (std::is_same_v<Key, ct_key4>)
+      return maps_.ct_tcp;
+    else
+      return maps_.ct6_tcp;
+  }
+  FakeMaps maps_;
+};
+
+using KeyTypes = ::testing::Types<ct_key4, ct_key6>;
+TYPED_TEST_SUITE(ConntrackGcTest, KeyTypes);
+
+TYPED_TEST(ConntrackGcTest, DeletesExpiredEntriesOnly) {
+  auto& map = this->tcp();
   for (uint16_t i = 0; i < 10; i++) {
     ct_entry e{};
     e.lifetime = 100 + i;  // alive through second 100 + i
-    ASSERT_TRUE(maps.ct_tcp.update(key(i), e).ok());
+    ASSERT_TRUE(map.update(key<TypeParam>(i), e).ok());
   }
-  auto r = gcConntrack(maps.ct_tcp, 100);
+  auto r = gcConntrack(map, 100);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->scanned, 10u);
   EXPECT_EQ(r->deleted, 0u) << "an entry is alive through its lifetime second";
-  r = gcConntrack(maps.ct_tcp, 105);
+  r = gcConntrack(map, 105);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->deleted, 5u);
-  EXPECT_EQ(*maps.ct_tcp.count(), 5u);
-  EXPECT_FALSE(*maps.ct_tcp.lookup(key(4)));
-  EXPECT_TRUE(*maps.ct_tcp.lookup(key(5)));
-  r = gcConntrack(maps.ct_tcp, 1000);
+  EXPECT_EQ(*map.count(), 5u);
+  EXPECT_FALSE(*map.lookup(key<TypeParam>(4)));
+  EXPECT_TRUE(*map.lookup(key<TypeParam>(5)));
+  r = gcConntrack(map, 1000);
   EXPECT_EQ(r->deleted, 5u);
-  EXPECT_EQ(*maps.ct_tcp.count(), 0u);
+  EXPECT_EQ(*map.count(), 0u);
 }
 
 TEST(ConntrackGcTest, ClockIsMonotonicSeconds) {

@@ -422,6 +422,57 @@ TEST_F(ManagerTest, DualStackEndpointsProgramBothFamilies) {
   EXPECT_TRUE(devices_.routes.empty());
 }
 
+// IPv6 only (enable-ipv4=false): an endpoint with an IPv6 address alone is programmed (no IPv4
+// key, ipv4 0 in its endpoint_info, which bpf_lxc reads as "drop IPv4"), persisted and restored;
+// one without any address is refused.
+TEST_F(ManagerTest, Ipv6OnlyEndpointsAreProgrammedAndRestored) {
+  const IpAddr v6 = *IpAddr::parse("fd00:200::10");
+  auto s = pod("web", "10.200.0.10", 7, "web");
+  s.ipv4.reset();
+  s.ipv6 = v6;
+  Endpoint ep = add(s);
+  auto byif = maps_.endpoints_by_ifindex.lookup(7);
+  ASSERT_TRUE(byif.ok() && *byif);
+  EXPECT_EQ((*byif)->ipv4, 0u);
+  EXPECT_TRUE(std::equal(v6.bytes().begin(), v6.bytes().end(), (*byif)->ipv6));
+  EXPECT_TRUE(maps_.endpoints.lookup(datapath::endpointKey(v6))->has_value());
+  EXPECT_EQ(*maps_.endpoints.count(), 1u) << "no IPv4 key";
+  auto ipc6 = maps_.ipcache.lookup(datapath::ipcacheKey(IpPrefix::host(v6)));
+  ASSERT_TRUE(ipc6.ok() && *ipc6);
+  EXPECT_EQ((*ipc6)->sec_identity, ep.identity);
+  EXPECT_EQ(devices_.routes.at(v6), 7);
+
+  auto none = pod("none", "10.200.0.11", 8, "web");
+  none.ipv4.reset();
+  auto refused = mgr_->add(none);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.error().message().find("an IPv4 or an IPv6 address is required"),
+            std::string::npos)
+      << refused.error().message();
+
+  // A restart inside the node's IPv6 pod CIDR restores it; one outside drops it.
+  stop();
+  IpPrefix cidr = *IpPrefix::parse("fd00:200::/64");
+  opts_.pod_address = [cidr](const IpAddr& ip) { return cidr.contains(ip); };
+  start();
+  auto res = mgr_->restore();
+  ASSERT_TRUE(res.ok()) << res.error().toString();
+  EXPECT_EQ(res->restored, 1u);
+  auto back = mgr_->get(Ref{Ref::Kind::kPodName, 0, "default/web", ""});
+  ASSERT_TRUE(back);
+  EXPECT_FALSE(back->spec.ipv4);
+  EXPECT_EQ(back->spec.ipv6, v6);
+  EXPECT_EQ(back->state, State::kReady);
+  stop();
+  IpPrefix other = *IpPrefix::parse("fd00:201::/64");
+  opts_.pod_address = [other](const IpAddr& ip) { return other.contains(ip); };
+  start();
+  res = mgr_->restore();
+  ASSERT_TRUE(res.ok()) << res.error().toString();
+  EXPECT_EQ(res->restored, 0u);
+  EXPECT_EQ(res->skipped, 1u) << "its IPv6 address is outside the node's IPv6 pod CIDR";
+}
+
 TEST_F(ManagerTest, DeleteRemovesEveryTrace) {
   Endpoint ep = add(pod("web", "10.200.0.10", 7, "web"));
   auto errors = mgr_->remove(Ref{Ref::Kind::kPodName, 0, "default/web", ""});

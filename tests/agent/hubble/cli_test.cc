@@ -273,6 +273,54 @@ TEST(CliTest, RequestsSelectTheFlowsTheFlagsSay) {
   EXPECT_FALSE(allows({"observe", "--port", "9090"}, fwd));
 }
 
+// Dual-stack pods' IPv6 flows: named like their IPv4 flows, IPv6 addresses in brackets before a
+// port with --numeric, and --ip / --from-ip / --to-ip take IPv6 addresses and prefixes (never
+// matching the other family).
+TEST(CliTest, Ipv6FlowsPrintAndFilterLikeIpv4Ones) {
+  StaticResolver res;
+  res.addEndpoint({1, 256, "client", "default", {"k8s:app=client"}},
+                  {*IpAddr::parse("10.200.0.11"), *IpAddr::parse("fd00:200::11")});
+  res.addEndpoint({2, 257, "server", "default", {"k8s:app=server"}},
+                  {*IpAddr::parse("10.200.0.12"), *IpAddr::parse("fd00:200::12")});
+  Decoder d(DecoderOptions{"n", 1'795'381'200'000'000'000}, &res, &res);
+  hubble::testing::EventSpec spec = hubble::testing::policyDrop();
+  spec.src = "fd00:200::11";
+  spec.dst = "fd00:200::12";
+  observer::GetFlowsResponse r;
+  ASSERT_TRUE(d.decode(hubble::testing::makeEvent(spec), *r.mutable_flow()).ok());
+  const flow::Flow& v6 = r.flow();
+  EXPECT_EQ(v6.ip().ipversion(), flow::IPv6);
+  EXPECT_EQ(formatCompact(r),
+            "Nov 22 21:00:00.000: default/client:40000 (ID:256) -> default/server:8080 (ID:257) "
+            "Policy denied DROPPED (TCP Flags: SYN)");
+  EXPECT_EQ(formatCompact(r, parse({"observe", "--numeric"}).observe.print),
+            "Nov 22 21:00:00.000: [fd00:200::11]:40000 (ID:256) -> [fd00:200::12]:8080 (ID:257) "
+            "Policy denied DROPPED (TCP Flags: SYN)");
+  flow::Flow v4;
+  ASSERT_TRUE(d.decode(hubble::testing::makeEvent(hubble::testing::policyDrop()), v4).ok());
+
+  auto allows = [&](std::vector<std::string> argv, const flow::Flow& f) {
+    auto req = request(std::move(argv));
+    auto ff = FlowFilters::compile(req.whitelist(), req.blacklist());
+    EXPECT_TRUE(ff.ok());
+    return ff.ok() && ff->allows(f);
+  };
+  EXPECT_TRUE(allows({"observe", "--ip", "fd00:200::12"}, v6));
+  EXPECT_TRUE(allows({"observe", "--ip", "fd00:200::/64"}, v6));
+  EXPECT_FALSE(allows({"observe", "--ip", "fd00:200::/64"}, v4));
+  EXPECT_FALSE(allows({"observe", "--ip", "10.200.0.0/24"}, v6)) << "no match across families";
+  EXPECT_TRUE(allows({"observe", "--from-ip", "fd00:200::11"}, v6));
+  EXPECT_FALSE(allows({"observe", "--from-ip", "fd00:200::12"}, v6));
+  EXPECT_TRUE(allows({"observe", "--to-ip", "fd00:200::12/128"}, v6));
+  EXPECT_FALSE(allows({"observe", "--to-ip", "fd00:201::/64"}, v6));
+  EXPECT_TRUE(allows({"observe", "--ip-version", "v6", "--from-pod", "default/client"}, v6));
+  EXPECT_FALSE(allows({"observe", "--ip-version", "v6"}, v4));
+  EXPECT_TRUE(allows({"observe", "--ip-version", "v4"}, v4));
+  // A malformed IPv6 address or prefix is refused, not matched as nothing or everything.
+  EXPECT_FALSE(
+      FlowFilters::compile(request({"observe", "--ip", "fd00:200::/129"}).whitelist(), {}).ok());
+}
+
 TEST(CliTest, CompactOutputReadsLikeHubbles) {
   StaticResolver res;
   res.addEndpoint({1, 256, "client", "default", {"k8s:app=client"}},

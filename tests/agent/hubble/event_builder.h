@@ -47,12 +47,15 @@ inline cilium_event makeEvent(const EventSpec& s) {
   ev.dir = s.dir;
   ev.verdict = s.verdict;
   ev.match_type = s.match_type;
-  inet_pton(AF_INET, s.src.c_str(), &ev.tuple.saddr.ip4);
-  inet_pton(AF_INET, s.dst.c_str(), &ev.tuple.daddr.ip4);
+  // IPv6 addresses make an IPv6 tuple, as bpf_lxc reports dual-stack pods' packets.
+  const bool v6 = s.src.find(':') != std::string::npos;
+  // Both members start at the union's first byte.
+  inet_pton(v6 ? AF_INET6 : AF_INET, s.src.c_str(), &ev.tuple.saddr);
+  inet_pton(v6 ? AF_INET6 : AF_INET, s.dst.c_str(), &ev.tuple.daddr);
   ev.tuple.sport = htons(s.sport);
   ev.tuple.dport = htons(s.dport);
   ev.tuple.proto = s.proto;
-  ev.tuple.family = ENDPOINT_KEY_IPV4;
+  ev.tuple.family = v6 ? ENDPOINT_KEY_IPV6 : ENDPOINT_KEY_IPV4;
   ev.tuple.tcp_flags = s.tcp_flags;
   return ev;
 }
