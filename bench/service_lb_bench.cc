@@ -3,10 +3,13 @@
 // (bpf_lxc on the pods' veths, for a client outside the socket-LB cgroup) and kube-proxy-style
 // iptables rules (iptables-nft and iptables-legacy, restored inside the client
 // pod's namespace only) for the same Services; plus the time to program N Services into the LB
-// maps and to apply one change at N. Prints numbers; never fails on time.
+// maps and to apply one change at N. Prints numbers; never fails on time. The modes sock6 and
+// packet6 measure the same over IPv6 (IPv6 ClusterIPs, the pods' IPv6 addresses); IPv6 between
+// the pods needs bpf_lxc (its neighbour discovery), so sock6 runs with bpf_lxc attached and
+// prints an IPv4 row under the same conditions (sock4lxc) next to it.
 //
 //   sudo ./build/bench/service_lb_bench [--counts 10,1000,10000,100000] [--connects 2000]
-//                                       [--modes sock,packet,nft,legacy]
+//                                       [--modes sock,packet,nft,legacy,sock6,packet6]
 //
 // Each connection: socket(), blocking connect() to the last Service's ClusterIP (the worst case
 // for iptables, which walks KUBE-SERVICES in order), close() with SO_LINGER 0 (RST, no
@@ -50,6 +53,12 @@ namespace {
 std::string vip(uint32_t i) {
   uint32_t a = 0x0a600000u + i + 1;
   return fmt::format("{}.{}.{}.{}", a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255);
+}
+
+// The i-th IPv6 Service's ClusterIP: fd00:96::/64 counted upwards from fd00:96::1.
+std::string vip6(uint32_t i) {
+  uint32_t a = i + 1;
+  return fmt::format("fd00:96::{:x}:{:x}", a >> 16, a & 0xffff);
 }
 
 // kube-proxy's iptables-restore input for n Services (one port, one endpoint each), as
@@ -157,9 +166,10 @@ int main(int argc, char** argv) {
 
   auto topo = testing::Topology::create(202);
   if (!topo.ok()) die("topology", topo.error());
-  auto client = (*topo)->addPod("client", "10.202.0.11");
+  // Dual stack: the IPv6 modes use the second addresses.
+  auto client = (*topo)->addPod("client", "10.202.0.11", "fd00:202::11");
   if (!client.ok()) die("pod", client.error());
-  auto server = (*topo)->addPod("server", "10.202.0.12");
+  auto server = (*topo)->addPod("server", "10.202.0.12", "fd00:202::12");
   if (!server.ok()) die("pod", server.error());
   auto pin = (*topo)->pinDir();
   if (!pin.ok()) die("pin dir", pin.error());
@@ -172,15 +182,20 @@ int main(int argc, char** argv) {
   // A deep accept queue: on a busy 2-core machine the acceptor is sometimes descheduled, and an
   // overflow drops a SYN that then costs a 1 s retransmission.
   if (::listen(lfd->get(), 4096) != 0) die("listen", errnoError(errno, "listen backlog"));
+  auto lfd6 = testing::listenTcp(server->netns, server->ip6, 8080);
+  if (!lfd6.ok()) die("listen", lfd6.error());
+  if (::listen(lfd6->get(), 4096) != 0) die("listen", errnoError(errno, "listen backlog"));
   std::atomic<bool> stop{false};
   // Blocking accepts: a poll loop lets the accept queue overflow under a fast client, and the
   // dropped SYNs then cost a 1 s retransmission each.
-  std::thread acceptor([&, fd = lfd->get()] {
+  auto acceptLoop = [&](int fd) {
     while (!stop) {
       int c = ::accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
       if (c >= 0) ::close(c);
     }
-  });
+  };
+  std::thread acceptor(acceptLoop, lfd->get());
+  std::thread acceptor6(acceptLoop, lfd6->get());
 
   std::printf("service_lb_bench: %d connects per point, target = the last Service, THP %s\n",
               connects, thpMode().c_str());
@@ -211,9 +226,9 @@ int main(int argc, char** argv) {
   std::unique_ptr<datapath::Datapath> pkt_dp;
   std::unique_ptr<service::LbDatapath> pkt_lb;
   std::unique_ptr<service::Manager> pkt_mgr;
-  uint32_t pkt_programmed = 0;
-  bool pkt_direct_done = false;
-  if (want("packet")) {
+  uint32_t pkt_programmed = 0, pkt6_programmed = 0;
+  bool pkt_direct_done = false, pkt_direct6_done = false;
+  if (want("packet") || want("packet6") || want("sock6")) {
     std::string dir = *pin + "/packet";
     if (::mkdir(dir.c_str(), 0700) != 0) die("mkdir", errnoError(errno, dir));
     auto dp = datapath::Datapath::load({dir});
@@ -247,95 +262,117 @@ int main(int argc, char** argv) {
     if (!s.ok()) die("attach bpf_lxc", s.error());
   };
 
+  // One point of the socket LB: fresh maps, N Services of the family, connects to the last one
+  // from inside the socket-LB cgroup (with bpf_lxc on the veths when `with_lxc`).
   int round = 0;
+  auto runSock = [&](uint32_t n, bool v6, bool with_lxc, const char* label) {
+    // Fresh maps per count: a pin directory of its own.
+    std::string dir = fmt::format("{}/n{}", *pin, round++);
+    if (::mkdir(dir.c_str(), 0700) != 0) die("mkdir", errnoError(errno, dir));
+    service::LbDatapathConfig cfg;
+    cfg.pin_dir = dir;
+    auto dp = service::LbDatapath::load(cfg);
+    if (!dp.ok()) die("load bpf_sock", dp.error());
+    if (auto s = (*dp)->attachCgroup(*cg); !s.ok()) die("attach", s.error());
+    service::Manager mgr((*dp)->maps(), {});
+    std::vector<service::Service> svcs(n);
+    auto backend = *IpAddr::parse(v6 ? server->ip6 : server->ip);
+    for (uint32_t i = 0; i < n; i++) {
+      auto& s = svcs[i];
+      s.name = {"default", "svc" + std::to_string(i)};
+      s.cluster_ip = *IpAddr::parse(v6 ? vip6(i) : vip(i));
+      service::ServicePort p;
+      p.name = "http";
+      p.port = 80;
+      p.backends = {{backend, 8080, service::BackendState::kActive, true}};
+      s.ports.push_back(std::move(p));
+    }
+    long f0 = minorFaults();
+    auto t0 = Clock::now();
+    if (auto s = mgr.upsertServices(svcs); !s.ok()) die("program", s.error());
+    double program_ms = msSince(t0);
+    long program_faults = minorFaults() - f0;
+    // The same Services into maps that keep nothing: the Manager's share of the time
+    // (measured second, so both runs find the process heap already grown).
+    NullMap<lb4_key, lb4_service> ns;
+    NullMap<lb4_slot_key, uint32_t> nsl;
+    NullMap<uint32_t, lb4_backend> nb;
+    NullMap<uint32_t, lb4_reverse_nat> nr;
+    NullMap<lb6_key, lb4_service> ns6;
+    NullMap<uint32_t, lb6_backend> nb6;
+    NullMap<uint32_t, lb6_reverse_nat> nr6;
+    double manager_ms = 0;
+    {
+      service::Manager null_mgr({&ns, &nsl, &nb, &nr, nullptr, &ns6, &nb6, &nr6}, {});
+      auto n0 = Clock::now();
+      if (auto s = null_mgr.upsertServices(svcs); !s.ok()) die("program (null)", s.error());
+      manager_ms = msSince(n0);
+    }
+    // One change at n: the last Service gets a second backend, then loses it again.
+    std::vector<double> change_us;
+    for (int k = 0; k < 50; k++) {
+      auto& s = svcs[n - 1];
+      if (k % 2 == 0)
+        s.ports[0].backends.push_back(
+            {backend, static_cast<uint16_t>(8081 + k), service::BackendState::kActive, true});
+      else
+        s.ports[0].backends.pop_back();
+      auto c0 = Clock::now();
+      if (auto st = mgr.upsertService(s); !st.ok()) die("change", st.error());
+      change_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - c0).count());
+    }
+    std::sort(change_us.begin(), change_us.end());
+    if (svcs[n - 1].ports[0].backends.size() != 1) {
+      svcs[n - 1].ports[0].backends.resize(1);
+      (void)mgr.upsertService(svcs[n - 1]);
+    }
+    Result<bench::ConnectStats> l = makeError(ErrorCode::kInternal, "not run");
+    {
+      auto member = testing::CgroupMembership::join(*cg);
+      if (!member.ok()) die("join cgroup", member.error());
+      if (with_lxc) pktAttach(true);
+      l = bench::measureConnects(client->netns, v6 ? vip6(n - 1) : vip(n - 1), 80, connects);
+      if (with_lxc) pktAttach(false);
+    }
+    if (!l.ok()) die("connect (sock)", l.error());
+    // An agent restart at n: a new Manager reads the maps back (restore), the source
+    // re-announces every Service (resync: nothing changed, so nothing is written), and the
+    // restored frontends nobody claimed are pruned (none).
+    double restore_ms = 0, resync_ms = 0;
+    {
+      service::Manager again((*dp)->maps(), {});
+      auto r0 = Clock::now();
+      if (auto st = again.restore(); !st.ok()) die("restore", st.error());
+      restore_ms = msSince(r0);
+      r0 = Clock::now();
+      if (auto st = again.upsertServices(svcs); !st.ok()) die("resync", st.error());
+      if (auto st = again.pruneRestored(); !st.ok()) die("prune", st.error());
+      resync_ms = msSince(r0);
+    }
+    std::printf(
+        "%-8s %9u %10.1f %10.1f %12.0f %8zu program=%.1fms (%ld faults; manager %.1fms) "
+        "change_p50=%.0fus restart: restore=%.1fms resync=%.1fms\n",
+        label, n, l->p50_us, l->p99_us, l->per_sec, l->failed, program_ms, program_faults,
+        manager_ms, change_us[change_us.size() / 2], restore_ms, resync_ms);
+    std::fflush(stdout);
+    if (auto s = (*dp)->detachCgroup(); !s.ok()) die("detach", s.error());
+  };
+
   for (uint32_t n : counts) {
-    if (want("sock")) {
-      // Fresh maps per count: a pin directory of its own.
-      std::string dir = fmt::format("{}/n{}", *pin, round++);
-      if (::mkdir(dir.c_str(), 0700) != 0) die("mkdir", errnoError(errno, dir));
-      service::LbDatapathConfig cfg;
-      cfg.pin_dir = dir;
-      auto dp = service::LbDatapath::load(cfg);
-      if (!dp.ok()) die("load bpf_sock", dp.error());
-      if (auto s = (*dp)->attachCgroup(*cg); !s.ok()) die("attach", s.error());
-      service::Manager mgr((*dp)->maps(), {});
-      std::vector<service::Service> svcs(n);
-      auto backend = *IpAddr::parse(server->ip);
-      for (uint32_t i = 0; i < n; i++) {
-        auto& s = svcs[i];
-        s.name = {"default", "svc" + std::to_string(i)};
-        s.cluster_ip = *IpAddr::parse(vip(i));
-        service::ServicePort p;
-        p.name = "http";
-        p.port = 80;
-        p.backends = {{backend, 8080, service::BackendState::kActive, true}};
-        s.ports.push_back(std::move(p));
+    if (want("sock")) runSock(n, false, false, "sock");
+    if (want("sock6")) {
+      if (!pkt_direct6_done) {
+        // The floor of the IPv6 modes: pod to pod over IPv6 through bpf_lxc, no Service.
+        pktAttach(true);
+        auto d = bench::measureConnects(client->netns, server->ip6, 8080, connects);
+        pktAttach(false);
+        if (!d.ok()) die("connect (IPv6, direct)", d.error());
+        std::printf("%-8s %9s %10.1f %10.1f %12.0f %8zu\n", "pkt-dir6", "-", d->p50_us, d->p99_us,
+                    d->per_sec, d->failed);
+        pkt_direct6_done = true;
       }
-      long f0 = minorFaults();
-      auto t0 = Clock::now();
-      if (auto s = mgr.upsertServices(svcs); !s.ok()) die("program", s.error());
-      double program_ms = msSince(t0);
-      long program_faults = minorFaults() - f0;
-      // The same Services into maps that keep nothing: the Manager's share of the time
-      // (measured second, so both runs find the process heap already grown).
-      NullMap<lb4_key, lb4_service> ns;
-      NullMap<lb4_slot_key, uint32_t> nsl;
-      NullMap<uint32_t, lb4_backend> nb;
-      NullMap<uint32_t, lb4_reverse_nat> nr;
-      double manager_ms = 0;
-      {
-        service::Manager null_mgr({&ns, &nsl, &nb, &nr}, {});
-        auto n0 = Clock::now();
-        if (auto s = null_mgr.upsertServices(svcs); !s.ok()) die("program (null)", s.error());
-        manager_ms = msSince(n0);
-      }
-      // One change at n: the last Service gets a second backend, then loses it again.
-      std::vector<double> change_us;
-      for (int k = 0; k < 50; k++) {
-        auto& s = svcs[n - 1];
-        if (k % 2 == 0)
-          s.ports[0].backends.push_back({*IpAddr::parse(server->ip),
-                                         static_cast<uint16_t>(8081 + k),
-                                         service::BackendState::kActive, true});
-        else
-          s.ports[0].backends.pop_back();
-        auto c0 = Clock::now();
-        if (auto st = mgr.upsertService(s); !st.ok()) die("change", st.error());
-        change_us.push_back(std::chrono::duration<double, std::micro>(Clock::now() - c0).count());
-      }
-      std::sort(change_us.begin(), change_us.end());
-      if (svcs[n - 1].ports[0].backends.size() != 1) {
-        svcs[n - 1].ports[0].backends.resize(1);
-        (void)mgr.upsertService(svcs[n - 1]);
-      }
-      Result<bench::ConnectStats> l = makeError(ErrorCode::kInternal, "not run");
-      {
-        auto member = testing::CgroupMembership::join(*cg);
-        if (!member.ok()) die("join cgroup", member.error());
-        l = bench::measureConnects(client->netns, vip(n - 1), 80, connects);
-      }
-      if (!l.ok()) die("connect (sock)", l.error());
-      // An agent restart at n: a new Manager reads the maps back (restore), the source
-      // re-announces every Service (resync: nothing changed, so nothing is written), and the
-      // restored frontends nobody claimed are pruned (none).
-      double restore_ms = 0, resync_ms = 0;
-      {
-        service::Manager again((*dp)->maps(), {});
-        auto r0 = Clock::now();
-        if (auto st = again.restore(); !st.ok()) die("restore", st.error());
-        restore_ms = msSince(r0);
-        r0 = Clock::now();
-        if (auto st = again.upsertServices(svcs); !st.ok()) die("resync", st.error());
-        if (auto st = again.pruneRestored(); !st.ok()) die("prune", st.error());
-        resync_ms = msSince(r0);
-      }
-      std::printf(
-          "%-8s %9u %10.1f %10.1f %12.0f %8zu program=%.1fms (%ld faults; manager %.1fms) "
-          "change_p50=%.0fus restart: restore=%.1fms resync=%.1fms\n",
-          "sock", n, l->p50_us, l->p99_us, l->per_sec, l->failed, program_ms, program_faults,
-          manager_ms, change_us[change_us.size() / 2], restore_ms, resync_ms);
-      std::fflush(stdout);
-      if (auto s = (*dp)->detachCgroup(); !s.ok()) die("detach", s.error());
+      runSock(n, false, true, "sock4lxc");
+      runSock(n, true, true, "sock6");
     }
     if (want("packet")) {
       std::vector<service::Service> svcs;
@@ -369,6 +406,37 @@ int main(int argc, char** argv) {
                   l->per_sec, l->failed);
       std::fflush(stdout);
     }
+    if (want("packet6")) {
+      std::vector<service::Service> svcs;
+      auto backend = *IpAddr::parse(server->ip6);
+      for (uint32_t i = pkt6_programmed; i < n; i++) {
+        service::Service s;
+        s.name = {"default", "svc6-" + std::to_string(i)};
+        s.cluster_ip = *IpAddr::parse(vip6(i));
+        service::ServicePort p;
+        p.name = "http";
+        p.port = 80;
+        p.backends = {{backend, 8080, service::BackendState::kActive, true}};
+        s.ports.push_back(std::move(p));
+        svcs.push_back(std::move(s));
+      }
+      if (auto s = pkt_mgr->upsertServices(svcs); !s.ok()) die("program (packet6)", s.error());
+      pkt6_programmed = std::max(pkt6_programmed, n);
+      pktAttach(true);
+      if (!pkt_direct6_done) {
+        auto d = bench::measureConnects(client->netns, server->ip6, 8080, connects);
+        if (!d.ok()) die("connect (packet6, direct)", d.error());
+        std::printf("%-8s %9s %10.1f %10.1f %12.0f %8zu\n", "pkt-dir6", "-", d->p50_us, d->p99_us,
+                    d->per_sec, d->failed);
+        pkt_direct6_done = true;
+      }
+      auto l = bench::measureConnects(client->netns, vip6(n - 1), 80, connects);
+      pktAttach(false);
+      if (!l.ok()) die("connect (packet6)", l.error());
+      std::printf("%-8s %9u %10.1f %10.1f %12.0f %8zu\n", "packet6", n, l->p50_us, l->p99_us,
+                  l->per_sec, l->failed);
+      std::fflush(stdout);
+    }
     for (const char* tool : {"nft", "legacy"}) {
       if (!want(tool)) continue;
       std::string rules = fmt::format("{}/rules-{}.txt", (*topo)->tmpDir(), n);
@@ -398,7 +466,9 @@ int main(int argc, char** argv) {
     }
   }
   stop = true;
-  ::shutdown(lfd->get(), SHUT_RDWR);  // wakes the blocked accept
+  ::shutdown(lfd->get(), SHUT_RDWR);  // wakes the blocked accepts
+  ::shutdown(lfd6->get(), SHUT_RDWR);
   acceptor.join();
+  acceptor6.join();
   return 0;
 }

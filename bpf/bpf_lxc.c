@@ -6,8 +6,9 @@
  *   cil_to_container:   tcx egress of lxc*  (packets the node's stack routes into the pod)
  *   cil_to_proxy:       tcx ingress of lo   (packets sent back in for an L7 proxy, lib/proxy.h)
  * Pods on other nodes are reached through the VXLAN overlay in tunnel mode (lib/encap.h); what
- * arrives from it is bpf_overlay.c's. IPv6 (dual-stack endpoints): neighbour discovery, policy and
- * delivery between the pods of this node; other IPv6 destinations go up the node's stack.
+ * arrives from it is bpf_overlay.c's. IPv6 (dual-stack endpoints): neighbour discovery, policy,
+ * per-packet service translation (lib/lb6_packet.h) and delivery between the pods of this
+ * node; other IPv6 destinations go up the node's stack.
  * Packet walk: docs/datapath.md. This file only wires the stages in lib/ together.
  */
 #define DROP_FILE DROP_FILE_BPF_LXC
@@ -26,6 +27,7 @@
 #include "lib/lb_packet.h"
 #include "lib/lb_reject.h"
 #include "lib/lb_reverse.h"
+#include "lib/lb6_packet.h"
 #include "lib/local_delivery.h"
 #include "lib/metrics.h"
 #include "lib/ndp.h"
@@ -73,8 +75,12 @@ static __always_inline int to_proxy(struct __sk_buff *ctx, struct pkt4 *p, struc
 	return TC_ACT_OK;
 }
 
-/* A pod's IPv4 packet, source verified: the sender's egress side, then delivery. */
-static __always_inline int from_container_ipv4(struct __sk_buff *ctx,
+/*
+ * A pod's IPv4 packet, source verified: the sender's egress side, then delivery. Like
+ * from_container6, a function of its own: each family's path gets its own frame after
+ * cil_from_container's (the verifier sums the frames of a call chain: 512 bytes at most).
+ */
+static __noinline int from_container_ipv4(struct __sk_buff *ctx,
 					       const struct endpoint_info *ep, struct pkt4 *p,
 					       struct trace_info *ti)
 {
@@ -193,13 +199,31 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 {
 	const struct endpoint_info *dst = endpoint_by_ipv6(&p->t.daddr);
 	__u32 now = mono_now_sec();
+	__u32 rev_nat = 0;
 	bool due;
 	int ret;
 
+	/* As for IPv4: a pod address is never a frontend. No hairpin for IPv6 (yet). */
+	if (!dst) {
+		ret = lb6_egress(ctx, p, now, &rev_nat);
+		if (ret == -DROP_NO_SERVICE) {
+			/* Refused with ICMPv6 port unreachable; still reported as NO_SERVICE. */
+			int verdict = lb6_reject(ctx, p, ep);
+
+			send_drop6(ctx, p, ti, -DROP_NO_SERVICE);
+			return verdict < 0 ? TC_ACT_SHOT : verdict;
+		}
+		if (ret < 0)
+			return send_drop6(ctx, p, ti, ret);
+		if (rev_nat)
+			dst = endpoint_by_ipv6(&p->t.daddr);
+	}
 	ret =
 	    enforce6(ctx, p, ep, CT_KEY_EGRESS, dst ? dst->sec_id : 0, &p->t.daddr, now, ti, &due);
 	if (ret < 0)
 		return send_drop6(ctx, p, ti, ret);
+	if (rev_nat)
+		lb6_ct_mark(p, rev_nat, now, CT_KEY_EGRESS);
 	emit_trace6(ctx, p, ti, TRACE_FROM_LXC, due);
 
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
@@ -216,6 +240,11 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 		    enforce6(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, &p->t.saddr, now, &dti, &due);
 		if (ret < 0)
 			return send_drop6(ctx, p, &dti, ret);
+		if (dti.rev_nat) {
+			ret = lb6_reverse(ctx, p, dti.rev_nat);
+			if (ret < 0)
+				return send_drop6(ctx, p, &dti, ret);
+		}
 		ret = local_delivery6(ctx, dst);
 		if (ret < 0)
 			return send_drop6(ctx, p, &dti, ret);
@@ -229,8 +258,12 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 	return TC_ACT_OK;
 }
 
-/* An IPv6 frame from dual-stack endpoint `ep`: neighbour discovery, or a verified packet. */
-static __always_inline int from_container6(struct __sk_buff *ctx, const struct endpoint_info *ep,
+/*
+ * An IPv6 frame from dual-stack endpoint `ep`: neighbour discovery, or a verified packet. A
+ * function of its own (a BPF-to-BPF call): the IPv6 path with its service translation and the
+ * IPv4 path do not fit together in one 512-byte frame.
+ */
+static __noinline int from_container6(struct __sk_buff *ctx, const struct endpoint_info *ep,
 					   struct trace_info *ti)
 {
 	struct pkt6 p = {};
@@ -269,6 +302,11 @@ static __always_inline int to_container6(struct __sk_buff *ctx, const struct end
 	ret = enforce6(ctx, &p, ep, CT_KEY_INGRESS, 0, &p.t.saddr, mono_now_sec(), ti, &due);
 	if (ret < 0)
 		return send_drop6(ctx, &p, ti, ret);
+	if (ti->rev_nat) {
+		ret = lb6_reverse(ctx, &p, ti->rev_nat);
+		if (ret < 0)
+			return send_drop6(ctx, &p, ti, ret);
+	}
 	count_forwarded(p.len, METRIC_INGRESS);
 	emit_trace6(ctx, &p, ti, TRACE_TO_LXC, due);
 	return TC_ACT_OK;

@@ -134,6 +134,27 @@ static_assert(sizeof(lb4_reverse_sk_val) == 12);
 CILIUM_CHECK_FIELD(lb4_reverse_sk_val, port, 4);
 CILIUM_CHECK_FIELD(lb4_reverse_sk_val, rev_nat_index, 8);
 
+static_assert(sizeof(lb6_key) == 20);
+CILIUM_CHECK_FIELD(lb6_key, dport, 16);
+CILIUM_CHECK_FIELD(lb6_key, proto, 18);
+CILIUM_CHECK_FIELD(lb6_key, scope, 19);
+static_assert(sizeof(lb6_backend) == 24);
+CILIUM_CHECK_FIELD(lb6_backend, port, 16);
+CILIUM_CHECK_FIELD(lb6_backend, proto, 18);
+CILIUM_CHECK_FIELD(lb6_backend, state, 19);
+CILIUM_CHECK_FIELD(lb6_backend, cluster_id, 20);
+static_assert(sizeof(lb6_reverse_nat) == 20);
+CILIUM_CHECK_FIELD(lb6_reverse_nat, port, 16);
+static_assert(sizeof(lb6_affinity_key) == 24);
+CILIUM_CHECK_FIELD(lb6_affinity_key, rev_nat_index, 16);
+CILIUM_CHECK_FIELD(lb6_affinity_key, client_kind, 20);
+static_assert(sizeof(lb6_reverse_sk_key) == 32);
+CILIUM_CHECK_FIELD(lb6_reverse_sk_key, address, 8);
+CILIUM_CHECK_FIELD(lb6_reverse_sk_key, port, 24);
+static_assert(sizeof(lb6_reverse_sk_val) == 24);
+CILIUM_CHECK_FIELD(lb6_reverse_sk_val, port, 16);
+CILIUM_CHECK_FIELD(lb6_reverse_sk_val, rev_nat_index, 20);
+
 static_assert(sizeof(nat4_key) == 16);
 CILIUM_CHECK_FIELD(nat4_key, sport, 8);
 CILIUM_CHECK_FIELD(nat4_key, proto, 12);

@@ -138,20 +138,46 @@ Status printTunnels(const datapath::IpcacheMap& map, bool json_out, std::ostream
 
 Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
                const bpf::Map<lb4_slot_key, uint32_t>& slots,
-               const bpf::Map<uint32_t, lb4_backend>& backends, bool json_out, std::ostream& out) {
-  std::vector<std::pair<lb4_key, lb4_service>> fes;
+               const bpf::Map<uint32_t, lb4_backend>& backends, bool json_out, std::ostream& out,
+               Lb6Maps v6) {
+  // Both families' frontends in one list; IPv4 first, each sorted by address.
+  struct Fe {
+    IpAddr ip;
+    uint16_t port;  // host order
+    uint8_t proto, scope;
+    lb4_service v;
+  };
+  std::vector<Fe> fes;
   CILIUM_RETURN_IF_ERROR(services.forEach([&](const lb4_key& k, const lb4_service& v) {
-    fes.emplace_back(k, v);
+    fes.push_back({IpAddr::fromNetworkOrder(k.address), ntohs(k.dport), k.proto, k.scope, v});
     return true;
   }));
-  auto order = [](const lb4_key& k) {
-    return std::tuple(ntohl(k.address), ntohs(k.dport), k.proto, k.scope);
-  };
-  std::sort(fes.begin(), fes.end(),
-            [&](const auto& a, const auto& b) { return order(a.first) < order(b.first); });
+  if (v6.services != nullptr)
+    CILIUM_RETURN_IF_ERROR(v6.services->forEach([&](const lb6_key& k, const lb4_service& v) {
+      fes.push_back(
+          {IpAddr::fromBytes(IpFamily::kV6, k.address.ip6), ntohs(k.dport), k.proto, k.scope, v});
+      return true;
+    }));
+  auto order = [](const Fe& f) { return std::tie(f.ip, f.port, f.proto, f.scope); };
+  std::sort(fes.begin(), fes.end(), [&](const Fe& a, const Fe& b) { return order(a) < order(b); });
   auto proto = [](uint8_t p) { return p == 17 ? std::string("UDP") : std::string("TCP"); };
-  auto addr = [&](uint32_t a, uint16_t port, uint8_t p) {
-    return fmt::format("{}:{}/{}", IpAddr::fromHostOrder(ntohl(a)).toString(), ntohs(port), proto(p));
+  auto addr = [&](const IpAddr& ip, uint16_t port, uint8_t p) {
+    if (ip.isV4()) return fmt::format("{}:{}/{}", ip.toString(), port, proto(p));
+    return fmt::format("[{}]:{}/{}", ip.toString(), port, proto(p));
+  };
+  // A backend of the frontend's family: "<addr>[ terminating]", or what is missing.
+  auto backendOf = [&](bool is_v4, uint32_t id) -> Result<std::string> {
+    if (is_v4) {
+      CILIUM_ASSIGN_OR_RETURN(auto b, backends.lookup(id));
+      if (!b) return fmt::format("<missing backend {}>", id);
+      return addr(IpAddr::fromNetworkOrder(b->address), ntohs(b->port), b->proto) +
+             (b->state == LB_BACKEND_TERMINATING ? " terminating" : "");
+    }
+    if (v6.backends == nullptr) return fmt::format("<missing backend {}>", id);
+    CILIUM_ASSIGN_OR_RETURN(auto b, v6.backends->lookup(id));
+    if (!b) return fmt::format("<missing backend {}>", id);
+    return addr(IpAddr::fromBytes(IpFamily::kV6, b->address.ip6), ntohs(b->port), b->proto) +
+           (b->state == LB_BACKEND_TERMINATING ? " terminating" : "");
   };
   auto type = [](uint8_t f) {
     if (f & SVC_F_NODEPORT) return "NodePort";
@@ -161,12 +187,13 @@ Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
   };
   json arr = json::array();
   Table t({"SERVICE ADDRESS", "BACKEND ADDRESS (SERVICE ID) (SLOT)"});
-  for (const auto& [k, v] : fes) {
-    std::string fe = addr(k.address, k.dport, k.proto);
+  for (const auto& f : fes) {
+    const lb4_service& v = f.v;
+    std::string fe = addr(f.ip, f.port, f.proto);
     std::string attrs = type(v.flags);
     if (v.flags & SVC_F_EXT_LOCAL) attrs += ", Local";
     if (v.flags & SVC_F_AFFINITY) attrs += fmt::format(", affinity {}s", v.affinity_timeout);
-    if (k.scope == LB_SCOPE_INTERNAL) attrs += ", internal scope";
+    if (f.scope == LB_SCOPE_INTERNAL) attrs += ", internal scope";
     if (v.flags2 & SVC_F2_MAGLEV) attrs += fmt::format(", maglev {}", v.maglev_size);
     json bes = json::array();
     t.add({fe, fmt::format("{} backends ({}) [{}]", v.count, v.rev_nat_index, attrs)});
@@ -174,10 +201,7 @@ Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
       CILIUM_ASSIGN_OR_RETURN(auto id, slots.lookup(lb4_slot_key{v.rev_nat_index, v.gen, s}));
       std::string be = "<missing slot>";
       if (id) {
-        CILIUM_ASSIGN_OR_RETURN(auto b, backends.lookup(*id));
-        be = b ? addr(b->address, b->port, b->proto) +
-                     (b->state == LB_BACKEND_TERMINATING ? " terminating" : "")
-               : fmt::format("<missing backend {}>", *id);
+        CILIUM_ASSIGN_OR_RETURN(be, backendOf(f.ip.isV4(), *id));
       }
       t.add({"", fmt::format("{} ({}) ({})", be, v.rev_nat_index, s)});
       bes.push_back({{"slot", s}, {"backend-id", id.value_or(0)}, {"address", be}});

@@ -27,6 +27,8 @@ inline constexpr char kPolicyMapName[] = "cilium_policy_v2";
 inline constexpr char kLbServicesMapName[] = "cilium_lb4_services";
 inline constexpr char kLbSlotsMapName[] = "cilium_lb4_slots";
 inline constexpr char kLbBackendsMapName[] = "cilium_lb4_backends";
+inline constexpr char kLb6ServicesMapName[] = "cilium_lb6_services";
+inline constexpr char kLb6BackendsMapName[] = "cilium_lb6_backends";
 inline constexpr char kNatMapName[] = "cilium_snat_v4_external";
 inline constexpr char kIpMasqMapName[] = "cilium_ipmasq_v4";
 
@@ -46,11 +48,18 @@ struct Ct6Maps {
 };
 Status printConntrack(const datapath::CtMap& tcp, const datapath::CtMap& any, uint64_t now,
                       bool json, std::ostream& out, Ct6Maps v6 = {});
+// The IPv6 service maps, when pinned (bpf/abi/lb.h; slots are shared with IPv4).
+struct Lb6Maps {
+  const bpf::Map<lb6_key, lb4_service>* services = nullptr;
+  const bpf::Map<uint32_t, lb6_backend>* backends = nullptr;
+};
 // SERVICE ADDRESS / BACKEND ADDRESS: each frontend with its type and service id, then the
-// backends of its current slots (bpf/abi/lb.h), sorted by frontend.
+// backends of its current slots (bpf/abi/lb.h), sorted by frontend: IPv4, then IPv6 ones
+// ("[addr]:port") when `v6` is given.
 Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
                const bpf::Map<lb4_slot_key, uint32_t>& slots,
-               const bpf::Map<uint32_t, lb4_backend>& backends, bool json, std::ostream& out);
+               const bpf::Map<uint32_t, lb4_backend>& backends, bool json, std::ostream& out,
+               Lb6Maps v6 = {});
 // One line per entry of cilium_snat_v4_external (bpf/abi/nat.h), as Cilium's `bpf nat list`:
 // "TCP OUT 10.0.0.5:40000 -> 1.1.1.1:80 XLATE_SRC 192.168.1.1:61234 Created=3sec ago Masquerade";
 // `now` is CLOCK_MONOTONIC seconds (the clock of nat4_entry.created).

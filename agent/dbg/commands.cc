@@ -641,15 +641,20 @@ class Commands {
     for (const auto& s : *r) {
       if (!s.spec) continue;
       const auto& sp = *s.spec;
-      std::string fe = fmt::format("{}:{}/{}", sp.frontend_address.ip, sp.frontend_address.port,
-                                   sp.frontend_address.protocol);
+      // IPv6 as [addr]:port.
+      auto hostPort = [](const std::string& ip, auto port) {
+        return ip.find(':') != std::string::npos ? fmt::format("[{}]:{}", ip, port)
+                                                 : fmt::format("{}:{}", ip, port);
+      };
+      std::string fe = hostPort(sp.frontend_address.ip, sp.frontend_address.port) + "/" +
+                       sp.frontend_address.protocol;
       std::string type = sp.flags ? sp.flags->type : "";
       if (sp.backend_addresses.empty()) t.add({std::to_string(sp.id), fe, type, ""});
       for (size_t i = 0; i < sp.backend_addresses.size(); i++) {
         const auto& b = sp.backend_addresses[i];
         t.add({i == 0 ? std::to_string(sp.id) : "", i == 0 ? fe : "", i == 0 ? type : "",
-               fmt::format("{} => {}:{}/{} ({})", i + 1, b.ip, b.port, sp.frontend_address.protocol,
-                           b.state.empty() ? "active" : b.state)});
+               fmt::format("{} => {}/{} ({})", i + 1, hostPort(b.ip, b.port),
+                           sp.frontend_address.protocol, b.state.empty() ? "active" : b.state)});
       }
     }
     t.print(out_);
@@ -766,7 +771,12 @@ class Commands {
       if (!slots.ok()) return fail(slots.error());
       auto bes = openPinned<uint32_t, lb4_backend>(dir, kLbBackendsMapName);
       if (!bes.ok()) return fail(bes.error());
-      auto st = printLb(**svcs, **slots, **bes, json_, out_);
+      // The IPv6 maps exist once a datapath with IPv6 services has loaded.
+      auto svcs6 = openPinned<lb6_key, lb4_service>(dir, kLb6ServicesMapName);
+      auto bes6 = openPinned<uint32_t, lb6_backend>(dir, kLb6BackendsMapName);
+      Lb6Maps v6;
+      if (svcs6.ok() && bes6.ok()) v6 = {svcs6->get(), bes6->get()};
+      auto st = printLb(**svcs, **slots, **bes, json_, out_, v6);
       return st.ok() ? 0 : fail(st.error());
     }
     if (what == "nat" && (verb == "list" || verb == "flush") && w.size() == 3) {

@@ -308,6 +308,8 @@ Result<Service> Resource<Service>::decode(const json& obj) {
     CILIUM_RETURN_IF_ERROR(str(sp, "clusterIP", "spec", ip));
     if (!ip.empty()) s.cluster_ips.push_back(ip);
   }
+  CILIUM_RETURN_IF_ERROR(stringList(sp, "ipFamilies", "spec", s.ip_families));
+  CILIUM_RETURN_IF_ERROR(str(sp, "ipFamilyPolicy", "spec", s.ip_family_policy));
   CILIUM_RETURN_IF_ERROR(stringMap(sp, "selector", "spec", s.selector));
   CILIUM_RETURN_IF_ERROR(str(sp, "externalTrafficPolicy", "spec", s.external_traffic_policy));
   CILIUM_RETURN_IF_ERROR(str(sp, "internalTrafficPolicy", "spec", s.internal_traffic_policy));

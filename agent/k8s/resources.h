@@ -86,6 +86,8 @@ struct Service {
   ObjectMeta meta;
   std::string type = "ClusterIP";
   std::vector<std::string> cluster_ips;  // "None" for headless services
+  std::vector<std::string> ip_families;  // spec.ipFamilies: "IPv4" / "IPv6", clusterIPs' order
+  std::string ip_family_policy;  // SingleStack, PreferDualStack, RequireDualStack; "" = single
   std::vector<ServicePort> ports;
   StringMap selector;
   std::vector<std::string> external_ips;       // spec.externalIPs

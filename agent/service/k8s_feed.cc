@@ -14,11 +14,67 @@ auto& log() {
   return l;
 }
 
-Result<IpAddr> v4(const std::string& text, const std::string& field) {
+Result<IpAddr> addr(const std::string& text, const std::string& field) {
   auto ip = IpAddr::parse(text);
   if (!ip.ok())
     return makeError(ErrorCode::kInvalidArgument, "{}: {}", field, ip.error().message());
   return *ip;
+}
+
+Result<IpFamily> familyOf(const std::string& name, const std::string& field) {
+  if (name == "IPv4") return IpFamily::kV4;
+  if (name == "IPv6") return IpFamily::kV6;
+  return makeError(ErrorCode::kInvalidArgument, "{}: \"{}\" is not IPv4 or IPv6", field, name);
+}
+
+// spec.clusterIPs checked against spec.ipFamilies and spec.ipFamilyPolicy (as the API server
+// validates them: a stored object that breaks the rules is refused, not half programmed).
+Status clusterIps(const k8s::Service& ks, Service& svc) {
+  const std::string& policy = ks.ip_family_policy;
+  if (!policy.empty() && policy != "SingleStack" && policy != "PreferDualStack" &&
+      policy != "RequireDualStack")
+    return makeError(ErrorCode::kInvalidArgument,
+                     "spec.ipFamilyPolicy: \"{}\" is not SingleStack, PreferDualStack or "
+                     "RequireDualStack",
+                     policy);
+  if (ks.ip_families.size() > 2)
+    return makeError(ErrorCode::kInvalidArgument, "spec.ipFamilies: more than two families");
+  std::vector<IpFamily> families;
+  for (size_t i = 0; i < ks.ip_families.size(); i++) {
+    CILIUM_ASSIGN_OR_RETURN(
+        auto f, familyOf(ks.ip_families[i], "spec.ipFamilies[" + std::to_string(i) + "]"));
+    if (!families.empty() && families[0] == f)
+      return makeError(ErrorCode::kInvalidArgument, "spec.ipFamilies: {} twice", ks.ip_families[i]);
+    families.push_back(f);
+  }
+  std::vector<IpAddr> ips;
+  for (size_t i = 0; i < ks.cluster_ips.size(); i++) {
+    const auto& text = ks.cluster_ips[i];
+    if (text == "None" || text.empty()) continue;  // headless
+    std::string field = "spec.clusterIPs[" + std::to_string(i) + "]";
+    CILIUM_ASSIGN_OR_RETURN(auto a, addr(text, field));
+    if (!ips.empty() && ips[0].family() == a.family())
+      return makeError(ErrorCode::kInvalidArgument, "{}: {} is of the same family as {}", field,
+                       text, ips[0].toString());
+    if (ips.size() == 2)
+      return makeError(ErrorCode::kInvalidArgument, "spec.clusterIPs: more than two");
+    if (ips.size() < families.size() && families[ips.size()] != a.family())
+      return makeError(ErrorCode::kInvalidArgument, "{}: {} is not of spec.ipFamilies[{}] {}",
+                       field, text, ips.size(), ks.ip_families[ips.size()]);
+    ips.push_back(a);
+  }
+  if (ips.empty()) return okStatus();
+  if (ips.size() == 2 && (policy.empty() || policy == "SingleStack"))
+    return makeError(ErrorCode::kInvalidArgument,
+                     "spec.clusterIPs: two families with ipFamilyPolicy {}",
+                     policy.empty() ? "unset (SingleStack)" : policy);
+  if (ips.size() == 1 && policy == "RequireDualStack")
+    return makeError(ErrorCode::kInvalidArgument,
+                     "spec.clusterIPs: ipFamilyPolicy RequireDualStack with one ClusterIP ({})",
+                     ips[0].toString());
+  svc.cluster_ip = ips[0];
+  svc.more_cluster_ips.assign(ips.begin() + 1, ips.end());
+  return okStatus();
 }
 
 }  // namespace
@@ -29,23 +85,16 @@ Result<std::optional<Service>> fromK8s(const k8s::Service& ks,
   if (ks.type == "ExternalName") return std::optional<Service>();
   Service svc;
   svc.name = ServiceName{ks.meta.namespace_name, ks.meta.name};
-  // IPv6 addresses of dual-stack Services are not balanced (IPv4 only); they are not errors.
-  for (size_t i = 0; i < ks.cluster_ips.size(); i++) {
-    const auto& ip = ks.cluster_ips[i];
-    if (ip == "None" || ip.empty() || ip.find(':') != std::string::npos) continue;
-    CILIUM_ASSIGN_OR_RETURN(auto a, v4(ip, "spec.clusterIPs[" + std::to_string(i) + "]"));
-    if (!svc.cluster_ip) svc.cluster_ip = a;
-  }
+  // Both families: each frontend gets its own family's backends (expandService).
+  CILIUM_RETURN_IF_ERROR(clusterIps(ks, svc));
   for (size_t i = 0; i < ks.external_ips.size(); i++) {
-    if (ks.external_ips[i].find(':') != std::string::npos) continue;
-    CILIUM_ASSIGN_OR_RETURN(auto a,
-                            v4(ks.external_ips[i], "spec.externalIPs[" + std::to_string(i) + "]"));
+    CILIUM_ASSIGN_OR_RETURN(
+        auto a, addr(ks.external_ips[i], "spec.externalIPs[" + std::to_string(i) + "]"));
     svc.external_ips.push_back(a);
   }
   for (size_t i = 0; i < ks.load_balancer_ips.size(); i++) {
-    if (ks.load_balancer_ips[i].find(':') != std::string::npos) continue;
-    CILIUM_ASSIGN_OR_RETURN(auto a, v4(ks.load_balancer_ips[i], "status.loadBalancer.ingress[" +
-                                                                    std::to_string(i) + "].ip"));
+    CILIUM_ASSIGN_OR_RETURN(auto a, addr(ks.load_balancer_ips[i], "status.loadBalancer.ingress[" +
+                                                                      std::to_string(i) + "].ip"));
     svc.load_balancer_ips.push_back(a);
   }
   if (!svc.cluster_ip && svc.external_ips.empty() && svc.load_balancer_ips.empty())
@@ -80,7 +129,9 @@ Result<std::optional<Service>> fromK8s(const k8s::Service& ks,
     port.port = kp.port;
     if (node_ports) port.node_port = kp.node_port;
     for (const auto& slice : slices) {
-      if (slice.address_type != "IPv4") continue;
+      // FQDN slices are not balanced.
+      if (slice.address_type != "IPv4" && slice.address_type != "IPv6") continue;
+      const IpFamily slice_family = slice.address_type == "IPv4" ? IpFamily::kV4 : IpFamily::kV6;
       for (const auto& ep_port : slice.ports) {
         if (ep_port.name != kp.name || ep_port.port == 0) continue;
         if ((ep_port.protocol.empty() ? "TCP" : ep_port.protocol) !=
@@ -95,7 +146,7 @@ Result<std::optional<Service>> fromK8s(const k8s::Service& ks,
             continue;
           for (const auto& addr : ep.addresses) {
             auto a = IpAddr::parse(addr);
-            if (!a.ok() || !a->isV4()) {
+            if (!a.ok() || a->family() != slice_family) {
               log()->warn("endpointslice {}/{}: skipping address {}", slice.meta.namespace_name,
                           slice.meta.name, addr);
               continue;

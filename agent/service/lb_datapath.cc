@@ -66,11 +66,17 @@ struct Hook {
   const char* name;
   bpf_attach_type type;
 };
-constexpr std::array<Hook, 4> kHooks = {{
+// IPv6 hooks are attached whatever enable-ipv6 says: they also balance IPv6 sockets talking
+// to v4-mapped addresses of IPv4 frontends.
+constexpr std::array<Hook, 8> kHooks = {{
     {"connect4", BPF_CGROUP_INET4_CONNECT},
     {"sendmsg4", BPF_CGROUP_UDP4_SENDMSG},
     {"recvmsg4", BPF_CGROUP_UDP4_RECVMSG},
     {"getpeername4", BPF_CGROUP_INET4_GETPEERNAME},
+    {"connect6", BPF_CGROUP_INET6_CONNECT},
+    {"sendmsg6", BPF_CGROUP_UDP6_SENDMSG},
+    {"recvmsg6", BPF_CGROUP_UDP6_RECVMSG},
+    {"getpeername6", BPF_CGROUP_INET6_GETPEERNAME},
 }};
 
 }  // namespace
@@ -83,13 +89,21 @@ struct LbDatapath::State {
   std::unique_ptr<BatchedMap<uint32_t, lb4_reverse_nat>> revnat;
   std::unique_ptr<BatchedMap<lb4_affinity_key, lb4_affinity_val>> affinity;
   std::unique_ptr<BatchedMap<lb4_maglev_key, lb4_maglev_chunk>> maglev;
+  std::unique_ptr<BatchedMap<lb6_key, lb4_service>> services6;
+  std::unique_ptr<BatchedMap<uint32_t, lb6_backend>> backends6;
+  std::unique_ptr<BatchedMap<uint32_t, lb6_reverse_nat>> revnat6;
+  std::unique_ptr<BatchedMap<lb6_affinity_key, lb4_affinity_val>> affinity6;
 
   const bpf_program* prog(size_t i) const {
     switch (i) {
       case 0: return (*skel)->progs.cil_sock4_connect;
       case 1: return (*skel)->progs.cil_sock4_sendmsg;
       case 2: return (*skel)->progs.cil_sock4_recvmsg;
-      default: return (*skel)->progs.cil_sock4_getpeername;
+      case 3: return (*skel)->progs.cil_sock4_getpeername;
+      case 4: return (*skel)->progs.cil_sock6_connect;
+      case 5: return (*skel)->progs.cil_sock6_sendmsg;
+      case 6: return (*skel)->progs.cil_sock6_recvmsg;
+      default: return (*skel)->progs.cil_sock6_getpeername;
     }
   }
 };
@@ -109,6 +123,12 @@ Result<std::unique_ptr<LbDatapath>> LbDatapath::load(const LbDatapathConfig& cfg
       opened.setMaxEntries(opened->maps.cilium_lb4_backends, cfg.backends_map_entries));
   CILIUM_RETURN_IF_ERROR(
       opened.setMaxEntries(opened->maps.cilium_lb4_reverse_nat, cfg.revnat_map_entries));
+  CILIUM_RETURN_IF_ERROR(
+      opened.setMaxEntries(opened->maps.cilium_lb6_services, cfg.services_map_entries));
+  CILIUM_RETURN_IF_ERROR(
+      opened.setMaxEntries(opened->maps.cilium_lb6_backends, cfg.backends_map_entries));
+  CILIUM_RETURN_IF_ERROR(
+      opened.setMaxEntries(opened->maps.cilium_lb6_reverse_nat, cfg.revnat_map_entries));
   CILIUM_ASSIGN_OR_RETURN(auto loaded, std::move(opened).load());
 
   std::unique_ptr<LbDatapath> dp(new LbDatapath());
@@ -125,6 +145,13 @@ Result<std::unique_ptr<LbDatapath>> LbDatapath::load(const LbDatapathConfig& cfg
                           (borrow<lb4_affinity_key, lb4_affinity_val>(m.cilium_lb4_affinity)));
   CILIUM_ASSIGN_OR_RETURN(dp->s_->maglev,
                           (borrow<lb4_maglev_key, lb4_maglev_chunk>(m.cilium_lb4_maglev)));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->services6, (borrow<lb6_key, lb4_service>(m.cilium_lb6_services)));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->backends6,
+                          (borrow<uint32_t, lb6_backend>(m.cilium_lb6_backends)));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->revnat6,
+                          (borrow<uint32_t, lb6_reverse_nat>(m.cilium_lb6_reverse_nat)));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->affinity6,
+                          (borrow<lb6_affinity_key, lb4_affinity_val>(m.cilium_lb6_affinity)));
   std::error_code ec;
   std::filesystem::create_directories(cfg.pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", cfg.pin_dir, ec.message());
@@ -168,10 +195,12 @@ Status LbDatapath::detachCgroup() {
 }
 
 ServiceMaps LbDatapath::maps() {
-  return {s_->services.get(), s_->slots.get(), s_->backends.get(), s_->revnat.get(),
-          s_->maglev.get()};
+  return {s_->services.get(), s_->slots.get(),     s_->backends.get(),  s_->revnat.get(),
+          s_->maglev.get(),   s_->services6.get(), s_->backends6.get(), s_->revnat6.get()};
 }
 
 AffinityMap& LbDatapath::affinity() { return *s_->affinity; }
+
+Affinity6Map& LbDatapath::affinity6() { return *s_->affinity6; }
 
 }  // namespace cilium::service

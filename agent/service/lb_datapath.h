@@ -26,8 +26,8 @@ class LbDatapath {
   static Result<std::unique_ptr<LbDatapath>> load(const LbDatapathConfig& cfg);
   ~LbDatapath();
 
-  // Attaches connect4, sendmsg4, recvmsg4 and getpeername4 to the cgroup-v2 directory
-  // `cgroup_path` (never the machine's root cgroup in tests), pinning the links under
+  // Attaches connect4, sendmsg4, recvmsg4, getpeername4 and their IPv6 twins to the cgroup-v2
+  // directory `cgroup_path` (never the machine's root cgroup in tests), pinning the links under
   // <pin_dir>/links/. Links pinned by an earlier agent get the new programs atomically.
   Status attachCgroup(const std::string& cgroup_path);
   // Detaches and unpins; absent links are fine.
@@ -36,6 +36,7 @@ class LbDatapath {
   // Valid as long as this object; writes use the kernel's batch update.
   ServiceMaps maps();
   AffinityMap& affinity();
+  Affinity6Map& affinity6();
 
  private:
   LbDatapath() = default;

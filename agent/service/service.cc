@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <future>
 #include <set>
 #include <system_error>
@@ -92,36 +93,58 @@ lb4_key internalFrontendKey(const Frontend& fe) {
   return k;
 }
 
+lb6_key frontendKey6(const Frontend& fe, uint8_t scope) {
+  lb6_key k{};
+  std::memcpy(k.address.ip6, fe.ip.bytes().data(), 16);
+  k.dport = htons(fe.port);
+  k.proto = static_cast<uint8_t>(fe.proto);
+  k.scope = scope;
+  return k;
+}
+
 namespace {
 
 // expandService into `out` (cleared first), so that a caller expanding many Services reuses one
-// vector instead of allocating one per Service.
-Status expandServiceInto(const Service& svc, const ManagerConfig& cfg,
-                         std::vector<LbService>& out) {
+// vector instead of allocating one per Service. IPv6 frontends are left out and counted in
+// *skipped_v6 when enable_ipv6 is off.
+Status expandServiceInto(const Service& svc, const ManagerConfig& cfg, std::vector<LbService>& out,
+                         size_t* skipped_v6 = nullptr) {
   out.clear();
   if (svc.name.name.empty() || svc.name.ns.empty())
     return makeError(ErrorCode::kInvalidArgument, "service: metadata.name and namespace required");
   auto where = [&](std::string_view field) { return svc.name.str() + ": " + std::string(field); };
-  auto checkIp = [&](const IpAddr& ip, std::string_view field) -> Status {
-    if (!ip.isV4())
-      return makeError(ErrorCode::kUnimplemented, "{} {}: IPv6 services are not supported yet",
-                       where(field), ip.toString());
-    return okStatus();
-  };
+  if (!svc.more_cluster_ips.empty() && !svc.cluster_ip)
+    return makeError(ErrorCode::kInvalidArgument, "{}: a second ClusterIP without a first",
+                     where("clusterIPs"));
+  for (const auto& ip : svc.more_cluster_ips)
+    if (ip.family() == svc.cluster_ip->family())
+      return makeError(ErrorCode::kInvalidArgument, "{}: {} and {} are of one family",
+                       where("clusterIPs"), svc.cluster_ip->toString(), ip.toString());
   for (const auto& p : svc.ports) {
     if (p.port == 0) return makeError(ErrorCode::kInvalidArgument, "{} is 0", where("ports.port"));
+    bool mixed = false;
     for (const auto& b : p.backends) {
-      CILIUM_RETURN_IF_ERROR(checkIp(b.ip, "endpoints.addresses"));
       if (b.port == 0)
         return makeError(ErrorCode::kInvalidArgument, "{} is 0", where("endpoints.ports.port"));
+      mixed |= b.ip.family() != p.backends.front().ip.family();
     }
-    auto add = [&](const IpAddr& ip, uint16_t port, FrontendType type,
-                   std::string_view field) -> Status {
-      CILIUM_RETURN_IF_ERROR(checkIp(ip, field));
+    auto add = [&](const IpAddr& ip, uint16_t port, FrontendType type) -> Status {
+      if (!ip.isV4() && !cfg.enable_ipv6) {
+        if (skipped_v6 != nullptr) (*skipped_v6)++;
+        return okStatus();
+      }
       auto& s = out.emplace_back();
       s.frontend = Frontend{ip, port, p.proto};
       s.type = type;
-      s.backends = p.backends;
+      // Each family's frontend gets that family's backends only (a dual-stack Service's
+      // EndpointSlices of both address types arrive in one list).
+      if (!mixed && (p.backends.empty() || p.backends.front().ip.family() == ip.family())) {
+        s.backends = p.backends;
+      } else {
+        s.backends.clear();
+        for (const auto& b : p.backends)
+          if (b.ip.family() == ip.family()) s.backends.push_back(b);
+      }
       s.session_affinity = svc.session_affinity;
       s.affinity_timeout = svc.affinity_timeout;
       s.ext_traffic_policy = svc.ext_traffic_policy;
@@ -131,15 +154,17 @@ Status expandServiceInto(const Service& svc, const ManagerConfig& cfg,
       return okStatus();
     };
     if (svc.cluster_ip)
-      CILIUM_RETURN_IF_ERROR(add(*svc.cluster_ip, p.port, FrontendType::kClusterIp, "clusterIP"));
+      CILIUM_RETURN_IF_ERROR(add(*svc.cluster_ip, p.port, FrontendType::kClusterIp));
+    for (const auto& ip : svc.more_cluster_ips)
+      CILIUM_RETURN_IF_ERROR(add(ip, p.port, FrontendType::kClusterIp));
     if (!cfg.kube_proxy_replacement) continue;
     for (const auto& ip : svc.external_ips)
-      CILIUM_RETURN_IF_ERROR(add(ip, p.port, FrontendType::kExternalIp, "externalIPs"));
+      CILIUM_RETURN_IF_ERROR(add(ip, p.port, FrontendType::kExternalIp));
     for (const auto& ip : svc.load_balancer_ips)
-      CILIUM_RETURN_IF_ERROR(add(ip, p.port, FrontendType::kLoadBalancer, "loadBalancer.ingress"));
+      CILIUM_RETURN_IF_ERROR(add(ip, p.port, FrontendType::kLoadBalancer));
     if (p.node_port != 0)
       for (const auto& ip : cfg.node_ips)
-        CILIUM_RETURN_IF_ERROR(add(ip, p.node_port, FrontendType::kNodePort, "nodePort"));
+        CILIUM_RETURN_IF_ERROR(add(ip, p.node_port, FrontendType::kNodePort));
   }
   // Two ports of one Service on the same frontend would fight over one map entry. Most Services
   // have a handful of frontends: comparing pairs allocates nothing, unlike a set per Service.
@@ -188,13 +213,63 @@ size_t Manager::NameHash::operator()(const ServiceName& n) const {
 }
 
 size_t Manager::BackendKeyHash::operator()(const BackendKey& k) const {
-  uint64_t v = (uint64_t{std::get<0>(k)} << 24) | (uint64_t{std::get<1>(k)} << 8) | std::get<2>(k);
-  return std::hash<uint64_t>()(v);
+  const auto& b = std::get<0>(k).bytes();
+  uint64_t lo, hi;
+  std::memcpy(&lo, b.data(), 8);
+  std::memcpy(&hi, b.data() + 8, 8);
+  uint64_t v = lo ^ (hi * 0x9e3779b97f4a7c15ull) ^
+               ((uint64_t{std::get<1>(k)} << 8 | std::get<2>(k)) * 0xff51afd7ed558ccdull);
+  return std::hash<uint64_t>()(v ^ (v >> 29));
+}
+
+void Manager::planBackendWrite(uint32_t id, const BackendKey& key, uint8_t state, Writes& w) const {
+  const auto& [ip, port, proto] = key;
+  if (ip.isV4()) {
+    lb4_backend v{};
+    v.address = ip.v4NetworkOrder();
+    v.port = htons(port);
+    v.proto = proto;
+    v.state = state;
+    w.backend_keys.push_back(id);
+    w.backend_vals.push_back(v);
+  } else {
+    lb6_backend v{};
+    std::memcpy(v.address.ip6, ip.bytes().data(), 16);
+    v.port = htons(port);
+    v.proto = proto;
+    v.state = state;
+    w.backend6_keys.push_back(id);
+    w.backend6_vals.push_back(v);
+  }
+}
+
+Status Manager::writeBackendState(uint32_t id, const BackendKey& key, uint8_t state) const {
+  Writes w;
+  planBackendWrite(id, key, state, w);
+  if (!w.backend_keys.empty()) return maps_.backends->update(id, w.backend_vals[0]);
+  return maps_.backends6->update(id, w.backend6_vals[0]);
+}
+
+void Manager::planFrontendWrite(const Frontend& fe, uint8_t scope, const lb4_service& v,
+                                Writes& w) {
+  if (fe.ip.isV4()) {
+    w.fe_keys.push_back(scope == LB_SCOPE_INTERNAL ? internalFrontendKey(fe) : frontendKey(fe));
+    w.fe_vals.push_back(v);
+  } else {
+    w.fe6_keys.push_back(frontendKey6(fe, scope));
+    w.fe6_vals.push_back(v);
+  }
 }
 
 Status Manager::validate(const LbService& svc) const {
-  if (!svc.frontend.ip.isV4())
-    return makeError(ErrorCode::kUnimplemented, "frontend {}: IPv6 services are not supported yet",
+  const bool v6 = !svc.frontend.ip.isV4();
+  if (v6 && !cfg_.enable_ipv6)
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "frontend {}: IPv6 is disabled on this agent (enable-ipv6)",
+                     svc.frontend.ip.toString());
+  if (v6 && (maps_.services6 == nullptr || maps_.backends6 == nullptr || maps_.revnat6 == nullptr))
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "frontend {}: the IPv6 service maps are not loaded",
                      svc.frontend.ip.toString());
   if (svc.frontend.port == 0)
     return makeError(ErrorCode::kInvalidArgument, "frontend-address.port is 0");
@@ -206,9 +281,11 @@ Status Manager::validate(const LbService& svc) const {
     return makeError(ErrorCode::kInvalidArgument, "backend-addresses: {} backends, at most {}",
                      svc.backends.size(), LB_MAX_BACKENDS);
   for (const auto& b : svc.backends) {
-    if (!b.ip.isV4())
-      return makeError(ErrorCode::kUnimplemented, "backend {}: IPv6 is not supported yet",
-                       b.ip.toString());
+    // Fail closed: an id in a frontend's slots names a backend of the frontend's family only.
+    if (b.ip.family() != svc.frontend.ip.family())
+      return makeError(ErrorCode::kInvalidArgument,
+                       "backend {}: its family differs from frontend {}'s", b.ip.toString(),
+                       svc.frontend.ip.toString());
     if (b.port == 0)
       return makeError(ErrorCode::kInvalidArgument, "backend {}: port is 0", b.ip.toString());
   }
@@ -231,7 +308,7 @@ Result<uint32_t> Manager::allocateId(uint32_t wanted) {
 }
 
 Result<uint32_t> Manager::acquireBackend(const Backend& b, Protocol proto, Batch& batch) {
-  BackendKey key{b.ip.v4NetworkOrder(), b.port, static_cast<uint8_t>(proto)};
+  BackendKey key{b.ip, b.port, static_cast<uint8_t>(proto)};
   auto it = backends_.find(key);
   if (it == backends_.end()) {
     uint32_t id = 0;
@@ -246,14 +323,10 @@ Result<uint32_t> Manager::acquireBackend(const Backend& b, Protocol proto, Batch
     if (id == 0) return makeError(ErrorCode::kResourceExhausted, "no free backend id");
     BackendRef ref;
     ref.id = id;
-    ref.value.address = b.ip.v4NetworkOrder();
-    ref.value.port = htons(b.port);
-    ref.value.proto = static_cast<uint8_t>(proto);
-    ref.value.state = static_cast<uint8_t>(b.state);
+    ref.state = static_cast<uint8_t>(b.state);
     it = backends_.emplace(key, ref).first;
     backend_by_id_[id] = key;
-    batch.backend_keys.push_back(id);
-    batch.backend_vals.push_back(ref.value);
+    planBackendWrite(id, key, ref.state, batch);
   }
   it->second.refs++;
   if (b.state == BackendState::kActive) it->second.active_refs++;
@@ -316,12 +389,18 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
     }
   }
 
-  if (spec.id != st.id || fresh) {
+  if ((spec.id != st.id || fresh) && spec.frontend.ip.isV4()) {
     lb4_reverse_nat rn{};
     rn.address = spec.frontend.ip.v4NetworkOrder();
     rn.port = htons(spec.frontend.port);
     batch.revnat_keys.push_back(spec.id);
     batch.revnat_vals.push_back(rn);
+  } else if (spec.id != st.id || fresh) {
+    lb6_reverse_nat rn{};
+    std::memcpy(rn.address.ip6, spec.frontend.ip.bytes().data(), 16);
+    rn.port = htons(spec.frontend.port);
+    batch.revnat6_keys.push_back(spec.id);
+    batch.revnat6_vals.push_back(rn);
   }
 
   uint16_t maglev_size =
@@ -375,13 +454,13 @@ void Manager::planUpsert(FrontendState& st, LbService spec, Batch& batch) {
     iv.count = internal_count;
     iv.gen = static_cast<uint16_t>(gen | LB_GEN_INTERNAL);
     iv.flags2 = static_cast<uint8_t>(SVC_F2_SCOPE_INTERNAL | (v.flags2 & SVC_F2_MAGLEV));
-    batch.fe_keys.push_back(internalFrontendKey(spec.frontend));
-    batch.fe_vals.push_back(iv);
-  } else if (st.two_scopes) {
+    planFrontendWrite(spec.frontend, LB_SCOPE_INTERNAL, iv, batch);
+  } else if (st.two_scopes && spec.frontend.ip.isV4()) {
     batch.fe_deletes.push_back(internalFrontendKey(spec.frontend));
+  } else if (st.two_scopes) {
+    batch.fe6_deletes.push_back(frontendKey6(spec.frontend, LB_SCOPE_INTERNAL));
   }
-  batch.fe_keys.push_back(frontendKey(spec.frontend));
-  batch.fe_vals.push_back(v);
+  planFrontendWrite(spec.frontend, LB_SCOPE_EXTERNAL, v, batch);
 
   // References of the previous spec are dropped after the flip, so a backend that stays never
   // leaves the backends map, and one that goes leaves it only when no slot points at it.
@@ -412,7 +491,7 @@ void Manager::planMaglev(uint32_t id, uint16_t gen, const std::vector<uint32_t>&
   names.reserve(ids.size());
   for (uint32_t b : ids) {
     const auto& [addr, port, proto] = backend_by_id_.at(b);
-    names.push_back(fmt::format("{}:{}/{}", IpAddr::fromHostOrder(ntohl(addr)).toString(), port, proto));
+    names.push_back(fmt::format("{}:{}/{}", addr.toString(), port, proto));
   }
   auto table = maglevTable(names, cfg_.maglev_table_size);
   for (size_t off = 0; off < table.size(); off += LB_MAGLEV_CHUNK) {
@@ -445,6 +524,14 @@ void Manager::planDelete(const FrontendState& st, Batch& batch) {
 
 Status Manager::removeFrontendEntries(const FrontendState& st) {
   // The external entry first: it is what sends lookups to the internal one.
+  if (!st.frontend.ip.isV4()) {
+    CILIUM_RETURN_IF_ERROR(asStatus(maps_.services6->remove(frontendKey6(st.frontend))));
+    if (st.two_scopes)
+      CILIUM_RETURN_IF_ERROR(
+          asStatus(maps_.services6->remove(frontendKey6(st.frontend, LB_SCOPE_INTERNAL))));
+    (void)maps_.revnat6->remove(st.id);
+    return okStatus();
+  }
   CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(frontendKey(st.frontend))));
   if (st.two_scopes)
     CILIUM_RETURN_IF_ERROR(asStatus(maps_.services->remove(internalFrontendKey(st.frontend))));
@@ -463,15 +550,25 @@ void Manager::Writes::clear() {
   maglev_vals.clear();
   fe_keys.clear();
   fe_vals.clear();
+  backend6_keys.clear();
+  backend6_vals.clear();
+  revnat6_keys.clear();
+  revnat6_vals.clear();
+  fe6_keys.clear();
+  fe6_vals.clear();
 }
 
 Status Manager::writeMaps(const Writes& w) const {
   // Order matters: everything a frontend points at exists before the frontend is written.
+  // (validate() refused IPv6 frontends without the IPv6 maps: their vectors are empty then.)
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.backends, w.backend_keys, w.backend_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.backends6, w.backend6_keys, w.backend6_vals));
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.revnat, w.revnat_keys, w.revnat_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.revnat6, w.revnat6_keys, w.revnat6_vals));
   CILIUM_RETURN_IF_ERROR(writeAll(maps_.slots, w.slot_keys, w.slot_vals));
   if (maps_.maglev != nullptr)
     CILIUM_RETURN_IF_ERROR(writeAll(maps_.maglev, w.maglev_keys, w.maglev_vals));
+  CILIUM_RETURN_IF_ERROR(writeAll(maps_.services6, w.fe6_keys, w.fe6_vals));
   return writeAll(maps_.services, w.fe_keys, w.fe_vals);
 }
 
@@ -487,6 +584,7 @@ Status Manager::finishRemovals(Batch& batch) {
     if (!s.ok() && first.ok()) first = std::move(s);
   };
   for (const auto& k : batch.fe_deletes) keep(asStatus(maps_.services->remove(k)));
+  for (const auto& k : batch.fe6_deletes) keep(asStatus(maps_.services6->remove(k)));
   for (const auto& k : batch.slot_deletes) keep(asStatus(maps_.slots->remove(k)));
   if (maps_.maglev != nullptr)
     for (const auto& k : batch.maglev_deletes) keep(asStatus(maps_.maglev->remove(k)));
@@ -497,7 +595,10 @@ Status Manager::finishRemovals(Batch& batch) {
     if (it == backends_.end()) continue;
     if (was_active && it->second.active_refs > 0) it->second.active_refs--;
     if (it->second.refs > 0 && --it->second.refs > 0) continue;
-    keep(asStatus(maps_.backends->remove(id)));
+    if (std::get<0>(kit->second).isV4())
+      keep(asStatus(maps_.backends->remove(id)));
+    else
+      keep(asStatus(maps_.backends6->remove(id)));
     backends_.erase(it);
     backend_by_id_.erase(kit);
   }
@@ -508,9 +609,9 @@ Status Manager::finishRemovals(Batch& batch) {
     if (kit == backend_by_id_.end()) continue;
     auto& ref = backends_.at(kit->second);
     uint8_t want = ref.active_refs > 0 ? LB_BACKEND_ACTIVE : LB_BACKEND_TERMINATING;
-    if (ref.value.state == want) continue;
-    ref.value.state = want;
-    keep(maps_.backends->update(id, ref.value));
+    if (ref.state == want) continue;
+    ref.state = want;
+    keep(writeBackendState(id, kit->second, want));
   }
   return first;
 }
@@ -520,8 +621,12 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
   // second one is cheaper than holding a copy of every frontend of a 100k-Service sync.
   std::vector<LbService>& fes = scratch_fes_;
   size_t total = 0;
+  size_t skipped_v6 = 0;
+  const ServiceName* first_skipped = nullptr;
   for (const auto& svc : svcs) {
-    CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg_, fes));
+    size_t before = skipped_v6;
+    CILIUM_RETURN_IF_ERROR(expandServiceInto(svc, cfg_, fes, &skipped_v6));
+    if (skipped_v6 != before && first_skipped == nullptr) first_skipped = &svc.name;
     for (const auto& fe : fes) {
       CILIUM_RETURN_IF_ERROR(validate(fe));
       auto it = by_frontend_.find(fe.frontend);
@@ -536,6 +641,9 @@ Status Manager::upsertLocked(std::span<const Service> svcs) {
     }
     total += fes.size();
   }
+  if (skipped_v6 != 0)
+    log()->info("IPv6 frontends skipped: enable-ipv6 is off count={} first_service={}", skipped_v6,
+                first_skipped->str());
   Batch batch;
   // A large sync sizes the tables once instead of rehashing on the way; a small change leaves
   // them alone (reserving size + 1 could rehash a 100k table for one Service).
@@ -735,16 +843,24 @@ Status Manager::restore() {
   by_owner_.clear();
   backends_.clear();
   backend_by_id_.clear();
-  CILIUM_RETURN_IF_ERROR(maps_.backends->forEach([&](const uint32_t& id, const lb4_backend& v) {
-    BackendKey key{v.address, ntohs(v.port), v.proto};
+  auto addBackend = [&](uint32_t id, const IpAddr& ip, __be16 port, uint8_t proto, uint8_t state) {
+    BackendKey key{ip, ntohs(port), proto};
     BackendRef ref;
     ref.id = id;
-    ref.value = v;
+    ref.state = state;
     backends_[key] = ref;
     backend_by_id_[id] = key;
     next_backend_id_ = std::max(next_backend_id_, id + 1);
     return true;
+  };
+  CILIUM_RETURN_IF_ERROR(maps_.backends->forEach([&](const uint32_t& id, const lb4_backend& v) {
+    return addBackend(id, IpAddr::fromNetworkOrder(v.address), v.port, v.proto, v.state);
   }));
+  if (maps_.backends6 != nullptr)
+    CILIUM_RETURN_IF_ERROR(maps_.backends6->forEach([&](const uint32_t& id, const lb6_backend& v) {
+      return addBackend(id, IpAddr::fromBytes(IpFamily::kV6, v.address.ip6), v.port, v.proto,
+                        v.state);
+    }));
   // Every slot in one pass (batched reads) instead of one lookup per slot: packed
   // (service id, generation, slot) -> backend id.
   auto slot_key = [](const lb4_slot_key& k) {
@@ -755,20 +871,29 @@ Status Manager::restore() {
     slot_backends.emplace(slot_key(k), id);
     return true;
   }));
-  std::vector<std::pair<lb4_key, lb4_service>> fes;
+  // Both families' frontends: service ids come from one id space.
+  std::vector<std::pair<Frontend, lb4_service>> fes;
   std::unordered_map<uint32_t, lb4_service> internal;  // by service id
-  CILIUM_RETURN_IF_ERROR(maps_.services->forEach([&](const lb4_key& k, const lb4_service& v) {
-    if (k.scope == LB_SCOPE_INTERNAL)
+  auto addFrontend = [&](const IpAddr& ip, __be16 dport, uint8_t proto, uint8_t scope,
+                         const lb4_service& v) {
+    if (scope == LB_SCOPE_INTERNAL)
       internal[v.rev_nat_index] = v;
     else
-      fes.emplace_back(k, v);
+      fes.emplace_back(Frontend{ip, ntohs(dport), static_cast<Protocol>(proto)}, v);
     return true;
+  };
+  CILIUM_RETURN_IF_ERROR(maps_.services->forEach([&](const lb4_key& k, const lb4_service& v) {
+    return addFrontend(IpAddr::fromNetworkOrder(k.address), k.dport, k.proto, k.scope, v);
   }));
-  for (const auto& [k, v] : fes) {
+  if (maps_.services6 != nullptr)
+    CILIUM_RETURN_IF_ERROR(maps_.services6->forEach([&](const lb6_key& k, const lb4_service& v) {
+      return addFrontend(IpAddr::fromBytes(IpFamily::kV6, k.address.ip6), k.dport, k.proto, k.scope,
+                         v);
+    }));
+  for (const auto& [fe, v] : fes) {
     FrontendState st(&arena_);
     st.id = v.rev_nat_index;
-    st.frontend =
-        Frontend{IpAddr::fromHostOrder(ntohl(k.address)), ntohs(k.dport), static_cast<Protocol>(k.proto)};
+    st.frontend = fe;
     st.type = typeOf(v.flags);
     st.session_affinity = v.flags & SVC_F_AFFINITY;
     st.affinity_timeout = v.affinity_timeout;
@@ -800,13 +925,15 @@ Status Manager::restore() {
         continue;
       auto kit = backend_by_id_.find(*id);
       if (kit == backend_by_id_.end()) continue;
+      // Fail closed: a slot naming the other family's backend is left out.
+      if (std::get<0>(kit->second).family() != fe.ip.family()) continue;
       auto& ref = backends_[kit->second];
       ref.refs++;
       ref.active_refs++;  // slots hold active backends only
       Backend b;
-      b.ip = IpAddr::fromHostOrder(ntohl(ref.value.address));
-      b.port = ntohs(ref.value.port);
-      b.state = static_cast<BackendState>(ref.value.state);
+      b.ip = std::get<0>(kit->second);
+      b.port = std::get<1>(kit->second);
+      b.state = static_cast<BackendState>(ref.state);
       b.local = true;  // unknown after a restart; keeps eTP=Local frontends' slots as they are
       st.backends.push_back({b, *id});
     }

@@ -86,6 +86,9 @@ struct ServicePort {
 struct Service {
   ServiceName name;
   std::optional<IpAddr> cluster_ip;  // none for headless
+  // spec.clusterIPs after the first: the other family's ClusterIP of a dual-stack Service.
+  // Each ClusterIP's frontends get the backends of its own family only.
+  std::vector<IpAddr> more_cluster_ips;
   std::vector<IpAddr> external_ips;
   std::vector<IpAddr> load_balancer_ips;  // status.loadBalancer.ingress
   std::vector<ServicePort> ports;
@@ -102,6 +105,12 @@ using BackendsMap = bpf::Map<uint32_t, lb4_backend>;
 using RevNatMap = bpf::Map<uint32_t, lb4_reverse_nat>;
 using AffinityMap = bpf::Map<lb4_affinity_key, lb4_affinity_val>;
 using MaglevMap = bpf::Map<lb4_maglev_key, lb4_maglev_chunk>;
+// IPv6 twins of the maps keyed or valued by an address (bpf/abi/lb.h); slots and Maglev tables
+// are shared by both families (one id space).
+using Services6Map = bpf::Map<lb6_key, lb4_service>;
+using Backends6Map = bpf::Map<uint32_t, lb6_backend>;
+using RevNat6Map = bpf::Map<uint32_t, lb6_reverse_nat>;
+using Affinity6Map = bpf::Map<lb6_affinity_key, lb4_affinity_val>;
 
 // Non-owning; whoever built them keeps them alive.
 struct ServiceMaps {
@@ -110,6 +119,10 @@ struct ServiceMaps {
   BackendsMap* backends = nullptr;
   RevNatMap* revnat = nullptr;
   MaglevMap* maglev = nullptr;  // without it, Maglev frontends are refused
+  // Without all three, IPv6 frontends are refused (kFailedPrecondition).
+  Services6Map* services6 = nullptr;
+  Backends6Map* backends6 = nullptr;
+  RevNat6Map* revnat6 = nullptr;
 };
 
 struct ManagerConfig {
@@ -124,6 +137,9 @@ struct ManagerConfig {
   // A sync of more frontends than this writes the maps in chunks of this many, on a second
   // thread, while it plans the next chunk.
   uint32_t write_chunk = 8192;
+  // enable-ipv6: off, the IPv6 frontends of Services are skipped (one log line per change
+  // naming how many), and REST-made ones are refused.
+  bool enable_ipv6 = true;
 };
 
 // Expands a Service into its frontends (ClusterIP, externalIPs, LoadBalancer IPs, NodePort on
@@ -194,9 +210,9 @@ class Manager {
     uint32_t id = 0;
     uint32_t refs = 0;
     uint32_t active_refs = 0;  // references that list it as active
-    lb4_backend value{};
+    uint8_t state = LB_BACKEND_ACTIVE;  // what the backends map holds
   };
-  using BackendKey = std::tuple<uint32_t, uint16_t, uint8_t>;  // address, port (host), proto
+  using BackendKey = std::tuple<IpAddr, uint16_t, uint8_t>;  // address, port (host), proto
 
   // The map writes of a change, in the order writeMaps() applies them. A large sync hands them
   // to a writer thread chunk by chunk while it plans the next chunk.
@@ -211,11 +227,19 @@ class Manager {
     std::vector<lb4_maglev_chunk> maglev_vals;
     std::vector<lb4_key> fe_keys;
     std::vector<lb4_service> fe_vals;
+    // IPv6 frontends, their backends and reverse NAT entries.
+    std::vector<uint32_t> backend6_keys;
+    std::vector<lb6_backend> backend6_vals;
+    std::vector<uint32_t> revnat6_keys;
+    std::vector<lb6_reverse_nat> revnat6_vals;
+    std::vector<lb6_key> fe6_keys;
+    std::vector<lb4_service> fe6_vals;
     void clear();  // keeps the capacity for the next chunk
   };
   // Plans the writes and removals of a change; applied by flush().
   struct Batch : Writes {
     std::vector<lb4_key> fe_deletes;  // after the writes (an internal scope no longer used)
+    std::vector<lb6_key> fe6_deletes;
     std::vector<lb4_slot_key> slot_deletes;
     std::vector<lb4_maglev_key> maglev_deletes;
     // (id, referenced as active) whose reference is dropped after the flip
@@ -224,6 +248,11 @@ class Manager {
   };
 
   Status validate(const LbService& svc) const;
+  // Plans the write of backend `id`'s map entry (the map of its family).
+  void planBackendWrite(uint32_t id, const BackendKey& key, uint8_t state, Writes& w) const;
+  Status writeBackendState(uint32_t id, const BackendKey& key, uint8_t state) const;
+  // Plans the write of a frontend entry (key of `fe` in `scope`) in its family's map.
+  static void planFrontendWrite(const Frontend& fe, uint8_t scope, const lb4_service& v, Writes& w);
   Result<uint32_t> allocateId(uint32_t wanted);
   Result<uint32_t> acquireBackend(const Backend& b, Protocol proto, Batch& batch);
   void planUpsert(FrontendState& st, LbService spec, Batch& batch);
@@ -268,9 +297,11 @@ class Manager {
   std::vector<uint32_t> scratch_active_, scratch_all_, scratch_old_active_, scratch_old_all_;
 };
 
-// The map key of a frontend (scope external: what every lookup tries first).
+// The map key of an IPv4 frontend (scope external: what every lookup tries first).
 lb4_key frontendKey(const Frontend& fe);
 // The key of its internal-scope entry (externalTrafficPolicy=Local: what pods and the node get).
 lb4_key internalFrontendKey(const Frontend& fe);
+// The IPv6 frontend's key in `scope` (LB_SCOPE_*).
+lb6_key frontendKey6(const Frontend& fe, uint8_t scope = LB_SCOPE_EXTERNAL);
 
 }  // namespace cilium::service

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
 /*
- * Service load balancing (IPv4). Design and limits: docs/services.md.
+ * Service load balancing, IPv4 and IPv6. Design and limits: docs/services.md.
  *   cilium_lb4_services    HASH     lb4_key (VIP, port, proto, scope) -> lb4_service (frontend)
  *   cilium_lb4_slots       HASH     lb4_slot_key (service id, generation, slot) -> backend id
  *   cilium_lb4_backends    HASH     backend id -> lb4_backend (IP, port, state)
@@ -19,7 +19,21 @@
  * cilium_lb4_backends (state LB_BACKEND_TERMINATING) so connections already pinned to them keep
  * working, but new connections never pick them.
  *
- * Twins: agent/service (ServiceMaps), cilium-dbg "bpf lb list".
+ * IPv6 (docs/services.md, "IPv6"): service ids (rev-nat indexes) and backend ids come from one
+ * id space for both families, so the maps that hold only ids serve both: cilium_lb4_slots and
+ * cilium_lb4_maglev hold the slots and tables of IPv6 frontends too, and an IPv6 frontend's
+ * value is a struct lb4_service like any other. Only the maps keyed or valued by an address
+ * have an IPv6 twin:
+ *   cilium_lb6_services    HASH     lb6_key (16-byte VIP, port, proto, scope) -> lb4_service
+ *   cilium_lb6_backends    HASH     backend id -> lb6_backend
+ *   cilium_lb6_reverse_nat HASH     __u32 service id -> lb6_reverse_nat
+ *   cilium_lb6_affinity    LRU_HASH lb6_affinity_key (client IPv6 or cookie, service id)
+ *                                   -> lb4_affinity_val
+ *   cilium_lb6_reverse_sk  LRU_HASH lb6_reverse_sk_key (socket cookie, backend) -> VIP, port
+ * The family of a frontend's map says which backends map its slots' ids name: an IPv4 frontend
+ * only ever has IPv4 backends and an IPv6 one IPv6 backends (the agent refuses a mix).
+ *
+ * Twins: agent/service (ServiceMaps, ServiceMaps6), cilium-dbg "bpf lb list".
  */
 #pragma once
 
@@ -142,6 +156,59 @@ struct lb4_reverse_sk_key {
 
 struct lb4_reverse_sk_val {
 	__be32 address;
+	__be16 port;
+	__u16 pad;
+	__u32 rev_nat_index;
+};
+
+/* IPv6 frontend key: the same fields as lb4_key with a 16-byte address. */
+struct lb6_key {
+	union v4v6_addr address; /* frontend IPv6 address */
+	__be16 dport;
+	__u8 proto;
+	__u8 scope; /* LB_SCOPE_* */
+};
+
+struct lb6_backend {
+	union v4v6_addr address;
+	__be16 port;
+	__u8 proto;
+	__u8 state; /* LB_BACKEND_* */
+	__u8 cluster_id;
+	__u8 pad[3];
+};
+
+struct lb6_reverse_nat {
+	union v4v6_addr address; /* the frontend replies must come from */
+	__be16 port;
+	__u16 pad;
+};
+
+/* Session affinity of an IPv6 frontend; the value is a struct lb4_affinity_val. */
+struct lb6_affinity_key {
+	union {
+		union v4v6_addr addr; /* LB_AFFINITY_CLIENT_IP: the client's IPv6 address */
+		__u64 cookie;	      /* LB_AFFINITY_CLIENT_COOKIE: its netns cookie, rest zero */
+	} client;
+	__u32 rev_nat_index;
+	__u8 client_kind; /* LB_AFFINITY_CLIENT_* */
+	__u8 pad[3];
+};
+
+/*
+ * Socket LB of IPv6 sockets. A socket connected to a v4-mapped address (::ffff:a.b.c.d) of an
+ * IPv4 frontend is translated through the IPv4 maps; its entry here holds the v4-mapped backend
+ * and frontend, as the socket sees them.
+ */
+struct lb6_reverse_sk_key {
+	__u64 cookie; /* bpf_get_socket_cookie() */
+	union v4v6_addr address;
+	__be16 port;
+	__u16 pad[3];
+};
+
+struct lb6_reverse_sk_val {
+	union v4v6_addr address;
 	__be16 port;
 	__u16 pad;
 	__u32 rev_nat_index;

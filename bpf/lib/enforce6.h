@@ -2,8 +2,8 @@
 /*
  * Stateful policy enforcement for IPv6 packets: lib/enforce.h's enforce4 on the IPv6 conntrack
  * maps, with the same states and the same policy maps (by identity and port, family-agnostic).
- * Not for IPv6 yet: L7 proxy redirection (a rule that wants a proxy drops, fail closed) and
- * service translation (no IPv6 services).
+ * Not for IPv6 yet: L7 proxy redirection (a rule that wants a proxy drops, fail closed). A
+ * reply of a service connection hands its service id over in ti->rev_nat (lib/lb6_packet.h).
  */
 #pragma once
 
@@ -38,8 +38,12 @@ static __always_inline int enforce6(const struct __sk_buff *ctx, struct pkt6 *p,
 	ti->ct_state = ct.status;
 	*trace_due = ct.monitor;
 	if (ct.status == CT_REPLY || ct.status == CT_RELATED) {
-		if (ct.entry)
+		if (ct.entry) {
 			*remote = ct.entry->src_sec_id;
+			/* A reply of a translated connection: undone by lb6_reverse. */
+			if (ct.status == CT_REPLY)
+				ti->rev_nat = ct.entry->lb_id;
+		}
 		return 0;
 	}
 	rev = runtime_policy_rev();

@@ -1,12 +1,14 @@
 // bpf tier: per-packet service load balancing in bpf_lxc (lib/lb_packet.h): DNAT of packets a
 // pod sends to a frontend, reverse NAT of the replies and of backends' ICMP errors, the backend
 // kept per connection, the refusal of connections to a service without backends, and hairpin.
-// The service Manager programs the maps.
+// The service Manager programs the maps. The LxcServiceFamilyTest tests run over IPv4 and IPv6
+// (lib/lb6_packet.h: dual-stack endpoints, an IPv6 ClusterIP).
 #include <set>
 
 #include "agent/datapath/conntrack.h"
 #include "agent/service/service.h"
 #include "tests/bpf/lxc_fixture.h"
+#include "tests/harness/family.h"
 #include "tests/harness/packet_assert.h"
 #include "tests/harness/service_maps.h"
 
@@ -36,7 +38,7 @@ class LxcServiceTest : public LxcTest {
     s.session_affinity = affinity;
     s.affinity_timeout = 60;
     s.name = {"default", "web"};
-    s.cluster_ip = *IpAddr::parse(kVip);
+    s.cluster_ip = *IpAddr::parse(addr(kVip));
     service::ServicePort p;
     p.name = "p";
     p.proto = proto;
@@ -47,86 +49,135 @@ class LxcServiceTest : public LxcTest {
   }
   service::Backend backend(const TestEndpoint& ep,
                            service::BackendState st = service::BackendState::kActive) {
-    return {*IpAddr::parse(ep.pod.ip), 8080, st, true};
+    return {*IpAddr::parse(ipOf(ep)), 8080, st, true};
   }
 
   testing::ServiceMapSet lb_;
   std::unique_ptr<service::Manager> mgr_;
 };
 
-TEST_F(LxcServiceTest, TcpToFrontendIsTranslatedAndRepliesComeFromTheFrontend) {
+using LxcServiceFamilyTest = FamilyTest<LxcServiceTest>;
+CILIUM_INSTANTIATE_FAMILIES(LxcServiceFamilyTest);
+
+std::string srcOf(const ParsedPacket& p) {
+  return p.eth_proto == 0x86dd ? p.src6 : ipv4String(p.saddr);
+}
+std::string dstOf(const ParsedPacket& p) {
+  return p.eth_proto == 0x86dd ? p.dst6 : ipv4String(p.daddr);
+}
+
+TEST_P(LxcServiceFamilyTest, TcpToFrontendIsTranslatedAndRepliesComeFromTheFrontend) {
   program(service::Protocol::kTcp, {backend(b_)});
-  auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(41000, 80, tcp::kSyn).build();
+  const std::string vip = addr(kVip);
+  auto syn = from(a_).ip(ipOf(a_), vip).tcp(41000, 80, tcp::kSyn).build();
   auto r = fromContainer(a_, syn);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
   auto p = parsePacket(r.packet);
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->daddr, ipv4(b_.pod.ip));
+  EXPECT_EQ(dstOf(*p), ipOf(b_));
   EXPECT_EQ(p->dport, 8080);
-  EXPECT_EQ(p->saddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(srcOf(*p), ipOf(a_));
   EXPECT_EQ(p->dst_mac, b_.mac) << "delivered to the backend pod";
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
 
-  auto synack = from(b_).ipv4(b_.pod.ip, a_.pod.ip).tcp(8080, 41000, tcp::kSyn | tcp::kAck).build();
+  auto synack = from(b_).ip(ipOf(b_), ipOf(a_)).tcp(8080, 41000, tcp::kSyn | tcp::kAck).build();
   r = fromContainer(b_, synack);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
   p = parsePacket(r.packet);
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->saddr, ipv4(kVip)) << "the client sees the frontend";
+  EXPECT_EQ(srcOf(*p), vip) << "the client sees the frontend";
   EXPECT_EQ(p->sport, 80);
-  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(dstOf(*p), ipOf(a_));
   EXPECT_EQ(p->dst_mac, a_.mac);
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
 
-  auto ack = from(a_).ipv4(a_.pod.ip, kVip).tcp(41000, 80, tcp::kAck).build();
+  auto ack = from(a_).ip(ipOf(a_), vip).tcp(41000, 80, tcp::kAck).build();
   r = fromContainer(a_, ack);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
-  EXPECT_EQ(parsePacket(r.packet)->daddr, ipv4(b_.pod.ip));
+  EXPECT_EQ(dstOf(*parsePacket(r.packet)), ipOf(b_));
 }
 
-TEST_F(LxcServiceTest, UdpBothBackendsUsedAndEachFlowSticks) {
+TEST_P(LxcServiceFamilyTest, UdpBothBackendsUsedAndEachFlowSticks) {
   program(service::Protocol::kUdp, {backend(b_), backend(c_)});
-  std::map<uint32_t, int> hits;
+  std::map<std::string, int> hits;
   for (uint16_t sport = 42000; sport < 42040; sport++) {
-    auto q = from(a_).ipv4(a_.pod.ip, kVip).udp(sport, 80).payload("q").build();
+    auto q = from(a_).ip(ipOf(a_), addr(kVip)).udp(sport, 80).payload("q").build();
     auto r = fromContainer(a_, q);
     ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
     auto p = parsePacket(r.packet);
     ASSERT_TRUE(p && p->l4_csum_ok);
-    hits[p->daddr]++;
+    hits[dstOf(*p)]++;
     // The same flow again: the same backend.
     auto again = parsePacket(fromContainer(a_, q).packet);
-    EXPECT_EQ(again->daddr, p->daddr);
+    EXPECT_EQ(dstOf(*again), dstOf(*p));
   }
-  EXPECT_GT(hits[ipv4(b_.pod.ip)], 0);
-  EXPECT_GT(hits[ipv4(c_.pod.ip)], 0);
+  EXPECT_GT(hits[ipOf(b_)], 0);
+  EXPECT_GT(hits[ipOf(c_)], 0);
 }
 
-TEST_F(LxcServiceTest, TerminatingBackendKeepsItsConnectionOnly) {
+TEST_P(LxcServiceFamilyTest, TerminatingBackendKeepsItsConnectionOnly) {
   program(service::Protocol::kTcp, {backend(b_)});
-  auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(41100, 80, tcp::kSyn).build();
-  ASSERT_EQ(parsePacket(fromContainer(a_, syn).packet)->daddr, ipv4(b_.pod.ip));
+  const std::string vip = addr(kVip);
+  auto syn = from(a_).ip(ipOf(a_), vip).tcp(41100, 80, tcp::kSyn).build();
+  ASSERT_EQ(dstOf(*parsePacket(fromContainer(a_, syn).packet)), ipOf(b_));
   program(service::Protocol::kTcp, {backend(b_, service::BackendState::kTerminating), backend(c_)});
-  auto ack = from(a_).ipv4(a_.pod.ip, kVip).tcp(41100, 80, tcp::kAck).build();
-  EXPECT_EQ(parsePacket(fromContainer(a_, ack).packet)->daddr, ipv4(b_.pod.ip));
+  auto ack = from(a_).ip(ipOf(a_), vip).tcp(41100, 80, tcp::kAck).build();
+  EXPECT_EQ(dstOf(*parsePacket(fromContainer(a_, ack).packet)), ipOf(b_));
   for (uint16_t sport = 41101; sport < 41111; sport++) {
-    auto s = from(a_).ipv4(a_.pod.ip, kVip).tcp(sport, 80, tcp::kSyn).build();
-    EXPECT_EQ(parsePacket(fromContainer(a_, s).packet)->daddr, ipv4(c_.pod.ip));
+    auto s = from(a_).ip(ipOf(a_), vip).tcp(sport, 80, tcp::kSyn).build();
+    EXPECT_EQ(dstOf(*parsePacket(fromContainer(a_, s).packet)), ipOf(c_));
   }
 }
 
-TEST_F(LxcServiceTest, SessionAffinityKeepsAClientOnOneBackendAcrossConnections) {
+TEST_P(LxcServiceFamilyTest, SessionAffinityKeepsAClientOnOneBackendAcrossConnections) {
   program(service::Protocol::kTcp, {backend(b_), backend(c_)}, true);
-  std::set<uint32_t> used;
+  std::set<std::string> used;
   for (uint16_t sport = 43000; sport < 43020; sport++) {
-    auto syn = from(a_).ipv4(a_.pod.ip, kVip).tcp(sport, 80, tcp::kSyn).build();
+    auto syn = from(a_).ip(ipOf(a_), addr(kVip)).tcp(sport, 80, tcp::kSyn).build();
     auto r = fromContainer(a_, syn);
     ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
-    used.insert(parsePacket(r.packet)->daddr);
+    used.insert(dstOf(*parsePacket(r.packet)));
   }
   EXPECT_EQ(used.size(), 1u) << "every new connection of the client went to one backend";
+}
+
+// IPv6: a frontend without backends refuses TCP and UDP alike with ICMPv6 port unreachable from
+// the frontend, quoting the refused packet (IPv4's RST and ICMP: the test below).
+TEST_P(LxcServiceFamilyTest, NoBackendIpv6AnswersWithPortUnreachable) {
+  if (family_ != Family::kV6) GTEST_SKIP() << "IPv4's answers: NoBackendAnswersTcpWithRst...";
+  const std::string vip = addr(kVip);
+  for (auto proto : {service::Protocol::kTcp, service::Protocol::kUdp}) {
+    SCOPED_TRACE(static_cast<int>(proto));
+    program(proto, {});
+    PacketBuilder b = from(a_);
+    b.ip(ipOf(a_), vip);
+    if (proto == service::Protocol::kTcp)
+      b.tcp(41200, 80, tcp::kSyn);
+    else
+      b.udp(41200, 80).payload("query");
+    auto in = b.build();
+    auto r = fromContainer(a_, in);
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << "the answer goes back into the pod";
+    auto p = parsePacket(r.packet);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(p->proto, 58);
+    EXPECT_EQ(p->icmp_type, 1) << "destination unreachable";
+    EXPECT_EQ(p->icmp_code, 4) << "port unreachable";
+    EXPECT_EQ(p->src6, vip);
+    EXPECT_EQ(p->dst6, ipOf(a_));
+    EXPECT_EQ(p->dst_mac, a_.mac);
+    EXPECT_EQ(p->src_mac, a_.host_mac);
+    EXPECT_TRUE(p->l4_csum_ok) << "ICMPv6 checksum over the pseudo-header";
+    // The quote: the refused packet's IPv6 header and its ports.
+    ASSERT_EQ(r.packet.size(), 14u + 40 + 8 + 48);
+    EXPECT_TRUE(std::equal(in.begin() + 14, in.begin() + 14 + 40, r.packet.begin() + 14 + 48));
+    EXPECT_EQ((r.packet[14 + 48 + 40] << 8) | r.packet[14 + 48 + 41], 41200);
+    auto drops = ofType(events(), EVENT_DROP);
+    ASSERT_EQ(drops.size(), 1u);
+    EXPECT_EQ(drops[0].subtype, DROP_NO_SERVICE) << "still reported";
+  }
 }
 
 // sessionAffinityConfig.clientIP.timeoutSeconds: the client keeps its backend while it comes

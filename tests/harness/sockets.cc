@@ -204,14 +204,20 @@ Result<uint16_t> localPort(int fd) {
 }
 
 std::string socketAddress(int fd, bool local) {
-  sockaddr_in a{};
-  socklen_t len = sizeof(a);
-  int r = local ? ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len)
-                : ::getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  sockaddr_storage ss{};
+  socklen_t len = sizeof(ss);
+  int r = local ? ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len)
+                : ::getpeername(fd, reinterpret_cast<sockaddr*>(&ss), &len);
   if (r != 0) return "";
-  char s[INET_ADDRSTRLEN];
-  ::inet_ntop(AF_INET, &a.sin_addr, s, sizeof(s));
-  return std::string(s) + ":" + std::to_string(ntohs(a.sin_port));
+  char s[INET6_ADDRSTRLEN];
+  if (ss.ss_family == AF_INET6) {
+    const auto* a6 = reinterpret_cast<const sockaddr_in6*>(&ss);
+    ::inet_ntop(AF_INET6, &a6->sin6_addr, s, sizeof(s));
+    return "[" + std::string(s) + "]:" + std::to_string(ntohs(a6->sin6_port));
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+  ::inet_ntop(AF_INET, &a->sin_addr, s, sizeof(s));
+  return std::string(s) + ":" + std::to_string(ntohs(a->sin_port));
 }
 
 Result<double> tcpRequestResponseRate(const std::string& client_netns,

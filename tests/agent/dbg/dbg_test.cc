@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -442,6 +443,36 @@ TEST(BpfPrintTest, Lb) {
             "10.96.0.10:80/TCP   2 backends (3) [ClusterIP, affinity 60s]\n"
             "                    10.0.1.1:8080/TCP (3) (1)\n"
             "                    10.0.1.2:8080/TCP terminating (3) (2)\n");
+}
+
+TEST(BpfPrintTest, LbIpv6) {
+  bpf::FakeMap<lb4_key, lb4_service> svcs("cilium_lb4_services");
+  bpf::FakeMap<lb4_slot_key, uint32_t> slots("cilium_lb4_slots");
+  bpf::FakeMap<uint32_t, lb4_backend> bes("cilium_lb4_backends");
+  bpf::FakeMap<lb6_key, lb4_service> svcs6("cilium_lb6_services");
+  bpf::FakeMap<uint32_t, lb6_backend> bes6("cilium_lb6_backends");
+  lb6_key k{};
+  auto v6 = *IpAddr::parse("fd00:96::10");
+  std::memcpy(k.address.ip6, v6.bytes().data(), 16);
+  k.dport = htons(80);
+  k.proto = 6;
+  lb4_service v{};
+  v.rev_nat_index = 4;
+  v.count = 1;
+  ASSERT_TRUE(svcs6.update(k, v).ok());
+  lb6_backend b{};
+  auto bip = *IpAddr::parse("fd00:1::5");
+  std::memcpy(b.address.ip6, bip.bytes().data(), 16);
+  b.port = htons(8080);
+  b.proto = 6;
+  ASSERT_TRUE(bes6.update(21, b).ok());
+  ASSERT_TRUE(slots.update(lb4_slot_key{4, 0, 1}, 21).ok());
+  std::ostringstream out;
+  ASSERT_TRUE(printLb(svcs, slots, bes, false, out, {&svcs6, &bes6}).ok());
+  EXPECT_EQ(out.str(),
+            "SERVICE ADDRESS          BACKEND ADDRESS (SERVICE ID) (SLOT)\n"
+            "[fd00:96::10]:80/TCP     1 backends (4) [ClusterIP]\n"
+            "                         [fd00:1::5]:8080/TCP (4) (1)\n");
 }
 
 TEST(BpfPrintTest, Ipcache) {

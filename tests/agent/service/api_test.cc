@@ -19,7 +19,12 @@ class ServiceApiTest : public ::testing::Test {
   bpf::FakeMap<lb4_slot_key, uint32_t> slots_{"sl"};
   bpf::FakeMap<uint32_t, lb4_backend> backends_{"b"};
   bpf::FakeMap<uint32_t, lb4_reverse_nat> revnat_{"r"};
-  Manager mgr_{{&services_, &slots_, &backends_, &revnat_}, {}};
+  bpf::FakeMap<lb6_key, lb4_service> services6_{"s6"};
+  bpf::FakeMap<uint32_t, lb6_backend> backends6_{"b6"};
+  bpf::FakeMap<uint32_t, lb6_reverse_nat> revnat6_{"r6"};
+  Manager mgr_{
+      {&services_, &slots_, &backends_, &revnat_, nullptr, &services6_, &backends6_, &revnat6_},
+      {}};
   api::Router router_;
 };
 
@@ -80,8 +85,25 @@ TEST_F(ServiceApiTest, BadInputNamesTheFieldAndChangesNothing) {
   }
   EXPECT_EQ(call("GET", "/v1/service/abc").status, 400);
   EXPECT_EQ(call("GET", "/v1/service/7").body["spec"]["backend-addresses"].size(), 2u);
-  auto v6 = call("PUT", "/v1/service/8", R"({"frontend-address": {"ip": "fd00::1", "port": 80}})");
-  EXPECT_EQ(v6.status, 501);
+  // A frontend with backends of the other family: refused, naming the backend.
+  auto mixed = call("PUT", "/v1/service/8", R"({"frontend-address": {"ip": "fd00::1", "port": 80},
+      "backend-addresses": [{"ip": "10.0.1.1", "port": 8080}]})");
+  EXPECT_EQ(mixed.status, 400);
+  EXPECT_NE(mixed.body.dump().find("10.0.1.1"), std::string::npos) << mixed.body.dump();
+}
+
+TEST_F(ServiceApiTest, Ipv6Frontend) {
+  auto put = call("PUT", "/v1/service/9", R"({"frontend-address": {"ip": "fd00::1", "port": 80},
+      "backend-addresses": [{"ip": "fd00:1::5", "port": 8080}]})");
+  EXPECT_EQ(put.status, 201) << put.body.dump();
+  auto one = call("GET", "/v1/service/9");
+  ASSERT_EQ(one.status, 200);
+  EXPECT_EQ(one.body["spec"]["frontend-address"]["ip"], "fd00::1");
+  EXPECT_EQ(one.body["spec"]["backend-addresses"][0]["ip"], "fd00:1::5");
+  EXPECT_EQ(*services6_.count(), 1u);
+  EXPECT_EQ(*backends6_.count(), 1u);
+  EXPECT_EQ(call("DELETE", "/v1/service/9").status, 200);
+  EXPECT_EQ(*services6_.count(), 0u);
 }
 
 }  // namespace

@@ -99,13 +99,96 @@ TEST(K8sFeedTest, NothingToBalance) {
       fromK8s(svc({{"clusterIP", "None"}, {"ports", {{{"port", 80}}}}}), {}, "n")->has_value());
   EXPECT_FALSE(fromK8s(svc({{"type", "ExternalName"}, {"externalName", "example.com"}}), {}, "n")
                    ->has_value());
-  // IPv6 slices and addresses are skipped, not errors.
-  auto s = svc({{"clusterIPs", {"fd00::1", "10.96.0.12"}}, {"ports", {{{"port", 80}}}}});
-  auto out =
-      fromK8s(s, {slice({{{"port", 80}}}, {{{"addresses", {"fd00::5"}}}}, "v6", "IPv6")}, "n");
-  ASSERT_TRUE(out.ok() && out->has_value());
-  EXPECT_EQ((*out)->cluster_ip->toString(), "10.96.0.12");
-  EXPECT_TRUE((*out)->ports[0].backends.empty());
+}
+
+// A dual-stack Service: both ClusterIPs, each family's EndpointSlices, externalIPs and
+// LoadBalancer ingress of both families; expandService gives each frontend its own family's
+// backends.
+TEST(K8sFeedTest, DualStackServiceBothFamilies) {
+  auto s = svc({{"clusterIPs", {"fd00:96::1", "10.96.0.12"}},
+                {"ipFamilies", {"IPv6", "IPv4"}},
+                {"ipFamilyPolicy", "PreferDualStack"},
+                {"externalIPs", {"2001:db8::7", "192.0.2.7"}},
+                {"ports", {{{"port", 80}}}}},
+               {{"loadBalancer", {{"ingress", {{{"ip", "2001:db8::8"}}}}}}});
+  auto out = fromK8s(s,
+                     {slice({{{"port", 8080}}}, {{{"addresses", {"fd00::5"}}}}, "v6", "IPv6"),
+                      slice({{{"port", 8080}}}, {{{"addresses", {"10.0.0.5"}}}}, "v4", "IPv4"),
+                      // An address of the other family in a slice is skipped, not taken.
+                      slice({{{"port", 8080}}}, {{{"addresses", {"10.0.0.6"}}}}, "bad", "IPv6")},
+                     "n");
+  ASSERT_TRUE(out.ok()) << out.error().message();
+  ASSERT_TRUE(out->has_value());
+  const Service& got = **out;
+  EXPECT_EQ(got.cluster_ip->toString(), "fd00:96::1");
+  ASSERT_EQ(got.more_cluster_ips.size(), 1u);
+  EXPECT_EQ(got.more_cluster_ips[0].toString(), "10.96.0.12");
+  ASSERT_EQ(got.external_ips.size(), 2u);
+  ASSERT_EQ(got.load_balancer_ips.size(), 1u);
+  EXPECT_EQ(got.ports[0].backends.size(), 2u);
+
+  auto fes = expandService(got, ManagerConfig{});
+  ASSERT_TRUE(fes.ok()) << fes.error().message();
+  ASSERT_EQ(fes->size(), 5u);  // 2 ClusterIPs, 2 externalIPs, 1 LoadBalancer
+  for (const auto& fe : *fes) {
+    ASSERT_EQ(fe.backends.size(), 1u) << fe.frontend.ip.toString();
+    EXPECT_EQ(fe.backends[0].ip.family(), fe.frontend.ip.family()) << fe.frontend.ip.toString();
+  }
+  // enable-ipv6 off: only the IPv4 frontends.
+  ManagerConfig v4only;
+  v4only.enable_ipv6 = false;
+  fes = expandService(got, v4only);
+  ASSERT_TRUE(fes.ok());
+  EXPECT_EQ(fes->size(), 2u);
+}
+
+TEST(K8sFeedTest, IpFamilyPolicyRules) {
+  auto convert = [](const json& spec) { return fromK8s(svc(spec), {}, "n"); };
+  json ports = {{{"port", 80}}};
+  // SingleStack (also unset) with two families: refused.
+  auto r = convert({{"clusterIPs", {"10.96.0.1", "fd00::1"}}, {"ports", ports}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("spec.clusterIPs"), std::string::npos);
+  EXPECT_FALSE(convert({{"clusterIPs", {"10.96.0.1", "fd00::1"}},
+                        {"ipFamilyPolicy", "SingleStack"},
+                        {"ports", ports}})
+                   .ok());
+  // RequireDualStack needs both.
+  r = convert(
+      {{"clusterIPs", {"10.96.0.1"}}, {"ipFamilyPolicy", "RequireDualStack"}, {"ports", ports}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("RequireDualStack"), std::string::npos);
+  EXPECT_TRUE(convert({{"clusterIPs", {"10.96.0.1", "fd00::1"}},
+                       {"ipFamilyPolicy", "RequireDualStack"},
+                       {"ports", ports}})
+                  .ok());
+  // PreferDualStack: one family or two.
+  EXPECT_TRUE(
+      convert(
+          {{"clusterIPs", {"fd00::1"}}, {"ipFamilyPolicy", "PreferDualStack"}, {"ports", ports}})
+          .ok());
+  // ipFamilies must name the ClusterIPs' families in order.
+  r = convert({{"clusterIPs", {"10.96.0.1", "fd00::1"}},
+               {"ipFamilies", {"IPv6", "IPv4"}},
+               {"ipFamilyPolicy", "PreferDualStack"},
+               {"ports", ports}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message().find("spec.ipFamilies[0]"), std::string::npos)
+      << r.error().message();
+  EXPECT_FALSE(
+      convert({{"clusterIPs", {"10.96.0.1"}}, {"ipFamilies", {"IPv5"}}, {"ports", ports}}).ok());
+  EXPECT_FALSE(
+      convert({{"clusterIPs", {"10.96.0.1"}}, {"ipFamilyPolicy", "Sometimes"}, {"ports", ports}})
+          .ok());
+  // Two ClusterIPs of one family.
+  EXPECT_FALSE(convert({{"clusterIPs", {"10.96.0.1", "10.96.0.2"}},
+                        {"ipFamilyPolicy", "PreferDualStack"},
+                        {"ports", ports}})
+                   .ok());
+  // An IPv6-only Service.
+  r = convert({{"clusterIPs", {"fd00::1"}}, {"ipFamilies", {"IPv6"}}, {"ports", ports}});
+  ASSERT_TRUE(r.ok() && r->has_value());
+  EXPECT_EQ((*r)->cluster_ip->toString(), "fd00::1");
 }
 
 TEST(K8sFeedTest, BadAddressIsNamed) {

@@ -20,26 +20,44 @@ struct CheckedMaps {
   bpf::FakeMap<lb4_slot_key, uint32_t> slots{"cilium_lb4_slots", 1 << 20};
   bpf::FakeMap<uint32_t, lb4_backend> backends{"cilium_lb4_backends", 1 << 20};
   bpf::FakeMap<uint32_t, lb4_reverse_nat> revnat{"cilium_lb4_reverse_nat", 1 << 20};
+  bpf::FakeMap<lb6_key, lb4_service> services6{"cilium_lb6_services", 1 << 20};
+  bpf::FakeMap<uint32_t, lb6_backend> backends6{"cilium_lb6_backends", 1 << 20};
+  bpf::FakeMap<uint32_t, lb6_reverse_nat> revnat6{"cilium_lb6_reverse_nat", 1 << 20};
 
-  ServiceMaps view() { return {&services, &slots, &backends, &revnat}; }
+  ServiceMaps view() {
+    ServiceMaps m{&services, &slots, &backends, &revnat};
+    m.services6 = &services6;
+    m.backends6 = &backends6;
+    m.revnat6 = &revnat6;
+    return m;
+  }
 
-  // Every frontend's slots 1..count exist under its generation and name an existing backend,
-  // and its reverse NAT entry exists.
+  // Every frontend's slots 1..count exist under its generation and name an existing backend
+  // of the frontend's own family, and its reverse NAT entry exists.
+  template <typename RevNat, typename Backends>
+  void check(const lb4_service& v, uint16_t port, const RevNat& rn, const Backends& bes,
+             std::vector<std::string>& out) {
+    if (!rn.lookup(v.rev_nat_index)->has_value())
+      out.push_back("no revnat for " + std::to_string(v.rev_nat_index));
+    for (uint16_t s = 1; s <= v.count; s++) {
+      auto id = slots.lookup(lb4_slot_key{v.rev_nat_index, v.gen, s});
+      if (!id->has_value()) {
+        out.push_back("frontend port " + std::to_string(port) + " slot " + std::to_string(s) +
+                      " missing");
+        continue;
+      }
+      if (!bes.lookup(**id)->has_value())
+        out.push_back("backend " + std::to_string(**id) + " missing");
+    }
+  }
   std::vector<std::string> violations() {
     std::vector<std::string> out;
     (void)services.forEach([&](const lb4_key& k, const lb4_service& v) {
-      if (!revnat.lookup(v.rev_nat_index)->has_value())
-        out.push_back("no revnat for " + std::to_string(v.rev_nat_index));
-      for (uint16_t s = 1; s <= v.count; s++) {
-        auto id = slots.lookup(lb4_slot_key{v.rev_nat_index, v.gen, s});
-        if (!id->has_value()) {
-          out.push_back("frontend port " + std::to_string(ntohs(k.dport)) + " slot " +
-                        std::to_string(s) + " missing");
-          continue;
-        }
-        if (!backends.lookup(**id)->has_value())
-          out.push_back("backend " + std::to_string(**id) + " missing");
-      }
+      check(v, ntohs(k.dport), revnat, backends, out);
+      return true;
+    });
+    (void)services6.forEach([&](const lb6_key& k, const lb4_service& v) {
+      check(v, ntohs(k.dport), revnat6, backends6, out);
       return true;
     });
     return out;
@@ -305,9 +323,6 @@ TEST_F(ManagerTest, BadInputIsRejectedAndLeavesStateInForce) {
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), ErrorCode::kInvalidArgument);
   EXPECT_NE(st.error().message().find("port"), std::string::npos);
-  Service v6 = web({be("10.0.1.1", 8080)});
-  v6.cluster_ip = ip("fd00::1");
-  EXPECT_FALSE(mgr_.upsertService(v6).ok());
   EXPECT_EQ(slotBackends("10.96.0.10", 80), (std::multiset<std::string>{"10.0.1.1:8080"}));
   // Another Service cannot take over a frontend.
   Service thief = web({be("10.0.9.9", 80)});
@@ -437,6 +452,167 @@ TEST_F(ManagerTest, LargeSyncWritesInChunksWhilePlanning) {
   EXPECT_EQ(*m_.slots.count(), 0u);
   EXPECT_EQ(*m_.backends.count(), 0u);
   EXPECT_EQ(*m_.revnat.count(), 0u);
+}
+
+}  // namespace
+}  // namespace cilium::service
+
+namespace cilium::service {
+namespace {
+
+// The backends ("[ip]:port") the IPv6 frontend's current slots hold.
+std::multiset<std::string> slotBackends6(CheckedMaps& m, const char* vip, uint16_t port) {
+  std::multiset<std::string> out;
+  auto fe = m.services6.lookup(frontendKey6(Frontend{ip(vip), port, Protocol::kTcp}));
+  if (!fe->has_value()) return out;
+  for (uint16_t s = 1; s <= (*fe)->count; s++) {
+    auto id = m.slots.lookup(lb4_slot_key{(*fe)->rev_nat_index, (*fe)->gen, s});
+    auto b = m.backends6.lookup(**id);
+    if (!b->has_value()) {
+      out.insert("<not an IPv6 backend>");
+      continue;
+    }
+    out.insert("[" + IpAddr::fromBytes(IpFamily::kV6, (*b)->address.ip6).toString() +
+               "]:" + std::to_string(ntohs((*b)->port)));
+  }
+  return out;
+}
+
+Service dualStack(std::vector<Backend> backends) {
+  Service s = web(std::move(backends));
+  s.more_cluster_ips = {ip("fd00:96::10")};
+  return s;
+}
+
+TEST_F(ManagerTest, DualStackServiceGivesEachFamilyItsOwnBackends) {
+  Service s = dualStack({be("10.0.1.1", 8080), be("fd00:1::1", 8080), be("fd00:1::2", 8080)});
+  ASSERT_TRUE(mgr_.upsertService(s).ok());
+  EXPECT_EQ(slotBackends("10.96.0.10", 80), (std::multiset<std::string>{"10.0.1.1:8080"}));
+  EXPECT_EQ(slotBackends6(m_, "fd00:96::10", 80),
+            (std::multiset<std::string>{"[fd00:1::1]:8080", "[fd00:1::2]:8080"}));
+  EXPECT_EQ(*m_.backends.count(), 1u);
+  EXPECT_EQ(*m_.backends6.count(), 2u);
+  // One id space: the two frontends and the three backends have distinct ids.
+  auto list = mgr_.list();
+  ASSERT_EQ(list.size(), 2u);
+  EXPECT_NE(list[0].id, list[1].id);
+  std::set<uint32_t> backend_ids;
+  (void)m_.backends.forEach([&](const uint32_t& id, const lb4_backend&) {
+    backend_ids.insert(id);
+    return true;
+  });
+  (void)m_.backends6.forEach([&](const uint32_t& id, const lb6_backend&) {
+    backend_ids.insert(id);
+    return true;
+  });
+  EXPECT_EQ(backend_ids.size(), 3u);
+  const auto& v6 = list[0].frontend.ip.isV4() ? list[1] : list[0];
+  auto rn = m_.revnat6.lookup(v6.id);
+  ASSERT_TRUE(rn->has_value());
+  EXPECT_EQ(IpAddr::fromBytes(IpFamily::kV6, (*rn)->address.ip6).toString(), "fd00:96::10");
+  EXPECT_EQ(ntohs((*rn)->port), 80);
+
+  // A backend change flips the IPv6 frontend's generation like an IPv4 one's.
+  s.ports[0].backends = {be("10.0.1.1", 8080), be("fd00:1::3", 8080)};
+  ASSERT_TRUE(mgr_.upsertService(s).ok());
+  EXPECT_EQ(slotBackends6(m_, "fd00:96::10", 80), (std::multiset<std::string>{"[fd00:1::3]:8080"}));
+  EXPECT_EQ(*m_.backends6.count(), 1u);
+  EXPECT_EQ(*m_.slots.count(), 2u);
+
+  ASSERT_TRUE(mgr_.deleteService(s.name).ok());
+  EXPECT_EQ(*m_.services6.count(), 0u);
+  EXPECT_EQ(*m_.backends6.count(), 0u);
+  EXPECT_EQ(*m_.revnat6.count(), 0u);
+  EXPECT_EQ(*m_.slots.count(), 0u);
+}
+
+TEST_F(ManagerTest, Ipv6ExternalIpIsAFrontendAndMaglevNeedsItsMap) {
+  Manager mg(maps(), [] {
+    ManagerConfig c{{ip("192.168.1.10")}};
+    c.algorithm = LbAlgorithm::kMaglev;
+    c.maglev_table_size = 251;
+    return c;
+  }());
+  // No Maglev map in this fixture: refused for both families alike.
+  Service s = dualStack({be("fd00:1::1", 8080)});
+  EXPECT_EQ(mg.upsertService(s).error().code(), ErrorCode::kFailedPrecondition);
+  Service e = web({be("fd00:1::1", 8080)});
+  e.cluster_ip.reset();
+  e.external_ips = {ip("2001:db8::7")};
+  ASSERT_TRUE(mgr_.upsertService(e).ok());
+  auto fe = m_.services6.lookup(frontendKey6(Frontend{ip("2001:db8::7"), 80, Protocol::kTcp}));
+  ASSERT_TRUE(fe->has_value());
+  EXPECT_TRUE((*fe)->flags & SVC_F_EXTERNAL_IP);
+  EXPECT_EQ((*fe)->count, 1);
+}
+
+TEST_F(ManagerTest, MixedFamiliesAreRefused) {
+  LbService s;
+  s.frontend = Frontend{ip("fd00:96::20"), 80, Protocol::kTcp};
+  s.backends = {be("10.0.1.1", 8080)};
+  auto r = mgr_.upsertFrontend(s);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidArgument);
+  s.frontend = Frontend{ip("10.96.0.20"), 80, Protocol::kTcp};
+  s.backends = {be("fd00:1::1", 8080)};
+  EXPECT_EQ(mgr_.upsertFrontend(s).error().code(), ErrorCode::kInvalidArgument);
+  EXPECT_EQ(*m_.services.count() + *m_.services6.count(), 0u);
+  // Two ClusterIPs of one family are no dual-stack Service.
+  Service twice = web({});
+  twice.more_cluster_ips = {ip("10.96.0.11")};
+  EXPECT_EQ(mgr_.upsertService(twice).error().code(), ErrorCode::kInvalidArgument);
+  // A v6 frontend with only IPv4 backends gets none of them: it refuses (count 0).
+  Service v6 = web({be("10.0.1.1", 8080)});
+  v6.cluster_ip = ip("fd00::1");
+  ASSERT_TRUE(mgr_.upsertService(v6).ok());
+  auto fe = m_.services6.lookup(frontendKey6(Frontend{ip("fd00::1"), 80, Protocol::kTcp}));
+  ASSERT_TRUE(fe->has_value());
+  EXPECT_EQ((*fe)->count, 0);
+}
+
+TEST_F(ManagerTest, Ipv6DisabledSkipsIpv6FrontendsWithoutError) {
+  ManagerConfig c{{ip("192.168.1.10")}};
+  c.enable_ipv6 = false;
+  Manager mg(maps(), c);
+  ASSERT_TRUE(mg.upsertService(dualStack({be("10.0.1.1", 8080), be("fd00:1::1", 8080)})).ok());
+  EXPECT_EQ(mg.frontendCount(), 1u);
+  EXPECT_EQ(*m_.services6.count(), 0u);
+  EXPECT_EQ(*m_.backends6.count(), 0u);
+  EXPECT_EQ(slotBackends("10.96.0.10", 80), (std::multiset<std::string>{"10.0.1.1:8080"}));
+  LbService rest;
+  rest.frontend = Frontend{ip("fd00:96::20"), 80, Protocol::kTcp};
+  EXPECT_EQ(mg.upsertFrontend(rest).error().code(), ErrorCode::kFailedPrecondition);
+}
+
+TEST_F(ManagerTest, Ipv6FrontendsNeedTheIpv6Maps) {
+  auto v = maps();
+  v.services6 = nullptr;
+  Manager mg(v, ManagerConfig{{ip("192.168.1.10")}});
+  EXPECT_EQ(mg.upsertService(dualStack({be("fd00:1::1", 8080)})).error().code(),
+            ErrorCode::kFailedPrecondition);
+  EXPECT_EQ(mg.frontendCount(), 0u);
+}
+
+TEST_F(ManagerTest, RestoreRebuildsIpv6Frontends) {
+  Service s = dualStack({be("10.0.1.1", 8080), be("fd00:1::1", 8080)});
+  ASSERT_TRUE(mgr_.upsertService(s).ok());
+  auto before = mgr_.list();
+  Manager again(maps(), ManagerConfig{{ip("192.168.1.10")}});
+  ASSERT_TRUE(again.restore().ok());
+  auto restored = again.list();
+  ASSERT_EQ(restored.size(), 2u);
+  for (size_t i = 0; i < 2; i++) {
+    EXPECT_EQ(restored[i].id, before[i].id);
+    EXPECT_EQ(restored[i].frontend, before[i].frontend);
+    ASSERT_EQ(restored[i].backends.size(), 1u);
+    EXPECT_EQ(restored[i].backends[0].ip, before[i].backends[0].ip);
+  }
+  // The same Service again: ids kept, nothing pruned.
+  ASSERT_TRUE(again.upsertService(s).ok());
+  ASSERT_TRUE(again.pruneRestored().ok());
+  EXPECT_EQ(again.list().size(), 2u);
+  EXPECT_EQ(again.list()[0].id, before[0].id);
+  EXPECT_EQ(slotBackends6(m_, "fd00:96::10", 80), (std::multiset<std::string>{"[fd00:1::1]:8080"}));
 }
 
 }  // namespace
