@@ -101,7 +101,9 @@ int main(int argc, char** argv) {
       std::move(hubble_opts), observability->endpointResolver(),
       observability->identityResolver(), &hubble_registry);
   if (cfg.enable_hubble) observability->setFlowPipeline(&hubble->pipeline());
-  auto services = std::make_unique<service::ServiceComponent>();
+  service::ComponentOptions service_opts;
+  service_opts.enable_ipv6 = cfg.enable_ipv6;
+  auto services = std::make_unique<service::ServiceComponent>(std::move(service_opts));
   // Flows name the Service of a frontend address (started before Hubble, which polls it).
   hubble->setServiceSource([svc = services.get()] {
     std::vector<hubble::ServiceFrontend> out;

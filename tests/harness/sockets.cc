@@ -204,14 +204,20 @@ Result<uint16_t> localPort(int fd) {
 }
 
 std::string socketAddress(int fd, bool local) {
-  sockaddr_in a{};
+  sockaddr_storage a{};
   socklen_t len = sizeof(a);
   int r = local ? ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len)
                 : ::getpeername(fd, reinterpret_cast<sockaddr*>(&a), &len);
   if (r != 0) return "";
-  char s[INET_ADDRSTRLEN];
-  ::inet_ntop(AF_INET, &a.sin_addr, s, sizeof(s));
-  return std::string(s) + ":" + std::to_string(ntohs(a.sin_port));
+  char s[INET6_ADDRSTRLEN];
+  if (a.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
+    ::inet_ntop(AF_INET6, &in6->sin6_addr, s, sizeof(s));
+    return std::string(s) + ":" + std::to_string(ntohs(in6->sin6_port));
+  }
+  const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
+  ::inet_ntop(AF_INET, &in->sin_addr, s, sizeof(s));
+  return std::string(s) + ":" + std::to_string(ntohs(in->sin_port));
 }
 
 Result<double> tcpRequestResponseRate(const std::string& client_netns,

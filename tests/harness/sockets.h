@@ -38,7 +38,8 @@ Result<std::string> recvExactly(int fd, size_t n,
 // The local port a socket is bound to.
 Result<uint16_t> localPort(int fd);
 
-// The IPv4 "ip:port" of a socket's peer (`local`: its own address); "" when it has none.
+// The "ip:port" of a socket's peer (`local`: its own address), IPv6 without brackets (split at
+// the last colon); "" when it has none.
 std::string socketAddress(int fd, bool local = false);
 
 // Request/response rate of one TCP connection from `client_netns` to a listener this opens on
