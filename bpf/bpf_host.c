@@ -3,9 +3,10 @@
  * bpf_host: the programs on the node's native devices (config key `devices`), attached by the
  * service load balancer (agent/service HostDatapath).
  *   cil_from_netdev: tcx ingress  (NodePort / externalIPs / LoadBalancer from outside, replies
- *                    of remote backends to SNATed connections, replies to masqueraded pods)
+ *                    of remote backends to SNATed connections, replies to masqueraded pods,
+ *                    IPv4 and IPv6)
  *   cil_to_netdev:   tcx egress   (replies of local backends to outside clients, BPF masquerade
- *                    of pods' connections to the outside)
+ *                    of pods' connections to the outside, IPv4 and IPv6)
  *   cil_xdp_entry:   XDP, with bpf-lb-acceleration=native (the remote-backend path, earlier)
  * Everything else passes untouched: the node's own traffic is not this program's business.
  * Paths: lib/nodeport.h, lib/masquerade.h, docs/services.md, docs/datapath.md.
@@ -23,6 +24,7 @@
 #include "lib/nodeport_icmp.h"
 #include "lib/nodeport_xdp.h"
 #include "lib/pkt.h"
+#include "lib/pkt6.h"
 
 /*
  * The packet's IPv4 facts: 0, or 1 for anything that is not IPv4, or -DROP_x for fragments and
@@ -40,6 +42,60 @@ static __always_inline int host_parse(struct __sk_buff *ctx, struct pkt4 *p)
 	return pkt_parse4(ctx, p, &ip);
 }
 
+/* Whether the packet is IPv6 (after making its headers linear, as host_parse does). */
+static __always_inline bool host_is_ipv6(struct __sk_buff *ctx)
+{
+	void *data = ctx_data(ctx);
+	void *data_end = ctx_data_end(ctx);
+	struct ethhdr *eth = data;
+
+	return (void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IPV6);
+}
+
+/*
+ * IPv6 from outside (masquerade only; no IPv6 NodePort yet): replies and ICMPv6 errors of pods'
+ * masqueraded connections go back to the pods; anything else, and what does not parse, is the
+ * stack's.
+ */
+static __always_inline int from_netdev6(struct __sk_buff *ctx)
+{
+	struct trace_info ti = {.dir = METRIC_INGRESS};
+	struct pkt6 p = {};
+	int ret;
+
+	if (pkt_parse6(ctx, &p) != 0)
+		return TC_ACT_OK;
+	ret = p.related ? masq_icmp_ingress6(ctx, &p) : masq_ingress6(ctx, &p);
+	if (ret < 0)
+		return send_drop6(ctx, &p, &ti, ret);
+	if (ret != TC_ACT_OK)
+		count_forwarded(p.len, METRIC_INGRESS);
+	return ret;
+}
+
+/* IPv6 leaving a native device: pods' connections to the outside are masqueraded. */
+static __always_inline int to_netdev6(struct __sk_buff *ctx)
+{
+	struct trace_info ti = {.dir = METRIC_EGRESS};
+	struct pkt6 p = {};
+	int ret;
+
+	ret = pkt_parse6(ctx, &p);
+	if (ret < 0) {
+		/* As for IPv4: a pod's fragment bound outside cannot be translated. */
+		if (masq_untranslatable6(&p))
+			return send_drop6(ctx, &p, &ti, ret);
+		return TC_ACT_OK;
+	}
+	if (p.related)
+		ret = masq_icmp_egress6(ctx, &p);
+	else
+		ret = masq_egress6(ctx, &p, mono_now_sec());
+	if (ret < 0)
+		return send_drop6(ctx, &p, &ti, ret);
+	return TC_ACT_OK;
+}
+
 SEC("tc")
 int cil_from_netdev(struct __sk_buff *ctx)
 {
@@ -49,7 +105,10 @@ int cil_from_netdev(struct __sk_buff *ctx)
 	int ret;
 
 	/* Fragments and malformed packets are the stack's to judge, not translated. */
-	if (host_parse(ctx, &p) != 0)
+	ret = host_parse(ctx, &p);
+	if (ret == 1 && host_is_ipv6(ctx))
+		return from_netdev6(ctx);
+	if (ret != 0)
 		return TC_ACT_OK;
 	if (p.related) {
 		ret = masq_icmp_ingress(ctx, &p);
@@ -91,6 +150,8 @@ int cil_to_netdev(struct __sk_buff *ctx)
 	__u32 now;
 
 	ret = host_parse(ctx, &p);
+	if (ret == 1 && host_is_ipv6(ctx))
+		return to_netdev6(ctx);
 	if (ret != 0) {
 		/*
 		 * The stack's to judge, except a fragment of a pod's packet that masquerade would

@@ -167,6 +167,19 @@ CILIUM_CHECK_FIELD(nat4_entry, created, 12);
 static_assert(sizeof(node_dev4) == 8);
 static_assert(sizeof(ipmasq_key4) == 8);
 CILIUM_CHECK_FIELD(ipmasq_key4, addr, 4);
+static_assert(sizeof(nat6_key) == 40);
+CILIUM_CHECK_FIELD(nat6_key, daddr, 16);
+CILIUM_CHECK_FIELD(nat6_key, sport, 32);
+CILIUM_CHECK_FIELD(nat6_key, proto, 36);
+CILIUM_CHECK_FIELD(nat6_key, dir, 37);
+static_assert(sizeof(nat6_entry) == 32);
+CILIUM_CHECK_FIELD(nat6_entry, to_port, 16);
+CILIUM_CHECK_FIELD(nat6_entry, flags, 18);
+CILIUM_CHECK_FIELD(nat6_entry, rev_nat_index, 20);
+CILIUM_CHECK_FIELD(nat6_entry, created, 24);
+static_assert(sizeof(node_dev6) == 16);
+static_assert(sizeof(ipmasq_key6) == 20);
+CILIUM_CHECK_FIELD(ipmasq_key6, addr, 4);
 
 #undef CILIUM_CHECK_FIELD
 

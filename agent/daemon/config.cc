@@ -91,6 +91,12 @@ config::Registry<Config>* buildRegistry() {
                    "routing-mode=native with masquerading (enable-bpf-masquerade, "
                    "enable-ipv4-masquerade) needs ipv4-native-routing-cidr: the CIDR of the pod "
                    "network that is reached without masquerading (e.g. the cluster pool)");
+    if (c.routing_mode == "native" && c.enable_ipv6 && c.bpfMasquerade6() &&
+        c.ipv6_native_routing_cidr.empty())
+      return Error(ErrorCode::kInvalidArgument,
+                   "routing-mode=native with IPv6 masquerading (enable-bpf-masquerade, "
+                   "enable-ipv6-masquerade, enable-ipv6) needs ipv6-native-routing-cidr: the IPv6 "
+                   "CIDR of the pod network that is reached without masquerading");
     // The option travels in the pod network's own packets; in a tunnel the backend's node would
     // have to find it inside VXLAN, which Cilium does with Geneve options (absent here).
     if (c.dsr() && c.routing_mode != "native")

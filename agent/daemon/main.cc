@@ -105,6 +105,7 @@ int main(int argc, char** argv) {
   service::ComponentOptions service_opts;
   // enable-ipv6 off: IPv6 frontends of Services are skipped with a log line, not errors.
   service_opts.manager.enable_ipv6 = cfg.enable_ipv6;
+  service_opts.enable_ipv6 = cfg.enable_ipv6;
   auto services = std::make_unique<service::ServiceComponent>(std::move(service_opts));
   // Flows name the Service of a frontend address (started before Hubble, which polls it).
   hubble->setServiceSource([svc = services.get()] {

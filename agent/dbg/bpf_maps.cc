@@ -28,13 +28,6 @@ IpAddr addrOf(uint8_t family, const v4v6_addr& a) {
   return IpAddr::fromBytes(family == ENDPOINT_KEY_IPV6 ? IpFamily::kV6 : IpFamily::kV4, a.ip6);
 }
 
-std::string v4Text(uint32_t be) {
-  in_addr a{be};
-  char buf[INET_ADDRSTRLEN];
-  inet_ntop(AF_INET, &a, buf, sizeof(buf));
-  return buf;
-}
-
 void printJson(const json& j, std::ostream& out) { out << j.dump(2) << "\n"; }
 
 }  // namespace
@@ -221,58 +214,33 @@ Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
   return okStatus();
 }
 
-Status printNat(const bpf::Map<nat4_key, nat4_entry>& nat, uint64_t now, bool json_out,
-                std::ostream& out) {
-  std::vector<std::pair<nat4_key, nat4_entry>> entries;
-  CILIUM_RETURN_IF_ERROR(nat.forEach([&](const nat4_key& k, const nat4_entry& v) {
-    entries.emplace_back(k, v);
-    return true;
-  }));
-  auto order = [](const nat4_key& k) {
-    return std::make_tuple(k.proto, k.dir, ntohl(k.saddr), ntohs(k.sport), ntohl(k.daddr),
-                           ntohs(k.dport));
-  };
-  std::sort(entries.begin(), entries.end(),
-            [&](const auto& a, const auto& b) { return order(a.first) < order(b.first); });
-  auto kind = [](const nat4_entry& v) {
-    return (v.flags & NAT_F_MASQ) != 0 ? std::string("Masquerade")
-                                       : fmt::format("NodePort RevNAT={}", v.rev_nat_index);
-  };
-  auto age = [now](const nat4_entry& v) {
-    return now >= v.created ? static_cast<int64_t>(now - v.created) : 0;
-  };
-  if (json_out) {
-    json arr = json::array();
-    for (const auto& [k, v] : entries) {
-      bool egress = k.dir == NAT_DIR_EGRESS;
-      json j = {{"protocol", protocolName(k.proto)},
-                {"direction", egress ? "OUT" : "IN"},
-                {"src", fmt::format("{}:{}", v4Text(k.saddr), ntohs(k.sport))},
-                {"dst", fmt::format("{}:{}", v4Text(k.daddr), ntohs(k.dport))},
-                {egress ? "xlate-src" : "xlate-dst",
-                 fmt::format("{}:{}", v4Text(v.to_addr), ntohs(v.to_port))},
-                {"created", v.created},
-                {"age-seconds", age(v)},
-                {"masquerade", (v.flags & NAT_F_MASQ) != 0}};
-      if ((v.flags & NAT_F_MASQ) == 0) j["rev-nat"] = v.rev_nat_index;
-      arr.push_back(std::move(j));
-    }
-    printJson(arr, out);
-    return okStatus();
-  }
-  for (const auto& [k, v] : entries) {
-    bool egress = k.dir == NAT_DIR_EGRESS;
-    out << fmt::format(
-        "{} {} {}:{} -> {}:{} {} {}:{} Created={}sec ago {}\n", protocolName(k.proto),
-        egress ? "OUT" : "IN", v4Text(k.saddr), ntohs(k.sport), v4Text(k.daddr), ntohs(k.dport),
-        egress ? "XLATE_SRC" : "XLATE_DST", v4Text(v.to_addr), ntohs(v.to_port), age(v), kind(v));
-  }
-  return okStatus();
+namespace {
+
+// One family-free row of either NAT map.
+struct NatRow {
+  uint8_t proto = 0, dir = 0;
+  IpAddr saddr, daddr, to_addr;
+  uint16_t sport = 0, dport = 0, to_port = 0;  // host order
+  uint16_t flags = 0;
+  uint32_t rev_nat_index = 0, created = 0;
+};
+
+template <class Key, class Entry>
+NatRow natRow(const Key& k, const Entry& v, IpAddr s, IpAddr d, IpAddr to) {
+  return NatRow{k.proto,         k.dir,           s,       d,       to, ntohs(k.sport),
+                ntohs(k.dport), ntohs(v.to_port), v.flags, v.rev_nat_index, v.created};
 }
 
-Result<size_t> flushNat(bpf::Map<nat4_key, nat4_entry>& nat) {
-  std::vector<nat4_key> keys;
-  CILIUM_RETURN_IF_ERROR(nat.forEach([&](const nat4_key& k, const nat4_entry&) {
+// "10.0.0.1:80", "[fd00::1]:80" (as `bpf ct list` prints IPv6).
+std::string hostPort(const IpAddr& a, uint16_t port) {
+  return a.isV4() ? fmt::format("{}:{}", a.toString(), port)
+                  : fmt::format("[{}]:{}", a.toString(), port);
+}
+
+template <class Key, class Entry>
+Result<size_t> flushAll(bpf::Map<Key, Entry>& nat) {
+  std::vector<Key> keys;
+  CILIUM_RETURN_IF_ERROR(nat.forEach([&](const Key& k, const Entry&) {
     keys.push_back(k);
     return true;
   }));
@@ -284,12 +252,81 @@ Result<size_t> flushNat(bpf::Map<nat4_key, nat4_entry>& nat) {
   return n;
 }
 
-Status printIpMasq(const bpf::Map<ipmasq_key4, uint8_t>& map, bool json_out, std::ostream& out) {
+}  // namespace
+
+Status printNat(const bpf::Map<nat4_key, nat4_entry>& nat, uint64_t now, bool json_out,
+                std::ostream& out, const bpf::Map<nat6_key, nat6_entry>* nat6) {
+  std::vector<NatRow> entries;
+  CILIUM_RETURN_IF_ERROR(nat.forEach([&](const nat4_key& k, const nat4_entry& v) {
+    entries.push_back(natRow(k, v, IpAddr::fromNetworkOrder(k.saddr),
+                             IpAddr::fromNetworkOrder(k.daddr), IpAddr::fromNetworkOrder(v.to_addr)));
+    return true;
+  }));
+  if (nat6 != nullptr)
+    CILIUM_RETURN_IF_ERROR(nat6->forEach([&](const nat6_key& k, const nat6_entry& v) {
+      entries.push_back(natRow(k, v, IpAddr::fromBytes(IpFamily::kV6, k.saddr.ip6),
+                               IpAddr::fromBytes(IpFamily::kV6, k.daddr.ip6),
+                               IpAddr::fromBytes(IpFamily::kV6, v.to_addr.ip6)));
+      return true;
+    }));
+  // IPv4 rows first (IpAddr orders by family), each in tuple order.
+  auto order = [](const NatRow& r) {
+    return std::make_tuple(r.saddr.family(), r.proto, r.dir, r.saddr, r.sport, r.daddr, r.dport);
+  };
+  std::sort(entries.begin(), entries.end(),
+            [&](const auto& a, const auto& b) { return order(a) < order(b); });
+  auto kind = [](const NatRow& v) {
+    return (v.flags & NAT_F_MASQ) != 0 ? std::string("Masquerade")
+                                       : fmt::format("NodePort RevNAT={}", v.rev_nat_index);
+  };
+  auto age = [now](const NatRow& v) {
+    return now >= v.created ? static_cast<int64_t>(now - v.created) : 0;
+  };
+  if (json_out) {
+    json arr = json::array();
+    for (const auto& v : entries) {
+      bool egress = v.dir == NAT_DIR_EGRESS;
+      json j = {{"protocol", protocolName(v.proto)},
+                {"direction", egress ? "OUT" : "IN"},
+                {"src", hostPort(v.saddr, v.sport)},
+                {"dst", hostPort(v.daddr, v.dport)},
+                {egress ? "xlate-src" : "xlate-dst", hostPort(v.to_addr, v.to_port)},
+                {"created", v.created},
+                {"age-seconds", age(v)},
+                {"masquerade", (v.flags & NAT_F_MASQ) != 0}};
+      if ((v.flags & NAT_F_MASQ) == 0) j["rev-nat"] = v.rev_nat_index;
+      arr.push_back(std::move(j));
+    }
+    printJson(arr, out);
+    return okStatus();
+  }
+  for (const auto& v : entries) {
+    bool egress = v.dir == NAT_DIR_EGRESS;
+    out << fmt::format("{} {} {} -> {} {} {} Created={}sec ago {}\n", protocolName(v.proto),
+                       egress ? "OUT" : "IN", hostPort(v.saddr, v.sport),
+                       hostPort(v.daddr, v.dport), egress ? "XLATE_SRC" : "XLATE_DST",
+                       hostPort(v.to_addr, v.to_port), age(v), kind(v));
+  }
+  return okStatus();
+}
+
+Result<size_t> flushNat(bpf::Map<nat4_key, nat4_entry>& nat) { return flushAll(nat); }
+
+Result<size_t> flushNat6(bpf::Map<nat6_key, nat6_entry>& nat) { return flushAll(nat); }
+
+Status printIpMasq(const bpf::Map<ipmasq_key4, uint8_t>& map, bool json_out, std::ostream& out,
+                   const bpf::Map<ipmasq_key6, uint8_t>* map6) {
   std::vector<IpPrefix> prefixes;
   CILIUM_RETURN_IF_ERROR(map.forEach([&](const ipmasq_key4& k, const uint8_t&) {
     prefixes.emplace_back(IpAddr::fromHostOrder(ntohl(k.addr)), static_cast<int>(k.prefixlen));
     return true;
   }));
+  if (map6 != nullptr)
+    CILIUM_RETURN_IF_ERROR(map6->forEach([&](const ipmasq_key6& k, const uint8_t&) {
+      prefixes.emplace_back(IpAddr::fromBytes(IpFamily::kV6, k.addr.ip6),
+                            static_cast<int>(k.prefixlen));
+      return true;
+    }));
   std::sort(prefixes.begin(), prefixes.end());
   if (json_out) {
     json arr = json::array();

@@ -31,6 +31,8 @@ inline constexpr char kLb6ServicesMapName[] = "cilium_lb6_services";
 inline constexpr char kLb6BackendsMapName[] = "cilium_lb6_backends";
 inline constexpr char kNatMapName[] = "cilium_snat_v4_external";
 inline constexpr char kIpMasqMapName[] = "cilium_ipmasq_v4";
+inline constexpr char kNat6MapName[] = "cilium_snat_v6_external";
+inline constexpr char kIpMasq6MapName[] = "cilium_ipmasq_v6";
 
 // IP ADDRESS / LOCAL ENDPOINT INFO, sorted by address.
 Status printEndpoints(const datapath::EndpointMap& map, bool json, std::ostream& out);
@@ -62,14 +64,18 @@ Status printLb(const bpf::Map<lb4_key, lb4_service>& services,
                Lb6Maps v6 = {});
 // One line per entry of cilium_snat_v4_external (bpf/abi/nat.h), as Cilium's `bpf nat list`:
 // "TCP OUT 10.0.0.5:40000 -> 1.1.1.1:80 XLATE_SRC 192.168.1.1:61234 Created=3sec ago Masquerade";
-// `now` is CLOCK_MONOTONIC seconds (the clock of nat4_entry.created).
+// then of cilium_snat_v6_external when given ("[fd00::5]:40000"); `now` is CLOCK_MONOTONIC
+// seconds (the clock of nat4_entry.created).
 Status printNat(const bpf::Map<nat4_key, nat4_entry>& nat, uint64_t now, bool json,
-                std::ostream& out);
+                std::ostream& out, const bpf::Map<nat6_key, nat6_entry>* nat6 = nullptr);
 // Deletes every entry of the NAT map; returns how many were deleted. Connections that were
 // being translated lose their mapping (their next packet allocates a new one, so they break).
 Result<size_t> flushNat(bpf::Map<nat4_key, nat4_entry>& nat);
-// IP PREFIX: the destinations BPF masquerade leaves alone (cilium_ipmasq_v4).
-Status printIpMasq(const bpf::Map<ipmasq_key4, uint8_t>& map, bool json, std::ostream& out);
+Result<size_t> flushNat6(bpf::Map<nat6_key, nat6_entry>& nat);
+// IP PREFIX: the destinations BPF masquerade leaves alone (cilium_ipmasq_v4, then
+// cilium_ipmasq_v6 when given).
+Status printIpMasq(const bpf::Map<ipmasq_key4, uint8_t>& map, bool json, std::ostream& out,
+                   const bpf::Map<ipmasq_key6, uint8_t>* map6 = nullptr);
 // REASON / DIRECTION / PACKETS / BYTES / LINE / FILE, summed over CPUs.
 Status printMetrics(const datapath::MetricsMap& map, bool json, std::ostream& out);
 

@@ -782,19 +782,28 @@ class Commands {
     if (what == "nat" && (verb == "list" || verb == "flush") && w.size() == 3) {
       auto m = openPinned<nat4_key, nat4_entry>(pinDir(), kNatMapName);
       if (!m.ok()) return fail(m.error());
+      // The IPv6 map exists once a bpf_host with IPv6 masquerade support has loaded.
+      auto m6 = openPinned<nat6_key, nat6_entry>(pinDir(), kNat6MapName);
       if (verb == "flush") {
         auto n = flushNat(**m);
         if (!n.ok()) return fail(n.error());
         out_ << fmt::format("Flushed {} entries from {}\n", *n, kNatMapName);
+        if (m6.ok()) {
+          auto n6 = flushNat6(**m6);
+          if (!n6.ok()) return fail(n6.error());
+          out_ << fmt::format("Flushed {} entries from {}\n", *n6, kNat6MapName);
+        }
         return 0;
       }
-      auto st = printNat(**m, env_.monotonic_seconds(), json_, out_);
+      auto st =
+          printNat(**m, env_.monotonic_seconds(), json_, out_, m6.ok() ? m6->get() : nullptr);
       return st.ok() ? 0 : fail(st.error());
     }
     if (what == "ipmasq" && verb == "list" && w.size() == 3) {
       auto m = openPinned<ipmasq_key4, uint8_t>(pinDir(), kIpMasqMapName);
       if (!m.ok()) return fail(m.error());
-      auto st = printIpMasq(**m, json_, out_);
+      auto m6 = openPinned<ipmasq_key6, uint8_t>(pinDir(), kIpMasq6MapName);
+      auto st = printIpMasq(**m, json_, out_, m6.ok() ? m6->get() : nullptr);
       return st.ok() ? 0 : fail(st.error());
     }
     if (what == "metrics" && verb == "list" && w.size() == 3) {

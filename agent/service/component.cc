@@ -40,6 +40,27 @@ Result<IpAddr> deviceAddress(const std::string& name) {
   return *found;
 }
 
+// The first global IPv6 address of device `name` (link-local ones are skipped: masqueraded
+// connections leave the link), as deviceAddress() picks IPv4's.
+Result<IpAddr> deviceAddress6(const std::string& name) {
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return errnoError(errno, "getifaddrs");
+  std::optional<IpAddr> found;
+  for (ifaddrs* a = list; a != nullptr && !found; a = a->ifa_next) {
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET6 || name != a->ifa_name)
+      continue;
+    const auto* in6 = reinterpret_cast<sockaddr_in6*>(a->ifa_addr);
+    IpAddr addr = IpAddr::fromBytes(IpFamily::kV6, in6->sin6_addr.s6_addr);
+    if (IpPrefix::parse("fe80::/10")->contains(addr)) continue;
+    found = addr;
+  }
+  ::freeifaddrs(list);
+  if (!found)
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "devices: {} has no global IPv6 address (needed by IPv6 masquerade)", name);
+  return *found;
+}
+
 // Node ports (NodePort SNAT and masquerade) come from NAT_PORT_MIN..NAT_PORT_MAX; the node's own
 // connections from the device's address must not take them, or their replies would be taken for
 // a pod's. Linux's default ephemeral range (32768-60999) stays below; a wider one is reported.
@@ -57,17 +78,22 @@ void warnOnEphemeralOverlap(const component::NodeConfig& node) {
 }  // namespace
 
 Status ServiceComponent::attachDevices(const std::vector<std::string>& devices, XdpMode xdp,
-                                       bool xdp_best_effort, std::vector<IpAddr>& node_ips) {
+                                       bool xdp_best_effort, bool masquerade6,
+                                       std::vector<IpAddr>& node_ips) {
   std::vector<int> attached;
   for (const auto& name : devices) {
     int ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
     if (ifindex == 0) return makeError(ErrorCode::kNotFound, "devices: no device named {}", name);
     CILIUM_ASSIGN_OR_RETURN(IpAddr addr, deviceAddress(name));
-    Status st = host_->attachDevice(ifindex, addr, xdp);
+    std::optional<IpAddr> addr6;
+    if (masquerade6) {
+      CILIUM_ASSIGN_OR_RETURN(addr6, deviceAddress6(name));
+    }
+    Status st = host_->attachDevice(ifindex, addr, xdp, addr6);
     if (!st.ok() && xdp != XdpMode::kDisabled && xdp_best_effort) {
       log()->warn("devices: {} without XDP acceleration (tc only): {}", name,
                   st.error().toString());
-      st = host_->attachDevice(ifindex, addr, XdpMode::kDisabled);
+      st = host_->attachDevice(ifindex, addr, XdpMode::kDisabled, addr6);
     }
     if (!st.ok()) return st.error().withContext("devices: " + name);
     attached.push_back(ifindex);
@@ -94,6 +120,18 @@ Status ServiceComponent::setNonMasquerade(component::Host& d, const Config& cfg)
           "destination outside the node's endpoints is masqueraded");
     }
     warnOnEphemeralOverlap(d.config<component::NodeConfig>());
+  }
+  if (opts_.enable_ipv6 && cfg.bpfMasquerade6()) {
+    if (!cfg.ipv6_native_routing_cidr.empty()) {
+      CILIUM_ASSIGN_OR_RETURN(IpPrefix p, IpPrefix::parse(cfg.ipv6_native_routing_cidr));
+      base_non_masq_.push_back(p);
+    } else if (d.ipam() != nullptr && d.ipam()->cidr(IpFamily::kV6)) {
+      base_non_masq_.push_back(*d.ipam()->cidr(IpFamily::kV6));
+    } else {
+      log()->warn(
+          "IPv6 BPF masquerade: no IPv6 pod CIDR and no ipv6-native-routing-cidr; every IPv6 "
+          "destination outside the node's endpoints is masqueraded");
+    }
   }
   for (const auto& c : base_non_masq_)
     log()->info("BPF masquerade: not masquerading to {}", c.toString());
@@ -124,6 +162,8 @@ Status ServiceComponent::applyIpMasqAgent() {
   if (!parsed.ok()) return parsed.error().withContext(ip_masq_agent_path_);
   std::vector<IpPrefix> cidrs = base_non_masq_;
   for (const auto& p : ipMasqAgentNonMasqueradeV4(*parsed)) cidrs.push_back(p);
+  if (opts_.enable_ipv6)
+    for (const auto& p : ipMasqAgentNonMasqueradeV6(*parsed)) cidrs.push_back(p);
   log()->info("ip-masq-agent: {} non-masquerade CIDRs from {}{}", cidrs.size() - base_non_masq_.size(),
               ip_masq_agent_path_, stamp.empty() ? " (missing: the defaults)" : "");
   return host_->setNonMasqueradeCidrs(cidrs);
@@ -168,6 +208,7 @@ Status ServiceComponent::start(component::Host& d) {
   }
   HostOptions ho;
   ho.enable_masquerade = cfg.bpfMasquerade();
+  ho.enable_masquerade6 = opts_.enable_ipv6 && cfg.bpfMasquerade6();
   ho.lb_mode = cfg.bpf_lb_mode == "dsr"      ? LB_MODE_DSR
                : cfg.bpf_lb_mode == "hybrid" ? LB_MODE_HYBRID
                                              : LB_MODE_SNAT;
@@ -183,7 +224,8 @@ Status ServiceComponent::start(component::Host& d) {
   const bool xdp = cfg.bpf_lb_acceleration != "disabled";
   CILIUM_RETURN_IF_ERROR(attachDevices(cfg.devicesList(),
                                        xdp ? XdpMode::kNative : XdpMode::kDisabled,
-                                       cfg.bpf_lb_acceleration == "best-effort", device_ips));
+                                       cfg.bpf_lb_acceleration == "best-effort",
+                                       ho.enable_masquerade6, device_ips));
   if (mc.node_ips.empty()) mc.node_ips = device_ips;
   mgr_ = std::make_unique<Manager>(dp_->maps(), mc);
   // kube-proxy's rules run before the BPF datapath sees a Service's packets: with the
@@ -207,12 +249,17 @@ Status ServiceComponent::start(component::Host& d) {
   CILIUM_RETURN_IF_ERROR(mgr_->restore());
   nat_gc_ = std::thread([this] { natGcLoop(); });
   if (cfg.enable_ip_masq_agent) ip_masq_agent_ = std::thread([this] { ipMasqAgentLoop(); });
-  d.addMapPressureProvider([this](std::vector<std::pair<std::string, double>>& out) {
+  d.addMapPressureProvider([this, masq6 = ho.enable_masquerade6](
+                               std::vector<std::pair<std::string, double>>& out) {
     NatMap& nat = host_->nat();
     if (nat.maxEntries() != 0)
       // By its pin name: the kernel keeps 15 characters of a map's name.
       out.emplace_back("cilium_snat_v4_external",
                        static_cast<double>(nat_live_.load()) / nat.maxEntries());
+    NatMap6& nat6 = host_->nat6();
+    if (masq6 && nat6.maxEntries() != 0)
+      out.emplace_back("cilium_snat_v6_external",
+                       static_cast<double>(nat6_live_.load()) / nat6.maxEntries());
   });
   return registerRoutes(d.router(), *mgr_);
 }
@@ -227,7 +274,8 @@ void ServiceComponent::natGcLoop() {
     if (!r.ok()) {
       log()->warn("NAT gc failed error={}", r.error().toString());
     } else {
-      nat_live_ = r->scanned - r->deleted;
+      nat6_live_ = r->scanned6 - r->deleted6;
+      nat_live_ = (r->scanned - r->deleted) - nat6_live_.load();
       if (r->deleted != 0) log()->debug("NAT gc scanned={} deleted={}", r->scanned, r->deleted);
     }
     lock.lock();

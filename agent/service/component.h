@@ -31,6 +31,8 @@ struct ComponentOptions {
   std::chrono::seconds nat_gc_interval{30};
   // How often the ip-masq-agent file is checked for changes (enable-ip-masq-agent).
   std::chrono::milliseconds ip_masq_agent_poll{1000};
+  // The agent runs with enable-ipv6: IPv6 masquerade (Config::bpfMasquerade6) applies.
+  bool enable_ipv6 = false;
 };
 
 class ServiceComponent final : public component::Component {
@@ -52,7 +54,7 @@ class ServiceComponent final : public component::Component {
   // `node_ips`. With `xdp_best_effort`, a device whose driver refuses the XDP program is served
   // by tc alone (a warning), instead of failing the start.
   Status attachDevices(const std::vector<std::string>& devices, XdpMode xdp, bool xdp_best_effort,
-                       std::vector<IpAddr>& node_ips);
+                       bool masquerade6, std::vector<IpAddr>& node_ips);
 
   Status setNonMasquerade(component::Host& d, const Config& cfg);
   Status applyIpMasqAgent();
@@ -65,9 +67,11 @@ class ServiceComponent final : public component::Component {
   std::mutex gc_mu_;
   std::condition_variable gc_cv_;
   bool stopping_ = false;
-  std::atomic<size_t> nat_live_{0};  // entries after the last NAT GC run
+  std::atomic<size_t> nat_live_{0};   // entries after the last NAT GC run
+  std::atomic<size_t> nat6_live_{0};  // IPv6 ones
   std::thread nat_gc_;
-  std::vector<IpPrefix> base_non_masq_;  // ipv4-native-routing-cidr or the pod CIDR
+  // ipv4-native-routing-cidr or the IPv4 pod CIDR, and the IPv6 twin with IPv6 masquerade
+  std::vector<IpPrefix> base_non_masq_;
   std::string ip_masq_agent_path_;
   std::string ip_masq_agent_stamp_;  // inode, size, mtime of the file last applied ("" missing)
   std::thread ip_masq_agent_;

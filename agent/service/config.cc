@@ -109,6 +109,10 @@ const config::Registry<Config>& configKeys() {
                "Masquerade IPv4 traffic from pods to the outside (with enable-bpf-masquerade; "
                "there is no iptables masquerade)",
                &Config::enable_ipv4_masquerade);
+    r->boolean("enable-ipv6-masquerade",
+               "Masquerade IPv6 traffic from pods to the outside (with enable-bpf-masquerade and "
+               "enable-ipv6)",
+               &Config::enable_ipv6_masquerade);
     r->boolean("enable-bpf-masquerade",
                "Masquerade pods' traffic to the outside in BPF on the devices: it leaves with the "
                "device's address",
@@ -120,6 +124,15 @@ const config::Registry<Config>& configKeys() {
                 auto p = IpPrefix::parse(v);
                 if (!p.ok()) return p.error();
                 if (p->family() != IpFamily::kV4) return invalidValue("is not an IPv4 CIDR");
+                return okStatus();
+              });
+    r->string("ipv6-native-routing-cidr",
+              "IPv6 destinations reached without masquerading (\"\": the node's IPv6 pod CIDR)",
+              &Config::ipv6_native_routing_cidr, [](std::string_view v) -> Status {
+                if (v.empty()) return okStatus();
+                auto p = IpPrefix::parse(v);
+                if (!p.ok()) return p.error();
+                if (p->family() != IpFamily::kV6) return invalidValue("is not an IPv6 CIDR");
                 return okStatus();
               });
     r->boolean("enable-ip-masq-agent",

@@ -36,14 +36,19 @@ struct Config {
   // the `devices` when both are on. Cilium's defaults: IPv4 masquerade on, BPF masquerade off
   // (Cilium then uses iptables, which this agent does not: nothing is masqueraded).
   bool enable_ipv4_masquerade = true;
+  // IPv6 likewise (with enable-ipv6; Cilium's default: on).
+  bool enable_ipv6_masquerade = true;
   bool enable_bpf_masquerade = false;
-  // Destinations never masqueraded ("" = the node's pod CIDR).
+  // Destinations never masqueraded ("" = the node's pod CIDR), per family.
   std::string ipv4_native_routing_cidr;
+  std::string ipv6_native_routing_cidr;
   // ip-masq-agent's non-masquerade CIDRs (agent/service/ip_masq_agent.h), re-read while running.
   bool enable_ip_masq_agent = false;
   std::string ip_masq_agent_config_path = "/etc/config/ip-masq-agent";
 
   bool bpfMasquerade() const { return enable_ipv4_masquerade && enable_bpf_masquerade; }
+  // IPv6 BPF masquerade, when the agent runs with enable-ipv6 (ComponentOptions::enable_ipv6).
+  bool bpfMasquerade6() const { return enable_ipv6_masquerade && enable_bpf_masquerade; }
   bool dsr() const { return bpf_lb_mode != "snat"; }
 
   // `devices` split on commas and whitespace, empty items dropped.

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <filesystem>
 
 #include "agent/bpf/attach.h"
@@ -32,6 +33,10 @@ struct HostDatapath::State {
   std::unique_ptr<bpf::KernelMap<ct_key4, ct_entry>> ct_tcp, ct_any;
   std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat;
   std::unique_ptr<bpf::KernelMap<ipmasq_key4, uint8_t>> ipmasq;
+  std::unique_ptr<bpf::KernelMap<nat6_key, nat6_entry>> nat6;
+  std::unique_ptr<bpf::KernelMap<uint32_t, node_dev6>> devices6;
+  std::unique_ptr<bpf::KernelMap<ct_key6, ct_entry>> ct6_tcp, ct6_any;
+  std::unique_ptr<bpf::KernelMap<ipmasq_key6, uint8_t>> ipmasq6;
 };
 
 HostDatapath::~HostDatapath() = default;
@@ -46,6 +51,7 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   // created them with other sizes.
   CILIUM_RETURN_IF_ERROR(bpf::adoptPinnedSizes(opened->obj));
   opened->rodata->cfg_enable_bpf_masquerade = opts.enable_masquerade ? 1 : 0;
+  opened->rodata->cfg_enable_bpf_masquerade6 = opts.enable_masquerade6 ? 1 : 0;
   if (opts.lb_mode > LB_MODE_HYBRID)
     return makeError(ErrorCode::kInvalidArgument, "host datapath: lb_mode {} is unknown",
                      opts.lb_mode);
@@ -72,11 +78,24 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   CILIUM_ASSIGN_OR_RETURN(
       dp->s_->ipmasq,
       (bpf::KernelMap<ipmasq_key4, uint8_t>::fromBorrowedFd(bpf_map__fd(m.cilium_ipmasq_v4))));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->nat6, (bpf::KernelMap<nat6_key, nat6_entry>::fromBorrowedFd(
+                                            bpf_map__fd(m.cilium_snat_v6_external))));
+  CILIUM_ASSIGN_OR_RETURN(
+      dp->s_->devices6,
+      (bpf::KernelMap<uint32_t, node_dev6>::fromBorrowedFd(bpf_map__fd(m.cilium_node_dev6))));
+  using Ct6KernelMap = bpf::KernelMap<ct_key6, ct_entry>;
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->ct6_tcp,
+                          Ct6KernelMap::fromBorrowedFd(bpf_map__fd(m.cilium_ct6_global)));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->ct6_any,
+                          Ct6KernelMap::fromBorrowedFd(bpf_map__fd(m.cilium_ct_any6_global)));
+  CILIUM_ASSIGN_OR_RETURN(
+      dp->s_->ipmasq6,
+      (bpf::KernelMap<ipmasq_key6, uint8_t>::fromBorrowedFd(bpf_map__fd(m.cilium_ipmasq_v6))));
   std::error_code ec;
   std::filesystem::create_directories(pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", pin_dir, ec.message());
-  log()->info("host datapath loaded pin_dir={} masquerade={} lb_mode={}", pin_dir,
-               opts.enable_masquerade, opts.lb_mode);
+  log()->info("host datapath loaded pin_dir={} masquerade={} masquerade6={} lb_mode={}", pin_dir,
+               opts.enable_masquerade, opts.enable_masquerade6, opts.lb_mode);
   return dp;
 }
 
@@ -116,14 +135,26 @@ static Status detachXdp(const std::string& pin) {
   return okStatus();
 }
 
-Status HostDatapath::attachDevice(int ifindex, const IpAddr& snat_address, XdpMode xdp) {
+Status HostDatapath::attachDevice(int ifindex, const IpAddr& snat_address, XdpMode xdp,
+                                  const std::optional<IpAddr>& snat6) {
   if (!snat_address.isV4())
     return makeError(ErrorCode::kInvalidArgument, "device {}: SNAT address {} is not IPv4", ifindex,
                      snat_address.toString());
+  if (snat6 && snat6->isV4())
+    return makeError(ErrorCode::kInvalidArgument, "device {}: IPv6 SNAT address {} is IPv4",
+                     ifindex, snat6->toString());
   node_dev4 dev{};
   dev.address = snat_address.v4NetworkOrder();
-  // The address first: the programs may SNAT out of this device as soon as they are attached.
+  // The addresses first: the programs may SNAT out of this device as soon as they are attached.
   CILIUM_RETURN_IF_ERROR(s_->devices->update(static_cast<uint32_t>(ifindex), dev));
+  if (snat6) {
+    node_dev6 dev6{};
+    std::memcpy(dev6.address.ip6, snat6->bytes().data(), sizeof(dev6.address.ip6));
+    CILIUM_RETURN_IF_ERROR(s_->devices6->update(static_cast<uint32_t>(ifindex), dev6));
+  } else {
+    auto r = s_->devices6->remove(static_cast<uint32_t>(ifindex));
+    if (!r.ok()) return r.error();
+  }
   const std::pair<bpf::TcDirection, const bpf_program*> hooks[] = {
       {bpf::TcDirection::kIngress, (*s_->skel)->progs.cil_from_netdev},
       {bpf::TcDirection::kEgress, (*s_->skel)->progs.cil_to_netdev},
@@ -146,8 +177,8 @@ Status HostDatapath::attachDevice(int ifindex, const IpAddr& snat_address, XdpMo
   const char* mode = xdp == XdpMode::kNative    ? "native"
                      : xdp == XdpMode::kGeneric ? "generic"
                                                 : "disabled";
-  log()->info("native device attached ifindex={} snat={} xdp={}", ifindex, snat_address.toString(),
-              mode);
+  log()->info("native device attached ifindex={} snat={} snat6={} xdp={}", ifindex,
+              snat_address.toString(), snat6 ? snat6->toString() : "none", mode);
   return okStatus();
 }
 
@@ -162,6 +193,8 @@ Status HostDatapath::detachDevice(int ifindex) {
     CILIUM_RETURN_IF_ERROR(link->detach());
   }
   auto r = s_->devices->remove(static_cast<uint32_t>(ifindex));
+  if (!r.ok()) return r.error();
+  r = s_->devices6->remove(static_cast<uint32_t>(ifindex));
   if (!r.ok()) return r.error();
   return okStatus();
 }
@@ -192,39 +225,66 @@ NatMap& HostDatapath::nat() { return *s_->nat; }
 
 IpMasqMap& HostDatapath::ipMasq() { return *s_->ipmasq; }
 
-Status HostDatapath::setNonMasqueradeCidrs(const std::vector<IpPrefix>& cidrs) {
-  auto keyOf = [](const IpPrefix& p) {
-    ipmasq_key4 k{};
-    k.prefixlen = p.len();
-    k.addr = p.addr().v4NetworkOrder();
-    return k;
-  };
-  std::vector<ipmasq_key4> want;
-  for (const auto& p : cidrs) {
-    if (p.family() != IpFamily::kV4)
-      return makeError(ErrorCode::kInvalidArgument,
-                       "non-masquerade CIDR {}: only IPv4 is masqueraded", p.toString());
-    want.push_back(keyOf(p));
-  }
-  auto same = [](const ipmasq_key4& a, const ipmasq_key4& b) {
-    return a.prefixlen == b.prefixlen && a.addr == b.addr;
-  };
-  std::vector<ipmasq_key4> have;
-  CILIUM_RETURN_IF_ERROR(s_->ipmasq->forEach([&](const ipmasq_key4& k, const uint8_t&) {
+NatMap6& HostDatapath::nat6() { return *s_->nat6; }
+
+IpMasqMap6& HostDatapath::ipMasq6() { return *s_->ipmasq6; }
+
+namespace {
+
+ipmasq_key4 ipMasqKey4(const IpPrefix& p) {
+  ipmasq_key4 k{};
+  k.prefixlen = p.len();
+  k.addr = p.addr().v4NetworkOrder();
+  return k;
+}
+
+ipmasq_key6 ipMasqKey6(const IpPrefix& p) {
+  ipmasq_key6 k{};
+  k.prefixlen = p.len();
+  std::memcpy(k.addr.ip6, p.addr().bytes().data(), sizeof(k.addr.ip6));
+  return k;
+}
+
+// Makes `want` the keys of LPM map `m`: new ones first, then the ones no longer wanted go.
+template <class Key>
+Status syncIpMasq(bpf::Map<Key, uint8_t>& m, const std::vector<Key>& want) {
+  auto same = [](const Key& a, const Key& b) { return std::memcmp(&a, &b, sizeof(Key)) == 0; };
+  std::vector<Key> have;
+  CILIUM_RETURN_IF_ERROR(m.forEach([&](const Key& k, const uint8_t&) {
     have.push_back(k);
     return true;
   }));
-  for (const auto& k : want) CILIUM_RETURN_IF_ERROR(s_->ipmasq->update(k, 1));
+  for (const auto& k : want) CILIUM_RETURN_IF_ERROR(m.update(k, 1));
   for (const auto& k : have) {
     if (std::any_of(want.begin(), want.end(), [&](const auto& w) { return same(w, k); })) continue;
-    auto r = s_->ipmasq->remove(k);
+    auto r = m.remove(k);
     if (!r.ok()) return r.error();
   }
   return okStatus();
 }
 
+}  // namespace
+
+Status HostDatapath::setNonMasqueradeCidrs(const std::vector<IpPrefix>& cidrs) {
+  std::vector<ipmasq_key4> want4;
+  std::vector<ipmasq_key6> want6;
+  for (const auto& p : cidrs) {
+    if (p.family() == IpFamily::kV4)
+      want4.push_back(ipMasqKey4(p));
+    else
+      want6.push_back(ipMasqKey6(p));
+  }
+  CILIUM_RETURN_IF_ERROR(syncIpMasq(*s_->ipmasq, want4));
+  return syncIpMasq(*s_->ipmasq6, want6);
+}
+
 Result<NatGcStats> HostDatapath::collectNat(uint32_t now) {
-  return gcNat({s_->nat.get(), s_->ct_tcp.get(), s_->ct_any.get(), s_->revnat.get()}, now);
+  CILIUM_ASSIGN_OR_RETURN(
+      NatGcStats v4,
+      gcNat({s_->nat.get(), s_->ct_tcp.get(), s_->ct_any.get(), s_->revnat.get()}, now));
+  CILIUM_ASSIGN_OR_RETURN(NatGcStats v6,
+                          gcNat6({s_->nat6.get(), s_->ct6_tcp.get(), s_->ct6_any.get()}, now));
+  return NatGcStats{v4.scanned + v6.scanned, v4.deleted + v6.deleted, v6.scanned, v6.deleted};
 }
 
 }  // namespace cilium::service

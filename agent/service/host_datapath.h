@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,11 +23,15 @@ namespace cilium::service {
 
 using NatMap = bpf::Map<nat4_key, nat4_entry>;
 using IpMasqMap = bpf::Map<ipmasq_key4, uint8_t>;
+using NatMap6 = bpf::Map<nat6_key, nat6_entry>;
+using IpMasqMap6 = bpf::Map<ipmasq_key6, uint8_t>;
 
 struct HostOptions {
   // Masquerade pods' connections to the outside on the devices (enable-bpf-masquerade,
   // bpf/lib/masquerade.h). Replies of mappings made earlier are translated back either way.
   bool enable_masquerade = false;
+  // The same for IPv6 (enable-ipv6-masquerade with enable-ipv6), from the device's IPv6 address.
+  bool enable_masquerade6 = false;
   // bpf-lb-mode: LB_MODE_SNAT, LB_MODE_DSR or LB_MODE_HYBRID (bpf/abi/lb.h). DSR also makes the
   // devices honour the DSR option of connections other nodes load-balance to local pods.
   uint8_t lb_mode = LB_MODE_SNAT;
@@ -52,11 +57,13 @@ class HostDatapath {
 
   // Attaches cil_from_netdev / cil_to_netdev to device `ifindex` (in the calling thread's
   // network namespace) and records `snat_address` (IPv4) as the address connections SNATed out
-  // of this device use. Links are pinned under <pin_dir>/links/host_<ifindex>_{ingress,egress};
+  // of this device use, and `snat6` (IPv6, when given) as IPv6 masquerade's; without it IPv6
+  // that needs masquerading drops on this device (DROP_NAT_NO_MAPPING). Links are pinned under <pin_dir>/links/host_<ifindex>_{ingress,egress};
   // an attached device gets the new programs atomically. With `xdp` other than kDisabled,
   // cil_xdp_entry is attached too, pinned as host_<ifindex>_xdp; with kDisabled such a link is
   // removed.
-  Status attachDevice(int ifindex, const IpAddr& snat_address, XdpMode xdp = XdpMode::kDisabled);
+  Status attachDevice(int ifindex, const IpAddr& snat_address, XdpMode xdp = XdpMode::kDisabled,
+                      const std::optional<IpAddr>& snat6 = std::nullopt);
   // Detaches and unpins; a device that is gone is not an error.
   Status detachDevice(int ifindex);
   // Detaches every device an earlier agent attached that is not in `keep` (devices removed from
@@ -65,13 +72,15 @@ class HostDatapath {
 
   HostPrograms programs() const;
   NatMap& nat();
-  // Makes `cidrs` (IPv4) the destinations never masqueraded (cilium_ipmasq_v4): new prefixes are
-  // added before old ones are removed, so a destination in both is never masqueraded meanwhile.
-  // IPv6 prefixes are refused (kInvalidArgument) and nothing changes.
+  NatMap6& nat6();
+  // Makes `cidrs` the destinations never masqueraded (IPv4 ones in cilium_ipmasq_v4, IPv6 ones in
+  // cilium_ipmasq_v6): new prefixes are added before old ones are removed, so a destination in
+  // both is never masqueraded meanwhile.
   Status setNonMasqueradeCidrs(const std::vector<IpPrefix>& cidrs);
   IpMasqMap& ipMasq();
+  IpMasqMap6& ipMasq6();
   // Collects the SNAT mappings of connections that are over at monotonic second `now`
-  // (nat_gc.h). The agent runs it periodically.
+  // (nat_gc.h), both families (the stats are the sum). The agent runs it periodically.
   Result<NatGcStats> collectNat(uint32_t now);
 
  private:

@@ -15,6 +15,7 @@ constexpr std::string_view kDefaultNonMasq[] = {
     "198.51.100.0/24", "203.0.113.0/24", "240.0.0.0/4",
 };
 constexpr std::string_view kLinkLocal = "169.254.0.0/16";
+constexpr std::string_view kLinkLocal6 = "fe80::/10";
 
 Error invalid(std::string what) {
   return Error(ErrorCode::kInvalidArgument, "ip-masq-agent config: " + std::move(what));
@@ -47,8 +48,11 @@ Result<IpMasqAgentConfig> parseIpMasqAgentConfig(std::string_view text) {
     } else if (key == "masqLinkLocal") {
       if (!value.is_boolean()) return invalid("masqLinkLocal is not a boolean");
       cfg.masq_link_local = value.get<bool>();
-    } else if (key == "masqLinkLocalIPv6" || key == "resyncInterval") {
-      // Known to ip-masq-agent; nothing here depends on them (IPv4 only; the agent re-reads).
+    } else if (key == "masqLinkLocalIPv6") {
+      if (!value.is_boolean()) return invalid("masqLinkLocalIPv6 is not a boolean");
+      cfg.masq_link_local6 = value.get<bool>();
+    } else if (key == "resyncInterval") {
+      // Known to ip-masq-agent; nothing here depends on it (the agent re-reads every second).
     } else {
       return invalid("unknown field '" + key + "'");
     }
@@ -63,6 +67,14 @@ std::vector<IpPrefix> ipMasqAgentNonMasqueradeV4(const IpMasqAgentConfig& cfg) {
   if (cfg.non_masquerade_cidrs.empty())
     for (auto d : kDefaultNonMasq) out.push_back(*IpPrefix::parse(d));
   if (!cfg.masq_link_local) out.push_back(*IpPrefix::parse(kLinkLocal));
+  return out;
+}
+
+std::vector<IpPrefix> ipMasqAgentNonMasqueradeV6(const IpMasqAgentConfig& cfg) {
+  std::vector<IpPrefix> out;
+  for (const auto& p : cfg.non_masquerade_cidrs)
+    if (p.family() == IpFamily::kV6) out.push_back(p);
+  if (!cfg.masq_link_local6) out.push_back(*IpPrefix::parse(kLinkLocal6));
   return out;
 }
 

@@ -17,6 +17,7 @@ namespace cilium::service {
 struct IpMasqAgentConfig {
   std::vector<IpPrefix> non_masquerade_cidrs;  // as written, both families
   bool masq_link_local = false;
+  bool masq_link_local6 = false;  // masqLinkLocalIPv6
 };
 
 // Parses the file's text. Unknown keys, wrong types, bad or host-bit CIDRs are kInvalidArgument
@@ -27,5 +28,8 @@ Result<IpMasqAgentConfig> parseIpMasqAgentConfig(std::string_view text);
 // none (RFC 1918, carrier-grade NAT, the documentation and benchmarking ranges, 240.0.0.0/4),
 // plus 169.254.0.0/16 unless masq_link_local.
 std::vector<IpPrefix> ipMasqAgentNonMasqueradeV4(const IpMasqAgentConfig& cfg);
+// The IPv6 destinations never masqueraded under `cfg` (IPv6 masquerade): its IPv6 CIDRs (there
+// are no IPv6 defaults, as in Cilium), plus fe80::/10 unless masq_link_local6.
+std::vector<IpPrefix> ipMasqAgentNonMasqueradeV6(const IpMasqAgentConfig& cfg);
 
 }  // namespace cilium::service

@@ -1,22 +1,31 @@
-// SNAT mappings (NodePort and masquerade): collected when their connection's conntrack entry is
-// over.
+// SNAT mappings (NodePort and masquerade, both families): collected when their connection's
+// conntrack entry is over.
 #include "agent/service/nat_gc.h"
 
 #include <netinet/in.h>
 
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 namespace cilium::service {
 namespace {
 
-bool sameEntry(const nat4_entry& a, const nat4_entry& b) {
-  return a.to_addr == b.to_addr && a.to_port == b.to_port && a.rev_nat_index == b.rev_nat_index &&
-         a.created == b.created;
+bool sameAddr(uint32_t a, uint32_t b) { return a == b; }
+bool sameAddr(const v4v6_addr& a, const v4v6_addr& b) {
+  return std::memcmp(a.ip6, b.ip6, sizeof(a.ip6)) == 0;
 }
 
-// The reverse key of the forward entry (k, v): the backend's replies to the node port.
-nat4_key reverseOf(const nat4_key& k, const nat4_entry& v) {
-  nat4_key r{};
+template <class Entry>
+bool sameEntry(const Entry& a, const Entry& b) {
+  return sameAddr(a.to_addr, b.to_addr) && a.to_port == b.to_port &&
+         a.rev_nat_index == b.rev_nat_index && a.created == b.created;
+}
+
+// The reverse key of the forward entry (k, v): the remote's replies to the node port.
+template <class Key, class Entry>
+Key reverseOf(const Key& k, const Entry& v) {
+  Key r{};
   r.saddr = k.daddr;
   r.daddr = v.to_addr;
   r.sport = k.dport;
@@ -26,9 +35,10 @@ nat4_key reverseOf(const nat4_key& k, const nat4_entry& v) {
   return r;
 }
 
-// The forward key of the reverse entry (k, v): the client's packets to the backend.
-nat4_key forwardOf(const nat4_key& k, const nat4_entry& v) {
-  nat4_key f{};
+// The forward key of the reverse entry (k, v): the original source's packets to the remote.
+template <class Key, class Entry>
+Key forwardOf(const Key& k, const Entry& v) {
+  Key f{};
   f.saddr = v.to_addr;
   f.daddr = k.saddr;
   f.sport = v.to_port;
@@ -38,14 +48,24 @@ nat4_key forwardOf(const nat4_key& k, const nat4_entry& v) {
   return f;
 }
 
+// The maps of one family. Revnat is null for IPv6 (no NodePort SNAT).
+template <class Key, class Entry, class CtKey>
+struct FamilyMaps {
+  bpf::Map<Key, Entry>* nat;
+  bpf::Map<CtKey, ct_entry>* ct_tcp;
+  bpf::Map<CtKey, ct_entry>* ct_any;
+  bpf::Map<uint32_t, lb4_reverse_nat>* revnat;
+};
+
+template <class Key, class Entry, class CtKey>
 class Collector {
  public:
-  Collector(const NatGcMaps& maps, uint32_t now) : m_(maps), now_(now) {}
+  Collector(const FamilyMaps<Key, Entry, CtKey>& maps, uint32_t now) : m_(maps), now_(now) {}
 
   Result<NatGcStats> run() {
-    std::vector<std::pair<nat4_key, nat4_entry>> all;
+    std::vector<std::pair<Key, Entry>> all;
     // Deleting while iterating restarts a kernel hash walk; collect first.
-    CILIUM_RETURN_IF_ERROR(m_.nat->forEach([&](const nat4_key& k, const nat4_entry& v) {
+    CILIUM_RETURN_IF_ERROR(m_.nat->forEach([&](const Key& k, const Entry& v) {
       all.emplace_back(k, v);
       return true;
     }));
@@ -57,14 +77,14 @@ class Collector {
         if (live) continue;
         CILIUM_RETURN_IF_ERROR(removeIfUnchanged(k, v));
         // The reverse half, unless the port already serves another connection.
-        nat4_key rk = reverseOf(k, v);
+        Key rk = reverseOf(k, v);
         CILIUM_ASSIGN_OR_RETURN(auto rv, m_.nat->lookup(rk));
-        if (rv && rv->to_addr == k.saddr && rv->to_port == k.sport)
+        if (rv && sameAddr(rv->to_addr, k.saddr) && rv->to_port == k.sport)
           CILIUM_RETURN_IF_ERROR(removeIfUnchanged(rk, *rv));
       } else {
         // A reverse half whose forward half is gone or points at another port.
         CILIUM_ASSIGN_OR_RETURN(auto fv, m_.nat->lookup(forwardOf(k, v)));
-        if (fv && fv->to_addr == k.daddr && fv->to_port == k.dport) continue;
+        if (fv && sameAddr(fv->to_addr, k.daddr) && fv->to_port == k.dport) continue;
         CILIUM_RETURN_IF_ERROR(removeIfUnchanged(k, v));
       }
     }
@@ -74,33 +94,33 @@ class Collector {
  private:
   // Whether the connection of the forward entry (k, v) is still live: a NodePort one's
   // CT_KEY_SERVICE entry, a masqueraded pod connection's CT_KEY_EGRESS entry.
-  Result<bool> connectionLive(const nat4_key& k, const nat4_entry& v) {
+  Result<bool> connectionLive(const Key& k, const Entry& v) {
     auto* ct = k.proto == IPPROTO_TCP ? m_.ct_tcp : m_.ct_any;
-    if (v.flags & NAT_F_MASQ) {
-      ct_key4 ck{};
-      ck.saddr = k.saddr;
-      ck.daddr = k.daddr;
-      ck.sport = k.sport;
-      ck.dport = k.dport;
-      ck.nexthdr = k.proto;
-      ck.flags = CT_KEY_EGRESS;
-      CILIUM_ASSIGN_OR_RETURN(auto e, ct->lookup(ck));
-      return e.has_value() && e->lifetime >= now_;
-    }
-    CILIUM_ASSIGN_OR_RETURN(auto rn, m_.revnat->lookup(v.rev_nat_index));
-    if (!rn) return false;  // the service is gone: its replies cannot be translated any more
-    ct_key4 ck{};
+    CtKey ck{};
     ck.saddr = k.saddr;
-    ck.daddr = rn->address;
     ck.sport = k.sport;
-    ck.dport = rn->port;
     ck.nexthdr = k.proto;
-    ck.flags = CT_KEY_SERVICE;
+    if (v.flags & NAT_F_MASQ) {
+      ck.daddr = k.daddr;
+      ck.dport = k.dport;
+      ck.flags = CT_KEY_EGRESS;
+    } else {
+      if (m_.revnat == nullptr) return false;  // no IPv6 NodePort: nothing keeps it
+      if constexpr (std::is_same_v<Key, nat4_key>) {
+        CILIUM_ASSIGN_OR_RETURN(auto rn, m_.revnat->lookup(v.rev_nat_index));
+        if (!rn) return false;  // the service is gone: its replies cannot be translated any more
+        ck.daddr = rn->address;
+        ck.dport = rn->port;
+        ck.flags = CT_KEY_SERVICE;
+      } else {
+        return false;
+      }
+    }
     CILIUM_ASSIGN_OR_RETURN(auto e, ct->lookup(ck));
     return e.has_value() && e->lifetime >= now_;
   }
 
-  Status removeIfUnchanged(const nat4_key& k, const nat4_entry& seen) {
+  Status removeIfUnchanged(const Key& k, const Entry& seen) {
     CILIUM_ASSIGN_OR_RETURN(auto cur, m_.nat->lookup(k));
     if (!cur || !sameEntry(*cur, seen)) return okStatus();
     CILIUM_ASSIGN_OR_RETURN(bool removed, m_.nat->remove(k));
@@ -108,13 +128,21 @@ class Collector {
     return okStatus();
   }
 
-  const NatGcMaps& m_;
+  const FamilyMaps<Key, Entry, CtKey>& m_;
   uint32_t now_;
   NatGcStats stats_;
 };
 
 }  // namespace
 
-Result<NatGcStats> gcNat(const NatGcMaps& maps, uint32_t now) { return Collector(maps, now).run(); }
+Result<NatGcStats> gcNat(const NatGcMaps& maps, uint32_t now) {
+  FamilyMaps<nat4_key, nat4_entry, ct_key4> m{maps.nat, maps.ct_tcp, maps.ct_any, maps.revnat};
+  return Collector(m, now).run();
+}
+
+Result<NatGcStats> gcNat6(const NatGcMaps6& maps, uint32_t now) {
+  FamilyMaps<nat6_key, nat6_entry, ct_key6> m{maps.nat, maps.ct_tcp, maps.ct_any, nullptr};
+  return Collector(m, now).run();
+}
 
 }  // namespace cilium::service

@@ -21,6 +21,11 @@
  *   cilium_node_dev4 HASH __u32 ifindex -> node_dev4: the address SNAT uses on each device.
  *   cilium_ipmasq_v4 LPM_TRIE ipmasq_key4 -> __u8: destinations never masqueraded (the pod CIDR or
  *   ipv4-native-routing-cidr, and the non-masquerade CIDRs), written by the agent.
+ * IPv6 (enable-ipv6-masquerade) has the same maps with IPv6 keys, as Cilium does:
+ *   cilium_snat_v6_external LRU_HASH nat6_key -> nat6_entry (masquerade only: no IPv6 NodePort yet)
+ *   cilium_node_dev6 HASH __u32 ifindex -> node_dev6
+ *   cilium_ipmasq_v6 LPM_TRIE ipmasq_key6 -> __u8 (the IPv6 pod CIDR or ipv6-native-routing-cidr)
+ * ICMPv6 echo uses the identifier as the port, as ICMP echo does.
  * Twins: agent/service (HostDatapath, nat_gc), cilium-dbg "bpf nat list", "bpf ipmasq list".
  */
 #pragma once
@@ -59,6 +64,34 @@ struct node_dev4 {
 struct ipmasq_key4 {
 	__u32 prefixlen;
 	__be32 addr;
+};
+
+struct nat6_key {
+	union v4v6_addr saddr;
+	union v4v6_addr daddr;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 dir; /* NAT_DIR_* */
+	__u16 pad;
+};
+
+struct nat6_entry {
+	union v4v6_addr to_addr; /* egress: node address; ingress: pod address */
+	__be16 to_port;
+	__u16 flags; /* NAT_F_* */
+	__u32 rev_nat_index;
+	__u32 created; /* monotonic seconds */
+	__u32 pad;
+};
+
+struct node_dev6 {
+	union v4v6_addr address; /* IPv6 address SNAT uses on this device; :: = none */
+};
+
+struct ipmasq_key6 {
+	__u32 prefixlen;
+	union v4v6_addr addr;
 };
 
 #define NAT_PORT_MIN 61000

@@ -29,6 +29,8 @@ const volatile __be32 cfg_lb_loopback_ipv4 = bpf_htonl(0xa9fe2a01);
  * lib/masquerade.h). Replies of connections masqueraded earlier are translated back either way.
  */
 const volatile __u8 cfg_enable_bpf_masquerade = 0;
+/* The same for IPv6 (enable-ipv6-masquerade with enable-ipv6). */
+const volatile __u8 cfg_enable_bpf_masquerade6 = 0;
 
 /* Events: per-CPU token bucket (events per second and burst; rate 0 = unlimited). */
 const volatile __u32 cfg_events_rate = 0;

@@ -12,6 +12,7 @@
 #include "abi/endpoint.h"
 #include "lib/eth.h"
 #include "lib/ipv4.h"
+#include "lib/ipv6.h"
 #include "lib/pkt.h"
 
 #define AF_INET_ 2
@@ -59,18 +60,31 @@ static __always_inline int nodeport_fib_lookup(struct __sk_buff *ctx, const stru
 	return -DROP_NO_FIB;
 }
 
+/* Decrements the hop limit of the (possibly rewritten) IPv6 packet; false when it must not be
+ * forwarded. */
+static __always_inline bool nodeport_dec_hop_limit(struct __sk_buff *ctx)
+{
+	void *data = ctx_data(ctx);
+	void *data_end = ctx_data_end(ctx);
+	struct ipv6hdr *ip6 = data + ETH_HLEN;
+
+	if ((void *)(ip6 + 1) > data_end)
+		return false;
+	return ipv6_dec_hop_limit(ip6);
+}
+
 /*
- * Delivers the (translated) packet to local pod `dst`: TTL, MACs, then the egress of the pod's
- * veth, not its peer, so that bpf_lxc enforces the pod's ingress policy (or lets a related ICMP
- * error of the pod's connection in).
+ * Delivers the (translated) packet to local pod `dst`: TTL (hop limit when `v6`), MACs, then the
+ * egress of the pod's veth, not its peer, so that bpf_lxc enforces the pod's ingress policy (or
+ * lets a related ICMP error of the pod's connection in).
  */
-static __always_inline int nodeport_deliver_local(struct __sk_buff *ctx,
-						  const struct endpoint_info *dst)
+static __always_inline int __nodeport_deliver_local(struct __sk_buff *ctx,
+						    const struct endpoint_info *dst, bool v6)
 {
 	void *data, *data_end;
 	struct ethhdr *eth;
 
-	if (!nodeport_dec_ttl(ctx))
+	if (!(v6 ? nodeport_dec_hop_limit(ctx) : nodeport_dec_ttl(ctx)))
 		return -DROP_TTL_EXCEEDED;
 	data = ctx_data(ctx);
 	data_end = ctx_data_end(ctx);
@@ -79,6 +93,18 @@ static __always_inline int nodeport_deliver_local(struct __sk_buff *ctx,
 		return -DROP_INVALID;
 	eth_rewrite(eth, dst->mac, dst->node_mac);
 	return bpf_redirect(dst->ifindex, 0);
+}
+
+static __always_inline int nodeport_deliver_local(struct __sk_buff *ctx,
+						  const struct endpoint_info *dst)
+{
+	return __nodeport_deliver_local(ctx, dst, false);
+}
+
+static __always_inline int nodeport_deliver_local6(struct __sk_buff *ctx,
+						   const struct endpoint_info *dst)
+{
+	return __nodeport_deliver_local(ctx, dst, true);
 }
 
 /* Sends the packet out as nodeport_fib_lookup() said (`resolved` is its result). */

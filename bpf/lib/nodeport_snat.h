@@ -5,7 +5,9 @@
  * connections that are over, for NodePort connections to a remote backend and for masqueraded
  * pod connections (lib/masquerade.h) alike. The forward entry names the node address and port,
  * the reverse entry {remote -> node:port} the original source (and for NodePort the service);
- * agent/service/nat_gc.h removes the mappings of connections that are gone.
+ * agent/service/nat_gc.h removes the mappings of connections that are gone. IPv6 masquerade has
+ * the same maps with IPv6 keys (cilium_snat_v6_external, cilium_node_dev6) and the same allocator
+ * (nat_snat_port, generic over the two layouts).
  */
 #pragma once
 
@@ -15,6 +17,8 @@
 #include "abi/lb.h"
 #include "abi/nat.h"
 #include "lib/conntrack.h"
+#include "lib/conntrack6.h"
+#include "lib/ipv6.h"
 #include "lib/lb.h"
 #include "lib/lb_packet.h"
 #include "lib/pkt.h"
@@ -34,6 +38,23 @@ struct {
 	__uint(max_entries, CILIUM_NODE_DEV_MAP_SIZE);
 	__uint(pinning, PIN_BY_NAME);
 } cilium_node_dev4 SEC(".maps");
+
+/* IPv6 (masquerade only, lib/masquerade.h): the same layout with IPv6 addresses. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct nat6_key);
+	__type(value, struct nat6_entry);
+	__uint(max_entries, CILIUM_NAT_MAP_SIZE);
+	__uint(pinning, PIN_BY_NAME);
+} cilium_snat_v6_external SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct node_dev6);
+	__uint(max_entries, CILIUM_NODE_DEV_MAP_SIZE);
+	__uint(pinning, PIN_BY_NAME);
+} cilium_node_dev6 SEC(".maps");
 
 /*
  * Whether the NodePort connection owning the reverse mapping `owner` (of protocol `proto`) is
@@ -84,79 +105,166 @@ static __always_inline bool masq_mapping_over(const struct nat4_key *rev,
 	return rev->proto == IPPROTO_TCP_ && (e->flags & CT_F_CLOSING) == CT_F_CLOSING;
 }
 
-/*
- * Whether the connection owning the node port of reverse entry `rev` is over, so that the port
- * may serve a new connection at once rather than after the NAT GC's next run: under churn to
- * one remote, 4535 node ports last only seconds otherwise.
- */
-static __always_inline bool nat_mapping_over(const struct nat4_key *rev,
-					     const struct nat4_entry *owner, __u32 now)
+/* masq_mapping_over() of an IPv6 mapping: the pod's CT_KEY_EGRESS entry in the ct6 maps. */
+static __always_inline bool masq_mapping_over6(const struct nat6_key *rev,
+					       const struct nat6_entry *owner, __u32 now)
 {
-	if (owner->flags & NAT_F_MASQ)
+	struct ct_key6 key = {
+	    .saddr = owner->to_addr,
+	    .daddr = rev->saddr,
+	    .sport = owner->to_port,
+	    .dport = rev->sport,
+	    .nexthdr = rev->proto,
+	    .flags = CT_KEY_EGRESS,
+	};
+	void *map = rev->proto == IPPROTO_TCP_ ? (void *)&cilium_ct6_global
+					       : (void *)&cilium_ct_any6_global;
+	struct ct_entry *e = bpf_map_lookup_elem(map, &key);
+
+	if (!e || !ct_alive(e, now))
+		return true;
+	return rev->proto == IPPROTO_TCP_ && (e->flags & CT_F_CLOSING) == CT_F_CLOSING;
+}
+
+/*
+ * Whether the connection owning the node port of reverse entry `rev` (a nat6_key when v6, else
+ * a nat4_key; `owner` likewise) is over, so that the port may serve a new connection at once
+ * rather than after the NAT GC's next run: under churn to one remote, 4535 node ports last only
+ * seconds otherwise. IPv6 has masquerade mappings only.
+ */
+static __always_inline bool nat_mapping_over(bool v6, const void *rev, const void *owner, __u32 now)
+{
+	if (v6)
+		return (((const struct nat6_entry *)owner)->flags & NAT_F_MASQ) &&
+		       masq_mapping_over6(rev, owner, now);
+	if (((const struct nat4_entry *)owner)->flags & NAT_F_MASQ)
 		return masq_mapping_over(rev, owner, now);
-	return nodeport_mapping_over(owner, rev->proto, now);
+	return nodeport_mapping_over(owner, ((const struct nat4_key *)rev)->proto, now);
+}
+
+/*
+ * The family-specific parts of nat_snat_port(), on keys and entries of either layout: `v6` is a
+ * constant at every call site, so each inlined copy keeps one branch.
+ */
+static __always_inline void *nat_map(bool v6)
+{
+	return v6 ? (void *)&cilium_snat_v6_external : (void *)&cilium_snat_v4_external;
+}
+
+static __always_inline __be16 nat_entry_port(bool v6, const void *e)
+{
+	return v6 ? ((const struct nat6_entry *)e)->to_port : ((const struct nat4_entry *)e)->to_port;
+}
+
+static __always_inline void nat_entry_set_port(bool v6, void *e, __be16 port)
+{
+	if (v6)
+		((struct nat6_entry *)e)->to_port = port;
+	else
+		((struct nat4_entry *)e)->to_port = port;
+}
+
+/* Whether entries `a` and `b` translate to the same address and port. */
+static __always_inline bool nat_entry_same(bool v6, const void *a, const void *b)
+{
+	if (nat_entry_port(v6, a) != nat_entry_port(v6, b))
+		return false;
+	if (v6)
+		return ipv6_addr_equal(&((const struct nat6_entry *)a)->to_addr,
+				       &((const struct nat6_entry *)b)->to_addr);
+	return ((const struct nat4_entry *)a)->to_addr == ((const struct nat4_entry *)b)->to_addr;
+}
+
+static __always_inline bool nat_entry_same_addr(bool v6, const void *a, const void *b)
+{
+	if (v6)
+		return ipv6_addr_equal(&((const struct nat6_entry *)a)->to_addr,
+				       &((const struct nat6_entry *)b)->to_addr);
+	return ((const struct nat4_entry *)a)->to_addr == ((const struct nat4_entry *)b)->to_addr;
+}
+
+static __always_inline void nat_key_set_dport(bool v6, void *k, __be16 port)
+{
+	if (v6)
+		((struct nat6_key *)k)->dport = port;
+	else
+		((struct nat4_key *)k)->dport = port;
 }
 
 /*
  * The node port of the connection `fwd` (its NAT_DIR_EGRESS key), as it leaves from node address
  * out->to_addr: the existing mapping, or a new one. `rev` is the reverse key without its node
- * port; `back` and `out` are the entries to write (reverse and forward) without the port.
- * `established` says a TCP packet of an open connection (not a SYN), which trusts its mapping.
- * Returns 0 with *node_port set, or -DROP_NAT_NO_MAPPING when no port is free (fail closed).
+ * port; `back` and `out` are the entries to write (reverse and forward) without the port. Keys
+ * and entries are the nat6_* layouts when `v6`, else nat4_*. `established` says a TCP packet of
+ * an open connection (not a SYN), which trusts its mapping. Returns 0 with *node_port set, or
+ * -DROP_NAT_NO_MAPPING when no port is free (fail closed).
  */
-static __always_inline int nat4_snat_port(const struct nat4_key *fwd, struct nat4_key *rev,
-					  const struct nat4_entry *back, struct nat4_entry *out,
-					  bool established, __u32 now, __be16 *node_port)
+static __always_inline int nat_snat_port(bool v6, const void *fwd, void *rev, const void *back,
+					 void *out, bool established, __u32 now, __be16 *node_port)
 {
-	struct nat4_entry *e = bpf_map_lookup_elem(&cilium_snat_v4_external, fwd);
-	struct nat4_entry *owner;
+	void *map = nat_map(v6);
+	void *e = bpf_map_lookup_elem(map, fwd);
+	void *owner;
 	__u32 range = NAT_PORT_MAX - NAT_PORT_MIN + 1;
 	int i;
 
-	if (e && e->to_addr == out->to_addr) {
+	if (e && nat_entry_same_addr(v6, e, out)) {
 		/*
 		 * Packets of an established connection trust their mapping. A new one (a SYN, or
 		 * any UDP or ICMP packet) checks that the port is still this tuple's: after the
 		 * tuple's previous connection ended, its port may have gone to another connection.
 		 */
 		if (established) {
-			*node_port = e->to_port;
+			*node_port = nat_entry_port(v6, e);
 			return 0;
 		}
-		rev->dport = e->to_port;
-		owner = bpf_map_lookup_elem(&cilium_snat_v4_external, rev);
-		if (owner && owner->to_addr == back->to_addr && owner->to_port == back->to_port) {
-			*node_port = e->to_port;
+		nat_key_set_dport(v6, rev, nat_entry_port(v6, e));
+		owner = bpf_map_lookup_elem(map, rev);
+		if (owner && nat_entry_same(v6, owner, back)) {
+			*node_port = nat_entry_port(v6, e);
 			return 0;
 		}
 	}
 	/* Random ports: a collision costs another try, never a wrong mapping (NOEXIST). */
 	for (i = 0; i < NAT_PORT_TRIES; i++) {
-		__u16 port = NAT_PORT_MIN + (bpf_get_prandom_u32() % range);
+		__be16 port = bpf_htons(NAT_PORT_MIN + (bpf_get_prandom_u32() % range));
 
-		rev->dport = bpf_htons(port);
-		if (bpf_map_update_elem(&cilium_snat_v4_external, rev, back, BPF_NOEXIST_) != 0) {
+		nat_key_set_dport(v6, rev, port);
+		if (bpf_map_update_elem(map, rev, back, BPF_NOEXIST_) != 0) {
 			/*
 			 * Taken. A finished connection's port is taken over; delete-then-NOEXIST
 			 * lets one of two CPUs racing for it win, never both.
 			 */
-			owner = bpf_map_lookup_elem(&cilium_snat_v4_external, rev);
-			if (!owner || !nat_mapping_over(rev, owner, now))
+			owner = bpf_map_lookup_elem(map, rev);
+			if (!owner || !nat_mapping_over(v6, rev, owner, now))
 				continue;
-			bpf_map_delete_elem(&cilium_snat_v4_external, rev);
-			if (bpf_map_update_elem(&cilium_snat_v4_external, rev, back,
-						BPF_NOEXIST_) != 0)
+			bpf_map_delete_elem(map, rev);
+			if (bpf_map_update_elem(map, rev, back, BPF_NOEXIST_) != 0)
 				continue;
 		}
-		out->to_port = rev->dport;
-		if (bpf_map_update_elem(&cilium_snat_v4_external, fwd, out, BPF_ANY_) < 0) {
-			bpf_map_delete_elem(&cilium_snat_v4_external, rev);
+		nat_entry_set_port(v6, out, port);
+		if (bpf_map_update_elem(map, fwd, out, BPF_ANY_) < 0) {
+			bpf_map_delete_elem(map, rev);
 			return -DROP_NAT_NO_MAPPING;
 		}
-		*node_port = rev->dport;
+		*node_port = port;
 		return 0;
 	}
 	return -DROP_NAT_NO_MAPPING;
+}
+
+static __always_inline int nat4_snat_port(const struct nat4_key *fwd, struct nat4_key *rev,
+					  const struct nat4_entry *back, struct nat4_entry *out,
+					  bool established, __u32 now, __be16 *node_port)
+{
+	return nat_snat_port(false, fwd, rev, back, out, established, now, node_port);
+}
+
+static __always_inline int nat6_snat_port(const struct nat6_key *fwd, struct nat6_key *rev,
+					  const struct nat6_entry *back, struct nat6_entry *out,
+					  bool established, __u32 now, __be16 *node_port)
+{
+	return nat_snat_port(true, fwd, rev, back, out, established, now, node_port);
 }
 
 /*

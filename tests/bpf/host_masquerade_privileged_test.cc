@@ -1,9 +1,12 @@
 // bpf tier: BPF masquerade in bpf_host (lib/masquerade.h) through BPF_PROG_TEST_RUN: a pod's
 // TCP, UDP and ICMP echo to the outside leave the device from the node's address and a node port,
-// replies are translated back to the pod, colliding tuples get distinct ports, a full port range
-// drops with "No mapping for NAT masquerade", and what must not be masqueraded is left alone.
+// replies (and ICMP errors about them) are translated back to the pod, colliding tuples get
+// distinct ports, a full port range drops with "No mapping for NAT masquerade", and what must not
+// be masqueraded is left alone. The translation tests run once per family (IPv6 masquerade).
 #include <arpa/inet.h>
 #include <linux/bpf.h>
+
+#include <cstring>
 
 #include <set>
 
@@ -29,15 +32,22 @@ class HostMasqueradeTest : public LxcTest {
     auto ext = topo_->addPod("ext", kGateway);
     ASSERT_TRUE(ext.ok()) << ext.error().toString();
     ext_ = *ext;
-    auto host = service::HostDatapath::load(*topo_->pinDir(), {.enable_masquerade = true});
+    auto host = service::HostDatapath::load(
+        *topo_->pinDir(), {.enable_masquerade = true, .enable_masquerade6 = true});
     ASSERT_TRUE(host.ok()) << host.error().toString();
     host_ = std::move(*host);
     ASSERT_TRUE(runInNetns(topo_->nodeNetns(), [&] {
-                  return host_->attachDevice(ext_.host_ifindex, *IpAddr::parse(kNode));
+                  return host_->attachDevice(ext_.host_ifindex, *IpAddr::parse(kNode),
+                                             service::XdpMode::kDisabled,
+                                             *IpAddr::parse(v6Twin(kNode)));
                 }).ok());
-    // The pods' /16 (tests/harness/netns.h) is the non-masquerade set, as the node's pod CIDR is.
+    // The pods' /16 (tests/harness/netns.h) is the non-masquerade set, as the node's pod CIDR is;
+    // for IPv6 the /64 of their twins.
     pod_cidr_ = IpPrefix(*IpAddr::parse(a_.pod.ip), 16);
-    ASSERT_TRUE(host_->setNonMasqueradeCidrs({pod_cidr_}).ok());
+    ASSERT_TRUE(host_
+                    ->setNonMasqueradeCidrs(
+                        {pod_cidr_, IpPrefix(*IpAddr::parse(v6Twin(a_.pod.ip)), 64)})
+                    .ok());
     events();
   }
 
@@ -85,6 +95,41 @@ class HostMasqueradeTest : public LxcTest {
     auto v = host_->nat().lookup(k);
     EXPECT_TRUE(v.ok());
     return v.ok() ? *v : std::nullopt;
+  }
+
+  // A packet's source and destination address as text, either family.
+  static std::string srcOf(const ParsedPacket& p) {
+    return p.eth_proto == 0x86dd ? p.src6 : ipv4String(p.saddr);
+  }
+  static std::string dstOf(const ParsedPacket& p) {
+    return p.eth_proto == 0x86dd ? p.dst6 : ipv4String(p.daddr);
+  }
+  // The translation of NAT entry {saddr:sport -> daddr:dport, proto, dir} in the family of
+  // `saddr`, as "addr:port".
+  std::optional<std::string> natTo(const std::string& saddr, const std::string& daddr,
+                                   uint16_t sport, uint16_t dport, uint8_t proto, uint8_t dir) {
+    auto s = IpAddr::parse(saddr), d = IpAddr::parse(daddr);
+    EXPECT_TRUE(s.ok() && d.ok());
+    if (s->isV4()) {
+      auto v = nat(saddr.c_str(), daddr.c_str(), sport, dport, proto, dir);
+      if (!v) return std::nullopt;
+      if (!(v->flags & NAT_F_MASQ)) return "not masquerade";
+      return IpAddr::fromNetworkOrder(v->to_addr).toString() + ":" +
+             std::to_string(ntohs(v->to_port));
+    }
+    nat6_key k{};
+    std::memcpy(k.saddr.ip6, s->bytes().data(), 16);
+    std::memcpy(k.daddr.ip6, d->bytes().data(), 16);
+    k.sport = htons(sport);
+    k.dport = htons(dport);
+    k.proto = proto;
+    k.dir = dir;
+    auto v = host_->nat6().lookup(k);
+    EXPECT_TRUE(v.ok());
+    if (!v.ok() || !*v) return std::nullopt;
+    if (!((*v)->flags & NAT_F_MASQ)) return "not masquerade";
+    return IpAddr::fromBytes(IpFamily::kV6, (*v)->to_addr.ip6).toString() + ":" +
+           std::to_string(ntohs((*v)->to_port));
   }
 
   Pod ext_;
@@ -313,7 +358,7 @@ TEST_F(HostMasqueradeTest, WhatCannotBeTranslatedIsDropped) {
   EXPECT_EQ(drops[2].subtype, DROP_FRAG_NOSUPPORT);
 }
 
-TEST_F(HostMasqueradeTest, NonMasqueradeCidrsAreReplacedAndIpv6Refused) {
+TEST_F(HostMasqueradeTest, NonMasqueradeCidrsAreReplacedPerFamily) {
   auto cidrs = [&] {
     std::set<std::string> out;
     EXPECT_TRUE(host_->ipMasq()
@@ -341,10 +386,190 @@ TEST_F(HostMasqueradeTest, NonMasqueradeCidrsAreReplacedAndIpv6Refused) {
   auto r = egress(syn);
   EXPECT_EQ(r.retval, TC_ACT_OK);
   EXPECT_EQ(r.packet, syn);
-  EXPECT_FALSE(host_->setNonMasqueradeCidrs({*IpPrefix::parse("fd00::/64")}).ok());
-  EXPECT_EQ(cidrs(), (std::set<std::string>{"172.16.0.0/12", "192.0.2.0/24"}))
-      << "a refused set changes nothing";
+  // IPv6 prefixes go to the IPv6 map; the IPv4 set is replaced by the new list's IPv4 part.
+  ASSERT_TRUE(host_
+                  ->setNonMasqueradeCidrs(
+                      {*IpPrefix::parse("192.0.2.0/24"), *IpPrefix::parse("fd00::/64")})
+                  .ok());
+  EXPECT_EQ(cidrs(), (std::set<std::string>{"192.0.2.0/24"}));
+  std::set<std::string> v6;
+  EXPECT_TRUE(host_->ipMasq6()
+                  .forEach([&](const ipmasq_key6& k, const uint8_t&) {
+                    v6.insert(IpPrefix(IpAddr::fromBytes(IpFamily::kV6, k.addr.ip6),
+                                       static_cast<int>(k.prefixlen))
+                                  .toString());
+                    return true;
+                  })
+                  .ok());
+  EXPECT_EQ(v6, (std::set<std::string>{"fd00::/64"}));
 }
+
+// The same translations for both families (IPv6: cilium_snat_v6_external, ICMPv6).
+using HostMasqueradeFamilyTest = FamilyTest<HostMasqueradeTest>;
+
+TEST_P(HostMasqueradeFamilyTest, TcpLeavesWithTheNodeAddressAndRepliesReachThePod) {
+  const std::string node = addr(kNode), outside = addr(kOutside), pod = ipOf(a_);
+  auto r = podOut(a_, PacketBuilder().ip(pod, outside).tcp(40000, 80, tcp::kSyn));
+  ASSERT_EQ(r.retval, TC_ACT_OK) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(srcOf(*p), node) << "masqueraded to the device's address";
+  uint16_t node_port = p->sport;
+  EXPECT_GE(node_port, NAT_PORT_MIN);
+  EXPECT_LE(node_port, NAT_PORT_MAX);
+  EXPECT_EQ(dstOf(*p), outside);
+  EXPECT_EQ(p->dport, 80);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  EXPECT_EQ(natTo(pod, outside, 40000, 80, 6, NAT_DIR_EGRESS),
+            node + ":" + std::to_string(node_port));
+  EXPECT_EQ(natTo(outside, node, 80, node_port, 6, NAT_DIR_INGRESS), pod + ":40000");
+
+  // The reply comes back to the pod, through the egress of its veth (bpf_lxc's ingress side).
+  r = ingress(fromNetwork().ip(outside, node).tcp(80, node_port, tcp::kSyn | tcp::kAck).build());
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(dstOf(*p), pod);
+  EXPECT_EQ(p->dport, 40000);
+  EXPECT_EQ(srcOf(*p), outside);
+  EXPECT_EQ(p->dst_mac, a_.mac);
+  EXPECT_EQ(p->ttl, 63);
+  EXPECT_TRUE(p->l4_csum_ok);
+  r = toContainer(a_, r.packet);
+  EXPECT_EQ(r.retval, TC_ACT_OK) << "bpf_lxc takes it as the reply: " << describe(events());
+
+  // The connection keeps its port.
+  r = podOut(a_, PacketBuilder().ip(pod, outside).tcp(40000, 80, tcp::kAck));
+  ASSERT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(parsePacket(r.packet)->sport, node_port);
+}
+
+TEST_P(HostMasqueradeFamilyTest, UdpEchoAndIcmpErrorsAreTranslated) {
+  const std::string node = addr(kNode), outside = addr(kOutside), pod = ipOf(a_);
+  const std::string router = addr("192.0.2.1");
+  auto r = podOut(a_, PacketBuilder().ip(pod, outside).udp(5353, 53));
+  ASSERT_EQ(r.retval, TC_ACT_OK) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(srcOf(*p), node);
+  uint16_t udp_port = p->sport;
+  EXPECT_GE(udp_port, NAT_PORT_MIN);
+  EXPECT_TRUE(p->l4_csum_ok);
+  r = ingress(fromNetwork().ip(outside, node).udp(53, udp_port).build());
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  p = parsePacket(r.packet);
+  EXPECT_EQ(dstOf(*p), pod);
+  EXPECT_EQ(p->dport, 5353);
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  // Echo: the identifier is the port (ICMPv6's checksum covers the addresses too).
+  r = podOut(a_, PacketBuilder().ip(pod, outside).echoRequest(77, 1));
+  ASSERT_EQ(r.retval, TC_ACT_OK) << describe(events());
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(srcOf(*p), node);
+  uint16_t id = p->sport;
+  EXPECT_GE(id, NAT_PORT_MIN);
+  EXPECT_TRUE(p->l4_csum_ok);
+  r = ingress(fromNetwork().ip(outside, node).echoReply(id, 1).build());
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(dstOf(*p), pod);
+  EXPECT_EQ(p->sport, 77) << "the pod's own identifier back";
+  EXPECT_TRUE(p->l4_csum_ok);
+
+  // Errors from a router on the way about the UDP flow (unreachable; IPv6 also packet too big
+  // and time exceeded): to the pod, about its own datagram, checksums right.
+  auto sent = PacketBuilder().ip(node, outside).udp(udp_port, 53).payload(64).build();
+  std::vector<uint8_t> quoted(sent.begin() + 14, sent.end());
+  std::vector<std::pair<uint8_t, uint8_t>> errors = {{3, 3}};
+  if (family_ == Family::kV6) errors = {{1, 4}, {2, 0}, {3, 0}};
+  for (auto [type, code] : errors) {
+    r = ingress(fromNetwork().ip(router, node).icmpError(type, code, quoted).build());
+    ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << int(type) << " " << describe(events());
+    if (family_ == Family::kV4) {
+      EXPECT_TRUE(isIcmpError(r.packet, "192.0.2.1", pod, pod, 5353, outside, 53));
+      continue;
+    }
+    p = parsePacket(r.packet);
+    ASSERT_TRUE(p);
+    EXPECT_EQ(srcOf(*p), router);
+    EXPECT_EQ(dstOf(*p), pod);
+    EXPECT_EQ(p->icmp_type, type);
+    EXPECT_TRUE(p->l4_csum_ok) << "ICMPv6 checksum (pseudo-header and quote) of type "
+                               << int(type);
+    ASSERT_GE(p->l4.size(), 8u + 40u + 4u);
+    const uint8_t* q = p->l4.data() + 8;
+    IpAddr qs = IpAddr::fromBytes(IpFamily::kV6, q + 8), qd = IpAddr::fromBytes(IpFamily::kV6, q + 24);
+    EXPECT_EQ(qs.toString(), pod) << "the quote names the pod's own datagram";
+    EXPECT_EQ(qd.toString(), outside);
+    EXPECT_EQ((q[40] << 8) | q[41], 5353);
+    EXPECT_EQ((q[42] << 8) | q[43], 53);
+    r = toContainer(a_, r.packet);
+    EXPECT_EQ(r.retval, TC_ACT_OK) << "related to the pod's connection: " << describe(events());
+  }
+}
+
+TEST_P(HostMasqueradeFamilyTest, PodsErrorsAboutRepliesLeaveFromTheNode) {
+  const std::string node = addr(kNode), outside = addr(kOutside), pod = ipOf(a_);
+  auto r = podOut(a_, PacketBuilder().ip(pod, outside).udp(5353, 53));
+  ASSERT_EQ(r.retval, TC_ACT_OK) << describe(events());
+  uint16_t node_port = parsePacket(r.packet)->sport;
+  // The pod refuses a reply it got (as the translated reply reached it: outside -> pod).
+  auto reply = PacketBuilder().ip(outside, pod).udp(53, 5353).build();
+  auto err = toNetwork()
+                 .ip(pod, outside)
+                 .icmpError(family_ == Family::kV6 ? 1 : 3, family_ == Family::kV6 ? 4 : 3,
+                            {reply.begin() + 14, reply.end()})
+                 .build();
+  r = egress(err);
+  ASSERT_EQ(r.retval, TC_ACT_OK) << describe(events());
+  if (family_ == Family::kV4) {
+    EXPECT_TRUE(isIcmpError(r.packet, kNode, kOutside, kOutside, 53, kNode, node_port));
+    return;
+  }
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(srcOf(*p), node) << "the pod's address never leaves";
+  EXPECT_TRUE(p->l4_csum_ok);
+  const uint8_t* q = p->l4.data() + 8;
+  EXPECT_EQ(IpAddr::fromBytes(IpFamily::kV6, q + 24).toString(), node);
+  EXPECT_EQ((q[42] << 8) | q[43], node_port);
+}
+
+TEST_P(HostMasqueradeFamilyTest, WhatMustNotBeMasqueradedIsLeftAlone) {
+  const std::string node = addr(kNode), outside = addr(kOutside), pod = ipOf(a_);
+  // A destination in the non-masquerade set (the pods' network).
+  auto in_cidr = toNetwork().ip(pod, ipOf(b_)).tcp(40000, 80, tcp::kSyn).build();
+  auto r = egress(in_cidr);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, in_cidr);
+  // The node's own traffic.
+  auto own = toNetwork().ip(node, outside).tcp(22, 40000, tcp::kAck).build();
+  r = egress(own);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, own);
+  // A ping reply to an outside host's ping.
+  auto pong = toNetwork().ip(pod, outside).echoReply(9, 1).build();
+  r = egress(pong);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, pong);
+  // A packet to a node port nobody allocated is the node's own business.
+  auto stray = fromNetwork().ip(outside, node).tcp(80, 64999, tcp::kAck).build();
+  r = ingress(stray);
+  EXPECT_EQ(r.retval, TC_ACT_OK);
+  EXPECT_EQ(r.packet, stray);
+  // What cannot be translated drops: a protocol without ports, a non-echo ICMP message.
+  auto gre = toNetwork().ip(pod, outside).protocol(47).payload(16).build();
+  EXPECT_EQ(egress(gre).retval, TC_ACT_SHOT);
+  auto drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(drops.size(), 1u) << describe(drops);
+  EXPECT_EQ(drops[0].subtype, DROP_NAT_UNSUPP_PROTO);
+}
+
+CILIUM_INSTANTIATE_FAMILIES(HostMasqueradeFamilyTest);
 
 }  // namespace
 }  // namespace cilium::testing

@@ -14,6 +14,14 @@ Status ip(std::vector<std::string> args) {
   return okStatus();
 }
 
+Status sysctlIn(const std::string& netns_path, const std::string& setting) {
+  SpawnOptions opts;
+  opts.netns = netns_path;
+  auto r = runChecked({"sysctl", "-qw", setting}, opts);
+  if (!r.ok()) return r.error();
+  return okStatus();
+}
+
 }  // namespace
 
 Fabric::~Fabric() {
@@ -53,6 +61,47 @@ Status Fabric::build(const Topology& topo) {
   CILIUM_RETURN_IF_ERROR(
       ip({"-n", remote_, "addr", "add", std::string(kRemoteBackend) + "/32", "dev", "lo"}));
   return ip({"-n", node, "route", "add", "10.250.0.0/24", "via", kRemoteNodeIp, "dev", "ext0"});
+}
+
+Status Fabric::enableIpv6(const Topology& topo) {
+  std::string node = topo.nodeNetns();
+  for (const char* setting : {"net.ipv6.conf.all.disable_ipv6=0",
+                              "net.ipv6.conf.default.disable_ipv6=0",
+                              "net.ipv6.conf.all.forwarding=1"})
+    CILIUM_RETURN_IF_ERROR(sysctlIn(node, setting));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", node.substr(node.rfind('/') + 1), "-6", "addr", "add",
+                             std::string(kNodeIp6) + "/64", "dev", "ext0", "nodad"}));
+  return ip({"-n", outside_, "-6", "addr", "add", std::string(kClientIp6) + "/64", "dev", "eth0",
+             "nodad"});
+}
+
+Status Fabric::addFarHost(const Topology& topo, int mtu) {
+  far_ = topo.prefix() + "-far";
+  std::string node = topo.nodeNetns().substr(topo.nodeNetns().rfind('/') + 1);
+  std::string m = std::to_string(mtu);
+  CILIUM_RETURN_IF_ERROR(addNetns(far_));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", outside_, "link", "add", "far0", "mtu", m, "type", "veth",
+                             "peer", "name", "eth0", "mtu", m, "netns", far_}));
+  for (const char* setting : {"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"})
+    CILIUM_RETURN_IF_ERROR(sysctlIn(path(outside_), setting));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", outside_, "addr", "add", "192.168.78.1/24", "dev", "far0"}));
+  CILIUM_RETURN_IF_ERROR(
+      ip({"-n", outside_, "-6", "addr", "add", "2001:db8:78::1/64", "dev", "far0", "nodad"}));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", outside_, "link", "set", "far0", "up"}));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", far_, "addr", "add", std::string(kFarIp) + "/24", "dev", "eth0"}));
+  CILIUM_RETURN_IF_ERROR(ip(
+      {"-n", far_, "-6", "addr", "add", std::string(kFarIp6) + "/64", "dev", "eth0", "nodad"}));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", far_, "link", "set", "eth0", "up"}));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", far_, "route", "add", "default", "via", "192.168.78.1"}));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", far_, "-6", "route", "add", "default", "via", "2001:db8:78::1"}));
+  CILIUM_RETURN_IF_ERROR(
+      ip({"-n", node, "route", "add", "192.168.78.0/24", "via", kClientIp, "dev", "ext0"}));
+  // Without IPv6 on the node (enableIpv6 not called) only the IPv4 route is wanted.
+  auto has6 = runChecked({"ip", "-n", node, "-6", "addr", "show", "dev", "ext0", "scope", "global"});
+  if (has6.ok() && has6->find("inet6") != std::string::npos)
+    CILIUM_RETURN_IF_ERROR(ip(
+        {"-n", node, "-6", "route", "add", "2001:db8:78::/64", "via", kClientIp6, "dev", "ext0"}));
+  return okStatus();
 }
 
 Status Fabric::wireForDriverXdp() {

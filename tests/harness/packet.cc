@@ -160,9 +160,11 @@ PacketBuilder& PacketBuilder::icmpError(uint8_t type, uint8_t code,
   l4_.assign(8, 0);
   l4_[0] = type;
   l4_[1] = code;
-  // RFC 792: the quoted IP header plus at least 8 bytes of its payload.
+  // RFC 792: the quoted IP header plus at least 8 bytes of its payload; RFC 4443 (an IPv6
+  // quote): as much as fits in the minimum MTU.
   size_t ihl = inner.empty() ? 0 : static_cast<size_t>(inner[0] & 0x0f) * 4;
-  size_t quote = std::min(inner.size(), ihl + 8);
+  size_t quote = !inner.empty() && (inner[0] >> 4) == 6 ? std::min<size_t>(inner.size(), 1232)
+                                                          : std::min(inner.size(), ihl + 8);
   payload_.assign(inner.begin(), inner.begin() + static_cast<long>(quote));
   return *this;
 }

@@ -41,7 +41,8 @@ class PacketBuilder {
   // (`sll`), as Linux sends it (hop limit 255 is the caller's ipv6() argument).
   // An all-zero `sll` leaves the option out.
   PacketBuilder& neighborSolicit(std::string_view target, Mac sll = {});
-  // An ICMP error (type/code) quoting `inner` (an IPv4 packet without Ethernet header).
+  // An ICMP error (type/code) quoting `inner` (an IPv4 packet without Ethernet header); after
+  // ipv6(), an ICMPv6 error quoting an IPv6 packet.
   PacketBuilder& icmpError(uint8_t type, uint8_t code, const std::vector<uint8_t>& inner);
   PacketBuilder& protocol(uint8_t proto);  // a bare IPv4 protocol number with no L4 header
   PacketBuilder& payload(std::string_view bytes);

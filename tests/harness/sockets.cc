@@ -220,6 +220,21 @@ std::string socketAddress(int fd, bool local) {
   return std::string(s) + ":" + std::to_string(ntohs(a->sin_port));
 }
 
+std::string socketIp(int fd, bool local) {
+  std::string a = socketAddress(fd, local);
+  auto colon = a.rfind(':');
+  if (colon == std::string::npos) return "";
+  a.resize(colon);
+  if (a.size() >= 2 && a.front() == '[') a = a.substr(1, a.size() - 2);
+  return a;
+}
+
+uint16_t socketPort(int fd, bool local) {
+  std::string a = socketAddress(fd, local);
+  auto colon = a.rfind(':');
+  return colon == std::string::npos ? 0 : static_cast<uint16_t>(std::stoi(a.substr(colon + 1)));
+}
+
 Result<double> tcpRequestResponseRate(const std::string& client_netns,
                                       const std::string& server_netns, const std::string& server_ip,
                                       uint16_t port, std::chrono::seconds duration) {

@@ -41,6 +41,10 @@ Result<uint16_t> localPort(int fd);
 // The "ip:port" (IPv6: "[ip]:port") of a socket's peer (`local`: its own address); "" when it
 // has none.
 std::string socketAddress(int fd, bool local = false);
+// The address alone (no brackets) and the port of a socket's peer (`local`: its own); "" / 0
+// when it has none.
+std::string socketIp(int fd, bool local = false);
+uint16_t socketPort(int fd, bool local = false);
 
 // Request/response rate of one TCP connection from `client_netns` to a listener this opens on
 // server_ip:port in `server_netns`: 1-byte request, 1-byte response (netperf TCP_RR), for

@@ -53,10 +53,7 @@ Status ip(const std::vector<std::string>& args) {
 }
 
 // The peer IP of an accepted socket.
-std::string peerOf(int fd) {
-  std::string a = testing::socketAddress(fd);
-  return a.substr(0, a.rfind(':'));
-}
+std::string peerOf(int fd) { return testing::socketIp(fd); }
 
 // One connection from outside to the NodePort, accepted on `l1` or `l2` (-1: none); data both
 // ways. Returns which listener got it (1 or 2) and the client address the backend saw.

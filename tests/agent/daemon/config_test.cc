@@ -461,6 +461,13 @@ TEST(ConfigTest, EveryValidation) {
        "routing-mode=native with masquerading (enable-bpf-masquerade, enable-ipv4-masquerade) "
        "needs ipv4-native-routing-cidr: the CIDR of the pod network that is reached without "
        "masquerading (e.g. the cluster pool)"},
+      {{"--routing-mode=native", "--enable-bpf-masquerade", "--devices=eth0",
+        "--ipv4-native-routing-cidr=10.0.0.0/8", "--enable-ipv6"},
+       "routing-mode=native with IPv6 masquerading (enable-bpf-masquerade, "
+       "enable-ipv6-masquerade, enable-ipv6) needs ipv6-native-routing-cidr: the IPv6 CIDR of "
+       "the pod network that is reached without masquerading"},
+      {{"--ipv6-native-routing-cidr=10.0.0.0/8"},
+       "--ipv6-native-routing-cidr=10.0.0.0/8 (flag): is not an IPv6 CIDR"},
       {{"--bpf-lb-mode=dsr"},
        "bpf-lb-mode=dsr needs routing-mode=native (routing-mode=tunnel: DSR with a tunnel needs "
        "Geneve, which this kernel lacks)"},

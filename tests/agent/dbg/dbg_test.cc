@@ -581,6 +581,54 @@ TEST(BpfPrintTest, NatMasqueradeAndNodePortEntries) {
   EXPECT_EQ(*nat.count(), 0u);
 }
 
+TEST(BpfPrintTest, NatIpv6EntriesFollowIpv4InBrackets) {
+  bpf::FakeMap<nat4_key, nat4_entry> nat("cilium_snat_v4_external");
+  bpf::FakeMap<nat6_key, nat6_entry> nat6("cilium_snat_v6_external");
+  auto a6 = [](const char* s) {
+    v4v6_addr a{};
+    inet_pton(AF_INET6, s, a.ip6);
+    return a;
+  };
+  nat6_key out{};
+  out.saddr = a6("fd00:200::21");
+  out.daddr = a6("2001:db8::100");
+  out.sport = htons(40000);
+  out.dport = htons(80);
+  out.proto = 6;
+  out.dir = NAT_DIR_EGRESS;
+  nat6_entry xs{};
+  xs.to_addr = a6("2001:db8::1");
+  xs.to_port = htons(61234);
+  xs.flags = NAT_F_MASQ;
+  xs.created = 995;
+  ASSERT_TRUE(nat6.update(out, xs).ok());
+  nat4_key np{
+      ip4("10.250.0.5"), ip4("192.168.77.1"), htons(8080), htons(61001), 17, NAT_DIR_INGRESS, 0};
+  nat4_entry npv{ip4("192.168.77.100"), htons(5000), 0, 7, 1000};
+  ASSERT_TRUE(nat.update(np, npv).ok());
+  std::ostringstream text;
+  ASSERT_TRUE(printNat(nat, 1000, false, text, &nat6).ok());
+  EXPECT_EQ(text.str(),
+            "UDP IN 10.250.0.5:8080 -> 192.168.77.1:61001 XLATE_DST 192.168.77.100:5000 "
+            "Created=0sec ago NodePort RevNAT=7\n"
+            "TCP OUT [fd00:200::21]:40000 -> [2001:db8::100]:80 XLATE_SRC [2001:db8::1]:61234 "
+            "Created=5sec ago Masquerade\n");
+  auto flushed = flushNat6(nat6);
+  ASSERT_TRUE(flushed.ok());
+  EXPECT_EQ(*flushed, 1u);
+
+  bpf::FakeMap<ipmasq_key4, uint8_t> m4("cilium_ipmasq_v4");
+  bpf::FakeMap<ipmasq_key6, uint8_t> m6("cilium_ipmasq_v6");
+  ASSERT_TRUE(m4.update({16, ip4("10.200.0.0")}, 1).ok());
+  ipmasq_key6 k6{};
+  k6.prefixlen = 64;
+  k6.addr = a6("fd00:200::");
+  ASSERT_TRUE(m6.update(k6, 1).ok());
+  std::ostringstream masq;
+  ASSERT_TRUE(printIpMasq(m4, false, masq, &m6).ok());
+  EXPECT_EQ(masq.str(), "IP PREFIX\n10.200.0.0/16\nfd00:200::/64\n");
+}
+
 TEST(BpfPrintTest, IpMasq) {
   bpf::FakeMap<ipmasq_key4, uint8_t> m("cilium_ipmasq_v4");
   ASSERT_TRUE(m.update({16, ip4("10.200.0.0")}, 1).ok());

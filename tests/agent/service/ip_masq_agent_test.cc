@@ -13,6 +13,23 @@ std::vector<std::string> v4(const IpMasqAgentConfig& c) {
   return out;
 }
 
+std::vector<std::string> v6(const IpMasqAgentConfig& c) {
+  std::vector<std::string> out;
+  for (const auto& p : ipMasqAgentNonMasqueradeV6(c)) out.push_back(p.toString());
+  return out;
+}
+
+TEST(IpMasqAgentTest, Ipv6HasNoDefaultsButLinkLocal) {
+  auto c = parseIpMasqAgentConfig("");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(v6(*c), (std::vector<std::string>{"fe80::/10"}));
+  c = parseIpMasqAgentConfig("nonMasqueradeCIDRs: [fd00:10::/48]\nmasqLinkLocalIPv6: true\n");
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  EXPECT_TRUE(c->masq_link_local6);
+  EXPECT_EQ(v6(*c), (std::vector<std::string>{"fd00:10::/48"}));
+  EXPECT_EQ(v4(*c).size(), 1u) << "an IPv6-only list is no IPv4 list: only 169.254.0.0/16";
+}
+
 TEST(IpMasqAgentTest, YamlAndJsonAsIpMasqAgentWritesThem) {
   auto c = parseIpMasqAgentConfig(
       "nonMasqueradeCIDRs:\n  - 10.0.0.0/8\n  - 192.0.2.0/24\n  - fd00::/8\nmasqLinkLocal: true\n"
@@ -21,7 +38,9 @@ TEST(IpMasqAgentTest, YamlAndJsonAsIpMasqAgentWritesThem) {
   EXPECT_TRUE(c->masq_link_local);
   EXPECT_EQ(c->non_masquerade_cidrs.size(), 3u);
   EXPECT_EQ(v4(*c), (std::vector<std::string>{"10.0.0.0/8", "192.0.2.0/24"}))
-      << "IPv6 is read but not used; link-local is masqueraded";
+      << "IPv6 goes to the IPv6 set; link-local is masqueraded";
+  EXPECT_EQ(v6(*c), (std::vector<std::string>{"fd00::/8", "fe80::/10"}))
+      << "masqLinkLocal is IPv4's; IPv6 link-local has masqLinkLocalIPv6";
 
   c = parseIpMasqAgentConfig(R"({"nonMasqueradeCIDRs": ["172.16.0.0/12"]})");
   ASSERT_TRUE(c.ok()) << c.error().toString();
@@ -51,6 +70,7 @@ TEST(IpMasqAgentTest, MistakesAreRefusedNamingTheField) {
       {"nonMasqueradeCIDRs: [banana]\n", "nonMasqueradeCIDRs:"},
       {"nonMasqueradeCIDRs: [[10.0.0.0/8]]\n", "an item is not a string"},
       {"masqLinkLocal: yes please\n", "masqLinkLocal is not a boolean"},
+      {"masqLinkLocalIPv6: 1\n", "masqLinkLocalIPv6 is not a boolean"},
       {"- 10.0.0.0/8\n", "not a mapping"},
       {"a: 1\n---\nb: 2\n", "more than one document"},
       {"nonMasqueradeCIDRs: [10.0.0.0/8\n", "ip-masq-agent config:"},

@@ -209,5 +209,72 @@ TEST_F(NatGcTest, MasqueradeMappingsGoWithThePodsEgressEntry) {
   EXPECT_EQ(natSize(), 2u) << "the ping's mapping stays";
 }
 
+// IPv6 masquerade: the same rules on the IPv6 maps (gcNat6).
+TEST(NatGc6Test, MasqueradeMappingsGoWithThePodsEgressEntry) {
+  bpf::FakeMap<nat6_key, nat6_entry> nat{"cilium_snat_v6_external"};
+  bpf::FakeMap<ct_key6, ct_entry> ct_tcp{"cilium_ct6_global"}, ct_any{"cilium_ct_any6_global"};
+  auto ip6 = [](const char* s) {
+    v4v6_addr a{};
+    ::inet_pton(AF_INET6, s, a.ip6);
+    return a;
+  };
+  const v4v6_addr pod = ip6("fd00:200::21"), remote = ip6("2001:db8::100"),
+                  node = ip6("2001:db8::1");
+  auto addMasq = [&](uint16_t pport, uint16_t node_port, uint8_t proto, uint16_t flags) {
+    nat6_key fwd{};
+    fwd.saddr = pod;
+    fwd.daddr = remote;
+    fwd.sport = htons(pport);
+    fwd.dport = htons(80);
+    fwd.proto = proto;
+    fwd.dir = NAT_DIR_EGRESS;
+    nat6_entry out{};
+    out.to_addr = node;
+    out.to_port = htons(node_port);
+    out.flags = flags;
+    out.created = kNow - 100;
+    ASSERT_TRUE(nat.update(fwd, out).ok());
+    nat6_key rev{};
+    rev.saddr = remote;
+    rev.daddr = node;
+    rev.sport = htons(80);
+    rev.dport = htons(node_port);
+    rev.proto = proto;
+    rev.dir = NAT_DIR_INGRESS;
+    nat6_entry back{};
+    back.to_addr = pod;
+    back.to_port = htons(pport);
+    back.flags = flags;
+    back.created = kNow - 100;
+    ASSERT_TRUE(nat.update(rev, back).ok());
+  };
+  auto addEgress = [&](uint16_t pport, uint8_t proto, uint32_t lifetime) {
+    ct_key6 k{};
+    k.saddr = pod;
+    k.daddr = remote;
+    k.sport = htons(pport);
+    k.dport = htons(80);
+    k.nexthdr = proto;
+    k.flags = CT_KEY_EGRESS;
+    ct_entry e{};
+    e.lifetime = lifetime;
+    ASSERT_TRUE((proto == IPPROTO_TCP ? ct_tcp : ct_any).update(k, e).ok());
+  };
+  addMasq(40000, 61001, IPPROTO_TCP, NAT_F_MASQ);
+  addEgress(40000, IPPROTO_TCP, kNow + 10);  // live
+  addMasq(40001, 61002, IPPROTO_TCP, NAT_F_MASQ);
+  addEgress(40001, IPPROTO_TCP, kNow - 1);  // over
+  addMasq(5353, 61003, IPPROTO_UDP, NAT_F_MASQ);
+  addEgress(5353, IPPROTO_UDP, kNow + 10);  // live, in the other map
+  addMasq(40002, 61004, IPPROTO_TCP, 0);    // no IPv6 NodePort: nothing keeps it
+  auto r = gcNat6({&nat, &ct_tcp, &ct_any}, kNow);
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->scanned, 8u);
+  EXPECT_EQ(r->deleted, 4u);
+  size_t n = 0;
+  EXPECT_TRUE(nat.forEach([&](const nat6_key&, const nat6_entry&) { return ++n, true; }).ok());
+  EXPECT_EQ(n, 4u) << "the two live connections keep both halves";
+}
+
 }  // namespace
 }  // namespace cilium::service
