@@ -88,11 +88,30 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-sockaddr_in address(const std::string& ip, uint16_t port) {
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  ::inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
+// A destination of either family (IPv6 when `ip` has a colon).
+struct Address {
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  const sockaddr* sa() const { return reinterpret_cast<const sockaddr*>(&ss); }
+};
+
+Address address(const std::string& ip, uint16_t port) {
+  Address a;
+  if (ip.find(':') != std::string::npos) {
+    auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
+    in6->sin6_family = AF_INET6;
+    in6->sin6_port = htons(port);
+    ::inet_pton(AF_INET6, ip.c_str(), &in6->sin6_addr);
+    a.len = sizeof(sockaddr_in6);
+    a.family = AF_INET6;
+    return a;
+  }
+  auto* in = reinterpret_cast<sockaddr_in*>(&a.ss);
+  in->sin_family = AF_INET;
+  in->sin_port = htons(port);
+  ::inet_pton(AF_INET, ip.c_str(), &in->sin_addr);
+  a.len = sizeof(sockaddr_in);
   return a;
 }
 
@@ -106,15 +125,15 @@ Result<ConnectStats> measureConnects(const std::string& netns, const std::string
   auto start = Clock::now();
   int warmup = n / 10;
   CILIUM_RETURN_IF_ERROR(runInNetns(netns, [&]() -> Status {
-    sockaddr_in a = address(ip, port);
+    Address a = address(ip, port);
     linger lg{1, 0};
     for (int i = -warmup; i < n; i++) {
-      UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+      UniqueFd fd(::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
       if (!fd) return errnoError(errno, "socket");
       ::setsockopt(fd.get(), SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
       if (i == 0) start = Clock::now();
       auto t0 = Clock::now();
-      int r = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a));
+      int r = ::connect(fd.get(), a.sa(), a.len);
       auto t1 = Clock::now();
       if (i < 0) continue;  // a warm-up connection
       if (r == 0)
@@ -160,7 +179,7 @@ Result<CrrStats> measureCrr(const std::string& netns, const std::string& ip, uin
   CrrStats s;
   double measured_secs = 0;
   CILIUM_RETURN_IF_ERROR(runInNetns(netns, [&]() -> Status {
-    sockaddr_in a = address(ip, port);
+    Address a = address(ip, port);
     timeval tv{2, 0};  // a lost peer ends a transaction, not the benchmark
     auto start = Clock::now();
     auto measure_from = start + std::chrono::duration_cast<Clock::duration>(
@@ -176,11 +195,11 @@ Result<CrrStats> measureCrr(const std::string& netns, const std::string& ip, uin
       }
       bool ok = false;
       {
-        UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+        UniqueFd fd(::socket(a.family, SOCK_STREAM | SOCK_CLOEXEC, 0));
         if (!fd) return errnoError(errno, "socket");
         ::setsockopt(fd.get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         char b = 'q';
-        ok = ::connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+        ok = ::connect(fd.get(), a.sa(), a.len) == 0 &&
              ::send(fd.get(), &b, 1, MSG_NOSIGNAL) == 1 && ::recv(fd.get(), &b, 1, 0) == 1;
       }  // close(): the client's FIN
       auto t1 = Clock::now();

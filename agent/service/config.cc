@@ -122,6 +122,16 @@ const config::Registry<Config>& configKeys() {
                 if (p->family() != IpFamily::kV4) return invalidValue("is not an IPv4 CIDR");
                 return okStatus();
               });
+    r->string("ipv6-native-routing-cidr",
+              "The IPv6 pod network reached natively (routing-mode=native, dual stack); "
+              "accepted and checked, no IPv6 masquerade yet",
+              &Config::ipv6_native_routing_cidr, [](std::string_view v) -> Status {
+                if (v.empty()) return okStatus();
+                auto p = IpPrefix::parse(v);
+                if (!p.ok()) return p.error();
+                if (p->family() != IpFamily::kV6) return invalidValue("is not an IPv6 CIDR");
+                return okStatus();
+              });
     r->boolean("enable-ip-masq-agent",
                "Also leave the destinations of the ip-masq-agent configuration file "
                "(nonMasqueradeCIDRs, masqLinkLocal) unmasqueraded; needs enable-bpf-masquerade",

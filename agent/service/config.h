@@ -39,6 +39,8 @@ struct Config {
   bool enable_bpf_masquerade = false;
   // Destinations never masqueraded ("" = the node's pod CIDR).
   std::string ipv4_native_routing_cidr;
+  // The IPv6 pod network in native routing (validated; no IPv6 masquerade uses it yet).
+  std::string ipv6_native_routing_cidr;
   // ip-masq-agent's non-masquerade CIDRs (agent/service/ip_masq_agent.h), re-read while running.
   bool enable_ip_masq_agent = false;
   std::string ip_masq_agent_config_path = "/etc/config/ip-masq-agent";
