@@ -35,7 +35,6 @@
 #include "agent/datapath/tunnel.h"
 #include "bench/bench_net.h"
 #include "tests/harness/endpoints.h"
-#include "tests/harness/family.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -55,6 +54,7 @@ constexpr const char* kUnderlay[2] = {"172.31.251.1", "172.31.251.2"};
 constexpr const char* kVxlanNet[2] = {"192.168.251.1", "192.168.251.2"};
 constexpr const char* kPodCidr[2] = {"10.221.0.0/16", "10.222.0.0/16"};
 constexpr const char* kPodIp[2] = {"10.221.0.11", "10.222.0.11"};
+constexpr const char* kPodIp6[2] = {"fd00:221::11", "fd00:222::11"};
 constexpr const char* kUnderlay6[2] = {"fd00:172:31:251::1", "fd00:172:31:251::2"};
 constexpr const char* kPodCidr6[2] = {"fd00:221::/64", "fd00:222::/64"};
 constexpr uint16_t kSinkPort = 5201;
@@ -108,9 +108,7 @@ class Bench {
                   "ul0", "nodad"}),
            "underlay IPv6 address");
       must(runOk({"ip", "-n", n.ns, "link", "set", "ul0", "up"}), "underlay up");
-      n.pod =
-          must(n.topo->addPod(i == 0 ? "client" : "server", kPodIp[i], testing::v6Twin(kPodIp[i])),
-               "pod");
+      n.pod = must(n.topo->addPod(i == 0 ? "client" : "server", kPodIp[i], kPodIp6[i]), "pod");
       // What the agent adds for a dual-stack endpoint: its IPv6 address routed to its veth.
       must(runOk({"ip", "-n", n.ns, "-6", "route", "replace", n.pod.ip6 + "/128", "dev",
                   n.pod.host_ifname}),
@@ -126,7 +124,7 @@ class Bench {
       info.flags = IPCACHE_F_HAS_TUNNEL_EP;
       must(maps.ipcache->update(datapath::ipcacheKeyV4(be(kPodIp[1 - i]), 32), info), "ipcache");
       // Its IPv6 address tunnels to the same IPv4 node address.
-      auto other6 = IpPrefix::host(*IpAddr::parse(testing::v6Twin(kPodIp[1 - i])));
+      auto other6 = IpPrefix::host(*IpAddr::parse(kPodIp6[1 - i]));
       must(maps.ipcache->update(datapath::ipcacheKey(other6), info), "ipcache IPv6");
       // The client may open anything; the server admits the client's identity.
       std::vector<datapath::PolicyEntry> rules = {

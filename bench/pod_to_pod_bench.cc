@@ -45,7 +45,6 @@
 #include "bench/bench_net.h"
 #include "tests/harness/cgroup.h"
 #include "tests/harness/endpoints.h"
-#include "tests/harness/family.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -218,9 +217,9 @@ int main(int argc, char** argv) {
   auto topo = testing::Topology::create();
   if (!topo.ok()) die("topology", topo.error());
   // Dual stack: the same pods talk over IPv4 or IPv6.
-  auto client = (*topo)->addPod("client", "10.200.0.11", testing::v6Twin("10.200.0.11"));
+  auto client = (*topo)->addPod("client", "10.200.0.11", "fd00:200::11");
   if (!client.ok()) die("pod", client.error());
-  auto server = (*topo)->addPod("server", "10.200.0.12", testing::v6Twin("10.200.0.12"));
+  auto server = (*topo)->addPod("server", "10.200.0.12", "fd00:200::12");
   if (!server.ok()) die("pod", server.error());
   auto pin = (*topo)->pinDir();
   if (!pin.ok()) die("pin dir", pin.error());

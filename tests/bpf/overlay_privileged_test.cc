@@ -96,17 +96,20 @@ TEST_P(OverlayTest, PodToRemotePodIsEncapsulatedTowardsItsNode) {
   auto p = parsePacket(r.packet);
   ASSERT_TRUE(p);
   EXPECT_EQ(p->ttl, 64) << "the inner packet is untouched; the tunnel device adds the headers";
-  if (v6())
+  if (v6()) {
     EXPECT_EQ(p->dst6, addr(kRemote1));
-  else
+  } else {
     EXPECT_EQ(p->daddr, ipv4(kRemote1));
+  }
   auto evs = events();
   auto traces = ofType(evs, EVENT_TRACE);
   ASSERT_EQ(traces.size(), 1u) << describe(evs);
   EXPECT_EQ(traces[0].subtype, TRACE_TO_OVERLAY);
   EXPECT_EQ(traces[0].src_identity, kIdentityA);
   EXPECT_EQ(traces[0].dst_identity, kRemoteId1) << "the identity came from the ipcache entry";
-  if (!v6()) EXPECT_TRUE(ctEntry(a_.pod.ip.c_str(), kRemote1, 41000, 80, kTcp, CT_KEY_EGRESS));
+  if (!v6()) {
+    EXPECT_TRUE(ctEntry(a_.pod.ip.c_str(), kRemote1, 41000, 80, kTcp, CT_KEY_EGRESS));
+  }
   EXPECT_EQ(metric(REASON_FORWARDED, METRIC_EGRESS), 1u);
 }
 

@@ -74,10 +74,11 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::tuple<Family, s
     for (int i = 0; i < kNodes; i++) {
       ASSERT_EQ(cluster_.nodes[i].cidr, fmt::format("10.{}.0.0/16", 200 + i))
           << "the operator's CIDR";
-      if (v6())
+      if (v6()) {
         ASSERT_EQ(cluster_.nodes[i].cidr6, i == 0 ? std::string("fd00:10:200::/112")
                                                   : fmt::format("fd00:10:200::{}:0/112", i))
             << "the operator's IPv6 CIDR";
+      }
       auto cfg = cluster_.nodes[i].client().getConfig();
       ASSERT_TRUE(cfg.ok() && cfg->status);
       EXPECT_EQ(cfg->status->device_mtu, podMtu()) << "VXLAN headers in tunnel mode only";
@@ -252,15 +253,17 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
     for (int j = 0; j < kNodes; j++) {
       if (j == i) continue;
       EXPECT_EQ(field(seen, underlayIp(j) + "/32", "identity"), "6") << i << " " << j;
-      if (v6())
+      if (v6()) {
         EXPECT_EQ(field(seen, cluster_.underlayIp6(j) + "/128", "identity"), "6") << i << " " << j;
+      }
       EXPECT_EQ(field(seen, cidrOf(j), "tunnel-endpoint"), native() ? "" : underlayIp(j))
           << i << " " << j;
     }
     EXPECT_EQ(field(seen, underlayIp(i) + "/32", "identity"), "1") << "this node is host";
-    if (v6())
+    if (v6()) {
       EXPECT_EQ(field(seen, cluster_.underlayIp6(i) + "/128", "identity"), "1")
           << "this node is host";
+    }
   }
   auto tunnels = ipcache(0, "tunnel");
   EXPECT_EQ(field(tunnels, host(s2), "tunnel-endpoint"), underlayIp(1));

@@ -152,9 +152,10 @@ TEST_P(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
   EXPECT_NE(text.find("Cluster health:   3/3 reachable"), std::string::npos) << text;
   EXPECT_NE(text.find("ICMP to stack:   OK, RTT="), std::string::npos) << text;
   EXPECT_NE(text.find("HTTP to agent:   OK, RTT="), std::string::npos) << text;
-  if (v6())
+  if (v6()) {
     EXPECT_NE(text.find("Host connectivity to " + cluster_.underlayIp6(1) + ":"), std::string::npos)
         << "the IPv6 address of node-2 is probed too: " << text;
+  }
 
   std::string m = metrics(0);
   EXPECT_NE(m.find(statusSeries("node-3", false, "endpoint") + " 1"), std::string::npos) << m;
