@@ -1,10 +1,12 @@
-// pod_to_pod_bench: two pods on one node, side by side without and with the datapath: TCP
+// pod_to_pod_bench: two pods on one node, side by side without and with the datapath (over
+// IPv4, and over IPv6 between the same dual-stack pods): TCP
 // request/response rate on one connection (netperf TCP_RR), new connections with one
 // request/response each (netperf TCP_CRR: rate, p50, p99) and single-stream throughput (iperf3),
 // several runs alternating between the two setups. Prints numbers; never fails on time.
 //
 //   sudo ./build/bench/pod_to_pod_bench [--seconds N] [--runs R] [--tests rr,crr,stream]
-//                                       [--setups bare,datapath] [--no-sock-lb] [--bpf-stats]
+//                                       [--setups bare,datapath,datapath6] [--no-sock-lb]
+//                                       [--bpf-stats]
 //                                       [--ct-entries N] [--events-rate N]
 //                                       [--events-wakeup-bytes N] [--aggregation none|medium]
 //
@@ -15,9 +17,10 @@
 // transaction and ns per run. It adds two clock reads to every program run.
 //
 // "bare": the same namespaces and veths with no programs; the node's stack routes between the
-// pods. "datapath": bpf_lxc attached, endpoints and an allow policy programmed, the socket LB
-// (bpf_sock) on the benchmark's cgroup as the agent attaches it to pods' (no Service matches),
-// events drained.
+// pods (IPv4). "datapath": bpf_lxc attached, endpoints and an allow policy programmed, the socket
+// LB (bpf_sock) on the benchmark's cgroup as the agent attaches it to pods' (no Service matches),
+// events drained. "datapath6": the same, the traffic over the pods' IPv6 addresses (neighbour
+// discovery answered by bpf_lxc; the socket LB has no IPv6 hook yet, so it costs IPv6 nothing).
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
@@ -57,12 +60,12 @@ namespace {
 // Single-stream TCP throughput with iperf3 against a server already started, in Gbit/s
 // (receiver side). Retries while the server is still coming up.
 Result<double> iperf(testing::Topology& topo, const testing::Pod& client,
-                     const testing::Pod& server, int seconds) {
+                     const std::string& server_ip, const std::string& port, int seconds) {
   Result<RunOutput> out = makeError(ErrorCode::kInternal, "not run");
   auto deadline = std::chrono::steady_clock::now() + 10s;
   do {
     out = topo.exec(client.netns,
-                    {"iperf3", "-c", server.ip, "-p", "5201", "-t", std::to_string(seconds), "-J"},
+                    {"iperf3", "-c", server_ip, "-p", port, "-t", std::to_string(seconds), "-J"},
                     std::chrono::seconds(seconds + 30));
     if (out.ok() && out->exit_code == 0) break;
     std::this_thread::sleep_for(50ms);
@@ -170,7 +173,7 @@ class ProgStats {
 
 int main(int argc, char** argv) {
   int seconds = 5, runs = 3;
-  std::string tests = "rr,crr,stream", setups = "bare,datapath";
+  std::string tests = "rr,crr,stream", setups = "bare,datapath,datapath6";
   bool sock_lb = true, bpf_stats = false;
   datapath::Config cfg;
   for (int i = 1; i < argc; i++) {
@@ -198,11 +201,12 @@ int main(int argc, char** argv) {
       cfg.monitor_aggregation =
           v == "none" ? datapath::MonitorAggregation::kNone : datapath::MonitorAggregation::kMedium;
     } else {
-      std::fprintf(stderr,
-                   "usage: %s [--seconds N] [--runs R] [--tests rr,crr,stream] "
-                   "[--setups bare,datapath] [--no-sock-lb] [--bpf-stats] [--ct-entries N] "
-                   "[--events-rate N] [--events-wakeup-bytes N] [--aggregation none|medium]\n",
-                   argv[0]);
+      std::fprintf(
+          stderr,
+          "usage: %s [--seconds N] [--runs R] [--tests rr,crr,stream] "
+          "[--setups bare,datapath,datapath6] [--no-sock-lb] [--bpf-stats] [--ct-entries N] "
+          "[--events-rate N] [--events-wakeup-bytes N] [--aggregation none|medium]\n",
+          argv[0]);
       return 2;
     }
   }
@@ -212,9 +216,10 @@ int main(int argc, char** argv) {
 
   auto topo = testing::Topology::create();
   if (!topo.ok()) die("topology", topo.error());
-  auto client = (*topo)->addPod("client", "10.200.0.11");
+  // Dual stack: the same pods talk over IPv4 or IPv6.
+  auto client = (*topo)->addPod("client", "10.200.0.11", "fd00:200::11");
   if (!client.ok()) die("pod", client.error());
-  auto server = (*topo)->addPod("server", "10.200.0.12");
+  auto server = (*topo)->addPod("server", "10.200.0.12", "fd00:200::12");
   if (!server.ok()) die("pod", server.error());
   auto pin = (*topo)->pinDir();
   if (!pin.ok()) die("pin dir", pin.error());
@@ -269,7 +274,11 @@ int main(int argc, char** argv) {
     member = std::move(*m);
   }
 
+  int attached_now = -1;
   auto setMode = [&](bool attached) {
+    // Only a change attaches or detaches (datapath and datapath6 share the attachment).
+    if (attached_now == static_cast<int>(attached)) return;
+    attached_now = attached;
     Status s = runInNetns((*topo)->nodeNetns(), [&]() -> Status {
       for (const auto* p : {&*client, &*server}) {
         if (attached)
@@ -283,18 +292,26 @@ int main(int argc, char** argv) {
     if (!s.ok()) die("attach/detach", s.error());
   };
 
+  // Per setup: the server's address, its iperf3 port and its CRR server.
+  const std::string server_ip[3] = {server->ip, server->ip, server->ip6};
+  const std::string iperf_port[3] = {"5201", "5201", "5202"};
   if (want_stream) {
-    auto srv = (*topo)->spawnIn(server->netns, {"iperf3", "-s", "-B", server->ip, "-p", "5201"},
-                                "iperf3-server");
-    if (!srv.ok()) die("iperf3 server", srv.error());
+    for (int f = 1; f <= 2; f++) {
+      auto srv =
+          (*topo)->spawnIn(server->netns, {"iperf3", "-s", "-B", server_ip[f], "-p", iperf_port[f]},
+                           "iperf3-server-" + iperf_port[f]);
+      if (!srv.ok()) die("iperf3 server", srv.error());
+    }
   }
-  std::unique_ptr<bench::CrrServer> crr_server;
+  std::unique_ptr<bench::CrrServer> crr_servers[2];
   constexpr uint16_t kCrrPort = 7000;
   if (want_crr) {
     if (auto s = bench::prepareCrrClient(client->netns); !s.ok()) die("crr client", s.error());
-    auto srv = bench::CrrServer::start(server->netns, server->ip, kCrrPort);
-    if (!srv.ok()) die("crr server", srv.error());
-    crr_server = std::move(*srv);
+    for (int f = 0; f < 2; f++) {
+      auto srv = bench::CrrServer::start(server->netns, server_ip[f + 1], kCrrPort);
+      if (!srv.ok()) die("crr server", srv.error());
+      crr_servers[f] = std::move(*srv);
+    }
   }
 
   std::optional<ProgStats> stats;
@@ -307,8 +324,8 @@ int main(int argc, char** argv) {
     stats->add("cil_to_container", bpf_program__fd(progs.to_container));
   }
 
-  std::vector<double> rr[2], gbps[2], crr[2], crr_p50[2], crr_p99[2], crr_cpu[2];
-  uint64_t crr_failed[2] = {0, 0};
+  std::vector<double> rr[3], gbps[3], crr[3], crr_p50[3], crr_p99[3], crr_cpu[3];
+  uint64_t crr_failed[3] = {0, 0, 0};
   uint16_t port = 9000;
   std::atomic<bool> stop{false};
   // The agent's event hub waits the same way: woken by the datapath's wakeup threshold, or
@@ -329,17 +346,18 @@ int main(int argc, char** argv) {
     uint64_t target = polls.load() + 2;
     for (uint64_t n = polls.load(); n < target; n = polls.load()) polls.wait(n);
   };
-  const char* names[] = {"bare", "datapath"};
+  const char* names[] = {"bare", "datapath", "datapath6"};
   bool sock_stats = false;
   std::printf("pod_to_pod_bench: %d runs of %d s per test and setup; datapath %s the socket LB\n",
               runs, seconds, sock_lb ? "with" : "without");
   for (int r = 0; r < runs; r++) {
     // Alternate which mode goes first, so drift on the machine spreads over both.
-    for (int k = 0; k < 2; k++) {
-      int mode = (r + k) % 2;  // 0 bare, 1 datapath
+    for (int k = 0; k < 3; k++) {
+      int mode = (r + k) % 3;  // 0 bare, 1 datapath, 2 datapath over IPv6
       if (!bench::modeWanted(setups, names[mode])) continue;
-      setMode(mode == 1);
-      if (stats && mode == 1 && lb && !sock_stats) {
+      setMode(mode >= 1);
+      bench::CrrServer* crr_server = want_crr ? crr_servers[mode == 2].get() : nullptr;
+      if (stats && mode >= 1 && lb && !sock_stats) {
         // The program attached, known only once attached.
         stats->addCgroup("cil_sock4_connect", cgroup, BPF_CGROUP_INET4_CONNECT);
         sock_stats = true;
@@ -347,8 +365,8 @@ int main(int argc, char** argv) {
       if (stats) (void)stats->delta();
       std::string line = fmt::format("run {} {:<9}", r + 1, names[mode]);
       if (want_rr) {
-        auto t = testing::tcpRequestResponseRate(client->netns, server->netns, server->ip, port++,
-                                                 std::chrono::seconds(seconds));
+        auto t = testing::tcpRequestResponseRate(client->netns, server->netns, server_ip[mode],
+                                                 port++, std::chrono::seconds(seconds));
         if (!t.ok()) die("tcp_rr", t.error());
         rr[mode].push_back(*t);
         line += fmt::format(" TCP_RR {:7.0f}/s", *t);
@@ -359,7 +377,7 @@ int main(int argc, char** argv) {
                  woken = wakeups.load(), trace0 = ev_trace, verdict0 = ev_verdict, drop0 = ev_drop,
                  new0 = ev_new, reopened0 = ev_reopened;
         double cpu = processCpuUs();
-        auto c = bench::measureCrr(client->netns, server->ip, kCrrPort, seconds, 0.5);
+        auto c = bench::measureCrr(client->netns, server_ip[mode], kCrrPort, seconds, 0.5);
         uint64_t tx = std::max<uint64_t>(1, crr_server->served() - served);
         cpu = (processCpuUs() - cpu) / static_cast<double>(tx);
         if (!c.ok()) die("tcp_crr", c.error());
@@ -377,7 +395,7 @@ int main(int argc, char** argv) {
                             1000.0 * (interrupts("IWI") - iwi) / tx,
                             1000.0 * (interrupts("RES") - res) / tx,
                             1000.0 * (wakeups.load() - woken) / tx);
-        if (mode == 1) {
+        if (mode >= 1) {
           drained();
           auto per = [&](uint64_t now, uint64_t before) {
             return static_cast<double>(now - before) / static_cast<double>(tx);
@@ -388,14 +406,14 @@ int main(int argc, char** argv) {
               per(ev_trace, trace0), per(ev_verdict, verdict0), per(ev_new, new0),
               per(ev_reopened, reopened0), per(ev_drop, drop0));
         }
-        if (stats && mode == 1) {
+        if (stats && mode >= 1) {
           for (auto& [name, cnt, ns] : stats->delta())
             line += fmt::format("\n    {:<20} {:6.2f} runs/transaction {:6.0f} ns/run", name,
                                 static_cast<double>(cnt) / tx, ns);
         }
       }
       if (want_stream) {
-        auto g = iperf(**topo, *client, *server, seconds);
+        auto g = iperf(**topo, *client, server_ip[mode], iperf_port[mode], seconds);
         if (!g.ok()) die("iperf3", g.error());
         gbps[mode].push_back(*g);
         line += fmt::format("  iperf3 {:5.2f} Gbit/s", *g);
@@ -411,14 +429,18 @@ int main(int argc, char** argv) {
 
   std::printf("\npod to pod on one node, %d runs of %d s each, median (min-max):\n\n", runs,
               seconds);
-  std::printf("%-30s %24s %24s %8s\n", "", "bare veth", "datapath", "ratio");
+  std::printf("%-30s %22s %22s %22s %8s %8s\n", "", "bare veth (IPv4)", "datapath IPv4",
+              "datapath IPv6", "v4/bare", "v6/v4");
   auto row = [](const char* name, const std::vector<double>* v, int prec) {
-    if (v[0].empty() && v[1].empty()) return;
-    std::string ratio = v[0].empty() || v[1].empty()
-                            ? "-"
-                            : fmt::format("{:.1f}%", 100 * median(v[1]) / median(v[0]));
-    std::printf("%-30s %24s %24s %8s\n", name, summary(v[0], prec).c_str(),
-                summary(v[1], prec).c_str(), ratio.c_str());
+    if (v[0].empty() && v[1].empty() && v[2].empty()) return;
+    auto ratio = [&](int a, int b) {
+      return v[a].empty() || v[b].empty()
+                 ? std::string("-")
+                 : fmt::format("{:.1f}%", 100 * median(v[a]) / median(v[b]));
+    };
+    std::printf("%-30s %22s %22s %22s %8s %8s\n", name, summary(v[0], prec).c_str(),
+                summary(v[1], prec).c_str(), summary(v[2], prec).c_str(), ratio(1, 0).c_str(),
+                ratio(2, 1).c_str());
   };
   row("TCP_RR (transactions/s)", rr, 0);
   row("TCP_CRR (transactions/s)", crr, 0);
@@ -427,8 +449,8 @@ int main(int argc, char** argv) {
   row("TCP_CRR CPU (us/transaction)", crr_cpu, 1);
   row("iperf3 single stream (Gbit/s)", gbps, 2);
   if (want_crr)
-    std::printf("\nTCP_CRR failed transactions: bare %lu, datapath %lu\n", crr_failed[0],
-                crr_failed[1]);
+    std::printf("\nTCP_CRR failed transactions: bare %lu, datapath %lu, datapath IPv6 %lu\n",
+                crr_failed[0], crr_failed[1], crr_failed[2]);
   auto counters = (*dp)->eventCounters();
   if (counters.ok())
     std::printf("events emitted %lu, lost %lu, rate limited %lu\n", counters->emitted,

@@ -7,8 +7,9 @@
  *   cil_to_proxy:       tcx ingress of lo   (packets sent back in for an L7 proxy, lib/proxy.h)
  * Pods on other nodes are reached through the VXLAN overlay in tunnel mode (lib/encap.h); what
  * arrives from it is bpf_overlay.c's. IPv6 (dual-stack endpoints): neighbour discovery, policy,
- * per-packet service translation (lib/lb6_packet.h) and delivery between the pods of this
- * node; other IPv6 destinations go up the node's stack.
+ * per-packet service translation (lib/lb6_packet.h), delivery between the pods of this node
+ * and, in tunnel mode, to other nodes' pods over the IPv4 underlay; other IPv6 destinations go
+ * up the node's stack (native routing).
  * Packet walk: docs/datapath.md. This file only wires the stages in lib/ together.
  */
 #define DROP_FILE DROP_FILE_BPF_LXC
@@ -198,8 +199,10 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 					       struct trace_info *ti)
 {
 	const struct endpoint_info *dst = endpoint_by_ipv6(&p->t.daddr);
+	const struct remote_endpoint_info *tunnel = NULL;
 	__u32 now = mono_now_sec();
 	__u32 rev_nat = 0;
+	__u32 tunnel_ifindex;
 	bool due;
 	int ret;
 
@@ -218,8 +221,13 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 		if (rev_nat)
 			dst = endpoint_by_ipv6(&p->t.daddr);
 	}
-	ret =
-	    enforce6(ctx, p, ep, CT_KEY_EGRESS, dst ? dst->sec_id : 0, &p->t.daddr, now, ti, &due);
+	/* A pod on another node, in tunnel mode: as for IPv4, over the IPv4 underlay. */
+	tunnel_ifindex = encap_ifindex();
+	if (!dst)
+		tunnel = encap_lookup6(&p->t.daddr, tunnel_ifindex);
+	ret = enforce6(ctx, p, ep, CT_KEY_EGRESS,
+		       dst ? dst->sec_id : (tunnel ? tunnel->sec_identity : 0), &p->t.daddr, now,
+		       ti, &due);
 	if (ret < 0)
 		return send_drop6(ctx, p, ti, ret);
 	if (rev_nat)
@@ -253,6 +261,16 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 		emit_trace6(ctx, p, &dti, TRACE_TO_LXC, due);
 		return ret;
 	}
+	if (tunnel) {
+		/* To the other node, carrying the sender's identity in the VNI. */
+		ret = encap_and_redirect4(ctx, tunnel->tunnel_endpoint.ip4, ep->sec_id,
+					  tunnel_ifindex);
+		if (ret < 0)
+			return send_drop6(ctx, p, ti, ret);
+		count_forwarded(p->len, METRIC_EGRESS);
+		emit_trace6(ctx, p, ti, TRACE_TO_OVERLAY, due);
+		return ret;
+	}
 	count_forwarded(p->len, METRIC_EGRESS);
 	emit_trace6(ctx, p, ti, TRACE_TO_STACK, due);
 	return TC_ACT_OK;
@@ -266,21 +284,24 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 static __noinline int from_container6(struct __sk_buff *ctx, const struct endpoint_info *ep,
 					   struct trace_info *ti)
 {
-	struct pkt6 p = {};
+	/* Off the stack: this program holds both families' paths (lib/pkt6.h). */
+	struct pkt6 *p = pkt6_scratch();
 	int ret;
 
-	ret = pkt_parse6(ctx, &p);
+	if (!p)
+		return TC_ACT_SHOT; /* index 0 of an array: never */
+	ret = pkt_parse6(ctx, p);
 	if (ret < 0)
-		return send_drop6(ctx, &p, ti, ret);
-	if (p.t.proto == IPPROTO_ICMPV6_ && icmp6_is_pod_link_control(p.icmp_type)) {
-		count_forwarded(p.len, METRIC_EGRESS);
-		if (p.icmp_type == ICMPV6_NEIGH_SOLICIT && ndp_respond(ctx, ep) == ND_REPLIED)
+		return send_drop6(ctx, p, ti, ret);
+	if (p->t.proto == IPPROTO_ICMPV6_ && icmp6_is_pod_link_control(p->icmp_type)) {
+		count_forwarded(p->len, METRIC_EGRESS);
+		if (p->icmp_type == ICMPV6_NEIGH_SOLICIT && ndp_respond(ctx, ep) == ND_REPLIED)
 			return bpf_redirect(ctx_load_u32(ctx, ifindex), 0);
 		return TC_ACT_OK;
 	}
-	if (!ipv6_addr_equal(&p.t.saddr, (const union v4v6_addr *)ep->ipv6))
-		return send_drop6(ctx, &p, ti, -DROP_INVALID_SIP);
-	return from_container_ipv6(ctx, ep, &p, ti);
+	if (!ipv6_addr_equal(&p->t.saddr, (const union v4v6_addr *)ep->ipv6))
+		return send_drop6(ctx, p, ti, -DROP_INVALID_SIP);
+	return from_container_ipv6(ctx, ep, p, ti);
 }
 
 /* An IPv6 frame the node's stack routes into dual-stack endpoint `ep`. */

@@ -6,7 +6,8 @@
  *   cil_from_host:    tcx egress of cilium_host (the node's own packets to other nodes' pods,
  *                     routed there by the agent; encapsulated as bpf_lxc does for pods)
  * The VNI is the sender's security identity (lib/encap.h), the outer source the sending node. The
- * destination endpoint's ingress policy runs with that identity, then the packet is delivered
+ * inner packet is IPv4 or IPv6 (the outer is IPv4). The destination endpoint's ingress policy
+ * runs with that identity, then the packet is delivered
  * straight into the pod as bpf_lxc delivers local traffic. A sending node's host is remote-node
  * here, never host: only this node is host. Packet walk: docs/datapath.md.
  */
@@ -19,12 +20,14 @@
 #include "lib/encap.h"
 #include "lib/endpoint.h"
 #include "lib/enforce.h"
+#include "lib/enforce6.h"
 #include "lib/eth.h"
 #include "lib/events.h"
 #include "lib/lb_reverse.h"
 #include "lib/local_delivery.h"
 #include "lib/metrics.h"
 #include "lib/pkt.h"
+#include "lib/pkt6.h"
 #include "lib/proxy.h"
 
 /* A decapsulated IPv4 packet from identity `src_identity`: the destination's ingress side. */
@@ -87,6 +90,67 @@ static __always_inline int from_overlay_ipv4(struct __sk_buff *ctx, struct pkt4 
 	return ret;
 }
 
+/*
+ * from_overlay_ipv4 for a decapsulated IPv6 packet (the outer headers stay IPv4): the same
+ * ingress enforcement with the VNI identity and delivery. No L7 proxy or service translation
+ * for IPv6 yet (enforce6 drops a rule that wants a proxy, fail closed).
+ */
+static __always_inline int from_overlay_ipv6(struct __sk_buff *ctx, struct pkt6 *p,
+					     __u32 src_identity, struct trace_info *ti)
+{
+	const struct endpoint_info *dst = endpoint_by_ipv6(&p->t.daddr);
+	bool due;
+	int ret;
+
+	if (!dst)
+		return send_drop6(ctx, p, ti, -DROP_NO_LXC);
+	ti->dst_identity = dst->sec_id;
+	if (dst->flags & ENDPOINT_F_HOST) {
+		bpf_skb_change_type(ctx, 0 /* PACKET_HOST */);
+		count_forwarded(p->len, METRIC_INGRESS);
+		emit_trace6(ctx, p, ti, TRACE_TO_STACK, false);
+		return TC_ACT_OK;
+	}
+	ti->source = dst->lxc_id;
+	ti->dst_id = dst->lxc_id;
+	ret = enforce6(ctx, p, dst, CT_KEY_INGRESS, src_identity, &p->t.saddr, mono_now_sec(), ti,
+		       &due);
+	if (ret < 0)
+		return send_drop6(ctx, p, ti, ret);
+	ret = local_delivery6(ctx, dst);
+	if (ret < 0)
+		return send_drop6(ctx, p, ti, ret);
+	count_forwarded(p->len, METRIC_INGRESS);
+	emit_trace6(ctx, p, ti, TRACE_TO_LXC, due);
+	return ret;
+}
+
+/*
+ * The sender's identity from VNI `vni`, for both families: 0 when it is nobody's (never let it
+ * reach the policy as "any"); another node's host is remote-node, "host" is this node only.
+ */
+static __always_inline __u32 overlay_identity(__u32 vni)
+{
+	if (vni == IDENTITY_HOST)
+		return IDENTITY_REMOTE_NODE;
+	return vni;
+}
+
+/* An IPv6 frame from the overlay with VNI `vni`. */
+static __always_inline int from_overlay6(struct __sk_buff *ctx, __u32 vni, struct trace_info *ti)
+{
+	struct pkt6 p = {};
+	int ret;
+
+	ret = pkt_parse6(ctx, &p);
+	if (ret < 0)
+		return send_drop6(ctx, &p, ti, ret);
+	ti->src_identity = overlay_identity(vni);
+	if (ti->src_identity == IDENTITY_UNKNOWN)
+		return send_drop6(ctx, &p, ti, -DROP_INVALID_IDENTITY);
+	return from_overlay_ipv6(ctx, &p, ti->src_identity, ti);
+}
+
 SEC("tc")
 int cil_from_overlay(struct __sk_buff *ctx)
 {
@@ -106,18 +170,17 @@ int cil_from_overlay(struct __sk_buff *ctx)
 		return send_drop(ctx, &p, &ti, -DROP_NO_TUNNEL_KEY);
 	ti.src_identity = key.tunnel_id;
 
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return from_overlay6(ctx, key.tunnel_id, &ti);
 	if (eth->h_proto != bpf_htons(ETH_P_IP))
-		/* IPv6 included: unenforced traffic never passes. */
+		/* Unenforced traffic never passes. */
 		return send_drop(ctx, &p, &ti, -DROP_UNKNOWN_L3);
 	ret = pkt_parse4(ctx, &p, &ip);
 	if (ret < 0)
 		return send_drop(ctx, &p, &ti, ret);
-	/* Identity 0 is nobody's: never let it reach the policy as "any". */
-	if (key.tunnel_id == IDENTITY_UNKNOWN)
+	ti.src_identity = overlay_identity(key.tunnel_id);
+	if (ti.src_identity == IDENTITY_UNKNOWN)
 		return send_drop(ctx, &p, &ti, -DROP_INVALID_IDENTITY);
-	/* Another node's host is remote-node: "host" is this node only, whatever the VNI says. */
-	if (key.tunnel_id == IDENTITY_HOST)
-		ti.src_identity = IDENTITY_REMOTE_NODE;
 	return from_overlay_ipv4(ctx, &p, ti.src_identity, &ti);
 }
 

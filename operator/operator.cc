@@ -69,8 +69,32 @@ struct Flags {
   std::string lease_duration = "15s", renew_deadline = "10s", retry_period = "2s";
   std::string gc_interval = "15m", heartbeat_timeout = "30m";
   std::string cep_gc_interval = "5m", nodes_gc_interval = "5m";
-  std::string cidrs;
+  std::string cidrs, cidrs6;
 };
+
+// A list of CIDRs as a flag gives it (commas) or Cilium's cilium-config writes several pools
+// (spaces), each of `family`: kInvalidArgument naming `flag` otherwise.
+Result<std::vector<std::string>> splitCidrs(const std::string& text, IpFamily family,
+                                            const std::string& flag) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find_first_of(", \t\n", start);
+    if (end == std::string::npos) end = text.size();
+    std::string one = text.substr(start, end - start);
+    if (!one.empty()) out.push_back(one);
+    start = end + 1;
+  }
+  for (const auto& cidr : out) {
+    auto p = IpPrefix::parse(cidr);
+    if (!p.ok())
+      return makeError(ErrorCode::kInvalidArgument, "--{}={}: {}", flag, cidr, p.error().message());
+    if (p->family() != family)
+      return makeError(ErrorCode::kInvalidArgument, "--{}={}: not {}", flag, cidr,
+                       family == IpFamily::kV4 ? "IPv4" : "IPv6");
+  }
+  return out;
+}
 
 void declare(Flags& f, Config& c) {
   f.app = cli::makeApp(
@@ -103,6 +127,13 @@ void declare(Flags& f, Config& c) {
                  "Prefix length of each node's pod CIDR")
       ->check(CLI::Range(1, 32))
       ->default_str("24");
+  app.add_option("--cluster-pool-ipv6-cidr", f.cidrs6,
+                 "IPv6 CIDRs to carve node IPv6 pod CIDRs from (separated by commas or spaces; "
+                 "empty: no IPv6 pod CIDRs)");
+  app.add_option("--cluster-pool-ipv6-mask-size", c.cluster_pool_ipv6_mask_size,
+                 "Prefix length of each node's IPv6 pod CIDR")
+      ->check(CLI::Range(1, 128))
+      ->default_str("112");
   app.add_option("--enable-leader-election", c.leader_election,
                  "Act only while holding the cilium-operator-resource-lock Lease")
       ->default_str("true");
@@ -211,24 +242,12 @@ Result<Config> parseFlags(const std::vector<std::string>& args,
     return c;
   }
   if (!f.cidrs.empty()) {
-    // Commas as a flag's list, spaces as Cilium's cilium-config writes several pools.
-    c.cluster_pool_ipv4_cidr.clear();
-    size_t start = 0;
-    while (start <= f.cidrs.size()) {
-      size_t end = f.cidrs.find_first_of(", \t\n", start);
-      if (end == std::string::npos) end = f.cidrs.size();
-      std::string one = f.cidrs.substr(start, end - start);
-      if (!one.empty()) c.cluster_pool_ipv4_cidr.push_back(one);
-      start = end + 1;
-    }
+    CILIUM_ASSIGN_OR_RETURN(c.cluster_pool_ipv4_cidr,
+                            splitCidrs(f.cidrs, IpFamily::kV4, "cluster-pool-ipv4-cidr"));
   }
-  for (const auto& cidr : c.cluster_pool_ipv4_cidr) {
-    auto p = IpPrefix::parse(cidr);
-    if (!p.ok())
-      return makeError(ErrorCode::kInvalidArgument, "--cluster-pool-ipv4-cidr={}: {}", cidr,
-                       p.error().message());
-    if (!p->addr().isV4())
-      return makeError(ErrorCode::kInvalidArgument, "--cluster-pool-ipv4-cidr={}: not IPv4", cidr);
+  if (!f.cidrs6.empty()) {
+    CILIUM_ASSIGN_OR_RETURN(c.cluster_pool_ipv6_cidr,
+                            splitCidrs(f.cidrs6, IpFamily::kV6, "cluster-pool-ipv6-cidr"));
   }
   CILIUM_ASSIGN_OR_RETURN(c.leader_election_lease_duration,
                           parseSeconds("leader-election-lease-duration", f.lease_duration));
@@ -269,16 +288,34 @@ std::string usage() {
   return cli::help(*f.app);
 }
 
+// The controller's options from the configuration (both families' pools, parsed).
+static Result<ClusterPoolOptions> clusterPoolOptions(const Config& config) {
+  ClusterPoolOptions o;
+  for (const auto& c : config.cluster_pool_ipv4_cidr) {
+    CILIUM_ASSIGN_OR_RETURN(auto p, IpPrefix::parse(c));
+    o.ipv4_cidrs.push_back(p);
+  }
+  for (const auto& c : config.cluster_pool_ipv6_cidr) {
+    CILIUM_ASSIGN_OR_RETURN(auto p, IpPrefix::parse(c));
+    o.ipv6_cidrs.push_back(p);
+  }
+  o.ipv4_mask_size = config.cluster_pool_ipv4_mask_size;
+  o.ipv6_mask_size = config.cluster_pool_ipv6_mask_size;
+  return o;
+}
+
 Result<std::unique_ptr<Operator>> Operator::start(const Config& config, k8s::ClientConfig cc) {
   if (config.ipam == "cluster-pool") {
-    std::vector<IpPrefix> pools;
-    for (const auto& c : config.cluster_pool_ipv4_cidr) {
-      CILIUM_ASSIGN_OR_RETURN(auto p, IpPrefix::parse(c));
-      pools.push_back(p);
-    }
     // The same checks the controller makes, before anything runs.
-    auto pool = ClusterPool::create(pools, config.cluster_pool_ipv4_mask_size);
-    if (!pool.ok()) return pool.error().withContext("cluster-pool IPAM");
+    CILIUM_ASSIGN_OR_RETURN(auto opts, clusterPoolOptions(config));
+    if (!opts.ipv4_cidrs.empty()) {
+      auto pool = ClusterPool::create(opts.ipv4_cidrs, opts.ipv4_mask_size);
+      if (!pool.ok()) return pool.error().withContext("cluster-pool IPAM: cluster-pool-ipv4-cidr");
+    }
+    if (!opts.ipv6_cidrs.empty()) {
+      auto pool = ClusterPool::create(opts.ipv6_cidrs, opts.ipv6_mask_size);
+      if (!pool.ok()) return pool.error().withContext("cluster-pool IPAM: cluster-pool-ipv6-cidr");
+    }
   }
   if (auto labels = parsePodLabels(config.cilium_pod_labels); !labels.ok())
     return labels.error().withContext("cilium-pod-labels");
@@ -415,11 +452,12 @@ void Operator::startDuties() {
   }
   std::unique_ptr<ClusterPoolController> ipam;
   if (pool) {
-    std::vector<IpPrefix> pools;
-    for (const auto& c : config_.cluster_pool_ipv4_cidr) pools.push_back(*IpPrefix::parse(c));
-    auto ctl = ClusterPoolController::create(
-        *client_, source->stores().cilium_nodes,
-        ClusterPoolOptions{pools, config_.cluster_pool_ipv4_mask_size});
+    auto opts = clusterPoolOptions(config_);
+    if (!opts.ok()) {
+      log()->error("{}", opts.error().message());
+      return;
+    }
+    auto ctl = ClusterPoolController::create(*client_, source->stores().cilium_nodes, *opts);
     if (!ctl.ok()) {
       log()->error("{}", ctl.error().message());
       return;

@@ -44,6 +44,10 @@ struct Config {
   std::string ipam = "cluster-pool";  // cluster-pool | kubernetes (nothing to allocate)
   std::vector<std::string> cluster_pool_ipv4_cidr = {"10.0.0.0/8"};
   int cluster_pool_ipv4_mask_size = 24;
+  // Dual stack: the IPv6 pools (empty: no IPv6 pod CIDRs are handed out), as Cilium's
+  // cluster-pool-ipv6-cidr / cluster-pool-ipv6-mask-size.
+  std::vector<std::string> cluster_pool_ipv6_cidr;
+  int cluster_pool_ipv6_mask_size = 112;
   std::string identity_allocation_mode = "crd";  // crd: identity GC runs; kvstore: agents GC
   double identity_gc_interval = 15 * 60;         // seconds
   double identity_heartbeat_timeout = 30 * 60;   // seconds

@@ -73,8 +73,8 @@ class KernelDevices final : public endpoint::Devices {
   datapath::Datapath& dp_;
 };
 
-// The main routing table of the agent's namespace for auto-direct-node-routes: IPv4 routes via
-// a node's address, marked with the agent's route protocol number.
+// The main routing table of the agent's namespace for auto-direct-node-routes: IPv4 and IPv6
+// routes via a node's address, marked with the agent's route protocol number.
 class KernelNodeRoutes final : public node::RouteTable {
  public:
   Result<std::vector<node::DirectRoute>> installed() override {
@@ -88,15 +88,38 @@ class KernelNodeRoutes final : public node::RouteTable {
       if (r.src != 0) d.src = IpAddr::fromNetworkOrder(r.src);
       out.push_back(d);
     }
+    CILIUM_ASSIGN_OR_RETURN(auto routes6, nl::routes6(nl::kRouteProtocolCilium));
+    for (const auto& r : routes6) {
+      node::DirectRoute d{IpPrefix(v6(r.dst), r.prefix_len), IpAddr{}, r.ifindex};
+      if (r.via != nl::Ip6{}) d.via = v6(r.via);
+      if (r.src != nl::Ip6{}) d.src = v6(r.src);
+      out.push_back(d);
+    }
     return out;
   }
-  Status replace(const node::DirectRoute& r) override { return nl::replaceRoute4(kernel(r)); }
+  Status replace(const node::DirectRoute& r) override {
+    if (r.cidr.family() == IpFamily::kV6) return nl::replaceRoute6(kernel6(r));
+    return nl::replaceRoute4(kernel(r));
+  }
   Status remove(const node::DirectRoute& r) override {
+    if (r.cidr.family() == IpFamily::kV6) return nl::deleteRoute6(kernel6(r));
     nl::Route4 k = kernel(r);
     return nl::deleteRoute4(k.dst, k.prefix_len, k.ifindex, k.via, k.protocol);
   }
   std::optional<int> connectedDevice(const IpAddr& ip) override {
-    if (!ip.isV4()) return std::nullopt;
+    if (!ip.isV4()) {
+      auto addrs = nl::addresses6(0);
+      if (!addrs.ok()) return std::nullopt;
+      for (const auto& a : *addrs) {
+        IpAddr local = v6(a.ip);
+        // Link-local prefixes are on every device; a /128 has no neighbours.
+        if (a.prefix_len >= 128 || a.prefix_len == 0 || local == ip ||
+            IpPrefix(*IpAddr::parse("fe80::"), 10).contains(local))
+          continue;
+        if (IpPrefix(local, a.prefix_len).contains(ip)) return a.ifindex;
+      }
+      return std::nullopt;
+    }
     auto addrs = nl::addresses4(0);
     if (!addrs.ok()) return std::nullopt;
     for (const auto& a : *addrs) {
@@ -109,9 +132,24 @@ class KernelNodeRoutes final : public node::RouteTable {
 
  private:
   static uint32_t v4(const IpAddr& ip) { return ip == IpAddr{} ? 0 : ip.v4NetworkOrder(); }
+  static IpAddr v6(const nl::Ip6& b) { return IpAddr::fromBytes(IpFamily::kV6, b.data()); }
+  static nl::Ip6 bytes6(const IpAddr& ip) {
+    nl::Ip6 out{};
+    if (!ip.isV4()) out = ip.bytes();
+    return out;
+  }
   static nl::Route4 kernel(const node::DirectRoute& r) {
     return nl::Route4{r.cidr.addr().v4NetworkOrder(), static_cast<uint8_t>(r.cidr.len()),
                       r.ifindex, v4(r.via), nl::kRouteProtocolCilium, v4(r.src), r.mtu};
+  }
+  static nl::Route6 kernel6(const node::DirectRoute& r) {
+    return nl::Route6{r.cidr.addr().bytes(),
+                      static_cast<uint8_t>(r.cidr.len()),
+                      r.ifindex,
+                      bytes6(r.via),
+                      nl::kRouteProtocolCilium,
+                      bytes6(r.src),
+                      r.mtu};
   }
 };
 

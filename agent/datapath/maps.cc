@@ -51,6 +51,14 @@ ipcache_key ipcacheKey(const IpPrefix& prefix) {
   return k;
 }
 
+std::optional<IpAddr> ipcacheTunnelEndpoint(const remote_endpoint_info& v) {
+  if ((v.flags & IPCACHE_F_HAS_TUNNEL_EP) == 0) return std::nullopt;
+  if (v.flags & IPCACHE_F_TUNNEL_EP_IPV6)
+    return IpAddr::fromBytes(IpFamily::kV6,
+                             reinterpret_cast<const uint8_t*>(v.tunnel_endpoint.ip6));
+  return IpAddr::fromNetworkOrder(v.tunnel_endpoint.ip4);
+}
+
 ipcache_key ipcacheKeyV4(uint32_t ip_be, uint8_t prefix_len) {
   if (prefix_len > 32) prefix_len = 32;
   ipcache_key k{};

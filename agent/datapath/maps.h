@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -110,6 +111,9 @@ endpoint_key endpointKey(const IpAddr& ip);
 ipcache_key ipcacheKeyV4(uint32_t ip_be, uint8_t prefix_len);
 // The ipcache key of a prefix of either family.
 ipcache_key ipcacheKey(const IpPrefix& prefix);
+// The tunnel endpoint of an ipcache value in its own family (IPCACHE_F_TUNNEL_EP_IPV6, not the
+// key's: IPv6 pod CIDRs tunnel over the IPv4 underlay); nullopt without IPCACHE_F_HAS_TUNNEL_EP.
+std::optional<IpAddr> ipcacheTunnelEndpoint(const remote_endpoint_info& v);
 
 // A policy key for `identity` (0 = any) in one direction (POLICY_INGRESS/POLICY_EGRESS).
 // proto 0 = any protocol; port 0 with port_prefix_bits 0 = any port; a port range is expressed

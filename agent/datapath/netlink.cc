@@ -229,20 +229,42 @@ Status addrRequest(uint16_t type, uint16_t flags, int ifindex, uint32_t ip, uint
   return transact(m);
 }
 
-Status routeRequest(uint16_t type, uint16_t flags, const Route4& r) {
+// A route of either family, as the request and the dump see it (addresses in network order,
+// `len` bytes each; an all-zero gateway or source is none).
+struct RouteFields {
+  uint8_t family = AF_INET;
+  const uint8_t* dst = nullptr;
+  const uint8_t* via = nullptr;
+  const uint8_t* src = nullptr;
+  size_t len = 4;
+  uint8_t prefix_len = 0;
+  int ifindex = 0;
+  uint8_t protocol = kRouteProtocolStatic;
+  uint32_t mtu = 0;
+};
+
+bool allZero(const uint8_t* p, size_t len) {
+  if (p == nullptr) return true;
+  for (size_t i = 0; i < len; i++)
+    if (p[i] != 0) return false;
+  return true;
+}
+
+Status routeRequest(uint16_t type, uint16_t flags, const RouteFields& r) {
+  const bool gateway = !allZero(r.via, r.len);
   Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
   rtmsg rt{};
-  rt.rtm_family = AF_INET;
+  rt.rtm_family = r.family;
   rt.rtm_dst_len = r.prefix_len;
   rt.rtm_table = RT_TABLE_MAIN;
   rt.rtm_protocol = r.protocol;
-  rt.rtm_scope = r.via == 0 ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE;
+  rt.rtm_scope = gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
   rt.rtm_type = RTN_UNICAST;
   m.append(rt);
-  m.attr(RTA_DST, &r.dst, 4);
+  m.attr(RTA_DST, r.dst, r.len);
   m.attrU32(RTA_OIF, static_cast<uint32_t>(r.ifindex));
-  if (r.via != 0) m.attr(RTA_GATEWAY, &r.via, 4);
-  if (r.src != 0) m.attr(RTA_PREFSRC, &r.src, 4);
+  if (gateway) m.attr(RTA_GATEWAY, r.via, r.len);
+  if (!allZero(r.src, r.len)) m.attr(RTA_PREFSRC, r.src, r.len);
   if (r.mtu != 0) {
     size_t metrics = m.begin(RTA_METRICS);
     m.attrU32(RTAX_MTU, r.mtu);
@@ -251,22 +273,51 @@ Status routeRequest(uint16_t type, uint16_t flags, const Route4& r) {
   return transact(m);
 }
 
-Status routeRequest6(uint16_t type, uint16_t flags, const Ip6& dst, uint8_t prefix_len, int ifindex,
-                     const Ip6& via) {
-  const bool gateway = via != Ip6{};
-  Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
+RouteFields fields(const Route4& r) {
+  return RouteFields{AF_INET,
+                     reinterpret_cast<const uint8_t*>(&r.dst),
+                     reinterpret_cast<const uint8_t*>(&r.via),
+                     reinterpret_cast<const uint8_t*>(&r.src),
+                     4,
+                     r.prefix_len,
+                     r.ifindex,
+                     r.protocol,
+                     r.mtu};
+}
+
+RouteFields fields(const Route6& r) {
+  return RouteFields{AF_INET6,     r.dst.data(), r.via.data(), r.src.data(), 16,
+                     r.prefix_len, r.ifindex,    r.protocol,   r.mtu};
+}
+
+// The unicast routes of `family` in the main table marked with `protocol`: `each` gets the
+// message and its attributes (dst, gateway, oif, prefsrc), the addresses `len` bytes each.
+Status dumpRoutes(uint8_t family, uint8_t protocol,
+                  const std::function<void(const rtmsg&, const rtattr* const* attrs)>& each) {
+  Message m(RTM_GETROUTE, NLM_F_DUMP);
   rtmsg rt{};
-  rt.rtm_family = AF_INET6;
-  rt.rtm_dst_len = prefix_len;
-  rt.rtm_table = RT_TABLE_MAIN;
-  rt.rtm_protocol = kRouteProtocolStatic;
-  rt.rtm_scope = gateway ? RT_SCOPE_UNIVERSE : RT_SCOPE_LINK;
-  rt.rtm_type = RTN_UNICAST;
+  rt.rtm_family = family;
   m.append(rt);
-  m.attr(RTA_DST, dst.data(), dst.size());
-  m.attrU32(RTA_OIF, static_cast<uint32_t>(ifindex));
-  if (gateway) m.attr(RTA_GATEWAY, via.data(), via.size());
-  return transact(m);
+  return transact(m, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
+    const auto* msg = static_cast<const rtmsg*>(NLMSG_DATA(h));
+    if (msg->rtm_family != family || msg->rtm_protocol != protocol || msg->rtm_type != RTN_UNICAST)
+      return;
+    uint32_t table = msg->rtm_table;
+    const rtattr* attrs[RTA_MAX + 1] = {};
+    int len = static_cast<int>(RTM_PAYLOAD(h));
+    for (auto* a = RTM_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type == RTA_TABLE && RTA_PAYLOAD(a) >= 4) std::memcpy(&table, RTA_DATA(a), 4);
+      if (a->rta_type <= RTA_MAX) attrs[a->rta_type] = a;
+    }
+    if (table == RT_TABLE_MAIN) each(*msg, attrs);
+  });
+}
+
+// Copies attribute `type` into `out` when it has `len` bytes.
+void copyAttr(const rtattr* const* attrs, int type, void* out, size_t len) {
+  const rtattr* a = attrs[type];
+  if (a != nullptr && RTA_PAYLOAD(a) >= len) std::memcpy(out, RTA_DATA(a), len);
 }
 
 Status ruleRequest(uint16_t type, uint16_t flags, uint32_t mark, uint32_t mask, uint32_t table,
@@ -458,17 +509,43 @@ Status addAddress6(int ifindex, const Ip6& ip, uint8_t prefix_len) {
 }
 
 Status replaceRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex, const Ip6& via) {
-  auto st =
-      routeRequest6(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, dst, prefix_len, ifindex, via);
+  return replaceRoute6(Route6{dst, prefix_len, ifindex, via});
+}
+
+Status replaceRoute6(const Route6& r) {
+  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, fields(r));
   if (!st.ok())
-    return st.error().withContext(fmt::format("replace IPv6 route via link {}", ifindex));
+    return st.error().withContext(fmt::format("replace IPv6 route via link {}", r.ifindex));
   return okStatus();
 }
 
 Status deleteRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex) {
-  auto st = routeRequest6(RTM_DELROUTE, 0, dst, prefix_len, ifindex, Ip6{});
+  return deleteRoute6(Route6{dst, prefix_len, ifindex});
+}
+
+Status deleteRoute6(const Route6& r) {
+  Route6 k = r;
+  k.src = {};
+  k.mtu = 0;
+  auto st = routeRequest(RTM_DELROUTE, 0, fields(k));
   if (st.ok() || isAbsent(st)) return okStatus();
-  return st.error().withContext(fmt::format("delete IPv6 route via link {}", ifindex));
+  return st.error().withContext(fmt::format("delete IPv6 route via link {}", r.ifindex));
+}
+
+Result<std::vector<Route6>> routes6(uint8_t protocol) {
+  std::vector<Route6> out;
+  CILIUM_RETURN_IF_ERROR(
+      dumpRoutes(AF_INET6, protocol, [&](const rtmsg& msg, const rtattr* const* a) {
+        Route6 r;
+        r.prefix_len = msg.rtm_dst_len;
+        r.protocol = msg.rtm_protocol;
+        copyAttr(a, RTA_DST, r.dst.data(), 16);
+        copyAttr(a, RTA_GATEWAY, r.via.data(), 16);
+        copyAttr(a, RTA_OIF, &r.ifindex, 4);
+        copyAttr(a, RTA_PREFSRC, r.src.data(), 16);
+        out.push_back(r);
+      }));
+  return out;
 }
 
 namespace {
@@ -520,53 +597,63 @@ Result<std::vector<Ip6>> addresses6(int ifindex) {
   return out;
 }
 
+Result<std::vector<Address6>> addresses6(int ifindex) {
+  Message m(RTM_GETADDR, NLM_F_DUMP);
+  ifaddrmsg ifa{};
+  ifa.ifa_family = AF_INET6;
+  m.append(ifa);
+  std::vector<Address6> out;
+  CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
+    if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
+    const auto* msg = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
+    if (msg->ifa_family != AF_INET6 ||
+        (ifindex != 0 && static_cast<int>(msg->ifa_index) != ifindex))
+      return;
+    int len = static_cast<int>(IFA_PAYLOAD(h));
+    for (auto* a = IFA_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
+      if (a->rta_type == IFA_ADDRESS && RTA_PAYLOAD(a) == 16) {
+        Address6 addr;
+        std::memcpy(addr.ip.data(), RTA_DATA(a), 16);
+        addr.prefix_len = msg->ifa_prefixlen;
+        addr.ifindex = static_cast<int>(msg->ifa_index);
+        out.push_back(addr);
+      }
+    }
+  }));
+  return out;
+}
+
 Status replaceRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via,
                      uint8_t protocol) {
   return replaceRoute4(Route4{dst, prefix_len, ifindex, via, protocol});
 }
 
 Status replaceRoute4(const Route4& r) {
-  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, r);
+  auto st = routeRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, fields(r));
   if (!st.ok()) return st.error().withContext(fmt::format("replace route via link {}", r.ifindex));
   return okStatus();
 }
 
 Status deleteRoute4(uint32_t dst, uint8_t prefix_len, int ifindex, uint32_t via,
                     uint8_t protocol) {
-  auto st = routeRequest(RTM_DELROUTE, 0, Route4{dst, prefix_len, ifindex, via, protocol});
+  auto st = routeRequest(RTM_DELROUTE, 0, fields(Route4{dst, prefix_len, ifindex, via, protocol}));
   if (st.ok() || isAbsent(st)) return okStatus();
   return st.error().withContext(fmt::format("delete route via link {}", ifindex));
 }
 
 Result<std::vector<Route4>> routes4(uint8_t protocol) {
-  Message m(RTM_GETROUTE, NLM_F_DUMP);
-  rtmsg rt{};
-  rt.rtm_family = AF_INET;
-  m.append(rt);
   std::vector<Route4> out;
-  CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
-    if (h->nlmsg_type != RTM_NEWROUTE || h->nlmsg_len < NLMSG_LENGTH(sizeof(rtmsg))) return;
-    const auto* msg = static_cast<const rtmsg*>(NLMSG_DATA(h));
-    if (msg->rtm_family != AF_INET || msg->rtm_protocol != protocol || msg->rtm_type != RTN_UNICAST)
-      return;
-    Route4 r;
-    r.prefix_len = msg->rtm_dst_len;
-    r.protocol = msg->rtm_protocol;
-    uint32_t table = msg->rtm_table;
-    int len = static_cast<int>(RTM_PAYLOAD(h));
-    for (auto* a = RTM_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-      if (RTA_PAYLOAD(a) < 4) continue;
-      switch (a->rta_type) {
-        case RTA_DST: std::memcpy(&r.dst, RTA_DATA(a), 4); break;
-        case RTA_GATEWAY: std::memcpy(&r.via, RTA_DATA(a), 4); break;
-        case RTA_OIF: std::memcpy(&r.ifindex, RTA_DATA(a), 4); break;
-        case RTA_PREFSRC: std::memcpy(&r.src, RTA_DATA(a), 4); break;
-        case RTA_TABLE: std::memcpy(&table, RTA_DATA(a), 4); break;
-        default: break;
-      }
-    }
-    if (table == RT_TABLE_MAIN) out.push_back(r);
-  }));
+  CILIUM_RETURN_IF_ERROR(
+      dumpRoutes(AF_INET, protocol, [&](const rtmsg& msg, const rtattr* const* a) {
+        Route4 r;
+        r.prefix_len = msg.rtm_dst_len;
+        r.protocol = msg.rtm_protocol;
+        copyAttr(a, RTA_DST, &r.dst, 4);
+        copyAttr(a, RTA_GATEWAY, &r.via, 4);
+        copyAttr(a, RTA_OIF, &r.ifindex, 4);
+        copyAttr(a, RTA_PREFSRC, &r.src, 4);
+        out.push_back(r);
+      }));
   return out;
 }
 

@@ -96,6 +96,27 @@ Result<std::vector<Ip6>> addresses6(int ifindex);
 // replaceRoute4/deleteRoute4 for IPv6: `via` all zero routes through the device (scope link).
 Status replaceRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex, const Ip6& via = {});
 Status deleteRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex);
+// Route4 for IPv6 (all-zero `via` and `src` are none).
+struct Route6 {
+  Ip6 dst{};
+  uint8_t prefix_len = 0;
+  int ifindex = 0;
+  Ip6 via{};
+  uint8_t protocol = kRouteProtocolStatic;
+  Ip6 src{};
+  uint32_t mtu = 0;  // not read back by routes6
+};
+Status replaceRoute6(const Route6& r);
+Status deleteRoute6(const Route6& r);  // by destination, device, gateway and protocol
+// The unicast IPv6 routes of the main table marked with `protocol`.
+Result<std::vector<Route6>> routes6(uint8_t protocol);
+// The IPv6 addresses on a device (ifindex 0: every device), link-local ones included.
+struct Address6 {
+  Ip6 ip{};
+  uint8_t prefix_len = 0;
+  int ifindex = 0;
+};
+Result<std::vector<Address6>> addresses6(int ifindex);
 
 // Policy routing for the L7 proxies (bpf/abi/proxy.h): a rule sending packets whose mark matches
 // `mark`/`mask` to `table` at `priority` (an identical rule is kept, never duplicated), and a

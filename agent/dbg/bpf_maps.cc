@@ -79,7 +79,8 @@ Status printIpcache(const datapath::IpcacheMap& map, bool json_out, std::ostream
   std::sort(entries.begin(), entries.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   auto tunnel = [](const IpPrefix& p, const remote_endpoint_info& v) {
-    return IpAddr::fromBytes(p.family(), v.tunnel_endpoint.ip6).toString();
+    auto ep = datapath::ipcacheTunnelEndpoint(v);
+    return ep ? ep->toString() : IpAddr::fromBytes(p.family(), v.tunnel_endpoint.ip6).toString();
   };
   auto flags = [](const remote_endpoint_info& v) {
     return (v.flags & IPCACHE_F_HAS_TUNNEL_EP) != 0 ? std::string("hastunnel")
@@ -111,7 +112,7 @@ Status printTunnels(const datapath::IpcacheMap& map, bool json_out, std::ostream
     if ((v.flags & IPCACHE_F_HAS_TUNNEL_EP) == 0) return true;
     int len = static_cast<int>(k.prefixlen) - IPCACHE_PREFIX_BASE;
     IpPrefix p(addrOf(k.family, k.ip), len);
-    entries.emplace_back(p, IpAddr::fromBytes(p.family(), v.tunnel_endpoint.ip6), v.sec_identity);
+    entries.emplace_back(p, *datapath::ipcacheTunnelEndpoint(v), v.sec_identity);
     return true;
   }));
   std::sort(entries.begin(), entries.end());

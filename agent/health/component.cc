@@ -29,8 +29,8 @@ struct HealthComponent::Shared {
   }
 };
 
-std::optional<IpAddr> healthAddress(const ipam::Ipam& ipam) {
-  return ipam.addressOf(IpFamily::kV4, kHealthOwner);
+std::optional<IpAddr> healthAddress(const ipam::Ipam& ipam, IpFamily family) {
+  return ipam.addressOf(family, kHealthOwner);
 }
 
 HealthComponent::HealthComponent(ComponentDeps deps)
@@ -44,7 +44,8 @@ HealthComponent::~HealthComponent() {
   shared_->prober = nullptr;
 }
 
-Status HealthComponent::startEndpoint(component::Host& host, const IpAddr& ip) {
+Status HealthComponent::startEndpoint(component::Host& host, const IpAddr& ip,
+                                      const std::optional<IpAddr>& ip6) {
   endpoint::Manager* eps = deps_.endpoints ? deps_.endpoints() : nullptr;
   ipam::Ipam* ipam = host.ipam();
   if (eps == nullptr || ipam == nullptr) return okStatus();
@@ -53,7 +54,10 @@ Status HealthComponent::startEndpoint(component::Host& host, const IpAddr& ip) {
   // An endpoint of an earlier run (its namespace went with that agent) is replaced.
   endpoint::Ref ref{endpoint::Ref::Kind::kContainerId, 0, std::string(kHealthOwner), ""};
   if (eps->get(ref)) (void)eps->remove(ref);
-  CILIUM_ASSIGN_OR_RETURN(HealthLink link, createHealthLink(ip, *gw, 0));
+  std::optional<IpAddr> gw6 = ip6 ? ipam->router(IpFamily::kV6) : std::nullopt;
+  if (ip6 && !gw6)
+    return Error(ErrorCode::kFailedPrecondition, "health endpoint: no IPv6 router address");
+  CILIUM_ASSIGN_OR_RETURN(HealthLink link, createHealthLink(ip, *gw, 0, ip6, gw6));
   endpoint::Spec spec;
   spec.container_id = std::string(kHealthOwner);
   spec.container_name = std::string(kHealthOwner);
@@ -63,6 +67,7 @@ Status HealthComponent::startEndpoint(component::Host& host, const IpAddr& ip) {
   spec.mac = link.pod_mac;
   spec.host_mac = link.host_mac;
   spec.ipv4 = ip;
+  if (ip6) spec.ipv6 = *ip6;
   spec.netns = link.netnsPath();
   spec.labels.set(labels::Label(labels::Source::kReserved, "health", ""));
   auto ep = eps->add(spec);
@@ -72,14 +77,15 @@ Status HealthComponent::startEndpoint(component::Host& host, const IpAddr& ip) {
   }
   endpoint_id_ = ep->id();
   const Config cfg = host.config<Config>();
-  auto responder =
-      Responder::start(link.netns.get(), "0.0.0.0", static_cast<uint16_t>(cfg.cluster_health_port),
-                       host.config<component::NodeConfig>().node_name);
+  // "::" takes both families (the namespace's sockets are dual stack).
+  auto responder = Responder::start(link.netns.get(), ip6 ? "::" : "0.0.0.0",
+                                    static_cast<uint16_t>(cfg.cluster_health_port),
+                                    host.config<component::NodeConfig>().node_name);
   link_.emplace(std::move(link));
   if (!responder.ok()) return responder.error().withContext("health endpoint");
   endpoint_responder_ = std::move(*responder);
-  log()->info("health endpoint ready id={} ip={} identity={}", endpoint_id_, ip.toString(),
-              ep->identity);
+  log()->info("health endpoint ready id={} ip={} ipv6={} identity={}", endpoint_id_, ip.toString(),
+              ip6 ? ip6->toString() : "-", ep->identity);
   return okStatus();
 }
 
@@ -90,12 +96,14 @@ Status HealthComponent::start(component::Host& host) {
   const auto port = static_cast<uint16_t>(cfg.cluster_health_port);
   // The node's health server: what other nodes' host probes reach. Not fatal (as in Cilium):
   // with the port taken the agent runs on, and the other nodes see its HTTP probe fail.
-  if (auto r = Responder::start(-1, "0.0.0.0", port, nc.node_name); r.ok())
+  // Dual stack: "::" answers the other nodes' probes of both families.
+  const bool dual = host.ipam() != nullptr && host.ipam()->enabled(IpFamily::kV6);
+  if (auto r = Responder::start(-1, dual ? "::" : "0.0.0.0", port, nc.node_name); r.ok())
     node_responder_ = std::move(*r);
   else
     log()->warn("health server not started: {}", r.error().message());
 
-  std::optional<IpAddr> health_ip;
+  std::optional<IpAddr> health_ip, health_ip6;
   if (cfg.enable_endpoint_health_checking && host.ipam() != nullptr &&
       !host.ipam()->enabled(IpFamily::kV4))
     // The health endpoint and its probes speak IPv4 only (IPv6 health probes are not built).
@@ -103,9 +111,10 @@ Status HealthComponent::start(component::Host& host) {
         "health endpoint not started: it needs IPv4 (enable-ipv4=false); node probes still run");
   if (cfg.enable_endpoint_health_checking && host.ipam() != nullptr &&
       host.ipam()->enabled(IpFamily::kV4)) {
-    health_ip = healthAddress(*host.ipam());
+    health_ip = healthAddress(*host.ipam(), IpFamily::kV4);
+    if (dual) health_ip6 = healthAddress(*host.ipam(), IpFamily::kV6);
     if (health_ip) {
-      if (Status st = startEndpoint(host, *health_ip); !st.ok()) {
+      if (Status st = startEndpoint(host, *health_ip, health_ip6); !st.ok()) {
         // The agent runs without it: the other nodes see this node's endpoint unreachable.
         log()->warn("health endpoint not started: {}", st.error().message());
         endpoint_responder_.reset();
@@ -114,6 +123,7 @@ Status HealthComponent::start(component::Host& host) {
               endpoint::Ref{endpoint::Ref::Kind::kId, endpoint_id_, "", ""});
         endpoint_id_ = 0;
         link_.reset();
+        health_ip6.reset();
       }
     }
   }
@@ -131,11 +141,12 @@ Status HealthComponent::start(component::Host& host) {
 
   auto nodes = deps_.nodes;
   std::string local = nc.node_name;
-  auto targets = [nodes, local, health_ip]() {
+  auto targets = [nodes, local, health_ip, health_ip6]() {
     std::vector<Target> t = targetsOf(nodes ? nodes() : std::vector<node::Node>{}, local);
     // Without the cluster (standalone) this node is still a target: its health endpoint.
     bool have_local = std::any_of(t.begin(), t.end(), [](const Target& x) { return x.local; });
-    if (!have_local && health_ip) t.insert(t.begin(), Target{local, true, std::nullopt, health_ip});
+    if (!have_local && health_ip)
+      t.insert(t.begin(), Target{local, true, std::nullopt, health_ip, std::nullopt, health_ip6});
     return t;
   };
 

@@ -49,7 +49,7 @@ class HealthComponent final : public component::Component {
   struct Shared;
 
  private:
-  Status startEndpoint(component::Host& host, const IpAddr& ip);
+  Status startEndpoint(component::Host& host, const IpAddr& ip, const std::optional<IpAddr>& ip6);
 
   ComponentDeps deps_;
   std::shared_ptr<Shared> shared_;  // the last report, read by the metrics collectors
@@ -61,10 +61,10 @@ class HealthComponent final : public component::Component {
   std::unique_ptr<Prober> prober_;
 };
 
-// The health endpoint's address: the one IPAM holds for owner cilium-health, which the node
-// component reserves and publishes in the CiliumNode (spec.health) when the node is part of a
-// cluster. nullopt otherwise: a standalone node has no other node to be probed by, and runs no
-// health endpoint.
-std::optional<IpAddr> healthAddress(const ipam::Ipam& ipam);
+// The health endpoint's address of `family`: the one IPAM holds for owner cilium-health, which
+// the node component reserves and publishes in the CiliumNode (spec.health.ipv4 / ipv6) when
+// the node is part of a cluster. nullopt otherwise: a standalone node has no other node to be
+// probed by, and runs no health endpoint.
+std::optional<IpAddr> healthAddress(const ipam::Ipam& ipam, IpFamily family = IpFamily::kV4);
 
 }  // namespace cilium::health

@@ -72,9 +72,14 @@ std::string httpErrorText(httplib::Error e) {
 
 std::string HealthLink::netnsPath() const { return fdPath(netns.get()); }
 
-Result<HealthLink> createHealthLink(const IpAddr& ip, const IpAddr& gateway, uint32_t mtu) {
+Result<HealthLink> createHealthLink(const IpAddr& ip, const IpAddr& gateway, uint32_t mtu,
+                                    const std::optional<IpAddr>& ip6,
+                                    const std::optional<IpAddr>& gateway6) {
   if (!ip.isV4() || !gateway.isV4())
-    return Error(ErrorCode::kInvalidArgument, "health endpoint: IPv4 addresses only");
+    return Error(ErrorCode::kInvalidArgument, "health endpoint: IPv4 addresses expected");
+  if (ip6.has_value() != gateway6.has_value() || (ip6 && (ip6->isV4() || gateway6->isV4())))
+    return Error(ErrorCode::kInvalidArgument,
+                 "health endpoint: an IPv6 address needs an IPv6 gateway");
   // The device of an earlier agent goes with that agent's namespace, so one that exists belongs
   // to a live agent in this namespace (a second agent starting by mistake): left alone.
   if (nl::linkByName(kHostIfname).ok())
@@ -100,6 +105,13 @@ Result<HealthLink> createHealthLink(const IpAddr& ip, const IpAddr& gateway, uin
     CILIUM_RETURN_IF_ERROR(nl::addAddress4(dev.ifindex, a, 32));
     CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(gw, 32, dev.ifindex));
     CILIUM_RETURN_IF_ERROR(nl::replaceRoute4(0, 0, dev.ifindex, gw));
+    if (ip6) {
+      // As a dual-stack pod: its /128, the gateway on the link (bpf_lxc answers its neighbour
+      // solicitation) and the default route through it.
+      CILIUM_RETURN_IF_ERROR(nl::addAddress6(dev.ifindex, ip6->bytes(), 128));
+      CILIUM_RETURN_IF_ERROR(nl::replaceRoute6(gateway6->bytes(), 128, dev.ifindex));
+      CILIUM_RETURN_IF_ERROR(nl::replaceRoute6(nl::Ip6{}, 0, dev.ifindex, gateway6->bytes()));
+    }
     return nl::linkByName("eth0");
   });
   if (!pod.ok()) return undo(pod.error());
@@ -164,34 +176,50 @@ Status NetProbes::enter(Source from) {
 
 Result<std::chrono::nanoseconds> NetProbes::icmp(Source from, const IpAddr& ip,
                                                  std::chrono::milliseconds timeout) {
-  if (!ip.isV4()) return Error(ErrorCode::kUnimplemented, "ICMP probe: IPv4 only");
+  const bool v6 = !ip.isV4();
   // The probe runs on a thread of its own so that entering a namespace never moves a thread
   // of the caller.
   Result<std::chrono::nanoseconds> out = Error(ErrorCode::kInternal, "not run");
   std::thread t([&] {
     out = [&]() -> Result<std::chrono::nanoseconds> {
       CILIUM_RETURN_IF_ERROR(enter(from));
-      int fd = ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
-      if (fd < 0) return errnoError(errno, "ICMP socket");
+      // ICMPv6 raw sockets get the ICMPv6 message without the IP header, and the kernel fills
+      // its checksum (it covers a pseudo header); ICMP ones get the IPv4 header too.
+      int fd = v6 ? ::socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6)
+                  : ::socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMP);
+      if (fd < 0) return errnoError(errno, v6 ? "ICMPv6 socket" : "ICMP socket");
       UniqueFd sock(fd);
-      sockaddr_in dst{};
-      dst.sin_family = AF_INET;
-      dst.sin_addr.s_addr = ip.v4NetworkOrder();
+      sockaddr_storage dst{};
+      socklen_t dst_len;
+      if (v6) {
+        auto* d6 = reinterpret_cast<sockaddr_in6*>(&dst);
+        d6->sin6_family = AF_INET6;
+        std::memcpy(&d6->sin6_addr, ip.bytes().data(), 16);
+        dst_len = sizeof(sockaddr_in6);
+      } else {
+        auto* d4 = reinterpret_cast<sockaddr_in*>(&dst);
+        d4->sin_family = AF_INET;
+        d4->sin_addr.s_addr = ip.v4NetworkOrder();
+        dst_len = sizeof(sockaddr_in);
+      }
       // Only replies from the target reach this socket.
-      if (::connect(fd, reinterpret_cast<sockaddr*>(&dst), sizeof(dst)) != 0)
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&dst), dst_len) != 0)
         return errnoError(errno, "connect ICMP socket to " + ip.toString());
       const uint16_t id = static_cast<uint16_t>(::getpid() ^ (g_seq.fetch_add(1) << 4));
       const uint16_t seq = g_seq.fetch_add(1);
+      const uint8_t echo = v6 ? 128 : ICMP_ECHO, echo_reply = v6 ? 129 : ICMP_ECHOREPLY;
       uint8_t req[16] = {};
-      req[0] = ICMP_ECHO;
+      req[0] = echo;
       req[4] = static_cast<uint8_t>(id >> 8);
       req[5] = static_cast<uint8_t>(id);
       req[6] = static_cast<uint8_t>(seq >> 8);
       req[7] = static_cast<uint8_t>(seq);
       std::memcpy(req + 8, "cilhlth!", 8);
-      uint16_t c = checksum(req, sizeof(req));
-      req[2] = static_cast<uint8_t>(c >> 8);
-      req[3] = static_cast<uint8_t>(c);
+      if (!v6) {
+        uint16_t c = checksum(req, sizeof(req));
+        req[2] = static_cast<uint8_t>(c >> 8);
+        req[3] = static_cast<uint8_t>(c);
+      }
       const auto start = Clock::now();
       const auto deadline = start + timeout;
       if (::send(fd, req, sizeof(req), 0) < 0)
@@ -209,11 +237,14 @@ Result<std::chrono::nanoseconds> NetProbes::icmp(Source from, const IpAddr& ip,
           if (errno == EINTR || errno == EAGAIN) continue;
           return errnoError(errno, "ICMP reply from " + ip.toString());
         }
-        if (got < static_cast<ssize_t>(sizeof(iphdr))) continue;
-        size_t hl = static_cast<size_t>(buf[0] & 0x0f) * 4;
+        size_t hl = 0;
+        if (!v6) {
+          if (got < static_cast<ssize_t>(sizeof(iphdr))) continue;
+          hl = static_cast<size_t>(buf[0] & 0x0f) * 4;
+        }
         if (static_cast<size_t>(got) < hl + 8) continue;
         const uint8_t* icmp = buf + hl;
-        if (icmp[0] != ICMP_ECHOREPLY) continue;
+        if (icmp[0] != echo_reply) continue;
         if ((icmp[4] << 8 | icmp[5]) != id || (icmp[6] << 8 | icmp[7]) != seq) continue;
         return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
       }

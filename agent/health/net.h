@@ -2,11 +2,12 @@
 // that unshares, kept by a file descriptor of the agent, so it disappears with the agent even
 // after SIGKILL and leaves nothing to sweep), its veth pair and addressing; the /hello
 // responders (in that namespace, and on the node); and the probes (ICMP echo on a raw socket,
-// HTTP GET /hello) from the node's namespace or from the health endpoint's.
+// HTTP GET /hello, over IPv4 or IPv6) from the node's namespace or from the health endpoint's.
 #pragma once
 
 #include <chrono>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -23,7 +24,8 @@ namespace cilium::health {
 
 // The veth pair of the health endpoint: host side kHostIfname in the node's namespace, eth0 in
 // the health namespace with `ip`/32, a link route to `gateway` (the router address on
-// cilium_host) and the default route through it.
+// cilium_host) and the default route through it; dual stack, also `ip6`/128 with a link route
+// to `gateway6` and the IPv6 default route through it.
 inline constexpr const char* kHostIfname = "lxc_health";
 
 struct HealthLink {
@@ -36,9 +38,12 @@ struct HealthLink {
 
 // Creates the namespace and the pair; kAlreadyExists when kHostIfname exists (it belongs to a
 // live agent: an earlier agent's went with its namespace). On error nothing is left.
-Result<HealthLink> createHealthLink(const IpAddr& ip, const IpAddr& gateway, uint32_t mtu);
+Result<HealthLink> createHealthLink(const IpAddr& ip, const IpAddr& gateway, uint32_t mtu,
+                                    const std::optional<IpAddr>& ip6 = std::nullopt,
+                                    const std::optional<IpAddr>& gateway6 = std::nullopt);
 
-// GET /hello -> 200 on ip:port (0.0.0.0 for any), in the namespace `netns` (-1: the caller's).
+// GET /hello -> 200 on ip:port (0.0.0.0 for any IPv4 address, :: for any of both families), in
+// the namespace `netns` (-1: the caller's).
 // The socket is made inside the namespace and served from a thread of the agent.
 class Responder {
  public:

@@ -33,9 +33,17 @@ nlohmann::json probeJson(const ProbeResult& p) {
   return {{"latency", p.latency.count()}, {"status", p.status}};
 }
 
-nlohmann::json pathJson(const PathStatus& p) {
-  return {{"primary-address",
-           {{"ip", p.ip}, {"icmp", probeJson(p.icmp)}, {"http", probeJson(p.http)}}}};
+nlohmann::json addressJson(const PathStatus& p) {
+  return {{"ip", p.ip}, {"icmp", probeJson(p.icmp)}, {"http", probeJson(p.http)}};
+}
+
+// A node's path of one kind: the IPv4 address primary, the IPv6 one secondary (primary alone
+// when there is no IPv4 one).
+nlohmann::json pathJson(const std::optional<PathStatus>& v4, const std::optional<PathStatus>& v6) {
+  if (!v4) return {{"primary-address", addressJson(*v6)}};
+  nlohmann::json j = {{"primary-address", addressJson(*v4)}};
+  if (v6) j["secondary-addresses"] = nlohmann::json::array({addressJson(*v6)});
+  return j;
 }
 
 Status expect(bool cond, const std::string& field, std::string_view what) {
@@ -58,30 +66,55 @@ Result<ProbeResult> probeFromJson(const nlohmann::json& j, const std::string& fi
   return p;
 }
 
-Result<std::optional<PathStatus>> pathFromJson(const nlohmann::json& node, const char* key,
-                                               const std::string& field) {
-  if (!node.contains(key) || node[key].is_null()) return std::optional<PathStatus>();
+Result<PathStatus> addressFromJson(const nlohmann::json& a, const std::string& f) {
+  CILIUM_RETURN_IF_ERROR(expect(a.is_object(), f, "not an object"));
+  PathStatus p;
+  CILIUM_RETURN_IF_ERROR(
+      expect(a.contains("ip") && a["ip"].is_string(), f + ".ip", "not a string"));
+  p.ip = a["ip"].get<std::string>();
+  if (a.contains("icmp")) {
+    CILIUM_ASSIGN_OR_RETURN(p.icmp, probeFromJson(a["icmp"], f + ".icmp"));
+  } else {
+    p.icmp.status = "not probed";
+  }
+  if (a.contains("http")) {
+    CILIUM_ASSIGN_OR_RETURN(p.http, probeFromJson(a["http"], f + ".http"));
+  } else {
+    p.http.status = "not probed";
+  }
+  return p;
+}
+
+// The primary address of `key`, and its first IPv6 address among the secondary ones (or the
+// primary when it is IPv6): (v4 path, v6 path).
+Status pathFromJson(const nlohmann::json& node, const char* key, const std::string& field,
+                    std::optional<PathStatus>& v4, std::optional<PathStatus>& v6) {
+  if (!node.contains(key) || node[key].is_null()) return okStatus();
   const auto& j = node[key];
   std::string f = field + "." + key;
   CILIUM_RETURN_IF_ERROR(
       expect(j.is_object() && j.contains("primary-address") && j["primary-address"].is_object(), f,
              "no primary-address object"));
-  const auto& a = j["primary-address"];
-  PathStatus p;
-  CILIUM_RETURN_IF_ERROR(
-      expect(a.contains("ip") && a["ip"].is_string(), f + ".primary-address.ip", "not a string"));
-  p.ip = a["ip"].get<std::string>();
-  if (a.contains("icmp")) {
-    CILIUM_ASSIGN_OR_RETURN(p.icmp, probeFromJson(a["icmp"], f + ".primary-address.icmp"));
-  } else {
-    p.icmp.status = "not probed";
+  CILIUM_ASSIGN_OR_RETURN(PathStatus primary,
+                          addressFromJson(j["primary-address"], f + ".primary-address"));
+  auto isV6 = [](const PathStatus& p) {
+    auto ip = IpAddr::parse(p.ip);
+    return ip.ok() && !ip->isV4();
+  };
+  if (isV6(primary))
+    v6 = std::move(primary);
+  else
+    v4 = std::move(primary);
+  if (j.contains("secondary-addresses") && !j["secondary-addresses"].is_null()) {
+    const auto& sec = j["secondary-addresses"];
+    CILIUM_RETURN_IF_ERROR(expect(sec.is_array(), f + ".secondary-addresses", "not an array"));
+    for (size_t i = 0; i < sec.size(); i++) {
+      CILIUM_ASSIGN_OR_RETURN(
+          PathStatus p, addressFromJson(sec[i], fmt::format("{}.secondary-addresses[{}]", f, i)));
+      if (isV6(p) && !v6) v6 = std::move(p);
+    }
   }
-  if (a.contains("http")) {
-    CILIUM_ASSIGN_OR_RETURN(p.http, probeFromJson(a["http"], f + ".primary-address.http"));
-  } else {
-    p.http.status = "not probed";
-  }
-  return std::optional<PathStatus>(std::move(p));
+  return okStatus();
 }
 
 std::string probeText(const ProbeResult& p) {
@@ -104,12 +137,12 @@ std::vector<Target> targetsOf(const std::vector<node::Node>& nodes, const std::s
     t.name = n.name;
     t.local = n.name == local;
     t.node_ip = n.primaryAddress(IpFamily::kV4);
-    for (const auto& h : n.health)
-      if (h.isV4()) {
-        t.health_ip = h;
-        break;
-      }
-    if (!t.node_ip && !t.health_ip) continue;
+    t.node_ip6 = n.primaryAddress(IpFamily::kV6);
+    for (const auto& h : n.health) {
+      if (h.isV4() && !t.health_ip) t.health_ip = h;
+      if (!h.isV4() && !t.health_ip6) t.health_ip6 = h;
+    }
+    if (!t.node_ip && !t.health_ip && !t.node_ip6 && !t.health_ip6) continue;
     out.push_back(std::move(t));
   }
   std::sort(out.begin(), out.end(),
@@ -141,21 +174,23 @@ Report Prober::probe(const std::vector<Target>& targets) {
       options_.endpoint_source_ready ? options_.endpoint_source_ready() : false;
   // Each address on a thread of its own: a node that does not answer costs one timeout per
   // protocol, not one per node.
-  std::vector<std::future<PathStatus>> host, endpoint;
-  for (const auto& t : targets) {
-    if (t.node_ip)
-      host.push_back(std::async(std::launch::async,
-                                [this, ip = *t.node_ip] { return probePath(Source::kHost, ip); }));
+  std::vector<std::future<PathStatus>> host, endpoint, host6, endpoint6;
+  auto launch = [this](std::vector<std::future<PathStatus>>& into, Source from,
+                       const std::optional<IpAddr>& ip) {
+    if (ip)
+      into.push_back(
+          std::async(std::launch::async, [this, from, ip = *ip] { return probePath(from, ip); }));
     else
-      host.emplace_back();
+      into.emplace_back();
+  };
+  for (const auto& t : targets) {
+    launch(host, Source::kHost, t.node_ip);
+    launch(host6, Source::kHost, t.node_ip6);
     // This node's own health endpoint is reached from the node (a namespace cannot reach its
     // own address through its veth); the others' from this node's health endpoint.
     Source from = (!t.local && from_endpoint) ? Source::kHealthEndpoint : Source::kHost;
-    if (t.health_ip)
-      endpoint.push_back(std::async(
-          std::launch::async, [this, from, ip = *t.health_ip] { return probePath(from, ip); }));
-    else
-      endpoint.emplace_back();
+    launch(endpoint, from, t.health_ip);
+    launch(endpoint6, from, t.health_ip6);
   }
   Report r;
   r.local = options_.local;
@@ -167,6 +202,8 @@ Report Prober::probe(const std::vector<Target>& targets) {
     n.local = targets[i].local;
     if (host[i].valid()) n.host = host[i].get();
     if (endpoint[i].valid()) n.endpoint = endpoint[i].get();
+    if (host6[i].valid()) n.host6 = host6[i].get();
+    if (endpoint6[i].valid()) n.endpoint6 = endpoint6[i].get();
     r.nodes.push_back(std::move(n));
   }
   r.timestamp = nowRfc3339();
@@ -211,8 +248,8 @@ nlohmann::json toJson(const Report& r) {
   nlohmann::json nodes = nlohmann::json::array();
   for (const auto& n : r.nodes) {
     nlohmann::json j = {{"name", n.name}};
-    if (n.host) j["host"] = pathJson(*n.host);
-    if (n.endpoint) j["health-endpoint"] = pathJson(*n.endpoint);
+    if (n.host || n.host6) j["host"] = pathJson(n.host, n.host6);
+    if (n.endpoint || n.endpoint6) j["health-endpoint"] = pathJson(n.endpoint, n.endpoint6);
     nodes.push_back(std::move(j));
   }
   return {{"local", {{"name", r.local}}},
@@ -254,8 +291,8 @@ Result<Report> reportFromJson(const nlohmann::json& j) {
       NodeHealth h;
       h.name = n["name"].get<std::string>();
       h.local = h.name == r.local;
-      CILIUM_ASSIGN_OR_RETURN(h.host, pathFromJson(n, "host", f));
-      CILIUM_ASSIGN_OR_RETURN(h.endpoint, pathFromJson(n, "health-endpoint", f));
+      CILIUM_RETURN_IF_ERROR(pathFromJson(n, "host", f, h.host, h.host6));
+      CILIUM_RETURN_IF_ERROR(pathFromJson(n, "health-endpoint", f, h.endpoint, h.endpoint6));
       r.nodes.push_back(std::move(h));
     }
   }
@@ -281,12 +318,12 @@ std::string formatStatus(const Report& r, bool verbose) {
         return fmt::format("{:.3f}ms", static_cast<double>(x.latency.count()) / 1e6);
       };
       out += fmt::format("  {}{}:\n", n.name, n.local ? " (localhost)" : "");
-      if (n.host)
-        out += fmt::format("    Host connectivity to {}:   ICMP {}   HTTP {}\n", n.host->ip,
-                           lat(n.host, true), lat(n.host, false));
-      if (n.endpoint)
-        out += fmt::format("    Endpoint connectivity to {}:   ICMP {}   HTTP {}\n", n.endpoint->ip,
-                           lat(n.endpoint, true), lat(n.endpoint, false));
+      for (auto [what, p] :
+           {std::pair{"Host", &n.host}, std::pair{"Host", &n.host6},
+            std::pair{"Endpoint", &n.endpoint}, std::pair{"Endpoint", &n.endpoint6}})
+        if (*p)
+          out += fmt::format("    {} connectivity to {}:   ICMP {}   HTTP {}\n", what, (*p)->ip,
+                             lat(*p, true), lat(*p, false));
       continue;
     }
     out += fmt::format("  {}{}:\n", n.name, n.local ? " (localhost)" : "");
@@ -297,7 +334,9 @@ std::string formatStatus(const Report& r, bool verbose) {
       out += fmt::format("      HTTP to agent:   {}\n", probeText(p->http));
     };
     path("Host", n.host);
+    path("Host", n.host6);
     path("Endpoint", n.endpoint);
+    path("Endpoint", n.endpoint6);
   }
   return out;
 }
@@ -313,32 +352,43 @@ namespace {
 
 // Cilium's label values: type "node" (the node's address) or "endpoint" (its health endpoint);
 // target_node_type "local_node" or "remote_intra_cluster".
+// A dual-stack node's IPv6 paths are its "secondary" addresses (address_type).
 template <typename F>
 void eachPath(const Report& r, F&& f) {
   for (const auto& n : r.nodes) {
     std::vector<std::string> base = {r.cluster, r.local, r.cluster, n.name,
                                      n.local ? "local_node" : "remote_intra_cluster"};
-    if (n.host) f(base, "node", *n.host);
-    if (n.endpoint) f(base, "endpoint", *n.endpoint);
+    if (n.host) f(base, "node", "primary", *n.host);
+    if (n.endpoint) f(base, "endpoint", "primary", *n.endpoint);
+    if (n.host6) f(base, "node", n.host ? "secondary" : "primary", *n.host6);
+    if (n.endpoint6) f(base, "endpoint", n.endpoint ? "secondary" : "primary", *n.endpoint6);
   }
 }
 
 }  // namespace
 
 std::vector<ConnectivitySample> connectivityStatus(const Report& r) {
+  // One sample per node and type: reachable when every address of that type answered.
   std::vector<ConnectivitySample> out;
-  eachPath(r, [&](std::vector<std::string> labels, const char* type, const PathStatus& p) {
-    labels.push_back(type);
-    out.push_back({std::move(labels), p.ok() ? 1.0 : 0.0});
-  });
+  eachPath(
+      r, [&](std::vector<std::string> labels, const char* type, const char*, const PathStatus& p) {
+        labels.push_back(type);
+        for (auto& s : out)
+          if (s.labels == labels) {
+            if (!p.ok()) s.value = 0.0;
+            return;
+          }
+        out.push_back({std::move(labels), p.ok() ? 1.0 : 0.0});
+      });
   return out;
 }
 
 std::vector<ConnectivitySample> connectivityLatency(const Report& r) {
   std::vector<ConnectivitySample> out;
-  eachPath(r, [&](std::vector<std::string> labels, const char* type, const PathStatus& p) {
+  eachPath(r, [&](std::vector<std::string> labels, const char* type, const char* address_type,
+                  const PathStatus& p) {
     labels.push_back(type);
-    labels.push_back("primary");
+    labels.push_back(address_type);
     for (auto [proto, probe] : {std::pair{"icmp", &p.icmp}, std::pair{"http", &p.http}}) {
       if (!probe->ok()) continue;  // no latency for a failed probe (Cilium leaves it out too)
       auto l = labels;

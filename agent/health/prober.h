@@ -63,15 +63,20 @@ struct PathStatus {
   bool operator==(const PathStatus&) const = default;
 };
 
-// One node (Cilium's NodeStatus): its primary address and its health endpoint's.
+// One node (Cilium's NodeStatus): its primary address and its health endpoint's, and in a
+// dual-stack cluster their IPv6 twins (Cilium's secondary-addresses).
 struct NodeHealth {
   std::string name;
   bool local = false;
   std::optional<PathStatus> host;
   std::optional<PathStatus> endpoint;  // absent: the node publishes no health address
+  std::optional<PathStatus> host6;     // the node's IPv6 address, when it has one
+  std::optional<PathStatus> endpoint6;  // its health endpoint's IPv6 address, when published
   // Every probe of the node succeeded (Cilium counts such a node as reachable).
   bool reachable() const {
-    return (!host || host->ok()) && (!endpoint || endpoint->ok()) && (host || endpoint);
+    for (const auto* p : {&host, &endpoint, &host6, &endpoint6})
+      if (*p && !(*p)->ok()) return false;
+    return host || endpoint || host6 || endpoint6;
   }
   bool operator==(const NodeHealth&) const = default;
 };
@@ -92,10 +97,13 @@ struct Target {
   bool local = false;
   std::optional<IpAddr> node_ip;
   std::optional<IpAddr> health_ip;
+  std::optional<IpAddr> node_ip6;  // dual stack: probed too, reported as secondary addresses
+  std::optional<IpAddr> health_ip6;
   bool operator==(const Target&) const = default;
 };
-// The targets of the cluster as the node manager knows it: every node with an IPv4 address
-// (its primary address, see node::Node::primaryAddress) and its IPv4 health address, by name.
+// The targets of the cluster as the node manager knows it: every node with an address (its
+// primary address of each family, see node::Node::primaryAddress) and its health addresses, by
+// name.
 std::vector<Target> targetsOf(const std::vector<node::Node>& nodes, const std::string& local);
 
 struct ProberOptions {
@@ -146,8 +154,10 @@ class Prober {
 };
 
 // Cilium's HealthStatusResponse JSON: {"local": {"name"}, "nodes": [{"name", "host":
-// {"primary-address": {"ip", "icmp": {"latency", "status"}, "http": {...}}}, "health-endpoint":
-// {...}}], "timestamp", "probe-interval"}; latencies in nanoseconds.
+// {"primary-address": {"ip", "icmp": {"latency", "status"}, "http": {...}},
+// "secondary-addresses": [{...}]}, "health-endpoint": {...}}], "timestamp", "probe-interval"};
+// latencies in nanoseconds. The IPv6 addresses of a dual-stack node are its secondary
+// addresses (its primary when it has no IPv4 one).
 nlohmann::json toJson(const Report& r);
 // The reverse, for clients; kInvalidArgument naming the field for anything else.
 Result<Report> reportFromJson(const nlohmann::json& j);

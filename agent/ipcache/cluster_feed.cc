@@ -98,9 +98,10 @@ size_t ClusterFeed::entries() const {
 ClusterFeed::Wanted ClusterFeed::nodeEntriesLocked(const node::Node& n) const {
   Wanted out;
   const bool local = n.name == opts_.node_name;
-  const auto tunnel_to = [&](IpFamily f) -> std::optional<IpAddr> {
+  // Both families' prefixes tunnel to the node's underlay address (IPv4 when it has one).
+  const auto tunnel_to = [&](IpFamily) -> std::optional<IpAddr> {
     if (local) return std::nullopt;
-    return n.tunnelAddress(f);
+    return n.tunnelEndpoint();
   };
   for (const auto& a : n.addresses) {
     Info info{local ? identity::kHost : identity::kRemoteNode, std::nullopt, 0, 0};
@@ -204,8 +205,9 @@ void ClusterFeed::refreshCepLocked(const std::string& key, Cep& cep) {
   Wanted wanted;
   for (const auto& p : cep.ep.prefixes) {
     std::optional<IpAddr> via;
-    if (on != nullptr) via = on->tunnelAddress(p.family());
-    if (!via && ref_ip.ok() && ref_ip->family() == p.family()) via = *ref_ip;
+    // Either family's address tunnels to the node's underlay address (IPv4 when it has one).
+    if (on != nullptr) via = on->tunnelEndpoint();
+    if (!via && ref_ip.ok()) via = *ref_ip;
     if (!via && on == nullptr) continue;  // a node name not known yet: wait for it
     wanted.emplace_back(p, Info{cep.ep.identity, via, 0, 0});
   }

@@ -1,8 +1,9 @@
 // The rest of the cluster in this node's ipcache (source kCustomResource), learned from the
 // cluster state source: every other node's pods from their CiliumEndpoints (address -> identity,
-// tunnel endpoint = the hosting node), every node's addresses (remote-node, or host for this
-// node), health endpoints (health) and, in tunnel mode, every other node's pod CIDR (world,
-// through the tunnel, so a pod not yet known is still reached as Cilium reaches it).
+// tunnel endpoint = the hosting node's underlay address, IPv4 for pods of both families), every
+// node's addresses (remote-node, or host for this node), health endpoints (health) and, in
+// tunnel mode, every other node's pod CIDRs of both families (world, through the tunnel, so a pod
+// not yet known is still reached as Cilium reaches it).
 //
 // What is written always follows the view: a CiliumEndpoint or node deleted, changed, or gone
 // after a relist (the store reports it as a deletion) takes its entries with it; a node whose

@@ -54,6 +54,8 @@ remote_endpoint_info kernelValue(const Info& info) {
   if (info.tunnel_endpoint) {
     std::memcpy(&v.tunnel_endpoint, info.tunnel_endpoint->bytes().data(), 16);
     v.flags |= IPCACHE_F_HAS_TUNNEL_EP;
+    // The endpoint's own family, not the key's: IPv6 pod CIDRs tunnel over the IPv4 underlay.
+    if (!info.tunnel_endpoint->isV4()) v.flags |= IPCACHE_F_TUNNEL_EP_IPV6;
   }
   v.key = info.encrypt_key;
   v.node_id = info.node_id;
@@ -71,17 +73,10 @@ IpPrefix prefixOfKey(const ipcache_key& key) {
 
 namespace {
 
-Info infoOfValue(const remote_endpoint_info& v, IpFamily family) {
+Info infoOfValue(const remote_endpoint_info& v) {
   Info info;
   info.identity = v.sec_identity;
-  if (v.flags & IPCACHE_F_HAS_TUNNEL_EP) {
-    uint8_t bytes[16];
-    std::memcpy(bytes, &v.tunnel_endpoint, 16);
-    uint32_t v4;
-    std::memcpy(&v4, bytes, 4);
-    info.tunnel_endpoint = family == IpFamily::kV4 ? IpAddr::fromNetworkOrder(v4)
-                                                   : IpAddr::fromBytes(IpFamily::kV6, bytes);
-  }
+  info.tunnel_endpoint = datapath::ipcacheTunnelEndpoint(v);
   info.encrypt_key = v.key;
   info.node_id = v.node_id;
   return info;
@@ -228,7 +223,7 @@ Status IpCache::restoreLocked() {
     if (v.sec_identity == identity::kUnknown) return true;
     IpPrefix p = prefixOfKey(k);
     auto [it, created] = entries_.try_emplace(p);
-    it->second.by_source.emplace(Source::kRestored, infoOfValue(v, p.family()));
+    it->second.by_source.emplace(Source::kRestored, infoOfValue(v));
     if (created) queueLocked(p, identity::kUnknown, v.sec_identity);
     n++;
     return true;

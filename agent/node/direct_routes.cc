@@ -3,6 +3,8 @@
 
 #include <algorithm>
 
+#include <fmt/ranges.h>
+
 #include "agent/common/log.h"
 
 namespace cilium::node {
@@ -40,27 +42,38 @@ DirectRoutes::~DirectRoutes() {
 
 std::vector<DirectRoute> DirectRoutes::wantedLocked(const Node& n) {
   std::vector<DirectRoute> out;
-  std::string why;
-  auto via = n.tunnelAddress(IpFamily::kV4);
-  std::vector<IpPrefix> cidrs;
-  for (const auto& c : n.pod_cidrs)
-    if (c.family() == IpFamily::kV4) cidrs.push_back(c);
-  if (cidrs.empty()) {
-    why = "no IPv4 pod CIDR yet";
-  } else if (tunnel_) {
-    // Through the tunnel: whatever the node's address, the ipcache names its tunnel endpoint.
-    for (const auto& c : cidrs)
-      out.push_back(DirectRoute{c, IpAddr{}, tunnel_->ifindex, tunnel_->src, tunnel_->mtu});
-  } else if (!via) {
-    why = "no IPv4 InternalIP or ExternalIP";
-  } else if (auto dev = table_.connectedDevice(*via); !dev) {
-    why = fmt::format("{} is not on a directly connected subnet", via->toString());
-  } else {
-    for (const auto& c : cidrs) out.push_back(DirectRoute{c, *via, *dev});
+  std::vector<std::string> why;
+  // Each family on its own: an IPv6 pod CIDR goes via the node's IPv6 address (natively) or
+  // into cilium_host (tunnel, IPv4 only: bpf_overlay's cil_from_host encapsulates IPv4).
+  for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+    const std::string fam = f == IpFamily::kV4 ? "IPv4" : "IPv6";
+    std::vector<IpPrefix> cidrs;
+    for (const auto& c : n.pod_cidrs)
+      if (c.family() == f) cidrs.push_back(c);
+    if (cidrs.empty()) {
+      if (f == IpFamily::kV4) why.push_back("no IPv4 pod CIDR yet");
+      continue;
+    }
+    if (tunnel_) {
+      if (f != tunnel_->src.family()) continue;
+      // Through the tunnel: whatever the node's address, the ipcache names its tunnel endpoint.
+      for (const auto& c : cidrs)
+        out.push_back(DirectRoute{c, IpAddr{}, tunnel_->ifindex, tunnel_->src, tunnel_->mtu});
+      continue;
+    }
+    auto via = n.tunnelAddress(f);
+    if (!via) {
+      why.push_back(fmt::format("no {} InternalIP or ExternalIP", fam));
+    } else if (auto dev = table_.connectedDevice(*via); !dev) {
+      why.push_back(fmt::format("{} is not on a directly connected subnet", via->toString()));
+    } else {
+      for (const auto& c : cidrs) out.push_back(DirectRoute{c, *via, *dev});
+    }
   }
+  std::string text = fmt::format("{}", fmt::join(why, "; "));
   auto& last = skipped_[n.name];
-  if (why != last && !why.empty()) log()->info("no direct route to node={}: {}", n.name, why);
-  last = why;
+  if (text != last && !text.empty()) log()->info("no direct route to node={}: {}", n.name, text);
+  last = text;
   return out;
 }
 

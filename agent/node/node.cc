@@ -36,6 +36,11 @@ std::optional<IpAddr> Node::tunnelAddress(IpFamily family) const {
   return std::nullopt;
 }
 
+std::optional<IpAddr> Node::tunnelEndpoint() const {
+  if (auto v4 = tunnelAddress(IpFamily::kV4)) return v4;
+  return tunnelAddress(IpFamily::kV6);
+}
+
 bool Node::hasAddress(const IpAddr& ip) const {
   return std::any_of(addresses.begin(), addresses.end(),
                      [&](const Address& a) { return a.ip == ip; });

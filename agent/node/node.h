@@ -44,6 +44,10 @@ struct Node {
   // The address on the underlay, what VXLAN packets for its pods go to: InternalIP, else
   // ExternalIP (never CiliumInternalIP, which lives on the pod network behind the tunnel).
   std::optional<IpAddr> tunnelAddress(IpFamily family = IpFamily::kV4) const;
+  // The VXLAN tunnel endpoint for its pods of either family: the IPv4 underlay address (IPv6
+  // inner over an IPv4 underlay, as Cilium does in dual-stack clusters), else the IPv6 one (an
+  // IPv6-only underlay, which the datapath does not encapsulate to).
+  std::optional<IpAddr> tunnelEndpoint() const;
   bool hasAddress(const IpAddr& ip) const;
   bool operator==(const Node&) const = default;
 };

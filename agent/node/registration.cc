@@ -5,6 +5,8 @@
 #include <net/if.h>
 #include <netinet/in.h>
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "agent/common/files.h"
@@ -20,15 +22,47 @@ auto& log() {
 
 using nlohmann::json;
 
-std::optional<IpPrefix> firstV4(const std::vector<std::string>& cidrs) {
+std::optional<IpPrefix> firstOf(IpFamily family, const std::vector<std::string>& cidrs) {
   for (const auto& c : cidrs) {
     auto p = IpPrefix::parse(c);
-    if (p.ok() && p->addr().isV4()) return *p;
+    if (p.ok() && p->family() == family) return *p;
   }
   return std::nullopt;
 }
 
+// Pod CIDRs as published: IPv4 first, as Kubernetes orders a dual-stack node's podCIDRs.
+std::vector<std::string> cidrList(const std::optional<IpPrefix>& v4,
+                                  const std::optional<IpPrefix>& v6) {
+  std::vector<std::string> out;
+  if (v4) out.push_back(v4->toString());
+  if (v6) out.push_back(v6->toString());
+  return out;
+}
+
 }  // namespace
+
+bool Registration::ownsFamily(const std::string& cidr) const {
+  auto p = IpPrefix::parse(cidr);
+  if (!p.ok()) return owns_pod_cidrs_;
+  if (config_.ipam == "kubernetes") return true;
+  return p->family() == IpFamily::kV4 ? config_.fixed_ipv4.has_value()
+                                      : config_.fixed_ipv6.has_value();
+}
+
+std::vector<std::string> Registration::podCidrsToWrite(
+    const std::vector<std::string>& desired, const std::vector<std::string>& current) const {
+  // The families the agent owns from `desired`; the others (the operator's, when only one
+  // family's range is fixed) as they are, so that the two writers never undo each other.
+  std::vector<std::string> out;
+  for (const auto& c : desired)
+    if (ownsFamily(c)) out.push_back(c);
+  for (const auto& c : current)
+    if (!ownsFamily(c)) out.push_back(c);
+  std::stable_sort(out.begin(), out.end(), [](const std::string& a, const std::string& b) {
+    return a.find(':') == std::string::npos && b.find(':') != std::string::npos;
+  });
+  return out;
+}
 
 std::optional<IpAddr> firstGlobalIpv4() {
   ifaddrs* list = nullptr;
@@ -76,8 +110,9 @@ Result<std::unique_ptr<Registration>> Registration::start(k8s::Client& client, k
   d.meta.name = cfg.node_name;
   for (const auto& ip : internal) d.addresses.push_back({"InternalIP", ip.toString()});
   d.boot_id = cfg.boot_id.empty() ? readBootId() : cfg.boot_id;
-  r->owns_pod_cidrs_ = cfg.fixed_ipv4.has_value() || cfg.ipam == "kubernetes";
-  if (cfg.fixed_ipv4) d.pod_cidrs = {cfg.fixed_ipv4->toString()};
+  r->owns_pod_cidrs_ =
+      cfg.fixed_ipv4.has_value() || cfg.fixed_ipv6.has_value() || cfg.ipam == "kubernetes";
+  d.pod_cidrs = cidrList(cfg.fixed_ipv4, cfg.fixed_ipv6);
 
   if (Status st = r->write(); !st.ok())
     log()->warn("CiliumNode {}: first write failed, retrying: {}", cfg.node_name,
@@ -125,9 +160,9 @@ k8s::CiliumNode Registration::desired() const {
 
 bool Registration::inSync(const k8s::CiliumNode& n) const {
   if (n.addresses != desired_.addresses || n.boot_id != desired_.boot_id ||
-      n.health_ipv4 != desired_.health_ipv4)
+      n.health_ipv4 != desired_.health_ipv4 || n.health_ipv6 != desired_.health_ipv6)
     return false;
-  return !owns_pod_cidrs_ || n.pod_cidrs == desired_.pod_cidrs;
+  return !owns_pod_cidrs_ || n.pod_cidrs == podCidrsToWrite(desired_.pod_cidrs, n.pod_cidrs);
 }
 
 void Registration::kick() {
@@ -170,6 +205,11 @@ Status Registration::write() {
   }
   const auto info = k8s::Resource<k8s::CiliumNode>::info();
   const std::string path = info.objectPath("", d.meta.name);
+  if (owns) {
+    auto current = stores_.cilium_nodes.get("", d.meta.name);
+    d.pod_cidrs =
+        podCidrsToWrite(d.pod_cidrs, current ? current->pod_cidrs : std::vector<std::string>{});
+  }
   json full = k8s::toJson(d);
   json spec = full["spec"];
   if (!owns) spec.erase("ipam");  // the operator's field in cluster-pool mode
@@ -194,8 +234,12 @@ Status Registration::write() {
 }
 
 Result<IpPrefix> Registration::waitForPodCidr(std::chrono::milliseconds timeout,
-                                              std::chrono::milliseconds log_every) {
-  if (config_.fixed_ipv4) return *config_.fixed_ipv4;
+                                              std::chrono::milliseconds log_every,
+                                              IpFamily family) {
+  const bool v4 = family == IpFamily::kV4;
+  if (v4 && config_.fixed_ipv4) return *config_.fixed_ipv4;
+  if (!v4 && config_.fixed_ipv6) return *config_.fixed_ipv6;
+  const char* fam = v4 ? "IPv4" : "IPv6";
   const bool from_node = config_.ipam == "kubernetes";
   const std::string& name = config_.node_name;
   // Both stores are watched; their changes wake the wait (a condition variable per wait).
@@ -229,13 +273,13 @@ Result<IpPrefix> Registration::waitForPodCidr(std::chrono::milliseconds timeout,
     }
     if (from_node) {
       auto n = stores_.nodes.get("", name);
-      if (n) found = firstV4(n->pod_cidrs);
-      why = n ? fmt::format("Node {} has no IPv4 spec.podCIDRs yet", name)
+      if (n) found = firstOf(family, n->pod_cidrs);
+      why = n ? fmt::format("Node {} has no {} spec.podCIDRs yet", name, fam)
               : fmt::format("Node {} does not exist", name);
     } else {
       auto cn = stores_.cilium_nodes.get("", name);
-      if (cn) found = firstV4(cn->pod_cidrs);
-      why = cn ? fmt::format("CiliumNode {} has no IPv4 spec.ipam.podCIDRs yet", name)
+      if (cn) found = firstOf(family, cn->pod_cidrs);
+      why = cn ? fmt::format("CiliumNode {} has no {} spec.ipam.podCIDRs yet", name, fam)
                : fmt::format("CiliumNode {} is not created yet", name);
       if (cn && !cn->operator_error.empty())
         why += fmt::format("; cilium-operator reports: {}", cn->operator_error);
@@ -246,7 +290,7 @@ Result<IpPrefix> Registration::waitForPodCidr(std::chrono::milliseconds timeout,
     auto now = std::chrono::steady_clock::now();
     if (now - t0 >= timeout) break;
     if (now >= next_log) {
-      log()->info("waiting for this node's pod CIDR ipam={}: {}", config_.ipam, why);
+      log()->info("waiting for this node's {} pod CIDR ipam={}: {}", fam, config_.ipam, why);
       next_log = now + log_every;
     }
     std::unique_lock l(wmu);
@@ -256,13 +300,15 @@ Result<IpPrefix> Registration::waitForPodCidr(std::chrono::milliseconds timeout,
   stores_.nodes.removeHandlers(idn);
   if (!found)
     return makeError(
-        ErrorCode::kDeadlineExceeded, "no pod CIDR for this node within {} s (ipam={}): {}",
+        ErrorCode::kDeadlineExceeded, "no {} pod CIDR for this node within {} s (ipam={}): {}", fam,
         std::chrono::duration_cast<std::chrono::seconds>(timeout).count(), config_.ipam, why);
   log()->info("pod CIDR known ipam={} cidr={}", config_.ipam, found->toString());
   if (from_node) {
     {
       std::lock_guard lock(mu_);
-      desired_.pod_cidrs = {found->toString()};
+      (v4 ? learned_v4_ : learned_v6_) = *found;
+      desired_.pod_cidrs = cidrList(config_.fixed_ipv4 ? config_.fixed_ipv4 : learned_v4_,
+                                    config_.fixed_ipv6 ? config_.fixed_ipv6 : learned_v6_);
     }
     kick();
   }
@@ -278,7 +324,9 @@ Status Registration::setAddresses(const LocalAddresses& a) {
     if (a.router_ipv4) addrs.push_back({"CiliumInternalIP", a.router_ipv4->toString()});
     desired_.addresses = std::move(addrs);
     desired_.health_ipv4 = a.health_ipv4 ? a.health_ipv4->toString() : "";
-    if (owns_pod_cidrs_ && a.pod_cidr_ipv4) desired_.pod_cidrs = {a.pod_cidr_ipv4->toString()};
+    desired_.health_ipv6 = a.health_ipv6 ? a.health_ipv6->toString() : "";
+    if (owns_pod_cidrs_ && (a.pod_cidr_ipv4 || a.pod_cidr_ipv6))
+      desired_.pod_cidrs = cidrList(a.pod_cidr_ipv4, a.pod_cidr_ipv6);
   }
   Status st = write();
   if (!st.ok()) kick();  // retried in the background

@@ -25,8 +25,9 @@ namespace cilium::node {
 struct RegistrationConfig {
   std::string node_name;
   std::string ipam = "cluster-pool";  // cluster-pool | kubernetes
-  // ipv4-range when given: the node's fixed range, published as its pod CIDR.
+  // ipv4-range / ipv6-range when given: the node's fixed ranges, published as its pod CIDRs.
   std::optional<IpPrefix> fixed_ipv4;
+  std::optional<IpPrefix> fixed_ipv6;
   // The node's InternalIP; empty = the Kubernetes Node's InternalIP, else the first global IPv4
   // address of this network namespace's interfaces.
   std::vector<IpAddr> internal_ips;
@@ -40,6 +41,10 @@ struct LocalAddresses {
   std::optional<IpAddr> router_ipv4;  // CiliumInternalIP: the router address in the pod CIDR
   std::optional<IpAddr> health_ipv4;  // the health endpoint's address
   std::optional<IpPrefix> pod_cidr_ipv4;
+  // Dual stack: the health endpoint's IPv6 address and the IPv6 pod CIDR. No IPv6
+  // CiliumInternalIP: cilium_host carries the IPv4 router address only.
+  std::optional<IpAddr> health_ipv6;
+  std::optional<IpPrefix> pod_cidr_ipv6;
 };
 
 class Registration {
@@ -53,12 +58,14 @@ class Registration {
   Registration(const Registration&) = delete;
   Registration& operator=(const Registration&) = delete;
 
-  // The node's IPv4 pod CIDR: the fixed range; else, as `ipam` says, its CiliumNode's
-  // spec.ipam.podCIDRs (cluster-pool) or its Node's spec.podCIDRs (kubernetes), waiting for it
-  // with a log line every `log_every` that says what is missing (and the operator's error from
-  // the CiliumNode's status, if any). kDeadlineExceeded after `timeout`.
+  // The node's pod CIDR of `family`: the fixed range; else, as `ipam` says, the first CIDR of
+  // that family in its CiliumNode's spec.ipam.podCIDRs (cluster-pool) or its Node's
+  // spec.podCIDRs (kubernetes), waiting for it with a log line every `log_every` that says what
+  // is missing (and the operator's error from the CiliumNode's status, if any).
+  // kDeadlineExceeded after `timeout`.
   Result<IpPrefix> waitForPodCidr(std::chrono::milliseconds timeout,
-                                  std::chrono::milliseconds log_every = std::chrono::seconds(5));
+                                  std::chrono::milliseconds log_every = std::chrono::seconds(5),
+                                  IpFamily family = IpFamily::kV4);
   // Publishes the addresses IPAM gave (CiliumInternalIP, health) and, when the agent owns it,
   // the pod CIDR. Returns once written or the first write failed (it is then retried).
   Status setAddresses(const LocalAddresses& addresses);
@@ -72,6 +79,13 @@ class Registration {
   // Writes the desired state: create when absent, else a merge patch of the fields it owns.
   Status write();
   bool inSync(const k8s::CiliumNode& current) const;
+  // Whether the agent writes the pod CIDR `cidr`'s family (a fixed range of that family, or
+  // ipam=kubernetes); the operator writes the others.
+  bool ownsFamily(const std::string& cidr) const;
+  // The spec.ipam.podCIDRs to publish: the owned families from `desired`, the others from
+  // `current` (the object as it is), IPv4 first.
+  std::vector<std::string> podCidrsToWrite(const std::vector<std::string>& desired,
+                                           const std::vector<std::string>& current) const;
   void kick();
   void run();
 
@@ -81,6 +95,8 @@ class Registration {
   mutable std::mutex mu_;
   k8s::CiliumNode desired_;
   bool owns_pod_cidrs_ = false;
+  // ipam=kubernetes: the CIDRs learned from the Node, by family (published in that order).
+  std::optional<IpPrefix> learned_v4_, learned_v6_;
   std::condition_variable cv_;
   bool dirty_ = false;
   bool stopping_ = false;

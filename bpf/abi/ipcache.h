@@ -20,10 +20,16 @@ struct ipcache_key {
 };
 
 #define IPCACHE_F_HAS_TUNNEL_EP 1 /* tunnel_endpoint is set: reach this prefix through VXLAN */
+/*
+ * tunnel_endpoint is an IPv6 address (else IPv4, whatever the key's family: an IPv6 pod CIDR is
+ * reached over the node's IPv4 underlay, as Cilium does in dual-stack clusters). The datapath
+ * encapsulates over IPv4 only; an entry with an IPv6 tunnel endpoint is not tunnelled.
+ */
+#define IPCACHE_F_TUNNEL_EP_IPV6 2
 
 struct remote_endpoint_info {
 	__u32 sec_identity;
-	union v4v6_addr tunnel_endpoint; /* node address for the overlay (later) */
+	union v4v6_addr tunnel_endpoint; /* the node's underlay address */
 	__u16 node_id;
 	__u8 key;   /* encryption key index (later) */
 	__u8 flags; /* IPCACHE_F_* */

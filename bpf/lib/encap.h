@@ -30,25 +30,40 @@ static __always_inline __u32 encap_ifindex(void)
 }
 
 /*
- * The ipcache entry of `daddr` when the node tunnels and the entry names a tunnel endpoint, else
- * NULL (the destination is reached through the node's stack).
+ * `info` when the node tunnels and the entry names an IPv4 tunnel endpoint, else NULL (the
+ * destination is reached through the node's stack). The same test for both inner families: the
+ * underlay is IPv4 (IPv6 inner over an IPv4 VXLAN underlay, as in Cilium's dual-stack clusters).
  */
-static __always_inline const struct remote_endpoint_info *encap_lookup4(__be32 daddr,
-									__u32 tunnel_ifindex)
+static __always_inline const struct remote_endpoint_info *
+encap_usable(const struct remote_endpoint_info *info, __u32 tunnel_ifindex)
 {
-	const struct remote_endpoint_info *info;
-
-	if (!tunnel_ifindex)
-		return NULL;
-	info = ipcache_lookup4(daddr);
-	if (!info || !(info->flags & IPCACHE_F_HAS_TUNNEL_EP) || !info->tunnel_endpoint.ip4)
+	if (!tunnel_ifindex || !info || !(info->flags & IPCACHE_F_HAS_TUNNEL_EP) ||
+	    (info->flags & IPCACHE_F_TUNNEL_EP_IPV6) || !info->tunnel_endpoint.ip4)
 		return NULL;
 	return info;
 }
 
+/* The ipcache entry of IPv4 `daddr` when it is reached through the tunnel, else NULL. */
+static __always_inline const struct remote_endpoint_info *encap_lookup4(__be32 daddr,
+									__u32 tunnel_ifindex)
+{
+	if (!tunnel_ifindex)
+		return NULL;
+	return encap_usable(ipcache_lookup4(daddr), tunnel_ifindex);
+}
+
+/* encap_lookup4 for an IPv6 destination (the tunnel endpoint is still IPv4). */
+static __always_inline const struct remote_endpoint_info *
+encap_lookup6(const union v4v6_addr *daddr, __u32 tunnel_ifindex)
+{
+	if (!tunnel_ifindex)
+		return NULL;
+	return encap_usable(ipcache_lookup6(daddr), tunnel_ifindex);
+}
+
 /*
  * Encapsulates towards `node` (IPv4, network order) with VNI `src_identity` and redirects to the
- * tunnel device's egress. Returns TC_ACT_REDIRECT, or -DROP_x.
+ * tunnel device's egress, whatever the inner family. Returns TC_ACT_REDIRECT, or -DROP_x.
  */
 static __always_inline int encap_and_redirect4(struct __sk_buff *ctx, __be32 node,
 					       __u32 src_identity, __u32 tunnel_ifindex)

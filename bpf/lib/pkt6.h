@@ -45,6 +45,29 @@ struct pkt6 {
 	__u64 event_ns; /* timestamp of the packet's events, read on the first one */
 };
 
+/*
+ * A zeroed struct pkt6 off the stack, for programs that sit close to the 512-byte stack limit
+ * (bpf_lxc's cil_from_container holds both families' paths). Per CPU, one entry, not pinned:
+ * a tc program runs to its end on its CPU before the next one starts there. NULL never happens
+ * for index 0 of an array; callers still check (the verifier wants it).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pkt6);
+	__uint(max_entries, 1);
+} cilium_pkt6_scratch SEC(".maps");
+
+static __always_inline struct pkt6 *pkt6_scratch(void)
+{
+	__u32 zero = 0;
+	struct pkt6 *p = bpf_map_lookup_elem(&cilium_pkt6_scratch, &zero);
+
+	if (p)
+		__builtin_memset(p, 0, sizeof(*p));
+	return p;
+}
+
 /* ICMPv6 errors are the types below 128 (RFC 4443). */
 static __always_inline bool icmp6_is_error(__u8 type)
 {

@@ -4,8 +4,7 @@
 namespace cilium::op {
 
 Result<ClusterPool> ClusterPool::create(std::vector<IpPrefix> pools, int mask_size) {
-  if (pools.empty())
-    return Error(ErrorCode::kInvalidArgument, "cluster-pool-ipv4-cidr: no CIDR given");
+  if (pools.empty()) return Error(ErrorCode::kInvalidArgument, "no pool CIDR given");
   std::vector<uint64_t> starts;
   uint64_t total = 0;
   for (size_t i = 0; i < pools.size(); i++) {

@@ -13,7 +13,12 @@
 // leaves the others' ipcache. A stale node route of an "earlier run" goes at the agent's start
 // (both modes); native routing also: every node routes the others' pod CIDRs, and a node that
 // leaves takes its routes with it on the other nodes.
+// The whole test also runs over IPv6 (families x routing modes): a dual-stack cluster (IPv6 pod
+// CIDRs from the operator's IPv6 pool, IPv6 underlay addresses as second InternalIPs) whose
+// pods talk over IPv6: through the VXLAN overlay over the IPv4 underlay (tunnel), or routed via
+// the nodes' IPv6 addresses (native), with the same policy by identity and the same drops.
 #include <set>
+#include <tuple>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -22,6 +27,7 @@
 #include "agent/k8s/resources.h"
 #include "api/client/client.h"
 #include "tests/harness/eventually.h"
+#include "tests/harness/family.h"
 #include "tests/harness/sockets.h"
 #include "tests/netns/cluster_fixture.h"
 
@@ -34,9 +40,17 @@ using namespace std::chrono_literals;
 constexpr uint16_t kTcpPort = 8080, kUdpPort = 5353;
 constexpr int kNodes = 3;
 
-class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
+class ClusterDatapathTest : public ::testing::TestWithParam<std::tuple<Family, std::string>> {
  protected:
-  bool native() const { return GetParam() == "native"; }
+  bool v6() const { return std::get<0>(GetParam()) == Family::kV6; }
+  bool native() const { return std::get<1>(GetParam()) == "native"; }
+  // A pod's address, a node's pod CIDR and underlay address in the family under test.
+  std::string addr(const Pod& p) const { return v6() ? p.ip6 : p.ip; }
+  std::string host(const Pod& p) const { return addr(p) + (v6() ? "/128" : "/32"); }
+  std::string cidrOf(int i) const {
+    return v6() ? cluster_.nodes[i].cidr6 : cluster_.nodes[i].cidr;
+  }
+  std::string nodeIp(int i) const { return v6() ? cluster_.underlayIp6(i) : underlayIp(i); }
   uint32_t podMtu() const { return native() ? 1500 : 1450; }
 
   void SetUp() override {
@@ -46,7 +60,8 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
                     .nodes = kNodes,
                     .underlay_octet = 240,
                     .native_routing = native(),
-                    .hubble = true});
+                    .hubble = true,
+                    .ipv6 = v6()});
     if (HasFatalFailure()) return;
     // A route of an earlier run (the agent's protocol number) to a node that is gone: the
     // agent removes it once it knows every node (in tunnel mode it removes every such route).
@@ -59,6 +74,11 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
     for (int i = 0; i < kNodes; i++) {
       ASSERT_EQ(cluster_.nodes[i].cidr, fmt::format("10.{}.0.0/16", 200 + i))
           << "the operator's CIDR";
+      if (v6()) {
+        ASSERT_EQ(cluster_.nodes[i].cidr6, i == 0 ? std::string("fd00:10:200::/112")
+                                                  : fmt::format("fd00:10:200::{}:0/112", i))
+            << "the operator's IPv6 CIDR";
+      }
       auto cfg = cluster_.nodes[i].client().getConfig();
       ASSERT_TRUE(cfg.ok() && cfg->status);
       EXPECT_EQ(cfg->status->device_mtu, podMtu()) << "VXLAN headers in tunnel mode only";
@@ -93,21 +113,21 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
   }
 
   bool tcp(const Pod& from, const Pod& to, std::chrono::milliseconds timeout = 2s) {
-    return connectTcp(from.netns, to.ip, kTcpPort, timeout).ok();
+    return connectTcp(from.netns, addr(to), kTcpPort, timeout).ok();
   }
   bool ping(int i, const Pod& from, const Pod& to) {
-    auto r = cluster_.nodes[i].topo->exec(from.netns,
-                                          {"ping", "-c", "1", "-W", "2", "-n", "-q", to.ip}, 10s);
+    auto r = cluster_.nodes[i].topo->exec(
+        from.netns, {"ping", v6() ? "-6" : "-4", "-c", "1", "-W", "2", "-n", "-q", addr(to)}, 10s);
     return r.ok() && r->exit_code == 0;
   }
   // A datagram to `to` and its echo back.
   bool udpRoundTrip(const Pod& from, const Pod& to, int to_fd) {
-    auto c = bindUdp(from.netns, from.ip, 0);
-    if (!c.ok() || !sendUdp(c->get(), to.ip, kUdpPort, "hello").ok()) return false;
+    auto c = bindUdp(from.netns, addr(from), 0);
+    if (!c.ok() || !sendUdp(c->get(), addr(to), kUdpPort, "hello").ok()) return false;
     std::string src;
     uint16_t sport = 0;
     auto got = recvUdp(to_fd, 2s, &src, &sport);
-    if (!got.ok() || *got != "hello" || src != from.ip) return false;
+    if (!got.ok() || *got != "hello" || src != addr(from)) return false;
     if (!sendUdp(to_fd, src, sport, "olleh").ok()) return false;
     auto back = recvUdp(c->get(), 2s);
     return back.ok() && *back == "olleh";
@@ -126,7 +146,7 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
       if (!j.is_object() || !j.contains("flow")) continue;
       const json& f = j["flow"];
       if (f.value("drop_reason_desc", "") == "POLICY_DENIED" &&
-          f.value("/IP/source"_json_pointer, "") == from.ip)
+          f.value("/IP/source"_json_pointer, "") == addr(from))
         out.push_back(f);
     }
     return out;
@@ -143,10 +163,10 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
                     .ok());
   }
 
-  // Node i's routes of the agent's protocol: "cidr via gateway" lines.
+  // Node i's routes of the agent's protocol in the family under test: "cidr via gateway" lines.
   std::set<std::string> agentRoutes(int i) {
-    auto r = runChecked(
-        {"ip", "-n", cluster_.nodes[i].netnsName(), "-4", "route", "show", "proto", kRouteProto});
+    auto r = runChecked({"ip", "-n", cluster_.nodes[i].netnsName(), v6() ? "-6" : "-4", "route",
+                         "show", "proto", kRouteProto});
     std::set<std::string> out;
     if (!r.ok()) return out;
     std::istringstream in(*r);
@@ -161,8 +181,7 @@ class ClusterDatapathTest : public ::testing::TestWithParam<std::string> {
   std::set<std::string> wantedRoutes(int i, std::set<int> without = {}) {
     std::set<std::string> out;
     for (int j = 0; j < kNodes; j++)
-      if (j != i && without.count(j) == 0)
-        out.insert(cluster_.nodes[j].cidr + " via " + underlayIp(j));
+      if (j != i && without.count(j) == 0) out.insert(cidrOf(j) + " via " + nodeIp(j));
     return out;
   }
 
@@ -183,11 +202,11 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
   importPolicy();
   std::vector<UniqueFd> listeners;
   for (const Pod* s : {&s1, &s2, &s3}) {
-    auto l = listenTcp(s->netns, s->ip, kTcpPort);
+    auto l = listenTcp(s->netns, addr(*s), kTcpPort);
     ASSERT_TRUE(l.ok()) << l.error().toString();
     listeners.push_back(std::move(*l));
   }
-  auto u3 = bindUdp(s3.netns, s3.ip, kUdpPort);
+  auto u3 = bindUdp(s3.netns, addr(s3), kUdpPort);
   ASSERT_TRUE(u3.ok());
 
   // Identities are the cluster's: the same number for the same labels on every node.
@@ -218,7 +237,8 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
           seen = ipcache(i);
           for (const auto& r : all) {
             if (r.on == i) continue;
-            auto it = seen.find(r.pod->ip + "/32");
+            // IPv6 pods too tunnel to the node's IPv4 underlay address.
+            auto it = seen.find(host(*r.pod));
             if (it == seen.end() || it->second.value("identity", 0) != r.id ||
                 it->second.value("tunnel-endpoint", "") != underlayIp(r.on))
               return false;
@@ -233,15 +253,21 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
     for (int j = 0; j < kNodes; j++) {
       if (j == i) continue;
       EXPECT_EQ(field(seen, underlayIp(j) + "/32", "identity"), "6") << i << " " << j;
-      EXPECT_EQ(field(seen, cluster_.nodes[j].cidr, "tunnel-endpoint"),
-                native() ? "" : underlayIp(j))
+      if (v6()) {
+        EXPECT_EQ(field(seen, cluster_.underlayIp6(j) + "/128", "identity"), "6") << i << " " << j;
+      }
+      EXPECT_EQ(field(seen, cidrOf(j), "tunnel-endpoint"), native() ? "" : underlayIp(j))
           << i << " " << j;
     }
     EXPECT_EQ(field(seen, underlayIp(i) + "/32", "identity"), "1") << "this node is host";
+    if (v6()) {
+      EXPECT_EQ(field(seen, cluster_.underlayIp6(i) + "/128", "identity"), "1")
+          << "this node is host";
+    }
   }
   auto tunnels = ipcache(0, "tunnel");
-  EXPECT_EQ(field(tunnels, s2.ip + "/32", "tunnel-endpoint"), underlayIp(1));
-  EXPECT_EQ(tunnels.count(c1.ip + "/32"), 0u) << "a local pod has no tunnel";
+  EXPECT_EQ(field(tunnels, host(s2), "tunnel-endpoint"), underlayIp(1));
+  EXPECT_EQ(tunnels.count(host(c1)), 0u) << "a local pod has no tunnel";
   if (!native()) {
     // No routes of the agent's: the earlier run's went, none were added.
     std::set<std::string> routes;
@@ -249,7 +275,7 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
         << fmt::format("{}", fmt::join(routes, ", ")) << cluster_.nodes[0].node->log("agent");
   } else {
     // Every node routes the others' pod CIDRs via their underlay addresses; the stale route of
-    // the "earlier run" is gone. No VXLAN device.
+    // the "earlier run" is gone (IPv6: via their IPv6 underlay addresses). No VXLAN device.
     for (int i = 0; i < kNodes; i++) {
       std::set<std::string> routes;
       EXPECT_TRUE(eventually([&] { return (routes = agentRoutes(i)) == wantedRoutes(i); }, 20s))
@@ -283,7 +309,7 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
           return !drops.empty();
         },
         20s))
-        << cluster_.nodes[dst].name << " saw no policy drop from " << from->ip;
+        << cluster_.nodes[dst].name << " saw no policy drop from " << addr(*from);
     if (drops.empty()) continue;
     EXPECT_EQ(drops[0].value("/source/identity"_json_pointer, 0), other_id)
         << "judged on the sender's identity: " << drops[0].dump();
@@ -299,10 +325,10 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
                   .ok());
   ASSERT_TRUE(cluster_.server.remove(k8s::Resource<k8s::Pod>::info(), "default", "server-2").ok());
   for (int i : {0, 2}) {
-    EXPECT_TRUE(eventually([&] { return ipcache(i).count(s2.ip + "/32") == 0; }, 20s))
-        << cluster_.nodes[i].name << " still has " << s2.ip;
+    EXPECT_TRUE(eventually([&] { return ipcache(i).count(host(s2)) == 0; }, 20s))
+        << cluster_.nodes[i].name << " still has " << addr(s2);
   }
-  EXPECT_EQ(ipcache(0).count(c2.ip + "/32"), 1u) << "the other pods stay";
+  EXPECT_EQ(ipcache(0).count(host(c2)), 1u) << "the other pods stay";
 
   if (!native()) return;
   // node-3 leaves the cluster (its agent stopped, its Node and CiliumNode deleted): the other
@@ -322,8 +348,15 @@ TEST_P(ClusterDatapathTest, PodsAcrossNodesWithPolicyByIdentity) {
   EXPECT_TRUE(tcp(c2, s1)) << "node-2 -> node-1 still routed";
 }
 
-INSTANTIATE_TEST_SUITE_P(RoutingModes, ClusterDatapathTest, ::testing::Values("tunnel", "native"),
-                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(FamiliesAndRoutingModes, ClusterDatapathTest,
+                         ::testing::Combine(::testing::Values(Family::kV4, Family::kV6),
+                                            ::testing::Values(std::string("tunnel"),
+                                                              std::string("native"))),
+                         [](const auto& info) {
+                           return std::string(std::get<0>(info.param) == Family::kV6 ? "IPv6"
+                                                                                     : "IPv4") +
+                                  "_" + std::get<1>(info.param);
+                         });
 
 }  // namespace
 }  // namespace cilium::testing

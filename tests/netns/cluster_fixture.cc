@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "agent/common/inet.h"
 #include "agent/common/netns.h"
 #include "agent/k8s/resources.h"
 
@@ -36,6 +37,10 @@ std::string Cluster::underlayIp(int i) const {
   return fmt::format("172.31.{}.{}", options_.underlay_octet, i + 1);
 }
 
+std::string Cluster::underlayIp6(int i) const {
+  return fmt::format("fd00:172:31:{}::{:x}", options_.underlay_octet, i + 1);
+}
+
 std::string Cluster::apiServerIp() const {
   return fmt::format("172.31.{}.254", options_.underlay_octet);
 }
@@ -53,6 +58,15 @@ void Cluster::build(ClusterOptions options) {
     auto node = AgentNode::create(*n.topo, options_.agent_binary);
     ASSERT_TRUE(node.ok()) << node.error().toString();
     n.node.emplace(std::move(*node));
+    if (options_.ipv6) {
+      // IPv6 on in this node namespace (before its devices exist), forwarding in it only; no
+      // duplicate address detection, so that addresses are usable at once.
+      runOk({"ip", "netns", "exec", n.netnsName(), "sysctl", "-qw",
+             "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+             "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+             "net.ipv6.conf.all.forwarding=1"});
+      if (::testing::Test::HasFatalFailure()) return;
+    }
   }
   buildUnderlay();
   if (::testing::Test::HasFatalFailure()) return;
@@ -68,6 +82,9 @@ void Cluster::build(ClusterOptions options) {
                                    std::string("--cluster-pool-ipv4-cidr=") + kPoolCidr,
                                    "--cluster-pool-ipv4-mask-size=16",
                                    "--leader-election-retry-period=100ms"};
+  if (options_.ipv6)
+    argv.insert(argv.end(), {std::string("--cluster-pool-ipv6-cidr=") + kPoolCidr6,
+                             "--cluster-pool-ipv6-mask-size=112"});
   argv.insert(argv.end(), options_.operator_flags.begin(), options_.operator_flags.end());
   auto op = nodes[0].topo->spawnIn(underlayNetns(), argv, "operator");
   ASSERT_TRUE(op.ok()) << op.error().toString();
@@ -95,6 +112,8 @@ void Cluster::buildUnderlay() {
   for (int i = 0; i < options_.nodes; i++) {
     std::string ns = nodes[i].netnsName();
     plug(ns, "ul0", underlayIp(i), "ul" + std::to_string(i));
+    if (options_.ipv6)
+      runOk({"ip", "-n", ns, "-6", "addr", "add", underlayIp6(i) + "/64", "dev", "ul0", "nodad"});
     // `ip -o link show ul0`: "... link/ether <mac> brd ...".
     auto r = runChecked({"ip", "-n", ns, "-o", "link", "show", "ul0"});
     ASSERT_TRUE(r.ok()) << r.error().toString();
@@ -121,14 +140,14 @@ void Cluster::startAll() {
 }
 
 void Cluster::addNodeObject(int i) {
+  json addresses = {{{"type", "InternalIP"}, {"address", underlayIp(i)}}};
+  if (options_.ipv6) addresses.push_back({{"type", "InternalIP"}, {"address", underlayIp6(i)}});
   ASSERT_TRUE(
       server
-          .create(
-              k8s::Resource<k8s::Node>::info(),
-              {{"apiVersion", "v1"},
-               {"kind", "Node"},
-               {"metadata", {{"name", nodes[i].name}}},
-               {"status", {{"addresses", {{{"type", "InternalIP"}, {"address", underlayIp(i)}}}}}}})
+          .create(k8s::Resource<k8s::Node>::info(), {{"apiVersion", "v1"},
+                                                     {"kind", "Node"},
+                                                     {"metadata", {{"name", nodes[i].name}}},
+                                                     {"status", {{"addresses", addresses}}}})
           .ok());
 }
 
@@ -147,6 +166,11 @@ void Cluster::startAgent(int i, const std::string& log) {
       flags.insert(flags.end(),
                    {"--routing-mode=native", std::string("--ipv4-native-routing-cidr=") + kPoolCidr,
                     "--auto-direct-node-routes"});
+    if (options_.ipv6) {
+      flags.insert(flags.end(), {"--enable-ipv6", "--ipv6-range=auto"});
+      if (options_.native_routing)
+        flags.push_back(std::string("--ipv6-native-routing-cidr=") + kPoolCidr6);
+    }
     flags.insert(flags.end(), options_.agent_flags.begin(), options_.agent_flags.end());
     n.argv = n.node->args(flags);
     for (auto& a : n.argv)
@@ -159,6 +183,10 @@ void Cluster::startAgent(int i, const std::string& log) {
   auto cfg = n.client().getConfig();
   ASSERT_TRUE(cfg.ok() && cfg->status && cfg->status->addressing && cfg->status->addressing->ipv4);
   n.cidr = cfg->status->addressing->ipv4->alloc_range;
+  if (options_.ipv6) {
+    ASSERT_TRUE(cfg->status->addressing->ipv6) << "no IPv6 addressing" << n.node->log(log);
+    n.cidr6 = cfg->status->addressing->ipv6->alloc_range;
+  }
 }
 
 Pod Cluster::addPod(int i, const std::string& name, const std::string& app, int host,
@@ -166,6 +194,14 @@ Pod Cluster::addPod(int i, const std::string& name, const std::string& app, int 
   auto& n = nodes[i];
   // In the node's pod CIDR (10.x.0.0/16), whichever the operator gave it.
   std::string ip = n.cidr.substr(0, n.cidr.find(".0.0/")) + ".0." + std::to_string(host);
+  std::string ip6;
+  json pod_ips = {{{"ip", ip}}};
+  if (!n.cidr6.empty()) {
+    auto c6 = IpPrefix::parse(n.cidr6);
+    EXPECT_TRUE(c6.ok()) << n.cidr6;
+    if (c6.ok()) ip6 = c6->addr().plus(static_cast<uint64_t>(host)).toString();
+    pod_ips.push_back({{"ip", ip6}});
+  }
   EXPECT_TRUE(server
                   .create(k8s::Resource<k8s::Pod>::info(),
                           {{"apiVersion", "v1"},
@@ -173,9 +209,9 @@ Pod Cluster::addPod(int i, const std::string& name, const std::string& app, int 
                            {"metadata",
                             {{"name", name}, {"namespace", "default"}, {"labels", {{"app", app}}}}},
                            {"spec", {{"nodeName", n.name}}},
-                           {"status", {{"podIP", ip}, {"podIPs", {{{"ip", ip}}}}}}})
+                           {"status", {{"podIP", ip}, {"podIPs", pod_ips}}}})
                   .ok());
-  auto pod = n.topo->addPod(name, ip);
+  auto pod = n.topo->addPod(name, ip, ip6);
   EXPECT_TRUE(pod.ok()) << pod.error().toString();
   if (!pod.ok()) return {};
   if (mtu) {
@@ -193,6 +229,7 @@ Pod Cluster::addPod(int i, const std::string& name, const std::string& app, int 
   req.host_mac = pod->host_mac;
   req.addressing = api::AddressPair{};
   req.addressing->ipv4 = pod->ip;
+  if (!pod->ip6.empty()) req.addressing->ipv6 = pod->ip6;
   req.k8s_namespace = "default";
   req.k8s_pod_name = name;
   req.netns = pod->netns;

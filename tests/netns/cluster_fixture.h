@@ -44,6 +44,11 @@ struct ClusterOptions {
   std::vector<std::string> agent_flags;     // appended to every agent's command line
   std::vector<std::string> operator_flags;  // appended to the operator's
   std::vector<std::string> outside_hosts;   // an outside host namespace per address
+  // Dual stack: the operator also hands out IPv6 pod CIDRs (kPoolCidr6 in /112s), the agents
+  // run with enable-ipv6, the node namespaces have IPv6 on (forwarding inside them only), each
+  // node has an IPv6 underlay address (underlayIp6) as a second InternalIP, and pods get an
+  // IPv6 address too (Pod::ip6).
+  bool ipv6 = false;
 };
 
 struct ClusterNode {
@@ -53,6 +58,7 @@ struct ClusterNode {
   Process* agent = nullptr;
   std::vector<std::string> argv;  // the agent's command line, the same on every start
   std::string cidr;               // the pod CIDR from the operator
+  std::string cidr6;              // the IPv6 pod CIDR from the operator (ClusterOptions::ipv6)
   std::string ul_mac;             // ul0's MAC
 
   api::Client client() const { return node->client(); }
@@ -75,6 +81,8 @@ class Cluster {
 
  public:
   static constexpr const char* kPoolCidr = "10.200.0.0/14";
+  // Node i's IPv6 pod CIDR is fd00:10:200::<i>:0/112 when its agents start in order.
+  static constexpr const char* kPoolCidr6 = "fd00:10:200::/96";
 
   Cluster() = default;
   Cluster(const Cluster&) = delete;
@@ -92,9 +100,10 @@ class Cluster {
   // dir and pinned maps are restored), waits until it is ready and reads its pod CIDR.
   void startAgent(int i, const std::string& log = "agent");
 
-  // A pod on node i: its Pod object (labels app=<app>) at .0.<host> of the node's pod CIDR, its
-  // namespace and veth, eth0's MTU set to `mtu` when given (as cilium-cni does), its endpoint
-  // through the agent's API (labels from the Pod). Failures are non-fatal test failures.
+  // A pod on node i: its Pod object (labels app=<app>) at .0.<host> of the node's pod CIDR (and,
+  // dual stack, at <host> of its IPv6 pod CIDR), its namespace and veth, eth0's MTU set to `mtu`
+  // when given (as cilium-cni does), its endpoint through the agent's API (labels from the Pod).
+  // Failures are non-fatal test failures.
   Pod addPod(int i, const std::string& name, const std::string& app, int host,
              std::optional<int> mtu = std::nullopt);
 
@@ -103,6 +112,8 @@ class Cluster {
   std::map<std::string, nlohmann::json> ipcache(int i, const std::string& table = "ipcache");
 
   std::string underlayIp(int i) const;
+  // Node i's IPv6 underlay address (ClusterOptions::ipv6), fd00:172:31:<octet>::<i+1>.
+  std::string underlayIp6(int i) const;
   std::string apiServerIp() const;
   std::string underlayNetns() const { return "/run/netns/" + underlay_.name; }
   // The /run/netns path of outside host k (in the order of ClusterOptions::outside_hosts).

@@ -6,12 +6,15 @@
 // Then node-3's health endpoint is cut (its veth down) and node-3's agent is stopped: node-1
 // sees node-3 unreachable, for the right probes, within a few intervals, and 3/3 again once
 // the veth is up and the agent restarted (which makes its health endpoint again).
+// The IPv6 twin runs a dual-stack cluster: every node and health endpoint is also probed over
+// IPv6 (ICMPv6 echo and HTTP), reported as the secondary addresses, and must answer the same.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
 #include "agent/common/subprocess.h"
 #include "api/client/client.h"
 #include "tests/harness/eventually.h"
+#include "tests/harness/family.h"
 #include "tests/netns/cluster_fixture.h"
 
 namespace cilium::testing {
@@ -28,15 +31,18 @@ void runOk(const std::vector<std::string>& argv) {
   ASSERT_TRUE(r.ok()) << r.error().toString();
 }
 
-class ClusterHealthTest : public ::testing::Test {
+class ClusterHealthTest : public ::testing::TestWithParam<Family> {
  protected:
+  bool v6() const { return GetParam() == Family::kV6; }
+
   void SetUp() override {
     cluster_.build({.agent_binary = CILIUM_AGENT_BINARY,
                     .operator_binary = CILIUM_OPERATOR_BINARY,
                     .nodes = kNodes,
                     .underlay_octet = 240,
                     .agent_flags = {"--health-check-interval=1s",
-                                    std::string("--prometheus-serve-addr=") + kMetricsAddr}});
+                                    std::string("--prometheus-serve-addr=") + kMetricsAddr},
+                    .ipv6 = v6()});
     if (HasFatalFailure()) return;
     cluster_.startAll();
   }
@@ -54,28 +60,44 @@ class ClusterHealthTest : public ::testing::Test {
   }
 
   // The probe `proto` ("icmp"/"http") of `path` ("host"/"health-endpoint") of `target` in a
-  // report: {"latency", "status"}, null when absent.
+  // report: {"latency", "status"}, null when absent. Of the IPv4 (primary) address, or with
+  // `secondary` of the IPv6 one (the first secondary address, which must be IPv6).
   static json probe(const json& report, const std::string& target, const std::string& path,
-                    const std::string& proto) {
+                    const std::string& proto, bool secondary = false) {
     if (!report.is_object() || !report.contains("nodes")) return nullptr;
-    for (const auto& n : report["nodes"])
-      if (n.value("name", "") == target && n.contains(path))
-        return n[path]["primary-address"].value(proto, json());
+    for (const auto& n : report["nodes"]) {
+      if (n.value("name", "") != target || !n.contains(path)) continue;
+      if (!secondary) return n[path]["primary-address"].value(proto, json());
+      const json& sec = n[path].value("secondary-addresses", json());
+      if (!sec.is_array() || sec.empty() || sec[0].value("ip", "").find(':') == std::string::npos)
+        return nullptr;
+      return sec[0].value(proto, json());
+    }
     return nullptr;
   }
 
   static bool probeOk(const json& report, const std::string& target, const std::string& path,
-                      const std::string& proto) {
-    json p = probe(report, target, path, proto);
+                      const std::string& proto, bool secondary = false) {
+    json p = probe(report, target, path, proto, secondary);
     return p.is_object() && p.value("status", "x").empty() && p.value("latency", 0) > 0;
   }
+  // The probe in the family under test (IPv6: the node's secondary address).
+  bool familyOk(const json& report, const std::string& target, const std::string& path,
+                const std::string& proto) const {
+    return probeOk(report, target, path, proto, v6());
+  }
 
-  static bool allReachable(const json& report) {
+  // Every probe of every node in every family the cluster has.
+  bool allReachable(const json& report) const {
     if (!report.is_object() || report["nodes"].size() != kNodes) return false;
     for (int j = 0; j < kNodes; j++)
       for (const char* path : {"host", "health-endpoint"})
         for (const char* proto : {"icmp", "http"})
-          if (!probeOk(report, "node-" + std::to_string(j + 1), path, proto)) return false;
+          for (bool secondary : {false, true}) {
+            if (secondary && !v6()) continue;
+            if (!probeOk(report, "node-" + std::to_string(j + 1), path, proto, secondary))
+              return false;
+          }
     return true;
   }
 
@@ -105,7 +127,7 @@ class ClusterHealthTest : public ::testing::Test {
   Cluster cluster_;
 };
 
-TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
+TEST_P(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
   // Every agent: 3/3 reachable, every probe with a latency.
   for (int i = 0; i < kNodes; i++) {
     json last;
@@ -130,6 +152,10 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
   EXPECT_NE(text.find("Cluster health:   3/3 reachable"), std::string::npos) << text;
   EXPECT_NE(text.find("ICMP to stack:   OK, RTT="), std::string::npos) << text;
   EXPECT_NE(text.find("HTTP to agent:   OK, RTT="), std::string::npos) << text;
+  if (v6()) {
+    EXPECT_NE(text.find("Host connectivity to " + cluster_.underlayIp6(1) + ":"), std::string::npos)
+        << "the IPv6 address of node-2 is probed too: " << text;
+  }
 
   std::string m = metrics(0);
   EXPECT_NE(m.find(statusSeries("node-3", false, "endpoint") + " 1"), std::string::npos) << m;
@@ -137,7 +163,8 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
   EXPECT_NE(m.find("cilium_node_connectivity_latency_seconds{source_cluster=\"default\","
                    "source_node_name=\"node-1\",target_cluster=\"default\",target_node_name="
                    "\"node-2\",target_node_type=\"remote_intra_cluster\",type=\"endpoint\","
-                   "address_type=\"primary\",protocol=\"http\"}"),
+                   "address_type=\"" +
+                   std::string(v6() ? "secondary" : "primary") + "\",protocol=\"http\"}"),
             std::string::npos)
       << m;
 
@@ -148,10 +175,11 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
   EXPECT_TRUE(eventually(
       [&] {
         last = healthJson(0);
-        return !probeOk(last, "node-3", "health-endpoint", "icmp") &&
-               !probeOk(last, "node-3", "health-endpoint", "http") &&
-               probeOk(last, "node-3", "host", "icmp") && probeOk(last, "node-3", "host", "http") &&
-               probeOk(last, "node-2", "health-endpoint", "http");
+        return !familyOk(last, "node-3", "health-endpoint", "icmp") &&
+               !familyOk(last, "node-3", "health-endpoint", "http") &&
+               familyOk(last, "node-3", "host", "icmp") &&
+               familyOk(last, "node-3", "host", "http") &&
+               familyOk(last, "node-2", "health-endpoint", "http");
       },
       10s))
       << last.dump(2);
@@ -169,8 +197,8 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
   EXPECT_TRUE(eventually(
       [&] {
         last = healthJson(0);
-        return probeOk(last, "node-3", "health-endpoint", "icmp") &&
-               probeOk(last, "node-3", "health-endpoint", "http");
+        return familyOk(last, "node-3", "health-endpoint", "icmp") &&
+               familyOk(last, "node-3", "health-endpoint", "http");
       },
       15s))
       << last.dump(2);
@@ -181,9 +209,9 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
   EXPECT_TRUE(eventually(
       [&] {
         last = healthJson(0);
-        return !probeOk(last, "node-3", "host", "http") &&
-               !probeOk(last, "node-3", "health-endpoint", "icmp") &&
-               probeOk(last, "node-3", "host", "icmp");
+        return !familyOk(last, "node-3", "host", "http") &&
+               !familyOk(last, "node-3", "health-endpoint", "icmp") &&
+               familyOk(last, "node-3", "host", "icmp");
       },
       10s))
       << last.dump(2);
@@ -196,6 +224,8 @@ TEST_F(ClusterHealthTest, EveryNodeReachesEveryNodeAndSeesOneGoAndComeBack) {
         << cluster_.nodes[2].node->log("agent-restarted");
   }
 }
+
+CILIUM_INSTANTIATE_FAMILIES(ClusterHealthTest);
 
 }  // namespace
 }  // namespace cilium::testing

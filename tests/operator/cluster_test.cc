@@ -243,6 +243,77 @@ TEST_F(ClusterTest, IpamKubernetesTakesTheNodesPodCidrAndPublishesIt) {
   }));
 }
 
+std::vector<std::string> podCidrsOf(const testing::FakeApiServer& srv, const std::string& name) {
+  auto o = srv.get(kCiliumNodes, "", name);
+  if (!o) return {};
+  auto cn = k8s::Resource<k8s::CiliumNode>::decode(*o);
+  return cn.ok() ? cn->pod_cidrs : std::vector<std::string>{};
+}
+
+// Dual stack (cluster-pool-ipv6-cidr): every node gets a CIDR of each family, IPv4 first; the
+// agent learns its IPv6 one; an exhausted IPv6 pool is reported without touching IPv4.
+TEST_F(ClusterTest, DualStackNodesGetACidrOfEachFamily) {
+  Config c = operatorConfig({"10.5.0.0/16"}, 24, "op-1");
+  c.cluster_pool_ipv6_cidr = {"fd00:5::/119"};  // two /120s
+  c.cluster_pool_ipv6_mask_size = 120;
+  auto op = startOperator(srv.url(), c);
+  ASSERT_TRUE(op);
+  auto a = startAgent(srv.url(), "node1", 1);
+  auto v6 = a->registration->waitForPodCidr(15s, 1s, IpFamily::kV6);
+  ASSERT_TRUE(v6.ok()) << v6.error().message();
+  EXPECT_EQ(v6->toString(), "fd00:5::/120");
+  auto v4 = a->registration->waitForPodCidr(15s, 1s, IpFamily::kV4);
+  ASSERT_TRUE(v4.ok()) << v4.error().message();
+  EXPECT_EQ(podCidrsOf(srv, "node1"), (std::vector<std::string>{"10.5.0.0/24", "fd00:5::/120"}))
+      << "IPv4 first, as Kubernetes orders them";
+  for (std::string n : {"b", "c"})
+    ASSERT_TRUE(srv.create(kCiliumNodes, ciliumNodeJson(n, {})).ok());
+  ASSERT_TRUE(eventually([&] {
+    return podCidrsOf(srv, "b").size() == 2 && podCidrsOf(srv, "c").size() == 1;
+  })) << json(podCidrsOf(srv, "b")).dump()
+      << json(podCidrsOf(srv, "c")).dump();
+  EXPECT_EQ(podCidrsOf(srv, "b")[1], "fd00:5::100/120");
+  EXPECT_EQ(podCidrsOf(srv, "c")[0], "10.5.2.0/24") << "IPv4 is allocated all the same";
+  ASSERT_TRUE(eventually([&] { return !operatorErrorOf(srv, "c").empty(); }));
+  EXPECT_NE(operatorErrorOf(srv, "c").find("fd00:5::/119"), std::string::npos)
+      << operatorErrorOf(srv, "c");
+  EXPECT_EQ(operatorErrorOf(srv, "b"), "");
+  // b leaves: c gets its IPv6 CIDR and keeps its IPv4 one.
+  ASSERT_TRUE(srv.remove(kCiliumNodes, "", "b").ok());
+  EXPECT_TRUE(eventually([&] {
+    return podCidrsOf(srv, "c") == std::vector<std::string>{"10.5.2.0/24", "fd00:5::100/120"};
+  })) << json(podCidrsOf(srv, "c")).dump();
+  EXPECT_TRUE(eventually([&] { return operatorErrorOf(srv, "c").empty(); }));
+  EXPECT_EQ(op->clusterPool()->used(), 4u);
+  EXPECT_EQ(op->clusterPool()->capacity(), 256u + 2u);
+}
+
+TEST_F(ClusterTest, IpamKubernetesTakesTheNodesIpv6PodCidrToo) {
+  const auto nodes = k8s::Resource<k8s::Node>::info();
+  json n = {{"apiVersion", "v1"},
+            {"kind", "Node"},
+            {"metadata", {{"name", "node1"}}},
+            {"spec", {{"podCIDRs", {"10.244.3.0/24"}}}}};
+  ASSERT_TRUE(srv.create(nodes, n).ok());
+  auto a = startAgent(srv.url(), "node1", 1, "kubernetes");
+  auto early = a->registration->waitForPodCidr(200ms, 100ms, IpFamily::kV6);
+  ASSERT_FALSE(early.ok());
+  EXPECT_NE(early.error().message().find("Node node1 has no IPv6 spec.podCIDRs"), std::string::npos)
+      << early.error().message();
+  n["spec"] = {{"podCIDRs", {"10.244.3.0/24", "fd00:244:3::/112"}}};
+  ASSERT_TRUE(srv.update(nodes, n).ok());
+  auto v6 = a->registration->waitForPodCidr(15s, 1s, IpFamily::kV6);
+  ASSERT_TRUE(v6.ok()) << v6.error().message();
+  EXPECT_EQ(v6->toString(), "fd00:244:3::/112");
+  auto v4 = a->registration->waitForPodCidr(15s, 1s, IpFamily::kV4);
+  ASSERT_TRUE(v4.ok());
+  EXPECT_TRUE(eventually([&] {
+    return podCidrsOf(srv, "node1") ==
+           std::vector<std::string>{"10.244.3.0/24", "fd00:244:3::/112"};
+  })) << "the agent copies both into its CiliumNode: "
+      << json(podCidrsOf(srv, "node1")).dump();
+}
+
 TEST_F(ClusterTest, ExhaustionIsReportedOnTheCiliumNodeUntilACidrIsFreed) {
   auto op = startOperator(srv.url(), operatorConfig({"10.9.0.0/23"}, 24, "op-1"));
   for (std::string n : {"a", "b", "c"})

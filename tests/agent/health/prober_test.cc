@@ -214,12 +214,73 @@ TEST(ProberTest, TargetsFromTheNodeManager) {
   node::Node b;
   b.name = "node-1";
   b.addresses = {{node::AddressType::kInternalIp, ip("172.31.240.1")}};
-  node::Node c;  // no IPv4 at all: left out
+  node::Node c;  // no address at all: left out
   c.name = "node-0";
   auto t = targetsOf({a, b, c}, "node-1");
   ASSERT_EQ(t.size(), 2u);
   EXPECT_EQ(t[0], (Target{"node-1", true, ip("172.31.240.1"), std::nullopt}));
   EXPECT_EQ(t[1], (Target{"node-2", false, ip("172.31.240.2"), ip("10.201.0.9")}));
+}
+
+// Dual stack: each node's IPv6 address and health endpoint are probed too (from the same
+// places), count for its reachability, and are its secondary addresses in Cilium's JSON, the
+// text and the metrics.
+TEST(ProberTest, Ipv6AddressesAreProbedAsSecondaryAddresses) {
+  FakeProbes fake;
+  Prober p(fake, options());
+  std::vector<Target> t = threeNodes();
+  for (size_t i = 0; i < t.size(); i++) {
+    t[i].node_ip6 = ip(fmt::format("fd00:172:31:240::{}", i + 1).c_str());
+    t[i].health_ip6 = ip(fmt::format("fd00:10:200::{}:9", i).c_str());
+  }
+  Report r = p.probe(t);
+  EXPECT_EQ(fake.calls.load(), 24) << "ICMP and HTTP to both families of each";
+  auto seen = fake.sources();
+  EXPECT_EQ(seen["icmp fd00:10:200::1:9"], Source::kHealthEndpoint);
+  EXPECT_EQ(seen["http fd00:10:200::9"], Source::kHost) << "our own, from the node";
+  EXPECT_EQ(seen["icmp fd00:172:31:240::3"], Source::kHost);
+  EXPECT_EQ(r.reachableCount(), 3u);
+  ASSERT_TRUE(r.nodes[1].host6);
+  EXPECT_EQ(r.nodes[1].host6->ip, "fd00:172:31:240::2");
+
+  nlohmann::json j = toJson(r);
+  EXPECT_EQ(j["nodes"][1]["host"]["primary-address"]["ip"], "172.31.240.2");
+  EXPECT_EQ(j["nodes"][1]["host"]["secondary-addresses"][0]["ip"], "fd00:172:31:240::2");
+  EXPECT_EQ(j["nodes"][1]["health-endpoint"]["secondary-addresses"][0]["ip"], "fd00:10:200::1:9");
+  auto back = reportFromJson(j);
+  ASSERT_TRUE(back.ok()) << back.error().toString();
+  EXPECT_EQ(*back, r);
+  EXPECT_NE(formatStatus(r, true).find("Endpoint connectivity to fd00:10:200::2:9"),
+            std::string::npos)
+      << formatStatus(r, true);
+
+  // Only the IPv6 health endpoint of node-3 fails: node-3 is unreachable, its IPv4 paths fine.
+  fake.setDown("fd00:10:200::2:9", true);
+  r = p.probe(t);
+  EXPECT_EQ(r.reachableCount(), 2u);
+  EXPECT_TRUE(r.nodes[2].endpoint->ok());
+  EXPECT_FALSE(r.nodes[2].endpoint6->ok());
+  std::map<std::vector<std::string>, double> by;
+  for (const auto& s : connectivityStatus(r)) by[s.labels] = s.value;
+  EXPECT_EQ(by.size(), 6u) << "one sample per node and type, whatever the families";
+  EXPECT_EQ((by[{"default", "node-1", "default", "node-3", "remote_intra_cluster", "endpoint"}]),
+            0.0);
+  EXPECT_EQ((by[{"default", "node-1", "default", "node-3", "remote_intra_cluster", "node"}]), 1.0);
+  size_t secondary = 0;
+  for (const auto& s : connectivityLatency(r)) secondary += s.labels[6] == "secondary";
+  EXPECT_EQ(secondary, 10u) << "both protocols of 6 IPv6 paths, none for the failed one";
+}
+
+TEST(ProberTest, TargetsOfADualStackNode) {
+  node::Node a;
+  a.name = "node-2";
+  a.addresses = {{node::AddressType::kInternalIp, ip("172.31.240.2")},
+                 {node::AddressType::kInternalIp, ip("fd00:172:31:240::2")}};
+  a.health = {ip("10.201.0.9"), ip("fd00:10:200::1:9")};
+  auto t = targetsOf({a}, "node-1");
+  ASSERT_EQ(t.size(), 1u);
+  EXPECT_EQ(t[0], (Target{"node-2", false, ip("172.31.240.2"), ip("10.201.0.9"),
+                          ip("fd00:172:31:240::2"), ip("fd00:10:200::1:9")}));
 }
 
 TEST(HealthConfigTest, Durations) {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "agent/datapath/maps.h"
 #include "agent/k8s/reflector.h"
 #include "agent/k8s/source.h"
 #include "agent/node/k8s_feed.h"
@@ -98,6 +99,30 @@ TEST_F(ClusterFeedTest, RemoteEndpointsNodesHealthAndPodCidrs) {
     }
   }
   EXPECT_EQ(feed->entries(), 9u) << "3 of this node, 4 of n2, 2 endpoints";
+}
+
+// Dual stack: a node's IPv6 pod CIDR and its pods' IPv6 addresses tunnel to its IPv4 underlay
+// address (IPv6 inner over an IPv4 VXLAN underlay), its IPv6 InternalIP is remote-node.
+TEST_F(ClusterFeedTest, Ipv6PrefixesTunnelToTheIpv4Underlay) {
+  k8s::CiliumNode n2 = ciliumNode("n2", "172.31.0.2", "10.1.2.1", "10.1.2.0/24");
+  n2.addresses.push_back({"InternalIP", "fd00:172:31::2"});
+  n2.pod_cidrs.push_back("fd00:10:1:2::/112");
+  stores.cilium_nodes.replace({n2});
+  k8s::CiliumEndpoint a = cep("default", "a", "10.1.2.10", 1000, "172.31.0.2");
+  a.addressing = {{"10.1.2.10", "fd00:10:1:2::a"}};
+  stores.cilium_endpoints.replace({a});
+  startFeed();
+  EXPECT_EQ(entry(cache, "fd00:10:1:2::a/128"), "1000 via 172.31.0.2");
+  EXPECT_EQ(entry(cache, "10.1.2.10"), "1000 via 172.31.0.2");
+  EXPECT_EQ(entry(cache, "fd00:10:1:2::/112"), "2 via 172.31.0.2");
+  EXPECT_EQ(entry(cache, "fd00:172:31::2/128"), "6 via none");
+  // The kernel value says which family its tunnel endpoint is, whatever the key's.
+  auto v = kernelValue(cache.get(pfx("fd00:10:1:2::/112"))->info);
+  EXPECT_EQ(v.flags, IPCACHE_F_HAS_TUNNEL_EP);
+  EXPECT_EQ(datapath::ipcacheTunnelEndpoint(v), ip("172.31.0.2"));
+  v = kernelValue(Info{identity::kWorld, ip("fd00:172:31::2"), 0, 0});
+  EXPECT_EQ(v.flags, IPCACHE_F_HAS_TUNNEL_EP | IPCACHE_F_TUNNEL_EP_IPV6);
+  EXPECT_EQ(datapath::ipcacheTunnelEndpoint(v), ip("fd00:172:31::2"));
 }
 
 TEST_F(ClusterFeedTest, NativeRoutingHasNoPodCidrsAndNoTunnelToRouterIps) {

@@ -34,7 +34,7 @@ class FakeTable final : public RouteTable {
     return okStatus();
   }
   std::optional<int> connectedDevice(const IpAddr& a) override {
-    if (cidr("172.30.0.0/24").contains(a)) return 2;
+    if (cidr("172.30.0.0/24").contains(a) || cidr("fd00:172:30::/64").contains(a)) return 2;
     return std::nullopt;
   }
   std::set<DirectRoute> routes;
@@ -135,6 +135,43 @@ TEST(DirectRoutesTest, TunnelModeRoutesEveryOtherNodeIntoTheHostDevice) {
   nodes.updateFromCiliumNode("far", std::nullopt);
   EXPECT_EQ(table.routes.count(tunnel("10.200.9.0/24")), 0u);
   EXPECT_EQ(table.routes.size(), 1u);
+}
+
+// Dual stack: each family's pod CIDR via the node's address of that family; a node without an
+// IPv6 address (or off the IPv6 subnet) keeps its IPv4 route. Tunnel routes stay IPv4 only.
+TEST(DirectRoutesTest, Ipv6PodCidrsGoViaTheNodesIpv6Address) {
+  Manager nodes;
+  FakeTable table;
+  Node n2 = node("node-2", "172.30.0.2", {"10.201.0.0/16", "fd00:10:200::1:0/112"});
+  n2.addresses.push_back({AddressType::kInternalIp, ip("fd00:172:30::2")});
+  nodes.updateFromCiliumNode("node-2", n2);
+  nodes.updateFromCiliumNode(
+      "node-3", node("node-3", "172.30.0.3", {"10.202.0.0/16", "fd00:10:200::2:0/112"}));
+  auto routes = DirectRoutes::start(nodes, table, "node-1");
+  EXPECT_EQ(table.routes, (std::set{route("10.201.0.0/16", "172.30.0.2"),
+                                    route("fd00:10:200::1:0/112", "fd00:172:30::2"),
+                                    route("10.202.0.0/16", "172.30.0.3")}))
+      << "node-3 has no IPv6 address: no IPv6 route, its IPv4 one all the same";
+  // node-3 publishes an IPv6 address behind a router, then one on the shared subnet.
+  Node n3 = node("node-3", "172.30.0.3", {"10.202.0.0/16", "fd00:10:200::2:0/112"});
+  n3.addresses.push_back({AddressType::kInternalIp, ip("2001:db8::3")});
+  nodes.updateFromCiliumNode("node-3", n3);
+  EXPECT_EQ(table.routes.size(), 3u);
+  n3.addresses.back().ip = ip("fd00:172:30::3");
+  nodes.updateFromCiliumNode("node-3", n3);
+  EXPECT_EQ(table.routes.count(route("fd00:10:200::2:0/112", "fd00:172:30::3")), 1u);
+  nodes.updateFromCiliumNode("node-2", std::nullopt);
+  EXPECT_EQ(table.routes, (std::set{route("10.202.0.0/16", "172.30.0.3"),
+                                    route("fd00:10:200::2:0/112", "fd00:172:30::3")}));
+  routes->synced();
+  EXPECT_EQ(table.routes.size(), 2u);
+
+  // Tunnel mode: only the IPv4 CIDRs go into cilium_host.
+  FakeTable tunnel_table;
+  auto t =
+      DirectRoutes::start(nodes, tunnel_table, "node-1", TunnelRoutes{5, ip("10.200.0.1"), 1450});
+  EXPECT_EQ(tunnel_table.routes,
+            (std::set{DirectRoute{cidr("10.202.0.0/16"), IpAddr{}, 5, ip("10.200.0.1"), 1450}}));
 }
 
 }  // namespace
