@@ -6,8 +6,9 @@
  *   cil_to_container:   tcx egress of lxc*  (packets the node's stack routes into the pod)
  *   cil_to_proxy:       tcx ingress of lo   (packets sent back in for an L7 proxy, lib/proxy.h)
  * Pods on other nodes are reached through the VXLAN overlay in tunnel mode (lib/encap.h); what
- * arrives from it is bpf_overlay.c's. IPv6 (dual-stack endpoints): neighbour discovery, policy and
- * delivery between the pods of this node; other IPv6 destinations go up the node's stack.
+ * arrives from it is bpf_overlay.c's. IPv6 (dual-stack endpoints): neighbour discovery, policy,
+ * L7 proxy redirection and delivery between the pods of this node; other IPv6 destinations go up
+ * the node's stack.
  * Packet walk: docs/datapath.md. This file only wires the stages in lib/ together.
  */
 #define DROP_FILE DROP_FILE_BPF_LXC
@@ -70,6 +71,24 @@ static __always_inline int to_proxy(struct __sk_buff *ctx, struct pkt4 *p, struc
 	}
 	count_forwarded(p->len, ti->dir);
 	emit_trace(ctx, p, ti, TRACE_TO_PROXY, due);
+	return TC_ACT_OK;
+}
+
+/* to_proxy for an IPv6 packet (the listener on [::1]:port). */
+static __always_inline int to_proxy6(struct __sk_buff *ctx, struct pkt6 *p, struct trace_info *ti,
+				     int verdict, bool due)
+{
+	int ret;
+
+	if (verdict == ENFORCE_TO_PROXY_STACK) {
+		proxy_set_mark(ctx, 0);
+	} else {
+		ret = proxy_assign6(ctx, p, (__u16)verdict);
+		if (ret < 0)
+			return send_drop6(ctx, p, ti, ret);
+	}
+	count_forwarded(p->len, ti->dir);
+	emit_trace6(ctx, p, ti, TRACE_TO_PROXY, due);
 	return TC_ACT_OK;
 }
 
@@ -196,10 +215,12 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 	bool due;
 	int ret;
 
-	ret =
-	    enforce6(ctx, p, ep, CT_KEY_EGRESS, dst ? dst->sec_id : 0, &p->t.daddr, now, ti, &due);
+	ret = enforce6(ctx, p, ep, CT_KEY_EGRESS, dst ? dst->sec_id : 0, &p->t.daddr, now, ti, &due,
+		       0);
 	if (ret < 0)
 		return send_drop6(ctx, p, ti, ret);
+	if (ret > 0)
+		return to_proxy6(ctx, p, ti, ret, due);
 	emit_trace6(ctx, p, ti, TRACE_FROM_LXC, due);
 
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
@@ -212,10 +233,15 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 		    .dir = METRIC_INGRESS,
 		};
 
-		ret =
-		    enforce6(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, &p->t.saddr, now, &dti, &due);
+		ret = enforce6(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, &p->t.saddr, now, &dti,
+			       &due, 0);
 		if (ret < 0)
 			return send_drop6(ctx, p, &dti, ret);
+		if (ret > 0) {
+			/* It left the sender; the proxy stands in for the receiver now. */
+			count_forwarded(p->len, METRIC_EGRESS);
+			return to_proxy6(ctx, p, &dti, ret, due);
+		}
 		ret = local_delivery6(ctx, dst);
 		if (ret < 0)
 			return send_drop6(ctx, p, &dti, ret);
@@ -233,21 +259,24 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 static __always_inline int from_container6(struct __sk_buff *ctx, const struct endpoint_info *ep,
 					   struct trace_info *ti)
 {
-	struct pkt6 p = {};
+	/* Off the stack, which the IPv4 path fills (lib/pkt6.h). */
+	struct pkt6 *p = pkt6_scratch();
 	int ret;
 
-	ret = pkt_parse6(ctx, &p);
+	if (!p)
+		return TC_ACT_SHOT;
+	ret = pkt_parse6(ctx, p);
 	if (ret < 0)
-		return send_drop6(ctx, &p, ti, ret);
-	if (p.t.proto == IPPROTO_ICMPV6_ && icmp6_is_pod_link_control(p.icmp_type)) {
-		count_forwarded(p.len, METRIC_EGRESS);
-		if (p.icmp_type == ICMPV6_NEIGH_SOLICIT && ndp_respond(ctx, ep) == ND_REPLIED)
+		return send_drop6(ctx, p, ti, ret);
+	if (p->t.proto == IPPROTO_ICMPV6_ && icmp6_is_pod_link_control(p->icmp_type)) {
+		count_forwarded(p->len, METRIC_EGRESS);
+		if (p->icmp_type == ICMPV6_NEIGH_SOLICIT && ndp_respond(ctx, ep) == ND_REPLIED)
 			return bpf_redirect(ctx_load_u32(ctx, ifindex), 0);
 		return TC_ACT_OK;
 	}
-	if (!ipv6_addr_equal(&p.t.saddr, (const union v4v6_addr *)ep->ipv6))
-		return send_drop6(ctx, &p, ti, -DROP_INVALID_SIP);
-	return from_container_ipv6(ctx, ep, &p, ti);
+	if (!ipv6_addr_equal(&p->t.saddr, (const union v4v6_addr *)ep->ipv6))
+		return send_drop6(ctx, p, ti, -DROP_INVALID_SIP);
+	return from_container_ipv6(ctx, ep, p, ti);
 }
 
 /* An IPv6 frame the node's stack routes into dual-stack endpoint `ep`. */
@@ -255,6 +284,7 @@ static __always_inline int to_container6(struct __sk_buff *ctx, const struct end
 					 struct trace_info *ti)
 {
 	struct pkt6 p = {};
+	__u32 from_proxy;
 	bool due;
 	int ret;
 
@@ -266,9 +296,22 @@ static __always_inline int to_container6(struct __sk_buff *ctx, const struct end
 		count_forwarded(p.len, METRIC_INGRESS);
 		return TC_ACT_OK;
 	}
-	ret = enforce6(ctx, &p, ep, CT_KEY_INGRESS, 0, &p.t.saddr, mono_now_sec(), ti, &due);
+	/* As cil_to_container for IPv4: the proxies' packets, and those for a proxy (lo hairpin).
+	 */
+	from_proxy = proxy_mark_magic(ctx);
+	ret = enforce6(ctx, &p, ep, CT_KEY_INGRESS,
+		       from_proxy ? proxy_mark_identity(ctx_load_u32(ctx, mark)) : 0, &p.t.saddr,
+		       mono_now_sec(), ti, &due, from_proxy);
 	if (ret < 0)
 		return send_drop6(ctx, &p, ti, ret);
+	if (proxy_hairpin_due(ret, p.t.proto, p.tcp_flags)) {
+		ret = proxy_hairpin(ctx, ret == ENFORCE_TO_PROXY_STACK ? 0 : (__u16)ret);
+		if (ret < 0)
+			return send_drop6(ctx, &p, ti, ret);
+		count_forwarded(p.len, METRIC_INGRESS);
+		emit_trace6(ctx, &p, ti, TRACE_TO_PROXY, due);
+		return ret;
+	}
 	count_forwarded(p.len, METRIC_INGRESS);
 	emit_trace6(ctx, &p, ti, TRACE_TO_LXC, due);
 	return TC_ACT_OK;
@@ -383,9 +426,8 @@ int cil_to_container(struct __sk_buff *ctx)
 	 * For a proxy, met on tc egress: back in through lo. A RST the stack sends for a proxy's
 	 * connection without a socket (the proxy is gone) is the pod's to see.
 	 */
-	if (ret > 0 && !(ret == ENFORCE_TO_PROXY_STACK && p.t.proto == IPPROTO_TCP_ &&
-			 (p.tcp_flags & TCP_FLAG_RST))) {
-		ret = proxy_hairpin4(ctx, ret == ENFORCE_TO_PROXY_STACK ? 0 : (__u16)ret);
+	if (proxy_hairpin_due(ret, p.t.proto, p.tcp_flags)) {
+		ret = proxy_hairpin(ctx, ret == ENFORCE_TO_PROXY_STACK ? 0 : (__u16)ret);
 		if (ret < 0)
 			return send_drop(ctx, &p, &ti, ret);
 		count_forwarded(p.len, METRIC_INGRESS);
@@ -403,8 +445,9 @@ int cil_to_container(struct __sk_buff *ctx)
 }
 
 /*
- * tcx ingress of lo: packets a cil_to_container hairpinned for an L7 proxy (proxy_hairpin4) get
- * their socket here, where assignment is possible. Everything else on lo passes untouched.
+ * tcx ingress of lo: packets a cil_to_container hairpinned for an L7 proxy (proxy_hairpin) get
+ * their socket here, where assignment is possible, IPv4 or IPv6. Everything else on lo passes
+ * untouched.
  */
 SEC("tc")
 int cil_to_proxy(struct __sk_buff *ctx)
@@ -420,7 +463,19 @@ int cil_to_proxy(struct __sk_buff *ctx)
 		return TC_ACT_OK;
 	pkt_pull(ctx);
 	p.len = ctx_load_u32(ctx, len);
-	if (!eth_ok(ctx, &eth) || eth->h_proto != bpf_htons(ETH_P_IP))
+	if (!eth_ok(ctx, &eth))
+		return send_drop(ctx, &p, &ti, -DROP_INVALID);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct pkt6 p6 = {.len = p.len};
+
+		ret = pkt_parse6(ctx, &p6);
+		if (ret == 0)
+			ret = proxy_assign6(ctx, &p6, (__u16)(mark >> 16));
+		if (ret < 0)
+			return send_drop6(ctx, &p6, &ti, ret);
+		return TC_ACT_OK;
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return send_drop(ctx, &p, &ti, -DROP_INVALID);
 	ret = pkt_parse4(ctx, &p, &ip);
 	if (ret < 0)

@@ -45,6 +45,30 @@ struct pkt6 {
 	__u64 event_ns; /* timestamp of the packet's events, read on the first one */
 };
 
+/*
+ * Room for one struct pkt6 per CPU, for a program whose stack is full: bpf_lxc's
+ * cil_from_container inlines the IPv4 and IPv6 paths into one 512-byte frame. A tc program runs
+ * to its end on one CPU (its redirects take effect after it returns), so one slot per CPU is
+ * enough. Not pinned: each object has its own.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct pkt6);
+	__uint(max_entries, 1);
+} cilium_pkt6_scratch SEC(".maps");
+
+/* This CPU's scratch pkt6, zeroed; NULL never happens (an array's slot 0 always exists). */
+static __always_inline struct pkt6 *pkt6_scratch(void)
+{
+	__u32 zero = 0;
+	struct pkt6 *p = bpf_map_lookup_elem(&cilium_pkt6_scratch, &zero);
+
+	if (p)
+		__builtin_memset(p, 0, sizeof(*p));
+	return p;
+}
+
 /* ICMPv6 errors are the types below 128 (RFC 4443). */
 static __always_inline bool icmp6_is_error(__u8 type)
 {
