@@ -3,7 +3,8 @@
 // with 10 HTTP rules, the matching one last). wrk in the client pod, a minimal keep-alive HTTP
 // responder in the server pod. Alternating runs; prints requests/s, wrk's p50/p99 latency, and
 // for the proxy the CPU time its process spent per request (user+system, from /proc: steadier
-// than requests/s on a shared machine). Never fails on time.
+// than requests/s on a shared machine). The pods are dual stack: "direct6" and "proxy6" are the
+// same over IPv6 (the proxy's [::1] listener). Never fails on time.
 //
 //   sudo ./build/bench/l7_proxy_bench [--seconds N] [--runs R] [--connections C] [--threads T]
 //                                     [--proxy-binary PATH]
@@ -164,9 +165,10 @@ int main(int argc, char** argv) {
 
   auto topo = testing::Topology::create(206);
   if (!topo.ok()) die("topology", topo.error());
-  auto client = (*topo)->addPod("client", "10.206.0.11");
+  if (auto st = (*topo)->enableNodeIpv6(); !st.ok()) die("node IPv6", st.error());
+  auto client = (*topo)->addPod("client", "10.206.0.11", "fd00:206::11");
   if (!client.ok()) die("pod", client.error());
-  auto server = (*topo)->addPod("server", "10.206.0.12");
+  auto server = (*topo)->addPod("server", "10.206.0.12", "fd00:206::12");
   if (!server.ok()) die("pod", server.error());
   auto pin = (*topo)->pinDir();
   if (!pin.ok()) die("pin dir", pin.error());
@@ -216,7 +218,8 @@ int main(int argc, char** argv) {
   rule.http.push_back({"GET", "/bench(/.*)?", "", {}, {}});
   policy::L7Policy l7;
   l7.rules.push_back(rule);
-  (*manager)->l7PoliciesChanged({{2, kServerId, *IpAddr::parse(server->ip), l7}});
+  (*manager)->l7PoliciesChanged(
+      {{2, kServerId, *IpAddr::parse(server->ip), l7, *IpAddr::parse(server->ip6)}});
   auto proxy_proc = (*topo)->spawnIn(
       (*topo)->nodeNetns(), {proxy_binary, "--no-supervisor", "--agent-socket", mo.socket_path,
                              "--state-dir", (*topo)->tmpDir() + "/proxy-state", "--bpf-pin-dir",
@@ -229,10 +232,12 @@ int main(int argc, char** argv) {
     die("cilium-proxy", Error(ErrorCode::kDeadlineExceeded, "no acknowledgement"));
 
   std::vector<std::unique_ptr<Responder>> servers;
-  for (uint16_t port : {80, 8080}) {
-    auto l = testing::listenTcp(server->netns, server->ip, port);
-    if (!l.ok()) die("listen", l.error());
-    servers.push_back(std::make_unique<Responder>(std::move(*l)));
+  for (const std::string& ip : {server->ip, server->ip6}) {
+    for (uint16_t port : {80, 8080}) {
+      auto l = testing::listenTcp(server->netns, ip, port);
+      if (!l.ok()) die("listen", l.error());
+      servers.push_back(std::make_unique<Responder>(std::move(*l)));
+    }
   }
 
   std::string load = readFile("/proc/loadavg").valueOr("?");
@@ -242,13 +247,21 @@ int main(int argc, char** argv) {
       connections, seconds, runs, proxy_binary.c_str(), threads, load.c_str());
   std::printf("%-8s %12s %10s %10s %18s\n", "mode", "requests/s", "p50 ms", "p99 ms",
               "proxy CPU us/req");
-  std::vector<double> direct, proxied;
+  std::vector<double> direct, proxied, direct6, proxied6;
+  struct Mode {
+    const char* name;
+    uint16_t port;
+    bool v6;
+    std::vector<double>* rps;
+  };
   for (int r = 0; r < runs; r++) {
-    for (auto [mode, port] : {std::pair{"direct", 8080}, std::pair{"proxy", 80}}) {
+    for (auto [mode, port, v6, out] :
+         {Mode{"direct", 8080, false, &direct}, Mode{"proxy", 80, false, &proxied},
+          Mode{"direct6", 8080, true, &direct6}, Mode{"proxy6", 80, true, &proxied6}}) {
       double cpu_before = cpuSeconds((*proxy_proc)->pid());
-      auto res =
-          wrk(**topo, *client, "http://" + server->ip + ":" + std::to_string(port) + "/bench/item",
-              seconds, connections);
+      std::string host = v6 ? "[" + server->ip6 + "]" : server->ip;
+      auto res = wrk(**topo, *client, "http://" + host + ":" + std::to_string(port) + "/bench/item",
+                     seconds, connections);
       if (!res.ok()) die(mode, res.error());
       double cpu = cpuSeconds((*proxy_proc)->pid()) - cpu_before;
       std::string per_req =
@@ -256,7 +269,7 @@ int main(int argc, char** argv) {
       std::printf("%-8s %12.0f %10.3f %10.3f %18s\n", mode, res->rps, res->p50_ms, res->p99_ms,
                   per_req.c_str());
       std::fflush(stdout);
-      (port == 80 ? proxied : direct).push_back(res->rps);
+      out->push_back(res->rps);
     }
   }
   auto median = [](std::vector<double> v) {
@@ -265,6 +278,8 @@ int main(int argc, char** argv) {
   };
   std::printf("median requests/s: direct %.0f, proxy %.0f (%.0f %% of direct)\n", median(direct),
               median(proxied), 100.0 * median(proxied) / median(direct));
+  std::printf("median requests/s IPv6: direct %.0f, proxy %.0f (%.0f %% of direct)\n",
+              median(direct6), median(proxied6), 100.0 * median(proxied6) / median(direct6));
   servers.clear();
   return 0;
 }

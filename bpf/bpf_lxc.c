@@ -7,9 +7,9 @@
  *   cil_to_proxy:       tcx ingress of lo   (packets sent back in for an L7 proxy, lib/proxy.h)
  * Pods on other nodes are reached through the VXLAN overlay in tunnel mode (lib/encap.h); what
  * arrives from it is bpf_overlay.c's. IPv6 (dual-stack endpoints): neighbour discovery, policy,
- * per-packet service translation (lib/lb6_packet.h), delivery between the pods of this node
- * and, in tunnel mode, to other nodes' pods over the IPv4 underlay; other IPv6 destinations go
- * up the node's stack (native routing).
+ * per-packet service translation (lib/lb6_packet.h), L7 proxy redirection, delivery between
+ * the pods of this node and, in tunnel mode, to other nodes' pods over the IPv4 underlay; other
+ * IPv6 destinations go up the node's stack (native routing).
  * Packet walk: docs/datapath.md. This file only wires the stages in lib/ together.
  */
 #define DROP_FILE DROP_FILE_BPF_LXC
@@ -73,6 +73,24 @@ static __always_inline int to_proxy(struct __sk_buff *ctx, struct pkt4 *p, struc
 	}
 	count_forwarded(p->len, ti->dir);
 	emit_trace(ctx, p, ti, TRACE_TO_PROXY, due);
+	return TC_ACT_OK;
+}
+
+/* to_proxy for an IPv6 packet (the listener on [::1]:port). */
+static __always_inline int to_proxy6(struct __sk_buff *ctx, struct pkt6 *p, struct trace_info *ti,
+				     int verdict, bool due)
+{
+	int ret;
+
+	if (verdict == ENFORCE_TO_PROXY_STACK) {
+		proxy_set_mark(ctx, 0);
+	} else {
+		ret = proxy_assign6(ctx, p, (__u16)verdict);
+		if (ret < 0)
+			return send_drop6(ctx, p, ti, ret);
+	}
+	count_forwarded(p->len, ti->dir);
+	emit_trace6(ctx, p, ti, TRACE_TO_PROXY, due);
 	return TC_ACT_OK;
 }
 
@@ -227,11 +245,13 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 		tunnel = encap_lookup6(&p->t.daddr, tunnel_ifindex);
 	ret = enforce6(ctx, p, ep, CT_KEY_EGRESS,
 		       dst ? dst->sec_id : (tunnel ? tunnel->sec_identity : 0), &p->t.daddr, now,
-		       ti, &due);
+		       ti, &due, 0);
 	if (ret < 0)
 		return send_drop6(ctx, p, ti, ret);
 	if (rev_nat)
 		lb6_ct_mark(p, rev_nat, now, CT_KEY_EGRESS);
+	if (ret > 0)
+		return to_proxy6(ctx, p, ti, ret, due);
 	emit_trace6(ctx, p, ti, TRACE_FROM_LXC, due);
 
 	if (dst && !(dst->flags & ENDPOINT_F_HOST)) {
@@ -244,10 +264,15 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 		    .dir = METRIC_INGRESS,
 		};
 
-		ret =
-		    enforce6(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, &p->t.saddr, now, &dti, &due);
+		ret = enforce6(ctx, p, dst, CT_KEY_INGRESS, ep->sec_id, &p->t.saddr, now, &dti,
+			       &due, 0);
 		if (ret < 0)
 			return send_drop6(ctx, p, &dti, ret);
+		if (ret > 0) {
+			/* It left the sender; the proxy stands in for the receiver now. */
+			count_forwarded(p->len, METRIC_EGRESS);
+			return to_proxy6(ctx, p, &dti, ret, due);
+		}
 		if (dti.rev_nat) {
 			ret = lb6_reverse(ctx, p, dti.rev_nat);
 			if (ret < 0)
@@ -309,6 +334,7 @@ static __always_inline int to_container6(struct __sk_buff *ctx, const struct end
 					 struct trace_info *ti)
 {
 	struct pkt6 p = {};
+	__u32 from_proxy;
 	bool due;
 	int ret;
 
@@ -320,9 +346,22 @@ static __always_inline int to_container6(struct __sk_buff *ctx, const struct end
 		count_forwarded(p.len, METRIC_INGRESS);
 		return TC_ACT_OK;
 	}
-	ret = enforce6(ctx, &p, ep, CT_KEY_INGRESS, 0, &p.t.saddr, mono_now_sec(), ti, &due);
+	/* As cil_to_container for IPv4: the proxies' packets, and those for a proxy (lo hairpin).
+	 */
+	from_proxy = proxy_mark_magic(ctx);
+	ret = enforce6(ctx, &p, ep, CT_KEY_INGRESS,
+		       from_proxy ? proxy_mark_identity(ctx_load_u32(ctx, mark)) : 0, &p.t.saddr,
+		       mono_now_sec(), ti, &due, from_proxy);
 	if (ret < 0)
 		return send_drop6(ctx, &p, ti, ret);
+	if (proxy_hairpin_due(ret, p.t.proto, p.tcp_flags)) {
+		ret = proxy_hairpin(ctx, ret == ENFORCE_TO_PROXY_STACK ? 0 : (__u16)ret);
+		if (ret < 0)
+			return send_drop6(ctx, &p, ti, ret);
+		count_forwarded(p.len, METRIC_INGRESS);
+		emit_trace6(ctx, &p, ti, TRACE_TO_PROXY, due);
+		return ret;
+	}
 	if (ti->rev_nat) {
 		ret = lb6_reverse(ctx, &p, ti->rev_nat);
 		if (ret < 0)
@@ -447,9 +486,8 @@ int cil_to_container(struct __sk_buff *ctx)
 	 * For a proxy, met on tc egress: back in through lo. A RST the stack sends for a proxy's
 	 * connection without a socket (the proxy is gone) is the pod's to see.
 	 */
-	if (ret > 0 && !(ret == ENFORCE_TO_PROXY_STACK && p.t.proto == IPPROTO_TCP_ &&
-			 (p.tcp_flags & TCP_FLAG_RST))) {
-		ret = proxy_hairpin4(ctx, ret == ENFORCE_TO_PROXY_STACK ? 0 : (__u16)ret);
+	if (proxy_hairpin_due(ret, p.t.proto, p.tcp_flags)) {
+		ret = proxy_hairpin(ctx, ret == ENFORCE_TO_PROXY_STACK ? 0 : (__u16)ret);
 		if (ret < 0)
 			return send_drop(ctx, &p, &ti, ret);
 		count_forwarded(p.len, METRIC_INGRESS);
@@ -467,8 +505,9 @@ int cil_to_container(struct __sk_buff *ctx)
 }
 
 /*
- * tcx ingress of lo: packets a cil_to_container hairpinned for an L7 proxy (proxy_hairpin4) get
- * their socket here, where assignment is possible. Everything else on lo passes untouched.
+ * tcx ingress of lo: packets a cil_to_container hairpinned for an L7 proxy (proxy_hairpin) get
+ * their socket here, where assignment is possible, IPv4 or IPv6. Everything else on lo passes
+ * untouched.
  */
 SEC("tc")
 int cil_to_proxy(struct __sk_buff *ctx)
@@ -484,7 +523,19 @@ int cil_to_proxy(struct __sk_buff *ctx)
 		return TC_ACT_OK;
 	pkt_pull(ctx);
 	p.len = ctx_load_u32(ctx, len);
-	if (!eth_ok(ctx, &eth) || eth->h_proto != bpf_htons(ETH_P_IP))
+	if (!eth_ok(ctx, &eth))
+		return send_drop(ctx, &p, &ti, -DROP_INVALID);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct pkt6 p6 = {.len = p.len};
+
+		ret = pkt_parse6(ctx, &p6);
+		if (ret == 0)
+			ret = proxy_assign6(ctx, &p6, (__u16)(mark >> 16));
+		if (ret < 0)
+			return send_drop6(ctx, &p6, &ti, ret);
+		return TC_ACT_OK;
+	}
+	if (eth->h_proto != bpf_htons(ETH_P_IP))
 		return send_drop(ctx, &p, &ti, -DROP_INVALID);
 	ret = pkt_parse4(ctx, &p, &ip);
 	if (ret < 0)

@@ -9,6 +9,7 @@
 #include <optional>
 
 #include "agent/bpf/skeleton.h"
+#include "agent/common/files.h"
 #include "agent/common/log.h"
 #include "agent/datapath/netlink.h"
 #include "agent/datapath/policy_maps.h"
@@ -302,7 +303,20 @@ Status Datapath::enableProxyRedirect() {
   CILIUM_RETURN_IF_ERROR(netlink::ensureFwmarkRule4(MARK_MAGIC_TO_PROXY, MARK_MAGIC_HOST_MASK,
                                                     PROXY_ROUTE_TABLE, PROXY_RULE_PRIORITY));
   CILIUM_RETURN_IF_ERROR(netlink::setDeviceSysctl(cfg_.procfs, "lo", "accept_local", "1"));
-  log()->info("proxy redirect enabled table={} lo_ifindex={}", PROXY_ROUTE_TABLE, lo.ifindex);
+  // IPv6 (dual-stack endpoints, proxies on [::1]) where the namespace has IPv6: the same rule and
+  // a `local ::/0` route. Without them an IPv6 packet assigned to a proxy is not delivered (the
+  // stack drops a forwarded packet that carries a socket): fail closed.
+  auto v6_off = readFile(cfg_.procfs + "/sys/net/ipv6/conf/lo/disable_ipv6");
+  bool v6 = v6_off.ok() && !v6_off->empty() && (*v6_off)[0] == '0';
+  if (v6) {
+    CILIUM_RETURN_IF_ERROR(
+        netlink::replaceLocalDefaultRoute(IpFamily::kV6, PROXY_ROUTE_TABLE, lo.ifindex));
+    CILIUM_RETURN_IF_ERROR(netlink::ensureFwmarkRule(IpFamily::kV6, MARK_MAGIC_TO_PROXY,
+                                                     MARK_MAGIC_HOST_MASK, PROXY_ROUTE_TABLE,
+                                                     PROXY_RULE_PRIORITY));
+  }
+  log()->info("proxy redirect enabled table={} lo_ifindex={} ipv6={}", PROXY_ROUTE_TABLE,
+              lo.ifindex, v6);
   return okStatus();
 }
 

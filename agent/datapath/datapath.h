@@ -94,8 +94,9 @@ class Datapath {
 
   // Transparent redirection to the L7 proxies (bpf/abi/proxy.h), in the calling thread's network
   // namespace: attaches cil_to_proxy to lo's tcx ingress (pinned as links/proxy_lo_ingress),
-  // installs the fwmark rule and the local route of PROXY_ROUTE_TABLE, and lets lo take local
-  // sources (accept_local), which the hairpin of packets from the node itself needs.
+  // installs the fwmark rule and the local route of PROXY_ROUTE_TABLE (for IPv6 too when lo has
+  // IPv6), and lets lo take local sources (accept_local), which the hairpin of packets from the
+  // node itself needs.
   // Idempotent; what it installs outlives the agent.
   Status enableProxyRedirect();
 

@@ -321,10 +321,10 @@ void copyAttr(const rtattr* const* attrs, int type, void* out, size_t len) {
 }
 
 Status ruleRequest(uint16_t type, uint16_t flags, uint32_t mark, uint32_t mask, uint32_t table,
-                   uint32_t priority) {
+                   uint32_t priority, uint8_t family = AF_INET) {
   Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
   fib_rule_hdr fr{};
-  fr.family = AF_INET;
+  fr.family = family;
   fr.table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
   fr.action = FR_ACT_TO_TBL;
   m.append(fr);
@@ -335,10 +335,11 @@ Status ruleRequest(uint16_t type, uint16_t flags, uint32_t mark, uint32_t mask, 
   return transact(m);
 }
 
-Status localRouteRequest(uint16_t type, uint16_t flags, uint32_t table, int ifindex) {
+Status localRouteRequest(uint16_t type, uint16_t flags, uint32_t table, int ifindex,
+                         uint8_t family = AF_INET) {
   Message m(type, static_cast<uint16_t>(NLM_F_ACK | flags));
   rtmsg rt{};
-  rt.rtm_family = AF_INET;
+  rt.rtm_family = family;
   rt.rtm_dst_len = 0;
   rt.rtm_table = table < 256 ? static_cast<uint8_t>(table) : static_cast<uint8_t>(RT_TABLE_UNSPEC);
   rt.rtm_protocol = RTPROT_STATIC;
@@ -346,8 +347,8 @@ Status localRouteRequest(uint16_t type, uint16_t flags, uint32_t table, int ifin
   rt.rtm_type = RTN_LOCAL;
   m.append(rt);
   m.attrU32(RTA_TABLE, table);
-  uint32_t any = 0;
-  m.attr(RTA_DST, &any, 4);
+  std::array<uint8_t, 16> any{};
+  m.attr(RTA_DST, any.data(), family == AF_INET6 ? 16 : 4);
   m.attrU32(RTA_OIF, static_cast<uint32_t>(ifindex));
   return transact(m);
 }
@@ -657,29 +658,58 @@ Result<std::vector<Route4>> routes4(uint8_t protocol) {
   return out;
 }
 
-Status ensureFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority) {
+namespace {
+uint8_t afOf(IpFamily f) { return f == IpFamily::kV6 ? AF_INET6 : AF_INET; }
+}  // namespace
+
+Status ensureFwmarkRule(IpFamily family, uint32_t mark, uint32_t mask, uint32_t table,
+                        uint32_t priority) {
   // NLM_F_EXCL: the kernel refuses a second identical rule (EEXIST) instead of adding it.
-  auto st = ruleRequest(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, mark, mask, table, priority);
+  auto st = ruleRequest(RTM_NEWRULE, NLM_F_CREATE | NLM_F_EXCL, mark, mask, table, priority,
+                        afOf(family));
   if (st.ok() || st.error().code() == ErrorCode::kAlreadyExists) return okStatus();
-  return st.error().withContext(fmt::format("add rule fwmark {:#x}/{:#x} table {}", mark, mask, table));
+  return st.error().withContext(fmt::format("add {} rule fwmark {:#x}/{:#x} table {}",
+                                            ipFamilyName(family), mark, mask, table));
 }
 
-Status deleteFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority) {
-  auto st = ruleRequest(RTM_DELRULE, 0, mark, mask, table, priority);
+Status deleteFwmarkRule(IpFamily family, uint32_t mark, uint32_t mask, uint32_t table,
+                        uint32_t priority) {
+  auto st = ruleRequest(RTM_DELRULE, 0, mark, mask, table, priority, afOf(family));
   if (st.ok() || isAbsent(st)) return okStatus();
-  return st.error().withContext(fmt::format("delete rule fwmark {:#x}/{:#x}", mark, mask));
+  return st.error().withContext(
+      fmt::format("delete {} rule fwmark {:#x}/{:#x}", ipFamilyName(family), mark, mask));
 }
 
-Status replaceLocalDefaultRoute4(uint32_t table, int ifindex) {
-  auto st = localRouteRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, table, ifindex);
-  if (!st.ok()) return st.error().withContext(fmt::format("replace local route in table {}", table));
+Status replaceLocalDefaultRoute(IpFamily family, uint32_t table, int ifindex) {
+  auto st =
+      localRouteRequest(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_REPLACE, table, ifindex, afOf(family));
+  if (!st.ok())
+    return st.error().withContext(
+        fmt::format("replace {} local route in table {}", ipFamilyName(family), table));
   return okStatus();
 }
 
-Status deleteLocalDefaultRoute4(uint32_t table, int ifindex) {
-  auto st = localRouteRequest(RTM_DELROUTE, 0, table, ifindex);
+Status deleteLocalDefaultRoute(IpFamily family, uint32_t table, int ifindex) {
+  auto st = localRouteRequest(RTM_DELROUTE, 0, table, ifindex, afOf(family));
   if (st.ok() || isAbsent(st)) return okStatus();
-  return st.error().withContext(fmt::format("delete local route in table {}", table));
+  return st.error().withContext(
+      fmt::format("delete {} local route in table {}", ipFamilyName(family), table));
+}
+
+Status ensureFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority) {
+  return ensureFwmarkRule(IpFamily::kV4, mark, mask, table, priority);
+}
+
+Status deleteFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority) {
+  return deleteFwmarkRule(IpFamily::kV4, mark, mask, table, priority);
+}
+
+Status replaceLocalDefaultRoute4(uint32_t table, int ifindex) {
+  return replaceLocalDefaultRoute(IpFamily::kV4, table, ifindex);
+}
+
+Status deleteLocalDefaultRoute4(uint32_t table, int ifindex) {
+  return deleteLocalDefaultRoute(IpFamily::kV4, table, ifindex);
 }
 
 Status setDeviceSysctl(const std::string& procfs, const std::string& dev, const std::string& key,

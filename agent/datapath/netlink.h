@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "agent/common/error.h"
+#include "agent/common/inet.h"
 
 namespace cilium::datapath::netlink {
 
@@ -126,6 +127,13 @@ Status replaceLocalDefaultRoute4(uint32_t table, int ifindex);
 // Removes both (absent is fine).
 Status deleteFwmarkRule4(uint32_t mark, uint32_t mask, uint32_t table, uint32_t priority);
 Status deleteLocalDefaultRoute4(uint32_t table, int ifindex);
+// The same for either family (IPv6: `local ::/0 dev <ifindex>`); the ...4 forms are kV4.
+Status ensureFwmarkRule(IpFamily family, uint32_t mark, uint32_t mask, uint32_t table,
+                        uint32_t priority);
+Status replaceLocalDefaultRoute(IpFamily family, uint32_t table, int ifindex);
+Status deleteFwmarkRule(IpFamily family, uint32_t mark, uint32_t mask, uint32_t table,
+                        uint32_t priority);
+Status deleteLocalDefaultRoute(IpFamily family, uint32_t table, int ifindex);
 
 // Sets <procfs>/sys/net/ipv4/conf/<dev>/<key> (per device only; never the global switches).
 // procfs is the host's procfs mount (agent key procfs, /proc unless the agent runs in an

@@ -287,7 +287,7 @@ std::vector<Status> Manager::regenerateManyLocked(
         auto it = endpoints_.find(jobs[w.index].first);
         if (it != endpoints_.end())
           l7_updates.push_back({it->first, it->second.identity, it->second.spec.ipv4,
-                                (*w.policy)->l7});
+                                (*w.policy)->l7, it->second.spec.ipv6});
       }
     }
     // The proxies learn the rules before the maps send them traffic.
@@ -353,7 +353,8 @@ Status Manager::applyDeltaLocked(uint16_t id) {
     {
       std::lock_guard lock(mu_);
       if (auto it = endpoints_.find(id); it != endpoints_.end())
-        u = L7PolicySink::Update{id, it->second.identity, it->second.spec.ipv4, *delta->l7};
+        u = L7PolicySink::Update{id, it->second.identity, it->second.spec.ipv4, *delta->l7,
+                                 it->second.spec.ipv6};
     }
     if (u) deps_.l7->l7PoliciesChanged({*u});
   }

@@ -79,7 +79,8 @@ class L7PolicySink {
     uint16_t endpoint_id = 0;
     uint32_t identity = 0;
     std::optional<IpAddr> ipv4;
-    policy::L7Policy l7;     // empty: the endpoint has no L7 rules (any more)
+    policy::L7Policy l7;         // empty: the endpoint has no L7 rules (any more)
+    std::optional<IpAddr> ipv6;  // a dual-stack endpoint's (its IPv6 traffic is redirected too)
   };
   virtual void l7PoliciesChanged(const std::vector<Update>& updates) = 0;
   virtual void endpointRemoved(uint16_t endpoint_id) = 0;

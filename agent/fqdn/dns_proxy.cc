@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 #include <thread>
 
 #include <boost/asio.hpp>
@@ -35,8 +36,21 @@ constexpr std::chrono::seconds kTcpIdle{10};
 const uint32_t kProxyMark = proxy_mark(MARK_MAGIC_PROXY_EGRESS, 0);
 
 IpAddr toIp(const asio::ip::address& a) {
-  auto b = a.to_v4().to_bytes();
-  return IpAddr::fromBytes(IpFamily::kV4, b.data());
+  if (a.is_v4()) {
+    auto b = a.to_v4().to_bytes();
+    return IpAddr::fromBytes(IpFamily::kV4, b.data());
+  }
+  auto b = a.to_v6().to_bytes();
+  return IpAddr::fromBytes(IpFamily::kV6, b.data());
+}
+
+// IP_TRANSPARENT / IPV6_TRANSPARENT.
+void setTransparent(int fd, bool v4) {
+  int one = 1;
+  if (v4)
+    ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+  else
+    ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
 }
 
 bool coversPort(const policy::L7PortRule& r, uint8_t proto, uint16_t port) {
@@ -56,28 +70,23 @@ bool coversPeer(const policy::L7PortRule& r, uint32_t remote) {
 // IP_TRANSPARENT), so the pod's stack and the datapath's conntrack see the server answer.
 Status sendFrom(const udp::endpoint& from, const udp::endpoint& to,
                 const std::vector<uint8_t>& msg) {
-  UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  const bool v4 = from.address().is_v4();
+  UniqueFd fd(::socket(v4 ? AF_INET : AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return makeError(ErrorCode::kInternal, "socket: {}", std::strerror(errno));
   int one = 1;
-  ::setsockopt(fd.get(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+  setTransparent(fd.get(), v4);
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
   // The egress proxy's mark: the pod's lxc takes it for the answer of the redirected query
   // (without it, the reply of a redirected flow is sent up to the proxy again).
   uint32_t mark = kProxyMark;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(from.port());
-  a.sin_addr.s_addr = htonl(from.address().to_v4().to_uint());
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0)
+  // Asio's endpoints are the sockaddr of their family.
+  if (::bind(fd.get(), from.data(), static_cast<socklen_t>(from.size())) != 0)
     return makeError(ErrorCode::kInternal, "bind {}: {}", from.address().to_string(),
                      std::strerror(errno));
-  sockaddr_in b{};
-  b.sin_family = AF_INET;
-  b.sin_port = htons(to.port());
-  b.sin_addr.s_addr = htonl(to.address().to_v4().to_uint());
-  if (::sendto(fd.get(), msg.data(), msg.size(), 0, reinterpret_cast<sockaddr*>(&b), sizeof(b)) < 0)
+  if (::sendto(fd.get(), msg.data(), msg.size(), 0, to.data(), static_cast<socklen_t>(to.size())) <
+      0)
     return makeError(ErrorCode::kInternal, "sendto: {}", std::strerror(errno));
   return okStatus();
 }
@@ -129,10 +138,13 @@ void DnsPolicy::l7PoliciesChanged(const std::vector<Update>& updates) {
   std::lock_guard lock(mu_);
   for (const auto& u : updates) {
     if (auto it = ip_of_.find(u.endpoint_id); it != ip_of_.end()) {
-      by_ip_.erase(it->second);
+      for (const auto& ip : it->second) by_ip_.erase(ip);
       ip_of_.erase(it);
     }
-    if (!u.ipv4) continue;
+    std::vector<IpAddr> ips;
+    if (u.ipv4) ips.push_back(*u.ipv4);
+    if (u.ipv6) ips.push_back(*u.ipv6);
+    if (ips.empty()) continue;
     Ep ep{u.endpoint_id, u.identity, {}};
     for (const auto& r : u.l7.rules)
       if (r.dir == policy::Direction::kEgress && (!r.dns.empty() || r.allow_all))
@@ -140,15 +152,15 @@ void DnsPolicy::l7PoliciesChanged(const std::vector<Update>& updates) {
     bool has_dns =
         std::any_of(ep.rules.begin(), ep.rules.end(), [](const auto& r) { return !r.dns.empty(); });
     if (!has_dns) continue;
-    ip_of_[u.endpoint_id] = *u.ipv4;
-    by_ip_[*u.ipv4] = std::move(ep);
+    for (const auto& ip : ips) by_ip_[ip] = ep;
+    ip_of_[u.endpoint_id] = std::move(ips);
   }
 }
 
 void DnsPolicy::endpointRemoved(uint16_t endpoint_id) {
   std::lock_guard lock(mu_);
   if (auto it = ip_of_.find(endpoint_id); it != ip_of_.end()) {
-    by_ip_.erase(it->second);
+    for (const auto& ip : it->second) by_ip_.erase(ip);
     ip_of_.erase(it);
   }
 }
@@ -181,14 +193,21 @@ DnsPolicy::Verdict DnsPolicy::check(const IpAddr& source, uint8_t proto, uint16_
 
 size_t DnsPolicy::endpoints() const {
   std::lock_guard lock(mu_);
-  return by_ip_.size();
+  return ip_of_.size();
 }
 
 // --- DnsProxy ----------------------------------------------------------------------------------
 
 struct DnsProxy::Impl {
   Impl(const DnsProxyOptions& o, const DnsPolicy& p, NameManager& n, const ipcache::IpCache& i)
-      : opts(o), policy(p), names(n), ipc(i), udp_sock(io), acceptor(io) {}
+      : opts(o),
+        policy(p),
+        names(n),
+        ipc(i),
+        udp_sock(io),
+        acceptor(io),
+        udp_sock6(io),
+        acceptor6(io) {}
 
   const DnsProxyOptions& opts;
   const DnsPolicy& policy;
@@ -202,6 +221,8 @@ struct DnsProxy::Impl {
   asio::io_context io;
   udp::socket udp_sock;
   tcp::acceptor acceptor;
+  udp::socket udp_sock6;  // not open: no IPv6 in the namespace
+  tcp::acceptor acceptor6;
   std::thread thread;
 
   using Reply = std::function<void(std::vector<uint8_t>)>;
@@ -337,7 +358,7 @@ struct DnsProxy::Impl {
     op->done = std::move(done);
     op->buf.resize(65535);
     boost::system::error_code ec;
-    op->sock.open(udp::v4(), ec);
+    op->sock.open(server.protocol(), ec);
     if (!ec) op->sock.connect(server, ec);
     if (ec) return op->finish(Error(ErrorCode::kUnavailable, ec.message()));
     op->timer.expires_after(opts.upstream_timeout);
@@ -402,19 +423,34 @@ struct DnsProxy::Impl {
   }
 
   // --- UDP listener ---
-  void armUdp() {
-    udp_sock.async_wait(udp::socket::wait_read, [this](boost::system::error_code ec) {
+  void armUdp(udp::socket& sock) {
+    sock.async_wait(udp::socket::wait_read, [this, &sock](boost::system::error_code ec) {
       if (ec) return;
-      drainUdp();
-      armUdp();
+      drainUdp(sock);
+      armUdp(sock);
     });
   }
 
-  void drainUdp() {
+  // The address and port of a sockaddr of either family.
+  static std::optional<udp::endpoint> endpointOf(const sockaddr_storage& ss) {
+    if (ss.ss_family == AF_INET) {
+      const auto& a = reinterpret_cast<const sockaddr_in&>(ss);
+      return udp::endpoint(asio::ip::address_v4(ntohl(a.sin_addr.s_addr)), ntohs(a.sin_port));
+    }
+    if (ss.ss_family == AF_INET6) {
+      const auto& a = reinterpret_cast<const sockaddr_in6&>(ss);
+      asio::ip::address_v6::bytes_type b;
+      std::memcpy(b.data(), &a.sin6_addr, 16);
+      return udp::endpoint(asio::ip::address_v6(b), ntohs(a.sin6_port));
+    }
+    return std::nullopt;
+  }
+
+  void drainUdp(udp::socket& sock) {
     for (int i = 0; i < 64; i++) {
       std::vector<uint8_t> buf(65535);
-      sockaddr_in from{};
-      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(sockaddr_in))];
+      sockaddr_storage from{};
+      alignas(cmsghdr) char control[CMSG_SPACE(sizeof(sockaddr_storage))];
       iovec iov{buf.data(), buf.size()};
       msghdr mh{};
       mh.msg_name = &from;
@@ -423,25 +459,28 @@ struct DnsProxy::Impl {
       mh.msg_iovlen = 1;
       mh.msg_control = control;
       mh.msg_controllen = sizeof(control);
-      ssize_t n = ::recvmsg(udp_sock.native_handle(), &mh, MSG_DONTWAIT);
+      ssize_t n = ::recvmsg(sock.native_handle(), &mh, MSG_DONTWAIT);
       if (n < 0) return;
-      std::optional<sockaddr_in> orig;
-      for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c))
-        if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR) {
-          sockaddr_in o;
-          std::memcpy(&o, CMSG_DATA(c), sizeof(o));
-          orig = o;
-        }
-      if (!orig || (mh.msg_flags & MSG_TRUNC)) {
+      // The original destination: IP_ORIGDSTADDR, or IPV6_ORIGDSTADDR on the IPv6 socket.
+      std::optional<udp::endpoint> server;
+      for (cmsghdr* c = CMSG_FIRSTHDR(&mh); c != nullptr; c = CMSG_NXTHDR(&mh, c)) {
+        bool v4 = c->cmsg_level == SOL_IP && c->cmsg_type == IP_ORIGDSTADDR;
+        bool v6 = c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_ORIGDSTADDR;
+        if (!v4 && !v6) continue;
+        sockaddr_storage o{};
+        std::memcpy(&o, CMSG_DATA(c),
+                    std::min<size_t>(c->cmsg_len - CMSG_LEN(0), sizeof(sockaddr_storage)));
+        server = endpointOf(o);
+      }
+      auto client = endpointOf(from);
+      if (!server || !client || server->address().is_v4() != client->address().is_v4() ||
+          (mh.msg_flags & MSG_TRUNC)) {
         count(&DnsProxyStats::malformed);
         continue;
       }
       buf.resize(static_cast<size_t>(n));
-      udp::endpoint server(asio::ip::address_v4(ntohl(orig->sin_addr.s_addr)),
-                           ntohs(orig->sin_port));
-      udp::endpoint client(asio::ip::address_v4(ntohl(from.sin_addr.s_addr)), ntohs(from.sin_port));
-      (void)process(std::move(buf), toIp(client.address()), client.port(), server, kUdp,
-                    [server, client](std::vector<uint8_t> out) {
+      (void)process(std::move(buf), toIp(client->address()), client->port(), *server, kUdp,
+                    [server = *server, client = *client](std::vector<uint8_t> out) {
                       if (auto st = sendFrom(server, client, out); !st.ok())
                         log()->warn("fqdn: answer to {}: {}", client.address().to_string(),
                                     st.error().message());
@@ -450,8 +489,8 @@ struct DnsProxy::Impl {
   }
 
   // --- TCP listener ---
-  void accept() {
-    acceptor.async_accept([this](boost::system::error_code ec, tcp::socket s) {
+  void accept(tcp::acceptor& acc) {
+    acc.async_accept([this, &acc](boost::system::error_code ec, tcp::socket s) {
       if (ec == asio::error::operation_aborted) return;
       if (!ec) {
         if (tcp_connections >= opts.max_tcp_connections) {
@@ -462,8 +501,52 @@ struct DnsProxy::Impl {
           serveTcp(std::make_shared<tcp::socket>(std::move(s)));
         }
       }
-      accept();
+      accept(acc);
     });
+  }
+
+  // The UDP socket and TCP listener of one address (IPv4 or IPv6). kFailedPrecondition when the
+  // namespace has no such address (IPv6 off), kUnavailable when the port is taken.
+  static Status listenOn(const asio::ip::address& addr, uint16_t port, udp::socket& usock,
+                         tcp::acceptor& acc) {
+    const bool v4 = addr.is_v4();
+    int one = 1;
+    boost::system::error_code ec;
+    auto failed = [&](const char* what) {
+      bool no_family = ec.value() == EADDRNOTAVAIL || ec.value() == EAFNOSUPPORT;
+      boost::system::error_code ignore;
+      usock.close(ignore);
+      acc.close(ignore);
+      return makeError(no_family ? ErrorCode::kFailedPrecondition : ErrorCode::kUnavailable,
+                       "DNS proxy {} {}:{}: {}", what, addr.to_string(), port, ec.message());
+    };
+    usock.open(v4 ? udp::v4() : udp::v6(), ec);
+    if (!ec) {
+      int fd = usock.native_handle();
+      setTransparent(fd, v4);
+      if (v4) {
+        ::setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one));
+      } else {
+        ::setsockopt(fd, SOL_IPV6, IPV6_RECVORIGDSTADDR, &one, sizeof(one));
+        usock.set_option(asio::ip::v6_only(true), ec);
+      }
+      if (!ec) usock.set_option(udp::socket::reuse_address(true), ec);
+      if (!ec) usock.bind(udp::endpoint(addr, port), ec);
+    }
+    if (!ec) usock.non_blocking(true, ec);
+    if (ec) return failed("UDP");
+    acc.open(v4 ? tcp::v4() : tcp::v6(), ec);
+    if (!ec) {
+      setTransparent(acc.native_handle(), v4);
+      // Accepted connections inherit it: their answers are the egress proxy's (sendFrom()).
+      ::setsockopt(acc.native_handle(), SOL_SOCKET, SO_MARK, &kProxyMark, sizeof(kProxyMark));
+      if (!v4) acc.set_option(asio::ip::v6_only(true), ec);
+      if (!ec) acc.set_option(tcp::acceptor::reuse_address(true), ec);
+      if (!ec) acc.bind(tcp::endpoint(addr, port), ec);
+    }
+    if (!ec) acc.listen(asio::socket_base::max_listen_connections, ec);
+    if (ec) return failed("TCP");
+    return okStatus();
   }
 
   void serveTcp(std::shared_ptr<tcp::socket> s) {
@@ -535,40 +618,33 @@ Result<std::unique_ptr<DnsProxy>> DnsProxy::start(DnsProxyOptions options, const
   boost::system::error_code ec;
   auto addr = asio::ip::make_address_v4(p->options_.address, ec);
   if (ec) return makeError(ErrorCode::kInvalidArgument, "DNS proxy address: {}", ec.message());
-  int one = 1;
-  impl->udp_sock.open(udp::v4(), ec);
-  if (!ec) {
-    int fd = impl->udp_sock.native_handle();
-    ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-    ::setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one));
-    impl->udp_sock.set_option(udp::socket::reuse_address(true), ec);
-    impl->udp_sock.bind(udp::endpoint(addr, p->options_.port), ec);
+  CILIUM_RETURN_IF_ERROR(Impl::listenOn(addr, p->options_.port, impl->udp_sock, impl->acceptor));
+  bool v6 = false;
+  if (!p->options_.address6.empty()) {
+    auto addr6 = asio::ip::make_address_v6(p->options_.address6, ec);
+    if (ec) return makeError(ErrorCode::kInvalidArgument, "DNS proxy address: {}", ec.message());
+    auto st = Impl::listenOn(addr6, p->options_.port, impl->udp_sock6, impl->acceptor6);
+    if (st.ok())
+      v6 = true;
+    else if (st.error().code() == ErrorCode::kFailedPrecondition)
+      log()->warn("{}: IPv6 DNS redirected to port {} is dropped", st.error().message(),
+                  p->options_.port);
+    else
+      return st.error();
   }
-  if (ec)
-    return makeError(ErrorCode::kUnavailable, "DNS proxy UDP {}:{}: {}", p->options_.address,
-                     p->options_.port, ec.message());
-  impl->udp_sock.non_blocking(true, ec);
-  impl->acceptor.open(tcp::v4(), ec);
-  if (!ec) {
-    ::setsockopt(impl->acceptor.native_handle(), SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-    // Accepted connections inherit it: their answers are the egress proxy's (sendFrom()).
-    ::setsockopt(impl->acceptor.native_handle(), SOL_SOCKET, SO_MARK, &kProxyMark,
-                 sizeof(kProxyMark));
-    impl->acceptor.set_option(tcp::acceptor::reuse_address(true), ec);
-    impl->acceptor.bind(tcp::endpoint(addr, p->options_.port), ec);
+  impl->armUdp(impl->udp_sock);
+  impl->accept(impl->acceptor);
+  if (v6) {
+    impl->armUdp(impl->udp_sock6);
+    impl->accept(impl->acceptor6);
   }
-  if (!ec) impl->acceptor.listen(asio::socket_base::max_listen_connections, ec);
-  if (ec)
-    return makeError(ErrorCode::kUnavailable, "DNS proxy TCP {}:{}: {}", p->options_.address,
-                     p->options_.port, ec.message());
-  impl->armUdp();
-  impl->accept();
   impl->thread = std::thread([raw = impl.get()] {
     auto guard = asio::make_work_guard(raw->io);
     raw->io.run();
   });
   p->impl_ = std::move(impl);
-  log()->info("DNS proxy listening on {}:{} (UDP, TCP)", p->options_.address, p->options_.port);
+  log()->info("DNS proxy listening on {}:{} (UDP, TCP){}", p->options_.address, p->options_.port,
+              v6 ? fmt::format(" and [{}]:{}", p->options_.address6, p->options_.port) : "");
   return p;
 }
 
@@ -580,6 +656,8 @@ DnsProxy::~DnsProxy() {
     boost::system::error_code ec;
     impl->udp_sock.close(ec);
     impl->acceptor.close(ec);
+    impl->udp_sock6.close(ec);
+    impl->acceptor6.close(ec);
     impl->io.stop();
   });
   if (impl_->thread.joinable()) impl_->thread.join();

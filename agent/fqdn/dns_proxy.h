@@ -56,14 +56,17 @@ class DnsPolicy final : public endpoint::L7PolicySink {
     std::vector<policy::L7PortRule> rules;  // egress rules with DNS or allow_all
   };
   mutable std::mutex mu_;
-  std::map<uint16_t, IpAddr> ip_of_;
+  std::map<uint16_t, std::vector<IpAddr>> ip_of_;  // an endpoint's IPv4 and IPv6 addresses
   std::map<IpAddr, Ep> by_ip_;
 };
 
 struct DnsProxyOptions {
   uint16_t port = 0;                  // cilium-dns-egress
   std::string address = "127.0.0.1";  // the datapath assigns to this address (PROXY_LISTEN_ADDR)
-  uint8_t reject_rcode = 5;           // tofqdns-dns-reject-response-code (REFUSED; 3 NXDOMAIN)
+  // IPv6 queries are assigned to this one (bpf/abi/proxy.h); "" = none. A namespace without
+  // IPv6 cannot bind it: the proxy then serves IPv4 only (IPv6 DNS redirects drop).
+  std::string address6 = "::1";
+  uint8_t reject_rcode = 5;  // tofqdns-dns-reject-response-code (REFUSED; 3 NXDOMAIN)
   std::chrono::milliseconds upstream_timeout{10000};
   size_t max_tcp_connections = 1024;
 };

@@ -506,7 +506,7 @@ class Http2Session final : public Session {
     ssize_t r = nghttp2_session_mem_recv(srv_, reinterpret_cast<const uint8_t*>(data), len);
     if (r < 0) {
       host_.stats().parse_errors++;
-      log()->debug("bad HTTP/2 from {}: {}", ipv4Text(info_.src_ip),
+      log()->debug("bad HTTP/2 from {}: {}", info_.src_ip.toString(),
                    nghttp2_strerror(static_cast<int>(r)));
       flush();
       close();

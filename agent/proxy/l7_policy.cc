@@ -104,8 +104,10 @@ json toJson(const PolicySnapshot& s) {
                        {"http", std::move(http)},
                        {"dns", std::move(dns)}});
     }
-    eps.push_back(
-        {{"id", e.id}, {"identity", e.identity}, {"ipv4", e.ipv4}, {"rules", std::move(rules)}});
+    json ej = {
+        {"id", e.id}, {"identity", e.identity}, {"ipv4", e.ipv4}, {"rules", std::move(rules)}};
+    if (!e.ipv6.empty()) ej["ipv6"] = e.ipv6;
+    eps.push_back(std::move(ej));
   }
   return {{"version", s.version},
           {"ports",
@@ -144,6 +146,10 @@ Result<PolicySnapshot> snapshotFromJson(const json& j) {
     in_addr a{};
     if (!e.ipv4.empty() && ::inet_pton(AF_INET, e.ipv4.c_str(), &a) != 1)
       return invalid(fmt::format("{}.ipv4: \"{}\" is not an IPv4 address", path, e.ipv4));
+    CILIUM_ASSIGN_OR_RETURN(e.ipv6, str(ej, "ipv6", path));
+    in6_addr a6{};
+    if (!e.ipv6.empty() && ::inet_pton(AF_INET6, e.ipv6.c_str(), &a6) != 1)
+      return invalid(fmt::format("{}.ipv6: \"{}\" is not an IPv6 address", path, e.ipv6));
     auto rules = ej.find("rules");
     if (rules != ej.end() && !rules->is_array()) return invalid(path + ".rules: not a list");
     for (size_t k = 0; rules != ej.end() && k < rules->size(); k++) {
@@ -312,19 +318,22 @@ Result<std::shared_ptr<const CompiledPolicy>> CompiledPolicy::compile(const Poli
       }
       ce.rules.push_back(std::move(cr));
     }
-    in_addr a{};
-    if (!e.ipv4.empty() && ::inet_pton(AF_INET, e.ipv4.c_str(), &a) == 1)
-      out->by_ipv4_.emplace_back(a.s_addr, out->endpoints_.size());
+    for (const auto* text : {&e.ipv4, &e.ipv6}) {
+      if (text->empty()) continue;
+      auto ip = IpAddr::parse(*text);
+      if (!ip.ok()) return invalid(fmt::format("endpoint {}: {}", e.id, ip.error().message()));
+      out->by_addr_.emplace_back(*ip, out->endpoints_.size());
+    }
     out->endpoints_.push_back(std::move(ce));
   }
-  std::sort(out->by_ipv4_.begin(), out->by_ipv4_.end());
+  std::sort(out->by_addr_.begin(), out->by_addr_.end());
   return std::shared_ptr<const CompiledPolicy>(std::move(out));
 }
 
-std::optional<CompiledPolicy::EndpointRef> CompiledPolicy::endpointByIpv4(uint32_t ipv4) const {
-  auto it =
-      std::lower_bound(by_ipv4_.begin(), by_ipv4_.end(), std::pair<uint32_t, size_t>{ipv4, 0});
-  if (it == by_ipv4_.end() || it->first != ipv4) return std::nullopt;
+std::optional<CompiledPolicy::EndpointRef> CompiledPolicy::endpointByAddress(
+    const IpAddr& ip) const {
+  auto it = std::lower_bound(by_addr_.begin(), by_addr_.end(), std::pair<IpAddr, size_t>{ip, 0});
+  if (it == by_addr_.end() || it->first != ip) return std::nullopt;
   const auto& e = endpoints_[it->second];
   return EndpointRef{e.id, e.identity, it->second};
 }

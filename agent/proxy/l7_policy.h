@@ -18,6 +18,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "agent/common/error.h"
+#include "agent/common/inet.h"
 
 namespace re2 {
 class RE2;
@@ -62,6 +63,7 @@ struct EndpointPolicy {
   uint16_t id = 0;
   uint32_t identity = 0;
   std::string ipv4;  // dotted quad; "" = none
+  std::string ipv6;  // a dual-stack endpoint's IPv6 address (text); "" = none
   std::vector<PortRule> rules;
   bool operator==(const EndpointPolicy&) const = default;
 };
@@ -108,13 +110,13 @@ class CompiledPolicy {
 
   uint64_t version() const { return version_; }
 
-  // The endpoint with this IPv4 address (network order), or nullopt.
+  // The endpoint with this address (its IPv4 or its IPv6 one), or nullopt.
   struct EndpointRef {
     uint16_t id = 0;
     uint32_t identity = 0;
     size_t index = 0;
   };
-  std::optional<EndpointRef> endpointByIpv4(uint32_t ipv4) const;
+  std::optional<EndpointRef> endpointByAddress(const IpAddr& ip) const;
 
   // Whether any rule covers (endpoint, dir, proto, port, remote identity); the HTTP proxy still
   // decides each request with decide().
@@ -130,7 +132,7 @@ class CompiledPolicy {
   CompiledPolicy() = default;
   uint64_t version_ = 0;
   std::vector<CompiledEndpoint> endpoints_;
-  std::vector<std::pair<uint32_t, size_t>> by_ipv4_;  // sorted
+  std::vector<std::pair<IpAddr, size_t>> by_addr_;  // sorted
 };
 
 }  // namespace cilium::proxy

@@ -48,11 +48,12 @@ bool sendFrame(int fd, const nlohmann::json& msg) {
 }  // namespace
 
 EndpointPolicy toProxyPolicy(uint16_t id, uint32_t identity, const std::optional<IpAddr>& ipv4,
-                             const policy::L7Policy& l7) {
+                             const policy::L7Policy& l7, const std::optional<IpAddr>& ipv6) {
   EndpointPolicy e;
   e.id = id;
   e.identity = identity;
   if (ipv4 && ipv4->isV4()) e.ipv4 = ipv4->toString();
+  if (ipv6 && !ipv6->isV4()) e.ipv6 = ipv6->toString();
   for (const auto& r : l7.rules) {
     PortRule pr;
     pr.dir = r.dir == policy::Direction::kIngress ? Direction::kIngress : Direction::kEgress;
@@ -248,7 +249,7 @@ void Manager::l7PoliciesChanged(const std::vector<Update>& updates) {
       changed |= endpoints_.erase(u.endpoint_id) != 0;
       continue;
     }
-    auto p = toProxyPolicy(u.endpoint_id, u.identity, u.ipv4, u.l7);
+    auto p = toProxyPolicy(u.endpoint_id, u.identity, u.ipv4, u.l7, u.ipv6);
     auto it = endpoints_.find(u.endpoint_id);
     if (it != endpoints_.end() && it->second == p) continue;
     endpoints_[u.endpoint_id] = std::move(p);

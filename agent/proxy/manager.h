@@ -45,7 +45,8 @@ struct ProxyStatus {
 
 // Converts the engine's form into the proxy's.
 EndpointPolicy toProxyPolicy(uint16_t id, uint32_t identity, const std::optional<IpAddr>& ipv4,
-                             const policy::L7Policy& l7);
+                             const policy::L7Policy& l7,
+                             const std::optional<IpAddr>& ipv6 = std::nullopt);
 
 class Manager final : public endpoint::L7PolicySink {
  public:

@@ -7,6 +7,7 @@
 #include <netinet/tcp.h>
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <list>
 #include <thread>
 
@@ -28,11 +29,25 @@ constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 }  // namespace
 
-std::string ipv4Text(uint32_t network_order) {
-  char buf[INET_ADDRSTRLEN] = {};
-  in_addr a{network_order};
-  ::inet_ntop(AF_INET, &a, buf, sizeof(buf));
-  return buf;
+asio::ip::address asioAddress(const IpAddr& ip) {
+  if (ip.isV4()) return asio::ip::address_v4(ip.v4HostOrder());
+  asio::ip::address_v6::bytes_type b;
+  std::copy(ip.bytes().begin(), ip.bytes().end(), b.begin());
+  return asio::ip::address_v6(b);
+}
+
+IpAddr fromAsio(const asio::ip::address& a) {
+  if (a.is_v4()) return IpAddr::fromHostOrder(a.to_v4().to_uint());
+  auto b = a.to_v6().to_bytes();
+  return IpAddr::fromBytes(IpFamily::kV6, b.data());
+}
+
+void setTransparent(int fd, bool v4) {
+  int one = 1;
+  if (v4)
+    ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+  else
+    ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
 }
 
 int64_t wallNanos() {
@@ -58,7 +73,7 @@ RequestVerdict Session::decide(const RequestView& req) const {
   RequestVerdict v;
   auto policy = host_.currentPolicy();
   if (!policy) return v;
-  auto ep = policy->endpointByIpv4(info_.ingress ? info_.dst_ip : info_.src_ip);
+  auto ep = policy->endpointByAddress(info_.ingress ? info_.dst_ip : info_.src_ip);
   if (!ep) return v;  // an endpoint the proxy has no policy for: fail closed
   v.endpoint_id = ep->id;
   uint32_t peer = info_.peer_identity.value_or(0);
@@ -75,8 +90,8 @@ AccessRecord Session::baseRecord(const RequestVerdict& v) const {
   r.ingress = info_.ingress;
   r.time_ns = wallNanos();
   r.endpoint_id = v.endpoint_id;
-  r.src_ip = ipv4Text(info_.src_ip);
-  r.dst_ip = ipv4Text(info_.dst_ip);
+  r.src_ip = info_.src_ip.toString();
+  r.dst_ip = info_.dst_ip.toString();
   r.src_port = info_.src_port;
   r.dst_port = info_.dst_port;
   r.src_identity = v.src_identity;
@@ -104,7 +119,7 @@ void Session::armIdle() {
 void Session::connectUpstream(uint32_t src_identity,
                               std::function<void(boost::system::error_code)> done) {
   const auto& opts = host_.options();
-  tcp::endpoint dst(asio::ip::address_v4(ntohl(info_.dst_ip)), info_.dst_port);
+  tcp::endpoint dst(asioAddress(info_.dst_ip), info_.dst_port);
   // The retry closure refers to itself weakly: a strong self-reference (or one to the session)
   // would keep every session alive forever, and with it the count of active connections.
   auto attempt = std::make_shared<std::function<void(bool)>>();
@@ -116,7 +131,7 @@ void Session::connectUpstream(uint32_t src_identity,
     if (!self || !attempt) return;
     boost::system::error_code ec;
     if (up_.is_open()) up_.close(ec);
-    up_.open(tcp::v4(), ec);
+    up_.open(dst.protocol(), ec);
     if (ec) return done(ec);
     int fd = up_.native_handle();
     int one = 1;
@@ -126,11 +141,11 @@ void Session::connectUpstream(uint32_t src_identity,
     if (opts.transparent) {
       // As the original client: its address (and port while free), the proxy's mark carrying
       // its identity, so the datapath judges the forwarded connection as the client's.
-      ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+      setTransparent(fd, info_.dst_ip.isV4());
       uint32_t mark = proxy_mark(info_.ingress ? MARK_MAGIC_PROXY_INGRESS : MARK_MAGIC_PROXY_EGRESS,
                                  src_identity);
       ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
-      tcp::endpoint src(asio::ip::address_v4(ntohl(info_.src_ip)), keep_port ? info_.src_port : 0);
+      tcp::endpoint src(asioAddress(info_.src_ip), keep_port ? info_.src_port : 0);
       up_.bind(src, ec);
       if (ec && keep_port) return (*attempt)(false);
       if (ec) return done(ec);
@@ -273,7 +288,7 @@ class Http1Session final : public Session {
   void onParseError() {
     host_.stats().parse_errors++;
     unsigned status = req_parser_.errorStatus();
-    log()->debug("bad request from {}:{}: {}", ipv4Text(info_.src_ip), info_.src_port,
+    log()->debug("bad request from {}:{}: {}", info_.src_ip.toString(), info_.src_port,
                  req_parser_.error());
     AccessRecord r = baseRecord(decide(RequestView{}));
     r.type = AccessRecord::Type::kRequest;
@@ -405,7 +420,7 @@ class Http1Session final : public Session {
       if (closed_) return;
       if (ec) {
         host_.stats().upstream_errors++;
-        log()->debug("upstream {}:{} connect failed: {}", ipv4Text(info_.dst_ip), info_.dst_port,
+        log()->debug("upstream {}:{} connect failed: {}", info_.dst_ip.toString(), info_.dst_port,
                      ec.message());
         up_state_ = UpState::kFailed;
         failPendingUpstream(503, "upstream connect error or disconnect/reset before headers");
@@ -701,43 +716,73 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
   ProxyStats& stats() override { return stats_; }
   void sessionClosed() override { stats_.active--; }
 
+  // One proxy port: its IPv4 listener and, where the namespace has IPv6, its IPv6 one.
   struct Listener {
     uint16_t port = 0;
     bool ingress = true;
     std::unique_ptr<tcp::acceptor> acceptor;
+    std::unique_ptr<tcp::acceptor> acceptor6;  // null: no IPv6 (IPv6 redirects drop)
+    void close() {
+      boost::system::error_code ec;
+      if (acceptor) acceptor->close(ec);
+      if (acceptor6) acceptor6->close(ec);
+    }
   };
 
-  Result<std::unique_ptr<tcp::acceptor>> listen(uint16_t port, bool ingress) {
+  // The listener of one family on `address`:port. kUnavailable when the port cannot be bound;
+  // kFailedPrecondition when the namespace has no such address (IPv6 off).
+  Result<std::unique_ptr<tcp::acceptor>> listenOn(const std::string& address, uint16_t port,
+                                                  bool ingress) {
     auto acc = std::make_unique<tcp::acceptor>(io_);
     boost::system::error_code ec;
-    tcp::endpoint ep(asio::ip::make_address_v4(opts.listen_address, ec), port);
+    tcp::endpoint ep(asio::ip::make_address(address, ec), port);
     if (ec) return Error(ErrorCode::kInvalidArgument, "listen address: " + ec.message());
-    acc->open(tcp::v4(), ec);
+    acc->open(ep.protocol(), ec);
     if (!ec) {
       int one = 1;
       int fd = acc->native_handle();
       ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      // Each family its own socket: an IPv6 one never takes IPv4 (the datapath finds each).
+      if (ep.address().is_v6()) acc->set_option(asio::ip::v6_only(true), ec);
       if (opts.transparent) {
         // Transparent: accepted connections keep the original destination as local address,
         // and answers leave with it. The mark tells the datapath they are the proxy's.
-        ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
+        setTransparent(fd, ep.address().is_v4());
         uint32_t mark = proxy_mark(ingress ? MARK_MAGIC_PROXY_INGRESS : MARK_MAGIC_PROXY_EGRESS, 0);
         ::setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark));
       }
-      acc->bind(ep, ec);
+      if (!ec) acc->bind(ep, ec);
     }
     if (!ec) acc->listen(1024, ec);
-    if (ec)
-      return Error(ErrorCode::kUnavailable,
-                   fmt::format("listen on {}:{}: {}", opts.listen_address, port, ec.message()));
+    if (ec) {
+      bool no_family = ec == asio::error::address_family_not_supported ||
+                       ec.value() == EADDRNOTAVAIL || ec.value() == EAFNOSUPPORT;
+      return Error(no_family ? ErrorCode::kFailedPrecondition : ErrorCode::kUnavailable,
+                   fmt::format("listen on {}:{}: {}", address, port, ec.message()));
+    }
     return acc;
   }
 
-  void accept(Listener& l) {
+  Result<Listener> listen(uint16_t port, bool ingress) {
+    Listener l{port, ingress, nullptr, nullptr};
+    CILIUM_ASSIGN_OR_RETURN(l.acceptor, listenOn(opts.listen_address, port, ingress));
+    if (!opts.listen_address6.empty()) {
+      auto acc6 = listenOn(opts.listen_address6, port, ingress);
+      if (acc6.ok()) {
+        l.acceptor6 = std::move(*acc6);
+      } else if (acc6.error().code() == ErrorCode::kFailedPrecondition) {
+        log()->warn("no IPv6 listener ({}): IPv6 traffic redirected to port {} is dropped",
+                    acc6.error().message(), port);
+      } else {
+        l.close();
+        return acc6.error();
+      }
+    }
+    return l;
+  }
+
+  void accept(tcp::acceptor* acc, bool ingress, uint16_t port) {
     auto self = shared_from_this();
-    tcp::acceptor* acc = l.acceptor.get();
-    bool ingress = l.ingress;
-    uint16_t port = l.port;
     acc->async_accept(
         [this, self, acc, ingress, port](boost::system::error_code ec, tcp::socket s) {
           if (ec == asio::error::operation_aborted || !acc->is_open()) return;
@@ -745,11 +790,13 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
           accept_again(acc, ingress, port);
         });
   }
+  void accept(Listener& l) {
+    accept(l.acceptor.get(), l.ingress, l.port);
+    if (l.acceptor6) accept(l.acceptor6.get(), l.ingress, l.port);
+  }
   void accept_again(tcp::acceptor* acc, bool ingress, uint16_t port) {
     for (auto& l : listeners)
-      if (l.acceptor.get() == acc) return accept(l);
-    (void)ingress;
-    (void)port;
+      if (l.acceptor.get() == acc || l.acceptor6.get() == acc) return accept(acc, ingress, port);
   }
 
   void onAccepted(tcp::socket s, bool ingress, uint16_t port) {
@@ -763,23 +810,23 @@ struct Proxy::Impl final : SessionHost, std::enable_shared_from_this<Proxy::Impl
     boost::system::error_code ec1, ec2;
     auto local = s.local_endpoint(ec1);
     auto remote = s.remote_endpoint(ec2);
-    if (ec1 || ec2 || !local.address().is_v4() || !remote.address().is_v4()) return;
+    if (ec1 || ec2 || local.address().is_v4() != remote.address().is_v4()) return;
     s.set_option(tcp::no_delay(true), ec1);
     // The connection's event loop, in turn: this one or a worker's. The socket moves there
     // whole (its descriptor re-registered with that loop's reactor).
     size_t turn = next_loop_++ % (workers.size() + 1);
     if (turn != 0) {
       tcp::socket moved(workers[turn - 1]->io);
-      moved.assign(tcp::v4(), s.release(), ec1);
+      moved.assign(local.protocol(), s.release(), ec1);
       if (ec1) return;
       s = std::move(moved);
     }
     ConnInfo info;
     info.ingress = ingress;
     info.proxy_port = port;
-    info.src_ip = htonl(remote.address().to_v4().to_uint());
+    info.src_ip = fromAsio(remote.address());
     info.src_port = remote.port();
-    info.dst_ip = htonl(local.address().to_v4().to_uint());
+    info.dst_ip = fromAsio(local.address());
     info.dst_port = local.port();
     if (identities != nullptr)
       info.peer_identity =
@@ -889,15 +936,11 @@ Status Proxy::setPolicy(std::shared_ptr<const CompiledPolicy> policy, uint16_t h
         }
       }
       if (kept) continue;
-      auto acc = impl->listen(port, ingress);
-      if (!acc.ok()) return done.set_value(acc.error());
-      fresh.push_back(Impl::Listener{port, ingress, std::move(*acc)});
+      auto l = impl->listen(port, ingress);
+      if (!l.ok()) return done.set_value(l.error());
+      fresh.push_back(std::move(*l));
     }
-    for (auto& l : impl->listeners)
-      if (l.acceptor) {
-        boost::system::error_code ec;
-        l.acceptor->close(ec);
-      }
+    for (auto& l : impl->listeners) l.close();
     impl->listeners = std::move(fresh);
     for (auto& l : impl->listeners) impl->accept(l);
     impl->listening = !impl->listeners.empty();
@@ -916,11 +959,7 @@ const ProxyStats& Proxy::stats() const { return impl_->stats_; }
 
 void Proxy::stop() {
   asio::post(impl_->io_, [impl = impl_] {
-    for (auto& l : impl->listeners)
-      if (l.acceptor) {
-        boost::system::error_code ec;
-        l.acceptor->close(ec);
-      }
+    for (auto& l : impl->listeners) l.close();
     impl->listeners.clear();
     impl->listening = false;
     std::lock_guard lock(impl->sessions_mu);

@@ -21,6 +21,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include "agent/common/error.h"
+#include "agent/common/inet.h"
 #include "agent/proxy/l7_policy.h"
 #include "agent/proxy/wire.h"
 
@@ -30,10 +31,11 @@ namespace cilium::proxy {
 class IdentitySource {
  public:
   virtual ~IdentitySource() = default;
-  // The connection's original tuple (network order addresses, host order ports); `ingress`:
-  // redirected on the way into the endpoint (the peer is the source), else out of it.
-  virtual std::optional<uint32_t> peerIdentity(uint32_t saddr, uint16_t sport, uint32_t daddr,
-                                               uint16_t dport, bool ingress) = 0;
+  // The connection's original tuple (either family, host order ports); `ingress`: redirected on
+  // the way into the endpoint (the peer is the source), else out of it.
+  virtual std::optional<uint32_t> peerIdentity(const IpAddr& saddr, uint16_t sport,
+                                               const IpAddr& daddr, uint16_t dport,
+                                               bool ingress) = 0;
 };
 
 // Reads the conntrack entry the redirect created (its remote identity), else the ipcache, from
@@ -45,8 +47,11 @@ struct ProxyOptions {
   std::chrono::milliseconds idle_timeout{300000};           // no bytes either way
   std::chrono::milliseconds connect_timeout{5000};
   size_t max_connections = 10000;  // more are refused (closed at once)
-  // Listen address; the datapath assigns redirected packets to sockets on 127.0.0.1.
+  // Listen addresses; the datapath assigns redirected packets to sockets on 127.0.0.1 and, for
+  // IPv6, on ::1 (bpf/abi/proxy.h). "" = none of that family. A namespace without IPv6 cannot
+  // bind ::1: the proxy then listens on IPv4 only (IPv6 redirects drop, fail closed).
   std::string listen_address = "127.0.0.1";
+  std::string listen_address6 = "::1";
   // Mark the proxy's sockets (bpf/abi/proxy.h); off only in tests without the datapath.
   bool transparent = true;
   // Event loops for connections: the given io_context's and threads - 1 of the proxy's own.

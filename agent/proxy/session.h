@@ -21,11 +21,11 @@ namespace cilium::proxy {
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
 
-// The redirected connection: original tuple (network order addresses), direction, identities.
+// The redirected connection: original tuple (either family), direction, identities.
 struct ConnInfo {
   bool ingress = true;
   uint16_t proxy_port = 0;
-  uint32_t src_ip = 0, dst_ip = 0;
+  IpAddr src_ip, dst_ip;
   uint16_t src_port = 0, dst_port = 0;
   std::optional<uint32_t> peer_identity;  // nullopt: unknown (every request is denied)
 };
@@ -80,7 +80,11 @@ class Session : public std::enable_shared_from_this<Session> {
 std::shared_ptr<Session> makeHttp1Session(SessionHost& host, ConnInfo info, tcp::socket down);
 std::shared_ptr<Session> makeHttp2Session(SessionHost& host, ConnInfo info, tcp::socket down);
 
-std::string ipv4Text(uint32_t network_order);
 int64_t wallNanos();
+// Addresses between the agent's type and Asio's (either family).
+asio::ip::address asioAddress(const IpAddr& ip);
+IpAddr fromAsio(const asio::ip::address& a);
+// IP_TRANSPARENT, or IPV6_TRANSPARENT for an IPv6 socket.
+void setTransparent(int fd, bool v4);
 
 }  // namespace cilium::proxy

@@ -5,12 +5,13 @@
  *
  * A policy entry (abi/policy.h) with a non-zero proxy_port sends the connections it allows to the
  * proxy listening on 127.0.0.1:<proxy_port> (IP_TRANSPARENT, TCP; or a transparent UDP socket on
- * the same address for a DNS proxy). The datapath assigns the packet to that socket
- * (bpf_sk_assign) and hands it to the node's stack with skb->mark = MARK_MAGIC_TO_PROXY |
- * proxy_port << 16; the agent's routing rule (fwmark MARK_MAGIC_TO_PROXY/MARK_MAGIC_HOST_MASK ->
- * table PROXY_ROUTE_TABLE, which routes everything to `local`) delivers it locally with the
- * original destination kept. Packets of the proxy's connections that the stack must demultiplex
- * (replies to a proxy's upstream socket) carry the same mark with port 0.
+ * the same address for a DNS proxy), IPv6 ones to [::1]:<proxy_port>. The datapath assigns the
+ * packet to that socket (bpf_sk_assign) and hands it to the node's stack with skb->mark =
+ * MARK_MAGIC_TO_PROXY | proxy_port << 16; the agent's routing rule (fwmark
+ * MARK_MAGIC_TO_PROXY/MARK_MAGIC_HOST_MASK -> table PROXY_ROUTE_TABLE, which routes everything to
+ * `local`) delivers it locally with the original destination kept. Packets of the proxy's
+ * connections that the stack must demultiplex (replies to a proxy's upstream socket) carry the same
+ * mark with port 0.
  *
  * Packets the proxies send carry a mark of their own (SO_MARK on every proxy socket):
  *   MARK_MAGIC_PROXY_INGRESS  the proxy of an ingress redirect: the destination endpoint's
@@ -41,6 +42,12 @@
 
 /* 127.0.0.1 in network order on a little-endian machine: where proxies listen. */
 #define PROXY_LISTEN_ADDR 0x0100007f
+/*
+ * IPv6 (dual-stack endpoints): proxies listen on [::1]:<proxy_port> too (IPV6_TRANSPARENT,
+ * IPV6_V6ONLY); the last 32-bit word of ::1 in network order on a little-endian machine. The
+ * routing rule and the local route of PROXY_ROUTE_TABLE exist for IPv6 as well.
+ */
+#define PROXY_LISTEN_ADDR6_LAST 0x01000000
 
 /*
  * Identity in a proxy mark, as Cilium encodes it: bits 16-31 carry identity bits 0-15, bits 0-7

@@ -100,19 +100,21 @@ static __always_inline void ct_lookup6(const struct pkt6 *p, __u8 dir, __u32 now
 }
 
 static __always_inline int __ct_create6(void *map, const struct pkt6 *p, __u8 dir, __u32 now,
-					__u32 remote_id, __u32 policy_rev,
-					struct ct_entry *reopened)
+					__u32 remote_id, __u32 policy_rev, __u16 flags,
+					__be16 proxy_port, struct ct_entry *reopened)
 {
 	struct ct_key6 key = {};
 	struct ct_entry e = {
 	    .tx_packets = 1,
 	    .tx_bytes = p->len,
+	    .flags = flags,
+	    .proxy_port = proxy_port,
 	    .src_sec_id = remote_id,
 	    .last_tx_report = now,
 	    .policy_rev = policy_rev,
 	};
 
-	ct_entry_init_state(&e, p->t.proto, p->tcp_flags, 0, now);
+	ct_entry_init_state(&e, p->t.proto, p->tcp_flags, flags, now);
 	if (reopened) {
 		/* Overwritten in place, as __ct_create4 does. */
 		*reopened = e;
@@ -126,20 +128,30 @@ static __always_inline int __ct_create6(void *map, const struct pkt6 *p, __u8 di
 
 /*
  * Creates the entry of a new (or reopened) connection allowed in direction `dir`; `ct` is the
- * packet's lookup. Stray RSTs and ICMPv6 errors open nothing.
+ * packet's lookup. Stray RSTs and ICMPv6 errors open nothing. `flags` (CT_F_PROXY_REDIRECT) and
+ * `proxy_port` as in ct_create4_flags.
  */
-static __always_inline int ct_create6(const struct pkt6 *p, __u8 dir, __u32 now, __u32 remote_id,
-				      __u32 policy_rev, const struct ct_result *ct)
+static __always_inline int ct_create6_flags(const struct pkt6 *p, __u8 dir, __u32 now,
+					    __u32 remote_id, __u32 policy_rev,
+					    const struct ct_result *ct, __u16 flags,
+					    __be16 proxy_port)
 {
 	struct ct_entry *reopened = ct->status == CT_REOPENED ? ct->entry : NULL;
+	void *map = &cilium_ct_any6_global;
 
 	if (p->t.proto == IPPROTO_TCP_) {
 		if (p->tcp_flags & TCP_FLAG_RST)
 			return 0;
-		return __ct_create6(&cilium_ct6_global, p, dir, now, remote_id, policy_rev,
-				    reopened);
-	}
-	if (p->t.proto == IPPROTO_ICMPV6_ && icmp6_is_error(p->icmp_type))
+		map = &cilium_ct6_global;
+	} else if (p->t.proto == IPPROTO_ICMPV6_ && icmp6_is_error(p->icmp_type)) {
 		return 0;
-	return __ct_create6(&cilium_ct_any6_global, p, dir, now, remote_id, policy_rev, reopened);
+	}
+	/* One call site: it is inlined, with its entry and key on the stack. */
+	return __ct_create6(map, p, dir, now, remote_id, policy_rev, flags, proxy_port, reopened);
+}
+
+static __always_inline int ct_create6(const struct pkt6 *p, __u8 dir, __u32 now, __u32 remote_id,
+				      __u32 policy_rev, const struct ct_result *ct)
+{
+	return ct_create6_flags(p, dir, now, remote_id, policy_rev, ct, 0, 0);
 }

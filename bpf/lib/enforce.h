@@ -39,6 +39,23 @@ static __always_inline int enforce_proxy_established(const struct ct_entry *e, _
 	return from_proxy ? 0 : ENFORCE_TO_PROXY_STACK;
 }
 
+/* A reply of a connection a proxy's socket opened (its upstream), not sent by a proxy: up the
+ * stack. */
+static __always_inline bool enforce_proxy_reply(const struct ct_entry *e, __u8 ct_status,
+						__u32 from_proxy)
+{
+	return ct_status == CT_REPLY && !from_proxy && (e->flags & CT_F_PROXY_REDIRECT);
+}
+
+/*
+ * The policy now wants a proxy port for an established connection: a connection opened past
+ * the proxy (before its L7 rule existed) must not go on at L4 (fail closed).
+ */
+static __always_inline bool enforce_proxy_bypassed(const struct ct_entry *e, __be16 proxy_port)
+{
+	return proxy_port && !(e->flags & CT_F_PROXY_REDIRECT);
+}
+
 /*
  * Enforces `ep`'s policy on `p`, processed in conntrack direction `ct_dir`. The remote end's
  * identity is `remote_id` when the caller knows it (a local sender, or the identity a proxy's
@@ -78,8 +95,7 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 			    (ct_dir == CT_KEY_INGRESS && p->inner.saddr == ep->ipv4))
 				ti->rev_nat = ct.entry->lb_id;
 			/* A reply to a proxy's socket (its upstream connection): up the stack. */
-			if (ct.status == CT_REPLY && !from_proxy &&
-			    (ct.entry->flags & CT_F_PROXY_REDIRECT))
+			if (enforce_proxy_reply(ct.entry, ct.status, from_proxy))
 				return ENFORCE_TO_PROXY_STACK;
 		}
 		return 0;
@@ -116,11 +132,7 @@ static __always_inline int enforce4(const struct __sk_buff *ctx, struct pkt4 *p,
 		return v.verdict;
 
 	if (ct.status == CT_ESTABLISHED && ct.entry) {
-		/*
-		 * A connection opened past the proxy (before its L7 rule existed) must not go on
-		 * at L4 once the policy wants its packets seen by a proxy: fail closed.
-		 */
-		if (v.proxy_port && !(ct.entry->flags & CT_F_PROXY_REDIRECT))
+		if (enforce_proxy_bypassed(ct.entry, v.proxy_port))
 			return -DROP_POLICY;
 		ct.entry->policy_rev = rev;
 		if (ct.entry->src_sec_id != *remote)

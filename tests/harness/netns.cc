@@ -141,6 +141,15 @@ Status Topology::setupNode(int subnet_octet) {
   return okStatus();
 }
 
+Status Topology::enableNodeIpv6() {
+  for (const char* s : {"net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+                        "net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+                        "net.ipv6.conf.lo.disable_ipv6=0"})
+    CILIUM_RETURN_IF_ERROR(sysctl(node_netns_, s));
+  node_ipv6_ = true;
+  return okStatus();
+}
+
 Topology::~Topology() {
   processes_.clear();  // stops them before their namespaces go
   for (auto it = pod_netns_names_.rbegin(); it != pod_netns_names_.rend(); ++it)
@@ -198,6 +207,9 @@ Result<Pod> Topology::addPod(std::string_view name, std::string_view pod_ip,
     CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "-6", "route", "add", router6_ + "/128", "dev", "eth0"}));
     CILIUM_RETURN_IF_ERROR(
         ip({"-n", ns, "-6", "route", "add", "default", "via", router6_, "dev", "eth0"}));
+    if (node_ipv6_)
+      CILIUM_RETURN_IF_ERROR(
+          ip({"-n", node, "-6", "route", "add", pod.ip6 + "/128", "dev", pod.host_ifname}));
   }
   CILIUM_RETURN_IF_ERROR(ip({"-n", ns, "addr", "add", pod.ip + "/32", "dev", "eth0"}));
   CILIUM_RETURN_IF_ERROR(

@@ -50,6 +50,10 @@ class Topology {
   Result<Pod> addPod(std::string_view name, std::string_view ip, std::string_view ip6 = {});
   // The pods' IPv6 gateway, fd00:<octet>::1.
   std::string router6() const { return router6_; }
+  // Turns IPv6 on in the node namespace (lo gets ::1, where the L7 proxies listen for IPv6),
+  // without duplicate address detection; dual-stack pods added from now on also get their /128
+  // routed through their veth on the node. Call before addPod.
+  Status enableNodeIpv6();
   // Deletes a pod's namespace and veth.
   Status removePod(const Pod& pod);
 
@@ -74,6 +78,7 @@ class Topology {
   std::vector<std::string> pod_netns_names_;
   std::vector<std::unique_ptr<Process>> processes_;
   int next_if_ = 1;
+  bool node_ipv6_ = false;
 };
 
 // Removes namespaces, bpffs pin dirs, cgroups and processes of test runs: those whose pid is no

@@ -9,7 +9,9 @@
 // its first connection after the answer succeeds, other.example.test's address stays denied, a
 // query for blocked.other is REFUSED by the proxy (dnsmasq would answer it), and once the answer
 // expired (tofqdns-min-ttl 0) the address is denied again. UDP and TCP DNS both go through the
-// proxy.
+// proxy. Both tests run over IPv4 and over IPv6: the IPv6 run gives the agent enable-ipv6 (a
+// dual-stack pod), the outside namespace the IPv6 twins of its addresses (2001:db8::53, ::80,
+// ::81), and the pod asks the IPv6 server for AAAA records.
 #include <filesystem>
 #include <fstream>
 
@@ -19,6 +21,7 @@
 #include "agent/common/subprocess.h"
 #include "tests/harness/agent_node.h"
 #include "tests/harness/eventually.h"
+#include "tests/harness/family.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -28,22 +31,27 @@ namespace {
 using namespace std::chrono_literals;
 using cilium::testing::eventually;
 
-constexpr const char* kDnsServer = "192.0.2.53";
-constexpr const char* kAllowedIp = "192.0.2.80";
-constexpr const char* kOtherIp = "192.0.2.81";
+// The IPv4 addresses; the IPv6 run uses their twins (testing::v6Twin: 2001:db8::53, ...).
+constexpr const char* kDnsServer4 = "192.0.2.53";
+constexpr const char* kAllowedIp4 = "192.0.2.80";
+constexpr const char* kOtherIp4 = "192.0.2.81";
 
 // A DNS client: python3 <script> <server> <name> udp|tcp -> "rcode ip ip ..." (or "timeout").
+// It asks for A records from an IPv4 server, AAAA from an IPv6 one.
 constexpr const char* kResolver = R"(
 import random, socket, struct, sys
 server, name, proto = sys.argv[1], sys.argv[2], sys.argv[3]
+v6 = ":" in server
+fam = socket.AF_INET6 if v6 else socket.AF_INET
+qtype = 28 if v6 else 1
 qid = random.randint(0, 65535)
 q = struct.pack(">HHHHHH", qid, 0x0100, 1, 0, 0, 0)
 for l in name.split("."):
     q += bytes([len(l)]) + l.encode()
-q += b"\0" + struct.pack(">HH", 1, 1)
+q += b"\0" + struct.pack(">HH", qtype, 1)
 try:
     if proto == "udp":
-        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s = socket.socket(fam, socket.SOCK_DGRAM)
         s.settimeout(3)
         s.sendto(q, (server, 53))
         r = s.recv(65535)
@@ -75,6 +83,7 @@ for _ in range(an):
     p = skip(p)
     t, c, ttl, rl = struct.unpack(">HHIH", r[p:p+10]); p += 10
     if t == 1: ips.append(socket.inet_ntoa(r[p:p+4]))
+    if t == 28: ips.append(socket.inet_ntop(socket.AF_INET6, r[p:p+16]))
     p += rl
 print(flags & 0xf, *ips)
 )";
@@ -89,13 +98,14 @@ metadata: {name: client, namespace: default, labels: {app: client}}
 spec: {containers: [{name: c, image: local/client}]}
 )";
 
+// {server}: the DNS server's /32 or /128.
 constexpr const char* kPolicy = R"(apiVersion: cilium.io/v2
 kind: CiliumNetworkPolicy
 metadata: {name: fqdn, namespace: default}
 spec:
   endpointSelector: {matchLabels: {app: client}}
   egress:
-  - toCIDR: [192.0.2.53/32]
+  - toCIDR: [{server}]
     toPorts:
     - ports: [{port: "53", protocol: ANY}]
       rules:
@@ -105,11 +115,27 @@ spec:
     - ports: [{port: "80", protocol: TCP}]
 )";
 
-class FqdnTest : public testing::AgentNodeTest {
+class FqdnTest : public testing::AgentNodeTest,
+                 public ::testing::WithParamInterface<testing::Family> {
  protected:
   FqdnTest() : AgentNodeTest(CILIUM_AGENT_BINARY) {}
 
+  // An address of the test's family (the IPv4 one or its twin).
+  std::string addr(const char* v4) const { return v6_ ? testing::v6Twin(v4) : v4; }
+  // The record type the pod asks for.
+  std::string qtype() const { return v6_ ? "AAAA" : "A"; }
+  // kPolicy for the test's family.
+  std::string policy() const {
+    std::string p = kPolicy;
+    p.replace(p.find("{server}"), 8, dns_server_ + (v6_ ? "/128" : "/32"));
+    return p;
+  }
+
   void SetUp() override {
+    v6_ = GetParam() == testing::Family::kV6;
+    dns_server_ = addr(kDnsServer4);
+    allowed_ip_ = addr(kAllowedIp4);
+    other_ip_ = addr(kOtherIp4);
     AgentNodeTest::SetUp();
     manifests_ = dir_ + "/manifests";
     std::filesystem::create_directories(manifests_);
@@ -136,17 +162,46 @@ class FqdnTest : public testing::AgentNodeTest {
       ASSERT_TRUE(r.ok() && r->exit_code == 0)
           << fmt::format("{}", fmt::join(argv, " ")) << ": " << (r.ok() ? r->err : "");
     }
+    if (v6_) {
+      ASSERT_NO_FATAL_FAILURE(setUpIpv6(veth));
+    }
     // dnsmasq answers the two names (TTL 2 s) and, were it asked, blocked.other too: a REFUSED
     // for it can only come from the proxy.
-    auto dns = topo_->spawnIn(outside_path_,
-                              {"/usr/sbin/dnsmasq", "--keep-in-foreground", "--no-resolv",
-                               "--no-hosts", "--conf-file=/dev/null", "--pid-file=", "--user=root",
-                               "--bind-interfaces", "--listen-address=192.0.2.53", "--local-ttl=2",
-                               "--host-record=allowed.example.test," + std::string(kAllowedIp),
-                               "--host-record=other.example.test," + std::string(kOtherIp),
-                               "--address=/other/192.0.2.99", "--log-queries", "--log-facility=-"},
-                              "dnsmasq");
+    auto dns =
+        topo_->spawnIn(outside_path_,
+                       {"/usr/sbin/dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",
+                        "--conf-file=/dev/null", "--pid-file=", "--user=root", "--bind-interfaces",
+                        "--listen-address=" + dns_server_, "--local-ttl=2",
+                        "--host-record=allowed.example.test," + std::string(kAllowedIp4) + "," +
+                            testing::v6Twin(kAllowedIp4),
+                        "--host-record=other.example.test," + std::string(kOtherIp4) + "," +
+                            testing::v6Twin(kOtherIp4),
+                        "--address=/other/192.0.2.99", "--log-queries", "--log-facility=-"},
+                       "dnsmasq");
     ASSERT_TRUE(dns.ok()) << dns.error().toString();
+  }
+
+  // IPv6: the node forwards IPv6 (inside the test's namespace only) and reaches the outside
+  // namespace's twins; the outside routes the pods' IPv6 range back through the node. Before
+  // dnsmasq starts (it binds 2001:db8::53).
+  void setUpIpv6(const std::string& veth) {
+    ASSERT_TRUE(topo_->enableNodeIpv6().ok());
+    std::string node_ns = topo_->nodeNetns();
+    std::vector<std::vector<std::string>> cmds = {
+        {"nsenter", "--net=" + node_ns, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
+        {"nsenter", "--net=" + node_ns, "ip", "-6", "addr", "add", "2001:db8::1/64", "dev", veth,
+         "nodad"},
+        {"ip", "netns", "exec", outside_, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=0"},
+        {"ip", "netns", "exec", outside_, "sysctl", "-qw", "net.ipv6.conf.eth0.disable_ipv6=0"}};
+    for (const char* a : {kDnsServer4, kAllowedIp4, kOtherIp4})
+      cmds.push_back({"ip", "-n", outside_, "-6", "addr", "add", testing::v6Twin(a) + "/64", "dev",
+                      "eth0", "nodad"});
+    cmds.push_back({"ip", "-n", outside_, "-6", "route", "add", "fd00::/8", "via", "2001:db8::1"});
+    for (const auto& argv : cmds) {
+      auto r = run(argv);
+      ASSERT_TRUE(r.ok() && r->exit_code == 0)
+          << fmt::format("{}", fmt::join(argv, " ")) << ": " << (r.ok() ? r->err : "");
+    }
   }
 
   void TearDown() override {
@@ -171,13 +226,18 @@ class FqdnTest : public testing::AgentNodeTest {
       ADD_FAILURE() << "ADD " << pod << ": " << (add.ok() ? add->out + add->err : "");
       return "";
     }
-    std::string ip = nlohmann::json::parse(add->out)["ips"][0]["address"];
-    return ip.substr(0, ip.find('/'));
+    // The pod's address of the test's family.
+    for (const auto& entry : nlohmann::json::parse(add->out)["ips"]) {
+      std::string ip = entry["address"];
+      if ((ip.find(':') != std::string::npos) == v6_) return ip.substr(0, ip.find('/'));
+    }
+    ADD_FAILURE() << "ADD " << pod << ": no address of the family: " << add->out;
+    return "";
   }
 
   // "rcode ip..." as the pod's resolver got it.
   std::string resolve(const std::string& name, const std::string& proto = "udp") {
-    auto r = topo_->exec(pod_path_, {"python3", "-c", kResolver, kDnsServer, name, proto});
+    auto r = topo_->exec(pod_path_, {"python3", "-c", kResolver, dns_server_, name, proto});
     if (!r.ok()) return "exec: " + r.error().message();
     std::string out = r->out;
     while (!out.empty() && out.back() == '\n') out.pop_back();
@@ -187,10 +247,16 @@ class FqdnTest : public testing::AgentNodeTest {
   // The agent's flags: the DNS proxy, Hubble on a Unix socket and both metrics endpoints (in
   // the test's node namespace).
   std::vector<std::string> agentArgs(const std::string& min_ttl) {
-    return {"--manifests-dir=" + manifests_,          "--enable-l7-proxy=true",
-            "--tofqdns-min-ttl=" + min_ttl,           "--enable-hubble",
-            "--hubble-socket-path=" + hubbleSock(),   "--hubble-listen-address=",
-            "--prometheus-serve-addr=127.0.0.1:9962", "--hubble-metrics-server=127.0.0.1:9965"};
+    std::vector<std::string> args = {
+        "--manifests-dir=" + manifests_,          "--enable-l7-proxy=true",
+        "--tofqdns-min-ttl=" + min_ttl,           "--enable-hubble",
+        "--hubble-socket-path=" + hubbleSock(),   "--hubble-listen-address=",
+        "--prometheus-serve-addr=127.0.0.1:9962", "--hubble-metrics-server=127.0.0.1:9965"};
+    if (v6_) {
+      args.emplace_back("--enable-ipv6=true");
+      args.emplace_back("--ipv6-range=fd00:200::/112");
+    }
+    return args;
   }
   std::string hubbleSock() const { return dir_ + "/run/hubble.sock"; }
 
@@ -229,18 +295,20 @@ class FqdnTest : public testing::AgentNodeTest {
     return true;
   }
 
+  bool v6_ = false;
+  std::string dns_server_, allowed_ip_, other_ip_;  // of the test's family
   std::string manifests_, outside_, outside_path_, pod_path_;
   std::vector<std::string> pod_netns_;
 };
 
-TEST_F(FqdnTest, ToFqdnsAllowsLearnedAddressesUntilTheyExpire) {
+TEST_P(FqdnTest, ToFqdnsAllowsLearnedAddressesUntilTheyExpire) {
   write("pods.yaml", kPods);
-  write("policy.yaml", kPolicy);
+  write("policy.yaml", policy());
   Process* agent = node_->startReady("agent", agentArgs("0"));
   ASSERT_NE(agent, nullptr);
   ASSERT_FALSE(addPod("client").empty());
-  auto allowed = testing::listenTcp(outside_path_, kAllowedIp, 80);
-  auto other = testing::listenTcp(outside_path_, kOtherIp, 80);
+  auto allowed = testing::listenTcp(outside_path_, allowed_ip_, 80);
+  auto other = testing::listenTcp(outside_path_, other_ip_, 80);
   ASSERT_TRUE(allowed.ok() && other.ok());
 
   // Before any lookup the address is world: denied.
@@ -248,17 +316,17 @@ TEST_F(FqdnTest, ToFqdnsAllowsLearnedAddressesUntilTheyExpire) {
       << "the proxy answers REFUSED for a name no DNS rule allows: " << resolve("blocked.other")
       << "\n"
       << node_->log("agent");
-  EXPECT_FALSE(reaches(kAllowedIp, allowed->get()));
+  EXPECT_FALSE(reaches(allowed_ip_, allowed->get()));
 
   // The answer is released only once the address is enforceable: the first connect succeeds.
-  EXPECT_EQ(resolve("allowed.example.test"), std::string("0 ") + kAllowedIp);
-  EXPECT_TRUE(reaches(kAllowedIp, allowed->get())) << node_->log("agent");
+  EXPECT_EQ(resolve("allowed.example.test"), "0 " + allowed_ip_);
+  EXPECT_TRUE(reaches(allowed_ip_, allowed->get())) << node_->log("agent");
   // other.example.test may be resolved (the DNS rule allows it), not connected to.
-  EXPECT_EQ(resolve("other.example.test"), std::string("0 ") + kOtherIp);
-  EXPECT_FALSE(reaches(kOtherIp, other->get()));
+  EXPECT_EQ(resolve("other.example.test"), "0 " + other_ip_);
+  EXPECT_FALSE(reaches(other_ip_, other->get()));
   // TCP DNS goes through the proxy too.
   EXPECT_EQ(resolve("blocked.other", "tcp"), "5");
-  EXPECT_EQ(resolve("allowed.example.test", "tcp"), std::string("0 ") + kAllowedIp);
+  EXPECT_EQ(resolve("allowed.example.test", "tcp"), "0 " + allowed_ip_);
 
   // The cache as cilium-dbg shows it.
   auto cache = node_->client().call("GET", "/v1/fqdn/cache");
@@ -272,19 +340,22 @@ TEST_F(FqdnTest, ToFqdnsAllowsLearnedAddressesUntilTheyExpire) {
   EXPECT_TRUE(eventually(
       [&] {
         flows = observe({"--type", "l7", "--protocol", "dns"});
-        return flows.find("DNS Answer \"192.0.2.80\"") != std::string::npos;
+        return flows.find("DNS Answer \"" + allowed_ip_ + "\"") != std::string::npos;
       },
       10s))
       << flows;
-  EXPECT_NE(flows.find("dns-request DROPPED (DNS Query blocked.other. A)"), std::string::npos)
-      << flows;
-  EXPECT_NE(flows.find("dns-request FORWARDED (DNS Query allowed.example.test. A)"),
+  EXPECT_NE(flows.find("dns-request DROPPED (DNS Query blocked.other. " + qtype() + ")"),
             std::string::npos)
       << flows;
-  // The answer goes from the server to the pod (printed as a reply).
-  EXPECT_NE(flows.find(" <- 192.0.2.53:53 "), std::string::npos) << flows;
-  EXPECT_NE(flows.find("dns-response FORWARDED (DNS Answer \"192.0.2.80\" TTL: 2 (Proxy "
-                       "allowed.example.test. A))"),
+  EXPECT_NE(flows.find("dns-request FORWARDED (DNS Query allowed.example.test. " + qtype() + ")"),
+            std::string::npos)
+      << flows;
+  // The answer goes from the server to the pod (printed as a reply; an IPv6 address bracketed).
+  EXPECT_NE(flows.find(v6_ ? " <- [" + dns_server_ + "]:53 " : " <- " + dns_server_ + ":53 "),
+            std::string::npos)
+      << flows;
+  EXPECT_NE(flows.find("dns-response FORWARDED (DNS Answer \"" + allowed_ip_ +
+                       "\" TTL: 2 (Proxy allowed.example.test. " + qtype() + "))"),
             std::string::npos)
       << flows;
   auto json = observe({"--protocol", "dns", "--verdict", "DROPPED", "-o", "json"});
@@ -310,42 +381,40 @@ TEST_F(FqdnTest, ToFqdnsAllowsLearnedAddressesUntilTheyExpire) {
   EXPECT_TRUE(eventually(
       [&] {
         hubble_metrics = scrape(9965);
-        return series(hubble_metrics,
-                      "hubble_dns_queries_total{rcode=\"Policy denied\","
-                      "qtypes=\"A\",ips_returned=\"0\"}") >= 3;
+        return series(hubble_metrics, "hubble_dns_queries_total{rcode=\"Policy denied\",qtypes=\"" +
+                                          qtype() + "\",ips_returned=\"0\"}") >= 3;
       },
       5s))
       << hubble_metrics;
-  EXPECT_GE(series(hubble_metrics,
-                   "hubble_dns_responses_total{rcode=\"No Error\",qtypes=\"A\","
-                   "ips_returned=\"1\"}"),
+  EXPECT_GE(series(hubble_metrics, "hubble_dns_responses_total{rcode=\"No Error\",qtypes=\"" +
+                                       qtype() + "\",ips_returned=\"1\"}"),
             3)
       << hubble_metrics;
 
   // TTL 2 s, min-ttl 0: the address expires and is denied again.
-  EXPECT_TRUE(eventually([&] { return !reaches(kAllowedIp, allowed->get()); }, 10s))
+  EXPECT_TRUE(eventually([&] { return !reaches(allowed_ip_, allowed->get()); }, 10s))
       << node_->log("agent");
   // A fresh lookup allows it again at once.
-  EXPECT_EQ(resolve("allowed.example.test"), std::string("0 ") + kAllowedIp);
-  EXPECT_TRUE(reaches(kAllowedIp, allowed->get()));
+  EXPECT_EQ(resolve("allowed.example.test"), "0 " + allowed_ip_);
+  EXPECT_TRUE(reaches(allowed_ip_, allowed->get()));
 }
 
 // The DNS cache survives an agent restart: a learned name's address is still allowed after the
 // restart before any new lookup, the cache lists it with the expiry it had, and it still
 // expires at that time.
-TEST_F(FqdnTest, LearnedNamesSurviveAnAgentRestart) {
+TEST_P(FqdnTest, LearnedNamesSurviveAnAgentRestart) {
   write("pods.yaml", kPods);
-  write("policy.yaml", kPolicy);
+  write("policy.yaml", policy());
   // dnsmasq's TTL (2 s) raised to 12 s: long enough to outlive the restart.
   Process* agent = node_->startReady("agent", agentArgs("12"));
   ASSERT_NE(agent, nullptr);
   ASSERT_FALSE(addPod("client").empty());
-  auto allowed = testing::listenTcp(outside_path_, kAllowedIp, 80);
+  auto allowed = testing::listenTcp(outside_path_, allowed_ip_, 80);
   ASSERT_TRUE(allowed.ok());
-  ASSERT_TRUE(eventually(
-      [&] { return resolve("allowed.example.test") == std::string("0 ") + kAllowedIp; }, 10s))
+  ASSERT_TRUE(
+      eventually([&] { return resolve("allowed.example.test") == "0 " + allowed_ip_; }, 10s))
       << node_->log("agent");
-  ASSERT_TRUE(reaches(kAllowedIp, allowed->get()));
+  ASSERT_TRUE(reaches(allowed_ip_, allowed->get()));
   auto before = cached("allowed.example.test");
   ASSERT_EQ(before.size(), 1u) << before.dump();
   int64_t expires = before[0]["expiration-time-unix"];
@@ -354,13 +423,13 @@ TEST_F(FqdnTest, LearnedNamesSurviveAnAgentRestart) {
   Process* again = node_->startReady("agent2", agentArgs("12"));
   ASSERT_NE(again, nullptr);
   // No lookup since the restart: the restored cache keeps the address allowed.
-  EXPECT_TRUE(reaches(kAllowedIp, allowed->get())) << node_->log("agent2");
+  EXPECT_TRUE(reaches(allowed_ip_, allowed->get())) << node_->log("agent2");
   auto after = cached("allowed.example.test");
   ASSERT_EQ(after.size(), 1u) << after.dump();
   EXPECT_EQ(after[0]["expiration-time-unix"], expires) << after.dump();
-  EXPECT_EQ(after[0]["ips"], nlohmann::json::array({kAllowedIp})) << after.dump();
+  EXPECT_EQ(after[0]["ips"], nlohmann::json::array({allowed_ip_})) << after.dump();
   // It expires when it would have without the restart (GC runs every second).
-  EXPECT_TRUE(eventually([&] { return !reaches(kAllowedIp, allowed->get()); }, 20s))
+  EXPECT_TRUE(eventually([&] { return !reaches(allowed_ip_, allowed->get()); }, 20s))
       << node_->log("agent2");
   auto now = std::chrono::duration_cast<std::chrono::seconds>(
                  std::chrono::system_clock::now().time_since_epoch())
@@ -368,6 +437,8 @@ TEST_F(FqdnTest, LearnedNamesSurviveAnAgentRestart) {
   EXPECT_GE(now, expires) << "denied before its expiry";
   EXPECT_TRUE(cached("allowed.example.test").empty());
 }
+
+CILIUM_INSTANTIATE_FAMILIES(FqdnTest);
 
 }  // namespace
 }  // namespace cilium

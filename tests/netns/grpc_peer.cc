@@ -57,8 +57,10 @@ int call(const std::string& addr, const std::string& method, size_t bytes) {
   args.SetMaxReceiveMessageSize(kMaxMessage);
   args.SetMaxSendMessageSize(kMaxMessage);
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);  // straight to the pod, whatever the environment
+  // "ipv4:a.b.c.d:port" or "ipv6:[addr]:port": no resolver involved.
+  std::string scheme = addr.rfind('[', 0) == 0 ? "ipv6:" : "ipv4:";
   auto channel =
-      grpc::CreateCustomChannel("ipv4:" + addr, grpc::InsecureChannelCredentials(), args);
+      grpc::CreateCustomChannel(scheme + addr, grpc::InsecureChannelCredentials(), args);
   auto stub = pkg::Echo::NewStub(channel);
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));

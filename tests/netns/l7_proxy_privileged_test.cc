@@ -3,7 +3,8 @@
 // process following a proxy::Manager, and real HTTP/1.1 between the pods: the server's port 80 is
 // redirected to the proxy, which forwards allowed requests untouched (keep-alive, pipelining) and
 // answers the others 403 "Access denied"; while no proxy listens (not started, killed) nothing
-// reaches the server, and the drops say why.
+// reaches the server, and the drops say why. Every test runs over IPv4 and over IPv6 (dual-stack
+// pods, IPv6 on the node: the proxy's [::1] listeners).
 #include <arpa/inet.h>
 #include <poll.h>
 #include <signal.h>
@@ -22,6 +23,7 @@
 #include "agent/proxy/ports.h"
 #include "tests/harness/endpoints.h"
 #include "tests/harness/eventually.h"
+#include "tests/harness/family.h"
 #include "tests/harness/netns.h"
 #include "tests/harness/sockets.h"
 
@@ -37,7 +39,7 @@ constexpr uint16_t kServerEp = 2;
 
 // Answers every method with 200 and what it received: method, path, X-Test header and body.
 constexpr const char* kEchoServer = R"(
-import http.server, socketserver, sys
+import http.server, socket, socketserver, sys
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     def any(self):
@@ -55,6 +57,7 @@ class S(http.server.ThreadingHTTPServer):
     def server_bind(self):  # no getfqdn(): no resolver in the pod, a 10 s timeout
         socketserver.TCPServer.server_bind(self)
         self.server_name, self.server_port = self.server_address[:2]
+if ":" in sys.argv[1]: S.address_family = socket.AF_INET6
 S((sys.argv[1], int(sys.argv[2])), H).serve_forever()
 )";
 
@@ -131,16 +134,21 @@ std::string request(const std::string& method, const std::string& path,
          "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
 }
 
-class L7ProxyNetnsTest : public ::testing::Test {
+class L7ProxyNetnsTest : public ::testing::TestWithParam<testing::Family> {
  protected:
   void SetUp() override {
+    v6_ = GetParam() == testing::Family::kV6;
     auto topo = testing::Topology::create(203);
     ASSERT_TRUE(topo.ok()) << topo.error().toString();
     topo_ = std::move(*topo);
-    for (auto [pod, name, ip] : {std::tuple{&client_, "client", "10.203.0.11"},
-                                 std::tuple{&server_, "server", "10.203.0.12"},
-                                 std::tuple{&other_, "other", "10.203.0.13"}}) {
-      auto p = topo_->addPod(name, ip);
+    // IPv6: dual-stack pods, and IPv6 on the node (::1 for the proxy, routes to the pods).
+    if (v6_) {
+      ASSERT_TRUE(topo_->enableNodeIpv6().ok());
+    }
+    for (auto [pod, name, ip4] : {std::tuple{&client_, "client", "10.203.0.11"},
+                                  std::tuple{&server_, "server", "10.203.0.12"},
+                                  std::tuple{&other_, "other", "10.203.0.13"}}) {
+      auto p = topo_->addPod(name, ip4, v6_ ? testing::v6Twin(ip4) : "");
       ASSERT_TRUE(p.ok()) << p.error().toString();
       *pod = *p;
     }
@@ -191,16 +199,31 @@ class L7ProxyNetnsTest : public ::testing::Test {
     rule.http = {{"GET", "/public.*", "", {}, {}}, {"POST", "/v1/request-landing", "", {}, {}}};
     policy::L7Policy l7;
     l7.rules.push_back(rule);
-    auto ip = IpAddr::parse(server_.ip);
-    ASSERT_TRUE(ip.ok());
-    manager_->l7PoliciesChanged({{kServerEp, kServerId, *ip, l7}});
+    l7Changed(kServerEp, kServerId, server_, l7);
 
     auto srv = topo_->spawnIn(
-        server_.netns, {"/usr/bin/python3", "-c", kEchoServer, server_.ip, "80"}, "echo-server");
+        server_.netns, {"/usr/bin/python3", "-c", kEchoServer, ip(server_), "80"}, "echo-server");
     ASSERT_TRUE(srv.ok()) << srv.error().toString();
     ASSERT_TRUE(testing::eventually(
-        [&] { return testing::connectTcp(server_.netns, server_.ip, 80, 200ms).ok(); }, 15s))
+        [&] { return testing::connectTcp(server_.netns, ip(server_), 80, 200ms).ok(); }, 15s))
         << "the echo server did not start";
+  }
+
+  // The pod's address in the test's family.
+  std::string ip(const testing::Pod& p) const { return v6_ ? p.ip6 : p.ip; }
+  // "host:port" of the server in URLs and gRPC targets.
+  std::string hostPort(uint16_t port) const {
+    return v6_ ? fmt::format("[{}]:{}", ip(server_), port)
+               : fmt::format("{}:{}", ip(server_), port);
+  }
+  // The endpoint's L7 policy, for both its addresses.
+  void l7Changed(uint16_t id, uint32_t identity, const testing::Pod& pod,
+                 const policy::L7Policy& l7) {
+    auto ip4 = IpAddr::parse(pod.ip);
+    ASSERT_TRUE(ip4.ok());
+    std::optional<IpAddr> ip6;
+    if (!pod.ip6.empty()) ip6 = *IpAddr::parse(pod.ip6);
+    manager_->l7PoliciesChanged({{id, identity, *ip4, l7, ip6}});
   }
 
   void TearDown() override {
@@ -243,7 +266,7 @@ class L7ProxyNetnsTest : public ::testing::Test {
   }
 
   Result<HttpConn> connect(const testing::Pod& from, std::chrono::milliseconds timeout = 5s) {
-    CILIUM_ASSIGN_OR_RETURN(auto fd, testing::connectTcp(from.netns, server_.ip, 80, timeout));
+    CILIUM_ASSIGN_OR_RETURN(auto fd, testing::connectTcp(from.netns, ip(server_), 80, timeout));
     return HttpConn(std::move(fd));
   }
 
@@ -251,11 +274,17 @@ class L7ProxyNetnsTest : public ::testing::Test {
                                          std::chrono::milliseconds timeout = 5s) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     size_t checked = 0;
-    uint32_t want = inet_addr(saddr.c_str());
+    auto want = IpAddr::parse(saddr);
+    if (!want.ok()) return ::testing::AssertionFailure() << want.error().toString();
+    auto source = [](const cilium_event& ev) {
+      return ev.tuple.family == ENDPOINT_KEY_IPV6
+                 ? IpAddr::fromBytes(IpFamily::kV6, ev.tuple.saddr.ip6)
+                 : IpAddr::fromNetworkOrder(ev.tuple.saddr.ip4);
+    };
     while (true) {
       for (; checked < events_.size(); checked++) {
         const auto& ev = events_[checked];
-        if (ev.type == EVENT_DROP && ev.subtype == reason && ev.tuple.saddr.ip4 == want &&
+        if (ev.type == EVENT_DROP && ev.subtype == reason && source(ev) == *want &&
             ev.tuple.dport == htons(80))
           return ::testing::AssertionSuccess();
       }
@@ -269,6 +298,7 @@ class L7ProxyNetnsTest : public ::testing::Test {
            << "no drop with reason " << int(reason) << "; saw:" << seen;
   }
 
+  bool v6_ = false;
   std::unique_ptr<testing::Topology> topo_;
   testing::Pod client_, server_, other_;
   std::string pin_dir_;
@@ -281,7 +311,9 @@ class L7ProxyNetnsTest : public ::testing::Test {
   int proxy_runs_ = 0;
 };
 
-TEST_F(L7ProxyNetnsTest, AllowedRequestsForwardedUntouchedOthersGet403OnKeepAlive) {
+CILIUM_INSTANTIATE_FAMILIES(L7ProxyNetnsTest);
+
+TEST_P(L7ProxyNetnsTest, AllowedRequestsForwardedUntouchedOthersGet403OnKeepAlive) {
   startProxy();
   auto c = connect(client_);
   ASSERT_TRUE(c.ok()) << c.error().toString();
@@ -320,14 +352,14 @@ TEST_F(L7ProxyNetnsTest, AllowedRequestsForwardedUntouchedOthersGet403OnKeepAliv
 // The proxy's access records reach Hubble as L7 flows (the agent wires the manager's record
 // handler to its flow pipeline the same way): the allowed request and its response, and the
 // denied request DROPPED with its 403.
-TEST_F(L7ProxyNetnsTest, AccessRecordsBecomeHubbleL7Flows) {
+TEST_P(L7ProxyNetnsTest, AccessRecordsBecomeHubbleL7Flows) {
   hubble::PipelineOptions po;
   po.node_name = "node-1";
   hubble::StaticResolver res;
   res.addEndpoint({1, kClientId, "client", "default", {"k8s:app=client"}},
-                  {*IpAddr::parse(client_.ip)});
+                  {*IpAddr::parse(ip(client_))});
   res.addEndpoint({kServerEp, kServerId, "deathstar", "default", {"k8s:app=deathstar"}},
-                  {*IpAddr::parse(server_.ip)});
+                  {*IpAddr::parse(ip(server_))});
   hubble::FlowPipeline pipeline(po, &res, &res);
   ASSERT_TRUE(pipeline.start().ok());
   manager_->setRecordHandler([&](const proxy::AccessRecord& r) { pipeline.onAccessRecord(r); });
@@ -372,7 +404,7 @@ TEST_F(L7ProxyNetnsTest, AccessRecordsBecomeHubbleL7Flows) {
       << text;
 }
 
-TEST_F(L7ProxyNetnsTest, PipelinedRequestsAreAnsweredInOrder) {
+TEST_P(L7ProxyNetnsTest, PipelinedRequestsAreAnsweredInOrder) {
   startProxy();
   auto c = connect(client_);
   ASSERT_TRUE(c.ok()) << c.error().toString();
@@ -394,7 +426,7 @@ TEST_F(L7ProxyNetnsTest, PipelinedRequestsAreAnsweredInOrder) {
   }
 }
 
-TEST_F(L7ProxyNetnsTest, APeerNoRuleNamesGets403ForEverything) {
+TEST_P(L7ProxyNetnsTest, APeerNoRuleNamesGets403ForEverything) {
   startProxy();
   auto c = connect(other_);
   ASSERT_TRUE(c.ok()) << c.error().toString();
@@ -406,11 +438,11 @@ TEST_F(L7ProxyNetnsTest, APeerNoRuleNamesGets403ForEverything) {
   }
 }
 
-TEST_F(L7ProxyNetnsTest, NothingGetsThroughWhileNoProxyListens) {
+TEST_P(L7ProxyNetnsTest, NothingGetsThroughWhileNoProxyListens) {
   // Not started yet: the SYN is dropped, with the reason, never allowed at L4.
   auto early = connect(client_, 1500ms);
   EXPECT_FALSE(early.ok()) << "connected past a proxy that is not running";
-  EXPECT_TRUE(waitForDrop(DROP_PROXY_LOOKUP_FAILED, client_.ip));
+  EXPECT_TRUE(waitForDrop(DROP_PROXY_LOOKUP_FAILED, ip(client_)));
 
   startProxy();
   auto c = connect(client_);
@@ -429,7 +461,7 @@ TEST_F(L7ProxyNetnsTest, NothingGetsThroughWhileNoProxyListens) {
   EXPECT_FALSE(after.ok()) << "a response came through a dead proxy: " << after->head;
   auto late = connect(client_, 1500ms);
   EXPECT_FALSE(late.ok()) << "connected while the proxy is dead";
-  EXPECT_TRUE(waitForDrop(DROP_PROXY_LOOKUP_FAILED, client_.ip));
+  EXPECT_TRUE(waitForDrop(DROP_PROXY_LOOKUP_FAILED, ip(client_)));
   auto other = connect(other_, 1500ms);
   EXPECT_FALSE(other.ok());
 
@@ -450,12 +482,12 @@ TEST_F(L7ProxyNetnsTest, NothingGetsThroughWhileNoProxyListens) {
 // An egress rule: the client may only GET /public... from the server's port 8080; its own
 // proxy (cilium-http-egress) decides, and the server's ingress policy still applies to what the
 // proxy forwards (judged with the client's identity from the proxy's mark).
-TEST_F(L7ProxyNetnsTest, EgressRuleOfTheSender) {
+TEST_P(L7ProxyNetnsTest, EgressRuleOfTheSender) {
   auto srv = topo_->spawnIn(
-      server_.netns, {"/usr/bin/python3", "-c", kEchoServer, server_.ip, "8080"}, "echo-8080");
+      server_.netns, {"/usr/bin/python3", "-c", kEchoServer, ip(server_), "8080"}, "echo-8080");
   ASSERT_TRUE(srv.ok()) << srv.error().toString();
   ASSERT_TRUE(testing::eventually(
-      [&] { return testing::connectTcp(server_.netns, server_.ip, 8080, 200ms).ok(); }, 15s));
+      [&] { return testing::connectTcp(server_.netns, ip(server_), 8080, 200ms).ok(); }, 15s));
   setPolicy(1, {allow(kServerId, POLICY_EGRESS, kTcp, 8080, ports_.http_egress)});
   setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 8080)});
   policy::L7PortRule rule;
@@ -467,12 +499,10 @@ TEST_F(L7ProxyNetnsTest, EgressRuleOfTheSender) {
   rule.http = {{"GET", "/public.*", "", {}, {}}};
   policy::L7Policy l7;
   l7.rules.push_back(rule);
-  auto ip = IpAddr::parse(client_.ip);
-  ASSERT_TRUE(ip.ok());
-  manager_->l7PoliciesChanged({{1, kClientId, *ip, l7}});
+  l7Changed(1, kClientId, client_, l7);
   startProxy();
 
-  auto fd = testing::connectTcp(client_.netns, server_.ip, 8080);
+  auto fd = testing::connectTcp(client_.netns, ip(server_), 8080);
   ASSERT_TRUE(fd.ok()) << fd.error().toString();
   HttpConn c(std::move(*fd));
   ASSERT_TRUE(c.send(request("GET", "/public/egress") +
@@ -491,7 +521,7 @@ TEST_F(L7ProxyNetnsTest, EgressRuleOfTheSender) {
   // what the egress proxy forwards is dropped on the way in (no answer: 503 after the timeout,
   // or nothing).
   setPolicy(kServerEp, {});
-  auto fd2 = testing::connectTcp(client_.netns, server_.ip, 8080);
+  auto fd2 = testing::connectTcp(client_.netns, ip(server_), 8080);
   ASSERT_TRUE(fd2.ok()) << fd2.error().toString();
   HttpConn c2(std::move(*fd2));
   ASSERT_TRUE(c2.send(request("GET", "/public/denied-at-ingress")).ok());
@@ -501,19 +531,19 @@ TEST_F(L7ProxyNetnsTest, EgressRuleOfTheSender) {
 
 // HTTP/2 (cleartext, prior knowledge, as gRPC clients connect): the proxy tells it from HTTP/1
 // by the client preface and decides each stream; nghttpd serves, nghttp asks.
-TEST_F(L7ProxyNetnsTest, Http2StreamsAreDecidedOneByOne) {
+TEST_P(L7ProxyNetnsTest, Http2StreamsAreDecidedOneByOne) {
   if (::access("/usr/sbin/nghttpd", X_OK) != 0 || ::access("/usr/bin/nghttp", X_OK) != 0)
     GTEST_SKIP() << "nghttp2-server and nghttp2-client are not installed (install-deps.sh)";
   std::string docs = topo_->tmpDir() + "/htdocs";
   ASSERT_TRUE(makeDirs(docs + "/public", 0755).ok());
   ASSERT_TRUE(writeFileAtomic(docs + "/public/map.txt", "the map").ok());
   ASSERT_TRUE(writeFileAtomic(docs + "/secret.txt", "the plans").ok());
-  auto srv = topo_->spawnIn(server_.netns,
-                            {"/usr/sbin/nghttpd", "--no-tls", "-a", server_.ip, "-d", docs, "8081"},
-                            "nghttpd");
+  auto srv = topo_->spawnIn(
+      server_.netns, {"/usr/sbin/nghttpd", "--no-tls", "-a", ip(server_), "-d", docs, "8081"},
+      "nghttpd");
   ASSERT_TRUE(srv.ok()) << srv.error().toString();
   ASSERT_TRUE(testing::eventually(
-      [&] { return testing::connectTcp(server_.netns, server_.ip, 8081, 200ms).ok(); }, 15s));
+      [&] { return testing::connectTcp(server_.netns, ip(server_), 8081, 200ms).ok(); }, 15s));
   setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 8081, ports_.http_ingress)});
   policy::L7PortRule rule;
   rule.dir = policy::Direction::kIngress;
@@ -524,12 +554,10 @@ TEST_F(L7ProxyNetnsTest, Http2StreamsAreDecidedOneByOne) {
   rule.http = {{"GET", "/public/.*", "", {}, {}}};
   policy::L7Policy l7;
   l7.rules.push_back(rule);
-  auto ip = IpAddr::parse(server_.ip);
-  ASSERT_TRUE(ip.ok());
-  manager_->l7PoliciesChanged({{kServerEp, kServerId, *ip, l7}});
+  l7Changed(kServerEp, kServerId, server_, l7);
   startProxy();
 
-  std::string base = "http://" + server_.ip + ":8081";
+  std::string base = "http://" + hostPort(8081);
   // Three concurrent streams on one connection (curl 7.88 cannot reuse an HTTP/2 connection,
   // with or without the proxy: nghttp asks).
   auto out = topo_->exec(client_.netns,
@@ -567,12 +595,12 @@ TEST_F(L7ProxyNetnsTest, Http2StreamsAreDecidedOneByOne) {
 // The allowed call returns with its trailers and status, the other method gets grpc-status 7
 // (PERMISSION_DENIED) from the proxy though the server would answer it, and an 8 MiB message
 // passes both ways intact (HTTP/2 flow control across the proxy's two connections).
-TEST_F(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
-  std::string addr = server_.ip + ":9090";
+TEST_P(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
+  std::string addr = hostPort(9090);
   auto srv = topo_->spawnIn(server_.netns, {GRPC_PEER_BINARY, "serve", addr}, "grpc-server");
   ASSERT_TRUE(srv.ok()) << srv.error().toString();
   ASSERT_TRUE(testing::eventually(
-      [&] { return testing::connectTcp(server_.netns, server_.ip, 9090, 200ms).ok(); }, 15s));
+      [&] { return testing::connectTcp(server_.netns, ip(server_), 9090, 200ms).ok(); }, 15s));
   setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 9090, ports_.http_ingress)});
   policy::L7PortRule rule;
   rule.dir = policy::Direction::kIngress;
@@ -583,9 +611,7 @@ TEST_F(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
   rule.http = {{"POST", "/pkg.Echo/Allowed", "", {}, {}}};
   policy::L7Policy l7;
   l7.rules.push_back(rule);
-  auto ip = IpAddr::parse(server_.ip);
-  ASSERT_TRUE(ip.ok());
-  manager_->l7PoliciesChanged({{kServerEp, kServerId, *ip, l7}});
+  l7Changed(kServerEp, kServerId, server_, l7);
   startProxy();
 
   auto call = [&](const std::string& method, size_t bytes) -> std::string {
@@ -611,7 +637,7 @@ TEST_F(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
 // all served. A session that outlived its connection (the old upstream-retry reference cycle)
 // kept its place, and the proxy refused every connection after the 8th. Two event loops: the
 // connections alternate between them, and their count is shared.
-TEST_F(L7ProxyNetnsTest, ClosedConnectionsFreeTheirPlace) {
+TEST_P(L7ProxyNetnsTest, ClosedConnectionsFreeTheirPlace) {
   startProxy({"--max-connections", "8", "--threads", "2"});
   for (int i = 0; i < 60; i++) {
     auto c = connect(client_);

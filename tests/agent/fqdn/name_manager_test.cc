@@ -189,6 +189,31 @@ TEST_F(NameManagerTest, LearnedAddressesBecomeSelectedUntilTheyExpire) {
   EXPECT_EQ(m->stats().gc_deletions, 2u);
 }
 
+// AAAA answers: the IPv6 address gets an fqdn identity with its /128 and an ipcache /128 entry,
+// and the endpoint's allow, as an A answer's address does.
+TEST_F(NameManagerTest, AaaaAddressesGetIdentitiesAndIpcacheEntries) {
+  auto m = manager();
+  (void)engine_->consumeChanges(1);
+  DnsResponse r = answer("allowed.example.test", {{"2001:db8::80", 5}});
+  r.qtype = kTypeAaaa;
+  ASSERT_TRUE(m->learn(1, r, t0_).ok());
+  auto id = m->identityOf(ip("2001:db8::80"));
+  ASSERT_TRUE(id.has_value());
+  auto ident = ids_->lookup(*id);
+  ASSERT_TRUE(ident.has_value());
+  EXPECT_TRUE(ident->labels.has(labels::Source::kFqdn, "allowed.example.test"));
+  EXPECT_TRUE(ident->labels.has(labels::Source::kCidr, "2001:db8::80/128"))
+      << ident->labels.toString();
+  auto entry = ipcache_->lookup(ip("2001:db8::80"));
+  ASSERT_TRUE(entry.has_value());
+  EXPECT_EQ(entry->info.identity, *id);
+  EXPECT_EQ(entry->source, ipcache::Source::kFqdn);
+  EXPECT_FALSE(ipcache_->lookup(ip("2001:db8::81")).has_value()) << "a /128, not a wider prefix";
+  EXPECT_TRUE(upserts().count(fmt::format("out {} TCP/80 allow", *id)));
+  EXPECT_EQ(m->gc(t0_ + 6s), 1u);
+  EXPECT_FALSE(ipcache_->lookup(ip("2001:db8::80")).has_value());
+}
+
 TEST_F(NameManagerTest, CnameTargetsAndLaterPoliciesRelabel) {
   auto m = manager();
   // allowed.example.test is a CNAME of edge.cdn.test: the address is selected through it.
@@ -253,8 +278,18 @@ TEST_F(NameManagerTest, DnsPolicyChecksNamesPerServerAndPort) {
       dp.check(ip("10.0.0.5"), IPPROTO_UDP, 53, identity::kWorld, "allowed.example.test").allowed)
       << "a server the rule does not name";
   EXPECT_FALSE(dp.check(ip("10.0.0.6"), IPPROTO_UDP, 53, dns_id, "allowed.example.test").known);
+  // A dual-stack endpoint: its IPv6 queries are judged by the same rules.
+  dp.l7PoliciesChanged({{1, client_.identity, ip("10.0.0.5"), p->l7, ip("fd00::5")}});
+  EXPECT_EQ(dp.endpoints(), 1u);
+  v = dp.check(ip("fd00::5"), IPPROTO_UDP, 53, dns_id, "allowed.example.test");
+  EXPECT_TRUE(v.allowed);
+  EXPECT_EQ(v.endpoint_id, 1);
+  EXPECT_FALSE(dp.check(ip("fd00::5"), IPPROTO_UDP, 53, dns_id, "blocked.other").allowed);
+  EXPECT_TRUE(dp.check(ip("10.0.0.5"), IPPROTO_UDP, 53, dns_id, "allowed.example.test").allowed);
   dp.endpointRemoved(1);
   EXPECT_FALSE(dp.check(ip("10.0.0.5"), IPPROTO_UDP, 53, dns_id, "allowed.example.test").allowed);
+  EXPECT_FALSE(dp.check(ip("fd00::5"), IPPROTO_UDP, 53, dns_id, "allowed.example.test").known)
+      << "both addresses go with the endpoint";
 }
 
 }  // namespace

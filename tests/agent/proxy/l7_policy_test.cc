@@ -20,6 +20,7 @@ PolicySnapshot snapshot(std::vector<HttpRule> http, std::vector<uint32_t> peers 
   ep.id = 2;
   ep.identity = 1002;
   ep.ipv4 = "10.0.0.2";
+  ep.ipv6 = "fd00::2";
   PortRule r;
   r.dir = Direction::kIngress;
   r.proto = 6;
@@ -37,9 +38,9 @@ struct Req {
   std::vector<std::pair<std::string, std::string>> headers;
 };
 
-Decision decide(const CompiledPolicy& p, const Req& r, uint32_t peer = kClient,
-                uint16_t port = 80) {
-  auto ep = p.endpointByIpv4(0x0200000a);  // 10.0.0.2, network order
+Decision decide(const CompiledPolicy& p, const Req& r, uint32_t peer = kClient, uint16_t port = 80,
+                const char* endpoint = "10.0.0.2") {
+  auto ep = p.endpointByAddress(*IpAddr::parse(endpoint));
   EXPECT_TRUE(ep.has_value());
   if (!ep) return {};
   RequestView v{r.method, r.path, r.host, {}};
@@ -62,7 +63,32 @@ TEST(L7PolicyTest, MethodAndPathMatchWholeValues) {
   EXPECT_FALSE(decide(**p, {"POST", "/v1/request-landing"}, kOther).allowed);
   EXPECT_FALSE(decide(**p, {"POST", "/v1/request-landing"}, kClient, 81).allowed);
   // An endpoint the policy does not know: no decision to make.
-  EXPECT_FALSE((*p)->endpointByIpv4(0x0300000a).has_value());
+  EXPECT_FALSE((*p)->endpointByAddress(*IpAddr::parse("10.0.0.3")).has_value());
+  EXPECT_FALSE((*p)->endpointByAddress(*IpAddr::parse("fd00::3")).has_value());
+}
+
+// A dual-stack endpoint is found by either address, with the same rules.
+TEST(L7PolicyTest, DualStackEndpointsAreFoundByEitherAddress) {
+  auto p = CompiledPolicy::compile(snapshot({{"GET", "/public/.*", "", {}, {}}}));
+  ASSERT_TRUE(p.ok()) << p.error().toString();
+  auto v4 = (*p)->endpointByAddress(*IpAddr::parse("10.0.0.2"));
+  auto v6 = (*p)->endpointByAddress(*IpAddr::parse("fd00::2"));
+  ASSERT_TRUE(v4.has_value() && v6.has_value());
+  EXPECT_EQ(v4->id, v6->id);
+  EXPECT_EQ(v4->index, v6->index);
+  EXPECT_TRUE(decide(**p, {"GET", "/public/map"}, kClient, 80, "fd00::2").allowed);
+  EXPECT_FALSE(decide(**p, {"PUT", "/public/map"}, kClient, 80, "fd00::2").allowed);
+  EXPECT_FALSE(decide(**p, {"GET", "/public/map"}, kOther, 80, "fd00::2").allowed);
+  // The address round-trips through the wire form; a malformed one refuses the snapshot.
+  auto j = toJson(snapshot({}));
+  EXPECT_EQ(j["endpoints"][0]["ipv6"], "fd00::2");
+  auto back = snapshotFromJson(j);
+  ASSERT_TRUE(back.ok()) << back.error().toString();
+  EXPECT_EQ(back->endpoints[0].ipv6, "fd00::2");
+  j["endpoints"][0]["ipv6"] = "10.0.0.2";
+  EXPECT_FALSE(snapshotFromJson(j).ok()) << "an IPv4 address in ipv6";
+  j["endpoints"][0]["ipv6"] = "fd00::zz";
+  EXPECT_FALSE(snapshotFromJson(j).ok());
 }
 
 TEST(L7PolicyTest, HostHeadersAndHeaderMatches) {
