@@ -13,6 +13,7 @@
 
 #include <boost/asio.hpp>
 
+#include "agent/common/asio_inet.h"
 #include "agent/common/fd.h"
 #include "agent/common/log.h"
 #include "agent/policy/fqdn_pattern.h"
@@ -34,24 +35,6 @@ auto& log() {
 constexpr uint8_t kUdp = IPPROTO_UDP, kTcp = IPPROTO_TCP;
 constexpr std::chrono::seconds kTcpIdle{10};
 const uint32_t kProxyMark = proxy_mark(MARK_MAGIC_PROXY_EGRESS, 0);
-
-IpAddr toIp(const asio::ip::address& a) {
-  if (a.is_v4()) {
-    auto b = a.to_v4().to_bytes();
-    return IpAddr::fromBytes(IpFamily::kV4, b.data());
-  }
-  auto b = a.to_v6().to_bytes();
-  return IpAddr::fromBytes(IpFamily::kV6, b.data());
-}
-
-// IP_TRANSPARENT / IPV6_TRANSPARENT.
-void setTransparent(int fd, bool v4) {
-  int one = 1;
-  if (v4)
-    ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-  else
-    ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
-}
 
 bool coversPort(const policy::L7PortRule& r, uint8_t proto, uint16_t port) {
   if (r.dir != policy::Direction::kEgress) return false;
@@ -251,7 +234,7 @@ struct DnsProxy::Impl {
       return false;
     }
     count(&DnsProxyStats::queries);
-    IpAddr server_ip = toIp(server.address());
+    IpAddr server_ip = fromAsio(server.address());
     auto entry = ipc.lookup(server_ip);
     uint32_t server_id = entry ? entry->info.identity : identity::kWorld;
     auto v = policy.check(src, proto, server.port(), server_id, q->name);
@@ -479,7 +462,7 @@ struct DnsProxy::Impl {
         continue;
       }
       buf.resize(static_cast<size_t>(n));
-      (void)process(std::move(buf), toIp(client->address()), client->port(), *server, kUdp,
+      (void)process(std::move(buf), fromAsio(client->address()), client->port(), *server, kUdp,
                     [server = *server, client = *client](std::vector<uint8_t> out) {
                       if (auto st = sendFrom(server, client, out); !st.ok())
                         log()->warn("fqdn: answer to {}: {}", client.address().to_string(),
@@ -589,7 +572,7 @@ struct DnsProxy::Impl {
                              c->idle.cancel();
                              std::vector<uint8_t> msg = std::move(c->buf);
                              bool ok = process(
-                                 std::move(msg), toIp(client.address()), client.port(), server,
+                                 std::move(msg), fromAsio(client.address()), client.port(), server,
                                  kTcp, [this, c, server, client](std::vector<uint8_t> out) {
                                    auto framed = std::make_shared<std::vector<uint8_t>>();
                                    framed->push_back(static_cast<uint8_t>(out.size() >> 8));

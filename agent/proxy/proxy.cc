@@ -29,27 +29,6 @@ constexpr std::string_view kH2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 }  // namespace
 
-asio::ip::address asioAddress(const IpAddr& ip) {
-  if (ip.isV4()) return asio::ip::address_v4(ip.v4HostOrder());
-  asio::ip::address_v6::bytes_type b;
-  std::copy(ip.bytes().begin(), ip.bytes().end(), b.begin());
-  return asio::ip::address_v6(b);
-}
-
-IpAddr fromAsio(const asio::ip::address& a) {
-  if (a.is_v4()) return IpAddr::fromHostOrder(a.to_v4().to_uint());
-  auto b = a.to_v6().to_bytes();
-  return IpAddr::fromBytes(IpFamily::kV6, b.data());
-}
-
-void setTransparent(int fd, bool v4) {
-  int one = 1;
-  if (v4)
-    ::setsockopt(fd, SOL_IP, IP_TRANSPARENT, &one, sizeof(one));
-  else
-    ::setsockopt(fd, SOL_IPV6, IPV6_TRANSPARENT, &one, sizeof(one));
-}
-
 int64_t wallNanos() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(
              std::chrono::system_clock::now().time_since_epoch())

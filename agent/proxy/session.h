@@ -14,6 +14,7 @@
 
 #include <boost/asio.hpp>
 
+#include "agent/common/asio_inet.h"
 #include "agent/proxy/proxy.h"
 
 namespace cilium::proxy {
@@ -81,10 +82,5 @@ std::shared_ptr<Session> makeHttp1Session(SessionHost& host, ConnInfo info, tcp:
 std::shared_ptr<Session> makeHttp2Session(SessionHost& host, ConnInfo info, tcp::socket down);
 
 int64_t wallNanos();
-// Addresses between the agent's type and Asio's (either family).
-asio::ip::address asioAddress(const IpAddr& ip);
-IpAddr fromAsio(const asio::ip::address& a);
-// IP_TRANSPARENT, or IPV6_TRANSPARENT for an IPv6 socket.
-void setTransparent(int fd, bool v4);
 
 }  // namespace cilium::proxy

@@ -26,7 +26,7 @@
 #include "lib/eth.h"
 #include "lib/lb.h"
 #include "lib/lb_packet.h"
-#include "lib/lb_xlate.h"
+#include "lib/nat6_xlate.h"
 #include "lib/pkt6.h"
 
 #define ICMPV6_PORT_UNREACH 4
@@ -94,7 +94,7 @@ static __always_inline int lb6_egress(struct __sk_buff *ctx, struct pkt6 *p, __u
 	if (!be)
 		return -DROP_NO_SERVICE;
 	*rev_nat = svc->rev_nat_index;
-	ret = lb6_rewrite(ctx, p->t.proto, true, &p->t.daddr, &be->address, p->t.dport, be->port);
+	ret = l4_rewrite6(ctx, p->t.proto, true, &p->t.daddr, &be->address, p->t.dport, be->port);
 	if (ret < 0)
 		return ret;
 	p->t.daddr = be->address;
@@ -125,7 +125,7 @@ static __always_inline int lb6_reverse(struct __sk_buff *ctx, struct pkt6 *p, __
 	rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &rev_nat);
 	if (!rn)
 		return -DROP_NAT_NO_MAPPING;
-	ret = lb6_rewrite(ctx, p->t.proto, false, &p->t.saddr, &rn->address, p->t.sport, rn->port);
+	ret = l4_rewrite6(ctx, p->t.proto, false, &p->t.saddr, &rn->address, p->t.sport, rn->port);
 	if (ret < 0)
 		return ret;
 	p->t.saddr = rn->address;
