@@ -23,6 +23,7 @@
 #include "lib/enforce6.h"
 #include "lib/eth.h"
 #include "lib/events.h"
+#include "lib/lb6_packet.h"
 #include "lib/lb_reverse.h"
 #include "lib/local_delivery.h"
 #include "lib/metrics.h"
@@ -92,8 +93,8 @@ static __always_inline int from_overlay_ipv4(struct __sk_buff *ctx, struct pkt4 
 
 /*
  * from_overlay_ipv4 for a decapsulated IPv6 packet (the outer headers stay IPv4): the same
- * ingress enforcement with the VNI identity and delivery. No L7 proxy or service translation
- * for IPv6 yet (enforce6 drops a rule that wants a proxy, fail closed).
+ * ingress enforcement with the VNI identity, the L7 proxy redirect, the reverse translation of
+ * a remote service backend's reply, and delivery.
  */
 static __always_inline int from_overlay_ipv6(struct __sk_buff *ctx, struct pkt6 *p,
 					     __u32 src_identity, struct trace_info *ti)
@@ -114,9 +115,29 @@ static __always_inline int from_overlay_ipv6(struct __sk_buff *ctx, struct pkt6 
 	ti->source = dst->lxc_id;
 	ti->dst_id = dst->lxc_id;
 	ret = enforce6(ctx, p, dst, CT_KEY_INGRESS, src_identity, &p->t.saddr, mono_now_sec(), ti,
-		       &due);
+		       &due, 0);
 	if (ret < 0)
 		return send_drop6(ctx, p, ti, ret);
+	if (ret > 0) {
+		/* An L7 rule: this node's proxy takes the connection, as from_overlay_ipv4. */
+		bpf_skb_change_type(ctx, 0 /* PACKET_HOST */);
+		if (ret == ENFORCE_TO_PROXY_STACK) {
+			proxy_set_mark(ctx, 0);
+		} else {
+			ret = proxy_assign6(ctx, p, (__u16)ret);
+			if (ret < 0)
+				return send_drop6(ctx, p, ti, ret);
+		}
+		count_forwarded(p->len, METRIC_INGRESS);
+		emit_trace6(ctx, p, ti, TRACE_TO_PROXY, due);
+		return TC_ACT_OK;
+	}
+	if (ti->rev_nat) {
+		/* A reply from a remote backend of an IPv6 service this pod connected to. */
+		ret = lb6_reverse(ctx, p, ti->rev_nat);
+		if (ret < 0)
+			return send_drop6(ctx, p, ti, ret);
+	}
 	ret = local_delivery6(ctx, dst);
 	if (ret < 0)
 		return send_drop6(ctx, p, ti, ret);

@@ -108,7 +108,7 @@ class NetlinkHostNet final : public HostNet {
       } else {
         CILIUM_ASSIGN_OR_RETURN(auto addrs, nl::addresses6(dev.ifindex));
         for (const auto& a : addrs)
-          if (IpAddr::fromBytes(IpFamily::kV6, a.data()) == ip) return okStatus();
+          if (IpAddr::fromBytes(IpFamily::kV6, a.ip.data()) == ip) return okStatus();
       }
       return makeError(ErrorCode::kNotFound, "{} in {} does not carry {}", ifname, netns, address);
     });

@@ -586,41 +586,17 @@ Result<std::vector<Address4>> addresses4(int ifindex) {
   return out;
 }
 
-Result<std::vector<Ip6>> addresses6(int ifindex) {
-  std::vector<Ip6> out;
+Result<std::vector<Address6>> addresses6(int ifindex) {
+  std::vector<Address6> out;
   // IPv6 reports a device's own address as IFA_ADDRESS (IFA_LOCAL only on point-to-point).
   CILIUM_RETURN_IF_ERROR(
-      forEachAddress(AF_INET6, ifindex, IFA_ADDRESS, 16, [&](const ifaddrmsg&, const void* data) {
-        Ip6 ip;
-        std::memcpy(ip.data(), data, ip.size());
-        out.push_back(ip);
-      }));
-  return out;
-}
-
-Result<std::vector<Address6>> addresses6(int ifindex) {
-  Message m(RTM_GETADDR, NLM_F_DUMP);
-  ifaddrmsg ifa{};
-  ifa.ifa_family = AF_INET6;
-  m.append(ifa);
-  std::vector<Address6> out;
-  CILIUM_RETURN_IF_ERROR(transact(m, [&](const nlmsghdr* h) {
-    if (h->nlmsg_type != RTM_NEWADDR || h->nlmsg_len < NLMSG_LENGTH(sizeof(ifaddrmsg))) return;
-    const auto* msg = static_cast<const ifaddrmsg*>(NLMSG_DATA(h));
-    if (msg->ifa_family != AF_INET6 ||
-        (ifindex != 0 && static_cast<int>(msg->ifa_index) != ifindex))
-      return;
-    int len = static_cast<int>(IFA_PAYLOAD(h));
-    for (auto* a = IFA_RTA(msg); RTA_OK(a, len); a = RTA_NEXT(a, len)) {
-      if (a->rta_type == IFA_ADDRESS && RTA_PAYLOAD(a) == 16) {
+      forEachAddress(AF_INET6, ifindex, IFA_ADDRESS, 16, [&](const ifaddrmsg& msg, const void* data) {
         Address6 addr;
-        std::memcpy(addr.ip.data(), RTA_DATA(a), 16);
-        addr.prefix_len = msg->ifa_prefixlen;
-        addr.ifindex = static_cast<int>(msg->ifa_index);
+        std::memcpy(addr.ip.data(), data, addr.ip.size());
+        addr.prefix_len = msg.ifa_prefixlen;
+        addr.ifindex = static_cast<int>(msg.ifa_index);
         out.push_back(addr);
-      }
-    }
-  }));
+      }));
   return out;
 }
 

@@ -92,8 +92,6 @@ Result<std::vector<Route4>> routes4(uint8_t protocol);
 // (IFA_F_NODAD): a pod's address is unique by IPAM and must be usable at once.
 using Ip6 = std::array<uint8_t, 16>;
 Status addAddress6(int ifindex, const Ip6& ip, uint8_t prefix_len);
-// The IPv6 addresses on a device (link-local ones included); ifindex 0: every device.
-Result<std::vector<Ip6>> addresses6(int ifindex);
 // replaceRoute4/deleteRoute4 for IPv6: `via` all zero routes through the device (scope link).
 Status replaceRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex, const Ip6& via = {});
 Status deleteRoute6(const Ip6& dst, uint8_t prefix_len, int ifindex);
