@@ -51,7 +51,8 @@ struct Counter : Http1Parser::Handler {
     v.path = h.url;
     if (auto host = h.header("host")) v.host = *host;
     for (const auto& [k, val] : h.headers) v.headers.emplace_back(k, val);
-    auto ep = policy().endpointByIpv4(0x0100000a);
+    static const cilium::IpAddr kEndpoint = *cilium::IpAddr::parse("10.0.0.1");
+    auto ep = policy().endpointByAddress(kEndpoint);
     if (!ep) std::abort();
     (void)policy().decide(*ep, Direction::kIngress, 6, 80, 7, v);
   }
