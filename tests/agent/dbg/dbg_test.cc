@@ -470,9 +470,9 @@ TEST(BpfPrintTest, LbIpv6) {
   std::ostringstream out;
   ASSERT_TRUE(printLb(svcs, slots, bes, false, out, {&svcs6, &bes6}).ok());
   EXPECT_EQ(out.str(),
-            "SERVICE ADDRESS          BACKEND ADDRESS (SERVICE ID) (SLOT)\n"
-            "[fd00:96::10]:80/TCP     1 backends (4) [ClusterIP]\n"
-            "                         [fd00:1::5]:8080/TCP (4) (1)\n");
+            "SERVICE ADDRESS        BACKEND ADDRESS (SERVICE ID) (SLOT)\n"
+            "[fd00:96::10]:80/TCP   1 backends (4) [ClusterIP]\n"
+            "                       [fd00:1::5]:8080/TCP (4) (1)\n");
 }
 
 TEST(BpfPrintTest, Ipcache) {
