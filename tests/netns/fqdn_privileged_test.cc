@@ -227,7 +227,9 @@ class FqdnTest : public testing::AgentNodeTest,
       return "";
     }
     // The pod's address of the test's family.
-    for (const auto& entry : nlohmann::json::parse(add->out)["ips"]) {
+    // Parsed into a variable: a range-for over a member of a temporary dangles (C++20).
+    const auto result = nlohmann::json::parse(add->out);
+    for (const auto& entry : result["ips"]) {
       std::string ip = entry["address"];
       if ((ip.find(':') != std::string::npos) == v6_) return ip.substr(0, ip.find('/'));
     }
