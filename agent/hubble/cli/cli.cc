@@ -166,9 +166,15 @@ std::string formatTime(const google::protobuf::Timestamp& ts,
   return std::string(buf) + fraction + (rfc3339 ? "Z" : "");
 }
 
+// The pod ("ns/pod"), else the DNS names the flow carries for the address, else the address.
 std::string endpointName(const flow::Endpoint& ep, const std::string& ip, uint32_t port,
-                         bool numeric = false) {
-  std::string host = numeric || ep.pod_name().empty() ? ip : ep.namespace_() + "/" + ep.pod_name();
+                         bool numeric = false,
+                         const google::protobuf::RepeatedPtrField<std::string>* names = nullptr) {
+  std::string host = ip;
+  if (!numeric && !ep.pod_name().empty())
+    host = ep.namespace_() + "/" + ep.pod_name();
+  else if (!numeric && names && !names->empty())
+    host = fmt::format("{}", fmt::join(*names, ","));
   if (port == 0) return host;
   // An IPv6 address before a port goes in brackets, as Hubble prints it.
   return host.find(':') != std::string::npos ? fmt::format("[{}]:{}", host, port)
@@ -906,9 +912,11 @@ std::string formatCompact(const observer::GetFlowsResponse& r, const PrintOption
   }
   if (!r.has_flow()) return "";
   const auto& f = r.flow();
-  auto src = endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric) + " " +
-             identityTag(f.source(), p.numeric);
-  auto dst = endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric) +
+  auto src = endpointName(f.source(), f.ip().source(), sourcePort(f), p.numeric,
+                          &f.source_names()) +
+             " " + identityTag(f.source(), p.numeric);
+  auto dst = endpointName(f.destination(), f.ip().destination(), destinationPort(f), p.numeric,
+                          &f.destination_names()) +
              " " + identityTag(f.destination(), p.numeric);
   bool reply = f.has_is_reply() && f.is_reply().value();
   std::string path = reply ? dst + " <- " + src : src + " -> " + dst;

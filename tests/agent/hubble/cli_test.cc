@@ -339,6 +339,13 @@ TEST(CliTest, CompactOutputReadsLikeHubbles) {
   EXPECT_EQ(formatCompact(r),
             "Nov 22 21:00:00.000: default/client:40000 (ID:256) -> default/server:8080 (ID:257) "
             "to-endpoint FORWARDED (TCP Flags: SYN)");
+  // An address the flow names (the local endpoint's DNS lookups) prints as its names.
+  observer::GetFlowsResponse named = r;
+  named.mutable_flow()->mutable_destination()->clear_pod_name();
+  named.mutable_flow()->add_destination_names("alderaan.galaxy.test");
+  EXPECT_EQ(formatCompact(named),
+            "Nov 22 21:00:00.000: default/client:40000 (ID:256) -> alderaan.galaxy.test:8080 "
+            "(ID:257) to-endpoint FORWARDED (TCP Flags: SYN)");
   auto json = formatJson(r);
   EXPECT_NE(json.find("\"verdict\":\"FORWARDED\""), std::string::npos) << json;
   EXPECT_NE(json.find("\"pod_name\":\"server\""), std::string::npos) << json;
