@@ -139,7 +139,7 @@ TEST_F(ClusterTest, AgentWaitsForTheOperatorsCidrAndListsEveryNode) {
   // No operator: the agent has published its CiliumNode and says what it waits for.
   ASSERT_TRUE(testing::eventually(
       [&] {
-        return node_->log("agent").find("waiting for this node's pod CIDR") != std::string::npos;
+        return node_->log("agent").find("waiting for this node's IPv4 pod CIDR") != std::string::npos;
       },
       20s))
       << node_->log("agent");
