@@ -28,6 +28,8 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
+
 #include "agent/common/netns.h"
 #include "agent/datapath/datapath.h"
 #include "agent/service/lb_datapath.h"
@@ -374,13 +376,19 @@ int main(int argc, char** argv) {
       runSock(n, false, true, "sock4lxc");
       runSock(n, true, true, "sock6");
     }
-    if (want("packet")) {
+    // Per-packet LB, one family: programs Services up to n, measures the pod-to-pod floor once,
+    // then connects to the last VIP.
+    auto runPacket = [&](bool v6) {
+      const char* mode = v6 ? "packet6" : "packet";
+      uint32_t& programmed = v6 ? pkt6_programmed : pkt_programmed;
+      bool& direct_done = v6 ? pkt_direct6_done : pkt_direct_done;
+      const std::string& server_ip = v6 ? server->ip6 : server->ip;
       std::vector<service::Service> svcs;
-      auto backend = *IpAddr::parse(server->ip);
-      for (uint32_t i = pkt_programmed; i < n; i++) {
+      auto backend = *IpAddr::parse(server_ip);
+      for (uint32_t i = programmed; i < n; i++) {
         service::Service s;
-        s.name = {"default", "svc" + std::to_string(i)};
-        s.cluster_ip = *IpAddr::parse(vip(i));
+        s.name = {"default", (v6 ? "svc6-" : "svc") + std::to_string(i)};
+        s.cluster_ip = *IpAddr::parse(v6 ? vip6(i) : vip(i));
         service::ServicePort p;
         p.name = "http";
         p.port = 80;
@@ -388,55 +396,27 @@ int main(int argc, char** argv) {
         s.ports.push_back(std::move(p));
         svcs.push_back(std::move(s));
       }
-      if (auto s = pkt_mgr->upsertServices(svcs); !s.ok()) die("program (packet)", s.error());
-      pkt_programmed = std::max(pkt_programmed, n);
+      if (auto s = pkt_mgr->upsertServices(svcs); !s.ok())
+        die(fmt::format("program ({})", mode), s.error());
+      programmed = std::max(programmed, n);
       pktAttach(true);
-      if (!pkt_direct_done) {
+      if (!direct_done) {
         // The floor of this mode: pod to pod through bpf_lxc, no Service.
-        auto d = bench::measureConnects(client->netns, server->ip, 8080, connects);
-        if (!d.ok()) die("connect (packet, direct)", d.error());
-        std::printf("%-8s %9s %10.1f %10.1f %12.0f %8zu\n", "pkt-dir", "-", d->p50_us, d->p99_us,
-                    d->per_sec, d->failed);
-        pkt_direct_done = true;
+        auto d = bench::measureConnects(client->netns, server_ip, 8080, connects);
+        if (!d.ok()) die(fmt::format("connect ({}, direct)", mode), d.error());
+        std::printf("%-8s %9s %10.1f %10.1f %12.0f %8zu\n", v6 ? "pkt-dir6" : "pkt-dir", "-",
+                    d->p50_us, d->p99_us, d->per_sec, d->failed);
+        direct_done = true;
       }
-      auto l = bench::measureConnects(client->netns, vip(n - 1), 80, connects);
+      auto l = bench::measureConnects(client->netns, v6 ? vip6(n - 1) : vip(n - 1), 80, connects);
       pktAttach(false);
-      if (!l.ok()) die("connect (packet)", l.error());
-      std::printf("%-8s %9u %10.1f %10.1f %12.0f %8zu\n", "packet", n, l->p50_us, l->p99_us,
+      if (!l.ok()) die(fmt::format("connect ({})", mode), l.error());
+      std::printf("%-8s %9u %10.1f %10.1f %12.0f %8zu\n", mode, n, l->p50_us, l->p99_us,
                   l->per_sec, l->failed);
       std::fflush(stdout);
-    }
-    if (want("packet6")) {
-      std::vector<service::Service> svcs;
-      auto backend = *IpAddr::parse(server->ip6);
-      for (uint32_t i = pkt6_programmed; i < n; i++) {
-        service::Service s;
-        s.name = {"default", "svc6-" + std::to_string(i)};
-        s.cluster_ip = *IpAddr::parse(vip6(i));
-        service::ServicePort p;
-        p.name = "http";
-        p.port = 80;
-        p.backends = {{backend, 8080, service::BackendState::kActive, true}};
-        s.ports.push_back(std::move(p));
-        svcs.push_back(std::move(s));
-      }
-      if (auto s = pkt_mgr->upsertServices(svcs); !s.ok()) die("program (packet6)", s.error());
-      pkt6_programmed = std::max(pkt6_programmed, n);
-      pktAttach(true);
-      if (!pkt_direct6_done) {
-        auto d = bench::measureConnects(client->netns, server->ip6, 8080, connects);
-        if (!d.ok()) die("connect (packet6, direct)", d.error());
-        std::printf("%-8s %9s %10.1f %10.1f %12.0f %8zu\n", "pkt-dir6", "-", d->p50_us, d->p99_us,
-                    d->per_sec, d->failed);
-        pkt_direct6_done = true;
-      }
-      auto l = bench::measureConnects(client->netns, vip6(n - 1), 80, connects);
-      pktAttach(false);
-      if (!l.ok()) die("connect (packet6)", l.error());
-      std::printf("%-8s %9u %10.1f %10.1f %12.0f %8zu\n", "packet6", n, l->p50_us, l->p99_us,
-                  l->per_sec, l->failed);
-      std::fflush(stdout);
-    }
+    };
+    if (want("packet")) runPacket(false);
+    if (want("packet6")) runPacket(true);
     for (const char* tool : {"nft", "legacy"}) {
       if (!want(tool)) continue;
       std::string rules = fmt::format("{}/rules-{}.txt", (*topo)->tmpDir(), n);
