@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # README command 2: installs what is missing, builds, and runs every test tier (unit, unit under
 # ASan+UBSan, a libFuzzer smoke run of every fuzz target, bpf, netns, e2e), then prints a summary.
+# The sanitizer pass and the fuzzers share one clang build (build-fuzz: ASan + UBSan + coverage in
+# every library), so the libraries are compiled twice per run (gcc and clang), not three times.
 # As root the privileged tiers must run; otherwise they are reported as skipped.
 #
 #   scripts/test.sh              everything
@@ -13,6 +15,7 @@ root=$(pwd)
 
 tiers=("$@")
 [ ${#tiers[@]} -gt 0 ] || tiers=(unit asan fuzz bpf netns e2e)
+have_clang() { command -v clang++ >/dev/null && command -v clang >/dev/null; }
 
 ./scripts/install-deps.sh
 start=$(date +%s)
@@ -33,7 +36,7 @@ for tier in "${tiers[@]}"; do
   echo "=== tier: $tier ==="
   if [ "$tier" = fuzz ]; then
     # libFuzzer needs clang (always installed in CI): without it the tier is skipped, not failed.
-    if ! command -v clang++ >/dev/null || ! command -v clang >/dev/null; then
+    if ! have_clang; then
       result[$tier]="skipped clang/clang++ not found: libFuzzer needs clang (scripts/install-deps.sh)"
       continue
     fi
@@ -63,8 +66,14 @@ for tier in "${tiers[@]}"; do
   fi
   log=$(mktemp)
   if [ "$tier" = asan ]; then
-    BUILD_DIR=build-asan BUILD_TARGET=unit_tests ./scripts/build.sh -DCILIUM_SANITIZE=ON -DCILIUM_BUILD_BENCH=OFF
-    (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+    if ! have_clang; then
+      result[$tier]="skipped clang/clang++ not found (scripts/install-deps.sh)"
+      continue
+    fi
+    # The fuzz tier's configuration (scripts/fuzz.sh configures build-fuzz the same way).
+    BUILD_DIR=build-fuzz BUILD_TARGET=unit_tests ./scripts/build.sh \
+      -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ -DCILIUM_FUZZ=ON -DCILIUM_BUILD_BENCH=OFF
+    (cd build-fuzz && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
       ctest -L '^unit$' --output-on-failure -j2) 2>&1 | tee "$log" || true
   else
     (cd build && ctest -L "^${tier}\$" --output-on-failure) 2>&1 | tee "$log" || true

@@ -182,7 +182,8 @@ int endpointSlices(const std::string& dir, const std::string& addrs_file) {
   }
 
   json list = {{"apiVersion", "v1"}, {"kind", "List"}, {"items", json::array()}};
-  for (const auto& [svc, raw] : *svcs) {
+  for (const auto& entry : *svcs) {
+    const k8s::Service& svc = entry.first;  // not a structured binding: clang 14 cannot capture one
     if (svc.selector.empty()) continue;
     // A slice someone else wrote for this service wins: the tool only fills in what is missing.
     bool has_own = std::any_of(slices->begin(), slices->end(), [&](const auto& s) {
@@ -200,11 +201,10 @@ int endpointSlices(const std::string& dir, const std::string& addrs_file) {
       auto it = addr.find(podKey(p));
       if (it == addr.end()) continue;
       members.push_back(&p);
-      json ep = {
-          {"addresses", {it->second}},
-          {"conditions", {{"ready", true}}},
-          {"targetRef",
-           {{"kind", "Pod"}, {"namespace", p.meta.namespace_name}, {"name", p.meta.name}}}};
+      json ep = {{"addresses", {it->second}},
+                 {"conditions", {{"ready", true}}},
+                 {"targetRef",
+                  {{"kind", "Pod"}, {"namespace", p.meta.namespace_name}, {"name", p.meta.name}}}};
       if (auto n = node.find(podKey(p)); n != node.end()) ep["nodeName"] = n->second;
       endpoints.push_back(std::move(ep));
     }

@@ -97,7 +97,7 @@ TEST(NodeTaintPure, DecodesReadinessDeletionAndTaints) {
 TEST(NodeTaintPure, DecisionsFollowTheAgentPods) {
   NodeTaintOptions o;
   auto tainted = decodeNode(node("n1", {otherTaint(), notReadyTaint()}));
-  auto clean = decodeNode(node("n1", {otherTaint()}));
+  auto clean = decodeNode(node("n1", json::array({otherTaint()})));
   auto ready = decodePod(agentPod("a", "n1", true));
   auto unready = decodePod(agentPod("a", "n1", false));
   auto deleting = ready;
@@ -129,7 +129,9 @@ TEST(NodeTaintPure, DecisionsFollowTheAgentPods) {
   // The patch tests what was seen (null for a node without taints) before it writes.
   auto patch = taintPatch(clean, *s);
   ASSERT_EQ(patch.size(), 2u);
-  EXPECT_EQ(patch[0], json({{"op", "test"}, {"path", "/spec/taints"}, {"value", {otherTaint()}}}));
+  EXPECT_EQ(
+      patch[0],
+      json({{"op", "test"}, {"path", "/spec/taints"}, {"value", json::array({otherTaint()})}}));
   EXPECT_EQ(patch[1]["op"], "add");
   EXPECT_EQ(patch[1]["value"].size(), 2u);
   EXPECT_EQ(taintPatch(decodeNode(node("n2", nullptr)), *s)[0]["value"], nullptr);
@@ -179,7 +181,7 @@ class NodeTaintTest : public ::testing::Test {
 
 TEST_F(NodeTaintTest, TaintGoesOnlyOnceTheNodesOwnAgentPodIsReady) {
   ASSERT_TRUE(srv_.create(kNodes, node("n1", {otherTaint(), notReadyTaint()})).ok());
-  ASSERT_TRUE(srv_.create(kNodes, node("n2", {notReadyTaint()})).ok());
+  ASSERT_TRUE(srv_.create(kNodes, node("n2", json::array({notReadyTaint()}))).ok());
   // None of these makes n1 ready: not ready, another node's, other labels, another namespace.
   ASSERT_TRUE(srv_.create(kPods, agentPod("cilium-a", "n1", false)).ok());
   ASSERT_TRUE(srv_.create(kPods, agentPod("cilium-b", "n2", true)).ok());
@@ -223,7 +225,7 @@ TEST_F(NodeTaintTest, TaintGoesOnlyOnceTheNodesOwnAgentPodIsReady) {
 }
 
 TEST_F(NodeTaintTest, ADeletedAgentPodDoesNotCountAndAConcurrentChangeIsNotOverwritten) {
-  ASSERT_TRUE(srv_.create(kNodes, node("n1", {notReadyTaint()})).ok());
+  ASSERT_TRUE(srv_.create(kNodes, node("n1", json::array({notReadyTaint()}))).ok());
   json p = agentPod("cilium-a", "n1", true);
   p["metadata"]["deletionTimestamp"] = "2026-12-07T00:00:00Z";
   ASSERT_TRUE(srv_.create(kPods, p).ok());
@@ -298,7 +300,7 @@ TEST(NodeTaintOperator, FlagsHaveCiliumsNamesAndDefaults) {
 TEST(NodeTaintOperator, TheLeadingOperatorRemovesTheTaint) {
   testing::FakeApiServer srv;
   ASSERT_TRUE(srv.start().ok());
-  ASSERT_TRUE(srv.create(kNodes, node("n1", {notReadyTaint()})).ok());
+  ASSERT_TRUE(srv.create(kNodes, node("n1", json::array({notReadyTaint()}))).ok());
   ASSERT_TRUE(srv.create(kPods, agentPod("cilium-x", "n1", true)).ok());
   Config c;
   c.leader_election = false;

@@ -30,10 +30,10 @@ class FakeModules : public daemon::Component {
   std::string_view name() const override { return "fake-modules"; }
   Status start(daemon::Host& d) override {
     auto& r = d.router();
-    CILIUM_RETURN_IF_ERROR(r.add(api::Method::kGet, "/v1/endpoint",
-                                 [this](const api::Request&) -> Result<api::Response> {
-                                   return api::Response::json(api::encodeList(endpoints()));
-                                 }));
+    CILIUM_RETURN_IF_ERROR(
+        r.add(api::Method::kGet, "/v1/endpoint", [](const api::Request&) -> Result<api::Response> {
+          return api::Response::json(api::encodeList(endpoints()));
+        }));
     CILIUM_RETURN_IF_ERROR(
         r.add(api::Method::kGet, "/v1/endpoint/{id}",
               [this](const api::Request& req) -> Result<api::Response> {
