@@ -10,9 +10,10 @@
  *            caller stores the service id in the egress entry (lb6_ct_mark) after policy.
  *   replies: enforce6 hands the entry's service id over (trace_info.rev_nat); lb6_reverse
  *            SNATs the backend back to the frontend.
- *   reject:  a TCP segment or UDP datagram to a frontend without active backends becomes an
- *            ICMPv6 destination unreachable (port unreachable) from the frontend, sent back
- *            into the pod (its socket sees ECONNREFUSED).
+ *   reject:  a TCP segment to a frontend without active backends becomes the frontend's RST
+ *            (lib/lb_reject.h's, as for IPv4), a UDP datagram an ICMPv6 destination
+ *            unreachable (port unreachable) from the frontend; both go back into the pod (its
+ *            socket sees ECONNREFUSED).
  */
 #pragma once
 
@@ -26,6 +27,7 @@
 #include "lib/eth.h"
 #include "lib/lb.h"
 #include "lib/lb_packet.h"
+#include "lib/lb_reject.h"
 #include "lib/nat6_xlate.h"
 #include "lib/pkt6.h"
 
@@ -133,25 +135,75 @@ static __always_inline int lb6_reverse(struct __sk_buff *ctx, struct pkt6 *p, __
 	return 0;
 }
 
-/* The ICMPv6 checksum's pseudo-header after the two addresses (RFC 8200 8.1). */
-struct icmp6_pseudo_tail {
+/* The upper-layer checksum's pseudo-header after the two addresses (RFC 8200 8.1). */
+struct ipv6_pseudo_tail {
 	__be32 len;
 	__u8 zero[3];
 	__u8 nexthdr;
 };
 
+/* The RST of a TCP segment to a frontend without backends (lb4_reject_tcp for IPv6). */
+static __always_inline int lb6_reject_tcp(struct __sk_buff *ctx, const struct pkt6 *p,
+					  const struct endpoint_info *ep)
+{
+	struct ipv6_pseudo_tail tail = {
+	    .len = bpf_htonl(sizeof(struct tcphdr)),
+	    .nexthdr = IPPROTO_TCP_,
+	};
+	struct ipv6hdr *ip6;
+	struct tcphdr *th;
+	struct ethhdr *eth;
+	struct tcp_rst r;
+	void *data, *data_end;
+	__s64 sum;
+	int ret;
+
+	if (p->tcp_flags & TCP_FLAG_RST)
+		return -DROP_NO_SERVICE; /* never answer a RST */
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	ip6 = data + ETH_HLEN;
+	th = data + ETH_HLEN + sizeof(*ip6);
+	/* Extension headers before TCP: dropped unanswered (NO_SERVICE all the same). */
+	if ((void *)(th + 1) > data_end || ip6->nexthdr != IPPROTO_TCP_)
+		return -DROP_NO_SERVICE;
+	ret = tcp_rst_for(th, bpf_ntohs(ip6->payload_len), &r);
+	if (ret < 0)
+		return ret;
+
+	if (bpf_skb_change_tail(ctx, ETH_HLEN + sizeof(*ip6) + sizeof(*th), 0) < 0)
+		return -DROP_WRITE_ERROR;
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	eth = data;
+	ip6 = data + ETH_HLEN;
+	th = data + ETH_HLEN + sizeof(*ip6);
+	if ((void *)(th + 1) > data_end)
+		return -DROP_INVALID;
+
+	eth_rewrite(eth, ep->mac, ep->node_mac);
+	*(__be32 *)ip6 = bpf_htonl(0x60000000); /* version 6, no traffic class, no flow label */
+	ip6->payload_len = bpf_htons(sizeof(*th));
+	ip6->hop_limit = 64;
+	ipv6_addr_copy((union v4v6_addr *)&ip6->saddr, &p->t.daddr);
+	ipv6_addr_copy((union v4v6_addr *)&ip6->daddr, &p->t.saddr);
+	tcp_rst_write(th, p->t.dport, p->t.sport, &r);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&ip6->saddr, 32, 0);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)&tail, sizeof(tail), (__u32)sum);
+	sum = bpf_csum_diff(NULL, 0, (__be32 *)th, sizeof(*th), (__u32)sum);
+	th->check = csum_fold(sum);
+	return 0;
+}
+
 /*
- * A TCP segment or UDP datagram to a frontend without active backends, turned in place into
- * ICMPv6 port unreachable from the frontend quoting the packet's first 48 bytes, and
- * redirected into the pod `ep` (lb4_reject for IPv6: one answer for both protocols, which the
- * client's stack turns into ECONNREFUSED for TCP and connected UDP alike). Returns the tc
- * verdict, or -DROP_x when no answer is possible.
+ * A UDP datagram to a frontend without active backends, turned in place into ICMPv6 port
+ * unreachable from the frontend quoting the datagram's first 48 bytes.
  */
-static __always_inline int lb6_reject(struct __sk_buff *ctx, const struct pkt6 *p,
-				      const struct endpoint_info *ep)
+static __always_inline int lb6_reject_udp(struct __sk_buff *ctx, const struct pkt6 *p,
+					  const struct endpoint_info *ep)
 {
 	const __u32 grow = sizeof(struct ipv6hdr) + 8;
-	struct icmp6_pseudo_tail tail = {
+	struct ipv6_pseudo_tail tail = {
 	    .len = bpf_htonl(8 + ICMP6_QUOTE_LEN),
 	    .nexthdr = IPPROTO_ICMPV6_,
 	};
@@ -161,8 +213,6 @@ static __always_inline int lb6_reject(struct __sk_buff *ctx, const struct pkt6 *
 	__u8 *icmp;
 	__s64 sum;
 
-	if (p->t.proto == IPPROTO_TCP_ && (p->tcp_flags & TCP_FLAG_RST))
-		return -DROP_NO_SERVICE; /* never answer a RST */
 	if (ctx_load_u32(ctx, len) < ETH_HLEN + ICMP6_QUOTE_LEN)
 		return -DROP_NO_SERVICE;
 	if (bpf_skb_change_tail(ctx, ETH_HLEN + ICMP6_QUOTE_LEN, 0) < 0)
@@ -195,6 +245,20 @@ static __always_inline int lb6_reject(struct __sk_buff *ctx, const struct pkt6 *
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)&tail, sizeof(tail), (__u32)sum);
 	sum = bpf_csum_diff(NULL, 0, (__be32 *)icmp, 8 + ICMP6_QUOTE_LEN, (__u32)sum);
 	*(__be16 *)(icmp + 2) = csum_fold(sum);
+	return 0;
+}
+
+/*
+ * A connection to a frontend without active backends, refused into the pod `ep` (lb4_reject
+ * for IPv6). Returns the tc verdict, or -DROP_x when no answer is possible.
+ */
+static __always_inline int lb6_reject(struct __sk_buff *ctx, const struct pkt6 *p,
+				      const struct endpoint_info *ep)
+{
+	int ret = p->t.proto == IPPROTO_TCP_ ? lb6_reject_tcp(ctx, p, ep) : lb6_reject_udp(ctx, p, ep);
+
+	if (ret < 0)
+		return ret;
 	/* Into the pod's namespace, as local delivery does. */
 	return bpf_redirect_peer(ep->ifindex, 0);
 }

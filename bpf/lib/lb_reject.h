@@ -3,8 +3,9 @@
  * Refusals of connections to a frontend without active backends, as Kubernetes expects them
  * instead of a silent drop: a TCP segment becomes the RST the frontend would answer with, a UDP
  * datagram an ICMP port unreachable from the frontend. Both are built in place from the refused
- * packet and sent back to the sender: into the pod from bpf_lxc (lb4_reject), back out of the
- * device from bpf_host (nodeport_reject, lib/nodeport.h).
+ * packet and sent back to the sender: into the pod from bpf_lxc (lb4_reject; lb6_reject in
+ * lib/lb6_packet.h shares the RST), back out of the device from bpf_host (nodeport_reject,
+ * lib/nodeport.h).
  */
 #pragma once
 
@@ -17,11 +18,60 @@
 #include "lib/ipv4.h"
 #include "lib/pkt.h"
 
+/* What a RST answering a TCP segment carries (RFC 9293 3.10.7.1), network byte order. */
+struct tcp_rst {
+	__be32 seq;
+	__be32 ack_seq;
+	__u8 flags;
+};
+
+/*
+ * The RST that answers segment `th` of `tcp_len` bytes (header and payload): it acknowledges
+ * what the segment occupied when it had no ACK, else takes the segment's ACK as its sequence.
+ */
+static __always_inline int tcp_rst_for(const struct tcphdr *th, __u32 tcp_len, struct tcp_rst *r)
+{
+	__u8 flags = ((const __u8 *)th)[13];
+	__u32 seg_len;
+
+	if (tcp_len < th->doff * 4)
+		return -DROP_INVALID;
+	seg_len = tcp_len - th->doff * 4;
+	if (flags & TCP_FLAG_SYN)
+		seg_len++;
+	if (flags & TCP_FLAG_FIN)
+		seg_len++;
+	if (flags & TCP_FLAG_ACK) {
+		r->seq = th->ack_seq;
+		r->ack_seq = 0;
+		r->flags = TCP_FLAG_RST;
+	} else {
+		r->seq = 0;
+		r->ack_seq = bpf_htonl(bpf_ntohl(th->seq) + seg_len);
+		r->flags = TCP_FLAG_RST | TCP_FLAG_ACK;
+	}
+	return 0;
+}
+
+/* Writes RST `r` over `th` (20 bytes, no options, checksum left 0 for the caller). */
+static __always_inline void tcp_rst_write(struct tcphdr *th, __be16 sport, __be16 dport,
+					  const struct tcp_rst *r)
+{
+	th->source = sport;
+	th->dest = dport;
+	th->seq = r->seq;
+	th->ack_seq = r->ack_seq;
+	((__u8 *)th)[12] = 5 << 4; /* data offset: no options */
+	((__u8 *)th)[13] = r->flags;
+	th->window = 0;
+	th->check = 0;
+	th->urg_ptr = 0;
+}
+
 /*
  * Turns a TCP segment to a frontend without backends into the RST the frontend would answer
- * with (RFC 793: seq from the segment's ack, or an ack of what it carried), addressed back to
- * the sender with the Ethernet addresses dmac/smac. Returns 0 or -DROP_x; the caller redirects
- * the packet back towards the sender.
+ * with (tcp_rst_for), addressed back to the sender with the Ethernet addresses dmac/smac.
+ * Returns 0 or -DROP_x; the caller redirects the packet back towards the sender.
  */
 static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pkt4 *p,
 					  const __u8 *dmac, const __u8 *smac)
@@ -29,8 +79,7 @@ static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pk
 	struct iphdr *ip;
 	struct tcphdr *th;
 	struct ethhdr *eth;
-	__u32 seq, ack_seq, seg_len, plen;
-	__u8 flags;
+	struct tcp_rst r;
 	void *data, *data_end;
 	struct {
 		__be32 saddr, daddr;
@@ -38,6 +87,7 @@ static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pk
 		__be16 len;
 	} ph;
 	__s64 sum;
+	int ret;
 
 	if (p->tcp_flags & TCP_FLAG_RST)
 		return -DROP_NO_SERVICE; /* never answer a RST */
@@ -47,17 +97,11 @@ static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pk
 	th = data + ETH_HLEN + sizeof(*ip);
 	if ((void *)(th + 1) > data_end || ipv4_hdrlen(ip) != sizeof(*ip))
 		return -DROP_NO_SERVICE;
-	flags = ((__u8 *)th)[13];
-	plen = bpf_ntohs(ip->tot_len);
-	if (plen < sizeof(*ip) + th->doff * 4)
+	if (bpf_ntohs(ip->tot_len) < sizeof(*ip))
 		return -DROP_INVALID;
-	seg_len = plen - sizeof(*ip) - th->doff * 4;
-	if (flags & TCP_FLAG_SYN)
-		seg_len++;
-	if (flags & TCP_FLAG_FIN)
-		seg_len++;
-	seq = bpf_ntohl(th->seq);
-	ack_seq = bpf_ntohl(th->ack_seq);
+	ret = tcp_rst_for(th, bpf_ntohs(ip->tot_len) - sizeof(*ip), &r);
+	if (ret < 0)
+		return ret;
 
 	if (bpf_skb_change_tail(ctx, ETH_HLEN + sizeof(*ip) + sizeof(*th), 0) < 0)
 		return -DROP_WRITE_ERROR;
@@ -71,21 +115,7 @@ static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pk
 
 	eth_rewrite(eth, dmac, smac);
 	ipv4_fill_hdr(ip, p->t.daddr, p->t.saddr, IPPROTO_TCP_, sizeof(*ip) + sizeof(*th));
-	th->source = p->t.dport;
-	th->dest = p->t.sport;
-	if (flags & TCP_FLAG_ACK) {
-		th->seq = bpf_htonl(ack_seq);
-		th->ack_seq = 0;
-		((__u8 *)th)[13] = TCP_FLAG_RST;
-	} else {
-		th->seq = 0;
-		th->ack_seq = bpf_htonl(seq + seg_len);
-		((__u8 *)th)[13] = TCP_FLAG_RST | TCP_FLAG_ACK;
-	}
-	((__u8 *)th)[12] = 5 << 4; /* data offset: no options */
-	th->window = 0;
-	th->check = 0;
-	th->urg_ptr = 0;
+	tcp_rst_write(th, p->t.dport, p->t.sport, &r);
 
 	ph.saddr = p->t.daddr;
 	ph.daddr = p->t.saddr;
@@ -98,10 +128,6 @@ static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pk
 	return 0;
 }
 
-/*
- * Turns a UDP datagram to a frontend without backends into ICMP port unreachable from the
- * frontend, quoting the datagram's header, addressed back to the sender (dmac/smac).
- */
 static __always_inline int lb4_reject_udp(struct __sk_buff *ctx, const struct pkt4 *p,
 					  const __u8 *dmac, const __u8 *smac)
 {

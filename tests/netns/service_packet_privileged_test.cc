@@ -149,16 +149,11 @@ TEST_P(ServicePacketTest, UdpRepliesComeFromTheVip) {
 }
 
 TEST_P(ServicePacketTest, NoBackendIsRefusedNotDropped) {
-  // IPv6 TCP: the datapath answers (bpf tier: LxcServiceFamilyTest.NoBackendIpv6...), but the
-  // answer to a real SYN never reaches the client's ICMPv6 layer (Icmp6InMsgs stays 0): a known
-  // gap (docs/services.md), so only UDP is checked end to end for IPv6.
-  if (!v6()) {
-    program(service::Protocol::kTcp, 80, {});
-    auto c = testing::connectTcp(pods_["client"].netns, vip_, 80, std::chrono::seconds(3));
-    ASSERT_FALSE(c.ok());
-    EXPECT_NE(c.error().message().find("refused"), std::string::npos)
-        << "an RST, not a timeout: " << c.error().toString();
-  }
+  program(service::Protocol::kTcp, 80, {});
+  auto c = testing::connectTcp(pods_["client"].netns, vip_, 80, std::chrono::seconds(3));
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.error().message().find("refused"), std::string::npos)
+      << "an RST, not a timeout: " << c.error().toString();
 
   program(service::Protocol::kUdp, 53, {});
   // A connected UDP socket reports the ICMP port unreachable as ECONNREFUSED.
