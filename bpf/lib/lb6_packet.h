@@ -158,8 +158,6 @@ static __always_inline int lb6_reject_tcp(struct __sk_buff *ctx, const struct pk
 	__s64 sum;
 	int ret;
 
-	if (p->tcp_flags & TCP_FLAG_RST)
-		return -DROP_NO_SERVICE; /* never answer a RST */
 	data = ctx_data(ctx);
 	data_end = ctx_data_end(ctx);
 	ip6 = data + ETH_HLEN;

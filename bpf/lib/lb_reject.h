@@ -28,12 +28,15 @@ struct tcp_rst {
 /*
  * The RST that answers segment `th` of `tcp_len` bytes (header and payload): it acknowledges
  * what the segment occupied when it had no ACK, else takes the segment's ACK as its sequence.
+ * A RST is never answered (-DROP_NO_SERVICE).
  */
 static __always_inline int tcp_rst_for(const struct tcphdr *th, __u32 tcp_len, struct tcp_rst *r)
 {
 	__u8 flags = ((const __u8 *)th)[13];
 	__u32 seg_len;
 
+	if (flags & TCP_FLAG_RST)
+		return -DROP_NO_SERVICE;
 	if (tcp_len < th->doff * 4)
 		return -DROP_INVALID;
 	seg_len = tcp_len - th->doff * 4;
@@ -89,8 +92,6 @@ static __always_inline int lb4_reject_tcp(struct __sk_buff *ctx, const struct pk
 	__s64 sum;
 	int ret;
 
-	if (p->tcp_flags & TCP_FLAG_RST)
-		return -DROP_NO_SERVICE; /* never answer a RST */
 	data = ctx_data(ctx);
 	data_end = ctx_data_end(ctx);
 	ip = data + ETH_HLEN;
