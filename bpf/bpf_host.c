@@ -21,6 +21,7 @@
 #include "lib/masquerade.h"
 #include "lib/metrics.h"
 #include "lib/nodeport.h"
+#include "lib/nodeport6.h"
 #include "lib/nodeport_icmp.h"
 #include "lib/nodeport_xdp.h"
 #include "lib/pkt.h"
@@ -42,7 +43,7 @@ static __always_inline int host_parse(struct __sk_buff *ctx, struct pkt4 *p)
 	return pkt_parse4(ctx, p, &ip);
 }
 
-/* Whether the packet is IPv6 (after making its headers linear, as host_parse does). */
+/* Whether the packet is IPv6 (after pkt_pull has made its headers linear). */
 static __always_inline bool host_is_ipv6(struct __sk_buff *ctx)
 {
 	void *data = ctx_data(ctx);
@@ -53,51 +54,78 @@ static __always_inline bool host_is_ipv6(struct __sk_buff *ctx)
 }
 
 /*
- * IPv6 from outside (masquerade only; no IPv6 NodePort yet): replies and ICMPv6 errors of pods'
- * masqueraded connections go back to the pods; anything else, and what does not parse, is the
- * stack's.
+ * IPv6 from outside: replies and ICMPv6 errors of pods' masqueraded connections go back to the
+ * pods, NodePort / externalIP / LoadBalancer frontends to their backends, remote backends'
+ * replies back to their clients (lib/nodeport6.h); anything else, and what does not parse, is
+ * the stack's. A function of its own (a BPF-to-BPF call) with its struct pkt6 off the stack: the
+ * IPv4 and IPv6 paths do not fit together in one 512-byte frame.
  */
-static __always_inline int from_netdev6(struct __sk_buff *ctx)
+static __noinline int from_netdev6(struct __sk_buff *ctx)
 {
 	struct trace_info ti = {.dir = METRIC_INGRESS};
-	struct pkt6 p = {};
+	struct pkt6 *p = pkt6_scratch();
+	bool rejected = false;
 	int ret;
 
-	if (pkt_parse6(ctx, &p) != 0)
+	if (!p || pkt_parse6(ctx, p) != 0)
 		return TC_ACT_OK;
-	ret = p.related ? masq_icmp_ingress6(ctx, &p) : masq_ingress6(ctx, &p);
+	ret = p->related ? masq_icmp_ingress6(ctx, p) : masq_ingress6(ctx, p);
+	if (ret == TC_ACT_OK) {
+		if (p->related)
+			ret = nodeport_icmp_ingress6(ctx, p, mono_now_sec());
+		else
+			ret = nodeport_ingress6(ctx, p, mono_now_sec(), &rejected);
+	}
+	if (rejected) {
+		/* Refused, not dropped silently; still reported as NO_SERVICE. */
+		send_drop6(ctx, p, &ti, -DROP_NO_SERVICE);
+		return ret;
+	}
 	if (ret < 0)
-		return send_drop6(ctx, &p, &ti, ret);
+		return send_drop6(ctx, p, &ti, ret);
 	if (ret != TC_ACT_OK)
-		count_forwarded(p.len, METRIC_INGRESS);
+		count_forwarded(p->len, METRIC_INGRESS);
 	return ret;
 }
 
-/* IPv6 leaving a native device: pods' connections to the outside are masqueraded. */
-static __always_inline int to_netdev6(struct __sk_buff *ctx)
+/*
+ * IPv6 leaving a native device: local backends' replies to NodePort clients leave from the
+ * frontend, pods' connections to the outside are masqueraded. A BPF-to-BPF call, as
+ * from_netdev6.
+ */
+static __noinline int to_netdev6(struct __sk_buff *ctx)
 {
 	struct trace_info ti = {.dir = METRIC_EGRESS};
-	struct pkt6 p = {};
+	struct pkt6 *p = pkt6_scratch();
 	int ret;
 
-	ret = pkt_parse6(ctx, &p);
+	if (!p)
+		return TC_ACT_OK;
+	ret = pkt_parse6(ctx, p);
 	if (ret < 0) {
 		/* As for IPv4: a pod's fragment bound outside cannot be translated. */
-		if (masq_untranslatable6(&p))
-			return send_drop6(ctx, &p, &ti, ret);
+		if (masq_untranslatable6(p))
+			return send_drop6(ctx, p, &ti, ret);
 		return TC_ACT_OK;
 	}
-	if (p.related)
-		ret = masq_icmp_egress6(ctx, &p);
-	else
-		ret = masq_egress6(ctx, &p, mono_now_sec());
+	if (p->related) {
+		ret = nodeport_icmp_egress6(ctx, p, mono_now_sec());
+		if (ret == 0)
+			ret = masq_icmp_egress6(ctx, p);
+	} else {
+		__u32 now = mono_now_sec();
+
+		ret = nodeport_egress6(ctx, p, now);
+		if (ret == 0)
+			ret = masq_egress6(ctx, p, now);
+	}
 	if (ret < 0)
-		return send_drop6(ctx, &p, &ti, ret);
+		return send_drop6(ctx, p, &ti, ret);
 	return TC_ACT_OK;
 }
 
-SEC("tc")
-int cil_from_netdev(struct __sk_buff *ctx)
+/* IPv4 (and anything else) from outside; a BPF-to-BPF call as from_netdev6. */
+static __noinline int from_netdev4(struct __sk_buff *ctx)
 {
 	struct trace_info ti = {.dir = METRIC_INGRESS};
 	struct pkt4 p = {};
@@ -106,8 +134,6 @@ int cil_from_netdev(struct __sk_buff *ctx)
 
 	/* Fragments and malformed packets are the stack's to judge, not translated. */
 	ret = host_parse(ctx, &p);
-	if (ret == 1 && host_is_ipv6(ctx))
-		return from_netdev6(ctx);
 	if (ret != 0)
 		return TC_ACT_OK;
 	if (p.related) {
@@ -140,8 +166,8 @@ int cil_from_netdev(struct __sk_buff *ctx)
 	return ret;
 }
 
-SEC("tc")
-int cil_to_netdev(struct __sk_buff *ctx)
+/* IPv4 (and anything else) leaving a native device; a BPF-to-BPF call as to_netdev6. */
+static __noinline int to_netdev4(struct __sk_buff *ctx)
 {
 	struct trace_info ti = {.dir = METRIC_EGRESS};
 	struct pkt4 p = {};
@@ -150,8 +176,6 @@ int cil_to_netdev(struct __sk_buff *ctx)
 	__u32 now;
 
 	ret = host_parse(ctx, &p);
-	if (ret == 1 && host_is_ipv6(ctx))
-		return to_netdev6(ctx);
 	if (ret != 0) {
 		/*
 		 * The stack's to judge, except a fragment of a pod's packet that masquerade would
@@ -174,6 +198,24 @@ int cil_to_netdev(struct __sk_buff *ctx)
 	if (ret < 0)
 		return send_drop(ctx, &p, &ti, ret);
 	return TC_ACT_OK;
+}
+
+/*
+ * The entry points only pick the family: each family's path is a function of its own, whose frame
+ * (the IPv6 one about 460 bytes) must fit the 512-byte stack with the caller's.
+ */
+SEC("tc")
+int cil_from_netdev(struct __sk_buff *ctx)
+{
+	pkt_pull(ctx);
+	return host_is_ipv6(ctx) ? from_netdev6(ctx) : from_netdev4(ctx);
+}
+
+SEC("tc")
+int cil_to_netdev(struct __sk_buff *ctx)
+{
+	pkt_pull(ctx);
+	return host_is_ipv6(ctx) ? to_netdev6(ctx) : to_netdev4(ctx);
 }
 
 SEC("xdp")

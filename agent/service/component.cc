@@ -40,8 +40,8 @@ Result<IpAddr> deviceAddress(const std::string& name) {
   return *found;
 }
 
-// The first global IPv6 address of device `name` (link-local ones are skipped: masqueraded
-// connections leave the link), as deviceAddress() picks IPv4's.
+// The first global IPv6 address of device `name` (link-local ones are skipped: masqueraded and
+// NodePort connections leave the link), as deviceAddress() picks IPv4's.
 Result<IpAddr> deviceAddress6(const std::string& name) {
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return errnoError(errno, "getifaddrs");
@@ -57,7 +57,7 @@ Result<IpAddr> deviceAddress6(const std::string& name) {
   ::freeifaddrs(list);
   if (!found)
     return makeError(ErrorCode::kFailedPrecondition,
-                     "devices: {} has no global IPv6 address (needed by IPv6 masquerade)", name);
+                     "devices: {} has no global IPv6 address", name);
   return *found;
 }
 
@@ -78,16 +78,26 @@ void warnOnEphemeralOverlap(const component::NodeConfig& node) {
 }  // namespace
 
 Status ServiceComponent::attachDevices(const std::vector<std::string>& devices, XdpMode xdp,
-                                       bool xdp_best_effort, bool masquerade6,
+                                       bool xdp_best_effort, bool ipv6, bool masquerade6,
                                        std::vector<IpAddr>& node_ips) {
   std::vector<int> attached;
   for (const auto& name : devices) {
     int ifindex = static_cast<int>(::if_nametoindex(name.c_str()));
     if (ifindex == 0) return makeError(ErrorCode::kNotFound, "devices: no device named {}", name);
     CILIUM_ASSIGN_OR_RETURN(IpAddr addr, deviceAddress(name));
+    // With IPv6 on, the device's IPv6 address is a NodePort frontend and the SNAT address of
+    // IPv6 NodePort and masquerade. IPv6 masquerade cannot do without it; NodePort goes on
+    // over IPv4 only on that device.
     std::optional<IpAddr> addr6;
-    if (masquerade6) {
-      CILIUM_ASSIGN_OR_RETURN(addr6, deviceAddress6(name));
+    if (ipv6) {
+      auto found = deviceAddress6(name);
+      if (found.ok()) {
+        addr6 = *found;
+      } else if (masquerade6) {
+        return found.error().withContext("needed by IPv6 masquerade");
+      } else {
+        log()->info("devices: {} has no global IPv6 address: no IPv6 NodePort on it", name);
+      }
     }
     Status st = host_->attachDevice(ifindex, addr, xdp, addr6);
     if (!st.ok() && xdp != XdpMode::kDisabled && xdp_best_effort) {
@@ -97,8 +107,9 @@ Status ServiceComponent::attachDevices(const std::vector<std::string>& devices, 
     }
     if (!st.ok()) return st.error().withContext("devices: " + name);
     attached.push_back(ifindex);
-    if (std::find(node_ips.begin(), node_ips.end(), addr) == node_ips.end())
-      node_ips.push_back(addr);
+    for (const auto& a : {std::optional<IpAddr>(addr), addr6})
+      if (a && std::find(node_ips.begin(), node_ips.end(), *a) == node_ips.end())
+        node_ips.push_back(*a);
   }
   return host_->detachAllExcept(attached);
 }
@@ -225,7 +236,7 @@ Status ServiceComponent::start(component::Host& d) {
   CILIUM_RETURN_IF_ERROR(attachDevices(cfg.devicesList(),
                                        xdp ? XdpMode::kNative : XdpMode::kDisabled,
                                        cfg.bpf_lb_acceleration == "best-effort",
-                                       ho.enable_masquerade6, device_ips));
+                                       opts_.enable_ipv6, ho.enable_masquerade6, device_ips));
   if (mc.node_ips.empty()) mc.node_ips = device_ips;
   mgr_ = std::make_unique<Manager>(dp_->maps(), mc);
   // kube-proxy's rules run before the BPF datapath sees a Service's packets: with the

@@ -51,10 +51,11 @@ class ServiceComponent final : public component::Component {
   ComponentOptions opts_;
   // Loads bpf_host, attaches it to the configured `devices` and detaches it from devices an
   // earlier agent served that are no longer configured. Adds the devices' addresses to
-  // `node_ips`. With `xdp_best_effort`, a device whose driver refuses the XDP program is served
-  // by tc alone (a warning), instead of failing the start.
+  // `node_ips` (with `ipv6`, their global IPv6 addresses too; `masquerade6` requires one). With
+  // `xdp_best_effort`, a device whose driver refuses the XDP program is served by tc alone (a
+  // warning), instead of failing the start.
   Status attachDevices(const std::vector<std::string>& devices, XdpMode xdp, bool xdp_best_effort,
-                       bool masquerade6, std::vector<IpAddr>& node_ips);
+                       bool ipv6, bool masquerade6, std::vector<IpAddr>& node_ips);
 
   Status setNonMasquerade(component::Host& d, const Config& cfg);
   Status applyIpMasqAgent();

@@ -32,6 +32,7 @@ struct HostDatapath::State {
   std::unique_ptr<bpf::KernelMap<uint32_t, node_dev4>> devices;
   std::unique_ptr<bpf::KernelMap<ct_key4, ct_entry>> ct_tcp, ct_any;
   std::unique_ptr<bpf::KernelMap<uint32_t, lb4_reverse_nat>> revnat;
+  std::unique_ptr<bpf::KernelMap<uint32_t, lb6_reverse_nat>> revnat6;
   std::unique_ptr<bpf::KernelMap<ipmasq_key4, uint8_t>> ipmasq;
   std::unique_ptr<bpf::KernelMap<nat6_key, nat6_entry>> nat6;
   std::unique_ptr<bpf::KernelMap<uint32_t, node_dev6>> devices6;
@@ -75,6 +76,9 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   CILIUM_ASSIGN_OR_RETURN(dp->s_->revnat,
                           (bpf::KernelMap<uint32_t, lb4_reverse_nat>::fromBorrowedFd(
                               bpf_map__fd(m.cilium_lb4_reverse_nat))));
+  CILIUM_ASSIGN_OR_RETURN(dp->s_->revnat6,
+                          (bpf::KernelMap<uint32_t, lb6_reverse_nat>::fromBorrowedFd(
+                              bpf_map__fd(m.cilium_lb6_reverse_nat))));
   CILIUM_ASSIGN_OR_RETURN(
       dp->s_->ipmasq,
       (bpf::KernelMap<ipmasq_key4, uint8_t>::fromBorrowedFd(bpf_map__fd(m.cilium_ipmasq_v4))));
@@ -95,7 +99,7 @@ Result<std::unique_ptr<HostDatapath>> HostDatapath::load(const std::string& pin_
   std::filesystem::create_directories(pin_dir + "/links", ec);
   if (ec) return makeError(ErrorCode::kInternal, "create {}/links: {}", pin_dir, ec.message());
   log()->info("host datapath loaded pin_dir={} masquerade={} masquerade6={} lb_mode={}", pin_dir,
-               opts.enable_masquerade, opts.enable_masquerade6, opts.lb_mode);
+              opts.enable_masquerade, opts.enable_masquerade6, opts.lb_mode);
   return dp;
 }
 
@@ -282,8 +286,9 @@ Result<NatGcStats> HostDatapath::collectNat(uint32_t now) {
   CILIUM_ASSIGN_OR_RETURN(
       NatGcStats v4,
       gcNat({s_->nat.get(), s_->ct_tcp.get(), s_->ct_any.get(), s_->revnat.get()}, now));
-  CILIUM_ASSIGN_OR_RETURN(NatGcStats v6,
-                          gcNat6({s_->nat6.get(), s_->ct6_tcp.get(), s_->ct6_any.get()}, now));
+  CILIUM_ASSIGN_OR_RETURN(
+      NatGcStats v6,
+      gcNat6({s_->nat6.get(), s_->ct6_tcp.get(), s_->ct6_any.get(), s_->revnat6.get()}, now));
   return NatGcStats{v4.scanned + v6.scanned, v4.deleted + v6.deleted, v6.scanned, v6.deleted};
 }
 

@@ -57,8 +57,9 @@ class HostDatapath {
 
   // Attaches cil_from_netdev / cil_to_netdev to device `ifindex` (in the calling thread's
   // network namespace) and records `snat_address` (IPv4) as the address connections SNATed out
-  // of this device use, and `snat6` (IPv6, when given) as IPv6 masquerade's; without it IPv6
-  // that needs masquerading drops on this device (DROP_NAT_NO_MAPPING). Links are pinned under <pin_dir>/links/host_<ifindex>_{ingress,egress};
+  // of this device use, and `snat6` (IPv6, when given) as IPv6 masquerade's and IPv6
+  // NodePort's; without it IPv6 that needs SNAT drops on this device (DROP_NAT_NO_MAPPING).
+  // Links are pinned under <pin_dir>/links/host_<ifindex>_{ingress,egress};
   // an attached device gets the new programs atomically. With `xdp` other than kDisabled,
   // cil_xdp_entry is attached too, pinned as host_<ifindex>_xdp; with kDisabled such a link is
   // removed.

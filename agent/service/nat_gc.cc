@@ -48,19 +48,20 @@ Key forwardOf(const Key& k, const Entry& v) {
   return f;
 }
 
-// The maps of one family. Revnat is null for IPv6 (no NodePort SNAT).
-template <class Key, class Entry, class CtKey>
+// The maps of one family.
+template <class Key, class Entry, class CtKey, class RevNat>
 struct FamilyMaps {
   bpf::Map<Key, Entry>* nat;
   bpf::Map<CtKey, ct_entry>* ct_tcp;
   bpf::Map<CtKey, ct_entry>* ct_any;
-  bpf::Map<uint32_t, lb4_reverse_nat>* revnat;
+  bpf::Map<uint32_t, RevNat>* revnat;  // null: NodePort mappings have nothing to keep them
 };
 
-template <class Key, class Entry, class CtKey>
+template <class Key, class Entry, class CtKey, class RevNat>
 class Collector {
  public:
-  Collector(const FamilyMaps<Key, Entry, CtKey>& maps, uint32_t now) : m_(maps), now_(now) {}
+  Collector(const FamilyMaps<Key, Entry, CtKey, RevNat>& maps, uint32_t now)
+      : m_(maps), now_(now) {}
 
   Result<NatGcStats> run() {
     std::vector<std::pair<Key, Entry>> all;
@@ -105,16 +106,12 @@ class Collector {
       ck.dport = k.dport;
       ck.flags = CT_KEY_EGRESS;
     } else {
-      if (m_.revnat == nullptr) return false;  // no IPv6 NodePort: nothing keeps it
-      if constexpr (std::is_same_v<Key, nat4_key>) {
-        CILIUM_ASSIGN_OR_RETURN(auto rn, m_.revnat->lookup(v.rev_nat_index));
-        if (!rn) return false;  // the service is gone: its replies cannot be translated any more
-        ck.daddr = rn->address;
-        ck.dport = rn->port;
-        ck.flags = CT_KEY_SERVICE;
-      } else {
-        return false;
-      }
+      if (m_.revnat == nullptr) return false;
+      CILIUM_ASSIGN_OR_RETURN(auto rn, m_.revnat->lookup(v.rev_nat_index));
+      if (!rn) return false;  // the service is gone: its replies cannot be translated any more
+      ck.daddr = rn->address;
+      ck.dport = rn->port;
+      ck.flags = CT_KEY_SERVICE;
     }
     CILIUM_ASSIGN_OR_RETURN(auto e, ct->lookup(ck));
     return e.has_value() && e->lifetime >= now_;
@@ -128,7 +125,7 @@ class Collector {
     return okStatus();
   }
 
-  const FamilyMaps<Key, Entry, CtKey>& m_;
+  const FamilyMaps<Key, Entry, CtKey, RevNat>& m_;
   uint32_t now_;
   NatGcStats stats_;
 };
@@ -136,12 +133,14 @@ class Collector {
 }  // namespace
 
 Result<NatGcStats> gcNat(const NatGcMaps& maps, uint32_t now) {
-  FamilyMaps<nat4_key, nat4_entry, ct_key4> m{maps.nat, maps.ct_tcp, maps.ct_any, maps.revnat};
+  FamilyMaps<nat4_key, nat4_entry, ct_key4, lb4_reverse_nat> m{maps.nat, maps.ct_tcp, maps.ct_any,
+                                                               maps.revnat};
   return Collector(m, now).run();
 }
 
 Result<NatGcStats> gcNat6(const NatGcMaps6& maps, uint32_t now) {
-  FamilyMaps<nat6_key, nat6_entry, ct_key6> m{maps.nat, maps.ct_tcp, maps.ct_any, nullptr};
+  FamilyMaps<nat6_key, nat6_entry, ct_key6, lb6_reverse_nat> m{maps.nat, maps.ct_tcp, maps.ct_any,
+                                                               maps.revnat};
   return Collector(m, now).run();
 }
 

@@ -1,6 +1,7 @@
 // Garbage collection of the SNAT mappings (cilium_snat_v4_external, bpf/abi/nat.h): NodePort
 // connections to remote backends and masqueraded pod connections (NAT_F_MASQ); and of IPv6
-// masquerade's (cilium_snat_v6_external), by the same code over the IPv6 layouts.
+// masquerade's and IPv6 NodePort's (cilium_snat_v6_external), by the same code over the IPv6
+// layouts.
 //
 // A masqueraded mapping lives as long as the pod's CT_KEY_EGRESS entry {pod -> remote}, which
 // bpf_lxc refreshes with the pod's packets and their replies.
@@ -28,11 +29,12 @@ struct NatGcMaps {
   bpf::Map<uint32_t, lb4_reverse_nat>* revnat = nullptr;
 };
 
-// IPv6 (masquerade mappings only: there is no IPv6 NodePort SNAT yet).
+// IPv6: masquerade mappings and IPv6 NodePort's (lib/nodeport6.h).
 struct NatGcMaps6 {
-  bpf::Map<nat6_key, nat6_entry>* nat = nullptr;     // cilium_snat_v6_external
-  bpf::Map<ct_key6, ct_entry>* ct_tcp = nullptr;     // cilium_ct6_global
-  bpf::Map<ct_key6, ct_entry>* ct_any = nullptr;     // cilium_ct_any6_global
+  bpf::Map<nat6_key, nat6_entry>* nat = nullptr;          // cilium_snat_v6_external
+  bpf::Map<ct_key6, ct_entry>* ct_tcp = nullptr;          // cilium_ct6_global
+  bpf::Map<ct_key6, ct_entry>* ct_any = nullptr;          // cilium_ct_any6_global
+  bpf::Map<uint32_t, lb6_reverse_nat>* revnat = nullptr;  // cilium_lb6_reverse_nat
 };
 
 struct NatGcStats {
@@ -54,8 +56,7 @@ inline constexpr uint32_t kNatGcMinAgeSeconds = 2;
 // LRU). Safe to run while the datapath uses the maps: a mapping is re-read before it is deleted and
 // kept if it changed.
 Result<NatGcStats> gcNat(const NatGcMaps& maps, uint32_t now);
-// The same for IPv6: a mapping lives as long as the pod's CT_KEY_EGRESS entry in the ct6 maps;
-// an entry without NAT_F_MASQ has no connection to keep it and goes.
+// The same for IPv6, on the ct6 maps and the IPv6 reverse-NAT map.
 Result<NatGcStats> gcNat6(const NatGcMaps6& maps, uint32_t now);
 
 }  // namespace cilium::service

@@ -142,9 +142,12 @@ struct ipv6_pseudo_tail {
 	__u8 nexthdr;
 };
 
-/* The RST of a TCP segment to a frontend without backends (lb4_reject_tcp for IPv6). */
+/*
+ * The RST of a TCP segment to a frontend without backends (lb4_reject_tcp for IPv6), in place,
+ * with Ethernet addresses `dmac` and `smac`.
+ */
 static __always_inline int lb6_reject_tcp(struct __sk_buff *ctx, const struct pkt6 *p,
-					  const struct endpoint_info *ep)
+					  const __u8 *dmac, const __u8 *smac)
 {
 	struct ipv6_pseudo_tail tail = {
 	    .len = bpf_htonl(sizeof(struct tcphdr)),
@@ -179,7 +182,7 @@ static __always_inline int lb6_reject_tcp(struct __sk_buff *ctx, const struct pk
 	if ((void *)(th + 1) > data_end)
 		return -DROP_INVALID;
 
-	eth_rewrite(eth, ep->mac, ep->node_mac);
+	eth_rewrite(eth, dmac, smac);
 	*(__be32 *)ip6 = bpf_htonl(0x60000000); /* version 6, no traffic class, no flow label */
 	ip6->payload_len = bpf_htons(sizeof(*th));
 	ip6->hop_limit = 64;
@@ -195,10 +198,11 @@ static __always_inline int lb6_reject_tcp(struct __sk_buff *ctx, const struct pk
 
 /*
  * A UDP datagram to a frontend without active backends, turned in place into ICMPv6 port
- * unreachable from the frontend quoting the datagram's first 48 bytes.
+ * unreachable from the frontend quoting the datagram's first 48 bytes (Ethernet addresses as
+ * lb6_reject_tcp's).
  */
 static __always_inline int lb6_reject_udp(struct __sk_buff *ctx, const struct pkt6 *p,
-					  const struct endpoint_info *ep)
+					  const __u8 *dmac, const __u8 *smac)
 {
 	const __u32 grow = sizeof(struct ipv6hdr) + 8;
 	struct ipv6_pseudo_tail tail = {
@@ -226,7 +230,7 @@ static __always_inline int lb6_reject_udp(struct __sk_buff *ctx, const struct pk
 	if ((void *)(icmp + 8 + ICMP6_QUOTE_LEN) > data_end)
 		return -DROP_INVALID;
 
-	eth_rewrite(eth, ep->mac, ep->node_mac);
+	eth_rewrite(eth, dmac, smac);
 	*(__be32 *)ip6 = bpf_htonl(0x60000000); /* version 6, no traffic class, no flow label */
 	ip6->payload_len = bpf_htons(8 + ICMP6_QUOTE_LEN);
 	ip6->nexthdr = IPPROTO_ICMPV6_;
@@ -246,6 +250,14 @@ static __always_inline int lb6_reject_udp(struct __sk_buff *ctx, const struct pk
 	return 0;
 }
 
+/* The refusal of a TCP or UDP packet to a frontend without backends, in place. 0 or -DROP_x. */
+static __always_inline int lb6_reject_answer(struct __sk_buff *ctx, const struct pkt6 *p,
+					     const __u8 *dmac, const __u8 *smac)
+{
+	return p->t.proto == IPPROTO_TCP_ ? lb6_reject_tcp(ctx, p, dmac, smac)
+					  : lb6_reject_udp(ctx, p, dmac, smac);
+}
+
 /*
  * A connection to a frontend without active backends, refused into the pod `ep` (lb4_reject
  * for IPv6). Returns the tc verdict, or -DROP_x when no answer is possible.
@@ -253,7 +265,7 @@ static __always_inline int lb6_reject_udp(struct __sk_buff *ctx, const struct pk
 static __always_inline int lb6_reject(struct __sk_buff *ctx, const struct pkt6 *p,
 				      const struct endpoint_info *ep)
 {
-	int ret = p->t.proto == IPPROTO_TCP_ ? lb6_reject_tcp(ctx, p, ep) : lb6_reject_udp(ctx, p, ep);
+	int ret = lb6_reject_answer(ctx, p, ep->mac, ep->node_mac);
 
 	if (ret < 0)
 		return ret;

@@ -39,7 +39,7 @@ struct {
 	__uint(pinning, PIN_BY_NAME);
 } cilium_node_dev4 SEC(".maps");
 
-/* IPv6 (masquerade only, lib/masquerade.h): the same layout with IPv6 addresses. */
+/* IPv6 (lib/masquerade.h, lib/nodeport6.h): the same layout with IPv6 addresses. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct nat6_key);
@@ -78,6 +78,34 @@ static __always_inline bool nodeport_mapping_over(const struct nat4_entry *owner
 	key.daddr = rn->address;
 	key.dport = rn->port;
 	e = bpf_map_lookup_elem(lb4_ct_map(proto), &key);
+	if (!e || !ct_alive(e, now))
+		return true;
+	return proto == IPPROTO_TCP_ && (e->flags & CT_F_CLOSING) == CT_F_CLOSING;
+}
+
+/*
+ * Whether the IPv6 NodePort connection owning the reverse mapping `owner` is over
+ * (nodeport_mapping_over for IPv6): its CT_KEY_SERVICE entry is gone, expired or closed.
+ */
+static __always_inline bool nodeport_mapping_over6(const struct nat6_entry *owner, __u8 proto,
+						   __u32 now)
+{
+	struct ct_key6 key = {
+	    .saddr = owner->to_addr,
+	    .sport = owner->to_port,
+	    .nexthdr = proto,
+	    .flags = CT_KEY_SERVICE,
+	};
+	void *map = proto == IPPROTO_TCP_ ? (void *)&cilium_ct6_global : (void *)&cilium_ct_any6_global;
+	__u32 id = owner->rev_nat_index;
+	struct lb6_reverse_nat *rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &id);
+	struct ct_entry *e;
+
+	if (!rn)
+		return true;
+	key.daddr = rn->address;
+	key.dport = rn->port;
+	e = bpf_map_lookup_elem(map, &key);
 	if (!e || !ct_alive(e, now))
 		return true;
 	return proto == IPPROTO_TCP_ && (e->flags & CT_F_CLOSING) == CT_F_CLOSING;
@@ -130,13 +158,15 @@ static __always_inline bool masq_mapping_over6(const struct nat6_key *rev,
  * Whether the connection owning the node port of reverse entry `rev` (a nat6_key when v6, else
  * a nat4_key; `owner` likewise) is over, so that the port may serve a new connection at once
  * rather than after the NAT GC's next run: under churn to one remote, 4535 node ports last only
- * seconds otherwise. IPv6 has masquerade mappings only.
+ * seconds otherwise.
  */
 static __always_inline bool nat_mapping_over(bool v6, const void *rev, const void *owner, __u32 now)
 {
-	if (v6)
-		return (((const struct nat6_entry *)owner)->flags & NAT_F_MASQ) &&
-		       masq_mapping_over6(rev, owner, now);
+	if (v6) {
+		if (((const struct nat6_entry *)owner)->flags & NAT_F_MASQ)
+			return masq_mapping_over6(rev, owner, now);
+		return nodeport_mapping_over6(owner, ((const struct nat6_key *)rev)->proto, now);
+	}
 	if (((const struct nat4_entry *)owner)->flags & NAT_F_MASQ)
 		return masq_mapping_over(rev, owner, now);
 	return nodeport_mapping_over(owner, ((const struct nat4_key *)rev)->proto, now);

@@ -97,13 +97,6 @@ class HostMasqueradeTest : public LxcTest {
     return v.ok() ? *v : std::nullopt;
   }
 
-  // A packet's source and destination address as text, either family.
-  static std::string srcOf(const ParsedPacket& p) {
-    return p.eth_proto == 0x86dd ? p.src6 : ipv4String(p.saddr);
-  }
-  static std::string dstOf(const ParsedPacket& p) {
-    return p.eth_proto == 0x86dd ? p.dst6 : ipv4String(p.daddr);
-  }
   // The translation of NAT entry {saddr:sport -> daddr:dport, proto, dir} in the family of
   // `saddr`, as "addr:port".
   std::optional<std::string> natTo(const std::string& saddr, const std::string& daddr,

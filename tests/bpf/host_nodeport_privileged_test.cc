@@ -38,32 +38,47 @@ class HostNodePortTest : public LxcTest {
     LxcTest::SetUp();
     setPolicy(a_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
     setPolicy(b_, {allowEntry(0, POLICY_EGRESS), allowEntry(0, POLICY_INGRESS)});
-    // The native device: a veth whose peer stands for the network (and the remote node).
-    auto ext = topo_->addPod("ext", kGateway);
+    // The native device: a veth whose peer stands for the network (and the remote node). In
+    // the family tests the node forwards IPv6 too (bpf_fib_lookup wants forwarding on the
+    // device the packet came in on) and the device has an IPv6 SNAT address.
+    if (dual_stack_) {
+      ASSERT_TRUE(topo_->enableNodeIpv6().ok());
+    }
+    auto ext = topo_->addPod("ext", kGateway, dual_stack_ ? v6Twin(kGateway) : "");
     ASSERT_TRUE(ext.ok()) << ext.error().toString();
     ext_ = *ext;
-    for (const std::vector<std::string>& cmd :
-         {std::vector<std::string>{"ip", "route", "add", "10.250.0.0/24", "via", kGateway, "dev",
-                                   ext_.host_ifname},
-          std::vector<std::string>{"ip", "route", "add", "192.0.2.0/24", "via", kGateway, "dev",
-                                   ext_.host_ifname},
-          std::vector<std::string>{"ip", "neigh", "replace", kGateway, "lladdr", ext_.mac, "dev",
-                                   ext_.host_ifname}}) {
+    std::vector<std::vector<std::string>> cmds = {
+        {"ip", "route", "add", "10.250.0.0/24", "via", kGateway, "dev", ext_.host_ifname},
+        {"ip", "route", "add", "192.0.2.0/24", "via", kGateway, "dev", ext_.host_ifname},
+        {"ip", "neigh", "replace", kGateway, "lladdr", ext_.mac, "dev", ext_.host_ifname}};
+    if (dual_stack_)
+      cmds.insert(cmds.end(), {{"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"},
+                               {"ip", "-6", "route", "add", "fd00:250::/64", "via",
+                                v6Twin(kGateway), "dev", ext_.host_ifname},
+                               {"ip", "-6", "route", "add", "2001:db8::/64", "via",
+                                v6Twin(kGateway), "dev", ext_.host_ifname},
+                               {"ip", "-6", "neigh", "replace", v6Twin(kGateway), "lladdr",
+                                ext_.mac, "dev", ext_.host_ifname}});
+    for (const auto& cmd : cmds) {
       auto r = topo_->exec(topo_->nodeNetns(), cmd);
-      ASSERT_TRUE(r.ok() && r->exit_code == 0) << cmd[1] << " " << cmd[3];
+      ASSERT_TRUE(r.ok() && r->exit_code == 0) << fmt::format("{}", fmt::join(cmd, " "));
     }
     std::string pin = *topo_->pinDir();
     auto host = service::HostDatapath::load(pin, hostOptions());
     ASSERT_TRUE(host.ok()) << host.error().toString();
     host_ = std::move(*host);
+    std::optional<IpAddr> node6;
+    if (dual_stack_) node6 = *IpAddr::parse(v6Twin(kNode));
     ASSERT_TRUE(runInNetns(topo_->nodeNetns(), [&] {
-                  return host_->attachDevice(ext_.host_ifindex, *IpAddr::parse(kNode));
+                  return host_->attachDevice(ext_.host_ifindex, *IpAddr::parse(kNode),
+                                             service::XdpMode::kDisabled, node6);
                 }).ok());
     auto lb = testing::openServiceMaps(pin);
     ASSERT_TRUE(lb.ok()) << lb.error().toString();
     lb_ = std::move(*lb);
-    mgr_ = std::make_unique<service::Manager>(lb_.maps(),
-                                              service::ManagerConfig{{*IpAddr::parse(kNode)}});
+    service::ManagerConfig cfg{{*IpAddr::parse(kNode)}};
+    if (node6) cfg.node_ips.push_back(*node6);
+    mgr_ = std::make_unique<service::Manager>(lb_.maps(), cfg);
     events();
   }
 
@@ -75,6 +90,10 @@ class HostNodePortTest : public LxcTest {
     s.name = {"default", "web"};
     s.cluster_ip = *IpAddr::parse("10.96.0.10");
     s.external_ips = {*IpAddr::parse(kExternalIp)};
+    if (dual_stack_) {  // a dual-stack Service: each family's frontends get its backends
+      s.more_cluster_ips = {*IpAddr::parse(v6Twin("10.96.0.10"))};
+      s.external_ips.push_back(*IpAddr::parse(v6Twin(kExternalIp)));
+    }
     s.ext_traffic_policy = etp;
     service::ServicePort p;
     p.name = "p";
@@ -86,11 +105,12 @@ class HostNodePortTest : public LxcTest {
     auto st = mgr_->upsertService(s);
     ASSERT_TRUE(st.ok()) << st.error().toString();
   }
+  // Backends in the family the test speaks (family_).
   service::Backend local(const TestEndpoint& ep) {
-    return {*IpAddr::parse(ep.pod.ip), 8080, service::BackendState::kActive, true};
+    return {*IpAddr::parse(ipOf(ep)), 8080, service::BackendState::kActive, true};
   }
   service::Backend remote() {
-    return {*IpAddr::parse(kRemoteBackend), 8080, service::BackendState::kActive, false};
+    return {*IpAddr::parse(addr(kRemoteBackend)), 8080, service::BackendState::kActive, false};
   }
 
   // A packet arriving from the network on the device.
@@ -144,46 +164,52 @@ class HostNodePortTest : public LxcTest {
   std::unique_ptr<service::Manager> mgr_;
 };
 
-TEST_F(HostNodePortTest, LocalBackendKeepsTheClientAndRepliesComeFromTheNodePort) {
+// The paths both families have (lib/nodeport.h, lib/nodeport6.h): the Service is dual stack,
+// the test speaks one family (addr(): the IPv6 twins of the constants above).
+using HostNodePortFamilyTest = FamilyTest<HostNodePortTest>;
+CILIUM_INSTANTIATE_FAMILIES(HostNodePortFamilyTest);
+
+TEST_P(HostNodePortFamilyTest, LocalBackendKeepsTheClientAndRepliesComeFromTheNodePort) {
   program(service::Protocol::kTcp, {local(a_)});
-  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40000, kNodePort, tcp::kSyn).build();
+  const std::string node = addr(kNode), client = addr(kClient);
+  auto syn = fromNetwork().ip(client, node).tcp(40000, kNodePort, tcp::kSyn).build();
   auto r = ingress(syn);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
   auto p = parsePacket(r.packet);
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->daddr, ipv4(a_.pod.ip));
+  EXPECT_EQ(dstOf(*p), ipOf(a_));
   EXPECT_EQ(p->dport, 8080);
-  EXPECT_EQ(p->saddr, ipv4(kClient)) << "no SNAT for a local backend";
+  EXPECT_EQ(srcOf(*p), client) << "no SNAT for a local backend";
   EXPECT_EQ(p->sport, 40000);
   EXPECT_EQ(p->dst_mac, a_.mac);
   EXPECT_EQ(p->src_mac, a_.host_mac);
   EXPECT_EQ(p->ttl, 63);
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
-  auto np = ctEntry(kClient, a_.pod.ip.c_str(), 40000, 8080, 6, CT_KEY_NODEPORT);
+  auto np = ctEntry(client, ipOf(a_), 40000, 8080, 6, CT_KEY_NODEPORT);
   ASSERT_TRUE(np) << "the connection is recorded for the reply's translation";
   EXPECT_NE(np->lb_id, 0u);
 
   // The pod's reply, routed by the node's stack to the device.
   auto synack = PacketBuilder()
                     .eth(mac(ext_.host_mac), mac(ext_.mac))
-                    .ipv4(a_.pod.ip, kClient)
+                    .ip(ipOf(a_), client)
                     .tcp(8080, 40000, tcp::kSyn | tcp::kAck)
                     .build();
   r = egress(synack);
   ASSERT_EQ(r.retval, TC_ACT_OK);
   p = parsePacket(r.packet);
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->saddr, ipv4(kNode)) << "the client sees the NodePort";
+  EXPECT_EQ(srcOf(*p), node) << "the client sees the NodePort";
   EXPECT_EQ(p->sport, kNodePort);
-  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_EQ(dstOf(*p), client);
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
 
   // The node's own traffic on the device passes untouched.
   auto own = PacketBuilder()
                  .eth(mac(ext_.host_mac), mac(ext_.mac))
-                 .ipv4(kNode, kClient)
+                 .ip(node, client)
                  .tcp(22, 40000, tcp::kAck)
                  .build();
   r = egress(own);
@@ -191,16 +217,17 @@ TEST_F(HostNodePortTest, LocalBackendKeepsTheClientAndRepliesComeFromTheNodePort
   EXPECT_EQ(r.packet, own);
 }
 
-TEST_F(HostNodePortTest, RemoteBackendIsSnatedAndItsRepliesTranslatedBack) {
+TEST_P(HostNodePortFamilyTest, RemoteBackendIsSnatedAndItsRepliesTranslatedBack) {
   program(service::Protocol::kTcp, {remote()});
-  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40001, kNodePort, tcp::kSyn).build();
+  const std::string node = addr(kNode), client = addr(kClient), backend = addr(kRemoteBackend);
+  auto syn = fromNetwork().ip(client, node).tcp(40001, kNodePort, tcp::kSyn).build();
   auto r = ingress(syn);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
   auto p = parsePacket(r.packet);
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_EQ(dstOf(*p), backend);
   EXPECT_EQ(p->dport, 8080);
-  EXPECT_EQ(p->saddr, ipv4(kNode)) << "SNAT to the device's address";
+  EXPECT_EQ(srcOf(*p), node) << "SNAT to the device's address";
   uint16_t node_port = p->sport;
   EXPECT_GE(node_port, NAT_PORT_MIN);
   EXPECT_EQ(p->dst_mac, mac(ext_.mac)) << "to the next hop's MAC from the FIB";
@@ -210,29 +237,65 @@ TEST_F(HostNodePortTest, RemoteBackendIsSnatedAndItsRepliesTranslatedBack) {
   EXPECT_TRUE(p->l4_csum_ok);
 
   // The same connection keeps its node port.
-  auto ack = fromNetwork().ipv4(kClient, kNode).tcp(40001, kNodePort, tcp::kAck).build();
+  auto ack = fromNetwork().ip(client, node).tcp(40001, kNodePort, tcp::kAck).build();
   r = ingress(ack);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
   EXPECT_EQ(parsePacket(r.packet)->sport, node_port);
 
-  auto synack =
-      fromNetwork().ipv4(kRemoteBackend, kNode).tcp(8080, node_port, tcp::kSyn | tcp::kAck).build();
+  auto synack = fromNetwork().ip(backend, node).tcp(8080, node_port, tcp::kSyn | tcp::kAck).build();
   r = ingress(synack);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
   p = parsePacket(r.packet);
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_EQ(dstOf(*p), client);
   EXPECT_EQ(p->dport, 40001);
-  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_EQ(srcOf(*p), node);
   EXPECT_EQ(p->sport, kNodePort);
+  EXPECT_EQ(p->ttl, 63);
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
 
   // A packet to a node port nobody allocated is the node's own business.
-  auto stray = fromNetwork().ipv4(kRemoteBackend, kNode).tcp(8080, 64999, tcp::kAck).build();
+  auto stray = fromNetwork().ip(backend, node).tcp(8080, 64999, tcp::kAck).build();
   r = ingress(stray);
   EXPECT_EQ(r.retval, TC_ACT_OK);
   EXPECT_EQ(r.packet, stray);
+}
+
+TEST_P(HostNodePortFamilyTest, NoBackendIsRefusedBackOutOfTheDevice) {
+  program(service::Protocol::kTcp, {});
+  const std::string node = addr(kNode), client = addr(kClient);
+  auto syn = fromNetwork().ip(client, node).tcp(40002, kNodePort, tcp::kSyn, 5000).build();
+  auto r = ingress(syn);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
+  auto p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(srcOf(*p), node);
+  EXPECT_EQ(p->sport, kNodePort);
+  EXPECT_EQ(dstOf(*p), client);
+  EXPECT_EQ(p->dport, 40002);
+  EXPECT_EQ(p->tcp_flags, tcp::kRst | tcp::kAck);
+  EXPECT_EQ(p->dst_mac, mac(ext_.mac)) << "back to the sender";
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
+  EXPECT_EQ(r.ctx->ifindex, static_cast<uint32_t>(ext_.host_ifindex));
+  auto drops = ofType(events(), EVENT_DROP);
+  ASSERT_EQ(drops.size(), 1u);
+  EXPECT_EQ(drops[0].subtype, DROP_NO_SERVICE);
+
+  program(service::Protocol::kUdp, {});
+  auto q = fromNetwork().ip(client, node).udp(40003, kNodePort).payload("q").build();
+  r = ingress(q);
+  ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
+  p = parsePacket(r.packet);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->proto, icmpProto());
+  // Destination unreachable, port unreachable: ICMP 3/3, ICMPv6 1/4.
+  EXPECT_EQ(p->icmp_type, family_ == Family::kV6 ? 1 : 3);
+  EXPECT_EQ(p->icmp_code, family_ == Family::kV6 ? 4 : 3);
+  EXPECT_EQ(dstOf(*p), client);
+  EXPECT_TRUE(p->ip_csum_ok);
+  EXPECT_TRUE(p->l4_csum_ok);
 }
 
 // ICMP errors about NodePort connections are translated like the connections they quote, both
@@ -339,39 +402,6 @@ TEST_F(HostNodePortTest, ExternalTrafficPolicyLocalGivesOutsideOnlyLocalBackends
   program(service::Protocol::kTcp, {local(a_), remote()});
   ASSERT_TRUE(lb_.services->lookup(k).ok());
   EXPECT_FALSE(*lb_.services->lookup(k)) << "the internal entry is gone";
-}
-
-TEST_F(HostNodePortTest, NoBackendIsRefusedBackOutOfTheDevice) {
-  program(service::Protocol::kTcp, {});
-  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40002, kNodePort, tcp::kSyn, 5000).build();
-  auto r = ingress(syn);
-  ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
-  auto p = parsePacket(r.packet);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->saddr, ipv4(kNode));
-  EXPECT_EQ(p->sport, kNodePort);
-  EXPECT_EQ(p->daddr, ipv4(kClient));
-  EXPECT_EQ(p->dport, 40002);
-  EXPECT_EQ(p->tcp_flags, tcp::kRst | tcp::kAck);
-  EXPECT_EQ(p->dst_mac, mac(ext_.mac)) << "back to the sender";
-  EXPECT_TRUE(p->ip_csum_ok);
-  EXPECT_TRUE(p->l4_csum_ok);
-  EXPECT_EQ(r.ctx->ifindex, static_cast<uint32_t>(ext_.host_ifindex));
-  auto drops = ofType(events(), EVENT_DROP);
-  ASSERT_EQ(drops.size(), 1u);
-  EXPECT_EQ(drops[0].subtype, DROP_NO_SERVICE);
-
-  program(service::Protocol::kUdp, {});
-  auto q = fromNetwork().ipv4(kClient, kNode).udp(40003, kNodePort).payload("q").build();
-  r = ingress(q);
-  ASSERT_EQ(r.retval, TC_ACT_REDIRECT);
-  p = parsePacket(r.packet);
-  ASSERT_TRUE(p);
-  EXPECT_EQ(p->proto, 1);
-  EXPECT_EQ(p->icmp_type, 3);
-  EXPECT_EQ(p->icmp_code, 3);
-  EXPECT_EQ(p->daddr, ipv4(kClient));
-  EXPECT_TRUE(p->ip_csum_ok);
 }
 
 TEST_F(HostNodePortTest, WhatIsNotAnOutsideFrontendPassesUntouched) {

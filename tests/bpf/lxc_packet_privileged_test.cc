@@ -23,13 +23,6 @@ class LxcPacketTest : public LxcTest {
 using LxcPacketFamilyTest = FamilyTest<LxcPacketTest>;
 CILIUM_INSTANTIATE_FAMILIES(LxcPacketFamilyTest);
 
-std::string srcOf(const ParsedPacket& p) {
-  return p.eth_proto == 0x86dd ? p.src6 : ipv4String(p.saddr);
-}
-std::string dstOf(const ParsedPacket& p) {
-  return p.eth_proto == 0x86dd ? p.dst6 : ipv4String(p.daddr);
-}
-
 TEST_P(LxcPacketFamilyTest, LocalDeliveryRewritesL2AndTtlAndRedirects) {
   for (uint8_t proto : {6, 17, 1}) {
     SCOPED_TRACE(int(proto));

@@ -59,13 +59,6 @@ class LxcServiceTest : public LxcTest {
 using LxcServiceFamilyTest = FamilyTest<LxcServiceTest>;
 CILIUM_INSTANTIATE_FAMILIES(LxcServiceFamilyTest);
 
-std::string srcOf(const ParsedPacket& p) {
-  return p.eth_proto == 0x86dd ? p.src6 : ipv4String(p.saddr);
-}
-std::string dstOf(const ParsedPacket& p) {
-  return p.eth_proto == 0x86dd ? p.dst6 : ipv4String(p.daddr);
-}
-
 TEST_P(LxcServiceFamilyTest, TcpToFrontendIsTranslatedAndRepliesComeFromTheFrontend) {
   program(service::Protocol::kTcp, {backend(b_)});
   const std::string vip = addr(kVip);

@@ -65,14 +65,21 @@ Status Fabric::build(const Topology& topo) {
 
 Status Fabric::enableIpv6(const Topology& topo) {
   std::string node = topo.nodeNetns();
-  for (const char* setting : {"net.ipv6.conf.all.disable_ipv6=0",
-                              "net.ipv6.conf.default.disable_ipv6=0",
-                              "net.ipv6.conf.all.forwarding=1"})
+  for (const char* setting :
+       {"net.ipv6.conf.all.disable_ipv6=0", "net.ipv6.conf.default.disable_ipv6=0",
+        "net.ipv6.conf.all.forwarding=1"})
     CILIUM_RETURN_IF_ERROR(sysctlIn(node, setting));
-  CILIUM_RETURN_IF_ERROR(ip({"-n", node.substr(node.rfind('/') + 1), "-6", "addr", "add",
-                             std::string(kNodeIp6) + "/64", "dev", "ext0", "nodad"}));
-  return ip({"-n", outside_, "-6", "addr", "add", std::string(kClientIp6) + "/64", "dev", "eth0",
-             "nodad"});
+  const std::string node_ns = node.substr(node.rfind('/') + 1);
+  CILIUM_RETURN_IF_ERROR(ip(
+      {"-n", node_ns, "-6", "addr", "add", std::string(kNodeIp6) + "/64", "dev", "ext0", "nodad"}));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", outside_, "-6", "addr", "add", std::string(kClientIp6) + "/64",
+                             "dev", "eth0", "nodad"}));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", remote_, "-6", "addr", "add",
+                             std::string(kRemoteNodeIp6) + "/64", "dev", "eth0", "nodad"}));
+  CILIUM_RETURN_IF_ERROR(ip({"-n", remote_, "-6", "addr", "add",
+                             std::string(kRemoteBackend6) + "/128", "dev", "lo", "nodad"}));
+  return ip(
+      {"-n", node_ns, "-6", "route", "add", "fd00:250::/64", "via", kRemoteNodeIp6, "dev", "ext0"});
 }
 
 Status Fabric::addFarHost(const Topology& topo, int mtu) {
@@ -88,16 +95,19 @@ Status Fabric::addFarHost(const Topology& topo, int mtu) {
   CILIUM_RETURN_IF_ERROR(
       ip({"-n", outside_, "-6", "addr", "add", "2001:db8:78::1/64", "dev", "far0", "nodad"}));
   CILIUM_RETURN_IF_ERROR(ip({"-n", outside_, "link", "set", "far0", "up"}));
-  CILIUM_RETURN_IF_ERROR(ip({"-n", far_, "addr", "add", std::string(kFarIp) + "/24", "dev", "eth0"}));
-  CILIUM_RETURN_IF_ERROR(ip(
-      {"-n", far_, "-6", "addr", "add", std::string(kFarIp6) + "/64", "dev", "eth0", "nodad"}));
+  CILIUM_RETURN_IF_ERROR(
+      ip({"-n", far_, "addr", "add", std::string(kFarIp) + "/24", "dev", "eth0"}));
+  CILIUM_RETURN_IF_ERROR(
+      ip({"-n", far_, "-6", "addr", "add", std::string(kFarIp6) + "/64", "dev", "eth0", "nodad"}));
   CILIUM_RETURN_IF_ERROR(ip({"-n", far_, "link", "set", "eth0", "up"}));
   CILIUM_RETURN_IF_ERROR(ip({"-n", far_, "route", "add", "default", "via", "192.168.78.1"}));
-  CILIUM_RETURN_IF_ERROR(ip({"-n", far_, "-6", "route", "add", "default", "via", "2001:db8:78::1"}));
+  CILIUM_RETURN_IF_ERROR(
+      ip({"-n", far_, "-6", "route", "add", "default", "via", "2001:db8:78::1"}));
   CILIUM_RETURN_IF_ERROR(
       ip({"-n", node, "route", "add", "192.168.78.0/24", "via", kClientIp, "dev", "ext0"}));
   // Without IPv6 on the node (enableIpv6 not called) only the IPv4 route is wanted.
-  auto has6 = runChecked({"ip", "-n", node, "-6", "addr", "show", "dev", "ext0", "scope", "global"});
+  auto has6 =
+      runChecked({"ip", "-n", node, "-6", "addr", "show", "dev", "ext0", "scope", "global"});
   if (has6.ok() && has6->find("inet6") != std::string::npos)
     CILIUM_RETURN_IF_ERROR(ip(
         {"-n", node, "-6", "route", "add", "2001:db8:78::/64", "via", kClientIp6, "dev", "ext0"}));

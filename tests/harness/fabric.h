@@ -25,7 +25,9 @@ class Fabric {
   static constexpr const char* kRemoteBackend = "10.250.0.5";
   // IPv6 (enableIpv6): the v6Twin of each address above on the same /64.
   static constexpr const char* kNodeIp6 = "2001:db8::1";
+  static constexpr const char* kRemoteNodeIp6 = "2001:db8::2";
   static constexpr const char* kClientIp6 = "2001:db8::100";
+  static constexpr const char* kRemoteBackend6 = "fd00:250::5";
   // A far host behind the outside client (addFarHost), over a link with a smaller MTU.
   static constexpr const char* kFarIp = "192.168.78.9";
   static constexpr const char* kFarIp6 = "2001:db8:78::9";
@@ -47,9 +49,10 @@ class Fabric {
   //    an XDP program of its own guarantees.
   Status wireForDriverXdp();
 
-  // IPv6 on the node's ext0 (kNodeIp6/64) and the outside client's eth0 (kClientIp6/64), with
-  // IPv6 turned on in the node namespace (Topology turns it off) and forwarding there, as a
-  // dual-stack node has: pods' IPv6 to the outside is routed out of ext0.
+  // IPv6 on the node's ext0 (kNodeIp6/64), the outside client's eth0 (kClientIp6/64) and the
+  // remote node's (kRemoteNodeIp6/64, kRemoteBackend6 on its lo, routed by the node via the
+  // remote node), with IPv6 turned on in the node namespace (Topology turns it off) and
+  // forwarding there, as a dual-stack node has: pods' IPv6 to the outside is routed out of ext0.
   Status enableIpv6(const Topology& topo);
   // A far host (kFarIp, kFarIp6) that the outside client routes to over a link of `mtu` bytes,
   // so that the client, as a router, answers bigger packets with ICMP "fragmentation needed" /

@@ -164,7 +164,7 @@ PacketBuilder& PacketBuilder::icmpError(uint8_t type, uint8_t code,
   // quote): as much as fits in the minimum MTU.
   size_t ihl = inner.empty() ? 0 : static_cast<size_t>(inner[0] & 0x0f) * 4;
   size_t quote = !inner.empty() && (inner[0] >> 4) == 6 ? std::min<size_t>(inner.size(), 1232)
-                                                          : std::min(inner.size(), ihl + 8);
+                                                        : std::min(inner.size(), ihl + 8);
   payload_.assign(inner.begin(), inner.begin() + static_cast<long>(quote));
   return *this;
 }
@@ -376,6 +376,14 @@ std::optional<IcmpQuote> icmpQuoteOf(const std::vector<uint8_t>& frame) {
     return ::testing::AssertionFailure() << "bad checksum: outer IP " << p->ip_csum_ok << ", ICMP "
                                          << p->l4_csum_ok << ", quoted IP " << q->ip_csum_ok;
   return ::testing::AssertionSuccess();
+}
+
+std::string srcOf(const ParsedPacket& p) {
+  return p.eth_proto == 0x86dd ? p.src6 : ipv4String(p.saddr);
+}
+
+std::string dstOf(const ParsedPacket& p) {
+  return p.eth_proto == 0x86dd ? p.dst6 : ipv4String(p.daddr);
 }
 
 }  // namespace cilium::testing

@@ -87,4 +87,8 @@ struct ParsedPacket {
 
 std::optional<ParsedPacket> parsePacket(const std::vector<uint8_t>& frame);
 
+// A parsed packet's source and destination address as text, either family.
+std::string srcOf(const ParsedPacket& p);
+std::string dstOf(const ParsedPacket& p);
+
 }  // namespace cilium::testing

@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <set>
+
 #include <gtest/gtest.h>
 
 #include "agent/bpf/fake_map.h"
@@ -209,10 +211,11 @@ TEST_F(NatGcTest, MasqueradeMappingsGoWithThePodsEgressEntry) {
   EXPECT_EQ(natSize(), 2u) << "the ping's mapping stays";
 }
 
-// IPv6 masquerade: the same rules on the IPv6 maps (gcNat6).
-TEST(NatGc6Test, MasqueradeMappingsGoWithThePodsEgressEntry) {
+// IPv6 masquerade and NodePort: the same rules on the IPv6 maps (gcNat6).
+TEST(NatGc6Test, MappingsGoWithTheirConnections) {
   bpf::FakeMap<nat6_key, nat6_entry> nat{"cilium_snat_v6_external"};
   bpf::FakeMap<ct_key6, ct_entry> ct_tcp{"cilium_ct6_global"}, ct_any{"cilium_ct_any6_global"};
+  bpf::FakeMap<uint32_t, lb6_reverse_nat> revnat{"cilium_lb6_reverse_nat"};
   auto ip6 = [](const char* s) {
     v4v6_addr a{};
     ::inet_pton(AF_INET6, s, a.ip6);
@@ -220,7 +223,14 @@ TEST(NatGc6Test, MasqueradeMappingsGoWithThePodsEgressEntry) {
   };
   const v4v6_addr pod = ip6("fd00:200::21"), remote = ip6("2001:db8::100"),
                   node = ip6("2001:db8::1");
-  auto addMasq = [&](uint16_t pport, uint16_t node_port, uint8_t proto, uint16_t flags) {
+  lb6_reverse_nat fe{};
+  fe.address = node;
+  fe.port = htons(30080);
+  ASSERT_TRUE(revnat.update(7, fe).ok());
+  // A mapping as bpf_host writes it: masquerade (NAT_F_MASQ) of the pod's connection, or
+  // NodePort's (flags 0) of service `svc` for a client at the pod's address.
+  auto addMapping = [&](uint16_t pport, uint16_t node_port, uint8_t proto, uint16_t flags,
+                        uint32_t svc = 0) {
     nat6_key fwd{};
     fwd.saddr = pod;
     fwd.daddr = remote;
@@ -232,6 +242,7 @@ TEST(NatGc6Test, MasqueradeMappingsGoWithThePodsEgressEntry) {
     out.to_addr = node;
     out.to_port = htons(node_port);
     out.flags = flags;
+    out.rev_nat_index = svc;
     out.created = kNow - 100;
     ASSERT_TRUE(nat.update(fwd, out).ok());
     nat6_key rev{};
@@ -245,6 +256,7 @@ TEST(NatGc6Test, MasqueradeMappingsGoWithThePodsEgressEntry) {
     back.to_addr = pod;
     back.to_port = htons(pport);
     back.flags = flags;
+    back.rev_nat_index = svc;
     back.created = kNow - 100;
     ASSERT_TRUE(nat.update(rev, back).ok());
   };
@@ -260,20 +272,41 @@ TEST(NatGc6Test, MasqueradeMappingsGoWithThePodsEgressEntry) {
     e.lifetime = lifetime;
     ASSERT_TRUE((proto == IPPROTO_TCP ? ct_tcp : ct_any).update(k, e).ok());
   };
-  addMasq(40000, 61001, IPPROTO_TCP, NAT_F_MASQ);
+  // The client's CT_KEY_SERVICE entry {client -> frontend} of a NodePort connection.
+  auto addService = [&](uint16_t cport, uint32_t lifetime) {
+    ct_key6 k{};
+    k.saddr = pod;
+    k.daddr = node;
+    k.sport = htons(cport);
+    k.dport = htons(30080);
+    k.nexthdr = IPPROTO_TCP;
+    k.flags = CT_KEY_SERVICE;
+    ct_entry e{};
+    e.lifetime = lifetime;
+    ASSERT_TRUE(ct_tcp.update(k, e).ok());
+  };
+  addMapping(40000, 61001, IPPROTO_TCP, NAT_F_MASQ);
   addEgress(40000, IPPROTO_TCP, kNow + 10);  // live
-  addMasq(40001, 61002, IPPROTO_TCP, NAT_F_MASQ);
+  addMapping(40001, 61002, IPPROTO_TCP, NAT_F_MASQ);
   addEgress(40001, IPPROTO_TCP, kNow - 1);  // over
-  addMasq(5353, 61003, IPPROTO_UDP, NAT_F_MASQ);
+  addMapping(5353, 61003, IPPROTO_UDP, NAT_F_MASQ);
   addEgress(5353, IPPROTO_UDP, kNow + 10);  // live, in the other map
-  addMasq(40002, 61004, IPPROTO_TCP, 0);    // no IPv6 NodePort: nothing keeps it
-  auto r = gcNat6({&nat, &ct_tcp, &ct_any}, kNow);
+  addMapping(40002, 61004, IPPROTO_TCP, 0, 7);
+  addService(40002, kNow + 10);  // a live NodePort connection
+  addMapping(40003, 61005, IPPROTO_TCP, 0, 7);
+  addService(40003, kNow - 1);                  // over
+  addMapping(40004, 61006, IPPROTO_TCP, 0, 9);  // its service is gone
+  auto r = gcNat6({&nat, &ct_tcp, &ct_any, &revnat}, kNow);
   ASSERT_TRUE(r.ok()) << r.error().toString();
-  EXPECT_EQ(r->scanned, 8u);
-  EXPECT_EQ(r->deleted, 4u);
-  size_t n = 0;
-  EXPECT_TRUE(nat.forEach([&](const nat6_key&, const nat6_entry&) { return ++n, true; }).ok());
-  EXPECT_EQ(n, 4u) << "the two live connections keep both halves";
+  EXPECT_EQ(r->scanned, 12u);
+  EXPECT_EQ(r->deleted, 6u);
+  std::set<uint16_t> kept;
+  EXPECT_TRUE(nat.forEach([&](const nat6_key& k, const nat6_entry&) {
+                   if (k.dir == NAT_DIR_EGRESS) kept.insert(ntohs(k.sport));
+                   return true;
+                 })
+                  .ok());
+  EXPECT_EQ(kept, (std::set<uint16_t>{40000, 5353, 40002})) << "the live connections";
 }
 
 }  // namespace
