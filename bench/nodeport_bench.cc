@@ -5,12 +5,14 @@
 //             in the node's namespace
 //   tc        our bpf_host on the device (tcx)
 //   xdp       our bpf_host with bpf-lb-acceleration=native: XDP in the device's driver
+//   direct6, iptables6 (ip6tables-nft), tc6: the same over IPv6 (the fabric's 2001:db8::/64,
+//             backend fd00:250::5); XDP passes IPv6 to tc, so there is no xdp6
 // Per mode: new-connection latency (p50/p99) and rate, and the rate of one TCP stream. The
 // topology is tests/harness/fabric.h, with the wire set up for driver-mode XDP in every mode so
 // that all see the same senders. Prints numbers; never fails on time.
 //
 //   sudo ./build/bench/nodeport_bench [--connects 3000] [--seconds 3] [--modes
-//   direct,iptables,tc,xdp]
+//   direct,iptables,tc,xdp,direct6,iptables6,tc6]
 #include <net/if.h>
 
 #include <cstdio>
@@ -67,7 +69,7 @@ void measure(const char* mode, const std::string& client_netns, const std::strin
 int main(int argc, char** argv) {
   int connects = 3000;
   double seconds = 3;
-  std::string modes = "direct,iptables,tc,xdp";
+  std::string modes = "direct,iptables,tc,xdp,direct6,iptables6,tc6";
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--connects" && i + 1 < argc) {
@@ -78,7 +80,8 @@ int main(int argc, char** argv) {
       modes = argv[++i];
     } else {
       std::fprintf(stderr,
-                   "usage: %s [--connects N] [--seconds S] [--modes direct,iptables,tc,xdp]\n",
+                   "usage: %s [--connects N] [--seconds S] [--modes "
+                   "direct,iptables,tc,xdp,direct6,iptables6,tc6]\n",
                    argv[0]);
       return 2;
     }
@@ -90,9 +93,15 @@ int main(int argc, char** argv) {
   Fabric net;
   must(net.build(*topo), "fabric");
   must(net.wireForDriverXdp(), "wire");
+  must(net.enableIpv6(*topo), "fabric IPv6");
   std::string pin = must(topo->pinDir(), "pin dir");
   auto server = must(
       bench::SinkServer::start(net.remoteNetns(), Fabric::kRemoteBackend, kBackendPort), "backend");
+  auto server6 =
+      must(bench::SinkServer::start(net.remoteNetns(), Fabric::kRemoteBackend6, kBackendPort),
+           "IPv6 backend");
+  const std::string out = net.outsideNetns().substr(std::string("/run/netns/").size());
+  const std::string node = topo->nodeNetns().substr(std::string("/run/netns/").size());
 
   std::printf(
       "nodeport_bench: %d connects, %.1f s stream per mode; outside client -> NodePort "
@@ -102,28 +111,39 @@ int main(int argc, char** argv) {
   std::printf("|---|---|---|---|---|---|---|---|\n");
 
   if (want("direct")) {
-    std::string out = net.outsideNetns().substr(std::string("/run/netns/").size());
     must(runWith({"ip", "-n", out, "route", "add", "10.250.0.0/24", "via", Fabric::kRemoteNodeIp}),
          "direct route");
     measure("direct", net.outsideNetns(), Fabric::kRemoteBackend, kBackendPort, connects, seconds,
             "no NodePort");
     must(runWith({"ip", "-n", out, "route", "del", "10.250.0.0/24"}), "direct route");
   }
+  if (want("direct6")) {
+    must(runWith({"ip", "-n", out, "-6", "route", "add", "fd00:250::/64", "via",
+                  Fabric::kRemoteNodeIp6}),
+         "direct6 route");
+    measure("direct6", net.outsideNetns(), Fabric::kRemoteBackend6, kBackendPort, connects, seconds,
+            "no NodePort, IPv6");
+    must(runWith({"ip", "-n", out, "-6", "route", "del", "fd00:250::/64"}), "direct6 route");
+  }
 
-  if (want("tc") || want("xdp")) {
+  if (want("tc") || want("xdp") || want("tc6")) {
     auto dp = must(datapath::Datapath::load({pin}), "datapath");
     auto host = must(service::HostDatapath::load(pin), "host datapath");
     auto lb = must(testing::openServiceMaps(pin), "service maps");
-    service::Manager mgr(lb.maps(), service::ManagerConfig{{*IpAddr::parse(Fabric::kNodeIp)}});
-    service::Service s;
+    service::Manager mgr(lb.maps(), service::ManagerConfig{{*IpAddr::parse(Fabric::kNodeIp),
+                                                            *IpAddr::parse(Fabric::kNodeIp6)}});
+    service::Service s;  // dual stack: a NodePort on each node address, each to its family
     s.name = {"default", "web"};
     s.cluster_ip = *IpAddr::parse("10.96.0.10");
+    s.more_cluster_ips = {*IpAddr::parse("fd00:96::10")};
     service::ServicePort p;
     p.name = "http";
     p.proto = service::Protocol::kTcp;
     p.port = 80;
     p.node_port = kNodePort;
     p.backends = {{*IpAddr::parse(Fabric::kRemoteBackend), kBackendPort,
+                   service::BackendState::kActive, false},
+                  {*IpAddr::parse(Fabric::kRemoteBackend6), kBackendPort,
                    service::BackendState::kActive, false}};
     s.ports.push_back(p);
     must(mgr.upsertService(s), "service");
@@ -134,22 +154,30 @@ int main(int argc, char** argv) {
                                               return i;
                                             }),
                        "ext0");
-    for (auto [mode, xdp] : {std::pair{"tc", service::XdpMode::kDisabled},
-                             std::pair{"xdp", service::XdpMode::kNative}}) {
-      if (!want(mode)) continue;
-      must(runInNetns(
-               topo->nodeNetns(),
-               [&] { return host->attachDevice(ifindex, *IpAddr::parse(Fabric::kNodeIp), xdp); }),
-           mode);
-      measure(mode, net.outsideNetns(), Fabric::kNodeIp, kNodePort, connects, seconds,
-              xdp == service::XdpMode::kNative ? "bpf_host, XDP in the driver" : "bpf_host, tcx");
-      must(runInNetns(topo->nodeNetns(), [&] { return host->detachDevice(ifindex); }), mode);
+    struct Mode {
+      const char* name;
+      service::XdpMode xdp;
+      const char* node_ip;
+      const char* note;
+    };
+    for (const Mode& m :
+         {Mode{"tc", service::XdpMode::kDisabled, Fabric::kNodeIp, "bpf_host, tcx"},
+          Mode{"xdp", service::XdpMode::kNative, Fabric::kNodeIp, "bpf_host, XDP in the driver"},
+          Mode{"tc6", service::XdpMode::kDisabled, Fabric::kNodeIp6, "bpf_host, tcx, IPv6"}}) {
+      if (!want(m.name)) continue;
+      must(runInNetns(topo->nodeNetns(),
+                      [&] {
+                        return host->attachDevice(ifindex, *IpAddr::parse(Fabric::kNodeIp), m.xdp,
+                                                  *IpAddr::parse(Fabric::kNodeIp6));
+                      }),
+           m.name);
+      measure(m.name, net.outsideNetns(), m.node_ip, kNodePort, connects, seconds, m.note);
+      must(runInNetns(topo->nodeNetns(), [&] { return host->detachDevice(ifindex); }), m.name);
     }
   }
 
   // Last: the nat table's hooks stay registered in the node's namespace once created.
   if (want("iptables")) {
-    std::string node = topo->nodeNetns().substr(std::string("/run/netns/").size());
     std::string rules = fmt::format(
         "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
         "-A PREROUTING -d {}/32 -p tcp -m tcp --dport {} -j DNAT --to-destination {}:{}\n"
@@ -160,7 +188,18 @@ int main(int argc, char** argv) {
     measure("iptables", net.outsideNetns(), Fabric::kNodeIp, kNodePort, connects, seconds,
             "kube-proxy style: DNAT + MASQUERADE, iptables-nft");
   }
-  std::printf("\nserver received %.1f MiB in all\n",
-              static_cast<double>(server->bytes()) / 1048576);
+  if (want("iptables6")) {
+    std::string rules = fmt::format(
+        "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
+        "-A PREROUTING -d {}/128 -p tcp -m tcp --dport {} -j DNAT --to-destination [{}]:{}\n"
+        "-A POSTROUTING -d {}/128 -p tcp -m tcp --dport {} -j MASQUERADE\nCOMMIT\n",
+        Fabric::kNodeIp6, kNodePort, Fabric::kRemoteBackend6, kBackendPort, Fabric::kRemoteBackend6,
+        kBackendPort);
+    must(runWith({"ip", "netns", "exec", node, "ip6tables-nft-restore"}, rules), "ip6tables rules");
+    measure("iptables6", net.outsideNetns(), Fabric::kNodeIp6, kNodePort, connects, seconds,
+            "kube-proxy style, IPv6: DNAT + MASQUERADE, ip6tables-nft");
+  }
+  std::printf("\nservers received %.1f MiB in all\n",
+              static_cast<double>(server->bytes() + server6->bytes()) / 1048576);
   return 0;
 }

@@ -479,11 +479,11 @@ class AgentNodePortTest : public testing::AgentNodeTest {
     EXPECT_TRUE(id.ok()) << id.error().toString();
     return id.ok() ? *id : 0;
   }
-  std::string nodePortBody(const char* backend) {
+  std::string nodePortBody(const char* backend, const char* node = kNodeIp, int id = 7) {
     return fmt::format(
-        R"({{"id":7,"frontend-address":{{"ip":"{}","port":{},"protocol":"TCP"}},)"
+        R"({{"id":{},"frontend-address":{{"ip":"{}","port":{},"protocol":"TCP"}},)"
         R"("backend-addresses":[{{"ip":"{}","port":8080}}],"flags":{{"type":"NodePort"}}}})",
-        kNodeIp, kNodePort, backend);
+        id, node, kNodePort, backend);
   }
 };
 
@@ -518,6 +518,48 @@ TEST_F(AgentNodePortTest, DevicesServeNodePortAcrossRestarts) {
   agent = node_->startReady("agent3", {});
   ASSERT_NE(agent, nullptr);
   EXPECT_TRUE(ingressPrograms().empty()) << "a device no longer configured is detached";
+}
+
+// enable-ipv6: the device's IPv6 address is its IPv6 SNAT address, so an IPv6 NodePort reaches a
+// remote backend (SNATed to that address) next to the IPv4 one; a device without a global IPv6
+// address serves IPv4 only and the agent says so rather than failing.
+TEST_F(AgentNodePortTest, DualStackDeviceServesIpv6NodePort) {
+  testing::Fabric net;
+  ASSERT_TRUE(net.build(*topo_).ok());
+  ASSERT_TRUE(net.enableIpv6(*topo_).ok());
+  auto l4 = testing::listenTcp(net.remoteNetns(), kRemoteBackend, 8080);
+  auto l6 = testing::listenTcp(net.remoteNetns(), Fabric::kRemoteBackend6, 8080);
+  ASSERT_TRUE(l4.ok() && l6.ok());
+
+  Process* agent = node_->startReady(
+      "agent1", {"--devices=ext0", "--enable-ipv6=true", "--ipv6-range=fd00:204::/112"});
+  ASSERT_NE(agent, nullptr) << node_->log("agent1");
+  EXPECT_NE(node_->log("agent1").find(fmt::format("snat6={}", Fabric::kNodeIp6)),
+            std::string::npos)
+      << node_->log("agent1");
+  ASSERT_EQ(putService(7, nodePortBody(kRemoteBackend)), 201) << node_->log("agent1");
+  ASSERT_EQ(putService(8, nodePortBody(Fabric::kRemoteBackend6, Fabric::kNodeIp6, 8)), 201)
+      << node_->log("agent1");
+  auto [which, peer] = connectOnce(net.outsideNetns(), Fabric::kNodeIp6, l6->get(), -1);
+  EXPECT_EQ(which, 1);
+  EXPECT_EQ(peer, Fabric::kNodeIp6) << "SNAT to the device's IPv6 address";
+  std::tie(which, peer) = connectOnce(net.outsideNetns(), kNodeIp, l4->get(), -1);
+  EXPECT_EQ(which, 1);
+  EXPECT_EQ(peer, kNodeIp);
+  EXPECT_EQ(agent->stop(), 0) << node_->log("agent1");
+
+  // Without a global IPv6 address on the device: IPv4 NodePort only, said in the log.
+  std::string node = topo_->nodeNetns().substr(std::string("/run/netns/").size());
+  ASSERT_TRUE(ip({"-n", node, "-6", "addr", "del", std::string(Fabric::kNodeIp6) + "/64", "dev",
+                  "ext0"})
+                  .ok());
+  agent = node_->startReady(
+      "agent2", {"--devices=ext0", "--enable-ipv6=true", "--ipv6-range=fd00:204::/112"});
+  ASSERT_NE(agent, nullptr) << node_->log("agent2");
+  EXPECT_NE(node_->log("agent2").find("no IPv6 NodePort on it"), std::string::npos)
+      << node_->log("agent2");
+  std::tie(which, peer) = connectOnce(net.outsideNetns(), kNodeIp, l4->get(), -1);
+  EXPECT_EQ(which, 1) << "IPv4 NodePort still served";
 }
 
 // bpf-lb-acceleration=native: the agent attaches cil_xdp_entry in driver mode next to the tc
