@@ -49,8 +49,14 @@ static __always_inline int enforce6(const struct __sk_buff *ctx, struct pkt6 *p,
 	if (ct.status == CT_REPLY || ct.status == CT_RELATED) {
 		if (ct.entry) {
 			*remote = ct.entry->src_sec_id;
-			/* A reply of a translated connection: undone by lb6_reverse. */
-			if (ct.status == CT_REPLY)
+			/*
+			 * A reply of a translated connection, or an ICMPv6 error arriving about
+			 * one this endpoint opened (the quote's source is the endpoint): undone
+			 * by lb6_reverse, as enforce4 does.
+			 */
+			if (ct.status == CT_REPLY ||
+			    (ct_dir == CT_KEY_INGRESS &&
+			     ipv6_addr_equal(&p->inner.saddr, (const union v4v6_addr *)ep->ipv6)))
 				ti->rev_nat = ct.entry->lb_id;
 			if (enforce_proxy_reply(ct.entry, ct.status, from_proxy))
 				return ENFORCE_TO_PROXY_STACK;

@@ -114,15 +114,44 @@ static __always_inline void lb6_ct_mark(const struct pkt6 *p, __u32 rev_nat, __u
 }
 
 /*
- * A reply whose conntrack entry named service `rev_nat`: from the frontend again. ICMPv6 errors
- * about translated connections are not translated (docs/services.md, limits). 0 or -DROP_x.
+ * An ICMPv6 error about a translated connection of the client (quote {client:cp -> backend:bp})
+ * becomes one from the frontend, quoting {client:cp -> frontend:fp} (lb4_reverse_icmp for IPv6).
+ * 0 or -DROP_x.
+ */
+static __always_inline int lb6_reverse_icmp(struct __sk_buff *ctx, struct pkt6 *p, __u32 rev_nat)
+{
+	struct lb6_reverse_nat *rn;
+	union v4v6_addr frontend;
+	int ret;
+
+	if (p->inner.proto != IPPROTO_TCP_ && p->inner.proto != IPPROTO_UDP_)
+		return 0;
+	rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &rev_nat);
+	if (!rn)
+		return -DROP_NAT_NO_MAPPING;
+	frontend = rn->address;
+	ret = icmp6_error_rewrite(ctx, false, &frontend, &p->inner.saddr, p->inner.sport, &frontend,
+				  rn->port);
+	if (ret < 0)
+		return ret;
+	p->t.saddr = frontend;
+	p->inner.daddr = frontend;
+	p->inner.dport = rn->port;
+	return 0;
+}
+
+/*
+ * A reply whose conntrack entry named service `rev_nat`: from the frontend again; an ICMPv6 error
+ * about the connection, as lb6_reverse_icmp says. 0 or -DROP_x.
  */
 static __always_inline int lb6_reverse(struct __sk_buff *ctx, struct pkt6 *p, __u32 rev_nat)
 {
 	struct lb6_reverse_nat *rn;
 	int ret;
 
-	if (p->related || (p->t.proto != IPPROTO_TCP_ && p->t.proto != IPPROTO_UDP_))
+	if (p->related)
+		return lb6_reverse_icmp(ctx, p, rev_nat);
+	if (p->t.proto != IPPROTO_TCP_ && p->t.proto != IPPROTO_UDP_)
 		return 0;
 	rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &rev_nat);
 	if (!rn)

@@ -105,6 +105,12 @@ class HostNodePortTest : public LxcTest {
     auto st = mgr_->upsertService(s);
     ASSERT_TRUE(st.ok()) << st.error().toString();
   }
+  // ICMP(v6) error types of the test's family: fragmentation needed (3/4) or packet too big
+  // (2/0); destination unreachable (3 or 1) with port unreachable (3 or 4).
+  uint8_t tooBigType() const { return family_ == Family::kV6 ? 2 : 3; }
+  uint8_t tooBigCode() const { return family_ == Family::kV6 ? 0 : 4; }
+  uint8_t unreachType() const { return family_ == Family::kV6 ? 1 : 3; }
+  uint8_t portUnreachCode() const { return family_ == Family::kV6 ? 4 : 3; }
   // Backends in the family the test speaks (family_).
   service::Backend local(const TestEndpoint& ep) {
     return {*IpAddr::parse(ipOf(ep)), 8080, service::BackendState::kActive, true};
@@ -299,68 +305,73 @@ TEST_P(HostNodePortFamilyTest, NoBackendIsRefusedBackOutOfTheDevice) {
 }
 
 // ICMP errors about NodePort connections are translated like the connections they quote, both
-// ways, so that path MTU discovery works through the node (lib/nodeport_icmp.h).
-TEST_F(HostNodePortTest, IcmpErrorsFollowTheirRemoteBackendConnection) {
+// ways, so that path MTU discovery works through the node (lib/nodeport_icmp.h,
+// lib/nodeport6.h): fragmentation needed / packet too big, port unreachable.
+TEST_P(HostNodePortFamilyTest, IcmpErrorsFollowTheirRemoteBackendConnection) {
   program(service::Protocol::kTcp, {remote()});
-  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40002, kNodePort, tcp::kSyn).build();
+  const std::string node = addr(kNode), client = addr(kClient), backend = addr(kRemoteBackend);
+  auto syn = fromNetwork().ip(client, node).tcp(40002, kNodePort, tcp::kSyn).build();
   auto r = ingress(syn);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
   uint16_t node_port = parsePacket(r.packet)->sport;
 
   // A router towards the backend: the SNATed segment {node:node_port -> backend} is too big.
-  auto sent = PacketBuilder().ipv4(kNode, kRemoteBackend).tcp(node_port, 8080, tcp::kAck).build();
-  auto frag_needed =
-      fromNetwork().ipv4("10.250.0.1", kNode).icmpError(3, 4, {sent.begin() + 14, sent.end()});
-  r = ingress(frag_needed.build());
+  auto sent = PacketBuilder().ip(node, backend).tcp(node_port, 8080, tcp::kAck).build();
+  auto too_big = fromNetwork()
+                     .ip(addr("10.250.0.1"), node)
+                     .icmpError(tooBigType(), tooBigCode(), {sent.begin() + 14, sent.end()});
+  r = ingress(too_big.build());
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
   // From the frontend the client talks to, about the client's own connection as it knows it.
-  EXPECT_TRUE(isIcmpError(r.packet, kNode, kClient, kClient, 40002, kNode, kNodePort));
+  EXPECT_TRUE(isIcmpError(r.packet, node, client, client, 40002, node, kNodePort));
 
   // A router towards the client: the frontend's reply {node:nodeport -> client} is too big.
-  auto reply = PacketBuilder().ipv4(kNode, kClient).tcp(kNodePort, 40002, tcp::kAck).build();
-  frag_needed =
-      fromNetwork().ipv4("192.0.2.1", kNode).icmpError(3, 4, {reply.begin() + 14, reply.end()});
-  r = ingress(frag_needed.build());
+  auto reply = PacketBuilder().ip(node, client).tcp(kNodePort, 40002, tcp::kAck).build();
+  too_big = fromNetwork()
+                .ip(addr("192.0.2.1"), node)
+                .icmpError(tooBigType(), tooBigCode(), {reply.begin() + 14, reply.end()});
+  r = ingress(too_big.build());
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
   // About the connection as the backend knows it.
-  EXPECT_TRUE(isIcmpError(r.packet, kNode, kRemoteBackend, kRemoteBackend, 8080, kNode, node_port));
+  EXPECT_TRUE(isIcmpError(r.packet, node, backend, backend, 8080, node, node_port));
 
   // An error about no connection of ours is the stack's.
-  auto other = PacketBuilder().ipv4(kNode, kClient).tcp(22, 40999, tcp::kAck).build();
+  auto other = PacketBuilder().ip(node, client).tcp(22, 40999, tcp::kAck).build();
   auto stray = fromNetwork()
-                   .ipv4("192.0.2.1", kNode)
-                   .icmpError(3, 4, {other.begin() + 14, other.end()})
+                   .ip(addr("192.0.2.1"), node)
+                   .icmpError(tooBigType(), tooBigCode(), {other.begin() + 14, other.end()})
                    .build();
   r = ingress(stray);
   EXPECT_EQ(r.retval, TC_ACT_OK);
   EXPECT_EQ(r.packet, stray);
 }
 
-TEST_F(HostNodePortTest, IcmpErrorsFollowTheirLocalBackendConnection) {
+TEST_P(HostNodePortFamilyTest, IcmpErrorsFollowTheirLocalBackendConnection) {
   program(service::Protocol::kTcp, {local(a_)});
-  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(40003, kNodePort, tcp::kSyn).build();
+  const std::string node = addr(kNode), client = addr(kClient), router = addr("192.0.2.1");
+  auto syn = fromNetwork().ip(client, node).tcp(40003, kNodePort, tcp::kSyn).build();
   ASSERT_EQ(ingress(syn).retval, TC_ACT_REDIRECT) << describe(events());
 
   // From the client's side, about the frontend's reply: to the pod, about its own segment.
-  auto reply = PacketBuilder().ipv4(kNode, kClient).tcp(kNodePort, 40003, tcp::kAck).build();
+  auto reply = PacketBuilder().ip(node, client).tcp(kNodePort, 40003, tcp::kAck).build();
   auto r = ingress(fromNetwork()
-                       .ipv4("192.0.2.1", kNode)
-                       .icmpError(3, 4, {reply.begin() + 14, reply.end()})
+                       .ip(router, node)
+                       .icmpError(tooBigType(), tooBigCode(), {reply.begin() + 14, reply.end()})
                        .build());
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
-  EXPECT_TRUE(isIcmpError(r.packet, "192.0.2.1", a_.pod.ip, a_.pod.ip, 8080, kClient, 40003));
+  EXPECT_TRUE(isIcmpError(r.packet, router, ipOf(a_), ipOf(a_), 8080, client, 40003));
   EXPECT_EQ(parsePacket(r.packet)->dst_mac, a_.mac);
 
   // From the pod to the client, about the client's segment: as from the frontend.
-  auto in = PacketBuilder().ipv4(kClient, a_.pod.ip).tcp(40003, 8080, tcp::kAck).build();
+  auto in = PacketBuilder().ip(client, ipOf(a_)).tcp(40003, 8080, tcp::kAck).build();
   auto err = PacketBuilder()
                  .eth(mac(ext_.host_mac), mac(ext_.mac))
-                 .ipv4(a_.pod.ip, kClient)
-                 .icmpError(3, 3, {in.begin() + 14, in.end()})
+                 .ip(ipOf(a_), client)
+                 .icmpError(unreachType(), portUnreachCode(), {in.begin() + 14, in.end()})
                  .build();
   r = egress(err);
   ASSERT_EQ(r.retval, TC_ACT_OK);
-  EXPECT_TRUE(isIcmpError(r.packet, kNode, kClient, kClient, 40003, kNode, kNodePort));
+  EXPECT_TRUE(isIcmpError(r.packet, node, client, client, 40003, node, kNodePort));
 }
 
 TEST_F(HostNodePortTest, ExternalTrafficPolicyLocalGivesOutsideOnlyLocalBackends) {

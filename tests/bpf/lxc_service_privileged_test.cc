@@ -267,16 +267,19 @@ TEST_F(LxcServiceTest, OtherPortsOfTheVipAreNotTranslated) {
 
 // A backend's ICMP error about a translated connection (here b's port unreachable about a's
 // datagram to b:8080) reaches a as from the frontend: outer source and quoted destination.
-TEST_F(LxcServiceTest, BackendsIcmpErrorComesFromTheFrontend) {
+TEST_P(LxcServiceFamilyTest, BackendsIcmpErrorComesFromTheFrontend) {
   program(service::Protocol::kUdp, {backend(b_)});
-  auto q = from(a_).ipv4(a_.pod.ip, kVip).udp(41400, 80).payload("query").build();
+  const std::string vip = addr(kVip);
+  auto q = from(a_).ip(ipOf(a_), vip).udp(41400, 80).payload("query").build();
   auto r = fromContainer(a_, q);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
   std::vector<uint8_t> delivered(r.packet.begin() + 14, r.packet.end());
-  auto err = from(b_).ipv4(b_.pod.ip, a_.pod.ip).icmpError(3, 3, delivered).build();
+  // Port unreachable: ICMP 3/3, ICMPv6 1/4.
+  const bool v6 = family_ == Family::kV6;
+  auto err = from(b_).ip(ipOf(b_), ipOf(a_)).icmpError(v6 ? 1 : 3, v6 ? 4 : 3, delivered).build();
   r = fromContainer(b_, err);
   ASSERT_EQ(r.retval, TC_ACT_REDIRECT) << describe(events());
-  EXPECT_TRUE(isIcmpError(r.packet, kVip, a_.pod.ip, a_.pod.ip, 41400, kVip, 80));
+  EXPECT_TRUE(isIcmpError(r.packet, vip, ipOf(a_), ipOf(a_), 41400, vip, 80));
   EXPECT_EQ(parsePacket(r.packet)->dst_mac, a_.mac);
 }
 

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include <fmt/format.h>
+
 #include "tests/harness/packet_assert.h"
 
 namespace cilium::testing {
@@ -357,6 +359,20 @@ std::optional<IcmpQuote> icmpQuoteOf(const std::vector<uint8_t>& frame) {
                                        std::string_view daddr, std::string_view qsaddr,
                                        uint16_t qsport, std::string_view qdaddr, uint16_t qdport) {
   auto p = parsePacket(frame);
+  if (p && p->eth_proto == 0x86dd) {
+    // ICMPv6: the quote is the IPv6 header (40 bytes) and the ports after it, 8 bytes in.
+    if (p->proto != 58 || p->l4.size() < 8 + 44 || p->icmp_type >= 128)
+      return ::testing::AssertionFailure() << "not an ICMPv6 error";
+    const uint8_t* q = p->l4.data() + 8;
+    auto port = [&](size_t off) { return static_cast<uint16_t>(q[off] << 8 | q[off + 1]); };
+    std::string got = fmt::format("{} -> {} quoting [{}]:{} -> [{}]:{}", p->src6, p->dst6,
+                                  format6(q + 8), port(40), format6(q + 24), port(42));
+    std::string want = fmt::format("{} -> {} quoting [{}]:{} -> [{}]:{}", saddr, daddr, qsaddr,
+                                   qsport, qdaddr, qdport);
+    if (got != want) return ::testing::AssertionFailure() << "got " << got << ", want " << want;
+    if (!p->l4_csum_ok) return ::testing::AssertionFailure() << "bad ICMPv6 checksum";
+    return ::testing::AssertionSuccess();
+  }
   if (!p || p->proto != 1) return ::testing::AssertionFailure() << "not an ICMP packet";
   auto q = icmpQuoteOf(frame);
   if (!q) return ::testing::AssertionFailure() << "no quote";

@@ -166,7 +166,6 @@ TEST_P(ServicePacketTest, NoBackendIsRefusedNotDropped) {
 // client -> b1:8080) must become one quoting client -> VIP:53, or the client's socket, connected
 // to the VIP, never learns of it and waits.
 TEST_P(ServicePacketTest, BackendsPortUnreachableReachesTheClientAsFromTheVip) {
-  if (v6()) GTEST_SKIP() << "ICMPv6 errors about translated connections are not translated yet";
   program(service::Protocol::kUdp, 53, {"b1"});
   auto refused = testing::expectUdpRefused(pods_["client"].netns, vip_, 53);
   EXPECT_TRUE(refused.ok()) << refused.error().toString();
