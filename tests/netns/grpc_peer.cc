@@ -5,6 +5,11 @@
 //                                                Denied answers OK too (only a proxy denies)
 //   grpc_peer call <ip:port> <Method> <bytes>    one unary call with a patterned payload; prints
 //                                                "status=N size=N intact=0|1 trailer=V message=M"
+//   grpc_peer stream <ip:port> <Method> <count> <bytes>
+//                                                one bidirectional stream (Chat, ChatDenied):
+//                                                `count` messages, each read back before the
+//                                                next is written; prints
+//                                                "status=N echoed=N intact=0|1 message=M"
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -34,6 +39,20 @@ class Service final : public pkg::Echo::Service {
     out->set_data("reached the server");
     return grpc::Status::OK;
   }
+  grpc::Status Chat(grpc::ServerContext*,
+                    grpc::ServerReaderWriter<pkg::Payload, pkg::Payload>* stream) override {
+    return echo(stream);
+  }
+  grpc::Status ChatDenied(grpc::ServerContext*,
+                          grpc::ServerReaderWriter<pkg::Payload, pkg::Payload>* stream) override {
+    return echo(stream);
+  }
+  static grpc::Status echo(grpc::ServerReaderWriter<pkg::Payload, pkg::Payload>* stream) {
+    pkg::Payload in;
+    while (stream->Read(&in))
+      if (!stream->Write(in)) break;
+    return grpc::Status::OK;
+  }
 };
 
 int serve(const std::string& addr) {
@@ -52,16 +71,18 @@ int serve(const std::string& addr) {
   return 0;
 }
 
-int call(const std::string& addr, const std::string& method, size_t bytes) {
+std::shared_ptr<grpc::Channel> channelTo(const std::string& addr) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessage);
   args.SetMaxSendMessageSize(kMaxMessage);
   args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);  // straight to the pod, whatever the environment
   // "ipv4:a.b.c.d:port" or "ipv6:[addr]:port": no resolver involved.
   std::string scheme = addr.rfind('[', 0) == 0 ? "ipv6:" : "ipv4:";
-  auto channel =
-      grpc::CreateCustomChannel(scheme + addr, grpc::InsecureChannelCredentials(), args);
-  auto stub = pkg::Echo::NewStub(channel);
+  return grpc::CreateCustomChannel(scheme + addr, grpc::InsecureChannelCredentials(), args);
+}
+
+int call(const std::string& addr, const std::string& method, size_t bytes) {
+  auto stub = pkg::Echo::NewStub(channelTo(addr));
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
   pkg::Payload in, out;
@@ -78,6 +99,27 @@ int call(const std::string& addr, const std::string& method, size_t bytes) {
   return 0;
 }
 
+int stream(const std::string& addr, const std::string& method, size_t count, size_t bytes) {
+  auto stub = pkg::Echo::NewStub(channelTo(addr));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto rw = method == "Chat" ? stub->Chat(&ctx) : stub->ChatDenied(&ctx);
+  size_t echoed = 0;
+  bool intact = true;
+  for (size_t i = 0; i < count; i++) {
+    pkg::Payload in, out;
+    in.set_data(pattern(bytes) + std::to_string(i));
+    if (!rw->Write(in) || !rw->Read(&out)) break;
+    echoed++;
+    intact = intact && out.data() == in.data();
+  }
+  rw->WritesDone();
+  grpc::Status st = rw->Finish();
+  std::printf("status=%d echoed=%zu intact=%d message=%s\n", static_cast<int>(st.error_code()),
+              echoed, echoed > 0 && intact ? 1 : 0, st.error_message().c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +127,11 @@ int main(int argc, char** argv) {
   if (mode == "serve" && argc == 3) return serve(argv[2]);
   if (mode == "call" && argc == 5)
     return call(argv[2], argv[3], std::strtoul(argv[4], nullptr, 10));
-  std::fprintf(stderr, "usage: grpc_peer serve <ip:port> | call <ip:port> <Method> <bytes>\n");
+  if (mode == "stream" && argc == 6)
+    return stream(argv[2], argv[3], std::strtoul(argv[4], nullptr, 10),
+                  std::strtoul(argv[5], nullptr, 10));
+  std::fprintf(stderr,
+               "usage: grpc_peer serve <ip:port> | call <ip:port> <Method> <bytes> | "
+               "stream <ip:port> Chat|ChatDenied <count> <bytes>\n");
   return 2;
 }

@@ -632,6 +632,46 @@ TEST_P(L7ProxyNetnsTest, GrpcMethodsAreDecidedWithStatusAndTrailers) {
   EXPECT_EQ(call("Allowed", 1), "status=0 size=1 intact=1 trailer=1 message=");
 }
 
+// gRPC bidirectional streams: a rule allowing POST /pkg.Echo/Chat lets a stream of 200 messages
+// through, each echoed before the next is sent (the stream stays open across the proxy, DATA
+// frames both ways), and the stream of a method no rule names ends with grpc-status 7 before the
+// server sees a message.
+TEST_P(L7ProxyNetnsTest, GrpcStreamsAreDecidedWhenTheyOpen) {
+  std::string addr = hostPort(9091);
+  auto srv = topo_->spawnIn(server_.netns, {GRPC_PEER_BINARY, "serve", addr}, "grpc-server");
+  ASSERT_TRUE(srv.ok()) << srv.error().toString();
+  ASSERT_TRUE(testing::eventually(
+      [&] { return testing::connectTcp(server_.netns, ip(server_), 9091, 200ms).ok(); }, 15s));
+  setPolicy(kServerEp, {allow(kClientId, POLICY_INGRESS, kTcp, 9091, ports_.http_ingress)});
+  policy::L7PortRule rule;
+  rule.dir = policy::Direction::kIngress;
+  rule.proto = kTcp;
+  rule.port = 9091;
+  rule.bits = 16;
+  rule.identities = {kClientId};
+  rule.http = {{"POST", "/pkg.Echo/Chat", "", {}, {}}};
+  policy::L7Policy l7;
+  l7.rules.push_back(rule);
+  l7Changed(kServerEp, kServerId, server_, l7);
+  startProxy();
+
+  auto stream = [&](const std::string& method, size_t count, size_t bytes) -> std::string {
+    auto out = topo_->exec(
+        client_.netns,
+        {GRPC_PEER_BINARY, "stream", addr, method, std::to_string(count), std::to_string(bytes)},
+        60s);
+    if (!out.ok()) return "exec: " + out.error().message();
+    std::string text = out->out;
+    while (!text.empty() && text.back() == '\n') text.pop_back();
+    return out->exit_code == 0 ? text : "exit " + std::to_string(out->exit_code) + ": " + out->err;
+  };
+  EXPECT_EQ(stream("Chat", 200, 4096), "status=0 echoed=200 intact=1 message=");
+  std::string denied = stream("ChatDenied", 5, 16);
+  EXPECT_EQ(denied.rfind("status=7 echoed=0 intact=0 message=", 0), 0u) << denied;
+  EXPECT_EQ(stream("Chat", 3, 1), "status=0 echoed=3 intact=1 message=")
+      << "allowed again after a denied stream";
+}
+
 // Sessions end when their connections do: with room for 8 connections at once, 60 connections
 // one after another (each with an allowed and a denied request, then closed by the client) are
 // all served. A session that outlived its connection (the old upstream-retry reference cycle)
