@@ -37,7 +37,8 @@ constexpr uint8_t kTcp = 6;
 constexpr uint32_t kClientId = 1001, kServerId = 1002, kOtherId = 1003;
 constexpr uint16_t kServerEp = 2;
 
-// Answers every method with 200 and what it received: method, path, X-Test header and body.
+// Answers every method with 200 and what it received: method, path, X-Test header and body,
+// and " upgrade=<value>" after it when an Upgrade header arrived (it never upgrades).
 constexpr const char* kEchoServer = R"(
 import http.server, socket, socketserver, sys
 class H(http.server.BaseHTTPRequestHandler):
@@ -47,6 +48,8 @@ class H(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(n) if n else b""
         out = ("%s %s x-test=%s body=" % (self.command, self.path,
                self.headers.get("X-Test", ""))).encode() + body
+        if self.headers.get("Upgrade"):
+            out += (" upgrade=%s" % self.headers.get("Upgrade")).encode()
         self.send_response(200)
         self.send_header("Content-Length", str(len(out)))
         self.end_headers()
@@ -347,6 +350,33 @@ TEST_P(L7ProxyNetnsTest, AllowedRequestsForwardedUntouchedOthersGet403OnKeepAliv
   ASSERT_TRUE(r.ok()) << r.error().toString();
   EXPECT_EQ(r->status, 200);
   EXPECT_EQ(r->body, "GET /public/map x-test=kept body=");
+}
+
+// An HTTP/1.1 request asking to upgrade to h2c is forwarded without the upgrade (Upgrade,
+// HTTP2-Settings and Connection dropped, as Envoy does): HTTP/2 on that connection would escape
+// the HTTP/1 rules. The client gets the plain answer, and the connection stays HTTP/1.1 under
+// the rules: the next request is decided on its own.
+TEST_P(L7ProxyNetnsTest, H2cUpgradeIsNotPassedOn) {
+  startProxy();
+  auto c = connect(client_);
+  ASSERT_TRUE(c.ok()) << c.error().toString();
+  ASSERT_TRUE(c->send("GET /public/h2c HTTP/1.1\r\nHost: deathstar\r\nX-Test: kept\r\n"
+                      "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+                      "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\nContent-Length: 0\r\n\r\n")
+                  .ok());
+  auto r = c->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 200) << r->head;
+  EXPECT_EQ(r->body, "GET /public/h2c x-test=kept body=") << "the server saw no Upgrade";
+
+  ASSERT_TRUE(c->send(request("PUT", "/v1/exhaust-port", "boom")).ok());
+  r = c->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 403) << "still HTTP/1.1 under the rules: " << r->head;
+  ASSERT_TRUE(c->send(request("GET", "/public/map")).ok());
+  r = c->read();
+  ASSERT_TRUE(r.ok()) << r.error().toString();
+  EXPECT_EQ(r->status, 200);
 }
 
 // The proxy's access records reach Hubble as L7 flows (the agent wires the manager's record
