@@ -177,28 +177,26 @@ int main(int argc, char** argv) {
   }
 
   // Last: the nat table's hooks stay registered in the node's namespace once created.
-  if (want("iptables")) {
+  // kube-proxy's two rules for the NodePort on `node_ip` (a /32 or /128) to `backend`, loaded by
+  // `restore` (iptables-nft-restore or ip6tables-nft-restore).
+  auto kubeProxy = [&](const char* mode, const char* restore, const std::string& node_ip,
+                       const std::string& backend, const char* note) {
+    const bool v6 = node_ip.find(':') != std::string::npos;
     std::string rules = fmt::format(
         "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
-        "-A PREROUTING -d {}/32 -p tcp -m tcp --dport {} -j DNAT --to-destination {}:{}\n"
-        "-A POSTROUTING -d {}/32 -p tcp -m tcp --dport {} -j MASQUERADE\nCOMMIT\n",
-        Fabric::kNodeIp, kNodePort, Fabric::kRemoteBackend, kBackendPort, Fabric::kRemoteBackend,
-        kBackendPort);
-    must(runWith({"ip", "netns", "exec", node, "iptables-nft-restore"}, rules), "iptables rules");
-    measure("iptables", net.outsideNetns(), Fabric::kNodeIp, kNodePort, connects, seconds,
-            "kube-proxy style: DNAT + MASQUERADE, iptables-nft");
-  }
-  if (want("iptables6")) {
-    std::string rules = fmt::format(
-        "*nat\n:PREROUTING ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\n"
-        "-A PREROUTING -d {}/128 -p tcp -m tcp --dport {} -j DNAT --to-destination [{}]:{}\n"
-        "-A POSTROUTING -d {}/128 -p tcp -m tcp --dport {} -j MASQUERADE\nCOMMIT\n",
-        Fabric::kNodeIp6, kNodePort, Fabric::kRemoteBackend6, kBackendPort, Fabric::kRemoteBackend6,
-        kBackendPort);
-    must(runWith({"ip", "netns", "exec", node, "ip6tables-nft-restore"}, rules), "ip6tables rules");
-    measure("iptables6", net.outsideNetns(), Fabric::kNodeIp6, kNodePort, connects, seconds,
-            "kube-proxy style, IPv6: DNAT + MASQUERADE, ip6tables-nft");
-  }
+        "-A PREROUTING -d {0}/{1} -p tcp -m tcp --dport {2} -j DNAT --to-destination {3}:{4}\n"
+        "-A POSTROUTING -d {5}/{1} -p tcp -m tcp --dport {4} -j MASQUERADE\nCOMMIT\n",
+        node_ip, v6 ? 128 : 32, kNodePort, v6 ? "[" + backend + "]" : backend, kBackendPort,
+        backend);
+    must(runWith({"ip", "netns", "exec", node, restore}, rules), mode);
+    measure(mode, net.outsideNetns(), node_ip, kNodePort, connects, seconds, note);
+  };
+  if (want("iptables"))
+    kubeProxy("iptables", "iptables-nft-restore", Fabric::kNodeIp, Fabric::kRemoteBackend,
+              "kube-proxy style: DNAT + MASQUERADE, iptables-nft");
+  if (want("iptables6"))
+    kubeProxy("iptables6", "ip6tables-nft-restore", Fabric::kNodeIp6, Fabric::kRemoteBackend6,
+              "kube-proxy style, IPv6: DNAT + MASQUERADE, ip6tables-nft");
   std::printf("\nservers received %.1f MiB in all\n",
               static_cast<double>(server->bytes() + server6->bytes()) / 1048576);
   return 0;

@@ -29,14 +29,14 @@
 
 /*
  * The packet's IPv4 facts: 0, or 1 for anything that is not IPv4, or -DROP_x for fragments and
- * malformed packets (p holds the addresses when the IPv4 header was readable).
+ * malformed packets (p holds the addresses when the IPv4 header was readable). The entry point
+ * has made the headers linear (pkt_pull).
  */
 static __always_inline int host_parse(struct __sk_buff *ctx, struct pkt4 *p)
 {
 	struct ethhdr *eth;
 	struct iphdr *ip;
 
-	pkt_pull(ctx);
 	p->len = ctx_load_u32(ctx, len);
 	if (!eth_ok(ctx, &eth) || eth->h_proto != bpf_htons(ETH_P_IP))
 		return 1;

@@ -114,28 +114,22 @@ static __always_inline int l4_rewrite6(struct __sk_buff *ctx, __u8 proto, bool d
 }
 
 /*
- * Rewrites the ICMPv6 error in ctx (outer header without extension headers at ETH_HLEN): the
- * outer destination (outer_dst) or source to `outer`, the quote to (isaddr:isport ->
- * idaddr:idport). The ICMPv6 checksum follows both: the quote as data, the outer address through
- * the pseudo-header. The quoted TCP/UDP checksum is left as it was (nobody verifies a quote's).
- * -DROP_INVALID for extension headers in either header, or a quote that is not TCP/UDP.
+ * Rewrites the quote of the ICMPv6 error in ctx (outer header without extension headers at
+ * ETH_HLEN) to (isaddr:isport -> idaddr:idport), the ICMPv6 checksum following it. The quoted
+ * TCP/UDP checksum is left as it was (nobody verifies a quote's). -DROP_INVALID for extension
+ * headers in either header, or a quote that is not TCP/UDP.
  */
-static __always_inline int icmp6_error_rewrite(struct __sk_buff *ctx, bool outer_dst,
-					       const union v4v6_addr *outer,
+static __always_inline int icmp6_quote_rewrite(struct __sk_buff *ctx,
 					       const union v4v6_addr *isaddr, __be16 isport,
 					       const union v4v6_addr *idaddr, __be16 idport)
 {
 	const __u32 icmp_off = ETH_HLEN + sizeof(struct ipv6hdr);
 	const __u32 quote_off = icmp_off + 8;
-	const __u32 addr_off = ETH_HLEN + (outer_dst ? IPV6_OFF_DADDR : IPV6_OFF_SADDR);
-	union v4v6_addr old_outer, new_outer = *outer;
 	struct icmp6_quote old, new;
 	__u8 nexthdr;
 	__s64 diff;
-	int ret;
 
 	if (bpf_skb_load_bytes(ctx, ETH_HLEN + 6, &nexthdr, 1) < 0 ||
-	    bpf_skb_load_bytes(ctx, addr_off, &old_outer, sizeof(old_outer)) < 0 ||
 	    bpf_skb_load_bytes(ctx, quote_off, &old, sizeof(old)) < 0)
 		return -DROP_INVALID;
 	if (nexthdr != IPPROTO_ICMPV6_ ||
@@ -154,10 +148,55 @@ static __always_inline int icmp6_error_rewrite(struct __sk_buff *ctx, bool outer
 		return -DROP_WRITE_ERROR;
 	if (bpf_l4_csum_replace(ctx, icmp_off + 2, 0, (__u32)diff, 0) < 0)
 		return -DROP_CSUM_L4;
-	ret = l4_csum_replace_addr6(ctx, icmp_off + 2, &old_outer, &new_outer, 0);
+	return 0;
+}
+
+/*
+ * Rewrites the outer destination (`dst`) or source of the ICMPv6 error in ctx to `addr`, through
+ * the pseudo-header into the ICMPv6 checksum.
+ */
+static __always_inline int icmp6_outer_rewrite(struct __sk_buff *ctx, bool dst,
+					       const union v4v6_addr *addr)
+{
+	const __u32 csum_off = ETH_HLEN + sizeof(struct ipv6hdr) + 2;
+	const __u32 addr_off = ETH_HLEN + (dst ? IPV6_OFF_DADDR : IPV6_OFF_SADDR);
+	union v4v6_addr old_addr, new_addr = *addr;
+	int ret;
+
+	if (bpf_skb_load_bytes(ctx, addr_off, &old_addr, sizeof(old_addr)) < 0)
+		return -DROP_INVALID;
+	ret = l4_csum_replace_addr6(ctx, csum_off, &old_addr, &new_addr, 0);
 	if (ret < 0)
 		return ret;
-	if (bpf_skb_store_bytes(ctx, addr_off, &new_outer, sizeof(new_outer), 0) < 0)
+	if (bpf_skb_store_bytes(ctx, addr_off, &new_addr, sizeof(new_addr), 0) < 0)
 		return -DROP_WRITE_ERROR;
 	return 0;
+}
+
+/*
+ * An ICMPv6 error about a translated connection: the quote (icmp6_quote_rewrite), then the outer
+ * destination (outer_dst) or source to `outer`. 0 or -DROP_x.
+ */
+static __always_inline int icmp6_error_rewrite(struct __sk_buff *ctx, bool outer_dst,
+					       const union v4v6_addr *outer,
+					       const union v4v6_addr *isaddr, __be16 isport,
+					       const union v4v6_addr *idaddr, __be16 idport)
+{
+	int ret = icmp6_quote_rewrite(ctx, isaddr, isport, idaddr, idport);
+
+	return ret < 0 ? ret : icmp6_outer_rewrite(ctx, outer_dst, outer);
+}
+
+/* The same with both outer addresses rewritten, to saddr -> daddr. */
+static __always_inline int icmp6_error_rewrite_both(struct __sk_buff *ctx,
+						    const union v4v6_addr *saddr,
+						    const union v4v6_addr *daddr,
+						    const union v4v6_addr *isaddr, __be16 isport,
+						    const union v4v6_addr *idaddr, __be16 idport)
+{
+	int ret = icmp6_quote_rewrite(ctx, isaddr, isport, idaddr, idport);
+
+	if (ret == 0)
+		ret = icmp6_outer_rewrite(ctx, false, saddr);
+	return ret < 0 ? ret : icmp6_outer_rewrite(ctx, true, daddr);
 }

@@ -85,27 +85,6 @@ static __always_inline int nodeport_fib_lookup6(struct __sk_buff *ctx, const str
 	return -DROP_NO_FIB;
 }
 
-/* nodeport_redirect for IPv6: the hop limit, then out as the FIB said. */
-static __always_inline int nodeport_redirect6(struct __sk_buff *ctx, struct bpf_fib_lookup *fib,
-					      int resolved)
-{
-	void *data, *data_end;
-	struct ethhdr *eth;
-
-	if (!nodeport_dec_hop_limit(ctx))
-		return -DROP_TTL_EXCEEDED;
-	if (resolved != 0)
-		return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
-	data = ctx_data(ctx);
-	data_end = ctx_data_end(ctx);
-	eth = data;
-	if ((void *)(eth + 1) > data_end)
-		return -DROP_INVALID;
-	eth_copy_mac16(eth->h_dest, fib->dmac);
-	eth_copy_mac16(eth->h_source, fib->smac);
-	return bpf_redirect(fib->ifindex, 0);
-}
-
 /* nodeport_snat_entry for IPv6: the node port of client -> remote backend leaving from node_addr. */
 static __always_inline int nodeport_snat_entry6(const struct pkt6 *p,
 						const union v4v6_addr *node_addr, __u32 svc_id,
@@ -318,9 +297,7 @@ static __always_inline int nodeport_egress6(struct __sk_buff *ctx, struct pkt6 *
 
 /*
  * ICMPv6 errors about IPv6 NodePort connections, translated like the connection they quote
- * (lib/nodeport_icmp.h's rules; the rewrite is nat6_xlate.h's icmp6_error_rewrite, which changes
- * one outer address per call: where both change, the second call finds the quote already
- * rewritten and only moves the other address).
+ * (lib/nodeport_icmp.h's rules; the rewrites are nat6_xlate.h's).
  */
 
 /* Routes the translated error from `saddr` towards `daddr` and sends it. */
@@ -387,11 +364,8 @@ static __always_inline int nodeport_icmp_ingress6(struct __sk_buff *ctx, struct 
 			frontend = rn->address;
 			frontend_port = rn->port;
 			/* To the client, from the frontend, quote {C:cp -> F:fp}. */
-			ret = icmp6_error_rewrite(ctx, true, &client, &client, client_port,
-						  &frontend, frontend_port);
-			if (ret == 0)
-				ret = icmp6_error_rewrite(ctx, false, &frontend, &client,
-							  client_port, &frontend, frontend_port);
+			ret = icmp6_error_rewrite_both(ctx, &frontend, &client, &client,
+						       client_port, &frontend, frontend_port);
 			if (ret < 0)
 				return ret;
 			return nodeport_icmp_forward6(ctx, p, &frontend, &client);
@@ -433,11 +407,8 @@ static __always_inline int nodeport_icmp_ingress6(struct __sk_buff *ctx, struct 
 	node_addr = n->to_addr;
 	node_port = n->to_port;
 	/* To the remote backend, from the node, as the SNATed connection: quote {B:bp -> N:np}. */
-	ret = icmp6_error_rewrite(ctx, true, &backend, &backend, backend_port, &node_addr,
-				  node_port);
-	if (ret == 0)
-		ret = icmp6_error_rewrite(ctx, false, &node_addr, &backend, backend_port, &node_addr,
-					  node_port);
+	ret = icmp6_error_rewrite_both(ctx, &node_addr, &backend, &backend, backend_port,
+				       &node_addr, node_port);
 	if (ret < 0)
 		return ret;
 	return nodeport_icmp_forward6(ctx, p, &node_addr, &backend);
@@ -451,11 +422,7 @@ static __always_inline int nodeport_icmp_egress6(struct __sk_buff *ctx, struct p
 						 __u32 now)
 {
 	const struct endpoint_info *src;
-	struct lb6_reverse_nat *rn;
-	union v4v6_addr frontend;
 	struct ct_entry *e;
-	__u32 id;
-	int ret;
 
 	if (p->inner.proto != IPPROTO_TCP_ && p->inner.proto != IPPROTO_UDP_)
 		return 0;
@@ -466,15 +433,6 @@ static __always_inline int nodeport_icmp_egress6(struct __sk_buff *ctx, struct p
 	e = ct_find6(lb6_ct_map(p->inner.proto), &p->inner, false, CT_KEY_NODEPORT, now);
 	if (!e || !e->lb_id)
 		return 0;
-	id = e->lb_id;
-	rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &id);
-	if (!rn)
-		return -DROP_NAT_NO_MAPPING;
-	frontend = rn->address;
-	ret = icmp6_error_rewrite(ctx, false, &frontend, &p->inner.saddr, p->inner.sport, &frontend,
-				  rn->port);
-	if (ret < 0)
-		return ret;
-	p->t.saddr = frontend;
-	return 0;
+	/* As the pod's per-packet LB undoes a backend's error: from the frontend, quoting it. */
+	return lb6_reverse_icmp(ctx, p, e->lb_id);
 }

@@ -107,26 +107,39 @@ static __always_inline int nodeport_deliver_local6(struct __sk_buff *ctx,
 	return __nodeport_deliver_local(ctx, dst, true);
 }
 
-/* Sends the packet out as nodeport_fib_lookup() said (`resolved` is its result). */
+/*
+ * Sends the packet out as nodeport_fib_lookup() (nodeport_fib_lookup6() when `v6`) said
+ * (`resolved` is its result), after the TTL (hop limit).
+ */
+static __always_inline int __nodeport_redirect(struct __sk_buff *ctx, struct bpf_fib_lookup *fib,
+					       int resolved, bool v6)
+{
+	void *data, *data_end;
+	struct ethhdr *eth;
+
+	if (!(v6 ? nodeport_dec_hop_limit(ctx) : nodeport_dec_ttl(ctx)))
+		return -DROP_TTL_EXCEEDED;
+	if (resolved != 0)
+		return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
+	data = ctx_data(ctx);
+	data_end = ctx_data_end(ctx);
+	eth = data;
+	if ((void *)(eth + 1) > data_end)
+		return -DROP_INVALID;
+	/* The FIB's MACs are only 2-byte aligned on the stack. */
+	eth_copy_mac16(eth->h_dest, fib->dmac);
+	eth_copy_mac16(eth->h_source, fib->smac);
+	return bpf_redirect(fib->ifindex, 0);
+}
+
 static __always_inline int nodeport_redirect(struct __sk_buff *ctx, struct bpf_fib_lookup *fib,
 					     int resolved)
 {
-	void *data = ctx_data(ctx);
-	void *data_end = ctx_data_end(ctx);
-	struct ethhdr *eth = data;
+	return __nodeport_redirect(ctx, fib, resolved, false);
+}
 
-	if (!nodeport_dec_ttl(ctx))
-		return -DROP_TTL_EXCEEDED;
-	if (resolved == 0) {
-		data = ctx_data(ctx);
-		data_end = ctx_data_end(ctx);
-		eth = data;
-		if ((void *)(eth + 1) > data_end)
-			return -DROP_INVALID;
-		/* The FIB's MACs are only 2-byte aligned on the stack. */
-		eth_copy_mac16(eth->h_dest, fib->dmac);
-		eth_copy_mac16(eth->h_source, fib->smac);
-		return bpf_redirect(fib->ifindex, 0);
-	}
-	return bpf_redirect_neigh(fib->ifindex, NULL, 0, 0);
+static __always_inline int nodeport_redirect6(struct __sk_buff *ctx, struct bpf_fib_lookup *fib,
+					      int resolved)
+{
+	return __nodeport_redirect(ctx, fib, resolved, true);
 }
