@@ -6,8 +6,17 @@
 # builds, runs every step, checks what it shows, and removes everything at the end. Exit status
 # 0 only if every expectation held. CILIUM_DEMO_SKIP_BUILD=1 skips install and build (the e2e
 # test sets it); CILIUM_DEMO_NAME names the cluster (default cilium-demo); CILIUM_DEMO_KEEP=1
-# leaves it up at the end.
+# leaves it up at the end. --ipv6: a dual-stack cluster, and a step showing the same policy over
+# IPv6.
 set -euo pipefail
+ipv6=0
+for arg in "$@"; do
+  case $arg in
+    --ipv6) ipv6=1 ;;
+    -h | --help) echo "usage: $0 [--ipv6]"; exit 0 ;;
+    *) echo "demo: unknown argument '$arg' (usage: $0 [--ipv6])" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 repo=$(pwd)
 if [[ ${CILIUM_DEMO_SKIP_BUILD:-0} != 1 ]]; then
@@ -52,8 +61,9 @@ ok() { held=$((held + 1)); echo "  ${green}✔${off} $*"; }
 bad() { failed=$((failed + 1)); echo "  ${red}✘ $*${off}"; }
 indent() { sed 's/^/      /'; }
 
-# request SHIP METHOD PATH TARGET: runs cilium-http-client in the ship's pod against every target;
-# sets last_rc (0 answered 2xx, 1 other answer, 3 refused, 4 timed out) and last_out.
+# request SHIP METHOD PATH TARGET: runs cilium-http-client in the ship's pod against the target
+# (an address, [an IPv6 address]); sets last_rc (0 answered 2xx, 1 other answer, 3 refused, 4 timed
+# out) and last_out.
 request() {
   local ship=$1 method=$2 path=$3 target=$4
   echo "  ${dim}\$ cilium-local exec default/$ship -- cilium-http-client $method http://$target$path${off}"
@@ -113,13 +123,16 @@ ingress_enforced() { # POD -> 0 when the pod's endpoint enforces ingress policy
 echo "${bold}Star Wars demo${off}: the Empire's Death Star, a tiefighter and an Alliance xwing, as"
 echo "pods on a local two-node cluster, a cilium-agent with its eBPF datapath on each node: the ships"
 echo "on node-1, the Death Star on node-2 (Cilium's getting-started guide)."
+[[ $ipv6 == 0 ]] || echo "Dual stack (--ipv6): every pod, node and the deathstar Service have an IPv6 address too."
+up_args=(--nodes 2)
+[[ $ipv6 == 0 ]] || up_args+=(--ipv6)
 
 heading "Setup: two nodes on an underlay, the API server, the operator, an agent per node, the pods"
 "$tool" down >/dev/null 2>&1 || true # a previous run that was killed
 mkdir -p "$manifests"
 cp deploy/local/demo/manifests/*.yaml "$manifests/"
 echo "  manifests: $manifests ($(ls "$manifests" | tr '\n' ' '))"
-"$tool" up --nodes 2 --manifests "$manifests" -- --enable-l7-proxy 2>&1 | indent ||
+"$tool" up "${up_args[@]}" --manifests "$manifests" -- --enable-l7-proxy 2>&1 | indent ||
   { bad "the cluster did not come up"; exit 1; }
 "$tool" pods 2>&1 | indent || { bad "the pods were not created"; exit 1; }
 ds1=$("$tool" ip default/deathstar-1)
@@ -247,6 +260,30 @@ if observe "DROPPED|Policy denied|default/xwing" --node node-2 observe --verdict
 else
   echo "$flows" | indent
   bad "hubble on node-2 shows no DROPPED flow of xwing with reason Policy denied"
+fi
+
+if [[ $ipv6 == 1 ]]; then
+  heading "Step 2, over IPv6: rule1 names identities, not addresses: it holds for both families"
+  cluster_ip6=fd00:96::100
+  ds1_6=$("$tool" ip -6 default/deathstar-1)
+  echo "  The deathstar Service also has $cluster_ip6; deathstar-1 is also $ds1_6."
+  expect_landing tiefighter "[$cluster_ip6]"
+  expect_landing tiefighter "[$ds1_6]"
+  request xwing POST /v1/request-landing "[$cluster_ip6]"
+  if [[ $last_rc -eq 4 ]]; then
+    ok "xwing's request to [$cluster_ip6] timed out: its IPv6 packets are dropped as well"
+  else
+    bad "xwing's request to [$cluster_ip6] did not time out (client exit $last_rc)"
+  fi
+  echo "  ${dim}\$ hubble observe --ip-version v6 --verdict DROPPED --from-pod default/xwing --last 2   # on node-2${off}"
+  if observe "DROPPED|Policy denied|default/xwing" --node node-2 observe --ip-version v6 \
+    --verdict DROPPED --from-pod default/xwing --last 2; then
+    echo "$flows" | indent
+    ok "hubble on node-2 shows xwing's IPv6 flows as DROPPED (Policy denied)"
+  else
+    echo "$flows" | indent
+    bad "hubble on node-2 shows no DROPPED IPv6 flow of xwing with reason Policy denied"
+  fi
 fi
 
 heading "Step 3: L7 policy: only POST /v1/request-landing, PUT /v1/exhaust-port gets 403"

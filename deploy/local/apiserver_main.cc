@@ -25,11 +25,11 @@ using nlohmann::json;
 
 constexpr char kUsage[] =
     "Usage: cilium-local-apiserver [--listen HOST:PORT] [--port N] [--token T]\n"
-    "           [--manifests-dir DIR] [--node NAME=IPV4]... [--manifests FILE...]\n"
+    "           [--manifests-dir DIR] [--node NAME=IPV4[,IPV6]]... [--manifests FILE...]\n"
     "           [--token-user TOKEN=USER]... [--request-log FILE]\n"
     "  --listen HOST:PORT   where to serve (default 127.0.0.1:0, --port N: 127.0.0.1:N)\n"
     "  --manifests-dir DIR  keeps every object of DIR in the store as the files change\n"
-    "  --node NAME=IPV4     a Node of the cluster (InternalIP); Pods without spec.nodeName\n"
+    "  --node NAME=IPV4[,IPV6]  a Node of the cluster (its InternalIPs); Pods without spec.nodeName\n"
     "                       are scheduled round-robin over the nodes, in the order given\n"
     "  --manifests FILE...  objects created once at start\n"
     "  --token-user TOKEN=USER  a bearer token accepted as USER (the request log's user)\n"
@@ -41,6 +41,7 @@ constexpr char kUsage[] =
 struct NodeArg {
   std::string name;
   std::string ip;
+  std::string ip6;  // dual-stack nodes only
 };
 
 // What the directory holds, applied to the store: the objects it created from the directory are
@@ -158,15 +159,20 @@ int run(int argc, char** argv) {
     } else if (a == "--manifests-dir") {
       dir = value();
     } else if (a == "--node") {
+      // NAME=IPV4 or, for a dual-stack node, NAME=IPV4,IPV6 (kubelet's --node-ip pair).
       std::string v = value();
       size_t eq = v.find('=');
-      auto ip = eq == std::string::npos ? Result<IpAddr>(makeError(ErrorCode::kInvalidArgument, ""))
-                                        : IpAddr::parse(v.substr(eq + 1));
-      if (!ip.ok() || !ip->isV4() || eq == 0) {
-        std::fprintf(stderr, "--node '%s': NAME=IPV4\n", v.c_str());
+      size_t comma = v.find(',', eq == std::string::npos ? 0 : eq);
+      std::string v4 = eq == std::string::npos ? "" : v.substr(eq + 1, comma - eq - 1);
+      std::string v6 = comma == std::string::npos ? "" : v.substr(comma + 1);
+      auto ip = IpAddr::parse(v4);
+      auto ip6 = v6.empty() ? Result<IpAddr>(IpAddr::parse("::")) : IpAddr::parse(v6);
+      if (eq == std::string::npos || eq == 0 || !ip.ok() || !ip->isV4() || !ip6.ok() ||
+          ip6->isV4()) {
+        std::fprintf(stderr, "--node '%s': NAME=IPV4 or NAME=IPV4,IPV6\n", v.c_str());
         return 2;
       }
-      nodes.push_back({v.substr(0, eq), v.substr(eq + 1)});
+      nodes.push_back({v.substr(0, eq), v4, v6});
     } else if (a == "--manifests") {
       while (i + 1 < argc && argv[i + 1][0] != '-') files.push_back(argv[++i]);
     } else {
@@ -208,6 +214,9 @@ int run(int argc, char** argv) {
                   {{"addresses",
                     {{{"type", "InternalIP"}, {"address", n.ip}},
                      {{"type", "Hostname"}, {"address", n.name}}}}}}};
+    if (!n.ip6.empty())
+      node["status"]["addresses"].insert(node["status"]["addresses"].begin() + 1,
+                                         json::object({{"type", "InternalIP"}, {"address", n.ip6}}));
     if (auto r = server.create(k8s::Resource<k8s::Node>::info(), node); !r.ok()) {
       std::fprintf(stderr, "node %s: %s\n", n.name.c_str(), r.error().message().c_str());
       return 1;

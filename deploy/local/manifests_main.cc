@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/common/files.h"
+#include "agent/common/inet.h"
 #include "agent/common/yaml.h"
 #include "agent/k8s/resources.h"
 
@@ -30,7 +31,9 @@ constexpr char kUsage[] =
     "                                                       NUL-separated (nothing if none)\n"
     "       cilium-local-manifests endpointslices DIR ADDRS EndpointSlices (a JSON List) for\n"
     "                                                       the Services with a selector; ADDRS\n"
-    "                                                       has 'namespace/name ip [node]' lines\n";
+    "                                                       has 'namespace/name ip [node]' lines\n"
+    "                                                       (a line per address: a\n"
+    "                                                       dual-stack pod has two)\n";
 
 constexpr char kManagedBy[] = "cilium-local";
 
@@ -160,6 +163,25 @@ bool selects(const k8s::StringMap& selector, const k8s::StringMap& labels) {
   return true;
 }
 
+// The families a Service's endpoints are published for: spec.ipFamilies, else the families of
+// its ClusterIPs, else IPv4 (the cluster's first family, as the API server defaults it).
+std::vector<IpFamily> serviceFamilies(const k8s::Service& svc) {
+  std::vector<IpFamily> out;
+  auto add = [&](IpFamily f) {
+    if (std::find(out.begin(), out.end(), f) == out.end()) out.push_back(f);
+  };
+  for (const auto& f : svc.ip_families) {
+    if (f == "IPv4") add(IpFamily::kV4);
+    if (f == "IPv6") add(IpFamily::kV6);
+  }
+  if (out.empty()) {
+    for (const auto& ip : svc.cluster_ips)
+      if (auto a = IpAddr::parse(ip); a.ok()) add(a->family());
+  }
+  if (out.empty()) add(IpFamily::kV4);
+  return out;
+}
+
 int endpointSlices(const std::string& dir, const std::string& addrs_file) {
   auto objects = readDir(dir);
   if (!objects.ok()) return fail(objects.error());
@@ -170,14 +192,17 @@ int endpointSlices(const std::string& dir, const std::string& addrs_file) {
   auto slices = decodeAll<k8s::EndpointSlice>(*objects);
   if (!slices.ok()) return fail(slices.error());
 
-  std::map<std::string, std::string> addr;  // pod key -> IPv4
-  std::map<std::string, std::string> node;  // pod key -> node name, when given
+  std::map<std::string, std::vector<IpAddr>> addr;  // pod key -> its addresses (one a family)
+  std::map<std::string, std::string> node;           // pod key -> node name, when given
   std::ifstream in(addrs_file);
   if (!in) return fail(makeError(ErrorCode::kNotFound, "cannot read {}", addrs_file));
   for (std::string line; std::getline(in, line);) {
     std::istringstream ls(line);
     std::string key, ip, node_name;
-    if (ls >> key >> ip) addr[key] = ip;
+    if (!(ls >> key >> ip)) continue;
+    auto a = IpAddr::parse(ip);
+    if (!a.ok()) return fail(a.error().withContext(addrs_file));
+    addr[key].push_back(*a);
     if (ls >> node_name) node[key] = node_name;
   }
 
@@ -193,20 +218,11 @@ int endpointSlices(const std::string& dir, const std::string& addrs_file) {
              (it == s.first.meta.labels.end() || it->second != kManagedBy);
     });
     if (has_own) continue;
-    json endpoints = json::array();
     std::vector<const k8s::Pod*> members;
     for (const auto& [p, praw] : *ps) {
-      if (p.meta.namespace_name != svc.meta.namespace_name || !selects(svc.selector, p.meta.labels))
-        continue;
-      auto it = addr.find(podKey(p));
-      if (it == addr.end()) continue;
-      members.push_back(&p);
-      json ep = {{"addresses", {it->second}},
-                 {"conditions", {{"ready", true}}},
-                 {"targetRef",
-                  {{"kind", "Pod"}, {"namespace", p.meta.namespace_name}, {"name", p.meta.name}}}};
-      if (auto n = node.find(podKey(p)); n != node.end()) ep["nodeName"] = n->second;
-      endpoints.push_back(std::move(ep));
+      if (p.meta.namespace_name == svc.meta.namespace_name && selects(svc.selector, p.meta.labels) &&
+          addr.count(podKey(p)))
+        members.push_back(&p);
     }
     json ports = json::array();
     for (const auto& sp : svc.ports) {
@@ -225,17 +241,34 @@ int endpointSlices(const std::string& dir, const std::string& addrs_file) {
       }
       ports.push_back({{"name", sp.name}, {"port", target}, {"protocol", sp.protocol}});
     }
-    list["items"].push_back({{"apiVersion", "discovery.k8s.io/v1"},
-                             {"kind", "EndpointSlice"},
-                             {"metadata",
-                              {{"name", svc.meta.name + "-" + kManagedBy},
-                               {"namespace", svc.meta.namespace_name},
-                               {"labels",
-                                {{"kubernetes.io/service-name", svc.meta.name},
-                                 {"endpointslice.kubernetes.io/managed-by", kManagedBy}}}}},
-                             {"addressType", "IPv4"},
-                             {"endpoints", endpoints},
-                             {"ports", ports}});
+    // One slice per family of the Service, as the EndpointSlice controller writes them.
+    for (IpFamily family : serviceFamilies(svc)) {
+      json endpoints = json::array();
+      for (const auto* p : members) {
+        for (const IpAddr& a : addr[podKey(*p)]) {
+          if (a.family() != family) continue;
+          json ep = {{"addresses", {a.toString()}},
+                     {"conditions", {{"ready", true}}},
+                     {"targetRef",
+                      {{"kind", "Pod"}, {"namespace", p->meta.namespace_name}, {"name", p->meta.name}}}};
+          if (auto n = node.find(podKey(*p)); n != node.end()) ep["nodeName"] = n->second;
+          endpoints.push_back(std::move(ep));
+        }
+      }
+      const bool v4 = family == IpFamily::kV4;
+      list["items"].push_back(
+          {{"apiVersion", "discovery.k8s.io/v1"},
+           {"kind", "EndpointSlice"},
+           {"metadata",
+            {{"name", svc.meta.name + "-" + kManagedBy + (v4 ? "" : "-ipv6")},
+             {"namespace", svc.meta.namespace_name},
+             {"labels",
+              {{"kubernetes.io/service-name", svc.meta.name},
+               {"endpointslice.kubernetes.io/managed-by", kManagedBy}}}}},
+           {"addressType", v4 ? "IPv4" : "IPv6"},
+           {"endpoints", endpoints},
+           {"ports", ports}});
+    }
   }
   std::printf("%s\n", list.dump(2).c_str());
   return 0;

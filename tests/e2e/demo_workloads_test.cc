@@ -60,6 +60,22 @@ TEST(Url, ParsesHostPortAndPath) {
   EXPECT_FALSE(parseUrl("http:///path").ok());
 }
 
+TEST(Url, TakesIpv6AddressesInBrackets) {
+  auto u = parseUrl("http://[fd00:10:200::5]:8080/v1/request-landing");
+  ASSERT_TRUE(u.ok()) << u.error().toString();
+  EXPECT_EQ(u->host, "fd00:10:200::5");
+  EXPECT_EQ(u->port, 8080);
+  EXPECT_EQ(u->path, "/v1/request-landing");
+  auto bare = parseUrl("http://[fd00:96::100]");
+  ASSERT_TRUE(bare.ok());
+  EXPECT_EQ(bare->host, "fd00:96::100");
+  EXPECT_EQ(bare->port, 80);
+  EXPECT_FALSE(parseUrl("http://fd00::5/").ok());      // ambiguous without brackets
+  EXPECT_FALSE(parseUrl("http://[fd00::5/").ok());     // no closing bracket
+  EXPECT_FALSE(parseUrl("http://[fd00::5]x/").ok());   // junk after the bracket
+  EXPECT_FALSE(parseUrl("http://[fd00::5]:0/").ok());
+}
+
 TEST(ListenAddress, Parses) {
   auto a = parseListenAddress(":80");
   ASSERT_TRUE(a.ok());
@@ -67,6 +83,29 @@ TEST(ListenAddress, Parses) {
   EXPECT_EQ(a->port, 80);
   EXPECT_FALSE(parseListenAddress("80").ok());
   EXPECT_FALSE(parseListenAddress("deathstar:80").ok());
+  auto any6 = parseListenAddress("[::]:80");
+  ASSERT_TRUE(any6.ok()) << any6.error().toString();
+  EXPECT_EQ(any6->host, "::");
+  EXPECT_EQ(any6->port, 80);
+  EXPECT_FALSE(parseListenAddress("[::]").ok());
+  EXPECT_FALSE(parseListenAddress(":::80").ok());
+}
+
+// "[::]:PORT" (the demo's Death Star) answers IPv4 and IPv6 clients on one socket.
+TEST(Server, ListeningOnTheIpv6AnyAddressServesBothFamilies) {
+  auto s = HttpServer::listen(ListenAddress{"::", 0},
+                              {*parseRoute("POST /v1/request-landing=200:Ship landed")});
+  ASSERT_TRUE(s.ok()) << s.error().toString();
+  std::atomic<bool> stop{false};
+  std::thread t([&] { (void)s->serve(stop); });
+  for (const char* host : {"127.0.0.1", "::1"}) {
+    auto r = request("POST", Url{host, s->port(), "/v1/request-landing"}, "", 2s);
+    ASSERT_TRUE(r.ok()) << host << ": " << r.error().toString();
+    EXPECT_EQ(r->status, 200) << host;
+    EXPECT_EQ(r->body, "Ship landed\n") << host;
+  }
+  stop = true;
+  t.join();
 }
 
 class ServerTest : public ::testing::Test {
@@ -205,7 +244,7 @@ TEST_F(ManifestsTool, GivesAPodsContainerCommand) {
   auto r = tool({"command", demo_, "default/deathstar-2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   std::string expected;
-  for (const char* a : {"cilium-http-server", "--listen=0.0.0.0:80",
+  for (const char* a : {"cilium-http-server", "--listen=[::]:80",
                         "--route=POST /v1/request-landing=200:Ship landed",
                         "--route=PUT /v1/exhaust-port=500:Panic: deathstar exploded"})
     expected += std::string(a) + '\0';
@@ -214,22 +253,38 @@ TEST_F(ManifestsTool, GivesAPodsContainerCommand) {
 }
 
 TEST_F(ManifestsTool, WritesEndpointSlicesForTheSelectedPodsWithAddresses) {
-  std::ofstream(tmp_.file("addrs")) << "default/deathstar-1 10.200.0.11\n"
-                                       "default/deathstar-2 10.200.0.12\n"
-                                       "default/xwing 10.200.0.13\n";
+  // The deathstar Service is PreferDualStack (IPv4, IPv6): a slice per family, each with the
+  // addresses of that family (a pod without an IPv6 address is in the IPv4 slice only).
+  std::ofstream(tmp_.file("addrs")) << "default/deathstar-1 10.200.0.11 node-2\n"
+                                       "default/deathstar-1 fd00:10:200::11 node-2\n"
+                                       "default/deathstar-2 10.200.0.12 node-2\n"
+                                       "default/xwing 10.200.0.13\n"
+                                       "default/xwing fd00:10:200::13\n";
   auto r = tool({"endpointslices", demo_, tmp_.file("addrs")});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   auto list = nlohmann::json::parse(r.out);
-  ASSERT_EQ(list["items"].size(), 1u) << r.out;
+  ASSERT_EQ(list["items"].size(), 2u) << r.out;
   const auto& s = list["items"][0];
   EXPECT_EQ(s["kind"], "EndpointSlice");
+  EXPECT_EQ(s["addressType"], "IPv4");
   EXPECT_EQ(s["metadata"]["namespace"], "default");
   EXPECT_EQ(s["metadata"]["labels"]["kubernetes.io/service-name"], "deathstar");
   ASSERT_EQ(s["endpoints"].size(), 2u);
   EXPECT_EQ(s["endpoints"][0]["addresses"][0], "10.200.0.11");
+  EXPECT_EQ(s["endpoints"][0]["nodeName"], "node-2");
   EXPECT_EQ(s["endpoints"][1]["addresses"][0], "10.200.0.12");
   EXPECT_EQ(s["ports"][0]["port"], 80);
   EXPECT_EQ(s["ports"][0]["protocol"], "TCP");
+  const auto& s6 = list["items"][1];
+  EXPECT_EQ(s6["addressType"], "IPv6");
+  EXPECT_NE(s6["metadata"]["name"], s["metadata"]["name"]);
+  EXPECT_EQ(s6["metadata"]["labels"]["kubernetes.io/service-name"], "deathstar");
+  ASSERT_EQ(s6["endpoints"].size(), 1u) << s6.dump();
+  EXPECT_EQ(s6["endpoints"][0]["addresses"][0], "fd00:10:200::11");
+  EXPECT_EQ(s6["ports"], s["ports"]);
+
+  std::ofstream(tmp_.file("bad"), std::ios::trunc) << "default/xwing 10.200.0.300\n";
+  EXPECT_EQ(tool({"endpointslices", demo_, tmp_.file("bad")}).exit_code, 1);
 }
 
 TEST_F(ManifestsTool, ABrokenFileIsReportedByName) {

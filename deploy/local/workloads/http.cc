@@ -15,6 +15,7 @@
 #include <optional>
 
 #include "agent/common/fd.h"
+#include "agent/common/inet.h"
 
 namespace cilium::local {
 namespace {
@@ -29,6 +30,46 @@ Result<uint16_t> parsePort(std::string_view s, std::string_view what) {
   if (s.empty() || ec != std::errc() || p != s.data() + s.size() || v == 0 || v > 65535)
     return makeError(ErrorCode::kInvalidArgument, "{}: port '{}' is not 1..65535", what, s);
   return static_cast<uint16_t>(v);
+}
+
+// "host:port", "[v6]:port", "host" or "[v6]" -> host (without brackets) and the port text.
+Result<std::pair<std::string, std::optional<std::string_view>>> splitHostPort(
+    std::string_view text, std::string_view what) {
+  std::pair<std::string, std::optional<std::string_view>> out;
+  if (!text.empty() && text.front() == '[') {
+    size_t close = text.find(']');
+    if (close == std::string_view::npos)
+      return makeError(ErrorCode::kInvalidArgument, "{} '{}': no ']' after '['", what, text);
+    out.first = text.substr(1, close - 1);
+    std::string_view after = text.substr(close + 1);
+    if (!after.empty() && after.front() != ':')
+      return makeError(ErrorCode::kInvalidArgument, "{} '{}': expected ':' after ']'", what,
+                       text);
+    if (!after.empty()) out.second = after.substr(1);
+    return out;
+  }
+  size_t colon = text.rfind(':');
+  if (colon != std::string_view::npos && text.find(':') != colon)
+    return makeError(ErrorCode::kInvalidArgument, "{} '{}': an IPv6 address goes in brackets",
+                     what, text);
+  out.first = text.substr(0, colon);
+  if (colon != std::string_view::npos) out.second = text.substr(colon + 1);
+  return out;
+}
+
+// A peer's address as text; an IPv4 client of a dual-stack socket (::ffff:a.b.c.d) as IPv4.
+std::string peerAddress(const sockaddr_storage& ss) {
+  char text[INET6_ADDRSTRLEN] = "?";
+  if (ss.ss_family == AF_INET) {
+    ::inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(ss).sin_addr, text, sizeof(text));
+  } else if (ss.ss_family == AF_INET6) {
+    const auto& a = reinterpret_cast<const sockaddr_in6&>(ss).sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(&a))
+      ::inet_ntop(AF_INET, &a.s6_addr[12], text, sizeof(text));
+    else
+      ::inet_ntop(AF_INET6, &a, text, sizeof(text));
+  }
+  return text;
 }
 
 int remainingMs(Clock::time_point deadline) {
@@ -131,27 +172,27 @@ Result<Url> parseUrl(std::string_view text) {
   size_t slash = rest.find('/');
   std::string_view authority = rest.substr(0, slash);
   if (slash != std::string_view::npos) u.path = rest.substr(slash);
-  size_t colon = authority.rfind(':');
-  u.host = authority.substr(0, colon);
-  if (colon != std::string_view::npos) {
-    CILIUM_ASSIGN_OR_RETURN(u.port, parsePort(authority.substr(colon + 1), "URL"));
+  CILIUM_ASSIGN_OR_RETURN(auto hp, splitHostPort(authority, "URL"));
+  u.host = hp.first;
+  if (hp.second) {
+    CILIUM_ASSIGN_OR_RETURN(u.port, parsePort(*hp.second, "URL"));
   }
   if (u.host.empty()) return makeError(ErrorCode::kInvalidArgument, "URL '{}': no host", text);
   return u;
 }
 
 Result<ListenAddress> parseListenAddress(std::string_view text) {
-  size_t colon = text.rfind(':');
-  if (colon == std::string_view::npos)
-    return makeError(ErrorCode::kInvalidArgument, "--listen '{}': expected host:port or :port",
-                     text);
+  CILIUM_ASSIGN_OR_RETURN(auto hp, splitHostPort(text, "--listen"));
+  if (!hp.second)
+    return makeError(ErrorCode::kInvalidArgument,
+                     "--listen '{}': expected host:port, [ipv6]:port or :port", text);
   ListenAddress a;
-  if (colon > 0) a.host = text.substr(0, colon);
-  in_addr probe{};
-  if (::inet_pton(AF_INET, a.host.c_str(), &probe) != 1)
-    return makeError(ErrorCode::kInvalidArgument, "--listen '{}': '{}' is not an IPv4 address",
+  if (!hp.first.empty()) a.host = hp.first;
+  auto ip = IpAddr::parse(a.host);
+  if (!ip.ok())
+    return makeError(ErrorCode::kInvalidArgument, "--listen '{}': '{}' is not an IP address",
                      text, a.host);
-  CILIUM_ASSIGN_OR_RETURN(a.port, parsePort(text.substr(colon + 1), "--listen"));
+  CILIUM_ASSIGN_OR_RETURN(a.port, parsePort(*hp.second, "--listen"));
   return a;
 }
 
@@ -173,20 +214,38 @@ std::string_view reasonPhrase(int status) {
 }
 
 Result<HttpServer> HttpServer::listen(const ListenAddress& addr, std::vector<Route> routes) {
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  CILIUM_ASSIGN_OR_RETURN(IpAddr ip, IpAddr::parse(addr.host));
+  const int family = ip.isV4() ? AF_INET : AF_INET6;
+  UniqueFd fd(::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return errnoError(errno, "socket");
-  int one = 1;
+  int one = 1, zero = 0;
   ::setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-  sockaddr_in sa{};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons(addr.port);
-  ::inet_pton(AF_INET, addr.host.c_str(), &sa.sin_addr);
-  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0)
-    return errnoError(errno, "bind " + addr.host + ":" + std::to_string(addr.port));
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  if (ip.isV4()) {
+    auto& sa = reinterpret_cast<sockaddr_in&>(ss);
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(addr.port);
+    sa.sin_addr.s_addr = ip.v4NetworkOrder();
+    len = sizeof(sa);
+  } else {
+    // "[::]:80" serves both families (IPv4 clients arrive as ::ffff:a.b.c.d), as most servers
+    // in dual-stack pods do.
+    ::setsockopt(fd.get(), IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof(zero));
+    auto& sa = reinterpret_cast<sockaddr_in6&>(ss);
+    sa.sin6_family = AF_INET6;
+    sa.sin6_port = htons(addr.port);
+    std::memcpy(&sa.sin6_addr, ip.bytes().data(), 16);
+    len = sizeof(sa);
+  }
+  if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&ss), len) != 0)
+    return errnoError(errno, "bind " + addr.host + " port " + std::to_string(addr.port));
   if (::listen(fd.get(), 128) != 0) return errnoError(errno, "listen");
-  socklen_t len = sizeof(sa);
-  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&sa), &len);
-  return HttpServer(fd.release(), ntohs(sa.sin_port), std::move(routes));
+  len = sizeof(ss);
+  ::getsockname(fd.get(), reinterpret_cast<sockaddr*>(&ss), &len);
+  uint16_t port = ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in&>(ss).sin_port
+                                          : reinterpret_cast<sockaddr_in6&>(ss).sin6_port;
+  return HttpServer(fd.release(), ntohs(port), std::move(routes));
 }
 
 HttpServer::HttpServer(HttpServer&& o) noexcept
@@ -217,12 +276,11 @@ Status HttpServer::serve(const std::atomic<bool>& stop) {
     int r = ::poll(&p, 1, 100);
     if (r < 0 && errno != EINTR) return errnoError(errno, "poll");
     if (r <= 0) continue;
-    sockaddr_in peer{};
+    sockaddr_storage peer{};
     socklen_t len = sizeof(peer);
     UniqueFd conn(::accept4(fd_, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_CLOEXEC));
     if (!conn) continue;
-    char peer_ip[INET_ADDRSTRLEN] = "?";
-    ::inet_ntop(AF_INET, &peer.sin_addr, peer_ip, sizeof(peer_ip));
+    const std::string peer_ip = peerAddress(peer);
 
     // One request per connection; a client that sends nothing for 2 s is dropped so that it
     // cannot hold the (sequential) server.
@@ -262,7 +320,7 @@ Status HttpServer::serve(const std::atomic<bool>& stop) {
         "\r\nContent-Type: text/plain\r\nContent-Length: " + std::to_string(body.size()) +
         "\r\nConnection: close\r\n\r\n" + body;
     sendAll(conn.get(), out, deadline);
-    std::printf("%s %s %s -> %d\n", peer_ip, method.c_str(), path.c_str(), status);
+    std::printf("%s %s %s -> %d\n", peer_ip.c_str(), method.c_str(), path.c_str(), status);
     std::fflush(stdout);
   }
   return okStatus();
@@ -272,19 +330,25 @@ Result<HttpResponse> request(const std::string& method, const Url& url, std::str
                              std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   addrinfo hints{};
-  hints.ai_family = AF_INET;
+  hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
   addrinfo* res = nullptr;
   if (int rc = ::getaddrinfo(url.host.c_str(), nullptr, &hints, &res); rc != 0)
     return makeError(ErrorCode::kUnavailable, "resolve {}: {}", url.host, ::gai_strerror(rc));
-  sockaddr_in sa = *reinterpret_cast<sockaddr_in*>(res->ai_addr);
+  sockaddr_storage sa{};
+  const socklen_t sa_len = res->ai_addrlen;
+  std::memcpy(&sa, res->ai_addr, res->ai_addrlen);
   ::freeaddrinfo(res);
-  sa.sin_port = htons(url.port);
+  if (sa.ss_family == AF_INET)
+    reinterpret_cast<sockaddr_in&>(sa).sin_port = htons(url.port);
+  else
+    reinterpret_cast<sockaddr_in6&>(sa).sin6_port = htons(url.port);
 
-  UniqueFd fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  UniqueFd fd(::socket(sa.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (!fd) return errnoError(errno, "socket");
-  std::string target = url.host + ":" + std::to_string(url.port);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
+  const bool v6_literal = url.host.find(':') != std::string::npos;
+  std::string target = (v6_literal ? "[" + url.host + "]" : url.host) + ":" + std::to_string(url.port);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sa_len) != 0) {
     // Every immediate failure (refused, unreachable) means "nobody to talk to": kUnavailable.
     if (errno != EINPROGRESS)
       return makeError(ErrorCode::kUnavailable, "connect {}: {}", target, std::strerror(errno));

@@ -24,7 +24,8 @@ struct Route {
 // kInvalidArgument naming the part that is wrong.
 Result<Route> parseRoute(std::string_view text);
 
-// "http://host[:port][/path]"; host is an IPv4 address or a name getaddrinfo knows.
+// "http://host[:port][/path]"; host is an IPv4 address, an IPv6 address in brackets
+// (http://[fd00::1]:80/) or a name getaddrinfo knows (its first address, either family).
 struct Url {
   std::string host;
   uint16_t port = 80;
@@ -32,7 +33,8 @@ struct Url {
 };
 Result<Url> parseUrl(std::string_view text);
 
-// "host:port" or ":port" (any address).
+// "host:port", "[ipv6]:port" or ":port" (0.0.0.0: any IPv4 address). "[::]:port" serves both
+// families.
 struct ListenAddress {
   std::string host = "0.0.0.0";
   uint16_t port = 0;

@@ -75,7 +75,9 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cilium-http-server: %s\n", server.error().toString().c_str());
     return 1;
   }
-  std::printf("listening on %s:%u with %zu route(s)\n", listen->host.c_str(), server->port(),
+  const bool v6 = listen->host.find(':') != std::string::npos;
+  std::printf("listening on %s%s%s:%u with %zu route(s)\n", v6 ? "[" : "", listen->host.c_str(),
+              v6 ? "]" : "", server->port(),
               routes.size());
   std::fflush(stdout);
   auto st = server->serve(g_stop);
