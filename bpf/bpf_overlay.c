@@ -3,8 +3,8 @@
  * bpf_overlay: the program on cilium_vxlan, the node's collect_md VXLAN device in
  * routing-mode=tunnel, loaded once per node with bpf_lxc's maps.
  *   cil_from_overlay: tcx ingress (packets other nodes sent here, decapsulated)
- *   cil_from_host:    tcx egress of cilium_host (the node's own packets to other nodes' pods,
- *                     routed there by the agent; encapsulated as bpf_lxc does for pods)
+ *   cil_from_host:    tcx egress of cilium_host (the node's own IPv4 and IPv6 packets to other
+ *                     nodes' pods, routed there by the agent; encapsulated as bpf_lxc does)
  * The VNI is the sender's security identity (lib/encap.h), the outer source the sending node. The
  * inner packet is IPv4 or IPv6 (the outer is IPv4). The destination endpoint's ingress policy
  * runs with that identity, then the packet is delivered
@@ -223,46 +223,85 @@ int cil_from_overlay(struct __sk_buff *ctx)
 }
 
 /*
- * The node's own IPv4 packets to other nodes' pods: the agent routes each remote pod CIDR through
+ * The node's own packets to other nodes' pods: the agent routes each remote pod CIDR through
  * cilium_host (docs/datapath.md), and here they are encapsulated towards the node the ipcache
  * names, as bpf_lxc does for pods. The VNI is host, or the identity of the local pod whose address
  * the packet carries (the L7 proxy sends on a pod's behalf with the pod's address). Anything
  * without a tunnel endpoint goes on to cilium_net, where nothing listens: the agent routes only
- * remote pod CIDRs here.
+ * remote pod CIDRs here. One function per family, as cil_from_overlay.
  */
-SEC("tc")
-int cil_from_host(struct __sk_buff *ctx)
+static __noinline int from_host4(struct __sk_buff *ctx, struct trace_info *ti)
 {
-	struct trace_info ti = {.src_identity = IDENTITY_HOST, .dir = METRIC_EGRESS};
 	const struct remote_endpoint_info *tunnel;
 	const struct endpoint_info *src;
-	struct pkt4 p = {};
-	struct ethhdr *eth;
+	struct pkt4 p = {.len = ctx_load_u32(ctx, len)};
 	struct iphdr *ip;
 	__u32 tunnel_ifindex;
 	int ret;
 
-	pkt_pull(ctx);
-	p.len = ctx_load_u32(ctx, len);
-	if (!eth_ok(ctx, &eth) || eth->h_proto != bpf_htons(ETH_P_IP))
-		return TC_ACT_OK;
 	ret = pkt_parse4(ctx, &p, &ip);
 	if (ret < 0)
-		return send_drop(ctx, &p, &ti, ret);
+		return send_drop(ctx, &p, ti, ret);
 	tunnel_ifindex = encap_ifindex();
 	tunnel = encap_lookup4(p.t.daddr, tunnel_ifindex);
 	if (!tunnel)
 		return TC_ACT_OK;
 	src = endpoint_by_ipv4(p.t.saddr);
 	if (src && !(src->flags & ENDPOINT_F_HOST) && src->sec_id)
-		ti.src_identity = src->sec_id;
-	ti.dst_identity = tunnel->sec_identity;
-	ret = encap_and_redirect4(ctx, tunnel->tunnel_endpoint.ip4, ti.src_identity, tunnel_ifindex);
+		ti->src_identity = src->sec_id;
+	ti->dst_identity = tunnel->sec_identity;
+	ret = encap_and_redirect4(ctx, tunnel->tunnel_endpoint.ip4, ti->src_identity, tunnel_ifindex);
 	if (ret < 0)
-		return send_drop(ctx, &p, &ti, ret);
+		return send_drop(ctx, &p, ti, ret);
 	count_forwarded(p.len, METRIC_EGRESS);
-	emit_trace(ctx, &p, &ti, TRACE_TO_OVERLAY, false);
+	emit_trace(ctx, &p, ti, TRACE_TO_OVERLAY, false);
 	return ret;
+}
+
+/* from_host4 for IPv6 (inner IPv6 over the IPv4 underlay), its struct pkt6 off the stack. */
+static __noinline int from_host6(struct __sk_buff *ctx, struct trace_info *ti)
+{
+	const struct remote_endpoint_info *tunnel;
+	const struct endpoint_info *src;
+	struct pkt6 *p = pkt6_scratch();
+	__u32 tunnel_ifindex;
+	int ret;
+
+	if (!p)
+		return TC_ACT_SHOT; /* index 0 of an array: never */
+	ret = pkt_parse6(ctx, p);
+	if (ret < 0)
+		return send_drop6(ctx, p, ti, ret);
+	tunnel_ifindex = encap_ifindex();
+	tunnel = encap_lookup6(&p->t.daddr, tunnel_ifindex);
+	if (!tunnel)
+		return TC_ACT_OK;
+	src = endpoint_by_ipv6(&p->t.saddr);
+	if (src && !(src->flags & ENDPOINT_F_HOST) && src->sec_id)
+		ti->src_identity = src->sec_id;
+	ti->dst_identity = tunnel->sec_identity;
+	ret = encap_and_redirect4(ctx, tunnel->tunnel_endpoint.ip4, ti->src_identity, tunnel_ifindex);
+	if (ret < 0)
+		return send_drop6(ctx, p, ti, ret);
+	count_forwarded(p->len, METRIC_EGRESS);
+	emit_trace6(ctx, p, ti, TRACE_TO_OVERLAY, false);
+	return ret;
+}
+
+SEC("tc")
+int cil_from_host(struct __sk_buff *ctx)
+{
+	struct trace_info ti = {.src_identity = IDENTITY_HOST, .dir = METRIC_EGRESS};
+	struct ethhdr *eth;
+
+	pkt_pull(ctx);
+	if (!eth_ok(ctx, &eth))
+		return TC_ACT_OK;
+	if (eth->h_proto == bpf_htons(ETH_P_IP))
+		return from_host4(ctx, &ti);
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return from_host6(ctx, &ti);
+	return TC_ACT_OK;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -266,18 +266,34 @@ struct ControlPlane::Impl {
 
   Status setupHost() {
     if (opts.router_ipv4.empty()) return okStatus();
-    CILIUM_ASSIGN_OR_RETURN(uint32_t router, datapath::parseIpv4(opts.router_ipv4));
-    CILIUM_RETURN_IF_ERROR(dp->setupHostDevice(router));
+    CILIUM_ASSIGN_OR_RETURN(IpAddr router, IpAddr::parse(opts.router_ipv4));
+    if (!router.isV4())
+      return makeError(ErrorCode::kInvalidArgument, "router address {}: not IPv4",
+                       opts.router_ipv4);
+    std::optional<IpAddr> router6;
+    if (!opts.router_ipv6.empty()) {
+      CILIUM_ASSIGN_OR_RETURN(router6, IpAddr::parse(opts.router_ipv6));
+      if (router6->isV4())
+        return makeError(ErrorCode::kInvalidArgument, "IPv6 router address {}: not IPv6",
+                         opts.router_ipv6);
+    }
+    CILIUM_RETURN_IF_ERROR(dp->setupHostDevice(router, router6));
     // The node itself: ipcache says host, and cilium_lxc marks the address as the host so pod
     // traffic to it goes up the node's stack.
-    endpoint_info host{};
-    host.flags = ENDPOINT_F_HOST;
-    host.sec_id = identity::kHost;
-    host.ipv4 = router;
-    CILIUM_RETURN_IF_ERROR(maps.endpoints->update(datapath::endpointKeyV4(router), host));
-    CILIUM_RETURN_IF_ERROR(ipcache->upsert(IpPrefix::host(IpAddr::fromNetworkOrder(router)),
-                                           ipcache::Info{identity::kHost, std::nullopt, 0, 0},
-                                           ipcache::Source::kLocal));
+    for (const auto& ip : {std::optional(router), router6}) {
+      if (!ip) continue;
+      endpoint_info host{};
+      host.flags = ENDPOINT_F_HOST;
+      host.sec_id = identity::kHost;
+      if (ip->isV4())
+        host.ipv4 = ip->v4NetworkOrder();
+      else
+        std::memcpy(host.ipv6, ip->bytes().data(), sizeof(host.ipv6));
+      CILIUM_RETURN_IF_ERROR(maps.endpoints->update(datapath::endpointKey(*ip), host));
+      CILIUM_RETURN_IF_ERROR(ipcache->upsert(IpPrefix::host(*ip),
+                                             ipcache::Info{identity::kHost, std::nullopt, 0, 0},
+                                             ipcache::Source::kLocal));
+    }
     return okStatus();
   }
 
@@ -469,11 +485,15 @@ Result<std::unique_ptr<ControlPlane>> ControlPlane::start(
     c.direct_routes = node::DirectRoutes::start(c.nodes, *table, opts.node_name);
   } else if (opts.routing_mode == "tunnel" && c.dp->nodeRoutes() != nullptr &&
              c.dp->hostDeviceIfindex() > 0 && !opts.router_ipv4.empty()) {
-    // The node's own packets to other nodes' pods: into cilium_host, then the tunnel.
-    CILIUM_ASSIGN_OR_RETURN(auto router, IpAddr::parse(opts.router_ipv4));
-    c.direct_routes = node::DirectRoutes::start(
-        c.nodes, *c.dp->nodeRoutes(), opts.node_name,
-        node::TunnelRoutes{c.dp->hostDeviceIfindex(), router, opts.tunnel_route_mtu});
+    // The node's own packets to other nodes' pods: into cilium_host, then the tunnel (IPv6
+    // pod CIDRs too on a dual-stack node, from the IPv6 router address).
+    node::TunnelRoutes tunnel{c.dp->hostDeviceIfindex(), {}, opts.tunnel_route_mtu};
+    CILIUM_ASSIGN_OR_RETURN(tunnel.src4, IpAddr::parse(opts.router_ipv4));
+    if (!opts.router_ipv6.empty()) {
+      CILIUM_ASSIGN_OR_RETURN(tunnel.src6, IpAddr::parse(opts.router_ipv6));
+    }
+    c.direct_routes =
+        node::DirectRoutes::start(c.nodes, *c.dp->nodeRoutes(), opts.node_name, tunnel);
   }
   if (c.proxy) CILIUM_RETURN_IF_ERROR(c.startDnsProxy());
   c.feeds_pending.insert(opts.ipcache_feeds.begin(), opts.ipcache_feeds.end());

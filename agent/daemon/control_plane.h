@@ -68,6 +68,7 @@ struct ControlPlaneOptions {
   std::string monitor_aggregation = "medium";  // none | medium | ...
   std::string enable_policy = "default";       // default | always | never
   std::string router_ipv4;  // the node's address on the pod network; "" = none known
+  std::string router_ipv6;  // its IPv6 twin (dual stack: the IPv6 pod CIDR's router); "" = none
   // Source of a pod's packets to itself through a Service (datapath::Config::lb_loopback_ipv4).
   std::string service_loopback_ipv4 = "169.254.42.1";
   bool restore = true;  // restore endpoints from state (else start empty)
@@ -129,8 +130,10 @@ class ControlPlaneDatapath {
   virtual ~ControlPlaneDatapath() = default;
   virtual datapath::Maps maps() = 0;
   virtual endpoint::Devices& devices() = 0;
-  // cilium_host/cilium_net with the router address (network byte order); nothing for fakes.
-  virtual Status setupHostDevice(uint32_t router_ipv4) = 0;
+  // cilium_host/cilium_net with the router address(es): IPv4, and IPv6 on a dual-stack node;
+  // nothing for fakes.
+  virtual Status setupHostDevice(const IpAddr& router_ipv4,
+                                 const std::optional<IpAddr>& router_ipv6) = 0;
   // Whether there is an event ring to read (openEventReader works).
   virtual bool hasEvents() const = 0;
   virtual Result<std::unique_ptr<datapath::EventReader>> openEventReader(

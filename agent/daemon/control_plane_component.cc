@@ -103,6 +103,7 @@ Status ControlPlaneComponent::start(Host& daemon) {
   }
   if (ipam::Ipam* ipam = daemon.ipam(); ipam != nullptr) {
     if (auto r = ipam->router(IpFamily::kV4)) o.router_ipv4 = r->toString();
+    if (auto r = ipam->router(IpFamily::kV6)) o.router_ipv6 = r->toString();
     o.claim_address = [ipam](const IpAddr& ip, const std::string& owner) -> Status {
       auto lease = ipam->allocate(ip, owner);
       if (!lease.ok()) return lease.error();

@@ -159,7 +159,7 @@ class KernelDatapath final : public ControlPlaneDatapath {
       : dp_(std::move(dp)), devices_(*dp_), host_device_(host_device), tunnel_(tunnel) {}
   datapath::Maps maps() override { return dp_->maps(); }
   endpoint::Devices& devices() override { return devices_; }
-  Status setupHostDevice(uint32_t router) override {
+  Status setupHostDevice(const IpAddr& router, const std::optional<IpAddr>& router6) override {
     if (!host_device_) return okStatus();
     if (!nl::linkByName("cilium_host").ok())
       CILIUM_RETURN_IF_ERROR(nl::createVeth("cilium_host", "cilium_net"));
@@ -170,7 +170,10 @@ class KernelDatapath final : public ControlPlaneDatapath {
     CILIUM_RETURN_IF_ERROR(nl::setLinkNoArp(host.ifindex));
     CILIUM_RETURN_IF_ERROR(nl::setLinkUp(net.ifindex));
     CILIUM_RETURN_IF_ERROR(nl::setLinkUp(host.ifindex));
-    CILIUM_RETURN_IF_ERROR(nl::addAddress4(host.ifindex, router, 32));
+    CILIUM_RETURN_IF_ERROR(nl::addAddress4(host.ifindex, router.v4NetworkOrder(), 32));
+    // Dual stack: the IPv6 router address too, the source of the node's own IPv6 packets to
+    // other nodes' pods (the IPv6 tunnel routes) and where their replies come back to.
+    if (router6) CILIUM_RETURN_IF_ERROR(nl::addAddress6(host.ifindex, router6->bytes(), 128));
     host_ifindex_ = host.ifindex;
     return tunnel_ ? dp_->attachHostEgress(host.ifindex) : dp_->detachHostEgress();
   }

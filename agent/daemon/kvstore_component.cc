@@ -142,9 +142,12 @@ Status KvstoreFeedComponent::start(Host& daemon) {
   std::optional<IpAddr> host_ip = node::firstGlobalIpv4();
   if (host_ip) self.addresses.push_back({node::AddressType::kInternalIp, *host_ip});
   if (ipam::Ipam* ipam = daemon.ipam()) {
-    if (auto r = ipam->router(IpFamily::kV4))
-      self.addresses.push_back({node::AddressType::kCiliumInternalIp, *r});
-    if (auto c = ipam->cidr(IpFamily::kV4)) self.pod_cidrs.push_back(*c);
+    // Each family's router address and pod CIDR (IPv4 first, as Kubernetes orders them).
+    for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
+      if (auto r = ipam->router(f))
+        self.addresses.push_back({node::AddressType::kCiliumInternalIp, *r});
+      if (auto c = ipam->cidr(f)) self.pod_cidrs.push_back(*c);
+    }
   }
   self.boot_id = node::readBootId();
   // etcd did not answer the control plane's start: do not wait for it again.

@@ -65,6 +65,7 @@ Status NodeComponent::start(Host& host) {
   }
   if (ipam != nullptr && ipam->enabled(IpFamily::kV6)) {
     la.pod_cidr_ipv6 = ipam->cidr(IpFamily::kV6);
+    la.router_ipv6 = ipam->router(IpFamily::kV6);
     // The health endpoint is dual stack then (agent/health).
     la.health_ipv6 = healthAddress(*ipam, IpFamily::kV6);
   }

@@ -44,7 +44,8 @@ std::vector<DirectRoute> DirectRoutes::wantedLocked(const Node& n) {
   std::vector<DirectRoute> out;
   std::vector<std::string> why;
   // Each family on its own: an IPv6 pod CIDR goes via the node's IPv6 address (natively) or
-  // into cilium_host (tunnel, IPv4 only: bpf_overlay's cil_from_host encapsulates IPv4).
+  // into cilium_host from the IPv6 router address (tunnel; bpf_overlay's cil_from_host
+  // encapsulates both families).
   for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {
     const std::string fam = f == IpFamily::kV4 ? "IPv4" : "IPv6";
     std::vector<IpPrefix> cidrs;
@@ -55,10 +56,11 @@ std::vector<DirectRoute> DirectRoutes::wantedLocked(const Node& n) {
       continue;
     }
     if (tunnel_) {
-      if (f != tunnel_->src.family()) continue;
+      const auto& src = tunnel_->src(f);
+      if (!src) continue;
       // Through the tunnel: whatever the node's address, the ipcache names its tunnel endpoint.
       for (const auto& c : cidrs)
-        out.push_back(DirectRoute{c, IpAddr{}, tunnel_->ifindex, tunnel_->src, tunnel_->mtu});
+        out.push_back(DirectRoute{c, IpAddr{}, tunnel_->ifindex, *src, tunnel_->mtu});
       continue;
     }
     auto via = n.tunnelAddress(f);

@@ -35,11 +35,14 @@ struct DirectRoute {
   }
 };
 
-// routing-mode=tunnel: every other node's pod CIDRs go into `ifindex` (cilium_host).
+// routing-mode=tunnel: every other node's pod CIDRs go into `ifindex` (cilium_host), those of a
+// family without a router address nowhere.
 struct TunnelRoutes {
   int ifindex = 0;
-  IpAddr src;  // the router address (cilium_host's)
+  std::optional<IpAddr> src4;  // the IPv4 router address (cilium_host's)
   uint32_t mtu = 0;
+  std::optional<IpAddr> src6;  // dual stack: the IPv6 router address, also on cilium_host
+  const std::optional<IpAddr>& src(IpFamily f) const { return f == IpFamily::kV4 ? src4 : src6; }
 };
 
 // The kernel routing table as DirectRoutes needs it (netlink in the agent; a fake in tests).

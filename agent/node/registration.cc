@@ -322,6 +322,7 @@ Status Registration::setAddresses(const LocalAddresses& a) {
     for (const auto& x : desired_.addresses)
       if (x.type != "CiliumInternalIP") addrs.push_back(x);
     if (a.router_ipv4) addrs.push_back({"CiliumInternalIP", a.router_ipv4->toString()});
+    if (a.router_ipv6) addrs.push_back({"CiliumInternalIP", a.router_ipv6->toString()});
     desired_.addresses = std::move(addrs);
     desired_.health_ipv4 = a.health_ipv4 ? a.health_ipv4->toString() : "";
     desired_.health_ipv6 = a.health_ipv6 ? a.health_ipv6->toString() : "";

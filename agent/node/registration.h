@@ -41,8 +41,9 @@ struct LocalAddresses {
   std::optional<IpAddr> router_ipv4;  // CiliumInternalIP: the router address in the pod CIDR
   std::optional<IpAddr> health_ipv4;  // the health endpoint's address
   std::optional<IpPrefix> pod_cidr_ipv4;
-  // Dual stack: the health endpoint's IPv6 address and the IPv6 pod CIDR. No IPv6
-  // CiliumInternalIP: cilium_host carries the IPv4 router address only.
+  // Dual stack: the IPv6 router address (a second CiliumInternalIP, also on cilium_host), the
+  // health endpoint's IPv6 address and the IPv6 pod CIDR.
+  std::optional<IpAddr> router_ipv6;
   std::optional<IpAddr> health_ipv6;
   std::optional<IpPrefix> pod_cidr_ipv6;
 };

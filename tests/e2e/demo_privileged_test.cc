@@ -347,5 +347,23 @@ TEST_F(DemoTest, ReadmeCommandOnePasses) {
   EXPECT_FALSE(netnsExists(name_ + "sw-underlay")) << "the demo tears down at exit";
 }
 
+// README command 1 on a dual-stack cluster: the same steps, and rule1 holding over IPv6 (the
+// Service's IPv6 ClusterIP and a Death Star's IPv6 address; the xwing's IPv6 packets dropped).
+TEST_F(DemoTest, ReadmeCommandOnePassesDualStack) {
+  SpawnOptions o;
+  o.extra_env = {"CILIUM_DEMO_SKIP_BUILD=1", "CILIUM_DEMO_NAME=" + name_ + "s6",
+                 "CILIUM_LOCAL_BUILD=" + std::string(CILIUM_BUILD_DIR)};
+  auto res = run({kSource + "/scripts/demo.sh", "--ipv6"}, o, 240s);
+  ASSERT_TRUE(res.ok()) << res.error().toString();
+  const RunOutput& r = *res;
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("expectations held"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("tiefighter landed on [fd00:96::100]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("its IPv6 packets are dropped as well"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("xwing's IPv6 flows as DROPPED"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("got 403 Access denied"), std::string::npos) << "step 3 (L7)\n" << r.out;
+  EXPECT_FALSE(netnsExists(name_ + "s6-node-1")) << "the demo tears down at exit";
+}
+
 }  // namespace
 }  // namespace cilium

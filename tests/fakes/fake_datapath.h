@@ -65,7 +65,9 @@ class FakeDatapath final : public daemon::ControlPlaneDatapath {
  public:
   datapath::Maps maps() override { return fake_maps.view(); }
   endpoint::Devices& devices() override { return fake_devices; }
-  Status setupHostDevice(uint32_t) override { return okStatus(); }
+  Status setupHostDevice(const IpAddr&, const std::optional<IpAddr>&) override {
+    return okStatus();
+  }
   bool hasEvents() const override { return false; }
   Result<std::unique_ptr<datapath::EventReader>> openEventReader(
       datapath::EventReader::Callback) override {

@@ -217,6 +217,45 @@ namespace {
 // After a restart, the ipcache entries read back from the kernel (other nodes' pods) stay until
 // every cluster feed has written what it knows, so the datapath keeps reaching remote pods in
 // between; without feeds they go at the end of the start.
+// Dual stack: the node's IPv6 router address is the host as the IPv4 one is (cilium_lxc marks
+// it so pods' packets to it go up the stack; the ipcache says host), and a router address of the
+// wrong family is refused at start.
+TEST(ControlPlaneDualStackTest, BothRouterAddressesAreTheHost) {
+  ::cilium::testing::TempDir dir;
+  api::Router router;
+  ControlPlaneOptions o;
+  o.pin_dir = dir.path() + "/pins";
+  o.state_dir = dir.path() + "/state";
+  o.router_ipv4 = "10.200.0.1";
+  o.router_ipv6 = "fd00:10:200::1";
+  o.host_device = false;
+  o.claim_address = [](const IpAddr&, const std::string&) { return okStatus(); };
+  auto fake = std::make_unique<testing::FakeDatapath>();
+  testing::FakeDatapath* dp = fake.get();
+  auto cp = ControlPlane::start(o, router, std::move(fake));
+  ASSERT_TRUE(cp.ok()) << cp.error().toString();
+  for (const char* text : {"10.200.0.1", "fd00:10:200::1"}) {
+    IpAddr ip = *IpAddr::parse(text);
+    auto ep = dp->fake_maps.endpoints.lookup(datapath::endpointKey(ip));
+    ASSERT_TRUE(ep.ok() && ep->has_value()) << text;
+    EXPECT_TRUE((*ep)->flags & ENDPOINT_F_HOST) << text;
+    EXPECT_EQ((*ep)->sec_id, identity::kHost) << text;
+    auto ic = dp->fake_maps.ipcache.lookup(datapath::ipcacheKey(IpPrefix::host(ip)));
+    ASSERT_TRUE(ic.ok() && ic->has_value()) << text;
+    EXPECT_EQ((*ic)->sec_identity, identity::kHost) << text;
+  }
+  cp->reset();
+
+  ::cilium::testing::TempDir dir2;
+  api::Router router2;
+  o.pin_dir = dir2.path() + "/pins";
+  o.state_dir = dir2.path() + "/state";
+  o.router_ipv6 = "10.200.0.2";
+  auto bad = ControlPlane::start(o, router2, std::make_unique<testing::FakeDatapath>());
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("not IPv6"), std::string::npos) << bad.error().toString();
+}
+
 TEST(ControlPlaneRestartTest, RestoredIpcacheEntriesStayUntilTheFeedsHaveSynced) {
   for (bool with_feeds : {true, false}) {
     ::cilium::testing::TempDir dir;

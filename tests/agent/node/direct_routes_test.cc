@@ -138,7 +138,8 @@ TEST(DirectRoutesTest, TunnelModeRoutesEveryOtherNodeIntoTheHostDevice) {
 }
 
 // Dual stack: each family's pod CIDR via the node's address of that family; a node without an
-// IPv6 address (or off the IPv6 subnet) keeps its IPv4 route. Tunnel routes stay IPv4 only.
+// IPv6 address (or off the IPv6 subnet) keeps its IPv4 route. Tunnel routes of a family need
+// that family's router address.
 TEST(DirectRoutesTest, Ipv6PodCidrsGoViaTheNodesIpv6Address) {
   Manager nodes;
   FakeTable table;
@@ -166,12 +167,21 @@ TEST(DirectRoutesTest, Ipv6PodCidrsGoViaTheNodesIpv6Address) {
   routes->synced();
   EXPECT_EQ(table.routes.size(), 2u);
 
-  // Tunnel mode: only the IPv4 CIDRs go into cilium_host.
+  // Tunnel mode on an IPv4-only node (no IPv6 router address): only the IPv4 CIDRs go into
+  // cilium_host.
   FakeTable tunnel_table;
   auto t =
       DirectRoutes::start(nodes, tunnel_table, "node-1", TunnelRoutes{5, ip("10.200.0.1"), 1450});
   EXPECT_EQ(tunnel_table.routes,
             (std::set{DirectRoute{cidr("10.202.0.0/16"), IpAddr{}, 5, ip("10.200.0.1"), 1450}}));
+  // On a dual-stack node both families do, each from its router address.
+  FakeTable dual_table;
+  auto d = DirectRoutes::start(nodes, dual_table, "node-1",
+                               TunnelRoutes{5, ip("10.200.0.1"), 1450, ip("fd00:10:200::1")});
+  EXPECT_EQ(dual_table.routes,
+            (std::set{DirectRoute{cidr("10.202.0.0/16"), IpAddr{}, 5, ip("10.200.0.1"), 1450},
+                      DirectRoute{cidr("fd00:10:200::2:0/112"), IpAddr{}, 5,
+                                  ip("fd00:10:200::1"), 1450}}));
 }
 
 }  // namespace
