@@ -54,6 +54,21 @@ static __always_inline int deliver_to_pod(struct __sk_buff *ctx, struct pkt4 *p,
 	return ret;
 }
 
+/* deliver_to_pod for IPv6. */
+static __always_inline int deliver_to_pod6(struct __sk_buff *ctx, struct pkt6 *p,
+					   const struct endpoint_info *dst, struct trace_info *ti,
+					   bool due)
+{
+	int ret = local_delivery6(ctx, dst);
+
+	if (ret < 0)
+		return send_drop6(ctx, p, ti, ret);
+	count_forwarded(p->len, METRIC_EGRESS);
+	count_forwarded(p->len, METRIC_INGRESS);
+	emit_trace6(ctx, p, ti, TRACE_TO_LXC, due);
+	return ret;
+}
+
 /*
  * To an L7 proxy on this node (`verdict` from enforce4: a proxy port, or ENFORCE_TO_PROXY_STACK
  * for a packet of a proxy's own connection): assigned to the proxy's socket and handed to the
@@ -220,11 +235,18 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 	const struct remote_endpoint_info *tunnel = NULL;
 	__u32 now = mono_now_sec();
 	__u32 rev_nat = 0;
+	union v4v6_addr loopback = lb_loopback6();
 	__u32 tunnel_ifindex;
 	bool due;
 	int ret;
 
-	/* As for IPv4: a pod address is never a frontend. No hairpin for IPv6 (yet). */
+	/* As for IPv4: a pod address is never a frontend; hairpin through the loopback address. */
+	if (!dst && ipv6_addr_equal(&p->t.daddr, &loopback)) {
+		ret = lb6_hairpin_reply(ctx, p, ep, now, ti, &due);
+		if (ret < 0)
+			return send_drop6(ctx, p, ti, ret);
+		return deliver_to_pod6(ctx, p, ep, ti, due);
+	}
 	if (!dst) {
 		ret = lb6_egress(ctx, p, now, &rev_nat);
 		if (ret == -DROP_NO_SERVICE) {
@@ -236,6 +258,12 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 		}
 		if (ret < 0)
 			return send_drop6(ctx, p, ti, ret);
+		if (rev_nat && ipv6_addr_equal(&p->t.daddr, (const union v4v6_addr *)ep->ipv6)) {
+			ret = lb6_hairpin(ctx, p, ep, rev_nat, now, ti, &due);
+			if (ret < 0)
+				return send_drop6(ctx, p, ti, ret);
+			return deliver_to_pod6(ctx, p, ep, ti, due);
+		}
 		if (rev_nat)
 			dst = endpoint_by_ipv6(&p->t.daddr);
 	}
@@ -278,13 +306,7 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 			if (ret < 0)
 				return send_drop6(ctx, p, &dti, ret);
 		}
-		ret = local_delivery6(ctx, dst);
-		if (ret < 0)
-			return send_drop6(ctx, p, &dti, ret);
-		count_forwarded(p->len, METRIC_EGRESS);
-		count_forwarded(p->len, METRIC_INGRESS);
-		emit_trace6(ctx, p, &dti, TRACE_TO_LXC, due);
-		return ret;
+		return deliver_to_pod6(ctx, p, dst, &dti, due);
 	}
 	if (tunnel) {
 		/* To the other node, carrying the sender's identity in the VNI. */

@@ -71,6 +71,7 @@ struct ControlPlaneOptions {
   std::string router_ipv6;  // its IPv6 twin (dual stack: the IPv6 pod CIDR's router); "" = none
   // Source of a pod's packets to itself through a Service (datapath::Config::lb_loopback_ipv4).
   std::string service_loopback_ipv4 = "169.254.42.1";
+  std::string service_loopback_ipv6 = "fe80::1";  // its IPv6 twin
   bool restore = true;  // restore endpoints from state (else start empty)
   // The cluster-scope identity backend (identity-allocation-mode=crd); unset = a local file.
   std::function<Result<std::unique_ptr<identity::Backend>>()> cluster_identities;

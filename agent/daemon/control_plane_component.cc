@@ -69,6 +69,7 @@ Status ControlPlaneComponent::start(Host& daemon) {
       datapath::podMtu(cfg.mtu != 0 ? cfg.mtu : datapath::kDefaultBaseMtu, true).valueOr(0);
   o.node_name = cfg.node_name;
   o.service_loopback_ipv4 = cfg.ipv4_service_loopback_address;
+  o.service_loopback_ipv6 = cfg.ipv6_service_loopback_address;
   o.enable_policy = cfg.enable_policy;
   o.restore = cfg.restore;
   o.enable_l7_proxy = cfg.enable_l7_proxy;

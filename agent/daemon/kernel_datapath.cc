@@ -230,6 +230,11 @@ Result<std::unique_ptr<ControlPlaneDatapath>> loadKernelDatapath(const ControlPl
     return makeError(ErrorCode::kInvalidArgument, "service loopback address '{}' is not IPv4",
                      opts.service_loopback_ipv4);
   dcfg.lb_loopback_ipv4 = loopback->v4NetworkOrder();
+  auto loopback6 = IpAddr::parse(opts.service_loopback_ipv6);
+  if (!loopback6.ok() || loopback6->isV4())
+    return makeError(ErrorCode::kInvalidArgument, "service loopback address '{}' is not IPv6",
+                     opts.service_loopback_ipv6);
+  dcfg.lb_loopback_ipv6 = loopback6->bytes();
   CILIUM_ASSIGN_OR_RETURN(auto dp, datapath::Datapath::load(dcfg));
   if (opts.host_device) CILIUM_RETURN_IF_ERROR(setupRouting(*dp, opts));
   return std::unique_ptr<ControlPlaneDatapath>(

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 
@@ -43,6 +44,7 @@ void setRodata(Rodata* ro, const Config& cfg) {
                                     : std::min<uint32_t>(64 * 1024, cfg.events_ring_bytes / 4);
   ro->cfg_monitor_aggregation = static_cast<uint8_t>(cfg.monitor_aggregation);
   ro->cfg_lb_loopback_ipv4 = cfg.lb_loopback_ipv4;
+  std::memcpy(&ro->cfg_lb_loopback_ipv6, cfg.lb_loopback_ipv6.data(), cfg.lb_loopback_ipv6.size());
 }
 
 // bpf_overlay, on the maps bpf_lxc has just created or reused (all of them pinned by now).
@@ -84,6 +86,8 @@ Status Config::validate() const {
                      events_ring_bytes, page);
   if (lb_loopback_ipv4 == 0)
     return makeError(ErrorCode::kInvalidArgument, "datapath config: lb_loopback_ipv4 is unset");
+  if (std::all_of(lb_loopback_ipv6.begin(), lb_loopback_ipv6.end(), [](uint8_t b) { return b == 0; }))
+    return makeError(ErrorCode::kInvalidArgument, "datapath config: lb_loopback_ipv6 is unset");
   if (monitor_aggregation != MonitorAggregation::kNone &&
       monitor_aggregation != MonitorAggregation::kMedium)
     return makeError(ErrorCode::kInvalidArgument, "datapath config: unknown monitor_aggregation {}",

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -58,6 +59,8 @@ struct Config {
   // Source address of a pod's packets to itself through a service (hairpin), network byte
   // order: 169.254.42.1 (ipv4-service-loopback-address).
   uint32_t lb_loopback_ipv4 = htonl(0xa9fe2a01);
+  // Its IPv6 twin (fe80::1, ipv6-service-loopback-address), 16 bytes in network order.
+  std::array<uint8_t, 16> lb_loopback_ipv6 = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
 
   // kInvalidArgument naming the bad field.
   Status validate() const;

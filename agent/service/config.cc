@@ -66,6 +66,15 @@ const config::Registry<Config>& configKeys() {
                   return invalidValue("is not an IPv4 unicast address");
                 return okStatus();
               });
+    r->string("ipv6-service-loopback-address",
+              "Source address of a pod's IPv6 packets to itself through a Service (hairpin)",
+              &Config::ipv6_service_loopback_address, [](std::string_view v) -> Status {
+                auto a = IpAddr::parse(v);
+                if (!a.ok() || a->isV4() || *a == IpAddr::parse("::").value() ||
+                    a->bytes()[0] == 0xff)
+                  return invalidValue("is not an IPv6 unicast address");
+                return okStatus();
+              });
     r->choice("bpf-lb-acceleration",
               "XDP acceleration of NodePort to remote backends on the devices: native (a device "
               "without driver support fails the start), best-effort (such a device gets tc only) "

@@ -21,6 +21,7 @@ struct Config {
   uint32_t bpf_lb_map_max = 65536;
   // Source of a pod's packets to itself through a Service (hairpin, docs/services.md).
   std::string ipv4_service_loopback_address = "169.254.42.1";
+  std::string ipv6_service_loopback_address = "fe80::1";
   std::string bpf_lb_acceleration = "disabled";  // native | best-effort | disabled: XDP
   std::string bpf_lb_algorithm = "random";       // random | maglev
   bool bpf_lb_algorithm_annotation = false;      // read service.cilium.io/lb-algorithm

@@ -23,6 +23,11 @@ const volatile __u32 cfg_ct_report_interval = CT_REPORT_INTERVAL;
  * network byte order: 169.254.42.1 unless the agent's ipv4-service-loopback-address says else.
  */
 const volatile __be32 cfg_lb_loopback_ipv4 = bpf_htonl(0xa9fe2a01);
+/*
+ * Its IPv6 twin: fe80::1 unless ipv6-service-loopback-address says else (Cilium's default), as
+ * the four 32-bit words of the address in network order (lb_loopback6() reads it).
+ */
+const volatile __u32 cfg_lb_loopback_ipv6[4] = {bpf_htonl(0xfe800000), 0, 0, bpf_htonl(1)};
 
 /*
  * BPF masquerade of pods' traffic to the outside on the native devices (enable-bpf-masquerade,

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <stdlib.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -29,7 +30,13 @@ Result<SockAddr> addr(const std::string& ip, uint16_t port) {
     auto* in6 = reinterpret_cast<sockaddr_in6*>(&a.ss);
     in6->sin6_family = AF_INET6;
     in6->sin6_port = htons(port);
-    if (inet_pton(AF_INET6, ip.c_str(), &in6->sin6_addr) != 1)
+    // A link-local address carries its interface as a numeric zone: fe80::1%3.
+    std::string text = ip;
+    if (size_t pct = text.find('%'); pct != std::string::npos) {
+      in6->sin6_scope_id = static_cast<uint32_t>(std::strtoul(text.c_str() + pct + 1, nullptr, 10));
+      text.resize(pct);
+    }
+    if (inet_pton(AF_INET6, text.c_str(), &in6->sin6_addr) != 1)
       return makeError(ErrorCode::kInvalidArgument, "bad IPv6 address {}", ip);
     a.len = sizeof(sockaddr_in6);
     a.family = AF_INET6;
@@ -135,6 +142,8 @@ Result<std::string> recvUdp(int fd, std::chrono::milliseconds timeout, std::stri
     else
       inet_ntop(AF_INET, &in->sin_addr, s, sizeof(s));
     *from_ip = s;
+    // A link-local sender with its interface (fe80::1%3), so the answer can go back to it.
+    if (v6 && in6->sin6_scope_id != 0) *from_ip += "%" + std::to_string(in6->sin6_scope_id);
   }
   if (from_port) *from_port = ntohs(v6 ? in6->sin6_port : in->sin_port);
   return std::string(buf, static_cast<size_t>(n));

@@ -233,8 +233,7 @@ TEST_P(ServiceNodePortTest, OutsideReachesLocalBackendWithItsOwnAddress) {
 // bpf_lxc (these test sockets are in no socket-LB cgroup): a client pod keeps its address, and
 // the backend reaching its own NodePort is hairpinned.
 TEST_P(ServiceNodePortTest, PodsReachTheNodePortOnTheNodeAddress) {
-  if (v6()) GTEST_SKIP() << "IPv6 service hairpin is not implemented (docs/services.md, limits)";
-  auto c = topo_->addPod("c", "10.204.0.31");
+  auto c = topo_->addPod("c", "10.204.0.31", v6() ? "fd00:204::31" : "");
   ASSERT_TRUE(c.ok()) << c.error().toString();
   auto maps = dp_->maps();
   ASSERT_TRUE(testing::programEndpoint(maps, *c, 2, 1002).ok());
@@ -249,10 +248,10 @@ TEST_P(ServiceNodePortTest, PodsReachTheNodePortOnTheNodeAddress) {
 
   auto [which, peer] = ::cilium::connectOnce(c->netns, nodeIp(), l->get(), -1);
   EXPECT_EQ(which, 1);
-  EXPECT_EQ(peer, c->ip) << "a pod client keeps its address";
+  EXPECT_EQ(peer, v6() ? c->ip6 : c->ip) << "a pod client keeps its address";
   std::tie(which, peer) = ::cilium::connectOnce(b1_.netns, nodeIp(), l->get(), -1);
   EXPECT_EQ(which, 1);
-  EXPECT_EQ(peer, "169.254.42.1") << "hairpin";
+  EXPECT_EQ(peer, v6() ? "fe80::1" : "169.254.42.1") << "hairpin";
   EXPECT_EQ(drops(), 0u);
 }
 

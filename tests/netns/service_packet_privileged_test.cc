@@ -6,6 +6,7 @@
 // over IPv4 and over IPv6 (dual-stack pods, an IPv6 ClusterIP; IPv6 refuses both protocols with
 // ICMPv6 port unreachable), except what IPv6 does not have yet (said where skipped).
 #include <arpa/inet.h>
+#include <net/if.h>
 #include <poll.h>
 #include <sys/socket.h>
 
@@ -173,11 +174,22 @@ TEST_P(ServicePacketTest, BackendsPortUnreachableReachesTheClientAsFromTheVip) {
 
 // Hairpin: the client is the only backend of the Service it connects to. The packets come back
 // into the client from the service loopback address (a packet from its own address would be a
-// martian there), and the replies leave it to that address and come back from the VIP.
+// martian there; IPv6: fe80::1 on the pod's eth0), and the replies leave it to that address and
+// come back from the VIP.
 TEST_P(ServicePacketTest, PodReachesItselfThroughItsService) {
-  if (v6()) GTEST_SKIP() << "no IPv6 hairpin yet (no IPv6 service loopback address)";
   const testing::Pod& pod = pods_["client"];
-  auto l = testing::listenTcp(pod.netns, pod.ip, 8080);
+  std::string loopback = "169.254.42.1", loopback_peer = loopback;
+  if (v6()) {
+    unsigned eth0 = 0;
+    ASSERT_TRUE(runInNetns(pod.netns, [&]() -> Status {
+                  eth0 = ::if_nametoindex("eth0");
+                  return okStatus();
+                }).ok());
+    ASSERT_NE(eth0, 0u);
+    loopback = "fe80::1%" + std::to_string(eth0);
+    loopback_peer = "[fe80::1]";
+  }
+  auto l = testing::listenTcp(pod.netns, ip(pod), 8080);
   ASSERT_TRUE(l.ok()) << l.error().toString();
   program(service::Protocol::kTcp, 80, {"client"});
   for (int i = 0; i < 3; i++) {
@@ -186,15 +198,15 @@ TEST_P(ServicePacketTest, PodReachesItselfThroughItsService) {
     auto s = testing::acceptTcp(l->get());
     ASSERT_TRUE(s.ok()) << s.error().toString();
     std::string client_port = std::to_string(*testing::localPort(c->get()));
-    EXPECT_EQ(testing::socketAddress(s->get()), "169.254.42.1:" + client_port);
+    EXPECT_EQ(testing::socketAddress(s->get()), loopback_peer + ":" + client_port);
     ASSERT_NO_FATAL_FAILURE(exchange(c->get(), s->get(), 64 * 1024, 64 * 1024));
   }
 
-  auto server = testing::bindUdp(pod.netns, pod.ip, 8080);
-  auto c = testing::bindUdp(pod.netns, pod.ip, 0);
+  auto server = testing::bindUdp(pod.netns, ip(pod), 8080);
+  auto c = testing::bindUdp(pod.netns, ip(pod), 0);
   ASSERT_TRUE(server.ok() && c.ok());
   program(service::Protocol::kUdp, 53, {"client"});
-  ASSERT_NO_FATAL_FAILURE(udpQueryAnswer(c->get(), server->get(), "169.254.42.1"));
+  ASSERT_NO_FATAL_FAILURE(udpQueryAnswer(c->get(), server->get(), loopback));
   // Without a listener on the backend port, the pod's own port unreachable reaches its client
   // socket as from the VIP.
   server->reset();
@@ -212,9 +224,9 @@ TEST_P(ServicePacketTest, PodReachesItselfThroughItsService) {
     return n;
   };
   uint64_t before = no_mapping();
-  auto stray = testing::bindUdp(pod.netns, pod.ip, 0);
+  auto stray = testing::bindUdp(pod.netns, ip(pod), 0);
   ASSERT_TRUE(stray.ok());
-  ASSERT_TRUE(testing::sendUdp(stray->get(), "169.254.42.1", 9, "x").ok());
+  ASSERT_TRUE(testing::sendUdp(stray->get(), loopback, 9, "x").ok());
   EXPECT_TRUE(testing::eventually([&] { return no_mapping() > before; }, std::chrono::seconds(3)));
 }
 
