@@ -5,14 +5,14 @@
 //             in the node's namespace
 //   tc        our bpf_host on the device (tcx)
 //   xdp       our bpf_host with bpf-lb-acceleration=native: XDP in the device's driver
-//   direct6, iptables6 (ip6tables-nft), tc6: the same over IPv6 (the fabric's 2001:db8::/64,
-//             backend fd00:250::5); XDP passes IPv6 to tc, so there is no xdp6
+//   direct6, iptables6 (ip6tables-nft), tc6, xdp6: the same over IPv6 (the fabric's
+//             2001:db8::/64, backend fd00:250::5)
 // Per mode: new-connection latency (p50/p99) and rate, and the rate of one TCP stream. The
 // topology is tests/harness/fabric.h, with the wire set up for driver-mode XDP in every mode so
 // that all see the same senders. Prints numbers; never fails on time.
 //
 //   sudo ./build/bench/nodeport_bench [--connects 3000] [--seconds 3] [--modes
-//   direct,iptables,tc,xdp,direct6,iptables6,tc6]
+//   direct,iptables,tc,xdp,direct6,iptables6,tc6,xdp6]
 #include <net/if.h>
 
 #include <cstdio>
@@ -69,7 +69,7 @@ void measure(const char* mode, const std::string& client_netns, const std::strin
 int main(int argc, char** argv) {
   int connects = 3000;
   double seconds = 3;
-  std::string modes = "direct,iptables,tc,xdp,direct6,iptables6,tc6";
+  std::string modes = "direct,iptables,tc,xdp,direct6,iptables6,tc6,xdp6";
   for (int i = 1; i < argc; i++) {
     std::string a = argv[i];
     if (a == "--connects" && i + 1 < argc) {
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
     } else {
       std::fprintf(stderr,
                    "usage: %s [--connects N] [--seconds S] [--modes "
-                   "direct,iptables,tc,xdp,direct6,iptables6,tc6]\n",
+                   "direct,iptables,tc,xdp,direct6,iptables6,tc6,xdp6]\n",
                    argv[0]);
       return 2;
     }
@@ -126,7 +126,7 @@ int main(int argc, char** argv) {
     must(runWith({"ip", "-n", out, "-6", "route", "del", "fd00:250::/64"}), "direct6 route");
   }
 
-  if (want("tc") || want("xdp") || want("tc6")) {
+  if (want("tc") || want("xdp") || want("tc6") || want("xdp6")) {
     auto dp = must(datapath::Datapath::load({pin}), "datapath");
     auto host = must(service::HostDatapath::load(pin), "host datapath");
     auto lb = must(testing::openServiceMaps(pin), "service maps");
@@ -163,7 +163,9 @@ int main(int argc, char** argv) {
     for (const Mode& m :
          {Mode{"tc", service::XdpMode::kDisabled, Fabric::kNodeIp, "bpf_host, tcx"},
           Mode{"xdp", service::XdpMode::kNative, Fabric::kNodeIp, "bpf_host, XDP in the driver"},
-          Mode{"tc6", service::XdpMode::kDisabled, Fabric::kNodeIp6, "bpf_host, tcx, IPv6"}}) {
+          Mode{"tc6", service::XdpMode::kDisabled, Fabric::kNodeIp6, "bpf_host, tcx, IPv6"},
+          Mode{"xdp6", service::XdpMode::kNative, Fabric::kNodeIp6,
+               "bpf_host, XDP in the driver, IPv6"}}) {
       if (!want(m.name)) continue;
       must(runInNetns(topo->nodeNetns(),
                       [&] {

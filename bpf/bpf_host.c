@@ -221,6 +221,12 @@ int cil_to_netdev(struct __sk_buff *ctx)
 SEC("xdp")
 int cil_xdp_entry(struct xdp_md *ctx)
 {
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+
+	if ((void *)(eth + 1) <= data_end && eth->h_proto == bpf_htons(ETH_P_IPV6))
+		return nodeport_xdp6(ctx);
 	return nodeport_xdp(ctx);
 }
 

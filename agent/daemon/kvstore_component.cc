@@ -139,8 +139,14 @@ Status KvstoreFeedComponent::start(Host& daemon) {
   // This node: its address, pod CIDR and router address.
   node::Node self;
   self.name = cfg.node_name;
-  std::optional<IpAddr> host_ip = node::firstGlobalIpv4();
+  // Its InternalIPs: the first global address of each family it runs (IPv4 first; the IPv4
+  // one is also the tunnel endpoint its endpoints are published with).
+  std::optional<IpAddr> host_ip = node::firstGlobalAddress(IpFamily::kV4);
   if (host_ip) self.addresses.push_back({node::AddressType::kInternalIp, *host_ip});
+  if (daemon.ipam() != nullptr && daemon.ipam()->enabled(IpFamily::kV6)) {
+    if (auto ip6 = node::firstGlobalAddress(IpFamily::kV6))
+      self.addresses.push_back({node::AddressType::kInternalIp, *ip6});
+  }
   if (ipam::Ipam* ipam = daemon.ipam()) {
     // Each family's router address and pod CIDR (IPv4 first, as Kubernetes orders them).
     for (IpFamily f : {IpFamily::kV4, IpFamily::kV6}) {

@@ -341,9 +341,12 @@ void EndpointSync::followLoop(endpoint::Manager& manager, std::chrono::milliseco
   for (;;) {
     std::vector<IpPair> local;
     for (const auto& ep : manager.list()) {
-      if (!ep.spec.ipv4 || ep.identity == identity::kUnknown) continue;
-      local.push_back(
-          IpPair{*ep.spec.ipv4, ep.identity, host_ip_, ep.spec.pod_namespace, ep.spec.pod_name});
+      if (ep.identity == identity::kUnknown) continue;
+      // A pair per address: a dual-stack endpoint is reached at both through the same node.
+      for (const auto& ip : {ep.spec.ipv4, ep.spec.ipv6})
+        if (ip)
+          local.push_back(
+              IpPair{*ip, ep.identity, host_ip_, ep.spec.pod_namespace, ep.spec.pod_name});
     }
     publish(local);
     std::unique_lock lock(mu_);

@@ -64,18 +64,26 @@ std::vector<std::string> Registration::podCidrsToWrite(
   return out;
 }
 
-std::optional<IpAddr> firstGlobalIpv4() {
+std::optional<IpAddr> firstGlobalAddress(IpFamily family) {
+  const int af = family == IpFamily::kV4 ? AF_INET : AF_INET6;
+  // Link-local addresses are not the node's: 169.254.0.0/16, fe80::/10.
+  const IpPrefix link_local = family == IpFamily::kV4 ? *IpPrefix::parse("169.254.0.0/16")
+                                                      : *IpPrefix::parse("fe80::/10");
   ifaddrs* list = nullptr;
   if (::getifaddrs(&list) != 0) return std::nullopt;
   std::optional<IpAddr> out;
   for (ifaddrs* a = list; a != nullptr && !out; a = a->ifa_next) {
-    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != AF_INET) continue;
+    if (a->ifa_addr == nullptr || a->ifa_addr->sa_family != af) continue;
     if (a->ifa_flags & IFF_LOOPBACK) continue;
     // Cilium's own device carries the router address, not the node's.
     if (std::string_view(a->ifa_name).rfind("cilium_", 0) == 0) continue;
-    auto* sin = reinterpret_cast<const sockaddr_in*>(a->ifa_addr);
-    IpAddr ip = IpAddr::fromNetworkOrder(sin->sin_addr.s_addr);
-    if (IpPrefix(IpAddr::fromHostOrder(0xa9fe0000), 16).contains(ip)) continue;  // link-local
+    IpAddr ip = af == AF_INET
+                    ? IpAddr::fromNetworkOrder(
+                          reinterpret_cast<const sockaddr_in*>(a->ifa_addr)->sin_addr.s_addr)
+                    : IpAddr::fromBytes(IpFamily::kV6,
+                                        reinterpret_cast<const sockaddr_in6*>(a->ifa_addr)
+                                            ->sin6_addr.s6_addr);
+    if (link_local.contains(ip)) continue;
     out = ip;
   }
   ::freeifaddrs(list);
@@ -102,7 +110,7 @@ Result<std::unique_ptr<Registration>> Registration::start(k8s::Client& client, k
       for (const auto& ip : n->internal_ips)
         if (auto a = IpAddr::parse(ip); a.ok()) internal.push_back(*a);
   if (internal.empty())
-    if (auto a = firstGlobalIpv4()) internal.push_back(*a);
+    if (auto a = firstGlobalAddress(IpFamily::kV4)) internal.push_back(*a);
   if (internal.empty())
     log()->warn("CiliumNode {}: no InternalIP known (no Node object, no global IPv4 address)",
                 cfg.node_name);

@@ -106,9 +106,9 @@ class Registration {
   bool registered_ = false;
 };
 
-// The first global IPv4 address of this network namespace's interfaces (not loopback, not
-// link-local); nullopt when there is none.
-std::optional<IpAddr> firstGlobalIpv4();
+// The first global address of `family` of this network namespace's interfaces (not loopback,
+// not link-local, not on a cilium_ device); nullopt when there is none.
+std::optional<IpAddr> firstGlobalAddress(IpFamily family);
 // /proc/sys/kernel/random/boot_id, "" when unreadable.
 std::string readBootId();
 

@@ -15,7 +15,7 @@
  * ICMPv6 errors about these connections are translated like them (nodeport_icmp_ingress6,
  * nodeport_icmp_egress6; lib/nodeport_icmp.h's rules).
  * Not for IPv6 (docs/services.md, limits): DSR (an IPv6 connection to a remote backend is SNATed
- * in every mode) and the XDP fast path (it passes IPv6 to tc).
+ * in every mode). The XDP fast path is lib/nodeport_xdp.h's nodeport_xdp6.
  */
 #pragma once
 
@@ -122,6 +122,28 @@ static __always_inline int nodeport_snat_entry6(const struct pkt6 *p,
 	return nat6_snat_port(&fwd, &rev, &back, &out, established, now, node_port);
 }
 
+/* nodeport_service_reply_seen for IPv6: the client's CT_KEY_SERVICE entry lives as long as the
+ * connection, both ways. */
+static __always_inline void nodeport_service_reply_seen6(const union v4v6_addr *client,
+							 __be16 client_port,
+							 const union v4v6_addr *frontend,
+							 __be16 frontend_port, __u8 proto,
+							 __u8 tcp_flags, __u32 now)
+{
+	struct ct_key6 key = {
+	    .saddr = *client,
+	    .daddr = *frontend,
+	    .sport = client_port,
+	    .dport = frontend_port,
+	    .nexthdr = proto,
+	    .flags = CT_KEY_SERVICE,
+	};
+	struct ct_entry *e = bpf_map_lookup_elem(lb6_ct_map(proto), &key);
+
+	if (e)
+		lb4_service_entry_seen(e, proto, tcp_flags, true, now);
+}
+
 /* A reply of a remote backend to a node port (nodeport_rev_snat for IPv6). */
 static __always_inline int nodeport_rev_snat6(struct __sk_buff *ctx, struct pkt6 *p, __u32 now)
 {
@@ -152,21 +174,8 @@ static __always_inline int nodeport_rev_snat6(struct __sk_buff *ctx, struct pkt6
 	rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &svc_id);
 	if (!rn)
 		return -DROP_NAT_NO_MAPPING;
-	{
-		/* The client's CT_KEY_SERVICE entry lives as long as the connection, both ways. */
-		struct ct_key6 sk = {
-		    .saddr = to_addr,
-		    .daddr = rn->address,
-		    .sport = to_port,
-		    .dport = rn->port,
-		    .nexthdr = p->t.proto,
-		    .flags = CT_KEY_SERVICE,
-		};
-		struct ct_entry *se = bpf_map_lookup_elem(lb6_ct_map(p->t.proto), &sk);
-
-		if (se)
-			lb4_service_entry_seen(se, p->t.proto, p->tcp_flags, true, now);
-	}
+	nodeport_service_reply_seen6(&to_addr, to_port, &rn->address, rn->port, p->t.proto,
+				     p->tcp_flags, now);
 	ret = l4_rewrite6(ctx, p->t.proto, true, &p->t.daddr, &to_addr, p->t.dport, to_port);
 	if (ret < 0)
 		return ret;

@@ -474,16 +474,17 @@ TEST_F(HostNodePortTest, MaglevPicksTheTableEntryOfTheConnectionsHash) {
   EXPECT_EQ(used.size(), 3u);
 }
 
-TEST_F(HostNodePortTest, XdpTranslatesRemoteBackendsAndPassesTheRest) {
+TEST_P(HostNodePortFamilyTest, XdpTranslatesRemoteBackendsAndPassesTheRest) {
   program(service::Protocol::kTcp, {remote()});
-  auto syn = fromNetwork().ipv4(kClient, kNode).tcp(44000, kNodePort, tcp::kSyn).build();
+  const std::string node = addr(kNode), client = addr(kClient), backend = addr(kRemoteBackend);
+  auto syn = fromNetwork().ip(client, node).tcp(44000, kNodePort, tcp::kSyn).build();
   auto r = xdp(syn);
-  ASSERT_EQ(r.retval, XDP_TX);
+  ASSERT_EQ(r.retval, XDP_TX) << describe(events());
   auto p = parsePacket(r.packet);
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_EQ(dstOf(*p), backend);
   EXPECT_EQ(p->dport, 8080);
-  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_EQ(srcOf(*p), node);
   uint16_t node_port = p->sport;
   EXPECT_GE(node_port, NAT_PORT_MIN);
   EXPECT_EQ(p->dst_mac, mac(ext_.mac));
@@ -491,15 +492,15 @@ TEST_F(HostNodePortTest, XdpTranslatesRemoteBackendsAndPassesTheRest) {
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
   // The tc program finds the mapping XDP made: the connection keeps its node port either way.
-  auto ack = fromNetwork().ipv4(kClient, kNode).tcp(44000, kNodePort, tcp::kAck).build();
+  auto ack = fromNetwork().ip(client, node).tcp(44000, kNodePort, tcp::kAck).build();
   auto t = ingress(ack);
   ASSERT_EQ(t.retval, TC_ACT_REDIRECT);
   EXPECT_EQ(parsePacket(t.packet)->sport, node_port);
 
   auto data = fromNetwork()
-                  .ipv4(kClient, kNode)
+                  .ip(client, node)
                   .tcp(44000, kNodePort, tcp::kAck | tcp::kPsh)
-                  .payload(1448)
+                  .payload(1428)
                   .build();
   r = xdp(data);
   ASSERT_EQ(r.retval, XDP_TX) << "a full-sized segment";
@@ -509,31 +510,31 @@ TEST_F(HostNodePortTest, XdpTranslatesRemoteBackendsAndPassesTheRest) {
   EXPECT_TRUE(p->l4_csum_ok);
 
   auto synack =
-      fromNetwork().ipv4(kRemoteBackend, kNode).tcp(8080, node_port, tcp::kSyn | tcp::kAck).build();
+      fromNetwork().ip(backend, node).tcp(8080, node_port, tcp::kSyn | tcp::kAck).build();
   r = xdp(synack);
   ASSERT_EQ(r.retval, XDP_TX);
   p = parsePacket(r.packet);
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->daddr, ipv4(kClient));
+  EXPECT_EQ(dstOf(*p), client);
   EXPECT_EQ(p->dport, 44000);
-  EXPECT_EQ(p->saddr, ipv4(kNode));
+  EXPECT_EQ(srcOf(*p), node);
   EXPECT_EQ(p->sport, kNodePort);
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok);
 
   program(service::Protocol::kUdp, {remote()});
-  auto q = fromNetwork().ipv4(kClient, kNode).udp(44001, kNodePort).payload("query").build();
+  auto q = fromNetwork().ip(client, node).udp(44001, kNodePort).payload("query").build();
   r = xdp(q);
   ASSERT_EQ(r.retval, XDP_TX);
   p = parsePacket(r.packet);
   ASSERT_TRUE(p);
-  EXPECT_EQ(p->daddr, ipv4(kRemoteBackend));
+  EXPECT_EQ(dstOf(*p), backend);
   EXPECT_TRUE(p->ip_csum_ok);
   EXPECT_TRUE(p->l4_csum_ok) << "UDP checksum updated";
 
   // What XDP leaves to tc, untouched: a local backend, no backend, anything else.
   program(service::Protocol::kTcp, {local(a_)});
-  auto to_local = fromNetwork().ipv4(kClient, kNode).tcp(44002, kNodePort, tcp::kSyn).build();
+  auto to_local = fromNetwork().ip(client, node).tcp(44002, kNodePort, tcp::kSyn).build();
   r = xdp(to_local);
   EXPECT_EQ(r.retval, XDP_PASS);
   EXPECT_EQ(r.packet, to_local);
@@ -541,7 +542,7 @@ TEST_F(HostNodePortTest, XdpTranslatesRemoteBackendsAndPassesTheRest) {
   r = xdp(to_local);
   EXPECT_EQ(r.retval, XDP_PASS);
   EXPECT_EQ(r.packet, to_local);
-  auto ssh = fromNetwork().ipv4(kClient, kNode).tcp(44003, 22, tcp::kSyn).build();
+  auto ssh = fromNetwork().ip(client, node).tcp(44003, 22, tcp::kSyn).build();
   r = xdp(ssh);
   EXPECT_EQ(r.retval, XDP_PASS);
   EXPECT_EQ(r.packet, ssh);

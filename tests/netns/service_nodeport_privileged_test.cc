@@ -201,8 +201,8 @@ class ServiceNodePortTest : public ::testing::TestWithParam<NodePortCase> {
         if (e.reason == REASON_FORWARDED && e.dir == METRIC_SERVICE) n += e.packets;
     return n;
   }
-  // Whether XDP translates this test's connections (it passes IPv6 to tc).
-  bool xdp() const { return GetParam().xdp != service::XdpMode::kDisabled && !v6(); }
+  // Whether XDP translates this test's connections (both families).
+  bool xdp() const { return GetParam().xdp != service::XdpMode::kDisabled; }
   std::pair<int, std::string> connectOnce(int l1, int l2) {
     return ::cilium::connectOnce(net_.outsideNetns(), nodeIp(), l1, l2);
   }

@@ -282,6 +282,26 @@ TEST_F(ClusterTest, NodesAndEndpointsOfEveryNodeEverywhere) {
   EXPECT_EQ(a.endpoints->remoteCount(), 1u);
 }
 
+// A dual-stack endpoint is two pairs (the agent publishes one per address): its IPv6 address
+// reaches the other nodes' ipcaches behind the node's IPv4 address, as its IPv4 one does.
+TEST_F(ClusterTest, DualStackEndpointsArePublishedPerAddress) {
+  Stack a(etcd_, "a", ip("172.30.0.1"));
+  Stack b(etcd_, "b", ip("172.30.0.2"));
+  a.endpoints->publish({{ip("10.0.1.10"), 1000, a.host_ip, "default", "web"},
+                        {ip("fd00:10::10"), 1000, a.host_ip, "default", "web"}});
+  ASSERT_TRUE(eventually([&] { return b.endpoints->remoteCount() == 2; }));
+  for (const char* addr : {"10.0.1.10", "fd00:10::10"}) {
+    auto e = b.ipcache.get(IpPrefix::host(ip(addr)));
+    ASSERT_TRUE(e.has_value()) << addr;
+    EXPECT_EQ(e->info.identity, 1000u) << addr;
+    EXPECT_EQ(e->info.tunnel_endpoint, ip("172.30.0.1")) << addr;
+  }
+  // The IPv6 address alone goes away (the pod lost it): the IPv4 entry stays.
+  a.endpoints->publish({{ip("10.0.1.10"), 1000, a.host_ip, "default", "web"}});
+  EXPECT_TRUE(eventually([&] { return !b.ipcache.get(IpPrefix::host(ip("fd00:10::10"))); }));
+  EXPECT_TRUE(b.ipcache.get(IpPrefix::host(ip("10.0.1.10"))).has_value());
+}
+
 // etcd killed mid-run: every node keeps what it had; changes made meanwhile land when etcd is
 // back, and every node converges with nothing stale.
 TEST_F(ClusterTest, EtcdKilledAndRestartedMidRun) {
