@@ -235,19 +235,20 @@ static __always_inline int from_container_ipv6(struct __sk_buff *ctx,
 	const struct remote_endpoint_info *tunnel = NULL;
 	__u32 now = mono_now_sec();
 	__u32 rev_nat = 0;
-	union v4v6_addr loopback = lb_loopback6();
 	__u32 tunnel_ifindex;
 	bool due;
 	int ret;
 
 	/* As for IPv4: a pod address is never a frontend; hairpin through the loopback address. */
-	if (!dst && ipv6_addr_equal(&p->t.daddr, &loopback)) {
-		ret = lb6_hairpin_reply(ctx, p, ep, now, ti, &due);
-		if (ret < 0)
-			return send_drop6(ctx, p, ti, ret);
-		return deliver_to_pod6(ctx, p, ep, ti, due);
-	}
 	if (!dst) {
+		union v4v6_addr loopback = lb_loopback6();
+
+		if (ipv6_addr_equal(&p->t.daddr, &loopback)) {
+			ret = lb6_hairpin_reply(ctx, p, ep, now, ti, &due);
+			if (ret < 0)
+				return send_drop6(ctx, p, ti, ret);
+			return deliver_to_pod6(ctx, p, ep, ti, due);
+		}
 		ret = lb6_egress(ctx, p, now, &rev_nat);
 		if (ret == -DROP_NO_SERVICE) {
 			/* Refused with ICMPv6 port unreachable; still reported as NO_SERVICE. */

@@ -94,10 +94,11 @@ static __always_inline void nodeport_service_reply_seen(__be32 client, __be16 cl
 }
 
 /*
- * A reply of a remote backend to a node port: back to the client, from the frontend. Returns the
- * tc verdict, TC_ACT_OK when the packet is not such a reply, or -DROP_x.
+ * The reverse SNAT entry a packet to a node port (>= NAT_PORT_MIN) hits, NULL for any other
+ * packet: a remote backend's reply (NAT_F_MASQ clear) or a masqueraded connection's (set).
+ * tc and XDP look it up alike.
  */
-static __always_inline int nodeport_rev_snat(struct __sk_buff *ctx, struct pkt4 *p, __u32 now)
+static __always_inline struct nat4_entry *nodeport_reply_nat4(const struct pkt4 *p)
 {
 	struct nat4_key key = {
 	    .saddr = p->t.saddr,
@@ -107,6 +108,18 @@ static __always_inline int nodeport_rev_snat(struct __sk_buff *ctx, struct pkt4 
 	    .proto = p->t.proto,
 	    .dir = NAT_DIR_INGRESS,
 	};
+
+	if (bpf_ntohs(p->t.dport) < NAT_PORT_MIN)
+		return NULL;
+	return bpf_map_lookup_elem(&cilium_snat_v4_external, &key);
+}
+
+/*
+ * A reply of a remote backend to a node port: back to the client, from the frontend. Returns the
+ * tc verdict, TC_ACT_OK when the packet is not such a reply, or -DROP_x.
+ */
+static __always_inline int nodeport_rev_snat(struct __sk_buff *ctx, struct pkt4 *p, __u32 now)
+{
 	struct bpf_fib_lookup fib;
 	struct lb4_reverse_nat *rn;
 	struct nat4_entry *e;
@@ -115,9 +128,7 @@ static __always_inline int nodeport_rev_snat(struct __sk_buff *ctx, struct pkt4 
 	__u32 svc_id;
 	int ret;
 
-	if (bpf_ntohs(p->t.dport) < NAT_PORT_MIN)
-		return TC_ACT_OK;
-	e = bpf_map_lookup_elem(&cilium_snat_v4_external, &key);
+	e = nodeport_reply_nat4(p);
 	if (!e || (e->flags & NAT_F_MASQ))
 		return TC_ACT_OK;
 	to_addr = e->to_addr;

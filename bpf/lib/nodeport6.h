@@ -144,8 +144,8 @@ static __always_inline void nodeport_service_reply_seen6(const union v4v6_addr *
 		lb4_service_entry_seen(e, proto, tcp_flags, true, now);
 }
 
-/* A reply of a remote backend to a node port (nodeport_rev_snat for IPv6). */
-static __always_inline int nodeport_rev_snat6(struct __sk_buff *ctx, struct pkt6 *p, __u32 now)
+/* nodeport_reply_nat4 for IPv6. */
+static __always_inline struct nat6_entry *nodeport_reply_nat6(const struct pkt6 *p)
 {
 	struct nat6_key key = {
 	    .saddr = p->t.saddr,
@@ -155,6 +155,15 @@ static __always_inline int nodeport_rev_snat6(struct __sk_buff *ctx, struct pkt6
 	    .proto = p->t.proto,
 	    .dir = NAT_DIR_INGRESS,
 	};
+
+	if (bpf_ntohs(p->t.dport) < NAT_PORT_MIN)
+		return NULL;
+	return bpf_map_lookup_elem(&cilium_snat_v6_external, &key);
+}
+
+/* A reply of a remote backend to a node port (nodeport_rev_snat for IPv6). */
+static __always_inline int nodeport_rev_snat6(struct __sk_buff *ctx, struct pkt6 *p, __u32 now)
+{
 	struct bpf_fib_lookup fib;
 	struct lb6_reverse_nat *rn;
 	struct nat6_entry *e;
@@ -163,9 +172,7 @@ static __always_inline int nodeport_rev_snat6(struct __sk_buff *ctx, struct pkt6
 	__u32 svc_id;
 	int ret;
 
-	if (bpf_ntohs(p->t.dport) < NAT_PORT_MIN)
-		return TC_ACT_OK;
-	e = bpf_map_lookup_elem(&cilium_snat_v6_external, &key);
+	e = nodeport_reply_nat6(p);
 	if (!e || (e->flags & NAT_F_MASQ))
 		return TC_ACT_OK;
 	to_addr = e->to_addr;

@@ -87,22 +87,27 @@ static __always_inline bool xdp_fib_same_device(struct xdp_md *ctx, const struct
 }
 
 /*
- * Sends the translated packet back out of the device it came in on. Counted as forwarded in the
- * SERVICE direction (the tc path counts INGRESS), so what XDP finished is visible on its own in
- * cilium_forward_count_total and `cilium-dbg metrics`.
+ * Sends the translated packet (TTL or hop limit already lowered) back out of the device it came
+ * in on, to the FIB's MACs. Counted as forwarded in the SERVICE direction (the tc path counts
+ * INGRESS), so what XDP finished is visible on its own in cilium_forward_count_total and
+ * `cilium-dbg metrics`.
  */
-static __always_inline int xdp_send_back(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
-					 const struct bpf_fib_lookup *fib)
+static __always_inline int xdp_tx(struct xdp_md *ctx, struct ethhdr *eth,
+				  const struct bpf_fib_lookup *fib)
 {
-	__u8 ttl = ip->ttl;
-
-	if (ttl <= 1)
-		return XDP_PASS; /* tc reports the drop */
-	ipv4_dec_ttl(ip);
 	eth_copy_mac16(eth->h_dest, fib->dmac);
 	eth_copy_mac16(eth->h_source, fib->smac);
 	metrics_account(ctx->data_end - ctx->data, METRIC_SERVICE, REASON_FORWARDED, 0, 0);
 	return XDP_TX;
+}
+
+static __always_inline int xdp_send_back(struct xdp_md *ctx, struct ethhdr *eth, struct iphdr *ip,
+					 const struct bpf_fib_lookup *fib)
+{
+	if (ip->ttl <= 1)
+		return XDP_PASS; /* tc reports the drop */
+	ipv4_dec_ttl(ip);
+	return xdp_tx(ctx, eth, fib);
 }
 
 static __noinline int nodeport_xdp(struct xdp_md *ctx)
@@ -113,7 +118,6 @@ static __noinline int nodeport_xdp(struct xdp_md *ctx)
 	struct iphdr *ip = data + ETH_HLEN;
 	struct bpf_fib_lookup fib;
 	struct pkt4 p = {};
-	struct nat4_key key = {};
 	struct nat4_entry *e;
 	struct lb4_service *svc;
 	struct lb4_backend *be;
@@ -142,33 +146,23 @@ static __noinline int nodeport_xdp(struct xdp_md *ctx)
 	p.t.dport = *(__be16 *)(l4 + 2);
 
 	/* A remote backend's reply to a node port. */
-	if (bpf_ntohs(p.t.dport) >= NAT_PORT_MIN) {
+	e = nodeport_reply_nat4(&p);
+	if (e && (e->flags & NAT_F_MASQ))
+		return XDP_PASS; /* a masqueraded pod connection: tc's (lib/masquerade.h) */
+	if (e) {
+		__be32 to_addr = e->to_addr;
+		__be16 to_port = e->to_port;
+		__u32 svc_id = e->rev_nat_index;
 		struct lb4_reverse_nat *rn;
-		__u32 svc_id;
 
-		key.saddr = p.t.saddr;
-		key.daddr = p.t.daddr;
-		key.sport = p.t.sport;
-		key.dport = p.t.dport;
-		key.proto = p.t.proto;
-		key.dir = NAT_DIR_INGRESS;
-		e = bpf_map_lookup_elem(&cilium_snat_v4_external, &key);
-		if (e && (e->flags & NAT_F_MASQ))
-			return XDP_PASS; /* a masqueraded pod connection: tc's (lib/masquerade.h) */
-		if (e) {
-			__be32 to_addr = e->to_addr;
-			__be16 to_port = e->to_port;
-
-			svc_id = e->rev_nat_index;
-			rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &svc_id);
-			if (!rn || !xdp_fib_same_device(ctx, ip, rn->address, to_addr, &fib))
-				return XDP_PASS;
-			nodeport_service_reply_seen(to_addr, to_port, rn->address, rn->port,
-						    p.t.proto, p.tcp_flags, now);
-			if (!xdp_nat4(ip, data_end, rn->address, rn->port, to_addr, to_port))
-				return XDP_PASS;
-			return xdp_send_back(ctx, eth, ip, &fib);
-		}
+		rn = bpf_map_lookup_elem(&cilium_lb4_reverse_nat, &svc_id);
+		if (!rn || !xdp_fib_same_device(ctx, ip, rn->address, to_addr, &fib))
+			return XDP_PASS;
+		nodeport_service_reply_seen(to_addr, to_port, rn->address, rn->port, p.t.proto,
+					    p.tcp_flags, now);
+		if (!xdp_nat4(ip, data_end, rn->address, rn->port, to_addr, to_port))
+			return XDP_PASS;
+		return xdp_send_back(ctx, eth, ip, &fib);
 	}
 
 	svc = lb4_lookup_external(p.t.daddr, p.t.dport, p.t.proto);
@@ -274,10 +268,7 @@ static __always_inline int xdp_send_back6(struct xdp_md *ctx, struct ethhdr *eth
 {
 	if (!ipv6_dec_hop_limit(ip6))
 		return XDP_PASS; /* tc reports the drop */
-	eth_copy_mac16(eth->h_dest, fib->dmac);
-	eth_copy_mac16(eth->h_source, fib->smac);
-	metrics_account(ctx->data_end - ctx->data, METRIC_SERVICE, REASON_FORWARDED, 0, 0);
-	return XDP_TX;
+	return xdp_tx(ctx, eth, fib);
 }
 
 /*
@@ -294,6 +285,7 @@ static __noinline int nodeport_xdp6(struct xdp_md *ctx)
 	struct pkt6 *p = pkt6_scratch();
 	struct bpf_fib_lookup fib;
 	const struct node_dev6 *dev;
+	struct nat6_entry *e;
 	struct lb4_service *svc;
 	struct lb6_backend *be;
 	__u32 now = mono_now_sec();
@@ -319,34 +311,23 @@ static __noinline int nodeport_xdp6(struct xdp_md *ctx)
 	p->t.dport = *(__be16 *)(l4 + 2);
 
 	/* A remote backend's reply to a node port. */
-	if (bpf_ntohs(p->t.dport) >= NAT_PORT_MIN) {
-		struct nat6_key key = {
-		    .saddr = p->t.saddr,
-		    .daddr = p->t.daddr,
-		    .sport = p->t.sport,
-		    .dport = p->t.dport,
-		    .proto = p->t.proto,
-		    .dir = NAT_DIR_INGRESS,
-		};
-		struct nat6_entry *e = bpf_map_lookup_elem(&cilium_snat_v6_external, &key);
+	e = nodeport_reply_nat6(p);
+	if (e && (e->flags & NAT_F_MASQ))
+		return XDP_PASS; /* a masqueraded pod connection: tc's (lib/masquerade.h) */
+	if (e) {
+		union v4v6_addr to_addr = e->to_addr;
+		__be16 to_port = e->to_port;
+		__u32 svc_id = e->rev_nat_index;
+		struct lb6_reverse_nat *rn;
 
-		if (e && (e->flags & NAT_F_MASQ))
-			return XDP_PASS; /* a masqueraded pod connection: tc's (lib/masquerade.h) */
-		if (e) {
-			union v4v6_addr to_addr = e->to_addr;
-			__be16 to_port = e->to_port;
-			__u32 svc_id = e->rev_nat_index;
-			struct lb6_reverse_nat *rn;
-
-			rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &svc_id);
-			if (!rn || !xdp_fib_same_device6(ctx, ip6, &rn->address, &to_addr, &fib))
-				return XDP_PASS;
-			nodeport_service_reply_seen6(&to_addr, to_port, &rn->address, rn->port,
-						     p->t.proto, p->tcp_flags, now);
-			if (!xdp_nat6(ip6, data_end, &rn->address, rn->port, &to_addr, to_port))
-				return XDP_PASS;
-			return xdp_send_back6(ctx, eth, ip6, &fib);
-		}
+		rn = bpf_map_lookup_elem(&cilium_lb6_reverse_nat, &svc_id);
+		if (!rn || !xdp_fib_same_device6(ctx, ip6, &rn->address, &to_addr, &fib))
+			return XDP_PASS;
+		nodeport_service_reply_seen6(&to_addr, to_port, &rn->address, rn->port, p->t.proto,
+					     p->tcp_flags, now);
+		if (!xdp_nat6(ip6, data_end, &rn->address, rn->port, &to_addr, to_port))
+			return XDP_PASS;
+		return xdp_send_back6(ctx, eth, ip6, &fib);
 	}
 
 	svc = lb6_lookup_external(&p->t.daddr, p->t.dport, p->t.proto);
